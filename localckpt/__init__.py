@@ -1,0 +1,1 @@
+"""localckpt: a local-first store for video-pipeline state."""

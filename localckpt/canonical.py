@@ -1,0 +1,85 @@
+"""Canonical JSON: one byte string per JSON value, so equal values hash equal.
+
+Stage outputs are content-addressed by the SHA-256 of their canonical form; this is
+what lets a checkpoint refer to an output instead of copying it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import CorruptDataError, InvalidInputError
+
+__all__ = ["canonical_bytes", "content_hash", "json_object", "load_canonical"]
+
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
+def _check(value: Any, path: str) -> None:
+    """Reject anything that json.dumps would silently change or refuse."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{path} is {value!r}; JSON has no NaN or Infinity")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInputError(
+                    f"{path} has key {key!r} of type {type(key).__name__}; JSON object keys "
+                    "must be strings"
+                )
+            _check(item, f"{path}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check(item, f"{path}[{i}]")
+        return
+    raise InvalidInputError(
+        f"{path} is a {type(value).__name__}, which is not a JSON value "
+        "(use dict, list, str, int, float, bool or None)"
+    )
+
+
+def canonical_bytes(value: Any, what: str = "value") -> bytes:
+    """Encode a JSON value canonically (sorted keys, no spaces, UTF-8).
+
+    Raises InvalidInputError for NaN/Infinity, non-string keys and non-JSON types.
+    """
+    _check(value, what)
+    return _ENCODER.encode(value).encode("utf-8")
+
+
+def content_hash(data: bytes) -> str:
+    """SHA-256 hex digest: the address of a stored output."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    """Validate that value is a JSON object (or None, read as {}) and return a plain copy."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"{what} must be a dict, not {type(value).__name__}")
+    _check(value, what)
+    return json.loads(_ENCODER.encode(value))
+
+
+def load_canonical(data: bytes, expected_hash: str | None = None) -> Any:
+    """Decode stored canonical JSON, verifying its hash when one is given."""
+    if expected_hash is not None and content_hash(data) != expected_hash:
+        raise CorruptDataError(
+            f"stored output {expected_hash} does not match its hash; the store is damaged "
+            "(restore it from a copy or re-sync it from another store)"
+        )
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise CorruptDataError(f"stored output {expected_hash} is not valid JSON: {exc}") from exc

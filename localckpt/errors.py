@@ -1,0 +1,65 @@
+"""Typed errors raised by localckpt.
+
+Every error says what was wrong and what to do. Backend exceptions (duckdb, psycopg,
+botocore, OSError from fsspec) are translated at the boundary, so callers only ever
+catch these::
+
+    LocalckptError
+     +-- NotFoundError (also LookupError)       unknown timeline / checkpoint / frame
+     +-- InvalidInputError (also ValueError)    bad frames, non-JSON outputs, unknown URL scheme
+     +-- ConflictError                          same id, other content (sync, import)
+     |    '-- MergeConflict                     .conflicts lists every stage / key in conflict
+     +-- CorruptDataError                       bytes that do not match their hash
+     '-- BackendUnavailableError                a server that cannot be reached
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "BackendUnavailableError",
+    "ConflictError",
+    "CorruptDataError",
+    "InvalidInputError",
+    "LocalckptError",
+    "MergeConflict",
+    "NotFoundError",
+]
+
+
+class LocalckptError(Exception):
+    """Root of every error localckpt raises on purpose."""
+
+
+class NotFoundError(LocalckptError, LookupError):
+    """An id (timeline, checkpoint, frame sequence) that the store does not hold."""
+
+
+class InvalidInputError(LocalckptError, ValueError):
+    """Input rejected before anything was written; the store is unchanged."""
+
+
+class ConflictError(LocalckptError):
+    """A record with the same id but different content already exists."""
+
+
+class MergeConflict(ConflictError):
+    """Both sides of a merge changed the same stage or key differently.
+
+    ``conflicts`` lists every conflict, each a ``(kind, key, ours, theirs)`` tuple where
+    kind is ``"stage"``, ``"config"`` or ``"stats"``. Nothing was written.
+    """
+
+    def __init__(self, message: str, conflicts: Sequence[tuple[str, str, Any, Any]]) -> None:
+        super().__init__(message)
+        self.conflicts: list[tuple[str, str, Any, Any]] = list(conflicts)
+
+
+class CorruptDataError(LocalckptError):
+    """Stored bytes that do not match their recorded hash or cannot be parsed."""
+
+
+class BackendUnavailableError(LocalckptError):
+    """A server (PostgreSQL, S3) could not be reached; the message names it and what to check."""

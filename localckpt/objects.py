@@ -1,0 +1,167 @@
+"""Objects: bytes under keys on any fsspec filesystem (local dir, memory://, s3://).
+
+Keys are built from ids and hashes only (never from user strings). Local writes go to a
+temporary file that is renamed into place, so a reader never sees half an object.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from .errors import BackendUnavailableError, NotFoundError
+
+__all__ = ["Objects"]
+
+
+class Objects:
+    """A key -> bytes store rooted at one fsspec path."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, root: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.is_local = isinstance(fs, LocalFileSystem)
+
+    @classmethod
+    def from_url(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> Objects:
+        """Open objects at url ("s3://bucket/prefix", "memory://x", "/local/dir", "file://...")."""
+        fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+        if isinstance(fs, LocalFileSystem):
+            os.makedirs(root, exist_ok=True)
+        return cls(fs, root)
+
+    def describe(self) -> str:
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return f"{protocol}://{self.root}" if protocol != "file" else self.root
+
+    def path(self, key: str) -> str:
+        return posixpath.join(self.root, key)
+
+    def local_path(self, key: str) -> str | None:
+        """The filesystem path of key when objects are local (lets writers stream to disk)."""
+        return self.path(key) if self.is_local else None
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store data under key, replacing any previous object atomically."""
+        path = self.path(key)
+        with _translate(self, key):
+            if self.is_local:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            else:
+                self.fs.pipe_file(path, data)
+
+    def put_file(self, local_file: str, key: str) -> None:
+        """Move (local) or upload (remote) a finished local file to key."""
+        path = self.path(key)
+        with _translate(self, key):
+            if self.is_local:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.replace(local_file, path)
+            else:
+                self.fs.put_file(local_file, path)
+
+    def get(self, key: str) -> bytes:
+        with _translate(self, key):
+            return bytes(self.fs.cat_file(self.path(key)))
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of key, in one ranged request on remote stores."""
+        with _translate(self, key):
+            return bytes(self.fs.cat_file(self.path(key), start=start, end=end))
+
+    def get_ranges(self, key: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Several byte ranges of one object (fetched concurrently where the fs can)."""
+        if not ranges:
+            return []
+        path = self.path(key)
+        with _translate(self, key):
+            parts = self.fs.cat_ranges(
+                [path] * len(ranges), [r[0] for r in ranges], [r[1] for r in ranges]
+            )
+        out = []
+        for part in parts:
+            if isinstance(part, BaseException):
+                raise _map_error(self, key, part)
+            out.append(bytes(part))
+        return out
+
+    def exists(self, key: str) -> bool:
+        with _translate(self, key):
+            return bool(self.fs.exists(self.path(key)))
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under prefix (relative to the root), sorted; [] when there are none."""
+        base = self.path(prefix)
+        with _translate(self, prefix):
+            try:
+                found = self.fs.find(base)
+            except FileNotFoundError:
+                return []
+        cut = len(self.root) + 1
+        return sorted(p[cut:] if p.startswith(self.root) else p for p in found)
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove keys; missing keys are ignored."""
+        paths = [self.path(k) for k in keys]
+        if not paths:
+            return
+        with _translate(self, paths[0]):
+            for path in paths:
+                try:
+                    self.fs.rm_file(path)
+                except FileNotFoundError:
+                    pass
+
+    def size(self, prefix: str = "") -> int:
+        """Total bytes under prefix (for storage accounting)."""
+        total = 0
+        for key in self.list(prefix):
+            with _translate(self, key):
+                total += int(self.fs.size(self.path(key)))
+        return total
+
+
+def _map_error(objects: Objects, key: str, exc: BaseException) -> Exception:
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(f"object {key!r} is missing from {objects.describe()}")
+    if isinstance(exc, (OSError, ConnectionError, TimeoutError)) or "botocore" in type(
+        exc
+    ).__module__ or "aiohttp" in type(exc).__module__:
+        return BackendUnavailableError(
+            f"object store {objects.describe()} failed on {key!r}: {type(exc).__name__}: {exc}. "
+            "Check that the server is running and the endpoint, bucket and credentials are right."
+        )
+    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+class _translate:
+    """Context manager mapping filesystem / network errors to localckpt errors."""
+
+    def __init__(self, objects: Objects, key: str) -> None:
+        self.objects = objects
+        self.key = key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        from .errors import LocalckptError
+
+        if isinstance(exc, LocalckptError):
+            return False
+        mapped = _map_error(self.objects, self.key, exc)
+        if mapped is exc:
+            return False
+        raise mapped from exc
