@@ -1,1 +1,49 @@
-"""localckpt: a local-first store for video-pipeline state."""
+"""localckpt: a local-first store for video-pipeline state.
+
+Frames sampled from a video form a timeline; each pipeline stage's JSON output is saved
+as a checkpoint; checkpoints form a tree per timeline. The same API runs embedded
+(DuckDB + Parquet + local files) and on PostgreSQL + S3::
+
+    import localckpt
+    store = localckpt.open()                 # $LOCALCKPT_URL, else ./.localckpt
+    tl = store.create_timeline("match.mp4", "broadcast", frames, fps=2.0)
+    a = store.save_stage_output(tl.id, None, "detect", {"boxes": []})
+"""
+
+from . import errors
+from .catalog import Batch, Catalog
+from .errors import (
+    BackendUnavailableError,
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    LocalckptError,
+    MergeConflict,
+    NotFoundError,
+)
+from .registry import open, register_backend
+from .store import Store
+from .types import Checkpoint, Frame, FrameMeta, Timeline
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailableError",
+    "Batch",
+    "Catalog",
+    "Checkpoint",
+    "ConflictError",
+    "CorruptDataError",
+    "Frame",
+    "FrameMeta",
+    "InvalidInputError",
+    "LocalckptError",
+    "MergeConflict",
+    "NotFoundError",
+    "Store",
+    "Timeline",
+    "__version__",
+    "errors",
+    "open",
+    "register_backend",
+]

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 
+from .canonical import load_canonical
 from .types import Checkpoint, Timeline
 
 __all__ = ["Batch", "Catalog"]
@@ -81,6 +83,10 @@ class Catalog(ABC):
         """Hashes the catalog lacks. Backends may override with a cheaper existence check."""
         wanted = set(hashes)
         return wanted - set(self.outputs(wanted))
+
+    def load_values(self, hashes: Iterable[str]) -> dict[str, Any]:
+        """Decoded outputs by hash, each verified against its hash (CorruptDataError)."""
+        return {h: load_canonical(data, h) for h, data in self.outputs(hashes).items()}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files. Further calls are undefined."""

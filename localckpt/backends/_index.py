@@ -1,0 +1,76 @@
+"""In-process index of immutable records, shared by the memory and embedded catalogs.
+
+Records are keyed by globally unique ids: seeing a record twice (after compaction, from
+another store) is harmless when the content is equal, and a conflict when it is not.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..catalog import Batch
+from ..errors import ConflictError
+from ..types import Checkpoint, Timeline
+
+__all__ = ["RecordIndex"]
+
+
+class RecordIndex:
+    """Dicts of timelines and checkpoints, with parent -> children and timeline -> ids maps."""
+
+    def __init__(self, fetch: Callable[[list[str]], Any]) -> None:
+        self._fetch = fetch
+        self.timelines: dict[str, Timeline] = {}
+        self.checkpoints: dict[str, Checkpoint] = {}
+        self.children: defaultdict[str, list[str]] = defaultdict(list)
+        self.by_timeline: defaultdict[str, list[str]] = defaultdict(list)
+
+    def conflicts(self, batch: Batch) -> list[str]:
+        """Ids in batch already present with other content."""
+        bad = []
+        for t in batch.timelines:
+            old = self.timelines.get(t.id)
+            if old is not None and old != t:
+                bad.append(t.id)
+        for c in batch.checkpoints:
+            oldc = self.checkpoints.get(c.id)
+            if oldc is not None and oldc != c:
+                bad.append(c.id)
+        return bad
+
+    def check(self, batch: Batch, where: str) -> None:
+        bad = self.conflicts(batch)
+        if bad:
+            raise ConflictError(
+                f"{len(bad)} record(s) already exist in {where} with other content "
+                f"(first: {bad[0]}); ids are unique, so one of the two stores holds a modified "
+                "copy. Nothing was written."
+            )
+
+    def add_timeline(self, t: Timeline) -> bool:
+        if t.id in self.timelines:
+            return False
+        self.timelines[t.id] = t
+        return True
+
+    def add_checkpoint(self, c: Checkpoint) -> bool:
+        if c.id in self.checkpoints:
+            return False
+        c = c.with_loader(self._fetch)
+        self.checkpoints[c.id] = c
+        if c.parent_id is not None:
+            self.children[c.parent_id].append(c.id)
+        self.by_timeline[c.timeline_id].append(c.id)
+        return True
+
+    def get_checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
+        found = {i: self.checkpoints[i] for i in ids if i in self.checkpoints}
+        return [found[i] for i in sorted(found)]
+
+    def get_timelines(self, ids: Iterable[str] | None) -> list[Timeline]:
+        if ids is None:
+            return [self.timelines[i] for i in sorted(self.timelines)]
+        found = {i: self.timelines[i] for i in ids if i in self.timelines}
+        return [found[i] for i in sorted(found)]

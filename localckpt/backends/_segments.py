@@ -1,0 +1,114 @@
+"""Append-only segment files: the durable form of the embedded catalog.
+
+Each writing process appends to a segment of its own (``seg-<uuid7>.log``) and holds an
+exclusive ``flock`` on it while alive, so DuckDB's one-writer-per-file rule never applies:
+nobody shares a file for writing. A commit is one ``write`` of some frames::
+
+    magic b"\\xa7L" | kind (1 byte: O = output, B = batch of rows) | length u32 | crc32 u32 | payload
+
+O payloads are ``<64 hex hash><canonical JSON>``; a B payload is JSON ``{"t": [...], "c": [...]}``.
+The B frame is last, so a commit counts only when its B frame is complete and its CRC
+matches: a torn tail (crash mid-write) is never applied. Readers parse new bytes since the
+offset they reached, which is how other processes see a commit at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import CorruptDataError
+
+__all__ = ["SegmentWriter", "encode_batch", "encode_output", "iter_frames", "try_lock"]
+
+MAGIC = b"\xa7L"
+HEADER = struct.Struct(">2scII")  # magic, kind, length, crc32
+HASH_LEN = 64
+
+
+def _frame(kind: bytes, payload: bytes) -> bytes:
+    return HEADER.pack(MAGIC, kind, len(payload), zlib.crc32(payload)) + payload
+
+
+def encode_output(content_hash: str, data: bytes) -> bytes:
+    return _frame(b"O", content_hash.encode("ascii") + data)
+
+
+def encode_batch(rows: dict[str, Any]) -> bytes:
+    return _frame(b"B", json.dumps(rows, separators=(",", ":")).encode("utf-8"))
+
+
+def iter_frames(buf: bytes | memoryview, base: int) -> Iterator[tuple[bytes, int, int, int]]:
+    """Yield (kind, payload_offset, payload_length, end_offset) for each complete, valid frame.
+
+    Offsets are absolute (base is the file offset of buf[0]). Stops at the first incomplete
+    or invalid frame: the caller keeps its offset there and tries again when the file grows.
+    """
+    view = memoryview(buf)
+    pos = 0
+    size = len(view)
+    while pos + HEADER.size <= size:
+        magic, kind, length, crc = HEADER.unpack_from(view, pos)
+        start = pos + HEADER.size
+        end = start + length
+        if magic != MAGIC or end > size or zlib.crc32(view[start:end]) != crc:
+            return
+        yield kind, base + start, length, base + end
+        pos = end
+
+
+def try_lock(fd: int) -> bool:
+    """Take an exclusive, non-blocking flock; False when a live writer holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+class SegmentWriter:
+    """This process's segment: created on first write, locked while open."""
+
+    def __init__(self, path: str, durable: bool) -> None:
+        self.path = path
+        self.durable = durable
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
+        if not try_lock(self.fd):  # cannot happen for a fresh name, but never share a segment
+            os.close(self.fd)
+            raise CorruptDataError(f"segment {path} is already locked by another writer")
+        self.size = 0
+        self.broken = False
+
+    def append(self, data: bytes) -> tuple[int, int]:
+        """Append data in one write; return (start, end) offsets. All or nothing."""
+        start = self.size
+        try:
+            written = os.write(self.fd, data)
+            if written != len(data):
+                raise OSError(f"short write to {self.path}: {written} of {len(data)} bytes")
+            if self.durable:
+                os.fdatasync(self.fd)
+        except BaseException:
+            # Cut the torn tail so later readers never stall on it, then retire the segment.
+            self.broken = True
+            try:
+                os.ftruncate(self.fd, start)
+            except OSError:
+                pass
+            raise
+        self.size = start + len(data)
+        return start, self.size
+
+    def unlock(self) -> None:
+        """Seal the segment: no more appends; compaction may take it. The fd stays open
+        for reads (the catalog closes it with the others)."""
+        self.broken = True
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        except OSError:
+            pass

@@ -1,0 +1,376 @@
+"""Embedded catalog: segment logs on local disk, DuckDB as the in-process query engine.
+
+Why this shape (measured here, see README "Storage layout"): a DuckDB file admits one
+writing process and nobody else may even open it meanwhile; a connect costs ~25 ms and a
+one-row insert ~2 ms. So the durable catalog is not a DuckDB file. Each process appends
+its commits to a segment of its own (``_segments``), every process reads the others'
+segments incrementally before it answers, point lookups come from an in-process index,
+and set queries (lineage, tree, children) run in an in-memory DuckDB fed in batches.
+Sealed segments are compacted into packs; records are immutable and keyed by id, so a
+record seen in both a segment and a pack is the same record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+import duckdb
+import pyarrow as pa
+
+from ..catalog import Batch, Catalog
+from ..errors import BackendUnavailableError, LocalckptError
+from ..ids import new_id
+from ..records import (
+    checkpoint_from_dict,
+    checkpoint_to_dict,
+    timeline_from_dict,
+    timeline_to_dict,
+)
+from ..types import Checkpoint, Timeline
+from ._index import RecordIndex
+from ._segments import (
+    HASH_LEN,
+    HEADER,
+    SegmentWriter,
+    encode_batch,
+    encode_output,
+    iter_frames,
+)
+
+__all__ = ["EmbeddedCatalog"]
+
+_SCHEMA = """
+CREATE TABLE timelines (
+    id VARCHAR PRIMARY KEY, source_video VARCHAR, profile_name VARCHAR, fps DOUBLE,
+    source_asset_id VARCHAR, root_checkpoint_id VARCHAR, frame_count BIGINT,
+    created_at TIMESTAMPTZ);
+CREATE TABLE checkpoints (
+    id VARCHAR, timeline_id VARCHAR, parent_id VARCHAR, stage VARCHAR,
+    stage_hashes JSON, config_overrides JSON, stats JSON, is_scenario BOOLEAN,
+    scenario_label VARCHAR, created_at TIMESTAMPTZ, merged_from VARCHAR);
+"""
+
+_LINEAGE = """
+WITH RECURSIVE up(id, parent_id, depth) AS (
+    SELECT id, parent_id, 0 FROM checkpoints WHERE id = $id
+    UNION ALL
+    SELECT c.id, c.parent_id, up.depth + 1 FROM checkpoints c JOIN up ON c.id = up.parent_id
+)
+SELECT id FROM up ORDER BY depth DESC
+"""
+
+_CKPT_SCHEMA = pa.schema([
+    ("id", pa.string()), ("timeline_id", pa.string()), ("parent_id", pa.string()),
+    ("stage", pa.string()), ("stage_hashes", pa.string()), ("config_overrides", pa.string()),
+    ("stats", pa.string()), ("is_scenario", pa.bool_()), ("scenario_label", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")), ("merged_from", pa.string()),
+])
+
+
+@attrs.define
+class _FileState:
+    fd: int
+    offset: int = 0
+
+
+class EmbeddedCatalog(Catalog):
+    """Catalog in a local directory, safe for many processes writing at once."""
+
+    supports_multiprocess = True
+
+    def __init__(self, directory: str, *, fsync: bool = True, compact_after: int = 32) -> None:
+        self.directory = os.path.abspath(directory)
+        self.fsync = fsync
+        self.compact_after = compact_after
+        os.makedirs(self.directory, exist_ok=True)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._reset()
+        if self._sealed_count() > compact_after:
+            self.compact()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._index = RecordIndex(self.load_values)
+        self._out_loc: dict[str, tuple[int, int, int]] = {}
+        self._files: dict[str, _FileState] = {}
+        self._writer: SegmentWriter | None = None
+        self._writer_name = ""
+        self._db = duckdb.connect(":memory:")
+        self._db.execute(_SCHEMA)
+        self._pending_t: list[Timeline] = []
+        self._pending_c: list[Checkpoint] = []
+        self._refresh()
+
+    def describe(self) -> str:
+        return f"embedded catalog at {self.directory}"
+
+    # -- reading the logs ---------------------------------------------------------------
+
+    def _check_process(self) -> None:
+        if self._closed:
+            raise LocalckptError("this store is closed; open it again with localckpt.open()")
+        if os.getpid() != self._pid:
+            # Forked: the parent's segment, lock and DuckDB handle are not ours to use.
+            self._reset()
+
+    def _refresh(self) -> None:
+        """Apply every complete commit that other processes appended since the last look."""
+        for _ in range(5):
+            try:
+                with os.scandir(self.directory) as it:
+                    entries = [
+                        (e.name, e.stat().st_size)
+                        for e in it
+                        if e.name.endswith((".log", ".pack"))
+                    ]
+            except FileNotFoundError as exc:
+                raise BackendUnavailableError(
+                    f"catalog directory {self.directory} disappeared; was the store deleted?"
+                ) from exc
+            vanished = False
+            entries.sort(key=lambda e: (not e[0].endswith(".pack"), e[0]))
+            for name, size in entries:
+                state = self._files.get(name)
+                if state is None:
+                    try:
+                        fd = os.open(os.path.join(self.directory, name), os.O_RDONLY)
+                    except FileNotFoundError:  # compacted away between listing and open
+                        vanished = True
+                        continue
+                    state = self._files[name] = _FileState(fd)
+                if size > state.offset:
+                    data = os.pread(state.fd, size - state.offset, state.offset)
+                    state.offset = self._ingest(state.fd, data, state.offset)
+            if not vanished:
+                return
+
+    def _ingest(self, fd: int, data: bytes, base: int) -> int:
+        """Apply the complete frames of data (read at file offset base); return the new offset."""
+        end = base
+        view = memoryview(data)
+        for kind, start, length, frame_end in iter_frames(view, base):
+            rel = start - base
+            if kind == b"O":
+                h = bytes(view[rel : rel + HASH_LEN]).decode("ascii")
+                self._out_loc[h] = (fd, start + HASH_LEN, length - HASH_LEN)
+            elif kind == b"B":
+                rows = json.loads(bytes(view[rel : rel + length]))
+                for d in rows.get("t", ()):
+                    t = timeline_from_dict(d)
+                    if self._index.add_timeline(t):
+                        self._pending_t.append(t)
+                for d in rows.get("c", ()):
+                    c = checkpoint_from_dict(d)
+                    if self._index.add_checkpoint(c):
+                        self._pending_c.append(c)
+            end = frame_end
+        return end
+
+    def _flush_to_duckdb(self) -> None:
+        """Load rows seen since the last query into DuckDB, as one Arrow insert per table."""
+        if self._pending_c:
+            rows = self._pending_c
+            self._pending_c = []
+            table = pa.table(
+                {
+                    "id": [c.id for c in rows],
+                    "timeline_id": [c.timeline_id for c in rows],
+                    "parent_id": [c.parent_id for c in rows],
+                    "stage": [c.stage for c in rows],
+                    "stage_hashes": [json.dumps(dict(c.stage_hashes)) for c in rows],
+                    "config_overrides": [json.dumps(dict(c.config_overrides)) for c in rows],
+                    "stats": [json.dumps(dict(c.stats)) for c in rows],
+                    "is_scenario": [c.is_scenario for c in rows],
+                    "scenario_label": [c.scenario_label for c in rows],
+                    "created_at": [c.created_at for c in rows],
+                    "merged_from": [c.merged_from for c in rows],
+                },
+                schema=_CKPT_SCHEMA,
+            )
+            self._db.register("_new_checkpoints", table)
+            self._db.execute("INSERT INTO checkpoints SELECT * FROM _new_checkpoints")
+            self._db.unregister("_new_checkpoints")
+        if self._pending_t:
+            rows_t = [timeline_to_dict(t) for t in self._pending_t]
+            self._pending_t = []
+            for d, t in zip(rows_t, self._index.get_timelines([r["id"] for r in rows_t]),
+                            strict=False):
+                d["created_at"] = t.created_at
+            self._db.register("_new_timelines", pa.Table.from_pylist(rows_t))
+            self._db.execute(
+                "INSERT INTO timelines SELECT id, source_video, profile_name, fps, "
+                "source_asset_id, root_checkpoint_id, frame_count, created_at FROM _new_timelines"
+            )
+            self._db.unregister("_new_timelines")
+
+    def _query_ids(self, sql: str, params: dict[str, Any]) -> list[Checkpoint]:
+        self._flush_to_duckdb()
+        ids = [row[0] for row in self._db.execute(sql, params).fetchall()]
+        return [self._index.checkpoints[i] for i in ids]
+
+    def sql(self, query: str, params: dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """Run a read-only SQL query over the tables ``timelines`` and ``checkpoints``."""
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            self._flush_to_duckdb()
+            return self._db.execute(query, params or {}).fetch_arrow_table()
+
+    # -- the Catalog interface ------------------------------------------------------------
+
+    def commit(self, batch: Batch) -> None:
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            self._index.check(batch, self.describe())
+            outputs = [(h, d) for h, d in batch.outputs.items() if h not in self._out_loc]
+            timelines = [t for t in batch.timelines if t.id not in self._index.timelines]
+            checkpoints = [c for c in batch.checkpoints if c.id not in self._index.checkpoints]
+            if not (outputs or timelines or checkpoints):
+                return
+            frames = [encode_output(h, bytes(d)) for h, d in outputs]
+            frames.append(
+                encode_batch(
+                    {
+                        "t": [timeline_to_dict(t) for t in timelines],
+                        "c": [checkpoint_to_dict(c) for c in checkpoints],
+                    }
+                )
+            )
+            payload = b"".join(frames)
+            writer = self._get_writer()
+            try:
+                start, end = writer.append(payload)
+            except OSError as exc:
+                self._retire_writer()
+                raise BackendUnavailableError(
+                    f"could not append to the catalog in {self.directory}: {exc}. "
+                    "Check free disk space and permissions; nothing was written."
+                ) from exc
+            # Apply our own records directly instead of parsing back what we just wrote.
+            state = self._files[self._writer_name]
+            pos = start
+            for (h, _), frame in zip(outputs, frames, strict=False):
+                skip = HEADER.size + HASH_LEN
+                self._out_loc[h] = (state.fd, pos + skip, len(frame) - skip)
+                pos += len(frame)
+            for t in timelines:
+                if self._index.add_timeline(t):
+                    self._pending_t.append(t)
+            for c in checkpoints:
+                if self._index.add_checkpoint(c):
+                    self._pending_c.append(c)
+            state.offset = end
+
+    def _get_writer(self) -> SegmentWriter:
+        if self._writer is None or self._writer.broken:
+            self._retire_writer()
+            name = f"seg-{new_id()}.log"
+            try:
+                self._writer = SegmentWriter(os.path.join(self.directory, name), self.fsync)
+            except OSError as exc:
+                raise BackendUnavailableError(
+                    f"cannot create a catalog segment in {self.directory}: {exc}"
+                ) from exc
+            self._writer_name = name
+            # Reads of our own segment go through the writer's descriptor (opened O_RDWR).
+            self._files[name] = _FileState(self._writer.fd)
+        return self._writer
+
+    def _retire_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.unlock()
+            self._writer = None
+
+    def timelines(self, ids: Iterable[str] | None = None) -> list[Timeline]:
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            return self._index.get_timelines(ids)
+
+    def checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            return self._index.get_checkpoints(ids)
+
+    def children(self, checkpoint_id: str) -> list[Checkpoint]:
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            return self._query_ids(
+                "SELECT id FROM checkpoints WHERE parent_id = $id ORDER BY id", {"id": checkpoint_id}
+            )
+
+    def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            return self._query_ids(_LINEAGE, {"id": checkpoint_id})
+
+    def tree(self, timeline_id: str) -> list[Checkpoint]:
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            return self._query_ids(
+                "SELECT id FROM checkpoints WHERE timeline_id = $t ORDER BY id", {"t": timeline_id}
+            )
+
+    def outputs(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        with self._lock:
+            self._check_process()
+            wanted = list(hashes)
+            if any(h not in self._out_loc for h in wanted):
+                self._refresh()
+            found = {}
+            for h in wanted:
+                loc = self._out_loc.get(h)
+                if loc is not None:
+                    fd, offset, length = loc
+                    found[h] = os.pread(fd, length, offset)
+            return found
+
+    def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            return {h for h in hashes if h not in self._out_loc}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if os.getpid() == self._pid:
+                self._retire_writer()
+                for state in self._files.values():
+                    try:
+                        os.close(state.fd)
+                    except OSError:
+                        pass
+                self._db.close()
+            self._files.clear()
+
+    # -- compaction -------------------------------------------------------------------------
+
+    def _sealed_count(self) -> int:
+        return sum(1 for n in os.listdir(self.directory) if n.endswith((".log", ".pack")))
+
+    def compact(self) -> int:
+        """Merge sealed segments and packs into one pack; return how many files it replaced.
+
+        Segments of live writers (their flock is held) are left alone. Readers never miss a
+        record: the pack is renamed into place before its inputs are removed, and records
+        are deduplicated by id.
+        """
+        from ._compact import compact_directory
+
+        with self._lock:
+            self._check_process()
+            return compact_directory(self.directory, self.fsync)

@@ -1,0 +1,85 @@
+"""Factories the registry calls: URL + settings -> (Catalog, Objects)."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..catalog import Catalog
+from ..errors import InvalidInputError
+from ..objects import Objects
+
+__all__ = ["embedded", "memory", "postgres"]
+
+_FORMAT = 1
+
+
+def _embedded_dir(url: str) -> str:
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    path = parts.netloc + parts.path  # duckdb://rel/dir and duckdb:///abs/dir
+    if not path:
+        raise InvalidInputError(f"store URL {url!r} names no directory")
+    return path
+
+
+def embedded(
+    url: str, objects: str | None, storage_options: dict[str, Any], options: dict[str, Any]
+) -> tuple[Catalog, Objects]:
+    """A directory holding catalog/ (segment logs) and objects/ (frame shards)."""
+    from .embedded import EmbeddedCatalog
+
+    root = os.path.abspath(os.path.expanduser(_embedded_dir(url)))
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise InvalidInputError(f"{root} exists and is not a directory; cannot open a store there")
+    os.makedirs(root, exist_ok=True)
+    marker = os.path.join(root, "LOCALCKPT.json")
+    if os.path.exists(marker):
+        with open(marker, encoding="utf-8") as fh:
+            fmt = json.load(fh).get("format", 0)
+        if fmt > _FORMAT:
+            raise InvalidInputError(
+                f"the store at {root} has format {fmt}; this localckpt reads format {_FORMAT} "
+                "(upgrade localckpt)"
+            )
+    else:
+        tmp = f"{marker}.{uuid.uuid4().hex}"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"format": _FORMAT, "kind": "localckpt embedded store"}, fh)
+        os.replace(tmp, marker)
+    unknown = set(options) - {"fsync", "compact_after"}
+    if unknown:
+        raise InvalidInputError(f"unknown option(s) for the embedded store: {sorted(unknown)}")
+    catalog = EmbeddedCatalog(os.path.join(root, "catalog"), **options)
+    objs = Objects.from_url(objects or os.path.join(root, "objects"), storage_options)
+    return catalog, objs
+
+
+def memory(
+    url: str, objects: str | None, storage_options: dict[str, Any], options: dict[str, Any]
+) -> tuple[Catalog, Objects]:
+    """A fresh, empty in-process store on every call (the reference backend)."""
+    from .memory import MemoryCatalog
+
+    if options:
+        raise InvalidInputError(f"the memory store takes no options, got {sorted(options)}")
+    objs = Objects.from_url(objects or f"memory://localckpt-{uuid.uuid4().hex}", storage_options)
+    return MemoryCatalog(), objs
+
+
+def postgres(
+    url: str, objects: str | None, storage_options: dict[str, Any], options: dict[str, Any]
+) -> tuple[Catalog, Objects]:
+    """PostgreSQL catalog; objects must be named (S3/MinIO in production)."""
+    if not objects:
+        raise InvalidInputError(
+            "a postgresql store needs an objects URL for frame shards: pass objects="
+            "'s3://bucket/prefix' (or a directory) or set LOCALCKPT_OBJECTS"
+        )
+    from .postgres import open_catalog
+
+    return open_catalog(url, **options), Objects.from_url(objects, storage_options)

@@ -1,0 +1,70 @@
+"""In-memory catalog: the reference backend.
+
+Plain dicts, no I/O. It is the oracle the conformance suite compares real backends with,
+and a fixture users can use in their own pipeline tests (``localckpt.open("memory://")``).
+Not shared between processes; gone when the process ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from ..catalog import Batch, Catalog
+from ..types import Checkpoint, Timeline
+from ._index import RecordIndex
+
+__all__ = ["MemoryCatalog"]
+
+
+class MemoryCatalog(Catalog):
+    """Every record in dicts; lineage by walking parent links."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._outputs: dict[str, bytes] = {}
+        self._index = RecordIndex(self.load_values)
+
+    def describe(self) -> str:
+        return "memory catalog"
+
+    def commit(self, batch: Batch) -> None:
+        with self._lock:
+            self._index.check(batch, self.describe())
+            for h, data in batch.outputs.items():
+                self._outputs.setdefault(h, bytes(data))
+            for t in batch.timelines:
+                self._index.add_timeline(t)
+            for c in batch.checkpoints:
+                self._index.add_checkpoint(c)
+
+    def timelines(self, ids: Iterable[str] | None = None) -> list[Timeline]:
+        with self._lock:
+            return self._index.get_timelines(ids)
+
+    def checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
+        with self._lock:
+            return self._index.get_checkpoints(ids)
+
+    def children(self, checkpoint_id: str) -> list[Checkpoint]:
+        with self._lock:
+            return self._index.get_checkpoints(self._index.children.get(checkpoint_id, ()))
+
+    def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
+        with self._lock:
+            chain = []
+            current = self._index.checkpoints.get(checkpoint_id)
+            while current is not None:
+                chain.append(current)
+                pid = current.parent_id
+                current = self._index.checkpoints.get(pid) if pid is not None else None
+            chain.reverse()
+            return chain
+
+    def tree(self, timeline_id: str) -> list[Checkpoint]:
+        with self._lock:
+            return self._index.get_checkpoints(self._index.by_timeline.get(timeline_id, ()))
+
+    def outputs(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        with self._lock:
+            return {h: self._outputs[h] for h in hashes if h in self._outputs}

@@ -1,0 +1,149 @@
+"""Choosing a backend by URL scheme, and ``localckpt.open``.
+
+Each scheme maps to a lazily imported factory ``(url, objects, storage_options, options)
+-> (Catalog, Objects)`` plus an install hint, so importing localckpt never imports psycopg
+or s3fs. Third-party backends register under the entry-point group ``localckpt.backends``.
+
+Settings come from arguments, then the environment, then a config file::
+
+    LOCALCKPT_URL               store URL (default ./.localckpt, the embedded store)
+    LOCALCKPT_OBJECTS           objects URL (default: inside the embedded directory)
+    LOCALCKPT_STORAGE_OPTIONS   JSON object of fsspec options (endpoint_url, key, secret, ...)
+    LOCALCKPT_CONFIG            TOML file with [store] url / objects and [storage_options]
+                                (default ~/.config/localckpt/config.toml)
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import urlsplit
+
+from .catalog import Catalog
+from .errors import InvalidInputError
+from .objects import Objects
+from .store import Store
+
+__all__ = ["DEFAULT_URL", "open", "register_backend", "registered_schemes"]
+
+DEFAULT_URL = "./.localckpt"
+
+Factory = Callable[[str, str | None, dict[str, Any], dict[str, Any]], tuple[Catalog, Objects]]
+
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "": ("localckpt.backends.factories:embedded", "pip install localckpt"),
+    "file": ("localckpt.backends.factories:embedded", "pip install localckpt"),
+    "duckdb": ("localckpt.backends.factories:embedded", "pip install localckpt"),
+    "memory": ("localckpt.backends.factories:memory", "pip install localckpt"),
+    "postgresql": ("localckpt.backends.factories:postgres", "pip install 'localckpt[postgres,s3]'"),
+    "postgres": ("localckpt.backends.factories:postgres", "pip install 'localckpt[postgres,s3]'"),
+}
+
+
+def register_backend(scheme: str, target: str, install_hint: str = "") -> None:
+    """Map a URL scheme to "module:factory" (a dotted path, imported on first use)."""
+    _REGISTRY[scheme.lower()] = (target, install_hint)
+
+
+def registered_schemes() -> list[str]:
+    found = set(_REGISTRY) - {""}
+    found.update(ep.name for ep in entry_points(group="localckpt.backends"))
+    return sorted(found)
+
+
+def _load_factory(scheme: str) -> Factory:
+    if scheme not in _REGISTRY:
+        for ep in entry_points(group="localckpt.backends"):
+            if ep.name == scheme:
+                return ep.load()  # type: ignore[no-any-return]
+        raise InvalidInputError(
+            f"unknown store URL scheme {scheme!r}; known schemes: "
+            f"{', '.join(registered_schemes())} (or a plain directory path)"
+        )
+    target, hint = _REGISTRY[scheme]
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"the {scheme!r} backend needs a package that is not installed ({exc.name}); "
+            f"install it with: {hint}"
+        ) from exc
+    return getattr(module, attr)  # type: ignore[no-any-return]
+
+
+def _config_file() -> dict[str, Any]:
+    path = os.environ.get("LOCALCKPT_CONFIG") or os.path.expanduser(
+        "~/.config/localckpt/config.toml"
+    )
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInputError(f"cannot read localckpt config file {path}: {exc}") from exc
+
+
+def scheme_of(url: str) -> str:
+    """The backend scheme of a store URL; "" for a plain path."""
+    if "://" not in url:
+        return ""
+    return urlsplit(url).scheme.lower()
+
+
+def open(
+    url: str | os.PathLike[str] | None = None,
+    *,
+    objects: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Store:
+    """Open (creating if needed) the store at url.
+
+    url: a directory or ``duckdb:///dir`` (embedded: DuckDB + Parquet + files, nothing to
+    start), ``memory://`` (in-process, for tests), ``postgresql://user@host/db``
+    (PostgreSQL catalog; needs objects=). Default: ``$LOCALCKPT_URL``, else ``./.localckpt``.
+    objects: where frame shards go (``s3://bucket/prefix``, a directory, ``memory://x``).
+    storage_options: fsspec options for objects (``endpoint_url``, ``key``, ``secret``).
+    options: backend options (embedded: ``fsync=True``; postgresql: ``schema="localckpt"``).
+    """
+    config = _config_file()
+    store_cfg = config.get("store", {})
+    if url is None:
+        url = os.environ.get("LOCALCKPT_URL") or store_cfg.get("url") or DEFAULT_URL
+    url = os.fspath(url)
+    if not isinstance(url, str) or not url:
+        raise InvalidInputError(f"store URL must be a non-empty string, not {url!r}")
+    if objects is None:
+        objects = os.environ.get("LOCALCKPT_OBJECTS") or store_cfg.get("objects")
+    if storage_options is None:
+        env_opts = os.environ.get("LOCALCKPT_STORAGE_OPTIONS")
+        if env_opts:
+            try:
+                storage_options = json.loads(env_opts)
+            except ValueError as exc:
+                raise InvalidInputError(
+                    f"LOCALCKPT_STORAGE_OPTIONS is not a JSON object: {exc}"
+                ) from exc
+        else:
+            storage_options = config.get("storage_options", {})
+    if not isinstance(storage_options, Mapping):
+        raise InvalidInputError("storage_options must be a mapping of fsspec options")
+    factory = _load_factory(scheme_of(url))
+    catalog, objs = factory(url, objects, dict(storage_options), dict(options))
+    return Store(catalog, objs, url=_redact(url))
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for reprs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
