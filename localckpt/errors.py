@@ -6,6 +6,7 @@ catch these::
 
     LocalckptError
      +-- NotFoundError (also LookupError)       unknown timeline / checkpoint / frame
+     |    '-- TimelineNotFoundError (also ValueError; compat, as the seed raised)
      +-- InvalidInputError (also ValueError)    bad frames, non-JSON outputs, unknown URL scheme
      +-- ConflictError                          same id, other content (sync, import)
      |    '-- MergeConflict                     .conflicts lists every stage / key in conflict
@@ -26,6 +27,7 @@ __all__ = [
     "LocalckptError",
     "MergeConflict",
     "NotFoundError",
+    "TimelineNotFoundError",
 ]
 
 
@@ -35,6 +37,10 @@ class LocalckptError(Exception):
 
 class NotFoundError(LocalckptError, LookupError):
     """An id (timeline, checkpoint, frame sequence) that the store does not hold."""
+
+
+class TimelineNotFoundError(NotFoundError, ValueError):
+    """Unknown timeline in ``localckpt.compat``, where the seed raised ValueError."""
 
 
 class InvalidInputError(LocalckptError, ValueError):

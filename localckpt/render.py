@@ -1,0 +1,87 @@
+"""Text renderings for the CLI: the checkpoint tree and one checkpoint."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+from .types import Checkpoint, Timeline
+
+__all__ = ["render_checkpoint", "render_tree"]
+
+
+def _fmt(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _describe(c: Checkpoint, parent: Checkpoint | None) -> str:
+    if c.parent_id is None:
+        label = "root"
+    elif c.merged_from:
+        label = f"merge of {c.merged_from}"
+    else:
+        label = c.stage or "?"
+    parts = [f"{c.id}  {label}"]
+    if c.is_scenario:
+        parts.append(f"[scenario {c.scenario_label}]" if c.scenario_label else "[scenario]")
+    # Show only what this checkpoint changed; the rest is inherited from its parent.
+    base_cfg = parent.config_overrides if parent else {}
+    base_stats = parent.stats if parent else {}
+    cfg = {k: v for k, v in c.config_overrides.items() if base_cfg.get(k, object()) != v}
+    stats = {k: v for k, v in c.stats.items() if base_stats.get(k, object()) != v}
+    if cfg:
+        parts.append("config " + " ".join(f"{k}={_fmt(v)}" for k, v in sorted(cfg.items())))
+    if stats:
+        parts.append("stats " + " ".join(f"{k}={_fmt(v)}" for k, v in sorted(stats.items())))
+    return "  ".join(parts)
+
+
+def render_tree(timeline: Timeline, checkpoints: list[Checkpoint]) -> str:
+    """The tree as indented lines (children oldest first), like `tree` or `git log --graph`."""
+    by_id = {c.id: c for c in checkpoints}
+    kids: defaultdict[str | None, list[Checkpoint]] = defaultdict(list)
+    for c in checkpoints:
+        kids[c.parent_id if c.parent_id in by_id else None].append(c)
+    lines = [
+        f"timeline {timeline.id}  {timeline.source_video}  ({timeline.profile_name}, "
+        f"{timeline.frame_count} frames @ {timeline.fps:g} fps, {len(checkpoints)} checkpoints)"
+    ]
+    stack: list[tuple[Checkpoint, str, bool]] = [
+        (c, "", i == len(kids[None]) - 1) for i, c in enumerate(kids[None])
+    ][::-1]
+    while stack:  # iterative: trees may be thousands deep
+        c, prefix, last = stack.pop()
+        parent = by_id.get(c.parent_id) if c.parent_id else None
+        lines.append(prefix + ("└── " if last else "├── ") + _describe(c, parent))
+        child_prefix = prefix + ("    " if last else "│   ")
+        children = kids.get(c.id, [])
+        for i in range(len(children) - 1, -1, -1):
+            stack.append((children[i], child_prefix, i == len(children) - 1))
+    return "\n".join(lines)
+
+
+def render_checkpoint(c: Checkpoint, outputs: dict[str, Any]) -> str:
+    lines = [
+        f"checkpoint {c.id}",
+        f"timeline   {c.timeline_id}",
+        f"parent     {c.parent_id or '-'}",
+        f"stage      {c.stage or '-'}",
+        f"created    {c.created_at.isoformat()}",
+    ]
+    if c.is_scenario:
+        lines.append(f"scenario   {c.scenario_label or '(unlabelled)'}")
+    if c.merged_from:
+        lines.append(f"merged     {c.merged_from}")
+    lines.append("config     " + json.dumps(dict(c.config_overrides), sort_keys=True))
+    lines.append("stats      " + json.dumps(dict(c.stats), sort_keys=True))
+    lines.append("outputs")
+    for stage, value in outputs.items():
+        text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+        if len(text) > 200:
+            text = text[:197] + "..."
+        lines.append(f"  {stage} ({c.stage_hashes[stage][:12]}): {text}")
+    if not outputs:
+        lines.append("  (none)")
+    return "\n".join(lines)
