@@ -6,16 +6,17 @@ temporary file that is renamed into place, so a reader never sees half an object
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from .errors import BackendUnavailableError, NotFoundError
+from .errors import BackendUnavailableError, LocalckptError, NotFoundError
 
 __all__ = ["Objects"]
 
@@ -144,24 +145,15 @@ def _map_error(objects: Objects, key: str, exc: BaseException) -> Exception:
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
-class _translate:
-    """Context manager mapping filesystem / network errors to localckpt errors."""
-
-    def __init__(self, objects: Objects, key: str) -> None:
-        self.objects = objects
-        self.key = key
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, et: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or not isinstance(exc, Exception):
-            return False
-        from .errors import LocalckptError
-
-        if isinstance(exc, LocalckptError):
-            return False
-        mapped = _map_error(self.objects, self.key, exc)
+@contextlib.contextmanager
+def _translate(objects: Objects, key: str) -> Iterator[None]:
+    """Map filesystem / network errors to localckpt errors (the one translation point)."""
+    try:
+        yield
+    except LocalckptError:
+        raise
+    except Exception as exc:
+        mapped = _map_error(objects, key, exc)
         if mapped is exc:
-            return False
+            raise
         raise mapped from exc

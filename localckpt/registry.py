@@ -15,6 +15,7 @@ Settings come from arguments, then the environment, then a config file::
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import json
 import os
@@ -60,7 +61,7 @@ def _load_factory(scheme: str) -> Factory:
     if scheme not in _REGISTRY:
         for ep in entry_points(group="localckpt.backends"):
             if ep.name == scheme:
-                return ep.load()  # type: ignore[no-any-return]
+                return ep.load()
         raise InvalidInputError(
             f"unknown store URL scheme {scheme!r}; known schemes: "
             f"{', '.join(registered_schemes())} (or a plain directory path)"
@@ -74,7 +75,7 @@ def _load_factory(scheme: str) -> Factory:
             f"the {scheme!r} backend needs a package that is not installed ({exc.name}); "
             f"install it with: {hint}"
         ) from exc
-    return getattr(module, attr)  # type: ignore[no-any-return]
+    return getattr(module, attr)
 
 
 def _config_file() -> dict[str, Any]:
@@ -84,7 +85,7 @@ def _config_file() -> dict[str, Any]:
     if not os.path.exists(path):
         return {}
     try:
-        with open(path, "rb") as fh:
+        with builtins.open(path, "rb") as fh:
             return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise InvalidInputError(f"cannot read localckpt config file {path}: {exc}") from exc

@@ -172,7 +172,7 @@ class Store:
 
     def get_frame(self, timeline_id: str, sequence: int) -> Frame:
         """One frame by sequence number (NotFoundError when the timeline lacks it)."""
-        return self._reader(timeline_id).get(sequence)  # type: ignore[no-any-return]
+        return self._reader(timeline_id).get(sequence)
 
     def get_timeline_frames_b64(
         self, timeline_id: str, start: int | None = None, stop: int | None = None
@@ -256,7 +256,7 @@ class Store:
             raise CorruptDataError(
                 f"checkpoint {checkpoint_id} refers to output {h} that the catalog lacks"
             )
-        return value[h]  # type: ignore[no-any-return]
+        return value[h]
 
     def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         found = self.catalog.checkpoints([_id(checkpoint_id, "checkpoint_id")])

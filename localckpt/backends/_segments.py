@@ -4,7 +4,7 @@ Each writing process appends to a segment of its own (``seg-<uuid7>.log``) and h
 exclusive ``flock`` on it while alive, so DuckDB's one-writer-per-file rule never applies:
 nobody shares a file for writing. A commit is one ``write`` of some frames::
 
-    magic b"\\xa7L" | kind (1 byte: O = output, B = batch of rows) | length u32 | crc32 u32 | payload
+    magic b"\\xa7L" | kind (O = output, B = batch of rows) | length u32 | crc32 u32 | payload
 
 O payloads are ``<64 hex hash><canonical JSON>``; a B payload is JSON ``{"t": [...], "c": [...]}``.
 The B frame is last, so a commit counts only when its B frame is complete and its CRC

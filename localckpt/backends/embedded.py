@@ -197,16 +197,14 @@ class EmbeddedCatalog(Catalog):
             self._db.execute("INSERT INTO checkpoints SELECT * FROM _new_checkpoints")
             self._db.unregister("_new_checkpoints")
         if self._pending_t:
-            rows_t = [timeline_to_dict(t) for t in self._pending_t]
+            new_t = self._pending_t
             self._pending_t = []
-            for d, t in zip(rows_t, self._index.get_timelines([r["id"] for r in rows_t]),
-                            strict=False):
-                d["created_at"] = t.created_at
-            self._db.register("_new_timelines", pa.Table.from_pylist(rows_t))
-            self._db.execute(
-                "INSERT INTO timelines SELECT id, source_video, profile_name, fps, "
-                "source_asset_id, root_checkpoint_id, frame_count, created_at FROM _new_timelines"
-            )
+            fields = ("id", "source_video", "profile_name", "fps", "source_asset_id",
+                      "root_checkpoint_id", "frame_count", "created_at")
+            table_t = pa.table({f: [getattr(t, f) for t in new_t] for f in fields})
+            self._db.register("_new_timelines", table_t)
+            columns = ", ".join(fields)
+            self._db.execute(f"INSERT INTO timelines SELECT {columns} FROM _new_timelines")
             self._db.unregister("_new_timelines")
 
     def _query_ids(self, sql: str, params: dict[str, Any]) -> list[Checkpoint]:
@@ -214,13 +212,17 @@ class EmbeddedCatalog(Catalog):
         ids = [row[0] for row in self._db.execute(sql, params).fetchall()]
         return [self._index.checkpoints[i] for i in ids]
 
-    def sql(self, query: str, params: dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
-        """Run a read-only SQL query over the tables ``timelines`` and ``checkpoints``."""
+    def sql(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """Run a SQL query over the tables ``timelines`` and ``checkpoints`` (an Arrow table).
+
+        The tables are this process's in-memory view, rebuilt from the logs on open:
+        changing them changes nothing on disk.
+        """
         with self._lock:
             self._check_process()
             self._refresh()
             self._flush_to_duckdb()
-            return self._db.execute(query, params or {}).fetch_arrow_table()
+            return self._db.execute(query, params or {}).to_arrow_table()
 
     # -- the Catalog interface ------------------------------------------------------------
 
@@ -305,7 +307,8 @@ class EmbeddedCatalog(Catalog):
             self._check_process()
             self._refresh()
             return self._query_ids(
-                "SELECT id FROM checkpoints WHERE parent_id = $id ORDER BY id", {"id": checkpoint_id}
+                "SELECT id FROM checkpoints WHERE parent_id = $id ORDER BY id",
+                {"id": checkpoint_id},
             )
 
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
