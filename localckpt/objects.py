@@ -28,6 +28,10 @@ class Objects:
         self.fs = fs
         self.root = root.rstrip("/")
         self.is_local = isinstance(fs, LocalFileSystem)
+        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+        # s3fs sends a HEAD before a whole-object GET unless told to read in one request;
+        # objects here are read whole only when small (frame indexes), so one GET is right.
+        self._get_options: dict[str, Any] = {"max_concurrency": 1} if "s3" in protocols else {}
 
     @classmethod
     def from_url(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> Objects:
@@ -73,7 +77,7 @@ class Objects:
 
     def get(self, key: str) -> bytes:
         with _translate(self, key):
-            return bytes(self.fs.cat_file(self.path(key)))
+            return bytes(self.fs.cat_file(self.path(key), **self._get_options))
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of key, in one ranged request on remote stores."""

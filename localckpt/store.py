@@ -8,6 +8,7 @@ into NotFoundError.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -41,6 +42,7 @@ class Store:
         self.objects = objects
         self.url = url
         self._readers: OrderedDict[str, Any] = OrderedDict()
+        self._readers_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<localckpt.Store {self.catalog.describe()}; objects {self.objects.describe()}>"
@@ -142,15 +144,17 @@ class Store:
     def _reader(self, timeline_id: str) -> Any:
         from .shards import FrameReader
 
-        reader = self._readers.get(timeline_id)
-        if reader is None:
-            self.get_timeline(timeline_id)  # NotFoundError for unknown ids
-            reader = FrameReader(self.objects, timeline_id)
+        with self._readers_lock:
+            reader = self._readers.get(timeline_id)
+            if reader is not None:
+                self._readers.move_to_end(timeline_id)
+                return reader
+        self.get_timeline(timeline_id)  # NotFoundError for unknown ids
+        reader = FrameReader(self.objects, timeline_id)
+        with self._readers_lock:
             self._readers[timeline_id] = reader
             if len(self._readers) > _READER_CACHE:
                 self._readers.popitem(last=False)
-        else:
-            self._readers.move_to_end(timeline_id)
         return reader
 
     def frame_index(self, timeline_id: str) -> list[FrameMeta]:
