@@ -1,0 +1,137 @@
+"""Diff: what differs between two checkpoints (stages by content hash, config, stats).
+
+A diff compares two states, not two histories: it does not matter how each checkpoint
+got its outputs, only which output (hash) it sees per stage. Comparing by hash needs no
+output to be loaded, so a diff costs one catalog read whatever the outputs weigh.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .errors import NotFoundError
+from .tree import MISSING, Marker, State, changed_keys
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["Diff", "diff_checkpoints"]
+
+
+@attrs.frozen
+class Diff:
+    """Differences from checkpoint ``a`` to checkpoint ``b``.
+
+    Attributes:
+        a, b: the compared checkpoint ids.
+        stages_added: stages b has and a lacks (sorted).
+        stages_removed: stages a has and b lacks.
+        stages_changed: stages both have, with different outputs.
+        stage_hashes: every differing stage -> (hash at a, hash at b); MISSING when absent.
+        config_changed, stats_changed: every differing key -> (value at a, value at b);
+            :data:`localckpt.tree.MISSING` where a side lacks the key. Values compare by
+            canonical JSON, so 1 and 1.0 differ.
+    An empty diff is falsy.
+    """
+
+    a: str
+    b: str
+    stages_added: tuple[str, ...] = ()
+    stages_removed: tuple[str, ...] = ()
+    stages_changed: tuple[str, ...] = ()
+    stage_hashes: Mapping[str, tuple[Any, Any]] = attrs.field(factory=dict)
+    config_changed: Mapping[str, tuple[Any, Any]] = attrs.field(factory=dict)
+    stats_changed: Mapping[str, tuple[Any, Any]] = attrs.field(factory=dict)
+
+    @classmethod
+    def between(cls, a_id: str, a: State, b_id: str, b: State) -> Diff:
+        """The diff of two states (pure)."""
+        stages = changed_keys("stage", a.stage_hashes, b.stage_hashes)
+        return cls(
+            a=a_id,
+            b=b_id,
+            stages_added=tuple(k for k, (x, _) in stages.items() if x is MISSING),
+            stages_removed=tuple(k for k, (_, y) in stages.items() if y is MISSING),
+            stages_changed=tuple(
+                k for k, (x, y) in stages.items() if x is not MISSING and y is not MISSING
+            ),
+            stage_hashes=stages,
+            config_changed=changed_keys("config", a.config, b.config),
+            stats_changed=changed_keys("stats", a.stats, b.stats),
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.stage_hashes or self.config_changed or self.stats_changed)
+
+    @property
+    def config_keys(self) -> tuple[str, ...]:
+        return tuple(self.config_changed)
+
+    @property
+    def stats_keys(self) -> tuple[str, ...]:
+        return tuple(self.stats_changed)
+
+    def render(self) -> str:
+        """A readable, line-oriented report (``+`` added, ``-`` removed, ``~`` changed)."""
+        lines = [f"diff {self.a} -> {self.b}"]
+        if not self:
+            lines.append("  (no differences)")
+            return "\n".join(lines)
+        if self.stage_hashes:
+            lines.append("stages:")
+            for stage, (x, y) in self.stage_hashes.items():
+                if x is MISSING:
+                    lines.append(f"  + {stage}  {_short(y)}")
+                elif y is MISSING:
+                    lines.append(f"  - {stage}  {_short(x)}")
+                else:
+                    lines.append(f"  ~ {stage}  {_short(x)} -> {_short(y)}")
+        for title, changes in (("config", self.config_changed), ("stats", self.stats_changed)):
+            if not changes:
+                continue
+            lines.append(f"{title}:")
+            for key, (x, y) in changes.items():
+                if x is MISSING:
+                    lines.append(f"  + {key}: {_show(y)}")
+                elif y is MISSING:
+                    lines.append(f"  - {key}: {_show(x)}")
+                else:
+                    lines.append(f"  ~ {key}: {_show(x)} -> {_show(y)}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _short(h: Any) -> str:
+    return h[:12] if isinstance(h, str) else repr(h)
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    if isinstance(value, Marker):
+        return repr(value)
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def diff_checkpoints(store: Store, a: str, b: str) -> Diff:
+    """Diff two checkpoints of a store, in one catalog read (no output is loaded).
+
+    Checkpoints of different timelines may be compared too. NotFoundError names an
+    unknown id.
+    """
+    for value, what in ((a, "a"), (b, "b")):
+        if not isinstance(value, str):
+            from .errors import InvalidInputError
+
+            raise InvalidInputError(f"{what} must be a checkpoint id string, not "
+                                    f"{type(value).__name__}")
+    found = {c.id: c for c in store.catalog.checkpoints({a, b})}
+    for cid in (a, b):
+        if cid not in found:
+            raise NotFoundError(f"no checkpoint {cid!r} in {store.catalog.describe()}")
+    return Diff.between(a, State.of(found[a]), b, State.of(found[b]))
