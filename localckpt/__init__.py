@@ -12,6 +12,7 @@ as a checkpoint; checkpoints form a tree per timeline. The same API runs embedde
 
 from . import errors
 from .catalog import Batch, Catalog
+from .diff import Diff
 from .errors import (
     BackendUnavailableError,
     ConflictError,
@@ -23,6 +24,7 @@ from .errors import (
 )
 from .registry import open, register_backend
 from .store import Store
+from .sync import SyncReport, sync
 from .types import Checkpoint, Frame, FrameMeta, Timeline
 
 __version__ = "0.1.0"
@@ -34,6 +36,7 @@ __all__ = [
     "Checkpoint",
     "ConflictError",
     "CorruptDataError",
+    "Diff",
     "Frame",
     "FrameMeta",
     "InvalidInputError",
@@ -41,9 +44,11 @@ __all__ = [
     "MergeConflict",
     "NotFoundError",
     "Store",
+    "SyncReport",
     "Timeline",
     "__version__",
     "errors",
     "open",
     "register_backend",
+    "sync",
 ]

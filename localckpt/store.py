@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import numpy as np
@@ -23,6 +23,9 @@ from .ids import new_id
 from .objects import Objects
 from .records import utcnow
 from .types import Checkpoint, Frame, FrameMeta, Timeline
+
+if TYPE_CHECKING:
+    from .diff import Diff
 
 __all__ = ["Store"]
 
@@ -284,6 +287,24 @@ class Store:
         """The whole tree of a timeline, root included, oldest first."""
         self.get_timeline(timeline_id)
         return self.catalog.tree(timeline_id)
+
+    # -- diff and merge (localckpt.diff, localckpt.merge) -------------------------------------
+
+    def diff(self, a: str, b: str) -> Diff:
+        """What differs from checkpoint a to b: stages (by hash), config and stats keys."""
+        from .diff import diff_checkpoints
+
+        return diff_checkpoints(self, a, b)
+
+    def merge(self, ours: str, theirs: str, strategy: str | Callable[..., Any] = "fail") -> str:
+        """Three-way merge theirs into ours; returns the merge (or fast-forward) id.
+
+        strategy: "fail" (MergeConflict listing every conflict, nothing written), "ours",
+        "theirs" or resolver(kind, key, base, ours, theirs) -> value. See localckpt.merge.
+        """
+        from .merge import merge_checkpoints
+
+        return merge_checkpoints(self, ours, theirs, strategy)
 
 
 def _require_str(value: Any, what: str) -> None:
