@@ -21,9 +21,24 @@ _ENCODER = json.JSONEncoder(
 )
 
 
+def _check_text(text: str, path: str) -> None:
+    """Reject lone surrogates: UTF-8 (and every JSON store) cannot hold them."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"{path} holds {text[exc.start:exc.end]!r}, a lone surrogate that is not valid "
+                "Unicode; decode the text properly (e.g. with errors='replace')"
+            ) from None
+
+
 def _check(value: Any, path: str) -> None:
     """Reject anything that json.dumps would silently change or refuse."""
-    if value is None or isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        _check_text(value, path)
+        return
+    if value is None or isinstance(value, (bool, int)):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -36,6 +51,7 @@ def _check(value: Any, path: str) -> None:
                     f"{path} has key {key!r} of type {type(key).__name__}; JSON object keys "
                     "must be strings"
                 )
+            _check_text(key, f"{path} key")
             _check(item, f"{path}[{key!r}]")
         return
     if isinstance(value, (list, tuple)):
