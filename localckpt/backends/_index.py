@@ -10,11 +10,21 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import attrs
+
 from ..catalog import Batch
 from ..errors import ConflictError
-from ..types import Checkpoint, Timeline
+from ..types import Checkpoint, LazyOutputs, Timeline
 
 __all__ = ["RecordIndex"]
+
+
+def _copy_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
 
 
 class RecordIndex:
@@ -55,10 +65,25 @@ class RecordIndex:
         self.timelines[t.id] = t
         return True
 
+    def detached(self, c: Checkpoint) -> Checkpoint:
+        """A copy with its own dicts and output cache: what a caller gets, and may mutate,
+        without changing the record the index keeps (and later checkpoints inherit)."""
+        return attrs.evolve(
+            c,
+            stage_hashes=dict(c.stage_hashes),
+            config_overrides=_copy_json(dict(c.config_overrides)),
+            stats=_copy_json(dict(c.stats)),
+            stage_outputs=LazyOutputs(c.stage_hashes, self._fetch),
+        )
+
+    def ordered(self, ids: Iterable[str]) -> list[Checkpoint]:
+        """Detached copies of known checkpoints, in the order of ids."""
+        return [self.detached(self.checkpoints[i]) for i in ids]
+
     def add_checkpoint(self, c: Checkpoint) -> bool:
         if c.id in self.checkpoints:
             return False
-        c = c.with_loader(self._fetch)
+        c = self.detached(c)
         self.checkpoints[c.id] = c
         if c.parent_id is not None:
             self.children[c.parent_id].append(c.id)
@@ -67,7 +92,7 @@ class RecordIndex:
 
     def get_checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
         found = {i: self.checkpoints[i] for i in ids if i in self.checkpoints}
-        return [found[i] for i in sorted(found)]
+        return [self.detached(found[i]) for i in sorted(found)]
 
     def get_timelines(self, ids: Iterable[str] | None) -> list[Timeline]:
         if ids is None:

@@ -210,7 +210,7 @@ class EmbeddedCatalog(Catalog):
     def _query_ids(self, sql: str, params: dict[str, Any]) -> list[Checkpoint]:
         self._flush_to_duckdb()
         ids = [row[0] for row in self._db.execute(sql, params).fetchall()]
-        return [self._index.checkpoints[i] for i in ids]
+        return self._index.ordered(ids)
 
     def sql(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
         """Run a SQL query over the tables ``timelines`` and ``checkpoints`` (an Arrow table).

@@ -59,7 +59,7 @@ class MemoryCatalog(Catalog):
                 pid = current.parent_id
                 current = self._index.checkpoints.get(pid) if pid is not None else None
             chain.reverse()
-            return chain
+            return [self._index.detached(c) for c in chain]
 
     def tree(self, timeline_id: str) -> list[Checkpoint]:
         with self._lock:
