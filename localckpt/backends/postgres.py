@@ -1,0 +1,502 @@
+"""PostgreSQL catalog: timelines, checkpoints and stage outputs in one schema.
+
+Many processes and threads may write at once: every commit is one statement (one round
+trip, one implicit transaction), rows are inserted in key order so concurrent batches
+never deadlock, and retrying a batch after a lost connection or a race is harmless
+because commit is idempotent.
+
+Stage outputs are JSONB (queryable with SQL: see the ``stage_outputs`` view) and come
+back as canonical bytes (see ``pg_json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+import psycopg.errors
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from ..canonical import canonical_bytes, content_hash
+from ..catalog import Batch, Catalog
+from ..errors import (
+    BackendUnavailableError,
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    LocalckptError,
+)
+from ..types import Checkpoint, LazyOutputs, Timeline
+from . import pg_json
+from .pg_schema import CONFLICT_SQLSTATE, SchemaVersionError, migrate, schema_identifier
+
+__all__ = ["PostgresCatalog", "SchemaVersionError", "open_catalog"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_RETRIES = 3  # deadlock / serialization failure / a pooled connection found dead
+_QUICK_WAIT = 1.0  # seconds to wait for a pooled connection before asking the server
+_TIMELINE_COLS = (
+    "id, source_video, profile_name, fps, source_asset_id, root_checkpoint_id, frame_count, "
+    "created_at"
+)
+_CHECKPOINT_COLS = (
+    "id, timeline_id, parent_id, stage, stage_hashes, config_overrides, stats, is_scenario, "
+    "scenario_label, created_at, merged_from"
+)
+_TIMELINE_TYPES = "text text text float8 text text int8 timestamptz"
+_CHECKPOINT_TYPES = "text text text text jsonb jsonb jsonb bool text timestamptz text"
+_OPTIONS = frozenset({"schema", "min_size", "max_size", "timeout"})
+
+
+def open_catalog(url: str, **options: Any) -> PostgresCatalog:
+    """Open the catalog at a ``postgresql://`` URL (or libpq key=value string).
+
+    Options: schema (default "localckpt"; also accepted as a ``?schema=`` URL parameter),
+    min_size / max_size (connection pool), timeout (seconds to wait for a connection).
+    """
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise InvalidInputError(
+            f"unknown PostgreSQL catalog option(s) {sorted(unknown)}; known: {sorted(_OPTIONS)}"
+        )
+    url, schema = _pop_schema_param(url)
+    if schema is not None:
+        options.setdefault("schema", schema)
+    return PostgresCatalog(url, **options)
+
+
+class PostgresCatalog(Catalog):
+    """Catalog rows in a PostgreSQL schema, through a small connection pool.
+
+    The schema is created on first open and upgraded by ``pg_schema.MIGRATIONS``; a
+    database written by a newer localckpt raises SchemaVersionError. Server failures
+    raise BackendUnavailableError naming the server (never its password).
+    """
+
+    supports_multiprocess = True
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "localckpt",
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 5.0,
+    ) -> None:
+        self.schema = schema
+        ident = schema_identifier(schema)
+        params = _parse_dsn(dsn)
+        self._password = params.get("password") or None
+        self._where = _where(params)
+        self._dsn = dsn  # private: repr, describe() and errors use _where, never this
+        self._connect_kwargs: dict[str, Any] = {
+            "autocommit": True,
+            **{k: v for k, v in _CONNECT_DEFAULTS.items() if k not in params},
+        }
+        self._q = _Queries(ident)
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=self._connect_kwargs,
+            timeout=timeout,
+            open=False,
+            name=f"localckpt {self._where}",
+        )
+        try:
+            self._pool.open(wait=False)  # the first _call below reports a dead server quickly
+            self._call(lambda conn: migrate(conn, schema, where=self._where))
+        except BaseException:
+            self._pool.close()
+            raise
+
+    # -- Catalog --------------------------------------------------------------------------
+
+    def commit(self, batch: Batch) -> None:
+        """One statement, so one round trip and one implicit transaction. Existing ids with
+        equal content are skipped; other content raises ConflictError naming the ids, and
+        nothing is written."""
+        if not batch:
+            return
+        params = [
+            *_output_params(batch.outputs),
+            *_timeline_params(batch.timelines),
+            *_checkpoint_params(batch.checkpoints),
+        ]
+        self._call(lambda conn: conn.execute(self._q.commit, params))
+
+    def timelines(self, ids: Iterable[str] | None = None) -> list[Timeline]:
+        if ids is None:
+            rows = self._fetch(self._q.all_timelines)
+        else:
+            wanted = _ids(ids)
+            rows = self._fetch(self._q.timelines, [wanted]) if wanted else []
+        return [_timeline(row) for row in rows]
+
+    def checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
+        wanted = _ids(ids)
+        return self._checkpoints(self._q.checkpoints, [wanted]) if wanted else []
+
+    def children(self, checkpoint_id: str) -> list[Checkpoint]:
+        return self._checkpoints(self._q.children, [checkpoint_id])
+
+    def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
+        chain = self._checkpoints(self._q.lineage, [checkpoint_id])
+        if len({c.id for c in chain}) != len(chain):
+            raise CorruptDataError(
+                f"the parent chain of checkpoint {checkpoint_id} in {self.describe()} loops; "
+                "the catalog is damaged (restore it or re-sync it from another store)"
+            )
+        return chain
+
+    def tree(self, timeline_id: str) -> list[Checkpoint]:
+        return self._checkpoints(self._q.tree, [timeline_id])
+
+    def outputs(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        wanted = _ids(hashes)
+        if not wanted:
+            return {}
+        rows = self._fetch(self._q.outputs, [wanted])
+        return {h: pg_json.from_columns(value, canonical) for h, value, canonical in rows}
+
+    def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
+        wanted = _ids(hashes)
+        if not wanted:
+            return set()
+        return {row[0] for row in self._fetch(self._q.missing_outputs, [wanted])}
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def describe(self) -> str:
+        return f"PostgreSQL {self._where} (schema {self.schema!r})"
+
+    def __repr__(self) -> str:
+        return f"<PostgresCatalog {self._where} schema={self.schema!r}>"
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _load_values(self, hashes: list[str]) -> dict[str, Any]:
+        """Loader for LazyOutputs: hash -> JSON value, without re-encoding."""
+        rows = self._fetch(self._q.outputs, [list(hashes)]) if hashes else []
+        found = {h: pg_json.value_from_columns(value, canonical) for h, value, canonical in rows}
+        if missing := set(hashes) - found.keys():
+            raise CorruptDataError(
+                f"{self.describe()} lacks stage output(s) {sorted(missing)} that checkpoints "
+                "refer to; the catalog is damaged (re-sync it from another store)"
+            )
+        return found
+
+    def _checkpoints(self, query: str, params: list[Any]) -> list[Checkpoint]:
+        return [_checkpoint(row, self._load_values) for row in self._fetch(query, params)]
+
+    def _fetch(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self._call(lambda conn: conn.execute(query, params).fetchall())
+
+    def _call(self, fn: Callable[[psycopg.Connection], T]) -> T:
+        """Run fn on a pooled connection, retrying what is safe to retry, and translate
+        every psycopg / pool error here, in one place."""
+        for attempt in range(_RETRIES + 1):
+            conn: psycopg.Connection | None = None
+            try:
+                conn = self._getconn()
+                try:
+                    return fn(conn)
+                finally:
+                    self._pool.putconn(conn)  # a broken connection is discarded here
+            except (psycopg.Error, PoolTimeout, PoolClosed) as exc:
+                if attempt < _RETRIES and _retryable(exc, conn, attempt):
+                    log.info("retrying on %s after %s", self._where, type(exc).__name__)
+                    if conn is not None and conn.broken:
+                        self._pool.check()  # drop the other stale connections too
+                    continue
+                raise self._translate(exc) from None
+        raise AssertionError("unreachable")
+
+    def _getconn(self) -> psycopg.Connection:
+        """A pooled connection; when none comes at once, ask the server directly whether
+        it is there, so a dead server fails in about a second, not after the pool timeout."""
+        try:
+            return self._pool.getconn(timeout=min(_QUICK_WAIT, self._pool.timeout))
+        except PoolTimeout:
+            if (cause := self._probe()) is not None:
+                raise psycopg.OperationalError(cause) from None
+            return self._pool.getconn()  # the server is up; the pool is only busy
+
+    def _translate(self, exc: BaseException) -> LocalckptError:
+        """The one map from driver errors to localckpt errors (messages never hold secrets)."""
+        where = self.describe()
+        if isinstance(exc, psycopg.Error) and exc.sqlstate == CONFLICT_SQLSTATE:
+            return ConflictError(
+                f"{_diag_message(exc)} in {where}; nothing of this batch was written. Ids are "
+                "unique per record: the same id with other content means two stores disagree."
+            )
+        if isinstance(exc, psycopg.errors.ForeignKeyViolation):
+            detail = exc.diag.message_detail or _diag_message(exc)
+            return InvalidInputError(
+                f"a record refers to a parent checkpoint or timeline that neither the batch nor "
+                f"{where} holds ({self._redact(detail)}); nothing of this batch was written"
+            )
+        if isinstance(exc, PoolClosed):
+            return LocalckptError(f"{where} was closed; open the store again")
+        if isinstance(exc, PoolTimeout):
+            return BackendUnavailableError(
+                f"all {self._pool.max_size} connections to {where} stayed busy for "
+                f"{self._pool.timeout:g} s; raise max_size or timeout"
+            )
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return BackendUnavailableError(
+                f"cannot use the PostgreSQL server {self._where}: "
+                f"{self._redact(str(exc).strip())}. Check that the server is running and "
+                "reachable from here, and that the user, password and database in the URL "
+                "are right."
+            )
+        if isinstance(exc, psycopg.Error):
+            return LocalckptError(
+                f"{where} failed: {type(exc).__name__}: {self._redact(_diag_message(exc))}"
+            )
+        return LocalckptError(f"{where} failed: {type(exc).__name__}")
+
+    def _probe(self) -> str | None:
+        """Why a new connection fails right now (None if it succeeds): the pool's timeout
+        hides the server's own answer, which is what the user needs to see."""
+        try:
+            with psycopg.connect(self._dsn, **{**self._connect_kwargs, "connect_timeout": 2}):
+                pass
+        except psycopg.Error as exc:
+            return str(exc).strip()
+        return None
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._password, "***") if self._password else text
+
+
+# -- SQL ----------------------------------------------------------------------------------
+
+
+class _Queries:
+    """Every statement, rendered once per schema (values are always parameters)."""
+
+    def __init__(self, s: sql.Identifier) -> None:
+        def q(text: str) -> str:
+            return sql.SQL(text).format(s=s).as_string(None)
+
+        def unnest(types: str) -> str:
+            return ", ".join(f"%b::{t}[]" for t in types.split())
+
+        ck, tl = _CHECKPOINT_COLS, _TIMELINE_COLS
+        t_differs, c_differs = _differs(tl, "t", "i"), _differs(ck, "c", "i")
+        # Data-modifying CTEs insert everything; the final SELECT sees the table as it was
+        # before the statement, so a row that was neither inserted nor visible was inserted by
+        # a concurrent transaction meanwhile: fail with 40001 and the retry will compare it.
+        self.commit = q(
+            "WITH o AS (INSERT INTO {s}.outputs (hash, value, canonical)"
+            "  SELECT * FROM unnest(%b::text[], %b::jsonb[], %b::text[])"
+            "  ON CONFLICT (hash) DO NOTHING),"
+            f" ti AS (SELECT * FROM unnest({unnest(_TIMELINE_TYPES)}) AS x({tl})),"
+            f" tn AS (INSERT INTO {{s}}.timelines ({tl}) SELECT * FROM ti"
+            "  ON CONFLICT (id) DO NOTHING RETURNING id),"
+            f" ci AS (SELECT * FROM unnest({unnest(_CHECKPOINT_TYPES)}) AS x({ck})),"
+            f" cn AS (INSERT INTO {{s}}.checkpoints ({ck}) SELECT * FROM ci"
+            "  ON CONFLICT (id) DO NOTHING RETURNING id),"
+            " bad AS ("
+            "  SELECT 'timeline' AS kind, i.id, t.id IS NULL AS raced"
+            "  FROM ti i LEFT JOIN {s}.timelines t ON t.id = i.id"
+            f"  WHERE i.id NOT IN (SELECT id FROM tn) AND (t.id IS NULL OR {t_differs})"
+            "  UNION ALL"
+            "  SELECT 'checkpoint', i.id, c.id IS NULL"
+            "  FROM ci i LEFT JOIN {s}.checkpoints c ON c.id = i.id"
+            f"  WHERE i.id NOT IN (SELECT id FROM cn) AND (c.id IS NULL OR {c_differs}))"
+            " SELECT CASE WHEN bool_and(raced)"
+            "  THEN {s}.fail('40001', 'rows inserted concurrently; retry')"
+            f"  ELSE {{s}}.fail('{CONFLICT_SQLSTATE}', string_agg(kind || ' ' || id, ', '"
+            "   ORDER BY kind, id) FILTER (WHERE NOT raced)"
+            "   || ' already stored with other content') END"
+            " FROM bad HAVING count(*) > 0"
+        )
+        self.all_timelines = q(f"SELECT {_TIMELINE_COLS} FROM {{s}}.timelines ORDER BY id")
+        self.timelines = q(
+            f"SELECT {_TIMELINE_COLS} FROM {{s}}.timelines WHERE id = ANY(%s::text[]) ORDER BY id"
+        )
+        self.checkpoints = q(
+            f"SELECT {ck} FROM {{s}}.checkpoints WHERE id = ANY(%s::text[]) ORDER BY id"
+        )
+        self.children = q(f"SELECT {ck} FROM {{s}}.checkpoints WHERE parent_id = %s ORDER BY id")
+        self.tree = q(f"SELECT {ck} FROM {{s}}.checkpoints WHERE timeline_id = %s ORDER BY id")
+        # The depth bound only stops a damaged (cyclic) chain; lineage() reports it.
+        self.lineage = q(
+            f"WITH RECURSIVE chain AS ("
+            f" SELECT {ck}, 0 AS depth FROM {{s}}.checkpoints WHERE id = %s"
+            f" UNION ALL"
+            f" SELECT {_prefixed(ck, 'p')}, chain.depth + 1 FROM {{s}}.checkpoints p"
+            f" JOIN chain ON p.id = chain.parent_id WHERE chain.depth < 1000000"
+            f") SELECT {ck} FROM chain ORDER BY depth DESC"
+        )
+        self.outputs = q(
+            "SELECT hash, value, canonical FROM {s}.outputs WHERE hash = ANY(%s::text[])"
+        )
+        self.missing_outputs = q(
+            "SELECT h FROM unnest(%s::text[]) AS h "
+            "WHERE NOT EXISTS (SELECT 1 FROM {s}.outputs o WHERE o.hash = h)"
+        )
+
+
+def _prefixed(cols: str, alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in cols.split(","))
+
+
+def _differs(cols: str, table: str, given: str) -> str:
+    rest = ", ".join(c.strip() for c in cols.split(",")[1:])  # every column but id
+    return f"({_prefixed(rest, table)}) IS DISTINCT FROM ({_prefixed(rest, given)})"
+
+
+# -- parameters and rows ------------------------------------------------------------------
+
+
+def _retryable(exc: BaseException, conn: psycopg.Connection | None, attempt: int) -> bool:
+    """Deadlocks and serialization failures (40xxx) always; a pooled connection the
+    server dropped (restart, idle kill) once. Safe for commit too: it is idempotent."""
+    if isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure):
+        return True
+    return (
+        isinstance(exc, psycopg.OperationalError)
+        and conn is not None
+        and conn.broken
+        and attempt == 0
+    )
+
+
+def _ids(ids: Iterable[str]) -> list[str]:
+    return sorted(set(ids))
+
+
+def _utc(when: datetime) -> datetime:
+    """Naive datetimes are UTC by convention; aware ones keep their instant."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def _json_text(value: Any, what: str) -> str:
+    return canonical_bytes(dict(value), what).decode("utf-8")
+
+
+def _columns(rows: Iterable[tuple[Any, ...]], width: int, kind: str) -> list[list[Any]]:
+    """Row tuples -> one list per column (the arrays unnest() reads), one row per id,
+    sorted by id so that concurrent batches lock rows in the same order (no deadlock)."""
+    by_id: dict[str, tuple[Any, ...]] = {}
+    for row in rows:
+        if by_id.setdefault(row[0], row) != row:
+            raise ConflictError(
+                f"the batch holds two different {kind} records with id {row[0]}; "
+                "nothing was written"
+            )
+    ordered = [by_id[key] for key in sorted(by_id)]
+    return [[row[i] for row in ordered] for i in range(width)]
+
+
+def _output_params(outputs: Mapping[str, bytes]) -> list[list[Any]]:
+    rows = []
+    for h, data in outputs.items():
+        data = bytes(data)
+        if content_hash(data) != h:
+            raise InvalidInputError(
+                f"output {h} does not hash to its key; nothing of this batch was written"
+            )
+        rows.append((h, *pg_json.to_columns(data)))
+    return _columns(rows, 3, "output")
+
+
+def _timeline_params(timelines: Iterable[Timeline]) -> list[list[Any]]:
+    rows = [
+        (t.id, t.source_video, t.profile_name, float(t.fps), t.source_asset_id,
+         t.root_checkpoint_id, int(t.frame_count), _utc(t.created_at))
+        for t in timelines
+    ]
+    return _columns(rows, 8, "timeline")
+
+
+def _checkpoint_params(checkpoints: Iterable[Checkpoint]) -> list[list[Any]]:
+    rows = [
+        (
+            c.id, c.timeline_id, c.parent_id, c.stage,
+            _json_text(c.stage_hashes, f"checkpoint {c.id} stage_hashes"),
+            _json_text(c.config_overrides, f"checkpoint {c.id} config_overrides"),
+            _json_text(c.stats, f"checkpoint {c.id} stats"),
+            bool(c.is_scenario), c.scenario_label, _utc(c.created_at), c.merged_from,
+        )
+        for c in checkpoints
+    ]
+    return _columns(rows, 11, "checkpoint")
+
+
+def _timeline(row: tuple[Any, ...]) -> Timeline:
+    tid, video, profile, fps, asset, root, count, created = row
+    return Timeline(tid, video, profile, fps, asset, root, count, created.astimezone(UTC))
+
+
+def _checkpoint(row: tuple[Any, ...], fetch: Callable[[list[str]], dict[str, Any]]) -> Checkpoint:
+    cid, tid, parent, stage, hashes, config, stats, scenario, label, created, merged = row
+    return Checkpoint(
+        id=cid, timeline_id=tid, parent_id=parent, stage_hashes=hashes,
+        config_overrides=config, stats=stats, is_scenario=scenario, scenario_label=label,
+        created_at=created.astimezone(UTC), merged_from=merged, stage=stage,
+        stage_outputs=LazyOutputs(hashes, fetch),
+    )
+
+
+# -- connection strings -------------------------------------------------------------------
+
+# Fail in seconds, not minutes, when the server or the network is gone.
+_CONNECT_DEFAULTS = {
+    "connect_timeout": 3,
+    "application_name": "localckpt",
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
+def _parse_dsn(dsn: str) -> dict[str, Any]:
+    try:
+        return conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        raise InvalidInputError(
+            "the PostgreSQL URL could not be parsed; expected "
+            "postgresql://user[:password]@host[:port]/dbname or libpq key=value pairs"
+        ) from None
+
+
+def _where(params: dict[str, Any]) -> str:
+    """user@host:port/dbname, never the password."""
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    port = params.get("port") or 5432
+    user = params.get("user")
+    dbname = params.get("dbname") or user or "postgres"
+    return f"{user + '@' if user else ''}{host}:{port}/{dbname}"
+
+
+def _pop_schema_param(url: str) -> tuple[str, str | None]:
+    """Take ``schema=`` out of a URL's query (libpq would reject it)."""
+    if not re.match(r"postgres(ql)?://", url):
+        return url, None
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in query if k == "schema"), None)
+    if schema is None:
+        return url, None
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def _diag_message(exc: psycopg.Error) -> str:
+    return exc.diag.message_primary or str(exc).strip()
