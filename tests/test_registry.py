@@ -1,0 +1,190 @@
+"""localckpt.open: URL schemes, environment and config settings, clear refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import localckpt
+from localckpt import InvalidInputError, Store
+from localckpt.backends.embedded import EmbeddedCatalog
+from localckpt.backends.memory import MemoryCatalog
+from localckpt.catalog import Catalog
+from localckpt.objects import Objects
+from localckpt.registry import _REGISTRY, registered_schemes
+
+
+def _roundtrip(store: Store) -> str:
+    tl = store.create_timeline("v.mp4", "p", [np.zeros((2, 2, 3), np.uint8)], codec="png")
+    return store.save_stage_output(tl.id, None, "detect", {"ok": True})
+
+
+def test_unknown_scheme_names_the_known_ones() -> None:
+    with pytest.raises(InvalidInputError) as info:
+        localckpt.open("nosuch://somewhere")
+    assert isinstance(info.value, ValueError)
+    message = str(info.value)
+    assert "'nosuch'" in message
+    for scheme in ("duckdb", "memory", "postgresql"):
+        assert scheme in message
+    assert set(registered_schemes()) >= {"duckdb", "file", "memory", "postgres", "postgresql"}
+
+
+def test_empty_url_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="non-empty"):
+        localckpt.open("")
+
+
+def test_plain_directory_is_embedded(tmp_path: Path) -> None:
+    with localckpt.open(tmp_path / "store") as store:
+        assert isinstance(store.catalog, EmbeddedCatalog)
+        assert store.catalog.directory == str(tmp_path / "store" / "catalog")
+        assert store.objects.root == str(tmp_path / "store" / "objects")
+        cid = _roundtrip(store)
+    assert (tmp_path / "store" / "LOCALCKPT.json").exists()
+    with localckpt.open(str(tmp_path / "store")) as again:
+        assert again.load_stage_output(cid, "detect") == {"ok": True}
+
+
+def test_duckdb_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    absolute = tmp_path / "abs"
+    with localckpt.open(f"duckdb://{absolute}") as store:  # duckdb:///abs/dir
+        assert store.catalog.directory == str(absolute / "catalog")
+        cid = _roundtrip(store)
+    with localckpt.open(str(absolute)) as same:
+        assert same.load_stage_output(cid, "detect") == {"ok": True}
+    monkeypatch.chdir(tmp_path)
+    with localckpt.open("duckdb://rel/dir") as rel:
+        assert rel.catalog.directory == str(tmp_path / "rel" / "dir" / "catalog")
+    with pytest.raises(InvalidInputError, match="names no directory"):
+        localckpt.open("duckdb://")
+
+
+def test_memory_store_is_fresh_each_time() -> None:
+    a = localckpt.open("memory://")
+    b = localckpt.open("memory://")
+    assert isinstance(a.catalog, MemoryCatalog)
+    _roundtrip(a)
+    assert len(a.list_timelines()) == 1
+    assert b.list_timelines() == []
+    assert b.objects.list("") == []
+    assert a.objects.root != b.objects.root
+    with pytest.raises(InvalidInputError, match="no options"):
+        localckpt.open("memory://", fsync=False)
+
+
+def test_localckpt_url_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCALCKPT_URL", str(tmp_path / "from-env"))
+    with localckpt.open() as store:
+        assert store.url == str(tmp_path / "from-env")
+        assert store.catalog.directory == str(tmp_path / "from-env" / "catalog")
+    monkeypatch.setenv("LOCALCKPT_URL", "memory://")
+    with localckpt.open() as store:
+        assert isinstance(store.catalog, MemoryCatalog)
+    # an explicit URL wins over the environment
+    with localckpt.open(tmp_path / "explicit") as store:
+        assert store.catalog.directory == str(tmp_path / "explicit" / "catalog")
+
+
+def test_default_is_dot_localckpt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with localckpt.open() as store:
+        assert store.catalog.directory == str(tmp_path / ".localckpt" / "catalog")
+
+
+def test_objects_and_options_from_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOCALCKPT_OBJECTS", str(tmp_path / "elsewhere"))
+    with localckpt.open(tmp_path / "store") as store:
+        assert store.objects.root == str(tmp_path / "elsewhere")
+        _roundtrip(store)
+    assert any((tmp_path / "elsewhere").rglob("index.parquet"))
+    assert not (tmp_path / "store" / "objects").exists()
+    monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", "{not json")
+    with pytest.raises(InvalidInputError, match="LOCALCKPT_STORAGE_OPTIONS"):
+        localckpt.open(tmp_path / "store")
+    monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", "[1, 2]")
+    with pytest.raises(InvalidInputError, match="storage_options"):
+        localckpt.open(tmp_path / "store")
+
+
+def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[store]\nurl = "{tmp_path / "cfg-store"}"\n'
+                      f'objects = "{tmp_path / "cfg-objects"}"\n')
+    monkeypatch.setenv("LOCALCKPT_CONFIG", str(config))
+    with localckpt.open() as store:
+        assert store.catalog.directory == str(tmp_path / "cfg-store" / "catalog")
+        assert store.objects.root == str(tmp_path / "cfg-objects")
+    monkeypatch.setenv("LOCALCKPT_URL", "memory://")  # the environment wins over the file
+    with localckpt.open() as store:
+        assert isinstance(store.catalog, MemoryCatalog)
+    config.write_text("[store\nbroken")
+    with pytest.raises(InvalidInputError, match="config"):
+        localckpt.open()
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1:1/db", "postgres://u@127.0.0.1:1/db"])
+def test_postgresql_without_objects_is_refused(url: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        localckpt.open(url)
+    assert "objects" in str(info.value)
+    assert "LOCALCKPT_OBJECTS" in str(info.value)
+
+
+def test_embedded_refusals(tmp_path: Path) -> None:
+    afile = tmp_path / "a-file"
+    afile.write_text("x")
+    with pytest.raises(InvalidInputError, match="not a directory"):
+        localckpt.open(afile)
+    with pytest.raises(InvalidInputError, match="unknown option"):
+        localckpt.open(tmp_path / "s", colour="blue")
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "LOCALCKPT.json").write_text(json.dumps({"format": 999}))
+    with pytest.raises(InvalidInputError, match="upgrade"):
+        localckpt.open(newer)
+    assert not (newer / "catalog").exists(), "a refused store must not be touched"
+
+
+FAKE_CALLS: list[tuple[Any, ...]] = []
+
+
+def _fake_factory(
+    url: str, objects: str | None, storage_options: dict[str, Any], options: dict[str, Any]
+) -> tuple[Catalog, Objects]:
+    FAKE_CALLS.append((url, objects, storage_options, options))
+    return MemoryCatalog(), Objects.from_url("memory://lc-fake-backend")
+
+
+def test_registered_backend_is_used_and_password_redacted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(_REGISTRY, "fakepg", (f"{__name__}:_fake_factory", "pip install fake"))
+    FAKE_CALLS.clear()
+    store = localckpt.open("FakePG://alice:s3cret@db.example/x", objects="memory://o",
+                           storage_options={"key": "k"}, schema="s1")
+    assert FAKE_CALLS == [
+        ("FakePG://alice:s3cret@db.example/x", "memory://o", {"key": "k"}, {"schema": "s1"})]
+    assert "s3cret" not in store.url and "alice:***@" in store.url
+    assert "s3cret" not in repr(store)
+    assert "fakepg" in registered_schemes()
+
+
+def test_missing_backend_package_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(_REGISTRY, "ghost", ("localckpt_no_such_module:factory",
+                                             "pip install localckpt-ghost"))
+    with pytest.raises(InvalidInputError, match="pip install localckpt-ghost"):
+        localckpt.open("ghost://x")
+
+
+def test_env_does_not_leak_between_tests() -> None:
+    # conftest's autouse fixture isolates every test from the developer's settings
+    assert "LOCALCKPT_URL" not in os.environ
+    assert not Path(os.environ["LOCALCKPT_CONFIG"]).exists()
