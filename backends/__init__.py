@@ -3,13 +3,15 @@
 - ThrowawayPostgres: a private PostgreSQL cluster on a free loopback port.
 - LocalS3: moto's S3 server on a free loopback port.
 - postgres_dsn() / s3_location(): the server named by the environment when set
-  (LOCALCKPT_TEST_PG_DSN, LOCALCKPT_TEST_S3_URL + AWS_*), else a throwaway one.
+  (LOCALCKPT_TEST_PG_DSN; LOCALCKPT_TEST_S3_URL with LOCALCKPT_TEST_S3_OPTIONS or AWS_*),
+  else a throwaway one.
 
 ``python -m backends up`` starts both and prints the environment to use them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ from .s3 import LocalS3
 
 __all__ = [
     "PG_DSN_ENV",
+    "S3_OPTIONS_ENV",
     "S3_URL_ENV",
     "LocalS3",
     "PostgresNotInstalledError",
@@ -32,6 +35,7 @@ __all__ = [
 
 PG_DSN_ENV = "LOCALCKPT_TEST_PG_DSN"
 S3_URL_ENV = "LOCALCKPT_TEST_S3_URL"
+S3_OPTIONS_ENV = "LOCALCKPT_TEST_S3_OPTIONS"  # JSON object of s3fs options
 
 
 @contextmanager
@@ -45,8 +49,14 @@ def postgres_dsn(*, durable: bool = False) -> Iterator[str]:
 
 
 def s3_options_from_env() -> dict[str, Any]:
-    """s3fs options from the standard AWS variables (key, secret, endpoint), path-style."""
-    options: dict[str, Any] = {"config_kwargs": {"s3": {"addressing_style": "path"}}}
+    """s3fs options: $LOCALCKPT_TEST_S3_OPTIONS (JSON) when set, else the standard AWS
+    variables (key, secret, endpoint) with path-style addressing."""
+    if text := os.environ.get(S3_OPTIONS_ENV):
+        options = json.loads(text)
+        if not isinstance(options, dict):
+            raise ValueError(f"{S3_OPTIONS_ENV} must be a JSON object of s3fs options")
+        return options
+    options = {"config_kwargs": {"s3": {"addressing_style": "path"}}}
     for option, names in {
         "key": ("AWS_ACCESS_KEY_ID",),
         "secret": ("AWS_SECRET_ACCESS_KEY",),
@@ -61,8 +71,8 @@ def s3_options_from_env() -> dict[str, Any]:
 
 @contextmanager
 def s3_location(bucket: str = "localckpt-test") -> Iterator[tuple[str, dict[str, Any]]]:
-    """(url, storage_options): $LOCALCKPT_TEST_S3_URL with AWS_* options when set, else a
-    LocalS3 with a new bucket, kept for the block."""
+    """(url, storage_options): $LOCALCKPT_TEST_S3_URL with s3_options_from_env() when set,
+    else a LocalS3 with a new bucket, kept for the block."""
     if url := os.environ.get(S3_URL_ENV):
         yield url, s3_options_from_env()
         return

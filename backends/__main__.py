@@ -7,17 +7,23 @@ the command blocks; copy them into another shell, or redirect to a file and ``so
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 
-from . import PG_DSN_ENV, S3_URL_ENV, LocalS3, ThrowawayPostgres
+from . import PG_DSN_ENV, S3_OPTIONS_ENV, S3_URL_ENV, LocalS3, ThrowawayPostgres
 
 
 def _exports(pg: ThrowawayPostgres, s3: LocalS3, bucket_url: str) -> str:
-    env = {PG_DSN_ENV: pg.dsn, S3_URL_ENV: bucket_url, **s3.env}
+    env = {
+        PG_DSN_ENV: pg.dsn,
+        S3_URL_ENV: bucket_url,
+        S3_OPTIONS_ENV: json.dumps(s3.storage_options, sort_keys=True),
+        **s3.env,
+    }
     return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in env.items())
 
 

@@ -301,6 +301,45 @@ def test_outputs_return_canonical_bytes_that_match_their_hash(
         assert conn.execute(query, [h_unicode]).fetchone() == ("значение",)
 
 
+def test_records_keep_values_postgres_columns_would_change(catalog: PostgresCatalog) -> None:
+    """NUL in text, and numbers JSONB normalises, read back exactly (via the exact column)."""
+    timeline, root = make_timeline()
+    timeline = attrs.evolve(timeline, source_video="a\x00b.mp4", source_asset_id="\x00")
+    h, data = make_output({"ok": 1})
+    odd = attrs.evolve(
+        child(root, "st\x00age", h),
+        scenario_label="try \x00 1",
+        config_overrides={"thr": -0.0, "big": 1e16, "k\x00": ["\x00", 1e300]},
+        stats={"frames_extracted": 3, "ratio": 0.5},
+    )
+    plain = child(root, "detect", h, stats={"x": 1.0})
+    catalog.commit(Batch([timeline], [root, odd, plain], {h: data}))
+    catalog.commit(Batch([timeline], [root, odd, plain], {h: data}))  # still idempotent
+
+    assert catalog.timelines() == [timeline]
+    got = {c.id: c for c in catalog.tree(timeline.id)}
+    assert got[odd.id] == odd and got[plain.id] == plain
+    for field in ("stage_hashes", "config_overrides", "stats"):
+        assert canonical_bytes(getattr(got[odd.id], field)) == canonical_bytes(getattr(odd, field))
+    assert got[odd.id].stage_outputs["st\x00age"] == {"ok": 1}
+
+    # equal as the value types define it (-0.0 == 0.0, 1e16 == 10**16): skipped, like
+    # every backend does; the stored record keeps its own values
+    equal = attrs.evolve(odd, config_overrides={**odd.config_overrides, "thr": 0.0,
+                                                "big": 10**16})
+    assert equal == odd
+    catalog.commit(Batch([], [equal, child(plain, "more", h)], {h: data}))
+    (kept,) = catalog.checkpoints([odd.id])
+    assert canonical_bytes(kept.config_overrides) == canonical_bytes(odd.config_overrides)
+    assert len(catalog.children(plain.id)) == 1
+    # really other content: ConflictError, and nothing of the batch written
+    other = attrs.evolve(odd, config_overrides={**odd.config_overrides, "k\x00": []})
+    extra = child(plain, "extra", h)
+    with pytest.raises(ConflictError, match=odd.id):
+        catalog.commit(Batch([], [other, extra]))
+    assert catalog.checkpoints([extra.id]) == []
+
+
 def test_lazy_outputs_equal_parsed_canonical_bytes(catalog: PostgresCatalog) -> None:
     timeline, root = make_timeline()
     outputs = dict(make_output(v) for v in TRICKY_VALUES)

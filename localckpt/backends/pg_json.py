@@ -1,29 +1,61 @@
-"""Stage outputs in a JSONB column without losing their canonical bytes.
+"""Exact values in PostgreSQL columns that cannot hold every value exactly.
 
-An output's address is the SHA-256 of its canonical JSON, so reading it back must give
-those exact bytes. JSONB keeps the value, not the text: re-canonicalising what it returns
-gives the same bytes except where PostgreSQL changes the value itself:
+Records must read back equal to what was written, and stage outputs must read back as
+the exact canonical bytes their hash was computed from. PostgreSQL changes a few values:
 
-- a float written with a positive exponent (Python writes 1e16 as ``1e+16``) becomes an
-  integer (``10000000000000000``), and ``-0.0`` becomes ``0.0``;
-- ``\\u0000`` cannot be stored in JSONB at all.
+- JSONB keeps numbers as numeric: a float written with a positive exponent (Python
+  writes 1e16 as ``1e+16``) reads back as an integer, and ``-0.0`` as ``0.0``;
+- neither text nor JSONB can hold the character NUL (``\\x00``).
 
-For those rare outputs the exact text is kept beside the value (``canonical`` column;
-``value`` is NULL when JSONB refuses it). Everything else is stored once, as JSONB.
+So every typed column holds a display value that SQL users can query (NUL shown as
+U+FFFD), and, only for the rare values it would change, the exact value is kept beside
+it as canonical JSON text (``canonical`` for outputs, ``exact`` for records). The usual
+case costs one substring scan per value.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from ..canonical import canonical_bytes
 
-__all__ = ["from_columns", "to_columns", "value_from_columns"]
+__all__ = ["exact_text", "jsonb_column", "read_exact", "text_column"]
 
-# Canonical text can only be changed by JSONB if it contains one of these.
+NUL, SHOWN_FOR_NUL = "\x00", "\ufffd"
+# Canonical JSON text can only be changed by JSONB if it contains one of these.
 _HINTS = (b"e+", b"-0.0", b"\\u0000")
+
+
+def text_column(value: str | None) -> tuple[str | None, bool]:
+    """(what a text column can hold, whether that differs from value)."""
+    if value is None or NUL not in value:
+        return value, False
+    return value.replace(NUL, SHOWN_FOR_NUL), True
+
+
+def jsonb_column(data: bytes) -> tuple[str, bool]:
+    """Canonical JSON bytes -> (text for a jsonb column, whether reading that column back
+    would give other canonical bytes)."""
+    text = data.decode("utf-8")
+    if not any(hint in data for hint in _HINTS):
+        return text, False
+    as_read = json.loads(text, parse_float=_as_jsonb_reads)
+    if _has_nul(as_read):
+        return canonical_bytes(_without_nul(as_read)).decode("utf-8"), True
+    return text, canonical_bytes(as_read) != data
+
+
+def exact_text(fields: Mapping[str, Any]) -> str | None:
+    """The ``exact`` column: canonical JSON of the fields whose columns differ, or None."""
+    return canonical_bytes(dict(fields)).decode("utf-8") if fields else None
+
+
+def read_exact(exact: str | None) -> dict[str, Any]:
+    """Field name -> exact value, from an ``exact`` column."""
+    return json.loads(exact) if exact else {}
 
 
 def _as_jsonb_reads(text: str) -> int | float:
@@ -41,38 +73,19 @@ def _as_jsonb_reads(text: str) -> int | float:
 
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return NUL in value
     if isinstance(value, dict):
-        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+        return any(NUL in k or _has_nul(v) for k, v in value.items())
     if isinstance(value, list):
         return any(_has_nul(v) for v in value)
     return False
 
 
-def to_columns(data: bytes) -> tuple[str | None, str | None]:
-    """Canonical JSON bytes -> (text for the jsonb ``value`` column, exact ``canonical`` text).
-
-    ``canonical`` is None when JSONB round-trips the bytes (the usual case, decided by a
-    substring scan); ``value`` is None when JSONB cannot hold the value.
-    """
-    text = data.decode("utf-8")
-    if not any(hint in data for hint in _HINTS):
-        return text, None
-    as_read = json.loads(text, parse_float=_as_jsonb_reads)
-    if _has_nul(as_read):
-        return None, text
-    if canonical_bytes(as_read) == data:
-        return text, None
-    return text, text
-
-
-def from_columns(value: Any, canonical: str | None) -> bytes:
-    """The canonical bytes of a stored output (value as psycopg loaded the jsonb)."""
-    if canonical is not None:
-        return canonical.encode("utf-8")
-    return canonical_bytes(value)
-
-
-def value_from_columns(value: Any, canonical: str | None) -> Any:
-    """The JSON value of a stored output, equal to json.loads of its canonical bytes."""
-    return value if canonical is None else json.loads(canonical)
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace(NUL, SHOWN_FOR_NUL)
+    if isinstance(value, dict):
+        return {k.replace(NUL, SHOWN_FOR_NUL): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value

@@ -58,8 +58,12 @@ MIGRATIONS: tuple[Migration, ...] = (
                 source_asset_id text,
                 root_checkpoint_id text COLLATE "C" NOT NULL,
                 frame_count bigint NOT NULL,
-                created_at timestamptz NOT NULL
+                created_at timestamptz NOT NULL,
+                exact text
             )""",
+            # `exact` (records) and `canonical` (outputs) hold, as canonical JSON text, the
+            # few values the typed columns would change: NUL, or numbers JSONB normalises
+            # (1e16 -> 10000000000000000, -0.0 -> 0.0). NULL almost always. See pg_json.
             # FKs are deferred so a batch (or a sync) may list children before parents.
             """CREATE TABLE {s}.checkpoints (
                 id text COLLATE "C" PRIMARY KEY,
@@ -74,18 +78,15 @@ MIGRATIONS: tuple[Migration, ...] = (
                 is_scenario boolean NOT NULL,
                 scenario_label text NOT NULL,
                 created_at timestamptz NOT NULL,
-                merged_from text COLLATE "C"
+                merged_from text COLLATE "C",
+                exact text
             )""",
             "CREATE INDEX checkpoints_timeline_id ON {s}.checkpoints (timeline_id)",
             "CREATE INDEX checkpoints_parent_id ON {s}.checkpoints (parent_id)",
-            # value is what SQL users query. JSONB normalises numbers (1e16 -> 10000000000000000,
-            # -0.0 -> 0.0) and cannot hold \u0000; for those rare outputs `canonical` keeps
-            # the exact bytes (and value is NULL when JSONB cannot hold it at all).
             """CREATE TABLE {s}.outputs (
                 hash text COLLATE "C" PRIMARY KEY,
-                value jsonb,
-                canonical text,
-                CHECK (value IS NOT NULL OR canonical IS NOT NULL)
+                value jsonb NOT NULL,
+                canonical text
             )""",
             # Lets a single INSERT statement abort itself with a chosen SQLSTATE.
             """CREATE FUNCTION {s}.fail(code text, message text) RETURNS boolean

@@ -11,10 +11,12 @@ back as canonical bytes (see ``pg_json``).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -35,6 +37,7 @@ from ..errors import (
 )
 from ..types import Checkpoint, LazyOutputs, Timeline
 from . import pg_json
+from .pg_json import NUL
 from .pg_schema import CONFLICT_SQLSTATE, SchemaVersionError, migrate, schema_identifier
 
 __all__ = ["PostgresCatalog", "SchemaVersionError", "open_catalog"]
@@ -46,14 +49,18 @@ _RETRIES = 3  # deadlock / serialization failure / a pooled connection found dea
 _QUICK_WAIT = 1.0  # seconds to wait for a pooled connection before asking the server
 _TIMELINE_COLS = (
     "id, source_video, profile_name, fps, source_asset_id, root_checkpoint_id, frame_count, "
-    "created_at"
+    "created_at, exact"
 )
 _CHECKPOINT_COLS = (
     "id, timeline_id, parent_id, stage, stage_hashes, config_overrides, stats, is_scenario, "
-    "scenario_label, created_at, merged_from"
+    "scenario_label, created_at, merged_from, exact"
 )
-_TIMELINE_TYPES = "text text text float8 text text int8 timestamptz"
-_CHECKPOINT_TYPES = "text text text text jsonb jsonb jsonb bool text timestamptz text"
+_TIMELINE_TYPES = "text text text float8 text text int8 timestamptz text"
+_CHECKPOINT_TYPES = "text text text text jsonb jsonb jsonb bool text timestamptz text text"
+# User-given fields whose columns cannot hold every value (see pg_json).
+_TIMELINE_TEXT = ("source_video", "profile_name", "source_asset_id")
+_CHECKPOINT_TEXT = ("stage", "scenario_label")
+_CHECKPOINT_JSON = ("stage_hashes", "config_overrides", "stats")
 _OPTIONS = frozenset({"schema", "min_size", "max_size", "timeout"})
 
 
@@ -124,16 +131,45 @@ class PostgresCatalog(Catalog):
 
     def commit(self, batch: Batch) -> None:
         """One statement, so one round trip and one implicit transaction. Existing ids with
-        equal content are skipped; other content raises ConflictError naming the ids, and
-        nothing is written."""
-        if not batch:
-            return
-        params = [
-            *_output_params(batch.outputs),
-            *_timeline_params(batch.timelines),
-            *_checkpoint_params(batch.checkpoints),
+        equal content (==, as the value types define it) are skipped; other content raises
+        ConflictError naming the ids, and nothing is written."""
+        while batch:
+            params = [
+                *_output_params(batch.outputs),
+                *_timeline_params(batch.timelines),
+                *_checkpoint_params(batch.checkpoints),
+            ]
+            try:
+                self._call(partial(_execute, self._q.commit, params))
+                return
+            except _MaybeConflict:
+                batch = self._drop_equal(batch)
+
+    def _drop_equal(self, batch: Batch) -> Batch:
+        """The statement refused the batch because stored columns differ; decide with ==.
+
+        Columns can differ for Python-equal records (-0.0 and 0.0, 1e16 and 10**16), so
+        records equal to the stored ones are dropped and the rest retried; any that
+        differ raise ConflictError. Rare: only a copy of a copy meets itself.
+        """
+        stored_t = {t.id: t for t in self.timelines([t.id for t in batch.timelines])}
+        stored_c = {c.id: c for c in self.checkpoints([c.id for c in batch.checkpoints])}
+        differ = [f"timeline {t.id}" for t in batch.timelines if stored_t.get(t.id, t) != t]
+        differ += [
+            f"checkpoint {c.id}" for c in batch.checkpoints if stored_c.get(c.id, c) != c
         ]
-        self._call(lambda conn: conn.execute(self._q.commit, params))
+        if differ or not (stored_t or stored_c):
+            raise ConflictError(
+                f"{', '.join(sorted(differ)) or 'a record'} already stored in "
+                f"{self.describe()} with other content; nothing of this batch was written. "
+                "Ids are unique per record: the same id with other content means two stores "
+                "disagree."
+            )
+        return Batch(
+            timelines=[t for t in batch.timelines if t.id not in stored_t],
+            checkpoints=[c for c in batch.checkpoints if c.id not in stored_c],
+            outputs=batch.outputs,
+        )
 
     def timelines(self, ids: Iterable[str] | None = None) -> list[Timeline]:
         if ids is None:
@@ -167,7 +203,10 @@ class PostgresCatalog(Catalog):
         if not wanted:
             return {}
         rows = self._fetch(self._q.outputs, [wanted])
-        return {h: pg_json.from_columns(value, canonical) for h, value, canonical in rows}
+        return {
+            h: canonical.encode("utf-8") if canonical is not None else canonical_bytes(value)
+            for h, value, canonical in rows
+        }
 
     def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
         wanted = _ids(hashes)
@@ -189,7 +228,10 @@ class PostgresCatalog(Catalog):
     def _load_values(self, hashes: list[str]) -> dict[str, Any]:
         """Loader for LazyOutputs: hash -> JSON value, without re-encoding."""
         rows = self._fetch(self._q.outputs, [list(hashes)]) if hashes else []
-        found = {h: pg_json.value_from_columns(value, canonical) for h, value, canonical in rows}
+        found = {
+            h: value if canonical is None else json.loads(canonical)
+            for h, value, canonical in rows
+        }
         if missing := set(hashes) - found.keys():
             raise CorruptDataError(
                 f"{self.describe()} lacks stage output(s) {sorted(missing)} that checkpoints "
@@ -237,10 +279,7 @@ class PostgresCatalog(Catalog):
         """The one map from driver errors to localckpt errors (messages never hold secrets)."""
         where = self.describe()
         if isinstance(exc, psycopg.Error) and exc.sqlstate == CONFLICT_SQLSTATE:
-            return ConflictError(
-                f"{_diag_message(exc)} in {where}; nothing of this batch was written. Ids are "
-                "unique per record: the same id with other content means two stores disagree."
-            )
+            return _MaybeConflict(f"{_diag_message(exc)} in {where}")
         if isinstance(exc, psycopg.errors.ForeignKeyViolation):
             detail = exc.diag.message_detail or _diag_message(exc)
             return InvalidInputError(
@@ -279,6 +318,14 @@ class PostgresCatalog(Catalog):
 
     def _redact(self, text: str) -> str:
         return text.replace(self._password, "***") if self._password else text
+
+
+def _execute(query: str, params: list[Any], conn: psycopg.Connection) -> None:
+    conn.execute(query, params)
+
+
+class _MaybeConflict(ConflictError):
+    """Stored columns differ from the batch's; commit() decides with == (never escapes)."""
 
 
 # -- SQL ----------------------------------------------------------------------------------
@@ -385,15 +432,13 @@ def _utc(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
-def _json_text(value: Any, what: str) -> str:
-    return canonical_bytes(dict(value), what).decode("utf-8")
-
-
 def _columns(rows: Iterable[tuple[Any, ...]], width: int, kind: str) -> list[list[Any]]:
     """Row tuples -> one list per column (the arrays unnest() reads), one row per id,
     sorted by id so that concurrent batches lock rows in the same order (no deadlock)."""
     by_id: dict[str, tuple[Any, ...]] = {}
     for row in rows:
+        if NUL in row[0]:
+            raise InvalidInputError(f"{kind} id {row[0]!r} contains NUL; ids cannot")
         if by_id.setdefault(row[0], row) != row:
             raise ConflictError(
                 f"the batch holds two different {kind} records with id {row[0]}; "
@@ -401,6 +446,26 @@ def _columns(rows: Iterable[tuple[Any, ...]], width: int, kind: str) -> list[lis
             )
     ordered = [by_id[key] for key in sorted(by_id)]
     return [[row[i] for row in ordered] for i in range(width)]
+
+
+def _storable(
+    record: Any, texts: tuple[str, ...], jsons: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], str | None]:
+    """Column values for a record's user-given fields, and its ``exact`` column."""
+    columns: dict[str, Any] = {}
+    exact: dict[str, Any] = {}
+    for name in texts:
+        value = getattr(record, name)
+        columns[name], changed = pg_json.text_column(value)
+        if changed:
+            exact[name] = value
+    for name in jsons:
+        value = dict(getattr(record, name))
+        data = canonical_bytes(value, f"{type(record).__name__.lower()} {record.id} {name}")
+        columns[name], changed = pg_json.jsonb_column(data)
+        if changed:
+            exact[name] = value
+    return columns, pg_json.exact_text(exact)
 
 
 def _output_params(outputs: Mapping[str, bytes]) -> list[list[Any]]:
@@ -411,40 +476,51 @@ def _output_params(outputs: Mapping[str, bytes]) -> list[list[Any]]:
             raise InvalidInputError(
                 f"output {h} does not hash to its key; nothing of this batch was written"
             )
-        rows.append((h, *pg_json.to_columns(data)))
+        value, changed = pg_json.jsonb_column(data)
+        rows.append((h, value, data.decode("utf-8") if changed else None))
     return _columns(rows, 3, "output")
 
 
 def _timeline_params(timelines: Iterable[Timeline]) -> list[list[Any]]:
-    rows = [
-        (t.id, t.source_video, t.profile_name, float(t.fps), t.source_asset_id,
-         t.root_checkpoint_id, int(t.frame_count), _utc(t.created_at))
-        for t in timelines
-    ]
-    return _columns(rows, 8, "timeline")
+    rows = []
+    for t in timelines:
+        col, exact = _storable(t, _TIMELINE_TEXT)
+        rows.append((
+            t.id, col["source_video"], col["profile_name"], float(t.fps),
+            col["source_asset_id"], t.root_checkpoint_id, int(t.frame_count),
+            _utc(t.created_at), exact,
+        ))
+    return _columns(rows, 9, "timeline")
 
 
 def _checkpoint_params(checkpoints: Iterable[Checkpoint]) -> list[list[Any]]:
-    rows = [
-        (
-            c.id, c.timeline_id, c.parent_id, c.stage,
-            _json_text(c.stage_hashes, f"checkpoint {c.id} stage_hashes"),
-            _json_text(c.config_overrides, f"checkpoint {c.id} config_overrides"),
-            _json_text(c.stats, f"checkpoint {c.id} stats"),
-            bool(c.is_scenario), c.scenario_label, _utc(c.created_at), c.merged_from,
-        )
-        for c in checkpoints
-    ]
-    return _columns(rows, 11, "checkpoint")
+    rows = []
+    for c in checkpoints:
+        col, exact = _storable(c, _CHECKPOINT_TEXT, _CHECKPOINT_JSON)
+        rows.append((
+            c.id, c.timeline_id, c.parent_id, col["stage"], col["stage_hashes"],
+            col["config_overrides"], col["stats"], bool(c.is_scenario),
+            col["scenario_label"], _utc(c.created_at), c.merged_from, exact,
+        ))
+    return _columns(rows, 12, "checkpoint")
 
 
 def _timeline(row: tuple[Any, ...]) -> Timeline:
-    tid, video, profile, fps, asset, root, count, created = row
-    return Timeline(tid, video, profile, fps, asset, root, count, created.astimezone(UTC))
+    tid, video, profile, fps, asset, root, count, created, exact = row
+    fix = pg_json.read_exact(exact)
+    return Timeline(
+        tid, fix.get("source_video", video), fix.get("profile_name", profile), fps,
+        fix.get("source_asset_id", asset), root, count, created.astimezone(UTC),
+    )
 
 
 def _checkpoint(row: tuple[Any, ...], fetch: Callable[[list[str]], dict[str, Any]]) -> Checkpoint:
-    cid, tid, parent, stage, hashes, config, stats, scenario, label, created, merged = row
+    cid, tid, parent, stage, hashes, config, stats, scenario, label, created, merged, exact = row
+    if exact:
+        fix = pg_json.read_exact(exact)
+        stage, label = fix.get("stage", stage), fix.get("scenario_label", label)
+        hashes, config = fix.get("stage_hashes", hashes), fix.get("config_overrides", config)
+        stats = fix.get("stats", stats)
     return Checkpoint(
         id=cid, timeline_id=tid, parent_id=parent, stage_hashes=hashes,
         config_overrides=config, stats=stats, is_scenario=scenario, scenario_label=label,
