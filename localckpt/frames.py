@@ -6,6 +6,7 @@ Everything here is stateless so it can run on any thread; the shard writer and r
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import numbers
@@ -20,12 +21,15 @@ from .types import Frame
 
 __all__ = [
     "CODECS",
+    "check_codec",
     "check_image",
+    "check_size",
     "coerce_frames",
     "decode",
     "encode",
     "encode_into",
     "perceptual_hash",
+    "to_pil",
     "validate_frames",
 ]
 
@@ -91,6 +95,16 @@ def validate_frames(frames: Iterable[Frame]) -> Iterator[Frame]:
 
 
 def _coerce(frames: Iterable[np.ndarray | Frame], fps: float | None) -> Iterator[Frame]:
+    try:
+        items = iter(frames)
+    except TypeError:
+        raise InvalidInputError(
+            f"frames must be an iterable of frames, got {type(frames).__name__}"
+        ) from None
+    return _coerce_items(items, fps)
+
+
+def _coerce_items(frames: Iterator[np.ndarray | Frame], fps: float | None) -> Iterator[Frame]:
     seen: set[int] = set()
     for i, item in enumerate(frames):
         where = f"frame {i}"
@@ -131,20 +145,29 @@ def _check_frame(frame: Frame, where: str) -> Frame:
     return Frame(sequence, float(ts), chunk_id, phash, image)
 
 
+@functools.lru_cache(maxsize=64)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sample coordinates for one image size: (2-d row/col index pair, flat pixel index)."""
+    rows = ((np.arange(8 * _CELL) + 0.5) * (h / (8 * _CELL))).astype(np.intp)[:, None]
+    cols = ((np.arange(9 * _CELL) + 0.5) * (w / (9 * _CELL))).astype(np.intp)[None, :]
+    return np.stack(np.broadcast_arrays(rows, cols)), (rows * w + cols).ravel()
+
+
 def perceptual_hash(image: np.ndarray) -> str:
     """64-bit difference hash (dHash) as 16 hex chars; near-duplicate frames differ in few bits.
 
-    Samples a 32x36 grid with fancy indexing (never touches the full image), averages it
-    into 8x9 gray cells and sets one bit per horizontally adjacent pair that brightens.
-    Costs ~20 us at 1280x720.
+    Samples a 32x36 grid of pixels by fancy indexing (never touching the full image),
+    sums it into 8x9 gray cells and sets one bit per horizontally adjacent pair that
+    brightens. ~25 us at 1280x720.
     """
     h, w = image.shape[:2]
-    rows = ((np.arange(8 * _CELL) + 0.5) * (h / (8 * _CELL))).astype(np.intp)
-    cols = ((np.arange(9 * _CELL) + 0.5) * (w / (9 * _CELL))).astype(np.intp)
-    small = image[rows[:, None], cols[None, :]].astype(np.float32) @ _GRAY
-    cells = small.reshape(8, _CELL, 9, _CELL).mean(axis=(1, 3))
-    bits = cells[:, 1:] > cells[:, :-1]
-    return np.packbits(bits.ravel()).tobytes().hex()
+    rc, flat = _grid(h, w)
+    if image.flags.c_contiguous:
+        small = image.reshape(h * w, 3)[flat]
+    else:
+        small = image[rc[0], rc[1]].reshape(-1, 3)
+    cells = (small @ _GRAY).reshape(8, _CELL, 9, _CELL).sum(axis=(1, 3))
+    return np.packbits(cells[:, 1:] > cells[:, :-1]).tobytes().hex()
 
 
 def check_codec(codec: str, quality: int) -> None:
@@ -157,13 +180,17 @@ def check_codec(codec: str, quality: int) -> None:
         raise InvalidInputError(f"JPEG quality must be an int in 1..95, got {quality!r}")
 
 
-def to_pil(image: np.ndarray, codec: str) -> Image.Image:
-    """Wrap pixels for Pillow (copies them: the caller may reuse its buffer afterwards)."""
+def check_size(image: np.ndarray, codec: str, where: str) -> None:
+    """Reject images the codec cannot hold (libjpeg: at most 65500 pixels per side)."""
     if codec == "jpeg" and max(image.shape[0], image.shape[1]) > _JPEG_MAX_SIDE:
         raise InvalidInputError(
-            f"image {image.shape[1]}x{image.shape[0]} is larger than JPEG allows "
+            f"{where}: image {image.shape[1]}x{image.shape[0]} is larger than JPEG allows "
             f"({_JPEG_MAX_SIDE} per side); use codec='png'"
         )
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    """Wrap pixels for Pillow (a copy: RGB is 4 bytes per pixel inside Pillow)."""
     return Image.fromarray(image, "RGB")
 
 
@@ -179,8 +206,9 @@ def encode(image: np.ndarray, codec: str = "jpeg", quality: int = 90) -> bytes:
     """Encode an HxWx3 uint8 RGB array as JPEG (lossy, quality 1..95) or PNG (lossless)."""
     check_codec(codec, quality)
     check_image(image, "encode")
+    check_size(image, codec, "encode")
     buf = io.BytesIO()
-    encode_into(buf, to_pil(image, codec), codec, quality)
+    encode_into(buf, to_pil(image), codec, quality)
     return buf.getvalue()
 
 

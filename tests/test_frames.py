@@ -251,6 +251,12 @@ def test_coerce_is_lazy() -> None:
     assert [f.sequence for f in itertools.islice(frames, 3)] == [0, 1, 2]
 
 
+def test_non_iterables_are_rejected_at_once() -> None:
+    for bad in (None, 5, Frame):
+        with pytest.raises(InvalidInputError, match="iterable"):
+            coerce_frames(bad, 1.0)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("fps", [0, -1.0, float("nan"), float("inf"), "2", None, True])
 def test_bad_fps_is_rejected_at_once(fps: Any) -> None:
     with pytest.raises(InvalidInputError, match="fps"):
@@ -289,6 +295,8 @@ def test_invalid_frame_midway_raises_and_leaves_nothing(
     with pytest.raises(InvalidInputError, match=f"frame 5: .*{why}"):
         write_frames(objs, "t1", frames, workers=workers, shard_frames=1, codec="png")
     assert all_files(objs) == []
+    if objs.is_local:
+        assert not Path(objs.root, "frames", "t1").exists()
 
 
 def test_write_frames_takes_frames_only_and_rejects_empty_input(objs: Objects) -> None:
@@ -455,18 +463,15 @@ def test_streaming_input_is_written_while_it_arrives(objs: Objects) -> None:
     assert seen_published[0] >= 5
 
 
-def test_callers_may_reuse_their_buffer(objs: Objects) -> None:
-    imgs = noise(12, 8, 8)
-
-    def reused() -> Iterator[np.ndarray]:
-        buf = np.empty_like(imgs[0])
-        for img in imgs:
-            buf[...] = img
-            yield buf
-
-    write_frames(objs, "t1", coerce_frames(reused(), 1.0), codec="png", workers=2)
-    got = FrameReader(objs, "t1").frames()
-    assert all(np.array_equal(f.image, i) for f, i in zip(got, imgs, strict=True))
+def test_jpeg_size_limit_is_checked_before_writing(objs: Objects) -> None:
+    wide = np.zeros((1, 65501, 3), np.uint8)
+    with pytest.raises(InvalidInputError, match=r"frame 1: .*larger than JPEG allows"):
+        write_frames(objs, "t1", coerce_frames([*noise(1, 1, 8), wide], 1.0), shard_frames=1)
+    with pytest.raises(InvalidInputError, match="larger than JPEG allows"):
+        encode(wide)
+    assert all_files(objs) == []
+    write_frames(objs, "t1", coerce_frames([wide], 1.0), codec="png")
+    assert np.array_equal(FrameReader(objs, "t1").get(0).image, wide)
 
 
 # -- the index as other tools see it --------------------------------------------------------
@@ -500,7 +505,7 @@ def test_missing_timeline_and_sequence(objs: Objects) -> None:
         frame_keys(objs, "nope")
     write_frames(objs, "t1", coerce_frames(noise(3), 1.0))
     reader = FrameReader(objs, "t1")
-    for seq in (3, -1, "0", None):
+    for seq in (3, -1, "0", None, True):
         with pytest.raises(NotFoundError, match=f"timeline t1 .*sequence {seq!r}"):
             reader.get(seq)  # type: ignore[arg-type]
     assert reader.frames(5, 9) == []
