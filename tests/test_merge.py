@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import StoreFactory
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -170,12 +171,10 @@ def test_merged_from_counts_as_ancestry() -> None:
 # -- Store.merge / Store.diff ----------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "embedded"])
-def store(request: pytest.FixtureRequest, tmp_path) -> localckpt.Store:
-    url = "memory://" if request.param == "memory" else str(tmp_path / "store")
-    s = localckpt.open(url)
-    yield s
-    s.close()
+@pytest.fixture
+def store(new_store: StoreFactory, store_kind: str) -> localckpt.Store:
+    """A fresh store of every available kind: merge is written once, above the catalog."""
+    return new_store(store_kind)
 
 
 def _timeline(store: localckpt.Store) -> str:

@@ -1,0 +1,350 @@
+"""sync and bundles by example: what travels, what does not, failures and interruptions."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import zipfile
+from typing import Any
+
+import attrs
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from conftest import StoreFactory
+
+import localckpt
+from localckpt import Store
+from localckpt.bundle import export_bundle, import_bundle
+from localckpt.catalog import Batch
+from localckpt.errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    NotFoundError,
+)
+from localckpt.sync import CountingCatalog
+
+FRAMES = [np.full((6, 8, 3), i * 40, np.uint8) for i in range(5)]
+
+
+def _tree(store: Store, n: int = 3) -> tuple[str, list[str]]:
+    """A timeline with a chain of n saves, a scenario fork and a merge of the two."""
+    tl = store.create_timeline("v.mp4", "p", FRAMES, fps=2.0, codec="png")
+    ids = [tl.root_checkpoint_id]
+    for i in range(n):
+        ids.append(store.save_stage_output(tl.id, ids[-1], f"s{i}", {"i": i}, {"k": i}))
+    fork = store.save_stage_output(tl.id, ids[1], "alt", {"alt": True}, {"try": 1},
+                                   is_scenario=True, scenario_label="try")
+    ids.append(fork)
+    ids.append(store.merge(ids[-2], fork))
+    return tl.id, ids
+
+
+def _dump(store: Store) -> Any:
+    tls = sorted((t.id, t.frame_count, t.created_at) for t in store.list_timelines())
+    cps = sorted((c.id, c.parent_id, c.merged_from, tuple(sorted(c.stage_hashes.items())),
+                  json.dumps(dict(c.config_overrides), sort_keys=True),
+                  json.dumps(dict(c.stats), sort_keys=True), c.created_at)
+                 for t in store.list_timelines() for c in store.catalog.tree(t.id))
+    hashes = {h for c in cps for _, h in c[3]}
+    return tls, cps, sorted(store.objects.list("frames")), sorted(
+        store.catalog.outputs(hashes).items())
+
+
+@pytest.fixture(params=["push", "pull"])
+def pair(request: pytest.FixtureRequest, new_store: StoreFactory, store_kind: str
+         ) -> tuple[Store, Store]:
+    """(src, dst): the kind under test on one side, the memory reference on the other."""
+    other = new_store("memory" if store_kind != "memory" else "embedded")
+    mine = new_store(store_kind)
+    return (mine, other) if request.param == "push" else (other, mine)
+
+
+def test_sync_copies_everything_once(pair: tuple[Store, Store]) -> None:
+    src, dst = pair
+    tid, ids = _tree(src)
+    report = localckpt.sync(src, dst)
+    assert (report.timelines, report.checkpoints) == (1, len(ids))
+    assert report.outputs == 4  # s0 s1 s2 alt, each once though carried forward
+    assert report.objects == len(src.objects.list(f"frames/{tid}")) and report.bytes > 0
+    assert _dump(dst) == _dump(src)
+    assert dst.get_timeline_frames(tid) == src.get_timeline_frames(tid)
+    assert dst.load_stage_output(ids[-1], "alt") == {"alt": True}
+    assert [c.id for c in dst.lineage(ids[-1])] == [c.id for c in src.lineage(ids[-1])]
+    again = localckpt.sync(src, dst)
+    assert not again and again.round_trips == 4
+    assert "up to date" in again.summary() and "copied 1 timeline" in report.summary()
+
+
+def test_only_what_is_missing_travels(new_store: StoreFactory) -> None:
+    a, b = new_store("memory"), new_store("embedded")
+    tid, ids = _tree(a)
+    localckpt.sync(a, b)
+    extra_a = a.save_stage_output(tid, ids[-1], "s0", {"i": 0})  # an output b already has
+    extra_b = b.save_stage_output(tid, ids[2], "new", {"n": 1})
+    report = localckpt.sync(a, b)
+    assert (report.timelines, report.checkpoints, report.outputs, report.objects) == (0, 1, 0, 0)
+    report = localckpt.sync(b, a)
+    assert (report.timelines, report.checkpoints, report.outputs, report.objects) == (0, 1, 1, 0)
+    assert _dump(a) == _dump(b)
+    assert {extra_a, extra_b} <= {c.id for c in a.checkpoints(tid)}
+
+
+def test_round_trips_do_not_grow_with_the_tree(new_store: StoreFactory) -> None:
+    small, big = new_store("memory"), new_store("memory")
+    for store, n in ((small, 5), (big, 300)):
+        tl = store.create_timeline("v", "p", FRAMES[:1], codec="png")
+        parent = None
+        for i in range(n):
+            parent = store.save_stage_output(tl.id, parent, "s", {"i": i})
+    trips = []
+    for src in (small, big):
+        dst = new_store("embedded")
+        first = localckpt.sync(src, dst)
+        second = localckpt.sync(src, dst)
+        assert not second
+        trips.append((first.round_trips, second.round_trips))
+    assert trips[0] == trips[1] == (8, 4)
+
+
+def test_one_timeline_or_all(new_store: StoreFactory) -> None:
+    a, b = new_store("memory"), new_store("memory")
+    t1, _ = _tree(a)
+    t2, _ = _tree(a, 1)
+    report = localckpt.sync(a, b, t2)
+    assert [t.id for t in b.list_timelines()] == [t2] and report.timelines == 1
+    with pytest.raises(NotFoundError, match="no timeline"):
+        localckpt.sync(b, a, t1)
+    with pytest.raises(InvalidInputError):
+        localckpt.sync(a, b, 7)  # type: ignore[arg-type]
+    localckpt.sync(a, b)
+    assert {t.id for t in b.list_timelines()} == {t1, t2}
+
+
+def _snapshot(store: Store) -> Any:
+    return _dump(store), sorted(store.objects.list(""))
+
+
+def test_conflicting_record_raises_and_leaves_dst_unchanged(new_store: StoreFactory,
+                                                            store_kind: str) -> None:
+    src, dst = new_store("memory"), new_store(store_kind)
+    tid, ids = _tree(src)
+    localckpt.sync(src, dst)
+    later = src.save_stage_output(tid, ids[-1], "late", {"late": 1})
+    forged = attrs.evolve(src.get_checkpoint(later), stats={"forged": True})
+    h = forged.stage_hashes["late"]
+    dst.catalog.commit(Batch(checkpoints=[forged], outputs=src.catalog.outputs([h])))
+    second = src.create_timeline("w", "p", FRAMES[:2], codec="png")  # would travel, but not now
+    before = _snapshot(dst)
+    with pytest.raises(ConflictError, match="nothing was copied"):
+        localckpt.sync(src, dst)
+    assert _snapshot(dst) == before
+    assert second.id not in {t.id for t in dst.list_timelines()}
+
+
+def test_conflicting_timeline_copies_no_frames(new_store: StoreFactory) -> None:
+    src, dst = new_store("memory"), new_store("embedded")
+    tid, _ = _tree(src)
+    tl = src.get_timeline(tid)
+    root = src.get_checkpoint(tl.root_checkpoint_id)
+    dst.catalog.commit(Batch(timelines=[attrs.evolve(tl, source_video="other.mp4")],
+                             checkpoints=[root]))
+    with pytest.raises(ConflictError):
+        localckpt.sync(src, dst)
+    assert dst.objects.list("frames") == []
+
+
+def test_interrupted_before_rows_is_completed_by_the_next_sync(
+        new_store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    src, dst = new_store("memory"), new_store("embedded")
+    tid, ids = _tree(src)
+    real_commit = dst.catalog.commit
+
+    def crash_on_rows(batch: Batch) -> None:
+        if batch.checkpoints:
+            raise KeyboardInterrupt  # the process dies between objects and rows
+        real_commit(batch)
+
+    monkeypatch.setattr(dst.catalog, "commit", crash_on_rows)
+    with pytest.raises(KeyboardInterrupt):
+        localckpt.sync(src, dst)
+    monkeypatch.undo()
+    assert dst.list_timelines() == []  # consistent: nothing half-visible
+    assert dst.objects.list(f"frames/{tid}")  # objects went first
+    report = localckpt.sync(src, dst)
+    assert (report.objects, report.outputs, report.checkpoints) == (0, 0, len(ids))
+    assert _dump(dst) == _dump(src)
+
+
+def test_interrupted_object_copy_resumes_with_the_missing_objects(
+        new_store: StoreFactory, store_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = new_store("memory")
+    dst = new_store(store_kind)
+    tl = src.create_timeline("v", "p", FRAMES, codec="png", workers=1)
+    from localckpt.shards import frame_keys, write_frames
+
+    keys = frame_keys(src.objects, tl.id)
+    if len(keys) < 3:  # re-shard: several shards to copy
+        src.objects.delete(keys)
+        write_frames(src.objects, tl.id, [localckpt.Frame(i, i / 2, 0, "0" * 16, f)
+                                          for i, f in enumerate(FRAMES)],
+                     codec="png", workers=1, shard_frames=2)
+        keys = frame_keys(src.objects, tl.id)
+    real_put = dst.objects.put
+    calls = []
+
+    def flaky_put(key: str, data: bytes) -> None:
+        calls.append(key)
+        if len(calls) == 2:
+            raise localckpt.BackendUnavailableError("network went away")
+        real_put(key, data)
+
+    monkeypatch.setattr(dst.objects, "put", flaky_put)
+    with pytest.raises(localckpt.BackendUnavailableError):
+        localckpt.sync(src, dst)
+    monkeypatch.undo()
+    assert dst.list_timelines() == []
+    assert not dst.objects.exists(keys[-1])  # the index is never ahead of its shards
+    lacking = [k for k in keys if not dst.objects.exists(k)]
+    assert 0 < len(lacking) < len(keys)
+    report = localckpt.sync(src, dst)
+    assert report.objects == len(lacking)  # only those travel
+    assert dst.get_timeline_frames(tl.id) == src.get_timeline_frames(tl.id)
+
+
+def test_corrupt_source_output_is_refused(new_store: StoreFactory) -> None:
+    src, dst = new_store("memory"), new_store("memory")
+    _, ids = _tree(src)
+    h = src.get_checkpoint(ids[1]).stage_hashes["s0"]
+    src.catalog._outputs[h] = b'{"i":99}'  # type: ignore[attr-defined]  # bit rot
+    with pytest.raises(CorruptDataError, match="does not match its hash"):
+        localckpt.sync(src, dst)
+    assert dst.list_timelines() == []
+
+
+def test_progress_reports(new_store: StoreFactory) -> None:
+    src = new_store("memory")
+    _tree(src)
+    seen: list[tuple[str, int, int]] = []
+    localckpt.sync(src, new_store("memory"), progress=lambda *a: seen.append(a))
+    phases = [p for p, _, _ in seen]
+    assert phases[-1] == "rows" and "objects" in phases and "outputs" in phases
+    assert all(done <= total for _, done, total in seen)
+
+    class Bar:
+        total = 0
+        n = 0
+
+        def update(self, k: int) -> None:
+            self.n += k
+
+    bar = Bar()
+    localckpt.sync(src, new_store("memory"), progress=bar)
+    assert bar.n == bar.total == len(seen)
+    if importlib.util.find_spec("tqdm") is None:
+        with pytest.raises(InvalidInputError, match="tqdm"):
+            localckpt.sync(src, new_store("memory"), progress=True)
+    with pytest.raises(InvalidInputError):
+        localckpt.sync(src, new_store("memory"), progress=42)
+
+
+def test_counting_catalog_counts_every_call(new_store: StoreFactory) -> None:
+    store = new_store("memory")
+    tid, ids = _tree(store)
+    counted = CountingCatalog(store.catalog)
+    counted.tree(tid)
+    counted.checkpoints(ids)
+    counted.missing_outputs([])
+    assert counted.round_trips == 3 and counted.calls["tree"] == 1
+
+
+# -- bundles ---------------------------------------------------------------------------------
+
+
+def test_bundle_export_then_import_equals_sync(new_store: StoreFactory, store_kind: str,
+                                               tmp_path) -> None:
+    src = new_store(store_kind)
+    tid, ids = _tree(src)
+    path = tmp_path / "t.lcb.zip"
+    exported = export_bundle(src, tid, path)
+    assert (exported.timelines, exported.checkpoints, exported.outputs) == (1, len(ids), 4)
+    via_sync, via_bundle = new_store("memory"), new_store("embedded")
+    synced = localckpt.sync(src, via_sync)
+    imported = import_bundle(via_bundle, path)
+    fields = ("timelines", "checkpoints", "outputs", "objects", "bytes")
+    assert [getattr(imported, f) for f in fields] == [getattr(synced, f) for f in fields]
+    assert _dump(via_bundle) == _dump(via_sync) == _dump(src)
+    assert via_bundle.get_timeline_frames(tid) == src.get_timeline_frames(tid)
+    assert not import_bundle(via_bundle, path)  # idempotent
+    assert not import_bundle(src, path)
+
+
+def test_bundle_is_open_parquet_inside_a_zip(new_store: StoreFactory, tmp_path) -> None:
+    src = new_store("memory")
+    tid, ids = _tree(src)
+    path = tmp_path / "b.zip"
+    export_bundle(src, tid, path)
+    with zipfile.ZipFile(path) as zf:
+        manifest = json.loads(zf.read("localckpt-bundle.json"))
+        assert manifest["format"] == "localckpt-bundle/1" and manifest["timeline_id"] == tid
+        rows = pq.read_table(io.BytesIO(zf.read("checkpoints.parquet"))).to_pylist()
+        assert sorted(r["id"] for r in rows) == sorted(ids)
+        outputs = pq.read_table(io.BytesIO(zf.read("outputs.parquet"))).to_pylist()
+        assert {json.loads(r["json"])["i"] for r in outputs if "i" in r["json"]} == {0, 1, 2}
+        index = pq.read_table(io.BytesIO(zf.read(f"objects/frames/{tid}/index.parquet")))
+        assert index.num_rows == len(FRAMES)
+
+
+def test_subtree_bundle_carries_what_it_derives_from(new_store: StoreFactory, tmp_path
+                                                     ) -> None:
+    src = new_store("memory")
+    tid, ids = _tree(src)
+    root, s0, s1, s2, fork, merge = ids
+    other = src.save_stage_output(tid, s0, "other", {"o": 1})
+    path = tmp_path / "sub.zip"
+    report = export_bundle(src, tid, path, checkpoint_id=s2)
+    # s2's subtree (s2, the merge) + lineage (root, s0, s1) + what the merge took in (fork)
+    dst = new_store("memory")
+    import_bundle(dst, path)
+    got = {c.id for c in dst.checkpoints(tid)}
+    assert got == {root, s0, s1, s2, fork, merge} and other not in got
+    assert report.checkpoints == 6
+    assert dst.load_stage_output(merge, "alt") == {"alt": True}
+    assert localckpt.sync(src, dst).checkpoints == 1  # the union completes it
+    with pytest.raises(NotFoundError):
+        export_bundle(src, tid, tmp_path / "x.zip", checkpoint_id="nope")
+
+
+def test_bad_bundles(new_store: StoreFactory, tmp_path) -> None:
+    store = new_store("memory")
+    with pytest.raises(NotFoundError):
+        import_bundle(store, tmp_path / "missing.zip")
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(CorruptDataError):
+        import_bundle(store, junk)
+    empty = tmp_path / "empty.zip"
+    with zipfile.ZipFile(empty, "w") as zf:
+        zf.writestr("hello.txt", "hi")
+    with pytest.raises(CorruptDataError, match=r"lacks localckpt-bundle\.json"):
+        import_bundle(store, empty)
+    with pytest.raises(NotFoundError):
+        export_bundle(store, "no-such-timeline", tmp_path / "x.zip")
+    assert store.list_timelines() == []
+    assert not list(tmp_path.glob(".tmp-bundle-*"))
+
+
+def test_import_conflict_writes_nothing(new_store: StoreFactory, tmp_path) -> None:
+    src, dst = new_store("memory"), new_store("embedded")
+    tid, _ = _tree(src)
+    path = tmp_path / "b.zip"
+    export_bundle(src, tid, path)
+    tl = src.get_timeline(tid)
+    dst.catalog.commit(Batch(timelines=[attrs.evolve(tl, frame_count=99)],
+                             checkpoints=[src.get_checkpoint(tl.root_checkpoint_id)]))
+    before = _snapshot(dst)
+    with pytest.raises(ConflictError):
+        import_bundle(dst, path)
+    assert _snapshot(dst) == before
