@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_extensions(sub: Any) -> None:
     """Subcommands that live in their own modules (sync, merge, bundles)."""
+    from .cli_sync import register
+
+    register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

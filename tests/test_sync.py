@@ -348,3 +348,37 @@ def test_import_conflict_writes_nothing(new_store: StoreFactory, tmp_path) -> No
     with pytest.raises(ConflictError):
         import_bundle(dst, path)
     assert _snapshot(dst) == before
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_cli_diff_merge_push_pull_export_import(tmp_path, capsys: pytest.CaptureFixture
+                                                ) -> None:
+    from localckpt.cli import main
+
+    a, b, c = (str(tmp_path / n) for n in "abc")
+    with localckpt.open(a) as store:
+        tid, ids = _tree(store)
+        x = store.save_stage_output(tid, ids[1], "s1", {"i": 10}, {"k": 10})
+    assert main(["--store", a, "diff", ids[2], x]) == 0
+    assert "~ s1" in capsys.readouterr().out
+    assert main(["--store", a, "merge", ids[2], x]) == 1
+    assert "conflict" in capsys.readouterr().err
+    assert main(["--store", a, "merge", ids[2], x, "--strategy", "theirs"]) == 0
+    assert "merged" in capsys.readouterr().out
+    assert main(["--store", a, "push", b, tid[:13]]) == 0
+    assert "copied 1 timeline" in capsys.readouterr().out
+    assert main(["--store", c, "pull", a, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checkpoints"] == len(ids) + 2
+    with localckpt.open(a) as store:
+        store.save_stage_output(tid, x, "s2", {"i": 20})
+    bundle = str(tmp_path / "t.zip")
+    assert main(["--store", a, "export", tid, bundle]) == 0
+    assert main(["--store", b, "import", bundle]) == 0  # b lacks only the last save
+    assert "1 checkpoint(s)" in capsys.readouterr().out.splitlines()[-1]
+    assert main(["--store", c, "pull", a]) == 0
+    assert main(["--store", b, "import", bundle]) == 0
+    assert "up to date" in capsys.readouterr().out
+    with localckpt.open(b) as sb, localckpt.open(c) as sc:
+        assert _dump(sb) == _dump(sc)
