@@ -11,6 +11,7 @@ catch these::
      +-- ConflictError                          same id, other content (sync, import)
      |    '-- MergeConflict                     .conflicts lists every stage / key in conflict
      +-- CorruptDataError                       bytes that do not match their hash
+     +-- SchemaVersionError                     a store written by a newer localckpt
      '-- BackendUnavailableError                a server that cannot be reached
 """
 
@@ -27,6 +28,7 @@ __all__ = [
     "LocalckptError",
     "MergeConflict",
     "NotFoundError",
+    "SchemaVersionError",
     "TimelineNotFoundError",
 ]
 
@@ -65,6 +67,10 @@ class MergeConflict(ConflictError):
 
 class CorruptDataError(LocalckptError):
     """Stored bytes that do not match their recorded hash or cannot be parsed."""
+
+
+class SchemaVersionError(LocalckptError):
+    """A store written by a newer localckpt (catalog schema or store format): upgrade."""
 
 
 class BackendUnavailableError(LocalckptError):

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..catalog import Catalog
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, SchemaVersionError
 from ..objects import Objects
 
 __all__ = ["embedded", "memory", "postgres"]
@@ -42,7 +42,7 @@ def embedded(
         with open(marker, encoding="utf-8") as fh:
             fmt = json.load(fh).get("format", 0)
         if fmt > _FORMAT:
-            raise InvalidInputError(
+            raise SchemaVersionError(
                 f"the store at {root} has format {fmt}; this localckpt reads format {_FORMAT} "
                 "(upgrade localckpt)"
             )

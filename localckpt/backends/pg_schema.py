@@ -15,7 +15,7 @@ import attrs
 import psycopg
 from psycopg import sql
 
-from ..errors import InvalidInputError, LocalckptError
+from ..errors import InvalidInputError, SchemaVersionError
 
 __all__ = [
     "CONFLICT_SQLSTATE",
@@ -32,10 +32,6 @@ __all__ = [
 CONFLICT_SQLSTATE = "LC409"
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-
-
-class SchemaVersionError(LocalckptError):
-    """The database schema is newer than this version of localckpt understands."""
 
 
 @attrs.frozen
