@@ -221,7 +221,7 @@ class BundleSource:
 
     def _table(self, name: str) -> list[dict[str, Any]]:
         try:
-            return pq.read_table(io.BytesIO(self._read(name))).to_pylist()  # type: ignore[no-any-return]
+            return pq.read_table(io.BytesIO(self._read(name))).to_pylist()
         except pa.ArrowException as exc:
             raise CorruptDataError(f"bundle {self.path}: {name} cannot be read: {exc}") from exc
 

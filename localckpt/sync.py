@@ -154,7 +154,8 @@ class CountingCatalog(Catalog):
 class Source(Protocol):
     """What a transfer reads from. Reads of unknown ids return nothing, as catalogs do."""
 
-    round_trips: int
+    @property
+    def round_trips(self) -> int: ...
 
     def describe(self) -> str: ...
 
