@@ -91,14 +91,19 @@ class Model:
 
     def __init__(self, n_stores: int) -> None:
         self.nodes: dict[str, Node] = {}
-        self.timelines: dict[str, tuple[str, int]] = {}  # id -> (root id, frame objects)
+        self.timelines: dict[str, tuple[str, list[str]]] = {}  # id -> (root, frame keys)
         self.values: dict[str, Any] = {}  # output hash -> value
         self.has: list[set[str]] = [set() for _ in range(n_stores)]  # checkpoint ids
         self.has_tl: list[set[str]] = [set() for _ in range(n_stores)]
+        # What each store holds besides rows: output hashes and frame object keys. An
+        # interrupted sync may leave some of these without the rows that refer to them.
+        self.outs: list[set[str]] = [set() for _ in range(n_stores)]
+        self.objs: list[set[str]] = [set() for _ in range(n_stores)]
 
     def add(self, store: int, node: Node) -> None:
         self.nodes[node.id] = node
         self.has[store].add(node.id)
+        self.outs[store] |= set(node.stages.values())
 
     def tree(self, store: int, tid: str) -> set[str]:
         return {i for i in self.has[store] if self.nodes[i].timeline == tid}
@@ -145,24 +150,28 @@ class Model:
                     clean[kind][key] = value
         return Plan("merge", clean, conflicts)
 
-    def sync_counts(self, src: int, dst: int, tid: str | None) -> dict[str, int]:
-        """What sync(src, dst, tid) must copy."""
+    def missing(self, src: int, dst: int, tid: str | None
+                ) -> tuple[set[str], set[str], set[str], set[str]]:
+        """(timelines, checkpoints, outputs, objects) that dst lacks of src's."""
         tids = self.has_tl[src] if tid is None else {tid}
         new_tl = tids - self.has_tl[dst]
         new = {i for i in self.has[src] - self.has[dst] if self.nodes[i].timeline in tids}
-        held = {h for i in self.has[dst] for h in self.nodes[i].stages.values()}
         needed = {h for i in new for h in self.nodes[i].stages.values()}
-        return {
-            "timelines": len(new_tl),
-            "checkpoints": len(new),
-            "outputs": len(needed - held),
-            "objects": sum(self.timelines[t][1] for t in new_tl),
-        }
+        keys = {k for t in new_tl for k in self.timelines[t][1]}
+        return new_tl, new, needed - self.outs[dst], keys - self.objs[dst]
+
+    def sync_counts(self, src: int, dst: int, tid: str | None) -> dict[str, int]:
+        """What sync(src, dst, tid) must copy: exactly what dst lacks."""
+        new_tl, new, outs, objs = self.missing(src, dst, tid)
+        return {"timelines": len(new_tl), "checkpoints": len(new), "outputs": len(outs),
+                "objects": len(objs)}
 
     def sync(self, src: int, dst: int, tid: str | None) -> None:
-        tids = self.has_tl[src] if tid is None else {tid}
-        self.has_tl[dst] |= tids
-        self.has[dst] |= {i for i in self.has[src] if self.nodes[i].timeline in tids}
+        new_tl, new, outs, objs = self.missing(src, dst, tid)
+        self.has_tl[dst] |= new_tl
+        self.has[dst] |= new
+        self.outs[dst] |= outs
+        self.objs[dst] |= objs
 
 
 def _canon(kind: str, value: Any) -> Any:
@@ -187,6 +196,10 @@ def _mix(kind: str, key: str, base: Any, ours: Any, theirs: Any) -> Any:
 
 def _drop(*_: Any) -> Any:
     return MISSING
+
+
+class Crash(Exception):
+    """The process dies here (raised from a patched put / commit)."""
 
 
 RESOLVERS: dict[str, Any] = {"fail": "fail", "ours": "ours", "theirs": "theirs", "mix": _mix,
@@ -239,8 +252,10 @@ class SyncMachine(RuleBasedStateMachine):
         s = self.stores[store]
         tl = s.create_timeline("v.mp4", "p", images, fps=1.0, codec="png")
         self.frames[tl.id] = images
-        self.model.timelines[tl.id] = (tl.root_checkpoint_id, len(frame_keys(s.objects, tl.id)))
+        keys = frame_keys(s.objects, tl.id)
+        self.model.timelines[tl.id] = (tl.root_checkpoint_id, keys)
         self.model.has_tl[store].add(tl.id)
+        self.model.objs[store] |= set(keys)
         root = self._record(store, tl.root_checkpoint_id)
         self.model.add(store, self._node_of(root))
 
@@ -451,6 +466,69 @@ class SyncMachine(RuleBasedStateMachine):
         self.model.sync(i, j, tid)
         assert not import_bundle(self.stores[j], path)
 
+    @rule(data=st.data(), at_rows=st.booleans(), after=st.integers(0, 3))
+    def interrupted_sync(self, data: st.DataObject, at_rows: bool, after: int) -> None:
+        """A sync that dies while copying objects (once `after` of them landed) or just
+        before its rows commit leaves dst as it was, apart from objects / outputs nothing
+        refers to; the next sync (any rule) copies only what is still missing."""
+        i = self._store_index(data)
+        j = data.draw(st.sampled_from([k for k in range(len(self.stores)) if k != i]),
+                      label="dst")
+        dst = self.stores[j]
+        new_tl, _, outs, _ = self.model.missing(i, j, None)
+        # The copy order sync promises: timelines by id, each one's shards, then its index.
+        order = [k for t in sorted(new_tl) for k in self.model.timelines[t][1]
+                 if k not in self.model.objs[j]]
+        doomed = set() if at_rows else set(order[after:])  # every later put fails too, so
+        # what lands does not depend on how the copying threads are scheduled
+
+        def put(key: str, value: bytes, _real: Any = dst.objects.put) -> None:
+            if key in doomed:
+                raise Crash(key)
+            _real(key, value)
+
+        def commit(batch: Any, _real: Any = dst.catalog.commit) -> None:
+            if at_rows and batch.checkpoints:
+                raise Crash("rows")
+            _real(batch)
+
+        dst.objects.put = put  # type: ignore[method-assign]
+        dst.catalog.commit = commit  # type: ignore[method-assign]
+        try:
+            localckpt.sync(self.stores[i], dst)
+            crashed = False
+        except Crash:
+            crashed = True
+        finally:
+            del dst.objects.put, dst.catalog.commit
+        event(f"interrupted sync: {'crashed' if crashed else 'finished'}")
+        if not crashed:  # nothing reached the crash point: a plain, complete sync
+            self.model.sync(i, j, None)
+            return
+        landed = set(dst.objects.list("frames")) - self.model.objs[j]
+        assert landed == set(order) - doomed  # objects in order, an index after its shards
+        self.model.objs[j] |= landed
+        self.model.outs[j] |= outs - dst.catalog.missing_outputs(outs)
+
+    @rule(data=st.data())
+    def diff(self, data: st.DataObject) -> None:
+        i = self._store_index(data)
+        ids = sorted(self.model.has[i])
+        a, b = (data.draw(st.sampled_from(ids), label=x) for x in ("a", "b"))
+        d = self.stores[i].diff(a, b)
+        na, nb = self.model.nodes[a], self.model.nodes[b]
+        differs = False
+        for kind, got in (("stage", d.stage_hashes), ("config", d.config_changed),
+                          ("stats", d.stats_changed)):
+            pa, pb = na.part(kind), nb.part(kind)
+            want = {k: (pa.get(k, MISSING), pb.get(k, MISSING)) for k in set(pa) | set(pb)
+                    if pa.get(k, MISSING) != pb.get(k, MISSING)}
+            assert {k: (_canon(kind, x), _canon(kind, y)) for k, (x, y) in got.items()} == want
+            differs = differs or bool(want)
+        assert set(d.stages_added) == set(nb.stages) - set(na.stages)
+        assert set(d.stages_removed) == set(na.stages) - set(nb.stages)
+        assert bool(d) == differs
+
     # -- invariants ---------------------------------------------------------------------
 
     @invariant()
@@ -466,7 +544,12 @@ class SyncMachine(RuleBasedStateMachine):
                     assert c == self.records.setdefault(c.id, c)
                     assert self._node_of(c) == self.model.nodes[c.id]
                     hashes |= set(c.stage_hashes.values())
-                assert not store.catalog.missing_outputs(hashes)
+                # every carried-forward output is there, verified against its hash
+                assert store.catalog.load_values(hashes) == {h: self.model.values[h]
+                                                             for h in hashes}
+            assert not store.catalog.missing_outputs(self.model.outs[i])
+            # frame objects: exactly those of the model (nothing stray travelled)
+            assert set(store.objects.list("frames")) == self.model.objs[i]
 
     def check_frames(self) -> None:
         for i, store in enumerate(self.stores):
