@@ -113,13 +113,14 @@ def merge_checkpoints(
 
 def _check_strategy(strategy: Any) -> Callable[[Conflict], Any] | None:
     """The side chooser for "ours"/"theirs"; None for "fail" and callables."""
-    if strategy == "ours" and isinstance(strategy, str):
-        return lambda c: c.ours
-    if strategy == "theirs" and isinstance(strategy, str):
-        return lambda c: c.theirs
-    if (isinstance(strategy, str) and strategy == "fail") or (
-        callable(strategy) and not isinstance(strategy, str)
-    ):
+    if isinstance(strategy, str):
+        if strategy == "ours":
+            return lambda c: c.ours
+        if strategy == "theirs":
+            return lambda c: c.theirs
+        if strategy == "fail":
+            return None
+    elif callable(strategy):
         return None
     raise InvalidInputError(
         f"strategy must be 'fail', 'ours', 'theirs' or a function "
