@@ -278,6 +278,7 @@ BAD_ITEMS: list[tuple[str, Any, str]] = [
     ("duplicate", Frame(0, 0.0, 0, "", _OK), "duplicate sequence"),
     ("frame with bad image", Frame(9, 0.0, 0, "", _OK[:, :, 0]), "dimensions"),
     ("float sequence", Frame(1.5, 0.0, 0, "", _OK), "sequence"),  # type: ignore[arg-type]
+    ("huge sequence", Frame(2**63, 0.0, 0, "", _OK), "64 bits"),
     ("nan timestamp", Frame(9, float("nan"), 0, "", _OK), "timestamp"),
     ("bad chunk_id", Frame(9, 0.0, "a", "", _OK), "chunk_id"),  # type: ignore[arg-type]
     ("bad hash", Frame(9, 0.0, 0, None, _OK), "perceptual_hash"),  # type: ignore[arg-type]
@@ -322,6 +323,18 @@ def test_io_failure_midway_leaves_nothing(
     with pytest.raises(BackendUnavailableError, match="simulated"):
         write_frames(flaky, "t1", coerce_frames(noise(12), 1.0), workers=workers,
                      shard_frames=2, codec="png")
+    assert all_files(objs) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_source_failure_midway_leaves_nothing(objs: Objects, workers: int) -> None:
+    """A failing source (say a video decoder) aborts the write; its own error propagates."""
+    def frames() -> Iterator[np.ndarray]:
+        yield from noise(9)
+        raise RuntimeError("decoder lost the stream")
+
+    with pytest.raises(RuntimeError, match="lost the stream"):
+        write_frames(objs, "t1", coerce_frames(frames(), 1.0), workers=workers, shard_frames=2)
     assert all_files(objs) == []
 
 
