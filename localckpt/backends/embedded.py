@@ -12,6 +12,7 @@ record seen in both a segment and a pack is the same record.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import threading
@@ -117,6 +118,9 @@ class EmbeddedCatalog(Catalog):
             raise LocalckptError("this store is closed; open it again with localckpt.open()")
         if os.getpid() != self._pid:
             # Forked: the parent's segment, lock and DuckDB handle are not ours to use.
+            # The inherited DuckDB connection must never be freed here: its destructor
+            # joins worker threads that exist only in the parent, and hangs for ever.
+            ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._db))
             self._reset()
 
     def _refresh(self) -> None:
