@@ -87,6 +87,16 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(store: Store, args: argparse.Namespace) -> int:
+    from .gc import collect_garbage
+
+    report = collect_garbage(store, older_than=args.older_than, dry_run=args.dry_run)
+    print(report.summary())
+    for tid in report.orphan_timelines:
+        print(f"  {tid}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="localckpt",
@@ -116,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run a toy two-stage pipeline with two config tries")
     p.add_argument("--frames", type=int, default=24, help="frames in the synthetic video")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("gc", help="remove frame objects no timeline refers to (failed ingests)")
+    p.add_argument("--older-than", type=float, default=3600.0, metavar="SECONDS",
+                   help="only objects at least this old (default 3600: spares live ingests)")
+    p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    p.set_defaults(func=cmd_gc)
 
     _register_extensions(sub)
     return parser
