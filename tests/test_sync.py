@@ -246,6 +246,8 @@ def test_progress_reports(new_store: StoreFactory) -> None:
     if importlib.util.find_spec("tqdm") is None:
         with pytest.raises(InvalidInputError, match="tqdm"):
             localckpt.sync(src, new_store("memory"), progress=True)
+    else:  # a real bar, on stderr
+        assert localckpt.sync(src, new_store("memory"), progress=True).checkpoints == 6
     with pytest.raises(InvalidInputError):
         localckpt.sync(src, new_store("memory"), progress=42)
 
