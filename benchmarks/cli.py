@@ -1,0 +1,182 @@
+"""Command line: choose workloads and configurations, run them interleaved, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import REPORT_FORMAT
+from .configs import ALL_CONFIGS, Services, available_configs
+from .data import FramePool
+from .model import Context
+from .plots import plot_workload
+from .report import write_json, write_markdown
+from .runner import close_cached, run_workload
+from .workloads import WORKLOADS, pending_notes
+
+__all__ = ["main"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
+_VERSIONS = ("localckpt", "duckdb", "pillow", "numpy", "pyarrow", "psycopg", "s3fs", "moto",
+             "langgraph-checkpoint", "langgraph-checkpoint-sqlite",
+             "langgraph-checkpoint-postgres", "matplotlib")
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny sizes, fewer repetitions, duckdb+local only unless --configs "
+                        "says otherwise; finishes in < 60 s")
+    p.add_argument("--only", action="append", metavar="WORKLOAD",
+                   help=f"run only these (repeatable or comma-separated): {', '.join(WORKLOADS)}")
+    p.add_argument("--configs", action="append", metavar="CONFIG",
+                   help=f"store configurations (default: all whose servers start): "
+                        f"{', '.join(ALL_CONFIGS)}")
+    p.add_argument("--no-peers", action="store_true", help="skip the peers (baselines)")
+    p.add_argument("--reps", type=int, help="repetitions per size (default per workload)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="report directory")
+    p.add_argument("--list", action="store_true", help="list workloads and configurations")
+    return p.parse_args(argv)
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in _VERSIONS:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _commit() -> str:
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, text=True,
+                              capture_output=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "localckpt"], cwd=repo,
+                               text=True, capture_output=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" + uncommitted changes in localckpt/" if dirty else "")
+
+
+def _durability(ctx: Context) -> list[str]:
+    from .peers.langgraph import sqlite_synchronous
+
+    sync = sqlite_synchronous(str(ctx.root / "probe.sqlite"))
+    return [
+        "embedded store (duckdb+*): fdatasync after every commit (localckpt.open default "
+        "fsync=True); rows marked fsync=False use localckpt.open(path, fsync=False).",
+        "postgres+*: ThrowawayPostgres(durable=True): fsync=on, synchronous_commit=on, "
+        "full_page_writes=on.",
+        f"SqliteSaver: WAL (set by its setup()); synchronous left at the default, read back as "
+        f"PRAGMA synchronous={sync} ({'FULL' if sync == 2 else sync}): fsync of the WAL per "
+        "commit. Rows marked synchronous=OFF set it OFF.",
+        "PostgresSaver: autocommit on the same durable cluster.",
+        "seed layout (sqlite JSON): WAL, synchronous=FULL; (postgres JSONB): same cluster.",
+        "Objects: local files are written to a temp file and renamed (no fsync, for store "
+        "and seed alike); S3 is moto on loopback (in memory).",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for name, w in WORKLOADS.items():
+            print(f"{name:16s} {w.title}")
+        print("configs:", ", ".join(ALL_CONFIGS))
+        return 0
+    only = _split(args.only) or list(WORKLOADS)
+    unknown = [n for n in only if n not in WORKLOADS]
+    if unknown:
+        print(f"unknown workload(s) {unknown}; known: {', '.join(WORKLOADS)}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    signal.signal(signal.SIGTERM, _terminate)  # tear servers down when killed
+    root = Path(tempfile.mkdtemp(prefix="lckpt-bench-"))
+    services = Services()
+    notes: list[str] = []
+    try:
+        default = ["duckdb+local"] if args.quick else list(ALL_CONFIGS)
+        configs = available_configs(_split(args.configs) or default, root, services,
+                                    notes.append)
+        ctx = Context(root=root, quick=args.quick, configs=configs, peers=not args.no_peers,
+                      notes=notes, frames=FramePool(4 if args.quick else 8))
+        durability = _durability(ctx)
+        if not args.only:
+            notes.extend(pending_notes())
+        workloads: dict[str, Any] = {}
+        for name in only:
+            log(f"{name} ...")
+            t0 = time.perf_counter()
+            workloads[name] = run_workload(WORKLOADS[name], ctx, args.reps, log)
+            log(f"{name} done in {time.perf_counter() - t0:.1f} s")
+            # Write as we go: a long run that is stopped keeps what it measured.
+            _write(args.out, _assemble(args, configs, notes, durability, workloads,
+                                       time.perf_counter() - started), quiet=True)
+        close_cached(ctx)
+    finally:
+        services.close()
+        shutil.rmtree(root, ignore_errors=True)
+    data = _assemble(args, configs, notes, durability, workloads, time.perf_counter() - started)
+    _write(args.out, data)
+    return 0
+
+
+def _assemble(args: argparse.Namespace, configs: list[Any], notes: list[str],
+              durability: list[str], workloads: dict[str, Any], seconds: float,
+              ) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    meta = {
+        "format": REPORT_FORMAT, "date": now.strftime("%Y-%m-%d"),
+        "time": now.isoformat(timespec="seconds"), "host": socket.gethostname(),
+        "platform": platform.platform(), "cpus": os.cpu_count(),
+        "python": platform.python_version(), "quick": args.quick,
+        "configs": [c.name for c in configs], "peers": not args.no_peers,
+        "commit": _commit(), "versions": _versions(), "durability": durability,
+        "total_seconds": seconds,
+    }
+    return {"meta": meta, "notes": notes, "workloads": workloads}
+
+
+def _write(out: Path, data: dict[str, Any], quiet: bool = False) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    meta = data["meta"]
+    stem = f"{meta['date']}-{meta['host']}" + ("-quick" if meta["quick"] else "")
+    plots = {}
+    for name, w in data["workloads"].items():
+        png = out / f"{stem}-{name}.png"
+        if plot_workload(png, name, w):
+            plots[name] = png.name
+    no_plots = "no plots: matplotlib is not installed (pip install matplotlib)"
+    if not plots and data["workloads"] and no_plots not in data["notes"]:
+        data["notes"].append(no_plots)
+    write_json(out / f"{stem}.json", data)
+    write_markdown(out / f"{stem}.md", data, plots)
+    if not quiet:
+        log(f"report: {out / (stem + '.md')}")
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(f"terminated by signal {signum}")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,205 @@
+"""Store configurations: catalog x object store, and the servers they need.
+
+- duckdb+local   embedded catalog (segment logs + in-memory DuckDB) and objects in a tmp dir
+- duckdb+s3      embedded catalog in a tmp dir, objects on a local S3 server (moto)
+- postgres+local PostgreSQL catalog (throwaway cluster, durable settings), objects in a tmp dir
+- postgres+s3    PostgreSQL catalog, objects on the local S3 server
+
+Servers come from the project's ``backends/`` tooling, are started once per run and torn
+down at the end. Outside CI a server that cannot start (or a backend module that has not
+landed) drops its configurations with a visible note; with CI=true it is an error.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import localckpt
+
+__all__ = ["ALL_CONFIGS", "RequestCounter", "Services", "StoreConfig", "available_configs"]
+
+ALL_CONFIGS = ("duckdb+local", "duckdb+s3", "postgres+local", "postgres+s3")
+BUCKET = "bench"
+_TAG = re.compile(r"[^a-z0-9_]")
+
+
+class Services:
+    """The servers of one run, started on first use and stopped by close()."""
+
+    def __init__(self) -> None:
+        self._pg: Any = None
+        self._s3: Any = None
+        self.errors: dict[str, str] = {}
+
+    def postgres_dsn(self) -> str:
+        if self._pg is None:
+            if importlib.util.find_spec("localckpt.backends.postgres") is None:
+                raise RuntimeError("localckpt.backends.postgres has not landed yet")
+            from backends.postgres import ThrowawayPostgres
+
+            # durable=True: fsync and synchronous_commit on, as in production.
+            self._pg = ThrowawayPostgres(durable=True, max_connections=50).start()
+        return str(self._pg.dsn)
+
+    def s3(self) -> Any:
+        if self._s3 is None:
+            from backends.s3 import LocalS3
+
+            s3 = LocalS3().start()
+            try:
+                s3.make_bucket(BUCKET)
+            except BaseException:
+                s3.stop()
+                raise
+            self._s3 = s3
+        return self._s3
+
+    def close(self) -> None:
+        for server in (self._pg, self._s3):
+            if server is not None:
+                try:
+                    server.stop()
+                except Exception:
+                    pass
+        self._pg = self._s3 = None
+
+
+@dataclass
+class StoreConfig:
+    """One catalog + object store combination; opens fresh, isolated stores by tag."""
+
+    name: str
+    root: Path
+    services: Services
+    tags: set[str] = field(default_factory=set)
+
+    @property
+    def catalog(self) -> str:
+        return self.name.split("+")[0]
+
+    @property
+    def objects_kind(self) -> str:
+        return self.name.split("+")[1]
+
+    def new_tag(self, hint: str) -> str:
+        """A unique, identifier-safe name for a fresh store."""
+        base = _TAG.sub("_", hint.lower())[:40]
+        tag, n = base, 1
+        while tag in self.tags:
+            n += 1
+            tag = f"{base}_{n}"
+        self.tags.add(tag)
+        return tag
+
+    def schema(self, tag: str) -> str:
+        """The PostgreSQL schema of store `tag` (distinct per configuration)."""
+        return f"b_{self.objects_kind}_{tag}"
+
+    def open_args(self, tag: str, **options: Any) -> dict[str, Any]:
+        """JSON-serialisable arguments of localckpt.open (subprocesses reopen with them)."""
+        args: dict[str, Any] = {"options": dict(options)}
+        if self.objects_kind == "s3":
+            s3 = self.services.s3()
+            args["objects"] = f"s3://{BUCKET}/{self.name}/{tag}"
+            args["storage_options"] = {**s3.storage_options, "skip_instance_cache": True}
+        else:
+            args["objects"] = str(self.root / self.name / tag / "objects")
+        if self.catalog == "duckdb":
+            args["url"] = str(self.root / self.name / tag / "store")
+        else:
+            args["url"] = self.services.postgres_dsn()
+            args["options"].setdefault("schema", self.schema(tag))
+        return args
+
+    def open(self, tag: str, **options: Any) -> localckpt.Store:
+        return open_from_args(self.open_args(tag, **options))
+
+    def objects(self, tag: str) -> localckpt.objects.Objects:
+        """An object store of the same kind, for the seed layout's one-object-per-frame peer."""
+        from localckpt.objects import Objects
+
+        args = self.open_args(tag)
+        return Objects.from_url(args["objects"] + "-seed", args.get("storage_options"))
+
+    def catalog_bytes(self, tag: str) -> int:
+        """Bytes the catalog of store `tag` occupies (files on disk / relations in PostgreSQL)."""
+        if self.catalog == "duckdb":
+            return dir_bytes(self.root / self.name / tag / "store")
+        import psycopg
+
+        with psycopg.connect(self.services.postgres_dsn(), autocommit=True) as con:
+            row = con.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND c.relkind IN ('r', 'm')",
+                (self.schema(tag),),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def drop(self, tag: str) -> None:
+        """Free the disk space of store `tag` (local parts; server data stays until teardown)."""
+        shutil.rmtree(self.root / self.name / tag, ignore_errors=True)
+
+
+def open_from_args(args: dict[str, Any]) -> localckpt.Store:
+    return localckpt.open(
+        args["url"], objects=args.get("objects"),
+        storage_options=args.get("storage_options") or {}, **args.get("options", {}),
+    )
+
+
+def dir_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(dirpath, name))
+            except OSError:
+                pass
+    return total
+
+
+def available_configs(
+    names: list[str], root: Path, services: Services, note: Callable[[str], None]
+) -> list[StoreConfig]:
+    """The named configurations whose servers start; the others are noted (errors in CI)."""
+    found = []
+    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    for name in names:
+        if name not in ALL_CONFIGS:
+            raise SystemExit(f"unknown configuration {name!r}; known: {', '.join(ALL_CONFIGS)}")
+        config = StoreConfig(name, root, services)
+        try:
+            if config.catalog == "postgres":
+                services.postgres_dsn()
+            if config.objects_kind == "s3":
+                services.s3()
+        except Exception as exc:
+            if ci:
+                raise
+            note(f"configuration {name} skipped: {type(exc).__name__}: {exc}")
+            continue
+        found.append(config)
+    return found
+
+
+class RequestCounter:
+    """Counts HTTP requests a store's s3fs client sends (botocore before-send events)."""
+
+    def __init__(self, store: localckpt.Store) -> None:
+        self.count = 0
+        fs = store.objects.fs
+        if "s3" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+            raise TypeError("not an S3 object store")
+        fs.connect()
+        fs.s3.meta.events.register("before-send.s3", self._seen)
+
+    def _seen(self, **_: Any) -> None:
+        self.count += 1

@@ -1,0 +1,102 @@
+"""The harness's vocabulary: samples, subjects (rows of a table), goals and workloads.
+
+A workload, at one size, builds a list of subjects: our store on each configuration and
+the peers. The runner calls each subject's ``run`` once per repetition, round-robin across
+subjects, so machine drift hits every subject alike. Each call returns a Sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Metric = Literal["time", "bytes", "rss"]
+
+
+@dataclass
+class Sample:
+    """One repetition: wall seconds for `ops` operations that processed `units` items.
+
+    value: the primary figure when the workload's metric is not time (bytes, RSS bytes).
+    extra: secondary figures (S3 requests, encoded bytes, ...), reported as medians.
+    """
+
+    seconds: float
+    ops: int = 1
+    units: float = 1.0
+    value: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Subject:
+    """One row producer: a store configuration or a peer, set up for one size."""
+
+    label: str
+    run: Callable[[], Sample]
+    role: Literal["store", "peer", "reference"] = "store"
+    close: Callable[[], None] = lambda: None
+    config: str = ""  # the store configuration (for goals scoped to one), "" for peers
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A target for some rows, checked against another row of the same size.
+
+    kind "rate": rate(row) / rate(against) must be >= threshold.
+    kind "value": value(row) / value(against) must be <= threshold (bytes, RSS).
+    kind "flat": the row's growth exponent over sizes must be <= threshold.
+    """
+
+    text: str
+    applies: Callable[[str], bool]
+    kind: Literal["rate", "value", "flat"]
+    threshold: float
+    against: Callable[[str], str] | None = None
+
+
+@dataclass
+class Context:
+    """What a workload may use to build its subjects."""
+
+    root: Path
+    quick: bool
+    configs: list[Any]  # configs.StoreConfig, available ones only
+    peers: bool
+    notes: list[str]
+    frames: Any  # data.FramePool
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+
+@dataclass
+class Workload:
+    """A measured operation at three sizes, its baseline and its goals."""
+
+    name: str
+    title: str
+    unit: str  # what `units` counts: frames, saves, calls, bytes
+    size_name: str  # what the size means: frames, saves, depth, checkpoints
+    sizes: tuple[int, ...]
+    quick_sizes: tuple[int, ...]
+    build: Callable[[Context, int], list[Subject]]
+    baseline: str | None = None
+    metric: Metric = "time"
+    reps: int = 5
+    quick_reps: int = 2
+    goals: tuple[Goal, ...] = ()
+    notes: tuple[str, ...] = ()
+    cost_label: str = "s per rep"
+    baseline_for: Callable[[str], str | None] | None = None
+
+    def baseline_of(self, label: str) -> str | None:
+        if self.baseline_for is not None:
+            found = self.baseline_for(label)
+            if found is not None:
+                return found
+        return self.baseline

@@ -1,0 +1,148 @@
+"""Running workloads: round-robin repetitions across subjects, then summaries and goals."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from .model import Context, Goal, Sample, Workload
+from .stats import growth_exponent, median, spread
+
+__all__ = ["close_cached", "run_workload"]
+
+Log = Callable[[str], None]
+
+
+def run_workload(w: Workload, ctx: Context, reps: int | None, log: Log) -> dict[str, Any]:
+    """Measure w at each size; return its JSON-ready summary."""
+    sizes = w.quick_sizes if ctx.quick else w.sizes
+    reps = reps or (w.quick_reps if ctx.quick else w.reps)
+    raw: dict[str, dict[str, Any]] = {}
+    notes: list[str] = list(w.notes)
+    for size in sizes:
+        t0 = time.perf_counter()
+        try:
+            subjects = w.build(ctx, size)
+        except Exception as exc:
+            notes.append(f"size {size}: setup failed: {type(exc).__name__}: {exc}")
+            traceback.print_exc(file=sys.stderr)
+            continue
+        log(f"  {w.name} n={size}: {len(subjects)} subjects set up in "
+            f"{time.perf_counter() - t0:.1f} s, {reps} round(s)")
+        failed: set[str] = set()
+        try:
+            for r in range(reps):
+                k = r % len(subjects) if subjects else 0
+                for s in subjects[k:] + subjects[:k]:  # rotate: no subject always goes first
+                    if s.label in failed:
+                        continue
+                    gc.collect()
+                    try:
+                        sample = s.run()
+                    except Exception as exc:
+                        failed.add(s.label)
+                        notes.append(f"{s.label} at size {size} failed: "
+                                     f"{type(exc).__name__}: {str(exc)[:300]}")
+                        traceback.print_exc(file=sys.stderr)
+                        continue
+                    row = raw.setdefault(s.label, {"role": s.role, "config": s.config,
+                                                   "samples": {}})
+                    row["samples"].setdefault(size, []).append(sample)
+        finally:
+            for s in subjects:
+                try:
+                    s.close()
+                except Exception:
+                    pass
+    return _summarise(w, list(sizes), raw, notes)
+
+
+def _cost(w: Workload, s: Sample) -> float:
+    if w.metric == "time":
+        return s.seconds / s.ops
+    return float(s.value if s.value is not None else 0.0)
+
+
+def _summarise(w: Workload, sizes: list[int], raw: dict[str, dict[str, Any]],
+               notes: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for label, row in raw.items():
+        per_size: dict[str, Any] = {}
+        for size, samples in row["samples"].items():
+            costs = [_cost(w, s) for s in samples]
+            kind, lo, hi = spread(costs)
+            rates = [s.units / s.seconds for s in samples if s.seconds > 0]
+            extra_keys = sorted({k for s in samples for k in s.extra})
+            per_size[str(size)] = {
+                "median": median(costs),
+                "spread": {"kind": kind, "low": lo, "high": hi},
+                "rate": median(rates) if rates else None,
+                "samples": costs,
+                "seconds": [s.seconds for s in samples],
+                "extra": {k: median([s.extra[k] for s in samples if k in s.extra])
+                          for k in extra_keys},
+            }
+        done = [int(s) for s in per_size]
+        results[label] = {
+            "role": row["role"], "config": row["config"], "sizes": per_size,
+            "exponent": growth_exponent(done, [per_size[str(s)]["median"] for s in done]),
+        }
+    for label, res in results.items():
+        for size, cell in res["sizes"].items():
+            base = w.baseline_of(label)
+            cell["baseline"] = base
+            cell["ratio"] = _ratio(w, results, label, base, size)
+            cell["goals"] = [_verdict(w, g, results, label, size)
+                             for g in w.goals if g.applies(label)]
+    return {
+        "title": w.title, "unit": w.unit, "size_name": w.size_name, "metric": w.metric,
+        "cost_label": w.cost_label if w.metric == "time" else "bytes",
+        "baseline": w.baseline, "sizes": sizes, "notes": notes,
+        "goals": [g.text for g in w.goals], "results": results,
+    }
+
+
+def _ratio(w: Workload, results: dict[str, Any], label: str, other: str | None,
+           size: str) -> float | None:
+    """rate / other's rate for time; value / other's value for bytes and RSS."""
+    if other is None or other == label or other not in results:
+        return None
+    mine, theirs = results[label]["sizes"].get(size), results[other]["sizes"].get(size)
+    if mine is None or theirs is None:
+        return None
+    if w.metric == "time":
+        if not mine["rate"] or not theirs["rate"]:
+            return None
+        return float(mine["rate"] / theirs["rate"])
+    if not theirs["median"]:
+        return None
+    return float(mine["median"] / theirs["median"])
+
+
+def _verdict(w: Workload, g: Goal, results: dict[str, Any], label: str,
+             size: str) -> dict[str, Any]:
+    if g.kind == "flat":
+        exp = results[label]["exponent"]
+        return {"goal": g.text, "figure": exp, "met": None if exp is None else exp <= g.threshold}
+    against = g.against(label) if g.against else w.baseline_of(label)
+    ratio = _ratio(w, results, label, against, size)
+    if ratio is None:
+        return {"goal": g.text, "figure": None, "met": None, "against": against}
+    met = ratio >= g.threshold if g.kind == "rate" else ratio <= g.threshold
+    return {"goal": g.text, "figure": ratio, "met": met, "against": against}
+
+
+def close_cached(ctx: Context) -> None:
+    """Close every store, peer and seed database that workloads cached for reuse."""
+    for value in ctx.cache.values():
+        target = value[0] if isinstance(value, tuple) and value else value
+        close = getattr(target, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                pass
