@@ -77,10 +77,22 @@ class SegmentWriter:
     def __init__(self, path: str, durable: bool) -> None:
         self.path = path
         self.durable = durable
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
-        if not try_lock(self.fd):  # cannot happen for a fresh name, but never share a segment
+        # Created under a name compaction ignores and published only once locked: a
+        # compactor that saw the file between create and flock would take it for a
+        # sealed segment, and could unlink it before this writer's first append.
+        tmp = f"{path}.new"
+        self.fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_EXCL, 0o644)
+        try:
+            if not try_lock(self.fd):  # cannot happen for a fresh name
+                raise CorruptDataError(f"segment {path} is already locked by another writer")
+            os.rename(tmp, path)
+        except BaseException:
             os.close(self.fd)
-            raise CorruptDataError(f"segment {path} is already locked by another writer")
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
         self.size = 0
         self.broken = False
 
