@@ -126,18 +126,20 @@ class EmbeddedCatalog(Catalog):
     def _refresh(self) -> None:
         """Apply every complete commit that other processes appended since the last look."""
         for _ in range(5):
+            vanished = False
+            entries = []
             try:
                 with os.scandir(self.directory) as it:
-                    entries = [
-                        (e.name, e.stat().st_size)
-                        for e in it
-                        if e.name.endswith((".log", ".pack"))
-                    ]
+                    for e in it:
+                        if e.name.endswith((".log", ".pack")):
+                            try:
+                                entries.append((e.name, e.stat().st_size))
+                            except FileNotFoundError:  # compacted away since the listing
+                                vanished = True
             except FileNotFoundError as exc:
                 raise BackendUnavailableError(
                     f"catalog directory {self.directory} disappeared; was the store deleted?"
                 ) from exc
-            vanished = False
             entries.sort(key=lambda e: (not e[0].endswith(".pack"), e[0]))
             for name, size in entries:
                 state = self._files.get(name)
