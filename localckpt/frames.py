@@ -215,7 +215,7 @@ def encode(image: np.ndarray, codec: str = "jpeg", quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def decode(data: bytes, codec: str) -> np.ndarray:
+def decode(data: bytes | memoryview, codec: str) -> np.ndarray:
     """Decode stored bytes to an HxWx3 uint8 RGB array; CorruptDataError if they are not one."""
     fmt = _PIL_FORMAT.get(codec)
     if fmt is None:

@@ -543,6 +543,26 @@ def test_corrupt_shard_bytes_are_detected(local: Objects) -> None:
             call()
 
 
+def test_long_reads_verify_on_two_threads_in_order(local: Objects) -> None:
+    imgs = noise(40, 8, 8)
+    metas = write_frames(local, "t1", coerce_frames(imgs, 1.0), workers=1)
+    reader = FrameReader(local, "t1")
+    encoded = reader.encoded()
+    assert [m for m, _ in encoded] == metas
+    rows = reader.b64()
+    assert [r["sequence"] for r in rows] == list(range(40))
+    assert [base64.b64decode(r["jpeg_b64"]) for r in rows] == [data for _, data in encoded]
+    victim = metas[35]  # in the half verified on the helper thread
+    path = local.local_path(shard_key("t1", victim.shard))
+    assert path is not None
+    raw = bytearray(Path(path).read_bytes())
+    raw[victim.offset + 7] ^= 0x01
+    Path(path).write_bytes(bytes(raw))
+    for call in (reader.b64, reader.encoded, reader.frames):
+        with pytest.raises(CorruptDataError, match="frame 35 "):
+            call()
+
+
 def test_corrupt_or_truncated_index(objs: Objects) -> None:
     write_frames(objs, "t1", coerce_frames(noise(3), 1.0))
     data = objs.get(index_key("t1"))
