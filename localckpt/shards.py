@@ -48,8 +48,14 @@ __all__ = [
     "write_frames",
 ]
 
+# A shard closes at whichever limit comes first. 16 MiB keeps a 1000-frame 720p timeline
+# to ~10 objects while a ranged GET on servers that read the whole object per range
+# (moto) stays cheap; on S3/MinIO a ranged GET costs the same whatever the object size.
 SHARD_FRAMES = 256
-SHARD_BYTES = 32 << 20
+SHARD_BYTES = 16 << 20
+# Concurrent shard fetches: enough to saturate one S3 connection pool, few enough that
+# the first shards complete (and decoding starts) early.
+_FETCHERS = 4
 _SCHEMA = pa.schema(
     [("sequence", pa.int64()), ("timestamp", pa.float64()), ("chunk_id", pa.int64()),
      ("perceptual_hash", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
@@ -394,7 +400,7 @@ class FrameReader:
 
         shards = list(by_shard)
         if len(shards) > 1 and not self.objects.is_local:
-            with ThreadPoolExecutor(min(8, len(shards))) as ex:
+            with ThreadPoolExecutor(min(_FETCHERS, len(shards))) as ex:
                 yield from (f.result() for f in as_completed(
                     [ex.submit(one_shard, s) for s in shards]))
         else:
