@@ -6,7 +6,9 @@ Layout (the same on every filesystem, so sync is "copy missing keys")::
     frames/<timeline_id>/index.parquet      one FrameMeta row per frame, sorted by sequence
 
 Why shards: one object per frame means thousands of small requests on S3; a shard is
-read with one ranged GET per contiguous run of wanted frames.
+read with one ranged GET per contiguous run of wanted frames. Each encoder thread fills
+its own shards, so with two workers a shard holds every other stretch of the input and a
+sequence range costs one ranged GET per shard it touches (fetched concurrently).
 
 Why temp files: Pillow holds the GIL when encoding into BytesIO but not when encoding
 into a real file, so each writer thread encodes straight into its own temp shard file
@@ -21,6 +23,7 @@ import contextlib
 import hashlib
 import io
 import itertools
+import numbers
 import os
 import queue
 import re
@@ -353,6 +356,10 @@ class FrameReader:
             ) from None
 
     def _select(self, start: int | None, stop: int | None) -> list[FrameMeta]:
+        for name, bound in (("start", start), ("stop", stop)):
+            if bound is not None and (isinstance(bound, bool)
+                                      or not isinstance(bound, numbers.Integral)):
+                raise InvalidInputError(f"{name} must be an int or None, got {bound!r}")
         metas = self._index()
         lo = 0 if start is None else bisect.bisect_left(self._seqs, start)
         hi = len(metas) if stop is None else bisect.bisect_left(self._seqs, stop)

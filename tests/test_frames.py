@@ -522,6 +522,12 @@ def test_missing_timeline_and_sequence(objs: Objects) -> None:
         with pytest.raises(NotFoundError, match=f"timeline t1 .*sequence {seq!r}"):
             reader.get(seq)  # type: ignore[arg-type]
     assert reader.frames(5, 9) == []
+    assert [f.sequence for f in reader.frames(np.int64(1), np.int32(2))] == [1]
+    for bad in ("1", 1.5, True):
+        with pytest.raises(InvalidInputError, match="start"):
+            reader.frames(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match="stop"):
+            reader.b64(0, bad)  # type: ignore[arg-type]
 
 
 def test_corrupt_shard_bytes_are_detected(local: Objects) -> None:
