@@ -15,6 +15,7 @@ from localckpt import InvalidInputError, Store
 from localckpt.backends.embedded import EmbeddedCatalog
 from localckpt.backends.memory import MemoryCatalog
 from localckpt.catalog import Catalog
+from localckpt.errors import SchemaVersionError
 from localckpt.objects import Objects
 from localckpt.registry import _REGISTRY, registered_schemes
 
@@ -148,7 +149,7 @@ def test_embedded_refusals(tmp_path: Path) -> None:
     newer = tmp_path / "newer"
     newer.mkdir()
     (newer / "LOCALCKPT.json").write_text(json.dumps({"format": 999}))
-    with pytest.raises(InvalidInputError, match="upgrade"):
+    with pytest.raises(SchemaVersionError, match="upgrade"):
         localckpt.open(newer)
     assert not (newer / "catalog").exists(), "a refused store must not be touched"
 

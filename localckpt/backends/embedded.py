@@ -228,7 +228,7 @@ class EmbeddedCatalog(Catalog):
             self._check_process()
             self._refresh()
             self._flush_to_duckdb()
-            return self._db.execute(query, params or {}).to_arrow_table()
+            return self._db.sql(query, params=params or {}).to_arrow_table()
 
     # -- the Catalog interface ------------------------------------------------------------
 
