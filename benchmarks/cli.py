@@ -123,20 +123,23 @@ def main(argv: list[str] | None = None) -> int:
         if not args.only:
             notes.extend(pending_notes())
         workloads: dict[str, Any] = {}
+        plots: dict[str, str] = {}
         for name in only:
             log(f"{name} ...")
             t0 = time.perf_counter()
             workloads[name] = run_workload(WORKLOADS[name], ctx, args.reps, log)
             log(f"{name} done in {time.perf_counter() - t0:.1f} s")
             # Write as we go: a long run that is stopped keeps what it measured.
-            _write(args.out, _assemble(args, configs, notes, durability, workloads,
-                                       time.perf_counter() - started), quiet=True)
+            data = _assemble(args, configs, notes, durability, workloads,
+                             time.perf_counter() - started)
+            _plot(args.out, data, name, plots)
+            _write(args.out, data, plots, quiet=True)
         close_cached(ctx)
     finally:
         services.close()
         shutil.rmtree(root, ignore_errors=True)
     data = _assemble(args, configs, notes, durability, workloads, time.perf_counter() - started)
-    _write(args.out, data)
+    _write(args.out, data, plots)
     return 0
 
 
@@ -156,15 +159,22 @@ def _assemble(args: argparse.Namespace, configs: list[Any], notes: list[str],
     return {"meta": meta, "notes": notes, "workloads": workloads}
 
 
-def _write(out: Path, data: dict[str, Any], quiet: bool = False) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def _stem(data: dict[str, Any]) -> str:
     meta = data["meta"]
-    stem = f"{meta['date']}-{meta['host']}" + ("-quick" if meta["quick"] else "")
-    plots = {}
-    for name, w in data["workloads"].items():
-        png = out / f"{stem}-{name}.png"
-        if plot_workload(png, name, w):
-            plots[name] = png.name
+    return f"{meta['date']}-{meta['host']}" + ("-quick" if meta["quick"] else "")
+
+
+def _plot(out: Path, data: dict[str, Any], name: str, plots: dict[str, str]) -> None:
+    """Draw one workload's PNG (once, when it is done)."""
+    out.mkdir(parents=True, exist_ok=True)
+    png = out / f"{_stem(data)}-{name}.png"
+    if plot_workload(png, name, data["workloads"][name]):
+        plots[name] = png.name
+
+
+def _write(out: Path, data: dict[str, Any], plots: dict[str, str], quiet: bool = False) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    stem = _stem(data)
     no_plots = "no plots: matplotlib is not installed (pip install matplotlib)"
     if not plots and data["workloads"] and no_plots not in data["notes"]:
         data["notes"].append(no_plots)

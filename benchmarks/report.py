@@ -118,8 +118,11 @@ def write_markdown(path: Path, data: dict[str, Any], plots: dict[str, str]) -> N
     for name, w in data["workloads"].items():
         out += [f"## {name}: {w['title']}", ""]
         cost = w["cost_label"]
-        out += [f"Size: {w['size_name']}. Cost: {cost}. Baseline: {w['baseline'] or 'per row'}.",
-                ""]
+        la = w.get("load_average")
+        load = f" Machine load average (1 min) {la[0]:.1f} at start, {la[1]:.1f} at end." \
+            if la else ""
+        out += [f"Size: {w['size_name']}. Cost: {cost}. Baseline: {w['baseline'] or 'per row'}."
+                f"{load}", ""]
         out += [*_table(w), ""]
         out += [_exponents(w), ""]
         if name in plots:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import time
 import traceback
@@ -23,6 +24,7 @@ def run_workload(w: Workload, ctx: Context, reps: int | None, log: Log) -> dict[
     reps = reps or (w.quick_reps if ctx.quick else w.reps)
     raw: dict[str, dict[str, Any]] = {}
     notes: list[str] = list(w.notes)
+    load_before = os.getloadavg()[0]
     for size in sizes:
         t0 = time.perf_counter()
         try:
@@ -58,7 +60,9 @@ def run_workload(w: Workload, ctx: Context, reps: int | None, log: Log) -> dict[
                     s.close()
                 except Exception:
                     pass
-    return _summarise(w, list(sizes), raw, notes)
+    summary = _summarise(w, list(sizes), raw, notes)
+    summary["load_average"] = [load_before, os.getloadavg()[0]]
+    return summary
 
 
 def _cost(w: Workload, s: Sample) -> float:

@@ -6,6 +6,7 @@ import importlib.util
 
 from ..model import Workload
 from .concurrent import SAVE_TWO_PROCS
+from .diagnostics import FSYNC_PATTERN
 from .frames import GET_FRAME, INGEST, LOAD, LOAD_ENCODED
 from .reads import LINEAGE, LOAD_DEEP, TREE
 from .saves import SAVE_BUSHY, SAVE_CHAIN
@@ -18,7 +19,7 @@ _HAS_SYNC = importlib.util.find_spec("localckpt.sync") is not None
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     INGEST, LOAD, LOAD_ENCODED, GET_FRAME, STREAM,
-    SAVE_CHAIN, SAVE_TWO_PROCS, SAVE_BUSHY, LOAD_DEEP, LINEAGE, TREE, STORAGE,
+    SAVE_CHAIN, SAVE_TWO_PROCS, SAVE_BUSHY, LOAD_DEEP, LINEAGE, TREE, STORAGE, FSYNC_PATTERN,
 )}
 
 if _HAS_SYNC:
