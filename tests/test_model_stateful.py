@@ -162,6 +162,7 @@ class CheckpointMachine(RuleBasedStateMachine):
                     assert c.stage_hashes[stage] == by_id[m.origins[stage]].stage_hashes[stage]
 
 
+@pytest.mark.slow
 def test_store_agrees_with_model(store_kind: str, new_store: StoreFactory) -> None:
     machine = type(f"CheckpointMachine_{store_kind.replace('-', '_')}", (CheckpointMachine,),
                    {"factory": new_store, "kind": store_kind})

@@ -495,8 +495,8 @@ class StoreConformance:
         config["model"]["name"] = "changed"
         got = store.get_checkpoint(a)
         got.stage_outputs["detect"]["boxes"].append(4)
-        got.config_overrides["model"]["name"] = "mutated"  # type: ignore[index]
-        got.stats["n"].append(2)  # type: ignore[union-attr]
+        got.config_overrides["model"]["name"] = "mutated"
+        got.stats["n"].append(2)
         loaded = store.load_stage_output(a, "detect")
         assert loaded is not None
         loaded["boxes"].append(5)
@@ -545,7 +545,7 @@ class StoreConformance:
     ) -> None:
         # a tree with two branches of depth 4 and a fork in the middle of one
         ids = [timeline.root_checkpoint_id]
-        parents = [None, 0, 1, 2, 3, 0, 5, 2, 7, 6]
+        parents: list[int] = [-1, 0, 1, 2, 3, 0, 5, 2, 7, 6]  # -1: the root
         stages = ["", "detect", "track", "ocr", "score", "detect", "track", "ocr", "x", "y"]
         for i in range(1, len(parents)):
             ids.append(store.save_stage_output(timeline.id, ids[parents[i]], stages[i], {"i": i}))
@@ -685,7 +685,7 @@ class StoreConformance:
         error, args = self.BAD_SAVES[case]
         other_parent = self._other_timeline_parent(store, timeline)
         ok = store.save_stage_output(timeline.id, None, "detect", {"ok": 1})
-        call = {
+        call: dict[str, Any] = {
             "timeline": timeline.id, "parent": ok, "stage": "track",
             "output": {"valid": "output", "case": case}, "config": {"c": 1},
             "stats": {"s": 1}, "is_scenario": False, "scenario_label": "",
@@ -721,7 +721,7 @@ class StoreConformance:
         "zero-height frame": lambda: {"frames": [np.zeros((0, 4, 3), np.uint8)]},
         "single HxWx3 array": lambda: {"frames": noise(1)[0]},
         "no frames": lambda: {"frames": []},
-        "empty generator": lambda: {"frames": (f for f in [])},
+        "empty generator": lambda: {"frames": (f for f in noise(0))},
         "bad frame after good ones": lambda: {
             "frames": [*noise(300, h=2, w=2), np.zeros((2, 2), np.uint8)]},
         "non-array frame": lambda: {"frames": [noise(1)[0], "frame.jpg"]},

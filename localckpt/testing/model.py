@@ -60,12 +60,12 @@ class ModelCheckpoint:
         return None if data is None else load_canonical(data)
 
     @property
-    def config_value(self) -> dict[str, Any]:
-        return load_canonical(self.config)  # type: ignore[no-any-return]
+    def config_value(self) -> Any:
+        return load_canonical(self.config)
 
     @property
-    def stats_value(self) -> dict[str, Any]:
-        return load_canonical(self.stats)  # type: ignore[no-any-return]
+    def stats_value(self) -> Any:
+        return load_canonical(self.stats)
 
 
 @attrs.frozen

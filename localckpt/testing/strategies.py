@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 # Everything but surrogates (category Cs): JSON text must be valid Unicode.
-json_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+json_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
 
 _ints = st.one_of(
     st.integers(-(2**31), 2**31),
@@ -73,7 +73,7 @@ def json_objects(max_leaves: int = 12) -> st.SearchStrategy[dict[str, Any]]:
 def stage_names() -> st.SearchStrategy[str]:
     """Non-empty stage names: mostly pipeline-like identifiers, some arbitrary Unicode."""
     ident = st.from_regex(r"[a-z][a-z0-9_]{0,11}", fullmatch=True)
-    return st.one_of(ident, ident, st.text(st.characters(exclude_categories=("Cs",)),
+    return st.one_of(ident, ident, st.text(st.characters(exclude_categories=["Cs"]),
                                            min_size=1, max_size=8))
 
 
