@@ -310,6 +310,14 @@ class Store:
 def _require_str(value: Any, what: str) -> None:
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a str, not {type(value).__name__}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                f"{what} holds a lone surrogate ({value!r}), which is not valid Unicode and "
+                "that no backend can store; decode the text properly"
+            ) from None
 
 
 def _id(value: Any, what: str) -> str:
