@@ -69,8 +69,18 @@ def canonical_bytes(value: Any, what: str = "value") -> bytes:
 
     Raises InvalidInputError for NaN/Infinity, non-string keys and non-JSON types.
     """
-    _check(value, what)
-    return _ENCODER.encode(value).encode("utf-8")
+    try:
+        _check(value, what)
+        return _ENCODER.encode(value).encode("utf-8")
+    except RecursionError:
+        raise _too_deep(what) from None
+
+
+def _too_deep(what: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"{what} is nested too deeply (more levels than Python's recursion limit) to be "
+        "stored as JSON; flatten it"
+    )
 
 
 def content_hash(data: bytes) -> str:
@@ -84,8 +94,11 @@ def json_object(value: Any, what: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"{what} must be a dict, not {type(value).__name__}")
-    _check(value, what)
-    return json.loads(_ENCODER.encode(value))
+    try:
+        _check(value, what)
+        return json.loads(_ENCODER.encode(value))
+    except RecursionError:
+        raise _too_deep(what) from None
 
 
 def load_canonical(data: bytes, expected_hash: str | None = None) -> Any:
