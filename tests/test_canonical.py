@@ -117,6 +117,20 @@ def test_non_json_anywhere_is_rejected(bad: Any) -> None:
         json_object(bad, "config")
 
 
+def test_too_deep_is_rejected() -> None:
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(InvalidInputError, match="too deeply"):
+        canonical_bytes(deep, "output")
+    with pytest.raises(InvalidInputError, match="too deeply"):
+        json_object({"x": deep}, "config")
+    shallow: Any = []
+    for _ in range(100):
+        shallow = [shallow]
+    assert load_canonical(canonical_bytes(shallow)) == shallow
+
+
 def test_json_object() -> None:
     assert json_object(None, "stats") == {}
     src = {"a": [1, {"b": 2}]}

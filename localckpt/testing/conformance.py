@@ -116,6 +116,14 @@ def assert_same_json(actual: Any, expected: Any) -> None:
     assert canonical_bytes(actual) == canonical_bytes(expected), (actual, expected)
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    """{"a": {"a": ... {}}}, depth levels deep."""
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 def _raw_lineage(store: Store, checkpoint_id: str) -> list[str]:
     """Root-first ids, walking parent links through raw catalog reads."""
     chain = []
@@ -668,6 +676,9 @@ class StoreConformance:
         "object in output": (InvalidInputError, {"output": {"o": object()}}),
         "lone surrogate in output": (InvalidInputError, {"output": {"s": "\ud800"}}),
         "lone surrogate key in config": (InvalidInputError, {"config": {"\udfff": 1}}),
+        "lone surrogate stage name": (InvalidInputError, {"stage": "det\ud800"}),
+        "lone surrogate scenario_label": (InvalidInputError, {"scenario_label": "\udc00"}),
+        "output nested too deeply": (InvalidInputError, {"output": "DEEP"}),
         "list config": (InvalidInputError, {"config": [("a", 1)]}),
         "str stats": (InvalidInputError, {"stats": "n=1"}),
         "empty stage name": (InvalidInputError, {"stage": ""}),
@@ -693,6 +704,8 @@ class StoreConformance:
         call.update(args)
         if call["parent"] == "OTHER":
             call["parent"] = other_parent
+        if call["output"] == "DEEP":
+            call["output"] = _nested(5000)
         probe = None
         if isinstance(call["output"], dict):
             try:
@@ -735,6 +748,8 @@ class StoreConformance:
         "JPEG quality 0": lambda: {"codec": "jpeg", "quality": 0},
         "non-str source_video": lambda: {"source_video": None},
         "non-str profile_name": lambda: {"profile_name": 3},
+        "lone surrogate source_video": lambda: {"source_video": "clip\ud800.mp4"},
+        "lone surrogate profile_name": lambda: {"profile_name": "\udfff"},
         "int source_asset_id": lambda: {"source_asset_id": 12},
     }
 
