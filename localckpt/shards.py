@@ -59,6 +59,7 @@ SHARD_BYTES = 16 << 20
 # Concurrent shard fetches: enough to saturate one S3 connection pool, few enough that
 # the first shards complete (and decoding starts) early.
 _FETCHERS = 4
+_HASH_BATCH = 4  # encoded frames handed to the publisher at a time
 _SCHEMA = pa.schema(
     [("sequence", pa.int64()), ("timestamp", pa.float64()), ("chunk_id", pa.int64()),
      ("perceptual_hash", pa.string()), ("width", pa.int64()), ("height", pa.int64()),
@@ -136,6 +137,7 @@ class _Encoder:
         self.fh: io.FileIO | None = None
         self.tmp = ""
         self.shard = self.count = self.pos = 0
+        self.pending: list[tuple[tuple[Any, ...], int, int]] = []
 
     def add(self, frame: Frame) -> None:
         w = self.w
@@ -155,14 +157,23 @@ class _Encoder:
             raise _disk_error(exc, w.tmp_dir) from exc
         h, wd = frame.image.shape[:2]
         fields = (frame.sequence, frame.timestamp, frame.chunk_id, frame.perceptual_hash, wd, h)
-        w.published.put(("frame", fields, self.fh, self.shard, start, self.pos))
+        self.pending.append((fields, start, self.pos))
+        if len(self.pending) >= _HASH_BATCH:
+            self.hand_on()
         self.count += 1
         if self.count >= w.max_frames or self.pos >= w.max_bytes:
             self.finish(publish=True)
 
+    def hand_on(self) -> None:
+        """Pass encoded frames to the publisher in batches (fewer thread wake-ups)."""
+        if self.pending:
+            self.w.published.put(("frames", self.fh, self.shard, self.pending))
+            self.pending = []
+
     def finish(self, publish: bool) -> None:
         """Hand the open shard to the publisher, to publish or to discard."""
         if self.fh is not None:
+            self.hand_on()
             self.w.published.put(("close" if publish else "drop", self.fh, self.tmp, self.shard))
             self.fh = None
 
@@ -184,16 +195,18 @@ def _publish(w: _Write) -> None:
     publish full shards (rename locally, upload remotely, overlapping further encoding)."""
     while (msg := w.published.get()) is not None:
         try:
-            if msg[0] == "frame":
-                _, (seq, ts, chunk, phash, wd, h), fh, shard, start, end = msg
+            if msg[0] == "frames":
+                _, fh, shard, frames = msg
                 if not w.stop.is_set():
-                    try:
-                        data = os.pread(fh.fileno(), end - start, start)
+                    base = frames[0][1]
+                    try:  # the batch lies back to back: one read
+                        view = memoryview(os.pread(fh.fileno(), frames[-1][2] - base, base))
                     except OSError as exc:
                         raise _disk_error(exc, w.tmp_dir) from exc
-                    digest = hashlib.sha256(data).hexdigest()
-                    w.metas.append(FrameMeta(seq, ts, chunk, phash, wd, h, w.codec, digest,
-                                             shard, start, end - start))
+                    for (seq, ts, chunk, phash, wd, h), start, end in frames:
+                        digest = hashlib.sha256(view[start - base:end - base]).hexdigest()
+                        w.metas.append(FrameMeta(seq, ts, chunk, phash, wd, h, w.codec, digest,
+                                                 shard, start, end - start))
                 continue
             _, fh, tmp, shard = msg
             fh.close()
