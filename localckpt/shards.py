@@ -473,17 +473,26 @@ class FrameReader:
 
     def _verified(self, metas: list[FrameMeta], fn: Callable[[FrameMeta, _Buf], _T],
                   ) -> list[_T]:
-        """fn(meta, bytes) over fetched frames, in two halves on two threads when long
-        (sha256 releases the GIL; the halves keep per-item overhead away)."""
-        blobs = self._fetch(metas)
-        half = len(metas) // 2 if len(metas) >= 32 and _default_workers() > 1 else 0
-        if not half:
-            return [fn(m, b) for m, b in zip(metas, blobs, strict=True)]
-        with ThreadPoolExecutor(1) as ex:
-            tail = ex.submit(lambda: [fn(m, b) for m, b in zip(metas[half:], blobs[half:],
-                                                                strict=True)])
-            head = [fn(m, b) for m, b in zip(metas[:half], blobs[:half], strict=True)]
-            return head + tail.result()
+        """fn(meta, bytes) over fetched frames, each shard as it arrives, in two halves on
+        two threads (sha256 releases the GIL; halves keep per-item overhead away)."""
+        out: list[_T | None] = [None] * len(metas)
+
+        def run(items: list[tuple[int, _Buf]]) -> None:
+            for i, data in items:
+                out[i] = fn(metas[i], data)
+
+        if len(metas) < 32 or _default_workers() < 2:
+            for part in self._fetch_parts(metas):
+                run(part)
+            return out  # type: ignore[return-value]
+        with ThreadPoolExecutor(2, thread_name_prefix="localckpt-verify") as ex:
+            futures = []
+            for part in self._fetch_parts(metas):
+                half = len(part) // 2
+                futures += [ex.submit(run, part[:half]), ex.submit(run, part[half:])]
+            for fut in futures:
+                fut.result()
+        return out  # type: ignore[return-value]
 
     def frames(self, start: int | None = None, stop: int | None = None,
                workers: int | None = None) -> list[Frame]:
