@@ -12,12 +12,29 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from .errors import CorruptDataError, InvalidInputError
 
 __all__ = ["canonical_bytes", "content_hash", "json_object", "load_canonical"]
 
+
+
+def _plain(value: Any) -> Any:
+    """JSON equivalents of what pipelines hand us besides builtins: numpy scalars, Mappings."""
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")  # _check rejected it already
+
+
 _ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain
 )
 
 
@@ -38,9 +55,9 @@ def _check(value: Any, path: str) -> None:
     if isinstance(value, str):
         _check_text(value, path)
         return
-    if value is None or isinstance(value, (bool, int)):
+    if value is None or isinstance(value, (bool, int, np.bool_, np.integer)):
         return
-    if isinstance(value, float):
+    if isinstance(value, (float, np.floating)):
         if not math.isfinite(value):
             raise InvalidInputError(f"{path} is {value!r}; JSON has no NaN or Infinity")
         return
@@ -60,7 +77,7 @@ def _check(value: Any, path: str) -> None:
         return
     raise InvalidInputError(
         f"{path} is a {type(value).__name__}, which is not a JSON value "
-        "(use dict, list, str, int, float, bool or None)"
+        "(use dict, list, str, int, float, bool or None; numpy scalars are converted)"
     )
 
 

@@ -152,3 +152,18 @@ def test_load_checks_hash_and_syntax() -> None:
     broken = b'{"a":'
     with pytest.raises(CorruptDataError):
         load_canonical(broken, content_hash(broken))
+
+
+def test_numpy_scalars_are_stored_as_their_json_equivalents() -> None:
+    import numpy as np
+
+    from localckpt.canonical import canonical_bytes, json_object
+
+    value = {"n": np.int64(3), "f": np.float32(0.5), "b": np.bool_(True), "g": np.float64(2.5)}
+    assert canonical_bytes(value) == canonical_bytes({"n": 3, "f": 0.5, "b": True, "g": 2.5})
+    assert json_object(value, "stats") == {"n": 3, "f": 0.5, "b": True, "g": 2.5}
+    assert type(json_object(value, "stats")["n"]) is int
+    with pytest.raises(InvalidInputError, match="NaN"):
+        canonical_bytes({"x": np.float32("nan")})
+    with pytest.raises(InvalidInputError, match="ndarray"):
+        canonical_bytes({"x": np.zeros(3)})
