@@ -81,16 +81,57 @@ def _check(value: Any, path: str) -> None:
     )
 
 
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_tree(value: Any) -> bool:
+    """True when every container is exactly a dict, list or tuple, every key exactly a
+    str and every leaf exactly a JSON scalar type: then the C encoder alone can be trusted
+    (it refuses NaN and non-JSON leaves itself; only non-str keys would pass silently).
+    Anything else (Mappings, numpy scalars, subclasses) takes the thorough _check."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is dict:
+            for key in node:
+                if type(key) is not str:
+                    return False
+            items = node.values()
+        elif kind is list or kind is tuple:
+            items = node
+        else:
+            return kind in _LEAVES
+        for item in items:
+            t = type(item)
+            if t is dict or t is list or t is tuple:
+                stack.append(item)
+            elif t not in _LEAVES:
+                return False
+    return True
+
+
+def _encode(value: Any, what: str) -> str:
+    try:
+        if _plain_tree(value):
+            try:
+                text = _ENCODER.encode(value)
+                text.encode("utf-8")  # lone surrogates fail here
+                return text
+            except (ValueError, TypeError):
+                pass  # NaN, Infinity or a lone surrogate: _check says where
+        _check(value, what)
+        return _ENCODER.encode(value)
+    except RecursionError:
+        raise _too_deep(what) from None
+
+
 def canonical_bytes(value: Any, what: str = "value") -> bytes:
     """Encode a JSON value canonically (sorted keys, no spaces, UTF-8).
 
     Raises InvalidInputError for NaN/Infinity, non-string keys and non-JSON types.
     """
-    try:
-        _check(value, what)
-        return _ENCODER.encode(value).encode("utf-8")
-    except RecursionError:
-        raise _too_deep(what) from None
+    return _encode(value, what).encode("utf-8")
 
 
 def _too_deep(what: str) -> InvalidInputError:
@@ -111,11 +152,7 @@ def json_object(value: Any, what: str) -> dict[str, Any]:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"{what} must be a dict, not {type(value).__name__}")
-    try:
-        _check(value, what)
-        return json.loads(_ENCODER.encode(value))
-    except RecursionError:
-        raise _too_deep(what) from None
+    return json.loads(_encode(value, what))
 
 
 def load_canonical(data: bytes, expected_hash: str | None = None) -> Any:

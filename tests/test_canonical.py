@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import random
+from collections import OrderedDict
+from types import MappingProxyType
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -80,6 +84,25 @@ def test_tuples_are_arrays() -> None:
     assert canonical_bytes({"t": (1, 2)}) == canonical_bytes({"t": [1, 2]})
 
 
+class _Text(str):
+    pass
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+@given(lst.json_values())
+def test_unusual_containers_and_scalars_encode_like_plain_ones(value: Any) -> None:
+    """Plain dict/list trees take a fast path; Mappings, tuples and subclasses the thorough
+    check. Both must give the same bytes for the same JSON value."""
+    plain = {"v": value, "n": 3, "s": "x", "l": [1.5]}
+    unusual = MappingProxyType({"v": value, "n": _Level.HIGH, "s": _Text("x"),
+                                "l": (np.float64(1.5),)})
+    assert canonical_bytes(unusual) == canonical_bytes(plain)
+    assert json_object(OrderedDict(plain), "c") == json.loads(canonical_bytes(plain))
+
+
 BAD: dict[str, Any] = {
     "NaN": math.nan,
     "Infinity": math.inf,
@@ -98,6 +121,8 @@ BAD: dict[str, Any] = {
     "lone surrogate": "\ud800",
     "lone surrogate key": {"\udfff": 1},
     "lone surrogate in list": ["ok", "x\udc80y"],
+    "int key inside a tuple": {"t": ({1: "x"},)},
+    "int key in a Mapping": {"m": MappingProxyType({2: "x"})},
 }
 
 
