@@ -63,6 +63,12 @@ class Catalog(ABC):
     def checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
         """The checkpoints with these ids that exist, ordered by id."""
 
+    def peek_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
+        """One checkpoint or None, possibly the catalog's own record: the caller reads it
+        and must not mutate it. Saves use it for the parent, skipping a defensive copy."""
+        found = self.checkpoints([checkpoint_id])
+        return found[0] if found else None
+
     @abstractmethod
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
         """Direct children of a checkpoint, ordered by id."""

@@ -242,7 +242,9 @@ class Store:
         _id(timeline_id, "timeline_id")
         if parent_id is None:
             parent_id = self.get_timeline(timeline_id).root_checkpoint_id
-        parent = self.get_checkpoint(parent_id)
+        parent = self.catalog.peek_checkpoint(_id(parent_id, "parent_checkpoint_id"))
+        if parent is None:
+            raise NotFoundError(f"no checkpoint {parent_id!r} in {self.catalog.describe()}")
         if parent.timeline_id != timeline_id:
             raise InvalidInputError(
                 f"parent checkpoint {parent_id} belongs to timeline {parent.timeline_id}, "

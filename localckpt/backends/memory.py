@@ -46,6 +46,10 @@ class MemoryCatalog(Catalog):
         with self._lock:
             return self._index.get_checkpoints(ids)
 
+    def peek_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
+        with self._lock:
+            return self._index.checkpoints.get(checkpoint_id)
+
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
         with self._lock:
             return self._index.get_checkpoints(self._index.children.get(checkpoint_id, ()))
