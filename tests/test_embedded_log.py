@@ -121,17 +121,17 @@ def test_torn_write_is_cut_and_nothing_is_applied(
     tl, ids = _setup(tmp_path)
     store = localckpt.open(tmp_path)
     store.save_stage_output(tl.id, ids[-1], "warm", {})  # open this process's segment
-    real_write = os.write
+    real_write = os.pwrite
 
-    def half_write(fd: int, data: bytes) -> int:
-        real_write(fd, data[: len(data) // 2])
+    def half_write(fd: int, data: bytes, offset: int) -> int:
+        real_write(fd, data[: len(data) // 2], offset)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(_segments.os, "write", half_write)
+    monkeypatch.setattr(_segments.os, "pwrite", half_write)
     with pytest.raises(BackendUnavailableError) as info:
         store.save_stage_output(tl.id, ids[-1], "lost", {"x": 1})
     assert "nothing was written" in str(info.value)
-    monkeypatch.setattr(_segments.os, "write", real_write)
+    monkeypatch.setattr(_segments.os, "pwrite", real_write)
     assert all("lost" not in c.stage_hashes for c in store.checkpoints(tl.id))
     kept = store.save_stage_output(tl.id, ids[-1], "kept", {"x": 2})
     store.close()
@@ -215,18 +215,23 @@ def test_compaction_leaves_live_segments_alone(tmp_path: Path) -> None:
 
 def test_an_output_is_stored_once(tmp_path: Path) -> None:
     big = {"blob": "x" * 200_000}
+
+    def sealed_size() -> int:  # live durable segments end in zero-filled space
+        return sum(p.stat().st_size for p in _log_files(tmp_path))
+
     with localckpt.open(tmp_path) as store:
         tl = store.create_timeline("v.mp4", "p", _frames())
         first = store.save_stage_output(tl.id, None, "detect", big)
-        size = sum(p.stat().st_size for p in _log_files(tmp_path))
-        assert size > 200_000
+    size = sealed_size()
+    assert size > 200_000
+    with localckpt.open(tmp_path) as store:
         parent = first
         for i in range(10):  # carried forward, and saved again as a new checkpoint's own
             parent = store.save_stage_output(tl.id, parent, "track", {"i": i})
             store.save_stage_output(tl.id, parent, "detect", big)
-        grown = sum(p.stat().st_size for p in _log_files(tmp_path)) - size
-        assert grown < 50_000, f"the catalog grew by {grown} bytes: the output was copied"
         assert store.load_stage_output(parent, "detect") == big
+    grown = sealed_size() - size
+    assert grown < 50_000, f"the catalog grew by {grown} bytes: the output was copied"
 
 
 def test_sql_view_matches_records(tmp_path: Path) -> None:
@@ -294,3 +299,54 @@ def test_store_survives_fork(tmp_path: Path) -> None:
     with localckpt.open(tmp_path) as fresh:
         assert {c.id for c in fresh.children(mine)} == {child_id, later}
         assert fresh.load_stage_output(child_id, "child") != {"pid": os.getpid()}
+
+
+def test_durable_segment_overwrites_zeros_and_seals_without_them(tmp_path: Path) -> None:
+    """A durable writer's segment ends in zero-filled space while live (so fdatasync need
+    not journal a new size); readers stop at the zeros, and sealing cuts them off."""
+    big = {"blob": "y" * (3 * _segments.PREALLOC_MIN)}  # larger than the first zero region
+    writer = localckpt.open(tmp_path)
+    reader = localckpt.open(tmp_path)
+    try:
+        tl = writer.create_timeline("v.mp4", "p", _frames())
+        small = writer.save_stage_output(tl.id, None, "detect", {"n": 1})
+        (seg,) = _logs(tmp_path)
+        raw = seg.read_bytes()
+        assert raw.endswith(bytes(1024)), "a live durable segment keeps zeros ahead"
+        assert reader.load_stage_output(small, "detect") == {"n": 1}
+        large = writer.save_stage_output(tl.id, small, "track", big)
+        assert reader.load_stage_output(large, "track") == big
+        assert [c.id for c in reader.lineage(large)] == [tl.root_checkpoint_id, small, large]
+        assert seg.stat().st_size > len(raw)
+    finally:
+        writer.close()
+        reader.close()
+    data = seg.read_bytes()
+    assert not data.endswith(bytes(HEADER.size)), "sealing cuts the zero-filled tail"
+    last = list(_segments.iter_frames(data, 0))[-1]
+    assert last[3] == len(data), "the sealed segment ends exactly at its last commit"
+    with localckpt.open(tmp_path) as again:
+        assert again.load_stage_output(large, "track") == big
+
+
+def test_reader_sees_growth_of_known_segments_without_listing(tmp_path: Path) -> None:
+    """The refresh fast path: with the directory unchanged (its mtime set in the past),
+    new commits in an already known segment are still seen, and a new segment (which
+    changes the directory) is seen too."""
+    a = localckpt.open(tmp_path)
+    b = localckpt.open(tmp_path)
+    try:
+        tl = b.create_timeline("v.mp4", "p", _frames())
+        x = b.save_stage_output(tl.id, None, "detect", {"n": 1})
+        past = os.stat(tmp_path / "catalog").st_mtime - 10
+        os.utime(tmp_path / "catalog", (past, past))
+        assert a.load_stage_output(x, "detect") == {"n": 1}  # lists, remembers the mtime
+        y = b.save_stage_output(tl.id, x, "track", {"n": 2})  # same segment, same directory
+        assert os.stat(tmp_path / "catalog").st_mtime == past
+        assert [c.id for c in a.lineage(y)] == [tl.root_checkpoint_id, x, y]
+        with localckpt.open(tmp_path) as c:  # a new segment: the directory changes
+            z = c.save_stage_output(tl.id, y, "ocr", {"n": 3})
+        assert a.load_stage_output(z, "ocr") == {"n": 3}
+    finally:
+        a.close()
+        b.close()

@@ -16,6 +16,7 @@ import ctypes
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -40,6 +41,7 @@ from ._segments import (
     SegmentWriter,
     encode_batch,
     encode_output,
+    frame_size_at,
     iter_frames,
 )
 
@@ -73,6 +75,11 @@ _CKPT_SCHEMA = pa.schema([
 ])
 
 
+_READ_FIRST = 4 << 10  # the first read of another process's segment (usually zeros)
+_READ_MAX = 4 << 20  # reads grow up to this while commits keep coming
+_RACY_NS = 1_000_000_000  # a directory mtime younger than this is not trusted (coarse clocks)
+
+
 @attrs.define
 class _FileState:
     fd: int
@@ -102,6 +109,8 @@ class EmbeddedCatalog(Catalog):
         self._files: dict[str, _FileState] = {}
         self._writer: SegmentWriter | None = None
         self._writer_name = ""
+        self._listed_logs: list[str] = []
+        self._listed_mtime = -1
         self._db = duckdb.connect(":memory:")
         self._db.execute(_SCHEMA)
         self._pending_t: list[Timeline] = []
@@ -124,7 +133,26 @@ class EmbeddedCatalog(Catalog):
             self._reset()
 
     def _refresh(self) -> None:
-        """Apply every complete commit that other processes appended since the last look."""
+        """Apply every complete commit that other processes wrote since the last look.
+
+        Files only appear (a new writer's segment, a pack) or vanish (compaction) by
+        renames and unlinks, which change the directory's mtime. While that mtime stays
+        what the last listing saw, and is old enough that the filesystem's coarse clock
+        cannot hide a change within the same tick, only the logs already known can have
+        grown, so they are read without listing the directory.
+        """
+        try:
+            dir_mtime = os.stat(self.directory).st_mtime_ns
+        except FileNotFoundError as exc:
+            raise BackendUnavailableError(
+                f"catalog directory {self.directory} disappeared; was the store deleted?"
+            ) from exc
+        if dir_mtime == self._listed_mtime and time.time_ns() - dir_mtime > _RACY_NS:
+            for name in self._listed_logs:
+                if name != self._writer_name:
+                    state = self._files[name]
+                    self._read_new(state, os.fstat(state.fd).st_size)
+            return
         for _ in range(5):
             vanished = False
             entries = []
@@ -141,6 +169,7 @@ class EmbeddedCatalog(Catalog):
                     f"catalog directory {self.directory} disappeared; was the store deleted?"
                 ) from exc
             entries.sort(key=lambda e: (not e[0].endswith(".pack"), e[0]))
+            listed = []
             for name, size in entries:
                 state = self._files.get(name)
                 if state is None:
@@ -150,11 +179,36 @@ class EmbeddedCatalog(Catalog):
                         vanished = True
                         continue
                     state = self._files[name] = _FileState(fd)
-                if size > state.offset:
-                    data = os.pread(state.fd, size - state.offset, state.offset)
-                    state.offset = self._ingest(state.fd, data, state.offset)
+                if name.endswith(".log"):
+                    listed.append(name)
+                if name != self._writer_name:
+                    self._read_new(state, size)
             if not vanished:
+                self._listed_logs = listed
+                self._listed_mtime = dir_mtime
                 return
+
+    def _read_new(self, state: _FileState, size: int) -> None:
+        """Apply the complete commits between state.offset and size.
+
+        A durable writer's segment ends in zero-filled space (see SegmentWriter), so the
+        size says only how far to look: reading stops at the first frame that is not
+        complete and valid, and resumes there next time.
+        """
+        want = _READ_FIRST
+        while state.offset < size:
+            data = os.pread(state.fd, min(size - state.offset, want), state.offset)
+            if not data:
+                return
+            end = self._ingest(state.fd, data, state.offset)
+            if end == state.offset:
+                need = frame_size_at(data)
+                if need is None or need <= len(data) or state.offset + need > size:
+                    return  # zeros, a commit being written, or a torn tail
+                want = need  # one frame larger than a chunk
+                continue
+            state.offset = end
+            want = min(want * 8, _READ_MAX)
 
     def _ingest(self, fd: int, data: bytes, base: int) -> int:
         """Apply the complete frames of data (read at file offset base); return the new offset."""
@@ -307,6 +361,15 @@ class EmbeddedCatalog(Catalog):
             self._check_process()
             self._refresh()
             return self._index.get_checkpoints(ids)
+
+    def peek_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
+        with self._lock:
+            self._check_process()
+            found = self._index.checkpoints.get(checkpoint_id)
+            if found is None:
+                self._refresh()
+                found = self._index.checkpoints.get(checkpoint_id)
+            return found
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
         with self._lock:
