@@ -39,7 +39,11 @@ def _build(ctx: Context, depth: int) -> list[Subject]:
             store = cfg.open(tag)
             try:
                 tid = new_timeline(store).id
-                before = cfg.catalog_bytes(tag)
+            finally:
+                store.close()  # measured closed: a live embedded segment ends in zero-fill
+            before = cfg.catalog_bytes(tag)
+            store = cfg.open(tag)
+            try:
                 t0 = time.perf_counter()
                 parent = None
                 for stage, out in outs:
