@@ -150,8 +150,8 @@ class EmbeddedCatalog(Catalog):
         if dir_mtime == self._listed_mtime and time.time_ns() - dir_mtime > _RACY_NS:
             for name in self._listed_logs:
                 if name != self._writer_name:
-                    state = self._files[name]
-                    self._read_new(state, os.fstat(state.fd).st_size)
+                    known = self._files[name]
+                    self._read_new(known, os.fstat(known.fd).st_size)
             return
         for _ in range(5):
             vanished = False
