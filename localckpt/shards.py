@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import binascii
 import bisect
+import collections
 import contextlib
 import hashlib
 import io
@@ -512,16 +513,16 @@ class FrameReader:
 
     def iter_frames(self, start: int | None = None, stop: int | None = None,
                     batch: int = 64, workers: int | None = None) -> Iterator[Frame]:
-        """Like frames() but `batch` frames at a time (bounded memory); the next batch's
-        bytes are fetched while this one is decoded.
+        """Like frames() but streamed: encoded bytes are fetched `batch` frames at a time
+        (the next batch while this one is decoded) and decoded on `workers` threads at
+        most 2 x workers frames ahead of the consumer, in sequence order.
 
-        Memory: one batch of decoded frames plus two batches of encoded bytes. Every
-        thread lives for the whole stream, on purpose: glibc gives each new thread a
-        malloc arena (up to 8 per core), and an arena keeps the pages of the frames
-        freed into it. With threads made afresh per batch the frames landed in a
+        Memory: two batches of encoded bytes plus a few decoded frames, whatever the
+        count. Every thread lives for the whole stream, on purpose: glibc gives each new
+        thread a malloc arena (up to 8 per core), and an arena keeps the pages of the
+        frames freed into it. With threads made afresh per batch the frames landed in a
         different arena each time and peak RSS grew with the frame count (k=0.5, 723
-        MB at 1000 720p frames); with long-lived threads each batch reuses the memory
-        the previous one freed.
+        MB at 1000 720p frames); with long-lived threads the memory is reused.
         """
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise InvalidInputError(f"batch must be an int >= 1, got {batch!r}")
@@ -539,12 +540,26 @@ class FrameReader:
             fetchers = None if self.objects.is_local else pool(_FETCHERS, "fetch")
             decoders = pool(workers, "decode") if workers > 1 else None
             pre = pool(1, "prefetch")  # shut down first: its fetch may use the fetchers
-            ahead = pre.submit(self._fetch, batches[0], fetchers)
-            for k, chunk in enumerate(batches):
-                blobs = ahead.result()
-                if k + 1 < len(batches):
-                    ahead = pre.submit(self._fetch, batches[k + 1], fetchers)
-                yield from self._decode(chunk, [list(enumerate(blobs))], workers, decoders)
+
+            def encoded() -> Iterator[tuple[FrameMeta, _Buf]]:
+                ahead = pre.submit(self._fetch, batches[0], fetchers)
+                for k, chunk in enumerate(batches):
+                    blobs = ahead.result()
+                    if k + 1 < len(batches):
+                        ahead = pre.submit(self._fetch, batches[k + 1], fetchers)
+                    yield from zip(chunk, blobs, strict=True)
+
+            if decoders is None:
+                for m, data in encoded():
+                    yield self._frame(m, data)
+                return
+            pending: collections.deque[Future[Frame]] = collections.deque()
+            for m, data in encoded():
+                pending.append(decoders.submit(self._frame, m, data))
+                if len(pending) > 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def b64(self, start: int | None = None, stop: int | None = None) -> list[dict[str, Any]]:
         """Frames as JSON-ready dicts; JPEG bytes are sent as stored (no re-encode)."""
