@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import numpy as np
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
+import localckpt
 from localckpt.backends import pg_schema
 from localckpt.backends.postgres import PostgresCatalog, SchemaVersionError, open_catalog
 from localckpt.canonical import canonical_bytes, content_hash
@@ -653,3 +655,114 @@ def test_racing_commits_of_one_id_agree_or_conflict(dsn: str, schema: str) -> No
     winners = [o for o in outcomes if o != "conflict"]
     assert set(winners) == {stored.scenario_label}
     assert len(winners) == sum(v.scenario_label == stored.scenario_label for v in versions)
+
+
+# -- the row cache (pg_cache) -------------------------------------------------------------
+
+
+def _count_queries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real_execute = psycopg.Cursor.execute
+
+    def counting_execute(self: psycopg.Cursor[Any], query: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(str(query)[:60])
+        return real_execute(self, query, *args, **kw)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
+    return calls
+
+
+def test_a_save_reads_its_parent_without_a_round_trip(
+    dsn: str, schema: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with localckpt.open(f"{dsn}?schema={schema}", objects=str(tmp_path)) as store:
+        timeline = store.create_timeline("clip.mp4", "default", [np.zeros((4, 4, 3), np.uint8)])
+        calls = _count_queries(monkeypatch)
+        first = store.save_stage_output(timeline.id, None, "detect", {"n": 1})
+        second = store.save_stage_output(timeline.id, first, "track", {"n": 2})
+        assert len(calls) == 2, calls  # one commit each; timeline and parents from the cache
+        monkeypatch.undo()
+        assert [c.id for c in store.lineage(second)] == [
+            timeline.root_checkpoint_id, first, second
+        ]
+        assert store.load_stage_output(second, "detect") == {"n": 1}
+
+
+def test_cache_never_answers_for_another_schema(dsn: str, schema: str) -> None:
+    other_schema = f"{schema}_b"
+    a = PostgresCatalog(dsn, schema=schema)
+    b = PostgresCatalog(dsn, schema=other_schema)
+    try:
+        timeline, root = make_timeline()
+        a.commit(Batch([timeline], [root]))
+        assert a.checkpoints([root.id]) == [root]
+        assert b.checkpoints([root.id]) == []
+        assert b.timelines([timeline.id]) == []
+        assert b.children(root.id) == [] and b.lineage(root.id) == []
+        # same ids in the other schema with other content: each catalog answers its own
+        changed_t = attrs.evolve(timeline, frame_count=99)
+        changed_root = attrs.evolve(root, stats={"frames_extracted": 99})
+        b.commit(Batch([changed_t], [changed_root]))
+        assert b.checkpoints([root.id]) == [changed_root]
+        assert a.checkpoints([root.id]) == [root]
+        assert a.timelines([timeline.id]) == [timeline]
+        assert b.timelines([timeline.id]) == [changed_t]
+    finally:
+        a.close()
+        b.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(other_schema))
+            )
+
+
+def test_cache_hides_no_unknown_id_and_hands_out_fresh_records(
+    catalog: PostgresCatalog, dsn: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timeline, root = make_timeline()
+    h, data = make_output({"v": 1})
+    ckpt = child(root, "detect", h, config_overrides={"nested": {"list": [1, 2]}})
+    catalog.commit(Batch([timeline], [root, ckpt], {h: data}))
+    unknown = new_id()
+
+    calls = _count_queries(monkeypatch)
+    assert catalog.checkpoints([ckpt.id, root.id]) == sorted([root, ckpt], key=lambda c: c.id)
+    assert calls == []  # both were inserted by this catalog
+    assert catalog.checkpoints([unknown, ckpt.id]) == [ckpt]
+    assert catalog.timelines([unknown]) == []
+    assert len(calls) == 2  # unknown ids always ask the server
+    monkeypatch.undo()
+
+    # mutating a returned record does not change what the next read returns
+    got = catalog.checkpoints([ckpt.id])[0]
+    got.config_overrides["nested"]["list"].append(3)
+    got.stats["x"] = 1  # type: ignore[index]
+    assert catalog.checkpoints([ckpt.id]) == [ckpt]
+    assert dict(catalog.checkpoints([ckpt.id])[0].stage_outputs) == {"detect": {"v": 1}}
+
+    # a record written by another catalog (process) is read once, then cached
+    other = PostgresCatalog(dsn, schema=schema)
+    try:
+        late = child(ckpt, "track", h)
+        other.commit(Batch([], [late]))
+        calls = _count_queries(monkeypatch)
+        assert catalog.checkpoints([late.id]) == [late]
+        assert catalog.checkpoints([late.id]) == [late]
+        assert len(calls) == 1
+    finally:
+        other.close()
+
+
+def test_a_refused_commit_leaves_nothing_in_the_cache(catalog: PostgresCatalog) -> None:
+    timeline, root = make_timeline()
+    catalog.commit(Batch([timeline], [root]))
+    h, data = make_output({"v": 2})
+    new = child(root, "detect", h)
+    with pytest.raises(ConflictError):
+        catalog.commit(Batch([], [new, attrs.evolve(root, scenario_label="other")], {h: data}))
+    assert catalog.checkpoints([new.id]) == []
+    assert catalog.checkpoints([root.id]) == [root]
+    orphan = attrs.evolve(new, parent_id=new_id())
+    with pytest.raises(InvalidInputError):
+        catalog.commit(Batch([], [orphan], {h: data}))
+    assert catalog.checkpoints([orphan.id]) == []

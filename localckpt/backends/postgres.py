@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..types import Checkpoint, LazyOutputs, Timeline
 from . import pg_json
+from .pg_cache import RowCache
 from .pg_json import NUL
 from .pg_schema import CONFLICT_SQLSTATE, SchemaVersionError, migrate, schema_identifier
 
@@ -57,11 +58,18 @@ _CHECKPOINT_COLS = (
 )
 _TIMELINE_TYPES = "text text text float8 text text int8 timestamptz text"
 _CHECKPOINT_TYPES = "text text text text jsonb jsonb jsonb bool text timestamptz text text"
+# Reads take JSON columns as text (parsed per record, so rows stay immutable for the cache).
+_CHECKPOINT_READ = (
+    "id, timeline_id, parent_id, stage, stage_hashes::text, config_overrides::text, "
+    "stats::text, is_scenario, scenario_label, created_at, merged_from, exact"
+)
 # User-given fields whose columns cannot hold every value (see pg_json).
 _TIMELINE_TEXT = ("source_video", "profile_name", "source_asset_id")
 _CHECKPOINT_TEXT = ("stage", "scenario_label")
 _CHECKPOINT_JSON = ("stage_hashes", "config_overrides", "stats")
 _OPTIONS = frozenset({"schema", "min_size", "max_size", "timeout"})
+_CACHED_TIMELINES = 256  # rows per catalog instance (see pg_cache)
+_CACHED_CHECKPOINTS = 1024
 
 
 def open_catalog(url: str, **options: Any) -> PostgresCatalog:
@@ -111,6 +119,8 @@ class PostgresCatalog(Catalog):
             **{k: v for k, v in _CONNECT_DEFAULTS.items() if k not in params},
         }
         self._q = _Queries(ident)
+        self._timeline_rows = RowCache(_CACHED_TIMELINES)
+        self._checkpoint_rows = RowCache(_CACHED_CHECKPOINTS)
         self._pool = ConnectionPool(
             dsn,
             min_size=min_size,
@@ -132,18 +142,24 @@ class PostgresCatalog(Catalog):
     def commit(self, batch: Batch) -> None:
         """One statement, so one round trip and one implicit transaction. Existing ids with
         equal content (==, as the value types define it) are skipped; other content raises
-        ConflictError naming the ids, and nothing is written."""
+        ConflictError naming the ids, and nothing is written. The records the statement
+        inserted are remembered (see pg_cache), so reading them back costs no round trip."""
         while batch:
-            params = [
-                *_output_params(batch.outputs),
-                *_timeline_params(batch.timelines),
-                *_checkpoint_params(batch.checkpoints),
-            ]
+            outputs = _output_rows(batch.outputs)
+            timelines = _unique(map(_timeline_row, batch.timelines), "timeline")
+            checkpoints = _unique(map(_checkpoint_row, batch.checkpoints), "checkpoint")
+            query = self._q.commit(_shape(outputs, timelines, checkpoints))
+            params = _commit_params(outputs, timelines, checkpoints)
             try:
-                self._call(partial(_execute, self._q.commit, params))
-                return
+                inserted = set(self._call(partial(_fetch_all, query, params)))
             except _MaybeConflict:
                 batch = self._drop_equal(batch)
+                continue
+            # Only rows this statement inserted: a skipped equal record may differ in its
+            # columns (-0.0 and 0.0) from the stored one, which reads must return.
+            self._timeline_rows.put(r for r in timelines if ("t", r[0]) in inserted)
+            self._checkpoint_rows.put(r for r in checkpoints if ("c", r[0]) in inserted)
+            return
 
     def _drop_equal(self, batch: Batch) -> Batch:
         """The statement refused the batch because stored columns differ; decide with ==.
@@ -175,13 +191,12 @@ class PostgresCatalog(Catalog):
         if ids is None:
             rows = self._fetch(self._q.all_timelines)
         else:
-            wanted = _ids(ids)
-            rows = self._fetch(self._q.timelines, [wanted]) if wanted else []
+            rows = self._by_id(self._timeline_rows, self._q.timelines, ids)
         return [_timeline(row) for row in rows]
 
     def checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
-        wanted = _ids(ids)
-        return self._checkpoints(self._q.checkpoints, [wanted]) if wanted else []
+        rows = self._by_id(self._checkpoint_rows, self._q.checkpoints, ids)
+        return [_checkpoint(row, self._load_values) for row in rows]
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
         return self._checkpoints(self._q.children, [checkpoint_id])
@@ -238,6 +253,19 @@ class PostgresCatalog(Catalog):
                 "refer to; the catalog is damaged (re-sync it from another store)"
             )
         return found
+
+    def _by_id(self, cache: RowCache, query: str, ids: Iterable[str]) -> list[tuple[Any, ...]]:
+        """Rows for the ids that exist, ordered by id: cached ones without a round trip,
+        the others in one query (and remembered)."""
+        wanted = _ids(ids)
+        if not wanted:
+            return []
+        found = cache.get(wanted)
+        if len(found) < len(wanted):
+            rows = self._fetch(query, [[i for i in wanted if i not in found]])
+            cache.put(rows)
+            found.update((row[0], row) for row in rows)
+        return [found[i] for i in wanted if i in found]
 
     def _checkpoints(self, query: str, params: list[Any]) -> list[Checkpoint]:
         return [_checkpoint(row, self._load_values) for row in self._fetch(query, params)]
@@ -320,8 +348,8 @@ class PostgresCatalog(Catalog):
         return text.replace(self._password, "***") if self._password else text
 
 
-def _execute(query: str, params: list[Any], conn: psycopg.Connection) -> None:
-    conn.execute(query, params)
+def _fetch_all(query: str, params: list[Any], conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute(query, params).fetchall()
 
 
 class _MaybeConflict(ConflictError):
@@ -338,48 +366,19 @@ class _Queries:
         def q(text: str) -> str:
             return sql.SQL(text).format(s=s).as_string(None)
 
-        def unnest(types: str) -> str:
-            return ", ".join(f"%b::{t}[]" for t in types.split())
-
-        ck, tl = _CHECKPOINT_COLS, _TIMELINE_COLS
-        t_differs, c_differs = _differs(tl, "t", "i"), _differs(ck, "c", "i")
-        # Data-modifying CTEs insert everything; the final SELECT sees the table as it was
-        # before the statement, so a row that was neither inserted nor visible was inserted by
-        # a concurrent transaction meanwhile: fail with 40001 and the retry will compare it.
-        self.commit = q(
-            "WITH o AS (INSERT INTO {s}.outputs (hash, value, canonical)"
-            "  SELECT * FROM unnest(%b::text[], %b::jsonb[], %b::text[])"
-            "  ON CONFLICT (hash) DO NOTHING),"
-            f" ti AS (SELECT * FROM unnest({unnest(_TIMELINE_TYPES)}) AS x({tl})),"
-            f" tn AS (INSERT INTO {{s}}.timelines ({tl}) SELECT * FROM ti"
-            "  ON CONFLICT (id) DO NOTHING RETURNING id),"
-            f" ci AS (SELECT * FROM unnest({unnest(_CHECKPOINT_TYPES)}) AS x({ck})),"
-            f" cn AS (INSERT INTO {{s}}.checkpoints ({ck}) SELECT * FROM ci"
-            "  ON CONFLICT (id) DO NOTHING RETURNING id),"
-            " bad AS ("
-            "  SELECT 'timeline' AS kind, i.id, t.id IS NULL AS raced"
-            "  FROM ti i LEFT JOIN {s}.timelines t ON t.id = i.id"
-            f"  WHERE i.id NOT IN (SELECT id FROM tn) AND (t.id IS NULL OR {t_differs})"
-            "  UNION ALL"
-            "  SELECT 'checkpoint', i.id, c.id IS NULL"
-            "  FROM ci i LEFT JOIN {s}.checkpoints c ON c.id = i.id"
-            f"  WHERE i.id NOT IN (SELECT id FROM cn) AND (c.id IS NULL OR {c_differs}))"
-            " SELECT CASE WHEN bool_and(raced)"
-            "  THEN {s}.fail('40001', 'rows inserted concurrently; retry')"
-            f"  ELSE {{s}}.fail('{CONFLICT_SQLSTATE}', string_agg(kind || ' ' || id, ', '"
-            "   ORDER BY kind, id) FILTER (WHERE NOT raced)"
-            "   || ' already stored with other content') END"
-            " FROM bad HAVING count(*) > 0"
-        )
+        self._q = q
+        self._commits: dict[tuple[int, int, int], str] = {}
+        ck = _CHECKPOINT_COLS
         self.all_timelines = q(f"SELECT {_TIMELINE_COLS} FROM {{s}}.timelines ORDER BY id")
         self.timelines = q(
             f"SELECT {_TIMELINE_COLS} FROM {{s}}.timelines WHERE id = ANY(%s::text[]) ORDER BY id"
         )
+        rd = _CHECKPOINT_READ
         self.checkpoints = q(
-            f"SELECT {ck} FROM {{s}}.checkpoints WHERE id = ANY(%s::text[]) ORDER BY id"
+            f"SELECT {rd} FROM {{s}}.checkpoints WHERE id = ANY(%s::text[]) ORDER BY id"
         )
-        self.children = q(f"SELECT {ck} FROM {{s}}.checkpoints WHERE parent_id = %s ORDER BY id")
-        self.tree = q(f"SELECT {ck} FROM {{s}}.checkpoints WHERE timeline_id = %s ORDER BY id")
+        self.children = q(f"SELECT {rd} FROM {{s}}.checkpoints WHERE parent_id = %s ORDER BY id")
+        self.tree = q(f"SELECT {rd} FROM {{s}}.checkpoints WHERE timeline_id = %s ORDER BY id")
         # The depth bound only stops a damaged (cyclic) chain; lineage() reports it.
         self.lineage = q(
             f"WITH RECURSIVE chain AS ("
@@ -387,7 +386,7 @@ class _Queries:
             f" UNION ALL"
             f" SELECT {_prefixed(ck, 'p')}, chain.depth + 1 FROM {{s}}.checkpoints p"
             f" JOIN chain ON p.id = chain.parent_id WHERE chain.depth < 1000000"
-            f") SELECT {ck} FROM chain ORDER BY depth DESC"
+            f") SELECT {rd} FROM chain ORDER BY depth DESC"
         )
         self.outputs = q(
             "SELECT hash, value, canonical FROM {s}.outputs WHERE hash = ANY(%s::text[])"
@@ -396,6 +395,88 @@ class _Queries:
             "SELECT h FROM unnest(%s::text[]) AS h "
             "WHERE NOT EXISTS (SELECT 1 FROM {s}.outputs o WHERE o.hash = h)"
         )
+
+    def commit(self, shape: tuple[int, int, int]) -> str:
+        """The commit statement for a batch of this shape (see _shape)."""
+        text = self._commits.get(shape)
+        if text is None:
+            text = self._commits.setdefault(shape, self._q(_commit_sql(*shape)))
+        return text
+
+
+def _shape(*groups: list[tuple[Any, ...]]) -> tuple[int, int, int]:
+    """Rows per kind as 0, 1 or 2 (many): the commit statement differs only by these."""
+    a, b, c = (min(len(rows), 2) for rows in groups)
+    return a, b, c
+
+
+def _commit_params(*groups: list[tuple[Any, ...]]) -> list[Any]:
+    """One row: its values; many: one array per column (what unnest() reads)."""
+    params: list[Any] = []
+    for rows in groups:
+        if len(rows) == 1:
+            params.extend(rows[0])
+        elif rows:
+            params.extend([row[i] for row in rows] for i in range(len(rows[0])))
+    return params
+
+
+def _rows_sql(types: str, cols: str, n: int) -> str:
+    """A SELECT of n rows (1: scalar parameters; 2: many, as one array per column)."""
+    if n == 1:
+        values = ", ".join(f"%b::{t}" for t in types.split())
+        return f"SELECT * FROM (VALUES ({values})) AS x({cols})"
+    arrays = ", ".join(f"%b::{t}[]" for t in types.split())
+    return f"SELECT * FROM unnest({arrays}) AS x({cols})"
+
+
+def _commit_sql(outputs: int, timelines: int, checkpoints: int) -> str:
+    """One statement that writes a batch, all or nothing, and returns what it inserted.
+
+    Data-modifying CTEs insert everything; the final SELECT sees the tables as they were
+    before the statement, so a row neither inserted nor visible was inserted by a
+    concurrent transaction meanwhile: fail with 40001 and the retry will compare it. A
+    visible row with other columns fails with CONFLICT_SQLSTATE and commit() decides with
+    ==. Kinds the batch lacks are left out, so the usual save is a small statement.
+    """
+    ctes, bad, inserted = [], [], ["SELECT NULL, NULL FROM failed"]
+    if outputs:
+        ctes.append(
+            "o AS (INSERT INTO {s}.outputs (hash, value, canonical) "
+            f"{_rows_sql('text jsonb text', 'hash, value, canonical', outputs)}"
+            " ON CONFLICT (hash) DO NOTHING)"
+        )
+    for kind, table, alias, cols, types, n in (
+        ("timeline", "timelines", "t", _TIMELINE_COLS, _TIMELINE_TYPES, timelines),
+        ("checkpoint", "checkpoints", "c", _CHECKPOINT_COLS, _CHECKPOINT_TYPES, checkpoints),
+    ):
+        if not n:
+            continue
+        ctes.append(f"{alias}i AS ({_rows_sql(types, cols, n)})")
+        ctes.append(
+            f"{alias}n AS (INSERT INTO {{s}}.{table} ({cols}) SELECT * FROM {alias}i"
+            " ON CONFLICT (id) DO NOTHING RETURNING id)"
+        )
+        bad.append(
+            f"SELECT '{kind}' AS kind, i.id, {alias}.id IS NULL AS raced"
+            f" FROM {alias}i i LEFT JOIN {{s}}.{table} {alias} ON {alias}.id = i.id"
+            f" WHERE i.id NOT IN (SELECT id FROM {alias}n)"
+            f" AND ({alias}.id IS NULL OR {_differs(cols, alias, 'i')})"
+        )
+        inserted.append(f"SELECT '{alias}', id FROM {alias}n")
+    if not bad:  # outputs only: content-addressed, nothing can conflict
+        return f"WITH {', '.join(ctes)} SELECT NULL, NULL WHERE false"
+    ctes.append(f"bad AS ({' UNION ALL '.join(bad)})")
+    ctes.append(
+        "failed AS (SELECT CASE WHEN bool_and(raced)"
+        " THEN {s}.fail('40001', 'rows inserted concurrently; retry')"
+        f" ELSE {{s}}.fail('{CONFLICT_SQLSTATE}', string_agg(kind || ' ' || id, ', '"
+        " ORDER BY kind, id) FILTER (WHERE NOT raced)"
+        " || ' already stored with other content') END"
+        " FROM bad HAVING count(*) > 0)"
+    )
+    # What was inserted, as (kind, id); the failed branch raises before any of it is used.
+    return f"WITH {', '.join(ctes)} {' UNION ALL '.join(inserted)}"
 
 
 def _prefixed(cols: str, alias: str) -> str:
@@ -432,9 +513,9 @@ def _utc(when: datetime) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
-def _columns(rows: Iterable[tuple[Any, ...]], width: int, kind: str) -> list[list[Any]]:
-    """Row tuples -> one list per column (the arrays unnest() reads), one row per id,
-    sorted by id so that concurrent batches lock rows in the same order (no deadlock)."""
+def _unique(rows: Iterable[tuple[Any, ...]], kind: str) -> list[tuple[Any, ...]]:
+    """One row per id, sorted by id so that concurrent batches lock rows in the same
+    order (no deadlock)."""
     by_id: dict[str, tuple[Any, ...]] = {}
     for row in rows:
         if NUL in row[0]:
@@ -444,8 +525,8 @@ def _columns(rows: Iterable[tuple[Any, ...]], width: int, kind: str) -> list[lis
                 f"the batch holds two different {kind} records with id {row[0]}; "
                 "nothing was written"
             )
-    ordered = [by_id[key] for key in sorted(by_id)]
-    return [[row[i] for row in ordered] for i in range(width)]
+    return [by_id[key] for key in sorted(by_id)]
+
 
 
 def _storable(
@@ -468,7 +549,7 @@ def _storable(
     return columns, pg_json.exact_text(exact)
 
 
-def _output_params(outputs: Mapping[str, bytes]) -> list[list[Any]]:
+def _output_rows(outputs: Mapping[str, bytes]) -> list[tuple[Any, ...]]:
     rows = []
     for h, data in outputs.items():
         data = bytes(data)
@@ -478,31 +559,29 @@ def _output_params(outputs: Mapping[str, bytes]) -> list[list[Any]]:
             )
         value, changed = pg_json.jsonb_column(data)
         rows.append((h, value, data.decode("utf-8") if changed else None))
-    return _columns(rows, 3, "output")
+    return _unique(rows, "output")
 
 
-def _timeline_params(timelines: Iterable[Timeline]) -> list[list[Any]]:
-    rows = []
-    for t in timelines:
-        col, exact = _storable(t, _TIMELINE_TEXT)
-        rows.append((
-            t.id, col["source_video"], col["profile_name"], float(t.fps),
-            col["source_asset_id"], t.root_checkpoint_id, int(t.frame_count),
-            _utc(t.created_at), exact,
-        ))
-    return _columns(rows, 9, "timeline")
+# A record's row holds what its columns hold (JSON as text), in the order reads return
+# them: the same tuple is a commit's parameters and, once inserted, a cached row.
 
 
-def _checkpoint_params(checkpoints: Iterable[Checkpoint]) -> list[list[Any]]:
-    rows = []
-    for c in checkpoints:
-        col, exact = _storable(c, _CHECKPOINT_TEXT, _CHECKPOINT_JSON)
-        rows.append((
-            c.id, c.timeline_id, c.parent_id, col["stage"], col["stage_hashes"],
-            col["config_overrides"], col["stats"], bool(c.is_scenario),
-            col["scenario_label"], _utc(c.created_at), c.merged_from, exact,
-        ))
-    return _columns(rows, 12, "checkpoint")
+def _timeline_row(t: Timeline) -> tuple[Any, ...]:
+    col, exact = _storable(t, _TIMELINE_TEXT)
+    return (
+        t.id, col["source_video"], col["profile_name"], float(t.fps),
+        col["source_asset_id"], t.root_checkpoint_id, int(t.frame_count),
+        _utc(t.created_at), exact,
+    )
+
+
+def _checkpoint_row(c: Checkpoint) -> tuple[Any, ...]:
+    col, exact = _storable(c, _CHECKPOINT_TEXT, _CHECKPOINT_JSON)
+    return (
+        c.id, c.timeline_id, c.parent_id, col["stage"], col["stage_hashes"],
+        col["config_overrides"], col["stats"], bool(c.is_scenario),
+        col["scenario_label"], _utc(c.created_at), c.merged_from, exact,
+    )
 
 
 def _timeline(row: tuple[Any, ...]) -> Timeline:
@@ -516,6 +595,7 @@ def _timeline(row: tuple[Any, ...]) -> Timeline:
 
 def _checkpoint(row: tuple[Any, ...], fetch: Callable[[list[str]], dict[str, Any]]) -> Checkpoint:
     cid, tid, parent, stage, hashes, config, stats, scenario, label, created, merged, exact = row
+    hashes, config, stats = json.loads(hashes), json.loads(config), json.loads(stats)
     if exact:
         fix = pg_json.read_exact(exact)
         stage, label = fix.get("stage", stage), fix.get("scenario_label", label)
