@@ -541,13 +541,18 @@ class FrameReader:
             decoders = pool(workers, "decode") if workers > 1 else None
             pre = pool(1, "prefetch")  # shut down first: its fetch may use the fetchers
 
+            ahead = 2 * workers if decoders is not None else 0  # frames decoded ahead
+
             def encoded() -> Iterator[tuple[FrameMeta, _Buf]]:
-                ahead = pre.submit(self._fetch, batches[0], fetchers)
+                """Frames' bytes in order. Batch k+1 is fetched once batch k-1's last
+                frames are decoded: two batches' bytes in memory, never three."""
+                fetch = pre.submit(self._fetch, batches[0], fetchers)
                 for k, chunk in enumerate(batches):
-                    blobs = ahead.result()
-                    if k + 1 < len(batches):
-                        ahead = pre.submit(self._fetch, batches[k + 1], fetchers)
-                    yield from zip(chunk, blobs, strict=True)
+                    blobs = fetch.result()
+                    for i, item in enumerate(zip(chunk, blobs, strict=True)):
+                        if i == min(ahead, len(chunk) - 1) and k + 1 < len(batches):
+                            fetch = pre.submit(self._fetch, batches[k + 1], fetchers)
+                        yield item
 
             if decoders is None:
                 for m, data in encoded():
@@ -556,7 +561,7 @@ class FrameReader:
             pending: collections.deque[Future[Frame]] = collections.deque()
             for m, data in encoded():
                 pending.append(decoders.submit(self._frame, m, data))
-                if len(pending) > 2 * workers:
+                if len(pending) > ahead:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
