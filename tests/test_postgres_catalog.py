@@ -340,6 +340,10 @@ def test_records_keep_values_postgres_columns_would_change(catalog: PostgresCata
     with pytest.raises(ConflictError, match=odd.id):
         catalog.commit(Batch([], [other, extra]))
     assert catalog.checkpoints([extra.id]) == []
+    # and the same through the row cache (rows this catalog inserted), not only the server
+    assert catalog.timelines([timeline.id]) == [timeline]
+    assert catalog.checkpoints([odd.id, plain.id]) == sorted([odd, plain], key=lambda c: c.id)
+    assert catalog.timelines([timeline.id])[0].source_video == "a\x00b.mp4"
 
 
 def test_lazy_outputs_equal_parsed_canonical_bytes(catalog: PostgresCatalog) -> None:

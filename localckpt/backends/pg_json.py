@@ -25,8 +25,8 @@ from ..canonical import canonical_bytes
 __all__ = ["exact_text", "jsonb_column", "read_exact", "text_column"]
 
 NUL, SHOWN_FOR_NUL = "\x00", "\ufffd"
-# Canonical JSON text can only be changed by JSONB if it contains one of these.
-_HINTS = (b"e+", b"-0.0", b"\\u0000")
+# Canonical JSON text can only be changed by JSONB if it contains one of these:
+# b"e+", b"-0.0" or b"\\u0000" (spelled out in jsonb_column, the hot path of every save).
 
 
 def text_column(value: str | None) -> tuple[str | None, bool]:
@@ -40,7 +40,7 @@ def jsonb_column(data: bytes) -> tuple[str, bool]:
     """Canonical JSON bytes -> (text for a jsonb column, whether reading that column back
     would give other canonical bytes)."""
     text = data.decode("utf-8")
-    if not any(hint in data for hint in _HINTS):
+    if not (b"e+" in data or b"-0.0" in data or b"\\u0000" in data):
         return text, False
     as_read = json.loads(text, parse_float=_as_jsonb_reads)
     if _has_nul(as_read):
