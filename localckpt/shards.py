@@ -444,9 +444,9 @@ class FrameReader:
         return Frame(meta.sequence, meta.timestamp, meta.chunk_id, meta.perceptual_hash, image)
 
     def _decode(self, metas: list[FrameMeta], parts: Iterable[list[tuple[int, _Buf]]],
-                workers: int | None, pool: ThreadPoolExecutor | None = None) -> list[Frame]:
+                workers: int | None) -> list[Frame]:
         """Verify and decode parts as they arrive, on `workers` threads (Pillow's decoder
-        and sha256 release the GIL: ~1.8x with two), or on `pool` when given."""
+        and sha256 release the GIL: ~1.8x with two)."""
         workers = _default_workers() if workers is None else workers
         out: list[Frame | None] = [None] * len(metas)
         if workers <= 1 or len(metas) < 2:
@@ -454,19 +454,14 @@ class FrameReader:
                 for i, data in part:
                     out[i] = self._frame(metas[i], data)
             return out  # type: ignore[return-value]
-        ex = pool or ThreadPoolExecutor(workers, thread_name_prefix="localckpt-decode")
-        futures: list[tuple[int, Future[Frame]]] = []
+        ex = ThreadPoolExecutor(workers, thread_name_prefix="localckpt-decode")
         try:
-            futures += ((i, ex.submit(self._frame, metas[i], data))
-                        for part in parts for i, data in part)
+            futures = [(i, ex.submit(self._frame, metas[i], data))
+                       for part in parts for i, data in part]
             for i, fut in futures:
                 out[i] = fut.result()
         finally:
-            if pool is None:
-                ex.shutdown(wait=True, cancel_futures=True)
-            else:
-                for _, fut in futures:  # an error: drop the rest of this batch
-                    fut.cancel()
+            ex.shutdown(wait=True, cancel_futures=True)
         return out  # type: ignore[return-value]
 
     def get(self, sequence: int) -> Frame:

@@ -7,6 +7,7 @@ import base64
 import io
 import itertools
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -387,6 +388,22 @@ def test_get_frames_iter_and_b64_agree(objs: Objects, codec: str, workers: int) 
             assert np.array_equal(decode(jpeg, "jpeg"), f.image)
         else:
             assert np.abs(decode(jpeg, "jpeg").astype(int) - f.image).mean() < 3
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("batch", [1, 3, 4, 25])
+def test_iter_frames_streams_in_order_and_stops_its_threads(
+    objs: Objects, workers: int, batch: int,
+) -> None:
+    write_frames(objs, "t1", coerce_frames(noise(11), 5.0), workers=2, shard_frames=3)
+    reader = FrameReader(objs, "t1")
+    frames = reader.frames()
+    assert list(reader.iter_frames(batch=batch, workers=workers)) == frames
+    assert list(reader.iter_frames(2, 9, batch=batch, workers=workers)) == frames[2:9]
+    stream = reader.iter_frames(batch=batch, workers=workers)
+    assert [next(stream) for _ in range(5)] == frames[:5]
+    stream.close()  # an abandoned stream joins its fetch and decode threads
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("localckpt-")]
 
 
 def test_frame_fields_and_sequence_order_survive(objs: Objects) -> None:
