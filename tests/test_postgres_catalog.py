@@ -770,3 +770,67 @@ def test_a_refused_commit_leaves_nothing_in_the_cache(catalog: PostgresCatalog) 
     with pytest.raises(InvalidInputError):
         catalog.commit(Batch([], [orphan], {h: data}))
     assert catalog.checkpoints([orphan.id]) == []
+
+
+def test_small_batches_compare_with_stored_rows_when_an_id_exists(
+    catalog: PostgresCatalog, dsn: str, schema: str
+) -> None:
+    """A save-sized batch tries plain INSERTs first; a stored id sends it to the comparing
+    statement with the same outcome as a big batch: equal skipped, other content refused."""
+    timeline, root = make_timeline()
+    catalog.commit(Batch([timeline], [root]))
+    h, data = make_output({"v": 3})
+    ckpt = child(root, "detect", h)
+    catalog.commit(Batch([], [ckpt], {h: data}))
+    catalog.commit(Batch([], [ckpt], {h: data}))  # stored and equal: skipped
+    fresh = PostgresCatalog(dsn, schema=schema)  # an empty cache: every read asks the server
+    try:
+        fresh.commit(Batch([timeline], [root]))
+        fresh.commit(Batch([attrs.evolve(timeline)]))
+        h2, data2 = make_output({"v": 4})
+        with pytest.raises(ConflictError, match=ckpt.id):
+            fresh.commit(Batch([], [attrs.evolve(ckpt, stats={"x": 1})], {h2: data2}))
+        with pytest.raises(ConflictError, match=timeline.id):
+            fresh.commit(Batch([attrs.evolve(timeline, frame_count=9)], [], {h2: data2}))
+        assert fresh.missing_outputs([h2]) == {h2}
+        assert fresh.checkpoints([ckpt.id]) == [ckpt]
+        assert fresh.timelines([timeline.id]) == [timeline]
+    finally:
+        fresh.close()
+    assert count_rows(dsn, schema, "checkpoints") == 2
+
+
+def test_racing_single_saves_of_one_id_agree_or_conflict(dsn: str, schema: str) -> None:
+    timeline, root = make_timeline()
+    setup = PostgresCatalog(dsn, schema=schema)
+    setup.commit(Batch([timeline], [root]))
+    setup.close()
+    h, data = make_output({"race": 2})
+    same = child(root, "detect", h)
+    versions = [attrs.evolve(same, scenario_label=f"v{i % 2}") for i in range(8)]
+    cats = [PostgresCatalog(dsn, schema=schema, max_size=1) for _ in versions]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(versions))
+
+    def write(cat: PostgresCatalog, version: Checkpoint) -> None:
+        barrier.wait()
+        try:
+            cat.commit(Batch([], [version], {h: data}))
+            outcomes.append(version.scenario_label)
+        except ConflictError:
+            outcomes.append("conflict")
+
+    try:
+        threads = [threading.Thread(target=write, args=a) for a in zip(cats, versions, strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stored = [c.checkpoints([same.id])[0].scenario_label for c in cats]
+    finally:
+        for cat in cats:
+            cat.close()
+    winners = [o for o in outcomes if o != "conflict"]
+    assert len(outcomes) == len(versions)
+    assert set(winners) == set(stored) == {stored[0]}  # caches agree with the server
+    assert len(winners) == sum(v.scenario_label == stored[0] for v in versions)

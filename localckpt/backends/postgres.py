@@ -143,22 +143,31 @@ class PostgresCatalog(Catalog):
         """One statement, so one round trip and one implicit transaction. Existing ids with
         equal content (==, as the value types define it) are skipped; other content raises
         ConflictError naming the ids, and nothing is written. The records the statement
-        inserted are remembered (see pg_cache), so reading them back costs no round trip."""
+        inserted are remembered (see pg_cache), so reading them back costs no round trip.
+
+        A small batch (a save, a merge, a new timeline) first tries plain INSERTs, which
+        skip comparing with stored rows; if an id is already stored, that statement fails
+        as a whole and the comparing one runs instead, on the same connection."""
         while batch:
             outputs = _output_rows(batch.outputs)
             timelines = _unique(map(_timeline_row, batch.timelines), "timeline")
             checkpoints = _unique(map(_checkpoint_row, batch.checkpoints), "checkpoint")
-            query = self._q.commit(_shape(outputs, timelines, checkpoints))
+            shape = _shape(outputs, timelines, checkpoints)
             params = _commit_params(outputs, timelines, checkpoints)
+            write = partial(_write, self._q.insert(shape), self._q.commit(shape), params)
             try:
-                inserted = set(self._call(partial(_fetch_all, query, params)))
+                inserted = self._call(write)
             except _MaybeConflict:
                 batch = self._drop_equal(batch)
                 continue
             # Only rows this statement inserted: a skipped equal record may differ in its
             # columns (-0.0 and 0.0) from the stored one, which reads must return.
-            self._timeline_rows.put(r for r in timelines if ("t", r[0]) in inserted)
-            self._checkpoint_rows.put(r for r in checkpoints if ("c", r[0]) in inserted)
+            if inserted is None:  # every row was new
+                self._timeline_rows.put(timelines)
+                self._checkpoint_rows.put(checkpoints)
+            else:
+                self._timeline_rows.put(r for r in timelines if ("t", r[0]) in inserted)
+                self._checkpoint_rows.put(r for r in checkpoints if ("c", r[0]) in inserted)
             return
 
     def _drop_equal(self, batch: Batch) -> Batch:
@@ -348,8 +357,18 @@ class PostgresCatalog(Catalog):
         return text.replace(self._password, "***") if self._password else text
 
 
-def _fetch_all(query: str, params: list[Any], conn: psycopg.Connection) -> list[tuple[Any, ...]]:
-    return conn.execute(query, params).fetchall()
+def _write(
+    insert: str | None, commit: str, params: list[Any], conn: psycopg.Connection
+) -> set[tuple[str, str]] | None:
+    """Run a commit on conn: None when the plain INSERTs stored every row, else the
+    (kind, id) pairs the comparing statement inserted."""
+    if insert is not None:
+        try:
+            conn.execute(insert, params)
+            return None
+        except psycopg.errors.UniqueViolation:
+            pass  # an id is stored already (autocommit: nothing of it was kept)
+    return set(conn.execute(commit, params).fetchall())
 
 
 class _MaybeConflict(ConflictError):
@@ -368,6 +387,7 @@ class _Queries:
 
         self._q = q
         self._commits: dict[tuple[int, int, int], str] = {}
+        self._inserts: dict[tuple[int, int, int], str] = {}
         ck = _CHECKPOINT_COLS
         self.all_timelines = q(f"SELECT {_TIMELINE_COLS} FROM {{s}}.timelines ORDER BY id")
         self.timelines = q(
@@ -403,6 +423,16 @@ class _Queries:
             text = self._commits.setdefault(shape, self._q(_commit_sql(*shape)))
         return text
 
+    def insert(self, shape: tuple[int, int, int]) -> str | None:
+        """Plain INSERTs for a small batch of this shape; None: use commit() directly."""
+        _, timelines, checkpoints = shape
+        if timelines > 1 or checkpoints > 1 or not (timelines or checkpoints):
+            return None  # big batches (sync) often hold stored ids; outputs never conflict
+        text = self._inserts.get(shape)
+        if text is None:
+            text = self._inserts.setdefault(shape, self._q(_insert_sql(*shape)))
+        return text
+
 
 def _shape(*groups: list[tuple[Any, ...]]) -> tuple[int, int, int]:
     """Rows per kind as 0, 1 or 2 (many): the commit statement differs only by these."""
@@ -428,6 +458,28 @@ def _rows_sql(types: str, cols: str, n: int) -> str:
         return f"SELECT * FROM (VALUES ({values})) AS x({cols})"
     arrays = ", ".join(f"%b::{t}[]" for t in types.split())
     return f"SELECT * FROM unnest({arrays}) AS x({cols})"
+
+
+def _insert_sql(outputs: int, timelines: int, checkpoints: int) -> str:
+    """_commit_sql for the usual case, every id new: plain INSERTs (parameters in the
+    same order) that fail with unique_violation, writing nothing, if one is stored."""
+    ctes = []
+    if outputs:
+        ctes.append(
+            "o AS (INSERT INTO {s}.outputs (hash, value, canonical) "
+            f"{_rows_sql('text jsonb text', 'hash, value, canonical', outputs)}"
+            " ON CONFLICT (hash) DO NOTHING)"
+        )
+    inserts = [
+        f"INSERT INTO {{s}}.{table} ({cols}) {_rows_sql(types, cols, n)}"
+        for table, cols, types, n in (
+            ("timelines", _TIMELINE_COLS, _TIMELINE_TYPES, timelines),
+            ("checkpoints", _CHECKPOINT_COLS, _CHECKPOINT_TYPES, checkpoints),
+        )
+        if n
+    ]
+    ctes += [f"t{i} AS ({text})" for i, text in enumerate(inserts[:-1])]
+    return (f"WITH {', '.join(ctes)} " if ctes else "") + inserts[-1]
 
 
 def _commit_sql(outputs: int, timelines: int, checkpoints: int) -> str:
