@@ -1,7 +1,7 @@
 """CLI subcommands for moving work between stores: diff, merge, push, pull, export, import.
 
 Registered into ``localckpt.cli`` by :func:`register`. Long transfers show a tqdm bar on
-stderr when tqdm is installed and stderr is a terminal; otherwise they are silent.
+stderr when stderr is a terminal (tqdm is a core dependency); otherwise they are silent.
 """
 
 from __future__ import annotations
