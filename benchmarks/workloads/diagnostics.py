@@ -10,8 +10,8 @@ from ..model import Context, Sample, Subject, Workload
 __all__ = ["FSYNC_PATTERN"]
 
 RECORD = 2300  # about one save_stage_output commit of a 2 KB output
-APPEND = "append + fdatasync (embedded segment log)"
-OVERWRITE = "overwrite preallocated + fdatasync (SQLite WAL reuse)"
+APPEND = "append + fdatasync (a growing file)"
+OVERWRITE = "overwrite zero-filled space + fdatasync (embedded segment; SQLite WAL reuse)"
 
 
 def _writes(ctx: Context, n: int, preallocate: bool) -> Sample:
