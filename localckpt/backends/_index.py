@@ -53,6 +53,14 @@ class RecordIndex:
         return bad
 
     def check(self, batch: Batch, where: str) -> None:
+        for kind, records in (("timeline", batch.timelines), ("checkpoint", batch.checkpoints)):
+            seen: dict[str, Any] = {}
+            for r in records:
+                if seen.setdefault(r.id, r) != r:
+                    raise ConflictError(
+                        f"the batch holds two different {kind} records with id {r.id}; "
+                        "nothing was written"
+                    )
         bad = self.conflicts(batch)
         if bad:
             raise ConflictError(

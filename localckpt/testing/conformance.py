@@ -861,6 +861,26 @@ class StoreConformance:
         assert store.catalog.outputs(list(new.outputs)) == {}
         assert dict(store.get_checkpoint(cid).stats) == {"frames_extracted": 3, "n": 1}
 
+    @pytest.mark.parametrize("what", ["checkpoint", "timeline"])
+    def test_two_versions_of_one_id_in_a_batch_conflict(
+        self, store: Store, timeline: Timeline, what: str
+    ) -> None:
+        """Every backend refuses a batch that holds one id twice with different content."""
+        new = self._batch(store)
+        if what == "checkpoint":
+            first = new.checkpoints[1]
+            batch = Batch(timelines=new.timelines, outputs=new.outputs,
+                          checkpoints=[*new.checkpoints, attrs.evolve(first, stats={"v": 2})])
+        else:
+            batch = Batch(checkpoints=new.checkpoints, outputs=new.outputs,
+                          timelines=[*new.timelines,
+                                     attrs.evolve(new.timelines[0], profile_name="other")])
+        before = snapshot(store)
+        with pytest.raises(ConflictError, match="two different"):
+            store.catalog.commit(batch)
+        assert snapshot(store) == before
+        assert store.catalog.timelines([new.timelines[0].id]) == []
+
     # -- persistence -------------------------------------------------------------------------
 
     def test_reopen_keeps_everything(
