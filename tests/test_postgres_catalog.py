@@ -623,6 +623,29 @@ def test_many_threads_and_processes_write_at_once(
     assert catalog.missing_outputs(h for h, _ in WRITERS_OUTPUTS) == set()
 
 
+def _race(cats: list[PostgresCatalog], versions: list[Checkpoint],
+          batch: Any) -> list[str]:
+    """Commit batch(version) from one thread per catalog, all released at once; return
+    each thread's outcome: the version's scenario_label, or "conflict"."""
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(versions))
+
+    def write(cat: PostgresCatalog, version: Checkpoint) -> None:
+        barrier.wait()
+        try:
+            cat.commit(batch(version))
+            outcomes.append(version.scenario_label)
+        except ConflictError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=write, args=a) for a in zip(cats, versions, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
 def test_racing_commits_of_one_id_agree_or_conflict(dsn: str, schema: str) -> None:
     """Writers racing on the same ids (two syncs at once): equal content all succeed,
     other content raises ConflictError for all but the one that landed first."""
@@ -634,23 +657,8 @@ def test_racing_commits_of_one_id_agree_or_conflict(dsn: str, schema: str) -> No
     same = child(chain[-1], "detect", h)
     versions = [attrs.evolve(same, scenario_label=f"v{i % 3}") for i in range(12)]
     cats = [PostgresCatalog(dsn, schema=schema, max_size=1) for _ in versions]
-    outcomes: list[str] = []
-    barrier = threading.Barrier(len(versions))
-
-    def write(cat: PostgresCatalog, version: Checkpoint) -> None:
-        barrier.wait()
-        try:
-            cat.commit(Batch([timeline], [*chain, version], {h: data}))
-            outcomes.append(version.scenario_label)
-        except ConflictError:
-            outcomes.append("conflict")
-
     try:
-        threads = [threading.Thread(target=write, args=a) for a in zip(cats, versions, strict=True)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        outcomes = _race(cats, versions, lambda v: Batch([timeline], [*chain, v], {h: data}))
         (stored,) = cats[0].checkpoints([same.id])
     finally:
         for cat in cats:
@@ -809,23 +817,8 @@ def test_racing_single_saves_of_one_id_agree_or_conflict(dsn: str, schema: str) 
     same = child(root, "detect", h)
     versions = [attrs.evolve(same, scenario_label=f"v{i % 2}") for i in range(8)]
     cats = [PostgresCatalog(dsn, schema=schema, max_size=1) for _ in versions]
-    outcomes: list[str] = []
-    barrier = threading.Barrier(len(versions))
-
-    def write(cat: PostgresCatalog, version: Checkpoint) -> None:
-        barrier.wait()
-        try:
-            cat.commit(Batch([], [version], {h: data}))
-            outcomes.append(version.scenario_label)
-        except ConflictError:
-            outcomes.append("conflict")
-
     try:
-        threads = [threading.Thread(target=write, args=a) for a in zip(cats, versions, strict=True)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        outcomes = _race(cats, versions, lambda v: Batch([], [v], {h: data}))
         stored = [c.checkpoints([same.id])[0].scenario_label for c in cats]
     finally:
         for cat in cats:
