@@ -418,19 +418,21 @@ class _Queries:
 
     def commit(self, shape: tuple[int, int, int]) -> str:
         """The commit statement for a batch of this shape (see _shape)."""
-        text = self._commits.get(shape)
-        if text is None:
-            text = self._commits.setdefault(shape, self._q(_commit_sql(*shape)))
-        return text
+        return self._built(self._commits, shape, _commit_sql)
 
     def insert(self, shape: tuple[int, int, int]) -> str | None:
         """Plain INSERTs for a small batch of this shape; None: use commit() directly."""
         _, timelines, checkpoints = shape
         if timelines > 1 or checkpoints > 1 or not (timelines or checkpoints):
             return None  # big batches (sync) often hold stored ids; outputs never conflict
-        text = self._inserts.get(shape)
+        return self._built(self._inserts, shape, _insert_sql)
+
+    def _built(self, cache: dict[tuple[int, int, int], str], shape: tuple[int, int, int],
+               build: Callable[[int, int, int], str]) -> str:
+        """Statement text for shape, built once (a dict write is atomic: threads may race)."""
+        text = cache.get(shape)
         if text is None:
-            text = self._inserts.setdefault(shape, self._q(_insert_sql(*shape)))
+            text = cache.setdefault(shape, self._q(build(*shape)))
         return text
 
 
@@ -460,16 +462,21 @@ def _rows_sql(types: str, cols: str, n: int) -> str:
     return f"SELECT * FROM unnest({arrays}) AS x({cols})"
 
 
+def _outputs_cte(n: int) -> str:
+    """Insert n outputs; content-addressed, so an existing hash is simply skipped."""
+    return (
+        "o AS (INSERT INTO {s}.outputs (hash, value, canonical) "
+        f"{_rows_sql('text jsonb text', 'hash, value, canonical', n)}"
+        " ON CONFLICT (hash) DO NOTHING)"
+    )
+
+
 def _insert_sql(outputs: int, timelines: int, checkpoints: int) -> str:
     """_commit_sql for the usual case, every id new: plain INSERTs (parameters in the
     same order) that fail with unique_violation, writing nothing, if one is stored."""
     ctes = []
     if outputs:
-        ctes.append(
-            "o AS (INSERT INTO {s}.outputs (hash, value, canonical) "
-            f"{_rows_sql('text jsonb text', 'hash, value, canonical', outputs)}"
-            " ON CONFLICT (hash) DO NOTHING)"
-        )
+        ctes.append(_outputs_cte(outputs))
     inserts = [
         f"INSERT INTO {{s}}.{table} ({cols}) {_rows_sql(types, cols, n)}"
         for table, cols, types, n in (
@@ -493,11 +500,7 @@ def _commit_sql(outputs: int, timelines: int, checkpoints: int) -> str:
     """
     ctes, bad, inserted = [], [], ["SELECT NULL, NULL FROM failed"]
     if outputs:
-        ctes.append(
-            "o AS (INSERT INTO {s}.outputs (hash, value, canonical) "
-            f"{_rows_sql('text jsonb text', 'hash, value, canonical', outputs)}"
-            " ON CONFLICT (hash) DO NOTHING)"
-        )
+        ctes.append(_outputs_cte(outputs))
     for kind, table, alias, cols, types, n in (
         ("timeline", "timelines", "t", _TIMELINE_COLS, _TIMELINE_TYPES, timelines),
         ("checkpoint", "checkpoints", "c", _CHECKPOINT_COLS, _CHECKPOINT_TYPES, checkpoints),
