@@ -144,9 +144,7 @@ class EmbeddedCatalog(Catalog):
         try:
             dir_mtime = os.stat(self.directory).st_mtime_ns
         except FileNotFoundError as exc:
-            raise BackendUnavailableError(
-                f"catalog directory {self.directory} disappeared; was the store deleted?"
-            ) from exc
+            raise self._gone() from exc
         if dir_mtime == self._listed_mtime and time.time_ns() - dir_mtime > _RACY_NS:
             for name in self._listed_logs:
                 if name != self._writer_name:
@@ -165,9 +163,7 @@ class EmbeddedCatalog(Catalog):
                             except FileNotFoundError:  # compacted away since the listing
                                 vanished = True
             except FileNotFoundError as exc:
-                raise BackendUnavailableError(
-                    f"catalog directory {self.directory} disappeared; was the store deleted?"
-                ) from exc
+                raise self._gone() from exc
             entries.sort(key=lambda e: (not e[0].endswith(".pack"), e[0]))
             listed = []
             for name, size in entries:
@@ -187,6 +183,12 @@ class EmbeddedCatalog(Catalog):
                 self._listed_logs = listed
                 self._listed_mtime = dir_mtime
                 return
+
+    def _gone(self) -> BackendUnavailableError:
+        return BackendUnavailableError(
+            f"catalog directory {self.directory} disappeared; was the store deleted? "
+            "Restore the directory, or open the store again to start a new one."
+        )
 
     def _read_new(self, state: _FileState, size: int) -> None:
         """Apply the complete commits between state.offset and size.
