@@ -12,7 +12,12 @@ catch these::
      |    '-- MergeConflict                     .conflicts lists every stage / key in conflict
      +-- CorruptDataError                       bytes that do not match their hash
      +-- SchemaVersionError                     a store written by a newer localckpt
+     +-- StoreClosedError                       a call on a store after close()
      '-- BackendUnavailableError                a server that cannot be reached
+
+An error raised where the Python API and the command line would say different things
+(``strategy="ours"`` against ``--strategy ours``) carries both: ``str(exc)`` speaks the
+API, ``exc.for_cli()`` the command line.
 """
 
 from __future__ import annotations
@@ -29,12 +34,24 @@ __all__ = [
     "MergeConflict",
     "NotFoundError",
     "SchemaVersionError",
+    "StoreClosedError",
     "TimelineNotFoundError",
 ]
 
 
 class LocalckptError(Exception):
-    """Root of every error localckpt raises on purpose."""
+    """Root of every error localckpt raises on purpose.
+
+    cli: the same message for command-line users, where it differs (flags instead of
+    keyword arguments); :meth:`for_cli` returns it, else the message itself.
+    """
+
+    def __init__(self, *args: object, cli: str | None = None) -> None:
+        super().__init__(*args)
+        self.cli = cli
+
+    def for_cli(self) -> str:
+        return self.cli if self.cli is not None else str(self)
 
 
 class NotFoundError(LocalckptError, LookupError):
@@ -60,8 +77,11 @@ class MergeConflict(ConflictError):
     kind is ``"stage"``, ``"config"`` or ``"stats"``. Nothing was written.
     """
 
-    def __init__(self, message: str, conflicts: Sequence[tuple[str, str, Any, Any]]) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, conflicts: Sequence[tuple[str, str, Any, Any]], *,
+        cli: str | None = None,
+    ) -> None:
+        super().__init__(message, cli=cli)
         self.conflicts: list[tuple[str, str, Any, Any]] = list(conflicts)
 
 
@@ -71,6 +91,10 @@ class CorruptDataError(LocalckptError):
 
 class SchemaVersionError(LocalckptError):
     """A store written by a newer localckpt (catalog schema or store format): upgrade."""
+
+
+class StoreClosedError(LocalckptError):
+    """The store (or its catalog) was closed; open it again with localckpt.open()."""
 
 
 class BackendUnavailableError(LocalckptError):

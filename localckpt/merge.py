@@ -86,8 +86,14 @@ def merge_checkpoints(
     outputs: dict[str, bytes] = {}
     if result.conflicts:
         if choose_side is None and not callable(strategy):
-            raise MergeConflict(_conflict_message(ours, theirs, result.conflicts),
-                                [c.as_tuple() for c in result.conflicts])
+            listing = _conflict_listing(ours, theirs, result.conflicts)
+            raise MergeConflict(
+                f"{listing}\nPass strategy='ours' or 'theirs' to keep one side, or a "
+                "function resolver(kind, key, base, ours, theirs) -> value.",
+                [c.as_tuple() for c in result.conflicts],
+                cli=f"{listing}\nRun again with --strategy ours or --strategy theirs to keep "
+                "one side.",
+            )
         if choose_side is not None:
             state = resolve(result, choose_side)
         else:
@@ -180,7 +186,7 @@ def _resolve_with(
     return resolve(result, choose)
 
 
-def _conflict_message(ours: str, theirs: str, conflicts: tuple[Conflict, ...]) -> str:
+def _conflict_listing(ours: str, theirs: str, conflicts: tuple[Conflict, ...]) -> str:
     lines = [
         f"merging {theirs} into {ours}: {len(conflicts)} conflict(s), nothing was written. "
         "Both sides changed these differently:"
@@ -191,11 +197,7 @@ def _conflict_message(ours: str, theirs: str, conflicts: tuple[Conflict, ...]) -
         else:
             lines.append(f"  {c.kind} {c.key!r}: ours {c.ours!r}, theirs {c.theirs!r}")
     if len(conflicts) > _MAX_LISTED:
-        lines.append(f"  ... and {len(conflicts) - _MAX_LISTED} more (see .conflicts)")
-    lines.append(
-        "Pass strategy='ours' or 'theirs' to keep one side, or a function "
-        "resolver(kind, key, base, ours, theirs) -> value."
-    )
+        lines.append(f"  ... and {len(conflicts) - _MAX_LISTED} more")
     return "\n".join(lines)
 
 

@@ -1,0 +1,16 @@
+"""The ``localckpt`` command line.
+
+``main`` holds the parser and the error handler; ``common`` the pieces every command
+shares (references, JSON output, progress, exit codes); each other module is one group
+of commands with a ``register(subparsers)`` function:
+
+    inspect      ls, tree, show
+    merge        diff, merge
+    transfer     push, pull, export, import
+    maintenance  init, gc
+    ingest       demo
+"""
+
+from .main import build_parser, main
+
+__all__ = ["build_parser", "main"]

@@ -1,0 +1,79 @@
+"""Commands that look at a store: ls, tree, show. None of them writes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from ..records import checkpoint_to_dict, timeline_to_dict
+from ..render import render_checkpoint, render_tree
+from ..store import Store
+from .common import add_command, checkpoint_ref, print_json, timeline_ref
+
+__all__ = ["register"]
+
+
+def cmd_ls(store: Store, args: argparse.Namespace) -> int:
+    timelines = store.list_timelines()
+    if args.json:
+        print_json([timeline_to_dict(t) for t in timelines])
+        return 0
+    if not timelines:
+        print(f"no timelines in {store.url or store.catalog.describe()}")
+        return 0
+    print(f"{'TIMELINE':36}  {'FRAMES':>6}  {'FPS':>5}  {'CREATED':19}  PROFILE  SOURCE")
+    for t in timelines:
+        created = t.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        print(
+            f"{t.id:36}  {t.frame_count:6d}  {t.fps:5g}  {created:19}  "
+            f"{t.profile_name}  {t.source_video}"
+        )
+    return 0
+
+
+def cmd_tree(store: Store, args: argparse.Namespace) -> int:
+    timeline = store.get_timeline(timeline_ref(store, args.timeline))
+    checkpoints = store.checkpoints(timeline.id)
+    if args.json:
+        print_json([checkpoint_to_dict(c) for c in checkpoints])
+    else:
+        print(render_tree(timeline, checkpoints))
+    return 0
+
+
+def cmd_show(store: Store, args: argparse.Namespace) -> int:
+    c = store.get_checkpoint(checkpoint_ref(store, args.checkpoint))
+    if args.stage is not None:
+        value = store.load_stage_output(c.id, args.stage)
+        if value is None:
+            from ..errors import NotFoundError
+
+            raise NotFoundError(
+                f"checkpoint {c.id} has no stage {args.stage!r} (it has: "
+                f"{', '.join(sorted(c.stage_hashes)) or 'none'})"
+            )
+        print(json.dumps(value, indent=None if args.json else 2, sort_keys=True,
+                         ensure_ascii=False))
+        return 0
+    outputs: dict[str, Any] = dict(c.stage_outputs)
+    if args.json:
+        record = checkpoint_to_dict(c)
+        record["stage_outputs"] = outputs
+        print_json(record)
+    else:
+        print(render_checkpoint(c, outputs))
+    return 0
+
+
+def register(sub: Any) -> None:
+    add_command(sub, "ls", "list timelines", cmd_ls)
+
+    p = add_command(sub, "tree", "show a timeline's checkpoint tree", cmd_tree)
+    p.add_argument("timeline", metavar="TIMELINE", help="timeline id or a unique prefix")
+
+    p = add_command(sub, "show", "show one checkpoint: outputs, config, stats", cmd_show)
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="checkpoint id, unique prefix, tag, or TIMELINE:stage")
+    p.add_argument("--stage", metavar="NAME",
+                   help="print only this stage's output, in full (pretty JSON)")

@@ -1,0 +1,72 @@
+"""The parser and the error handler of the ``localckpt`` command.
+
+The store comes from ``--store``, else ``$LOCALCKPT_URL``, else ``./.localckpt``;
+``--objects`` and ``--storage-options`` describe that same store. Only commands that
+create (init, demo, ingest, import, pull) may create a missing store; every other one
+fails with exit status 1 and creates nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import LocalckptError
+from .common import EXIT_ERROR, EXIT_OK
+from .transfer import _storage_options
+
+__all__ = ["build_parser", "main"]
+
+#: Command groups, each a module of this package with register(subparsers).
+GROUPS = ("inspect", "merge", "transfer", "maintenance", "ingest")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="localckpt",
+        description="Local-first store for video-pipeline state: timelines and checkpoint trees.",
+        epilog="Exit status: 0 success, 1 an error (message on stderr), 2 bad usage.",
+    )
+    parser.add_argument(
+        "--store", metavar="URL",
+        help="store URL or directory (default: $LOCALCKPT_URL, else ./.localckpt)",
+    )
+    parser.add_argument("--objects", metavar="URL",
+                        help="objects URL of this store (e.g. s3://bucket/prefix)")
+    parser.add_argument("--storage-options", metavar="JSON",
+                        help="fsspec options of this store's objects, as a JSON object")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for group in GROUPS:
+        importlib.import_module(f"{__package__}.{group}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if not args.needs_store:
+            return int(args.func(None, args))
+        from ..registry import open as open_store
+
+        args.remote_name = getattr(args, "remote", None)
+        with open_store(
+            args.store, objects=args.objects,
+            storage_options=_storage_options(args.storage_options, "--storage-options"),
+            create=args.creates,
+        ) as store:
+            return int(args.func(store, args))
+    except LocalckptError as exc:
+        print(f"localckpt: error: {exc.for_cli()}", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:  # `localckpt tree X | head`
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
