@@ -23,12 +23,12 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Sequence
-from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import schema
 from .errors import CorruptDataError, InvalidInputError, NotFoundError
 from .records import utcnow
 from .sync import CountingCatalog, SyncReport, transfer
@@ -44,18 +44,6 @@ MANIFEST = "localckpt-bundle.json"
 _OBJECTS = "objects/"
 _OUTPUT_FETCH = 1000
 
-_TIMELINE_SCHEMA = pa.schema([
-    ("id", pa.string()), ("source_video", pa.string()), ("profile_name", pa.string()),
-    ("fps", pa.float64()), ("source_asset_id", pa.string()),
-    ("root_checkpoint_id", pa.string()), ("frame_count", pa.int64()),
-    ("created_at", pa.timestamp("us", tz="UTC")),
-])
-_CHECKPOINT_SCHEMA = pa.schema([
-    ("id", pa.string()), ("timeline_id", pa.string()), ("parent_id", pa.string()),
-    ("stage", pa.string()), ("stage_hashes", pa.string()), ("config_overrides", pa.string()),
-    ("stats", pa.string()), ("is_scenario", pa.bool_()), ("scenario_label", pa.string()),
-    ("created_at", pa.timestamp("us", tz="UTC")), ("merged_from", pa.string()),
-])
 _OUTPUT_SCHEMA = pa.schema([("hash", pa.string()), ("json", pa.string())])
 
 
@@ -120,8 +108,9 @@ def export_bundle(
                 nbytes += len(data)
                 zf.writestr(_info(_OBJECTS + key), data)
                 reporter.step("objects", n, len(keys))
-            zf.writestr(_info("timelines.parquet"), _parquet(_timeline_table([timeline])))
-            zf.writestr(_info("checkpoints.parquet"), _parquet(_checkpoint_table(tree)))
+            zf.writestr(_info("timelines.parquet"),
+                        _parquet(schema.to_arrow("timeline", [timeline])))
+            zf.writestr(_info("checkpoints.parquet"), _parquet(schema.to_arrow("checkpoint", tree)))
             zf.writestr(_info("outputs.parquet"), _parquet(pa.table(
                 {"hash": hashes, "json": [outputs[h].decode("utf-8") for h in hashes]},
                 schema=_OUTPUT_SCHEMA,
@@ -185,8 +174,9 @@ class BundleSource:
                     f"{self.path} has bundle format {self.manifest.get('format')!r}; this "
                     f"localckpt reads {FORMAT!r} (upgrade localckpt?)"
                 )
-            self._timelines = [_timeline_row(r) for r in self._table("timelines.parquet")]
-            self._checkpoints = [_checkpoint_row(r) for r in self._table("checkpoints.parquet")]
+            self._timelines = schema.from_rows("timeline", self._table("timelines.parquet"))
+            self._checkpoints = schema.from_rows("checkpoint",
+                                                 self._table("checkpoints.parquet"))
             self._outputs: dict[str, bytes] | None = None
             self._keys: dict[str, list[str]] = {
                 str(t): [str(k) for k in keys] for t, keys in self.manifest["objects"].items()
@@ -295,55 +285,3 @@ def _parquet(table: pa.Table) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
-
-
-def _timeline_table(timelines: list[Timeline]) -> pa.Table:
-    return pa.table({
-        "id": [t.id for t in timelines],
-        "source_video": [t.source_video for t in timelines],
-        "profile_name": [t.profile_name for t in timelines],
-        "fps": [t.fps for t in timelines],
-        "source_asset_id": [t.source_asset_id for t in timelines],
-        "root_checkpoint_id": [t.root_checkpoint_id for t in timelines],
-        "frame_count": [t.frame_count for t in timelines],
-        "created_at": [t.created_at for t in timelines],
-    }, schema=_TIMELINE_SCHEMA)
-
-
-def _checkpoint_table(checkpoints: list[Checkpoint]) -> pa.Table:
-    def js(m: Any) -> str:
-        return json.dumps(dict(m), sort_keys=True, ensure_ascii=False)
-
-    return pa.table({
-        "id": [c.id for c in checkpoints],
-        "timeline_id": [c.timeline_id for c in checkpoints],
-        "parent_id": [c.parent_id for c in checkpoints],
-        "stage": [c.stage for c in checkpoints],
-        "stage_hashes": [js(c.stage_hashes) for c in checkpoints],
-        "config_overrides": [js(c.config_overrides) for c in checkpoints],
-        "stats": [js(c.stats) for c in checkpoints],
-        "is_scenario": [c.is_scenario for c in checkpoints],
-        "scenario_label": [c.scenario_label for c in checkpoints],
-        "created_at": [c.created_at for c in checkpoints],
-        "merged_from": [c.merged_from for c in checkpoints],
-    }, schema=_CHECKPOINT_SCHEMA)
-
-
-def _timeline_row(r: dict[str, Any]) -> Timeline:
-    return Timeline(
-        id=str(r["id"]), source_video=str(r["source_video"]),
-        profile_name=str(r["profile_name"]), fps=float(r["fps"]),
-        source_asset_id=r["source_asset_id"], root_checkpoint_id=str(r["root_checkpoint_id"]),
-        frame_count=int(r["frame_count"]), created_at=r["created_at"].astimezone(UTC),
-    )
-
-
-def _checkpoint_row(r: dict[str, Any]) -> Checkpoint:
-    return Checkpoint(
-        id=str(r["id"]), timeline_id=str(r["timeline_id"]), parent_id=r["parent_id"],
-        stage=str(r["stage"] or ""), stage_hashes=dict(json.loads(r["stage_hashes"])),
-        config_overrides=dict(json.loads(r["config_overrides"])),
-        stats=dict(json.loads(r["stats"])), is_scenario=bool(r["is_scenario"]),
-        scenario_label=str(r["scenario_label"] or ""),
-        created_at=r["created_at"].astimezone(UTC), merged_from=r["merged_from"],
-    )

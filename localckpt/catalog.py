@@ -1,7 +1,9 @@
 """The backend interface: a catalog of immutable records.
 
-A catalog holds three kinds of record, each keyed by a globally unique id:
-timelines, checkpoints and stage outputs (canonical JSON keyed by its SHA-256).
+A catalog holds the record kinds of :mod:`localckpt.schema` (timelines, checkpoints,
+tombstones, tags), each keyed by a globally unique id, and stage outputs (canonical
+JSON keyed by its SHA-256). A catalog stores and returns records as they are: hiding
+what tombstones delete is done once, above it, by the Store.
 Everything else (carry-forward, lineage semantics, merge, sync) is written once in
 the layers above, so a new backend is this class plus one line in the conformance
 suite (``localckpt.testing``).
@@ -24,7 +26,7 @@ from typing import Any
 import attrs
 
 from .canonical import load_canonical
-from .types import Checkpoint, Timeline
+from .types import Checkpoint, Tag, Timeline, Tombstone
 
 __all__ = ["Batch", "Catalog"]
 
@@ -35,14 +37,27 @@ class Batch:
 
     outputs maps content hash -> canonical JSON bytes; the Store guarantees every hash
     a checkpoint references is either in this batch or already in the catalog.
+    Every record is checked by :func:`localckpt.schema.validate` when the batch is
+    made (the one check before any write): a bad one raises InvalidInputError.
     """
 
     timelines: Sequence[Timeline] = ()
     checkpoints: Sequence[Checkpoint] = ()
     outputs: Mapping[str, bytes] = attrs.field(factory=dict)
+    tombstones: Sequence[Tombstone] = ()
+    tags: Sequence[Tag] = ()
+
+    def __attrs_post_init__(self) -> None:
+        from .schema import validate
+
+        for group in (self.timelines, self.checkpoints, self.tombstones, self.tags):
+            for record in group:
+                validate(record)
 
     def __bool__(self) -> bool:
-        return bool(self.timelines or self.checkpoints or self.outputs)
+        return bool(
+            self.timelines or self.checkpoints or self.outputs or self.tombstones or self.tags
+        )
 
 
 class Catalog(ABC):
@@ -84,6 +99,32 @@ class Catalog(ABC):
     @abstractmethod
     def outputs(self, hashes: Iterable[str]) -> dict[str, bytes]:
         """Canonical JSON bytes of the outputs with these hashes that exist."""
+
+    @abstractmethod
+    def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
+        """Tombstones of these timelines (every one when None), ordered by id."""
+
+    @abstractmethod
+    def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
+        """Tag records of these timelines (every one when None, tombstoned ones too),
+        ordered by id."""
+
+    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+        """Which of these ids some tombstone targets. Backends may override with a
+        cheaper lookup than reading every tombstone."""
+        wanted = set(target_ids)
+        return {t.target_id for t in self.tombstones(None) if t.target_id in wanted}
+
+    def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
+        """Up to limit ids of timelines or checkpoints (kind) that start with prefix,
+        sorted. The default reads every record; backends override with an index."""
+        if kind == "timeline":
+            ids = [t.id for t in self.timelines(None)]
+        elif kind == "checkpoint":
+            ids = [c.id for t in self.timelines(None) for c in self.tree(t.id)]
+        else:
+            raise ValueError(f"find_ids kind must be 'timeline' or 'checkpoint', not {kind!r}")
+        return sorted(i for i in ids if i.startswith(prefix))[:limit]
 
     def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
         """Hashes the catalog lacks. Backends may override with a cheaper existence check."""

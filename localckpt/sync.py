@@ -29,7 +29,7 @@ import attrs
 from .canonical import content_hash
 from .catalog import Batch, Catalog
 from .errors import ConflictError, CorruptDataError, InvalidInputError, NotFoundError
-from .types import Checkpoint, Timeline
+from .types import Checkpoint, Tag, Timeline, Tombstone
 
 if TYPE_CHECKING:
     from .store import Store
@@ -139,6 +139,22 @@ class CountingCatalog(Catalog):
     def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
         self._count("missing_outputs")
         return self.inner.missing_outputs(hashes)
+
+    def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
+        self._count("tombstones")
+        return self.inner.tombstones(timeline_ids)
+
+    def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
+        self._count("tags")
+        return self.inner.tags(timeline_ids)
+
+    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+        self._count("deleted")
+        return self.inner.deleted(target_ids)
+
+    def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
+        self._count("find_ids")
+        return self.inner.find_ids(kind, prefix, limit)
 
     def load_values(self, hashes: Iterable[str]) -> dict[str, Any]:
         self._count("load_values")

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-__all__ = ["Checkpoint", "Frame", "FrameMeta", "LazyOutputs", "Timeline"]
+__all__ = ["Checkpoint", "Frame", "FrameMeta", "LazyOutputs", "Tag", "Timeline", "Tombstone"]
 
 
 @attrs.frozen
@@ -29,6 +29,10 @@ class Timeline:
         root_checkpoint_id: the checkpoint created with the timeline (stats frames_extracted).
         frame_count: number of frames stored.
         created_at: UTC creation time.
+        source_info: what the source video was, when known (``ingest_video`` fills it:
+            fps, width, height, codec, duration in seconds, ...); {} otherwise.
+        index_hash: SHA-256 of the frame index object, checked when it is read; None for
+            timelines written before it was recorded.
     """
 
     id: str
@@ -39,6 +43,8 @@ class Timeline:
     root_checkpoint_id: str
     frame_count: int
     created_at: datetime
+    source_info: Mapping[str, Any] = attrs.field(factory=dict)
+    index_hash: str | None = None
 
 
 @attrs.frozen(eq=False)
@@ -175,3 +181,44 @@ class Checkpoint:
     def with_loader(self, fetch: Callable[[list[str]], Mapping[str, Any]]) -> Checkpoint:
         """A copy whose stage_outputs load through fetch (hash list -> {hash: value})."""
         return attrs.evolve(self, stage_outputs=LazyOutputs(self.stage_hashes, fetch))
+
+
+@attrs.frozen
+class Tombstone:
+    """A deletion, kept as a record so that sync carries it (the store is a 2P-set).
+
+    A tombstoned record is gone for every reader; a checkpoint whose ancestor is
+    tombstoned is gone too (pruning removes a subtree, including children that another
+    store added before the prune reached it). Tombstones themselves are never removed.
+
+    Attributes:
+        id: UUIDv7 of the deletion itself (two deletions of one target are two records).
+        target_id: id of the deleted timeline, checkpoint or tag.
+        kind: "timeline", "checkpoint" or "tag".
+        timeline_id: the timeline the target belongs to (the target itself for a timeline).
+        created_at: UTC time of the deletion.
+    """
+
+    id: str
+    target_id: str
+    kind: str
+    timeline_id: str
+    created_at: datetime
+
+
+@attrs.frozen
+class Tag:
+    """A name for a checkpoint, kept by retention and usable wherever an id is.
+
+    Attributes:
+        id: UUIDv7 of this tagging (untag tombstones it; tagging again makes a new one).
+        name: the tag's name, unique among a store's live tags.
+        checkpoint_id, timeline_id: what it names.
+        created_at: UTC time of the tagging.
+    """
+
+    id: str
+    name: str
+    checkpoint_id: str
+    timeline_id: str
+    created_at: datetime

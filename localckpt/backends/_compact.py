@@ -43,6 +43,8 @@ def compact_directory(directory: str, fsync: bool = True) -> int:
             outputs: dict[str, bytes] = {}
             timelines: dict[str, dict[str, object]] = {}
             checkpoints: dict[str, dict[str, object]] = {}
+            tombstones: dict[str, dict[str, object]] = {}
+            tags: dict[str, dict[str, object]] = {}
             for _, fd in inputs:
                 data = os.pread(fd, os.fstat(fd).st_size, 0)
                 view = memoryview(data)
@@ -56,6 +58,10 @@ def compact_directory(directory: str, fsync: bool = True) -> int:
                             timelines.setdefault(d["id"], d)
                         for d in rows.get("c", ()):
                             checkpoints.setdefault(d["id"], d)
+                        for d in rows.get("x", ()):
+                            tombstones.setdefault(d["id"], d)
+                        for d in rows.get("g", ()):
+                            tags.setdefault(d["id"], d)
             name = f"pack-{new_id()}"
             tmp = os.path.join(directory, name + ".tmp")
             with open(tmp, "wb") as fh:
@@ -63,7 +69,8 @@ def compact_directory(directory: str, fsync: bool = True) -> int:
                     fh.write(encode_output(h, blob))
                 tl = list(timelines.values())
                 ck = sorted(checkpoints.values(), key=lambda d: str(d["id"]))
-                fh.write(encode_batch({"t": tl, "c": []}))
+                fh.write(encode_batch({"t": tl, "c": [], "x": list(tombstones.values()),
+                                       "g": list(tags.values())}))
                 for i in range(0, len(ck), _ROWS_PER_BATCH):
                     fh.write(encode_batch({"t": [], "c": ck[i : i + _ROWS_PER_BATCH]}))
                 fh.flush()

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..catalog import Batch
 from ..errors import ConflictError
-from ..types import Checkpoint, LazyOutputs, Timeline
+from ..types import Checkpoint, LazyOutputs, Tag, Timeline, Tombstone
 
 __all__ = ["RecordIndex"]
 
@@ -30,30 +30,77 @@ def _copy_json(value: Any) -> Any:
 
 
 class RecordIndex:
-    """Dicts of timelines and checkpoints, with parent -> children and timeline -> ids maps."""
+    """Dicts of every record kind, with parent -> children and timeline -> ids maps."""
 
     def __init__(self, fetch: Callable[[list[str]], Any]) -> None:
         self._fetch = fetch
         self.timelines: dict[str, Timeline] = {}
         self.checkpoints: dict[str, Checkpoint] = {}
+        self.tombstones: dict[str, Tombstone] = {}
+        self.tags: dict[str, Tag] = {}
+        self.deleted: set[str] = set()  # target ids of the tombstones
         self.children: defaultdict[str, list[str]] = defaultdict(list)
         self.by_timeline: defaultdict[str, list[str]] = defaultdict(list)
+
+    def _groups(self, batch: Batch) -> list[tuple[str, Any, dict[str, Any]]]:
+        return [
+            ("timeline", batch.timelines, self.timelines),
+            ("checkpoint", batch.checkpoints, self.checkpoints),
+            ("tombstone", batch.tombstones, self.tombstones),
+            ("tag", batch.tags, self.tags),
+        ]
 
     def conflicts(self, batch: Batch) -> list[str]:
         """Ids in batch already present with other content."""
         bad = []
-        for t in batch.timelines:
-            old = self.timelines.get(t.id)
-            if old is not None and old != t:
-                bad.append(t.id)
-        for c in batch.checkpoints:
-            oldc = self.checkpoints.get(c.id)
-            if oldc is not None and oldc != c:
-                bad.append(c.id)
+        for _, records, known in self._groups(batch):
+            for r in records:
+                old = known.get(r.id)
+                if old is not None and old != r:
+                    bad.append(r.id)
         return bad
 
+    def new_records(self, batch: Batch) -> Batch:
+        """The part of batch this index lacks (outputs are left to the caller)."""
+        return Batch(
+            timelines=[t for t in batch.timelines if t.id not in self.timelines],
+            checkpoints=[c for c in batch.checkpoints if c.id not in self.checkpoints],
+            tombstones=[t for t in batch.tombstones if t.id not in self.tombstones],
+            tags=[t for t in batch.tags if t.id not in self.tags],
+        )
+
+    def add(self, batch: Batch) -> None:
+        """Add every record of batch that is new (outputs are left to the caller)."""
+        for t in batch.timelines:
+            self.add_timeline(t)
+        for c in batch.checkpoints:
+            self.add_checkpoint(c)
+        for x in batch.tombstones:
+            self.add_tombstone(x)
+        for g in batch.tags:
+            self.add_tag(g)
+
+    def add_tombstone(self, t: Tombstone) -> bool:
+        if t.id in self.tombstones:
+            return False
+        self.tombstones[t.id] = t
+        self.deleted.add(t.target_id)
+        return True
+
+    def add_tag(self, t: Tag) -> bool:
+        if t.id in self.tags:
+            return False
+        self.tags[t.id] = t
+        return True
+
+    def get_tombstones(self, timeline_ids: Iterable[str] | None) -> list[Tombstone]:
+        return _of_timelines(self.tombstones, timeline_ids)
+
+    def get_tags(self, timeline_ids: Iterable[str] | None) -> list[Tag]:
+        return _of_timelines(self.tags, timeline_ids)
+
     def check(self, batch: Batch, where: str) -> None:
-        for kind, records in (("timeline", batch.timelines), ("checkpoint", batch.checkpoints)):
+        for kind, records, _ in self._groups(batch):
             seen: dict[str, Any] = {}
             for r in records:
                 if seen.setdefault(r.id, r) != r:
@@ -112,8 +159,19 @@ class RecordIndex:
         found = {i: self.checkpoints[i] for i in ids if i in self.checkpoints}
         return [self.detached(found[i]) for i in sorted(found)]
 
+    def find_ids(self, kind: str, prefix: str, limit: int) -> list[str]:
+        records = self.timelines if kind == "timeline" else self.checkpoints
+        return sorted(i for i in records if i.startswith(prefix))[:limit]
+
     def get_timelines(self, ids: Iterable[str] | None) -> list[Timeline]:
         if ids is None:
             return [self.timelines[i] for i in sorted(self.timelines)]
         found = {i: self.timelines[i] for i in ids if i in self.timelines}
         return [found[i] for i in sorted(found)]
+
+
+def _of_timelines(records: dict[str, Any], timeline_ids: Iterable[str] | None) -> list[Any]:
+    if timeline_ids is None:
+        return [records[i] for i in sorted(records)]
+    wanted = set(timeline_ids)
+    return [records[i] for i in sorted(records) if records[i].timeline_id in wanted]

@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from ..catalog import Batch, Catalog
-from ..errors import BackendUnavailableError, LocalckptError
+from ..errors import BackendUnavailableError, StoreClosedError
 from ..ids import new_id
 from ..records import (
     checkpoint_from_dict,
@@ -33,7 +33,8 @@ from ..records import (
     timeline_from_dict,
     timeline_to_dict,
 )
-from ..types import Checkpoint, Timeline
+from ..schema import FIELDS, from_dict, to_arrow, to_dict
+from ..types import Checkpoint, Tag, Timeline, Tombstone
 from ._index import RecordIndex
 from ._segments import (
     HASH_LEN,
@@ -47,16 +48,16 @@ from ._segments import (
 
 __all__ = ["EmbeddedCatalog"]
 
-_SCHEMA = """
-CREATE TABLE timelines (
-    id VARCHAR PRIMARY KEY, source_video VARCHAR, profile_name VARCHAR, fps DOUBLE,
-    source_asset_id VARCHAR, root_checkpoint_id VARCHAR, frame_count BIGINT,
-    created_at TIMESTAMPTZ);
-CREATE TABLE checkpoints (
-    id VARCHAR, timeline_id VARCHAR, parent_id VARCHAR, stage VARCHAR,
-    stage_hashes JSON, config_overrides JSON, stats JSON, is_scenario BOOLEAN,
-    scenario_label VARCHAR, created_at TIMESTAMPTZ, merged_from VARCHAR);
-"""
+_DUCKDB_TYPES = {
+    "id": "VARCHAR", "hash": "VARCHAR", "text": "VARCHAR", "json": "JSON", "float": "DOUBLE",
+    "int": "BIGINT", "bool": "BOOLEAN", "time": "TIMESTAMPTZ",
+}
+_TABLES = {"timelines": "timeline", "checkpoints": "checkpoint"}
+_SCHEMA = ";\n".join(
+    f"CREATE TABLE {table} ("
+    + ", ".join(f"{f.name} {_DUCKDB_TYPES[f.type]}" for f in FIELDS[kind]) + ")"
+    for table, kind in _TABLES.items()
+)
 
 _LINEAGE = """
 WITH RECURSIVE up(id, parent_id, depth) AS (
@@ -66,14 +67,6 @@ WITH RECURSIVE up(id, parent_id, depth) AS (
 )
 SELECT id FROM up ORDER BY depth DESC
 """
-
-_CKPT_SCHEMA = pa.schema([
-    ("id", pa.string()), ("timeline_id", pa.string()), ("parent_id", pa.string()),
-    ("stage", pa.string()), ("stage_hashes", pa.string()), ("config_overrides", pa.string()),
-    ("stats", pa.string()), ("is_scenario", pa.bool_()), ("scenario_label", pa.string()),
-    ("created_at", pa.timestamp("us", tz="UTC")), ("merged_from", pa.string()),
-])
-
 
 _READ_FIRST = 4 << 10  # the first read of another process's segment (usually zeros)
 _READ_MAX = 4 << 20  # reads grow up to this while commits keep coming
@@ -124,7 +117,7 @@ class EmbeddedCatalog(Catalog):
 
     def _check_process(self) -> None:
         if self._closed:
-            raise LocalckptError("this store is closed; open it again with localckpt.open()")
+            raise StoreClosedError("this store is closed; open it again with localckpt.open()")
         if os.getpid() != self._pid:
             # Forked: the parent's segment, lock and DuckDB handle are not ours to use.
             # The inherited DuckDB connection must never be freed here: its destructor
@@ -231,43 +224,23 @@ class EmbeddedCatalog(Catalog):
                     c = checkpoint_from_dict(d)
                     if self._index.add_checkpoint(c):
                         self._pending_c.append(c)
+                for d in rows.get("x", ()):
+                    self._index.add_tombstone(from_dict("tombstone", d))
+                for d in rows.get("g", ()):
+                    self._index.add_tag(from_dict("tag", d))
             end = frame_end
         return end
 
     def _flush_to_duckdb(self) -> None:
         """Load rows seen since the last query into DuckDB, as one Arrow insert per table."""
-        if self._pending_c:
-            rows = self._pending_c
-            self._pending_c = []
-            table = pa.table(
-                {
-                    "id": [c.id for c in rows],
-                    "timeline_id": [c.timeline_id for c in rows],
-                    "parent_id": [c.parent_id for c in rows],
-                    "stage": [c.stage for c in rows],
-                    "stage_hashes": [json.dumps(dict(c.stage_hashes)) for c in rows],
-                    "config_overrides": [json.dumps(dict(c.config_overrides)) for c in rows],
-                    "stats": [json.dumps(dict(c.stats)) for c in rows],
-                    "is_scenario": [c.is_scenario for c in rows],
-                    "scenario_label": [c.scenario_label for c in rows],
-                    "created_at": [c.created_at for c in rows],
-                    "merged_from": [c.merged_from for c in rows],
-                },
-                schema=_CKPT_SCHEMA,
-            )
-            self._db.register("_new_checkpoints", table)
-            self._db.execute("INSERT INTO checkpoints SELECT * FROM _new_checkpoints")
-            self._db.unregister("_new_checkpoints")
-        if self._pending_t:
-            new_t = self._pending_t
-            self._pending_t = []
-            fields = ("id", "source_video", "profile_name", "fps", "source_asset_id",
-                      "root_checkpoint_id", "frame_count", "created_at")
-            table_t = pa.table({f: [getattr(t, f) for t in new_t] for f in fields})
-            self._db.register("_new_timelines", table_t)
-            columns = ", ".join(fields)
-            self._db.execute(f"INSERT INTO timelines SELECT {columns} FROM _new_timelines")
-            self._db.unregister("_new_timelines")
+        for table, kind, pending in (("checkpoints", "checkpoint", self._pending_c),
+                                     ("timelines", "timeline", self._pending_t)):
+            if pending:
+                rows = list(pending)
+                pending.clear()
+                self._db.register("_new_rows", to_arrow(kind, rows))
+                self._db.execute(f"INSERT INTO {table} SELECT * FROM _new_rows")
+                self._db.unregister("_new_rows")
 
     def _query_ids(self, sql: str, params: dict[str, Any]) -> list[Checkpoint]:
         self._flush_to_duckdb()
@@ -294,19 +267,20 @@ class EmbeddedCatalog(Catalog):
             self._refresh()
             self._index.check(batch, self.describe())
             outputs = [(h, d) for h, d in batch.outputs.items() if h not in self._out_loc]
-            timelines = [t for t in batch.timelines if t.id not in self._index.timelines]
-            checkpoints = [c for c in batch.checkpoints if c.id not in self._index.checkpoints]
-            if not (outputs or timelines or checkpoints):
+            new = self._index.new_records(batch)
+            timelines, checkpoints = new.timelines, new.checkpoints
+            if not (outputs or new):
                 return
             frames = [encode_output(h, bytes(d)) for h, d in outputs]
-            frames.append(
-                encode_batch(
-                    {
-                        "t": [timeline_to_dict(t) for t in timelines],
-                        "c": [checkpoint_to_dict(c) for c in checkpoints],
-                    }
-                )
-            )
+            rows: dict[str, list[dict[str, Any]]] = {
+                "t": [timeline_to_dict(t) for t in timelines],
+                "c": [checkpoint_to_dict(c) for c in checkpoints],
+            }
+            if new.tombstones:
+                rows["x"] = [to_dict(t) for t in new.tombstones]
+            if new.tags:
+                rows["g"] = [to_dict(t) for t in new.tags]
+            frames.append(encode_batch(rows))
             payload = b"".join(frames)
             writer = self._get_writer()
             try:
@@ -330,6 +304,10 @@ class EmbeddedCatalog(Catalog):
             for c in checkpoints:
                 if self._index.add_checkpoint(c):
                     self._pending_c.append(c)
+            for x in new.tombstones:
+                self._index.add_tombstone(x)
+            for g in new.tags:
+                self._index.add_tag(g)
             state.offset = end
 
     def _get_writer(self) -> SegmentWriter:
@@ -372,6 +350,30 @@ class EmbeddedCatalog(Catalog):
                 self._refresh()
                 found = self._index.checkpoints.get(checkpoint_id)
             return found
+
+    def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            return self._index.get_tombstones(timeline_ids)
+
+    def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            return self._index.get_tags(timeline_ids)
+
+    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            return {i for i in target_ids if i in self._index.deleted}
+
+    def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
+        with self._lock:
+            self._check_process()
+            self._refresh()
+            return self._index.find_ids(kind, prefix, limit)
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
         with self._lock:

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..catalog import Catalog
-from ..errors import InvalidInputError, SchemaVersionError
+from ..errors import InvalidInputError, NotFoundError, SchemaVersionError
 from ..objects import Objects
 
 __all__ = ["embedded", "memory", "postgres"]
@@ -33,11 +33,17 @@ def embedded(
     """A directory holding catalog/ (segment logs) and objects/ (frame shards)."""
     from .embedded import EmbeddedCatalog
 
+    create = bool(options.pop("create", False))
+    unknown = set(options) - {"fsync", "compact_after"}
+    if unknown:
+        raise InvalidInputError(f"unknown option(s) for the embedded store: {sorted(unknown)}")
     root = os.path.abspath(os.path.expanduser(_embedded_dir(url)))
     if os.path.exists(root) and not os.path.isdir(root):
         raise InvalidInputError(f"{root} exists and is not a directory; cannot open a store there")
-    os.makedirs(root, exist_ok=True)
     marker = os.path.join(root, "LOCALCKPT.json")
+    if not os.path.exists(marker):
+        _check_can_create(root, create)
+    os.makedirs(root, exist_ok=True)
     if os.path.exists(marker):
         with open(marker, encoding="utf-8") as fh:
             fmt = json.load(fh).get("format", 0)
@@ -51,12 +57,25 @@ def embedded(
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump({"format": _FORMAT, "kind": "localckpt embedded store"}, fh)
         os.replace(tmp, marker)
-    unknown = set(options) - {"fsync", "compact_after"}
-    if unknown:
-        raise InvalidInputError(f"unknown option(s) for the embedded store: {sorted(unknown)}")
     catalog = EmbeddedCatalog(os.path.join(root, "catalog"), **options)
     objs = Objects.from_url(objects or os.path.join(root, "objects"), storage_options)
     return catalog, objs
+
+
+def _check_can_create(root: str, create: bool) -> None:
+    """A directory without a marker is a store only if create says so; an existing
+    directory that holds other things is never taken for one silently."""
+    present = os.path.isdir(root)
+    entries = os.listdir(root) if present else []
+    if entries and os.path.isdir(os.path.join(root, "catalog")):
+        return  # a store from before the marker existed
+    if not create:
+        raise NotFoundError(
+            f"no localckpt store at {root}; create one with `localckpt init` (or "
+            f"`localckpt --store {root} init`), or open it with create=True",
+            cli=f"no localckpt store at {root}; create one with `localckpt --store {root} "
+            "init`, or check the --store path",
+        )
 
 
 def memory(
@@ -65,6 +84,7 @@ def memory(
     """A fresh, empty in-process store on every call (the reference backend)."""
     from .memory import MemoryCatalog
 
+    options.pop("create", None)
     if options:
         raise InvalidInputError(f"the memory store takes no options, got {sorted(options)}")
     objs = Objects.from_url(objects or f"memory://localckpt-{uuid.uuid4().hex}", storage_options)
@@ -78,7 +98,10 @@ def postgres(
     if not objects:
         raise InvalidInputError(
             "a postgresql store needs an objects URL for frame shards: pass objects="
-            "'s3://bucket/prefix' (or a directory) or set LOCALCKPT_OBJECTS"
+            "'s3://bucket/prefix' (or a directory) or set LOCALCKPT_OBJECTS",
+            cli="a postgresql store needs an objects URL for frame shards: give --objects "
+            "s3://bucket/prefix (--remote-objects for the other store of push or pull), or "
+            "set LOCALCKPT_OBJECTS for --store",
         )
     from .postgres import open_catalog
 

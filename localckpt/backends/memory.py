@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable
 
 from ..catalog import Batch, Catalog
-from ..types import Checkpoint, Timeline
+from ..types import Checkpoint, Tag, Timeline, Tombstone
 from ._index import RecordIndex
 
 __all__ = ["MemoryCatalog"]
@@ -33,10 +33,7 @@ class MemoryCatalog(Catalog):
             self._index.check(batch, self.describe())
             for h, data in batch.outputs.items():
                 self._outputs.setdefault(h, bytes(data))
-            for t in batch.timelines:
-                self._index.add_timeline(t)
-            for c in batch.checkpoints:
-                self._index.add_checkpoint(c)
+            self._index.add(batch)
 
     def timelines(self, ids: Iterable[str] | None = None) -> list[Timeline]:
         with self._lock:
@@ -72,3 +69,19 @@ class MemoryCatalog(Catalog):
     def outputs(self, hashes: Iterable[str]) -> dict[str, bytes]:
         with self._lock:
             return {h: self._outputs[h] for h in hashes if h in self._outputs}
+
+    def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
+        with self._lock:
+            return self._index.get_tombstones(timeline_ids)
+
+    def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
+        with self._lock:
+            return self._index.get_tags(timeline_ids)
+
+    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+        with self._lock:
+            return {i for i in target_ids if i in self._index.deleted}
+
+    def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
+        with self._lock:
+            return self._index.find_ids(kind, prefix, limit)

@@ -15,7 +15,7 @@ import attrs
 import psycopg
 from psycopg import sql
 
-from ..errors import InvalidInputError, SchemaVersionError
+from ..errors import InvalidInputError, NotFoundError, SchemaVersionError
 
 __all__ = [
     "CONFLICT_SQLSTATE",
@@ -107,6 +107,35 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        3,
+        "tombstones and tags; timelines.source_info and index_hash",
+        (
+            "ALTER TABLE {s}.timelines ADD COLUMN source_info jsonb NOT NULL DEFAULT '{{}}', "
+            "ADD COLUMN index_hash text",
+            """CREATE TABLE {s}.tombstones (
+                id text COLLATE "C" PRIMARY KEY,
+                target_id text COLLATE "C" NOT NULL,
+                kind text NOT NULL,
+                timeline_id text COLLATE "C" NOT NULL,
+                created_at timestamptz NOT NULL
+            )""",
+            "CREATE INDEX tombstones_target_id ON {s}.tombstones (target_id)",
+            "CREATE INDEX tombstones_timeline_id ON {s}.tombstones (timeline_id)",
+            """CREATE TABLE {s}.tags (
+                id text COLLATE "C" PRIMARY KEY,
+                name text NOT NULL,
+                checkpoint_id text COLLATE "C" NOT NULL,
+                timeline_id text COLLATE "C" NOT NULL,
+                created_at timestamptz NOT NULL
+            )""",
+            "CREATE INDEX tags_timeline_id ON {s}.tags (timeline_id)",
+            "CREATE INDEX tags_name ON {s}.tags (name)",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
 
@@ -163,17 +192,24 @@ def _lock_key(schema: str) -> int:
 
 
 def migrate(
-    conn: psycopg.Connection, schema: str, *, where: str = "", target: int | None = None
+    conn: psycopg.Connection, schema: str, *, where: str = "", target: int | None = None,
+    create: bool = True,
 ) -> int:
     """Bring schema up to target (default: latest) and return its version.
 
     A schema already at the target costs two small reads and needs no CREATE privilege.
-    Raises SchemaVersionError when the database is newer than this code.
+    Raises SchemaVersionError when the database is newer than this code, and
+    NotFoundError when there is no catalog yet and create is False.
     """
     target = LATEST_VERSION if target is None else target
     _check_encoding(conn, where)
     current = schema_version(conn, schema)
     _check_not_newer(current, schema, where)
+    if current == 0 and not create:
+        raise NotFoundError(
+            f"no localckpt catalog in schema {schema!r} at {where}; create one with "
+            "`localckpt --store URL init`, or open it with create=True"
+        )
     if current >= target:
         return current
     with conn.transaction():

@@ -35,7 +35,7 @@ from ..errors import (
     InvalidInputError,
     LocalckptError,
 )
-from ..types import Checkpoint, LazyOutputs, Timeline
+from ..types import Checkpoint, LazyOutputs, Tag, Timeline, Tombstone
 from . import pg_json
 from .pg_cache import RowCache
 from .pg_json import NUL
@@ -50,13 +50,20 @@ _RETRIES = 3  # deadlock / serialization failure / a pooled connection found dea
 _QUICK_WAIT = 1.0  # seconds to wait for a pooled connection before asking the server
 _TIMELINE_COLS = (
     "id, source_video, profile_name, fps, source_asset_id, root_checkpoint_id, frame_count, "
-    "created_at, exact"
+    "created_at, source_info, index_hash, exact"
 )
+_TIMELINE_READ = _TIMELINE_COLS.replace("source_info", "source_info::text")
 _CHECKPOINT_COLS = (
     "id, timeline_id, parent_id, stage, stage_hashes, config_overrides, stats, is_scenario, "
     "scenario_label, created_at, merged_from, exact"
 )
-_TIMELINE_TYPES = "text text text float8 text text int8 timestamptz text"
+_TIMELINE_TYPES = "text text text float8 text text int8 timestamptz jsonb text text"
+_MARK_COLS = {
+    "tombstone": ("tombstones", "id, target_id, kind, timeline_id, created_at",
+                  "text text text text timestamptz"),
+    "tag": ("tags", "id, name, checkpoint_id, timeline_id, created_at",
+            "text text text text timestamptz"),
+}
 _CHECKPOINT_TYPES = "text text text text jsonb jsonb jsonb bool text timestamptz text text"
 # Reads take JSON columns as text (parsed per record, so rows stay immutable for the cache).
 _CHECKPOINT_READ = (
@@ -67,7 +74,7 @@ _CHECKPOINT_READ = (
 _TIMELINE_TEXT = ("source_video", "profile_name", "source_asset_id")
 _CHECKPOINT_TEXT = ("stage", "scenario_label")
 _CHECKPOINT_JSON = ("stage_hashes", "config_overrides", "stats")
-_OPTIONS = frozenset({"schema", "min_size", "max_size", "timeout"})
+_OPTIONS = frozenset({"schema", "min_size", "max_size", "timeout", "create"})
 _CACHED_TIMELINES = 256  # rows per catalog instance (see pg_cache)
 _CACHED_CHECKPOINTS = 1024
 
@@ -107,6 +114,7 @@ class PostgresCatalog(Catalog):
         min_size: int = 1,
         max_size: int = 8,
         timeout: float = 5.0,
+        create: bool = True,
     ) -> None:
         self.schema = schema
         ident = schema_identifier(schema)
@@ -132,7 +140,7 @@ class PostgresCatalog(Catalog):
         )
         try:
             self._pool.open(wait=False)  # the first _call below reports a dead server quickly
-            self._call(lambda conn: migrate(conn, schema, where=self._where))
+            self._call(lambda conn: migrate(conn, schema, where=self._where, create=create))
         except BaseException:
             self._pool.close()
             raise
@@ -154,7 +162,12 @@ class PostgresCatalog(Catalog):
             checkpoints = _unique(map(_checkpoint_row, batch.checkpoints), "checkpoint")
             shape = _shape(outputs, timelines, checkpoints)
             params = _commit_params(outputs, timelines, checkpoints)
-            write = partial(_write, self._q.insert(shape), self._q.commit(shape), params)
+            write: Callable[[psycopg.Connection], set[tuple[str, str]] | None]
+            if batch.tombstones or batch.tags:
+                main = self._q.commit(shape) if any(shape) else None
+                write = partial(self._write_marks, main, params, batch)
+            else:
+                write = partial(_write, self._q.insert(shape), self._q.commit(shape), params)
             try:
                 inserted = self._call(write)
             except _MaybeConflict:
@@ -169,6 +182,60 @@ class PostgresCatalog(Catalog):
                 self._timeline_rows.put(r for r in timelines if ("t", r[0]) in inserted)
                 self._checkpoint_rows.put(r for r in checkpoints if ("c", r[0]) in inserted)
             return
+
+    def _write_marks(
+        self, main: str | None, params: list[Any], batch: Batch, conn: psycopg.Connection
+    ) -> set[tuple[str, str]]:
+        """A batch with tombstones or tags (prune, tag: rare): the usual statement and
+        one insert per mark kind, in one transaction."""
+        with conn.transaction():
+            inserted = set(conn.execute(main, params).fetchall()) if main else set()
+            for kind, records in (("tombstone", batch.tombstones), ("tag", batch.tags)):
+                if not records:
+                    continue
+                rows = _unique((_mark_row(r) for r in records), kind)
+                columns = [list(col) for col in zip(*rows, strict=True)]
+                new = {r[0] for r in conn.execute(self._q.insert_marks[kind], columns)}
+                old = [r for r in rows if r[0] not in new]
+                if old:
+                    stored = {
+                        r[0]: r for r in conn.execute(
+                            self._q.marks_by_id[kind], [[r[0] for r in old]]).fetchall()
+                    }
+                    differ = [r[0] for r in old if _mark_row_of(stored.get(r[0])) != r]
+                    if differ:
+                        raise ConflictError(
+                            f"{kind} {differ[0]} already stored in {self.describe()} with "
+                            "other content; nothing of this batch was written"
+                        )
+        return inserted
+
+    def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
+        rows = self._marks("tombstone", timeline_ids)
+        return [Tombstone(r[0], r[1], r[2], r[3], r[4].astimezone(UTC)) for r in rows]
+
+    def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
+        rows = self._marks("tag", timeline_ids)
+        return [Tag(r[0], r[1], r[2], r[3], r[4].astimezone(UTC)) for r in rows]
+
+    def _marks(self, kind: str, timeline_ids: Iterable[str] | None) -> list[tuple[Any, ...]]:
+        if timeline_ids is None:
+            return self._fetch(self._q.all_marks[kind])
+        wanted = _ids(timeline_ids)
+        return self._fetch(self._q.marks_of[kind], [wanted]) if wanted else []
+
+    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+        wanted = _ids(target_ids)
+        if not wanted:
+            return set()
+        return {r[0] for r in self._fetch(self._q.deleted, [wanted])}
+
+    def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
+        if kind not in ("timeline", "checkpoint"):
+            raise ValueError(f"find_ids kind must be 'timeline' or 'checkpoint', not {kind!r}")
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = self._q.find_timelines if kind == "timeline" else self._q.find_checkpoints
+        return [r[0] for r in self._fetch(query, [pattern, int(limit)])]
 
     def _drop_equal(self, batch: Batch) -> Batch:
         """The statement refused the batch because stored columns differ; decide with ==.
@@ -194,6 +261,8 @@ class PostgresCatalog(Catalog):
             timelines=[t for t in batch.timelines if t.id not in stored_t],
             checkpoints=[c for c in batch.checkpoints if c.id not in stored_c],
             outputs=batch.outputs,
+            tombstones=batch.tombstones,
+            tags=batch.tags,
         )
 
     def timelines(self, ids: Iterable[str] | None = None) -> list[Timeline]:
@@ -389,9 +458,33 @@ class _Queries:
         self._commits: dict[tuple[int, int, int], str] = {}
         self._inserts: dict[tuple[int, int, int], str] = {}
         ck = _CHECKPOINT_COLS
-        self.all_timelines = q(f"SELECT {_TIMELINE_COLS} FROM {{s}}.timelines ORDER BY id")
+        self.all_timelines = q(f"SELECT {_TIMELINE_READ} FROM {{s}}.timelines ORDER BY id")
         self.timelines = q(
-            f"SELECT {_TIMELINE_COLS} FROM {{s}}.timelines WHERE id = ANY(%s::text[]) ORDER BY id"
+            f"SELECT {_TIMELINE_READ} FROM {{s}}.timelines WHERE id = ANY(%s::text[]) ORDER BY id"
+        )
+        self.insert_marks, self.marks_by_id, self.all_marks, self.marks_of = {}, {}, {}, {}
+        for kind, (table, cols, types) in _MARK_COLS.items():
+            arrays = ", ".join(f"%s::{t}[]" for t in types.split())
+            self.insert_marks[kind] = q(
+                f"INSERT INTO {{s}}.{table} ({cols}) SELECT * FROM unnest({arrays})"
+                " ON CONFLICT (id) DO NOTHING RETURNING id"
+            )
+            self.marks_by_id[kind] = q(
+                f"SELECT {cols} FROM {{s}}.{table} WHERE id = ANY(%s::text[])"
+            )
+            self.all_marks[kind] = q(f"SELECT {cols} FROM {{s}}.{table} ORDER BY id")
+            self.marks_of[kind] = q(
+                f"SELECT {cols} FROM {{s}}.{table} WHERE timeline_id = ANY(%s::text[]) "
+                "ORDER BY id"
+            )
+        self.deleted = q(
+            "SELECT DISTINCT target_id FROM {s}.tombstones WHERE target_id = ANY(%s::text[])"
+        )
+        self.find_timelines = q(
+            "SELECT id FROM {s}.timelines WHERE id LIKE %s ORDER BY id LIMIT %s"
+        )
+        self.find_checkpoints = q(
+            "SELECT id FROM {s}.checkpoints WHERE id LIKE %s ORDER BY id LIMIT %s"
         )
         rd = _CHECKPOINT_READ
         self.checkpoints = q(
@@ -622,12 +715,23 @@ def _output_rows(outputs: Mapping[str, bytes]) -> list[tuple[Any, ...]]:
 
 
 def _timeline_row(t: Timeline) -> tuple[Any, ...]:
-    col, exact = _storable(t, _TIMELINE_TEXT)
+    col, exact = _storable(t, _TIMELINE_TEXT, ("source_info",))
     return (
         t.id, col["source_video"], col["profile_name"], float(t.fps),
         col["source_asset_id"], t.root_checkpoint_id, int(t.frame_count),
-        _utc(t.created_at), exact,
+        _utc(t.created_at), col["source_info"], t.index_hash, exact,
     )
+
+
+def _mark_row(r: Tombstone | Tag) -> tuple[Any, ...]:
+    if isinstance(r, Tombstone):
+        return (r.id, r.target_id, r.kind, r.timeline_id, _utc(r.created_at))
+    name, _ = pg_json.text_column(r.name)
+    return (r.id, name, r.checkpoint_id, r.timeline_id, _utc(r.created_at))
+
+
+def _mark_row_of(row: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    return None if row is None else (*row[:4], _utc(row[4]))
 
 
 def _checkpoint_row(c: Checkpoint) -> tuple[Any, ...]:
@@ -640,11 +744,12 @@ def _checkpoint_row(c: Checkpoint) -> tuple[Any, ...]:
 
 
 def _timeline(row: tuple[Any, ...]) -> Timeline:
-    tid, video, profile, fps, asset, root, count, created, exact = row
+    tid, video, profile, fps, asset, root, count, created, info, index_hash, exact = row
     fix = pg_json.read_exact(exact)
     return Timeline(
         tid, fix.get("source_video", video), fix.get("profile_name", profile), fps,
         fix.get("source_asset_id", asset), root, count, created.astimezone(UTC),
+        fix.get("source_info", json.loads(info)), index_hash,
     )
 
 

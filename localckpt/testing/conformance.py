@@ -57,6 +57,7 @@ from ..ids import new_id
 from ..store import Store
 from ..types import Timeline
 from . import strategies as lst
+from .conformance_records import RecordConformance
 
 __all__ = ["Snapshot", "StoreConformance", "assert_same_json", "gradient", "noise", "snapshot"]
 
@@ -177,7 +178,7 @@ def _record_commits(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[Batch
     return batches
 
 
-class StoreConformance:
+class StoreConformance(RecordConformance):
     """The shared suite. Subclass it and provide the ``store`` fixture (see module doc).
 
     Class attributes a subclass may set:
