@@ -152,7 +152,7 @@ def open_from_args(args: dict[str, Any]) -> localckpt.Store:
     return localckpt.open(
         args["url"], objects=args.get("objects"),
         storage_options=args.get("storage_options") or {}, **args.get("options", {}),
-    )
+     create=True)
 
 
 def dir_bytes(path: Path) -> int:

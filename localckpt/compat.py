@@ -2,7 +2,8 @@
 
 Code written against the seed (``mediaproc.detect.checkpoint.storage``) runs on localckpt
 by switching its import. Each call uses the store named by ``$LOCALCKPT_URL`` at call time
-(``./.localckpt`` when unset); one Store per URL and process is kept open and reused.
+(``./.localckpt`` when unset, created if missing, as the seed did); one Store per URL and
+process is kept open and reused.
 
 Differences from the seed, all fixes: a missing parent raises NotFoundError instead of
 silently becoming a root (``None`` still means the timeline's root); a parent from another
@@ -42,7 +43,7 @@ def _store() -> Store:
     with _lock:
         store = _stores.get(key)
         if store is None:
-            store = _stores[key] = open_store(url)
+            store = _stores[key] = open_store(url, create=True)  # as the seed did
         return store
 
 

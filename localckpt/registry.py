@@ -1,10 +1,12 @@
 """Choosing a backend by URL scheme, and ``localckpt.open``.
 
 Each scheme maps to a lazily imported factory ``(url, objects, storage_options, options)
--> (Catalog, Objects)`` plus an install hint, so importing localckpt never imports psycopg
+-> (Catalog, Objects)`` plus an install hint (options always holds ``create``: whether the
+factory may make a store that does not exist yet), so importing localckpt never imports psycopg
 or s3fs. Third-party backends register under the entry-point group ``localckpt.backends``.
 
-Settings come from arguments, then the environment, then a config file::
+Settings come from arguments, then the environment, then a config file (only for the
+store being opened: ``environ=False`` reads neither, for a push or pull's other store)::
 
     LOCALCKPT_URL               store URL (default ./.localckpt, the embedded store)
     LOCALCKPT_OBJECTS           objects URL (default: inside the embedded directory)
@@ -103,26 +105,48 @@ def open(
     *,
     objects: str | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    create: bool = False,
+    environ: bool = True,
     **options: Any,
 ) -> Store:
-    """Open (creating if needed) the store at url.
+    """Open the store at url.
 
     url: a directory or ``duckdb:///dir`` (embedded: DuckDB + Parquet + files, nothing to
     start), ``memory://`` (in-process, for tests), ``postgresql://user@host/db``
     (PostgreSQL catalog; needs objects=). Default: ``$LOCALCKPT_URL``, else ``./.localckpt``.
     objects: where frame shards go (``s3://bucket/prefix``, a directory, ``memory://x``).
     storage_options: fsspec options for objects (``endpoint_url``, ``key``, ``secret``).
+    create: make the store when there is none (an embedded directory that is missing or
+        empty, a PostgreSQL schema that does not exist). Without it a missing store is
+        NotFoundError naming the place, and nothing is created.
+    environ: read ``$LOCALCKPT_*`` and the config file for what is not given. False for
+        a second store (the remote of a push or pull), which must not pick up this
+        store's settings.
     options: backend options (embedded: ``fsync=True``; postgresql: ``schema="localckpt"``).
     """
-    config = _config_file()
+    if not isinstance(create, bool) or not isinstance(environ, bool):
+        raise InvalidInputError("create and environ must be True or False")
+    config = _config_file() if environ else {}
     store_cfg = config.get("store", {})
     if url is None:
-        url = os.environ.get("LOCALCKPT_URL") or store_cfg.get("url") or DEFAULT_URL
-    url = os.fspath(url)
+        url = (os.environ.get("LOCALCKPT_URL") if environ else None) or store_cfg.get(
+            "url") or DEFAULT_URL
+    if isinstance(url, os.PathLike):
+        url = os.fspath(url)
     if not isinstance(url, str) or not url:
-        raise InvalidInputError(f"store URL must be a non-empty string, not {url!r}")
-    if objects is None:
+        raise InvalidInputError(
+            f"store URL must be a non-empty string or path, not {type(url).__name__} {url!r}"
+        )
+    if objects is None and environ:
         objects = os.environ.get("LOCALCKPT_OBJECTS") or store_cfg.get("objects")
+    if objects is not None and not isinstance(objects, str | os.PathLike):
+        raise InvalidInputError(
+            f"objects must be a URL or directory string, not {type(objects).__name__}"
+        )
+    if isinstance(objects, os.PathLike):
+        objects = os.fspath(objects)
+    if storage_options is None and not environ:
+        storage_options = {}
     if storage_options is None:
         env_opts = os.environ.get("LOCALCKPT_STORAGE_OPTIONS")
         if env_opts:
@@ -137,7 +161,7 @@ def open(
     if not isinstance(storage_options, Mapping):
         raise InvalidInputError("storage_options must be a mapping of fsspec options")
     factory = _load_factory(scheme_of(url))
-    catalog, objs = factory(url, objects, dict(storage_options), dict(options))
+    catalog, objs = factory(url, objects, dict(storage_options), {**options, "create": create})
     return Store(catalog, objs, url=_redact(url))
 
 

@@ -142,6 +142,31 @@ class Store:
         """Every timeline, oldest first."""
         return self.catalog.timelines(None)
 
+    # -- what is live (not deleted) -------------------------------------------------------
+
+    def live_timelines(self, ids: Iterable[str]) -> list[Timeline]:
+        """The timelines with these ids that exist and are not deleted, ordered by id."""
+        found = self.catalog.timelines(list(ids))
+        dead = self.catalog.deleted([t.id for t in found]) if found else set()
+        return [t for t in found if t.id not in dead]
+
+    def live_checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
+        """The checkpoints with these ids that exist and are not deleted, ordered by id."""
+        found = self.catalog.checkpoints(list(ids))
+        if not found:
+            return []
+        dead = self.catalog.deleted({c.id for c in found} | {c.timeline_id for c in found})
+        return [c for c in found if c.id not in dead and c.timeline_id not in dead]
+
+    def tag_target(self, name: str) -> str | None:
+        """The checkpoint a live tag of this name points at, or None."""
+        tags = [g for g in self.catalog.tags(None) if g.name == name]
+        if not tags:
+            return None
+        dead = self.catalog.deleted({g.id for g in tags})
+        live = [g for g in tags if g.id not in dead]
+        return max(live, key=lambda g: g.id).checkpoint_id if live else None
+
     # -- frames ---------------------------------------------------------------------------
 
     def _reader(self, timeline_id: str) -> Any:

@@ -204,7 +204,7 @@ class StoreFactory:
             raise errors[0]
 
     def _open_store(self, kind: str, url: str, kwargs: dict[str, Any]) -> Store:
-        store = localckpt.open(url, **kwargs)
+        store = localckpt.open(url, create=True, **kwargs)
         self._open.append(store)
         self._how[id(store)] = (kind, url, kwargs)
         return store

@@ -41,7 +41,7 @@ def _log_files(root: Path) -> list[Path]:
 
 def _setup(root: Path) -> tuple[Timeline, list[str]]:
     """A closed store with a timeline and a chain of three checkpoints (one sealed segment)."""
-    with localckpt.open(root) as store:
+    with localckpt.open(root, create=True) as store:
         tl = store.create_timeline("v.mp4", "p", _frames(), codec="png")
         ids = [tl.root_checkpoint_id]
         for i, stage in enumerate(("detect", "track", "ocr")):
@@ -89,15 +89,15 @@ def test_torn_tail_is_ignored(tmp_path: Path, tail: str) -> None:
     with seg.open("ab") as fh:
         fh.write(TAILS[tail](tl, ids[-1]))
     assert seg.stat().st_size > size
-    with localckpt.open(tmp_path) as store:
+    with localckpt.open(tmp_path, create=True) as store:
         _assert_intact(store, tl, ids)
         new = store.save_stage_output(tl.id, ids[-1], "score", {"s": 1})
-    with localckpt.open(tmp_path) as store:
+    with localckpt.open(tmp_path, create=True) as store:
         assert [c.id for c in store.lineage(new)] == [*ids, new]
         assert store.load_stage_output(new, "score") == {"s": 1}
         assert [c.id for c in store.checkpoints(tl.id)] == [*ids, new]
         assert store.catalog.compact() >= 2  # the torn segment and the new one
-    with localckpt.open(tmp_path) as store:
+    with localckpt.open(tmp_path, create=True) as store:
         assert [c.id for c in store.checkpoints(tl.id)] == [*ids, new]
         assert store.load_stage_output(new, "ocr") == {"i": 2}
 
@@ -107,7 +107,7 @@ def test_complete_commit_appended_by_hand_is_read(tmp_path: Path) -> None:
     tl, ids = _setup(tmp_path)
     cid, payload = _commit_bytes(tl, ids[-1], {"whole": 1})
     (seg,) = _logs(tmp_path)
-    with localckpt.open(tmp_path) as live:  # an open store sees it on its next read
+    with localckpt.open(tmp_path, create=True) as live:  # an open store sees it on its next read
         assert [c.id for c in live.checkpoints(tl.id)] == ids
         with seg.open("ab") as fh:
             fh.write(payload)
@@ -119,7 +119,7 @@ def test_torn_write_is_cut_and_nothing_is_applied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tl, ids = _setup(tmp_path)
-    store = localckpt.open(tmp_path)
+    store = localckpt.open(tmp_path, create=True)
     store.save_stage_output(tl.id, ids[-1], "warm", {})  # open this process's segment
     real_write = os.pwrite
 
@@ -135,7 +135,7 @@ def test_torn_write_is_cut_and_nothing_is_applied(
     assert all("lost" not in c.stage_hashes for c in store.checkpoints(tl.id))
     kept = store.save_stage_output(tl.id, ids[-1], "kept", {"x": 2})
     store.close()
-    with localckpt.open(tmp_path) as again:
+    with localckpt.open(tmp_path, create=True) as again:
         tree = again.checkpoints(tl.id)
         assert all("lost" not in c.stage_hashes for c in tree)
         assert again.load_stage_output(kept, "kept") == {"x": 2}
@@ -144,7 +144,7 @@ def test_torn_write_is_cut_and_nothing_is_applied(
 
 def test_closed_store_refuses_and_reopens(tmp_path: Path) -> None:
     tl, ids = _setup(tmp_path)
-    store = localckpt.open(tmp_path)
+    store = localckpt.open(tmp_path, create=True)
     store.close()
     store.close()  # closing twice is harmless
     with pytest.raises(LocalckptError, match="closed"):
@@ -152,13 +152,13 @@ def test_closed_store_refuses_and_reopens(tmp_path: Path) -> None:
     with pytest.raises(LocalckptError, match="closed"):
         store.save_stage_output(tl.id, None, "detect", {})
     for _ in range(3):
-        with localckpt.open(tmp_path) as again:
+        with localckpt.open(tmp_path, create=True) as again:
             _assert_intact(again, tl, ids)
 
 
 def test_two_stores_in_one_process_see_each_other(tmp_path: Path) -> None:
-    a = localckpt.open(tmp_path)
-    b = localckpt.open(tmp_path)
+    a = localckpt.open(tmp_path, create=True)
+    b = localckpt.open(tmp_path, create=True)
     try:
         tl = a.create_timeline("v.mp4", "p", _frames())
         x = b.save_stage_output(tl.id, None, "detect", {"by": "b"})
@@ -174,10 +174,10 @@ def test_two_stores_in_one_process_see_each_other(tmp_path: Path) -> None:
 def test_sealed_segments_are_compacted_on_open(tmp_path: Path) -> None:
     tl, ids = _setup(tmp_path)
     for i in range(7):  # every open-write-close leaves one sealed segment
-        with localckpt.open(tmp_path, compact_after=100) as store:
+        with localckpt.open(tmp_path, compact_after=100, create=True) as store:
             ids.append(store.save_stage_output(tl.id, ids[-1], f"s{i}", {"i": i}))
     assert len(_logs(tmp_path)) == 8
-    with localckpt.open(tmp_path, compact_after=5) as store:
+    with localckpt.open(tmp_path, compact_after=5, create=True) as store:
         files = _log_files(tmp_path)
         assert len(files) == 1 and files[0].suffix == ".pack"
         assert [c.id for c in store.checkpoints(tl.id)] == ids
@@ -185,7 +185,7 @@ def test_sealed_segments_are_compacted_on_open(tmp_path: Path) -> None:
         assert store.load_stage_output(ids[-1], "s6") == {"i": 6}
         assert store.load_stage_output(ids[-1], "detect") == {"i": 0}
         ids.append(store.save_stage_output(tl.id, ids[-1], "after", {}))
-    with localckpt.open(tmp_path) as store:
+    with localckpt.open(tmp_path, create=True) as store:
         assert [c.id for c in store.checkpoints(tl.id)] == ids
         assert store.list_timelines() == [tl]
 
@@ -193,13 +193,13 @@ def test_sealed_segments_are_compacted_on_open(tmp_path: Path) -> None:
 def test_compaction_leaves_live_segments_alone(tmp_path: Path) -> None:
     tl, ids = _setup(tmp_path)
     sealed = set(_logs(tmp_path))
-    live = localckpt.open(tmp_path)
+    live = localckpt.open(tmp_path, create=True)
     try:
         a = live.save_stage_output(tl.id, ids[-1], "live", {"n": 1})
         (live_seg,) = set(_logs(tmp_path)) - sealed
-        with localckpt.open(tmp_path) as other:
+        with localckpt.open(tmp_path, create=True) as other:
             b = other.save_stage_output(tl.id, ids[-1], "other", {"n": 2})
-        with localckpt.open(tmp_path) as compactor:
+        with localckpt.open(tmp_path, create=True) as compactor:
             assert compactor.catalog.compact() == 2  # the first and the other's segment
         names = {p.name for p in _log_files(tmp_path)}
         assert live_seg.name in names, "a live writer's segment must survive compaction"
@@ -208,7 +208,7 @@ def test_compaction_leaves_live_segments_alone(tmp_path: Path) -> None:
         assert {x.id for x in live.children(ids[-1])} == {a, b}
     finally:
         live.close()
-    with localckpt.open(tmp_path) as store:
+    with localckpt.open(tmp_path, create=True) as store:
         assert [x.id for x in store.lineage(c)] == [*ids, a, c]
         assert len(store.checkpoints(tl.id)) == len(ids) + 3
 
@@ -219,12 +219,12 @@ def test_an_output_is_stored_once(tmp_path: Path) -> None:
     def sealed_size() -> int:  # live durable segments end in zero-filled space
         return sum(p.stat().st_size for p in _log_files(tmp_path))
 
-    with localckpt.open(tmp_path) as store:
+    with localckpt.open(tmp_path, create=True) as store:
         tl = store.create_timeline("v.mp4", "p", _frames())
         first = store.save_stage_output(tl.id, None, "detect", big)
     size = sealed_size()
     assert size > 200_000
-    with localckpt.open(tmp_path) as store:
+    with localckpt.open(tmp_path, create=True) as store:
         parent = first
         for i in range(10):  # carried forward, and saved again as a new checkpoint's own
             parent = store.save_stage_output(tl.id, parent, "track", {"i": i})
@@ -235,8 +235,8 @@ def test_an_output_is_stored_once(tmp_path: Path) -> None:
 
 
 def test_sql_view_matches_records(tmp_path: Path) -> None:
-    a = localckpt.open(tmp_path)
-    b = localckpt.open(tmp_path)
+    a = localckpt.open(tmp_path, create=True)
+    b = localckpt.open(tmp_path, create=True)
     try:
         t1 = a.create_timeline("1.mp4", "p", _frames())
         t2 = b.create_timeline("2.mp4", "p", _frames())
@@ -244,7 +244,8 @@ def test_sql_view_matches_records(tmp_path: Path) -> None:
     finally:
         a.close()
         b.close()
-    with localckpt.open(tmp_path) as fresh:  # reads a's segment (t1, t3) before b's (t2)
+    # a fresh view reads a's segment (t1, t3) before b's (t2)
+    with localckpt.open(tmp_path, create=True) as fresh:
         rows = fresh.catalog.sql(
             "SELECT id, source_video, created_at FROM timelines ORDER BY id").to_pylist()
         assert [(r["id"], r["source_video"], r["created_at"]) for r in rows] == [
@@ -271,7 +272,7 @@ _FORK_STORE: list[Store] = []
 @pytest.mark.skipif(sys.platform != "linux", reason="fork start method is Linux-only here")
 def test_store_survives_fork(tmp_path: Path) -> None:
     tl, ids = _setup(tmp_path)
-    store = localckpt.open(tmp_path)
+    store = localckpt.open(tmp_path, create=True)
     _FORK_STORE[:] = [store]
     try:
         mine = store.save_stage_output(tl.id, ids[-1], "parent", {"before": "fork"})
@@ -296,7 +297,7 @@ def test_store_survives_fork(tmp_path: Path) -> None:
     finally:
         _FORK_STORE.clear()
         store.close()
-    with localckpt.open(tmp_path) as fresh:
+    with localckpt.open(tmp_path, create=True) as fresh:
         assert {c.id for c in fresh.children(mine)} == {child_id, later}
         assert fresh.load_stage_output(child_id, "child") != {"pid": os.getpid()}
 
@@ -305,8 +306,8 @@ def test_durable_segment_overwrites_zeros_and_seals_without_them(tmp_path: Path)
     """A durable writer's segment ends in zero-filled space while live (so fdatasync need
     not journal a new size); readers stop at the zeros, and sealing cuts them off."""
     big = {"blob": "y" * (3 * _segments.PREALLOC_MIN)}  # larger than the first zero region
-    writer = localckpt.open(tmp_path)
-    reader = localckpt.open(tmp_path)
+    writer = localckpt.open(tmp_path, create=True)
+    reader = localckpt.open(tmp_path, create=True)
     try:
         tl = writer.create_timeline("v.mp4", "p", _frames())
         small = writer.save_stage_output(tl.id, None, "detect", {"n": 1})
@@ -325,7 +326,7 @@ def test_durable_segment_overwrites_zeros_and_seals_without_them(tmp_path: Path)
     assert not data.endswith(bytes(HEADER.size)), "sealing cuts the zero-filled tail"
     last = list(_segments.iter_frames(data, 0))[-1]
     assert last[3] == len(data), "the sealed segment ends exactly at its last commit"
-    with localckpt.open(tmp_path) as again:
+    with localckpt.open(tmp_path, create=True) as again:
         assert again.load_stage_output(large, "track") == big
 
 
@@ -333,8 +334,8 @@ def test_reader_sees_growth_of_known_segments_without_listing(tmp_path: Path) ->
     """The refresh fast path: with the directory unchanged (its mtime set in the past),
     new commits in an already known segment are still seen, and a new segment (which
     changes the directory) is seen too."""
-    a = localckpt.open(tmp_path)
-    b = localckpt.open(tmp_path)
+    a = localckpt.open(tmp_path, create=True)
+    b = localckpt.open(tmp_path, create=True)
     try:
         tl = b.create_timeline("v.mp4", "p", _frames())
         x = b.save_stage_output(tl.id, None, "detect", {"n": 1})
@@ -344,7 +345,7 @@ def test_reader_sees_growth_of_known_segments_without_listing(tmp_path: Path) ->
         y = b.save_stage_output(tl.id, x, "track", {"n": 2})  # same segment, same directory
         assert os.stat(tmp_path / "catalog").st_mtime == past
         assert [c.id for c in a.lineage(y)] == [tl.root_checkpoint_id, x, y]
-        with localckpt.open(tmp_path) as c:  # a new segment: the directory changes
+        with localckpt.open(tmp_path, create=True) as c:  # a new segment: the directory changes
             z = c.save_stage_output(tl.id, y, "ocr", {"n": 3})
         assert a.load_stage_output(z, "ocr") == {"n": 3}
     finally:

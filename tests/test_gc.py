@@ -50,10 +50,10 @@ def test_gc_removes_only_unreferenced_old_objects(store_kind: str, new_store) ->
 def test_gc_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     import localckpt
 
-    with localckpt.open(tmp_path / "s") as store:
+    with localckpt.open(tmp_path / "s", create=True) as store:
         orphan = _leave_orphan_shards(store)
     assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "0", "--dry-run"]) == 0
     assert orphan in capsys.readouterr().out
     assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "0"]) == 0
-    with localckpt.open(tmp_path / "s") as store:
+    with localckpt.open(tmp_path / "s", create=True) as store:
         assert store.objects.list("frames") == []

@@ -54,7 +54,7 @@ def _check_tree(store: localckpt.Store, tid: str, root: str) -> dict[int, list[s
 def _worker(root_dir: str, tid: str, root: str, w: int, inbox: Any, outbox: Any,
             barrier: Any, results: Any, reopen_every: int) -> None:
     try:
-        store = localckpt.open(root_dir)
+        store = localckpt.open(root_dir, create=True)
         parent = None
         seen = 0
         for i in range(SAVES):
@@ -70,7 +70,7 @@ def _worker(root_dir: str, tid: str, root: str, w: int, inbox: Any, outbox: Any,
             outbox.put((parent, w, i))
             if reopen_every and (i + 1) % reopen_every == 0:
                 store.close()  # seals this segment: compaction may now take it
-                store = localckpt.open(root_dir)
+                store = localckpt.open(root_dir, create=True)
         barrier.wait(timeout=120)
         while seen < SAVES:  # the rest, now that everyone is done
             _check_seen(store, inbox.get(timeout=60), root)
@@ -85,7 +85,7 @@ def _worker(root_dir: str, tid: str, root: str, w: int, inbox: Any, outbox: Any,
 
 def _run(tmp_path: Path, reopen_every: int) -> tuple[dict[int, list[str]], int]:
     root_dir = str(tmp_path / "store")
-    with localckpt.open(root_dir) as store:
+    with localckpt.open(root_dir, create=True) as store:
         tl = store.create_timeline("v.mp4", "p", [np.zeros((2, 2, 3), np.uint8)])
     ctx = multiprocessing.get_context("spawn")
     queues = [ctx.Queue() for _ in range(WORKERS)]
@@ -102,7 +102,7 @@ def _run(tmp_path: Path, reopen_every: int) -> tuple[dict[int, list[str]], int]:
     replaced = 0
     outcomes = []
     try:
-        with localckpt.open(root_dir) as compactor:
+        with localckpt.open(root_dir, create=True) as compactor:
             while len(outcomes) < WORKERS:
                 if reopen_every:
                     replaced += compactor.catalog.compact()
@@ -124,7 +124,7 @@ def _run(tmp_path: Path, reopen_every: int) -> tuple[dict[int, list[str]], int]:
     assert len(outcomes) == WORKERS, f"workers exited without a result: {outcomes}"
     assert [p.exitcode for p in procs] == [0] * WORKERS
     branches = {w: ids for _, w, ids in outcomes}
-    with localckpt.open(root_dir) as fresh:  # and a fresh process view agrees
+    with localckpt.open(root_dir, create=True) as fresh:  # and a fresh process view agrees
         assert _check_tree(fresh, tl.id, tl.root_checkpoint_id) == branches
     return branches, replaced
 
@@ -141,9 +141,10 @@ def test_compaction_while_writers_are_alive(tmp_path: Path) -> None:
     branches, replaced = _run(tmp_path, reopen_every=25)
     assert replaced > 0, "compaction never ran while the writers were alive"
     assert sum(len(b) for b in branches.values()) == WORKERS * SAVES
-    with localckpt.open(tmp_path / "store") as store:  # compact what is left, lose nothing
+    # compact what is left, lose nothing
+    with localckpt.open(tmp_path / "store", create=True) as store:
         store.catalog.compact()
-    with localckpt.open(tmp_path / "store") as store:
+    with localckpt.open(tmp_path / "store", create=True) as store:
         (tl,) = store.list_timelines()
         assert len(store.checkpoints(tl.id)) == 1 + WORKERS * SAVES
         files = list((tmp_path / "store" / "catalog").glob("*.*"))
@@ -154,7 +155,7 @@ def _short_lived_writer(root_dir: str, tid: str, w: int, n: int, results: Any) -
     try:
         ids = []
         for i in range(n):  # every open creates a segment; every close seals it
-            with localckpt.open(root_dir, compact_after=10**6) as store:
+            with localckpt.open(root_dir, compact_after=10**6, create=True) as store:
                 ids.append(store.save_stage_output(tid, None, f"w{w}", {"i": i}))
         results.put(("ok", w, ids))
     except BaseException:
@@ -163,7 +164,7 @@ def _short_lived_writer(root_dir: str, tid: str, w: int, n: int, results: Any) -
 
 def _compact_forever(root_dir: str, stop: Any, results: Any) -> None:
     replaced = 0
-    with localckpt.open(root_dir) as store:
+    with localckpt.open(root_dir, create=True) as store:
         while not stop.is_set():
             replaced += store.catalog.compact()
     results.put(("compactor", -1, replaced))
@@ -172,7 +173,7 @@ def _compact_forever(root_dir: str, stop: Any, results: Any) -> None:
 def test_segments_created_while_compacting_are_kept(tmp_path: Path) -> None:
     """New segments appear while another process compacts in a tight loop."""
     root_dir = str(tmp_path / "store")
-    with localckpt.open(root_dir) as store:
+    with localckpt.open(root_dir, create=True) as store:
         tl = store.create_timeline("v.mp4", "p", [np.zeros((2, 2, 3), np.uint8)])
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
@@ -201,6 +202,6 @@ def test_segments_created_while_compacting_are_kept(tmp_path: Path) -> None:
     assert replaced > 0
     saved = {i for o in outcomes if o[0] == "ok" for i in o[2]}
     assert len(saved) == 300
-    with localckpt.open(root_dir) as fresh:
+    with localckpt.open(root_dir, create=True) as fresh:
         present = {c.id for c in fresh.checkpoints(tl.id)}
     assert saved - present == set(), "saves that returned an id were lost"

@@ -38,7 +38,7 @@ def _frames(n: int, size: int = 32) -> Iterator[np.ndarray]:
 
 
 def _save_chain(dsn: str, schema: str, objects: str, tid: str, root: str, n: int) -> list[str]:
-    with localckpt.open(dsn, objects=objects, schema=schema) as store:
+    with localckpt.open(dsn, objects=objects, schema=schema, create=True) as store:
         ids, parent = [], root
         for i in range(n):
             parent = store.save_stage_output(
@@ -55,7 +55,7 @@ def test_four_processes_save_200_each_into_one_postgres_store(
 ) -> None:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     objects = str(tmp_path / "objects")
-    with localckpt.open(pg_dsn, objects=objects, schema=schema) as store:
+    with localckpt.open(pg_dsn, objects=objects, schema=schema, create=True) as store:
         tl = store.create_timeline("v.mp4", "p", list(_frames(2)))
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(4) as pool:
@@ -109,7 +109,7 @@ def test_s3_stopped_mid_ingest_leaves_no_timeline(own_servers: tuple[Any, Any]) 
     bucket = s3.make_bucket(f"b{uuid.uuid4().hex[:10]}")
     schema = f"t_{uuid.uuid4().hex[:12]}"
     store = localckpt.open(pg.dsn, objects=f"{bucket}/ckpt", storage_options=s3.storage_options,
-                           schema=schema)
+                           schema=schema, create=True)
     try:
         kept = store.create_timeline("before.mp4", "p", list(_frames(3)))
         before = _snapshot(store)
@@ -129,7 +129,7 @@ def test_s3_stopped_mid_ingest_leaves_no_timeline(own_servers: tuple[Any, Any]) 
             s3.start()
         store.close()
     with localckpt.open(pg.dsn, objects=f"{bucket}/ckpt", storage_options=s3.storage_options,
-                        schema=schema) as fresh:
+                        schema=schema, create=True) as fresh:
         assert _snapshot(fresh) == before
         assert [t.id for t in fresh.list_timelines()] == [kept.id]
 
@@ -140,7 +140,7 @@ def test_postgres_stopped_mid_save_gives_typed_error_and_no_partial_rows(
     pg, _ = own_servers
     schema = f"t_{uuid.uuid4().hex[:12]}"
     objects = str(tmp_path / "objects")
-    store = localckpt.open(pg.dsn, objects=objects, schema=schema)
+    store = localckpt.open(pg.dsn, objects=objects, schema=schema, create=True)
     try:
         tl = store.create_timeline("v.mp4", "p", list(_frames(2)))
         returned: list[str] = []

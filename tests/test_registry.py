@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import localckpt
-from localckpt import InvalidInputError, Store
+from localckpt import InvalidInputError, NotFoundError, Store
 from localckpt.backends.embedded import EmbeddedCatalog
 from localckpt.backends.memory import MemoryCatalog
 from localckpt.catalog import Catalog
@@ -42,28 +42,58 @@ def test_empty_url_is_refused() -> None:
 
 
 def test_plain_directory_is_embedded(tmp_path: Path) -> None:
-    with localckpt.open(tmp_path / "store") as store:
+    with localckpt.open(tmp_path / "store", create=True) as store:
         assert isinstance(store.catalog, EmbeddedCatalog)
         assert store.catalog.directory == str(tmp_path / "store" / "catalog")
         assert store.objects.root == str(tmp_path / "store" / "objects")
         cid = _roundtrip(store)
     assert (tmp_path / "store" / "LOCALCKPT.json").exists()
-    with localckpt.open(str(tmp_path / "store")) as again:
+    with localckpt.open(str(tmp_path / "store"), create=True) as again:
         assert again.load_stage_output(cid, "detect") == {"ok": True}
+
+
+def test_a_missing_store_is_not_found_and_not_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "typo-dir"
+    with pytest.raises(NotFoundError) as info:
+        localckpt.open(missing)
+    assert str(missing) in str(info.value) and "localckpt init" in str(info.value)
+    assert "create=True" in str(info.value) and "--store" in info.value.for_cli()
+    assert not missing.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(NotFoundError):
+        localckpt.open(empty)
+    assert list(empty.iterdir()) == []
+    foreign = tmp_path / "documents"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(NotFoundError):
+        localckpt.open(foreign)
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotFoundError, match=r"\.localckpt"):
+        localckpt.open()
+    assert not (tmp_path / ".localckpt").exists()
+    with localckpt.open(missing, create=True) as store:
+        _roundtrip(store)
+    with localckpt.open(missing) as again:  # now it is a store
+        assert len(again.list_timelines()) == 1
 
 
 def test_duckdb_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     absolute = tmp_path / "abs"
-    with localckpt.open(f"duckdb://{absolute}") as store:  # duckdb:///abs/dir
+    with localckpt.open(f"duckdb://{absolute}", create=True) as store:  # duckdb:///abs/dir
         assert store.catalog.directory == str(absolute / "catalog")
         cid = _roundtrip(store)
-    with localckpt.open(str(absolute)) as same:
+    with localckpt.open(str(absolute), create=True) as same:
         assert same.load_stage_output(cid, "detect") == {"ok": True}
     monkeypatch.chdir(tmp_path)
-    with localckpt.open("duckdb://rel/dir") as rel:
+    with localckpt.open("duckdb://rel/dir", create=True) as rel:
         assert rel.catalog.directory == str(tmp_path / "rel" / "dir" / "catalog")
     with pytest.raises(InvalidInputError, match="names no directory"):
-        localckpt.open("duckdb://")
+        localckpt.open("duckdb://", create=True)
 
 
 def test_memory_store_is_fresh_each_time() -> None:
@@ -81,20 +111,20 @@ def test_memory_store_is_fresh_each_time() -> None:
 
 def test_localckpt_url_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOCALCKPT_URL", str(tmp_path / "from-env"))
-    with localckpt.open() as store:
+    with localckpt.open(create=True) as store:
         assert store.url == str(tmp_path / "from-env")
         assert store.catalog.directory == str(tmp_path / "from-env" / "catalog")
     monkeypatch.setenv("LOCALCKPT_URL", "memory://")
-    with localckpt.open() as store:
+    with localckpt.open(create=True) as store:
         assert isinstance(store.catalog, MemoryCatalog)
     # an explicit URL wins over the environment
-    with localckpt.open(tmp_path / "explicit") as store:
+    with localckpt.open(tmp_path / "explicit", create=True) as store:
         assert store.catalog.directory == str(tmp_path / "explicit" / "catalog")
 
 
 def test_default_is_dot_localckpt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    with localckpt.open() as store:
+    with localckpt.open(create=True) as store:
         assert store.catalog.directory == str(tmp_path / ".localckpt" / "catalog")
 
 
@@ -102,17 +132,17 @@ def test_objects_and_options_from_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LOCALCKPT_OBJECTS", str(tmp_path / "elsewhere"))
-    with localckpt.open(tmp_path / "store") as store:
+    with localckpt.open(tmp_path / "store", create=True) as store:
         assert store.objects.root == str(tmp_path / "elsewhere")
         _roundtrip(store)
     assert any((tmp_path / "elsewhere").rglob("index.parquet"))
     assert not (tmp_path / "store" / "objects").exists()
     monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", "{not json")
     with pytest.raises(InvalidInputError, match="LOCALCKPT_STORAGE_OPTIONS"):
-        localckpt.open(tmp_path / "store")
+        localckpt.open(tmp_path / "store", create=True)
     monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", "[1, 2]")
     with pytest.raises(InvalidInputError, match="storage_options"):
-        localckpt.open(tmp_path / "store")
+        localckpt.open(tmp_path / "store", create=True)
 
 
 def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,21 +150,21 @@ def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config.write_text(f'[store]\nurl = "{tmp_path / "cfg-store"}"\n'
                       f'objects = "{tmp_path / "cfg-objects"}"\n')
     monkeypatch.setenv("LOCALCKPT_CONFIG", str(config))
-    with localckpt.open() as store:
+    with localckpt.open(create=True) as store:
         assert store.catalog.directory == str(tmp_path / "cfg-store" / "catalog")
         assert store.objects.root == str(tmp_path / "cfg-objects")
     monkeypatch.setenv("LOCALCKPT_URL", "memory://")  # the environment wins over the file
-    with localckpt.open() as store:
+    with localckpt.open(create=True) as store:
         assert isinstance(store.catalog, MemoryCatalog)
     config.write_text("[store\nbroken")
     with pytest.raises(InvalidInputError, match="config"):
-        localckpt.open()
+        localckpt.open(create=True)
 
 
 @pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1:1/db", "postgres://u@127.0.0.1:1/db"])
 def test_postgresql_without_objects_is_refused(url: str) -> None:
     with pytest.raises(InvalidInputError) as info:
-        localckpt.open(url)
+        localckpt.open(url, create=True)
     assert "objects" in str(info.value)
     assert "LOCALCKPT_OBJECTS" in str(info.value)
 
@@ -143,14 +173,14 @@ def test_embedded_refusals(tmp_path: Path) -> None:
     afile = tmp_path / "a-file"
     afile.write_text("x")
     with pytest.raises(InvalidInputError, match="not a directory"):
-        localckpt.open(afile)
+        localckpt.open(afile, create=True)
     with pytest.raises(InvalidInputError, match="unknown option"):
-        localckpt.open(tmp_path / "s", colour="blue")
+        localckpt.open(tmp_path / "s", colour="blue", create=True)
     newer = tmp_path / "newer"
     newer.mkdir()
     (newer / "LOCALCKPT.json").write_text(json.dumps({"format": 999}))
     with pytest.raises(SchemaVersionError, match="upgrade"):
-        localckpt.open(newer)
+        localckpt.open(newer, create=True)
     assert not (newer / "catalog").exists(), "a refused store must not be touched"
 
 
@@ -172,7 +202,8 @@ def test_registered_backend_is_used_and_password_redacted(
     store = localckpt.open("FakePG://alice:s3cret@db.example/x", objects="memory://o",
                            storage_options={"key": "k"}, schema="s1")
     assert FAKE_CALLS == [
-        ("FakePG://alice:s3cret@db.example/x", "memory://o", {"key": "k"}, {"schema": "s1"})]
+        ("FakePG://alice:s3cret@db.example/x", "memory://o", {"key": "k"},
+         {"schema": "s1", "create": False})]  # factories are told whether they may create
     assert "s3cret" not in store.url and "alice:***@" in store.url
     assert "s3cret" not in repr(store)
     assert "fakepg" in registered_schemes()
@@ -182,7 +213,7 @@ def test_missing_backend_package_gives_install_hint(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(_REGISTRY, "ghost", ("localckpt_no_such_module:factory",
                                              "pip install localckpt-ghost"))
     with pytest.raises(InvalidInputError, match="pip install localckpt-ghost"):
-        localckpt.open("ghost://x")
+        localckpt.open("ghost://x", create=True)
 
 
 def test_env_does_not_leak_between_tests() -> None:

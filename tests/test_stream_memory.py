@@ -37,7 +37,7 @@ def status(field):
             if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
 
-store = localckpt.open(sys.argv[1])
+store = localckpt.open(sys.argv[1], create=True)
 store.frame_index(sys.argv[2])
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")  # VmHWM := VmRSS
@@ -63,7 +63,7 @@ def test_iter_frames_peak_rss_is_flat_in_the_frame_count(tmp_path: Path) -> None
                               128 + rng.normal(0, 6, xx.shape)], axis=-1),
                     0, 255).astype(np.uint8) for i in range(4)]
     root = tmp_path / "store"
-    with localckpt.open(str(root)) as store:
+    with localckpt.open(str(root), create=True) as store:
         tids = [store.create_timeline("v.mp4", "p", (pool[i % 4] for i in range(n))).id
                 for n in (N, 4 * N)]
     (n1, small), (n4, large) = (_stream_growth(root, t) for t in tids)

@@ -360,7 +360,7 @@ def test_cli_diff_merge_push_pull_export_import(tmp_path, capsys: pytest.Capture
     from localckpt.cli import main
 
     a, b, c = (str(tmp_path / n) for n in "abc")
-    with localckpt.open(a) as store:
+    with localckpt.open(a, create=True) as store:
         tid, ids = _tree(store)
         x = store.save_stage_output(tid, ids[1], "s1", {"i": 10}, {"k": 10})
     assert main(["--store", a, "diff", ids[2], x]) == 0
@@ -373,7 +373,7 @@ def test_cli_diff_merge_push_pull_export_import(tmp_path, capsys: pytest.Capture
     assert "copied 1 timeline" in capsys.readouterr().out
     assert main(["--store", c, "pull", a, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["checkpoints"] == len(ids) + 2
-    with localckpt.open(a) as store:
+    with localckpt.open(a, create=True) as store:
         store.save_stage_output(tid, x, "s2", {"i": 20})
     bundle = str(tmp_path / "t.zip")
     assert main(["--store", a, "export", tid, bundle]) == 0
@@ -382,5 +382,5 @@ def test_cli_diff_merge_push_pull_export_import(tmp_path, capsys: pytest.Capture
     assert main(["--store", c, "pull", a]) == 0
     assert main(["--store", b, "import", bundle]) == 0
     assert "up to date" in capsys.readouterr().out
-    with localckpt.open(b) as sb, localckpt.open(c) as sc:
+    with localckpt.open(b, create=True) as sb, localckpt.open(c, create=True) as sc:
         assert _dump(sb) == _dump(sc)
