@@ -135,6 +135,20 @@ class Catalog(ABC):
         """Decoded outputs by hash, each verified against its hash (CorruptDataError)."""
         return {h: load_canonical(data, h) for h, data in self.outputs(hashes).items()}
 
+    def storage_problems(self) -> list[tuple[str, str]]:
+        """Damage in the catalog's own storage (a file that does not read completely, a
+        row that does not parse): (where, what) pairs, for ``Store.verify``. Reads every
+        file or row once. The default knows of no storage of its own to check."""
+        return []
+
+    def purge_deleted(self) -> int:
+        """Physically remove what tombstones delete (timelines, checkpoints, tags; never
+        the tombstones) and outputs no live checkpoint refers to; return how many records
+        went. Safe while other writers run: an output a concurrent save refers to stays.
+        Readers never see a difference (tombstones already hide these records). The
+        default removes nothing (the records stay, hidden)."""
+        return 0
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and files. Further calls are undefined."""
 
