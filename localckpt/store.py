@@ -26,6 +26,7 @@ from .types import Checkpoint, Frame, FrameMeta, Timeline
 
 if TYPE_CHECKING:
     from .diff import Diff
+    from .framediff import FrameDiff
 
 __all__ = ["Store"]
 
@@ -322,6 +323,25 @@ class Store:
         from .diff import diff_checkpoints
 
         return diff_checkpoints(self, a, b)
+
+    def frame_diff(self, a: str, b: str, stage: str, match_iou: float = 0.5) -> FrameDiff:
+        """Frame by frame, how stage's output differs from checkpoint a to b.
+
+        The output must be frame-keyed (InvalidInputError says the expected shape);
+        detections are matched one to one by IoU >= match_iou. See localckpt.framediff.
+        NotFoundError names an unknown checkpoint or a stage one side lacks.
+        """
+        from .framediff import diff_outputs
+
+        _require_str(stage, "stage")
+        outputs = []
+        for cid in (a, b):
+            value = self.load_stage_output(cid, stage)
+            if value is None:
+                stages = ", ".join(sorted(self.get_checkpoint(cid).stage_hashes)) or "none"
+                raise NotFoundError(f"checkpoint {cid} has no stage {stage!r} (it has: {stages})")
+            outputs.append(value)
+        return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b, stage=stage)
 
     def merge(self, ours: str, theirs: str, strategy: str | Callable[..., Any] = "fail") -> str:
         """Three-way merge theirs into ours; returns the merge (or fast-forward) id.
