@@ -46,12 +46,18 @@ def detect(frames: list[np.ndarray], threshold: float) -> dict[str, Any]:
         cells = gray[: h // rows * rows, : w // cols * cols].reshape(
             rows, h // rows, cols, w // cols
         ).mean(axis=(1, 3)) / 255.0
-        per_frame.append({"sequence": seq, "boxes": _blobs(cells > threshold, cells)})
+        per_frame.append({"sequence": seq,
+                          "boxes": _blobs(cells > threshold, cells, w // cols, h // rows)})
     return {"threshold": threshold, "frames": per_frame}
 
 
-def _blobs(mask: np.ndarray, cells: np.ndarray) -> list[dict[str, Any]]:
-    """Connected groups of bright cells (4-neighbour flood fill), one box each."""
+def _blobs(mask: np.ndarray, cells: np.ndarray, cell_w: int, cell_h: int,
+           ) -> list[dict[str, Any]]:
+    """Connected groups of bright cells (4-neighbour flood fill), one box each.
+
+    x, y, w, h are in grid cells (the tracker's units); "box" is [x1, y1, x2, y2] in
+    pixels with a "label", the detection convention that frame_diff and the web view read.
+    """
     seen = np.zeros_like(mask)
     boxes = []
     for y0, x0 in zip(*np.nonzero(mask), strict=True):
@@ -73,6 +79,9 @@ def _blobs(mask: np.ndarray, cells: np.ndarray) -> list[dict[str, Any]]:
             "x": round(sum(xs) / len(xs), 2), "y": round(sum(ys) / len(ys), 2),
             "w": max(xs) - min(xs) + 1, "h": max(ys) - min(ys) + 1,
             "score": round(float(max(cells[m] for m in members)), 3),
+            "box": [min(xs) * cell_w, min(ys) * cell_h, (max(xs) + 1) * cell_w,
+                    (max(ys) + 1) * cell_h],
+            "label": "ball",
         })
     return boxes
 

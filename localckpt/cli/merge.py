@@ -18,6 +18,8 @@ def _json_pairs(pairs: Any) -> Any:
 
 def cmd_diff(store: Store, args: argparse.Namespace) -> int:
     a, b = checkpoint_ref(store, args.a), checkpoint_ref(store, args.b)
+    if args.frames or args.stage is not None:
+        return _frame_diff(store, args, a, b)
     d = store.diff(a, b)
     if args.json:
         print_json({
@@ -29,6 +31,26 @@ def cmd_diff(store: Store, args: argparse.Namespace) -> int:
         })
     else:
         print(d.render())
+    return 0
+
+
+def _frame_diff(store: Store, args: argparse.Namespace, a: str, b: str) -> int:
+    """diff --frames: one line per changed frame of one stage, then the totals."""
+    stage = args.stage
+    if stage is None:
+        changed = store.diff(a, b).stages_changed
+        if len(changed) != 1:
+            from ..errors import InvalidInputError
+
+            which = f"stages {', '.join(changed)} differ" if changed else "no stage differs"
+            raise InvalidInputError(f"diff --frames needs --stage NAME ({which} between "
+                                    f"{a} and {b})")
+        stage = changed[0]
+    fd = store.frame_diff(a, b, stage, match_iou=args.match_iou)
+    if args.json:
+        print_json(fd.to_dict())
+    else:
+        print(fd.render())
     return 0
 
 
@@ -55,6 +77,12 @@ def register(sub: Any) -> None:
     p = add_command(sub, "diff", "what differs between two checkpoints", cmd_diff)
     p.add_argument("a", metavar="A", help="checkpoint (id, prefix, tag or TIMELINE:stage)")
     p.add_argument("b", metavar="B", help="checkpoint (id, prefix, tag or TIMELINE:stage)")
+    p.add_argument("--frames", action="store_true",
+                   help="compare one stage's frame-keyed output frame by frame")
+    p.add_argument("--stage", metavar="NAME",
+                   help="the stage --frames compares (default: the one stage that differs)")
+    p.add_argument("--match-iou", metavar="IOU", type=float, default=0.5,
+                   help="IoU at which two boxes are the same detection (default 0.5)")
 
     p = add_command(sub, "merge", "three-way merge THEIRS into OURS (one new checkpoint)",
                     cmd_merge)
