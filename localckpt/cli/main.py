@@ -19,7 +19,7 @@ from .transfer import _storage_options
 __all__ = ["build_parser", "main"]
 
 #: Command groups, each a module of this package with register(subparsers).
-GROUPS = ("inspect", "merge", "transfer", "maintenance", "ingest")
+GROUPS = ("inspect", "merge", "transfer", "maintenance", "ingest", "web")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,58 @@
+"""``localckpt serve``: the read-only web view of this store (localckpt.web)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..store import Store
+from .common import add_command, print_json
+
+__all__ = ["register"]
+
+
+def cmd_serve(store: Store, args: argparse.Namespace) -> int:
+    from ..errors import InvalidInputError
+    from ..web import is_loopback, make_server
+
+    try:
+        server = make_server(store, args.host, args.port, log_requests=args.log)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot listen on {args.host} port {args.port}: {exc.strerror or exc}; "
+            "choose another --port (0 picks a free one) or --host"
+        ) from None
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    shown = f"[{host}]" if ":" in str(host) else host
+    where = f"http://{shown}:{port}/"
+    local = is_loopback(args.host)
+    if args.json:
+        print_json({"url": where, "host": host, "port": port, "read_only": True,
+                    "loopback": local})
+    else:
+        print(f"serving {store.catalog.describe()} read-only at {where}")
+        print("loopback only: other machines cannot connect" if local else
+              f"bound to {args.host}: reachable from other machines")
+        print("press Ctrl-C to stop")
+    if not local:
+        print(f"localckpt: warning: --host {args.host} lets anyone who can reach this "
+              f"machine on port {port} read every timeline, frame and output in this store; "
+              "there is no authentication. Use --host 127.0.0.1 unless you mean it.",
+              file=sys.stderr)
+    sys.stdout.flush()
+    try:
+        server.serve_forever(poll_interval=0.25)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = add_command(sub, "serve", "browse this store in a web browser (read-only)", cmd_serve)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    p.add_argument("--log", action="store_true", help="log each request on stderr")

@@ -1,0 +1,279 @@
+"""The web view over HTTP, without a browser: JSON endpoints, images, escaping, hostile paths.
+
+Requests go through http.client on a real socket, so request targets reach the server
+exactly as written (no client-side normalisation of ``..``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import localckpt
+from localckpt.web.pages import STRIP_PAGE
+from websample import CHANGED, SCRIPT, Sample, build, serving
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any, Sample, Any]]:
+    store = localckpt.open(str(tmp_path_factory.mktemp("web")), create=True)
+    sample = build(store)
+    with serving(store) as (base, server):
+        yield base, server, sample, store
+    store.close()
+
+
+def get(base: str, target: str, *, method: str = "GET", host: str | None = None,
+        body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+    hostport = base.removeprefix("http://")
+    conn = http.client.HTTPConnection(hostport, timeout=30)
+    try:
+        conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host or hostport)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def get_json(base: str, target: str) -> Any:
+    status, headers, body = get(base, target)
+    assert status == 200, body[:300]
+    assert headers["content-type"] == "application/json"
+    return json.loads(body)
+
+
+# -- JSON endpoints -----------------------------------------------------------------------
+
+
+def test_api_timelines_and_timeline(site: Any) -> None:
+    base, _, s, store = site
+    rows = get_json(base, "/api/timelines")
+    assert [r["id"] for r in rows] == [s.timeline]
+    assert rows[0]["checkpoints"] == 5 and rows[0]["frame_count"] == 12
+    assert rows[0]["duration"] == 6.0 and rows[0]["fps"] == 2.0
+    tree = get_json(base, f"/api/timelines/{s.timeline}")
+    assert tree["timeline"]["id"] == s.timeline
+    assert sorted(c["id"] for c in tree["checkpoints"]) == sorted(s.checkpoints)
+    labels = {c["id"]: c["scenario_label"] for c in tree["checkpoints"]}
+    assert labels[s.try3] == SCRIPT  # JSON carries the text as it is
+
+
+def test_api_frames_are_paged(site: Any) -> None:
+    base, _, s, _ = site
+    page = get_json(base, f"/api/timelines/{s.timeline}/frames?start=10&limit=5")
+    assert page["total"] == 12 and page["start"] == 10
+    assert [f["sequence"] for f in page["frames"]] == [10, 11]
+    f = page["frames"][0]
+    assert (f["width"], f["height"], f["timestamp"]) == (640, 360, 5.0)
+    assert f["image"] == f"/frames/{s.timeline}/10.jpg"
+    assert f["thumbnail"] == f"/thumbs/{s.timeline}/10.jpg"
+    assert len(get_json(base, f"/api/timelines/{s.timeline}/frames?limit=100000")
+               ["frames"]) == 12
+
+
+def test_api_checkpoint_output_and_compare(site: Any) -> None:
+    base, _, s, store = site
+    c = get_json(base, f"/api/checkpoints/{s.track}")
+    assert c["lineage"] == [s.root, s.try1, s.track] and c["children"] == []
+    assert sorted(c["stage_hashes"]) == ["detect", "track"]
+    out = get_json(base, f"/api/checkpoints/{s.track}/outputs/detect")
+    assert out == store.load_stage_output(s.track, "detect")
+    d = get_json(base, f"/api/compare?a={s.try1}&b={s.try2}")
+    assert d["stage"] == "detect" and d["changed"] == sorted(CHANGED)
+    assert d == store.frame_diff(s.try1, s.try2, "detect").to_dict()
+    for seq, kind in CHANGED.items():
+        frame = d["frames"][str(seq)]
+        assert frame[kind if kind != "removed" else "removed"], (seq, frame)
+    loose = get_json(base, f"/api/compare?a={s.try1}&b={s.try2}&stage=detect&match_iou=0.9")
+    assert loose["match_iou"] == 0.9 and 2 in loose["changed"]
+
+
+@pytest.mark.parametrize("target, status, says", [
+    ("/api/checkpoints/{try1}/outputs/nosuch", 404, "has no stage 'nosuch'"),
+    ("/api/checkpoints/0123456789abcdef/outputs/detect", 404, "no checkpoint"),
+    ("/api/timelines/0123456789abcdef", 404, "no timeline"),
+    ("/api/compare?a={try1}", 400, "the query needs b=<checkpoint id>"),
+    ("/api/compare?a={try1}&b={try2}&stage=track", 404, "has no stage 'track'"),
+    ("/api/compare?a={try1}&b={try2}&match_iou=2", 400, "match_iou must be a number in"),
+    ("/api/compare?a={try1}&b={try2}&match_iou=x", 400, "match_iou must be a number"),
+    ("/api/timelines/{timeline}/frames?start=-1", 400, "start must be a whole number"),
+    ("/api/compare?a={track}&b={track}&stage=track", 400, "not frame-keyed"),
+    ("/api/nothing", 404, "there is no page at '/api/nothing'"),
+])
+def test_api_errors_are_json_that_say_what_was_wrong(site: Any, target: str, status: int,
+                                                    says: str) -> None:
+    base, _, s, _ = site
+    code, headers, body = get(base, target.format(**attrs_of(s)))
+    assert code == status, body
+    assert headers["content-type"] == "application/json"
+    data = json.loads(body)
+    assert data["status"] == status and says in data["message"]
+
+
+def attrs_of(s: Sample) -> dict[str, str]:
+    import attrs
+
+    return attrs.asdict(s)
+
+
+# -- images -------------------------------------------------------------------------------
+
+
+def test_frames_and_thumbnails_are_jpeg(site: Any) -> None:
+    base, server, s, store = site
+    status, headers, body = get(base, f"/frames/{s.timeline}/4.jpg")
+    assert status == 200 and headers["content-type"] == "image/jpeg"
+    img = np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+    assert img.shape == (360, 640, 3)
+    want = store.get_frame(s.timeline, 4).image.astype(int)
+    assert np.abs(img.astype(int) - want).mean() < 3  # the stored JPEG, as stored
+    made = server.app.images.thumbs.made
+    status, headers, thumb = get(base, f"/thumbs/{s.timeline}/4.jpg")
+    assert status == 200 and headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(thumb)).size == (192, 108)
+    assert get(base, f"/thumbs/{s.timeline}/4.jpg")[2] == thumb
+    assert server.app.images.thumbs.made == made + 1  # made once, then cached
+    assert get(base, f"/frames/{s.timeline}/99.jpg")[0] == 404
+    assert get(base, "/frames/0123456789abcdef/1.jpg")[0] == 404
+
+
+# -- hostile requests ---------------------------------------------------------------------
+
+TRAVERSALS = [
+    "/frames/../../etc/passwd",
+    "/frames/{timeline}/../../../../etc/passwd",
+    "/frames/%2e%2e/%2e%2e/etc/passwd",
+    "/frames/..%2f..%2f..%2fetc%2fpasswd",
+    "/frames/{timeline}/..%2F..%2F..%2Fetc%2Fpasswd",
+    "/frames/%2e%2e%2f%2e%2e%2fetc/passwd.jpg",
+    "/frames/%252e%252e%252f%252e%252e%252fetc%252fpasswd",
+    "/frames/%252e%252e/%252e%252e/passwd.jpg",
+    "/thumbs/..%5c..%5cetc%5cpasswd/1.jpg",
+    "/static/../server.py",
+    "/static/..%2fserver.py",
+    "/static/%2e%2e%2fserver.py",
+    "/static/%252e%252e%252fserver.py",
+    "/static/..%2f..%2f..%2f..%2fetc%2fpasswd",
+    "/static/__init__.py",
+    "/static/%2fetc%2fpasswd",
+    "//etc/passwd",
+    "/t/..%2f..%2fetc%2fpasswd",
+    "/c/%2e%2e",
+    "/api/checkpoints/..%2f..%2fetc%2fpasswd/outputs/detect",
+    "/api/checkpoints/{try1}/outputs/..%2f..%2f..%2fetc%2fpasswd",
+    "/frames/{timeline}/1.jpg%00.txt",
+    "/frames/{timeline}/%ff.jpg",
+    "/frames/{timeline}/-1.jpg",
+    "/frames/{timeline}/01.jpg",
+]
+
+
+@pytest.mark.parametrize("target", TRAVERSALS)
+def test_no_path_from_a_request_reaches_the_filesystem(site: Any, target: str) -> None:
+    base, _, s, _ = site
+    status, _, body = get(base, target.format(**attrs_of(s)))
+    assert status in (400, 404), (status, body[:200])
+    text = body.decode("utf-8", "replace")
+    assert "root:" not in text and "import " not in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("target, says", [
+    ("/t/not%20an%20id", "is not a valid id"),
+    ("/c/" + "a" * 129, "is not a valid id"),
+    ("/c/%3Cscript%3Ealert(1)%3C%2Fscript%3E", "is not a valid id"),
+    ("/compare?a=%3Cscript%3Ealert(1)%3C/script%3E&b=x", "is not a valid id"),
+    ("/frames/%3Cb%3E/1.jpg", "is not a valid id"),
+    ("/t/{timeline}?start=abc", "start must be a whole number"),
+])
+def test_malformed_ids_are_400_pages_with_the_reason_escaped(site: Any, target: str,
+                                                             says: str) -> None:
+    base, _, s, _ = site
+    status, headers, body = get(base, target.format(**attrs_of(s)))
+    assert status == 400, body[:300]
+    text = body.decode()
+    assert says in text
+    assert "<script>alert" not in text and "<b>" not in text
+
+
+def test_unknown_ids_give_a_404_page_not_a_traceback(site: Any) -> None:
+    base, _, s, _ = site
+    for target in ("/t/0123456789abcdef", "/c/0123456789abcdef",
+                   f"/compare?a={s.try1}&b=0123456789abcdef", "/no/such/page"):
+        status, headers, body = get(base, target)
+        assert status == 404 and headers["content-type"].startswith("text/html"), target
+        text = body.decode()
+        assert "404 Not found" in text and "Traceback" not in text
+
+
+def test_only_get_and_head_the_store_is_never_written(site: Any) -> None:
+    base, _, s, store = site
+    before = sorted(c.id for c in store.checkpoints(s.timeline))
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        status, headers, body = get(base, f"/c/{s.try1}", method=method, body=b"x=1")
+        assert status == 405 and headers["allow"] == "GET, HEAD"
+        assert b"read-only" in body
+    status, headers, body = get(base, f"/c/{s.try1}", method="HEAD")
+    assert status == 200 and body == b"" and int(headers["content-length"]) > 1000
+    assert sorted(c.id for c in store.checkpoints(s.timeline)) == before
+
+
+def test_requests_for_other_hosts_are_refused_on_loopback(site: Any) -> None:
+    base, _, _, _ = site
+    port = base.rsplit(":", 1)[1]
+    assert get(base, "/", host=f"evil.example:{port}")[0] == 403  # DNS rebinding
+    assert get(base, "/", host=f"localhost:{port}")[0] == 200
+    assert get(base, "/api/timelines", host=f"[::1]:{port}")[0] == 200
+
+
+def test_every_response_forbids_inline_and_foreign_scripts(site: Any) -> None:
+    base, _, s, _ = site
+    for target in ("/", f"/t/{s.timeline}", f"/frames/{s.timeline}/1.jpg", "/api/timelines",
+                   "/c/0123456789abcdef"):
+        headers = get(base, target)[1]
+        csp = headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "default-src 'none'" in csp
+        assert headers["x-content-type-options"] == "nosniff"
+
+
+# -- pages: escaping and paging -----------------------------------------------------------
+
+
+def test_planted_script_shows_as_text_on_every_page(site: Any) -> None:
+    base, _, s, _ = site
+    pages = [f"/t/{s.timeline}", f"/c/{s.try3}", f"/c/{s.track}", "/",
+             f"/compare?a={s.try1}&b={s.try3}"]
+    for target in pages:
+        status, _, body = get(base, target)
+        text = body.decode()
+        assert status == 200, target
+        raw = [bad for bad in ("<script>alert", "<img src=x", "<b>final</b>") if bad in text]
+        assert raw == [], target  # markup from the store never reaches the page unescaped
+        scripts = text.count("<script")
+        assert scripts == text.count('<script src="/static/app.js" defer>'), target
+    assert "&lt;script&gt;alert(&quot;planted&quot;)&lt;/script&gt;" in get(
+        base, f"/c/{s.try3}")[2].decode()
+
+
+def test_timeline_page_strip_is_paged(tmp_path: Any) -> None:
+    store = localckpt.open(str(tmp_path / "big"), create=True)
+    frames = np.zeros((300, 8, 8, 3), np.uint8)
+    tl = store.create_timeline("big.mp4", "p", frames, fps=25.0)
+    with serving(store) as (base, _):
+        page = get(base, f"/t/{tl.id}")[2].decode()
+        assert page.count('class="thumb"') == STRIP_PAGE
+        assert f"frames 0-{STRIP_PAGE - 1:,} of 300" in page
+        last = get(base, f"/t/{tl.id}?start=240")[2].decode()
+        assert last.count('class="thumb"') == 60 and 'data-seq="299"' in last
+        assert get(base, f"/t/{tl.id}?start=5000")[2].decode().count('class="thumb"') == 0
+    store.close()
