@@ -14,11 +14,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
+from websample import CHANGED, SCRIPT, Sample, build, serving
 
 import localckpt
 from localckpt.web.pages import STRIP_PAGE
-from websample import CHANGED, SCRIPT, Sample, build, serving
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +59,7 @@ def get_json(base: str, target: str) -> Any:
 
 
 def test_api_timelines_and_timeline(site: Any) -> None:
-    base, _, s, store = site
+    base, _, s, _ = site
     rows = get_json(base, "/api/timelines")
     assert [r["id"] for r in rows] == [s.timeline]
     assert rows[0]["checkpoints"] == 5 and rows[0]["frame_count"] == 12
@@ -199,7 +201,7 @@ def test_no_path_from_a_request_reaches_the_filesystem(site: Any, target: str) -
 def test_malformed_ids_are_400_pages_with_the_reason_escaped(site: Any, target: str,
                                                              says: str) -> None:
     base, _, s, _ = site
-    status, headers, body = get(base, target.format(**attrs_of(s)))
+    status, _, body = get(base, target.format(**attrs_of(s)))
     assert status == 400, body[:300]
     text = body.decode()
     assert says in text
@@ -277,3 +279,16 @@ def test_timeline_page_strip_is_paged(tmp_path: Any) -> None:
         assert last.count('class="thumb"') == 60 and 'data-seq="299"' in last
         assert get(base, f"/t/{tl.id}?start=5000")[2].decode().count('class="thumb"') == 0
     store.close()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False,
+                                                           allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner), max_leaves=30)
+
+
+@given(json_values, st.integers(0, 120))
+def test_pretty_json_on_pages_is_the_same_json(value: Any, width: int) -> None:
+    from localckpt.web.html import json_text
+
+    assert json.loads(json_text(value, width)) == value

@@ -42,7 +42,8 @@ def _frame_diff(store: Store, args: argparse.Namespace, a: str, b: str) -> int:
         if len(changed) != 1:
             from ..errors import InvalidInputError
 
-            which = f"stages {', '.join(changed)} differ" if changed else "no stage differs"
+            which = (f"stages {', '.join(changed)} differ" if changed
+                     else "no stage that both have differs")
             raise InvalidInputError(f"diff --frames needs --stage NAME ({which} between "
                                     f"{a} and {b})")
         stage = changed[0]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
 from ..store import Store
-from .common import add_command, print_json
+from .common import add_command
 
 __all__ = ["register"]
 
@@ -27,19 +28,20 @@ def cmd_serve(store: Store, args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in str(host) else host
     where = f"http://{shown}:{port}/"
     local = is_loopback(args.host)
-    if args.json:
-        print_json({"url": where, "host": host, "port": port, "read_only": True,
-                    "loopback": local})
-    else:
-        print(f"serving {store.catalog.describe()} read-only at {where}")
-        print("loopback only: other machines cannot connect" if local else
-              f"bound to {args.host}: reachable from other machines")
-        print("press Ctrl-C to stop")
     if not local:
         print(f"localckpt: warning: --host {args.host} lets anyone who can reach this "
               f"machine on port {port} read every timeline, frame and output in this store; "
               "there is no authentication. Use --host 127.0.0.1 unless you mean it.",
               file=sys.stderr)
+    if args.json:
+        # one line, so that a program starting the server can read it before the next
+        print(json.dumps({"url": where, "host": host, "port": port, "read_only": True,
+                          "loopback": local}, sort_keys=True))
+    else:
+        print(f"serving {store.catalog.describe()} read-only at {where}")
+        print("loopback only: other machines cannot connect" if local else
+              f"bound to {args.host}: reachable from other machines")
+        print("press Ctrl-C to stop")
     sys.stdout.flush()
     try:
         server.serve_forever(poll_interval=0.25)

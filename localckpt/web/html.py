@@ -50,18 +50,50 @@ def link(href: str, text: Any, cls: str | None = None) -> str:
     return f"<a href={attr(href)}{c}>{esc(text)}</a>"
 
 
-def short(ident: str, n: int = 13) -> str:
-    """A display prefix: UUIDv7s share their first 8 characters (the time) for hours."""
-    return ident[:n]
+def short(ident: str) -> str:
+    """An id for display: its start (what the CLI takes as a prefix) and its end.
+
+    UUIDv7s made in the same millisecond share their first 13 characters (the time),
+    so a prefix alone does not tell config tries apart; the last characters are random.
+    """
+    return ident if len(ident) <= 16 else f"{ident[:8]}…{ident[-4:]}"
 
 
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
-def json_text(value: Any, indent: int | None = 2) -> str:
-    """JSON as readable text (not escaped: pass it through esc)."""
-    return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False, default=str)
+def json_text(value: Any, width: int = 96) -> str:
+    """JSON as readable text (not escaped: pass it through esc): indented, but any
+    object or list whose one-line form fits in width stays on one line (boxes, points)."""
+    out: list[str] = []
+    _pretty(value, 0, 0, width, out)
+    return "".join(out)
+
+
+def _line(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "),
+                      default=str)
+
+
+def _pretty(value: Any, depth: int, used: int, width: int, out: list[str]) -> None:
+    flat = _line(value)
+    if not isinstance(value, (dict, list)) or not value or used + len(flat) <= width:
+        out.append(flat)
+        return
+    pad, inner = "  " * depth, "  " * (depth + 1)
+    if isinstance(value, dict):
+        items = [(_line(str(k)) + ": ", v) for k, v in sorted(value.items())]
+        opening, closing = "{", "}"
+    else:
+        items = [("", v) for v in value]
+        opening, closing = "[", "]"
+    out.append(opening + "\n")
+    for i, (key, v) in enumerate(items):
+        out.append(inner + key)
+        _pretty(v, depth + 1, len(inner) + len(key), width, out)
+        out.append(",\n" if i < len(items) - 1 else "\n")
+    out.append(pad + closing)
 
 
 def compact(value: Any) -> str:

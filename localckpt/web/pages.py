@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from ..errors import InvalidInputError
 from ..framediff import FrameChange, FrameDiff, frames_of
 from ..types import Checkpoint, FrameMeta
 from . import data
 from .boxes import change_boxes, frame_figure, legend, plain_boxes
-from .html import attr, esc, json_text, kv_table, layout, link, pager, short, tabs, url
+from .html import attr, compact, esc, json_text, kv_table, layout, link, pager, short, tabs, url
 from .tree import render_tree
 
 if TYPE_CHECKING:
@@ -171,17 +172,17 @@ def _detection_stages(outputs: dict[str, Any]) -> list[str]:
 
 
 def _stage_block(c: Checkpoint, stage: str, value: Any) -> str:
-    text = json_text(value)
-    where = f"/api/checkpoints/{c.id}/outputs/{stage}"
+    size = len(compact(value))  # the C encoder: cheap even for a 10,000-frame output
+    where = url(f"/api/checkpoints/{c.id}/outputs/{quote(stage, safe='')}")
     own = ' <span class="badge">added here</span>' if stage == c.stage else ""
-    if len(text) > INLINE_OUTPUT:
-        inner = (f'<p class="muted">{len(text):,} characters: too long to show here; '
-                 f"{link(where, 'open it as JSON')}</p>")
+    if size > INLINE_OUTPUT:
+        inner = (f'<p class="muted">too long to show here; {link(where, "open it as JSON")}'
+                 "</p>")
     else:
-        inner = f"<pre>{esc(text)}</pre>"
+        inner = f"<pre>{esc(json_text(value))}</pre>"
     return (f"<details class=\"stage\"><summary><strong>{esc(stage)}</strong>{own} "
             f"<code>{esc(c.stage_hashes[stage][:12])}</code> "
-            f'<span class="muted">{len(text):,} characters</span></summary>{inner}</details>')
+            f'<span class="muted">{size:,} characters</span></summary>{inner}</details>')
 
 
 def _metas(store: Store, timeline_id: str) -> dict[int, FrameMeta]:

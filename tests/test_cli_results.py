@@ -1,0 +1,137 @@
+"""The command line of issue 8: diff --frames, show --stage, serve."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websample import CHANGED, SCRIPT, Sample, build
+
+import localckpt
+from localckpt.cli import main
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Sample]:
+    where = str(tmp_path_factory.mktemp("cli"))
+    with localckpt.open(where, create=True) as store:
+        return where, build(store)
+
+
+def run(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_diff_frames_prints_one_line_per_changed_frame_and_totals(made: Any, capsys: Any
+                                                                  ) -> None:
+    where, s = made
+    code, out, _ = run(capsys, "--store", where, "diff", s.try1, s.try2, "--stage", "detect",
+                       "--frames")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith(f"frame diff {s.try1} -> {s.try2}, stage detect")
+    body = [ln.split() for ln in lines[1:-1]]
+    assert [int(b[1]) for b in body] == sorted(CHANGED)
+    assert lines[1:-1] == [
+        "  frame  2  ~1 moved", "  frame  5  +1", "  frame  7  ~1 relabelled",
+        "  frame  9  ~1 rescored", "  frame 11  -1"]
+    assert lines[-1] == ("5 of 12 frames changed (0 only in A, 0 only in B, 0 values "
+                         "changed): +1 added, -1 removed, ~1 moved, ~1 relabelled, "
+                         "~1 rescored")
+
+
+def test_diff_frames_json_and_the_stage_that_differs(made: Any, capsys: Any) -> None:
+    where, s = made
+    code, out, _ = run(capsys, "--store", where, "diff", s.try1, s.try2, "--frames", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["stage"] == "detect" and data["changed"] == sorted(CHANGED)
+    assert data["frames"]["5"]["added"][0]["label"] == "person"
+    code, _, err = run(capsys, "--store", where, "diff", s.try1, s.track, "--frames")
+    assert code == 1 and "diff --frames needs --stage NAME (no stage that both have differs" in err
+    code, _, err = run(capsys, "--store", where, "diff", s.track, s.track, "--stage", "track")
+    assert code == 1 and "is not frame-keyed" in err and '{"frames": [' in err
+    code, _, err = run(capsys, "--store", where, "diff", s.try1, s.try2, "--stage", "nope")
+    assert code == 1 and "has no stage 'nope'" in err
+
+
+def test_show_stage_prints_the_whole_output(made: Any, capsys: Any) -> None:
+    where, s = made
+    code, out, _ = run(capsys, "--store", where, "show", s.try3, "--stage", "detect")
+    assert code == 0 and len(out) > 2000 and "..." not in out
+    assert json.loads(out)["note"] == SCRIPT
+    code, out, _ = run(capsys, "--store", where, "show", s.try3, "--stage", "detect", "--json")
+    assert code == 0 and json.loads(out)["note"] == SCRIPT and out.count("\n") == 1
+
+
+def _serve(where: str, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "localckpt.cli", "--store", where, "serve", "--port", "0",
+         *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_serve_says_it_is_read_only_on_loopback_and_stops_on_ctrl_c(made: Any) -> None:
+    where, s = made
+    proc = _serve(where, "--json")
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert info["read_only"] is True and info["loopback"] is True
+        assert info["host"] == "127.0.0.1" and info["url"].startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(info["url"] + "api/timelines", timeout=30) as resp:
+            assert [t["id"] for t in json.load(resp)] == [s.timeline]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    proc = _serve(where)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert "read-only at http://127.0.0.1:" in first
+        assert proc.stdout.readline().startswith("loopback only: other machines cannot connect")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert proc.stderr is not None and "warning" not in proc.stderr.read()
+
+
+def test_serve_warns_when_bound_beyond_loopback(made: Any) -> None:
+    where, _ = made
+    proc = _serve(where, "--host", "0.0.0.0")
+    try:
+        assert proc.stdout is not None
+        assert "read-only at http://0.0.0.0:" in proc.stdout.readline()
+        assert "reachable from other machines" in proc.stdout.readline()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert "warning: --host 0.0.0.0 lets anyone who can reach this machine" in err
+    assert "no authentication" in err
+
+
+def test_serve_on_a_busy_port_is_a_clear_error(made: Any, capsys: Any, tmp_path: Path) -> None:
+    import socket
+
+    where, _ = made
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run(capsys, "--store", where, "serve", "--port", str(port))
+    assert code == 1 and f"cannot listen on 127.0.0.1 port {port}" in err
+    assert "choose another --port" in err
