@@ -292,3 +292,23 @@ def test_pretty_json_on_pages_is_the_same_json(value: Any, width: int) -> None:
     from localckpt.web.html import json_text
 
     assert json.loads(json_text(value, width)) == value
+
+
+def test_compare_pages_long_lists(site: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from localckpt.web import pages
+
+    base, _, s, _ = site
+    monkeypatch.setattr(pages, "LIST_PAGE", 2)
+    monkeypatch.setattr(pages, "COMPARE_PAGE", 2)
+    target = f"/compare?a={s.try1}&b={s.try2}"
+    first = get(base, target)[2].decode()
+    assert re.findall(r'<li data-seq="(\d+)"', first) == ["2", "5"]
+    assert re.findall(r'<section class="pair" id="f(\d+)"', first) == ["2", "5"]
+    assert 'href="#f5"' in first and "listing changed frames 0-1 of 5" in first
+    later = get(base, target + "&start=2")[2].decode()
+    assert re.findall(r'<li data-seq="(\d+)"', later) == ["7", "9"]
+    assert re.findall(r'<section class="pair" id="f(\d+)"', later) == ["7", "9"]
+    last = get(base, target + "&start=4")[2].decode()
+    assert re.findall(r'<section class="pair" id="f(\d+)"', last) == ["11"]

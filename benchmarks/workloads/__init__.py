@@ -9,6 +9,7 @@ from .concurrent import SAVE_TWO_PROCS
 from .diagnostics import FSYNC_PATTERN
 from .frames import GET_FRAME, INGEST, LOAD, LOAD_ENCODED
 from .reads import LINEAGE, LOAD_DEEP, TREE
+from .results import FRAME_DIFF
 from .saves import SAVE_BUSHY, SAVE_CHAIN
 from .storage import STORAGE
 from .stream import STREAM
@@ -20,6 +21,7 @@ _HAS_SYNC = importlib.util.find_spec("localckpt.sync") is not None
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     INGEST, LOAD, LOAD_ENCODED, GET_FRAME, STREAM,
     SAVE_CHAIN, SAVE_TWO_PROCS, SAVE_BUSHY, LOAD_DEEP, LINEAGE, TREE, STORAGE, FSYNC_PATTERN,
+    FRAME_DIFF,
 )}
 
 if _HAS_SYNC:

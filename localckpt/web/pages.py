@@ -29,6 +29,7 @@ __all__ = ["checkpoint_page", "compare_page", "error_page", "timeline_page",
 STRIP_PAGE = 120  # thumbnails per page of a timeline's frame strip
 BOX_PAGE = 24  # frames with boxes per page of a checkpoint
 COMPARE_PAGE = 12  # side-by-side frames per page of a comparison
+LIST_PAGE = 1000  # changed frames listed at once
 INLINE_OUTPUT = 200_000  # characters of an output shown inline; past that, a link
 
 
@@ -275,6 +276,12 @@ def _side(change: FrameChange, side: str, tid: str, meta: FrameMeta | None) -> s
     return fig
 
 
+def _at(base: str, query: dict[str, str], i: int, start: int, per_page: int) -> str:
+    """Where the i-th changed frame is shown: this page (an anchor) or another page."""
+    page = i // per_page * per_page
+    return "" if page == start else url(base, **query, start=page)
+
+
 def compare_page(store: Store, req: Request) -> str:
     a = store.get_checkpoint(req.id("a"))
     b = store.get_checkpoint(req.id("b"))
@@ -285,11 +292,17 @@ def compare_page(store: Store, req: Request) -> str:
     query = {"a": a.id, "b": b.id, "stage": stage}
     start = req.int("start", 0)
     per_page = COMPARE_PAGE
+    # the list shows the LIST_PAGE changed frames around this page (all, up to 1,000)
+    first = start // LIST_PAGE * LIST_PAGE
+    listed = fd.changed[first:first + LIST_PAGE]
     items = "".join(
         f'<li data-seq="{seq}"><a href='
-        f'{attr(url(base, **query, start=i // per_page * per_page) + f"#f{seq}")}>'
+        f'{attr(_at(base, query, i, start, per_page) + f"#f{seq}")}>'
         f"frame {seq}</a> <span>{esc(fd.frames[seq].describe())}</span></li>"
-        for i, seq in enumerate(fd.changed))
+        for i, seq in enumerate(listed, first))
+    more = "" if len(listed) == len(fd.changed) else (
+        f'<p class="muted">listing changed frames {first:,}-{first + len(listed) - 1:,} of '
+        f"{len(fd.changed):,}, those around the side-by-side page below</p>")
     metas = _metas(store, a.timeline_id) if a.timeline_id == b.timeline_id else {}
     rows = []
     for seq in fd.changed[start:start + per_page]:
@@ -311,7 +324,8 @@ def compare_page(store: Store, req: Request) -> str:
         f"{row}"
         f"<h2>Summary</h2>{_summary(fd)}"
         f"<h2>Changed frames <small>{len(fd.changed):,}</small></h2>"
-        + (f'<ol class="changes" id="changes">{items}</ol>' if fd.changed else
+        + (f'{more}<ol class="changes" id="changes" start="{first + 1}">{items}</ol>'
+           if fd.changed else
            '<p class="muted" id="changes">no frame differs</p>')
         + f"<h2>Side by side</h2>{legend()}{nav}"
         f'<div class="sides heads"><div><b>A</b> {esc(_name(a))}</div>'
