@@ -312,3 +312,30 @@ def test_compare_pages_long_lists(site: Any, monkeypatch: pytest.MonkeyPatch) ->
     assert re.findall(r'<section class="pair" id="f(\d+)"', later) == ["7", "9"]
     last = get(base, target + "&start=4")[2].decode()
     assert re.findall(r'<section class="pair" id="f(\d+)"', last) == ["11"]
+
+
+def test_a_request_body_is_never_read_as_the_next_request(site: Any) -> None:
+    import socket
+
+    base, _, _, _ = site
+    host, port = base.removeprefix("http://").split(":")
+    hidden = f"GET /api/timelines HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
+    request = (f"POST / HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(hidden)}\r\n"
+               f"\r\n{hidden}")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request.encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 405") and data.count(b"HTTP/1.1 ") == 1
+
+
+def test_compare_across_two_timelines_shows_each_sides_frames(tmp_path: Any) -> None:
+    store = localckpt.open(str(tmp_path / "two"), create=True)
+    one, two = build(store, frames=3), build(store, frames=4)
+    with serving(store) as (base, _):
+        page = get(base, f"/compare?a={one.try1}&b={two.try1}")[2].decode()
+    store.close()
+    # same boxes on frames 0-2; frame 3 exists only in B's timeline, and is drawn from it
+    assert "only in B" in page and "frame 3 is not in A" in page
+    assert "is not in the timeline" not in page and f"/frames/{two.timeline}/3.jpg" in page

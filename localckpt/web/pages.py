@@ -303,16 +303,16 @@ def compare_page(store: Store, req: Request) -> str:
     more = "" if len(listed) == len(fd.changed) else (
         f'<p class="muted">listing changed frames {first:,}-{first + len(listed) - 1:,} of '
         f"{len(fd.changed):,}, those around the side-by-side page below</p>")
-    metas = _metas(store, a.timeline_id) if a.timeline_id == b.timeline_id else {}
+    metas_a = _metas(store, a.timeline_id)
+    metas_b = metas_a if b.timeline_id == a.timeline_id else _metas(store, b.timeline_id)
     rows = []
     for seq in fd.changed[start:start + per_page]:
         change = fd.frames[seq]
-        meta = metas.get(seq)
         rows.append(
             f'<section class="pair" id="f{seq}"><h3>frame {seq} '
             f"<small>{esc(change.describe())}</small></h3><div class=\"sides\">"
-            f"<div>{_side(change, 'a', a.timeline_id, meta)}</div>"
-            f"<div>{_side(change, 'b', b.timeline_id, meta)}</div></div></section>")
+            f"<div>{_side(change, 'a', a.timeline_id, metas_a.get(seq))}</div>"
+            f"<div>{_side(change, 'b', b.timeline_id, metas_b.get(seq))}</div></div></section>")
     nav = pager(base, start, per_page, len(fd.changed), "changed frames", **query)
     common = sorted(a.stage_hashes.keys() & b.stage_hashes.keys())
     row = tabs(common, stage, lambda s: url(base, a=a.id, b=b.id, stage=s))

@@ -187,9 +187,15 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "localckpt"
     protocol_version = "HTTP/1.1"  # keep-alive: a page of 120 thumbnails, one connection
+    # requests too malformed to route (bad request line, huge headers) get plain text
+    error_content_type = "text/plain; charset=utf-8"
+    error_message_format = "%(code)d %(message)s\n"
 
     def _respond(self) -> None:
         resp = self.server.app.handle(self.command, self.path, self.headers.get("Host"))
+        if self.headers.get("Content-Length", "0") != "0" or self.headers.get(
+                "Transfer-Encoding"):
+            self.close_connection = True  # a body is never read: never parse it as a request
         self.send_response(resp.status)
         for name, value in (*SECURITY_HEADERS.items(), *resp.headers):
             self.send_header(name, value)
@@ -210,6 +216,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     app: App
     log_requests: bool
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the browser went away (a lazy image scrolled past): nothing to report
+        super().handle_error(request, client_address)
 
 
 class _Server6(_Server):
