@@ -1,7 +1,8 @@
 """Frame codec: validation, perceptual hash, JPEG/PNG encode and decode (pure functions).
 
 Everything here is stateless so it can run on any thread; the shard writer and reader
-(``shards.py``) call ``encode_into``/``decode`` from worker threads.
+(``shards.py``) call ``encode_into``/``decode`` from worker threads. What a pipeline may
+hand in as pixels (arrays, BGR arrays, PIL images, video frames) is ``pixels.py``'s job.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import io
 import math
 import numbers
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image
 
 from .errors import CorruptDataError, InvalidInputError
+from .pixels import as_rgb, check_color, check_image
 from .types import Frame
 
 __all__ = [
@@ -43,30 +45,6 @@ _CELL = 4
 _GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def check_image(image: object, where: str) -> np.ndarray:
-    """Return image if it is an HxWx3 uint8 array, else raise InvalidInputError naming where."""
-    if not isinstance(image, np.ndarray):
-        raise InvalidInputError(
-            f"{where}: expected a numpy array (HxWx3 uint8 RGB), got {type(image).__name__}"
-        )
-    if image.dtype != np.uint8:
-        raise InvalidInputError(
-            f"{where}: image dtype is {image.dtype}, must be uint8 "
-            "(convert with np.clip(a, 0, 255).astype(np.uint8))"
-        )
-    if image.ndim != 3:
-        raise InvalidInputError(
-            f"{where}: image has {image.ndim} dimensions (shape {image.shape}), must be 3 (HxWx3)"
-        )
-    if image.shape[2] != 3:
-        raise InvalidInputError(
-            f"{where}: image has {image.shape[2]} channels (shape {image.shape}), must be 3 (RGB)"
-        )
-    if image.shape[0] == 0 or image.shape[1] == 0:
-        raise InvalidInputError(f"{where}: image has zero height or width (shape {image.shape})")
-    return image
-
-
 def _check_int(value: object, name: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidInputError(f"{where}: {name} must be an int, got {value!r}")
@@ -76,11 +54,18 @@ def _check_int(value: object, name: str, where: str) -> int:
     return number
 
 
-def coerce_frames(frames: Iterable[np.ndarray | Frame], fps: float) -> Iterator[Frame]:
+def coerce_frames(
+    frames: Iterable[Any], fps: float, color: str = "rgb"
+) -> Iterator[Frame]:
     """Validate frames lazily (streaming input stays streaming) and yield Frame objects.
 
-    Bare arrays become Frame(sequence=index, timestamp=index / fps, chunk_id=0). A missing
-    perceptual hash ("") is computed. fps is checked now, the items as they are pulled.
+    Items may be Frame objects or bare images: numpy HxWx3 uint8 arrays, PIL images (any
+    mode, converted to RGB) or av.VideoFrame objects. A bare image i becomes
+    Frame(sequence=i, timestamp=i / fps, chunk_id=0): its timestamp is what fps says,
+    not when it was shot (``ingest_video`` records real times). color "bgr" reverses the
+    channels of numpy arrays (bare or in a Frame), as OpenCV delivers them. A missing
+    perceptual hash ("") is computed. fps and color are checked now, the items as they
+    are pulled.
     """
     if (
         isinstance(fps, bool)
@@ -89,35 +74,35 @@ def coerce_frames(frames: Iterable[np.ndarray | Frame], fps: float) -> Iterator[
         or fps <= 0
     ):
         raise InvalidInputError(f"fps must be a finite number > 0, got {fps!r}")
-    return _coerce(frames, float(fps))
+    return _coerce(frames, float(fps), check_color(color))
 
 
 def validate_frames(frames: Iterable[Frame]) -> Iterator[Frame]:
     """Like coerce_frames but for Frame objects only (the shard writer's own guard)."""
-    return _coerce(frames, None)
+    return _coerce(frames, None, "rgb")
 
 
-def _coerce(frames: Iterable[np.ndarray | Frame], fps: float | None) -> Iterator[Frame]:
+def _coerce(frames: Iterable[Any], fps: float | None, color: str) -> Iterator[Frame]:
     try:
         items = iter(frames)
     except TypeError:
         raise InvalidInputError(
             f"frames must be an iterable of frames, got {type(frames).__name__}"
         ) from None
-    return _coerce_items(items, fps)
+    return _coerce_items(items, fps, color)
 
 
-def _coerce_items(frames: Iterator[np.ndarray | Frame], fps: float | None) -> Iterator[Frame]:
+def _coerce_items(frames: Iterator[Any], fps: float | None, color: str) -> Iterator[Frame]:
     seen: set[int] = set()
     for i, item in enumerate(frames):
         where = f"frame {i}"
-        if isinstance(item, np.ndarray) and fps is not None:
-            image = check_image(item, where)
+        if isinstance(item, Frame):
+            frame = _check_frame(item, where, color)
+        elif fps is not None and (image := as_rgb(item, where, color)) is not None:
             frame = Frame(i, i / fps, 0, perceptual_hash(image), image)
-        elif isinstance(item, Frame):
-            frame = _check_frame(item, where)
         else:
-            wanted = "a numpy array or a Frame" if fps is not None else "a Frame"
+            wanted = ("a numpy array, a PIL image, an av.VideoFrame or a Frame"
+                      if fps is not None else "a Frame")
             raise InvalidInputError(f"{where}: expected {wanted}, got {type(item).__name__}")
         if frame.sequence in seen:
             raise InvalidInputError(
@@ -127,22 +112,36 @@ def _coerce_items(frames: Iterator[np.ndarray | Frame], fps: float | None) -> It
         yield frame
 
 
-def _check_frame(frame: Frame, where: str) -> Frame:
-    image = check_image(frame.image, where)
+def _check_hash(phash: object, where: str) -> str:
+    if not isinstance(phash, str):
+        raise InvalidInputError(f"{where}: perceptual_hash must be a str, got {phash!r}")
+    if not phash.isascii():
+        try:
+            phash.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                f"{where}: perceptual_hash {phash!r} holds a lone surrogate, which is not "
+                'valid Unicode; pass hex digits, or "" to have it computed'
+            ) from None
+    return phash
+
+
+def _check_frame(frame: Frame, where: str, color: str = "rgb") -> Frame:
+    image = as_rgb(frame.image, where, color)
+    if image is None:
+        image = check_image(frame.image, where)  # raises: says what an image must be
     sequence = _check_int(frame.sequence, "sequence", where)
     chunk_id = _check_int(frame.chunk_id, "chunk_id", where)
     ts = frame.timestamp
     if isinstance(ts, bool) or not isinstance(ts, numbers.Real) or not math.isfinite(ts):
         raise InvalidInputError(f"{where}: timestamp must be a finite number, got {ts!r}")
-    phash = frame.perceptual_hash
-    if not isinstance(phash, str):
-        raise InvalidInputError(f"{where}: perceptual_hash must be a str, got {phash!r}")
-    phash = phash or perceptual_hash(image)
+    phash = _check_hash(frame.perceptual_hash, where) or perceptual_hash(image)
     if (
         type(frame.sequence) is int
         and type(frame.chunk_id) is int
         and type(ts) is float
         and phash is frame.perceptual_hash
+        and image is frame.image
     ):
         return frame  # already normalised: no copy
     return Frame(sequence, float(ts), chunk_id, phash, image)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -67,23 +67,26 @@ class Store:
         self,
         source_video: str,
         profile_name: str,
-        frames: Iterable[np.ndarray | Frame],
+        frames: Iterable[Any],
         fps: float = 2.0,
         source_asset_id: UUID | str | None = None,
         *,
         codec: str = "jpeg",
         quality: int = 90,
         workers: int | None = None,
+        color: str = "rgb",
     ) -> Timeline:
         """Store frames as a new timeline and create its root checkpoint.
 
-        frames may be a generator: they are encoded and packed into shards as they come
-        (bounded memory). The root checkpoint has stats ``{"frames_extracted": n}``.
-        All or nothing: on bad input or failure no timeline is visible and the shards
-        written so far are removed.
+        frames: Frame objects, or bare images (numpy HxWx3 uint8 arrays, PIL images of any
+        mode, av.VideoFrame) that get sequence i and timestamp i / fps; color "bgr" for
+        OpenCV arrays. frames may be a generator: they are encoded and packed into shards
+        as they come (bounded memory). The root checkpoint has stats
+        ``{"frames_extracted": n}``. All or nothing: on bad input or failure no timeline
+        is visible and the shards written so far are removed. For a video file, see
+        ingest_video (real timestamps).
         """
         from .frames import coerce_frames
-        from .shards import delete_frames, write_frames
 
         _require_str(source_video, "source_video")
         _require_str(profile_name, "profile_name")
@@ -99,11 +102,26 @@ class Store:
             raise InvalidInputError(
                 "frames is a single HxWx3 image; pass a list (or an NxHxWx3 array) of frames"
             )
+        return self._store_timeline(
+            source_video, profile_name, coerce_frames(frames, float(fps), color), float(fps),
+            source_asset_id, codec=codec, quality=quality, workers=workers,
+        )
+
+    def _store_timeline(
+        self, source_video: str, profile_name: str, frames: Iterable[Frame], fps: float,
+        source_asset_id: UUID | str | None, *, codec: str, quality: int, workers: int | None,
+        describe: Callable[[], tuple[Mapping[str, Any], Mapping[str, Any]]] | None = None,
+    ) -> Timeline:
+        """Write frames, then the timeline and its root in one commit (create_timeline and
+        ingest_video). describe, called once the frames are written, returns the
+        timeline's source_info and stats for the root beside frames_extracted."""
+        from .shards import delete_frames, write_frames
+
         tid = new_id()
         metas = write_frames(
-            self.objects, tid, coerce_frames(frames, float(fps)),
-            codec=codec, quality=quality, workers=workers,
+            self.objects, tid, frames, codec=codec, quality=quality, workers=workers,
         )
+        source_info, stats = describe() if describe else ({}, {})
         now = utcnow()
         root = Checkpoint(
             id=new_id(),
@@ -111,7 +129,7 @@ class Store:
             parent_id=None,
             stage_hashes={},
             config_overrides={},
-            stats={"frames_extracted": len(metas)},
+            stats={"frames_extracted": len(metas), **stats},
             is_scenario=False,
             scenario_label="",
             created_at=now,
@@ -125,6 +143,7 @@ class Store:
             root_checkpoint_id=root.id,
             frame_count=len(metas),
             created_at=now,
+            source_info=dict(source_info),
         )
         try:
             self.catalog.commit(Batch(timelines=[timeline], checkpoints=[root]))
@@ -132,6 +151,38 @@ class Store:
             delete_frames(self.objects, tid)
             raise
         return timeline
+
+    def ingest_video(
+        self,
+        path: Any,
+        profile_name: str = "",
+        *,
+        fps: float | None = 2.0,
+        start: float | None = None,
+        end: float | None = None,
+        max_frames: int | None = None,
+        chunk_seconds: float | None = None,
+        skip_similar: int | None = None,
+        codec: str = "jpeg",
+        quality: int = 90,
+        workers: int | None = None,
+        source_asset_id: UUID | str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        progress: Any = None,
+    ) -> Timeline:
+        """Decode a video file (a path, an fsspec URL such as s3://..., or an open binary
+        file) and store its frames sampled at fps by presentation timestamp; None keeps
+        every frame. Needs the [video] extra (PyAV). See localckpt.video for the exact
+        sampling rule, chunk_id, skip_similar, source_info and the root's stats.
+        """
+        from .video import ingest_video
+
+        return ingest_video(
+            self, path, profile_name, fps=fps, start=start, end=end, max_frames=max_frames,
+            chunk_seconds=chunk_seconds, skip_similar=skip_similar, codec=codec,
+            quality=quality, workers=workers, source_asset_id=source_asset_id,
+            storage_options=storage_options, progress=progress,
+        )
 
     def get_timeline(self, timeline_id: str) -> Timeline:
         found = self.catalog.timelines([_id(timeline_id, "timeline_id")])
@@ -189,6 +240,18 @@ class Store:
     def frame_index(self, timeline_id: str) -> list[FrameMeta]:
         """The timeline's frame index rows (also a Parquet object any tool can read)."""
         return list(self._reader(timeline_id).index())
+
+    def similar_frames(
+        self, timeline_id: str, sequence_or_hash: int | str, max_distance: int = 8,
+        limit: int | None = None,
+    ) -> list[tuple[FrameMeta, int]]:
+        """Frames whose perceptual hash is within max_distance bits of a frame's (by
+        sequence; the frame itself comes first, at 0) or of a hex hash, nearest first.
+        Reads the frame index only: no pixels are fetched or decoded."""
+        from .similar import similar_frames
+
+        return similar_frames(self.frame_index(timeline_id), sequence_or_hash, max_distance,
+                              limit, timeline_id)
 
     def get_timeline_frames(
         self, timeline_id: str, start: int | None = None, stop: int | None = None

@@ -1,0 +1,77 @@
+"""Which decoded frames a timeline keeps: sampling by presentation time (pure logic).
+
+Times are exact fractions of a second measured from the stream's first frame (``pts *
+time_base - start``), so variable frame rates and streams whose first PTS is not 0 are
+sampled alike. The rule, with ``fps`` frames per second over ``[start, end)``:
+
+- frame i of the timeline is the first decoded frame whose time is at least
+  ``start + i / fps``; its sequence number is i;
+- when the source has a gap longer than 1 / fps (variable frame rate), one source frame
+  is the answer for several instants i, i+1, ...: it is stored once, as the first of
+  them, and the sequence numbers skip the others (``sequence / fps`` stays the sampling
+  instant, whatever the source did);
+- with fps None every decoded frame in the window is kept, numbered 0, 1, 2, ...
+
+Times within ``TOLERANCE`` (1 ms) count as equal: Matroska and WebM round timestamps
+to the millisecond, so a 29.97 fps frame stored at 0.033 s answers the instant 0.0334 s.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import attrs
+
+__all__ = ["TOLERANCE", "Sampler"]
+
+TOLERANCE = Fraction(1, 1000)
+
+
+@attrs.define
+class Sampler:
+    """Feed it each decoded frame's time in presentation order; it says which to keep.
+
+    Attributes:
+        fps: sampling rate, None for every frame.
+        start, end: the window in seconds from the stream's start (end None: to the end).
+        chunk_seconds: window length of chunk_id (None: every frame is in chunk 0).
+    """
+
+    fps: Fraction | None
+    start: Fraction = Fraction(0)
+    end: Fraction | None = None
+    chunk_seconds: Fraction | None = None
+    _next: int = 0  # the next sampling instant's index (or, for fps None, sequence)
+
+    def before_start(self, t: Fraction) -> bool:
+        """True for times before the window (frames decoded on the way to start)."""
+        return t + TOLERANCE < self.start
+
+    def sequence(self, t: Fraction) -> int | None:
+        """The sequence number of the frame at time t, or None when it is not kept.
+
+        Call it for every frame in the window, in presentation order.
+        """
+        if self.before_start(t):
+            return None
+        seq = self._next
+        if self.fps is None:
+            self._next += 1
+            return seq
+        if t + TOLERANCE < self.start + seq / self.fps:
+            return None
+        # The next instant this frame does not already answer.
+        covered = math.floor((t + TOLERANCE - self.start) * self.fps)
+        self._next = max(seq, covered) + 1
+        return seq
+
+    def past_end(self, t: Fraction) -> bool:
+        """True once t is at or after the window's end: nothing later can be kept."""
+        return self.end is not None and t + TOLERANCE >= self.end
+
+    def chunk_id(self, t: Fraction) -> int:
+        """Index of the chunk_seconds-long window of source time that t falls in."""
+        if self.chunk_seconds is None:
+            return 0
+        return math.floor((t + TOLERANCE) / self.chunk_seconds)

@@ -1,0 +1,289 @@
+"""One video stream opened with PyAV: what it is, and its frames with exact times.
+
+Every failure becomes a typed error that names the file: a missing file is
+NotFoundError; a file that is not a video, has no video stream (audio only), cannot be
+read, or is damaged or truncated is InvalidInputError. PyAV is imported here, lazily, so
+that the rest of localckpt works without the ``[video]`` extra.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Iterator, Mapping
+from fractions import Fraction
+from typing import Any
+
+from .errors import InvalidInputError, NotFoundError
+
+__all__ = ["VideoSource", "import_av", "source_name"]
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+# FFmpeg renders text files (.txt, .nfo, ANSI art) as video through these decoders.
+_TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
+# Decoding that stops this long (plus two frames) before the stated end is truncation.
+_TRUNCATION_SLACK = Fraction(1, 2)
+_AV_TIME_BASE = Fraction(1, 1_000_000)  # unit of container.start_time / duration
+
+
+def import_av() -> Any:
+    """The av module, or InvalidInputError saying which extra to install."""
+    try:
+        import av
+    except ImportError:
+        raise InvalidInputError(
+            "ingest_video needs PyAV, which is not installed: pip install 'localckpt[video]'"
+        ) from None
+    return av
+
+
+def source_name(src: object) -> str:
+    """What a timeline's source_video says: the path or URL as given, or a file's name
+    (bytes that are not UTF-8 shown as U+FFFD: records hold valid Unicode only)."""
+    if isinstance(src, (str, bytes, os.PathLike)):
+        name: object = os.fsdecode(os.fspath(src))
+    else:
+        name = getattr(src, "name", None)
+        if not isinstance(name, str):
+            return f"<{type(src).__name__}>"
+    assert isinstance(name, str)
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> Fraction | None:
+    return None if value is None or time_base is None else value * time_base
+
+
+def _rate(stream: Any) -> Fraction | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            return Fraction(rate)
+    return None
+
+
+class VideoSource:
+    """The first video stream of a file, opened for decoding (a context manager).
+
+    ``frames()`` yields (time, frame) in presentation order, time an exact Fraction of a
+    second from the stream's first frame; ``info`` is what the source is (see ``info``).
+    """
+
+    def __init__(self, src: Any, name: str, storage_options: Mapping[str, Any] | None,
+                 ) -> None:
+        self.av = import_av()
+        self.name = name
+        self._opened: Any = None  # an fsspec file we opened (closed with the container)
+        self.container = self._open(src, storage_options)
+        try:
+            self.stream = self._video_stream()
+            self.stream.thread_type = "AUTO"  # FFmpeg's own threads decode ahead of us
+            self.time_base = Fraction(self.stream.time_base)
+            self.rate = _rate(self.stream)
+            self._first_pts = self.stream.start_time
+            if self._first_pts is None and self.container.start_time is not None:
+                self._first_pts = int(self.container.start_time * _AV_TIME_BASE
+                                      / self.time_base)
+            self.eof = False
+            self.stream_end: Fraction | None = None  # end of the last packet seen
+        except BaseException:
+            self.close()
+            raise
+
+    # -- opening --------------------------------------------------------------------------
+
+    def _open(self, src: Any, storage_options: Mapping[str, Any] | None) -> Any:
+        av = self.av
+        target = src
+        if isinstance(src, (str, bytes, os.PathLike)):
+            path = os.fsdecode(os.fspath(src))  # surrogate-escaped bytes open as they were
+            if _URL.match(path) and not path.startswith("file://"):
+                target = self._open_url(path, storage_options)
+            else:
+                path = path.removeprefix("file://")
+                if os.path.isdir(path):
+                    raise InvalidInputError(f"{self.name} is a directory, not a video file")
+                if os.path.isfile(path) and os.path.getsize(path) == 0:
+                    raise InvalidInputError(f"{self.name} is empty (0 bytes), not a video")
+                target = path
+        elif isinstance(src, io.TextIOBase):
+            raise InvalidInputError(
+                f"{self.name} is open in text mode; open the video with open(path, 'rb')"
+            )
+        elif not callable(getattr(src, "read", None)):
+            raise InvalidInputError(
+                "ingest_video takes a path, an fsspec URL (s3://...) or a file open in binary "
+                f"mode, not {type(src).__name__}"
+            )
+        try:
+            return av.open(target, mode="r")
+        except FileNotFoundError:
+            self.close()
+            raise NotFoundError(f"no video file {self.name}: it does not exist") from None
+        except PermissionError:
+            self.close()
+            raise InvalidInputError(f"cannot read {self.name}: permission denied") from None
+        except (av.FFmpegError, OSError, ValueError, TypeError) as exc:
+            self.close()
+            raise InvalidInputError(
+                f"{self.name} is not a video file PyAV can read (or it is truncated or "
+                f"damaged): {exc}"
+            ) from None
+
+    def _open_url(self, url: str, storage_options: Mapping[str, Any] | None) -> Any:
+        import fsspec
+
+        try:
+            self._opened = fsspec.open(url, "rb", **dict(storage_options or {})).open()
+        except FileNotFoundError:
+            raise NotFoundError(f"no video file {url}: it does not exist") from None
+        except ImportError as exc:
+            raise InvalidInputError(
+                f"reading {url} needs a package that is not installed: {exc} "
+                "(for s3:// pip install 'localckpt[s3]')"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError(f"cannot open {url}: {type(exc).__name__}: {exc}") from None
+        return self._opened
+
+    def _video_stream(self) -> Any:
+        streams = self.container.streams
+        if not streams.video:
+            kinds = ", ".join(sorted({s.type for s in streams})) or "none"
+            raise InvalidInputError(
+                f"{self.name} has no video stream (its streams: {kinds}); "
+                "ingest_video needs a video, not an audio-only or data file"
+            )
+        stream = streams.video[0]
+        if stream.codec_context.name in _TEXT_CODECS:
+            raise InvalidInputError(
+                f"{self.name} is a text file (FFmpeg would draw it as "
+                f"{stream.codec_context.name} art), not a video"
+            )
+        return stream
+
+    def close(self) -> None:
+        container = getattr(self, "container", None)
+        if container is not None:
+            container.close()
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what the source is ---------------------------------------------------------------
+
+    def duration(self) -> Fraction | None:
+        """Seconds the video stream lasts, as the file states it (None when it does not)."""
+        if self.stream.duration:
+            return self.stream.duration * self.time_base
+        if self.container.duration:
+            return self.container.duration * _AV_TIME_BASE
+        return None
+
+    def info(self) -> dict[str, Any]:
+        """Timeline.source_info: fps, width, height, codec, duration (see localckpt.video)."""
+        ctx = self.stream.codec_context
+        duration = self.duration()
+        start = _seconds(self._first_pts, self.time_base)
+        return {
+            "fps": None if self.rate is None else round(float(self.rate), 6),
+            "width": ctx.width, "height": ctx.height, "codec": ctx.name,
+            "duration": None if duration is None else round(float(duration), 6),
+            "container": self.container.format.name,
+            "pixel_format": ctx.format.name if ctx.format is not None else None,
+            "start_time": None if start is None else round(float(start), 6),
+            "frames": self.stream.frames or None,
+        }
+
+    # -- decoding -------------------------------------------------------------------------
+
+    def frames(self, seek_to: Fraction | None = None) -> Iterator[tuple[Fraction, Any]]:
+        """(seconds from the stream's first frame, av.VideoFrame) in presentation order.
+
+        seek_to: jump to the key frame before that time first (frames before it are
+        still yielded: the caller skips them). Sets ``eof`` when the file ended.
+        """
+        if seek_to is None or self._first_pts is None or not self._seekable():
+            yield from self._decode()
+        else:
+            yield from self._decode_from(seek_to)
+        self.eof = True
+
+    def _seek(self, pts: int) -> None:
+        try:
+            self.container.seek(pts, stream=self.stream, backward=True)  # flushes decoders
+        except self.av.FFmpegError as exc:
+            raise InvalidInputError(f"{self.name}: seeking failed: {exc}") from None
+
+    def _decode_from(self, seek_to: Fraction) -> Iterator[tuple[Fraction, Any]]:
+        """Decode from the key frame before seek_to; if the demuxer landed after it (an
+        imprecise index), start again from the beginning rather than miss frames."""
+        assert self._first_pts is not None
+        self._seek(self._first_pts + int(seek_to / self.time_base))
+        frames = self._decode()
+        head = next(frames, None)
+        if head is not None and head[0] > seek_to:
+            self._seek(self._first_pts)
+            frames = self._decode()
+        elif head is not None:
+            yield head
+        yield from frames
+
+    def _seekable(self) -> bool:
+        file = self._opened
+        return file is None or bool(getattr(file, "seekable", lambda: False)())
+
+    def _decode(self) -> Iterator[tuple[Fraction, Any]]:
+        av, stream, tb = self.av, self.stream, self.time_base
+        first = self._first_pts
+        last: Fraction | None = None
+        try:
+            for packet in self.container.demux():  # every stream: see check_complete
+                if packet.pts is not None and packet.time_base is not None:
+                    end = (packet.pts + (packet.duration or 0)) * Fraction(packet.time_base)
+                    if self.stream_end is None or end > self.stream_end:
+                        self.stream_end = end
+                if packet.stream.index != stream.index:
+                    continue
+                for frame in packet.decode():
+                    pts = frame.pts if frame.pts is not None else frame.dts
+                    if pts is None:  # no timestamp at all: one frame after the last
+                        if last is None or self.rate is None:
+                            raise InvalidInputError(
+                                f"{self.name}: its video frames carry no timestamps"
+                            )
+                        t = last + 1 / self.rate
+                    else:
+                        if first is None:
+                            first = self._first_pts = pts
+                        t = (pts - first) * tb
+                    last = t
+                    yield t, frame
+        except av.FFmpegError as exc:
+            where = "" if last is None else f" after {float(last):.3f} s"
+            raise InvalidInputError(
+                f"{self.name} is damaged or truncated: decoding failed{where}: {exc}"
+            ) from None
+
+    def check_complete(self) -> None:
+        """After decoding to the end: InvalidInputError when the file stops well before
+        the end its header states (a truncated download or copy)."""
+        stated = self.container.duration
+        if not self.eof or not stated or self.stream_end is None:
+            return
+        # container.duration is the end of the longest stream; Matroska counts it from 0,
+        # MP4 from the first frame: compare with the smaller reading (never a false alarm).
+        stated_end = stated * _AV_TIME_BASE
+        frame = 1 / self.rate if self.rate else Fraction(0)
+        if self.stream_end + _TRUNCATION_SLACK + 2 * frame < stated_end:
+            raise InvalidInputError(
+                f"{self.name} is truncated or damaged: its header says it lasts "
+                f"{float(stated_end):.3f} s but its data stops at {float(self.stream_end):.3f} "
+                "s; copy it again, or pass end= to ingest only what is there"
+            )
