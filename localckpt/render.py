@@ -8,7 +8,37 @@ from typing import Any
 
 from .types import Checkpoint, Timeline
 
-__all__ = ["render_checkpoint", "render_tree"]
+__all__ = ["render_checkpoint", "render_tree", "sampling_fps", "source_duration"]
+
+
+def sampling_fps(timeline: Timeline) -> str:
+    """The rate frames were sampled at: "2", or "all" when every frame was kept."""
+    sampling = timeline.source_info.get("sampling")
+    if isinstance(sampling, dict) and "fps" in sampling and sampling["fps"] is None:
+        return "all"
+    return f"{timeline.fps:g}"
+
+
+def source_duration(timeline: Timeline) -> str:
+    """The source video's length ("7.6s"), "-" when unknown (frames given as arrays)."""
+    seconds = timeline.source_info.get("duration")
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+        return f"{seconds:.1f}s"
+    return "-"
+
+
+def _source(timeline: Timeline) -> str:
+    info = timeline.source_info
+    if not info:
+        return ""
+    parts = [f"{source_duration(timeline)} of video"]
+    if info.get("fps"):
+        parts.append(f"at {info['fps']:g} fps")
+    if info.get("width") and info.get("height"):
+        parts.append(f"{info['width']}x{info['height']}")
+    if info.get("codec"):
+        parts.append(str(info["codec"]))
+    return ", from " + " ".join(parts)
 
 
 def _fmt(value: Any) -> str:
@@ -46,7 +76,8 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint]) -> str:
         kids[c.parent_id if c.parent_id in by_id else None].append(c)
     lines = [
         f"timeline {timeline.id}  {timeline.source_video}  ({timeline.profile_name}, "
-        f"{timeline.frame_count} frames @ {timeline.fps:g} fps, {len(checkpoints)} checkpoints)"
+        f"{timeline.frame_count} frames @ {sampling_fps(timeline)} fps{_source(timeline)}, "
+        f"{len(checkpoints)} checkpoints)"
     ]
     stack: list[tuple[Checkpoint, str, bool]] = [
         (c, "", i == len(kids[None]) - 1) for i, c in enumerate(kids[None])

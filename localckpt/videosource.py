@@ -182,9 +182,13 @@ class VideoSource:
         """Seconds the video stream lasts, as the file states it (None when it does not)."""
         if self.stream.duration:
             return self.stream.duration * self.time_base
-        if self.container.duration:
-            return self.container.duration * _AV_TIME_BASE
-        return None
+        stated = self.container.duration
+        if not stated:
+            return None
+        seconds = stated * _AV_TIME_BASE
+        if "matroska" in self.container.format.name and self.container.start_time:
+            seconds -= self.container.start_time * _AV_TIME_BASE  # Matroska states the end
+        return seconds
 
     def info(self) -> dict[str, Any]:
         """Timeline.source_info: fps, width, height, codec, duration (see localckpt.video)."""

@@ -8,7 +8,7 @@ of commands with a ``register(subparsers)`` function:
     merge        diff, merge
     transfer     push, pull, export, import
     maintenance  init, gc
-    ingest       demo
+    ingest       ingest, similar, demo
 """
 
 from .main import build_parser, main

@@ -1,15 +1,96 @@
-"""Commands that put frames into a store: demo."""
+"""Commands that put frames into a store and look for near duplicates: ingest, similar, demo."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from ..errors import InvalidInputError
 from ..render import render_tree
+from ..similar import parse_hash
 from ..store import Store
-from .common import add_command, print_json
+from .common import add_command, print_json, progress, timeline_ref
 
 __all__ = ["register"]
+
+
+def _fps(text: str) -> float | None:
+    if text.lower() in ("all", "native", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of frames per second (or 'all' for every frame)"
+        ) from None
+
+
+def _storage_options(text: str | None) -> dict[str, Any] | None:
+    from .transfer import _storage_options as parse
+
+    return parse(text, "--source-storage-options")
+
+
+def cmd_ingest(store: Store, args: argparse.Namespace) -> int:
+    tl = store.ingest_video(
+        args.file, args.profile, fps=args.fps, start=args.start, end=args.end,
+        max_frames=args.max_frames, chunk_seconds=args.chunk_seconds,
+        skip_similar=args.skip_similar, codec=args.codec, quality=args.quality,
+        workers=args.workers, source_asset_id=args.source_asset_id,
+        storage_options=_storage_options(args.source_storage_options),
+        progress=progress(),
+    )
+    stats = dict(store.get_checkpoint(tl.root_checkpoint_id).stats)
+    if args.json:
+        print_json({
+            "timeline_id": tl.id, "root_checkpoint_id": tl.root_checkpoint_id,
+            "frames": tl.frame_count, "decoded": stats.get("frames_decoded"),
+            "skipped": stats.get("frames_skipped"), "fps": tl.fps,
+            "source_video": tl.source_video, "source_info": dict(tl.source_info),
+        })
+        return 0
+    info = tl.source_info
+    rate = "every frame" if args.fps is None else f"{args.fps:g} fps"
+    skipped = f", {stats['frames_skipped']} near duplicates skipped" \
+        if stats.get("frames_skipped") else ""
+    print(f"ingested {tl.frame_count} frames ({rate}; {stats.get('frames_decoded')} decoded"
+          f"{skipped}) from {tl.source_video} ({info.get('width')}x{info.get('height')} "
+          f"{info.get('codec')}, {_duration(info.get('duration'))})")
+    print(f"timeline {tl.id}")
+    return 0
+
+
+def _duration(seconds: Any) -> str:
+    return "unknown length" if seconds is None else f"{seconds:.1f} s"
+
+
+def _query(text: str) -> int | str:
+    """A frame's sequence number (digits), else a hex perceptual hash."""
+    if text.lstrip("-").isdigit() and len(text) != 16:
+        return int(text)
+    if parse_hash(text) is None:
+        raise InvalidInputError(
+            f"{text!r} is neither a frame's sequence number nor a perceptual hash (hex digits)"
+        )
+    return text
+
+
+def cmd_similar(store: Store, args: argparse.Namespace) -> int:
+    tid = timeline_ref(store, args.timeline)
+    found = store.similar_frames(tid, _query(args.query), max_distance=args.max_distance,
+                                 limit=args.limit)
+    if args.json:
+        print_json([{"sequence": m.sequence, "timestamp": m.timestamp, "chunk_id": m.chunk_id,
+                     "perceptual_hash": m.perceptual_hash, "distance": d,
+                     "width": m.width, "height": m.height} for m, d in found])
+        return 0
+    if not found:
+        print(f"no frames within {args.max_distance} bits of {args.query}")
+        return 0
+    print(f"{'SEQUENCE':>8}  {'TIME (s)':>9}  {'CHUNK':>5}  {'DISTANCE':>8}  HASH")
+    for m, d in found:
+        print(f"{m.sequence:8d}  {m.timestamp:9.3f}  {m.chunk_id:5d}  {d:8d}  {m.perceptual_hash}")
+    return 0
 
 
 def cmd_demo(store: Store, args: argparse.Namespace) -> int:
@@ -28,6 +109,37 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    p = add_command(sub, "ingest", "sample a video file into a new timeline (needs PyAV)",
+                    cmd_ingest, creates=True)
+    p.add_argument("file", metavar="FILE", help="video file, or an fsspec URL (s3://...)")
+    p.add_argument("--profile", default="", metavar="NAME", help="sampling profile name")
+    p.add_argument("--fps", type=_fps, default=2.0, metavar="FPS",
+                   help="frames per second, by presentation time (default 2); 'all' keeps "
+                        "every decoded frame")
+    p.add_argument("--start", type=float, metavar="SECONDS", help="skip the video before this")
+    p.add_argument("--end", type=float, metavar="SECONDS", help="stop before this time")
+    p.add_argument("--max-frames", type=int, metavar="N", help="store at most N frames")
+    p.add_argument("--chunk-seconds", type=float, metavar="SECONDS",
+                   help="chunk_id = index of the window of this many seconds a frame is in")
+    p.add_argument("--skip-similar", type=int, metavar="BITS",
+                   help="drop a frame within BITS (Hamming) of the last kept frame's hash")
+    p.add_argument("--codec", choices=("jpeg", "png"), default="jpeg",
+                   help="how frames are stored (default jpeg; png is lossless)")
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality 1..95 (default 90)")
+    p.add_argument("--workers", type=int, metavar="N", help="encoder threads (default 2)")
+    p.add_argument("--source-asset-id", metavar="ID", help="the video's id in another system")
+    p.add_argument("--source-storage-options", metavar="JSON",
+                   help="fsspec options for reading FILE when it is a URL, as a JSON object")
+
+    p = add_command(sub, "similar", "frames whose perceptual hash is near a frame's or a hash",
+                    cmd_similar)
+    p.add_argument("timeline", metavar="TIMELINE", help="timeline id or a unique prefix")
+    p.add_argument("query", metavar="SEQ_OR_HASH",
+                   help="a frame's sequence number, or a perceptual hash (16 hex digits)")
+    p.add_argument("--max-distance", type=int, default=8, metavar="BITS",
+                   help="largest Hamming distance to list (default 8)")
+    p.add_argument("--limit", type=int, metavar="N", help="list at most N frames")
+
     p = add_command(sub, "demo", "run a toy two-stage pipeline with two config tries",
                     cmd_demo, creates=True)
     p.add_argument("--frames", type=int, default=24, help="frames in the synthetic video")

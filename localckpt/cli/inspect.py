@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..records import checkpoint_to_dict, timeline_to_dict
-from ..render import render_checkpoint, render_tree
+from ..render import render_checkpoint, render_tree, sampling_fps, source_duration
 from ..store import Store
 from .common import add_command, checkpoint_ref, print_json, timeline_ref
 
@@ -22,12 +22,13 @@ def cmd_ls(store: Store, args: argparse.Namespace) -> int:
     if not timelines:
         print(f"no timelines in {store.url or store.catalog.describe()}")
         return 0
-    print(f"{'TIMELINE':36}  {'FRAMES':>6}  {'FPS':>5}  {'CREATED':19}  PROFILE  SOURCE")
+    print(f"{'TIMELINE':36}  {'FRAMES':>6}  {'FPS':>5}  {'LENGTH':>8}  {'CREATED':19}  "
+          "PROFILE  SOURCE")
     for t in timelines:
         created = t.created_at.strftime("%Y-%m-%d %H:%M:%S")
         print(
-            f"{t.id:36}  {t.frame_count:6d}  {t.fps:5g}  {created:19}  "
-            f"{t.profile_name}  {t.source_video}"
+            f"{t.id:36}  {t.frame_count:6d}  {sampling_fps(t):>5}  {source_duration(t):>8}  "
+            f"{created:19}  {t.profile_name}  {t.source_video}"
         )
     return 0
 

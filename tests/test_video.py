@@ -1,0 +1,439 @@
+"""Store.ingest_video: PTS-exact sampling of real (generated) video files.
+
+Every video here is written by the test with PyAV (localckpt.testing.videos): frame i
+shows the number i as a row of blocks, so a stored frame tells which source frame it
+is. Expectations come from a brute-force reading of the rule, independent of the
+incremental sampler: frame i of the timeline is the first source frame whose time is at
+least start + i / fps (times within 1 ms count as equal).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import localckpt
+from localckpt.errors import InvalidInputError, NotFoundError
+from localckpt.frames import perceptual_hash
+from localckpt.testing.videos import CODECS, iter_decoded, read_number, write_audio, write_video
+
+pytest.importorskip("av")  # the [video] extra is part of [test]: missing means a broken env
+
+TOL = 1e-3
+# Irregular frame times (seconds from the first frame): gaps shorter and longer than
+# every sampling interval used below, none within 1 ms of a sampling instant.
+VFR_TIMES = [0.0, 0.013, 0.051, 0.09, 0.24, 0.245, 0.31, 0.5, 0.52, 0.64, 0.812, 0.9,
+             1.11, 1.17, 1.173, 1.42, 1.43, 1.6, 1.77, 2.006, 2.05, 2.33, 2.5, 2.71]
+
+
+# -- reference --------------------------------------------------------------------------------
+
+
+def expected(times: list[float], fps: float | None, start: float = 0.0,
+             end: float | None = None) -> dict[int, int]:
+    """sequence -> index of the source frame stored under it, by the rule, brute force."""
+    window = [j for j, t in enumerate(times)
+              if t >= start - TOL and (end is None or t < end - TOL)]
+    if fps is None:
+        return dict(enumerate(window))
+    picked: dict[int, int] = {}
+    used: set[int] = set()
+    i = 0
+    while True:
+        target = start + i / fps
+        j = next((k for k in window if times[k] >= target - TOL), None)
+        if j is None:
+            return picked
+        if j not in used:
+            picked[i] = j
+            used.add(j)
+        i += 1
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    return [img for _, img in iter_decoded(path)]
+
+
+def check_timeline(store: Any, tl: Any, times: list[float], reference: list[np.ndarray],
+                   want: dict[int, int]) -> None:
+    """Counts, sequences, timestamps, which source frames, and pixels within JPEG error."""
+    frames = store.get_timeline_frames(tl.id)
+    assert tl.frame_count == len(frames) == len(want)
+    assert [f.sequence for f in frames] == sorted(want)
+    for f in frames:
+        j = want[f.sequence]
+        assert f.timestamp == pytest.approx(times[j], abs=1e-6), f.sequence
+        assert read_number(f.image) == j, f"sequence {f.sequence} stored the wrong frame"
+        err = np.abs(f.image.astype(np.int16) - reference[j].astype(np.int16))
+        assert err.mean() < 3.0 and np.percentile(err, 99) < 40, (f.sequence, err.mean())
+        assert f.perceptual_hash == perceptual_hash(reference[j])  # of the decoded pixels
+
+
+# -- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list[float]]]:
+    """Each codec in its container, at a constant 25 fps and with variable frame times
+    whose first PTS is 0.7 s; the MKV one also has an audio track."""
+    root = tmp_path_factory.mktemp("videos")
+    made = {}
+    for codec, (ext, _) in CODECS.items():
+        path = root / f"cfr-{codec}.{ext}"
+        made[f"cfr-{codec}"] = (path, write_video(path, 60, codec=codec,
+                                                  audio=codec == "mpeg4"))
+        path = root / f"vfr-{codec}.{ext}"
+        made[f"vfr-{codec}"] = (path, write_video(path, times=VFR_TIMES, codec=codec,
+                                                  first_pts=0.7))
+    return made
+
+
+@pytest.fixture
+def store(new_store: Any) -> Any:
+    return new_store("embedded")
+
+
+def listing(store: Any) -> tuple[list[str], list[str]]:
+    """Timeline ids and every object key (temp files included on a local store)."""
+    ids = [t.id for t in store.list_timelines()]
+    if store.objects.is_local:
+        return ids, sorted(str(p) for p in Path(store.objects.root).rglob("*") if p.is_file())
+    return ids, sorted(store.objects.list(""))
+
+
+# -- sampling -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["cfr", "vfr"])
+@pytest.mark.parametrize("codec", list(CODECS))
+@pytest.mark.parametrize("fps", [2.0, 7.5, 25, 60, None])
+def test_frames_are_sampled_by_presentation_time(
+    videos: dict[str, tuple[Path, list[float]]], store: Any, kind: str, codec: str,
+    fps: float | None,
+) -> None:
+    path, times = videos[f"{kind}-{codec}"]
+    tl = store.ingest_video(str(path), "p", fps=fps)
+    want = expected(times, fps)
+    check_timeline(store, tl, times, decoded(path), want)
+    stats = store.get_checkpoint(tl.root_checkpoint_id).stats
+    assert stats == {"frames_extracted": len(want), "frames_decoded": len(times),
+                     "frames_kept": len(want), "frames_skipped": 0}
+    assert tl.source_video == str(path) and tl.profile_name == "p"
+    if fps is not None:
+        assert tl.fps == fps and tl.source_info["sampling"]["fps"] == fps
+    else:  # every frame: the timeline's rate is the source's (its average, for VFR)
+        assert tl.fps == tl.source_info["fps"] and tl.source_info["sampling"]["fps"] is None
+        if kind == "cfr":
+            assert tl.fps == 25.0
+
+
+def test_source_info_describes_the_video(videos: dict[str, tuple[Path, list[float]]],
+                                         store: Any) -> None:
+    path, times = videos["vfr-libx264"]
+    tl = store.ingest_video(path, fps=5, chunk_seconds=1.0)
+    info = dict(tl.source_info)
+    assert info["codec"] == "h264" and info["container"].startswith("mov,mp4")
+    assert (info["width"], info["height"]) == (320, 240)
+    assert info["start_time"] == pytest.approx(0.7)  # first PTS; timestamps count from it
+    assert info["duration"] == pytest.approx(times[-1] + 0.04, abs=0.06)
+    assert info["sampling"] == {"fps": 5.0, "start": 0.0, "end": None, "max_frames": None,
+                                "chunk_seconds": 1.0, "skip_similar": None}
+    path, _ = videos["cfr-libvpx-vp9"]
+    info = dict(store.ingest_video(path, fps=None).source_info)
+    assert info["fps"] == 25.0 and info["codec"] == "vp9" and "webm" in info["container"]
+    assert info["duration"] == pytest.approx(2.4, abs=0.05)
+    # the record reads back the same after reopening
+    assert store.get_timeline(tl.id).source_info == tl.source_info
+
+
+@pytest.mark.parametrize("codec", ["libx264", "mpeg4"])
+@pytest.mark.parametrize("window", [(0.5, 1.7), (2.0, None), (3.3, 5.0), (0.0, 0.3)])
+def test_start_and_end_bound_the_window(tmp_path: Path, store: Any, codec: str,
+                                        window: tuple[float, float | None]) -> None:
+    """start past 1 s seeks (key frames every 10 frames): the result is the same."""
+    path = tmp_path / f"long.{CODECS[codec][0]}"
+    times = write_video(path, 120, codec=codec, gop=10, first_pts=0.25)
+    start, end = window
+    tl = store.ingest_video(path, fps=4, start=start, end=end)
+    want = expected(times, 4, start, end)
+    check_timeline(store, tl, times, decoded(path), want)
+    in_window = sum(1 for t in times if t >= start - TOL and (end is None or t < end - TOL))
+    assert store.get_checkpoint(tl.root_checkpoint_id).stats["frames_decoded"] == in_window
+    assert tl.source_info["sampling"]["start"] == start
+
+
+def test_max_frames_stops_early(videos: dict[str, tuple[Path, list[float]]], store: Any) -> None:
+    path, times = videos["vfr-libvpx-vp9"]
+    want = expected(times, 10)
+    tl = store.ingest_video(path, fps=10, max_frames=5)
+    check_timeline(store, tl, times, decoded(path), dict(sorted(want.items())[:5]))
+    tl = store.ingest_video(path, fps=None, start=1.0, max_frames=3)
+    first3 = dict(list(expected(times, None, 1.0).items())[:3])
+    check_timeline(store, tl, times, decoded(path), first3)
+
+
+def test_chunk_ids_are_windows_of_source_time(videos: dict[str, tuple[Path, list[float]]],
+                                              store: Any) -> None:
+    path, times = videos["cfr-libx264"]
+    whole = store.frame_index(store.ingest_video(path, fps=None, chunk_seconds=0.5).id)
+    assert [m.chunk_id for m in whole] == [math.floor(t / 0.5 + 1e-9) for t in times]
+    assert {m.chunk_id for m in whole} == {0, 1, 2, 3, 4}
+    # the same instant has the same chunk whatever the start
+    later = store.frame_index(store.ingest_video(path, fps=None, start=1.3,
+                                                 chunk_seconds=0.5).id)
+    by_time = {round(m.timestamp, 6): m.chunk_id for m in whole}
+    assert later and all(by_time[round(m.timestamp, 6)] == m.chunk_id for m in later)
+    assert {m.chunk_id for m in store.frame_index(store.ingest_video(path).id)} == {0}
+
+
+def test_skip_similar_drops_a_static_stretch(tmp_path: Path, store: Any) -> None:
+    """Frames 10..29 show one picture: with skip_similar only the first of them stays."""
+    pictures = [*range(10), *[10] * 20, *range(30, 45)]
+    path = tmp_path / "static.mp4"
+    times = write_video(path, len(pictures), pictures=pictures)
+    reference = decoded(path)
+    tl = store.ingest_video(path, fps=None, skip_similar=6)
+    frames = store.get_timeline_frames(tl.id)
+    kept = [f.sequence for f in frames]
+    assert kept == [*range(11), *range(30, 45)]
+    assert [read_number(f.image) for f in frames] == [pictures[s] for s in kept]
+    assert [f.timestamp for f in frames] == pytest.approx([times[s] for s in kept])
+    stats = store.get_checkpoint(tl.root_checkpoint_id).stats
+    assert stats == {"frames_extracted": 26, "frames_decoded": 45, "frames_kept": 26,
+                     "frames_skipped": 19}
+    # the rule, by brute force over PyAV's own frames: drop what is near the last kept
+    last, want = None, []
+    for j, img in enumerate(reference):
+        h = int(perceptual_hash(img), 16)
+        if last is None or (h ^ last).bit_count() > 6:
+            want.append(j)
+            last = h
+    assert kept == want
+    # sampling first, then skipping: at 5 fps the stretch (0.4 s .. 1.2 s) keeps one frame
+    sampled = store.frame_index(store.ingest_video(path, fps=5, skip_similar=6).id)
+    assert [m.sequence for m in sampled] == [0, 1, 2, *range(6, 9)]
+
+
+# -- inputs: URLs, file objects, PIL -----------------------------------------------------------
+
+
+def test_fsspec_urls_and_open_files(videos: dict[str, tuple[Path, list[float]]],
+                                    store: Any) -> None:
+    import fsspec
+
+    path, times = videos["vfr-libx264"]
+    want, reference = expected(times, 5), decoded(path)
+    url = f"memory://videos-{os.getpid()}/clip.mp4"
+    with fsspec.open(url, "wb") as fh:
+        fh.write(path.read_bytes())
+    tl = store.ingest_video(url, fps=5)
+    assert tl.source_video == url
+    check_timeline(store, tl, times, reference, want)
+    with open(path, "rb") as fh:
+        tl = store.ingest_video(fh, fps=5)
+        assert not fh.closed  # the caller's file stays the caller's
+    assert tl.source_video == str(path)
+    check_timeline(store, tl, times, reference, want)
+    tl = store.ingest_video(io.BytesIO(path.read_bytes()), fps=5)
+    assert tl.source_video == "<BytesIO>"
+    check_timeline(store, tl, times, reference, want)
+    tl = store.ingest_video(f"file://{path}", fps=5)
+    check_timeline(store, tl, times, reference, want)
+
+
+def test_s3_url(videos: dict[str, tuple[Path, list[float]]], new_store: Any,
+                s3_base: tuple[str, dict[str, Any]]) -> None:
+    import fsspec
+
+    base, options = s3_base
+    path, times = videos["cfr-libvpx-vp9"]
+    url = f"{base}/videos/{os.getpid()}.webm"
+    with fsspec.open(url, "wb", **options) as fh:
+        fh.write(path.read_bytes())
+    store = new_store("memory")
+    tl = store.ingest_video(url, fps=4, storage_options=options)
+    check_timeline(store, tl, times, decoded(path), expected(times, 4))
+    with pytest.raises(NotFoundError, match=r"missing\.webm"):
+        store.ingest_video(f"{base}/videos/missing.webm", storage_options=options)
+
+
+def test_without_pyav_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch,
+                                                videos: Any, store: Any) -> None:
+    monkeypatch.setitem(sys.modules, "av", None)  # import av now raises ImportError
+    with pytest.raises(InvalidInputError, match=r"pip install 'localckpt\[video\]'"):
+        store.ingest_video(videos["cfr-libx264"][0])
+    assert store.list_timelines() == []
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def _truncated(src: Path, dst: Path, share: float) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * share)])
+    return dst
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bad")
+    (root / "notes.txt").write_text("not a video\n" * 200)
+    (root / "notes.mp4").write_text("not a video either\n" * 200)
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "noise.mkv").write_bytes(np.random.default_rng(0).bytes(50_000))
+    write_audio(root / "speech.m4a", 2.0)
+    long_mkv, long_webm, long_mp4 = root / "long.mkv", root / "long.webm", root / "long.mp4"
+    write_video(long_mkv, 200, codec="mpeg4", size=(640, 360))
+    write_video(long_webm, 100, codec="libvpx-vp9")
+    write_video(long_mp4, 100)
+    return {
+        "text": root / "notes.txt", "text-as-mp4": root / "notes.mp4",
+        "empty": root / "empty.mp4", "noise": root / "noise.mkv",
+        "audio-only": root / "speech.m4a",
+        "truncated-mkv": _truncated(long_mkv, root / "cut.mkv", 0.6),
+        "truncated-webm": _truncated(long_webm, root / "cut.webm", 0.5),
+        "truncated-mp4": _truncated(long_mp4, root / "cut.mp4", 0.8),
+        "directory": root,
+        "missing": root / "missing.mp4",
+    }
+
+
+@pytest.mark.parametrize("kind", ["embedded", "memory"])
+@pytest.mark.parametrize("bad", ["text", "text-as-mp4", "empty", "noise", "audio-only",
+                                 "truncated-mkv", "truncated-webm", "truncated-mp4",
+                                 "directory", "missing"])
+def test_bad_files_are_typed_errors_and_write_nothing(
+    bad_files: dict[str, Path], videos: Any, new_store: Any, kind: str, bad: str,
+) -> None:
+    store = new_store(kind)
+    store.ingest_video(videos["cfr-libx264"][0])  # something to keep
+    before = listing(store)
+    path = bad_files[bad]
+    error = NotFoundError if bad == "missing" else InvalidInputError
+    with pytest.raises(error) as info:
+        store.ingest_video(path, fps=None)
+    assert str(path) in str(info.value)
+    assert listing(store) == before
+    # the shards a truncated file got to are gone, and the store still works
+    assert len(store.list_timelines()) == 1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"fps": 0}, "fps"), ({"fps": -2}, "fps"), ({"fps": float("nan")}, "fps"),
+    ({"fps": "2"}, "fps"), ({"start": 1.0, "end": 1.0}, "end"), ({"start": 2, "end": 1}, "end"),
+    ({"start": -1}, "start"), ({"end": float("inf")}, "end"), ({"max_frames": 0}, "max_frames"),
+    ({"max_frames": 2.5}, "max_frames"), ({"skip_similar": 65}, "skip_similar"),
+    ({"chunk_seconds": 0}, "chunk_seconds"), ({"codec": "gif"}, "codec"),
+    ({"quality": 0}, "quality"), ({"start": 30.0}, "no frames"),
+    ({"start": 1.005, "end": 1.03}, "no frames"), ({"workers": 0}, "workers"),
+    ({"progress": "yes"}, "progress"), ({"source_asset_id": 5}, "source_asset_id"),
+])
+def test_bad_arguments_are_typed_errors_and_write_nothing(
+    videos: Any, store: Any, kwargs: dict[str, Any], match: str,
+) -> None:
+    path = videos["cfr-libx264"][0]
+    before = listing(store)
+    with pytest.raises(InvalidInputError, match=match) as info:
+        store.ingest_video(path, **kwargs)
+    if match not in ("codec", "quality", "workers", "progress", "source_asset_id"):
+        assert str(path) in str(info.value)
+    assert listing(store) == before
+
+
+def test_a_text_mode_file_or_other_object_is_refused(videos: Any, store: Any) -> None:
+    with open(videos["cfr-libx264"][0]) as text, pytest.raises(InvalidInputError, match="'rb'"):
+        store.ingest_video(text)
+    with pytest.raises(InvalidInputError, match="path"):
+        store.ingest_video(42)
+    assert store.list_timelines() == []
+
+
+# -- progress and the command line -------------------------------------------------------------
+
+
+def test_progress_callback_sees_source_time(videos: Any, store: Any) -> None:
+    path, times = videos["cfr-libx264"]
+    seen: list[tuple[float, float | None]] = []
+    store.ingest_video(path, fps=None, progress=lambda done, total: seen.append((done, total)))
+    assert [d for d, _ in seen] == pytest.approx(times)
+    assert {round(t, 6) for _, t in seen if t is not None} == {2.4} and seen[-1][1] is not None
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from localckpt.cli import main
+
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_ingest_similar_ls_tree(videos: Any, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    path, times = videos["vfr-mpeg4"]
+    root = str(tmp_path / "cli-store")
+    code, out, err = _cli(capsys, "--store", root, "ingest", str(path), "--fps", "4",
+                          "--profile", "broadcast", "--chunk-seconds", "1", "--json")
+    assert code == 0 and err == ""  # stderr is no terminal here: no progress bar
+    report = json.loads(out)
+    want = expected(times, 4)
+    assert report["frames"] == len(want) and report["decoded"] == len(times)
+    assert report["source_info"]["codec"] == "mpeg4"
+    tid = report["timeline_id"]
+    with localckpt.open(root) as store:
+        assert [m.sequence for m in store.frame_index(tid)] == sorted(want)
+        assert store.get_timeline(tid).profile_name == "broadcast"
+        index = store.frame_index(tid)
+
+    code, out, _ = _cli(capsys, "--store", root, "similar", tid[:8], "3", "--max-distance",
+                        "64", "--limit", "4", "--json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 4 and rows[0] == {
+        "sequence": 3, "distance": 0, "timestamp": index[3].timestamp, "chunk_id": 0,
+        "perceptual_hash": index[3].perceptual_hash, "width": 320, "height": 240}
+    assert [r["distance"] for r in rows] == sorted(r["distance"] for r in rows)
+    code, out, _ = _cli(capsys, "--store", root, "similar", tid, index[5].perceptual_hash)
+    assert code == 0 and out.splitlines()[1].split()[0] == "5"
+
+    code, out, _ = _cli(capsys, "--store", root, "ingest", str(path), "--fps", "all")
+    assert code == 0 and out.splitlines()[-1].startswith("timeline ")
+    assert "every frame" in out and f"{len(times)} decoded" in out
+    code, out, _ = _cli(capsys, "--store", root, "ls")
+    lines = out.splitlines()
+    assert "LENGTH" in lines[0] and "FPS" in lines[0]
+    length = f"{report['source_info']['duration']:.1f}s"
+    assert length in ("2.7s", "2.8s")  # 0.7 + 2.71 + one frame, less the 0.7 s start
+    assert lines[1].split()[2:4] == ["4", length] and lines[2].split()[2:4] == ["all", length]
+    code, out, _ = _cli(capsys, "--store", root, "tree", tid)
+    header = out.splitlines()[0]
+    assert f"@ 4 fps, from {length} of video at " in header and " 320x240 mpeg4" in header
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = _cli(capsys, "--store", root, "ingest", str(path))
+    assert code == 0 and "ingest" in err  # the bar, on a terminal
+
+    code, _, err = _cli(capsys, "--store", root, "ingest", str(path), "--fps", "0")
+    assert code == 1 and "fps" in err and str(path) in err
+    code, _, err = _cli(capsys, "--store", root, "similar", tid, "zz")
+    assert code == 1 and "perceptual hash" in err
+    with localckpt.open(root) as store:
+        assert len(store.list_timelines()) == 3
+
+
+def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
+    bad_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    root = tmp_path / "fresh"
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["audio-only"]))
+    assert code == 1 and "no video stream" in err
+    with localckpt.open(str(root)) as store:  # ingest may create the store, nothing more
+        assert store.list_timelines() == []
+
