@@ -153,9 +153,10 @@ def iter_decoded(path: str | os.PathLike[str]) -> Iterator[tuple[float, np.ndarr
     import av
 
     with av.open(os.fspath(path)) as container:
-        stream = container.streams.video[0]
+        stream: Any = container.streams.video[0]
         first = stream.start_time
         for frame in container.decode(stream):
+            pts: Any = frame.pts
             if first is None:
-                first = frame.pts
-            yield float((frame.pts - first) * stream.time_base), frame.to_ndarray(format="rgb24")
+                first = pts
+            yield float((pts - first) * stream.time_base), frame.to_ndarray(format="rgb24")
