@@ -246,8 +246,8 @@ class Store:
         limit: int | None = None,
     ) -> list[tuple[FrameMeta, int]]:
         """Frames whose perceptual hash is within max_distance bits of a frame's (by
-        sequence; the frame itself comes first, at 0) or of a hex hash, nearest first.
-        Reads the frame index only: no pixels are fetched or decoded."""
+        sequence; that frame is among them, at 0) or of a hex hash, nearest first (ties
+        by sequence). Reads the frame index only: no pixels are fetched or decoded."""
         from .similar import similar_frames
 
         return similar_frames(self.frame_index(timeline_id), sequence_or_hash, max_distance,

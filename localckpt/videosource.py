@@ -77,7 +77,6 @@ class VideoSource:
         self.container = self._open(src, storage_options)
         try:
             self.stream = self._video_stream()
-            self.stream.thread_type = "AUTO"  # FFmpeg's own threads decode ahead of us
             self.time_base = Fraction(self.stream.time_base)
             self.rate = _rate(self.stream)
             self._first_pts = self.stream.start_time

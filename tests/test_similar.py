@@ -76,7 +76,7 @@ def test_store_reads_only_the_index(new_store: Any, kind: str) -> None:
     index = store.frame_index(tl.id)
     got = store.similar_frames(tl.id, 5, max_distance=10)
     assert [(m.sequence, d) for m, d in got] == brute(index, hashes[5], 10)
-    assert got[0] == (index[5], 0)  # the frame itself comes first
+    assert (index[5], 0) in got and got[0][1] == 0  # the frame itself, at distance 0
     assert store.similar_frames(tl.id, 5, max_distance=64, limit=3) == \
         store.similar_frames(tl.id, 5, max_distance=64)[:3]
     # no pixels are needed: with every shard gone, similar_frames still answers

@@ -8,6 +8,7 @@ from ..model import Workload
 from .concurrent import SAVE_TWO_PROCS
 from .diagnostics import FSYNC_PATTERN
 from .frames import GET_FRAME, INGEST, LOAD, LOAD_ENCODED
+from .ingest_video import INGEST_VIDEO, PERCEPTUAL_HASH
 from .reads import LINEAGE, LOAD_DEEP, TREE
 from .results import FRAME_DIFF
 from .saves import SAVE_BUSHY, SAVE_CHAIN
@@ -19,7 +20,7 @@ __all__ = ["WORKLOADS", "pending_notes"]
 _HAS_SYNC = importlib.util.find_spec("localckpt.sync") is not None
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
-    INGEST, LOAD, LOAD_ENCODED, GET_FRAME, STREAM,
+    INGEST, INGEST_VIDEO, PERCEPTUAL_HASH, LOAD, LOAD_ENCODED, GET_FRAME, STREAM,
     SAVE_CHAIN, SAVE_TWO_PROCS, SAVE_BUSHY, LOAD_DEEP, LINEAGE, TREE, STORAGE, FSYNC_PATTERN,
     FRAME_DIFF,
 )}

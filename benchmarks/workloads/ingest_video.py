@@ -1,0 +1,201 @@
+"""Video ingest (Store.ingest_video) against PyAV and Pillow doing the same by hand.
+
+The videos are H.264 (libx264 veryfast, 25 fps) made at run time from the broadcast-like
+synthetic frames, panning, at 1280x720 and 1920x1080; the size is seconds of video. Rows:
+
+- the store, sampling at 2 fps and at the native rate (every frame), 2 encoder workers;
+- ``pyav decode``: decoding every frame and nothing else (PyAV's defaults, as the store);
+- ``pillow encode of kept frames``: JPEG q90 of the frames a 2 fps / native ingest keeps,
+  already decoded to RGB, on one thread;
+- ``decode + encode by hand``: PyAV decode, RGB conversion of the kept frames and Pillow
+  encode, all on one thread: what a dozen hand-written lines do.
+
+Rates count decoded source frames per second, so rows of one video compare directly.
+Also here: the perceptual hash's cost, once a wall-clock assertion in the tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..model import Context, Goal, Sample, Subject, Workload
+from ..peers import pillow
+from ._common import cached, peer_subject, shared_store, timed
+
+__all__ = ["INGEST_VIDEO", "PERCEPTUAL_HASH"]
+
+FPS = 25
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+RATES = {"2fps": 2.0, "native": None}
+
+
+def _video(ctx: Context, res: str, seconds: int) -> tuple[Path, int]:
+    """(path, frame count) of a panning H.264 video of that size, made once per run."""
+    def make() -> tuple[Path, int]:
+        import av
+
+        from ..data import FramePool
+
+        w, h = SIZES[res]
+        pool = ctx.frames if (w, h) == (1280, 720) else cached(
+            ctx, f"pool:{res}", lambda: FramePool(len(ctx.frames.frames), w, h))
+        path = ctx.root / f"ingest-{res}-{seconds}s.mp4"
+        n = seconds * FPS
+        with av.open(str(path), "w") as out:
+            stream: Any = out.add_stream("libx264", rate=FPS)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            stream.options = {"preset": "veryfast", "crf": "23"}
+            for i in range(n):  # a pan over one picture per second
+                pic = np.roll(pool.frames[(i // FPS) % len(pool.frames)], 6 * i, axis=1)
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(pic, format="rgb24")))
+            out.mux(stream.encode(None))
+        return path, n
+
+    made: tuple[Path, int] = cached(ctx, f"video:{res}:{seconds}", make)
+    return made
+
+
+def _kept(n: int, fps: float | None) -> list[int]:
+    """Indices of the frames a CFR ingest keeps (every FPS/fps-th instant, rounded up)."""
+    if fps is None:
+        return list(range(n))
+    step = FPS / fps
+    return sorted({int(np.ceil(i * step - 1e-9)) for i in range(int(n / step) + 1)} - {n})
+
+
+def decode_only(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(c.streams.video[0]))
+
+
+def by_hand(path: Path, kept: set[int]) -> int:
+    """Decode, convert the kept frames to RGB and JPEG-encode them, on one thread."""
+    import av
+
+    with av.open(str(path)) as c:
+        for i, frame in enumerate(c.decode(c.streams.video[0])):
+            if i in kept:
+                pillow.encode(frame.to_ndarray(format="rgb24"))
+    return len(kept)
+
+
+def _rgb_frames(ctx: Context, res: str, seconds: int, kept: list[int]) -> list[np.ndarray]:
+    import av
+
+    path, _ = _video(ctx, res, seconds)
+
+    def make() -> list[np.ndarray]:
+        want = set(kept)
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="rgb24")
+                    for i, f in enumerate(c.decode(c.streams.video[0])) if i in want]
+
+    frames: list[np.ndarray] = cached(ctx, f"rgb:{res}:{seconds}:{len(kept)}", make)
+    return frames
+
+
+def _build(ctx: Context, seconds: int) -> list[Subject]:
+    from localckpt.shards import delete_frames
+
+    subjects: list[Subject] = []
+    local = [c for c in ctx.configs if c.objects_kind == "local"]
+    if len(local) < len(ctx.configs):
+        ctx.note("ingest_video runs on local objects only: on moto S3 the upload, not the "
+                 "decoder, would set the pace.")
+    for res in SIZES:
+        path, n = _video(ctx, res, seconds)
+        for rate_name, fps in RATES.items():
+            for cfg in local:
+                store, _ = shared_store(ctx, cfg, "ingest_video")
+
+                def run(store: Any = store, fps: float | None = fps, n: int = n,
+                        path: Path = path) -> Sample:
+                    made: list[Any] = []
+                    sample = timed(lambda: made.append(
+                        store.ingest_video(str(path), fps=fps, workers=2)), units=n)
+                    sample.extra["frames kept"] = made[0].frame_count
+                    delete_frames(store.objects, made[0].id)  # bound the disk
+                    return sample
+
+                subjects.append(Subject(f"{cfg.name} {res} {rate_name}", run, config=cfg.name))
+            if not ctx.peers:
+                continue
+            kept = _kept(n, fps)
+            want = set(kept)
+            subjects.append(peer_subject(
+                f"decode + encode by hand {res} {rate_name}",
+                lambda p=path, w=want, n=n: timed(lambda: by_hand(p, w), units=n)))
+            rgb = _rgb_frames(ctx, res, seconds, kept)
+            subjects.append(peer_subject(
+                f"pillow encode of kept frames {res} {rate_name}",
+                lambda f=rgb, n=n: timed(lambda: pillow.encode_all(f), units=n)))
+        if ctx.peers:
+            subjects.append(peer_subject(
+                f"pyav decode {res}", lambda p=path, n=n: timed(lambda: decode_only(p), units=n)))
+    return subjects
+
+
+def _against(label: str) -> str | None:
+    """Each row's baseline: PyAV's decode of the same video (by hand for native rows)."""
+    res = next((r for r in SIZES if f" {r}" in label), None)
+    if res is None or label.startswith("pyav decode"):
+        return None
+    if label.endswith("native") and not label.startswith(("decode", "pillow")):
+        return f"decode + encode by hand {res} native"
+    return f"pyav decode {res}"
+
+
+def _is_store(label: str) -> bool:
+    return "+" in label.split(" ", 1)[0]
+
+
+INGEST_VIDEO = Workload(
+    name="ingest_video",
+    title="Ingest an H.264 video (ingest_video, JPEG q90, 2 workers)",
+    unit="frames", size_name="seconds of video",
+    sizes=(4, 8, 16), quick_sizes=(1, 2), reps=3, quick_reps=1,
+    build=_build, baseline=None, baseline_for=_against,
+    goals=(
+        Goal(">= 0.8x PyAV decode-only rate (2 fps)",
+             lambda s: _is_store(s) and s.endswith("2fps"), "rate", 0.8, against=_against),
+        Goal(">= 0.9x decode + encode by hand on one thread (native fps)",
+             lambda s: _is_store(s) and s.endswith("native"), "rate", 0.9, against=_against),
+    ),
+    notes=("Rates are source frames decoded per second; 'frames kept' is what the store "
+           "wrote. The store row includes sampling by PTS, RGB conversion, perceptual "
+           "hash, JPEG encode on 2 threads, SHA-256, shards and the Parquet index.",
+           "The 2 fps goal needs the encoders to overlap the decoder: CPU % near 100 on "
+           "the store row means this shared machine gave it one core at that moment."),
+)
+
+
+# -- perceptual hash ------------------------------------------------------------------------
+
+
+def _build_hash(ctx: Context, n: int) -> list[Subject]:
+    from localckpt.frames import perceptual_hash
+
+    frames = list(ctx.frames.take(n))
+    subjects = [Subject("perceptual_hash 1280x720",
+                        lambda: timed(lambda: [perceptual_hash(f) for f in frames], units=n))]
+    if ctx.peers:
+        subjects.append(peer_subject(
+            "pillow encode (1 thread)", lambda: timed(lambda: pillow.encode_all(frames), units=n)))
+    return subjects
+
+
+PERCEPTUAL_HASH = Workload(
+    name="perceptual_hash",
+    title="Perceptual hash (dHash) of 1280x720 frames",
+    unit="frames", size_name="frames",
+    sizes=(50, 200), quick_sizes=(4, 8), reps=5, quick_reps=2,
+    build=_build_hash, baseline="pillow encode (1 thread)",
+    goals=(Goal(">= 20x the JPEG encode rate (hashing costs < 5% of ingest)",
+                lambda s: s.startswith("perceptual_hash"), "rate", 20.0),),
+    notes=("The hash samples a 32x36 grid of pixels; it never reads the whole frame.",),
+)
