@@ -116,13 +116,9 @@ def _check_hash(phash: object, where: str) -> str:
     if not isinstance(phash, str):
         raise InvalidInputError(f"{where}: perceptual_hash must be a str, got {phash!r}")
     if not phash.isascii():
-        try:
-            phash.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInputError(
-                f"{where}: perceptual_hash {phash!r} holds a lone surrogate, which is not "
-                'valid Unicode; pass hex digits, or "" to have it computed'
-            ) from None
+        from .schema import _check_text  # the one check of text that records will hold
+
+        _check_text(phash, f"{where}: perceptual_hash")
     return phash
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import numbers
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -100,13 +100,22 @@ class _Ingest:
         self.sampling: dict[str, Any] = {}
 
     def frames(self) -> Iterator[Frame]:
-        s, source = self.sampler, self.source
+        try:
+            stopped = yield from self._sample()
+        finally:
+            self.progress.close()
+        if not stopped:
+            self.source.check_complete()
+        if not self.kept:
+            raise InvalidInputError(self._nothing())
+
+    def _sample(self) -> Generator[Frame, None, bool]:
+        """Yield the frames to keep; return True when stopped early (end, max_frames)."""
+        s = self.sampler
         last_hash: int | None = None
-        stopped = False
-        for t, vf in source.frames(s.start if s.start >= _SEEK_MIN else None):
+        for t, vf in self.source.frames(s.start if s.start >= _SEEK_MIN else None):
             if s.past_end(t):
-                stopped = True
-                break
+                return True
             self.progress.update(t, self.kept)
             if s.before_start(t):  # the pre-roll from the key frame a seek landed on
                 continue
@@ -126,13 +135,8 @@ class _Ingest:
             self.kept += 1
             yield Frame(seq, float(t), s.chunk_id(t), phash, image)
             if self.max_frames is not None and self.kept >= self.max_frames:
-                stopped = True
-                break
-        self.progress.close()
-        if not stopped:
-            source.check_complete()
-        if not self.kept:
-            raise InvalidInputError(self._nothing())
+                return True
+        return False
 
     def _nothing(self) -> str:
         s = self.sampler

@@ -30,20 +30,13 @@ FRAME_BYTES = W * H * 3
 _CHILD = r"""
 import json, sys
 import localckpt
-
-def status(field):
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
+from localckpt.testing.rss import peak, reset_peak
 
 store = localckpt.open(sys.argv[1], create=True)
 store.ingest_video(sys.argv[2], fps=None)  # warm-up: codecs, threads, allocator arenas
-with open("/proc/self/clear_refs", "w") as fh:
-    fh.write("5")  # VmHWM := VmRSS
-base = status("VmRSS")
+base = reset_peak()
 tl = store.ingest_video(sys.argv[3], fps=None)
-print(json.dumps({"frames": tl.frame_count, "growth": status("VmHWM") - base}))
+print(json.dumps({"frames": tl.frame_count, "growth": peak() - base}))
 """
 
 
