@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,21 @@ def test_frames_are_sampled_by_presentation_time(
         assert tl.fps == tl.source_info["fps"] and tl.source_info["sampling"]["fps"] is None
         if kind == "cfr":
             assert tl.fps == 25.0
+
+
+@pytest.mark.parametrize("fps", [30000 / 1001, Fraction(30000, 1001)])
+def test_millisecond_timestamps_answer_their_instants(tmp_path: Path, store: Any,
+                                                      fps: float) -> None:
+    """Matroska keeps milliseconds: 29.97 fps frame k sits at round(k * 33.367) ms, up to
+    0.5 ms before its instant. Sampling at the native rate must still keep every frame."""
+    path = tmp_path / "ntsc.mkv"
+    times = write_video(path, times=[k * 1001 / 30000 for k in range(90)], codec="mpeg4",
+                        fps=30)
+    assert any(0 < k * 1001 / 30000 - t for k, t in enumerate(times))  # some are early
+    tl = store.ingest_video(path, fps=fps)
+    index = store.frame_index(tl.id)
+    assert [m.sequence for m in index] == list(range(90))
+    assert [m.timestamp for m in index] == pytest.approx(times, abs=1e-9)
 
 
 def test_source_info_describes_the_video(videos: dict[str, tuple[Path, list[float]]],
