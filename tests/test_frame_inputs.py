@@ -79,7 +79,8 @@ def test_bgr_arrays_are_reversed(store: Any) -> None:
 
 
 def test_video_frames_are_converted(store: Any) -> None:
-    av = pytest.importorskip("av")
+    import av  # the [video] extra is part of [test]: never skipped
+
     rgb = picture(seed=4)
     exact = av.VideoFrame.from_ndarray(rgb, format="rgb24")
     yuv = exact.reformat(format="yuv420p")

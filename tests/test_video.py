@@ -18,6 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av  # noqa: F401  # the [video] extra is part of [test]: a missing PyAV fails here
 import numpy as np
 import pytest
 
@@ -25,8 +26,6 @@ import localckpt
 from localckpt.errors import InvalidInputError, NotFoundError
 from localckpt.frames import perceptual_hash
 from localckpt.testing.videos import CODECS, iter_decoded, read_number, write_audio, write_video
-
-pytest.importorskip("av")  # the [video] extra is part of [test]: missing means a broken env
 
 TOL = 1e-3
 # Irregular frame times (seconds from the first frame): gaps shorter and longer than

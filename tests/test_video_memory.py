@@ -18,7 +18,6 @@ import pytest
 
 from localckpt.testing.videos import write_video
 
-pytest.importorskip("av")
 pytestmark = pytest.mark.skipif(
     not os.path.exists("/proc/self/clear_refs"),
     reason="peak RSS reset needs Linux /proc/self/clear_refs",
