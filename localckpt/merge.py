@@ -7,7 +7,7 @@ needs conflicting outputs, and at most one commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .canonical import canonical_bytes, content_hash, json_object
@@ -53,8 +53,10 @@ def merge_checkpoints(
     Ancestry follows parent and merged_from links (see ``localckpt.tree``).
     strategy decides conflicts: "fail" raises MergeConflict listing every one and writes
     nothing; "ours" / "theirs" keep that side; a callable is a :data:`Resolver`.
-    Not idempotent: merging the same pair twice from the same ours writes two checkpoints
-    (merging theirs into the result again is a no-op).
+    Idempotent: when ours already has a live child with merged_from theirs and the same
+    stages, config and stats as this merge (a merge made before, here or in a store that
+    synced it here), that checkpoint's id is returned and nothing is written. A merge
+    with another result (another strategy) writes a new sibling.
     """
     choose_side = _check_strategy(strategy)
     for value, what in ((ours, "ours"), (theirs, "theirs")):
@@ -100,6 +102,9 @@ def merge_checkpoints(
             state = _resolve_with(store, result, strategy, outputs)  # type: ignore[arg-type]
     else:
         state = result.merged
+    existing = _existing_merge(store, tree.values(), ours, theirs, state)
+    if existing is not None:
+        return existing
     merged = Checkpoint(
         id=new_id(),
         timeline_id=o.timeline_id,
@@ -115,6 +120,29 @@ def merge_checkpoints(
     )
     store.catalog.commit(Batch(checkpoints=[merged], outputs=outputs))
     return merged.id
+
+
+def _existing_merge(
+    store: Store, tree: Iterable[Checkpoint], ours: str, theirs: str, state: State
+) -> str | None:
+    """The oldest live merge of theirs into ours whose result is state, or None."""
+    same = [
+        c for c in tree
+        if c.parent_id == ours and c.merged_from == theirs and not c.stage
+        and not c.is_scenario and _same_state(State.of(c), state)
+    ]
+    if not same:
+        return None
+    dead = store.catalog.deleted({c.id for c in same})
+    live = [c for c in same if c.id not in dead]
+    return min(live, key=lambda c: c.id).id if live else None
+
+
+def _same_state(a: State, b: State) -> bool:
+    return dict(a.stage_hashes) == dict(b.stage_hashes) and all(
+        canonical_bytes(dict(x)) == canonical_bytes(dict(y))
+        for x, y in ((a.config, b.config), (a.stats, b.stats))
+    )
 
 
 def _check_strategy(strategy: Any) -> Callable[[Conflict], Any] | None:
