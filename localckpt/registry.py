@@ -5,23 +5,24 @@ Each scheme maps to a lazily imported factory ``(url, objects, storage_options, 
 factory may make a store that does not exist yet), so importing localckpt never imports psycopg
 or s3fs. Third-party backends register under the entry-point group ``localckpt.backends``.
 
-Settings come from arguments, then the environment, then a config file (only for the
-store being opened: ``environ=False`` reads neither, for a push or pull's other store)::
+Settings come from arguments, then the environment, then the config file (only for the
+store being opened: ``environ=False`` reads neither, for a push or pull's other store,
+whose settings come from its remote entry, see :mod:`localckpt.config`)::
 
     LOCALCKPT_URL               store URL (default ./.localckpt, the embedded store)
     LOCALCKPT_OBJECTS           objects URL (default: inside the embedded directory)
     LOCALCKPT_STORAGE_OPTIONS   JSON object of fsspec options (endpoint_url, key, secret, ...)
-    LOCALCKPT_CONFIG            TOML file with [store] url / objects and [storage_options]
+    LOCALCKPT_CONFIG            TOML file with [store] url / objects / storage_options_from,
+                                [storage_options] and [remotes.NAME]
                                 (default ~/.config/localckpt/config.toml)
 """
 
 from __future__ import annotations
 
-import builtins
 import importlib
 import json
 import os
-import tomllib
+import re
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
@@ -32,7 +33,15 @@ from .errors import InvalidInputError
 from .objects import Objects
 from .store import Store
 
-__all__ = ["DEFAULT_URL", "open", "register_backend", "registered_schemes"]
+__all__ = [
+    "DEFAULT_URL",
+    "known_scheme",
+    "open",
+    "redact",
+    "register_backend",
+    "registered_schemes",
+    "scheme_of",
+]
 
 DEFAULT_URL = "./.localckpt"
 
@@ -59,15 +68,25 @@ def registered_schemes() -> list[str]:
     return sorted(found)
 
 
+def known_scheme(url: str) -> str:
+    """The scheme of url if a backend is registered for it, else InvalidInputError."""
+    scheme = scheme_of(url)
+    if scheme not in _REGISTRY and not any(
+        ep.name == scheme for ep in entry_points(group="localckpt.backends")
+    ):
+        raise InvalidInputError(
+            f"unknown store URL scheme {scheme!r}; known schemes: "
+            f"{', '.join(registered_schemes())} (or a plain directory path)"
+        )
+    return scheme
+
+
 def _load_factory(scheme: str) -> Factory:
     if scheme not in _REGISTRY:
         for ep in entry_points(group="localckpt.backends"):
             if ep.name == scheme:
                 return ep.load()
-        raise InvalidInputError(
-            f"unknown store URL scheme {scheme!r}; known schemes: "
-            f"{', '.join(registered_schemes())} (or a plain directory path)"
-        )
+        known_scheme(f"{scheme}://")  # raises, naming the known schemes
     target, hint = _REGISTRY[scheme]
     module_name, _, attr = target.partition(":")
     try:
@@ -80,21 +99,27 @@ def _load_factory(scheme: str) -> Factory:
     return getattr(module, attr)
 
 
-def _config_file() -> dict[str, Any]:
-    path = os.environ.get("LOCALCKPT_CONFIG") or os.path.expanduser(
-        "~/.config/localckpt/config.toml"
-    )
-    if not os.path.exists(path):
-        return {}
-    try:
-        with builtins.open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidInputError(f"cannot read localckpt config file {path}: {exc}") from exc
+#: libpq connection keywords (https://www.postgresql.org/docs/current/libpq-connect.html):
+#: a string of ``keyword=value`` pairs that starts with one of them is a PostgreSQL store.
+_LIBPQ_KEYWORDS = frozenset({
+    "host", "hostaddr", "port", "dbname", "user", "password", "passfile", "service",
+    "options", "application_name", "connect_timeout", "sslmode", "sslcert", "sslkey",
+    "sslrootcert", "target_session_attrs", "client_encoding", "gssencmode", "krbsrvname",
+})
+_CONNINFO = re.compile(r"\s*([a-z_]+)\s*=")
+_CONNINFO_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def _is_conninfo(url: str) -> bool:
+    m = _CONNINFO.match(url)
+    return m is not None and m.group(1) in _LIBPQ_KEYWORDS
 
 
 def scheme_of(url: str) -> str:
-    """The backend scheme of a store URL; "" for a plain path."""
+    """The backend scheme of a store URL; "" for a plain path, "postgresql" for a libpq
+    ``key=value`` connection string (``"host=db dbname=pipelines"``)."""
+    if _is_conninfo(url):
+        return "postgresql"
     if "://" not in url:
         return ""
     return urlsplit(url).scheme.lower()
@@ -126,8 +151,12 @@ def open(
     """
     if not isinstance(create, bool) or not isinstance(environ, bool):
         raise InvalidInputError("create and environ must be True or False")
-    config = _config_file() if environ else {}
-    store_cfg = config.get("store", {})
+    if environ:
+        from .config import store_settings
+
+        store_cfg = store_settings()
+    else:
+        store_cfg = {}
     if url is None:
         url = (os.environ.get("LOCALCKPT_URL") if environ else None) or store_cfg.get(
             "url") or DEFAULT_URL
@@ -157,18 +186,31 @@ def open(
                     f"LOCALCKPT_STORAGE_OPTIONS is not a JSON object: {exc}"
                 ) from exc
         else:
-            storage_options = config.get("storage_options", {})
+            from .config import store_storage_options
+
+            storage_options = store_storage_options()
     if not isinstance(storage_options, Mapping):
         raise InvalidInputError("storage_options must be a mapping of fsspec options")
     factory = _load_factory(scheme_of(url))
     catalog, objs = factory(url, objects, dict(storage_options), {**options, "create": create})
-    return Store(catalog, objs, url=_redact(url))
+    return Store(catalog, objs, url=redact(url))
 
 
-def _redact(url: str) -> str:
-    """The URL without its password, for reprs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
+def redact(url: str) -> str:
+    """The URL without its password (``user:***@``, ``password=***``), for output."""
+    if _is_conninfo(url):
+        return _CONNINFO_PASSWORD.sub(r"\1***", url)
+    if "://" not in url:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # a malformed netloc (bad port): show no part of it
+        return url.split("://", 1)[0] + "://***"
+    if password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        name = user.split(":", 1)[0]
+        parts = parts._replace(netloc=f"{name}:***@{host}")
+    if "password=" in parts.query:
+        parts = parts._replace(query=re.sub(r"(password=)[^&]*", r"\1***", parts.query))
+    return parts.geturl()

@@ -7,6 +7,7 @@ of commands with a ``register(subparsers)`` function:
     inspect      ls, tree, show
     merge        diff, merge
     transfer     push, pull, export, import
+    remote       remote add, remote list, remote remove
     maintenance  init, gc
     ingest       ingest, similar, demo
 """

@@ -11,6 +11,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ..errors import InvalidInputError
 from ..refs import resolve_checkpoint, resolve_timeline
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = [
     "print_json",
     "print_report",
     "progress",
+    "storage_options_arg",
     "timeline_ref",
 ]
 
@@ -51,6 +53,18 @@ def timeline_ref(store: Store, ref: str) -> str:
 def checkpoint_ref(store: Store, ref: str) -> str:
     """A checkpoint id from an id, a unique prefix, a tag or ``TIMELINE:stage``."""
     return resolve_checkpoint(store, ref)
+
+
+def storage_options_arg(text: str | None, flag: str) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"{flag} is not a JSON object: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{flag} must be a JSON object of fsspec options")
+    return value
 
 
 def print_json(value: Any) -> None:

@@ -13,13 +13,12 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import LocalckptError
-from .common import EXIT_ERROR, EXIT_OK
-from .transfer import _storage_options
+from .common import EXIT_ERROR, EXIT_OK, storage_options_arg
 
 __all__ = ["build_parser", "main"]
 
 #: Command groups, each a module of this package with register(subparsers).
-GROUPS = ("inspect", "merge", "transfer", "maintenance", "ingest", "web")
+GROUPS = ("inspect", "merge", "transfer", "remote", "maintenance", "ingest", "web")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,10 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(None, args))
         from ..registry import open as open_store
 
-        args.remote_name = getattr(args, "remote", None)
         with open_store(
             args.store, objects=args.objects,
-            storage_options=_storage_options(args.storage_options, "--storage-options"),
+            storage_options=storage_options_arg(args.storage_options, "--storage-options"),
             create=args.creates,
         ) as store:
             return int(args.func(store, args))

@@ -1,65 +1,70 @@
 """Commands that move work between stores: push, pull, export, import.
 
-The other store of push and pull is described by its own options (``--remote-objects``,
-``--remote-storage-options``), never by this store's settings or environment.
+The other store of push and pull is a named remote (``localckpt remote add``) or a URL,
+described by its own settings (the remote's entry in the config file, and
+``--remote-objects``, ``--remote-storage-options``, ``--remote-storage-options-from``,
+which win over the entry), never by this store's flags, ``$LOCALCKPT_*`` or ``[store]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from ..errors import InvalidInputError
 from ..store import Store
-from .common import add_command, print_report, progress, timeline_ref
+from .common import add_command, print_report, progress, storage_options_arg, timeline_ref
 
-__all__ = ["open_remote", "register"]
-
-
-def _storage_options(text: str | None, flag: str) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidInputError(f"{flag} is not a JSON object: {exc}") from None
-    if not isinstance(value, dict):
-        raise InvalidInputError(f"{flag} must be a JSON object of fsspec options")
-    return value
+__all__ = ["open_remote", "register", "remote_settings"]
 
 
-def open_remote(args: argparse.Namespace, *, create: bool) -> Store:
-    """The other store of push / pull, from its URL and its own --remote-* options."""
+def remote_settings(args: argparse.Namespace) -> tuple[str, str | None, dict[str, Any], str]:
+    """(url, objects, storage_options, label) of the other store of push / pull: the
+    named remote's entry, overridden by the --remote-* flags. label is for output and
+    never holds a password."""
+    from ..config import remote, storage_options_from
+    from ..registry import redact
+
+    named = remote(args.remote) if "/" not in args.remote else None
+    flag_options = storage_options_arg(args.remote_storage_options, "--remote-storage-options")
+    if named is not None:
+        url, objects, options = named.url, named.objects, named.resolved_options()
+        label = f"{named.name} ({redact(url)})"
+    else:
+        url, objects, options, label = args.remote, None, {}, redact(args.remote)
+    if args.remote_storage_options_from:
+        options.update(storage_options_from(args.remote_storage_options_from))
+    options.update(flag_options or {})
+    return url, args.remote_objects or objects, options, label
+
+
+def open_remote(args: argparse.Namespace, *, create: bool) -> tuple[Store, str]:
+    """The other store of push / pull (see remote_settings) and its label."""
     from ..registry import open as open_store
 
-    return open_store(
-        args.remote,
-        objects=args.remote_objects,
-        storage_options=_storage_options(args.remote_storage_options,
-                                         "--remote-storage-options"),
-        create=create,
-        environ=False,
-    )
+    url, objects, options, label = remote_settings(args)
+    return open_store(url, objects=objects, storage_options=options, create=create,
+                      environ=False), label
 
 
 def cmd_push(store: Store, args: argparse.Namespace) -> int:
     from ..sync import sync
 
     tid = None if args.timeline is None else timeline_ref(store, args.timeline)
-    with open_remote(args, create=True) as dest:
+    dest, label = open_remote(args, create=True)
+    with dest:
         report = sync(store, dest, tid, progress=progress())
-    print_report(report, args, f"push to {args.remote_name}")
+    print_report(report, args, f"push to {label}")
     return 0
 
 
 def cmd_pull(store: Store, args: argparse.Namespace) -> int:
     from ..sync import sync
 
-    with open_remote(args, create=False) as source:
+    source, label = open_remote(args, create=False)
+    with source:
         tid = None if args.timeline is None else timeline_ref(source, args.timeline)
         report = sync(source, store, tid, progress=progress())
-    print_report(report, args, f"pull from {args.remote_name}")
+    print_report(report, args, f"pull from {label}")
     return 0
 
 
@@ -83,13 +88,18 @@ def cmd_import(store: Store, args: argparse.Namespace) -> int:
 
 
 def _remote_options(p: argparse.ArgumentParser, role: str) -> None:
-    p.add_argument("remote", metavar="REMOTE", help=f"{role} store: a URL or directory")
+    p.add_argument("remote", metavar="REMOTE",
+                   help=f"{role} store: a remote's name (see `localckpt remote list`), a URL "
+                   "or a directory")
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
                    help="only this timeline (id or prefix); default: every timeline")
     p.add_argument("--remote-objects", metavar="URL",
                    help=f"objects URL of the {role} store (e.g. s3://bucket/prefix)")
     p.add_argument("--remote-storage-options", metavar="JSON",
                    help=f"fsspec options of the {role} store's objects, as a JSON object")
+    p.add_argument("--remote-storage-options-from", metavar="NAME",
+                   help=f"secret fsspec options of the {role} store: an environment variable "
+                   "holding JSON, or a table of the credentials file")
 
 
 def register(sub: Any) -> None:

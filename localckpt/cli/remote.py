@@ -1,0 +1,89 @@
+"""Named remotes, as git has: remote add, remote list, remote remove.
+
+A remote is kept in the config file (``[remotes.NAME]``, see :mod:`localckpt.config`);
+``push NAME`` and ``pull NAME`` then use its URL and objects. These commands open no
+store and never write a secret into the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..config import Remote
+from .common import add_command, print_json, storage_options_arg
+
+__all__ = ["register"]
+
+
+def _as_json(r: Remote) -> dict[str, Any]:
+    return {"name": r.name, "url": r.url, "objects": r.objects,
+            "storage_options": dict(r.storage_options),
+            "storage_options_from": r.storage_options_from}
+
+
+def cmd_add(_: None, args: argparse.Namespace) -> int:
+    from ..config import add_remote, config_path
+
+    r = add_remote(args.name, args.url, objects=args.remote_objects,
+                   storage_options=storage_options_arg(args.remote_storage_options,
+                                                       "--storage-options"),
+                   storage_options_from=args.remote_storage_options_from)
+    if args.json:
+        print_json(_as_json(r))
+    else:
+        print(f"remote {r.name} -> {r.url} saved in {config_path()}")
+    return 0
+
+
+def cmd_list(_: None, args: argparse.Namespace) -> int:
+    from ..config import remotes
+
+    found = remotes()
+    if args.json:
+        print_json([_as_json(r) for r in found])
+        return 0
+    for r in found:
+        extra = f"  objects {r.objects}" if r.objects else ""
+        if r.storage_options_from:
+            extra += f"  options from {r.storage_options_from}"
+        print(f"{r.name}\t{r.url}{extra}")
+    return 0
+
+
+def cmd_remove(_: None, args: argparse.Namespace) -> int:
+    from ..config import remove_remote
+
+    r = remove_remote(args.name)
+    if args.json:
+        print_json(_as_json(r))
+    else:
+        print(f"remote {r.name} removed")
+    return 0
+
+
+def register(sub: Any) -> None:
+    group = sub.add_parser("remote", help="named stores for push and pull (add, list, remove)",
+                           description="Named stores for push and pull, kept in the config "
+                           "file ($LOCALCKPT_CONFIG, default ~/.config/localckpt/config.toml).")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    p = add_command(actions, "add", "save a named remote (secrets stay out of the file)",
+                    cmd_add, needs_store=False)
+    p.add_argument("name", metavar="NAME", help="the remote's name (e.g. prod)")
+    p.add_argument("url", metavar="URL", help="its store URL or directory (no password)")
+    p.add_argument("--objects", metavar="URL", dest="remote_objects",
+                   help="its objects URL (e.g. s3://bucket/prefix; a postgresql remote needs it)")
+    p.add_argument("--storage-options", metavar="JSON", dest="remote_storage_options",
+                   help="non-secret fsspec options of its objects (e.g. endpoint_url)")
+    p.add_argument("--storage-options-from", metavar="NAME",
+                   dest="remote_storage_options_from",
+                   help="where its secret options are: an environment variable holding a "
+                   "JSON object, or a table of the credentials file "
+                   "($LOCALCKPT_CREDENTIALS, default ~/.config/localckpt/credentials.toml)")
+
+    add_command(actions, "list", "list the named remotes", cmd_list, needs_store=False)
+
+    p = add_command(actions, "remove", "forget a named remote (the store is untouched)",
+                    cmd_remove, needs_store=False)
+    p.add_argument("name", metavar="NAME")

@@ -1,0 +1,373 @@
+"""The config file: the default store's settings and named remotes; secrets kept apart.
+
+``$LOCALCKPT_CONFIG`` (default ``~/.config/localckpt/config.toml``)::
+
+    [store]                          # the store used when neither --store nor
+    url = "/home/me/work/.localckpt" # $LOCALCKPT_URL names one
+    objects = "s3://frames/laptop"
+    storage_options_from = "laptop-s3"
+
+    [storage_options]                # non-secret fsspec options of [store]
+    endpoint_url = "http://127.0.0.1:9000"
+
+    [remotes.prod]                   # `localckpt remote add prod URL --objects ...`
+    url = "postgresql://ckpt@db.internal/pipelines"
+    objects = "s3://frames/ckpt"
+    storage_options_from = "PROD_S3"
+    storage_options = { endpoint_url = "https://minio.internal" }
+
+Secrets never go into this file: a URL with a password, or a storage option such as
+``key``, ``secret`` or ``token``, is refused when a remote is added and when the file is
+read. ``storage_options_from = NAME`` names where they are instead, looked up when the
+store is opened:
+
+1. the environment variable ``NAME``, holding a JSON object of fsspec options; else
+2. the table ``[NAME]`` of the credentials file ``$LOCALCKPT_CREDENTIALS`` (default
+   ``~/.config/localckpt/credentials.toml``), which must be readable by its owner only
+   (``chmod 600``), as ssh insists for its keys.
+
+Those options are merged over the non-secret ones. A PostgreSQL password comes from
+libpq's own places (``~/.pgpass``, ``PGPASSFILE``), which are per host and database.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._toml import dumps, write_atomic
+from .errors import InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = [
+    "Remote",
+    "add_remote",
+    "config_path",
+    "credentials_path",
+    "load",
+    "remote",
+    "remotes",
+    "remove_remote",
+    "secret_keys",
+    "storage_options_from",
+    "store_settings",
+    "store_storage_options",
+]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: Option names that hold secrets (matched case-insensitively, also as parts of a name).
+_SECRET_WORDS = ("secret", "password", "passwd", "token", "credential", "private")
+_SECRET_NAMES = frozenset({"key", "access_key", "access_key_id", "aws_access_key_id",
+                           "account_key", "connection_string", "anon_key"})
+
+
+def config_path() -> str:
+    return os.environ.get("LOCALCKPT_CONFIG") or os.path.expanduser(
+        "~/.config/localckpt/config.toml")
+
+
+def credentials_path() -> str:
+    return os.environ.get("LOCALCKPT_CREDENTIALS") or os.path.expanduser(
+        "~/.config/localckpt/credentials.toml")
+
+
+def _read_toml(path: str, what: str) -> dict[str, Any]:
+    try:
+        with builtins.open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidInputError(f"cannot read the localckpt {what} {path}: {exc}") from exc
+
+
+def secret_keys(options: Any, prefix: str = "") -> list[str]:
+    """The (dotted) names of options that look like secrets, nested mappings included."""
+    found: list[str] = []
+    if isinstance(options, Mapping):
+        for k, v in options.items():
+            name = str(k).lower()
+            if name in _SECRET_NAMES or any(w in name for w in _SECRET_WORDS):
+                found.append(f"{prefix}{k}")
+            found.extend(secret_keys(v, f"{prefix}{k}."))
+    return found
+
+
+def _has_password(url: str) -> bool:
+    from .registry import redact
+
+    return redact(url) != url
+
+
+def _check_no_secrets(section: str, table: Mapping[str, Any], path: str,
+                      options_section: str | None = None) -> None:
+    url = table.get("url")
+    if isinstance(url, str) and _has_password(url):
+        raise InvalidInputError(
+            f"{path} holds a password in the url of [{section}]; secrets never go into the "
+            "config file: remove it and keep the password in ~/.pgpass (libpq reads it)"
+        )
+    leaked = secret_keys(table.get("storage_options", {}))
+    if leaked:
+        raise InvalidInputError(
+            f"{path} holds secret storage option(s) {leaked} in "
+            f"[{options_section or section}]; secrets never go "
+            "into the config file: move them to a table of the credentials file "
+            f"({credentials_path()}) or an environment variable, and name it with "
+            "storage_options_from"
+        )
+
+
+def load() -> dict[str, Any]:
+    """The config file as a dict ({} when there is none), checked to hold no secrets."""
+    path = config_path()
+    data = _read_toml(path, "config file")
+    for section in ("store", "storage_options", "remotes"):
+        if not isinstance(data.get(section, {}), dict):
+            raise InvalidInputError(f"{path}: {section} must be a table ([{section}])")
+    _check_no_secrets("store", data.get("store", {}), path)
+    _check_no_secrets("store", {"storage_options": data.get("storage_options", {})}, path,
+                      "storage_options")
+    for name, table in data.get("remotes", {}).items():
+        if isinstance(table, Mapping):
+            _check_no_secrets(f"remotes.{name}", table, path)
+    return data
+
+
+def storage_options_from(name: str) -> dict[str, Any]:
+    """The fsspec options named ``name``: the environment variable ``name`` (a JSON
+    object), else the table ``[name]`` of the credentials file (owner-only)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidInputError(
+            f"storage_options_from must name an environment variable or a credentials "
+            f"table (letters, digits, '_', '.', '-'), not {name!r}"
+        )
+    text = os.environ.get(name)
+    if text is not None:
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise InvalidInputError(
+                f"the environment variable {name} (named by storage_options_from) is not a "
+                f"JSON object: {exc}"
+            ) from None
+        if not isinstance(value, dict):
+            raise InvalidInputError(f"the environment variable {name} must hold a JSON object "
+                                    "of fsspec options")
+        return value
+    path = credentials_path()
+    if os.path.exists(path) and os.name == "posix":
+        mode = os.stat(path).st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise InvalidInputError(
+                f"the credentials file {path} can be read by other users (mode "
+                f"{stat.S_IMODE(mode):o}); make it private with `chmod 600 {path}`"
+            )
+    table = _read_toml(path, "credentials file").get(name)
+    if not isinstance(table, dict):
+        raise NotFoundError(
+            f"no storage options named {name!r}: set the environment variable {name} to a "
+            f"JSON object of fsspec options, or add a table [{name}] to {path}"
+        )
+    return table
+
+
+def store_settings() -> dict[str, Any]:
+    """url and objects of ``[store]`` (the keys that are set)."""
+    store = load().get("store", {})
+    return {k: store[k] for k in ("url", "objects") if k in store}
+
+
+def store_storage_options() -> dict[str, Any]:
+    """``[storage_options]`` with the options ``[store] storage_options_from`` names."""
+    data = load()
+    options = dict(data.get("storage_options", {}))
+    source = data.get("store", {}).get("storage_options_from")
+    if source is not None:
+        options.update(storage_options_from(source))
+    return options
+
+
+@attrs.frozen
+class Remote:
+    """A named store kept in the config file (``[remotes.NAME]``), as git keeps remotes.
+
+    storage_options are the non-secret ones; storage_options_from names where the
+    secret ones are (see the module docstring).
+    """
+
+    name: str
+    url: str
+    objects: str | None = None
+    storage_options: Mapping[str, Any] = attrs.field(factory=dict)
+    storage_options_from: str | None = None
+
+    def resolved_options(self) -> dict[str, Any]:
+        """storage_options with the named secret ones merged over them."""
+        options = dict(self.storage_options)
+        if self.storage_options_from:
+            options.update(storage_options_from(self.storage_options_from))
+        return options
+
+    def open(self, *, create: bool = False, **options: Any) -> Store:
+        """The remote store, opened with its own settings only (never ``$LOCALCKPT_*``)."""
+        from .registry import open as open_store
+
+        return open_store(self.url, objects=self.objects, storage_options=self.resolved_options(),
+                          create=create, environ=False, **options)
+
+    def to_table(self) -> dict[str, Any]:
+        table: dict[str, Any] = {"url": self.url}
+        if self.objects is not None:
+            table["objects"] = self.objects
+        if self.storage_options_from is not None:
+            table["storage_options_from"] = self.storage_options_from
+        if self.storage_options:
+            table["storage_options"] = dict(self.storage_options)
+        return table
+
+
+def _remote_of(name: str, table: Any) -> Remote:
+    if not isinstance(table, Mapping) or not isinstance(table.get("url"), str):
+        raise InvalidInputError(f"[remotes.{name}] of {config_path()} needs a url string")
+    options = table.get("storage_options", {})
+    objects = table.get("objects")
+    source = table.get("storage_options_from")
+    if not isinstance(options, Mapping) or not isinstance(objects, str | None) or not \
+            isinstance(source, str | None):
+        raise InvalidInputError(
+            f"[remotes.{name}] of {config_path()}: objects and storage_options_from must be "
+            "strings, storage_options a table"
+        )
+    return Remote(name, table["url"], objects, dict(options), source)
+
+
+def remotes() -> list[Remote]:
+    """Every remote of the config file, by name."""
+    table = load().get("remotes", {})
+    return [_remote_of(name, table[name]) for name in sorted(table)]
+
+
+def remote(name: str) -> Remote | None:
+    """The remote called name, or None."""
+    table = load().get("remotes", {})
+    return _remote_of(name, table[name]) if name in table else None
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    """Serialise read-modify-write of the config file between processes (an flock on its
+    directory, so no lock file is left behind)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, the rename is still atomic
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _absolute(location: str) -> str:
+    """Paths become absolute: a remote is used from any directory."""
+    from .registry import scheme_of
+
+    if scheme_of(location) == "" and "=" not in location:
+        return os.path.abspath(os.path.expanduser(location))
+    return location
+
+
+def add_remote(
+    name: str, url: str, *, objects: str | None = None,
+    storage_options: Mapping[str, Any] | None = None, storage_options_from: str | None = None,
+) -> Remote:
+    """Save a remote in the config file (atomically); nothing is opened or checked online.
+
+    Refused, with the file unchanged: a name in use or not a token, a URL with a
+    password, secret storage options, a PostgreSQL URL without objects.
+    """
+    from .registry import known_scheme, scheme_of
+
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidInputError(
+            f"a remote name is letters, digits, '_', '.' or '-' (starting with a letter or "
+            f"digit, at most 64), not {name!r}"
+        )
+    if not isinstance(url, str) or not url:
+        raise InvalidInputError("a remote needs a store URL or directory")
+    known_scheme(url)
+    if _has_password(url):
+        raise InvalidInputError(
+            "the remote URL holds a password; secrets never go into the config file: give "
+            "the URL without it and keep the password in ~/.pgpass (libpq reads it)"
+        )
+    leaked = secret_keys(storage_options or {})
+    if leaked:
+        raise InvalidInputError(
+            f"storage option(s) {leaked} look like secrets, which never go into the config "
+            f"file: put them in an environment variable or a table of {credentials_path()} "
+            "and name it with storage_options_from",
+            cli=f"storage option(s) {leaked} look like secrets, which never go into the config "
+            f"file: put them in an environment variable or a table of {credentials_path()} "
+            "and name it with --storage-options-from",
+        )
+    if storage_options_from is not None and not _NAME.fullmatch(storage_options_from):
+        raise InvalidInputError(
+            f"storage_options_from must name an environment variable or a credentials table "
+            f"(letters, digits, '_', '.', '-'), not {storage_options_from!r}"
+        )
+    if scheme_of(url) in ("postgresql", "postgres") and not objects:
+        raise InvalidInputError(
+            "a postgresql remote needs an objects URL for frame shards: pass objects="
+            "'s3://bucket/prefix'",
+            cli="a postgresql remote needs an objects URL for frame shards: add --objects "
+            "s3://bucket/prefix",
+        )
+    new = Remote(name, _absolute(url), None if objects is None else _absolute(objects),
+                 dict(storage_options or {}), storage_options_from)
+    path = config_path()
+    with _locked(path):
+        data = load()
+        table = data.setdefault("remotes", {})
+        if name in table:
+            raise InvalidInputError(
+                f"a remote named {name!r} already exists ({table[name].get('url')}); remove it "
+                "first with remove_remote",
+                cli=f"a remote named {name!r} already exists ({table[name].get('url')}); remove "
+                f"it first with `localckpt remote remove {name}`",
+            )
+        table[name] = new.to_table()
+        write_atomic(path, dumps(data))
+    return new
+
+
+def remove_remote(name: str) -> Remote:
+    """Delete a remote from the config file; NotFoundError when there is none."""
+    path = config_path()
+    with _locked(path):
+        data = load()
+        table = data.get("remotes", {})
+        if name not in table:
+            known = ", ".join(sorted(table)) or "none"
+            raise NotFoundError(f"no remote named {name!r} in {path} (remotes: {known})")
+        gone = _remote_of(name, table.pop(name))
+        if not table:
+            data.pop("remotes")
+        write_atomic(path, dumps(data))
+    return gone
