@@ -46,6 +46,7 @@ import attrs
 
 from ._toml import dumps, write_atomic
 from .errors import InvalidInputError, NotFoundError
+from .registry import has_password
 
 if TYPE_CHECKING:
     from .store import Store
@@ -104,16 +105,10 @@ def secret_keys(options: Any, prefix: str = "") -> list[str]:
     return found
 
 
-def _has_password(url: str) -> bool:
-    from .registry import redact
-
-    return redact(url) != url
-
-
 def _check_no_secrets(section: str, table: Mapping[str, Any], path: str,
                       options_section: str | None = None) -> None:
     url = table.get("url")
-    if isinstance(url, str) and _has_password(url):
+    if isinstance(url, str) and has_password(url):
         raise InvalidInputError(
             f"{path} holds a password in the url of [{section}]; secrets never go into the "
             "config file: remove it and keep the password in ~/.pgpass (libpq reads it)"
@@ -312,7 +307,7 @@ def add_remote(
     if not isinstance(url, str) or not url:
         raise InvalidInputError("a remote needs a store URL or directory")
     known_scheme(url)
-    if _has_password(url):
+    if has_password(url):
         raise InvalidInputError(
             "the remote URL holds a password; secrets never go into the config file: give "
             "the URL without it and keep the password in ~/.pgpass (libpq reads it)"

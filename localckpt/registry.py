@@ -35,6 +35,7 @@ from .store import Store
 
 __all__ = [
     "DEFAULT_URL",
+    "has_password",
     "known_scheme",
     "open",
     "redact",
@@ -196,12 +197,25 @@ def open(
     return Store(catalog, objs, url=redact(url))
 
 
+def has_password(url: str) -> bool:
+    """Whether url carries a password (``user:pw@``, ``?password=``, ``password=...``)."""
+    if _is_conninfo(url):
+        return _CONNINFO_PASSWORD.search(url) is not None
+    if "://" not in url:
+        return False
+    try:
+        parts = urlsplit(url)
+        return parts.password is not None or "password=" in parts.query
+    except ValueError:  # a malformed netloc: assume the worst
+        return True
+
+
 def redact(url: str) -> str:
     """The URL without its password (``user:***@``, ``password=***``), for output."""
+    if not has_password(url):
+        return url
     if _is_conninfo(url):
         return _CONNINFO_PASSWORD.sub(r"\1***", url)
-    if "://" not in url:
-        return url
     try:
         parts = urlsplit(url)
         password = parts.password

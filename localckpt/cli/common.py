@@ -71,12 +71,12 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str))
 
 
-def print_report(report: Any, args: argparse.Namespace, what: str) -> None:
-    """An attrs report: as JSON with --json, else its one-line summary()."""
+def print_report(report: Any, args: argparse.Namespace, what: str, **extra: Any) -> None:
+    """An attrs report: as JSON with --json (with extra keys), else its one-line summary()."""
     if args.json:
         import attrs
 
-        print_json(attrs.asdict(report))
+        print_json({**attrs.asdict(report), **extra})
     else:
         print(f"{what}: {report.summary()}")
 

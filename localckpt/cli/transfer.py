@@ -53,7 +53,7 @@ def cmd_push(store: Store, args: argparse.Namespace) -> int:
     dest, label = open_remote(args, create=True)
     with dest:
         report = sync(store, dest, tid, progress=progress())
-    print_report(report, args, f"push to {label}")
+    print_report(report, args, f"push to {label}", remote=label)
     return 0
 
 
@@ -64,7 +64,7 @@ def cmd_pull(store: Store, args: argparse.Namespace) -> int:
     with source:
         tid = None if args.timeline is None else timeline_ref(source, args.timeline)
         report = sync(source, store, tid, progress=progress())
-    print_report(report, args, f"pull from {label}")
+    print_report(report, args, f"pull from {label}", remote=label)
     return 0
 
 
@@ -75,7 +75,7 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
     tid = timeline_ref(store, args.timeline)
     cid = None if args.checkpoint is None else checkpoint_ref(store, args.checkpoint)
     report = export_bundle(store, tid, args.file, checkpoint_id=cid, progress=progress())
-    print_report(report, args, f"export to {args.file}")
+    print_report(report, args, f"export to {args.file}", file=args.file)
     return 0
 
 
@@ -83,7 +83,7 @@ def cmd_import(store: Store, args: argparse.Namespace) -> int:
     from ..bundle import import_bundle
 
     report = import_bundle(store, args.file, progress=progress())
-    print_report(report, args, f"import from {args.file}")
+    print_report(report, args, f"import from {args.file}", file=args.file)
     return 0
 
 
