@@ -6,7 +6,9 @@
   (LOCALCKPT_TEST_PG_DSN; LOCALCKPT_TEST_S3_URL with LOCALCKPT_TEST_S3_OPTIONS or AWS_*),
   else a throwaway one.
 
-``python -m backends up`` starts both and prints the environment to use them.
+``python -m backends up [--detach]`` starts both and prints the environment to use them
+(what localckpt reads, then what the test suite reads); ``python -m backends down`` stops
+them (see ``backends/session.py``).
 """
 
 from __future__ import annotations

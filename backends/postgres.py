@@ -96,6 +96,11 @@ class ThrowawayPostgres:
         return self._running
 
     @property
+    def bindir(self) -> Path | None:
+        """Where initdb and pg_ctl were found (None before start())."""
+        return self._bindir
+
+    @property
     def directory(self) -> Path | None:
         """The cluster directory (data/, log), None before start() or after stop()."""
         return self._dir

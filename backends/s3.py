@@ -66,6 +66,11 @@ class LocalS3:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The moto server's process id while it runs."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
     def start(self) -> LocalS3:
         """Start the server (if not running) and wait until it answers HTTP."""
         if self.running:
