@@ -16,9 +16,10 @@ Servers start once per session (``backends.postgres.ThrowawayPostgres``,
     LOCALCKPT_TEST_S3_URL        s3://bucket[/prefix]
     LOCALCKPT_TEST_S3_OPTIONS    JSON object of s3fs options (endpoint_url, key, secret)
 
-With CI=true a server that cannot start fails the tests that need it; elsewhere they
-skip, saying why. LOCALCKPT_TEST_KINDS=memory,embedded limits the kinds (a quick run).
-HYPOTHESIS_PROFILE picks default / ci / nightly (CI=true means ci unless it is set).
+With CI set (``localckpt.testing.ci.in_ci``: 1, true, yes) a server that cannot start fails
+the tests that need it; elsewhere they skip, saying why. LOCALCKPT_TEST_KINDS=memory,embedded
+limits the kinds (a quick run). HYPOTHESIS_PROFILE picks default / ci / nightly (in CI: ci
+unless it is set).
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ from hypothesis import HealthCheck, settings
 
 import localckpt
 from localckpt import Store
+from localckpt.testing.ci import in_ci, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the top-level `backends` package (servers) is not installed
     sys.path.insert(0, str(ROOT))
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+IN_CI = in_ci()  # the one rule, shared with test files and the pytest plugin
 
 # -- hypothesis profiles --------------------------------------------------------------------
 
@@ -95,10 +97,7 @@ def available_kinds() -> list[str]:
 KINDS = available_kinds()
 
 
-def _unavailable(message: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{message} (CI=true: a missing server is a failure)", pytrace=False)
-    pytest.skip(message)
+_unavailable = unavailable
 
 
 # -- servers, once per session --------------------------------------------------------------

@@ -3,7 +3,7 @@ covers the Store API): idempotent all-or-nothing commits, one-query lineage, mig
 canonical bytes through JSONB, secrets kept out of messages, a dead server, many writers.
 
 Uses $LOCALCKPT_TEST_PG_DSN when set, else a ThrowawayPostgres per module. A server that
-cannot be started fails the run when CI=true and skips it otherwise.
+cannot be started fails the run in CI (CI=1/true/yes) and skips it otherwise.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from localckpt.errors import (
     LocalckptError,
 )
 from localckpt.ids import new_id
+from localckpt.testing.ci import unavailable
 from localckpt.types import Checkpoint, Timeline
 
 try:
@@ -56,10 +57,7 @@ ThrowawayPostgres = backends.ThrowawayPostgres
 # -- fixtures -----------------------------------------------------------------------------
 
 
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+_unavailable = unavailable  # fail in CI (CI=1/true/yes), skip elsewhere: one rule
 
 
 def _throwaway() -> ThrowawayPostgres:
