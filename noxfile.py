@@ -1,4 +1,10 @@
-"""Chores in one place: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``demo``, ``build``.
+"""Chores in one place: ``nox -s tests``, ``tests-minversions``, ``slow``, ``lint``,
+``typecheck``, ``bench``, ``demo``, ``build``.
+
+``tests`` runs on every supported Python (3.11, 3.12, 3.13) that this machine has (on
+PATH or in a version manager such as pyenv); nox skips the ones it lacks and never
+downloads one. ``tests-minversions`` installs the lowest version of each dependency
+that pyproject.toml declares, so a ``>=`` there is a tested claim.
 
 Benchmark-only packages (LangGraph's savers, matplotlib) are installed in the bench
 session alone, so the test environment stays lean (langsmith's pytest plugin slows pytest).
@@ -6,11 +12,20 @@ session alone, so the test environment stays lean (langsmith's pytest plugin slo
 
 from __future__ import annotations
 
+import re
+import tomllib
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False  # nox's default is True when CI is set
+nox.options.download_python = "never"  # a version the machine lacks is skipped, not fetched
 
+PYTHONS = ["3.11", "3.12", "3.13"]
+#: The extras whose lowest versions tests-minversions installs (with the core ones).
+MIN_EXTRAS = ("postgres", "s3")
 BENCH_PEERS = [
     "langgraph-checkpoint-sqlite",
     "langgraph-checkpoint-postgres",
@@ -18,11 +33,47 @@ BENCH_PEERS = [
 ]
 
 
-@nox.session
+def _pytest_args(session: nox.Session, default: list[str]) -> list[str]:
+    return session.posargs or default
+
+
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The whole test suite; starts its own PostgreSQL and S3 (moto) servers on loopback."""
+    """The default test suite (not the slow trials); starts its own PostgreSQL and S3."""
     session.install("-e", ".[test]")
-    session.run("pytest", *(session.posargs or ["-q"]))
+    session.run("pytest", *_pytest_args(session, ["-q", "-n", "2"]))
+
+
+def minimum_pins(pyproject: Path = Path("pyproject.toml")) -> list[str]:
+    """``name==version`` for every ``name>=version`` of the core dependencies and of
+    MIN_EXTRAS (extras markers such as ``psycopg[binary]`` kept)."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    requirements = list(project["dependencies"])
+    for extra in MIN_EXTRAS:
+        requirements += project["optional-dependencies"][extra]
+    pins = []
+    for req in requirements:
+        m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+(?:\[[^\]]+\])?)\s*>=\s*([0-9][^,;\s]*)\s*", req)
+        if m:
+            pins.append(f"{m.group(1)}=={m.group(2)}")
+    return pins
+
+
+@nox.session(name="tests-minversions", python=PYTHONS[0])
+def tests_minversions(session: nox.Session) -> None:
+    """The default suite against the lowest versions pyproject declares."""
+    pins = minimum_pins()
+    session.install(*pins)
+    session.install("-e", ".[test]", *pins)
+    session.run("python", "-m", "pip", "freeze")
+    session.run("pytest", *_pytest_args(session, ["-q", "-n", "2"]))
+
+
+@nox.session(python=PYTHONS[0])
+def slow(session: nox.Session) -> None:
+    """The long trials (@pytest.mark.slow): properties with many examples, concurrency."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *_pytest_args(session, ["-q", "-n", "2", "-m", "slow"]))
 
 
 @nox.session

@@ -3,12 +3,15 @@
 The store comes from ``--store``, else ``$LOCALCKPT_URL``, else ``./.localckpt``;
 ``--objects`` and ``--storage-options`` describe that same store. Only commands that
 create (init, demo, ingest, import, pull) may create a missing store; every other one
-fails with exit status 1 and creates nothing.
+fails with exit status 1 and creates nothing. A creating command may set a ``prepare(args,
+exit_stack)`` default that runs before the store is opened (pull opens its source there,
+import checks its file), so that its failure creates nothing either.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -50,11 +53,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(None, args))
         from ..registry import open as open_store
 
-        with open_store(
-            args.store, objects=args.objects,
-            storage_options=storage_options_arg(args.storage_options, "--storage-options"),
-            create=args.creates,
-        ) as store:
+        with contextlib.ExitStack() as stack:
+            # what a creating command checks first, so that a failure creates nothing
+            if (prepare := getattr(args, "prepare", None)) is not None:
+                prepare(args, stack)
+            store = stack.enter_context(open_store(
+                args.store, objects=args.objects,
+                storage_options=storage_options_arg(args.storage_options, "--storage-options"),
+                create=args.creates,
+            ))
             return int(args.func(store, args))
     except LocalckptError as exc:
         print(f"localckpt: error: {exc.for_cli()}", file=sys.stderr)

@@ -9,6 +9,7 @@ which win over the entry), never by this store's flags, ``$LOCALCKPT_*`` or ``[s
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import Any
 
 from ..store import Store
@@ -57,15 +58,28 @@ def cmd_push(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """pull's source, opened before this store: a missing source creates nothing here."""
+    source, args.source_label = open_remote(args, create=False)
+    args.source_store = stack.enter_context(source)
+    if args.timeline is not None:
+        args.timeline = timeline_ref(source, args.timeline)
+
+
 def cmd_pull(store: Store, args: argparse.Namespace) -> int:
     from ..sync import sync
 
-    source, label = open_remote(args, create=False)
-    with source:
-        tid = None if args.timeline is None else timeline_ref(source, args.timeline)
-        report = sync(source, store, tid, progress=progress())
+    source, label = args.source_store, args.source_label
+    report = sync(source, store, args.timeline, progress=progress())
     print_report(report, args, f"pull from {label}", remote=label)
     return 0
+
+
+def _check_bundle(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    """import's file is read before this store is opened (a bad file creates nothing)."""
+    from ..bundle import BundleSource
+
+    BundleSource(args.file).close()
 
 
 def cmd_export(store: Store, args: argparse.Namespace) -> int:
@@ -110,6 +124,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "pull", "copy what this store lacks from REMOTE", cmd_pull,
                     creates=True)
     _remote_options(p, "source")
+    p.set_defaults(prepare=_open_source)
     p.add_argument("--source-objects", dest="remote_objects", help=argparse.SUPPRESS)
 
     p = add_command(sub, "export", "write a timeline (frames, tree, outputs) to one file",
@@ -122,3 +137,4 @@ def register(sub: Any) -> None:
     p = add_command(sub, "import", "add a bundle's timeline to this store (union)", cmd_import,
                     creates=True)
     p.add_argument("file", metavar="FILE", help="bundle file written by export")
+    p.set_defaults(prepare=_check_bundle)

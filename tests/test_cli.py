@@ -1,0 +1,270 @@
+"""The command line through subprocesses, for every command, from one table.
+
+Each row of COMMANDS is one command line (a template whose ``{names}`` come from the
+populated store below) and what it does; every test runs over every row:
+
+- a missing store: exit 1 naming it, nothing created (commands that create: exit 0 and a
+  store; commands that open no store: exit 0 and nothing created);
+- ``--json``: exit 0 and output that parses, checked by the row;
+- references (rows with ``ref``): a unique prefix works as the full id, an ambiguous one
+  is exit 1 listing the candidates, an unknown one exit 1; nothing written either way;
+- bad usage: exit 2.
+
+Adding a command is adding a row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import pytest
+
+import localckpt
+from localckpt.bundle import export_bundle
+
+Check = Callable[[Any, dict[str, str]], bool]
+
+
+@attrs.frozen
+class Row:
+    """One command. argv: a template ({timeline}, {leaf}, {ours}, {theirs}, {tmp},
+    {other_store}, {bundle}); ref: the placeholder holding the id a prefix may replace;
+    creates: a missing store is created; store: False for commands that open none."""
+
+    argv: str
+    check: Check
+    ref: str | None = None
+    creates: bool = False
+    store: bool = True
+
+    @property
+    def id(self) -> str:
+        return " ".join(w for w in self.argv.split() if not w.startswith(("{", "-")))
+
+
+COMMANDS = [
+    Row("ls", lambda j, c: [t["id"] for t in j] == [c["timeline"], c["timeline2"]]),
+    Row("tree {timeline}", lambda j, c: c["leaf"] in {x["id"] for x in j}, ref="timeline"),
+    Row("show {leaf}", lambda j, c: j["id"] == c["leaf"] and "detect" in j["stage_outputs"],
+        ref="leaf"),
+    Row("show {leaf} --stage detect", lambda j, c: j == {"boxes": [1, 2]}, ref="leaf"),
+    Row("diff {ours} {theirs}", lambda j, c: j["stages_added"] == ["ocr"], ref="ours"),
+    Row("merge {ours} {theirs} --strategy theirs",
+        lambda j, c: j["outcome"] == "merged" and j["ours"] == c["ours"], ref="ours"),
+    Row("push {other_store} {timeline}", lambda j, c: j["timelines"] == 1, ref="timeline"),
+    Row("pull {other_store}", lambda j, c: j["timelines"] == 1, creates=True),
+    Row("export {timeline} {tmp}/out.lckpt", lambda j, c: j["timelines"] == 1, ref="timeline"),
+    Row("import {bundle}", lambda j, c: j["timelines"] == 1, creates=True),
+    Row("init", lambda j, c: j["store"].endswith("store"), creates=True),
+    Row("gc --dry-run", lambda j, c: "orphan_timelines" in j),
+    Row("demo --frames 3", lambda j, c: j["frames"] == 3, creates=True),
+    Row("remote add r2 {tmp}/r2", lambda j, c: j["name"] == "r2", store=False),
+    Row("remote list", lambda j, c: [r["name"] for r in j] == ["prod"], store=False),
+    Row("remote remove prod", lambda j, c: j["name"] == "prod", store=False),
+]
+IDS = [r.id for r in COMMANDS]
+
+
+def run(*argv: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "localckpt.cli", *argv], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def _frames() -> list[np.ndarray]:
+    return [np.full((4, 4, 3), i, np.uint8) for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A store with two timelines, ours/theirs forked from leaf; another store with a
+    third timeline (for pull) and a bundle of it (for import)."""
+    root = tmp_path_factory.mktemp("cli-template")
+    ctx: dict[str, str] = {}
+    with localckpt.open(root / "store", create=True) as s:
+        tl = s.create_timeline("clip.mp4", "p", _frames(), codec="png")
+        tl2 = s.create_timeline("other.mp4", "p", _frames(), codec="png")
+        leaf = s.save_stage_output(tl.id, None, "detect", {"boxes": [1, 2]}, {"thr": 0.5})
+        ours = s.save_stage_output(tl.id, leaf, "track", {"t": 1}, {"thr": 0.6})
+        theirs = s.save_stage_output(tl.id, leaf, "ocr", {"o": 1}, {"thr": 0.7})
+        ctx.update(timeline=tl.id, timeline2=tl2.id, leaf=leaf, ours=ours, theirs=theirs,
+                   root_checkpoint=tl.root_checkpoint_id)
+    with localckpt.open(root / "other", create=True) as other:
+        tl3 = other.create_timeline("third.mp4", "p", _frames(), codec="png")
+        export_bundle(other, tl3.id, root / "tl3.lckpt")
+        ctx["timeline3"] = tl3.id
+    return root, ctx
+
+
+@pytest.fixture
+def world(template: tuple[Path, dict[str, str]], tmp_path: Path) -> tuple[dict[str, str], dict]:
+    """A fresh copy of the template, a config file with one remote, and a clean env."""
+    root, ids = template
+    for name in ("store", "other"):
+        shutil.copytree(root / name, tmp_path / name)
+    shutil.copy(root / "tl3.lckpt", tmp_path / "tl3.lckpt")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"),
+           "LOCALCKPT_CONFIG": str(tmp_path / "config.toml")}
+    (tmp_path / "config.toml").write_text(f'[remotes.prod]\nurl = "{tmp_path / "other"}"\n')
+    ctx = {**ids, "tmp": str(tmp_path), "store": str(tmp_path / "store"),
+           "other_store": str(tmp_path / "other"), "bundle": str(tmp_path / "tl3.lckpt")}
+    return ctx, env
+
+
+def _argv(row: Row, ctx: dict[str, str], **override: str) -> list[str]:
+    return shlex.split(row.argv.format(**{**ctx, **override}))
+
+
+def _tree(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
+
+
+@pytest.mark.parametrize("row", COMMANDS, ids=IDS)
+def test_json_output_parses(row: Row, world: tuple[dict[str, str], dict]) -> None:
+    ctx, env = world
+    result = run("--store", ctx["store"], *_argv(row, ctx), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert row.check(json.loads(result.stdout), ctx), result.stdout
+
+
+@pytest.mark.parametrize("row", COMMANDS, ids=IDS)
+def test_a_missing_store(row: Row, world: tuple[dict[str, str], dict], tmp_path: Path) -> None:
+    ctx, env = world
+    missing = tmp_path / "typo-dir"
+    result = run("--store", str(missing), *_argv(row, ctx), env=env, cwd=tmp_path)
+    if row.creates:
+        assert result.returncode == 0, result.stderr
+        assert (missing / "LOCALCKPT.json").exists()
+        return
+    if not row.store:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode == 1, result.stderr
+        assert f"no localckpt store at {missing}" in result.stderr
+        assert "init" in result.stderr and "Traceback" not in result.stderr
+    assert not missing.exists()
+    assert not (tmp_path / ".localckpt").exists()
+
+
+#: Creating commands that read an input first (a source store, a file).
+WITH_INPUT = [r for r in COMMANDS if r.creates and ("{other_store}" in r.argv
+                                                   or "{bundle}" in r.argv)]
+
+
+@pytest.mark.parametrize("row", WITH_INPUT, ids=[r.id for r in WITH_INPUT])
+def test_a_creating_command_whose_input_is_missing_creates_nothing(
+    row: Row, world: tuple[dict[str, str], dict], tmp_path: Path
+) -> None:
+    ctx, env = world
+    missing = tmp_path / "new-store"
+    bad = {"other_store": str(tmp_path / "no-such-source"),
+           "bundle": str(tmp_path / "no-such.lckpt")}
+    result = run("--store", str(missing), *_argv(row, ctx, **bad), env=env)
+    assert result.returncode == 1
+    assert not missing.exists() and not Path(bad["other_store"]).exists()
+
+
+def _shortest_unique(ident: str, others: list[str]) -> str:
+    for n in range(6, len(ident) + 1):
+        if not any(o != ident and o.startswith(ident[:n]) for o in others):
+            return ident[:n]
+    raise AssertionError(f"no unique prefix for {ident}")
+
+
+def _common(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def _ambiguous(ident: str, others: list[str]) -> tuple[str, str]:
+    """The longest prefix (6+) that ident shares with another id, and that id."""
+    best = max((o for o in others if o != ident), key=lambda o: len(_common(ident, o)))
+    prefix = _common(ident, best)
+    assert len(prefix) >= 6, "ids of one run share their time prefix"
+    return prefix, best
+
+
+def _ids_of_kind(store: Path, ref: str, ctx: dict[str, str]) -> list[str]:
+    with localckpt.open(store) as s:
+        if ref == "timeline":
+            return [t.id for t in s.list_timelines()]
+        return [c.id for t in s.list_timelines() for c in s.checkpoints(t.id)]
+
+
+REF_ROWS = [r for r in COMMANDS if r.ref]
+
+
+@pytest.mark.parametrize("row", REF_ROWS, ids=[r.id for r in REF_ROWS])
+def test_references_by_prefix(row: Row, world: tuple[dict[str, str], dict]) -> None:
+    ctx, env = world
+    assert row.ref is not None
+    store = Path(ctx["store"])
+    ident = ctx[row.ref]
+    others = _ids_of_kind(store, "timeline" if row.ref.startswith("timeline") else "x", ctx)
+    before = _tree(store)
+
+    prefix, other = _ambiguous(ident, others)
+    result = run("--store", str(store), *_argv(row, ctx, **{row.ref: prefix}), env=env)
+    assert result.returncode == 1
+    assert "ambiguous" in result.stderr and ident in result.stderr and other in result.stderr
+    result = run("--store", str(store), *_argv(row, ctx, **{row.ref: "ffffffffff"}), env=env)
+    assert result.returncode == 1 and "matches 'ffffffffff'" in result.stderr
+    assert _tree(store) == before  # neither wrote anything
+
+    unique = _shortest_unique(ident, others)
+    by_prefix = run("--store", str(store), *_argv(row, ctx, **{row.ref: unique}), "--json",
+                    env=env)
+    assert by_prefix.returncode == 0, by_prefix.stderr
+    assert row.check(json.loads(by_prefix.stdout), ctx)
+
+
+@pytest.mark.parametrize("row", COMMANDS, ids=IDS)
+def test_bad_usage_is_exit_2(row: Row, world: tuple[dict[str, str], dict]) -> None:
+    ctx, env = world
+    result = run("--store", ctx["store"], *_argv(row, ctx), "--no-such-option", env=env)
+    assert result.returncode == 2
+    assert "unrecognized arguments: --no-such-option" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],
+                                  ["merge", "a", "b", "--strategy", "nope"], ["remote"]])
+def test_usage_errors(argv: list[str], world: tuple[dict[str, str], dict]) -> None:
+    _, env = world
+    assert run(*argv, env=env).returncode == 2
+
+
+def test_errors_speak_cli_flags(world: tuple[dict[str, str], dict]) -> None:
+    ctx, env = world
+    store = ["--store", ctx["store"]]
+    conflict = run(*store, "merge", ctx["ours"], ctx["theirs"], env=env)  # both changed thr
+    assert conflict.returncode == 1
+    assert "--strategy ours" in conflict.stderr and "strategy=" not in conflict.stderr
+    bad_options = run(*store, "--storage-options", "{nope", "ls", env=env)
+    assert bad_options.returncode == 1 and "--storage-options is not a JSON" in bad_options.stderr
+    pg = run(*store, "push", "postgresql://u@127.0.0.1:1/db", env=env)
+    assert pg.returncode == 1
+    assert "--remote-objects" in pg.stderr and "objects=" not in pg.stderr
+    secret = run("remote", "add", "x", "/d", "--storage-options", '{"secret": "s"}', env=env)
+    assert secret.returncode == 1 and "--storage-options-from" in secret.stderr
+
+
+def test_merge_twice_makes_one_merge_checkpoint(world: tuple[dict[str, str], dict]) -> None:
+    ctx, env = world
+    argv = ["--store", ctx["store"], "merge", ctx["ours"], ctx["theirs"], "--strategy",
+            "theirs", "--json"]
+    first, second = (json.loads(run(*argv, env=env).stdout) for _ in range(2))
+    assert first["outcome"] == "merged" and second["result"] == first["result"]
+    tree = json.loads(run("--store", ctx["store"], "tree", ctx["timeline"], "--json",
+                          env=env).stdout)
+    assert [c["id"] for c in tree if c["merged_from"] == ctx["theirs"]] == [first["result"]]

@@ -1,0 +1,125 @@
+"""push and pull with named remotes, through subprocesses: $LOCALCKPT_* describe the
+local store (--store) only and never leak into the remote, as issue 13 asked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import localckpt
+
+
+def run(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The CLI in the directory env["HOME"] (created), never in the repository."""
+    Path(env["HOME"]).mkdir(exist_ok=True)
+    return subprocess.run([sys.executable, "-m", "localckpt.cli", *argv], env=env,
+                          cwd=env["HOME"], capture_output=True, text=True, timeout=180)
+
+
+def _files(path: Path) -> list[str]:
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def local_env(tmp_path: Path) -> dict[str, str]:
+    """A shell whose LOCALCKPT_* name a local store with its objects elsewhere, and options
+    that would break any S3 client they reached."""
+    return {
+        "PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"),
+        "LOCALCKPT_CONFIG": str(tmp_path / "config.toml"),
+        "LOCALCKPT_URL": str(tmp_path / "laptop"),
+        "LOCALCKPT_OBJECTS": str(tmp_path / "laptop-objects"),
+        "LOCALCKPT_STORAGE_OPTIONS": json.dumps({"endpoint_url": "http://127.0.0.1:1"}),
+    }
+
+
+def _demo(env: dict[str, str]) -> str:
+    assert run("init", env=env).returncode == 0
+    result = run("demo", "--frames", "3", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["timeline_id"]
+
+
+def test_named_directory_remote(local_env: dict[str, str], tmp_path: Path) -> None:
+    env = local_env
+    remote = tmp_path / "shared"
+    tid = _demo(env)
+    local_objects = _files(tmp_path / "laptop-objects")
+    assert any("index.parquet" in f for f in local_objects)
+    added = run("remote", "add", "shared", str(remote), "--json", env=env)
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["url"] == str(remote)
+    listing = json.loads(run("remote", "list", "--json", env=env).stdout)
+    assert [(r["name"], r["url"]) for r in listing] == [("shared", str(remote))]
+
+    pushed = run("push", "shared", "--json", env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert json.loads(pushed.stdout)["timelines"] == 1
+    # the remote's frames are in its own directory, not in $LOCALCKPT_OBJECTS
+    assert any(f"frames/{tid}/index.parquet" in f for f in _files(remote / "objects"))
+    assert _files(tmp_path / "laptop-objects") == local_objects
+    with localckpt.open(remote) as store:
+        assert [t.id for t in store.list_timelines()] == [tid]
+
+    # another laptop pulls it by name
+    env2 = {**env, "LOCALCKPT_URL": str(tmp_path / "laptop2"),
+            "LOCALCKPT_OBJECTS": str(tmp_path / "laptop2-objects")}
+    remote_files = _files(remote)
+    pulled = run("pull", "shared", "--json", env=env2)
+    assert pulled.returncode == 0, pulled.stderr
+    assert json.loads(pulled.stdout)["timelines"] == 1
+    assert any(f"frames/{tid}/" in f for f in _files(tmp_path / "laptop2-objects"))
+    assert not (tmp_path / "laptop2" / "objects").exists()
+    assert _files(remote) == remote_files
+
+    # a removed remote's name is just a relative directory again (as a URL would be)
+    assert run("remote", "remove", "shared", env=env).returncode == 0
+    assert run("push", "shared", env=env).returncode == 0
+    assert (Path(env["HOME"]) / "shared" / "LOCALCKPT.json").exists()
+    assert _files(remote) == remote_files
+
+
+def test_named_postgres_s3_remote_with_secrets_from_the_environment(
+    local_env: dict[str, str], tmp_path: Path, pg_dsn: str, s3_base: tuple[str, dict[str, Any]],
+) -> None:
+    """The issue's own case: `localckpt --store laptop push prod` to PostgreSQL + S3."""
+    bucket, options = s3_base
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    url = f"{pg_dsn}?schema={schema}"
+    objects = f"{bucket}/{schema}"
+    secret = {k: options[k] for k in ("key", "secret")}
+    public = {k: v for k, v in options.items() if k not in secret}
+    env = {**local_env, "PROD_S3": json.dumps(secret)}
+    tid = _demo(env)
+    added = run("remote", "add", "prod", url, "--objects", objects, "--storage-options",
+                json.dumps(public), "--storage-options-from", "PROD_S3", env=env)
+    assert added.returncode == 0, added.stderr
+    config = Path(env["LOCALCKPT_CONFIG"]).read_text()
+    assert options["secret"] not in config and "PROD_S3" in config
+
+    pushed = run("push", "prod", "--json", env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert json.loads(pushed.stdout)["timelines"] == 1
+    assert json.loads(pushed.stdout)["remote"].startswith("prod (postgresql://")
+    with localckpt.open(url, objects=objects, storage_options=options) as prod:
+        assert [t.id for t in prod.list_timelines()] == [tid]
+        assert len(prod.get_timeline_frames(tid)) == 3  # frames reached S3
+
+    env2 = {**env, "LOCALCKPT_URL": str(tmp_path / "laptop2"),
+            "LOCALCKPT_OBJECTS": str(tmp_path / "laptop2-objects")}
+    pulled = run("pull", "prod", tid[:13], "--json", env=env2)
+    assert pulled.returncode == 0, pulled.stderr
+    with localckpt.open(tmp_path / "laptop2", objects=str(tmp_path / "laptop2-objects")) as s:
+        assert len(s.get_timeline_frames(tid)) == 3
+
+    # without the secrets the remote cannot be used, and the error names where they go
+    no_secret = run("push", "prod", env={k: v for k, v in env.items() if k != "PROD_S3"})
+    assert no_secret.returncode == 1
+    assert "PROD_S3" in no_secret.stderr and options["secret"] not in no_secret.stderr
