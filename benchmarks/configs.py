@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import localckpt
+from localckpt.testing.ci import in_ci
 
 __all__ = ["ALL_CONFIGS", "RequestCounter", "Services", "StoreConfig", "available_configs"]
 
@@ -171,7 +172,7 @@ def available_configs(
 ) -> list[StoreConfig]:
     """The named configurations whose servers start; the others are noted (errors in CI)."""
     found = []
-    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+    ci = in_ci()  # the one rule (localckpt.testing.ci)
     for name in names:
         if name not in ALL_CONFIGS:
             raise SystemExit(f"unknown configuration {name!r}; known: {', '.join(ALL_CONFIGS)}")

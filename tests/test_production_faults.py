@@ -18,8 +18,9 @@ import pytest
 
 import localckpt
 from localckpt.errors import BackendUnavailableError
+from localckpt.testing.ci import in_ci
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+IN_CI = in_ci()  # the one rule (localckpt.testing.ci)
 
 
 def _unavailable(message: str) -> None:
