@@ -186,6 +186,10 @@ def open(
                 raise InvalidInputError(
                     f"LOCALCKPT_STORAGE_OPTIONS is not a JSON object: {exc}"
                 ) from exc
+            if not isinstance(storage_options, dict):
+                raise InvalidInputError(
+                    "LOCALCKPT_STORAGE_OPTIONS must be a JSON object of fsspec options "
+                    "(storage_options), e.g. {\"endpoint_url\": \"http://127.0.0.1:9000\"}")
         else:
             from .config import store_storage_options
 

@@ -258,6 +258,32 @@ def _drop_schema(dsn: str, schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+class FactoryHooks:
+    """Store hooks of the shipped state machines (localckpt.testing.stateful), from a
+    StoreFactory: mix in before the machine and set ``factory`` and ``kind``."""
+
+    factory: StoreFactory
+    kind: str
+
+    def make_store(self) -> Store:
+        return self.factory(self.kind)
+
+    def can_reopen(self) -> bool:
+        return self.factory.can_reopen(self.kind)
+
+    def reopen_store(self, store: Store) -> Store:
+        return self.factory.reopen(store)
+
+    def close_store(self, store: Store) -> None:
+        self.factory.close(store)
+
+
+def machine_for(machine: type, factory: StoreFactory, kind: str) -> type:
+    """machine with its store from factory, of this kind."""
+    return type(f"{machine.__name__}_{kind.replace('-', '_')}", (FactoryHooks, machine),
+                {"factory": factory, "kind": kind})
+
+
 @pytest.fixture(params=KINDS)
 def store_kind(request: pytest.FixtureRequest) -> str:
     """Each available store kind in turn."""

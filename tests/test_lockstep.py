@@ -4,7 +4,7 @@ step (``localckpt.testing.stateful.LockstepMachine``)."""
 from __future__ import annotations
 
 import pytest
-from conftest import KINDS, StoreFactory
+from conftest import KINDS, StoreFactory, machine_for
 from hypothesis import Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -14,27 +14,9 @@ from localckpt.testing.stateful import LockstepMachine
 REAL_KINDS = [k for k in KINDS if k != "memory"]
 
 
-class FactoryLockstep(LockstepMachine):
-    factory: StoreFactory
-    kind: str
-
-    def make_store(self) -> Store:
-        return self.factory(self.kind)
-
-    def can_reopen(self) -> bool:
-        return self.factory.can_reopen(self.kind)
-
-    def reopen_store(self, store: Store) -> Store:
-        return self.factory.reopen(store)
-
-    def close_store(self, store: Store) -> None:
-        self.factory.close(store)
-
-
 def _run(kind: str, factory: StoreFactory, examples: int) -> None:
-    machine = type(f"Lockstep_{kind.replace('-', '_')}", (FactoryLockstep,),
-                   {"factory": factory, "kind": kind})
-    run_state_machine_as_test(machine, settings=settings(max_examples=examples))
+    run_state_machine_as_test(machine_for(LockstepMachine, factory, kind),
+                              settings=settings(max_examples=examples))
 
 
 @pytest.mark.parametrize("kind", REAL_KINDS)

@@ -8,37 +8,16 @@ a user would subclass it.
 from __future__ import annotations
 
 import pytest
-from conftest import StoreFactory
+from conftest import StoreFactory, machine_for
 from hypothesis import settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from localckpt import Store
 from localckpt.testing.stateful import CheckpointMachine
 
 
-class FactoryMachine(CheckpointMachine):
-    """The shipped machine on a store of one conftest kind (subclassed as a user would)."""
-
-    factory: StoreFactory
-    kind: str
-
-    def make_store(self) -> Store:
-        return self.factory(self.kind)
-
-    def can_reopen(self) -> bool:
-        return self.factory.can_reopen(self.kind)
-
-    def reopen_store(self, store: Store) -> Store:
-        return self.factory.reopen(store)
-
-    def close_store(self, store: Store) -> None:
-        self.factory.close(store)
-
-
 def _run(kind: str, factory: StoreFactory, examples: int) -> None:
-    machine = type(f"CheckpointMachine_{kind.replace('-', '_')}", (FactoryMachine,),
-                   {"factory": factory, "kind": kind})
-    run_state_machine_as_test(machine, settings=settings(max_examples=examples))
+    run_state_machine_as_test(machine_for(CheckpointMachine, factory, kind),
+                              settings=settings(max_examples=examples))
 
 
 def test_store_agrees_with_model_briefly(store_kind: str, new_store: StoreFactory) -> None:

@@ -9,6 +9,7 @@
 - The multi-store machine (merge, sync, bundles, deletions: ``SyncMachine``) lives in
   :mod:`.sync`.
 
+Both take their store from the hooks of :class:`StoreMachine` (``make_store``, ...).
 They need hypothesis (``pip install 'localckpt[test]'``); importing this package
 without it raises ImportError naming it. Run one with ``TestX = Machine.TestCase`` in a
 test module, or ``hypothesis.stateful.run_state_machine_as_test(Machine)``.
@@ -16,10 +17,11 @@ test module, or ``hypothesis.stateful.run_state_machine_as_test(Machine)``.
 
 from __future__ import annotations
 
+from ._base import StoreMachine
 from .checkpoints import CheckpointMachine
 from .lockstep import LockstepMachine
 
 # The multi-store SyncMachine (localckpt/testing/stateful/sync.py) is exported here too:
 # from .sync import SyncMachine
 
-__all__ = ["CheckpointMachine", "LockstepMachine"]
+__all__ = ["CheckpointMachine", "LockstepMachine", "StoreMachine"]

@@ -39,19 +39,17 @@ new checkpoint's links, so the invariants keep holding with your rules mixed in.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from typing import Any
 
 from hypothesis import assume
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import Bundle, invariant, precondition, rule
 
 from ...canonical import canonical_bytes, content_hash
 from ...errors import InvalidInputError
-from ...store import Store
 from .. import strategies as lst
 from ..model import TreeModel
+from ._base import StoreMachine
 
 __all__ = ["OUTPUTS", "SMALL_MAPS", "STAGES", "CheckpointMachine", "small_frames"]
 
@@ -72,12 +70,13 @@ def small_frames(n: int, seed: int = 0) -> list[Any]:
     return [rng.integers(0, 256, (2, 3, 3), dtype=np.uint8) for _ in range(n)]
 
 
-class CheckpointMachine(RuleBasedStateMachine):
+class CheckpointMachine(StoreMachine):
     """Drives one store and one TreeModel with the same operations.
 
-    Hooks for subclasses: :meth:`make_store`, :meth:`can_reopen`, :meth:`reopen_store`,
-    :meth:`close_store`; helpers for new rules: :meth:`record_save`, ``self.store``,
-    ``self.model`` and the Bundles ``timelines`` and ``checkpoints``.
+    Hooks for subclasses (from :class:`StoreMachine`): :meth:`make_store`,
+    :meth:`can_reopen`, :meth:`reopen_store`, :meth:`close_store`; helpers for new rules:
+    :meth:`record_save`, ``self.store``, ``self.model`` and the Bundles ``timelines`` and
+    ``checkpoints``.
     """
 
     timelines = Bundle("timelines")
@@ -85,43 +84,9 @@ class CheckpointMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._tmp_dirs: list[str] = []
-        self.store: Store = self.make_store()
         self.model = TreeModel()
         self.saves_since_reopen = 0
         self.saves_since_check = 0
-
-    # -- hooks ------------------------------------------------------------------------------
-
-    def make_store(self) -> Store:
-        """The store to drive: a fresh, empty one. Default: a memory store."""
-        import localckpt
-
-        return localckpt.open("memory://")
-
-    def can_reopen(self) -> bool:
-        """Whether reopen_store works (memory stores cannot be reopened)."""
-        return False
-
-    def reopen_store(self, store: Store) -> Store:
-        """Close store and open the same data again."""
-        raise NotImplementedError("override reopen_store (and can_reopen) to test reopening")
-
-    def close_store(self, store: Store) -> None:
-        store.close()
-
-    def tmp_dir(self) -> str:
-        """A temporary directory removed at teardown (for make_store)."""
-        path = tempfile.mkdtemp(prefix="localckpt-machine-")
-        self._tmp_dirs.append(path)
-        return path
-
-    def teardown(self) -> None:
-        try:
-            self.close_store(self.store)
-        finally:
-            for path in self._tmp_dirs:
-                shutil.rmtree(path, ignore_errors=True)
 
     # -- helpers for rules --------------------------------------------------------------------
 

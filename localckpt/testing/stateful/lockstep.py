@@ -22,16 +22,16 @@ from typing import Any
 
 import attrs
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import Bundle, invariant, precondition, rule
 
 from ...canonical import canonical_bytes, content_hash
 from ...catalog import Batch, Catalog
 from ...errors import ConflictError
 from ...ids import new_id
 from ...records import utcnow
-from ...store import Store
 from ...types import Checkpoint, Tag, Timeline, Tombstone
 from .. import strategies as lst
+from ._base import StoreMachine
 
 __all__ = ["LockstepMachine"]
 
@@ -57,7 +57,7 @@ def _tree(timeline_id: str, catalog: Catalog) -> list[Checkpoint]:
     return catalog.tree(timeline_id)
 
 
-class LockstepMachine(RuleBasedStateMachine):
+class LockstepMachine(StoreMachine):
     """Commits the same batches to a MemoryCatalog and to make_store()'s catalog."""
 
     timelines = Bundle("timelines")
@@ -68,30 +68,9 @@ class LockstepMachine(RuleBasedStateMachine):
         from ...backends.memory import MemoryCatalog
 
         self.reference: Catalog = MemoryCatalog()
-        self.store = self.make_store()
         self.batches: list[Batch] = []
         self.unknown = new_id()  # an id neither catalog holds
         self.commits_since_reopen = 0
-
-    # -- hooks ------------------------------------------------------------------------------
-
-    def make_store(self) -> Store:
-        """The store whose catalog is checked. Default: a memory store (agrees trivially)."""
-        import localckpt
-
-        return localckpt.open("memory://")
-
-    def can_reopen(self) -> bool:
-        return False
-
-    def reopen_store(self, store: Store) -> Store:
-        raise NotImplementedError("override reopen_store (and can_reopen) to test reopening")
-
-    def close_store(self, store: Store) -> None:
-        store.close()
-
-    def teardown(self) -> None:
-        self.close_store(self.store)
 
     @property
     def real(self) -> Catalog:
