@@ -7,6 +7,7 @@ temporary file that is renamed into place, so a reader never sees half an object
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import posixpath
 import uuid
@@ -21,6 +22,14 @@ from .errors import BackendUnavailableError, LocalckptError, NotFoundError
 __all__ = ["Objects"]
 
 
+def _takes(fs: Any, method: str, keyword: str) -> bool:
+    """Whether fs.method accepts keyword (options differ between fsspec backend versions)."""
+    try:
+        return keyword in inspect.signature(getattr(fs, method)).parameters
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
 class Objects:
     """A key -> bytes store rooted at one fsspec path."""
 
@@ -31,7 +40,10 @@ class Objects:
         protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
         # s3fs sends a HEAD before a whole-object GET unless told to read in one request;
         # objects here are read whole only when small (frame indexes), so one GET is right.
-        self._get_options: dict[str, Any] = {"max_concurrency": 1} if "s3" in protocols else {}
+        # (s3fs before 2026.3 has no such option, and sends no HEAD.)
+        self._get_options: dict[str, Any] = (
+            {"max_concurrency": 1} if "s3" in protocols and _takes(fs, "_cat_file",
+                                                                   "max_concurrency") else {})
 
     @classmethod
     def from_url(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> Objects:
