@@ -79,9 +79,12 @@ def test_named_directory_remote(local_env: dict[str, str], tmp_path: Path) -> No
     assert not (tmp_path / "laptop2" / "objects").exists()
     assert _files(remote) == remote_files
 
-    # a removed remote's name is just a relative directory again (as a URL would be)
+    # a name that is no remote (removed, or mistyped) is refused, not created here
     assert run("remote", "remove", "shared", env=env).returncode == 0
-    assert run("push", "shared", env=env).returncode == 0
+    typo = run("push", "shared", env=env)
+    assert typo.returncode == 1 and "no remote named 'shared'" in typo.stderr
+    assert "./shared" in typo.stderr and not (Path(env["HOME"]) / "shared").exists()
+    assert run("push", "./shared", env=env).returncode == 0  # a directory, said so
     assert (Path(env["HOME"]) / "shared" / "LOCALCKPT.json").exists()
     assert _files(remote) == remote_files
 

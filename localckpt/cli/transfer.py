@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 from typing import Any
 
+from ..errors import NotFoundError
 from ..store import Store
 from .common import add_command, print_report, progress, storage_options_arg, timeline_ref
 
 __all__ = ["open_remote", "register", "remote_settings"]
+
+_BARE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def remote_settings(args: argparse.Namespace) -> tuple[str, str | None, dict[str, Any], str]:
@@ -26,6 +30,8 @@ def remote_settings(args: argparse.Namespace) -> tuple[str, str | None, dict[str
     from ..registry import redact
 
     named = remote(args.remote) if "/" not in args.remote else None
+    if named is None:
+        _refuse_unknown_name(args.remote)
     flag_options = storage_options_arg(args.remote_storage_options, "--remote-storage-options")
     if named is not None:
         url, objects, options = named.url, named.objects, named.resolved_options()
@@ -36,6 +42,22 @@ def remote_settings(args: argparse.Namespace) -> tuple[str, str | None, dict[str
         options.update(storage_options_from(args.remote_storage_options_from))
     options.update(flag_options or {})
     return url, args.remote_objects or objects, options, label
+
+
+def _refuse_unknown_name(ref: str) -> None:
+    """A bare word that is no remote and no existing directory is a mistyped remote name
+    (as git says), not a new store to create in the working directory."""
+    import os
+
+    from ..config import remotes
+    from ..registry import scheme_of
+
+    if _BARE.fullmatch(ref) and scheme_of(ref) == "" and not os.path.exists(ref):
+        known = ", ".join(r.name for r in remotes()) or "none yet"
+        raise NotFoundError(
+            f"no remote named {ref!r} (remotes: {known}; see `localckpt remote list`), and no "
+            f"directory {ref!r} here; for a new store in a directory, write ./{ref}"
+        )
 
 
 def open_remote(args: argparse.Namespace, *, create: bool) -> tuple[Store, str]:
