@@ -12,7 +12,9 @@ session alone, so the test environment stays lean (langsmith's pytest plugin slo
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -24,6 +26,24 @@ nox.options.error_on_missing_interpreters = False  # nox's default is True when 
 nox.options.download_python = "never"  # a version the machine lacks is skipped, not fetched
 
 PYTHONS = ["3.11", "3.12", "3.13"]
+
+
+def _find_installed_pythons() -> None:
+    """Put interpreters that pyenv installed on PATH, ahead of its shims (which fail
+    unless that version is selected), for the versions PATH lacks a real one of."""
+    versions = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    found = []
+    for version in PYTHONS:
+        on_path = shutil.which(f"python{version}")
+        if on_path and "shims" not in Path(on_path).parts:
+            continue
+        found += [str(p / "bin") for p in sorted(versions.glob(f"{version}.*"), reverse=True)
+                  if (p / "bin" / f"python{version}").is_file()][:1]
+    if found:
+        os.environ["PATH"] = os.pathsep.join([*found, os.environ.get("PATH", "")])
+
+
+_find_installed_pythons()
 #: The extras whose lowest versions tests-minversions installs (with the core ones).
 MIN_EXTRAS = ("postgres", "s3")
 BENCH_PEERS = [
