@@ -84,31 +84,60 @@ def _check(value: Any, path: str) -> None:
 _LEAVES = frozenset({str, int, float, bool, type(None)})
 
 
+#: Most containers nested in one another that a value may have, whatever the interpreter:
+#: Python 3.13's C encoder no longer stops at the recursion limit, and a value stored there
+#: must still load on 3.11 (where Mapping values take two stack frames per level).
+MAX_DEPTH = 256
+
+
 def _plain_tree(value: Any) -> bool:
     """True when every container is exactly a dict, list or tuple, every key exactly a
     str and every leaf exactly a JSON scalar type: then the C encoder alone can be trusted
     (it refuses NaN and non-JSON leaves itself; only non-str keys would pass silently).
-    Anything else (Mappings, numpy scalars, subclasses) takes the thorough _check."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        kind = type(node)
-        if kind is dict:
-            for key in node:
-                if type(key) is not str:
+    Anything else (Mappings, numpy scalars, subclasses) takes the thorough _check.
+    Walks level by level; deeper than MAX_DEPTH raises RecursionError."""
+    level = [value]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise RecursionError(f"more than {MAX_DEPTH} levels")
+        below = []
+        for node in level:
+            kind = type(node)
+            if kind is dict:
+                for key in node:
+                    if type(key) is not str:
+                        return False
+                items = node.values()
+            elif kind is list or kind is tuple:
+                items = node
+            else:
+                if kind not in _LEAVES:
                     return False
-            items = node.values()
-        elif kind is list or kind is tuple:
-            items = node
-        else:
-            return kind in _LEAVES
-        for item in items:
-            t = type(item)
-            if t is dict or t is list or t is tuple:
-                stack.append(item)
-            elif t not in _LEAVES:
-                return False
+                continue
+            for item in items:
+                t = type(item)
+                if t is dict or t is list or t is tuple:
+                    below.append(item)
+                elif t not in _LEAVES:
+                    return False
+        level = below
     return True
+
+
+def _check_depth(value: Any) -> None:
+    """RecursionError when containers nest deeper than MAX_DEPTH (the slow path's check)."""
+    containers = Mapping | list | tuple
+    level = [value] if isinstance(value, containers) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise RecursionError(f"more than {MAX_DEPTH} levels")
+        level = [item for node in level
+                 for item in (node.values() if isinstance(node, Mapping) else node)
+                 if isinstance(item, containers)]
 
 
 def _encode(value: Any, what: str) -> str:
@@ -120,6 +149,7 @@ def _encode(value: Any, what: str) -> str:
                 return text
             except (ValueError, TypeError):
                 pass  # NaN, Infinity or a lone surrogate: _check says where
+        _check_depth(value)
         _check(value, what)
         return _ENCODER.encode(value)
     except RecursionError:
@@ -136,8 +166,8 @@ def canonical_bytes(value: Any, what: str = "value") -> bytes:
 
 def _too_deep(what: str) -> InvalidInputError:
     return InvalidInputError(
-        f"{what} is nested too deeply (more levels than Python's recursion limit) to be "
-        "stored as JSON; flatten it"
+        f"{what} is nested too deeply (more than {MAX_DEPTH} levels) to be stored as JSON; "
+        "flatten it"
     )
 
 
