@@ -26,9 +26,9 @@ def _fps(text: str) -> float | None:
 
 
 def _storage_options(text: str | None) -> dict[str, Any] | None:
-    from .transfer import _storage_options as parse
+    from .common import storage_options_arg
 
-    return parse(text, "--source-storage-options")
+    return storage_options_arg(text, "--source-storage-options")
 
 
 def cmd_ingest(store: Store, args: argparse.Namespace) -> int:
