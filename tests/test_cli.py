@@ -31,14 +31,17 @@ import pytest
 
 import localckpt
 from localckpt.bundle import export_bundle
+from localckpt.testing.videos import write_video
 
 Check = Callable[[Any, dict[str, str]], bool]
+DETECT = {"frames": [{"sequence": 0, "detections": [
+    {"box": [1, 2, 3, 4], "label": "ball", "score": 0.9}]}]}
 
 
 @attrs.frozen
 class Row:
     """One command. argv: a template ({timeline}, {leaf}, {ours}, {theirs}, {tmp},
-    {other_store}, {bundle}); ref: the placeholder holding the id a prefix may replace;
+    {other_store}, {bundle}, {video}); ref: the placeholder holding the id a prefix may replace;
     creates: a missing store is created; store: False for commands that open none."""
 
     argv: str
@@ -49,7 +52,7 @@ class Row:
 
     @property
     def id(self) -> str:
-        return " ".join(w for w in self.argv.split() if not w.startswith(("{", "-")))
+        return " ".join(w for w in self.argv.split() if not w.startswith("{"))
 
 
 COMMANDS = [
@@ -57,8 +60,11 @@ COMMANDS = [
     Row("tree {timeline}", lambda j, c: c["leaf"] in {x["id"] for x in j}, ref="timeline"),
     Row("show {leaf}", lambda j, c: j["id"] == c["leaf"] and "detect" in j["stage_outputs"],
         ref="leaf"),
-    Row("show {leaf} --stage detect", lambda j, c: j == {"boxes": [1, 2]}, ref="leaf"),
+    Row("show {leaf} --stage detect", lambda j, c: j == DETECT, ref="leaf"),
     Row("diff {ours} {theirs}", lambda j, c: j["stages_added"] == ["ocr"], ref="ours"),
+    Row("diff {ours} {theirs} --frames --stage detect", lambda j, c: "summary" in j, ref="ours"),
+    Row("ingest {video} --fps 5", lambda j, c: j["frames"] == 5, creates=True),
+    Row("similar {timeline} 0", lambda j, c: isinstance(j, list) and j, ref="timeline"),
     Row("merge {ours} {theirs} --strategy theirs",
         lambda j, c: j["outcome"] == "merged" and j["ours"] == c["ours"], ref="ours"),
     Row("push {other_store} {timeline}", lambda j, c: j["timelines"] == 1, ref="timeline"),
@@ -93,7 +99,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     with localckpt.open(root / "store", create=True) as s:
         tl = s.create_timeline("clip.mp4", "p", _frames(), codec="png")
         tl2 = s.create_timeline("other.mp4", "p", _frames(), codec="png")
-        leaf = s.save_stage_output(tl.id, None, "detect", {"boxes": [1, 2]}, {"thr": 0.5})
+        leaf = s.save_stage_output(tl.id, None, "detect", DETECT, {"thr": 0.5})
         ours = s.save_stage_output(tl.id, leaf, "track", {"t": 1}, {"thr": 0.6})
         theirs = s.save_stage_output(tl.id, leaf, "ocr", {"o": 1}, {"thr": 0.7})
         ctx.update(timeline=tl.id, timeline2=tl2.id, leaf=leaf, ours=ours, theirs=theirs,
@@ -102,6 +108,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
         tl3 = other.create_timeline("third.mp4", "p", _frames(), codec="png")
         export_bundle(other, tl3.id, root / "tl3.lckpt")
         ctx["timeline3"] = tl3.id
+    write_video(root / "clip.mp4", frames=10, fps=10.0, size=(64, 48))
     return root, ctx
 
 
@@ -112,11 +119,13 @@ def world(template: tuple[Path, dict[str, str]], tmp_path: Path) -> tuple[dict[s
     for name in ("store", "other"):
         shutil.copytree(root / name, tmp_path / name)
     shutil.copy(root / "tl3.lckpt", tmp_path / "tl3.lckpt")
+    shutil.copy(root / "clip.mp4", tmp_path / "clip.mp4")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"),
            "LOCALCKPT_CONFIG": str(tmp_path / "config.toml")}
     (tmp_path / "config.toml").write_text(f'[remotes.prod]\nurl = "{tmp_path / "other"}"\n')
     ctx = {**ids, "tmp": str(tmp_path), "store": str(tmp_path / "store"),
-           "other_store": str(tmp_path / "other"), "bundle": str(tmp_path / "tl3.lckpt")}
+           "other_store": str(tmp_path / "other"), "bundle": str(tmp_path / "tl3.lckpt"),
+           "video": str(tmp_path / "clip.mp4")}
     return ctx, env
 
 
@@ -156,8 +165,8 @@ def test_a_missing_store(row: Row, world: tuple[dict[str, str], dict], tmp_path:
 
 
 #: Creating commands that read an input first (a source store, a file).
-WITH_INPUT = [r for r in COMMANDS if r.creates and ("{other_store}" in r.argv
-                                                   or "{bundle}" in r.argv)]
+INPUTS = ("{other_store}", "{bundle}", "{video}")
+WITH_INPUT = [r for r in COMMANDS if r.creates and any(i in r.argv for i in INPUTS)]
 
 
 @pytest.mark.parametrize("row", WITH_INPUT, ids=[r.id for r in WITH_INPUT])
@@ -167,7 +176,7 @@ def test_a_creating_command_whose_input_is_missing_creates_nothing(
     ctx, env = world
     missing = tmp_path / "new-store"
     bad = {"other_store": str(tmp_path / "no-such-source"),
-           "bundle": str(tmp_path / "no-such.lckpt")}
+           "bundle": str(tmp_path / "no-such.lckpt"), "video": str(tmp_path / "no-such.mp4")}
     result = run("--store", str(missing), *_argv(row, ctx, **bad), env=env)
     assert result.returncode == 1
     assert not missing.exists() and not Path(bad["other_store"]).exists()

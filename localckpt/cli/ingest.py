@@ -108,9 +108,20 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_file(args: argparse.Namespace, stack: Any) -> None:
+    """A local video file that is missing is reported before the store is created."""
+    import os
+
+    from ..errors import NotFoundError
+
+    if "://" not in args.file and not os.path.isfile(args.file):
+        raise NotFoundError(f"no video file {args.file}")
+
+
 def register(sub: Any) -> None:
     p = add_command(sub, "ingest", "sample a video file into a new timeline (needs PyAV)",
                     cmd_ingest, creates=True)
+    p.set_defaults(prepare=_check_file)
     p.add_argument("file", metavar="FILE", help="video file, or an fsspec URL (s3://...)")
     p.add_argument("--profile", default="", metavar="NAME", help="sampling profile name")
     p.add_argument("--fps", type=_fps, default=2.0, metavar="FPS",
