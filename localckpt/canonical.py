@@ -1,41 +1,126 @@
 """Canonical JSON: one byte string per JSON value, so equal values hash equal.
 
 Stage outputs are content-addressed by the SHA-256 of their canonical form; this is
-what lets a checkpoint refer to an output instead of copying it.
+what lets a checkpoint refer to an output instead of copying it. The format is written
+down in the README ("Canonical JSON format") for other implementations; in short:
+UTF-8, no whitespace, object keys sorted by code point, strings escaped only where JSON
+requires it, integers in decimal, floats as their shortest round-trip digits (decimal
+notation for exponents -5 to 15, else ``<digits>e<sign><exponent>``).
+
+Version 2 (:data:`FORMAT`) is orjson's output (with sorted keys); version 1 was Python
+``json.dumps`` and differs only for floats of magnitude 1e-9 to 1e-4 (``1e-05`` there,
+``0.00001`` here; ``1e-07`` there, ``1e-7`` here). A stored output is always verified
+against the hash of its stored bytes and never re-encoded, so outputs of either version
+read, sync and verify alike.
+
+Why fast: orjson encodes in C; what orjson would silently change (NaN and Infinity
+become ``null``; UUIDs, enums and a few other types are encoded natively) is ruled out
+by a census of the value's types, taken in C by ``gc.get_referents`` over bounded
+chunks, and by counting ``null`` tokens against ``None`` values. Anything unusual
+(Mappings, tuples of numpy scalars, subclasses, integers beyond 64 bits, nesting deeper
+than orjson's limit, a value that contains itself) takes the thorough Python path,
+which gives the same bytes or a typed error naming the bad value's path.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
+import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
+import orjson
 
 from .errors import CorruptDataError, InvalidInputError
 
-__all__ = ["canonical_bytes", "content_hash", "json_object", "load_canonical"]
+__all__ = [
+    "FORMAT",
+    "canonical_bytes",
+    "content_hash",
+    "json_object",
+    "load_canonical",
+    "load_json",
+    "reference_bytes",
+]
+
+#: Version of the canonical bytes this code writes (see the module docstring).
+FORMAT = 2
+
+_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS  # str/int/float/dict/list subclasses -> _default
+    | orjson.OPT_PASSTHROUGH_DATETIME  # datetimes are not JSON: -> _default, which refuses
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+_PLAIN = frozenset({dict, list, tuple, str, int, float, bool, type(None)})
+_CHUNK = 4096  # objects per gc.get_referents call: bounds the census's own memory
+# An integer orjson cannot decode exactly (beyond 64 bits) has 19 or more digits; so may
+# a long float or a string, which then only takes the slower exact decoder.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+_BIG = 1 << 20  # bytes from which decoding pauses the cyclic GC (see load_json)
 
 
+class _Unusual(Exception):
+    """The fast path cannot vouch for this value: take the thorough one."""
 
-def _plain(value: Any) -> Any:
-    """JSON equivalents of what pipelines hand us besides builtins: numpy scalars, Mappings."""
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        return float(value)
+
+def _numpy_scalar(value: Any) -> Any:
+    """value as a Python scalar if it is a numpy scalar (numpy imported only if used)."""
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(value, np.bool_):
+            return bool(value)
+        if isinstance(value, np.integer):
+            return int(value)
+        if isinstance(value, np.floating):
+            return float(value)
+    return None
+
+
+def _default(value: Any) -> Any:
+    """What orjson hands back: subclasses, Mappings and numpy scalars, as json.dumps
+    treats them (a str subclass as its text, an int subclass as its integer)."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    scalar = _numpy_scalar(value)
+    if scalar is not None:
+        return scalar
     if isinstance(value, Mapping):
         return dict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON")  # _check rejected it already
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise TypeError(type(value).__name__)
 
 
-_ENCODER = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_plain
-)
+def _census_is_plain(value: Any, data: bytes) -> bool:
+    """True when every object reachable from value is a plain JSON type (so orjson wrote
+    exactly the canonical form) and every ``null`` in data is a None (no NaN/Infinity)."""
+    nulls = data.count(b"null") if b"null" in data else 0
+    nones = 0
+    get = gc.get_referents
+    todo: list[list[Any]] = [[value]]
+    while todo:
+        items = todo.pop()
+        if not _PLAIN.issuperset(map(type, items)):
+            return False
+        if nulls:
+            nones += items.count(None)
+        for i in range(0, len(items), _CHUNK):
+            refs = get(*items[i : i + _CHUNK])
+            if refs:
+                todo.append(refs)
+    return nones == nulls
+
+
+# -- the thorough path ------------------------------------------------------------------
 
 
 def _check_text(text: str, path: str) -> None:
@@ -50,30 +135,42 @@ def _check_text(text: str, path: str) -> None:
             ) from None
 
 
-def _check(value: Any, path: str) -> None:
-    """Reject anything that json.dumps would silently change or refuse."""
+def _check(value: Any, path: str, open_ids: set[int]) -> None:
+    """Reject anything that is not JSON, naming where; open_ids are the containers on
+    the path from the root (a value that contains itself has no JSON form)."""
     if isinstance(value, str):
         _check_text(value, path)
         return
-    if value is None or isinstance(value, (bool, int, np.bool_, np.integer)):
+    if value is None or isinstance(value, bool | int):
         return
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidInputError(f"{path} is {value!r}; JSON has no NaN or Infinity")
         return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInputError(
-                    f"{path} has key {key!r} of type {type(key).__name__}; JSON object keys "
-                    "must be strings"
-                )
-            _check_text(key, f"{path} key")
-            _check(item, f"{path}[{key!r}]")
+    scalar = _numpy_scalar(value)
+    if scalar is not None:
+        _check(scalar, path, open_ids)
         return
-    if isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check(item, f"{path}[{i}]")
+    if isinstance(value, Mapping | list | tuple):
+        if id(value) in open_ids:
+            raise InvalidInputError(
+                f"{path} contains itself (a reference cycle), which has no JSON form; "
+                "store a copy without the cycle"
+            )
+        open_ids.add(id(value))
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidInputError(
+                        f"{path} has key {key!r} of type {type(key).__name__}; JSON object "
+                        "keys must be strings"
+                    )
+                _check_text(key, f"{path} key")
+                _check(item, f"{path}[{key!r}]", open_ids)
+        else:
+            for i, item in enumerate(value):
+                _check(item, f"{path}[{i}]", open_ids)
+        open_ids.discard(id(value))
         return
     raise InvalidInputError(
         f"{path} is a {type(value).__name__}, which is not a JSON value "
@@ -81,93 +178,91 @@ def _check(value: Any, path: str) -> None:
     )
 
 
-_LEAVES = frozenset({str, int, float, bool, type(None)})
+_escape = json.encoder.encode_basestring  # C, and the escapes orjson writes
 
 
-#: Most containers nested in one another that a value may have, whatever the interpreter:
-#: Python 3.13's C encoder no longer stops at the recursion limit, and a value stored there
-#: must still load on 3.11 (where Mapping values take two stack frames per level).
-MAX_DEPTH = 256
+def _float_text(value: float) -> str:
+    """A float as orjson writes it: repr's digits, decimal from 1e-5 to below 1e16."""
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if not e:
+        return text
+    power = int(exponent)
+    if power == -5:
+        sign = "-" if mantissa.startswith("-") else ""
+        return f"{sign}0.0000{mantissa.lstrip('-').replace('.', '')}"
+    return f"{mantissa}e{'+' if power > 0 else '-'}{abs(power)}"
 
 
-def _plain_tree(value: Any) -> bool:
-    """True when every container is exactly a dict, list or tuple, every key exactly a
-    str and every leaf exactly a JSON scalar type: then the C encoder alone can be trusted
-    (it refuses NaN and non-JSON leaves itself; only non-str keys would pass silently).
-    Anything else (Mappings, numpy scalars, subclasses) takes the thorough _check.
-    Walks level by level; deeper than MAX_DEPTH raises RecursionError."""
-    level = [value]
-    depth = 0
-    while level:
-        depth += 1
-        if depth > MAX_DEPTH:
-            raise RecursionError(f"more than {MAX_DEPTH} levels")
-        below = []
-        for node in level:
-            kind = type(node)
-            if kind is dict:
-                for key in node:
-                    if type(key) is not str:
-                        return False
-                items = node.values()
-            elif kind is list or kind is tuple:
-                items = node
-            else:
-                if kind not in _LEAVES:
-                    return False
-                continue
-            for item in items:
-                t = type(item)
-                if t is dict or t is list or t is tuple:
-                    below.append(item)
-                elif t not in _LEAVES:
-                    return False
-        level = below
-    return True
+def _write(value: Any, out: list[str]) -> None:
+    """The canonical form in Python: for what orjson refuses (integers beyond 64 bits,
+    nesting deeper than 254) and as the reference the fast path is tested against.
+    The value has passed _check."""
+    if isinstance(value, str):
+        out.append(_escape(str.__str__(value)))
+    elif value is None:
+        out.append("null")
+    elif value is True or value is False:
+        out.append("true" if value else "false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(_float_text(float.__float__(value)))
+    elif isinstance(value, Mapping):
+        out.append("{")
+        for i, key in enumerate(sorted(value)):
+            if i:
+                out.append(",")
+            out.append(_escape(str.__str__(key)))
+            out.append(":")
+            _write(value[key], out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _write(item, out)
+        out.append("]")
+    else:
+        _write(_numpy_scalar(value), out)
 
 
-def _check_depth(value: Any) -> None:
-    """RecursionError when containers nest deeper than MAX_DEPTH (the slow path's check)."""
-    containers = Mapping | list | tuple
-    level = [value] if isinstance(value, containers) else []
-    depth = 0
-    while level:
-        depth += 1
-        if depth > MAX_DEPTH:
-            raise RecursionError(f"more than {MAX_DEPTH} levels")
-        level = [item for node in level
-                 for item in (node.values() if isinstance(node, Mapping) else node)
-                 if isinstance(item, containers)]
-
-
-def _encode(value: Any, what: str) -> str:
+def reference_bytes(value: Any, what: str = "value") -> bytes:
+    """canonical_bytes through the thorough Python path only (slow; for tests and for
+    other implementations to compare with)."""
     try:
-        if _plain_tree(value):
-            try:
-                text = _ENCODER.encode(value)
-                text.encode("utf-8")  # lone surrogates fail here
-                return text
-            except (ValueError, TypeError):
-                pass  # NaN, Infinity or a lone surrogate: _check says where
-        _check_depth(value)
-        _check(value, what)
-        return _ENCODER.encode(value)
+        _check(value, what, set())
+        out: list[str] = []
+        _write(value, out)
     except RecursionError:
         raise _too_deep(what) from None
+    return "".join(out).encode("utf-8")
 
 
 def canonical_bytes(value: Any, what: str = "value") -> bytes:
-    """Encode a JSON value canonically (sorted keys, no spaces, UTF-8).
+    """Encode a JSON value canonically (see the module docstring).
 
-    Raises InvalidInputError for NaN/Infinity, non-string keys and non-JSON types.
+    Raises InvalidInputError for NaN/Infinity, non-string keys, lone surrogates, values
+    that contain themselves and non-JSON types, naming where in ``what`` the value is.
     """
-    return _encode(value, what).encode("utf-8")
+    try:
+        data = orjson.dumps(value, default=_default, option=_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError: not JSON, too deep, or a big integer
+        return reference_bytes(value, what)
+    if _census_is_plain(value, data):
+        return data
+    try:
+        _check(value, what, set())
+    except RecursionError:
+        raise _too_deep(what) from None
+    return data  # unusual but valid: _default gave orjson the JSON equivalents
 
 
 def _too_deep(what: str) -> InvalidInputError:
     return InvalidInputError(
-        f"{what} is nested too deeply (more than {MAX_DEPTH} levels) to be stored as JSON; "
-        "flatten it"
+        f"{what} is nested too deeply (more levels than Python's recursion limit) to be "
+        "stored as JSON; flatten it"
     )
 
 
@@ -176,13 +271,33 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def load_json(data: bytes | str) -> Any:
+    """Decode JSON text exactly (integers beyond 64 bits stay integers).
+
+    orjson decodes fast but reads such integers as floats, so text with a run of 19+
+    digits takes the standard library's decoder. Multi-MB text is decoded with the
+    cyclic GC paused: it would otherwise rescan the growing value many times over."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if _LONG_DIGITS.search(data):
+        return json.loads(data)
+    if len(data) < _BIG or not gc.isenabled():
+        return orjson.loads(data)
+    gc.disable()
+    try:
+        return orjson.loads(data)
+    finally:
+        gc.enable()
+
+
 def json_object(value: Any, what: str) -> dict[str, Any]:
     """Validate that value is a JSON object (or None, read as {}) and return a plain copy."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise InvalidInputError(f"{what} must be a dict, not {type(value).__name__}")
-    return json.loads(_encode(value, what))
+    copy: dict[str, Any] = load_json(canonical_bytes(value, what))
+    return copy
 
 
 def load_canonical(data: bytes, expected_hash: str | None = None) -> Any:
@@ -193,6 +308,6 @@ def load_canonical(data: bytes, expected_hash: str | None = None) -> Any:
             "(restore it from a copy or re-sync it from another store)"
         )
     try:
-        return json.loads(data)
-    except ValueError as exc:
+        return load_json(data)
+    except ValueError as exc:  # orjson.JSONDecodeError and json's are ValueErrors
         raise CorruptDataError(f"stored output {expected_hash} is not valid JSON: {exc}") from exc

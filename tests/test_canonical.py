@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 import json
 import math
 import random
+import struct
+import tracemalloc
+import uuid
 from collections import OrderedDict
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from localckpt import CorruptDataError, InvalidInputError
-from localckpt.canonical import canonical_bytes, content_hash, json_object, load_canonical
+from localckpt.canonical import (
+    canonical_bytes,
+    content_hash,
+    json_object,
+    load_canonical,
+    load_json,
+    reference_bytes,
+)
 from localckpt.testing import strategies as lst
 
 
@@ -65,11 +77,146 @@ def test_round_trip(value: Any) -> None:
     data.decode("utf-8")  # always valid UTF-8
 
 
+def _v1(value: Any) -> bytes:
+    """Format 1: what localckpt wrote before orjson (Python's json)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def _small_float(value: Any) -> bool:
+    """Floats of magnitude 1e-9 to 1e-4: the only values formats 1 and 2 write apart."""
+    if isinstance(value, dict):
+        return any(_small_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_small_float(v) for v in value)
+    return isinstance(value, float) and 1e-10 < abs(value) < 1e-4
+
+
 @given(lst.json_values())
-def test_bytes_are_compact_sorted_utf8(value: Any) -> None:
+def test_bytes_are_compact_sorted_utf8_and_match_the_reference(value: Any) -> None:
     data = canonical_bytes(value)
-    assert data == json.dumps(value, sort_keys=True, separators=(",", ":"),
-                              ensure_ascii=False).encode("utf-8")
+    assert data == reference_bytes(value)
+    if not _small_float(value):
+        assert data == _v1(value)
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
+    [1e-5, -1.5e-5, 9.99e-5, 1e-6, 1e-9, 1e-10, 1e15, 9.9e15, 1e16, 5e-324, 0.0, -0.0])))
+def test_float_formatting_of_both_paths_agree(floats: list[float]) -> None:
+    assert reference_bytes(floats) == orjson.dumps(floats)
+    assert load_canonical(canonical_bytes(floats)) == floats
+
+
+def test_random_float_bit_patterns_format_like_orjson() -> None:
+    rnd = random.Random(7)
+    for _ in range(20000):
+        x = struct.unpack("<d", struct.pack("<Q", rnd.getrandbits(64)))[0]
+        if math.isfinite(x):
+            assert reference_bytes(x) == orjson.dumps(x), x
+    for power in range(-12, 20):
+        for digits in ("1", "1.5", "9.999", "1.2345678901234567"):
+            x = float(f"{digits}e{power}")
+            assert reference_bytes(x) == orjson.dumps(x), x
+
+
+def test_format_1_and_2_differ_only_for_small_floats() -> None:
+    assert canonical_bytes({"x": 1e-05}) == b'{"x":0.00001}'
+    assert _v1({"x": 1e-05}) == b'{"x":1e-05}'
+    assert canonical_bytes([1e-07, 1.5e-9, 1e-10, 1e16, 0.0001]) == (
+        b"[1e-7,1.5e-9,1e-10,1e+16,0.0001]")
+    assert _v1([1e-10, 1e16, 0.0001, 123.0]) == canonical_bytes([1e-10, 1e16, 0.0001, 123.0])
+    old = _v1({"small": 2.5e-06, "big": 2**70})
+    assert load_canonical(old, content_hash(old)) == {"small": 2.5e-06, "big": 2**70}
+
+
+def test_integers_beyond_64_bits_and_deep_nesting_take_the_exact_path() -> None:
+    value = {"big": [2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 10**30], "f": 1e-5}
+    data = canonical_bytes(value)
+    assert data == (b'{"big":[18446744073709551615,18446744073709551616,-9223372036854775808,'
+                    b'-9223372036854775809,1000000000000000000000000000000],"f":0.00001}')
+    assert load_canonical(data) == value
+    assert type(load_canonical(data)["big"][4]) is int
+    deep: Any = [1.5e-5]
+    for _ in range(400):  # deeper than orjson's limit, well within Python's
+        deep = [deep]
+    assert canonical_bytes(deep) == reference_bytes(deep)
+    assert load_canonical(canonical_bytes(deep)) == deep
+
+
+def test_values_that_contain_themselves_are_rejected() -> None:
+    d: dict[str, Any] = {}
+    d["self"] = d
+    lst_: list[Any] = [1]
+    lst_.append(lst_)
+    deeper: dict[str, Any] = {"a": [{"b": None}]}
+    deeper["a"][0]["b"] = deeper["a"]
+    via_tuple: list[Any] = []
+    via_tuple.append((via_tuple,))
+    for value in (d, lst_, deeper, via_tuple, {"ok": 1, "m": MappingProxyType(d)}):
+        with pytest.raises(InvalidInputError, match="contains itself"):
+            canonical_bytes(value, "output")
+    with pytest.raises(InvalidInputError, match="contains itself"):
+        json_object(d, "stats")
+    shared = [1, 2]
+    assert canonical_bytes({"a": shared, "b": shared}) == b'{"a":[1,2],"b":[1,2]}'
+
+
+class _Colour(enum.Enum):
+    RED = "red"
+
+
+@pytest.mark.parametrize("value", [
+    uuid.UUID(int=1), _Colour.RED, datetime.datetime(2026, 1, 1), datetime.date(2026, 1, 1),
+    orjson.Fragment(b"[1, 2]"), np.zeros(2), np.datetime64("2026-01-01"),
+])
+def test_types_orjson_would_encode_natively_are_rejected(value: Any) -> None:
+    with pytest.raises(InvalidInputError, match=r"output\[0\]\['v'\]"):
+        canonical_bytes([{"v": value}], "output")
+
+
+@pytest.mark.parametrize("value", [
+    [None, math.nan], [math.inf, None, "null"], {"null": None, "x": [None, -math.inf]},
+    [np.float32("nan"), None],
+])
+def test_nan_among_nones_is_rejected(value: Any) -> None:
+    with pytest.raises(InvalidInputError, match="NaN"):
+        canonical_bytes(value, "output")
+
+
+def test_none_and_null_text_encode() -> None:
+    assert canonical_bytes([None, "null", {"null": None}]) == b'[null,"null",{"null":null}]'
+
+
+def test_large_outputs_encode_with_one_copy_of_the_bytes() -> None:
+    """The census holds references in bounded chunks, never a second copy."""
+    rnd = random.Random(3)
+    value = {"frames": [{"sequence": i, "detections": [
+        {"box": [rnd.uniform(0, 1280) for _ in range(4)], "label": "player",
+         "score": rnd.random()} for _ in range(5)]} for i in range(3000)]}
+    size = len(canonical_bytes(value))
+    tracemalloc.start()
+    try:
+        data = canonical_bytes(value)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert data == reference_bytes(value)
+    assert peak < 2.2 * size, (peak, size)
+    tracemalloc.start()
+    try:
+        back = load_canonical(data, content_hash(data))
+        current, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert back == value
+    assert current > size  # the decoded value itself; no copy of the bytes survives
+
+
+def test_load_json_keeps_big_integers_exact() -> None:
+    assert load_json(b'[18446744073709551616,-9223372036854775809,1]') == [
+        2**64, -(2**63) - 1, 1]
+    assert load_json('{"a":"1234567890123456789012"}') == {"a": "1234567890123456789012"}
+    assert load_json(b"[0.000012345678901234567]") == [1.2345678901234567e-05]
 
 
 def test_known_bytes() -> None:
