@@ -292,13 +292,17 @@ def test_outputs_return_canonical_bytes_that_match_their_hash(
     assert got == outputs
     for h, data in got.items():
         assert content_hash(data) == h
-    # the values are real JSONB, queryable with SQL
+    # the stored bytes are the canonical bytes; SQL users read them as JSONB
     h_unicode = make_output(TRICKY_VALUES[4])[0]
+    h_nul = make_output(TRICKY_VALUES[6])[0]
     with psycopg.connect(dsn) as conn:
-        query = sql.SQL("SELECT value->>'ключ' FROM {}.outputs WHERE hash = %s").format(
-            sql.Identifier(schema)
-        )
-        assert conn.execute(query, [h_unicode]).fetchone() == ("значение",)
+        s = sql.Identifier(schema)
+        query = sql.SQL("SELECT {}.output_value(data)->>%s FROM {}.outputs WHERE hash = %s")
+        assert conn.execute(query.format(s, s), ["ключ", h_unicode]).fetchone() == ("значение",)
+        assert conn.execute(query.format(s, s), ["nul", h_nul]).fetchone() == (
+            "before\ufffdafter",)
+        raw = sql.SQL("SELECT data FROM {}.outputs").format(s)
+        assert {bytes(r[0]) for r in conn.execute(raw)} == set(outputs.values())
 
 
 def test_records_keep_values_postgres_columns_would_change(catalog: PostgresCatalog) -> None:

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..canonical import FORMAT as CANONICAL_FORMAT
 from ..catalog import Catalog
 from ..errors import InvalidInputError, NotFoundError, SchemaVersionError
 from ..objects import Objects
@@ -55,7 +56,11 @@ def embedded(
     else:
         tmp = f"{marker}.{uuid.uuid4().hex}"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"format": _FORMAT, "kind": "localckpt embedded store"}, fh)
+            # canonical_json: the version of the canonical bytes outputs are written in
+            # from now on (localckpt.canonical.FORMAT); outputs of older versions stay
+            # readable, as each is verified against the hash of its own stored bytes.
+            json.dump({"format": _FORMAT, "kind": "localckpt embedded store",
+                       "canonical_json": CANONICAL_FORMAT}, fh)
         os.replace(tmp, marker)
     catalog = EmbeddedCatalog(os.path.join(root, "catalog"), **options)
     objs = Objects.from_url(objects or os.path.join(root, "objects"), storage_options)

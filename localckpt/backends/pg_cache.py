@@ -1,10 +1,12 @@
 """A bounded, thread-safe cache of catalog rows by id, for one PostgresCatalog.
 
-Why caching rows is safe: timelines and checkpoints are immutable once written and
-localckpt never deletes them, so the row the server held for an id when this process
-read or inserted it is the row it holds now. Only rows known to exist are ever put in
-(rows this process read back, or rows its own commit reported as inserted), so a miss
-always asks the server and an unknown id still reads as absent.
+Why caching rows is safe: timelines and checkpoints are immutable once written, so the
+row the server held for an id when this process read or inserted it is the row it holds
+now, until a purge (``purge_deleted``) deletes it; a purge only deletes what tombstones
+already hide from every reader, and clears the cache of the catalog that ran it. Only
+rows known to exist are ever put in (rows this process read back, or rows its own
+commit reported as inserted), so a miss always asks the server and an unknown id still
+reads as absent.
 
 Rows are tuples of immutable values (JSON columns kept as text), so every hit builds
 fresh records whose dicts a caller may mutate without touching the cache. One cache per
@@ -52,6 +54,11 @@ class RowCache:
                 self._rows.move_to_end(row[0])
             while len(self._rows) > self._size:
                 self._rows.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every row (after a purge deleted some)."""
+        with self._lock:
+            self._rows.clear()
 
     def __len__(self) -> int:
         return len(self._rows)

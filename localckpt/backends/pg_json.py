@@ -22,7 +22,7 @@ from typing import Any
 
 from ..canonical import canonical_bytes
 
-__all__ = ["exact_text", "jsonb_column", "read_exact", "text_column"]
+__all__ = ["exact_text", "format_1_bytes", "jsonb_column", "read_exact", "text_column"]
 
 NUL, SHOWN_FOR_NUL = "\x00", "\ufffd"
 # Canonical JSON text can only be changed by JSONB if it contains one of these:
@@ -51,6 +51,13 @@ def jsonb_column(data: bytes) -> tuple[str, bool]:
 def exact_text(fields: Mapping[str, Any]) -> str | None:
     """The ``exact`` column: canonical JSON of the fields whose columns differ, or None."""
     return canonical_bytes(dict(fields)).decode("utf-8") if fields else None
+
+
+def format_1_bytes(value: Any) -> bytes:
+    """Canonical JSON format 1 (Python's json), in which outputs stored as JSONB before
+    schema version 4 were hashed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
 
 
 def read_exact(exact: str | None) -> dict[str, Any]:

@@ -5,28 +5,28 @@ trip, one implicit transaction), rows are inserted in key order so concurrent ba
 never deadlock, and retrying a batch after a lost connection or a race is harmless
 because commit is idempotent.
 
-Stage outputs are JSONB (queryable with SQL: see the ``stage_outputs`` view) and come
-back as canonical bytes (see ``pg_json``).
+Stage outputs are stored as their exact canonical bytes (``bytea``): nothing is parsed
+on write, and a read is the stored bytes, checked against their hash, on every path
+(``outputs``, ``load_values`` and the lazy ``Checkpoint.stage_outputs``). SQL users
+query them as JSONB through the ``stage_outputs`` view. The row layout comes from
+``schema.FIELDS`` (``pg_rows``), the statements from ``pg_sql``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg.errors
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
-from ..canonical import canonical_bytes, content_hash
+from ..canonical import content_hash, load_json
 from ..catalog import Batch, Catalog
 from ..errors import (
     BackendUnavailableError,
@@ -35,11 +35,12 @@ from ..errors import (
     InvalidInputError,
     LocalckptError,
 )
-from ..types import Checkpoint, LazyOutputs, Tag, Timeline, Tombstone
-from . import pg_json
+from ..types import Checkpoint, Tag, Timeline, Tombstone
+from . import pg_maintenance
 from .pg_cache import RowCache
-from .pg_json import NUL
+from .pg_rows import CODECS, output_rows, stored_bytes, unique
 from .pg_schema import CONFLICT_SQLSTATE, SchemaVersionError, migrate, schema_identifier
+from .pg_sql import MISSING_SQLSTATE, Queries, commit_params, shape
 
 __all__ = ["PostgresCatalog", "SchemaVersionError", "open_catalog"]
 
@@ -48,35 +49,11 @@ T = TypeVar("T")
 
 _RETRIES = 3  # deadlock / serialization failure / a pooled connection found dead
 _QUICK_WAIT = 1.0  # seconds to wait for a pooled connection before asking the server
-_TIMELINE_COLS = (
-    "id, source_video, profile_name, fps, source_asset_id, root_checkpoint_id, frame_count, "
-    "created_at, source_info, index_hash, exact"
-)
-_TIMELINE_READ = _TIMELINE_COLS.replace("source_info", "source_info::text")
-_CHECKPOINT_COLS = (
-    "id, timeline_id, parent_id, stage, stage_hashes, config_overrides, stats, is_scenario, "
-    "scenario_label, created_at, merged_from, exact"
-)
-_TIMELINE_TYPES = "text text text float8 text text int8 timestamptz jsonb text text"
-_MARK_COLS = {
-    "tombstone": ("tombstones", "id, target_id, kind, timeline_id, created_at",
-                  "text text text text timestamptz"),
-    "tag": ("tags", "id, name, checkpoint_id, timeline_id, created_at",
-            "text text text text timestamptz"),
-}
-_CHECKPOINT_TYPES = "text text text text jsonb jsonb jsonb bool text timestamptz text text"
-# Reads take JSON columns as text (parsed per record, so rows stay immutable for the cache).
-_CHECKPOINT_READ = (
-    "id, timeline_id, parent_id, stage, stage_hashes::text, config_overrides::text, "
-    "stats::text, is_scenario, scenario_label, created_at, merged_from, exact"
-)
-# User-given fields whose columns cannot hold every value (see pg_json).
-_TIMELINE_TEXT = ("source_video", "profile_name", "source_asset_id")
-_CHECKPOINT_TEXT = ("stage", "scenario_label")
-_CHECKPOINT_JSON = ("stage_hashes", "config_overrides", "stats")
 _OPTIONS = frozenset({"schema", "min_size", "max_size", "timeout", "create"})
 _CACHED_TIMELINES = 256  # rows per catalog instance (see pg_cache)
 _CACHED_CHECKPOINTS = 1024
+_TL, _CK = CODECS["timeline"], CODECS["checkpoint"]
+_HASHES = _CK.names.index("stage_hashes")
 
 
 def open_catalog(url: str, **options: Any) -> PostgresCatalog:
@@ -94,6 +71,8 @@ def open_catalog(url: str, **options: Any) -> PostgresCatalog:
     if schema is not None:
         options.setdefault("schema", schema)
     return PostgresCatalog(url, **options)
+
+
 
 
 class PostgresCatalog(Catalog):
@@ -126,7 +105,7 @@ class PostgresCatalog(Catalog):
             "autocommit": True,
             **{k: v for k, v in _CONNECT_DEFAULTS.items() if k not in params},
         }
-        self._q = _Queries(ident)
+        self._q = Queries(ident)
         self._timeline_rows = RowCache(_CACHED_TIMELINES)
         self._checkpoint_rows = RowCache(_CACHED_CHECKPOINTS)
         self._pool = ConnectionPool(
@@ -157,17 +136,18 @@ class PostgresCatalog(Catalog):
         skip comparing with stored rows; if an id is already stored, that statement fails
         as a whole and the comparing one runs instead, on the same connection."""
         while batch:
-            outputs = _output_rows(batch.outputs)
-            timelines = _unique(map(_timeline_row, batch.timelines), "timeline")
-            checkpoints = _unique(map(_checkpoint_row, batch.checkpoints), "checkpoint")
-            shape = _shape(outputs, timelines, checkpoints)
-            params = _commit_params(outputs, timelines, checkpoints)
+            outputs = output_rows(batch.outputs)
+            timelines = unique(map(_TL.row, batch.timelines), "timeline")
+            checkpoints = unique(map(_CK.row, batch.checkpoints), "checkpoint")
+            guard = self._unsure_outputs(batch)
+            form = shape(outputs, timelines, checkpoints, guard)
+            params = commit_params(outputs, timelines, checkpoints, guard)
             write: Callable[[psycopg.Connection], set[tuple[str, str]] | None]
             if batch.tombstones or batch.tags:
-                main = self._q.commit(shape) if any(shape) else None
+                main = self._q.commit(form) if any(form[:3]) else None
                 write = partial(self._write_marks, main, params, batch)
             else:
-                write = partial(_write, self._q.insert(shape), self._q.commit(shape), params)
+                write = partial(_write, self._q.insert(form), self._q.commit(form), params)
             try:
                 inserted = self._call(write)
             except _MaybeConflict:
@@ -183,6 +163,23 @@ class PostgresCatalog(Catalog):
                 self._checkpoint_rows.put(r for r in checkpoints if ("c", r[0]) in inserted)
             return
 
+    def _unsure_outputs(self, batch: Batch) -> list[str]:
+        """Hashes the batch's checkpoints refer to that the statement must find stored:
+        not carried by the batch, nor by a stored parent (whose outputs a purge keeps
+        while the parent stays; its foreign key is checked at commit). A save's only new
+        reference is the output it carries, so it usually needs none."""
+        ids = {c.id for c in batch.checkpoints}
+        unsure: set[str] = set()
+        for c in batch.checkpoints:
+            refs = set(c.stage_hashes.values())
+            if c.parent_id is not None and c.parent_id not in ids:
+                parent = self._checkpoint_rows.get([c.parent_id]).get(c.parent_id)
+                if parent is not None:
+                    refs.difference_update(load_json(parent[_HASHES]).values())
+            unsure.update(refs)
+        unsure.difference_update(batch.outputs)
+        return sorted(unsure)
+
     def _write_marks(
         self, main: str | None, params: list[Any], batch: Batch, conn: psycopg.Connection
     ) -> set[tuple[str, str]]:
@@ -193,7 +190,7 @@ class PostgresCatalog(Catalog):
             for kind, records in (("tombstone", batch.tombstones), ("tag", batch.tags)):
                 if not records:
                     continue
-                rows = _unique((_mark_row(r) for r in records), kind)
+                rows = unique((CODECS[kind].row(r) for r in records), kind)
                 columns = [list(col) for col in zip(*rows, strict=True)]
                 new = {r[0] for r in conn.execute(self._q.insert_marks[kind], columns)}
                 old = [r for r in rows if r[0] not in new]
@@ -202,7 +199,7 @@ class PostgresCatalog(Catalog):
                         r[0]: r for r in conn.execute(
                             self._q.marks_by_id[kind], [[r[0] for r in old]]).fetchall()
                     }
-                    differ = [r[0] for r in old if _mark_row_of(stored.get(r[0])) != r]
+                    differ = [r[0] for r in old if stored.get(r[0]) != r]
                     if differ:
                         raise ConflictError(
                             f"{kind} {differ[0]} already stored in {self.describe()} with "
@@ -211,12 +208,10 @@ class PostgresCatalog(Catalog):
         return inserted
 
     def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
-        rows = self._marks("tombstone", timeline_ids)
-        return [Tombstone(r[0], r[1], r[2], r[3], r[4].astimezone(UTC)) for r in rows]
+        return [CODECS["tombstone"].record(r) for r in self._marks("tombstone", timeline_ids)]
 
     def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
-        rows = self._marks("tag", timeline_ids)
-        return [Tag(r[0], r[1], r[2], r[3], r[4].astimezone(UTC)) for r in rows]
+        return [CODECS["tag"].record(r) for r in self._marks("tag", timeline_ids)]
 
     def _marks(self, kind: str, timeline_ids: Iterable[str] | None) -> list[tuple[Any, ...]]:
         if timeline_ids is None:
@@ -270,11 +265,11 @@ class PostgresCatalog(Catalog):
             rows = self._fetch(self._q.all_timelines)
         else:
             rows = self._by_id(self._timeline_rows, self._q.timelines, ids)
-        return [_timeline(row) for row in rows]
+        return [_TL.record(row) for row in rows]
 
     def checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
         rows = self._by_id(self._checkpoint_rows, self._q.checkpoints, ids)
-        return [_checkpoint(row, self._load_values) for row in rows]
+        return [_CK.record(row, self._load_values) for row in rows]
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
         return self._checkpoints(self._q.children, [checkpoint_id])
@@ -292,20 +287,55 @@ class PostgresCatalog(Catalog):
         return self._checkpoints(self._q.tree, [timeline_id])
 
     def outputs(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        """The stored bytes of these outputs, each checked against its hash: damage
+        raises CorruptDataError here, so no reader (sync, export, verify) passes it on."""
         wanted = _ids(hashes)
         if not wanted:
             return {}
-        rows = self._fetch(self._q.outputs, [wanted])
-        return {
-            h: canonical.encode("utf-8") if canonical is not None else canonical_bytes(value)
-            for h, value, canonical in rows
-        }
+        found = {}
+        for h, data, value, canonical in self._fetch(self._q.outputs, [wanted], binary=True):
+            data = stored_bytes(h, data, value, canonical)
+            if content_hash(data) != h:
+                raise CorruptDataError(
+                    f"stage output {h} in {self.describe()} does not match its hash; the "
+                    "catalog is damaged (restore it or re-sync it from another store)"
+                )
+            found[h] = data
+        return found
+
+    def load_values(self, hashes: Iterable[str]) -> dict[str, Any]:
+        """Decoded outputs: one read, one hash check and one decode each."""
+        try:
+            return {h: load_json(data) for h, data in self.outputs(hashes).items()}
+        except ValueError as exc:
+            raise CorruptDataError(
+                f"a stage output in {self.describe()} is not valid JSON ({exc}); the catalog "
+                "is damaged (restore it or re-sync it from another store)"
+            ) from None
 
     def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
         wanted = _ids(hashes)
         if not wanted:
             return set()
         return {row[0] for row in self._fetch(self._q.missing_outputs, [wanted])}
+
+    def storage_problems(self) -> list[tuple[str, str]]:
+        """Every record row that does not parse and every output whose bytes do not hash
+        to its key, read once through a server-side cursor."""
+        def where(table: str, key: str) -> str:
+            return f"{self.describe()} {table} row {key}"
+
+        return self._call(lambda conn: pg_maintenance.storage_problems(
+            conn, self._q.all_records, self._q.all_outputs, where))
+
+    def purge_deleted(self) -> int:
+        """Delete what tombstones delete and outputs no remaining checkpoint refers to, in
+        one transaction that excludes concurrent commits (see pg_maintenance)."""
+        statements = [self._q.render(text) for text in pg_maintenance.PURGE]
+        removed = self._call(lambda conn: pg_maintenance.purge(conn, statements))
+        self._timeline_rows.clear()
+        self._checkpoint_rows.clear()
+        return removed
 
     def close(self) -> None:
         self._pool.close()
@@ -319,12 +349,8 @@ class PostgresCatalog(Catalog):
     # -- internals ------------------------------------------------------------------------
 
     def _load_values(self, hashes: list[str]) -> dict[str, Any]:
-        """Loader for LazyOutputs: hash -> JSON value, without re-encoding."""
-        rows = self._fetch(self._q.outputs, [list(hashes)]) if hashes else []
-        found = {
-            h: value if canonical is None else json.loads(canonical)
-            for h, value, canonical in rows
-        }
+        """Loader for LazyOutputs: verified like every other read of an output."""
+        found = self.load_values(hashes)
         if missing := set(hashes) - found.keys():
             raise CorruptDataError(
                 f"{self.describe()} lacks stage output(s) {sorted(missing)} that checkpoints "
@@ -346,10 +372,11 @@ class PostgresCatalog(Catalog):
         return [found[i] for i in wanted if i in found]
 
     def _checkpoints(self, query: str, params: list[Any]) -> list[Checkpoint]:
-        return [_checkpoint(row, self._load_values) for row in self._fetch(query, params)]
+        return [_CK.record(row, self._load_values) for row in self._fetch(query, params)]
 
-    def _fetch(self, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        return self._call(lambda conn: conn.execute(query, params).fetchall())
+    def _fetch(self, query: str, params: list[Any] | None = None, *, binary: bool = False,
+               ) -> list[tuple[Any, ...]]:
+        return self._call(lambda conn: conn.execute(query, params, binary=binary).fetchall())
 
     def _call(self, fn: Callable[[psycopg.Connection], T]) -> T:
         """Run fn on a pooled connection, retrying what is safe to retry, and translate
@@ -369,6 +396,11 @@ class PostgresCatalog(Catalog):
                         self._pool.check()  # drop the other stale connections too
                     continue
                 raise self._translate(exc) from None
+            except UnicodeError:
+                raise InvalidInputError(
+                    "a value given to the PostgreSQL catalog is not valid Unicode (a lone "
+                    "surrogate?) and cannot be sent to the server; pass proper text"
+                ) from None
         raise AssertionError("unreachable")
 
     def _getconn(self) -> psycopg.Connection:
@@ -386,6 +418,12 @@ class PostgresCatalog(Catalog):
         where = self.describe()
         if isinstance(exc, psycopg.Error) and exc.sqlstate == CONFLICT_SQLSTATE:
             return _MaybeConflict(f"{_diag_message(exc)} in {where}")
+        if isinstance(exc, psycopg.Error) and exc.sqlstate == MISSING_SQLSTATE:
+            return InvalidInputError(
+                f"the batch refers to stage output(s) {_diag_message(exc)} that neither it nor "
+                f"{where} holds (a gc may have removed them meanwhile); nothing of this batch "
+                "was written: send the outputs with the batch (sync again)"
+            )
         if isinstance(exc, psycopg.errors.ForeignKeyViolation):
             detail = exc.diag.message_detail or _diag_message(exc)
             return InvalidInputError(
@@ -444,199 +482,7 @@ class _MaybeConflict(ConflictError):
     """Stored columns differ from the batch's; commit() decides with == (never escapes)."""
 
 
-# -- SQL ----------------------------------------------------------------------------------
-
-
-class _Queries:
-    """Every statement, rendered once per schema (values are always parameters)."""
-
-    def __init__(self, s: sql.Identifier) -> None:
-        def q(text: str) -> str:
-            return sql.SQL(text).format(s=s).as_string(None)
-
-        self._q = q
-        self._commits: dict[tuple[int, int, int], str] = {}
-        self._inserts: dict[tuple[int, int, int], str] = {}
-        ck = _CHECKPOINT_COLS
-        self.all_timelines = q(f"SELECT {_TIMELINE_READ} FROM {{s}}.timelines ORDER BY id")
-        self.timelines = q(
-            f"SELECT {_TIMELINE_READ} FROM {{s}}.timelines WHERE id = ANY(%s::text[]) ORDER BY id"
-        )
-        self.insert_marks, self.marks_by_id, self.all_marks, self.marks_of = {}, {}, {}, {}
-        for kind, (table, cols, types) in _MARK_COLS.items():
-            arrays = ", ".join(f"%s::{t}[]" for t in types.split())
-            self.insert_marks[kind] = q(
-                f"INSERT INTO {{s}}.{table} ({cols}) SELECT * FROM unnest({arrays})"
-                " ON CONFLICT (id) DO NOTHING RETURNING id"
-            )
-            self.marks_by_id[kind] = q(
-                f"SELECT {cols} FROM {{s}}.{table} WHERE id = ANY(%s::text[])"
-            )
-            self.all_marks[kind] = q(f"SELECT {cols} FROM {{s}}.{table} ORDER BY id")
-            self.marks_of[kind] = q(
-                f"SELECT {cols} FROM {{s}}.{table} WHERE timeline_id = ANY(%s::text[]) "
-                "ORDER BY id"
-            )
-        self.deleted = q(
-            "SELECT DISTINCT target_id FROM {s}.tombstones WHERE target_id = ANY(%s::text[])"
-        )
-        self.find_timelines = q(
-            "SELECT id FROM {s}.timelines WHERE id LIKE %s ORDER BY id LIMIT %s"
-        )
-        self.find_checkpoints = q(
-            "SELECT id FROM {s}.checkpoints WHERE id LIKE %s ORDER BY id LIMIT %s"
-        )
-        rd = _CHECKPOINT_READ
-        self.checkpoints = q(
-            f"SELECT {rd} FROM {{s}}.checkpoints WHERE id = ANY(%s::text[]) ORDER BY id"
-        )
-        self.children = q(f"SELECT {rd} FROM {{s}}.checkpoints WHERE parent_id = %s ORDER BY id")
-        self.tree = q(f"SELECT {rd} FROM {{s}}.checkpoints WHERE timeline_id = %s ORDER BY id")
-        # The depth bound only stops a damaged (cyclic) chain; lineage() reports it.
-        self.lineage = q(
-            f"WITH RECURSIVE chain AS ("
-            f" SELECT {ck}, 0 AS depth FROM {{s}}.checkpoints WHERE id = %s"
-            f" UNION ALL"
-            f" SELECT {_prefixed(ck, 'p')}, chain.depth + 1 FROM {{s}}.checkpoints p"
-            f" JOIN chain ON p.id = chain.parent_id WHERE chain.depth < 1000000"
-            f") SELECT {rd} FROM chain ORDER BY depth DESC"
-        )
-        self.outputs = q(
-            "SELECT hash, value, canonical FROM {s}.outputs WHERE hash = ANY(%s::text[])"
-        )
-        self.missing_outputs = q(
-            "SELECT h FROM unnest(%s::text[]) AS h "
-            "WHERE NOT EXISTS (SELECT 1 FROM {s}.outputs o WHERE o.hash = h)"
-        )
-
-    def commit(self, shape: tuple[int, int, int]) -> str:
-        """The commit statement for a batch of this shape (see _shape)."""
-        return self._built(self._commits, shape, _commit_sql)
-
-    def insert(self, shape: tuple[int, int, int]) -> str | None:
-        """Plain INSERTs for a small batch of this shape; None: use commit() directly."""
-        _, timelines, checkpoints = shape
-        if timelines > 1 or checkpoints > 1 or not (timelines or checkpoints):
-            return None  # big batches (sync) often hold stored ids; outputs never conflict
-        return self._built(self._inserts, shape, _insert_sql)
-
-    def _built(self, cache: dict[tuple[int, int, int], str], shape: tuple[int, int, int],
-               build: Callable[[int, int, int], str]) -> str:
-        """Statement text for shape, built once (a dict write is atomic: threads may race)."""
-        text = cache.get(shape)
-        if text is None:
-            text = cache.setdefault(shape, self._q(build(*shape)))
-        return text
-
-
-def _shape(*groups: list[tuple[Any, ...]]) -> tuple[int, int, int]:
-    """Rows per kind as 0, 1 or 2 (many): the commit statement differs only by these."""
-    a, b, c = (min(len(rows), 2) for rows in groups)
-    return a, b, c
-
-
-def _commit_params(*groups: list[tuple[Any, ...]]) -> list[Any]:
-    """One row: its values; many: one array per column (what unnest() reads)."""
-    params: list[Any] = []
-    for rows in groups:
-        if len(rows) == 1:
-            params.extend(rows[0])
-        elif rows:
-            params.extend([row[i] for row in rows] for i in range(len(rows[0])))
-    return params
-
-
-def _rows_sql(types: str, cols: str, n: int) -> str:
-    """A SELECT of n rows (1: scalar parameters; 2: many, as one array per column)."""
-    if n == 1:
-        values = ", ".join(f"%b::{t}" for t in types.split())
-        return f"SELECT * FROM (VALUES ({values})) AS x({cols})"
-    arrays = ", ".join(f"%b::{t}[]" for t in types.split())
-    return f"SELECT * FROM unnest({arrays}) AS x({cols})"
-
-
-def _outputs_cte(n: int) -> str:
-    """Insert n outputs; content-addressed, so an existing hash is simply skipped."""
-    return (
-        "o AS (INSERT INTO {s}.outputs (hash, value, canonical) "
-        f"{_rows_sql('text jsonb text', 'hash, value, canonical', n)}"
-        " ON CONFLICT (hash) DO NOTHING)"
-    )
-
-
-def _insert_sql(outputs: int, timelines: int, checkpoints: int) -> str:
-    """_commit_sql for the usual case, every id new: plain INSERTs (parameters in the
-    same order) that fail with unique_violation, writing nothing, if one is stored."""
-    ctes = []
-    if outputs:
-        ctes.append(_outputs_cte(outputs))
-    inserts = [
-        f"INSERT INTO {{s}}.{table} ({cols}) {_rows_sql(types, cols, n)}"
-        for table, cols, types, n in (
-            ("timelines", _TIMELINE_COLS, _TIMELINE_TYPES, timelines),
-            ("checkpoints", _CHECKPOINT_COLS, _CHECKPOINT_TYPES, checkpoints),
-        )
-        if n
-    ]
-    ctes += [f"t{i} AS ({text})" for i, text in enumerate(inserts[:-1])]
-    return (f"WITH {', '.join(ctes)} " if ctes else "") + inserts[-1]
-
-
-def _commit_sql(outputs: int, timelines: int, checkpoints: int) -> str:
-    """One statement that writes a batch, all or nothing, and returns what it inserted.
-
-    Data-modifying CTEs insert everything; the final SELECT sees the tables as they were
-    before the statement, so a row neither inserted nor visible was inserted by a
-    concurrent transaction meanwhile: fail with 40001 and the retry will compare it. A
-    visible row with other columns fails with CONFLICT_SQLSTATE and commit() decides with
-    ==. Kinds the batch lacks are left out, so the usual save is a small statement.
-    """
-    ctes, bad, inserted = [], [], ["SELECT NULL, NULL FROM failed"]
-    if outputs:
-        ctes.append(_outputs_cte(outputs))
-    for kind, table, alias, cols, types, n in (
-        ("timeline", "timelines", "t", _TIMELINE_COLS, _TIMELINE_TYPES, timelines),
-        ("checkpoint", "checkpoints", "c", _CHECKPOINT_COLS, _CHECKPOINT_TYPES, checkpoints),
-    ):
-        if not n:
-            continue
-        ctes.append(f"{alias}i AS ({_rows_sql(types, cols, n)})")
-        ctes.append(
-            f"{alias}n AS (INSERT INTO {{s}}.{table} ({cols}) SELECT * FROM {alias}i"
-            " ON CONFLICT (id) DO NOTHING RETURNING id)"
-        )
-        bad.append(
-            f"SELECT '{kind}' AS kind, i.id, {alias}.id IS NULL AS raced"
-            f" FROM {alias}i i LEFT JOIN {{s}}.{table} {alias} ON {alias}.id = i.id"
-            f" WHERE i.id NOT IN (SELECT id FROM {alias}n)"
-            f" AND ({alias}.id IS NULL OR {_differs(cols, alias, 'i')})"
-        )
-        inserted.append(f"SELECT '{alias}', id FROM {alias}n")
-    if not bad:  # outputs only: content-addressed, nothing can conflict
-        return f"WITH {', '.join(ctes)} SELECT NULL, NULL WHERE false"
-    ctes.append(f"bad AS ({' UNION ALL '.join(bad)})")
-    ctes.append(
-        "failed AS (SELECT CASE WHEN bool_and(raced)"
-        " THEN {s}.fail('40001', 'rows inserted concurrently; retry')"
-        f" ELSE {{s}}.fail('{CONFLICT_SQLSTATE}', string_agg(kind || ' ' || id, ', '"
-        " ORDER BY kind, id) FILTER (WHERE NOT raced)"
-        " || ' already stored with other content') END"
-        " FROM bad HAVING count(*) > 0)"
-    )
-    # What was inserted, as (kind, id); the failed branch raises before any of it is used.
-    return f"WITH {', '.join(ctes)} {' UNION ALL '.join(inserted)}"
-
-
-def _prefixed(cols: str, alias: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in cols.split(","))
-
-
-def _differs(cols: str, table: str, given: str) -> str:
-    rest = ", ".join(c.strip() for c in cols.split(",")[1:])  # every column but id
-    return f"({_prefixed(rest, table)}) IS DISTINCT FROM ({_prefixed(rest, given)})"
-
-
-# -- parameters and rows ------------------------------------------------------------------
+# -- helpers ------------------------------------------------------------------------------
 
 
 def _retryable(exc: BaseException, conn: psycopg.Connection | None, attempt: int) -> bool:
@@ -655,118 +501,6 @@ def _retryable(exc: BaseException, conn: psycopg.Connection | None, attempt: int
 def _ids(ids: Iterable[str]) -> list[str]:
     return sorted(set(ids))
 
-
-def _utc(when: datetime) -> datetime:
-    """Naive datetimes are UTC by convention; aware ones keep their instant."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
-
-
-def _unique(rows: Iterable[tuple[Any, ...]], kind: str) -> list[tuple[Any, ...]]:
-    """One row per id, sorted by id so that concurrent batches lock rows in the same
-    order (no deadlock)."""
-    by_id: dict[str, tuple[Any, ...]] = {}
-    for row in rows:
-        if NUL in row[0]:
-            raise InvalidInputError(f"{kind} id {row[0]!r} contains NUL; ids cannot")
-        if by_id.setdefault(row[0], row) != row:
-            raise ConflictError(
-                f"the batch holds two different {kind} records with id {row[0]}; "
-                "nothing was written"
-            )
-    return [by_id[key] for key in sorted(by_id)]
-
-
-
-def _storable(
-    record: Any, texts: tuple[str, ...], jsons: tuple[str, ...] = ()
-) -> tuple[dict[str, Any], str | None]:
-    """Column values for a record's user-given fields, and its ``exact`` column."""
-    columns: dict[str, Any] = {}
-    exact: dict[str, Any] = {}
-    for name in texts:
-        value = getattr(record, name)
-        columns[name], changed = pg_json.text_column(value)
-        if changed:
-            exact[name] = value
-    for name in jsons:
-        value = dict(getattr(record, name))
-        data = canonical_bytes(value, f"{type(record).__name__.lower()} {record.id} {name}")
-        columns[name], changed = pg_json.jsonb_column(data)
-        if changed:
-            exact[name] = value
-    return columns, pg_json.exact_text(exact)
-
-
-def _output_rows(outputs: Mapping[str, bytes]) -> list[tuple[Any, ...]]:
-    rows = []
-    for h, data in outputs.items():
-        data = bytes(data)
-        if content_hash(data) != h:
-            raise InvalidInputError(
-                f"output {h} does not hash to its key; nothing of this batch was written"
-            )
-        value, changed = pg_json.jsonb_column(data)
-        rows.append((h, value, data.decode("utf-8") if changed else None))
-    return _unique(rows, "output")
-
-
-# A record's row holds what its columns hold (JSON as text), in the order reads return
-# them: the same tuple is a commit's parameters and, once inserted, a cached row.
-
-
-def _timeline_row(t: Timeline) -> tuple[Any, ...]:
-    col, exact = _storable(t, _TIMELINE_TEXT, ("source_info",))
-    return (
-        t.id, col["source_video"], col["profile_name"], float(t.fps),
-        col["source_asset_id"], t.root_checkpoint_id, int(t.frame_count),
-        _utc(t.created_at), col["source_info"], t.index_hash, exact,
-    )
-
-
-def _mark_row(r: Tombstone | Tag) -> tuple[Any, ...]:
-    if isinstance(r, Tombstone):
-        return (r.id, r.target_id, r.kind, r.timeline_id, _utc(r.created_at))
-    name, _ = pg_json.text_column(r.name)
-    return (r.id, name, r.checkpoint_id, r.timeline_id, _utc(r.created_at))
-
-
-def _mark_row_of(row: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
-    return None if row is None else (*row[:4], _utc(row[4]))
-
-
-def _checkpoint_row(c: Checkpoint) -> tuple[Any, ...]:
-    col, exact = _storable(c, _CHECKPOINT_TEXT, _CHECKPOINT_JSON)
-    return (
-        c.id, c.timeline_id, c.parent_id, col["stage"], col["stage_hashes"],
-        col["config_overrides"], col["stats"], bool(c.is_scenario),
-        col["scenario_label"], _utc(c.created_at), c.merged_from, exact,
-    )
-
-
-def _timeline(row: tuple[Any, ...]) -> Timeline:
-    tid, video, profile, fps, asset, root, count, created, info, index_hash, exact = row
-    fix = pg_json.read_exact(exact)
-    return Timeline(
-        tid, fix.get("source_video", video), fix.get("profile_name", profile), fps,
-        fix.get("source_asset_id", asset), root, count, created.astimezone(UTC),
-        fix.get("source_info", json.loads(info)), index_hash,
-    )
-
-
-def _checkpoint(row: tuple[Any, ...], fetch: Callable[[list[str]], dict[str, Any]]) -> Checkpoint:
-    cid, tid, parent, stage, hashes, config, stats, scenario, label, created, merged, exact = row
-    hashes, config, stats = json.loads(hashes), json.loads(config), json.loads(stats)
-    if exact:
-        fix = pg_json.read_exact(exact)
-        stage, label = fix.get("stage", stage), fix.get("scenario_label", label)
-        hashes, config = fix.get("stage_hashes", hashes), fix.get("config_overrides", config)
-        stats = fix.get("stats", stats)
-    return Checkpoint(
-        id=cid, timeline_id=tid, parent_id=parent, stage_hashes=hashes,
-        config_overrides=config, stats=stats, is_scenario=scenario, scenario_label=label,
-        created_at=created.astimezone(UTC), merged_from=merged, stage=stage,
-        stage_outputs=LazyOutputs(hashes, fetch),
-    )
 
 
 # -- connection strings -------------------------------------------------------------------
