@@ -15,7 +15,6 @@ import os
 import random
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -246,14 +245,11 @@ def test_lineage_of_a_1000_deep_chain_is_one_query(
         return real_execute(self, query, *args, **kw)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", counting_execute)
-    started = time.perf_counter()
     lineage = catalog.lineage(chain[-1].id)
-    elapsed = time.perf_counter() - started
     monkeypatch.undo()
 
-    assert len(calls) == 1, calls
+    assert len(calls) == 1, calls  # its time is measured in benchmarks (lineage)
     assert lineage == chain  # root first
-    assert elapsed < 2.0
     assert catalog.tree(timeline.id) == sorted(chain, key=lambda c: c.id)
     assert catalog.children(chain[10].id) == [chain[11]]
     # stage outputs load lazily, through the catalog, on first access
@@ -530,12 +526,11 @@ def _closed_port() -> int:
     return free_port()
 
 
-def test_unreachable_server_fails_fast_and_names_it() -> None:
+def test_unreachable_server_fails_and_names_it() -> None:
+    """How fast it fails is measured in benchmarks (pg_unavailable), not here."""
     port = _closed_port()
-    started = time.monotonic()
     with pytest.raises(BackendUnavailableError) as info:
         PostgresCatalog(f"postgresql://someone@127.0.0.1:{port}/somedb")
-    assert time.monotonic() - started < 3
     message = str(info.value)
     assert f"127.0.0.1:{port}/somedb" in message
     assert "Check that the server is running" in message
@@ -553,10 +548,8 @@ def test_server_stopped_then_restarted() -> None:
         pg.kill()
         other, other_root = make_timeline()
         for op in (cat.timelines, lambda: cat.commit(Batch([other], [other_root]))):
-            started = time.monotonic()
             with pytest.raises(BackendUnavailableError, match=f"127.0.0.1:{pg.port}"):
-                op()
-            assert time.monotonic() - started < 3  # well under the pool timeout
+                op()  # how fast: benchmarks (pg_unavailable)
 
         pg.start()
         assert cat.timelines() == [timeline]  # committed data survived; the pool reconnected
