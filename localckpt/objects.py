@@ -12,12 +12,12 @@ import os
 import posixpath
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
-
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+from typing import TYPE_CHECKING, Any
 
 from .errors import BackendUnavailableError, LocalckptError, NotFoundError
+
+if TYPE_CHECKING:
+    import fsspec
 
 __all__ = ["Objects"]
 
@@ -31,13 +31,21 @@ def _takes(fs: Any, method: str, keyword: str) -> bool:
 
 
 class Objects:
-    """A key -> bytes store rooted at one fsspec path."""
+    """A key -> bytes store rooted at one fsspec path.
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, root: str) -> None:
-        self.fs = fs
-        self.root = root.rstrip("/")
-        self.is_local = isinstance(fs, LocalFileSystem)
-        protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    A local directory's filesystem is made on first use: fsspec costs more to import
+    than the rest of a CLI command that never touches objects (ls, tree, show)."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem | None, root: str) -> None:
+        self._fs = fs
+        self.root = root.rstrip("/") or "/"
+        if fs is None:  # a local directory (from_url)
+            self.is_local, protocols = True, ("file",)
+        else:
+            from fsspec.implementations.local import LocalFileSystem
+
+            self.is_local = isinstance(fs, LocalFileSystem)
+            protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
         # s3fs sends a HEAD before a whole-object GET unless told to read in one request;
         # objects here are read whole only when small (frame indexes), so one GET is right.
         # (s3fs before 2026.3 has no such option, and sends no HEAD.)
@@ -45,15 +53,32 @@ class Objects:
             {"max_concurrency": 1} if "s3" in protocols and _takes(fs, "_cat_file",
                                                                    "max_concurrency") else {})
 
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        if self._fs is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            self._fs = LocalFileSystem()
+        return self._fs
+
     @classmethod
     def from_url(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> Objects:
         """Open objects at url ("s3://bucket/prefix", "memory://x", "/local/dir", "file://...")."""
+        local = _local_dir(url)
+        if local is not None and not storage_options:
+            os.makedirs(local, exist_ok=True)
+            return cls(None, local)
+        import fsspec
+        from fsspec.implementations.local import LocalFileSystem
+
         fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
         if isinstance(fs, LocalFileSystem):
             os.makedirs(root, exist_ok=True)
         return cls(fs, root)
 
     def describe(self) -> str:
+        if self._fs is None:
+            return self.root
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         return f"{protocol}://{self.root}" if protocol != "file" else self.root
 
@@ -146,6 +171,15 @@ class Objects:
             with _translate(self, key):
                 total += int(self.fs.size(self.path(key)))
         return total
+
+
+def _local_dir(url: str) -> str | None:
+    """The absolute directory of a plain path or file:// URL (None for other schemes)."""
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    elif "://" in url or "::" in url:
+        return None
+    return os.path.abspath(os.path.expanduser(url)) if url else None
 
 
 def _map_error(objects: Objects, key: str, exc: BaseException) -> Exception:

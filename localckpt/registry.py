@@ -24,7 +24,6 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -61,6 +60,14 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 def register_backend(scheme: str, target: str, install_hint: str = "") -> None:
     """Map a URL scheme to "module:factory" (a dotted path, imported on first use)."""
     _REGISTRY[scheme.lower()] = (target, install_hint)
+
+
+def entry_points(group: str) -> Any:
+    """Installed entry points of a group (importlib.metadata is imported only when a
+    scheme is not built in: it costs more than the rest of `import localckpt`)."""
+    from importlib.metadata import entry_points as found
+
+    return found(group=group)
 
 
 def registered_schemes() -> list[str]:

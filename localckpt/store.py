@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-import numpy as np
-
 from .canonical import canonical_bytes, content_hash, json_object
 from .catalog import Batch, Catalog
 from .errors import InvalidInputError, NotFoundError
@@ -25,6 +23,8 @@ from .records import utcnow
 from .types import Checkpoint, Frame, FrameMeta, Timeline
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .diff import Diff
     from .framediff import FrameDiff
 
@@ -98,7 +98,7 @@ class Store:
             raise InvalidInputError(
                 f"source_asset_id must be a str or UUID, not {type(source_asset_id).__name__}"
             )
-        if isinstance(frames, np.ndarray) and frames.ndim == 3:
+        if getattr(frames, "ndim", None) == 3:  # one HxWx3 ndarray
             raise InvalidInputError(
                 "frames is a single HxWx3 image; pass a list (or an NxHxWx3 array) of frames"
             )

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
+
+if TYPE_CHECKING:  # numpy is imported where pixels are compared, not to import localckpt
+    import numpy as np
 
 __all__ = ["Checkpoint", "Frame", "FrameMeta", "LazyOutputs", "Tag", "Timeline", "Tombstone"]
 
@@ -60,6 +62,8 @@ class Frame:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Frame):
             return NotImplemented
+        import numpy as np
+
         return (
             self.meta_key() == other.meta_key()
             and self.image.shape == other.image.shape
