@@ -58,9 +58,10 @@ _OPTIONS = (
 )
 _PLAIN = frozenset({dict, list, tuple, str, int, float, bool, type(None)})
 _CHUNK = 4096  # objects per gc.get_referents call: bounds the census's own memory
-# An integer orjson cannot decode exactly (beyond 64 bits) has 19 or more digits; so may
-# a long float or a string, which then only takes the slower exact decoder.
-_LONG_DIGITS = re.compile(rb"\d{19}")
+# An integer orjson cannot decode exactly (beyond 64 bits) is a run of 19 or more digits
+# that does not follow a '.' (a float's integer part has at most 16 digits); a string
+# holding such digits only takes the slower exact decoder.
+_LONG_DIGITS = re.compile(rb"\d{19,}")
 _BIG = 1 << 20  # bytes from which decoding pauses the cyclic GC (see load_json)
 
 
@@ -279,7 +280,8 @@ def load_json(data: bytes | str) -> Any:
     cyclic GC paused: it would otherwise rescan the growing value many times over."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if _LONG_DIGITS.search(data):
+    if any(m.start() == 0 or data[m.start() - 1] != 0x2E  # "."
+           for m in _LONG_DIGITS.finditer(data)):
         return json.loads(data)
     if len(data) < _BIG or not gc.isenabled():
         return orjson.loads(data)

@@ -339,3 +339,14 @@ def test_numpy_scalars_are_stored_as_their_json_equivalents() -> None:
         canonical_bytes({"x": np.float32("nan")})
     with pytest.raises(InvalidInputError, match="ndarray"):
         canonical_bytes({"x": np.zeros(3)})
+
+
+def test_long_fraction_digits_keep_the_fast_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.000012345678901234567 holds 21 digits in a row, but after a '.': not an integer."""
+    calls: list[bytes] = []
+    real = json.loads
+    monkeypatch.setattr(json, "loads", lambda d, *a, **k: calls.append(d) or real(d, *a, **k))
+    assert load_json(b"[0.000012345678901234567,1]") == [1.2345678901234567e-05, 1]
+    assert calls == []
+    assert load_json(b"[1,12345678901234567890]") == [1, 12345678901234567890]
+    assert len(calls) == 1

@@ -6,14 +6,17 @@ import importlib.util
 
 from ..model import Workload
 from .concurrent import SAVE_TWO_PROCS
-from .diagnostics import FSYNC_PATTERN
+from .diagnostics import FSYNC_PATTERN, PG_SAVE_PARTS
 from .frames import GET_FRAME, INGEST, LOAD, LOAD_ENCODED
 from .ingest_video import INGEST_VIDEO, PERCEPTUAL_HASH
+from .large import LOAD_LARGE, SAVE_LARGE
 from .reads import LINEAGE, LOAD_DEEP, TREE
 from .results import FRAME_DIFF
 from .saves import SAVE_BUSHY, SAVE_CHAIN
+from .startup import CLI_START, PG_UNAVAILABLE
 from .storage import STORAGE
 from .stream import STREAM
+from .threads import SAVE_THREADS
 
 __all__ = ["WORKLOADS", "pending_notes"]
 
@@ -21,7 +24,8 @@ _HAS_SYNC = importlib.util.find_spec("localckpt.sync") is not None
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     INGEST, INGEST_VIDEO, PERCEPTUAL_HASH, LOAD, LOAD_ENCODED, GET_FRAME, STREAM,
-    SAVE_CHAIN, SAVE_TWO_PROCS, SAVE_BUSHY, LOAD_DEEP, LINEAGE, TREE, STORAGE, FSYNC_PATTERN,
+    SAVE_CHAIN, SAVE_TWO_PROCS, SAVE_BUSHY, SAVE_THREADS, SAVE_LARGE, LOAD_LARGE, LOAD_DEEP,
+    LINEAGE, TREE, STORAGE, FSYNC_PATTERN, PG_SAVE_PARTS, CLI_START, PG_UNAVAILABLE,
     FRAME_DIFF,
 )}
 

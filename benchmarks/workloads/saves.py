@@ -19,6 +19,7 @@ from ._ckpt import (
     store_subjects,
 )
 from ._common import peer_subject
+from .diagnostics import fdatasync_reference
 
 __all__ = ["SAVE_BUSHY", "SAVE_CHAIN"]
 
@@ -53,6 +54,7 @@ def _build_chain(ctx: Context, n: int) -> list[Subject]:
         return run
 
     subjects = store_subjects(ctx, "saves", make_run)
+    subjects.append(fdatasync_reference(ctx, n))
     if ctx.peers:
         for label, peer in peer_savers(ctx, "saves").items():
             def run_peer(peer: Any = peer) -> Sample:
@@ -115,6 +117,7 @@ def _build_bushy(ctx: Context, n: int) -> list[Subject]:
         return run
 
     subjects = store_subjects(ctx, "bushy", make_run)
+    subjects.append(fdatasync_reference(ctx, n))
     if ctx.peers:
         for label, peer in peer_savers(ctx, "bushy").items():
             if "full state" in label:
