@@ -36,10 +36,11 @@ FRAME = np.zeros((4, 4, 3), np.uint8)
 
 @pytest.fixture
 def schema(pg_dsn: str) -> Iterator[str]:
+    from conftest import _drop_schema  # tests/ is on sys.path (pytest's rootdir conftest)
+
     name = f"t_{uuid.uuid4().hex[:16]}"
     yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+    _drop_schema(pg_dsn, name)
 
 
 def _url(dsn: str, schema: str) -> str:
