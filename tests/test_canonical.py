@@ -350,3 +350,10 @@ def test_long_fraction_digits_keep_the_fast_decoder(monkeypatch: pytest.MonkeyPa
     assert calls == []
     assert load_json(b"[1,12345678901234567890]") == [1, 12345678901234567890]
     assert len(calls) == 1
+
+
+@given(lst.json_values())
+def test_checked_bytes_equal_canonical_bytes(value: Any) -> None:
+    from localckpt.canonical import checked_bytes
+
+    assert checked_bytes(value) == canonical_bytes(value)

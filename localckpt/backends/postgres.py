@@ -23,7 +23,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import psycopg.errors
+from psycopg import postgres
+from psycopg.adapt import Buffer, Dumper
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import Format
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ..canonical import content_hash, load_json
@@ -116,6 +119,7 @@ class PostgresCatalog(Catalog):
             timeout=timeout,
             open=False,
             name=f"localckpt {self._where}",
+            configure=_configure,
         )
         try:
             self._pool.open(wait=False)  # the first _call below reports a dead server quickly
@@ -501,6 +505,24 @@ def _retryable(exc: BaseException, conn: psycopg.Connection | None, attempt: int
 def _ids(ids: Iterable[str]) -> list[str]:
     return sorted(set(ids))
 
+
+
+# -- connections ----------------------------------------------------------------------------
+
+
+class _ExactBytes(Dumper):
+    """bytea parameters sent as the caller's bytes object: psycopg's own dumper copies
+    every one into a bytearray first, an extra copy of each multi-MB output."""
+
+    format = Format.BINARY
+    oid = postgres.types["bytea"].oid
+
+    def dump(self, obj: Any) -> Buffer:
+        return obj
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.adapters.register_dumper(bytes, _ExactBytes)
 
 
 # -- connection strings -------------------------------------------------------------------
