@@ -7,12 +7,14 @@ import json
 import random
 import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
 
+import localckpt
 import localckpt.canonical
 from localckpt import Store
 
@@ -102,3 +104,42 @@ def test_a_save_holds_no_extra_copy_of_a_large_output(
     # the encoded bytes once (orjson's buffer keeps up to ~1.6x their length while the save
     # runs; the memory catalog keeps them), plus bounded bookkeeping: no second copy
     assert peak < 2.0 * size, (peak, size)
+
+
+def test_format_1_outputs_read_and_sync_on_every_backend(
+    new_store: Callable[..., Store], store_kind: str
+) -> None:
+    """Outputs written by code before orjson (canonical JSON format 1) keep their bytes:
+    they read, verify and sync as stored, beside format-2 outputs of equal value."""
+    import attrs
+
+    from localckpt.backends.pg_json import format_1_bytes
+    from localckpt.catalog import Batch
+    from localckpt.ids import new_id
+    from localckpt.records import utcnow
+
+    store = new_store()
+    value = {"score": 1e-05, "tiny": [2.5e-07, 1e-9], "n": 2**70}
+    old = format_1_bytes(value)
+    h_old = localckpt.canonical.content_hash(old)
+    tl = store.create_timeline("v.mp4", "p", [FRAME])
+    root = store.get_checkpoint(tl.root_checkpoint_id)
+    legacy = attrs.evolve(root, id=new_id(), parent_id=root.id, stage="detect",
+                          stage_hashes={"detect": h_old}, created_at=utcnow())
+    store.catalog.commit(Batch(checkpoints=[legacy], outputs={h_old: old}))
+    new = store.save_stage_output(tl.id, legacy.id, "track", value)
+    got = store.get_checkpoint(new)
+    assert got.stage_hashes["track"] != h_old  # same value, format 2 bytes
+    assert store.load_stage_output(new, "detect") == value == store.load_stage_output(
+        new, "track")
+    assert store.catalog.outputs([h_old]) == {h_old: old}
+    other = new_store("memory" if store_kind != "memory" else "embedded")
+    localckpt.sync(store, other)
+    assert other.catalog.outputs([h_old]) == {h_old: old}
+    assert other.load_stage_output(new, "detect") == value
+
+
+def test_new_embedded_store_names_its_canonical_format(new_store: Callable[..., Store]) -> None:
+    store = new_store("embedded")
+    marker = json.loads((Path(store.catalog.directory).parent / "LOCALCKPT.json").read_text())
+    assert marker["canonical_json"] == localckpt.canonical.FORMAT == 2
