@@ -357,3 +357,11 @@ def test_checked_bytes_equal_canonical_bytes(value: Any) -> None:
     from localckpt.canonical import checked_bytes
 
     assert checked_bytes(value) == canonical_bytes(value)
+
+
+@pytest.mark.parametrize("text", [
+    b"12345678901234567890", b"[1,-12345678901234567890]", b'{"a":12345678901234567890}',
+    b"[" + b"1," * 200000 + b"12345678901234567890]",  # across a scan chunk boundary
+])
+def test_long_integers_are_found_anywhere(text: bytes) -> None:
+    assert repr(load_json(text)) == repr(json.loads(text))  # ints stay ints
