@@ -111,6 +111,9 @@ class PostgresCatalog(Catalog):
         self._q = Queries(ident)
         self._timeline_rows = RowCache(_CACHED_TIMELINES)
         self._checkpoint_rows = RowCache(_CACHED_CHECKPOINTS)
+        # (id, Checkpoint) of records this catalog committed or peeked: what saves read
+        # their parent from, with no row to parse (peek_checkpoint's callers never mutate)
+        self._peeked = RowCache(_CACHED_CHECKPOINTS)
         self._pool = ConnectionPool(
             dsn,
             min_size=min_size,
@@ -162,10 +165,22 @@ class PostgresCatalog(Catalog):
             if inserted is None:  # every row was new
                 self._timeline_rows.put(timelines)
                 self._checkpoint_rows.put(checkpoints)
+                self._peeked.put((c.id, c.with_loader(self._load_values))
+                                 for c in batch.checkpoints)
             else:
                 self._timeline_rows.put(r for r in timelines if ("t", r[0]) in inserted)
                 self._checkpoint_rows.put(r for r in checkpoints if ("c", r[0]) in inserted)
             return
+
+    def peek_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
+        hit = self._peeked.get([checkpoint_id]).get(checkpoint_id)
+        if hit is not None:
+            record: Checkpoint = hit[1]
+            return record
+        found = self.checkpoints([checkpoint_id])
+        if found:
+            self._peeked.put([(checkpoint_id, found[0])])
+        return found[0] if found else None
 
     def _unsure_outputs(self, batch: Batch) -> list[str]:
         """Hashes the batch's checkpoints refer to that the statement must find stored:
@@ -177,9 +192,11 @@ class PostgresCatalog(Catalog):
         for c in batch.checkpoints:
             refs = set(c.stage_hashes.values())
             if c.parent_id is not None and c.parent_id not in ids:
-                parent = self._checkpoint_rows.get([c.parent_id]).get(c.parent_id)
-                if parent is not None:
-                    refs.difference_update(load_json(parent[_HASHES]).values())
+                peeked = self._peeked.get([c.parent_id]).get(c.parent_id)
+                if peeked is not None:
+                    refs.difference_update(peeked[1].stage_hashes.values())
+                elif (row := self._checkpoint_rows.get([c.parent_id]).get(c.parent_id)):
+                    refs.difference_update(load_json(row[_HASHES]).values())
             unsure.update(refs)
         unsure.difference_update(batch.outputs)
         return sorted(unsure)
@@ -337,8 +354,8 @@ class PostgresCatalog(Catalog):
         one transaction that excludes concurrent commits (see pg_maintenance)."""
         statements = [self._q.render(text) for text in pg_maintenance.PURGE]
         removed = self._call(lambda conn: pg_maintenance.purge(conn, statements))
-        self._timeline_rows.clear()
-        self._checkpoint_rows.clear()
+        for cache in (self._timeline_rows, self._checkpoint_rows, self._peeked):
+            cache.clear()
         return removed
 
     def close(self) -> None:
