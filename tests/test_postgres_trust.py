@@ -363,3 +363,27 @@ def test_purge_waits_for_a_commit_in_flight_that_reuses_a_dead_output(
     assert purged == [1]  # the pruned checkpoint only; the output is referenced again
     assert store.load_stage_output(child.id, "s1") == outputs["s1"]
     assert store.catalog.storage_problems() == []
+
+
+def test_outputs_no_checkpoint_used_go_only_at_the_second_purge(store: Store) -> None:
+    """A sync commits outputs before the rows that refer to them: one purge between the
+    two must not take them."""
+    staged = canonical_bytes({"staged": True})
+    h = content_hash(staged)
+    store.catalog.commit(Batch(outputs={h: staged}))
+    assert store.catalog.purge_deleted() == 0
+    assert store.catalog.missing_outputs([h]) == set()
+    _, ids, _ = _chain(store, 1)
+    import attrs
+
+    parent = store.get_checkpoint(ids[0])
+    user = attrs.evolve(parent, id=new_id(), parent_id=parent.id, stage="x",
+                        stage_hashes={**parent.stage_hashes, "x": h}, created_at=utcnow())
+    store.catalog.commit(Batch(checkpoints=[user]))  # the rows of the "sync" arrive
+    assert store.catalog.purge_deleted() == 0
+    assert store.load_stage_output(user.id, "x") == {"staged": True}
+    other = canonical_bytes({"orphan": 1})
+    store.catalog.commit(Batch(outputs={content_hash(other): other}))
+    assert store.catalog.purge_deleted() == 0  # first sighting
+    assert store.catalog.purge_deleted() == 1  # still unreferenced: gone
+    assert store.catalog.missing_outputs([content_hash(other)]) == {content_hash(other)}

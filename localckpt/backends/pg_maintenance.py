@@ -14,6 +14,11 @@ the purge, so:
 - any other output it refers to without carrying it (a sync that found it stored, a
   merge taking theirs) is checked by the commit's guard (``pg_sql``), which fails the
   commit, writing nothing, if the output is gone.
+
+An output that only deleted checkpoints used goes at once; one that no checkpoint ever
+used (a sync commits outputs before the rows that refer to them) goes only once two
+purges in a row found it unreferenced (the ``unreferenced`` table), as on the memory
+backend.
 """
 
 from __future__ import annotations
@@ -32,43 +37,58 @@ __all__ = ["PURGE", "purge", "storage_problems"]
 
 _BATCH = 64  # rows per fetch of the server-side cursor (outputs may be MBs each)
 
-#: The purge, in order, inside one transaction ({s}: the schema). Each DELETE returns
-#: the ids it removed.
-PURGE = (
-    "LOCK TABLE {s}.outputs, {s}.timelines, {s}.checkpoints, {s}.tags"
-    " IN SHARE ROW EXCLUSIVE MODE",
+#: The purge, in order, inside one transaction ({s}: the schema), each with whether the
+#: rows it returns count as removed.
+PURGE: tuple[tuple[str, bool], ...] = (
+    ("LOCK TABLE {s}.outputs, {s}.timelines, {s}.checkpoints, {s}.tags, {s}.unreferenced"
+     " IN SHARE ROW EXCLUSIVE MODE", False),
     # a checkpoint is gone when a tombstone targets it, its timeline or an ancestor
-    """CREATE TEMPORARY TABLE localckpt_dead ON COMMIT DROP AS
+    ("""CREATE TEMPORARY TABLE localckpt_dead ON COMMIT DROP AS
     WITH RECURSIVE dead(id) AS (
         SELECT c.id FROM {s}.checkpoints c
         WHERE EXISTS (SELECT 1 FROM {s}.tombstones t
                       WHERE t.target_id = c.id OR t.target_id = c.timeline_id)
         UNION
         SELECT c.id FROM {s}.checkpoints c JOIN dead d ON c.parent_id = d.id
-    ) SELECT id FROM dead""",
-    """DELETE FROM {s}.tags g WHERE
+    ) SELECT id FROM dead""", False),
+    # outputs the deleted checkpoints used: removed now if nothing else uses them
+    ("""CREATE TEMPORARY TABLE localckpt_freed ON COMMIT DROP AS
+    SELECT DISTINCT s.value COLLATE "C" AS hash FROM {s}.checkpoints c
+    CROSS JOIN LATERAL jsonb_each_text(c.stage_hashes) s
+    WHERE c.id IN (SELECT id FROM localckpt_dead)""", False),
+    ("""DELETE FROM {s}.tags g WHERE
         EXISTS (SELECT 1 FROM {s}.tombstones t
                 WHERE t.target_id = g.id OR t.target_id = g.timeline_id)
         OR g.checkpoint_id IN (SELECT id FROM localckpt_dead)
-    RETURNING id""",
-    "DELETE FROM {s}.checkpoints WHERE id IN (SELECT id FROM localckpt_dead) RETURNING id",
-    """DELETE FROM {s}.timelines l
+    RETURNING id""", True),
+    ("DELETE FROM {s}.checkpoints WHERE id IN (SELECT id FROM localckpt_dead) RETURNING id",
+     True),
+    ("""DELETE FROM {s}.timelines l
     WHERE EXISTS (SELECT 1 FROM {s}.tombstones t WHERE t.target_id = l.id)
-    RETURNING id""",
-    """DELETE FROM {s}.outputs o WHERE NOT EXISTS (
+    RETURNING id""", True),
+    ("""CREATE TEMPORARY TABLE localckpt_orphans ON COMMIT DROP AS
+    SELECT o.hash FROM {s}.outputs o WHERE NOT EXISTS (
         SELECT 1 FROM {s}.checkpoints c CROSS JOIN LATERAL jsonb_each_text(c.stage_hashes) s
-        WHERE s.value COLLATE "C" = o.hash)
-    RETURNING hash""",
+        WHERE s.value COLLATE "C" = o.hash)""", False),
+    # an output no checkpoint ever used here (a sync stages outputs before its rows, a
+    # crashed one leaves them) goes only when the previous purge found it unreferenced too
+    ("""DELETE FROM {s}.outputs WHERE hash IN (SELECT hash FROM localckpt_orphans)
+        AND (hash IN (SELECT hash FROM localckpt_freed)
+             OR hash IN (SELECT hash FROM {s}.unreferenced))
+    RETURNING hash""", True),
+    ("DELETE FROM {s}.unreferenced", False),
+    ("""INSERT INTO {s}.unreferenced SELECT o.hash FROM localckpt_orphans o
+    WHERE EXISTS (SELECT 1 FROM {s}.outputs p WHERE p.hash = o.hash)""", False),
 )
 
 
-def purge(conn: psycopg.Connection, statements: list[str]) -> int:
+def purge(conn: psycopg.Connection, statements: list[tuple[str, bool]]) -> int:
     """Run the rendered PURGE statements in one transaction; how many rows went."""
     removed = 0
     with conn.transaction():
-        for text in statements:
+        for text, counts in statements:
             cur = conn.execute(text)
-            if text.lstrip().startswith("DELETE"):
+            if counts:
                 removed += len(cur.fetchall())
     return removed
 

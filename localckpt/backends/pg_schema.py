@@ -172,6 +172,14 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        5,
+        "unreferenced: outputs the last purge found unreferenced (the next one deletes them)",
+        ("""CREATE TABLE {s}.unreferenced (hash text COLLATE "C" PRIMARY KEY)""",),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
 

@@ -352,7 +352,7 @@ class PostgresCatalog(Catalog):
     def purge_deleted(self) -> int:
         """Delete what tombstones delete and outputs no remaining checkpoint refers to, in
         one transaction that excludes concurrent commits (see pg_maintenance)."""
-        statements = [self._q.render(text) for text in pg_maintenance.PURGE]
+        statements = [(self._q.render(text), counts) for text, counts in pg_maintenance.PURGE]
         removed = self._call(lambda conn: pg_maintenance.purge(conn, statements))
         for cache in (self._timeline_rows, self._checkpoint_rows, self._peeked):
             cache.clear()
