@@ -69,6 +69,9 @@ def _build(ctx: Context, n: int) -> list[Subject]:
         targets.append(("postgres-saver", "postgres", dsn))
     for label, kind, target in targets:
         peers = [SaverPeer(kind, target) for _ in range(THREADS)]  # a connection each
+        if kind == "sqlite":  # wait for the writer lock as long as it takes (default 5 s)
+            for peer in peers:
+                peer._con.execute("PRAGMA busy_timeout = 120000")
 
         def run_peer(peers: list[Any] = peers) -> Sample:
             outs = [fresh(base) for _ in range(THREADS)]
