@@ -56,7 +56,8 @@ _OPTIONS = (
     | orjson.OPT_PASSTHROUGH_DATETIME  # datetimes are not JSON: -> _default, which refuses
     | orjson.OPT_PASSTHROUGH_DATACLASS
 )
-_PLAIN = frozenset({dict, list, tuple, str, int, float, bool, type(None)})
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_PLAIN = _SCALARS | {dict, list, tuple}
 _CHUNK = 4096  # objects per gc.get_referents call: bounds the census's own memory
 # An integer orjson cannot decode exactly (beyond 64 bits) is a run of 19 or more digits
 # that does not follow a '.' (a float's integer part has at most 16 digits). The scan
@@ -109,6 +110,9 @@ def _census_is_plain(value: Any, data: bytes) -> bool:
     """True when every object reachable from value is a plain JSON type (so orjson wrote
     exactly the canonical form) and every ``null`` in data is a None (no NaN/Infinity)."""
     nulls = data.count(b"null") if b"null" in data else 0
+    if type(value) is dict and _SCALARS.issuperset(map(type, value.values())):
+        # the usual config, stats or stage map: keys are str (orjson checked), no nesting
+        return (list(value.values()).count(None) if nulls else 0) == nulls
     nones = 0
     get = gc.get_referents
     todo: list[list[Any]] = [[value]]

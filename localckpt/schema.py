@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from .canonical import canonical_bytes
 from .errors import CorruptDataError, InvalidInputError
 from .types import Checkpoint, Tag, Timeline, Tombstone
 
@@ -184,8 +185,6 @@ def _check_value(f: Field, value: Any, what: str) -> None:
     elif t == "json":
         if not isinstance(value, Mapping):
             raise InvalidInputError(f"{what} must be a JSON object, not {type(value).__name__}")
-        from .canonical import canonical_bytes
-
         canonical_bytes(dict(value), what)
 
 

@@ -176,7 +176,7 @@ def test_types_orjson_would_encode_natively_are_rejected(value: Any) -> None:
 
 @pytest.mark.parametrize("value", [
     [None, math.nan], [math.inf, None, "null"], {"null": None, "x": [None, -math.inf]},
-    [np.float32("nan"), None],
+    [np.float32("nan"), None], {"a": math.nan, "b": None}, {"a": math.inf},
 ])
 def test_nan_among_nones_is_rejected(value: Any) -> None:
     with pytest.raises(InvalidInputError, match="NaN"):
