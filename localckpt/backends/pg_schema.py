@@ -41,6 +41,19 @@ class Migration:
     statements: tuple[str, ...]
 
 
+def _stage_outputs_view(create: str, value: str) -> str:
+    """The stage_outputs view: one row per (checkpoint, stage) with its output value."""
+    return (
+        f"{create} VIEW {{s}}.stage_outputs AS\n"
+        "            SELECT c.id AS checkpoint_id, c.timeline_id, s.key AS stage, "
+        "s.value AS hash,\n"
+        f"                   {value}\n"
+        "            FROM {s}.checkpoints c\n"
+        "            CROSS JOIN LATERAL jsonb_each_text(c.stage_hashes) AS s\n"
+        "            JOIN {s}.outputs o ON o.hash = s.value"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -97,12 +110,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         2,
         "stage_outputs view: one row per (checkpoint, stage) with its output value",
         (
-            """CREATE VIEW {s}.stage_outputs AS
-            SELECT c.id AS checkpoint_id, c.timeline_id, s.key AS stage, s.value AS hash,
-                   o.value
-            FROM {s}.checkpoints c
-            CROSS JOIN LATERAL jsonb_each_text(c.stage_hashes) AS s
-            JOIN {s}.outputs o ON o.hash = s.value""",
+            _stage_outputs_view("CREATE", "o.value"),
         ),
     ),
 )
@@ -162,12 +170,8 @@ MIGRATIONS += (
                 RETURN replace(convert_from(data, 'UTF8'), '\\u0000', '\\ufffd')::jsonb;
             END
             $$""",
-            """CREATE OR REPLACE VIEW {s}.stage_outputs AS
-            SELECT c.id AS checkpoint_id, c.timeline_id, s.key AS stage, s.value AS hash,
-                   coalesce(o.value, {s}.output_value(o.data)) AS value
-            FROM {s}.checkpoints c
-            CROSS JOIN LATERAL jsonb_each_text(c.stage_hashes) AS s
-            JOIN {s}.outputs o ON o.hash = s.value""",
+            _stage_outputs_view(
+                "CREATE OR REPLACE", "coalesce(o.value, {s}.output_value(o.data)) AS value"),
         ),
     ),
 )
