@@ -23,8 +23,6 @@ from .records import utcnow
 from .types import Checkpoint, Frame, FrameMeta, Timeline
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from .diff import Diff
     from .framediff import FrameDiff
 
