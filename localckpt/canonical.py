@@ -18,7 +18,7 @@ become ``null``; UUIDs, enums and a few other types are encoded natively) is rul
 by a census of the value's types, taken in C by ``gc.get_referents`` over bounded
 chunks, and by counting ``null`` tokens against ``None`` values. Anything unusual
 (Mappings, tuples of numpy scalars, subclasses, integers beyond 64 bits, nesting deeper
-than orjson's limit, a value that contains itself) takes the thorough Python path,
+than orjson's limit of 254, a value that contains itself) takes the thorough Python path,
 which gives the same bytes or a typed error naming the bad value's path.
 """
 
@@ -38,6 +38,7 @@ from .errors import CorruptDataError, InvalidInputError
 
 __all__ = [
     "FORMAT",
+    "MAX_DEPTH",
     "canonical_bytes",
     "checked_bytes",
     "content_hash",
@@ -49,6 +50,11 @@ __all__ = [
 
 #: Version of the canonical bytes this code writes (see the module docstring).
 FORMAT = 2
+
+#: Most containers nested in one another that a value may have, whatever the interpreter
+#: (what one Python stores must load on the others). orjson itself stops at 254; values
+#: of 255-256 levels take the Python path.
+MAX_DEPTH = 256
 
 _OPTIONS = (
     orjson.OPT_SORT_KEYS
@@ -167,6 +173,8 @@ def _check(value: Any, path: str, open_ids: set[int]) -> None:
                 "store a copy without the cycle"
             )
         open_ids.add(id(value))
+        if len(open_ids) > MAX_DEPTH:  # the containers open on this path
+            raise RecursionError(f"more than {MAX_DEPTH} levels")
         if isinstance(value, Mapping):
             for key, item in value.items():
                 if not isinstance(key, str):
@@ -279,8 +287,8 @@ def checked_bytes(value: Any) -> bytes:
 
 def _too_deep(what: str) -> InvalidInputError:
     return InvalidInputError(
-        f"{what} is nested too deeply (more levels than Python's recursion limit) to be "
-        "stored as JSON; flatten it"
+        f"{what} is nested too deeply (more than {MAX_DEPTH} levels) to be stored as JSON; "
+        "flatten it"
     )
 
 

@@ -137,7 +137,7 @@ def test_integers_beyond_64_bits_and_deep_nesting_take_the_exact_path() -> None:
     assert load_canonical(data) == value
     assert type(load_canonical(data)["big"][4]) is int
     deep: Any = [1.5e-5]
-    for _ in range(400):  # deeper than orjson's limit, well within Python's
+    for _ in range(255):  # deeper than orjson's limit (254), within MAX_DEPTH (256)
         deep = [deep]
     assert canonical_bytes(deep) == reference_bytes(deep)
     assert load_canonical(canonical_bytes(deep)) == deep
