@@ -365,3 +365,13 @@ def test_checked_bytes_equal_canonical_bytes(value: Any) -> None:
 ])
 def test_long_integers_are_found_anywhere(text: bytes) -> None:
     assert repr(load_json(text)) == repr(json.loads(text))  # ints stay ints
+
+
+def test_an_orjson_that_formats_otherwise_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """orjson before 3.12 wrote 1e16, not 1e+16: the bytes must not follow orjson's version."""
+    import localckpt.canonical as canonical
+
+    assert canonical._FAST  # the installed orjson writes the format
+    monkeypatch.setattr(canonical, "_FAST", False)
+    value = {"x": [1e16, 1e-05, 2**70], "s": "é"}
+    assert canonical_bytes(value) == b'{"s":"\xc3\xa9","x":[1e+16,0.00001,1180591620717411303424]}'
