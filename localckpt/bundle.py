@@ -3,20 +3,30 @@
 A bundle is a zip archive (stored, not deflated: frames and Parquet are compressed
 already) that any tool can open::
 
-    localckpt-bundle.json           manifest: format, timeline, counts, object keys
+    localckpt-bundle.json           manifest: format, timeline, counts, object keys and
+                                    their SHA-256
     timelines.parquet               one row per timeline (the record fields)
     checkpoints.parquet             one row per checkpoint; stage_hashes, config_overrides
                                     and stats are JSON text
+    tombstones.parquet              the timeline's deletions (format 2)
+    tags.parquet                    the tags of the exported checkpoints (format 2)
     outputs.parquet                 hash, json: each stage output once, canonical JSON
     objects/frames/<tid>/...        the frame shards and the Parquet frame index, as stored
 
+Format 2 added tombstones and tags (so an import never brings back what was pruned) and
+object hashes; format 1 bundles still import (they have neither).
+
 Importing goes through the same transfer as ``sync`` (a bundle is just another source),
-so import has the same union semantics: only what the store lacks is written, rows last
-in one commit, ConflictError (nothing written) on a record with other content.
+so import has the same union semantics and the same distrust: only what the store lacks
+is written, rows last in one commit, ConflictError (nothing written) on a record with
+other content, CorruptDataError (nothing written) for a bundle whose records, keys,
+manifest or bytes do not check out. Nothing is ever extracted by a name the archive
+chooses: every member read is named by a validated timeline id and frame key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -29,17 +39,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import schema
-from .errors import CorruptDataError, InvalidInputError, NotFoundError
+from .canonical import content_hash
+from .errors import CorruptDataError, InvalidInputError, LocalckptError, NotFoundError
+from .progress import Reporter
 from .records import utcnow
 from .sync import CountingCatalog, SyncReport, transfer
-from .types import Checkpoint, Timeline
+from .types import Checkpoint, Tag, Timeline, Tombstone
+from .visibility import Marks, dead_in_tree
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["FORMAT", "export_bundle", "import_bundle"]
+__all__ = ["FORMAT", "READABLE", "export_bundle", "import_bundle"]
 
-FORMAT = "localckpt-bundle/1"
+FORMAT = "localckpt-bundle/2"
+#: Formats import reads (1: before tombstones, tags and object hashes).
+READABLE = ("localckpt-bundle/1", FORMAT)
 MANIFEST = "localckpt-bundle.json"
 _OBJECTS = "objects/"
 _OUTPUT_FETCH = 1000
@@ -54,30 +69,41 @@ def export_bundle(
     checkpoint_id: str | None = None,
     progress: Any = None,
 ) -> SyncReport:
-    """Write a timeline to one bundle file at path; return what it holds.
+    """Write a live timeline to one bundle file at path; return what it holds.
 
-    checkpoint_id None exports the whole tree; otherwise the subtree under checkpoint_id
-    plus everything it derives from (its lineage, and the lineage of anything merged in),
-    so that every parent link resolves in the store that imports it. Frames are always
-    included. The file appears atomically (written aside, then renamed); an existing file
-    is replaced. progress as for :func:`localckpt.sync`.
+    checkpoint_id None exports the whole live tree; otherwise the subtree under
+    checkpoint_id plus everything it derives from (its lineage, and the lineage of
+    anything merged in), so that every parent link resolves in the store that imports
+    it. Frames are always included, each shard checked against the frame index (and
+    the index against its recorded hash) as it is read; the timeline's tombstones and
+    the exported checkpoints' live tags go along. The file appears atomically (written
+    aside, then renamed; mode as the umask says); an existing file is replaced.
+    progress as for :func:`localckpt.sync`.
     """
-    from .shards import frame_keys
-    from .sync import _Reporter
+    from .shards import index_key, keys_of, parse_index, verify_index, verify_shard
 
     if not isinstance(timeline_id, str):
         raise InvalidInputError(f"timeline_id must be an id string, not {timeline_id!r}")
+    timeline = store.get_timeline(timeline_id)
     catalog = CountingCatalog(store.catalog)
-    found = catalog.timelines([timeline_id])
-    if not found:
-        raise NotFoundError(f"no timeline {timeline_id!r} in {store.catalog.describe()}")
-    timeline = found[0]
+    tombstones = catalog.tombstones([timeline_id])
+    marks = Marks.of(timeline_id, tombstones)
     tree = catalog.tree(timeline_id)
+    dead = dead_in_tree(tree, marks.checkpoints)
+    tree = [c for c in tree if c.id not in dead]
     if checkpoint_id is not None:
         tree = _subtree(tree, timeline_id, checkpoint_id, store)
+    exported = {c.id for c in tree}
+    tags = [g for g in catalog.tags([timeline_id])
+            if g.id not in marks.tags and g.checkpoint_id in exported]
     hashes = sorted({h for c in tree for h in c.stage_hashes.values()})
-    keys = frame_keys(store.objects, timeline_id)
-    reporter = _Reporter(progress, "export")
+    ikey = index_key(timeline_id)
+    index = store.objects.get(ikey)
+    where = f"{store.objects.describe()}/{ikey}"
+    verify_index(index, timeline.index_hash, where)
+    metas = parse_index(index, where)
+    keys = keys_of(timeline_id, metas)
+    reporter = Reporter(progress, "export")
     reporter.start(len(keys) + len(hashes) + 1)
     target = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(target)
@@ -85,32 +111,30 @@ def export_bundle(
         raise InvalidInputError(f"cannot write a bundle to {target}: {directory} is not a "
                                 "directory")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-bundle-", suffix=".zip", dir=directory)
+    from .shards import file_mode
+
+    os.fchmod(fd, file_mode())
     os.close(fd)
     nbytes = 0
     try:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            outputs: dict[str, bytes] = {}
-            for i in range(0, len(hashes), _OUTPUT_FETCH):
-                chunk = hashes[i : i + _OUTPUT_FETCH]
-                got = catalog.outputs(chunk)
-                lacking = set(chunk) - set(got)
-                if lacking:
-                    raise CorruptDataError(
-                        f"{store.catalog.describe()} lacks stage output {sorted(lacking)[0]} "
-                        "that a checkpoint refers to; the store is damaged"
-                    )
-                outputs.update(got)
-                nbytes += sum(len(got[h]) for h in chunk)
-                for j, _ in enumerate(chunk, start=i + 1):
-                    reporter.step("outputs", j, len(hashes))
+            outputs = _fetch_outputs(catalog, store, hashes, reporter)
+            nbytes += sum(len(v) for v in outputs.values())
+            digests: dict[str, str] = {}
             for n, key in enumerate(keys, start=1):
-                data = store.objects.get(key)
+                data = index if key == ikey else store.objects.get(key)
+                if key != ikey:
+                    shard = int(key.rsplit("-", 1)[1].split(".")[0])
+                    verify_shard(timeline_id, shard, data, metas, store.objects.describe())
+                digests[key] = hashlib.sha256(data).hexdigest()
                 nbytes += len(data)
                 zf.writestr(_info(_OBJECTS + key), data)
                 reporter.step("objects", n, len(keys))
-            zf.writestr(_info("timelines.parquet"),
-                        _parquet(schema.to_arrow("timeline", [timeline])))
-            zf.writestr(_info("checkpoints.parquet"), _parquet(schema.to_arrow("checkpoint", tree)))
+            for name, kind, records in (("timelines.parquet", "timeline", [timeline]),
+                                        ("checkpoints.parquet", "checkpoint", tree),
+                                        ("tombstones.parquet", "tombstone", tombstones),
+                                        ("tags.parquet", "tag", tags)):
+                zf.writestr(_info(name), _parquet(schema.to_arrow(kind, records)))
             zf.writestr(_info("outputs.parquet"), _parquet(pa.table(
                 {"hash": hashes, "json": [outputs[h].decode("utf-8") for h in hashes]},
                 schema=_OUTPUT_SCHEMA,
@@ -121,8 +145,10 @@ def export_bundle(
                 "checkpoint_id": checkpoint_id,
                 "exported_at": utcnow().isoformat(),
                 "counts": {"timelines": 1, "checkpoints": len(tree), "outputs": len(hashes),
-                           "objects": len(keys)},
+                           "objects": len(keys), "tombstones": len(tombstones),
+                           "tags": len(tags)},
                 "objects": {timeline_id: keys},
+                "hashes": digests,
             }
             zf.writestr(_info(MANIFEST), json.dumps(manifest, indent=2).encode("utf-8"))
         reporter.step("rows", 1, 1)
@@ -134,7 +160,32 @@ def export_bundle(
     finally:
         reporter.close()
     return SyncReport(timelines=1, checkpoints=len(tree), outputs=len(hashes),
-                      objects=len(keys), bytes=nbytes, round_trips=catalog.round_trips)
+                      objects=len(keys), bytes=nbytes, round_trips=catalog.round_trips,
+                      tombstones=len(tombstones), tags=len(tags))
+
+
+def _fetch_outputs(catalog: CountingCatalog, store: Store, hashes: list[str],
+                   reporter: Reporter) -> dict[str, bytes]:
+    """The outputs by hash, each checked against its hash (CorruptDataError)."""
+    outputs: dict[str, bytes] = {}
+    for i in range(0, len(hashes), _OUTPUT_FETCH):
+        chunk = hashes[i : i + _OUTPUT_FETCH]
+        got = catalog.outputs(chunk)
+        lacking = set(chunk) - set(got)
+        if lacking:
+            raise CorruptDataError(
+                f"{store.catalog.describe()} lacks stage output {sorted(lacking)[0]} "
+                "that a checkpoint refers to; the store is damaged"
+            )
+        for j, h in enumerate(chunk, start=i + 1):
+            if content_hash(got[h]) != h:
+                raise CorruptDataError(
+                    f"stage output {h} in {store.catalog.describe()} does not match its "
+                    "hash; the store is damaged (restore it or re-sync it)"
+                )
+            reporter.step("outputs", j, len(hashes))
+        outputs.update(got)
+    return outputs
 
 
 def import_bundle(
@@ -144,8 +195,10 @@ def import_bundle(
 
     Idempotent; writes only what the store lacks (objects first, then rows in one
     commit). ConflictError, with nothing written, when a record exists with other
-    content; CorruptDataError when the file is not a valid bundle.
+    content; CorruptDataError, with nothing written, when the file is not a valid bundle
+    (a hostile one included: see the module docstring).
     """
+    store._check_open()
     source = BundleSource(path)
     try:
         return transfer(source, store, None, progress, desc="import")
@@ -154,7 +207,7 @@ def import_bundle(
 
 
 class BundleSource:
-    """A bundle file read as a transfer source (see ``localckpt.sync.Source``)."""
+    """A bundle file read as a transfer source (see ``localckpt.transfer.Source``)."""
 
     round_trips = 0
     local = True
@@ -168,26 +221,90 @@ class BundleSource:
         except (zipfile.BadZipFile, OSError) as exc:
             raise CorruptDataError(f"{self.path} is not a localckpt bundle (zip): {exc}") from exc
         try:
-            self.manifest = json.loads(self._read(MANIFEST))
-            if self.manifest.get("format") != FORMAT:
-                raise CorruptDataError(
-                    f"{self.path} has bundle format {self.manifest.get('format')!r}; this "
-                    f"localckpt reads {FORMAT!r} (upgrade localckpt?)"
-                )
-            self._timelines = schema.from_rows("timeline", self._table("timelines.parquet"))
-            self._checkpoints = schema.from_rows("checkpoint",
-                                                 self._table("checkpoints.parquet"))
-            self._outputs: dict[str, bytes] | None = None
-            self._keys: dict[str, list[str]] = {
-                str(t): [str(k) for k in keys] for t, keys in self.manifest["objects"].items()
-            }
+            self._load()
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             self.zf.close()
-            raise CorruptDataError(f"{self.path} is not a valid localckpt bundle: {exc}") from exc
+            raise CorruptDataError(f"{self.path} is not a valid localckpt bundle: "
+                                   f"{type(exc).__name__}: {exc}") from exc
         except BaseException:
             self.zf.close()
             raise
+
+    def _load(self) -> None:
+        manifest = json.loads(self._read(MANIFEST))
+        if not isinstance(manifest, dict):
+            raise self._bad("its manifest is not a JSON object")
+        self.manifest = manifest
+        fmt = manifest.get("format")
+        if fmt not in READABLE:
+            raise CorruptDataError(
+                f"{self.path} has bundle format {fmt!r}; this localckpt reads "
+                f"{', '.join(map(repr, READABLE))} (upgrade localckpt?)"
+            )
+        v2 = fmt == FORMAT
+        self._timelines = self._records("timeline", "timelines.parquet")
+        self._checkpoints = self._records("checkpoint", "checkpoints.parquet")
+        self._tombstones: list[Tombstone] = (
+            self._records("tombstone", "tombstones.parquet") if v2 else [])
+        self._tags: list[Tag] = self._records("tag", "tags.parquet") if v2 else []
+        self._outputs: dict[str, bytes] | None = None
+        objects = manifest["objects"]
+        if not isinstance(objects, dict):
+            raise self._bad("its manifest lists objects in a form it does not know")
+        tids = {t.id for t in self._timelines}
+        self._keys: dict[str, list[str]] = {}
+        from .shards import check_frame_key
+
+        for tid, keys in objects.items():
+            if tid not in tids or not isinstance(keys, list):
+                raise self._bad(f"its manifest lists objects of timeline {tid!r}, which "
+                                "timelines.parquet does not hold")
+            try:
+                self._keys[tid] = [check_frame_key(k, tid) for k in keys]
+            except CorruptDataError as exc:
+                raise self._bad(str(exc)) from None
+        self._hashes: dict[str, str] | None = None
+        if v2:
+            hashes = manifest["hashes"]
+            if not isinstance(hashes, dict) or set(hashes) != {
+                k for keys in self._keys.values() for k in keys
+            }:
+                raise self._bad("its manifest's object hashes do not match its object list")
+            self._hashes = {str(k): str(v) for k, v in hashes.items()}
+        self._check_manifest()
         self._check_links()
+
+    def _bad(self, what: str) -> CorruptDataError:
+        return CorruptDataError(f"bundle {self.path}: {what}; refusing it, nothing was "
+                                "imported")
+
+    def _records(self, kind: str, name: str) -> list[Any]:
+        records = schema.from_rows(kind, self._table(name))
+        for r in records:
+            try:
+                schema.validate(r)
+            except LocalckptError as exc:
+                raise self._bad(f"{name} holds an invalid record ({exc})") from None
+        return records
+
+    def _check_manifest(self) -> None:
+        """The manifest must agree with the tables it describes."""
+        m = self.manifest
+        if [t.id for t in self._timelines] != [m.get("timeline_id")]:
+            raise self._bad(f"its manifest names timeline {m.get('timeline_id')!r} but "
+                            f"timelines.parquet holds {[t.id for t in self._timelines]}")
+        counts = m.get("counts", {})
+        actual = {"timelines": len(self._timelines), "checkpoints": len(self._checkpoints),
+                  "objects": sum(len(k) for k in self._keys.values())}
+        if m["format"] == FORMAT:
+            actual |= {"tombstones": len(self._tombstones), "tags": len(self._tags)}
+        if not isinstance(counts, dict):
+            raise self._bad("its manifest's counts are not a JSON object")
+        differ = [k for k, v in actual.items() if k in counts and counts[k] != v]
+        if differ:
+            raise self._bad(f"its manifest counts {differ[0]} as {counts[differ[0]]!r} but "
+                            f"the bundle holds {actual[differ[0]]}")
+        self._expected_outputs = counts.get("outputs")
 
     def _check_links(self) -> None:
         tids = {t.id for t in self._timelines}
@@ -212,7 +329,7 @@ class BundleSource:
     def _table(self, name: str) -> list[dict[str, Any]]:
         try:
             return pq.read_table(io.BytesIO(self._read(name))).to_pylist()
-        except pa.ArrowException as exc:
+        except (pa.ArrowException, OSError, ValueError) as exc:
             raise CorruptDataError(f"bundle {self.path}: {name} cannot be read: {exc}") from exc
 
     def close(self) -> None:
@@ -230,17 +347,37 @@ class BundleSource:
     def checkpoints(self, timeline: Timeline) -> list[Checkpoint]:
         return [c for c in self._checkpoints if c.timeline_id == timeline.id]
 
+    def tombstones(self, timeline_ids: Sequence[str]) -> list[Tombstone]:
+        wanted = set(timeline_ids)
+        return [x for x in self._tombstones if x.timeline_id in wanted]
+
+    def tags(self, timeline_ids: Sequence[str]) -> list[Tag]:
+        wanted = set(timeline_ids)
+        return [g for g in self._tags if g.timeline_id in wanted]
+
     def outputs(self, hashes: Sequence[str]) -> dict[str, bytes]:
         if self._outputs is None:
             rows = self._table("outputs.parquet")
-            self._outputs = {r["hash"]: r["json"].encode("utf-8") for r in rows}
+            if self._expected_outputs is not None and len(rows) != self._expected_outputs:
+                raise self._bad(f"its manifest counts {self._expected_outputs!r} outputs but "
+                                f"outputs.parquet holds {len(rows)}")
+            try:
+                self._outputs = {str(r["hash"]): r["json"].encode("utf-8") for r in rows}
+            except (KeyError, AttributeError, UnicodeEncodeError) as exc:
+                raise self._bad(f"outputs.parquet is malformed ({exc})") from None
         return {h: self._outputs[h] for h in hashes if h in self._outputs}
 
-    def frame_keys(self, timeline_id: str) -> list[str]:
+    def frame_keys(self, timeline_id: str) -> list[str] | None:
         return list(self._keys.get(timeline_id, []))
 
     def read_object(self, key: str) -> bytes:
-        return self._read(_OBJECTS + key)
+        tid = key.split("/")[1] if key.count("/") >= 2 else ""
+        if key not in self._keys.get(tid, ()):
+            raise self._bad(f"object {key!r} is not in its manifest")
+        data = self._read(_OBJECTS + key)
+        if self._hashes is not None and hashlib.sha256(data).hexdigest() != self._hashes[key]:
+            raise self._bad(f"object {key} does not match the hash its manifest records")
+        return data
 
 
 def _subtree(

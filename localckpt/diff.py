@@ -130,7 +130,7 @@ def diff_checkpoints(store: Store, a: str, b: str) -> Diff:
 
             raise InvalidInputError(f"{what} must be a checkpoint id string, not "
                                     f"{type(value).__name__}")
-    found = {c.id: c for c in store.catalog.checkpoints({a, b})}
+    found = {c.id: c for c in store.live_checkpoints({a, b})}
     for cid in (a, b):
         if cid not in found:
             raise NotFoundError(f"no checkpoint {cid!r} in {store.catalog.describe()}")

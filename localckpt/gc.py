@@ -1,81 +1,232 @@
-"""Garbage collection: remove frame objects that no timeline refers to.
+"""Garbage collection: free what nothing live refers to.
 
-Writes put objects first and catalog rows last, so a crash or an outage mid-ingest can
-leave shards behind that no timeline points at (never the reverse). They are invisible
-to every API call; ``collect_garbage`` deletes them once they are old enough that no
-ingest still in progress (in this or another process) can be writing them.
+Writes put objects first and catalog rows last, and deletions only write tombstones, so
+a store accumulates bytes nothing live refers to. ``collect_garbage`` removes them:
+
+- the frame objects of deleted timelines;
+- the frame objects of writes that never committed (killed or failed ingests, interrupted
+  syncs), once they are provably abandoned: their ingest lease (``localckpt.lease``) went
+  stale, or, for objects without a lease, all are older than ``older_than`` seconds;
+  a write in progress keeps its lease fresh and is never touched, however long it pauses;
+- objects in a live timeline's directory that its index does not name (temporary files of
+  killed writes, a lease left behind), once older than ``older_than``;
+- catalog records tombstones delete, and outputs no live checkpoint refers to
+  (``Catalog.purge_deleted``; tombstones themselves stay, so sync keeps deleting).
+
+Safe while writers run: objects are listed before the catalog is read, so a timeline
+that commits meanwhile is seen as committed or as leased, never as garbage.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from datetime import datetime
+from collections import defaultdict
 
 import attrs
 
+from .errors import InvalidInputError, LocalckptError
+from .lease import GRACE, LEASE_NAME, TTL
+from .maintenance.reports import human_bytes
+from .schema import check_id
 from .store import Store
 
 __all__ = ["GcReport", "collect_garbage"]
 
-_FRAMES = "frames/"
+_FRAMES = "frames"
 
 
 @attrs.frozen
 class GcReport:
-    """What a collection found and removed (or would remove, with dry_run)."""
+    """What a collection removed (or would remove, with dry_run).
+
+    Attributes:
+        orphan_timelines: ids of writes that never committed whose objects went.
+        deleted_timelines: deleted timelines whose frames went.
+        objects_removed, bytes_removed: frame objects removed and their bytes (temporary
+            files and stray objects of live timelines included).
+        temporary_files: how many of those were temporary files of interrupted writes.
+        skipped_recent: objects without a lease younger than older_than, left alone.
+        leased: ids of writes in progress (fresh lease), left alone.
+        records_purged: catalog records (and outputs) purge_deleted removed.
+        dry_run: nothing was removed.
+    """
 
     orphan_timelines: tuple[str, ...]
     objects_removed: int
     bytes_removed: int
     skipped_recent: int
     dry_run: bool
+    deleted_timelines: tuple[str, ...] = ()
+    temporary_files: int = 0
+    leased: tuple[str, ...] = ()
+    records_purged: int = 0
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
-        return (
-            f"{verb} {self.objects_removed} objects ({self.bytes_removed} bytes) of "
-            f"{len(self.orphan_timelines)} unreferenced timeline(s); "
-            f"{self.skipped_recent} too recent to touch"
-        )
+        parts = [f"{verb} {self.objects_removed} objects ({human_bytes(self.bytes_removed)}): "
+                 f"{len(self.deleted_timelines)} deleted and {len(self.orphan_timelines)} "
+                 "unreferenced timeline(s)"]
+        if self.temporary_files:
+            parts.append(f"{self.temporary_files} temporary file(s)")
+        if not self.dry_run:
+            parts.append(f"{self.records_purged} catalog record(s) purged")
+        parts.append(f"{self.skipped_recent} too recent to touch")
+        if self.leased:
+            parts.append(f"{len(self.leased)} write(s) in progress left alone")
+        return "; ".join(parts)
 
 
-def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool = False) -> GcReport:
-    """Delete frame objects under ids the catalog does not hold, if all are older than
-    ``older_than`` seconds. Idempotent; never touches a timeline the catalog knows."""
-    known = {t.id for t in store.list_timelines()}
-    groups: dict[str, list[str]] = {}
-    for key in store.objects.list(_FRAMES.rstrip("/")):
+def _seconds(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        math.isfinite(value) and value >= 0
+    ):
+        raise InvalidInputError(f"{what} must be a number of seconds >= 0, not {value!r}",
+                                cli=f"--{what.replace('_', '-')} must be a number of seconds "
+                                f">= 0, not {value!r}")
+    return float(value)
+
+
+@attrs.define
+class _Plan:
+    remove: list[str] = attrs.Factory(list)
+    sizes: dict[str, int] = attrs.Factory(dict)
+    orphans: list[str] = attrs.Factory(list)
+    deleted: list[str] = attrs.Factory(list)
+    revoke: dict[str, list[str]] = attrs.Factory(dict)  # stale lease: tid -> its keys
+    leased: list[str] = attrs.Factory(list)
+    recent: int = 0
+    temporary: int = 0
+
+
+def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool = False,
+                    lease_ttl: float = TTL, grace: float = GRACE) -> GcReport:
+    """Remove what nothing live refers to (see the module docstring); idempotent.
+
+    older_than: age in seconds objects without a lease must reach; lease_ttl: age of a
+    lease that counts as abandoned; grace: seconds between revoking a stale lease and
+    deleting what it protected (a commit already under way lands meanwhile).
+    """
+    older_than = _seconds(older_than, "older_than")
+    lease_ttl = _seconds(lease_ttl, "lease_ttl")
+    grace = _seconds(grace, "grace")
+    if not isinstance(dry_run, bool):
+        raise InvalidInputError(f"dry_run must be True or False, not {dry_run!r}")
+    store._check_open()
+    listing = store.objects.stat(_FRAMES)  # before reading the catalog: see the docstring
+    groups: defaultdict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
+    for key, info in listing.items():
         parts = key.split("/")
-        if len(parts) >= 3 and parts[0] == "frames" and parts[1] not in known:
-            groups.setdefault(parts[1], []).append(key)
-    cutoff = time.time() - older_than
-    orphans, removed, size, recent = [], 0, 0, 0
-    for tid, keys in sorted(groups.items()):
-        infos = [store.objects.fs.info(store.objects.path(k)) for k in keys]
-        if any(_mtime(info) > cutoff for info in infos):
-            recent += len(keys)
-            continue
-        if tid in {t.id for t in store.list_timelines()}:  # committed meanwhile
-            continue
-        orphans.append(tid)
-        removed += len(keys)
-        size += sum(int(info.get("size") or 0) for info in infos)
-        if not dry_run:
-            store.objects.delete(keys)
-    return GcReport(tuple(orphans), removed, size, recent, dry_run)
+        if len(parts) >= 3 and parts[0] == _FRAMES:
+            groups[parts[1]][key] = info
+    records = {t.id for t in store.catalog.timelines(None)}
+    live = {t.id: t for t in store.visibility.live_timelines(None)}
+    now = time.time()
+    plan = _Plan()
+    for tid, objs in sorted(groups.items()):
+        try:
+            check_id(tid, "timeline directory")
+        except InvalidInputError:
+            continue  # not a directory localckpt made: leave it alone
+        if tid in live:
+            _stray(store, live[tid].index_hash, tid, objs, now - older_than, plan)
+        elif tid in records:  # deleted
+            plan.deleted.append(tid)
+            _take(plan, objs)
+        else:
+            _unreferenced(tid, objs, now, older_than, lease_ttl, plan)
+    if plan.revoke and not dry_run:
+        _revoke(store, plan, grace)
+    else:
+        for tid, keys in plan.revoke.items():
+            plan.orphans.append(tid)
+            _take(plan, {k: groups[tid][k] for k in keys})
+    purged = 0
+    if not dry_run:
+        _spare_committed(store, plan)
+        store.objects.delete(_index_first(plan.remove))
+        purged = store.catalog.purge_deleted()
+    return GcReport(
+        orphan_timelines=tuple(sorted(plan.orphans)), objects_removed=len(plan.remove),
+        bytes_removed=sum(plan.sizes.values()), skipped_recent=plan.recent, dry_run=dry_run,
+        deleted_timelines=tuple(plan.deleted), temporary_files=plan.temporary,
+        leased=tuple(plan.leased), records_purged=purged,
+    )
 
 
-def _mtime(info: dict[str, object]) -> float:
-    """Modification time from an fsspec info dict (local: mtime; S3: LastModified)."""
-    for name in ("mtime", "LastModified", "last_modified", "created"):
-        value = info.get(name)
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, datetime):
-            return value.timestamp()
-        if isinstance(value, str):
-            try:
-                return datetime.fromisoformat(value).timestamp()
-            except ValueError:
-                continue
-    return time.time()  # unknown age: treat as recent, never delete
+def _take(plan: _Plan, objs: dict[str, tuple[int, float]]) -> None:
+    from .maintenance.verify import is_temporary
+
+    for key, (size, _) in objs.items():
+        plan.remove.append(key)
+        plan.sizes[key] = size
+        plan.temporary += is_temporary(key)
+
+
+def _index_first(keys: list[str]) -> list[str]:
+    """Indexes first (a reader then sees "no frames", never half of them), leases last
+    (a directory stays recognisable as a write's until it is empty)."""
+    return sorted(keys, key=lambda k: (not k.endswith("index.parquet"),
+                                       k.endswith(LEASE_NAME), k))
+
+
+def _stray(store: Store, index_hash: str | None, tid: str,
+           objs: dict[str, tuple[int, float]], cutoff: float, plan: _Plan) -> None:
+    """Objects of a live timeline that its index does not name, old enough."""
+    from .shards import index_key, keys_of, parse_index, verify_index
+
+    try:
+        data = store.objects.get(index_key(tid))
+        verify_index(data, index_hash, index_key(tid))
+        wanted = set(keys_of(tid, parse_index(data, index_key(tid))))
+    except LocalckptError:
+        return  # a damaged or missing index: verify reports it; gc never guesses
+    spare = {k: v for k, v in objs.items() if k not in wanted}
+    old = {k: v for k, v in spare.items() if v[1] <= cutoff}
+    plan.recent += len(spare) - len(old)
+    _take(plan, old)
+
+
+def _unreferenced(tid: str, objs: dict[str, tuple[int, float]], now: float,
+                  older_than: float, lease_ttl: float, plan: _Plan) -> None:
+    lease = next((v for k, v in objs.items() if k.endswith("/" + LEASE_NAME)), None)
+    if lease is not None:
+        if now - lease[1] <= lease_ttl:
+            plan.leased.append(tid)  # a write in progress, however old its shards
+        else:
+            plan.revoke[tid] = sorted(objs)
+        return
+    if any(mtime > now - older_than for _, mtime in objs.values()):
+        plan.recent += len(objs)
+        return
+    plan.orphans.append(tid)
+    _take(plan, objs)
+
+
+def _revoke(store: Store, plan: _Plan, grace: float) -> None:
+    """Stale leases: revoke them, wait grace seconds, then take the objects of the
+    writes that did not commit meanwhile (see localckpt.lease)."""
+    from .lease import lease_key
+
+    store.objects.delete([lease_key(tid) for tid in plan.revoke])
+    if grace:
+        time.sleep(grace)
+    committed = {t.id for t in store.catalog.timelines(list(plan.revoke))}
+    for tid, keys in sorted(plan.revoke.items()):
+        if tid in committed:
+            continue
+        now = store.objects.stat(f"{_FRAMES}/{tid}")
+        plan.orphans.append(tid)
+        _take(plan, {k: now[k] for k in keys if k in now})
+
+
+def _spare_committed(store: Store, plan: _Plan) -> None:
+    """Drop from the plan the writes that committed since the catalog was read (a write
+    without a lease, from an older localckpt, can only be told apart this way)."""
+    if not plan.orphans:
+        return
+    committed = {t.id for t in store.catalog.timelines(plan.orphans)}
+    if committed:
+        plan.orphans = [t for t in plan.orphans if t not in committed]
+        plan.remove = [k for k in plan.remove if k.split("/")[1] not in committed]
+        plan.sizes = {k: v for k, v in plan.sizes.items() if k.split("/")[1] not in committed}

@@ -64,7 +64,7 @@ def merge_checkpoints(
             raise InvalidInputError(
                 f"{what} must be a checkpoint id string, not {type(value).__name__}"
             )
-    found = {c.id: c for c in store.catalog.checkpoints({ours, theirs})}
+    found = {c.id: c for c in store.live_checkpoints({ours, theirs})}
     for cid in (ours, theirs):
         if cid not in found:
             raise NotFoundError(f"no checkpoint {cid!r} in {store.catalog.describe()}")
@@ -76,7 +76,7 @@ def merge_checkpoints(
         )
     if ours == theirs:
         return ours
-    tree = {c.id: c for c in store.catalog.tree(o.timeline_id)}
+    tree = {c.id: c for c in store.visibility.live_tree(o.timeline_id)}
     tree.setdefault(ours, o)
     tree.setdefault(theirs, t)
     bases = merge_bases(graph_of(tree.values()), ours, theirs)
@@ -118,7 +118,9 @@ def merge_checkpoints(
         created_at=utcnow(),
         merged_from=theirs,
     )
-    store.catalog.commit(Batch(checkpoints=[merged], outputs=outputs))
+    # NotFoundError, nothing written, if ours or theirs was deleted meanwhile
+    store.visibility.commit(Batch(checkpoints=[merged], outputs=outputs), o.timeline_id,
+                            [o, t], new=[merged.id])
     return merged.id
 
 

@@ -10,16 +10,39 @@ import contextlib
 import inspect
 import os
 import posixpath
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import BackendUnavailableError, LocalckptError, NotFoundError
+from .errors import BackendUnavailableError, InvalidInputError, LocalckptError, NotFoundError
 
 if TYPE_CHECKING:
     import fsspec
 
-__all__ = ["Objects"]
+__all__ = ["Objects", "mtime_of", "split_credentials"]
+
+# s3://KEY:SECRET@bucket/prefix (the MinIO client's form): the part before '@'.
+_URL_CREDENTIALS = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:]*)"
+                              r"(?::(?P<secret>[^/@]*))?@")
+_SECRET_OPTIONS = ("secret", "key", "token", "password", "aws_secret_access_key",
+                   "aws_access_key_id", "aws_session_token")
+
+
+def split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """(url without ``KEY:SECRET@``, {"key": ..., "secret": ...}) for an object store URL.
+
+    fsspec's s3 takes ``KEY:SECRET@bucket`` for a bucket name, so credentials written in
+    the URL would reach every request path, repr and error message; they become storage
+    options instead. URLs without credentials come back unchanged.
+    """
+    m = _URL_CREDENTIALS.match(url)
+    if m is None or m.group("scheme") == "file://":
+        return url, {}
+    creds = {"key": m.group("user")}
+    if m.group("secret") is not None:
+        creds["secret"] = m.group("secret")
+    return m.group("scheme") + url[m.end():], {k: v for k, v in creds.items() if v}
 
 
 def _takes(fs: Any, method: str, keyword: str) -> bool:
@@ -36,9 +59,13 @@ class Objects:
     A local directory's filesystem is made on first use: fsspec costs more to import
     than the rest of a CLI command that never touches objects (ls, tree, show)."""
 
-    def __init__(self, fs: fsspec.AbstractFileSystem | None, root: str) -> None:
+    def __init__(self, fs: fsspec.AbstractFileSystem | None, root: str,
+                 secrets: Iterable[str] = ()) -> None:
         self._fs = fs
         self.root = root.rstrip("/") or "/"
+        # values that must never appear in a message (credentials given as options)
+        self._secrets = tuple(sorted({s for s in secrets if s and len(s) >= 3}, key=len,
+                                     reverse=True))
         if fs is None:  # a local directory (from_url)
             self.is_local, protocols = True, ("file",)
         else:
@@ -63,24 +90,59 @@ class Objects:
 
     @classmethod
     def from_url(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> Objects:
-        """Open objects at url ("s3://bucket/prefix", "memory://x", "/local/dir", "file://...")."""
+        """Open objects at url ("s3://bucket/prefix", "memory://x", "/local/dir", "file://...").
+
+        Credentials in the URL (``s3://KEY:SECRET@bucket``) become storage options (given
+        options win) and never appear in describe(), reprs or errors. An unknown scheme,
+        a path that is a file, or a directory that cannot be made is InvalidInputError.
+        """
+        if isinstance(url, os.PathLike):
+            url = os.fspath(url)
+        if not isinstance(url, str) or not url:
+            raise InvalidInputError(
+                f"objects must be a URL or directory string, not {url!r:.40}"
+            )
         local = _local_dir(url)
         if local is not None and not storage_options:
-            os.makedirs(local, exist_ok=True)
+            _make_dir(local)
             return cls(None, local)
+        url, creds = split_credentials(url)
+        options = {**creds, **dict(storage_options or {})}
+        secrets = [str(v) for k, v in options.items() if k in _SECRET_OPTIONS and v]
         import fsspec
         from fsspec.implementations.local import LocalFileSystem
 
-        fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **options)
+        except ValueError as exc:  # "Protocol not known: foo"
+            raise InvalidInputError(
+                f"objects URL {_redact(url, secrets)!r}: {_redact(str(exc), secrets)}; use a "
+                "directory, file://, memory:// or s3://bucket/prefix (s3 needs "
+                "pip install 'localckpt[s3]')"
+            ) from None
+        except ImportError as exc:
+            raise InvalidInputError(
+                f"objects URL {_redact(url, secrets)!r} needs a package that is not installed "
+                f"({exc.name or exc}); for s3:// run pip install 'localckpt[s3]'"
+            ) from None
         if isinstance(fs, LocalFileSystem):
-            os.makedirs(root, exist_ok=True)
-        return cls(fs, root)
+            _make_dir(root)
+        return cls(fs, root, secrets)
+
+    def redact(self, text: str) -> str:
+        """text with every credential of these objects replaced by ***."""
+        return _redact(text, self._secrets)
 
     def describe(self) -> str:
+        """Where the objects live, for messages: never holds credentials."""
         if self._fs is None:
             return self.root
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
-        return f"{protocol}://{self.root}" if protocol != "file" else self.root
+        text = f"{protocol}://{self.root}" if protocol != "file" else self.root
+        return self.redact(split_credentials(text)[0])
+
+    def __repr__(self) -> str:
+        return f"<localckpt.Objects {self.describe()}>"
 
     def path(self, key: str) -> str:
         return posixpath.join(self.root, key)
@@ -164,6 +226,24 @@ class Objects:
                 except FileNotFoundError:
                     pass
 
+    def stat(self, prefix: str) -> dict[str, tuple[int, float]]:
+        """key -> (size in bytes, modification time) of every object under prefix, in one
+        listing where the filesystem has one (S3: LIST), for gc and storage reports."""
+        base = self.path(prefix)
+        with _translate(self, prefix):
+            try:
+                found = self.fs.find(base, detail=True)
+            except FileNotFoundError:
+                return {}
+        cut = len(self.root) + 1
+        out = {}
+        for path, info in found.items():
+            if info.get("type") == "directory":
+                continue
+            key = path[cut:] if path.startswith(self.root) else path
+            out[key] = (int(info.get("size") or 0), mtime_of(info))
+        return out
+
     def size(self, prefix: str = "") -> int:
         """Total bytes under prefix (for storage accounting)."""
         total = 0
@@ -171,6 +251,47 @@ class Objects:
             with _translate(self, key):
                 total += int(self.fs.size(self.path(key)))
         return total
+
+
+def _make_dir(path: str) -> None:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InvalidInputError(
+            f"objects path {path} exists and is not a directory; give a directory for "
+            "frame objects"
+        )
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot create the objects directory {path}: {exc.strerror or exc}; check the "
+            "path and its permissions"
+        ) from None
+
+
+def mtime_of(info: Mapping[str, Any]) -> float:
+    """Modification time from an fsspec info dict (local: mtime; S3: LastModified;
+    memory: created). Unknown: now, so that an object of unknown age counts as recent."""
+    import time
+    from datetime import datetime
+
+    for name in ("mtime", "LastModified", "last_modified", "created"):
+        value = info.get(name)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value).timestamp()
+            except ValueError:
+                continue
+    return time.time()
+
+
+def _redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
 
 
 def _local_dir(url: str) -> str | None:
@@ -189,10 +310,11 @@ def _map_error(objects: Objects, key: str, exc: BaseException) -> Exception:
         exc
     ).__module__ or "aiohttp" in type(exc).__module__:
         return BackendUnavailableError(
-            f"object store {objects.describe()} failed on {key!r}: {type(exc).__name__}: {exc}. "
-            "Check that the server is running and the endpoint, bucket and credentials are right."
+            f"object store {objects.describe()} failed on {key!r}: {type(exc).__name__}: "
+            f"{objects.redact(str(exc))}. Check that the server is running and the endpoint, "
+            "bucket and credentials are right."
         )
-    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+    return exc if isinstance(exc, Exception) else RuntimeError(objects.redact(str(exc)))
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .types import Checkpoint, Timeline
@@ -46,7 +47,7 @@ def _fmt(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _describe(c: Checkpoint, parent: Checkpoint | None) -> str:
+def _describe(c: Checkpoint, parent: Checkpoint | None, names: Sequence[str] = ()) -> str:
     if c.parent_id is None:
         label = "root"
     elif c.merged_from:
@@ -54,6 +55,8 @@ def _describe(c: Checkpoint, parent: Checkpoint | None) -> str:
     else:
         label = c.stage or "?"
     parts = [f"{c.id}  {label}"]
+    if names:
+        parts.append(" ".join(f"[tag {n}]" for n in names))
     if c.is_scenario:
         parts.append(f"[scenario {c.scenario_label}]" if c.scenario_label else "[scenario]")
     # Show only what this checkpoint changed; the rest is inherited from its parent.
@@ -68,8 +71,10 @@ def _describe(c: Checkpoint, parent: Checkpoint | None) -> str:
     return "  ".join(parts)
 
 
-def render_tree(timeline: Timeline, checkpoints: list[Checkpoint]) -> str:
-    """The tree as indented lines (children oldest first), like `tree` or `git log --graph`."""
+def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
+                tags: Mapping[str, Sequence[str]] | None = None) -> str:
+    """The tree as indented lines (children oldest first), like `tree` or `git log --graph`;
+    tags: checkpoint id -> tag names shown on its line."""
     by_id = {c.id: c for c in checkpoints}
     kids: defaultdict[str | None, list[Checkpoint]] = defaultdict(list)
     for c in checkpoints:
@@ -85,7 +90,8 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint]) -> str:
     while stack:  # iterative: trees may be thousands deep
         c, prefix, last = stack.pop()
         parent = by_id.get(c.parent_id) if c.parent_id else None
-        lines.append(prefix + ("└── " if last else "├── ") + _describe(c, parent))
+        lines.append(prefix + ("└── " if last else "├── ")
+                     + _describe(c, parent, (tags or {}).get(c.id, ())))
         child_prefix = prefix + ("    " if last else "│   ")
         children = kids.get(c.id, [])
         for i in range(len(children) - 1, -1, -1):

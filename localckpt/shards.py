@@ -45,11 +45,20 @@ from .types import Frame, FrameMeta
 
 __all__ = [
     "FrameReader",
+    "WrittenFrames",
+    "check_frame_key",
     "delete_frames",
+    "file_mode",
     "frame_keys",
+    "index_hash",
     "index_key",
+    "keys_of",
+    "parse_index",
     "shard_key",
+    "verify_index",
+    "verify_shard",
     "write_frames",
+    "write_timeline_frames",
 ]
 
 # A shard closes at whichever limit comes first. 16 MiB keeps a 1000-frame 720p timeline
@@ -72,6 +81,51 @@ _COLUMNS = tuple(f.name for f in attrs.fields(FrameMeta))
 _Buf = bytes | memoryview
 _T = TypeVar("_T")
 _ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,127}")
+# The only object keys a timeline has (what a bundle or another store may name).
+_FRAME_KEY = re.compile(r"frames/([0-9A-Za-z][0-9A-Za-z_-]{0,127})/"
+                        r"(?:shard-(\d{6})\.bin|index\.parquet)")
+_MAX_SHARD = 999_999  # shard-NNNNNN.bin: six digits
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_TMP_PREFIX = ".tmp-shard-"
+_mode_lock = threading.Lock()
+_mode: list[int] = []
+
+
+def file_mode() -> int:
+    """The mode new files get under this process's umask (0o666 & ~umask).
+
+    mkstemp creates files 0600 whatever the umask, so shards renamed into place were
+    unreadable to the other users of a shared store while the index (written with
+    open()) was 0644. Read from /proc where it is available: os.umask() can only be
+    read by setting it, which would race with other threads creating files.
+    """
+    with _mode_lock:
+        if not _mode:
+            umask = None
+            try:
+                with open("/proc/self/status", encoding="ascii") as fh:
+                    for line in fh:
+                        if line.startswith("Umask:"):
+                            umask = int(line.split()[1], 8)
+            except (OSError, ValueError):
+                pass
+            if umask is None:
+                umask = os.umask(0o022)
+                os.umask(umask)
+            _mode.append(0o666 & ~umask)
+        return _mode[0]
+
+
+def check_frame_key(key: object, timeline_id: str) -> str:
+    """key if it is one of timeline_id's frame object keys (a shard or its index), else
+    CorruptDataError: keys read from a bundle or another store are never used raw."""
+    m = _FRAME_KEY.fullmatch(key) if isinstance(key, str) else None
+    if m is None or m.group(1) != timeline_id:
+        raise CorruptDataError(
+            f"object key {key!r} is not a frame object of timeline {timeline_id} (expected "
+            f"frames/{timeline_id}/shard-NNNNNN.bin or .../index.parquet); refusing it"
+        )
+    return m.group(0)
 
 
 def _default_workers() -> int:
@@ -147,8 +201,9 @@ class _Encoder:
             if self.fh is None:
                 if w.tmp_dir:
                     os.makedirs(w.tmp_dir, exist_ok=True)
-                fd, self.tmp = tempfile.mkstemp(prefix=".tmp-shard-", suffix=".bin",
-                                                dir=w.tmp_dir)
+                fd, self.tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{w.timeline_id}-",
+                                                suffix=".bin", dir=w.tmp_dir)
+                os.fchmod(fd, file_mode())  # as the umask says, like every other file
                 self.fh = io.FileIO(fd, "w+")
                 self.shard, self.count, self.pos = w.next_shard(), 0, 0
             start = self.pos
@@ -223,16 +278,40 @@ def _publish(w: _Write) -> None:
             w.fail(exc)
 
 
+@attrs.frozen
+class WrittenFrames:
+    """What write_timeline_frames stored: the index rows (by sequence), the SHA-256 of
+    the index object (``Timeline.index_hash``) and every key written (index last)."""
+
+    metas: list[FrameMeta]
+    index_hash: str
+    keys: tuple[str, ...]
+
+
 def write_frames(objects: Objects, timeline_id: str, frames: Iterable[Frame], *,
                  codec: str = "jpeg", quality: int = 90, workers: int | None = None,
                  shard_frames: int = SHARD_FRAMES, shard_bytes: int = SHARD_BYTES,
                  ) -> list[FrameMeta]:
     """Encode frames into shards and write the index; all or nothing.
 
+    Returns the index rows, sorted by sequence (see write_timeline_frames).
+    """
+    return write_timeline_frames(objects, timeline_id, frames, codec=codec, quality=quality,
+                                 workers=workers, shard_frames=shard_frames,
+                                 shard_bytes=shard_bytes).metas
+
+
+def write_timeline_frames(objects: Objects, timeline_id: str, frames: Iterable[Frame], *,
+                          codec: str = "jpeg", quality: int = 90, workers: int | None = None,
+                          shard_frames: int = SHARD_FRAMES, shard_bytes: int = SHARD_BYTES,
+                          ) -> WrittenFrames:
+    """Encode frames into shards and write the index; all or nothing.
+
     Streams the input (memory holds a few frames per worker, never the whole timeline).
     Encoder threads read a frame's pixels after it was yielded: a generator must yield a
     new array per frame, not refill one buffer. On any error every object written for
-    this call is deleted before re-raising. Returns the index rows, sorted by sequence.
+    this call is deleted before re-raising. The caller holds the ingest lease
+    (``localckpt.lease``) around this and its commit.
     """
     check_codec(codec, quality)
     workers = _default_workers() if workers is None else workers
@@ -250,8 +329,9 @@ def write_frames(objects: Objects, timeline_id: str, frames: Iterable[Frame], *,
             raise InvalidInputError("no frames: a timeline needs at least one frame")
         metas = sorted(w.metas, key=lambda m: m.sequence)
         w.written.append(ikey)
-        objects.put(ikey, index_bytes(metas))
-        return metas
+        data = index_bytes(metas)
+        objects.put(ikey, data)
+        return WrittenFrames(metas, hashlib.sha256(data).hexdigest(), tuple(w.written))
     except BaseException as exc:
         try:
             objects.delete(w.written)
@@ -315,23 +395,93 @@ def index_bytes(metas: list[FrameMeta]) -> bytes:
     return buf.getvalue()
 
 
+def index_hash(data: bytes) -> str:
+    """The SHA-256 of an index object, as ``Timeline.index_hash`` records it."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_index(data: bytes, expected: str | None, where: str) -> None:
+    """CorruptDataError unless data hashes to expected (None: an index written before
+    the hash was recorded, checked only by parse_index)."""
+    if expected is not None and index_hash(data) != expected:
+        raise CorruptDataError(
+            f"frame index {where} does not match the hash its timeline records; the store "
+            "is damaged (restore it from a copy or re-sync it from another store)"
+        )
+
+
 def parse_index(data: bytes, where: str) -> list[FrameMeta]:
+    """Index rows sorted by sequence; CorruptDataError naming where if the bytes are not
+    a well-formed index (whatever pyarrow raises on damaged bytes, and rows that cannot
+    be right: a duplicate sequence, a negative offset, a shard number out of range)."""
     try:
         table = pq.read_table(io.BytesIO(data))
         cols = [table.column(name).to_pylist() for name in _COLUMNS]
-    except (pa.ArrowException, KeyError, OSError) as exc:
-        raise CorruptDataError(f"frame index {where} cannot be read: {exc}") from exc
-    metas = [FrameMeta(*row) for row in zip(*cols, strict=True)]
+        metas = [FrameMeta(*row) for row in zip(*cols, strict=True)]
+    except Exception as exc:  # damaged Parquet raises many kinds (UnicodeDecodeError, ...)
+        raise CorruptDataError(
+            f"frame index {where} cannot be read ({type(exc).__name__}: {exc}); the store is "
+            "damaged (restore it from a copy or re-sync it from another store)"
+        ) from exc
+    seen: set[int] = set()
+    for m in metas:
+        problem = _bad_row(m)
+        if problem is None and m.sequence in seen:
+            problem = "sequence appears twice"
+        if problem is not None:
+            raise CorruptDataError(
+                f"frame index {where} is damaged: row for sequence {m.sequence!r}: {problem}"
+            )
+        seen.add(m.sequence)
     metas.sort(key=lambda m: m.sequence)
     return metas
+
+
+def _bad_row(m: FrameMeta) -> str | None:
+    from .frames import CODECS
+
+    ints = (m.sequence, m.chunk_id, m.width, m.height, m.shard, m.offset, m.length)
+    if any(type(v) is not int for v in ints):
+        return "a null or non-integer field"
+    if m.width < 1 or m.height < 1 or m.offset < 0 or m.length < 1:
+        return "a size, offset or length out of range"
+    if not 0 <= m.shard <= _MAX_SHARD:
+        return f"shard number {m.shard} out of range"
+    if type(m.timestamp) is not float or m.timestamp != m.timestamp:
+        return "timestamp is not a number"
+    if m.codec not in CODECS:
+        return f"unknown codec {m.codec!r}"
+    if type(m.content_hash) is not str or not _HEX64.fullmatch(m.content_hash):
+        return "content hash is not a SHA-256 hex digest"
+    if type(m.perceptual_hash) is not str:
+        return "perceptual hash is not text"
+    return None
+
+
+def verify_shard(timeline_id: str, shard: int, data: bytes, metas: Iterable[FrameMeta],
+                 where: str) -> None:
+    """CorruptDataError unless every frame the index puts in this shard has its bytes
+    there, matching its content hash (what sync, bundles and verify check)."""
+    view = memoryview(data)
+    for m in metas:
+        if m.shard != shard:
+            continue
+        part = view[m.offset:m.offset + m.length]
+        if len(part) != m.length or hashlib.sha256(part).hexdigest() != m.content_hash:
+            raise CorruptDataError(
+                f"shard {shard} of timeline {timeline_id} in {where}: frame {m.sequence} "
+                "does not match its content hash; refusing the damaged shard"
+            )
 
 
 class FrameReader:
     """Reads one timeline's frames; loads the index once (one GET), then ranged reads only."""
 
-    def __init__(self, objects: Objects, timeline_id: str) -> None:
+    def __init__(self, objects: Objects, timeline_id: str,
+                 index_hash: str | None = None) -> None:
         self.objects = objects
         self.timeline_id = timeline_id
+        self.index_hash = index_hash  # checked on every index read (None: not recorded)
         self._ikey = index_key(timeline_id)
         self._lock = threading.Lock()
         self._metas: list[FrameMeta] | None = None
@@ -349,7 +499,9 @@ class FrameReader:
                             f"timeline {self.timeline_id} has no frames in "
                             f"{self.objects.describe()} (missing {self._ikey})"
                         ) from exc
-                    metas = parse_index(data, f"{self.objects.describe()}/{self._ikey}")
+                    where = f"{self.objects.describe()}/{self._ikey}"
+                    verify_index(data, self.index_hash, where)
+                    metas = parse_index(data, where)
                     self._seqs = [m.sequence for m in metas]
                     self._by_seq = {m.sequence: m for m in metas}
                     self._metas = metas
@@ -383,8 +535,9 @@ class FrameReader:
         if len(data) != meta.length or hashlib.sha256(data).hexdigest() != meta.content_hash:
             raise CorruptDataError(
                 f"frame {meta.sequence} of timeline {self.timeline_id} does not match its "
-                f"content hash (shard {meta.shard}); the store is damaged (restore it from a "
-                "copy or re-sync it from another store)"
+                f"content hash ({self.objects.describe()}/"
+                f"{shard_key(self.timeline_id, meta.shard)}); the store is damaged (restore "
+                "it from a copy or re-sync it from another store)"
             )
         return data
 
@@ -577,12 +730,17 @@ class FrameReader:
         return self._verified(self._select(start, stop), row)
 
 
-def frame_keys(objects: Objects, timeline_id: str) -> list[str]:
+def frame_keys(objects: Objects, timeline_id: str, index_hash: str | None = None) -> list[str]:
     """Every object of a timeline's frames: shards first, index last.
 
     Copying in this order never exposes an index whose shards are missing.
     """
-    metas = FrameReader(objects, timeline_id).index()
+    metas = FrameReader(objects, timeline_id, index_hash).index()
+    return keys_of(timeline_id, metas)
+
+
+def keys_of(timeline_id: str, metas: Iterable[FrameMeta]) -> list[str]:
+    """The object keys an index refers to: its shards (by number), then the index."""
     shards = sorted({m.shard for m in metas})
     return [shard_key(timeline_id, s) for s in shards] + [index_key(timeline_id)]
 

@@ -16,15 +16,19 @@ from uuid import UUID
 
 from .canonical import canonical_bytes, content_hash, json_object
 from .catalog import Batch, Catalog
-from .errors import InvalidInputError, NotFoundError
+from .errors import InvalidInputError, LocalckptError, NotFoundError, StoreClosedError
 from .ids import new_id
 from .objects import Objects
 from .records import utcnow
-from .types import Checkpoint, Frame, FrameMeta, Timeline
+from .types import Checkpoint, Frame, FrameMeta, Tag, Timeline
+from .visibility import Visibility
 
 if TYPE_CHECKING:
+    from datetime import datetime, timedelta
+
     from .diff import Diff
     from .framediff import FrameDiff
+    from .maintenance import PruneReport, VerifyReport
 
 __all__ = ["Store"]
 
@@ -43,6 +47,9 @@ class Store:
         self.catalog = catalog
         self.objects = objects
         self.url = url
+        #: what tombstones hide (localckpt.visibility): every read and save asks it
+        self.visibility = Visibility(catalog)
+        self._closed = False
         self._readers: OrderedDict[str, Any] = OrderedDict()
         self._readers_lock = threading.Lock()
 
@@ -50,8 +57,19 @@ class Store:
         return f"<localckpt.Store {self.catalog.describe()}; objects {self.objects.describe()}>"
 
     def close(self) -> None:
-        """Release the catalog's files and connections."""
+        """Release the catalog's files and connections. Every later call raises
+        StoreClosedError; closing twice is harmless."""
+        self._closed = True
+        with self._readers_lock:
+            self._readers.clear()
         self.catalog.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(
+                f"the store {self.url or self.catalog.describe()} is closed; open it again "
+                "with localckpt.open()"
+            )
 
     def __enter__(self) -> Store:
         return self
@@ -86,6 +104,7 @@ class Store:
         """
         from .frames import coerce_frames
 
+        self._check_open()
         _require_str(source_video, "source_video")
         _require_str(profile_name, "profile_name")
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (
@@ -112,14 +131,29 @@ class Store:
     ) -> Timeline:
         """Write frames, then the timeline and its root in one commit (create_timeline and
         ingest_video). describe, called once the frames are written, returns the
-        timeline's source_info and stats for the root beside frames_extracted."""
-        from .shards import delete_frames, write_frames
+        timeline's source_info and stats for the root beside frames_extracted. The frames
+        are written under an ingest lease (localckpt.lease), which gc respects and the
+        commit checks, and the index's hash goes into the timeline record."""
+        from .lease import IngestLease
+        from .shards import delete_frames, write_timeline_frames
 
+        self._check_open()
         tid = new_id()
-        metas = write_frames(
-            self.objects, tid, frames, codec=codec, quality=quality, workers=workers,
-        )
-        source_info, stats = describe() if describe else ({}, {})
+        lease = IngestLease(self.objects, tid).acquire()  # gc spares frames being written
+        try:
+            written = write_timeline_frames(
+                self.objects, tid, frames, codec=codec, quality=quality, workers=workers,
+                lease=lease,
+            )
+            source_info, stats = describe() if describe else ({}, {})
+        except LocalckptError as exc:
+            lease.release()
+            lease.raise_if_revoked(exc)  # gc took the frames: say so, not "missing"
+            raise
+        except BaseException:
+            lease.release()
+            raise
+        metas = written.metas
         now = utcnow()
         root = Checkpoint(
             id=new_id(),
@@ -142,12 +176,20 @@ class Store:
             frame_count=len(metas),
             created_at=now,
             source_info=dict(source_info),
+            index_hash=written.index_hash,
         )
         try:
+            lease.confirm()  # LeaseLost if gc collected the frames meanwhile
             self.catalog.commit(Batch(timelines=[timeline], checkpoints=[root]))
         except BaseException:
+            lease.release()
             delete_frames(self.objects, tid)
             raise
+        if not lease.committed_safely():
+            from .maintenance.delete import undo_lost_ingest
+
+            undo_lost_ingest(self, timeline)  # raises LeaseLost
+        lease.release()
         return timeline
 
     def ingest_video(
@@ -183,52 +225,105 @@ class Store:
         )
 
     def get_timeline(self, timeline_id: str) -> Timeline:
-        found = self.catalog.timelines([_id(timeline_id, "timeline_id")])
-        if not found:
-            raise NotFoundError(f"no timeline {timeline_id!r} in {self.catalog.describe()}")
-        return found[0]
+        """A live timeline; NotFoundError for unknown and deleted ids."""
+        self._check_open()
+        return self.visibility.timeline(_id(timeline_id, "timeline_id"))
 
     def list_timelines(self) -> list[Timeline]:
-        """Every timeline, oldest first."""
-        return self.catalog.timelines(None)
+        """Every live timeline, oldest first."""
+        self._check_open()
+        return self.visibility.live_timelines(None)
 
     # -- what is live (not deleted) -------------------------------------------------------
 
     def live_timelines(self, ids: Iterable[str]) -> list[Timeline]:
         """The timelines with these ids that exist and are not deleted, ordered by id."""
-        found = self.catalog.timelines(list(ids))
-        dead = self.catalog.deleted([t.id for t in found]) if found else set()
-        return [t for t in found if t.id not in dead]
+        self._check_open()
+        return self.visibility.live_timelines(list(ids))
 
     def live_checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
-        """The checkpoints with these ids that exist and are not deleted, ordered by id."""
-        found = self.catalog.checkpoints(list(ids))
-        if not found:
-            return []
-        dead = self.catalog.deleted({c.id for c in found} | {c.timeline_id for c in found})
-        return [c for c in found if c.id not in dead and c.timeline_id not in dead]
+        """The checkpoints with these ids that exist and are live (not deleted, nor under
+        a deleted checkpoint or timeline), ordered by id."""
+        self._check_open()
+        return self.visibility.live_checkpoints(ids)
 
     def tag_target(self, name: str) -> str | None:
         """The checkpoint a live tag of this name points at, or None."""
-        tags = [g for g in self.catalog.tags(None) if g.name == name]
-        if not tags:
-            return None
-        dead = self.catalog.deleted({g.id for g in tags})
-        live = [g for g in tags if g.id not in dead]
-        return max(live, key=lambda g: g.id).checkpoint_id if live else None
+        self._check_open()
+        return self.visibility.tag_target(name)
+
+    # -- deleting, tags, verify (localckpt.maintenance) -----------------------------------
+
+    def delete_timeline(self, timeline_id: str, dry_run: bool = False) -> PruneReport:
+        """Delete a timeline: its tree, tags and frames are gone for every reader now (a
+        tombstone, which sync carries); ``gc`` frees the space. See localckpt.maintenance."""
+        from .maintenance.delete import delete_timeline
+
+        self._check_open()
+        return delete_timeline(self, timeline_id, dry_run=dry_run)
+
+    def prune(self, checkpoint_id: str, dry_run: bool = False, force: bool = False,
+              ) -> PruneReport:
+        """Delete a checkpoint and all its descendants (never a root; a checkpoint a kept
+        merge names as merged_from only with force=True)."""
+        from .maintenance.delete import prune
+
+        self._check_open()
+        return prune(self, checkpoint_id, dry_run=dry_run, force=force)
+
+    def retain(self, timeline_id: str, keep_last: int | None = None,
+               keep_labels: Iterable[str] = (), newer_than: datetime | timedelta | None = None,
+               keep_tagged: bool = True, dry_run: bool = False) -> PruneReport:
+        """Prune every checkpoint of a timeline that no rule keeps (with its ancestors):
+        the keep_last newest, those whose scenario_label is in keep_labels, those newer
+        than newer_than, tagged ones (keep_tagged) and the root."""
+        from .maintenance.delete import retain
+
+        self._check_open()
+        return retain(self, timeline_id, keep_last=keep_last, keep_labels=keep_labels,
+                      newer_than=newer_than, keep_tagged=keep_tagged, dry_run=dry_run)
+
+    def tag(self, checkpoint_id: str, name: str) -> Tag:
+        """Name a live checkpoint; names are unique among live tags (ConflictError)."""
+        from .maintenance.tags import tag
+
+        self._check_open()
+        return tag(self, checkpoint_id, name)
+
+    def untag(self, name: str) -> Tag:
+        """Remove a tag (a tombstone); NotFoundError when no live tag has that name."""
+        from .maintenance.tags import untag
+
+        self._check_open()
+        return untag(self, name)
+
+    def tags(self, timeline_id: str | None = None) -> list[Tag]:
+        """Live tags of a timeline (of every timeline when None), ordered by name."""
+        self._check_open()
+        if timeline_id is not None:
+            _id(timeline_id, "timeline_id")
+        return self.visibility.tags(timeline_id)
+
+    def verify(self, timeline_id: str | None = None) -> VerifyReport:
+        """Check that the store's bytes and links are sound; a report, never an exception
+        for damage found. See localckpt.maintenance.verify for what is checked."""
+        from .maintenance.verify import verify
+
+        self._check_open()
+        return verify(self, timeline_id)
 
     # -- frames ---------------------------------------------------------------------------
 
     def _reader(self, timeline_id: str) -> Any:
         from .shards import FrameReader
 
+        timeline = self.get_timeline(timeline_id)  # NotFoundError for unknown / deleted ids
         with self._readers_lock:
             reader = self._readers.get(timeline_id)
             if reader is not None:
                 self._readers.move_to_end(timeline_id)
                 return reader
-        self.get_timeline(timeline_id)  # NotFoundError for unknown ids
-        reader = FrameReader(self.objects, timeline_id)
+        reader = FrameReader(self.objects, timeline_id, timeline.index_hash)
         with self._readers_lock:
             self._readers[timeline_id] = reader
             if len(self._readers) > _READER_CACHE:
@@ -295,6 +390,7 @@ class Store:
         root. Raises NotFoundError for an unknown timeline or parent, InvalidInputError for
         a parent of another timeline or non-JSON values; nothing is written then.
         """
+        self._check_open()
         _require_str(stage_name, "stage_name")
         if not stage_name:
             raise InvalidInputError("stage_name must not be empty")
@@ -322,13 +418,20 @@ class Store:
             scenario_label=scenario_label,
             created_at=utcnow(),
         )
-        self.catalog.commit(Batch(checkpoints=[child], outputs={h: data}))
+        # NotFoundError, nothing written, if the parent (or an ancestor, or the timeline)
+        # is deleted; no extra round trip where the backend guards its commit
+        self.visibility.commit(Batch(checkpoints=[child], outputs={h: data}), timeline_id,
+                               [parent], new=[child.id])
         return child.id
 
     def _parent_for(self, timeline_id: str, parent_id: str | None) -> Checkpoint:
         _id(timeline_id, "timeline_id")
         if parent_id is None:
-            parent_id = self.get_timeline(timeline_id).root_checkpoint_id
+            # deleted or not: the commit's guard sees a timeline tombstone
+            found = self.catalog.timelines([timeline_id])
+            if not found:
+                raise NotFoundError(f"no timeline {timeline_id!r} in {self.catalog.describe()}")
+            parent_id = found[0].root_checkpoint_id
         parent = self.catalog.peek_checkpoint(_id(parent_id, "parent_checkpoint_id"))
         if parent is None:
             raise NotFoundError(f"no checkpoint {parent_id!r} in {self.catalog.describe()}")
@@ -342,6 +445,7 @@ class Store:
     def load_stage_output(self, checkpoint_id: str, stage_name: str) -> dict[str, Any] | None:
         """The output of stage_name as seen at this checkpoint (carried forward from
         ancestors); None if no stage of that name ran on the way here."""
+        _require_str(stage_name, "stage_name")
         h = self.get_checkpoint(checkpoint_id).stage_hashes.get(stage_name)
         if h is None:
             return None
@@ -355,27 +459,29 @@ class Store:
         return value[h]
 
     def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
-        found = self.catalog.checkpoints([_id(checkpoint_id, "checkpoint_id")])
-        if not found:
-            raise NotFoundError(f"no checkpoint {checkpoint_id!r} in {self.catalog.describe()}")
-        return found[0]
+        """A live checkpoint; NotFoundError for unknown and deleted ids (a checkpoint
+        under a deleted one, or of a deleted timeline, is deleted too)."""
+        self._check_open()
+        return self.visibility.checkpoint(_id(checkpoint_id, "checkpoint_id"))
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
-        """Direct children (config tries branch here), oldest first."""
-        self.get_checkpoint(checkpoint_id)
-        return self.catalog.children(checkpoint_id)
+        """Live direct children (config tries branch here), oldest first."""
+        self._check_open()
+        return self.visibility.children(_id(checkpoint_id, "checkpoint_id"))
 
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
         """The path from the timeline's root to this checkpoint, root first."""
-        chain = self.catalog.lineage(_id(checkpoint_id, "checkpoint_id"))
-        if not chain:
-            raise NotFoundError(f"no checkpoint {checkpoint_id!r} in {self.catalog.describe()}")
-        return chain
+        self._check_open()
+        return self.visibility.lineage(_id(checkpoint_id, "checkpoint_id"))
 
     def checkpoints(self, timeline_id: str) -> list[Checkpoint]:
-        """The whole tree of a timeline, root included, oldest first."""
-        self.get_timeline(timeline_id)
-        return self.catalog.tree(timeline_id)
+        """The live tree of a timeline, root included, oldest first."""
+        self._check_open()
+        _id(timeline_id, "timeline_id")
+        marks = self.visibility.marks(timeline_id)
+        if marks.timeline_dead or not self.catalog.timelines([timeline_id]):
+            self.visibility.timeline(timeline_id)  # the NotFoundError
+        return self.visibility.live_tree(timeline_id, marks)
 
     # -- diff and merge (localckpt.diff, localckpt.merge) -------------------------------------
 

@@ -74,7 +74,7 @@ def test_sync_copies_everything_once(pair: tuple[Store, Store]) -> None:
     assert dst.load_stage_output(ids[-1], "alt") == {"alt": True}
     assert [c.id for c in dst.lineage(ids[-1])] == [c.id for c in src.lineage(ids[-1])]
     again = localckpt.sync(src, dst)
-    assert not again and again.round_trips == 4
+    assert not again and again.round_trips == 8  # 7 + one per timeline
     assert "up to date" in again.summary() and "copied 1 timeline" in report.summary()
 
 
@@ -106,7 +106,7 @@ def test_round_trips_do_not_grow_with_the_tree(new_store: StoreFactory) -> None:
         second = localckpt.sync(src, dst)
         assert not second
         trips.append((first.round_trips, second.round_trips))
-    assert trips[0] == trips[1] == (8, 4)
+    assert trips[0] == trips[1] == (12, 8)
 
 
 def test_one_timeline_or_all(new_store: StoreFactory) -> None:
@@ -178,20 +178,35 @@ def test_interrupted_before_rows_is_completed_by_the_next_sync(
     assert _dump(dst) == _dump(src)
 
 
+def _sharded_timeline(store: Store) -> localckpt.Timeline:
+    """A timeline whose frames fill several small shards (create_timeline makes one)."""
+    from localckpt.catalog import Batch
+    from localckpt.ids import new_id
+    from localckpt.records import utcnow
+    from localckpt.shards import write_timeline_frames
+
+    tid = new_id()
+    written = write_timeline_frames(
+        store.objects, tid, [localckpt.Frame(i, i / 2, 0, "0" * 16, f)
+                             for i, f in enumerate(FRAMES)],
+        codec="png", workers=1, shard_frames=2)
+    root = localckpt.Checkpoint(new_id(), tid, None, {}, {}, {"frames_extracted": len(FRAMES)},
+                                False, "", utcnow())
+    tl = localckpt.Timeline(tid, "v", "p", 2.0, None, root.id, len(FRAMES), utcnow(),
+                            index_hash=written.index_hash)
+    store.catalog.commit(Batch(timelines=[tl], checkpoints=[root]))
+    return tl
+
+
 def test_interrupted_object_copy_resumes_with_the_missing_objects(
         new_store: StoreFactory, store_kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     src = new_store("memory")
     dst = new_store(store_kind)
-    tl = src.create_timeline("v", "p", FRAMES, codec="png", workers=1)
-    from localckpt.shards import frame_keys, write_frames
+    tl = _sharded_timeline(src)
+    from localckpt.shards import frame_keys
 
     keys = frame_keys(src.objects, tl.id)
-    if len(keys) < 3:  # re-shard: several shards to copy
-        src.objects.delete(keys)
-        write_frames(src.objects, tl.id, [localckpt.Frame(i, i / 2, 0, "0" * 16, f)
-                                          for i, f in enumerate(FRAMES)],
-                     codec="png", workers=1, shard_frames=2)
-        keys = frame_keys(src.objects, tl.id)
+    assert len(keys) >= 3  # several shards to copy
     real_put = dst.objects.put
     calls = []
 
@@ -290,7 +305,7 @@ def test_bundle_is_open_parquet_inside_a_zip(new_store: StoreFactory, tmp_path) 
     export_bundle(src, tid, path)
     with zipfile.ZipFile(path) as zf:
         manifest = json.loads(zf.read("localckpt-bundle.json"))
-        assert manifest["format"] == "localckpt-bundle/1" and manifest["timeline_id"] == tid
+        assert manifest["format"] == "localckpt-bundle/2" and manifest["timeline_id"] == tid
         rows = pq.read_table(io.BytesIO(zf.read("checkpoints.parquet"))).to_pylist()
         assert sorted(r["id"] for r in rows) == sorted(ids)
         outputs = pq.read_table(io.BytesIO(zf.read("outputs.parquet"))).to_pylist()

@@ -30,13 +30,14 @@ from psycopg.pq import Format
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ..canonical import content_hash, load_json
-from ..catalog import Batch, Catalog
+from ..catalog import Batch, Catalog, TombstonesChanged
 from ..errors import (
     BackendUnavailableError,
     ConflictError,
     CorruptDataError,
     InvalidInputError,
     LocalckptError,
+    StoreClosedError,
 )
 from ..types import Checkpoint, Tag, Timeline, Tombstone
 from . import pg_maintenance
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _RETRIES = 3  # deadlock / serialization failure / a pooled connection found dead
+_DELETED_SQLSTATE = "LC411"  # commit_guarded: the timeline has tombstones the caller lacks
 _QUICK_WAIT = 1.0  # seconds to wait for a pooled connection before asking the server
 _OPTIONS = frozenset({"schema", "min_size", "max_size", "timeout", "create"})
 _CACHED_TIMELINES = 256  # rows per catalog instance (see pg_cache)
@@ -109,6 +111,7 @@ class PostgresCatalog(Catalog):
             **{k: v for k, v in _CONNECT_DEFAULTS.items() if k not in params},
         }
         self._q = Queries(ident)
+        self._deleted_guards: dict[Any, str] = {}  # commit_guarded statements by shape
         self._timeline_rows = RowCache(_CACHED_TIMELINES)
         self._checkpoint_rows = RowCache(_CACHED_CHECKPOINTS)
         # (id, Checkpoint) of records this catalog committed or peeked: what saves read
@@ -171,6 +174,47 @@ class PostgresCatalog(Catalog):
                 self._timeline_rows.put(r for r in timelines if ("t", r[0]) in inserted)
                 self._checkpoint_rows.put(r for r in checkpoints if ("c", r[0]) in inserted)
             return
+
+    def commit_guarded(self, batch: Batch, timeline_id: str, seen: Iterable[str]) -> None:
+        """Catalog.commit_guarded in the commit's own statement for what saves and merges
+        write (one checkpoint and its outputs): no extra round trip. Other batches take
+        the default (ask, then commit)."""
+        if batch.timelines or batch.tombstones or batch.tags or len(batch.checkpoints) != 1:
+            super().commit_guarded(batch, timeline_id, seen)
+            return
+        outputs = output_rows(batch.outputs)
+        checkpoints = [_CK.row(c) for c in batch.checkpoints]
+        guard = self._unsure_outputs(batch)
+        form = shape(outputs, [], checkpoints, guard)
+        params = commit_params(outputs, [], checkpoints, guard)
+        write = partial(_write_unless_deleted, self._unless_deleted(form), self._q.commit(form),
+                        params, [timeline_id, sorted(set(seen))])
+        try:
+            inserted = self._call(write)
+        except _MaybeConflict:
+            self.commit(batch)  # an equal record is stored already: commit() decides
+            return
+        if inserted is None:
+            self._checkpoint_rows.put(checkpoints)
+            self._peeked.put((c.id, c.with_loader(self._load_values))
+                             for c in batch.checkpoints)
+        else:
+            self._checkpoint_rows.put(r for r in checkpoints if ("c", r[0]) in inserted)
+
+    def _unless_deleted(self, form: Any) -> str:
+        """The plain INSERT of form, aborting with _DELETED_SQLSTATE (nothing written) when
+        the timeline (first extra parameter) has a tombstone whose id the second (text[])
+        lacks. The CASE keeps fail() from running for tombstones already seen."""
+        text = self._deleted_guards.get(form)
+        if text is None:
+            insert = self._q.insert(form)
+            assert insert is not None  # one checkpoint: always the plain-insert shape
+            joint = " AND " if " WHERE " in insert.rsplit(" AS x(", 1)[-1] else " WHERE "
+            text = self._deleted_guards.setdefault(form, insert + joint + self._q.render(
+                "NOT EXISTS (SELECT 1 FROM {s}.tombstones d WHERE d.timeline_id = %s"
+                " AND CASE WHEN d.id = ANY(%s::text[]) THEN false"
+                f" ELSE {{s}}.fail('{_DELETED_SQLSTATE}', 'new tombstones') END)"))
+        return text
 
     def peek_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
         hit = self._peeked.get([checkpoint_id]).get(checkpoint_id)
@@ -439,6 +483,8 @@ class PostgresCatalog(Catalog):
         where = self.describe()
         if isinstance(exc, psycopg.Error) and exc.sqlstate == CONFLICT_SQLSTATE:
             return _MaybeConflict(f"{_diag_message(exc)} in {where}")
+        if isinstance(exc, psycopg.Error) and exc.sqlstate == _DELETED_SQLSTATE:
+            return TombstonesChanged(f"new tombstones in {where}; nothing was written")
         if isinstance(exc, psycopg.Error) and exc.sqlstate == MISSING_SQLSTATE:
             return InvalidInputError(
                 f"the batch refers to stage output(s) {_diag_message(exc)} that neither it nor "
@@ -452,7 +498,7 @@ class PostgresCatalog(Catalog):
                 f"{where} holds ({self._redact(detail)}); nothing of this batch was written"
             )
         if isinstance(exc, PoolClosed):
-            return LocalckptError(f"{where} was closed; open the store again")
+            return StoreClosedError(f"{where} was closed; open the store again")
         if isinstance(exc, PoolTimeout):
             return BackendUnavailableError(
                 f"all {self._pool.max_size} connections to {where} stayed busy for "
@@ -496,6 +542,19 @@ def _write(
             return None
         except psycopg.errors.UniqueViolation:
             pass  # an id is stored already (autocommit: nothing of it was kept)
+    return set(conn.execute(commit, params).fetchall())
+
+
+def _write_unless_deleted(
+    guarded: str, commit: str, params: list[Any], guard: list[Any], conn: psycopg.Connection
+) -> set[tuple[str, str]] | None:
+    """_write with the tombstone guard on the plain INSERT (the comparing statement runs
+    only when the id is stored already: a retry of a save that committed)."""
+    try:
+        conn.execute(guarded, [*params, *guard])
+        return None
+    except psycopg.errors.UniqueViolation:
+        pass
     return set(conn.execute(commit, params).fetchall())
 
 

@@ -39,7 +39,10 @@ def cmd_tree(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         print_json([checkpoint_to_dict(c) for c in checkpoints])
     else:
-        print(render_tree(timeline, checkpoints))
+        names: dict[str, list[str]] = {}
+        for g in store.tags(timeline.id):
+            names.setdefault(g.checkpoint_id, []).append(g.name)
+        print(render_tree(timeline, checkpoints, names))
     return 0
 
 

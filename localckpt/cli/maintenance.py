@@ -1,14 +1,45 @@
-"""Commands that create and tidy a store: init, gc."""
+"""Commands that create, check and tidy a store: init, verify, rm, prune, retain, tag,
+untag, tags, gc."""
 
 from __future__ import annotations
 
 import argparse
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ..errors import InvalidInputError
 from ..store import Store
-from .common import add_command, print_json
+from .common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    add_command,
+    checkpoint_ref,
+    print_json,
+    print_report,
+    timeline_ref,
+)
 
-__all__ = ["register"]
+__all__ = ["parse_age", "register"]
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> datetime | timedelta:
+    """``7d`` / ``12h`` / ``30m`` / ``45s`` / ``2w`` (back from now), or an ISO date or
+    time (UTC unless it names a zone)."""
+    m = _AGE.fullmatch(text.strip())
+    if m:
+        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInputError(
+            f"--newer-than {text!r} is neither an age (7d, 12h, 30m, 45s, 2w) nor an ISO "
+            "date or time (2026-11-30, 2026-11-30T12:00:00+01:00)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def cmd_init(store: Store, args: argparse.Namespace) -> int:
@@ -17,6 +48,91 @@ def cmd_init(store: Store, args: argparse.Namespace) -> int:
                     "objects": store.objects.describe()})
     else:
         print(f"localckpt store ready at {store.url} (objects in {store.objects.describe()})")
+    return 0
+
+
+def cmd_verify(store: Store, args: argparse.Namespace) -> int:
+    tid = timeline_ref(store, args.timeline) if args.timeline else None
+    report = store.verify(tid)
+    if args.json:
+        import attrs
+
+        data = attrs.asdict(report)
+        data["ok"] = report.ok
+        for problem, d in zip(report.problems, data["problems"], strict=True):
+            d["collectable"] = problem.collectable
+        print_json(data)
+    else:
+        print(report.summary())
+        for p in report.problems:
+            tag = "leftover" if p.collectable else "PROBLEM "
+            print(f"  {tag} {p.kind}: {p.message}")
+        if report.collectable:
+            print("run `localckpt gc` to remove the leftovers")
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def cmd_rm(store: Store, args: argparse.Namespace) -> int:
+    report = store.delete_timeline(timeline_ref(store, args.timeline), dry_run=args.dry_run)
+    print_report(report, args, "rm")
+    return 0
+
+
+def cmd_prune(store: Store, args: argparse.Namespace) -> int:
+    report = store.prune(checkpoint_ref(store, args.checkpoint), dry_run=args.dry_run,
+                         force=args.force)
+    print_report(report, args, "prune")
+    return 0
+
+
+def cmd_retain(store: Store, args: argparse.Namespace) -> int:
+    report = store.retain(
+        timeline_ref(store, args.timeline), keep_last=args.keep_last,
+        keep_labels=args.keep_label or (),
+        newer_than=parse_age(args.newer_than) if args.newer_than else None,
+        keep_tagged=not args.no_keep_tagged, dry_run=args.dry_run,
+    )
+    print_report(report, args, "retain")
+    return 0
+
+
+def _tag_dict(g: Any) -> dict[str, Any]:
+    from ..schema import to_dict
+
+    return to_dict(g)
+
+
+def cmd_tag(store: Store, args: argparse.Namespace) -> int:
+    g = store.tag(checkpoint_ref(store, args.checkpoint), args.name)
+    if args.json:
+        print_json(_tag_dict(g))
+    else:
+        print(f"tagged {g.checkpoint_id} as {g.name}")
+    return 0
+
+
+def cmd_untag(store: Store, args: argparse.Namespace) -> int:
+    g = store.untag(args.name)
+    if args.json:
+        print_json(_tag_dict(g))
+    else:
+        print(f"removed tag {g.name} (was on {g.checkpoint_id})")
+    return 0
+
+
+def cmd_tags(store: Store, args: argparse.Namespace) -> int:
+    tags = store.tags(timeline_ref(store, args.timeline) if args.timeline else None)
+    if args.json:
+        print_json([_tag_dict(g) for g in tags])
+        return 0
+    if not tags:
+        print("no tags")
+        return 0
+    width = max(len(g.name) for g in tags)
+    print(f"{'TAG':{width}}  {'CHECKPOINT':36}  {'TIMELINE':36}  CREATED")
+    for g in tags:
+        created = g.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{g.name:{width}}  {g.checkpoint_id:36}  {g.timeline_id:36}  {created}")
     return 0
 
 
@@ -30,7 +146,7 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> int:
         print_json(attrs.asdict(report))
         return 0
     print(report.summary())
-    for tid in report.orphan_timelines:
+    for tid in (*report.deleted_timelines, *report.orphan_timelines):
         print(f"  {tid}")
     return 0
 
@@ -39,8 +155,49 @@ def register(sub: Any) -> None:
     add_command(sub, "init", "create a store (at --store, else ./.localckpt)", cmd_init,
                 creates=True)
 
-    p = add_command(sub, "gc", "remove frame objects no timeline refers to (failed ingests)",
-                    cmd_gc)
+    p = add_command(sub, "verify", "check every byte and link; exit 1 on damage", cmd_verify)
+    p.add_argument("timeline", metavar="TIMELINE", nargs="?",
+                   help="only this timeline (default: the whole store)")
+
+    p = add_command(sub, "rm", "delete a timeline with its tree, tags and frames", cmd_rm)
+    p.add_argument("timeline", metavar="TIMELINE", help="timeline id or a unique prefix")
+    p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+
+    p = add_command(sub, "prune", "delete a checkpoint and everything below it", cmd_prune)
+    p.add_argument("checkpoint", metavar="CKPT",
+                   help="checkpoint id, unique prefix, tag, or TIMELINE:stage")
+    p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+    p.add_argument("--force", action="store_true",
+                   help="also when a kept merge names a pruned checkpoint as merged_from")
+
+    p = add_command(sub, "retain", "prune what no rule keeps (the root and tags stay)",
+                    cmd_retain)
+    p.add_argument("timeline", metavar="TIMELINE", help="timeline id or a unique prefix")
+    p.add_argument("--keep-last", type=int, metavar="N",
+                   help="keep the N most recent checkpoints (and what they derive from)")
+    p.add_argument("--keep-label", action="append", metavar="LABEL",
+                   help="keep checkpoints with this scenario label (repeatable)")
+    p.add_argument("--newer-than", metavar="AGE",
+                   help="keep checkpoints newer than 7d / 12h / 30m, or an ISO date (UTC)")
+    p.add_argument("--no-keep-tagged", action="store_true",
+                   help="let tagged checkpoints go too")
+    p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
+
+    p = add_command(sub, "tag", "name a checkpoint (usable wherever an id is)", cmd_tag)
+    p.add_argument("checkpoint", metavar="CKPT",
+                   help="checkpoint id, unique prefix, tag, or TIMELINE:stage")
+    p.add_argument("name", metavar="NAME", help="letters, digits, '.', '_', '-'")
+
+    p = add_command(sub, "untag", "remove a tag", cmd_untag)
+    p.add_argument("name", metavar="NAME")
+
+    p = add_command(sub, "tags", "list tags", cmd_tags)
+    p.add_argument("timeline", metavar="TIMELINE", nargs="?",
+                   help="only this timeline's (default: every timeline's)")
+
+    p = add_command(sub, "gc", "free what nothing live refers to: deleted timelines' frames, "
+                    "failed ingests, deleted records", cmd_gc)
     p.add_argument("--older-than", type=float, default=3600.0, metavar="SECONDS",
-                   help="only objects at least this old (default 3600: spares live ingests)")
+                   help="objects of unfinished writes without a lease must be this old "
+                   "(default 3600); writes in progress keep a lease and are never touched")
     p.add_argument("--dry-run", action="store_true", help="report, delete nothing")

@@ -1,0 +1,161 @@
+"""Ingest leases: how gc tells a frame write in progress from one that died.
+
+Frames are written before the catalog row that makes them reachable, so until that row
+commits, the objects of an ingest (or of a sync copying a new timeline) look exactly like
+the leftovers of a crash. A lease is one small object next to them,
+``frames/<timeline>/ingest.lease``, written before the first shard and rewritten every
+:data:`REFRESH` seconds by a heartbeat thread (also while the frame source pauses).
+
+The protocol, with gc (``localckpt.gc``) on the other side:
+
+- gc treats a directory whose lease was refreshed within :data:`TTL` seconds as live
+  and leaves it alone, whatever its age;
+- to collect a directory with a stale lease, gc first deletes the lease (revokes it),
+  waits :data:`GRACE` seconds, checks the catalog once more (a commit that was already
+  under way has landed by then and is spared), and only then deletes the objects;
+- the writer confirms its lease right before its commit (refreshing it; a lease that is
+  gone or not its own means gc revoked it: the commit is refused, nothing is written),
+  and a commit that took longer than GRACE / 2 while the lease was revoked is undone by
+  a tombstone (its frames may be gone).
+
+So a paused ingest keeps its shards (defect: gc deleted them once they were older than
+``--older-than``), and a timeline whose shards gc removed never becomes visible.
+Durations are measured with each process's monotonic clock; only the lease age compares
+the object's modification time with gc's wall clock, and TTL is long next to any skew.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from .errors import BackendUnavailableError, LocalckptError, NotFoundError
+
+if TYPE_CHECKING:
+    from .objects import Objects
+
+__all__ = ["GRACE", "LEASE_NAME", "REFRESH", "TTL", "IngestLease", "LeaseLost", "lease_key"]
+
+LEASE_NAME = "ingest.lease"
+#: Seconds between heartbeats.
+REFRESH = 5.0
+#: A lease not refreshed for this long belongs to a writer that died or stalled.
+TTL = 120.0
+#: Seconds gc waits between revoking a lease and deleting what it protected.
+GRACE = 2.0
+
+
+class LeaseLost(BackendUnavailableError):
+    """gc revoked this write's lease (it looked abandoned); nothing was committed."""
+
+
+def lease_key(timeline_id: str) -> str:
+    from .shards import _prefix
+
+    return f"{_prefix(timeline_id)}{LEASE_NAME}"
+
+
+class IngestLease:
+    """The lease of one frame write (see the module docstring). Use as a context manager
+    around writing the objects and the commit; :meth:`confirm` right before the commit."""
+
+    def __init__(self, objects: Objects, timeline_id: str, *, refresh: float = REFRESH,
+                 ttl: float = TTL, grace: float = GRACE) -> None:
+        self.objects = objects
+        self.timeline_id = timeline_id
+        self.key = lease_key(timeline_id)
+        self.refresh, self.ttl, self.grace = refresh, ttl, grace
+        self.token = uuid.uuid4().hex
+        self.lost = False
+        self._renewed = 0.0
+        self._confirmed = 0.0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _body(self) -> bytes:
+        return json.dumps({"token": self.token, "pid": os.getpid(),
+                           "host": socket.gethostname(), "refreshed": time.time()}).encode()
+
+    def acquire(self) -> IngestLease:
+        self.objects.put(self.key, self._body())
+        self._renewed = time.monotonic()
+        self._thread = threading.Thread(target=self._beat, daemon=True,
+                                        name="localckpt-lease")
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> IngestLease:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.refresh):
+            try:
+                self.renew()
+            except LocalckptError:
+                pass  # an outage: the next beat (or confirm) tries again
+            if self.lost:
+                return
+
+    def renew(self) -> bool:
+        """Rewrite the lease if it is still ours; False (and lost) once gc revoked it."""
+        with self._lock:
+            if self.lost:
+                return False
+            if not self._holds():
+                self.lost = True
+                return False
+            self.objects.put(self.key, self._body())
+            self._renewed = time.monotonic()
+            return True
+
+    def _holds(self) -> bool:
+        try:
+            data = self.objects.get(self.key)
+        except NotFoundError:
+            return False
+        try:
+            return bool(json.loads(data).get("token") == self.token)
+        except (ValueError, AttributeError):
+            return False
+
+    def confirm(self) -> None:
+        """Right before the commit: the lease is still ours and fresh, else LeaseLost."""
+        if not self.renew() or time.monotonic() - self._renewed > self.ttl / 2:
+            self.lost = True
+            raise LeaseLost(
+                f"gc collected the frames of timeline {self.timeline_id} while they were "
+                f"being written (the write was paused for longer than {self.ttl:g} s, so its "
+                "lease looked abandoned); nothing was committed. Run the ingest again."
+            )
+        self._confirmed = time.monotonic()
+
+    def committed_safely(self) -> bool:
+        """After the commit: False when the commit took long enough that gc may have
+        revoked the lease and deleted the frames meanwhile (the caller undoes it)."""
+        if time.monotonic() - self._confirmed <= self.grace / 2:
+            return True
+        with self._lock:
+            return self._holds()
+
+    def release(self) -> None:
+        """Stop the heartbeat and remove the lease (the catalog row protects the frames
+        now, or the write failed and its objects are gone). Never raises."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        if not self.lost:
+            try:
+                with self._lock:
+                    if self._holds():
+                        self.objects.delete([self.key])
+            except LocalckptError:
+                pass  # a leftover lease in a committed timeline: gc removes it

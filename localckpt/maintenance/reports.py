@@ -1,0 +1,124 @@
+"""What deleting and verifying found: small frozen reports with a one-line summary."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["COLLECTABLE", "Problem", "PruneReport", "VerifyReport", "human_bytes"]
+
+#: Problem kinds that are not damage: leftovers gc removes (verify stays ok).
+COLLECTABLE = frozenset({"unreferenced-object", "temporary-file"})
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@attrs.frozen
+class PruneReport:
+    """What a deletion (delete_timeline, prune, retain) removed, or would remove.
+
+    Attributes:
+        timelines: ids of deleted timelines.
+        checkpoints: ids of deleted checkpoints (whole subtrees), sorted.
+        tags: names of the tags that went with them.
+        outputs: stage outputs that no live checkpoint refers to any more.
+        objects: frame objects (shards, indexes) no live timeline refers to any more.
+        bytes: bytes of those outputs and objects: what ``gc`` frees.
+        tombstones: tombstone records written (0 for a dry run).
+        dry_run: nothing was written.
+    """
+
+    timelines: tuple[str, ...] = ()
+    checkpoints: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    outputs: int = 0
+    objects: int = 0
+    bytes: int = 0
+    tombstones: int = 0
+    dry_run: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.timelines or self.checkpoints)
+
+    def summary(self) -> str:
+        verb = "would delete" if self.dry_run else "deleted"
+        parts = []
+        if self.timelines:
+            parts.append(f"{len(self.timelines)} timeline(s)")
+        parts.append(f"{len(self.checkpoints)} checkpoint(s)")
+        if self.tags:
+            parts.append(f"{len(self.tags)} tag(s) ({', '.join(self.tags)})")
+        freed = (f"{self.outputs} output(s) and {self.objects} frame object(s), "
+                 f"{human_bytes(self.bytes)}")
+        when = "for gc to free" if not self.dry_run else "that gc would free"
+        return f"{verb} {', '.join(parts)}; {freed} {when}"
+
+
+@attrs.frozen
+class Problem:
+    """One thing verify found.
+
+    Attributes:
+        kind: what is wrong, e.g. "catalog-storage", "output-hash", "missing-output",
+            "parent", "merged-from", "root", "missing-object", "index-hash", "index",
+            "frame-hash", "frame-count"; or a leftover gc removes ("unreferenced-object",
+            "temporary-file": see :data:`COLLECTABLE`).
+        record: the id of the record concerned (timeline, checkpoint), or None.
+        object: the object key, output hash or catalog file concerned, or None.
+        message: what is wrong and what to do, for people.
+    """
+
+    kind: str
+    record: str | None
+    object: str | None
+    message: str
+
+    @property
+    def collectable(self) -> bool:
+        """A leftover that gc removes, not damage."""
+        return self.kind in COLLECTABLE
+
+
+@attrs.frozen
+class VerifyReport:
+    """What verify checked and found.
+
+    ``ok`` is True when nothing is damaged: problems may still list leftovers that gc
+    collects (``Problem.collectable``). Counts say how much was checked.
+    """
+
+    problems: tuple[Problem, ...] = ()
+    timelines: int = 0
+    checkpoints: int = 0
+    outputs: int = 0
+    objects: int = 0
+    frames: int = 0
+    bytes: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.damage
+
+    @property
+    def damage(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if not p.collectable)
+
+    @property
+    def collectable(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.collectable)
+
+    def summary(self) -> str:
+        checked = (f"checked {self.timelines} timeline(s), {self.checkpoints} checkpoint(s), "
+                   f"{self.outputs} output(s), {self.objects} frame object(s) "
+                   f"({self.frames} frames, {human_bytes(self.bytes)})")
+        damage, leftovers = len(self.damage), len(self.collectable)
+        verdict = "no damage" if not damage else f"{damage} problem(s)"
+        if leftovers:
+            verdict += f"; {leftovers} leftover(s) that gc removes"
+        return f"{checked}: {verdict}"

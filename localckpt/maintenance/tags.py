@@ -1,0 +1,73 @@
+"""Tags: names for checkpoints, usable wherever an id is (``localckpt.refs``).
+
+A tag is a record (:class:`localckpt.Tag`); untagging writes a tombstone for it, and
+tagging the name again makes a new record, so tags travel with sync like everything
+else. Names are unique among a store's live tags; if sync brings two live tags of one
+name together (each store tagged a different checkpoint), the newest one wins
+everywhere (ids are time-ordered), and ``untag`` removes both.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from ..catalog import Batch
+from ..errors import ConflictError, InvalidInputError, NotFoundError
+from ..ids import new_id
+from ..records import utcnow
+from ..types import Tag, Tombstone
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+__all__ = ["check_name", "tag", "untag"]
+
+# No ':' (TIMELINE:stage references), no '/' or spaces: a name works on any command line.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidInputError(
+            f"tag name {name!r} is not valid: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (e.g. best-v2)"
+        )
+    return name
+
+
+def tag(store: Store, checkpoint_id: str, name: str) -> Tag:
+    """Tag a live checkpoint. Tagging it again with the same name returns the existing
+    tag; a name that already names another checkpoint is ConflictError."""
+    check_name(name)
+    target = store.get_checkpoint(checkpoint_id)
+    current = store.tag_target(name)
+    if current is not None:
+        if current == target.id:
+            return next(g for g in store.tags(target.timeline_id) if g.name == name)
+        raise ConflictError(
+            f"tag {name!r} already names checkpoint {current}; remove it first with "
+            f"untag({name!r}) (`localckpt untag {name}`) or choose another name"
+        )
+    record = Tag(new_id(), name, target.id, target.timeline_id, utcnow())
+    store.catalog.commit(Batch(tags=[record]))
+    return record
+
+
+def untag(store: Store, name: str) -> Tag:
+    """Remove the live tag called name (every live record of it); return the one the
+    name resolved to. NotFoundError when no live tag has that name."""
+    check_name(name)
+    target = store.tag_target(name)
+    if target is None:
+        raise NotFoundError(f"no tag {name!r} in {store.url or store.catalog.describe()} "
+                            "(see `localckpt tags`)")
+    records = [g for g in store.catalog.tags(None) if g.name == name]
+    marks = store.visibility.marks_of(g.timeline_id for g in records)
+    live = [g for g in records if g.id not in marks[g.timeline_id].tags]
+    shown = max((g for g in live if g.checkpoint_id == target), key=lambda g: g.id)
+    now = utcnow()
+    store.catalog.commit(Batch(tombstones=[
+        Tombstone(new_id(), g.id, "tag", g.timeline_id, now) for g in live
+    ]))
+    return shown

@@ -1,0 +1,384 @@
+"""The transfer under sync and bundle import: copy what dst lacks, trusting nothing.
+
+A source (another store, a bundle file) is untrusted input. Before anything is written:
+
+- every record passes :func:`localckpt.schema.validate` (ids are tokens that cannot be
+  read as paths), belongs to the timeline it is listed under, and every parent link of
+  a new checkpoint resolves in the source or in dst; a timeline's root is there;
+- a tombstone of a timeline targets that timeline (a tombstone can never reach records
+  of another timeline);
+- object keys are derived from the timeline id and the frame index, never taken raw
+  (``shards.check_frame_key`` for keys a bundle names);
+
+and while copying, the frame index must match the hash its timeline records and every
+shard's frames must match their content hashes; outputs must match theirs. A source
+that fails any check raises CorruptDataError and the objects this transfer had written
+are removed again: nothing of it stays. (An I/O failure midway leaves what was copied,
+as a crash would: the next transfer completes it.)
+
+What travels: tombstones and tags of the transferred timelines that dst lacks, and only
+the live records (live under the union of both stores' tombstones): a pruned checkpoint
+never comes back and a deleted timeline's frames are not copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from .canonical import content_hash
+from .catalog import Batch, Catalog
+from .errors import ConflictError, CorruptDataError, InvalidInputError, NotFoundError
+from .progress import Reporter
+from .types import Checkpoint, Tag, Timeline, Tombstone
+from .visibility import Marks, dead_in_tree
+
+if TYPE_CHECKING:
+    from .lease import IngestLease
+    from .store import Store
+    from .sync import SyncReport
+
+__all__ = ["Source", "transfer"]
+
+#: Outputs copied per catalog commit: bounds memory, keeps round trips few.
+OUTPUT_CHUNK_BYTES = 64 << 20
+_COPY_THREADS = 4
+
+
+class Source(Protocol):
+    """What a transfer reads from. Reads of unknown ids return nothing, as catalogs do."""
+
+    @property
+    def round_trips(self) -> int: ...
+
+    def describe(self) -> str: ...
+
+    def timelines(self, ids: Sequence[str] | None) -> list[Timeline]: ...
+
+    def checkpoints(self, timeline: Timeline) -> list[Checkpoint]: ...
+
+    def tombstones(self, timeline_ids: Sequence[str]) -> list[Tombstone]: ...
+
+    def tags(self, timeline_ids: Sequence[str]) -> list[Tag]: ...
+
+    def outputs(self, hashes: Sequence[str]) -> dict[str, bytes]: ...
+
+    def frame_keys(self, timeline_id: str) -> list[str] | None:
+        """The keys the source claims (a bundle's manifest), or None: derive them."""
+
+    def read_object(self, key: str) -> bytes: ...
+
+
+@attrs.frozen
+class _Frames:
+    """One new timeline's objects to copy: the verified index and the keys dst lacks."""
+
+    timeline_id: str
+    index: bytes
+    metas: list[Any]
+    todo: list[str]  # shards first, the index last
+
+
+@attrs.frozen
+class _Plan:
+    rows: Batch
+    outputs: list[str]
+    frames: list[_Frames]
+
+
+def _bad(source: Source, what: str) -> CorruptDataError:
+    return CorruptDataError(f"{source.describe()}: {what}; refusing it, nothing was copied")
+
+
+def _checked(source: Source, records: Sequence[Any]) -> None:
+    from .schema import validate
+
+    for r in records:
+        try:
+            validate(r)
+        except InvalidInputError as exc:
+            raise _bad(source, f"invalid record ({exc})") from None
+
+
+def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = None,
+             progress: Any = None, desc: str = "sync") -> SyncReport:
+    """Copy into dst what it lacks of source's timelines (all when None); see the module
+    docstring for what is checked. Shared by sync and bundle import."""
+    from .sync import CountingCatalog, SyncReport
+
+    reporter = Reporter(progress, desc)
+    dcat = CountingCatalog(dst.catalog)
+    try:
+        plan = _plan(source, dcat, dst, timeline_ids)
+        if plan is None:
+            return SyncReport(round_trips=source.round_trips + dcat.round_trips)
+        n_objects = sum(len(f.todo) for f in plan.frames)
+        reporter.start(n_objects + len(plan.outputs) + 1)
+        held: list[IngestLease] = []
+        try:
+            copied, object_bytes = _copy_objects(source, dst, plan.frames, reporter,
+                                                 n_objects, held)
+            output_bytes = _copy_outputs(source, dcat, plan.outputs, reporter)
+            for lease in held:
+                lease.confirm()  # gc must not have taken the objects meanwhile
+            dcat.commit(plan.rows)
+            _repair_after_slow_commit(source, dst, plan.frames, held)
+        finally:
+            for lease in held:
+                lease.release()
+        reporter.step("rows", 1, 1)
+        rows = plan.rows
+        return SyncReport(
+            timelines=len(rows.timelines), checkpoints=len(rows.checkpoints),
+            outputs=len(plan.outputs), objects=copied, bytes=object_bytes + output_bytes,
+            round_trips=source.round_trips + dcat.round_trips,
+            tombstones=len(rows.tombstones), tags=len(rows.tags),
+        )
+    finally:
+        reporter.close()
+
+
+def _repair_after_slow_commit(source: Source, dst: Store, frames: list[_Frames],
+                              held: list[IngestLease]) -> None:
+    """A commit slow enough for gc to revoke a lease meanwhile may have lost objects:
+    copy again whatever of them is missing now (the source still has them)."""
+    from .shards import index_key
+
+    for f, lease in zip(frames, held, strict=True):
+        if lease.committed_safely():
+            continue
+        present = set(dst.objects.list(f"frames/{f.timeline_id}"))
+        for key in f.todo:
+            if key not in present:
+                data = f.index if key == index_key(f.timeline_id) else _shard(source, f, key)
+                dst.objects.put(key, data)
+
+
+def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str] | None
+          ) -> _Plan | None:
+    """What dst lacks, after checking the source and that nothing conflicts. Reads only."""
+    wanted = None if timeline_ids is None else list(dict.fromkeys(timeline_ids))
+    timelines = source.timelines(wanted)
+    _checked(source, timelines)
+    if wanted is not None:
+        lacking = set(wanted) - {t.id for t in timelines}
+        if lacking:
+            raise NotFoundError(
+                f"no timeline {sorted(lacking)[0]!r} in {source.describe()}; nothing was copied"
+            )
+    tids = [t.id for t in timelines]
+    trees = {t.id: source.checkpoints(t) for t in timelines}
+    src_marks = source.tombstones(tids) if tids else []
+    src_tags = source.tags(tids) if tids else []
+    groups: list[Sequence[Any]] = [*trees.values(), src_marks, src_tags]
+    for group in groups:
+        _checked(source, group)
+    _check_membership(source, timelines, trees, src_marks, src_tags)
+    have_t = {t.id: t for t in dcat.timelines(tids)} if tids else {}
+    all_c = [c for tree in trees.values() for c in tree]
+    have_c = {c.id: c for c in dcat.checkpoints([c.id for c in all_c])} if all_c else {}
+    dst_marks = dcat.tombstones(tids) if tids else []
+    dst_tags = dcat.tags(tids) if tids else []
+    _conflicts(source, dst, [(timelines, have_t), (all_c, have_c),
+                             (src_marks, {x.id: x for x in dst_marks}),
+                             (src_tags, {g.id: g for g in dst_tags})])
+    union = {t: Marks.of(t, [*src_marks, *dst_marks]) for t in tids}
+    new_t: list[Timeline] = []
+    new_c: list[Checkpoint] = []
+    for t in timelines:
+        marks = union[t.id]
+        if marks.timeline_dead:
+            continue
+        tree = trees[t.id]
+        dead = dead_in_tree(tree, marks.checkpoints)
+        fresh = [c for c in tree if c.id not in dead and c.id not in have_c]
+        if t.id not in have_t:
+            new_t.append(t)
+        new_c.extend(fresh)
+        _check_parents(source, t, tree, fresh, t.id in have_t, dcat)
+    seen_x = {x.id for x in dst_marks}
+    seen_g = {g.id for g in dst_tags}
+    new_x = [x for x in src_marks if x.id not in seen_x]
+    new_g = [g for g in src_tags if g.id not in seen_g and not union[g.timeline_id].timeline_dead]
+    if not (new_t or new_c or new_x or new_g):
+        return None
+    needed = sorted({h for c in new_c for h in c.stage_hashes.values()})
+    missing = sorted(dcat.missing_outputs(needed)) if needed else []
+    frames = [_frames_of(source, dst, t) for t in new_t]
+    return _Plan(Batch(timelines=new_t, checkpoints=new_c, tombstones=new_x, tags=new_g),
+                 missing, [f for f in frames if f.todo])
+
+
+def _check_membership(source: Source, timelines: list[Timeline],
+                      trees: dict[str, list[Checkpoint]], marks: list[Tombstone],
+                      tags: list[Tag]) -> None:
+    tids = {t.id for t in timelines}
+    for t in timelines:
+        for c in trees[t.id]:
+            if c.timeline_id != t.id:
+                raise _bad(source, f"checkpoint {c.id} is listed under timeline {t.id} but "
+                           f"belongs to {c.timeline_id}")
+    for x in marks:
+        if x.timeline_id not in tids or (x.kind == "timeline" and x.target_id != x.timeline_id):
+            raise _bad(source, f"tombstone {x.id} targets {x.kind} {x.target_id} outside its "
+                       f"timeline {x.timeline_id}")
+    for g in tags:
+        if g.timeline_id not in tids:
+            raise _bad(source, f"tag {g.id} belongs to timeline {g.timeline_id}, which the "
+                       "transfer does not hold")
+
+
+def _check_parents(source: Source, t: Timeline, tree: list[Checkpoint],
+                   fresh: list[Checkpoint], dst_has_timeline: bool, dcat: Catalog) -> None:
+    """Every new checkpoint's parent is in the source's tree (or already in dst), in the
+    same timeline; a new timeline brings its root."""
+    ids = {c.id for c in tree}
+    if not dst_has_timeline and t.root_checkpoint_id not in ids:
+        raise _bad(source, f"timeline {t.id} comes without its root checkpoint "
+                   f"{t.root_checkpoint_id}")
+    outside = sorted({c.parent_id for c in fresh if c.parent_id is not None
+                      and c.parent_id not in ids})
+    if outside:
+        found = {c.id: c for c in dcat.checkpoints(outside)}
+        for pid in outside:
+            if pid not in found or found[pid].timeline_id != t.id:
+                raise _bad(source, f"a checkpoint of timeline {t.id} has parent {pid}, "
+                           "which neither the source nor the destination holds in that "
+                           "timeline")
+    for c in fresh:
+        if c.parent_id is None and c.id != t.root_checkpoint_id:
+            raise _bad(source, f"checkpoint {c.id} has no parent but is not the root of "
+                       f"timeline {t.id}")
+
+
+def _conflicts(source: Source, dst: Store, pairs: list[tuple[Sequence[Any], dict[str, Any]]],
+               ) -> None:
+    bad = [r.id for records, have in pairs for r in records if r.id in have and have[r.id] != r]
+    if bad:
+        raise ConflictError(
+            f"{len(bad)} record(s) exist in both {source.describe()} and "
+            f"{dst.url or dst.catalog.describe()} with different content (first: {bad[0]}). "
+            "Ids are unique, so one store holds a modified copy; nothing was copied."
+        )
+
+
+def _frames_of(source: Source, dst: Store, t: Timeline) -> _Frames:
+    """Read and check the index of a timeline dst lacks; what of it dst lacks."""
+    from .shards import index_key, keys_of, parse_index, verify_index
+
+    ikey = index_key(t.id)
+    try:
+        data = source.read_object(ikey)
+    except NotFoundError as exc:
+        raise _bad(source, f"timeline {t.id} has no frame index ({exc})") from None
+    where = f"{source.describe()}: {ikey}"
+    verify_index(data, t.index_hash, where)
+    metas = parse_index(data, where)
+    if len(metas) != t.frame_count:
+        raise _bad(source, f"timeline {t.id} records {t.frame_count} frames but its index "
+                   f"holds {len(metas)}")
+    keys = keys_of(t.id, metas)
+    claimed = source.frame_keys(t.id)
+    if claimed is not None and list(claimed) != keys:
+        raise _bad(source, f"the objects listed for timeline {t.id} are not the ones its "
+                   "frame index names")
+    # A timeline row in dst means its frames are complete (rows travel last), so only
+    # timelines dst lacks need their objects compared and copied.
+    present = set(dst.objects.list(f"frames/{t.id}"))
+    return _Frames(t.id, data, metas, [k for k in keys if k not in present])
+
+
+def _copy_objects(source: Source, dst: Store, frames: list[_Frames], reporter: Reporter,
+                  total: int, held: list[IngestLease]) -> tuple[int, int]:
+    """Copy frame objects under an ingest lease per timeline: shards (concurrently on
+    remote stores), each checked against the index, then each index last, so dst never
+    holds an index whose shards are missing. A shard that fails its check removes what
+    this call wrote before CorruptDataError propagates."""
+    from .lease import IngestLease
+    from .shards import index_key
+
+    done = 0
+    nbytes = 0
+    written: list[str] = []
+
+    def copy(item: tuple[_Frames, str]) -> int:
+        f, key = item
+        data = f.index if key == index_key(f.timeline_id) else _shard(source, f, key)
+        dst.objects.put(key, data)
+        written.append(key)
+        return len(data)
+
+    remote = not dst.objects.is_local or not getattr(source, "local", True)
+    pool = ThreadPoolExecutor(_COPY_THREADS) if remote else None
+    try:
+        for f in frames:
+            held.append(IngestLease(dst.objects, f.timeline_id).acquire())
+            head = [(f, k) for k in f.todo if k != index_key(f.timeline_id)]
+            last = [(f, k) for k in f.todo if k == index_key(f.timeline_id)]
+            sizes = pool.map(copy, head) if pool is not None else map(copy, head)
+            for batch in (sizes, map(copy, last)):  # the index only after every shard
+                for size in batch:
+                    done += 1
+                    nbytes += size
+                    reporter.step("objects", done, total)
+    except (CorruptDataError, InvalidInputError):
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            pool = None
+        dst.objects.delete(written)  # a hostile source leaves nothing behind
+        raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return done, nbytes
+
+
+def _shard(source: Source, f: _Frames, key: str) -> bytes:
+    from .shards import verify_shard
+
+    shard = int(key.rsplit("-", 1)[1].split(".")[0])
+    data = source.read_object(key)
+    verify_shard(f.timeline_id, shard, data, f.metas, source.describe())
+    return data
+
+
+def _copy_outputs(source: Source, dcat: Catalog, hashes: list[str], reporter: Reporter) -> int:
+    """Copy outputs in commits of at most OUTPUT_CHUNK_BYTES, verifying each hash."""
+    nbytes = 0
+    done = 0
+    i = 0
+    while i < len(hashes):
+        # Fetch in slices of up to 1,000 hashes; commit whenever the buffer is full.
+        chunk = hashes[i : i + 1000]
+        i += len(chunk)
+        found = source.outputs(chunk)
+        lacking = set(chunk) - set(found)
+        if lacking:
+            raise CorruptDataError(
+                f"{source.describe()} lacks stage output {sorted(lacking)[0]} that its "
+                "checkpoints refer to; the source store is damaged. Nothing was copied "
+                "to the destination's catalog rows."
+            )
+        batch: dict[str, bytes] = {}
+        size = 0
+        for h in chunk:
+            data = found[h]
+            if content_hash(data) != h:
+                raise CorruptDataError(
+                    f"stage output {h} in {source.describe()} does not match its hash; the "
+                    "source store is damaged (restore it or sync from another copy)"
+                )
+            batch[h] = data
+            size += len(data)
+            if size >= OUTPUT_CHUNK_BYTES:
+                dcat.commit(Batch(outputs=batch))
+                batch, size = {}, 0
+            done += 1
+            nbytes += len(data)
+            reporter.step("outputs", done, len(hashes))
+        if batch:
+            dcat.commit(Batch(outputs=batch))
+    return nbytes
