@@ -347,7 +347,9 @@ class BundleSource:
     def checkpoints(self, timeline: Timeline) -> list[Checkpoint]:
         return [c for c in self._checkpoints if c.timeline_id == timeline.id]
 
-    def tombstones(self, timeline_ids: Sequence[str]) -> list[Tombstone]:
+    def tombstones(self, timeline_ids: Sequence[str] | None) -> list[Tombstone]:
+        if timeline_ids is None:
+            return list(self._tombstones)
         wanted = set(timeline_ids)
         return [x for x in self._tombstones if x.timeline_id in wanted]
 

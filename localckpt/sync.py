@@ -201,7 +201,7 @@ class StoreSource:
     def outputs(self, hashes: Sequence[str]) -> dict[str, bytes]:
         return self.catalog.outputs(hashes)
 
-    def tombstones(self, timeline_ids: Sequence[str]) -> list[Tombstone]:
+    def tombstones(self, timeline_ids: Sequence[str] | None) -> list[Tombstone]:
         return self.catalog.tombstones(timeline_ids)
 
     def tags(self, timeline_ids: Sequence[str]) -> list[Tag]:

@@ -60,7 +60,8 @@ class Source(Protocol):
 
     def checkpoints(self, timeline: Timeline) -> list[Checkpoint]: ...
 
-    def tombstones(self, timeline_ids: Sequence[str]) -> list[Tombstone]: ...
+    def tombstones(self, timeline_ids: Sequence[str] | None) -> list[Tombstone]:
+        """Tombstones of these timelines (every one the source holds when None)."""
 
     def tags(self, timeline_ids: Sequence[str]) -> list[Tag]: ...
 
@@ -159,41 +160,51 @@ def _repair_after_slow_commit(source: Source, dst: Store, frames: list[_Frames],
 
 def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str] | None
           ) -> _Plan | None:
-    """What dst lacks, after checking the source and that nothing conflicts. Reads only."""
+    """What dst lacks, after checking the source and that nothing conflicts. Reads only.
+
+    The timelines transferred are those the source has records of and those it has
+    tombstones of (a store that purged a deleted timeline still passes its deletion on).
+    """
     wanted = None if timeline_ids is None else list(dict.fromkeys(timeline_ids))
     timelines = source.timelines(wanted)
+    src_marks = source.tombstones(wanted)
     _checked(source, timelines)
+    _checked(source, src_marks)
+    tids = sorted({t.id for t in timelines} | {x.timeline_id for x in src_marks})
     if wanted is not None:
-        lacking = set(wanted) - {t.id for t in timelines}
+        lacking = set(wanted) - set(tids)
         if lacking:
             raise NotFoundError(
                 f"no timeline {sorted(lacking)[0]!r} in {source.describe()}; nothing was copied"
             )
-    tids = [t.id for t in timelines]
-    trees = {t.id: source.checkpoints(t) for t in timelines}
-    src_marks = source.tombstones(tids) if tids else []
-    src_tags = source.tags(tids) if tids else []
-    groups: list[Sequence[Any]] = [*trees.values(), src_marks, src_tags]
+    if not tids:
+        return None
+    own = {t: Marks.of(t, src_marks) for t in tids}
+    trees = {t.id: source.checkpoints(t) for t in timelines if not own[t.id].timeline_dead}
+    src_tags = source.tags(tids)
+    groups: list[Sequence[Any]] = [*trees.values(), src_tags]
     for group in groups:
         _checked(source, group)
-    _check_membership(source, timelines, trees, src_marks, src_tags)
-    have_t = {t.id: t for t in dcat.timelines(tids)} if tids else {}
+    _check_membership(source, set(tids), trees, src_marks, src_tags)
+    have_t = {t.id: t for t in dcat.timelines([t.id for t in timelines])} if timelines else {}
     all_c = [c for tree in trees.values() for c in tree]
     have_c = {c.id: c for c in dcat.checkpoints([c.id for c in all_c])} if all_c else {}
-    dst_marks = dcat.tombstones(tids) if tids else []
-    dst_tags = dcat.tags(tids) if tids else []
+    dst_marks = dcat.tombstones(tids)
+    dst_tags = dcat.tags(tids)
     _conflicts(source, dst, [(timelines, have_t), (all_c, have_c),
                              (src_marks, {x.id: x for x in dst_marks}),
                              (src_tags, {g.id: g for g in dst_tags})])
     union = {t: Marks.of(t, [*src_marks, *dst_marks]) for t in tids}
     new_t: list[Timeline] = []
     new_c: list[Checkpoint] = []
+    live: set[str] = set()  # checkpoints live under the union of both stores' deletions
     for t in timelines:
         marks = union[t.id]
         if marks.timeline_dead:
             continue
         tree = trees[t.id]
         dead = dead_in_tree(tree, marks.checkpoints)
+        live |= {c.id for c in tree if c.id not in dead}
         fresh = [c for c in tree if c.id not in dead and c.id not in have_c]
         if t.id not in have_t:
             new_t.append(t)
@@ -202,7 +213,8 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     seen_x = {x.id for x in dst_marks}
     seen_g = {g.id for g in dst_tags}
     new_x = [x for x in src_marks if x.id not in seen_x]
-    new_g = [g for g in src_tags if g.id not in seen_g and not union[g.timeline_id].timeline_dead]
+    new_g = [g for g in src_tags if g.id not in seen_g and g.checkpoint_id in live
+             and g.id not in union[g.timeline_id].tags]
     if not (new_t or new_c or new_x or new_g):
         return None
     needed = sorted({h for c in new_c for h in c.stage_hashes.values()})
@@ -212,19 +224,17 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
                  missing, [f for f in frames if f.todo])
 
 
-def _check_membership(source: Source, timelines: list[Timeline],
-                      trees: dict[str, list[Checkpoint]], marks: list[Tombstone],
-                      tags: list[Tag]) -> None:
-    tids = {t.id for t in timelines}
-    for t in timelines:
-        for c in trees[t.id]:
-            if c.timeline_id != t.id:
-                raise _bad(source, f"checkpoint {c.id} is listed under timeline {t.id} but "
+def _check_membership(source: Source, tids: set[str], trees: dict[str, list[Checkpoint]],
+                      marks: list[Tombstone], tags: list[Tag]) -> None:
+    for tid, tree in trees.items():
+        for c in tree:
+            if c.timeline_id != tid:
+                raise _bad(source, f"checkpoint {c.id} is listed under timeline {tid} but "
                            f"belongs to {c.timeline_id}")
     for x in marks:
-        if x.timeline_id not in tids or (x.kind == "timeline" and x.target_id != x.timeline_id):
-            raise _bad(source, f"tombstone {x.id} targets {x.kind} {x.target_id} outside its "
-                       f"timeline {x.timeline_id}")
+        if x.kind == "timeline" and x.target_id != x.timeline_id:
+            raise _bad(source, f"tombstone {x.id} targets timeline {x.target_id} but "
+                       f"belongs to timeline {x.timeline_id}")
     for g in tags:
         if g.timeline_id not in tids:
             raise _bad(source, f"tag {g.id} belongs to timeline {g.timeline_id}, which the "

@@ -227,6 +227,20 @@ class Visibility:
 
     # -- tags -----------------------------------------------------------------------------
 
+    def live_tag_records(self, records: Iterable[Tag]) -> list[Tag]:
+        """The records that are live: not tombstoned, naming a live checkpoint (every
+        one, also several of one name; see live_tags for what names resolve to)."""
+        records = list(records)
+        if not records:
+            return []
+        marks = self.marks_of(g.timeline_id for g in records)
+        named = {c.id: c for c in self.catalog.checkpoints({g.checkpoint_id for g in records})}
+        live = {cid for cid, c in named.items()
+                if c.timeline_id in marks and self.is_live(c, marks[c.timeline_id])}
+        return [g for g in records
+                if g.id not in marks[g.timeline_id].tags and g.checkpoint_id in live
+                and named[g.checkpoint_id].timeline_id == g.timeline_id]
+
     def tags(self, timeline_id: str | None) -> list[Tag]:
         """Live tags (of one timeline, or of every live one), the newest per name."""
         if timeline_id is None:
@@ -234,26 +248,13 @@ class Visibility:
         else:
             timelines = [self.timeline(timeline_id).id]
         records = self.catalog.tags(timelines) if timelines else []
-        if not records:
-            return []
-        marks = self.marks_of(timelines)
-        live: set[str] = set()
-        dead_tags: set[str] = set()
-        for tid in {g.timeline_id for g in records}:
-            live |= {c.id for c in self.live_tree(tid, marks[tid])}
-            dead_tags |= marks[tid].tags
-        return live_tags(records, dead_tags, live)
+        return live_tags(self.live_tag_records(records), (), {g.checkpoint_id for g in records})
 
     def tag_target(self, name: str) -> str | None:
         """The checkpoint a live tag of this name names, or None."""
         records = [g for g in self.catalog.tags(None) if g.name == name]
-        if not records:
-            return None
-        marks = self.marks_of(g.timeline_id for g in records)
-        named = {c.id: c for c in self.catalog.checkpoints({g.checkpoint_id for g in records})}
-        live = {cid for cid, c in named.items() if self.is_live(c, marks[c.timeline_id])}
-        dead = {x for m in marks.values() for x in m.tags}
-        winners = live_tags(records, dead, live)
+        live = self.live_tag_records(records)
+        winners = live_tags(live, (), {g.checkpoint_id for g in live})
         return winners[0].checkpoint_id if winners else None
 
     # -- writes ---------------------------------------------------------------------------

@@ -145,8 +145,8 @@ def retain(
     if cutoff is not None:
         keep |= {c.id for c in tree if c.created_at > cutoff}
     if keep_tagged:
-        keep |= {g.checkpoint_id for g in store.catalog.tags([timeline.id])
-                 if g.id not in marks.tags}
+        keep |= {g.checkpoint_id for g in store.visibility.live_tag_records(
+            store.catalog.tags([timeline.id]))}
     keep = _closure(by_id, keep)
     roots = sorted(c.id for c in tree if c.id not in keep and c.parent_id in keep)
     gone = dead_in_tree(tree, roots) & set(by_id)

@@ -62,9 +62,8 @@ def untag(store: Store, name: str) -> Tag:
     if target is None:
         raise NotFoundError(f"no tag {name!r} in {store.url or store.catalog.describe()} "
                             "(see `localckpt tags`)")
-    records = [g for g in store.catalog.tags(None) if g.name == name]
-    marks = store.visibility.marks_of(g.timeline_id for g in records)
-    live = [g for g in records if g.id not in marks[g.timeline_id].tags]
+    live = store.visibility.live_tag_records(
+        g for g in store.catalog.tags(None) if g.name == name)
     shown = max((g for g in live if g.checkpoint_id == target), key=lambda g: g.id)
     now = utcnow()
     store.catalog.commit(Batch(tombstones=[
