@@ -21,7 +21,6 @@ from ._base import StoreMachine
 from .checkpoints import CheckpointMachine
 from .lockstep import LockstepMachine
 
-# The multi-store SyncMachine (localckpt/testing/stateful/sync.py) is exported here too:
-# from .sync import SyncMachine
+from .sync import SyncMachine
 
-__all__ = ["CheckpointMachine", "LockstepMachine", "StoreMachine"]
+__all__ = ["CheckpointMachine", "LockstepMachine", "StoreMachine", "SyncMachine"]
