@@ -257,7 +257,7 @@ def test_hostile_bundles_are_refused_with_nothing_written(
 def test_the_unedited_bundle_imports(new_store: StoreFactory, tmp_path: Path) -> None:
     """The cases above fail because of their edit, not because of the rewriting."""
     src = new_store("memory")
-    tid, _, members = _bundle(src, tmp_path)
+    _, _, members = _bundle(src, tmp_path)
     dst = new_store("embedded")
     report = import_bundle(dst, _write(tmp_path / "same.zip", members))
     assert (report.timelines, report.checkpoints, report.tags) == (1, 3, 1)

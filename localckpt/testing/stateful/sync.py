@@ -58,7 +58,8 @@ __all__ = ["RESOLVERS", "Crash", "SyncMachine"]
 STAGES = st.sampled_from(["detect", "track", "ocr"])
 OUTPUTS = st.builds(lambda v: {"v": v}, st.integers(0, 2))  # few values: equal outputs happen
 JSON_SCALARS = st.sampled_from([0, 1, 1.0, True, None, "s"])  # 1, 1.0, true: distinct in JSON
-SMALL_MAPS: st.SearchStrategy[dict[str, Any]] = st.just({}) | st.dictionaries(st.sampled_from(["x", "y"]), JSON_SCALARS, max_size=2)
+SMALL_MAPS: st.SearchStrategy[dict[str, Any]] = st.just({}) | st.dictionaries(
+    st.sampled_from(["x", "y"]), JSON_SCALARS, max_size=2)
 STRATEGIES = st.sampled_from(["fail", "ours", "theirs", "mix", "drop"])
 TAG_NAMES = st.sampled_from(["best", "v1"])
 
