@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _slow import require_slow
 from conftest import KINDS, StoreFactory
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -53,6 +54,25 @@ def _budget(kinds: tuple[str, ...]) -> settings:
 @pytest.mark.parametrize("kinds", _combinations(), ids="+".join)
 def test_sync_and_merge_agree_with_the_model(new_store: StoreFactory, kinds: tuple[str, ...]
                                              ) -> None:
+    class Machine(SyncMachine):
+        pass
+
+    Machine.factory = staticmethod(new_store)  # type: ignore[assignment]
+    Machine.close_store = staticmethod(new_store.close)  # type: ignore[assignment]
+    Machine.kinds = kinds
+    run_state_machine_as_test(Machine, settings=_budget(kinds))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kinds", [(a, b, a) for a, b in itertools.combinations(KINDS, 2)],
+                         ids="+".join)
+def test_three_stores_of_every_pair_agree_with_the_model(
+        new_store: StoreFactory, kinds: tuple[str, ...], request: pytest.FixtureRequest
+) -> None:
+    """Three stores over each pair of backends (two of the first kind): the unions of a
+    third store's work, through both backends."""
+    require_slow(request)
+
     class Machine(SyncMachine):
         pass
 
