@@ -127,16 +127,25 @@ class IngestLease:
         except (ValueError, AttributeError):
             return False
 
+    def _lost(self) -> LeaseLost:
+        self.lost = True
+        return LeaseLost(
+            f"gc collected the frames of timeline {self.timeline_id} while they were "
+            f"being written (the write was paused for longer than {self.ttl:g} s, so its "
+            "lease looked abandoned); nothing was committed. Run the ingest again."
+        )
+
     def confirm(self) -> None:
         """Right before the commit: the lease is still ours and fresh, else LeaseLost."""
         if not self.renew() or time.monotonic() - self._renewed > self.ttl / 2:
-            self.lost = True
-            raise LeaseLost(
-                f"gc collected the frames of timeline {self.timeline_id} while they were "
-                f"being written (the write was paused for longer than {self.ttl:g} s, so its "
-                "lease looked abandoned); nothing was committed. Run the ingest again."
-            )
+            raise self._lost()
         self._confirmed = time.monotonic()
+
+    def raise_if_revoked(self, cause: BaseException) -> None:
+        """After a failed write: LeaseLost (from cause) when gc revoked the lease, which
+        explains an object that vanished mid-write; otherwise return."""
+        if self.lost:
+            raise self._lost() from cause
 
     def committed_safely(self) -> bool:
         """After the commit: False when the commit took long enough that gc may have
@@ -157,5 +166,7 @@ class IngestLease:
                 with self._lock:
                     if self._holds():
                         self.objects.delete([self.key])
+                    else:
+                        self.lost = True  # gc revoked it (see raise_if_revoked)
             except LocalckptError:
                 pass  # a leftover lease in a committed timeline: gc removes it
