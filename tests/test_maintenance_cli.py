@@ -1,0 +1,109 @@
+"""The maintenance commands: rm, prune, retain, tag, untag, tags, gc (verify: test_verify)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import localckpt
+from localckpt.cli import main
+from localckpt.cli.maintenance import parse_age
+
+FRAMES = [np.full((6, 6, 3), i * 60, np.uint8) for i in range(2)]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> tuple[str, str, list[str]]:
+    path = str(tmp_path / "s")
+    with localckpt.open(path, create=True) as store:
+        tl = store.create_timeline("v", "p", FRAMES, codec="png")
+        a = store.save_stage_output(tl.id, None, "detect", {"n": 1})
+        b = store.save_stage_output(tl.id, a, "track", {"t": 1})
+        c = store.save_stage_output(tl.id, a, "track", {"t": 2}, is_scenario=True,
+                                    scenario_label="keep-me")
+    return path, tl.id, [tl.root_checkpoint_id, a, b, c]
+
+
+def _live(path: str, tid: str) -> set[str]:
+    with localckpt.open(path) as store:
+        return {c.id for c in store.checkpoints(tid)}
+
+
+def test_tag_untag_tags_and_tree(tree: tuple[str, str, list[str]],
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path, tid, (_, _, b, c) = tree
+    assert main(["--store", path, "tag", b, "best"]) == 0
+    assert f"tagged {b} as best" in capsys.readouterr().out
+    assert main(["--store", path, "tag", c, "best"]) == 1
+    assert "untag best" in capsys.readouterr().err
+    assert main(["--store", path, "tags", "--json"]) == 0
+    tags = json.loads(capsys.readouterr().out)
+    assert [(t["name"], t["checkpoint_id"]) for t in tags] == [("best", b)]
+    assert main(["--store", path, "tree", tid]) == 0
+    assert "[tag best]" in capsys.readouterr().out
+    assert main(["--store", path, "show", "best", "--stage", "track"]) == 0  # a ref
+    assert json.loads(capsys.readouterr().out) == {"t": 1}
+    assert main(["--store", path, "untag", "best"]) == 0
+    assert main(["--store", path, "tags"]) == 0
+    assert "no tags" in capsys.readouterr().out
+    assert main(["--store", path, "untag", "best"]) == 1
+
+
+def test_prune_dry_run_then_prune(tree: tuple[str, str, list[str]],
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path, tid, (root, a, b, c) = tree
+    assert main(["--store", path, "prune", b, "--dry-run", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["checkpoints"] == [b] and report["dry_run"] and report["outputs"] == 1
+    assert _live(path, tid) == {root, a, b, c}
+    assert main(["--store", path, "prune", b]) == 0
+    assert "deleted 1 checkpoint(s)" in capsys.readouterr().out
+    assert _live(path, tid) == {root, a, c}
+    assert main(["--store", path, "prune", root]) == 1
+    assert "localckpt rm" in capsys.readouterr().err  # the CLI wording
+
+
+def test_retain(tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    path, tid, (root, a, b, c) = tree
+    assert main(["--store", path, "retain", tid]) == 1
+    assert "--keep-last" in capsys.readouterr().err  # a rule is required
+    assert main(["--store", path, "retain", tid, "--keep-label", "keep-me", "--dry-run"]) == 0
+    assert _live(path, tid) == {root, a, b, c}
+    assert main(["--store", path, "retain", tid, "--keep-label", "keep-me"]) == 0
+    assert _live(path, tid) == {root, a, c}  # b went; c and its ancestors stay
+    capsys.readouterr()
+    assert main(["--store", path, "retain", tid, "--newer-than", "1d", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checkpoints"] == []
+    assert _live(path, tid) == {root, a, c}  # everything is newer than a day
+
+
+def test_rm_and_gc(tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str]
+                   ) -> None:
+    path, tid, _ = tree
+    assert main(["--store", path, "rm", tid[:10]]) == 0
+    out = capsys.readouterr().out
+    assert "deleted 1 timeline(s), 4 checkpoint(s)" in out and "gc" in out
+    assert main(["--store", path, "ls"]) == 0
+    assert tid not in capsys.readouterr().out
+    assert main(["--store", path, "gc", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["deleted_timelines"] == [tid]
+    assert main(["--store", path, "gc"]) == 0
+    out = capsys.readouterr().out
+    assert "1 deleted" in out and tid in out
+    with localckpt.open(path) as store:
+        assert store.objects.list("frames") == []
+    assert main(["--store", path, "gc", "--older-than", "-5"]) == 1
+    assert "--older-than" in capsys.readouterr().err
+
+
+def test_parse_age() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    assert parse_age("7d") == timedelta(days=7)
+    assert parse_age("1.5h") == timedelta(hours=1.5)
+    assert parse_age("2026-11-30") == datetime(2026, 11, 30, tzinfo=UTC)
+    with pytest.raises(localckpt.InvalidInputError, match="7d"):
+        parse_age("soon")
