@@ -39,11 +39,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import schema
-from .canonical import content_hash
 from .errors import CorruptDataError, InvalidInputError, LocalckptError, NotFoundError
 from .progress import Reporter
 from .records import utcnow
 from .sync import CountingCatalog, SyncReport, transfer
+from .transfer import verified_outputs
 from .types import Checkpoint, Tag, Timeline, Tombstone
 from .visibility import Marks, dead_in_tree
 
@@ -168,23 +168,10 @@ def _fetch_outputs(catalog: CountingCatalog, store: Store, hashes: list[str],
                    reporter: Reporter) -> dict[str, bytes]:
     """The outputs by hash, each checked against its hash (CorruptDataError)."""
     outputs: dict[str, bytes] = {}
-    for i in range(0, len(hashes), _OUTPUT_FETCH):
-        chunk = hashes[i : i + _OUTPUT_FETCH]
-        got = catalog.outputs(chunk)
-        lacking = set(chunk) - set(got)
-        if lacking:
-            raise CorruptDataError(
-                f"{store.catalog.describe()} lacks stage output {sorted(lacking)[0]} "
-                "that a checkpoint refers to; the store is damaged"
-            )
-        for j, h in enumerate(chunk, start=i + 1):
-            if content_hash(got[h]) != h:
-                raise CorruptDataError(
-                    f"stage output {h} in {store.catalog.describe()} does not match its "
-                    "hash; the store is damaged (restore it or re-sync it)"
-                )
-            reporter.step("outputs", j, len(hashes))
-        outputs.update(got)
+    for n, (h, data) in enumerate(
+            verified_outputs(catalog.outputs, hashes, store.catalog.describe()), start=1):
+        outputs[h] = data
+        reporter.step("outputs", n, len(hashes))
     return outputs
 
 

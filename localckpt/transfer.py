@@ -23,7 +23,7 @@ never comes back and a deleted timeline's frames are not copied.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -355,40 +355,42 @@ def _shard(source: Source, f: _Frames, key: str) -> bytes:
     return data
 
 
+def verified_outputs(fetch: Callable[[list[str]], dict[str, bytes]], hashes: Sequence[str],
+                     where: str) -> Iterator[tuple[str, bytes]]:
+    """(hash, bytes) of each output in order, fetched 1,000 at a time, each checked
+    against its hash: CorruptDataError names where for one that is missing or damaged."""
+    for i in range(0, len(hashes), 1000):
+        chunk = list(hashes[i : i + 1000])
+        found = fetch(chunk)
+        for h in chunk:
+            data = found.get(h)
+            if data is None:
+                raise CorruptDataError(
+                    f"{where} lacks stage output {h} that its checkpoints refer to; it is "
+                    "damaged (restore it or sync from another copy). Nothing was copied."
+                )
+            if content_hash(data) != h:
+                raise CorruptDataError(
+                    f"stage output {h} in {where} does not match its hash; it is damaged "
+                    "(restore it or sync from another copy). Nothing was copied."
+                )
+            yield h, data
+
+
 def _copy_outputs(source: Source, dcat: Catalog, hashes: list[str], reporter: Reporter) -> int:
     """Copy outputs in commits of at most OUTPUT_CHUNK_BYTES, verifying each hash."""
     nbytes = 0
-    done = 0
-    i = 0
-    while i < len(hashes):
-        # Fetch in slices of up to 1,000 hashes; commit whenever the buffer is full.
-        chunk = hashes[i : i + 1000]
-        i += len(chunk)
-        found = source.outputs(chunk)
-        lacking = set(chunk) - set(found)
-        if lacking:
-            raise CorruptDataError(
-                f"{source.describe()} lacks stage output {sorted(lacking)[0]} that its "
-                "checkpoints refer to; the source store is damaged. Nothing was copied "
-                "to the destination's catalog rows."
-            )
-        batch: dict[str, bytes] = {}
-        size = 0
-        for h in chunk:
-            data = found[h]
-            if content_hash(data) != h:
-                raise CorruptDataError(
-                    f"stage output {h} in {source.describe()} does not match its hash; the "
-                    "source store is damaged (restore it or sync from another copy)"
-                )
-            batch[h] = data
-            size += len(data)
-            if size >= OUTPUT_CHUNK_BYTES:
-                dcat.commit(Batch(outputs=batch))
-                batch, size = {}, 0
-            done += 1
-            nbytes += len(data)
-            reporter.step("outputs", done, len(hashes))
-        if batch:
+    batch: dict[str, bytes] = {}
+    size = 0
+    for done, (h, data) in enumerate(
+            verified_outputs(source.outputs, hashes, source.describe()), start=1):
+        batch[h] = data
+        size += len(data)
+        nbytes += len(data)
+        if size >= OUTPUT_CHUNK_BYTES:
             dcat.commit(Batch(outputs=batch))
+            batch, size = {}, 0
+        reporter.step("outputs", done, len(hashes))
+    if batch:
+        dcat.commit(Batch(outputs=batch))
     return nbytes

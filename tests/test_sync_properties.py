@@ -51,9 +51,7 @@ def _budget(kinds: tuple[str, ...]) -> settings:
                     stateful_step_count=25)
 
 
-@pytest.mark.parametrize("kinds", _combinations(), ids="+".join)
-def test_sync_and_merge_agree_with_the_model(new_store: StoreFactory, kinds: tuple[str, ...]
-                                             ) -> None:
+def _run(new_store: StoreFactory, kinds: tuple[str, ...]) -> None:
     class Machine(SyncMachine):
         pass
 
@@ -61,6 +59,12 @@ def test_sync_and_merge_agree_with_the_model(new_store: StoreFactory, kinds: tup
     Machine.close_store = staticmethod(new_store.close)  # type: ignore[assignment]
     Machine.kinds = kinds
     run_state_machine_as_test(Machine, settings=_budget(kinds))
+
+
+@pytest.mark.parametrize("kinds", _combinations(), ids="+".join)
+def test_sync_and_merge_agree_with_the_model(new_store: StoreFactory, kinds: tuple[str, ...]
+                                             ) -> None:
+    _run(new_store, kinds)
 
 
 @pytest.mark.slow
@@ -72,14 +76,7 @@ def test_three_stores_of_every_pair_agree_with_the_model(
     """Three stores over each pair of backends (two of the first kind): the unions of a
     third store's work, through both backends."""
     require_slow(request)
-
-    class Machine(SyncMachine):
-        pass
-
-    Machine.factory = staticmethod(new_store)  # type: ignore[assignment]
-    Machine.close_store = staticmethod(new_store.close)  # type: ignore[assignment]
-    Machine.kinds = kinds
-    run_state_machine_as_test(Machine, settings=_budget(kinds))
+    _run(new_store, kinds)
 
 
 # -- the algebra of sync, stated directly -------------------------------------------------------

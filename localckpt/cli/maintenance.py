@@ -102,22 +102,22 @@ def _tag_dict(g: Any) -> dict[str, Any]:
     return to_dict(g)
 
 
-def cmd_tag(store: Store, args: argparse.Namespace) -> int:
-    g = store.tag(checkpoint_ref(store, args.checkpoint), args.name)
+def _print_tag(g: Any, args: argparse.Namespace, text: str) -> int:
     if args.json:
         print_json(_tag_dict(g))
     else:
-        print(f"tagged {g.checkpoint_id} as {g.name}")
+        print(text)
     return 0
+
+
+def cmd_tag(store: Store, args: argparse.Namespace) -> int:
+    g = store.tag(checkpoint_ref(store, args.checkpoint), args.name)
+    return _print_tag(g, args, f"tagged {g.checkpoint_id} as {g.name}")
 
 
 def cmd_untag(store: Store, args: argparse.Namespace) -> int:
     g = store.untag(args.name)
-    if args.json:
-        print_json(_tag_dict(g))
-    else:
-        print(f"removed tag {g.name} (was on {g.checkpoint_id})")
-    return 0
+    return _print_tag(g, args, f"removed tag {g.name} (was on {g.checkpoint_id})")
 
 
 def cmd_tags(store: Store, args: argparse.Namespace) -> int:

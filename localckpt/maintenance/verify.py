@@ -117,18 +117,24 @@ class _Check:
 
     # -- frames -------------------------------------------------------------------------------
 
+    def _get(self, t: Timeline, key: str, what: str) -> bytes | None:
+        """An object's bytes, counted; None (and a problem) when it is missing."""
+        try:
+            data = self.store.objects.get(key)
+        except NotFoundError:
+            self.add("missing-object", t.id, key, f"timeline {t.id}: {what} {key} is missing")
+            return None
+        self.counts["objects"] += 1
+        self.counts["bytes"] += len(data)
+        return data
+
     def frames(self, t: Timeline) -> None:
         objects = self.store.objects
         ikey = index_key(t.id)
         where = f"{objects.describe()}/{ikey}"
-        try:
-            data = objects.get(ikey)
-        except NotFoundError:
-            self.add("missing-object", t.id, ikey, f"timeline {t.id}: frame index {ikey} is "
-                     "missing")
+        data = self._get(t, ikey, "frame index")
+        if data is None:
             return
-        self.counts["objects"] += 1
-        self.counts["bytes"] += len(data)
         try:
             verify_index(data, t.index_hash, where)
             metas = parse_index(data, where)
@@ -141,14 +147,9 @@ class _Check:
                      f"frames but its index holds {len(metas)}")
         for shard in sorted({m.shard for m in metas}):
             key = shard_key(t.id, shard)
-            try:
-                blob = objects.get(key)
-            except NotFoundError:
-                self.add("missing-object", t.id, key, f"timeline {t.id}: shard {key} is "
-                         "missing")
+            blob = self._get(t, key, "shard")
+            if blob is None:
                 continue
-            self.counts["objects"] += 1
-            self.counts["bytes"] += len(blob)
             mine = [m for m in metas if m.shard == shard]
             try:
                 verify_shard(t.id, shard, blob, mine, objects.describe())
