@@ -49,6 +49,8 @@ class GcReport:
         skipped_recent: objects without a lease younger than older_than, left alone.
         leased: ids of writes in progress (fresh lease), left alone.
         records_purged: catalog records (and outputs) purge_deleted removed.
+        system_temp_files: abandoned temporary shard files removed from the system's temp
+            directory (where writes to remote objects encode).
         dry_run: nothing was removed.
     """
 
@@ -61,14 +63,15 @@ class GcReport:
     temporary_files: int = 0
     leased: tuple[str, ...] = ()
     records_purged: int = 0
+    system_temp_files: int = 0
 
     def summary(self) -> str:
         verb = "would remove" if self.dry_run else "removed"
         parts = [f"{verb} {self.objects_removed} objects ({human_bytes(self.bytes_removed)}): "
                  f"{len(self.deleted_timelines)} deleted and {len(self.orphan_timelines)} "
                  "unreferenced timeline(s)"]
-        if self.temporary_files:
-            parts.append(f"{self.temporary_files} temporary file(s)")
+        if self.temporary_files or self.system_temp_files:
+            parts.append(f"{self.temporary_files + self.system_temp_files} temporary file(s)")
         if not self.dry_run:
             parts.append(f"{self.records_purged} catalog record(s) purged")
         parts.append(f"{self.skipped_recent} too recent to touch")
@@ -142,6 +145,7 @@ def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool =
             plan.orphans.append(tid)
             _take(plan, {k: groups[tid][k] for k in keys})
     purged = 0
+    system_temp = _system_temp(now - max(older_than, TTL), dry_run)
     if not dry_run:
         _spare_committed(store, plan)
         store.objects.delete(_index_first(plan.remove))
@@ -150,7 +154,7 @@ def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool =
         orphan_timelines=tuple(sorted(plan.orphans)), objects_removed=len(plan.remove),
         bytes_removed=sum(plan.sizes.values()), skipped_recent=plan.recent, dry_run=dry_run,
         deleted_timelines=tuple(plan.deleted), temporary_files=plan.temporary,
-        leased=tuple(plan.leased), records_purged=purged,
+        leased=tuple(plan.leased), records_purged=purged, system_temp_files=system_temp,
     )
 
 
@@ -218,6 +222,26 @@ def _revoke(store: Store, plan: _Plan, grace: float) -> None:
         now = store.objects.stat(f"{_FRAMES}/{tid}")
         plan.orphans.append(tid)
         _take(plan, {k: now[k] for k in keys if k in now})
+
+
+def _system_temp(cutoff: float, dry_run: bool) -> int:
+    """Remove temporary shard files of killed writes to remote objects (they are encoded
+    in the system's temp directory). A live write's heartbeat keeps its files fresh, so
+    one untouched since before cutoff (at least the lease TTL ago) is abandoned."""
+    import glob
+    import os
+    import tempfile
+
+    removed = 0
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), ".tmp-shard-*")):
+        try:
+            if os.stat(path).st_mtime <= cutoff:
+                if not dry_run:
+                    os.remove(path)
+                removed += 1
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed
 
 
 def _spare_committed(store: Store, plan: _Plan) -> None:

@@ -77,6 +77,17 @@ class IngestLease:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._tracked: set[str] = set()  # local temp files of this write (see track)
+
+    def track(self, path: str) -> None:
+        """A local temporary file of this write: the heartbeat keeps its modification time
+        fresh, so gc can tell a paused write's temp file from a killed one's."""
+        with self._lock:
+            self._tracked.add(path)
+
+    def untrack(self, path: str) -> None:
+        with self._lock:
+            self._tracked.discard(path)
 
     def _body(self) -> bytes:
         return json.dumps({"token": self.token, "pid": os.getpid(),
@@ -115,6 +126,11 @@ class IngestLease:
                 return False
             self.objects.put(self.key, self._body())
             self._renewed = time.monotonic()
+            for path in list(self._tracked):
+                try:
+                    os.utime(path)
+                except OSError:
+                    self._tracked.discard(path)
             return True
 
     def _holds(self) -> bool:

@@ -167,6 +167,7 @@ class _Write:
     max_bytes: int
     tmp_dir: str | None
     published: queue.SimpleQueue[tuple[Any, ...] | None]
+    lease: Any = None  # the IngestLease of this write, which keeps temp files fresh
     stop: threading.Event = attrs.Factory(threading.Event)
     errors: list[BaseException] = attrs.Factory(list)
     written: list[str] = attrs.Factory(list)
@@ -205,6 +206,8 @@ class _Encoder:
                                                 suffix=".bin", dir=w.tmp_dir)
                 os.fchmod(fd, file_mode())  # as the umask says, like every other file
                 self.fh = io.FileIO(fd, "w+")
+                if w.lease is not None:
+                    w.lease.track(self.tmp)
                 self.shard, self.count, self.pos = w.next_shard(), 0, 0
             start = self.pos
             encode_into(self.fh, im, w.codec, w.quality)
@@ -272,6 +275,8 @@ def _publish(w: _Write) -> None:
                     w.written.append(key)
                     w.objects.put_file(tmp, key)
             finally:
+                if w.lease is not None:
+                    w.lease.untrack(tmp)
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(tmp)  # left behind by an upload, a failure or a drop
         except BaseException as exc:
@@ -304,14 +309,15 @@ def write_frames(objects: Objects, timeline_id: str, frames: Iterable[Frame], *,
 def write_timeline_frames(objects: Objects, timeline_id: str, frames: Iterable[Frame], *,
                           codec: str = "jpeg", quality: int = 90, workers: int | None = None,
                           shard_frames: int = SHARD_FRAMES, shard_bytes: int = SHARD_BYTES,
-                          ) -> WrittenFrames:
+                          lease: Any = None) -> WrittenFrames:
     """Encode frames into shards and write the index; all or nothing.
 
     Streams the input (memory holds a few frames per worker, never the whole timeline).
     Encoder threads read a frame's pixels after it was yielded: a generator must yield a
     new array per frame, not refill one buffer. On any error every object written for
     this call is deleted before re-raising. The caller holds the ingest lease
-    (``localckpt.lease``) around this and its commit.
+    (``localckpt.lease``) around this and its commit; given here, it also keeps the
+    temporary shard files fresh (gc removes stale ones).
     """
     check_codec(codec, quality)
     workers = _default_workers() if workers is None else workers
@@ -322,7 +328,7 @@ def write_timeline_frames(objects: Objects, timeline_id: str, frames: Iterable[F
     ikey = index_key(timeline_id)
     local = objects.local_path(ikey)
     w = _Write(objects, timeline_id, codec, quality, shard_frames, shard_bytes,
-               os.path.dirname(local) if local else None, queue.SimpleQueue())
+               os.path.dirname(local) if local else None, queue.SimpleQueue(), lease)
     try:
         _encode_all(w, validate_frames(frames), workers)
         if not w.metas:

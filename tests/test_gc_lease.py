@@ -157,6 +157,37 @@ def test_lease_lost_is_what_a_revoked_commit_raises(new_store: StoreFactory) -> 
     lease.release()
 
 
+def test_abandoned_temp_shards_of_remote_writes_go(new_store: StoreFactory) -> None:
+    """Writes to remote objects encode shards in the system's temp directory; a killed
+    one leaves them there. The lease's heartbeat keeps a live write's files fresh."""
+    import tempfile
+    import uuid
+
+    from localckpt.lease import TTL, IngestLease
+
+    store = new_store("memory")
+    tmp = tempfile.gettempdir()
+    stale, fresh, live = (os.path.join(tmp, f".tmp-shard-test{uuid.uuid4().hex}-{n}.bin")
+                          for n in ("stale", "fresh", "live"))
+    for path in (stale, fresh, live):
+        with open(path, "wb") as fh:
+            fh.write(b"x")
+    old = time.time() - TTL - 60
+    os.utime(stale, (old, old))
+    os.utime(live, (old, old))
+    lease = IngestLease(store.objects, "t1").acquire()
+    lease.track(live)
+    assert lease.renew() and os.stat(live).st_mtime > old + 30  # the heartbeat touched it
+    try:
+        report = collect_garbage(store, older_than=0)
+        assert report.system_temp_files >= 1
+        assert not os.path.exists(stale) and os.path.exists(fresh) and os.path.exists(live)
+    finally:
+        lease.release()
+        for path in (fresh, live):
+            os.remove(path)
+
+
 def test_bad_gc_arguments_are_typed_errors(new_store: StoreFactory) -> None:
     store = new_store("memory")
     for bad in ("x", -1, float("nan"), True, None):

@@ -39,6 +39,10 @@ class RecordIndex:
         self.tombstones: dict[str, Tombstone] = {}
         self.tags: dict[str, Tag] = {}
         self.deleted: set[str] = set()  # target ids of the tombstones
+        # timeline -> ids of its tombstones / tags: every read and save asks for one
+        # timeline's, which must not cost a pass over all of them
+        self._marks_of: defaultdict[str, list[str]] = defaultdict(list)
+        self._tags_of: defaultdict[str, list[str]] = defaultdict(list)
         self.children: defaultdict[str, list[str]] = defaultdict(list)
         self.by_timeline: defaultdict[str, list[str]] = defaultdict(list)
 
@@ -85,19 +89,21 @@ class RecordIndex:
             return False
         self.tombstones[t.id] = t
         self.deleted.add(t.target_id)
+        self._marks_of[t.timeline_id].append(t.id)
         return True
 
     def add_tag(self, t: Tag) -> bool:
         if t.id in self.tags:
             return False
         self.tags[t.id] = t
+        self._tags_of[t.timeline_id].append(t.id)
         return True
 
     def get_tombstones(self, timeline_ids: Iterable[str] | None) -> list[Tombstone]:
-        return _of_timelines(self.tombstones, timeline_ids)
+        return _of_timelines(self.tombstones, self._marks_of, timeline_ids)
 
     def get_tags(self, timeline_ids: Iterable[str] | None) -> list[Tag]:
-        return _of_timelines(self.tags, timeline_ids)
+        return _of_timelines(self.tags, self._tags_of, timeline_ids)
 
     def check(self, batch: Batch, where: str) -> None:
         for kind, records, _ in self._groups(batch):
@@ -170,8 +176,9 @@ class RecordIndex:
         return [found[i] for i in sorted(found)]
 
 
-def _of_timelines(records: dict[str, Any], timeline_ids: Iterable[str] | None) -> list[Any]:
+def _of_timelines(records: dict[str, Any], by_timeline: dict[str, list[str]],
+                  timeline_ids: Iterable[str] | None) -> list[Any]:
     if timeline_ids is None:
         return [records[i] for i in sorted(records)]
-    wanted = set(timeline_ids)
-    return [records[i] for i in sorted(records) if records[i].timeline_id in wanted]
+    ids = [i for t in set(timeline_ids) for i in by_timeline.get(t, ())]
+    return [records[i] for i in sorted(ids)]
