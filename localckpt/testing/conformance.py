@@ -169,12 +169,24 @@ def _record_commits(store: Store, monkeypatch: pytest.MonkeyPatch) -> list[Batch
     """Record every Batch the store sends its catalog from now on."""
     batches: list[Batch] = []
     original = store.catalog.commit
+    original_guarded = store.catalog.commit_guarded
+    inside: list[bool] = []  # a guarded commit may commit through commit(): count it once
 
     def commit(batch: Batch) -> None:
-        batches.append(batch)
+        if not inside:
+            batches.append(batch)
         original(batch)
 
+    def commit_guarded(batch: Batch, timeline_id: str, seen: Any) -> None:
+        batches.append(batch)
+        inside.append(True)
+        try:
+            original_guarded(batch, timeline_id, seen)
+        finally:
+            inside.pop()
+
     monkeypatch.setattr(store.catalog, "commit", commit)
+    monkeypatch.setattr(store.catalog, "commit_guarded", commit_guarded)
     return batches
 
 
