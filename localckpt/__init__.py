@@ -22,10 +22,11 @@ from .errors import (
     MergeConflict,
     NotFoundError,
 )
+from .maintenance import Problem, PruneReport, VerifyReport
 from .registry import open, register_backend
 from .store import Store
 from .sync import SyncReport, sync
-from .types import Checkpoint, Frame, FrameMeta, Timeline
+from .types import Checkpoint, Frame, FrameMeta, Tag, Timeline, Tombstone
 
 __version__ = "0.1.0"
 
@@ -43,9 +44,14 @@ __all__ = [
     "LocalckptError",
     "MergeConflict",
     "NotFoundError",
+    "Problem",
+    "PruneReport",
     "Store",
     "SyncReport",
+    "Tag",
     "Timeline",
+    "Tombstone",
+    "VerifyReport",
     "__version__",
     "errors",
     "open",
