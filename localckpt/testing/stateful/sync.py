@@ -355,7 +355,7 @@ class SyncMachine(RuleBasedStateMachine):
         j = self._other(data, i)
         known = self.model.has_tl[i] | {m.timeline for m in self.model.marks[i]}
         tid = None if whole or not known else self._source_timeline(data, i)
-        expected = self.model.transfer(i, j, tid)
+        expected = self._expected(i, j, tid)
         report = localckpt.sync(self.stores[i], self.stores[j], tid)
         event(f"sync copied {'something' if report else 'nothing'}")
         self._check_report(report, expected)
@@ -363,6 +363,9 @@ class SyncMachine(RuleBasedStateMachine):
         again = localckpt.sync(self.stores[i], self.stores[j], tid)
         assert not again, again
         assert again.round_trips == self.model.round_trips(i, tid)
+
+    def _expected(self, i: int, j: int, tid: str | None) -> Delta:
+        return self.model.transfer(i, j, tid, self.stores[j].catalog.missing_outputs)
 
     def _check_report(self, report: localckpt.SyncReport, expected: Delta) -> None:
         counts = expected.counts()
@@ -381,7 +384,7 @@ class SyncMachine(RuleBasedStateMachine):
         path = os.path.join(self.tmp, f"b{self.n_bundles}.zip")
         exported = export_bundle(self.stores[i], tid, path)
         assert exported.checkpoints == len(self.model.tree(i, tid))
-        expected = self.model.transfer(i, j, tid)
+        expected = self._expected(i, j, tid)
         report = import_bundle(self.stores[j], path)
         self._check_report(report, expected)
         self.model.apply(j, expected)
@@ -395,7 +398,7 @@ class SyncMachine(RuleBasedStateMachine):
         i = data.draw(st.integers(0, len(self.stores) - 1), label="src")
         j = self._other(data, i)
         dst = self.stores[j]
-        expected = self.model.transfer(i, j, None)
+        expected = self._expected(i, j, None)
         # The copy order sync promises: timelines by id, each one's shards, then its index.
         order = [k for t in sorted(expected.timelines) for k in self.model.timelines[t][1]
                  if k not in self.model.objs[j]]
@@ -546,17 +549,10 @@ class SyncMachine(RuleBasedStateMachine):
         assert objects == keys  # exactly the live timelines' objects stay
         assert report.objects_removed == len(self.model.objs[i] - keys)
         # what the catalog purged is the backend's choice; it may only be deleted records
+        self._held(i)
         live = self.model.live(i)
-        records = {t.id for t in store.catalog.timelines(None)}
-        assert live_tl <= records <= self.model.has_tl[i]
-        held = {c.id for t in self.model.timelines for c in store.catalog.tree(t)}
-        assert live <= held <= self.model.has[i]
-        tags = {TagRecord(g.id, g.name, g.checkpoint_id, g.timeline_id)
-                for g in store.catalog.tags(None)}
-        assert self.model.live_tag_records(i, live) <= tags <= self.model.tags[i]
-        outs = self.model.outs[i]
-        self.model.has_tl[i], self.model.has[i], self.model.tags[i] = records, held, tags
         self.model.objs[i] = objects
+        outs = self.model.outs[i]
         self.model.outs[i] = outs - store.catalog.missing_outputs(outs)
         needed = {h for c in live for h in self.model.nodes[c].stages.values()}
         assert needed <= self.model.outs[i]
@@ -584,18 +580,30 @@ class SyncMachine(RuleBasedStateMachine):
 
     # -- invariants ---------------------------------------------------------------------
 
+    def _held(self, i: int) -> None:
+        """What store i physically holds: at least what is live, at most what the model
+        says it received (a backend may purge deleted records whenever it likes); the
+        model follows what it holds."""
+        store, m = self.stores[i], self.model
+        live = m.live(i)
+        records = {t.id for t in store.catalog.timelines(None)}
+        assert m.live_timelines(i) <= records <= m.has_tl[i]
+        held = {c.id for t in m.timelines for c in store.catalog.tree(t)}
+        assert live <= held <= m.has[i]  # none lost or invented
+        tags = {TagRecord(g.id, g.name, g.checkpoint_id, g.timeline_id)
+                for g in store.catalog.tags(None)}
+        assert m.live_tag_records(i, live) <= tags <= m.tags[i]
+        m.has_tl[i], m.has[i], m.tags[i] = records, held, tags
+
     @invariant()
     def stores_match_the_model(self) -> None:
         for i, store in enumerate(self.stores):
             m = self.model
             assert {t.id for t in store.list_timelines()} == m.live_timelines(i)
-            assert {t.id for t in store.catalog.timelines(None)} == m.has_tl[i]
             marks = {Mark(x.id, x.target_id, x.kind, x.timeline_id)
                      for x in store.catalog.tombstones(None)}
-            assert marks == m.marks[i]
-            tags = {TagRecord(g.id, g.name, g.checkpoint_id, g.timeline_id)
-                    for g in store.catalog.tags(None)}
-            assert tags == m.tags[i]
+            assert marks == m.marks[i]  # tombstones are never removed
+            self._held(i)
             assert {n: g.checkpoint_id for n, g in _names(store.tags()).items()} == {
                 n: g.checkpoint for n, g in m.resolved_tags(i).items()}
             for tid in {m.nodes[c].timeline for c in m.has[i]} | m.has_tl[i]:
@@ -615,7 +623,6 @@ class SyncMachine(RuleBasedStateMachine):
                 hashes = {h for c in live for h in c.stage_hashes.values()}
                 # every carried-forward output is there, verified against its hash
                 assert store.catalog.load_values(hashes) == {h: m.values[h] for h in hashes}
-            assert not store.catalog.missing_outputs(m.outs[i])
             # frame objects: exactly those of the model (nothing stray travelled)
             assert set(store.objects.list("frames")) == m.objs[i]
 

@@ -10,13 +10,17 @@ frame objects) and derives what is live from that, with the rules of
 - a tag record is live when no tombstone targets it and its checkpoint is live; a name
   resolves to its newest live record.
 
+What a store physically keeps of deleted records is up to its backend (a purge may drop
+them at any time); the machine lets the model's record of that shrink to what the store
+holds, never below what is live.
+
 :meth:`Model.transfer` is what sync must copy: tombstones the destination lacks, and
 the records live under the union of both stores' tombstones that it lacks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -245,8 +249,13 @@ class Model:
 
     # -- sync -------------------------------------------------------------------------------
 
-    def transfer(self, src: int, dst: int, tid: str | None) -> Delta:
-        """What sync(src, dst, tid) (or importing src's bundle of tid) must copy."""
+    def transfer(self, src: int, dst: int, tid: str | None,
+                 missing_outputs: Callable[[set[str]], set[str]] | None = None) -> Delta:
+        """What sync(src, dst, tid) (or importing src's bundle of tid) must copy.
+
+        missing_outputs: which of these outputs dst lacks, asked of the store itself
+        (a backend may purge outputs only deleted checkpoints used at any time, so what
+        it still holds of those is its own business); else the model's record."""
         own = self.marks[src]
         tids = (self.has_tl[src] | {m.timeline for m in own}) if tid is None else {tid}
         union = own | self.marks[dst]
@@ -260,9 +269,11 @@ class Model:
         new_g = {g for g in self.tags[src] if g.timeline in tids and g.checkpoint in live
                  and g.id not in untagged} - self.tags[dst]
         needed = {h for c in new_c for h in self.nodes[c].stages.values()}
+        lacking = (needed - self.outs[dst] if missing_outputs is None
+                   else set(missing_outputs(needed)) if needed else set())
         keys = {k for t in new_tl for k in self.timelines[t][1]}
         return Delta(frozenset(new_tl), frozenset(new_c), frozenset(new_x), frozenset(new_g),
-                     frozenset(needed - self.outs[dst]), frozenset(keys - self.objs[dst]))
+                     frozenset(lacking), frozenset(keys - self.objs[dst]))
 
     def apply(self, dst: int, delta: Delta) -> None:
         self.has_tl[dst] |= delta.timelines
