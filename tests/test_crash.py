@@ -42,7 +42,8 @@ CRASH_KINDS = [k for k in ("embedded", "embedded-s3", "postgres-local", "postgre
                if k in KINDS]
 QUICK = {"embedded": 2, "postgres-local": 1}  # trials per operation in the default run
 SLOW_TRIALS = 50
-_KILL_WITHIN = 0.6  # seconds after the child is ready
+_KILL_WITHIN = 0.6  # seconds after the child is ready (grows while no write completes)
+_KILL_WITHIN_MAX = 10.0
 
 
 def _location(kind: str, request: pytest.FixtureRequest, tmp: Path) -> tuple[str, dict[str, Any]]:
@@ -68,8 +69,10 @@ def _drop_schema(dsn: str, schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def _run_and_kill(args: dict[str, Any], rng: random.Random) -> list[list[str]]:
-    """Start the worker, kill it with SIGKILL at a random moment, return its reports."""
+def _run_and_kill(args: dict[str, Any], rng: random.Random, within: float
+                  ) -> list[list[str]]:
+    """Start the worker, kill it with SIGKILL at a random moment within `within` seconds
+    of its start, return its reports (complete lines only: the kill may cut the last)."""
     proc = subprocess.Popen([sys.executable, WORKER, json.dumps(args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=os.path.dirname(WORKER))
@@ -79,12 +82,13 @@ def _run_and_kill(args: dict[str, Any], rng: random.Random) -> list[list[str]]:
     if line.strip() != "ready":
         proc.kill()
         raise AssertionError(f"worker did not start: {line!r} {proc.stderr.read()[-2000:]}")
-    time.sleep(rng.uniform(0.0, _KILL_WITHIN))
+    time.sleep(rng.uniform(0.0, within))
     proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
     if proc.returncode != -signal.SIGKILL:  # it died on its own: a bug, not our kill
         raise AssertionError(f"worker exited with {proc.returncode}: {err[-3000:]}")
-    return [ln.split() for ln in out.splitlines() if ln.strip()]
+    complete = out.split("\n")[:-1]  # what follows the last newline may be cut short
+    return [ln.split() for ln in complete if ln.strip()]
 
 
 def _check_reported(store: localckpt.Store, reports: list[list[str]]) -> None:
@@ -121,9 +125,12 @@ def _crash_trials(op: str, kind: str, trials: int, request: pytest.FixtureReques
         state |= {"src_url": src_url, "src_kwargs": {}, "src_timeline": stl.id,
                   "src_root": stl.root_checkpoint_id}
     seen: list[list[str]] = []
+    within = _KILL_WITHIN
     for trial in range(trials):
         args = {"url": url, "kwargs": kwargs, "op": op, "seed": trial, "state": state}
-        reports = _run_and_kill(args, rng)
+        reports = _run_and_kill(args, rng, within)
+        if not reports:  # slow operations (a sync to S3): give the next trial longer
+            within = min(within * 1.5, _KILL_WITHIN_MAX)
         seen += reports
         with localckpt.open(url, **kwargs) as store:
             _check_reported(store, seen)
