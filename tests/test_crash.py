@@ -133,7 +133,7 @@ def _crash_trials(op: str, kind: str, trials: int, request: pytest.FixtureReques
             within = min(within * 1.5, _KILL_WITHIN_MAX)
         seen += reports
         with localckpt.open(url, **kwargs) as store:
-            _check_reported(store, seen)
+            _check_reported(store, reports)  # this trial's; every trial's at the end
             report = store.verify()
             assert report.ok, (trial, [p.message for p in report.damage])
     with localckpt.open(url, **kwargs) as store:
