@@ -20,7 +20,6 @@ from __future__ import annotations
 from ._base import StoreMachine
 from .checkpoints import CheckpointMachine
 from .lockstep import LockstepMachine
-
 from .sync import SyncMachine
 
 __all__ = ["CheckpointMachine", "LockstepMachine", "StoreMachine", "SyncMachine"]
