@@ -73,6 +73,20 @@ COMMANDS = [
     Row("import {bundle}", lambda j, c: j["timelines"] == 1, creates=True),
     Row("init", lambda j, c: j["store"].endswith("store"), creates=True),
     Row("gc --dry-run", lambda j, c: "orphan_timelines" in j),
+    Row("verify", lambda j, c: j["ok"] is True and j["timelines"] == 2),
+    Row("verify {timeline}", lambda j, c: j["ok"] is True and j["timelines"] == 1,
+        ref="timeline"),
+    Row("tag {ours} best", lambda j, c: (j["name"], j["checkpoint_id"]) == ("best", c["ours"]),
+        ref="ours"),
+    Row("untag first", lambda j, c: j["checkpoint_id"] == c["leaf"]),
+    Row("tags", lambda j, c: [(t["name"], t["checkpoint_id"]) for t in j] == [
+        ("first", c["leaf"])]),
+    Row("prune {theirs} --dry-run", lambda j, c: j["checkpoints"] == [c["theirs"]]
+        and j["dry_run"], ref="theirs"),
+    Row("prune {theirs}", lambda j, c: j["checkpoints"] == [c["theirs"]], ref="theirs"),
+    Row("retain {timeline} --keep-last 1", lambda j, c: j["checkpoints"] == [c["ours"]],
+        ref="timeline"),
+    Row("rm {timeline2}", lambda j, c: j["timelines"] == [c["timeline2"]], ref="timeline2"),
     Row("demo --frames 3", lambda j, c: j["frames"] == 3, creates=True),
     Row("remote add r2 {tmp}/r2", lambda j, c: j["name"] == "r2", store=False),
     Row("remote list", lambda j, c: [r["name"] for r in j] == ["prod"], store=False),
@@ -102,6 +116,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
         leaf = s.save_stage_output(tl.id, None, "detect", DETECT, {"thr": 0.5})
         ours = s.save_stage_output(tl.id, leaf, "track", {"t": 1}, {"thr": 0.6})
         theirs = s.save_stage_output(tl.id, leaf, "ocr", {"o": 1}, {"thr": 0.7})
+        s.tag(leaf, "first")
         ctx.update(timeline=tl.id, timeline2=tl2.id, leaf=leaf, ours=ours, theirs=theirs,
                    root_checkpoint=tl.root_checkpoint_id)
     with localckpt.open(root / "other", create=True) as other:
