@@ -99,6 +99,10 @@ class RecordIndex:
         self._tags_of[t.timeline_id].append(t.id)
         return True
 
+    def tombstone_ids(self, timeline_id: str) -> list[str]:
+        """Ids of one timeline's tombstones (no copy of the records)."""
+        return self._marks_of.get(timeline_id, [])
+
     def get_tombstones(self, timeline_ids: Iterable[str] | None) -> list[Tombstone]:
         return _of_timelines(self.tombstones, self._marks_of, timeline_ids)
 

@@ -47,6 +47,17 @@ class MemoryCatalog(Catalog):
                 self._outputs.setdefault(h, bytes(data))
             self._index.add(batch)
 
+    def commit_guarded(self, batch: Batch, timeline_id: str, seen: Iterable[str]) -> None:
+        """The guard and the commit under one lock: atomic here, and no copies."""
+        from ..catalog import TombstonesChanged
+
+        with self._lock:
+            known = seen if isinstance(seen, (set, frozenset)) else set(seen)
+            if not known.issuperset(self._index.tombstone_ids(timeline_id)):
+                raise TombstonesChanged(f"timeline {timeline_id} has new tombstones; "
+                                        "nothing was written")
+            self.commit(batch)
+
     def timelines(self, ids: Iterable[str] | None = None) -> list[Timeline]:
         with self._lock:
             self._open()
