@@ -28,7 +28,7 @@ from ..errors import CorruptDataError, LocalckptError, NotFoundError
 from ..lease import LEASE_NAME
 from ..shards import index_key, keys_of, parse_index, shard_key, verify_index, verify_shard
 from ..types import Checkpoint, Timeline
-from ..visibility import Marks
+from ..visibility import Marks, dead_in_tree
 from .reports import Problem, VerifyReport
 
 if TYPE_CHECKING:
@@ -58,9 +58,9 @@ class _Check:
 
     def tree(self, t: Timeline, marks: Marks) -> set[str]:
         """Check the live part of t's tree; return the output hashes it refers to."""
-        vis, catalog = self.store.visibility, self.store.catalog
-        everything = {c.id: c for c in catalog.tree(t.id)}
-        live = vis.live_tree(t.id, marks)
+        everything = {c.id: c for c in self.store.catalog.tree(t.id)}
+        dead = dead_in_tree(everything.values(), marks.checkpoints)
+        live = [c for c in everything.values() if c.id not in dead]
         self.counts["checkpoints"] += len(live)
         root = everything.get(t.root_checkpoint_id)
         if root is None or root.parent_id is not None:
