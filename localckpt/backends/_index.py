@@ -14,7 +14,7 @@ from ..catalog import Batch
 from ..errors import ConflictError
 from ..types import Checkpoint, LazyOutputs, Tag, Timeline, Tombstone
 
-__all__ = ["RecordIndex"]
+__all__ = ["RecordIndex", "detach"]
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
@@ -123,23 +123,8 @@ class RecordIndex:
         return True
 
     def detached(self, c: Checkpoint) -> Checkpoint:
-        """A copy with its own dicts and output cache: what a caller gets, and may mutate,
-        without changing the record the index keeps (and later checkpoints inherit)."""
-        stage_hashes = dict(c.stage_hashes)
-        return Checkpoint(  # not attrs.evolve: this runs twice per save, evolve is 3x slower
-            id=c.id,
-            timeline_id=c.timeline_id,
-            parent_id=c.parent_id,
-            stage_hashes=stage_hashes,
-            config_overrides=_copy_json(dict(c.config_overrides)),
-            stats=_copy_json(dict(c.stats)),
-            is_scenario=c.is_scenario,
-            scenario_label=c.scenario_label,
-            created_at=c.created_at,
-            merged_from=c.merged_from,
-            stage=c.stage,
-            stage_outputs=LazyOutputs(stage_hashes, self._fetch),
-        )
+        """A copy with its own dicts and output cache (see :func:`detach`)."""
+        return detach(c, self._fetch)
 
     def ordered(self, ids: Iterable[str]) -> list[Checkpoint]:
         """Detached copies of known checkpoints, in the order of ids."""
@@ -168,6 +153,26 @@ class RecordIndex:
             return [self.timelines[i] for i in sorted(self.timelines)]
         found = {i: self.timelines[i] for i in ids if i in self.timelines}
         return [found[i] for i in sorted(found)]
+
+
+def detach(c: Checkpoint, fetch: Callable[[list[str]], Any]) -> Checkpoint:
+    """A copy with its own dicts and an output loader: what a caller gets, and may mutate,
+    without changing the record a catalog keeps (and later checkpoints inherit)."""
+    stage_hashes = dict(c.stage_hashes)
+    return Checkpoint(  # not attrs.evolve: this runs twice per save, evolve is 3x slower
+        id=c.id,
+        timeline_id=c.timeline_id,
+        parent_id=c.parent_id,
+        stage_hashes=stage_hashes,
+        config_overrides=_copy_json(dict(c.config_overrides)),
+        stats=_copy_json(dict(c.stats)),
+        is_scenario=c.is_scenario,
+        scenario_label=c.scenario_label,
+        created_at=c.created_at,
+        merged_from=c.merged_from,
+        stage=c.stage,
+        stage_outputs=LazyOutputs(stage_hashes, fetch),
+    )
 
 
 def _of_timelines(records: dict[str, Any], timeline_ids: Iterable[str] | None) -> list[Any]:
