@@ -122,6 +122,7 @@ def _publish(directory: str, manifest: Manifest, runs: RunSet, removed: list[str
         runs=(*kept, RunInfo(step.run, level_of(step.entries), step.entries)),
         blobs=(),
         absorbed=tuple(absorbed),
+        purged=step.dropped > 0,
     )
     blobs: list[str] = []
     for reader in runs.runs:
@@ -131,7 +132,8 @@ def _publish(directory: str, manifest: Manifest, runs: RunSet, removed: list[str
     new = attrs.evolve(new, blobs=tuple(blobs))
     bump_marker(marker, 2, fsync)  # before anything format 1 cannot read replaces its files
     write_manifest(directory, new, fsync)
-    for name in [*absorbed, *removed, *(b for b in manifest.blobs if b not in blobs)]:
+    unused = [b for b in (*manifest.blobs, *step.new_blobs) if b not in blobs]
+    for name in [*absorbed, *removed, *unused]:
         try:
             os.unlink(os.path.join(directory, name))
         except FileNotFoundError:
@@ -165,19 +167,22 @@ def compact_directory(
         _cleanup(directory, manifest)
         logs = _sealed_logs(directory, manifest)
         runs.update(manifest)
-        tail.refresh()
-        dead = Deadness(runs, tail)
         finals = [LogInput(name, fd, read_final_log(directory, name, fd)) for name, fd in logs]
         result.problems = [(os.path.join(directory, f.name), str(f.log.problem))
                            for f in finals if f.log.problem]
         good = [f for f in finals if f.log.problem is None]
+        if not (good or full or purge or pending_merges(manifest)):
+            return result
+        tail.skip = {f.name for f in good}  # the live logs (and damaged ones), not inputs
+        tail.refresh()
+        dead = Deadness(runs, tail, good)
         legacy = any(f.name.endswith(".pack") for f in good)
         if (good and (full or purge or legacy or len(good) >= min_logs)) or (
                 (full or purge) and len(manifest.runs) > 1):
             merged = list(runs.runs) if (full or purge) else []
             keep_refs: set[str] | None = None
             if purge and not result.problems and not tail.damage:
-                keep_refs = set()  # every record of the logs, live or not, keeps its outputs
+                keep_refs = set()  # every record of a live log, dead or not, keeps its outputs
                 for c in tail.index.checkpoints.values():
                     keep_refs.update(c.stage_hashes.values())
             step = merge_step(directory, merged, good, dead, runs, fsync=fsync, stop=stop,

@@ -40,11 +40,13 @@ class Manifest:
     runs: tuple[RunInfo, ...] = ()
     blobs: tuple[str, ...] = ()
     absorbed: tuple[str, ...] = ()
+    purged: bool = False  # this generation removed records: readers drop cached copies
 
     def to_json(self) -> dict[str, Any]:
         return {"format": 2, "generation": self.generation,
                 "runs": [attrs.asdict(r) for r in self.runs],
-                "blobs": list(self.blobs), "absorbed": list(self.absorbed)}
+                "blobs": list(self.blobs), "absorbed": list(self.absorbed),
+                "purged": self.purged}
 
 
 def manifest_stamp(directory: str) -> tuple[int, int, int] | None:
@@ -79,6 +81,7 @@ def read_manifest(directory: str) -> Manifest:
                        for r in d["runs"]),
             blobs=tuple(str(b) for b in d["blobs"]),
             absorbed=tuple(str(a) for a in d["absorbed"]),
+            purged=bool(d.get("purged", False)),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise CorruptDataError(

@@ -62,12 +62,14 @@ class Deadness:
     a timeline tombstoned, a checkpoint tombstoned or below one, a tag tombstoned or of a
     deleted timeline. Tombstones themselves are never dropped."""
 
-    def __init__(self, runs: RunSet, tail: LogTail) -> None:
+    def __init__(self, runs: RunSet, tail: LogTail, logs: Iterable[LogInput] = ()) -> None:
         self._runs = runs
         self._tail = tail
         rows = [*runs.all_of(1), *({"target_id": t.target_id, "kind": t.kind,
                                     "timeline_id": t.timeline_id}
                                    for t in tail.index.tombstones.values())]
+        for li in logs:
+            rows += li.log.rows["tombstone"]
         self.timelines = {r["target_id"] for r in rows if r["kind"] == "timeline"}
         self.tags = {r["target_id"] for r in rows if r["kind"] == "tag"}
         self._tag_tids = {r["timeline_id"] for r in rows if r["kind"] == "tag"}
@@ -81,7 +83,8 @@ class Deadness:
         return tid in self.timelines or tid in self._targets or tid in self._tag_tids
 
     def checkpoints(self, tid: str, rows: Iterable[dict[str, Any]]) -> set[str]:
-        """Ids of dead checkpoints of timeline tid among rows (and the whole tree)."""
+        """Ids of dead checkpoints of timeline tid: below its tombstones in the tree made
+        of rows (what is being merged), the runs and the live logs."""
         if tid in self.timelines:
             return {r["id"] for r in rows}
         targets = self._targets.get(tid)
@@ -89,7 +92,7 @@ class Deadness:
             return set()
         if tid not in self._cache:
             children: defaultdict[str, list[str]] = defaultdict(list)
-            for r in self._runs.timeline(tid)[0]:
+            for r in [*self._runs.checkpoints_of(tid), *rows]:
                 if r["parent_id"] is not None:
                     children[r["parent_id"]].append(r["id"])
             for c in self._tail.index.by_timeline.get(tid, ()):
@@ -251,6 +254,9 @@ def merge_step(directory: str, runs: list[RunReader], logs: list[LogInput], dead
                     at, n = blob.add(h, os.pread(li.fd, length, off))
                     new_out.append((bytes.fromhex(h), at, n))
             blob.finish(fsync)
+            # named now (a purge may rewrite it below); unpublished, so an orphan if we die
+            os.replace(blob.tmp, os.path.join(directory, blob.name))
+            tmp_files[-1] = os.path.join(directory, blob.name)
         dropped_c: set[str] = set()
         dropped_g: set[str] = set()
         referenced: set[str] = set()
@@ -362,7 +368,8 @@ def merge_step(directory: str, runs: list[RunReader], logs: list[LogInput], dead
         footer = writer.finish(live_t, _combine(cid_parts, dropped_c), _combine(xt_parts),
                                _combine(xid_parts), _combine(gid_parts, dropped_g), out, fsync)
         for b in new_blobs:
-            os.replace(os.path.join(directory, b + ".tmp"), os.path.join(directory, b))
+            if blob is None or b != blob.name:
+                os.replace(os.path.join(directory, b + ".tmp"), os.path.join(directory, b))
         os.replace(writer.path, os.path.join(directory, run_name))
     except BaseException:
         writer.abort()

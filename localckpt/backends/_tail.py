@@ -77,6 +77,7 @@ class LogTail:
         self._listed_mtime = -1
         self.listener: Callable[[Checkpoint], None] = lambda c: None
         self.on_manifest: Callable[[Manifest, bool], None] = lambda m, complete: None
+        self.skip: set[str] = set()  # logs not to read (a compactor's own inputs)
 
     # -- refresh ------------------------------------------------------------------------
 
@@ -99,7 +100,7 @@ class LogTail:
             listed: dict[str, int] = {}
             with os.scandir(self.directory) as it:
                 for e in it:
-                    if is_log(e.name):
+                    if is_log(e.name) and e.name not in self.skip:
                         try:
                             listed[e.name] = e.stat().st_size
                         except FileNotFoundError:
@@ -129,7 +130,8 @@ class LogTail:
                 # Cached views stay valid if the runs hold nothing this process had not
                 # read: the next generation, made of logs it had read to their seals.
                 complete = self.manifest.generation == old.generation + 1 and all(
-                    n in self.logs and self.logs[n].done for n in absorbed)
+                    n in self.logs and self.logs[n].done for n in absorbed
+                ) and not self.manifest.purged
                 gone = (absorbed & set(self.logs)) | vanished
                 if gone:
                     self._rebuild(gone)

@@ -41,6 +41,7 @@ from ..types import Checkpoint, Tag, Timeline, Tombstone
 from ._files import Vanished
 from ._group import Entry, GroupCommit
 from ._index import detach
+from ._rows import checkpoint_from_row, timeline_from_row
 from ._runset import RunSet
 from ._segments import HASH_LEN, HEADER, SegmentWriter, encode_batch, encode_output
 from ._tail import LogFile, LogTail
@@ -54,6 +55,7 @@ __all__ = ["EmbeddedCatalog"]
 _ROTATE_BYTES = 8 << 20  # a segment is sealed (and becomes compactable) past this size
 _DEDUP_RUNS_MIN = 64 << 10  # smaller outputs are not looked up in runs (compaction dedups)
 _RETRIES = 4
+_New = tuple[list[Timeline], list[Checkpoint], list[Tombstone], list[Tag]]
 
 
 class EmbeddedCatalog(Catalog):
@@ -117,6 +119,7 @@ class EmbeddedCatalog(Catalog):
         self._timelines = None
         if not complete:
             self.views.clear()
+            self.points.clear()
 
     def _refresh(self) -> None:
         try:
@@ -155,7 +158,7 @@ class EmbeddedCatalog(Catalog):
         if c is None:
             row = self.runs.find_checkpoint(cid)
             if row is not None:
-                c = detach(from_dict("checkpoint", row), self.load_values)
+                c = checkpoint_from_row(row, self.load_values)
                 self.points.put(c)
         return c
 
@@ -164,7 +167,7 @@ class EmbeddedCatalog(Catalog):
         if view is None:
             view = TimelineView()
             for row in self.runs.checkpoints_of(tid):
-                view.add(from_dict("checkpoint", row))
+                view.add(checkpoint_from_row(row, self.load_values))
             idx = self.tail.index
             for cid in idx.by_timeline.get(tid, ()):
                 view.add(idx.checkpoints[cid])
@@ -173,7 +176,7 @@ class EmbeddedCatalog(Catalog):
 
     def _run_timelines(self) -> dict[str, Timeline]:
         if self._timelines is None:
-            self._timelines = {tid: from_dict("timeline", row)
+            self._timelines = {tid: timeline_from_row(row)
                                for tid, row in self.runs.timeline_rows().items()}
         return self._timelines
 
@@ -183,7 +186,7 @@ class EmbeddedCatalog(Catalog):
             found = self._timelines.get(tid)
         if found is None:
             row = self.runs.find_timeline(tid)
-            found = from_dict("timeline", row) if row is not None else None
+            found = timeline_from_row(row) if row is not None else None
         return found
 
     def _detached(self, records: Iterable[Checkpoint]) -> list[Checkpoint]:
@@ -331,25 +334,28 @@ class EmbeddedCatalog(Catalog):
                 raise BackendUnavailableError(
                     f"the catalog in {self.directory} is read-only for this user; open it "
                     "with write permission to save (reading works as it is)")
-            held = self._purge_share()
+            self._begin()
+            new = self._retry(lambda: self._new_records(batch))
+            # An output already stored elsewhere than this process's live segment may be
+            # skipped only under purge.lock (shared): a purge then cannot remove it
+            # before this commit's records, which refer to it, are on disk.
+            held = False
+            if any(self._stored_elsewhere(h, len(d)) for h, d in batch.outputs.items()):
+                held = self._purge_share()
+                if held:
+                    self._begin()  # the view the decision is made on, under the lock
             try:
-                self._begin()
-                new = self._retry(lambda: self._new_records(batch))
                 shared = self._group.open_outputs()
                 outputs = [(h, d) for h, d in batch.outputs.items()
-                           if h in shared or not (held and self._retry(
-                               lambda h=h, d=d: self._stored(h, len(d))))]
-                if not (outputs or new):
+                           if not (h in shared or self._stored_here(h)
+                                   or (held and self._stored_elsewhere(h, len(d))))]
+                if not (outputs or any(new)):
                     return
                 frames = [encode_output(h, bytes(d)) for h, d in outputs]
-                rows: dict[str, list[dict[str, Any]]] = {
-                    "t": [to_dict(t) for t in new.timelines],
-                    "c": [to_dict(c) for c in new.checkpoints],
-                }
-                if new.tombstones:
-                    rows["x"] = [to_dict(t) for t in new.tombstones]
-                if new.tags:
-                    rows["g"] = [to_dict(t) for t in new.tags]
+                kinds = ("t", "c", "x", "g")
+                rows = {k: [to_dict(r) for r in group] for k, group in zip(kinds, new,
+                                                                            strict=True)
+                        if group or k in "tc"}
                 frames.append(encode_batch(rows))
 
                 def apply(start: int) -> None:
@@ -363,14 +369,19 @@ class EmbeddedCatalog(Catalog):
                 self._retire_writer()
                 self._maybe_compact()
 
-    def _stored(self, h: str, size: int) -> bool:
+    def _stored_here(self, h: str) -> bool:
+        """In this process's live segment: safe to share without any lock."""
+        loc = self.tail.out_loc.get(h)
+        return loc is not None and self._writer is not None and loc[0] == self._writer.fd
+
+    def _stored_elsewhere(self, h: str, size: int) -> bool:
         if h in self.tail.out_loc:
             return True
         return size >= _DEDUP_RUNS_MIN and self.runs.output_location(h) is not None
 
-    def _new_records(self, batch: Batch) -> Batch:
-        """The records of batch the catalog lacks; ConflictError (nothing written) when an
-        id is present with other content, in the batch or in the catalog."""
+    def _new_records(self, batch: Batch) -> _New:
+        """The records of batch the catalog lacks, by kind; ConflictError (nothing
+        written) when an id is present with other content, in the batch or the catalog."""
         groups = (("timeline", batch.timelines), ("checkpoint", batch.checkpoints),
                   ("tombstone", batch.tombstones), ("tag", batch.tags))
         out: dict[str, list[Any]] = {}
@@ -394,8 +405,7 @@ class EmbeddedCatalog(Catalog):
                 f"{len(bad)} record(s) already exist in {self.describe()} with other content "
                 f"(first: {bad[0]}); ids are unique, so one of the two stores holds a "
                 "modified copy. Nothing was written.")
-        return Batch(timelines=out["timeline"], checkpoints=out["checkpoint"],
-                     tombstones=out["tombstone"], tags=out["tag"])
+        return (out["timeline"], out["checkpoint"], out["tombstone"], out["tag"])
 
     def _existing(self, kind: str, rid: str) -> Any:
         idx = self.tail.index
@@ -409,7 +419,7 @@ class EmbeddedCatalog(Catalog):
         row = self.runs.find_other(kind, rid)
         return from_dict(kind, row) if row is not None else None
 
-    def _apply(self, new: Batch, outputs: list[tuple[str, bytes]], frames: list[bytes],
+    def _apply(self, new: _New, outputs: list[tuple[str, bytes]], frames: list[bytes],
                start: int) -> None:
         """Our own records, once on disk: into the tail index (no need to read them back)."""
         writer = self._writer
@@ -420,14 +430,15 @@ class EmbeddedCatalog(Catalog):
             self.tail.out_loc[h] = (writer.fd, pos + skip, len(frame) - skip)
             pos += len(frame)
         idx = self.tail.index
-        for t in new.timelines:
+        timelines, checkpoints, tombstones, tags = new
+        for t in timelines:
             idx.add_timeline(t)
-        for c in new.checkpoints:
+        for c in checkpoints:
             if idx.add_checkpoint(c):
                 self.views.add(idx.checkpoints[c.id])
-        for x in new.tombstones:
+        for x in tombstones:
             idx.add_tombstone(x)
-        for g in new.tags:
+        for g in tags:
             idx.add_tag(g)
         self.tail.logs[self.tail.own].offset = writer.size
 
