@@ -26,6 +26,7 @@ from collections import Counter
 
 import attrs
 
+from ._files import remove
 from ._manifest import Manifest, RunInfo, bump_marker, read_manifest, write_manifest
 from ._merge import Deadness, LogInput, StepResult, Stopped, merge_step
 from ._runset import RunSet
@@ -88,10 +89,7 @@ def _cleanup(directory: str, manifest: Manifest) -> None:
             finally:
                 os.close(fd)
         if stale:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            remove(path)
 
 
 def _sealed_logs(directory: str, manifest: Manifest) -> list[tuple[str, int]]:
@@ -134,10 +132,7 @@ def _publish(directory: str, manifest: Manifest, runs: RunSet, removed: list[str
     write_manifest(directory, new, fsync)
     unused = [b for b in (*manifest.blobs, *step.new_blobs) if b not in blobs]
     for name in [*absorbed, *removed, *unused]:
-        try:
-            os.unlink(os.path.join(directory, name))
-        except FileNotFoundError:
-            pass
+        remove(os.path.join(directory, name))
     return new
 
 
@@ -256,7 +251,4 @@ def _publish_purge(directory: str, manifest: Manifest, runs: RunSet, tail: LogTa
 
 def _discard(directory: str, step: StepResult) -> None:
     for name in (step.run, *step.new_blobs):
-        try:
-            os.unlink(os.path.join(directory, name))
-        except FileNotFoundError:
-            pass
+        remove(os.path.join(directory, name))

@@ -12,7 +12,15 @@ from __future__ import annotations
 import os
 from collections import Counter, OrderedDict
 
-__all__ = ["FileCache", "Vanished"]
+__all__ = ["FileCache", "Vanished", "remove"]
+
+
+def remove(path: str) -> None:
+    """Unlink path if it is there (a temporary file, an input already gone)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class Vanished(Exception):

@@ -130,10 +130,13 @@ class RecordIndex:
         """Detached copies of known checkpoints, in the order of ids."""
         return [self.detached(self.checkpoints[i]) for i in ids]
 
-    def add_checkpoint(self, c: Checkpoint) -> bool:
+    def add_checkpoint(self, c: Checkpoint, copy: bool = True) -> bool:
+        """Add c if new. copy=False keeps c itself: for records nobody else holds (just
+        decoded from disk, with this index's loader)."""
         if c.id in self.checkpoints:
             return False
-        c = self.detached(c)
+        if copy:
+            c = self.detached(c)
         self.checkpoints[c.id] = c
         if c.parent_id is not None:
             self.children[c.parent_id].append(c.id)

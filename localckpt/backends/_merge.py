@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from ..ids import new_id
-from ._files import FileCache
+from ._files import FileCache, remove
 from ._runfile import (
     HEADER,
     RunReader,
@@ -201,10 +201,7 @@ class _BlobWriter:
 
     def abort(self) -> None:
         self._fh.close()
-        try:
-            os.unlink(self.tmp)
-        except OSError:
-            pass
+        remove(self.tmp)
 
 
 def merge_step(directory: str, runs: list[RunReader], logs: list[LogInput], dead: Deadness,
@@ -376,10 +373,7 @@ def merge_step(directory: str, runs: list[RunReader], logs: list[LogInput], dead
         if blob is not None:
             blob.abort()
         for path in tmp_files:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+            remove(path)
         raise
     counts = footer["counts"]
     entries = sum(int(v) for v in counts.values())

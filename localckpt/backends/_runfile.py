@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._codec import dumps_marked, loads_marked
-from ._files import FileCache
+from ._files import FileCache, remove
 from ._pages import (
     BloomReader,
     PagedIndex,
@@ -226,10 +226,7 @@ class RunWriter:
 
     def abort(self) -> None:
         self._fh.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        remove(self.path)
 
 
 class RunReader:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from ._files import FileCache
@@ -50,12 +51,16 @@ class RunSet:
                 rows.setdefault(r["id"], r)
         return rows
 
-    def find_timeline(self, tid: str) -> dict[str, Any] | None:
+    def _first(self, lookup: Callable[[RunReader], Any]) -> Any:
+        """The first run's answer that is not None (newest first), else None."""
         for run in self.runs:
-            found = run.timeline_record(tid)
+            found = lookup(run)
             if found is not None:
                 return found
         return None
+
+    def find_timeline(self, tid: str) -> dict[str, Any] | None:
+        return self._first(lambda run: run.timeline_record(tid))
 
     def of_timeline(self, tid: str, which: int) -> list[Any]:
         """Tombstone (which=1) or tag (which=2) rows of one timeline, from every run."""
@@ -91,19 +96,11 @@ class RunSet:
     # -- point lookups --------------------------------------------------------------------
 
     def find_checkpoint(self, cid: str) -> dict[str, Any] | None:
-        for run in self.runs:
-            found = run.find_checkpoint(cid)
-            if found is not None:
-                return found
-        return None
+        return self._first(lambda run: run.find_checkpoint(cid))
 
     def find_other(self, kind: str, rid: str) -> dict[str, Any] | None:
-        for run in self.runs:
-            if run.counts().get(kind):
-                found = run.find_other(kind, rid)
-                if found is not None:
-                    return found
-        return None
+        return self._first(
+            lambda run: run.find_other(kind, rid) if run.counts().get(kind) else None)
 
     def has_target(self, target: str) -> bool:
         return any(run.counts().get("tombstone") and run.has_target(target)
@@ -111,11 +108,7 @@ class RunSet:
 
     def output_location(self, h: str) -> tuple[str, int, int] | None:
         digest = bytes.fromhex(h)
-        for run in self.runs:
-            found = run.output(digest)
-            if found is not None:
-                return found
-        return None
+        return self._first(lambda run: run.output(digest))
 
     def output(self, h: str) -> bytes | None:
         loc = self.output_location(h)

@@ -24,6 +24,7 @@ from ..types import Checkpoint
 from ._codec import loads
 from ._index import RecordIndex
 from ._manifest import Manifest, manifest_stamp, read_manifest
+from ._rows import checkpoint_from_row, timeline_from_row
 from ._segments import (
     HASH_LEN,
     corrupt,
@@ -253,19 +254,18 @@ class LogTail:
     def apply_rows(self, rows: dict[str, Any]) -> None:
         idx = self.index
         n = 0
-        for key, kind in _ROW_KINDS:
-            for d in rows.get(key, ()):
-                record = from_dict(kind, d)
-                n += 1
-                if kind == "checkpoint":
-                    if idx.add_checkpoint(record):
-                        self.listener(record)
-                elif kind == "timeline":
-                    idx.add_timeline(record)
-                elif kind == "tombstone":
-                    idx.add_tombstone(record)
-                else:
-                    idx.add_tag(record)
+        for d in rows.get("c", ()):
+            c = checkpoint_from_row(d, self._fetch)
+            if idx.add_checkpoint(c, copy=False):
+                self.listener(c)
+        for d in rows.get("t", ()):
+            idx.add_timeline(timeline_from_row(d))
+        for d in rows.get("x", ()):
+            idx.add_tombstone(from_dict("tombstone", d))
+        for d in rows.get("g", ()):
+            idx.add_tag(from_dict("tag", d))
+        for key, _ in _ROW_KINDS:
+            n += len(rows.get(key, ()))
         self.stats["records_read"] += n
 
 
