@@ -47,8 +47,10 @@ def _env() -> dict[str, str]:
 
 
 def _probe(spec: dict[str, Any]) -> dict[str, Any]:
+    # run as a script, not -m: the benchmarks package would import the harness first
     out = subprocess.run(
-        [sys.executable, "-m", "benchmarks.workloads.catalog_scale_probe", json.dumps(spec)],
+        [sys.executable, str(Path(__file__).with_name("catalog_scale_probe.py")),
+         json.dumps(spec)],
         cwd=_REPO, env=_env(), capture_output=True, text=True, timeout=900, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"probe failed: {out.stderr.strip()[-2000:]}")

@@ -1,4 +1,7 @@
-"""One fresh process against a big store: ``python -m benchmarks.workloads.catalog_scale_probe``.
+"""One fresh process against a big store: ``python catalog_scale_probe.py '<json>'``.
+
+Run as a script (not ``-m benchmarks...``), so that nothing but the standard library is
+imported before the step it measures: the import of localckpt is the first step.
 
 Argument: JSON ``{"mode": "store" | "saver", ...}``. Prints one JSON line of wall
 seconds per step and the process's peak RSS (bytes).
@@ -11,10 +14,16 @@ seconds per step and the process's peak RSS (bytes).
 
 from __future__ import annotations
 
-import json
-import resource
+import os
 import sys
-import time
+
+# this directory holds modules named like the standard library's (concurrent): not a path
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import json  # noqa: E402
+import resource  # noqa: E402
+import time  # noqa: E402
 
 
 def _peak() -> int:

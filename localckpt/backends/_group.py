@@ -70,6 +70,14 @@ class GroupCommit:
         if entry.error is not None:
             raise entry.error
 
+    def drain(self) -> None:
+        """Wait until no group is being written or waits to be (closing the segment)."""
+        while self._flushing or self._open is not None:
+            if not self._flushing and self._open is not None:
+                self._flush(self._open)
+            else:
+                self._cond.wait()
+
     def _flush(self, group: _Group) -> None:
         self._flushing = True
         self._open = None

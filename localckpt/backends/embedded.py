@@ -41,7 +41,7 @@ from ..types import Checkpoint, Tag, Timeline, Tombstone
 from ._files import Vanished
 from ._group import Entry, GroupCommit
 from ._index import detach
-from ._rows import checkpoint_from_row, timeline_from_row
+from ._rows import checkpoint_from_row, no_gc, timeline_from_row
 from ._runset import RunSet
 from ._segments import HASH_LEN, HEADER, SegmentWriter, encode_batch, encode_output
 from ._tail import LogFile, LogTail
@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = ["EmbeddedCatalog"]
 
-_ROTATE_BYTES = 8 << 20  # a segment is sealed (and becomes compactable) past this size
+_ROTATE_BYTES = 4 << 20  # a segment is sealed (and becomes compactable) past this size
+_TAIL_BYTES = 16 << 20  # sealed logs past this size start a compaction, however few
 _DEDUP_RUNS_MIN = 64 << 10  # smaller outputs are not looked up in runs (compaction dedups)
 _RETRIES = 4
 _New = tuple[list[Timeline], list[Checkpoint], list[Tombstone], list[Tag]]
@@ -158,7 +159,7 @@ class EmbeddedCatalog(Catalog):
         if c is None:
             row = self.runs.find_checkpoint(cid)
             if row is not None:
-                c = checkpoint_from_row(row, self.load_values)
+                c = checkpoint_from_row(row)
                 self.points.put(c)
         return c
 
@@ -166,8 +167,10 @@ class EmbeddedCatalog(Catalog):
         view = self.views.get(tid)
         if view is None:
             view = TimelineView()
-            for row in self.runs.checkpoints_of(tid):
-                view.add(checkpoint_from_row(row, self.load_values))
+            rows = self.runs.checkpoints_of(tid)
+            with no_gc():
+                for row in rows:
+                    view.add(checkpoint_from_row(row))
             idx = self.tail.index
             for cid in idx.by_timeline.get(tid, ()):
                 view.add(idx.checkpoints[cid])
@@ -190,7 +193,8 @@ class EmbeddedCatalog(Catalog):
         return found
 
     def _detached(self, records: Iterable[Checkpoint]) -> list[Checkpoint]:
-        return [detach(c, self.load_values) for c in records]
+        with no_gc():
+            return [detach(c, self.load_values) for c in records]
 
     # -- the Catalog interface: reads -----------------------------------------------------
 
@@ -228,6 +232,9 @@ class EmbeddedCatalog(Catalog):
             if found is None:
                 self._begin()
                 found = self._retry(lambda: self._checkpoint(checkpoint_id))
+                if found is not None and found is not self.tail.index.checkpoints.get(
+                        checkpoint_id):
+                    found = detach(found, self.load_values)  # views keep no output loader
             return found
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
@@ -365,9 +372,6 @@ class EmbeddedCatalog(Catalog):
                                    {h for h, _ in outputs})
             finally:
                 self._purge_release(held)
-            if self._writer is not None and self._writer.size >= _ROTATE_BYTES:
-                self._retire_writer()
-                self._maybe_compact()
 
     def _stored_here(self, h: str) -> bool:
         """In this process's live segment: safe to share without any lock."""
@@ -443,8 +447,12 @@ class EmbeddedCatalog(Catalog):
         self.tail.logs[self.tail.own].offset = writer.size
 
     def _append(self, payload: bytes) -> tuple[int, int]:
-        """One write of a group's payload (called without the lock; one at a time)."""
+        """One write of a group's payload (called without the lock, by one thread at a
+        time: the group's leader, the only one that touches the segment)."""
         with self._lock:
+            if self._writer is not None and self._writer.size >= _ROTATE_BYTES:
+                self._retire_writer()  # sealed: compactable, and readers replay less
+                self._maybe_compact()
             writer = self._get_writer()
         return writer.append(payload)
 
@@ -525,9 +533,9 @@ class EmbeddedCatalog(Catalog):
 
         if not self.writable or self._closed or (self._bg is not None and self._bg.is_alive()):
             return
-        logs = [n for n in self.tail.logs if n != self.tail.own]
-        if not (len(logs) > self.compact_after or any(n.endswith(".pack") for n in logs)
-                or pending_merges(self.tail.manifest)):
+        logs = [log for n, log in self.tail.logs.items() if n != self.tail.own]
+        if not (len(logs) > self.compact_after or sum(log.offset for log in logs) > _TAIL_BYTES
+                or any(log.pack for log in logs) or pending_merges(self.tail.manifest)):
             return
         self._bg = threading.Thread(target=self._compact_in_background,
                                     name="localckpt-compact", daemon=True)
@@ -538,7 +546,7 @@ class EmbeddedCatalog(Catalog):
 
         try:
             compact_directory(self.directory, fsync=self.fsync, marker=self.marker,
-                              min_logs=self.compact_after, stop=self._stop)
+                              stop=self._stop)
         except Exception as exc:  # a full disk, a read-only file: the store still works
             self.last_compaction_error = exc
 
@@ -638,6 +646,7 @@ class EmbeddedCatalog(Catalog):
         self._stop.set()
         self.join_compaction(60)
         with self._lock:
+            self._group.drain()  # a write in flight finishes first
             self._retire_writer()
             self.tail.forget_all()
             self.runs.close()
