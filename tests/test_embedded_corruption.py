@@ -207,3 +207,18 @@ def test_byte_flips_raise_naming_the_file_or_change_nothing(
                 assert after[name] == value, f"{context}: compaction lost {name}"
         shutil.rmtree(trial)
     assert outcomes["detected"] > TRIALS // 4, outcomes  # the flips did reach the data
+
+
+def test_a_damaged_manifest_refuses_reads_but_lets_verify_look(tmp_path: Path) -> None:
+    _populate(tmp_path)
+    with localckpt.open(tmp_path) as store:
+        store.catalog.compact(full=True)
+    manifest = tmp_path / "catalog" / "MANIFEST"
+    data = bytearray(manifest.read_bytes())
+    data[len(data) // 2] ^= 0x20
+    manifest.write_bytes(bytes(data))
+    with _opened(tmp_path) as store:
+        with pytest.raises(CorruptDataError, match="MANIFEST"):
+            store.list_timelines()
+        problems = store.catalog.storage_problems()
+        assert [p for p, _ in problems] == [str(manifest)]

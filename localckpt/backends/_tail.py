@@ -23,6 +23,7 @@ from ..schema import from_dict
 from ..types import Checkpoint
 from ._codec import loads
 from ._index import RecordIndex
+from ._manifest import NAME as MANIFEST
 from ._manifest import Manifest, manifest_stamp, read_manifest
 from ._rows import checkpoint_from_row, timeline_from_row
 from ._segments import (
@@ -125,7 +126,13 @@ class LogTail:
             stamp = manifest_stamp(self.directory)
             if stamp != self._stamp:
                 old = self.manifest
-                self.manifest = read_manifest(self.directory)
+                try:
+                    self.manifest = read_manifest(self.directory)
+                    self.damage.pop(MANIFEST, None)
+                except CorruptDataError as exc:  # reads refuse; verify can still look
+                    self.damage[MANIFEST] = str(exc)
+                    self._stamp = stamp
+                    return
                 self._stamp = stamp
                 absorbed = set(self.manifest.absorbed)
                 # Cached views stay valid if the runs hold nothing this process had not
