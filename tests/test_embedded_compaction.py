@@ -235,7 +235,7 @@ def test_bad_options_are_typed_errors(tmp_path: Path, options: dict[str, object]
 def test_threads_share_writes_and_each_save_is_on_disk_when_it_returns(tmp_path: Path) -> None:
     with localckpt.open(tmp_path, create=True) as store:
         tl = store.create_timeline("v.mp4", "p", frames())
-        group = store.catalog._group
+        group = store.catalog._appender.group
         before = (group.groups, group.entries)
         results: dict[int, list[str]] = {}
         barrier = threading.Barrier(4)
@@ -247,7 +247,7 @@ def test_threads_share_writes_and_each_save_is_on_disk_when_it_returns(tmp_path:
             for i in range(50):
                 parent = store.save_stage_output(tl.id, parent, f"w{w}", {"w": w, "i": i})
                 ids.append(parent)
-                seg = store.catalog._writer
+                seg = store.catalog._appender.writer
                 assert seg is not None and seg.size >= store.catalog.tail.out_loc[
                     store.catalog.checkpoints([parent])[0].stage_hashes[f"w{w}"]][1]
             results[w] = ids

@@ -30,33 +30,28 @@ from typing import TYPE_CHECKING, Any
 from ..catalog import Batch, Catalog
 from ..errors import (
     BackendUnavailableError,
-    ConflictError,
     CorruptDataError,
     InvalidInputError,
     StoreClosedError,
 )
-from ..ids import new_id
-from ..schema import from_dict, to_dict
+from ..schema import from_dict
 from ..types import Checkpoint, Tag, Timeline, Tombstone
 from ._files import Vanished
-from ._group import Entry, GroupCommit
 from ._index import detach
 from ._rows import checkpoint_from_row, no_gc, timeline_from_row
 from ._runset import RunSet
-from ._segments import HASH_LEN, HEADER, SegmentWriter, encode_batch, encode_output
-from ._tail import LogFile, LogTail
+from ._tail import LogTail
 from ._views import PointCache, TimelineView, Views
+from ._writes import Appender, new_records
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["EmbeddedCatalog"]
 
-_ROTATE_BYTES = 4 << 20  # a segment is sealed (and becomes compactable) past this size
 _TAIL_BYTES = 16 << 20  # sealed logs past this size start a compaction, however few
 _DEDUP_RUNS_MIN = 64 << 10  # smaller outputs are not looked up in runs (compaction dedups)
 _RETRIES = 4
-_New = tuple[list[Timeline], list[Checkpoint], list[Tombstone], list[Tag]]
 
 
 class EmbeddedCatalog(Catalog):
@@ -95,10 +90,8 @@ class EmbeddedCatalog(Catalog):
         self._timelines: dict[str, Timeline] | None = None  # of the runs, by id
         self.tail.listener = self.views.add
         self.tail.on_manifest = self._on_manifest
-        self._writer: SegmentWriter | None = None
-        self._group = GroupCommit(self._lock, self._append, self._write_failed)
-        self._purge_fd: int | None = None
-        self._purge_holders = 0
+        self._appender = Appender(self.directory, self.fsync, self._lock, self.tail,
+                                  self.views.add, self._maybe_compact)
         self._bg: threading.Thread | None = None
         self._stop = threading.Event()
         self._refresh()
@@ -342,188 +335,41 @@ class EmbeddedCatalog(Catalog):
                     f"the catalog in {self.directory} is read-only for this user; open it "
                     "with write permission to save (reading works as it is)")
             self._begin()
-            new = self._retry(lambda: self._new_records(batch))
+            new = self._retry(lambda: new_records(batch, self._existing, self.describe()))
             # An output already stored elsewhere than this process's live segment may be
             # skipped only under purge.lock (shared): a purge then cannot remove it
             # before this commit's records, which refer to it, are on disk.
+            w = self._appender
             held = False
             if any(self._stored_elsewhere(h, len(d)) for h, d in batch.outputs.items()):
-                held = self._purge_share()
+                held = w.share_purge_lock()
                 if held:
                     self._begin()  # the view the decision is made on, under the lock
             try:
-                shared = self._group.open_outputs()
+                shared = w.shared_outputs()
                 outputs = [(h, d) for h, d in batch.outputs.items()
-                           if not (h in shared or self._stored_here(h)
+                           if not (h in shared or w.stored_here(h)
                                    or (held and self._stored_elsewhere(h, len(d))))]
-                if not (outputs or any(new)):
-                    return
-                frames = [encode_output(h, bytes(d)) for h, d in outputs]
-                kinds = ("t", "c", "x", "g")
-                rows = {k: [to_dict(r) for r in group] for k, group in zip(kinds, new,
-                                                                            strict=True)
-                        if group or k in "tc"}
-                frames.append(encode_batch(rows))
-
-                def apply(start: int) -> None:
-                    self._apply(new, outputs, frames, start)
-
-                self._group.commit(Entry(b"".join(frames), apply),
-                                   {h for h, _ in outputs})
+                if outputs or any(new):
+                    w.write(new, outputs)
             finally:
-                self._purge_release(held)
-
-    def _stored_here(self, h: str) -> bool:
-        """In this process's live segment: safe to share without any lock."""
-        loc = self.tail.out_loc.get(h)
-        return loc is not None and self._writer is not None and loc[0] == self._writer.fd
+                w.release_purge_lock(held)
 
     def _stored_elsewhere(self, h: str, size: int) -> bool:
         if h in self.tail.out_loc:
             return True
         return size >= _DEDUP_RUNS_MIN and self.runs.output_location(h) is not None
 
-    def _new_records(self, batch: Batch) -> _New:
-        """The records of batch the catalog lacks, by kind; ConflictError (nothing
-        written) when an id is present with other content, in the batch or the catalog."""
-        groups = (("timeline", batch.timelines), ("checkpoint", batch.checkpoints),
-                  ("tombstone", batch.tombstones), ("tag", batch.tags))
-        out: dict[str, list[Any]] = {}
-        bad = []
-        for kind, records in groups:
-            seen: dict[str, Any] = {}
-            fresh = []
-            for r in records:
-                if seen.setdefault(r.id, r) != r:
-                    raise ConflictError(
-                        f"the batch holds two different {kind} records with id {r.id}; "
-                        "nothing was written")
-                old = self._existing(kind, r.id)
-                if old is None:
-                    fresh.append(r)
-                elif old != r:
-                    bad.append(r.id)
-            out[kind] = fresh
-        if bad:
-            raise ConflictError(
-                f"{len(bad)} record(s) already exist in {self.describe()} with other content "
-                f"(first: {bad[0]}); ids are unique, so one of the two stores holds a "
-                "modified copy. Nothing was written.")
-        return (out["timeline"], out["checkpoint"], out["tombstone"], out["tag"])
-
     def _existing(self, kind: str, rid: str) -> Any:
-        idx = self.tail.index
         if kind == "checkpoint":
             return self._checkpoint(rid)
         if kind == "timeline":
             return self._timeline(rid)
-        mine = idx.tombstones if kind == "tombstone" else idx.tags
+        mine = self.tail.index.tombstones if kind == "tombstone" else self.tail.index.tags
         if rid in mine:
             return mine[rid]
         row = self.runs.find_other(kind, rid)
         return from_dict(kind, row) if row is not None else None
-
-    def _apply(self, new: _New, outputs: list[tuple[str, bytes]], frames: list[bytes],
-               start: int) -> None:
-        """Our own records, once on disk: into the tail index (no need to read them back)."""
-        writer = self._writer
-        assert writer is not None
-        pos = start
-        for (h, _), frame in zip(outputs, frames, strict=False):
-            skip = HEADER.size + HASH_LEN
-            self.tail.out_loc[h] = (writer.fd, pos + skip, len(frame) - skip)
-            pos += len(frame)
-        idx = self.tail.index
-        timelines, checkpoints, tombstones, tags = new
-        for t in timelines:
-            idx.add_timeline(t)
-        for c in checkpoints:
-            if idx.add_checkpoint(c):
-                self.views.add(idx.checkpoints[c.id])
-        for x in tombstones:
-            idx.add_tombstone(x)
-        for g in tags:
-            idx.add_tag(g)
-        self.tail.logs[self.tail.own].offset = writer.size
-
-    def _append(self, payload: bytes) -> tuple[int, int]:
-        """One write of a group's payload (called without the lock, by one thread at a
-        time: the group's leader, the only one that touches the segment)."""
-        with self._lock:
-            if self._writer is not None and self._writer.size >= _ROTATE_BYTES:
-                self._retire_writer()  # sealed: compactable, and readers replay less
-                self._maybe_compact()
-            writer = self._get_writer()
-        return writer.append(payload)
-
-    def _write_failed(self, exc: BaseException) -> BaseException:
-        with self._lock:
-            self._retire_writer()
-        if isinstance(exc, OSError):
-            return BackendUnavailableError(
-                f"could not append to the catalog in {self.directory}: {exc}. Check free "
-                "disk space and permissions; nothing was written.")
-        return exc
-
-    def _get_writer(self) -> SegmentWriter:
-        if self._writer is None or self._writer.broken:
-            self._retire_writer()
-            name = f"seg-{new_id()}.log"
-            try:
-                writer = SegmentWriter(os.path.join(self.directory, name), self.fsync)
-            except OSError as exc:
-                raise BackendUnavailableError(
-                    f"cannot create a catalog segment in {self.directory}: {exc}. Check free "
-                    "disk space and permissions; nothing was written.") from exc
-            self._writer = writer
-            # Reads of our own segment go through the writer's descriptor (opened O_RDWR).
-            self.tail.logs[name] = LogFile(name, writer.fd)
-            self.tail.own = name
-            self.tail.own_size = lambda: writer.size
-        return self._writer
-
-    def _retire_writer(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is None:
-            return
-        name = os.path.basename(writer.path)
-        self.tail.own = ""
-        self.tail.own_size = lambda: 0
-        if not writer.seal():  # held no commit: removed
-            self.tail.logs.pop(name, None)
-            os.close(writer.fd)
-            return
-        log = self.tail.logs.get(name)
-        if log is not None:
-            log.offset, log.done = writer.size, True
-
-    def _purge_share(self) -> bool:
-        """Hold purge.lock shared while deciding which outputs are already stored; False
-        (then every output is written again) while a purge is publishing."""
-        if self._purge_holders:
-            self._purge_holders += 1
-            return True
-        if self._purge_fd is None:
-            try:
-                self._purge_fd = os.open(os.path.join(self.directory, "purge.lock"),
-                                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except OSError:
-                return False
-        from ._segments import try_lock
-
-        if not try_lock(self._purge_fd, shared=True):
-            return False
-        self._purge_holders = 1
-        return True
-
-    def _purge_release(self, held: bool) -> None:
-        if not held:
-            return
-        self._purge_holders -= 1
-        if not self._purge_holders and self._purge_fd is not None:
-            from ._segments import unlock
-
-            unlock(self._purge_fd)
 
     # -- compaction -----------------------------------------------------------------------
 
@@ -646,10 +492,6 @@ class EmbeddedCatalog(Catalog):
         self._stop.set()
         self.join_compaction(60)
         with self._lock:
-            self._group.drain()  # a write in flight finishes first
-            self._retire_writer()
+            self._appender.close()
             self.tail.forget_all()
             self.runs.close()
-            if self._purge_fd is not None:
-                os.close(self._purge_fd)
-                self._purge_fd = None
