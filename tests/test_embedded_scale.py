@@ -56,3 +56,17 @@ def test_reading_one_timeline_holds_one_timeline(tmp_path: Path) -> None:
             assert len(store.checkpoints(tid)) == 500
             assert views._records <= 1200, "the LRU of timelines is bounded"
         assert len(store.checkpoints(made[0][0])) == 500
+
+
+def test_lineage_reads_the_blocks_of_its_chain_not_the_timeline(tmp_path: Path) -> None:
+    ((tid, tip),) = bulk_store(tmp_path, 1, 3000)
+    with localckpt.open(tmp_path) as store:
+        branch = [store.save_stage_output(tid, None, "side", {"i": 0})]
+        branch.append(store.save_stage_output(tid, branch[-1], "side", {"i": 1}))
+    with localckpt.open(tmp_path) as store:
+        store.catalog.compact()
+    with localckpt.open(tmp_path) as store:
+        chain = store.lineage(branch[-1])
+        assert [c.id for c in chain][1:] == branch
+        assert store.catalog.stats["records_read"] <= 3 * 64, "three blocks at most"
+        assert len(store.lineage(tip)) == 3000  # the long chain reads the whole timeline

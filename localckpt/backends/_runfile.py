@@ -394,6 +394,12 @@ class RunReader:
 
     # -- point lookups ---------------------------------------------------------------------
 
+    def block_rows(self, e: DirEntry, start: list[Any]) -> list[dict[str, Any]]:
+        """The rows of one checkpoint block of a timeline (start: its entry in the H
+        frame: first id, offset after the H frame, length)."""
+        _, rel, length = start
+        return self._rows(b"C", e.c_off + e.h_len + rel, length)
+
     def find_checkpoint(self, cid: str) -> dict[str, Any] | None:
         found = self._probe("cid", cid.encode())
         if found is None:
@@ -403,11 +409,10 @@ class RunReader:
         i = bisect.bisect_right([s[0] for s in starts], cid) - 1
         if i < 0:
             raise corrupt(self.where, e.c_off, f"checkpoint {cid} indexed but not stored")
-        _, rel, length = starts[i]
-        for row in self._rows(b"C", e.c_off + e.h_len + rel, length):
+        for row in self.block_rows(e, starts[i]):
             if row.get("id") == cid:
                 return row
-        raise corrupt(self.where, e.c_off + e.h_len + rel,
+        raise corrupt(self.where, e.c_off + e.h_len + starts[i][1],
                       f"checkpoint {cid} indexed but not in its block")
 
     def find_other(self, kind: str, rid: str) -> dict[str, Any] | None:

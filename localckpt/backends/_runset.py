@@ -8,6 +8,7 @@ files (outputs) are read through the same descriptor cache.
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from ._files import FileCache
 from ._manifest import Manifest
 from ._runfile import RunReader, blob_frame_data
 
-__all__ = ["RunSet"]
+__all__ = ["ChainFinder", "RunSet"]
 
 
 class RunSet:
@@ -133,3 +134,34 @@ class RunSet:
             for e in run.dir_entries():
                 rows += run.tombstone_rows(e) if which == 1 else run.tag_rows(e)
         return rows
+
+
+class ChainFinder:
+    """Checkpoints of one timeline by id, a block at a time: what lineage reads.
+
+    A timeline's rows are sorted by id in blocks whose first ids the H frame lists, so a
+    checkpoint is found by bisecting those (no index search) and decoding one block,
+    kept for the rest of the walk. A chain reads the blocks it passes through, not the
+    timeline's every row."""
+
+    def __init__(self, runs: RunSet, tid: str) -> None:
+        self._entries = []
+        for run in runs.runs:
+            e = run.dir_find(tid)
+            if e is not None and e.c_len:
+                starts = run.header(e)
+                self._entries.append((run, e, starts, [s[0] for s in starts]))
+        self._blocks: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+
+    def get(self, cid: str) -> dict[str, Any] | None:
+        for run, e, starts, firsts in self._entries:
+            i = bisect.bisect_right(firsts, cid) - 1
+            if i < 0:
+                continue
+            rows = self._blocks.get((run.name, i))
+            if rows is None:
+                rows = {r["id"]: r for r in run.block_rows(e, starts[i])}
+                self._blocks[(run.name, i)] = rows
+            if cid in rows:
+                return rows[cid]
+        return None

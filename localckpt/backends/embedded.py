@@ -39,7 +39,7 @@ from ..types import Checkpoint, Tag, Timeline, Tombstone
 from ._files import Vanished
 from ._index import detach
 from ._rows import checkpoint_from_row, no_gc, timeline_from_row
-from ._runset import RunSet
+from ._runset import ChainFinder, RunSet
 from ._tail import LogTail
 from ._views import PointCache, TimelineView, Views
 from ._writes import Appender, new_records
@@ -245,9 +245,29 @@ class EmbeddedCatalog(Catalog):
             c = self._checkpoint(checkpoint_id)
             if c is None:
                 return []
-            return self._detached(self._view(c.timeline_id).lineage(checkpoint_id))
+            view = self.views.get(c.timeline_id)
+            if view is not None:
+                return self._detached(view.lineage(checkpoint_id))
+            return self._detached(self._chain(c))
 
         return self._read(run)
+
+    def _chain(self, c: Checkpoint) -> list[Checkpoint]:
+        """c and its ancestors, root first, reading only the blocks the chain is in."""
+        finder = ChainFinder(self.runs, c.timeline_id)
+        chain, seen = [c], {c.id}
+        with no_gc():
+            while (pid := chain[-1].parent_id) is not None and pid not in seen:
+                p = self.tail.index.checkpoints.get(pid)
+                if p is None:
+                    row = finder.get(pid)
+                    p = checkpoint_from_row(row) if row is not None else self._checkpoint(pid)
+                if p is None:
+                    break
+                seen.add(pid)
+                chain.append(p)
+        chain.reverse()
+        return chain
 
     def tree(self, timeline_id: str) -> list[Checkpoint]:
         def run() -> list[Checkpoint]:
