@@ -185,6 +185,8 @@ class RunWriter:
         keys = arr["k"].tolist()  # numpy drops trailing NULs: digests get them back
         if digests:
             keys = [k.ljust(32, b"\0") for k in keys]
+        elif keys:  # the key range: a new id (UUIDv7 sorts by time) is past every run's
+            footer[name + "_range"] = [keys[0].decode(), keys[-1].decode()]
         bloom = bloom_bytes(*bloom_keys(keys, digests)) if keys else b""
         footer[name + "_bloom"] = [self._write(bloom), len(bloom) // 64]
 
@@ -291,6 +293,9 @@ class RunReader:
 
     def _probe(self, name: str, key: bytes) -> tuple[int, ...] | None:
         f = self.footer
+        bounds = f["sections"].get(name + "_range")
+        if bounds is not None and not bounds[0] <= key.decode() <= bounds[1]:
+            return None  # outside the run's keys: no read at all (a save's new id)
         h1, h2 = digest_hashes(key) if f["_" + name + "_digests"] else id_hashes(key)
         if not f["_" + name + "_bloom"].may_contain(h1, h2):
             return None
