@@ -244,11 +244,11 @@ def merge_step(directory: str, runs: list[RunReader], logs: list[LogInput], dead
         if blob is not None:
             seen: set[str] = set()
             for li in logs:
-                for h, (off, length) in li.log.outputs.items():
+                for h in li.log.outputs:
                     if h in seen or current.output_location(h) is not None:
                         continue
                     seen.add(h)
-                    at, n = blob.add(h, os.pread(li.fd, length, off))
+                    at, n = blob.add(h, li.log.output(h))
                     new_out.append((bytes.fromhex(h), at, n))
             blob.finish(fsync)
             # named now (a purge may rewrite it below); unpublished, so an orphan if we die

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from ..errors import CorruptDataError
-from ..schema import from_dict
+from ..schema import FIELDS, from_dict
 from ..types import Checkpoint
 from ._codec import loads
 from ._index import RecordIndex
@@ -98,58 +98,49 @@ class LogTail:
                 if not log.done and log.name != self.own:
                     self._read_new(log, os.fstat(log.fd).st_size)
             return
-        for _ in range(5):
-            listed: dict[str, int] = {}
-            with os.scandir(self.directory) as it:
-                for e in it:
-                    if is_log(e.name) and e.name not in self.skip:
-                        try:
-                            listed[e.name] = e.stat().st_size
-                        except FileNotFoundError:
-                            pass
-            vanished = {n for n in self.logs if n not in listed and n != self.own}
-            for name in sorted(listed, key=lambda n: (not n.endswith(".pack"), n)):
-                known = self.logs.get(name)
-                if known is not None:
-                    log = known
-                else:
-                    try:
-                        fd = os.open(os.path.join(self.directory, name),
-                                     os.O_RDONLY | os.O_CLOEXEC)
-                    except FileNotFoundError:
-                        continue  # compacted away since the listing: in the manifest now
-                    log = self.logs[name] = LogFile(name, fd, pack=name.endswith(".pack"))
-                if not log.done and name != self.own:
-                    self._read_new(log, listed[name])
-            # The manifest is read after the listing: whatever vanished before the
-            # listing is covered by it.
-            stamp = manifest_stamp(self.directory)
-            if stamp != self._stamp:
-                old = self.manifest
+        # Names only (no stat per entry): sizes come from the descriptors.
+        with os.scandir(self.directory) as it:
+            listed = [e.name for e in it if is_log(e.name) and e.name not in self.skip]
+        present = set(listed)
+        vanished = {n for n in self.logs if n not in present and n != self.own}
+        for name in sorted(listed, key=lambda n: (not n.endswith(".pack"), n)):
+            if name not in self.logs:
                 try:
-                    self.manifest = read_manifest(self.directory)
-                    self.damage.pop(MANIFEST, None)
-                except CorruptDataError as exc:  # reads refuse; verify can still look
-                    self.damage[MANIFEST] = str(exc)
-                    self._stamp = stamp
-                    return
+                    fd = os.open(os.path.join(self.directory, name), os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue  # compacted away since the listing: in the manifest now
+                self.logs[name] = LogFile(name, fd, pack=name.endswith(".pack"))
+            log = self.logs[name]
+            if not log.done and name != self.own:
+                self._read_new(log, os.fstat(log.fd).st_size)
+        # The manifest is read after the listing: whatever vanished before the listing is
+        # covered by it. Whatever changes after it changes the directory's mtime, which
+        # is then no longer the one recorded here: the next refresh lists again.
+        self._listed_mtime = dir_mtime
+        stamp = manifest_stamp(self.directory)
+        if stamp != self._stamp:
+            old = self.manifest
+            try:
+                self.manifest = read_manifest(self.directory)
+                self.damage.pop(MANIFEST, None)
+            except CorruptDataError as exc:  # reads refuse; verify can still look
+                self.damage[MANIFEST] = str(exc)
                 self._stamp = stamp
-                absorbed = set(self.manifest.absorbed)
-                # Cached views stay valid if the runs hold nothing this process had not
-                # read: the next generation, made of logs it had read to their seals.
-                complete = self.manifest.generation == old.generation + 1 and all(
-                    n in self.logs and self.logs[n].done for n in absorbed
-                ) and not self.manifest.purged
-                gone = (absorbed & set(self.logs)) | vanished
-                if gone:
-                    self._rebuild(gone)
-                self.on_manifest(self.manifest, complete)
-            elif vanished:  # removed by hand: what it held is gone
-                self._rebuild(vanished)
-                self.on_manifest(self.manifest, False)
-            if stamp == manifest_stamp(self.directory):
-                self._listed_mtime = dir_mtime
                 return
+            self._stamp = stamp
+            absorbed = set(self.manifest.absorbed)
+            # Cached views stay valid if the runs hold nothing this process had not read:
+            # the next generation, made of logs it had read to their seals.
+            complete = self.manifest.generation == old.generation + 1 and all(
+                n in self.logs and self.logs[n].done for n in absorbed
+            ) and not self.manifest.purged
+            gone = (absorbed & set(self.logs)) | vanished
+            if gone:
+                self._rebuild(gone)
+            self.on_manifest(self.manifest, complete)
+        elif vanished:  # removed by hand: what it held is gone
+            self._rebuild(vanished)
+            self.on_manifest(self.manifest, False)
 
     def _rebuild(self, gone: set[str]) -> None:
         """Forget these logs (compacted into runs, or removed) and re-read the rest."""
@@ -283,14 +274,30 @@ class FinalLog:
     rows: dict[str, list[dict[str, Any]]]
     outputs: dict[str, tuple[int, int]]  # hash -> (offset, length) of its bytes
     problem: str | None = None
+    data: bytes = b""  # the whole file (outputs are slices of it)
+
+    def output(self, h: str) -> bytes:
+        off, length = self.outputs[h]
+        return self.data[off : off + length]
+
+
+_FIELD_NAMES = {kind: frozenset(f.name for f in fields) for kind, fields in FIELDS.items()}
+
+
+def _normalised(kind: str, d: dict[str, Any]) -> dict[str, Any]:
+    """A row in the current schema's dict form: as it is when it has exactly the current
+    fields (written by this version), else through the schema (defaults, checks)."""
+    if d.keys() == _FIELD_NAMES[kind]:
+        return d
+    from ..schema import to_dict
+
+    return to_dict(from_dict(kind, d))
 
 
 def read_final_log(directory: str, name: str, fd: int) -> FinalLog:
     """Read a sealed segment or a pack completely, normalising rows to the current
     schema. Damage (anything but a torn tail of an unsealed segment) is reported in
     .problem, and then nothing of the file may be dropped."""
-    from ..schema import to_dict
-
     where = os.path.join(directory, name)
     size = os.fstat(fd).st_size
     data = os.pread(fd, size, 0)
@@ -309,7 +316,7 @@ def read_final_log(directory: str, name: str, fd: int) -> FinalLog:
                 try:
                     batch = loads(view[start : start + length])
                     for key, k in _ROW_KINDS:
-                        rows[k].extend(to_dict(from_dict(k, d)) for d in batch.get(key, ()))
+                        rows[k].extend(_normalised(k, d) for d in batch.get(key, ()))
                 except (ValueError, AttributeError, TypeError, CorruptDataError) as exc:
                     raise corrupt(where, start, f"batch frame does not parse: {exc}") from None
             end = frame_end
@@ -327,4 +334,4 @@ def read_final_log(directory: str, name: str, fd: int) -> FinalLog:
                                               f"follows at {later}")
     except CorruptDataError as exc:
         return FinalLog({}, {}, str(exc))
-    return FinalLog(rows, outputs)
+    return FinalLog(rows, outputs, data=data)
