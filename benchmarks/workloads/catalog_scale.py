@@ -210,7 +210,7 @@ CATALOG_SCALE = Workload(
     name="catalog_scale",
     title="Catalog at scale: open, list, tree, lineage, one save in a fresh process",
     unit="operations", size_name="checkpoints in the store",
-    sizes=(10_000, 100_000, 1_000_000), quick_sizes=(200, 600, 2000), reps=3, quick_reps=1,
+    sizes=(10_000, 100_000, 1_000_000), quick_sizes=(200, 600, 2000), reps=5, quick_reps=1,
     build=_build_times,
     baseline_for=lambda label: (BUDGET_OPEN if label.endswith("open+list") else
                                 BUDGET_LS if label.endswith("python -c pass") else

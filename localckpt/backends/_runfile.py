@@ -212,6 +212,8 @@ class RunWriter:
             entries += DIRV.pack(*self._groups.get(i, empty), *located.get(i, (0, 0)))
         sections["dir"] = [self._write(page_bytes(bytes(entries), width + DIRV.size)),
                            len(self.tids), width]
+        if self.tids:
+            sections["dir_range"] = [self.tids[0], self.tids[-1]]
         for name, arr in (("cid", cid), ("xt", xt), ("xid", xid), ("gid", gid)):
             self._index(name, arr, False, sections)
         self._index("out", out, True, sections)
@@ -310,7 +312,9 @@ class RunReader:
     def dir_find(self, tid: str) -> DirEntry | None:
         idx = self.index("dir")
         key = tid.encode()
-        if not idx.count or len(key) > idx.width:
+        bounds = self.footer["sections"].get("dir_range")
+        if not idx.count or len(key) > idx.width or (
+                bounds is not None and not bounds[0] <= tid <= bounds[1]):
             return None
         found = idx.find(key)
         if found is None:
