@@ -119,6 +119,25 @@ def test_purge_removes_deleted_records_and_their_outputs(tmp_path: Path) -> None
         assert store.catalog.purge_deleted() == 0, "a second purge finds nothing"
 
 
+def test_purge_drops_what_is_deleted_inside_one_compacted_run(tmp_path: Path) -> None:
+    with localckpt.open(tmp_path, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", frames())
+        a = store.save_stage_output(tl.id, None, "s", {"a": 1})
+        b = store.save_stage_output(tl.id, a, "s", {"b": 2})
+    with localckpt.open(tmp_path) as store:
+        store.catalog.commit(Batch(tombstones=[
+            Tombstone(new_id(), b, "checkpoint", tl.id, utcnow())]))
+    with localckpt.open(tmp_path) as store:
+        gone = store.catalog.checkpoints([b])[0].stage_hashes["s"]
+        store.catalog.compact(full=True)  # merges drop b; its output stays until a purge
+        assert len(_runs(tmp_path)) == 1
+        assert [c.id for c in store.catalog.tree(tl.id)] == [tl.root_checkpoint_id, a]
+        assert store.catalog.missing_outputs([gone]) == set()
+        assert store.catalog.purge_deleted() == 1
+        assert store.catalog.missing_outputs([gone]) == {gone}
+        assert store.load_stage_output(a, "s") == {"a": 1}
+
+
 def test_purge_keeps_outputs_a_live_segment_or_concurrent_save_refers_to(tmp_path: Path) -> None:
     s = _store_with_deletions(tmp_path)
     t, chain = s["t"], s["chain"]

@@ -172,8 +172,10 @@ def compact_directory(
         tail.refresh()
         dead = Deadness(runs, tail, good)
         legacy = any(f.name.endswith(".pack") for f in good)
+        # a purge rewrites even a single run, when tombstones may have something to drop
+        purging = purge and bool(manifest.runs) and dead.anything()
         if (good and (full or purge or legacy or len(good) >= min_logs)) or (
-                (full or purge) and len(manifest.runs) > 1):
+                full and len(manifest.runs) > 1) or purging:
             merged = list(runs.runs) if (full or purge) else []
             keep_refs: set[str] | None = None
             if purge and not result.problems and not tail.damage:

@@ -79,6 +79,10 @@ class Deadness:
                 self._targets[r["timeline_id"]].add(r["target_id"])
         self._cache: dict[str, set[str]] = {}
 
+    def anything(self) -> bool:
+        """Whether any tombstone exists (else there is nothing a purge could drop)."""
+        return bool(self.timelines or self._targets or self.tags)
+
     def any_in(self, tid: str) -> bool:
         return tid in self.timelines or tid in self._targets or tid in self._tag_tids
 
