@@ -289,7 +289,7 @@ def test_killed_compaction_leaves_nothing_behind(tmp_path: Path) -> None:
     made = bulk_store(tmp_path, 3, 20, per_segment=1)
     cat = tmp_path / "catalog"
     leftovers = [cat / "pack-0192.tmp", cat / f"run-{new_id()}.run.tmp",
-                 cat / f"blob-{new_id()}.blob.tmp", cat / f"run-{new_id()}.run",
+                 cat / "blobs" / f"blob-{new_id()}.blob.tmp", cat / f"run-{new_id()}.run",
                  cat / "MANIFEST.abc.tmp"]
     for p in leftovers:
         p.write_bytes(b"partial")

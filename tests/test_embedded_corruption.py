@@ -144,7 +144,7 @@ class _opened:
 
 def _victims(root: Path, kind: str) -> list[Path]:
     pattern = {"segment": "seg-*.log", "pack": "pack-*.pack", "run": "run-*.run",
-               "blob": "blob-*.blob"}[kind]
+               "blob": "blobs/blob-*.blob"}[kind]
     found = sorted((root / "catalog").glob(pattern))
     assert found, f"no {kind} file in {root}"
     return found

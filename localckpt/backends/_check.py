@@ -28,8 +28,12 @@ def check_directory(directory: str) -> list[tuple[str, str]]:
     except CorruptDataError as exc:
         problems.append((os.path.join(directory, MANIFEST), str(exc)))
     files = FileCache(directory, 4, Counter())
+    names = sorted(os.listdir(directory))
+    blob_dir = os.path.join(directory, "blobs")
+    if os.path.isdir(blob_dir):
+        names += [f"blobs/{n}" for n in sorted(os.listdir(blob_dir))]
     try:
-        for name in sorted(os.listdir(directory)):
+        for name in names:
             path = os.path.join(directory, name)
             try:
                 if is_log(name):

@@ -28,7 +28,7 @@ import attrs
 
 from ._files import remove
 from ._manifest import Manifest, RunInfo, bump_marker, read_manifest, write_manifest
-from ._merge import Deadness, LogInput, StepResult, Stopped, merge_step
+from ._merge import BLOBS, Deadness, LogInput, StepResult, Stopped, merge_step
 from ._runset import RunSet
 from ._segments import try_lock, unlock
 from ._tail import LogTail, is_log, read_final_log
@@ -73,11 +73,15 @@ def _cleanup(directory: str, manifest: Manifest) -> None:
     blobs = set(manifest.blobs)
     absorbed = set(manifest.absorbed)
     now = time.time()
-    for name in os.listdir(directory):
+    blob_dir = os.path.join(directory, BLOBS)
+    names = os.listdir(directory)
+    if os.path.isdir(blob_dir):
+        names += [f"{BLOBS}/{n}" for n in os.listdir(blob_dir)]
+    for name in names:
         path = os.path.join(directory, name)
         stale = name.endswith(".tmp")
         stale |= name.startswith("run-") and name.endswith(".run") and name not in runs
-        stale |= name.startswith("blob-") and name.endswith(".blob") and name not in blobs
+        stale |= name.startswith(f"{BLOBS}/") and name.endswith(".blob") and name not in blobs
         stale |= name in absorbed
         if name.endswith(".log.new"):
             try:

@@ -33,7 +33,9 @@ from ._runset import RunSet
 from ._segments import MAGIC, corrupt, encode_output, encode_seal
 from ._tail import FinalLog, LogTail
 
-__all__ = ["Deadness", "LogInput", "StepResult", "merge_step"]
+__all__ = ["BLOBS", "Deadness", "LogInput", "StepResult", "merge_step"]
+
+BLOBS = "blobs"  # the subdirectory of blob files
 
 
 class Stopped(Exception):
@@ -182,7 +184,9 @@ def _remapped(run: RunReader, name: str, remap: Any) -> Any:
 
 class _BlobWriter:
     def __init__(self, directory: str) -> None:
-        self.name = f"blob-{new_id()}.blob"
+        # in a directory of their own: there may be many, and the log tail lists catalog/
+        os.makedirs(os.path.join(directory, BLOBS), exist_ok=True)
+        self.name = f"{BLOBS}/blob-{new_id()}.blob"
         self.tmp = os.path.join(directory, self.name + ".tmp")
         self._fh = open(self.tmp, "xb")  # noqa: SIM115 - closed by finish/abort
         self.pos = 0

@@ -99,8 +99,8 @@ class LogTail:
                     self._read_new(log, os.fstat(log.fd).st_size)
             return
         # Names only (no stat per entry): sizes come from the descriptors.
-        with os.scandir(self.directory) as it:
-            listed = [e.name for e in it if is_log(e.name) and e.name not in self.skip]
+        listed = [n for n in os.listdir(self.directory)
+                  if n.endswith((".log", ".pack")) and n not in self.skip]
         present = set(listed)
         vanished = {n for n in self.logs if n not in present and n != self.own}
         for name in sorted(listed, key=lambda n: (not n.endswith(".pack"), n)):
