@@ -18,7 +18,7 @@ import pytest
 from embedded_helpers import bulk_store, catalog_files, frames, timeline_batch
 
 import localckpt
-from localckpt.backends import _compact
+from localckpt.backends import _manifest
 from localckpt.backends._manifest import read_manifest
 from localckpt.backends._segments import encode_batch, encode_output
 from localckpt.canonical import canonical_bytes, content_hash
@@ -37,12 +37,12 @@ def _runs(root: Path) -> dict[str, int]:
 def test_merging_is_tiered_and_a_small_addition_rewrites_little(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch
                                                                  ) -> None:
-    monkeypatch.setattr(_compact, "BASE", 200)
+    monkeypatch.setattr(_manifest, "BASE", 200)
     made = bulk_store(tmp_path, 40, 100, per_segment=2)  # 20 compactions of 200 checkpoints
     runs = _runs(tmp_path)
-    levels = [_compact.level_of(e) for e in runs.values()]
+    levels = [_manifest.level_of(e) for e in runs.values()]
     assert len(runs) < 20 and len(set(levels)) > 1, runs
-    assert max(levels.count(x) for x in set(levels)) < _compact.FANOUT
+    assert max(levels.count(x) for x in set(levels)) < _manifest.FANOUT
     big = max(runs, key=runs.__getitem__)
     before = set(runs)
     with localckpt.open(tmp_path, create=True) as store:  # a little more

@@ -27,7 +27,16 @@ from collections import Counter
 import attrs
 
 from ._files import remove
-from ._manifest import Manifest, RunInfo, bump_marker, read_manifest, write_manifest
+from ._manifest import (
+    FANOUT,
+    Manifest,
+    RunInfo,
+    bump_marker,
+    level_of,
+    pending_merges,
+    read_manifest,
+    write_manifest,
+)
 from ._merge import BLOBS, Deadness, LogInput, StepResult, Stopped, merge_step
 from ._runset import RunSet
 from ._segments import try_lock, unlock
@@ -35,29 +44,8 @@ from ._tail import LogTail, is_log, read_final_log
 
 __all__ = ["FANOUT", "CompactResult", "compact_directory", "level_of", "pending_merges"]
 
-FANOUT = 4
-BASE = 4096
 _STALE_NEW_S = 60.0  # a segment still named .new this long after creation was abandoned
 _PURGE_WAIT_S = 5.0
-
-
-def level_of(entries: int) -> int:
-    level, size = 0, BASE * FANOUT
-    while entries >= size:
-        level += 1
-        size *= FANOUT
-    return level
-
-
-def pending_merges(manifest: Manifest) -> list[RunInfo] | None:
-    """The runs of the lowest level that has FANOUT of them, oldest first; else None."""
-    by_level: dict[int, list[RunInfo]] = {}
-    for r in manifest.runs:
-        by_level.setdefault(r.level, []).append(r)
-    for level in sorted(by_level):
-        if len(by_level[level]) >= FANOUT:
-            return by_level[level][:FANOUT]
-    return None
 
 
 @attrs.define

@@ -20,10 +20,12 @@ import attrs
 
 from ..errors import CorruptDataError
 
-__all__ = ["Manifest", "RunInfo", "bump_marker", "manifest_stamp", "read_manifest",
-           "write_manifest"]
+__all__ = ["BASE", "FANOUT", "Manifest", "RunInfo", "bump_marker", "level_of",
+           "manifest_stamp", "pending_merges", "read_manifest", "write_manifest"]
 
 NAME = "MANIFEST"
+FANOUT = 4  # runs of one level that merge into one
+BASE = 4096  # entries below which a run is of level 0
 _MAGIC = b"LCKMAN02\n"
 
 
@@ -47,6 +49,26 @@ class Manifest:
                 "runs": [attrs.asdict(r) for r in self.runs],
                 "blobs": list(self.blobs), "absorbed": list(self.absorbed),
                 "purged": self.purged}
+
+
+def level_of(entries: int) -> int:
+    """A run's level: log_FANOUT of its entries over BASE (0 below BASE * FANOUT)."""
+    level, size = 0, BASE * FANOUT
+    while entries >= size:
+        level += 1
+        size *= FANOUT
+    return level
+
+
+def pending_merges(manifest: Manifest) -> list[RunInfo] | None:
+    """The runs of the lowest level that has FANOUT of them, oldest first; else None."""
+    by_level: dict[int, list[RunInfo]] = {}
+    for r in manifest.runs:
+        by_level.setdefault(r.level, []).append(r)
+    for level in sorted(by_level):
+        if len(by_level[level]) >= FANOUT:
+            return by_level[level][:FANOUT]
+    return None
 
 
 def manifest_stamp(directory: str) -> tuple[int, int, int] | None:

@@ -21,7 +21,7 @@ import attrs
 from ..errors import CorruptDataError
 from ..schema import FIELDS, from_dict
 from ..types import Checkpoint
-from ._codec import loads
+from ._codec import loads, loads_fast
 from ._index import RecordIndex
 from ._manifest import NAME as MANIFEST
 from ._manifest import Manifest, manifest_stamp, read_manifest
@@ -240,10 +240,10 @@ class LogTail:
                 if length < HASH_LEN or not _HEX.fullmatch(label):
                     raise corrupt(where, start, "output frame without a hash")
                 self.out_loc[label.decode()] = (log.fd, start + HASH_LEN, length - HASH_LEN)
-            elif kind == b"B":
+            elif kind in b"Bb":
                 try:
-                    rows = loads(view[rel : rel + length])
-                    self.apply_rows(rows)
+                    body = view[rel : rel + length]
+                    self.apply_rows(loads_fast(body) if kind == b"b" else loads(body))
                 except (ValueError, AttributeError, TypeError, CorruptDataError) as exc:
                     raise corrupt(where, start, f"batch frame does not parse: {exc}") from None
             end = frame_end
@@ -312,9 +312,10 @@ def read_final_log(directory: str, name: str, fd: int) -> FinalLog:
                 if length < HASH_LEN or not _HEX.fullmatch(label):
                     raise corrupt(where, start, "output frame without a hash")
                 outputs.setdefault(label.decode(), (start + HASH_LEN, length - HASH_LEN))
-            elif kind == b"B":
+            elif kind in b"Bb":
                 try:
-                    batch = loads(view[start : start + length])
+                    body = view[start : start + length]
+                    batch = loads_fast(body) if kind == b"b" else loads(body)
                     for key, k in _ROW_KINDS:
                         rows[k].extend(_normalised(k, d) for d in batch.get(key, ()))
                 except (ValueError, AttributeError, TypeError, CorruptDataError) as exc:

@@ -395,7 +395,7 @@ class EmbeddedCatalog(Catalog):
 
     def _maybe_compact(self) -> None:
         """Start a background compaction when there is work and nobody here is at it."""
-        from ._compact import pending_merges
+        from ._manifest import pending_merges
 
         if not self.writable or self._closed or (self._bg is not None and self._bg.is_alive()):
             return
