@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 
 from ..model import Workload
+from .catalog_scale import CATALOG_SCALE, CATALOG_SCALE_RSS, CATALOG_SCALE_SIZE
 from .concurrent import SAVE_TWO_PROCS
 from .diagnostics import FSYNC_PATTERN, PG_SAVE_PARTS
 from .frames import GET_FRAME, INGEST, LOAD, LOAD_ENCODED
@@ -27,6 +28,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     SAVE_CHAIN, SAVE_TWO_PROCS, SAVE_BUSHY, SAVE_THREADS, SAVE_LARGE, LOAD_LARGE, LOAD_DEEP,
     LINEAGE, TREE, STORAGE, FSYNC_PATTERN, PG_SAVE_PARTS, CLI_START, PG_UNAVAILABLE,
     FRAME_DIFF,
+    CATALOG_SCALE, CATALOG_SCALE_RSS, CATALOG_SCALE_SIZE,
 )}
 
 if _HAS_SYNC:

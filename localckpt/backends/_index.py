@@ -14,7 +14,7 @@ from ..catalog import Batch
 from ..errors import ConflictError
 from ..types import Checkpoint, LazyOutputs, Tag, Timeline, Tombstone
 
-__all__ = ["RecordIndex"]
+__all__ = ["RecordIndex", "detach"]
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
@@ -133,32 +133,20 @@ class RecordIndex:
         return True
 
     def detached(self, c: Checkpoint) -> Checkpoint:
-        """A copy with its own dicts and output cache: what a caller gets, and may mutate,
-        without changing the record the index keeps (and later checkpoints inherit)."""
-        stage_hashes = dict(c.stage_hashes)
-        return Checkpoint(  # not attrs.evolve: this runs twice per save, evolve is 3x slower
-            id=c.id,
-            timeline_id=c.timeline_id,
-            parent_id=c.parent_id,
-            stage_hashes=stage_hashes,
-            config_overrides=_copy_json(dict(c.config_overrides)),
-            stats=_copy_json(dict(c.stats)),
-            is_scenario=c.is_scenario,
-            scenario_label=c.scenario_label,
-            created_at=c.created_at,
-            merged_from=c.merged_from,
-            stage=c.stage,
-            stage_outputs=LazyOutputs(stage_hashes, self._fetch),
-        )
+        """A copy with its own dicts and output cache (see :func:`detach`)."""
+        return detach(c, self._fetch)
 
     def ordered(self, ids: Iterable[str]) -> list[Checkpoint]:
         """Detached copies of known checkpoints, in the order of ids."""
         return [self.detached(self.checkpoints[i]) for i in ids]
 
-    def add_checkpoint(self, c: Checkpoint) -> bool:
+    def add_checkpoint(self, c: Checkpoint, copy: bool = True) -> bool:
+        """Add c if new. copy=False keeps c itself: for records nobody else holds (just
+        decoded from disk, with this index's loader)."""
         if c.id in self.checkpoints:
             return False
-        c = self.detached(c)
+        if copy:
+            c = self.detached(c)
         self.checkpoints[c.id] = c
         if c.parent_id is not None:
             self.children[c.parent_id].append(c.id)
@@ -178,6 +166,26 @@ class RecordIndex:
             return [self.timelines[i] for i in sorted(self.timelines)]
         found = {i: self.timelines[i] for i in ids if i in self.timelines}
         return [found[i] for i in sorted(found)]
+
+
+def detach(c: Checkpoint, fetch: Callable[[list[str]], Any]) -> Checkpoint:
+    """A copy with its own dicts and an output loader: what a caller gets, and may mutate,
+    without changing the record a catalog keeps (and later checkpoints inherit)."""
+    stage_hashes = dict(c.stage_hashes)
+    return Checkpoint(  # not attrs.evolve: this runs twice per save, evolve is 3x slower
+        id=c.id,
+        timeline_id=c.timeline_id,
+        parent_id=c.parent_id,
+        stage_hashes=stage_hashes,
+        config_overrides=_copy_json(dict(c.config_overrides)),
+        stats=_copy_json(dict(c.stats)),
+        is_scenario=c.is_scenario,
+        scenario_label=c.scenario_label,
+        created_at=c.created_at,
+        merged_from=c.merged_from,
+        stage=c.stage,
+        stage_outputs=LazyOutputs(stage_hashes, fetch),
+    )
 
 
 def _of_timelines(records: dict[str, Any], by_timeline: dict[str, list[str]],

@@ -1,82 +1,57 @@
-"""Embedded catalog: segment logs on local disk, DuckDB as the in-process query engine.
+"""Embedded catalog: a log tail on local disk plus compacted runs queried where they lie.
 
 Why this shape (measured here, see README "Storage layout"): a DuckDB file admits one
-writing process and nobody else may even open it meanwhile; a connect costs ~25 ms and a
-one-row insert ~2 ms. So the durable catalog is not a DuckDB file. Each process appends
-its commits to a segment of its own (``_segments``), every process reads the others'
-segments incrementally before it answers, point lookups come from an in-process index,
-and set queries (lineage, tree, children) run in an in-memory DuckDB fed in batches.
-Sealed segments are compacted into packs; records are immutable and keyed by id, so a
-record seen in both a segment and a pack is the same record.
+writing process and nobody else may even open it meanwhile; importing DuckDB and
+connecting costs ~150 ms before the first query, more than the whole budget of
+``localckpt ls``. So the durable catalog is files of our own:
+
+- each process appends its commits to a segment of its own (``_segments``) and every
+  process reads the others' new commits before it answers (``_tail``): read-your-writes
+  across processes, no lock ever waited on;
+- compaction (``_compact``) turns sealed segments into immutable runs sorted by timeline
+  with indexes and Bloom filters (``_runfile``), merged in tiers; opening a store
+  replays only the segments not compacted yet;
+- queries read what they return: a timeline's rows for tree / children / lineage (kept
+  in a bounded LRU, ``_views``), one block for a checkpoint by id, one index entry for
+  an output or a tombstone.
+
+Records are immutable and keyed by id, so a record seen twice (in a segment and in a run,
+before and after compaction) is the same record.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
 import threading
-import time
+from collections import Counter
 from collections.abc import Iterable
-from typing import Any
-
-import attrs
-import duckdb
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from ..catalog import Batch, Catalog
-from ..errors import BackendUnavailableError, StoreClosedError
-from ..ids import new_id
-from ..records import (
-    checkpoint_from_dict,
-    checkpoint_to_dict,
-    timeline_from_dict,
-    timeline_to_dict,
+from ..errors import (
+    BackendUnavailableError,
+    CorruptDataError,
+    InvalidInputError,
+    StoreClosedError,
 )
-from ..schema import FIELDS, from_dict, to_arrow, to_dict
+from ..schema import from_dict
 from ..types import Checkpoint, Tag, Timeline, Tombstone
-from ._index import RecordIndex
-from ._segments import (
-    HASH_LEN,
-    HEADER,
-    SegmentWriter,
-    encode_batch,
-    encode_output,
-    frame_size_at,
-    iter_frames,
-)
+from ._files import Vanished
+from ._index import detach
+from ._rows import checkpoint_from_row, no_gc, timeline_from_row
+from ._runset import ChainFinder, RunSet
+from ._tail import LogTail
+from ._views import PointCache, TimelineView, Views
+from ._writes import Appender, new_records
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["EmbeddedCatalog"]
 
-_DUCKDB_TYPES = {
-    "id": "VARCHAR", "hash": "VARCHAR", "text": "VARCHAR", "json": "JSON", "float": "DOUBLE",
-    "int": "BIGINT", "bool": "BOOLEAN", "time": "TIMESTAMPTZ",
-}
-_TABLES = {"timelines": "timeline", "checkpoints": "checkpoint"}
-_SCHEMA = ";\n".join(
-    f"CREATE TABLE {table} ("
-    + ", ".join(f"{f.name} {_DUCKDB_TYPES[f.type]}" for f in FIELDS[kind]) + ")"
-    for table, kind in _TABLES.items()
-)
-
-_LINEAGE = """
-WITH RECURSIVE up(id, parent_id, depth) AS (
-    SELECT id, parent_id, 0 FROM checkpoints WHERE id = $id
-    UNION ALL
-    SELECT c.id, c.parent_id, up.depth + 1 FROM checkpoints c JOIN up ON c.id = up.parent_id
-)
-SELECT id FROM up ORDER BY depth DESC
-"""
-
-_READ_FIRST = 4 << 10  # the first read of another process's segment (usually zeros)
-_READ_MAX = 4 << 20  # reads grow up to this while commits keep coming
-_RACY_NS = 1_000_000_000  # a directory mtime younger than this is not trusted (coarse clocks)
-
-
-@attrs.define
-class _FileState:
-    fd: int
-    offset: int = 0
+_TAIL_BYTES = 16 << 20  # sealed logs past this size start a compaction, however few
+_DEDUP_RUNS_MIN = 64 << 10  # smaller outputs are not looked up in runs (compaction dedups)
+_RETRIES = 4
 
 
 class EmbeddedCatalog(Catalog):
@@ -84,369 +59,459 @@ class EmbeddedCatalog(Catalog):
 
     supports_multiprocess = True
 
-    def __init__(self, directory: str, *, fsync: bool = True, compact_after: int = 32) -> None:
+    def __init__(self, directory: str, *, fsync: bool = True, compact_after: int = 32,
+                 marker: str | None = None) -> None:
+        if not isinstance(fsync, bool):
+            raise InvalidInputError(f"fsync must be True or False, not {fsync!r}")
+        if isinstance(compact_after, bool) or not isinstance(compact_after, int) or (
+                compact_after < 1):
+            raise InvalidInputError(
+                f"compact_after must be a positive int (sealed segments that start a "
+                f"compaction), not {compact_after!r}")
         self.directory = os.path.abspath(directory)
         self.fsync = fsync
         self.compact_after = compact_after
+        self.marker = marker
         os.makedirs(self.directory, exist_ok=True)
+        self.writable = os.access(self.directory, os.W_OK)
         self._lock = threading.RLock()
         self._closed = False
+        self.last_compaction_error: BaseException | None = None
         self._reset()
-        if self._sealed_count() > compact_after:
-            self.compact()
+        self._maybe_compact()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._index = RecordIndex(self.load_values)
-        self._out_loc: dict[str, tuple[int, int, int]] = {}
-        self._files: dict[str, _FileState] = {}
-        self._writer: SegmentWriter | None = None
-        self._writer_name = ""
-        self._listed_logs: list[str] = []
-        self._listed_mtime = -1
-        self._db = duckdb.connect(":memory:")
-        self._db.execute(_SCHEMA)
-        self._pending_t: list[Timeline] = []
-        self._pending_c: list[Checkpoint] = []
+        self.stats: Counter[str] = Counter()
+        self.tail = LogTail(self.directory, self.load_values, self.stats)
+        self.runs = RunSet(self.directory, self.stats)
+        self.views = Views()
+        self.points = PointCache()
+        self._timelines: dict[str, Timeline] | None = None  # of the runs, by id
+        self.tail.listener = self.views.add
+        self.tail.on_manifest = self._on_manifest
+        self._appender = Appender(self.directory, self.fsync, self._lock, self.tail,
+                                  self.views.add, self._maybe_compact)
+        self._bg: threading.Thread | None = None
+        self._stop = threading.Event()
         self._refresh()
 
     def describe(self) -> str:
         return f"embedded catalog at {self.directory}"
 
-    # -- reading the logs ---------------------------------------------------------------
+    # -- following the files --------------------------------------------------------------
 
     def _check_process(self) -> None:
         if self._closed:
             raise StoreClosedError("this store is closed; open it again with localckpt.open()")
         if os.getpid() != self._pid:
-            # Forked: the parent's segment, lock and DuckDB handle are not ours to use.
-            # The inherited DuckDB connection must never be freed here: its destructor
-            # joins worker threads that exist only in the parent, and hangs for ever.
-            ctypes.pythonapi.Py_IncRef(ctypes.py_object(self._db))
+            # Forked: the parent's segment, locks and threads are not ours to use.
             self._reset()
 
+    def _on_manifest(self, manifest: Any, complete: bool) -> None:
+        self.runs.update(manifest)
+        self._timelines = None
+        if not complete:
+            self.views.clear()
+            self.points.clear()
+
     def _refresh(self) -> None:
-        """Apply every complete commit that other processes wrote since the last look.
-
-        Files only appear (a new writer's segment, a pack) or vanish (compaction) by
-        renames and unlinks, which change the directory's mtime. While that mtime stays
-        what the last listing saw, and is old enough that the filesystem's coarse clock
-        cannot hide a change within the same tick, only the logs already known can have
-        grown, so they are read without listing the directory.
-        """
         try:
-            dir_mtime = os.stat(self.directory).st_mtime_ns
+            self.tail.refresh()
         except FileNotFoundError as exc:
-            raise self._gone() from exc
-        if dir_mtime == self._listed_mtime and time.time_ns() - dir_mtime > _RACY_NS:
-            for name in self._listed_logs:
-                if name != self._writer_name:
-                    known = self._files[name]
-                    self._read_new(known, os.fstat(known.fd).st_size)
-            return
-        for _ in range(5):
-            vanished = False
-            entries = []
+            raise BackendUnavailableError(
+                f"catalog directory {self.directory} disappeared; was the store deleted? "
+                "Restore the directory, or open the store again to start a new one."
+            ) from exc
+
+    def _begin(self) -> None:
+        """Before every read: follow the files; refuse to answer from damaged logs."""
+        self._check_process()
+        self._refresh()
+        if self.tail.damage:
+            raise CorruptDataError(next(iter(self.tail.damage.values())))
+
+    def _retry(self, fn: Any) -> Any:
+        """Run fn; if a run or blob file vanished (compacted away), follow the new
+        manifest and run it again."""
+        for _ in range(_RETRIES):
             try:
-                with os.scandir(self.directory) as it:
-                    for e in it:
-                        if e.name.endswith((".log", ".pack")):
-                            try:
-                                entries.append((e.name, e.stat().st_size))
-                            except FileNotFoundError:  # compacted away since the listing
-                                vanished = True
-            except FileNotFoundError as exc:
-                raise self._gone() from exc
-            entries.sort(key=lambda e: (not e[0].endswith(".pack"), e[0]))
-            listed = []
-            for name, size in entries:
-                state = self._files.get(name)
-                if state is None:
-                    try:
-                        fd = os.open(os.path.join(self.directory, name), os.O_RDONLY)
-                    except FileNotFoundError:  # compacted away between listing and open
-                        vanished = True
-                        continue
-                    state = self._files[name] = _FileState(fd)
-                if name.endswith(".log"):
-                    listed.append(name)
-                if name != self._writer_name:
-                    self._read_new(state, size)
-            if not vanished:
-                self._listed_logs = listed
-                self._listed_mtime = dir_mtime
-                return
+                return fn()
+            except Vanished:
+                self.tail._listed_mtime = -1  # list again: the manifest changed
+                self._refresh()
+        raise BackendUnavailableError(
+            f"the catalog in {self.directory} kept changing under this read (compactions "
+            "in a loop?); try again")
 
-    def _gone(self) -> BackendUnavailableError:
-        return BackendUnavailableError(
-            f"catalog directory {self.directory} disappeared; was the store deleted? "
-            "Restore the directory, or open the store again to start a new one."
-        )
+    # -- records from the tail, the caches and the runs ------------------------------------
 
-    def _read_new(self, state: _FileState, size: int) -> None:
-        """Apply the complete commits between state.offset and size.
+    def _checkpoint(self, cid: str) -> Checkpoint | None:
+        """The catalog's own record (never handed out without detach)."""
+        c = self.tail.index.checkpoints.get(cid) or self.views.find(cid) or self.points.get(cid)
+        if c is None:
+            row = self.runs.find_checkpoint(cid)
+            if row is not None:
+                c = checkpoint_from_row(row)
+                self.points.put(c)
+        return c
 
-        A durable writer's segment ends in zero-filled space (see SegmentWriter), so the
-        size says only how far to look: reading stops at the first frame that is not
-        complete and valid, and resumes there next time.
-        """
-        want = _READ_FIRST
-        while state.offset < size:
-            data = os.pread(state.fd, min(size - state.offset, want), state.offset)
-            if not data:
-                return
-            end = self._ingest(state.fd, data, state.offset)
-            if end == state.offset:
-                need = frame_size_at(data)
-                if need is None or need <= len(data) or state.offset + need > size:
-                    return  # zeros, a commit being written, or a torn tail
-                want = need  # one frame larger than a chunk
-                continue
-            state.offset = end
-            want = min(want * 8, _READ_MAX)
+    def _view(self, tid: str) -> TimelineView:
+        view = self.views.get(tid)
+        if view is None:
+            view = TimelineView()
+            rows = self.runs.checkpoints_of(tid)
+            with no_gc():
+                for row in rows:
+                    view.add(checkpoint_from_row(row))
+            idx = self.tail.index
+            for cid in idx.by_timeline.get(tid, ()):
+                view.add(idx.checkpoints[cid])
+            self.views.put(tid, view)
+        return view
 
-    def _ingest(self, fd: int, data: bytes, base: int) -> int:
-        """Apply the complete frames of data (read at file offset base); return the new offset."""
-        end = base
-        view = memoryview(data)
-        for kind, start, length, frame_end in iter_frames(view, base):
-            rel = start - base
-            if kind == b"O":
-                h = bytes(view[rel : rel + HASH_LEN]).decode("ascii")
-                self._out_loc[h] = (fd, start + HASH_LEN, length - HASH_LEN)
-            elif kind == b"B":
-                rows = json.loads(bytes(view[rel : rel + length]))
-                for d in rows.get("t", ()):
-                    t = timeline_from_dict(d)
-                    if self._index.add_timeline(t):
-                        self._pending_t.append(t)
-                for d in rows.get("c", ()):
-                    c = checkpoint_from_dict(d)
-                    if self._index.add_checkpoint(c):
-                        self._pending_c.append(c)
-                for d in rows.get("x", ()):
-                    self._index.add_tombstone(from_dict("tombstone", d))
-                for d in rows.get("g", ()):
-                    self._index.add_tag(from_dict("tag", d))
-            end = frame_end
-        return end
+    def _run_timelines(self) -> dict[str, Timeline]:
+        if self._timelines is None:
+            self._timelines = {tid: timeline_from_row(row)
+                               for tid, row in self.runs.timeline_rows().items()}
+        return self._timelines
 
-    def _flush_to_duckdb(self) -> None:
-        """Load rows seen since the last query into DuckDB, as one Arrow insert per table."""
-        for table, kind, pending in (("checkpoints", "checkpoint", self._pending_c),
-                                     ("timelines", "timeline", self._pending_t)):
-            if pending:
-                rows = list(pending)
-                pending.clear()
-                self._db.register("_new_rows", to_arrow(kind, rows))
-                self._db.execute(f"INSERT INTO {table} SELECT * FROM _new_rows")
-                self._db.unregister("_new_rows")
+    def _timeline(self, tid: str) -> Timeline | None:
+        found = self.tail.index.timelines.get(tid)
+        if found is None and self._timelines is not None:
+            found = self._timelines.get(tid)
+        if found is None:
+            row = self.runs.find_timeline(tid)
+            found = timeline_from_row(row) if row is not None else None
+        return found
 
-    def _query_ids(self, sql: str, params: dict[str, Any]) -> list[Checkpoint]:
-        self._flush_to_duckdb()
-        ids = [row[0] for row in self._db.execute(sql, params).fetchall()]
-        return self._index.ordered(ids)
+    def _detached(self, records: Iterable[Checkpoint]) -> list[Checkpoint]:
+        with no_gc():
+            return [detach(c, self.load_values) for c in records]
 
-    def sql(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
-        """Run a SQL query over the tables ``timelines`` and ``checkpoints`` (an Arrow table).
+    # -- the Catalog interface: reads -----------------------------------------------------
 
-        The tables are this process's in-memory view, rebuilt from the logs on open:
-        changing them changes nothing on disk.
-        """
+    def _read(self, fn: Any) -> Any:
         with self._lock:
-            self._check_process()
-            self._refresh()
-            self._flush_to_duckdb()
-            return self._db.sql(query, params=params or {}).to_arrow_table()
-
-    # -- the Catalog interface ------------------------------------------------------------
-
-    def commit(self, batch: Batch) -> None:
-        with self._lock:
-            self._check_process()
-            self._refresh()
-            self._index.check(batch, self.describe())
-            outputs = [(h, d) for h, d in batch.outputs.items() if h not in self._out_loc]
-            new = self._index.new_records(batch)
-            timelines, checkpoints = new.timelines, new.checkpoints
-            if not (outputs or new):
-                return
-            frames = [encode_output(h, bytes(d)) for h, d in outputs]
-            rows: dict[str, list[dict[str, Any]]] = {
-                "t": [timeline_to_dict(t) for t in timelines],
-                "c": [checkpoint_to_dict(c) for c in checkpoints],
-            }
-            if new.tombstones:
-                rows["x"] = [to_dict(t) for t in new.tombstones]
-            if new.tags:
-                rows["g"] = [to_dict(t) for t in new.tags]
-            frames.append(encode_batch(rows))
-            payload = b"".join(frames)
-            writer = self._get_writer()
-            try:
-                start, end = writer.append(payload)
-            except OSError as exc:
-                self._retire_writer()
-                raise BackendUnavailableError(
-                    f"could not append to the catalog in {self.directory}: {exc}. "
-                    "Check free disk space and permissions; nothing was written."
-                ) from exc
-            # Apply our own records directly instead of parsing back what we just wrote.
-            state = self._files[self._writer_name]
-            pos = start
-            for (h, _), frame in zip(outputs, frames, strict=False):
-                skip = HEADER.size + HASH_LEN
-                self._out_loc[h] = (state.fd, pos + skip, len(frame) - skip)
-                pos += len(frame)
-            for t in timelines:
-                if self._index.add_timeline(t):
-                    self._pending_t.append(t)
-            for c in checkpoints:
-                if self._index.add_checkpoint(c):
-                    self._pending_c.append(c)
-            for x in new.tombstones:
-                self._index.add_tombstone(x)
-            for g in new.tags:
-                self._index.add_tag(g)
-            state.offset = end
-
-    def _get_writer(self) -> SegmentWriter:
-        if self._writer is None or self._writer.broken:
-            self._retire_writer()
-            name = f"seg-{new_id()}.log"
-            try:
-                self._writer = SegmentWriter(os.path.join(self.directory, name), self.fsync)
-            except OSError as exc:
-                raise BackendUnavailableError(
-                    f"cannot create a catalog segment in {self.directory}: {exc}"
-                ) from exc
-            self._writer_name = name
-            # Reads of our own segment go through the writer's descriptor (opened O_RDWR).
-            self._files[name] = _FileState(self._writer.fd)
-        return self._writer
-
-    def _retire_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.unlock()
-            self._writer = None
+            self._begin()
+            return self._retry(fn)
 
     def timelines(self, ids: Iterable[str] | None = None) -> list[Timeline]:
-        with self._lock:
-            self._check_process()
-            self._refresh()
-            return self._index.get_timelines(ids)
+        wanted = None if ids is None else list(ids)
+
+        def run() -> list[Timeline]:
+            if wanted is None:
+                found = dict(self._run_timelines())
+                found.update(self.tail.index.timelines)
+                return [found[t] for t in sorted(found)]
+            got = {t: x for t in set(wanted) if (x := self._timeline(t)) is not None}
+            return [got[t] for t in sorted(got)]
+
+        return self._read(run)
 
     def checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
-        with self._lock:
-            self._check_process()
-            self._refresh()
-            return self._index.get_checkpoints(ids)
+        wanted = set(ids)
+
+        def run() -> list[Checkpoint]:
+            got = {i: c for i in wanted if (c := self._checkpoint(i)) is not None}
+            return self._detached(got[i] for i in sorted(got))
+
+        return self._read(run)
 
     def peek_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
         with self._lock:
             self._check_process()
-            found = self._index.checkpoints.get(checkpoint_id)
+            found = self.tail.index.checkpoints.get(checkpoint_id)
             if found is None:
-                self._refresh()
-                found = self._index.checkpoints.get(checkpoint_id)
+                self._begin()
+                found = self._retry(lambda: self._checkpoint(checkpoint_id))
+                if found is not None and found is not self.tail.index.checkpoints.get(
+                        checkpoint_id):
+                    found = detach(found, self.load_values)  # views keep no output loader
             return found
 
-    def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
-        with self._lock:
-            self._check_process()
-            self._refresh()
-            return self._index.get_tombstones(timeline_ids)
-
-    def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
-        with self._lock:
-            self._check_process()
-            self._refresh()
-            return self._index.get_tags(timeline_ids)
-
-    def deleted(self, target_ids: Iterable[str]) -> set[str]:
-        with self._lock:
-            self._check_process()
-            self._refresh()
-            return {i for i in target_ids if i in self._index.deleted}
-
-    def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
-        with self._lock:
-            self._check_process()
-            self._refresh()
-            return self._index.find_ids(kind, prefix, limit)
-
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
-        with self._lock:
-            self._check_process()
-            self._refresh()
-            return self._query_ids(
-                "SELECT id FROM checkpoints WHERE parent_id = $id ORDER BY id",
-                {"id": checkpoint_id},
-            )
+        def run() -> list[Checkpoint]:
+            c = self._checkpoint(checkpoint_id)
+            if c is None:
+                return []
+            view = self._view(c.timeline_id)
+            return self._detached(view.by_id[i] for i in sorted(view.children.get(c.id, ())))
+
+        return self._read(run)
 
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
-        with self._lock:
-            self._check_process()
-            self._refresh()
-            return self._query_ids(_LINEAGE, {"id": checkpoint_id})
+        def run() -> list[Checkpoint]:
+            c = self._checkpoint(checkpoint_id)
+            if c is None:
+                return []
+            view = self.views.get(c.timeline_id)
+            if view is not None:
+                return self._detached(view.lineage(checkpoint_id))
+            return self._detached(self._chain(c))
+
+        return self._read(run)
+
+    def _chain(self, c: Checkpoint) -> list[Checkpoint]:
+        """c and its ancestors, root first, reading only the blocks the chain is in."""
+        finder = ChainFinder(self.runs, c.timeline_id)
+        chain, seen = [c], {c.id}
+        with no_gc():
+            while (pid := chain[-1].parent_id) is not None and pid not in seen:
+                p = self.tail.index.checkpoints.get(pid)
+                if p is None:
+                    row = finder.get(pid)
+                    p = checkpoint_from_row(row) if row is not None else self._checkpoint(pid)
+                if p is None:
+                    break
+                seen.add(pid)
+                chain.append(p)
+        chain.reverse()
+        return chain
 
     def tree(self, timeline_id: str) -> list[Checkpoint]:
-        with self._lock:
-            self._check_process()
-            self._refresh()
-            return self._query_ids(
-                "SELECT id FROM checkpoints WHERE timeline_id = $t ORDER BY id", {"t": timeline_id}
-            )
+        def run() -> list[Checkpoint]:
+            view = self._view(timeline_id)
+            return self._detached(view.by_id[i] for i in view.ids())
+
+        return self._read(run)
 
     def outputs(self, hashes: Iterable[str]) -> dict[str, bytes]:
-        with self._lock:
-            self._check_process()
-            wanted = list(hashes)
-            if any(h not in self._out_loc for h in wanted):
-                self._refresh()
+        wanted = list(hashes)
+
+        def run() -> dict[str, bytes]:
             found = {}
             for h in wanted:
-                loc = self._out_loc.get(h)
+                loc = self.tail.out_loc.get(h)
                 if loc is not None:
                     fd, offset, length = loc
                     found[h] = os.pread(fd, length, offset)
+                else:
+                    data = self.runs.output(h)
+                    if data is not None:
+                        found[h] = data
             return found
 
-    def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
         with self._lock:
             self._check_process()
-            self._refresh()
-            return {h for h in hashes if h not in self._out_loc}
+            if any(h not in self.tail.out_loc for h in wanted):
+                self._begin()
+            return self._retry(run)
+
+    def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
+        wanted = set(hashes)
+        return self._read(lambda: {h for h in wanted if h not in self.tail.out_loc
+                                   and self.runs.output_location(h) is None})
+
+    def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
+        return self._read(lambda: self._others("tombstone", timeline_ids))
+
+    def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
+        return self._read(lambda: self._others("tag", timeline_ids))
+
+    def _others(self, kind: str, timeline_ids: Iterable[str] | None) -> list[Any]:
+        which = 1 if kind == "tombstone" else 2
+        mine = self.tail.index.tombstones if which == 1 else self.tail.index.tags
+        found: dict[str, Any] = {}
+        if timeline_ids is None:
+            rows = self.runs.all_of(which)
+            found.update(mine)
+        else:
+            tids = set(timeline_ids)
+            rows = [r for t in tids for r in self.runs.of_timeline(t, which)]
+            found.update({k: v for k, v in mine.items() if v.timeline_id in tids})
+        for r in rows:
+            if r["id"] not in found:
+                found[r["id"]] = from_dict(kind, r)
+        return [found[i] for i in sorted(found)]
+
+    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+        wanted = set(target_ids)
+        mine = self.tail.index.deleted
+        return self._read(lambda: {i for i in wanted
+                                   if i in mine or self.runs.has_target(i)})
+
+    def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
+        if kind not in ("timeline", "checkpoint"):
+            raise InvalidInputError(
+                f"find_ids kind must be 'timeline' or 'checkpoint', not {kind!r}")
+
+        def run() -> list[str]:
+            idx = self.tail.index
+            mine = idx.timelines if kind == "timeline" else idx.checkpoints
+            found = {i for i in mine if i.startswith(prefix)}
+            found |= self.runs.prefix(kind, prefix, limit)
+            return sorted(found)[:limit]
+
+        return self._read(run)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def commit(self, batch: Batch) -> None:
+        with self._lock:
+            self._check_process()
+            if not self.writable:
+                raise BackendUnavailableError(
+                    f"the catalog in {self.directory} is read-only for this user; open it "
+                    "with write permission to save (reading works as it is)")
+            self._begin()
+            new = self._retry(lambda: new_records(batch, self._existing, self.describe()))
+            # An output already stored elsewhere than this process's live segment may be
+            # skipped only under purge.lock (shared): a purge then cannot remove it
+            # before this commit's records, which refer to it, are on disk.
+            w = self._appender
+            held = False
+            if any(self._stored_elsewhere(h, len(d)) for h, d in batch.outputs.items()):
+                held = w.share_purge_lock()
+                if held:
+                    self._begin()  # the view the decision is made on, under the lock
+            try:
+                shared = w.shared_outputs()
+                outputs = [(h, d) for h, d in batch.outputs.items()
+                           if not (h in shared or w.stored_here(h)
+                                   or (held and self._stored_elsewhere(h, len(d))))]
+                if outputs or any(new):
+                    w.write(new, outputs)
+            finally:
+                w.release_purge_lock(held)
+
+    def _stored_elsewhere(self, h: str, size: int) -> bool:
+        if h in self.tail.out_loc:
+            return True
+        return size >= _DEDUP_RUNS_MIN and self.runs.output_location(h) is not None
+
+    def _existing(self, kind: str, rid: str) -> Any:
+        if kind == "checkpoint":
+            return self._checkpoint(rid)
+        if kind == "timeline":
+            return self._timeline(rid)
+        mine = self.tail.index.tombstones if kind == "tombstone" else self.tail.index.tags
+        if rid in mine:
+            return mine[rid]
+        row = self.runs.find_other(kind, rid)
+        return from_dict(kind, row) if row is not None else None
+
+    # -- compaction -----------------------------------------------------------------------
+
+    def _maybe_compact(self) -> None:
+        """Start a background compaction when there is work and nobody here is at it."""
+        from ._manifest import pending_merges
+
+        if not self.writable or self._closed or (self._bg is not None and self._bg.is_alive()):
+            return
+        logs = [log for n, log in self.tail.logs.items() if n != self.tail.own]
+        if not (len(logs) > self.compact_after or sum(log.offset for log in logs) > _TAIL_BYTES
+                or any(log.pack for log in logs) or pending_merges(self.tail.manifest)):
+            return
+        self._bg = threading.Thread(target=self._compact_in_background,
+                                    name="localckpt-compact", daemon=True)
+        self._bg.start()
+
+    def _compact_in_background(self) -> None:
+        from ._compact import compact_directory
+
+        try:
+            compact_directory(self.directory, fsync=self.fsync, marker=self.marker,
+                              stop=self._stop)
+        except Exception as exc:  # a full disk, a read-only file: the store still works
+            self.last_compaction_error = exc
+
+    def join_compaction(self, timeout: float | None = None) -> None:
+        """Wait for a background compaction of this process to finish (for tests)."""
+        bg = self._bg
+        if bg is not None:
+            bg.join(timeout)
+
+    def compact(self, full: bool = False) -> int:
+        """Compact now; return how many files (segments, packs, runs) were replaced.
+
+        Sealed segments become a run and runs of one level merge (``full``: everything
+        into one run). Segments of live writers (their flock is held) are left alone;
+        readers never miss a record. Returns 0 when another process is compacting.
+        """
+        with self._lock:
+            self._check_process()
+        result = self._run_compaction(full=full)
+        with self._lock:
+            self._begin()
+        return result.replaced
+
+    def _run_compaction(self, **kw: Any) -> Any:
+        from ._compact import compact_directory
+
+        if not self.writable:
+            raise BackendUnavailableError(
+                f"the catalog in {self.directory} is read-only for this user; compaction "
+                "needs write permission")
+        self.join_compaction()
+        try:
+            return compact_directory(self.directory, fsync=self.fsync, marker=self.marker,
+                                     **kw)
+        except OSError as exc:
+            raise BackendUnavailableError(
+                f"compaction of the catalog in {self.directory} failed: {exc}. Check free "
+                "disk space and permissions; the catalog is unchanged.") from exc
+
+    def purge_deleted(self) -> int:
+        """Rewrite the catalog without what tombstones delete and without outputs no live
+        record refers to (everything into one run: this reads the whole catalog). Returns
+        how many records and outputs went."""
+        import time
+
+        with self._lock:
+            self._check_process()
+        deadline = time.monotonic() + 30
+        while True:
+            result = self._run_compaction(purge=True)
+            if not result.busy:
+                break
+            if time.monotonic() > deadline:
+                raise BackendUnavailableError(
+                    f"could not purge the catalog in {self.directory}: another process kept "
+                    "it busy (compacting, or saving without pause); try again")
+            time.sleep(0.05)
+        with self._lock:
+            self._begin()
+        return int(result.purged)
+
+    # -- integrity, SQL, close -------------------------------------------------------------
+
+    def storage_problems(self) -> list[tuple[str, str]]:
+        """Every catalog file read completely: (file, what is wrong) for each damaged one."""
+        from ._check import check_directory
+
+        with self._lock:
+            self._check_process()
+        return check_directory(self.directory)
+
+    def sql(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """Run a SQL query over the tables ``timelines`` and ``checkpoints`` (an Arrow table).
+
+        The tables are built from every record (this reads the whole catalog, in a DuckDB
+        connection made for this call): changing them changes nothing on disk.
+        """
+        from ._sql import run_sql
+
+        with self._lock:
+            self._begin()
+            timelines = self._retry(lambda: self.timelines(None))
+            checkpoints = [c for t in timelines for c in self.tree(t.id)]
+            orphans = set(self.tail.index.by_timeline) - {t.id for t in timelines}
+            for tid in sorted(orphans):
+                checkpoints += self.tree(tid)
+        return run_sql(query, params, timelines, checkpoints)
 
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            if os.getpid() == self._pid:
-                self._retire_writer()
-                for state in self._files.values():
-                    try:
-                        os.close(state.fd)
-                    except OSError:
-                        pass
-                self._db.close()
-            self._files.clear()
-
-    # -- compaction -------------------------------------------------------------------------
-
-    def _sealed_count(self) -> int:
-        return sum(1 for n in os.listdir(self.directory) if n.endswith((".log", ".pack")))
-
-    def compact(self) -> int:
-        """Merge sealed segments and packs into one pack; return how many files it replaced.
-
-        Segments of live writers (their flock is held) are left alone. Readers never miss a
-        record: the pack is renamed into place before its inputs are removed, and records
-        are deduplicated by id.
-        """
-        from ._compact import compact_directory
-
+            mine = os.getpid() == self._pid
+        if not mine:
+            return
+        self._stop.set()
+        self.join_compaction(60)
         with self._lock:
-            self._check_process()
-            return compact_directory(self.directory, self.fsync)
+            self._appender.close()
+            self.tail.forget_all()
+            self.runs.close()

@@ -10,12 +10,23 @@ from urllib.parse import urlsplit
 
 from ..canonical import FORMAT as CANONICAL_FORMAT
 from ..catalog import Catalog
-from ..errors import InvalidInputError, NotFoundError, SchemaVersionError
+from ..errors import (
+    BackendUnavailableError,
+    CorruptDataError,
+    InvalidInputError,
+    NotFoundError,
+    SchemaVersionError,
+)
 from ..objects import Objects
 
 __all__ = ["embedded", "memory", "postgres"]
 
-_FORMAT = 1
+#: Format of the embedded store this code writes. 1: segment logs and packs of frames.
+#: 2: segments, compacted runs (indexed, sorted by timeline), blob files and a manifest
+#: (``backends/_runfile.py``). Format 1 stores open as they are (their packs are read
+#: like segments) and become format 2 at their first compaction.
+_FORMAT = 2
+_READABLE = (0, 1, 2)
 
 
 def _embedded_dir(url: str) -> str:
@@ -46,25 +57,49 @@ def embedded(
         _check_can_create(root, create)
     os.makedirs(root, exist_ok=True)
     if os.path.exists(marker):
-        with open(marker, encoding="utf-8") as fh:
-            fmt = json.load(fh).get("format", 0)
-        if fmt > _FORMAT:
-            raise SchemaVersionError(
-                f"the store at {root} has format {fmt}; this localckpt reads format {_FORMAT} "
-                "(upgrade localckpt)"
-            )
+        _check_marker(marker)
     else:
         tmp = f"{marker}.{uuid.uuid4().hex}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            # canonical_json: the version of the canonical bytes outputs are written in
-            # from now on (localckpt.canonical.FORMAT); outputs of older versions stay
-            # readable, as each is verified against the hash of its own stored bytes.
-            json.dump({"format": _FORMAT, "kind": "localckpt embedded store",
-                       "canonical_json": CANONICAL_FORMAT}, fh)
-        os.replace(tmp, marker)
-    catalog = EmbeddedCatalog(os.path.join(root, "catalog"), **options)
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                # canonical_json: the version of the canonical bytes outputs are written in
+                # from now on (localckpt.canonical.FORMAT); outputs of older versions stay
+                # readable, as each is verified against the hash of its own stored bytes.
+                json.dump({"format": _FORMAT, "kind": "localckpt embedded store",
+                           "canonical_json": CANONICAL_FORMAT}, fh)
+            os.replace(tmp, marker)
+        except OSError as exc:
+            raise BackendUnavailableError(
+                f"cannot write the store marker {marker}: {exc}; check the permissions of "
+                f"{root}") from exc
+    catalog = EmbeddedCatalog(os.path.join(root, "catalog"), marker=marker, **options)
     objs = Objects.from_url(objects or os.path.join(root, "objects"), storage_options)
     return catalog, objs
+
+
+def _check_marker(marker: str) -> None:
+    """The marker names a format this code reads; else a typed error saying why."""
+    try:
+        with open(marker, encoding="utf-8") as fh:
+            d = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise CorruptDataError(
+            f"the store marker {marker} cannot be read ({exc}); it should hold JSON like "
+            f'{{"format": {_FORMAT}}}. Restore it, or rewrite it if you know the format'
+        ) from None
+    fmt = d.get("format", 0) if isinstance(d, dict) else None
+    if isinstance(fmt, bool) or not isinstance(fmt, int):
+        raise CorruptDataError(
+            f"the store marker {marker} names format {fmt!r}, which is not a format number; "
+            f'it should hold JSON like {{"format": {_FORMAT}}}'
+        )
+    if fmt not in _READABLE:
+        if fmt > _FORMAT:
+            raise SchemaVersionError(
+                f"the store at {os.path.dirname(marker)} has format {fmt}; this localckpt "
+                f"reads formats up to {_FORMAT} (upgrade localckpt)"
+            )
+        raise CorruptDataError(f"the store marker {marker} names unknown format {fmt}")
 
 
 def _check_can_create(root: str, create: bool) -> None:
