@@ -114,6 +114,10 @@ def test_named_postgres_s3_remote_with_secrets_from_the_environment(
     with localckpt.open(url, objects=objects, storage_options=options) as prod:
         assert [t.id for t in prod.list_timelines()] == [tid]
         assert len(prod.get_timeline_frames(tid)) == 3  # frames reached S3
+    # --store NAME looks at the remote with its own settings ($LOCALCKPT_* name the laptop)
+    listed = run("--store", "prod", "ls", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert [t["id"] for t in json.loads(listed.stdout)] == [tid]
 
     env2 = {**env, "LOCALCKPT_URL": str(tmp_path / "laptop2"),
             "LOCALCKPT_OBJECTS": str(tmp_path / "laptop2-objects")}

@@ -66,6 +66,21 @@ def test_prune_dry_run_then_prune(tree: tuple[str, str, list[str]],
     assert "localckpt rm" in capsys.readouterr().err  # the CLI wording
 
 
+def test_prune_several_checks_them_all_first(tree: tuple[str, str, list[str]],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path, tid, (root, a, b, c) = tree
+    assert main(["--store", path, "prune", b, root]) == 1  # the root is refused...
+    assert _live(path, tid) == {root, a, b, c}  # ...before b goes
+    assert main(["--store", path, "prune", b, "nosuchid"]) == 1
+    assert _live(path, tid) == {root, a, b, c}
+    capsys.readouterr()
+    # c lies below a: pruned with it, not twice; one report for both
+    assert main(["--store", path, "prune", a, c, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["checkpoints"] == sorted([a, b, c])
+    assert _live(path, tid) == {root}
+
+
 def test_retain(tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
     path, tid, (root, a, b, c) = tree
     assert main(["--store", path, "retain", tid]) == 1

@@ -22,13 +22,14 @@ def cmd_ls(store: Store, args: argparse.Namespace) -> int:
     if not timelines:
         print(f"no timelines in {store.url or store.catalog.describe()}")
         return 0
+    width = max(len("PROFILE"), *(len(t.profile_name) for t in timelines))
     print(f"{'TIMELINE':36}  {'FRAMES':>6}  {'FPS':>5}  {'LENGTH':>8}  {'CREATED':19}  "
-          "PROFILE  SOURCE")
+          f"{'PROFILE':{width}}  SOURCE")
     for t in timelines:
         created = t.created_at.strftime("%Y-%m-%d %H:%M:%S")
         print(
             f"{t.id:36}  {t.frame_count:6d}  {sampling_fps(t):>5}  {source_duration(t):>8}  "
-            f"{created:19}  {t.profile_name}  {t.source_video}"
+            f"{created:19}  {t.profile_name:{width}}  {t.source_video}"
         )
     return 0
 

@@ -1,7 +1,10 @@
 """The parser and the error handler of the ``localckpt`` command.
 
 The store comes from ``--store``, else ``$LOCALCKPT_URL``, else ``./.localckpt``;
-``--objects`` and ``--storage-options`` describe that same store. Only commands that
+``--objects`` and ``--storage-options`` describe that same store. ``--store NAME`` with
+the name of a remote (``localckpt remote add``) and no directory of that name opens that
+remote with its own settings, so ``localckpt --store team tree T`` looks at what a push
+sent. Only commands that
 create (init, demo, ingest, import, pull) may create a missing store; every other one
 fails with exit status 1 and creates nothing. A creating command may set a ``prepare(args,
 exit_stack)`` default that runs before the store is opened (pull opens its source there,
@@ -14,6 +17,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import LocalckptError
 from .common import EXIT_ERROR, EXIT_OK, storage_options_arg
@@ -34,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--store", metavar="URL",
-        help="store URL or directory (default: $LOCALCKPT_URL, else ./.localckpt)",
+        help="store URL, directory or remote name (default: $LOCALCKPT_URL, else "
+             "./.localckpt)",
     )
     parser.add_argument("--objects", metavar="URL",
                         help="objects URL of this store (e.g. s3://bucket/prefix)")
@@ -57,11 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # what a creating command checks first, so that a failure creates nothing
             if (prepare := getattr(args, "prepare", None)) is not None:
                 prepare(args, stack)
-            store = stack.enter_context(open_store(
-                args.store, objects=args.objects,
-                storage_options=storage_options_arg(args.storage_options, "--storage-options"),
-                create=args.creates,
-            ))
+            store = stack.enter_context(_open_store(args, open_store))
             return int(args.func(store, args))
     except LocalckptError as exc:
         print(f"localckpt: error: {exc.for_cli()}", file=sys.stderr)
@@ -71,6 +72,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
+
+
+def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
+    """The store the global flags name: a remote's name (when no such directory exists)
+    opens that remote with its own settings, else ``--store`` is a URL or directory."""
+    import os
+
+    options = storage_options_arg(args.storage_options, "--storage-options")
+    ref = args.store
+    if ref and "/" not in ref and ":" not in ref and not os.path.exists(ref):
+        from ..config import remote
+
+        named = remote(ref)
+        if named is not None:
+            remote_options = named.resolved_options()
+            remote_options.update(options or {})
+            return open_store(named.url, objects=args.objects or named.objects,
+                              storage_options=remote_options, create=args.creates,
+                              environ=False)
+    return open_store(ref, objects=args.objects, storage_options=options,
+                      create=args.creates)
 
 
 if __name__ == "__main__":

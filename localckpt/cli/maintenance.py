@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
 from ..store import Store
@@ -19,6 +19,9 @@ from .common import (
     print_report,
     timeline_ref,
 )
+
+if TYPE_CHECKING:
+    from ..maintenance.reports import PruneReport
 
 __all__ = ["parse_age", "register"]
 
@@ -79,10 +82,34 @@ def cmd_rm(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_prune(store: Store, args: argparse.Namespace) -> int:
-    report = store.prune(checkpoint_ref(store, args.checkpoint), dry_run=args.dry_run,
-                         force=args.force)
-    print_report(report, args, "prune")
+    """Every CKPT is resolved and checked (a dry run) before anything is deleted, so a
+    mistyped or refused one deletes nothing; then each is pruned in turn (one commit
+    each), skipping those an earlier one took with it. One report for all of them."""
+    ids = list(dict.fromkeys(checkpoint_ref(store, ref) for ref in args.checkpoints))
+    for cid in ids:
+        store.prune(cid, dry_run=True, force=args.force)
+    reports: list[PruneReport] = []
+    gone: set[str] = set()
+    for cid in ids:
+        if cid not in gone:
+            reports.append(store.prune(cid, dry_run=args.dry_run, force=args.force))
+            gone.update(reports[-1].checkpoints)
+    print_report(_combined(reports), args, "prune")
     return 0
+
+
+def _combined(reports: list[PruneReport]) -> PruneReport:
+    import attrs
+
+    if len(reports) == 1:
+        return reports[0]
+    return attrs.evolve(
+        reports[0],
+        checkpoints=tuple(sorted({c for r in reports for c in r.checkpoints})),
+        tags=tuple(sorted({t for r in reports for t in r.tags})),
+        outputs=sum(r.outputs for r in reports), objects=sum(r.objects for r in reports),
+        bytes=sum(r.bytes for r in reports), tombstones=sum(r.tombstones for r in reports),
+    )
 
 
 def cmd_retain(store: Store, args: argparse.Namespace) -> int:
@@ -163,9 +190,11 @@ def register(sub: Any) -> None:
     p.add_argument("timeline", metavar="TIMELINE", help="timeline id or a unique prefix")
     p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
 
-    p = add_command(sub, "prune", "delete a checkpoint and everything below it", cmd_prune)
-    p.add_argument("checkpoint", metavar="CKPT",
-                   help="checkpoint id, unique prefix, tag, or TIMELINE:stage")
+    p = add_command(sub, "prune", "delete checkpoints and everything below them", cmd_prune)
+    p.add_argument("checkpoints", metavar="CKPT", nargs="+",
+                   help="checkpoint id, unique prefix, tag, or TIMELINE:stage; several "
+                        "are checked first, so a bad one deletes nothing (a dry run counts "
+                        "what each would free alone)")
     p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
     p.add_argument("--force", action="store_true",
                    help="also when a kept merge names a pruned checkpoint as merged_from")
