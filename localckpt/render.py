@@ -79,8 +79,9 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
     kids: defaultdict[str | None, list[Checkpoint]] = defaultdict(list)
     for c in checkpoints:
         kids[c.parent_id if c.parent_id in by_id else None].append(c)
+    profile = f"{timeline.profile_name}, " if timeline.profile_name else ""
     lines = [
-        f"timeline {timeline.id}  {timeline.source_video}  ({timeline.profile_name}, "
+        f"timeline {timeline.id}  {timeline.source_video}  ({profile}"
         f"{timeline.frame_count} frames @ {sampling_fps(timeline)} fps{_source(timeline)}, "
         f"{len(checkpoints)} checkpoints)"
     ]

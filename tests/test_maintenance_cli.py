@@ -122,3 +122,15 @@ def test_parse_age() -> None:
     assert parse_age("2026-11-30") == datetime(2026, 11, 30, tzinfo=UTC)
     with pytest.raises(localckpt.InvalidInputError, match="7d"):
         parse_age("soon")
+
+
+def test_tree_defaults_to_the_only_timeline(tree: tuple[str, str, list[str]],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path, tid, _ = tree
+    assert main(["--store", path, "tree"]) == 0
+    assert capsys.readouterr().out.startswith(f"timeline {tid}  v  (p, 2 frames")
+    with localckpt.open(path) as store:
+        store.create_timeline("w", "", FRAMES, codec="png")
+    assert main(["--store", path, "tree"]) == 1
+    assert "holds 2 timelines: name one" in capsys.readouterr().err
+    assert main(["--store", path, "tree", tid]) == 0

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from ..errors import InvalidInputError, NotFoundError
 from ..records import checkpoint_to_dict, timeline_to_dict
 from ..render import render_checkpoint, render_tree, sampling_fps, source_duration
 from ..store import Store
@@ -34,8 +35,24 @@ def cmd_ls(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _tree_timeline(store: Store, ref: str | None) -> str:
+    """ref resolved, or the store's only timeline when ref is None (a store of one video
+    need not be told which)."""
+    if ref is not None:
+        return timeline_ref(store, ref)
+    timelines = store.list_timelines()
+    if len(timelines) == 1:
+        return timelines[0].id
+    where = store.url or store.catalog.describe()
+    if not timelines:
+        raise NotFoundError(f"no timelines in {where}")
+    raise InvalidInputError(
+        f"{where} holds {len(timelines)} timelines: name one (ids from `localckpt ls`)"
+    )
+
+
 def cmd_tree(store: Store, args: argparse.Namespace) -> int:
-    timeline = store.get_timeline(timeline_ref(store, args.timeline))
+    timeline = store.get_timeline(_tree_timeline(store, args.timeline))
     checkpoints = store.checkpoints(timeline.id)
     if args.json:
         print_json([checkpoint_to_dict(c) for c in checkpoints])
@@ -75,7 +92,8 @@ def register(sub: Any) -> None:
     add_command(sub, "ls", "list timelines", cmd_ls)
 
     p = add_command(sub, "tree", "show a timeline's checkpoint tree", cmd_tree)
-    p.add_argument("timeline", metavar="TIMELINE", help="timeline id or a unique prefix")
+    p.add_argument("timeline", metavar="TIMELINE", nargs="?",
+                   help="timeline id or a unique prefix (default: the store's only timeline)")
 
     p = add_command(sub, "show", "show one checkpoint: outputs, config, stats", cmd_show)
     p.add_argument("checkpoint", metavar="CHECKPOINT",
