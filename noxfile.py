@@ -1,10 +1,12 @@
-"""Chores in one place: ``nox -s tests``, ``tests-minversions``, ``slow``, ``lint``,
-``typecheck``, ``bench``, ``demo``, ``build``.
+"""Chores in one place: ``nox -s tests``, ``tests-versions``, ``tests-minversions``,
+``slow``, ``lint``, ``typecheck``, ``bench``, ``demo``, ``build``.
 
-``tests`` runs on every supported Python (3.11, 3.12, 3.13) that this machine has (on
-PATH or in a version manager such as pyenv); nox skips the ones it lacks and never
-downloads one. ``tests-minversions`` installs the lowest version of each dependency
-that pyproject.toml declares, so a ``>=`` there is a tested claim.
+``tests`` runs the suite once, on the Python that runs nox (the README's command: one
+run, under 12 minutes). ``tests-versions`` runs it on every supported Python (3.11, 3.12,
+3.13) that this machine has (on PATH or in a version manager such as pyenv); nox skips
+the ones it lacks and never downloads one. ``tests-minversions`` installs the lowest
+version of each dependency that pyproject.toml declares, so a ``>=`` there is a tested
+claim.
 
 Benchmark-only packages (LangGraph's savers, matplotlib) are installed in the bench
 session alone, so the test environment stays lean (langsmith's pytest plugin slows pytest).
@@ -57,11 +59,21 @@ def _pytest_args(session: nox.Session, default: list[str]) -> list[str]:
     return session.posargs or default
 
 
-@nox.session(python=PYTHONS)
-def tests(session: nox.Session) -> None:
-    """The default test suite (not the slow trials); starts its own PostgreSQL and S3."""
+def _suite(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("pytest", *_pytest_args(session, ["-q", "-n", "2"]))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The default test suite (not the slow trials); starts its own PostgreSQL and S3."""
+    _suite(session)
+
+
+@nox.session(name="tests-versions", python=PYTHONS)
+def tests_versions(session: nox.Session) -> None:
+    """The default suite on each supported Python the machine has."""
+    _suite(session)
 
 
 def minimum_pins(pyproject: Path = Path("pyproject.toml")) -> list[str]:

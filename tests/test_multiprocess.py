@@ -22,8 +22,8 @@ import pytest
 import localckpt
 
 WORKERS = 4
-SAVES = 200
-pytestmark = pytest.mark.slow
+SAVES = 200  # per worker, under -m slow; the default run's case saves SHORT
+SHORT = 25
 
 
 def _check_seen(store: localckpt.Store, msg: tuple[str, int, int], root: str) -> None:
@@ -35,29 +35,30 @@ def _check_seen(store: localckpt.Store, msg: tuple[str, int, int], root: str) ->
     assert len(lineage) == i + 2 and lineage[0].id == root, (cid, len(lineage), i)
 
 
-def _check_tree(store: localckpt.Store, tid: str, root: str) -> dict[int, list[str]]:
+def _check_tree(store: localckpt.Store, tid: str, root: str, saves: int,
+                ) -> dict[int, list[str]]:
     """Every worker's branch is complete and linked; returns worker -> ids in order."""
     tree = store.checkpoints(tid)
-    assert len(tree) == 1 + WORKERS * SAVES, len(tree)
+    assert len(tree) == 1 + WORKERS * saves, len(tree)
     branches: dict[int, list[str]] = {}
     for w in range(WORKERS):
         mine = [c for c in tree if c.stage == f"w{w}"]
-        assert [c.stats["i"] for c in mine] == list(range(SAVES))
+        assert [c.stats["i"] for c in mine] == list(range(saves))
         last = mine[-1]
         lineage = store.lineage(last.id)
         assert [c.id for c in lineage] == [root, *(c.id for c in mine)]
-        assert store.load_stage_output(last.id, f"w{w}") == {"w": w, "i": SAVES - 1}
+        assert store.load_stage_output(last.id, f"w{w}") == {"w": w, "i": saves - 1}
         branches[w] = [c.id for c in mine]
     return branches
 
 
 def _worker(root_dir: str, tid: str, root: str, w: int, inbox: Any, outbox: Any,
-            barrier: Any, results: Any, reopen_every: int) -> None:
+            barrier: Any, results: Any, reopen_every: int, saves: int) -> None:
     try:
         store = localckpt.open(root_dir, create=True)
         parent = None
         seen = 0
-        for i in range(SAVES):
+        for i in range(saves):
             while True:  # check everything the previous worker saved so far
                 try:
                     msg = inbox.get_nowait()
@@ -72,10 +73,10 @@ def _worker(root_dir: str, tid: str, root: str, w: int, inbox: Any, outbox: Any,
                 store.close()  # seals this segment: compaction may now take it
                 store = localckpt.open(root_dir, create=True)
         barrier.wait(timeout=120)
-        while seen < SAVES:  # the rest, now that everyone is done
+        while seen < saves:  # the rest, now that everyone is done
             _check_seen(store, inbox.get(timeout=60), root)
             seen += 1
-        branches = _check_tree(store, tid, root)
+        branches = _check_tree(store, tid, root, saves)
         store.close()
         results.put(("ok", w, branches[w]))
     except BaseException:
@@ -83,7 +84,8 @@ def _worker(root_dir: str, tid: str, root: str, w: int, inbox: Any, outbox: Any,
         results.put(("error", w, traceback.format_exc()))
 
 
-def _run(tmp_path: Path, reopen_every: int) -> tuple[dict[int, list[str]], int]:
+def _run(tmp_path: Path, reopen_every: int, saves: int = SAVES,
+         ) -> tuple[dict[int, list[str]], int]:
     root_dir = str(tmp_path / "store")
     with localckpt.open(root_dir, create=True) as store:
         tl = store.create_timeline("v.mp4", "p", [np.zeros((2, 2, 3), np.uint8)])
@@ -94,7 +96,7 @@ def _run(tmp_path: Path, reopen_every: int) -> tuple[dict[int, list[str]], int]:
     procs = [
         ctx.Process(target=_worker, args=(root_dir, tl.id, tl.root_checkpoint_id, w,
                                           queues[w], queues[(w + 1) % WORKERS], barrier,
-                                          results, reopen_every))
+                                          results, reopen_every, saves))
         for w in range(WORKERS)
     ]
     for p in procs:
@@ -125,18 +127,20 @@ def _run(tmp_path: Path, reopen_every: int) -> tuple[dict[int, list[str]], int]:
     assert [p.exitcode for p in procs] == [0] * WORKERS
     branches = {w: ids for _, w, ids in outcomes}
     with localckpt.open(root_dir, create=True) as fresh:  # and a fresh process view agrees
-        assert _check_tree(fresh, tl.id, tl.root_checkpoint_id) == branches
+        assert _check_tree(fresh, tl.id, tl.root_checkpoint_id, saves) == branches
     return branches, replaced
 
 
-def test_concurrent_writers_all_present(tmp_path: Path) -> None:
-    branches, _ = _run(tmp_path, reopen_every=0)
+@pytest.mark.parametrize("saves", [SHORT, pytest.param(SAVES, marks=pytest.mark.slow)])
+def test_concurrent_writers_all_present(tmp_path: Path, saves: int) -> None:
+    branches, _ = _run(tmp_path, reopen_every=0, saves=saves)
     ids = [i for b in branches.values() for i in b]
-    assert len(set(ids)) == WORKERS * SAVES
+    assert len(set(ids)) == WORKERS * saves
     segments = list((tmp_path / "store" / "catalog").glob("seg-*.log"))
     assert len(segments) >= WORKERS + 1  # one per writing process (and the creator)
 
 
+@pytest.mark.slow
 def test_compaction_while_writers_are_alive(tmp_path: Path) -> None:
     branches, replaced = _run(tmp_path, reopen_every=25)
     assert replaced > 0, "compaction never ran while the writers were alive"
@@ -170,6 +174,7 @@ def _compact_forever(root_dir: str, stop: Any, results: Any) -> None:
     results.put(("compactor", -1, replaced))
 
 
+@pytest.mark.slow
 def test_segments_created_while_compacting_are_kept(tmp_path: Path) -> None:
     """New segments appear while another process compacts in a tight loop."""
     root_dir = str(tmp_path / "store")

@@ -1,4 +1,5 @@
-"""What must not depend on the Python version (nox -s tests runs 3.11, 3.12 and 3.13)."""
+"""What must not depend on the Python version (nox -s tests-versions runs 3.11, 3.12
+and 3.13)."""
 
 from __future__ import annotations
 
