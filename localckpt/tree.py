@@ -45,6 +45,7 @@ __all__ = [
     "State",
     "ancestors",
     "changed_keys",
+    "descendants",
     "graph_of",
     "lineage_ids",
     "lowest_common_ancestor",
@@ -313,3 +314,16 @@ def changed_keys(
         if _key(kind, x) != _key(kind, y):
             out[key] = (x, y)
     return out
+
+
+def descendants(children: Mapping[str, Iterable[str]], roots: Iterable[str]) -> set[str]:
+    """roots and every id below them by ``children`` (parent id -> child ids); iterative,
+    since trees may be thousands deep. Roots the mapping lacks still count."""
+    found: set[str] = set()
+    todo = list(roots)
+    while todo:
+        cid = todo.pop()
+        if cid not in found:
+            found.add(cid)
+            todo.extend(children.get(cid, ()))
+    return found

@@ -29,6 +29,7 @@ import attrs
 
 from .catalog import Batch, Catalog, TombstonesChanged
 from .errors import NotFoundError
+from .tree import descendants
 from .types import Checkpoint, Tag, Timeline, Tombstone
 
 __all__ = ["Marks", "Visibility", "dead_in_tree", "live_tags"]
@@ -70,14 +71,7 @@ def dead_in_tree(checkpoints: Iterable[Checkpoint], marked: Iterable[str]) -> se
     for c in checkpoints:
         if c.parent_id is not None:
             kids[c.parent_id].append(c.id)
-    dead: set[str] = set()
-    todo = list(marked)
-    while todo:
-        cid = todo.pop()
-        if cid not in dead:
-            dead.add(cid)
-            todo.extend(kids.get(cid, ()))
-    return dead
+    return descendants(kids, marked)
 
 
 def live_tags(tags: Iterable[Tag], dead_tags: Iterable[str], live_checkpoint: set[str],

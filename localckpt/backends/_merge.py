@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 
 from ..ids import new_id
+from ..tree import descendants
 from ._files import FileCache, remove
 from ._runfile import (
     HEADER,
@@ -105,14 +106,7 @@ class Deadness:
                 cp = self._tail.index.checkpoints[c]
                 if cp.parent_id is not None:
                     children[cp.parent_id].append(cp.id)
-            dead: set[str] = set()
-            todo = list(targets)
-            while todo:
-                cid = todo.pop()
-                if cid not in dead:
-                    dead.add(cid)
-                    todo.extend(children.get(cid, ()))
-            self._cache[tid] = dead
+            self._cache[tid] = descendants(children, targets)
         return self._cache[tid]
 
     def tag(self, row: dict[str, Any]) -> bool:
