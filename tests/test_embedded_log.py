@@ -366,3 +366,29 @@ def test_reader_sees_growth_of_known_segments_without_listing(tmp_path: Path) ->
     finally:
         a.close()
         b.close()
+
+
+def test_a_frame_being_written_is_not_damage_once_it_is_complete(tmp_path: Path) -> None:
+    """A reader racing another process's append may see the end of the append before its
+    start (a torn read: the frame at the stop fails its CRC, a valid one follows). By the
+    time the reader looks past the stop the write has finished: that is no damage. A
+    frame that stays bad with a valid one after it is damage, at the valid one's offset."""
+    from localckpt.backends._segments import damage_after, encode_batch
+
+    frames = [encode_batch({"c": [], "n": i}) for i in range(3)]
+    path = tmp_path / "seg.log"
+    path.write_bytes(b"".join(frames))
+    stop, later = len(frames[0]), len(frames[0]) + len(frames[1])
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert damage_after(fd, stop, later + len(frames[2])) is None
+    finally:
+        os.close(fd)
+    damaged = bytearray(path.read_bytes())
+    damaged[stop + len(frames[1]) - 1] ^= 0xFF  # the second frame's last payload byte
+    path.write_bytes(bytes(damaged))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert damage_after(fd, stop, len(damaged)) == later
+    finally:
+        os.close(fd)

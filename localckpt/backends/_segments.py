@@ -135,8 +135,14 @@ def _valid_frame_at(buf: bytes, pos: int) -> bool:
 
 def damage_after(fd: int, stop: int, size: int) -> int | None:
     """Where a valid frame starts after a bad one at stop, or None: the bytes from stop to
-    size are a torn tail (or zero-filled space). Only called when parsing stopped early."""
+    size are a torn tail (or zero-filled space). Only called when parsing stopped early.
+
+    Also None when the frame at stop is valid now: another process was writing it when
+    the caller read it (a read racing a pwrite may see the end of an append before its
+    start), and a later frame proves only that the write has finished since."""
     data = os.pread(fd, size - stop, stop)
+    if _valid_frame_at(data, 0):
+        return None
     pos = data.find(MAGIC, 1)
     while pos != -1:
         if _valid_frame_at(data, pos):
