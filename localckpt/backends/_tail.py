@@ -39,7 +39,18 @@ __all__ = ["LogTail"]
 
 _READ_FIRST = 4 << 10  # the first read of another process's segment (usually zeros)
 _READ_MAX = 4 << 20  # reads grow up to this while commits keep coming
-_RACY_NS = 1_000_000_000  # a directory mtime younger than this is not trusted (coarse clocks)
+# A directory mtime younger than this is not trusted: a change within the same clock tick
+# leaves it as it was. Linux stamps files from the kernel's coarse clock (one tick: 1-10
+# ms); a stamp in whole seconds may come from a filesystem that keeps only seconds (FAT:
+# two), so it gets longer.
+_RACY_NS = 50_000_000
+_RACY_WHOLE_SECONDS_NS = 2_000_000_000
+
+
+def _racy(dir_mtime: int, now: int) -> bool:
+    """True while a directory stamp may still hide a later change in the same tick."""
+    window = _RACY_WHOLE_SECONDS_NS if dir_mtime % 1_000_000_000 == 0 else _RACY_NS
+    return now - dir_mtime <= window
 _HEX = re.compile(rb"[0-9a-f]{64}")
 _ROW_KINDS = (("t", "timeline"), ("c", "checkpoint"), ("x", "tombstone"), ("g", "tag"))
 
@@ -93,7 +104,7 @@ class LogTail:
         grown, so they are read without listing the directory.
         """
         dir_mtime = os.stat(self.directory).st_mtime_ns
-        if dir_mtime == self._listed_mtime and time.time_ns() - dir_mtime > _RACY_NS:
+        if dir_mtime == self._listed_mtime and not _racy(dir_mtime, time.time_ns()):
             for log in list(self.logs.values()):
                 if not log.done and log.name != self.own:
                     self._read_new(log, os.fstat(log.fd).st_size)

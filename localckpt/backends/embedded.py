@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..catalog import Batch, Catalog
+from ..catalog import Batch, Catalog, TombstonesChanged
 from ..errors import (
     BackendUnavailableError,
     CorruptDataError,
@@ -349,31 +349,50 @@ class EmbeddedCatalog(Catalog):
 
     def commit(self, batch: Batch) -> None:
         with self._lock:
-            self._check_process()
-            if not self.writable:
-                raise BackendUnavailableError(
-                    f"the catalog in {self.directory} is read-only for this user; open it "
-                    "with write permission to save (reading works as it is)")
-            self._begin()
-            new = self._retry(lambda: new_records(batch, self._existing, self.describe()))
-            # An output already stored elsewhere than this process's live segment may be
-            # skipped only under purge.lock (shared): a purge then cannot remove it
-            # before this commit's records, which refer to it, are on disk.
-            w = self._appender
-            held = False
-            if any(self._stored_elsewhere(h, len(d)) for h, d in batch.outputs.items()):
-                held = w.share_purge_lock()
-                if held:
-                    self._begin()  # the view the decision is made on, under the lock
-            try:
-                shared = w.shared_outputs()
-                outputs = [(h, d) for h, d in batch.outputs.items()
-                           if not (h in shared or w.stored_here(h)
-                                   or (held and self._stored_elsewhere(h, len(d))))]
-                if outputs or any(new):
-                    w.write(new, outputs)
-            finally:
-                w.release_purge_lock(held)
+            self._begin_write()
+            self._write(batch)
+
+    def commit_guarded(self, batch: Batch, timeline_id: str, seen: Iterable[str]) -> None:
+        """The guard and the commit on one view of the files (the base class reads the
+        tombstones first, a second refresh per save)."""
+        known = set(seen)
+        with self._lock:
+            self._begin_write()
+            current = self._retry(lambda: self._others("tombstone", [timeline_id]))
+            if any(t.id not in known for t in current):
+                raise TombstonesChanged(
+                    f"timeline {timeline_id} has new tombstones; nothing was written", current)
+            self._write(batch)
+
+    def _begin_write(self) -> None:
+        self._check_process()
+        if not self.writable:
+            raise BackendUnavailableError(
+                f"the catalog in {self.directory} is read-only for this user; open it "
+                "with write permission to save (reading works as it is)")
+        self._begin()
+
+    def _write(self, batch: Batch) -> None:
+        """Append batch's new records (under self._lock, after _begin_write)."""
+        new = self._retry(lambda: new_records(batch, self._existing, self.describe()))
+        # An output already stored elsewhere than this process's live segment may be
+        # skipped only under purge.lock (shared): a purge then cannot remove it
+        # before this commit's records, which refer to it, are on disk.
+        w = self._appender
+        held = False
+        if any(self._stored_elsewhere(h, len(d)) for h, d in batch.outputs.items()):
+            held = w.share_purge_lock()
+            if held:
+                self._begin()  # the view the decision is made on, under the lock
+        try:
+            shared = w.shared_outputs()
+            outputs = [(h, d) for h, d in batch.outputs.items()
+                       if not (h in shared or w.stored_here(h)
+                               or (held and self._stored_elsewhere(h, len(d))))]
+            if outputs or any(new):
+                w.write(new, outputs)
+        finally:
+            w.release_purge_lock(held)
 
     def _stored_elsewhere(self, h: str, size: int) -> bool:
         if h in self.tail.out_loc:
