@@ -314,8 +314,10 @@ class BundleSource:
             raise CorruptDataError(f"bundle {self.path}: {name} is damaged: {exc}") from exc
 
     def _table(self, name: str) -> list[dict[str, Any]]:
+        from .shards import read_parquet
+
         try:
-            return pq.read_table(io.BytesIO(self._read(name))).to_pylist()
+            return read_parquet(self._read(name)).to_pylist()
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise CorruptDataError(f"bundle {self.path}: {name} cannot be read: {exc}") from exc
 

@@ -45,7 +45,6 @@ from typing import Any
 
 import attrs
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -361,11 +360,11 @@ class StoreConformance(RecordConformance):
             store.get_frame(tl.id, 6)
 
     def test_frames_match_raw_index_and_shards(self, store: Store) -> None:
-        from ..shards import index_key, shard_key
+        from ..shards import index_key, read_parquet, shard_key
 
         imgs = noise(4, seed=5)
         tl = store.create_timeline("v.mp4", "p", imgs, fps=2.0, codec="png")
-        table = pq.read_table(io.BytesIO(store.objects.get(index_key(tl.id))))
+        table = read_parquet(store.objects.get(index_key(tl.id)))
         rows = sorted(table.to_pylist(), key=lambda r: r["sequence"])
         metas = store.frame_index(tl.id)
         assert [attrs.asdict(m) for m in metas] == rows
