@@ -23,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+import localckpt
 from localckpt.errors import (
     BackendUnavailableError,
     CorruptDataError,
@@ -652,3 +653,24 @@ def test_delete_frames(objs: Objects) -> None:
         FrameReader(objs, "t1").frames()
     assert len(FrameReader(objs, "t2").frames()) == 2
     delete_frames(objs, "t1")  # idempotent
+
+
+def test_processes_that_read_an_index_exit_cleanly(tmp_path: Path) -> None:
+    """pq.read_table's threads aborted the interpreter at exit now and then ("terminate
+    called without an active exception", exit -6: 8 of 200 processes here); the index
+    reader keeps to the calling thread. 40 processes, 4 at a time."""
+    import subprocess
+    import sys
+
+    with localckpt.open(tmp_path / "s", create=True) as store:
+        tl = store.create_timeline("v", "p", [np.zeros((4, 4, 3), np.uint8)] * 3, codec="png")
+    script = ("import sys, localckpt\n"
+              "with localckpt.open(sys.argv[1]) as s:\n"
+              "    assert len(s.frame_index(sys.argv[2])) == 3\n")
+    codes = []
+    for _ in range(10):
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "s"), tl.id],
+                                  stderr=subprocess.PIPE) for _ in range(4)]
+        codes += [(p.wait(timeout=60), p.stderr.read().decode() if p.stderr else "")
+                  for p in procs]
+    assert [c for c in codes if c[0] != 0] == []
