@@ -104,7 +104,10 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
     print(f"demo: stored {timeline.frame_count} frames and ran detect -> track with two "
           f"thresholds in {store.url}\n")
     print(render_tree(timeline, store.checkpoints(timeline.id)))
-    print(f"\nnext: localckpt show {leaves[-1][:13]}")
+    a, b = leaves[0], leaves[-1]  # whole ids: ids made in the same millisecond share 13
+    print(f"\nnext: localckpt show {b}")
+    print(f"      localckpt diff {a} {b} --stage detect --frames")
+    print("      localckpt serve    # the tree, the frames and their boxes in a browser")
     return 0
 
 
