@@ -29,7 +29,7 @@ from .canonical import load_canonical
 from .errors import LocalckptError
 from .types import Checkpoint, Tag, Timeline, Tombstone
 
-__all__ = ["Batch", "Catalog", "TombstonesChanged"]
+__all__ = ["Batch", "Catalog", "TombstonesChanged", "refuse_unseen"]
 
 
 class TombstonesChanged(LocalckptError):
@@ -40,6 +40,16 @@ class TombstonesChanged(LocalckptError):
     def __init__(self, message: str, tombstones: Sequence[Tombstone] = ()) -> None:
         super().__init__(message)
         self.tombstones = list(tombstones)
+
+
+def refuse_unseen(timeline_id: str, current: Sequence[Tombstone], seen: Iterable[str]) -> None:
+    """The guard of :meth:`Catalog.commit_guarded`: TombstonesChanged when current (the
+    timeline's tombstones as the catalog holds them) has one whose id is not in seen."""
+    known = set(seen)
+    if any(t.id not in known for t in current):
+        raise TombstonesChanged(
+            f"timeline {timeline_id} has new tombstones; nothing was written", current
+        )
 
 
 @attrs.frozen
@@ -157,12 +167,7 @@ class Catalog(ABC):
         round trip folds the check into its commit statement instead. Not atomic with
         other processes' deletions, and need not be: a checkpoint saved under a parent
         deleted at the same moment is hidden by the ancestor rule like the rest."""
-        current = self.tombstones([timeline_id])
-        known = set(seen)
-        if any(t.id not in known for t in current):
-            raise TombstonesChanged(
-                f"timeline {timeline_id} has new tombstones; nothing was written", current
-            )
+        refuse_unseen(timeline_id, self.tombstones([timeline_id]), seen)
         self.commit(batch)
 
     def storage_problems(self) -> list[tuple[str, str]]:

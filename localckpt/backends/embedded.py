@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..catalog import Batch, Catalog, TombstonesChanged
+from ..catalog import Batch, Catalog, refuse_unseen
 from ..errors import (
     BackendUnavailableError,
     CorruptDataError,
@@ -355,13 +355,10 @@ class EmbeddedCatalog(Catalog):
     def commit_guarded(self, batch: Batch, timeline_id: str, seen: Iterable[str]) -> None:
         """The guard and the commit on one view of the files (the base class reads the
         tombstones first, a second refresh per save)."""
-        known = set(seen)
         with self._lock:
             self._begin_write()
-            current = self._retry(lambda: self._others("tombstone", [timeline_id]))
-            if any(t.id not in known for t in current):
-                raise TombstonesChanged(
-                    f"timeline {timeline_id} has new tombstones; nothing was written", current)
+            refuse_unseen(timeline_id,
+                          self._retry(lambda: self._others("tombstone", [timeline_id])), seen)
             self._write(batch)
 
     def _begin_write(self) -> None:

@@ -45,7 +45,7 @@ def _tree_timeline(store: Store, ref: str | None) -> str:
         return timelines[0].id
     where = store.url or store.catalog.describe()
     if not timelines:
-        raise NotFoundError(f"no timelines in {where}")
+        raise NotFoundError(f"no timelines in {where}; add one with `localckpt ingest FILE`")
     raise InvalidInputError(
         f"{where} holds {len(timelines)} timelines: name one (ids from `localckpt ls`)"
     )

@@ -79,6 +79,8 @@ def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
     opens that remote with its own settings, else ``--store`` is a URL or directory."""
     import os
 
+    import attrs
+
     options = storage_options_arg(args.storage_options, "--storage-options")
     ref = args.store
     if ref and "/" not in ref and ":" not in ref and not os.path.exists(ref):
@@ -86,11 +88,10 @@ def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
 
         named = remote(ref)
         if named is not None:
-            remote_options = named.resolved_options()
-            remote_options.update(options or {})
-            return open_store(named.url, objects=args.objects or named.objects,
-                              storage_options=remote_options, create=args.creates,
-                              environ=False)
+            if args.objects or options:  # the flags win over the remote's entry
+                named = attrs.evolve(named, objects=args.objects or named.objects,
+                                     storage_options={**named.storage_options, **(options or {})})
+            return named.open(create=args.creates)
     return open_store(ref, objects=args.objects, storage_options=options,
                       create=args.creates)
 
