@@ -147,6 +147,32 @@ class Catalog(ABC):
             raise ValueError(f"find_ids kind must be 'timeline' or 'checkpoint', not {kind!r}")
         return sorted(i for i in ids if i.startswith(prefix))[:limit]
 
+    def find_short(self, kind: str, short: str, limit: int = 10) -> list[str]:
+        """Up to limit ids of timelines or checkpoints (kind) whose tail
+        (:func:`localckpt.ids.id_tail`) starts with short, sorted. The default reads every
+        record; backends override with an index."""
+        from .ids import id_tail
+
+        if kind == "timeline":
+            ids = [t.id for t in self.timelines(None)]
+        elif kind == "checkpoint":
+            ids = [c.id for t in self.timelines(None) for c in self.tree(t.id)]
+        else:
+            raise ValueError(f"find_short kind must be 'timeline' or 'checkpoint', not {kind!r}")
+        return sorted(i for i in ids if id_tail(i).startswith(short))[:limit]
+
+    def timeline_page(self, offset: int, limit: int) -> tuple[list[Timeline], dict[str, int], int]:
+        """One page of the timelines no timeline tombstone deletes, ordered by id:
+        (the timelines, their stored checkpoint counts by id, how many such timelines
+        there are in all). Counts include checkpoints that a prune hides but gc has not
+        purged yet (the Store corrects them). The default reads every timeline and tree;
+        backends override with one query of O(page) rows."""
+        gone = {t.target_id for t in self.tombstones(None)
+                if t.kind == "timeline" and t.target_id == t.timeline_id}
+        live = [t for t in self.timelines(None) if t.id not in gone]
+        page = live[offset:offset + limit]
+        return page, {t.id: len(self.tree(t.id)) for t in page}, len(live)
+
     def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
         """Hashes the catalog lacks. Backends may override with a cheaper existence check."""
         wanted = set(hashes)

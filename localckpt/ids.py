@@ -11,7 +11,11 @@ import threading
 import time
 import uuid
 
-__all__ = ["new_id"]
+__all__ = ["SHORT_MIN", "id_tail", "new_id"]
+
+#: Fewest characters of a short id (git's default abbreviation is 7).
+SHORT_MIN = 8
+_TAIL = 12
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -40,3 +44,13 @@ def new_id() -> str:
     value |= 0b10 << 62
     value |= rand
     return str(uuid.UUID(int=value))
+
+
+def id_tail(record_id: str) -> str:
+    """The characters a short id is cut from: the last 12 of the id without dashes.
+
+    For a UUIDv7 that is its last group, which is random (the first groups are the
+    creation time, shared by every id made in the same millisecond). A short id is the
+    shortest prefix of the tail, at least SHORT_MIN long, that no other id of its kind
+    in the store shares (see ``Catalog.find_short``)."""
+    return record_id.replace("-", "")[-_TAIL:]
