@@ -50,7 +50,8 @@ Factory = Callable[[str, str | None, dict[str, Any], dict[str, Any]], tuple[Cata
 _REGISTRY: dict[str, tuple[str, str]] = {
     "": ("localckpt.backends.factories:embedded", "pip install localckpt"),
     "file": ("localckpt.backends.factories:embedded", "pip install localckpt"),
-    "duckdb": ("localckpt.backends.factories:embedded", "pip install localckpt"),
+    "sqlite": ("localckpt.backends.factories:embedded", "pip install localckpt"),
+    "duckdb": ("localckpt.backends.factories:duckdb", "pip install localckpt"),
     "memory": ("localckpt.backends.factories:memory", "pip install localckpt"),
     "postgresql": ("localckpt.backends.factories:postgres", "pip install 'localckpt[postgres,s3]'"),
     "postgres": ("localckpt.backends.factories:postgres", "pip install 'localckpt[postgres,s3]'"),
@@ -144,9 +145,10 @@ def open(
 ) -> Store:
     """Open the store at url.
 
-    url: a directory or ``duckdb:///dir`` (embedded: DuckDB + Parquet + files, nothing to
-    start), ``memory://`` (in-process, for tests), ``postgresql://user@host/db``
-    (PostgreSQL catalog; needs objects=). Default: ``$LOCALCKPT_URL``, else ``./.localckpt``.
+    url: a directory or ``sqlite:///dir`` (embedded: an SQLite catalog + Parquet + files,
+    nothing to start), ``memory://`` (in-process, for tests), ``postgresql://user@host/db``
+    (PostgreSQL catalog; needs objects=), ``duckdb:///file.duckdb`` (the catalog in a
+    DuckDB file, one process at a time). Default: ``$LOCALCKPT_URL``, else ``./.localckpt``.
     objects: where frame shards go (``s3://bucket/prefix``, a directory, ``memory://x``).
     storage_options: fsspec options for objects (``endpoint_url``, ``key``, ``secret``).
     create: make the store when there is none (an embedded directory that is missing or
@@ -155,7 +157,9 @@ def open(
     environ: read ``$LOCALCKPT_*`` and the config file for what is not given. False for
         a second store (the remote of a push or pull), which must not pick up this
         store's settings.
-    options: backend options (embedded: ``fsync=True``; postgresql: ``schema="localckpt"``).
+    options: backend options (embedded: ``fsync=True``, ``timeout=10`` seconds to wait for
+        another writer; postgresql: ``schema="localckpt"``, ``max_size=8`` connections,
+        ``timeout``, ``prepare_threshold``).
     """
     if not isinstance(create, bool) or not isinstance(environ, bool):
         raise InvalidInputError("create and environ must be True or False")

@@ -2,12 +2,14 @@
 
 Store kinds (``store_kind`` is parametrised over the available ones):
 
-    memory               memory catalog + memory:// objects (the reference backend)
-    embedded             embedded catalog and objects in a temporary directory
+    memory               SQLite in memory + memory:// objects (the reference backend)
+    embedded             embedded catalog (SQLite) and objects in a temporary directory
     embedded-memobjects  embedded catalog in a temporary directory, objects on memory://
     embedded-s3          embedded catalog in a temporary directory, objects on S3
     postgres-s3          PostgreSQL catalog (own schema per store), objects on S3
     postgres-local       PostgreSQL catalog (own schema per store), objects in a directory
+    duckdb               DuckDB catalog file, objects beside it (one process: the
+                         conformance suite only, not in store_kind)
 
 Servers start once per session (``backends.postgres.ThrowawayPostgres``,
 ``backends.s3.LocalS3``) unless the environment names running ones::
@@ -70,7 +72,9 @@ LOCAL_KINDS = ("memory", "embedded", "embedded-memobjects")
 S3_KINDS = ("embedded-s3", "postgres-s3")
 PG_KINDS = ("postgres-s3", "postgres-local")
 ALL_KINDS = (*LOCAL_KINDS, "embedded-s3", *PG_KINDS)
-REOPENABLE = frozenset(ALL_KINDS) - {"memory"}
+#: kinds only the conformance suite runs (a single-process engine)
+EXTRA_KINDS = ("duckdb",)
+REOPENABLE = frozenset((*ALL_KINDS, *EXTRA_KINDS)) - {"memory"}
 
 
 def _has_module(name: str) -> bool:
@@ -85,16 +89,18 @@ def available_kinds() -> list[str]:
     can start: a server that cannot start fails (CI) or skips, it is never left out."""
     wanted = os.environ.get("LOCALCKPT_TEST_KINDS")
     kinds = [k.strip() for k in wanted.split(",") if k.strip()] if wanted else list(ALL_KINDS)
-    unknown = set(kinds) - set(ALL_KINDS)
+    unknown = set(kinds) - set(ALL_KINDS) - set(EXTRA_KINDS)
     if unknown:
         raise pytest.UsageError(f"LOCALCKPT_TEST_KINDS names unknown kinds {sorted(unknown)}; "
                                 f"known: {', '.join(ALL_KINDS)}")
-    if not _has_module("localckpt.backends.postgres"):  # not written yet: nothing to test
-        kinds = [k for k in kinds if k not in PG_KINDS]
     return kinds
 
 
-KINDS = available_kinds()
+_SELECTED = available_kinds()
+KINDS = [k for k in _SELECTED if k in ALL_KINDS]
+#: the kinds of the conformance suite: KINDS and the single-process ones
+CONFORMANCE_KINDS = (_SELECTED if os.environ.get("LOCALCKPT_TEST_KINDS")
+                     else [*ALL_KINDS, *EXTRA_KINDS])
 
 
 _unavailable = unavailable
@@ -230,9 +236,9 @@ class StoreFactory:
         if kind == "embedded-s3":
             objects, opts = self._s3_objects()
             return self._dir(), {"objects": objects, "storage_options": opts}
+        if kind == "duckdb":
+            return f"duckdb://{self._dir()}/catalog.duckdb", {}
         if kind in PG_KINDS:
-            if not _has_module("localckpt.backends.postgres"):
-                pytest.skip("the PostgreSQL backend (localckpt.backends.postgres) is not written")
             dsn = self._request.getfixturevalue("pg_dsn")
             schema = f"t_{uuid.uuid4().hex}"
             self._cleanups.append(lambda: _drop_schema(dsn, schema))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import KINDS, StoreFactory
+from conftest import CONFORMANCE_KINDS, StoreFactory
 
 from localckpt import Store
 from localckpt.testing.conformance import StoreConformance
@@ -17,7 +17,7 @@ from localckpt.testing.conformance import StoreConformance
 
 def _selected(kind: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
-        kind not in KINDS,
+        kind not in CONFORMANCE_KINDS,
         reason=f"{kind}: left out by LOCALCKPT_TEST_KINDS, or its backend is not written yet",
     )
 
@@ -78,6 +78,17 @@ class TestPostgresLocal(StoreConformance):
     @pytest.fixture
     def store(self, new_store: StoreFactory) -> Store:
         return new_store("postgres-local")
+
+    @pytest.fixture
+    def reopen(self, new_store: StoreFactory) -> Callable[[Store], Store]:
+        return new_store.reopen
+
+
+@_selected("duckdb")
+class TestDuckdb(StoreConformance):
+    @pytest.fixture
+    def store(self, new_store: StoreFactory) -> Store:
+        return new_store("duckdb")
 
     @pytest.fixture
     def reopen(self, new_store: StoreFactory) -> Callable[[Store], Store]:

@@ -1,10 +1,22 @@
-"""Factories the registry calls: URL + settings -> (Catalog, Objects)."""
+"""Factories the registry calls: URL + settings -> (Catalog, Objects).
+
+The embedded store is a directory::
+
+    DIR/LOCALCKPT.json     the marker: {"format": 3, ...}
+    DIR/catalog.sqlite     the catalog (SQLite, WAL: -wal and -shm files beside it)
+    DIR/objects/           frame shards and indexes (unless objects= says otherwise)
+
+Formats 1 and 2 (a catalog of our own log files under ``DIR/catalog/``) convert on the
+first open by a process that may write the directory (``conversion``); a process that
+may not reads them as they are.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import uuid
+import warnings
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,96 +31,77 @@ from ..errors import (
 )
 from ..objects import Objects
 
-__all__ = ["embedded", "memory", "postgres"]
+__all__ = ["duckdb", "embedded", "memory", "postgres"]
 
-#: Format of the embedded store this code writes. 1: segment logs and packs of frames.
-#: 2: segments, compacted runs (indexed, sorted by timeline), blob files and a manifest
-#: (``backends/_runfile.py``). Format 1 stores open as they are (their packs are read
-#: like segments) and become format 2 at their first compaction.
-_FORMAT = 2
-_READABLE = (0, 1, 2)
+#: Format of the embedded store this code writes (3: the SQLite catalog).
+FORMAT = 3
+#: Formats converted to FORMAT on open (0: a store from before the marker).
+LEGACY_FORMATS = (0, 1, 2)
+CATALOG_FILE = "catalog.sqlite"
+MARKER = "LOCALCKPT.json"
+_MARKER_BYTES = 64 << 10
+_OPTIONS = frozenset({"fsync", "timeout"})
 
 
-def _embedded_dir(url: str) -> str:
+def _path_of(url: str) -> str:
     if "://" not in url:
         return url
     parts = urlsplit(url)
-    path = parts.netloc + parts.path  # duckdb://rel/dir and duckdb:///abs/dir
+    path = parts.netloc + parts.path  # sqlite://rel/dir and sqlite:///abs/dir
     if not path:
         raise InvalidInputError(f"store URL {url!r} names no directory")
     return path
 
 
+def _checked_options(options: dict[str, Any], allowed: frozenset[str], what: str) -> None:
+    unknown = set(options) - allowed
+    if unknown:
+        raise InvalidInputError(f"unknown option(s) for {what}: {sorted(unknown)} (known: "
+                                f"{', '.join(sorted(allowed)) or 'none'})")
+
+
 def embedded(
     url: str, objects: str | None, storage_options: dict[str, Any], options: dict[str, Any]
 ) -> tuple[Catalog, Objects]:
-    """A directory holding catalog/ (segment logs) and objects/ (frame shards)."""
-    from .embedded import EmbeddedCatalog
+    """A directory holding the SQLite catalog and objects/ (see the module docstring)."""
+    from .sql import sqlite_catalog
 
     create = bool(options.pop("create", False))
-    unknown = set(options) - {"fsync", "compact_after"}
-    if unknown:
-        raise InvalidInputError(f"unknown option(s) for the embedded store: {sorted(unknown)}")
-    root = os.path.abspath(os.path.expanduser(_embedded_dir(url)))
+    _checked_options(options, _OPTIONS, "the embedded store")
+    root = os.path.abspath(os.path.expanduser(_path_of(url)))
+    if "\x00" in root:
+        raise InvalidInputError("the store path holds a NUL character")
     if os.path.exists(root) and not os.path.isdir(root):
         raise InvalidInputError(f"{root} exists and is not a directory; cannot open a store there")
-    marker = os.path.join(root, "LOCALCKPT.json")
-    if not os.path.exists(marker):
-        _check_can_create(root, create)
-    os.makedirs(root, exist_ok=True)
-    if os.path.exists(marker):
-        _check_marker(marker)
-    else:
-        tmp = f"{marker}.{uuid.uuid4().hex}"
-        try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                # canonical_json: the version of the canonical bytes outputs are written in
-                # from now on (localckpt.canonical.FORMAT); outputs of older versions stay
-                # readable, as each is verified against the hash of its own stored bytes.
-                json.dump({"format": _FORMAT, "kind": "localckpt embedded store",
-                           "canonical_json": CANONICAL_FORMAT}, fh)
-            os.replace(tmp, marker)
-        except OSError as exc:
-            raise BackendUnavailableError(
-                f"cannot write the store marker {marker}: {exc}; check the permissions of "
-                f"{root}") from exc
-    catalog = EmbeddedCatalog(os.path.join(root, "catalog"), marker=marker, **options)
-    objs = Objects.from_url(objects or os.path.join(root, "objects"), storage_options)
-    return catalog, objs
+    marker = os.path.join(root, MARKER)
+    fmt = read_marker(marker) if os.path.lexists(marker) else _unmarked(root, create)
+    writable = os.access(root, os.W_OK) if os.path.isdir(root) else True
+    catalog: Catalog
+    if fmt in LEGACY_FORMATS:
+        from .conversion import convert, read_only_catalog
+
+        if not writable:
+            catalog = read_only_catalog(root)
+            return catalog, _objects(root, objects, storage_options)
+        convert(root)
+    elif fmt is None:  # a new store
+        os.makedirs(root, exist_ok=True)
+        _write_marker(marker)
+    catalog = sqlite_catalog(os.path.join(root, CATALOG_FILE), create=True,
+                             read_only=not writable, **options)
+    return catalog, _objects(root, objects, storage_options)
 
 
-def _check_marker(marker: str) -> None:
-    """The marker names a format this code reads; else a typed error saying why."""
-    try:
-        with open(marker, encoding="utf-8") as fh:
-            d = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise CorruptDataError(
-            f"the store marker {marker} cannot be read ({exc}); it should hold JSON like "
-            f'{{"format": {_FORMAT}}}. Restore it, or rewrite it if you know the format'
-        ) from None
-    fmt = d.get("format", 0) if isinstance(d, dict) else None
-    if isinstance(fmt, bool) or not isinstance(fmt, int):
-        raise CorruptDataError(
-            f"the store marker {marker} names format {fmt!r}, which is not a format number; "
-            f'it should hold JSON like {{"format": {_FORMAT}}}'
-        )
-    if fmt not in _READABLE:
-        if fmt > _FORMAT:
-            raise SchemaVersionError(
-                f"the store at {os.path.dirname(marker)} has format {fmt}; this localckpt "
-                f"reads formats up to {_FORMAT} (upgrade localckpt)"
-            )
-        raise CorruptDataError(f"the store marker {marker} names unknown format {fmt}")
+def _objects(root: str, objects: str | None, storage_options: dict[str, Any]) -> Objects:
+    return Objects.from_url(objects or os.path.join(root, "objects"), storage_options)
 
 
-def _check_can_create(root: str, create: bool) -> None:
-    """A directory without a marker is a store only if create says so; an existing
-    directory that holds other things is never taken for one silently."""
-    present = os.path.isdir(root)
-    entries = os.listdir(root) if present else []
+def _unmarked(root: str, create: bool) -> int | None:
+    """A directory without a marker: a store from before the marker (format 0), or
+    None for a new store when create says so; never another directory taken silently."""
+    entries = os.listdir(root) if os.path.isdir(root) else []
     if entries and os.path.isdir(os.path.join(root, "catalog")):
-        return  # a store from before the marker existed
+        return 0
     if not create:
         raise NotFoundError(
             f"no localckpt store at {root}; create one with `localckpt init` (or "
@@ -116,19 +109,79 @@ def _check_can_create(root: str, create: bool) -> None:
             cli=f"no localckpt store at {root}; create one with `localckpt --store {root} "
             "init`, or check the --store path",
         )
+    return None
+
+
+def write_marker(marker: str) -> None:
+    """Write the marker of a format-3 store atomically (temp file, then rename)."""
+    _write_marker(marker)
+
+
+def _write_marker(marker: str) -> None:
+    tmp = f"{marker}.{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            # canonical_json: the version of the canonical bytes outputs are written in
+            # (localckpt.canonical.FORMAT); older outputs stay readable, as each is
+            # verified against the hash of its own stored bytes.
+            json.dump({"format": FORMAT, "kind": "localckpt embedded store",
+                       "catalog": CATALOG_FILE, "canonical_json": CANONICAL_FORMAT}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, marker)
+    except OSError as exc:
+        raise BackendUnavailableError(
+            f"cannot write the store marker {marker}: {exc}; check the permissions of "
+            f"{os.path.dirname(marker)}") from exc
+
+
+def read_marker(marker: str) -> int:
+    """The format the marker names; a typed error when it cannot be read or is unknown."""
+    try:
+        from ..safefiles import read_marker as read_safely
+    except ImportError:  # pragma: no cover - until safefiles lands
+        read_safely = None
+    if read_safely is not None:
+        d = read_safely(marker)
+    else:
+        try:
+            if not os.path.isfile(marker):
+                raise OSError("not a regular file")
+            with open(marker, "rb") as fh:
+                data = fh.read(_MARKER_BYTES + 1)
+            if len(data) > _MARKER_BYTES:
+                raise ValueError("larger than a marker can be")
+            d = json.loads(data)
+        except (OSError, ValueError, RecursionError) as exc:
+            raise CorruptDataError(
+                f"the store marker {marker} cannot be read ({exc}); it should hold JSON like "
+                f'{{"format": {FORMAT}}}. Restore it, or rewrite it if you know the format'
+            ) from None
+    fmt = d.get("format", 0) if isinstance(d, dict) else None
+    if isinstance(fmt, bool) or not isinstance(fmt, int):
+        raise CorruptDataError(
+            f"the store marker {marker} names format {fmt!r}, which is not a format number; "
+            f'it should hold JSON like {{"format": {FORMAT}}}')
+    if fmt > FORMAT:
+        raise SchemaVersionError(
+            f"the store at {os.path.dirname(marker)} has format {fmt}; this localckpt "
+            f"reads formats up to {FORMAT} (upgrade localckpt)")
+    if fmt < 0 or (fmt == 0 and "format" in d):
+        raise CorruptDataError(f"the store marker {marker} names unknown format {fmt}")
+    return fmt
 
 
 def memory(
     url: str, objects: str | None, storage_options: dict[str, Any], options: dict[str, Any]
 ) -> tuple[Catalog, Objects]:
-    """A fresh, empty in-process store on every call (the reference backend)."""
-    from .memory import MemoryCatalog
+    """A fresh, empty in-process store on every call (SQLite in memory)."""
+    from .sql import memory_catalog
 
     options.pop("create", None)
     if options:
         raise InvalidInputError(f"the memory store takes no options, got {sorted(options)}")
     objs = Objects.from_url(objects or f"memory://localckpt-{uuid.uuid4().hex}", storage_options)
-    return MemoryCatalog(), objs
+    return memory_catalog(), objs
 
 
 def postgres(
@@ -143,6 +196,35 @@ def postgres(
             "s3://bucket/prefix (--remote-objects for the other store of push or pull), or "
             "set LOCALCKPT_OBJECTS for --store",
         )
-    from .postgres import open_catalog
+    from .sql import postgres_catalog
 
-    return open_catalog(url, **options), Objects.from_url(objects, storage_options)
+    create = bool(options.pop("create", False))
+    _checked_options(options, frozenset({"schema", "max_size", "timeout", "prepare_threshold"}),
+                     "a PostgreSQL store")
+    return (postgres_catalog(url, create=create, **options),
+            Objects.from_url(objects, storage_options))
+
+
+def duckdb(
+    url: str, objects: str | None, storage_options: dict[str, Any], options: dict[str, Any]
+) -> tuple[Catalog, Objects]:
+    """``duckdb:///path/file.duckdb``: the catalog in a DuckDB file (one process at a
+    time), objects in ``file.duckdb.objects/`` beside it unless objects= says otherwise.
+
+    A ``duckdb://`` URL naming a store directory (what the embedded store's URL was
+    before it moved to SQLite) still opens that store, with a DeprecationWarning."""
+    path = os.path.abspath(os.path.expanduser(_path_of(url)))
+    if os.path.isdir(path):
+        warnings.warn(
+            f"duckdb://{path} names an embedded store directory; its catalog is SQLite now: "
+            f"open it as {path} or sqlite://{path}", DeprecationWarning, stacklevel=4)
+        return embedded(path, objects, storage_options, options)
+    from .sql import duckdb_catalog
+
+    create = bool(options.pop("create", False))
+    _checked_options(options, frozenset(), "a DuckDB catalog")
+    if not os.path.exists(path) and not create:
+        raise NotFoundError(f"no DuckDB catalog at {path}; open it with create=True (or "
+                            "`localckpt --store duckdb://... init`)")
+    catalog = duckdb_catalog(path, create=create)
+    return catalog, Objects.from_url(objects or f"{path}.objects", storage_options)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from ..canonical import canonical_bytes
+from ...canonical import canonical_bytes
 
 __all__ = ["exact_text", "format_1_bytes", "jsonb_column", "read_exact", "text_column"]
 

@@ -1,0 +1,485 @@
+"""SqlCatalog: every method of the Catalog interface, written once for SQLite,
+PostgreSQL and DuckDB (the engine and its dialect hold what differs).
+
+Writes (``commit``): one transaction of plain INSERTs (outputs with ``ON CONFLICT DO
+NOTHING``: they are content-addressed), the output references of new checkpoints and
+the per-timeline sums. The usual batch (a save, a new timeline) is all new ids: one
+round trip on PostgreSQL, and on SQLite one fsync shared with the other threads that
+commit at that moment. When an id is stored already (a retried save, a sync that
+overlaps), the plain INSERT fails, writing nothing, and the slow path compares the
+stored records' digests with the batch: equal ones are skipped, others raise
+ConflictError, and the new ones are written in one transaction.
+
+Reads check every row against its digest and every output against its hash
+(CorruptDataError names the table and the id); a tree is also checked against its
+timeline's count and XOR of digests, so a row that a damaged index hides is noticed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ...canonical import content_hash, load_json
+from ...catalog import Batch, Catalog, TombstonesChanged
+from ...errors import (
+    BackendUnavailableError,
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+)
+from ...types import Checkpoint, Tag, Timeline, Tombstone
+from .engine import Duplicate, Engine, Refused, Step
+from .rows import Codec, codecs, digest
+
+__all__ = ["SqlCatalog"]
+
+_TOMBSTONES_CHANGED = "LC411"
+_PEEKED = 1024  # checkpoints remembered per catalog (saves read their parent from here)
+_SLOW_RETRIES = 4
+_ALL_TIMELINES = ""  # tree_sums row of the timelines table itself
+
+
+def _xor(values: Iterable[int]) -> int:
+    acc = 0
+    for v in values:
+        acc ^= v
+    return acc
+
+
+def _added(c: Checkpoint, parent_hashes: dict[str, str] | None) -> set[str]:
+    """The outputs c refers to that its parent does not (what c adds)."""
+    if parent_hashes is None:
+        return set(c.stage_hashes.values())
+    return {h for s, h in c.stage_hashes.items() if parent_hashes.get(s) != h}
+
+
+class SqlCatalog(Catalog):
+    """The catalog in SQL tables (see ``schema``), on any engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.supports_multiprocess = engine.supports_multiprocess
+        self.codecs: dict[str, Codec] = codecs(engine.dialect)
+        #: why writes are refused (an old store read by a process that cannot convert it)
+        self.read_only: str | None = None
+        self._peeked: OrderedDict[str, Checkpoint] = OrderedDict()
+        self._peek_lock = threading.Lock()
+        c = self.codecs
+        tl, ck, tb, tg = (c[k].read for k in ("timeline", "checkpoint", "tombstone", "tag"))
+        self._q = {
+            "all_timelines": f"SELECT {tl} FROM {{s}}timelines ORDER BY id",
+            "timelines": f"SELECT {tl} FROM {{s}}timelines WHERE id{{in}} ORDER BY id",
+            "checkpoints": f"SELECT {ck} FROM {{s}}checkpoints WHERE id{{in}} ORDER BY id",
+            "children": f"SELECT {ck} FROM {{s}}checkpoints WHERE parent_id = ? ORDER BY id",
+            "tree": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = ? ORDER BY id",
+            "sums": "SELECT n, x FROM {s}tree_sums WHERE timeline_id = ?",
+            "lineage": (
+                f"WITH RECURSIVE chain(id, depth) AS (SELECT id, 0 FROM {{s}}checkpoints "
+                "WHERE id = ? UNION ALL SELECT c.parent_id, chain.depth + 1 FROM "
+                "{s}checkpoints c JOIN chain ON c.id = chain.id WHERE c.parent_id IS NOT "
+                "NULL AND chain.depth < 1000000) "
+                f"SELECT {', '.join('k.' + x.strip() for x in ck.split(','))}, chain.depth "
+                "FROM chain JOIN {s}checkpoints k ON k.id = chain.id ORDER BY chain.depth DESC"
+            ),
+            "outputs": "SELECT hash, data FROM {s}outputs WHERE hash{in}",
+            "missing": "SELECT hash FROM {s}outputs WHERE hash{in}",
+            "all_tombstones": f"SELECT {tb} FROM {{s}}tombstones ORDER BY id",
+            "tombstones": f"SELECT {tb} FROM {{s}}tombstones WHERE timeline_id{{in}} "
+                          "ORDER BY id",
+            "all_tags": f"SELECT {tg} FROM {{s}}tags ORDER BY id",
+            "tags": f"SELECT {tg} FROM {{s}}tags WHERE timeline_id{{in}} ORDER BY id",
+            "deleted": "SELECT DISTINCT target_id FROM {s}tombstones WHERE target_id{in}",
+            "page": (
+                f"SELECT {', '.join('t.' + x.strip() for x in tl.split(','))}, "
+                "(SELECT sum(n) FROM {s}tree_sums s WHERE s.timeline_id = t.id) "
+                "FROM {s}timelines t WHERE NOT EXISTS (SELECT 1 FROM {s}tombstones d "
+                "WHERE d.target_id = t.id AND d.kind = 'timeline' AND d.timeline_id = t.id) "
+                "ORDER BY t.id LIMIT ? OFFSET ?"
+            ),
+            "page_total": (
+                "SELECT (SELECT sum(n) FROM {s}tree_sums WHERE timeline_id = ''), "
+                "(SELECT count(DISTINCT d.target_id) FROM {s}tombstones d "
+                "JOIN {s}timelines t ON t.id = d.target_id "
+                "WHERE d.kind = 'timeline' AND d.timeline_id = d.target_id)"
+            ),
+            "stored_digests": "SELECT id, digest FROM {s}%s WHERE id{in}",
+            "insert_output": "INSERT INTO {s}outputs (hash, data) VALUES (?, ?) "
+                             "ON CONFLICT (hash) DO NOTHING",
+            "insert_ref": "INSERT INTO {s}output_refs (hash, owner) VALUES (?, ?)",
+            "add_sums": (
+                "INSERT INTO {s}tree_sums AS t (timeline_id, shard, n, x) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (timeline_id, shard) DO UPDATE SET n = t.n + excluded.n, "
+                "x = {xor:t.x,excluded.x}"
+            ),
+            "guard": "SELECT 1 FROM {s}tombstones WHERE timeline_id = ? AND NOT (id{in})",
+        }
+        self._inserts = {
+            kind: f"INSERT INTO {{s}}{codec.table} ({codec.columns}) VALUES "
+                  f"({', '.join('?' for _ in codec.names)})"
+            for kind, codec in self.codecs.items()
+        }
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        return self.engine.describe()
+
+    def __repr__(self) -> str:
+        return f"<SqlCatalog {self.engine.describe()}>"
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def _rows(self, name: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.engine.query(self._q[name], params)
+
+    def _ids(self, ids: Iterable[str]) -> list[str]:
+        wanted = sorted({i for i in ids if isinstance(i, str)})
+        return wanted
+
+    def _records(self, kind: str, rows: Iterable[tuple[Any, ...]]) -> list[Any]:
+        codec = self.codecs[kind]
+        where = self.engine.describe()
+        if kind == "checkpoint":
+            fetch = self._load_values
+            return [codec.record(row, fetch, where) for row in rows]
+        return [codec.record(row, None, where) for row in rows]
+
+    def _list(self, name: str, ids: Iterable[str]) -> list[tuple[Any, ...]]:
+        wanted = self._ids(ids)
+        if not wanted:
+            return []
+        return self._rows(name, (self.dialect.list_param(wanted),))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def timelines(self, ids: Iterable[str] | None = None) -> list[Timeline]:
+        if ids is not None:
+            wanted = set(self._ids(ids))
+            found = self._records("timeline", self._list("timelines", wanted))
+            return [t for t in found if t.id in wanted]
+        rows, sums = self.engine.snapshot([(self._q["all_timelines"], ()),
+                                           (self._q["sums"], (_ALL_TIMELINES,))])
+        found = self._records("timeline", rows)
+        self._check_sums("the timelines table", rows, sums)
+        return found
+
+    def checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
+        wanted = set(self._ids(ids))
+        found = self._records("checkpoint", self._list("checkpoints", wanted))
+        return [c for c in found if c.id in wanted]
+
+    def peek_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
+        with self._peek_lock:
+            hit = self._peeked.get(checkpoint_id)
+            if hit is not None:
+                self._peeked.move_to_end(checkpoint_id)
+                return hit
+        found = self.checkpoints([checkpoint_id])
+        if found:
+            self._remember(found)
+        return found[0] if found else None
+
+    def _remember(self, records: Iterable[Checkpoint]) -> None:
+        with self._peek_lock:
+            for c in records:
+                self._peeked[c.id] = c
+                self._peeked.move_to_end(c.id)
+            while len(self._peeked) > _PEEKED:
+                self._peeked.popitem(last=False)
+
+    def children(self, checkpoint_id: str) -> list[Checkpoint]:
+        found = self._records("checkpoint", self._rows("children", (checkpoint_id,)))
+        return [c for c in found if c.parent_id == checkpoint_id]
+
+    def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
+        rows = self._rows("lineage", (checkpoint_id,))
+        chain = self._records("checkpoint", [row[:-1] for row in rows])
+        if not chain:
+            return []
+        if len({c.id for c in chain}) != len(chain) or len(chain) >= 1_000_000:
+            raise CorruptDataError(
+                f"the parent chain of checkpoint {checkpoint_id} in {self.describe()} loops; "
+                "the catalog is damaged (restore it or re-sync it from another store)")
+        expected = None
+        for c in chain:
+            if c.parent_id != expected:
+                raise CorruptDataError(
+                    f"checkpoint {c.id if expected is None else expected} in "
+                    f"{self.describe()} is missing from its chain (its child "
+                    f"{c.id} names parent {c.parent_id}); the catalog is damaged (run "
+                    "`localckpt verify`)")
+            expected = c.id
+        if chain[-1].id != checkpoint_id:
+            raise CorruptDataError(f"lineage of {checkpoint_id} in {self.describe()} does not "
+                                   "end at it; the catalog is damaged")
+        return chain
+
+    def tree(self, timeline_id: str) -> list[Checkpoint]:
+        rows, sums = self.engine.snapshot([(self._q["tree"], (timeline_id,)),
+                                           (self._q["sums"], (timeline_id,))])
+        found = self._records("checkpoint", rows)
+        if any(c.timeline_id != timeline_id for c in found):
+            raise CorruptDataError(f"the tree of timeline {timeline_id} in {self.describe()} "
+                                   "holds rows of another timeline; the catalog is damaged")
+        self._check_sums(f"the tree of timeline {timeline_id}", rows, sums)
+        return found
+
+    def _check_sums(self, what: str, rows: Sequence[tuple[Any, ...]],
+                    sums: Sequence[tuple[Any, ...]]) -> None:
+        n = sum(int(r[0]) for r in sums)
+        x = _xor(int(r[1]) for r in sums)
+        if n != len(rows) or x != _xor(row[-1] for row in rows):
+            raise CorruptDataError(
+                f"{what} in {self.describe()} has {len(rows)} rows where its sums say {n} (or "
+                "their digests differ): a row is missing or damaged; the catalog is damaged "
+                "(run `localckpt verify`)")
+
+    def outputs(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for h, data in self._list("outputs", hashes):
+            data = bytes(data)
+            if content_hash(data) != h:
+                raise CorruptDataError(
+                    f"stage output {h} in {self.describe()} does not match its hash; the "
+                    "catalog is damaged (restore it or re-sync it from another store)")
+            found[h] = data
+        return found
+
+    def load_values(self, hashes: Iterable[str]) -> dict[str, Any]:
+        try:
+            return {h: load_json(data) for h, data in self.outputs(hashes).items()}
+        except ValueError as exc:
+            raise CorruptDataError(
+                f"a stage output in {self.describe()} is not valid JSON ({exc}); the catalog "
+                "is damaged (restore it or re-sync it from another store)") from None
+
+    def _load_values(self, hashes: list[str]) -> dict[str, Any]:
+        """Loader of LazyOutputs: verified like every other read of an output."""
+        found = self.load_values(hashes)
+        if missing := set(hashes) - found.keys():
+            raise CorruptDataError(
+                f"{self.describe()} lacks stage output(s) {sorted(missing)} that checkpoints "
+                "refer to; the catalog is damaged (re-sync it from another store)")
+        return found
+
+    def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
+        wanted = set(self._ids(hashes))
+        return wanted - {r[0] for r in self._list("missing", wanted)}
+
+    def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
+        if timeline_ids is None:
+            return self._records("tombstone", self._rows("all_tombstones"))
+        return self._records("tombstone", self._list("tombstones", timeline_ids))
+
+    def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
+        if timeline_ids is None:
+            return self._records("tag", self._rows("all_tags"))
+        return self._records("tag", self._list("tags", timeline_ids))
+
+    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+        return {r[0] for r in self._list("deleted", target_ids)}
+
+    def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
+        return self._find(kind, "id", prefix, limit)
+
+    def find_short(self, kind: str, short: str, limit: int = 10) -> list[str]:
+        return self._find(kind, "tail", short, limit)
+
+    def _find(self, kind: str, column: str, prefix: str, limit: int) -> list[str]:
+        tables = {"timeline": "timelines", "checkpoint": "checkpoints"}
+        if kind not in tables:
+            raise ValueError(f"kind must be 'timeline' or 'checkpoint', not {kind!r}")
+        if not isinstance(prefix, str):
+            raise InvalidInputError(f"an id prefix must be a str, not {type(prefix).__name__}")
+        # a key range, not LIKE: ids are ASCII tokens and '~' sorts after all of them
+        query = (f"SELECT id FROM {{s}}{tables[kind]} WHERE {column} >= ? AND {column} < ? "
+                 "ORDER BY id LIMIT ?")
+        return [r[0] for r in self.engine.query(query, (prefix, prefix + "~", int(limit)))]
+
+    def timeline_page(self, offset: int, limit: int) -> tuple[list[Timeline], dict[str, int], int]:
+        rows = self._rows("page", (int(limit), int(offset)))
+        found = self._records("timeline", [row[:-1] for row in rows])
+        counts = {t.id: int(row[-1] or 0) for t, row in zip(found, rows, strict=True)}
+        (stored, gone), = self._rows("page_total")
+        return found, counts, int(stored or 0) - int(gone or 0)
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def commit(self, batch: Batch) -> None:
+        self._commit(batch, None)
+
+    def commit_guarded(self, batch: Batch, timeline_id: str, seen: Iterable[str]) -> None:
+        """The guard is a step of the commit's own transaction: no extra round trip."""
+        self._commit(batch, (timeline_id, sorted(set(seen))))
+
+    def _commit(self, batch: Batch, guard: tuple[str, list[str]] | None) -> None:
+        if not batch:
+            return
+        if self.read_only:
+            raise BackendUnavailableError(self.read_only)
+        for kind, records in (("timeline", batch.timelines), ("checkpoint", batch.checkpoints),
+                              ("tombstone", batch.tombstones), ("tag", batch.tags)):
+            ids = [r.id for r in records]
+            if len(set(ids)) != len(ids):
+                self._one_per_id(kind, records)
+        try:
+            self.engine.write(self._steps(batch, guard, batch.checkpoints, batch.timelines))
+        except Duplicate:
+            self._commit_slowly(batch, guard)
+        except Refused as exc:
+            raise self._refused(exc, guard) from None
+        self._remember(c.with_loader(self._load_values) for c in batch.checkpoints)
+
+    def _one_per_id(self, kind: str, records: Sequence[Any]) -> None:
+        seen: dict[str, Any] = {}
+        for r in records:
+            if seen.setdefault(r.id, r) != r:
+                raise ConflictError(f"the batch holds two different {kind} records with id "
+                                    f"{r.id}; nothing was written")
+
+    def _refused(self, exc: Refused, guard: tuple[str, list[str]] | None) -> Exception:
+        if exc.code == _TOMBSTONES_CHANGED and guard is not None:
+            return TombstonesChanged(f"timeline {guard[0]} has new tombstones; nothing was "
+                                     "written")
+        return exc
+
+    def _steps(self, batch: Batch, guard: tuple[str, list[str]] | None,
+               checkpoints: Sequence[Checkpoint], timelines: Sequence[Timeline],
+               tombstones: Sequence[Tombstone] | None = None,
+               tags: Sequence[Tag] | None = None) -> list[Step]:
+        """The statements that write the new records of batch (plain INSERTs)."""
+        e = self.engine
+        steps: list[Step] = []
+        if guard is not None:
+            steps.append(Step(e.sql(self._q["guard"]),
+                              (guard[0], self.dialect.list_param(guard[1])),
+                              refuse=(_TOMBSTONES_CHANGED, "new tombstones")))
+        if batch.outputs:
+            steps.append(Step(e.sql(self._q["insert_output"]),
+                              [(h, bytes(d)) for h, d in sorted(batch.outputs.items())],
+                              many=True))
+        groups = (("timeline", timelines), ("checkpoint", checkpoints),
+                  ("tombstone", batch.tombstones if tombstones is None else tombstones),
+                  ("tag", batch.tags if tags is None else tags))
+        sums: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+        shards = self.dialect.sum_shards
+        for kind, records in groups:
+            if not records:
+                continue
+            codec = self.codecs[kind]
+            rows = sorted((codec.row(r) for r in records), key=lambda row: row[0])
+            steps.append(Step(e.sql(self._inserts[kind]), rows, many=True))
+            if kind in ("timeline", "checkpoint"):
+                for r, row in zip(sorted(records, key=lambda r: r.id), rows, strict=True):
+                    key = (_ALL_TIMELINES if kind == "timeline" else r.timeline_id,
+                           row[-1] % shards)
+                    acc = sums[key]
+                    acc[0] += 1
+                    acc[1] ^= row[-1]
+        if checkpoints:
+            refs = self._refs(checkpoints)
+            if refs:
+                steps.append(Step(e.sql(self._q["insert_ref"]), refs, many=True))
+        if sums:
+            steps.append(Step(e.sql(self._q["add_sums"]),
+                              [(t, s, n, x) for (t, s), (n, x) in sorted(sums.items())],
+                              many=True))
+        return steps
+
+    def _refs(self, checkpoints: Sequence[Checkpoint]) -> list[tuple[str, str]]:
+        """(hash, checkpoint id) for every output a checkpoint adds (see schema)."""
+        by_id = {c.id: c for c in checkpoints}
+        parents: dict[str, dict[str, str] | None] = {}
+        unknown = []
+        for c in checkpoints:
+            pid = c.parent_id
+            if pid is None or pid in parents:
+                continue
+            if pid in by_id:
+                parents[pid] = dict(by_id[pid].stage_hashes)
+                continue
+            with self._peek_lock:
+                hit = self._peeked.get(pid)
+            if hit is not None:
+                parents[pid] = dict(hit.stage_hashes)
+            else:
+                unknown.append(pid)
+        if unknown:
+            for p in self.checkpoints(unknown):
+                parents[p.id] = dict(p.stage_hashes)
+        refs = set()
+        for c in checkpoints:
+            parent = parents.get(c.parent_id) if c.parent_id is not None else None
+            refs.update((h, c.id) for h in _added(c, parent))
+        return sorted(refs)
+
+    def _commit_slowly(self, batch: Batch, guard: tuple[str, list[str]] | None) -> None:
+        """Some id is stored already: skip equal records, refuse differing ones, write the
+        rest, in one transaction (again if another writer raced us)."""
+        for _ in range(_SLOW_RETRIES):
+            try:
+                with self.engine.transaction() as tx:
+                    if guard is not None and tx.query(self.engine.sql(self._q["guard"]), (
+                            guard[0], self.dialect.list_param(guard[1]))):
+                        raise TombstonesChanged(f"timeline {guard[0]} has new tombstones; "
+                                                "nothing was written")
+                    new: dict[str, list[Any]] = {}
+                    for kind, records in (("timeline", batch.timelines),
+                                          ("checkpoint", batch.checkpoints),
+                                          ("tombstone", batch.tombstones),
+                                          ("tag", batch.tags)):
+                        new[kind] = self._unstored(tx, kind, records)
+                    tx.run(self._steps(batch, None, new["checkpoint"], new["timeline"],
+                                       new["tombstone"], new["tag"]))
+                return
+            except Duplicate:
+                continue
+        raise ConflictError(f"{self.describe()}: other writers kept inserting the records of "
+                            "this batch; nothing was written, try again")
+
+    def _unstored(self, tx: Any, kind: str, records: Sequence[Any]) -> list[Any]:
+        """The records not stored yet; ConflictError when a stored one differs."""
+        if not records:
+            return []
+        codec = self.codecs[kind]
+        ids = sorted({r.id for r in records})
+        stored = dict(tx.query(self.engine.sql(self._q["stored_digests"] % codec.table),
+                               (self.dialect.list_param(ids),)))
+        if not stored:
+            return list(records)
+        unsure = [r for r in records if r.id in stored and stored[r.id] != digest(kind, r)]
+        if unsure:  # digests differ: compare the records (0.0 == -0.0, 1e16 == 10**16)
+            query = self.engine.sql(f"SELECT {codec.read} FROM {{s}}{codec.table} "
+                                    "WHERE id{in}")
+            rows = tx.query(query, (self.dialect.list_param([r.id for r in unsure]),))
+            old = {row[0]: codec.record(row, None, self.describe()) for row in rows}
+            differ = sorted(r.id for r in unsure if old.get(r.id) != r)
+            if differ:
+                raise ConflictError(
+                    f"{kind} {', '.join(differ)} already stored in {self.describe()} with "
+                    "other content; nothing of this batch was written. Ids are unique per "
+                    "record: the same id with other content means two stores disagree.")
+        return [r for r in records if r.id not in stored]
+
+    # -- upkeep -----------------------------------------------------------------------------
+
+    def storage_problems(self) -> list[tuple[str, str]]:
+        from .upkeep import storage_problems
+
+        return storage_problems(self)
+
+    def purge_deleted(self) -> int:
+        from .upkeep import purge
+
+        if self.read_only:
+            raise BackendUnavailableError(self.read_only)
+        removed = purge(self)
+        with self._peek_lock:
+            self._peeked.clear()
+        return removed
+

@@ -1,0 +1,176 @@
+"""The row codec: records <-> table rows, derived from ``localckpt.schema.FIELDS``, and
+the row digest that makes damage inside a row an error instead of other data.
+
+A record's row holds its fields in FIELDS order (JSON as canonical text, times as the
+dialect stores them), then the extra columns of its table:
+
+- ``exact`` (timelines and checkpoints): the few values a column cannot hold exactly
+  (NUL in PostgreSQL text, numbers jsonb normalises), as canonical JSON, else NULL;
+- ``tail`` (timelines and checkpoints): ``localckpt.ids.id_tail(id)``, indexed, for
+  short ids;
+- ``digest``: a 64-bit digest of the record's fields (:func:`digest`), checked on every
+  read. SQLite has no checksum on a row, so a flipped byte inside one would otherwise
+  read back as other data.
+
+The digest is computed from the record's values, not from the columns, so it is the
+same on every engine whatever a column does to the text it stores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ...canonical import checked_bytes, load_json
+from ...errors import CorruptDataError
+from ...ids import id_tail
+from ...schema import FIELDS, TYPES
+from ...types import LazyOutputs
+from . import pg_json
+from .dialects import Dialect
+
+__all__ = ["TABLES", "Codec", "codecs", "digest"]
+
+Row = tuple[Any, ...]
+
+#: kind -> table.
+TABLES = {"timeline": "timelines", "checkpoint": "checkpoints", "tombstone": "tombstones",
+          "tag": "tags"}
+#: kinds whose table has the exact and tail columns.
+_WITH_EXACT = frozenset({"timeline", "checkpoint"})
+_SORT = orjson.OPT_SORT_KEYS
+_blake2b = hashlib.blake2b
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def digest(kind: str, record: Any) -> int:
+    """A signed 64-bit digest of a record's fields (what a row's ``digest`` holds)."""
+    values = [_plain(getattr(record, f.name)) for f in FIELDS[kind]]
+    try:
+        data = orjson.dumps(values, option=_SORT)
+    except TypeError:  # an integer beyond 64 bits: the standard library writes it
+        data = json.dumps(values, sort_keys=True, ensure_ascii=False,
+                          separators=(",", ":")).encode("utf-8")
+    return int.from_bytes(_blake2b(data, digest_size=8).digest(), "big", signed=True)
+
+
+class Codec:
+    """Columns and conversions of one record kind on one dialect."""
+
+    def __init__(self, kind: str, dialect: Dialect) -> None:
+        self.kind = kind
+        self.table = TABLES[kind]
+        self.dialect = dialect
+        self.fields = FIELDS[kind]
+        self.has_exact = kind in _WITH_EXACT
+        names = [f.name for f in self.fields]
+        if self.has_exact:
+            names += ["exact", "tail"]
+        self.names = [*names, "digest"]
+        self.columns = ", ".join(self.names)
+        read = [f"{f.name}::text" if f.type == "json" and not dialect.json_exact else f.name
+                for f in self.fields]
+        read += ["exact"] if self.has_exact else []
+        #: the SELECT list: every field, exact, digest (tail is only searched)
+        self.read = ", ".join([*read, "digest"])
+        self._type = TYPES[kind]
+        self._n = len(self.fields)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def row(self, record: Any) -> Row:
+        """The row of a record (checked by schema.validate when its Batch was made)."""
+        d = self.dialect
+        values: list[Any] = []
+        exact: dict[str, Any] = {}
+        for f in self.fields:
+            value = getattr(record, f.name)
+            if value is None:
+                values.append(None)
+                continue
+            t = f.type
+            if t == "json":
+                plain = dict(value)
+                data = checked_bytes(plain)
+                if d.json_exact:
+                    value = data.decode("utf-8")
+                else:
+                    value, changed = pg_json.jsonb_column(data)
+                    if changed:
+                        exact[f.name] = plain
+            elif t == "text" and not d.text_holds_nul:
+                value, changed = pg_json.text_column(value)
+                if changed:
+                    exact[f.name] = getattr(record, f.name)
+            elif t == "time":
+                value = d.time_param(value)
+            elif t == "float":
+                value = float(value)
+            values.append(value)
+        if self.has_exact:
+            values.append(pg_json.exact_text(exact))
+            values.append(id_tail(record.id))
+        values.append(digest(self.kind, record))
+        return tuple(values)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def record(self, row: Row, fetch: Callable[[list[str]], Mapping[str, Any]] | None = None,
+               where: str = "", check: bool = True) -> Any:
+        """The record of a row read with ``read``; CorruptDataError when the row does not
+        parse or does not match its digest (where: the catalog, for the message; check
+        False only to compute the digests of rows written before there were any)."""
+        d = self.dialect
+        n = self._n
+        try:
+            fix = pg_json.read_exact(row[n]) if self.has_exact and row[n] else {}
+            values: dict[str, Any] = {}
+            for f, value in zip(self.fields, row, strict=False):
+                if f.name in fix:
+                    value = fix[f.name]
+                elif value is None:
+                    pass
+                else:
+                    t = f.type
+                    if t == "json":
+                        value = load_json(value)
+                        if type(value) is not dict:
+                            raise ValueError(f"{f.name} is not a JSON object")
+                    elif t == "time":
+                        value = d.time_value(value)
+                    elif t == "bool":
+                        value = bool(value)
+                values[f.name] = value
+            if fetch is not None:
+                values["stage_outputs"] = LazyOutputs(values["stage_hashes"], fetch)
+            record = self._type(**values)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise self.damaged(row, where, f"does not parse ({exc})") from None
+        if check and digest(self.kind, record) != row[-1]:
+            raise self.damaged(row, where, "does not match its digest")
+        return record
+
+    def damaged(self, row: Row, where: str, what: str) -> CorruptDataError:
+        ident = row[0] if row and isinstance(row[0], str) else "?"
+        return CorruptDataError(
+            f"{self.kind} row {ident!r} in table {self.table} of {where} {what}: the catalog "
+            "is damaged (run `localckpt verify`; restore the store or re-sync it from another)"
+        )
+
+
+def codecs(dialect: Dialect) -> dict[str, Codec]:
+    """The codec of every record kind on a dialect."""
+    return {kind: Codec(kind, dialect) for kind in TABLES}
+

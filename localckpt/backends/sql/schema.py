@@ -1,0 +1,194 @@
+"""Tables, indexes and versioned migrations of the catalog, for every engine.
+
+A new database is created at :data:`BASE_VERSION` from :data:`TABLES`, rendered per
+dialect; later changes are :data:`MIGRATIONS`, an append-only list that every engine
+runs in order, each once, in one transaction, recorded in ``schema_migrations``. (A
+PostgreSQL catalog written before the engines shared one catalog is at versions 1-5 of
+its own: ``pg_legacy`` brings it to the base first.) Never edit a released table or
+migration: append a migration.
+
+Why these tables:
+
+- one table per record kind (timelines, checkpoints, tombstones, tags), columns from
+  ``localckpt.schema.FIELDS`` (see ``rows``), each row with its digest;
+- ``outputs``: canonical JSON bytes by SHA-256, stored once;
+- ``output_refs``: which checkpoint added which output (its parent did not have it).
+  Every output a live checkpoint uses was added by it or an ancestor, which is live
+  too, so "referenced" is one index lookup, and on PostgreSQL the foreign key on
+  ``hash`` stops a purge from removing an output a concurrent save refers to;
+- ``tree_sums``: per timeline, the count and XOR of the digests of its checkpoints,
+  kept in the transaction of every write: a tree read that misses a row (a damaged
+  index) notices. Timeline id '' holds the same for the timelines table. Several shards
+  per timeline on PostgreSQL, so that writers of one timeline do not queue on one row;
+- ``unreferenced``: outputs the last purge found used by nothing (the next one removes
+  them: a sync stages outputs before the rows that use them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ...errors import NotFoundError, SchemaVersionError
+from ...schema import FIELDS
+from .dialects import Dialect
+from .rows import TABLES as RECORD_TABLES
+
+if TYPE_CHECKING:
+    from .engine import Engine, Tx
+
+__all__ = ["BASE_VERSION", "LATEST_VERSION", "MIGRATIONS", "TABLES", "Migration", "Table",
+           "create_statements", "migrate"]
+
+
+@attrs.frozen
+class Table:
+    """A table in neutral types (``Dialect.types``): columns are (name, type, nullable)."""
+
+    name: str
+    columns: tuple[tuple[str, str, bool], ...]
+    key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...] = ()
+    #: (column, table, column, deferred): foreign keys, enforced on PostgreSQL
+    references: tuple[tuple[str, str, str, bool], ...] = ()
+
+
+def _record_table(kind: str, indexes: tuple[tuple[str, ...], ...],
+                  references: tuple[tuple[str, str, str, bool], ...] = ()) -> Table:
+    columns = [(f.name, "id" if f.type == "hash" else f.type, f.optional)
+               for f in FIELDS[kind]]
+    if kind in ("timeline", "checkpoint"):
+        columns += [("exact", "text", True), ("tail", "id", False)]
+        indexes = (*indexes, ("tail",))
+    columns.append(("digest", "digest", False))
+    return Table(RECORD_TABLES[kind], tuple(columns), ("id",), indexes, references)
+
+
+TABLES: tuple[Table, ...] = (
+    _record_table("timeline", ()),
+    _record_table("checkpoint", (("timeline_id", "id"), ("parent_id",)),
+                  (("timeline_id", "timelines", "id", True),
+                   ("parent_id", "checkpoints", "id", True))),
+    Table("outputs", (("hash", "id", False), ("data", "blob", False)), ("hash",)),
+    _record_table("tombstone", (("target_id",), ("timeline_id",))),
+    _record_table("tag", (("timeline_id",), ("name",))),
+    Table("output_refs", (("hash", "id", False), ("owner", "id", False)), ("hash", "owner"),
+          (("owner",),), (("hash", "outputs", "hash", True),)),
+    Table("tree_sums", (("timeline_id", "id", False), ("shard", "int", False),
+                        ("n", "int", False), ("x", "digest", False)),
+          ("timeline_id", "shard")),
+    Table("unreferenced", (("hash", "id", False),), ("hash",)),
+)
+
+#: The version a new database is created at.
+BASE_VERSION = 6
+
+
+@attrs.frozen
+class Migration:
+    """Statements run once, in order, in one transaction; python runs after them."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...] = ()
+    python: Callable[[Tx, Engine], None] | None = None
+
+
+#: Changes after the base, for every engine (neutral SQL, rendered per dialect).
+MIGRATIONS: tuple[Migration, ...] = ()
+
+LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)
+assert [m.version for m in MIGRATIONS] == list(range(BASE_VERSION + 1, LATEST_VERSION + 1))
+
+_VERSIONS = """CREATE TABLE IF NOT EXISTS {s}schema_migrations (
+    version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"""
+
+
+def create_statements(dialect: Dialect) -> list[str]:
+    """CREATE TABLE and CREATE INDEX statements of the base, for dialect."""
+    out = []
+    for table in TABLES:
+        cols = [f"{name} {dialect.types[kind]}{'' if nullable else ' NOT NULL'}"
+                for name, kind, nullable in table.columns]
+        cols.append(f"PRIMARY KEY ({', '.join(table.key)})")
+        if dialect.name == "postgresql":
+            for column, other, key, deferred in table.references:
+                cols.append(f"FOREIGN KEY ({column}) REFERENCES {{s}}{other} ({key})"
+                            + (" DEFERRABLE INITIALLY DEFERRED" if deferred else ""))
+        out.append(f"CREATE TABLE {{s}}{table.name} ({', '.join(cols)})")
+        for index in table.indexes:
+            name = f"{table.name}_{'_'.join(index)}"
+            out.append(f"CREATE INDEX {name} ON {{s}}{table.name} ({', '.join(index)})")
+    return out
+
+
+def version_of(engine: Engine, tx: Tx | None = None) -> int:
+    """The applied version; 0 when there is no catalog yet. With tx: inside a migration,
+    after the version table was made."""
+    if tx is None and not engine.has_table("schema_migrations"):
+        return 0
+    statement = "SELECT max(version) FROM {s}schema_migrations"
+    rows = tx.query(engine.sql(statement)) if tx is not None else engine.query(statement)
+    return int(rows[0][0] or 0) if rows else 0
+
+
+def _check_not_newer(version: int, where: str) -> None:
+    if version > LATEST_VERSION:
+        raise SchemaVersionError(
+            f"the localckpt catalog at {where} is at schema version {version}, but this "
+            f"localckpt knows versions up to {LATEST_VERSION}; upgrade localckpt "
+            "(pip install -U localckpt) to open it"
+        )
+
+
+def migrate(engine: Engine, *, create: bool, extras: Sequence[str] = (),
+            legacy: Callable[[Tx, int], int] | None = None,
+            applied_at: Callable[[], Any] | None = None) -> int:
+    """Bring the catalog to LATEST_VERSION and return it.
+
+    A catalog already there costs one small read. ``extras``: engine-specific statements
+    run with the base tables (PostgreSQL's fail() function and views). ``legacy(tx,
+    version)``: upgrades a catalog older than the base to it, returning BASE_VERSION.
+    NotFoundError when there is no catalog and create is False; SchemaVersionError
+    when it is newer than this code.
+    """
+    where = engine.describe()
+    current = version_of(engine)
+    _check_not_newer(current, where)
+    if current >= LATEST_VERSION:
+        return current
+    if current == 0 and not create:
+        raise NotFoundError(
+            f"no localckpt catalog at {where}; create one with `localckpt --store URL init`, "
+            "or open it with create=True"
+        )
+    from ...records import utcnow
+
+    stamp = applied_at or (lambda: utcnow().isoformat())
+    with engine.transaction() as tx:
+        engine.lock_schema(tx)
+        tx.execute(engine.sql(_VERSIONS))
+        current = version_of(engine, tx)  # another process may have migrated meanwhile
+        _check_not_newer(current, where)
+        record = engine.sql("INSERT INTO {s}schema_migrations (version, description, "
+                            "applied_at) VALUES (?, ?, ?)")
+        if current == 0:
+            for statement in [*create_statements(engine.dialect), *extras]:
+                tx.execute(engine.sql(statement))
+            tx.execute(record, (BASE_VERSION, "the relational catalog", stamp()))
+            current = BASE_VERSION
+        elif current < BASE_VERSION:
+            if legacy is None:
+                raise SchemaVersionError(f"the catalog at {where} is at version {current}, "
+                                         "which this engine cannot upgrade")
+            current = legacy(tx, current)
+        for migration in MIGRATIONS[current - BASE_VERSION:]:
+            for statement in migration.statements:
+                tx.execute(engine.sql(statement))
+            if migration.python is not None:
+                migration.python(tx, engine)
+            tx.execute(record, (migration.version, migration.description, stamp()))
+            current = migration.version
+    return current
