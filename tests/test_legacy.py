@@ -39,7 +39,6 @@ from localckpt.backends.legacy import (
 )
 from localckpt.canonical import canonical_bytes, content_hash
 from localckpt.errors import BackendUnavailableError, CorruptDataError
-from localckpt.gc import collect_garbage
 from localckpt.schema import to_dict
 
 FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
@@ -411,6 +410,8 @@ def _shape_compacted(root: Path) -> None:
 def _shape_purged(root: Path) -> None:
     """Pruned and deleted, then gc with a live segment (the resurrection of issue 22)."""
     from embedded_helpers import frames
+
+    from localckpt.gc import collect_garbage
 
     with localckpt.open(root, create=True, compact_after=10**6) as st:
         tl = st.create_timeline("v.mp4", "p", frames())
