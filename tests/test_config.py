@@ -18,7 +18,6 @@ import localckpt
 from localckpt import InvalidInputError, NotFoundError
 from localckpt import config as cfg
 from localckpt._toml import dumps, write_atomic
-from localckpt.backends.memory import MemoryCatalog
 from localckpt.registry import redact, scheme_of
 
 
@@ -187,7 +186,7 @@ def test_a_remote_never_reads_this_stores_environment(
     monkeypatch.setenv("LOCALCKPT_OBJECTS", str(tmp_path / "local-objects"))
     monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", '{"auto_mkdir": true}')
     with localckpt.open() as local:
-        assert isinstance(local.catalog, MemoryCatalog)
+        assert local.catalog.describe() == "memory catalog"
     remote = cfg.remote("r")
     assert remote is not None
     with remote.open() as store:

@@ -33,16 +33,16 @@ def test_catalog_agrees_with_memory_catalog_long(kind: str, new_store: StoreFact
 def test_a_disagreement_is_caught() -> None:
     """A catalog that drops tags must fail the machine (the comparison can fail)."""
     import localckpt
-    from localckpt.backends.memory import MemoryCatalog
+    from localckpt.backends.sql import SqlCatalog, memory_catalog
 
-    class TagLosing(MemoryCatalog):
+    class TagLosing(SqlCatalog):
         def tags(self, timeline_ids=None):  # type: ignore[no-untyped-def]
             return super().tags(timeline_ids)[:-1]
 
     class Broken(LockstepMachine):
         def make_store(self) -> Store:
             store = localckpt.open("memory://")
-            return Store(TagLosing(), store.objects)
+            return Store(TagLosing(memory_catalog().engine), store.objects)
 
     with pytest.raises(AssertionError, match="reference"):
         run_state_machine_as_test(Broken, settings=settings(

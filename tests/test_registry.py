@@ -12,8 +12,7 @@ import pytest
 
 import localckpt
 from localckpt import InvalidInputError, NotFoundError, Store
-from localckpt.backends.embedded import EmbeddedCatalog
-from localckpt.backends.memory import MemoryCatalog
+from localckpt.backends.sql import SqlCatalog, memory_catalog
 from localckpt.catalog import Catalog
 from localckpt.errors import SchemaVersionError
 from localckpt.objects import Objects
@@ -43,7 +42,7 @@ def test_empty_url_is_refused() -> None:
 
 def test_plain_directory_is_embedded(tmp_path: Path) -> None:
     with localckpt.open(tmp_path / "store", create=True) as store:
-        assert isinstance(store.catalog, EmbeddedCatalog)
+        assert isinstance(store.catalog, SqlCatalog) and store.catalog.dialect.name == "sqlite"
         assert store.catalog.directory == str(tmp_path / "store" / "catalog")
         assert store.objects.root == str(tmp_path / "store" / "objects")
         cid = _roundtrip(store)
@@ -99,7 +98,7 @@ def test_duckdb_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_memory_store_is_fresh_each_time() -> None:
     a = localckpt.open("memory://")
     b = localckpt.open("memory://")
-    assert isinstance(a.catalog, MemoryCatalog)
+    assert a.catalog.describe() == "memory catalog"
     _roundtrip(a)
     assert len(a.list_timelines()) == 1
     assert b.list_timelines() == []
@@ -116,7 +115,7 @@ def test_localckpt_url_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert store.catalog.directory == str(tmp_path / "from-env" / "catalog")
     monkeypatch.setenv("LOCALCKPT_URL", "memory://")
     with localckpt.open(create=True) as store:
-        assert isinstance(store.catalog, MemoryCatalog)
+        assert store.catalog.describe() == "memory catalog"
     # an explicit URL wins over the environment
     with localckpt.open(tmp_path / "explicit", create=True) as store:
         assert store.catalog.directory == str(tmp_path / "explicit" / "catalog")
@@ -155,7 +154,7 @@ def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert store.objects.root == str(tmp_path / "cfg-objects")
     monkeypatch.setenv("LOCALCKPT_URL", "memory://")  # the environment wins over the file
     with localckpt.open(create=True) as store:
-        assert isinstance(store.catalog, MemoryCatalog)
+        assert store.catalog.describe() == "memory catalog"
     config.write_text("[store\nbroken")
     with pytest.raises(InvalidInputError, match="config"):
         localckpt.open(create=True)
@@ -191,7 +190,7 @@ def _fake_factory(
     url: str, objects: str | None, storage_options: dict[str, Any], options: dict[str, Any]
 ) -> tuple[Catalog, Objects]:
     FAKE_CALLS.append((url, objects, storage_options, options))
-    return MemoryCatalog(), Objects.from_url("memory://lc-fake-backend")
+    return memory_catalog(), Objects.from_url("memory://lc-fake-backend")
 
 
 def test_registered_backend_is_used_and_password_redacted(

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 
 from ..catalog import Batch
 from ..errors import BackendUnavailableError, InvalidInputError
+from ..types import Checkpoint
 from .sql import SqlCatalog, memory_catalog, sqlite_catalog
 
 __all__ = ["convert", "read_only_catalog"]
@@ -53,12 +54,12 @@ def _exclusive(root: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _fill(catalog: SqlCatalog, root: str) -> None:
+def _fill(catalog: SqlCatalog, root: str, allow_live: bool = False) -> None:
     from .legacy import read_legacy
 
-    contents = read_legacy(os.path.join(root, "catalog"))
+    contents = read_legacy(os.path.join(root, "catalog"), allow_live_writers=allow_live)
     try:
-        batch = Batch(timelines=contents.timelines, checkpoints=contents.checkpoints,
+        batch = Batch(timelines=contents.timelines, checkpoints=_rooted(contents.checkpoints),
                       outputs=contents.outputs, tombstones=contents.tombstones,
                       tags=contents.tags)
     except InvalidInputError as exc:
@@ -67,6 +68,31 @@ def _fill(catalog: SqlCatalog, root: str) -> None:
         raise CorruptDataError(f"the old catalog of {root} holds a record this version "
                                f"refuses ({exc}); nothing was converted") from None
     catalog.commit(batch)
+
+
+def _rooted(checkpoints: list[Checkpoint]) -> list[Checkpoint]:
+    """The checkpoints whose parent chain is whole. The old engine could purge a pruned
+    checkpoint while keeping descendants saved under it meanwhile (pruned data coming
+    back): they were deleted, and stay so."""
+    by_id = {c.id: c for c in checkpoints}
+    whole: dict[str, bool] = {}
+
+    def rooted(cid: str) -> bool:
+        chain = []
+        while cid not in whole:
+            chain.append(cid)
+            parent = by_id[cid].parent_id
+            if parent is None or parent not in by_id:
+                whole[cid] = parent is None
+                chain.pop()
+                break
+            cid = parent
+        verdict = whole[cid]
+        for c in chain:
+            whole[c] = verdict
+        return verdict
+
+    return [c for c in checkpoints if rooted(c.id)]
 
 
 def convert(root: str) -> None:
@@ -124,7 +150,7 @@ def _fsync_dir(path: str) -> None:
 def read_only_catalog(root: str) -> SqlCatalog:
     """The old store's records in an in-memory catalog that refuses writes."""
     catalog = memory_catalog()
-    _fill(catalog, root)
+    _fill(catalog, root, allow_live=True)
     catalog.read_only = (
         f"the store at {root} is in an old format (a catalog of log files) and this process "
         "may not write its directory to convert it; open it once as a user who may "

@@ -58,16 +58,17 @@ def _tree(timeline_id: str, catalog: Catalog) -> list[Checkpoint]:
 
 
 class LockstepMachine(StoreMachine):
-    """Commits the same batches to a MemoryCatalog and to make_store()'s catalog."""
+    """Commits the same batches to the memory catalog (SQLite in memory) and to
+    make_store()'s catalog."""
 
     timelines = Bundle("timelines")
     checkpoints = Bundle("checkpoints")
 
     def __init__(self) -> None:
         super().__init__()
-        from ...backends.memory import MemoryCatalog
+        from ...backends.sql import memory_catalog
 
-        self.reference: Catalog = MemoryCatalog()
+        self.reference: Catalog = memory_catalog()
         self.batches: list[Batch] = []
         self.unknown = new_id()  # an id neither catalog holds
         self.commits_since_reopen = 0
