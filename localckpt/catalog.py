@@ -60,6 +60,8 @@ class Batch:
     a checkpoint references is either in this batch or already in the catalog.
     Every record is checked by :func:`localckpt.schema.validate` when the batch is
     made (the one check before any write): a bad one raises InvalidInputError.
+    ``validated=True`` skips that check, for records the Store itself built from input
+    it has checked already (a save's checkpoint): never for records from outside.
     """
 
     timelines: Sequence[Timeline] = ()
@@ -67,10 +69,13 @@ class Batch:
     outputs: Mapping[str, bytes] = attrs.field(factory=dict)
     tombstones: Sequence[Tombstone] = ()
     tags: Sequence[Tag] = ()
+    validated: bool = attrs.field(default=False, kw_only=True, repr=False)
 
     def __attrs_post_init__(self) -> None:
         from .schema import validate
 
+        if self.validated:
+            return
         for group in (self.timelines, self.checkpoints, self.tombstones, self.tags):
             for record in group:
                 validate(record)

@@ -420,8 +420,8 @@ class Store:
         )
         # NotFoundError, nothing written, if the parent (or an ancestor, or the timeline)
         # is deleted; no extra round trip where the backend guards its commit
-        self.visibility.commit(Batch(checkpoints=[child], outputs={h: data}), timeline_id,
-                               [parent], new=[child.id])
+        batch = Batch(checkpoints=[child], outputs={h: data}, validated=True)
+        self.visibility.commit(batch, timeline_id, [parent], new=[child.id])
         return child.id
 
     def _parent_for(self, timeline_id: str, parent_id: str | None) -> Checkpoint:

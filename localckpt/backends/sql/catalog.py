@@ -56,6 +56,15 @@ def _added(c: Checkpoint, parent_hashes: dict[str, str] | None) -> set[str]:
     return {h for s, h in c.stage_hashes.items() if parent_hashes.get(s) != h}
 
 
+def _record_id(record: Any) -> str:
+    return str(record.id)
+
+
+def _step(statement: str, rows: list[tuple[Any, ...]]) -> Step:
+    """One statement for rows: execute for one (cheaper), executemany for several."""
+    return Step(statement, rows[0]) if len(rows) == 1 else Step(statement, rows, many=True)
+
+
 class SqlCatalog(Catalog):
     """The catalog in SQL tables (see ``schema``), on any engine."""
 
@@ -185,6 +194,8 @@ class SqlCatalog(Catalog):
         return found[0] if found else None
 
     def _remember(self, records: Iterable[Checkpoint]) -> None:
+        """Keep records this catalog wrote or read for peek_checkpoint (immutable, and a
+        purge clears them; peek's callers read the fields, not the outputs)."""
         with self._peek_lock:
             for c in records:
                 self._peeked[c.id] = c
@@ -333,7 +344,7 @@ class SqlCatalog(Catalog):
             self._commit_slowly(batch, guard)
         except Refused as exc:
             raise self._refused(exc, guard) from None
-        self._remember(c.with_loader(self._load_values) for c in batch.checkpoints)
+        self._remember(batch.checkpoints)
 
     def _one_per_id(self, kind: str, records: Sequence[Any]) -> None:
         seen: dict[str, Any] = {}
@@ -360,9 +371,9 @@ class SqlCatalog(Catalog):
                               (guard[0], self.dialect.list_param(guard[1])),
                               refuse=(_TOMBSTONES_CHANGED, "new tombstones")))
         if batch.outputs:
-            steps.append(Step(e.sql(self._q["insert_output"]),
-                              [(h, bytes(d)) for h, d in sorted(batch.outputs.items())],
-                              many=True))
+            steps.append(_step(e.sql(self._q["insert_output"]),
+                               [(h, d if type(d) is bytes else bytes(d))
+                                for h, d in sorted(batch.outputs.items())]))
         groups = (("timeline", timelines), ("checkpoint", checkpoints),
                   ("tombstone", batch.tombstones if tombstones is None else tombstones),
                   ("tag", batch.tags if tags is None else tags))
@@ -372,10 +383,11 @@ class SqlCatalog(Catalog):
             if not records:
                 continue
             codec = self.codecs[kind]
-            rows = sorted((codec.row(r) for r in records), key=lambda row: row[0])
-            steps.append(Step(e.sql(self._inserts[kind]), rows, many=True))
+            ordered = sorted(records, key=_record_id)  # rows in key order: no deadlocks
+            rows = [codec.row(r) for r in ordered]
+            steps.append(_step(e.sql(self._inserts[kind]), rows))
             if kind in ("timeline", "checkpoint"):
-                for r, row in zip(sorted(records, key=lambda r: r.id), rows, strict=True):
+                for r, row in zip(ordered, rows, strict=True):
                     key = (_ALL_TIMELINES if kind == "timeline" else r.timeline_id,
                            row[-1] % shards)
                     acc = sums[key]
@@ -384,11 +396,10 @@ class SqlCatalog(Catalog):
         if checkpoints:
             refs = self._refs(checkpoints)
             if refs:
-                steps.append(Step(e.sql(self._q["insert_ref"]), refs, many=True))
+                steps.append(_step(e.sql(self._q["insert_ref"]), refs))
         if sums:
-            steps.append(Step(e.sql(self._q["add_sums"]),
-                              [(t, s, n, x) for (t, s), (n, x) in sorted(sums.items())],
-                              many=True))
+            steps.append(_step(e.sql(self._q["add_sums"]),
+                               [(t, s, n, x) for (t, s), (n, x) in sorted(sums.items())]))
         return steps
 
     def _refs(self, checkpoints: Sequence[Checkpoint]) -> list[tuple[str, str]]:

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC
 from typing import Any
 
 import orjson
@@ -47,23 +47,40 @@ _SORT = orjson.OPT_SORT_KEYS
 _blake2b = hashlib.blake2b
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, Mapping) and not isinstance(value, dict):
-        return dict(value)
-    return value
+def _digest_of(values: Sequence[Any]) -> int:
+    """The digest of a row's neutral values (str, int, float, None)."""
+    try:
+        data = orjson.dumps(values)
+    except TypeError:  # an integer beyond 64 bits: the standard library writes it
+        data = json.dumps(list(values), ensure_ascii=False, separators=(",", ":")
+                          ).encode("utf-8")
+    return int.from_bytes(_blake2b(data, digest_size=8).digest(), "big", signed=True)
+
+
+def _neutral(kind: str, record: Any) -> list[Any]:
+    """A record's fields as the digest covers them: JSON as canonical text, times as
+    ISO 8601 text in UTC, booleans as 0 or 1: what an SQLite row holds."""
+    out: list[Any] = []
+    for f in FIELDS[kind]:
+        value = getattr(record, f.name)
+        if value is not None:
+            t = f.type
+            if t == "json":
+                value = checked_bytes(dict(value)).decode("utf-8")
+            elif t == "time":
+                value = value.astimezone(UTC).isoformat()
+            elif t == "bool":
+                value = int(value)
+            elif t == "float":
+                value = float(value)
+        out.append(value)
+    return out
 
 
 def digest(kind: str, record: Any) -> int:
-    """A signed 64-bit digest of a record's fields (what a row's ``digest`` holds)."""
-    values = [_plain(getattr(record, f.name)) for f in FIELDS[kind]]
-    try:
-        data = orjson.dumps(values, option=_SORT)
-    except TypeError:  # an integer beyond 64 bits: the standard library writes it
-        data = json.dumps(values, sort_keys=True, ensure_ascii=False,
-                          separators=(",", ":")).encode("utf-8")
-    return int.from_bytes(_blake2b(data, digest_size=8).digest(), "big", signed=True)
+    """A signed 64-bit digest of a record's fields (what a row's ``digest`` holds): the
+    same on every engine, so a row can be checked wherever it is stored."""
+    return _digest_of(_neutral(kind, record))
 
 
 class Codec:
@@ -87,6 +104,8 @@ class Codec:
         self.read = ", ".join([*read, "digest"])
         self._type = TYPES[kind]
         self._n = len(self.fields)
+        #: a row read back holds the neutral values the digest covers (SQLite)
+        self._raw = dialect.name == "sqlite"
 
     # -- writing --------------------------------------------------------------------------
 
@@ -94,35 +113,44 @@ class Codec:
         """The row of a record (checked by schema.validate when its Batch was made)."""
         d = self.dialect
         values: list[Any] = []
+        neutral: list[Any] = []
         exact: dict[str, Any] = {}
         for f in self.fields:
             value = getattr(record, f.name)
             if value is None:
                 values.append(None)
+                neutral.append(None)
                 continue
             t = f.type
+            plain = value
             if t == "json":
-                plain = dict(value)
-                data = checked_bytes(plain)
+                data = checked_bytes(value if type(value) is dict else dict(value))
+                plain = data.decode("utf-8")
                 if d.json_exact:
-                    value = data.decode("utf-8")
+                    value = plain
                 else:
                     value, changed = pg_json.jsonb_column(data)
                     if changed:
+                        exact[f.name] = dict(getattr(record, f.name))
+            elif t == "text":
+                if not d.text_holds_nul:
+                    value, changed = pg_json.text_column(value)
+                    if changed:
                         exact[f.name] = plain
-            elif t == "text" and not d.text_holds_nul:
-                value, changed = pg_json.text_column(value)
-                if changed:
-                    exact[f.name] = getattr(record, f.name)
             elif t == "time":
-                value = d.time_param(value)
+                plain = value.astimezone(UTC).isoformat()
+                value = plain if d.time_as_text else value.astimezone(UTC)
+            elif t == "bool":
+                plain = int(value)
+                value = plain if d.name == "sqlite" else bool(value)
             elif t == "float":
-                value = float(value)
+                value = plain = float(value)
             values.append(value)
+            neutral.append(plain)
         if self.has_exact:
             values.append(pg_json.exact_text(exact))
             values.append(id_tail(record.id))
-        values.append(digest(self.kind, record))
+        values.append(_digest_of(neutral))
         return tuple(values)
 
     # -- reading --------------------------------------------------------------------------
@@ -158,7 +186,8 @@ class Codec:
             record = self._type(**values)
         except (ValueError, TypeError, AttributeError) as exc:
             raise self.damaged(row, where, f"does not parse ({exc})") from None
-        if check and digest(self.kind, record) != row[-1]:
+        if check and (_digest_of(row[:n]) if self._raw else digest(self.kind, record)
+                      ) != row[-1]:
             raise self.damaged(row, where, "does not match its digest")
         return record
 
