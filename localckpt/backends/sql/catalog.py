@@ -362,8 +362,11 @@ class SqlCatalog(Catalog):
     def _steps(self, batch: Batch, guard: tuple[str, list[str]] | None,
                checkpoints: Sequence[Checkpoint], timelines: Sequence[Timeline],
                tombstones: Sequence[Tombstone] | None = None,
-               tags: Sequence[Tag] | None = None) -> list[Step]:
-        """The statements that write the new records of batch (plain INSERTs)."""
+               tags: Sequence[Tag] | None = None,
+               refs: list[tuple[str, str]] | None = None) -> list[Step]:
+        """The statements that write the new records of batch (plain INSERTs). refs: the
+        output references of the batch's checkpoints, when computed already (a
+        transaction must not wait for another connection to look up parents)."""
         e = self.engine
         steps: list[Step] = []
         if guard is not None:
@@ -394,7 +397,11 @@ class SqlCatalog(Catalog):
                     acc[0] += 1
                     acc[1] ^= row[-1]
         if checkpoints:
-            refs = self._refs(checkpoints)
+            if refs is None:
+                refs = self._refs(checkpoints)
+            else:
+                new = {c.id for c in checkpoints}
+                refs = [r for r in refs if r[1] in new]
             if refs:
                 steps.append(_step(e.sql(self._q["insert_ref"]), refs))
         if sums:
@@ -432,6 +439,7 @@ class SqlCatalog(Catalog):
     def _commit_slowly(self, batch: Batch, guard: tuple[str, list[str]] | None) -> None:
         """Some id is stored already: skip equal records, refuse differing ones, write the
         rest, in one transaction (again if another writer raced us)."""
+        refs = self._refs(batch.checkpoints)
         for _ in range(_SLOW_RETRIES):
             try:
                 with self.engine.transaction() as tx:
@@ -446,7 +454,7 @@ class SqlCatalog(Catalog):
                                           ("tag", batch.tags)):
                         new[kind] = self._unstored(tx, kind, records)
                     tx.run(self._steps(batch, None, new["checkpoint"], new["timeline"],
-                                       new["tombstone"], new["tag"]))
+                                       new["tombstone"], new["tag"], refs))
                 return
             except Duplicate:
                 continue
