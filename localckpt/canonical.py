@@ -287,6 +287,20 @@ def canonical_bytes(value: Any, what: str = "value") -> bytes:
     return data  # unusual but valid: _default gave orjson the JSON equivalents
 
 
+def record_bytes(value: Any) -> tuple[bytes, bool]:
+    """(canonical bytes of a checked record field, whether orjson reads them back exactly).
+
+    orjson writes integers up to 64 bits and reads back exactly what it writes; a value
+    it cannot write (an integer beyond 64 bits) takes the reference writer, and its bytes
+    must then be read with :func:`load_json`."""
+    if _FAST:
+        try:
+            return orjson.dumps(value, option=_OPTIONS), True
+        except TypeError:
+            pass
+    return checked_bytes(value), False
+
+
 def checked_bytes(value: Any) -> bytes:
     """canonical_bytes of a value that already passed canonical_bytes (a record's JSON
     field, validated when its Batch was made): the same bytes, without the census."""
