@@ -377,7 +377,7 @@ class SqlCatalog(Catalog):
             steps.append(_step(e.sql(self._q["insert_output"]),
                                [(h, d if type(d) is bytes else bytes(d))
                                 for h, d in sorted(batch.outputs.items())]))
-        groups = (("timeline", timelines), ("checkpoint", checkpoints),
+        groups: tuple[tuple[str, Sequence[Any]], ...] = (("timeline", timelines), ("checkpoint", checkpoints),
                   ("tombstone", batch.tombstones if tombstones is None else tombstones),
                   ("tag", batch.tags if tags is None else tags))
         sums: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
@@ -430,7 +430,7 @@ class SqlCatalog(Catalog):
         if unknown:
             for p in self.checkpoints(unknown):
                 parents[p.id] = dict(p.stage_hashes)
-        refs = set()
+        refs: set[tuple[str, str]] = set()
         for c in checkpoints:
             parent = parents.get(c.parent_id) if c.parent_id is not None else None
             refs.update((h, c.id) for h in _added(c, parent))

@@ -70,7 +70,7 @@ class _ExactBytes(Dumper):
     oid = postgres.types["bytea"].oid
 
     def dump(self, obj: Any) -> Buffer:
-        return obj  # type: ignore[no-any-return]
+        return obj
 
 
 class _Tx(Tx):
@@ -318,8 +318,9 @@ def _retryable(exc: BaseException, conn: psycopg.Connection | None, attempt: int
             and attempt == 0)
 
 
-def _message(exc: psycopg.Error) -> str:
-    return exc.diag.message_primary or str(exc).strip()
+def _message(exc: BaseException) -> str:
+    diag = getattr(exc, "diag", None)
+    return (diag.message_primary if diag is not None else None) or str(exc).strip()
 
 
 def _parse_dsn(dsn: str) -> dict[str, Any]:

@@ -57,8 +57,8 @@ class Table:
 
 def _record_table(kind: str, indexes: tuple[tuple[str, ...], ...],
                   references: tuple[tuple[str, str, str, bool], ...] = ()) -> Table:
-    columns = [(f.name, "id" if f.type == "hash" else f.type, f.optional)
-               for f in FIELDS[kind]]
+    columns: list[tuple[str, str, bool]] = [
+        (f.name, "id" if f.type == "hash" else f.type, f.optional) for f in FIELDS[kind]]
     if kind in ("timeline", "checkpoint"):
         columns += [("exact", "text", True), ("tail", "id", False)]
         indexes = (*indexes, ("tail",))

@@ -95,23 +95,40 @@ class SqliteEngine(Engine):
     # -- connections ------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        if self.read_only:
-            target, uri = f"file:{self.path}?mode=ro", True
-        else:
-            target, uri = self.path, False
         with self.translated():
-            conn = sqlite3.connect(target, timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False, cached_statements=512, uri=uri)
+            if self.read_only:
+                return self._connect_read_only()
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False, cached_statements=512)
             try:
-                if not self.read_only:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
-                conn.execute("PRAGMA foreign_keys=OFF")
-                conn.execute("PRAGMA cell_size_check=ON")  # damage found, not followed
+                conn.execute("PRAGMA journal_mode=WAL")
+                self._configure(conn)
             except BaseException:
                 conn.close()
                 raise
         return conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA cell_size_check=ON")  # damage found, not followed
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A directory this process may not write: read-only; where even SQLite's shared
+        memory file cannot be made (a read-only mount), as an immutable file."""
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            conn = sqlite3.connect(f"file:{self.path}?{query}", timeout=self.timeout,
+                                   isolation_level=None, check_same_thread=False,
+                                   cached_statements=512, uri=True)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+                self._configure(conn)
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+                if "immutable" in query:
+                    raise
+        raise AssertionError("unreachable")
 
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
