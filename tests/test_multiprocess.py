@@ -136,8 +136,6 @@ def test_concurrent_writers_all_present(tmp_path: Path, saves: int) -> None:
     branches, _ = _run(tmp_path, reopen_every=0, saves=saves)
     ids = [i for b in branches.values() for i in b]
     assert len(set(ids)) == WORKERS * saves
-    segments = list((tmp_path / "store" / "catalog").glob("seg-*.log"))
-    assert len(segments) >= WORKERS + 1  # one per writing process (and the creator)
 
 
 @pytest.mark.slow

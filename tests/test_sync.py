@@ -25,6 +25,7 @@ from localckpt.errors import (
     NotFoundError,
 )
 from localckpt.sync import CountingCatalog
+from localckpt.testing import raw
 
 FRAMES = [np.full((6, 8, 3), i * 40, np.uint8) for i in range(5)]
 
@@ -233,7 +234,7 @@ def test_corrupt_source_output_is_refused(new_store: StoreFactory) -> None:
     src, dst = new_store("memory"), new_store("memory")
     _, ids = _tree(src)
     h = src.get_checkpoint(ids[1]).stage_hashes["s0"]
-    src.catalog._outputs[h] = b'{"i":99}'  # type: ignore[attr-defined]  # bit rot
+    raw.set_output(src.catalog, h, b'{"i":99}')  # bit rot
     with pytest.raises(CorruptDataError, match="does not match its hash"):
         localckpt.sync(src, dst)
     assert dst.list_timelines() == []

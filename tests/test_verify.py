@@ -14,6 +14,7 @@ import localckpt
 from localckpt import Store
 from localckpt.cli import main
 from localckpt.shards import index_key, shard_key
+from localckpt.testing import raw
 
 FRAMES = [np.full((6, 6, 3), i * 60, np.uint8) for i in range(3)]
 
@@ -64,20 +65,19 @@ def _replace_index(store: Store, tid: str, ids: list[str]) -> str:
 def _orphan_checkpoint(store: Store, tid: str, ids: list[str]) -> str:
     """A checkpoint whose parent exists nowhere (a catalog damaged behind our back)."""
     c = store.get_checkpoint(ids[2])
-    store.catalog._index.add_checkpoint(  # type: ignore[attr-defined]
-        attrs.evolve(c, id="f" * 36, parent_id="e" * 36))
+    raw.insert(store.catalog, attrs.evolve(c, id="f" * 36, parent_id="e" * 36))
     return "parent"
 
 
 def _lost_output(store: Store, tid: str, ids: list[str]) -> str:
     h = store.get_checkpoint(ids[2]).stage_hashes["track"]
-    del store.catalog._outputs[h]  # type: ignore[attr-defined]
+    raw.delete_output(store.catalog, h)
     return "missing-output"
 
 
 def _rotten_output(store: Store, tid: str, ids: list[str]) -> str:
     h = store.get_checkpoint(ids[2]).stage_hashes["track"]
-    store.catalog._outputs[h] = b'{"t":2}'  # type: ignore[attr-defined]
+    raw.set_output(store.catalog, h, b'{"t":2}')
     return "output-hash"
 
 
