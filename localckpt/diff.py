@@ -75,9 +75,11 @@ class Diff:
     def stats_keys(self) -> tuple[str, ...]:
         return tuple(self.stats_changed)
 
-    def render(self) -> str:
-        """A readable, line-oriented report (``+`` added, ``-`` removed, ``~`` changed)."""
-        lines = [f"diff {self.a} -> {self.b}"]
+    def render(self, shorts: Mapping[str, str] | None = None) -> str:
+        """A readable, line-oriented report (``+`` added, ``-`` removed, ``~`` changed);
+        shorts: id -> what to show for it (short ids)."""
+        name = (shorts or {}).get
+        lines = [f"diff {name(self.a, self.a)} -> {name(self.b, self.b)}"]
         if not self:
             lines.append("  (no differences)")
             return "\n".join(lines)
