@@ -27,7 +27,8 @@ timeline. Outputs of two timelines (one video sampled at 2 fps and at 5 fps) are
 compared by time instead: :func:`align_by_time` pairs each frame with the frame of the
 other timeline nearest in time, one to one, within half the coarser frame interval, and
 ``diff_outputs(..., pairs=...)`` compares the pairs; frames left without a partner are
-listed (``unpaired_a``, ``unpaired_b``), not compared. ``Store.frame_diff`` refuses
+listed (``unpaired_a``, ``unpaired_b``), not compared, and a list-form frame's own
+``"sequence"`` is not part of what is compared. ``Store.frame_diff`` refuses
 checkpoints of different timelines unless asked to align them (``align="time"``).
 """
 
@@ -184,7 +185,10 @@ class FrameChange:
 
 @attrs.frozen
 class FrameDiffSummary:
-    """Totals of a FrameDiff: frame counts, and box counts summed over changed frames."""
+    """Totals of a FrameDiff: frame counts, and box counts summed over changed frames.
+
+    frames_a, frames_b count each output's frames; unpaired_a, unpaired_b those left out
+    of a comparison aligned by time (no frame of the other timeline near enough)."""
 
     frames_a: int = 0
     frames_b: int = 0
@@ -203,8 +207,9 @@ class FrameDiffSummary:
     def describe(self) -> str:
         from .render import plural
 
+        compared = max(self.frames_a - self.unpaired_a, self.frames_b - self.unpaired_b)
         return (
-            f"{self.changed} of {plural(max(self.frames_a, self.frames_b), 'frame')} changed "
+            f"{self.changed} of {plural(compared, 'frame')} changed "
             f"({self.only_a} only in A, {self.only_b} only in B, {self.values_changed} "
             f"values changed): +{self.added} added, -{self.removed} removed, "
             f"~{self.moved} moved, ~{self.relabelled} relabelled, ~{self.rescored} rescored"
@@ -462,14 +467,24 @@ def _other_fields(va: dict[str, Any], key_a: str, vb: dict[str, Any], key_b: str
                         if rest_a.get(k, MISSING) != rest_b.get(k, MISSING)))
 
 
-def _compare(seq: int, va: Any, vb: Any, threshold: float) -> FrameChange | None:
+def _unnumbered(value: Any) -> Any:
+    """A list-form frame's value without its "sequence" (which names the frame, and
+    differs between the paired frames of two timelines)."""
+    if type(value) is dict and "sequence" in value:
+        return {k: v for k, v in value.items() if k != "sequence"}
+    return value
+
+
+def _compare(seq: int, va: Any, vb: Any, threshold: float, aligned: bool = False,
+             ) -> FrameChange | None:
     pa = None if va is MISSING else parse_detections(va)
     pb = None if vb is MISSING else parse_detections(vb)
     if (pa is not None or va is MISSING) and (pb is not None or vb is MISSING):
         ka, da = pa if pa is not None else ("", [])
         kb, db = pb if pb is not None else ("", [])
         return _compare_detections(seq, va, vb, ka, da, kb, db, threshold)
-    if va is not MISSING and vb is not MISSING and va == vb:
+    if va is not MISSING and vb is not MISSING and (
+            va == vb or (aligned and _unnumbered(va) == _unnumbered(vb))):
         return None
     return FrameChange(seq, va, vb, "value")
 
@@ -496,6 +511,7 @@ def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A"
         unpaired_b = tuple(sorted(s for s in fb if s not in back))
         fa = {s: v for s, v in fa.items() if s in pairs}
         fb = {back[s]: v for s, v in fb.items() if s in back}
+    aligned = pairs is not None
     changes: dict[int, FrameChange] = {}
     # The loop allocates ~10 small acyclic objects per box; each generation-2 collection
     # they trigger would walk both outputs (millions of objects), nearly doubling the cost.
@@ -506,7 +522,7 @@ def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A"
             va, vb = fa.get(seq, MISSING), fb.get(seq, MISSING)
             if va is not MISSING and vb is not MISSING and va == vb:
                 continue  # equal values: no box can differ (identity matching, IoU 1)
-            change = _compare(seq, va, vb, match_iou)
+            change = _compare(seq, va, vb, match_iou, aligned)
             if change is not None:
                 changes[seq] = change
     finally:

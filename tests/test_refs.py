@@ -113,10 +113,11 @@ def test_short_ids_and_prefixes_work_too(
 
 
 def test_timeline_colon_stage(tagged: tuple[Store, str, str, str], store_kind: str) -> None:
-    store, tid, a, b = tagged
+    store, tid, _, b = tagged
     assert store.resolve(f"{tid}:detect") == b  # the newest that added detect
     assert store.resolve(f"{store.short_id(tid, 'timeline')}:detect") == b
-    assert store.load_stage_output(f"best:detect", "detect") == {"frames": DETECT["frames"][:2]}
+    assert store.load_stage_output("best:detect", "detect") == {
+        "frames": DETECT["frames"][:2]}  # a tag names a timeline too
     with pytest.raises(NotFoundError, match="no checkpoint of timeline"):
         store.resolve(f"{tid}:track")
 

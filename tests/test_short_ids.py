@@ -59,7 +59,7 @@ def test_same_millisecond_ids_resolve_by_short_id_in_the_cli(
         tmp_path: Path, frozen_clock: None, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(tmp_path / "s")
     with localckpt.open(path, create=True) as store:
-        tid, a, b = _same_ms_pair(store)
+        _, a, b = _same_ms_pair(store)
         sa, sb = store.short_id(a), store.short_id(b)
     for short, full in ((sa, a), (sb, b)):
         assert main(["--store", path, "show", short, "--json"]) == 0
@@ -95,7 +95,7 @@ def test_a_shared_tail_start_makes_short_ids_longer(
     assert {i: store.short_id(i) for i in ids} == shorts
     assert [store.resolve(shorts[i]) for i in ids] == ids
     assert store.resolve("aaaaaaaa11") == ids[0]  # any longer start of the tail
-    with pytest.raises(InvalidInputError, match="aaaaaaaa1.*aaaaaaaa2"):
+    with pytest.raises(InvalidInputError, match=r"aaaaaaaa1.*aaaaaaaa2"):
         store.resolve("aaaaaaaa")
     # a deleted record keeps its short id unique (until gc purges it), and no longer
     # resolves: the short id of the live one still does
