@@ -41,6 +41,10 @@ class Store:
     Open one with :func:`localckpt.open`. Thread-safe; a store may be used by many
     threads, and (on backends whose catalog ``supports_multiprocess``) many processes
     may open the same store and write at once.
+
+    Every method that takes a checkpoint or timeline id also takes a reference: a short
+    id, a unique prefix, a tag or ``TIMELINE:stage`` (see :meth:`resolve` and
+    :mod:`localckpt.refs`); a full id costs no lookup of its own.
     """
 
     def __init__(self, catalog: Catalog, objects: Objects, *, url: str = "") -> None:
@@ -556,50 +560,12 @@ class Store:
         half the coarser frame interval (FrameDiff.align, .pairs and .unpaired_* say
         what was compared).
         """
-        from .framediff import ALIGNMENTS, align_by_time, diff_outputs, frame_interval
+        from .diff import frame_diff_checkpoints
 
         _require_str(stage, "stage")
-        if align is not None and align not in ALIGNMENTS:
-            raise InvalidInputError(
-                f"align must be None, 'sequence' or 'time', not {align!r}",
-                cli=f"--align must be 'time' or 'sequence', not {align!r}")
-        a, b = self._ref(a, "checkpoint", "a"), self._ref(b, "checkpoint", "b")
-        checkpoints = [self.get_checkpoint(a), self.get_checkpoint(b)]
-        ta, tb = (c.timeline_id for c in checkpoints)
-        if ta != tb and align != "time":
-            self._refuse_across_timelines(a, b, ta, tb)
-        outputs = []
-        for c in checkpoints:
-            h = c.stage_hashes.get(stage)
-            if h is None:
-                stages = ", ".join(sorted(c.stage_hashes)) or "none"
-                raise NotFoundError(f"checkpoint {c.id} has no stage {stage!r} (it has: "
-                                    f"{stages})")
-            outputs.append(self.load_stage_output(c.id, stage))
-        if align != "time":
-            return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b,
-                                stage=stage)
-        times = []
-        intervals = []
-        for tid in (ta, tb):
-            index = {m.sequence: m.timestamp for m in self.frame_index(tid)}
-            times.append(index)
-            intervals.append(frame_interval(index.values(), 1 / self.get_timeline(tid).fps))
-        tolerance = max(intervals) / 2
-        pairs = align_by_time(times[0], times[1], tolerance)
-        return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b,
-                            stage=stage, pairs=pairs, tolerance=tolerance)
-
-    def _refuse_across_timelines(self, a: str, b: str, ta: str, tb: str) -> None:
-        from .render import describe_timeline
-
-        shorts = self.short_ids([ta, tb], "timeline")
-        ca = self.short_ids([a, b])
-        lines = [f"{shorts[t]} ({describe_timeline(self.get_timeline(t))})" for t in (ta, tb)]
-        msg = (f"checkpoints {ca[a]} and {ca[b]} belong to different timelines, "
-               f"{lines[0]} and {lines[1]}: frame numbers of one do not name the same "
-               "instants in the other. Compare them by time")
-        raise InvalidInputError(msg + ' with align="time".', cli=msg + " with --align time.")
+        return frame_diff_checkpoints(self, self._ref(a, "checkpoint", "a"),
+                                      self._ref(b, "checkpoint", "b"), stage,
+                                      match_iou=match_iou, align=align)
 
     def merge(self, ours: str, theirs: str, strategy: str | Callable[..., Any] = "fail") -> str:
         """Three-way merge theirs into ours; returns the merge (or fast-forward) id.
