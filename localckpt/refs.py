@@ -5,11 +5,11 @@ and every command of the CLI, accepts a *reference*. :meth:`Store.resolve
 <localckpt.Store.resolve>` turns one into a full id; these are the forms, in the order
 they are tried:
 
-1. **A full id** (``0193a4c2-7d1e-7f00-8a3b-5c2e9f01b09b``). A well-formed UUID is
-   taken as an id without asking the catalog (the fast path: the method that uses it
-   then says NotFoundError if no such record is live), so tag names cannot look like
-   UUIDs. Other ids (records from other systems may use any id of 1-128 letters,
-   digits, ``-`` and ``_``) are found by an exact match.
+1. **A full id** (``0193a4c2-7d1e-7f00-8a3b-5c2e9f01b09b``). A Store method takes a
+   well-formed UUID as an id without asking the catalog (the fast path: its own lookup
+   says NotFoundError if no such record is live; ``Store.resolve`` itself checks), so
+   tag names cannot look like UUIDs. Other ids (records from other systems may use any
+   id of 1-128 letters, digits, ``-`` and ``_``) are found by an exact match.
 2. **TIMELINE:stage** (checkpoints only): the newest checkpoint of that timeline (itself
    any reference to a timeline) that added ``stage``, e.g. ``9c1f07e2:detect``.
 3. **A tag** (see :meth:`Store.tag <localckpt.Store.tag>`): the checkpoint it names; for
@@ -27,9 +27,9 @@ they are tried:
 A tag wins over a short id or prefix spelled the same (names people chose come first,
 as git's refs do over hashes), and a short id that matches one live record wins over
 reading the same characters as a prefix of full ids (short ids are what the CLI shows,
-so they must always work). A reference that matches several
-records is an :class:`~localckpt.errors.InvalidInputError` listing the candidates, each
-with its short id, so the next attempt can be exact; one that matches nothing is a
+so they must always work). A reference that matches several records is an
+:class:`~localckpt.errors.InvalidInputError` listing the candidates, each with its short
+id, so the next attempt can be exact; one that matches nothing is a
 :class:`~localckpt.errors.NotFoundError` that says where to list ids. Deleted records
 never match.
 

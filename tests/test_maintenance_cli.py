@@ -41,7 +41,7 @@ def _short(path: str, *ids: str) -> list[str]:
 def test_tag_untag_tags_and_tree(tree: tuple[str, str, list[str]],
                                  capsys: pytest.CaptureFixture[str]) -> None:
     path, tid, (_, _, b, c) = tree
-    sb, sc = _short(path, b, c)
+    (sb,) = _short(path, b)
     assert main(["--store", path, "tag", b, "best"]) == 0
     assert f"tagged {sb} as best" in capsys.readouterr().out
     assert main(["--store", path, "tag", c, "best"]) == 1
@@ -176,7 +176,7 @@ def test_tag_force_moves_a_tag_in_one_commit(tree: tuple[str, str, list[str]],
 
 def test_tags_in_tree_json_and_show(tree: tuple[str, str, list[str]],
                                     capsys: pytest.CaptureFixture[str]) -> None:
-    path, tid, (root, a, b, _) = tree
+    path, _, (root, a, b, _) = tree
     assert main(["--store", path, "tag", b, "best"]) == 0
     assert main(["--store", path, "tag", b, "v2"]) == 0
     capsys.readouterr()
