@@ -41,6 +41,10 @@ class Store:
     Open one with :func:`localckpt.open`. Thread-safe; a store may be used by many
     threads, and (on backends whose catalog ``supports_multiprocess``) many processes
     may open the same store and write at once.
+
+    Every method that takes a checkpoint or timeline id also takes a reference: a short
+    id, a unique prefix, a tag or ``TIMELINE:stage`` (see :meth:`resolve` and
+    :mod:`localckpt.refs`); a full id costs no lookup of its own.
     """
 
     def __init__(self, catalog: Catalog, objects: Objects, *, url: str = "") -> None:
@@ -226,8 +230,7 @@ class Store:
 
     def get_timeline(self, timeline_id: str) -> Timeline:
         """A live timeline; NotFoundError for unknown and deleted ids."""
-        self._check_open()
-        return self.visibility.timeline(_id(timeline_id, "timeline_id"))
+        return self.visibility.timeline(self._ref(timeline_id, "timeline", "timeline_id"))
 
     def list_timelines(self) -> list[Timeline]:
         """Every live timeline, oldest first."""
@@ -252,6 +255,46 @@ class Store:
         self._check_open()
         return self.visibility.tag_target(name)
 
+    # -- references and short ids (localckpt.refs) ------------------------------------------
+
+    def resolve(self, ref: str, kind: str = "checkpoint") -> str:
+        """The full id of the live checkpoint (or timeline: kind="timeline") that ref
+        names: a full id, a short id, a unique prefix of the id, a tag, or
+        ``TIMELINE:stage``. See :mod:`localckpt.refs` for the rules. NotFoundError when
+        nothing matches; InvalidInputError listing the candidates when several do.
+
+        Every method of the Store that takes a checkpoint or timeline id accepts these
+        references too: ``store.load_stage_output("best", "detect")``.
+        """
+        from .refs import resolve
+
+        self._check_open()
+        return resolve(self, ref, kind)
+
+    def short_id(self, record_id: str, kind: str = "checkpoint") -> str:
+        """The short id of a checkpoint (or timeline) id: at least 8 characters of its
+        random tail, unique in this store (see :mod:`localckpt.refs`)."""
+        from .refs import short_id
+
+        self._check_open()
+        return short_id(self, _id(record_id, "record_id"), kind)
+
+    def short_ids(self, ids: Iterable[str], kind: str = "checkpoint") -> dict[str, str]:
+        """Short ids of many ids of one kind, as {full id: short id}; cheaper than
+        short_id per id where the catalog has no index."""
+        from .refs import short_ids
+
+        self._check_open()
+        return short_ids(self, [_id(i, "ids") for i in ids], kind)
+
+    def _ref(self, ref: Any, kind: str, what: str) -> str:
+        """A reference resolved at a public method's boundary; a full UUID costs no
+        catalog call (the method's own lookup says NotFoundError)."""
+        from .refs import resolve
+
+        self._check_open()
+        return resolve(self, ref, kind, what=what, check=False)
+
     # -- deleting, tags, verify (localckpt.maintenance) -----------------------------------
 
     def delete_timeline(self, timeline_id: str, dry_run: bool = False) -> PruneReport:
@@ -259,8 +302,8 @@ class Store:
         tombstone, which sync carries); ``gc`` frees the space. See localckpt.maintenance."""
         from .maintenance.delete import delete_timeline
 
-        self._check_open()
-        return delete_timeline(self, timeline_id, dry_run=dry_run)
+        return delete_timeline(self, self._ref(timeline_id, "timeline", "timeline_id"),
+                               dry_run=dry_run)
 
     def prune(self, checkpoint_id: str, dry_run: bool = False, force: bool = False,
               ) -> PruneReport:
@@ -268,8 +311,8 @@ class Store:
         merge names as merged_from only with force=True)."""
         from .maintenance.delete import prune
 
-        self._check_open()
-        return prune(self, checkpoint_id, dry_run=dry_run, force=force)
+        return prune(self, self._ref(checkpoint_id, "checkpoint", "checkpoint_id"),
+                     dry_run=dry_run, force=force)
 
     def retain(self, timeline_id: str, keep_last: int | None = None,
                keep_labels: Iterable[str] = (), newer_than: datetime | timedelta | None = None,
@@ -279,16 +322,17 @@ class Store:
         than newer_than, tagged ones (keep_tagged) and the root."""
         from .maintenance.delete import retain
 
-        self._check_open()
-        return retain(self, timeline_id, keep_last=keep_last, keep_labels=keep_labels,
+        return retain(self, self._ref(timeline_id, "timeline", "timeline_id"),
+                      keep_last=keep_last, keep_labels=keep_labels,
                       newer_than=newer_than, keep_tagged=keep_tagged, dry_run=dry_run)
 
-    def tag(self, checkpoint_id: str, name: str) -> Tag:
-        """Name a live checkpoint; names are unique among live tags (ConflictError)."""
+    def tag(self, checkpoint_id: str, name: str, force: bool = False) -> Tag:
+        """Name a live checkpoint; names are unique among live tags (ConflictError),
+        unless force=True, which moves the tag here (one commit)."""
         from .maintenance.tags import tag
 
-        self._check_open()
-        return tag(self, checkpoint_id, name)
+        return tag(self, self._ref(checkpoint_id, "checkpoint", "checkpoint_id"), name,
+                   force=force)
 
     def untag(self, name: str) -> Tag:
         """Remove a tag (a tombstone); NotFoundError when no live tag has that name."""
@@ -301,7 +345,7 @@ class Store:
         """Live tags of a timeline (of every timeline when None), ordered by name."""
         self._check_open()
         if timeline_id is not None:
-            _id(timeline_id, "timeline_id")
+            timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
         return self.visibility.tags(timeline_id)
 
     def verify(self, timeline_id: str | None = None) -> VerifyReport:
@@ -310,14 +354,18 @@ class Store:
         from .maintenance.verify import verify
 
         self._check_open()
+        if timeline_id is not None:
+            timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
         return verify(self, timeline_id)
 
     # -- frames ---------------------------------------------------------------------------
 
-    def _reader(self, timeline_id: str) -> Any:
+    def _reader(self, timeline_ref: str) -> Any:
+        """The frame reader of a timeline (any reference to one), cached per id."""
         from .shards import FrameReader
 
-        timeline = self.get_timeline(timeline_id)  # NotFoundError for unknown / deleted ids
+        timeline = self.get_timeline(timeline_ref)  # NotFoundError for unknown / deleted ids
+        timeline_id = timeline.id
         with self._readers_lock:
             reader = self._readers.get(timeline_id)
             if reader is not None:
@@ -343,8 +391,9 @@ class Store:
         by sequence). Reads the frame index only: no pixels are fetched or decoded."""
         from .similar import similar_frames
 
-        return similar_frames(self.frame_index(timeline_id), sequence_or_hash, max_distance,
-                              limit, timeline_id)
+        tid = self._ref(timeline_id, "timeline", "timeline_id")
+        return similar_frames(self.frame_index(tid), sequence_or_hash, max_distance,
+                              limit, tid)
 
     def get_timeline_frames(
         self, timeline_id: str, start: int | None = None, stop: int | None = None
@@ -404,6 +453,10 @@ class Store:
         if not isinstance(is_scenario, bool):
             raise InvalidInputError(f"is_scenario must be a bool, not {is_scenario!r}")
         _require_str(scenario_label, "scenario_label")
+        timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
+        if parent_checkpoint_id is not None:
+            parent_checkpoint_id = self._ref(parent_checkpoint_id, "checkpoint",
+                                             "parent_checkpoint_id")
         parent = self._parent_for(timeline_id, parent_checkpoint_id)
         h = content_hash(data)
         child = Checkpoint(
@@ -446,7 +499,9 @@ class Store:
         """The output of stage_name as seen at this checkpoint (carried forward from
         ancestors); None if no stage of that name ran on the way here."""
         _require_str(stage_name, "stage_name")
-        h = self.get_checkpoint(checkpoint_id).stage_hashes.get(stage_name)
+        checkpoint = self.get_checkpoint(checkpoint_id)
+        checkpoint_id = checkpoint.id
+        h = checkpoint.stage_hashes.get(stage_name)
         if h is None:
             return None
         value = self.catalog.load_values([h])
@@ -461,23 +516,22 @@ class Store:
     def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """A live checkpoint; NotFoundError for unknown and deleted ids (a checkpoint
         under a deleted one, or of a deleted timeline, is deleted too)."""
-        self._check_open()
-        return self.visibility.checkpoint(_id(checkpoint_id, "checkpoint_id"))
+        return self.visibility.checkpoint(self._ref(checkpoint_id, "checkpoint",
+                                                    "checkpoint_id"))
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
         """Live direct children (config tries branch here), oldest first."""
-        self._check_open()
-        return self.visibility.children(_id(checkpoint_id, "checkpoint_id"))
+        return self.visibility.children(self._ref(checkpoint_id, "checkpoint",
+                                                  "checkpoint_id"))
 
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
         """The path from the timeline's root to this checkpoint, root first."""
-        self._check_open()
-        return self.visibility.lineage(_id(checkpoint_id, "checkpoint_id"))
+        return self.visibility.lineage(self._ref(checkpoint_id, "checkpoint",
+                                                 "checkpoint_id"))
 
     def checkpoints(self, timeline_id: str) -> list[Checkpoint]:
         """The live tree of a timeline, root included, oldest first."""
-        self._check_open()
-        _id(timeline_id, "timeline_id")
+        timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
         marks = self.visibility.marks(timeline_id)
         if marks.timeline_dead or not self.catalog.timelines([timeline_id]):
             self.visibility.timeline(timeline_id)  # the NotFoundError
@@ -489,26 +543,29 @@ class Store:
         """What differs from checkpoint a to b: stages (by hash), config and stats keys."""
         from .diff import diff_checkpoints
 
-        return diff_checkpoints(self, a, b)
+        return diff_checkpoints(self, self._ref(a, "checkpoint", "a"),
+                                self._ref(b, "checkpoint", "b"))
 
-    def frame_diff(self, a: str, b: str, stage: str, match_iou: float = 0.5) -> FrameDiff:
+    def frame_diff(self, a: str, b: str, stage: str, match_iou: float = 0.5,
+                   align: str | None = None) -> FrameDiff:
         """Frame by frame, how stage's output differs from checkpoint a to b.
 
         The output must be frame-keyed (InvalidInputError says the expected shape);
         detections are matched one to one by IoU >= match_iou. See localckpt.framediff.
         NotFoundError names an unknown checkpoint or a stage one side lacks.
+
+        Frames pair by sequence number, which is only meaningful within one timeline:
+        checkpoints of different timelines are InvalidInputError unless align="time",
+        which pairs each frame with the other timeline's frame nearest in time, within
+        half the coarser frame interval (FrameDiff.align, .pairs and .unpaired_* say
+        what was compared).
         """
-        from .framediff import diff_outputs
+        from .diff import frame_diff_checkpoints
 
         _require_str(stage, "stage")
-        outputs = []
-        for cid in (a, b):
-            value = self.load_stage_output(cid, stage)
-            if value is None:
-                stages = ", ".join(sorted(self.get_checkpoint(cid).stage_hashes)) or "none"
-                raise NotFoundError(f"checkpoint {cid} has no stage {stage!r} (it has: {stages})")
-            outputs.append(value)
-        return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b, stage=stage)
+        return frame_diff_checkpoints(self, self._ref(a, "checkpoint", "a"),
+                                      self._ref(b, "checkpoint", "b"), stage,
+                                      match_iou=match_iou, align=align)
 
     def merge(self, ours: str, theirs: str, strategy: str | Callable[..., Any] = "fail") -> str:
         """Three-way merge theirs into ours; returns the merge (or fast-forward) id.
@@ -518,7 +575,8 @@ class Store:
         """
         from .merge import merge_checkpoints
 
-        return merge_checkpoints(self, ours, theirs, strategy)
+        return merge_checkpoints(self, self._ref(ours, "checkpoint", "ours"),
+                                 self._ref(theirs, "checkpoint", "theirs"), strategy)
 
 
 def _require_str(value: Any, what: str) -> None:

@@ -72,15 +72,18 @@ class SyncReport:
                     or self.tombstones or self.tags)
 
     def summary(self) -> str:
+        from .render import plural
+
         if not self:
-            return f"up to date ({self.round_trips} catalog round trips)"
+            return f"up to date ({plural(self.round_trips, 'catalog round trip')})"
         marks = ""
         if self.tombstones or self.tags:
-            marks = f"{self.tombstones} deletion(s), {self.tags} tag(s), "
+            marks = f"{plural(self.tombstones, 'deletion')}, {plural(self.tags, 'tag')}, "
         return (
-            f"copied {self.timelines} timeline(s), {self.checkpoints} checkpoint(s), "
-            f"{marks}{self.outputs} output(s), {self.objects} object(s), "
-            f"{human_bytes(self.bytes)} ({self.round_trips} catalog round trips)"
+            f"copied {plural(self.timelines, 'timeline')}, "
+            f"{plural(self.checkpoints, 'checkpoint')}, {marks}"
+            f"{plural(self.outputs, 'output')}, {plural(self.objects, 'object')}, "
+            f"{human_bytes(self.bytes)} ({plural(self.round_trips, 'catalog round trip')})"
         )
 
 

@@ -268,8 +268,11 @@ def _conflicts(source: Source, dst: Store, pairs: list[tuple[Sequence[Any], dict
                ) -> None:
     bad = [r.id for records, have in pairs for r in records if r.id in have and have[r.id] != r]
     if bad:
+        from .render import plural
+
         raise ConflictError(
-            f"{len(bad)} record(s) exist in both {source.describe()} and "
+            f"{plural(len(bad), 'record')} {'exists' if len(bad) == 1 else 'exist'} in both "
+            f"{source.describe()} and "
             f"{dst.url or dst.catalog.describe()} with different content (first: {bad[0]}). "
             "Ids are unique, so one store holds a modified copy; nothing was copied."
         )

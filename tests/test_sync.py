@@ -394,7 +394,7 @@ def test_cli_diff_merge_push_pull_export_import(tmp_path, capsys: pytest.Capture
     bundle = str(tmp_path / "t.zip")
     assert main(["--store", a, "export", tid, bundle]) == 0
     assert main(["--store", b, "import", bundle]) == 0  # b lacks only the last save
-    assert "1 checkpoint(s)" in capsys.readouterr().out.splitlines()[-1]
+    assert "1 checkpoint," in capsys.readouterr().out.splitlines()[-1]
     assert main(["--store", c, "pull", a]) == 0
     assert main(["--store", b, "import", bundle]) == 0
     assert "up to date" in capsys.readouterr().out
