@@ -65,7 +65,7 @@ def test_api_timelines_and_timeline(site: Any) -> None:
     assert (page["total"], page["start"]) == (1, 0)
     rows = page["timelines"]
     assert [r["id"] for r in rows] == [s.timeline]
-    assert rows[0]["checkpoints"] == 6 and rows[0]["frame_count"] == 12
+    assert rows[0]["checkpoints"] == 7 and rows[0]["frame_count"] == 12
     assert rows[0]["duration"] == 6.0 and rows[0]["fps"] == 2.0
     assert id_tail(s.timeline).startswith(rows[0]["short_id"])
     tree = get_json(base, f"/api/timelines/{s.timeline}")
@@ -95,7 +95,7 @@ def test_api_frames_are_paged(site: Any) -> None:
 def test_api_checkpoint_output_and_compare(site: Any) -> None:
     base, _, s, store = site
     c = get_json(base, f"/api/checkpoints/{s.track}")
-    assert c["lineage"] == [s.root, s.try1, s.track] and c["children"] == [s.merged]
+    assert c["lineage"] == [s.root, s.try1, s.track] and c["children"] == [s.mot, s.merged]
     assert c["tags"] == [] and get_json(base, "/api/checkpoints/best")["id"] == s.try2
     assert get_json(base, "/api/checkpoints/best")["tags"] == ["best"]
     assert sorted(c["stage_hashes"]) == ["detect", "track"]
@@ -121,6 +121,7 @@ def test_api_checkpoint_output_and_compare(site: Any) -> None:
     ("/api/compare?a={try1}&b={try2}&match_iou=x", 400, "match_iou must be a number"),
     ("/api/timelines/{timeline}/frames?start=-1", 400, "start must be a whole number"),
     ("/api/compare?a={try3}&b={try3}&stage=nosuch", 404, "has no stage 'nosuch'"),
+    ("/api/compare?a={track}&b={track}&stage=track", 400, "not frame-keyed"),
     ("/api/checkpoints/nosuchtag/outputs/detect", 404, "no checkpoint 'nosuchtag'"),
     ("/api/nothing", 404, "there is no page at '/api/nothing'"),
 ])
@@ -363,3 +364,29 @@ def test_compare_across_two_timelines_is_refused_with_the_aligned_comparison_off
     found = json.loads(api_body)
     assert api_status == 400 and "not compared frame by frame" in found["message"]
     assert any("align=time" in x["href"] for x in found["links"])
+
+
+def test_the_comparison_aligned_by_time(tmp_path: Any) -> None:
+    """align=time asks Store.frame_diff(..., align="time"); the page then says that
+    alignment was used and draws B's frame nearest in time. (Until the store offers the
+    argument, the page says it cannot align, as a 400, never a 500.)"""
+    import inspect
+
+    from localckpt.store import Store
+
+    store = localckpt.open(str(tmp_path / "aligned"), create=True)
+    one, two = build(store, frames=4), build(store, frames=8, tag=None)
+    with serving(store) as (base, _):
+        status, _, body = get(base, f"/compare?a={one.try1}&b={two.try1}&align=time")
+        api_status, _, api_body = get(base, f"/api/compare?a={one.try1}&b={two.try1}"
+                                            "&align=time")
+        bad = get(base, f"/compare?a={one.try1}&b={two.try1}&align=space")
+    store.close()
+    page = body.decode()
+    assert bad[0] == 400 and "align must be 'time'" in bad[2].decode()
+    if "align" in inspect.signature(Store.frame_diff).parameters:
+        assert status == 200 and 'id="aligned"' in page and "aligned by time" in page
+        assert f"/frames/{two.timeline}/" in page and api_status == 200
+    else:
+        assert status == 400 and "cannot align two timelines by time" in page
+        assert api_status == 400 and b"cannot align" in api_body

@@ -4,9 +4,10 @@
 try 1 detects both balls and a person standing at the top right corner (whose label text
 must stay inside the image) on every frame; try 2 (a scenario, tagged ``best``) changes
 exactly :data:`CHANGED` frames, one kind of change each; try 3's scenario label and
-outputs carry script payloads that must show as text. A track stage follows try 1: the
-same boxes with a ``track_id`` each; a merge of try 2 into the track stage (its
-``merged_from`` edge crosses the track's column). The tree has six checkpoints.
+outputs carry script payloads that must show as text. A track stage follows try 1 (not
+frame-keyed), then a ``mot`` stage: try 1's boxes, the balls with a ``track_id`` each;
+and a merge of try 2 into the track stage (its ``merged_from`` edge crosses the track's
+column). The tree has seven checkpoints.
 
 :func:`big_tree`: a timeline whose tree has a given number of checkpoints (5,000 in the
 tests), written in one catalog commit, with one tagged checkpoint deep inside.
@@ -47,11 +48,12 @@ class Sample:
     try2: str
     try3: str
     track: str
+    mot: str
     merged: str
 
     @property
     def checkpoints(self) -> list[str]:
-        return [self.root, self.try1, self.try2, self.try3, self.track, self.merged]
+        return [self.root, self.try1, self.try2, self.try3, self.track, self.mot, self.merged]
 
 
 def ball_boxes(seq: int) -> list[dict[str, Any]]:
@@ -102,24 +104,28 @@ def build(store: Store, frames: int = N, tag: str | None = "best") -> Sample:
     try3 = store.save_stage_output(tl.id, None, "detect", three,
                                    config_overrides={"thr": 0.7, "model": SCRIPT},
                                    is_scenario=True, scenario_label=SCRIPT)
-    tracked = {"comment": SCRIPT, "frames": [
-        {"sequence": s, "detections": [{**b, "track_id": i + 1}
-                                       for i, b in enumerate(ball_boxes(s))]}
+    track = store.save_stage_output(tl.id, try1, "track", {"tracks": [[0, 1, 2]],
+                                                           "comment": SCRIPT},
+                                    stats={"tracks": 1})
+    tracked = {"frames": [  # the balls are tracked, the person is not
+        {"sequence": s, "detections": [{**b, "track_id": i + 1} if b["label"] == "ball"
+                                       else b for i, b in enumerate(ball_boxes(s))]}
         for s in range(frames)]}
-    track = store.save_stage_output(tl.id, try1, "track", tracked, stats={"tracks": 3})
+    mot = store.save_stage_output(tl.id, track, "mot", tracked, stats={"tracks": 2})
     if tag:
         store.tag(try2, tag)
     merged = store.merge(track, try2, strategy="ours")
-    return Sample(tl.id, tl.root_checkpoint_id, try1, try2, try3, track, merged)
+    return Sample(tl.id, tl.root_checkpoint_id, try1, try2, try3, track, mot, merged)
 
 
 def big_tree(store: Store, size: int, fanout: tuple[int, ...] = (40, 5, 25),
-             tag: str = "needle") -> tuple[str, list[str], str]:
+             tag: str = "needle", name: str = "") -> tuple[str, list[str], str]:
     """A timeline with size checkpoints (root included): fanout children per node,
     level by level (detect, track, ocr, ...), stopping at size; each a scenario with its
     own label and config. The last checkpoint made is tagged tag. Returns (timeline id,
     checkpoint ids oldest first, the tagged id)."""
-    tl = store.create_timeline("big.mp4", "p", synthetic_frames(4, 64, 36), fps=2.0)
+    tl = store.create_timeline(name or f"tries-{size}.mp4", "sweep",
+                               synthetic_frames(4, 64, 36), fps=2.0)
     root = store.get_checkpoint(tl.root_checkpoint_id)
     data = canonical_bytes({"frames": [{"sequence": 0, "detections": []}]})
     h = content_hash(data)

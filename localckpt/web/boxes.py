@@ -15,7 +15,7 @@ large for a float are drawn at the edge rather than failing the page.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from ..framediff import Box, FrameChange, parse_detections
@@ -257,16 +257,17 @@ def kind_legend() -> str:
     ) + "</p>"
 
 
-def label_legend(counts: Mapping[str | None, int], tracks: bool = False) -> str:
+def label_legend(counts: Mapping[str | None, int],
+                 tracked: Collection[str | None] = ()) -> str:
     """A swatch, name, count and a show/hide toggle per label (app.js does the hiding);
-    tracks: some boxes are coloured by track (then no label swatches)."""
+    tracked: labels whose boxes all have a track id (coloured by track, so no swatch)."""
     if not counts:
         return ""
     order = sorted(counts, key=lambda k: (-counts[k], k or ""))
 
     def swatch(k: str | None) -> str:
-        if tracks:  # boxes take their track's colour: a label colour would mislead
-            return ""
+        if k in tracked:  # its boxes take their track's colour: a swatch would mislead
+            return '<span class="swatch track">#</span>'
         return (f'<svg class="swatch" width="12" height="12" viewBox="0 0 12 12">'
                 f'<rect width="12" height="12" rx="2" fill="{label_colour(k)}"/></svg>')
 
@@ -276,5 +277,5 @@ def label_legend(counts: Mapping[str | None, int], tracks: bool = False) -> str:
         f'{esc(k if k else "(no label)")} <span class="n">{counts[k]:,}</span></label>'
         for k in order)
     note = ('<span class="muted">boxes with a track_id are coloured by track; their text '
-            "starts with #id</span>") if tracks else ""
+            "starts with #id</span>") if tracked else ""
     return f'<div class="labels" id="labels"><b>labels</b> {items}{note}</div>'

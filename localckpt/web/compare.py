@@ -137,17 +137,15 @@ def _at(base: str, query: dict[str, str], i: int, start: int, per_page: int) -> 
 
 def _labels(store: Store, req: Request, a: Checkpoint, b: Checkpoint, stage: str) -> str:
     counts: dict[str | None, int] = {}
-    tracks = False
     for c in (a, b):
         try:
             frames = detection_frames(store, req, c, stage)
         except InvalidInputError:
             return ""
-        found, has_tracks = stage_labels(req, c, stage, frames)
-        tracks = tracks or has_tracks
+        found, _ = stage_labels(req, c, stage, frames)
         for k, n in found.items():
             counts[k] = counts.get(k, 0) + n
-    return label_legend(counts)
+    return label_legend(counts)  # boxes here are coloured by change: swatches are chips
 
 
 def compare_page(store: Store, req: Request) -> str:

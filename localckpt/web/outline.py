@@ -1,8 +1,9 @@
 """Which checkpoints of a tree the page draws, so that 5,000 cost what 100 do.
 
 A tree view starts at a checkpoint (the timeline's root unless ``at`` says otherwise)
-and draws, breadth first, at most :data:`CHILDREN` children of a node and
-:data:`DEPTH` levels below the start, :data:`BUDGET` nodes in all. Whatever is left out
+and draws, breadth first, :data:`DEPTH` levels below the start, :data:`BUDGET` nodes in
+all, and at most :data:`CHILDREN` children of the start, half as many of each of its
+children, and so on down to 2 (so the first screen shows the shape of every level). Whatever is left out
 is summed up in a :class:`Hidden` marker under its parent ("+12 more, 340 checkpoints")
 that opens it. The reader's choices travel in the URL:
 
@@ -28,10 +29,10 @@ from ..ids import id_tail
 from ..types import Checkpoint
 
 __all__ = ["BUDGET", "CHILDREN", "DEPTH", "FORCE_DEPTH", "OPEN_CHILDREN", "SEARCH_DEPTH",
-           "Hidden", "Match", "Outline", "outline", "search"]
+           "Hidden", "Match", "Outline", "children_at", "outline", "search"]
 
 DEPTH = 3
-CHILDREN = 6
+CHILDREN = 8
 OPEN_CHILDREN = 50
 BUDGET = 80
 FORCE_DEPTH = 16
@@ -144,7 +145,7 @@ def outline(checkpoints: Sequence[Checkpoint], *, start: str | None = None,
         elif node in closed or level >= depth_limit:
             window = []
         else:
-            window = children[:max(0, min(CHILDREN, BUDGET - len(drawn)))]
+            window = children[:max(0, min(children_at(level), BUDGET - len(drawn)))]
         chosen = set(window) | {k for k in children if k in forced}
         picked = [k for k in children if k in chosen]
         shown_kids[node] = picked
@@ -157,6 +158,11 @@ def outline(checkpoints: Sequence[Checkpoint], *, start: str | None = None,
             hidden[node] = Hidden(len(rest), sum(sizes[k] for k in rest), is_open, offset,
                                   after)
     return Outline(top, drawn, shown_kids, hidden, sizes, parent)
+
+
+def children_at(level: int) -> int:
+    """Children drawn by default under a node level levels below the start."""
+    return max(2, CHILDREN >> level)
 
 
 def _paths(focus: Iterable[str], top: str, parent: Mapping[str, str | None]) -> set[str]:

@@ -83,7 +83,8 @@ def timelines_page(store: Store, req: Request) -> str:
             f"<td><code title={attr(r['id'])}>{esc(r['short_id'])}</code></td></tr>"
             for r in rows
         )
-        nav = pager("/", start, data.TIMELINE_PAGE, found["total"], "timelines")
+        nav = (pager("/", start, data.TIMELINE_PAGE, found["total"], "timelines")
+               if found["total"] > data.TIMELINE_PAGE else "")
         body = f'{nav}<table class="list timelines">{head}{body_rows}</table>{nav}'
     return layout("Timelines", body, store=_store_name(store))
 
@@ -220,8 +221,8 @@ def timeline_page(store: Store, req: Request) -> str:
         shown = (f"{len(ol.drawn):,} of {len(checkpoints):,} drawn: the paths to what the "
                  f"search found, and {SEARCH_DEPTH} level below the top")
     else:
-        shown = (f"{len(ol.drawn):,} of {len(checkpoints):,} drawn: subtrees open to {DEPTH} "
-                 f"levels and {CHILDREN} children (at most {BUDGET} nodes); "
+        shown = (f"{len(ol.drawn):,} of {len(checkpoints):,} drawn: {DEPTH} levels, "
+                 f"{CHILDREN} children of the top, fewer further down, at most {BUDGET}; "
                  "a dashed box opens what it hides")
     top = ""
     if ol.start and by_id[ol.start].parent_id:
@@ -294,7 +295,7 @@ def _boxes_section(store: Store, c: Checkpoint, req: Request) -> str:
                                 f"(these do: {', '.join(stages)})")
     row = tabs(stages, stage, lambda s: url(f"/c/{c.id}", stage=s))
     frames = detection_frames(store, req, c, stage)
-    counts, tracks = stage_labels(req, c, stage, frames)
+    counts, tracked = stage_labels(req, c, stage, frames)
     index = store.frame_index(c.timeline_id)
     metas = {m.sequence: m for m in index}
     positions = {m.sequence: i for i, m in enumerate(index)}
@@ -314,7 +315,7 @@ def _boxes_section(store: Store, c: Checkpoint, req: Request) -> str:
     nav = pager(f"/c/{c.id}", start, BOX_PAGE, len(seqs), "frames", stage=stage)
     view = viewer(c.timeline_id, index, pos, frame_link,
                   url(f"/view/{c.timeline_id}", c=c.id, stage=stage), frames)
-    return (f"{row}{label_legend(counts, tracks)}{view}"
+    return (f"{row}{label_legend(counts, tracked)}{view}"
             f'<h3>Every frame of {esc(stage)} <small>click one to view it above</small></h3>'
             f'{nav}<div class="frames">{figures}</div>{nav}')
 

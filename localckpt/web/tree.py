@@ -25,13 +25,13 @@ from .outline import OPEN_CHILDREN, Hidden, Outline
 
 __all__ = ["NODE_W", "TreeState", "node_lines", "render_tree", "route_merge"]
 
-NODE_W = 260
-COL_GAP, ROW_GAP, PAD = 64, 12, 14
+NODE_W = 244
+COL_GAP, ROW_GAP, PAD = 52, 12, 14
 LINE, HEAD = 16, 28
 ANCHOR = 14  # edges meet a box this far below its top (its title row)
 STUB_H = 46
-_CHARS = 34  # characters that fit on a node's line at 12 px
-_MAX_KEYS = 3  # changed config / stats keys listed on a node; the rest are counted
+_CHARS = 33  # characters that fit on a node's line at 12 px
+_MAX_KEYS = 4  # changed config / stats keys listed on a node; the rest are counted
 _ABSENT = object()
 
 Box = tuple[float, float, float, float]  # x, y, width, height
@@ -146,7 +146,7 @@ def route_merge(src: Box, dst: Box, others: Sequence[Box]) -> list[tuple[float, 
     if abs(gx1 - gx2) < 1:  # neighbouring columns: one gap holds the whole turn
         return [(sx, sy), (gx1, sy), (gx1, dy), (dx, dy)]
     lo, hi = min(gx1, gx2), max(gx1, gx2)
-    blocked = sorted((b[1] - 5, b[1] + b[3] + 5) for b in others
+    blocked = sorted((b[1] - 5, b[1] + b[3] + 5) for b in (*others, src, dst)
                      if b[0] >= lo and b[0] + b[2] <= hi)
     candidates = [dy, sy] + [y for a, b in blocked for y in (a - 1, b + 1)]
 

@@ -55,13 +55,16 @@ def detection_frames(store: Store, req: Request, c: Checkpoint, stage: str) -> d
 
 
 def stage_labels(req: Request, c: Checkpoint, stage: str, frames: dict[int, Any]
-                 ) -> tuple[dict[str | None, int], bool]:
-    """(box count per label, whether any box has a track id) of one stage output."""
-    def count() -> tuple[dict[str | None, int], bool]:
-        tracks = any(s.track is not None for v in frames.values() for s in plain_boxes(v))
-        return label_counts(frames.values()), tracks
+                 ) -> tuple[dict[str | None, int], set[str | None]]:
+    """(box count per label, labels whose boxes all have a track id) of one output."""
+    def count() -> tuple[dict[str | None, int], set[str | None]]:
+        tracked: dict[str | None, bool] = {}
+        for v in frames.values():
+            for s in plain_boxes(v):
+                tracked[s.box.label] = tracked.get(s.box.label, True) and s.track is not None
+        return label_counts(frames.values()), {k for k, t in tracked.items() if t}
 
-    result: tuple[dict[str | None, int], bool] = req.outputs.get(
+    result: tuple[dict[str | None, int], set[str | None]] = req.outputs.get(
         "labels:" + c.stage_hashes[stage], count)
     return result
 
