@@ -383,7 +383,7 @@ def test_the_comparison_aligned_by_time(tmp_path: Any) -> None:
         bad = get(base, f"/compare?a={one.try1}&b={two.try1}&align=space")
     store.close()
     page = body.decode()
-    assert bad[0] == 400 and "align must be 'time'" in bad[2].decode()
+    assert bad[0] == 400 and "align must be &#x27;time&#x27;" in bad[2].decode()
     if "align" in inspect.signature(Store.frame_diff).parameters:
         assert status == 200 and 'id="aligned"' in page and "aligned by time" in page
         assert f"/frames/{two.timeline}/" in page and api_status == 200
