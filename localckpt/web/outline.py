@@ -3,9 +3,9 @@
 A tree view starts at a checkpoint (the timeline's root unless ``at`` says otherwise)
 and draws, breadth first, :data:`DEPTH` levels below the start, :data:`BUDGET` nodes in
 all, and at most :data:`CHILDREN` children of the start, half as many of each of its
-children, and so on down to 2 (so the first screen shows the shape of every level). Whatever is left out
-is summed up in a :class:`Hidden` marker under its parent ("+12 more, 340 checkpoints")
-that opens it. The reader's choices travel in the URL:
+children, and so on down to 2 (so the first screen shows the shape of every level).
+Whatever is left out is summed up in a :class:`Hidden` marker under its parent ("+12
+more, 340 checkpoints") that opens it. The reader's choices travel in the URL:
 
 - ``open``: nodes whose children are all drawn, a page of :data:`OPEN_CHILDREN` at a
   time (``id`` or ``id@offset``), and whose subtrees get :data:`DEPTH` levels again;
