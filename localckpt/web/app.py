@@ -44,8 +44,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-_STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
-           "icon.svg": "image/svg+xml"}
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 _HTML = "text/html; charset=utf-8"
 
@@ -99,7 +97,8 @@ class App:
         ]
 
     def handle(self, method: str, target: str, host: str | None = None) -> Response:
-        """host: the Host header's name part (the server has checked its form)."""
+        """host: the Host header's name part (the server has checked its form; None
+        only for calls from code, which name no host)."""
         kind = "api" if target.startswith("/api/") else "page"
         try:
             if method not in ("GET", "HEAD"):
@@ -107,7 +106,7 @@ class App:
                                    f"{method} is not served: this view is read-only "
                                    "(GET and HEAD only)")
                 return attrs.evolve(resp, headers=(*resp.headers, ("Allow", "GET, HEAD")))
-            if self.loopback_only and (host or "").lower() not in _LOOPBACK_NAMES:
+            if self.loopback_only and host is not None and host.lower() not in _LOOPBACK_NAMES:
                 return self._error(kind, 403, "Forbidden",
                                    f"this server answers requests for localhost only, not "
                                    f"for {host!r}")
@@ -169,11 +168,11 @@ class App:
 
     def _static_file(self, req: Request) -> Response:
         name = req.params["name"]
-        if name not in _STATIC:  # a fixed list: a request never names a file
+        if name not in routes.STATIC:  # a fixed list: a request never names a file
             raise NotFoundError(f"no static file {name!r}")
         if name not in self._static:
             self._static[name] = (resources.files(__package__) / "static" / name).read_bytes()
-        return Response(200, _STATIC[name], self._static[name],
+        return Response(200, routes.STATIC[name], self._static[name],
                         (("Cache-Control", "private, max-age=600"),))
 
 

@@ -157,7 +157,7 @@ def parse_head(raw: bytes | bytearray) -> Head:
 
 def _request_line(line: str) -> tuple[str, str, tuple[int, int]]:
     parts = line.split(" ")
-    if len(parts) == 2 or (len(parts) == 1 and parts[0]):
+    if len(parts) == 2 and _TOKEN.fullmatch(parts[0]) and parts[1].startswith("/"):
         raise BadRequest(400, "HTTP/0.9 requests are not served; send HTTP/1.0 or 1.1")
     if len(parts) != 3:
         raise BadRequest(400, "malformed request line")
