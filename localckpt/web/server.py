@@ -169,19 +169,24 @@ class Server:
                 sock, addr = self.socket.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # out of descriptors, a reset during accept: try next time
-                return
-            if len(self._conns) >= self.max_connections:
+            except OSError:  # out of descriptors (a reset): free one, try on the next wake
                 self._evict()
+                return
+            if len(self._conns) >= self.max_connections and not self._evict():
+                sock.close()  # every connection is being served: refuse this one
+                continue
             sock.setblocking(False)
             conn = _Conn(sock, addr, time.monotonic() + self.read_timeout)
             self._conns[sock.fileno()] = conn
             self._watch(conn, selectors.EVENT_READ)
 
-    def _evict(self) -> None:
+    def _evict(self) -> bool:
+        """Close the connection that has waited longest for its request, if any."""
         waiting = [c for c in self._conns.values() if c.state == _READ]
-        if waiting:
-            self._close(min(waiting, key=lambda c: c.deadline))
+        if not waiting:
+            return False
+        self._close(min(waiting, key=lambda c: c.deadline))
+        return True
 
     def _read(self, conn: _Conn) -> None:
         try:
