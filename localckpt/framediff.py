@@ -475,6 +475,16 @@ def _unnumbered(value: Any) -> Any:
     return value
 
 
+def _clamp(v: Any) -> Any:
+    if type(v) is int and not -1e308 < v < 1e308:
+        return 1e308 if v > 0 else -1e308
+    return v
+
+
+def _finite(dets: list[_Det]) -> list[_Det]:
+    return [(*(_clamp(v) for v in d[:4]), d[4], _clamp(d[5]), d[6]) for d in dets]
+
+
 def _compare(seq: int, va: Any, vb: Any, threshold: float, aligned: bool = False,
              ) -> FrameChange | None:
     pa = None if va is MISSING else parse_detections(va)
@@ -482,7 +492,11 @@ def _compare(seq: int, va: Any, vb: Any, threshold: float, aligned: bool = False
     if (pa is not None or va is MISSING) and (pb is not None or vb is MISSING):
         ka, da = pa if pa is not None else ("", [])
         kb, db = pb if pb is not None else ("", [])
-        return _compare_detections(seq, va, vb, ka, da, kb, db, threshold)
+        try:
+            return _compare_detections(seq, va, vb, ka, da, kb, db, threshold)
+        except OverflowError:  # an integer past float range: compare at +-1e308 instead
+            return _compare_detections(seq, va, vb, ka, _finite(da), kb, _finite(db),
+                                       threshold)
     if va is not MISSING and vb is not MISSING and (
             va == vb or (aligned and _unnumbered(va) == _unnumbered(vb))):
         return None

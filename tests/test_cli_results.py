@@ -133,7 +133,7 @@ def test_serve_says_it_is_read_only_on_loopback_and_stops_on_ctrl_c(made: Any) -
         assert info["read_only"] is True and info["loopback"] is True
         assert info["host"] == "127.0.0.1" and info["url"].startswith("http://127.0.0.1:")
         with urllib.request.urlopen(info["url"] + "api/timelines", timeout=30) as resp:
-            assert [t["id"] for t in json.load(resp)] == [s.timeline]
+            assert [t["id"] for t in json.load(resp)["timelines"]] == [s.timeline]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
     finally:
