@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 from embedded_helpers import frames, timeline_batch
-
-import localckpt
 from localckpt.backends._segments import encode_batch, encode_output
 from localckpt.backends.embedded import EmbeddedCatalog
+
+import localckpt
 from localckpt.catalog import Batch
 from localckpt.errors import CorruptDataError
 from localckpt.ids import new_id

@@ -27,11 +27,11 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from localckpt.backends.postgres import PostgresCatalog, SchemaVersionError, open_catalog
 from psycopg import sql
 
 import localckpt
 from localckpt.backends import pg_schema
-from localckpt.backends.postgres import PostgresCatalog, SchemaVersionError, open_catalog
 from localckpt.canonical import canonical_bytes, content_hash
 from localckpt.catalog import Batch
 from localckpt.errors import (

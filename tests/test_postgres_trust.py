@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
+from localckpt.backends.pg_json import format_1_bytes
+from localckpt.backends.postgres import PostgresCatalog
 from psycopg import sql
 
 import localckpt
 from localckpt import CorruptDataError, InvalidInputError, Store
 from localckpt.backends import pg_schema
-from localckpt.backends.pg_json import format_1_bytes
-from localckpt.backends.postgres import PostgresCatalog
 from localckpt.canonical import canonical_bytes, content_hash
 from localckpt.catalog import Batch
 from localckpt.cli import main as cli_main
@@ -336,7 +336,6 @@ def test_purge_waits_for_a_commit_in_flight_that_reuses_a_dead_output(
     import threading
 
     import attrs
-
     from localckpt.backends.pg_rows import CODECS, output_rows
     from localckpt.backends.pg_sql import commit_params, shape
 

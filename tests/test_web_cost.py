@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-
 from localckpt.backends.memory import MemoryCatalog
+
 from localckpt.catalog import Batch, Catalog
 from localckpt.ids import new_id
 from localckpt.objects import Objects

@@ -145,6 +145,7 @@ def test_an_fps_of_5e_324_does_not_break_the_index(tmp_path: Any) -> None:
 
 def test_short_ids_grow_past_a_shared_tail_whichever_way_the_catalog_finds_them() -> None:
     from localckpt.backends.memory import MemoryCatalog
+
     from localckpt.objects import Objects
     from localckpt.store import Store
     from localckpt.types import Timeline

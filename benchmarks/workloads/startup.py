@@ -75,8 +75,9 @@ CLI_START = Workload(
 
 
 def _unreachable() -> Sample:
-    from backends._util import free_port
     from localckpt.backends.postgres import PostgresCatalog
+
+    from backends._util import free_port
     from localckpt.errors import BackendUnavailableError
 
     port = free_port()
@@ -91,8 +92,9 @@ def _unreachable() -> Sample:
 def _killed(ctx: Context) -> Sample:
     """A catalog whose server was killed: the next read reports it (cluster restarted
     afterwards, outside the timing)."""
-    from backends.postgres import ThrowawayPostgres
     from localckpt.backends.postgres import PostgresCatalog
+
+    from backends.postgres import ThrowawayPostgres
     from localckpt.errors import BackendUnavailableError
 
     class Cluster:  # close_cached() stops it at the end of the run

@@ -377,9 +377,10 @@ class SqlCatalog(Catalog):
             steps.append(_step(e.sql(self._q["insert_output"]),
                                [(h, d if type(d) is bytes else bytes(d))
                                 for h, d in sorted(batch.outputs.items())]))
-        groups: tuple[tuple[str, Sequence[Any]], ...] = (("timeline", timelines), ("checkpoint", checkpoints),
-                  ("tombstone", batch.tombstones if tombstones is None else tombstones),
-                  ("tag", batch.tags if tags is None else tags))
+        groups: tuple[tuple[str, Sequence[Any]], ...] = (
+            ("timeline", timelines), ("checkpoint", checkpoints),
+            ("tombstone", batch.tombstones if tombstones is None else tombstones),
+            ("tag", batch.tags if tags is None else tags))
         sums: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
         shards = self.dialect.sum_shards
         for kind, records in groups:
