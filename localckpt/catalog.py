@@ -29,7 +29,7 @@ from .canonical import load_canonical
 from .errors import LocalckptError
 from .types import Checkpoint, Tag, Timeline, Tombstone
 
-__all__ = ["Batch", "Catalog", "TombstonesChanged", "refuse_unseen"]
+__all__ = ["Batch", "Catalog", "Garbage", "TombstonesChanged", "refuse_unseen"]
 
 
 class TombstonesChanged(LocalckptError):
@@ -50,6 +50,31 @@ def refuse_unseen(timeline_id: str, current: Sequence[Tombstone], seen: Iterable
         raise TombstonesChanged(
             f"timeline {timeline_id} has new tombstones; nothing was written", current
         )
+
+
+@attrs.frozen
+class Garbage:
+    """What a purge removes (:meth:`Catalog.garbage`): ids of timelines, checkpoints and
+    tags, and outputs as hash -> size of their canonical JSON in bytes."""
+
+    timelines: frozenset[str] = frozenset()
+    checkpoints: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    outputs: Mapping[str, int] = attrs.field(factory=dict)
+
+    @property
+    def records(self) -> int:
+        """How many records go: timelines, checkpoints, tags and outputs."""
+        return len(self.timelines) + len(self.checkpoints) + len(self.tags) + len(self.outputs)
+
+    @property
+    def output_bytes(self) -> int:
+        return sum(self.outputs.values())
+
+    def minus(self, other: Garbage) -> Garbage:
+        return Garbage(self.timelines - other.timelines, self.checkpoints - other.checkpoints,
+                       self.tags - other.tags,
+                       {h: n for h, n in self.outputs.items() if h not in other.outputs})
 
 
 @attrs.frozen
@@ -206,6 +231,24 @@ class Catalog(ABC):
         row that does not parse): (where, what) pairs, for ``Store.verify``. Reads every
         file or row once. The default knows of no storage of its own to check."""
         return []
+
+    def garbage(self, timeline_ids: Iterable[str] | None = None,
+                extra: Sequence[Tombstone] = ()) -> Garbage:
+        """What :meth:`purge_deleted` removes now (of these timelines' records, when
+        timeline_ids is given), and what it would remove if the extra tombstones were
+        stored too: the one measure that gc, prune, retain and rm report. The rules:
+
+        - a timeline a tombstone of kind timeline, of that timeline, targets;
+        - every checkpoint of such a timeline, and every checkpoint a tombstone of kind
+          checkpoint of its own timeline targets, with the checkpoints below it;
+        - a tag a tombstone of kind tag of its own timeline targets, or whose checkpoint
+          or timeline goes;
+        - an output that only going checkpoints refer to.
+
+        Outputs no checkpoint ever used (staged by a sync that never committed) are purged
+        too, at the second purge that finds them, and are not counted here. The default
+        knows of no garbage (the default purge removes nothing)."""
+        return Garbage()
 
     def purge_deleted(self) -> int:
         """Physically remove what tombstones delete (timelines, checkpoints, tags; never

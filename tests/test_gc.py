@@ -67,24 +67,14 @@ def _measure(store: Store, hashes: set[str]) -> tuple[dict[str, int], dict[str, 
     """Independently of gc: frame objects (key -> size), which of these outputs the
     catalog holds (hash -> size) and the ids of every timeline, checkpoint and tag record.
     hashes gets every hash a checkpoint record refers to."""
-    from localckpt.maintenance.freed import read_records
-
-    records = read_records(store)
-    hashes |= {h for c in records.checkpoints for h in c.stage_hashes.values()}
-    outputs = {h: len(v) for h, v in store.catalog.outputs(hashes).items()}
+    catalog = store.catalog
+    timelines = [t.id for t in catalog.timelines(None)]
+    checkpoints = [c for tid in timelines for c in catalog.tree(tid)]
+    hashes |= {h for c in checkpoints for h in c.stage_hashes.values()}
+    outputs = {h: len(v) for h, v in catalog.outputs(hashes).items()}
     objects = {k: size for k, (size, _) in store.objects.stat("frames").items()}
-    ids = set(records.timelines) | {c.id for c in records.checkpoints} | {
-        g.id for g in records.tags}
+    ids = set(timelines) | {c.id for c in checkpoints} | {g.id for g in catalog.tags(None)}
     return objects, outputs, ids
-
-
-def _legacy_purge(store: Store) -> None:
-    """The embedded log catalog (being replaced by the SQL catalog) purges less than the
-    others: not the log its own process writes, nor tags of pruned checkpoints. Its
-    real runs cannot match the measure; the dry runs are checked all the same."""
-    if type(store.catalog).__module__ == "localckpt.backends.embedded":
-        pytest.xfail("the embedded log catalog's purge_deleted leaves records the measure "
-                     "counts (its own process's log, tags of pruned checkpoints)")
 
 
 def _work(store: Store) -> tuple[str, list[str]]:
@@ -120,7 +110,6 @@ def test_gc_dry_run_after_a_prune_says_what_gc_frees(store_kind: str, new_store)
     assert dry.records_purged == pruned.records + removed.records
     hashes: set[str] = set()
     objects, outputs, ids = _measure(store, hashes)
-    _legacy_purge(store)
     real = collect_garbage(store)
     objects_after, outputs_after, ids_after = _measure(store, hashes)
     # the dry run, the real run and an independent measure agree, to the byte
@@ -167,8 +156,7 @@ def test_gc_dry_run_command_matches_the_real_run(  # type: ignore[no-untyped-def
     assert dry["output_bytes"] == pruned["output_bytes"] + removed["output_bytes"]
     assert dry["bytes_removed"] == removed["object_bytes"] > 0
     with localckpt.open(path, objects=flags[1] if flags else None) as store:
-        _legacy_purge(store)
-    assert run("gc", "--json") == 0
+        assert run("gc", "--json") == 0
     real = json.loads(capsys.readouterr().out)
     keys = ("objects_removed", "bytes_removed", "records_purged", "outputs_purged",
             "output_bytes")

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ...canonical import content_hash, load_json
-from ...catalog import Batch, Catalog, TombstonesChanged
+from ...catalog import Batch, Catalog, Garbage, TombstonesChanged
 from ...errors import (
     BackendUnavailableError,
     ConflictError,
@@ -492,6 +492,12 @@ class SqlCatalog(Catalog):
         from .upkeep import storage_problems
 
         return storage_problems(self)
+
+    def garbage(self, timeline_ids: Iterable[str] | None = None,
+                extra: Sequence[Tombstone] = ()) -> Garbage:
+        from .upkeep import garbage
+
+        return garbage(self, timeline_ids, extra)
 
     def purge_deleted(self) -> int:
         from .upkeep import purge
