@@ -37,6 +37,7 @@ from .rows import Codec, codecs, digest
 __all__ = ["SqlCatalog"]
 
 _TOMBSTONES_CHANGED = "LC411"
+_REFUSAL = (_TOMBSTONES_CHANGED, "new tombstones")
 _PEEKED = 1024  # checkpoints remembered per catalog (saves read their parent from here)
 _SLOW_RETRIES = 4
 _ALL_TIMELINES = ""  # tree_sums row of the timelines table itself
@@ -83,7 +84,11 @@ class SqlCatalog(Catalog):
             "all_timelines": f"SELECT {tl} FROM {{s}}timelines ORDER BY id",
             "timelines": f"SELECT {tl} FROM {{s}}timelines WHERE id{{in}} ORDER BY id",
             "checkpoints": f"SELECT {ck} FROM {{s}}checkpoints WHERE id{{in}} ORDER BY id",
-            "children": f"SELECT {ck} FROM {{s}}checkpoints WHERE parent_id = ? ORDER BY id",
+            # within the parent's timeline: its rows lie together (no parent_id index to
+            # update on every save)
+            "children": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = (SELECT "
+                        "timeline_id FROM {s}checkpoints WHERE id = ?) AND parent_id = ? "
+                        "ORDER BY id",
             "tree": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = ? ORDER BY id",
             "sums": "SELECT n, x FROM {s}tree_sums WHERE timeline_id = ?",
             "lineage": (
@@ -125,6 +130,7 @@ class SqlCatalog(Catalog):
                 "x = {xor:t.x,excluded.x}"
             ),
             "guard": "SELECT 1 FROM {s}tombstones WHERE timeline_id = ? AND NOT (id{in})",
+            "guard_none": "SELECT 1 FROM {s}tombstones WHERE timeline_id = ? LIMIT 1",
         }
         self._inserts = {
             kind: f"INSERT INTO {{s}}{codec.table} ({codec.columns}) VALUES "
@@ -204,7 +210,8 @@ class SqlCatalog(Catalog):
                 self._peeked.popitem(last=False)
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
-        found = self._records("checkpoint", self._rows("children", (checkpoint_id,)))
+        found = self._records("checkpoint",
+                              self._rows("children", (checkpoint_id, checkpoint_id)))
         return [c for c in found if c.parent_id == checkpoint_id]
 
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
@@ -372,7 +379,8 @@ class SqlCatalog(Catalog):
         if guard is not None:
             steps.append(Step(e.sql(self._q["guard"]),
                               (guard[0], self.dialect.list_param(guard[1])),
-                              refuse=(_TOMBSTONES_CHANGED, "new tombstones")))
+                              refuse=_REFUSAL) if guard[1] else
+                         Step(e.sql(self._q["guard_none"]), (guard[0],), refuse=_REFUSAL))
         if batch.outputs:
             steps.append(_step(e.sql(self._q["insert_output"]),
                                [(h, d if type(d) is bytes else bytes(d))

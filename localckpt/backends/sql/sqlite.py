@@ -47,14 +47,32 @@ class _Tx(Tx):
         self._conn = conn
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._engine.translated():
+        try:  # not `with translated()`: this is the hot path of every save
             return self._conn.execute(statement, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._engine.translate(exc) from None
 
     def execute(self, statement: str, params: Sequence[Any] = (), many: bool = False) -> int:
-        with self._engine.translated():
+        try:
             cur = (self._conn.executemany(statement, params) if many
                    else self._conn.execute(statement, params))
-            return cur.rowcount
+        except sqlite3.Error as exc:
+            raise self._engine.translate(exc) from None
+        return cur.rowcount
+
+    def run(self, steps: Sequence[Step]) -> None:
+        conn = self._conn
+        try:
+            for step in steps:
+                if step.refuse is not None:
+                    if conn.execute(step.statement, step.params).fetchone() is not None:
+                        raise Refused(*step.refuse)
+                elif step.many:
+                    conn.executemany(step.statement, step.params)
+                else:
+                    conn.execute(step.statement, step.params)
+        except sqlite3.Error as exc:
+            raise self._engine.translate(exc) from None
 
 
 class _Entry:
@@ -169,18 +187,19 @@ class SqliteEngine(Engine):
 
     @contextlib.contextmanager
     def translated(self) -> Iterator[None]:
-        """The one place sqlite3 errors become localckpt errors."""
+        """Translate sqlite3 errors raised inside the block (see translate)."""
         try:
             yield
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
-                raise Duplicate(str(exc)) from None
-            raise CorruptDataError(f"{self.describe()}: {exc}") from None
         except sqlite3.Error as exc:
-            raise self._translate(exc) from None
+            raise self.translate(exc) from None
 
-    def _translate(self, exc: sqlite3.Error) -> LocalckptError:
+    def translate(self, exc: sqlite3.Error) -> LocalckptError:
+        """The one place sqlite3 errors become localckpt errors."""
         text = str(exc)
+        if isinstance(exc, sqlite3.IntegrityError):
+            if "UNIQUE" in text or "PRIMARY KEY" in text:
+                return Duplicate(text)
+            return CorruptDataError(f"{self.describe()}: {exc}")
         if any(mark in text for mark in _CORRUPT):
             return CorruptDataError(
                 f"the catalog file {self.path} is damaged ({text}); run `localckpt verify`, "

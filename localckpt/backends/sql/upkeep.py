@@ -125,9 +125,10 @@ def _freed_outputs(catalog: SqlCatalog, dead: _Dead) -> dict[str, int]:
     in_ = catalog.dialect.list_param
     gone = {cid for cid, _ in dead.checkpoints}
     candidates: set[str] = set()
-    for chunk in _chunks(sorted(gone), 500):
-        candidates.update(r[0] for r in e.query(
-            "SELECT hash FROM {s}output_refs WHERE owner{in}", (in_(chunk),)))
+    for chunk in _chunks(sorted(gone), 500):  # what they refer to: added, or carried
+        for (hashes,) in e.query("SELECT stage_hashes FROM {s}checkpoints WHERE id{in}",
+                                 (in_(chunk),)):
+            candidates.update(_json(hashes).values())
     owners: defaultdict[str, set[str]] = defaultdict(set)
     for chunk in _chunks(sorted(candidates), 500):
         for h, owner in e.query("SELECT hash, owner FROM {s}output_refs WHERE hash{in}",
@@ -167,14 +168,16 @@ def purge(catalog: SqlCatalog) -> int:
     freed: set[str] = set()
     for batch in _chunks([cid for cid, _ in dead.checkpoints]):
         with e.transaction() as tx:
-            rows = tx.query(e.sql("SELECT id, timeline_id, digest FROM {s}checkpoints "
-                                  "WHERE id{in}"), (in_(batch),))
+            rows = tx.query(e.sql("SELECT id, timeline_id, digest, stage_hashes FROM "
+                                  "{s}checkpoints WHERE id{in}"), (in_(batch),))
             if not rows:
                 continue
             ids = [r[0] for r in rows]
-            freed.update(r[0] for r in tx.query(e.sql(
-                "SELECT hash FROM {s}output_refs WHERE owner{in}"), (in_(ids),)))
-            tx.execute(e.sql("DELETE FROM {s}output_refs WHERE owner{in}"), (in_(ids),))
+            refs = sorted({(h, r[0]) for r in rows for h in _json(r[3]).values()})
+            freed.update(h for h, _ in refs)
+            # by key (hash, owner): every output a checkpoint added is in its stage_hashes
+            tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND owner = ?"),
+                       refs, True)
             removed += _deleted(tx.execute(e.sql("DELETE FROM {s}tags WHERE checkpoint_id{in}"),
                                            (in_(ids),)))
             tx.execute(e.sql("DELETE FROM {s}checkpoints WHERE id{in}"), (in_(ids),))
@@ -198,6 +201,11 @@ def purge(catalog: SqlCatalog) -> int:
             _subtract(tx, catalog, [("", rows[0][1])])
             removed += 1
     return removed + _purge_outputs(catalog, freed)
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value (PostgreSQL's driver decodes jsonb itself)."""
+    return value if isinstance(value, dict) else load_json(value)
 
 
 def _deleted(rowcount: int) -> int:
