@@ -143,9 +143,9 @@ class CountingCatalog(Catalog):
         self._count("tags")
         return self.inner.tags(timeline_ids)
 
-    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+    def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
         self._count("deleted")
-        return self.inner.deleted(target_ids)
+        return self.inner.deleted(target_ids, kind)
 
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         self._count("find_ids")

@@ -325,11 +325,13 @@ class EmbeddedCatalog(Catalog):
                 found[r["id"]] = from_dict(kind, r)
         return [found[i] for i in sorted(found)]
 
-    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+    def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
         wanted = set(target_ids)
         mine = self.tail.index.deleted
-        return self._read(lambda: {i for i in wanted
-                                   if i in mine or self.runs.has_target(i)})
+        targeted = self._read(lambda: {i for i in wanted
+                                       if i in mine or self.runs.has_target(i)})
+        # of those any tombstone targets, the ones the contract says (kind, timeline)
+        return Catalog.deleted(self, targeted, kind) if targeted else set()
 
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         if kind not in ("timeline", "checkpoint"):

@@ -110,10 +110,12 @@ class MemoryCatalog(Catalog):
             self._open()
             return self._index.get_tags(timeline_ids)
 
-    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+    def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
         with self._lock:
             self._open()
-            return {i for i in target_ids if i in self._index.deleted}
+            targeted = {i for i in target_ids if i in self._index.deleted}
+        # of those any tombstone targets, the ones the contract says (kind, timeline)
+        return Catalog.deleted(self, targeted, kind) if targeted else set()
 
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         with self._lock:

@@ -284,11 +284,13 @@ class PostgresCatalog(Catalog):
         wanted = _ids(timeline_ids)
         return self._fetch(self._q.marks_of[kind], [wanted]) if wanted else []
 
-    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+    def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
         wanted = _ids(target_ids)
         if not wanted:
             return set()
-        return {r[0] for r in self._fetch(self._q.deleted, [wanted])}
+        targeted = {r[0] for r in self._fetch(self._q.deleted, [wanted])}
+        # of those any tombstone targets, the ones the contract says (kind, timeline)
+        return Catalog.deleted(self, targeted, kind) if targeted else set()
 
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         if kind not in ("timeline", "checkpoint"):
