@@ -304,13 +304,20 @@ class Store:
             _id(timeline_id, "timeline_id")
         return self.visibility.tags(timeline_id)
 
-    def verify(self, timeline_id: str | None = None) -> VerifyReport:
+    def verify(self, timeline_id: str | None = None, *, storage: bool | None = None,
+               ) -> VerifyReport:
         """Check that the store's bytes and links are sound; a report, never an exception
-        for damage found. See localckpt.maintenance.verify for what is checked."""
+        for damage found. verify(timeline) reads that timeline only; storage=True adds
+        the whole catalog's own storage (the default for a whole-store run). See
+        localckpt.maintenance.verify for what is checked."""
         from .maintenance.verify import verify
 
         self._check_open()
-        return verify(self, timeline_id)
+        if timeline_id is not None:
+            _id(timeline_id, "timeline_id")
+        if storage is not None and not isinstance(storage, bool):
+            raise InvalidInputError(f"storage must be True, False or None, not {storage!r}")
+        return verify(self, timeline_id, storage=storage)
 
     # -- frames ---------------------------------------------------------------------------
 
