@@ -20,7 +20,7 @@ of the transfer is written. The rules:
   parent and ``merged_from`` links never loops (no self-parent, no cycle); a
   ``merged_from`` names a checkpoint of the same timeline, or a missing one only where
   that timeline has prunes (as ``verify`` says).
-- **Timelines** have a positive frame rate.
+- **Timelines** have a frame rate a timeline can be created with (1e-6 to 1e6).
 
 Outputs are checked as they are copied (``localckpt.transfer.verified_outputs``): each
 must match its hash and decode as stored JSON (``localckpt.canonical.check_stored``).
@@ -28,7 +28,6 @@ must match its hash and decode as stored JSON (``localckpt.canonical.check_store
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import attrs
@@ -78,9 +77,12 @@ def carried_timelines(bad: Bad, timelines: Iterable[Timeline],
 
 def check_offer(bad: Bad, offer: Offer, carried: set[str]) -> None:
     """The source's own records agree with one another (no destination reads)."""
+    from .store import FPS_RANGE
+
     for t in offer.timelines.values():
-        if not (isinstance(t.fps, int | float) and math.isfinite(t.fps) and t.fps > 0):
-            raise bad(f"timeline {t.id} has frame rate {t.fps!r}; it must be positive")
+        if not (isinstance(t.fps, int | float) and FPS_RANGE[0] <= t.fps <= FPS_RANGE[1]):
+            raise bad(f"timeline {t.id} has frame rate {t.fps!r}; it must be from "
+                      f"{FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
     where = offer.checkpoint_timeline
     for tid, tree in offer.trees.items():
         for c in tree:
@@ -167,10 +169,10 @@ def _check_kinds(bad: Bad, offer: Offer, tombstones: Iterable[Tombstone], tags: 
         cid = g.checkpoint_id
         if cid in timeline_ids or cid in tag_where:
             raise bad(f"tag {g.id} ({g.name!r}) names {cid}, which is not a checkpoint")
-        owner = checkpoint_where.get(cid)
-        if owner is not None and owner != g.timeline_id:
+        named = checkpoint_where.get(cid)
+        if named is not None and named != g.timeline_id:
             raise bad(f"tag {g.id} ({g.name!r}) is filed under timeline {g.timeline_id} but "
-                      f"names checkpoint {cid} of timeline {owner}")
+                      f"names checkpoint {cid} of timeline {named}")
 
 
 def _check_shape(bad: Bad, t: Timeline, tree: Sequence[Checkpoint]) -> None:

@@ -41,6 +41,7 @@ import pyarrow.parquet as pq
 
 from . import bundle_limits as limits
 from . import schema
+from .arguments import shown
 from .errors import CorruptDataError, InvalidInputError, LocalckptError, NotFoundError
 from .progress import Reporter
 from .records import utcnow
@@ -89,7 +90,7 @@ def export_bundle(
 
     store._check_open()
     if not isinstance(timeline_id, str):
-        raise InvalidInputError(f"timeline_id must be an id string, not {timeline_id!r}")
+        raise InvalidInputError(f"timeline_id must be an id string, not {shown(timeline_id)}")
     if checkpoint_id is not None and not isinstance(checkpoint_id, str):
         raise InvalidInputError(f"checkpoint_id must be an id string or None, not "
                                 f"{type(checkpoint_id).__name__}")
@@ -378,7 +379,8 @@ class BundleSource:
             if c.timeline_id not in tids or (c.parent_id is not None and c.parent_id not in ids):
                 raise CorruptDataError(f"bundle {self.path}: checkpoint {c.id} refers to a "
                                        "parent or timeline the bundle lacks")
-        for record in (*self._tombstones, *self._tags):
+        records: list[Tombstone | Tag] = [*self._tombstones, *self._tags]
+        for record in records:
             if record.timeline_id not in tids:
                 raise self._bad(f"{type(record).__name__.lower()} {record.id} belongs to "
                                 f"timeline {record.timeline_id}, not to the bundle's")

@@ -12,7 +12,7 @@ long dictionary value repeated on every row). Before anything is allocated:
   footer must be the manifest's count, and plausible for the bytes (each row holds a
   unique id, which does not compress to nothing); the decoded size, measured on
   dictionary-encoded columns before they are expanded, must stay within
-  :data:`TABLE_FLOOR` + :data:`RECORD_BYTES` per row.
+  :data:`TABLE_FLOOR` + :data:`RECORD_BYTES` per row, and :data:`MAX_TABLE` in all.
 - **outputs** are legitimately large: ``outputs.parquet`` is streamed from the archive
   one row group at a time (export writes groups of about :data:`OUTPUT_GROUP_BYTES`),
   and each group may decode to at most :data:`MAX_OUTPUT_GROUP` bytes, or
@@ -50,9 +50,12 @@ MAX_MANIFEST = 16 << 20
 MAX_RATIO = 16
 RATIO_FLOOR = 4 << 20
 TABLE_FLOOR = 4 << 20
-#: What one record may decode to on average (JSON fields included).
-RECORD_BYTES = {"timeline": 16 << 20, "checkpoint": 256 << 10, "tombstone": 4 << 10,
+#: What one record may decode to on average (JSON fields included), and a whole table at
+#: most: a bundle whose checkpoints decode to more would not fit the memory of the
+#: import that holds them anyway.
+RECORD_BYTES = {"timeline": 16 << 20, "checkpoint": 64 << 10, "tombstone": 4 << 10,
                 "tag": 4 << 10}
+MAX_TABLE = 1 << 30
 MAX_OBJECT = 1 << 30
 MAX_OUTPUT_GROUP = 256 << 20
 OUTPUT_GROUP_BYTES = 32 << 20
@@ -68,7 +71,7 @@ def table_cap(kind: str, declared: int | None) -> int:
     """Bytes a table member may have (its Parquet encoding is smaller than its decoded
     size, so the decoded cap bounds it too)."""
     rows = 1 if declared is None else declared
-    return TABLE_FLOOR + RECORD_BYTES[kind] * rows
+    return min(MAX_TABLE, TABLE_FLOOR + RECORD_BYTES[kind] * rows)
 
 
 def _check_member(info: zipfile.ZipInfo, cap: int) -> None:
@@ -125,7 +128,7 @@ def read_table(data: bytes, kind: str, declared: int | None) -> pa.Table:
         raise TooLarge(f"it holds {rows} rows but the manifest counts {declared}")
     if rows > max(16, len(data) // _MIN_ROW_BYTES):
         raise TooLarge(f"it claims {rows} rows in {len(data)} bytes")
-    cap = TABLE_FLOOR + RECORD_BYTES[kind] * rows
+    cap = min(MAX_TABLE, TABLE_FLOOR + RECORD_BYTES[kind] * rows)
     declared_size = sum(probe.metadata.row_group(i).total_byte_size
                         for i in range(probe.metadata.num_row_groups))
     if declared_size > cap:

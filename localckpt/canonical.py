@@ -59,8 +59,9 @@ FORMAT = 2
 MAX_DEPTH = 256
 
 #: Most decimal digits an integer may have (Python's default limit for converting
-#: integers to and from text, ``sys.get_int_max_str_digits``): larger ones are refused with InvalidInputError when saved, and read as damage
-#: (CorruptDataError) when found in stored or imported JSON. Store them as strings.
+#: integers to and from text, ``sys.get_int_max_str_digits``): larger ones are refused
+#: with InvalidInputError when saved, and read as damage (CorruptDataError) when found in
+#: stored or imported JSON. Store them as strings.
 MAX_INT_DIGITS = 4300
 _INT_BOUND = 10**MAX_INT_DIGITS
 

@@ -229,6 +229,14 @@ def sync(
     and deleted records are not copied; a source whose records, keys or bytes do not
     check out raises CorruptDataError and leaves nothing in dst.
     """
+    from .store import Store
+
+    for which, store in (("src", src), ("dst", dst)):
+        if not isinstance(store, Store):
+            raise InvalidInputError(f"{which} must be a Store (localckpt.open(...)), not a "
+                                    f"{type(store).__name__}")
+    if src is dst:
+        raise InvalidInputError("src and dst are the same store; sync copies between two")
     if timeline_id is not None and not isinstance(timeline_id, str):
         raise InvalidInputError(
             f"timeline_id must be an id string or None, not {type(timeline_id).__name__}"

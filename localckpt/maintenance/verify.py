@@ -28,6 +28,7 @@ raises NotFoundError, as every other method does.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -181,7 +182,8 @@ class _Check:
                      f"frames but its index holds {len(metas)}")
         for shard in sorted({m.shard for m in metas}):
             key = shard_key(t.id, shard)
-            blob = self.guarded(f"shard {key}", t.id, lambda k=key: self._get(t, k, "shard"))
+            blob = self.guarded(f"shard {key}", t.id,
+                                functools.partial(self._get, t, key, "shard"))
             if blob is None:
                 continue
             mine = [m for m in metas if m.shard == shard]
@@ -243,7 +245,7 @@ def verify(store: Store, timeline_id: str | None = None, *, storage: bool | None
                                lambda: vis.live_timelines(None))
         timelines = listed or []
     else:
-        one = _one_timeline(store, check, timeline_id)
+        one = _one_timeline(store, check, str(timeline_id))
         timelines = [] if one is None else [one]
     marks = check.guarded("the tombstones", None,
                           lambda: vis.marks_of(t.id for t in timelines)) or {}
@@ -253,10 +255,10 @@ def verify(store: Store, timeline_id: str | None = None, *, storage: bool | None
         mine = marks.get(t.id)
         if mine is not None:
             found_hashes = check.guarded(f"the tree of timeline {t.id}", t.id,
-                                         lambda t=t, m=mine: check.tree(t, m))
+                                         functools.partial(check.tree, t, mine))
             hashes |= found_hashes or set()
         expected[t.id] = check.guarded(f"the frames of timeline {t.id}", t.id,
-                                       lambda t=t: check.frames(t))
+                                       functools.partial(check.frames, t))
     check.outputs(hashes)
     if whole and listed is not None:
         check.guarded("the frame objects", None,
