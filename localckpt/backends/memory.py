@@ -133,15 +133,18 @@ class MemoryCatalog(Catalog):
         with self._lock:
             self._open()
             idx = self._index
+            # what tombstones delete, by kind and in their own timeline (Catalog.deleted)
+            marks = {(x.kind, x.timeline_id, x.target_id) for x in idx.tombstones.values()}
+            gone_t = {t for kind, t, target in marks if kind == "timeline" and t == target}
             dead_c: set[str] = set()
             for tid, ids in idx.by_timeline.items():
-                if tid in idx.deleted:
+                if tid in gone_t:
                     dead_c.update(ids)
-                elif marked := [i for i in ids if i in idx.deleted]:
+                elif marked := [i for i in ids if ("checkpoint", tid, i) in marks]:
                     dead_c |= dead_in_tree((idx.checkpoints[i] for i in ids), marked)
-            dead_t = {t for t in idx.timelines if t in idx.deleted}
+            dead_t = {t for t in idx.timelines if t in gone_t}
             dead_g = {g.id for g in idx.tags.values()
-                      if g.id in idx.deleted or g.checkpoint_id in dead_c}
+                      if ("tag", g.timeline_id, g.id) in marks or g.checkpoint_id in dead_c}
             used = {h for cid, c in idx.checkpoints.items() if cid not in dead_c
                     for h in c.stage_hashes.values()}
             by_dead = {h for cid in dead_c for h in idx.checkpoints[cid].stage_hashes.values()}

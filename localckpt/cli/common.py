@@ -56,12 +56,15 @@ def checkpoint_ref(store: Store, ref: str) -> str:
 
 
 def storage_options_arg(text: str | None, flag: str) -> dict[str, Any] | None:
+    from ..safefiles import parse_json
+
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise InvalidInputError(f"{flag} is not a JSON object: {exc}") from None
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{flag} is not valid text") from None
+    value = parse_json(data, f"{flag} value")  # size and nesting capped: never a RecursionError
     if not isinstance(value, dict):
         raise InvalidInputError(f"{flag} must be a JSON object of fsspec options")
     return value
