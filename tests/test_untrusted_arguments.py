@@ -236,3 +236,15 @@ def test_a_closed_store_gives_no_warning(new_store: StoreFactory, tmp_path: Path
         del store
         gc.collect()
     assert not [w for w in caught if "unclosed localckpt store" in str(w.message)]
+
+
+def test_the_python_blocks_of_the_trust_page_run(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "trust.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), {})
