@@ -318,8 +318,7 @@ def test_an_output_that_matches_its_hash_but_does_not_read(new_store: StoreFacto
     h = content_hash(bad)
     c = attrs.evolve(store.get_checkpoint(ids[2]), id="e" * 36, parent_id=ids[2],
                      stage_hashes={"x": h})
-    store.catalog._index.add_checkpoint(c)  # type: ignore[attr-defined]
-    store.catalog._outputs[h] = bad  # type: ignore[attr-defined]
+    store.catalog.commit(localckpt.Batch(checkpoints=[c], outputs={h: bad}))  # behind our back
     with pytest.raises(CorruptDataError):
         store.load_stage_output(c.id, "x")
     report = store.verify()

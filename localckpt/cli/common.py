@@ -64,7 +64,10 @@ def storage_options_arg(text: str | None, flag: str) -> dict[str, Any] | None:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInputError(f"{flag} is not valid text") from None
-    value = parse_json(data, f"{flag} value")  # size and nesting capped: never a RecursionError
+    try:  # size and nesting capped: never a RecursionError
+        value = parse_json(data, f"{flag} value")
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{flag} is not a JSON object: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidInputError(f"{flag} must be a JSON object of fsspec options")
     return value
