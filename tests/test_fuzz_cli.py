@@ -36,6 +36,7 @@ SKIP = {"serve"}
 HOSTILE_TEXT = [
     "", " ", "-", "--", "-x", "/", ".", "..", "../../etc", "x" * 300, "\udcff", "\ud800",
     "a\nb", "\x1b[31mred", "-1", "0", "1e309", "nan", "inf", "-inf", "9" * 5000, "1" * 30,
+    "1000000000", "65536",
     "{", '{"a": 1}', "[" * 5000 + "]" * 5000, '{"a": ' * 5000 + "1" + "}" * 5000,
     '{"endpoint_url": "http://AKIA:Secr3t@minio"}', "/dev/zero", "memory://",
     "s3://bucket/x", "nosuch://x", "postgresql://u:pw@h/db", "best", "detect", "x:y",
@@ -157,8 +158,13 @@ def cli_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliWorld:
     return CliWorld(tmp_path)
 
 
+#: Commands whose every run does much work (a whole demo store): fewer examples.
+SLOW_COMMANDS = {"demo": 3}
+
+
 def _fuzz(world: CliWorld, command: str, examples: int) -> None:
     parser = COMMANDS[command]
+    examples = min(examples, SLOW_COMMANDS.get(command, examples))
 
     @settings(max_examples=examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
