@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from .canonical import FORMAT as CANONICAL_FORMAT
 from .errors import CorruptDataError, InvalidInputError, LocalckptError, SchemaVersionError
 
 __all__ = [
@@ -46,10 +47,11 @@ __all__ = [
 MAX_BYTES = 1 << 20
 #: Containers nested in one another at most (config files nest three or four).
 MAX_DEPTH = 32
-#: Store formats read_marker accepts by default (1: segment logs, 2: compacted runs).
-MARKER_FORMATS: tuple[int, ...] = (1, 2)
+#: Store formats read_marker accepts by default: 1 and 2, the log-structured engine's
+#: (segment logs; compacted runs), and 3, the relational catalog's.
+MARKER_FORMATS: tuple[int, ...] = (1, 2, 3)
 #: Versions of canonical JSON a store may name (localckpt.canonical.FORMAT and before).
-CANONICAL_VERSIONS: tuple[int, ...] = (1, 2)
+CANONICAL_VERSIONS: tuple[int, ...] = tuple(range(1, CANONICAL_FORMAT + 1))
 _MARKER_BYTES = 64 << 10
 
 Error = type[LocalckptError]

@@ -42,6 +42,9 @@ def test_a_good_marker_reads(tmp_path: Path) -> None:
     d = read_marker(_marker(tmp_path, {"format": 2, "kind": "x", "canonical_json": 2}))
     assert d["format"] == 2
     assert read_marker(_marker(tmp_path, {"format": 1}))["format"] == 1  # older stores
+    assert read_marker(_marker(tmp_path, {"format": 3, "canonical_json": 2}))["format"] == 3
+    with pytest.raises(SchemaVersionError):
+        read_marker(_marker(tmp_path, {"format": 3}), formats=(1, 2))
 
 
 @pytest.mark.parametrize("body,error,words", [
