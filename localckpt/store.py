@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from .arguments import boolean, integer, number, shown, text
+from .arguments import boolean, integer, shown, text
 from .canonical import canonical_bytes, content_hash, json_object
 from .catalog import Batch, Catalog
 from .errors import InvalidInputError, LocalckptError, NotFoundError, StoreClosedError
@@ -236,11 +236,6 @@ class Store:
         elif isinstance(path, bytes) and b"\x00" in path:
             raise InvalidInputError("path holds a NUL byte")
         text(profile_name, "profile_name")
-        number(fps, "fps", low=FPS_RANGE[0], high=FPS_RANGE[1], none=True)
-        for value, what in ((start, "start"), (end, "end"), (chunk_seconds, "chunk_seconds")):
-            number(value, what, low=0, none=True)
-        integer(max_frames, "max_frames", low=1, none=True)
-        integer(skip_similar, "skip_similar", low=0, high=64, none=True)
         _check_encoding(codec, quality, workers)
         if storage_options is not None and not isinstance(storage_options, Mapping):
             raise InvalidInputError(f"storage_options must be a mapping of fsspec options, "
@@ -566,7 +561,10 @@ class Store:
         from .framediff import diff_outputs
 
         _require_str(stage, "stage")
-        number(match_iou, "match_iou", low=0, high=1)
+        if isinstance(match_iou, bool) or not isinstance(match_iou, int | float) \
+                or not 0 < match_iou <= 1:
+            raise InvalidInputError(f"match_iou must be a number in (0, 1], not "
+                                    f"{shown(match_iou)}")
         outputs = []
         for cid in (a, b):
             value = self.load_stage_output(cid, stage)
