@@ -51,14 +51,21 @@ if TYPE_CHECKING:
 __all__ = ["ingest_video"]
 
 _SEEK_MIN = 1.0  # seconds: a start later than this seeks instead of decoding the way there
-_FLOAT_MAX = sys.float_info.max
+
+
+def _fits_float(value: numbers.Real) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _seconds(value: object, what: str, name: str, *, positive: bool = False) -> Fraction:
     from .arguments import shown
 
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not -_FLOAT_MAX <= value <= _FLOAT_MAX  # 10**5000: no float, no isfinite
+            or not _fits_float(value)  # 10**5000: no float, no isfinite
             or not math.isfinite(value) or value < 0 or (positive and value == 0)):
         bound = "> 0" if positive else ">= 0"
         raise InvalidInputError(f"ingest_video({name}): {what} must be a finite number "
