@@ -299,6 +299,10 @@ class FrameDiff:
 
 # -- parsing ----------------------------------------------------------------------------
 
+#: Frame sequences are 64-bit in frame indexes: a larger one names no frame.
+_MAX_SEQUENCE = 2**63 - 1
+_SEQUENCE_DIGITS = 19
+
 
 def frames_of(output: Any, where: str = "the output") -> dict[int, Any]:
     """sequence -> frame value of a frame-keyed output; InvalidInputError otherwise."""
@@ -307,7 +311,7 @@ def frames_of(output: Any, where: str = "the output") -> dict[int, Any]:
         out: dict[int, Any] = {}
         for i, item in enumerate(frames):
             seq = item.get("sequence") if isinstance(item, dict) else None
-            if type(seq) is not int or seq < 0:
+            if type(seq) is not int or not 0 <= seq <= _MAX_SEQUENCE:
                 raise InvalidInputError(
                     f"{where}: frames[{i}] has no non-negative integer \"sequence\" "
                     f"({_brief(item)}); {EXPECTED}"
@@ -320,8 +324,8 @@ def frames_of(output: Any, where: str = "the output") -> dict[int, Any]:
     if isinstance(frames, dict):
         out = {}
         for key, value in frames.items():
-            if not (key.isascii() and key.isdigit()):
-                raise InvalidInputError(f"{where}: frames key {key!r} is not a decimal "
+            if not (key.isascii() and key.isdigit()) or len(key) > _SEQUENCE_DIGITS:
+                raise InvalidInputError(f"{where}: frames key {_brief(key)} is not a decimal "
                                         f"sequence number; {EXPECTED}")
             seq = int(key)
             if seq in out:

@@ -23,7 +23,6 @@ output bytes by ``localckpt.maintenance.freed`` (which says what that measure co
 
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 
@@ -94,13 +93,12 @@ class GcReport:
 
 
 def _seconds(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(value) and value >= 0
-    ):
-        raise InvalidInputError(f"{what} must be a number of seconds >= 0, not {value!r}",
-                                cli=f"--{what.replace('_', '-')} must be a number of seconds "
-                                f">= 0, not {value!r}")
-    return float(value)
+    from .arguments import number
+
+    seconds = number(value, f"{what} (seconds)", low=0,
+                     cli=f"--{what.replace('_', '-')} (seconds)")
+    assert seconds is not None
+    return seconds
 
 
 @attrs.define

@@ -7,13 +7,17 @@ into NotFoundError.
 
 from __future__ import annotations
 
-import math
+import contextlib
 import threading
+import warnings
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from .arguments import boolean, integer, shown, text
 from .canonical import canonical_bytes, content_hash, json_object
 from .catalog import Batch, Catalog
 from .errors import InvalidInputError, LocalckptError, NotFoundError, StoreClosedError
@@ -24,8 +28,6 @@ from .types import Checkpoint, Frame, FrameMeta, Tag, Timeline
 from .visibility import Visibility
 
 if TYPE_CHECKING:
-    from datetime import datetime, timedelta
-
     from .diff import Diff
     from .framediff import FrameDiff
     from .maintenance import PruneReport, VerifyReport
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["Store"]
 
 _READER_CACHE = 64
+#: Frame rates a timeline may have: beyond them timestamps (sequence / fps) overflow or
+#: lose all precision.
+FPS_RANGE = (1e-6, 1e6)
 
 
 class Store:
@@ -56,6 +61,11 @@ class Store:
         self._closed = False
         self._readers: OrderedDict[str, Any] = OrderedDict()
         self._readers_lock = threading.Lock()
+        # a store dropped without close() releases its files and locks when collected,
+        # and says so as a ResourceWarning (as an unclosed file does)
+        self._finalizer = weakref.finalize(self, _release_unclosed, catalog,
+                                           url or type(catalog).__name__)
+        self._finalizer.atexit = False  # at exit the process releases them anyway
 
     def __repr__(self) -> str:
         return f"<localckpt.Store {self.catalog.describe()}; objects {self.objects.describe()}>"
@@ -64,6 +74,7 @@ class Store:
         """Release the catalog's files and connections. Every later call raises
         StoreClosedError; closing twice is harmless."""
         self._closed = True
+        self._finalizer.detach()
         with self._readers_lock:
             self._readers.clear()
         self.catalog.close()
@@ -112,9 +123,10 @@ class Store:
         _require_str(source_video, "source_video")
         _require_str(profile_name, "profile_name")
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (
-            math.isfinite(fps) and fps > 0
+            FPS_RANGE[0] <= fps <= FPS_RANGE[1]
         ):
-            raise InvalidInputError(f"fps must be a positive finite number, not {fps!r}")
+            raise InvalidInputError(f"fps must be a number from {FPS_RANGE[0]:g} to "
+                                    f"{FPS_RANGE[1]:g}, not {shown(fps)}")
         if source_asset_id is not None and not isinstance(source_asset_id, (str, UUID)):
             raise InvalidInputError(
                 f"source_asset_id must be a str or UUID, not {type(source_asset_id).__name__}"
@@ -142,6 +154,7 @@ class Store:
         from .shards import delete_frames, write_timeline_frames
 
         self._check_open()
+        _check_encoding(codec, quality, workers)
         tid = new_id()
         lease = IngestLease(self.objects, tid).acquire()  # gc spares frames being written
         try:
@@ -221,6 +234,16 @@ class Store:
         """
         from .video import ingest_video
 
+        self._check_open()
+        if isinstance(path, str):
+            text(path, "path", empty=False)
+        elif isinstance(path, bytes) and b"\x00" in path:
+            raise InvalidInputError("path holds a NUL byte")
+        text(profile_name, "profile_name")
+        _check_encoding(codec, quality, workers)
+        if storage_options is not None and not isinstance(storage_options, Mapping):
+            raise InvalidInputError(f"storage_options must be a mapping of fsspec options, "
+                                    f"not {shown(storage_options)}")
         return ingest_video(
             self, path, profile_name, fps=fps, start=start, end=end, max_frames=max_frames,
             chunk_seconds=chunk_seconds, skip_similar=skip_similar, codec=codec,
@@ -242,17 +265,18 @@ class Store:
     def live_timelines(self, ids: Iterable[str]) -> list[Timeline]:
         """The timelines with these ids that exist and are not deleted, ordered by id."""
         self._check_open()
-        return self.visibility.live_timelines(list(ids))
+        return self.visibility.live_timelines(_ids(ids, "ids"))
 
     def live_checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
         """The checkpoints with these ids that exist and are live (not deleted, nor under
         a deleted checkpoint or timeline), ordered by id."""
         self._check_open()
-        return self.visibility.live_checkpoints(ids)
+        return self.visibility.live_checkpoints(_ids(ids, "ids"))
 
     def tag_target(self, name: str) -> str | None:
         """The checkpoint a live tag of this name points at, or None."""
         self._check_open()
+        text(name, "tag name")
         return self.visibility.tag_target(name)
 
     # -- references and short ids (localckpt.refs) ------------------------------------------
@@ -302,6 +326,7 @@ class Store:
         tombstone, which sync carries); ``gc`` frees the space. See localckpt.maintenance."""
         from .maintenance.delete import delete_timeline
 
+        boolean(dry_run, "dry_run")
         return delete_timeline(self, self._ref(timeline_id, "timeline", "timeline_id"),
                                dry_run=dry_run)
 
@@ -311,6 +336,8 @@ class Store:
         merge names as merged_from only with force=True)."""
         from .maintenance.delete import prune
 
+        boolean(dry_run, "dry_run")
+        boolean(force, "force")
         return prune(self, self._ref(checkpoint_id, "checkpoint", "checkpoint_id"),
                      dry_run=dry_run, force=force)
 
@@ -322,8 +349,18 @@ class Store:
         than newer_than, tagged ones (keep_tagged) and the root."""
         from .maintenance.delete import retain
 
-        return retain(self, self._ref(timeline_id, "timeline", "timeline_id"),
-                      keep_last=keep_last, keep_labels=keep_labels,
+        timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
+        integer(keep_last, "keep_last", low=0, none=True)
+        if isinstance(keep_labels, str) or not isinstance(keep_labels, Iterable):
+            raise InvalidInputError(f"keep_labels must be an iterable of labels, not "
+                                    f"{shown(keep_labels)}")
+        keep_labels = [text(label, "keep_labels item") for label in keep_labels]
+        if newer_than is not None and not isinstance(newer_than, datetime | timedelta):
+            raise InvalidInputError(f"newer_than must be a datetime, a timedelta or None, not "
+                                    f"{shown(newer_than)}")
+        boolean(keep_tagged, "keep_tagged")
+        boolean(dry_run, "dry_run")
+        return retain(self, timeline_id, keep_last=keep_last, keep_labels=keep_labels,
                       newer_than=newer_than, keep_tagged=keep_tagged, dry_run=dry_run)
 
     def tag(self, checkpoint_id: str, name: str, force: bool = False) -> Tag:
@@ -331,6 +368,8 @@ class Store:
         unless force=True, which moves the tag here (one commit)."""
         from .maintenance.tags import tag
 
+        text(name, "tag name")
+        boolean(force, "force")
         return tag(self, self._ref(checkpoint_id, "checkpoint", "checkpoint_id"), name,
                    force=force)
 
@@ -339,6 +378,7 @@ class Store:
         from .maintenance.tags import untag
 
         self._check_open()
+        text(name, "tag name")
         return untag(self, name)
 
     def tags(self, timeline_id: str | None = None) -> list[Tag]:
@@ -348,22 +388,29 @@ class Store:
             timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
         return self.visibility.tags(timeline_id)
 
-    def verify(self, timeline_id: str | None = None) -> VerifyReport:
+    def verify(self, timeline_id: str | None = None, *, storage: bool | None = None,
+               ) -> VerifyReport:
         """Check that the store's bytes and links are sound; a report, never an exception
-        for damage found. See localckpt.maintenance.verify for what is checked."""
+        for damage found. verify(timeline) reads that timeline only; storage=True adds
+        the whole catalog's own storage (the default for a whole-store run). See
+        localckpt.maintenance.verify for what is checked."""
         from .maintenance.verify import verify
 
         self._check_open()
         if timeline_id is not None:
             timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
-        return verify(self, timeline_id)
+        if storage is not None:
+            boolean(storage, "storage")
+        return verify(self, timeline_id, storage=storage)
 
     # -- frames ---------------------------------------------------------------------------
 
-    def _reader(self, timeline_ref: str) -> Any:
+    def _reader(self, timeline_ref: str, start: Any = None, stop: Any = None) -> Any:
         """The frame reader of a timeline (any reference to one), cached per id."""
         from .shards import FrameReader
 
+        integer(start, "start", none=True)
+        integer(stop, "stop", none=True)
         timeline = self.get_timeline(timeline_ref)  # NotFoundError for unknown / deleted ids
         timeline_id = timeline.id
         with self._readers_lock:
@@ -391,6 +438,10 @@ class Store:
         by sequence). Reads the frame index only: no pixels are fetched or decoded."""
         from .similar import similar_frames
 
+        if not isinstance(sequence_or_hash, str):
+            integer(sequence_or_hash, "sequence_or_hash", low=0)
+        integer(max_distance, "max_distance", low=0, high=64)
+        integer(limit, "limit", low=0, none=True)
         tid = self._ref(timeline_id, "timeline", "timeline_id")
         return similar_frames(self.frame_index(tid), sequence_or_hash, max_distance,
                               limit, tid)
@@ -399,24 +450,26 @@ class Store:
         self, timeline_id: str, start: int | None = None, stop: int | None = None
     ) -> list[Frame]:
         """Decoded frames with start <= sequence < stop (all by default), in sequence order."""
-        return list(self._reader(timeline_id).frames(start, stop))
+        return list(self._reader(timeline_id, start, stop).frames(start, stop))
 
     def iter_frames(
         self, timeline_id: str, start: int | None = None, stop: int | None = None,
         batch: int = 64,
     ) -> Iterator[Frame]:
         """Stream decoded frames; memory stays bounded by one batch whatever the count."""
-        return iter(self._reader(timeline_id).iter_frames(start, stop, batch=batch))
+        integer(batch, "batch", low=1)
+        return iter(self._reader(timeline_id, start, stop).iter_frames(start, stop, batch=batch))
 
     def get_frame(self, timeline_id: str, sequence: int) -> Frame:
         """One frame by sequence number (NotFoundError when the timeline lacks it)."""
+        integer(sequence, "sequence", low=0)
         return self._reader(timeline_id).get(sequence)
 
     def get_timeline_frames_b64(
         self, timeline_id: str, start: int | None = None, stop: int | None = None
     ) -> list[dict[str, Any]]:
         """Frames as dicts with base64 JPEG (``jpeg_b64``) for web front ends."""
-        return list(self._reader(timeline_id).b64(start, stop))
+        return list(self._reader(timeline_id, start, stop).b64(start, stop))
 
     # -- checkpoints ----------------------------------------------------------------------
 
@@ -563,6 +616,10 @@ class Store:
         from .diff import frame_diff_checkpoints
 
         _require_str(stage, "stage")
+        if isinstance(match_iou, bool) or not isinstance(match_iou, int | float) \
+                or not 0 < match_iou <= 1:
+            raise InvalidInputError(f"match_iou must be a number in (0, 1], not "
+                                    f"{shown(match_iou)}")
         return frame_diff_checkpoints(self, self._ref(a, "checkpoint", "a"),
                                       self._ref(b, "checkpoint", "b"), stage,
                                       match_iou=match_iou, align=align)
@@ -575,8 +632,52 @@ class Store:
         """
         from .merge import merge_checkpoints
 
+        if not callable(strategy) and not (isinstance(strategy, str)
+                                           and strategy in ("fail", "ours", "theirs")):
+            raise InvalidInputError(
+                f"strategy must be 'fail', 'ours', 'theirs' or a function, not "
+                f"{shown(strategy)}", cli="--strategy must be fail, ours or theirs")
         return merge_checkpoints(self, self._ref(ours, "checkpoint", "ours"),
                                  self._ref(theirs, "checkpoint", "theirs"), strategy)
+
+
+def _release_unclosed(catalog: Catalog, where: str) -> None:
+    """The finalizer of a Store collected without close(): warn, then close its catalog."""
+    warnings.warn(f"unclosed localckpt store {where}; close it (store.close(), or `with "
+                  "localckpt.open(...) as store:`)", ResourceWarning, stacklevel=2)
+    with contextlib.suppress(Exception):  # a finalizer never raises
+        catalog.close()
+
+
+#: Encoder threads at most: more than the cores only costs memory (each holds a frame).
+MAX_WORKERS = 64
+
+
+def _check_encoding(codec: Any, quality: Any, workers: Any) -> None:
+    """codec, quality and workers of a frame write, before anything is written: workers
+    becomes threads, so it is bounded (MAX_WORKERS)."""
+    from .frames import CODECS
+
+    if not isinstance(codec, str) or codec not in CODECS:
+        raise InvalidInputError(f"codec must be one of {', '.join(CODECS)}, not "
+                                f"{shown(codec)}")
+    if isinstance(quality, bool) or not isinstance(quality, int):
+        raise InvalidInputError(f"quality must be an int, not {shown(quality)}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or not 1 <= workers <= MAX_WORKERS):
+        raise InvalidInputError(f"workers must be None or an int from 1 to {MAX_WORKERS} "
+                                f"(encoder threads), not {shown(workers)}")
+
+
+def _ids(value: Any, what: str) -> list[str]:
+    """An iterable of id strings (not one string) as a list; InvalidInputError else."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidInputError(f"{what} must be an iterable of id strings, not "
+                                f"{shown(value)}")
+    ids = list(value)
+    for i in ids:
+        _id(i, what)
+    return ids
 
 
 def _require_str(value: Any, what: str) -> None:
@@ -595,4 +696,4 @@ def _require_str(value: Any, what: str) -> None:
 def _id(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be an id string, not {type(value).__name__}")
-    return value
+    return text(value, what)  # no NUL, no lone surrogate: no backend can look those up

@@ -53,12 +53,23 @@ __all__ = ["ingest_video"]
 _SEEK_MIN = 1.0  # seconds: a start later than this seeks instead of decoding the way there
 
 
+def _fits_float(value: numbers.Real) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
 def _seconds(value: object, what: str, name: str, *, positive: bool = False) -> Fraction:
+    from .arguments import shown
+
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not _fits_float(value)  # 10**5000: no float, no isfinite
             or not math.isfinite(value) or value < 0 or (positive and value == 0)):
         bound = "> 0" if positive else ">= 0"
         raise InvalidInputError(f"ingest_video({name}): {what} must be a finite number "
-                                f"{bound}, got {value!r}")
+                                f"{bound}, got {shown(value)}")
     return Fraction(value) if isinstance(value, numbers.Rational) else Fraction(float(value))
 
 
@@ -66,9 +77,11 @@ def _count(value: object, what: str, name: str, low: int, high: int | None = Non
     number = int(value) if isinstance(value, numbers.Integral) else None
     if (isinstance(value, bool) or number is None or number < low
             or (high is not None and number > high)):
+        from .arguments import shown
+
         span = f"in {low}..{high}" if high is not None else f">= {low}"
         raise InvalidInputError(f"ingest_video({name}): {what} must be an int {span}, "
-                                f"got {value!r}")
+                                f"got {shown(value)}")
     return number
 
 

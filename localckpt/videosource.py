@@ -153,8 +153,14 @@ class VideoSource:
                 f"reading {url} needs a package that is not installed: {exc} "
                 "(for s3:// pip install 'localckpt[s3]')"
             ) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError) as exc:  # TypeError: an unknown option
             raise InvalidInputError(f"cannot open {url}: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # the file system's own (botocore: no credentials, ...)
+            from .errors import BackendUnavailableError
+
+            raise BackendUnavailableError(
+                f"cannot open {url}: {type(exc).__name__}: {exc}; check its storage options "
+                "and credentials") from None
         return self._opened
 
     def _video_stream(self) -> Any:

@@ -119,11 +119,17 @@ def short_id_map(store: Store, ids: Mapping[str, Iterable[str]]) -> dict[str, st
 
 
 def storage_options_arg(text: str | None, flag: str) -> dict[str, Any] | None:
+    from ..safefiles import parse_json
+
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except ValueError as exc:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{flag} is not valid text") from None
+    try:  # size and nesting capped: never a RecursionError
+        value = parse_json(data, f"{flag} value")
+    except InvalidInputError as exc:
         raise InvalidInputError(f"{flag} is not a JSON object: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidInputError(f"{flag} must be a JSON object of fsspec options")

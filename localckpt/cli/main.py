@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 path from argv prints escaped,
+        if hasattr(stream, "reconfigure"):   # never as a UnicodeEncodeError
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         if not args.needs_store:

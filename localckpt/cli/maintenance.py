@@ -60,7 +60,7 @@ def cmd_init(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_verify(store: Store, args: argparse.Namespace) -> int:
     tid = timeline_ref(store, args.timeline) if args.timeline else None
-    report = store.verify(tid)
+    report = store.verify(tid, storage=True if args.all else None)
     if args.json:
         import attrs
 
@@ -210,6 +210,8 @@ def register(sub: Any) -> None:
     p = add_command(sub, "verify", "check every byte and link; exit 1 on damage", cmd_verify)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
                    help=TIMELINE_HELP + "; only this one (default: the whole store)")
+    p.add_argument("--all", action="store_true",
+                   help="with TIMELINE, also read the whole catalog's own storage")
 
     p = add_command(sub, "rm", "delete a timeline with its tree, tags and frames", cmd_rm)
     p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)

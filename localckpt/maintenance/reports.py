@@ -85,10 +85,11 @@ class Problem:
     """One thing verify found.
 
     Attributes:
-        kind: what is wrong, e.g. "catalog-storage", "output-hash", "missing-output",
-            "parent", "merged-from", "root", "missing-object", "index-hash", "index",
-            "frame-hash", "frame-count"; or a leftover gc removes ("unreferenced-object",
-            "temporary-file": see :data:`COLLECTABLE`).
+        kind: what is wrong, e.g. "catalog-storage", "output-hash", "output-json",
+            "missing-output", "parent", "merged-from", "root", "missing-object",
+            "index-hash", "index", "frame-hash", "frame-count", "unreadable" (a part of
+            the store that could not be read, so it was not checked); or a leftover gc
+            removes ("unreferenced-object", "temporary-file": see :data:`COLLECTABLE`).
         record: the id of the record concerned (timeline, checkpoint), or None.
         object: the object key, output hash or catalog file concerned, or None.
         message: what is wrong and what to do, for people.
@@ -110,7 +111,9 @@ class VerifyReport:
     """What verify checked and found.
 
     ``ok`` is True when nothing is damaged: problems may still list leftovers that gc
-    collects (``Problem.collectable``). Counts say how much was checked.
+    collects (``Problem.collectable``). Counts say how much was checked (frames: those
+    the checked indexes hold, damaged ones included). storage_checked: whether the
+    catalog's own storage was read through (whole-store runs, or ``--all``).
     """
 
     problems: tuple[Problem, ...] = ()
@@ -120,6 +123,7 @@ class VerifyReport:
     objects: int = 0
     frames: int = 0
     bytes: int = 0
+    storage_checked: bool = True
 
     @property
     def ok(self) -> bool:
@@ -140,6 +144,8 @@ class VerifyReport:
                    f"{plural(self.checkpoints, 'checkpoint')}, {plural(self.outputs, 'output')}, "
                    f"{plural(self.objects, 'frame object')} ({plural(self.frames, 'frame')}, "
                    f"{human_bytes(self.bytes)})")
+        if not self.storage_checked:
+            checked += " (not the catalog's own storage: use --all)"
         damage, leftovers = len(self.damage), len(self.collectable)
         verdict = "no damage" if not damage else plural(damage, "problem")
         if leftovers:

@@ -10,7 +10,6 @@ timestamp), which then says that alignment was used.
 from __future__ import annotations
 
 import bisect
-import inspect
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
@@ -60,11 +59,7 @@ def run_diff(store: Store, req: Request, a: Checkpoint, b: Checkpoint, stage: st
              (f"/t/{tb.id}", f"B's timeline ({tb.source_video or tb.id})")],
             title="Different timelines")
     if align == "time":
-        if "align" not in inspect.signature(store.frame_diff).parameters:
-            raise InvalidInputError("this version of localckpt cannot align two timelines by "
-                                    "time (Store.frame_diff has no align argument)")
-        return store.frame_diff(a.id, b.id, stage, match_iou=match_iou,  # type: ignore[call-arg]
-                                align="time")
+        return store.frame_diff(a.id, b.id, stage, match_iou=match_iou, align="time")
     return store.frame_diff(a.id, b.id, stage, match_iou=match_iou)
 
 

@@ -38,6 +38,16 @@ __all__ = ["SqlCatalog"]
 
 _TOMBSTONES_CHANGED = "LC411"
 _REFUSAL = (_TOMBSTONES_CHANGED, "new tombstones")
+#: kind -> the ids a tombstone of that kind, of the record's own timeline, targets
+_DELETED = {
+    "timeline": "SELECT DISTINCT target_id FROM {s}tombstones WHERE target_id{in} "
+                "AND kind = 'timeline' AND timeline_id = target_id",
+    "checkpoint": "SELECT DISTINCT c.id FROM {s}checkpoints c JOIN {s}tombstones x ON "
+                  "x.target_id = c.id AND x.kind = 'checkpoint' AND x.timeline_id = "
+                  "c.timeline_id WHERE c.id{in}",
+    "tag": "SELECT DISTINCT g.id FROM {s}tags g JOIN {s}tombstones x ON x.target_id = g.id "
+           "AND x.kind = 'tag' AND x.timeline_id = g.timeline_id WHERE g.id{in}",
+}
 _PEEKED = 1024  # checkpoints remembered per catalog (saves read their parent from here)
 _SLOW_RETRIES = 4
 _ALL_TIMELINES = ""  # tree_sums row of the timelines table itself
@@ -106,7 +116,6 @@ class SqlCatalog(Catalog):
                           "ORDER BY id",
             "all_tags": f"SELECT {tg} FROM {{s}}tags ORDER BY id",
             "tags": f"SELECT {tg} FROM {{s}}tags WHERE timeline_id{{in}} ORDER BY id",
-            "deleted": "SELECT DISTINCT target_id FROM {s}tombstones WHERE target_id{in}",
             "page": (
                 f"SELECT {', '.join('t.' + x.strip() for x in tl.split(','))}, "
                 "(SELECT sum(n) FROM {s}tree_sums s WHERE s.timeline_id = t.id) "
@@ -150,7 +159,7 @@ class SqlCatalog(Catalog):
         self.engine.close()
 
     def _rows(self, name: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.engine.query(self._q[name], params)
+        return self.engine.query(self._q.get(name, name), params)
 
     def _ids(self, ids: Iterable[str]) -> list[str]:
         wanted = sorted({i for i in ids if isinstance(i, str)})
@@ -299,8 +308,19 @@ class SqlCatalog(Catalog):
             return self._records("tag", self._rows("all_tags"))
         return self._records("tag", self._list("tags", timeline_ids))
 
-    def deleted(self, target_ids: Iterable[str]) -> set[str]:
-        return {r[0] for r in self._list("deleted", target_ids)}
+    def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
+        """Catalog.deleted's contract, one query per kind asked."""
+        if kind is not None and kind not in _DELETED:
+            raise ValueError(f"deleted kind must be one of {tuple(_DELETED)} or None, not "
+                             f"{kind!r}")
+        wanted = self._ids(target_ids)
+        if not wanted:
+            return set()
+        found: set[str] = set()
+        for name in _DELETED if kind is None else (kind,):
+            found.update(r[0] for r in self._rows(_DELETED[name],
+                                                  (self.dialect.list_param(wanted),)))
+        return found
 
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         return self._find(kind, "id", prefix, limit)
