@@ -212,7 +212,10 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     seen_x = {x.id for x in dst_marks}
     seen_g = {g.id for g in dst_tags}
     new_x = [x for x in src_marks if x.id not in seen_x]
-    cand_g = [g for g in src_tags if g.id not in seen_g]
+    # tags of a timeline deleted on either side never travel: nothing to look up for them
+    gone = {t for t in tids if own[t].timeline_dead} | {
+        x.target_id for x in dst_marks if x.kind == "timeline" and x.target_id == x.timeline_id}
+    cand_g = [g for g in src_tags if g.id not in seen_g and g.timeline_id not in gone]
     all_c = [c for tree in trees.values() for c in tree]
     # one read per kind of everything the new records name, also across kinds (a
     # tombstone aimed at a timeline, a tag at a tag, ...)

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
-from localckpt.backends.memory import MemoryCatalog
 
+from localckpt.backends.sql import memory_catalog
 from localckpt.catalog import Batch, Catalog
 from localckpt.ids import new_id
 from localckpt.objects import Objects
@@ -77,8 +77,8 @@ class Counting(Catalog):
     def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
         return self._do("tags", timeline_ids)  # type: ignore[no-any-return]
 
-    def deleted(self, target_ids: Iterable[str]) -> set[str]:
-        return self._do("deleted", target_ids)  # type: ignore[no-any-return]
+    def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
+        return self._do("deleted", target_ids, kind)  # type: ignore[no-any-return]
 
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         return self._do("find_ids", kind, prefix, limit)  # type: ignore[no-any-return]
@@ -93,7 +93,7 @@ class Counting(Catalog):
 def _store(timelines: int) -> tuple[Store, Counting, list[Timeline]]:
     """A store of that many timelines, each a root and two checkpoints, written as rows
     (the index never reads frames)."""
-    inner = MemoryCatalog()
+    inner = memory_catalog()
     made, cps = [], []
     for i in range(timelines):
         tid, root = new_id(), new_id()
