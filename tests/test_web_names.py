@@ -140,6 +140,8 @@ def test_an_fps_of_5e_324_does_not_break_the_index(tmp_path: Any) -> None:
     made = store.create_timeline("slow.mp4", "p", np.zeros((1, 8, 8, 3), np.uint8))
     root = store.get_checkpoint(made.root_checkpoint_id)
     tl = attrs.evolve(made, id=new_id(), fps=5e-324, root_checkpoint_id=new_id())
+    for key in store.objects.list(f"frames/{made.id}"):  # the same frames, under its id
+        store.objects.put(key.replace(made.id, tl.id), store.objects.get(key))
     raw.insert(store.catalog, tl)
     raw.insert(store.catalog, attrs.evolve(root, id=tl.root_checkpoint_id, timeline_id=tl.id))
     store.delete_timeline(made.id)
