@@ -97,8 +97,11 @@ def purge(catalog: SqlCatalog) -> int:
     dead_ids = [cid for cid, _ in checkpoints]
     for batch in _chunks(dead_ids):
         with e.transaction() as tx:
-            rows = tx.query(e.sql("SELECT id, timeline_id, digest FROM {s}checkpoints "
-                                  "WHERE id{in}"), (in_(batch),))
+            # the rows this purge deleted, not the rows it saw: a concurrent purge
+            # (PostgreSQL, read committed) may delete them first, and each deleted row
+            # must leave tree_sums once
+            rows = tx.query(e.sql("DELETE FROM {s}checkpoints WHERE id{in} "
+                                  "RETURNING id, timeline_id, digest"), (in_(batch),))
             if not rows:
                 continue
             ids = [r[0] for r in rows]
@@ -107,7 +110,6 @@ def purge(catalog: SqlCatalog) -> int:
             tx.execute(e.sql("DELETE FROM {s}output_refs WHERE owner{in}"), (in_(ids),))
             removed += max(0, tx.execute(e.sql("DELETE FROM {s}tags WHERE checkpoint_id{in}"),
                                          (in_(ids),)))
-            tx.execute(e.sql("DELETE FROM {s}checkpoints WHERE id{in}"), (in_(ids),))
             removed += len(ids)
             _subtract(tx, catalog, [(r[1], r[2]) for r in rows])
     for batch in _chunks(sorted(tags)):
@@ -116,16 +118,18 @@ def purge(catalog: SqlCatalog) -> int:
                                          (in_(batch),)))
     for tid in sorted(timelines):
         with e.transaction() as tx:
-            rows = tx.query(e.sql("SELECT id, digest FROM {s}timelines WHERE id = ?"), (tid,))
             left = tx.query(e.sql("SELECT count(*) FROM {s}checkpoints WHERE timeline_id = ?"),
                             (tid,))
-            if not rows or left[0][0]:
+            if left[0][0]:
                 continue  # a checkpoint arrived meanwhile: the next purge takes it
+            rows = tx.query(e.sql("DELETE FROM {s}timelines WHERE id = ? RETURNING digest"),
+                            (tid,))
+            if not rows:
+                continue  # gone already (another purge)
             removed += max(0, tx.execute(e.sql("DELETE FROM {s}tags WHERE timeline_id = ?"),
                                          (tid,)))
-            tx.execute(e.sql("DELETE FROM {s}timelines WHERE id = ?"), (tid,))
             tx.execute(e.sql("DELETE FROM {s}tree_sums WHERE timeline_id = ?"), (tid,))
-            _subtract(tx, catalog, [("", rows[0][1])])
+            _subtract(tx, catalog, [("", rows[0][0])])
             removed += 1
     return removed + _purge_outputs(catalog, freed)
 
