@@ -30,6 +30,7 @@ from typing import Any
 from ...errors import (
     BackendUnavailableError,
     CorruptDataError,
+    InvalidInputError,
     LocalckptError,
     StoreClosedError,
 )
@@ -161,6 +162,10 @@ class SqliteEngine(Engine):
             raise CorruptDataError(f"{self.describe()}: {exc}") from None
         except sqlite3.Error as exc:
             raise self._translate(exc) from None
+        except UnicodeEncodeError:
+            raise InvalidInputError(
+                "a value given to the SQLite catalog is not valid Unicode (a lone "
+                "surrogate?) and cannot be stored or looked up; pass proper text") from None
 
     def _translate(self, exc: sqlite3.Error) -> LocalckptError:
         text = str(exc)
