@@ -194,11 +194,19 @@ def verify(store: Store, timeline_id: str | None = None) -> VerifyReport:
     vis = store.visibility
     for where, what in store.catalog.storage_problems():
         check.add("catalog-storage", None, where, what)
-    if timeline_id is None:
-        timelines = vis.live_timelines(None)
-    else:
-        timelines = [store.get_timeline(timeline_id)]
-    marks = vis.marks_of(t.id for t in timelines)
+    try:
+        if timeline_id is None:
+            timelines = vis.live_timelines(None)
+        else:
+            timelines = [store.get_timeline(timeline_id)]
+    except CorruptDataError as exc:  # damage is reported, never raised
+        check.add("catalog-storage", timeline_id, None, f"the timelines cannot be read: {exc}")
+        timelines = _readable_timelines(store) if timeline_id is None else []
+    try:
+        marks = vis.marks_of(t.id for t in timelines)
+    except CorruptDataError as exc:
+        check.add("catalog-storage", None, None, f"the tombstones cannot be read: {exc}")
+        marks = {t.id: Marks(t.id) for t in timelines}
     hashes: set[str] = set()
     expected: dict[str, set[str] | None] = {}
     for t in timelines:
@@ -219,3 +227,15 @@ def verify(store: Store, timeline_id: str | None = None) -> VerifyReport:
     return VerifyReport(tuple(check.problems), timelines=len(timelines),
                         checkpoints=c["checkpoints"], outputs=c["outputs"],
                         objects=c["objects"], frames=c["frames"], bytes=c["bytes"])
+
+
+def _readable_timelines(store: Store) -> list[Timeline]:
+    """The live timelines that can be read one by one (when a damaged one keeps the
+    whole list from being read), so that verify still checks them."""
+    found: list[Timeline] = []
+    for tid in store.catalog.find_ids("timeline", "", 1 << 62):
+        try:
+            found += store.visibility.live_timelines([tid])
+        except CorruptDataError:
+            continue  # storage_problems names it
+    return found

@@ -166,9 +166,9 @@ def _purge_outputs(catalog: SqlCatalog, freed: set[str]) -> int:
                 gone = [r[0] for r in tx.query(e.sql(unused), (in_(batch),))]
                 if gone:
                     tx.execute(e.sql("DELETE FROM {s}outputs WHERE hash{in}"), (in_(gone),))
-                removed += len(gone)
         except InvalidInputError:  # a save referred to one meanwhile (foreign key)
             continue
+        removed += len(gone)  # counted once committed: the commit is where that fails
     keep = sorted(set(orphans) - set(doomed))
     with e.transaction() as tx:
         tx.execute(e.sql("DELETE FROM {s}unreferenced"))
