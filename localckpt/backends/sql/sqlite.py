@@ -26,6 +26,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from ...errors import (
     BackendUnavailableError,
@@ -95,9 +96,11 @@ class SqliteEngine(Engine):
 
     # -- connections ------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, immutable: bool = False) -> sqlite3.Connection:
         if self.read_only:
-            target, uri = f"file:{self.path}?mode=ro", True
+            target, uri = f"file:{quote(self.path)}?mode=ro", True
+            if immutable:
+                target += "&immutable=1"
         else:
             target, uri = self.path, False
         with self.translated():
@@ -106,6 +109,17 @@ class SqliteEngine(Engine):
             try:
                 if not self.read_only:
                     conn.execute("PRAGMA journal_mode=WAL")
+                elif not immutable:
+                    try:
+                        conn.execute("SELECT count(*) FROM sqlite_master")
+                    except sqlite3.OperationalError:
+                        # a WAL database whose -wal and -shm files are gone (closed
+                        # cleanly) on a read-only medium: SQLite can only open it as
+                        # immutable; nobody writes it while nobody can create the -wal
+                        if os.path.exists(self.path + "-wal"):
+                            raise
+                        conn.close()
+                        return self._connect(immutable=True)
                 conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
                 conn.execute("PRAGMA foreign_keys=OFF")
                 conn.execute("PRAGMA cell_size_check=ON")  # damage found, not followed
