@@ -40,7 +40,8 @@ from .engine import Duplicate, Engine, Refused, Step, Tx
 
 __all__ = ["SqliteEngine"]
 
-_CORRUPT = ("malformed", "not a database", "database corrupt", "file is encrypted")
+_CORRUPT = ("malformed", "not a database", "database corrupt", "file is encrypted",
+            "Could not decode to UTF-8")
 
 
 class _Tx(Tx):
@@ -176,6 +177,11 @@ class SqliteEngine(Engine):
             raise CorruptDataError(f"{self.describe()}: {exc}") from None
         except sqlite3.Error as exc:
             raise self._translate(exc) from None
+        except UnicodeDecodeError as exc:  # text in the file that is not UTF-8: damage
+            raise CorruptDataError(
+                f"the catalog file {self.path} is damaged (text that is not UTF-8: {exc}); "
+                "run `localckpt verify`, then restore the store or re-sync it from another"
+            ) from None
         except UnicodeEncodeError:
             raise InvalidInputError(
                 "a value given to the SQLite catalog is not valid Unicode (a lone "
