@@ -51,7 +51,7 @@ OPS = ("create_timeline", "save", "merge", "sync", "prune", "gc")
 CRASH_KINDS = [k for k in ("embedded", "embedded-s3", "postgres-local", "postgres-s3")
                if k in KINDS]
 QUICK = {"embedded": 2, "postgres-local": 1}  # trials per operation in the default run
-QUICK_CONVERSIONS = 4
+QUICK_CONVERSIONS = 3
 SLOW_TRIALS = 50
 _KILL_WITHIN = 0.6  # seconds after the child is ready (grows while no write completes)
 _KILL_WITHIN_MAX = 10.0

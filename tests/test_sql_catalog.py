@@ -397,7 +397,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=st.lists(JSON, min_size=1, max_size=4),
        extra=st.dictionaries(st.text(max_size=4), JSON, max_size=3))

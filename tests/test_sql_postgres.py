@@ -617,7 +617,7 @@ def test_a_purge_keeps_an_output_a_save_in_flight_refers_to(store: Store, pg_dsn
         purged: list[int] = []
         purge = threading.Thread(target=lambda: purged.append(store.catalog.purge_deleted()))
         purge.start()
-        purge.join(timeout=2.0)
+        purge.join(timeout=1.0)
         assert purge.is_alive(), "the purge did not wait for the save in flight"
         conn.commit()
     purge.join(timeout=60)
@@ -693,7 +693,7 @@ def test_two_purges_at_once_take_each_row_out_of_the_sums_once(
         purged: list[int] = []
         purge = threading.Thread(target=lambda: purged.append(store.catalog.purge_deleted()))
         purge.start()
-        purge.join(timeout=2.0)
+        purge.join(timeout=1.0)
         assert purge.is_alive(), "the purge did not meet the other one's rows"
         other.commit()
     purge.join(timeout=60)

@@ -11,7 +11,7 @@ store's answer or raise CorruptDataError; nothing else may be raised. Then ``ver
 must return a report (never raise), and it must report damage whenever a read failed
 or changed (verify runs on those trials, and on every fifth other one).
 
-The default run makes 120 trials in all (40 per store); ``-m slow`` makes 600 (200 per
+The default run makes 90 trials in all (30 per store); ``-m slow`` makes 600 (200 per
 store). A read that returns other data is listed with the page it hit (its table or
 index, and the page type, from SQLite's ``dbstat``) so the class of damage can be told.
 
@@ -43,7 +43,7 @@ from localckpt.ids import new_id
 from localckpt.records import utcnow
 from localckpt.types import Tag
 
-QUICK_TRIALS = 40  # per store in the default run (120 in all)
+QUICK_TRIALS = 30  # per store in the default run (90 in all)
 SLOW_TRIALS = 200  # per store under -m slow (600 in all)
 FRAME = np.zeros((4, 4, 3), np.uint8)
 SHAPES = ["small", "bulk", "overflow"]

@@ -171,7 +171,7 @@ def test_an_unconverted_format_2_store_reads_read_only(read_only: tuple[Path, Pa
 # -- descriptors and imports --------------------------------------------------------------------
 
 
-def test_a_reader_through_200_open_write_close_cycles_keeps_few_descriptors(
+def test_a_reader_through_120_open_write_close_cycles_keeps_few_descriptors(
         tmp_path: Path) -> None:
     with localckpt.open(tmp_path, create=True) as store:
         tl = store.create_timeline("v.mp4", "p", [FRAME])
@@ -179,7 +179,7 @@ def test_a_reader_through_200_open_write_close_cycles_keeps_few_descriptors(
     try:
         baseline = None
         parent = None
-        for cycle in range(200):
+        for cycle in range(120):
             with localckpt.open(tmp_path, fsync=False) as writer:
                 parent = writer.save_stage_output(tl.id, parent, "s", {"cycle": cycle})
             assert reader.load_stage_output(parent, "s") == {"cycle": cycle}
