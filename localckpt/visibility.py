@@ -174,7 +174,8 @@ class Visibility:
         if known is not None:
             return known
         chain = self.catalog.lineage(c.id)
-        live = not any(x.id in marks.checkpoints for x in chain)
+        # no chain: c is no longer stored (purged, its ancestor's tombstone included)
+        live = bool(chain) and not any(x.id in marks.checkpoints for x in chain)
         self._record(c.id, marks, live)
         return live
 

@@ -258,7 +258,9 @@ def verify(store: Store, timeline_id: str | None = None, *, storage: bool | None
     if whole:
         listed = check.guarded("the list of timelines", None,
                                lambda: vis.live_timelines(None))
-        timelines = listed or []
+        # a damaged row keeps the whole list from being read: check the others one by one
+        timelines = listed if listed is not None else check.guarded(
+            "the timelines one by one", None, lambda: _readable_timelines(store)) or []
     else:
         one = _one_timeline(store, check, str(timeline_id))
         timelines = [] if one is None else [one]
@@ -296,3 +298,15 @@ def _one_timeline(store: Store, check: _Check, timeline_id: str) -> Timeline | N
         check.add("unreadable", timeline_id, None, f"timeline {timeline_id} could not be "
                   f"read: {type(exc).__name__}: {exc}")
         return None
+
+
+def _readable_timelines(store: Store) -> list[Timeline]:
+    """The live timelines that can be read one by one (when a damaged one keeps the
+    whole list from being read), so that verify still checks them."""
+    found: list[Timeline] = []
+    for tid in store.catalog.find_ids("timeline", "", 1 << 62):
+        try:
+            found += store.visibility.live_timelines([tid])
+        except CorruptDataError:
+            continue  # storage_problems names it
+    return found

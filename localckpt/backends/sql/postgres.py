@@ -292,6 +292,10 @@ class PostgresEngine(Engine):
                 f"does not hold ({self._redact(detail)}); nothing was written (a gc may have "
                 "removed it meanwhile: try again)")
         text = self._redact(str(exc).strip())
+        if isinstance(exc, psycopg.DataError) and "NUL (0x00)" in text:
+            return InvalidInputError(
+                "a value given to the PostgreSQL catalog holds the character NUL, which "
+                "PostgreSQL text cannot hold (no id or name can contain it); pass proper text")
         if state == _TOO_MANY or "too many clients" in text or "remaining connection slots" in text:
             return BackendUnavailableError(
                 f"the PostgreSQL server {self.where} refused a new connection: its "

@@ -26,10 +26,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from ...errors import (
     BackendUnavailableError,
     CorruptDataError,
+    InvalidInputError,
     LocalckptError,
     StoreClosedError,
 )
@@ -38,7 +40,8 @@ from .engine import Duplicate, Engine, Refused, Step, Tx
 
 __all__ = ["SqliteEngine"]
 
-_CORRUPT = ("malformed", "not a database", "database corrupt", "file is encrypted")
+_CORRUPT = ("malformed", "not a database", "database corrupt", "file is encrypted",
+            "Could not decode to UTF-8")
 
 
 class _Tx(Tx):
@@ -51,6 +54,8 @@ class _Tx(Tx):
             return self._conn.execute(statement, params).fetchall()
         except sqlite3.Error as exc:
             raise self._engine.translate(exc) from None
+        except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+            raise self._engine.unicode_error(exc) from None
 
     def execute(self, statement: str, params: Sequence[Any] = (), many: bool = False) -> int:
         try:
@@ -58,6 +63,8 @@ class _Tx(Tx):
                    else self._conn.execute(statement, params))
         except sqlite3.Error as exc:
             raise self._engine.translate(exc) from None
+        except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+            raise self._engine.unicode_error(exc) from None
         return cur.rowcount
 
     def run(self, steps: Sequence[Step]) -> None:
@@ -73,6 +80,8 @@ class _Tx(Tx):
                     conn.execute(step.statement, step.params)
         except sqlite3.Error as exc:
             raise self._engine.translate(exc) from None
+        except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+            raise self._engine.unicode_error(exc) from None
 
 
 class _Entry:
@@ -135,7 +144,7 @@ class SqliteEngine(Engine):
         """A directory this process may not write: read-only; where even SQLite's shared
         memory file cannot be made (a read-only mount), as an immutable file."""
         for query in ("mode=ro", "mode=ro&immutable=1"):
-            conn = sqlite3.connect(f"file:{self.path}?{query}", timeout=self.timeout,
+            conn = sqlite3.connect(f"file:{quote(self.path)}?{query}", timeout=self.timeout,
                                    isolation_level=None, check_same_thread=False,
                                    cached_statements=512, uri=True)
             try:
@@ -192,6 +201,18 @@ class SqliteEngine(Engine):
             yield
         except sqlite3.Error as exc:
             raise self.translate(exc) from None
+        except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+            raise self.unicode_error(exc) from None
+
+    def unicode_error(self, exc: UnicodeError) -> LocalckptError:
+        """Text that is not UTF-8 in the file is damage; text we cannot encode is input."""
+        if isinstance(exc, UnicodeDecodeError):
+            return CorruptDataError(
+                f"the catalog file {self.path} is damaged (text that is not UTF-8: {exc}); "
+                "run `localckpt verify`, then restore the store or re-sync it from another")
+        return InvalidInputError(
+            "a value given to the SQLite catalog is not valid Unicode (a lone surrogate?) and "
+            "cannot be stored or looked up; pass proper text")
 
     def translate(self, exc: sqlite3.Error) -> LocalckptError:
         """The one place sqlite3 errors become localckpt errors."""

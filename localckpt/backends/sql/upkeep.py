@@ -168,8 +168,12 @@ def purge(catalog: SqlCatalog) -> int:
     freed: set[str] = set()
     for batch in _chunks([cid for cid, _ in dead.checkpoints]):
         with e.transaction() as tx:
-            rows = tx.query(e.sql("SELECT id, timeline_id, digest, stage_hashes FROM "
-                                  "{s}checkpoints WHERE id{in}"), (in_(batch),))
+            # the rows this purge deleted, not the rows it saw: a concurrent purge
+            # (PostgreSQL, read committed) may delete them first, and each deleted row
+            # must leave tree_sums once
+            rows = tx.query(e.sql("DELETE FROM {s}checkpoints WHERE id{in} "
+                                  "RETURNING id, timeline_id, digest, stage_hashes"),
+                            (in_(batch),))
             if not rows:
                 continue
             ids = [r[0] for r in rows]
@@ -180,7 +184,6 @@ def purge(catalog: SqlCatalog) -> int:
                        refs, True)
             removed += _deleted(tx.execute(e.sql("DELETE FROM {s}tags WHERE checkpoint_id{in}"),
                                            (in_(ids),)))
-            tx.execute(e.sql("DELETE FROM {s}checkpoints WHERE id{in}"), (in_(ids),))
             removed += len(ids)
             _subtract(tx, catalog, [(r[1], r[2]) for r in rows])
     for batch in _chunks(sorted(dead.tags)):
@@ -189,16 +192,18 @@ def purge(catalog: SqlCatalog) -> int:
                                            (in_(batch),)))
     for tid in sorted(dead.timelines):
         with e.transaction() as tx:
-            rows = tx.query(e.sql("SELECT id, digest FROM {s}timelines WHERE id = ?"), (tid,))
             left = tx.query(e.sql("SELECT count(*) FROM {s}checkpoints WHERE timeline_id = ?"),
                             (tid,))
-            if not rows or left[0][0]:
+            if left[0][0]:
                 continue  # a checkpoint arrived meanwhile: the next purge takes it
+            rows = tx.query(e.sql("DELETE FROM {s}timelines WHERE id = ? RETURNING digest"),
+                            (tid,))
+            if not rows:
+                continue  # gone already (another purge)
             removed += _deleted(tx.execute(e.sql("DELETE FROM {s}tags WHERE timeline_id = ?"),
                                            (tid,)))
-            tx.execute(e.sql("DELETE FROM {s}timelines WHERE id = ?"), (tid,))
             tx.execute(e.sql("DELETE FROM {s}tree_sums WHERE timeline_id = ?"), (tid,))
-            _subtract(tx, catalog, [("", rows[0][1])])
+            _subtract(tx, catalog, [("", rows[0][0])])
             removed += 1
     return removed + _purge_outputs(catalog, freed)
 
@@ -244,9 +249,9 @@ def _purge_outputs(catalog: SqlCatalog, freed: set[str]) -> int:
                 gone = [r[0] for r in tx.query(e.sql(unused), (in_(batch),))]
                 if gone:
                     tx.execute(e.sql("DELETE FROM {s}outputs WHERE hash{in}"), (in_(gone),))
-                removed += len(gone)
         except InvalidInputError:  # a save referred to one meanwhile (foreign key)
             continue
+        removed += len(gone)  # counted once committed: the commit is where that fails
     keep = sorted(set(orphans) - set(doomed))
     with e.transaction() as tx:
         tx.execute(e.sql("DELETE FROM {s}unreferenced"))
