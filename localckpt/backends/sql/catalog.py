@@ -17,10 +17,11 @@ timeline's count and XOR of digests, so a row that a damaged index hides is noti
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...canonical import content_hash, load_json
 from ...catalog import Batch, Catalog, TombstonesChanged
@@ -33,6 +34,9 @@ from ...errors import (
 from ...types import Checkpoint, Tag, Timeline, Tombstone
 from .engine import Duplicate, Engine, Refused, Step
 from .rows import Codec, codecs, digest
+
+if TYPE_CHECKING:
+    from .runs import RunTables
 
 __all__ = ["SqlCatalog"]
 
@@ -122,6 +126,13 @@ class SqlCatalog(Catalog):
                   f"({', '.join('?' for _ in codec.names)})"
             for kind, codec in self.codecs.items()
         }
+
+    @functools.cached_property
+    def runs(self) -> RunTables:
+        """Stage runs, their parts and the memo: tables of this catalog (``runs``)."""
+        from .runs import RunTables
+
+        return RunTables(self)
 
     # -- helpers ----------------------------------------------------------------------------
 
