@@ -72,9 +72,11 @@ def _describe(c: Checkpoint, parent: Checkpoint | None, names: Sequence[str] = (
 
 
 def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
-                tags: Mapping[str, Sequence[str]] | None = None) -> str:
+                tags: Mapping[str, Sequence[str]] | None = None,
+                pending: Mapping[str, Sequence[str]] | None = None) -> str:
     """The tree as indented lines (children oldest first), like `tree` or `git log --graph`;
-    tags: checkpoint id -> tag names shown on its line."""
+    tags: checkpoint id -> tag names shown on its line; pending: checkpoint id -> lines
+    of what is under way there (open stage runs), drawn as its last children."""
     by_id = {c.id: c for c in checkpoints}
     kids: defaultdict[str | None, list[Checkpoint]] = defaultdict(list)
     for c in checkpoints:
@@ -85,16 +87,19 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
         f"{timeline.frame_count} frames @ {sampling_fps(timeline)} fps{_source(timeline)}, "
         f"{len(checkpoints)} checkpoints)"
     ]
-    stack: list[tuple[Checkpoint, str, bool]] = [
+    stack: list[tuple[Checkpoint | str, str, bool]] = [
         (c, "", i == len(kids[None]) - 1) for i, c in enumerate(kids[None])
     ][::-1]
     while stack:  # iterative: trees may be thousands deep
         c, prefix, last = stack.pop()
+        branch = prefix + ("└── " if last else "├── ")
+        if isinstance(c, str):  # a pending node
+            lines.append(branch + c)
+            continue
         parent = by_id.get(c.parent_id) if c.parent_id else None
-        lines.append(prefix + ("└── " if last else "├── ")
-                     + _describe(c, parent, (tags or {}).get(c.id, ())))
+        lines.append(branch + _describe(c, parent, (tags or {}).get(c.id, ())))
         child_prefix = prefix + ("    " if last else "│   ")
-        children = kids.get(c.id, [])
+        children: list[Checkpoint | str] = [*kids.get(c.id, []), *(pending or {}).get(c.id, ())]
         for i in range(len(children) - 1, -1, -1):
             stack.append((children[i], child_prefix, i == len(children) - 1))
     return "\n".join(lines)

@@ -60,7 +60,9 @@ def cmd_tree(store: Store, args: argparse.Namespace) -> int:
         names: dict[str, list[str]] = {}
         for g in store.tags(timeline.id):
             names.setdefault(g.checkpoint_id, []).append(g.name)
-        print(render_tree(timeline, checkpoints, names))
+        from .runs import pending_nodes  # open stage runs, under their parents
+
+        print(render_tree(timeline, checkpoints, names, pending_nodes(store, timeline.id)))
     return 0
 
 

@@ -87,11 +87,14 @@ def _there(run: StageRun, fn: Callable[..., Any], chunks: Sequence[list[int]], e
     from .location import StoreLocation
     from .run import StageRun as Run
 
-    portable = Run(None, run.id, location=StoreLocation.of(run.store))  # pickled per task
+    location = StoreLocation.of(run.store)
     futures: dict[Future[int], int] = {}
     try:
         for chunk in chunks:
-            futures[executor.submit(run_chunk, portable, fn, chunk, run._keys_for(chunk))] = \
+            # one run object per task: each opens (and closes) its own store, whether the
+            # executor pickles it to another process or runs it on a thread of this one
+            task = Run(None, run.id, location=location)
+            futures[executor.submit(run_chunk, task, fn, chunk, run._keys_for(chunk))] = \
                 len(chunk)
         written = seen = 0
         for fut in as_completed(futures):

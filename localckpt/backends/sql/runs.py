@@ -25,6 +25,7 @@ Every row read is checked against its digest (CorruptDataError names the table).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -234,6 +235,11 @@ class RunTables:
     @property
     def where(self) -> str:
         return self.engine.describe()
+
+    @functools.cached_property
+    def available(self) -> bool:
+        """Whether the tables exist (a catalog opened read-only is never migrated)."""
+        return self.engine.has_table("runs")
 
     def _writable(self) -> None:
         if self.catalog.read_only:
