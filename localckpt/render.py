@@ -87,19 +87,19 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
         f"{timeline.frame_count} frames @ {sampling_fps(timeline)} fps{_source(timeline)}, "
         f"{len(checkpoints)} checkpoints)"
     ]
-    stack: list[tuple[Checkpoint | str, str, bool]] = [
-        (c, "", i == len(kids[None]) - 1) for i, c in enumerate(kids[None])
-    ][::-1]
+    roots: list[Checkpoint | str] = list(kids[None])
+    stack = [(c, "", i == len(roots) - 1) for i, c in enumerate(roots)][::-1]
     while stack:  # iterative: trees may be thousands deep
-        c, prefix, last = stack.pop()
+        node, prefix, last = stack.pop()
         branch = prefix + ("└── " if last else "├── ")
-        if isinstance(c, str):  # a pending node
-            lines.append(branch + c)
+        if isinstance(node, str):  # a pending node (an open stage run)
+            lines.append(branch + node)
             continue
-        parent = by_id.get(c.parent_id) if c.parent_id else None
-        lines.append(branch + _describe(c, parent, (tags or {}).get(c.id, ())))
+        parent = by_id.get(node.parent_id) if node.parent_id else None
+        lines.append(branch + _describe(node, parent, (tags or {}).get(node.id, ())))
         child_prefix = prefix + ("    " if last else "│   ")
-        children: list[Checkpoint | str] = [*kids.get(c.id, []), *(pending or {}).get(c.id, ())]
+        children: list[Checkpoint | str] = [*kids.get(node.id, []),
+                                            *(pending or {}).get(node.id, ())]
         for i in range(len(children) - 1, -1, -1):
             stack.append((children[i], child_prefix, i == len(children) - 1))
     return "\n".join(lines)
