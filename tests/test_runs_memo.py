@@ -203,3 +203,11 @@ def test_code_version_ignores_comments_docstrings_and_layout(tmp_path: Any) -> N
     assert len(versions["plain"]) == 64
     with pytest.raises(InvalidInputError, match="version="):
         code_version(len)
+    # without a readable source (exec): the compiled code, docstring and lines aside
+    made = {}
+    for name, source in _SOURCES.items():
+        namespace: dict[str, Any] = {}
+        exec(compile("\n" * len(name) + source, "<typed>", "exec"), namespace)
+        made[name] = code_version(namespace["stage"])
+    assert made["plain"] == made["commented"] != made["changed"]
+    assert made["plain"].startswith("bytecode:")

@@ -125,15 +125,22 @@ def code_version(fn: Callable[..., Any]) -> str:
     the memo and editing the code does not. Only fn's own source counts: a change in a
     function it calls is not seen (pass version= yourself when that matters).
 
-    InvalidInputError when the source cannot be read (builtins, code typed at a prompt)."""
+    Code whose source cannot be read (run with exec, typed at a plain prompt) is versioned
+    by its compiled code instead ("bytecode:" + SHA-256, without the docstring; stable
+    for one Python version). InvalidInputError for what has neither (builtins)."""
     target = inspect.unwrap(getattr(fn, "func", fn))  # functools.partial / wraps
     try:
         source = textwrap.dedent(inspect.getsource(target))
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError, IndentationError) as exc:
-        raise InvalidInputError(
-            f"cannot read the source of {fn!r} to make its code version ({exc}); pass "
-            "version='...' to begin_run yourself") from None
+        code = getattr(target, "__code__", None)
+        if code is None:
+            raise InvalidInputError(
+                f"cannot read the source of {fn!r} to make its code version ({exc}); pass "
+                "version='...' to begin_run yourself") from None
+        digest = hashlib.sha256()
+        _hash_code(code, True, digest)
+        return "bytecode:" + digest.hexdigest()
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
@@ -142,3 +149,18 @@ def code_version(fn: Callable[..., Any]) -> str:
                 and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.unparse(tree).encode("utf-8")).hexdigest()
+
+
+def _hash_code(code: Any, function: bool, digest: Any) -> None:
+    """Feed a code object (and the ones nested in it) to digest: instructions, names and
+    constants; not line numbers, not the docstring (a function's first constant: its
+    docstring or None)."""
+    digest.update(code.co_code)
+    digest.update(repr((code.co_names, code.co_varnames, code.co_freevars)).encode())
+    for i, const in enumerate(code.co_consts):
+        if function and i == 0 and (const is None or isinstance(const, str)):
+            continue
+        if hasattr(const, "co_code"):
+            _hash_code(const, False, digest)
+        else:
+            digest.update(repr(const).encode())
