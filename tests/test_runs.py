@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import KINDS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -279,3 +280,23 @@ def test_assembled_bytes_equal_canonical_bytes(values: dict[int, Any]) -> None:
         assert data == canonical_bytes(whole)
         cid = run.commit(partial=True)
         assert stored_hash(store, cid, "s") == content_hash(canonical_bytes(whole))
+
+
+@pytest.mark.parametrize("kind", [k for k in ("embedded", "postgres-local") if k in KINDS])
+def test_a_put_is_one_write_and_no_read(new_store: Any, kind: str) -> None:
+    """One engine.write per put (PostgreSQL sends it in one round trip), whatever its
+    size, once the run knows its frames; nothing read."""
+    store = new_store(kind)
+    tl = store.create_timeline("v.mp4", "p", frames(30), codec="png")
+    run = store.begin_run(tl.id, None, "detect")
+    run.todo()  # the frame index and keys, read once per run object
+    engine = store.catalog.engine
+    calls: list[str] = []
+    for name in ("write", "query", "snapshot", "transaction"):
+        original = getattr(engine, name)
+        setattr(engine, name, lambda *a, _n=name, _o=original, **k: (calls.append(_n),
+                                                                    _o(*a, **k))[1])
+    for chunk in (range(0, 3), range(3, 30)):
+        calls.clear()
+        run.put({s: value(s) for s in chunk})
+        assert calls == ["write"]

@@ -36,13 +36,17 @@ __all__ = ["StoreLocation"]
 _CONNINFO_PASSWORD = re.compile(r"\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 
 
+#: fsspec options about this process's caches, not about the store: left behind
+_PROCESS_LOCAL = frozenset({"skip_instance_cache", "use_listings_cache", "listings_expiry_time"})
+
+
 def _public(options: Mapping[str, Any]) -> dict[str, Any]:
     """options without the ones that look like secrets (nested tables included)."""
     from ..config import secret_keys
 
     out: dict[str, Any] = {}
     for key, value in options.items():
-        if secret_keys({key: None}):
+        if secret_keys({key: None}) or key in _PROCESS_LOCAL:
             continue
         out[key] = _public(value) if isinstance(value, Mapping) else value
     return out

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..canonical import canonical_bytes, content_hash
+from ..canonical import canonical_bytes, checked_bytes, content_hash
 from ..errors import (
     ConflictError,
     CorruptDataError,
@@ -60,7 +60,6 @@ __all__ = ["RunStatus", "StageRun"]
 
 _ATTEMPTS = 5
 _OUTPUTS_AT_ONCE = 4096
-_DEEP = 255  # containers a value needs before nesting it two levels deeper can fail
 
 
 @attrs.frozen
@@ -275,10 +274,10 @@ class StageRun:
         for i in range(0, len(rest), step):
             chunk = rest[i:i + step]
             digests = ctx.keys.digests(chunk)
-            found = self._tables.lookup(digests.values())
+            found = self._tables.memo_values(digests.values())
             for s, d in digests.items():
                 if d in found:
-                    hits[s] = found[d].value_hash
+                    hits[s] = found[d]
                 else:
                     left += 1
             if limit is not None and left >= limit:
@@ -327,20 +326,21 @@ class StageRun:
             items[seq] = value
         if not items:
             return 0
-        parts = [(seq, *_encode(seq, items[seq])) for seq in sorted(items)]
+        parts = _encode(items)
         entries: list[MemoEntry] = []
         if rec.memo:
             if keys is None:
                 fk = self._ctx().keys
                 assert fk is not None
-                made = {s: (fk.key(s), fk.digest(s)) for s in items}
+                made = {s: fk.entry_parts(s) for s in items}
             else:
-                made = {s: (keys[s], keys[s].digest) for s in items}
+                made = {s: (keys[s].digest, keys[s].frame, dict(keys[s].inputs)) for s in items}
             now = utcnow()
+            params = _params_hash(rec)
             for seq, h, _ in parts:
-                key, digest = made[seq]
-                entries.append(MemoEntry(digest, key.stage, key.version, key.params, key.frame,
-                                         dict(key.inputs), h, rec.id, now))
+                digest, frame, inputs = made[seq]
+                entries.append(MemoEntry(digest, rec.stage, rec.version, params, frame, inputs,
+                                         h, rec.id, now))
         self._tables.put(rec.id, parts, entries)
         return len(parts)
 
@@ -359,8 +359,13 @@ class StageRun:
                 raise InvalidInputError(f"run {rec.id} was aborted; it cannot be committed "
                                         "(begin a new run)")
             if rec.state == "open":
-                self._refuse_missing(rec, *self._answers(), partial)
-                self._tables.change(rec.id, _begin_commit(new_id(), utcnow()))
+                answers = self._answers()
+                self._refuse_missing(rec, *answers, partial)
+                chosen = new_id()
+                rec = self._tables.change(rec.id, _begin_commit(chosen, utcnow()))
+                if rec.checkpoint_id == chosen and not partial:
+                    # every frame was answered: later puts can only repeat equal values
+                    return self._finish(rec, partial, answers)
                 continue
             return self._finish(rec, partial)
         raise ConflictError(f"run {self.id}: other processes kept changing its state; "
@@ -378,13 +383,14 @@ class StageRun:
                 f"{', '.join(map(str, first))}); put them (run.todo() lists them), or "
                 "commit(partial=True) to save what is there")
 
-    def _finish(self, rec: RunRecord, partial: bool) -> str:
+    def _finish(self, rec: RunRecord, partial: bool,
+                answers: tuple[dict[int, str], dict[int, str]] | None = None) -> str:
         """The commit began (state committing): save the checkpoint if it is not there
         yet, then mark the run committed and drop its parts."""
         store = self.store
         chosen = rec.checkpoint_id
         assert chosen is not None and rec.closed_at is not None
-        parts, hits = self._answers()
+        parts, hits = answers if answers is not None else self._answers()
         if not store.catalog.checkpoints([chosen]):
             if not partial and rec.total - len(parts) - len(hits) > 0:
                 # the memo lost entries since the commit began: open again, then refuse
@@ -491,7 +497,15 @@ def _begin_commit(chosen: str, when: datetime) -> Callable[[RunRecord, Any], Run
     return decide
 
 
+def _params_hash(rec: RunRecord) -> str:
+    from .memo import params_hash
+
+    return params_hash(rec.params)
+
+
 def _sequence(value: Any) -> int:
+    if type(value) is int:
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidInputError(
             f"a frame sequence must be an int, not {type(value).__name__} {value!r:.40}; "
@@ -499,13 +513,16 @@ def _sequence(value: Any) -> int:
     return int(value)
 
 
-def _encode(seq: int, value: Any) -> tuple[str, bytes]:
-    """(content hash, canonical bytes) of a frame's value, refused as save_stage_output
-    would refuse it inside {"frames": {...}} (InvalidInputError naming the frame)."""
-    what = f"the value of frame {seq}"
-    data = canonical_bytes(value, what)
-    if data.count(b"[") + data.count(b"{") >= _DEEP:  # two levels deeper must still fit
-        key = str(seq)
-        whole = canonical_bytes({"frames": {key: value}}, what)
-        assert whole[len(key) + 14:-2] == data
-    return content_hash(data), data
+def _encode(items: dict[int, Any]) -> list[tuple[int, str, bytes]]:
+    """(sequence, content hash, canonical bytes) of each frame's value, ascending.
+
+    The values are checked together, inside the output the commit will make
+    ({"frames": {"<sequence>": value}}: one pass over every object, and a value too deep
+    to nest there is refused now, not at the commit), then each is encoded alone (the
+    same bytes canonical_bytes gives, without checking again)."""
+    canonical_bytes({"frames": {str(s): v for s, v in items.items()}}, "the output")
+    out = []
+    for seq in sorted(items):
+        data = checked_bytes(items[seq])
+        out.append((seq, content_hash(data), data))
+    return out

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import orjson
 
-from ...canonical import canonical_bytes, load_json
+from ...canonical import checked_bytes, load_json
 from ...errors import (
     BackendUnavailableError,
     ConflictError,
@@ -44,7 +45,7 @@ from ...errors import (
     NotFoundError,
 )
 from ...ids import id_tail
-from ...runs.records import RUN_FIELDS, RUN_TYPES, MemoEntry, PartRecord, RunRecord
+from ...runs.records import RUN_FIELDS, RUN_TYPES, MemoEntry, RunRecord
 from .engine import Refused, Step
 from .schema import Table
 
@@ -53,7 +54,8 @@ if TYPE_CHECKING:
     from .dialects import Dialect
     from .engine import Engine, Tx
 
-__all__ = ["TABLES", "MemoStageStats", "RunTables", "create_tables", "record_digest"]
+__all__ = ["TABLES", "MemoStageStats", "RunTables", "create_tables", "part_digest",
+           "record_digest"]
 
 _CLOSED = "LC421"
 _DIFFERS = "LC422"
@@ -94,26 +96,75 @@ def create_tables(tx: Tx, engine: Engine) -> None:
 # -- rows -----------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
+@functools.lru_cache(maxsize=256)
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _json_text(value: Any) -> str:
+    """A JSON field's canonical text (the value was checked when its record was made)."""
     if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
+        value = dict(value)
+    elif isinstance(value, tuple):
+        value = list(value)
+    return checked_bytes(value).decode("utf-8")
+
+
+def _digest_of(values: Sequence[Any]) -> int:
+    try:
+        data = orjson.dumps(values)
+    except TypeError:  # an integer beyond 64 bits
+        data = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+
+
+class _Fields:
+    """One kind's field values in order, as neutral values: JSON as its canonical text,
+    times as ISO 8601 UTC text. A digest is taken of these, so that a row is checked from
+    its columns without parsing them."""
+
+    def __init__(self, kind: str) -> None:
+        fields = RUN_FIELDS[kind]
+        self.get = operator.attrgetter(*(f.name for f in fields))
+        self.json = [i for i, f in enumerate(fields) if f.type == "json"]
+        self.time = [i for i, f in enumerate(fields) if f.type == "time"]
+        self.bool = [i for i, f in enumerate(fields) if f.type == "bool"]
+
+    def of_record(self, record: Any) -> list[Any]:
+        values = list(self.get(record))
+        for i in self.json:
+            if values[i] is not None:
+                values[i] = _json_text(values[i])
+        for i in self.time:
+            if values[i] is not None:
+                values[i] = _iso(values[i])
+        return values
+
+    def of_row(self, row: Sequence[Any]) -> list[Any]:
+        """The neutral values of a row read back (PostgreSQL gives times as datetimes,
+        SQLite booleans as integers)."""
+        values = list(row)
+        for i in self.time:
+            if isinstance(values[i], datetime):
+                values[i] = _iso(values[i])
+        for i in self.bool:
+            if values[i] is not None:
+                values[i] = bool(values[i])
+        return values
+
+
+_FIELDS = {kind: _Fields(kind) for kind in RUN_FIELDS}
 
 
 def record_digest(kind: str, record: Any) -> int:
-    """A signed 64-bit digest of a record's fields (as ``rows.digest`` for the record
-    kinds of ``localckpt.schema``)."""
-    values = [_plain(getattr(record, f.name)) for f in RUN_FIELDS[kind]]
-    try:
-        data = orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # an integer beyond 64 bits
-        data = json.dumps(values, sort_keys=True, ensure_ascii=False,
-                          separators=(",", ":")).encode("utf-8")
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+    """A signed 64-bit digest of a record's fields, taken of their neutral values (see
+    _Fields): the same on every engine."""
+    return _digest_of(_FIELDS[kind].of_record(record))
+
+
+def part_digest(run_id: str, sequence: int, value_hash: str) -> int:
+    """record_digest of PartRecord(run_id, sequence, value_hash), without making one."""
+    return _digest_of([run_id, sequence, value_hash])
 
 
 class _Codec:
@@ -124,28 +175,34 @@ class _Codec:
         self.table = _TABLE[kind]
         self.dialect = dialect
         self.fields = RUN_FIELDS[kind]
+        self.plain = _FIELDS[kind]
         self.names = [f.name for f in self.fields]
         self.read = ", ".join([*self.names, "digest"])
         self.insert = (f"INSERT INTO {{s}}{self.table} ({', '.join([*self.names, *extra])}, "
                        f"digest) VALUES ({', '.join('?' for _ in [*self.names, *extra])}, ?)")
 
-    def values(self, record: Any) -> list[Any]:
-        out: list[Any] = []
-        for f in self.fields:
-            value = getattr(record, f.name)
-            if value is None:
-                out.append(None)
-            elif f.type == "json":
-                out.append(canonical_bytes(_plain(value), f.name).decode("utf-8"))
-            elif f.type == "time":
-                out.append(self.dialect.time_param(value))
-            elif f.type == "bool":
-                out.append(bool(value))
-            else:
-                out.append(value)
-        return out
+    def row(self, record: Any) -> tuple[list[Any], int]:
+        """(column values, digest) of a record."""
+        values = self.plain.of_record(record)
+        digest = _digest_of(values)
+        if not self.dialect.time_as_text:
+            for i in self.plain.time:
+                if values[i] is not None:
+                    values[i] = getattr(record, self.fields[i].name)
+        return values, digest
+
+    def check(self, row: Sequence[Any], where: str) -> None:
+        """CorruptDataError unless a row (read with ``read``) matches its digest."""
+        n = len(self.fields)
+        try:
+            ok = _digest_of(self.plain.of_row(row[:n])) == row[n]
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise self._damaged(row, where, "does not match its digest")
 
     def record(self, row: Sequence[Any], where: str) -> Any:
+        self.check(row, where)
         values: dict[str, Any] = {}
         try:
             for f, value in zip(self.fields, row, strict=False):
@@ -161,12 +218,9 @@ class _Codec:
                     elif f.type == "int":
                         value = int(value)
                 values[f.name] = value
-            record = RUN_TYPES[self.kind](**values)
+            return RUN_TYPES[self.kind](**values)
         except (ValueError, TypeError, AttributeError) as exc:
             raise self._damaged(row, where, f"does not parse ({exc})") from None
-        if record_digest(self.kind, record) != row[len(self.fields)]:
-            raise self._damaged(row, where, "does not match its digest")
-        return record
 
     def _damaged(self, row: Sequence[Any], where: str, what: str) -> CorruptDataError:
         ident = row[0] if row and isinstance(row[0], str) else "?"
@@ -250,8 +304,9 @@ class RunTables:
     def insert_run(self, record: RunRecord) -> None:
         """Write a new run (one transaction)."""
         self._writable()
-        row = (*self.run.values(record), id_tail(record.id), 0, record_digest("run", record))
-        self.engine.write([Step(self.engine.sql(self.run.insert), row)])
+        values, digest = self.run.row(record)
+        self.engine.write([Step(self.engine.sql(self.run.insert),
+                                (*values, id_tail(record.id), 0, digest))])
 
     def get(self, run_id: str) -> RunRecord | None:
         rows = self.engine.query(self._q["run"], (run_id,))
@@ -282,8 +337,15 @@ class RunTables:
         else:
             rows = self.engine.query(self._q["parts_at"],
                                      (run_id, self.dialect.list_param(list(sequences))))
-        found = [self.part.record(row, self.where) for row in rows]
-        return {p.sequence: p.value_hash for p in found if p.run_id == run_id}
+        found: dict[int, str] = {}
+        for row in rows:  # a part is three plain fields: checked without making a record
+            rid, seq, h, d = row
+            if not (isinstance(seq, int) and isinstance(h, str)) or \
+                    part_digest(rid, seq, h) != d:
+                raise self.part._damaged(row, self.where, "does not match its digest")
+            if rid == run_id:
+                found[seq] = h
+        return found
 
     def put(self, run_id: str, parts: Sequence[tuple[int, str, bytes]],
             entries: Sequence[MemoEntry]) -> None:
@@ -293,7 +355,7 @@ class RunTables:
         self._writable()
         e, q, lp = self.engine, self._q, self.dialect.list_param
         seqs = [s for s, _, _ in parts]
-        digests = [record_digest("part", PartRecord(run_id, s, h)) for s, h, _ in parts]
+        digests = [part_digest(run_id, s, h) for s, h, _ in parts]
         outputs = sorted({h: data for _, h, data in parts}.items())
         refs = {(h, run_id) for _, h, _ in parts}
         refs.update((m.value_hash, m.key) for m in entries)
@@ -307,7 +369,7 @@ class RunTables:
                  refuse=(_DIFFERS, "a frame already holds another value")),
         ]
         if entries:
-            rows = sorted((*self.memo.values(m), record_digest("memo", m)) for m in entries)
+            rows = sorted((*values, digest) for values, digest in map(self.memo.row, entries))
             steps.append(Step(e.sql(q["memo_entry"]), rows, many=True))
         steps.append(Step(e.sql(q["ref"]), sorted(refs), many=True))
         try:
@@ -350,11 +412,11 @@ class RunTables:
             new = decide(old, tx)
             if new is None or new == old:
                 return old
-            d = self.dialect
+            values, digest = self.run.row(new)
+            at = {name: i for i, name in enumerate(self.run.names)}
             tx.execute(e.sql(q["update"]), (
-                new.state, new.checkpoint_id,
-                None if new.closed_at is None else d.time_param(new.closed_at),
-                new.done, new.memo_hits, record_digest("run", new), run_id))
+                *(values[at[name]] for name in ("state", "checkpoint_id", "closed_at", "done",
+                                                "memo_hits")), digest, run_id))
             if drop_parts(new):
                 tx.execute(e.sql(q["drop_refs"]), (run_id,))
                 tx.execute(e.sql(q["drop_parts"]), (run_id,))
@@ -365,15 +427,24 @@ class RunTables:
 
     # -- the memo -------------------------------------------------------------------------
 
-    def lookup(self, keys: Iterable[str]) -> dict[str, MemoEntry]:
-        """key -> memo entry, for the keys the memo holds."""
+    def _memo_rows(self, keys: Iterable[str]) -> Iterable[tuple[Any, ...]]:
         wanted = sorted(set(keys))
-        found: dict[str, MemoEntry] = {}
         for i in range(0, len(wanted), _BATCH):
             batch = wanted[i:i + _BATCH]
-            for row in self.engine.query(self._q["memo"], (self.dialect.list_param(batch),)):
-                entry = self.memo.record(row, self.where)
-                found[entry.key] = entry
+            yield from self.engine.query(self._q["memo"], (self.dialect.list_param(batch),))
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, MemoEntry]:
+        """key -> memo entry, for the keys the memo holds."""
+        found = [self.memo.record(row, self.where) for row in self._memo_rows(keys)]
+        return {entry.key: entry for entry in found}
+
+    def memo_values(self, keys: Iterable[str]) -> dict[str, str]:
+        """key -> value hash, for the keys the memo holds (rows checked, not parsed)."""
+        found: dict[str, str] = {}
+        at = self.memo.names.index("value_hash")
+        for row in self._memo_rows(keys):
+            self.memo.check(row, self.where)
+            found[row[0]] = row[at]
         return found
 
     def memo_stats(self) -> tuple[list[MemoStageStats], int, int, int]:
