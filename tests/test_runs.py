@@ -300,3 +300,24 @@ def test_a_put_is_one_write_and_no_read(new_store: Any, kind: str) -> None:
         calls.clear()
         run.put({s: value(s) for s in chunk})
         assert calls == ["write"]
+
+
+def test_runs_on_a_duckdb_catalog(new_store: Any) -> None:
+    """DuckDB (one process; not a store_kind): the same tables, guards and memo."""
+    store = new_store("duckdb")
+    tl = store.create_timeline("v.mp4", "p", frames(12), codec="png")
+    run = store.begin_run(tl.id, None, "detect", params={"t": 0.5}, version="v1")
+    run.put({s: value(s) for s in range(6)})
+    with pytest.raises(ConflictError):
+        run.put({1: value(1, "other"), 7: value(7)})
+    run.put({s: value(s) for s in range(6, 12)})
+    cid = run.commit()
+    assert stored_hash(store, cid) == content_hash(canonical_bytes(expected(range(12))))
+    again = store.begin_run(tl.id, None, "detect", params={"t": 0.5}, version="v1")
+    assert again.todo() == [] and again.memo_hits == 12
+    assert stored_hash(store, again.commit()) == stored_hash(store, cid)
+    gone = store.begin_run(tl.id, None, "ocr", memo=False)
+    gone.put({0: value(0)})
+    gone.abort()
+    assert (gone.state, count(store, "run_parts")) == ("aborted", 0)
+    assert store.clear_memo() == 12

@@ -169,22 +169,15 @@ def cmd_memo_clear(store: Store, args: argparse.Namespace) -> int:
 def pending_nodes(store: Store, timeline_id: str) -> dict[str, list[str]]:
     """parent checkpoint id -> a line per open run under it ("detect  [pending 40/100,
     12 from memo; run 1a2b3c4d]"), for the tree."""
-    tables = getattr(store.catalog, "runs", None)
-    if tables is None or not tables.available:  # a catalog without runs: nothing pending
-        return {}
-    open_runs = [r for r in store.runs(timeline_id)
-                 if r.record.state in ("open", "committing")]
-    if not open_runs:
-        return {}
-    shorts = _shorts(store)
+    from ..runs.store_api import pending_runs
+
     nodes: dict[str, list[str]] = {}
-    for run in open_runs:
-        s = run.status()
-        memo = f", {s.memo_hits} from memo" if s.memo_hits else ""
-        what = "committing" if s.state == "committing" else "pending"
-        nodes.setdefault(s.parent_id, []).append(
-            f"{s.stage}  [{what} {s.done + s.memo_hits}/{s.total}{memo}; run "
-            f"{shorts.get(s.id, s.id)}]")
+    for s in pending_runs(store, timeline_id):
+        memo = f", {s['memo_hits']} from memo" if s["memo_hits"] else ""
+        what = "committing" if s["state"] == "committing" else "pending"
+        nodes.setdefault(s["parent_id"], []).append(
+            f"{s['stage']}  [{what} {s['done'] + s['memo_hits']}/{s['total']}{memo}; run "
+            f"{s['short_id']}]")
     return nodes
 
 

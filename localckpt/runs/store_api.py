@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..store import Store
 
 __all__ = ["MemoStats", "begin_run", "clear_memo", "get_run", "list_runs", "memo_stats",
-           "short_ids"]
+           "pending_runs", "short_ids"]
 
 _REF = re.compile(r"[0-9a-f-]{1,36}")
 _MIN_PREFIX = 6  # as refs.MIN_PREFIX for timelines and checkpoints
@@ -151,6 +151,27 @@ def short_ids(store: Store) -> dict[str, str]:
                                if a != b), min(len(tail), len(other)))
                 need = max(need, common + 1)
         out[rid] = tail[:need]
+    return out
+
+
+def pending_runs(store: Store, timeline_id: str) -> list[dict[str, Any]]:
+    """The open runs of a timeline (committing ones too), as JSON-ready dicts: RunStatus
+    fields (parent_id, stage, done, memo_hits, total, todo, ...) and ``short_id``. What
+    ``tree`` and the web view draw as pending nodes under their parents. [] for a
+    catalog without runs (an old one opened read-only)."""
+    tables = getattr(store.catalog, "runs", None)
+    if tables is None or not tables.available:
+        return []
+    runs = [r for r in list_runs(store, timeline_id, None)
+            if r.record.state in ("open", "committing")]
+    if not runs:
+        return []
+    shorts = short_ids(store)
+    out = []
+    for run in runs:
+        d = run.status().to_dict()
+        d["short_id"] = shorts.get(run.id, run.id)
+        out.append(d)
     return out
 
 
