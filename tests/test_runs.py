@@ -321,3 +321,21 @@ def test_runs_on_a_duckdb_catalog(new_store: Any) -> None:
     gone.abort()
     assert (gone.state, count(store, "run_parts")) == ("aborted", 0)
     assert store.clear_memo() == 12
+
+
+def test_a_catalog_made_before_runs_gets_their_tables_on_open(tmp_path: Any,
+                                                              monkeypatch: Any) -> None:
+    from localckpt.backends.sql import schema
+
+    with monkeypatch.context() as m:  # the code of before: no migration 7
+        m.setattr(schema, "MIGRATIONS", ())
+        m.setattr(schema, "LATEST_VERSION", schema.BASE_VERSION)
+        with localckpt.open(tmp_path / "old", create=True) as old:
+            assert schema.version_of(old.catalog.engine) == 6
+            assert not old.catalog.engine.has_table("runs")
+            tid = old.create_timeline("v.mp4", "p", frames(3), codec="png").id
+    with localckpt.open(tmp_path / "old") as store:
+        assert schema.version_of(store.catalog.engine) == 7
+        run = store.begin_run(tid, None, "detect")
+        run.put({s: value(s) for s in range(3)})
+        assert store.load_stage_output(run.commit(), "detect") == expected(range(3))
