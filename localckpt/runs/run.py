@@ -33,6 +33,7 @@ from __future__ import annotations
 import numbers
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -51,8 +52,6 @@ from .memo import FrameKeys, MemoKey
 from .records import MemoEntry, RunRecord
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from ..backends.sql.runs import RunTables
     from ..store import Store
 
@@ -172,15 +171,44 @@ class StageRun:
         """The record as last read (for the fields that never change)."""
         return self._record if self._record is not None else self.record
 
-    timeline_id = property(lambda self: self._fixed().timeline_id)
-    parent_id = property(lambda self: self._fixed().parent_id)
-    stage = property(lambda self: self._fixed().stage)
-    version = property(lambda self: self._fixed().version)
-    params = property(lambda self: dict(self._fixed().params))
-    inputs = property(lambda self: self._fixed().inputs)
-    memo = property(lambda self: self._fixed().memo)
-    total = property(lambda self: self._fixed().total)
-    created_at = property(lambda self: self._fixed().created_at)
+    @property
+    def timeline_id(self) -> str:
+        return self._fixed().timeline_id
+
+    @property
+    def parent_id(self) -> str:
+        """The checkpoint the commit saves a child of (the root when begun with None)."""
+        return self._fixed().parent_id
+
+    @property
+    def stage(self) -> str:
+        return self._fixed().stage
+
+    @property
+    def version(self) -> str:
+        return self._fixed().version
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._fixed().params)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self._fixed().inputs
+
+    @property
+    def memo(self) -> bool:
+        """Whether the run reads and writes the per-frame memo."""
+        return self._fixed().memo
+
+    @property
+    def total(self) -> int:
+        """Frames of the timeline: the run covers every one."""
+        return self._fixed().total
+
+    @property
+    def created_at(self) -> datetime:
+        return self._fixed().created_at
 
     @property
     def state(self) -> str:
