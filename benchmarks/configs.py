@@ -41,8 +41,8 @@ class Services:
 
     def postgres_dsn(self) -> str:
         if self._pg is None:
-            if importlib.util.find_spec("localckpt.backends.postgres") is None:
-                raise RuntimeError("localckpt.backends.postgres has not landed yet")
+            if importlib.util.find_spec("localckpt.backends.sql.postgres") is None:
+                raise RuntimeError("localckpt.backends.sql.postgres has not landed yet")
             from backends.postgres import ThrowawayPostgres
 
             # durable=True: fsync and synchronous_commit on, as in production.

@@ -104,9 +104,18 @@ def _live_checkpoints(store: Store, ids: list[str]) -> list[str]:
     return [c.id for c in store.visibility.live_checkpoints(ids)] if ids else []
 
 
+def _live_runs(store: Store, ids: list[str]) -> list[str]:
+    """Runs have no tombstones: every stored one counts."""
+    tables = getattr(store.catalog, "runs", None)
+    if tables is None or not tables.available or not ids:
+        return []
+    return [i for i in ids if tables.get(i) is not None]
+
+
 _KINDS: dict[str, Kind] = {
     "timeline": Kind("timeline", "`localckpt ls`", _live_timelines),
     "checkpoint": Kind("checkpoint", "`localckpt tree TIMELINE`", _live_checkpoints),
+    "run": Kind("run", "`localckpt runs`", _live_runs),
 }
 
 
@@ -233,6 +242,8 @@ def resolve(store: Store, ref: str, kind: str = "checkpoint", *, what: str | Non
     """
     k = _kind(kind)
     ref = _check_ref(ref, kind, what)
+    if len(ref) == 36 and is_full_uuid(ref.lower()):
+        ref = ref.lower()  # UUIDs are case-insensitive (RFC 9562); ids are stored lower-case
     if is_full_uuid(ref):
         if not check or k.live(store, [ref]):
             return ref

@@ -128,10 +128,12 @@ def _describe(c: Checkpoint, parent: Checkpoint | None, names: Sequence[str] = (
 
 def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
                 tags: Mapping[str, Sequence[str]] | None = None,
-                shorts: Mapping[str, str] | None = None) -> str:
+                shorts: Mapping[str, str] | None = None,
+                pending: Mapping[str, Sequence[str]] | None = None) -> str:
     """The tree as indented lines (children oldest first), like `tree` or `git log --graph`;
     tags: checkpoint id -> tag names shown on its line; shorts: id -> short id shown in
-    its place (timeline and checkpoints; full ids where missing)."""
+    its place (timeline and checkpoints; full ids where missing); pending: checkpoint id ->
+    lines of what is under way there (open stage runs), drawn as its last children."""
     by_id = {c.id: c for c in checkpoints}
     kids: defaultdict[str | None, list[Checkpoint]] = defaultdict(list)
     for c in checkpoints:
@@ -143,16 +145,19 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
         f"sampled, {plural(timeline.frame_count, 'frame')} @ {sampling_fps(timeline)} fps"
         f"{_source(timeline)}, {plural(len(checkpoints), 'checkpoint')})"
     ]
-    stack: list[tuple[Checkpoint, str, bool]] = [
-        (c, "", i == len(kids[None]) - 1) for i, c in enumerate(kids[None])
-    ][::-1]
+    roots: list[Checkpoint | str] = list(kids[None])
+    stack = [(c, "", i == len(roots) - 1) for i, c in enumerate(roots)][::-1]
     while stack:  # iterative: trees may be thousands deep
-        c, prefix, last = stack.pop()
-        parent = by_id.get(c.parent_id) if c.parent_id else None
-        lines.append(prefix + ("└── " if last else "├── ")
-                     + _describe(c, parent, (tags or {}).get(c.id, ()), shorts))
+        node, prefix, last = stack.pop()
+        branch = prefix + ("└── " if last else "├── ")
+        if isinstance(node, str):  # a pending node (an open stage run)
+            lines.append(branch + node)
+            continue
+        parent = by_id.get(node.parent_id) if node.parent_id else None
+        lines.append(branch + _describe(node, parent, (tags or {}).get(node.id, ()), shorts))
         child_prefix = prefix + ("    " if last else "│   ")
-        children = kids.get(c.id, [])
+        children: list[Checkpoint | str] = [*kids.get(node.id, []),
+                                            *(pending or {}).get(node.id, ())]
         for i in range(len(children) - 1, -1, -1):
             stack.append((children[i], child_prefix, i == len(children) - 1))
     return "\n".join(lines)

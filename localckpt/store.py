@@ -28,9 +28,11 @@ from .types import Checkpoint, Frame, FrameMeta, Tag, Timeline
 from .visibility import Visibility
 
 if TYPE_CHECKING:
+    from .backends.sql.runs import RunTables
     from .diff import Diff
     from .framediff import FrameDiff
     from .maintenance import PruneReport, VerifyReport
+    from .runs import MemoStats, RunRecord, StageRun
 
 __all__ = ["Store"]
 
@@ -282,7 +284,7 @@ class Store:
     # -- references and short ids (localckpt.refs) ------------------------------------------
 
     def resolve(self, ref: str, kind: str = "checkpoint") -> str:
-        """The full id of the live checkpoint (or timeline: kind="timeline") that ref
+        """The full id of the live checkpoint (or kind="timeline", "run") that ref
         names: a full id, a short id, a unique prefix of the id, a tag, or
         ``TIMELINE:stage``. See :mod:`localckpt.refs` for the rules. NotFoundError when
         nothing matches; InvalidInputError listing the candidates when several do.
@@ -296,7 +298,7 @@ class Store:
         return resolve(self, ref, kind)
 
     def short_id(self, record_id: str, kind: str = "checkpoint") -> str:
-        """The short id of a checkpoint (or timeline) id: at least 8 characters of its
+        """The short id of a checkpoint (or timeline, or run) id: at least 8 characters of its
         random tail, unique in this store (see :mod:`localckpt.refs`)."""
         from .refs import short_id
 
@@ -639,6 +641,111 @@ class Store:
                 f"{shown(strategy)}", cli="--strategy must be fail, ours or theirs")
         return merge_checkpoints(self, self._ref(ours, "checkpoint", "ours"),
                                  self._ref(theirs, "checkpoint", "theirs"), strategy)
+
+    # -- stage runs (localckpt.runs) ------------------------------------------------------
+
+    def begin_run(
+        self,
+        timeline_id: str,
+        parent_checkpoint_id: str | None,
+        stage_name: str,
+        *,
+        params: dict[str, Any] | None = None,
+        version: str = "",
+        inputs: Iterable[str] = (),
+        memo: bool = True,
+        config_overrides: dict[str, Any] | None = None,
+        stats: dict[str, Any] | None = None,
+        is_scenario: bool = False,
+        scenario_label: str = "",
+    ) -> StageRun:
+        """Begin a durable run of stage_name over every frame of a timeline; its commit
+        saves a child of parent_checkpoint_id (None: the root) as save_stage_output would.
+
+        params: the stage's parameters (JSON; the checkpoint's config_overrides unless
+        config_overrides is given). version: the stage's code version (see
+        localckpt.code_version). inputs: earlier stages whose per-frame values the stage
+        reads (frame-keyed outputs of the parent). memo: answer frames from earlier runs
+        with an equal memo key (False for temporal stages). See localckpt.runs.run.
+        """
+        from .runs.store_api import begin_run
+
+        timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
+        if parent_checkpoint_id is not None:
+            parent_checkpoint_id = self._ref(parent_checkpoint_id, "checkpoint",
+                                             "parent_checkpoint_id")
+        return begin_run(self, timeline_id, parent_checkpoint_id, stage_name, params=params,
+                         version=version, inputs=inputs, memo=memo,
+                         config_overrides=config_overrides, stats=stats,
+                         is_scenario=is_scenario, scenario_label=scenario_label)
+
+    def get_run(self, run_id: str) -> StageRun:
+        """A run by id, short id or unique id prefix, from any process that opens this
+        store; NotFoundError when the store has none."""
+        from .runs.store_api import get_run
+
+        self._check_open()
+        return get_run(self, run_id)
+
+    def runs(self, timeline_id: str | None = None, *, state: str | None = None,
+             ) -> list[StageRun]:
+        """Runs of a timeline (of the store when None): open, committing, committed and
+        aborted ones (or those in state), oldest first."""
+        from .runs.store_api import list_runs
+
+        self._check_open()
+        if timeline_id is not None:
+            timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
+        return list_runs(self, timeline_id, state)
+
+    def memo_stats(self) -> MemoStats:
+        """What the per-frame memo holds: entries per stage and version, values, bytes."""
+        from .runs.store_api import memo_stats
+
+        self._check_open()
+        return memo_stats(self)
+
+    def clear_memo(self, stage: str | None = None,
+                   older_than: datetime | timedelta | None = None) -> int:
+        """Delete memo entries (of stage; made before older_than, an aware datetime or an
+        age); return how many. Their values go at gc when nothing else uses them."""
+        from .runs.store_api import clear_memo
+
+        self._check_open()
+        return clear_memo(self, stage, older_than)
+
+    def _run_tables(self) -> RunTables:
+        self._check_open()
+        tables: RunTables | None = getattr(self.catalog, "runs", None)
+        if tables is None:
+            raise InvalidInputError(f"the catalog {self.catalog.describe()} keeps no stage "
+                                    "runs (they need the SQL catalog: a directory, "
+                                    "memory://, PostgreSQL or DuckDB)")
+        if not tables.available:
+            raise InvalidInputError(f"the catalog {self.catalog.describe()} is open read-only "
+                                    "and predates stage runs; open it where it can be "
+                                    "written once (that adds their tables)")
+        return tables
+
+    def _save_run_checkpoint(self, run: RunRecord, data: bytes, h: str) -> None:
+        """A run's checkpoint, saved as save_stage_output saves one (its id and time
+        chosen when the commit began, so that a retried commit writes the same record)."""
+        parent = self._parent_for(run.timeline_id, run.parent_id)
+        config = run.params if run.config_overrides is None else run.config_overrides
+        child = Checkpoint(
+            id=run.checkpoint_id or "",
+            timeline_id=run.timeline_id,
+            parent_id=parent.id,
+            stage=run.stage,
+            stage_hashes={**parent.stage_hashes, run.stage: h},
+            config_overrides={**parent.config_overrides, **config},
+            stats={**parent.stats, **run.stats},
+            is_scenario=run.is_scenario,
+            scenario_label=run.scenario_label,
+            created_at=run.closed_at or utcnow(),
+        )
+        self.visibility.commit(Batch(checkpoints=[child], outputs={h: data}, validated=True),
+                               run.timeline_id, [parent], new=[child.id])
 
 
 def _release_unclosed(catalog: Catalog, where: str) -> None:

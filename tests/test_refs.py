@@ -30,6 +30,11 @@ def _frames(found: list[Any]) -> list[int]:
     return [f.sequence if hasattr(f, "sequence") else f["sequence"] for f in found]
 
 
+def _run_place(run: Any) -> tuple[str, str | None, str]:
+    status = run.status()
+    return status.timeline_id, status.parent_id, status.stage
+
+
 #: method -> call(store, checkpoint ref, its child's id, timeline ref) -> comparable value
 CASES: dict[str, Callable[[Store, str, str, str], Any]] = {
     "get_timeline": lambda s, c, k, t: s.get_timeline(t),
@@ -56,6 +61,8 @@ CASES: dict[str, Callable[[Store, str, str, str], Any]] = {
     "tag": lambda s, c, k, t: s.tag(c, "best").checkpoint_id,
     "tags": lambda s, c, k, t: s.tags(t),
     "verify": lambda s, c, k, t: s.verify(t).checkpoints,
+    "begin_run": lambda s, c, k, t: _run_place(s.begin_run(t, c, "classify")),
+    "runs": lambda s, c, k, t: [_run_place(r) for r in s.runs(t)],
     "resolve": lambda s, c, k, t: (s.resolve(c), s.resolve(t, "timeline")),
 }
 

@@ -14,6 +14,7 @@ from .large import LOAD_LARGE, SAVE_LARGE
 from .reads import LINEAGE, LOAD_DEEP, TREE
 from .results import FRAME_DIFF
 from .saves import SAVE_BUSHY, SAVE_CHAIN
+from .stage_runs import STAGE_RUNS
 from .startup import CLI_START, PG_UNAVAILABLE
 from .storage import STORAGE
 from .stream import STREAM
@@ -29,6 +30,7 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     LINEAGE, TREE, STORAGE, FSYNC_PATTERN, PG_SAVE_PARTS, CLI_START, PG_UNAVAILABLE,
     FRAME_DIFF,
     CATALOG_SCALE, CATALOG_SCALE_RSS, CATALOG_SCALE_SIZE,
+    STAGE_RUNS,
 )}
 
 if _HAS_SYNC:

@@ -83,7 +83,10 @@ def cmd_tree(store: Store, args: argparse.Namespace) -> int:
     else:
         shorts = {**store.short_ids([c.id for c in checkpoints]),
                   **store.short_ids([timeline.id], "timeline")}
-        print(render_tree(timeline, checkpoints, names, shorts))
+        from .runs import pending_nodes  # open stage runs, under their parents
+
+        print(render_tree(timeline, checkpoints, names, shorts,
+                          pending_nodes(store, timeline.id)))
     return 0
 
 

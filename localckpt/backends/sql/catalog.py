@@ -17,10 +17,11 @@ timeline's count and XOR of digests, so a row that a damaged index hides is noti
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...canonical import content_hash, load_json
 from ...catalog import Batch, Catalog, Garbage, TombstonesChanged
@@ -33,6 +34,9 @@ from ...errors import (
 from ...types import Checkpoint, Tag, Timeline, Tombstone
 from .engine import Duplicate, Engine, Refused, Step
 from .rows import Codec, codecs, digest
+
+if TYPE_CHECKING:
+    from .runs import RunTables
 
 __all__ = ["SqlCatalog"]
 
@@ -146,6 +150,13 @@ class SqlCatalog(Catalog):
                   f"({', '.join('?' for _ in codec.names)})"
             for kind, codec in self.codecs.items()
         }
+
+    @functools.cached_property
+    def runs(self) -> RunTables:
+        """Stage runs, their parts and the memo: tables of this catalog (``runs``)."""
+        from .runs import RunTables
+
+        return RunTables(self)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -329,9 +340,9 @@ class SqlCatalog(Catalog):
         return self._find(kind, "tail", short, limit)
 
     def _find(self, kind: str, column: str, prefix: str, limit: int) -> list[str]:
-        tables = {"timeline": "timelines", "checkpoint": "checkpoints"}
+        tables = {"timeline": "timelines", "checkpoint": "checkpoints", "run": "runs"}
         if kind not in tables:
-            raise ValueError(f"kind must be 'timeline' or 'checkpoint', not {kind!r}")
+            raise ValueError(f"kind must be 'timeline', 'checkpoint' or 'run', not {kind!r}")
         if not isinstance(prefix, str):
             raise InvalidInputError(f"an id prefix must be a str, not {type(prefix).__name__}")
         # a key range, not LIKE: ids are ASCII tokens and '~' sorts after all of them

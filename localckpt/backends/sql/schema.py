@@ -104,8 +104,16 @@ class Migration:
     python: Callable[[Tx, Engine], None] | None = None
 
 
+def _stage_runs(tx: Tx, engine: Engine) -> None:
+    from .runs import create_tables  # its tables, in neutral types (see runs.TABLES)
+
+    create_tables(tx, engine)
+
+
 #: Changes after the base, for every engine (neutral SQL, rendered per dialect).
-MIGRATIONS: tuple[Migration, ...] = ()
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(7, "stage runs, their parts and the per-frame memo", python=_stage_runs),
+)
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)
 assert [m.version for m in MIGRATIONS] == list(range(BASE_VERSION + 1, LATEST_VERSION + 1))
