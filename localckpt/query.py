@@ -1,0 +1,390 @@
+"""SQL over a store with DuckDB: ``store.sql(query)`` and ``store.detections(...)``.
+
+Tables (live records only: nothing deleted, nothing under a deleted checkpoint):
+
+==============  ===========================================================================
+timelines       id, source_video, profile_name, fps, source_asset_id, root_checkpoint_id,
+                frame_count, created_at, source_info (JSON text), index_hash
+checkpoints     id, timeline_id, parent_id, stage, is_scenario, scenario_label, tags (list
+                of names), config, stats (JSON text: ``config->>'thr'``), created_at, merged_from
+stage_outputs   checkpoint_id, stage, hash, added_here (the checkpoint brought this output:
+                its parent had none, or another, for that stage)
+frames          timeline_id, then the frame index: sequence, timestamp, chunk_id,
+                perceptual_hash, width, height, codec, content_hash, shard, offset, length
+detections      hash, sequence, timestamp, index, label, score, x1, y1, x2, y2, track_id:
+                one row per box of every frame-keyed output (join stage_outputs on hash)
+==============  ===========================================================================
+
+The first four are built from the catalog (through the :class:`~localckpt.Store` API) for
+each query, and only the ones the query names. ``detections`` reads Parquet files that
+flatten each output once per content hash (:mod:`localckpt.derived`), written to the
+object store the first time a query needs them and read by DuckDB through the store's
+fsspec filesystem (``register_filesystem``; no DuckDB extension is ever downloaded). A
+box's ``timestamp`` is its frame's time in the timeline of the oldest live checkpoint
+holding that output (an output shared by two timelines is one set of rows).
+
+Read-only: one SELECT statement per call; anything else is :class:`ReadOnlyQueryError`.
+DuckDB may read nothing but the derived files (``enable_external_access`` is off), so
+``read_csv('/etc/passwd')`` and ``COPY ... TO`` are refused as well.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import derived
+from .errors import InvalidInputError, LocalckptError, NotFoundError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .store import Store
+    from .types import Checkpoint, Timeline
+
+__all__ = ["TABLES", "QueryEngine", "ReadOnlyQueryError", "detections", "engine_of", "sql"]
+
+TABLES = ("timelines", "checkpoints", "stage_outputs", "frames", "detections")
+_ATTR = "_localckpt_query_engine"
+_ENGINE_LOCK = threading.Lock()
+_TIMESTAMPS = "_timestamps"
+_ROWS = "_detection_rows"
+_DETECTIONS_VIEW = f"""
+CREATE OR REPLACE VIEW detections AS
+SELECT d.hash, d.sequence,
+       (SELECT t.timestamp FROM {_TIMESTAMPS} t
+         WHERE t.hash = d.hash AND t.sequence = d.sequence) AS timestamp,
+       d."index", d.label, d.score, d.x1, d.y1, d.x2, d.y2, d.track_id
+FROM {_ROWS} d
+"""
+# As a correlated subquery, not a join: DuckDB drops it when a query does not use the
+# column (a count per try and label over 5,000,000 boxes: 0.2 s, not 0.6 s with a join).
+
+
+class ReadOnlyQueryError(InvalidInputError):
+    """A statement store.sql refuses: not one SELECT (writes, DDL, SET, ATTACH, COPY...)."""
+
+
+def _translate(exc: Exception, query: str) -> LocalckptError:
+    import duckdb
+
+    text = str(exc).strip()
+    if isinstance(exc, duckdb.PermissionException):
+        return ReadOnlyQueryError(f"store.sql may read only the store's tables ({text})")
+    return InvalidInputError(f"the query failed: {text}")
+
+
+class QueryEngine:
+    """One in-memory DuckDB connection per store, and what it keeps between queries:
+    which derived files exist, frame index tables, the detections file list."""
+
+    def __init__(self, store: Store) -> None:
+        import duckdb
+
+        self._lock = threading.Lock()
+        self._known: set[str] = set()  # hashes whose derived file exists
+        self._listed = False
+        self._frames: dict[tuple[str, str | None], pa.Table] = {}
+        self._rows_state: tuple[str, ...] | None = None
+        self._rows_rel: Any = None
+        self._ts_state: tuple[Any, ...] | None = None
+        self._registered: set[str] = set()
+        objects = store.objects
+        self._con = duckdb.connect(":memory:", config={
+            "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        if objects.is_local:
+            self._url = objects.path
+            base = objects.path(derived.PREFIX)
+        else:
+            fs = objects.fs
+            self._con.register_filesystem(fs)
+            self._url = lambda key: str(fs.unstrip_protocol(objects.path(key)))
+            base = self._url(derived.PREFIX)
+        self._con.execute("SET allowed_directories = ?", [[base.rstrip("/") + "/"]])
+        self._con.execute("SET enable_external_access = false")
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    # -- tables from the catalog ----------------------------------------------------------
+
+    def _trees(self, store: Store, timelines: list[Timeline]) -> list[Checkpoint]:
+        return [c for t in timelines for c in store.checkpoints(t.id)]
+
+    def _timelines(self, timelines: list[Timeline]) -> pa.Table:
+        from .schema import to_arrow
+
+        return to_arrow("timeline", timelines)
+
+    def _checkpoints(self, store: Store, checkpoints: list[Checkpoint],
+                     timelines: list[Timeline]) -> pa.Table:
+        import pyarrow as pa
+
+        from .schema import to_arrow
+
+        names: dict[str, list[str]] = {}
+        for t in timelines:
+            for g in store.tags(t.id):
+                names.setdefault(g.checkpoint_id, []).append(g.name)
+        table = to_arrow("checkpoint", checkpoints).drop_columns(["stage_hashes"])
+        table = table.rename_columns(["config" if n == "config_overrides" else n
+                                      for n in table.column_names])
+        tags = pa.array([sorted(names.get(c.id, [])) for c in checkpoints],
+                        pa.list_(pa.string()))
+        table = table.append_column("tags", tags)
+        order = ["id", "timeline_id", "parent_id", "stage", "is_scenario", "scenario_label",
+                 "tags", "config", "stats", "created_at", "merged_from"]
+        return table.select(order)
+
+    def _stage_outputs(self, checkpoints: list[Checkpoint]) -> pa.Table:
+        import pyarrow as pa
+
+        by_id = {c.id: c for c in checkpoints}
+        rows: dict[str, list[Any]] = {"checkpoint_id": [], "stage": [], "hash": [],
+                                      "added_here": []}
+        for c in checkpoints:
+            parent = by_id.get(c.parent_id) if c.parent_id else None
+            before = parent.stage_hashes if parent is not None else {}
+            for stage, h in sorted(c.stage_hashes.items()):
+                rows["checkpoint_id"].append(c.id)
+                rows["stage"].append(stage)
+                rows["hash"].append(h)
+                rows["added_here"].append(before.get(stage) != h)
+        return pa.table(rows, schema=pa.schema([
+            ("checkpoint_id", pa.string()), ("stage", pa.string()), ("hash", pa.string()),
+            ("added_here", pa.bool_())]))
+
+    def _frame_table(self, store: Store, t: Timeline) -> pa.Table:
+        import pyarrow as pa
+
+        key = (t.id, t.index_hash)
+        if key not in self._frames:
+            metas = store.frame_index(t.id)  # verified against the timeline's index hash
+            cols: dict[str, Any] = {"timeline_id": pa.array([t.id] * len(metas), pa.string())}
+            for f in ("sequence", "timestamp", "chunk_id", "perceptual_hash", "width",
+                      "height", "codec", "content_hash", "shard", "offset", "length"):
+                cols[f] = [getattr(m, f) for m in metas]
+            schema = pa.schema([("timeline_id", pa.string()), ("sequence", pa.int64()),
+                                ("timestamp", pa.float64()), ("chunk_id", pa.int64()),
+                                ("perceptual_hash", pa.string()), ("width", pa.int64()),
+                                ("height", pa.int64()), ("codec", pa.string()),
+                                ("content_hash", pa.string()), ("shard", pa.int64()),
+                                ("offset", pa.int64()), ("length", pa.int64())])
+            self._frames[key] = pa.table(cols, schema=schema)
+        return self._frames[key]
+
+    def _frames_of(self, store: Store, timelines: list[Timeline]) -> pa.Table:
+        import pyarrow as pa
+
+        live = {(t.id, t.index_hash) for t in timelines}
+        for key in [k for k in self._frames if k not in live]:
+            del self._frames[key]  # deleted timelines: not kept
+        tables = [self._frame_table(store, t) for t in timelines]
+        if not tables:
+            return self._empty_frames()
+        return pa.concat_tables(tables)
+
+    def _empty_frames(self) -> pa.Table:
+        import pyarrow as pa
+
+        return pa.schema([("timeline_id", pa.string()), ("sequence", pa.int64()),
+                          ("timestamp", pa.float64()), ("chunk_id", pa.int64()),
+                          ("perceptual_hash", pa.string()), ("width", pa.int64()),
+                          ("height", pa.int64()), ("codec", pa.string()),
+                          ("content_hash", pa.string()), ("shard", pa.int64()),
+                          ("offset", pa.int64()), ("length", pa.int64())]).empty_table()
+
+    # -- detections ------------------------------------------------------------------------
+
+    def ensure_derived(self, store: Store, owners: Mapping[str, Checkpoint]) -> None:
+        """Write the derived file of every output hash in owners (hash -> a live
+        checkpoint holding it) that lacks one; one LIST the first time, then remembered."""
+        if not self._listed:
+            found = store.objects.list(derived.PREFIX)
+            self._known |= {k[len(derived.PREFIX) + 1:-len(".parquet")] for k in found
+                            if k.endswith(".parquet")}
+            self._listed = True
+        for h, c in sorted(owners.items()):
+            if h in self._known:
+                continue
+            stage = next(s for s, x in c.stage_hashes.items() if x == h)
+            derived.load(store.objects, h,
+                         functools.partial(store.load_stage_output, c.id, stage))
+            self._known.add(h)
+
+    def _detections(self, store: Store, checkpoints: list[Checkpoint],
+                    timelines: list[Timeline]) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        owners: dict[str, Checkpoint] = {}
+        for c in sorted(checkpoints, key=lambda c: (c.created_at, c.id)):
+            for h in c.stage_hashes.values():
+                owners.setdefault(h, c)
+        self.ensure_derived(store, owners)
+        hashes = tuple(sorted(owners))
+        if hashes != self._rows_state:
+            if hashes:
+                rel = self._con.read_parquet([self._url(derived.key_of(h)) for h in hashes])
+                rel.create_view(_ROWS, replace=True)
+                self._rows_rel = rel
+            else:
+                self._con.register(_ROWS, derived.detections_schema().empty_table())
+                self._rows_rel = None
+            self._rows_state = hashes
+        by_id = {t.id: t for t in timelines}
+        state = tuple(sorted((h, c.timeline_id, by_id[c.timeline_id].index_hash)
+                             for h, c in owners.items()))
+        if state != self._ts_state:
+            parts_h, parts_s, parts_t = [], [], []
+            for h, c in sorted(owners.items()):
+                frames = self._frame_table(store, by_id[c.timeline_id])
+                n = frames.num_rows
+                parts_h.append(np.full(n, h, dtype=object))
+                parts_s.append(frames.column("sequence").to_numpy())
+                parts_t.append(frames.column("timestamp").to_numpy())
+            table = pa.table({
+                "hash": pa.array(np.concatenate(parts_h) if parts_h else [], pa.string()),
+                "sequence": pa.array(np.concatenate(parts_s) if parts_s else [], pa.int64()),
+                "timestamp": pa.array(np.concatenate(parts_t) if parts_t else [],
+                                      pa.float64())})
+            self._con.register(_TIMESTAMPS, table)
+            self._ts_state = state
+        self._con.execute(_DETECTIONS_VIEW)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def _check(self, query: str) -> set[str]:
+        import duckdb
+
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("the query must be a non-empty SQL string")
+        try:
+            statements = self._con.extract_statements(query)
+        except duckdb.Error as exc:
+            raise _translate(exc, query) from None
+        if len(statements) != 1:
+            raise ReadOnlyQueryError(f"store.sql runs one SELECT statement at a time, not "
+                                     f"{len(statements)}")
+        kind = statements[0].type
+        if kind != duckdb.StatementType.SELECT:
+            raise ReadOnlyQueryError(f"store.sql is read-only: it runs SELECT statements, "
+                                     f"not {kind.name}")
+        try:
+            names = self._con.get_table_names(query)
+        except duckdb.Error:  # a statement with parameters cannot be bound alone
+            return set(TABLES)
+        plain = {n.rsplit(".", 1)[-1].strip('"').lower() for n in names}
+        if plain & {_ROWS, _TIMESTAMPS}:
+            raise ReadOnlyQueryError(f"{_ROWS} and {_TIMESTAMPS} are internal; query "
+                                     "detections")
+        return plain & set(TABLES)
+
+    def sql(self, store: Store, query: str, params: Sequence[Any] | Mapping[str, Any] | None,
+            ) -> pa.Table:
+        import duckdb
+
+        if params is not None and not isinstance(params, (list, tuple, dict)):
+            raise InvalidInputError("params must be a list (for ? placeholders) or a dict "
+                                    f"(for $name), not {type(params).__name__}")
+        with self._lock:
+            wanted = self._check(query)
+            timelines = store.list_timelines()
+            needs_tree = wanted & {"checkpoints", "stage_outputs", "detections"}
+            checkpoints = self._trees(store, timelines) if needs_tree else []
+            for name in TABLES:  # what this query does not name is not left stale
+                if name not in wanted and name in self._registered:
+                    if name == "detections":
+                        self._con.execute("DROP VIEW IF EXISTS detections")
+                    else:
+                        self._con.unregister(name)
+                    self._registered.discard(name)
+            self._registered |= wanted
+            if "timelines" in wanted:
+                self._con.register("timelines", self._timelines(timelines))
+            if "checkpoints" in wanted:
+                self._con.register("checkpoints",
+                                   self._checkpoints(store, checkpoints, timelines))
+            if "stage_outputs" in wanted:
+                self._con.register("stage_outputs", self._stage_outputs(checkpoints))
+            if "frames" in wanted:
+                self._con.register("frames", self._frames_of(store, timelines))
+            if "detections" in wanted:
+                self._detections(store, checkpoints, timelines)
+            try:
+                rel = self._con.sql(query, params=params)
+                if rel is None:  # not a query after all
+                    raise ReadOnlyQueryError("store.sql runs SELECT statements only")
+                return rel.to_arrow_table()
+            except duckdb.Error as exc:
+                raise _translate(exc, query) from None
+
+
+def engine_of(store: Store) -> QueryEngine:
+    """The store's query engine, made on first use and kept on the store."""
+    engine = store.__dict__.get(_ATTR)
+    if engine is None:
+        with _ENGINE_LOCK:
+            engine = store.__dict__.get(_ATTR)
+            if engine is None:
+                engine = QueryEngine(store)
+                store.__dict__[_ATTR] = engine
+    assert isinstance(engine, QueryEngine)
+    return engine
+
+
+def sql(store: Store, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
+        ) -> pa.Table:
+    """Store.sql: see the module docstring."""
+    store._check_open()
+    return engine_of(store).sql(store, query, params)
+
+
+def detections(store: Store, checkpoints: Iterable[str] | str, stage: str) -> pa.Table:
+    """Store.detections: the boxes of stage's output at each checkpoint, one row per box:
+    checkpoint_id, then the ``detections`` table's columns (timestamp from the
+    checkpoint's own timeline). A checkpoint without the stage is NotFoundError; an
+    output that is not frame-keyed is InvalidInputError. Derived files are written as
+    store.sql writes them."""
+    import numpy as np
+    import pyarrow as pa
+
+    from .refs import resolve_checkpoint
+
+    store._check_open()
+    if isinstance(checkpoints, str):
+        checkpoints = [checkpoints]
+    if not isinstance(stage, str) or not stage:
+        raise InvalidInputError(f"stage must be a non-empty string, not {stage!r}")
+    found = [store.get_checkpoint(resolve_checkpoint(store, c)) for c in checkpoints]
+    tables = []
+    times: dict[str, dict[int, float]] = {}
+    for c in found:
+        h = c.stage_hashes.get(stage)
+        if h is None:
+            raise NotFoundError(f"checkpoint {c.id} has no stage {stage!r} (it has: "
+                                f"{', '.join(sorted(c.stage_hashes)) or 'none'})")
+        d = derived.load(store.objects, h,
+                         functools.partial(store.load_stage_output, c.id, stage))
+        if not d.frame_keyed:
+            from .flatten import flatten
+
+            flatten(store.load_stage_output(c.id, stage), f"stage {stage!r} at {c.id}")
+        if c.timeline_id not in times:
+            times[c.timeline_id] = {m.sequence: m.timestamp
+                                    for m in store.frame_index(c.timeline_id)}
+        t = d.table
+        lookup = times[c.timeline_id]
+        stamps = pa.array([lookup.get(s) for s in t.column("sequence").to_pylist()],
+                          pa.float64())
+        t = t.add_column(0, "checkpoint_id", pa.array(np.full(t.num_rows, c.id, object),
+                                                      pa.string()))
+        tables.append(t.add_column(3, "timestamp", stamps))
+    if not tables:
+        schema = derived.detections_schema()
+        schema = schema.insert(0, pa.field("checkpoint_id", pa.string()))
+        return schema.insert(3, pa.field("timestamp", pa.float64())).empty_table()
+    return pa.concat_tables(tables)
