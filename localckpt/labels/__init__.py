@@ -208,8 +208,9 @@ class _Frames:
             if number > self.last:
                 raise LabelFileError(path, where, f"frame {number} is not a frame of timeline "
                                                   f"{self.timeline.id}, whose last sequence "
-                                                  f"is {self.last} (wrong file, or import "
-                                                  "with frames='source'?)")
+                                                  f"is {self.last} (another video's file? "
+                                                  "source video frame numbers are matched "
+                                                  "with frames source)")
             found = self.by_seq.get(number)
             return (found, "") if found else (None, "the timeline has no frame of that "
                                                     "sequence")
