@@ -104,10 +104,16 @@ class QueryEngine:
             base = self._url(derived.PREFIX)
         self._con.execute("SET allowed_directories = ?", [[base.rstrip("/") + "/"]])
         self._con.execute("SET enable_external_access = false")
+        # statements are parsed on a connection of their own: once a name is registered
+        # here, get_table_names resolves it to the view's (Arrow) source and omits it
+        self._parser = duckdb.connect(":memory:", config={
+            "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+            "enable_external_access": False})
 
     def close(self) -> None:
         with self._lock:
             self._con.close()
+            self._parser.close()
 
     # -- tables from the catalog ----------------------------------------------------------
 
@@ -263,7 +269,7 @@ class QueryEngine:
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("the query must be a non-empty SQL string")
         try:
-            statements = self._con.extract_statements(query)
+            statements = self._parser.extract_statements(query)
         except duckdb.Error as exc:
             raise _translate(exc, query) from None
         if len(statements) != 1:
@@ -274,7 +280,7 @@ class QueryEngine:
             raise ReadOnlyQueryError(f"store.sql is read-only: it runs SELECT statements, "
                                      f"not {kind.name}")
         try:
-            names = self._con.get_table_names(query)
+            names = self._parser.get_table_names(query)
         except duckdb.Error:  # a statement with parameters cannot be bound alone
             return set(TABLES)
         plain = {n.rsplit(".", 1)[-1].strip('"').lower() for n in names}
