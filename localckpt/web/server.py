@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..errors import InvalidInputError, LocalckptError, NotFoundError
-from . import api, pages
+from . import api, pages, tries
 from .images import FrameImages
 from .request import Request, match, split_path
 
@@ -44,7 +44,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 _STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
-           "icon.svg": "image/svg+xml"}
+           "icon.svg": "image/svg+xml", "tries.css": "text/css; charset=utf-8",
+           "tries.js": "text/javascript; charset=utf-8"}
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
@@ -90,6 +91,9 @@ class App:
             ("/t/{timeline}", pages.timeline_page),
             ("/c/{checkpoint}", pages.checkpoint_page),
             ("/compare", pages.compare_page),
+            ("/t/{timeline}/tries", tries.tries_page),
+            ("/t/{timeline}/side", tries.side_page),
+            ("/t/{timeline}/side/panes", tries.panes_fragment),
         ]
         self.routes: list[tuple[str, str, Callable[..., Any]]] = [
             *(("page", p, f) for p, f in page),
