@@ -180,3 +180,30 @@ def test_sql_refuses_writes(world: Any) -> None:
     r = cli(where, "sql", "SELECT 1", "--param", "oops")
     assert r.returncode == 1 and "NAME=VALUE" in r.stderr
     assert checkpoints(where) == before
+
+
+def _blocks(text: str, lang: str) -> list[str]:
+    import re
+
+    return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
+
+
+def test_the_deciding_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/deciding.md: its Python blocks in order, then its shell commands."""
+    text = (ROOT / "docs" / "deciding.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    for block in _blocks(text, "python"):
+        exec(compile(block, "docs/deciding.md", "exec"), namespace)  # noqa: S102
+    namespace["store"].close()
+    assert "thr=0.3" in capsys.readouterr().out
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT),
+           "LOCALCKPT_CONFIG": str(tmp_path / "none.toml")}
+    for block in _blocks(text, "bash"):
+        for line in block.strip().splitlines():
+            r = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, (line, r.stderr)
+            assert r.stdout.strip(), line
