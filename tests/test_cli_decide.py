@@ -195,7 +195,7 @@ def test_the_deciding_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {}
     for block in _blocks(text, "python"):
-        exec(compile(block, "docs/deciding.md", "exec"), namespace)  # noqa: S102
+        exec(compile(block, "docs/deciding.md", "exec"), namespace)
     namespace["store"].close()
     assert "thr=0.3" in capsys.readouterr().out
     env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
