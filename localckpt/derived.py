@@ -155,9 +155,11 @@ def decode(output_hash: str, data: bytes) -> Derived | None:
 
 
 def load(objects: Objects, output_hash: str, output: Callable[[], Any], *,
-         write: bool = True) -> Derived:
+         write: bool = True, must_write: bool = True) -> Derived:
     """An output's derived detections: read from the object store when there, else made
-    from output() (which loads the output) and, when write, stored for next time."""
+    from output() (which loads the output) and, when write, stored for next time. With
+    must_write False a failed write is no error (a cache that could not be kept: a
+    read-only bucket must not stop an evaluation)."""
     key = key_of(output_hash)
     try:
         data = objects.get(key)
@@ -169,7 +171,11 @@ def load(objects: Objects, output_hash: str, output: Callable[[], Any], *,
     with no_gc():
         made = make(output_hash, output())
         if write:
-            objects.put(key, encode(output_hash, made))
+            try:
+                objects.put(key, encode(output_hash, made))
+            except LocalckptError:
+                if must_write:
+                    raise
     return made
 
 

@@ -537,7 +537,8 @@ def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: st
         h = c.stage_hashes[stage]
         if h not in parsed:
             value = functools.partial(store.load_stage_output, c.id, stage)
-            parsed[h] = _strict(load(store.objects, h, value, write=write), value, where)
+            parsed[h] = _strict(load(store.objects, h, value, write=write, must_write=False),
+                                value, where)
         return parsed[h]
 
     parsed: dict[str, Derived] = {}

@@ -410,3 +410,19 @@ def test_a_tie_in_iou_goes_to_the_later_reference_box_as_in_coco() -> None:
     assert expected is not None
     assert abs(got.ap - expected[0 + 1]) <= 1e-6
     assert got.ap == pytest.approx(model(tr, ref, 0.5)["a"]["ap"])
+
+
+def test_evaluate_works_where_its_cache_cannot_be_written(
+        tries: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from localckpt.errors import BackendUnavailableError
+
+    store, _, labels, good, bad = tries
+
+    def refuse(key: str, data: bytes) -> None:
+        raise BackendUnavailableError(f"read-only bucket: {key}")
+
+    monkeypatch.setattr(store.objects, "put", refuse)
+    assert [r["checkpoint_id"] for r in store.evaluate([bad, good], labels).rows()] == [
+        good, bad]
+    with pytest.raises(BackendUnavailableError, match="read-only bucket"):
+        store.sql("SELECT count(*) FROM detections")  # SQL needs the files it reads
