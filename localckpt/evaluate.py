@@ -31,6 +31,15 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from .coco_metrics import (
+    IOU_THRESHOLDS,
+    MAX_DETS,
+    RECALL_POINTS,
+    Boxes,
+    average_precision,
+    boxes,
+    match,
+)
 from .derived import Derived, load, make
 from .errors import InvalidInputError, NotFoundError
 from .flatten import flatten
@@ -54,13 +63,6 @@ __all__ = [
     "evaluate_outputs",
 ]
 
-#: COCO's IoU thresholds for AP (np.linspace(.5, .95, 10), the very same floats).
-IOU_THRESHOLDS = np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)
-#: COCO's 101 recall points.
-RECALL_POINTS = np.linspace(.0, 1.00, int(np.round((1.00 - .0) / .01)) + 1, endpoint=True)
-#: Boxes per frame and label that AP considers (COCO's maxDets for AP).
-MAX_DETS = 100
-_AREA_MAX = 1e5 ** 2  # COCO's "all" area range: boxes larger are ignored
 #: Metrics a ranking may use, and whether higher is better.
 METRICS = {"ap50": True, "ap": True, "f1": True, "precision": True, "recall": True,
            "tp": True, "fp": False, "fn": False}
@@ -207,162 +209,6 @@ class Evaluation:
 # -- the computation ----------------------------------------------------------------------
 
 
-@attrs.frozen
-class _Boxes:
-    """Boxes as arrays, COCO-style: x, y, width, height, right and bottom edges as
-    ``cocoeval`` derives them from [x, y, w, h]."""
-
-    frame: np.ndarray
-    label: np.ndarray
-    score: np.ndarray
-    pos: np.ndarray
-    x: np.ndarray
-    y: np.ndarray
-    w: np.ndarray
-    h: np.ndarray
-
-    @property
-    def area(self) -> np.ndarray:
-        return self.w * self.h
-
-    def take(self, idx: np.ndarray) -> _Boxes:
-        return _Boxes(*(getattr(self, f.name)[idx] for f in attrs.fields(_Boxes)))
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-
-def _boxes(table: pa.Table, codes: dict[str, int]) -> _Boxes:
-    """Arrays of a derived detections table; labels as codes (None is label "")."""
-    import pyarrow.compute as pc
-
-    def col(name: str, dtype: type) -> np.ndarray:
-        return np.asarray(table.column(name).to_numpy(), dtype=dtype)
-
-    labels = pc.dictionary_encode(pc.fill_null(table.column("label"), "")).combine_chunks()
-    lookup = np.array([codes[x] for x in labels.dictionary.to_pylist()] or [0], np.int64)
-    x1, y1 = col("x1", np.float64), col("y1", np.float64)
-    return _Boxes(col("sequence", np.int64),
-                  lookup[np.asarray(labels.indices.to_numpy(zero_copy_only=False), np.int64)],
-                  np.asarray(pc.fill_null(table.column("score"), 1.0).to_numpy(), np.float64),
-                  col("index", np.int64), x1, y1, col("x2", np.float64) - x1,
-                  col("y2", np.float64) - y1)
-
-
-def _ranks(keys: np.ndarray) -> np.ndarray:
-    """Position of each element within its run of equal (sorted) keys."""
-    n = len(keys)
-    if n == 0:
-        return np.zeros(0, np.int64)
-    starts = np.ones(n, bool)
-    starts[1:] = keys[1:] != keys[:-1]
-    first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-    return np.arange(n) - first
-
-
-@attrs.frozen
-class _Matched:
-    """Matching of one try at T thresholds. dets: the judged boxes, sorted by label,
-    frame, then score (COCO's concatenation order); tp / fp: [T, n] flags; regular:
-    reference boxes that count (not ignored), per label code."""
-
-    dets: _Boxes
-    tp: np.ndarray
-    fp: np.ndarray
-    regular: np.ndarray
-
-
-def _match(dt: _Boxes, gt: _Boxes, thresholds: np.ndarray, max_dets: int | None,
-           n_labels: int) -> _Matched:
-    span = int(max(dt.frame.max(initial=0), gt.frame.max(initial=0))) + 1
-    d_order = np.lexsort((dt.pos, -dt.score, dt.frame, dt.label))
-    dt = dt.take(d_order)
-    d_key = dt.label * span + dt.frame
-    d_rank = _ranks(d_key)
-    if max_dets is not None:
-        keep = d_rank < max_dets
-        dt, d_key, d_rank = dt.take(keep), d_key[keep], d_rank[keep]
-    g_ignored = gt.area > _AREA_MAX
-    g_order = np.lexsort((gt.pos, g_ignored, gt.frame, gt.label))
-    gt, g_ignored = gt.take(g_order), g_ignored[g_order]
-    g_key = gt.label * span + gt.frame
-    g_rank = _ranks(g_key)
-
-    # every (box, reference box) pair of one frame and label
-    lo = np.searchsorted(g_key, d_key, "left")
-    counts = np.searchsorted(g_key, d_key, "right") - lo
-    pair_d = np.repeat(np.arange(len(dt)), counts)
-    offsets = np.arange(len(pair_d)) - np.repeat(np.cumsum(counts) - counts, counts)
-    pair_g = np.repeat(lo, counts) + offsets
-    # IoU as cocoeval's bbIou: right = x + w; no overlap (or touching) is 0
-    iw = np.minimum(dt.x[pair_d] + dt.w[pair_d], gt.x[pair_g] + gt.w[pair_g]) - np.maximum(
-        dt.x[pair_d], gt.x[pair_g])
-    ih = np.minimum(dt.y[pair_d] + dt.h[pair_d], gt.y[pair_g] + gt.h[pair_g]) - np.maximum(
-        dt.y[pair_d], gt.y[pair_g])
-    overlap = (iw > 0) & (ih > 0)
-    inter = np.where(overlap, iw * ih, 0.0)
-    union = dt.area[pair_d] + gt.area[pair_g] - inter
-    ious = np.divide(inter, union, out=np.zeros_like(inter), where=overlap)
-    # a pair below the lowest threshold never matches: most pairs of a frame are such
-    near = ious >= min(float(thresholds.min()), 1 - 1e-10)
-    pair_d, pair_g, ious = pair_d[near], pair_g[near], ious[near]
-
-    # rounds: the r-th box of every frame and label at once (one box per frame per round).
-    # Pairs sorted once by round, box, then preference (a reference box that counts
-    # first, then IoU, then the later box): among a box's candidates the last is chosen.
-    regular_g = ~g_ignored
-    order = np.lexsort((g_rank[pair_g], ious, regular_g[pair_g], pair_d, d_rank[pair_d]))
-    pair_d, pair_g, ious = pair_d[order], pair_g[order], ious[order]
-    bounds = np.searchsorted(d_rank[pair_d], np.arange(int(d_rank.max(initial=-1)) + 2))
-    n_t = len(thresholds)
-    matched = np.full((n_t, len(dt)), -1, np.int64)
-    for ti, t in enumerate(thresholds):
-        floor = min(float(t), 1 - 1e-10)
-        taken = np.zeros(len(gt), bool)
-        for r in range(len(bounds) - 1):
-            lo_r, hi_r = bounds[r], bounds[r + 1]
-            if lo_r == hi_r:
-                continue
-            g = pair_g[lo_r:hi_r]
-            keep = (ious[lo_r:hi_r] >= floor) & ~taken[g]
-            d = pair_d[lo_r:hi_r][keep]
-            if not len(d):
-                continue
-            g = g[keep]
-            last = np.ones(len(d), bool)
-            last[:-1] = d[1:] != d[:-1]
-            taken[g[last]] = True
-            matched[ti, d[last]] = g[last]
-    is_matched = matched >= 0
-    g_ignored_or_none = np.append(g_ignored, False)  # index -1: no match
-    ignored = np.where(is_matched, g_ignored_or_none[matched],
-                       (dt.area > _AREA_MAX)[None, :])
-    regular = np.bincount(gt.label[regular_g], minlength=n_labels)
-    return _Matched(dt, is_matched & ~ignored, ~is_matched & ~ignored, regular)
-
-
-def _average_precision(m: _Matched, label: int) -> tuple[float, float]:
-    """(AP at the first threshold, AP over all thresholds) of one label: cocoeval's
-    accumulate() for one category, area "all", maxDets 100."""
-    sel = m.dets.label == label
-    scores = m.dets.score[sel]
-    order = np.argsort(-scores, kind="mergesort")
-    tp = np.cumsum(m.tp[:, sel][:, order], axis=1).astype(float)
-    fp = np.cumsum(m.fp[:, sel][:, order], axis=1).astype(float)
-    n_regular = int(m.regular[label])
-    q = np.zeros((tp.shape[0], len(RECALL_POINTS)))
-    n = tp.shape[1]
-    if n:
-        rc = tp / n_regular
-        pr = tp / (fp + tp + np.spacing(1))
-        pr = np.flip(np.maximum.accumulate(np.flip(pr, axis=1), axis=1), axis=1)
-        for t in range(tp.shape[0]):
-            inds = np.searchsorted(rc[t], RECALL_POINTS, side="left")
-            ok = inds < n
-            q[t, ok] = pr[t, inds[ok]]
-    return float(np.mean(q[0])), float(np.mean(q))
-
-
 def _ratio(num: int, den: int) -> float | None:
     return num / den if den else None
 
@@ -373,22 +219,22 @@ def _scores(tp: int, fp: int, fn: int, ap50: float | None, ap: float | None, box
                   _ratio(2 * tp, 2 * tp + fp + fn), ap50, ap, boxes, reference_boxes)
 
 
-def _judge(table: pa.Table, ref: _Boxes, ref_frames: np.ndarray, codes: dict[str, int],
+def _judge(table: pa.Table, ref: Boxes, ref_frames: np.ndarray, codes: dict[str, int],
            names: list[str], wanted: set[str] | None, iou: float,
            ) -> tuple[Scores, dict[str, Scores], int]:
-    dt = _boxes(_only(table, wanted), codes)
+    dt = boxes(_only(table, wanted), codes)
     on_ref = np.isin(dt.frame, ref_frames)
     ignored = int(np.count_nonzero(~on_ref))
     dt = dt.take(on_ref)
     n_labels = len(names)
-    coco = _match(dt, ref, IOU_THRESHOLDS, MAX_DETS, n_labels)
+    coco = match(dt, ref, IOU_THRESHOLDS, MAX_DETS, n_labels)
     if iou == IOU_THRESHOLDS[0] and len(coco.dets) == len(dt):  # no frame over MAX_DETS
         counts = coco
     else:
-        counts = _match(dt, ref, np.array([iou]), None, n_labels)
+        counts = match(dt, ref, np.array([iou]), None, n_labels)
     tp = np.bincount(counts.dets.label[counts.tp[0]], minlength=n_labels)
     fp = np.bincount(counts.dets.label[counts.fp[0]], minlength=n_labels)
-    boxes = np.bincount(dt.label, minlength=n_labels)
+    judged = np.bincount(dt.label, minlength=n_labels)
     ref_boxes = np.bincount(ref.label, minlength=n_labels)
     per: dict[str, Scores] = {}
     aps = []
@@ -398,10 +244,10 @@ def _judge(table: pa.Table, ref: _Boxes, ref_frames: np.ndarray, codes: dict[str
             continue
         ap50 = ap = None
         if counts.regular[code]:
-            ap50, ap = _average_precision(coco, code)
+            ap50, ap = average_precision(coco, code)
             aps.append((ap50, ap))
         per[name] = _scores(int(tp[code]), int(fp[code]), int(counts.regular[code] - tp[code]),
-                            ap50, ap, int(boxes[code]), int(ref_boxes[code]))
+                            ap50, ap, int(judged[code]), int(ref_boxes[code]))
     total = _scores(int(tp.sum()), int(fp.sum()), int(counts.regular.sum() - tp.sum()),
                     float(np.mean([a for a, _ in aps])) if aps else None,
                     float(np.mean([b for _, b in aps])) if aps else None,
@@ -467,7 +313,7 @@ def evaluate_derived(tries: Sequence[Derived], reference: Derived, *, iou: float
         seen |= wanted
     names = sorted(seen)
     codes = {name: i for i, name in enumerate(names)}
-    ref = _boxes(ref_table, codes)
+    ref = boxes(ref_table, codes)
     ref_frames = np.asarray(reference.frames, dtype=np.int64)
     return [_judge(d.table, ref, ref_frames, codes, names, wanted, threshold)
             for d in tries], tuple(names)
