@@ -179,19 +179,20 @@ def load(objects: Objects, output_hash: str, output: Callable[[], Any], *,
     return made
 
 
-def stale_keys(store: Store, older_than: float = 3600.0) -> list[str]:
-    """Derived objects gc may remove: those of outputs that no live checkpoint refers to,
-    last written more than older_than seconds ago (a query may be reading a file of an
-    output pruned a moment ago). Keys that are not derived files are left alone."""
+def stale_keys(store: Store, older_than: float = 3600.0) -> dict[str, int]:
+    """Derived objects gc may remove, with their sizes: those of outputs that no live
+    checkpoint refers to, last written more than older_than seconds ago (a query may be
+    reading the file of an output pruned a moment ago). One LIST of the prefix and one
+    read of every live tree. Keys that are not derived files are left alone."""
     listing = store.objects.stat(PREFIX)
     if not listing:
-        return []
+        return {}
     live = {h for t in store.list_timelines() for c in store.checkpoints(t.id)
             for h in c.stage_hashes.values()}
     cutoff = time.time() - older_than
-    out = []
-    for key, (_, mtime) in sorted(listing.items()):
+    out = {}
+    for key, (size, mtime) in sorted(listing.items()):
         m = _KEY.fullmatch(key)
         if m is not None and m.group(1) not in live and mtime <= cutoff:
-            out.append(key)
+            out[key] = size
     return out
