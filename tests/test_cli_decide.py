@@ -207,3 +207,10 @@ def test_the_deciding_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.M
                                capture_output=True, text=True, timeout=120)
             assert r.returncode == 0, (line, r.stderr)
             assert r.stdout.strip(), line
+
+
+def test_the_parser_offers_every_metric_evaluate_ranks_by() -> None:
+    from localckpt.cli.decide import METRIC_NAMES
+    from localckpt.evaluate import METRICS
+
+    assert METRIC_NAMES == tuple(METRICS)

@@ -18,9 +18,13 @@ if TYPE_CHECKING:
 
     from ..store import Store
 
-__all__ = ["register", "short_ids"]
+__all__ = ["METRIC_NAMES", "register", "short_ids"]
 
 _CELL = 48  # widest cell of a text table
+#: localckpt.evaluate.METRICS' names, written here: importing evaluate loads numpy, and
+#: building the parser must not (tests/test_import_cost.py; tests/test_cli_decide.py
+#: checks the two agree)
+METRIC_NAMES = ("ap50", "ap", "f1", "precision", "recall", "tp", "fp", "fn")
 
 
 def short_ids(store: Store, ids: list[str]) -> dict[str, str]:
@@ -186,7 +190,6 @@ def cmd_sql(store: Store, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from ..evaluate import METRICS
     from ..labels import FORMATS, FRAME_MODES
 
     labels = sub.add_parser("labels", help="import ground truth (COCO, YOLO, MOT) or export "
@@ -227,7 +230,7 @@ def register(sub: Any) -> None:
     p.add_argument("--stage", default="detect", help="the tries' stage (default detect)")
     p.add_argument("--reference-stage", metavar="STAGE",
                    help="the reference's stage (default: --stage if it has it, else labels)")
-    p.add_argument("--metric", default="ap50", choices=list(METRICS),
+    p.add_argument("--metric", default="ap50", choices=METRIC_NAMES,
                    help="rank by this (default ap50)")
     p.add_argument("--iou", type=float, default=0.5,
                    help="IoU at which a box counts as found, for TP/FP/FN (default 0.5)")
