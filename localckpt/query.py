@@ -245,15 +245,17 @@ class QueryEngine:
         state = tuple(sorted((h, c.timeline_id, by_id[c.timeline_id].index_hash)
                              for h, c in owners.items()))
         if state != self._ts_state:
-            parts_h, parts_s, parts_t = [], [], []
-            for h, c in sorted(owners.items()):
+            names, parts_h, parts_s, parts_t = [], [], [], []
+            for i, (h, c) in enumerate(sorted(owners.items())):
                 frames = self._frame_table(store, by_id[c.timeline_id])
-                n = frames.num_rows
-                parts_h.append(np.full(n, h, dtype=object))
+                names.append(h)
+                parts_h.append(np.full(frames.num_rows, i, dtype=np.int32))
                 parts_s.append(frames.column("sequence").to_numpy())
                 parts_t.append(frames.column("timestamp").to_numpy())
-            table = pa.table({
-                "hash": pa.array(np.concatenate(parts_h) if parts_h else [], pa.string()),
+            table = pa.table({  # hash as a dictionary column: one string per output
+                "hash": pa.DictionaryArray.from_arrays(
+                    pa.array(np.concatenate(parts_h) if parts_h else [], pa.int32()),
+                    pa.array(names, pa.string())),
                 "sequence": pa.array(np.concatenate(parts_s) if parts_s else [], pa.int64()),
                 "timestamp": pa.array(np.concatenate(parts_t) if parts_t else [],
                                       pa.float64())})
