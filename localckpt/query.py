@@ -323,12 +323,32 @@ class QueryEngine:
             if "detections" in wanted:
                 self._detections(store, checkpoints, timelines)
             try:
-                rel = self._con.sql(query, params=params)
-                if rel is None:  # not a query after all
-                    raise ReadOnlyQueryError("store.sql runs SELECT statements only")
-                return rel.to_arrow_table()
+                return self._run(query, params)
+            except duckdb.Error as exc:
+                if "detections" not in wanted or derived.PREFIX not in str(exc):
+                    raise _translate(exc, query) from None
+            # a derived file that does not read (damaged, or half gone): check every one,
+            # make the bad ones again, then try once more
+            self._repair(store, checkpoints)
+            self._detections(store, checkpoints, timelines)
+            try:
+                return self._run(query, params)
             except duckdb.Error as exc:
                 raise _translate(exc, query) from None
+
+    def _run(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None,
+             ) -> pa.Table:
+        rel = self._con.sql(query, params=params)
+        if rel is None:  # not a query after all
+            raise ReadOnlyQueryError("store.sql runs SELECT statements only")
+        return rel.to_arrow_table()
+
+    def _repair(self, store: Store, checkpoints: list[Checkpoint]) -> None:
+        for c in checkpoints:
+            for stage, h in c.stage_hashes.items():
+                derived.load(store.objects, h,
+                             functools.partial(store.load_stage_output, c.id, stage))
+        self._rows_state = None
 
 
 def engine_of(store: Store) -> QueryEngine:
