@@ -42,7 +42,7 @@ from .coco_metrics import (
 )
 from .derived import Derived, load, make
 from .errors import InvalidInputError, NotFoundError
-from .flatten import flatten
+from .flatten import flatten, no_gc
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -325,8 +325,9 @@ def evaluate_outputs(tries: Mapping[str, Any], reference: Any, *, iou: float = 0
     """Evaluate frame-keyed outputs held in memory (name -> output) against a reference
     output: the pure core of :func:`evaluate` (no store)."""
     metric = _check_metric(metric)
-    ref = _strict(make("", reference), reference, "the reference")
-    parsed = [_strict(make("", v), v, f"try {k!r}") for k, v in tries.items()]
+    with no_gc():  # see flatten.no_gc: the outputs are millions of objects
+        ref = _strict(make("", reference), reference, "the reference")
+        parsed = [_strict(make("", v), v, f"try {k!r}") for k, v in tries.items()]
     results, names = evaluate_derived(parsed, ref, iou=iou, labels=labels)
     found = [TryResult(k, k, stage, s, per, ignored)
              for k, (s, per, ignored) in zip(tries, results, strict=True)]
