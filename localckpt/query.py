@@ -21,7 +21,9 @@ flatten each output once per content hash (:mod:`localckpt.derived`), written to
 object store the first time a query needs them and read by DuckDB through the store's
 fsspec filesystem (``register_filesystem``; no DuckDB extension is ever downloaded). A
 box's ``timestamp`` is its frame's time in the timeline of the oldest live checkpoint
-holding that output (an output shared by two timelines is one set of rows).
+holding that output (an output shared by two timelines is one set of rows). Looking it
+up costs a join over every box, so it is made only for a query that might read the
+column (its parse tree names ``timestamp``, a ``*``, a whole row...).
 
 Read-only: one SELECT statement per call; anything else is :class:`ReadOnlyQueryError`.
 DuckDB may read nothing but the derived files (``enable_external_access`` is off), so
@@ -59,8 +61,51 @@ SELECT d.hash, d.sequence,
        d."index", d.label, d.score, d.x1, d.y1, d.x2, d.y2, d.track_id
 FROM {_ROWS} d
 """
-# As a correlated subquery, not a join: DuckDB drops it when a query does not use the
-# column (a count per try and label over 5,000,000 boxes: 0.2 s, not 0.6 s with a join).
+# Looking a box's time up costs a join over every box (0.27 s of a 0.37 s count over
+# 500,000 boxes) that DuckDB keeps even when nothing reads the column. A query that
+# provably never names it (see _uses_timestamp) gets the same view with the column NULL.
+_DETECTIONS_NO_TIME = f"""
+CREATE OR REPLACE VIEW detections AS
+SELECT d.hash, d.sequence, CAST(NULL AS DOUBLE) AS timestamp,
+       d."index", d.label, d.score, d.x1, d.y1, d.x2, d.y2, d.track_id
+FROM {_ROWS} d
+"""
+
+
+def _uses_timestamp(tree: Any, names: set[str]) -> bool:
+    """Whether a parsed statement (DuckDB's json_serialize_sql) might read the timestamp
+    column of a table: it names a column "timestamp", selects a * or COLUMNS(...), uses
+    a column position, a NATURAL join or USING (timestamp), or names a whole row (a
+    table or alias used as a column). Conservative: True when unsure."""
+    if isinstance(tree, list):
+        return any(_uses_timestamp(x, names) for x in tree)
+    if not isinstance(tree, dict):
+        return False
+    kind = tree.get("class") or tree.get("type")
+    if kind in ("STAR", "POSITIONAL_REFERENCE") or tree.get("ref_type") == "NATURAL":
+        return True
+    if kind == "COLUMN_REF":
+        cols = [str(c).lower() for c in tree.get("column_names") or []]
+        return not cols or cols[-1] == "timestamp" or (len(cols) == 1 and cols[0] in names)
+    if any(str(c).lower() == "timestamp" for c in tree.get("using_columns") or []):
+        return True
+    return any(_uses_timestamp(v, names) for v in tree.values() if isinstance(v, (dict, list)))
+
+
+def _relation_names(tree: Any, found: set[str]) -> set[str]:
+    """Every table name and alias of a parsed statement, lower-cased."""
+    if isinstance(tree, list):
+        for x in tree:
+            _relation_names(x, found)
+    elif isinstance(tree, dict):
+        if tree.get("type") in ("BASE_TABLE", "SUBQUERY", "TABLE_FUNCTION", "JOIN"):
+            for key in ("table_name", "alias"):
+                if tree.get(key):
+                    found.add(str(tree[key]).lower())
+        for v in tree.values():
+            if isinstance(v, (dict, list)):
+                _relation_names(v, found)
+    return found
 
 
 class ReadOnlyQueryError(InvalidInputError):
@@ -91,6 +136,8 @@ class QueryEngine:
         self._rows_rel: Any = None
         self._ts_state: tuple[Any, ...] | None = None
         self._registered: set[str] = set()
+        #: whether the last query's detections looked up each box's time (for tests)
+        self.timestamps_joined = False
         objects = store.objects
         self._con = duckdb.connect(":memory:", config={
             "autoinstall_known_extensions": False, "autoload_known_extensions": False})
@@ -222,7 +269,7 @@ class QueryEngine:
             self._known.add(h)
 
     def _detections(self, store: Store, checkpoints: list[Checkpoint],
-                    timelines: list[Timeline]) -> None:
+                    timelines: list[Timeline], with_time: bool = True) -> None:
         import numpy as np
         import pyarrow as pa
 
@@ -261,7 +308,8 @@ class QueryEngine:
                                       pa.float64())})
             self._con.register(_TIMESTAMPS, table)
             self._ts_state = state
-        self._con.execute(_DETECTIONS_VIEW)
+        self._con.execute(_DETECTIONS_VIEW if with_time else _DETECTIONS_NO_TIME)
+        self.timestamps_joined = with_time
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -320,8 +368,9 @@ class QueryEngine:
                 self._con.register("stage_outputs", self._stage_outputs(checkpoints))
             if "frames" in wanted:
                 self._con.register("frames", self._frames_of(store, timelines))
+            with_time = "detections" in wanted and self._needs_time(query)
             if "detections" in wanted:
-                self._detections(store, checkpoints, timelines)
+                self._detections(store, checkpoints, timelines, with_time)
             try:
                 return self._run(query, params)
             except duckdb.Error as exc:
@@ -330,11 +379,27 @@ class QueryEngine:
             # a derived file that does not read (damaged, or half gone): check every one,
             # make the bad ones again, then try once more
             self._repair(store, checkpoints)
-            self._detections(store, checkpoints, timelines)
+            self._detections(store, checkpoints, timelines, with_time)
             try:
                 return self._run(query, params)
             except duckdb.Error as exc:
                 raise _translate(exc, query) from None
+
+    def _needs_time(self, query: str) -> bool:
+        import json
+
+        import duckdb
+
+        try:
+            text = self._parser.sql("SELECT json_serialize_sql(?)",
+                                    params=[query]).fetchall()[0][0]
+            tree = json.loads(text)
+        except (duckdb.Error, ValueError, IndexError):
+            return True
+        if not isinstance(tree, dict) or tree.get("error"):
+            return True
+        statements = tree.get("statements")
+        return _uses_timestamp(statements, _relation_names(statements, set()))
 
     def _run(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None,
              ) -> pa.Table:

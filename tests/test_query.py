@@ -238,3 +238,26 @@ def test_detections_for_pandas_users(source: Any) -> None:
         store.detections([ids["try0"]], "ocr")
     with pytest.raises(InvalidInputError, match="not frame-keyed"):
         store.detections([ids["track"]], "track")
+
+
+@pytest.mark.parametrize("query,joined", [
+    ("SELECT label, count(*) FROM detections GROUP BY ALL", False),
+    ("SELECT count(*) FROM detections d JOIN frames f USING (sequence)", False),
+    ("SELECT max(timestamp) FROM detections", True),
+    ("SELECT * FROM detections", True),
+    ("SELECT d FROM detections d", True),  # a whole row, as a struct
+    ("SELECT #3 FROM detections", True),
+    ("SELECT count(*) FROM detections NATURAL JOIN frames", True),
+    ("SELECT count(*) FROM (SELECT * EXCLUDE (track_id) FROM detections)", True),
+    ("SELECT COLUMNS('x.') FROM detections", True),
+])
+def test_boxes_are_timed_whenever_a_query_might_read_the_time(source: Any, query: str,
+                                                              joined: bool) -> None:
+    from localckpt.query import engine_of
+
+    store, _, _ = source
+    store.sql(query)
+    assert engine_of(store).timestamps_joined is joined
+    if joined:
+        times = store.sql("SELECT d.timestamp FROM detections d WHERE d.timestamp IS NULL")
+        assert times.num_rows == 0  # every box has its frame's time
