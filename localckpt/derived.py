@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from .objects import Objects
     from .store import Store
 
-__all__ = ["FORMAT", "PREFIX", "Derived", "decode", "detections_schema", "encode", "key_of",
-           "load", "make", "stale_keys"]
+__all__ = ["FORMAT", "PREFIX", "Derived", "decode", "detections_schema", "encode", "fetch",
+           "key_of", "load", "make", "stale_keys"]
 
 PREFIX = "derived/detections"
 FORMAT = "detections/1"
@@ -160,23 +160,30 @@ def load(objects: Objects, output_hash: str, output: Callable[[], Any], *,
     from output() (which loads the output) and, when write, stored for next time. With
     must_write False a failed write is no error (a cache that could not be kept: a
     read-only bucket must not stop an evaluation)."""
+    return fetch(objects, output_hash, output, write=write, must_write=must_write)[0]
+
+
+def fetch(objects: Objects, output_hash: str, output: Callable[[], Any], *,
+          write: bool = True, must_write: bool = True) -> tuple[Derived, bytes]:
+    """load(), and the bytes of the file (what the store holds, or would hold)."""
     key = key_of(output_hash)
     try:
         data = objects.get(key)
     except LocalckptError:
         data = None
     found = decode(output_hash, data) if data is not None else None
-    if found is not None:
-        return found
+    if found is not None and data is not None:
+        return found, data
     with no_gc():
         made = make(output_hash, output())
+        data = encode(output_hash, made)
         if write:
             try:
-                objects.put(key, encode(output_hash, made))
+                objects.put(key, data)
             except LocalckptError:
                 if must_write:
                     raise
-    return made
+    return made, data
 
 
 def stale_keys(store: Store, older_than: float = 3600.0) -> dict[str, int]:

@@ -261,3 +261,28 @@ def test_boxes_are_timed_whenever_a_query_might_read_the_time(source: Any, query
     if joined:
         times = store.sql("SELECT d.timestamp FROM detections d WHERE d.timestamp IS NULL")
         assert times.num_rows == 0  # every box has its frame's time
+
+
+def test_remote_objects_are_read_from_copies_made_once(
+        new_store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from localckpt.query import engine_of
+
+    store = new_store("memory")  # memory:// objects are not a local directory
+    ids = build(store)
+    expected = store.sql("SELECT * FROM detections ORDER BY hash, sequence, index")
+    mirror = engine_of(store)._mirror
+    assert mirror is not None
+    hashes = {h for t in store.list_timelines() for c in store.checkpoints(t.id)
+              for h in c.stage_hashes.values()}
+    assert sorted(os.listdir(mirror)) == sorted(f"{h}.parquet" for h in hashes)
+    gets: list[str] = []
+    real_get = store.objects.get
+    monkeypatch.setattr(store.objects, "get", lambda k: gets.append(k) or real_get(k))
+    store.sql("SELECT count(*) FROM detections")
+    assert [k for k in gets if k.startswith(derived.PREFIX)] == []  # no request again
+    h = store.get_checkpoint(ids["try2"]).stage_hashes["detect"]
+    with open(os.path.join(mirror, f"{h}.parquet"), "wb") as fh:
+        fh.write(b"damaged")
+    assert store.sql("SELECT * FROM detections ORDER BY hash, sequence, index").equals(expected)
