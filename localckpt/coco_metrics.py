@@ -75,6 +75,13 @@ def boxes(table: pa.Table, codes: dict[str, int]) -> Boxes:
                   col("y2", np.float64) - y1)
 
 
+def _in_list_order(b: Boxes) -> bool:
+    """Whether the boxes come by frame, then by position in their frame's list (as a
+    derived table has them)."""
+    f, p = b.frame, b.pos
+    return bool(np.all((f[1:] > f[:-1]) | ((f[1:] == f[:-1]) & (p[1:] > p[:-1]))))
+
+
 def _ranks(keys: np.ndarray) -> np.ndarray:
     """Position of each element within its run of equal (sorted) keys."""
     n = len(keys)
@@ -101,7 +108,11 @@ class Matched:
 def match(dt: Boxes, gt: Boxes, thresholds: np.ndarray, max_dets: int | None,
            n_labels: int) -> Matched:
     span = int(max(dt.frame.max(initial=0), gt.frame.max(initial=0))) + 1
-    d_order = np.lexsort((dt.pos, -dt.score, dt.frame, dt.label))
+    # lexsort is stable: boxes already in frame and list order need fewer keys
+    if _in_list_order(dt):
+        d_order = np.lexsort((-dt.score, dt.label * span + dt.frame))
+    else:
+        d_order = np.lexsort((dt.pos, -dt.score, dt.frame, dt.label))
     dt = dt.take(d_order)
     d_key = dt.label * span + dt.frame
     d_rank = _ranks(d_key)
@@ -109,10 +120,12 @@ def match(dt: Boxes, gt: Boxes, thresholds: np.ndarray, max_dets: int | None,
         keep = d_rank < max_dets
         dt, d_key, d_rank = dt.take(keep), d_key[keep], d_rank[keep]
     g_ignored = gt.area > AREA_MAX
-    g_order = np.lexsort((gt.pos, g_ignored, gt.frame, gt.label))
+    if _in_list_order(gt):
+        g_order = np.lexsort((g_ignored, gt.label * span + gt.frame))
+    else:
+        g_order = np.lexsort((gt.pos, g_ignored, gt.frame, gt.label))
     gt, g_ignored = gt.take(g_order), g_ignored[g_order]
     g_key = gt.label * span + gt.frame
-    g_rank = _ranks(g_key)
 
     # every (box, reference box) pair of one frame and label
     lo = np.searchsorted(g_key, d_key, "left")
@@ -136,8 +149,12 @@ def match(dt: Boxes, gt: Boxes, thresholds: np.ndarray, max_dets: int | None,
     # rounds: the r-th box of every frame and label at once (one box per frame per round).
     # Pairs sorted once by round, box, then preference (a reference box that counts
     # first, then IoU, then the later box): among a box's candidates the last is chosen.
+    # (Pairs come by box, then reference box in order: lexsort's stability keeps that.)
     regular_g = ~g_ignored
-    order = np.lexsort((g_rank[pair_g], ious, regular_g[pair_g], pair_d, d_rank[pair_d]))
+    if g_ignored.any():
+        order = np.lexsort((ious, regular_g[pair_g], pair_d, d_rank[pair_d]))
+    else:
+        order = np.lexsort((ious, pair_d, d_rank[pair_d]))
     pair_d, pair_g, ious = pair_d[order], pair_g[order], ious[order]
     bounds = np.searchsorted(d_rank[pair_d], np.arange(int(d_rank.max(initial=-1)) + 2))
     n_t = len(thresholds)

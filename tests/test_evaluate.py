@@ -426,3 +426,21 @@ def test_evaluate_works_where_its_cache_cannot_be_written(
         good, bad]
     with pytest.raises(BackendUnavailableError, match="read-only bucket"):
         store.sql("SELECT count(*) FROM detections")  # SQL needs the files it reads
+
+
+@given(pairs())
+def test_boxes_in_any_row_order_give_the_same_metrics(data: Any) -> None:
+    from localckpt.derived import make
+    from localckpt.evaluate import evaluate_derived
+
+    tr, ref = data
+    d, r = make("", tr), make("", ref)
+    shuffled = attrs_evolve(d, d.table.take(np.random.default_rng(0).permutation(
+        d.table.num_rows)))
+    assert evaluate_derived([shuffled], r)[0] == evaluate_derived([d], r)[0]
+
+
+def attrs_evolve(d: Any, table: Any) -> Any:
+    import attrs
+
+    return attrs.evolve(d, table=table)
