@@ -12,7 +12,7 @@ import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -28,9 +28,15 @@ from .types import Checkpoint, Frame, FrameMeta, Tag, Timeline
 from .visibility import Visibility
 
 if TYPE_CHECKING:
+    import os
+
+    import pyarrow as pa
+
     from .backends.sql.runs import RunTables
     from .diff import Diff
+    from .evaluate import Evaluation
     from .framediff import FrameDiff
+    from .labels import LabelExport
     from .maintenance import PruneReport, VerifyReport
     from .runs import MemoStats, RunRecord, StageRun
 
@@ -641,6 +647,56 @@ class Store:
                 f"{shown(strategy)}", cli="--strategy must be fail, ours or theirs")
         return merge_checkpoints(self, self._ref(ours, "checkpoint", "ours"),
                                  self._ref(theirs, "checkpoint", "theirs"), strategy)
+
+    # -- deciding between tries (localckpt.labels, evaluate, query) ------------------------
+
+    def import_labels(self, timeline_id: str, path: str | os.PathLike[str], format: str, *,
+                      stage: str = "labels", parent: str | None = None, tag: str | None = None,
+                      frames: str = "sequence") -> str:
+        """Save a COCO, YOLO or MOT label file as a checkpoint (stage "labels" by default,
+        a child of parent, else of the root; tag names it); return its id. Frames match
+        by sequence or by source frame number (frames="source"); see localckpt.labels.
+        The checkpoint's stats count boxes, frames and unmatched entries."""
+        from .labels import import_labels
+
+        self._check_open()
+        return import_labels(self, timeline_id, path, format, stage=stage, parent=parent,
+                             tag=tag, frames=frames).checkpoint_id
+
+    def export_labels(self, checkpoint_id: str, stage: str, path: str | os.PathLike[str],
+                      format: str, *, frames: str = "sequence") -> LabelExport:
+        """Write a checkpoint's detections of stage as a COCO, YOLO or MOT label file."""
+        from .labels import export_labels
+
+        self._check_open()
+        return export_labels(self, checkpoint_id, stage, path, format, frames=frames)
+
+    def evaluate(self, checkpoints: Iterable[str], reference: str, stage: str = "detect", *,
+                 iou: float = 0.5, labels: Iterable[str] | None = None,
+                 reference_stage: str | None = None, metric: str = "ap50") -> Evaluation:
+        """Precision, recall, F1, AP50 and AP of each try's stage against a reference's
+        boxes (reference_stage: by default stage when it has it, else "labels"), per try
+        and per label, ranked best first by metric. See localckpt.evaluate."""
+        from .evaluate import evaluate
+
+        self._check_open()
+        return evaluate(self, checkpoints, reference, stage, iou=iou, labels=labels,
+                        reference_stage=reference_stage, metric=metric)
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
+            ) -> pa.Table:
+        """Run one read-only SELECT with DuckDB over the tables timelines, checkpoints,
+        stage_outputs, frames and detections (live records only). See localckpt.query."""
+        from .query import sql
+
+        return sql(self, query, params)
+
+    def detections(self, checkpoints: Iterable[str] | str, stage: str) -> pa.Table:
+        """The boxes of stage's output at each checkpoint as a pyarrow Table (one row per
+        box, with checkpoint_id and timestamp), for pandas and polars."""
+        from .query import detections
+
+        return detections(self, checkpoints, stage)
 
     # -- stage runs (localckpt.runs) ------------------------------------------------------
 

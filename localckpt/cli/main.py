@@ -25,7 +25,8 @@ from .common import EXIT_ERROR, EXIT_OK, storage_options_arg
 __all__ = ["build_parser", "main"]
 
 #: Command groups, each a module of this package with register(subparsers).
-GROUPS = ("inspect", "merge", "transfer", "remote", "maintenance", "ingest", "web", "runs")
+GROUPS = ("inspect", "merge", "transfer", "remote", "maintenance", "ingest", "web", "runs",
+          "decide")
 
 
 def build_parser() -> argparse.ArgumentParser:

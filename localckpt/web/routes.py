@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import api, compare, pages, viewer
+from . import api, compare, pages, tries, viewer
 
 __all__ = ["API", "FRAGMENTS", "PAGES", "STATIC"]
 
@@ -25,11 +25,14 @@ PAGES: list[tuple[str, Handler]] = [
     ("/t/{timeline}", pages.timeline_page),
     ("/c/{checkpoint}", pages.checkpoint_page),
     ("/compare", compare.compare_page),
+    ("/t/{timeline}/tries", tries.tries_page),
+    ("/t/{timeline}/side", tries.side_page),
 ]
 
 #: Parts of pages that app.js swaps in (HTML without the page around it).
 FRAGMENTS: list[tuple[str, Handler]] = [
     ("/view/{timeline}", viewer.fragment),
+    ("/t/{timeline}/side/panes", tries.panes_fragment),
 ]
 
 #: JSON endpoints (localckpt.web.api).
@@ -40,4 +43,6 @@ STATIC: dict[str, str] = {
     "app.css": "text/css; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "icon.svg": "image/svg+xml",
+    "tries.css": "text/css; charset=utf-8",
+    "tries.js": "text/javascript; charset=utf-8",
 }
