@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from .arguments import shown
 from .coco_metrics import (
     IOU_THRESHOLDS,
     MAX_DETS,
@@ -119,10 +120,10 @@ _COLUMNS = ("rank", "checkpoint_id", "name", "stage", "label", "tp", "fp", "fn",
 
 
 def _check_metric(metric: Any) -> str:
-    if metric not in METRICS:
-        raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}",
+    if not isinstance(metric, str) or metric not in METRICS:
+        raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, not {shown(metric)}",
                                 cli=f"--metric must be one of {', '.join(METRICS)}, not "
-                                f"{metric!r}")
+                                f"{shown(metric)}")
     return str(metric)
 
 
@@ -273,8 +274,8 @@ def _labels_of(table: pa.Table) -> set[str]:
 
 def _check_iou(iou: Any) -> float:
     if isinstance(iou, bool) or not isinstance(iou, (int, float)) or not 0 < iou <= 1:
-        raise InvalidInputError(f"iou must be a number in (0, 1], not {iou!r}",
-                                cli=f"--iou must be a number in (0, 1], not {iou!r}")
+        raise InvalidInputError(f"iou must be a number in (0, 1], not {shown(iou)}",
+                                cli=f"--iou must be a number in (0, 1], not {shown(iou)}")
     return float(iou)
 
 
@@ -286,7 +287,7 @@ def _check_labels(labels: Iterable[str] | None) -> set[str] | None:
     found = set()
     for label in labels:
         if not isinstance(label, str):
-            raise InvalidInputError(f"labels must be strings, not {label!r}")
+            raise InvalidInputError(f"labels must be strings, not {shown(label)}")
         found.add(label)
     return found
 
@@ -356,13 +357,12 @@ def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: st
     with write the file is stored for the next evaluation or query (a read-only caller
     passes write=False).
     """
-    from .refs import resolve_checkpoint
+    from .refs import reference_list, resolve_checkpoint
 
     metric = _check_metric(metric)
     _check_iou(iou)
-    if isinstance(checkpoints, str):
-        checkpoints = [checkpoints]
-    ids = list(dict.fromkeys(resolve_checkpoint(store, c) for c in checkpoints))
+    ids = list(dict.fromkeys(resolve_checkpoint(store, c)
+                             for c in reference_list(checkpoints, "checkpoints")))
     if not ids:
         raise InvalidInputError("evaluate needs at least one checkpoint to judge")
     ref = store.get_checkpoint(resolve_checkpoint(store, reference))

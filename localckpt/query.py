@@ -45,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import derived
+from .arguments import shown
 from .errors import InvalidInputError, LocalckptError, NotFoundError
 
 if TYPE_CHECKING:
@@ -483,13 +484,12 @@ def detections(store: Store, checkpoints: Iterable[str] | str, stage: str) -> pa
     import numpy as np
     import pyarrow as pa
 
-    from .refs import resolve_checkpoint
+    from .refs import reference_list, resolve_checkpoint
 
     store._check_open()
-    if isinstance(checkpoints, str):
-        checkpoints = [checkpoints]
+    checkpoints = reference_list(checkpoints, "checkpoints")
     if not isinstance(stage, str) or not stage:
-        raise InvalidInputError(f"stage must be a non-empty string, not {stage!r}")
+        raise InvalidInputError(f"stage must be a non-empty string, not {shown(stage)}")
     found = [store.get_checkpoint(resolve_checkpoint(store, c)) for c in checkpoints]
     tables = []
     times: dict[str, dict[int, float]] = {}

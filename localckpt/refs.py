@@ -127,7 +127,7 @@ def register_kind(name: str, kind: Kind) -> None:
 
 
 def _kind(name: str) -> Kind:
-    found = _KINDS.get(name)
+    found = _KINDS.get(name) if isinstance(name, str) else None
     if found is None:
         raise InvalidInputError(
             f"kind must be one of {', '.join(repr(k) for k in sorted(_KINDS))}, not {name!r}")
@@ -295,6 +295,20 @@ def _could_be_tag(ref: str) -> bool:
 def resolve_timeline(store: Store, ref: str) -> str:
     """The full id of the timeline ref names (``resolve(store, ref, "timeline")``)."""
     return resolve(store, ref, "timeline")
+
+
+def reference_list(value: object, what: str) -> list[str]:
+    """References given as one string or an iterable of strings, as a list (each is
+    checked when resolved); InvalidInputError for anything else."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, bytes) or not isinstance(value, Iterable):
+        raise InvalidInputError(f"{what} must be a checkpoint reference or a list of them, "
+                                f"not {type(value).__name__}")
+    refs = list(value)
+    for ref in refs:
+        _check_ref(ref, "checkpoint", what)
+    return refs
 
 
 def resolve_checkpoint(store: Store, ref: str) -> str:

@@ -317,7 +317,7 @@ class Store:
         from .refs import short_ids
 
         self._check_open()
-        return short_ids(self, [_id(i, "ids") for i in ids], kind)
+        return short_ids(self, _ids(ids, "ids"), kind)
 
     def _ref(self, ref: Any, kind: str, what: str) -> str:
         """A reference resolved at a public method's boundary; a full UUID costs no

@@ -4,7 +4,9 @@ accepts a tag, a short id, a prefix; full ids stay the fast path."""
 from __future__ import annotations
 
 import inspect
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +30,21 @@ FULL_IDS_ONLY = {
 
 def _frames(found: list[Any]) -> list[int]:
     return [f.sequence if hasattr(f, "sequence") else f["sequence"] for f in found]
+
+
+def _import_mot(store: Store, checkpoint: str, timeline: str) -> tuple[str | None, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "gt.txt")
+        path.write_text("1,7,0,0,4,4,1\n")
+        got = store.get_checkpoint(store.import_labels(timeline, path, "mot", parent=checkpoint))
+    return got.parent_id, store.load_stage_output(got.id, "labels")
+
+
+def _export_mot(store: Store, checkpoint: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "out.txt")
+        store.export_labels(checkpoint, "detect", path, "mot")
+        return path.read_text()
 
 
 def _run_place(run: Any) -> tuple[str, str | None, str]:
@@ -61,6 +78,8 @@ CASES: dict[str, Callable[[Store, str, str, str], Any]] = {
     "tag": lambda s, c, k, t: s.tag(c, "best").checkpoint_id,
     "tags": lambda s, c, k, t: s.tags(t),
     "verify": lambda s, c, k, t: s.verify(t).checkpoints,
+    "import_labels": lambda s, c, k, t: _import_mot(s, c, t),
+    "export_labels": lambda s, c, k, t: _export_mot(s, c),
     "begin_run": lambda s, c, k, t: _run_place(s.begin_run(t, c, "classify")),
     "runs": lambda s, c, k, t: [_run_place(r) for r in s.runs(t)],
     "resolve": lambda s, c, k, t: (s.resolve(c), s.resolve(t, "timeline")),

@@ -112,9 +112,11 @@ def test_commit_round_trips_records_exactly_and_is_idempotent(catalog: SqlCatalo
     h, data = make_output({"boxes": [[1, 2, 3, 4]], "score": 0.93})
     ckpt = child(root, "detect", h, config_overrides={"thr": 0.5}, stats={"n": 1})
     ckpt = attrs.evolve(ckpt, created_at=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC))
-    tomb = Tombstone(new_id(), new_id(), "checkpoint", timeline.id, utcnow())
+    gone = child(root, "detect", h)
+    tomb = Tombstone(new_id(), gone.id, "checkpoint", timeline.id, utcnow())
+    stray = Tombstone(new_id(), new_id(), "checkpoint", timeline.id, utcnow())  # no record
     tag = Tag(new_id(), "best", ckpt.id, timeline.id, utcnow())
-    batch = Batch([timeline], [root, ckpt], {h: data}, [tomb], [tag])
+    batch = Batch([timeline], [root, ckpt, gone], {h: data}, [tomb, stray], [tag])
 
     catalog.commit(batch)
     catalog.commit(batch)  # same content again: skipped, no error
@@ -128,12 +130,15 @@ def test_commit_round_trips_records_exactly_and_is_idempotent(catalog: SqlCatalo
     assert got[0].created_at.microsecond == 678901
     assert catalog.outputs([h]) == {h: data}
     assert dict(got[0].stage_outputs) == {"detect": json.loads(data)}
-    assert catalog.tombstones(None) == [tomb] == catalog.tombstones([timeline.id])
+    tombs = sorted([tomb, stray], key=lambda x: x.id)
+    assert sorted(catalog.tombstones(None), key=lambda x: x.id) == tombs
+    assert sorted(catalog.tombstones([timeline.id]), key=lambda x: x.id) == tombs
     assert catalog.tags(None) == [tag] == catalog.tags([timeline.id])
-    assert catalog.deleted([tomb.target_id, ckpt.id]) == {tomb.target_id}
+    # a tombstone deletes a record of its kind and timeline only (Catalog.deleted)
+    assert catalog.deleted([gone.id, stray.target_id, ckpt.id]) == {gone.id}
     counts = [rows(catalog, f"SELECT count(*) FROM {{s}}{t}")[0][0]
               for t in ("timelines", "checkpoints", "outputs", "tombstones", "tags")]
-    assert counts == [1, 2, 1, 1, 1]
+    assert counts == [1, 3, 1, 2, 1]
     assert catalog.storage_problems() == []
 
 

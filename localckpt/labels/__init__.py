@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ..arguments import shown
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..flatten import flatten
 from . import coco, mot, yolo
@@ -147,15 +148,15 @@ class LabelExport:
 def _format(value: Any) -> str:
     if value not in FORMATS:
         raise InvalidInputError(f"label format must be one of {', '.join(FORMATS)}, not "
-                                f"{value!r}", cli=f"--format must be one of "
-                                f"{', '.join(FORMATS)}, not {value!r}")
+                                f"{shown(value)}", cli=f"--format must be one of "
+                                f"{', '.join(FORMATS)}, not {shown(value)}")
     return str(value)
 
 
 def _mode(value: Any) -> str:
     if value not in FRAME_MODES:
-        raise InvalidInputError(f"frames must be 'sequence' or 'source', not {value!r}",
-                                cli=f"--frames must be sequence or source, not {value!r}")
+        raise InvalidInputError(f"frames must be 'sequence' or 'source', not {shown(value)}",
+                                cli=f"--frames must be sequence or source, not {shown(value)}")
     return str(value)
 
 
@@ -283,7 +284,7 @@ def import_labels(store: Store, timeline_id: str, path: str | os.PathLike[str], 
 
     fmt, mode, where = _format(format), _mode(frames), _path(path)
     if not isinstance(stage, str) or not stage:
-        raise InvalidInputError(f"stage must be a non-empty string, not {stage!r}")
+        raise InvalidInputError(f"stage must be a non-empty string, not {shown(stage)}")
     timeline = store.get_timeline(resolve_timeline(store, timeline_id))
     parent_id = None if parent is None else resolve_checkpoint(store, parent)
     if tag is not None:

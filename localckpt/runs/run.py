@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ..arguments import shown
 from ..canonical import canonical_bytes, checked_bytes, content_hash
 from ..errors import (
     ConflictError,
@@ -317,7 +318,7 @@ class StageRun:
         [] once the run is committed or aborted."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
                                   or limit < 0):
-            raise InvalidInputError(f"limit must be a non-negative int or None, not {limit!r}")
+            raise InvalidInputError(f"limit must be a non-negative int or None, not {shown(limit)}")
         if self.record.state not in ("open", "committing"):
             return []
         parts, hits = self._answers(limit)
@@ -377,7 +378,7 @@ class StageRun:
     def commit(self, partial: bool = False) -> str:
         """Save the run's checkpoint and return its id (see the module docstring)."""
         if not isinstance(partial, bool):
-            raise InvalidInputError(f"partial must be True or False, not {partial!r}")
+            raise InvalidInputError(f"partial must be True or False, not {shown(partial)}")
         for _ in range(_ATTEMPTS):
             rec = self.record
             if rec.state == "committed":
@@ -536,7 +537,7 @@ def _sequence(value: Any) -> int:
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidInputError(
-            f"a frame sequence must be an int, not {type(value).__name__} {value!r:.40}; "
+            f"a frame sequence must be an int, not {type(value).__name__} {shown(value)}; "
             "nothing of this put was written")
     return int(value)
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ..arguments import shown
 from ..canonical import json_object
 from ..errors import InvalidInputError, NotFoundError
 from ..ids import new_id
@@ -52,7 +53,7 @@ def _text(value: Any, what: str, *, empty: bool = True) -> str:
 def _inputs(inputs: Any) -> tuple[str, ...]:
     if isinstance(inputs, str | bytes) or not isinstance(inputs, Iterable):
         raise InvalidInputError(
-            f"inputs must be a tuple of stage names (e.g. ('detect',)), not {inputs!r:.60}")
+            f"inputs must be a tuple of stage names (e.g. ('detect',)), not {shown(inputs)}")
     names = tuple(_text(n, "an input stage name", empty=False) for n in inputs)
     if len(set(names)) != len(names):
         raise InvalidInputError(f"inputs names a stage twice: {list(names)}")
@@ -74,7 +75,7 @@ def begin_run(store: Store, timeline_id: str, parent_checkpoint_id: str | None,
     names = _inputs(inputs)
     for flag, what in ((memo, "memo"), (is_scenario, "is_scenario")):
         if not isinstance(flag, bool):
-            raise InvalidInputError(f"{what} must be True or False, not {flag!r}")
+            raise InvalidInputError(f"{what} must be True or False, not {shown(flag)}")
     params_ = json_object(params, "params")
     config = None if config_overrides is None else json_object(config_overrides,
                                                                "config_overrides")
@@ -118,10 +119,10 @@ def get_run(store: Store, ref: str) -> StageRun:
 def list_runs(store: Store, timeline_id: str | None, state: str | None) -> list[StageRun]:
     tables = store._run_tables()
     if timeline_id is not None and not isinstance(timeline_id, str):
-        raise InvalidInputError(f"timeline_id must be an id str or None, not {timeline_id!r}")
+        raise InvalidInputError(f"timeline_id must be an id str or None, not {shown(timeline_id)}")
     if state is not None and state not in STATES:
         raise InvalidInputError(f"state must be one of {', '.join(STATES)} or None, not "
-                                f"{state!r}")
+                                f"{shown(state)}")
     return [StageRun(store, r.id, record=r) for r in tables.listing(timeline_id)
             if state is None or r.state == state]
 
@@ -199,5 +200,5 @@ def clear_memo(store: Store, stage: str | None, older_than: datetime | timedelta
         before = utcnow() - timedelta(seconds=older_than)
     else:
         raise InvalidInputError(f"older_than must be a timedelta, an aware datetime or "
-                                f"seconds, not {older_than!r}")
+                                f"seconds, not {shown(older_than)}")
     return tables.clear_memo(stage, before)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, as_completed
 from typing import TYPE_CHECKING, Any
 
+from ..arguments import shown
 from ..errors import InvalidInputError
 from ..progress import Reporter
 
@@ -52,9 +53,9 @@ def map_run(run: StageRun, fn: Callable[[list[Any]], Mapping[int, Any]], executo
             chunk_size: int, progress: Any) -> int:
     """See StageRun.map and the module docstring."""
     if not callable(fn):
-        raise InvalidInputError(f"fn must be a function of a list of frames, not {fn!r:.60}")
+        raise InvalidInputError(f"fn must be a function of a list of frames, not {shown(fn)}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise InvalidInputError(f"chunk_size must be an int >= 1, not {chunk_size!r}")
+        raise InvalidInputError(f"chunk_size must be an int >= 1, not {shown(chunk_size)}")
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise InvalidInputError("executor must be a concurrent.futures.Executor (something "
                                 f"with submit), not {type(executor).__name__}")
