@@ -336,12 +336,12 @@ def evaluate_outputs(tries: Mapping[str, Any], reference: Any, *, iou: float = 0
                       len(ref.frames), tuple(_ranked(found, metric)))
 
 
-def _name(tags: list[str], scenario_label: str, stage: str, ident: str) -> str:
+def _name(tags: list[str], scenario_label: str, stage: str, short: str) -> str:
     if tags:
         return ", ".join(sorted(tags))
     if scenario_label:
         return scenario_label
-    return f"{stage} {ident.replace('-', '')[-8:]}"
+    return f"{stage} {short}"
 
 
 def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: str = "detect",
@@ -395,8 +395,10 @@ def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: st
     tags: dict[str, list[str]] = {}
     for g in store.tags(ref.timeline_id):
         tags.setdefault(g.checkpoint_id, []).append(g.name)
-    found = [TryResult(c.id, _name(tags.get(c.id, []), c.scenario_label, stage, c.id), stage,
-                       s, per, ignored, tuple(sorted(tags.get(c.id, []))), c.scenario_label)
+    shorts = store.short_ids(ids)
+    found = [TryResult(c.id, _name(tags.get(c.id, []), c.scenario_label, stage, shorts[c.id]),
+                       stage, s, per, ignored, tuple(sorted(tags.get(c.id, []))),
+                       c.scenario_label)
              for c, (s, per, ignored) in zip(tries, results, strict=True)]
     return Evaluation(ref.id, ref_stage, stage, float(iou), metric, names,
                       len(ref_found.frames), tuple(_ranked(found, metric)))
