@@ -33,6 +33,7 @@ __all__ = [
     "LocalckptError",
     "MergeConflict",
     "NotFoundError",
+    "ReadOnlyQueryError",
     "SchemaVersionError",
     "StoreClosedError",
     "TimelineNotFoundError",
@@ -64,6 +65,10 @@ class TimelineNotFoundError(NotFoundError, ValueError):
 
 class InvalidInputError(LocalckptError, ValueError):
     """Input rejected before anything was written; the store is unchanged."""
+
+
+class ReadOnlyQueryError(InvalidInputError):
+    """A statement store.sql refuses: not one SELECT (writes, DDL, SET, ATTACH, COPY...)."""
 
 
 class ConflictError(LocalckptError):

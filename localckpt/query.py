@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import derived
 from .arguments import shown
-from .errors import InvalidInputError, LocalckptError, NotFoundError
+from .errors import InvalidInputError, LocalckptError, NotFoundError, ReadOnlyQueryError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -114,10 +114,6 @@ def _relation_names(tree: Any, found: set[str]) -> set[str]:
             if isinstance(v, (dict, list)):
                 _relation_names(v, found)
     return found
-
-
-class ReadOnlyQueryError(InvalidInputError):
-    """A statement store.sql refuses: not one SELECT (writes, DDL, SET, ATTACH, COPY...)."""
 
 
 def _translate(exc: Exception, query: str) -> LocalckptError:
