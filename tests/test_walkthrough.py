@@ -53,8 +53,11 @@ def test_the_readme_walkthrough_runs_end_to_end(
                                                                        "0.9"]
     assert re.search(r"^  frame  0  -\d+ ~\d+ moved$", out, re.M)  # the per-frame diff
     assert "100 of 100 frames changed" in out
+    assert "imported 4" in out and "matched no timeline frame" not in out
+    ranked = re.findall(r"^\d+  \w+  (thr-\S+) ", out, re.M)  # compare, best first
+    assert ranked[2:] == ["thr-0.3", "thr-0.9"], out
     assert "prune: deleted 2 checkpoints, 2 tags (thr-0.3, thr-0.9)" in out
-    assert "copied 1 timeline, 3 checkpoints, 2 deletions, 2 tags" in out
+    assert "copied 1 timeline, 4 checkpoints, 2 deletions, 3 tags" in out
     assert options["secret"] not in out + done.stderr  # the push line names the remote only
     # the team's store holds the winners, their tags and every frame; the losers are gone
     with localckpt.open(team_url, objects=team_objects, storage_options=options,
@@ -62,7 +65,9 @@ def test_the_readme_walkthrough_runs_end_to_end(
         (timeline,) = team.list_timelines()
         tries = [c for c in team.checkpoints(timeline.id) if c.stage == "detect"]
         assert sorted(c.scenario_label for c in tries) == ["thr=0.5", "thr=0.7"]
-        assert sorted(t.name for t in team.tags()) == ["thr-0.5", "thr-0.7"]
+        assert sorted(t.name for t in team.tags()) == ["thr-0.5", "thr-0.7", "truth"]
         assert len(team.frame_index(timeline.id)) == 100
         assert team.verify().ok
-    assert out.rstrip().splitlines()[-1].count("[tag thr-0.") == 1  # `--store team tree`
+    team_tree = out.rstrip().splitlines()[-3:]  # `--store team tree`: two tries, the truth
+    assert sum(line.count("[tag thr-0.") for line in team_tree) == 2
+    assert "[tag truth]" in team_tree[-1]

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, NotFoundError
 from ..refs import resolve
 
 if TYPE_CHECKING:
@@ -57,6 +57,22 @@ def add_command(
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=func, creates=creates, needs_store=needs_store)
     return p
+
+
+def timeline_or_only(store: Store, ref: str | None) -> str:
+    """ref resolved, or the store's only timeline when ref is None (a store of one video
+    need not be told which)."""
+    if ref is not None:
+        return timeline_ref(store, ref)
+    timelines = store.list_timelines()
+    if len(timelines) == 1:
+        return timelines[0].id
+    where = store.url or store.catalog.describe()
+    if not timelines:
+        raise NotFoundError(f"no timelines in {where}; add one with `localckpt ingest FILE`")
+    raise InvalidInputError(
+        f"{where} holds {len(timelines)} timelines: name one (ids from `localckpt ls`)"
+    )
 
 
 def timeline_ref(store: Store, ref: str) -> str:

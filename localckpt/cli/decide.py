@@ -10,15 +10,14 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
-from ..ids import SHORT_MIN, id_tail
-from .common import add_command, checkpoint_ref, print_json, timeline_ref
+from .common import add_command, checkpoint_ref, print_json, timeline_or_only
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from ..store import Store
 
-__all__ = ["METRIC_NAMES", "register", "short_ids"]
+__all__ = ["METRIC_NAMES", "register"]
 
 _CELL = 48  # widest cell of a text table
 #: localckpt.evaluate.METRICS' names, written here: importing evaluate loads numpy, and
@@ -27,33 +26,20 @@ _CELL = 48  # widest cell of a text table
 METRIC_NAMES = ("ap50", "ap", "f1", "precision", "recall", "tp", "fp", "fn")
 
 
-def short_ids(store: Store, ids: list[str]) -> dict[str, str]:
-    """Each checkpoint id's short form: the shortest start of its tail (at least
-    SHORT_MIN characters) that no other checkpoint of the store shares."""
-    out = {}
-    for ident in dict.fromkeys(ids):
-        tail = id_tail(ident)
-        n = SHORT_MIN
-        while n < len(tail) and len(store.catalog.find_short("checkpoint", tail[:n], 2)) > 1:
-            n += 1
-        out[ident] = tail[:n]
-    return out
-
-
 # -- labels -------------------------------------------------------------------------------
 
 
 def cmd_labels_import(store: Store, args: argparse.Namespace) -> int:
     from ..labels import import_labels
 
-    result = import_labels(store, timeline_ref(store, args.timeline), args.path, args.format,
+    result = import_labels(store, timeline_or_only(store, args.timeline), args.path, args.format,
                            stage=args.stage,
                            parent=None if args.parent is None else checkpoint_ref(
                                store, args.parent),
                            tag=args.tag, frames=args.frames)
     if args.json:
         data = result.to_dict()
-        data["short_id"] = short_ids(store, [result.checkpoint_id])[result.checkpoint_id]
+        data["short_id"] = store.short_id(result.checkpoint_id)
         data["unmatched_boxes"] = result.unmatched_boxes
         print_json(data)
     else:
@@ -69,7 +55,7 @@ def cmd_labels_export(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         import attrs
 
-        print_json({**attrs.asdict(result), "short_id": short_ids(store, [cid])[cid]})
+        print_json({**attrs.asdict(result), "short_id": store.short_id(cid)})
     else:
         print(result.summary())
     return 0
@@ -94,7 +80,7 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
     ev = store.evaluate(tries, reference, args.stage, iou=args.iou, labels=labels,
                         reference_stage=args.reference_stage, metric=args.metric)
     rows = ev.rows(per_label=args.per_label)
-    shorts = short_ids(store, [ev.reference, *(r["checkpoint_id"] for r in rows)])
+    shorts = store.short_ids([ev.reference, *(r["checkpoint_id"] for r in rows)])
     if args.json:
         print_json({
             "reference": ev.reference, "reference_short_id": shorts[ev.reference],
@@ -199,7 +185,8 @@ def register(sub: Any) -> None:
     lsub = labels.add_subparsers(dest="labels_command", metavar="ACTION", required=True)
     p = add_command(lsub, "import", "save a label file as a checkpoint of a timeline",
                     cmd_labels_import)
-    p.add_argument("timeline", metavar="TIMELINE", help="timeline id or unique prefix")
+    p.add_argument("timeline", metavar="TIMELINE", nargs="?",
+                   help="timeline id, short id or tag (default: the store's only timeline)")
     p.add_argument("path", metavar="PATH", help="COCO .json, MOT .txt, or a YOLO directory")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--stage", default="labels", help="stage name to save as (default labels)")

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import NotFoundError
 from ..records import checkpoint_to_dict, timeline_to_dict
 from ..render import render_checkpoint, render_tree, sampled_duration, sampling_fps
 from ..store import Store
@@ -17,7 +17,7 @@ from .common import (
     add_short_ids,
     checkpoint_ref,
     print_json,
-    timeline_ref,
+    timeline_or_only,
 )
 
 __all__ = ["register"]
@@ -46,22 +46,6 @@ def cmd_ls(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def _tree_timeline(store: Store, ref: str | None) -> str:
-    """ref resolved, or the store's only timeline when ref is None (a store of one video
-    need not be told which)."""
-    if ref is not None:
-        return timeline_ref(store, ref)
-    timelines = store.list_timelines()
-    if len(timelines) == 1:
-        return timelines[0].id
-    where = store.url or store.catalog.describe()
-    if not timelines:
-        raise NotFoundError(f"no timelines in {where}; add one with `localckpt ingest FILE`")
-    raise InvalidInputError(
-        f"{where} holds {len(timelines)} timelines: name one (ids from `localckpt ls`)"
-    )
-
-
 def _tag_names(store: Store, timeline_id: str) -> dict[str, list[str]]:
     """checkpoint id -> names of its live tags, sorted."""
     names: dict[str, list[str]] = {}
@@ -71,7 +55,7 @@ def _tag_names(store: Store, timeline_id: str) -> dict[str, list[str]]:
 
 
 def cmd_tree(store: Store, args: argparse.Namespace) -> int:
-    timeline = store.get_timeline(_tree_timeline(store, args.timeline))
+    timeline = store.get_timeline(timeline_or_only(store, args.timeline))
     checkpoints = store.checkpoints(timeline.id)
     names = _tag_names(store, timeline.id)
     if args.json:
