@@ -11,7 +11,6 @@ import pytest
 
 import localckpt
 from localckpt.cli import main
-from localckpt.runs.store_api import short_ids
 
 
 @pytest.fixture
@@ -29,7 +28,8 @@ def made(tmp_path: Path) -> dict[str, Any]:
         pending.put({s: {"c": s} for s in range(4)})
         gone = store.begin_run(tl.id, None, "ocr", memo=False)
         gone.abort()
-        shorts = short_ids(store)
+        shorts = store.short_ids([done.id, pending.id, gone.id], "run")
+        shorts[cid] = store.short_id(cid)
     return {"path": path, "tl": tl.id, "done": done.id, "pending": pending.id, "cid": cid,
             "gone": gone.id, "shorts": shorts}
 
@@ -96,7 +96,7 @@ def test_tree_shows_an_open_run_as_a_pending_node(made: dict[str, Any],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--store", made["path"], "tree", made["tl"]]) == 0
     lines = capsys.readouterr().out.splitlines()
-    at = next(i for i, line in enumerate(lines) if made["cid"] in line)
+    at = next(i for i, line in enumerate(lines) if made["shorts"][made["cid"]] in line)
     short = made["shorts"][made["pending"]]
     assert lines[at + 1].endswith(f"classify  [pending 4/10; run {short}]")
     assert lines[at + 1].index("└──") > lines[at].index("──")  # drawn as its child
