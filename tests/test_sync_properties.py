@@ -41,11 +41,11 @@ def _combinations() -> list[tuple[str, ...]]:
 
 
 def _budget(kinds: tuple[str, ...]) -> settings:
-    """Most examples on the fast in-memory triple; fewer per pair of real backends, fewest
+    """Most examples on the in-memory triple; fewer per pair of real backends, fewest
     where a server (PostgreSQL, S3) is involved. Scales with the hypothesis profile."""
     base = settings.default
     if kinds == ("memory", "memory", "memory"):
-        return settings(base, max_examples=base.max_examples * 4, stateful_step_count=40)
+        return settings(base, max_examples=base.max_examples * 2, stateful_step_count=40)
     slow = any(k.endswith("s3") or k.startswith("postgres") for k in kinds)
     return settings(base, max_examples=max(2, base.max_examples // (3 if slow else 1)),
                     stateful_step_count=25)
