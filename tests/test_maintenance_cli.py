@@ -136,7 +136,7 @@ def test_parse_age() -> None:
         parse_age("soon")
 
 
-def test_tree_defaults_to_the_only_timeline(tree: tuple[str, str, list[str]],
+def test_tree_defaults_to_the_newest_timeline(tree: tuple[str, str, list[str]],
                                             capsys: pytest.CaptureFixture[str]) -> None:
     path, tid, _ = tree
     assert main(["--store", path, "tree"]) == 0
@@ -145,10 +145,14 @@ def test_tree_defaults_to_the_only_timeline(tree: tuple[str, str, list[str]],
     assert capsys.readouterr().out.startswith(f"timeline {short}  v  (p, 1.0s sampled, 2 "
                                               "frames @ 2 fps, 4 checkpoints)")
     with localckpt.open(path) as store:
-        store.create_timeline("w", "", FRAMES, codec="png")
-    assert main(["--store", path, "tree"]) == 1
-    assert "holds 2 timelines: name one" in capsys.readouterr().err
+        newer = store.create_timeline("w", "", FRAMES, codec="png")
+        newer_short = store.short_id(newer.id, "timeline")
+    assert main(["--store", path, "tree"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"timeline {newer_short}  w")
+    assert f"2 timelines in this store; using the newest, {newer_short} (w)" in err
     assert main(["--store", path, "tree", tid]) == 0
+    assert capsys.readouterr().out.startswith(f"timeline {short}  v")
 
 
 def test_tag_force_moves_a_tag_in_one_commit(tree: tuple[str, str, list[str]],

@@ -59,20 +59,23 @@ def add_command(
     return p
 
 
-def timeline_or_only(store: Store, ref: str | None) -> str:
-    """ref resolved, or the store's only timeline when ref is None (a store of one video
-    need not be told which)."""
+def timeline_or_newest(store: Store, ref: str | None) -> str:
+    """ref resolved; when ref is None, the store's newest timeline (the one just ingested:
+    a store of one video need not be told which), saying on stderr which one it took when
+    the store holds several."""
     if ref is not None:
         return timeline_ref(store, ref)
     timelines = store.list_timelines()
-    if len(timelines) == 1:
-        return timelines[0].id
-    where = store.url or store.catalog.describe()
     if not timelines:
+        where = store.url or store.catalog.describe()
         raise NotFoundError(f"no timelines in {where}; add one with `localckpt ingest FILE`")
-    raise InvalidInputError(
-        f"{where} holds {len(timelines)} timelines: name one (ids from `localckpt ls`)"
-    )
+    newest = max(timelines, key=lambda t: (t.created_at, t.id))
+    if len(timelines) > 1:
+        short = store.short_id(newest.id, "timeline")
+        print(f"note: {len(timelines)} timelines in this store; using the newest, {short} "
+              f"({newest.source_video}); name another as TIMELINE (`localckpt ls` lists them)",
+              file=sys.stderr)
+    return newest.id
 
 
 def timeline_ref(store: Store, ref: str) -> str:

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
-from .common import add_command, checkpoint_ref, print_json, timeline_or_only
+from .common import add_command, checkpoint_ref, print_json, timeline_or_newest
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -32,7 +32,7 @@ METRIC_NAMES = ("ap50", "ap", "f1", "precision", "recall", "tp", "fp", "fn")
 def cmd_labels_import(store: Store, args: argparse.Namespace) -> int:
     from ..labels import import_labels
 
-    result = import_labels(store, timeline_or_only(store, args.timeline), args.path, args.format,
+    result = import_labels(store, timeline_or_newest(store, args.timeline), args.path, args.format,
                            stage=args.stage,
                            parent=None if args.parent is None else checkpoint_ref(
                                store, args.parent),
@@ -186,7 +186,7 @@ def register(sub: Any) -> None:
     p = add_command(lsub, "import", "save a label file as a checkpoint of a timeline",
                     cmd_labels_import)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
-                   help="timeline id, short id or tag (default: the store's only timeline)")
+                   help="timeline id, short id or tag (default: the newest)")
     p.add_argument("path", metavar="PATH", help="COCO .json, MOT .txt, or a YOLO directory")
     p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--stage", default="labels", help="stage name to save as (default labels)")

@@ -17,7 +17,7 @@ from .common import (
     add_short_ids,
     checkpoint_ref,
     print_json,
-    timeline_or_only,
+    timeline_or_newest,
 )
 
 __all__ = ["register"]
@@ -55,7 +55,7 @@ def _tag_names(store: Store, timeline_id: str) -> dict[str, list[str]]:
 
 
 def cmd_tree(store: Store, args: argparse.Namespace) -> int:
-    timeline = store.get_timeline(timeline_or_only(store, args.timeline))
+    timeline = store.get_timeline(timeline_or_newest(store, args.timeline))
     checkpoints = store.checkpoints(timeline.id)
     names = _tag_names(store, timeline.id)
     if args.json:
@@ -105,7 +105,7 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "tree", "show a timeline's checkpoint tree", cmd_tree)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
-                   help=TIMELINE_HELP + " (default: the store's only timeline)")
+                   help=TIMELINE_HELP + " (default: the newest)")
 
     p = add_command(sub, "show", "show one checkpoint: outputs, config, stats", cmd_show)
     p.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
