@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from . import REPORT_FORMAT
-from .configs import ALL_CONFIGS, Services, available_configs
+from .configs import ALL_CONFIGS, EMBEDDED, Services, available_configs
 from .data import FramePool
 from .model import Context
 from .plots import plot_workload
@@ -41,13 +41,15 @@ def _split(values: list[str] | None) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true",
-                   help="tiny sizes, fewer repetitions, duckdb+local only unless --configs "
+                   help=f"tiny sizes, fewer repetitions, {EMBEDDED} only unless --configs "
                         "says otherwise; finishes in < 60 s")
     p.add_argument("--only", action="append", metavar="WORKLOAD",
                    help=f"run only these (repeatable or comma-separated): {', '.join(WORKLOADS)}")
     p.add_argument("--configs", action="append", metavar="CONFIG",
                    help=f"store configurations (default: all whose servers start): "
-                        f"{', '.join(ALL_CONFIGS)}")
+                        f"{', '.join(ALL_CONFIGS)}; sqlite = the embedded store (a directory "
+                        "with catalog.sqlite), duckdb = the catalog in a DuckDB file (one "
+                        "process), postgres = a throwaway PostgreSQL 15 cluster")
     p.add_argument("--no-peers", action="store_true", help="skip the peers (baselines)")
     p.add_argument("--reps", type=int, help="repetitions per size (default per workload)")
     p.add_argument("--out", type=Path, default=RESULTS, help="report directory")
@@ -82,8 +84,11 @@ def _durability(ctx: Context) -> list[str]:
 
     sync = sqlite_synchronous(str(ctx.root / "probe.sqlite"))
     return [
-        "embedded store (duckdb+*): fdatasync after every commit (localckpt.open default "
-        "fsync=True); rows marked fsync=False use localckpt.open(path, fsync=False).",
+        "embedded store (sqlite+*): SQLite in WAL mode with synchronous=FULL (localckpt.open "
+        "default fsync=True): the WAL is fsynced at every commit; rows marked fsync=False "
+        "use localckpt.open(path, fsync=False) (synchronous=NORMAL).",
+        "duckdb+local: the catalog in a DuckDB file; every commit is DuckDB's own durable "
+        "commit (its WAL is synced); one process at a time.",
         "postgres+*: ThrowawayPostgres(durable=True): fsync=on, synchronous_commit=on, "
         "full_page_writes=on.",
         f"SqliteSaver: WAL (set by its setup()); synchronous left at the default, read back as "
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     services = Services()
     notes: list[str] = []
     try:
-        default = ["duckdb+local"] if args.quick else list(ALL_CONFIGS)
+        default = [EMBEDDED] if args.quick else list(ALL_CONFIGS)
         configs = available_configs(_split(args.configs) or default, root, services,
                                     notes.append)
         ctx = Context(root=root, quick=args.quick, configs=configs, peers=not args.no_peers,

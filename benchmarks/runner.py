@@ -65,6 +65,14 @@ def run_workload(w: Workload, ctx: Context, reps: int | None, log: Log) -> dict[
     return summary
 
 
+def _aggregate(key: str, values: list[float]) -> float:
+    """A detail over repetitions: the worst for errors and "max ..." figures (one bad
+    repetition must show), else the median."""
+    if key == "errors" or key.startswith("max "):
+        return max(values)
+    return median(values)
+
+
 def _cost(w: Workload, s: Sample) -> float:
     if w.metric == "time":
         return s.seconds / s.ops
@@ -87,7 +95,7 @@ def _summarise(w: Workload, sizes: list[int], raw: dict[str, dict[str, Any]],
                 "rate": median(rates) if rates else None,
                 "samples": costs,
                 "seconds": [s.seconds for s in samples],
-                "extra": {k: median([s.extra[k] for s in samples if k in s.extra])
+                "extra": {k: _aggregate(k, [s.extra[k] for s in samples if k in s.extra])
                           for k in extra_keys},
             }
         done = [int(s) for s in per_size]
@@ -131,13 +139,19 @@ def _verdict(w: Workload, g: Goal, results: dict[str, Any], label: str,
              size: str) -> dict[str, Any]:
     if g.kind == "flat":
         exp = results[label]["exponent"]
-        return {"goal": g.text, "figure": exp, "met": None if exp is None else exp <= g.threshold}
+        return {"goal": g.text, "kind": g.kind, "figure": exp,
+                "met": None if exp is None else exp <= g.threshold}
+    if g.kind == "max":
+        fig = results[label]["sizes"][size]["extra"].get(g.key)
+        return {"goal": g.text, "kind": g.kind, "figure": fig,
+                "met": None if fig is None else fig <= g.threshold}
     against = g.against(label) if g.against else w.baseline_of(label)
     ratio = _ratio(w, results, label, against, size)
     if ratio is None:
-        return {"goal": g.text, "figure": None, "met": None, "against": against}
+        return {"goal": g.text, "kind": g.kind, "figure": None, "met": None,
+                "against": against}
     met = ratio >= g.threshold if g.kind == "rate" else ratio <= g.threshold
-    return {"goal": g.text, "figure": ratio, "met": met, "against": against}
+    return {"goal": g.text, "kind": g.kind, "figure": ratio, "met": met, "against": against}
 
 
 def close_cached(ctx: Context) -> None:

@@ -22,7 +22,7 @@ TABLE_HEADER = "| config | size | median | spread | rate | x baseline | goal | m
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench")
-    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--configs", "duckdb+local",
+    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--configs", "sqlite+local",
            "--out", str(out)]
     for name in WORKLOADS:
         cmd += ["--only", name]
@@ -41,11 +41,11 @@ def _one(out: Path, pattern: str) -> Path:
 def test_json_has_every_workload_and_numeric_medians(report: Path) -> None:
     data = json.loads(_one(report, "*-quick.json").read_text())
     assert data["meta"]["quick"] is True
-    assert data["meta"]["configs"] == ["duckdb+local"]
+    assert data["meta"]["configs"] == ["sqlite+local"]
     assert set(data["workloads"]) == set(WORKLOADS)
     for name, w in data["workloads"].items():
         ours = {label: r for label, r in w["results"].items() if r["role"] == "store"}
-        assert "duckdb+local" in ours, f"{name}: no duckdb+local row in {list(w['results'])}"
+        assert "sqlite+local" in ours, f"{name}: no sqlite+local row in {list(w['results'])}"
         for label, res in ours.items():
             assert {int(s) for s in res["sizes"]} == set(w["sizes"]), (name, label)
             for cell in res["sizes"].values():
