@@ -23,7 +23,7 @@ from .data import FramePool
 from .model import Context
 from .plots import plot_workload
 from .report import write_json, write_markdown
-from .runner import close_cached, run_workload
+from .runner import close_cached, evaluate_goals, run_workload
 from .workloads import WORKLOADS, pending_notes
 
 __all__ = ["main"]
@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--reps", type=int, help="repetitions per size (default per workload)")
     p.add_argument("--out", type=Path, default=RESULTS, help="report directory")
     p.add_argument("--list", action="store_true", help="list workloads and configurations")
+    p.add_argument("--regoal", type=Path, metavar="REPORT.json",
+                   help="evaluate the goals of a stored report again with the goals as "
+                        "defined now (figures unchanged) and rewrite its Markdown")
     return p.parse_args(argv)
 
 
@@ -108,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:16s} {w.title}")
         print("configs:", ", ".join(ALL_CONFIGS))
         return 0
+    if args.regoal:
+        return _regoal(args.regoal)
     only = _split(args.only) or list(WORKLOADS)
     unknown = [n for n in only if n not in WORKLOADS]
     if unknown:
@@ -187,6 +192,29 @@ def _write(out: Path, data: dict[str, Any], plots: dict[str, str], quiet: bool =
     write_markdown(out / f"{stem}.md", data, plots)
     if not quiet:
         log(f"report: {out / (stem + '.md')}")
+
+
+def _regoal(path: Path) -> int:
+    """Goals of a stored report evaluated again (they depend on its summaries only)."""
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for name, summary in data["workloads"].items():
+        w = WORKLOADS.get(name)
+        if w is None:
+            continue
+        evaluate_goals(w, summary["results"])
+        summary["goals"] = [g.text for g in w.goals]
+    note = ("goals evaluated again after the run (python -m benchmarks --regoal) with the "
+            "goals as defined at commit " + _commit() + "; every figure is the run's own")
+    data["notes"] = [n for n in data["notes"] if not n.startswith("goals evaluated again")]
+    data["notes"].append(note)
+    plots = {name: f"{path.stem}-{name}.png" for name in data["workloads"]
+             if (path.parent / f"{path.stem}-{name}.png").exists()}
+    write_json(path, data)
+    write_markdown(path.with_suffix(".md"), data, plots)
+    log(f"report: {path.with_suffix('.md')}")
+    return 0
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -48,7 +48,8 @@ class Goal:
 
     kind "rate": rate(row) / rate(against) must be >= threshold.
     kind "value": value(row) / value(against) must be <= threshold (bytes, RSS).
-    kind "flat": the row's growth exponent over sizes must be <= threshold.
+    kind "flat": the row's growth exponent over sizes must be <= threshold (with ``key``:
+    the growth exponent of that figure, e.g. the CPU time beside the wall time).
     kind "max": the row's figure ``key`` (a Sample extra, median over repetitions) must be
     <= threshold (errors, connections per process, a latency percentile).
     """
