@@ -1,5 +1,5 @@
 """Chores in one place: ``nox -s tests``, ``tests-versions``, ``tests-minversions``,
-``slow``, ``lint``, ``typecheck``, ``bench``, ``demo``, ``build``.
+``slow``, ``lint``, ``typecheck``, ``docs``, ``bench``, ``demo``, ``build``.
 
 ``tests`` runs the suite once, on the Python that runs nox (the README's command: one
 run, under 12 minutes). ``tests-versions`` runs it on every supported Python (3.11, 3.12,
@@ -7,6 +7,9 @@ run, under 12 minutes). ``tests-versions`` runs it on every supported Python (3.
 the ones it lacks and never downloads one. ``tests-minversions`` installs the lowest
 version of each dependency that pyproject.toml declares, so a ``>=`` there is a tested
 claim.
+
+The test sessions install the ``docs`` extra too: ``tests/test_docs.py`` builds the
+documentation site with ``--strict`` (about 10 s) beside running its code blocks.
 
 Benchmark-only packages (LangGraph's savers, matplotlib) are installed in the bench
 session alone, so the test environment stays lean (langsmith's pytest plugin slows pytest).
@@ -60,7 +63,7 @@ def _pytest_args(session: nox.Session, default: list[str]) -> list[str]:
 
 
 def _suite(session: nox.Session) -> None:
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test,docs]")
     session.run("pytest", *_pytest_args(session, ["-q", "-n", "2"]))
 
 
@@ -96,7 +99,7 @@ def tests_minversions(session: nox.Session) -> None:
     """The default suite against the lowest versions pyproject declares."""
     pins = minimum_pins()
     session.install(*pins)
-    session.install("-e", ".[test]", *pins)
+    session.install("-e", ".[test,docs]", *pins)
     session.run("python", "-m", "pip", "freeze")
     session.run("pytest", *_pytest_args(session, ["-q", "-n", "2"]))
 
@@ -118,6 +121,18 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".[test]", "mypy")
     session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built into site/ with --strict (a broken link, anchor or
+    API reference fails); ``nox -s docs -- serve`` previews it instead."""
+    session.install("-e", ".[docs]")
+    session.env["NO_MKDOCS_2_WARNING"] = "1"  # Material's end-of-life banner, not a warning
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:])
+    else:
+        session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
 @nox.session

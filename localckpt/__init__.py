@@ -24,6 +24,7 @@ from .errors import (
 )
 from .maintenance import Problem, PruneReport, VerifyReport
 from .registry import open, register_backend
+from .runs import StageRun, code_version
 from .store import Store
 from .sync import SyncReport, sync
 from .types import Checkpoint, Frame, FrameMeta, Tag, Timeline, Tombstone
@@ -46,6 +47,7 @@ __all__ = [
     "NotFoundError",
     "Problem",
     "PruneReport",
+    "StageRun",
     "Store",
     "SyncReport",
     "Tag",
@@ -53,6 +55,7 @@ __all__ = [
     "Tombstone",
     "VerifyReport",
     "__version__",
+    "code_version",
     "errors",
     "open",
     "register_backend",

@@ -32,13 +32,16 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import bundle_limits as limits
 from . import schema
+from .arguments import shown
 from .errors import CorruptDataError, InvalidInputError, LocalckptError, NotFoundError
 from .progress import Reporter
 from .records import utcnow
@@ -76,14 +79,22 @@ def export_bundle(
     anything merged in), so that every parent link resolves in the store that imports
     it. Frames are always included, each shard checked against the frame index (and
     the index against its recorded hash) as it is read; the timeline's tombstones and
-    the exported checkpoints' live tags go along. The file appears atomically (written
-    aside, then renamed; mode as the umask says); an existing file is replaced.
+    the exported checkpoints' live tags go along; outputs are streamed into the file a
+    row group at a time (memory stays bounded whatever their size). The file appears
+    atomically (written aside, then renamed; mode as the umask says); an existing file
+    is replaced. InvalidInputError, with no file left behind, for a path that cannot be
+    written (a directory, a missing directory, a name too long, ...).
     progress as for :func:`localckpt.sync`.
     """
-    from .shards import index_key, keys_of, parse_index, verify_index, verify_shard
+    from .shards import index_key, keys_of, parse_index, verify_index
 
+    store._check_open()
     if not isinstance(timeline_id, str):
-        raise InvalidInputError(f"timeline_id must be an id string, not {timeline_id!r}")
+        raise InvalidInputError(f"timeline_id must be an id string, not {shown(timeline_id)}")
+    if checkpoint_id is not None and not isinstance(checkpoint_id, str):
+        raise InvalidInputError(f"checkpoint_id must be an id string or None, not "
+                                f"{type(checkpoint_id).__name__}")
+    target = _export_target(path)
     timeline = store.get_timeline(timeline_id)
     catalog = CountingCatalog(store.catalog)
     tombstones = catalog.tombstones([timeline_id])
@@ -105,40 +116,23 @@ def export_bundle(
     keys = keys_of(timeline_id, metas)
     reporter = Reporter(progress, "export")
     reporter.start(len(keys) + len(hashes) + 1)
-    target = os.path.abspath(os.fspath(path))
-    directory = os.path.dirname(target)
-    if not os.path.isdir(directory):
-        raise InvalidInputError(f"cannot write a bundle to {target}: {directory} is not a "
-                                "directory")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-bundle-", suffix=".zip", dir=directory)
-    from .shards import file_mode
-
-    os.fchmod(fd, file_mode())
-    os.close(fd)
-    nbytes = 0
+    tmp = ""
     try:
+        from .shards import file_mode
+
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-bundle-", suffix=".zip",
+                                   dir=os.path.dirname(target))
+        os.fchmod(fd, file_mode())
+        os.close(fd)
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            outputs = _fetch_outputs(catalog, store, hashes, reporter)
-            nbytes += sum(len(v) for v in outputs.values())
-            digests: dict[str, str] = {}
-            for n, key in enumerate(keys, start=1):
-                data = index if key == ikey else store.objects.get(key)
-                if key != ikey:
-                    shard = int(key.rsplit("-", 1)[1].split(".")[0])
-                    verify_shard(timeline_id, shard, data, metas, store.objects.describe())
-                digests[key] = hashlib.sha256(data).hexdigest()
-                nbytes += len(data)
-                zf.writestr(_info(_OBJECTS + key), data)
-                reporter.step("objects", n, len(keys))
+            digests, object_bytes = _write_objects(zf, store, timeline_id, keys, index,
+                                                   metas, reporter)
             for name, kind, records in (("timelines.parquet", "timeline", [timeline]),
                                         ("checkpoints.parquet", "checkpoint", tree),
                                         ("tombstones.parquet", "tombstone", tombstones),
                                         ("tags.parquet", "tag", tags)):
                 zf.writestr(_info(name), _parquet(schema.to_arrow(kind, records)))
-            zf.writestr(_info("outputs.parquet"), _parquet(pa.table(
-                {"hash": hashes, "json": [outputs[h].decode("utf-8") for h in hashes]},
-                schema=_OUTPUT_SCHEMA,
-            )))
+            output_bytes = _write_outputs(zf, catalog, store, hashes, reporter)
             manifest = {
                 "format": FORMAT,
                 "timeline_id": timeline_id,
@@ -153,26 +147,74 @@ def export_bundle(
             zf.writestr(_info(MANIFEST), json.dumps(manifest, indent=2).encode("utf-8"))
         reporter.step("rows", 1, 1)
         os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write the bundle {target}: {exc}") from None
     finally:
+        if tmp and os.path.exists(tmp):
+            os.remove(tmp)
         reporter.close()
     return SyncReport(timelines=1, checkpoints=len(tree), outputs=len(hashes),
-                      objects=len(keys), bytes=nbytes, round_trips=catalog.round_trips,
+                      objects=len(keys), bytes=object_bytes + output_bytes,
+                      round_trips=catalog.round_trips,
                       tombstones=len(tombstones), tags=len(tags))
 
 
-def _fetch_outputs(catalog: CountingCatalog, store: Store, hashes: list[str],
-                   reporter: Reporter) -> dict[str, bytes]:
-    """The outputs by hash, each checked against its hash (CorruptDataError)."""
-    outputs: dict[str, bytes] = {}
-    for n, (h, data) in enumerate(
-            verified_outputs(catalog.outputs, hashes, store.catalog.describe()), start=1):
-        outputs[h] = data
-        reporter.step("outputs", n, len(hashes))
-    return outputs
+def _export_target(path: Any) -> str:
+    """The absolute file path a bundle goes to, checked before anything is read or
+    written: its directory exists, and it is not itself a directory."""
+    target = os.path.abspath(bundle_path(path, "bundle"))
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        raise InvalidInputError(f"cannot write a bundle to {target}: {directory} is not a "
+                                "directory")
+    if os.path.isdir(target):
+        raise InvalidInputError(f"cannot write a bundle to {target}: it is a directory; name "
+                                "a file in it")
+    return target
+
+
+def _write_objects(zf: zipfile.ZipFile, store: Store, timeline_id: str, keys: list[str],
+                   index: bytes, metas: list[Any], reporter: Reporter,
+                   ) -> tuple[dict[str, str], int]:
+    """Every frame object, each shard checked against the index; their SHA-256 by key."""
+    from .shards import index_key, verify_shard
+
+    ikey = index_key(timeline_id)
+    digests: dict[str, str] = {}
+    nbytes = 0
+    for n, key in enumerate(keys, start=1):
+        data = index if key == ikey else store.objects.get(key)
+        if key != ikey:
+            shard = int(key.rsplit("-", 1)[1].split(".")[0])
+            verify_shard(timeline_id, shard, data, metas, store.objects.describe())
+        digests[key] = hashlib.sha256(data).hexdigest()
+        nbytes += len(data)
+        zf.writestr(_info(_OBJECTS + key), data)
+        reporter.step("objects", n, len(keys))
+    return digests, nbytes
+
+
+def _write_outputs(zf: zipfile.ZipFile, catalog: CountingCatalog, store: Store,
+                   hashes: list[str], reporter: Reporter) -> int:
+    """outputs.parquet, streamed into the archive in row groups of about
+    OUTPUT_GROUP_BYTES, each output checked against its hash as it is read."""
+    nbytes = 0
+    with zf.open(_info("outputs.parquet"), "w", force_zip64=True) as fh, \
+            pq.ParquetWriter(pa.PythonFile(fh, mode="w"), _OUTPUT_SCHEMA) as writer:
+        group: dict[str, list[str]] = {"hash": [], "json": []}
+        size = 0
+        for n, (h, data) in enumerate(
+                verified_outputs(catalog.outputs, hashes, store.catalog.describe()), start=1):
+            group["hash"].append(h)
+            group["json"].append(data.decode("utf-8"))
+            size += len(data)
+            nbytes += len(data)
+            if size >= limits.OUTPUT_GROUP_BYTES:
+                writer.write_table(pa.table(group, schema=_OUTPUT_SCHEMA))
+                group, size = {"hash": [], "json": []}, 0
+            reporter.step("outputs", n, len(hashes))
+        writer.write_table(pa.table(group, schema=_OUTPUT_SCHEMA))
+    return nbytes
 
 
 def import_bundle(
@@ -183,7 +225,8 @@ def import_bundle(
     Idempotent; writes only what the store lacks (objects first, then rows in one
     commit). ConflictError, with nothing written, when a record exists with other
     content; CorruptDataError, with nothing written, when the file is not a valid bundle
-    (a hostile one included: see the module docstring).
+    (a hostile one included: see the module docstring); InvalidInputError for a path
+    that cannot name a file, NotFoundError when there is none.
     """
     store._check_open()
     source = BundleSource(path)
@@ -194,31 +237,49 @@ def import_bundle(
 
 
 class BundleSource:
-    """A bundle file read as a transfer source (see ``localckpt.transfer.Source``)."""
+    """A bundle file read as a transfer source (see ``localckpt.transfer.Source``).
+
+    Reads are capped (see :mod:`localckpt.bundle_limits`): no member is read beyond what
+    the manifest can sensibly declare, and outputs are read one row group at a time."""
 
     round_trips = 0
     local = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
+        from .safefiles import open_regular
+
+        self.path = bundle_path(path, "bundle file")
+        fd = open_regular(self.path, "bundle file", error=InvalidInputError)
+        if fd is None:
+            raise NotFoundError(f"no bundle file {self.path}")
+        fh = os.fdopen(fd, "rb")
         try:
-            self.zf = zipfile.ZipFile(self.path, "r")
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"no bundle file {self.path}") from exc
-        except (zipfile.BadZipFile, OSError) as exc:
-            raise CorruptDataError(f"{self.path} is not a localckpt bundle (zip): {exc}") from exc
+            self.zf = zipfile.ZipFile(fh, "r")
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+            fh.close()
+            raise CorruptDataError(f"{self.path} is not a localckpt bundle (zip): {exc}") from None
+        except BaseException:
+            fh.close()
+            raise
+        self._fh = fh
+        self._outputs: limits.OutputTable | None = None
         try:
             self._load()
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            self.zf.close()
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError,
+                pa.ArrowException) as exc:
+            self.close()
             raise CorruptDataError(f"{self.path} is not a valid localckpt bundle: "
-                                   f"{type(exc).__name__}: {exc}") from exc
+                                   f"{type(exc).__name__}: {exc}") from None
         except BaseException:
-            self.zf.close()
+            self.close()
             raise
 
     def _load(self) -> None:
-        manifest = json.loads(self._read(MANIFEST))
+        from .safefiles import parse_json
+
+        data = self._read(MANIFEST, limits.MAX_MANIFEST)
+        manifest = parse_json(data, f"manifest of bundle {self.path}",
+                              max_bytes=limits.MAX_MANIFEST, max_depth=8, error=CorruptDataError)
         if not isinstance(manifest, dict):
             raise self._bad("its manifest is not a JSON object")
         self.manifest = manifest
@@ -229,12 +290,19 @@ class BundleSource:
                 f"{', '.join(map(repr, READABLE))} (upgrade localckpt?)"
             )
         v2 = fmt == FORMAT
-        self._timelines = self._records("timeline", "timelines.parquet")
-        self._checkpoints = self._records("checkpoint", "checkpoints.parquet")
+        counts = manifest.get("counts", {})
+        if not isinstance(counts, dict) or not all(
+                type(v) is int and v >= 0 for v in counts.values()):
+            raise self._bad("its manifest's counts are not a JSON object of counts")
+        self._counts: dict[str, int] = counts
+        self._timelines = self._records("timeline", "timelines.parquet", 1)
+        self._checkpoints = self._records("checkpoint", "checkpoints.parquet",
+                                          counts.get("checkpoints"))
         self._tombstones: list[Tombstone] = (
-            self._records("tombstone", "tombstones.parquet") if v2 else [])
-        self._tags: list[Tag] = self._records("tag", "tags.parquet") if v2 else []
-        self._outputs: dict[str, bytes] | None = None
+            self._records("tombstone", "tombstones.parquet", counts.get("tombstones"))
+            if v2 else [])
+        self._tags: list[Tag] = (self._records("tag", "tags.parquet", counts.get("tags"))
+                                 if v2 else [])
         objects = manifest["objects"]
         if not isinstance(objects, dict):
             raise self._bad("its manifest lists objects in a form it does not know")
@@ -255,9 +323,9 @@ class BundleSource:
             hashes = manifest["hashes"]
             if not isinstance(hashes, dict) or set(hashes) != {
                 k for keys in self._keys.values() for k in keys
-            }:
+            } or not all(isinstance(v, str) for v in hashes.values()):
                 raise self._bad("its manifest's object hashes do not match its object list")
-            self._hashes = {str(k): str(v) for k, v in hashes.items()}
+            self._hashes = dict(hashes)
         self._check_manifest()
         self._check_links()
 
@@ -265,8 +333,15 @@ class BundleSource:
         return CorruptDataError(f"bundle {self.path}: {what}; refusing it, nothing was "
                                 "imported")
 
-    def _records(self, kind: str, name: str) -> list[Any]:
-        records = schema.from_rows(kind, self._table(name))
+    def _records(self, kind: str, name: str, declared: int | None) -> list[Any]:
+        data = self._read(name, limits.table_cap(kind, declared))
+        try:
+            rows = limits.read_table(data, kind, declared).to_pylist()
+        except limits.TooLarge as exc:
+            raise self._bad(f"{name}: {exc}") from None
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise self._bad(f"{name} cannot be read: {exc}") from None
+        records = schema.from_rows(kind, rows)
         for r in records:
             try:
                 schema.validate(r)
@@ -280,13 +355,11 @@ class BundleSource:
         if [t.id for t in self._timelines] != [m.get("timeline_id")]:
             raise self._bad(f"its manifest names timeline {m.get('timeline_id')!r} but "
                             f"timelines.parquet holds {[t.id for t in self._timelines]}")
-        counts = m.get("counts", {})
+        counts = self._counts
         actual = {"timelines": len(self._timelines), "checkpoints": len(self._checkpoints),
                   "objects": sum(len(k) for k in self._keys.values())}
         if m["format"] == FORMAT:
             actual |= {"tombstones": len(self._tombstones), "tags": len(self._tags)}
-        if not isinstance(counts, dict):
-            raise self._bad("its manifest's counts are not a JSON object")
         differ = [k for k, v in actual.items() if k in counts and counts[k] != v]
         if differ:
             raise self._bad(f"its manifest counts {differ[0]} as {counts[differ[0]]!r} but "
@@ -294,6 +367,8 @@ class BundleSource:
         self._expected_outputs = counts.get("outputs")
 
     def _check_links(self) -> None:
+        """Every record is of the bundle's timeline (a bundle carries one timeline: it
+        can never touch another's records); parents resolve inside the bundle."""
         tids = {t.id for t in self._timelines}
         ids = {c.id for c in self._checkpoints}
         for t in self._timelines:
@@ -304,25 +379,28 @@ class BundleSource:
             if c.timeline_id not in tids or (c.parent_id is not None and c.parent_id not in ids):
                 raise CorruptDataError(f"bundle {self.path}: checkpoint {c.id} refers to a "
                                        "parent or timeline the bundle lacks")
+        records: list[Tombstone | Tag] = [*self._tombstones, *self._tags]
+        for record in records:
+            if record.timeline_id not in tids:
+                raise self._bad(f"{type(record).__name__.lower()} {record.id} belongs to "
+                                f"timeline {record.timeline_id}, not to the bundle's")
 
-    def _read(self, name: str) -> bytes:
+    def _read(self, name: str, cap: int) -> bytes:
         try:
-            return self.zf.read(name)
-        except KeyError as exc:
-            raise CorruptDataError(f"bundle {self.path} lacks {name}") from exc
-        except (zipfile.BadZipFile, OSError) as exc:  # also CRC mismatches
-            raise CorruptDataError(f"bundle {self.path}: {name} is damaged: {exc}") from exc
-
-    def _table(self, name: str) -> list[dict[str, Any]]:
-        from .shards import read_parquet
-
-        try:
-            return read_parquet(self._read(name)).to_pylist()
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise CorruptDataError(f"bundle {self.path}: {name} cannot be read: {exc}") from exc
+            return limits.read_member(self.zf, name, cap)
+        except KeyError:
+            raise CorruptDataError(f"bundle {self.path} lacks {name}") from None
+        except limits.TooLarge as exc:
+            raise self._bad(str(exc)) from None
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError,
+                zlib.error) as exc:  # also CRC mismatches, unknown compression, encryption
+            raise CorruptDataError(f"bundle {self.path}: {name} is damaged: {exc}") from None
 
     def close(self) -> None:
+        if self._outputs is not None:
+            self._outputs.close()
         self.zf.close()
+        self._fh.close()
 
     def describe(self) -> str:
         return f"bundle {self.path}"
@@ -347,16 +425,26 @@ class BundleSource:
         return [g for g in self._tags if g.timeline_id in wanted]
 
     def outputs(self, hashes: Sequence[str]) -> dict[str, bytes]:
+        """The outputs with these hashes, read one row group at a time (outputs.parquet
+        may be far larger than memory)."""
         if self._outputs is None:
-            rows = self._table("outputs.parquet")
-            if self._expected_outputs is not None and len(rows) != self._expected_outputs:
-                raise self._bad(f"its manifest counts {self._expected_outputs!r} outputs but "
-                                f"outputs.parquet holds {len(rows)}")
             try:
-                self._outputs = {str(r["hash"]): r["json"].encode("utf-8") for r in rows}
-            except (KeyError, AttributeError, UnicodeEncodeError) as exc:
-                raise self._bad(f"outputs.parquet is malformed ({exc})") from None
-        return {h: self._outputs[h] for h in hashes if h in self._outputs}
+                self._outputs = limits.OutputTable(self.zf, "outputs.parquet",
+                                                   self._expected_outputs)
+            except KeyError:
+                raise CorruptDataError(f"bundle {self.path} lacks outputs.parquet") from None
+            except limits.TooLarge as exc:
+                raise self._bad(f"outputs.parquet: {exc}") from None
+            except (pa.ArrowException, OSError, ValueError, EOFError, zipfile.BadZipFile,
+                    NotImplementedError, RuntimeError, zlib.error) as exc:
+                raise self._bad(f"outputs.parquet cannot be read ({exc})") from None
+        try:
+            return self._outputs.get(hashes)
+        except limits.TooLarge as exc:
+            raise self._bad(f"outputs.parquet: {exc}") from None
+        except (pa.ArrowException, OSError, ValueError, EOFError, zipfile.BadZipFile,
+                zlib.error) as exc:
+            raise self._bad(f"outputs.parquet cannot be read ({exc})") from None
 
     def frame_keys(self, timeline_id: str) -> list[str] | None:
         return list(self._keys.get(timeline_id, []))
@@ -365,10 +453,35 @@ class BundleSource:
         tid = key.split("/")[1] if key.count("/") >= 2 else ""
         if key not in self._keys.get(tid, ()):
             raise self._bad(f"object {key!r} is not in its manifest")
-        data = self._read(_OBJECTS + key)
+        data = self._read(_OBJECTS + key, limits.MAX_OBJECT)
         if self._hashes is not None and hashlib.sha256(data).hexdigest() != self._hashes[key]:
             raise self._bad(f"object {key} does not match the hash its manifest records")
         return data
+
+
+def bundle_path(path: Any, what: str) -> str:
+    """path as a usable file path string, else InvalidInputError saying why (None, bytes,
+    empty, a NUL, text the file system cannot encode, a name too long)."""
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise InvalidInputError(f"the {what} path must be a str or os.PathLike, not "
+                                f"{type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str):
+        raise InvalidInputError(f"the {what} path must be text, not {type(text).__name__}")
+    if not text:
+        raise InvalidInputError(f"the {what} path is empty; name a file")
+    if "\x00" in text:
+        raise InvalidInputError(f"the {what} path {text!r} holds a NUL character")
+    try:
+        encoded = os.fsencode(text)
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"the {what} path {text!r} cannot be encoded for the file "
+                                "system (a lone surrogate?)") from None
+    name = os.path.basename(encoded.rstrip(b"/"))
+    if len(name) > 255:
+        raise InvalidInputError(f"the {what} name is {len(name)} bytes long; file names "
+                                "have at most 255")
+    return text
 
 
 def _subtree(

@@ -39,7 +39,9 @@ from .errors import CorruptDataError, InvalidInputError
 __all__ = [
     "FORMAT",
     "MAX_DEPTH",
+    "MAX_INT_DIGITS",
     "canonical_bytes",
+    "check_stored",
     "checked_bytes",
     "content_hash",
     "json_object",
@@ -55,6 +57,13 @@ FORMAT = 2
 #: (what one Python stores must load on the others). orjson itself stops at 254; values
 #: of 255-256 levels take the Python path.
 MAX_DEPTH = 256
+
+#: Most decimal digits an integer may have (Python's default limit for converting
+#: integers to and from text, ``sys.get_int_max_str_digits``): larger ones are refused
+#: with InvalidInputError when saved, and read as damage (CorruptDataError) when found in
+#: stored or imported JSON. Store them as strings.
+MAX_INT_DIGITS = 4300
+_INT_BOUND = 10**MAX_INT_DIGITS
 
 _OPTIONS = (
     orjson.OPT_SORT_KEYS
@@ -156,7 +165,15 @@ def _check(value: Any, path: str, open_ids: set[int]) -> None:
     if isinstance(value, str):
         _check_text(value, path)
         return
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not -_INT_BOUND < value < _INT_BOUND:
+            raise InvalidInputError(
+                f"{path} is an integer of more than {MAX_INT_DIGITS} digits, more than "
+                "localckpt stores (the limit of Python's int-to-text conversion); store it "
+                "as a string"
+            )
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -287,6 +304,20 @@ def canonical_bytes(value: Any, what: str = "value") -> bytes:
     return data  # unusual but valid: _default gave orjson the JSON equivalents
 
 
+def record_bytes(value: Any) -> tuple[bytes, bool]:
+    """(canonical bytes of a checked record field, whether orjson reads them back exactly).
+
+    orjson writes integers up to 64 bits and reads back exactly what it writes; a value
+    it cannot write (an integer beyond 64 bits) takes the reference writer, and its bytes
+    must then be read with :func:`load_json`."""
+    if _FAST:
+        try:
+            return orjson.dumps(value, option=_OPTIONS), True
+        except TypeError:
+            pass
+    return checked_bytes(value), False
+
+
 def checked_bytes(value: Any) -> bytes:
     """canonical_bytes of a value that already passed canonical_bytes (a record's JSON
     field, validated when its Batch was made): the same bytes, without the census."""
@@ -319,7 +350,7 @@ def load_json(data: bytes | str) -> Any:
     if isinstance(data, str):
         data = data.encode("utf-8")
     if _has_long_integer(data):
-        return json.loads(data)
+        return _load_exact(data)
     if len(data) < _BIG or not gc.isenabled():
         return orjson.loads(data)
     gc.disable()
@@ -327,6 +358,38 @@ def load_json(data: bytes | str) -> Any:
         return orjson.loads(data)
     finally:
         gc.enable()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _exact_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} does not fit a double")
+    return value
+
+
+def _load_exact(data: bytes) -> Any:
+    """The standard library's decoder, held to what orjson accepts: no NaN or Infinity,
+    no number beyond a double, integers within MAX_INT_DIGITS, nesting within MAX_DEPTH,
+    valid Unicode (ValueError otherwise, as orjson raises)."""
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant, parse_int=_exact_int,
+                           parse_float=_finite_float)
+        _check(value, "JSON text", set())
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels") from None
+    except InvalidInputError as exc:
+        raise ValueError(str(exc)) from None
+    return value
 
 
 def _has_long_integer(data: bytes) -> bool:
@@ -358,5 +421,21 @@ def load_canonical(data: bytes, expected_hash: str | None = None) -> Any:
         )
     try:
         return load_json(data)
-    except ValueError as exc:  # orjson.JSONDecodeError and json's are ValueErrors
-        raise CorruptDataError(f"stored output {expected_hash} is not valid JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # orjson's and json's errors are ValueErrors
+        raise CorruptDataError(f"stored output {expected_hash} is not valid JSON: {exc}") from None
+
+
+def check_stored(data: bytes, expected_hash: str | None = None) -> dict[str, Any]:
+    """An output's bytes decoded as every read decodes them, and held to what a save
+    accepts: a JSON object within MAX_DEPTH and MAX_INT_DIGITS, without NaN or Infinity,
+    of valid Unicode (so whatever passes here also reads). CorruptDataError otherwise,
+    naming the hash. Imports check every output with it, and so does verify."""
+    value = load_canonical(data, expected_hash)
+    if not isinstance(value, dict):
+        raise CorruptDataError(f"stored output {expected_hash} is a {type(value).__name__}, "
+                               "not a JSON object")
+    try:
+        canonical_bytes(value, f"stored output {expected_hash}")
+    except InvalidInputError as exc:
+        raise CorruptDataError(str(exc)) from None
+    return value

@@ -29,7 +29,10 @@ from .canonical import load_canonical
 from .errors import LocalckptError
 from .types import Checkpoint, Tag, Timeline, Tombstone
 
-__all__ = ["Batch", "Catalog", "TombstonesChanged", "refuse_unseen"]
+__all__ = ["Batch", "Catalog", "Garbage", "TombstonesChanged", "refuse_unseen"]
+
+#: What a tombstone may delete (localckpt.schema.TOMBSTONE_TARGETS).
+_TOMBSTONE_KINDS = ("timeline", "checkpoint", "tag")
 
 
 class TombstonesChanged(LocalckptError):
@@ -50,6 +53,31 @@ def refuse_unseen(timeline_id: str, current: Sequence[Tombstone], seen: Iterable
         raise TombstonesChanged(
             f"timeline {timeline_id} has new tombstones; nothing was written", current
         )
+
+
+@attrs.frozen
+class Garbage:
+    """What a purge removes (:meth:`Catalog.garbage`): ids of timelines, checkpoints and
+    tags, and outputs as hash -> size of their canonical JSON in bytes."""
+
+    timelines: frozenset[str] = frozenset()
+    checkpoints: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    outputs: Mapping[str, int] = attrs.field(factory=dict)
+
+    @property
+    def records(self) -> int:
+        """How many records go: timelines, checkpoints, tags and outputs."""
+        return len(self.timelines) + len(self.checkpoints) + len(self.tags) + len(self.outputs)
+
+    @property
+    def output_bytes(self) -> int:
+        return sum(self.outputs.values())
+
+    def minus(self, other: Garbage) -> Garbage:
+        return Garbage(self.timelines - other.timelines, self.checkpoints - other.checkpoints,
+                       self.tags - other.tags,
+                       {h: n for h, n in self.outputs.items() if h not in other.outputs})
 
 
 @attrs.frozen
@@ -135,11 +163,47 @@ class Catalog(ABC):
         """Tag records of these timelines (every one when None, tombstoned ones too),
         ordered by id."""
 
-    def deleted(self, target_ids: Iterable[str]) -> set[str]:
-        """Which of these ids some tombstone targets. Backends may override with a
-        cheaper lookup than reading every tombstone."""
+    def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
+        """Which of these ids a tombstone deletes, as a record of the tombstone's own kind
+        in the tombstone's own timeline. The contract (every backend answers the same):
+
+        an id is in the answer when the catalog holds a tombstone x with
+        ``x.target_id == id`` and, for the kind asked (None: any of the three),
+
+        - ``"timeline"``: ``x.kind == "timeline"`` and ``x.timeline_id == id`` (a
+          timeline's deletion is filed under the timeline itself; no record needed);
+        - ``"checkpoint"``: ``x.kind == "checkpoint"`` and the catalog holds a checkpoint
+          with this id whose ``timeline_id == x.timeline_id``;
+        - ``"tag"``: ``x.kind == "tag"`` and the catalog holds a tag with this id whose
+          ``timeline_id == x.timeline_id``.
+
+        A tombstone aimed at an id of another kind, or at a record of another timeline,
+        deletes nothing (it can only come from damaged or hostile input; imports refuse
+        it). Only direct targets are answered: checkpoints under a deleted checkpoint or
+        in a deleted timeline are not (the Store's ancestor rule, localckpt.visibility,
+        adds them). In SQL, for checkpoints: ``SELECT c.id FROM checkpoints c JOIN
+        tombstones x ON x.target_id = c.id AND x.kind = 'checkpoint' AND x.timeline_id =
+        c.timeline_id WHERE c.id IN (...)``. The default reads the tombstones of the
+        records' timelines; backends override with one query."""
+        if kind is not None and kind not in _TOMBSTONE_KINDS:
+            raise ValueError(f"deleted kind must be one of {_TOMBSTONE_KINDS} or None, "
+                             f"not {kind!r}")
         wanted = set(target_ids)
-        return {t.target_id for t in self.tombstones(None) if t.target_id in wanted}
+        if not wanted:
+            return set()
+        kinds = _TOMBSTONE_KINDS if kind is None else (kind,)
+        owner: dict[tuple[str, str], str] = {}  # (kind, id) -> the record's timeline
+        if "timeline" in kinds:
+            owner.update({("timeline", i): i for i in wanted})
+        if "checkpoint" in kinds:
+            owner.update({("checkpoint", c.id): c.timeline_id for c in self.checkpoints(wanted)})
+        if "tag" in kinds:
+            owner.update({("tag", g.id): g.timeline_id for g in self.tags(None) if g.id in wanted})
+        timelines = set(owner.values())
+        if not timelines:
+            return set()
+        return {x.target_id for x in self.tombstones(timelines)
+                if owner.get((x.kind, x.target_id)) == x.timeline_id}
 
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         """Up to limit ids of timelines or checkpoints (kind) that start with prefix,
@@ -206,6 +270,24 @@ class Catalog(ABC):
         row that does not parse): (where, what) pairs, for ``Store.verify``. Reads every
         file or row once. The default knows of no storage of its own to check."""
         return []
+
+    def garbage(self, timeline_ids: Iterable[str] | None = None,
+                extra: Sequence[Tombstone] = ()) -> Garbage:
+        """What :meth:`purge_deleted` removes now (of these timelines' records, when
+        timeline_ids is given), and what it would remove if the extra tombstones were
+        stored too: the one measure that gc, prune, retain and rm report. The rules:
+
+        - a timeline a tombstone of kind timeline, of that timeline, targets;
+        - every checkpoint of such a timeline, and every checkpoint a tombstone of kind
+          checkpoint of its own timeline targets, with the checkpoints below it;
+        - a tag a tombstone of kind tag of its own timeline targets, or whose checkpoint
+          or timeline goes;
+        - an output that only going checkpoints refer to.
+
+        Outputs no checkpoint ever used (staged by a sync that never committed) are purged
+        too, at the second purge that finds them, and are not counted here. The default
+        knows of no garbage (the default purge removes nothing)."""
+        return Garbage()
 
     def purge_deleted(self) -> int:
         """Physically remove what tombstones delete (timelines, checkpoints, tags; never

@@ -16,15 +16,19 @@
     storage_options_from = "PROD_S3"
     storage_options = { endpoint_url = "https://minio.internal" }
 
-Secrets never go into this file: a URL with a password, or a storage option such as
-``key``, ``secret`` or ``token``, is refused when a remote is added and when the file is
-read. ``storage_options_from = NAME`` names where they are instead, looked up when the
+Secrets never go into this file: a URL with a password, a storage option such as
+``key``, ``secret`` or ``token``, or one whose value is a URL with credentials
+(``http://KEY:SECRET@host``), is refused when a remote is added and when the file is
+read. Both files are read as control files (``localckpt.safefiles``): regular files of
+at most 1 MB, nested at most 32 levels.
+
+``storage_options_from = NAME`` names where the secrets are instead, looked up when the
 store is opened:
 
 1. the environment variable ``NAME``, holding a JSON object of fsspec options; else
 2. the table ``[NAME]`` of the credentials file ``$LOCALCKPT_CREDENTIALS`` (default
    ``~/.config/localckpt/credentials.toml``), which must be readable by its owner only
-   (``chmod 600``), as ssh insists for its keys.
+   (``chmod 600``) and owned by the user reading it, as ssh insists for its keys.
 
 Those options are merged over the non-secret ones. A PostgreSQL password comes from
 libpq's own places (``~/.pgpass``, ``PGPASSFILE``), which are per host and database.
@@ -32,21 +36,19 @@ libpq's own places (``~/.pgpass``, ``PGPASSFILE``), which are per host and datab
 
 from __future__ import annotations
 
-import builtins
 import contextlib
-import json
 import os
 import re
-import stat
-import tomllib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import attrs
 
 from ._toml import dumps, write_atomic
 from .errors import InvalidInputError, NotFoundError
 from .registry import has_password
+from .safefiles import check_depth, load_toml_file, parse_json
 
 if TYPE_CHECKING:
     from .store import Store
@@ -83,25 +85,40 @@ def credentials_path() -> str:
         "~/.config/localckpt/credentials.toml")
 
 
-def _read_toml(path: str, what: str) -> dict[str, Any]:
+def _read_toml(path: str, what: str, *, private: bool = False) -> dict[str, Any]:
+    """A TOML file read as a control file (localckpt.safefiles: a regular file, size and
+    nesting capped); {} when there is none."""
+    return load_toml_file(path, f"localckpt {what}", private=private)
+
+
+def _url_credentials(value: Any) -> bool:
+    """Whether value is a URL that carries a user or a password (``http://K:S@host``)."""
+    if not isinstance(value, str) or "://" not in value:
+        return False
+    if has_password(value):
+        return True
     try:
-        with builtins.open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidInputError(f"cannot read the localckpt {what} {path}: {exc}") from exc
+        return urlsplit(value).username is not None
+    except ValueError:  # a malformed netloc: assume the worst
+        return True
 
 
 def secret_keys(options: Any, prefix: str = "") -> list[str]:
-    """The (dotted) names of options that look like secrets, nested mappings included."""
+    """The (dotted) names of options that look like secrets, nested mappings included:
+    by their name (key, secret, token, ...) or by their value (a URL with credentials)."""
     found: list[str] = []
     if isinstance(options, Mapping):
         for k, v in options.items():
             name = str(k).lower()
-            if name in _SECRET_NAMES or any(w in name for w in _SECRET_WORDS):
+            if name in _SECRET_NAMES or any(w in name for w in _SECRET_WORDS) or \
+                    _url_credentials(v):
                 found.append(f"{prefix}{k}")
             found.extend(secret_keys(v, f"{prefix}{k}."))
+    elif isinstance(options, list | tuple):
+        for i, v in enumerate(options):
+            if _url_credentials(v):
+                found.append(f"{prefix}{i}")
+            found.extend(secret_keys(v, f"{prefix}{i}."))
     return found
 
 
@@ -151,25 +168,19 @@ def storage_options_from(name: str) -> dict[str, Any]:
     text = os.environ.get(name)
     if text is not None:
         try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise InvalidInputError(
-                f"the environment variable {name} (named by storage_options_from) is not a "
-                f"JSON object: {exc}"
-            ) from None
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"the environment variable {name} (named by "
+                                    "storage_options_from) is not valid text") from None
+        value = parse_json(data, f"environment variable {name} (named by "
+                           "storage_options_from)")
         if not isinstance(value, dict):
             raise InvalidInputError(f"the environment variable {name} must hold a JSON object "
                                     "of fsspec options")
         return value
     path = credentials_path()
-    if os.path.exists(path) and os.name == "posix":
-        mode = os.stat(path).st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise InvalidInputError(
-                f"the credentials file {path} can be read by other users (mode "
-                f"{stat.S_IMODE(mode):o}); make it private with `chmod 600 {path}`"
-            )
-    table = _read_toml(path, "credentials file").get(name)
+    # owner-only, as ssh insists for keys: this user's own file, unreadable by others
+    table = _read_toml(path, "credentials file", private=True).get(name)
     if not isinstance(table, dict):
         raise NotFoundError(
             f"no storage options named {name!r}: set the environment variable {name} to a "
@@ -279,6 +290,20 @@ def _locked(path: str) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def _plain_text(value: Any, what: str) -> None:
+    """A URL or path for the config file: text without control characters (which would
+    print as other text) and without lone surrogates (which no file can hold)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"{what} must be a non-empty string, not {value!r}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidInputError(f"{what} {value!r} holds a control character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{what} {value!r} holds a lone surrogate, which is not "
+                                "valid Unicode") from None
+
+
 def _absolute(location: str) -> str:
     """Paths become absolute: a remote is used from any directory."""
     from .registry import scheme_of
@@ -306,6 +331,9 @@ def add_remote(
         )
     if not isinstance(url, str) or not url:
         raise InvalidInputError("a remote needs a store URL or directory")
+    _plain_text(url, "the remote URL")
+    if objects is not None:
+        _plain_text(objects, "the remote's objects URL")
     known_scheme(url)
     if has_password(url):
         raise InvalidInputError(
@@ -334,8 +362,18 @@ def add_remote(
             cli="a postgresql remote needs an objects URL for frame shards: add --objects "
             "s3://bucket/prefix",
         )
+    if storage_options is not None and not isinstance(storage_options, Mapping):
+        raise InvalidInputError("storage_options must be a mapping of fsspec options")
+    check_depth(dict(storage_options or {}), "storage options")
     new = Remote(name, _absolute(url), None if objects is None else _absolute(objects),
                  dict(storage_options or {}), storage_options_from)
+    try:
+        dumps(new.to_table()).encode("utf-8")  # what TOML cannot hold: refused before writing
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"the remote's settings cannot be written to the config file ({exc}); storage "
+            "options hold strings, numbers, booleans, dates, lists and tables (no null)"
+        ) from None
     path = config_path()
     with _locked(path):
         data = load()

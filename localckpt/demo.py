@@ -112,8 +112,16 @@ def track(detections: dict[str, Any], max_jump: float = 3.0) -> dict[str, Any]:
     }
 
 
+#: Frames the demo makes at most: it decodes and keeps them all in memory.
+MAX_DEMO_FRAMES = 10_000
+
+
 def run_demo(store: Store, frame_count: int = 24) -> tuple[Timeline, list[str]]:
-    """Ingest a synthetic video, run detect -> track with two thresholds; return the leaves."""
+    """Ingest a synthetic video, run detect -> track with two thresholds; return the leaves.
+    frame_count: 1 to MAX_DEMO_FRAMES (the demo holds every frame in memory)."""
+    from .arguments import integer
+
+    integer(frame_count, "the demo's frame count (--frames)", low=1, high=MAX_DEMO_FRAMES)
     frames = synthetic_frames(frame_count)
     tl = store.create_timeline("synthetic://two-balls", "demo", frames, fps=2.0)
     loaded = [f.image for f in store.get_timeline_frames(tl.id)]

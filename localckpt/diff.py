@@ -17,9 +17,10 @@ from .errors import NotFoundError
 from .tree import MISSING, Marker, State, changed_keys
 
 if TYPE_CHECKING:
+    from .framediff import FrameDiff
     from .store import Store
 
-__all__ = ["Diff", "diff_checkpoints"]
+__all__ = ["Diff", "diff_checkpoints", "frame_diff_checkpoints"]
 
 
 @attrs.frozen
@@ -75,9 +76,11 @@ class Diff:
     def stats_keys(self) -> tuple[str, ...]:
         return tuple(self.stats_changed)
 
-    def render(self) -> str:
-        """A readable, line-oriented report (``+`` added, ``-`` removed, ``~`` changed)."""
-        lines = [f"diff {self.a} -> {self.b}"]
+    def render(self, shorts: Mapping[str, str] | None = None) -> str:
+        """A readable, line-oriented report (``+`` added, ``-`` removed, ``~`` changed);
+        shorts: id -> what to show for it (short ids)."""
+        name = (shorts or {}).get
+        lines = [f"diff {name(self.a, self.a)} -> {name(self.b, self.b)}"]
         if not self:
             lines.append("  (no differences)")
             return "\n".join(lines)
@@ -135,3 +138,48 @@ def diff_checkpoints(store: Store, a: str, b: str) -> Diff:
         if cid not in found:
             raise NotFoundError(f"no checkpoint {cid!r} in {store.catalog.describe()}")
     return Diff.between(a, State.of(found[a]), b, State.of(found[b]))
+
+
+def frame_diff_checkpoints(store: Store, a: str, b: str, stage: str, *,
+                           match_iou: float = 0.5, align: str | None = None) -> FrameDiff:
+    """Store.frame_diff, for two checkpoint ids: refuses checkpoints of different
+    timelines unless align="time", which pairs frames by the timestamps of the two
+    timelines' frame indexes (localckpt.framediff.align_by_time)."""
+    from .errors import InvalidInputError
+    from .framediff import ALIGNMENTS, align_by_time, diff_outputs, frame_interval
+
+    if align is not None and align not in ALIGNMENTS:
+        raise InvalidInputError(f"align must be None, 'sequence' or 'time', not {align!r}",
+                                cli=f"--align must be 'time', not {align!r}")
+    checkpoints = [store.get_checkpoint(a), store.get_checkpoint(b)]
+    ta, tb = (c.timeline_id for c in checkpoints)
+    if ta != tb and align != "time":
+        _refuse_across_timelines(store, a, b, ta, tb)
+    outputs = []
+    for c in checkpoints:
+        if stage not in c.stage_hashes:
+            stages = ", ".join(sorted(c.stage_hashes)) or "none"
+            raise NotFoundError(f"checkpoint {c.id} has no stage {stage!r} (it has: {stages})")
+        outputs.append(store.load_stage_output(c.id, stage))
+    if align != "time":
+        return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b,
+                            stage=stage)
+    times = [{m.sequence: m.timestamp for m in store.frame_index(t)} for t in (ta, tb)]
+    tolerance = max(frame_interval(index.values(), 1 / store.get_timeline(t).fps)
+                    for index, t in zip(times, (ta, tb), strict=True)) / 2
+    return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b, stage=stage,
+                        pairs=align_by_time(times[0], times[1], tolerance),
+                        tolerance=tolerance)
+
+
+def _refuse_across_timelines(store: Store, a: str, b: str, ta: str, tb: str) -> None:
+    from .errors import InvalidInputError
+    from .render import describe_timeline
+
+    timelines = store.short_ids([ta, tb], "timeline")
+    checkpoints = store.short_ids([a, b])
+    named = [f"{timelines[t]} ({describe_timeline(store.get_timeline(t))})" for t in (ta, tb)]
+    msg = (f"checkpoints {checkpoints[a]} and {checkpoints[b]} belong to different timelines, "
+           f"{named[0]} and {named[1]}: frame numbers of one do not name the same instants "
+           "in the other. Compare them by time")
+    raise InvalidInputError(msg + ' with align="time".', cli=msg + " with --align time.")

@@ -21,11 +21,21 @@ side only is changed: all its boxes are removed (a only) or added (b only).
 
 The comparison is one pass over the union of the two frame sets; frames whose values are
 equal are skipped without parsing their boxes.
+
+Frames are paired by sequence number, which only means "the same instant" within one
+timeline. Outputs of two timelines (one video sampled at 2 fps and at 5 fps) are
+compared by time instead: :func:`align_by_time` pairs each frame with the frame of the
+other timeline nearest in time, one to one, within half the coarser frame interval, and
+``diff_outputs(..., pairs=...)`` compares the pairs; frames left without a partner are
+listed (``unpaired_a``, ``unpaired_b``), not compared, and a list-form frame's own
+``"sequence"`` is not part of what is compared. ``Store.frame_diff`` refuses
+checkpoints of different timelines unless asked to align them (``align="time"``).
 """
 
 from __future__ import annotations
 
 import gc
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -35,6 +45,7 @@ from .errors import InvalidInputError
 from .tree import MISSING
 
 __all__ = [
+    "ALIGNMENTS",
     "MOVED_IOU",
     "RESCORE",
     "Box",
@@ -42,7 +53,9 @@ __all__ = [
     "FrameChange",
     "FrameDiff",
     "FrameDiffSummary",
+    "align_by_time",
     "diff_outputs",
+    "frame_interval",
     "frames_of",
     "iou",
     "parse_detections",
@@ -52,6 +65,8 @@ __all__ = [
 MOVED_IOU = 0.95
 #: A matched pair whose scores differ by more than this was rescored.
 RESCORE = 0.05
+#: How frames of a and b are paired: by sequence number (one timeline), or by time.
+ALIGNMENTS = ("sequence", "time")
 
 EXPECTED = (
     'a frame-keyed output is {"frames": [{"sequence": <int>, ...}, ...]} or '
@@ -106,6 +121,8 @@ class FrameChange:
         added, removed: boxes of b (a) that nothing on the other side matched.
         moved, relabelled, rescored: matched pairs (see the module docstring).
         fields: other top-level keys of the frame's value that differ (detections kind).
+        b_sequence: the frame of b compared with it, when frames were aligned by time
+            (None: the same sequence, or no frame of b was near enough).
     """
 
     sequence: int
@@ -118,6 +135,7 @@ class FrameChange:
     relabelled: tuple[BoxMatch, ...] = ()
     rescored: tuple[BoxMatch, ...] = ()
     fields: tuple[str, ...] = ()
+    b_sequence: int | None = None
 
     @property
     def only_a(self) -> bool:
@@ -160,13 +178,17 @@ class FrameChange:
             "relabelled": [x.to_dict() for x in self.relabelled],
             "rescored": [x.to_dict() for x in self.rescored],
             "fields": list(self.fields),
+            "b_sequence": self.b_sequence,
             "describe": self.describe(),
         }
 
 
 @attrs.frozen
 class FrameDiffSummary:
-    """Totals of a FrameDiff: frame counts, and box counts summed over changed frames."""
+    """Totals of a FrameDiff: frame counts, and box counts summed over changed frames.
+
+    frames_a, frames_b count each output's frames; unpaired_a, unpaired_b those left out
+    of a comparison aligned by time (no frame of the other timeline near enough)."""
 
     frames_a: int = 0
     frames_b: int = 0
@@ -179,10 +201,15 @@ class FrameDiffSummary:
     moved: int = 0
     relabelled: int = 0
     rescored: int = 0
+    unpaired_a: int = 0
+    unpaired_b: int = 0
 
     def describe(self) -> str:
+        from .render import plural
+
+        compared = max(self.frames_a - self.unpaired_a, self.frames_b - self.unpaired_b)
         return (
-            f"{self.changed} of {max(self.frames_a, self.frames_b)} frames changed "
+            f"{self.changed} of {plural(compared, 'frame')} changed "
             f"({self.only_a} only in A, {self.only_b} only in B, {self.values_changed} "
             f"values changed): +{self.added} added, -{self.removed} removed, "
             f"~{self.moved} moved, ~{self.relabelled} relabelled, ~{self.rescored} rescored"
@@ -199,6 +226,13 @@ class FrameDiff:
         only_a, only_b: sequences present on one side only, ascending.
         frames: sequence -> FrameChange, for exactly the changed sequences.
         summary: totals (FrameDiffSummary).
+        align: "sequence" (frame n of a against frame n of b) or "time" (frames of two
+            timelines paired by timestamp: sequences are a's, ``FrameChange.b_sequence``
+            names b's frame).
+        tolerance: with align "time", the largest time difference (seconds) of a pair.
+        pairs: with align "time", every pair of frames compared, a's sequence -> b's.
+        unpaired_a, unpaired_b: with align "time", frames of each output that had no
+            frame of the other timeline near enough, so were not compared.
     A FrameDiff with no changed frame is falsy.
     """
 
@@ -211,19 +245,42 @@ class FrameDiff:
     only_b: tuple[int, ...]
     frames: Mapping[int, FrameChange]
     summary: FrameDiffSummary
+    align: str = "sequence"
+    tolerance: float | None = None
+    pairs: Mapping[int, int] = attrs.field(factory=dict)
+    unpaired_a: tuple[int, ...] = ()
+    unpaired_b: tuple[int, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.changed)
 
-    def render(self) -> str:
-        """One line per changed frame, then the totals."""
-        lines = [f"frame diff {self.a} -> {self.b}, stage {self.stage} "
+    def render(self, shorts: Mapping[str, str] | None = None) -> str:
+        """One line per changed frame, then the totals; shorts: id -> what to show for
+        it (short ids)."""
+        name = (shorts or {}).get
+        lines = [f"frame diff {name(self.a, self.a)} -> {name(self.b, self.b)}, stage "
+                 f"{self.stage} "
                  f"(matched at IoU >= {self.match_iou:g})"]
+        if self.align == "time":
+            lines.append(self.alignment())
         width = len(str(self.changed[-1])) if self.changed else 1
-        lines.extend(f"  frame {seq:>{width}}  {self.frames[seq].describe()}"
-                     for seq in self.changed)
+        for seq in self.changed:
+            change = self.frames[seq]
+            other = "" if change.b_sequence in (None, seq) else f" (B {change.b_sequence})"
+            lines.append(f"  frame {seq:>{width}}{other}  {change.describe()}")
         lines.append(self.summary.describe())
         return "\n".join(lines)
+
+    def alignment(self) -> str:
+        """One line saying how frames were paired (for align "time")."""
+        from .render import plural
+
+        if self.align != "time":
+            return "frames paired by sequence number"
+        return (f"aligned by time: {plural(len(self.pairs), 'frame pair')} within "
+                f"{self.tolerance or 0:.3g} s; {self.summary.unpaired_a} of A's and "
+                f"{self.summary.unpaired_b} of B's output frames had no frame near enough "
+                "and were not compared")
 
     def __str__(self) -> str:
         return self.render()
@@ -234,10 +291,17 @@ class FrameDiff:
             "changed": list(self.changed), "only_a": list(self.only_a),
             "only_b": list(self.only_b), "summary": attrs.asdict(self.summary),
             "frames": {str(s): self.frames[s].to_dict() for s in self.changed},
+            "align": self.align, "tolerance": self.tolerance,
+            "pairs": {str(k): v for k, v in sorted(self.pairs.items())},
+            "unpaired_a": list(self.unpaired_a), "unpaired_b": list(self.unpaired_b),
         }
 
 
 # -- parsing ----------------------------------------------------------------------------
+
+#: Frame sequences are 64-bit in frame indexes: a larger one names no frame.
+_MAX_SEQUENCE = 2**63 - 1
+_SEQUENCE_DIGITS = 19
 
 
 def frames_of(output: Any, where: str = "the output") -> dict[int, Any]:
@@ -247,7 +311,7 @@ def frames_of(output: Any, where: str = "the output") -> dict[int, Any]:
         out: dict[int, Any] = {}
         for i, item in enumerate(frames):
             seq = item.get("sequence") if isinstance(item, dict) else None
-            if type(seq) is not int or seq < 0:
+            if type(seq) is not int or not 0 <= seq <= _MAX_SEQUENCE:
                 raise InvalidInputError(
                     f"{where}: frames[{i}] has no non-negative integer \"sequence\" "
                     f"({_brief(item)}); {EXPECTED}"
@@ -260,8 +324,8 @@ def frames_of(output: Any, where: str = "the output") -> dict[int, Any]:
     if isinstance(frames, dict):
         out = {}
         for key, value in frames.items():
-            if not (key.isascii() and key.isdigit()):
-                raise InvalidInputError(f"{where}: frames key {key!r} is not a decimal "
+            if not (key.isascii() and key.isdigit()) or len(key) > _SEQUENCE_DIGITS:
+                raise InvalidInputError(f"{where}: frames key {_brief(key)} is not a decimal "
                                         f"sequence number; {EXPECTED}")
             seq = int(key)
             if seq in out:
@@ -407,25 +471,65 @@ def _other_fields(va: dict[str, Any], key_a: str, vb: dict[str, Any], key_b: str
                         if rest_a.get(k, MISSING) != rest_b.get(k, MISSING)))
 
 
-def _compare(seq: int, va: Any, vb: Any, threshold: float) -> FrameChange | None:
+def _unnumbered(value: Any) -> Any:
+    """A list-form frame's value without its "sequence" (which names the frame, and
+    differs between the paired frames of two timelines)."""
+    if type(value) is dict and "sequence" in value:
+        return {k: v for k, v in value.items() if k != "sequence"}
+    return value
+
+
+def _clamp(v: Any) -> Any:
+    if type(v) is int and not -1e308 < v < 1e308:
+        return 1e308 if v > 0 else -1e308
+    return v
+
+
+def _finite(dets: list[_Det]) -> list[_Det]:
+    return [(*(_clamp(v) for v in d[:4]), d[4], _clamp(d[5]), d[6]) for d in dets]
+
+
+def _compare(seq: int, va: Any, vb: Any, threshold: float, aligned: bool = False,
+             ) -> FrameChange | None:
     pa = None if va is MISSING else parse_detections(va)
     pb = None if vb is MISSING else parse_detections(vb)
     if (pa is not None or va is MISSING) and (pb is not None or vb is MISSING):
         ka, da = pa if pa is not None else ("", [])
         kb, db = pb if pb is not None else ("", [])
-        return _compare_detections(seq, va, vb, ka, da, kb, db, threshold)
-    if va is not MISSING and vb is not MISSING and va == vb:
+        try:
+            return _compare_detections(seq, va, vb, ka, da, kb, db, threshold)
+        except OverflowError:  # an integer past float range: compare at +-1e308 instead
+            return _compare_detections(seq, va, vb, ka, _finite(da), kb, _finite(db),
+                                       threshold)
+    if va is not MISSING and vb is not MISSING and (
+            va == vb or (aligned and _unnumbered(va) == _unnumbered(vb))):
         return None
     return FrameChange(seq, va, vb, "value")
 
 
 def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A",
-                 b: str = "B", stage: str = "") -> FrameDiff:
-    """Compare two frame-keyed outputs frame by frame (see the module docstring)."""
+                 b: str = "B", stage: str = "", pairs: Mapping[int, int] | None = None,
+                 tolerance: float | None = None) -> FrameDiff:
+    """Compare two frame-keyed outputs frame by frame (see the module docstring).
+
+    pairs: frames aligned by time (:func:`align_by_time`, a's sequence -> b's): frame
+    ``s`` of a is compared with frame ``pairs[s]`` of b, and frames outside the pairs
+    are listed as unpaired. None pairs equal sequence numbers.
+    """
     if type(match_iou) not in _NUMS or not 0 < match_iou <= 1:
         raise InvalidInputError(f"match_iou must be a number in (0, 1], not {match_iou!r}")
     fa = frames_of(out_a, f"stage {stage!r} at {a}" if stage else "output a")
     fb = frames_of(out_b, f"stage {stage!r} at {b}" if stage else "output b")
+    frames_a, frames_b = len(fa), len(fb)
+    unpaired_a: tuple[int, ...] = ()
+    unpaired_b: tuple[int, ...] = ()
+    if pairs is not None:
+        back = {sb: sa for sa, sb in pairs.items()}
+        unpaired_a = tuple(sorted(s for s in fa if s not in pairs))
+        unpaired_b = tuple(sorted(s for s in fb if s not in back))
+        fa = {s: v for s, v in fa.items() if s in pairs}
+        fb = {back[s]: v for s, v in fb.items() if s in back}
+    aligned = pairs is not None
     changes: dict[int, FrameChange] = {}
     # The loop allocates ~10 small acyclic objects per box; each generation-2 collection
     # they trigger would walk both outputs (millions of objects), nearly doubling the cost.
@@ -436,18 +540,69 @@ def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A"
             va, vb = fa.get(seq, MISSING), fb.get(seq, MISSING)
             if va is not MISSING and vb is not MISSING and va == vb:
                 continue  # equal values: no box can differ (identity matching, IoU 1)
-            change = _compare(seq, va, vb, match_iou)
+            change = _compare(seq, va, vb, match_iou, aligned)
             if change is not None:
                 changes[seq] = change
     finally:
         if collecting:
             gc.enable()
+    if pairs is not None:
+        changes = {s: attrs.evolve(c, b_sequence=pairs[s]) for s, c in changes.items()}
+    summary = attrs.evolve(_summarise(frames_a, frames_b, changes.values()),
+                           unpaired_a=len(unpaired_a), unpaired_b=len(unpaired_b))
     return FrameDiff(
         a=a, b=b, stage=stage, match_iou=float(match_iou), changed=tuple(changes),
         only_a=tuple(s for s in changes if changes[s].only_a),
         only_b=tuple(s for s in changes if changes[s].only_b),
-        frames=changes, summary=_summarise(len(fa), len(fb), changes.values()),
+        frames=changes, summary=summary,
+        align="sequence" if pairs is None else "time", tolerance=tolerance,
+        pairs=dict(pairs) if pairs is not None else {},
+        unpaired_a=unpaired_a, unpaired_b=unpaired_b,
     )
+
+
+# -- alignment by time --------------------------------------------------------------------
+
+
+def frame_interval(times: Iterable[float], fallback: float) -> float:
+    """A timeline's frame interval in seconds: the median gap between consecutive frame
+    times (robust to frames skip_similar dropped), else fallback (one frame)."""
+    ordered = sorted(times)
+    gaps = sorted(y - x for x, y in itertools.pairwise(ordered) if y > x)
+    if not gaps:
+        return fallback
+    return gaps[len(gaps) // 2]
+
+
+def align_by_time(times_a: Mapping[int, float], times_b: Mapping[int, float],
+                  tolerance: float) -> dict[int, int]:
+    """Pair frames of two timelines by timestamp, one to one: a's sequence -> b's.
+
+    Pairs are taken nearest first (ties: lower sequences first) among frames whose
+    times differ by at most tolerance (seconds; callers use half the coarser frame
+    interval, so a frame pairs with at most the frame of the other timeline that covers
+    the same instant). A frame with no free frame near enough stays unpaired.
+    """
+    import bisect
+
+    if not (tolerance >= 0):
+        raise InvalidInputError(f"tolerance must be a number >= 0, not {tolerance!r}")
+    slack = tolerance + 1e-9  # timestamps are floats of exact fractions
+    order_b = sorted((t, s) for s, t in times_b.items())
+    keys_b = [t for t, _ in order_b]
+    candidates: list[tuple[float, int, int]] = []
+    for sa, ta in times_a.items():
+        lo = bisect.bisect_left(keys_b, ta - slack)
+        hi = bisect.bisect_right(keys_b, ta + slack)
+        candidates.extend((abs(ta - tb), sa, sb) for tb, sb in order_b[lo:hi])
+    candidates.sort()
+    pairs: dict[int, int] = {}
+    taken: set[int] = set()
+    for _, sa, sb in candidates:
+        if sa not in pairs and sb not in taken:
+            pairs[sa] = sb
+            taken.add(sb)
+    return dict(sorted(pairs.items()))
 
 
 def _summarise(frames_a: int, frames_b: int, changes: Iterable[FrameChange],

@@ -15,11 +15,14 @@ a store accumulates bytes nothing live refers to. ``collect_garbage`` removes th
 
 Safe while writers run: objects are listed before the catalog is read, so a timeline
 that commits meanwhile is seen as committed or as leased, never as garbage.
+
+A dry run reports what the real run then frees, measured the way ``prune``, ``retain``
+and ``rm`` measure it: frame objects by the object store's sizes, catalog records and
+output bytes by ``localckpt.maintenance.freed`` (which says what that measure covers).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 
@@ -27,7 +30,8 @@ import attrs
 
 from .errors import InvalidInputError, LocalckptError
 from .lease import GRACE, LEASE_NAME, TTL
-from .maintenance.reports import human_bytes
+from .maintenance.freed import catalog_garbage
+from .maintenance.reports import freed_text
 from .schema import check_id
 from .store import Store
 
@@ -48,10 +52,14 @@ class GcReport:
         temporary_files: how many of those were temporary files of interrupted writes.
         skipped_recent: objects without a lease younger than older_than, left alone.
         leased: ids of writes in progress (fresh lease), left alone.
-        records_purged: catalog records (and outputs) purge_deleted removed.
+        records_purged: catalog records (timelines, checkpoints, tags, outputs) purged;
+            with dry_run, how many the purge would remove.
         system_temp_files: abandoned temporary shard files removed from the system's temp
             directory (where writes to remote objects encode).
         dry_run: nothing was removed.
+        outputs_purged: stage outputs among records_purged (those only deleted
+            checkpoints referred to).
+        output_bytes: bytes of those outputs' canonical JSON.
     """
 
     orphan_timelines: tuple[str, ...]
@@ -64,30 +72,33 @@ class GcReport:
     leased: tuple[str, ...] = ()
     records_purged: int = 0
     system_temp_files: int = 0
+    outputs_purged: int = 0
+    output_bytes: int = 0
 
     def summary(self) -> str:
+        from .render import plural
+
         verb = "would remove" if self.dry_run else "removed"
-        parts = [f"{verb} {self.objects_removed} objects ({human_bytes(self.bytes_removed)}): "
-                 f"{len(self.deleted_timelines)} deleted and {len(self.orphan_timelines)} "
-                 "unreferenced timeline(s)"]
+        freed = freed_text(self.objects_removed, self.bytes_removed, self.records_purged,
+                           self.outputs_purged, self.output_bytes)
+        parts = [f"{verb} {freed}: frames of {len(self.deleted_timelines)} deleted and "
+                 f"{plural(len(self.orphan_timelines), 'unreferenced timeline')}"]
         if self.temporary_files or self.system_temp_files:
-            parts.append(f"{self.temporary_files + self.system_temp_files} temporary file(s)")
-        if not self.dry_run:
-            parts.append(f"{self.records_purged} catalog record(s) purged")
+            parts.append(plural(self.temporary_files + self.system_temp_files,
+                                "temporary file"))
         parts.append(f"{self.skipped_recent} too recent to touch")
         if self.leased:
-            parts.append(f"{len(self.leased)} write(s) in progress left alone")
+            parts.append(f"{plural(len(self.leased), 'write')} in progress left alone")
         return "; ".join(parts)
 
 
 def _seconds(value: object, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(value) and value >= 0
-    ):
-        raise InvalidInputError(f"{what} must be a number of seconds >= 0, not {value!r}",
-                                cli=f"--{what.replace('_', '-')} must be a number of seconds "
-                                f">= 0, not {value!r}")
-    return float(value)
+    from .arguments import number
+
+    seconds = number(value, f"{what} (seconds)", low=0,
+                     cli=f"--{what.replace('_', '-')} (seconds)")
+    assert seconds is not None
+    return seconds
 
 
 @attrs.define
@@ -144,17 +155,21 @@ def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool =
         for tid, keys in plan.revoke.items():
             plan.orphans.append(tid)
             _take(plan, {k: groups[tid][k] for k in keys})
-    purged = 0
+    garbage = catalog_garbage(store)
+    purged, outputs = garbage.records, dict(garbage.outputs)
     system_temp = _system_temp(now - max(older_than, TTL), dry_run)
     if not dry_run:
         _spare_committed(store, plan)
         store.objects.delete(_index_first(plan.remove))
         purged = store.catalog.purge_deleted()
+        gone = store.catalog.missing_outputs(outputs)  # what the purge did take
+        outputs = {h: n for h, n in outputs.items() if h in gone}
     return GcReport(
         orphan_timelines=tuple(sorted(plan.orphans)), objects_removed=len(plan.remove),
         bytes_removed=sum(plan.sizes.values()), skipped_recent=plan.recent, dry_run=dry_run,
         deleted_timelines=tuple(plan.deleted), temporary_files=plan.temporary,
         leased=tuple(plan.leased), records_purged=purged, system_temp_files=system_temp,
+        outputs_purged=len(outputs), output_bytes=sum(outputs.values()),
     )
 
 

@@ -32,14 +32,21 @@ import socket
 import threading
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from .errors import BackendUnavailableError, LocalckptError, NotFoundError
+from .errors import (
+    BackendUnavailableError,
+    CorruptDataError,
+    InvalidInputError,
+    LocalckptError,
+    NotFoundError,
+)
 
 if TYPE_CHECKING:
     from .objects import Objects
 
-__all__ = ["GRACE", "LEASE_NAME", "REFRESH", "TTL", "IngestLease", "LeaseLost", "lease_key"]
+__all__ = ["GRACE", "LEASE_NAME", "MAX_LEASE_BYTES", "REFRESH", "TTL", "IngestLease", "LeaseLost",
+           "lease_key", "read_lease"]
 
 LEASE_NAME = "ingest.lease"
 #: Seconds between heartbeats.
@@ -48,10 +55,31 @@ REFRESH = 5.0
 TTL = 120.0
 #: Seconds gc waits between revoking a lease and deleting what it protected.
 GRACE = 2.0
+#: A lease body is a few dozen bytes; anything larger is not a lease.
+MAX_LEASE_BYTES = 4096
 
 
 class LeaseLost(BackendUnavailableError):
     """gc revoked this write's lease (it looked abandoned); nothing was committed."""
+
+
+def read_lease(objects: Objects, key: str) -> Any:
+    """The decoded body of a lease object, read as a control file (localckpt.safefiles):
+    at most MAX_LEASE_BYTES, a regular file where objects are local, JSON nested at most
+    a few levels. NotFoundError when there is none, CorruptDataError when it is not a
+    lease."""
+    from .safefiles import parse_json, read_regular
+
+    local = objects.local_path(key)
+    if local is not None:
+        data = read_regular(local, "ingest lease", max_bytes=MAX_LEASE_BYTES,
+                            error=CorruptDataError)
+        if data is None:
+            raise NotFoundError(f"no lease {key}")
+    else:
+        data = objects.get_range(key, 0, MAX_LEASE_BYTES + 1)
+    return parse_json(data, f"ingest lease {key}", max_bytes=MAX_LEASE_BYTES, max_depth=4,
+                      error=CorruptDataError)
 
 
 def lease_key(timeline_id: str) -> str:
@@ -134,14 +162,15 @@ class IngestLease:
             return True
 
     def _holds(self) -> bool:
+        """Whether the lease object is ours. Whatever else is there (gone, replaced by
+        someone else's, oversized, not JSON, not a regular file) means it is not."""
         try:
-            data = self.objects.get(self.key)
+            body = read_lease(self.objects, self.key)
         except NotFoundError:
             return False
-        try:
-            return bool(json.loads(data).get("token") == self.token)
-        except (ValueError, AttributeError):
+        except (CorruptDataError, InvalidInputError):
             return False
+        return isinstance(body, dict) and body.get("token") == self.token
 
     def _lost(self) -> LeaseLost:
         self.lost = True

@@ -217,8 +217,11 @@ def _resolve_with(
 
 
 def _conflict_listing(ours: str, theirs: str, conflicts: tuple[Conflict, ...]) -> str:
+    from .render import plural
+
     lines = [
-        f"merging {theirs} into {ours}: {len(conflicts)} conflict(s), nothing was written. "
+        f"merging {theirs} into {ours}: {plural(len(conflicts), 'conflict')}, nothing was "
+        "written. "
         "Both sides changed these differently:"
     ]
     for c in conflicts[:_MAX_LISTED]:

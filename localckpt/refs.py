@@ -1,87 +1,311 @@
-"""Names for checkpoints and timelines, resolved in one place for every command.
+"""References: the names people type for checkpoints and timelines, resolved in one place.
 
-A reference is, in the order tried:
+Every public :class:`~localckpt.Store` method that takes a checkpoint or a timeline id,
+and every command of the CLI, accepts a *reference*. :meth:`Store.resolve
+<localckpt.Store.resolve>` turns one into a full id; these are the forms, in the order
+they are tried:
 
-- a full id;
-- ``TIMELINE:stage``: the newest checkpoint of that timeline (itself any reference to a
-  timeline) that added ``stage``;
-- a tag name (see ``Store.tag``);
-- a unique prefix of an id, at least :data:`MIN_PREFIX` characters (as git takes hashes).
+1. **A full id** (``0193a4c2-7d1e-7f00-8a3b-5c2e9f01b09b``). A Store method takes a
+   well-formed UUID as an id without asking the catalog (the fast path: its own lookup
+   says NotFoundError if no such record is live; ``Store.resolve`` itself checks), so
+   tag names cannot look like UUIDs. Other ids (records from other systems may use any
+   id of 1-128 letters, digits, ``-`` and ``_``) are found by an exact match.
+2. **TIMELINE:stage** (checkpoints only): the newest checkpoint of that timeline (itself
+   any reference to a timeline) that added ``stage``, e.g. ``9c1f07e2:detect``.
+3. **A tag** (see :meth:`Store.tag <localckpt.Store.tag>`): the checkpoint it names; for
+   a timeline reference, that checkpoint's timeline (``localckpt tree best``).
+4. **A short id**: the form ``localckpt ls`` and ``tree`` show, e.g. ``9c1f07e2``. It is
+   the start of the id's *tail* (:func:`localckpt.ids.id_tail`: the last 12 characters
+   without dashes, which in a UUIDv7 are random), at least :data:`localckpt.ids.SHORT_MIN`
+   characters long, and as long as it needs to be to be unique in the store among the
+   ids of its kind, as git abbreviates hashes (``core.abbrev``). Ids made in the same
+   millisecond share their first 13 characters but not their tails, so their short ids
+   differ. Any longer start of the tail works too.
+5. **A unique prefix of the full id**, at least :data:`MIN_PREFIX` characters
+   (``0193a4c2-7d``).
 
-An ambiguous prefix is an error that lists the candidates; nothing else is guessed.
+A tag wins over a short id or prefix spelled the same (names people chose come first,
+as git's refs do over hashes), and a short id that matches one live record wins over
+reading the same characters as a prefix of full ids (short ids are what the CLI shows,
+so they must always work). A reference that matches several records is an
+:class:`~localckpt.errors.InvalidInputError` listing the candidates, each with its short
+id, so the next attempt can be exact; one that matches nothing is a
+:class:`~localckpt.errors.NotFoundError` that says where to list ids. Deleted records
+never match.
+
+Short ids are shown by :meth:`Store.short_id <localckpt.Store.short_id>` and
+:meth:`Store.short_ids <localckpt.Store.short_ids>` (one catalog call per id on a
+catalog with an index, one scan for the whole batch otherwise). The mechanism is generic
+over the *kind* of record: a new kind (stage runs) is one :func:`register_kind` call and
+``Catalog.find_ids`` / ``Catalog.find_short`` support for it.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+import attrs
+
+from .catalog import Catalog
 from .errors import InvalidInputError, NotFoundError
+from .ids import SHORT_MIN, id_tail
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["MIN_PREFIX", "resolve_checkpoint", "resolve_timeline"]
+__all__ = [
+    "MIN_PREFIX",
+    "Kind",
+    "is_full_uuid",
+    "register_kind",
+    "resolve",
+    "resolve_checkpoint",
+    "resolve_timeline",
+    "short_id",
+    "short_ids",
+]
 
-#: Shortest id prefix accepted (shorter ones match too much once a store grows).
+#: Shortest prefix of a full id accepted (shorter ones match too much once a store grows).
 MIN_PREFIX = 6
 _LISTED = 10
-_PREFIX = re.compile(r"[0-9a-f-]+")
+_PROBE = 64  # ids fetched per find_short call while computing a short id
+_TAIL = 12
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _by_prefix(store: Store, kind: str, ref: str) -> str:
-    what = "timeline" if kind == "timeline" else "checkpoint"
-    listing = "`localckpt ls`" if kind == "timeline" else "`localckpt tree TIMELINE`"
-    if len(ref) < MIN_PREFIX or not _PREFIX.fullmatch(ref):
-        raise NotFoundError(
-            f"no {what} {ref!r}: give its id, or a prefix of at least {MIN_PREFIX} characters "
-            f"(see {listing})"
-        )
-    matches = store.catalog.find_ids(kind, ref, limit=_LISTED + 1)
-    if kind == "timeline":
-        matches = [t.id for t in store.live_timelines(matches)]
-    else:
-        matches = [c.id for c in store.live_checkpoints(matches)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise NotFoundError(f"no {what} matches {ref!r} (see {listing})")
+def is_full_uuid(ref: str) -> bool:
+    """Whether ref is a UUID in canonical form (lower-case hex, dashed): the fast path."""
+    return len(ref) == 36 and _UUID.fullmatch(ref) is not None
+
+
+@attrs.frozen
+class Kind:
+    """One kind of record that references can name.
+
+    Attributes:
+        noun: what messages call it ("checkpoint").
+        listing: the command that lists its ids, for messages.
+        live: the ids among the given ones whose records exist and are live.
+    """
+
+    noun: str
+    listing: str
+    live: Callable[[Store, list[str]], list[str]]
+
+
+def _live_timelines(store: Store, ids: list[str]) -> list[str]:
+    return [t.id for t in store.visibility.live_timelines(ids)] if ids else []
+
+
+def _live_checkpoints(store: Store, ids: list[str]) -> list[str]:
+    return [c.id for c in store.visibility.live_checkpoints(ids)] if ids else []
+
+
+def _live_runs(store: Store, ids: list[str]) -> list[str]:
+    """Runs have no tombstones: every stored one counts."""
+    tables = getattr(store.catalog, "runs", None)
+    if tables is None or not tables.available or not ids:
+        return []
+    return [i for i in ids if tables.get(i) is not None]
+
+
+_KINDS: dict[str, Kind] = {
+    "timeline": Kind("timeline", "`localckpt ls`", _live_timelines),
+    "checkpoint": Kind("checkpoint", "`localckpt tree TIMELINE`", _live_checkpoints),
+    "run": Kind("run", "`localckpt runs`", _live_runs),
+}
+
+
+def register_kind(name: str, kind: Kind) -> None:
+    """Make references to records of kind ``name`` resolvable (``resolve(ref, name)``)
+    and give them short ids. The catalog's ``find_ids`` and ``find_short`` must know the
+    kind."""
+    _KINDS[name] = kind
+
+
+def _kind(name: str) -> Kind:
+    found = _KINDS.get(name)
+    if found is None:
+        raise InvalidInputError(
+            f"kind must be one of {', '.join(repr(k) for k in sorted(_KINDS))}, not {name!r}")
+    return found
+
+
+# -- short ids ------------------------------------------------------------------------------
+
+
+def _common(a: str, b: str) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _shortest(record_id: str, tail: str, deepest: int) -> str:
+    """The short id of record_id, when another id's tail shares deepest characters."""
+    need = max(SHORT_MIN, deepest + 1)
+    return tail[:need] if need <= len(tail) and need < len(record_id) else record_id
+
+
+def _indexed(catalog: Catalog) -> bool:
+    """Whether the catalog answers find_short from an index (else it scans every id)."""
+    return type(catalog).find_short is not Catalog.find_short
+
+
+def short_id(store: Store, record_id: str, kind: str = "checkpoint") -> str:
+    """The short id of one record (see the module docstring): the shortest start of its
+    tail, at least SHORT_MIN characters, that no other id of its kind in the store shares
+    (deleted records not yet collected by gc included, so a short id never changes
+    meaning when gc runs). An id whose whole tail is shared is its own short id."""
+    _kind(kind)
+    if not _indexed(store.catalog):
+        return short_ids(store, [record_id], kind)[record_id]
+    tail = id_tail(record_id)
+    n = min(SHORT_MIN, len(tail))
+    while True:
+        found = store.catalog.find_short(kind, tail[:n], limit=_PROBE)
+        if len(found) < _PROBE or n >= len(tail):
+            break
+        n += 1  # many share this start (or a huge store): look closer
+    deepest = max((_common(tail, id_tail(f)) for f in found if f != record_id), default=0)
+    return _shortest(record_id, tail, deepest)
+
+
+def short_ids(store: Store, ids: Iterable[str], kind: str = "checkpoint") -> dict[str, str]:
+    """Short ids of many records: full id -> short id. On a catalog with an index, one
+    find_short call per id; otherwise one listing of every id of the kind, for all."""
+    wanted = list(dict.fromkeys(ids))
+    _kind(kind)
+    if not wanted:
+        return {}
+    if _indexed(store.catalog):
+        return {i: short_id(store, i, kind) for i in wanted}
+    every = store.catalog.find_short(kind, "", limit=1 << 62)
+    tails = sorted((id_tail(i), i) for i in set(every) | set(wanted))
+    keys = [t for t, _ in tails]
+    out = {}
+    for rid in wanted:
+        tail = id_tail(rid)
+        at = bisect.bisect_left(tails, (tail, rid))
+        deepest = 0
+        for j in (at - 1, at + 1):  # the nearest tails in sort order share the most
+            if 0 <= j < len(keys):
+                deepest = max(deepest, _common(tail, keys[j]))
+        out[rid] = _shortest(rid, tail, deepest)
+    return out
+
+
+# -- resolving ------------------------------------------------------------------------------
+
+
+def _check_ref(ref: object, kind: str, what: str | None) -> str:
+    if not isinstance(ref, str):
+        name = what or f"a {kind} reference"
+        raise InvalidInputError(
+            f"{name} must be a {kind} id, short id, prefix or tag (a string), not "
+            f"{type(ref).__name__}")
+    if not ref:
+        raise NotFoundError(f"no {kind} '' (an empty reference names nothing)")
+    return ref
+
+
+def _label(store: Store, kind: str, ids: list[str]) -> str:
+    shorts = short_ids(store, ids, kind)
+    return ", ".join(f"{shorts[i]} ({i})" for i in ids)
+
+
+def _ambiguous(store: Store, kind: str, ref: str, matches: list[str], how: str) -> None:
+    k = _kind(kind)
+    shown = matches[:_LISTED]
     count = str(len(matches)) if len(matches) <= _LISTED else f"more than {_LISTED}"
-    shown = ", ".join(matches[:_LISTED]) + (", ..." if len(matches) > _LISTED else "")
+    more = ", ..." if len(matches) > _LISTED else ""
     raise InvalidInputError(
-        f"{ref!r} is ambiguous: {count} {what} ids start with it ({shown}); "
-        "give more characters"
+        f"{ref!r} is ambiguous: {count} {k.noun}s {how} it: {_label(store, kind, shown)}"
+        f"{more}; give one of these short ids, or more characters"
     )
 
 
+def resolve(store: Store, ref: str, kind: str = "checkpoint", *, what: str | None = None,
+            check: bool = True) -> str:
+    """The full id of the live record of this kind that ref names (the module docstring
+    lists the forms). NotFoundError when nothing matches, InvalidInputError when several
+    do (listing them) or ref is not a non-empty string.
+
+    what: the parameter's name, for the message about a non-string. check False: a
+    well-formed UUID comes back as it is, without a catalog call (the Store's methods
+    look the record up anyway, and say NotFoundError themselves).
+    """
+    k = _kind(kind)
+    ref = _check_ref(ref, kind, what)
+    if len(ref) == 36 and is_full_uuid(ref.lower()):
+        ref = ref.lower()  # UUIDs are case-insensitive (RFC 9562); ids are stored lower-case
+    if is_full_uuid(ref):
+        if not check or k.live(store, [ref]):
+            return ref
+        raise NotFoundError(_missing(store, kind, ref))
+    if kind == "checkpoint" and ":" in ref:
+        timeline_ref, _, stage = ref.rpartition(":")
+        return _latest_of_stage(store, resolve(store, timeline_ref, "timeline"), stage)
+    by_prefix = k.live(store, store.catalog.find_ids(kind, ref, limit=_LISTED + 1))
+    if ref in by_prefix:
+        return ref  # an id that is not a UUID, given whole
+    if kind in ("checkpoint", "timeline"):
+        tagged = store.tag_target(ref) if _could_be_tag(ref) else None
+        if tagged is not None:
+            if kind == "checkpoint":
+                return tagged
+            return store.visibility.checkpoint(tagged).timeline_id
+    if SHORT_MIN <= len(ref) <= _TAIL and "-" not in ref:
+        by_tail = k.live(store, store.catalog.find_short(kind, ref, limit=_LISTED + 1))
+        if len(by_tail) == 1:
+            return by_tail[0]
+        if by_tail:
+            _ambiguous(store, kind, ref, sorted(set(by_tail) | set(by_prefix)),
+                       "have ids or short ids that start with")
+    if len(ref) < MIN_PREFIX:
+        raise NotFoundError(
+            f"no {k.noun} {ref!r}: give its id, its short id ({SHORT_MIN}+ characters, as "
+            f"{k.listing} shows), a prefix of at least {MIN_PREFIX} characters"
+            + (", or a tag" if kind == "checkpoint" else ""))
+    if len(by_prefix) == 1:
+        return by_prefix[0]
+    if by_prefix:
+        _ambiguous(store, kind, ref, by_prefix, "have ids that start with")
+    raise NotFoundError(_missing(store, kind, ref))
+
+
+def _missing(store: Store, kind: str, ref: str) -> str:
+    k = _kind(kind)
+    tag = ", tag" if kind == "checkpoint" else ""
+    return (f"no {k.noun} matches {ref!r} (no live id, short id, prefix{tag}) in "
+            f"{store.url or store.catalog.describe()}; see {k.listing}")
+
+
+def _could_be_tag(ref: str) -> bool:
+    from .maintenance.tags import is_tag_name
+
+    return is_tag_name(ref)
+
+
 def resolve_timeline(store: Store, ref: str) -> str:
-    """The full id of the timeline ref names (a full id or a unique prefix)."""
-    if not isinstance(ref, str) or not ref:
-        raise InvalidInputError(f"a timeline reference must be a non-empty string, not {ref!r}")
-    if store.live_timelines([ref]):
-        return ref
-    return _by_prefix(store, "timeline", ref)
+    """The full id of the timeline ref names (``resolve(store, ref, "timeline")``)."""
+    return resolve(store, ref, "timeline")
 
 
 def resolve_checkpoint(store: Store, ref: str) -> str:
-    """The full id of the checkpoint ref names (see the module docstring for the forms)."""
-    if not isinstance(ref, str) or not ref:
-        raise InvalidInputError(f"a checkpoint reference must be a non-empty string, not {ref!r}")
-    if ":" in ref:
-        timeline_ref, _, stage = ref.rpartition(":")
-        return _latest_of_stage(store, resolve_timeline(store, timeline_ref), stage)
-    if store.live_checkpoints([ref]):
-        return ref
-    tagged = store.tag_target(ref)
-    if tagged is not None:
-        return tagged
-    return _by_prefix(store, "checkpoint", ref)
+    """The full id of the checkpoint ref names (``resolve(store, ref, "checkpoint")``)."""
+    return resolve(store, ref, "checkpoint")
 
 
 def _latest_of_stage(store: Store, timeline_id: str, stage: str) -> str:
     if not stage:
         raise InvalidInputError(
-            "TIMELINE:stage needs a stage name after the colon (e.g. 0192ab:detect)"
+            "TIMELINE:stage needs a stage name after the colon (e.g. 9c1f07e2:detect)"
         )
     found = [c for c in store.checkpoints(timeline_id) if c.stage == stage]
     if not found:

@@ -20,7 +20,6 @@ whose settings come from its remote entry, see :mod:`localckpt.config`)::
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -186,17 +185,21 @@ def open(
         )
     if isinstance(objects, os.PathLike):
         objects = os.fspath(objects)
+    _check_location(url, "store URL")
+    if objects is not None:
+        _check_location(objects, "objects URL")
     if storage_options is None and not environ:
         storage_options = {}
     if storage_options is None:
         env_opts = os.environ.get("LOCALCKPT_STORAGE_OPTIONS")
         if env_opts:
+            from .safefiles import parse_json
+
             try:
-                storage_options = json.loads(env_opts)
-            except ValueError as exc:
-                raise InvalidInputError(
-                    f"LOCALCKPT_STORAGE_OPTIONS is not a JSON object: {exc}"
-                ) from exc
+                data = env_opts.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidInputError("LOCALCKPT_STORAGE_OPTIONS is not valid text") from None
+            storage_options = parse_json(data, "environment variable LOCALCKPT_STORAGE_OPTIONS")
             if not isinstance(storage_options, dict):
                 raise InvalidInputError(
                     "LOCALCKPT_STORAGE_OPTIONS must be a JSON object of fsspec options "
@@ -210,6 +213,22 @@ def open(
     factory = _load_factory(scheme_of(url))
     catalog, objs = factory(url, objects, dict(storage_options), {**options, "create": create})
     return Store(catalog, objs, url=redact(url))
+
+
+def _check_location(location: str, what: str) -> None:
+    """A URL or path that the file system (or a URL parser) can take: no NUL, text the
+    file system can encode, no path component longer than 255 bytes."""
+    if "\x00" in location:
+        raise InvalidInputError(f"the {what} {location!r} holds a NUL character")
+    try:
+        encoded = os.fsencode(location)
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"the {what} {location!r} holds text the file system cannot "
+                                "encode (a lone surrogate)") from None
+    if scheme_of(location) in ("", "file", "duckdb") and any(
+            len(part) > 255 for part in encoded.split(b"/")):
+        raise InvalidInputError(f"the {what} has a name longer than 255 bytes, more than a "
+                                "file system allows; choose a shorter one")
 
 
 def has_password(url: str) -> bool:

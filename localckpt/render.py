@@ -1,4 +1,7 @@
-"""Text renderings for the CLI: the checkpoint tree and one checkpoint."""
+"""Text renderings for the CLI: the checkpoint tree, one checkpoint, counts of things.
+
+Ids are shown as short ids (:mod:`localckpt.refs`) where a mapping of them is given.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,21 @@ from typing import Any
 
 from .types import Checkpoint, Timeline
 
-__all__ = ["render_checkpoint", "render_tree", "sampling_fps", "source_duration"]
+__all__ = [
+    "describe_timeline",
+    "plural",
+    "render_checkpoint",
+    "render_tree",
+    "sampled_duration",
+    "sampled_seconds",
+    "sampling_fps",
+    "source_duration",
+]
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 checkpoint``, ``2 checkpoints`` (many: the plural when it is not word + s)."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
 def sampling_fps(timeline: Timeline) -> str:
@@ -20,15 +37,51 @@ def sampling_fps(timeline: Timeline) -> str:
     return f"{timeline.fps:g}"
 
 
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
 def source_duration(timeline: Timeline) -> str:
     """The source video's length ("7.6s"), "-" when unknown (frames given as arrays)."""
-    seconds = timeline.source_info.get("duration")
-    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
-        return f"{seconds:.1f}s"
-    return "-"
+    seconds = _number(timeline.source_info.get("duration"))
+    return "-" if seconds is None else f"{seconds:.1f}s"
+
+
+def sampled_seconds(timeline: Timeline) -> float | None:
+    """How many seconds of source the timeline's frames cover: the ingest window
+    (start to end, cut at the video's end; shorter when max_frames stopped it early),
+    else frame count / fps (frames given as arrays). None when nothing says."""
+    info = timeline.source_info
+    sampling = info.get("sampling")
+    duration = _number(info.get("duration"))
+    by_rate = timeline.frame_count / timeline.fps if timeline.fps > 0 else None
+    if not isinstance(sampling, dict) or duration is None:
+        return by_rate
+    start = _number(sampling.get("start")) or 0.0
+    end = _number(sampling.get("end"))
+    window = max(0.0, (duration if end is None else min(end, duration)) - start)
+    limit = sampling.get("max_frames")
+    if isinstance(limit, int) and timeline.frame_count >= limit and by_rate is not None:
+        return min(window, by_rate)  # stopped at max_frames, maybe before the window ended
+    return window
+
+
+def sampled_duration(timeline: Timeline) -> str:
+    """sampled_seconds as text ("3.0s"), "-" when unknown."""
+    seconds = sampled_seconds(timeline)
+    return "-" if seconds is None else f"{seconds:.1f}s"
+
+
+def describe_timeline(timeline: Timeline) -> str:
+    """A few words that tell two timelines apart: source, frames, rate, length."""
+    return (f"{timeline.source_video}, {plural(timeline.frame_count, 'frame')} at "
+            f"{sampling_fps(timeline)} fps over {sampled_duration(timeline)}")
 
 
 def _source(timeline: Timeline) -> str:
+    """", from 7.6s of video at 25 fps 320x240 h264" (empty for frames given as arrays)."""
     info = timeline.source_info
     if not info:
         return ""
@@ -47,14 +100,16 @@ def _fmt(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _describe(c: Checkpoint, parent: Checkpoint | None, names: Sequence[str] = ()) -> str:
+def _describe(c: Checkpoint, parent: Checkpoint | None, names: Sequence[str] = (),
+              shorts: Mapping[str, str] | None = None) -> str:
+    short = (shorts or {}).get
     if c.parent_id is None:
         label = "root"
     elif c.merged_from:
-        label = f"merge of {c.merged_from}"
+        label = f"merge of {short(c.merged_from, c.merged_from)}"
     else:
         label = c.stage or "?"
-    parts = [f"{c.id}  {label}"]
+    parts = [f"{short(c.id, c.id)}  {label}"]
     if names:
         parts.append(" ".join(f"[tag {n}]" for n in names))
     if c.is_scenario:
@@ -72,46 +127,65 @@ def _describe(c: Checkpoint, parent: Checkpoint | None, names: Sequence[str] = (
 
 
 def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
-                tags: Mapping[str, Sequence[str]] | None = None) -> str:
+                tags: Mapping[str, Sequence[str]] | None = None,
+                shorts: Mapping[str, str] | None = None,
+                pending: Mapping[str, Sequence[str]] | None = None) -> str:
     """The tree as indented lines (children oldest first), like `tree` or `git log --graph`;
-    tags: checkpoint id -> tag names shown on its line."""
+    tags: checkpoint id -> tag names shown on its line; shorts: id -> short id shown in
+    its place (timeline and checkpoints; full ids where missing); pending: checkpoint id ->
+    lines of what is under way there (open stage runs), drawn as its last children."""
     by_id = {c.id: c for c in checkpoints}
     kids: defaultdict[str | None, list[Checkpoint]] = defaultdict(list)
     for c in checkpoints:
         kids[c.parent_id if c.parent_id in by_id else None].append(c)
     profile = f"{timeline.profile_name}, " if timeline.profile_name else ""
+    name = (shorts or {}).get(timeline.id, timeline.id)
     lines = [
-        f"timeline {timeline.id}  {timeline.source_video}  ({profile}"
-        f"{timeline.frame_count} frames @ {sampling_fps(timeline)} fps{_source(timeline)}, "
-        f"{len(checkpoints)} checkpoints)"
+        f"timeline {name}  {timeline.source_video}  ({profile}{sampled_duration(timeline)} "
+        f"sampled, {plural(timeline.frame_count, 'frame')} @ {sampling_fps(timeline)} fps"
+        f"{_source(timeline)}, {plural(len(checkpoints), 'checkpoint')})"
     ]
-    stack: list[tuple[Checkpoint, str, bool]] = [
-        (c, "", i == len(kids[None]) - 1) for i, c in enumerate(kids[None])
-    ][::-1]
+    roots: list[Checkpoint | str] = list(kids[None])
+    stack = [(c, "", i == len(roots) - 1) for i, c in enumerate(roots)][::-1]
     while stack:  # iterative: trees may be thousands deep
-        c, prefix, last = stack.pop()
-        parent = by_id.get(c.parent_id) if c.parent_id else None
-        lines.append(prefix + ("└── " if last else "├── ")
-                     + _describe(c, parent, (tags or {}).get(c.id, ())))
+        node, prefix, last = stack.pop()
+        branch = prefix + ("└── " if last else "├── ")
+        if isinstance(node, str):  # a pending node (an open stage run)
+            lines.append(branch + node)
+            continue
+        parent = by_id.get(node.parent_id) if node.parent_id else None
+        lines.append(branch + _describe(node, parent, (tags or {}).get(node.id, ()), shorts))
         child_prefix = prefix + ("    " if last else "│   ")
-        children = kids.get(c.id, [])
+        children: list[Checkpoint | str] = [*kids.get(node.id, []),
+                                            *(pending or {}).get(node.id, ())]
         for i in range(len(children) - 1, -1, -1):
             stack.append((children[i], child_prefix, i == len(children) - 1))
     return "\n".join(lines)
 
 
-def render_checkpoint(c: Checkpoint, outputs: dict[str, Any]) -> str:
+def render_checkpoint(c: Checkpoint, outputs: dict[str, Any], tags: Sequence[str] = (),
+                      shorts: Mapping[str, str] | None = None) -> str:
+    """One checkpoint: ids (short id, then the full id), tags, config, stats, outputs."""
+    short = (shorts or {}).get
+
+    def both(record_id: str | None) -> str:
+        if record_id is None:
+            return "-"
+        s = short(record_id)
+        return f"{s}  ({record_id})" if s and s != record_id else record_id
+
     lines = [
-        f"checkpoint {c.id}",
-        f"timeline   {c.timeline_id}",
-        f"parent     {c.parent_id or '-'}",
+        f"checkpoint {both(c.id)}",
+        f"timeline   {both(c.timeline_id)}",
+        f"parent     {both(c.parent_id)}",
         f"stage      {c.stage or '-'}",
+        f"tags       {', '.join(tags) if tags else '-'}",
         f"created    {c.created_at.isoformat()}",
     ]
     if c.is_scenario:
         lines.append(f"scenario   {c.scenario_label or '(unlabelled)'}")
     if c.merged_from:
-        lines.append(f"merged     {c.merged_from}")
+        lines.append(f"merged     {both(c.merged_from)}")
     lines.append("config     " + json.dumps(dict(c.config_overrides), sort_keys=True))
     lines.append("stats      " + json.dumps(dict(c.stats), sort_keys=True))
     lines.append("outputs")

@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import attrs
 
-__all__ = ["TOLERANCE", "Sampler"]
+__all__ = ["TOLERANCE", "Needless", "Sampler"]
 
 TOLERANCE = Fraction(1, 1000)
 
@@ -75,3 +75,44 @@ class Sampler:
         if self.chunk_seconds is None:
             return 0
         return math.floor((t + TOLERANCE) / self.chunk_seconds)
+
+
+@attrs.define
+class Needless:
+    """Which frames a sampler can never keep, told from packet times before decoding.
+
+    Of the frames in one sampling interval (``bucket``: ``floor((t + TOLERANCE - start)
+    * fps)``), the sampler keeps at most the first in presentation order: once it has
+    seen a frame of interval b, its next instant is past b's end (kept or not). So a
+    frame whose interval already holds an earlier frame is never kept, and neither is a
+    frame before start or at or after end. Packets reach the decoder in decode order,
+    not presentation order, but that does not matter: an earlier frame of the same
+    interval, seen in any order, settles it. The decoder may then skip such a frame
+    when no other frame references it (FFmpeg's ``skip_frame = "NONREF"``), which saves
+    the whole decode of most B-frames; it still decodes every reference frame.
+
+    Feed it every packet's time, in the order the packets come; with fps None (every
+    frame kept) only frames outside the window are needless.
+    """
+
+    sampler: Sampler
+    _earliest: dict[int, Fraction] = attrs.Factory(dict)  # bucket -> earliest time seen
+
+    _KEEP = 64  # buckets remembered; forgetting one only means decoding more
+
+    def __call__(self, t: Fraction) -> bool:
+        s = self.sampler
+        if s.before_start(t) or s.past_end(t):
+            return True
+        if s.fps is None:
+            return False
+        bucket = math.floor((t + TOLERANCE - s.start) * s.fps)
+        earliest = self._earliest.get(bucket)
+        if earliest is not None and earliest < t:
+            return True
+        if earliest is None or t < earliest:
+            self._earliest[bucket] = t
+            if len(self._earliest) > 2 * self._KEEP:
+                for old in sorted(self._earliest)[:self._KEEP]:
+                    del self._earliest[old]
+        return False

@@ -7,13 +7,17 @@ into NotFoundError.
 
 from __future__ import annotations
 
-import math
+import contextlib
 import threading
+import warnings
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from .arguments import boolean, integer, shown, text
 from .canonical import canonical_bytes, content_hash, json_object
 from .catalog import Batch, Catalog
 from .errors import InvalidInputError, LocalckptError, NotFoundError, StoreClosedError
@@ -24,15 +28,24 @@ from .types import Checkpoint, Frame, FrameMeta, Tag, Timeline
 from .visibility import Visibility
 
 if TYPE_CHECKING:
-    from datetime import datetime, timedelta
+    import os
 
+    import pyarrow as pa
+
+    from .backends.sql.runs import RunTables
     from .diff import Diff
+    from .evaluate import Evaluation
     from .framediff import FrameDiff
+    from .labels import LabelExport
     from .maintenance import PruneReport, VerifyReport
+    from .runs import MemoStats, RunRecord, StageRun
 
 __all__ = ["Store"]
 
 _READER_CACHE = 64
+#: Frame rates a timeline may have: beyond them timestamps (sequence / fps) overflow or
+#: lose all precision.
+FPS_RANGE = (1e-6, 1e6)
 
 
 class Store:
@@ -41,6 +54,10 @@ class Store:
     Open one with :func:`localckpt.open`. Thread-safe; a store may be used by many
     threads, and (on backends whose catalog ``supports_multiprocess``) many processes
     may open the same store and write at once.
+
+    Every method that takes a checkpoint or timeline id also takes a reference: a short
+    id, a unique prefix, a tag or ``TIMELINE:stage`` (see :meth:`resolve` and
+    :mod:`localckpt.refs`); a full id costs no lookup of its own.
     """
 
     def __init__(self, catalog: Catalog, objects: Objects, *, url: str = "") -> None:
@@ -52,6 +69,11 @@ class Store:
         self._closed = False
         self._readers: OrderedDict[str, Any] = OrderedDict()
         self._readers_lock = threading.Lock()
+        # a store dropped without close() releases its files and locks when collected,
+        # and says so as a ResourceWarning (as an unclosed file does)
+        self._finalizer = weakref.finalize(self, _release_unclosed, catalog,
+                                           url or type(catalog).__name__)
+        self._finalizer.atexit = False  # at exit the process releases them anyway
 
     def __repr__(self) -> str:
         return f"<localckpt.Store {self.catalog.describe()}; objects {self.objects.describe()}>"
@@ -60,6 +82,7 @@ class Store:
         """Release the catalog's files and connections. Every later call raises
         StoreClosedError; closing twice is harmless."""
         self._closed = True
+        self._finalizer.detach()
         with self._readers_lock:
             self._readers.clear()
         self.catalog.close()
@@ -108,9 +131,10 @@ class Store:
         _require_str(source_video, "source_video")
         _require_str(profile_name, "profile_name")
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (
-            math.isfinite(fps) and fps > 0
+            FPS_RANGE[0] <= fps <= FPS_RANGE[1]
         ):
-            raise InvalidInputError(f"fps must be a positive finite number, not {fps!r}")
+            raise InvalidInputError(f"fps must be a number from {FPS_RANGE[0]:g} to "
+                                    f"{FPS_RANGE[1]:g}, not {shown(fps)}")
         if source_asset_id is not None and not isinstance(source_asset_id, (str, UUID)):
             raise InvalidInputError(
                 f"source_asset_id must be a str or UUID, not {type(source_asset_id).__name__}"
@@ -138,6 +162,7 @@ class Store:
         from .shards import delete_frames, write_timeline_frames
 
         self._check_open()
+        _check_encoding(codec, quality, workers)
         tid = new_id()
         lease = IngestLease(self.objects, tid).acquire()  # gc spares frames being written
         try:
@@ -217,6 +242,16 @@ class Store:
         """
         from .video import ingest_video
 
+        self._check_open()
+        if isinstance(path, str):
+            text(path, "path", empty=False)
+        elif isinstance(path, bytes) and b"\x00" in path:
+            raise InvalidInputError("path holds a NUL byte")
+        text(profile_name, "profile_name")
+        _check_encoding(codec, quality, workers)
+        if storage_options is not None and not isinstance(storage_options, Mapping):
+            raise InvalidInputError(f"storage_options must be a mapping of fsspec options, "
+                                    f"not {shown(storage_options)}")
         return ingest_video(
             self, path, profile_name, fps=fps, start=start, end=end, max_frames=max_frames,
             chunk_seconds=chunk_seconds, skip_similar=skip_similar, codec=codec,
@@ -226,8 +261,7 @@ class Store:
 
     def get_timeline(self, timeline_id: str) -> Timeline:
         """A live timeline; NotFoundError for unknown and deleted ids."""
-        self._check_open()
-        return self.visibility.timeline(_id(timeline_id, "timeline_id"))
+        return self.visibility.timeline(self._ref(timeline_id, "timeline", "timeline_id"))
 
     def list_timelines(self) -> list[Timeline]:
         """Every live timeline, oldest first."""
@@ -239,18 +273,59 @@ class Store:
     def live_timelines(self, ids: Iterable[str]) -> list[Timeline]:
         """The timelines with these ids that exist and are not deleted, ordered by id."""
         self._check_open()
-        return self.visibility.live_timelines(list(ids))
+        return self.visibility.live_timelines(_ids(ids, "ids"))
 
     def live_checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
         """The checkpoints with these ids that exist and are live (not deleted, nor under
         a deleted checkpoint or timeline), ordered by id."""
         self._check_open()
-        return self.visibility.live_checkpoints(ids)
+        return self.visibility.live_checkpoints(_ids(ids, "ids"))
 
     def tag_target(self, name: str) -> str | None:
         """The checkpoint a live tag of this name points at, or None."""
         self._check_open()
+        text(name, "tag name")
         return self.visibility.tag_target(name)
+
+    # -- references and short ids (localckpt.refs) ------------------------------------------
+
+    def resolve(self, ref: str, kind: str = "checkpoint") -> str:
+        """The full id of the live checkpoint (or kind="timeline", "run") that ref
+        names: a full id, a short id, a unique prefix of the id, a tag, or
+        ``TIMELINE:stage``. See :mod:`localckpt.refs` for the rules. NotFoundError when
+        nothing matches; InvalidInputError listing the candidates when several do.
+
+        Every method of the Store that takes a checkpoint or timeline id accepts these
+        references too: ``store.load_stage_output("best", "detect")``.
+        """
+        from .refs import resolve
+
+        self._check_open()
+        return resolve(self, ref, kind)
+
+    def short_id(self, record_id: str, kind: str = "checkpoint") -> str:
+        """The short id of a checkpoint (or timeline, or run) id: at least 8 characters of its
+        random tail, unique in this store (see :mod:`localckpt.refs`)."""
+        from .refs import short_id
+
+        self._check_open()
+        return short_id(self, _id(record_id, "record_id"), kind)
+
+    def short_ids(self, ids: Iterable[str], kind: str = "checkpoint") -> dict[str, str]:
+        """Short ids of many ids of one kind, as {full id: short id}; cheaper than
+        short_id per id where the catalog has no index."""
+        from .refs import short_ids
+
+        self._check_open()
+        return short_ids(self, [_id(i, "ids") for i in ids], kind)
+
+    def _ref(self, ref: Any, kind: str, what: str) -> str:
+        """A reference resolved at a public method's boundary; a full UUID costs no
+        catalog call (the method's own lookup says NotFoundError)."""
+        from .refs import resolve
+
+        self._check_open()
+        return resolve(self, ref, kind, what=what, check=False)
 
     # -- deleting, tags, verify (localckpt.maintenance) -----------------------------------
 
@@ -259,8 +334,9 @@ class Store:
         tombstone, which sync carries); ``gc`` frees the space. See localckpt.maintenance."""
         from .maintenance.delete import delete_timeline
 
-        self._check_open()
-        return delete_timeline(self, timeline_id, dry_run=dry_run)
+        boolean(dry_run, "dry_run")
+        return delete_timeline(self, self._ref(timeline_id, "timeline", "timeline_id"),
+                               dry_run=dry_run)
 
     def prune(self, checkpoint_id: str, dry_run: bool = False, force: bool = False,
               ) -> PruneReport:
@@ -268,8 +344,10 @@ class Store:
         merge names as merged_from only with force=True)."""
         from .maintenance.delete import prune
 
-        self._check_open()
-        return prune(self, checkpoint_id, dry_run=dry_run, force=force)
+        boolean(dry_run, "dry_run")
+        boolean(force, "force")
+        return prune(self, self._ref(checkpoint_id, "checkpoint", "checkpoint_id"),
+                     dry_run=dry_run, force=force)
 
     def retain(self, timeline_id: str, keep_last: int | None = None,
                keep_labels: Iterable[str] = (), newer_than: datetime | timedelta | None = None,
@@ -279,45 +357,70 @@ class Store:
         than newer_than, tagged ones (keep_tagged) and the root."""
         from .maintenance.delete import retain
 
-        self._check_open()
+        timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
+        integer(keep_last, "keep_last", low=0, none=True)
+        if isinstance(keep_labels, str) or not isinstance(keep_labels, Iterable):
+            raise InvalidInputError(f"keep_labels must be an iterable of labels, not "
+                                    f"{shown(keep_labels)}")
+        keep_labels = [text(label, "keep_labels item") for label in keep_labels]
+        if newer_than is not None and not isinstance(newer_than, datetime | timedelta):
+            raise InvalidInputError(f"newer_than must be a datetime, a timedelta or None, not "
+                                    f"{shown(newer_than)}")
+        boolean(keep_tagged, "keep_tagged")
+        boolean(dry_run, "dry_run")
         return retain(self, timeline_id, keep_last=keep_last, keep_labels=keep_labels,
                       newer_than=newer_than, keep_tagged=keep_tagged, dry_run=dry_run)
 
-    def tag(self, checkpoint_id: str, name: str) -> Tag:
-        """Name a live checkpoint; names are unique among live tags (ConflictError)."""
+    def tag(self, checkpoint_id: str, name: str, force: bool = False) -> Tag:
+        """Name a live checkpoint; names are unique among live tags (ConflictError),
+        unless force=True, which moves the tag here (one commit)."""
         from .maintenance.tags import tag
 
-        self._check_open()
-        return tag(self, checkpoint_id, name)
+        text(name, "tag name")
+        boolean(force, "force")
+        return tag(self, self._ref(checkpoint_id, "checkpoint", "checkpoint_id"), name,
+                   force=force)
 
     def untag(self, name: str) -> Tag:
         """Remove a tag (a tombstone); NotFoundError when no live tag has that name."""
         from .maintenance.tags import untag
 
         self._check_open()
+        text(name, "tag name")
         return untag(self, name)
 
     def tags(self, timeline_id: str | None = None) -> list[Tag]:
         """Live tags of a timeline (of every timeline when None), ordered by name."""
         self._check_open()
         if timeline_id is not None:
-            _id(timeline_id, "timeline_id")
+            timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
         return self.visibility.tags(timeline_id)
 
-    def verify(self, timeline_id: str | None = None) -> VerifyReport:
+    def verify(self, timeline_id: str | None = None, *, storage: bool | None = None,
+               ) -> VerifyReport:
         """Check that the store's bytes and links are sound; a report, never an exception
-        for damage found. See localckpt.maintenance.verify for what is checked."""
+        for damage found. verify(timeline) reads that timeline only; storage=True adds
+        the whole catalog's own storage (the default for a whole-store run). See
+        localckpt.maintenance.verify for what is checked."""
         from .maintenance.verify import verify
 
         self._check_open()
-        return verify(self, timeline_id)
+        if timeline_id is not None:
+            timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
+        if storage is not None:
+            boolean(storage, "storage")
+        return verify(self, timeline_id, storage=storage)
 
     # -- frames ---------------------------------------------------------------------------
 
-    def _reader(self, timeline_id: str) -> Any:
+    def _reader(self, timeline_ref: str, start: Any = None, stop: Any = None) -> Any:
+        """The frame reader of a timeline (any reference to one), cached per id."""
         from .shards import FrameReader
 
-        timeline = self.get_timeline(timeline_id)  # NotFoundError for unknown / deleted ids
+        integer(start, "start", none=True)
+        integer(stop, "stop", none=True)
+        timeline = self.get_timeline(timeline_ref)  # NotFoundError for unknown / deleted ids
+        timeline_id = timeline.id
         with self._readers_lock:
             reader = self._readers.get(timeline_id)
             if reader is not None:
@@ -343,31 +446,38 @@ class Store:
         by sequence). Reads the frame index only: no pixels are fetched or decoded."""
         from .similar import similar_frames
 
-        return similar_frames(self.frame_index(timeline_id), sequence_or_hash, max_distance,
-                              limit, timeline_id)
+        if not isinstance(sequence_or_hash, str):
+            integer(sequence_or_hash, "sequence_or_hash", low=0)
+        integer(max_distance, "max_distance", low=0, high=64)
+        integer(limit, "limit", low=0, none=True)
+        tid = self._ref(timeline_id, "timeline", "timeline_id")
+        return similar_frames(self.frame_index(tid), sequence_or_hash, max_distance,
+                              limit, tid)
 
     def get_timeline_frames(
         self, timeline_id: str, start: int | None = None, stop: int | None = None
     ) -> list[Frame]:
         """Decoded frames with start <= sequence < stop (all by default), in sequence order."""
-        return list(self._reader(timeline_id).frames(start, stop))
+        return list(self._reader(timeline_id, start, stop).frames(start, stop))
 
     def iter_frames(
         self, timeline_id: str, start: int | None = None, stop: int | None = None,
         batch: int = 64,
     ) -> Iterator[Frame]:
         """Stream decoded frames; memory stays bounded by one batch whatever the count."""
-        return iter(self._reader(timeline_id).iter_frames(start, stop, batch=batch))
+        integer(batch, "batch", low=1)
+        return iter(self._reader(timeline_id, start, stop).iter_frames(start, stop, batch=batch))
 
     def get_frame(self, timeline_id: str, sequence: int) -> Frame:
         """One frame by sequence number (NotFoundError when the timeline lacks it)."""
+        integer(sequence, "sequence", low=0)
         return self._reader(timeline_id).get(sequence)
 
     def get_timeline_frames_b64(
         self, timeline_id: str, start: int | None = None, stop: int | None = None
     ) -> list[dict[str, Any]]:
         """Frames as dicts with base64 JPEG (``jpeg_b64``) for web front ends."""
-        return list(self._reader(timeline_id).b64(start, stop))
+        return list(self._reader(timeline_id, start, stop).b64(start, stop))
 
     # -- checkpoints ----------------------------------------------------------------------
 
@@ -404,6 +514,10 @@ class Store:
         if not isinstance(is_scenario, bool):
             raise InvalidInputError(f"is_scenario must be a bool, not {is_scenario!r}")
         _require_str(scenario_label, "scenario_label")
+        timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
+        if parent_checkpoint_id is not None:
+            parent_checkpoint_id = self._ref(parent_checkpoint_id, "checkpoint",
+                                             "parent_checkpoint_id")
         parent = self._parent_for(timeline_id, parent_checkpoint_id)
         h = content_hash(data)
         child = Checkpoint(
@@ -446,7 +560,9 @@ class Store:
         """The output of stage_name as seen at this checkpoint (carried forward from
         ancestors); None if no stage of that name ran on the way here."""
         _require_str(stage_name, "stage_name")
-        h = self.get_checkpoint(checkpoint_id).stage_hashes.get(stage_name)
+        checkpoint = self.get_checkpoint(checkpoint_id)
+        checkpoint_id = checkpoint.id
+        h = checkpoint.stage_hashes.get(stage_name)
         if h is None:
             return None
         value = self.catalog.load_values([h])
@@ -461,23 +577,22 @@ class Store:
     def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
         """A live checkpoint; NotFoundError for unknown and deleted ids (a checkpoint
         under a deleted one, or of a deleted timeline, is deleted too)."""
-        self._check_open()
-        return self.visibility.checkpoint(_id(checkpoint_id, "checkpoint_id"))
+        return self.visibility.checkpoint(self._ref(checkpoint_id, "checkpoint",
+                                                    "checkpoint_id"))
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
         """Live direct children (config tries branch here), oldest first."""
-        self._check_open()
-        return self.visibility.children(_id(checkpoint_id, "checkpoint_id"))
+        return self.visibility.children(self._ref(checkpoint_id, "checkpoint",
+                                                  "checkpoint_id"))
 
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
         """The path from the timeline's root to this checkpoint, root first."""
-        self._check_open()
-        return self.visibility.lineage(_id(checkpoint_id, "checkpoint_id"))
+        return self.visibility.lineage(self._ref(checkpoint_id, "checkpoint",
+                                                 "checkpoint_id"))
 
     def checkpoints(self, timeline_id: str) -> list[Checkpoint]:
         """The live tree of a timeline, root included, oldest first."""
-        self._check_open()
-        _id(timeline_id, "timeline_id")
+        timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
         marks = self.visibility.marks(timeline_id)
         if marks.timeline_dead or not self.catalog.timelines([timeline_id]):
             self.visibility.timeline(timeline_id)  # the NotFoundError
@@ -489,26 +604,33 @@ class Store:
         """What differs from checkpoint a to b: stages (by hash), config and stats keys."""
         from .diff import diff_checkpoints
 
-        return diff_checkpoints(self, a, b)
+        return diff_checkpoints(self, self._ref(a, "checkpoint", "a"),
+                                self._ref(b, "checkpoint", "b"))
 
-    def frame_diff(self, a: str, b: str, stage: str, match_iou: float = 0.5) -> FrameDiff:
+    def frame_diff(self, a: str, b: str, stage: str, match_iou: float = 0.5,
+                   align: str | None = None) -> FrameDiff:
         """Frame by frame, how stage's output differs from checkpoint a to b.
 
         The output must be frame-keyed (InvalidInputError says the expected shape);
         detections are matched one to one by IoU >= match_iou. See localckpt.framediff.
         NotFoundError names an unknown checkpoint or a stage one side lacks.
+
+        Frames pair by sequence number, which is only meaningful within one timeline:
+        checkpoints of different timelines are InvalidInputError unless align="time",
+        which pairs each frame with the other timeline's frame nearest in time, within
+        half the coarser frame interval (FrameDiff.align, .pairs and .unpaired_* say
+        what was compared).
         """
-        from .framediff import diff_outputs
+        from .diff import frame_diff_checkpoints
 
         _require_str(stage, "stage")
-        outputs = []
-        for cid in (a, b):
-            value = self.load_stage_output(cid, stage)
-            if value is None:
-                stages = ", ".join(sorted(self.get_checkpoint(cid).stage_hashes)) or "none"
-                raise NotFoundError(f"checkpoint {cid} has no stage {stage!r} (it has: {stages})")
-            outputs.append(value)
-        return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b, stage=stage)
+        if isinstance(match_iou, bool) or not isinstance(match_iou, int | float) \
+                or not 0 < match_iou <= 1:
+            raise InvalidInputError(f"match_iou must be a number in (0, 1], not "
+                                    f"{shown(match_iou)}")
+        return frame_diff_checkpoints(self, self._ref(a, "checkpoint", "a"),
+                                      self._ref(b, "checkpoint", "b"), stage,
+                                      match_iou=match_iou, align=align)
 
     def merge(self, ours: str, theirs: str, strategy: str | Callable[..., Any] = "fail") -> str:
         """Three-way merge theirs into ours; returns the merge (or fast-forward) id.
@@ -518,7 +640,207 @@ class Store:
         """
         from .merge import merge_checkpoints
 
-        return merge_checkpoints(self, ours, theirs, strategy)
+        if not callable(strategy) and not (isinstance(strategy, str)
+                                           and strategy in ("fail", "ours", "theirs")):
+            raise InvalidInputError(
+                f"strategy must be 'fail', 'ours', 'theirs' or a function, not "
+                f"{shown(strategy)}", cli="--strategy must be fail, ours or theirs")
+        return merge_checkpoints(self, self._ref(ours, "checkpoint", "ours"),
+                                 self._ref(theirs, "checkpoint", "theirs"), strategy)
+
+    # -- deciding between tries (localckpt.labels, evaluate, query) ------------------------
+
+    def import_labels(self, timeline_id: str, path: str | os.PathLike[str], format: str, *,
+                      stage: str = "labels", parent: str | None = None, tag: str | None = None,
+                      frames: str = "sequence") -> str:
+        """Save a COCO, YOLO or MOT label file as a checkpoint (stage "labels" by default,
+        a child of parent, else of the root; tag names it); return its id. Frames match
+        by sequence or by source frame number (frames="source"); see localckpt.labels.
+        The checkpoint's stats count boxes, frames and unmatched entries."""
+        from .labels import import_labels
+
+        self._check_open()
+        return import_labels(self, timeline_id, path, format, stage=stage, parent=parent,
+                             tag=tag, frames=frames).checkpoint_id
+
+    def export_labels(self, checkpoint_id: str, stage: str, path: str | os.PathLike[str],
+                      format: str, *, frames: str = "sequence") -> LabelExport:
+        """Write a checkpoint's detections of stage as a COCO, YOLO or MOT label file."""
+        from .labels import export_labels
+
+        self._check_open()
+        return export_labels(self, checkpoint_id, stage, path, format, frames=frames)
+
+    def evaluate(self, checkpoints: Iterable[str], reference: str, stage: str = "detect", *,
+                 iou: float = 0.5, labels: Iterable[str] | None = None,
+                 reference_stage: str | None = None, metric: str = "ap50") -> Evaluation:
+        """Precision, recall, F1, AP50 and AP of each try's stage against a reference's
+        boxes (reference_stage: by default stage when it has it, else "labels"), per try
+        and per label, ranked best first by metric. See localckpt.evaluate."""
+        from .evaluate import evaluate
+
+        self._check_open()
+        return evaluate(self, checkpoints, reference, stage, iou=iou, labels=labels,
+                        reference_stage=reference_stage, metric=metric)
+
+    def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
+            ) -> pa.Table:
+        """Run one read-only SELECT with DuckDB over the tables timelines, checkpoints,
+        stage_outputs, frames and detections (live records only). See localckpt.query."""
+        from .query import sql
+
+        return sql(self, query, params)
+
+    def detections(self, checkpoints: Iterable[str] | str, stage: str) -> pa.Table:
+        """The boxes of stage's output at each checkpoint as a pyarrow Table (one row per
+        box, with checkpoint_id and timestamp), for pandas and polars."""
+        from .query import detections
+
+        return detections(self, checkpoints, stage)
+
+    # -- stage runs (localckpt.runs) ------------------------------------------------------
+
+    def begin_run(
+        self,
+        timeline_id: str,
+        parent_checkpoint_id: str | None,
+        stage_name: str,
+        *,
+        params: dict[str, Any] | None = None,
+        version: str = "",
+        inputs: Iterable[str] = (),
+        memo: bool = True,
+        config_overrides: dict[str, Any] | None = None,
+        stats: dict[str, Any] | None = None,
+        is_scenario: bool = False,
+        scenario_label: str = "",
+    ) -> StageRun:
+        """Begin a durable run of stage_name over every frame of a timeline; its commit
+        saves a child of parent_checkpoint_id (None: the root) as save_stage_output would.
+
+        params: the stage's parameters (JSON; the checkpoint's config_overrides unless
+        config_overrides is given). version: the stage's code version (see
+        localckpt.code_version). inputs: earlier stages whose per-frame values the stage
+        reads (frame-keyed outputs of the parent). memo: answer frames from earlier runs
+        with an equal memo key (False for temporal stages). See localckpt.runs.run.
+        """
+        from .runs.store_api import begin_run
+
+        timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
+        if parent_checkpoint_id is not None:
+            parent_checkpoint_id = self._ref(parent_checkpoint_id, "checkpoint",
+                                             "parent_checkpoint_id")
+        return begin_run(self, timeline_id, parent_checkpoint_id, stage_name, params=params,
+                         version=version, inputs=inputs, memo=memo,
+                         config_overrides=config_overrides, stats=stats,
+                         is_scenario=is_scenario, scenario_label=scenario_label)
+
+    def get_run(self, run_id: str) -> StageRun:
+        """A run by id, short id or unique id prefix, from any process that opens this
+        store; NotFoundError when the store has none."""
+        from .runs.store_api import get_run
+
+        self._check_open()
+        return get_run(self, run_id)
+
+    def runs(self, timeline_id: str | None = None, *, state: str | None = None,
+             ) -> list[StageRun]:
+        """Runs of a timeline (of the store when None): open, committing, committed and
+        aborted ones (or those in state), oldest first."""
+        from .runs.store_api import list_runs
+
+        self._check_open()
+        if timeline_id is not None:
+            timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
+        return list_runs(self, timeline_id, state)
+
+    def memo_stats(self) -> MemoStats:
+        """What the per-frame memo holds: entries per stage and version, values, bytes."""
+        from .runs.store_api import memo_stats
+
+        self._check_open()
+        return memo_stats(self)
+
+    def clear_memo(self, stage: str | None = None,
+                   older_than: datetime | timedelta | None = None) -> int:
+        """Delete memo entries (of stage; made before older_than, an aware datetime or an
+        age); return how many. Their values go at gc when nothing else uses them."""
+        from .runs.store_api import clear_memo
+
+        self._check_open()
+        return clear_memo(self, stage, older_than)
+
+    def _run_tables(self) -> RunTables:
+        self._check_open()
+        tables: RunTables | None = getattr(self.catalog, "runs", None)
+        if tables is None:
+            raise InvalidInputError(f"the catalog {self.catalog.describe()} keeps no stage "
+                                    "runs (they need the SQL catalog: a directory, "
+                                    "memory://, PostgreSQL or DuckDB)")
+        if not tables.available:
+            raise InvalidInputError(f"the catalog {self.catalog.describe()} is open read-only "
+                                    "and predates stage runs; open it where it can be "
+                                    "written once (that adds their tables)")
+        return tables
+
+    def _save_run_checkpoint(self, run: RunRecord, data: bytes, h: str) -> None:
+        """A run's checkpoint, saved as save_stage_output saves one (its id and time
+        chosen when the commit began, so that a retried commit writes the same record)."""
+        parent = self._parent_for(run.timeline_id, run.parent_id)
+        config = run.params if run.config_overrides is None else run.config_overrides
+        child = Checkpoint(
+            id=run.checkpoint_id or "",
+            timeline_id=run.timeline_id,
+            parent_id=parent.id,
+            stage=run.stage,
+            stage_hashes={**parent.stage_hashes, run.stage: h},
+            config_overrides={**parent.config_overrides, **config},
+            stats={**parent.stats, **run.stats},
+            is_scenario=run.is_scenario,
+            scenario_label=run.scenario_label,
+            created_at=run.closed_at or utcnow(),
+        )
+        self.visibility.commit(Batch(checkpoints=[child], outputs={h: data}, validated=True),
+                               run.timeline_id, [parent], new=[child.id])
+
+
+def _release_unclosed(catalog: Catalog, where: str) -> None:
+    """The finalizer of a Store collected without close(): warn, then close its catalog."""
+    warnings.warn(f"unclosed localckpt store {where}; close it (store.close(), or `with "
+                  "localckpt.open(...) as store:`)", ResourceWarning, stacklevel=2)
+    with contextlib.suppress(Exception):  # a finalizer never raises
+        catalog.close()
+
+
+#: Encoder threads at most: more than the cores only costs memory (each holds a frame).
+MAX_WORKERS = 64
+
+
+def _check_encoding(codec: Any, quality: Any, workers: Any) -> None:
+    """codec, quality and workers of a frame write, before anything is written: workers
+    becomes threads, so it is bounded (MAX_WORKERS)."""
+    from .frames import CODECS
+
+    if not isinstance(codec, str) or codec not in CODECS:
+        raise InvalidInputError(f"codec must be one of {', '.join(CODECS)}, not "
+                                f"{shown(codec)}")
+    if isinstance(quality, bool) or not isinstance(quality, int):
+        raise InvalidInputError(f"quality must be an int, not {shown(quality)}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or not 1 <= workers <= MAX_WORKERS):
+        raise InvalidInputError(f"workers must be None or an int from 1 to {MAX_WORKERS} "
+                                f"(encoder threads), not {shown(workers)}")
+
+
+def _ids(value: Any, what: str) -> list[str]:
+    """An iterable of id strings (not one string) as a list; InvalidInputError else."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidInputError(f"{what} must be an iterable of id strings, not "
+                                f"{shown(value)}")
+    ids = list(value)
+    for i in ids:
+        _id(i, what)
+    return ids
 
 
 def _require_str(value: Any, what: str) -> None:
@@ -537,4 +859,4 @@ def _require_str(value: Any, what: str) -> None:
 def _id(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be an id string, not {type(value).__name__}")
-    return value
+    return text(value, what)  # no NUL, no lone surrogate: no backend can look those up

@@ -72,15 +72,18 @@ class SyncReport:
                     or self.tombstones or self.tags)
 
     def summary(self) -> str:
+        from .render import plural
+
         if not self:
-            return f"up to date ({self.round_trips} catalog round trips)"
+            return f"up to date ({plural(self.round_trips, 'catalog round trip')})"
         marks = ""
         if self.tombstones or self.tags:
-            marks = f"{self.tombstones} deletion(s), {self.tags} tag(s), "
+            marks = f"{plural(self.tombstones, 'deletion')}, {plural(self.tags, 'tag')}, "
         return (
-            f"copied {self.timelines} timeline(s), {self.checkpoints} checkpoint(s), "
-            f"{marks}{self.outputs} output(s), {self.objects} object(s), "
-            f"{human_bytes(self.bytes)} ({self.round_trips} catalog round trips)"
+            f"copied {plural(self.timelines, 'timeline')}, "
+            f"{plural(self.checkpoints, 'checkpoint')}, {marks}"
+            f"{plural(self.outputs, 'output')}, {plural(self.objects, 'object')}, "
+            f"{human_bytes(self.bytes)} ({plural(self.round_trips, 'catalog round trip')})"
         )
 
 
@@ -143,9 +146,9 @@ class CountingCatalog(Catalog):
         self._count("tags")
         return self.inner.tags(timeline_ids)
 
-    def deleted(self, target_ids: Iterable[str]) -> set[str]:
+    def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
         self._count("deleted")
-        return self.inner.deleted(target_ids)
+        return self.inner.deleted(target_ids, kind)
 
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         self._count("find_ids")
@@ -229,6 +232,14 @@ def sync(
     and deleted records are not copied; a source whose records, keys or bytes do not
     check out raises CorruptDataError and leaves nothing in dst.
     """
+    from .store import Store
+
+    for which, store in (("src", src), ("dst", dst)):
+        if not isinstance(store, Store):
+            raise InvalidInputError(f"{which} must be a Store (localckpt.open(...)), not a "
+                                    f"{type(store).__name__}")
+    if src is dst:
+        raise InvalidInputError("src and dst are the same store; sync copies between two")
     if timeline_id is not None and not isinstance(timeline_id, str):
         raise InvalidInputError(
             f"timeline_id must be an id string or None, not {type(timeline_id).__name__}"

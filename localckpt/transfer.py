@@ -3,10 +3,10 @@
 A source (another store, a bundle file) is untrusted input. Before anything is written:
 
 - every record passes :func:`localckpt.schema.validate` (ids are tokens that cannot be
-  read as paths), belongs to the timeline it is listed under, and every parent link of
-  a new checkpoint resolves in the source or in dst; a timeline's root is there;
-- a tombstone of a timeline targets that timeline (a tombstone can never reach records
-  of another timeline);
+  read as paths) and the rules of :mod:`localckpt.admit`: a source only touches the
+  timelines it carries; tombstones delete their own kind in their own timeline; tags
+  name checkpoints of their own timeline; trees are trees (one root, parents and
+  merges in the same timeline, no cycles);
 - object keys are derived from the timeline id and the frame index, never taken raw
   (``shards.check_frame_key`` for keys a bundle names);
 
@@ -23,15 +23,22 @@ never comes back and a deleted timeline's frames are not copied.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from .canonical import content_hash
+from .canonical import check_stored, content_hash
 from .catalog import Batch, Catalog
-from .errors import ConflictError, CorruptDataError, InvalidInputError, NotFoundError
+from .errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    LocalckptError,
+    NotFoundError,
+)
 from .progress import Reporter
 from .types import Checkpoint, Tag, Timeline, Tombstone
 from .visibility import Marks, dead_in_tree
@@ -119,12 +126,19 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         n_objects = sum(len(f.todo) for f in plan.frames)
         reporter.start(n_objects + len(plan.outputs) + 1)
         held: list[IngestLease] = []
+        written: list[str] = []
         try:
-            copied, object_bytes = _copy_objects(source, dst, plan.frames, reporter,
-                                                 n_objects, held)
-            output_bytes = _copy_outputs(source, dcat, plan.outputs, reporter)
-            for lease in held:
-                lease.confirm()  # gc must not have taken the objects meanwhile
+            try:
+                copied, object_bytes = _copy_objects(source, dst, plan.frames, reporter,
+                                                     n_objects, held, written)
+                output_bytes = _copy_outputs(source, dcat, plan.outputs, reporter)
+                for lease in held:
+                    lease.confirm()  # gc must not have taken the objects meanwhile
+            except (CorruptDataError, InvalidInputError, ConflictError):
+                # a refused source leaves nothing (an I/O failure leaves what was copied,
+                # as a crash would: the next transfer completes it)
+                _remove(dst, written)
+                raise
             dcat.commit(plan.rows)
             _repair_after_slow_commit(source, dst, plan.frames, held)
         finally:
@@ -160,17 +174,23 @@ def _repair_after_slow_commit(source: Source, dst: Store, frames: list[_Frames],
 
 def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str] | None
           ) -> _Plan | None:
-    """What dst lacks, after checking the source and that nothing conflicts. Reads only.
+    """What dst lacks, after checking the source (localckpt.admit) and that nothing
+    conflicts. Reads only.
 
-    The timelines transferred are those the source has records of and those it has
-    tombstones of (a store that purged a deleted timeline still passes its deletion on).
+    The timelines transferred are those the source has records of and those it deleted
+    (a store that purged a deleted timeline still passes its deletion on).
     """
+    from . import admit
+
+    def bad(what: str) -> CorruptDataError:
+        return _bad(source, what)
+
     wanted = None if timeline_ids is None else list(dict.fromkeys(timeline_ids))
     timelines = source.timelines(wanted)
     src_marks = source.tombstones(wanted)
     _checked(source, timelines)
     _checked(source, src_marks)
-    tids = sorted({t.id for t in timelines} | {x.timeline_id for x in src_marks})
+    tids = sorted(admit.carried_timelines(bad, timelines, src_marks))
     if wanted is not None:
         lacking = set(wanted) - set(tids)
         if lacking:
@@ -185,35 +205,54 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     groups: list[Sequence[Any]] = [*trees.values(), src_tags]
     for group in groups:
         _checked(source, group)
-    _check_membership(source, set(tids), trees, src_marks, src_tags)
-    have_t = {t.id: t for t in dcat.timelines([t.id for t in timelines])} if timelines else {}
-    all_c = [c for tree in trees.values() for c in tree]
-    have_c = {c.id: c for c in dcat.checkpoints([c.id for c in all_c])} if all_c else {}
+    offer = admit.Offer({t.id: t for t in timelines}, trees, src_marks, src_tags)
+    admit.check_offer(bad, offer, set(tids))
     dst_marks = dcat.tombstones(tids)
     dst_tags = dcat.tags(tids)
+    seen_x = {x.id for x in dst_marks}
+    seen_g = {g.id for g in dst_tags}
+    new_x = [x for x in src_marks if x.id not in seen_x]
+    # tags of a timeline deleted on either side never travel: nothing to look up for them
+    gone = {t for t in tids if own[t].timeline_dead} | {
+        x.target_id for x in dst_marks if x.kind == "timeline" and x.target_id == x.timeline_id}
+    cand_g = [g for g in src_tags if g.id not in seen_g and g.timeline_id not in gone]
+    all_c = [c for tree in trees.values() for c in tree]
+    # one read per kind of everything the new records name, also across kinds (a
+    # tombstone aimed at a timeline, a tag at a tag, ...)
+    aimed = {x.target_id for x in new_x if x.kind != "timeline"}
+    probe_t = {t.id for t in timelines} | aimed | {g.checkpoint_id for g in cand_g}
+    found_t = {t.id: t for t in dcat.timelines(sorted(probe_t))} if probe_t else {}
+    probe_c = ({c.id for c in all_c} | aimed | {g.checkpoint_id for g in cand_g}
+               | {x for c in all_c for x in (c.parent_id, c.merged_from) if x is not None})
+    found_c = {c.id: c for c in dcat.checkpoints(sorted(probe_c))} if probe_c else {}
+    have_t = {t.id: found_t[t.id] for t in timelines if t.id in found_t}
+    have_c = {c.id: found_c[c.id] for c in all_c if c.id in found_c}
     _conflicts(source, dst, [(timelines, have_t), (all_c, have_c),
                              (src_marks, {x.id: x for x in dst_marks}),
                              (src_tags, {g.id: g for g in dst_tags})])
     union = {t: Marks.of(t, [*src_marks, *dst_marks]) for t in tids}
     new_t: list[Timeline] = []
     new_c: list[Checkpoint] = []
-    live: set[str] = set()  # checkpoints live under the union of both stores' deletions
+    fresh_by: dict[str, list[Checkpoint]] = {}
+    live: dict[str, set[str]] = {}  # by timeline: live under both stores' deletions
     for t in timelines:
         marks = union[t.id]
         if marks.timeline_dead:
             continue
         tree = trees[t.id]
+        if t.id not in have_t and t.root_checkpoint_id not in {c.id for c in tree}:
+            raise bad(f"timeline {t.id} comes without its root checkpoint "
+                      f"{t.root_checkpoint_id}")
         dead = dead_in_tree(tree, marks.checkpoints)
-        live |= {c.id for c in tree if c.id not in dead}
+        live[t.id] = {c.id for c in tree if c.id not in dead}
         fresh = [c for c in tree if c.id not in dead and c.id not in have_c]
         if t.id not in have_t:
             new_t.append(t)
         new_c.extend(fresh)
-        _check_parents(source, t, tree, fresh, t.id in have_t, dcat)
-    seen_x = {x.id for x in dst_marks}
-    seen_g = {g.id for g in dst_tags}
-    new_x = [x for x in src_marks if x.id not in seen_x]
-    new_g = [g for g in src_tags if g.id not in seen_g and g.checkpoint_id in live
+        fresh_by[t.id] = fresh
+    admit.check_links(bad, offer, new_x, cand_g, fresh_by, set(found_t), found_c, dst_tags,
+                      {t: bool(union[t].checkpoints) for t in tids})
+    new_g = [g for g in cand_g if g.checkpoint_id in live.get(g.timeline_id, ())
              and g.id not in union[g.timeline_id].tags]
     if not (new_t or new_c or new_x or new_g):
         return None
@@ -224,52 +263,15 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
                  missing, [f for f in frames if f.todo])
 
 
-def _check_membership(source: Source, tids: set[str], trees: dict[str, list[Checkpoint]],
-                      marks: list[Tombstone], tags: list[Tag]) -> None:
-    for tid, tree in trees.items():
-        for c in tree:
-            if c.timeline_id != tid:
-                raise _bad(source, f"checkpoint {c.id} is listed under timeline {tid} but "
-                           f"belongs to {c.timeline_id}")
-    for x in marks:
-        if x.kind == "timeline" and x.target_id != x.timeline_id:
-            raise _bad(source, f"tombstone {x.id} targets timeline {x.target_id} but "
-                       f"belongs to timeline {x.timeline_id}")
-    for g in tags:
-        if g.timeline_id not in tids:
-            raise _bad(source, f"tag {g.id} belongs to timeline {g.timeline_id}, which the "
-                       "transfer does not hold")
-
-
-def _check_parents(source: Source, t: Timeline, tree: list[Checkpoint],
-                   fresh: list[Checkpoint], dst_has_timeline: bool, dcat: Catalog) -> None:
-    """Every new checkpoint's parent is in the source's tree (or already in dst), in the
-    same timeline; a new timeline brings its root."""
-    ids = {c.id for c in tree}
-    if not dst_has_timeline and t.root_checkpoint_id not in ids:
-        raise _bad(source, f"timeline {t.id} comes without its root checkpoint "
-                   f"{t.root_checkpoint_id}")
-    outside = sorted({c.parent_id for c in fresh if c.parent_id is not None
-                      and c.parent_id not in ids})
-    if outside:
-        found = {c.id: c for c in dcat.checkpoints(outside)}
-        for pid in outside:
-            if pid not in found or found[pid].timeline_id != t.id:
-                raise _bad(source, f"a checkpoint of timeline {t.id} has parent {pid}, "
-                           "which neither the source nor the destination holds in that "
-                           "timeline")
-    for c in fresh:
-        if c.parent_id is None and c.id != t.root_checkpoint_id:
-            raise _bad(source, f"checkpoint {c.id} has no parent but is not the root of "
-                       f"timeline {t.id}")
-
-
 def _conflicts(source: Source, dst: Store, pairs: list[tuple[Sequence[Any], dict[str, Any]]],
                ) -> None:
     bad = [r.id for records, have in pairs for r in records if r.id in have and have[r.id] != r]
     if bad:
+        from .render import plural
+
         raise ConflictError(
-            f"{len(bad)} record(s) exist in both {source.describe()} and "
+            f"{plural(len(bad), 'record')} {'exists' if len(bad) == 1 else 'exist'} in both "
+            f"{source.describe()} and "
             f"{dst.url or dst.catalog.describe()} with different content (first: {bad[0]}). "
             "Ids are unique, so one store holds a modified copy; nothing was copied."
         )
@@ -301,18 +303,24 @@ def _frames_of(source: Source, dst: Store, t: Timeline) -> _Frames:
     return _Frames(t.id, data, metas, [k for k in keys if k not in present])
 
 
+def _remove(dst: Store, keys: list[str]) -> None:
+    """Remove objects a failed transfer wrote; an outage here leaves them for gc."""
+    if keys:
+        with contextlib.suppress(LocalckptError):
+            dst.objects.delete(list(keys))
+
+
 def _copy_objects(source: Source, dst: Store, frames: list[_Frames], reporter: Reporter,
-                  total: int, held: list[IngestLease]) -> tuple[int, int]:
+                  total: int, held: list[IngestLease], written: list[str]) -> tuple[int, int]:
     """Copy frame objects under an ingest lease per timeline: shards (concurrently on
     remote stores), each checked against the index, then each index last, so dst never
-    holds an index whose shards are missing. A shard that fails its check removes what
-    this call wrote before CorruptDataError propagates."""
+    holds an index whose shards are missing. written collects the keys written, which
+    the caller removes if the transfer fails before its commit."""
     from .lease import IngestLease
     from .shards import index_key
 
     done = 0
     nbytes = 0
-    written: list[str] = []
 
     def copy(item: tuple[_Frames, str]) -> int:
         f, key = item
@@ -334,11 +342,10 @@ def _copy_objects(source: Source, dst: Store, frames: list[_Frames], reporter: R
                     done += 1
                     nbytes += size
                     reporter.step("objects", done, total)
-    except (CorruptDataError, InvalidInputError):
-        if pool is not None:
+    except BaseException:
+        if pool is not None:  # no copy may still be writing when the caller cleans up
             pool.shutdown(wait=True, cancel_futures=True)
             pool = None
-        dst.objects.delete(written)  # a hostile source leaves nothing behind
         raise
     finally:
         if pool is not None:
@@ -358,7 +365,8 @@ def _shard(source: Source, f: _Frames, key: str) -> bytes:
 def verified_outputs(fetch: Callable[[list[str]], dict[str, bytes]], hashes: Sequence[str],
                      where: str) -> Iterator[tuple[str, bytes]]:
     """(hash, bytes) of each output in order, fetched 1,000 at a time, each checked
-    against its hash: CorruptDataError names where for one that is missing or damaged."""
+    against its hash and decoded as reads decode it (``canonical.check_stored``):
+    CorruptDataError names where for one that is missing, damaged or unreadable."""
     for i in range(0, len(hashes), 1000):
         chunk = list(hashes[i : i + 1000])
         found = fetch(chunk)
@@ -374,6 +382,13 @@ def verified_outputs(fetch: Callable[[list[str]], dict[str, bytes]], hashes: Seq
                     f"stage output {h} in {where} does not match its hash; it is damaged "
                     "(restore it or sync from another copy). Nothing was copied."
                 )
+            try:
+                check_stored(data, h)  # what reads accept, no more (localckpt.canonical)
+            except CorruptDataError as exc:
+                raise CorruptDataError(
+                    f"{where}: {exc}; it is not an output localckpt can read, so it is "
+                    "refused. Nothing was copied."
+                ) from None
             yield h, data
 
 

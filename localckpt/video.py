@@ -41,7 +41,7 @@ from uuid import UUID
 
 from .errors import InvalidInputError
 from .frames import check_codec, perceptual_hash
-from .sampling import Sampler
+from .sampling import Needless, Sampler
 from .types import Frame, Timeline
 from .videosource import VideoSource, import_av, source_name
 
@@ -53,12 +53,23 @@ __all__ = ["ingest_video"]
 _SEEK_MIN = 1.0  # seconds: a start later than this seeks instead of decoding the way there
 
 
+def _fits_float(value: numbers.Real) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
 def _seconds(value: object, what: str, name: str, *, positive: bool = False) -> Fraction:
+    from .arguments import shown
+
     if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not _fits_float(value)  # 10**5000: no float, no isfinite
             or not math.isfinite(value) or value < 0 or (positive and value == 0)):
         bound = "> 0" if positive else ">= 0"
         raise InvalidInputError(f"ingest_video({name}): {what} must be a finite number "
-                                f"{bound}, got {value!r}")
+                                f"{bound}, got {shown(value)}")
     return Fraction(value) if isinstance(value, numbers.Rational) else Fraction(float(value))
 
 
@@ -66,9 +77,11 @@ def _count(value: object, what: str, name: str, low: int, high: int | None = Non
     number = int(value) if isinstance(value, numbers.Integral) else None
     if (isinstance(value, bool) or number is None or number < low
             or (high is not None and number > high)):
+        from .arguments import shown
+
         span = f"in {low}..{high}" if high is not None else f">= {low}"
         raise InvalidInputError(f"ingest_video({name}): {what} must be an int {span}, "
-                                f"got {value!r}")
+                                f"got {shown(value)}")
     return number
 
 
@@ -95,8 +108,10 @@ class _Ingest:
         self.max_frames = max_frames
         self.skip = skip_similar
         self.progress = _Progress(progress, source, sampler)
-        self.decoded = self.kept = self.skipped = 0
+        self.kept = self.skipped = 0
+        self.seen = 0  # frames of the window that came out of the decoder
         self.last_time: Fraction | None = None
+        self.stop: Fraction | None = None  # the time sampling stopped at, if it stopped
         self.sampling: dict[str, Any] = {}
 
     def frames(self) -> Iterator[Frame]:
@@ -113,18 +128,23 @@ class _Ingest:
         """Yield the frames to keep; return True when stopped early (end, max_frames)."""
         s = self.sampler
         last_hash: int | None = None
-        for t, vf in self.source.frames(s.start if s.start >= _SEEK_MIN else None):
+        frames = self.source.frames(s.start if s.start >= _SEEK_MIN else None,
+                                    needless=Needless(s))
+        for t, vf in frames:
             if s.past_end(t):
+                self.stop = t
                 return True
             self.progress.update(t, self.kept)
             if s.before_start(t):  # the pre-roll from the key frame a seek landed on
                 continue
-            self.decoded += 1
+            self.seen += 1
             self.last_time = t
             seq = s.sequence(t)
             if seq is None:
                 continue
-            image = vf.to_ndarray(format="rgb24")  # only sampled frames pay for RGB
+            # Only sampled frames pay for RGB, converted to RGBX: Pillow encodes that in
+            # place, where 3-byte RGB would be copied into 4-byte pixels first.
+            image = vf.to_ndarray(format="rgba")[:, :, :3]
             phash = perceptual_hash(image)
             if self.skip is not None:
                 value = int(phash, 16)
@@ -135,8 +155,22 @@ class _Ingest:
             self.kept += 1
             yield Frame(seq, float(t), s.chunk_id(t), phash, image)
             if self.max_frames is not None and self.kept >= self.max_frames:
+                self.stop = t
                 return True
         return False
+
+    def _skipped_in_window(self) -> list[Fraction]:
+        """Frames of the window the decoder skipped (needless: never kept) before the
+        stop: frames_decoded counts them, as every frame was counted before skipping."""
+        s = self.sampler
+        return [t for t in self.source.skipped()
+                if not (s.before_start(t) or s.past_end(t))
+                and (self.stop is None or t < self.stop)]
+
+    @property
+    def decoded(self) -> int:
+        """Frames of the window up to the stop, decoded or skipped as needless."""
+        return self.seen + len(self._skipped_in_window())
 
     def _nothing(self) -> str:
         s = self.sampler
@@ -149,9 +183,12 @@ class _Ingest:
     def described(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(Timeline.source_info, extra root stats), once every frame went through."""
         info = self.source.info()
-        if info["duration"] is None and self.source.eof and self.last_time is not None:
+        times = self._skipped_in_window()
+        if self.last_time is not None:
+            times.append(self.last_time)
+        if info["duration"] is None and self.source.eof and times:
             frame = 1 / self.source.rate if self.source.rate else 0
-            info["duration"] = round(float(self.last_time + frame), 6)
+            info["duration"] = round(float(max(times) + frame), 6)
         info["sampling"] = self.sampling
         return info, {"frames_decoded": self.decoded, "frames_kept": self.kept,
                       "frames_skipped": self.skipped}

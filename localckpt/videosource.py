@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -25,6 +25,10 @@ _TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
 # Decoding that stops this long (plus two frames) before the stated end is truncation.
 _TRUNCATION_SLACK = Fraction(1, 2)
 _AV_TIME_BASE = Fraction(1, 1_000_000)  # unit of container.start_time / duration
+# Decoders whose skip_frame="NONREF" drops exactly the frames no other frame references,
+# packet by packet, and whose frames carry their packet's PTS: checked by tests/test_video.py
+# with B-frame streams (x264 and x265 with B-pyramids, MPEG-2). Others decode everything.
+_SKIPS_NONREF = frozenset({"h264", "hevc", "mpeg2video"})
 
 
 def import_av() -> Any:
@@ -77,6 +81,11 @@ class VideoSource:
         self.container = self._open(src, storage_options)
         try:
             self.stream = self._video_stream()
+            # Frame and slice threads, as the ffmpeg command line decodes. PyAV's default
+            # is slice threads only, which leave a one-slice-per-frame stream (what most
+            # encoders write) on one core: with frame threads the decoder uses both, and
+            # the JPEG encoders still get their share (docs/video-ingest-speed.md).
+            self.stream.thread_type = "AUTO"
             self.time_base = Fraction(self.stream.time_base)
             self.rate = _rate(self.stream)
             self._first_pts = self.stream.start_time
@@ -85,6 +94,9 @@ class VideoSource:
                                       / self.time_base)
             self.eof = False
             self.stream_end: Fraction | None = None  # end of the last packet seen
+            # PTS -> time of packets sent with skip_frame NONREF whose frame has not come
+            # out (yet): at the end, the frames the decoder skipped.
+            self._skipping: dict[int, Fraction] = {}
         except BaseException:
             self.close()
             raise
@@ -141,8 +153,14 @@ class VideoSource:
                 f"reading {url} needs a package that is not installed: {exc} "
                 "(for s3:// pip install 'localckpt[s3]')"
             ) from None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, TypeError) as exc:  # TypeError: an unknown option
             raise InvalidInputError(f"cannot open {url}: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # the file system's own (botocore: no credentials, ...)
+            from .errors import BackendUnavailableError
+
+            raise BackendUnavailableError(
+                f"cannot open {url}: {type(exc).__name__}: {exc}; check its storage options "
+                "and credentials") from None
         return self._opened
 
     def _video_stream(self) -> Any:
@@ -206,17 +224,30 @@ class VideoSource:
 
     # -- decoding -------------------------------------------------------------------------
 
-    def frames(self, seek_to: Fraction | None = None) -> Iterator[tuple[Fraction, Any]]:
+    def frames(self, seek_to: Fraction | None = None,
+               needless: Callable[[Fraction], bool] | None = None,
+               ) -> Iterator[tuple[Fraction, Any]]:
         """(seconds from the stream's first frame, av.VideoFrame) in presentation order.
 
         seek_to: jump to the key frame before that time first (frames before it are
         still yielded: the caller skips them). Sets ``eof`` when the file ended.
+        needless: called with every packet's time in decode order; a packet it calls
+        needless is decoded with skip_frame NONREF, so its frame is not decoded at all
+        unless another frame references it (``skipped()`` lists what was left out).
+        Only decoders known to honour that exactly (H.264, HEVC, MPEG-2) skip anything.
         """
+        if needless is not None and self.stream.codec_context.name not in _SKIPS_NONREF:
+            needless = None
         if seek_to is None or self._first_pts is None or not self._seekable():
-            yield from self._decode()
+            yield from self._decode(needless)
         else:
-            yield from self._decode_from(seek_to)
+            yield from self._decode_from(seek_to, needless)
         self.eof = True
+
+    def skipped(self) -> list[Fraction]:
+        """Times of the frames the decoder skipped as needless (never decoded): after
+        a stop, also those still in the decoder (later than every frame yielded)."""
+        return sorted(self._skipping.values())
 
     def _seek(self, pts: int) -> None:
         try:
@@ -224,16 +255,19 @@ class VideoSource:
         except self.av.FFmpegError as exc:
             raise InvalidInputError(f"{self.name}: seeking failed: {exc}") from None
 
-    def _decode_from(self, seek_to: Fraction) -> Iterator[tuple[Fraction, Any]]:
+    def _decode_from(self, seek_to: Fraction, needless: Callable[[Fraction], bool] | None,
+                     ) -> Iterator[tuple[Fraction, Any]]:
         """Decode from the key frame before seek_to; if the demuxer landed after it (an
         imprecise index), start again from the beginning rather than miss frames."""
         assert self._first_pts is not None
         self._seek(self._first_pts + int(seek_to / self.time_base))
-        frames = self._decode()
+        frames = self._decode(needless)
         head = next(frames, None)
         if head is not None and head[0] > seek_to:
+            frames.close()
             self._seek(self._first_pts)
-            frames = self._decode()
+            self._skipping.clear()  # every packet comes again
+            frames = self._decode(needless)
         elif head is not None:
             yield head
         yield from frames
@@ -242,10 +276,14 @@ class VideoSource:
         file = self._opened
         return file is None or bool(getattr(file, "seekable", lambda: False)())
 
-    def _decode(self) -> Iterator[tuple[Fraction, Any]]:
+    def _decode(self, needless: Callable[[Fraction], bool] | None = None,
+                ) -> Generator[tuple[Fraction, Any], None, None]:
         av, stream, tb = self.av, self.stream, self.time_base
+        ctx, skipping = stream.codec_context, self._skipping
         first = self._first_pts
         last: Fraction | None = None
+        skip = False
+        ctx.skip_frame = "DEFAULT"  # a decode stopped early may have left it NONREF
         try:
             for packet in self.container.demux():  # every stream: see check_complete
                 if packet.pts is not None and packet.time_base is not None:
@@ -254,7 +292,19 @@ class VideoSource:
                         self.stream_end = end
                 if packet.stream.index != stream.index:
                     continue
+                if needless is not None and packet.pts is not None and first is not None:
+                    when = (packet.pts - first) * tb
+                    if skip != needless(when):
+                        skip = not skip
+                        ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+                    if skip:
+                        skipping[packet.pts] = when
+                elif skip:  # no time to judge by: decode it
+                    skip = False
+                    ctx.skip_frame = "DEFAULT"
                 for frame in packet.decode():
+                    if skipping and frame.pts is not None:
+                        skipping.pop(frame.pts, None)  # decoded after all: a reference
                     pts = frame.pts if frame.pts is not None else frame.dts
                     if pts is None:  # no timestamp at all: one frame after the last
                         if last is None or self.rate is None:

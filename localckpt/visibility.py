@@ -2,16 +2,20 @@
 
 A catalog stores records as they are; a record is *live* when:
 
-- a timeline: no tombstone targets it;
-- a checkpoint: its timeline is live, and no tombstone targets it or any checkpoint on
+- a timeline: no tombstone of kind ``timeline`` filed under it targets it;
+- a checkpoint: its timeline is live, and no tombstone of kind ``checkpoint`` filed
+  under that timeline targets it or any checkpoint on
   its parent chain up to the root (pruning a checkpoint removes its whole subtree,
   including children that another store added before the prune reached it). A
   ``merged_from`` link does not keep a checkpoint alive nor kill one: a merge whose
   merged-in side was pruned with ``force=True`` stays;
-- a tag: no tombstone targets it and the checkpoint it names is live. Tag names are
+- a tag: no tombstone of kind ``tag`` filed under its timeline targets it, and the
+  checkpoint it names is live and of the same timeline. Tag names are
   unique among live tags; when sync brings two live tags of one name together, the
   newest (largest id) is the one the name resolves to.
 
+A tombstone deletes only a record of its own kind in its own timeline (see
+``Catalog.deleted``): one aimed across timelines or kinds deletes nothing.
 Tombstones carry the timeline they belong to, so "what is deleted in this timeline" is
 one catalog call, and a timeline without checkpoint tombstones (the usual case) needs no
 lineage walk at all. Writes go through :meth:`Visibility.commit` with the tombstones the
@@ -133,7 +137,7 @@ class Visibility:
     def live_timelines(self, ids: Iterable[str] | None) -> list[Timeline]:
         """Timelines with these ids (all when None) that exist and are live, by id."""
         found = self.catalog.timelines(None if ids is None else list(ids))
-        dead = self.catalog.deleted([t.id for t in found]) if found else set()
+        dead = self.catalog.deleted([t.id for t in found], "timeline") if found else set()
         return [t for t in found if t.id not in dead]
 
     def timeline(self, timeline_id: str) -> Timeline:
@@ -170,7 +174,8 @@ class Visibility:
         if known is not None:
             return known
         chain = self.catalog.lineage(c.id)
-        live = not any(x.id in marks.checkpoints for x in chain)
+        # no chain: c is no longer stored (purged, its ancestor's tombstone included)
+        live = bool(chain) and not any(x.id in marks.checkpoints for x in chain)
         self._record(c.id, marks, live)
         return live
 

@@ -226,21 +226,49 @@ class Page:
                 found.append(f"load failed: {p.get('errorText')}")
         return found
 
-    def screenshot(self, path: Path, width: int = 1280, max_height: int = 2400) -> Path:
-        """A PNG of the whole page (up to max_height), every lazy image loaded first."""
+    def screenshot(self, path: Path, width: int = 1280, max_height: int = 2400,
+                   selector: str | None = None, top: int = 0) -> Path:
+        """A PNG of the whole page from top (up to max_height), or of the element
+        selector names (with a margin), every lazy image loaded first."""
         height = int(self.eval("Math.ceil(document.documentElement.scrollHeight)") or 900)
-        height = max(400, min(height, max_height))
-        self.resize(width, height)
+        height = max(400, min(height - top, max_height))
+        self.resize(width, height + top)
         self.eval("document.querySelectorAll('img[loading=lazy]').forEach(i => "
                   "i.loading = 'eager')")
         self.wait_for_images_all()
         self.browser.pump(0.2)
-        shot = self.call("Page.captureScreenshot", format="png",
-                         clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+        clip = {"x": 0, "y": top, "width": width, "height": height, "scale": 1}
+        if selector is not None:
+            box = self.eval(f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+                            ".getBoundingClientRect(); return [r.left + window.scrollX, "
+                            "r.top + window.scrollY, r.width, r.height]; })()")
+            clip = {"x": max(0, box[0] - 12), "y": max(0, box[1] - 12),
+                    "width": min(width, box[2] + 24), "height": min(max_height, box[3] + 24),
+                    "scale": 1}
+        shot = self.call("Page.captureScreenshot", format="png", clip=clip,
                          captureBeyondViewport=True)
         path.write_bytes(base64.b64decode(shot["data"]))
         self.resize(width, 900)
         return path
+
+    def press(self, key: str) -> None:
+        """A key pressed and released as a person would (ArrowLeft, ArrowRight, Home...)."""
+        codes = {"ArrowLeft": 37, "ArrowUp": 38, "ArrowRight": 39, "ArrowDown": 40,
+                 "Home": 36, "End": 35, "Enter": 13}
+        for kind in ("keyDown", "keyUp"):
+            self.call("Input.dispatchKeyEvent", type=kind, key=key, code=key,
+                      windowsVirtualKeyCode=codes.get(key, 0))
+
+    def wait_for(self, expression: str, timeout: float = 10.0) -> Any:
+        """Poll a JavaScript expression until it is truthy; its value (TimeoutError)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.eval(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"never true: {expression}")
+            self.browser.pump(0.05)
 
     def wait_for_images_all(self) -> None:
         self.eval("""Promise.all(Array.from(document.images).filter(i => !i.complete)
@@ -259,4 +287,4 @@ class Page:
 
     def click(self, selector: str) -> None:
         self.eval(f"document.querySelector({json.dumps(selector)})"
-                  ".dispatchEvent(new MouseEvent('click', {bubbles: true}))")
+                  ".dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true}))")

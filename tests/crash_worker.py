@@ -4,12 +4,14 @@ Usage: python crash_worker.py JSON, where JSON holds the store's url and open() 
 arguments, the operation, a seed and what the operation works on. Each write that
 returned is reported on stdout as one flushed line ("timeline ID", "checkpoint ID",
 "pruned ID", "deleted ID"), so the parent knows what must be there after the kill.
+The operation "conversion" opens an old store (which converts it) and then waits.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import numpy as np
@@ -29,10 +31,16 @@ def _frames(rng: np.random.Generator, n: int) -> Any:
 
 def main() -> None:
     args = json.loads(sys.argv[1])
+    op = args["op"]
+    if op == "conversion":  # opening an old store converts it: be killed meanwhile
+        _say("ready")
+        localckpt.open(args["url"], **args["kwargs"]).close()
+        _say("converted")
+        while True:
+            time.sleep(1)
     store = localckpt.open(args["url"], **args["kwargs"])
     rng = np.random.default_rng(args["seed"])
     state = args["state"]
-    op = args["op"]
     tid, root = state.get("timeline"), state.get("root")
     _say("ready")
     i = 0
@@ -86,12 +94,6 @@ def main() -> None:
                 src.create_timeline("w.mp4", "p", _frames(rng, 20), codec="png")
             localckpt.sync(src, store)
             _say("checkpoint", parent)
-    elif op == "compaction":
-        parent = root
-        while True:
-            for _ in range(int(rng.integers(1, 6))):
-                parent = save(parent)
-            store.catalog.compact()  # type: ignore[attr-defined]
     else:
         raise SystemExit(f"unknown operation {op!r}")
 

@@ -1,20 +1,21 @@
-"""Helpers for the embedded catalog's tests: bulk-built stores, files, descriptors."""
+"""Helpers for the embedded store's tests: records built in bulk, descriptors, and a
+second process driving the same store."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
 import localckpt
 from localckpt.canonical import canonical_bytes, content_hash
 from localckpt.catalog import Batch
+from localckpt.errors import LocalckptError
 from localckpt.ids import new_id
 from localckpt.records import utcnow
 from localckpt.types import Checkpoint, Timeline
 
-__all__ = ["bulk_store", "catalog_files", "frames", "open_fds", "timeline_batch"]
+__all__ = ["Peer", "frames", "open_fds", "timeline_batch"]
 
 
 def frames() -> list[np.ndarray]:
@@ -40,27 +41,6 @@ def timeline_batch(per: int, tag: int = 0) -> tuple[Batch, str, str]:
     return Batch(timelines=[timeline], checkpoints=checkpoints, outputs=outputs), tid, parent.id
 
 
-def bulk_store(path: Path, timelines: int, per: int, *, per_segment: int = 10
-               ) -> list[tuple[str, str]]:
-    """A compacted store of timelines x per checkpoints, built with batch commits and no
-    fsync; one sealed segment per per_segment timelines, compacted as it goes (so the
-    runs form tiers). Returns (timeline id, tip id) per timeline."""
-    made = []
-    for start in range(0, timelines, per_segment):
-        with localckpt.open(path, create=True, fsync=False, compact_after=10**6) as store:
-            for t in range(start, min(timelines, start + per_segment)):
-                batch, tid, tip = timeline_batch(per, t)
-                store.catalog.commit(batch)
-                made.append((tid, tip))
-        with localckpt.open(path, fsync=False, compact_after=10**6) as store:
-            store.catalog.compact()
-    return made
-
-
-def catalog_files(root: Path, pattern: str = "*") -> list[Path]:
-    return sorted(p for p in (root / "catalog").glob(pattern) if not p.name.endswith(".lock"))
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -82,7 +62,7 @@ def _peer_main(conn: object) -> None:
             if op == "open":
                 if store is not None:
                     store.close()
-                store = localckpt.open(args[0], compact_after=args[1])
+                store = localckpt.open(args[0])
                 value = None
             elif op == "close":
                 if store is not None:
@@ -101,8 +81,12 @@ def _peer_op(store: localckpt.Store, op: str, args: list[object]) -> object:
     if op == "save":
         tid, parent, stage, value = args
         return store.save_stage_output(tid, parent, stage, value)
-    if op == "compact":
-        return store.catalog.compact(full=bool(args[0]))
+    if op == "try_save":  # a save that must be refused: the name of its error
+        tid, parent, stage, value = args
+        try:
+            return store.save_stage_output(tid, parent, stage, value)
+        except LocalckptError as exc:
+            return type(exc).__name__
     if op == "purge":
         return store.catalog.purge_deleted()
     if op == "tree":

@@ -292,3 +292,115 @@ def test_merge_twice_makes_one_merge_checkpoint(world: tuple[dict[str, str], dic
     tree = json.loads(run("--store", ctx["store"], "tree", ctx["timeline"], "--json",
                           env=env).stdout)
     assert [c["id"] for c in tree if c["merged_from"] == ctx["theirs"]] == [first["result"]]
+
+
+# -- short ids, tags, and what ingest leaves behind (issue 19) ------------------------------
+
+#: Fields that hold record ids and so carry a short id beside them (common.ID_FIELDS).
+ID_KEYS = {"id", "timeline_id", "root_checkpoint_id", "checkpoint_id", "parent_id",
+           "merged_from", "a", "b", "ours", "theirs", "result"}
+
+
+def _without_short_ids(value: Any, top: dict[str, Any], where: str = "") -> list[str]:
+    """Where a JSON output holds a record id with no short id beside it (or, for a list of
+    ids, in the output's top-level short_ids)."""
+    from localckpt.refs import is_full_uuid
+
+    missing = []
+    if isinstance(value, dict):
+        is_tag = "name" in value and "checkpoint_id" in value  # a tag record's own id
+        for key, v in value.items():
+            here = f"{where}.{key}"
+            if isinstance(v, str) and is_full_uuid(v) and key in ID_KEYS and not (
+                    is_tag and key == "id"):
+                short = "short_id" if key == "id" else (
+                    key[:-3] + "_short_id" if key.endswith("_id") else key + "_short_id")
+                if not isinstance(value.get(short), str) or (not v.replace("-", "").endswith(
+                        value[short]) and value[short] not in v.replace("-", "")):
+                    missing.append(here)
+            elif isinstance(v, list) and v and all(isinstance(x, str) and is_full_uuid(x)
+                                                   for x in v):
+                missing += [f"{here}[{x}]" for x in v if x not in top.get("short_ids", {})]
+            elif key not in ("short_ids", "source_info", "stage_outputs", "pairs"):
+                missing += _without_short_ids(v, top, here)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            missing += _without_short_ids(v, top, f"{where}[{i}]")
+    return missing
+
+
+@pytest.mark.parametrize("row", COMMANDS, ids=IDS)
+def test_json_output_carries_a_short_id_beside_every_id(
+        row: Row, world: tuple[dict[str, str], dict]) -> None:
+    ctx, env = world
+    result = run("--store", ctx["store"], *_argv(row, ctx), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert _without_short_ids(data, data if isinstance(data, dict) else {}) == []
+
+
+@pytest.mark.parametrize("form", ["short id", "tag"])
+@pytest.mark.parametrize("row", REF_ROWS, ids=[r.id for r in REF_ROWS])
+def test_references_by_short_id_and_by_tag(row: Row, form: str,
+                                           world: tuple[dict[str, str], dict]) -> None:
+    """Every command that takes a reference takes the short id `ls` and `tree` show, and
+    a tag (for a timeline: a tag on one of its checkpoints)."""
+    ctx, env = world
+    assert row.ref is not None
+    ident = ctx[row.ref]
+    is_timeline = row.ref.startswith("timeline")
+    with localckpt.open(ctx["store"]) as store:
+        ref = store.short_id(ident, "timeline" if is_timeline else "checkpoint")
+        if form == "tag":
+            ref = "pick"
+            store.tag(store.get_timeline(ident).root_checkpoint_id if is_timeline else ident,
+                      ref)
+    result = run("--store", ctx["store"], *_argv(row, ctx, **{row.ref: ref}), "--json",
+                 env=env)
+    assert result.returncode == 0, result.stderr
+    assert row.check(json.loads(result.stdout), ctx), (ref, result.stdout)
+
+
+def _main(*argv: str) -> int:
+    from localckpt.cli import main
+
+    return main(list(argv))
+
+
+def test_ls_and_tree_show_the_sampled_length(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    video, store = tmp_path / "clip.mp4", str(tmp_path / "s")
+    write_video(video, 190, fps=25.0, size=(64, 48))  # 7.6 s
+    assert _main("--store", store, "ingest", str(video), "--start", "1", "--end", "4") == 0
+    out = capsys.readouterr().out
+    assert "ingested 6 frames" in out and "7.6 s)" in out  # the source's length
+    assert _main("--store", store, "ls") == 0
+    row = capsys.readouterr().out.splitlines()[1].split()
+    assert row[1:4] == ["6", "2", "3.0s"]  # frames, fps, the sampled length
+    assert _main("--store", store, "tree") == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "(3.0s sampled, 6 frames @ 2 fps, from 7.6s of video at 25 fps" in header
+    assert header.endswith(", 1 checkpoint)")  # one, not "1 checkpoints"
+
+
+@pytest.mark.parametrize("argv", [["--fps", "0"], ["--fps", "-2"], ["--end", "1",
+                                                                   "--start", "2"],
+                                  ["--max-frames", "0"], ["--skip-similar", "65"],
+                                  ["--quality", "0"]])
+def test_a_failed_ingest_creates_no_store(tmp_path: Path, argv: list[str],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    video, store = tmp_path / "clip.mp4", tmp_path / "s"
+    write_video(video, 10, fps=10.0, size=(64, 48))
+    assert _main("--store", str(store), "ingest", str(video), *argv) == 1
+    err = capsys.readouterr().err
+    assert (argv[0] in err and str(video) in err) or "quality" in err
+    assert not store.exists()
+
+
+def test_ingest_of_what_is_not_a_video_creates_no_store(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text, store = tmp_path / "notes.mp4", tmp_path / "s"
+    text.write_text("not a video\n" * 100)
+    assert _main("--store", str(store), "ingest", str(text)) == 1
+    assert str(text) in capsys.readouterr().err
+    assert not store.exists()

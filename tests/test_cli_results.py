@@ -1,4 +1,5 @@
-"""The command line of issue 8: diff --frames, show --stage, serve."""
+"""The command line of issue 8: diff --frames (also across timelines, issue 19), show
+--stage, serve."""
 
 from __future__ import annotations
 
@@ -38,7 +39,9 @@ def test_diff_frames_prints_one_line_per_changed_frame_and_totals(made: Any, cap
                        "--frames")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].startswith(f"frame diff {s.try1} -> {s.try2}, stage detect")
+    with localckpt.open(where) as store:
+        short = store.short_ids([s.try1, s.try2])
+    assert lines[0].startswith(f"frame diff {short[s.try1]} -> {short[s.try2]}, stage detect")
     body = [ln.split() for ln in lines[1:-1]]
     assert [int(b[1]) for b in body] == sorted(CHANGED)
     assert lines[1:-1] == [
@@ -62,6 +65,47 @@ def test_diff_frames_json_and_the_stage_that_differs(made: Any, capsys: Any) -> 
     assert code == 1 and "is not frame-keyed" in err and '{"frames": [' in err
     code, _, err = run(capsys, "--store", where, "diff", s.try1, s.try2, "--stage", "nope")
     assert code == 1 and "has no stage 'nope'" in err
+
+
+def test_diff_frames_across_timelines_needs_align_time(tmp_path: Path, capsys: Any) -> None:
+    """One video ingested at 2 and at 5 fps: frame n is not the same instant in both, so
+    the diff refuses, naming both timelines, unless asked to pair frames by time."""
+    pytest.importorskip("av")
+    from localckpt.testing.videos import write_video
+
+    video, where = tmp_path / "clip.mp4", str(tmp_path / "s")
+    write_video(video, 100, size=(64, 48))  # 4 s at 25 fps
+    tids = []
+    for fps in ("2", "5"):
+        code, out, _ = run(capsys, "--store", where, "ingest", str(video), "--fps", fps,
+                           "--json")
+        assert code == 0
+        tids.append(json.loads(out)["timeline_id"])
+    with localckpt.open(where) as store:
+        tries = [store.save_stage_output(tid, None, "detect", {"frames": [
+            {"sequence": m.sequence, "detections": [
+                {"box": [0, 0, 10, 10], "label": "ball" if m.timestamp < 2 else "car"}]}
+            for m in store.frame_index(tid)]}) for tid in tids]
+        shorts = store.short_ids(tids, "timeline")
+    code, out, err = run(capsys, "--store", where, "diff", *tries, "--stage", "detect",
+                         "--frames")
+    assert code == 1 and out == ""
+    assert "different timelines" in err and "--align time" in err
+    assert shorts[tids[0]] in err and shorts[tids[1]] in err
+    assert "align=" not in err  # the CLI's words, not the API's
+    code, out, _ = run(capsys, "--store", where, "diff", *tries, "--stage", "detect",
+                       "--frames", "--align", "time")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[1].startswith("aligned by time: 8 frame pairs within 0.26 s; 0 of A's and "
+                               "12 of B's output frames")
+    assert lines[-1].startswith("0 of 8 frames changed")  # paired frames agree
+    code, out, _ = run(capsys, "--store", where, "diff", *tries, "--stage", "detect",
+                       "--frames", "--align", "time", "--json")
+    data = json.loads(out)
+    assert data["align"] == "time" and len(data["pairs"]) == 8 and data["pairs"]["2"] == 5
+    code, _, err = run(capsys, "--store", where, "diff", *tries, "--align", "time")
+    assert code == 1 and "--frames" in err
 
 
 def test_show_stage_prints_the_whole_output(made: Any, capsys: Any) -> None:
@@ -89,7 +133,7 @@ def test_serve_says_it_is_read_only_on_loopback_and_stops_on_ctrl_c(made: Any) -
         assert info["read_only"] is True and info["loopback"] is True
         assert info["host"] == "127.0.0.1" and info["url"].startswith("http://127.0.0.1:")
         with urllib.request.urlopen(info["url"] + "api/timelines", timeout=30) as resp:
-            assert [t["id"] for t in json.load(resp)] == [s.timeline]
+            assert [t["id"] for t in json.load(resp)["timelines"]] == [s.timeline]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
     finally:

@@ -1,13 +1,19 @@
 """SIGKILL at random points: nothing committed is lost, nothing partial is visible.
 
 A child process (crash_worker.py) runs one operation in a loop (create_timeline, save,
-merge, sync, prune, gc, compaction) against a store and reports every write that
-returned; it is killed at a random moment. Then, on a freshly opened store:
+merge, sync, prune, gc) against a store and reports every write that returned; it is
+killed at a random moment. Then, on a freshly opened store:
 
 - every reported write is there (timelines with all their frames, checkpoints with
   their outputs) and every reported deletion holds;
 - verify finds no damage (leftovers that gc collects are allowed);
 - after all trials, gc collects every leftover: verify then reports nothing at all.
+
+Conversion too: a child opens a copy of the format-2 fixture (an embedded store of the
+old log engine), which converts it to the SQLite catalog, and is killed at a random
+moment. The store then opens (converting again if the kill came first), every record
+and output is equal to the fixture's ``expected.json``, the old files are gone and
+verify is clean.
 
 The default run kills a few times per operation on the embedded store and on
 PostgreSQL; ``-m slow`` (``nox -s slow``) runs 50 trials per operation per backend.
@@ -15,10 +21,12 @@ PostgreSQL; ``-m slow`` (``nox -s slow``) runs 50 trials per operation per backe
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,12 +43,15 @@ from conftest import KINDS
 import localckpt
 from localckpt.errors import NotFoundError
 from localckpt.gc import collect_garbage
+from localckpt.schema import to_dict
 
 WORKER = str(Path(__file__).with_name("crash_worker.py"))
-OPS = ("create_timeline", "save", "merge", "sync", "prune", "gc", "compaction")
+FORMAT2 = Path(__file__).parent / "fixtures" / "legacy" / "format2"
+OPS = ("create_timeline", "save", "merge", "sync", "prune", "gc")
 CRASH_KINDS = [k for k in ("embedded", "embedded-s3", "postgres-local", "postgres-s3")
                if k in KINDS]
 QUICK = {"embedded": 2, "postgres-local": 1}  # trials per operation in the default run
+QUICK_CONVERSIONS = 3
 SLOW_TRIALS = 50
 _KILL_WITHIN = 0.6  # seconds after the child is ready (grows while no write completes)
 _KILL_WITHIN_MAX = 10.0
@@ -109,8 +120,6 @@ def _check_reported(store: localckpt.Store, reports: list[list[str]]) -> None:
 
 def _crash_trials(op: str, kind: str, trials: int, request: pytest.FixtureRequest,
                   tmp: Path) -> None:
-    if op == "compaction" and not kind.startswith("embedded"):
-        pytest.skip("compaction is the embedded catalog's (PostgreSQL has none)")
     url, kwargs = _location(kind, request, tmp)
     rng = random.Random(f"{op}-{kind}")
     with localckpt.open(url, create=True, **kwargs) as store:
@@ -158,3 +167,58 @@ def test_kill_at_random_points_50_times(op: str, kind: str, request: pytest.Fixt
                                         tmp_path: Path) -> None:
     require_slow(request)
     _crash_trials(op, kind, SLOW_TRIALS, request, tmp_path)
+
+
+# -- conversion of an old store ---------------------------------------------------------------
+
+
+def _as_expected(store: localckpt.Store, hashes: list[str]) -> dict[str, object]:
+    """The store's records, and its outputs of these hashes, in the form of the
+    fixture's expected.json."""
+    cat = store.catalog
+    timelines = cat.timelines()
+    checkpoints = [c for t in timelines for c in cat.tree(t.id)]
+    return {
+        "timelines": [to_dict(t) for t in timelines],
+        "checkpoints": sorted((to_dict(c) for c in checkpoints), key=lambda d: d["id"]),
+        "tombstones": [to_dict(x) for x in cat.tombstones(None)],
+        "tags": [to_dict(g) for g in cat.tags(None)],
+        "outputs": {h: base64.b64encode(b).decode() for h, b in cat.outputs(hashes).items()},
+    }
+
+
+def _conversion_trials(trials: int, tmp: Path) -> dict[str, int]:
+    want = json.loads((FORMAT2 / "expected.json").read_text("utf-8"))
+    want = {k: want[k] for k in ("timelines", "checkpoints", "tombstones", "tags", "outputs")}
+    text = json.dumps(want, sort_keys=True)
+    rng = random.Random("conversion")
+    outcomes = {"killed before the marker": 0, "killed after": 0}
+    for trial in range(trials):
+        root = tmp / f"store{trial}"
+        shutil.copytree(FORMAT2 / "store", root)
+        args = {"url": str(root), "kwargs": {}, "op": "conversion", "seed": trial, "state": {}}
+        _run_and_kill(args, rng, 1.0)
+        marker = json.loads((root / "LOCALCKPT.json").read_text())
+        outcomes["killed after" if marker["format"] == 3 else "killed before the marker"] += 1
+        with localckpt.open(root) as store:  # converts now if the kill came first
+            got = _as_expected(store, list(want["outputs"]))
+            assert json.dumps(got, sort_keys=True) == text, trial
+            report = store.verify()
+            assert report.ok, (trial, [p.message for p in report.damage])
+        assert json.loads((root / "LOCALCKPT.json").read_text())["format"] == 3
+        assert not (root / "catalog").exists(), "the old catalog files stayed"
+        assert not list(root.glob("catalog.sqlite.tmp-*")), "a temporary catalog stayed"
+        shutil.rmtree(root)
+    return outcomes
+
+
+def test_kill_a_conversion_at_random_points(tmp_path: Path) -> None:
+    _conversion_trials(QUICK_CONVERSIONS, tmp_path)
+
+
+@pytest.mark.slow
+def test_kill_a_conversion_at_random_points_50_times(request: pytest.FixtureRequest,
+                                                     tmp_path: Path) -> None:
+    require_slow(request)
+    outcomes = _conversion_trials(SLOW_TRIALS, tmp_path)
+    assert outcomes["killed before the marker"] > 0, outcomes  # some kills hit it

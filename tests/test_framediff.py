@@ -472,3 +472,98 @@ def test_store_frame_diff_errors(store: localckpt.Store) -> None:
         store.frame_diff(a, "0" * 32, "detect")
     with pytest.raises(InvalidInputError, match="stage must be a str"):
         store.frame_diff(a, a, 3)  # type: ignore[arg-type]
+
+
+# -- checkpoints of different timelines ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """4 s of 25 fps video (frames at exact multiples of 40 ms)."""
+    pytest.importorskip("av")
+    from localckpt.testing.videos import write_video
+
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    write_video(path, 100, size=(64, 48))
+    return str(path)
+
+
+def _by_time(store: localckpt.Store, tid: str, grid: float) -> dict[str, Any]:
+    """A frame-keyed output whose value is the frame's time rounded to the grid (the
+    same value for frames of two timelines that show the same instant, give or take)."""
+    return {"frames": [{"sequence": m.sequence, "instant": round(m.timestamp / grid) * grid}
+                       for m in store.frame_index(tid)]}
+
+
+def _two_rates(store: localckpt.Store, clip: str) -> tuple[Any, Any, str, str]:
+    slow = store.ingest_video(clip, fps=2)
+    fast = store.ingest_video(clip, fps=5)
+    a = store.save_stage_output(slow.id, None, "detect", _by_time(store, slow.id, 0.5))
+    b = store.save_stage_output(fast.id, None, "detect", _by_time(store, fast.id, 0.5))
+    return slow, fast, a, b
+
+
+def test_frame_diff_refuses_checkpoints_of_different_timelines(
+        store: localckpt.Store, clip: str) -> None:
+    slow, fast, a, b = _two_rates(store, clip)
+    with pytest.raises(InvalidInputError) as info:
+        store.frame_diff(a, b, "detect")
+    message = str(info.value)
+    for tid in (slow.id, fast.id):
+        assert store.short_id(tid, "timeline") in message
+    assert "2 fps" in message and "5 fps" in message and 'align="time"' in message
+    assert "--align time" in info.value.for_cli()
+
+
+def test_frame_diff_aligned_by_time_pairs_frames_by_timestamp(
+        store: localckpt.Store, clip: str) -> None:
+    slow, fast, a, b = _two_rates(store, clip)
+    from localckpt.framediff import frame_interval
+
+    d = store.frame_diff(a, b, "detect", align="time")
+    times_a = {m.sequence: m.timestamp for m in store.frame_index(slow.id)}
+    times_b = {m.sequence: m.timestamp for m in store.frame_index(fast.id)}
+    # half the coarser interval: about 1/4 s (25 fps frames sampled at 2 fps are 0.48
+    # and 0.52 s apart)
+    assert d.align == "time" and d.tolerance == max(
+        frame_interval(times_a.values(), 0), frame_interval(times_b.values(), 0)) / 2
+    assert 0.24 <= d.tolerance <= 0.26
+    assert sorted(d.pairs) == sorted(times_a)  # every 2 fps frame found a partner
+    assert len(set(d.pairs.values())) == len(d.pairs)  # one to one
+    for sa, sb in d.pairs.items():
+        assert abs(times_a[sa] - times_b[sb]) <= 0.1 + 1e-9  # the nearest 5 fps frame
+    assert d.pairs[2] == 5 and d.pairs[4] == 10  # 1 s and 2 s: the same instants
+    # paired frames show the same instant: nothing changed; the 5 fps frames between
+    # them were not compared, and are counted as such
+    assert not d and d.summary.changed == 0
+    assert d.summary.unpaired_a == 0 and d.summary.unpaired_b == len(times_b) - len(times_a)
+    assert set(d.unpaired_b) == set(times_b) - set(d.pairs.values())
+    assert "aligned by time" in d.render()
+    # the same numbers by sequence would be wrong: frame n at n/2 s against n/5 s
+    wrong = localckpt.framediff.diff_outputs(store.load_stage_output(a, "detect"),
+                                             store.load_stage_output(b, "detect"))
+    assert wrong.summary.changed > 0
+
+
+def test_align_by_time_is_one_to_one_within_the_tolerance() -> None:
+    from localckpt.framediff import align_by_time, frame_interval
+
+    a = {0: 0.0, 1: 0.5, 2: 1.0}
+    b = {0: 0.0, 1: 0.3, 2: 0.45, 3: 0.55, 4: 2.0}
+    assert frame_interval(a.values(), 9.0) == 0.5 and frame_interval([1.0], 9.0) == 9.0
+    # 0.5 pairs with the nearer of 0.45 and 0.55; 1.0 has nothing within 0.25 s, nor 2.0
+    assert align_by_time(a, b, 0.25) == {0: 0, 1: 2}
+    assert align_by_time(b, a, 0.25) == {0: 0, 2: 1}  # one to one: 0.3 and 0.55 lose
+    assert align_by_time(a, b, 0.0) == {0: 0}
+    with pytest.raises(InvalidInputError):
+        align_by_time(a, b, float("nan"))
+
+
+def test_align_must_be_known(store: localckpt.Store) -> None:
+    import numpy as np
+
+    tl = store.create_timeline("v.mp4", "p", [np.zeros((8, 8, 3), np.uint8)])
+    a = store.save_stage_output(tl.id, None, "detect", {"frames": {}})
+    with pytest.raises(InvalidInputError, match="align"):
+        store.frame_diff(a, a, "detect", align="nearest")
+    assert store.frame_diff(a, a, "detect", align="time").align == "time"  # one timeline

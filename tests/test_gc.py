@@ -57,3 +57,110 @@ def test_gc_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # ty
     assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "0"]) == 0
     with localckpt.open(tmp_path / "s", create=True) as store:
         assert store.objects.list("frames") == []
+
+
+# -- one measure: what prune / rm say, gc --dry-run says, and gc frees ------------------------
+
+
+def _measure(store: Store, hashes: set[str]) -> tuple[dict[str, int], dict[str, int],
+                                                      set[str]]:
+    """Independently of gc: frame objects (key -> size), which of these outputs the
+    catalog holds (hash -> size) and the ids of every timeline, checkpoint and tag record.
+    hashes gets every hash a checkpoint record refers to."""
+    catalog = store.catalog
+    timelines = [t.id for t in catalog.timelines(None)]
+    checkpoints = [c for tid in timelines for c in catalog.tree(tid)]
+    hashes |= {h for c in checkpoints for h in c.stage_hashes.values()}
+    outputs = {h: len(v) for h, v in catalog.outputs(hashes).items()}
+    objects = {k: size for k, (size, _) in store.objects.stat("frames").items()}
+    ids = set(timelines) | {c.id for c in checkpoints} | {g.id for g in catalog.tags(None)}
+    return objects, outputs, ids
+
+
+def _work(store: Store) -> tuple[str, list[str]]:
+    """Two timelines; a detect try with a big output, a track below it (tagged), a
+    second try; outputs shared between timelines by hash."""
+    keep = store.create_timeline("v.mp4", "p", _frames(3))
+    other = store.create_timeline("w.mp4", "p", _frames(2))
+    big = {"frames": [{"sequence": i, "note": "x" * 5000} for i in range(3)]}
+    a = store.save_stage_output(keep.id, None, "detect", big)
+    b = store.save_stage_output(keep.id, a, "track", {"t": 1})
+    c = store.save_stage_output(keep.id, None, "detect", {"frames": []})
+    store.save_stage_output(other.id, None, "detect", {"frames": []})  # shared with c
+    store.tag(b, "best")
+    return other.id, [a, b, c]
+
+
+def test_gc_dry_run_after_a_prune_says_what_gc_frees(store_kind: str, new_store) -> None:  # type: ignore[no-untyped-def]
+    store = new_store(store_kind)
+    other, (a, b, c) = _work(store)
+    pruned = store.prune(a)
+    assert set(pruned.checkpoints) == {a, b} and pruned.tags == ("best",)
+    dry = collect_garbage(store, dry_run=True)
+    # nothing else was waiting: the dry run says what the prune said
+    assert (dry.records_purged, dry.outputs_purged, dry.output_bytes) == (
+        pruned.records, pruned.outputs, pruned.output_bytes)
+    assert dry.records_purged == 5  # a, b, the tag, and the outputs of a and b
+    assert dry.output_bytes > 15000 and dry.objects_removed == 0
+    removed = store.delete_timeline(other)
+    assert removed.objects > 0 and removed.object_bytes > 0
+    assert removed.outputs == 0  # its output is c's too
+    dry = collect_garbage(store, dry_run=True)
+    assert dry.objects_removed == removed.objects and dry.bytes_removed == removed.object_bytes
+    assert dry.records_purged == pruned.records + removed.records
+    hashes: set[str] = set()
+    objects, outputs, ids = _measure(store, hashes)
+    real = collect_garbage(store)
+    objects_after, outputs_after, ids_after = _measure(store, hashes)
+    # the dry run, the real run and an independent measure agree, to the byte
+    gone_objects = objects.keys() - objects_after.keys()
+    gone_outputs = outputs.keys() - outputs_after.keys()
+    for report in (dry, real):
+        assert report.objects_removed == len(gone_objects)
+        assert report.bytes_removed == sum(objects[k] for k in gone_objects)
+        assert report.outputs_purged == len(gone_outputs)
+        assert report.output_bytes == sum(outputs[h] for h in gone_outputs)
+        assert report.records_purged == len(ids - ids_after) + len(gone_outputs)
+    again = collect_garbage(store, dry_run=True)
+    assert (again.objects_removed, again.records_purged, again.output_bytes) == (0, 0, 0)
+    assert store.load_stage_output(c, "detect") == {"frames": []}
+
+
+@pytest.mark.parametrize("where", ["directory", "postgresql"])
+def test_gc_dry_run_command_matches_the_real_run(  # type: ignore[no-untyped-def]
+        tmp_path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest,
+        where: str) -> None:
+    import json
+    import uuid
+
+    import localckpt
+
+    if where == "directory":
+        path, flags = str(tmp_path / "s"), []
+    else:
+        path = f"{request.getfixturevalue('pg_dsn')}?schema=t_{uuid.uuid4().hex[:12]}"
+        flags = ["--objects", str(tmp_path / "objects")]
+    with localckpt.open(path, create=True, objects=flags[1] if flags else None) as store:
+        other, (a, _, _) = _work(store)
+
+    def run(*argv: str) -> int:
+        return main(["--store", path, *flags, *argv])
+
+    assert run("prune", a, "--json") == 0
+    pruned = json.loads(capsys.readouterr().out)
+    assert run("rm", other, "--json") == 0
+    removed = json.loads(capsys.readouterr().out)
+    assert run("gc", "--dry-run", "--json") == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert dry["records_purged"] == pruned["records"] + removed["records"]
+    assert dry["output_bytes"] == pruned["output_bytes"] + removed["output_bytes"]
+    assert dry["bytes_removed"] == removed["object_bytes"] > 0
+    with localckpt.open(path, objects=flags[1] if flags else None) as store:
+        assert run("gc", "--json") == 0
+    real = json.loads(capsys.readouterr().out)
+    keys = ("objects_removed", "bytes_removed", "records_purged", "outputs_purged",
+            "output_bytes")
+    assert [dry[k] for k in keys] == [real[k] for k in keys]
+    assert run("gc", "--dry-run") == 0
+    assert capsys.readouterr().out.startswith(
+        "would remove 0 frame objects (0 B) and 0 catalog records (0 outputs, 0 B of JSON)")

@@ -339,20 +339,21 @@ def test_a_source_whose_catalog_holds_hostile_records_is_refused(
 
     from localckpt.ids import new_id
     from localckpt.records import utcnow
+    from localckpt.testing import raw
     from localckpt.types import Tombstone
 
     src, tid = _source(new_store)
-    index = src.catalog._index  # type: ignore[attr-defined]
     tl = src.get_timeline(tid)
     root = src.get_checkpoint(tl.root_checkpoint_id)
     if bad == "path id":
-        index.add_timeline(attrs.evolve(tl, id="../../evil"))
-    elif bad == "foreign checkpoint":
-        index.checkpoints[root.id] = attrs.evolve(root, timeline_id="0" * 8)
+        raw.insert(src.catalog, attrs.evolve(tl, id="../../evil"))
+    elif bad == "foreign checkpoint":  # a row of this tree that names another timeline
+        src.catalog.engine.query("UPDATE {s}checkpoints SET timeline_id = ? WHERE id = ?",
+                                 ("0" * 8, root.id))
     elif bad == "orphan parent":
-        index.add_checkpoint(attrs.evolve(root, id=new_id(), parent_id="f" * 12))
+        raw.insert(src.catalog, attrs.evolve(root, id=new_id(), parent_id="f" * 12))
     else:
-        index.add_tombstone(Tombstone(new_id(), "f" * 12, "timeline", tid, utcnow()))
+        raw.insert(src.catalog, Tombstone(new_id(), "f" * 12, "timeline", tid, utcnow()))
     dst = new_store("embedded")
     with pytest.raises(CorruptDataError):
         localckpt.sync(src, dst)

@@ -113,7 +113,7 @@ def test_format_1_outputs_read_and_sync_on_every_backend(
     they read, verify and sync as stored, beside format-2 outputs of equal value."""
     import attrs
 
-    from localckpt.backends.pg_json import format_1_bytes
+    from localckpt.backends.sql.pg_json import format_1_bytes
     from localckpt.catalog import Batch
     from localckpt.ids import new_id
     from localckpt.records import utcnow
@@ -141,5 +141,5 @@ def test_format_1_outputs_read_and_sync_on_every_backend(
 
 def test_new_embedded_store_names_its_canonical_format(new_store: Callable[..., Store]) -> None:
     store = new_store("embedded")
-    marker = json.loads((Path(store.catalog.directory).parent / "LOCALCKPT.json").read_text())
+    marker = json.loads((Path(store.catalog.engine.path).parent / "LOCALCKPT.json").read_text())
     assert marker["canonical_json"] == localckpt.canonical.FORMAT == 2

@@ -6,16 +6,14 @@
    or the same contents; never other data, never a foreign exception. The one exception
    is the formats' own: a segment (or pack) cut at a frame boundary, or whose last commit
    is damaged, is read as its writer's crash (a torn tail), as the old engine read it.
-3. At the end, a section that compares the reader with the old engine on stores it makes
-   now, in several shapes. It is skipped once ``localckpt.backends.embedded`` is gone (and
-   should then be deleted with the engine): the only skip in this module.
+(The comparison with the old engine on stores it made went with the engine; the fixtures
+hold what it read.)
 """
 
 from __future__ import annotations
 
 import base64
 import fcntl
-import importlib.util
 import json
 import os
 import random
@@ -30,7 +28,6 @@ from typing import Any
 
 import pytest
 
-import localckpt
 from localckpt.backends.legacy import (
     LegacyContents,
     is_legacy_store,
@@ -355,92 +352,3 @@ def test_damage_is_detected_or_changes_nothing(
         _judge(root, trial, victim, at, clean, outcomes)
         shutil.rmtree(trial)
     assert outcomes["detected"] > 0 and outcomes["same"] + outcomes["torn tail"] > 0, outcomes
-
-
-# -- 3. against the old engine, on stores it writes now (goes with the engine) ----------------
-
-try:
-    import localckpt.backends.embedded
-
-    OLD_ENGINE = True
-except ImportError:
-    OLD_ENGINE = False
-
-needs_old_engine = pytest.mark.skipif(
-    not OLD_ENGINE, reason="the log engine is gone: delete this section with it")
-
-
-def _old_contents(root: Path) -> dict[str, Any]:
-    """What the old engine reads (the fixture script's own reading, loaded from its file)."""
-    spec = importlib.util.spec_from_file_location(
-        "make_legacy_stores", Path(__file__).parent / "fixtures" / "make_legacy_stores.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    found: dict[str, Any] = module.old_contents(root)
-    return found
-
-
-def _shape_segments(root: Path) -> None:
-    from embedded_helpers import frames
-
-    with localckpt.open(root, create=True, compact_after=10**6) as st:
-        tl = st.create_timeline("v.mp4", "p", frames())
-        a = st.save_stage_output(tl.id, None, "s", {"big": 2**70, "z": -0.0},
-                                 config_overrides={"k": "ü\x00"}, stats={"n": 1e16})
-        b = st.save_stage_output(tl.id, a, "t", {"b": 1}, is_scenario=True,
-                                 scenario_label="try")
-        st.merge(st.save_stage_output(tl.id, a, "u", {"u": 1}), b, strategy="ours")
-        st.tag(b, "best")
-
-
-def _shape_compacted(root: Path) -> None:
-    """Runs and blob files (one large output), then a sealed segment."""
-    _shape_segments(root)
-    with localckpt.open(root, compact_after=10**6) as st:
-        tl = st.list_timelines()[0]
-        st.save_stage_output(tl.id, None, "large", {"n": list(range(20000))})
-        st.untag("best")
-    with localckpt.open(root, compact_after=10**6) as st:
-        assert st.catalog.compact() >= 1
-    with localckpt.open(root, compact_after=10**6) as st:
-        st.save_stage_output(tl.id, None, "again", {"b": 1})  # an output a blob holds
-
-
-def _shape_purged(root: Path) -> None:
-    """Pruned and deleted, then gc with a live segment (the resurrection of issue 22)."""
-    from embedded_helpers import frames
-
-    from localckpt.gc import collect_garbage
-
-    with localckpt.open(root, create=True, compact_after=10**6) as st:
-        tl = st.create_timeline("v.mp4", "p", frames())
-        gone = st.create_timeline("w.mp4", "p", frames())
-        a = st.save_stage_output(tl.id, None, "s", {})
-        b = st.save_stage_output(tl.id, a, "t", {})
-        st.delete_timeline(gone.id)
-    with localckpt.open(root, compact_after=10**6) as st:
-        st.save_stage_output(tl.id, b, "u", {})
-        st.prune(a)
-        collect_garbage(st, older_than=0.0, grace=0.0)
-
-
-def _shape_tiers(root: Path) -> None:
-    from embedded_helpers import bulk_store
-
-    bulk_store(root, 6, 5, per_segment=1)  # six compactions: four runs merge into one
-
-
-@needs_old_engine
-@pytest.mark.parametrize("shape", [_shape_segments, _shape_compacted, _shape_purged,
-                                   _shape_tiers], ids=lambda f: f.__name__[7:])
-def test_the_reader_reads_what_the_old_engine_reads(shape: Callable[[Path], None],
-                                                    tmp_path: Path) -> None:
-    root = tmp_path / "store"
-    shape(root)
-    want = _old_contents(root)
-    got = as_json(read_legacy(root / "catalog"))
-    assert want["checkpoints"] or want["timelines"]
-    for kind in ("timelines", "checkpoints", "tombstones", "tags"):
-        assert [text(d) for d in got[kind]] == [text(d) for d in want[kind]], kind
-    assert got["outputs"] == want["outputs"]

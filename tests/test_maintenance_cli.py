@@ -32,18 +32,29 @@ def _live(path: str, tid: str) -> set[str]:
         return {c.id for c in store.checkpoints(tid)}
 
 
+def _short(path: str, *ids: str) -> list[str]:
+    with localckpt.open(path) as store:
+        shorts = store.short_ids(ids)
+    return [shorts[i] for i in ids]
+
+
 def test_tag_untag_tags_and_tree(tree: tuple[str, str, list[str]],
                                  capsys: pytest.CaptureFixture[str]) -> None:
     path, tid, (_, _, b, c) = tree
+    (sb,) = _short(path, b)
     assert main(["--store", path, "tag", b, "best"]) == 0
-    assert f"tagged {b} as best" in capsys.readouterr().out
+    assert f"tagged {sb} as best" in capsys.readouterr().out
     assert main(["--store", path, "tag", c, "best"]) == 1
-    assert "untag best" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"the tag best exists (on checkpoint {sb}); move it with `localckpt tag --force " \
+        "CKPT best`" in err
+    assert "untag(" not in err and "force=True" not in err  # CLI words, not Python
     assert main(["--store", path, "tags", "--json"]) == 0
     tags = json.loads(capsys.readouterr().out)
-    assert [(t["name"], t["checkpoint_id"]) for t in tags] == [("best", b)]
+    assert [(t["name"], t["checkpoint_id"], t["checkpoint_short_id"]) for t in tags] == [
+        ("best", b, sb)]
     assert main(["--store", path, "tree", tid]) == 0
-    assert "[tag best]" in capsys.readouterr().out
+    assert f"{sb}  track  [tag best]" in capsys.readouterr().out
     assert main(["--store", path, "show", "best", "--stage", "track"]) == 0  # a ref
     assert json.loads(capsys.readouterr().out) == {"t": 1}
     assert main(["--store", path, "untag", "best"]) == 0
@@ -60,7 +71,8 @@ def test_prune_dry_run_then_prune(tree: tuple[str, str, list[str]],
     assert report["checkpoints"] == [b] and report["dry_run"] and report["outputs"] == 1
     assert _live(path, tid) == {root, a, b, c}
     assert main(["--store", path, "prune", b]) == 0
-    assert "deleted 1 checkpoint(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "deleted 1 checkpoint;" in out and "(s)" not in out
     assert _live(path, tid) == {root, a, c}
     assert main(["--store", path, "prune", root]) == 1
     assert "localckpt rm" in capsys.readouterr().err  # the CLI wording
@@ -100,7 +112,7 @@ def test_rm_and_gc(tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixtu
     path, tid, _ = tree
     assert main(["--store", path, "rm", tid[:10]]) == 0
     out = capsys.readouterr().out
-    assert "deleted 1 timeline(s), 4 checkpoint(s)" in out and "gc" in out
+    assert "deleted 1 timeline, 4 checkpoints" in out and "gc" in out
     assert main(["--store", path, "ls"]) == 0
     assert tid not in capsys.readouterr().out
     assert main(["--store", path, "gc", "--dry-run", "--json"]) == 0
@@ -128,9 +140,55 @@ def test_tree_defaults_to_the_only_timeline(tree: tuple[str, str, list[str]],
                                             capsys: pytest.CaptureFixture[str]) -> None:
     path, tid, _ = tree
     assert main(["--store", path, "tree"]) == 0
-    assert capsys.readouterr().out.startswith(f"timeline {tid}  v  (p, 2 frames")
+    with localckpt.open(path) as store:
+        short = store.short_id(tid, "timeline")
+    assert capsys.readouterr().out.startswith(f"timeline {short}  v  (p, 1.0s sampled, 2 "
+                                              "frames @ 2 fps, 4 checkpoints)")
     with localckpt.open(path) as store:
         store.create_timeline("w", "", FRAMES, codec="png")
     assert main(["--store", path, "tree"]) == 1
     assert "holds 2 timelines: name one" in capsys.readouterr().err
     assert main(["--store", path, "tree", tid]) == 0
+
+
+def test_tag_force_moves_a_tag_in_one_commit(tree: tuple[str, str, list[str]],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path, tid, (_, a, b, c) = tree
+    sb, sc = _short(path, b, c)
+    assert main(["--store", path, "tag", b, "best"]) == 0
+    capsys.readouterr()
+    with localckpt.open(path) as store:
+        before = len(store.catalog.tags(None)), len(store.catalog.tombstones(None))
+    assert main(["--store", path, "tag", "--force", sc, "best"]) == 0
+    assert capsys.readouterr().out == f"tagged {sc} as best (moved from {sb})\n"
+    with localckpt.open(path) as store:
+        assert store.tag_target("best") == c
+        assert [g.name for g in store.tags(tid)] == ["best"]
+        # one new tag and one untag tombstone
+        assert (len(store.catalog.tags(None)), len(store.catalog.tombstones(None))) == (
+            before[0] + 1, before[1] + 1)
+        with pytest.raises(localckpt.ConflictError, match=r"force=True"):
+            store.tag(a, "best")  # the API's words
+        assert store.tag(a, "best", force=True).checkpoint_id == a
+    assert main(["--store", path, "tag", "--force", a, "best", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checkpoint_id"] == a  # already there
+
+
+def test_tags_in_tree_json_and_show(tree: tuple[str, str, list[str]],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path, _, (root, a, b, _) = tree
+    assert main(["--store", path, "tag", b, "best"]) == 0
+    assert main(["--store", path, "tag", b, "v2"]) == 0
+    capsys.readouterr()
+    assert main(["--store", path, "tree", "--json"]) == 0
+    tags = {c["id"]: c["tags"] for c in json.loads(capsys.readouterr().out)}
+    assert tags[b] == ["best", "v2"] and tags[a] == [] and tags[root] == []
+    assert main(["--store", path, "show", "best", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["id"] == b and shown["tags"] == ["best", "v2"]
+    assert main(["--store", path, "show", "v2"]) == 0
+    assert "tags       best, v2" in capsys.readouterr().out
+    assert main(["--store", path, "show", a]) == 0
+    assert "tags       -" in capsys.readouterr().out
+    assert main(["--store", path, "tree", "best"]) == 0  # a tag names its timeline too
+    assert "[tag best] [tag v2]" in capsys.readouterr().out

@@ -43,7 +43,7 @@ def test_empty_url_is_refused() -> None:
 def test_plain_directory_is_embedded(tmp_path: Path) -> None:
     with localckpt.open(tmp_path / "store", create=True) as store:
         assert isinstance(store.catalog, SqlCatalog) and store.catalog.dialect.name == "sqlite"
-        assert store.catalog.directory == str(tmp_path / "store" / "catalog")
+        assert store.catalog.engine.path == str(tmp_path / "store" / "catalog.sqlite")
         assert store.objects.root == str(tmp_path / "store" / "objects")
         cid = _roundtrip(store)
     assert (tmp_path / "store" / "LOCALCKPT.json").exists()
@@ -81,18 +81,23 @@ def test_a_missing_store_is_not_found_and_not_created(
         assert len(again.list_timelines()) == 1
 
 
-def test_duckdb_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sqlite_and_duckdb_url_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     absolute = tmp_path / "abs"
-    with localckpt.open(f"duckdb://{absolute}", create=True) as store:  # duckdb:///abs/dir
-        assert store.catalog.directory == str(absolute / "catalog")
+    with localckpt.open(f"sqlite://{absolute}", create=True) as store:  # sqlite:///abs/dir
+        assert store.catalog.engine.path == str(absolute / "catalog.sqlite")
         cid = _roundtrip(store)
     with localckpt.open(str(absolute), create=True) as same:
         assert same.load_stage_output(cid, "detect") == {"ok": True}
     monkeypatch.chdir(tmp_path)
-    with localckpt.open("duckdb://rel/dir", create=True) as rel:
-        assert rel.catalog.directory == str(tmp_path / "rel" / "dir" / "catalog")
-    with pytest.raises(InvalidInputError, match="names no directory"):
-        localckpt.open("duckdb://", create=True)
+    with localckpt.open("sqlite://rel/dir", create=True) as rel:
+        assert rel.catalog.engine.path == str(tmp_path / "rel" / "dir" / "catalog.sqlite")
+    with localckpt.open("duckdb://rel/cat.duckdb", create=True) as duck:  # a DuckDB file
+        assert duck.catalog.engine.path == str(tmp_path / "rel" / "cat.duckdb")
+        assert duck.catalog.dialect.name == "duckdb"
+        _roundtrip(duck)
+    for url in ("sqlite://", "duckdb://"):
+        with pytest.raises(InvalidInputError, match="names no directory"):
+            localckpt.open(url, create=True)
 
 
 def test_memory_store_is_fresh_each_time() -> None:
@@ -112,19 +117,19 @@ def test_localckpt_url_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("LOCALCKPT_URL", str(tmp_path / "from-env"))
     with localckpt.open(create=True) as store:
         assert store.url == str(tmp_path / "from-env")
-        assert store.catalog.directory == str(tmp_path / "from-env" / "catalog")
+        assert store.catalog.engine.path == str(tmp_path / "from-env" / "catalog.sqlite")
     monkeypatch.setenv("LOCALCKPT_URL", "memory://")
     with localckpt.open(create=True) as store:
         assert store.catalog.describe() == "memory catalog"
     # an explicit URL wins over the environment
     with localckpt.open(tmp_path / "explicit", create=True) as store:
-        assert store.catalog.directory == str(tmp_path / "explicit" / "catalog")
+        assert store.catalog.engine.path == str(tmp_path / "explicit" / "catalog.sqlite")
 
 
 def test_default_is_dot_localckpt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     with localckpt.open(create=True) as store:
-        assert store.catalog.directory == str(tmp_path / ".localckpt" / "catalog")
+        assert store.catalog.engine.path == str(tmp_path / ".localckpt" / "catalog.sqlite")
 
 
 def test_objects_and_options_from_environment(
@@ -150,7 +155,7 @@ def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                       f'objects = "{tmp_path / "cfg-objects"}"\n')
     monkeypatch.setenv("LOCALCKPT_CONFIG", str(config))
     with localckpt.open(create=True) as store:
-        assert store.catalog.directory == str(tmp_path / "cfg-store" / "catalog")
+        assert store.catalog.engine.path == str(tmp_path / "cfg-store" / "catalog.sqlite")
         assert store.objects.root == str(tmp_path / "cfg-objects")
     monkeypatch.setenv("LOCALCKPT_URL", "memory://")  # the environment wins over the file
     with localckpt.open(create=True) as store:
@@ -180,7 +185,7 @@ def test_embedded_refusals(tmp_path: Path) -> None:
     (newer / "LOCALCKPT.json").write_text(json.dumps({"format": 999}))
     with pytest.raises(SchemaVersionError, match="upgrade"):
         localckpt.open(newer, create=True)
-    assert not (newer / "catalog").exists(), "a refused store must not be touched"
+    assert not (newer / "catalog.sqlite").exists(), "a refused store must not be touched"
 
 
 FAKE_CALLS: list[tuple[Any, ...]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,175 @@ def test_the_secret_of_storage_options_is_redacted_from_object_errors(tmp_path: 
     objects = Objects.from_url(str(tmp_path / "o"))
     redacting = Objects(objects.fs, objects.root, secrets=["hunter22"])
     assert redacting.redact("password hunter22 leaked") == "password *** leaked"
+
+
+# -- issue 20: values that became foreign exceptions -------------------------------------
+
+FRAME = [np.zeros((4, 4, 3), np.uint8)]
+
+
+@pytest.fixture
+def small(new_store: StoreFactory) -> tuple[localckpt.Store, str, str]:
+    store = new_store("memory")
+    tl = store.create_timeline("v", "p", FRAME, codec="png", workers=1)
+    cid = store.save_stage_output(tl.id, None, "detect", {"frames": {"0": {}}})
+    return store, tl.id, cid
+
+
+def test_the_reported_api_cases_are_typed(small: tuple[localckpt.Store, str, str],
+                                          new_store: StoreFactory, tmp_path: Path) -> None:
+    store, tid, cid = small
+    cases = [
+        lambda: store.create_timeline("v", "p", FRAME, codec=[]),  # type: ignore[arg-type]
+        lambda: store.create_timeline("v", "p", FRAME, workers=10**6),
+        lambda: store.create_timeline("v", "p", FRAME, fps=10**5000),
+        lambda: store.create_timeline("v", "p", FRAME, fps=5e-324),
+        lambda: store.live_timelines(None),  # type: ignore[arg-type]
+        lambda: store.live_checkpoints(0),  # type: ignore[arg-type]
+        lambda: store.live_checkpoints("abc"),
+        lambda: localckpt.sync(store, 0),  # type: ignore[arg-type]
+        lambda: localckpt.open(str(tmp_path / "s"), objects="a\x00b", create=True),
+        lambda: localckpt.open(str(tmp_path / ("x" * 300)), create=True),
+        lambda: localckpt.open("\ud800", create=True),
+        lambda: store.save_stage_output(tid, None, "s", {"a": 10**5000}),
+        lambda: store.merge(cid, cid, strategy=[[]] * 3),  # type: ignore[arg-type]
+        lambda: store.tag(cid, 10**5000),  # type: ignore[arg-type]
+        lambda: store.prune(cid, dry_run=10**5000),  # type: ignore[arg-type]
+        lambda: store.verify(storage=10**5000),  # type: ignore[arg-type]
+    ]
+    for case in cases:
+        with pytest.raises(localckpt.LocalckptError):
+            case()
+    assert [t.id for t in store.list_timelines()] == [tid]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_integers_have_a_stated_limit(small: tuple[localckpt.Store, str, str]) -> None:
+    from localckpt.canonical import MAX_INT_DIGITS
+
+    store, tid, _ = small
+    fits = 10 ** (MAX_INT_DIGITS - 1)
+    cid = store.save_stage_output(tid, None, "s", {"a": fits, "b": -fits})
+    assert store.load_stage_output(cid, "s") == {"a": fits, "b": -fits}
+    with pytest.raises(InvalidInputError, match=f"more than {MAX_INT_DIGITS} digits"):
+        store.save_stage_output(tid, None, "s", {"a": 10**MAX_INT_DIGITS})
+
+
+def test_frame_diff_of_a_huge_frames_key(small: tuple[localckpt.Store, str, str]) -> None:
+    store, tid, cid = small
+    other = store.save_stage_output(tid, None, "detect", {"frames": {"9" * 4000: {}}})
+    with pytest.raises(InvalidInputError, match="frames key"):
+        store.frame_diff(cid, other, "detect")
+    big = store.save_stage_output(tid, None, "detect", {"frames": [{"sequence": 10**4000}]})
+    with pytest.raises(InvalidInputError, match="sequence"):
+        store.frame_diff(cid, big, "detect")
+
+
+def _tmp_files_in_root() -> set[str]:
+    return {n for n in os.listdir("/") if n.startswith(".tmp-bundle-")}
+
+
+@pytest.mark.parametrize("path", [None, "", "/", "x" * 300, "\ud800", "a\x00b", b"bytes.zip",
+                                  "/nonexistent-dir/x.zip", 3])
+def test_bundle_paths_are_checked_before_anything_is_written(
+        path: Any, small: tuple[localckpt.Store, str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from localckpt.bundle import export_bundle, import_bundle
+
+    store, tid, _ = small
+    monkeypatch.chdir(tmp_path)
+    before = _tmp_files_in_root()
+    with pytest.raises(localckpt.LocalckptError):
+        export_bundle(store, tid, path)
+    with pytest.raises(localckpt.LocalckptError):
+        import_bundle(store, path)
+    assert _tmp_files_in_root() == before and list(tmp_path.iterdir()) == []
+    with pytest.raises(InvalidInputError):
+        export_bundle(store, tid, tmp_path / "b.zip", checkpoint_id=[])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("argv", [
+    ["--store", "x" * 300, "init"], ["export", "T", ""], ["export", "T", "/"],
+    ["export", "T", "y" * 300], ["import", "/"], ["import", ""], ["--store", "\udcff", "init"],
+    ["--storage-options", "[" * 5000 + "]" * 5000, "ls"],
+])
+def test_the_reported_cli_cases_exit_1(argv: list[str], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from localckpt.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    store = str(tmp_path / "s")
+    with localckpt.open(store, create=True) as s:
+        tid = s.create_timeline("v", "p", FRAME, codec="png", workers=1).id
+    argv = [tid if a == "T" else a for a in argv]
+    if argv[0] != "--store":
+        argv = ["--store", store, *argv]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(argv) in (0, 1)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if argv[2] != "init" or len(argv[1]) > 255:
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+# -- unclosed stores ------------------------------------------------------------------------
+
+
+def _descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_unclosed_stores_release_their_descriptors(store_kind: str,
+                                                   new_store: StoreFactory) -> None:
+    """100 stores opened and dropped without close(): each is closed when collected, with
+    a ResourceWarning (as an unclosed file gives), and leaves no descriptor behind."""
+    import gc
+    import warnings
+
+    first = new_store(store_kind)
+    tl = first.create_timeline("v", "p", FRAME, codec="png", workers=1)
+    kind, url, kwargs = new_store._how[id(first)]  # reopen the same data, unmanaged
+    new_store.close(first)
+    if kind == "memory":
+        pytest.skip("a memory store holds no descriptors")
+    gc.collect()
+    before = _descriptors()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for i in range(100):
+            store = localckpt.open(url, **kwargs)
+            store.save_stage_output(tl.id, None, "x", {"i": i})
+            del store
+        gc.collect()
+    assert _descriptors() - before <= 2, "unclosed stores kept their descriptors"
+    unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)
+                and "unclosed localckpt store" in str(w.message)]
+    assert len(unclosed) == 100
+    with localckpt.open(url, **kwargs) as again:  # the data and its locks are fine
+        assert len(again.children(tl.root_checkpoint_id)) == 100
+
+
+def test_a_closed_store_gives_no_warning(new_store: StoreFactory, tmp_path: Path) -> None:
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with localckpt.open(str(tmp_path / "s"), create=True) as store:
+            store.list_timelines()
+        del store
+        gc.collect()
+    assert not [w for w in caught if "unclosed localckpt store" in str(w.message)]
+
+
+def test_the_python_blocks_of_the_trust_page_run(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "trust.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    assert len(blocks) >= 2
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), {})

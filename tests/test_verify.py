@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -11,9 +13,12 @@ import pytest
 from conftest import StoreFactory
 
 import localckpt
-from localckpt import Store
+from localckpt import Catalog, Checkpoint, Store, Tag, Timeline, Tombstone
 from localckpt.cli import main
+from localckpt.errors import CorruptDataError, LocalckptError
 from localckpt.shards import index_key, shard_key
+from localckpt.sync import CountingCatalog
+from localckpt.testing import raw
 
 FRAMES = [np.full((6, 6, 3), i * 60, np.uint8) for i in range(3)]
 
@@ -64,20 +69,19 @@ def _replace_index(store: Store, tid: str, ids: list[str]) -> str:
 def _orphan_checkpoint(store: Store, tid: str, ids: list[str]) -> str:
     """A checkpoint whose parent exists nowhere (a catalog damaged behind our back)."""
     c = store.get_checkpoint(ids[2])
-    store.catalog._index.add_checkpoint(  # type: ignore[attr-defined]
-        attrs.evolve(c, id="f" * 36, parent_id="e" * 36))
+    raw.insert(store.catalog, attrs.evolve(c, id="f" * 36, parent_id="e" * 36))
     return "parent"
 
 
 def _lost_output(store: Store, tid: str, ids: list[str]) -> str:
     h = store.get_checkpoint(ids[2]).stage_hashes["track"]
-    del store.catalog._outputs[h]  # type: ignore[attr-defined]
+    raw.delete_output(store.catalog, h)
     return "missing-output"
 
 
 def _rotten_output(store: Store, tid: str, ids: list[str]) -> str:
     h = store.get_checkpoint(ids[2]).stage_hashes["track"]
-    store.catalog._outputs[h] = b'{"t":2}'  # type: ignore[attr-defined]
+    raw.set_output(store.catalog, h, b'{"t":2}')
     return "output-hash"
 
 
@@ -152,3 +156,221 @@ def test_verify_of_a_deleted_timeline_is_not_found(new_store: StoreFactory) -> N
         store.verify(tid)
     assert store.verify().ok  # its frames are leftovers now
     assert {p.kind for p in store.verify().problems} == {"unreferenced-object"}
+
+
+# -- verify reports, never raises, and reads one timeline for verify(timeline) ------------
+
+
+class RecordingCatalog(CountingCatalog):
+    """Counts calls (as sync's CountingCatalog does) and keeps their arguments."""
+
+    def __init__(self, inner: Catalog) -> None:
+        super().__init__(inner)
+        self.args: list[tuple[str, Any]] = []
+
+    def _count(self, name: str) -> None:
+        super()._count(name)
+        self.args.append((name, None))
+
+    def _note(self, value: Any) -> Any:
+        name, _ = self.args[-1]
+        self.args[-1] = (name, None if value is None else sorted(value))
+        return value
+
+    def timelines(self, ids: Iterable[str] | None = None) -> list[Timeline]:
+        ids = None if ids is None else list(ids)
+        found = super().timelines(ids)
+        self._note(ids)
+        return found
+
+    def checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
+        ids = list(ids)
+        found = super().checkpoints(ids)
+        self._note(ids)
+        return found
+
+    def tree(self, timeline_id: str) -> list[Checkpoint]:
+        found = super().tree(timeline_id)
+        self._note([timeline_id])
+        return found
+
+    def outputs(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        hashes = list(hashes)
+        found = super().outputs(hashes)
+        self._note(hashes)
+        return found
+
+    def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
+        ids = None if timeline_ids is None else list(timeline_ids)
+        found = super().tombstones(ids)
+        self._note(ids)
+        return found
+
+    def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
+        ids = None if timeline_ids is None else list(timeline_ids)
+        found = super().tags(ids)
+        self._note(ids)
+        return found
+
+    def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
+        ids = list(target_ids)
+        found = super().deleted(ids, kind)
+        self._note(ids)
+        return found
+
+
+def _many(store: Store, n: int) -> list[str]:
+    tids = []
+    for i in range(n):
+        tl = store.create_timeline("v", "p", FRAMES[:1], codec="png", workers=1)
+        a = store.save_stage_output(tl.id, None, "detect", {"n": i})
+        store.prune(store.save_stage_output(tl.id, a, "track", {"t": i}))
+        tids.append(tl.id)
+    return tids
+
+
+@pytest.mark.parametrize("n", [3, 12])
+def test_verify_of_one_timeline_reads_that_timeline_only(n: int,
+                                                         new_store: StoreFactory) -> None:
+    base = new_store("memory")
+    tids = _many(base, n)
+    one = tids[1]
+    mine = {c.id for c in base.catalog.tree(one)}
+    hashes = {h for c in base.catalog.tree(one) for h in c.stage_hashes.values()}
+    recording = RecordingCatalog(base.catalog)
+    store = Store(recording, base.objects)
+    report = store.verify(one)
+    assert report.ok and report.timelines == 1 and not report.storage_checked
+    allowed = {one} | mine | hashes
+    for name, args in recording.args:
+        assert name != "storage_problems"
+        assert args is not None, f"{name}(None) reads every timeline"
+        assert set(args) <= allowed, f"{name}({args}) reads another timeline's rows"
+    assert recording.round_trips <= 8  # a constant, whatever n (see the other case)
+
+
+def test_verify_of_the_whole_store_checks_the_catalog_storage(new_store: StoreFactory
+                                                              ) -> None:
+    store = new_store("memory")
+    tid = _many(store, 2)[0]
+    calls: list[int] = []
+    store.catalog.storage_problems = lambda: calls.append(1) or []  # type: ignore[method-assign]
+    assert store.verify().storage_checked and calls == [1]
+    assert not store.verify(tid).storage_checked and calls == [1]
+    assert store.verify(tid, storage=True).storage_checked and calls == [1, 1]
+    assert "not the catalog's own storage" in store.verify(tid).summary()
+
+
+def test_verify_all_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "s")
+    with localckpt.open(path, create=True) as store:
+        tl = store.create_timeline("v", "p", FRAMES, codec="png", workers=1)
+    assert main(["--store", path, "verify", tl.id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["storage_checked"] is False
+    assert main(["--store", path, "verify", tl.id, "--all", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["storage_checked"] is True
+
+
+class _Failing(CountingCatalog):
+    """A catalog whose reads of one kind fail, as a damaged engine's do."""
+
+    def __init__(self, inner: Catalog, broken: str, error: Exception) -> None:
+        super().__init__(inner)
+        self.broken, self.error = broken, error
+
+    def _count(self, name: str) -> None:
+        if name == self.broken:
+            raise self.error
+
+
+@pytest.mark.parametrize("broken", ["timelines", "tombstones", "tree", "outputs",
+                                    "storage_problems", "deleted"])
+@pytest.mark.parametrize("error", [CorruptDataError("segment 3 is damaged"),
+                                   ValueError("a foreign error from an engine")],
+                         ids=["typed", "foreign"])
+def test_verify_reports_what_it_could_not_read(broken: str, error: Exception,
+                                               new_store: StoreFactory) -> None:
+    base = new_store("memory")
+    _many(base, 2)
+    store = Store(_Failing(base.catalog, broken, error), base.objects)
+    report = store.verify()
+    assert not report.ok
+    assert any(p.kind in ("unreadable", "output-hash") for p in report.damage), report
+    assert "no damage" not in report.summary()
+
+
+def test_a_damaged_timeline_counts_every_frame_of_its_index(new_store: StoreFactory) -> None:
+    """Issue 19: "19 frames" of 38 were reported, counting the healthy shards only."""
+    store = new_store("memory")
+    tl = store.create_timeline("v", "p", [FRAMES[i % 3] for i in range(6)], codec="png",
+                               workers=1)
+    keys = sorted(k for k in store.objects.list(f"frames/{tl.id}") if "shard" in k)
+    store.objects.put(keys[0], store.objects.get(keys[0])[:-1] + b"\0")
+    report = store.verify(tl.id)
+    assert report.frames == 6 and not report.ok
+
+
+def test_an_output_that_matches_its_hash_but_does_not_read(new_store: StoreFactory) -> None:
+    from localckpt.canonical import content_hash
+
+    store, _, ids = _store(new_store, "memory")
+    bad = b'{"a":NaN}'
+    h = content_hash(bad)
+    c = attrs.evolve(store.get_checkpoint(ids[2]), id="e" * 36, parent_id=ids[2],
+                     stage_hashes={"x": h})
+    store.catalog.commit(localckpt.Batch(checkpoints=[c], outputs={h: bad}))  # behind our back
+    with pytest.raises(CorruptDataError):
+        store.load_stage_output(c.id, "x")
+    report = store.verify()
+    assert [p.kind for p in report.damage] == ["output-json"]
+
+
+# -- byte flips on the catalog's own files: a report, never an exception -------------------
+
+
+def _catalog_files(root: Path) -> list[Path]:
+    """Whatever files the catalog keeps in the store directory (objects and the marker
+    aside): generic, so any engine's files are flipped."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and "objects" not in p.parts
+                  and p.name != "LOCALCKPT.json")
+
+
+def _reads(store: Store) -> Any:
+    out = []
+    for t in store.list_timelines():
+        for c in store.checkpoints(t.id):
+            out.append((c.id, {s: store.load_stage_output(c.id, s) for s in c.stage_hashes}))
+    return out
+
+
+@pytest.mark.parametrize("where", [0.0, 0.1, 0.35, 0.5, 0.75, 0.99])
+def test_byte_flips_in_catalog_files_give_a_report(where: float, tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    with localckpt.open(str(path), create=True) as store:
+        tl = store.create_timeline("v", "p", FRAMES, codec="png", workers=1)
+        a = store.save_stage_output(tl.id, None, "detect", {"n": 1})
+        store.tag(store.save_stage_output(tl.id, a, "track", {"t": [1, 2, 3]}), "best")
+        good = _reads(store)
+    files = _catalog_files(path)
+    assert files
+    for f in files:
+        data = f.read_bytes()
+        if not data:
+            continue
+        i = min(len(data) - 1, int(len(data) * where))
+        f.write_bytes(data[:i] + bytes([data[i] ^ 0x5A]) + data[i + 1:])
+        try:
+            try:
+                store = localckpt.open(str(path))
+            except LocalckptError:
+                continue  # a store that does not open says so; verify needs one that does
+            with store:
+                report = store.verify()  # never raises
+                assert isinstance(report, localckpt.VerifyReport)
+                if report.ok:  # then the flip changed no read
+                    try:
+                        assert _reads(store) == good, f"{f.name}@{i}: verify ok, reads differ"
+                    except LocalckptError as exc:
+                        pytest.fail(f"{f.name}@{i}: verify ok but a read failed: {exc}")
+        finally:
+            f.write_bytes(data)

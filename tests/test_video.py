@@ -21,10 +21,13 @@ from typing import Any
 import av  # noqa: F401  # the [video] extra is part of [test]: a missing PyAV fails here
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import localckpt
 from localckpt.errors import InvalidInputError, NotFoundError
 from localckpt.frames import perceptual_hash
+from localckpt.sampling import Needless, Sampler
 from localckpt.testing.videos import CODECS, iter_decoded, read_number, write_audio, write_video
 
 TOL = 1e-3
@@ -371,6 +374,167 @@ def test_a_text_mode_file_or_other_object_is_refused(videos: Any, store: Any) ->
     assert store.list_timelines() == []
 
 
+# -- frames that are never kept are never decoded -------------------------------------------
+
+# Streams with B-frames that no frame references (x264 and x265 B-pyramids, MPEG-2): the
+# decoder skips those the sampler can never keep. Picks and counts must not change.
+BFRAMES: dict[str, tuple[str, dict[str, str]]] = {
+    "libx264": ("mp4", {"x264-params": "bframes=3:b-adapt=0:b-pyramid=normal"}),
+    "libx265": ("mp4", {"x265-params": "bframes=4:b-adapt=0:b-pyramid=1:log-level=error"}),
+    "mpeg2video": ("ts", {"bf": "2"}),
+}
+
+
+@pytest.fixture(scope="module")
+def bframe_videos(tmp_path_factory: pytest.TempPathFactory,
+                  ) -> dict[str, tuple[Path, list[float]]]:
+    """Each B-frame codec at 25 fps (gop 12, so start 1.3 seeks), and with the variable
+    frame times (first PTS 0.7 s) where the codec takes them (MPEG-2 does not)."""
+    root = tmp_path_factory.mktemp("bframes")
+    made = {}
+    for codec, (ext, options) in BFRAMES.items():
+        path = root / f"cfr-{codec}.{ext}"
+        made[f"cfr-{codec}"] = (path, write_video(path, 60, codec=codec, gop=12,
+                                                  options=options))
+        if codec != "mpeg2video":
+            path = root / f"vfr-{codec}.{ext}"
+            made[f"vfr-{codec}"] = (path, write_video(path, times=VFR_TIMES, codec=codec,
+                                                      first_pts=0.7, options=options))
+    return made
+
+
+def _undecoded(path: Path, sampler: Sampler) -> tuple[list[float], list[float]]:
+    """(times of the frames VideoSource yields, times it skipped) with that sampler."""
+    from localckpt.videosource import VideoSource
+
+    with VideoSource(str(path), str(path), None) as source:
+        out = [float(t) for t, _ in source.frames(needless=Needless(sampler))]
+        return out, [float(t) for t in source.skipped()]
+
+
+@pytest.mark.parametrize("name", ["cfr-libx264", "vfr-libx264", "cfr-libx265", "vfr-libx265",
+                                  "cfr-mpeg2video"])
+def test_needless_b_frames_are_not_decoded_and_picks_do_not_change(
+    bframe_videos: dict[str, tuple[Path, list[float]]], store: Any, name: str,
+) -> None:
+    path, times = bframe_videos[name]
+    reference = decoded(path)
+    assert len(reference) == len(times)
+    for fps in (2.0, 7.5, 25, None):
+        tl = store.ingest_video(path, fps=fps)
+        want = expected(times, fps)
+        check_timeline(store, tl, times, reference, want)
+        stats = store.get_checkpoint(tl.root_checkpoint_id).stats
+        assert stats["frames_decoded"] == len(times) and stats["frames_kept"] == len(want)
+    # the decoder did skip frames at 2 fps: a quarter or more of them, none of the kept ones
+    out, skipped = _undecoded(path, Sampler(Fraction(2)))
+    assert len(skipped) >= len(times) // 4, (len(skipped), len(times))
+    assert sorted(out + skipped) == pytest.approx(times, abs=1e-6)
+    kept = {round(times[j], 6) for j in expected(times, 2.0).values()}
+    assert kept <= {round(t, 6) for t in out}
+    # every frame when every frame is kept
+    out, skipped = _undecoded(path, Sampler(None))
+    assert skipped == [] and out == pytest.approx(times, abs=1e-6)
+
+
+@pytest.mark.parametrize("window, max_frames", [((1.3, 2.1), None), ((0.3, None), 3),
+                                                ((1.0, None), None)])
+def test_needless_frames_in_a_window_are_counted_as_before(
+    bframe_videos: dict[str, tuple[Path, list[float]]], store: Any,
+    window: tuple[float, float | None], max_frames: int | None,
+) -> None:
+    """start past 1 s seeks; end and max_frames stop early: frames_decoded still counts
+    every frame of the window up to the stop, decoded or skipped."""
+    path, times = bframe_videos["cfr-libx264"]
+    start, end = window
+    tl = store.ingest_video(path, fps=2, start=start, end=end, max_frames=max_frames)
+    want = expected(times, 2, start, end)
+    if max_frames is not None:
+        want = dict(sorted(want.items())[:max_frames])
+    check_timeline(store, tl, times, decoded(path), want)
+    stop = times[max(want.values())] if max_frames is not None else math.inf
+    in_window = sum(1 for t in times if t >= start - TOL and (end is None or t < end - TOL)
+                    and t <= stop)
+    assert store.get_checkpoint(tl.root_checkpoint_id).stats["frames_decoded"] == in_window
+
+
+def test_other_decoders_decode_every_frame(videos: dict[str, tuple[Path, list[float]]]) -> None:
+    """VP9 and MPEG-4 part 2 are not on the list of decoders whose skipping is checked."""
+    for name in ("cfr-libvpx-vp9", "cfr-mpeg4"):
+        path, times = videos[name]
+        out, skipped = _undecoded(path, Sampler(Fraction(2)))
+        assert skipped == [] and out == pytest.approx(times, abs=1e-6)
+
+
+def _sampled(sampler: Sampler, times: list[Fraction], left_out: set[int]) -> dict[int, int]:
+    """index -> sequence of the frames sampler keeps, never shown the left-out ones."""
+    kept = {}
+    for i, t in enumerate(times):
+        if sampler.past_end(t):
+            break
+        if i not in left_out and (seq := sampler.sequence(t)) is not None:
+            kept[i] = seq
+    return kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    fps=st.sampled_from([None, 1, 2, Fraction(15, 2), Fraction(30000, 1001), 25, 60]),
+    start=st.sampled_from([Fraction(0), Fraction(1, 2), Fraction(13, 10)]),
+    length=st.sampled_from([None, Fraction(1, 3), Fraction(1), Fraction(2)]),
+    data=st.data(),
+)
+def test_needless_never_names_a_frame_the_sampler_keeps(
+    fps: Any, start: Fraction, length: Fraction | None, data: st.DataObject,
+) -> None:
+    """Frame times anywhere on a 0.1 ms grid or within 2 ms of a sampling instant (so
+    some fall inside the 1 ms tolerance), fed to Needless in a decode order that moves
+    each frame up to 5 places later: no frame it calls needless is one the sampler
+    keeps, and a sampler never shown them keeps the same frames under the same sequence
+    numbers."""
+    rate = None if fps is None else Fraction(fps)
+    step = Fraction(1, 25) if rate is None else 1 / rate
+    anywhere = st.integers(0, 40_000).map(lambda k: Fraction(k, 10_000))
+    near = st.tuples(st.integers(0, 12), st.integers(-20, 20)).map(
+        lambda kd: max(Fraction(0), start + kd[0] * step + Fraction(kd[1], 10_000)))
+    times = sorted(set(data.draw(st.lists(st.one_of(anywhere, near), min_size=1,
+                                          max_size=60))))
+    delays = data.draw(st.lists(st.integers(0, 5), min_size=len(times),
+                                max_size=len(times)))
+    end = None if length is None else start + length
+    want = _sampled(Sampler(rate, start, end), times, set())
+    order = sorted(range(len(times)), key=lambda i: (i + delays[i], i))
+    needless = Needless(Sampler(rate, start, end))
+    skipped = {i for i in order if needless(times[i])}
+    assert not skipped & want.keys()
+    assert _sampled(Sampler(rate, start, end), times, skipped) == want
+
+
+def test_needless_at_2_fps_of_25_fps_is_all_but_the_first_frame_of_each_interval() -> None:
+    times = [Fraction(i, 25) for i in range(50)]
+    needless = Needless(Sampler(Fraction(2), end=Fraction(9, 5)))
+    assert [i for i, t in enumerate(times) if not needless(t)] == [0, 13, 25, 38]
+
+
+def test_rgbx_view_encodes_in_place_to_the_same_bytes() -> None:
+    """Ingest hands the encoder rgbx[:, :, :3]: Pillow reads it in place, and the JPEG
+    and PNG bytes are those of the same pixels as a plain RGB array."""
+    from localckpt.frames import encode, to_pil
+
+    rng = np.random.default_rng(3)
+    rgbx = rng.integers(0, 256, (48, 64, 4), dtype=np.uint8)
+    view = rgbx[:, :, :3]
+    plain = np.ascontiguousarray(view)
+    assert to_pil(view).mode == "RGBX" and to_pil(plain).mode == "RGB"
+    for codec in ("jpeg", "png"):
+        assert encode(view, codec) == encode(plain, codec)
+    # views that are not the first three bytes of whole 4-byte pixels are copied as RGB
+    wider = rng.integers(0, 256, (48, 70, 4), dtype=np.uint8)
+    for other in (wider[:, :64, :3], rgbx[:, :, 1:], rgbx[:, :, 2::-1], rgbx[::2, :, :3]):
+        assert to_pil(other).mode == "RGB"
+        assert encode(other, "jpeg") == encode(np.ascontiguousarray(other), "jpeg")
+
+
 # -- progress and the command line -------------------------------------------------------------
 
 
@@ -449,6 +613,5 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
     root = tmp_path / "fresh"
     code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["audio-only"]))
     assert code == 1 and "no video stream" in err
-    with localckpt.open(str(root)) as store:  # ingest may create the store, nothing more
-        assert store.list_timelines() == []
+    assert not root.exists()  # the file is checked before the store is created
 

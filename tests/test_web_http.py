@@ -20,6 +20,7 @@ from PIL import Image
 from websample import CHANGED, SCRIPT, Sample, build, serving
 
 import localckpt
+from localckpt.ids import id_tail
 from localckpt.web.pages import STRIP_PAGE
 
 
@@ -60,15 +61,22 @@ def get_json(base: str, target: str) -> Any:
 
 def test_api_timelines_and_timeline(site: Any) -> None:
     base, _, s, _ = site
-    rows = get_json(base, "/api/timelines")
+    page = get_json(base, "/api/timelines")
+    assert (page["total"], page["start"]) == (1, 0)
+    rows = page["timelines"]
     assert [r["id"] for r in rows] == [s.timeline]
-    assert rows[0]["checkpoints"] == 5 and rows[0]["frame_count"] == 12
+    assert rows[0]["checkpoints"] == 7 and rows[0]["frame_count"] == 12
     assert rows[0]["duration"] == 6.0 and rows[0]["fps"] == 2.0
+    assert id_tail(s.timeline).startswith(rows[0]["short_id"])
     tree = get_json(base, f"/api/timelines/{s.timeline}")
     assert tree["timeline"]["id"] == s.timeline
     assert sorted(c["id"] for c in tree["checkpoints"]) == sorted(s.checkpoints)
     labels = {c["id"]: c["scenario_label"] for c in tree["checkpoints"]}
     assert labels[s.try3] == SCRIPT  # JSON carries the text as it is
+    tags = {c["id"]: c["tags"] for c in tree["checkpoints"]}
+    assert tags[s.try2] == ["best"] and tags[s.try1] == []
+    shorts = [c["short_id"] for c in tree["checkpoints"]]
+    assert len(set(shorts)) == len(shorts) and all(len(x) >= 8 for x in shorts)
 
 
 def test_api_frames_are_paged(site: Any) -> None:
@@ -87,7 +95,9 @@ def test_api_frames_are_paged(site: Any) -> None:
 def test_api_checkpoint_output_and_compare(site: Any) -> None:
     base, _, s, store = site
     c = get_json(base, f"/api/checkpoints/{s.track}")
-    assert c["lineage"] == [s.root, s.try1, s.track] and c["children"] == []
+    assert c["lineage"] == [s.root, s.try1, s.track] and c["children"] == [s.mot, s.merged]
+    assert c["tags"] == [] and get_json(base, "/api/checkpoints/best")["id"] == s.try2
+    assert get_json(base, "/api/checkpoints/best")["tags"] == ["best"]
     assert sorted(c["stage_hashes"]) == ["detect", "track"]
     out = get_json(base, f"/api/checkpoints/{s.track}/outputs/detect")
     assert out == store.load_stage_output(s.track, "detect")
@@ -105,12 +115,14 @@ def test_api_checkpoint_output_and_compare(site: Any) -> None:
     ("/api/checkpoints/{try1}/outputs/nosuch", 404, "has no stage 'nosuch'"),
     ("/api/checkpoints/0123456789abcdef/outputs/detect", 404, "no checkpoint"),
     ("/api/timelines/0123456789abcdef", 404, "no timeline"),
-    ("/api/compare?a={try1}", 400, "the query needs b=<checkpoint id>"),
+    ("/api/compare?a={try1}", 400, "the query needs b=<checkpoint id"),
     ("/api/compare?a={try1}&b={try2}&stage=track", 404, "has no stage 'track'"),
     ("/api/compare?a={try1}&b={try2}&match_iou=2", 400, "match_iou must be a number in"),
     ("/api/compare?a={try1}&b={try2}&match_iou=x", 400, "match_iou must be a number"),
     ("/api/timelines/{timeline}/frames?start=-1", 400, "start must be a whole number"),
+    ("/api/compare?a={try3}&b={try3}&stage=nosuch", 404, "has no stage 'nosuch'"),
     ("/api/compare?a={track}&b={track}&stage=track", 400, "not frame-keyed"),
+    ("/api/checkpoints/nosuchtag/outputs/detect", 404, "no checkpoint 'nosuchtag'"),
     ("/api/nothing", 404, "there is no page at '/api/nothing'"),
 ])
 def test_api_errors_are_json_that_say_what_was_wrong(site: Any, target: str, status: int,
@@ -178,6 +190,8 @@ TRAVERSALS = [
     "/frames/{timeline}/%ff.jpg",
     "/frames/{timeline}/-1.jpg",
     "/frames/{timeline}/01.jpg",
+    "/frames/no-such-tag/1.jpg",
+    "/view/..%2f..%2fetc%2fpasswd?i=0",
 ]
 
 
@@ -236,12 +250,13 @@ def test_requests_for_other_hosts_are_refused_on_loopback(site: Any) -> None:
     assert get(base, "/", host=f"evil.example:{port}")[0] == 403  # DNS rebinding
     assert get(base, "/", host=f"localhost:{port}")[0] == 200
     assert get(base, "/api/timelines", host=f"[::1]:{port}")[0] == 200
+    assert get(base, "/", host="127.0.0.1")[0] == 200
 
 
 def test_every_response_forbids_inline_and_foreign_scripts(site: Any) -> None:
     base, _, s, _ = site
     for target in ("/", f"/t/{s.timeline}", f"/frames/{s.timeline}/1.jpg", "/api/timelines",
-                   "/c/0123456789abcdef"):
+                   "/c/0123456789abcdef", f"/view/{s.timeline}?i=2", "/static/app.js"):
         headers = get(base, target)[1]
         csp = headers["content-security-policy"]
         assert "script-src 'self'" in csp and "default-src 'none'" in csp
@@ -273,11 +288,11 @@ def test_timeline_page_strip_is_paged(tmp_path: Any) -> None:
     tl = store.create_timeline("big.mp4", "p", frames, fps=25.0)
     with serving(store) as (base, _):
         page = get(base, f"/t/{tl.id}")[2].decode()
-        assert page.count('class="thumb"') == STRIP_PAGE
+        assert page.count('class="thumb') == STRIP_PAGE
         assert f"frames 0-{STRIP_PAGE - 1:,} of 300" in page
         last = get(base, f"/t/{tl.id}?start=240")[2].decode()
-        assert last.count('class="thumb"') == 60 and 'data-seq="299"' in last
-        assert get(base, f"/t/{tl.id}?start=5000")[2].decode().count('class="thumb"') == 0
+        assert last.count('class="thumb') == 60 and 'data-seq="299"' in last
+        assert get(base, f"/t/{tl.id}?start=5000")[2].decode().count('class="thumb') == 0
     store.close()
 
 
@@ -297,11 +312,11 @@ def test_pretty_json_on_pages_is_the_same_json(value: Any, width: int) -> None:
 def test_compare_pages_long_lists(site: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import re
 
-    from localckpt.web import pages
+    from localckpt.web import compare
 
     base, _, s, _ = site
-    monkeypatch.setattr(pages, "LIST_PAGE", 2)
-    monkeypatch.setattr(pages, "COMPARE_PAGE", 2)
+    monkeypatch.setattr(compare, "LIST_PAGE", 2)
+    monkeypatch.setattr(compare, "COMPARE_PAGE", 2)
     target = f"/compare?a={s.try1}&b={s.try2}"
     first = get(base, target)[2].decode()
     assert re.findall(r'<li data-seq="(\d+)"', first) == ["2", "5"]
@@ -330,12 +345,39 @@ def test_a_request_body_is_never_read_as_the_next_request(site: Any) -> None:
     assert data.startswith(b"HTTP/1.1 405") and data.count(b"HTTP/1.1 ") == 1
 
 
-def test_compare_across_two_timelines_shows_each_sides_frames(tmp_path: Any) -> None:
+def test_compare_across_two_timelines_is_refused_with_the_aligned_comparison_offered(
+        tmp_path: Any) -> None:
     store = localckpt.open(str(tmp_path / "two"), create=True)
-    one, two = build(store, frames=3), build(store, frames=4)
+    one, two = build(store, frames=3), build(store, frames=4, tag=None)
     with serving(store) as (base, _):
-        page = get(base, f"/compare?a={one.try1}&b={two.try1}")[2].decode()
+        status, headers, body = get(base, f"/compare?a={one.try1}&b={two.try1}")
+        api_status, _, api_body = get(base, f"/api/compare?a={one.try1}&b={two.try1}")
     store.close()
-    # same boxes on frames 0-2; frame 3 exists only in B's timeline, and is drawn from it
-    assert "only in B" in page and "frame 3 is not in A" in page
-    assert "is not in the timeline" not in page and f"/frames/{two.timeline}/3.jpg" in page
+    page = body.decode()
+    assert status == 400 and headers["content-type"].startswith("text/html")
+    assert "Different timelines" in page and "Traceback" not in page
+    assert "not compared frame by frame" in page
+    # both timelines are named, and the aligned comparison is one click away
+    assert f"/t/{one.timeline}" in page and f"/t/{two.timeline}" in page
+    assert f'href="/compare?a={one.try1}&amp;b={two.try1}&amp;stage=detect&amp;align=time"' \
+        in page
+    found = json.loads(api_body)
+    assert api_status == 400 and "not compared frame by frame" in found["message"]
+    assert any("align=time" in x["href"] for x in found["links"])
+
+
+def test_the_comparison_aligned_by_time(tmp_path: Any) -> None:
+    """align=time asks Store.frame_diff(..., align="time"); the page then says that
+    alignment was used."""
+    store = localckpt.open(str(tmp_path / "aligned"), create=True)
+    one, two = build(store, frames=4), build(store, frames=8, tag=None)
+    with serving(store) as (base, _):
+        status, _, body = get(base, f"/compare?a={one.try1}&b={two.try1}&align=time")
+        api_status, _, api_body = get(base, f"/api/compare?a={one.try1}&b={two.try1}"
+                                            "&align=time")
+        bad = get(base, f"/compare?a={one.try1}&b={two.try1}&align=space")
+    store.close()
+    page = body.decode()
+    assert bad[0] == 400 and "align must be &#x27;time&#x27;" in bad[2].decode()
+    assert status == 200 and 'id="aligned"' in page and "aligned by time" in page
+    assert api_status == 200 and json.loads(api_body)["align"] == "time"

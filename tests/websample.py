@@ -1,9 +1,16 @@
-"""A small store to look at in the web view tests: one timeline, three detect tries.
+"""Stores to look at in the web view tests.
 
-Frames are the demo's two moving balls; try 1 detects both balls on every frame; try 2
-(a scenario) changes exactly :data:`CHANGED` frames, one kind of change each; try 3's
-scenario label and outputs carry script payloads that must show as text. A track stage
-follows try 1, so the tree has five checkpoints.
+:func:`build`: one timeline, three detect tries. Frames are the demo's two moving balls;
+try 1 detects both balls and a person standing at the top right corner (whose label text
+must stay inside the image) on every frame; try 2 (a scenario, tagged ``best``) changes
+exactly :data:`CHANGED` frames, one kind of change each; try 3's scenario label and
+outputs carry script payloads that must show as text. A track stage follows try 1 (not
+frame-keyed), then a ``mot`` stage: try 1's boxes, the balls with a ``track_id`` each;
+and a merge of try 2 into the track stage (its ``merged_from`` edge crosses the track's
+column). The tree has seven checkpoints.
+
+:func:`big_tree`: a timeline whose tree has a given number of checkpoints (5,000 in the
+tests), written in one catalog commit, with one tagged checkpoint deep inside.
 """
 
 from __future__ import annotations
@@ -17,13 +24,20 @@ from typing import Any
 import attrs
 
 from localckpt import Store
+from localckpt.canonical import canonical_bytes, content_hash
+from localckpt.catalog import Batch
 from localckpt.demo import synthetic_frames
+from localckpt.ids import new_id
+from localckpt.records import utcnow
+from localckpt.types import Checkpoint
 from localckpt.web import make_server
 
 W, H, N = 640, 360, 12
 #: Frames where try 2 differs from try 1, and how.
 CHANGED = {2: "moved", 5: "added", 7: "relabelled", 9: "rescored", 11: "removed"}
 SCRIPT = '<script>alert("planted")</script><img src=x onerror="alert(1)">'
+#: A box at the top right corner: its label cannot go above it, nor run off to the right.
+PERSON = {"box": [560.0, 2.0, 638.0, 150.0], "label": "person", "score": 0.88}
 
 
 @attrs.frozen
@@ -34,10 +48,12 @@ class Sample:
     try2: str
     try3: str
     track: str
+    mot: str
+    merged: str
 
     @property
     def checkpoints(self) -> list[str]:
-        return [self.root, self.try1, self.try2, self.try3, self.track]
+        return [self.root, self.try1, self.try2, self.try3, self.track, self.mot, self.merged]
 
 
 def ball_boxes(seq: int) -> list[dict[str, Any]]:
@@ -51,6 +67,7 @@ def ball_boxes(seq: int) -> list[dict[str, Any]]:
         x, y, rad = cx * W, cy * H, r * W
         out.append({"box": [round(x - rad, 1), round(y - rad, 1), round(x + rad, 1),
                             round(y + rad, 1)], "label": label, "score": score})
+    out.append(dict(PERSON))
     return out
 
 
@@ -71,7 +88,7 @@ def _try2(seq: int) -> list[dict[str, Any]]:
     return boxes
 
 
-def build(store: Store, frames: int = N) -> Sample:
+def build(store: Store, frames: int = N, tag: str | None = "best") -> Sample:
     tl = store.create_timeline("match-<b>final</b>.mp4", "broadcast",
                                synthetic_frames(frames, W, H), fps=2.0)
     one = {"frames": [{"sequence": s, "detections": ball_boxes(s)} for s in range(frames)]}
@@ -90,7 +107,50 @@ def build(store: Store, frames: int = N) -> Sample:
     track = store.save_stage_output(tl.id, try1, "track", {"tracks": [[0, 1, 2]],
                                                            "comment": SCRIPT},
                                     stats={"tracks": 1})
-    return Sample(tl.id, tl.root_checkpoint_id, try1, try2, try3, track)
+    tracked = {"frames": [  # the balls are tracked, the person is not
+        {"sequence": s, "detections": [{**b, "track_id": i + 1} if b["label"] == "ball"
+                                       else b for i, b in enumerate(ball_boxes(s))]}
+        for s in range(frames)]}
+    mot = store.save_stage_output(tl.id, track, "mot", tracked, stats={"tracks": 2})
+    if tag:
+        store.tag(try2, tag)
+    merged = store.merge(track, try2, strategy="ours")
+    return Sample(tl.id, tl.root_checkpoint_id, try1, try2, try3, track, mot, merged)
+
+
+def big_tree(store: Store, size: int, fanout: tuple[int, ...] = (40, 5, 25),
+             tag: str = "needle", name: str = "") -> tuple[str, list[str], str]:
+    """A timeline with size checkpoints (root included): fanout children per node,
+    level by level (detect, track, ocr, ...), stopping at size; each a scenario with its
+    own label and config. The last checkpoint made is tagged tag. Returns (timeline id,
+    checkpoint ids oldest first, the tagged id)."""
+    tl = store.create_timeline(name or f"tries-{size}.mp4", "sweep",
+                               synthetic_frames(4, 64, 36), fps=2.0)
+    root = store.get_checkpoint(tl.root_checkpoint_id)
+    data = canonical_bytes({"frames": [{"sequence": 0, "detections": []}]})
+    h = content_hash(data)
+    made: list[Checkpoint] = []
+    level = [root]
+    stages = ["detect", "track", "ocr", "count", "score"]
+    for depth, n in enumerate(fanout):
+        stage = stages[depth % len(stages)]
+        nxt = []
+        for parent in level:
+            for i in range(n):
+                if len(made) + 1 >= size:
+                    break
+                c = Checkpoint(
+                    id=new_id(), timeline_id=tl.id, parent_id=parent.id, stage=stage,
+                    stage_hashes={**parent.stage_hashes, stage: h},
+                    config_overrides={**parent.config_overrides, f"{stage}_thr": i},
+                    stats={**parent.stats, f"{stage}_n": i}, is_scenario=True,
+                    scenario_label=f"{stage} try {len(made)}", created_at=utcnow())
+                made.append(c)
+                nxt.append(c)
+        level = nxt
+    store.catalog.commit(Batch(checkpoints=made, outputs={h: data}))
+    store.tag(made[-1].id, tag)
+    return tl.id, [root.id] + [c.id for c in made], made[-1].id
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ import importlib.util
 from ..model import Workload
 from .catalog_scale import CATALOG_SCALE, CATALOG_SCALE_RSS, CATALOG_SCALE_SIZE
 from .concurrent import SAVE_PROCS
+from .decide import EVALUATE, SQL_FIRST, SQL_LATER
 from .diagnostics import FSYNC_PATTERN, PG_SAVE_PARTS
 from .frames import GET_FRAME, INGEST, LOAD, LOAD_ENCODED
 from .gc_load import GC_UNDER_LOAD
@@ -16,6 +17,7 @@ from .pg_writers import PG_WRITERS
 from .reads import LINEAGE, LOAD_DEEP, TREE
 from .results import FRAME_DIFF
 from .saves import SAVE_BUSHY, SAVE_CHAIN
+from .stage_runs import STAGE_RUNS
 from .startup import CLI_START, PG_UNAVAILABLE
 from .storage import STORAGE
 from .stream import STREAM
@@ -30,8 +32,9 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     INGEST, INGEST_VIDEO, PERCEPTUAL_HASH, LOAD, LOAD_ENCODED, GET_FRAME, STREAM,
     SAVE_CHAIN, SAVE_PROCS, SAVE_BUSHY, SAVE_THREADS, PG_WRITERS, SAVE_LARGE, LOAD_LARGE,
     LOAD_DEEP, LINEAGE, TREE, STORAGE, FSYNC_PATTERN, PG_SAVE_PARTS, CLI_START,
-    PG_UNAVAILABLE, FRAME_DIFF,
+    PG_UNAVAILABLE, FRAME_DIFF, EVALUATE, SQL_FIRST, SQL_LATER,
     CATALOG_SCALE, CATALOG_SCALE_RSS, CATALOG_SCALE_SIZE, GC_UNDER_LOAD, WEB_INDEX, VERIFY_ONE,
+    STAGE_RUNS,
 )}
 
 if _HAS_SYNC:

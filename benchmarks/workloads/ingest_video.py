@@ -1,16 +1,19 @@
-"""Video ingest (Store.ingest_video) against PyAV and Pillow doing the same by hand.
+"""Video ingest (Store.ingest_video) against PyAV decoding alone and against doing it by hand.
 
-The videos are H.264 (libx264 veryfast, 25 fps) made at run time from the broadcast-like
-synthetic frames, panning, at 1280x720 and 1920x1080; the size is seconds of video. Rows:
+The videos are H.264 (libx264 veryfast, 25 fps, B-frames) made at run time from the
+broadcast-like synthetic frames, panning, at 1280x720 and 1920x1080; the size is seconds
+of video. Rows:
 
 - the store, sampling at 2 fps and at the native rate (every frame), 2 encoder workers;
-- ``pyav decode``: decoding every frame and nothing else (PyAV's defaults, as the store);
-- ``pillow encode of kept frames``: JPEG q90 of the frames a 2 fps / native ingest keeps,
-  already decoded to RGB, on one thread;
+- ``pyav decode``: decoding every frame and nothing else, with PyAV's defaults (slice
+  threads): every store row's baseline ("x baseline");
+- ``pyav decode, frame threads``: the same with ``thread_type = "AUTO"``, the decoder
+  settings ingest uses, so that what ingest gains from threads alone shows;
 - ``decode + encode by hand``: PyAV decode, RGB conversion of the kept frames and Pillow
-  encode, all on one thread: what a dozen hand-written lines do.
+  encode, all on one thread: what a dozen hand-written lines do (the native goal's
+  baseline).
 
-Rates count decoded source frames per second, so rows of one video compare directly.
+Rates count source frames per second, so rows of one video compare directly.
 Also here: the perceptual hash's cost, once a wall-clock assertion in the tests.
 """
 
@@ -66,11 +69,14 @@ def _kept(n: int, fps: float | None) -> list[int]:
     return sorted({int(np.ceil(i * step - 1e-9)) for i in range(int(n / step) + 1)} - {n})
 
 
-def decode_only(path: Path) -> int:
+def decode_only(path: Path, thread_type: str | None = None) -> int:
     import av
 
     with av.open(str(path)) as c:
-        return sum(1 for _ in c.decode(c.streams.video[0]))
+        stream = c.streams.video[0]
+        if thread_type is not None:
+            stream.thread_type = thread_type
+        return sum(1 for _ in c.decode(stream))
 
 
 def by_hand(path: Path, kept: set[int]) -> int:
@@ -90,21 +96,6 @@ def _timed(fn: Any, n: int) -> Sample:
     sample = timed(fn, units=n)
     sample.extra["CPU ms/frame"] = sample.extra["CPU %"] * sample.seconds * 10 / n
     return sample
-
-
-def _rgb_frames(ctx: Context, res: str, seconds: int, kept: list[int]) -> list[np.ndarray]:
-    import av
-
-    path, _ = _video(ctx, res, seconds)
-
-    def make() -> list[np.ndarray]:
-        want = set(kept)
-        with av.open(str(path)) as c:
-            return [f.to_ndarray(format="rgb24")
-                    for i, f in enumerate(c.decode(c.streams.video[0])) if i in want]
-
-    frames: list[np.ndarray] = cached(ctx, f"rgb:{res}:{seconds}:{len(kept)}", make)
-    return frames
 
 
 def _build(ctx: Context, seconds: int) -> list[Subject]:
@@ -133,29 +124,35 @@ def _build(ctx: Context, seconds: int) -> list[Subject]:
                 subjects.append(Subject(f"{cfg.name} {res} {rate_name}", run, config=cfg.name))
             if not ctx.peers:
                 continue
-            kept = _kept(n, fps)
-            want = set(kept)
+            want = set(_kept(n, fps))
             subjects.append(peer_subject(
                 f"decode + encode by hand {res} {rate_name}",
                 lambda p=path, w=want, n=n: _timed(lambda: by_hand(p, w), n)))
-            rgb = _rgb_frames(ctx, res, seconds, kept)
-            subjects.append(peer_subject(
-                f"pillow encode of kept frames {res} {rate_name}",
-                lambda f=rgb, n=n: _timed(lambda: pillow.encode_all(f), n)))
         if ctx.peers:
             subjects.append(peer_subject(
                 f"pyav decode {res}", lambda p=path, n=n: _timed(lambda: decode_only(p), n)))
+            subjects.append(peer_subject(
+                f"pyav decode, frame threads {res}",
+                lambda p=path, n=n: _timed(lambda: decode_only(p, "AUTO"), n)))
     return subjects
 
 
+def _res(label: str) -> str | None:
+    return next((r for r in SIZES if label.endswith(f" {r}") or f" {r} " in label), None)
+
+
 def _against(label: str) -> str | None:
-    """Each row's baseline: PyAV's decode of the same video (by hand for native rows)."""
-    res = next((r for r in SIZES if f" {r}" in label), None)
-    if res is None or label.startswith("pyav decode"):
+    """Each row's baseline: PyAV's decode of the same video, with its defaults."""
+    res = _res(label)
+    if res is None or label == f"pyav decode {res}":
         return None
-    if label.endswith("native") and not label.startswith(("decode", "pillow")):
-        return f"decode + encode by hand {res} native"
     return f"pyav decode {res}"
+
+
+def _by_hand(label: str) -> str | None:
+    """The native goal's baseline: decode + encode by hand on one thread."""
+    res = _res(label)
+    return None if res is None else f"decode + encode by hand {res} native"
 
 
 def _is_store(label: str) -> bool:
@@ -172,18 +169,19 @@ INGEST_VIDEO = Workload(
         Goal(">= 0.8x PyAV decode-only rate (2 fps)",
              lambda s: _is_store(s) and s.endswith("2fps"), "rate", 0.8, against=_against),
         Goal(">= 0.9x decode + encode by hand on one thread (native fps)",
-             lambda s: _is_store(s) and s.endswith("native"), "rate", 0.9, against=_against),
+             lambda s: _is_store(s) and s.endswith("native"), "rate", 0.9, against=_by_hand),
     ),
-    notes=("Rates are source frames decoded per second; 'frames kept' is what the store "
-           "wrote. The store row includes sampling by PTS, RGB conversion, perceptual "
-           "hash, JPEG encode on 2 threads, SHA-256, shards and the Parquet index.",
-           "The 2 fps goal needs the encoders to overlap the decoder: CPU % near 100 on "
-           "the store row means this shared machine gave it one core at that moment. "
-           "CPU ms/frame is what each row's work cost whatever the machine lent: the "
-           "store's should be close to 'decode + encode by hand' at the same rate.",
-           "The store row also waits for the embedded store's fdatasync at commit, which "
-           "flushes the shards just written (about 0.7 s on this shared disk in a "
-           "measurement against fsync=False)."),
+    notes=("Rates are source frames per second; 'frames kept' is what the store wrote. The "
+           "store row includes sampling by PTS, RGB conversion, perceptual hash, JPEG "
+           "encode on 2 threads, SHA-256, shards and the Parquet index. 'x baseline' is "
+           "against PyAV decoding every frame with its defaults, for every row.",
+           "Ingest decodes with frame threads (thread_type AUTO) and skips the decoding of "
+           "B-frames that no frame references and that sampling never keeps "
+           "(docs/video-ingest-speed.md): at 2 fps it decodes fewer frames than "
+           "'pyav decode', which is how it can beat it.",
+           "CPU % is the CPU time used as a share of one core; CPU ms/frame is what each "
+           "row's work cost whatever this shared machine lent (wall time follows the "
+           "load of the other users more than the code)."),
 )
 
 

@@ -22,13 +22,7 @@ from urllib.parse import urlsplit
 
 from ..canonical import FORMAT as CANONICAL_FORMAT
 from ..catalog import Catalog
-from ..errors import (
-    BackendUnavailableError,
-    CorruptDataError,
-    InvalidInputError,
-    NotFoundError,
-    SchemaVersionError,
-)
+from ..errors import BackendUnavailableError, InvalidInputError, NotFoundError
 from ..objects import Objects
 
 __all__ = ["duckdb", "embedded", "memory", "postgres"]
@@ -39,7 +33,6 @@ FORMAT = 3
 LEGACY_FORMATS = (0, 1, 2)
 CATALOG_FILE = "catalog.sqlite"
 MARKER = "LOCALCKPT.json"
-_MARKER_BYTES = 64 << 10
 _OPTIONS = frozenset({"fsync", "timeout"})
 
 
@@ -136,39 +129,11 @@ def _write_marker(marker: str) -> None:
 
 
 def read_marker(marker: str) -> int:
-    """The format the marker names; a typed error when it cannot be read or is unknown."""
-    try:
-        from ..safefiles import read_marker as read_safely
-    except ImportError:  # pragma: no cover - until safefiles lands
-        read_safely = None
-    if read_safely is not None:
-        d = read_safely(marker)
-    else:
-        try:
-            if not os.path.isfile(marker):
-                raise OSError("not a regular file")
-            with open(marker, "rb") as fh:
-                data = fh.read(_MARKER_BYTES + 1)
-            if len(data) > _MARKER_BYTES:
-                raise ValueError("larger than a marker can be")
-            d = json.loads(data)
-        except (OSError, ValueError, RecursionError) as exc:
-            raise CorruptDataError(
-                f"the store marker {marker} cannot be read ({exc}); it should hold JSON like "
-                f'{{"format": {FORMAT}}}. Restore it, or rewrite it if you know the format'
-            ) from None
-    fmt = d.get("format", 0) if isinstance(d, dict) else None
-    if isinstance(fmt, bool) or not isinstance(fmt, int):
-        raise CorruptDataError(
-            f"the store marker {marker} names format {fmt!r}, which is not a format number; "
-            f'it should hold JSON like {{"format": {FORMAT}}}')
-    if fmt > FORMAT:
-        raise SchemaVersionError(
-            f"the store at {os.path.dirname(marker)} has format {fmt}; this localckpt "
-            f"reads formats up to {FORMAT} (upgrade localckpt)")
-    if fmt < 0 or (fmt == 0 and "format" in d):
-        raise CorruptDataError(f"the store marker {marker} names unknown format {fmt}")
-    return fmt
+    """The format the marker names (1, 2 or 3); a typed error when it cannot be read, is
+    not a regular file, or names a format this code does not know (safefiles)."""
+    from ..safefiles import read_marker as read_checked
+
+    return int(read_checked(marker, formats=(1, 2, FORMAT))["format"])
 
 
 def memory(

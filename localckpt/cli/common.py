@@ -2,6 +2,11 @@
 
 Exit status, as the README says: 0 success, 1 a localckpt error (message on stderr, or a
 check such as ``verify`` that found problems), 2 bad usage (argparse's own convention).
+
+JSON output carries a short id beside every full id (:func:`add_short_ids`): ``short_id``
+beside a record's ``id``, ``X_short_id`` beside a field ``X_id`` (``timeline_short_id``)
+or an id-valued field ``X`` (``a_short_id``, ``merged_from_short_id``), and a
+``short_ids`` object (full id -> short id) in reports that list ids.
 """
 
 from __future__ import annotations
@@ -9,28 +14,37 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
-from ..refs import resolve_checkpoint, resolve_timeline
+from ..refs import resolve
 
 if TYPE_CHECKING:
     from ..store import Store
 
 __all__ = [
+    "CHECKPOINT_HELP",
     "EXIT_ERROR",
     "EXIT_OK",
     "EXIT_USAGE",
+    "TIMELINE_HELP",
     "add_command",
+    "add_short_ids",
     "checkpoint_ref",
     "print_json",
     "print_report",
     "progress",
+    "short_id_map",
     "storage_options_arg",
     "timeline_ref",
 ]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+#: Help of every argument that takes a reference (localckpt.refs lists the forms).
+CHECKPOINT_HELP = "checkpoint: id, short id, unique prefix, tag, or TIMELINE:stage"
+TIMELINE_HELP = "timeline: id, short id, unique prefix, or tag (its checkpoint's timeline)"
 
 
 def add_command(
@@ -46,21 +60,76 @@ def add_command(
 
 
 def timeline_ref(store: Store, ref: str) -> str:
-    """A timeline id from what a user typed: an id or a unique prefix (6+ characters)."""
-    return resolve_timeline(store, ref)
+    """A timeline id from what a user typed: an id, short id, unique prefix, or a tag
+    (its checkpoint's timeline); see localckpt.refs."""
+    return resolve(store, ref, "timeline")
 
 
 def checkpoint_ref(store: Store, ref: str) -> str:
-    """A checkpoint id from an id, a unique prefix, a tag or ``TIMELINE:stage``."""
-    return resolve_checkpoint(store, ref)
+    """A checkpoint id from an id, short id, unique prefix, tag or ``TIMELINE:stage``."""
+    return resolve(store, ref, "checkpoint")
+
+
+#: The kind of record each id-valued JSON field names ("id" is given per call).
+ID_FIELDS: dict[str, str] = {
+    "timeline_id": "timeline", "root_checkpoint_id": "checkpoint",
+    "checkpoint_id": "checkpoint", "parent_id": "checkpoint", "merged_from": "checkpoint",
+    "a": "checkpoint", "b": "checkpoint", "ours": "checkpoint", "theirs": "checkpoint",
+    "result": "checkpoint", "run_id": "run",
+}
+
+
+def _short_key(key: str) -> str:
+    if key == "id":
+        return "short_id"
+    return key[:-3] + "_short_id" if key.endswith("_id") else key + "_short_id"
+
+
+def add_short_ids(store: Store, records: Iterable[dict[str, Any]], kind: str | None,
+                  ) -> list[dict[str, Any]]:
+    """records with a short id beside every id field (see the module docstring); kind:
+    what a record's own ``id`` is ("timeline", "checkpoint"; None: no short id for it).
+    Short ids are computed in one batch per kind."""
+    records = list(records)
+    wanted: dict[str, set[str]] = {}
+    for r in records:
+        for key, value in r.items():
+            k = kind if key == "id" else ID_FIELDS.get(key)
+            if k is not None and isinstance(value, str):
+                wanted.setdefault(k, set()).add(value)
+    shorts = {k: store.short_ids(sorted(ids), k) for k, ids in wanted.items()}
+    out = []
+    for r in records:
+        extra = {}
+        for key, value in r.items():
+            k = kind if key == "id" else ID_FIELDS.get(key)
+            if k is not None:
+                extra[_short_key(key)] = shorts[k].get(value) if isinstance(value, str) \
+                    else None
+        out.append({**r, **extra})
+    return out
+
+
+def short_id_map(store: Store, ids: Mapping[str, Iterable[str]]) -> dict[str, str]:
+    """{full id: short id} for ids grouped by kind ({"checkpoint": [...], ...})."""
+    out: dict[str, str] = {}
+    for kind, group in ids.items():
+        out.update(store.short_ids(group, kind))
+    return out
 
 
 def storage_options_arg(text: str | None, flag: str) -> dict[str, Any] | None:
+    from ..safefiles import parse_json
+
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except ValueError as exc:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"{flag} is not valid text") from None
+    try:  # size and nesting capped: never a RecursionError
+        value = parse_json(data, f"{flag} value")
+    except InvalidInputError as exc:
         raise InvalidInputError(f"{flag} is not a JSON object: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidInputError(f"{flag} must be a JSON object of fsspec options")

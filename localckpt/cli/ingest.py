@@ -6,10 +6,10 @@ import argparse
 from typing import Any
 
 from ..errors import InvalidInputError
-from ..render import render_tree
+from ..render import plural, render_tree
 from ..similar import parse_hash
 from ..store import Store
-from .common import add_command, print_json, progress, timeline_ref
+from .common import TIMELINE_HELP, add_command, add_short_ids, print_json, progress, timeline_ref
 
 __all__ = ["register"]
 
@@ -23,6 +23,31 @@ def _fps(text: str) -> float | None:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number of frames per second (or 'all' for every frame)"
         ) from None
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """The numeric flags in range (what ingest_video checks, said in flags)."""
+    import math
+
+    def bad(flag: str, value: object, rule: str) -> InvalidInputError:
+        return InvalidInputError(f"{flag} must be {rule}, not {value} (ingest of {args.file}; "
+                                 "nothing was created)")
+
+    for flag, value, low, strict in (("--fps", args.fps, 0.0, True),
+                                     ("--start", args.start, 0.0, False),
+                                     ("--end", args.end, 0.0, True),
+                                     ("--chunk-seconds", args.chunk_seconds, 0.0, True)):
+        if value is not None and not (math.isfinite(value)
+                                      and (value > low if strict else value >= low)):
+            raise bad(flag, value, "a number above 0" if strict else "a number >= 0")
+    for flag, count, least, most in (("--max-frames", args.max_frames, 1, None),
+                                     ("--skip-similar", args.skip_similar, 0, 64),
+                                     ("--workers", args.workers, 1, None)):
+        if count is not None and (count < least or (most is not None and count > most)):
+            raise bad(flag, count, f"a whole number >= {least}" if most is None
+                      else f"a whole number in {least}..{most}")
+    if args.end is not None and args.end <= (args.start or 0):
+        raise bad("--end", args.end, f"after --start ({args.start or 0:g})")
 
 
 def _storage_options(text: str | None) -> dict[str, Any] | None:
@@ -42,21 +67,22 @@ def cmd_ingest(store: Store, args: argparse.Namespace) -> int:
     )
     stats = dict(store.get_checkpoint(tl.root_checkpoint_id).stats)
     if args.json:
-        print_json({
+        print_json(add_short_ids(store, [{
             "timeline_id": tl.id, "root_checkpoint_id": tl.root_checkpoint_id,
             "frames": tl.frame_count, "decoded": stats.get("frames_decoded"),
             "skipped": stats.get("frames_skipped"), "fps": tl.fps,
             "source_video": tl.source_video, "source_info": dict(tl.source_info),
-        })
+        }], None)[0])
         return 0
     info = tl.source_info
     rate = "every frame" if args.fps is None else f"{args.fps:g} fps"
     skipped = f", {stats['frames_skipped']} near duplicates skipped" \
         if stats.get("frames_skipped") else ""
-    print(f"ingested {tl.frame_count} frames ({rate}; {stats.get('frames_decoded')} decoded"
-          f"{skipped}) from {tl.source_video} ({info.get('width')}x{info.get('height')} "
-          f"{info.get('codec')}, {_duration(info.get('duration'))})")
-    print(f"timeline {tl.id}")
+    print(f"ingested {plural(tl.frame_count, 'frame')} ({rate}; "
+          f"{stats.get('frames_decoded')} decoded{skipped}) from {tl.source_video} "
+          f"({info.get('width')}x{info.get('height')} {info.get('codec')}, "
+          f"{_duration(info.get('duration'))})")
+    print(f"timeline {store.short_id(tl.id, 'timeline')}  ({tl.id})")
     return 0
 
 
@@ -98,13 +124,17 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
 
     timeline, leaves = run_demo(store, frame_count=args.frames)
     if args.json:
-        print_json({"timeline_id": timeline.id, "frames": timeline.frame_count,
-                    "leaves": leaves})
+        record = add_short_ids(store, [{"timeline_id": timeline.id,
+                                        "frames": timeline.frame_count}], None)[0]
+        print_json({**record, "leaves": leaves, "short_ids": store.short_ids(leaves)})
         return 0
-    print(f"demo: stored {timeline.frame_count} frames and ran detect -> track with two "
-          f"thresholds in {store.url}\n")
-    print(render_tree(timeline, store.checkpoints(timeline.id)))
-    a, b = leaves[0], leaves[-1]  # whole ids: ids made in the same millisecond share 13
+    print(f"demo: stored {plural(timeline.frame_count, 'frame')} and ran detect -> track with "
+          f"two thresholds in {store.url}\n")
+    checkpoints = store.checkpoints(timeline.id)
+    shorts = {**store.short_ids([c.id for c in checkpoints]),
+              **store.short_ids([timeline.id], "timeline")}
+    print(render_tree(timeline, checkpoints, shorts=shorts))
+    a, b = shorts[leaves[0]], shorts[leaves[-1]]  # short ids differ, made in one ms or not
     print(f"\nnext: localckpt show {b}")
     print(f"      localckpt diff {a} {b} --stage detect --frames")
     print("      localckpt serve    # the tree, the frames and their boxes in a browser")
@@ -112,13 +142,22 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
 
 
 def _check_file(args: argparse.Namespace, stack: Any) -> None:
-    """A local video file that is missing is reported before the store is created."""
+    """What can be checked before the store is created, so that a failed ingest creates
+    no store: the arguments (argparse checked each number), and that FILE opens as a
+    video (its container and first video stream; frames are decoded later)."""
     import os
 
     from ..errors import NotFoundError
+    from ..frames import check_codec
+    from ..videosource import VideoSource, source_name
 
     if "://" not in args.file and not os.path.isfile(args.file):
         raise NotFoundError(f"no video file {args.file}")
+    _check_numbers(args)
+    check_codec(args.codec, args.quality)
+    with VideoSource(args.file, source_name(args.file),
+                     _storage_options(args.source_storage_options)):
+        pass
 
 
 def register(sub: Any) -> None:
@@ -147,7 +186,7 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "similar", "frames whose perceptual hash is near a frame's or a hash",
                     cmd_similar)
-    p.add_argument("timeline", metavar="TIMELINE", help="timeline id or a unique prefix")
+    p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
     p.add_argument("query", metavar="SEQ_OR_HASH",
                    help="a frame's sequence number, or a perceptual hash (16 hex digits)")
     p.add_argument("--max-distance", type=int, default=8, metavar="BITS",

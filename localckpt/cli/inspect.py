@@ -8,9 +8,17 @@ from typing import Any
 
 from ..errors import InvalidInputError, NotFoundError
 from ..records import checkpoint_to_dict, timeline_to_dict
-from ..render import render_checkpoint, render_tree, sampling_fps, source_duration
+from ..render import render_checkpoint, render_tree, sampled_duration, sampling_fps
 from ..store import Store
-from .common import add_command, checkpoint_ref, print_json, timeline_ref
+from .common import (
+    CHECKPOINT_HELP,
+    TIMELINE_HELP,
+    add_command,
+    add_short_ids,
+    checkpoint_ref,
+    print_json,
+    timeline_ref,
+)
 
 __all__ = ["register"]
 
@@ -18,19 +26,22 @@ __all__ = ["register"]
 def cmd_ls(store: Store, args: argparse.Namespace) -> int:
     timelines = store.list_timelines()
     if args.json:
-        print_json([timeline_to_dict(t) for t in timelines])
+        print_json(add_short_ids(store, [timeline_to_dict(t) for t in timelines], "timeline"))
         return 0
     if not timelines:
         print(f"no timelines in {store.url or store.catalog.describe()}")
         return 0
+    shorts = store.short_ids([t.id for t in timelines], "timeline")
+    idw = max(len("TIMELINE"), *(len(v) for v in shorts.values()))
     width = max(len("PROFILE"), *(len(t.profile_name) for t in timelines))
-    print(f"{'TIMELINE':36}  {'FRAMES':>6}  {'FPS':>5}  {'LENGTH':>8}  {'CREATED':19}  "
+    print(f"{'TIMELINE':{idw}}  {'FRAMES':>6}  {'FPS':>5}  {'LENGTH':>8}  {'CREATED':19}  "
           f"{'PROFILE':{width}}  SOURCE")
     for t in timelines:
         created = t.created_at.strftime("%Y-%m-%d %H:%M:%S")
         print(
-            f"{t.id:36}  {t.frame_count:6d}  {sampling_fps(t):>5}  {source_duration(t):>8}  "
-            f"{created:19}  {t.profile_name:{width}}  {t.source_video}"
+            f"{shorts[t.id]:{idw}}  {t.frame_count:6d}  {sampling_fps(t):>5}  "
+            f"{sampled_duration(t):>8}  {created:19}  {t.profile_name:{width}}  "
+            f"{t.source_video}"
         )
     return 0
 
@@ -51,16 +62,31 @@ def _tree_timeline(store: Store, ref: str | None) -> str:
     )
 
 
+def _tag_names(store: Store, timeline_id: str) -> dict[str, list[str]]:
+    """checkpoint id -> names of its live tags, sorted."""
+    names: dict[str, list[str]] = {}
+    for g in store.tags(timeline_id):
+        names.setdefault(g.checkpoint_id, []).append(g.name)
+    return names
+
+
 def cmd_tree(store: Store, args: argparse.Namespace) -> int:
     timeline = store.get_timeline(_tree_timeline(store, args.timeline))
     checkpoints = store.checkpoints(timeline.id)
+    names = _tag_names(store, timeline.id)
     if args.json:
-        print_json([checkpoint_to_dict(c) for c in checkpoints])
+        records = add_short_ids(store, [checkpoint_to_dict(c) for c in checkpoints],
+                                "checkpoint")
+        for record in records:
+            record["tags"] = names.get(record["id"], [])
+        print_json(records)
     else:
-        names: dict[str, list[str]] = {}
-        for g in store.tags(timeline.id):
-            names.setdefault(g.checkpoint_id, []).append(g.name)
-        print(render_tree(timeline, checkpoints, names))
+        shorts = {**store.short_ids([c.id for c in checkpoints]),
+                  **store.short_ids([timeline.id], "timeline")}
+        from .runs import pending_nodes  # open stage runs, under their parents
+
+        print(render_tree(timeline, checkpoints, names, shorts,
+                          pending_nodes(store, timeline.id)))
     return 0
 
 
@@ -69,22 +95,24 @@ def cmd_show(store: Store, args: argparse.Namespace) -> int:
     if args.stage is not None:
         value = store.load_stage_output(c.id, args.stage)
         if value is None:
-            from ..errors import NotFoundError
-
             raise NotFoundError(
-                f"checkpoint {c.id} has no stage {args.stage!r} (it has: "
+                f"checkpoint {store.short_id(c.id)} has no stage {args.stage!r} (it has: "
                 f"{', '.join(sorted(c.stage_hashes)) or 'none'})"
             )
         print(json.dumps(value, indent=None if args.json else 2, sort_keys=True,
                          ensure_ascii=False))
         return 0
     outputs: dict[str, Any] = dict(c.stage_outputs)
+    tags = _tag_names(store, c.timeline_id).get(c.id, [])
     if args.json:
-        record = checkpoint_to_dict(c)
+        record = add_short_ids(store, [checkpoint_to_dict(c)], "checkpoint")[0]
+        record["tags"] = tags
         record["stage_outputs"] = outputs
         print_json(record)
     else:
-        print(render_checkpoint(c, outputs))
+        ids = [i for i in (c.id, c.parent_id, c.merged_from) if i is not None]
+        shorts = {**store.short_ids(ids), **store.short_ids([c.timeline_id], "timeline")}
+        print(render_checkpoint(c, outputs, tags, shorts))
     return 0
 
 
@@ -93,10 +121,9 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "tree", "show a timeline's checkpoint tree", cmd_tree)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
-                   help="timeline id or a unique prefix (default: the store's only timeline)")
+                   help=TIMELINE_HELP + " (default: the store's only timeline)")
 
     p = add_command(sub, "show", "show one checkpoint: outputs, config, stats", cmd_show)
-    p.add_argument("checkpoint", metavar="CHECKPOINT",
-                   help="checkpoint id, unique prefix, tag, or TIMELINE:stage")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
     p.add_argument("--stage", metavar="NAME",
                    help="print only this stage's output, in full (pretty JSON)")

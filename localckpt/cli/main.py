@@ -25,7 +25,8 @@ from .common import EXIT_ERROR, EXIT_OK, storage_options_arg
 __all__ = ["build_parser", "main"]
 
 #: Command groups, each a module of this package with register(subparsers).
-GROUPS = ("inspect", "merge", "transfer", "remote", "maintenance", "ingest", "web")
+GROUPS = ("inspect", "merge", "transfer", "remote", "maintenance", "ingest", "web", "runs",
+          "decide")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 path from argv prints escaped,
+        if hasattr(stream, "reconfigure"):   # never as a UnicodeEncodeError
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         if not args.needs_store:

@@ -11,12 +11,16 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInputError
 from ..store import Store
 from .common import (
+    CHECKPOINT_HELP,
     EXIT_ERROR,
     EXIT_OK,
+    TIMELINE_HELP,
     add_command,
+    add_short_ids,
     checkpoint_ref,
     print_json,
     print_report,
+    short_id_map,
     timeline_ref,
 )
 
@@ -56,7 +60,7 @@ def cmd_init(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_verify(store: Store, args: argparse.Namespace) -> int:
     tid = timeline_ref(store, args.timeline) if args.timeline else None
-    report = store.verify(tid)
+    report = store.verify(tid, storage=True if args.all else None)
     if args.json:
         import attrs
 
@@ -75,9 +79,16 @@ def cmd_verify(store: Store, args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
+def _print_deletion(store: Store, report: PruneReport, args: argparse.Namespace,
+                    what: str) -> None:
+    shorts = short_id_map(store, {"timeline": report.timelines,
+                                  "checkpoint": report.checkpoints}) if args.json else {}
+    print_report(report, args, what, short_ids=shorts)
+
+
 def cmd_rm(store: Store, args: argparse.Namespace) -> int:
     report = store.delete_timeline(timeline_ref(store, args.timeline), dry_run=args.dry_run)
-    print_report(report, args, "rm")
+    _print_deletion(store, report, args, "rm")
     return 0
 
 
@@ -94,7 +105,7 @@ def cmd_prune(store: Store, args: argparse.Namespace) -> int:
         if cid not in gone:
             reports.append(store.prune(cid, dry_run=args.dry_run, force=args.force))
             gone.update(reports[-1].checkpoints)
-    print_report(_combined(reports), args, "prune")
+    _print_deletion(store, _combined(reports), args, "prune")
     return 0
 
 
@@ -109,6 +120,9 @@ def _combined(reports: list[PruneReport]) -> PruneReport:
         tags=tuple(sorted({t for r in reports for t in r.tags})),
         outputs=sum(r.outputs for r in reports), objects=sum(r.objects for r in reports),
         bytes=sum(r.bytes for r in reports), tombstones=sum(r.tombstones for r in reports),
+        records=sum(r.records for r in reports),
+        output_bytes=sum(r.output_bytes for r in reports),
+        object_bytes=sum(r.object_bytes for r in reports),
     )
 
 
@@ -119,47 +133,57 @@ def cmd_retain(store: Store, args: argparse.Namespace) -> int:
         newer_than=parse_age(args.newer_than) if args.newer_than else None,
         keep_tagged=not args.no_keep_tagged, dry_run=args.dry_run,
     )
-    print_report(report, args, "retain")
+    _print_deletion(store, report, args, "retain")
     return 0
 
 
-def _tag_dict(g: Any) -> dict[str, Any]:
+def _tag_dicts(store: Store, tags: list[Any]) -> list[dict[str, Any]]:
     from ..schema import to_dict
 
-    return to_dict(g)
+    return add_short_ids(store, [to_dict(g) for g in tags], None)
 
 
-def _print_tag(g: Any, args: argparse.Namespace, text: str) -> int:
+def _print_tag(store: Store, g: Any, args: argparse.Namespace, text: str) -> int:
     if args.json:
-        print_json(_tag_dict(g))
+        print_json(_tag_dicts(store, [g])[0])
     else:
         print(text)
     return 0
 
 
 def cmd_tag(store: Store, args: argparse.Namespace) -> int:
-    g = store.tag(checkpoint_ref(store, args.checkpoint), args.name)
-    return _print_tag(g, args, f"tagged {g.checkpoint_id} as {g.name}")
+    cid = checkpoint_ref(store, args.checkpoint)
+    before = store.tag_target(args.name) if args.force else None
+    g = store.tag(cid, args.name, force=args.force)
+    short = store.short_id(g.checkpoint_id)
+    moved = f" (moved from {store.short_id(before)})" if before not in (None, cid) else ""
+    return _print_tag(store, g, args, f"tagged {short} as {g.name}{moved}")
 
 
 def cmd_untag(store: Store, args: argparse.Namespace) -> int:
     g = store.untag(args.name)
-    return _print_tag(g, args, f"removed tag {g.name} (was on {g.checkpoint_id})")
+    return _print_tag(store, g, args,
+                      f"removed tag {g.name} (was on {store.short_id(g.checkpoint_id)})")
 
 
 def cmd_tags(store: Store, args: argparse.Namespace) -> int:
     tags = store.tags(timeline_ref(store, args.timeline) if args.timeline else None)
     if args.json:
-        print_json([_tag_dict(g) for g in tags])
+        print_json(_tag_dicts(store, tags))
         return 0
     if not tags:
         print("no tags")
         return 0
-    width = max(len(g.name) for g in tags)
-    print(f"{'TAG':{width}}  {'CHECKPOINT':36}  {'TIMELINE':36}  CREATED")
+    checkpoints = store.short_ids([g.checkpoint_id for g in tags])
+    timelines = store.short_ids([g.timeline_id for g in tags], "timeline")
+    width = max(len("TAG"), *(len(g.name) for g in tags))
+    cw = max(len("CHECKPOINT"), *(len(v) for v in checkpoints.values()))
+    tw = max(len("TIMELINE"), *(len(v) for v in timelines.values()))
+    print(f"{'TAG':{width}}  {'CHECKPOINT':{cw}}  {'TIMELINE':{tw}}  CREATED")
     for g in tags:
         created = g.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        print(f"{g.name:{width}}  {g.checkpoint_id:36}  {g.timeline_id:36}  {created}")
+        print(f"{g.name:{width}}  {checkpoints[g.checkpoint_id]:{cw}}  "
+              f"{timelines[g.timeline_id]:{tw}}  {created}")
     return 0
 
 
@@ -170,7 +194,8 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         import attrs
 
-        print_json(attrs.asdict(report))
+        shorts = short_id_map(store, {"timeline": report.deleted_timelines})
+        print_json({**attrs.asdict(report), "short_ids": shorts})
         return 0
     print(report.summary())
     for tid in (*report.deleted_timelines, *report.orphan_timelines):
@@ -184,15 +209,17 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "verify", "check every byte and link; exit 1 on damage", cmd_verify)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
-                   help="only this timeline (default: the whole store)")
+                   help=TIMELINE_HELP + "; only this one (default: the whole store)")
+    p.add_argument("--all", action="store_true",
+                   help="with TIMELINE, also read the whole catalog's own storage")
 
     p = add_command(sub, "rm", "delete a timeline with its tree, tags and frames", cmd_rm)
-    p.add_argument("timeline", metavar="TIMELINE", help="timeline id or a unique prefix")
+    p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
     p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
 
     p = add_command(sub, "prune", "delete checkpoints and everything below them", cmd_prune)
     p.add_argument("checkpoints", metavar="CKPT", nargs="+",
-                   help="checkpoint id, unique prefix, tag, or TIMELINE:stage; several "
+                   help=CHECKPOINT_HELP + "; several "
                         "are checked first, so a bad one deletes nothing (a dry run counts "
                         "what each would free alone)")
     p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
@@ -201,7 +228,7 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "retain", "prune what no rule keeps (the root and tags stay)",
                     cmd_retain)
-    p.add_argument("timeline", metavar="TIMELINE", help="timeline id or a unique prefix")
+    p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
     p.add_argument("--keep-last", type=int, metavar="N",
                    help="keep the N most recent checkpoints (and what they derive from)")
     p.add_argument("--keep-label", action="append", metavar="LABEL",
@@ -214,15 +241,17 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "tag", "name a checkpoint (usable wherever an id is)", cmd_tag)
     p.add_argument("checkpoint", metavar="CKPT",
-                   help="checkpoint id, unique prefix, tag, or TIMELINE:stage")
+                   help=CHECKPOINT_HELP)
     p.add_argument("name", metavar="NAME", help="letters, digits, '.', '_', '-'")
+    p.add_argument("--force", action="store_true",
+                   help="move the tag here if it names another checkpoint")
 
     p = add_command(sub, "untag", "remove a tag", cmd_untag)
     p.add_argument("name", metavar="NAME")
 
     p = add_command(sub, "tags", "list tags", cmd_tags)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
-                   help="only this timeline's (default: every timeline's)")
+                   help=TIMELINE_HELP + "; only its tags (default: every timeline's)")
 
     p = add_command(sub, "gc", "free what nothing live refers to: deleted timelines' frames, "
                     "failed ingests, deleted records", cmd_gc)

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..store import Store
 from ..tree import Marker
-from .common import add_command, checkpoint_ref, print_json
+from .common import CHECKPOINT_HELP, add_command, add_short_ids, checkpoint_ref, print_json
 
 __all__ = ["register"]
 
@@ -20,17 +20,21 @@ def cmd_diff(store: Store, args: argparse.Namespace) -> int:
     a, b = checkpoint_ref(store, args.a), checkpoint_ref(store, args.b)
     if args.frames or args.stage is not None:
         return _frame_diff(store, args, a, b)
+    if args.align is not None:
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError("--align pairs frames: it goes with --frames (and --stage)")
     d = store.diff(a, b)
     if args.json:
-        print_json({
+        print_json(add_short_ids(store, [{
             "a": d.a, "b": d.b, "stages_added": d.stages_added,
             "stages_removed": d.stages_removed, "stages_changed": d.stages_changed,
             "stage_hashes": _json_pairs(d.stage_hashes),
             "config_changed": _json_pairs(d.config_changed),
             "stats_changed": _json_pairs(d.stats_changed),
-        })
+        }], None)[0])
     else:
-        print(d.render())
+        print(d.render(store.short_ids([a, b])))
     return 0
 
 
@@ -44,31 +48,34 @@ def _frame_diff(store: Store, args: argparse.Namespace, a: str, b: str) -> int:
 
             which = (f"stages {', '.join(changed)} differ" if changed
                      else "no stage that both have differs")
+            shorts = store.short_ids([a, b])
             raise InvalidInputError(f"diff --frames needs --stage NAME ({which} between "
-                                    f"{a} and {b})")
+                                    f"{shorts[a]} and {shorts[b]})")
         stage = changed[0]
-    fd = store.frame_diff(a, b, stage, match_iou=args.match_iou)
+    fd = store.frame_diff(a, b, stage, match_iou=args.match_iou, align=args.align)
     if args.json:
-        print_json(fd.to_dict())
+        print_json(add_short_ids(store, [fd.to_dict()], None)[0])
     else:
-        print(fd.render())
+        print(fd.render(store.short_ids([a, b])))
     return 0
 
 
 def cmd_merge(store: Store, args: argparse.Namespace) -> int:
     ours, theirs = checkpoint_ref(store, args.ours), checkpoint_ref(store, args.theirs)
     result = store.merge(ours, theirs, strategy=args.strategy)
+    s = store.short_ids([ours, theirs, result])
     if result == ours:
         outcome = "up-to-date"
-        text = f"already merged: {theirs} is already part of {ours}; nothing written"
+        text = f"already merged: {s[theirs]} is already part of {s[ours]}; nothing written"
     elif result == theirs:
         outcome = "fast-forward"
-        text = f"fast-forward: {ours} is an ancestor of {theirs}; nothing written"
+        text = f"fast-forward: {s[ours]} is an ancestor of {s[theirs]}; nothing written"
     else:
         outcome = "merged"
-        text = f"merged {theirs} into {ours}: {result}"
+        text = f"merged {s[theirs]} into {s[ours]}: {s[result]}  ({result})"
     if args.json:
-        print_json({"ours": ours, "theirs": theirs, "result": result, "outcome": outcome})
+        print_json(add_short_ids(store, [{"ours": ours, "theirs": theirs, "result": result,
+                                          "outcome": outcome}], None)[0])
     else:
         print(text)
     return 0
@@ -76,18 +83,22 @@ def cmd_merge(store: Store, args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = add_command(sub, "diff", "what differs between two checkpoints", cmd_diff)
-    p.add_argument("a", metavar="A", help="checkpoint (id, prefix, tag or TIMELINE:stage)")
-    p.add_argument("b", metavar="B", help="checkpoint (id, prefix, tag or TIMELINE:stage)")
+    p.add_argument("a", metavar="A", help=CHECKPOINT_HELP)
+    p.add_argument("b", metavar="B", help=CHECKPOINT_HELP)
     p.add_argument("--frames", action="store_true",
                    help="compare one stage's frame-keyed output frame by frame")
     p.add_argument("--stage", metavar="NAME",
                    help="the stage --frames compares (default: the one stage that differs)")
     p.add_argument("--match-iou", metavar="IOU", type=float, default=0.5,
                    help="IoU at which two boxes are the same detection (default 0.5)")
+    p.add_argument("--align", choices=("time",),
+                   help="with --frames, for checkpoints of different timelines: pair each "
+                   "frame with the other timeline's nearest in time (within half the "
+                   "coarser frame interval)")
 
     p = add_command(sub, "merge", "three-way merge THEIRS into OURS (one new checkpoint)",
                     cmd_merge)
-    p.add_argument("ours", metavar="OURS", help="checkpoint; the merge's parent")
-    p.add_argument("theirs", metavar="THEIRS", help="checkpoint to merge in")
+    p.add_argument("ours", metavar="OURS", help=CHECKPOINT_HELP + "; the merge's parent")
+    p.add_argument("theirs", metavar="THEIRS", help=CHECKPOINT_HELP + "; merged in")
     p.add_argument("--strategy", choices=("fail", "ours", "theirs"), default="fail",
                    help="on conflict: fail listing every conflict (default), or keep a side")

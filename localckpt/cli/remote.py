@@ -13,13 +13,32 @@ from typing import Any
 from ..config import Remote
 from .common import add_command, print_json, storage_options_arg
 
-__all__ = ["register"]
+__all__ = ["register", "shown"]
 
 
 def _as_json(r: Remote) -> dict[str, Any]:
-    return {"name": r.name, "url": r.url, "objects": r.objects,
+    """What --json shows: never a password (URLs are redacted; secret options are
+    refused when the file is read, see localckpt.config)."""
+    from ..registry import redact
+
+    return {"name": r.name, "url": redact(r.url),
+            "objects": None if r.objects is None else redact(r.objects),
             "storage_options": dict(r.storage_options),
             "storage_options_from": r.storage_options_from}
+
+
+def shown(text: str) -> str:
+    """Text from the config file for a terminal: control characters (a newline, an
+    escape sequence) and lone surrogates are escaped, so a name prints as one name."""
+    if text.isprintable() and text.isascii():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF:
+            out.append(ch)
+        else:
+            out.append(ascii(ch)[1:-1])
+    return "".join(out)
 
 
 def cmd_add(_: None, args: argparse.Namespace) -> int:
@@ -32,7 +51,7 @@ def cmd_add(_: None, args: argparse.Namespace) -> int:
     if args.json:
         print_json(_as_json(r))
     else:
-        print(f"remote {r.name} -> {r.url} saved in {config_path()}")
+        print(f"remote {shown(r.name)} -> {shown(r.url)} saved in {shown(config_path())}")
     return 0
 
 
@@ -43,11 +62,13 @@ def cmd_list(_: None, args: argparse.Namespace) -> int:
     if args.json:
         print_json([_as_json(r) for r in found])
         return 0
+    from ..registry import redact
+
     for r in found:
-        extra = f"  objects {r.objects}" if r.objects else ""
+        extra = f"  objects {shown(redact(r.objects))}" if r.objects else ""
         if r.storage_options_from:
-            extra += f"  options from {r.storage_options_from}"
-        print(f"{r.name}\t{r.url}{extra}")
+            extra += f"  options from {shown(r.storage_options_from)}"
+        print(f"{shown(r.name)}\t{shown(redact(r.url))}{extra}")
     return 0
 
 
@@ -58,7 +79,7 @@ def cmd_remove(_: None, args: argparse.Namespace) -> int:
     if args.json:
         print_json(_as_json(r))
     else:
-        print(f"remote {r.name} removed")
+        print(f"remote {shown(r.name)} removed")
     return 0
 
 

@@ -15,7 +15,15 @@ from typing import Any
 
 from ..errors import NotFoundError
 from ..store import Store
-from .common import add_command, print_report, progress, storage_options_arg, timeline_ref
+from .common import (
+    CHECKPOINT_HELP,
+    TIMELINE_HELP,
+    add_command,
+    print_report,
+    progress,
+    storage_options_arg,
+    timeline_ref,
+)
 
 __all__ = ["open_remote", "register", "remote_settings"]
 
@@ -128,7 +136,7 @@ def _remote_options(p: argparse.ArgumentParser, role: str) -> None:
                    help=f"{role} store: a remote's name (see `localckpt remote list`), a URL "
                    "or a directory")
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
-                   help="only this timeline (id or prefix); default: every timeline")
+                   help=TIMELINE_HELP + "; only this one (default: every timeline)")
     p.add_argument("--remote-objects", metavar="URL",
                    help=f"objects URL of the {role} store (e.g. s3://bucket/prefix)")
     p.add_argument("--remote-storage-options", metavar="JSON",
@@ -151,10 +159,10 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "export", "write a timeline (frames, tree, outputs) to one file",
                     cmd_export)
-    p.add_argument("timeline", metavar="TIMELINE", help="timeline id or prefix")
+    p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
     p.add_argument("file", metavar="FILE", help="bundle file to write (a zip)")
     p.add_argument("--checkpoint", metavar="CHECKPOINT",
-                   help="only this checkpoint's subtree (and what it derives from)")
+                   help=CHECKPOINT_HELP + "; only its subtree (and what it derives from)")
 
     p = add_command(sub, "import", "add a bundle's timeline to this store (union)", cmd_import,
                     creates=True)

@@ -7,14 +7,38 @@ import json
 import sys
 from typing import Any
 
+from ..errors import InvalidInputError
 from ..store import Store
 from .common import add_command
 
 __all__ = ["register"]
 
 
+def _port(text: str) -> int:
+    """argparse type: a port 0-65535 (a bad one is a usage error, exit 2)."""
+    from ..web import check_listen_address
+
+    try:
+        value = int(text)
+        return check_listen_address("127.0.0.1", value)[1]
+    except (ValueError, InvalidInputError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port: give a whole number from 0 to 65535 (0: any free "
+            "port)") from None
+
+
+def _host(text: str) -> str:
+    """argparse type: an IP address or host name (a bad one is a usage error, exit 2)."""
+    from ..web import check_listen_address
+
+    try:
+        return check_listen_address(text, 0)[0]
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(
+            str(exc).encode("ascii", "backslashreplace").decode()) from None
+
+
 def cmd_serve(store: Store, args: argparse.Namespace) -> int:
-    from ..errors import InvalidInputError
     from ..web import is_loopback, make_server
 
     try:
@@ -54,7 +78,8 @@ def cmd_serve(store: Store, args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = add_command(sub, "serve", "browse this store in a web browser (read-only)", cmd_serve)
-    p.add_argument("--host", default="127.0.0.1",
+    p.add_argument("--host", default="127.0.0.1", type=_host,
                    help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    p.add_argument("--port", type=_port, default=8765,
+                   help="port (default 8765; 0: any free)")
     p.add_argument("--log", action="store_true", help="log each request on stderr")

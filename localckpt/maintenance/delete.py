@@ -6,6 +6,10 @@ carries the tombstones to other stores, and ``gc`` frees the space later. One to
 per pruned subtree suffices (descendants die with their ancestor), plus one for each
 checkpoint a kept merge names as ``merged_from`` (with ``force``), so that a dangling
 ``merged_from`` always points at a checkpoint deleted by name.
+
+What each report says gc will free is measured as gc measures it
+(``localckpt.maintenance.freed``): the catalog records the new tombstones add to the
+purge, the bytes of the outputs among them, and (for a timeline) its frame objects.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from ..errors import InvalidInputError
 from ..ids import new_id
 from ..lease import LeaseLost
 from ..records import utcnow
+from ..render import plural
 from ..types import Checkpoint, Timeline, Tombstone
 from ..visibility import dead_in_tree
+from .freed import freed_by
 from .reports import PruneReport
 
 if TYPE_CHECKING:
@@ -47,16 +53,18 @@ def delete_timeline(store: Store, timeline_id: str, dry_run: bool = False) -> Pr
     timeline = store.get_timeline(timeline_id)
     tree = store.visibility.live_tree(timeline.id)
     tags = tuple(g.name for g in store.visibility.tags(timeline.id))
-    outputs, out_bytes = _freed_outputs(store, tree, {c.id for c in tree})
-    frames = store.objects.stat(f"frames/{timeline.id}")
+    mark = _tombstone(timeline.id, "timeline", timeline.id)
+    freed = freed_by(store, [mark])
+    frames = store.objects.stat(f"frames/{timeline.id}")  # gc takes them all
+    object_bytes = sum(size for size, _ in frames.values())
     if not dry_run:
-        store.catalog.commit(Batch(tombstones=[_tombstone(timeline.id, "timeline",
-                                                          timeline.id)]))
+        store.catalog.commit(Batch(tombstones=[mark]))
     return PruneReport(
         timelines=(timeline.id,), checkpoints=tuple(sorted(c.id for c in tree)), tags=tags,
-        outputs=outputs, objects=len(frames),
-        bytes=out_bytes + sum(size for size, _ in frames.values()),
-        tombstones=0 if dry_run else 1, dry_run=dry_run,
+        outputs=len(freed.outputs), objects=len(frames),
+        bytes=freed.output_bytes + object_bytes, tombstones=0 if dry_run else 1,
+        dry_run=dry_run, records=freed.records, output_bytes=freed.output_bytes,
+        object_bytes=object_bytes,
     )
 
 
@@ -86,8 +94,10 @@ def prune(store: Store, checkpoint_id: str, dry_run: bool = False, force: bool =
     if blockers and not force:
         listed = ", ".join(f"{c.id} (merged from {c.merged_from})" for c in blockers[:_LISTED])
         more = f" and {len(blockers) - _LISTED} more" if len(blockers) > _LISTED else ""
-        msg = (f"cannot prune {target.id}: {len(blockers)} kept merge(s) name a checkpoint of "
-               f"its subtree as merged_from: {listed}{more}. Nothing was deleted.")
+        verb = "names" if len(blockers) == 1 else "name"
+        msg = (f"cannot prune {target.id}: {plural(len(blockers), 'kept merge')} {verb} a "
+               f"checkpoint of its subtree as merged_from: {listed}{more}. Nothing was "
+               "deleted.")
         raise InvalidInputError(
             msg + " Pass force=True to prune anyway (those merges stay).",
             cli=msg + " Run again with --force to prune anyway (those merges stay).",
@@ -202,28 +212,10 @@ def _commit(store: Store, timeline_id: str, tree: list[Checkpoint], gone: set[st
     if not gone:
         return PruneReport(dry_run=dry_run)
     tags = tuple(g.name for g in store.visibility.tags(timeline_id) if g.checkpoint_id in gone)
-    outputs, nbytes = _freed_outputs(store, [c for c in tree if c.id in gone], gone)
+    freed = freed_by(store, tombstones)
     if not dry_run:
         store.catalog.commit(Batch(tombstones=tombstones))
-    return PruneReport(checkpoints=tuple(sorted(gone)), tags=tags, outputs=outputs,
-                       bytes=nbytes, tombstones=0 if dry_run else len(tombstones),
-                       dry_run=dry_run)
-
-
-def _freed_outputs(store: Store, doomed: list[Checkpoint], gone: set[str]) -> tuple[int, int]:
-    """(count, bytes) of the outputs the doomed checkpoints refer to that no other live
-    checkpoint of the store does (outputs are shared across timelines by hash)."""
-    candidates = {h for c in doomed for h in c.stage_hashes.values()}
-    if not candidates:
-        return 0, 0
-    vis = store.visibility
-    timelines = [t.id for t in vis.live_timelines(None)]
-    marks = vis.marks_of(timelines)
-    for tid in timelines:
-        for c in vis.live_tree(tid, marks[tid]):
-            if c.id not in gone:
-                candidates -= set(c.stage_hashes.values())
-        if not candidates:
-            return 0, 0
-    found = store.catalog.outputs(candidates)
-    return len(found), sum(len(v) for v in found.values())
+    return PruneReport(checkpoints=tuple(sorted(gone)), tags=tags, outputs=len(freed.outputs),
+                       bytes=freed.output_bytes, tombstones=0 if dry_run else len(tombstones),
+                       dry_run=dry_run, records=freed.records,
+                       output_bytes=freed.output_bytes)

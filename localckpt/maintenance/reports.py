@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["COLLECTABLE", "Problem", "PruneReport", "VerifyReport", "human_bytes"]
+__all__ = ["COLLECTABLE", "Problem", "PruneReport", "VerifyReport", "freed_text", "human_bytes"]
 
 #: Problem kinds that are not damage: leftovers gc removes (verify stays ok).
 COLLECTABLE = frozenset({"unreferenced-object", "temporary-file"})
@@ -29,9 +29,13 @@ class PruneReport:
         tags: names of the tags that went with them.
         outputs: stage outputs that no live checkpoint refers to any more.
         objects: frame objects (shards, indexes) no live timeline refers to any more.
-        bytes: bytes of those outputs and objects: what ``gc`` frees.
+        bytes: output_bytes + object_bytes: what ``gc`` frees because of this deletion.
         tombstones: tombstone records written (0 for a dry run).
         dry_run: nothing was written.
+        records: catalog records gc purges because of this deletion (timelines,
+            checkpoints, tags, outputs; see localckpt.maintenance.freed for the measure).
+        output_bytes: bytes of those outputs' canonical JSON.
+        object_bytes: bytes of those frame objects.
     """
 
     timelines: tuple[str, ...] = ()
@@ -42,22 +46,38 @@ class PruneReport:
     bytes: int = 0
     tombstones: int = 0
     dry_run: bool = False
+    records: int = 0
+    output_bytes: int = 0
+    object_bytes: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.timelines or self.checkpoints)
 
     def summary(self) -> str:
+        from ..render import plural
+
         verb = "would delete" if self.dry_run else "deleted"
         parts = []
         if self.timelines:
-            parts.append(f"{len(self.timelines)} timeline(s)")
-        parts.append(f"{len(self.checkpoints)} checkpoint(s)")
+            parts.append(plural(len(self.timelines), "timeline"))
+        parts.append(plural(len(self.checkpoints), "checkpoint"))
         if self.tags:
-            parts.append(f"{len(self.tags)} tag(s) ({', '.join(self.tags)})")
-        freed = (f"{self.outputs} output(s) and {self.objects} frame object(s), "
-                 f"{human_bytes(self.bytes)}")
-        when = "for gc to free" if not self.dry_run else "that gc would free"
-        return f"{verb} {', '.join(parts)}; {freed} {when}"
+            parts.append(f"{plural(len(self.tags), 'tag')} ({', '.join(self.tags)})")
+        when = "then frees" if not self.dry_run else "would then free"
+        return (f"{verb} {', '.join(parts)}; gc {when} "
+                + freed_text(self.objects, self.object_bytes, self.records, self.outputs,
+                             self.output_bytes))
+
+
+def freed_text(objects: int, object_bytes: int, records: int, outputs: int,
+               output_bytes: int) -> str:
+    """"2 frame objects (1.2 MB) and 5 catalog records (2 outputs, 66.1 KB of JSON)":
+    the words prune, retain, rm and gc use for the same measure."""
+    from ..render import plural
+
+    return (f"{plural(objects, 'frame object')} ({human_bytes(object_bytes)}) and "
+            f"{plural(records, 'catalog record')} ({plural(outputs, 'output')}, "
+            f"{human_bytes(output_bytes)} of JSON)")
 
 
 @attrs.frozen
@@ -65,10 +85,11 @@ class Problem:
     """One thing verify found.
 
     Attributes:
-        kind: what is wrong, e.g. "catalog-storage", "output-hash", "missing-output",
-            "parent", "merged-from", "root", "missing-object", "index-hash", "index",
-            "frame-hash", "frame-count"; or a leftover gc removes ("unreferenced-object",
-            "temporary-file": see :data:`COLLECTABLE`).
+        kind: what is wrong, e.g. "catalog-storage", "output-hash", "output-json",
+            "missing-output", "parent", "merged-from", "root", "missing-object",
+            "index-hash", "index", "frame-hash", "frame-count", "unreadable" (a part of
+            the store that could not be read, so it was not checked); or a leftover gc
+            removes ("unreferenced-object", "temporary-file": see :data:`COLLECTABLE`).
         record: the id of the record concerned (timeline, checkpoint), or None.
         object: the object key, output hash or catalog file concerned, or None.
         message: what is wrong and what to do, for people.
@@ -90,7 +111,9 @@ class VerifyReport:
     """What verify checked and found.
 
     ``ok`` is True when nothing is damaged: problems may still list leftovers that gc
-    collects (``Problem.collectable``). Counts say how much was checked.
+    collects (``Problem.collectable``). Counts say how much was checked (frames: those
+    the checked indexes hold, damaged ones included). storage_checked: whether the
+    catalog's own storage was read through (whole-store runs, or ``--all``).
     """
 
     problems: tuple[Problem, ...] = ()
@@ -100,6 +123,7 @@ class VerifyReport:
     objects: int = 0
     frames: int = 0
     bytes: int = 0
+    storage_checked: bool = True
 
     @property
     def ok(self) -> bool:
@@ -114,11 +138,16 @@ class VerifyReport:
         return tuple(p for p in self.problems if p.collectable)
 
     def summary(self) -> str:
-        checked = (f"checked {self.timelines} timeline(s), {self.checkpoints} checkpoint(s), "
-                   f"{self.outputs} output(s), {self.objects} frame object(s) "
-                   f"({self.frames} frames, {human_bytes(self.bytes)})")
+        from ..render import plural
+
+        checked = (f"checked {plural(self.timelines, 'timeline')}, "
+                   f"{plural(self.checkpoints, 'checkpoint')}, {plural(self.outputs, 'output')}, "
+                   f"{plural(self.objects, 'frame object')} ({plural(self.frames, 'frame')}, "
+                   f"{human_bytes(self.bytes)})")
+        if not self.storage_checked:
+            checked += " (not the catalog's own storage: use --all)"
         damage, leftovers = len(self.damage), len(self.collectable)
-        verdict = "no damage" if not damage else f"{damage} problem(s)"
+        verdict = "no damage" if not damage else plural(damage, "problem")
         if leftovers:
-            verdict += f"; {leftovers} leftover(s) that gc removes"
+            verdict += f"; {plural(leftovers, 'leftover')} that gc removes"
         return f"{checked}: {verdict}"

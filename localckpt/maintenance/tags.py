@@ -21,37 +21,68 @@ from ..types import Tag, Tombstone
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["check_name", "tag", "untag"]
+__all__ = ["check_name", "is_tag_name", "tag", "untag"]
 
 # No ':' (TIMELINE:stage references), no '/' or spaces: a name works on any command line.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
+def is_tag_name(name: object) -> bool:
+    """Whether name is a valid tag name: 1-100 letters, digits, '.', '_' or '-', starting
+    with a letter or digit, and not shaped like a full UUID (references take those as
+    ids without asking the catalog; see localckpt.refs)."""
+    from ..refs import is_full_uuid
+
+    return isinstance(name, str) and bool(_NAME.fullmatch(name)) and not is_full_uuid(name)
+
+
 def check_name(name: object) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not is_tag_name(name):
         raise InvalidInputError(
             f"tag name {name!r} is not valid: use 1-100 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit (e.g. best-v2)"
+            "starting with a letter or digit, not shaped like an id (e.g. best-v2)"
         )
+    assert isinstance(name, str)
     return name
 
 
-def tag(store: Store, checkpoint_id: str, name: str) -> Tag:
+def tag(store: Store, checkpoint_id: str, name: str, force: bool = False) -> Tag:
     """Tag a live checkpoint. Tagging it again with the same name returns the existing
-    tag; a name that already names another checkpoint is ConflictError."""
+    tag. A name that already names another checkpoint is ConflictError, unless force:
+    then the tag moves (a tombstone for every live record of the name and the new tag,
+    in one commit, so no reader sees the name missing or naming both)."""
     check_name(name)
+    if not isinstance(force, bool):
+        raise InvalidInputError(f"force must be True or False, not {force!r}")
     target = store.get_checkpoint(checkpoint_id)
     current = store.tag_target(name)
+    moved: list[Tombstone] = []
     if current is not None:
         if current == target.id:
             return next(g for g in store.tags(target.timeline_id) if g.name == name)
-        raise ConflictError(
-            f"tag {name!r} already names checkpoint {current}; remove it first with "
-            f"untag({name!r}) (`localckpt untag {name}`) or choose another name"
-        )
+        if not force:
+            from ..refs import short_id
+
+            was = short_id(store, current)
+            raise ConflictError(
+                f"the tag {name} exists (on checkpoint {was}); move it with "
+                f"store.tag(checkpoint, {name!r}, force=True), or remove it first with "
+                f"store.untag({name!r})",
+                cli=f"the tag {name} exists (on checkpoint {was}); move it with "
+                f"`localckpt tag --force CKPT {name}`, or remove it first with "
+                f"`localckpt untag {name}`",
+            )
+        now = utcnow()
+        moved = [Tombstone(new_id(), g.id, "tag", g.timeline_id, now)
+                 for g in _live_records(store, name)]
     record = Tag(new_id(), name, target.id, target.timeline_id, utcnow())
-    store.catalog.commit(Batch(tags=[record]))
+    store.catalog.commit(Batch(tags=[record], tombstones=moved))
     return record
+
+
+def _live_records(store: Store, name: str) -> list[Tag]:
+    return store.visibility.live_tag_records(
+        g for g in store.catalog.tags(None) if g.name == name)
 
 
 def untag(store: Store, name: str) -> Tag:
@@ -62,8 +93,7 @@ def untag(store: Store, name: str) -> Tag:
     if target is None:
         raise NotFoundError(f"no tag {name!r} in {store.url or store.catalog.describe()} "
                             "(see `localckpt tags`)")
-    live = store.visibility.live_tag_records(
-        g for g in store.catalog.tags(None) if g.name == name)
+    live = _live_records(store, name)
     shown = max((g for g in live if g.checkpoint_id == target), key=lambda g: g.id)
     now = utcnow()
     store.catalog.commit(Batch(tombstones=[

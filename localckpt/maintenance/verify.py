@@ -2,29 +2,39 @@
 
 What is checked (every backend; deleted records are not checked, they are gone):
 
-- the catalog's own storage reads completely (``Catalog.storage_problems``: segment
-  and pack files of the embedded catalog, rows of PostgreSQL);
-- every output a live checkpoint refers to exists and hashes to its address;
+- the catalog's own storage reads completely (``Catalog.storage_problems``: files of
+  an embedded catalog, rows of a database), for the whole store: ``verify()`` without a
+  timeline, or with ``storage=True`` (``localckpt verify --all``);
+- every output a live checkpoint refers to exists, hashes to its address and decodes as
+  reads decode it (``canonical.check_stored``: the same check imports make);
 - every live checkpoint's parent exists in the same timeline (only a timeline's root has
   none), and so does its merged_from (unless that checkpoint was deleted);
 - every live timeline's root checkpoint exists; its frame index exists, matches the
   hash the timeline records (``Timeline.index_hash``) and parses; every shard it names
   exists and every frame's bytes match their content hash; the index holds
   ``frame_count`` frames;
-- leftovers: frame objects no live timeline refers to (deleted timelines, failed or
-  killed ingests, extra shards) and temporary files. They are reported as collectable
-  (``gc`` removes them), not as damage.
+- leftovers (whole-store runs only): frame objects no live timeline refers to (deleted
+  timelines, failed or killed ingests, extra shards) and temporary files. They are
+  reported as collectable (``gc`` removes them), not as damage.
 
-Damage never raises: each finding is a :class:`Problem` in the report.
+``verify(timeline)`` reads that timeline's rows, outputs and objects only.
+
+Damage never raises, whatever the catalog engine: each stage is guarded, and a stage
+that fails (a catalog that cannot list its timelines, a tree that does not read) is a
+:class:`Problem` of kind ``"unreadable"`` saying what could not be checked, so the
+report never claims a check it did not make. Only an unknown (or deleted) timeline id
+raises NotFoundError, as every other method does.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
-from ..canonical import content_hash
-from ..errors import CorruptDataError, LocalckptError, NotFoundError
+from ..canonical import check_stored, content_hash
+from ..errors import CorruptDataError, InvalidInputError, NotFoundError
 from ..lease import LEASE_NAME
 from ..shards import index_key, keys_of, parse_index, shard_key, verify_index, verify_shard
 from ..types import Checkpoint, Timeline
@@ -37,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["is_temporary", "verify"]
 
 _OUTPUT_BATCH = 1000
+_T = TypeVar("_T")
 
 
 def is_temporary(key: str) -> bool:
@@ -53,6 +64,16 @@ class _Check:
 
     def add(self, kind: str, record: str | None, obj: str | None, message: str) -> None:
         self.problems.append(Problem(kind, record, obj, message))
+
+    def guarded(self, what: str, record: str | None, step: Callable[[], _T]) -> _T | None:
+        """step(), or None and an "unreadable" problem saying what was not checked:
+        verify reports on damaged stores, whatever a catalog engine raises on them."""
+        try:
+            return step()
+        except Exception as exc:  # any engine's error is a finding here
+            self.add("unreadable", record, None,
+                     f"{what} could not be checked: {type(exc).__name__}: {exc}")
+            return None
 
     # -- records ----------------------------------------------------------------------------
 
@@ -100,20 +121,37 @@ class _Check:
             chunk = ordered[i:i + _OUTPUT_BATCH]
             try:
                 found = self.store.catalog.outputs(chunk)
-            except CorruptDataError as exc:
-                self.add("output-hash", None, None, str(exc))
+            except CorruptDataError:  # one of them: read them one by one to name it
+                found = {}
+                for h in chunk:
+                    try:
+                        found.update(self.store.catalog.outputs([h]))
+                    except CorruptDataError as exc:
+                        self.add("output-hash", None, h, str(exc))
+                        found[h] = b""  # reported: not "missing" as well
+                chunk = [h for h in chunk if found.get(h) != b""]
+            except Exception as exc:  # see guarded
+                self.add("unreadable", None, None, f"{len(chunk)} stage output(s) could not "
+                         f"be checked: {type(exc).__name__}: {exc}")
                 continue
             for h in chunk:
                 data = found.get(h)
                 if data is None:
                     self.add("missing-output", None, h, f"stage output {h} is missing; "
                              "checkpoints refer to it")
-                elif content_hash(data) != h:
+                    continue
+                if content_hash(data) != h:
                     self.add("output-hash", None, h, f"stage output {h} does not match its "
                              "hash (its bytes changed)")
-                else:
-                    self.counts["outputs"] += 1
-                    self.counts["bytes"] += len(data)
+                    continue
+                try:
+                    check_stored(data)
+                except CorruptDataError as exc:
+                    self.add("output-json", None, h, f"stage output {h} matches its hash but "
+                             f"does not read: {exc}")
+                    continue
+                self.counts["outputs"] += 1
+                self.counts["bytes"] += len(data)
 
     # -- frames -------------------------------------------------------------------------------
 
@@ -128,34 +166,38 @@ class _Check:
         self.counts["bytes"] += len(data)
         return data
 
-    def frames(self, t: Timeline) -> None:
+    def frames(self, t: Timeline) -> set[str] | None:
+        """Check t's index and shards; return the keys its index names (None when the
+        index cannot be read). Every frame of the index counts, damaged ones included."""
         objects = self.store.objects
         ikey = index_key(t.id)
         where = f"{objects.describe()}/{ikey}"
         data = self._get(t, ikey, "frame index")
         if data is None:
-            return
+            return None
         try:
             verify_index(data, t.index_hash, where)
             metas = parse_index(data, where)
         except CorruptDataError as exc:
             kind = "index-hash" if "does not match the hash" in str(exc) else "index"
             self.add(kind, t.id, ikey, str(exc))
-            return
+            return None
+        self.counts["frames"] += len(metas)
         if len(metas) != t.frame_count:
             self.add("frame-count", t.id, ikey, f"timeline {t.id} records {t.frame_count} "
                      f"frames but its index holds {len(metas)}")
         for shard in sorted({m.shard for m in metas}):
             key = shard_key(t.id, shard)
-            blob = self._get(t, key, "shard")
+            blob = self.guarded(f"shard {key}", t.id,
+                                functools.partial(self._get, t, key, "shard"))
             if blob is None:
                 continue
             mine = [m for m in metas if m.shard == shard]
             try:
                 verify_shard(t.id, shard, blob, mine, objects.describe())
-                self.counts["frames"] += len(mine)
             except CorruptDataError as exc:
                 self.add("frame-hash", t.id, key, str(exc))
+        return set(keys_of(t.id, metas))
 
     def leftovers(self, live: dict[str, Timeline], expected: dict[str, set[str] | None],
                   ) -> None:
@@ -188,34 +230,83 @@ class _Check:
                              f"{key} is {why}; gc removes it")
 
 
-def verify(store: Store, timeline_id: str | None = None) -> VerifyReport:
-    """Check the store (or one live timeline) and report what is damaged or left over."""
+def _once(problems: list[Problem]) -> tuple[Problem, ...]:
+    """The problems, a damaged output named once: the storage check reads every output
+    row, the output check the ones live checkpoints use, and both find the same damage."""
+    outputs = {p.object for p in problems if p.kind.startswith("output") and p.object}
+    return tuple(p for p in problems if not (
+        p.kind == "catalog-storage" and p.object is not None
+        and any(p.object.endswith(f"outputs row {h}") for h in outputs)))
+
+
+def verify(store: Store, timeline_id: str | None = None, *, storage: bool | None = None,
+           ) -> VerifyReport:
+    """Check the store (or one live timeline) and report what is damaged or left over.
+
+    storage: also check the catalog's own storage (``Catalog.storage_problems``, which
+    reads the whole catalog); by default only when the whole store is verified.
+    NotFoundError for an unknown or deleted timeline_id; never raises for damage."""
     check = _Check(store)
     vis = store.visibility
-    for where, what in store.catalog.storage_problems():
-        check.add("catalog-storage", None, where, what)
-    if timeline_id is None:
-        timelines = vis.live_timelines(None)
+    whole = timeline_id is None
+    storage = whole if storage is None else bool(storage)
+    if storage:
+        found = check.guarded("the catalog's storage", None, store.catalog.storage_problems)
+        for where, what in found or ():
+            check.add("catalog-storage", None, where, what)
+    listed: list[Timeline] | None = None
+    if whole:
+        listed = check.guarded("the list of timelines", None,
+                               lambda: vis.live_timelines(None))
+        # a damaged row keeps the whole list from being read: check the others one by one
+        timelines = listed if listed is not None else check.guarded(
+            "the timelines one by one", None, lambda: _readable_timelines(store)) or []
     else:
-        timelines = [store.get_timeline(timeline_id)]
-    marks = vis.marks_of(t.id for t in timelines)
+        one = _one_timeline(store, check, str(timeline_id))
+        timelines = [] if one is None else [one]
+    marks = check.guarded("the tombstones", None,
+                          lambda: vis.marks_of(t.id for t in timelines)) or {}
     hashes: set[str] = set()
     expected: dict[str, set[str] | None] = {}
     for t in timelines:
-        try:
-            hashes |= check.tree(t, marks[t.id])
-        except LocalckptError as exc:  # a catalog that cannot even list the tree
-            check.add("catalog-storage", t.id, None, f"timeline {t.id}: {exc}")
-        check.frames(t)
-        try:
-            data = store.objects.get(index_key(t.id))
-            expected[t.id] = set(keys_of(t.id, parse_index(data, index_key(t.id))))
-        except LocalckptError:
-            expected[t.id] = None
+        mine = marks.get(t.id)
+        if mine is not None:
+            found_hashes = check.guarded(f"the tree of timeline {t.id}", t.id,
+                                         functools.partial(check.tree, t, mine))
+            hashes |= found_hashes or set()
+        expected[t.id] = check.guarded(f"the frames of timeline {t.id}", t.id,
+                                       functools.partial(check.frames, t))
     check.outputs(hashes)
-    if timeline_id is None:
-        check.leftovers({t.id: t for t in timelines}, expected)
+    if whole and listed is not None:
+        check.guarded("the frame objects", None,
+                      lambda: check.leftovers({t.id: t for t in timelines}, expected))
     c = check.counts
-    return VerifyReport(tuple(check.problems), timelines=len(timelines),
+    return VerifyReport(_once(check.problems), timelines=len(timelines),
                         checkpoints=c["checkpoints"], outputs=c["outputs"],
-                        objects=c["objects"], frames=c["frames"], bytes=c["bytes"])
+                        objects=c["objects"], frames=c["frames"], bytes=c["bytes"],
+                        storage_checked=storage)
+
+
+def _one_timeline(store: Store, check: _Check, timeline_id: str) -> Timeline | None:
+    """The live timeline to verify; NotFoundError when there is none (a wrong id is not
+    damage), a problem when the catalog cannot say."""
+    try:
+        return store.get_timeline(timeline_id)
+    except (NotFoundError, InvalidInputError):
+        raise
+    except Exception as exc:  # see _Check.guarded
+        check.add("unreadable", timeline_id, None, f"timeline {timeline_id} could not be "
+                  f"read: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _readable_timelines(store: Store) -> list[Timeline]:
+    """The live timelines that can be read one by one (when a damaged one keeps the
+    whole list from being read), so that verify still checks them."""
+    found: list[Timeline] = []
+    for tid in store.catalog.find_ids("timeline", "", 1 << 62):
+        try:
+            found += store.visibility.live_timelines([tid])
+        except CorruptDataError:
+            continue  # storage_problems names it
+    return found

@@ -53,6 +53,43 @@ class RecordConformance:
             assert s.catalog.tags() == [tag]
             assert s.catalog.deleted([cid, timeline.id, new_id()]) == {cid}
 
+    def test_deleted_is_kind_and_timeline_aware(
+        self, store: Store, timeline: Timeline, reopen: Reopen | None
+    ) -> None:
+        """Catalog.deleted's contract: a tombstone deletes a record of its own kind in its
+        own timeline; one aimed across kinds or timelines deletes nothing, and the
+        Store reads the other timeline as before (issue 20)."""
+        cid = store.save_stage_output(timeline.id, None, "detect", {"n": 1})
+        victim = store.save_stage_output(timeline.id, cid, "track", {"t": 1})
+        tag = store.tag(victim, "kept")
+        now = utcnow()
+        elsewhere = new_id()  # a timeline the hostile tombstones are filed under
+        hostile = [
+            Tombstone(new_id(), timeline.id, "checkpoint", timeline.id, now),
+            Tombstone(new_id(), timeline.id, "tag", timeline.id, now),
+            Tombstone(new_id(), victim, "checkpoint", elsewhere, now),
+            Tombstone(new_id(), tag.id, "tag", elsewhere, now),
+            Tombstone(new_id(), victim, "tag", timeline.id, now),
+            Tombstone(new_id(), timeline.id, "timeline", elsewhere, now),
+        ]
+        store.catalog.commit(Batch(tombstones=hostile))
+        ids = [timeline.id, cid, victim, tag.id]
+        for s in _views(store, reopen):
+            assert s.catalog.deleted(ids) == set()
+            for kind in ("timeline", "checkpoint", "tag"):
+                assert s.catalog.deleted(ids, kind) == set()
+            assert s.get_timeline(timeline.id).id == timeline.id
+            assert s.get_checkpoint(victim).id == victim and s.tag_target("kept") == victim
+            store = s  # the last view is the open one
+        real = [Tombstone(new_id(), victim, "checkpoint", timeline.id, now),
+                Tombstone(new_id(), tag.id, "tag", timeline.id, now)]
+        store.catalog.commit(Batch(tombstones=real))
+        for s in _views(store, reopen):
+            assert s.catalog.deleted(ids, "checkpoint") == {victim}
+            assert s.catalog.deleted(ids, "tag") == {tag.id}
+            assert s.catalog.deleted(ids, "timeline") == set()
+            assert s.catalog.deleted(ids) == {victim, tag.id}
+
     def test_a_mark_with_other_content_conflicts_and_writes_nothing(
         self, store: Store, timeline: Timeline
     ) -> None:

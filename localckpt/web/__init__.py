@@ -1,14 +1,18 @@
 """A read-only web view of a store: timelines, checkpoint trees, frames with detections,
 and per-frame comparisons of two tries (``localckpt serve``).
 
-Pages: ``/`` (timelines), ``/t/{timeline}`` (tree and frame strip), ``/c/{checkpoint}``
-(lineage, outputs, config, stats, frames with boxes), ``/compare?a=&b=&stage=`` (frame
-diff side by side); images ``/frames/{timeline}/{n}.jpg`` and ``/thumbs/...``; the JSON
-behind them under ``/api/`` (see :mod:`localckpt.web.api`). Standard library only.
+Pages: ``/`` (timelines, paged), ``/t/{timeline}`` (tree, viewer and frame strip),
+``/c/{checkpoint}`` (lineage, tags, config, stats, frames with boxes, outputs),
+``/compare?a=&b=&stage=`` (frame diff side by side); a checkpoint or timeline in a URL is
+any reference: full id, short id, unique prefix or tag. Images ``/frames/{id}/{n}.jpg``
+and ``/thumbs/...``; the JSON behind the pages under ``/api/`` (see
+:mod:`localckpt.web.api`). Every route is listed in :mod:`localckpt.web.routes`.
+Standard library only (Pillow for thumbnails).
 """
 
 from __future__ import annotations
 
-from .server import App, Response, is_loopback, make_server
+from .app import App, Response, is_loopback
+from .server import Server, check_listen_address, make_server
 
-__all__ = ["App", "Response", "is_loopback", "make_server"]
+__all__ = ["App", "Response", "Server", "check_listen_address", "is_loopback", "make_server"]

@@ -1,23 +1,32 @@
 """A frame with its detections drawn over it: an ``<img>`` under an SVG overlay.
 
 The overlay's viewBox is the frame's pixel size, so boxes (pixel coordinates, as the
-detection convention says) land where they belong at any displayed size; strokes keep
-their width (``vector-effect``) and labels are sized to stay readable. The image loads
-lazily, so a page of many frames costs only what is scrolled to.
+detection convention says) land where they belong at any displayed size. Each box is
+coloured by its label (:mod:`localckpt.web.colours`), or by its track when it has a
+``track_id``, or, on the compare page, by what changed. Its text sits on a dark chip
+(readable on any background) placed by :func:`place_chips`: above the box, else inside
+it, else below, never over another chip when there is room, and always inside the image.
+The text is fitted to its chip (``textLength``), so it cannot run past it.
+
+Coordinates are whatever a stage wrote: boxes are clipped to the frame, and numbers too
+large for a float are drawn at the edge rather than failing the page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from ..framediff import Box, FrameChange, parse_detections
 from ..types import FrameMeta
-from .html import attr, esc, shorten
+from .colours import label_colour, label_key, track_colour, track_text
+from .html import attr, esc
 
-__all__ = ["KINDS", "change_boxes", "frame_figure", "legend", "plain_boxes"]
+__all__ = ["KINDS", "TEXT", "Shape", "change_boxes", "frame_figure", "kind_legend", "label_counts",
+           "label_legend", "overlay", "place_chips", "plain_boxes"]
 
-#: Box classes and what they mean (the CSS colours them; the legend names them).
+#: Box classes of a comparison and what they mean (the CSS colours them).
 KINDS = {
     "same": "unchanged",
     "added": "added in B",
@@ -26,22 +35,53 @@ KINDS = {
     "relabelled": "relabelled",
     "rescored": "rescored",
 }
+_CHAR = 0.6  # width of a character in ems (the chip font is monospace)
+_MAX_CHARS = 28
 
-Drawn = tuple[Box, str]  # a box and its class
+
+class Shape(NamedTuple):
+    """A box to draw: the detection, its class (a KINDS key) and its track id text."""
+
+    box: Box
+    kind: str = "same"
+    track: str | None = None
 
 
-def plain_boxes(value: Any) -> list[Drawn]:
-    """The detections of a frame value, all drawn alike (empty when it holds none)."""
+class Chip(NamedTuple):
+    x: float
+    y: float
+    w: float
+    h: float
+    text: str
+
+
+def _tracks(value: Any, key: str, count: int) -> list[str | None]:
+    items = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(items, list):
+        return [None] * count
+    return [track_text(item.get("track_id")) if isinstance(item, dict) else None
+            for item in items[:count]] + [None] * max(0, count - len(items))
+
+
+def plain_boxes(value: Any) -> list[Shape]:
+    """The detections of a frame value, each with its track id (empty when the value
+    holds none)."""
     parsed = parse_detections(value)
-    return [] if parsed is None else [(Box._make(d), "same") for d in parsed[1]]
+    if parsed is None:
+        return []
+    key, dets = parsed
+    tracks = _tracks(value, key, len(dets))
+    return [Shape(Box._make(d), "same", tracks[d[6]]) for d in dets]
 
 
-def change_boxes(change: FrameChange, side: str) -> list[Drawn]:
+def change_boxes(change: FrameChange, side: str) -> list[Shape]:
     """One side's boxes of a changed frame, each classed by what happened to it."""
     value = change.a if side == "a" else change.b
     parsed = parse_detections(value)
     if parsed is None:
         return []
+    key, dets = parsed
+    tracks = _tracks(value, key, len(dets))
     pick = (lambda m: m.a) if side == "a" else (lambda m: m.b)
     kind: dict[int, str] = {}
     for name in ("rescored", "moved", "relabelled"):  # later names win
@@ -49,55 +89,193 @@ def change_boxes(change: FrameChange, side: str) -> list[Drawn]:
             kind[pick(m).position] = name
     for box in change.removed if side == "a" else change.added:
         kind[box.position] = "removed" if side == "a" else "added"
-    return [(Box._make(d), kind.get(d[6], "same")) for d in parsed[1]]
+    return [Shape(Box._make(d), kind.get(d[6], "same"), tracks[d[6]]) for d in dets]
 
 
-def _label(box: Box) -> str:
-    parts = [box.label or ""]
+def label_counts(frames: Iterable[Any]) -> dict[str | None, int]:
+    """How many boxes of each label the frame values hold (for the legend)."""
+    counts: dict[str | None, int] = {}
+    for value in frames:
+        for s in plain_boxes(value):
+            counts[s.box.label] = counts.get(s.box.label, 0) + 1
+    return counts
+
+
+# -- numbers and text ---------------------------------------------------------------------
+
+
+def _num(v: Any) -> float:
+    """A coordinate or score as a float; integers past float range become +-1e308."""
+    try:
+        f = float(v)
+    except OverflowError:
+        return 1e308 if v > 0 else -1e308
+    return f if math.isfinite(f) else math.copysign(1e308, f)
+
+
+def _score(v: Any) -> str:
+    f = _num(v)
+    return f"{f:.2f}" if abs(f) < 1000 else f"{f:.3g}"
+
+
+def _text(shape: Shape) -> str:
+    box = shape.box
+    parts = [f"#{shape.track}" if shape.track is not None else "", box.label or ""]
     if box.score is not None:
-        parts.append(f"{box.score:.2f}")
+        parts.append(_score(box.score))
     return " ".join(p for p in parts if p)
 
 
-def _overlay(width: int, height: int, boxes: Iterable[Drawn]) -> str:
-    font = max(8.0, width / 36)
+def _colour(shape: Shape) -> str:
+    return track_colour(shape.track) if shape.track is not None else label_colour(
+        shape.box.label)
+
+
+def _fit(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: max(chars - 1, 1)] + "…"
+
+
+# -- placing the text chips ---------------------------------------------------------------
+
+
+def _overlap(a: Chip, b: Chip) -> float:
+    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
+    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def place_chips(width: int, height: int, boxes: Sequence[tuple[float, float, float, float]],
+                texts: Sequence[str], font: float) -> list[Chip | None]:
+    """A chip (text background) per box, inside the width x height image: above the box,
+    else inside its top, below it, or inside its bottom, the first that overlaps no chip
+    placed before (else the one that overlaps least). None for a box without text or an
+    image too small for any."""
+    h = font * 1.3
+    pad = font * 0.3
+    chars = int((width - 2 * pad) / (font * _CHAR))
+    placed: list[Chip] = []
+    out: list[Chip | None] = []
+    for (x1, y1, _x2, y2), text in zip(boxes, texts, strict=True):
+        text = _fit(text, min(chars, _MAX_CHARS))
+        if not text or chars < 1 or h > height:
+            out.append(None)
+            continue
+        w = len(text) * font * _CHAR + 2 * pad
+        best: Chip | None = None
+        best_cost = math.inf
+        for x, y in ((x1, y1 - h), (x1, y1), (x1, y2), (x1, y2 - h)):
+            chip = Chip(min(max(0.0, x), width - w), min(max(0.0, y), height - h), w, h,
+                        text)
+            cost = sum(_overlap(chip, p) for p in placed)
+            if cost < best_cost:
+                best, best_cost = chip, cost
+            if cost == 0:
+                break
+        assert best is not None
+        placed.append(best)
+        out.append(best)
+    return out
+
+
+# -- drawing ------------------------------------------------------------------------------
+
+
+#: Text size as a fraction of the frame's width, by how wide the frame is shown.
+TEXT = {"small": 1 / 30, "half": 1 / 42, "big": 1 / 54}
+
+
+def overlay(width: int, height: int, shapes: Sequence[Shape], *, by_kind: bool = False,
+            size: str = "small") -> str:
+    """The SVG drawn over a width x height frame: boxes coloured by label or track (by
+    what changed when by_kind), each with its text chip; text sized for the frame shown
+    small (a grid of frames), at half the page's width, or big (the viewer)."""
+    font = max(8.0, width * TEXT[size])
+    clipped = []
+    for s in shapes:
+        b = s.box
+        x1 = min(max(_num(b.x1), 0.0), width)
+        y1 = min(max(_num(b.y1), 0.0), height)
+        clipped.append((x1, y1, max(x1, min(_num(b.x2), width)),
+                        max(y1, min(_num(b.y2), height))))
+    chips = place_chips(width, height, clipped, [_text(s) for s in shapes], font)
     items = []
-    for box, cls in boxes:
-        w, h = box.x2 - box.x1, box.y2 - box.y1
-        items.append(f'<g class={attr("box " + cls)}><rect x="{box.x1:g}" y="{box.y1:g}" '
-                     f'width="{w:g}" height="{h:g}" vector-effect="non-scaling-stroke"/>')
-        text = shorten(_label(box), 24)
-        if text:
-            ty = box.y1 - font * 0.3 if box.y1 >= font else box.y1 + font
-            tw = len(text) * font * 0.52 + font * 0.4
+    for s, (x1, y1, x2, y2), chip in zip(shapes, clipped, chips, strict=True):
+        colour = _colour(s)
+        data = f" data-label={attr(label_key(s.box.label))}"
+        if s.track is not None:
+            data += f" data-track={attr(s.track)}"
+        stroke = "" if by_kind else f' stroke="{colour}"'
+        items.append(f'<g class={attr("box " + s.kind)}{data}><rect class="outline" '
+                     f'x="{x1:.1f}" y="{y1:.1f}" width="{x2 - x1:.1f}" height="{y2 - y1:.1f}"'
+                     f'{stroke} vector-effect="non-scaling-stroke"/>')
+        if chip is not None:
+            pad = font * 0.3
             items.append(
-                f'<rect class="tag" x="{box.x1:g}" y="{ty - font * 0.95:g}" width="{tw:g}" '
-                f'height="{font * 1.2:g}"/><text x="{box.x1 + font * 0.2:g}" y="{ty:g}" '
-                f'font-size="{font:g}">{esc(text)}</text>'
-            )
+                f'<rect class="chip" x="{chip.x:.1f}" y="{chip.y:.1f}" width="{chip.w:.1f}" '
+                f'height="{chip.h:.1f}"/><rect class="key" x="{chip.x:.1f}" '
+                f'y="{chip.y:.1f}" width="{pad * 0.8:.1f}" height="{chip.h:.1f}" '
+                f'fill="{colour}"/><text x="{chip.x + pad:.1f}" '
+                f'y="{chip.y + chip.h * 0.77:.1f}" font-size="{font:.1f}" '
+                f'textLength="{chip.w - 2 * pad:.1f}" lengthAdjust="spacingAndGlyphs">'
+                f"{esc(chip.text)}</text>")
         items.append("</g>")
-    return (f'<svg class="overlay" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+    cls = "overlay kinds" if by_kind else "overlay"
+    return (f'<svg class="{cls}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
             f'xmlns="http://www.w3.org/2000/svg">{"".join(items)}</svg>')
 
 
 def frame_figure(timeline_id: str, sequence: int, meta: FrameMeta | None,
-                 boxes: Sequence[Drawn], caption: str, *, anchor: str = "") -> str:
-    """A figure: the frame image with boxes over it, and a caption."""
+                 shapes: Sequence[Shape], caption: str, *, anchor: str = "",
+                 by_kind: bool = False, cls: str = "frame", lazy: bool = True,
+                 position: int | None = None, size: str = "small") -> str:
+    """A figure: the frame image with boxes over it, and a caption (markup).
+    position: the frame's place in the timeline's index, when a click on the figure
+    should show it in the viewer."""
     ident = f" id={attr(anchor)}" if anchor else ""
-    n = f"{len(boxes)} box" + ("" if len(boxes) == 1 else "es")
+    if position is not None:
+        cls += " pick"
+        ident += f' data-pos="{position}"'
+    n = f"{len(shapes)} box" + ("" if len(shapes) == 1 else "es")
     if meta is None:
         shot = (f'<div class="shot missing">frame {sequence} is not in the timeline '
                 f"({n})</div>")
     else:
         src = attr(f"/frames/{timeline_id}/{sequence}.jpg")
-        shot = (f'<div class="shot"><img src={src} loading="lazy" width="{meta.width}" '
+        loading = ' loading="lazy"' if lazy else ""
+        shot = (f'<div class="shot"><img src={src}{loading} width="{meta.width}" '
                 f'height="{meta.height}" alt={attr(f"frame {sequence}")}>'
-                f"{_overlay(meta.width, meta.height, boxes)}</div>")
-    return (f'<figure class="frame" data-seq="{sequence}" data-boxes="{len(boxes)}"{ident}>'
-            f"{shot}<figcaption>{caption}</figcaption></figure>")
+                f"{overlay(meta.width, meta.height, shapes, by_kind=by_kind, size=size)}"
+                "</div>")
+    return (f'<figure class={attr(cls)} data-seq="{sequence}" data-boxes="{len(shapes)}"'
+            f"{ident}>{shot}<figcaption>{caption}</figcaption></figure>")
 
 
-def legend() -> str:
+def kind_legend() -> str:
+    """What the colours of a comparison mean."""
     return '<p class="legend">' + " ".join(
         f'<span class={attr("key " + k)}>{esc(v)}</span>' for k, v in KINDS.items()
     ) + "</p>"
+
+
+def label_legend(counts: Mapping[str | None, int],
+                 tracked: Collection[str | None] = ()) -> str:
+    """A swatch, name, count and a show/hide toggle per label (app.js does the hiding);
+    tracked: labels whose boxes all have a track id (coloured by track, so no swatch)."""
+    if not counts:
+        return ""
+    order = sorted(counts, key=lambda k: (-counts[k], k or ""))
+
+    def swatch(k: str | None) -> str:
+        if k in tracked:  # its boxes take their track's colour: a swatch would mislead
+            return '<span class="swatch track">#</span>'
+        return (f'<svg class="swatch" width="12" height="12" viewBox="0 0 12 12">'
+                f'<rect width="12" height="12" rx="2" fill="{label_colour(k)}"/></svg>')
+
+    items = "".join(
+        f'<label class="lab"><input type="checkbox" checked '
+        f"data-label={attr(label_key(k))}>{swatch(k)}"
+        f'{esc(k if k else "(no label)")} <span class="n">{counts[k]:,}</span></label>'
+        for k in order)
+    note = ('<span class="muted">boxes with a track_id are coloured by track; their text '
+            "starts with #id</span>") if tracked else ""
+    return f'<div class="labels" id="labels"><b>labels</b> {items}{note}</div>'

@@ -1,12 +1,20 @@
-"""What the pages and the JSON endpoints show, read through the public Store API only.
+"""What the pages and the JSON endpoints show, read through the Store and its catalog.
 
 Each function returns plain JSON-ready values (the ``/api/...`` endpoints send them as
 they are, the pages render them), so another front end sees exactly what the pages do.
+Every record carries its ``short_id`` beside its id, and checkpoints their ``tags``.
 Nothing here writes.
+
+The timelines index costs what one page shows: one ``Catalog.timeline_page`` call gives
+the page's timelines with their stored checkpoint counts (two calls: the first learns
+the total, as the page lists newest first); one ``tombstones`` call for those timelines
+finds the few whose counts a prune makes too high, and only those trees are read.
 """
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -16,56 +24,120 @@ from ..types import Checkpoint, FrameMeta, Timeline
 
 if TYPE_CHECKING:
     from ..store import Store
+    from .names import Names
 
 __all__ = [
     "MAX_PAGE",
+    "TIMELINE_PAGE",
+    "checkpoint_row",
     "checkpoint_view",
     "choose_stage",
     "duration",
     "frame_row",
     "frames_page",
+    "source_duration",
+    "tag_names",
+    "timeline_row",
     "timeline_rows",
     "timeline_view",
 ]
 
 #: Most frames one page or one /api/.../frames call returns.
 MAX_PAGE = 500
+#: Timelines per page of the index.
+TIMELINE_PAGE = 50
 
 
-def duration(t: Timeline) -> float:
-    """Seconds of video the timeline covers: the source's duration when known."""
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def duration(t: Timeline) -> float | None:
+    """Seconds of video the sampled frames cover (frames / fps); None when that is not
+    a number (an fps of 5e-324 gives infinity)."""
+    if not t.fps or not math.isfinite(t.fps):
+        return None
+    try:
+        return _finite(t.frame_count / t.fps)
+    except OverflowError:
+        return None
+
+
+def source_duration(t: Timeline) -> float | None:
+    """Seconds the source video lasts, when the timeline records it."""
     known = t.source_info.get("duration") if isinstance(t.source_info, Mapping) else None
     if isinstance(known, (int, float)) and not isinstance(known, bool) and known >= 0:
-        return float(known)
-    return t.frame_count / t.fps if t.fps else 0.0
+        try:
+            return _finite(float(known))
+        except OverflowError:
+            return None
+    return None
 
 
-def timeline_rows(store: Store) -> list[dict[str, Any]]:
-    """Every timeline with its checkpoint count and duration, newest first."""
-    rows = []
-    for t in reversed(store.list_timelines()):
-        row = timeline_to_dict(t)
-        row["checkpoints"] = len(store.checkpoints(t.id))
-        row["duration"] = duration(t)
-        rows.append(row)
-    return rows
-
-
-def timeline_view(store: Store, timeline_id: str) -> dict[str, Any]:
-    t = store.get_timeline(timeline_id)
+def timeline_row(t: Timeline, names: Names, checkpoints: int | None = None
+                 ) -> dict[str, Any]:
     row = timeline_to_dict(t)
+    row["short_id"] = names.short(t.id, "timeline")
     row["duration"] = duration(t)
-    return {"timeline": row,
-            "checkpoints": [checkpoint_to_dict(c) for c in store.checkpoints(t.id)]}
+    row["source_duration"] = source_duration(t)
+    if checkpoints is not None:
+        row["checkpoints"] = checkpoints
+    return row
 
 
-def frame_row(timeline_id: str, m: FrameMeta) -> dict[str, Any]:
-    return {
+def timeline_rows(store: Store, names: Names, start: int = 0,
+                  limit: int = TIMELINE_PAGE) -> dict[str, Any]:
+    """One page of the live timelines, newest first, each with its live checkpoint
+    count: {"total", "start", "limit", "timelines"}."""
+    catalog = store.catalog
+    limit = max(1, min(limit, MAX_PAGE))
+    _, _, total = catalog.timeline_page(0, 0)
+    lo = max(0, total - start - limit)
+    hi = max(0, total - start)
+    page, counts, total = catalog.timeline_page(lo, hi - lo) if hi > lo else ([], {}, total)
+    counts = dict(counts)
+    if page:
+        marks = store.visibility.marks_of(t.id for t in page)
+        for t in page:  # a prune hides checkpoints gc has not purged yet: count those trees
+            if marks[t.id].checkpoints:
+                counts[t.id] = len(store.visibility.live_tree(t.id, marks[t.id]))
+    rows = [timeline_row(t, names, counts.get(t.id, 0)) for t in reversed(page)]
+    return {"total": total, "start": start, "limit": limit, "timelines": rows}
+
+
+def tag_names(store: Store, timeline_id: str) -> dict[str, list[str]]:
+    """checkpoint id -> names of its live tags, sorted."""
+    out: defaultdict[str, list[str]] = defaultdict(list)
+    for g in store.tags(timeline_id):
+        out[g.checkpoint_id].append(g.name)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def checkpoint_row(c: Checkpoint, names: Names, tags: list[str]) -> dict[str, Any]:
+    row = checkpoint_to_dict(c)
+    row["short_id"] = names.short(c.id)
+    row["tags"] = tags
+    return row
+
+
+def timeline_view(store: Store, timeline_id: str, names: Names) -> dict[str, Any]:
+    t = store.get_timeline(timeline_id)
+    tags = tag_names(store, t.id)
+    return {"timeline": timeline_row(t, names),
+            "checkpoints": [checkpoint_row(c, names, tags.get(c.id, []))
+                            for c in store.checkpoints(t.id)]}
+
+
+def frame_row(timeline_id: str, m: FrameMeta, position: int | None = None) -> dict[str, Any]:
+    row = {
         "sequence": m.sequence, "timestamp": m.timestamp, "width": m.width,
         "height": m.height, "perceptual_hash": m.perceptual_hash,
         "image": f"/frames/{timeline_id}/{m.sequence}.jpg",
         "thumbnail": f"/thumbs/{timeline_id}/{m.sequence}.jpg",
     }
+    if position is not None:
+        row["position"] = position
+    return row
 
 
 def frames_page(store: Store, timeline_id: str, start: int, limit: int) -> dict[str, Any]:
@@ -75,14 +147,15 @@ def frames_page(store: Store, timeline_id: str, start: int, limit: int) -> dict[
     limit = max(1, min(limit, MAX_PAGE))
     return {
         "timeline_id": timeline_id, "total": len(index), "start": start, "limit": limit,
-        "frames": [frame_row(timeline_id, m) for m in index[start:start + limit]],
+        "frames": [frame_row(timeline_id, m, i)
+                   for i, m in enumerate(index[start:start + limit], start)],
     }
 
 
-def checkpoint_view(store: Store, checkpoint_id: str) -> dict[str, Any]:
-    """The checkpoint, its lineage (root first) and children, and its stage hashes."""
+def checkpoint_view(store: Store, checkpoint_id: str, names: Names) -> dict[str, Any]:
+    """The checkpoint, its tags, lineage (root first) and children, and stage hashes."""
     c = store.get_checkpoint(checkpoint_id)
-    row = checkpoint_to_dict(c)
+    row = checkpoint_row(c, names, tag_names(store, c.timeline_id).get(c.id, []))
     row["lineage"] = [x.id for x in store.lineage(c.id)]
     row["children"] = [x.id for x in store.children(c.id)]
     return row

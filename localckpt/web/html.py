@@ -22,7 +22,6 @@ __all__ = [
     "layout",
     "link",
     "pager",
-    "short",
     "shorten",
     "tabs",
     "url",
@@ -48,15 +47,6 @@ def url(path: str, **query: Any) -> str:
 def link(href: str, text: Any, cls: str | None = None) -> str:
     c = f" class={attr(cls)}" if cls else ""
     return f"<a href={attr(href)}{c}>{esc(text)}</a>"
-
-
-def short(ident: str) -> str:
-    """An id for display: its start (what the CLI takes as a prefix) and its end.
-
-    UUIDv7s made in the same millisecond share their first 13 characters (the time),
-    so a prefix alone does not tell config tries apart; the last characters are random.
-    """
-    return ident if len(ident) <= 16 else f"{ident[:8]}…{ident[-4:]}"
 
 
 def shorten(text: str, limit: int) -> str:

@@ -1,8 +1,11 @@
-"""The HTML pages: timelines, one timeline (tree and frame strip), a checkpoint, a comparison.
+"""The HTML pages: timelines, one timeline (tree, viewer and frame strip), a checkpoint.
 
 Pages are rendered on the server from :mod:`localckpt.web.data` and the Store; the one
-script (static/app.js) only lets a user pick two checkpoints on the tree. Long lists are
-paged (``?start=``), and images load lazily, so a 10,000-frame timeline costs one page.
+script (static/app.js) adds what needs a script: picking two checkpoints on the tree,
+stepping the viewer with the arrow keys, hiding labels. Long lists are paged
+(``?start=``), trees are drawn in part (:mod:`localckpt.web.outline`), and images load
+lazily, so a 10,000-frame, 5,000-checkpoint timeline costs one screenful.
+The comparison page is :mod:`localckpt.web.compare`.
 """
 
 from __future__ import annotations
@@ -12,36 +15,33 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..errors import InvalidInputError
-from ..framediff import FrameChange, FrameDiff, frames_of
-from ..types import Checkpoint, FrameMeta
+from ..schema import check_id
+from ..types import Checkpoint
 from . import data
-from .boxes import change_boxes, frame_figure, legend, plain_boxes
-from .html import attr, compact, esc, json_text, kv_table, layout, link, pager, short, tabs, url
-from .tree import render_tree
+from .boxes import frame_figure, label_legend, plain_boxes
+from .html import attr, compact, esc, json_text, kv_table, layout, link, pager, tabs, url
+from .names import Names
+from .outline import BUDGET, CHILDREN, DEPTH, SEARCH_DEPTH, outline, search
+from .tree import TreeState, render_tree
+from .viewer import detection_frames, secs, stage_labels, viewer
 
 if TYPE_CHECKING:
     from ..store import Store
     from .request import Request
 
-__all__ = ["checkpoint_page", "compare_page", "error_page", "timeline_page",
-           "timelines_page"]
+__all__ = ["checkpoint_page", "checkpoint_title", "error_page", "timeline_page",
+           "timelines_page", "when"]
 
 STRIP_PAGE = 120  # thumbnails per page of a timeline's frame strip
 BOX_PAGE = 24  # frames with boxes per page of a checkpoint
-COMPARE_PAGE = 12  # side-by-side frames per page of a comparison
-LIST_PAGE = 1000  # changed frames listed at once
 INLINE_OUTPUT = 200_000  # characters of an output shown inline; past that, a link
+SEARCH_SHOWN = 20  # search hits listed under the search box
 
 
-def _when(d: datetime | str) -> str:
+def when(d: datetime | str) -> str:
     if isinstance(d, str):
         d = datetime.fromisoformat(d)
     return d.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _secs(s: float) -> str:
-    m, sec = divmod(s, 60)
-    return f"{int(m)}:{sec:05.2f}" if m else f"{sec:.2f} s"
 
 
 def _title(c: Checkpoint) -> str:
@@ -50,8 +50,10 @@ def _title(c: Checkpoint) -> str:
     return "merge" if c.merged_from else (c.stage or "?")
 
 
-def _name(c: Checkpoint) -> str:
-    return f"{_title(c)} {short(c.id)}" + (f" ({c.scenario_label})" if c.scenario_label else "")
+def checkpoint_title(c: Checkpoint, names: Names) -> str:
+    """"detect 3f9a1c2e (thr=0.3)": what a checkpoint is called in text."""
+    return f"{_title(c)} {names.short(c.id)}" + (
+        f" ({c.scenario_label})" if c.scenario_label else "")
 
 
 def _store_name(store: Store) -> str:
@@ -62,8 +64,10 @@ def _store_name(store: Store) -> str:
 
 
 def timelines_page(store: Store, req: Request) -> str:
-    rows = data.timeline_rows(store)
-    if not rows:
+    start = req.int("start", 0)
+    found = data.timeline_rows(store, req.names, start, data.TIMELINE_PAGE)
+    rows = found["timelines"]
+    if not found["total"]:
         body = '<p class="muted">This store has no timelines yet.</p>'
     else:
         head = ("<tr><th>source video</th><th>profile</th><th>duration</th><th>fps</th>"
@@ -71,39 +75,21 @@ def timelines_page(store: Store, req: Request) -> str:
         body_rows = "".join(
             "<tr>"
             f"<td>{link('/t/' + r['id'], r['source_video'] or '(unnamed)')}</td>"
-            f"<td>{esc(r['profile_name'])}</td><td>{esc(_secs(r['duration']))}</td>"
-            f"<td>{r['fps']:g}</td><td>{r['frame_count']:,}</td><td>{r['checkpoints']}</td>"
-            f"<td>{esc(_when(r['created_at']))}</td><td><code>{esc(short(r['id']))}</code></td>"
-            "</tr>"
+            f"<td>{esc(r['profile_name'])}</td>"
+            f"<td>{esc(secs(r['duration']) if r['duration'] is not None else '—')}</td>"
+            f"<td>{r['fps']:g}</td><td>{r['frame_count']:,}</td>"
+            f"<td>{r['checkpoints']:,}</td>"
+            f"<td>{esc(when(r['created_at']))}</td>"
+            f"<td><code title={attr(r['id'])}>{esc(r['short_id'])}</code></td></tr>"
             for r in rows
         )
-        body = f'<table class="list timelines">{head}{body_rows}</table>'
+        nav = (pager("/", start, data.TIMELINE_PAGE, found["total"], "timelines")
+               if found["total"] > data.TIMELINE_PAGE else "")
+        body = f'{nav}<table class="list timelines">{head}{body_rows}</table>{nav}'
     return layout("Timelines", body, store=_store_name(store))
 
 
 # -- one timeline -------------------------------------------------------------------------
-
-
-def _compare_form(checkpoints: list[Checkpoint]) -> str:
-    stages = sorted({s for c in checkpoints for s in c.stage_hashes})
-
-    def options(selected: str) -> str:
-        return "".join(
-            f"<option value={attr(c.id)}{' selected' if c.id == selected else ''}>"
-            f"{esc(_name(c))}</option>" for c in checkpoints)
-
-    a, b = _default_pair(checkpoints)
-    stage_opts = '<option value="">(the stage that differs)</option>' + "".join(
-        f"<option value={attr(s)}>{esc(s)}</option>" for s in stages)
-    return (
-        '<form class="compare" action="/compare" method="get">'
-        "<strong>Compare</strong> "
-        f'<label>A <select name="a" id="pick-a">{options(a)}</select></label> '
-        f'<label>B <select name="b" id="pick-b">{options(b)}</select></label> '
-        f'<label>stage <select name="stage">{stage_opts}</select></label> '
-        '<button type="submit">compare</button>'
-        '<span class="hint">or click two nodes of the tree (first A, then B)</span></form>'
-    )
 
 
 def _default_pair(checkpoints: list[Checkpoint]) -> tuple[str, str]:
@@ -118,53 +104,164 @@ def _default_pair(checkpoints: list[Checkpoint]) -> tuple[str, str]:
     return ids[0], ids[1] if len(ids) > 1 else ids[0]
 
 
-def _strip(store: Store, timeline_id: str, start: int) -> str:
-    page = data.frames_page(store, timeline_id, start, STRIP_PAGE)
-    cells = "".join(
-        f'<a class="thumb" href={attr(f["image"])} data-seq="{f["sequence"]}">'
-        f'<img src={attr(f["thumbnail"])} loading="lazy" width="192" '
-        f'height="{max(1, round(f["height"] * 192 / max(f["width"], 1)))}" '
-        f'alt={attr("frame " + str(f["sequence"]))}>'
-        f'<span>#{f["sequence"]} · {esc(_secs(f["timestamp"]))}</span></a>'
-        for f in page["frames"]
+def _compare_form(checkpoints: list[Checkpoint], names: Names) -> str:
+    stages = sorted({s for c in checkpoints for s in c.stage_hashes})
+    a, b = _default_pair(checkpoints)
+    stage_opts = '<option value="">(the stage that differs)</option>' + "".join(
+        f"<option value={attr(s)}>{esc(s)}</option>" for s in stages)
+    return (
+        '<form class="compare" action="/compare" method="get">'
+        "<strong>Compare</strong> "
+        f'<label>A <input name="a" id="pick-a" size="14" value={attr(names.short(a))} '
+        'required title="a short id, id or tag"></label> '
+        f'<label>B <input name="b" id="pick-b" size="14" value={attr(names.short(b))} '
+        'required title="a short id, id or tag"></label> '
+        f'<label>stage <select name="stage">{stage_opts}</select></label> '
+        '<button type="submit">compare</button>'
+        '<span class="hint">or click two nodes of the tree (first A, then B)</span></form>'
     )
-    nav = pager(f"/t/{timeline_id}", start, STRIP_PAGE, page["total"], "frames")
+
+
+def _strip(timeline_id: str, index: list[Any], start: int, current: int,
+           link_to: Any) -> str:
+    page = index[start:start + STRIP_PAGE]
+    cells = "".join(
+        f'<a class={attr("thumb on" if i == current else "thumb")} '
+        f'href={attr(link_to(i) + "#viewer")} data-pos="{i}" data-seq="{m.sequence}">'
+        f'<img src={attr(f"/thumbs/{timeline_id}/{m.sequence}.jpg")} loading="lazy" '
+        f'width="192" height="{max(1, round(m.height * 192 / max(m.width, 1)))}" '
+        f'alt={attr("frame " + str(m.sequence))}>'
+        f'<span>#{m.sequence} · {esc(secs(m.timestamp))}</span></a>'
+        for i, m in enumerate(page, start)
+    )
+    nav = pager(f"/t/{timeline_id}", start, STRIP_PAGE, len(index), "frames")
     return f'{nav}<div class="strip" id="strip">{cells}</div>{nav}'
 
 
+def _tree_state(req: Request, tid: str) -> TreeState:
+    opened: dict[str, int] = {}
+    for token in (req.text("open") or "").split(",")[:64]:
+        if not token:
+            continue
+        ident, _, offset = token.partition("@")
+        check_id(ident, "open")
+        if offset and not (offset.isascii() and offset.isdigit() and len(offset) < 10):
+            raise InvalidInputError(f"open: {token!r} is not <id> or <id>@<offset>")
+        opened[ident] = int(offset or 0)
+    start = req.text("at") or None
+    if start:
+        check_id(start, "at")
+    return TreeState(f"/t/{tid}", start, opened, frozenset(req.ids("shut")),
+                     (req.text("q") or "")[:100])
+
+
+def _search_box(state: TreeState) -> str:
+    keep = "".join(f'<input type="hidden" name={attr(k)} value={attr(v)}>'
+                   for k, v in (("at", state.start),) if v)
+    return (f'<form class="search" action={attr(state.base)} method="get" role="search">'
+            f'{keep}<input type="search" name="q" id="tree-q" value={attr(state.query)} '
+            'placeholder="find a tag, scenario label or id" size="34">'
+            '<button type="submit">find</button></form>')
+
+
+def _hits_list(hits: list[Any], by_id: dict[str, Checkpoint], names: Names,
+               state: TreeState, drawn: set[str]) -> str:
+    if not state.query:
+        return ""
+    if not hits:
+        return f'<p class="hits muted" id="hits">nothing matches {esc(state.query)!s}</p>'
+    items = []
+    for h in hits[:SEARCH_SHOWN]:
+        c = by_id[h.checkpoint]
+        where = (link(f"#n-{c.id}", "in the tree") if c.id in drawn else
+                 link(state.href(f"n-{c.id}", start=c.parent_id or c.id, opened={},
+                                 shut=frozenset()), "show in the tree"))
+        items.append(f'<li data-id={attr(c.id)}>{link(f"/c/{c.id}", checkpoint_title(c, names))}'
+                     f' <span class="why">{esc(h.why)}</span> · {where}</li>')
+    more = (f"<li class=\"muted\">and {len(hits) - SEARCH_SHOWN} more: type more "
+            "characters</li>" if len(hits) > SEARCH_SHOWN else "")
+    return (f'<div class="hits" id="hits"><b>{len(hits):,} found</b> for '
+            f"<q>{esc(state.query)}</q> · {link(state.href(query=''), 'clear')}"
+            f'<ol>{"".join(items)}{more}</ol></div>')
+
+
 def timeline_page(store: Store, req: Request) -> str:
-    tid = req.params["timeline"]
+    tid = req.timeline()
     t = store.get_timeline(tid)
+    names = req.names
     checkpoints = store.checkpoints(tid)
+    by_id = {c.id: c for c in checkpoints}
+    tags = data.tag_names(store, tid)
+    state = _tree_state(req, tid)
+    hits = search(checkpoints, tags, state.query) if state.query else []
+    ol = outline(checkpoints, start=state.start, opened=state.opened, shut=state.shut,
+                 focus=[h.checkpoint for h in hits])
+    index = store.frame_index(tid)
+    pos = req.int("i", 0)
+    sampled = (index[-1].timestamp - index[0].timestamp + 1 / t.fps
+               if index and data.duration(t) is not None else None)
     facts = {
-        "source video": t.source_video, "profile": t.profile_name,
+        "source video": esc(t.source_video), "profile": esc(t.profile_name),
         "frames": f"{t.frame_count:,}", "fps": f"{t.fps:g}",
-        "duration": _secs(data.duration(t)), "created": _when(t.created_at), "id": t.id,
+        "sampled": esc(secs(sampled)) if sampled is not None else "—",
+        "source duration": esc(secs(data.source_duration(t) or 0.0))
+        if data.source_duration(t) is not None else "not recorded",
+        "created": esc(when(t.created_at)),
+        "id": f"<code>{esc(names.short(tid, 'timeline'))}</code> "
+              f'<span class="muted">{esc(tid)}</span>',
     }
-    facts_html = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>"
-                         for k, v in facts.items())
+    if tags:
+        facts["tags"] = " ".join(
+            link(f"/c/{cid}", "⚑ " + n, "tag") for cid, ns in sorted(tags.items()) for n in ns)
+    facts_html = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in facts.items())
     info = kv_table(dict(t.source_info), "no source details recorded")
+    if len(ol.drawn) == len(checkpoints):
+        shown = "every checkpoint drawn"
+    elif hits:
+        shown = (f"{len(ol.drawn):,} of {len(checkpoints):,} drawn: the paths to what the "
+                 f"search found, and {SEARCH_DEPTH} level below the top")
+    else:
+        shown = (f"{len(ol.drawn):,} of {len(checkpoints):,} drawn: {DEPTH} levels, "
+                 f"{CHILDREN} children of the top, fewer further down, at most {BUDGET}; "
+                 "a dashed box opens what it hides")
+    top = ""
+    if ol.start and by_id[ol.start].parent_id:
+        here = link("/c/" + ol.start, checkpoint_title(by_id[ol.start], names))
+        top = (f'<p class="at">the tree from {here} · '
+               f"{link(state.href(start=None), '↑ from the root')}</p>")
+    strip_start = req.int("start", pos // STRIP_PAGE * STRIP_PAGE)
+    drawing = render_tree(checkpoints, ol, tags, names.short, state,
+                          frozenset(h.checkpoint for h in hits))
+
+    def frame_link(p: int) -> str:
+        return state.href(extra={"i": p, "start": strip_start or None})
+
     body = (
         f'<table class="facts">{facts_html}</table>'
         f"<details><summary>source video details</summary>{info}</details>"
-        f"<h2>Checkpoint tree <small>{len(checkpoints)} checkpoints</small></h2>"
-        f"{_compare_form(checkpoints)}"
-        f'<div class="tree-wrap">{render_tree(checkpoints)}</div>'
-        f"<h2>Frames</h2>{_strip(store, tid, req.int('start', 0))}"
+        f"<h2>Checkpoint tree <small>{len(checkpoints):,} checkpoints · {esc(shown)}"
+        "</small></h2>"
+        f'<div class="tools">{_search_box(state)}{_compare_form(checkpoints, names)}</div>'
+        f"{_hits_list(hits, by_id, names, state, set(ol.drawn))}{top}"
+        f'<div class="tree-wrap" id="tree">{drawing}</div>'
+        f"<h2>Frames</h2>"
+        f"{viewer(tid, index, pos, frame_link, url(f'/view/{tid}'))}"
+        f"{_strip(tid, index, strip_start, max(0, min(pos, len(index) - 1)), frame_link)}"
     )
-    return layout(t.source_video or t.id, body, crumbs=[(f"/t/{tid}", short(tid))],
+    return layout(t.source_video or t.id, body,
+                  crumbs=[(f"/t/{tid}", names.short(tid, "timeline"))],
                   store=_store_name(store), scripts=["/static/app.js"])
 
 
 # -- one checkpoint -----------------------------------------------------------------------
 
 
-def _detection_stages(outputs: dict[str, Any]) -> list[str]:
+def _detection_stages(store: Store, req: Request, c: Checkpoint) -> list[str]:
     """Stages whose output is frame-keyed with at least one frame holding detections."""
     found = []
-    for stage, value in sorted(outputs.items()):
+    for stage in sorted(c.stage_hashes):
         try:
-            frames = frames_of(value)
+            frames = detection_frames(store, req, c, stage)
         except InvalidInputError:
             continue
         if any(plain_boxes(v) for v in frames.values()):
@@ -186,12 +283,8 @@ def _stage_block(c: Checkpoint, stage: str, value: Any) -> str:
             f'<span class="muted">{size:,} characters</span></summary>{inner}</details>')
 
 
-def _metas(store: Store, timeline_id: str) -> dict[int, FrameMeta]:
-    return {m.sequence: m for m in store.frame_index(timeline_id)}
-
-
-def _boxes_section(store: Store, c: Checkpoint, outputs: dict[str, Any], req: Request) -> str:
-    stages = _detection_stages(outputs)
+def _boxes_section(store: Store, c: Checkpoint, req: Request) -> str:
+    stages = _detection_stages(store, req, c)
     if not stages:
         return ('<p class="muted">No stage output of this checkpoint holds detections '
                 '(frame-keyed: <code>{"frames": [{"sequence": n, "detections": [...]}]}</code>).'
@@ -201,37 +294,55 @@ def _boxes_section(store: Store, c: Checkpoint, outputs: dict[str, Any], req: Re
         raise InvalidInputError(f"stage {stage!r} of checkpoint {c.id} holds no detections "
                                 f"(these do: {', '.join(stages)})")
     row = tabs(stages, stage, lambda s: url(f"/c/{c.id}", stage=s))
-    frames = frames_of(outputs[stage])
+    frames = detection_frames(store, req, c, stage)
+    counts, tracked = stage_labels(req, c, stage, frames)
+    index = store.frame_index(c.timeline_id)
+    metas = {m.sequence: m for m in index}
+    positions = {m.sequence: i for i, m in enumerate(index)}
     seqs = sorted(frames)
     start = req.int("start", 0)
-    metas = _metas(store, c.timeline_id)
+    pos = req.int("i", positions.get(seqs[0], 0) if seqs else 0)
+
+    def frame_link(p: int) -> str:
+        return url(f"/c/{c.id}", stage=stage, start=start or None, i=p)
+
     figures = "".join(
-        frame_figure(c.timeline_id, seq, metas.get(seq), boxes := plain_boxes(frames[seq]),
-                     f"#{seq}" + (f" · {_secs(metas[seq].timestamp)}" if seq in metas else "")
-                     + f" · {len(boxes)} boxes")
+        frame_figure(c.timeline_id, seq, metas.get(seq), shapes := plain_boxes(frames[seq]),
+                     f"#{seq}" + (f" · {secs(metas[seq].timestamp)}" if seq in metas else "")
+                     + f" · {len(shapes)} boxes", position=positions.get(seq))
         for seq in seqs[start:start + BOX_PAGE]
     )
     nav = pager(f"/c/{c.id}", start, BOX_PAGE, len(seqs), "frames", stage=stage)
-    return f'{row}{nav}<div class="frames">{figures}</div>{nav}'
+    view = viewer(c.timeline_id, index, pos, frame_link,
+                  url(f"/view/{c.timeline_id}", c=c.id, stage=stage), frames)
+    return (f"{row}{label_legend(counts, tracked)}{view}"
+            f'<h3>Every frame of {esc(stage)} <small>click one to view it above</small></h3>'
+            f'{nav}<div class="frames">{figures}</div>{nav}')
 
 
 def checkpoint_page(store: Store, req: Request) -> str:
-    c = store.get_checkpoint(req.params["checkpoint"])
+    c = store.get_checkpoint(req.checkpoint())
+    names = req.names
     lineage = store.lineage(c.id)
     children = store.children(c.id)
+    tags = data.tag_names(store, c.timeline_id).get(c.id, [])
     outputs: dict[str, Any] = dict(c.stage_outputs)
-    facts = [("id", esc(c.id)), ("timeline", link(f"/t/{c.timeline_id}", c.timeline_id)),
-             ("parent", link(f"/c/{c.parent_id}", c.parent_id) if c.parent_id else "—"),
-             ("stage added", esc(c.stage or "—")), ("created", esc(_when(c.created_at)))]
+    ref = names.short
+    facts = [("id", f"<code>{esc(ref(c.id))}</code> <span class=\"muted\">{esc(c.id)}</span>"),
+             ("tags", " ".join(f'<span class="tag">⚑ {esc(n)}</span>' for n in tags)
+              or '<span class="muted">none</span>'),
+             ("timeline", link(f"/t/{c.timeline_id}", ref(c.timeline_id, "timeline"))),
+             ("parent", link(f"/c/{c.parent_id}", ref(c.parent_id)) if c.parent_id else "—"),
+             ("stage added", esc(c.stage or "—")), ("created", esc(when(c.created_at)))]
     if c.is_scenario:
         facts.append(("scenario", esc(c.scenario_label or "(unlabelled)")))
     if c.merged_from:
-        facts.append(("merged from", link(f"/c/{c.merged_from}", c.merged_from)))
+        facts.append(("merged from", link(f"/c/{c.merged_from}", ref(c.merged_from))))
     facts_html = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
     chain = " → ".join(
-        link(f"/c/{x.id}", _name(x)) if x.id != c.id else f"<strong>{esc(_name(x))}</strong>"
-        for x in lineage)
-    kids = ", ".join(link(f"/c/{k.id}", _name(k)) for k in children) or "none"
+        link(f"/c/{x.id}", checkpoint_title(x, names)) if x.id != c.id else
+        f"<strong>{esc(checkpoint_title(x, names))}</strong>" for x in lineage)
+    kids = ", ".join(link(f"/c/{k.id}", checkpoint_title(k, names)) for k in children) or "none"
     stages = "".join(_stage_block(c, s, outputs[s]) for s in sorted(outputs)) or (
         '<p class="muted">no stage outputs (a root checkpoint)</p>')
     body = (
@@ -239,107 +350,21 @@ def checkpoint_page(store: Store, req: Request) -> str:
         f'<h2>Lineage</h2><p class="lineage">{chain}</p><p>children: {kids}</p>'
         f'<div class="cols"><div><h2>Config</h2>{kv_table(dict(c.config_overrides))}</div>'
         f"<div><h2>Stats</h2>{kv_table(dict(c.stats))}</div></div>"
+        f"<h2>Frames and detections</h2>{_boxes_section(store, c, req)}"
         f"<h2>Stage outputs</h2>{stages}"
-        f"<h2>Frames and detections</h2>{_boxes_section(store, c, outputs, req)}"
     )
-    return layout(f"Checkpoint {_name(c)}", body, store=_store_name(store), crumbs=[
-        (f"/t/{c.timeline_id}", short(c.timeline_id)), (f"/c/{c.id}", short(c.id))])
-
-
-# -- comparing two checkpoints --------------------------------------------------------------
-
-
-def _summary(fd: FrameDiff) -> str:
-    s = fd.summary
-    cells = [("changed frames", s.changed, ""), ("frames in A", s.frames_a, ""),
-             ("frames in B", s.frames_b, ""), ("only in A", s.only_a, ""),
-             ("only in B", s.only_b, ""), ("values changed", s.values_changed, ""),
-             ("boxes added", s.added, "added"), ("boxes removed", s.removed, "removed"),
-             ("moved", s.moved, "moved"), ("relabelled", s.relabelled, "relabelled"),
-             ("rescored", s.rescored, "rescored")]
-    return '<div class="stats" id="summary">' + "".join(
-        f'<div class={attr("stat " + cls)} data-key={attr(k)}><b>{v:,}</b>{esc(k)}</div>'
-        for k, v, cls in cells) + "</div>"
-
-
-def _side(change: FrameChange, side: str, tid: str, meta: FrameMeta | None) -> str:
-    value = change.a if side == "a" else change.b
-    name = side.upper()
-    if change.only_b if side == "a" else change.only_a:
-        return f'<div class="absent">frame {change.sequence} is not in {name}</div>'
-    boxes = change_boxes(change, side)
-    fig = frame_figure(tid, change.sequence, meta, boxes, f"{name} · {len(boxes)} boxes")
-    if change.kind == "value":
-        text = json_text(value)
-        text = text if len(text) <= 4000 else text[:3999] + "…"
-        fig += f"<pre>{esc(text)}</pre>"
-    return fig
-
-
-def _at(base: str, query: dict[str, str], i: int, start: int, per_page: int) -> str:
-    """Where the i-th changed frame is shown: this page (an anchor) or another page."""
-    page = i // per_page * per_page
-    return "" if page == start else url(base, **query, start=page)
-
-
-def compare_page(store: Store, req: Request) -> str:
-    a = store.get_checkpoint(req.id("a"))
-    b = store.get_checkpoint(req.id("b"))
-    stage = data.choose_stage(a, b, req.text("stage"))
-    match_iou = req.float("match_iou", 0.5)
-    fd = store.frame_diff(a.id, b.id, stage, match_iou=match_iou)
-    base = "/compare"
-    query = {"a": a.id, "b": b.id, "stage": stage}
-    start = req.int("start", 0)
-    per_page = COMPARE_PAGE
-    # the list shows the LIST_PAGE changed frames around this page (all, up to 1,000)
-    first = start // LIST_PAGE * LIST_PAGE
-    listed = fd.changed[first:first + LIST_PAGE]
-    items = "".join(
-        f'<li data-seq="{seq}"><a href='
-        f'{attr(_at(base, query, i, start, per_page) + f"#f{seq}")}>'
-        f"frame {seq}</a> <span>{esc(fd.frames[seq].describe())}</span></li>"
-        for i, seq in enumerate(listed, first))
-    more = "" if len(listed) == len(fd.changed) else (
-        f'<p class="muted">listing changed frames {first:,}-{first + len(listed) - 1:,} of '
-        f"{len(fd.changed):,}, those around the side-by-side page below</p>")
-    metas_a = _metas(store, a.timeline_id)
-    metas_b = metas_a if b.timeline_id == a.timeline_id else _metas(store, b.timeline_id)
-    rows = []
-    for seq in fd.changed[start:start + per_page]:
-        change = fd.frames[seq]
-        rows.append(
-            f'<section class="pair" id="f{seq}"><h3>frame {seq} '
-            f"<small>{esc(change.describe())}</small></h3><div class=\"sides\">"
-            f"<div>{_side(change, 'a', a.timeline_id, metas_a.get(seq))}</div>"
-            f"<div>{_side(change, 'b', b.timeline_id, metas_b.get(seq))}</div></div></section>")
-    nav = pager(base, start, per_page, len(fd.changed), "changed frames", **query)
-    common = sorted(a.stage_hashes.keys() & b.stage_hashes.keys())
-    row = tabs(common, stage, lambda s: url(base, a=a.id, b=b.id, stage=s))
-    body = (
-        f'<table class="facts"><tr><th>A</th><td>{link(f"/c/{a.id}", _name(a))}</td></tr>'
-        f'<tr><th>B</th><td>{link(f"/c/{b.id}", _name(b))}</td></tr>'
-        f"<tr><th>stage</th><td>{esc(stage)} · boxes match at IoU ≥ {fd.match_iou:g}"
-        "</td></tr></table>"
-        f"{row}"
-        f"<h2>Summary</h2>{_summary(fd)}"
-        f"<h2>Changed frames <small>{len(fd.changed):,}</small></h2>"
-        + (f'{more}<ol class="changes" id="changes" start="{first + 1}">{items}</ol>'
-           if fd.changed else
-           '<p class="muted" id="changes">no frame differs</p>')
-        + f"<h2>Side by side</h2>{legend()}{nav}"
-        f'<div class="sides heads"><div><b>A</b> {esc(_name(a))}</div>'
-        f"<div><b>B</b> {esc(_name(b))}</div></div>{''.join(rows)}{nav}"
-    )
-    crumbs = [(f"/t/{a.timeline_id}", short(a.timeline_id))]
-    return layout(f"Compare {_name(a)} ↔ {_name(b)}", body, crumbs=crumbs,
-                  store=_store_name(store))
+    return layout(f"Checkpoint {checkpoint_title(c, names)}", body, store=_store_name(store),
+                  crumbs=[(f"/t/{c.timeline_id}", ref(c.timeline_id, "timeline")),
+                          (f"/c/{c.id}", ref(c.id))], scripts=["/static/app.js"])
 
 
 # -- errors -------------------------------------------------------------------------------
 
 
-def error_page(status: int, title: str, message: str, store: str = "") -> str:
-    body = (f'<p class="error">{esc(message)}</p>'
+def error_page(status: int, title: str, message: str, store: str = "",
+               links: list[tuple[str, str]] | None = None) -> str:
+    more = "".join(f"<li>{link(h, t)}</li>" for h, t in links or [])
+    offers = f'<ul class="offers">{more}</ul>' if more else ""
+    body = (f'<p class="error">{esc(message)}</p>{offers}'
             f'<p>{link("/", "Back to the timelines")}</p>')
     return layout(f"{status} {title}", body, store=store)

@@ -1,241 +1,392 @@
-"""The HTTP side of the web view: routing, errors, security headers, the server itself.
+"""The web view's HTTP server: one I/O thread, a bounded pool of workers.
 
-Built on the standard library (``http.server.ThreadingHTTPServer``): the view is a
-handful of read-only GET routes for one user on loopback, which needs no framework, and
-a plain install (no ``[web]`` extra) can run it. Every response carries a
-Content-Security-Policy that allows only this server's own scripts, styles and images (no
-inline script, no other origin), so nothing planted in a stage output could run even if
-it escaped escaping. While bound to loopback, requests whose Host header names another
-host are refused (a web page elsewhere cannot read the store through DNS rebinding).
-Only GET and HEAD are served: the server never writes to the store.
+A thread per connection lets a few hundred clients that send half a request hold a
+few hundred threads for as long as they like. Here one thread owns every socket
+(``selectors``): it accepts, reads request heads, writes responses, and enforces the
+deadlines; only a complete request head goes to one of :data:`WORKERS` worker threads,
+which runs :class:`~localckpt.web.app.App` and hands the response bytes back. So:
+
+- a slow client costs a socket and a buffer, never a worker; a normal request is served
+  while hundreds of slow ones wait;
+- a request head must arrive within ``read_timeout`` seconds of the server starting to
+  wait for it (a trickle of bytes does not extend it), else a 408 and the connection is
+  closed; an idle keep-alive connection is closed after the same time; a response not
+  taken within ``write_timeout`` is dropped with its connection;
+- at most ``max_connections`` are open: past that, the connection that has waited
+  longest for its request head is closed to admit the new one;
+- the listen backlog is :data:`BACKLOG`; request bodies are never read (only GET and
+  HEAD are served), and a request that has one closes its connection after the reply.
+
+Every response carries :data:`SECURITY_HEADERS`, errors of the protocol included.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import json
+import queue
+import selectors
 import socket
 import sys
-import traceback
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from ..errors import InvalidInputError, LocalckptError, NotFoundError
-from . import api, pages
-from .images import FrameImages
-from .request import Request, match, split_path
+from ..errors import InvalidInputError
+from .app import SECURITY_HEADERS, App, is_loopback
+from .wire import (
+    MAX_HEAD,
+    BadRequest,
+    first_line_problem,
+    head_end,
+    parse_head,
+    parse_host,
+    response_bytes,
+)
 
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["App", "Response", "is_loopback", "make_server"]
+__all__ = ["BACKLOG", "WORKERS", "Server", "check_listen_address", "make_server"]
 
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
-_STATIC = {"app.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
-           "icon.svg": "image/svg+xml"}
-_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "[::1]"}
+WORKERS = 8
+BACKLOG = 512
+_READ, _BUSY, _WRITE = "read", "busy", "write"
+_SWEEP = 0.05  # seconds between deadline sweeps
 
 
-@attrs.frozen
-class Response:
-    status: int
-    content_type: str
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
+class _Conn:
+    __slots__ = ("addr", "buf", "close_after", "deadline", "events", "out", "sock", "state")
+
+    def __init__(self, sock: socket.socket, addr: Any, deadline: float) -> None:
+        self.sock = sock
+        self.addr = addr
+        self.buf = bytearray()
+        self.out = b""
+        self.state = _READ
+        self.deadline = deadline
+        self.close_after = False
+        self.events = 0  # what the selector watches for
 
 
-def _html(status: int, text: str) -> Response:
-    return Response(status, "text/html; charset=utf-8", text.encode(),
-                    (("Cache-Control", "no-store"),))
+class Server:
+    """A bound server over an App; ``serve_forever()`` runs it until ``shutdown()``."""
 
-
-def _json(status: int, value: Any) -> Response:
-    return Response(status, "application/json",
-                    json.dumps(value, ensure_ascii=False, default=str).encode(),
-                    (("Cache-Control", "no-store"),))
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding to host keeps the server reachable from this machine only."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-class App:
-    """Turns (method, request target, Host) into a Response; knows nothing of sockets."""
-
-    def __init__(self, store: Store, *, loopback_only: bool = True) -> None:
-        self.store = store
-        self.images = FrameImages(store)
-        self.loopback_only = loopback_only
-        self._static: dict[str, bytes] = {}
-        page: list[tuple[str, Callable[..., str]]] = [
-            ("/", pages.timelines_page),
-            ("/t/{timeline}", pages.timeline_page),
-            ("/c/{checkpoint}", pages.checkpoint_page),
-            ("/compare", pages.compare_page),
-        ]
-        self.routes: list[tuple[str, str, Callable[..., Any]]] = [
-            *(("page", p, f) for p, f in page),
-            *(("api", p, f) for p, f in api.ROUTES),
-            ("image", "/frames/{timeline}/{seq}", self._frame),
-            ("image", "/thumbs/{timeline}/{seq}", self._thumb),
-            ("static", "/static/{name}", self._static_file),
-            ("static", "/favicon.ico", lambda req: self._static_file(
-                Request(req.path, {"name": "icon.svg"}, {}))),
-        ]
-
-    def handle(self, method: str, target: str, host: str | None = None) -> Response:
-        kind = "api" if target.startswith("/api/") else "page"
+    def __init__(self, app: App, host: str, port: int, *, workers: int = WORKERS,
+                 read_timeout: float = 10.0, write_timeout: float = 60.0,
+                 max_connections: int = 1024, backlog: int = BACKLOG,
+                 log_requests: bool = False) -> None:
+        self.app = app
+        self.read_timeout = read_timeout
+        self.write_timeout = write_timeout
+        self.max_connections = max_connections
+        self.log_requests = log_requests
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
         try:
-            if method not in ("GET", "HEAD"):
-                resp = self._error(kind, 405, "Method not allowed",
-                                   f"{method} is not served: this view is read-only "
-                                   "(GET and HEAD only)")
-                return attrs.evolve(resp, headers=(*resp.headers, ("Allow", "GET, HEAD")))
-            if self.loopback_only and host and _host_name(host) not in _LOOPBACK_NAMES:
-                return self._error(kind, 403, "Forbidden",
-                                   f"this server answers requests for localhost only, not "
-                                   f"for {host!r}")
-            if not target.startswith("/"):
-                raise InvalidInputError("the request target must be a path")
-            segments, query = split_path(target)
-            for route_kind, pattern, func in self.routes:
-                params = match(pattern, segments)
-                if params is not None:
-                    kind = route_kind
-                    return self._run(kind, func, Request(target, params, query))
-            return self._error(kind, 404, "Not found",
-                               f"there is no page at {target.partition('?')[0]!r}")
-        except NotFoundError as exc:
-            return self._error(kind, 404, "Not found", str(exc))
-        except (InvalidInputError, UnicodeDecodeError) as exc:
-            return self._error(kind, 400, "Bad request", _says(exc))
-        except LocalckptError as exc:
-            return self._error(kind, 500, "Store error", str(exc))
-        except Exception:
-            traceback.print_exc(file=sys.stderr)
-            return self._error(kind, 500, "Internal error",
-                               "the server failed on this request (details in its log)")
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.socket.bind((host, port))
+            self.socket.listen(backlog)
+            self.socket.setblocking(False)
+        except BaseException:
+            self.socket.close()
+            raise
+        self.server_address = self.socket.getsockname()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lc-web")
+        self._done: queue.SimpleQueue[tuple[_Conn, bytes, bool]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._conns: dict[int, _Conn] = {}
+        self._sel = selectors.DefaultSelector()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
 
-    def _run(self, kind: str, func: Callable[..., Any], req: Request) -> Response:
-        if kind == "page":
-            return _html(200, func(self.store, req))
-        if kind == "api":
-            return _json(200, func(self.store, req))
-        result: Response = func(req)
-        return result
+    # -- running ------------------------------------------------------------------------
 
-    def _error(self, kind: str, status: int, title: str, message: str) -> Response:
-        if kind == "api":
-            return _json(status, {"error": title, "status": status, "message": message})
-        if kind in ("image", "static"):
-            return Response(status, "text/plain; charset=utf-8", message.encode())
-        return _html(status, pages.error_page(status, title, message,
-                                              self.store.catalog.describe()))
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        self._stopped.clear()
+        self._stop.clear()
+        self._sel.register(self.socket, selectors.EVENT_READ, "accept")
+        self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        next_sweep = 0.0
+        try:
+            while not self._stop.is_set():
+                for key, events in self._sel.select(timeout=min(poll_interval, _SWEEP)):
+                    if key.data == "accept":
+                        self._accept()
+                    elif key.data == "wake":
+                        self._drain_wake()
+                    else:
+                        conn = self._conns.get(key.fd)
+                        if conn is None:
+                            continue
+                        if events & selectors.EVENT_READ and conn.state == _READ:
+                            self._read(conn)
+                        elif events & selectors.EVENT_WRITE and conn.state == _WRITE:
+                            self._write(conn)
+                self._finish_done()
+                now = time.monotonic()
+                if now >= next_sweep:
+                    self._sweep(now)
+                    next_sweep = now + _SWEEP
+        finally:
+            for fileobj in (self.socket, self._wake_r):
+                try:
+                    self._sel.unregister(fileobj)
+                except (KeyError, ValueError):
+                    pass
+            self._stopped.set()
 
-    def _frame(self, req: Request) -> Response:
-        return Response(200, "image/jpeg", self.images.jpeg(req.params["timeline"],
-                                                            req.params["seq"]),
-                        (("Cache-Control", "private, max-age=3600"),))
+    def shutdown(self) -> None:
+        """Stop serve_forever (from another thread) and wait until it has returned."""
+        self._stop.set()
+        self._wake()
+        self._stopped.wait()
 
-    def _thumb(self, req: Request) -> Response:
-        return Response(200, "image/jpeg", self.images.thumbnail(req.params["timeline"],
-                                                                 req.params["seq"]),
-                        (("Cache-Control", "private, max-age=3600"),))
+    def server_close(self) -> None:
+        """Close the listening socket, every connection and the worker pool."""
+        self._stop.set()
+        for conn in list(self._conns.values()):
+            self._close(conn)
+        self.socket.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._sel.close()
+        self._wake_r.close()
+        self._wake_w.close()
 
-    def _static_file(self, req: Request) -> Response:
-        name = req.params["name"]
-        if name not in _STATIC:  # a fixed list: a request never names a file
-            raise NotFoundError(f"no static file {name!r}")
-        if name not in self._static:
-            self._static[name] = (resources.files(__package__) / "static" / name).read_bytes()
-        return Response(200, _STATIC[name], self._static[name],
-                        (("Cache-Control", "private, max-age=600"),))
+    @property
+    def connections(self) -> int:
+        """Connections open now (tests and diagnostics)."""
+        return len(self._conns)
+
+    # -- the I/O thread -------------------------------------------------------------------
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, addr = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # out of descriptors (a reset): free one, try on the next wake
+                self._evict()
+                return
+            if len(self._conns) >= self.max_connections and not self._evict():
+                sock.close()  # every connection is being served: refuse this one
+                continue
+            sock.setblocking(False)
+            conn = _Conn(sock, addr, time.monotonic() + self.read_timeout)
+            self._conns[sock.fileno()] = conn
+            self._watch(conn, selectors.EVENT_READ)
+
+    def _evict(self) -> bool:
+        """Close the connection that has waited longest for its request, if any."""
+        waiting = [c for c in self._conns.values() if c.state == _READ]
+        if not waiting:
+            return False
+        self._close(min(waiting, key=lambda c: c.deadline))
+        return True
+
+    def _read(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not data:
+            self._close(conn)
+            return
+        conn.buf += data
+        self._try_request(conn)
+
+    def _try_request(self, conn: _Conn) -> None:
+        """Hand a complete head in conn's buffer to a worker, or answer a bad one."""
+        end = head_end(conn.buf)
+        if end < 0:
+            if len(conn.buf) > MAX_HEAD:
+                self._reply_error(conn, BadRequest(431, "the request head is too large"))
+            elif first_line_problem(conn.buf):
+                self._submit(conn, bytes(conn.buf))  # parse_head says what is wrong
+                conn.buf.clear()
+            return
+        head, rest = bytes(conn.buf[:end]), conn.buf[end:]
+        conn.buf = bytearray(rest)
+        self._submit(conn, head)
+
+    def _submit(self, conn: _Conn, head: bytes) -> None:
+        conn.state = _BUSY
+        self._watch(conn, 0)  # nothing to read or write until the worker is done
+        self._pool.submit(self._work, conn, head)
+
+    def _reply_error(self, conn: _Conn, exc: BadRequest) -> None:
+        conn.state = _BUSY
+        self._send(conn, _error_bytes(exc), close=True)
+
+    def _send(self, conn: _Conn, data: bytes, close: bool) -> None:
+        conn.out = data
+        conn.close_after = close
+        conn.state = _WRITE
+        conn.deadline = time.monotonic() + self.write_timeout
+        self._write(conn)
+        if conn.state == _WRITE and self._conns.get(_fileno(conn.sock)) is conn:
+            self._watch(conn, selectors.EVENT_WRITE)
+
+    def _write(self, conn: _Conn) -> None:
+        try:
+            sent = conn.sock.send(conn.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn)
+            return
+        conn.out = conn.out[sent:]
+        if conn.out:
+            return
+        if conn.close_after:
+            self._close(conn)
+            return
+        conn.state = _READ
+        conn.deadline = time.monotonic() + self.read_timeout
+        self._watch(conn, selectors.EVENT_READ)
+        if conn.buf:
+            self._try_request(conn)  # a pipelined request already read
+
+    def _finish_done(self) -> None:
+        while True:
+            try:
+                conn, data, close = self._done.get_nowait()
+            except queue.Empty:
+                return
+            if self._conns.get(_fileno(conn.sock)) is conn:
+                self._send(conn, data, close)
+
+    def _sweep(self, now: float) -> None:
+        for conn in [c for c in self._conns.values() if c.state != _BUSY and
+                     c.deadline <= now]:
+            if conn.state == _READ and conn.buf.strip():
+                conn.state = _BUSY
+                try:  # best effort: say why, then close
+                    conn.sock.send(_error_bytes(BadRequest(
+                        408, f"the request did not arrive within {self.read_timeout:g} s")))
+                except OSError:
+                    pass
+            self._close(conn)
+
+    def _close(self, conn: _Conn) -> None:
+        fd = _fileno(conn.sock)
+        if self._conns.get(fd) is conn:
+            del self._conns[fd]
+            self._watch(conn, 0)
+        conn.sock.close()
+
+    def _watch(self, conn: _Conn, events: int) -> None:
+        if events == conn.events:
+            return
+        if not events:
+            self._sel.unregister(conn.sock)
+        elif not conn.events:
+            self._sel.register(conn.sock, events, "conn")
+        else:
+            self._sel.modify(conn.sock, events, "conn")
+        conn.events = events
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except (BlockingIOError, OSError):
+            pass  # already awake (buffer full) or closed
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError, OSError):
+            pass
+
+    # -- worker threads -------------------------------------------------------------------
+
+    def _work(self, conn: _Conn, raw: bytes) -> None:
+        try:
+            data, close = self._respond(conn, raw)
+        except BaseException:  # never leave a connection busy for ever
+            data, close = _error_bytes(BadRequest(500, "internal error")), True
+        self._done.put((conn, data, close))
+        self._wake()
+
+    def _respond(self, conn: _Conn, raw: bytes) -> tuple[bytes, bool]:
+        try:
+            head = parse_head(raw)
+        except BadRequest as exc:
+            self._log(conn, raw.split(b"\r\n", 1)[0].decode("latin-1")[:200], exc.status)
+            return _error_bytes(exc), True
+        resp = self.app.handle(head.method, head.target, head.host)
+        close = not head.keep_alive or head.has_body or resp.status >= 500
+        headers = [*SECURITY_HEADERS.items(), *resp.headers,
+                   ("Content-Type", resp.content_type)]
+        self._log(conn, f"{head.method} {head.target}", resp.status)
+        return response_bytes(resp.status, headers, resp.body,
+                              head_only=head.method == "HEAD", close=close), close
+
+    def _log(self, conn: _Conn, what: str, status: int) -> None:
+        if self.log_requests:
+            host = conn.addr[0] if isinstance(conn.addr, tuple) else conn.addr
+            sys.stderr.write(f"{host} {what!r} {status}\n")
 
 
-def _says(exc: Exception) -> str:
-    if isinstance(exc, UnicodeDecodeError):
-        return "the request path or query is not valid percent-encoded UTF-8"
-    return str(exc)
+def _fileno(sock: socket.socket) -> int:
+    try:
+        return sock.fileno()
+    except OSError:
+        return -1
 
 
-def _host_name(host: str) -> str:
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[: host.find("]") + 1]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+def _error_bytes(exc: BadRequest) -> bytes:
+    body = f"{exc.status} {exc.message}\n".encode()
+    headers = [*SECURITY_HEADERS.items(), ("Content-Type", "text/plain; charset=utf-8")]
+    return response_bytes(exc.status, headers, body, close=True)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    server_version = "localckpt"
-    protocol_version = "HTTP/1.1"  # keep-alive: a page of 120 thumbnails, one connection
-    # requests too malformed to route (bad request line, huge headers) get plain text
-    error_content_type = "text/plain; charset=utf-8"
-    error_message_format = "%(code)d %(message)s\n"
-
-    def _respond(self) -> None:
-        resp = self.server.app.handle(self.command, self.path, self.headers.get("Host"))
-        if self.headers.get("Content-Length", "0") != "0" or self.headers.get(
-                "Transfer-Encoding"):
-            self.close_connection = True  # a body is never read: never parse it as a request
-        self.send_response(resp.status)
-        for name, value in (*SECURITY_HEADERS.items(), *resp.headers):
-            self.send_header(name, value)
-        self.send_header("Content-Type", resp.content_type)
-        self.send_header("Content-Length", str(len(resp.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(resp.body)
-
-    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _respond
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.log_requests:
-            sys.stderr.write(f"{self.address_string()} {format % args}\n")
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    app: App
-    log_requests: bool
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return  # the browser went away (a lazy image scrolled past): nothing to report
-        super().handle_error(request, client_address)
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
+def check_listen_address(host: Any, port: Any) -> tuple[str, int]:
+    """(host, port) as the server binds them, or InvalidInputError saying what is wrong:
+    a port is a whole number 0-65535 (0: any free port); a host is an IP address or a
+    host name in ASCII letters, digits, '-' and '.'."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise InvalidInputError(f"port must be a whole number from 0 to 65535 (0: any free "
+                                f"port), not {port!r}")
+    if not isinstance(host, str) or not host:
+        raise InvalidInputError(f"host must be an IP address or a host name, not {host!r}")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        return str(ipaddress.ip_address(bare)), port
+    except ValueError:
+        pass
+    try:
+        if not bare.isascii() or ":" in bare:
+            raise BadRequest(400, "not a host name")
+        parse_host(bare)
+    except BadRequest:
+        raise InvalidInputError(
+            f"host {host!r} is not an IP address or a host name (ASCII letters, digits, '-' "
+            "and '.'); e.g. 127.0.0.1, ::1 or localhost") from None
+    return bare, port
 
 
 def make_server(store: Store, host: str = "127.0.0.1", port: int = 8765, *,
-                log_requests: bool = False) -> _Server:
+                log_requests: bool = False, **limits: Any) -> Server:
     """A bound, not yet serving, server over store (port 0: any free port).
 
-    Call ``serve_forever()`` on it (and ``shutdown()`` from another thread to stop);
-    ``server_address`` tells the port it got.
+    Call ``serve_forever()`` on it (and ``shutdown()`` from another thread to stop, then
+    ``server_close()``); ``server_address`` tells the port it got. limits: the keyword
+    arguments of :class:`Server` (workers, read_timeout, write_timeout, max_connections,
+    backlog). A bad host or port is InvalidInputError; an address that cannot be bound
+    (in use, not this machine's) is OSError.
     """
-    cls = _Server6 if ":" in host.strip("[]") else _Server
-    server = cls((host.strip("[]"), port), _Handler)
-    server.app = App(store, loopback_only=is_loopback(host))
-    server.log_requests = log_requests
-    return server
+    host, port = check_listen_address(host, port)
+    try:
+        return Server(App(store, loopback_only=is_loopback(host)), host, port,
+                      log_requests=log_requests, **limits)
+    except (UnicodeError, OverflowError) as exc:
+        raise InvalidInputError(f"cannot listen on {host!r} port {port}: {exc}") from None

@@ -17,13 +17,14 @@ timeline's count and XOR of digests, so a row that a damaged index hides is noti
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...canonical import content_hash, load_json
-from ...catalog import Batch, Catalog, TombstonesChanged
+from ...catalog import Batch, Catalog, Garbage, TombstonesChanged
 from ...errors import (
     BackendUnavailableError,
     ConflictError,
@@ -34,9 +35,23 @@ from ...types import Checkpoint, Tag, Timeline, Tombstone
 from .engine import Duplicate, Engine, Refused, Step
 from .rows import Codec, codecs, digest
 
+if TYPE_CHECKING:
+    from .runs import RunTables
+
 __all__ = ["SqlCatalog"]
 
 _TOMBSTONES_CHANGED = "LC411"
+_REFUSAL = (_TOMBSTONES_CHANGED, "new tombstones")
+#: kind -> the ids a tombstone of that kind, of the record's own timeline, targets
+_DELETED = {
+    "timeline": "SELECT DISTINCT target_id FROM {s}tombstones WHERE target_id{in} "
+                "AND kind = 'timeline' AND timeline_id = target_id",
+    "checkpoint": "SELECT DISTINCT c.id FROM {s}checkpoints c JOIN {s}tombstones x ON "
+                  "x.target_id = c.id AND x.kind = 'checkpoint' AND x.timeline_id = "
+                  "c.timeline_id WHERE c.id{in}",
+    "tag": "SELECT DISTINCT g.id FROM {s}tags g JOIN {s}tombstones x ON x.target_id = g.id "
+           "AND x.kind = 'tag' AND x.timeline_id = g.timeline_id WHERE g.id{in}",
+}
 _PEEKED = 1024  # checkpoints remembered per catalog (saves read their parent from here)
 _SLOW_RETRIES = 4
 _ALL_TIMELINES = ""  # tree_sums row of the timelines table itself
@@ -83,7 +98,11 @@ class SqlCatalog(Catalog):
             "all_timelines": f"SELECT {tl} FROM {{s}}timelines ORDER BY id",
             "timelines": f"SELECT {tl} FROM {{s}}timelines WHERE id{{in}} ORDER BY id",
             "checkpoints": f"SELECT {ck} FROM {{s}}checkpoints WHERE id{{in}} ORDER BY id",
-            "children": f"SELECT {ck} FROM {{s}}checkpoints WHERE parent_id = ? ORDER BY id",
+            # within the parent's timeline: its rows lie together (no parent_id index to
+            # update on every save)
+            "children": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = (SELECT "
+                        "timeline_id FROM {s}checkpoints WHERE id = ?) AND parent_id = ? "
+                        "ORDER BY id",
             "tree": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = ? ORDER BY id",
             "sums": "SELECT n, x FROM {s}tree_sums WHERE timeline_id = ?",
             "lineage": (
@@ -101,7 +120,6 @@ class SqlCatalog(Catalog):
                           "ORDER BY id",
             "all_tags": f"SELECT {tg} FROM {{s}}tags ORDER BY id",
             "tags": f"SELECT {tg} FROM {{s}}tags WHERE timeline_id{{in}} ORDER BY id",
-            "deleted": "SELECT DISTINCT target_id FROM {s}tombstones WHERE target_id{in}",
             "page": (
                 f"SELECT {', '.join('t.' + x.strip() for x in tl.split(','))}, "
                 "(SELECT sum(n) FROM {s}tree_sums s WHERE s.timeline_id = t.id) "
@@ -125,12 +143,20 @@ class SqlCatalog(Catalog):
                 "x = {xor:t.x,excluded.x}"
             ),
             "guard": "SELECT 1 FROM {s}tombstones WHERE timeline_id = ? AND NOT (id{in})",
+            "guard_none": "SELECT 1 FROM {s}tombstones WHERE timeline_id = ? LIMIT 1",
         }
         self._inserts = {
             kind: f"INSERT INTO {{s}}{codec.table} ({codec.columns}) VALUES "
                   f"({', '.join('?' for _ in codec.names)})"
             for kind, codec in self.codecs.items()
         }
+
+    @functools.cached_property
+    def runs(self) -> RunTables:
+        """Stage runs, their parts and the memo: tables of this catalog (``runs``)."""
+        from .runs import RunTables
+
+        return RunTables(self)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -144,7 +170,7 @@ class SqlCatalog(Catalog):
         self.engine.close()
 
     def _rows(self, name: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.engine.query(self._q[name], params)
+        return self.engine.query(self._q.get(name, name), params)
 
     def _ids(self, ids: Iterable[str]) -> list[str]:
         wanted = sorted({i for i in ids if isinstance(i, str)})
@@ -204,7 +230,8 @@ class SqlCatalog(Catalog):
                 self._peeked.popitem(last=False)
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
-        found = self._records("checkpoint", self._rows("children", (checkpoint_id,)))
+        found = self._records("checkpoint",
+                              self._rows("children", (checkpoint_id, checkpoint_id)))
         return [c for c in found if c.parent_id == checkpoint_id]
 
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
@@ -292,8 +319,19 @@ class SqlCatalog(Catalog):
             return self._records("tag", self._rows("all_tags"))
         return self._records("tag", self._list("tags", timeline_ids))
 
-    def deleted(self, target_ids: Iterable[str]) -> set[str]:
-        return {r[0] for r in self._list("deleted", target_ids)}
+    def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
+        """Catalog.deleted's contract, one query per kind asked."""
+        if kind is not None and kind not in _DELETED:
+            raise ValueError(f"deleted kind must be one of {tuple(_DELETED)} or None, not "
+                             f"{kind!r}")
+        wanted = self._ids(target_ids)
+        if not wanted:
+            return set()
+        found: set[str] = set()
+        for name in _DELETED if kind is None else (kind,):
+            found.update(r[0] for r in self._rows(_DELETED[name],
+                                                  (self.dialect.list_param(wanted),)))
+        return found
 
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         return self._find(kind, "id", prefix, limit)
@@ -302,9 +340,9 @@ class SqlCatalog(Catalog):
         return self._find(kind, "tail", short, limit)
 
     def _find(self, kind: str, column: str, prefix: str, limit: int) -> list[str]:
-        tables = {"timeline": "timelines", "checkpoint": "checkpoints"}
+        tables = {"timeline": "timelines", "checkpoint": "checkpoints", "run": "runs"}
         if kind not in tables:
-            raise ValueError(f"kind must be 'timeline' or 'checkpoint', not {kind!r}")
+            raise ValueError(f"kind must be 'timeline', 'checkpoint' or 'run', not {kind!r}")
         if not isinstance(prefix, str):
             raise InvalidInputError(f"an id prefix must be a str, not {type(prefix).__name__}")
         # a key range, not LIKE: ids are ASCII tokens and '~' sorts after all of them
@@ -362,21 +400,26 @@ class SqlCatalog(Catalog):
     def _steps(self, batch: Batch, guard: tuple[str, list[str]] | None,
                checkpoints: Sequence[Checkpoint], timelines: Sequence[Timeline],
                tombstones: Sequence[Tombstone] | None = None,
-               tags: Sequence[Tag] | None = None) -> list[Step]:
-        """The statements that write the new records of batch (plain INSERTs)."""
+               tags: Sequence[Tag] | None = None,
+               refs: list[tuple[str, str]] | None = None) -> list[Step]:
+        """The statements that write the new records of batch (plain INSERTs). refs: the
+        output references of the batch's checkpoints, when computed already (a
+        transaction must not wait for another connection to look up parents)."""
         e = self.engine
         steps: list[Step] = []
         if guard is not None:
             steps.append(Step(e.sql(self._q["guard"]),
                               (guard[0], self.dialect.list_param(guard[1])),
-                              refuse=(_TOMBSTONES_CHANGED, "new tombstones")))
+                              refuse=_REFUSAL) if guard[1] else
+                         Step(e.sql(self._q["guard_none"]), (guard[0],), refuse=_REFUSAL))
         if batch.outputs:
             steps.append(_step(e.sql(self._q["insert_output"]),
                                [(h, d if type(d) is bytes else bytes(d))
                                 for h, d in sorted(batch.outputs.items())]))
-        groups = (("timeline", timelines), ("checkpoint", checkpoints),
-                  ("tombstone", batch.tombstones if tombstones is None else tombstones),
-                  ("tag", batch.tags if tags is None else tags))
+        groups: tuple[tuple[str, Sequence[Any]], ...] = (
+            ("timeline", timelines), ("checkpoint", checkpoints),
+            ("tombstone", batch.tombstones if tombstones is None else tombstones),
+            ("tag", batch.tags if tags is None else tags))
         sums: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
         shards = self.dialect.sum_shards
         for kind, records in groups:
@@ -394,7 +437,11 @@ class SqlCatalog(Catalog):
                     acc[0] += 1
                     acc[1] ^= row[-1]
         if checkpoints:
-            refs = self._refs(checkpoints)
+            if refs is None:
+                refs = self._refs(checkpoints)
+            else:
+                new = {c.id for c in checkpoints}
+                refs = [r for r in refs if r[1] in new]
             if refs:
                 steps.append(_step(e.sql(self._q["insert_ref"]), refs))
         if sums:
@@ -423,7 +470,7 @@ class SqlCatalog(Catalog):
         if unknown:
             for p in self.checkpoints(unknown):
                 parents[p.id] = dict(p.stage_hashes)
-        refs = set()
+        refs: set[tuple[str, str]] = set()
         for c in checkpoints:
             parent = parents.get(c.parent_id) if c.parent_id is not None else None
             refs.update((h, c.id) for h in _added(c, parent))
@@ -432,6 +479,7 @@ class SqlCatalog(Catalog):
     def _commit_slowly(self, batch: Batch, guard: tuple[str, list[str]] | None) -> None:
         """Some id is stored already: skip equal records, refuse differing ones, write the
         rest, in one transaction (again if another writer raced us)."""
+        refs = self._refs(batch.checkpoints)
         for _ in range(_SLOW_RETRIES):
             try:
                 with self.engine.transaction() as tx:
@@ -446,7 +494,7 @@ class SqlCatalog(Catalog):
                                           ("tag", batch.tags)):
                         new[kind] = self._unstored(tx, kind, records)
                     tx.run(self._steps(batch, None, new["checkpoint"], new["timeline"],
-                                       new["tombstone"], new["tag"]))
+                                       new["tombstone"], new["tag"], refs))
                 return
             except Duplicate:
                 continue
@@ -483,6 +531,12 @@ class SqlCatalog(Catalog):
         from .upkeep import storage_problems
 
         return storage_problems(self)
+
+    def garbage(self, timeline_ids: Iterable[str] | None = None,
+                extra: Sequence[Tombstone] = ()) -> Garbage:
+        from .upkeep import garbage
+
+        return garbage(self, timeline_ids, extra)
 
     def purge_deleted(self) -> int:
         from .upkeep import purge

@@ -55,6 +55,8 @@ class Dialect:
     server_refusals: bool = False
     in_list: str = ""
     xor_form: str = ""
+    #: the function that gives a blob's length in bytes
+    blob_length: str = "octet_length"
 
     def render(self, statement: str, schema: str = "") -> str:
         """The statement for this engine: {s}, {in}, {xor:a,b} and placeholders."""
@@ -90,6 +92,7 @@ SQLITE = Dialect(
            "digest": "INTEGER"},
     in_list=" IN (SELECT value FROM json_each(?))",
     xor_form="(({a} | {b}) & ~({a} & {b}))",
+    blob_length="length",
 )
 
 POSTGRES = Dialect(

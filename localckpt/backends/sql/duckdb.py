@@ -16,7 +16,13 @@ from typing import Any
 
 import duckdb
 
-from ...errors import BackendUnavailableError, CorruptDataError, LocalckptError, StoreClosedError
+from ...errors import (
+    BackendUnavailableError,
+    CorruptDataError,
+    InvalidInputError,
+    LocalckptError,
+    StoreClosedError,
+)
 from .dialects import DUCKDB
 from .engine import Duplicate, Engine, Step, Tx
 
@@ -38,8 +44,9 @@ class _Tx(Tx):
                 if params:
                     self._cur.executemany(statement, [list(p) for p in params])
                 return -1
-            self._cur.execute(statement, list(params))
-            return -1
+            found = self._cur.execute(statement, list(params)).fetchall()
+            # DuckDB answers a DELETE, UPDATE or INSERT with one row: how many it changed
+            return int(found[0][0]) if len(found) == 1 and len(found[0]) == 1 else -1
 
 
 class DuckdbEngine(Engine):
@@ -96,6 +103,10 @@ class DuckdbEngine(Engine):
 
     def _translate(self, exc: duckdb.Error) -> LocalckptError:
         text = str(exc)
+        if "cannot encode str as UTF-8" in text:
+            return InvalidInputError(
+                "a value given to the DuckDB catalog is not valid Unicode (a lone "
+                "surrogate?) and cannot be stored or looked up; pass proper text")
         if "Catalog Error" in text or "Binder Error" in text or "Parser Error" in text:
             return LocalckptError(f"{self.describe()} failed: {text}")
         if "corrupt" in text.lower() or "checksum" in text.lower():

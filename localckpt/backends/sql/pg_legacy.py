@@ -247,6 +247,9 @@ def upgrade(tx: Tx, engine: PostgresEngine, version: int) -> int:
 
     record = engine.sql("INSERT INTO {s}schema_migrations (version, description, applied_at) "
                         "VALUES (?, ?, now())")
+    # the foreign keys are deferred: without this, the UPDATEs below leave trigger events
+    # pending, and PostgreSQL refuses the ALTER TABLEs after them
+    tx.execute("SET CONSTRAINTS ALL IMMEDIATE")
     for legacy in LEGACY[version:]:
         for statement in legacy.statements:
             tx.execute(sql.SQL(statement).format(s=sql.Identifier(engine.schema))

@@ -70,7 +70,7 @@ class _ExactBytes(Dumper):
     oid = postgres.types["bytea"].oid
 
     def dump(self, obj: Any) -> Buffer:
-        return obj  # type: ignore[no-any-return]
+        return obj
 
 
 class _Tx(Tx):
@@ -292,6 +292,10 @@ class PostgresEngine(Engine):
                 f"does not hold ({self._redact(detail)}); nothing was written (a gc may have "
                 "removed it meanwhile: try again)")
         text = self._redact(str(exc).strip())
+        if isinstance(exc, psycopg.DataError) and "NUL (0x00)" in text:
+            return InvalidInputError(
+                "a value given to the PostgreSQL catalog holds the character NUL, which "
+                "PostgreSQL text cannot hold (no id or name can contain it); pass proper text")
         if state == _TOO_MANY or "too many clients" in text or "remaining connection slots" in text:
             return BackendUnavailableError(
                 f"the PostgreSQL server {self.where} refused a new connection: its "
@@ -318,8 +322,9 @@ def _retryable(exc: BaseException, conn: psycopg.Connection | None, attempt: int
             and attempt == 0)
 
 
-def _message(exc: psycopg.Error) -> str:
-    return exc.diag.message_primary or str(exc).strip()
+def _message(exc: BaseException) -> str:
+    diag = getattr(exc, "diag", None)
+    return (diag.message_primary if diag is not None else None) or str(exc).strip()
 
 
 def _parse_dsn(dsn: str) -> dict[str, Any]:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from ...canonical import checked_bytes, load_json
+from ...canonical import checked_bytes, load_json, record_bytes
 from ...errors import CorruptDataError
 from ...ids import id_tail
 from ...schema import FIELDS, TYPES
@@ -43,8 +43,8 @@ TABLES = {"timeline": "timelines", "checkpoint": "checkpoints", "tombstone": "to
           "tag": "tags"}
 #: kinds whose table has the exact and tail columns.
 _WITH_EXACT = frozenset({"timeline", "checkpoint"})
-_SORT = orjson.OPT_SORT_KEYS
 _blake2b = hashlib.blake2b
+_fromiso = datetime.fromisoformat
 
 
 def _digest_of(values: Sequence[Any]) -> int:
@@ -106,6 +106,10 @@ class Codec:
         self._n = len(self.fields)
         #: a row read back holds the neutral values the digest covers (SQLite)
         self._raw = dialect.name == "sqlite"
+        self._names = [f.name for f in self.fields]
+        self._json = [f.name for f in self.fields if f.type == "json"]
+        self._times = [f.name for f in self.fields if f.type == "time"]
+        self._bools = [f.name for f in self.fields if f.type == "bool"]
 
     # -- writing --------------------------------------------------------------------------
 
@@ -124,10 +128,12 @@ class Codec:
             t = f.type
             plain = value
             if t == "json":
-                data = checked_bytes(value if type(value) is dict else dict(value))
+                data, fast = record_bytes(value if type(value) is dict else dict(value))
                 plain = data.decode("utf-8")
                 if d.json_exact:
                     value = plain
+                    if not fast:  # read back through the exact column's slower decoder
+                        exact[f.name] = dict(getattr(record, f.name))
                 else:
                     value, changed = pg_json.jsonb_column(data)
                     if changed:
@@ -160,27 +166,28 @@ class Codec:
         """The record of a row read with ``read``; CorruptDataError when the row does not
         parse or does not match its digest (where: the catalog, for the message; check
         False only to compute the digests of rows written before there were any)."""
-        d = self.dialect
         n = self._n
         try:
-            fix = pg_json.read_exact(row[n]) if self.has_exact and row[n] else {}
-            values: dict[str, Any] = {}
-            for f, value in zip(self.fields, row, strict=False):
-                if f.name in fix:
-                    value = fix[f.name]
-                elif value is None:
-                    pass
-                else:
-                    t = f.type
-                    if t == "json":
-                        value = load_json(value)
-                        if type(value) is not dict:
-                            raise ValueError(f"{f.name} is not a JSON object")
-                    elif t == "time":
-                        value = d.time_value(value)
-                    elif t == "bool":
-                        value = bool(value)
-                values[f.name] = value
+            values = dict(zip(self._names, row, strict=False))
+            fix = pg_json.read_exact(row[n]) if self.has_exact and row[n] else None
+            loads = orjson.loads if self.dialect.json_exact else load_json
+            for name in self._json:
+                value = values[name]
+                if value is not None:
+                    value = loads(value)
+                    if type(value) is not dict:
+                        raise ValueError(f"{name} is not a JSON object")
+                    values[name] = value
+            for name in self._times:
+                value = values[name]
+                if value is not None:
+                    values[name] = self._time(value)
+            for name in self._bools:
+                value = values[name]
+                if value is not None:
+                    values[name] = bool(value)
+            if fix:
+                values.update(fix)
             if fetch is not None:
                 values["stage_outputs"] = LazyOutputs(values["stage_hashes"], fetch)
             record = self._type(**values)
@@ -190,6 +197,13 @@ class Codec:
                       ) != row[-1]:
             raise self.damaged(row, where, "does not match its digest")
         return record
+
+    def _time(self, value: Any) -> datetime:
+        if type(value) is str:
+            when = _fromiso(value)
+            if when.tzinfo is not None:
+                return when if self.dialect.time_as_text else when.astimezone(UTC)
+        return self.dialect.time_value(value)
 
     def damaged(self, row: Row, where: str, what: str) -> CorruptDataError:
         ident = row[0] if row and isinstance(row[0], str) else "?"

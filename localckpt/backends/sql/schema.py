@@ -53,29 +53,37 @@ class Table:
     indexes: tuple[tuple[str, ...], ...] = ()
     #: (column, table, column, deferred): foreign keys, enforced on PostgreSQL
     references: tuple[tuple[str, str, str, bool], ...] = ()
+    #: the order rows are stored in where the engine stores a table as its key's B-tree
+    #: (SQLite WITHOUT ROWID): a timeline's checkpoints side by side, so a tree is one
+    #: range read; the key stays unique through an index. Elsewhere: an index.
+    cluster: tuple[str, ...] = ()
+    #: keep SQLite's rowid table (else WITHOUT ROWID: the key's B-tree holds the rows)
+    large_rows: bool = False
 
 
 def _record_table(kind: str, indexes: tuple[tuple[str, ...], ...],
-                  references: tuple[tuple[str, str, str, bool], ...] = ()) -> Table:
-    columns = [(f.name, "id" if f.type == "hash" else f.type, f.optional)
-               for f in FIELDS[kind]]
+                  references: tuple[tuple[str, str, str, bool], ...] = (),
+                  cluster: tuple[str, ...] = ()) -> Table:
+    columns: list[tuple[str, str, bool]] = [
+        (f.name, "id" if f.type == "hash" else f.type, f.optional) for f in FIELDS[kind]]
     if kind in ("timeline", "checkpoint"):
         columns += [("exact", "text", True), ("tail", "id", False)]
         indexes = (*indexes, ("tail",))
     columns.append(("digest", "digest", False))
-    return Table(RECORD_TABLES[kind], tuple(columns), ("id",), indexes, references)
+    return Table(RECORD_TABLES[kind], tuple(columns), ("id",), indexes, references, cluster)
 
 
 TABLES: tuple[Table, ...] = (
     _record_table("timeline", ()),
-    _record_table("checkpoint", (("timeline_id", "id"), ("parent_id",)),
+    _record_table("checkpoint", (),
                   (("timeline_id", "timelines", "id", True),
-                   ("parent_id", "checkpoints", "id", True))),
+                   ("parent_id", "checkpoints", "id", True)),
+                  cluster=("timeline_id", "id")),
     Table("outputs", (("hash", "id", False), ("data", "blob", False)), ("hash",)),
     _record_table("tombstone", (("target_id",), ("timeline_id",))),
     _record_table("tag", (("timeline_id",), ("name",))),
     Table("output_refs", (("hash", "id", False), ("owner", "id", False)), ("hash", "owner"),
-          (("owner",),), (("hash", "outputs", "hash", True),)),
+          (), (("hash", "outputs", "hash", True),)),
     Table("tree_sums", (("timeline_id", "id", False), ("shard", "int", False),
                         ("n", "int", False), ("x", "digest", False)),
           ("timeline_id", "shard")),
@@ -96,8 +104,16 @@ class Migration:
     python: Callable[[Tx, Engine], None] | None = None
 
 
+def _stage_runs(tx: Tx, engine: Engine) -> None:
+    from .runs import create_tables  # its tables, in neutral types (see runs.TABLES)
+
+    create_tables(tx, engine)
+
+
 #: Changes after the base, for every engine (neutral SQL, rendered per dialect).
-MIGRATIONS: tuple[Migration, ...] = ()
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(7, "stage runs, their parts and the per-frame memo", python=_stage_runs),
+)
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)
 assert [m.version for m in MIGRATIONS] == list(range(BASE_VERSION + 1, LATEST_VERSION + 1))
@@ -109,18 +125,28 @@ _VERSIONS = """CREATE TABLE IF NOT EXISTS {s}schema_migrations (
 def create_statements(dialect: Dialect) -> list[str]:
     """CREATE TABLE and CREATE INDEX statements of the base, for dialect."""
     out = []
+    sqlite = dialect.name == "sqlite"
     for table in TABLES:
         cols = [f"{name} {dialect.types[kind]}{'' if nullable else ' NOT NULL'}"
                 for name, kind, nullable in table.columns]
-        cols.append(f"PRIMARY KEY ({', '.join(table.key)})")
+        clustered = sqlite and bool(table.cluster)
+        cols.append(f"PRIMARY KEY ({', '.join(table.cluster if clustered else table.key)})")
         if dialect.name == "postgresql":
             for column, other, key, deferred in table.references:
                 cols.append(f"FOREIGN KEY ({column}) REFERENCES {{s}}{other} ({key})"
                             + (" DEFERRABLE INITIALLY DEFERRED" if deferred else ""))
-        out.append(f"CREATE TABLE {{s}}{table.name} ({', '.join(cols)})")
-        for index in table.indexes:
+        rowid = " WITHOUT ROWID" if sqlite and not table.large_rows else ""
+        out.append(f"CREATE TABLE {{s}}{table.name} ({', '.join(cols)}){rowid}")
+        indexes = list(table.indexes)
+        if dialect.name == "postgresql":  # a foreign key's check reads its column's index
+            indexes += [(column,) for column, other, _, _ in table.references
+                        if other == table.name]
+        if table.cluster:
+            indexes.insert(0, table.key if clustered else table.cluster)
+        for index in indexes:
             name = f"{table.name}_{'_'.join(index)}"
-            out.append(f"CREATE INDEX {name} ON {{s}}{table.name} ({', '.join(index)})")
+            unique = "UNIQUE " if clustered and index == table.key else ""
+            out.append(f"CREATE {unique}INDEX {name} ON {{s}}{table.name} ({', '.join(index)})")
     return out
 
 

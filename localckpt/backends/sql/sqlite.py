@@ -26,10 +26,12 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from ...errors import (
     BackendUnavailableError,
     CorruptDataError,
+    InvalidInputError,
     LocalckptError,
     StoreClosedError,
 )
@@ -38,7 +40,8 @@ from .engine import Duplicate, Engine, Refused, Step, Tx
 
 __all__ = ["SqliteEngine"]
 
-_CORRUPT = ("malformed", "not a database", "database corrupt", "file is encrypted")
+_CORRUPT = ("malformed", "not a database", "database corrupt", "file is encrypted",
+            "Could not decode to UTF-8")
 
 
 class _Tx(Tx):
@@ -47,14 +50,38 @@ class _Tx(Tx):
         self._conn = conn
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._engine.translated():
+        try:  # not `with translated()`: this is the hot path of every save
             return self._conn.execute(statement, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._engine.translate(exc) from None
+        except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+            raise self._engine.unicode_error(exc) from None
 
     def execute(self, statement: str, params: Sequence[Any] = (), many: bool = False) -> int:
-        with self._engine.translated():
+        try:
             cur = (self._conn.executemany(statement, params) if many
                    else self._conn.execute(statement, params))
-            return cur.rowcount
+        except sqlite3.Error as exc:
+            raise self._engine.translate(exc) from None
+        except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+            raise self._engine.unicode_error(exc) from None
+        return cur.rowcount
+
+    def run(self, steps: Sequence[Step]) -> None:
+        conn = self._conn
+        try:
+            for step in steps:
+                if step.refuse is not None:
+                    if conn.execute(step.statement, step.params).fetchone() is not None:
+                        raise Refused(*step.refuse)
+                elif step.many:
+                    conn.executemany(step.statement, step.params)
+                else:
+                    conn.execute(step.statement, step.params)
+        except sqlite3.Error as exc:
+            raise self._engine.translate(exc) from None
+        except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+            raise self._engine.unicode_error(exc) from None
 
 
 class _Entry:
@@ -95,23 +122,40 @@ class SqliteEngine(Engine):
     # -- connections ------------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        if self.read_only:
-            target, uri = f"file:{self.path}?mode=ro", True
-        else:
-            target, uri = self.path, False
         with self.translated():
-            conn = sqlite3.connect(target, timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False, cached_statements=512, uri=uri)
+            if self.read_only:
+                return self._connect_read_only()
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False, cached_statements=512)
             try:
-                if not self.read_only:
-                    conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
-                conn.execute("PRAGMA foreign_keys=OFF")
-                conn.execute("PRAGMA cell_size_check=ON")  # damage found, not followed
+                conn.execute("PRAGMA journal_mode=WAL")
+                self._configure(conn)
             except BaseException:
                 conn.close()
                 raise
         return conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA cell_size_check=ON")  # damage found, not followed
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A directory this process may not write: read-only; where even SQLite's shared
+        memory file cannot be made (a read-only mount), as an immutable file."""
+        for query in ("mode=ro", "mode=ro&immutable=1"):
+            conn = sqlite3.connect(f"file:{quote(self.path)}?{query}", timeout=self.timeout,
+                                   isolation_level=None, check_same_thread=False,
+                                   cached_statements=512, uri=True)
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+                self._configure(conn)
+                return conn
+            except sqlite3.OperationalError:
+                conn.close()
+                if "immutable" in query:
+                    raise
+        raise AssertionError("unreachable")
 
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
@@ -152,18 +196,31 @@ class SqliteEngine(Engine):
 
     @contextlib.contextmanager
     def translated(self) -> Iterator[None]:
-        """The one place sqlite3 errors become localckpt errors."""
+        """Translate sqlite3 errors raised inside the block (see translate)."""
         try:
             yield
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
-                raise Duplicate(str(exc)) from None
-            raise CorruptDataError(f"{self.describe()}: {exc}") from None
         except sqlite3.Error as exc:
-            raise self._translate(exc) from None
+            raise self.translate(exc) from None
+        except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+            raise self.unicode_error(exc) from None
 
-    def _translate(self, exc: sqlite3.Error) -> LocalckptError:
+    def unicode_error(self, exc: UnicodeError) -> LocalckptError:
+        """Text that is not UTF-8 in the file is damage; text we cannot encode is input."""
+        if isinstance(exc, UnicodeDecodeError):
+            return CorruptDataError(
+                f"the catalog file {self.path} is damaged (text that is not UTF-8: {exc}); "
+                "run `localckpt verify`, then restore the store or re-sync it from another")
+        return InvalidInputError(
+            "a value given to the SQLite catalog is not valid Unicode (a lone surrogate?) and "
+            "cannot be stored or looked up; pass proper text")
+
+    def translate(self, exc: sqlite3.Error) -> LocalckptError:
+        """The one place sqlite3 errors become localckpt errors."""
         text = str(exc)
+        if isinstance(exc, sqlite3.IntegrityError):
+            if "UNIQUE" in text or "PRIMARY KEY" in text:
+                return Duplicate(text)
+            return CorruptDataError(f"{self.describe()}: {exc}")
         if any(mark in text for mark in _CORRUPT):
             return CorruptDataError(
                 f"the catalog file {self.path} is damaged ({text}); run `localckpt verify`, "

@@ -18,17 +18,21 @@ when two purges in a row found it unused (``unreferenced``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from ...canonical import content_hash, load_json
+from ...catalog import Garbage
 from ...errors import InvalidInputError, LocalckptError
 from ...schema import validate
+from ...types import Tombstone
 
 if TYPE_CHECKING:
     from .catalog import SqlCatalog
 
-__all__ = ["purge", "storage_problems"]
+__all__ = ["garbage", "purge", "storage_problems"]
 
 BATCH = 256  # rows per purge transaction: short enough never to hold up a save
 
@@ -45,89 +49,172 @@ def _chunks(items: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
         yield items[i:i + size]
 
 
-# -- purge ----------------------------------------------------------------------------------
+# -- what is garbage -------------------------------------------------------------------------
 
 
-def _dead(catalog: SqlCatalog) -> tuple[list[tuple[str, str]], set[str], set[str]]:
-    """What the tombstones delete: (checkpoint id, timeline id) deepest first, timeline
-    ids, tag ids. A tombstone only touches records of its own timeline, of its kind."""
+@attrs.frozen
+class _Dead:
+    """What tombstones delete: checkpoints (id, timeline) deepest first, timelines, tags."""
+
+    checkpoints: tuple[tuple[str, str], ...] = ()
+    timelines: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+
+
+def _dead(catalog: SqlCatalog, timeline_ids: Iterable[str] | None,
+          extra: Sequence[Tombstone] = ()) -> _Dead:
+    """Apply the rules of ``Catalog.garbage`` to the tombstones of these timelines (every
+    timeline when None) and extra. A tombstone only touches records of its own timeline
+    and of its kind: one aimed at another timeline's record deletes nothing."""
     e = catalog.engine
-    tombstones = catalog.tombstones(None)
-    by_timeline: defaultdict[str, list[Any]] = defaultdict(list)
-    for t in tombstones:
+    in_ = catalog.dialect.list_param
+    scope = None if timeline_ids is None else set(timeline_ids)
+    marks = [*catalog.tombstones(None if scope is None else sorted(scope)),
+             *(t for t in extra if scope is None or t.timeline_id in scope)]
+    by_timeline: defaultdict[str, list[Tombstone]] = defaultdict(list)
+    for t in marks:
         by_timeline[t.timeline_id].append(t)
-    dead_checkpoints: list[tuple[int, str, str]] = []
-    dead_timelines: set[str] = set()
-    dead_tags = {t.target_id for t in tombstones if t.kind == "tag"}
-    for tid, marks in by_timeline.items():
-        rows = e.query("SELECT id, parent_id FROM {s}checkpoints WHERE timeline_id = ?", (tid,))
-        if not rows and not any(t.kind == "timeline" for t in marks):
+    dead: list[tuple[int, str, str]] = []
+    timelines: set[str] = set()
+    for tid, mine in sorted(by_timeline.items()):
+        whole = any(t.kind == "timeline" and t.target_id == tid for t in mine)
+        targets = {t.target_id for t in mine if t.kind == "checkpoint"}
+        if not whole and not targets:
             continue
+        rows = e.query("SELECT id, parent_id FROM {s}checkpoints WHERE timeline_id = ?", (tid,))
+        known = {cid for cid, _ in rows}
         kids: defaultdict[str | None, list[str]] = defaultdict(list)
         for cid, pid in rows:
             kids[pid].append(cid)
-        if any(t.kind == "timeline" and t.target_id == tid for t in marks):
-            tops = [cid for cid, pid in rows if pid is None]
-            tops += [cid for cid, pid in rows if pid is not None and pid not in
-                     {r[0] for r in rows}]
-            dead_timelines.add(tid)
+        if whole:
+            timelines.add(tid)
+            tops = [cid for cid, pid in rows if pid is None or pid not in known]
         else:
-            tops = [t.target_id for t in marks if t.kind == "checkpoint"]
-        known = {cid for cid, _ in rows}
-        stack = [(c, 0) for c in tops if c in known]
+            tops = sorted(targets & known)
+        stack = [(c, 0) for c in tops]
         seen: set[str] = set()
         while stack:
             cid, depth = stack.pop()
             if cid in seen:
                 continue
             seen.add(cid)
-            dead_checkpoints.append((depth, cid, tid))
+            dead.append((depth, cid, tid))
             stack.extend((k, depth + 1) for k in kids.get(cid, ()))
-    dead_checkpoints.sort(key=lambda d: -d[0])
-    return [(cid, tid) for _, cid, tid in dead_checkpoints], dead_timelines, dead_tags
+    dead.sort(key=lambda d: -d[0])
+    if timelines:  # only those still stored (a purge took the others already)
+        timelines = {r[0] for chunk in _chunks(sorted(timelines), 500) for r in e.query(
+            "SELECT id FROM {s}timelines WHERE id{in}", (in_(chunk),))}
+    gone = {cid for _, cid, _ in dead}
+    tag_marks = {(t.target_id, t.timeline_id) for t in marks if t.kind == "tag"}
+    tags: set[str] = set()
+    tids = sorted(by_timeline)
+    for chunk in _chunks(tids, 500):
+        for gid, cid, tid in e.query("SELECT id, checkpoint_id, timeline_id FROM {s}tags "
+                                     "WHERE timeline_id{in}", (in_(chunk),)):
+            if (gid, tid) in tag_marks or cid in gone or tid in timelines:
+                tags.add(gid)
+    return _Dead(tuple((cid, tid) for _, cid, tid in dead), frozenset(timelines),
+                 frozenset(tags))
+
+
+def _freed_outputs(catalog: SqlCatalog, dead: _Dead) -> dict[str, int]:
+    """Outputs only dead checkpoints refer to: hash -> bytes. Owners outside dead
+    (another timeline's checkpoints) are asked whether tombstones of their own timeline
+    delete them."""
+    e = catalog.engine
+    in_ = catalog.dialect.list_param
+    gone = {cid for cid, _ in dead.checkpoints}
+    candidates: set[str] = set()
+    for chunk in _chunks(sorted(gone), 500):  # what they refer to: added, or carried
+        for (hashes,) in e.query("SELECT stage_hashes FROM {s}checkpoints WHERE id{in}",
+                                 (in_(chunk),)):
+            candidates.update(_json(hashes).values())
+    owners: defaultdict[str, set[str]] = defaultdict(set)
+    for chunk in _chunks(sorted(candidates), 500):
+        for h, owner in e.query("SELECT hash, owner FROM {s}output_refs WHERE hash{in}",
+                                (in_(chunk),)):
+            owners[h].add(owner)
+    others = {o for h in candidates for o in owners[h]} - gone
+    if others:  # are they deleted too, by tombstones of their own timelines?
+        tids = {r[0] for chunk in _chunks(sorted(others), 500) for r in e.query(
+            "SELECT DISTINCT timeline_id FROM {s}checkpoints WHERE id{in}", (in_(chunk),))}
+        gone |= {cid for cid, _ in _dead(catalog, tids).checkpoints}
+    freed = sorted(h for h in candidates if owners[h] <= gone)
+    sizes: dict[str, int] = {}
+    for chunk in _chunks(freed, 500):
+        sizes.update(e.query(f"SELECT hash, {catalog.dialect.blob_length}(data) FROM "
+                             "{s}outputs WHERE hash{in}", (in_(chunk),)))
+    return {h: int(sizes[h]) for h in freed if h in sizes}
+
+
+def garbage(catalog: SqlCatalog, timeline_ids: Iterable[str] | None = None,
+            extra: Sequence[Tombstone] = ()) -> Garbage:
+    """``Catalog.garbage``: reads the tombstoned timelines' trees (ids and parents only)
+    and the output references of what they delete, not the whole store."""
+    dead = _dead(catalog, timeline_ids, extra)
+    return Garbage(dead.timelines, frozenset(cid for cid, _ in dead.checkpoints), dead.tags,
+                   _freed_outputs(catalog, dead))
+
+
+# -- purge ----------------------------------------------------------------------------------
 
 
 def purge(catalog: SqlCatalog) -> int:
     """Remove what tombstones delete and outputs nothing refers to; how many rows went."""
     e = catalog.engine
     in_ = catalog.dialect.list_param
-    checkpoints, timelines, tags = _dead(catalog)
+    dead = _dead(catalog, None)
     removed = 0
     freed: set[str] = set()
-    dead_ids = [cid for cid, _ in checkpoints]
-    for batch in _chunks(dead_ids):
+    for batch in _chunks([cid for cid, _ in dead.checkpoints]):
         with e.transaction() as tx:
-            rows = tx.query(e.sql("SELECT id, timeline_id, digest FROM {s}checkpoints "
-                                  "WHERE id{in}"), (in_(batch),))
+            # the rows this purge deleted, not the rows it saw: a concurrent purge
+            # (PostgreSQL, read committed) may delete them first, and each deleted row
+            # must leave tree_sums once
+            rows = tx.query(e.sql("DELETE FROM {s}checkpoints WHERE id{in} "
+                                  "RETURNING id, timeline_id, digest, stage_hashes"),
+                            (in_(batch),))
             if not rows:
                 continue
             ids = [r[0] for r in rows]
-            freed.update(r[0] for r in tx.query(e.sql(
-                "SELECT hash FROM {s}output_refs WHERE owner{in}"), (in_(ids),)))
-            tx.execute(e.sql("DELETE FROM {s}output_refs WHERE owner{in}"), (in_(ids),))
-            removed += max(0, tx.execute(e.sql("DELETE FROM {s}tags WHERE checkpoint_id{in}"),
-                                         (in_(ids),)))
-            tx.execute(e.sql("DELETE FROM {s}checkpoints WHERE id{in}"), (in_(ids),))
+            refs = sorted({(h, r[0]) for r in rows for h in _json(r[3]).values()})
+            freed.update(h for h, _ in refs)
+            # by key (hash, owner): every output a checkpoint added is in its stage_hashes
+            tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND owner = ?"),
+                       refs, True)
+            removed += _deleted(tx.execute(e.sql("DELETE FROM {s}tags WHERE checkpoint_id{in}"),
+                                           (in_(ids),)))
             removed += len(ids)
             _subtract(tx, catalog, [(r[1], r[2]) for r in rows])
-    for batch in _chunks(sorted(tags)):
+    for batch in _chunks(sorted(dead.tags)):
         with e.transaction() as tx:
-            removed += max(0, tx.execute(e.sql("DELETE FROM {s}tags WHERE id{in}"),
-                                         (in_(batch),)))
-    for tid in sorted(timelines):
+            removed += _deleted(tx.execute(e.sql("DELETE FROM {s}tags WHERE id{in}"),
+                                           (in_(batch),)))
+    for tid in sorted(dead.timelines):
         with e.transaction() as tx:
-            rows = tx.query(e.sql("SELECT id, digest FROM {s}timelines WHERE id = ?"), (tid,))
             left = tx.query(e.sql("SELECT count(*) FROM {s}checkpoints WHERE timeline_id = ?"),
                             (tid,))
-            if not rows or left[0][0]:
+            if left[0][0]:
                 continue  # a checkpoint arrived meanwhile: the next purge takes it
-            removed += max(0, tx.execute(e.sql("DELETE FROM {s}tags WHERE timeline_id = ?"),
-                                         (tid,)))
-            tx.execute(e.sql("DELETE FROM {s}timelines WHERE id = ?"), (tid,))
+            rows = tx.query(e.sql("DELETE FROM {s}timelines WHERE id = ? RETURNING digest"),
+                            (tid,))
+            if not rows:
+                continue  # gone already (another purge)
+            removed += _deleted(tx.execute(e.sql("DELETE FROM {s}tags WHERE timeline_id = ?"),
+                                           (tid,)))
             tx.execute(e.sql("DELETE FROM {s}tree_sums WHERE timeline_id = ?"), (tid,))
-            _subtract(tx, catalog, [("", rows[0][1])])
+            _subtract(tx, catalog, [("", rows[0][0])])
             removed += 1
     return removed + _purge_outputs(catalog, freed)
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value (PostgreSQL's driver decodes jsonb itself)."""
+    return value if isinstance(value, dict) else load_json(value)
+
+
+def _deleted(rowcount: int) -> int:
+    return max(0, rowcount)
 
 
 def _subtract(tx: Any, catalog: SqlCatalog, rows: list[tuple[str, int]]) -> None:
@@ -162,9 +249,9 @@ def _purge_outputs(catalog: SqlCatalog, freed: set[str]) -> int:
                 gone = [r[0] for r in tx.query(e.sql(unused), (in_(batch),))]
                 if gone:
                     tx.execute(e.sql("DELETE FROM {s}outputs WHERE hash{in}"), (in_(gone),))
-                removed += len(gone)
         except InvalidInputError:  # a save referred to one meanwhile (foreign key)
             continue
+        removed += len(gone)  # counted once committed: the commit is where that fails
     keep = sorted(set(orphans) - set(doomed))
     with e.transaction() as tx:
         tx.execute(e.sql("DELETE FROM {s}unreferenced"))

@@ -1,0 +1,213 @@
+"""What a transfer admits from an untrusted source (a peer store, a bundle file).
+
+Sync and bundle import (``localckpt.transfer``) call these checks before anything is
+written; each refusal is a CorruptDataError naming the record and the rule, and nothing
+of the transfer is written. The rules:
+
+- **Timelines carried.** A transfer carries the timelines the source holds a record of,
+  and those it deleted and purged (a ``timeline`` tombstone filed under the timeline
+  itself is all that is left of one). A tombstone or tag filed under any other timeline
+  is refused: a source can never touch another timeline's records.
+- **Tombstones delete their own kind in their own timeline.** Kind ``timeline`` targets
+  the timeline it is filed under; kind ``checkpoint`` a checkpoint and kind ``tag`` a
+  tag of that timeline. Wherever the target id is found (in the source or in the
+  destination) it must be a record of that kind and that timeline. A target found
+  nowhere (a purged record) is admitted: reads only ever let a tombstone delete a record
+  of its own kind in its own timeline (``Catalog.deleted``), so it cannot reach others.
+- **Tags** have a name of the tag-name rule and name a checkpoint of their own timeline.
+- **Trees are trees.** The root has no parent and every other checkpoint has one, in
+  the same timeline (in the source's tree or already in the destination); following
+  parent and ``merged_from`` links never loops (no self-parent, no cycle); a
+  ``merged_from`` names a checkpoint of the same timeline, or a missing one only where
+  that timeline has prunes (as ``verify`` says).
+- **Timelines** have a frame rate a timeline can be created with (1e-6 to 1e6).
+
+Outputs are checked as they are copied (``localckpt.transfer.verified_outputs``): each
+must match its hash and decode as stored JSON (``localckpt.canonical.check_stored``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import attrs
+
+from .errors import CorruptDataError, InvalidInputError
+from .types import Checkpoint, Tag, Timeline, Tombstone
+
+__all__ = ["Offer", "carried_timelines", "check_links", "check_offer"]
+
+Bad = Callable[[str], CorruptDataError]
+
+
+@attrs.frozen
+class Offer:
+    """What a source offers for the timelines of one transfer, indexed by id."""
+
+    timelines: Mapping[str, Timeline]
+    trees: Mapping[str, Sequence[Checkpoint]]  # timeline id -> its checkpoints (source)
+    tombstones: Sequence[Tombstone]
+    tags: Sequence[Tag]
+
+    @property
+    def checkpoint_timeline(self) -> dict[str, str]:
+        return {c.id: tid for tid, tree in self.trees.items() for c in tree}
+
+    @property
+    def tag_timeline(self) -> dict[str, str]:
+        return {g.id: g.timeline_id for g in self.tags}
+
+
+def carried_timelines(bad: Bad, timelines: Iterable[Timeline],
+                      tombstones: Iterable[Tombstone]) -> set[str]:
+    """The timelines a transfer carries (see the module docstring); refuses a tombstone
+    filed under a timeline the source neither holds nor deleted."""
+    held = {t.id for t in timelines}
+    marks = list(tombstones)
+    purged = {x.timeline_id for x in marks
+              if x.kind == "timeline" and x.target_id == x.timeline_id}
+    carried = held | purged
+    for x in marks:
+        if x.timeline_id not in carried:
+            raise bad(f"tombstone {x.id} is filed under timeline {x.timeline_id}, which the "
+                      "source neither holds nor deleted (a source may only touch the "
+                      "timelines it carries)")
+    return carried
+
+
+def check_offer(bad: Bad, offer: Offer, carried: set[str]) -> None:
+    """The source's own records agree with one another (no destination reads)."""
+    from .store import FPS_RANGE
+
+    for t in offer.timelines.values():
+        if not (isinstance(t.fps, int | float) and FPS_RANGE[0] <= t.fps <= FPS_RANGE[1]):
+            raise bad(f"timeline {t.id} has frame rate {t.fps!r}; it must be from "
+                      f"{FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
+    where = offer.checkpoint_timeline
+    for tid, tree in offer.trees.items():
+        for c in tree:
+            if c.timeline_id != tid:
+                raise bad(f"checkpoint {c.id} is listed under timeline {tid} but belongs "
+                          f"to {c.timeline_id}")
+        _check_shape(bad, offer.timelines[tid], tree)
+        for c in tree:
+            m = c.merged_from
+            if m is not None and m in where and where[m] != tid:
+                raise bad(f"merge {c.id} of timeline {tid} names {m} of timeline {where[m]} "
+                          "as merged_from; a merge stays inside one timeline")
+    _check_kinds(bad, offer, offer.tombstones, offer.tags, set(offer.timelines), where,
+                 offer.tag_timeline)
+    for g in offer.tags:
+        if g.timeline_id not in carried:
+            raise bad(f"tag {g.id} belongs to timeline {g.timeline_id}, which the transfer "
+                      "does not carry")
+
+
+def check_links(bad: Bad, offer: Offer, tombstones: Sequence[Tombstone], tags: Sequence[Tag],
+                fresh: Mapping[str, Sequence[Checkpoint]], dst_timelines: set[str],
+                dst_checkpoints: Mapping[str, Checkpoint], dst_tags: Iterable[Tag],
+                pruned: Mapping[str, bool]) -> None:
+    """New records against what the destination holds: tombstones and tags (those dst
+    lacks) and fresh checkpoints (by timeline). dst_checkpoints: the destination's
+    checkpoints among every id these records name; dst_tags: the destination's tags of
+    the carried timelines; pruned: whether a timeline has checkpoint tombstones on
+    either side."""
+    where = {c.id: c.timeline_id for c in dst_checkpoints.values()}
+    where.update(offer.checkpoint_timeline)  # the source's listing is checked above
+    tag_where = {g.id: g.timeline_id for g in dst_tags}
+    tag_where.update(offer.tag_timeline)
+    _check_kinds(bad, offer, tombstones, tags, set(offer.timelines) | dst_timelines, where,
+                 tag_where)
+    for tid, checkpoints in fresh.items():
+        tree = {c.id for c in offer.trees.get(tid, ())}
+        for c in checkpoints:
+            if (c.parent_id is not None and c.parent_id not in tree
+                    and where.get(c.parent_id) != tid):
+                raise bad(f"a checkpoint of timeline {tid} has parent {c.parent_id}, which "
+                          "neither the source nor the destination holds in that timeline")
+            m = c.merged_from
+            if m is not None and m not in tree:
+                if m in where and where[m] != tid:
+                    raise bad(f"merge {c.id} of timeline {tid} names {m} of timeline "
+                              f"{where[m]} as merged_from; a merge stays inside one timeline")
+                if m not in where and not pruned.get(tid, False):
+                    raise bad(f"merge {c.id} of timeline {tid} names {m} as merged_from, "
+                              "which neither the source nor the destination holds")
+
+
+def _check_kinds(bad: Bad, offer: Offer, tombstones: Iterable[Tombstone], tags: Iterable[Tag],
+                 timeline_ids: set[str], checkpoint_where: Mapping[str, str],
+                 tag_where: Mapping[str, str]) -> None:
+    """Each tombstone's target, and each tag's checkpoint, is of the kind it says and in
+    the timeline the record is filed under, wherever it is found."""
+    from .maintenance.tags import check_name
+
+    for x in tombstones:
+        target, tid = x.target_id, x.timeline_id
+        if x.kind == "timeline":
+            if target != tid:
+                raise bad(f"tombstone {x.id} deletes timeline {target} but is filed under "
+                          f"timeline {tid}")
+            continue
+        found = ("timeline" if target in timeline_ids else
+                 "checkpoint" if target in checkpoint_where else
+                 "tag" if target in tag_where else None)
+        if found is None:
+            continue  # a purged record: it can only ever delete its own kind, here
+        if found != x.kind:
+            raise bad(f"tombstone {x.id} of kind {x.kind!r} targets {target}, which is a "
+                      f"{found}")
+        owner = (checkpoint_where if found == "checkpoint" else tag_where)[target]
+        if owner != tid:
+            raise bad(f"tombstone {x.id} is filed under timeline {tid} but targets {target} "
+                      f"of timeline {owner} (a tombstone can only delete in its own timeline)")
+    for g in tags:
+        try:
+            check_name(g.name)
+        except InvalidInputError as exc:
+            raise bad(f"tag {g.id}: {exc}") from None
+        cid = g.checkpoint_id
+        if cid in timeline_ids or cid in tag_where:
+            raise bad(f"tag {g.id} ({g.name!r}) names {cid}, which is not a checkpoint")
+        named = checkpoint_where.get(cid)
+        if named is not None and named != g.timeline_id:
+            raise bad(f"tag {g.id} ({g.name!r}) is filed under timeline {g.timeline_id} but "
+                      f"names checkpoint {cid} of timeline {named}")
+
+
+def _check_shape(bad: Bad, t: Timeline, tree: Sequence[Checkpoint]) -> None:
+    """One root without a parent, no other parentless checkpoint, no loop through parent
+    or merged_from links."""
+    by_id = {c.id: c for c in tree}
+    root = by_id.get(t.root_checkpoint_id)
+    if root is not None and root.parent_id is not None:
+        raise bad(f"the root checkpoint {root.id} of timeline {t.id} has a parent "
+                  f"({root.parent_id}); a root has none")
+    for c in tree:
+        if c.parent_id is None and c.id != t.root_checkpoint_id:
+            raise bad(f"checkpoint {c.id} has no parent but is not the root of timeline "
+                      f"{t.id}")
+        if c.id in (c.parent_id, c.merged_from):
+            raise bad(f"checkpoint {c.id} names itself as its parent or merged_from")
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in by_id:
+        if state.get(start):
+            continue
+        stack = [(start, iter(_links(by_id[start])))]
+        state[start] = 1
+        while stack:
+            cid, links = stack[-1]
+            nxt = next((n for n in links if n in by_id and state.get(n) != 2), None)
+            if nxt is None:
+                state[cid] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                raise bad(f"the checkpoints of timeline {t.id} loop through parent or "
+                          f"merged_from links (at {nxt}); a tree has no cycles")
+            else:
+                state[nxt] = 1
+                stack.append((nxt, iter(_links(by_id[nxt]))))
+
+
+def _links(c: Checkpoint) -> list[str]:
+    return [x for x in (c.parent_id, c.merged_from) if x is not None]

@@ -1,0 +1,488 @@
+"""Stage runs, their parts and the per-frame memo: three tables of the one catalog.
+
+Schema (migration 7, rendered per dialect from :data:`TABLES`)::
+
+    runs          one row per run (``localckpt.runs.records.RunRecord``), its ``tail``
+                  for short ids, ``puts`` (a counter every put increments: on PostgreSQL
+                  it is what makes a put and a commit of one run take turns) and digest
+    run_parts     (run_id, sequence) -> value_hash: what each frame was given
+    memo_entries  key -> value_hash, with the key's parts and the run that wrote it
+
+Values are stage outputs (``outputs``, by SHA-256 of their canonical JSON) kept alive
+through gc by ``output_refs``: a part by a row owned by its run's id, a memo entry by
+one owned by its key. Committing or aborting a run deletes its parts and their refs;
+clearing the memo deletes the entries and theirs. The purge of ``upkeep`` then takes
+the values nothing else refers to (an output found unused by two purges in a row).
+
+Why a put is one round trip on PostgreSQL (``Engine.write``): its statements are plain
+inserts with ``ON CONFLICT DO NOTHING`` and two guards that refuse the whole write on
+the server: the run is not open (``LC421``), or a frame already holds another value
+(``LC422``: the stored part's digest differs from the one this put would write; parts
+hold only run id, sequence and value hash, so equal digests mean equal values).
+
+Every row read is checked against its digest (CorruptDataError names the table).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import operator
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import orjson
+
+from ...canonical import checked_bytes, load_json
+from ...errors import (
+    BackendUnavailableError,
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    NotFoundError,
+)
+from ...ids import id_tail
+from ...runs.records import RUN_FIELDS, RUN_TYPES, MemoEntry, RunRecord
+from .engine import Refused, Step
+from .schema import Table
+
+if TYPE_CHECKING:
+    from .catalog import SqlCatalog
+    from .dialects import Dialect
+    from .engine import Engine, Tx
+
+__all__ = ["TABLES", "MemoStageStats", "RunTables", "create_tables", "part_digest",
+           "record_digest"]
+
+_CLOSED = "LC421"
+_DIFFERS = "LC422"
+_BATCH = 4096  # keys per memo lookup, rows per clearing transaction
+_NEUTRAL = {"id": "id", "hash": "id", "text": "text", "json": "text", "bool": "bool",
+            "int": "int", "time": "time"}
+_TABLE = {"run": "runs", "part": "run_parts", "memo": "memo_entries"}
+
+
+def _table(kind: str, key: tuple[str, ...], extra: Sequence[tuple[str, str, bool]] = (),
+           indexes: tuple[tuple[str, ...], ...] = ()) -> Table:
+    columns = [(f.name, _NEUTRAL[f.type], f.optional) for f in RUN_FIELDS[kind]]
+    return Table(_TABLE[kind], (*columns, *extra, ("digest", "digest", False)), key, indexes)
+
+
+#: The tables of migration 7, in neutral types.
+TABLES: tuple[Table, ...] = (
+    _table("run", ("id",), [("tail", "id", False), ("puts", "int", False)],
+           (("tail",), ("timeline_id",))),
+    _table("part", ("run_id", "sequence")),
+    _table("memo", ("key",), indexes=(("stage", "created_at"),)),
+)
+
+
+def create_tables(tx: Tx, engine: Engine) -> None:
+    """Migration 7: the tables above, rendered for the engine's dialect."""
+    d = engine.dialect
+    for table in TABLES:
+        cols = [f"{name} {d.types[kind]}{'' if nullable else ' NOT NULL'}"
+                for name, kind, nullable in table.columns]
+        cols.append(f"PRIMARY KEY ({', '.join(table.key)})")
+        tx.execute(engine.sql(f"CREATE TABLE {{s}}{table.name} ({', '.join(cols)})"))
+        for index in table.indexes:
+            tx.execute(engine.sql(f"CREATE INDEX {table.name}_{'_'.join(index)} ON "
+                                  f"{{s}}{table.name} ({', '.join(index)})"))
+
+
+# -- rows -----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def _json_text(value: Any) -> str:
+    """A JSON field's canonical text (the value was checked when its record was made)."""
+    if isinstance(value, Mapping):
+        value = dict(value)
+    elif isinstance(value, tuple):
+        value = list(value)
+    return checked_bytes(value).decode("utf-8")
+
+
+def _digest_of(values: Sequence[Any]) -> int:
+    try:
+        data = orjson.dumps(values)
+    except TypeError:  # an integer beyond 64 bits
+        data = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+
+
+class _Fields:
+    """One kind's field values in order, as neutral values: JSON as its canonical text,
+    times as ISO 8601 UTC text. A digest is taken of these, so that a row is checked from
+    its columns without parsing them."""
+
+    def __init__(self, kind: str) -> None:
+        fields = RUN_FIELDS[kind]
+        self.get = operator.attrgetter(*(f.name for f in fields))
+        self.json = [i for i, f in enumerate(fields) if f.type == "json"]
+        self.time = [i for i, f in enumerate(fields) if f.type == "time"]
+        self.bool = [i for i, f in enumerate(fields) if f.type == "bool"]
+
+    def of_record(self, record: Any) -> list[Any]:
+        values = list(self.get(record))
+        for i in self.json:
+            if values[i] is not None:
+                values[i] = _json_text(values[i])
+        for i in self.time:
+            if values[i] is not None:
+                values[i] = _iso(values[i])
+        return values
+
+    def of_row(self, row: Sequence[Any]) -> list[Any]:
+        """The neutral values of a row read back (PostgreSQL gives times as datetimes,
+        SQLite booleans as integers)."""
+        values = list(row)
+        for i in self.time:
+            if isinstance(values[i], datetime):
+                values[i] = _iso(values[i])
+        for i in self.bool:
+            if values[i] is not None:
+                values[i] = bool(values[i])
+        return values
+
+
+_FIELDS = {kind: _Fields(kind) for kind in RUN_FIELDS}
+
+
+def record_digest(kind: str, record: Any) -> int:
+    """A signed 64-bit digest of a record's fields, taken of their neutral values (see
+    _Fields): the same on every engine."""
+    return _digest_of(_FIELDS[kind].of_record(record))
+
+
+def part_digest(run_id: str, sequence: int, value_hash: str) -> int:
+    """record_digest of PartRecord(run_id, sequence, value_hash), without making one."""
+    return _digest_of([run_id, sequence, value_hash])
+
+
+class _Codec:
+    """Columns and conversions of one kind on one dialect."""
+
+    def __init__(self, kind: str, dialect: Dialect, extra: Sequence[str] = ()) -> None:
+        self.kind = kind
+        self.table = _TABLE[kind]
+        self.dialect = dialect
+        self.fields = RUN_FIELDS[kind]
+        self.plain = _FIELDS[kind]
+        self.names = [f.name for f in self.fields]
+        self.read = ", ".join([*self.names, "digest"])
+        self.insert = (f"INSERT INTO {{s}}{self.table} ({', '.join([*self.names, *extra])}, "
+                       f"digest) VALUES ({', '.join('?' for _ in [*self.names, *extra])}, ?)")
+
+    def row(self, record: Any) -> tuple[list[Any], int]:
+        """(column values, digest) of a record."""
+        values = self.plain.of_record(record)
+        digest = _digest_of(values)
+        if not self.dialect.time_as_text:
+            for i in self.plain.time:
+                if values[i] is not None:
+                    values[i] = getattr(record, self.fields[i].name)
+        return values, digest
+
+    def check(self, row: Sequence[Any], where: str) -> None:
+        """CorruptDataError unless a row (read with ``read``) matches its digest."""
+        n = len(self.fields)
+        try:
+            ok = _digest_of(self.plain.of_row(row[:n])) == row[n]
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise self._damaged(row, where, "does not match its digest")
+
+    def record(self, row: Sequence[Any], where: str) -> Any:
+        self.check(row, where)
+        values: dict[str, Any] = {}
+        try:
+            for f, value in zip(self.fields, row, strict=False):
+                if value is not None:
+                    if f.type == "json":
+                        value = load_json(value)
+                        if isinstance(value, list):
+                            value = tuple(value)
+                    elif f.type == "time":
+                        value = self.dialect.time_value(value)
+                    elif f.type == "bool":
+                        value = bool(value)
+                    elif f.type == "int":
+                        value = int(value)
+                values[f.name] = value
+            return RUN_TYPES[self.kind](**values)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise self._damaged(row, where, f"does not parse ({exc})") from None
+
+    def _damaged(self, row: Sequence[Any], where: str, what: str) -> CorruptDataError:
+        ident = row[0] if row and isinstance(row[0], str) else "?"
+        return CorruptDataError(
+            f"{self.kind} row {ident!r} in table {self.table} of {where} {what}: the catalog "
+            "is damaged (restore the store, or abort the run / clear the memo)")
+
+
+@attrs.frozen
+class MemoStageStats:
+    """Memo entries of one stage version: how many, oldest and newest."""
+
+    stage: str
+    version: str
+    entries: int
+    oldest: datetime
+    newest: datetime
+
+
+# -- the tables -----------------------------------------------------------------------------
+
+
+class RunTables:
+    """Reads and writes of runs, parts and memo entries in one SqlCatalog."""
+
+    def __init__(self, catalog: SqlCatalog) -> None:
+        self.catalog = catalog
+        self.engine = catalog.engine
+        self.dialect = catalog.dialect
+        self.run = _Codec("run", self.dialect, ("tail", "puts"))
+        self.part = _Codec("part", self.dialect)
+        self.memo = _Codec("memo", self.dialect)
+        r, m = self.run.read, self.memo.read
+        self._q = {
+            "run": f"SELECT {r} FROM {{s}}runs WHERE id = ?",
+            "runs": f"SELECT {r} FROM {{s}}runs ORDER BY id",
+            "runs_of": f"SELECT {r} FROM {{s}}runs WHERE timeline_id = ? ORDER BY id",
+            "by_prefix": "SELECT id FROM {s}runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            "by_tail": "SELECT id FROM {s}runs WHERE tail >= ? AND tail < ? ORDER BY id LIMIT ?",
+            "tails": "SELECT id, tail FROM {s}runs",
+            "parts": f"SELECT {self.part.read} FROM {{s}}run_parts WHERE run_id = ?",
+            "parts_at": f"SELECT {self.part.read} FROM {{s}}run_parts WHERE run_id = ? AND "
+                        "sequence{in}",
+            "done": "SELECT count(*) FROM {s}run_parts WHERE run_id = ?",
+            "memo": f"SELECT {m} FROM {{s}}memo_entries WHERE key{{in}}",
+            # a put: see the module docstring
+            "touch": "UPDATE {s}runs SET puts = puts + 1 WHERE id = ? AND state = 'open'",
+            "closed": "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM {s}runs WHERE id = ? "
+                      "AND state = 'open')",
+            "output": "INSERT INTO {s}outputs (hash, data) VALUES (?, ?) "
+                      "ON CONFLICT (hash) DO NOTHING",
+            "part": self.part.insert + " ON CONFLICT (run_id, sequence) DO NOTHING",
+            "differs": "SELECT 1 FROM {s}run_parts WHERE run_id = ? AND sequence{in} "
+                       "AND NOT (digest{in})",
+            "ref": "INSERT INTO {s}output_refs (hash, owner) VALUES (?, ?) "
+                   "ON CONFLICT (hash, owner) DO NOTHING",
+            "memo_entry": self.memo.insert + " ON CONFLICT (key) DO NOTHING",
+            # state changes (interactive transactions)
+            "lock": "UPDATE {s}runs SET puts = puts + 0 WHERE id = ?",
+            "update": "UPDATE {s}runs SET state = ?, checkpoint_id = ?, closed_at = ?, "
+                      "done = ?, memo_hits = ?, digest = ? WHERE id = ?",
+            "drop_refs": "DELETE FROM {s}output_refs WHERE owner = ?",
+            "drop_parts": "DELETE FROM {s}run_parts WHERE run_id = ?",
+        }
+
+    @property
+    def where(self) -> str:
+        return self.engine.describe()
+
+    @functools.cached_property
+    def available(self) -> bool:
+        """Whether the tables exist (a catalog opened read-only is never migrated)."""
+        return self.engine.has_table("runs")
+
+    def _writable(self) -> None:
+        if self.catalog.read_only:
+            raise BackendUnavailableError(self.catalog.read_only)
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def insert_run(self, record: RunRecord) -> None:
+        """Write a new run (one transaction)."""
+        self._writable()
+        values, digest = self.run.row(record)
+        self.engine.write([Step(self.engine.sql(self.run.insert),
+                                (*values, id_tail(record.id), 0, digest))])
+
+    def get(self, run_id: str) -> RunRecord | None:
+        rows = self.engine.query(self._q["run"], (run_id,))
+        return self.run.record(rows[0], self.where) if rows else None
+
+    def listing(self, timeline_id: str | None = None) -> list[RunRecord]:
+        rows = (self.engine.query(self._q["runs"]) if timeline_id is None
+                else self.engine.query(self._q["runs_of"], (timeline_id,)))
+        return [self.run.record(row, self.where) for row in rows]
+
+    def find(self, prefix: str, *, tail: bool, limit: int = 11) -> list[str]:
+        """Ids of runs whose id (or tail) starts with prefix ('~' sorts after every id
+        character, so the range is exactly the prefix)."""
+        query = self._q["by_tail" if tail else "by_prefix"]
+        return [r[0] for r in self.engine.query(query, (prefix, prefix + "~", int(limit)))]
+
+    def tails(self) -> dict[str, str]:
+        """run id -> tail, for every run of the store (short ids are cut from tails)."""
+        return dict(self.engine.query(self._q["tails"]))
+
+    def done(self, run_id: str) -> int:
+        return int(self.engine.query(self._q["done"], (run_id,))[0][0])
+
+    def parts(self, run_id: str, sequences: Sequence[int] | None = None) -> dict[int, str]:
+        """sequence -> value hash of a run's parts (of these sequences, when given)."""
+        if sequences is None:
+            rows = self.engine.query(self._q["parts"], (run_id,))
+        else:
+            rows = self.engine.query(self._q["parts_at"],
+                                     (run_id, self.dialect.list_param(list(sequences))))
+        found: dict[int, str] = {}
+        for row in rows:  # a part is three plain fields: checked without making a record
+            rid, seq, h, d = row
+            if not (isinstance(seq, int) and isinstance(h, str)) or \
+                    part_digest(rid, seq, h) != d:
+                raise self.part._damaged(row, self.where, "does not match its digest")
+            if rid == run_id:
+                found[seq] = h
+        return found
+
+    def put(self, run_id: str, parts: Sequence[tuple[int, str, bytes]],
+            entries: Sequence[MemoEntry]) -> None:
+        """Write parts (sequence, value hash, canonical bytes) and memo entries in one
+        transaction (one round trip on PostgreSQL). InvalidInputError when the run is not
+        open, ConflictError naming the frames that hold other values; nothing written."""
+        self._writable()
+        e, q, lp = self.engine, self._q, self.dialect.list_param
+        seqs = [s for s, _, _ in parts]
+        digests = [part_digest(run_id, s, h) for s, h, _ in parts]
+        outputs = sorted({h: data for _, h, data in parts}.items())
+        refs = {(h, run_id) for _, h, _ in parts}
+        refs.update((m.value_hash, m.key) for m in entries)
+        steps = [
+            Step(e.sql(q["touch"]), (run_id,)),
+            Step(e.sql(q["closed"]), (run_id,), refuse=(_CLOSED, "the run is not open")),
+            Step(e.sql(q["output"]), [(h, data) for h, data in outputs], many=True),
+            Step(e.sql(q["part"]), sorted((run_id, s, h, d) for (s, h, _), d in
+                                          zip(parts, digests, strict=True)), many=True),
+            Step(e.sql(q["differs"]), (run_id, lp(seqs), lp(digests)),
+                 refuse=(_DIFFERS, "a frame already holds another value")),
+        ]
+        if entries:
+            rows = sorted((*values, digest) for values, digest in map(self.memo.row, entries))
+            steps.append(Step(e.sql(q["memo_entry"]), rows, many=True))
+        steps.append(Step(e.sql(q["ref"]), sorted(refs), many=True))
+        try:
+            e.write(steps)
+        except Refused as exc:
+            if exc.code == _CLOSED:
+                found = self.get(run_id)
+                state = found.state if found is not None else "gone"
+                raise InvalidInputError(
+                    f"run {run_id} is {state}: it takes no more values; nothing of this put "
+                    "was written") from None
+            if exc.code == _DIFFERS:
+                raise self._conflict(run_id, dict(zip(seqs, [h for _, h, _ in parts],
+                                                      strict=True))) from None
+            raise
+
+    def _conflict(self, run_id: str, wanted: dict[int, str]) -> ConflictError:
+        stored = self.parts(run_id, sorted(wanted))
+        differ = sorted(s for s, h in stored.items() if wanted.get(s) != h)
+        shown = ", ".join(map(str, differ[:10])) + (", ..." if len(differ) > 10 else "")
+        return ConflictError(
+            f"run {run_id}: frame(s) {shown} already hold other values (another worker wrote "
+            "them first); nothing of this put was written. A frame's value is written once: "
+            "begin a new run to compute it again")
+
+    def change(self, run_id: str,
+               decide: Callable[[RunRecord, Tx], RunRecord | None],
+               drop_parts: Callable[[RunRecord], bool] = lambda r: False) -> RunRecord:
+        """Change a run's state in one transaction: its row is locked and read, decide(old,
+        tx) returns the new record (None: leave it), and when drop_parts(new) its parts and
+        their refs go in the same transaction. Returns the record as it now is."""
+        self._writable()
+        e, q = self.engine, self._q
+        with e.transaction() as tx:
+            tx.execute(e.sql(q["lock"]), (run_id,))  # PostgreSQL: waits for puts in flight
+            rows = tx.query(e.sql(q["run"]), (run_id,))
+            if not rows:
+                raise NotFoundError(f"no run {run_id!r} in {self.where}")
+            old = self.run.record(rows[0], self.where)
+            new = decide(old, tx)
+            if new is None or new == old:
+                return old
+            values, digest = self.run.row(new)
+            at = {name: i for i, name in enumerate(self.run.names)}
+            tx.execute(e.sql(q["update"]), (
+                *(values[at[name]] for name in ("state", "checkpoint_id", "closed_at", "done",
+                                                "memo_hits")), digest, run_id))
+            if drop_parts(new):
+                tx.execute(e.sql(q["drop_refs"]), (run_id,))
+                tx.execute(e.sql(q["drop_parts"]), (run_id,))
+            return new
+
+    def count_parts(self, tx: Tx, run_id: str) -> int:
+        return int(tx.query(self.engine.sql(self._q["done"]), (run_id,))[0][0])
+
+    # -- the memo -------------------------------------------------------------------------
+
+    def _memo_rows(self, keys: Iterable[str]) -> Iterable[tuple[Any, ...]]:
+        wanted = sorted(set(keys))
+        for i in range(0, len(wanted), _BATCH):
+            batch = wanted[i:i + _BATCH]
+            yield from self.engine.query(self._q["memo"], (self.dialect.list_param(batch),))
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, MemoEntry]:
+        """key -> memo entry, for the keys the memo holds."""
+        found = [self.memo.record(row, self.where) for row in self._memo_rows(keys)]
+        return {entry.key: entry for entry in found}
+
+    def memo_values(self, keys: Iterable[str]) -> dict[str, str]:
+        """key -> value hash, for the keys the memo holds (rows checked, not parsed)."""
+        found: dict[str, str] = {}
+        at = self.memo.names.index("value_hash")
+        for row in self._memo_rows(keys):
+            self.memo.check(row, self.where)
+            found[row[0]] = row[at]
+        return found
+
+    def memo_stats(self) -> tuple[list[MemoStageStats], int, int, int]:
+        """(per stage and version, entries, distinct values, their bytes)."""
+        size = "length" if self.dialect.name == "sqlite" else "octet_length"
+        per = self.engine.query(
+            "SELECT stage, version, count(*), min(created_at), max(created_at) "
+            "FROM {s}memo_entries GROUP BY stage, version ORDER BY stage, version")
+        (entries,), = self.engine.query("SELECT count(*) FROM {s}memo_entries")
+        (values, size_of), = self.engine.query(
+            f"SELECT count(*), coalesce(sum({size}(o.data)), 0) FROM (SELECT DISTINCT "
+            "value_hash FROM {s}memo_entries) m JOIN {s}outputs o ON o.hash = m.value_hash")
+        d = self.dialect
+        stages = [MemoStageStats(s, v, int(n), d.time_value(lo), d.time_value(hi))
+                  for s, v, n, lo, hi in per]
+        return stages, int(entries), int(values), int(size_of)
+
+    def clear_memo(self, stage: str | None, before: datetime | None) -> int:
+        """Delete memo entries (of stage, older than before) and their refs, in batches of
+        short transactions; how many went."""
+        self._writable()
+        e = self.engine
+        where, params = [], []
+        if stage is not None:
+            where.append("stage = ?")
+            params.append(stage)
+        if before is not None:
+            where.append("created_at < ?")
+            params.append(self.dialect.time_param(before))
+        cond = f" WHERE {' AND '.join(where)}" if where else ""
+        pick = f"SELECT key FROM {{s}}memo_entries{cond} ORDER BY key LIMIT {_BATCH}"
+        removed = 0
+        while True:
+            with e.transaction() as tx:
+                keys = [r[0] for r in tx.query(e.sql(pick), params)]
+                if not keys:
+                    return removed
+                lp = self.dialect.list_param(keys)
+                tx.execute(e.sql("DELETE FROM {s}output_refs WHERE owner{in}"), (lp,))
+                tx.execute(e.sql("DELETE FROM {s}memo_entries WHERE key{in}"), (lp,))
+                removed += len(keys)

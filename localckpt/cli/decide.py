@@ -1,0 +1,246 @@
+"""Commands that decide between tries: labels import|export, compare, sql."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInputError
+from ..ids import SHORT_MIN, id_tail
+from .common import add_command, checkpoint_ref, print_json, timeline_ref
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..store import Store
+
+__all__ = ["METRIC_NAMES", "register", "short_ids"]
+
+_CELL = 48  # widest cell of a text table
+#: localckpt.evaluate.METRICS' names, written here: importing evaluate loads numpy, and
+#: building the parser must not (tests/test_import_cost.py; tests/test_cli_decide.py
+#: checks the two agree)
+METRIC_NAMES = ("ap50", "ap", "f1", "precision", "recall", "tp", "fp", "fn")
+
+
+def short_ids(store: Store, ids: list[str]) -> dict[str, str]:
+    """Each checkpoint id's short form: the shortest start of its tail (at least
+    SHORT_MIN characters) that no other checkpoint of the store shares."""
+    out = {}
+    for ident in dict.fromkeys(ids):
+        tail = id_tail(ident)
+        n = SHORT_MIN
+        while n < len(tail) and len(store.catalog.find_short("checkpoint", tail[:n], 2)) > 1:
+            n += 1
+        out[ident] = tail[:n]
+    return out
+
+
+# -- labels -------------------------------------------------------------------------------
+
+
+def cmd_labels_import(store: Store, args: argparse.Namespace) -> int:
+    from ..labels import import_labels
+
+    result = import_labels(store, timeline_ref(store, args.timeline), args.path, args.format,
+                           stage=args.stage,
+                           parent=None if args.parent is None else checkpoint_ref(
+                               store, args.parent),
+                           tag=args.tag, frames=args.frames)
+    if args.json:
+        data = result.to_dict()
+        data["short_id"] = short_ids(store, [result.checkpoint_id])[result.checkpoint_id]
+        data["unmatched_boxes"] = result.unmatched_boxes
+        print_json(data)
+    else:
+        print(result.summary())
+    return 0
+
+
+def cmd_labels_export(store: Store, args: argparse.Namespace) -> int:
+    from ..labels import export_labels
+
+    cid = checkpoint_ref(store, args.checkpoint)
+    result = export_labels(store, cid, args.stage, args.path, args.format, frames=args.frames)
+    if args.json:
+        import attrs
+
+        print_json({**attrs.asdict(result), "short_id": short_ids(store, [cid])[cid]})
+    else:
+        print(result.summary())
+    return 0
+
+
+# -- compare ------------------------------------------------------------------------------
+
+
+def cmd_compare(store: Store, args: argparse.Namespace) -> int:
+    reference = checkpoint_ref(store, args.against)
+    if args.tries:
+        tries = [checkpoint_ref(store, t) for t in args.tries]
+    else:  # every try of the stage on the reference's timeline
+        ref = store.get_checkpoint(reference)
+        tries = [c.id for c in store.checkpoints(ref.timeline_id)
+                 if c.stage == args.stage and c.id != reference]
+        if not tries:
+            raise InvalidInputError(f"timeline {ref.timeline_id} has no checkpoint that added "
+                                    f"stage {args.stage!r} besides the reference; name the "
+                                    "tries to compare")
+    labels = None if args.labels is None else [x for x in args.labels.split(",") if x]
+    ev = store.evaluate(tries, reference, args.stage, iou=args.iou, labels=labels,
+                        reference_stage=args.reference_stage, metric=args.metric)
+    rows = ev.rows(per_label=args.per_label)
+    shorts = short_ids(store, [ev.reference, *(r["checkpoint_id"] for r in rows)])
+    if args.json:
+        print_json({
+            "reference": ev.reference, "reference_short_id": shorts[ev.reference],
+            "reference_stage": ev.reference_stage, "stage": ev.stage, "iou": ev.iou,
+            "metric": ev.metric, "frames": ev.frames, "labels": list(ev.labels),
+            "rows": [{**r, "short_id": shorts[r["checkpoint_id"]]} for r in rows]})
+        return 0
+    print(f"stage {ev.stage!r} of {len(ev.tries)} tries against {shorts[ev.reference]} "
+          f"({ev.reference_stage}), {ev.frames:,} frames; TP at IoU >= {ev.iou:g}; best "
+          f"{ev.metric} first")
+    head = ["#", "TRY", "NAME", *(["LABEL"] if args.per_label else []), "PRECISION",
+            "RECALL", "F1", "AP50", "AP", "BOXES"]
+    body = []
+    for r in rows:
+        if args.per_label and r["label"] is not None:
+            first = ["", "", ""]
+        else:
+            first = [str(r["rank"]), shorts[r["checkpoint_id"]], r["name"]]
+        label = ([("(all)" if r["label"] is None else r["label"] or '""')]
+                 if args.per_label else [])
+        body.append([*first, *label, *("-" if r[k] is None else f"{r[k]:.3f}" for k in (
+            "precision", "recall", "f1", "ap50", "ap")), f"{r['boxes']:,}"])
+    _print_table(head, body, right_from=len(head) - 6)
+    ignored = sum(t.ignored for t in ev.tries)
+    if ignored:
+        print(f"({ignored:,} boxes on frames the reference does not list were not judged)")
+    return 0
+
+
+def _print_table(head: list[str], body: list[list[str]], right_from: int) -> None:
+    cells = [[_clip(c) for c in row] for row in [head, *body]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
+    for row in cells:
+        print("  ".join(c.rjust(w) if i >= right_from else c.ljust(w)
+                        for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+
+
+def _clip(text: str) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= _CELL else text[:_CELL - 1] + "…"
+
+
+# -- sql ----------------------------------------------------------------------------------
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, (datetime, date)):
+        return v.isoformat()
+    if isinstance(v, bytes):
+        return v.hex()
+    return v
+
+
+def _text(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, ensure_ascii=False, default=str)
+    return str(_value(v))
+
+
+def _params(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise InvalidInputError(f"--param takes NAME=VALUE (used as $NAME in the query), "
+                                    f"not {pair!r}")
+        out[name] = value
+    return out
+
+
+def cmd_sql(store: Store, args: argparse.Namespace) -> int:
+    table: pa.Table = store.sql(args.query, _params(args.param))
+    rows = table.to_pylist()
+    if args.json:
+        print(json.dumps([{k: _value(v) for k, v in r.items()} for r in rows],
+                         indent=2, ensure_ascii=False, default=str))
+    elif args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(table.column_names)
+        writer.writerows([["" if v is None else _text(v) for v in r.values()] for r in rows])
+    else:
+        _print_table(table.column_names, [[_text(v) for v in r.values()] for r in rows],
+                     right_from=len(table.column_names))
+        print(f"({len(rows):,} row{'' if len(rows) == 1 else 's'})")
+    return 0
+
+
+# -- registration -------------------------------------------------------------------------
+
+
+def register(sub: Any) -> None:
+    from ..labels import FORMATS, FRAME_MODES
+
+    labels = sub.add_parser("labels", help="import ground truth (COCO, YOLO, MOT) or export "
+                            "detections as label files",
+                            description="Ground truth in and out. See docs/deciding.md for "
+                            "how frames are matched.")
+    lsub = labels.add_subparsers(dest="labels_command", metavar="ACTION", required=True)
+    p = add_command(lsub, "import", "save a label file as a checkpoint of a timeline",
+                    cmd_labels_import)
+    p.add_argument("timeline", metavar="TIMELINE", help="timeline id or unique prefix")
+    p.add_argument("path", metavar="PATH", help="COCO .json, MOT .txt, or a YOLO directory")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--stage", default="labels", help="stage name to save as (default labels)")
+    p.add_argument("--parent", metavar="CHECKPOINT",
+                   help="parent checkpoint (default: the timeline's root)")
+    p.add_argument("--tag", metavar="NAME", help="tag the new checkpoint")
+    p.add_argument("--frames", default="sequence", choices=FRAME_MODES,
+                   help="frame numbers are timeline sequences (default) or source video "
+                        "frames, matched by time")
+    p = add_command(lsub, "export", "write a checkpoint's detections as a label file",
+                    cmd_labels_export)
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help="checkpoint id, unique prefix, tag, or TIMELINE:stage")
+    p.add_argument("path", metavar="PATH", help="file to write (a new directory for YOLO)")
+    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--stage", default="labels", help="stage whose boxes to write "
+                   "(default labels)")
+    p.add_argument("--frames", default="sequence", choices=FRAME_MODES,
+                   help="number frames by sequence (default) or by source video frame")
+
+    p = add_command(sub, "compare", "rank tries by precision, recall, F1 and COCO AP "
+                    "against a reference", cmd_compare)
+    p.add_argument("tries", metavar="TRY", nargs="*",
+                   help="checkpoints to judge (default: every checkpoint of the reference's "
+                        "timeline that added --stage)")
+    p.add_argument("--against", required=True, metavar="REF",
+                   help="the reference: imported labels or any try (id, prefix, tag)")
+    p.add_argument("--stage", default="detect", help="the tries' stage (default detect)")
+    p.add_argument("--reference-stage", metavar="STAGE",
+                   help="the reference's stage (default: --stage if it has it, else labels)")
+    p.add_argument("--metric", default="ap50", choices=METRIC_NAMES,
+                   help="rank by this (default ap50)")
+    p.add_argument("--iou", type=float, default=0.5,
+                   help="IoU at which a box counts as found, for TP/FP/FN (default 0.5)")
+    p.add_argument("--labels", metavar="A,B", help="evaluate these labels only")
+    p.add_argument("--per-label", action="store_true", help="a row per label too")
+
+    p = add_command(sub, "sql", "run a read-only SQL query (DuckDB) over the store",
+                    cmd_sql, description="Tables: timelines, checkpoints, stage_outputs, "
+                    "frames, detections (see docs/deciding.md).")
+    p.add_argument("query", metavar="QUERY", help="one SELECT statement")
+    p.add_argument("--csv", action="store_true", help="print CSV")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="a value for $NAME in the query (repeatable)")

@@ -1,0 +1,207 @@
+"""Commands for stage runs and the memo: runs, run show|abort, memo stats|clear.
+
+Runs are shown by short id (the shortest unique start of the id's random tail, 8+
+characters) and every command takes a full id, a short id or a unique id prefix.
+JSON output carries ``short_id`` beside every full id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInputError
+from .common import add_command, print_json, timeline_ref
+
+if TYPE_CHECKING:
+    from ..runs import RunStatus, StageRun
+    from ..store import Store
+
+__all__ = ["age", "pending_nodes", "register"]
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def age(when: datetime, now: datetime | None = None) -> str:
+    """How long ago, in the largest whole unit: "40s", "12m", "3h", "5d"."""
+    seconds = max(0.0, ((now or datetime.now(UTC)) - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _duration(text: str) -> timedelta:
+    m = _AGE.fullmatch(text.strip())
+    if m is None:
+        raise InvalidInputError(f"--older-than {text!r} is not an age: give a number and a "
+                                "unit, e.g. 90s, 30m, 12h, 7d, 2w")
+    return timedelta(seconds=float(m.group(1)) * _SECONDS[m.group(2)])
+
+
+def _status_dict(status: RunStatus, shorts: dict[str, str]) -> dict[str, Any]:
+    d = status.to_dict()
+    d["short_id"] = shorts.get(status.id, status.id)
+    return d
+
+
+def cmd_runs(store: Store, args: argparse.Namespace) -> int:
+    tid = timeline_ref(store, args.timeline) if args.timeline else None
+    runs = store.runs(tid, state=args.state)
+    statuses = [r.status() for r in runs]
+    shorts = store.short_ids([s.id for s in statuses], "run")
+    if args.json:
+        print_json([_status_dict(s, shorts) for s in statuses])
+        return 0
+    if not statuses:
+        print("no runs" + (f" on timeline {tid}" if tid else "") + " (begin one with "
+              "store.begin_run)")
+        return 0
+    width = max(len("STAGE"), *(len(s.stage) for s in statuses))
+    tshorts = store.short_ids({s.timeline_id for s in statuses}, "timeline")
+    print(f"{'RUN':12}  {'TIMELINE':8}  {'STAGE':{width}}  {'STATE':10}  {'DONE/TOTAL':>11}  "
+          f"{'MEMO':>6}  AGE")
+    now = datetime.now(UTC)
+    for s in statuses:
+        done = f"{s.done + s.memo_hits}/{s.total}"
+        memo = str(s.memo_hits) if s.memo else "off"
+        timeline = tshorts.get(s.timeline_id, s.timeline_id)
+        print(f"{shorts.get(s.id, s.id):12}  {timeline:8}  {s.stage:{width}}  "
+              f"{s.state:10}  {done:>11}  {memo:>6}  {age(s.created_at, now)}")
+    return 0
+
+
+def _show(run: StageRun, status: RunStatus, short: str) -> list[str]:
+    rec = run.record
+    lines = [
+        f"run        {rec.id} ({short})",
+        f"timeline   {rec.timeline_id}",
+        f"parent     {rec.parent_id}",
+        f"stage      {rec.stage}  version {rec.version!r}",
+        f"params     {dict(rec.params)}",
+        f"inputs     {', '.join(rec.inputs) or '-'}",
+        f"memo       {'on' if rec.memo else 'off'}",
+        f"state      {rec.state}" + (f"  checkpoint {rec.checkpoint_id}"
+                                    if rec.checkpoint_id else ""),
+        f"frames     {status.done} written, {status.memo_hits} from the memo, {status.todo} "
+        f"to do, of {status.total}",
+        f"created    {rec.created_at.isoformat()} ({age(rec.created_at)} ago)",
+    ]
+    if status.todo:
+        first = run.todo(limit=10)
+        lines.append(f"to do      {', '.join(map(str, first))}"
+                     + (", ..." if status.todo > len(first) else ""))
+    return lines
+
+
+def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
+    run = store.get_run(args.run)
+    status = run.status()
+    short = store.short_id(run.id, "run")
+    key, held = None, None
+    if args.frame is not None:
+        key = run.memo_key(args.frame)
+        held = store._run_tables().lookup([key.digest]).get(key.digest)
+    if args.json:
+        d = _status_dict(status, {run.id: short})
+        rec = run.record
+        d.update(params=dict(rec.params), inputs=list(rec.inputs))
+        if key is not None:
+            d["memo_key"] = {"sequence": args.frame, "digest": key.digest, "parts": key.parts(),
+                             "hit": held is not None,
+                             "value_hash": held.value_hash if held else None}
+        print_json(d)
+        return 0
+    lines = _show(run, status, short)
+    if key is not None:
+        lines.append(f"memo key of frame {args.frame}: {key.digest}"
+                     + (f" (held: value {held.value_hash[:12]} from run {held.run_id})"
+                        if held else " (not in the memo)"))
+        lines += [f"  {name:8} {value}" for name, value in key.parts().items()]
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
+    run = store.get_run(args.run)
+    run.abort()
+    short = store.short_id(run.id, "run")
+    if args.json:
+        print_json({"id": run.id, "short_id": short, "state": run.state})
+    else:
+        print(f"aborted run {short} ({run.stage}); its parts go at the next gc unless the "
+              "memo holds them")
+    return 0
+
+
+def cmd_memo_stats(store: Store, args: argparse.Namespace) -> int:
+    stats = store.memo_stats()
+    if args.json:
+        print_json(stats.to_dict())
+        return 0
+    print(stats.summary())
+    if stats.stages:
+        width = max(len("STAGE"), *(len(s.stage) for s in stats.stages))
+        print(f"{'STAGE':{width}}  {'VERSION':20}  {'ENTRIES':>8}  NEWEST")
+        for s in stats.stages:
+            print(f"{s.stage:{width}}  {s.version[:20]:20}  {s.entries:8d}  {age(s.newest)} ago")
+    return 0
+
+
+def cmd_memo_clear(store: Store, args: argparse.Namespace) -> int:
+    older = _duration(args.older_than) if args.older_than is not None else None
+    removed = store.clear_memo(stage=args.stage, older_than=older)
+    if args.json:
+        print_json({"removed": removed})
+    else:
+        print(f"removed {removed} memo entries; their values go at the next gc runs unless "
+              "checkpoints use them")
+    return 0
+
+
+def pending_nodes(store: Store, timeline_id: str) -> dict[str, list[str]]:
+    """parent checkpoint id -> a line per open run under it ("detect  [pending 40/100,
+    12 from memo; run 1a2b3c4d]"), for the tree."""
+    from ..runs.store_api import pending_runs
+
+    nodes: dict[str, list[str]] = {}
+    for s in pending_runs(store, timeline_id):
+        memo = f", {s['memo_hits']} from memo" if s["memo_hits"] else ""
+        what = "committing" if s["state"] == "committing" else "pending"
+        nodes.setdefault(s["parent_id"], []).append(
+            f"{s['stage']}  [{what} {s['done'] + s['memo_hits']}/{s['total']}{memo}; run "
+            f"{s['short_id']}]")
+    return nodes
+
+
+def register(sub: Any) -> None:
+    p = add_command(sub, "runs", "list stage runs: state, progress, memo hits", cmd_runs)
+    p.add_argument("timeline", metavar="TIMELINE", nargs="?",
+                   help="only this timeline's runs (id or unique prefix)")
+    p.add_argument("--state", choices=("open", "committing", "committed", "aborted"),
+                   help="only runs in this state")
+
+    group = sub.add_parser("run", help="one stage run: show, abort",
+                           description="One stage run, by id, short id or unique prefix.")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = add_command(actions, "show", "a run's state, progress and what is left", cmd_run_show)
+    p.add_argument("run", metavar="RUN", help="run id, short id or unique prefix")
+    p.add_argument("--frame", metavar="N", type=int,
+                   help="also show this frame's memo key, part by part, and whether the memo "
+                   "holds it")
+    p = add_command(actions, "abort", "stop a run: it takes no more values", cmd_run_abort)
+    p.add_argument("run", metavar="RUN", help="run id, short id or unique prefix")
+
+    group = sub.add_parser("memo", help="the per-frame memo: stats, clear",
+                           description="The per-frame memo of stage runs.")
+    actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add_command(actions, "stats", "memo entries per stage and version, values, bytes",
+                cmd_memo_stats)
+    p = add_command(actions, "clear", "delete memo entries (their values go at gc)",
+                    cmd_memo_clear)
+    p.add_argument("--stage", metavar="NAME", help="only this stage's entries")
+    p.add_argument("--older-than", metavar="AGE",
+                   help="only entries older than AGE (90s, 30m, 12h, 7d, 2w)")

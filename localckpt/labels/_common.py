@@ -1,0 +1,214 @@
+"""What the three label formats share: bounded reads, box checks, typed errors, and the
+parsed form a format module hands to the importer.
+
+A format module turns a file (or a directory, for YOLO) into :class:`Parsed`: the
+labelled frames, each with its frame number as the file numbers it, where in the file it
+was found, and its boxes. Matching numbers to timeline frames and scaling normalised
+boxes is the importer's job (:mod:`localckpt.labels`), written once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import InvalidInputError
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_FILES",
+    "Det",
+    "LabelFileError",
+    "OutFrame",
+    "Parsed",
+    "RawBox",
+    "RawFrame",
+    "atomic_write",
+    "check_label",
+    "finite",
+    "last_digits",
+    "number_text",
+    "read_bounded",
+    "text_of",
+    "xywh_box",
+]
+
+#: Most bytes read from one label file (and from all files of a YOLO directory together).
+MAX_BYTES = 256 << 20
+#: Most files read from a YOLO directory.
+MAX_FILES = 1_000_000
+#: Longest label name accepted.
+MAX_LABEL = 1000
+
+#: One detection in the documented form: {"box": [x1, y1, x2, y2], "label", "score", ...}.
+Det = dict[str, Any]
+
+
+class LabelFileError(InvalidInputError):
+    """A label file that cannot be imported: ``path`` names the file, ``where`` the line
+    or entry (empty when the whole file is at fault). Nothing was written."""
+
+    def __init__(self, path: str | os.PathLike[str], where: str, problem: str) -> None:
+        self.path = os.fspath(path)
+        self.where = where
+        self.problem = problem
+        at = f"{self.path}, {where}" if where else self.path
+        super().__init__(f"{at}: {problem}")
+
+
+@attrs.frozen
+class RawBox:
+    """A box as the file states it. coords: (x1, y1, x2, y2) in pixels, or, when
+    normalised (YOLO), fractions of the frame's width and height."""
+
+    coords: tuple[float, float, float, float]
+    label: str
+    score: float | None = None
+    track_id: int | None = None
+    normalised: bool = False
+
+
+@attrs.frozen
+class RawFrame:
+    """A labelled frame as the file numbers it (its boxes may be none: labelled empty)."""
+
+    number: int
+    where: str
+    boxes: tuple[RawBox, ...]
+
+
+@attrs.frozen
+class Parsed:
+    """What a format module read: labelled frames (in file order), entries it could not
+    turn into boxes as (where, why) pairs (reported, never dropped silently), and the
+    span of frame numbers the file labels when that is more than the frames listed."""
+
+    frames: tuple[RawFrame, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
+    #: (first, last) frame number of a file that labels every frame in between, those
+    #: without a line too (MOT); None when only the frames listed are labelled.
+    span: tuple[int, int] | None = None
+
+
+def _check_regular(path: Path, what: str) -> os.stat_result:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise LabelFileError(path, "", f"no such {what}") from None
+    except OSError as exc:
+        raise LabelFileError(path, "", f"cannot read it: {exc.strerror or exc}") from None
+    return st
+
+
+def read_bounded(path: Path, limit: int = MAX_BYTES) -> bytes:
+    """The bytes of a regular file, refusing anything larger than limit (checked before
+    reading, and again while reading: a file may grow, a device has no size)."""
+    st = _check_regular(path, "file")
+    if not stat.S_ISREG(st.st_mode):
+        raise LabelFileError(path, "", "is not a regular file")
+    if st.st_size > limit:
+        raise LabelFileError(path, "", f"is {st.st_size:,} bytes, more than the {limit:,} "
+                                       "bytes a label file may have; split it")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise LabelFileError(path, "", f"cannot read it: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise LabelFileError(path, "", f"holds more than the {limit:,} bytes a label file "
+                                       "may have; split it")
+    return data
+
+
+def text_of(path: Path, data: bytes) -> str:
+    """UTF-8 text (a byte order mark is dropped); LabelFileError naming the line of the
+    first byte that is not UTF-8."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise LabelFileError(path, f"line {line}", "is not UTF-8 text") from None
+
+
+def finite(value: Any) -> bool:
+    """A real number (not bool, NaN or infinity)."""
+    return (type(value) in (int, float)) and math.isfinite(value)
+
+
+def xywh_box(path: Path, where: str, values: Iterable[Any]) -> tuple[float, float, float, float]:
+    """[x, y, w, h] in pixels -> (x1, y1, x2, y2), refusing non-numbers, NaN, infinities
+    and negative sizes. Negative x or y are kept: ground truth such as MOT17 has boxes
+    that reach past the frame's left or top edge."""
+    x, y, w, h = values
+    if not all(finite(v) for v in (x, y, w, h)):
+        raise LabelFileError(path, where, f"box {[x, y, w, h]!r} holds something that is not "
+                                          "a finite number")
+    if w < 0 or h < 0:
+        raise LabelFileError(path, where, f"box {[x, y, w, h]!r} has a negative width or "
+                                          "height")
+    x, y = float(x), float(y)
+    # rounded to 1e-9 pixel: corners exported as [x, y, x2 - x, y2 - y] read back equal
+    return (x, y, max(x, round(x + float(w), 9)), max(y, round(y + float(h), 9)))
+
+
+def check_label(path: Path, where: str, label: Any) -> str:
+    if not isinstance(label, str) or len(label) > MAX_LABEL:
+        raise LabelFileError(path, where, f"label {label!r:.60} is not a string of at most "
+                                          f"{MAX_LABEL} characters")
+    return label
+
+
+def last_digits(name: str) -> int | None:
+    """The frame number a file name holds: its last run of ASCII digits (CVAT writes
+    ``frame_000123.jpg``), or None."""
+    end = len(name)
+    while end and not ("0" <= name[end - 1] <= "9"):
+        end -= 1
+    start = end
+    while start and "0" <= name[start - 1] <= "9":
+        start -= 1
+    if start == end or end - start > 18:
+        return None
+    return int(name[start:end])
+
+
+@attrs.frozen
+class OutFrame:
+    """A frame to write: its number in the file, its pixel size, its detections (each
+    ``{"box": [x1, y1, x2, y2], "label", "score"?, "track_id"?}``)."""
+
+    number: int
+    width: int
+    height: int
+    dets: tuple[Det, ...]
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write data to path through a temporary file in the same directory and a rename:
+    a reader never sees half a file, and a failure leaves no file behind."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def number_text(value: float) -> str:
+    """A coordinate or score as text that reads back as the same float."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))

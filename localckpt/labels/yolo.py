@@ -1,0 +1,230 @@
+"""YOLO label directories (Ultralytics, darknet, CVAT's "YOLO 1.1").
+
+Reading: a directory of ``<digits>.txt`` files, one per frame (the frame number is the
+last run of digits in the file name: ``000123.txt`` and ``frame_000123.txt`` are frame
+123), each line ``class cx cy w h [score]`` with the box centre and size as fractions of
+the frame's width and height. Class names come from ``classes.txt`` (or ``obj.names``),
+one per line, else from the ``names`` of ``data.yaml``. An empty file is a frame labelled
+empty. YOLO has no track ids.
+
+Writing: ``classes.txt`` (labels in order) and ``<number>.txt`` per frame, six digits.
+The directory must not exist or be empty: nothing is overwritten.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._common import (
+    MAX_BYTES,
+    MAX_FILES,
+    LabelFileError,
+    OutFrame,
+    Parsed,
+    RawBox,
+    RawFrame,
+    check_label,
+    last_digits,
+    number_text,
+    read_bounded,
+    text_of,
+)
+
+__all__ = ["read", "write"]
+
+_CLASS_FILES = ("classes.txt", "obj.names")
+_YAML = "data.yaml"
+_TOLERANCE = 1e-6  # normalised values written with 6 decimals may overshoot 1 by rounding
+
+
+def _names_from_lines(path: Path) -> list[str]:
+    lines = text_of(path, read_bounded(path)).splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return [check_label(path, f"line {i}", line.strip()) for i, line in enumerate(lines, 1)]
+
+
+_ITEM = re.compile(r"""\s*(?:'([^']*)'|"([^"]*)"|([^,'"]*?))\s*(?:,|$)""")
+
+
+def _scalar(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text.split(" #", 1)[0].strip()
+
+
+def _flow_items(path: Path, where: str, text: str) -> list[str]:
+    inner = text.strip()[1:-1].strip()
+    if not inner:
+        return []
+    items, pos = [], 0
+    while pos < len(inner):
+        m = _ITEM.match(inner, pos)
+        if m is None or m.end() == pos:
+            raise LabelFileError(path, where, "names is not a list this reader understands")
+        items.append(next(g for g in m.groups() if g is not None).strip())
+        pos = m.end()
+    return items
+
+
+def _names_from_yaml(path: Path) -> list[str]:
+    """The ``names`` of a YOLO data.yaml: a flow list ``[a, b]``, a flow mapping
+    ``{0: a, 1: b}``, a block list (``- a``) or a block mapping (``0: a``)."""
+    lines = text_of(path, read_bounded(path)).splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("names:"):
+            continue
+        where = f"line {i + 1}"
+        rest = line[len("names:"):].split(" #", 1)[0].strip()
+        if rest.startswith("["):
+            return [check_label(path, where, n) for n in (_scalar(x) for x in
+                                                          _flow_items(path, where, rest))]
+        if rest.startswith("{"):
+            pairs = [x.split(":", 1) for x in _flow_items(path, where, rest)]
+            return _from_pairs(path, where, pairs)
+        if rest:
+            raise LabelFileError(path, where, "names must be a list or a mapping")
+        block = []
+        for j in range(i + 1, len(lines)):
+            item = lines[j]
+            if not item.strip() or item.lstrip().startswith("#"):
+                continue
+            if not item[0].isspace():
+                break
+            block.append((j + 1, item.strip()))
+        if all(text.startswith("- ") or text == "-" for _, text in block):
+            return [check_label(path, f"line {n}", _scalar(text[1:])) for n, text in block]
+        pairs = []
+        for n, text in block:
+            if ":" not in text:
+                raise LabelFileError(path, f"line {n}", "expected '<index>: <name>'")
+            pairs.append(text.split(":", 1))
+        return _from_pairs(path, where, pairs)
+    raise LabelFileError(path, "", "has no 'names:' naming the classes")
+
+
+def _from_pairs(path: Path, where: str, pairs: list[list[str]]) -> list[str]:
+    found: dict[int, str] = {}
+    for pair in pairs:
+        if len(pair) != 2 or not pair[0].strip().isdigit():
+            raise LabelFileError(path, where, "names mapping keys must be class indexes")
+        found[int(pair[0])] = check_label(path, where, _scalar(pair[1]))
+    if sorted(found) != list(range(len(found))):
+        raise LabelFileError(path, where, "names mapping must number classes 0, 1, 2, ...")
+    return [found[k] for k in range(len(found))]
+
+
+def _class_names(directory: Path) -> list[str]:
+    for name in _CLASS_FILES:
+        if (directory / name).is_file():
+            return _names_from_lines(directory / name)
+    if (directory / _YAML).is_file():
+        return _names_from_yaml(directory / _YAML)
+    raise LabelFileError(directory, "", "has no classes.txt (or obj.names, or data.yaml) "
+                                        "naming the classes")
+
+
+def _number(path: Path, where: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise LabelFileError(path, where, f"{text!r:.40} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise LabelFileError(path, where, f"{text!r:.40} is not a finite number")
+    return value
+
+
+def _frame(path: Path, names: list[str], number: int, data: bytes) -> RawFrame:
+    boxes = []
+    for n, line in enumerate(text_of(path, data).splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"line {n}"
+        if len(fields) not in (5, 6):
+            raise LabelFileError(path, where, f"has {len(fields)} fields; a YOLO line is "
+                                              "'class cx cy w h [score]'")
+        if not fields[0].isdigit() or int(fields[0]) >= len(names):
+            raise LabelFileError(path, where, f"class {fields[0]!r:.20} is not an index of "
+                                              f"the {len(names)} class names")
+        cx, cy, w, h = (_number(path, where, f) for f in fields[1:5])
+        if not all(-_TOLERANCE <= v <= 1 + _TOLERANCE for v in (cx, cy, w, h)):
+            raise LabelFileError(path, where, "centre and size must be fractions of the "
+                                              "frame (0 to 1): this box is not normalised")
+        score = _number(path, where, fields[5]) if len(fields) == 6 else None
+        boxes.append(RawBox((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2),
+                            names[int(fields[0])], score, None, normalised=True))
+    return RawFrame(number, path.name, tuple(boxes))
+
+
+def read(directory: Path) -> Parsed:
+    """The labelled frames of a YOLO directory (see the module docstring)."""
+    if not directory.is_dir():
+        raise LabelFileError(directory, "", "is not a directory (YOLO labels are a directory "
+                                            "of <frame>.txt files)")
+    names = _class_names(directory)
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError as exc:
+        raise LabelFileError(directory, "", f"cannot list it: {exc.strerror or exc}") from None
+    files = [e for e in entries if e.name.endswith(".txt") and e.name not in _CLASS_FILES]
+    if len(files) > MAX_FILES:
+        raise LabelFileError(directory, "", f"holds {len(files):,} label files, more than "
+                                            f"{MAX_FILES:,}; split it")
+    frames: list[RawFrame] = []
+    seen: dict[int, str] = {}
+    budget = MAX_BYTES
+    for entry in files:
+        path = Path(entry.path)
+        number = last_digits(entry.name[:-4])
+        if number is None:
+            raise LabelFileError(path, "", "holds no frame number in its name (YOLO label "
+                                           "files are <frame>.txt)")
+        if number in seen:
+            raise LabelFileError(path, "", f"is frame {number}, as {seen[number]} is")
+        seen[number] = entry.name
+        if budget <= 0 or entry.stat().st_size > budget:
+            raise LabelFileError(directory, "", f"its label files hold more than the "
+                                                f"{MAX_BYTES:,} bytes read at most; split it")
+        data = read_bounded(path, budget)
+        budget -= len(data)
+        frames.append(_frame(path, names, number, data))
+    return Parsed(tuple(frames))
+
+
+def write(directory: Path, frames: Sequence[OutFrame]) -> None:
+    """A YOLO directory of these frames (see the module docstring). All or nothing: the
+    files are written into a temporary directory that is then renamed into place."""
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise LabelFileError(directory, "", "exists and is not an empty directory; choose a "
+                                            "new one (nothing is overwritten)")
+    labels = sorted({d["label"] or "" for f in frames for d in f.dets})
+    index = {name: i for i, name in enumerate(labels)}
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        (tmp / "classes.txt").write_text("".join(f"{n}\n" for n in labels), encoding="utf-8")
+        for f in frames:
+            lines = []
+            for d in f.dets:
+                x1, y1, x2, y2 = d["box"]
+                values = [(x1 + x2) / 2 / f.width, (y1 + y2) / 2 / f.height,
+                          (x2 - x1) / f.width, (y2 - y1) / f.height]
+                if d.get("score") is not None:
+                    values.append(d["score"])
+                lines.append(" ".join([str(index[d["label"] or ""]),
+                                       *(number_text(v) for v in values)]))
+            (tmp / f"{f.number:06d}.txt").write_text("".join(f"{x}\n" for x in lines),
+                                                     encoding="utf-8")
+        if directory.exists():
+            directory.rmdir()
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

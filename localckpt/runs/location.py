@@ -1,0 +1,134 @@
+"""Where a store is, as a value another process can open: what a StageRun pickles to.
+
+A location holds the store's URL (an embedded store's absolute directory; a PostgreSQL
+URL without its password), its objects URL, the storage options that are not secrets,
+and the catalog options (the PostgreSQL schema). Secrets never travel: the process that
+opens a location takes them from its own environment, as ``localckpt.open`` does:
+
+1. ``$LOCALCKPT_STORAGE_OPTIONS`` (a JSON object of fsspec options), else
+2. the config file: a remote whose url and objects are this store's
+   (``storage_options_from`` names an environment variable or a credentials table),
+   else the ``[store]`` section's storage options;
+
+merged over the location's own options. A PostgreSQL password comes from libpq's own
+places (``PGPASSWORD``, ``~/.pgpass``). A store that only its own process can open (in
+memory, a DuckDB file, objects in ``memory://``) has no location: InvalidInputError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import attrs
+
+from ..errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+__all__ = ["StoreLocation"]
+
+_CONNINFO_PASSWORD = re.compile(r"\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+
+#: fsspec options about this process's caches, not about the store: left behind
+_PROCESS_LOCAL = frozenset({"skip_instance_cache", "use_listings_cache", "listings_expiry_time"})
+
+
+def _public(options: Mapping[str, Any]) -> dict[str, Any]:
+    """options without the ones that look like secrets (nested tables included)."""
+    from ..config import secret_keys
+
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if secret_keys({key: None}) or key in _PROCESS_LOCAL:
+            continue
+        out[key] = _public(value) if isinstance(value, Mapping) else value
+    return out
+
+
+def _without_password(url: str) -> str:
+    """A PostgreSQL URL or conninfo without its password (libpq finds it elsewhere)."""
+    if "://" not in url:  # libpq key=value pairs
+        return _CONNINFO_PASSWORD.sub("", url).strip()
+    parts = urlsplit(url)
+    if parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.split(':', 1)[0]}@{host}")
+    if "password=" in parts.query:
+        query = "&".join(p for p in parts.query.split("&") if not p.startswith("password="))
+        parts = parts._replace(query=query)
+    return parts.geturl()
+
+
+@attrs.frozen
+class StoreLocation:
+    """A store's settings without secrets (see the module docstring)."""
+
+    url: str
+    objects: str
+    storage_options: Mapping[str, Any] = attrs.field(factory=dict)
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def of(cls, store: Store) -> StoreLocation:
+        """The location of an open store; InvalidInputError when only this process can
+        open it."""
+        engine = getattr(store.catalog, "engine", None)
+        kind = type(engine).__name__
+        objects = store.objects
+        protocols = () if objects.is_local else (
+            (objects.fs.protocol,) if isinstance(objects.fs.protocol, str)
+            else tuple(objects.fs.protocol))
+        if kind == "SqliteEngine" and not engine.memory:  # type: ignore[union-attr]
+            url = os.path.dirname(os.path.abspath(engine.path))  # type: ignore[union-attr]
+            options: dict[str, Any] = {}
+        elif kind == "PostgresEngine":
+            url = _without_password(store.url)
+            options = {"schema": engine.schema}  # type: ignore[union-attr]
+        else:
+            raise InvalidInputError(
+                f"the store {store.url or store.catalog.describe()} can be used by this "
+                "process only (in memory, or a DuckDB file), so its runs cannot go to other "
+                "processes: use an embedded store (a directory) or PostgreSQL for workers, "
+                "or run.map(fn) without an executor")
+        if "memory" in protocols:
+            raise InvalidInputError(
+                f"the objects of {store.url} are in this process's memory "
+                f"({objects.describe()}); other processes cannot read its frames: use a "
+                "directory or s3:// for objects when runs go to workers")
+        public = _public(objects.fs.storage_options) if not objects.is_local else {}
+        return cls(url, objects.describe(), public, options)
+
+    def secret_options(self) -> dict[str, Any]:
+        """The storage options this process supplies (see the module docstring)."""
+        text = os.environ.get("LOCALCKPT_STORAGE_OPTIONS")
+        if text:
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise InvalidInputError(
+                    f"LOCALCKPT_STORAGE_OPTIONS is not a JSON object: {exc}") from None
+            if not isinstance(value, dict):
+                raise InvalidInputError("LOCALCKPT_STORAGE_OPTIONS must be a JSON object of "
+                                        "fsspec options")
+            return value
+        from ..config import remotes, store_storage_options
+
+        for remote in remotes():
+            if remote.url == self.url and remote.objects in (None, self.objects):
+                return remote.resolved_options()
+        return store_storage_options()
+
+    def open(self) -> Store:
+        """Open the store here, with this process's secrets."""
+        from ..registry import open as open_store
+
+        options = {**self.storage_options, **self.secret_options()}
+        return open_store(self.url, objects=self.objects, storage_options=options,
+                          environ=False, **dict(self.options))

@@ -1,0 +1,172 @@
+"""Per-frame memo keys: what a stage's value for one frame depends on, said plainly.
+
+A key has five parts (as Hamilton builds a node's cache key from its name, code version
+and inputs' data versions)::
+
+    stage     the stage's name                     "detect"
+    version   its code version (the caller's str)  "yolo-v8.2" or code_version(fn)
+    params    SHA-256 of its canonical params       hash of {"threshold": 0.5}
+    frame     the frame's content hash              from the timeline's frame index
+    inputs    input stage -> hash of that stage's   {"detect": "9f2c..."} (None: that
+              value for this frame                  stage has no value for the frame)
+
+and is the SHA-256 of their canonical JSON, so equal parts give equal keys in every
+store and process, and a key can be shown part by part (:meth:`MemoKey.parts`). The
+frame's content hash is the SHA-256 of its encoded bytes: a re-ingested copy of the
+same video (same codec and quality) has the same hashes, and hits.
+
+The memo is for per-frame stages: a temporal stage (tracking) reads other frames than
+its own, which the key does not name; such stages pass ``memo=False``.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ..canonical import canonical_bytes, content_hash
+from ..errors import InvalidInputError
+
+__all__ = ["FrameKeys", "MemoKey", "code_version", "params_hash"]
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    """SHA-256 of a stage's canonical params (the key's ``params`` part)."""
+    return content_hash(canonical_bytes(dict(params), "params"))
+
+
+@attrs.frozen
+class MemoKey:
+    """The memo key of one frame of one run (see the module docstring)."""
+
+    stage: str
+    version: str
+    params: str
+    frame: str
+    inputs: tuple[tuple[str, str | None], ...] = ()
+
+    def parts(self) -> dict[str, Any]:
+        """The key's parts as a JSON object (what the digest is taken of)."""
+        return {"stage": self.stage, "version": self.version, "params": self.params,
+                "frame": self.frame, "inputs": dict(self.inputs)}
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the parts' canonical JSON: the key the memo stores."""
+        return content_hash(canonical_bytes(self.parts(), "memo key"))
+
+    def __str__(self) -> str:
+        inputs = ", ".join(f"{k}={(v or 'none')[:12]}" for k, v in self.inputs) or "none"
+        return (f"stage={self.stage} version={self.version!r} params={self.params[:12]} "
+                f"frame={self.frame[:12]} inputs: {inputs} -> {self.digest[:12]}")
+
+
+class FrameKeys:
+    """Memo keys of a run's frames, computed from the frame index and the parent's input
+    outputs once, then per frame by string assembly (the canonical JSON of the parts
+    without building and encoding a dict per frame; a test holds it equal to
+    :attr:`MemoKey.digest`).
+
+    frames: sequence -> the frame's content hash. inputs: input stage -> its per-frame
+    values (sequence -> value), from the parent checkpoint's frame-keyed output.
+    """
+
+    def __init__(self, stage: str, version: str, params: Mapping[str, Any],
+                 frames: Mapping[int, str], inputs: Mapping[str, Mapping[int, Any]]) -> None:
+        self.stage = stage
+        self.version = version
+        self.params = params_hash(params)
+        self.frames = dict(frames)
+        self._inputs = {name: inputs[name] for name in sorted(inputs)}
+        self._input_hashes: dict[str, dict[int, str | None]] = {n: {} for n in self._inputs}
+        enc = lambda text: canonical_bytes(text).decode("utf-8")  # noqa: E731
+        self._names = [enc(name) for name in self._inputs]
+        self._tail = f',"params":"{self.params}","stage":{enc(stage)},"version":{enc(version)}}}'
+
+    def input_hash(self, name: str, sequence: int) -> str | None:
+        cache = self._input_hashes[name]
+        if sequence not in cache:
+            values = self._inputs[name]
+            cache[sequence] = (content_hash(canonical_bytes(values[sequence], name))
+                               if sequence in values else None)
+        return cache[sequence]
+
+    def key(self, sequence: int) -> MemoKey:
+        """The key of one frame, part by part (for showing it)."""
+        return MemoKey(self.stage, self.version, self.params, self.frames[sequence],
+                       tuple((n, self.input_hash(n, sequence)) for n in self._inputs))
+
+    def digest(self, sequence: int) -> str:
+        """MemoKey.digest of one frame, fast."""
+        pairs = []
+        for enc, name in zip(self._names, self._inputs, strict=True):
+            h = self.input_hash(name, sequence)
+            pairs.append(f'{enc}:"{h}"' if h is not None else f"{enc}:null")
+        inputs = ",".join(pairs)
+        text = f'{{"frame":"{self.frames[sequence]}","inputs":{{{inputs}}}{self._tail}'
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def entry_parts(self, sequence: int) -> tuple[str, str, dict[str, str | None]]:
+        """(digest, frame hash, input stage -> hash) of one frame: what a memo entry
+        stores, without making a MemoKey."""
+        inputs = {n: self.input_hash(n, sequence) for n in self._inputs}
+        return self.digest(sequence), self.frames[sequence], inputs
+
+    def digests(self, sequences: Sequence[int]) -> dict[int, str]:
+        return {s: self.digest(s) for s in sequences}
+
+
+# -- code versions --------------------------------------------------------------------------
+
+
+def code_version(fn: Callable[..., Any]) -> str:
+    """A version string for a stage function: the SHA-256 of its source with comments,
+    docstrings and formatting taken out (what Hamilton does), so editing a comment keeps
+    the memo and editing the code does not. Only fn's own source counts: a change in a
+    function it calls is not seen (pass version= yourself when that matters).
+
+    Code whose source cannot be read (run with exec, typed at a plain prompt) is versioned
+    by its compiled code instead ("bytecode:" + SHA-256, without the docstring; stable
+    for one Python version). InvalidInputError for what has neither (builtins)."""
+    target = inspect.unwrap(getattr(fn, "func", fn))  # functools.partial / wraps
+    try:
+        source = textwrap.dedent(inspect.getsource(target))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError) as exc:
+        code = getattr(target, "__code__", None)
+        if code is None:
+            raise InvalidInputError(
+                f"cannot read the source of {fn!r} to make its code version ({exc}); pass "
+                "version='...' to begin_run yourself") from None
+        digest = hashlib.sha256()
+        _hash_code(code, True, digest)
+        return "bytecode:" + digest.hexdigest()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.unparse(tree).encode("utf-8")).hexdigest()
+
+
+def _hash_code(code: Any, function: bool, digest: Any) -> None:
+    """Feed a code object (and the ones nested in it) to digest: instructions, names and
+    constants; not line numbers, not the docstring (a function's first constant: its
+    docstring or None)."""
+    digest.update(code.co_code)
+    digest.update(repr((code.co_names, code.co_varnames, code.co_freevars)).encode())
+    for i, const in enumerate(code.co_consts):
+        if function and i == 0 and (const is None or isinstance(const, str)):
+            continue
+        if hasattr(const, "co_code"):
+            _hash_code(const, False, digest)
+        else:
+            digest.update(repr(const).encode())

@@ -1,0 +1,556 @@
+"""StageRun: one stage over one timeline, written frame by frame, committed once.
+
+A run is a record in the catalog; what it has been given so far are its parts, each a
+frame's value stored as an output (``localckpt.backends.sql.runs``). So a run survives
+its process: ``store.get_run(id)`` in any process that opens the same store (any machine,
+on PostgreSQL + S3) continues it, and after a crash ``todo()`` is exactly what is
+missing. ``put`` is one short transaction: durable when it returns, all of it or none.
+
+Semantics:
+
+- ``put({sequence: value})``: an equal value again is a no-op; another value for a frame
+  already written is ConflictError; an unknown sequence, a non-integer one or a value
+  that is not JSON (NaN, a value that contains itself, ...) is InvalidInputError. In
+  each case nothing of that put is written.
+- ``todo()``: the timeline's sequences that have no part and that the memo does not
+  answer, ascending. The memo answers a frame when any run (open or closed, of any
+  timeline of the store, with memo on) wrote a value under the same key
+  (``localckpt.runs.memo``).
+- ``commit()``: saves one checkpoint whose stage output is
+  ``{"frames": {"<sequence>": value, ...}}`` over every frame written or answered by the
+  memo, exactly as ``save_stage_output`` with that dict would (same canonical bytes, same
+  hash; the bytes are assembled from the stored bytes of each value, in the key order
+  canonical JSON sorts them). It refuses while ``todo()`` is not empty unless
+  ``partial=True``. Committing twice returns the same id; a commit interrupted by a crash
+  is finished by the next ``commit()`` (the checkpoint's id is chosen, and puts refused,
+  when it begins). The committed run's parts are dropped (the checkpoint holds it all).
+- ``abort()``: the run takes no more values and its parts are dropped. Memo entries
+  its puts made stay (they are kept until ``clear_memo``: a value depends only on its key).
+"""
+
+from __future__ import annotations
+
+import numbers
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..canonical import canonical_bytes, checked_bytes, content_hash
+from ..errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    NotFoundError,
+)
+from ..ids import new_id
+from ..records import utcnow
+from .location import StoreLocation
+from .memo import FrameKeys, MemoKey
+from .records import MemoEntry, RunRecord
+
+if TYPE_CHECKING:
+    from ..backends.sql.runs import RunTables
+    from ..store import Store
+
+__all__ = ["RunStatus", "StageRun"]
+
+_ATTEMPTS = 5
+_OUTPUTS_AT_ONCE = 4096
+
+
+@attrs.frozen
+class RunStatus:
+    """A run as seen at one moment: what the ``runs`` command and the web view show.
+
+    done: frames written; memo_hits: frames the memo answers (and no put wrote);
+    todo: what is left (total - done - memo_hits while open, 0 once closed).
+    """
+
+    id: str
+    timeline_id: str
+    parent_id: str
+    stage: str
+    version: str
+    state: str
+    done: int
+    memo_hits: int
+    total: int
+    todo: int
+    memo: bool
+    created_at: datetime
+    checkpoint_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = attrs.asdict(self)
+        d["created_at"] = self.created_at.isoformat()
+        return d
+
+
+class _Context:
+    """What a run's puts and todo need from the timeline, read once per StageRun: the
+    frame sequences and, for memo runs, the keys (frame index + the parent's inputs)."""
+
+    def __init__(self, sequences: list[int], keys: FrameKeys | None) -> None:
+        self.sequences = sequences
+        self.known = frozenset(sequences)
+        self.keys = keys
+
+
+def _reopen(location: StoreLocation, run_id: str) -> StageRun:
+    """Unpickling: the run in a store this process opens itself (on first use)."""
+    return StageRun(None, run_id, location=location)
+
+
+class StageRun:
+    """A stage run (see the module docstring). Made by ``store.begin_run`` or
+    ``store.get_run``; picklable to (store location, id): a worker that unpickles it
+    opens the store itself, and ``close()`` closes that store again."""
+
+    def __init__(self, store: Store | None, run_id: str, *, record: RunRecord | None = None,
+                 location: StoreLocation | None = None) -> None:
+        self.id = run_id
+        self._store = store
+        self._owns_store = store is None
+        self._location = location
+        self._record = record
+        self._context: _Context | None = None
+        self._lock = threading.Lock()
+
+    # -- the store --------------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                assert self._location is not None
+                self._store = self._location.open()
+            return self._store
+
+    @property
+    def _tables(self) -> RunTables:
+        return self.store._run_tables()
+
+    def close(self) -> None:
+        """Close the store this run opened itself (an unpickled run); else nothing."""
+        with self._lock:
+            if self._owns_store and self._store is not None:
+                self._store.close()
+                self._store = None
+                self._context = None
+
+    def __enter__(self) -> StageRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        location = self._location or StoreLocation.of(self.store)
+        return (_reopen, (location, self.id))
+
+    def __repr__(self) -> str:
+        rec = self._record
+        what = f" {rec.stage} on {rec.timeline_id}" if rec is not None else ""
+        return f"<StageRun {self.id}{what}>"
+
+    # -- the record -------------------------------------------------------------------------
+
+    @property
+    def record(self) -> RunRecord:
+        """The run's row as stored now."""
+        found = self._tables.get(self.id)
+        if found is None:
+            raise NotFoundError(f"no run {self.id!r} in {self.store.catalog.describe()}")
+        self._record = found
+        return found
+
+    def _fixed(self) -> RunRecord:
+        """The record as last read (for the fields that never change)."""
+        return self._record if self._record is not None else self.record
+
+    @property
+    def timeline_id(self) -> str:
+        return self._fixed().timeline_id
+
+    @property
+    def parent_id(self) -> str:
+        """The checkpoint the commit saves a child of (the root when begun with None)."""
+        return self._fixed().parent_id
+
+    @property
+    def stage(self) -> str:
+        return self._fixed().stage
+
+    @property
+    def version(self) -> str:
+        return self._fixed().version
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self._fixed().params)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self._fixed().inputs
+
+    @property
+    def memo(self) -> bool:
+        """Whether the run reads and writes the per-frame memo."""
+        return self._fixed().memo
+
+    @property
+    def total(self) -> int:
+        """Frames of the timeline: the run covers every one."""
+        return self._fixed().total
+
+    @property
+    def created_at(self) -> datetime:
+        return self._fixed().created_at
+
+    @property
+    def state(self) -> str:
+        """"open", "committing" (a commit began), "committed" or "aborted"."""
+        return self.record.state
+
+    @property
+    def checkpoint_id(self) -> str | None:
+        """The committed checkpoint's id (chosen when the commit began), else None."""
+        return self.record.checkpoint_id
+
+    @property
+    def done(self) -> int:
+        """Frames written by puts."""
+        rec = self.record
+        if rec.done is not None:
+            return rec.done
+        return self._tables.done(self.id)
+
+    @property
+    def memo_hits(self) -> int:
+        """Frames the memo answers that no put wrote."""
+        rec = self.record
+        if rec.state not in ("open", "committing"):
+            return rec.memo_hits or 0
+        return len(self._answers()[1])
+
+    def status(self) -> RunStatus:
+        """The counts and state at one moment (a few reads; keys for memo runs)."""
+        rec = self.record
+        if rec.state in ("open", "committing"):
+            parts, hits = self._answers()
+            done, memo_hits = len(parts), len(hits)
+            left = rec.total - done - memo_hits
+        else:
+            done, memo_hits, left = rec.done or 0, rec.memo_hits or 0, 0
+        return RunStatus(rec.id, rec.timeline_id, rec.parent_id, rec.stage, rec.version,
+                         rec.state, done, memo_hits, rec.total, left, rec.memo,
+                         rec.created_at, rec.checkpoint_id)
+
+    # -- what is left -----------------------------------------------------------------------
+
+    def _ctx(self) -> _Context:
+        if self._context is None:
+            self._context = self._build_context()
+        return self._context
+
+    def _build_context(self) -> _Context:
+        from ..framediff import frames_of
+
+        rec = self._fixed()
+        store = self.store
+        index = store.frame_index(rec.timeline_id)
+        sequences = sorted(m.sequence for m in index)
+        keys = None
+        if rec.memo:
+            parent = store.catalog.peek_checkpoint(rec.parent_id)
+            if parent is None:
+                raise NotFoundError(f"run {rec.id}: its parent checkpoint {rec.parent_id} is "
+                                    f"gone from {store.catalog.describe()}")
+            inputs = {}
+            for name in rec.inputs:
+                value = store.load_stage_output(parent.id, name)
+                inputs[name] = frames_of(value, f"stage {name!r} of checkpoint {parent.id}")
+            keys = FrameKeys(rec.stage, rec.version, rec.params,
+                             {m.sequence: m.content_hash for m in index}, inputs)
+        return _Context(sequences, keys)
+
+    def memo_key(self, sequence: int) -> MemoKey:
+        """The memo key of one frame, part by part (what a hit or a miss depends on)."""
+        ctx = self._ctx()
+        seq = _sequence(sequence)
+        if seq not in ctx.known:
+            raise NotFoundError(f"timeline {self.timeline_id} has no frame {seq}")
+        if ctx.keys is None:
+            raise InvalidInputError(f"run {self.id} has the memo off (memo=False): its "
+                                    "frames have no memo keys")
+        return ctx.keys.key(seq)
+
+    def _answers(self, limit: int | None = None) -> tuple[dict[int, str], dict[int, str]]:
+        """(sequence -> value hash of the parts, of the memo hits among the rest). With
+        limit: memo lookups stop once limit frames are known to be left to do."""
+        ctx = self._ctx()
+        parts = self._tables.parts(self.id)
+        hits: dict[int, str] = {}
+        if ctx.keys is None:
+            return parts, hits
+        rest = [s for s in ctx.sequences if s not in parts]
+        left = 0
+        step = 4096 if limit is None else max(64, 2 * limit)
+        for i in range(0, len(rest), step):
+            chunk = rest[i:i + step]
+            digests = ctx.keys.digests(chunk)
+            found = self._tables.memo_values(digests.values())
+            for s, d in digests.items():
+                if d in found:
+                    hits[s] = found[d]
+                else:
+                    left += 1
+            if limit is not None and left >= limit:
+                break
+        return parts, hits
+
+    def todo(self, limit: int | None = None) -> list[int]:
+        """Sequences neither written nor answered by the memo, ascending (at most limit);
+        [] once the run is committed or aborted."""
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 0):
+            raise InvalidInputError(f"limit must be a non-negative int or None, not {limit!r}")
+        if self.record.state not in ("open", "committing"):
+            return []
+        parts, hits = self._answers(limit)
+        todo = [s for s in self._ctx().sequences if s not in parts and s not in hits]
+        return todo if limit is None else todo[:limit]
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def put(self, values: Mapping[int, Any]) -> None:
+        """Write values of frames ({sequence: JSON value}); durable when it returns, all
+        or nothing (see the module docstring for what is refused)."""
+        self._put(values)
+
+    def _put(self, values: Mapping[int, Any], keys: Mapping[int, MemoKey] | None = None,
+             allowed: Iterable[int] | None = None) -> int:
+        """put, with keys already made (a worker of map: the caller computed them) and
+        the sequences allowed (the chunk it was given). Returns the frames written."""
+        if not isinstance(values, Mapping):
+            raise InvalidInputError(f"put takes a mapping of sequence -> value, not "
+                                    f"{type(values).__name__}")
+        rec = self._fixed()
+        known = frozenset(allowed) if allowed is not None else self._ctx().known
+        items: dict[int, Any] = {}
+        for k, value in values.items():
+            seq = _sequence(k)
+            if seq not in known:
+                raise InvalidInputError(
+                    f"timeline {rec.timeline_id} has no frame {seq} to put a value for"
+                    + (" in this chunk" if allowed is not None else "")
+                    + "; nothing of this put was written")
+            if seq in items:
+                raise InvalidInputError(f"sequence {seq} is given twice in this put; nothing "
+                                        "was written")
+            items[seq] = value
+        if not items:
+            return 0
+        parts = _encode(items)
+        entries: list[MemoEntry] = []
+        if rec.memo:
+            if keys is None:
+                fk = self._ctx().keys
+                assert fk is not None
+                made = {s: fk.entry_parts(s) for s in items}
+            else:
+                made = {s: (keys[s].digest, keys[s].frame, dict(keys[s].inputs)) for s in items}
+            now = utcnow()
+            params = _params_hash(rec)
+            for seq, h, _ in parts:
+                digest, frame, inputs = made[seq]
+                entries.append(MemoEntry(digest, rec.stage, rec.version, params, frame, inputs,
+                                         h, rec.id, now))
+        self._tables.put(rec.id, parts, entries)
+        return len(parts)
+
+    # -- committing -------------------------------------------------------------------------
+
+    def commit(self, partial: bool = False) -> str:
+        """Save the run's checkpoint and return its id (see the module docstring)."""
+        if not isinstance(partial, bool):
+            raise InvalidInputError(f"partial must be True or False, not {partial!r}")
+        for _ in range(_ATTEMPTS):
+            rec = self.record
+            if rec.state == "committed":
+                assert rec.checkpoint_id is not None
+                return rec.checkpoint_id
+            if rec.state == "aborted":
+                raise InvalidInputError(f"run {rec.id} was aborted; it cannot be committed "
+                                        "(begin a new run)")
+            if rec.state == "open":
+                answers = self._answers()
+                self._refuse_missing(rec, *answers, partial)
+                chosen = new_id()
+                rec = self._tables.change(rec.id, _begin_commit(chosen, utcnow()))
+                if rec.checkpoint_id == chosen and not partial:
+                    # every frame was answered: later puts can only repeat equal values
+                    return self._finish(rec, partial, answers)
+                continue
+            return self._finish(rec, partial)
+        raise ConflictError(f"run {self.id}: other processes kept changing its state; "
+                            "call commit() again")
+
+    def _refuse_missing(self, rec: RunRecord, parts: dict[int, str], hits: dict[int, str],
+                        partial: bool) -> None:
+        if partial:
+            return
+        missing = rec.total - len(parts) - len(hits)
+        if missing > 0:
+            first = [s for s in self._ctx().sequences if s not in parts and s not in hits][:5]
+            raise InvalidInputError(
+                f"run {rec.id} has {missing} of {rec.total} frames still to do (first: "
+                f"{', '.join(map(str, first))}); put them (run.todo() lists them), or "
+                "commit(partial=True) to save what is there")
+
+    def _finish(self, rec: RunRecord, partial: bool,
+                answers: tuple[dict[int, str], dict[int, str]] | None = None) -> str:
+        """The commit began (state committing): save the checkpoint if it is not there
+        yet, then mark the run committed and drop its parts."""
+        store = self.store
+        chosen = rec.checkpoint_id
+        assert chosen is not None and rec.closed_at is not None
+        parts, hits = answers if answers is not None else self._answers()
+        if not store.catalog.checkpoints([chosen]):
+            if not partial and rec.total - len(parts) - len(hits) > 0:
+                # the memo lost entries since the commit began: open again, then refuse
+                self._tables.change(rec.id, lambda old, tx: attrs.evolve(
+                    old, state="open", checkpoint_id=None, closed_at=None)
+                    if old.state == "committing" and old.checkpoint_id == chosen else None)
+                self._refuse_missing(rec, parts, hits, partial)
+            data = self._output_bytes({**hits, **parts})
+            try:
+                store._save_run_checkpoint(rec, data, content_hash(data))
+            except ConflictError:
+                if not store.catalog.checkpoints([chosen]):
+                    raise
+        done = self._tables.change(rec.id, lambda old, tx: attrs.evolve(
+            old, state="committed", done=len(parts), memo_hits=len(hits))
+            if old.checkpoint_id == chosen and old.state in ("committing", "aborted") else None,
+            drop_parts=lambda new: new.state == "committed")
+        if done.state != "committed" or done.checkpoint_id != chosen:
+            raise ConflictError(f"run {rec.id} changed while it was committed (now "
+                                f"{done.state}); nothing more was done")
+        return chosen
+
+    def _output_bytes(self, answered: dict[int, str]) -> bytes:
+        """The canonical bytes of {"frames": {"<seq>": value}} from each value's stored
+        bytes: keys sorted as canonical JSON sorts them (as text), no re-encoding."""
+        catalog = self.store.catalog
+        wanted = sorted(set(answered.values()))
+        data: dict[str, bytes] = {}
+        for i in range(0, len(wanted), _OUTPUTS_AT_ONCE):
+            data.update(catalog.outputs(wanted[i:i + _OUTPUTS_AT_ONCE]))
+        if missing := set(wanted) - data.keys():
+            raise CorruptDataError(
+                f"run {self.id}: {len(missing)} frame value(s) are gone from "
+                f"{catalog.describe()} (a memo entry cleared and collected while this commit "
+                "ran?); call commit() again")
+        keys = sorted(str(s) for s in answered)
+        body = b",".join(b'"%s":%s' % (k.encode("ascii"), data[answered[int(k)]])
+                         for k in keys)
+        return b'{"frames":{' + body + b"}}"
+
+    def abort(self) -> None:
+        """Stop the run: it takes no more values, and its parts are dropped (their values
+        go at gc unless a memo entry or a checkpoint uses them). Aborting twice is a
+        no-op; a committed run cannot be aborted (prune its checkpoint instead)."""
+        rec = self.record
+        if rec.state == "committing" and rec.checkpoint_id and \
+                self.store.catalog.checkpoints([rec.checkpoint_id]):
+            raise InvalidInputError(
+                f"run {rec.id} already saved its checkpoint {rec.checkpoint_id}: call "
+                "commit() to finish it, then prune that checkpoint if you do not want it")
+
+        def decide(old: RunRecord, tx: Any) -> RunRecord | None:
+            if old.state == "aborted":
+                return None
+            if old.state == "committed":
+                raise InvalidInputError(
+                    f"run {old.id} is committed (checkpoint {old.checkpoint_id}); prune that "
+                    "checkpoint instead of aborting the run")
+            return attrs.evolve(old, state="aborted", closed_at=utcnow(),
+                                done=self._tables.count_parts(tx, old.id))
+
+        self._tables.change(self.id, decide, drop_parts=lambda new: new.state == "aborted")
+
+    # -- workers ----------------------------------------------------------------------------
+
+    def map(self, fn: Callable[[list[Any]], Mapping[int, Any]], executor: Any = None,
+            chunk_size: int = 64, progress: Any = None) -> int:
+        """Compute todo()'s frames with fn(frames) -> {sequence: value}, chunk by chunk,
+        each chunk written as it is done (see ``localckpt.runs.workers``). executor: any
+        ``concurrent.futures.Executor`` (a process pool, Dask's client.get_executor());
+        None runs here. Returns the frames written."""
+        from .workers import map_run
+
+        return map_run(self, fn, executor, chunk_size, progress)
+
+    def _frames(self, sequences: list[int]) -> list[Any]:
+        """Frames with pixels for sequences (ascending), one read per contiguous run."""
+        store, tid = self.store, self.timeline_id
+        out: list[Any] = []
+        start = 0
+        while start < len(sequences):
+            end = start
+            while end + 1 < len(sequences) and sequences[end + 1] == sequences[end] + 1:
+                end += 1
+            out.extend(store.get_timeline_frames(tid, sequences[start], sequences[end] + 1))
+            start = end + 1
+        return out
+
+    def _keys_for(self, sequences: list[int]) -> dict[int, MemoKey] | None:
+        keys = self._ctx().keys
+        return None if keys is None else {s: keys.key(s) for s in sequences}
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _begin_commit(chosen: str, when: datetime) -> Callable[[RunRecord, Any], RunRecord | None]:
+    """The state change that begins a commit: its checkpoint's id and time are chosen."""
+    def decide(old: RunRecord, tx: Any) -> RunRecord | None:
+        if old.state != "open":
+            return None
+        return attrs.evolve(old, state="committing", checkpoint_id=chosen, closed_at=when)
+
+    return decide
+
+
+def _params_hash(rec: RunRecord) -> str:
+    from .memo import params_hash
+
+    return params_hash(rec.params)
+
+
+def _sequence(value: Any) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidInputError(
+            f"a frame sequence must be an int, not {type(value).__name__} {value!r:.40}; "
+            "nothing of this put was written")
+    return int(value)
+
+
+def _encode(items: dict[int, Any]) -> list[tuple[int, str, bytes]]:
+    """(sequence, content hash, canonical bytes) of each frame's value, ascending.
+
+    The values are checked together, inside the output the commit will make
+    ({"frames": {"<sequence>": value}}: one pass over every object, and a value too deep
+    to nest there is refused now, not at the commit), then each is encoded alone (the
+    same bytes canonical_bytes gives, without checking again)."""
+    canonical_bytes({"frames": {str(s): v for s, v in items.items()}}, "the output")
+    out = []
+    for seq in sorted(items):
+        data = checked_bytes(items[seq])
+        out.append((seq, content_hash(data), data))
+    return out

@@ -1,0 +1,108 @@
+"""``run.map``: a stage's frames computed chunk by chunk, here or on an executor's workers.
+
+The caller lists ``todo()`` once, cuts it into chunks and makes their memo keys; each
+chunk is then one task: read the chunk's frames (pixels) from the store, call
+``fn(frames) -> {sequence: value}``, and ``put`` the result. The task does the reading
+and the writing itself, so with an executor only the run (its store's location and id,
+see ``localckpt.runs.location``), fn and the sequences travel to the worker, and a chunk
+is durable as soon as its worker returns: a crash of the caller or of a worker loses at
+most the chunks in flight, and ``map`` again (from any process) does only what is left.
+
+Any ``concurrent.futures.Executor`` works: ``ProcessPoolExecutor`` (fn must then be
+picklable: a module-level function), Dask's ``client.get_executor()`` (cloudpickle: any
+function), a thread pool. With ``executor=None`` the chunks run in this process, one
+after the other. fn may leave frames out (they stay in todo()); a value for a frame it
+was not given is refused (InvalidInputError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, as_completed
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidInputError
+from ..progress import Reporter
+
+if TYPE_CHECKING:
+    from .memo import MemoKey
+    from .run import StageRun
+
+__all__ = ["map_run", "run_chunk"]
+
+
+def run_chunk(run: StageRun, fn: Callable[[list[Any]], Mapping[int, Any]],
+              sequences: list[int], keys: Mapping[int, MemoKey] | None,
+              close: bool = True) -> int:
+    """One task: frames of sequences -> fn -> put. Returns the frames written. A run
+    unpickled in a worker closes the store it opened when the task ends (close)."""
+    try:
+        values = fn(run._frames(sequences))
+        if not isinstance(values, Mapping):
+            raise InvalidInputError(
+                f"the stage function returned a {type(values).__name__}; it must return a "
+                "mapping of sequence -> value for the frames it was given")
+        return run._put(values, keys, allowed=sequences)
+    finally:
+        if close:
+            run.close()
+
+
+def map_run(run: StageRun, fn: Callable[[list[Any]], Mapping[int, Any]], executor: Any,
+            chunk_size: int, progress: Any) -> int:
+    """See StageRun.map and the module docstring."""
+    if not callable(fn):
+        raise InvalidInputError(f"fn must be a function of a list of frames, not {fn!r:.60}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise InvalidInputError(f"chunk_size must be an int >= 1, not {chunk_size!r}")
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise InvalidInputError("executor must be a concurrent.futures.Executor (something "
+                                f"with submit), not {type(executor).__name__}")
+    todo = run.todo()
+    if not todo:
+        return 0
+    chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
+    reporter = Reporter(progress, f"{run.stage} frames")
+    reporter.start(len(todo))
+    try:
+        if executor is None:
+            return _here(run, fn, chunks, reporter, len(todo))
+        return _there(run, fn, chunks, executor, reporter, len(todo))
+    finally:
+        reporter.close()
+
+
+def _here(run: StageRun, fn: Callable[..., Any], chunks: Sequence[list[int]],
+          reporter: Reporter, total: int) -> int:
+    written = seen = 0
+    for chunk in chunks:
+        written += run_chunk(run, fn, chunk, run._keys_for(chunk), close=False)
+        seen += len(chunk)
+        reporter.step("frames", seen, total, len(chunk))
+    return written
+
+
+def _there(run: StageRun, fn: Callable[..., Any], chunks: Sequence[list[int]], executor: Any,
+           reporter: Reporter, total: int) -> int:
+    from .location import StoreLocation
+    from .run import StageRun as Run
+
+    location = StoreLocation.of(run.store)
+    futures: dict[Future[int], int] = {}
+    try:
+        for chunk in chunks:
+            # one run object per task: each opens (and closes) its own store, whether the
+            # executor pickles it to another process or runs it on a thread of this one
+            task = Run(None, run.id, location=location)
+            futures[executor.submit(run_chunk, task, fn, chunk, run._keys_for(chunk))] = \
+                len(chunk)
+        written = seen = 0
+        for fut in as_completed(futures):
+            written += fut.result()
+            seen += futures[fut]
+            reporter.step("frames", seen, total, futures[fut])
+        return written
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        raise

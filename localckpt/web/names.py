@@ -1,0 +1,66 @@
+"""Names people use in the web view: short ids to show, references to accept.
+
+Short ids and references are :mod:`localckpt.refs`'s, as everywhere else (the CLI, the
+Python API): :class:`Names` remembers the short ids of one request, and :func:`resolve`
+turns what a URL carries into a full id (a full id, a tag, a short id, a unique prefix
+of an id, or ``TIMELINE:stage``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .. import refs
+from ..errors import NotFoundError
+from ..schema import check_id
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+__all__ = ["Names", "check_ref", "resolve"]
+
+_TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_ref(value: str, what: str) -> str:
+    """value if it can name a checkpoint or timeline (id, tag, short id, prefix,
+    TIMELINE:stage), else InvalidInputError (a 400: it is never used as a path)."""
+    if _TAG.fullmatch(value):
+        return value
+    base, colon, stage = value.partition(":")
+    if colon and stage and len(stage) <= 200 and stage.isprintable():
+        check_id(base, what)
+        return value
+    return check_id(value, what)
+
+
+class Names:
+    """Short ids for one request, each computed once."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._known: dict[tuple[str, str], str] = {}
+
+    def short(self, ident: str, kind: str = "checkpoint") -> str:
+        """The short id of ident (an existing timeline or checkpoint id)."""
+        return self.shorts([ident], kind)[ident]
+
+    def shorts(self, idents: Iterable[str], kind: str = "checkpoint") -> dict[str, str]:
+        wanted = list(dict.fromkeys(idents))
+        missing = [i for i in wanted if (kind, i) not in self._known]
+        if missing:
+            for ident, short in refs.short_ids(self.store, missing, kind).items():
+                self._known[(kind, ident)] = short
+        return {i: self._known[(kind, i)] for i in wanted}
+
+
+def resolve(store: Store, ref: str, kind: str = "checkpoint") -> str:
+    """The full id ref names (see :func:`localckpt.refs.resolve`). NotFoundError when
+    nothing matches; InvalidInputError listing the candidates when several do."""
+    try:
+        return refs.resolve(store, ref, kind)
+    except NotFoundError:
+        raise NotFoundError(f"no {kind} {ref!r}: give its id, short id, a unique prefix"
+                            + (" or a tag" if kind == "checkpoint" else "")) from None

@@ -1,0 +1,216 @@
+"""The deciding commands through subprocesses: labels import|export, compare, sql."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import localckpt
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dets(k: int) -> list[dict[str, Any]]:
+    return [{"box": [10.0 + k, 10.0, 30.0 + k, 40.0], "label": "car", "score": 0.9},
+            {"box": [50.0, 10.0, 60.0, 30.0], "label": "person", "score": 0.4}]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("cli-decide")
+    with localckpt.open(root / "store", create=True) as s:
+        tl = s.create_timeline("clip.mp4", "p", [np.zeros((48, 64, 3), np.uint8)] * 5, fps=2.0)
+        good = s.save_stage_output(tl.id, None, "detect", {"frames": [
+            {"sequence": n, "detections": _dets(0)} for n in range(5)]},
+            is_scenario=True, scenario_label="thr=0.3")
+        poor = s.save_stage_output(tl.id, None, "detect", {"frames": [
+            {"sequence": n, "detections": _dets(25)[:1]} for n in range(5)]},
+            is_scenario=True, scenario_label="thr=0.9")
+    gt = {"images": [{"id": n + 1, "file_name": f"frame_{n:06d}.jpg"} for n in range(7)],
+          "annotations": [{"id": n + 1, "image_id": n + 1, "category_id": 1,
+                           "bbox": [10, 10, 20, 30]} for n in range(7)],
+          "categories": [{"id": 1, "name": "car"}]}
+    (root / "gt.json").write_text(json.dumps(gt))  # frames 5 and 6: past the timeline
+    gt["images"] = gt["images"][:5]
+    gt["annotations"] = gt["annotations"][:5]
+    (root / "gt5.json").write_text(json.dumps(gt))
+    return root, {"timeline": tl.id, "good": good, "poor": poor}
+
+
+@pytest.fixture
+def world(template: tuple[Path, dict[str, str]], tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    root, ids = template
+    shutil.copytree(root / "store", tmp_path / "store")
+    for name in ("gt.json", "gt5.json"):
+        shutil.copy(root / name, tmp_path / name)
+    return tmp_path, ids
+
+
+def cli(where: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], "HOME": str(where / "home"), "PYTHONPATH": str(ROOT),
+           "LOCALCKPT_CONFIG": str(where / "none.toml")}
+    return subprocess.run([sys.executable, "-m", "localckpt.cli", "--store",
+                           str(where / "store"), *argv], env=env, cwd=where,
+                          capture_output=True, text=True, timeout=120)
+
+
+def checkpoints(where: Path) -> int:
+    with localckpt.open(where / "store") as s:
+        return sum(len(s.checkpoints(t.id)) for t in s.list_timelines())
+
+
+def test_labels_import_reports_what_it_saved(world: Any) -> None:
+    where, ids = world
+    r = cli(where, "labels", "import", ids["timeline"][:10], "gt5.json", "--format", "coco",
+            "--tag", "gt", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["boxes"], out["frames"], out["unmatched"]) == (5, 5, [])
+    assert len(out["short_id"]) >= 8
+    assert out["checkpoint_id"].replace("-", "")[-12:].startswith(out["short_id"])
+    with localckpt.open(where / "store") as s:
+        assert s.tag_target("gt") == out["checkpoint_id"]
+
+
+def test_labels_import_refuses_frames_past_the_timeline(world: Any) -> None:
+    where, ids = world
+    before = checkpoints(where)
+    r = cli(where, "labels", "import", ids["timeline"], "gt.json", "--format", "coco")
+    assert r.returncode == 1
+    assert "gt.json, images[5] (id 6): frame 5 is not a frame of timeline" in r.stderr
+    assert checkpoints(where) == before
+
+
+def test_labels_import_lists_unmatched_entries(world: Any) -> None:
+    where, _ = world
+    with localckpt.open(where / "store") as s:
+        from localckpt.types import Frame
+
+        tl = s.create_timeline("gappy.mp4", "p", [
+            Frame(n, n / 2, 0, "", np.zeros((8, 8, 3), np.uint8)) for n in (0, 1, 4)])
+    (where / "gt.txt").write_text("1,1,1,1,2,2,1\n3,1,1,1,2,2,1\n4,1,1,1,2,2,1\n5,1,1,1,2,2,1\n")
+    r = cli(where, "labels", "import", tl.id, "gt.txt", "--format", "mot")
+    assert r.returncode == 0, r.stderr
+    assert "imported 2 boxes on 3 frames" in r.stdout
+    assert "2 labelled frames (2 boxes) matched no timeline frame" in r.stdout
+    assert "line 2: frame 2, 1 boxes" in r.stdout and "line 3: frame 3" in r.stdout
+
+
+@pytest.mark.parametrize("fmt,name", [("coco", "out.json"), ("yolo", "out"), ("mot", "out.txt")])
+def test_labels_export_writes_each_format(world: Any, fmt: str, name: str) -> None:
+    where, ids = world
+    r = cli(where, "labels", "export", ids["good"], name, "--format", fmt, "--stage", "detect",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["boxes"] == 10
+    assert (where / name).exists()
+    again = cli(where, "labels", "import", ids["timeline"], name, "--format", fmt, "--stage",
+                f"back_{fmt}")
+    assert again.returncode == 0, again.stderr
+    assert "imported 10 boxes on 5 frames" in again.stdout
+
+
+def test_compare_ranks_tries_against_a_tagged_reference(world: Any) -> None:
+    where, ids = world
+    assert cli(where, "labels", "import", ids["timeline"], "gt5.json", "--format", "coco",
+               "--tag", "gt").returncode == 0
+    r = cli(where, "compare", ids["poor"], ids["good"][:13] + ids["good"][13:], "--against",
+            "gt", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [row["checkpoint_id"] for row in out["rows"]] == [ids["good"], ids["poor"]]
+    assert [row["name"] for row in out["rows"]] == ["thr=0.3", "thr=0.9"]
+    assert all(row["short_id"] for row in out["rows"]) and out["reference_short_id"]
+    assert out["reference_stage"] == "labels"
+    assert out["rows"][0]["recall"] == 1.0 and out["rows"][1]["tp"] == 0
+    text = cli(where, "compare", "--against", "gt").stdout  # every try of the stage
+    lines = [x for x in text.splitlines() if x[:1].isdigit()]
+    assert [x.split()[2] for x in lines] == ["thr=0.3", "thr=0.9"]
+    assert "PRECISION" in text and "AP50" in text
+    by_fp = json.loads(cli(where, "compare", "--against", "gt", "--metric", "fp",
+                           "--per-label", "--json").stdout)
+    assert [r["label"] for r in by_fp["rows"][:3]] == [None, "car", "person"]
+    fps = [r["fp"] for r in by_fp["rows"] if r["label"] is None]
+    assert fps == sorted(fps) == [5, 5]  # fewest false positives first; ties keep order
+
+
+def test_compare_errors(world: Any) -> None:
+    where, ids = world
+    r = cli(where, "compare", ids["good"], "--against", "nope-no-such")
+    assert r.returncode == 1 and "no checkpoint" in r.stderr
+    r = cli(where, "compare", ids["good"], "--against", ids["poor"], "--iou", "2")
+    assert r.returncode == 1 and "--iou must be a number in (0, 1]" in r.stderr
+    assert cli(where, "compare", ids["good"]).returncode == 2  # --against is required
+    assert cli(where, "compare", "--against", ids["good"], "--metric", "best").returncode == 2
+
+
+def test_sql_prints_tables_json_and_csv(world: Any) -> None:
+    where, ids = world
+    q = "SELECT scenario_label, count(*) AS n FROM checkpoints GROUP BY ALL ORDER BY ALL"
+    as_json = json.loads(cli(where, "sql", q, "--json").stdout)
+    assert as_json == [{"scenario_label": "", "n": 1}, {"scenario_label": "thr=0.3", "n": 1},
+                       {"scenario_label": "thr=0.9", "n": 1}]
+    rows = list(csv.reader(io.StringIO(cli(where, "sql", q, "--csv").stdout)))
+    assert rows == [["scenario_label", "n"], ["", "1"], ["thr=0.3", "1"], ["thr=0.9", "1"]]
+    text = cli(where, "sql", q).stdout
+    assert "scenario_label" in text and "(3 rows)" in text
+    counted = json.loads(cli(where, "sql", "SELECT count(*) AS n FROM detections d JOIN "
+                             "stage_outputs s ON s.hash = d.hash WHERE s.checkpoint_id = $c",
+                             "--param", f"c={ids['good']}", "--json").stdout)
+    assert counted == [{"n": 10}]
+    created = json.loads(cli(where, "sql", "SELECT created_at FROM timelines", "--json").stdout)
+    assert created[0]["created_at"][:2] == "20"
+
+
+def test_sql_refuses_writes(world: Any) -> None:
+    where, _ = world
+    before = checkpoints(where)
+    r = cli(where, "sql", "DELETE FROM checkpoints")
+    assert r.returncode == 1 and "read-only" in r.stderr
+    r = cli(where, "sql", "SELECT 1", "--param", "oops")
+    assert r.returncode == 1 and "NAME=VALUE" in r.stderr
+    assert checkpoints(where) == before
+
+
+def _blocks(text: str, lang: str) -> list[str]:
+    import re
+
+    return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
+
+
+def test_the_deciding_page_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/deciding.md: its Python blocks in order, then its shell commands."""
+    text = (ROOT / "docs" / "deciding.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    for block in _blocks(text, "python"):
+        exec(compile(block, "docs/deciding.md", "exec"), namespace)
+    namespace["store"].close()
+    assert "thr=0.3" in capsys.readouterr().out
+    env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT),
+           "LOCALCKPT_CONFIG": str(tmp_path / "none.toml")}
+    for block in _blocks(text, "bash"):
+        for line in block.strip().splitlines():
+            r = subprocess.run(["bash", "-c", line], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, (line, r.stderr)
+            assert r.stdout.strip(), line
+
+
+def test_the_parser_offers_every_metric_evaluate_ranks_by() -> None:
+    from localckpt.cli.decide import METRIC_NAMES
+    from localckpt.evaluate import METRICS
+
+    assert tuple(METRICS) == METRIC_NAMES

@@ -1,0 +1,60 @@
+"""docs/cli.md: its sh blocks run, in order, in an empty directory, and do what the page
+says they do."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "docs" / "cli.md"
+
+
+def sh_blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", PAGE.read_text(), re.S)
+
+
+def test_the_cli_page_runs(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    env = {
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/bin", "/bin"]),
+        "PYTHONPATH": str(ROOT),  # this checkout's localckpt, in the console script too
+        "HOME": str(tmp_path / "home"),
+        "LOCALCKPT_CONFIG": str(tmp_path / "config.toml"),
+    }
+    script = "\n".join(["set -euo pipefail", *sh_blocks()])
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "tagged " in out and "tags       best" in out  # tag "$T:track", show best
+    assert re.search(r"^[0-9a-f]{8,12} [0-9a-f]{8}-[0-9a-f-]{27}$", out, re.M)  # short, full
+    # both ingests of the same 3 s say so in ls; the diff of their tries needs --align
+    lengths = [line.split()[3] for line in out.splitlines() if "match.mp4" in line
+               and re.match(r"^[0-9a-f]{8,12} ", line)]
+    assert lengths == ["3.0s", "3.0s"], out
+    assert "refused: two timelines" in out and "different timelines" in done.stderr
+    assert "--align time" in done.stderr
+    assert re.search(r"^aligned by time: 6 frame pairs within", out, re.M)
+    assert "refused: final names another checkpoint" in out
+    assert (tmp_path / "team-store").is_dir() and (tmp_path / "demo.lckpt").is_file()
+    dry = re.search(r"^would remove (.*?):", out, re.M)
+    real = re.search(r"^removed (.*?):", out, re.M)
+    assert dry and real
+    assert dry.group(1) == real.group(1)  # gc frees what it said
+
+
+def test_every_command_is_on_the_page() -> None:
+    from localckpt.cli import build_parser
+
+    text = PAGE.read_text()
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    missing = [name for name in sub.choices if f"`{name}" not in text]  # type: ignore[union-attr]
+    assert not missing, f"docs/cli.md does not describe: {missing}"

@@ -1,0 +1,339 @@
+"""Stage runs on every store kind: put, todo, commit, abort, resume, listing, gc.
+
+The committed output must be byte-for-byte what save_stage_output makes of the same
+dict; a commit that was interrupted is finished by the next; gc keeps what open runs
+and memo entries hold and collects what aborted runs and cleared entries leave.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import KINDS
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import localckpt
+from localckpt.canonical import canonical_bytes, content_hash
+from localckpt.errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidInputError,
+    NotFoundError,
+)
+from localckpt.gc import collect_garbage
+from localckpt.ids import id_tail
+from localckpt.runs.run import _begin_commit
+from localckpt.testing.strategies import json_values
+
+
+def frames(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def value(seq: int, salt: str = "") -> dict[str, Any]:
+    return {"detections": [{"box": [seq, seq + 0.5, seq * 2.25, 1e-7], "label": f"p{salt}",
+                            "score": seq / 7}]}
+
+
+def expected(seqs: Any, salt: str = "") -> dict[str, Any]:
+    return {"frames": {str(s): value(s, salt) for s in seqs}}
+
+
+def stored_hash(store: localckpt.Store, cid: str, stage: str = "detect") -> str:
+    return store.get_checkpoint(cid).stage_hashes[stage]
+
+
+def count(store: localckpt.Store, table: str) -> int:
+    return int(store.catalog.engine.query(f"SELECT count(*) FROM {{s}}{table}")[0][0])
+
+
+@pytest.fixture
+def store(new_store: Any, store_kind: str) -> localckpt.Store:
+    return new_store(store_kind)
+
+
+@pytest.fixture
+def tl(store: localckpt.Store) -> localckpt.Timeline:
+    return store.create_timeline("v.mp4", "p", frames(30), codec="png")
+
+
+def test_commit_is_save_stage_output_byte_for_byte(store: localckpt.Store, tl: Any) -> None:
+    run = store.begin_run(tl.id, None, "detect", params={"t": 0.5}, version="v1")
+    assert (run.state, run.total, run.done, run.memo_hits) == ("open", 30, 0, 0)
+    order = list(range(30))
+    random.Random(1).shuffle(order)
+    for i in range(0, 30, 7):  # chunks in no particular order
+        run.put({s: value(s) for s in order[i:i + 7]})
+        assert run.done == min(i + 7, 30)
+    assert run.todo() == []
+    cid = run.commit()
+    saved = store.save_stage_output(tl.id, None, "detect", expected(range(30)))
+    assert stored_hash(store, cid) == stored_hash(store, saved) == content_hash(
+        canonical_bytes(expected(range(30))))
+    assert store.load_stage_output(cid, "detect") == expected(range(30))
+    c = store.get_checkpoint(cid)
+    assert (c.parent_id, c.stage, dict(c.config_overrides)) == (tl.root_checkpoint_id,
+                                                                "detect", {"t": 0.5})
+    assert run.commit() == cid and store.get_run(run.id).commit() == cid
+    assert (run.state, run.done, run.checkpoint_id) == ("committed", 30, cid)
+    assert count(store, "run_parts") == 0  # the checkpoint holds it all now
+
+
+def test_commit_refuses_while_frames_are_left_unless_partial(store: localckpt.Store,
+                                                             tl: Any) -> None:
+    run = store.begin_run(tl.id, None, "detect", memo=False)
+    run.put({s: value(s) for s in (3, 1, 12)})
+    before = len(store.checkpoints(tl.id))
+    with pytest.raises(InvalidInputError, match="27 of 30 frames still to do"):
+        run.commit()
+    assert len(store.checkpoints(tl.id)) == before and run.state == "open"
+    assert run.todo(limit=3) == [0, 2, 4]
+    cid = run.commit(partial=True)
+    assert store.load_stage_output(cid, "detect") == expected([1, 3, 12])
+    assert run.todo() == []
+    with pytest.raises(InvalidInputError, match="committed"):
+        run.put({0: value(0)})
+
+
+def test_equal_put_is_a_no_op_and_another_value_a_conflict(store: localckpt.Store,
+                                                           tl: Any) -> None:
+    run = store.begin_run(tl.id, None, "detect")
+    run.put({s: value(s) for s in range(5)})
+    outputs = count(store, "outputs")
+    run.put({s: value(s) for s in range(5)})
+    assert (run.done, count(store, "outputs")) == (5, outputs)
+    with pytest.raises(ConflictError, match=r"frame\(s\) 2 already hold"):
+        run.put({2: value(2, "other"), 7: value(7)})
+    assert run.done == 5 and 7 in run.todo()  # nothing of that put was written
+    assert count(store, "outputs") == outputs
+    run.put({s: value(s) for s in range(5, 30)})
+    assert store.load_stage_output(run.commit(), "detect") == expected(range(30))
+
+
+def test_resume_from_another_store_object(new_store: Any, store_kind: str) -> None:
+    if not new_store.can_reopen(store_kind):
+        pytest.skip("a memory store lives in one process and cannot be reopened")
+    store = new_store()
+    tl = store.create_timeline("v.mp4", "p", frames(30), codec="png")
+    run = store.begin_run(tl.id, None, "detect", memo=False)
+    run.put({s: value(s) for s in range(0, 30, 2)})
+    store = new_store.reopen(store)
+    again = store.get_run(run.id)
+    assert again.todo() == list(range(1, 30, 2))
+    again.put({s: value(s) for s in again.todo()})
+    assert store.load_stage_output(again.commit(), "detect") == expected(range(30))
+
+
+def test_abort(store: localckpt.Store, tl: Any) -> None:
+    run = store.begin_run(tl.id, None, "detect")
+    run.put({0: value(0)})
+    run.abort()
+    run.abort()  # twice: a no-op
+    assert (run.state, run.done, run.todo()) == ("aborted", 1, [])
+    with pytest.raises(InvalidInputError, match="aborted"):
+        run.put({1: value(1)})
+    with pytest.raises(InvalidInputError, match="aborted"):
+        run.commit()
+    assert count(store, "run_parts") == 0
+    done = store.begin_run(tl.id, None, "detect", memo=False)
+    done.put({s: value(s) for s in range(30)})
+    done.commit()
+    with pytest.raises(InvalidInputError, match="prune that checkpoint"):
+        done.abort()
+
+
+def test_config_stats_and_scenario(store: localckpt.Store, tl: Any) -> None:
+    parent = store.save_stage_output(tl.id, None, "ingest", {"x": 1}, config_overrides={"a": 1},
+                                     stats={"n": 1})
+    run = store.begin_run(tl.id, parent, "detect", params={"t": 2}, config_overrides={"b": 3},
+                          stats={"m": 4}, is_scenario=True, scenario_label="try")
+    run.put({s: value(s) for s in range(30)})
+    c = store.get_checkpoint(run.commit())
+    assert c.parent_id == parent
+    assert dict(c.config_overrides) == {"a": 1, "b": 3}
+    assert dict(c.stats) == {"n": 1, "m": 4, "frames_extracted": 30}
+    assert (c.is_scenario, c.scenario_label) == (True, "try")
+    assert set(c.stage_hashes) == {"ingest", "detect"}
+
+
+def test_runs_listing_short_ids_and_references(store: localckpt.Store, tl: Any) -> None:
+    a = store.begin_run(tl.id, None, "detect")
+    b = store.begin_run(tl.id, None, "track", memo=False)
+    other = store.create_timeline("w.mp4", "p", frames(3), codec="png")
+    c = store.begin_run(other.id, None, "detect")
+    b.abort()
+    assert [r.id for r in store.runs()] == [a.id, b.id, c.id]
+    assert [r.id for r in store.runs(tl.id)] == [a.id, b.id]
+    assert [r.id for r in store.runs(state="aborted")] == [b.id]
+    shorts = store.short_ids([a.id, b.id, c.id], "run")
+    assert set(shorts) == {a.id, b.id, c.id}
+    assert all(len(v) >= 8 and id_tail(k).startswith(v) for k, v in shorts.items())
+    for run in (a, b, c):
+        assert store.get_run(shorts[run.id]).id == run.id
+        assert store.get_run(run.id[:24]).id == run.id  # a unique prefix of the id
+        if sum(r.id.startswith(run.id[:6]) for r in (a, b, c)) > 1:
+            with pytest.raises(InvalidInputError, match="ambiguous"):
+                store.get_run(run.id[:6])
+        assert store.get_run(run.id.upper()).id == run.id
+    with pytest.raises(NotFoundError):
+        store.get_run("0" * 8)
+    status = a.status()
+    assert (status.done, status.todo, status.total, status.state) == (0, 30, 30, "open")
+    assert status.to_dict()["id"] == a.id
+
+
+def test_an_interrupted_commit_is_finished_by_the_next(store: localckpt.Store,
+                                                       tl: Any) -> None:
+    from localckpt.records import utcnow
+
+    run = store.begin_run(tl.id, None, "detect")
+    run.put({s: value(s) for s in range(30)})
+    tables = store._run_tables()
+    # killed after the commit began: puts are refused, the checkpoint's id is chosen
+    tables.change(run.id, _begin_commit("0190a000-0000-7000-8000-000000000001", utcnow()))
+    assert run.state == "committing"
+    with pytest.raises(InvalidInputError, match="committing"):
+        run.put({0: value(0)})
+    # killed after the checkpoint was saved, before the run was marked committed
+    store._save_run_checkpoint(run.record, *_bytes_and_hash(expected(range(30))))
+    n = len(store.checkpoints(tl.id))
+    assert store.get_run(run.id).commit() == "0190a000-0000-7000-8000-000000000001"
+    assert len(store.checkpoints(tl.id)) == n and run.state == "committed"
+    assert store.load_stage_output(run.checkpoint_id, "detect") == expected(range(30))
+
+
+def _bytes_and_hash(output: dict[str, Any]) -> tuple[bytes, str]:
+    data = canonical_bytes(output)
+    return data, content_hash(data)
+
+
+def test_the_catalog_is_at_version_7_with_the_run_tables(store: localckpt.Store) -> None:
+    from localckpt.backends.sql.schema import LATEST_VERSION, version_of
+
+    assert LATEST_VERSION == 7 and version_of(store.catalog.engine) == 7
+    for table in ("runs", "run_parts", "memo_entries"):
+        assert store.catalog.engine.has_table(table)
+
+
+def test_gc_keeps_open_runs_and_memo_values_and_collects_the_rest(store: localckpt.Store,
+                                                                  tl: Any) -> None:
+    def gc_twice() -> None:  # an output no ref names goes at the second purge
+        for _ in range(2):
+            collect_garbage(store, older_than=0, grace=0)
+
+    memo = store.begin_run(tl.id, None, "detect", version="m")
+    memo.put({s: value(s, "memo") for s in range(30)})
+    plain = store.begin_run(tl.id, None, "track", memo=False)
+    plain.put({s: value(s, "plain") for s in range(10)})
+    gc_twice()  # open runs: every part's value survives
+    assert store.load_stage_output(plain.commit(partial=True), "track") == expected(
+        range(10), "plain")
+    cid = memo.commit()
+    store.prune(cid)
+    gc_twice()  # memo entries keep their values after the run's checkpoint is gone
+    again = store.begin_run(tl.id, None, "detect", version="m")
+    assert again.todo() == [] and again.memo_hits == 30
+    memo_values = {content_hash(canonical_bytes(value(s, "memo"))) for s in range(30)}
+    assert not store.catalog.missing_outputs(memo_values)
+    aborted = store.begin_run(tl.id, None, "ocr", memo=False)
+    aborted.put({s: value(s, "aborted") for s in range(5)})
+    aborted.abort()
+    gc_twice()
+    gone = {content_hash(canonical_bytes(value(s, "aborted"))) for s in range(5)}
+    assert store.catalog.missing_outputs(gone) == gone  # an aborted run's values went
+    assert store.clear_memo(stage="detect") == 30
+    assert store.memo_stats().entries == 0
+    again.abort()
+    gc_twice()
+    assert store.catalog.missing_outputs(memo_values) == memo_values
+
+
+def test_a_damaged_run_row_is_an_error_not_other_data(new_store: Any) -> None:
+    store = new_store("embedded")
+    tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+    run = store.begin_run(tl.id, None, "detect")
+    with store.catalog.engine.transaction() as tx:
+        tx.execute("UPDATE runs SET stage = 'detecT' WHERE id = ?", (run.id,))
+    with pytest.raises(CorruptDataError, match="does not match its digest"):
+        store.get_run(run.id)
+
+
+@settings(max_examples=30)
+@given(st.dictionaries(st.integers(0, 11), json_values(), min_size=1))
+def test_assembled_bytes_equal_canonical_bytes(values: dict[int, Any]) -> None:
+    """The commit assembles the output from each value's stored bytes: the same bytes
+    canonical_bytes makes of the whole dict, whatever the values (floats, big ints,
+    unicode keys, nesting)."""
+    with localckpt.open("memory://") as store:
+        tl = store.create_timeline("v.mp4", "p", frames(12), codec="png")
+        run = store.begin_run(tl.id, None, "s", memo=False)
+        run.put(values)
+        data = run._output_bytes(store._run_tables().parts(run.id))
+        whole = {"frames": {str(k): v for k, v in values.items()}}
+        assert data == canonical_bytes(whole)
+        cid = run.commit(partial=True)
+        assert stored_hash(store, cid, "s") == content_hash(canonical_bytes(whole))
+
+
+@pytest.mark.parametrize("kind", [k for k in ("embedded", "postgres-local") if k in KINDS])
+def test_a_put_is_one_write_and_no_read(new_store: Any, kind: str) -> None:
+    """One engine.write per put (PostgreSQL sends it in one round trip), whatever its
+    size, once the run knows its frames; nothing read."""
+    store = new_store(kind)
+    tl = store.create_timeline("v.mp4", "p", frames(30), codec="png")
+    run = store.begin_run(tl.id, None, "detect")
+    run.todo()  # the frame index and keys, read once per run object
+    engine = store.catalog.engine
+    calls: list[str] = []
+    for name in ("write", "query", "snapshot", "transaction"):
+        original = getattr(engine, name)
+        setattr(engine, name, lambda *a, _n=name, _o=original, **k: (calls.append(_n),
+                                                                    _o(*a, **k))[1])
+    for chunk in (range(0, 3), range(3, 30)):
+        calls.clear()
+        run.put({s: value(s) for s in chunk})
+        assert calls == ["write"]
+
+
+def test_runs_on_a_duckdb_catalog(new_store: Any) -> None:
+    """DuckDB (one process; not a store_kind): the same tables, guards and memo."""
+    store = new_store("duckdb")
+    tl = store.create_timeline("v.mp4", "p", frames(12), codec="png")
+    run = store.begin_run(tl.id, None, "detect", params={"t": 0.5}, version="v1")
+    run.put({s: value(s) for s in range(6)})
+    with pytest.raises(ConflictError):
+        run.put({1: value(1, "other"), 7: value(7)})
+    run.put({s: value(s) for s in range(6, 12)})
+    cid = run.commit()
+    assert stored_hash(store, cid) == content_hash(canonical_bytes(expected(range(12))))
+    again = store.begin_run(tl.id, None, "detect", params={"t": 0.5}, version="v1")
+    assert again.todo() == [] and again.memo_hits == 12
+    assert stored_hash(store, again.commit()) == stored_hash(store, cid)
+    gone = store.begin_run(tl.id, None, "ocr", memo=False)
+    gone.put({0: value(0)})
+    gone.abort()
+    assert (gone.state, count(store, "run_parts")) == ("aborted", 0)
+    assert store.clear_memo() == 12
+
+
+def test_a_catalog_made_before_runs_gets_their_tables_on_open(tmp_path: Any,
+                                                              monkeypatch: Any) -> None:
+    from localckpt.backends.sql import schema
+
+    with monkeypatch.context() as m:  # the code of before: no migration 7
+        m.setattr(schema, "MIGRATIONS", ())
+        m.setattr(schema, "LATEST_VERSION", schema.BASE_VERSION)
+        with localckpt.open(tmp_path / "old", create=True) as old:
+            assert schema.version_of(old.catalog.engine) == 6
+            assert not old.catalog.engine.has_table("runs")
+            tid = old.create_timeline("v.mp4", "p", frames(3), codec="png").id
+    with localckpt.open(tmp_path / "old") as store:
+        assert schema.version_of(store.catalog.engine) == 7
+        run = store.begin_run(tid, None, "detect")
+        run.put({s: value(s) for s in range(3)})
+        assert store.load_stage_output(run.commit(), "detect") == expected(range(3))

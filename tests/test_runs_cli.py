@@ -1,0 +1,103 @@
+"""The run commands: runs, run show|abort, memo stats|clear, and the tree's pending node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import localckpt
+from localckpt.cli import main
+from localckpt.runs.store_api import short_ids
+
+
+@pytest.fixture
+def made(tmp_path: Path) -> dict[str, Any]:
+    """A store with a committed run, an open run half done, and an aborted one."""
+    path = str(tmp_path / "s")
+    rng = np.random.default_rng(0)
+    with localckpt.open(path, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", rng.integers(0, 256, (10, 6, 6, 3),
+                                                               dtype=np.uint8), codec="png")
+        done = store.begin_run(tl.id, None, "detect", version="v1")
+        done.put({s: {"n": s} for s in range(10)})
+        cid = done.commit()
+        pending = store.begin_run(tl.id, cid, "classify", inputs=(), version="v1")
+        pending.put({s: {"c": s} for s in range(4)})
+        gone = store.begin_run(tl.id, None, "ocr", memo=False)
+        gone.abort()
+        shorts = short_ids(store)
+    return {"path": path, "tl": tl.id, "done": done.id, "pending": pending.id, "cid": cid,
+            "gone": gone.id, "shorts": shorts}
+
+
+def test_runs_lists_short_ids_states_and_progress(made: dict[str, Any],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--store", made["path"], "runs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:4] == ["RUN", "TIMELINE", "STAGE", "STATE"]
+    rows = {line.split()[0]: line.split() for line in out[1:]}
+    s = made["shorts"]
+    assert rows[s[made["done"]]][2:6] == ["detect", "committed", "10/10", "0"]
+    assert rows[s[made["pending"]]][2:6] == ["classify", "open", "4/10", "0"]
+    assert rows[s[made["gone"]]][2:6] == ["ocr", "aborted", "0/10", "off"]
+    assert main(["--store", made["path"], "runs", made["tl"][:8], "--json",
+                 "--state", "open"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["short_id"], r["done"], r["todo"]) for r in listed] == [
+        (made["pending"], s[made["pending"]], 4, 6)]
+
+
+def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    short = made["shorts"][made["pending"]]
+    assert main(["--store", made["path"], "run", "show", short]) == 0
+    text = capsys.readouterr().out
+    assert f"run        {made['pending']} ({short})" in text
+    assert "4 written, 0 from the memo, 6 to do, of 10" in text and "to do      4, 5" in text
+    assert main(["--store", made["path"], "run", "show", made["done"], "--frame", "3",
+                 "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    key = shown["memo_key"]
+    assert shown["state"] == "committed" and key["hit"] is True
+    assert set(key["parts"]) == {"stage", "version", "params", "frame", "inputs"}
+    assert main(["--store", made["path"], "run", "show", made["done"], "--frame", "3"]) == 0
+    assert "memo key of frame 3:" in capsys.readouterr().out
+    assert main(["--store", made["path"], "run", "show", "ffffffff"]) == 1
+    assert "no run" in capsys.readouterr().err
+
+
+def test_run_abort(made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--store", made["path"], "run", "abort", made["pending"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state"] == "aborted"
+    assert main(["--store", made["path"], "run", "abort", made["done"]]) == 1
+    assert "prune that checkpoint" in capsys.readouterr().err
+
+
+def test_memo_stats_and_clear(made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--store", made["path"], "memo", "stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["entries"] == 14 and [s["stage"] for s in stats["stages"]] == ["classify",
+                                                                                "detect"]
+    assert main(["--store", made["path"], "memo", "stats"]) == 0
+    assert "14 memo entries over 2 stage version(s)" in capsys.readouterr().out
+    assert main(["--store", made["path"], "memo", "clear", "--older-than", "1h"]) == 0
+    assert "removed 0 memo entries" in capsys.readouterr().out
+    assert main(["--store", made["path"], "memo", "clear", "--older-than", "soon"]) == 1
+    assert "not an age" in capsys.readouterr().err
+    assert main(["--store", made["path"], "memo", "clear", "--stage", "detect", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"removed": 10}
+
+
+def test_tree_shows_an_open_run_as_a_pending_node(made: dict[str, Any],
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--store", made["path"], "tree", made["tl"]]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(lines) if made["cid"] in line)
+    short = made["shorts"][made["pending"]]
+    assert lines[at + 1].endswith(f"classify  [pending 4/10; run {short}]")
+    assert lines[at + 1].index("└──") > lines[at].index("──")  # drawn as its child
+    assert not any("ocr" in line for line in lines)  # aborted: not pending

@@ -1,0 +1,213 @@
+"""The per-frame memo: hits, misses, what the key is made of, stats and clearing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import KINDS
+
+import localckpt
+from localckpt.canonical import canonical_bytes, content_hash
+from localckpt.errors import InvalidInputError
+from localckpt.runs import code_version
+from localckpt.runs.memo import FrameKeys, MemoKey
+
+MEMO_KINDS = [k for k in ("memory", "embedded", "postgres-local") if k in KINDS]
+
+
+def frames(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def value(seq: int, salt: str = "") -> dict[str, Any]:
+    return {"label": f"f{seq}{salt}", "score": seq / 3}
+
+
+def full(run: Any, salt: str = "") -> str:
+    run.put({s: value(s, salt) for s in run.todo()})
+    return str(run.commit())
+
+
+@pytest.fixture(params=MEMO_KINDS)
+def store(request: pytest.FixtureRequest, new_store: Any) -> localckpt.Store:
+    return new_store(request.param)
+
+
+def test_a_second_timeline_of_the_same_frames_costs_nothing(store: localckpt.Store) -> None:
+    a = store.create_timeline("a.mp4", "p", frames(20), codec="png")
+    first = store.begin_run(a.id, None, "detect", params={"t": 1}, version="v1")
+    cid = full(first)
+    b = store.create_timeline("copy-of-a.mp4", "p", frames(20), codec="png")
+    second = store.begin_run(b.id, None, "detect", params={"t": 1}, version="v1")
+    assert second.todo() == [] and (second.memo_hits, second.done) == (20, 0)
+    again = second.commit()
+    assert store.get_checkpoint(again).stage_hashes == store.get_checkpoint(cid).stage_hashes
+    run = store.get_run(second.id)
+    assert (run.done, run.memo_hits) == (0, 20)
+    # other pixels: a miss for exactly the frames that differ
+    changed = frames(20)
+    changed[4] = changed[4] ^ 1
+    c = store.create_timeline("c.mp4", "p", changed, codec="png")
+    assert store.begin_run(c.id, None, "detect", params={"t": 1}, version="v1").todo() == [4]
+
+
+def test_version_params_and_stage_name_are_part_of_the_key(store: localckpt.Store) -> None:
+    tl = store.create_timeline("a.mp4", "p", frames(10), codec="png")
+    full(store.begin_run(tl.id, None, "detect", params={"t": 1}, version="v1"))
+    same = store.begin_run(tl.id, None, "detect", params={"t": 1}, version="v1")
+    assert same.todo() == []
+    for other in (dict(stage_name="detect", params={"t": 1}, version="v2"),
+                  dict(stage_name="detect", params={"t": 1.5}, version="v1"),
+                  dict(stage_name="detect", params={}, version="v1"),
+                  dict(stage_name="classify", params={"t": 1}, version="v1"),
+                  dict(stage_name="Detect", params={"t": 1}, version="v1")):
+        run = store.begin_run(tl.id, None, other.pop("stage_name"), **other)
+        assert run.todo() == list(range(10)) and run.memo_hits == 0, other
+
+
+def test_an_input_stages_value_for_the_frame_is_part_of_the_key(store: localckpt.Store) -> None:
+    tl = store.create_timeline("a.mp4", "p", frames(10), codec="png")
+    boxes = {"frames": [{"sequence": s, "boxes": [[s, s, 5, 5]]} for s in range(10)]}
+    a = store.save_stage_output(tl.id, None, "detect", boxes)
+    moved = {"frames": [dict(f, boxes=[[9, 9, 9, 9]]) if f["sequence"] == 3 else f
+                        for f in boxes["frames"]]}
+    b = store.save_stage_output(tl.id, None, "detect", moved)
+    dropped = {"frames": [f for f in boxes["frames"] if f["sequence"] != 6]}
+    c = store.save_stage_output(tl.id, None, "detect", dropped)
+    full(store.begin_run(tl.id, a, "classify", inputs=("detect",), version="v"))
+    assert store.begin_run(tl.id, a, "classify", inputs=("detect",), version="v").todo() == []
+    assert store.begin_run(tl.id, b, "classify", inputs=("detect",), version="v").todo() == [3]
+    assert store.begin_run(tl.id, c, "classify", inputs=("detect",), version="v").todo() == [6]
+    # the same stage reading nothing is another key
+    assert len(store.begin_run(tl.id, a, "classify", version="v").todo()) == 10
+
+
+def test_hits_outlive_the_run_that_made_them(store: localckpt.Store) -> None:
+    from localckpt.gc import collect_garbage
+
+    tl = store.create_timeline("a.mp4", "p", frames(10), codec="png")
+    first = store.begin_run(tl.id, None, "detect", version="v1")
+    cid = full(first)
+    store.prune(cid)
+    for _ in range(2):
+        collect_garbage(store, older_than=0, grace=0)
+    run = store.begin_run(tl.id, None, "detect", version="v1")
+    assert run.todo() == []
+    assert store.load_stage_output(run.commit(), "detect") == {
+        "frames": {str(s): value(s) for s in range(10)}}
+
+
+def test_an_open_runs_values_answer_and_a_put_wins_over_the_memo(
+        store: localckpt.Store) -> None:
+    tl = store.create_timeline("a.mp4", "p", frames(6), codec="png")
+    open_run = store.begin_run(tl.id, None, "detect", version="v1")
+    open_run.put({s: value(s) for s in range(3)})  # never committed
+    later = store.begin_run(tl.id, None, "detect", version="v1")
+    assert later.todo() == [3, 4, 5] and later.memo_hits == 3
+    later.put({0: value(0, "recomputed")})  # its own value for a frame the memo answers
+    later.put({s: value(s) for s in (3, 4, 5)})
+    out = store.load_stage_output(later.commit(), "detect")
+    assert out["frames"]["0"] == value(0, "recomputed") and out["frames"]["1"] == value(1)
+    assert (later.done, later.memo_hits) == (4, 2)
+
+
+def test_memo_off_neither_reads_nor_writes(new_store: Any) -> None:
+    store = new_store("memory")
+    tl = store.create_timeline("a.mp4", "p", frames(5), codec="png")
+    full(store.begin_run(tl.id, None, "track", memo=False))
+    assert store.memo_stats().entries == 0
+    full(store.begin_run(tl.id, None, "track"))
+    assert store.begin_run(tl.id, None, "track", memo=False).todo() == list(range(5))
+    with pytest.raises(InvalidInputError, match="memo off"):
+        store.begin_run(tl.id, None, "track", memo=False).memo_key(0)
+
+
+def test_stats_and_clearing(new_store: Any) -> None:
+    store = new_store("memory")
+    tl = store.create_timeline("a.mp4", "p", frames(5), codec="png")
+    full(store.begin_run(tl.id, None, "detect", version="v1"))
+    full(store.begin_run(tl.id, None, "detect", version="v2"), "2")
+    full(store.begin_run(tl.id, None, "ocr", version="v1"))  # the same values as detect v1
+    stats = store.memo_stats()
+    assert (stats.entries, stats.values) == (15, 10)
+    assert stats.bytes == sum(len(canonical_bytes(value(s, x))) for s in range(5)
+                              for x in ("", "2"))
+    assert [(s.stage, s.version, s.entries) for s in stats.stages] == [
+        ("detect", "v1", 5), ("detect", "v2", 5), ("ocr", "v1", 5)]
+    assert stats.to_dict()["stages"][0]["oldest"] <= stats.to_dict()["stages"][0]["newest"]
+    assert store.clear_memo(older_than=timedelta(hours=1)) == 0
+    assert store.clear_memo(stage="ocr") == 5
+    assert store.clear_memo(stage="ocr") == 0
+    assert store.clear_memo(older_than=0) == 10
+    assert store.memo_stats().entries == 0
+    for bad in (timedelta(seconds=-1), "yesterday", float("nan")):
+        with pytest.raises(InvalidInputError):
+            store.clear_memo(older_than=bad)
+
+
+def test_the_key_reads_part_by_part_and_the_fast_digest_agrees() -> None:
+    inputs = {"detect": {0: {"boxes": [1.5, 2]}, 2: [1e16, "é\u2028"]}}
+    keys = FrameKeys("stage \"q\"", "v\u00e9", {"t": 0.1}, {0: "a" * 64, 1: "b" * 64,
+                                                           2: "c" * 64}, inputs)
+    for seq in (0, 1, 2):
+        key = keys.key(seq)
+        assert keys.digest(seq) == key.digest == content_hash(canonical_bytes(key.parts()))
+    key = keys.key(1)
+    assert key.parts() == {"stage": "stage \"q\"", "version": "v\u00e9",
+                           "params": content_hash(canonical_bytes({"t": 0.1})),
+                           "frame": "b" * 64, "inputs": {"detect": None}}
+    assert "frame=bbbbbbbbbbbb" in str(key)
+    assert MemoKey("s", "v", "p", "f").digest != MemoKey("t", "v", "p", "f").digest
+
+
+def test_run_memo_key_names_the_frames_content_hash(new_store: Any) -> None:
+    store = new_store("memory")
+    tl = store.create_timeline("a.mp4", "p", frames(3), codec="png")
+    run = store.begin_run(tl.id, None, "detect", params={"t": 1}, version="v1")
+    key = run.memo_key(2)
+    assert key.frame == store.frame_index(tl.id)[2].content_hash
+    assert (key.stage, key.version, key.inputs) == ("detect", "v1", ())
+
+
+_SOURCES = {
+    "plain": "def stage(frames):\n    return {f.sequence: 1 for f in frames}\n",
+    "commented": (
+        "def stage(frames):\n"
+        "    \"\"\"Detect things.\"\"\"\n"
+        "    # one per frame\n"
+        "    return {f.sequence: 1\n"
+        "            for f in frames}  # done\n"),
+    "changed": "def stage(frames):\n    return {f.sequence: 2 for f in frames}\n",
+}
+
+
+def test_code_version_ignores_comments_docstrings_and_layout(tmp_path: Any) -> None:
+    import functools
+    import importlib.util
+
+    versions = {}
+    for name, source in _SOURCES.items():
+        path = tmp_path / f"stage_{name}.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(f"stage_{name}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        versions[name] = code_version(module.stage)
+        assert code_version(functools.partial(module.stage)) == versions[name]
+    assert versions["plain"] == versions["commented"] != versions["changed"]
+    assert len(versions["plain"]) == 64
+    with pytest.raises(InvalidInputError, match="version="):
+        code_version(len)
+    # without a readable source (exec): the compiled code, docstring and lines aside
+    made = {}
+    for name, source in _SOURCES.items():
+        namespace: dict[str, Any] = {}
+        exec(compile("\n" * len(name) + source, "<typed>", "exec"), namespace)
+        made[name] = code_version(namespace["stage"])
+    assert made["plain"] == made["commented"] != made["changed"]
+    assert made["plain"].startswith("bytecode:")

@@ -1,0 +1,190 @@
+"""Runs shared by workers: pickling without secrets, run.map here, on a process pool and
+on a Dask cluster over PostgreSQL + S3, two workers writing the same chunk at once."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import pickle
+import sys
+import threading
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import KINDS
+
+import localckpt
+from localckpt.canonical import canonical_bytes, content_hash
+from localckpt.errors import ConflictError
+from localckpt.runs.location import StoreLocation, _without_password
+
+
+def frames(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def brightness(frames: list[Any]) -> dict[int, Any]:
+    """A per-frame stage: the mean of each channel (module level: picklable)."""
+    return {f.sequence: {"mean": [round(float(c), 6) for c in f.image.mean(axis=(0, 1))]}
+            for f in frames}
+
+
+def expected_hash(store: localckpt.Store, tid: str) -> str:
+    out = {"frames": {str(f.sequence): brightness([f])[f.sequence]
+                      for f in store.get_timeline_frames(tid)}}
+    return content_hash(canonical_bytes(out))
+
+
+def test_a_pickled_run_holds_its_location_and_no_secret(new_store: Any, monkeypatch: Any,
+                                                        s3_base: Any) -> None:
+    store = new_store("embedded-s3")
+    tl = store.create_timeline("v.mp4", "p", frames(6), codec="png")
+    run = store.begin_run(tl.id, None, "bright")
+    data = pickle.dumps(run)
+    _, options = s3_base
+    for secret in (options["key"], options["secret"]):
+        assert secret.encode() not in data
+    location = StoreLocation.of(store)
+    assert location.url.startswith("/") and location.objects.startswith("s3://")
+    assert "endpoint_url" in location.storage_options
+    # the other side supplies the secrets from its own environment
+    monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", json.dumps(
+        {"key": options["key"], "secret": options["secret"]}))
+    with pickle.loads(data) as there:
+        assert there.todo() == list(range(6)) and there.stage == "bright"
+        there.put({0: {"x": 1}})
+    assert run.done == 1
+
+
+def test_a_postgresql_location_drops_the_password() -> None:
+    assert _without_password("postgresql://u:pw@h:5/db?schema=x") == "postgresql://u@h:5/db?schema=x"
+    assert _without_password("postgresql://u@h/db?password=pw&sslmode=require") == \
+        "postgresql://u@h/db?sslmode=require"
+    assert "pw" not in _without_password("host=h password=pw dbname=d")
+    assert _without_password("host=h dbname=d") == "host=h dbname=d"
+
+
+def test_map_here_resumes_after_a_failed_chunk(new_store: Any) -> None:
+    store = new_store("embedded")
+    tl = store.create_timeline("v.mp4", "p", frames(20), codec="png")
+    run = store.begin_run(tl.id, None, "bright", memo=False)
+    calls: list[int] = []
+
+    def failing(fs: list[Any]) -> dict[int, Any]:
+        calls.append(len(fs))
+        if len(calls) == 3:
+            raise RuntimeError("the model crashed")
+        return brightness(fs)
+
+    with pytest.raises(RuntimeError, match="crashed"):
+        run.map(failing, chunk_size=4)
+    assert run.done == 8 and run.todo() == list(range(8, 20))
+    seen: list[tuple[str, int, int]] = []
+    assert run.map(brightness, chunk_size=4, progress=lambda *a: seen.append(a)) == 12
+    assert seen[-1] == ("frames", 12, 12) and len(seen) == 3
+    assert store.get_checkpoint(run.commit()).stage_hashes["bright"] == expected_hash(
+        store, tl.id)
+
+
+def test_map_on_a_thread_pool(new_store: Any) -> None:
+    store = new_store("embedded")
+    tl = store.create_timeline("v.mp4", "p", frames(30), codec="png")
+    run = store.begin_run(tl.id, None, "bright", memo=False)
+    with ThreadPoolExecutor(3) as ex:
+        assert run.map(brightness, ex, chunk_size=4) == 30
+    assert store.get_checkpoint(run.commit()).stage_hashes["bright"] == expected_hash(
+        store, tl.id)
+
+
+WAYS_KIND = "postgres-s3" if "postgres-s3" in KINDS else None
+
+
+@pytest.mark.skipif(WAYS_KIND is None, reason="postgres-s3 is not among LOCALCKPT_TEST_KINDS")
+def test_one_process_a_process_pool_and_dask_commit_equal_outputs(
+        new_store: Any, monkeypatch: Any, s3_base: Any) -> None:
+    """The same stage three ways over PostgreSQL + S3 (one Dask cluster start: slow)."""
+    pytest.importorskip("distributed")
+    import cloudpickle
+    from distributed import Client, LocalCluster
+
+    store = new_store(WAYS_KIND)
+    _, options = s3_base
+    # what a worker's environment holds: the secrets (the run pickles without them)
+    monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", json.dumps(
+        {"key": options["key"], "secret": options["secret"]}))
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Dask ships brightness
+    images = frames(24)
+    hashes = {}
+
+    def one_way(name: str, executor: Any) -> None:
+        tl = store.create_timeline(f"{name}.mp4", "p", images, codec="png")
+        run = store.begin_run(tl.id, None, "bright", memo=False)
+        assert run.map(brightness, executor, chunk_size=5) == 24
+        hashes[name] = store.get_checkpoint(run.commit()).stage_hashes["bright"]
+        hashes["expected"] = expected_hash(store, tl.id)
+
+    try:
+        one_way("here", None)
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+            one_way("process-pool", pool)
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            one_way("dask", client.get_executor())
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert len(set(hashes.values())) == 1, hashes
+
+
+def _put_at_once(store: localckpt.Store, run_id: str, values: dict[int, Any],
+                 barrier: threading.Barrier, outcome: list[Any], w: int) -> None:
+    mine = store.get_run(run_id)
+    barrier.wait()
+    try:
+        mine.put(values)
+    except ConflictError as exc:
+        outcome[w] = exc
+
+
+SAME_CHUNK_KINDS = [k for k in ("embedded", "postgres-local") if k in KINDS]
+
+
+@pytest.mark.parametrize("kind", SAME_CHUNK_KINDS)
+def test_two_workers_writing_the_same_chunk_at_once(new_store: Any, kind: str) -> None:
+    store = new_store(kind)
+    tl = store.create_timeline("v.mp4", "p", frames(16), codec="png")
+    chunk = range(8)
+    for trial in range(6):
+        run = store.begin_run(tl.id, None, f"s{trial}")
+        # each worker has its own store object: its own connections, as another process
+        workers = [localckpt.open(store.url, objects=store.objects.describe(),
+                                  **({"schema": store.catalog.engine.schema}
+                                     if kind.startswith("postgres") else {}))
+                   for _ in range(2)]
+        differ = trial % 2 == 1
+        values = [{s: {"w": w if differ else 0, "s": s} for s in chunk} for w in range(2)]
+        barrier = threading.Barrier(2)
+        outcome: list[Any] = [None, None]
+        threads = [threading.Thread(target=_put_at_once, args=(
+            workers[w], run.id, values[w], barrier, outcome, w)) for w in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for w in workers:
+            w.close()
+        parts = store._run_tables().parts(run.id)
+        assert sorted(parts) == list(chunk)
+        if not differ:
+            assert outcome == [None, None]
+            assert set(parts.values()) == {content_hash(canonical_bytes(values[0][s]))
+                                           for s in chunk}
+        else:
+            losers = [w for w in range(2) if outcome[w] is not None]
+            assert len(losers) == 1, outcome
+            winner = 1 - losers[0]
+            assert parts == {s: content_hash(canonical_bytes(values[winner][s]))
+                             for s in chunk}
+        run.abort()

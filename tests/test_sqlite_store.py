@@ -1,0 +1,384 @@
+"""The embedded store (SQLite catalog) when the machine is not kind, and how its writers
+share the database:
+
+- a full disk gives typed errors and loses nothing committed;
+- a read-only store (a read-only bind mount) opens and reads, and so does an
+  unconverted format-2 store (``conversion.read_only_catalog``);
+- descriptors stay few over many open/close cycles;
+- reading a store imports neither duckdb nor pyarrow;
+- threads saving at once share transactions (group commit);
+- a writer that finds the database locked past its ``timeout`` gets
+  BackendUnavailableError naming the file; readers are never blocked by a writer;
+- a process that forks keeps working, and so does its child.
+
+The disk-full and read-only cases mount a small tmpfs (or a read-only bind mount), which
+needs root on Linux: CI runs as root, so there they run; elsewhere they skip and say why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import localckpt
+from localckpt.errors import BackendUnavailableError, LocalckptError
+from localckpt.schema import to_dict
+
+FRAME = np.zeros((4, 4, 3), np.uint8)
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
+
+
+def _mount(*args: str) -> None:
+    subprocess.run(["mount", *args], check=True, capture_output=True, timeout=60)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+# -- a full disk --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    if not IS_ROOT or sys.platform != "linux":
+        pytest.skip("mounting a 2 MB tmpfs needs root on Linux (CI runs as root)")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    try:
+        _mount("-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount a tmpfs here: {exc}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=60)
+
+
+def test_a_full_disk_gives_typed_errors_and_loses_nothing_committed(small_disk: Path) -> None:
+    root = small_disk / "store"
+    store = localckpt.open(root, create=True)
+    tl = store.create_timeline("v.mp4", "p", [FRAME])
+    saved: list[tuple[str, int]] = []
+    failures: list[str] = []
+    parent = None
+    for i in range(200):
+        try:
+            parent = store.save_stage_output(tl.id, parent, "s", {"i": i, "pad": "x" * 40_000})
+            saved.append((parent, i))
+        except LocalckptError as exc:
+            assert isinstance(exc, BackendUnavailableError), repr(exc)
+            assert "full" in str(exc) and "catalog.sqlite" in str(exc), str(exc)
+            failures.append(str(exc))
+            if len(failures) >= 20:
+                break
+    assert saved and len(failures) >= 20, (len(saved), len(failures))
+    store.close()
+    with localckpt.open(root) as again:  # everything a save returned is there
+        assert [c.id for c in again.lineage(saved[-1][0])][1:] == [c for c, _ in saved]
+        for cid, i in saved[:: max(1, len(saved) // 10)]:
+            assert again.load_stage_output(cid, "s")["i"] == i
+        assert again.catalog.storage_problems() == []
+    _mount("-o", "remount,size=64m", str(small_disk))
+    with localckpt.open(root) as again:  # space again: saves work
+        more = again.save_stage_output(tl.id, saved[-1][0], "t", {"ok": 1})
+    with localckpt.open(root) as again:
+        assert again.load_stage_output(more, "t") == {"ok": 1}
+        assert len(again.checkpoints(tl.id)) == len(saved) + 2
+        assert again.verify().ok
+
+
+# -- read-only stores -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(writable store directory, the same directory mounted read-only)."""
+    if not IS_ROOT or sys.platform != "linux":
+        pytest.skip("a read-only bind mount needs root on Linux (CI runs as root)")
+    src, ro = tmp_path / "store", tmp_path / "ro"
+    src.mkdir()
+    ro.mkdir()
+    try:
+        _mount("--bind", str(src), str(ro))
+        _mount("-o", "remount,bind,ro", str(ro))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot make a read-only bind mount here: {exc}")
+    try:
+        yield src, ro
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False, timeout=60)
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, bytes]]:
+    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, p.read_bytes())
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_read_only_store_opens_and_reads(read_only: tuple[Path, Path]) -> None:
+    src, ro = read_only
+    with localckpt.open(src, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+    ids: list[str] = []
+    for i in range(10):  # written by several processes' opens, closed cleanly
+        with localckpt.open(src) as store:
+            ids.append(store.save_stage_output(tl.id, ids[-1] if ids else None, "s", {"i": i}))
+    before = _snapshot(src)
+    with localckpt.open(ro) as store:
+        assert [c.id for c in store.lineage(ids[-1])][1:] == ids
+        assert store.load_stage_output(ids[-1], "s") == {"i": 9}
+        assert len(store.get_timeline_frames(tl.id)) == 1
+        assert store.catalog.storage_problems() == []
+        assert store.verify().ok
+        with pytest.raises(BackendUnavailableError, match="read-only"):
+            store.save_stage_output(tl.id, ids[-1], "t", {})
+        with pytest.raises(BackendUnavailableError, match="read-only"):
+            store.catalog.purge_deleted()
+    assert _snapshot(src) == before, "nothing was written"
+
+
+def test_an_unconverted_format_2_store_reads_read_only(read_only: tuple[Path, Path]) -> None:
+    src, ro = read_only
+    shutil.copytree(FIXTURES / "format2" / "store", src, dirs_exist_ok=True)
+    expected = json.loads((FIXTURES / "format2" / "expected.json").read_text("utf-8"))
+    before = _snapshot(src)
+    with localckpt.open(ro) as store:
+        cat = store.catalog
+        assert [to_dict(t) for t in cat.timelines()] == expected["timelines"]
+        got = sorted((to_dict(c) for t in cat.timelines() for c in cat.tree(t.id)),
+                     key=lambda d: d["id"])
+        assert json.dumps(got, sort_keys=True) == json.dumps(
+            sorted(expected["checkpoints"], key=lambda d: d["id"]), sort_keys=True)
+        assert [to_dict(x) for x in cat.tombstones(None)] == expected["tombstones"]
+        live = store.list_timelines()
+        assert live and len(store.get_timeline_frames(live[0].id)) == live[0].frame_count
+        with pytest.raises(BackendUnavailableError, match=r"old format.*convert"):
+            store.save_stage_output(live[0].id, None, "s", {})
+    assert _snapshot(src) == before, "nothing was converted or written"
+    assert (src / "catalog").is_dir() and not (src / "catalog.sqlite").exists()
+
+
+# -- descriptors and imports --------------------------------------------------------------------
+
+
+def test_a_reader_through_120_open_write_close_cycles_keeps_few_descriptors(
+        tmp_path: Path) -> None:
+    with localckpt.open(tmp_path, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+    reader = localckpt.open(tmp_path)
+    try:
+        baseline = None
+        parent = None
+        for cycle in range(120):
+            with localckpt.open(tmp_path, fsync=False) as writer:
+                parent = writer.save_stage_output(tl.id, parent, "s", {"cycle": cycle})
+            assert reader.load_stage_output(parent, "s") == {"cycle": cycle}
+            assert len(reader.lineage(parent)) == cycle + 2
+            if cycle == 10:
+                baseline = _open_fds()
+        assert baseline is not None
+        assert _open_fds() <= baseline + 2, "descriptors grew with the cycles"
+    finally:
+        reader.close()
+    assert _open_fds() <= baseline, "the reader's close left descriptors open"
+
+
+def test_reads_import_neither_duckdb_nor_pyarrow(tmp_path: Path) -> None:
+    with localckpt.open(tmp_path, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+        cid = store.save_stage_output(tl.id, None, "s", {"x": 1})
+    code = (
+        "import sys, localckpt\n"
+        f"s = localckpt.open({str(tmp_path)!r})\n"
+        f"s.list_timelines(); s.get_checkpoint({cid!r}); s.checkpoints({tl.id!r})\n"
+        f"s.lineage({cid!r}); s.load_stage_output({cid!r}, 's')\n"
+        f"s.save_stage_output({tl.id!r}, {cid!r}, 't', {{}})\n"
+        "s.close()\n"
+        "print(sorted(m for m in ('duckdb', 'pyarrow', 'psycopg') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+# -- writers sharing the database ---------------------------------------------------------------
+
+
+def test_threads_saving_at_once_share_transactions(tmp_path: Path) -> None:
+    threads, per_thread = 8, 10
+    with localckpt.open(tmp_path, create=True, fsync=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+        engine = store.catalog.engine
+        barrier = threading.Barrier(threads)
+        saved: list[str] = []
+        errors: list[BaseException] = []
+
+        def saver(n: int) -> None:
+            try:
+                barrier.wait()
+                parent = None
+                for i in range(per_thread):
+                    parent = store.save_stage_output(tl.id, parent, f"t{n}", {"i": i})
+                    saved.append(parent)
+            except BaseException as exc:
+                errors.append(exc)
+
+        before = engine.commits
+        workers = [threading.Thread(target=saver, args=(n,)) for n in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        commits = engine.commits - before
+        assert errors == []
+        assert len(saved) == threads * per_thread
+        assert commits < len(saved), f"{commits} transactions for {len(saved)} saves"
+        assert {c.id for c in store.checkpoints(tl.id)} == {tl.root_checkpoint_id, *saved}
+
+
+def test_a_refused_write_in_a_group_does_not_take_the_others_with_it(tmp_path: Path) -> None:
+    """Writes of a group commit share a transaction: one that conflicts is refused alone."""
+    import attrs
+
+    from localckpt.catalog import Batch
+    from localckpt.errors import ConflictError
+
+    with localckpt.open(tmp_path, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+        root = store.get_checkpoint(tl.root_checkpoint_id)
+        bad = attrs.evolve(root, scenario_label="other")
+        barrier = threading.Barrier(6)
+        outcomes: list[str] = []
+
+        def write(n: int) -> None:
+            barrier.wait()
+            try:
+                if n == 0:
+                    store.catalog.commit(Batch(checkpoints=[bad]))
+                else:
+                    store.save_stage_output(tl.id, None, f"s{n}", {"n": n})
+                outcomes.append("ok")
+            except ConflictError:
+                outcomes.append("conflict")
+
+        workers = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert sorted(outcomes) == ["conflict"] + ["ok"] * 5
+        assert len(store.checkpoints(tl.id)) == 6
+        assert store.get_checkpoint(root.id) == root
+        assert store.catalog.storage_problems() == []
+
+
+_HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("INSERT INTO unreferenced (hash) VALUES ('uncommitted')")
+print("locked", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+"""
+
+
+@pytest.fixture
+def locked_store(tmp_path: Path) -> Iterator[tuple[Path, str, subprocess.Popen[str]]]:
+    """(store, timeline id, a process holding the database's write lock until its stdin
+    gets a line)."""
+    root = tmp_path / "store"
+    with localckpt.open(root, create=True) as store:
+        tid = store.create_timeline("v.mp4", "p", [FRAME]).id
+        store.save_stage_output(tid, None, "s", {"before": 1})
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(root / "catalog.sqlite")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    try:
+        yield root, tid, holder
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+
+
+def _release(holder: subprocess.Popen[str]) -> None:
+    assert holder.stdin is not None
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    holder.wait(timeout=60)
+
+
+def test_a_writer_past_its_timeout_gets_backend_unavailable_naming_the_file(
+        locked_store: tuple[Path, str, subprocess.Popen[str]]) -> None:
+    root, tid, holder = locked_store
+    with localckpt.open(root, timeout=0.3) as store:
+        for attempt in (lambda: store.save_stage_output(tid, None, "t", {"n": 1}),
+                        lambda: store.create_timeline("w.mp4", "p", [FRAME]),
+                        store.catalog.purge_deleted):
+            with pytest.raises(BackendUnavailableError) as info:
+                attempt()
+            message = str(info.value)
+            assert str(root / "catalog.sqlite") in message and "locked" in message, message
+        _release(holder)
+        saved = store.save_stage_output(tid, None, "t", {"n": 1})  # usable again
+        assert store.load_stage_output(saved, "t") == {"n": 1}
+        assert store.verify().ok
+
+
+def test_readers_are_not_blocked_by_a_writer_holding_the_lock(
+        locked_store: tuple[Path, str, subprocess.Popen[str]]) -> None:
+    root, tid, holder = locked_store
+    with localckpt.open(root, timeout=0.3) as store:  # a blocked read would fail at 0.3 s
+        for _ in range(20):
+            assert [t.id for t in store.list_timelines()] == [tid]
+            (c,) = [c for c in store.checkpoints(tid) if c.parent_id is not None]
+            assert store.load_stage_output(c.id, "s") == {"before": 1}
+            assert store.catalog.missing_outputs(["uncommitted"]) == {"uncommitted"}
+            assert store.catalog.storage_problems() == []  # never the writer's rows
+        _release(holder)
+
+
+def test_a_forking_process_and_its_child_both_keep_working(tmp_path: Path) -> None:
+    with localckpt.open(tmp_path, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+        first = store.save_stage_output(tl.id, None, "s", {"who": "parent"})
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child uses the store it inherited: its own connections
+            code = 1
+            try:
+                os.close(read)
+                cid = store.save_stage_output(tl.id, first, "t", {"who": "child"})
+                assert store.load_stage_output(cid, "s") == {"who": "parent"}
+                os.write(write, cid.encode())
+                store.close()
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        _, status = os.waitpid(pid, 0)
+        with os.fdopen(read) as fh:
+            child_id = fh.read()
+        assert os.waitstatus_to_exitcode(status) == 0
+        # the parent's connections survived the child's close
+        assert store.load_stage_output(child_id, "t") == {"who": "child"}
+        mine = store.save_stage_output(tl.id, child_id, "u", {"who": "parent again"})
+        assert [c.id for c in store.lineage(mine)][1:] == [first, child_id, mine]
+        threads = [threading.Thread(target=store.save_stage_output,
+                                    args=(tl.id, mine, f"x{n}", {"n": n})) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(store.children(mine)) == 4

@@ -1,0 +1,223 @@
+"""The tries page and the synced side-by-side view in real headless Chromium.
+
+The ranking shown must be ``Evaluation.rows()`` (order and every value), a header link
+re-ranks it, and the slider, the buttons and the arrow keys move every pane to the same
+frame with that frame's boxes. Screenshots go to $LOCALCKPT_SCREENSHOTS when set
+(``docs/screenshots``), else to a temporary directory. With CI=true a missing Chromium
+fails these tests; elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import IN_CI
+from websample import N, Sample, ball_boxes, build, serving
+
+import localckpt
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from chromium import Browser, find_chromium
+    except ImportError as exc:
+        _missing(f"cannot drive Chromium: {exc} (pip install websocket-client)")
+    exe = find_chromium()
+    if exe is None:
+        _missing("no chromium on PATH (Debian: apt-get install -y chromium)")
+    b = Browser(exe)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def _missing(why: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{why} (CI=true: a missing browser is a failure)", pytrace=False)
+    pytest.skip(why)
+
+
+def labels_of(seq: int) -> list[dict[str, Any]]:
+    """Ground truth: both balls, and a person on every third frame (no try finds it)."""
+    truth = [{"box": b["box"], "label": "ball"} for b in ball_boxes(seq)]
+    if seq % 3 == 0:
+        truth.append({"box": [400.0, 200.0, 460.0, 330.0], "label": "person"})
+    return truth
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sample, str, Any]]:
+    store = localckpt.open(str(tmp_path_factory.mktemp("tries")), create=True)
+    sample = build(store)
+    gt = store.save_stage_output(sample.timeline, None, "labels", {"frames": [
+        {"sequence": s, "detections": labels_of(s)} for s in range(N)]})
+    store.tag(gt, "ground-truth")
+    store.tag(sample.try2, "candidate")
+    with serving(store) as (base, _):
+        yield base, sample, gt, store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = os.environ.get("LOCALCKPT_SCREENSHOTS")
+    path = Path(where) if where else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    p = browser.new_page(1400, 900)
+    yield p
+    browser.send("Target.closeTarget", {"targetId": p.target})
+    browser.sessions.pop(p.session, None)
+
+
+def shown(page: Any) -> list[dict[str, Any]]:
+    """The ranking as the page shows it: ids in order, and each metric cell's value."""
+    return page.eval("""Array.from(document.querySelectorAll('#tries tr[data-id]')).map(tr => {
+        const row = {id: tr.dataset.id, rank: Number(tr.dataset.rank)};
+        tr.querySelectorAll('td[data-key]').forEach(td => { row[td.dataset.key] =
+            td.dataset.value === 'None' ? null : Number(td.dataset.value); });
+        return row; })""")
+
+
+def expected(store: Any, s: Sample, gt: str, metric: str) -> list[dict[str, Any]]:
+    ev = store.evaluate([s.try1, s.try2, s.try3], gt, "detect", metric=metric)
+    keys = ("precision", "recall", "f1", "ap50", "ap", "tp", "fp", "fn")
+    return [{"id": r["checkpoint_id"], "rank": r["rank"], **{k: r[k] for k in keys}}
+            for r in ev.rows()]
+
+
+def _close(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    return [x["id"] for x in a] == [x["id"] for x in b] and all(
+        (u[k] is None and v[k] is None) or abs(u[k] - v[k]) < 1e-12
+        for u, v in zip(a, b, strict=True) for k in u if k != "id")
+
+
+def test_the_tries_page_shows_the_ranking_of_evaluation_rows(site: Any, page: Any,
+                                                             shots: Path) -> None:
+    base, s, gt, store = site
+    page.goto(f"{base}/t/{s.timeline}/tries")
+    assert page.status == 200 and page.problems() == [] and page.dialogs == []
+    rows = shown(page)
+    assert _close(rows, expected(store, s, gt, "ap50"))
+    assert len(rows) == 3 and rows[0]["ap50"] > rows[-1]["ap50"]
+    # every row links to its checkpoint and to its frames beside the reference's
+    for r in rows:
+        assert page.count(f"#tries tr[data-id='{r['id']}'] a[href='/c/{r['id']}']") == 1
+        side = page.attrs(f"#tries tr[data-id='{r['id']}'] a.side", "href")[0]
+        assert side.startswith(f"/t/{s.timeline}/side?c={gt}%2C{r['id']}")
+        assert page.count(f"#tries tr[data-id='{r['id']}'] a.diff") == 0  # labels: no detect
+    assert page.eval("document.getElementById('against').value") == gt
+    page.screenshot(shots / "tries.png", width=1400, max_height=1100)
+
+
+def test_a_header_re_ranks_by_its_metric(site: Any, page: Any) -> None:
+    base, s, gt, store = site
+    page.goto(f"{base}/t/{s.timeline}/tries")
+    page.click("#tries th[data-key='fp'] a")
+    page._loaded = False
+    while not page._loaded:
+        page.browser.pump(0.05)
+    assert page.eval("location.search").endswith("metric=fp")
+    assert _close(shown(page), expected(store, s, gt, "fp"))
+    # against a try, both have the stage: the frame diff is linked too
+    page.goto(f"{base}/t/{s.timeline}/tries?against={s.try1}&metric=recall")
+    assert _close(shown(page), [r for r in _rows_against(store, s)])
+    assert page.count("#tries a.diff") == 2
+
+
+def _rows_against(store: Any, s: Sample) -> list[dict[str, Any]]:
+    ev = store.evaluate([s.try2, s.try3], s.try1, "detect", metric="recall")
+    keys = ("precision", "recall", "f1", "ap50", "ap", "tp", "fp", "fn")
+    return [{"id": r["checkpoint_id"], "rank": r["rank"], **{k: r[k] for k in keys}}
+            for r in ev.rows()]
+
+
+def wait_for(page: Any, expression: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not page.eval(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(expression)
+        page.browser.pump(0.05)
+
+
+def panes(page: Any) -> list[tuple[str, int, int]]:
+    """(checkpoint id, frame shown, boxes drawn) of each pane."""
+    return [tuple(x) for x in page.eval("""Array.from(document.querySelectorAll('.pane')).map(p =>
+        [p.dataset.id, Number(p.querySelector('figure.frame').dataset.seq),
+         p.querySelectorAll('svg.overlay g.box').length])""")]
+
+
+def boxes_at(store: Any, cid: str, stage: str, seq: int) -> int:
+    out = store.load_stage_output(cid, stage)
+    frames = out["frames"]
+    value = frames[str(seq)] if isinstance(frames, dict) else next(
+        f for f in frames if f["sequence"] == seq)
+    return len(value["detections"])
+
+
+def slide(page: Any, value: str) -> None:
+    """Move the slider as a drag does: set its value, then fire its input event."""
+    page.eval(f"(r => {{ r.value = String({value}); "
+              "r.dispatchEvent(new Event('input', {bubbles: true})); })"
+              "(document.getElementById('slider'))")
+
+
+def test_the_slider_and_the_arrow_keys_move_every_pane(site: Any, page: Any,
+                                                       shots: Path) -> None:
+    base, s, gt, store = site
+    ids = [gt, s.try1, s.try2]
+    page.goto(f"{base}/t/{s.timeline}/side?c={','.join(ids)}&stage=detect")
+    assert page.status == 200 and page.problems() == []
+    assert panes(page) == [(gt, 0, len(labels_of(0))), (s.try1, 0, 2), (s.try2, 0, 2)]
+    slide(page, "'5'")
+    wait_for(page, "Array.from(document.querySelectorAll('.pane figure.frame'))"
+                   ".every(f => f.dataset.seq === '5')")
+    want = [(gt, 5, len(labels_of(5))), (s.try1, 5, 2), (s.try2, 5, 3)]  # try 2 added one
+    assert panes(page) == want
+    assert page.texts("#where") == ["frame 5 · 2.50 s"]
+    assert "&seq=5&" in page.eval("location.search")
+    page.wait_for_images_all()
+    page.screenshot(shots / "side.png", width=1400, max_height=1000)
+    for key, seq in (("ArrowRight", 6), ("ArrowRight", 7), ("ArrowLeft", 6)):
+        for kind in ("keyDown", "keyUp"):
+            page.call("Input.dispatchKeyEvent", type=kind, key=key, code=key,
+                      windowsVirtualKeyCode=39 if key == "ArrowRight" else 37)
+        wait_for(page, "Array.from(document.querySelectorAll('.pane figure.frame'))"
+                       f".every(f => f.dataset.seq === '{seq}')")
+        assert [p[2] for p in panes(page)] == [len(labels_of(seq)), 2,
+                                               boxes_at(store, s.try2, "detect", seq)]
+        assert page.eval("document.getElementById('slider').value") == str(seq)
+    page.click("#next")
+    wait_for(page, "document.querySelector('.pane figure.frame').dataset.seq === '7'")
+    slide(page, "r.max")
+    wait_for(page, f"document.querySelector('.pane figure.frame').dataset.seq === '{N - 1}'")
+    assert {p[1] for p in panes(page)} == {N - 1}
+    assert page.problems() == []
+
+
+def test_picking_tries_on_the_page_opens_them_side_by_side(site: Any, page: Any,
+                                                           shots: Path) -> None:
+    base, s, gt, _ = site
+    page.goto(f"{base}/t/{s.timeline}/tries")
+    for cid in (s.try2, s.try3):
+        page.click(f"#tries tr[data-id='{cid}'] input[type=checkbox]")
+    page.eval("document.querySelector('form.side-form').submit()")
+    page._loaded = False
+    while not page._loaded:
+        page.browser.pump(0.05)
+    assert page.status == 200
+    assert sorted(p[0] for p in panes(page)) == sorted([gt, s.try2, s.try3])
+    assert page.count(".panes.n3") == 1
+    page.goto(f"{base}/t/{s.timeline}/side?c={gt}")
+    assert page.status == 400 and "pick 2 to 4" in page.texts("p.error")[0]
