@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "with catalog.sqlite), duckdb = the catalog in a DuckDB file (one "
                         "process), postgres = a throwaway PostgreSQL 15 cluster")
     p.add_argument("--no-peers", action="store_true", help="skip the peers (baselines)")
+    p.add_argument("--no-plots", action="store_true",
+                   help="skip the PNG plots (about 0.5 s of matplotlib per workload)")
     p.add_argument("--reps", type=int, help="repetitions per size (default per workload)")
     p.add_argument("--out", type=Path, default=RESULTS, help="report directory")
     p.add_argument("--list", action="store_true", help="list workloads and configurations")
@@ -142,14 +144,15 @@ def main(argv: list[str] | None = None) -> int:
             # Write as we go: a long run that is stopped keeps what it measured.
             data = _assemble(args, configs, notes, durability, workloads,
                              time.perf_counter() - started)
-            _plot(args.out, data, name, plots)
-            _write(args.out, data, plots, quiet=True)
+            if not args.no_plots:
+                _plot(args.out, data, name, plots)
+            _write(args.out, data, plots, quiet=True, plotted=not args.no_plots)
         close_cached(ctx)
     finally:
         services.close()
         shutil.rmtree(root, ignore_errors=True)
     data = _assemble(args, configs, notes, durability, workloads, time.perf_counter() - started)
-    _write(args.out, data, plots)
+    _write(args.out, data, plots, plotted=not args.no_plots)
     return 0
 
 
@@ -182,10 +185,12 @@ def _plot(out: Path, data: dict[str, Any], name: str, plots: dict[str, str]) -> 
         plots[name] = png.name
 
 
-def _write(out: Path, data: dict[str, Any], plots: dict[str, str], quiet: bool = False) -> None:
+def _write(out: Path, data: dict[str, Any], plots: dict[str, str], quiet: bool = False,
+           plotted: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = _stem(data)
-    no_plots = "no plots: matplotlib is not installed (pip install matplotlib)"
+    no_plots = ("no plots: matplotlib is not installed (pip install matplotlib)" if plotted
+                else "no plots: --no-plots")
     if not plots and data["workloads"] and no_plots not in data["notes"]:
         data["notes"].append(no_plots)
     write_json(out / f"{stem}.json", data)

@@ -275,7 +275,7 @@ CATALOG_SCALE = Workload(
     name="catalog_scale",
     title="Catalog at scale: open, list, tree, lineage, by id, one save in a fresh process",
     unit="operations", size_name="checkpoints in the store",
-    sizes=(10_000, 100_000, 1_000_000), quick_sizes=(200, 600, 2000), reps=5, quick_reps=1,
+    sizes=(10_000, 100_000, 1_000_000), quick_sizes=(500,), reps=5, quick_reps=1,
     build=_build_times, baseline_for=_baseline,
     goals=(
         *_budget_goals("open+list", "open + list_timelines < 20 ms", 0.020),

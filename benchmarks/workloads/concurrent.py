@@ -73,7 +73,7 @@ SAVE_PROCS = Workload(
     name="save_procs",
     title="save_stage_output from several processes at once (same store)",
     unit="saves", size_name="processes",
-    sizes=(1, 2, 4, 8), quick_sizes=(1, 2), reps=3, quick_reps=1,
+    sizes=(1, 2, 4, 8), quick_sizes=(2,), reps=3, quick_reps=1,
     build=_build, baseline=SQLITE_SAVER,
     goals=(
         Goal("no errors", _is_ours, "max", 0.0, key="errors"),

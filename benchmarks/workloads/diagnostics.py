@@ -53,7 +53,7 @@ FSYNC_PATTERN = Workload(
     name="fsync_pattern",
     title="Diagnostic: fdatasync after an append vs after an overwrite of preallocated space",
     unit="writes", size_name="2.3 KB records", cost_label="s per write",
-    sizes=(100, 1000, 3000), quick_sizes=(10, 20, 40), reps=3,
+    sizes=(100, 1000, 3000), quick_sizes=(10, 30), reps=3,
     build=_build, baseline=OVERWRITE,
     notes=("Same file system as the stores (the run's temp dir). An append changes the "
            "file size, so fdatasync must also commit file-system metadata (an ext4 journal "

@@ -24,6 +24,7 @@ __all__ = ["GC_UNDER_LOAD"]
 WRITERS = 4
 BRANCHES, PRUNED = 10, 4
 WARM, TAIL = 3.0, 1.0
+QUICK_WARM, QUICK_TAIL = 0.5, 0.2
 ROW = f" gc + {WRITERS} writers"
 
 
@@ -55,13 +56,14 @@ def _run(ctx: Context, cfg: StoreConfig, size: int) -> Sample:
              f"{max(1, size // _per(ctx)) * PRUNED:,} pruned subtrees ({pruned:,} "
              f"checkpoints) built in {built_in:.0f} s")
     marks: dict[str, Any] = {}
+    warm, tail = (QUICK_WARM, QUICK_TAIL) if ctx.quick else (WARM, TAIL)
     with open_from_args(args) as store:
         def gc_while_saving() -> None:
-            time.sleep(WARM)
+            time.sleep(warm)
             marks["t0"] = time.monotonic()
             marks["report"] = collect_garbage(store)
             marks["t1"] = time.monotonic()
-            time.sleep(TAIL)
+            time.sleep(tail)
 
         rep = time.monotonic_ns()
         w = run_writers(procs.store_worker, lambda i: (args, None, 0, f"{rep}-{i}"), WRITERS,
@@ -77,7 +79,7 @@ def _run(ctx: Context, cfg: StoreConfig, size: int) -> Sample:
         "saves during gc": float(len(during)),
         "saves/s during gc": len(during) / max(t1 - t0, 1e-9),
         "p99.9 ms before gc": percentile(before, 99.9) * 1e3,
-        "saves/s before gc": len(before) / WARM,
+        "saves/s before gc": len(before) / warm,
         "records purged": float(marks["report"].records_purged),
         "errors": float(w.errors)})
 
@@ -100,7 +102,7 @@ GC_UNDER_LOAD = Workload(
     name="gc_under_load",
     title=f"collect_garbage purging pruned subtrees while {WRITERS} processes save",
     unit="records purged", size_name="checkpoints in the store",
-    sizes=(250_000,), quick_sizes=(5_000,), reps=1, quick_reps=1,
+    sizes=(250_000,), quick_sizes=(2_000,), reps=1, quick_reps=1,
     build=_build, cost_label="s per purge",
     goals=(Goal("no save slower than 200 ms at p99.9 while gc purges",
                 lambda s: s.endswith(ROW), "max", 200.0, key="p99.9 ms"),

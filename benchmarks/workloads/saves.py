@@ -101,7 +101,7 @@ SAVE_CHAIN = Workload(
     name="save_chain",
     title="save_stage_output on 10-stage chains of 2 KB outputs",
     unit="saves", size_name="saves",
-    sizes=(100, 1000, 5000), quick_sizes=(10, 20, 40), reps=3,
+    sizes=(100, 1000, 5000), quick_sizes=(10, 30), reps=3,
     build=_build_chain, baseline=SQLITE_SAVER, goals=SAVE_GOALS,
     notes=("n saves = n/10 chains of the same 10 stages, each chain starting at the "
            "timeline's root; every output is distinct.", _DURABILITY,
@@ -166,7 +166,7 @@ SAVE_BUSHY = Workload(
     name="save_bushy",
     title="save_stage_output on a bushy tree (many scenarios off the root)",
     unit="saves", size_name="scenarios",
-    sizes=(100, 1000, 5000), quick_sizes=(10, 20, 40), reps=3,
+    sizes=(100, 1000, 5000), quick_sizes=(10, 30), reps=3,
     build=_build_bushy, baseline=SQLITE_SAVER, goals=SAVE_GOALS,
     notes=("Every save is a scenario child of the timeline's root (is_scenario=True, a "
            "config override, a label); 2 KB distinct outputs.", _DURABILITY),

@@ -66,7 +66,7 @@ def _build_cli(ctx: Context, timelines: int) -> list[Subject]:
 CLI_START = Workload(
     name="cli_start", title="CLI commands as whole processes on a small embedded store",
     unit="runs", size_name="timelines in the store", sizes=(1, 20), quick_sizes=(1,),
-    reps=7, quick_reps=3, build=_build_cli, baseline=PASS,
+    reps=7, quick_reps=2, build=_build_cli, baseline=PASS,
     goals=(Goal("ls under 0.3 s wall", lambda s: s == "localckpt ls", "rate", 1.0,
                 against=lambda _: BUDGET),),
     notes=("Each row starts a fresh interpreter (the venv's `localckpt` script); "

@@ -83,7 +83,7 @@ STORAGE = Workload(
     name="storage",
     title="Stored bytes of a chain of distinct 100 KB outputs (one per stage)",
     unit="saves", size_name="chain depth", metric="bytes",
-    sizes=(10, 30, 100), quick_sizes=(3, 5, 10), reps=1, quick_reps=1,
+    sizes=(10, 30, 100), quick_sizes=(3, 6), reps=1, quick_reps=1,
     build=_build, baseline=UNIQUE,
     goals=(Goal("<= 1.5x unique bytes", lambda s: "+" in s, "value", 1.5),),
     notes=("Each checkpoint adds a new stage (stage_000, stage_001, ...) with a distinct "

@@ -54,7 +54,7 @@ STREAM = Workload(
     name="stream",
     title="Stream frames (iter_frames): peak RSS growth in a subprocess",
     unit="frames", size_name="frames", metric="rss",
-    sizes=(100, 300, 1000), quick_sizes=(8, 16, 32), reps=2, quick_reps=1,
+    sizes=(100, 300, 1000), quick_sizes=(8, 16), reps=2, quick_reps=1,
     build=_build, baseline=LIST_LABEL,
     goals=(Goal("peak RSS flat in frame count (growth exponent <= 0.15)",
                 lambda s: s != LIST_LABEL, "flat", 0.15),),

@@ -113,7 +113,7 @@ def _build_push(ctx: Context, n: int) -> list[Subject]:
 
 
 _COMMON = dict(unit="checkpoints", size_name="checkpoints in the tree",
-               sizes=(100, 1000, 5000), quick_sizes=(10, 20, 40), reps=3)
+               sizes=(100, 1000, 5000), quick_sizes=(10, 30), reps=3)
 
 SYNC_FIRST = Workload(
     name="sync_first", title="First sync of a timeline into an empty laptop store",
