@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help=f"tiny sizes, fewer repetitions, {EMBEDDED} only unless --configs "
-                        "says otherwise; finishes in < 60 s")
+                        "says otherwise (a smoke run, not for conclusions)")
     p.add_argument("--only", action="append", metavar="WORKLOAD",
                    help=f"run only these (repeatable or comma-separated): {', '.join(WORKLOADS)}")
     p.add_argument("--configs", action="append", metavar="CONFIG",

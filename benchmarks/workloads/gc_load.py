@@ -93,8 +93,10 @@ def _build(ctx: Context, size: int) -> list[Subject]:
             ctx.note(f"gc_under_load: {cfg.name} left out: its catalog takes one process at "
                      "a time (DuckDB), and the writers are processes")
             continue
-        subjects.append(Subject(cfg.name + ROW, lambda c=cfg: _run(ctx, c, size),
-                                config=cfg.name))
+        def run(c: StoreConfig = cfg) -> Sample:
+            return _run(ctx, c, size)
+
+        subjects.append(Subject(cfg.name + ROW, run, config=cfg.name))
     return subjects
 
 

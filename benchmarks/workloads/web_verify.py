@@ -80,6 +80,12 @@ def _build_web(ctx: Context, timelines: int) -> list[Subject]:
             Subject(f"{cfg.name} Catalog.timeline_page(0, {PAGE})",
                     lambda s=store: _timed(lambda: s.catalog.timeline_page(0, PAGE)),
                     config=cfg.name),
+            # The newest page, as the index asks for it (offset = total - page): what paging by
+            # OFFSET costs when the wanted rows sit at the end of the order.
+            Subject(f"{cfg.name} Catalog.timeline_page(total - {PAGE}, {PAGE})",
+                    lambda s=store: _timed(lambda: s.catalog.timeline_page(
+                        max(0, s.catalog.timeline_page(0, 0)[2] - PAGE), PAGE)),
+                    config=cfg.name),
         ]
     return subjects
 
