@@ -35,11 +35,18 @@ JUDGED = ("save_chain", "save_procs", "save_threads", "pg_writers", "gc_under_lo
 TABLE_HEADER = "| config | size | median | spread | rate | x baseline | goal | met | details |"
 
 
-@pytest.fixture(scope="module", params=sorted(GROUPS))
-def report(request: pytest.FixtureRequest,
-           tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    config, workloads, plots = GROUPS[request.param]
-    out = tmp_path_factory.mktemp(f"bench-{request.param}")
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_every_workload_runs_and_reports(group: str, tmp_path: Path) -> None:
+    """One test per group (one run each, also under xdist), every check on its report."""
+    report = _run(group, tmp_path)
+    _check_json(report)
+    _check_goals(report)
+    _check_markdown(report)
+    _check_plots(report)
+
+
+def _run(group: str, out: Path) -> tuple[str, Path]:
+    config, workloads, plots = GROUPS[group]
     cmd = [sys.executable, "-m", "benchmarks", "--quick", "--configs", config,
            "--only", ",".join(workloads), "--out", str(out)]
     if not plots:
@@ -49,7 +56,7 @@ def report(request: pytest.FixtureRequest,
     assert proc.returncode == 0, proc.stderr[-4000:]
     # A workload whose subject raised is logged with its traceback and left without rows.
     assert "Traceback" not in proc.stderr, proc.stderr[-4000:]
-    return request.param, out
+    return group, out
 
 
 def _one(out: Path, pattern: str) -> Path:
@@ -62,8 +69,7 @@ def _data(report: tuple[str, Path]) -> dict[str, Any]:
     return json.loads(_one(report[1], "*-quick.json").read_text())
 
 
-def test_json_has_every_workload_with_rows_and_numeric_medians(
-        report: tuple[str, Path]) -> None:
+def _check_json(report: tuple[str, Path]) -> None:
     group, _ = report
     config, workloads, _ = GROUPS[group]
     data = _data(report)
@@ -84,7 +90,7 @@ def test_json_has_every_workload_with_rows_and_numeric_medians(
             assert res["exponent"] is None or isinstance(res["exponent"], float)
 
 
-def test_goals_are_evaluated_as_ratios_of_the_same_run(report: tuple[str, Path]) -> None:
+def _check_goals(report: tuple[str, Path]) -> None:
     """The issues' workloads judge their goals on some row; every judged figure (a
     ratio against a row of the same run, an exponent or a value) is a number."""
     data = _data(report)
@@ -98,7 +104,7 @@ def test_goals_are_evaluated_as_ratios_of_the_same_run(report: tuple[str, Path])
             assert g["figure"] is None or math.isfinite(g["figure"]), (name, g)
 
 
-def test_markdown_has_a_table_per_workload(report: tuple[str, Path]) -> None:
+def _check_markdown(report: tuple[str, Path]) -> None:
     group, out = report
     workloads = GROUPS[group][1]
     text = _one(out, "*-quick.md").read_text()
@@ -109,7 +115,7 @@ def test_markdown_has_a_table_per_workload(report: tuple[str, Path]) -> None:
     assert "Growth exponent" in text
 
 
-def test_plots_are_png_when_matplotlib_is_installed(report: tuple[str, Path]) -> None:
+def _check_plots(report: tuple[str, Path]) -> None:
     group, out = report
     pngs = sorted(out.glob("*.png"))
     try:
