@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from . import REPORT_FORMAT
-from .configs import ALL_CONFIGS, Services, available_configs
+from .configs import ALL_CONFIGS, EMBEDDED, Services, available_configs
 from .data import FramePool
 from .model import Context
 from .plots import plot_workload
 from .report import write_json, write_markdown
-from .runner import close_cached, run_workload
+from .runner import close_cached, evaluate_goals, run_workload
 from .workloads import WORKLOADS, pending_notes
 
 __all__ = ["main"]
@@ -41,17 +41,24 @@ def _split(values: list[str] | None) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true",
-                   help="tiny sizes, fewer repetitions, duckdb+local only unless --configs "
-                        "says otherwise; finishes in < 60 s")
+                   help=f"tiny sizes, fewer repetitions, {EMBEDDED} only unless --configs "
+                        "says otherwise (a smoke run, not for conclusions)")
     p.add_argument("--only", action="append", metavar="WORKLOAD",
                    help=f"run only these (repeatable or comma-separated): {', '.join(WORKLOADS)}")
     p.add_argument("--configs", action="append", metavar="CONFIG",
                    help=f"store configurations (default: all whose servers start): "
-                        f"{', '.join(ALL_CONFIGS)}")
+                        f"{', '.join(ALL_CONFIGS)}; sqlite = the embedded store (a directory "
+                        "with catalog.sqlite), duckdb = the catalog in a DuckDB file (one "
+                        "process), postgres = a throwaway PostgreSQL 15 cluster")
     p.add_argument("--no-peers", action="store_true", help="skip the peers (baselines)")
+    p.add_argument("--no-plots", action="store_true",
+                   help="skip the PNG plots (about 0.5 s of matplotlib per workload)")
     p.add_argument("--reps", type=int, help="repetitions per size (default per workload)")
     p.add_argument("--out", type=Path, default=RESULTS, help="report directory")
     p.add_argument("--list", action="store_true", help="list workloads and configurations")
+    p.add_argument("--regoal", type=Path, metavar="REPORT.json",
+                   help="evaluate the goals of a stored report again with the goals as "
+                        "defined now (figures unchanged) and rewrite its Markdown")
     return p.parse_args(argv)
 
 
@@ -82,8 +89,11 @@ def _durability(ctx: Context) -> list[str]:
 
     sync = sqlite_synchronous(str(ctx.root / "probe.sqlite"))
     return [
-        "embedded store (duckdb+*): fdatasync after every commit (localckpt.open default "
-        "fsync=True); rows marked fsync=False use localckpt.open(path, fsync=False).",
+        "embedded store (sqlite+*): SQLite in WAL mode with synchronous=FULL (localckpt.open "
+        "default fsync=True): the WAL is fsynced at every commit; rows marked fsync=False "
+        "use localckpt.open(path, fsync=False) (synchronous=NORMAL).",
+        "duckdb+local: the catalog in a DuckDB file; every commit is DuckDB's own durable "
+        "commit (its WAL is synced); one process at a time.",
         "postgres+*: ThrowawayPostgres(durable=True): fsync=on, synchronous_commit=on, "
         "full_page_writes=on.",
         f"SqliteSaver: WAL (set by its setup()); synchronous left at the default, read back as "
@@ -103,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:16s} {w.title}")
         print("configs:", ", ".join(ALL_CONFIGS))
         return 0
+    if args.regoal:
+        return _regoal(args.regoal)
     only = _split(args.only) or list(WORKLOADS)
     unknown = [n for n in only if n not in WORKLOADS]
     if unknown:
@@ -114,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     services = Services()
     notes: list[str] = []
     try:
-        default = ["duckdb+local"] if args.quick else list(ALL_CONFIGS)
+        default = [EMBEDDED] if args.quick else list(ALL_CONFIGS)
         configs = available_configs(_split(args.configs) or default, root, services,
                                     notes.append)
         ctx = Context(root=root, quick=args.quick, configs=configs, peers=not args.no_peers,
@@ -132,14 +144,15 @@ def main(argv: list[str] | None = None) -> int:
             # Write as we go: a long run that is stopped keeps what it measured.
             data = _assemble(args, configs, notes, durability, workloads,
                              time.perf_counter() - started)
-            _plot(args.out, data, name, plots)
-            _write(args.out, data, plots, quiet=True)
+            if not args.no_plots:
+                _plot(args.out, data, name, plots)
+            _write(args.out, data, plots, quiet=True, plotted=not args.no_plots)
         close_cached(ctx)
     finally:
         services.close()
         shutil.rmtree(root, ignore_errors=True)
     data = _assemble(args, configs, notes, durability, workloads, time.perf_counter() - started)
-    _write(args.out, data, plots)
+    _write(args.out, data, plots, plotted=not args.no_plots)
     return 0
 
 
@@ -172,16 +185,41 @@ def _plot(out: Path, data: dict[str, Any], name: str, plots: dict[str, str]) -> 
         plots[name] = png.name
 
 
-def _write(out: Path, data: dict[str, Any], plots: dict[str, str], quiet: bool = False) -> None:
+def _write(out: Path, data: dict[str, Any], plots: dict[str, str], quiet: bool = False,
+           plotted: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = _stem(data)
-    no_plots = "no plots: matplotlib is not installed (pip install matplotlib)"
+    no_plots = ("no plots: matplotlib is not installed (pip install matplotlib)" if plotted
+                else "no plots: --no-plots")
     if not plots and data["workloads"] and no_plots not in data["notes"]:
         data["notes"].append(no_plots)
     write_json(out / f"{stem}.json", data)
     write_markdown(out / f"{stem}.md", data, plots)
     if not quiet:
         log(f"report: {out / (stem + '.md')}")
+
+
+def _regoal(path: Path) -> int:
+    """Goals of a stored report evaluated again (they depend on its summaries only)."""
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for name, summary in data["workloads"].items():
+        w = WORKLOADS.get(name)
+        if w is None:
+            continue
+        evaluate_goals(w, summary["results"])
+        summary["goals"] = [g.text for g in w.goals]
+    note = ("goals evaluated again after the run (python -m benchmarks --regoal) with the "
+            "goals as defined at commit " + _commit() + "; every figure is the run's own")
+    data["notes"] = [n for n in data["notes"] if not n.startswith("goals evaluated again")]
+    data["notes"].append(note)
+    plots = {name: f"{path.stem}-{name}.png" for name in data["workloads"]
+             if (path.parent / f"{path.stem}-{name}.png").exists()}
+    write_json(path, data)
+    write_markdown(path.with_suffix(".md"), data, plots)
+    log(f"report: {path.with_suffix('.md')}")
+    return 0
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -1,7 +1,9 @@
 """Store configurations: catalog x object store, and the servers they need.
 
-- duckdb+local   embedded catalog (segment logs + in-memory DuckDB) and objects in a tmp dir
-- duckdb+s3      embedded catalog in a tmp dir, objects on a local S3 server (moto)
+- sqlite+local   the embedded store: a directory with catalog.sqlite (WAL) and objects/
+- sqlite+s3      the embedded SQLite catalog in a tmp dir, objects on a local S3 server (moto)
+- duckdb+local   the same relational catalog in a DuckDB file (duckdb:///.../catalog.duckdb),
+                 objects in a tmp dir; one process at a time (``StoreConfig.multiprocess``)
 - postgres+local PostgreSQL catalog (throwaway cluster, durable settings), objects in a tmp dir
 - postgres+s3    PostgreSQL catalog, objects on the local S3 server
 
@@ -26,7 +28,9 @@ from localckpt.testing.ci import in_ci
 
 __all__ = ["ALL_CONFIGS", "RequestCounter", "Services", "StoreConfig", "available_configs"]
 
-ALL_CONFIGS = ("duckdb+local", "duckdb+s3", "postgres+local", "postgres+s3")
+ALL_CONFIGS = ("sqlite+local", "sqlite+s3", "duckdb+local", "postgres+local", "postgres+s3")
+#: The configuration of the embedded default (the "laptop" side of sync, the CLI rows).
+EMBEDDED = "sqlite+local"
 BUCKET = "bench"
 _TAG = re.compile(r"[^a-z0-9_]")
 
@@ -37,17 +41,26 @@ class Services:
     def __init__(self) -> None:
         self._pg: Any = None
         self._s3: Any = None
+        self._private: list[Any] = []
         self.errors: dict[str, str] = {}
 
     def postgres_dsn(self) -> str:
+        """The run's shared cluster (PostgreSQL's default max_connections=100)."""
         if self._pg is None:
-            if importlib.util.find_spec("localckpt.backends.sql.postgres") is None:
-                raise RuntimeError("localckpt.backends.sql.postgres has not landed yet")
-            from backends.postgres import ThrowawayPostgres
-
-            # durable=True: fsync and synchronous_commit on, as in production.
-            self._pg = ThrowawayPostgres(durable=True, max_connections=50).start()
+            self._pg = self.private_postgres(100)
         return str(self._pg.dsn)
+
+    def private_postgres(self, max_connections: int) -> Any:
+        """A cluster of its own (started now, stopped by close()): for workloads that
+        count connections, so that nothing else of the run holds any."""
+        if importlib.util.find_spec("psycopg") is None:
+            raise RuntimeError("psycopg is not installed (pip install 'localckpt[postgres]')")
+        from backends.postgres import ThrowawayPostgres
+
+        # durable=True: fsync and synchronous_commit on, as in production.
+        pg = ThrowawayPostgres(durable=True, max_connections=max_connections).start()
+        self._private.append(pg)
+        return pg
 
     def s3(self) -> Any:
         if self._s3 is None:
@@ -63,13 +76,14 @@ class Services:
         return self._s3
 
     def close(self) -> None:
-        for server in (self._pg, self._s3):
+        for server in (*self._private, self._s3):
             if server is not None:
                 try:
                     server.stop()
                 except Exception:
                     pass
         self._pg = self._s3 = None
+        self._private = []
 
 
 @dataclass
@@ -83,7 +97,14 @@ class StoreConfig:
 
     @property
     def catalog(self) -> str:
+        """The catalog's engine: sqlite, duckdb or postgres."""
         return self.name.split("+")[0]
+
+    @property
+    def multiprocess(self) -> bool:
+        """Whether several processes may open the catalog at once (DuckDB: one process
+        holds the file; workloads that spawn writer or probe processes leave it out)."""
+        return self.catalog != "duckdb"
 
     @property
     def objects_kind(self) -> str:
@@ -112,12 +133,20 @@ class StoreConfig:
             args["storage_options"] = {**s3.storage_options, "skip_instance_cache": True}
         else:
             args["objects"] = str(self.root / self.name / tag / "objects")
-        if self.catalog == "duckdb":
-            args["url"] = str(self.root / self.name / tag / "store")
+        if self.catalog == "sqlite":
+            args["url"] = str(self.store_dir(tag))
+        elif self.catalog == "duckdb":
+            folder = self.root / self.name / tag
+            folder.mkdir(parents=True, exist_ok=True)  # DuckDB makes the file, not its folder
+            args["url"] = f"duckdb://{folder / 'catalog.duckdb'}"
         else:
             args["url"] = self.services.postgres_dsn()
             args["options"].setdefault("schema", self.schema(tag))
         return args
+
+    def store_dir(self, tag: str) -> Path:
+        """The embedded store's directory (sqlite+*)."""
+        return self.root / self.name / tag / "store"
 
     def open(self, tag: str, **options: Any) -> localckpt.Store:
         return open_from_args(self.open_args(tag, **options))
@@ -130,9 +159,13 @@ class StoreConfig:
         return Objects.from_url(args["objects"] + "-seed", args.get("storage_options"))
 
     def catalog_bytes(self, tag: str) -> int:
-        """Bytes the catalog of store `tag` occupies (files on disk / relations in PostgreSQL)."""
+        """Bytes the catalog of store `tag` occupies: catalog.sqlite with its WAL, the
+        DuckDB file with its WAL, or the relations of the PostgreSQL schema."""
+        if self.catalog == "sqlite":
+            return dir_bytes(self.store_dir(tag))
         if self.catalog == "duckdb":
-            return dir_bytes(self.root / self.name / tag / "store")
+            return sum(p.stat().st_size for p in (self.root / self.name / tag).glob(
+                "catalog.duckdb*") if p.is_file())
         import psycopg
 
         with psycopg.connect(self.services.postgres_dsn(), autocommit=True) as con:

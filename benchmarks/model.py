@@ -20,7 +20,8 @@ class Sample:
     """One repetition: wall seconds for `ops` operations that processed `units` items.
 
     value: the primary figure when the workload's metric is not time (bytes, RSS bytes).
-    extra: secondary figures (S3 requests, encoded bytes, ...), reported as medians.
+    extra: secondary figures (S3 requests, encoded bytes, ...), reported as medians over
+    repetitions (``errors`` and keys starting with "max " as their maximum).
     """
 
     seconds: float
@@ -47,14 +48,18 @@ class Goal:
 
     kind "rate": rate(row) / rate(against) must be >= threshold.
     kind "value": value(row) / value(against) must be <= threshold (bytes, RSS).
-    kind "flat": the row's growth exponent over sizes must be <= threshold.
+    kind "flat": the row's growth exponent over sizes must be <= threshold (with ``key``:
+    the growth exponent of that figure, e.g. the CPU time beside the wall time).
+    kind "max": the row's figure ``key`` (a Sample extra, median over repetitions) must be
+    <= threshold (errors, connections per process, a latency percentile).
     """
 
     text: str
     applies: Callable[[str], bool]
-    kind: Literal["rate", "value", "flat"]
+    kind: Literal["rate", "value", "flat", "max"]
     threshold: float
     against: Callable[[str], str] | None = None
+    key: str = ""
 
 
 @dataclass

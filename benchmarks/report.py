@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TABLE_HEADER", "fmt_cost", "write_json", "write_markdown"]
+__all__ = ["TABLE_HEADER", "fmt_cost", "fmt_figure", "write_json", "write_markdown"]
 
 TABLE_HEADER = ("| config | size | median | spread | rate | x baseline | goal | met | details |\n"
                 "|---|---:|---:|---|---:|---:|---|---|---|")
@@ -37,15 +37,29 @@ def _fmt_rate(rate: float | None, unit: str) -> str:
     return f"{rate:,.0f} {unit}/s" if rate >= 100 else f"{rate:.3g} {unit}/s"
 
 
+def _kind(v: dict[str, Any]) -> str:
+    return str(v.get("kind") or ("flat" if "flat" in v["goal"] else "rate"))
+
+
+def fmt_figure(v: dict[str, Any]) -> str:
+    """A verdict's figure: k=0.05 (growth exponent), 1.23x (ratio), 4.5 (a raw figure)."""
+    fig, kind = v["figure"], _kind(v)
+    if fig is None:
+        return "n/a"
+    if kind == "flat":
+        return f"k={fig:.2f}"
+    if kind == "max":
+        return f"{fig:.3g}"
+    return f"{fig:.2f}x"
+
+
 def _fmt_goal(verdicts: list[dict[str, Any]]) -> tuple[str, str]:
     if not verdicts:
         return "", ""
     texts, marks = [], []
     for v in verdicts:
         texts.append(v["goal"])
-        fig = v["figure"]
-        shown = "n/a" if fig is None else (f"k={fig:.2f}" if "flat" in v["goal"] else
-                                           f"{fig:.2f}x")
+        shown = fmt_figure(v)
         mark = {True: "✅", False: "❌", None: "—"}[v["met"]]
         marks.append(f"{mark} {shown}")
     return "<br>".join(texts), "<br>".join(marks)
@@ -85,12 +99,10 @@ def goal_summary(data: dict[str, Any]) -> list[str]:
                 for v in res["sizes"][size]["goals"]:
                     by_goal.setdefault(v["goal"], []).append((size, v))
             for goal, per in by_goal.items():
-                if "flat" in goal:
-                    figs = "k=" + ("n/a" if per[-1][1]["figure"] is None
-                                   else f"{per[-1][1]['figure']:.2f}")
+                if _kind(per[-1][1]) == "flat":
+                    figs = fmt_figure(per[-1][1])
                 else:
-                    figs = ", ".join(f"{s}: " + ("n/a" if v["figure"] is None
-                                                  else f"{v['figure']:.2f}x") for s, v in per)
+                    figs = ", ".join(f"{s}: {fmt_figure(v)}" for s, v in per)
                 met = {True: "✅ met", False: "❌ missed", None: "— no baseline"}[per[-1][1]["met"]]
                 lines.append(f"| {name} | {label} | {goal} | {figs} | {met} |")
     return lines

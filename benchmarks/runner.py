@@ -13,7 +13,7 @@ from typing import Any
 from .model import Context, Goal, Sample, Workload
 from .stats import growth_exponent, median, spread
 
-__all__ = ["close_cached", "run_workload"]
+__all__ = ["close_cached", "evaluate_goals", "run_workload"]
 
 Log = Callable[[str], None]
 
@@ -65,6 +65,14 @@ def run_workload(w: Workload, ctx: Context, reps: int | None, log: Log) -> dict[
     return summary
 
 
+def _aggregate(key: str, values: list[float]) -> float:
+    """A detail over repetitions: the worst for errors and "max ..." figures (one bad
+    repetition must show), else the median."""
+    if key == "errors" or key.startswith("max "):
+        return max(values)
+    return median(values)
+
+
 def _cost(w: Workload, s: Sample) -> float:
     if w.metric == "time":
         return s.seconds / s.ops
@@ -87,7 +95,7 @@ def _summarise(w: Workload, sizes: list[int], raw: dict[str, dict[str, Any]],
                 "rate": median(rates) if rates else None,
                 "samples": costs,
                 "seconds": [s.seconds for s in samples],
-                "extra": {k: median([s.extra[k] for s in samples if k in s.extra])
+                "extra": {k: _aggregate(k, [s.extra[k] for s in samples if k in s.extra])
                           for k in extra_keys},
             }
         done = [int(s) for s in per_size]
@@ -95,6 +103,18 @@ def _summarise(w: Workload, sizes: list[int], raw: dict[str, dict[str, Any]],
             "role": row["role"], "config": row["config"], "sizes": per_size,
             "exponent": growth_exponent(done, [per_size[str(s)]["median"] for s in done]),
         }
+    evaluate_goals(w, results)
+    return {
+        "title": w.title, "unit": w.unit, "size_name": w.size_name, "metric": w.metric,
+        "cost_label": w.cost_label if w.metric == "time" else "bytes",
+        "baseline": w.baseline, "sizes": sizes, "notes": notes,
+        "goals": [g.text for g in w.goals], "results": results,
+    }
+
+
+def evaluate_goals(w: Workload, results: dict[str, Any]) -> None:
+    """Baselines, ratios and goal verdicts of every cell (also run again by --regoal on a
+    stored report: they depend on the summaries only)."""
     for label, res in results.items():
         for size, cell in res["sizes"].items():
             base = w.baseline_of(label)
@@ -102,12 +122,13 @@ def _summarise(w: Workload, sizes: list[int], raw: dict[str, dict[str, Any]],
             cell["ratio"] = _ratio(w, results, label, base, size)
             cell["goals"] = [_verdict(w, g, results, label, size)
                              for g in w.goals if g.applies(label)]
-    return {
-        "title": w.title, "unit": w.unit, "size_name": w.size_name, "metric": w.metric,
-        "cost_label": w.cost_label if w.metric == "time" else "bytes",
-        "baseline": w.baseline, "sizes": sizes, "notes": notes,
-        "goals": [g.text for g in w.goals], "results": results,
-    }
+
+
+def _exponent_of(res: dict[str, Any], key: str) -> float | None:
+    """The growth exponent of a row's figure `key` (a detail) over its sizes."""
+    sizes = [s for s in res["sizes"] if key in res["sizes"][s]["extra"]]
+    return growth_exponent([int(s) for s in sizes],
+                           [res["sizes"][s]["extra"][key] for s in sizes])
 
 
 def _ratio(w: Workload, results: dict[str, Any], label: str, other: str | None,
@@ -130,14 +151,21 @@ def _ratio(w: Workload, results: dict[str, Any], label: str, other: str | None,
 def _verdict(w: Workload, g: Goal, results: dict[str, Any], label: str,
              size: str) -> dict[str, Any]:
     if g.kind == "flat":
-        exp = results[label]["exponent"]
-        return {"goal": g.text, "figure": exp, "met": None if exp is None else exp <= g.threshold}
+        exp = (_exponent_of(results[label], g.key) if g.key
+               else results[label]["exponent"])
+        return {"goal": g.text, "kind": g.kind, "figure": exp,
+                "met": None if exp is None else exp <= g.threshold}
+    if g.kind == "max":
+        fig = results[label]["sizes"][size]["extra"].get(g.key)
+        return {"goal": g.text, "kind": g.kind, "figure": fig,
+                "met": None if fig is None else fig <= g.threshold}
     against = g.against(label) if g.against else w.baseline_of(label)
     ratio = _ratio(w, results, label, against, size)
     if ratio is None:
-        return {"goal": g.text, "figure": None, "met": None, "against": against}
+        return {"goal": g.text, "kind": g.kind, "figure": None, "met": None,
+                "against": against}
     met = ratio >= g.threshold if g.kind == "rate" else ratio <= g.threshold
-    return {"goal": g.text, "figure": ratio, "met": met, "against": against}
+    return {"goal": g.text, "kind": g.kind, "figure": ratio, "met": met, "against": against}
 
 
 def close_cached(ctx: Context) -> None:

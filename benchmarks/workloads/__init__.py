@@ -6,12 +6,14 @@ import importlib.util
 
 from ..model import Workload
 from .catalog_scale import CATALOG_SCALE, CATALOG_SCALE_RSS, CATALOG_SCALE_SIZE
-from .concurrent import SAVE_TWO_PROCS
+from .concurrent import SAVE_PROCS
 from .decide import EVALUATE, SQL_FIRST, SQL_LATER
 from .diagnostics import FSYNC_PATTERN, PG_SAVE_PARTS
 from .frames import GET_FRAME, INGEST, LOAD, LOAD_ENCODED
+from .gc_load import GC_UNDER_LOAD
 from .ingest_video import INGEST_VIDEO, PERCEPTUAL_HASH
 from .large import LOAD_LARGE, SAVE_LARGE
+from .pg_writers import PG_WRITERS
 from .reads import LINEAGE, LOAD_DEEP, TREE
 from .results import FRAME_DIFF
 from .saves import SAVE_BUSHY, SAVE_CHAIN
@@ -20,6 +22,7 @@ from .startup import CLI_START, PG_UNAVAILABLE
 from .storage import STORAGE
 from .stream import STREAM
 from .threads import SAVE_THREADS
+from .web_verify import VERIFY_ONE, WEB_INDEX
 
 __all__ = ["WORKLOADS", "pending_notes"]
 
@@ -27,10 +30,10 @@ _HAS_SYNC = importlib.util.find_spec("localckpt.sync") is not None
 
 WORKLOADS: dict[str, Workload] = {w.name: w for w in (
     INGEST, INGEST_VIDEO, PERCEPTUAL_HASH, LOAD, LOAD_ENCODED, GET_FRAME, STREAM,
-    SAVE_CHAIN, SAVE_TWO_PROCS, SAVE_BUSHY, SAVE_THREADS, SAVE_LARGE, LOAD_LARGE, LOAD_DEEP,
-    LINEAGE, TREE, STORAGE, FSYNC_PATTERN, PG_SAVE_PARTS, CLI_START, PG_UNAVAILABLE,
-    FRAME_DIFF, EVALUATE, SQL_FIRST, SQL_LATER,
-    CATALOG_SCALE, CATALOG_SCALE_RSS, CATALOG_SCALE_SIZE,
+    SAVE_CHAIN, SAVE_PROCS, SAVE_BUSHY, SAVE_THREADS, PG_WRITERS, SAVE_LARGE, LOAD_LARGE,
+    LOAD_DEEP, LINEAGE, TREE, STORAGE, FSYNC_PATTERN, PG_SAVE_PARTS, CLI_START,
+    PG_UNAVAILABLE, FRAME_DIFF, EVALUATE, SQL_FIRST, SQL_LATER,
+    CATALOG_SCALE, CATALOG_SCALE_RSS, CATALOG_SCALE_SIZE, GC_UNDER_LOAD, WEB_INDEX, VERIFY_ONE,
     STAGE_RUNS,
 )}
 

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from ..configs import StoreConfig
+from ..configs import EMBEDDED, StoreConfig
 from ..data import make_output
 from ..model import Context, Subject
 from ..peers.langgraph import SaverPeer
@@ -61,12 +61,12 @@ def save_chains(save: Callable[[str | None, str, dict[str, Any]], str],
 
 def store_subjects(ctx: Context, purpose: str,
                    make_run: Callable[[Any, StoreConfig], Callable[[], Any]]) -> list[Subject]:
-    """A subject per configuration (default durability) plus duckdb+local fsync=False."""
+    """A subject per configuration (default durability) plus sqlite+local fsync=False."""
     subjects = []
     for cfg in ctx.configs:
         store, _ = shared_store(ctx, cfg, purpose)
         subjects.append(Subject(cfg.name, make_run(store, cfg), config=cfg.name))
-        if cfg.name == "duckdb+local":
+        if cfg.name == EMBEDDED:
             store, _ = shared_store(ctx, cfg, purpose + "_nosync", fsync=False)
             subjects.append(Subject(f"{cfg.name} fsync=False", make_run(store, cfg),
                                     config=cfg.name))

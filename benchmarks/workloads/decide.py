@@ -24,7 +24,7 @@ __all__ = ["EVALUATE", "SQL_FIRST", "SQL_LATER"]
 BOXES = 5
 LABELS = ("car", "person", "ball")
 TRIES = 10
-SQL_FRAMES, SQL_QUICK_FRAMES = 10_000, 1_000
+SQL_FRAMES, SQL_QUICK_FRAMES = 10_000, 300
 PYCOCO = "pycocotools, one of the tries (COCO() + loadRes + evaluate + accumulate)"
 IN_MEMORY = "ours, outputs in memory (evaluate_outputs)"
 BUDGET_EVAL, BUDGET_SQL = "budget 3 s", "budget 0.5 s"
@@ -197,7 +197,7 @@ EVALUATE = Workload(
     name="evaluate",
     title=f"store.evaluate of {TRIES} tries x N frames x {BOXES} boxes against labels",
     unit="boxes", size_name="frames", sizes=(1000, 3000, 10_000),
-    quick_sizes=(100, 300, 1000), reps=2, quick_reps=1, build=_build_evaluate,
+    quick_sizes=(50, 200), reps=2, quick_reps=1, build=_build_evaluate,
     baseline=PYCOCO,
     baseline_for=lambda label: BUDGET_EVAL if "evaluate, first" in label else None,
     goals=(Goal("evaluate of 10 tries x 10,000 frames x 5 boxes < 3 s (first run)",
@@ -286,7 +286,7 @@ _SQL_NOTE = (f"Tries of {SQL_FRAMES:,} frames x {BOXES} boxes ({SQL_QUICK_FRAMES
 SQL_FIRST = Workload(
     name="sql_first",
     title="store.sql, the first query over N tries (every output flattened)",
-    unit="queries", size_name="tries", sizes=(10, 30, 100), quick_sizes=(3, 5, 10), reps=2,
+    unit="queries", size_name="tries", sizes=(10, 30, 100), quick_sizes=(2, 4), reps=2,
     quick_reps=1, build=lambda ctx, n: _build_sql(ctx, n, later=False), notes=(_SQL_NOTE,),
     cost_label="s per query",
 )
@@ -294,7 +294,7 @@ SQL_FIRST = Workload(
 SQL_LATER = Workload(
     name="sql_later",
     title="store.sql, later queries over N tries (derived files read)",
-    unit="queries", size_name="tries", sizes=(10, 30, 100), quick_sizes=(3, 5, 10), reps=5,
+    unit="queries", size_name="tries", sizes=(10, 30, 100), quick_sizes=(2, 4), reps=5,
     quick_reps=2, build=lambda ctx, n: _build_sql(ctx, n, later=True),
     baseline=BUDGET_SQL,
     goals=(Goal("a count of boxes per try and label < 0.5 s",

@@ -12,7 +12,7 @@ __all__ = ["FSYNC_PATTERN", "PG_SAVE_PARTS", "fdatasync_reference"]
 
 RECORD = 2300  # about one save_stage_output commit of a 2 KB output
 APPEND = "append + fdatasync (a growing file)"
-OVERWRITE = "overwrite zero-filled space + fdatasync (embedded segment; SQLite WAL reuse)"
+OVERWRITE = "overwrite zero-filled space + fdatasync (SQLite WAL reuse)"
 
 
 def _writes(ctx: Context, n: int, preallocate: bool) -> Sample:
@@ -53,13 +53,13 @@ FSYNC_PATTERN = Workload(
     name="fsync_pattern",
     title="Diagnostic: fdatasync after an append vs after an overwrite of preallocated space",
     unit="writes", size_name="2.3 KB records", cost_label="s per write",
-    sizes=(100, 1000, 3000), quick_sizes=(10, 20, 40), reps=3,
+    sizes=(100, 1000, 3000), quick_sizes=(10, 30), reps=3,
     build=_build, baseline=OVERWRITE,
     notes=("Same file system as the stores (the run's temp dir). An append changes the "
            "file size, so fdatasync must also commit file-system metadata (an ext4 journal "
-           "commit); overwriting already-allocated blocks flushes data only. The embedded "
-           "catalog appends to its segment and fdatasyncs every commit; SQLite's WAL "
-           "overwrites a file it reuses after each checkpoint.",),
+           "commit); overwriting already-allocated blocks flushes data only. SQLite's WAL "
+           "(the embedded catalog, and SqliteSaver) appends until a checkpoint, then "
+           "overwrites the file it reuses.",),
 )
 
 

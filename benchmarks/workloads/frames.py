@@ -109,7 +109,7 @@ INGEST = Workload(
     name="ingest",
     title="Ingest 1280x720 frames (create_timeline, JPEG q90)",
     unit="frames", size_name="frames",
-    sizes=(50, 200, 800), quick_sizes=(2, 4, 8), reps=3,
+    sizes=(50, 200, 800), quick_sizes=(2, 6), reps=3,
     build=_build_ingest, baseline=BARE_ENCODE,
     goals=(
         Goal(">= 0.9x bare encode rate (workers=1)", lambda s: s.endswith("workers=1"),
@@ -170,7 +170,7 @@ LOAD = Workload(
     name="load",
     title="Load all frames decoded (get_timeline_frames)",
     unit="frames", size_name="frames",
-    sizes=(100, 300, 1000), quick_sizes=(2, 4, 8), reps=3,
+    sizes=(100, 300, 1000), quick_sizes=(2, 6), reps=3,
     build=lambda ctx, n: _build_load(ctx, n, encoded=False), baseline=BARE_DECODE,
     goals=(
         Goal(">= 0.9x bare decode rate", lambda s: "+" in s and "seed" not in s, "rate", 0.9),
@@ -186,7 +186,7 @@ LOAD_ENCODED = Workload(
     name="load_encoded",
     title="Load all frames encoded (get_timeline_frames_b64) vs seed layout",
     unit="frames", size_name="frames",
-    sizes=(100, 300, 1000), quick_sizes=(2, 4, 8), reps=3,
+    sizes=(100, 300, 1000), quick_sizes=(2, 6), reps=3,
     build=lambda ctx, n: _build_load(ctx, n, encoded=True), baseline=None,
     baseline_for=_seed_for,
     goals=(
@@ -228,7 +228,7 @@ GET_FRAME = Workload(
     name="get_frame",
     title="Load one frame by sequence (get_frame, index cached)",
     unit="frames", size_name="frames in timeline",
-    sizes=(100, 300, 1000), quick_sizes=(2, 4, 8), reps=5,
+    sizes=(100, 300, 1000), quick_sizes=(2, 6), reps=5,
     build=_build_get_frame, baseline=BARE_DECODE, cost_label="s per frame",
     notes=("Warm reader: the timeline's Parquet index was fetched once before timing "
            "(one GET); each frame is then one ranged read. S3 requests/op is counted "

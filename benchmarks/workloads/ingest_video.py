@@ -106,7 +106,7 @@ def _build(ctx: Context, seconds: int) -> list[Subject]:
     if len(local) < len(ctx.configs):
         ctx.note("ingest_video runs on local objects only: on moto S3 the upload, not the "
                  "decoder, would set the pace.")
-    for res in SIZES:
+    for res in ("720p",) if ctx.quick else SIZES:  # --quick: one video size
         path, n = _video(ctx, res, seconds)
         for rate_name, fps in RATES.items():
             for cfg in local:
@@ -163,7 +163,7 @@ INGEST_VIDEO = Workload(
     name="ingest_video",
     title="Ingest an H.264 video (ingest_video, JPEG q90, 2 workers)",
     unit="frames", size_name="seconds of video",
-    sizes=(4, 8, 16), quick_sizes=(1, 2), reps=3, quick_reps=1,
+    sizes=(4, 8, 16), quick_sizes=(1,), reps=3, quick_reps=1,
     build=_build, baseline=None, baseline_for=_against,
     goals=(
         Goal(">= 0.8x PyAV decode-only rate (2 fps)",

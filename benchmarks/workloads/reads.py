@@ -77,7 +77,7 @@ LOAD_DEEP = Workload(
     name="load_deep",
     title="load_stage_output of the first stage from the tip of a deep chain",
     unit="calls", size_name="chain depth",
-    sizes=(100, 1000, 10000), quick_sizes=(10, 20, 40), reps=5,
+    sizes=(100, 1000, 10000), quick_sizes=(10, 30), reps=5,
     build=_build_load_deep, baseline=SQLITE_SAVER + " get_tuple", cost_label="s per call",
     notes=("The chain saves 'detect' first, then nine other stages in turn; the tip's "
            "'detect' output is carried forward by hash from depth 1.",
@@ -110,7 +110,7 @@ LINEAGE = Workload(
     name="lineage",
     title="lineage(tip) of a chain, root first (one query)",
     unit="calls", size_name="chain depth",
-    sizes=(100, 1000, 10000), quick_sizes=(10, 20, 40), reps=5,
+    sizes=(100, 1000, 10000), quick_sizes=(10, 30), reps=5,
     build=_build_lineage, baseline=SQLITE_SAVER + " list(thread)", cost_label="s per call",
     notes=("The peer has no lineage query; listing the thread that holds exactly the chain "
            "(SqliteSaver.list, which also deserialises each checkpoint) is the nearest.",),
@@ -154,7 +154,7 @@ TREE = Workload(
     name="tree",
     title="Whole-tree listing (checkpoints(timeline))",
     unit="calls", size_name="checkpoints",
-    sizes=(100, 1000, 10000), quick_sizes=(10, 20, 40), reps=5,
+    sizes=(100, 1000, 10000), quick_sizes=(10, 30), reps=5,
     build=_build_tree, baseline=SQLITE_SAVER + " list(thread)", cost_label="s per call",
     notes=("Tree: n/10 scenarios off the root, each a 10-stage chain. The peer lists one "
            "thread holding the same n checkpoints.",),

@@ -201,7 +201,7 @@ def _stage_rows(ctx: Context, cfg: StoreConfig, n: int) -> list[Subject]:
         resumed = time.perf_counter() - t0
         return Sample(killed - started + resumed, units=m, extra={"frames resumed": redo})
 
-    k = min(n, 200)
+    k = min(n, 40 if ctx.quick else 200)
     _, _, tk = _timeline(ctx, cfg, k)
 
     def scale(workers: int) -> Sample:
@@ -254,7 +254,9 @@ def _build(ctx: Context, n: int) -> list[Subject]:
     subjects: list[Subject] = []
     for cfg in ctx.configs:
         subjects += _overhead(ctx, cfg, n)
-    local = [c for c in ctx.configs if c.catalog == "duckdb"] or ctx.configs
+    # The embedded store first; never DuckDB (one process: no workers, no resume elsewhere).
+    local = ([c for c in ctx.configs if c.catalog == "sqlite"]
+             or [c for c in ctx.configs if c.multiprocess])
     if local:
         subjects += _stage_rows(ctx, local[0], n)
     for cfg in ctx.configs:
@@ -306,8 +308,8 @@ GOALS = (
 STAGE_RUNS = Workload(
     name="stage_runs",
     title="Stage runs: put + commit overhead, memo, resume after SIGKILL, worker processes",
-    unit="frames", size_name="frames", sizes=(10000,), quick_sizes=(500,),
-    reps=3, quick_reps=2, build=lambda ctx, n: _remember_labels(_build(ctx, n)),
+    unit="frames", size_name="frames", sizes=(10000,), quick_sizes=(100,),
+    reps=3, quick_reps=1, build=lambda ctx, n: _remember_labels(_build(ctx, n)),
     baseline=None, baseline_for=_baseline, goals=GOALS,
     notes=("Stage rows run on the first configuration only (the stage's cost is the same on "
            "every store); scale-out needs two idle cores: read it with the load average.",),

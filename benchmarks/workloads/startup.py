@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..configs import EMBEDDED
 from ..model import Context, Goal, Sample, Subject, Workload
 from ._ckpt import new_timeline
 from ._common import cached
@@ -54,18 +55,18 @@ def _build_cli(ctx: Context, timelines: int) -> list[Subject]:
     return [
         Subject(PASS, lambda: _process([sys.executable, "-c", "pass"]), role="reference"),
         Subject(BUDGET, lambda: Sample(0.3), role="reference"),
-        Subject("localckpt --help", lambda: _process([*cli, "--help"]), config="duckdb+local"),
+        Subject("localckpt --help", lambda: _process([*cli, "--help"]), config=EMBEDDED),
         Subject("localckpt ls", lambda: _process([*cli, "--store", path, "ls"]),
-                config="duckdb+local"),
+                config=EMBEDDED),
         Subject("localckpt show", lambda: _process([*cli, "--store", path, "show", cid]),
-                config="duckdb+local"),
+                config=EMBEDDED),
     ]
 
 
 CLI_START = Workload(
     name="cli_start", title="CLI commands as whole processes on a small embedded store",
     unit="runs", size_name="timelines in the store", sizes=(1, 20), quick_sizes=(1,),
-    reps=7, quick_reps=3, build=_build_cli, baseline=PASS,
+    reps=7, quick_reps=2, build=_build_cli, baseline=PASS,
     goals=(Goal("ls under 0.3 s wall", lambda s: s == "localckpt ls", "rate", 1.0,
                 against=lambda _: BUDGET),),
     notes=("Each row starts a fresh interpreter (the venv's `localckpt` script); "
@@ -74,16 +75,16 @@ CLI_START = Workload(
 )
 
 
-def _unreachable() -> Sample:
-    from localckpt.backends.postgres import PostgresCatalog
-
+def _unreachable(ctx: Context) -> Sample:
+    import localckpt
     from backends._util import free_port
     from localckpt.errors import BackendUnavailableError
 
     port = free_port()
     t0 = time.perf_counter()
     try:
-        PostgresCatalog(f"postgresql://someone@127.0.0.1:{port}/somedb")
+        localckpt.open(f"postgresql://someone@127.0.0.1:{port}/somedb",
+                       objects=str(ctx.root / "pg-unreachable-objects"), create=True)
     except BackendUnavailableError:
         return Sample(time.perf_counter() - t0)
     raise AssertionError("an unreachable server opened")
@@ -92,8 +93,7 @@ def _unreachable() -> Sample:
 def _killed(ctx: Context) -> Sample:
     """A catalog whose server was killed: the next read reports it (cluster restarted
     afterwards, outside the timing)."""
-    from localckpt.backends.postgres import PostgresCatalog
-
+    import localckpt
     from backends.postgres import ThrowawayPostgres
     from localckpt.errors import BackendUnavailableError
 
@@ -107,18 +107,19 @@ def _killed(ctx: Context) -> Sample:
     pg = cached(ctx, "pg-unavailable-cluster", Cluster).pg
     if not pg.running:
         pg.start()
-    cat = PostgresCatalog(pg.dsn, min_size=3, timeout=5)
+    store = localckpt.open(pg.dsn, objects=str(ctx.root / "pg-killed-objects"), create=True,
+                           timeout=5)
     try:
-        cat.timelines()
+        store.list_timelines()
         pg.kill()
         t0 = time.perf_counter()
         try:
-            cat.timelines()
+            store.list_timelines()
         except BackendUnavailableError:
             return Sample(time.perf_counter() - t0)
         raise AssertionError("a killed server answered")
     finally:
-        cat.close()
+        store.close()
         pg.start()
 
 
@@ -126,8 +127,8 @@ def _build_pg(ctx: Context, _: int) -> list[Subject]:
     if not any(c.catalog == "postgres" for c in ctx.configs):
         return []
     return [
-        Subject("budget: 3 s (pool timeout 5 s)", lambda: Sample(3.0), role="reference"),
-        Subject("open, nothing listening", _unreachable, config="postgres+local"),
+        Subject("budget: 3 s (timeout 5 s)", lambda: Sample(3.0), role="reference"),
+        Subject("open, nothing listening", lambda: _unreachable(ctx), config="postgres+local"),
         Subject("read after the server was killed", lambda: _killed(ctx),
                 config="postgres+local"),
     ]
@@ -136,7 +137,7 @@ def _build_pg(ctx: Context, _: int) -> list[Subject]:
 PG_UNAVAILABLE = Workload(
     name="pg_unavailable", title="Time until a dead PostgreSQL server is reported",
     unit="errors", size_name="-", sizes=(1,), quick_sizes=(1,), reps=3, quick_reps=1,
-    build=_build_pg, baseline="budget: 3 s (pool timeout 5 s)",
+    build=_build_pg, baseline="budget: 3 s (timeout 5 s)",
     goals=(Goal("BackendUnavailableError within 3 s", lambda s: not s.startswith("budget"),
                 "rate", 1.0),),
     notes=("Was a wall-clock assertion in tests/test_postgres_catalog.py (issue 13). A "

@@ -1,7 +1,7 @@
 """localckpt.sync: first pull to a laptop store, a second (no-op) sync, pushing a new branch.
 
-Pairs: each configuration as the source ("production") and a fresh duckdb+local store as
-the destination ("laptop"); the push goes back the other way.
+Pairs: each configuration as the source ("production") and a fresh sqlite+local store (the
+embedded default) as the destination ("laptop"); the push goes back the other way.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..configs import StoreConfig
+from ..configs import EMBEDDED, StoreConfig
 from ..model import Context, Sample, Subject, Workload
 from ._ckpt import chain_outputs, fresh, save_chains
 from ._common import cached, shared_store
@@ -20,7 +20,7 @@ FRAMES = 20
 
 
 def _laptop(ctx: Context) -> StoreConfig | None:
-    return next((c for c in ctx.configs if c.name == "duckdb+local"), None)
+    return next((c for c in ctx.configs if c.name == EMBEDDED), None)
 
 
 def _source(ctx: Context, cfg: StoreConfig, n: int) -> tuple[Any, str]:
@@ -50,7 +50,7 @@ def _timed_sync(src: Any, dst: Any, tid: str) -> Sample:
 def _pairs(ctx: Context) -> list[tuple[StoreConfig, StoreConfig]]:
     laptop = _laptop(ctx)
     if laptop is None:
-        ctx.note("sync workloads need the duckdb+local configuration (the laptop side)")
+        ctx.note(f"sync workloads need the {EMBEDDED} configuration (the laptop side)")
         return []
     return [(cfg, laptop) for cfg in ctx.configs]
 
@@ -113,13 +113,13 @@ def _build_push(ctx: Context, n: int) -> list[Subject]:
 
 
 _COMMON = dict(unit="checkpoints", size_name="checkpoints in the tree",
-               sizes=(100, 1000, 5000), quick_sizes=(10, 20, 40), reps=3)
+               sizes=(100, 1000, 5000), quick_sizes=(10, 30), reps=3)
 
 SYNC_FIRST = Workload(
     name="sync_first", title="First sync of a timeline into an empty laptop store",
     build=_build_first, **_COMMON,  # type: ignore[arg-type]
     notes=(f"The timeline has {FRAMES} frames (1280x720 JPEG) and a tree of n/10 chains of "
-           "10 stages with 2 KB outputs; destination: a fresh duckdb+local store per "
+           "10 stages with 2 KB outputs; destination: a fresh sqlite+local store per "
            "repetition.",),
 )
 

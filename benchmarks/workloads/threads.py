@@ -46,6 +46,8 @@ def _build(ctx: Context, n: int) -> list[Subject]:
     base = chain_outputs(ctx, per)
     subjects = []
     for cfg in ctx.configs:
+        if cfg.objects_kind != "local":
+            continue  # saves write no objects: one row per catalog
         store, _ = shared_store(ctx, cfg, "threads")
 
         def run(store: Any = store) -> Sample:
@@ -99,13 +101,15 @@ SAVE_THREADS = Workload(
     unit="saves", size_name="saves (all threads)",
     sizes=(400, 2000), quick_sizes=(40, 80), reps=3, quick_reps=1,
     build=_build, baseline=SQLITE_SAVER, baseline_for=_saver_for,
-    goals=(Goal(">= 2x SqliteSaver, one connection per thread", lambda s: s.startswith(
-        "duckdb+"), "rate", 2.0, against=lambda _: SQLITE_SAVER),
-           Goal(">= 1.2x PostgresSaver, one connection per thread",
-                lambda s: s.startswith("postgres+"), "rate", 1.2,
+    goals=(Goal(">= 1.5x SqliteSaver, one connection per thread",
+                lambda s: s.startswith("sqlite+"), "rate", 1.5,
+                against=lambda _: SQLITE_SAVER),
+           Goal(">= 1.0x PostgresSaver, one connection per thread",
+                lambda s: s.startswith("postgres+"), "rate", 1.0,
                 against=lambda _: "postgres-saver")),
     notes=(f"{THREADS} threads share one open store, each saving its own timeline's "
            "10-stage chains of 2 KB outputs; the saver rows give each thread its own "
            "connection to one database (SQLite file: WAL, synchronous=FULL). Durability as "
-           "in save_chain.",),
+           "in save_chain. The embedded store shares one commit (one fsync) among the "
+           "threads that save at the same moment (group commit).",),
 )
