@@ -382,3 +382,72 @@ def test_a_forking_process_and_its_child_both_keep_working(tmp_path: Path) -> No
         for t in threads:
             t.join()
         assert len(store.children(mine)) == 4
+
+
+def test_a_writer_waits_a_bounded_time_for_the_lock_then_says_who_holds_it(
+        tmp_path: Path) -> None:
+    """Another connection holding the write lock: a save polls for it up to the engine's
+    timeout, then fails with BackendUnavailableError naming the file, and writes nothing;
+    once the lock is free, the same store saves."""
+    import sqlite3
+
+    path = tmp_path / "s"
+    with localckpt.open(path, create=True) as store:
+        tl = store.create_timeline("v", "p", [np.zeros((4, 4, 3), np.uint8)], codec="png")
+        store.catalog.engine.timeout = 0.3
+        before = len(store.checkpoints(tl.id))
+        holder = sqlite3.connect(path / "catalog.sqlite", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(BackendUnavailableError, match="stayed locked") as err:
+                store.save_stage_output(tl.id, None, "s", {"a": 1})
+            assert "catalog.sqlite" in str(err.value)
+            assert len(store.checkpoints(tl.id)) == before  # reads go on meanwhile
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        store.save_stage_output(tl.id, None, "s", {"a": 1})
+        assert len(store.checkpoints(tl.id)) == before + 1
+
+
+def test_a_writer_gets_the_lock_between_back_to_back_transactions(tmp_path: Path) -> None:
+    """A gc's purge is many short transactions, one after another: a save from another
+    process waiting for the lock is let in between two of them (the engine leaves a gap
+    longer than a waiting writer's poll), not after the last."""
+    path = tmp_path / "s"
+    with localckpt.open(path, create=True, fsync=False) as store:
+        tl = store.create_timeline("v", "p", [np.zeros((4, 4, 3), np.uint8)], codec="png")
+    order: list[str] = []
+    code = ("import localckpt, sys; s = localckpt.open(sys.argv[1]); "
+            "s.save_stage_output(sys.argv[2], None, 'w', {'a': 1}); print('saved')")
+    with localckpt.open(path) as store:
+        engine = store.catalog.engine
+        with engine.transaction():  # hold the lock while the other process starts
+            saver = subprocess.Popen([sys.executable, "-c", code, str(path), tl.id],
+                                     stdout=subprocess.PIPE, text=True)
+            deadline = 50
+            while deadline and not _waiting_for_lock(saver):
+                deadline -= 1
+                threading.Event().wait(0.1)
+            order.append("batch 0")
+        for n in range(1, 200):  # back-to-back batches, as purge runs them
+            with engine.transaction() as tx:
+                tx.query("SELECT 1", ())
+                order.append(f"batch {n}")
+            if saver.poll() is not None:
+                break
+        assert saver.wait(timeout=30) == 0
+        assert saver.stdout is not None and saver.stdout.read().strip() == "saved"
+    assert len(order) < 199, "the saver got the lock only after every batch"
+
+
+def _waiting_for_lock(proc: subprocess.Popen[str]) -> bool:
+    """Whether the process has been running long enough to be past its imports (a
+    second); the test only needs the save to be queued behind the held lock."""
+    return proc.poll() is None and _age(proc.pid) > 1.0
+
+
+def _age(pid: int) -> float:
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - ticks / os.sysconf("SC_CLK_TCK")

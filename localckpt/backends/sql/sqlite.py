@@ -24,8 +24,9 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ...errors import (
@@ -39,6 +40,20 @@ from .dialects import SQLITE
 from .engine import Duplicate, Engine, Refused, Step, Tx
 
 __all__ = ["SqliteEngine"]
+
+_T = TypeVar("_T")
+
+#: How often a writer waiting for the lock tries again: from 0.5 ms, doubling to 4 ms.
+_FIRST_POLL, _LAST_POLL = 0.0005, 0.004
+#: The gap left between two back-to-back transactions of one engine: longer than a
+#: waiting writer's poll, so it takes the lock in between.
+_GIVE_WAY = 1.5 * _LAST_POLL
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
 
 _CORRUPT = ("malformed", "not a database", "database corrupt", "file is encrypted",
             "Could not decode to UTF-8")
@@ -118,6 +133,7 @@ class SqliteEngine(Engine):
         self.memory = path == ":memory:"
         self._shared: sqlite3.Connection | None = None
         self._turn = threading.RLock() if self.memory else contextlib.nullcontext()
+        self._last_transaction = 0.0
 
     # -- connections ------------------------------------------------------------------------
 
@@ -130,6 +146,8 @@ class SqliteEngine(Engine):
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
                 self._configure(conn)
+                if not self.memory:  # waits are polled by _wait_for_lock, not by SQLite
+                    conn.execute("PRAGMA busy_timeout = 0")
             except BaseException:
                 conn.close()
                 raise
@@ -242,19 +260,23 @@ class SqliteEngine(Engine):
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._turn:
             conn = self._conn()
-            with self.translated():
-                return conn.execute(self.sql(statement), params).fetchall()
+            text = self.sql(statement)
+            return self._wait_for_lock(lambda: conn.execute(text, params).fetchall())
 
     def snapshot(self, queries: Sequence[tuple[str, Sequence[Any]]]
                  ) -> list[list[tuple[Any, ...]]]:
         with self._turn:
             conn = self._conn()
-            with self.translated():
-                conn.execute("BEGIN")
-                try:
-                    return [conn.execute(self.sql(q), p).fetchall() for q, p in queries]
-                finally:
-                    conn.execute("COMMIT")
+            return self._wait_for_lock(lambda: self._read_all(conn, queries))
+
+    def _read_all(self, conn: sqlite3.Connection,
+                  queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+        """The queries in one read transaction (one snapshot)."""
+        conn.execute("BEGIN")
+        try:
+            return [conn.execute(self.sql(q), p).fetchall() for q, p in queries]
+        finally:
+            conn.execute("COMMIT")
 
     def has_table(self, name: str) -> bool:
         return bool(self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' "
@@ -265,10 +287,14 @@ class SqliteEngine(Engine):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Tx]:
+        """An interactive write transaction. One begun right after another of this engine
+        (a gc's batches) first waits out a gap in which polling writers take the lock."""
         with self._turn:
             conn = self._conn()
-            with self.translated():
-                conn.execute("BEGIN IMMEDIATE")
+            gap = self._last_transaction + _GIVE_WAY - time.monotonic()
+            if gap > 0 and not self.memory:
+                time.sleep(gap)
+            self._begin_immediate(conn)
             try:
                 yield _Tx(self, conn)
             except BaseException:
@@ -278,6 +304,34 @@ class SqliteEngine(Engine):
             with self.translated():
                 conn.execute("COMMIT")
             self.commits += 1
+            self._last_transaction = time.monotonic()
+
+    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
+        """Take the write lock (see _wait_for_lock)."""
+        self._wait_for_lock(lambda: conn.execute("BEGIN IMMEDIATE"))
+
+    def _wait_for_lock(self, attempt: Callable[[], _T]) -> _T:
+        """attempt(), tried again every few milliseconds while another connection holds
+        the lock it needs, for up to ``timeout`` seconds. SQLite's own busy handler
+        backs off to 100 ms between tries, so a save behind a gc's batches (each a short
+        transaction, one soon after the other) would lose the race for seconds; polled
+        this often, it gets the lock between two batches."""
+        with self.translated():
+            try:
+                return attempt()  # uncontended: no wait at all
+            except sqlite3.OperationalError as exc:
+                if self.memory or not _is_busy(exc):
+                    raise
+            deadline = time.monotonic() + self.timeout
+            pause = _FIRST_POLL
+            while True:
+                time.sleep(pause)
+                pause = min(pause * 2, _LAST_POLL)
+                try:
+                    return attempt()
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or time.monotonic() >= deadline:
+                        raise
 
     def write(self, steps: Sequence[Step]) -> None:
         """Join the group of writes that commit together (see the module docstring)."""
@@ -309,8 +363,7 @@ class SqliteEngine(Engine):
     def _flush(self, conn: sqlite3.Connection, group: list[_Entry]) -> None:
         tx = _Tx(self, conn)
         try:
-            with self.translated():
-                conn.execute("BEGIN IMMEDIATE")
+            self._begin_immediate(conn)
         except BaseException as exc:
             for e in group:
                 e.error, e.done = exc, True
