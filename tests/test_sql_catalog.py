@@ -295,6 +295,9 @@ def test_timeline_page_counts_stored_checkpoints_of_live_timelines(catalog: SqlC
     live = [t for t in made if t.id != gone.id]
     assert page == live[1:3] and total == 4
     assert counts == {t.id: made.index(t) + 1 for t in live[1:3]}
+    newest, counts, total = catalog.timeline_page(0, 3, newest_first=True)
+    assert newest == live[::-1][:3] and total == 4
+    assert counts == {t.id: made.index(t) + 1 for t in newest}
 
 
 # -- values the columns would change --------------------------------------------------------

@@ -86,8 +86,8 @@ class Counting(Catalog):
     def find_short(self, kind: str, short: str, limit: int = 10) -> list[str]:
         return self._do("find_short", kind, short, limit)  # type: ignore[no-any-return]
 
-    def timeline_page(self, offset: int, limit: int) -> Any:
-        return self._do("timeline_page", offset, limit)
+    def timeline_page(self, offset: int, limit: int, newest_first: bool = False) -> Any:
+        return self._do("timeline_page", offset, limit, newest_first)
 
 
 def _store(timelines: int) -> tuple[Store, Counting, list[Timeline]]:
@@ -127,10 +127,10 @@ def test_the_index_reads_one_page_of_rows_whatever_the_store_size() -> None:
     assert [r["source_video"] for r in page["timelines"][:2]] == ["video-999.mp4",
                                                                   "video-998.mp4"]
     assert all(r["checkpoints"] == 3 for r in page["timelines"])
-    # no listing of every timeline, no tree: one page query (and one for the total), one
-    # tombstones query for the page, and one short-id lookup per timeline shown
+    # no listing of every timeline, no tree: one page query, newest first (its total
+    # beside it), one tombstones query for the page, one short-id lookup per timeline
     assert "timelines" not in calls and "tree" not in calls, calls
-    assert calls["timeline_page"] == 2 and calls["tombstones"] == 1, calls
+    assert calls["timeline_page"] == 1 and calls["tombstones"] == 1, calls
     assert calls.get("find_short", 0) <= 2 * TIMELINE_PAGE, calls
     assert sum(rows.values()) <= 5 * TIMELINE_PAGE + 10, rows
     # the same page of a store ten times smaller costs the same

@@ -91,17 +91,14 @@ def timeline_rows(store: Store, names: Names, start: int = 0,
     count: {"total", "start", "limit", "timelines"}."""
     catalog = store.catalog
     limit = max(1, min(limit, MAX_PAGE))
-    _, _, total = catalog.timeline_page(0, 0)
-    lo = max(0, total - start - limit)
-    hi = max(0, total - start)
-    page, counts, total = catalog.timeline_page(lo, hi - lo) if hi > lo else ([], {}, total)
+    page, counts, total = catalog.timeline_page(start, limit, newest_first=True)
     counts = dict(counts)
     if page:
         marks = store.visibility.marks_of(t.id for t in page)
         for t in page:  # a prune hides checkpoints gc has not purged yet: count those trees
             if marks[t.id].checkpoints:
                 counts[t.id] = len(store.visibility.live_tree(t.id, marks[t.id]))
-    rows = [timeline_row(t, names, counts.get(t.id, 0)) for t in reversed(page)]
+    rows = [timeline_row(t, names, counts.get(t.id, 0)) for t in page]
     return {"total": total, "start": start, "limit": limit, "timelines": rows}
 
 

@@ -125,7 +125,7 @@ class SqlCatalog(Catalog):
                 "(SELECT sum(n) FROM {s}tree_sums s WHERE s.timeline_id = t.id) "
                 "FROM {s}timelines t WHERE NOT EXISTS (SELECT 1 FROM {s}tombstones d "
                 "WHERE d.target_id = t.id AND d.kind = 'timeline' AND d.timeline_id = t.id) "
-                "ORDER BY t.id LIMIT ? OFFSET ?"
+                "ORDER BY t.id %s LIMIT ? OFFSET ?"
             ),
             "page_total": (
                 "SELECT (SELECT sum(n) FROM {s}tree_sums WHERE timeline_id = ''), "
@@ -350,8 +350,10 @@ class SqlCatalog(Catalog):
                  "ORDER BY id LIMIT ?")
         return [r[0] for r in self.engine.query(query, (prefix, prefix + "~", int(limit)))]
 
-    def timeline_page(self, offset: int, limit: int) -> tuple[list[Timeline], dict[str, int], int]:
-        rows = self._rows("page", (int(limit), int(offset)))
+    def timeline_page(self, offset: int, limit: int, newest_first: bool = False,
+                      ) -> tuple[list[Timeline], dict[str, int], int]:
+        page = self._q["page"] % ("DESC" if newest_first else "ASC")
+        rows = self._rows(page, (int(limit), int(offset)))
         found = self._records("timeline", [row[:-1] for row in rows])
         counts = {t.id: int(row[-1] or 0) for t, row in zip(found, rows, strict=True)}
         (stored, gone), = self._rows("page_total")
