@@ -10,7 +10,7 @@ import pytest
 
 import localckpt
 from localckpt.cli import main
-from localckpt.cli.maintenance import parse_age
+from localckpt.cli.common import parse_age
 
 FRAMES = [np.full((6, 6, 3), i * 60, np.uint8) for i in range(2)]
 
@@ -129,11 +129,11 @@ def test_rm_and_gc(tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixtu
 def test_parse_age() -> None:
     from datetime import UTC, datetime, timedelta
 
-    assert parse_age("7d") == timedelta(days=7)
-    assert parse_age("1.5h") == timedelta(hours=1.5)
-    assert parse_age("2026-11-30") == datetime(2026, 11, 30, tzinfo=UTC)
+    assert parse_age("7d", "--x") == timedelta(days=7)
+    assert parse_age("1.5h", "--x") == timedelta(hours=1.5)
+    assert parse_age("2026-11-30", "--x") == datetime(2026, 11, 30, tzinfo=UTC)
     with pytest.raises(localckpt.InvalidInputError, match="7d"):
-        parse_age("soon")
+        parse_age("soon", "--x")
 
 
 def test_tree_defaults_to_the_newest_timeline(tree: tuple[str, str, list[str]],

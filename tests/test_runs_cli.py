@@ -87,7 +87,9 @@ def test_memo_stats_and_clear(made: dict[str, Any], capsys: pytest.CaptureFixtur
     assert main(["--store", made["path"], "memo", "clear", "--older-than", "1h"]) == 0
     assert "removed 0 memo entries" in capsys.readouterr().out
     assert main(["--store", made["path"], "memo", "clear", "--older-than", "soon"]) == 1
-    assert "not an age" in capsys.readouterr().err
+    assert "--older-than 'soon' is neither an age" in capsys.readouterr().err
+    assert main(["--store", made["path"], "memo", "clear", "--older-than", "9" * 15 + "d"]) == 1
+    assert "further back than any date" in capsys.readouterr().err
     assert main(["--store", made["path"], "memo", "clear", "--stage", "detect", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"removed": 10}
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, NotFoundError
@@ -57,6 +59,30 @@ def add_command(
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=func, creates=creates, needs_store=needs_store)
     return p
+
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str, option: str) -> datetime | timedelta:
+    """``7d`` / ``12h`` / ``30m`` / ``45s`` / ``2w`` (back from now), or an ISO date or
+    time (UTC unless it names a zone); InvalidInputError naming option otherwise."""
+    m = _AGE.fullmatch(text.strip())
+    if m:
+        try:
+            return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+        except OverflowError:
+            raise InvalidInputError(f"{option} {text!r} reaches further back than any "
+                                    "date") from None
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInputError(
+            f"{option} {text!r} is neither an age (7d, 12h, 30m, 45s, 2w) nor an ISO "
+            "date or time (2026-11-30, 2026-11-30T12:00:00+01:00)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def timeline_or_newest(store: Store, ref: str | None) -> str:

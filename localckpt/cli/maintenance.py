@@ -4,11 +4,8 @@ untag, tags, gc."""
 from __future__ import annotations
 
 import argparse
-import re
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError
 from ..store import Store
 from .common import (
     CHECKPOINT_HELP,
@@ -18,6 +15,7 @@ from .common import (
     add_command,
     add_short_ids,
     checkpoint_ref,
+    parse_age,
     print_json,
     print_report,
     short_id_map,
@@ -27,27 +25,7 @@ from .common import (
 if TYPE_CHECKING:
     from ..maintenance.reports import PruneReport
 
-__all__ = ["parse_age", "register"]
-
-_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_age(text: str) -> datetime | timedelta:
-    """``7d`` / ``12h`` / ``30m`` / ``45s`` / ``2w`` (back from now), or an ISO date or
-    time (UTC unless it names a zone)."""
-    m = _AGE.fullmatch(text.strip())
-    if m:
-        return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise InvalidInputError(
-            f"--newer-than {text!r} is neither an age (7d, 12h, 30m, 45s, 2w) nor an ISO "
-            "date or time (2026-11-30, 2026-11-30T12:00:00+01:00)"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
+__all__ = ["register"]
 
 def cmd_init(store: Store, args: argparse.Namespace) -> int:
     if args.json:
@@ -130,7 +108,7 @@ def cmd_retain(store: Store, args: argparse.Namespace) -> int:
     report = store.retain(
         timeline_ref(store, args.timeline), keep_last=args.keep_last,
         keep_labels=args.keep_label or (),
-        newer_than=parse_age(args.newer_than) if args.newer_than else None,
+        newer_than=parse_age(args.newer_than, "--newer-than") if args.newer_than else None,
         keep_tagged=not args.no_keep_tagged, dry_run=args.dry_run,
     )
     _print_deletion(store, report, args, "retain")

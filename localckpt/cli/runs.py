@@ -8,12 +8,10 @@ JSON output carries ``short_id`` beside every full id.
 from __future__ import annotations
 
 import argparse
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError
-from .common import add_command, print_json, timeline_ref
+from .common import add_command, parse_age, print_json, timeline_ref
 
 if TYPE_CHECKING:
     from ..runs import RunStatus, StageRun
@@ -21,8 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["age", "pending_nodes", "register"]
 
-_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def age(when: datetime, now: datetime | None = None) -> str:
@@ -32,14 +28,6 @@ def age(when: datetime, now: datetime | None = None) -> str:
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds)}s"
-
-
-def _duration(text: str) -> timedelta:
-    m = _AGE.fullmatch(text.strip())
-    if m is None:
-        raise InvalidInputError(f"--older-than {text!r} is not an age: give a number and a "
-                                "unit, e.g. 90s, 30m, 12h, 7d, 2w")
-    return timedelta(seconds=float(m.group(1)) * _SECONDS[m.group(2)])
 
 
 def _status_dict(status: RunStatus, shorts: dict[str, str]) -> dict[str, Any]:
@@ -152,7 +140,7 @@ def cmd_memo_stats(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_memo_clear(store: Store, args: argparse.Namespace) -> int:
-    older = _duration(args.older_than) if args.older_than is not None else None
+    older = parse_age(args.older_than, "--older-than") if args.older_than is not None else None
     removed = store.clear_memo(stage=args.stage, older_than=older)
     if args.json:
         print_json({"removed": removed})

@@ -179,26 +179,34 @@ def memo_stats(store: Store) -> MemoStats:
     return MemoStats(entries, values, size, tuple(stages))
 
 
+def _cutoff(older_than: Any) -> datetime | None:
+    """The creation time before which memo entries go (None: all of them)."""
+    if older_than is None:
+        return None
+    if isinstance(older_than, timedelta):
+        if older_than < timedelta(0):
+            raise InvalidInputError(f"older_than must not be negative, not {older_than}")
+        return utcnow() - older_than
+    if isinstance(older_than, datetime):
+        if older_than.tzinfo is None:
+            raise InvalidInputError("older_than must be a timezone-aware datetime (or a "
+                                    "timedelta: an age)")
+        return older_than
+    if isinstance(older_than, int | float) and not isinstance(older_than, bool) and \
+            math.isfinite(older_than) and older_than >= 0:
+        return utcnow() - timedelta(seconds=older_than)
+    raise InvalidInputError(f"older_than must be a timedelta, an aware datetime or "
+                            f"seconds, not {shown(older_than)}")
+
+
 def clear_memo(store: Store, stage: str | None, older_than: datetime | timedelta | None) -> int:
     tables = store._run_tables()
     if stage is not None:
         _text(stage, "stage")
-    before: datetime | None
-    if older_than is None:
-        before = None
-    elif isinstance(older_than, timedelta):
-        if older_than < timedelta(0):
-            raise InvalidInputError(f"older_than must not be negative, not {older_than}")
-        before = utcnow() - older_than
-    elif isinstance(older_than, datetime):
-        if older_than.tzinfo is None:
-            raise InvalidInputError("older_than must be a timezone-aware datetime (or a "
-                                    "timedelta: an age)")
-        before = older_than
-    elif isinstance(older_than, int | float) and not isinstance(older_than, bool) and \
-            math.isfinite(older_than) and older_than >= 0:
-        before = utcnow() - timedelta(seconds=older_than)
-    else:
-        raise InvalidInputError(f"older_than must be a timedelta, an aware datetime or "
-                                f"seconds, not {shown(older_than)}")
+    try:
+        before = _cutoff(older_than)
+    except OverflowError:  # an age before the first datetime, or a number past a float's range
+        raise InvalidInputError(f"older_than {shown(older_than)} reaches further back than "
+                                "any date: give an age in seconds, a timedelta or a datetime "
+                                "within the calendar") from None
     return tables.clear_memo(stage, before)
