@@ -46,6 +46,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ._toml import dumps, write_atomic
+from .arguments import text
 from .errors import InvalidInputError, NotFoundError
 from .registry import has_password
 from .safefiles import check_depth, load_toml_file, parse_json
@@ -293,15 +294,9 @@ def _locked(path: str) -> Iterator[None]:
 def _plain_text(value: Any, what: str) -> None:
     """A URL or path for the config file: text without control characters (which would
     print as other text) and without lone surrogates (which no file can hold)."""
-    if not isinstance(value, str) or not value:
-        raise InvalidInputError(f"{what} must be a non-empty string, not {value!r}")
+    text(value, what, empty=False)
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise InvalidInputError(f"{what} {value!r} holds a control character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInputError(f"{what} {value!r} holds a lone surrogate, which is not "
-                                "valid Unicode") from None
 
 
 def _absolute(location: str) -> str:

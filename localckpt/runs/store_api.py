@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..arguments import shown
+from ..arguments import shown, text
 from ..canonical import json_object
 from ..errors import InvalidInputError, NotFoundError
 from ..ids import new_id
@@ -35,26 +35,11 @@ _LISTED = 10
 _RUN_REF = re.compile(r"[0-9a-fA-F-]{1,36}")
 
 
-def _text(value: Any, what: str, *, empty: bool = True) -> str:
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{what} must be a str, not {type(value).__name__}")
-    if not empty and not value:
-        raise InvalidInputError(f"{what} must not be empty")
-    if "\x00" in value:
-        raise InvalidInputError(f"{what} holds a NUL character, which runs cannot store")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInputError(f"{what} holds a lone surrogate ({value!r}), which is not "
-                                "valid Unicode; decode the text properly") from None
-    return value
-
-
 def _inputs(inputs: Any) -> tuple[str, ...]:
     if isinstance(inputs, str | bytes) or not isinstance(inputs, Iterable):
         raise InvalidInputError(
             f"inputs must be a tuple of stage names (e.g. ('detect',)), not {shown(inputs)}")
-    names = tuple(_text(n, "an input stage name", empty=False) for n in inputs)
+    names = tuple(text(n, "an input stage name", empty=False) for n in inputs)
     if len(set(names)) != len(names):
         raise InvalidInputError(f"inputs names a stage twice: {list(names)}")
     return names
@@ -69,9 +54,9 @@ def begin_run(store: Store, timeline_id: str, parent_checkpoint_id: str | None,
     from ..framediff import frames_of
 
     tables = store._run_tables()
-    stage = _text(stage_name, "stage_name", empty=False)
-    version = _text(version, "version")
-    label = _text(scenario_label, "scenario_label")
+    stage = text(stage_name, "stage_name", empty=False)
+    version = text(version, "version")
+    label = text(scenario_label, "scenario_label")
     names = _inputs(inputs)
     for flag, what in ((memo, "memo"), (is_scenario, "is_scenario")):
         if not isinstance(flag, bool):
@@ -202,7 +187,7 @@ def _cutoff(older_than: Any) -> datetime | None:
 def clear_memo(store: Store, stage: str | None, older_than: datetime | timedelta | None) -> int:
     tables = store._run_tables()
     if stage is not None:
-        _text(stage, "stage")
+        text(stage, "stage")
     try:
         before = _cutoff(older_than)
     except OverflowError:  # an age before the first datetime, or a number past a float's range
