@@ -317,3 +317,26 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest
     for name in ("LOCALCKPT_URL", "LOCALCKPT_OBJECTS", "LOCALCKPT_STORAGE_OPTIONS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LOCALCKPT_CONFIG", str(tmp_path_factory.getbasetemp() / "no-config.toml"))
+
+
+def chromium_browser() -> Iterator[Any]:
+    """Debian's headless Chromium driven over CDP (tests/chromium.py), closed after use;
+    missing, it fails the test under CI and skips it elsewhere."""
+    try:
+        from chromium import Browser, find_chromium
+    except ImportError as exc:  # websocket-client missing
+        _no_browser(f"cannot drive Chromium: {exc} (pip install websocket-client)")
+    exe = find_chromium()
+    if exe is None:
+        _no_browser("no chromium on PATH (Debian: apt-get install -y chromium)")
+    b = Browser(exe)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def _no_browser(why: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{why} (CI=true: a missing browser is a failure)", pytrace=False)
+    pytest.skip(why)

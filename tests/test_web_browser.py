@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI
+from conftest import chromium_browser
 from websample import CHANGED, SCRIPT, Sample, ball_boxes, big_tree, build, serving
 
 import localckpt
@@ -28,24 +28,7 @@ OUR_SCRIPTS = "script[src='/static/app.js']"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from chromium import Browser, find_chromium
-    except ImportError as exc:  # websocket-client missing
-        _missing(f"cannot drive Chromium: {exc} (pip install websocket-client)")
-    exe = find_chromium()
-    if exe is None:
-        _missing("no chromium on PATH (Debian: apt-get install -y chromium)")
-    b = Browser(exe)
-    try:
-        yield b
-    finally:
-        b.close()
-
-
-def _missing(why: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{why} (CI=true: a missing browser is a failure)", pytrace=False)
-    pytest.skip(why)
+    yield from chromium_browser()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IN_CI
+from conftest import chromium_browser
 from websample import N, Sample, ball_boxes, build, serving
 
 import localckpt
@@ -24,24 +24,7 @@ import localckpt
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from chromium import Browser, find_chromium
-    except ImportError as exc:
-        _missing(f"cannot drive Chromium: {exc} (pip install websocket-client)")
-    exe = find_chromium()
-    if exe is None:
-        _missing("no chromium on PATH (Debian: apt-get install -y chromium)")
-    b = Browser(exe)
-    try:
-        yield b
-    finally:
-        b.close()
-
-
-def _missing(why: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{why} (CI=true: a missing browser is a failure)", pytrace=False)
-    pytest.skip(why)
+    yield from chromium_browser()
 
 
 def labels_of(seq: int) -> list[dict[str, Any]]:
