@@ -89,6 +89,8 @@ def _close(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
 def test_the_tries_page_shows_the_ranking_of_evaluation_rows(site: Any, page: Any,
                                                              shots: Path) -> None:
     base, s, gt, store = site
+    page.goto(f"{base}/t/{s.timeline}")  # found from the timeline's page
+    assert page.attrs(f"a[href='/t/{s.timeline}/tries']", "href") == [f"/t/{s.timeline}/tries"]
     page.goto(f"{base}/t/{s.timeline}/tries")
     assert page.status == 200 and page.problems() == [] and page.dialogs == []
     rows = shown(page)

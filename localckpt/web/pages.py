@@ -240,6 +240,7 @@ def timeline_page(store: Store, req: Request) -> str:
         f'<table class="facts">{facts_html}</table>'
         f"<details><summary>source video details</summary>{info}</details>"
         f"<h2>Checkpoint tree <small>{len(checkpoints):,} checkpoints · {esc(shown)}"
+        f' · {link(f"/t/{tid}/tries", "rank the tries against a reference")}'
         "</small></h2>"
         f'<div class="tools">{_search_box(state)}{_compare_form(checkpoints, names)}</div>'
         f"{_hits_list(hits, by_id, names, state, set(ol.drawn))}{top}"
