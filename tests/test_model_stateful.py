@@ -30,5 +30,11 @@ def test_store_agrees_with_model(store_kind: str, new_store: StoreFactory) -> No
     _run(store_kind, new_store, examples=max(5, settings.default.max_examples // 2))
 
 
+def test_the_duckdb_catalog_agrees_with_model_briefly(new_store: StoreFactory) -> None:
+    """DuckDB is no store_kind (one process at a time, left out of the multi-process
+    tests), but it is one of the relational catalog's engines: the machine runs on it."""
+    _run("duckdb", new_store, examples=3)
+
+
 def test_the_default_machine_runs_on_a_memory_store() -> None:
     run_state_machine_as_test(CheckpointMachine, settings=settings(max_examples=3))
