@@ -916,3 +916,32 @@ def test_a_new_database_is_at_the_latest_version_once(catalog: SqlCatalog,
     versions = rows(catalog, "SELECT version FROM {s}schema_migrations ORDER BY version")
     assert [v for (v,) in versions] == list(range(versions[0][0], LATEST_VERSION + 1))
 
+
+
+def test_sqlite_outputs_move_to_a_rowid_table_with_their_bytes(tmp_path: Path,
+                                                              monkeypatch: Any) -> None:
+    """Migration 8: a catalog written with outputs in a WITHOUT ROWID table (whose
+    lookups read neighbouring large rows whole) opens with them in a rowid table, every
+    output still there and still verified by hash."""
+    import localckpt
+    from localckpt.backends.sql import schema
+
+    big = {"frames": {str(i): {"detections": [{"box": [0, 0, i, i]}]} for i in range(2000)}}
+    with monkeypatch.context() as m:  # the code of before: migrations up to 7
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+        m.setattr(schema, "LATEST_VERSION", 7)
+        with localckpt.open(tmp_path / "s", create=True) as old:
+            tid = old.create_timeline("v.mp4", "p", [np.zeros((4, 4, 3), np.uint8)]).id
+            ids = [old.save_stage_output(tid, None, "detect", {**big, "k": k}) for k in range(3)]
+            assert "WITHOUT ROWID" in _outputs_sql(old)
+    with localckpt.open(tmp_path / "s") as store:
+        assert schema.version_of(store.catalog.engine) == LATEST_VERSION == 8
+        assert "WITHOUT ROWID" not in _outputs_sql(store)
+        assert [store.load_stage_output(c, "detect")["k"] for c in ids] == [0, 1, 2]
+        assert store.verify().ok
+
+
+def _outputs_sql(store: Store) -> str:
+    (sql,), = store.catalog.engine.query(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outputs'")
+    return str(sql)
