@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .errors import InvalidInputError, LocalckptError
+from .arrow_flatten import detections_table
+from .canonical import load_canonical
+from .errors import CorruptDataError, InvalidInputError, LocalckptError
 from .flatten import Flat, flatten, no_gc
 
 if TYPE_CHECKING:
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["FORMAT", "PREFIX", "Derived", "decode", "detections_schema", "encode", "fetch",
-           "key_of", "load", "make", "stale_keys"]
+           "key_of", "load", "make", "make_from_text", "output_text", "stale_keys"]
 
 PREFIX = "derived/detections"
 FORMAT = "detections/1"
@@ -104,10 +107,47 @@ def _table(output_hash: str, flat: Flat | None) -> pa.Table:
         "hash": pa.array([output_hash] * n, pa.string()),
         "sequence": pa.array(flat.sequence, pa.int64()),
         "index": pa.array(flat.index, pa.int32()),
-        "label": pa.array(flat.label, pa.string()), "score": pa.array(flat.score, pa.float64()),
-        "x1": pa.array(flat.x1, pa.float64()), "y1": pa.array(flat.y1, pa.float64()),
-        "x2": pa.array(flat.x2, pa.float64()), "y2": pa.array(flat.y2, pa.float64()),
+        "label": pa.array(flat.label, pa.string()), "score": _doubles(flat.score),
+        "x1": _doubles(flat.x1), "y1": _doubles(flat.y1),
+        "x2": _doubles(flat.x2), "y2": _doubles(flat.y2),
         "track_id": pa.array(flat.track_id, pa.int64())}, schema=schema)
+
+
+def _doubles(values: Sequence[float | None]) -> pa.Array:
+    """Numbers as doubles, each the nearest one (pa.array refuses an int beyond 2**53;
+    beyond a double's range: infinity), None as null."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, pa.float64())
+    except (pa.ArrowInvalid, OverflowError):
+        return pa.array([None if v is None else _double(v) for v in values], pa.float64())
+
+
+def _double(value: float) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def make_from_text(output_hash: str, text: bytes) -> Derived:
+    """make() of an output's canonical JSON: parsed into columns by Arrow when it has
+    the common shape (localckpt.arrow_flatten), else decoded and flattened in Python."""
+    fast = detections_table(output_hash, text, detections_schema())
+    if fast is not None:
+        return Derived(fast[0], True, fast[1], 0)
+    return make(output_hash, load_canonical(text, output_hash))
+
+
+def output_text(store: Store, output_hash: str) -> bytes:
+    """An output's canonical JSON, as the catalog holds it (checked against its hash)."""
+    found = store.catalog.outputs([output_hash])
+    if output_hash not in found:
+        raise CorruptDataError(f"{store.catalog.describe()} lacks stage output {output_hash} "
+                               "that a checkpoint refers to; the catalog is damaged (re-sync "
+                               "it from another store)")
+    return found[output_hash]
 
 
 def make(output_hash: str, output: Any) -> Derived:
@@ -154,16 +194,17 @@ def decode(output_hash: str, data: bytes) -> Derived | None:
         return None
 
 
-def load(objects: Objects, output_hash: str, output: Callable[[], Any], *,
+def load(objects: Objects, output_hash: str, text: Callable[[], bytes], *,
          write: bool = True, must_write: bool = True) -> Derived:
     """An output's derived detections: read from the object store when there, else made
-    from output() (which loads the output) and, when write, stored for next time. With
+    from text() (the output's JSON, see output_text) and, when write, stored for next
+    time. With
     must_write False a failed write is no error (a cache that could not be kept: a
     read-only bucket must not stop an evaluation)."""
-    return fetch(objects, output_hash, output, write=write, must_write=must_write)[0]
+    return fetch(objects, output_hash, text, write=write, must_write=must_write)[0]
 
 
-def fetch(objects: Objects, output_hash: str, output: Callable[[], Any], *,
+def fetch(objects: Objects, output_hash: str, text: Callable[[], bytes], *,
           write: bool = True, must_write: bool = True) -> tuple[Derived, bytes]:
     """load(), and the bytes of the file (what the store holds, or would hold)."""
     key = key_of(output_hash)
@@ -175,7 +216,7 @@ def fetch(objects: Objects, output_hash: str, output: Callable[[], Any], *,
     if found is not None and data is not None:
         return found, data
     with no_gc():
-        made = make(output_hash, output())
+        made = make_from_text(output_hash, text())
         data = encode(output_hash, made)
         if write:
             try:

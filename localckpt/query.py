@@ -269,36 +269,33 @@ class QueryEngine:
     def ensure_derived(self, store: Store, owners: Mapping[str, Checkpoint]) -> None:
         """Make sure DuckDB can read the derived file of every output hash in owners
         (hash -> a live checkpoint holding it): written to the object store where it is
-        missing, and with remote objects copied into the mirror (4 at a time)."""
+        missing, and with remote objects copied into the mirror; 4 at a time (Arrow parses
+        outputs without holding the GIL)."""
         if self._mirror is not None:
             todo = [h for h in sorted(owners) if not os.path.exists(self._url(h))]
 
-            def copy(h: str) -> None:
-                c = owners[h]
-                stage = next(s for s, x in c.stage_hashes.items() if x == h)
-                _, data = derived.fetch(store.objects, h, functools.partial(
-                    store.load_stage_output, c.id, stage))
+            def work(h: str) -> None:
+                _, data = derived.fetch(store.objects, h,
+                                        functools.partial(derived.output_text, store, h))
                 tmp = f"{self._url(h)}.{threading.get_ident()}.tmp"
                 with open(tmp, "wb") as fh:
                     fh.write(data)
                 os.replace(tmp, self._url(h))
+        else:
+            if not self._listed:
+                found = store.objects.list(derived.PREFIX)
+                self._known |= {k[len(derived.PREFIX) + 1:-len(".parquet")] for k in found
+                                if k.endswith(".parquet")}
+                self._listed = True
+            todo = [h for h in sorted(owners) if h not in self._known]
 
-            if todo:
-                with ThreadPoolExecutor(4) as pool:
-                    list(pool.map(copy, todo))
-            return
-        if not self._listed:
-            found = store.objects.list(derived.PREFIX)
-            self._known |= {k[len(derived.PREFIX) + 1:-len(".parquet")] for k in found
-                            if k.endswith(".parquet")}
-            self._listed = True
-        for h, c in sorted(owners.items()):
-            if h in self._known:
-                continue
-            stage = next(s for s, x in c.stage_hashes.items() if x == h)
-            derived.load(store.objects, h,
-                         functools.partial(store.load_stage_output, c.id, stage))
-            self._known.add(h)
+            def work(h: str) -> None:
+                derived.load(store.objects, h, functools.partial(derived.output_text, store, h))
+        if todo:
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(work, todo))
+            if self._mirror is None:
+                self._known.update(todo)
 
     def _detections(self, store: Store, checkpoints: list[Checkpoint],
                     timelines: list[Timeline], with_time: bool = True) -> None:
@@ -445,9 +442,8 @@ class QueryEngine:
             for name in os.listdir(self._mirror):
                 os.unlink(os.path.join(self._mirror, name))
         for c in checkpoints:
-            for stage, h in c.stage_hashes.items():
-                derived.load(store.objects, h,
-                             functools.partial(store.load_stage_output, c.id, stage))
+            for h in c.stage_hashes.values():
+                derived.load(store.objects, h, functools.partial(derived.output_text, store, h))
         self._rows_state = None
 
 
@@ -494,8 +490,7 @@ def detections(store: Store, checkpoints: Iterable[str] | str, stage: str) -> pa
         if h is None:
             raise NotFoundError(f"checkpoint {c.id} has no stage {stage!r} (it has: "
                                 f"{', '.join(sorted(c.stage_hashes)) or 'none'})")
-        d = derived.load(store.objects, h,
-                         functools.partial(store.load_stage_output, c.id, stage))
+        d = derived.load(store.objects, h, functools.partial(derived.output_text, store, h))
         if not d.frame_keyed:
             from .flatten import flatten
 

@@ -368,11 +368,12 @@ def test_store_evaluate_parses_each_output_once_then_reads_its_parquet(
         tries: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     store, _, labels, good, bad = tries
     loads: list[str] = []
-    real = store.load_stage_output
-    monkeypatch.setattr(store, "load_stage_output",
-                        lambda c, s: loads.append(c) or real(c, s))
+    real = store.catalog.outputs
+    monkeypatch.setattr(store.catalog, "outputs",
+                        lambda hashes: loads.extend(hashes) or real(hashes))
     first = store.evaluate([good, bad, good], labels)
-    assert sorted(loads) == sorted([good, bad, labels])  # duplicates judged once
+    assert sorted(loads) == sorted(store.get_checkpoint(c).stage_hashes[s] for c, s in (
+        (good, "detect"), (bad, "detect"), (labels, "labels")))  # duplicates read once
     assert len(first.tries) == 2
     loads.clear()
     again = store.evaluate([good, bad], labels)

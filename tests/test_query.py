@@ -189,22 +189,23 @@ def test_each_output_is_flattened_once_into_one_file_keyed_by_its_hash(
         new_store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     store = new_store("embedded")
     ids = build(store)
-    loads: list[tuple[str, str]] = []
-    real = store.load_stage_output
-    monkeypatch.setattr(store, "load_stage_output",
-                        lambda c, s: loads.append((c, s)) or real(c, s))
+    loads: list[str] = []
+    real = store.catalog.outputs
+    monkeypatch.setattr(store.catalog, "outputs",
+                        lambda hashes: loads.extend(hashes) or real(hashes))
     store.sql("SELECT count(*) FROM detections")
     hashes = {h for t in store.list_timelines() for c in store.checkpoints(t.id)
               for h in c.stage_hashes.values()}
-    assert len(loads) == len(hashes)  # one load per distinct output, shared ones once
+    assert sorted(loads) == sorted(hashes)  # one read per distinct output, shared ones once
     keys = set(store.objects.list(derived.PREFIX))
     assert keys == {derived.key_of(h) for h in hashes}
     loads.clear()
     store.sql("SELECT count(*) FROM detections")
     store.detections([ids["try0"], "best"], "detect")
     reopened = new_store.reopen(store)
-    monkeypatch.setattr(reopened, "load_stage_output",
-                        lambda c, s: loads.append((c, s)) or real(c, s))
+    again = reopened.catalog.outputs
+    monkeypatch.setattr(reopened.catalog, "outputs",
+                        lambda hashes: loads.extend(hashes) or again(hashes))
     reopened.sql("SELECT count(*) FROM detections")
     assert loads == []  # files are found again by a new process, never remade
 

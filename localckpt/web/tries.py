@@ -242,7 +242,7 @@ class _Outputs:
             if h in self._items:
                 self._items.move_to_end(h)
                 return self._items[h]
-        found = derived.load(store.objects, h, lambda: store.load_stage_output(c.id, stage),
+        found = derived.load(store.objects, h, lambda: derived.output_text(store, h),
                              write=False)
         with self._lock:
             self._items[h] = found
