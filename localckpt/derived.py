@@ -198,9 +198,8 @@ def load(objects: Objects, output_hash: str, text: Callable[[], bytes], *,
          write: bool = True, must_write: bool = True) -> Derived:
     """An output's derived detections: read from the object store when there, else made
     from text() (the output's JSON, see output_text) and, when write, stored for next
-    time. With
-    must_write False a failed write is no error (a cache that could not be kept: a
-    read-only bucket must not stop an evaluation)."""
+    time. With must_write False a failed write is no error (a cache that could not be
+    kept: a read-only bucket must not stop an evaluation)."""
     return fetch(objects, output_hash, text, write=write, must_write=must_write)[0]
 
 
