@@ -11,6 +11,10 @@ frame value (not an object, or a detections list that is not in the documented f
 *opaque*: :func:`flatten` with ``strict=True`` refuses it, naming the frame and the item;
 with ``strict=False`` it is counted in ``opaque`` and gives no rows (SQL over every output
 of a store must not fail on one stage that is not detections).
+
+Derived files are made from an output's text by :mod:`localckpt.arrow_flatten` when it
+has the common shape; this module is the reference it is tested against, and the path
+for every other output.
 """
 
 from __future__ import annotations
