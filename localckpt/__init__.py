@@ -2,7 +2,7 @@
 
 Frames sampled from a video form a timeline; each pipeline stage's JSON output is saved
 as a checkpoint; checkpoints form a tree per timeline. The same API runs embedded
-(DuckDB + Parquet + local files) and on PostgreSQL + S3::
+(an SQLite catalog and local files in one directory) and on PostgreSQL + S3::
 
     import localckpt
     store = localckpt.open()                 # $LOCALCKPT_URL, else ./.localckpt
