@@ -115,7 +115,8 @@ class Batch:
 
 
 class Catalog(ABC):
-    """Metadata rows of one store. Backends: DuckDB log (embedded), PostgreSQL, memory."""
+    """Metadata rows of one store. Implemented once, by backends.sql.SqlCatalog, on
+    SQLite (embedded and memory), PostgreSQL and DuckDB."""
 
     #: True when other processes can write to the same catalog at once.
     supports_multiprocess: bool = False

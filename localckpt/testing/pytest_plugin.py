@@ -22,7 +22,7 @@ a test; ``--localckpt-store SPEC`` (repeatable) on the command line;
 A SPEC is:
 
 - ``memory``: the in-process reference store (``localckpt.open("memory://")``);
-- ``embedded``: the embedded store (DuckDB + files) in a temporary directory;
+- ``embedded``: the embedded store (SQLite + files) in a temporary directory;
 - ``env``: the store named by ``$LOCALCKPT_TEST_URL``, with ``$LOCALCKPT_TEST_OBJECTS``
   and ``$LOCALCKPT_TEST_STORAGE_OPTIONS`` (a JSON object). The plugin never reads
   ``$LOCALCKPT_URL``, so a test cannot touch the store you work with. Unset, the test
