@@ -10,6 +10,7 @@ The operation "conversion" opens an old store (which converts it) and then waits
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -21,7 +22,9 @@ from localckpt.gc import collect_garbage
 
 
 def _say(*words: str) -> None:
-    print(*words, flush=True)
+    """One line in one write(2): a kill cannot leave half of it (with PYTHONUNBUFFERED,
+    print writes each word on its own, and a line cut there ran into the next one)."""
+    os.write(1, (" ".join(words) + "\n").encode())
 
 
 def _frames(rng: np.random.Generator, n: int) -> Any:

@@ -28,7 +28,9 @@ def value(seq: int) -> dict[str, Any]:
 
 
 def _say(*words: str) -> None:
-    print(*words, flush=True)
+    """One line in one write(2): a kill cannot leave half of it (with PYTHONUNBUFFERED,
+    print writes each word on its own, and a line cut there ran into the next one)."""
+    os.write(1, (" ".join(words) + "\n").encode())
 
 
 def work(job: dict[str, Any]) -> None:

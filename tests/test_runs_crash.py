@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -56,12 +57,22 @@ class Zygote:
     def __init__(self) -> None:
         self.proc = subprocess.Popen([sys.executable, WORKER], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True, env=_child_env())
+        self._read = b""
 
-    def line(self) -> str:
+    def line(self, wait: float = 120.0) -> str:
+        """The next line the worker said; AssertionError after wait seconds without one
+        (a lost line must fail the test, not hang the suite)."""
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line, f"the worker process ended (exit code {self.proc.poll()})"
-        return line.strip()
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + wait
+        while b"\n" not in self._read:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no line from the worker in {wait} s (so far: {self._read!r})"
+            chunk = os.read(fd, 4096)
+            assert chunk, f"the worker process ended (exit code {self.proc.poll()})"
+            self._read += chunk
+        line, _, self._read = self._read.partition(b"\n")
+        return line.decode().strip()
 
     def close(self) -> None:
         assert self.proc.stdin is not None
