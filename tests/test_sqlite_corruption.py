@@ -331,6 +331,24 @@ def test_a_damaged_header_is_corrupt_data_and_verify_reports_it(tmp_path: Path) 
         localckpt.open(root)
 
 
+def test_a_damaged_column_name_in_the_schema_is_corrupt_data(tmp_path: Path) -> None:
+    """A flipped byte in a CREATE TABLE text (the schema pages) renames a column: the
+    queries that name it are CorruptDataError naming the file (found by the 600-flip
+    trials: it was BackendUnavailableError, as for a file another process locks)."""
+    root = tmp_path / "store"
+    with localckpt.open(root, create=True) as store:
+        store.create_timeline("v.mp4", "p", [FRAME])
+    conn = sqlite3.connect(root / "catalog.sqlite")
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = replace(sql, 'index_hash', 'index_hasx') "
+                 "WHERE name = 'timelines'")
+    conn.commit()
+    conn.close()
+    with localckpt.open(root) as store, pytest.raises(CorruptDataError,
+                                                      match=r"catalog\.sqlite.*damaged"):
+        store.list_timelines()
+
+
 # -- the known class, as reproducers (strict xfail: they pass once it is fixed) ----------------
 
 

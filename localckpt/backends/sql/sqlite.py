@@ -56,7 +56,9 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 _CORRUPT = ("malformed", "not a database", "database corrupt", "file is encrypted",
-            "Could not decode to UTF-8")
+            "Could not decode to UTF-8",
+            # a column the schema's migrations made is gone: the schema's text is damaged
+            "no such column")
 
 
 class _Tx(Tx):
