@@ -28,6 +28,7 @@ from collections import defaultdict
 
 import attrs
 
+from .arguments import shown
 from .errors import InvalidInputError, LocalckptError
 from .lease import GRACE, LEASE_NAME, TTL
 from .maintenance.freed import catalog_garbage
@@ -125,7 +126,7 @@ def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool =
     lease_ttl = _seconds(lease_ttl, "lease_ttl")
     grace = _seconds(grace, "grace")
     if not isinstance(dry_run, bool):
-        raise InvalidInputError(f"dry_run must be True or False, not {dry_run!r}")
+        raise InvalidInputError(f"dry_run must be True or False, not {shown(dry_run)}")
     store._check_open()
     listing = store.objects.stat(_FRAMES)  # before reading the catalog: see the docstring
     groups: defaultdict[str, dict[str, tuple[int, float]]] = defaultdict(dict)

@@ -45,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import derived
-from .arguments import shown
+from .arguments import shown, text
 from .errors import InvalidInputError, LocalckptError, NotFoundError, ReadOnlyQueryError
 
 if TYPE_CHECKING:
@@ -347,6 +347,7 @@ class QueryEngine:
 
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("the query must be a non-empty SQL string")
+        text(query, "the query")  # DuckDB's parser takes valid Unicode only
         try:
             statements = self._parser.extract_statements(query)
         except duckdb.Error as exc:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from . import arguments
 from .catalog import Catalog
 from .errors import InvalidInputError, NotFoundError
 from .ids import SHORT_MIN, id_tail
@@ -130,7 +131,8 @@ def _kind(name: str) -> Kind:
     found = _KINDS.get(name) if isinstance(name, str) else None
     if found is None:
         raise InvalidInputError(
-            f"kind must be one of {', '.join(repr(k) for k in sorted(_KINDS))}, not {name!r}")
+            f"kind must be one of {', '.join(repr(k) for k in sorted(_KINDS))}, not "
+            f"{arguments.shown(name)}")
     return found
 
 

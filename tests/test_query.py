@@ -175,6 +175,8 @@ def test_anything_but_one_select_is_refused(new_store: Any, query: str) -> None:
 
 def test_bad_queries_are_typed_errors(new_store: Any) -> None:
     store = new_store("memory")
+    with pytest.raises(InvalidInputError, match="surrogate"):  # DuckDB's parser raised TypeError
+        store.sql("SELECT '\ud800'")
     with pytest.raises(InvalidInputError, match="does not exist"):
         store.sql("SELECT * FROM nope")
     with pytest.raises(InvalidInputError, match="Parser Error"):
