@@ -202,6 +202,10 @@ def validate(record: Any) -> None:
                     f"checkpoint {ident!r}: stage {stage!r} refers to {h!r}, not a SHA-256 "
                     "hex digest"
                 )
+    elif kind == "tag" and "\x00" in record.name:
+        # Store.tag refuses these too; PostgreSQL's text cannot hold NUL, and a tag row
+        # has no exact column to keep it, so it would read back as a damaged row
+        raise InvalidInputError(f"tag {ident!r}: name {record.name!r} holds a NUL character")
     elif kind == "tombstone" and record.kind not in TOMBSTONE_TARGETS:
         raise InvalidInputError(
             f"tombstone {ident!r}: kind must be one of {TOMBSTONE_TARGETS}, not {record.kind!r}"

@@ -334,6 +334,19 @@ def test_outputs_return_canonical_bytes_that_match_their_hash(catalog: SqlCatalo
     assert stored == set(outputs.values())  # the stored bytes are the canonical bytes
 
 
+def test_a_tag_name_with_nul_is_refused_whole(catalog: SqlCatalog) -> None:
+    """A tag name no column can hold (NUL: PostgreSQL's text, and tags keep no exact
+    column) is refused at the commit, as Store.tag refuses it; found by the slow lockstep
+    machine, where PostgreSQL read such a tag back as a damaged row."""
+    timeline, root = make_timeline()
+    catalog.commit(Batch([timeline], [root]))
+    bad = Tag(new_id(), "a\x00b", root.id, timeline.id, utcnow())
+    good = Tag(new_id(), "ok", root.id, timeline.id, utcnow())
+    with pytest.raises(InvalidInputError, match="NUL"):
+        catalog.commit(Batch(tags=[good, bad]))
+    assert catalog.tags(None) == []
+
+
 def test_records_keep_values_the_columns_would_change(catalog: SqlCatalog) -> None:
     """NUL in text, and numbers JSONB normalises, read back exactly."""
     timeline, root = make_timeline()
