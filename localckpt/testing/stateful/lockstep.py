@@ -151,7 +151,8 @@ class LockstepMachine(StoreMachine):
             batch = Batch(tombstones=[Tombstone(new_id(), cid, "checkpoint", c.timeline_id,
                                                 utcnow())])
         else:
-            batch = Batch(tags=[Tag(new_id(), name or "t", cid, c.timeline_id, utcnow())])
+            name = name.replace("\x00", "") or "t"  # a NUL is refused when a Batch is made
+            batch = Batch(tags=[Tag(new_id(), name, cid, c.timeline_id, utcnow())])
         self.commit(batch)
 
     @precondition(lambda self: self.batches)
