@@ -132,12 +132,13 @@ def _double(value: float) -> float:
 
 
 def make_from_text(output_hash: str, text: bytes) -> Derived:
-    """make() of an output's canonical JSON: parsed into columns by Arrow when it has
-    the common shape (localckpt.arrow_flatten), else decoded and flattened in Python."""
+    """make() of an output's canonical JSON, already checked against its hash (see
+    output_text): parsed into columns by Arrow when it has the common shape
+    (localckpt.arrow_flatten), else decoded and flattened in Python."""
     fast = detections_table(output_hash, text, detections_schema())
     if fast is not None:
         return Derived(fast[0], True, fast[1], 0)
-    return make(output_hash, load_canonical(text, output_hash))
+    return make(output_hash, load_canonical(text))
 
 
 def output_text(store: Store, output_hash: str) -> bytes:
