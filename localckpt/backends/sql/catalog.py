@@ -92,6 +92,7 @@ class SqlCatalog(Catalog):
         self.read_only: str | None = None
         self._peeked: OrderedDict[str, Checkpoint] = OrderedDict()
         self._peek_lock = threading.Lock()
+        self._one: dict[str, str] = {}  # statement name -> its form for one key ("": none)
         c = self.codecs
         tl, ck, tb, tg = (c[k].read for k in ("timeline", "checkpoint", "tombstone", "tag"))
         self._q = {
@@ -188,6 +189,14 @@ class SqlCatalog(Catalog):
         wanted = self._ids(ids)
         if not wanted:
             return []
+        if len(wanted) == 1:  # a plain `= ?` reads one key without a list to unpack
+            one = self._one.get(name)
+            if one is None:
+                statement = self._q.get(name, name)
+                one = statement.replace("{in}", " = ?") if statement.count("{in}") == 1 else ""
+                self._one[name] = one
+            if one:
+                return self.engine.query(one, (wanted[0],))
         return self._rows(name, (self.dialect.list_param(wanted),))
 
     # -- reads ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+import orjson
 
 __all__ = ["DUCKDB", "POSTGRES", "SQLITE", "Dialect"]
 
@@ -69,7 +70,10 @@ class Dialect:
     def list_param(self, values: Sequence[Any]) -> Any:
         """A list of values bound to one {in} parameter."""
         if self.name == "sqlite":
-            return json.dumps(list(values))
+            try:
+                return orjson.dumps(list(values)).decode("utf-8")
+            except (TypeError, orjson.JSONEncodeError):  # beyond 64 bits, a lone surrogate
+                return json.dumps(list(values))
         return list(values)
 
     def time_param(self, when: datetime) -> Any:

@@ -263,6 +263,10 @@ class SqliteEngine(Engine):
         with self._turn:
             conn = self._conn()
             text = self.sql(statement)
+            try:  # the usual case, without the waiting and translating frames (by-id reads)
+                return conn.execute(text, params).fetchall()
+            except (sqlite3.Error, UnicodeDecodeError, UnicodeEncodeError):
+                pass
             return self._wait_for_lock(lambda: conn.execute(text, params).fetchall())
 
     def snapshot(self, queries: Sequence[tuple[str, Sequence[Any]]]
