@@ -78,6 +78,11 @@ class Store:
     def __repr__(self) -> str:
         return f"<localckpt.Store {self.catalog.describe()}; objects {self.objects.describe()}>"
 
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called."""
+        return self._closed
+
     def close(self) -> None:
         """Release the catalog's files and connections. Every later call raises
         StoreClosedError; closing twice is harmless."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import pickle
 import sys
 import threading
@@ -97,6 +98,43 @@ def test_map_on_a_thread_pool(new_store: Any) -> None:
         assert run.map(brightness, ex, chunk_size=4) == 30
     assert store.get_checkpoint(run.commit()).stage_hashes["bright"] == expected_hash(
         store, tl.id)
+
+
+_OPENS = [0]  # StoreLocation.open calls in this process (the test counts them in a worker)
+
+
+def opened_stores(frames: list[Any]) -> dict[int, Any]:
+    """A stage that says how many stores its worker process has opened so far."""
+    return {f.sequence: {"opened": _OPENS[0], "pid": os.getpid()} for f in frames}
+
+
+@pytest.mark.parametrize("kind", [k for k in ("embedded", "postgres-s3") if k in KINDS])
+def test_a_worker_process_opens_the_store_once_for_all_its_tasks(new_store: Any, kind: str,
+                                                                  monkeypatch: Any,
+                                                                  s3_base: Any) -> None:
+    """Six tasks on one worker process: one store opened (one connection, one S3 client,
+    one frame index read), not one per task; a second run on that worker reuses it."""
+    store = new_store(kind)
+    _, options = s3_base
+    monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", json.dumps(
+        {"key": options["key"], "secret": options["secret"]}))
+    tl = store.create_timeline("v.mp4", "p", frames(12), codec="png")
+    runs = [store.begin_run(tl.id, None, f"opened{i}", memo=False) for i in range(2)]
+    real_open = StoreLocation.open
+
+    def counted_open(self: StoreLocation) -> localckpt.Store:
+        _OPENS[0] += 1
+        return real_open(self)
+
+    monkeypatch.setattr(StoreLocation, "open", counted_open)  # the forked worker has it too
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        for run in runs:
+            assert run.map(opened_stores, pool, chunk_size=2) == 12
+    seen = [v for run in runs
+            for v in store.get_checkpoint(run.commit()).stage_outputs[run.stage]["frames"]
+            .values()]
+    assert len({v["pid"] for v in seen}) == 1  # one worker process did every task
+    assert {v["opened"] for v in seen} == {1}
 
 
 WAYS_KIND = "postgres-s3" if "postgres-s3" in KINDS else None

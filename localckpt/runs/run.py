@@ -102,7 +102,9 @@ class _Context:
 
 def _reopen(location: StoreLocation, run_id: str) -> StageRun:
     """Unpickling: the run in a store this process opens itself (on first use)."""
-    return StageRun(None, run_id, location=location)
+    run = StageRun(None, run_id, location=location)
+    run._unpickled = True
+    return run
 
 
 class StageRun:
@@ -119,6 +121,8 @@ class StageRun:
         self._record = record
         self._context: _Context | None = None
         self._lock = threading.Lock()
+        #: made by unpickling: a worker's task keeps its store (localckpt.runs.workers)
+        self._unpickled = False
 
     # -- the store --------------------------------------------------------------------------
 

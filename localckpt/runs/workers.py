@@ -8,6 +8,13 @@ see ``localckpt.runs.location``), fn and the sequences travel to the worker, and
 is durable as soon as its worker returns: a crash of the caller or of a worker loses at
 most the chunks in flight, and ``map`` again (from any process) does only what is left.
 
+A worker process keeps what its tasks share: one open store per location (one
+connection to PostgreSQL, one S3 client) and the run's frame index, for as long as the
+process lives, so the second task of a run on a worker pays only for its frames and its
+put (measured on PostgreSQL + S3: ~130 ms a task of 25 frames with a store opened per
+task, ~57 ms without). A run object made in this process (a thread pool's task) opens
+and closes its own store as before.
+
 Any ``concurrent.futures.Executor`` works: ``ProcessPoolExecutor`` (fn must then be
 picklable: a module-level function), Dask's ``client.get_executor()`` (cloudpickle: any
 function), a thread pool. With ``executor=None`` the chunks run in this process, one
@@ -17,26 +24,68 @@ was not given is refused (InvalidInputError).
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, as_completed
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ..arguments import shown
 from ..errors import InvalidInputError
 from ..progress import Reporter
 
 if TYPE_CHECKING:
+    from ..store import Store
+    from .location import StoreLocation
     from .memo import MemoKey
     from .run import StageRun
 
 __all__ = ["map_run", "run_chunk"]
+
+_KEPT_RUNS = 8  # runs whose frame index a worker keeps (the store stays open regardless)
+_lock = threading.Lock()
+# keyed by process id: a forked child opens its own, and leaves its parent's untouched
+# (closing them, even by dropping them, would close the parent's connections)
+_stores: dict[tuple[int, str], Store] = {}
+_runs: OrderedDict[tuple[int, str, str], StageRun] = OrderedDict()
+
+
+def _kept(run: StageRun) -> StageRun:
+    """The run as this worker process keeps it between tasks (see the module docstring):
+    the same store for every run of one location, the same run object for one run id."""
+    from .run import StageRun as Run
+
+    location: StoreLocation | None = run._location
+    assert location is not None
+    where = (os.getpid(), json.dumps(attrs.asdict(location), sort_keys=True, default=str))
+    with _lock:
+        found = _runs.get((*where, run.id))
+        if found is not None:
+            _runs.move_to_end((*where, run.id))
+            return found
+        store = _stores.get(where)
+        if store is None or store.closed:
+            store = _stores[where] = location.open()
+        found = _runs[(*where, run.id)] = Run(store, run.id, location=location)
+        mine = [key for key in _runs if key[0] == where[0]]
+        for key in mine[:max(0, len(mine) - _KEPT_RUNS)]:
+            del _runs[key]
+        return found
 
 
 def run_chunk(run: StageRun, fn: Callable[[list[Any]], Mapping[int, Any]],
               sequences: list[int], keys: Mapping[int, MemoKey] | None,
               close: bool = True) -> int:
     """One task: frames of sequences -> fn -> put. Returns the frames written. A run
-    unpickled in a worker closes the store it opened when the task ends (close)."""
+    unpickled in a worker uses the store and run this process keeps (see the module
+    docstring); one made in this process closes the store it opened when the task ends
+    (close)."""
+    if run._unpickled:
+        run, close = _kept(run), False
     try:
         values = fn(run._frames(sequences))
         if not isinstance(values, Mapping):
