@@ -90,12 +90,17 @@ def test_map_here_resumes_after_a_failed_chunk(new_store: Any) -> None:
         store, tl.id)
 
 
-def test_map_on_a_thread_pool(new_store: Any) -> None:
-    store = new_store("embedded")
+@pytest.mark.parametrize("kind", ["embedded", "memory"])
+def test_map_on_a_thread_pool(new_store: Any, kind: str, monkeypatch: Any) -> None:
+    """Threads share the caller's store (a memory:// store too): no store is opened."""
+    store = new_store(kind)
     tl = store.create_timeline("v.mp4", "p", frames(30), codec="png")
     run = store.begin_run(tl.id, None, "bright", memo=False)
+    opened: list[StoreLocation] = []
+    monkeypatch.setattr(StoreLocation, "open", lambda self: opened.append(self))
     with ThreadPoolExecutor(3) as ex:
         assert run.map(brightness, ex, chunk_size=4) == 30
+    assert opened == []
     assert store.get_checkpoint(run.commit()).stage_hashes["bright"] == expected_hash(
         store, tl.id)
 

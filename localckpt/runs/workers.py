@@ -12,8 +12,9 @@ A worker process keeps what its tasks share: one open store per location (one
 connection to PostgreSQL, one S3 client) and the run's frame index, for as long as the
 process lives, so the second task of a run on a worker pays only for its frames and its
 put (measured on PostgreSQL + S3: ~130 ms a task of 25 frames with a store opened per
-task, ~57 ms without). A run object made in this process (a thread pool's task) opens
-and closes its own store as before.
+task, ~57 ms without). The tasks of a ``ThreadPoolExecutor`` use the caller's run and
+store; those of another executor that runs them in this process without pickling open
+and close a store of their own.
 
 Any ``concurrent.futures.Executor`` works: ``ProcessPoolExecutor`` (fn must then be
 picklable: a module-level function), Dask's ``client.get_executor()`` (cloudpickle: any
@@ -29,7 +30,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -137,13 +138,14 @@ def _there(run: StageRun, fn: Callable[..., Any], chunks: Sequence[list[int]], e
     from .location import StoreLocation
     from .run import StageRun as Run
 
-    location = StoreLocation.of(run.store)
+    # a thread of this process shares the caller's run and store (a memory:// store
+    # too); elsewhere one run object per task, which a worker swaps for the one it keeps
+    here = isinstance(executor, ThreadPoolExecutor)
+    location = None if here else StoreLocation.of(run.store)
     futures: dict[Future[int], int] = {}
     try:
         for chunk in chunks:
-            # one run object per task: each opens (and closes) its own store, whether the
-            # executor pickles it to another process or runs it on a thread of this one
-            task = Run(None, run.id, location=location)
+            task = run if here else Run(None, run.id, location=location)
             futures[executor.submit(run_chunk, task, fn, chunk, run._keys_for(chunk))] = \
                 len(chunk)
         written = seen = 0
