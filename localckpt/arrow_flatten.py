@@ -75,9 +75,10 @@ def detections_table(output_hash: str, data: bytes, schema: pa.Schema
         "hash": pa.repeat(pa.scalar(output_hash, pa.string()), n),
         "sequence": pa.array(sequence, pa.int64()),
         "index": pa.array(index.astype(np.int32)), **columns}, schema=schema)
-    if len(seqs) > 1 and not bool(np.all(seqs[1:] > seqs[:-1])):  # usually already in order
-        table = table.take(pa.array(np.argsort(sequence, kind="stable")))  # list order kept
-    return table, tuple(sorted(seqs.tolist()))
+    if bool(np.all(seqs[1:] > seqs[:-1])):  # usually already in order
+        return table, tuple(seqs.tolist())
+    order = np.argsort(sequence, kind="stable")  # frames ascending, list order within
+    return table.take(pa.array(order)), tuple(sorted(seqs.tolist()))
 
 
 def _columns(items: pa.StructArray) -> dict[str, pa.Array] | None:

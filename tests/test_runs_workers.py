@@ -117,8 +117,8 @@ def opened_stores(frames: list[Any]) -> dict[int, Any]:
 def test_a_worker_process_opens_the_store_once_for_all_its_tasks(new_store: Any, kind: str,
                                                                   monkeypatch: Any,
                                                                   s3_base: Any) -> None:
-    """Six tasks on one worker process: one store opened (one connection, one S3 client,
-    one frame index read), not one per task; a second run on that worker reuses it."""
+    """Twelve tasks of two runs on one worker process: one store opened (one connection,
+    one S3 client), not one per task; the second run on that worker reuses it."""
     store = new_store(kind)
     _, options = s3_base
     monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", json.dumps(

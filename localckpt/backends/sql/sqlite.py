@@ -263,10 +263,6 @@ class SqliteEngine(Engine):
         with self._turn:
             conn = self._conn()
             text = self.sql(statement)
-            try:  # the usual case, without the waiting and translating frames (by-id reads)
-                return conn.execute(text, params).fetchall()
-            except (sqlite3.Error, UnicodeDecodeError, UnicodeEncodeError):
-                pass
             return self._wait_for_lock(lambda: conn.execute(text, params).fetchall())
 
     def snapshot(self, queries: Sequence[tuple[str, Sequence[Any]]]
@@ -322,12 +318,16 @@ class SqliteEngine(Engine):
         backs off to 100 ms between tries, so a save behind a gc's batches (each a short
         transaction, one soon after the other) would lose the race for seconds; polled
         this often, it gets the lock between two batches."""
+        try:  # uncontended: no wait, and no context manager on the path of every read
+            return attempt()
+        except sqlite3.OperationalError as exc:
+            if self.memory or not _is_busy(exc):
+                raise self.translate(exc) from None
+        except sqlite3.Error as exc:
+            raise self.translate(exc) from None
+        except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+            raise self.unicode_error(exc) from None
         with self.translated():
-            try:
-                return attempt()  # uncontended: no wait at all
-            except sqlite3.OperationalError as exc:
-                if self.memory or not _is_busy(exc):
-                    raise
             deadline = time.monotonic() + self.timeout
             pause = _FIRST_POLL
             while True:
