@@ -223,14 +223,18 @@ def test_the_catalog_is_at_the_latest_version_with_the_run_tables(store: localck
 
 def test_gc_keeps_open_runs_and_memo_values_and_collects_the_rest(store: localckpt.Store,
                                                                   tl: Any) -> None:
+    """Parts and memo entries hold their values: gc leaves them, and a committed or
+    aborted run's parts, and cleared entries, go with their rows (no outputs left)."""
     def gc_twice() -> None:  # an output no ref names goes at the second purge
         for _ in range(2):
             collect_garbage(store, older_than=0, grace=0)
 
+    outputs = count(store, "outputs")
     memo = store.begin_run(tl.id, None, "detect", version="m")
     memo.put({s: value(s, "memo") for s in range(30)})
     plain = store.begin_run(tl.id, None, "track", memo=False)
     plain.put({s: value(s, "plain") for s in range(10)})
+    assert count(store, "outputs") == outputs  # a put writes no outputs
     gc_twice()  # open runs: every part's value survives
     assert store.load_stage_output(plain.commit(partial=True), "track") == expected(
         range(10), "plain")
@@ -239,19 +243,15 @@ def test_gc_keeps_open_runs_and_memo_values_and_collects_the_rest(store: localck
     gc_twice()  # memo entries keep their values after the run's checkpoint is gone
     again = store.begin_run(tl.id, None, "detect", version="m")
     assert again.todo() == [] and again.memo_hits == 30
-    memo_values = {content_hash(canonical_bytes(value(s, "memo"))) for s in range(30)}
-    assert not store.catalog.missing_outputs(memo_values)
+    assert store.memo_stats().values == 30
     aborted = store.begin_run(tl.id, None, "ocr", memo=False)
     aborted.put({s: value(s, "aborted") for s in range(5)})
     aborted.abort()
-    gc_twice()
-    gone = {content_hash(canonical_bytes(value(s, "aborted"))) for s in range(5)}
-    assert store.catalog.missing_outputs(gone) == gone  # an aborted run's values went
+    assert count(store, "run_parts") == 0  # an aborted run's values went with its parts
     assert store.clear_memo(stage="detect") == 30
-    assert store.memo_stats().entries == 0
+    assert store.memo_stats().entries == 0 == count(store, "memo_entries")
     again.abort()
-    gc_twice()
-    assert store.catalog.missing_outputs(memo_values) == memo_values
+    assert store.begin_run(tl.id, None, "detect", version="m").todo() == list(range(30))
 
 
 def test_a_damaged_run_row_is_an_error_not_other_data(new_store: Any) -> None:
@@ -274,7 +274,7 @@ def test_assembled_bytes_equal_canonical_bytes(values: dict[int, Any]) -> None:
         tl = store.create_timeline("v.mp4", "p", frames(12), codec="png")
         run = store.begin_run(tl.id, None, "s", memo=False)
         run.put(values)
-        data = run._output_bytes(store._run_tables().parts(run.id))
+        data = run._output_bytes(set(store._run_tables().parts(run.id)), {})
         whole = {"frames": {str(k): v for k, v in values.items()}}
         assert data == canonical_bytes(whole)
         cid = run.commit(partial=True)
@@ -338,3 +338,63 @@ def test_a_catalog_made_before_runs_gets_their_tables_on_open(tmp_path: Any,
         run = store.begin_run(tid, None, "detect")
         run.put({s: value(s) for s in range(3)})
         assert store.load_stage_output(run.commit(), "detect") == expected(range(3))
+
+
+def test_a_part_holding_another_values_bytes_is_an_error(new_store: Any) -> None:
+    store = new_store("embedded")
+    tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+    run = store.begin_run(tl.id, None, "detect")
+    run.put({s: value(s) for s in range(3)})
+    with store.catalog.engine.transaction() as tx:
+        tx.execute("UPDATE run_parts SET data = ? WHERE sequence = 1",
+                   (canonical_bytes(value(2)),))
+    with pytest.raises(CorruptDataError, match="run_parts"):
+        run.commit()
+    assert run.state == "committing" and not store.catalog.checkpoints([run.checkpoint_id])
+
+
+def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    """Migration 9: a store whose parts and memo entries named outputs (with references
+    keeping them) opens with the values in the rows; the outputs go at gc."""
+    from localckpt.backends.sql import schema
+    from localckpt.backends.sql.runs import part_digest
+    from localckpt.records import utcnow
+    from localckpt.runs.records import MemoEntry
+
+    hashes = [content_hash(canonical_bytes(value(s))) for s in range(3)]
+    with monkeypatch.context() as m:  # the code of before: migrations up to 8
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
+        m.setattr(schema, "LATEST_VERSION", 8)
+        with localckpt.open(tmp_path / "old", create=True) as old:
+            tl = old.create_timeline("v.mp4", "p", frames(3), codec="png")
+            run = old.begin_run(tl.id, None, "detect")
+            tables, e = old._run_tables(), old.catalog.engine
+            memo_columns = ", ".join([*tables.memo.names, "digest"])
+            with e.transaction() as tx:  # what a put of before wrote
+                for s, h in enumerate(hashes):
+                    key = run.memo_key(s)
+                    tx.execute("INSERT INTO outputs (hash, data) VALUES (?, ?)",
+                               (h, canonical_bytes(value(s))))
+                    tx.execute("INSERT INTO run_parts (run_id, sequence, value_hash, digest) "
+                               "VALUES (?, ?, ?, ?)", (run.id, s, h, part_digest(run.id, s, h)))
+                    entry = MemoEntry(key.digest, "detect", "", key.params, key.frame, {}, h,
+                                      run.id, utcnow())
+                    cols, digest = tables.memo.row(entry)
+                    tx.execute(f"INSERT INTO memo_entries ({memo_columns}) VALUES "
+                               f"({', '.join('?' * (len(cols) + 1))})", (*cols, digest))
+                    tx.execute("INSERT INTO output_refs (hash, owner) VALUES (?, ?), (?, ?)",
+                               (h, run.id, h, key.digest))
+    with localckpt.open(tmp_path / "old") as store:
+        assert schema.version_of(store.catalog.engine) == schema.LATEST_VERSION == 9
+        refs = store.catalog.engine.query("SELECT count(*) FROM output_refs WHERE hash IN "
+                                          "(?, ?, ?)", hashes)
+        assert refs == [(0,)]
+        for _ in range(2):
+            collect_garbage(store, older_than=0, grace=0)
+        assert store.catalog.missing_outputs(set(hashes)) == set(hashes)
+        again = store.begin_run(tl.id, None, "detect")
+        assert again.todo() == [] and again.memo_hits == 3
+        assert store.load_stage_output(again.commit(), "detect") == expected(range(3))
+        assert store.load_stage_output(store.get_run(run.id).commit(), "detect") == \
+            expected(range(3))

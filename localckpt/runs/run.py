@@ -1,7 +1,7 @@
 """StageRun: one stage over one timeline, written frame by frame, committed once.
 
 A run is a record in the catalog; what it has been given so far are its parts, each a
-frame's value stored as an output (``localckpt.backends.sql.runs``). So a run survives
+frame's value in a row of the run (``localckpt.backends.sql.runs``). So a run survives
 its process: ``store.get_run(id)`` in any process that opens the same store (any machine,
 on PostgreSQL + S3) continues it, and after a crash ``todo()`` is exactly what is
 missing. ``put`` is one short transaction: durable when it returns, all of it or none.
@@ -59,7 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["RunStatus", "StageRun"]
 
 _ATTEMPTS = 5
-_OUTPUTS_AT_ONCE = 4096
 
 
 @attrs.frozen
@@ -294,8 +293,9 @@ class StageRun:
         return ctx.keys.key(seq)
 
     def _answers(self, limit: int | None = None) -> tuple[dict[int, str], dict[int, str]]:
-        """(sequence -> value hash of the parts, of the memo hits among the rest). With
-        limit: memo lookups stop once limit frames are known to be left to do."""
+        """(sequence -> value hash of the parts, sequence -> memo key of the memo hits
+        among the rest). With limit: memo lookups stop once limit frames are known to be
+        left to do."""
         ctx = self._ctx()
         parts = self._tables.parts(self.id)
         hits: dict[int, str] = {}
@@ -310,7 +310,7 @@ class StageRun:
             found = self._tables.memo_values(digests.values())
             for s, d in digests.items():
                 if d in found:
-                    hits[s] = found[d]
+                    hits[s] = d
                 else:
                     left += 1
             if limit is not None and left >= limit:
@@ -431,7 +431,7 @@ class StageRun:
                     old, state="open", checkpoint_id=None, closed_at=None)
                     if old.state == "committing" and old.checkpoint_id == chosen else None)
                 self._refuse_missing(rec, parts, hits, partial)
-            data = self._output_bytes({**hits, **parts})
+            data = self._output_bytes(set(parts), hits)
             try:
                 store._save_run_checkpoint(rec, data, content_hash(data))
             except ConflictError:
@@ -446,28 +446,27 @@ class StageRun:
                                 f"{done.state}); nothing more was done")
         return chosen
 
-    def _output_bytes(self, answered: dict[int, str]) -> bytes:
+    def _output_bytes(self, parts: set[int], hits: dict[int, str]) -> bytes:
         """The canonical bytes of {"frames": {"<seq>": value}} from each value's stored
-        bytes: keys sorted as canonical JSON sorts them (as text), no re-encoding."""
-        catalog = self.store.catalog
-        wanted = sorted(set(answered.values()))
-        data: dict[str, bytes] = {}
-        for i in range(0, len(wanted), _OUTPUTS_AT_ONCE):
-            data.update(catalog.outputs(wanted[i:i + _OUTPUTS_AT_ONCE]))
-        if missing := set(wanted) - data.keys():
+        bytes (the run's parts, the memo's entries for the hits): keys sorted as canonical
+        JSON sorts them (as text), no re-encoding."""
+        tables = self._tables
+        data = {s: v for s, (_, v) in tables.part_values(self.id).items() if s in parts}
+        held = tables.memo_data(hits.values())
+        if (missing := len(parts - data.keys()) + len(set(hits.values()) - held.keys())):
             raise CorruptDataError(
-                f"run {self.id}: {len(missing)} frame value(s) are gone from "
-                f"{catalog.describe()} (a memo entry cleared and collected while this commit "
+                f"run {self.id}: {missing} frame value(s) are gone from "
+                f"{self.store.catalog.describe()} (memo entries cleared while this commit "
                 "ran?); call commit() again")
-        keys = sorted(str(s) for s in answered)
-        body = b",".join(b'"%s":%s' % (k.encode("ascii"), data[answered[int(k)]])
-                         for k in keys)
+        data.update((s, held[k]) for s, k in hits.items())
+        keys = sorted(str(s) for s in data)
+        body = b",".join(b'"%s":%s' % (k.encode("ascii"), data[int(k)]) for k in keys)
         return b'{"frames":{' + body + b"}}"
 
     def abort(self) -> None:
-        """Stop the run: it takes no more values, and its parts are dropped (their values
-        go at gc unless a memo entry or a checkpoint uses them). Aborting twice is a
-        no-op; a committed run cannot be aborted (prune its checkpoint instead)."""
+        """Stop the run: it takes no more values, and its parts are dropped (memo entries
+        of its puts keep their values). Aborting twice is a no-op; a committed run cannot
+        be aborted (prune its checkpoint instead)."""
         rec = self.record
         if rec.state == "committing" and rec.checkpoint_id and \
                 self.store.catalog.checkpoints([rec.checkpoint_id]):

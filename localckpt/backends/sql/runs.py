@@ -1,18 +1,22 @@
 """Stage runs, their parts and the per-frame memo: three tables of the one catalog.
 
-Schema (migration 7, rendered per dialect from :data:`TABLES`)::
+Schema (migration 7, rendered per dialect from :data:`TABLES`; migration 9 adds the
+``data`` columns)::
 
     runs          one row per run (``localckpt.runs.records.RunRecord``), its ``tail``
                   for short ids, ``puts`` (a counter every put increments: on PostgreSQL
                   it is what makes a put and a commit of one run take turns) and digest
-    run_parts     (run_id, sequence) -> value_hash: what each frame was given
-    memo_entries  key -> value_hash, with the key's parts and the run that wrote it
+    run_parts     (run_id, sequence) -> value_hash and the value's canonical bytes
+    memo_entries  key -> value_hash and the value's bytes, with the key's parts and the
+                  run that wrote it
 
-Values are stage outputs (``outputs``, by SHA-256 of their canonical JSON) kept alive
-through gc by ``output_refs``: a part by a row owned by its run's id, a memo entry by
-one owned by its key. Committing or aborting a run deletes its parts and their refs;
-clearing the memo deletes the entries and theirs. The purge of ``upkeep`` then takes
-the values nothing else refers to (an output found unused by two purges in a row).
+Why values are kept in the rows, not as outputs: a put's rows are then its run's
+(run_id, sequence) range and one memo row per frame, where an output (keyed by its
+hash) and its references put every frame on other B-tree pages: four random page
+writes per frame made a put of 100 frames write ~400 pages. So parts and memo entries
+need nothing of gc: committing or aborting a run deletes its parts (the checkpoint's
+output holds what it committed), clearing the memo deletes entries, and their values
+go with the rows. A value's bytes are checked against its hash where they are read.
 
 Why a put is one round trip on PostgreSQL (``Engine.write``): its statements are plain
 inserts with ``ON CONFLICT DO NOTHING`` and two guards that refuse the whole write on
@@ -36,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import orjson
 
-from ...canonical import checked_bytes, load_json
+from ...canonical import checked_bytes, content_hash, load_json
 from ...errors import (
     BackendUnavailableError,
     ConflictError,
@@ -54,8 +58,8 @@ if TYPE_CHECKING:
     from .dialects import Dialect
     from .engine import Engine, Tx
 
-__all__ = ["TABLES", "MemoStageStats", "RunTables", "create_tables", "part_digest",
-           "record_digest"]
+__all__ = ["TABLES", "MemoStageStats", "RunTables", "add_value_columns", "create_tables",
+           "part_digest", "record_digest"]
 
 _CLOSED = "LC421"
 _DIFFERS = "LC422"
@@ -91,6 +95,20 @@ def create_tables(tx: Tx, engine: Engine) -> None:
         for index in table.indexes:
             tx.execute(engine.sql(f"CREATE INDEX {table.name}_{'_'.join(index)} ON "
                                   f"{{s}}{table.name} ({', '.join(index)})"))
+
+
+def add_value_columns(tx: Tx, engine: Engine) -> None:
+    """Migration 9: parts and memo entries hold their values' bytes (see the module
+    docstring). Values written before are copied from ``outputs``, and the references
+    that kept them there are dropped (the purge takes the outputs nothing else uses)."""
+    blob = engine.dialect.types["blob"]
+    for table in ("run_parts", "memo_entries"):
+        tx.execute(engine.sql(f"ALTER TABLE {{s}}{table} ADD COLUMN data {blob}"))
+        tx.execute(engine.sql(f"UPDATE {{s}}{table} SET data = (SELECT o.data FROM "
+                              f"{{s}}outputs o WHERE o.hash = {{s}}{table}.value_hash)"))
+    tx.execute(engine.sql(
+        "DELETE FROM {s}output_refs WHERE owner IN (SELECT run_id FROM {s}run_parts) "
+        "OR owner IN (SELECT key FROM {s}memo_entries)"))
 
 
 # -- rows -----------------------------------------------------------------------------------
@@ -229,6 +247,12 @@ class _Codec:
             "is damaged (restore the store, or abort the run / clear the memo)")
 
 
+def _holds(data: Any, value_hash: str) -> bool:
+    """Whether a row's bytes are the value its hash names."""
+    return isinstance(data, bytes | bytearray | memoryview) and \
+        content_hash(bytes(data)) == value_hash
+
+
 @attrs.frozen
 class MemoStageStats:
     """Memo entries of one stage version: how many, oldest and newest."""
@@ -251,8 +275,8 @@ class RunTables:
         self.engine = catalog.engine
         self.dialect = catalog.dialect
         self.run = _Codec("run", self.dialect, ("tail", "puts"))
-        self.part = _Codec("part", self.dialect)
-        self.memo = _Codec("memo", self.dialect)
+        self.part = _Codec("part", self.dialect, ("data",))
+        self.memo = _Codec("memo", self.dialect, ("data",))
         r, m = self.run.read, self.memo.read
         self._q = {
             "run": f"SELECT {r} FROM {{s}}runs WHERE id = ?",
@@ -264,25 +288,23 @@ class RunTables:
             "parts": f"SELECT {self.part.read} FROM {{s}}run_parts WHERE run_id = ?",
             "parts_at": f"SELECT {self.part.read} FROM {{s}}run_parts WHERE run_id = ? AND "
                         "sequence{in}",
+            "part_values": f"SELECT {self.part.read}, data FROM {{s}}run_parts "
+                           "WHERE run_id = ?",
+            "memo_data": f"SELECT {m}, data FROM {{s}}memo_entries WHERE key{{in}}",
             "done": "SELECT count(*) FROM {s}run_parts WHERE run_id = ?",
             "memo": f"SELECT {m} FROM {{s}}memo_entries WHERE key{{in}}",
             # a put: see the module docstring
             "touch": "UPDATE {s}runs SET puts = puts + 1 WHERE id = ? AND state = 'open'",
             "closed": "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM {s}runs WHERE id = ? "
                       "AND state = 'open')",
-            "output": "INSERT INTO {s}outputs (hash, data) VALUES (?, ?) "
-                      "ON CONFLICT (hash) DO NOTHING",
             "part": self.part.insert + " ON CONFLICT (run_id, sequence) DO NOTHING",
             "differs": "SELECT 1 FROM {s}run_parts WHERE run_id = ? AND sequence{in} "
                        "AND NOT (digest{in})",
-            "ref": "INSERT INTO {s}output_refs (hash, owner) VALUES (?, ?) "
-                   "ON CONFLICT (hash, owner) DO NOTHING",
             "memo_entry": self.memo.insert + " ON CONFLICT (key) DO NOTHING",
             # state changes (interactive transactions)
             "lock": "UPDATE {s}runs SET puts = puts + 0 WHERE id = ?",
             "update": "UPDATE {s}runs SET state = ?, checkpoint_id = ?, closed_at = ?, "
                       "done = ?, memo_hits = ?, digest = ? WHERE id = ?",
-            "drop_refs": "DELETE FROM {s}output_refs WHERE owner = ?",
             "drop_parts": "DELETE FROM {s}run_parts WHERE run_id = ?",
         }
 
@@ -347,31 +369,41 @@ class RunTables:
                 found[seq] = h
         return found
 
+    def part_values(self, run_id: str) -> dict[int, tuple[str, bytes]]:
+        """sequence -> (value hash, canonical bytes) of a run's parts, each checked."""
+        found: dict[int, tuple[str, bytes]] = {}
+        for row in self.engine.query(self._q["part_values"], (run_id,)):
+            rid, seq, h, d, data = row
+            if not (isinstance(seq, int) and isinstance(h, str)) or \
+                    part_digest(rid, seq, h) != d or not _holds(data, h):
+                raise self.part._damaged(row, self.where, "does not match its digest")
+            found[seq] = (h, bytes(data))
+        return found
+
     def put(self, run_id: str, parts: Sequence[tuple[int, str, bytes]],
             entries: Sequence[MemoEntry]) -> None:
-        """Write parts (sequence, value hash, canonical bytes) and memo entries in one
-        transaction (one round trip on PostgreSQL). InvalidInputError when the run is not
-        open, ConflictError naming the frames that hold other values; nothing written."""
+        """Write parts (sequence, value hash, canonical bytes) and memo entries (of
+        those values) in one transaction (one round trip on PostgreSQL).
+        InvalidInputError when the run is not open, ConflictError naming the frames that
+        hold other values; nothing written."""
         self._writable()
         e, q, lp = self.engine, self._q, self.dialect.list_param
         seqs = [s for s, _, _ in parts]
         digests = [part_digest(run_id, s, h) for s, h, _ in parts]
-        outputs = sorted({h: data for _, h, data in parts}.items())
-        refs = {(h, run_id) for _, h, _ in parts}
-        refs.update((m.value_hash, m.key) for m in entries)
         steps = [
             Step(e.sql(q["touch"]), (run_id,)),
             Step(e.sql(q["closed"]), (run_id,), refuse=(_CLOSED, "the run is not open")),
-            Step(e.sql(q["output"]), [(h, data) for h, data in outputs], many=True),
-            Step(e.sql(q["part"]), sorted((run_id, s, h, d) for (s, h, _), d in
-                                          zip(parts, digests, strict=True)), many=True),
+            Step(e.sql(q["part"]), [(run_id, s, h, data, d) for (s, h, data), d in
+                                    zip(parts, digests, strict=True)], many=True),
             Step(e.sql(q["differs"]), (run_id, lp(seqs), lp(digests)),
                  refuse=(_DIFFERS, "a frame already holds another value")),
         ]
         if entries:
-            rows = sorted((*values, digest) for values, digest in map(self.memo.row, entries))
+            data_of = {h: data for _, h, data in parts}
+            rows = sorted((*values, data_of[m.value_hash], digest)
+                          for m, (values, digest) in zip(entries, map(self.memo.row, entries),
+                                                         strict=True))
             steps.append(Step(e.sql(q["memo_entry"]), rows, many=True))
-        steps.append(Step(e.sql(q["ref"]), sorted(refs), many=True))
         try:
             e.write(steps)
         except Refused as exc:
@@ -418,7 +450,6 @@ class RunTables:
                 *(values[at[name]] for name in ("state", "checkpoint_id", "closed_at", "done",
                                                 "memo_hits")), digest, run_id))
             if drop_parts(new):
-                tx.execute(e.sql(q["drop_refs"]), (run_id,))
                 tx.execute(e.sql(q["drop_parts"]), (run_id,))
             return new
 
@@ -447,24 +478,39 @@ class RunTables:
             found[row[0]] = row[at]
         return found
 
+    def memo_data(self, keys: Iterable[str]) -> dict[str, bytes]:
+        """key -> the value's canonical bytes, for the keys the memo holds (checked)."""
+        found: dict[str, bytes] = {}
+        n = len(self.memo.names) + 1
+        at = self.memo.names.index("value_hash")
+        wanted = sorted(set(keys))
+        for i in range(0, len(wanted), _BATCH):
+            lp = self.dialect.list_param(wanted[i:i + _BATCH])
+            for row in self.engine.query(self._q["memo_data"], (lp,)):
+                self.memo.check(row[:n], self.where)
+                if not _holds(row[n], row[at]):
+                    raise self.memo._damaged(row, self.where, "holds bytes of another value")
+                found[row[0]] = bytes(row[n])
+        return found
+
     def memo_stats(self) -> tuple[list[MemoStageStats], int, int, int]:
         """(per stage and version, entries, distinct values, their bytes)."""
-        size = "length" if self.dialect.name == "sqlite" else "octet_length"
+        size = self.dialect.blob_length
         per = self.engine.query(
             "SELECT stage, version, count(*), min(created_at), max(created_at) "
             "FROM {s}memo_entries GROUP BY stage, version ORDER BY stage, version")
         (entries,), = self.engine.query("SELECT count(*) FROM {s}memo_entries")
         (values, size_of), = self.engine.query(
-            f"SELECT count(*), coalesce(sum({size}(o.data)), 0) FROM (SELECT DISTINCT "
-            "value_hash FROM {s}memo_entries) m JOIN {s}outputs o ON o.hash = m.value_hash")
+            f"SELECT count(*), coalesce(sum(n), 0) FROM (SELECT value_hash, max({size}(data)) "
+            "n FROM {s}memo_entries GROUP BY value_hash) m")
         d = self.dialect
         stages = [MemoStageStats(s, v, int(n), d.time_value(lo), d.time_value(hi))
                   for s, v, n, lo, hi in per]
         return stages, int(entries), int(values), int(size_of)
 
     def clear_memo(self, stage: str | None, before: datetime | None) -> int:
-        """Delete memo entries (of stage, older than before) and their refs, in batches of
-        short transactions; how many went."""
+        """Delete memo entries (of stage, older than before), in batches of short
+        transactions; how many went."""
         self._writable()
         e = self.engine
         where, params = [], []
@@ -482,7 +528,6 @@ class RunTables:
                 keys = [r[0] for r in tx.query(e.sql(pick), params)]
                 if not keys:
                     return removed
-                lp = self.dialect.list_param(keys)
-                tx.execute(e.sql("DELETE FROM {s}output_refs WHERE owner{in}"), (lp,))
-                tx.execute(e.sql("DELETE FROM {s}memo_entries WHERE key{in}"), (lp,))
+                tx.execute(e.sql("DELETE FROM {s}memo_entries WHERE key{in}"),
+                           (self.dialect.list_param(keys),))
                 removed += len(keys)

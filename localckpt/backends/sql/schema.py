@@ -124,10 +124,17 @@ def _outputs_rowid(tx: Tx, engine: Engine) -> None:
         tx.execute(engine.sql(statement))
 
 
+def _run_values(tx: Tx, engine: Engine) -> None:
+    from .runs import add_value_columns
+
+    add_value_columns(tx, engine)
+
+
 #: Changes after the base, for every engine (neutral SQL, rendered per dialect).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "stage runs, their parts and the per-frame memo", python=_stage_runs),
     Migration(8, "outputs in a rowid table on SQLite (large rows)", python=_outputs_rowid),
+    Migration(9, "stage-run parts and memo entries hold their values", python=_run_values),
 )
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)
