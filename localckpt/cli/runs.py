@@ -145,8 +145,8 @@ def cmd_memo_clear(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         print_json({"removed": removed})
     else:
-        print(f"removed {removed} memo entries; their values go at the next gc runs unless "
-              "checkpoints use them")
+        print(f"removed {removed} memo entries and their values (open runs' values stay "
+              "until those runs are committed or aborted)")
     return 0
 
 

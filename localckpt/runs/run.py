@@ -44,13 +44,14 @@ from ..errors import (
     ConflictError,
     CorruptDataError,
     InvalidInputError,
+    LocalckptError,
     NotFoundError,
 )
 from ..ids import new_id
 from ..records import utcnow
 from .location import StoreLocation
 from .memo import FrameKeys, MemoKey
-from .records import MemoEntry, RunRecord
+from .records import RunRecord
 
 if TYPE_CHECKING:
     from ..backends.sql.runs import RunTables
@@ -307,7 +308,7 @@ class StageRun:
         for i in range(0, len(rest), step):
             chunk = rest[i:i + step]
             digests = ctx.keys.digests(chunk)
-            found = self._tables.memo_values(digests.values())
+            found = self._tables.answers(digests.values(), self._fixed())
             for s, d in digests.items():
                 if d in found:
                     hits[s] = d
@@ -359,23 +360,17 @@ class StageRun:
             items[seq] = value
         if not items:
             return 0
-        parts = _encode(items)
-        entries: list[MemoEntry] = []
+        encoded = _encode(items)
+        digest_of: Callable[[int], str | None] = lambda seq: None  # noqa: E731
         if rec.memo:
             if keys is None:
                 fk = self._ctx().keys
                 assert fk is not None
-                made = {s: fk.entry_parts(s) for s in items}
+                digest_of = fk.digest
             else:
-                made = {s: (keys[s].digest, keys[s].frame, dict(keys[s].inputs)) for s in items}
-            now = utcnow()
-            params = _params_hash(rec)
-            for seq, h, _ in parts:
-                digest, frame, inputs = made[seq]
-                entries.append(MemoEntry(digest, rec.stage, rec.version, params, frame, inputs,
-                                         h, rec.id, now))
-        self._tables.put(rec.id, parts, entries)
-        return len(parts)
+                digest_of = lambda seq: keys[seq].digest  # noqa: E731
+        self._tables.put(rec.id, [(seq, h, data, digest_of(seq)) for seq, h, data in encoded])
+        return len(encoded)
 
     # -- committing -------------------------------------------------------------------------
 
@@ -440,7 +435,7 @@ class StageRun:
         done = self._tables.change(rec.id, lambda old, tx: attrs.evolve(
             old, state="committed", done=len(parts), memo_hits=len(hits))
             if old.checkpoint_id == chosen and old.state in ("committing", "aborted") else None,
-            drop_parts=lambda new: new.state == "committed")
+            close=lambda new: new.state == "committed", memo_of=self._memo_of())
         if done.state != "committed" or done.checkpoint_id != chosen:
             raise ConflictError(f"run {rec.id} changed while it was committed (now "
                                 f"{done.state}); nothing more was done")
@@ -452,7 +447,7 @@ class StageRun:
         JSON sorts them (as text), no re-encoding."""
         tables = self._tables
         data = {s: v for s, (_, v) in tables.part_values(self.id).items() if s in parts}
-        held = tables.memo_data(hits.values())
+        held = tables.answer_bytes(hits.values(), self._fixed())
         if (missing := len(parts - data.keys()) + len(set(hits.values()) - held.keys())):
             raise CorruptDataError(
                 f"run {self.id}: {missing} frame value(s) are gone from "
@@ -484,7 +479,8 @@ class StageRun:
             return attrs.evolve(old, state="aborted", closed_at=utcnow(),
                                 done=self._tables.count_parts(tx, old.id))
 
-        self._tables.change(self.id, decide, drop_parts=lambda new: new.state == "aborted")
+        self._tables.change(self.id, decide, close=lambda new: new.state == "aborted",
+                            memo_of=self._memo_of(best_effort=True))
 
     # -- workers ----------------------------------------------------------------------------
 
@@ -511,6 +507,21 @@ class StageRun:
             start = end + 1
         return out
 
+    def _memo_of(self, best_effort: bool = False
+                 ) -> Callable[[int], tuple[str, str, dict[str, str | None]]] | None:
+        """What a closing run's parts become memo entries by (FrameKeys.entry_parts),
+        None for a run with the memo off. best_effort (abort): None too when the keys
+        cannot be made (the parent checkpoint is gone), and the parts go without entries."""
+        if not self._fixed().memo:
+            return None
+        try:
+            keys = self._ctx().keys
+        except LocalckptError:
+            if not best_effort:
+                raise
+            return None
+        return None if keys is None else keys.entry_parts
+
     def _keys_for(self, sequences: list[int]) -> dict[int, MemoKey] | None:
         keys = self._ctx().keys
         return None if keys is None else {s: keys.key(s) for s in sequences}
@@ -527,12 +538,6 @@ def _begin_commit(chosen: str, when: datetime) -> Callable[[RunRecord, Any], Run
         return attrs.evolve(old, state="committing", checkpoint_id=chosen, closed_at=when)
 
     return decide
-
-
-def _params_hash(rec: RunRecord) -> str:
-    from .memo import params_hash
-
-    return params_hash(rec.params)
 
 
 def _sequence(value: Any) -> int:

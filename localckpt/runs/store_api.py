@@ -141,16 +141,20 @@ class MemoStats:
         entries: memo entries (one per key).
         values: distinct values they point to, and their bytes (canonical JSON).
         stages: entries per stage and version, with the oldest and newest.
+        pending: values of open runs with the memo on: they answer other runs too, and
+            become entries when their run is committed or aborted.
     """
 
     entries: int
     values: int
     bytes: int
     stages: tuple[MemoStageStats, ...] = ()
+    pending: int = 0
 
     def summary(self) -> str:
         return (f"{self.entries} memo entries over {len(self.stages)} stage version(s), "
-                f"{self.values} distinct values ({self.bytes} bytes)")
+                f"{self.values} distinct values ({self.bytes} bytes)"
+                + (f"; {self.pending} more values in open runs" if self.pending else ""))
 
     def to_dict(self) -> dict[str, Any]:
         d = attrs.asdict(self)
@@ -160,8 +164,8 @@ class MemoStats:
 
 
 def memo_stats(store: Store) -> MemoStats:
-    stages, entries, values, size = store._run_tables().memo_stats()
-    return MemoStats(entries, values, size, tuple(stages))
+    stages, entries, values, size, pending = store._run_tables().memo_stats()
+    return MemoStats(entries, values, size, tuple(stages), pending)
 
 
 def _cutoff(older_than: Any) -> datetime | None:

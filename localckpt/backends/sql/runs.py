@@ -67,6 +67,7 @@ _BATCH = 4096  # keys per memo lookup, rows per clearing transaction
 _NEUTRAL = {"id": "id", "hash": "id", "text": "text", "json": "text", "bool": "bool",
             "int": "int", "time": "time"}
 _TABLE = {"run": "runs", "part": "run_parts", "memo": "memo_entries"}
+_PART = "run_id, sequence, value_hash, key, digest"  # a part as read (see _Part)
 
 
 def _table(kind: str, key: tuple[str, ...], extra: Sequence[tuple[str, str, bool]] = (),
@@ -98,10 +99,13 @@ def create_tables(tx: Tx, engine: Engine) -> None:
 
 
 def add_value_columns(tx: Tx, engine: Engine) -> None:
-    """Migration 9: parts and memo entries hold their values' bytes (see the module
-    docstring). Values written before are copied from ``outputs``, and the references
-    that kept them there are dropped (the purge takes the outputs nothing else uses)."""
-    blob = engine.dialect.types["blob"]
+    """Migration 9: parts and memo entries hold their values' bytes, and parts their
+    memo keys (see the module docstring). Values written before are copied from
+    ``outputs``, and the references that kept them there are dropped (the purge takes
+    the outputs nothing else uses). Parts written before have no key: their memo entries
+    were written with them."""
+    blob, ident = engine.dialect.types["blob"], engine.dialect.types["id"]
+    tx.execute(engine.sql(f"ALTER TABLE {{s}}run_parts ADD COLUMN key {ident}"))
     for table in ("run_parts", "memo_entries"):
         tx.execute(engine.sql(f"ALTER TABLE {{s}}{table} ADD COLUMN data {blob}"))
         tx.execute(engine.sql(f"UPDATE {{s}}{table} SET data = (SELECT o.data FROM "
@@ -180,9 +184,12 @@ def record_digest(kind: str, record: Any) -> int:
     return _digest_of(_FIELDS[kind].of_record(record))
 
 
-def part_digest(run_id: str, sequence: int, value_hash: str) -> int:
-    """record_digest of PartRecord(run_id, sequence, value_hash), without making one."""
-    return _digest_of([run_id, sequence, value_hash])
+def part_digest(run_id: str, sequence: int, value_hash: str, key: str | None = None) -> int:
+    """The digest of a part row: of [run_id, sequence, value_hash] (a part of a run with
+    the memo off, and every part written before parts held their memo keys), with the
+    key after them when it has one."""
+    return _digest_of([run_id, sequence, value_hash] if key is None else
+                      [run_id, sequence, value_hash, key])
 
 
 class _Codec:
@@ -275,7 +282,7 @@ class RunTables:
         self.engine = catalog.engine
         self.dialect = catalog.dialect
         self.run = _Codec("run", self.dialect, ("tail", "puts"))
-        self.part = _Codec("part", self.dialect, ("data",))
+        self.part = _Codec("part", self.dialect, ("key", "data"))
         self.memo = _Codec("memo", self.dialect, ("data",))
         r, m = self.run.read, self.memo.read
         self._q = {
@@ -285,11 +292,16 @@ class RunTables:
             "by_prefix": "SELECT id FROM {s}runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
             "by_tail": "SELECT id FROM {s}runs WHERE tail >= ? AND tail < ? ORDER BY id LIMIT ?",
             "tails": "SELECT id, tail FROM {s}runs",
-            "parts": f"SELECT {self.part.read} FROM {{s}}run_parts WHERE run_id = ?",
-            "parts_at": f"SELECT {self.part.read} FROM {{s}}run_parts WHERE run_id = ? AND "
-                        "sequence{in}",
-            "part_values": f"SELECT {self.part.read}, data FROM {{s}}run_parts "
-                           "WHERE run_id = ?",
+            "parts": f"SELECT {_PART} FROM {{s}}run_parts WHERE run_id = ?",
+            "parts_at": f"SELECT {_PART} FROM {{s}}run_parts WHERE run_id = ? AND sequence{{in}}",
+            "part_values": f"SELECT {_PART}, data FROM {{s}}run_parts WHERE run_id = ?",
+            "keyed_parts": f"SELECT {_PART} FROM {{s}}run_parts WHERE run_id = ? AND key{{in}}",
+            "keyed_values": f"SELECT {_PART}, data FROM {{s}}run_parts WHERE run_id = ? AND "
+                            "key{in}",
+            "memo_parts": f"SELECT {_PART}, data FROM {{s}}run_parts WHERE run_id = ? AND "
+                          "key IS NOT NULL",
+            "open_like": f"SELECT {r} FROM {{s}}runs WHERE stage = ? AND version = ? AND "
+                         "state IN ('open', 'committing') ORDER BY id",
             "memo_data": f"SELECT {m}, data FROM {{s}}memo_entries WHERE key{{in}}",
             "done": "SELECT count(*) FROM {s}run_parts WHERE run_id = ?",
             "memo": f"SELECT {m} FROM {{s}}memo_entries WHERE key{{in}}",
@@ -352,6 +364,17 @@ class RunTables:
     def done(self, run_id: str) -> int:
         return int(self.engine.query(self._q["done"], (run_id,))[0][0])
 
+    def _parts(self, rows: Iterable[Sequence[Any]], data: bool = False
+               ) -> Iterable[tuple[int, str, str | None, bytes]]:
+        """(sequence, value hash, key, bytes or b"") of part rows read with _PART (and
+        data), each checked against its digest (and its bytes against the hash)."""
+        for row in rows:
+            rid, seq, h, key, d = row[:5]
+            if not (isinstance(seq, int) and isinstance(h, str)) or \
+                    part_digest(rid, seq, h, key) != d or (data and not _holds(row[5], h)):
+                raise self.part._damaged(row, self.where, "does not match its digest")
+            yield seq, h, key, bytes(row[5]) if data else b""
+
     def parts(self, run_id: str, sequences: Sequence[int] | None = None) -> dict[int, str]:
         """sequence -> value hash of a run's parts (of these sequences, when given)."""
         if sequences is None:
@@ -359,51 +382,29 @@ class RunTables:
         else:
             rows = self.engine.query(self._q["parts_at"],
                                      (run_id, self.dialect.list_param(list(sequences))))
-        found: dict[int, str] = {}
-        for row in rows:  # a part is three plain fields: checked without making a record
-            rid, seq, h, d = row
-            if not (isinstance(seq, int) and isinstance(h, str)) or \
-                    part_digest(rid, seq, h) != d:
-                raise self.part._damaged(row, self.where, "does not match its digest")
-            if rid == run_id:
-                found[seq] = h
-        return found
+        return {seq: h for seq, h, _, _ in self._parts(rows)}
 
     def part_values(self, run_id: str) -> dict[int, tuple[str, bytes]]:
         """sequence -> (value hash, canonical bytes) of a run's parts, each checked."""
-        found: dict[int, tuple[str, bytes]] = {}
-        for row in self.engine.query(self._q["part_values"], (run_id,)):
-            rid, seq, h, d, data = row
-            if not (isinstance(seq, int) and isinstance(h, str)) or \
-                    part_digest(rid, seq, h) != d or not _holds(data, h):
-                raise self.part._damaged(row, self.where, "does not match its digest")
-            found[seq] = (h, bytes(data))
-        return found
+        rows = self.engine.query(self._q["part_values"], (run_id,))
+        return {seq: (h, data) for seq, h, _, data in self._parts(rows, data=True)}
 
-    def put(self, run_id: str, parts: Sequence[tuple[int, str, bytes]],
-            entries: Sequence[MemoEntry]) -> None:
-        """Write parts (sequence, value hash, canonical bytes) and memo entries (of
-        those values) in one transaction (one round trip on PostgreSQL).
-        InvalidInputError when the run is not open, ConflictError naming the frames that
-        hold other values; nothing written."""
+    def put(self, run_id: str, parts: Sequence[tuple[int, str, bytes, str | None]]) -> None:
+        """Write parts (sequence, value hash, canonical bytes, memo key or None) in one
+        transaction (one round trip on PostgreSQL). InvalidInputError when the run is not
+        open, ConflictError naming the frames that hold other values; nothing written."""
         self._writable()
         e, q, lp = self.engine, self._q, self.dialect.list_param
-        seqs = [s for s, _, _ in parts]
-        digests = [part_digest(run_id, s, h) for s, h, _ in parts]
+        seqs = [s for s, _, _, _ in parts]
+        digests = [part_digest(run_id, s, h, k) for s, h, _, k in parts]
         steps = [
             Step(e.sql(q["touch"]), (run_id,)),
             Step(e.sql(q["closed"]), (run_id,), refuse=(_CLOSED, "the run is not open")),
-            Step(e.sql(q["part"]), [(run_id, s, h, data, d) for (s, h, data), d in
+            Step(e.sql(q["part"]), [(run_id, s, h, k, data, d) for (s, h, data, k), d in
                                     zip(parts, digests, strict=True)], many=True),
             Step(e.sql(q["differs"]), (run_id, lp(seqs), lp(digests)),
                  refuse=(_DIFFERS, "a frame already holds another value")),
         ]
-        if entries:
-            data_of = {h: data for _, h, data in parts}
-            rows = sorted((*values, data_of[m.value_hash], digest)
-                          for m, (values, digest) in zip(entries, map(self.memo.row, entries),
-                                                         strict=True))
-            steps.append(Step(e.sql(q["memo_entry"]), rows, many=True))
         try:
             e.write(steps)
         except Refused as exc:
@@ -414,8 +415,7 @@ class RunTables:
                     f"run {run_id} is {state}: it takes no more values; nothing of this put "
                     "was written") from None
             if exc.code == _DIFFERS:
-                raise self._conflict(run_id, dict(zip(seqs, [h for _, h, _ in parts],
-                                                      strict=True))) from None
+                raise self._conflict(run_id, {seq: h for seq, h, _, _ in parts}) from None
             raise
 
     def _conflict(self, run_id: str, wanted: dict[int, str]) -> ConflictError:
@@ -429,10 +429,14 @@ class RunTables:
 
     def change(self, run_id: str,
                decide: Callable[[RunRecord, Tx], RunRecord | None],
-               drop_parts: Callable[[RunRecord], bool] = lambda r: False) -> RunRecord:
+               close: Callable[[RunRecord], bool] = lambda r: False,
+               memo_of: Callable[[int], tuple[str, str, Mapping[str, str | None]]] | None = None
+               ) -> RunRecord:
         """Change a run's state in one transaction: its row is locked and read, decide(old,
-        tx) returns the new record (None: leave it), and when drop_parts(new) its parts and
-        their refs go in the same transaction. Returns the record as it now is."""
+        tx) returns the new record (None: leave it), and when close(new) its parts go in
+        the same transaction, those with memo keys becoming memo entries first (memo_of:
+        sequence -> the key's digest, frame hash and inputs, as FrameKeys.entry_parts).
+        Returns the record as it now is."""
         self._writable()
         e, q = self.engine, self._q
         with e.transaction() as tx:
@@ -449,9 +453,32 @@ class RunTables:
             tx.execute(e.sql(q["update"]), (
                 *(values[at[name]] for name in ("state", "checkpoint_id", "closed_at", "done",
                                                 "memo_hits")), digest, run_id))
-            if drop_parts(new):
+            if close(new):
+                if memo_of is not None and new.memo:
+                    self._memo_from_parts(tx, new, memo_of)
                 tx.execute(e.sql(q["drop_parts"]), (run_id,))
             return new
+
+    def _memo_from_parts(self, tx: Tx, rec: RunRecord,
+                         memo_of: Callable[[int], tuple[str, str, Mapping[str, str | None]]]
+                         ) -> None:
+        """Memo entries of a closing run's parts (an entry already held for a key stays:
+        the first value written under a key answers it)."""
+        from ...records import utcnow
+        from ...runs.memo import params_hash
+
+        rows = tx.query(self.engine.sql(self._q["memo_parts"]), (rec.id,))
+        now, ph = utcnow(), params_hash(rec.params)
+        entries = []
+        for seq, h, key, data in self._parts(rows, data=True):
+            digest, frame, inputs = memo_of(seq)
+            if digest != key:  # not this run's key for the frame: no entry from it
+                continue
+            values, d = self.memo.row(MemoEntry(digest, rec.stage, rec.version, ph, frame,
+                                                inputs, h, rec.id, now))
+            entries.append((*values, data, d))
+        if entries:
+            tx.execute(self.engine.sql(self._q["memo_entry"]), sorted(entries), many=True)
 
     def count_parts(self, tx: Tx, run_id: str) -> int:
         return int(tx.query(self.engine.sql(self._q["done"]), (run_id,))[0][0])
@@ -478,6 +505,47 @@ class RunTables:
             found[row[0]] = row[at]
         return found
 
+    def _like(self, rec: RunRecord) -> list[str]:
+        """Ids of the other open runs whose parts answer rec's memo keys: memo on, the
+        same stage, version and params."""
+        from ...runs.memo import params_hash
+
+        rows = self.engine.query(self._q["open_like"], (rec.stage, rec.version))
+        ph = params_hash(rec.params)
+        return [r.id for r in (self.run.record(row, self.where) for row in rows)
+                if r.memo and r.id != rec.id and params_hash(r.params) == ph]
+
+    def _keyed(self, run_id: str, keys: list[str], data: bool
+               ) -> Iterable[tuple[int, str, str | None, bytes]]:
+        query = self._q["keyed_values" if data else "keyed_parts"]
+        for i in range(0, len(keys), _BATCH):
+            rows = self.engine.query(query, (run_id, self.dialect.list_param(keys[i:i + _BATCH])))
+            yield from self._parts(rows, data)
+
+    def answers(self, keys: Iterable[str], rec: RunRecord) -> dict[str, str]:
+        """key -> value hash, for rec's keys the memo answers: its entries, then the parts
+        of other open runs of the same stage, version and params."""
+        wanted = set(keys)
+        found = self.memo_values(wanted)
+        for run_id in self._like(rec) if len(found) < len(wanted) else ():
+            for _, h, key, _ in self._keyed(run_id, sorted(wanted - found.keys()), False):
+                if key is not None:
+                    found.setdefault(key, h)
+        return found
+
+    def answer_bytes(self, keys: Iterable[str], rec: RunRecord) -> dict[str, bytes]:
+        """key -> the value's bytes, as answers() finds them (a run that closes meanwhile
+        moves its parts into the memo: the memo is asked again)."""
+        wanted = set(keys)
+        found = self.memo_data(wanted)
+        for run_id in self._like(rec) if len(found) < len(wanted) else ():
+            for _, _, key, data in self._keyed(run_id, sorted(wanted - found.keys()), True):
+                if key is not None:
+                    found.setdefault(key, data)
+        if len(found) < len(wanted):
+            found.update(self.memo_data(wanted - found.keys()))
+        return found
+
     def memo_data(self, keys: Iterable[str]) -> dict[str, bytes]:
         """key -> the value's canonical bytes, for the keys the memo holds (checked)."""
         found: dict[str, bytes] = {}
@@ -493,8 +561,9 @@ class RunTables:
                 found[row[0]] = bytes(row[n])
         return found
 
-    def memo_stats(self) -> tuple[list[MemoStageStats], int, int, int]:
-        """(per stage and version, entries, distinct values, their bytes)."""
+    def memo_stats(self) -> tuple[list[MemoStageStats], int, int, int, int]:
+        """(per stage and version, entries, distinct values, their bytes, keyed parts of
+        open runs)."""
         size = self.dialect.blob_length
         per = self.engine.query(
             "SELECT stage, version, count(*), min(created_at), max(created_at) "
@@ -503,10 +572,12 @@ class RunTables:
         (values, size_of), = self.engine.query(
             f"SELECT count(*), coalesce(sum(n), 0) FROM (SELECT value_hash, max({size}(data)) "
             "n FROM {s}memo_entries GROUP BY value_hash) m")
+        (pending,), = self.engine.query(
+            "SELECT count(*) FROM {s}run_parts WHERE key IS NOT NULL")
         d = self.dialect
         stages = [MemoStageStats(s, v, int(n), d.time_value(lo), d.time_value(hi))
                   for s, v, n, lo, hi in per]
-        return stages, int(entries), int(values), int(size_of)
+        return stages, int(entries), int(values), int(size_of), int(pending)
 
     def clear_memo(self, stage: str | None, before: datetime | None) -> int:
         """Delete memo entries (of stage, older than before), in batches of short
