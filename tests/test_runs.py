@@ -81,7 +81,9 @@ def test_commit_is_save_stage_output_byte_for_byte(store: localckpt.Store, tl: A
                                                                 "detect", {"t": 0.5})
     assert run.commit() == cid and store.get_run(run.id).commit() == cid
     assert (run.state, run.done, run.checkpoint_id) == ("committed", 30, cid)
-    assert count(store, "run_parts") == 0  # the checkpoint holds it all now
+    assert count(store, "run_parts") == 30  # read no more: gc deletes them
+    collect_garbage(store, older_than=0, grace=0)
+    assert count(store, "run_parts") == 0
 
 
 def test_commit_refuses_while_frames_are_left_unless_partial(store: localckpt.Store,
@@ -139,6 +141,7 @@ def test_abort(store: localckpt.Store, tl: Any) -> None:
         run.put({1: value(1)})
     with pytest.raises(InvalidInputError, match="aborted"):
         run.commit()
+    collect_garbage(store, older_than=0, grace=0)
     assert count(store, "run_parts") == 0
     done = store.begin_run(tl.id, None, "detect", memo=False)
     done.put({s: value(s) for s in range(30)})
@@ -205,6 +208,9 @@ def test_an_interrupted_commit_is_finished_by_the_next(store: localckpt.Store,
     assert store.get_run(run.id).commit() == "0190a000-0000-7000-8000-000000000001"
     assert len(store.checkpoints(tl.id)) == n and run.state == "committed"
     assert store.load_stage_output(run.checkpoint_id, "detect") == expected(range(30))
+    again = store.begin_run(tl.id, None, "detect")  # its parts went into the memo too
+    assert again.memo_hits == 30
+    assert stored_hash(store, again.commit()) == stored_hash(store, run.checkpoint_id)
 
 
 def _bytes_and_hash(output: dict[str, Any]) -> tuple[bytes, str]:
@@ -223,8 +229,8 @@ def test_the_catalog_is_at_the_latest_version_with_the_run_tables(store: localck
 
 def test_gc_keeps_open_runs_and_memo_values_and_collects_the_rest(store: localckpt.Store,
                                                                   tl: Any) -> None:
-    """Parts and memo entries hold their values: gc leaves them, and a committed or
-    aborted run's parts, and cleared entries, go with their rows (no outputs left)."""
+    """Parts hold their values until gc after their run closes; memo entries point into
+    an output that a reference of their run keeps until the memo is cleared."""
     def gc_twice() -> None:  # an output no ref names goes at the second purge
         for _ in range(2):
             collect_garbage(store, older_than=0, grace=0)
@@ -235,23 +241,34 @@ def test_gc_keeps_open_runs_and_memo_values_and_collects_the_rest(store: localck
     plain = store.begin_run(tl.id, None, "track", memo=False)
     plain.put({s: value(s, "plain") for s in range(10)})
     assert count(store, "outputs") == outputs  # a put writes no outputs
-    gc_twice()  # open runs: every part's value survives
+    gc_twice()  # open runs: every part survives
     assert store.load_stage_output(plain.commit(partial=True), "track") == expected(
         range(10), "plain")
     cid = memo.commit()
+    held = stored_hash(store, cid)
     store.prune(cid)
-    gc_twice()  # memo entries keep their values after the run's checkpoint is gone
+    gc_twice()  # the memo keeps the output its entries point into, not the checkpoint
+    assert count(store, "run_parts") == 0 and not store.catalog.checkpoints([cid])
+    assert not store.catalog.missing_outputs({held})
     again = store.begin_run(tl.id, None, "detect", version="m")
     assert again.todo() == [] and again.memo_hits == 30
+    same = again.commit()  # the same output: this checkpoint refers to it too
+    assert store.load_stage_output(same, "detect") == expected(range(30), "memo")
     assert store.memo_stats().values == 30
-    aborted = store.begin_run(tl.id, None, "ocr", memo=False)
+    aborted = store.begin_run(tl.id, None, "ocr")
     aborted.put({s: value(s, "aborted") for s in range(5)})
-    aborted.abort()
-    assert count(store, "run_parts") == 0  # an aborted run's values went with its parts
+    aborted.abort()  # its values become an output of their own, its entries point there
+    assert store.begin_run(tl.id, None, "ocr").memo_hits == 5
+    gc_twice()
+    assert count(store, "run_parts") == 0 and store.memo_stats().entries == 35
     assert store.clear_memo(stage="detect") == 30
-    assert store.memo_stats().entries == 0 == count(store, "memo_entries")
-    again.abort()
+    store.prune(same)
+    gc_twice()
+    assert store.catalog.missing_outputs({held}) == {held}
+    assert store.memo_stats().entries == 5 == count(store, "memo_entries")
     assert store.begin_run(tl.id, None, "detect", version="m").todo() == list(range(30))
+    assert store.load_stage_output(store.begin_run(tl.id, None, "ocr").commit(partial=True),
+                                   "ocr") == expected(range(5), "aborted")
 
 
 def test_a_damaged_run_row_is_an_error_not_other_data(new_store: Any) -> None:
@@ -274,9 +291,11 @@ def test_assembled_bytes_equal_canonical_bytes(values: dict[int, Any]) -> None:
         tl = store.create_timeline("v.mp4", "p", frames(12), codec="png")
         run = store.begin_run(tl.id, None, "s", memo=False)
         run.put(values)
-        data = run._output_bytes(set(store._run_tables().parts(run.id)), {})
+        data, where = run._output_bytes(
+            {s: v[2] for s, v in store._run_tables().part_values(run.id).items()}, {})
         whole = {"frames": {str(k): v for k, v in values.items()}}
         assert data == canonical_bytes(whole)
+        assert all(data[a:a + n] == canonical_bytes(values[s]) for s, (a, n) in where.items())
         cid = run.commit(partial=True)
         assert stored_hash(store, cid, "s") == content_hash(canonical_bytes(whole))
 
@@ -318,6 +337,7 @@ def test_runs_on_a_duckdb_catalog(new_store: Any) -> None:
     gone = store.begin_run(tl.id, None, "ocr", memo=False)
     gone.put({0: value(0)})
     gone.abort()
+    collect_garbage(store, older_than=0, grace=0)
     assert (gone.state, count(store, "run_parts")) == ("aborted", 0)
     assert store.clear_memo() == 12
 
@@ -350,13 +370,14 @@ def test_a_part_holding_another_values_bytes_is_an_error(new_store: Any) -> None
                    (canonical_bytes(value(2)),))
     with pytest.raises(CorruptDataError, match="run_parts"):
         run.commit()
-    assert run.state == "committing" and not store.catalog.checkpoints([run.checkpoint_id])
+    assert run.state == "open" and run.checkpoint_id is None  # refused before it began
 
 
 def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
         tmp_path: Any, monkeypatch: Any) -> None:
     """Migration 9: a store whose parts and memo entries named outputs (with references
-    keeping them) opens with the values in the rows; the outputs go at gc."""
+    keeping them) opens with the parts' values in their rows and the entries pointing at
+    their outputs, which go at gc once the memo is cleared."""
     from localckpt.backends.sql import schema
     from localckpt.backends.sql.runs import part_digest
     from localckpt.records import utcnow
@@ -387,14 +408,18 @@ def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
                                (h, run.id, h, key.digest))
     with localckpt.open(tmp_path / "old") as store:
         assert schema.version_of(store.catalog.engine) == schema.LATEST_VERSION == 9
-        refs = store.catalog.engine.query("SELECT count(*) FROM output_refs WHERE hash IN "
-                                          "(?, ?, ?)", hashes)
-        assert refs == [(0,)]
+        owners = store.catalog.engine.query("SELECT owner FROM output_refs WHERE hash IN "
+                                            "(?, ?, ?)", hashes)
+        assert run.id not in {o for (o,) in owners} and len(owners) == 3  # the keys' refs
         for _ in range(2):
             collect_garbage(store, older_than=0, grace=0)
-        assert store.catalog.missing_outputs(set(hashes)) == set(hashes)
+        assert not store.catalog.missing_outputs(set(hashes))  # the memo holds them
         again = store.begin_run(tl.id, None, "detect")
         assert again.todo() == [] and again.memo_hits == 3
         assert store.load_stage_output(again.commit(), "detect") == expected(range(3))
         assert store.load_stage_output(store.get_run(run.id).commit(), "detect") == \
             expected(range(3))
+        assert store.clear_memo() == 3
+        for _ in range(2):
+            collect_garbage(store, older_than=0, grace=0)
+        assert store.catalog.missing_outputs(set(hashes)) == set(hashes)

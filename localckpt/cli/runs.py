@@ -120,8 +120,8 @@ def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         print_json({"id": run.id, "short_id": short, "state": run.state})
     else:
-        print(f"aborted run {short} ({run.stage}); its parts go at the next gc unless the "
-              "memo holds them")
+        print(f"aborted run {short} ({run.stage}); its values stay in the memo (unless it "
+              "ran with memo=False), its parts go at the next gc")
     return 0
 
 

@@ -112,11 +112,9 @@ class FrameKeys:
         text = f'{{"frame":"{self.frames[sequence]}","inputs":{{{inputs}}}{self._tail}'
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
-    def entry_parts(self, sequence: int) -> tuple[str, str, dict[str, str | None]]:
-        """(digest, frame hash, input stage -> hash) of one frame: what a memo entry
-        stores, without making a MemoKey."""
-        inputs = {n: self.input_hash(n, sequence) for n in self._inputs}
-        return self.digest(sequence), self.frames[sequence], inputs
+    def frame_inputs(self, sequence: int) -> tuple[str, dict[str, str | None]]:
+        """(frame hash, input stage -> hash) of one frame: a memo entry's key parts."""
+        return self.frames[sequence], {n: self.input_hash(n, sequence) for n in self._inputs}
 
     def digests(self, sequences: Sequence[int]) -> dict[int, str]:
         return {s: self.digest(s) for s in sequences}

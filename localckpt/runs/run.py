@@ -15,7 +15,8 @@ Semantics:
 - ``todo()``: the timeline's sequences that have no part and that the memo does not
   answer, ascending. The memo answers a frame when any run (open or closed, of any
   timeline of the store, with memo on) wrote a value under the same key
-  (``localckpt.runs.memo``).
+  (``localckpt.runs.memo``): a closed run's values are memo entries, an open run's are
+  its parts (of the same stage, version and params), until it closes.
 - ``commit()``: saves one checkpoint whose stage output is
   ``{"frames": {"<sequence>": value, ...}}`` over every frame written or answered by the
   memo, exactly as ``save_stage_output`` with that dict would (same canonical bytes, same
@@ -23,9 +24,12 @@ Semantics:
   canonical JSON sorts them). It refuses while ``todo()`` is not empty unless
   ``partial=True``. Committing twice returns the same id; a commit interrupted by a crash
   is finished by the next ``commit()`` (the checkpoint's id is chosen, and puts refused,
-  when it begins). The committed run's parts are dropped (the checkpoint holds it all).
-- ``abort()``: the run takes no more values and its parts are dropped. Memo entries
-  its puts made stay (they are kept until ``clear_memo``: a value depends only on its key).
+  when it begins). The same transaction that marks the run committed makes its parts memo
+  entries, pointing at their values inside the checkpoint's output; the parts are read
+  no more, and gc deletes them.
+- ``abort()``: the run takes no more values. Its parts become memo entries as at a commit
+  (their values written as an output of their own: a value depends only on its key), and
+  gc deletes the parts. Memo entries are kept until ``clear_memo``.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..arguments import shown
+from ..backends.sql.runs import frames_output
 from ..canonical import canonical_bytes, checked_bytes, content_hash
 from ..errors import (
     ConflictError,
@@ -293,12 +298,14 @@ class StageRun:
                                     "frames have no memo keys")
         return ctx.keys.key(seq)
 
-    def _answers(self, limit: int | None = None) -> tuple[dict[int, str], dict[int, str]]:
+    def _answers(self, limit: int | None = None, parts: dict[int, str] | None = None
+                 ) -> tuple[dict[int, str], dict[int, str]]:
         """(sequence -> value hash of the parts, sequence -> memo key of the memo hits
         among the rest). With limit: memo lookups stop once limit frames are known to be
-        left to do."""
+        left to do. parts: the run's parts as just read (else they are read)."""
         ctx = self._ctx()
-        parts = self._tables.parts(self.id)
+        if parts is None:
+            parts = self._tables.parts(self.id)
         hits: dict[int, str] = {}
         if ctx.keys is None:
             return parts, hits
@@ -387,13 +394,14 @@ class StageRun:
                 raise InvalidInputError(f"run {rec.id} was aborted; it cannot be committed "
                                         "(begin a new run)")
             if rec.state == "open":
-                answers = self._answers()
+                values = self._tables.part_values(rec.id)
+                answers = self._answers(parts={s: v[0] for s, v in values.items()})
                 self._refuse_missing(rec, *answers, partial)
                 chosen = new_id()
                 rec = self._tables.change(rec.id, _begin_commit(chosen, utcnow()))
                 if rec.checkpoint_id == chosen and not partial:
                     # every frame was answered: later puts can only repeat equal values
-                    return self._finish(rec, partial, answers)
+                    return self._finish(rec, partial, answers, values)
                 continue
             return self._finish(rec, partial)
         raise ConflictError(f"run {self.id}: other processes kept changing its state; "
@@ -412,13 +420,20 @@ class StageRun:
                 "commit(partial=True) to save what is there")
 
     def _finish(self, rec: RunRecord, partial: bool,
-                answers: tuple[dict[int, str], dict[int, str]] | None = None) -> str:
+                answers: tuple[dict[int, str], dict[int, str]] | None = None,
+                values: dict[int, tuple[str, str | None, bytes]] | None = None) -> str:
         """The commit began (state committing): save the checkpoint if it is not there
-        yet, then mark the run committed and drop its parts."""
+        yet, then mark the run committed (its memo entries point into
+        the checkpoint's output; when an earlier commit call saved it, the values are
+        written as an output of their own instead)."""
         store = self.store
         chosen = rec.checkpoint_id
         assert chosen is not None and rec.closed_at is not None
-        parts, hits = answers if answers is not None else self._answers()
+        if values is None or answers is None:
+            values = self._tables.part_values(rec.id)
+            answers = self._answers(parts={s: v[0] for s, v in values.items()})
+        parts, hits = answers
+        source = None
         if not store.catalog.checkpoints([chosen]):
             if not partial and rec.total - len(parts) - len(hits) > 0:
                 # the memo lost entries since the commit began: open again, then refuse
@@ -426,41 +441,42 @@ class StageRun:
                     old, state="open", checkpoint_id=None, closed_at=None)
                     if old.state == "committing" and old.checkpoint_id == chosen else None)
                 self._refuse_missing(rec, parts, hits, partial)
-            data = self._output_bytes(set(parts), hits)
+            data, where = self._output_bytes({s: values[s][2] for s in parts}, hits)
+            source = (content_hash(data), where)
             try:
-                store._save_run_checkpoint(rec, data, content_hash(data))
+                store._save_run_checkpoint(rec, data, source[0])
             except ConflictError:
                 if not store.catalog.checkpoints([chosen]):
                     raise
         done = self._tables.change(rec.id, lambda old, tx: attrs.evolve(
             old, state="committed", done=len(parts), memo_hits=len(hits))
             if old.checkpoint_id == chosen and old.state in ("committing", "aborted") else None,
-            close=lambda new: new.state == "committed", memo_of=self._memo_of())
+            close=lambda new: new.state == "committed", memo_of=self._memo_of(),
+            source=None if source is None else (*source, {
+                s: (h, key) for s, (h, key, _) in values.items() if s in parts}))
         if done.state != "committed" or done.checkpoint_id != chosen:
             raise ConflictError(f"run {rec.id} changed while it was committed (now "
                                 f"{done.state}); nothing more was done")
         return chosen
 
-    def _output_bytes(self, parts: set[int], hits: dict[int, str]) -> bytes:
+    def _output_bytes(self, parts: dict[int, bytes], hits: dict[int, str]
+                      ) -> tuple[bytes, dict[int, tuple[int, int]]]:
         """The canonical bytes of {"frames": {"<seq>": value}} from each value's stored
-        bytes (the run's parts, the memo's entries for the hits): keys sorted as canonical
-        JSON sorts them (as text), no re-encoding."""
-        tables = self._tables
-        data = {s: v for s, (_, v) in tables.part_values(self.id).items() if s in parts}
-        held = tables.answer_bytes(hits.values(), self._fixed())
-        if (missing := len(parts - data.keys()) + len(set(hits.values()) - held.keys())):
+        bytes (the run's parts, the memo's entries for the hits), and where each value
+        lies in them (frames_output)."""
+        data = dict(parts)
+        held = self._tables.answer_bytes(hits.values(), self._fixed())
+        if (missing := len(set(hits.values()) - held.keys())):
             raise CorruptDataError(
                 f"run {self.id}: {missing} frame value(s) are gone from "
                 f"{self.store.catalog.describe()} (memo entries cleared while this commit "
                 "ran?); call commit() again")
         data.update((s, held[k]) for s, k in hits.items())
-        keys = sorted(str(s) for s in data)
-        body = b",".join(b'"%s":%s' % (k.encode("ascii"), data[int(k)]) for k in keys)
-        return b'{"frames":{' + body + b"}}"
+        return frames_output(data)
 
     def abort(self) -> None:
-        """Stop the run: it takes no more values, and its parts are dropped (memo entries
-        of its puts keep their values). Aborting twice is a no-op; a committed run cannot
+        """Stop the run: it takes no more values, its parts become memo entries and gc
+        deletes them. Aborting twice is a no-op; a committed run cannot
         be aborted (prune its checkpoint instead)."""
         rec = self.record
         if rec.state == "committing" and rec.checkpoint_id and \
@@ -508,8 +524,8 @@ class StageRun:
         return out
 
     def _memo_of(self, best_effort: bool = False
-                 ) -> Callable[[int], tuple[str, str, dict[str, str | None]]] | None:
-        """What a closing run's parts become memo entries by (FrameKeys.entry_parts),
+                 ) -> Callable[[int], tuple[str, dict[str, str | None]]] | None:
+        """What a closing run's parts become memo entries by (FrameKeys.frame_inputs),
         None for a run with the memo off. best_effort (abort): None too when the keys
         cannot be made (the parent checkpoint is gone), and the parts go without entries."""
         if not self._fixed().memo:
@@ -520,7 +536,7 @@ class StageRun:
             if not best_effort:
                 raise
             return None
-        return None if keys is None else keys.entry_parts
+        return None if keys is None else keys.frame_inputs
 
     def _keys_for(self, sequences: list[int]) -> dict[int, MemoKey] | None:
         keys = self._ctx().keys

@@ -555,6 +555,8 @@ class SqlCatalog(Catalog):
         if self.read_only:
             raise BackendUnavailableError(self.read_only)
         removed = purge(self)
+        if self.runs.available:
+            removed += self.runs.drop_closed_parts()
         with self._peek_lock:
             self._peeked.clear()
         return removed

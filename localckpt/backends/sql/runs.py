@@ -1,30 +1,35 @@
 """Stage runs, their parts and the per-frame memo: three tables of the one catalog.
 
 Schema (migration 7, rendered per dialect from :data:`TABLES`; migration 9 adds the
-``data`` columns)::
+columns after the digest-covered fields)::
 
     runs          one row per run (``localckpt.runs.records.RunRecord``), its ``tail``
                   for short ids, ``puts`` (a counter every put increments: on PostgreSQL
                   it is what makes a put and a commit of one run take turns) and digest
-    run_parts     (run_id, sequence) -> value_hash and the value's canonical bytes
-    memo_entries  key -> value_hash and the value's bytes, with the key's parts and the
-                  run that wrote it
+    run_parts     (run_id, sequence) -> value_hash, the frame's memo ``key`` and the
+                  value's canonical bytes (``data``)
+    memo_entries  key -> value_hash, the key's parts and the run that wrote it; the value
+                  lies in output ``value_in`` at ``value_at`` (``value_size`` bytes)
 
-Why values are kept in the rows, not as outputs: a put's rows are then its run's
-(run_id, sequence) range and one memo row per frame, where an output (keyed by its
-hash) and its references put every frame on other B-tree pages: four random page
-writes per frame made a put of 100 frames write ~400 pages. So parts and memo entries
-need nothing of gc: committing or aborting a run deletes its parts (the checkpoint's
-output holds what it committed), clearing the memo deletes entries, and their values
-go with the rows. A value's bytes are checked against its hash where they are read.
+Why this layout (measured: a put of 100 frames wrote ~400 B-tree pages when each value
+was an output with references, and a memo entry): a put writes only its run's rows,
+which sit together in the (run_id, sequence) range. The memo is written once per run,
+in the transaction that commits or aborts it: each keyed part becomes an entry pointing
+at its value inside the checkpoint's output (an aborted run's values are written as an
+output of their own), and one reference owned by the run keeps that output through gc
+until clear_memo removes the run's last entry. Until then an open run's parts answer
+other open runs of the same stage, version and params. A closed run's parts are read no
+more; gc's purge deletes them (drop_closed_parts).
 
 Why a put is one round trip on PostgreSQL (``Engine.write``): its statements are plain
 inserts with ``ON CONFLICT DO NOTHING`` and two guards that refuse the whole write on
 the server: the run is not open (``LC421``), or a frame already holds another value
-(``LC422``: the stored part's digest differs from the one this put would write; parts
-hold only run id, sequence and value hash, so equal digests mean equal values).
+(``LC422``: the stored part's digest differs from the one this put would write; a
+part's digest covers run id, sequence, value hash and key, so equal digests mean equal
+values).
 
-Every row read is checked against its digest (CorruptDataError names the table).
+Every row read is checked against its digest, and a value's bytes against its hash
+(CorruptDataError names the table).
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ if TYPE_CHECKING:
     from .engine import Engine, Tx
 
 __all__ = ["TABLES", "MemoStageStats", "RunTables", "add_value_columns", "create_tables",
-           "part_digest", "record_digest"]
+           "frames_output", "part_digest", "record_digest"]
 
 _CLOSED = "LC421"
 _DIFFERS = "LC422"
@@ -67,7 +72,13 @@ _BATCH = 4096  # keys per memo lookup, rows per clearing transaction
 _NEUTRAL = {"id": "id", "hash": "id", "text": "text", "json": "text", "bool": "bool",
             "int": "int", "time": "time"}
 _TABLE = {"run": "runs", "part": "run_parts", "memo": "memo_entries"}
-_PART = "run_id, sequence, value_hash, key, digest"  # a part as read (see _Part)
+_PART = "run_id, sequence, value_hash, key, digest"  # a part as read (RunTables._parts)
+#: sequence -> (frame hash, inputs) of a run's frame: the parts of its memo key
+_MemoOf = Callable[[int], tuple[str, Mapping[str, str | None]]]
+#: a committed output's hash, sequence -> (offset, length) of each value in it, and the
+#: parts it holds: sequence -> (value hash, memo key)
+_Source = tuple[str, Mapping[int, tuple[int, int]], Mapping[int, tuple[str, str | None]]]
+_CHECKED_AT_MOST = 1_000_000  # part rows remembered as checked (RunTables._parts)
 
 
 def _table(kind: str, key: tuple[str, ...], extra: Sequence[tuple[str, str, bool]] = (),
@@ -99,20 +110,47 @@ def create_tables(tx: Tx, engine: Engine) -> None:
 
 
 def add_value_columns(tx: Tx, engine: Engine) -> None:
-    """Migration 9: parts and memo entries hold their values' bytes, and parts their
-    memo keys (see the module docstring). Values written before are copied from
-    ``outputs``, and the references that kept them there are dropped (the purge takes
-    the outputs nothing else uses). Parts written before have no key: their memo entries
-    were written with them."""
-    blob, ident = engine.dialect.types["blob"], engine.dialect.types["id"]
-    tx.execute(engine.sql(f"ALTER TABLE {{s}}run_parts ADD COLUMN key {ident}"))
-    for table in ("run_parts", "memo_entries"):
-        tx.execute(engine.sql(f"ALTER TABLE {{s}}{table} ADD COLUMN data {blob}"))
-        tx.execute(engine.sql(f"UPDATE {{s}}{table} SET data = (SELECT o.data FROM "
-                              f"{{s}}outputs o WHERE o.hash = {{s}}{table}.value_hash)"))
-    tx.execute(engine.sql(
-        "DELETE FROM {s}output_refs WHERE owner IN (SELECT run_id FROM {s}run_parts) "
-        "OR owner IN (SELECT key FROM {s}memo_entries)"))
+    """Migration 9: parts hold their values' bytes and memo keys, memo entries point at
+    their value inside an output (see the module docstring). Parts written before get
+    their bytes from ``outputs`` (the references that kept those go: the purge takes
+    what nothing else uses) and no key (their memo entries were written with them);
+    entries written before point at their value's own output, which the reference owned
+    by their key keeps."""
+    d = engine.dialect
+    size = f"(SELECT {d.blob_length}(o.data) FROM {{s}}outputs o WHERE o.hash = {{s}}" \
+           "memo_entries.value_hash)"
+    for statement in (
+            f"ALTER TABLE {{s}}run_parts ADD COLUMN key {d.types['id']}",
+            f"ALTER TABLE {{s}}run_parts ADD COLUMN data {d.types['blob']}",
+            "UPDATE {s}run_parts SET data = (SELECT o.data FROM {s}outputs o "
+            "WHERE o.hash = {s}run_parts.value_hash)",
+            "DELETE FROM {s}output_refs WHERE owner IN (SELECT run_id FROM {s}run_parts)",
+            f"ALTER TABLE {{s}}memo_entries ADD COLUMN value_in {d.types['id']}",
+            f"ALTER TABLE {{s}}memo_entries ADD COLUMN value_at {d.types['int']}",
+            f"ALTER TABLE {{s}}memo_entries ADD COLUMN value_size {d.types['int']}",
+            f"UPDATE {{s}}memo_entries SET value_in = value_hash, value_at = 0, "
+            f"value_size = {size}",
+            "CREATE INDEX memo_entries_run_id ON {s}memo_entries (run_id)"):
+        tx.execute(engine.sql(statement))
+
+
+def frames_output(values: Mapping[int, bytes]) -> tuple[bytes, dict[int, tuple[int, int]]]:
+    """The canonical bytes of {"frames": {"<seq>": value}} from each value's canonical
+    bytes (keys sorted as canonical JSON sorts them: as text; nothing re-encoded), and
+    where each value lies in them: sequence -> (offset, length)."""
+    out = [b'{"frames":{']
+    at = len(out[0])
+    where: dict[int, tuple[int, int]] = {}
+    for i, text in enumerate(sorted(str(seq) for seq in values)):
+        seq = int(text)
+        head = b'%s"%s":' % (b"," if i else b"", text.encode("ascii"))
+        at += len(head)
+        data = values[seq]
+        where[seq] = (at, len(data))
+        at += len(data)
+        out += (head, data)
+    out.append(b"}}")
+    return b"".join(out), where
 
 
 # -- rows -----------------------------------------------------------------------------------
@@ -283,7 +321,8 @@ class RunTables:
         self.dialect = catalog.dialect
         self.run = _Codec("run", self.dialect, ("tail", "puts"))
         self.part = _Codec("part", self.dialect, ("key", "data"))
-        self.memo = _Codec("memo", self.dialect, ("data",))
+        self.memo = _Codec("memo", self.dialect, ("value_in", "value_at", "value_size"))
+        self._checked: set[tuple[Any, ...]] = set()
         r, m = self.run.read, self.memo.read
         self._q = {
             "run": f"SELECT {r} FROM {{s}}runs WHERE id = ?",
@@ -302,7 +341,15 @@ class RunTables:
                           "key IS NOT NULL",
             "open_like": f"SELECT {r} FROM {{s}}runs WHERE stage = ? AND version = ? AND "
                          "state IN ('open', 'committing') ORDER BY id",
-            "memo_data": f"SELECT {m}, data FROM {{s}}memo_entries WHERE key{{in}}",
+            "memo_data": f"SELECT {m}, value_in, value_at, value_size FROM {{s}}memo_entries WHERE "
+                         "key{in}",
+            "memo_held": "SELECT key FROM {s}memo_entries WHERE key{in}",
+            "memo_of_run": "SELECT 1 FROM {s}memo_entries WHERE run_id = ? AND value_in = ? "
+                           "LIMIT 1",
+            "output": "INSERT INTO {s}outputs (hash, data) VALUES (?, ?) "
+                      "ON CONFLICT (hash) DO NOTHING",
+            "ref": "INSERT INTO {s}output_refs (hash, owner) VALUES (?, ?) "
+                   "ON CONFLICT (hash, owner) DO NOTHING",
             "done": "SELECT count(*) FROM {s}run_parts WHERE run_id = ?",
             "memo": f"SELECT {m} FROM {{s}}memo_entries WHERE key{{in}}",
             # a put: see the module docstring
@@ -317,7 +364,6 @@ class RunTables:
             "lock": "UPDATE {s}runs SET puts = puts + 0 WHERE id = ?",
             "update": "UPDATE {s}runs SET state = ?, checkpoint_id = ?, closed_at = ?, "
                       "done = ?, memo_hits = ?, digest = ? WHERE id = ?",
-            "drop_parts": "DELETE FROM {s}run_parts WHERE run_id = ?",
         }
 
     @property
@@ -367,12 +413,20 @@ class RunTables:
     def _parts(self, rows: Iterable[Sequence[Any]], data: bool = False
                ) -> Iterable[tuple[int, str, str | None, bytes]]:
         """(sequence, value hash, key, bytes or b"") of part rows read with _PART (and
-        data), each checked against its digest (and its bytes against the hash)."""
+        data), each checked against its digest (and its bytes against the hash). A part
+        never changes, so a row read again with the same columns is not checked again."""
+        checked = self._checked
         for row in rows:
-            rid, seq, h, key, d = row[:5]
-            if not (isinstance(seq, int) and isinstance(h, str)) or \
-                    part_digest(rid, seq, h, key) != d or (data and not _holds(row[5], h)):
-                raise self.part._damaged(row, self.where, "does not match its digest")
+            rid, seq, h, key, d = fields = tuple(row[:5])
+            if fields not in checked:
+                if not (isinstance(seq, int) and isinstance(h, str)) or \
+                        part_digest(rid, seq, h, key) != d:
+                    raise self.part._damaged(row, self.where, "does not match its digest")
+                if len(checked) >= _CHECKED_AT_MOST:
+                    checked.clear()
+                checked.add(fields)
+            if data and not _holds(row[5], h):
+                raise self.part._damaged(row, self.where, "holds bytes of another value")
             yield seq, h, key, bytes(row[5]) if data else b""
 
     def parts(self, run_id: str, sequences: Sequence[int] | None = None) -> dict[int, str]:
@@ -384,10 +438,11 @@ class RunTables:
                                      (run_id, self.dialect.list_param(list(sequences))))
         return {seq: h for seq, h, _, _ in self._parts(rows)}
 
-    def part_values(self, run_id: str) -> dict[int, tuple[str, bytes]]:
-        """sequence -> (value hash, canonical bytes) of a run's parts, each checked."""
+    def part_values(self, run_id: str) -> dict[int, tuple[str, str | None, bytes]]:
+        """sequence -> (value hash, memo key, canonical bytes) of a run's parts, each
+        checked."""
         rows = self.engine.query(self._q["part_values"], (run_id,))
-        return {seq: (h, data) for seq, h, _, data in self._parts(rows, data=True)}
+        return {seq: (h, key, data) for seq, h, key, data in self._parts(rows, data=True)}
 
     def put(self, run_id: str, parts: Sequence[tuple[int, str, bytes, str | None]]) -> None:
         """Write parts (sequence, value hash, canonical bytes, memo key or None) in one
@@ -430,13 +485,17 @@ class RunTables:
     def change(self, run_id: str,
                decide: Callable[[RunRecord, Tx], RunRecord | None],
                close: Callable[[RunRecord], bool] = lambda r: False,
-               memo_of: Callable[[int], tuple[str, str, Mapping[str, str | None]]] | None = None
-               ) -> RunRecord:
+               memo_of: _MemoOf | None = None,
+               source: _Source | None = None) -> RunRecord:
         """Change a run's state in one transaction: its row is locked and read, decide(old,
-        tx) returns the new record (None: leave it), and when close(new) its parts go in
-        the same transaction, those with memo keys becoming memo entries first (memo_of:
-        sequence -> the key's digest, frame hash and inputs, as FrameKeys.entry_parts).
-        Returns the record as it now is."""
+        tx) returns the new record (None: leave it), and when close(new) its parts with
+        memo keys become memo entries in the same transaction (memo_of:
+        sequence -> the frame hash and inputs of its key, as FrameKeys.frame_inputs;
+        source: the committed output's hash, where each value lies in it and the parts it
+        holds (sequence -> value hash, key), else the parts are read and their values
+        written as an output of their own). The parts of a closed run are
+        read no more; the next purge deletes them (drop_closed_parts). Returns the record
+        as it now is."""
         self._writable()
         e, q = self.engine, self._q
         with e.transaction() as tx:
@@ -453,32 +512,84 @@ class RunTables:
             tx.execute(e.sql(q["update"]), (
                 *(values[at[name]] for name in ("state", "checkpoint_id", "closed_at", "done",
                                                 "memo_hits")), digest, run_id))
-            if close(new):
-                if memo_of is not None and new.memo:
-                    self._memo_from_parts(tx, new, memo_of)
-                tx.execute(e.sql(q["drop_parts"]), (run_id,))
+            if close(new) and memo_of is not None and new.memo:
+                self._memo_from_parts(tx, new, memo_of, source)
             return new
 
-    def _memo_from_parts(self, tx: Tx, rec: RunRecord,
-                         memo_of: Callable[[int], tuple[str, str, Mapping[str, str | None]]]
-                         ) -> None:
-        """Memo entries of a closing run's parts (an entry already held for a key stays:
-        the first value written under a key answers it)."""
+    def _memo_from_parts(self, tx: Tx, rec: RunRecord, memo_of: _MemoOf,
+                         source: _Source | None) -> None:
+        """Memo entries of a closing run's parts, each pointing at its value inside one
+        output that a reference owned by the run keeps (an entry already held for a key
+        stays: the first value written under a key answers it)."""
         from ...records import utcnow
         from ...runs.memo import params_hash
 
-        rows = tx.query(self.engine.sql(self._q["memo_parts"]), (rec.id,))
-        now, ph = utcnow(), params_hash(rec.params)
+        e, q = self.engine, self._q
+        if source is None:
+            rows = tx.query(e.sql(q["memo_parts"]), (rec.id,))
+            parts = {seq: (h, key, data) for seq, h, key, data in self._parts(rows, True)}
+        else:
+            parts = {seq: (h, key, b"") for seq, (h, key) in source[2].items()
+                     if key is not None}
+        held: set[str] = set()
+        keys = sorted({key for _, key, _ in parts.values() if key is not None})
+        for i in range(0, len(keys), _BATCH):
+            held.update(r[0] for r in tx.query(e.sql(q["memo_held"]),
+                                               (self.dialect.list_param(keys[i:i + _BATCH]),)))
+        fresh = {seq: p for seq, p in parts.items() if p[1] not in held}
+        if not fresh:
+            return
+        where: Mapping[int, tuple[int, int]]
+        if source is None:  # an aborted run: its values become an output of their own
+            data, where = frames_output({seq: d for seq, (_, _, d) in fresh.items()})
+            output = content_hash(data)
+            tx.execute(e.sql(q["output"]), (output, data))
+        else:
+            output, where, _ = source
+        now = utcnow()
+        head = [rec.stage, rec.version, params_hash(rec.params)]
+        when: Any = _iso(now)
+        at = self.dialect.time_as_text
+        texts: dict[tuple[tuple[str, str | None], ...], str] = {}
         entries = []
-        for seq, h, key, data in self._parts(rows, data=True):
-            digest, frame, inputs = memo_of(seq)
-            if digest != key:  # not this run's key for the frame: no entry from it
-                continue
-            values, d = self.memo.row(MemoEntry(digest, rec.stage, rec.version, ph, frame,
-                                                inputs, h, rec.id, now))
-            entries.append((*values, data, d))
+        for seq, (h, key, _) in fresh.items():
+            frame, inputs = memo_of(seq)
+            pairs = tuple(inputs.items())
+            if pairs not in texts:
+                texts[pairs] = _json_text(dict(inputs))
+            # MemoEntry(key, *head, frame, inputs, h, rec.id, now) as _Codec.row makes it
+            values = [key, *head, frame, texts[pairs], h, rec.id, when]
+            d = _digest_of(values)
+            if not at:
+                values[-1] = now
+            entries.append((*values, output, *where[seq], d))
         if entries:
-            tx.execute(self.engine.sql(self._q["memo_entry"]), sorted(entries), many=True)
+            tx.execute(e.sql(q["memo_entry"]), sorted(entries), many=True)
+            # a reference only when an entry of this run landed (on PostgreSQL another
+            # run's commit may have taken every key meanwhile): clear_memo drops it with
+            # the run's last entry
+            if tx.query(e.sql(q["memo_of_run"]), (rec.id, output)):
+                tx.execute(e.sql(q["ref"]), (output, rec.id))
+
+    def drop_closed_parts(self) -> int:
+        """Delete the parts of committed and aborted runs (gc's purge), in short
+        transactions of at most _BATCH frames; how many went. A closed run takes no puts,
+        so nothing is added behind the purge."""
+        self._writable()
+        e = self.engine
+        closed = [r[0] for r in e.query(
+            "SELECT id FROM {s}runs WHERE state IN ('committed', 'aborted') AND EXISTS "
+            "(SELECT 1 FROM {s}run_parts p WHERE p.run_id = {s}runs.id) ORDER BY id")]
+        removed = 0
+        for run_id in closed:
+            (lo, hi), = e.query("SELECT min(sequence), max(sequence) FROM {s}run_parts "
+                                "WHERE run_id = ?", (run_id,))
+            for start in range(int(lo), int(hi) + 1, _BATCH) if lo is not None else ():
+                with e.transaction() as tx:
+                    removed += max(0, tx.execute(e.sql(
+                        "DELETE FROM {s}run_parts WHERE run_id = ? AND sequence >= ? AND "
+                        "sequence < ?"), (run_id, start, start + _BATCH)))
+        return removed
 
     def count_parts(self, tx: Tx, run_id: str) -> int:
         return int(tx.query(self.engine.sql(self._q["done"]), (run_id,))[0][0])
@@ -547,33 +658,44 @@ class RunTables:
         return found
 
     def memo_data(self, keys: Iterable[str]) -> dict[str, bytes]:
-        """key -> the value's canonical bytes, for the keys the memo holds (checked)."""
-        found: dict[str, bytes] = {}
+        """key -> the value's canonical bytes, for the keys the memo holds: cut from the
+        output each entry points into (read once per output), checked against its hash."""
         n = len(self.memo.names) + 1
         at = self.memo.names.index("value_hash")
+        rows = []
         wanted = sorted(set(keys))
         for i in range(0, len(wanted), _BATCH):
             lp = self.dialect.list_param(wanted[i:i + _BATCH])
-            for row in self.engine.query(self._q["memo_data"], (lp,)):
-                self.memo.check(row[:n], self.where)
-                if not _holds(row[n], row[at]):
-                    raise self.memo._damaged(row, self.where, "holds bytes of another value")
-                found[row[0]] = bytes(row[n])
+            rows += self.engine.query(self._q["memo_data"], (lp,))
+        for row in rows:
+            self.memo.check(row[:n], self.where)
+        sources = self.catalog.outputs(sorted({row[n] for row in rows if row[n]}))
+        found: dict[str, bytes] = {}
+        for row in rows:
+            source, start, size = row[n:n + 3]
+            whole = sources.get(source)
+            if whole is None:
+                continue  # collected meanwhile (its entries cleared): no longer held
+            value = whole[start:start + size] if isinstance(start, int) and \
+                isinstance(size, int) else b""
+            if content_hash(value) != row[at]:
+                raise self.memo._damaged(row, self.where, "points at bytes of another value")
+            found[row[0]] = value
         return found
 
     def memo_stats(self) -> tuple[list[MemoStageStats], int, int, int, int]:
         """(per stage and version, entries, distinct values, their bytes, keyed parts of
         open runs)."""
-        size = self.dialect.blob_length
         per = self.engine.query(
             "SELECT stage, version, count(*), min(created_at), max(created_at) "
             "FROM {s}memo_entries GROUP BY stage, version ORDER BY stage, version")
         (entries,), = self.engine.query("SELECT count(*) FROM {s}memo_entries")
         (values, size_of), = self.engine.query(
-            f"SELECT count(*), coalesce(sum(n), 0) FROM (SELECT value_hash, max({size}(data)) "
-            "n FROM {s}memo_entries GROUP BY value_hash) m")
+            "SELECT count(*), coalesce(sum(n), 0) FROM (SELECT value_hash, max(value_size) n "
+            "FROM {s}memo_entries GROUP BY value_hash) m")
         (pending,), = self.engine.query(
-            "SELECT count(*) FROM {s}run_parts WHERE key IS NOT NULL")
+            "SELECT count(*) FROM {s}run_parts p JOIN {s}runs r ON r.id = p.run_id WHERE "
+            "p.key IS NOT NULL AND r.state IN ('open', 'committing')")
         d = self.dialect
         stages = [MemoStageStats(s, v, int(n), d.time_value(lo), d.time_value(hi))
                   for s, v, n, lo, hi in per]
@@ -592,13 +714,21 @@ class RunTables:
             where.append("created_at < ?")
             params.append(self.dialect.time_param(before))
         cond = f" WHERE {' AND '.join(where)}" if where else ""
-        pick = f"SELECT key FROM {{s}}memo_entries{cond} ORDER BY key LIMIT {_BATCH}"
+        pick = (f"SELECT key, value_in, run_id FROM {{s}}memo_entries{cond} ORDER BY key "
+                f"LIMIT {_BATCH}")
         removed = 0
         while True:
             with e.transaction() as tx:
-                keys = [r[0] for r in tx.query(e.sql(pick), params)]
-                if not keys:
+                rows = tx.query(e.sql(pick), params)
+                if not rows:
                     return removed
-                tx.execute(e.sql("DELETE FROM {s}memo_entries WHERE key{in}"),
-                           (self.dialect.list_param(keys),))
-                removed += len(keys)
+                lp = self.dialect.list_param([r[0] for r in rows])
+                tx.execute(e.sql("DELETE FROM {s}memo_entries WHERE key{in}"), (lp,))
+                # the references that kept their values: a key's own (entries written
+                # before migration 9), a run's once no entry points into its output
+                tx.execute(e.sql("DELETE FROM {s}output_refs WHERE owner{in}"), (lp,))
+                for source, run_id in sorted({(r[1], r[2]) for r in rows}):
+                    if not tx.query(e.sql(self._q["memo_of_run"]), (run_id, source)):
+                        tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND "
+                                         "owner = ?"), (source, run_id))
+                removed += len(rows)
