@@ -63,7 +63,14 @@ def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
     shown = json.loads(capsys.readouterr().out)
     key = shown["memo_key"]
     assert shown["state"] == "committed" and key["hit"] is True
+    assert (key["held_by"], key["pending"]) == (made["done"], False)
     assert set(key["parts"]) == {"stage", "version", "params", "frame", "inputs"}
+    # the open run's own value: it answers, though it is no memo entry yet
+    assert main(["--store", made["path"], "run", "show", short, "--frame", "2"]) == 0
+    assert f"from run {made['pending']}, open: not yet a memo entry)" in \
+        capsys.readouterr().out
+    assert main(["--store", made["path"], "run", "show", short, "--frame", "7"]) == 0
+    assert "(not in the memo)" in capsys.readouterr().out
     assert main(["--store", made["path"], "run", "show", made["done"], "--frame", "3"]) == 0
     assert "memo key of frame 3:" in capsys.readouterr().out
     assert main(["--store", made["path"], "run", "show", "ffffffff"]) == 1

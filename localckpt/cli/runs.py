@@ -92,7 +92,7 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
     key, held = None, None
     if args.frame is not None:
         key = run.memo_key(args.frame)
-        held = store._run_tables().lookup([key.digest]).get(key.digest)
+        held = store._run_tables().holder(key.digest, run.record)
     if args.json:
         d = _status_dict(status, {run.id: short})
         rec = run.record
@@ -100,13 +100,16 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
         if key is not None:
             d["memo_key"] = {"sequence": args.frame, "digest": key.digest, "parts": key.parts(),
                              "hit": held is not None,
-                             "value_hash": held.value_hash if held else None}
+                             "value_hash": held[0] if held else None,
+                             "held_by": held[1] if held else None,
+                             "pending": held[2] if held else None}
         print_json(d)
         return 0
     lines = _show(run, status, short)
     if key is not None:
         lines.append(f"memo key of frame {args.frame}: {key.digest}"
-                     + (f" (held: value {held.value_hash[:12]} from run {held.run_id})"
+                     + (f" (held: value {held[0][:12]} from run {held[1]}"
+                        + (", open: not yet a memo entry)" if held[2] else ")")
                         if held else " (not in the memo)"))
         lines += [f"  {name:8} {value}" for name, value in key.parts().items()]
     print("\n".join(lines))

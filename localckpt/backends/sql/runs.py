@@ -644,6 +644,18 @@ class RunTables:
                     found.setdefault(key, h)
         return found
 
+    def holder(self, key: str, rec: RunRecord) -> tuple[str, str, bool] | None:
+        """(value hash, run id, whether that run is still open) of what answers one of
+        rec's keys (a memo entry, or a part of rec or of another open run like it)."""
+        entry = self.lookup([key]).get(key)
+        if entry is not None:
+            return entry.value_hash, entry.run_id, False
+        for run_id in [rec.id, *self._like(rec)]:
+            for _, h, found, _ in self._keyed(run_id, [key], False):
+                if found == key:
+                    return h, run_id, True
+        return None
+
     def answer_bytes(self, keys: Iterable[str], rec: RunRecord) -> dict[str, bytes]:
         """key -> the value's bytes, as answers() finds them (a run that closes meanwhile
         moves its parts into the memo: the memo is asked again)."""
