@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 import orjson
 
 from ...canonical import checked_bytes, load_json, record_bytes
@@ -107,9 +108,15 @@ class Codec:
         #: a row read back holds the neutral values the digest covers (SQLite)
         self._raw = dialect.name == "sqlite"
         self._names = [f.name for f in self.fields]
-        self._json = [f.name for f in self.fields if f.type == "json"]
-        self._times = [f.name for f in self.fields if f.type == "time"]
-        self._bools = [f.name for f in self.fields if f.type == "bool"]
+        self._at = {name: i for i, name in enumerate(self._names)}
+        self._json = [i for i, f in enumerate(self.fields) if f.type == "json"]
+        self._times = [i for i, f in enumerate(self.fields) if f.type == "time"]
+        self._bools = [i for i, f in enumerate(self.fields) if f.type == "bool"]
+        #: the record's constructor takes its fields positionally, in its own order: the
+        #: row index of each (stage_outputs, not a column, comes last when given)
+        init = [a.name for a in attrs.fields(self._type) if a.init]
+        self._order = [self._at[name] for name in init if name in self._at]
+        assert init[:len(self._order)] == [self._names[i] for i in self._order], init
 
     # -- writing --------------------------------------------------------------------------
 
@@ -168,30 +175,31 @@ class Codec:
         False only to compute the digests of rows written before there were any)."""
         n = self._n
         try:
-            values = dict(zip(self._names, row, strict=False))
-            fix = pg_json.read_exact(row[n]) if self.has_exact and row[n] else None
+            values = list(row[:n])
             loads = orjson.loads if self.dialect.json_exact else load_json
-            for name in self._json:
-                value = values[name]
+            for i in self._json:
+                value = values[i]
                 if value is not None:
                     value = loads(value)
                     if type(value) is not dict:
-                        raise ValueError(f"{name} is not a JSON object")
-                    values[name] = value
-            for name in self._times:
-                value = values[name]
+                        raise ValueError(f"{self._names[i]} is not a JSON object")
+                    values[i] = value
+            for i in self._times:
+                value = values[i]
                 if value is not None:
-                    values[name] = self._time(value)
-            for name in self._bools:
-                value = values[name]
+                    values[i] = self._time(value)
+            for i in self._bools:
+                value = values[i]
                 if value is not None:
-                    values[name] = bool(value)
-            if fix:
-                values.update(fix)
+                    values[i] = bool(value)
+            if self.has_exact and row[n]:
+                for name, value in pg_json.read_exact(row[n]).items():
+                    values[self._at[name]] = value
+            args = [values[i] for i in self._order]
             if fetch is not None:
-                values["stage_outputs"] = LazyOutputs(values["stage_hashes"], fetch)
-            record = self._type(**values)
-        except (ValueError, TypeError, AttributeError) as exc:
+                args.append(LazyOutputs(values[self._at["stage_hashes"]], fetch))
+            record = self._type(*args)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise self.damaged(row, where, f"does not parse ({exc})") from None
         if check and (_digest_of(row[:n]) if self._raw else digest(self.kind, record)
                       ) != row[-1]:
