@@ -10,6 +10,8 @@ as a checkpoint; checkpoints form a tree per timeline. The same API runs embedde
     a = store.save_stage_output(tl.id, None, "detect", {"boxes": []})
 """
 
+from typing import TYPE_CHECKING, Any
+
 from . import errors
 from .catalog import Batch, Catalog
 from .diff import Diff
@@ -24,12 +26,29 @@ from .errors import (
 )
 from .maintenance import Problem, PruneReport, VerifyReport
 from .registry import open, register_backend
-from .runs import StageRun, code_version
 from .store import Store
 from .sync import SyncReport, sync
 from .types import Checkpoint, Frame, FrameMeta, Tag, Timeline, Tombstone
 
+if TYPE_CHECKING:
+    from .runs import StageRun, code_version
+
 __version__ = "0.1.0"
+
+#: imported on first use (stage runs are a third of the package's import time, and the
+#: command line's everyday commands do not need them)
+_LAZY = {"StageRun": ".runs", "code_version": ".runs"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BackendUnavailableError",

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -330,6 +329,8 @@ def _copy_objects(source: Source, dst: Store, frames: list[_Frames], reporter: R
         return len(data)
 
     remote = not dst.objects.is_local or not getattr(source, "local", True)
+    from concurrent.futures import ThreadPoolExecutor  # here: it costs every command's start
+
     pool = ThreadPoolExecutor(_COPY_THREADS) if remote else None
     try:
         for f in frames:

@@ -10,6 +10,9 @@ import sys
 import pytest
 
 HEAVY = ("numpy", "PIL", "psycopg", "s3fs", "fsspec", "pyarrow", "importlib.metadata")
+#: parts of localckpt the everyday commands (ls, tree, show) do without: stage runs, the
+#: label readers, and the thread pools of transfers (concurrent.futures and logging)
+LATER = ("localckpt.runs", "localckpt.labels", "concurrent.futures", "logging")
 
 
 def _loaded(code: str) -> set[str]:
@@ -33,3 +36,30 @@ def test_a_local_objects_directory_does_not_import_fsspec(tmp_path: object) -> N
                      f"o = Objects.from_url({str(tmp_path)!r})\n"
                      "assert o.is_local and o.describe()")
     assert "fsspec" not in loaded
+
+
+def test_ls_imports_neither_runs_labels_nor_thread_pools(tmp_path: object) -> None:
+    loaded = _loaded("import numpy, localckpt\n"
+                     f"s = localckpt.open({str(tmp_path)!r} + '/s', create=True)\n"
+                     "s.create_timeline('v.mp4', 'p', [numpy.zeros((4, 4, 3), numpy.uint8)])\n"
+                     "s.close()\n"
+                     "import sys\n"
+                     "for m in [m for m in sys.modules if m.startswith(('localckpt', 'logging', "
+                     "'concurrent'))]: del sys.modules[m]\n"
+                     "from localckpt.cli.main import main\n"
+                     f"main(['--store', {str(tmp_path)!r} + '/s', 'ls'])")
+    assert sorted(m for m in LATER if m in loaded) == []
+
+
+@pytest.mark.parametrize("first", ["localckpt.runs", "localckpt.backends.sql.runs",
+                                   "localckpt.labels", "localckpt.cli.main"])
+def test_any_module_imported_first_then_a_new_store_and_a_run(first: str,
+                                                             tmp_path: object) -> None:
+    """Stage runs load on first use: no import order may meet a half-made module."""
+    _loaded(f"import {first}\n"
+            "import numpy, localckpt\n"
+            f"s = localckpt.open({str(tmp_path)!r}, create=True)\n"
+            "tl = s.create_timeline('v.mp4', 'p', [numpy.zeros((4, 4, 3), numpy.uint8)])\n"
+            "r = s.begin_run(tl.id, None, 'd')\n"
+            "r.put({0: {'a': 1}})\n"
+            "assert s.load_stage_output(r.commit(), 'd') == {'frames': {'0': {'a': 1}}}")

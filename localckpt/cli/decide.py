@@ -176,7 +176,7 @@ def cmd_sql(store: Store, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from ..labels import FORMATS, FRAME_MODES
+    from ..label_formats import FORMATS, FRAME_MODES
 
     labels = sub.add_parser("labels", help="import ground truth (COCO, YOLO, MOT) or export "
                             "detections as label files",

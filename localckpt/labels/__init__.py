@@ -38,6 +38,7 @@ import attrs
 from ..arguments import shown
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..flatten import flatten
+from ..label_formats import FORMATS, FRAME_MODES
 from . import coco, mot, yolo
 from ._common import MAX_BYTES, Det, LabelFileError, OutFrame, Parsed, RawBox
 
@@ -58,8 +59,6 @@ __all__ = [
     "read_labels",
 ]
 
-FORMATS = ("coco", "yolo", "mot")
-FRAME_MODES = ("sequence", "source")
 _READERS = {"coco": coco.read, "yolo": yolo.read, "mot": mot.read}
 _WRITERS = {"coco": coco.write, "yolo": yolo.write, "mot": mot.write}
 _LISTED = 20  # unmatched entries a summary names

@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..arguments import shown
-from ..backends.sql.runs import frames_output
 from ..canonical import canonical_bytes, checked_bytes, content_hash
 from ..errors import (
     ConflictError,
@@ -464,6 +463,8 @@ class StageRun:
         """The canonical bytes of {"frames": {"<seq>": value}} from each value's stored
         bytes (the run's parts, the memo's entries for the hits), and where each value
         lies in them (frames_output)."""
+        from ..backends.sql.runs import frames_output  # it imports this package's records
+
         data = dict(parts)
         held = self._tables.answer_bytes(hits.values(), self._fixed())
         if (missing := len(set(hits.values()) - held.keys())):
