@@ -217,6 +217,14 @@ class Catalog(ABC):
             raise ValueError(f"find_ids kind must be 'timeline' or 'checkpoint', not {kind!r}")
         return sorted(i for i in ids if i.startswith(prefix))[:limit]
 
+    def short_neighbours(self, kind: str, ids: Sequence[str]
+                         ) -> dict[str, tuple[str | None, str | None]] | None:
+        """For each stored id of these (kind as for find_short): the tails of the other
+        ids next to its tail in sort order, before and after it (None at either end).
+        The id sharing the longest start of a tail is one of the two, so this gives many
+        short ids at once. None: not supported (short ids then use find_short)."""
+        return None
+
     def find_short(self, kind: str, short: str, limit: int = 10) -> list[str]:
         """Up to limit ids of timelines or checkpoints (kind) whose tail
         (:func:`localckpt.ids.id_tail`) starts with short, sorted. The default reads every

@@ -180,13 +180,23 @@ def short_id(store: Store, record_id: str, kind: str = "checkpoint") -> str:
 
 def short_ids(store: Store, ids: Iterable[str], kind: str = "checkpoint") -> dict[str, str]:
     """Short ids of many records: full id -> short id. On a catalog with an index, one
-    find_short call per id; otherwise one listing of every id of the kind, for all."""
+    query for their neighbours in tail order (Catalog.short_neighbours; else one
+    find_short call per id); otherwise one listing of every id of the kind, for all."""
     wanted = list(dict.fromkeys(ids))
     _kind(kind)
     if not wanted:
         return {}
     if _indexed(store.catalog):
-        return {i: short_id(store, i, kind) for i in wanted}
+        near = store.catalog.short_neighbours(kind, wanted) or {}
+        out = {}
+        for rid in wanted:
+            if rid not in near:  # not stored (or no neighbours query): one lookup
+                out[rid] = short_id(store, rid, kind)
+                continue
+            tail = id_tail(rid)
+            deepest = max((_common(tail, t) for t in near[rid] if t is not None), default=0)
+            out[rid] = _shortest(rid, tail, deepest)
+        return out
     every = store.catalog.find_short(kind, "", limit=1 << 62)
     tails = sorted((id_tail(i), i) for i in set(every) | set(wanted))
     keys = [t for t, _ in tails]

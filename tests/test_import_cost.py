@@ -12,7 +12,9 @@ import pytest
 HEAVY = ("numpy", "PIL", "psycopg", "s3fs", "fsspec", "pyarrow", "importlib.metadata")
 #: parts of localckpt the everyday commands (ls, tree, show) do without: stage runs, the
 #: label readers, and the thread pools of transfers (concurrent.futures and logging)
-LATER = ("localckpt.runs", "localckpt.labels", "concurrent.futures", "logging")
+LATER = ("localckpt.runs", "localckpt.labels", "concurrent.futures", "logging",
+         # the other commands' parsers: only the named command's group is built
+         "localckpt.cli.decide", "localckpt.cli.transfer", "localckpt.cli.runs")
 
 
 def _loaded(code: str) -> set[str]:
@@ -63,3 +65,28 @@ def test_any_module_imported_first_then_a_new_store_and_a_run(first: str,
             "r = s.begin_run(tl.id, None, 'd')\n"
             "r.put({0: {'a': 1}})\n"
             "assert s.load_stage_output(r.commit(), 'd') == {'frames': {'0': {'a': 1}}}")
+
+
+def test_the_command_table_is_what_the_groups_register() -> None:
+    import argparse
+    import importlib
+
+    from localckpt.cli.main import COMMANDS, GROUPS
+
+    registered = {}
+    for group in GROUPS:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"localckpt.cli.{group}").register(sub)
+        registered.update(dict.fromkeys(sub.choices, group))
+    assert registered == COMMANDS
+
+
+@pytest.mark.parametrize(("argv", "command"), [
+    (["ls"], "ls"), (["--store", "ls", "tree"], "tree"), (["--store=x", "show", "a"], "show"),
+    (["--sto", "push", "ls"], "ls"), (["--storage-options", "{}", "gc"], "gc"),
+    (["-h"], None), ([], None), (["--", "tree"], "tree")])
+def test_the_command_is_found_past_the_options_and_their_values(argv: list[str],
+                                                                command: str | None) -> None:
+    from localckpt.cli.main import _command_in
+
+    assert _command_in(argv) == command

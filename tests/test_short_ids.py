@@ -106,24 +106,29 @@ def test_a_shared_tail_start_makes_short_ids_longer(
     assert store.resolve("aaaaaaaa") == ids[0]  # only one live record matches now
 
 
-def test_the_indexed_path_agrees_with_the_scan(new_store: Any, frozen_clock: None) -> None:
-    """Catalogs that answer find_short from an index get one call per id; the answers
-    are those of the one-scan batch."""
+def test_the_batch_agrees_with_one_by_one(new_store: Any, frozen_clock: None) -> None:
+    """Many short ids come from one query of each id's neighbours in tail order; without
+    it, one find_short call per id: the answers are those of short_id one by one."""
     store = new_store("memory")
     tl = store.create_timeline("v.mp4", "p", FRAMES, codec="png")
     ids = [store.save_stage_output(tl.id, None, "detect", {"n": i}) for i in range(20)]
-    scanned = store.short_ids(ids)
+    one_by_one = {i: short_id(store, i) for i in ids}
     calls: list[str] = []
     base = type(store.catalog)
 
-    class Indexed(base):  # type: ignore[valid-type, misc]
+    class Counted(base):  # type: ignore[valid-type, misc]
         def find_short(self, kind: str, short: str, limit: int = 10) -> list[str]:
             calls.append(short)
             return super().find_short(kind, short, limit)
 
-    store.catalog.__class__ = Indexed
-    assert store.short_ids(ids) == scanned
-    assert len(calls) == len(ids)
+    class WithoutNeighbours(Counted):
+        def short_neighbours(self, kind: str, ids: Any) -> None:
+            return None
+
+    store.catalog.__class__ = Counted
+    assert store.short_ids(ids) == one_by_one and calls == []
+    store.catalog.__class__ = WithoutNeighbours
+    assert store.short_ids(ids) == one_by_one and len(calls) == len(ids)
     assert short_id(store, tl.id, "timeline") == store.short_ids([tl.id], "timeline")[tl.id]
 
 

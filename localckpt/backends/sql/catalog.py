@@ -55,6 +55,8 @@ _DELETED = {
 _PEEKED = 1024  # checkpoints remembered per catalog (saves read their parent from here)
 _SLOW_RETRIES = 4
 _ALL_TIMELINES = ""  # tree_sums row of the timelines table itself
+#: kind -> the table of ids with an indexed tail (short ids)
+_ID_TABLES = {"timeline": "timelines", "checkpoint": "checkpoints", "run": "runs"}
 
 
 def _xor(values: Iterable[int]) -> int:
@@ -348,8 +350,25 @@ class SqlCatalog(Catalog):
     def find_short(self, kind: str, short: str, limit: int = 10) -> list[str]:
         return self._find(kind, "tail", short, limit)
 
+    def short_neighbours(self, kind: str, ids: Sequence[str]
+                         ) -> dict[str, tuple[str | None, str | None]]:
+        table = _ID_TABLES.get(kind)
+        if table is None:
+            raise ValueError(f"kind must be 'timeline', 'checkpoint' or 'run', not {kind!r}")
+        # two index seeks per id, in one statement per batch
+        query = (f"SELECT w.id, (SELECT t.tail FROM {{s}}{table} t WHERE t.tail <= w.tail AND "
+                 f"t.id <> w.id ORDER BY t.tail DESC LIMIT 1), (SELECT t.tail FROM {{s}}{table} "
+                 "t WHERE t.tail >= w.tail AND t.id <> w.id ORDER BY t.tail LIMIT 1) "
+                 f"FROM {{s}}{table} w WHERE w.id{{in}}")
+        found: dict[str, tuple[str | None, str | None]] = {}
+        wanted = sorted(set(ids))
+        for i in range(0, len(wanted), 500):
+            lp = self.dialect.list_param(wanted[i:i + 500])
+            found.update((r[0], (r[1], r[2])) for r in self.engine.query(query, (lp,)))
+        return found
+
     def _find(self, kind: str, column: str, prefix: str, limit: int) -> list[str]:
-        tables = {"timeline": "timelines", "checkpoint": "checkpoints", "run": "runs"}
+        tables = _ID_TABLES
         if kind not in tables:
             raise ValueError(f"kind must be 'timeline', 'checkpoint' or 'run', not {kind!r}")
         if not isinstance(prefix, str):
