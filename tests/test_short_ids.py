@@ -138,6 +138,7 @@ def test_short_ids_of_timelines(store_kind: str, new_store: Any, frozen_clock: N
     t2 = store.create_timeline("b.mp4", "p", FRAMES, codec="png")
     s1, s2 = store.short_id(t1.id, "timeline"), store.short_id(t2.id, "timeline")
     assert s1 != s2
+    assert store.short_ids([t2.id, t1.id], "timeline") == {t1.id: s1, t2.id: s2}
     assert store.resolve(s2, "timeline") == t2.id
     assert [c.id for c in store.checkpoints(s1)] == [t1.root_checkpoint_id]
     with pytest.raises(NotFoundError):

@@ -355,6 +355,12 @@ class SqlCatalog(Catalog):
         table = _ID_TABLES.get(kind)
         if table is None:
             raise ValueError(f"kind must be 'timeline', 'checkpoint' or 'run', not {kind!r}")
+        if kind == "timeline":  # a store's timelines are few: read their tails in order
+            tails = self.engine.query("SELECT id, tail FROM {s}timelines ORDER BY tail, id")
+            at = {rid: i for i, (rid, _) in enumerate(tails)}
+            return {rid: (tails[i - 1][1] if i > 0 else None,
+                          tails[i + 1][1] if i + 1 < len(tails) else None)
+                    for rid in ids if (i := at.get(rid)) is not None}
         # two index seeks per id, in one statement per batch
         query = (f"SELECT w.id, (SELECT t.tail FROM {{s}}{table} t WHERE t.tail <= w.tail AND "
                  f"t.id <> w.id ORDER BY t.tail DESC LIMIT 1), (SELECT t.tail FROM {{s}}{table} "
