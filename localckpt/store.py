@@ -760,7 +760,8 @@ class Store:
         return list_runs(self, timeline_id, state)
 
     def memo_stats(self) -> MemoStats:
-        """What the per-frame memo holds: entries per stage and version, values, bytes."""
+        """What the per-frame memo holds: entries per stage and version, values, bytes,
+        and the values of open runs (pending: they become entries when their run closes)."""
         from .runs.store_api import memo_stats
 
         self._check_open()
@@ -769,7 +770,8 @@ class Store:
     def clear_memo(self, stage: str | None = None,
                    older_than: datetime | timedelta | None = None) -> int:
         """Delete memo entries (of stage; made before older_than, an aware datetime or an
-        age); return how many. Their values go at gc when nothing else uses them."""
+        age); return how many. Their values go at gc when nothing else uses them. An open
+        run's values are not entries yet: they stay, and answer, until it closes."""
         from .runs.store_api import clear_memo
 
         self._check_open()
