@@ -140,6 +140,10 @@ def _kind(name: str) -> Kind:
 
 
 def _common(a: str, b: str) -> int:
+    """How many leading characters a and b share (any count under SHORT_MIN gives the
+    same short id, so those are not told apart)."""
+    if a[:SHORT_MIN] != b[:SHORT_MIN]:
+        return 0
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:

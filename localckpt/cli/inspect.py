@@ -34,15 +34,16 @@ def cmd_ls(store: Store, args: argparse.Namespace) -> int:
     shorts = store.short_ids([t.id for t in timelines], "timeline")
     idw = max(len("TIMELINE"), *(len(v) for v in shorts.values()))
     width = max(len("PROFILE"), *(len(t.profile_name) for t in timelines))
-    print(f"{'TIMELINE':{idw}}  {'FRAMES':>6}  {'FPS':>5}  {'LENGTH':>8}  {'CREATED':19}  "
-          f"{'PROFILE':{width}}  SOURCE")
+    lines = [f"{'TIMELINE':{idw}}  {'FRAMES':>6}  {'FPS':>5}  {'LENGTH':>8}  {'CREATED':19}  "
+             f"{'PROFILE':{width}}  SOURCE"]
     for t in timelines:
-        created = t.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        print(
+        created = t.created_at.isoformat(" ", "seconds")[:19]  # UTC, to the second
+        lines.append(
             f"{shorts[t.id]:{idw}}  {t.frame_count:6d}  {sampling_fps(t):>5}  "
             f"{sampled_duration(t):>8}  {created:19}  {t.profile_name:{width}}  "
             f"{t.source_video}"
         )
+    print("\n".join(lines))
     return 0
 
 
