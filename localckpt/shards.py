@@ -38,6 +38,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .arguments import shown
 from .errors import BackendUnavailableError, CorruptDataError, InvalidInputError, NotFoundError
 from .frames import check_codec, check_size, decode, encode, encode_into, to_pil, validate_frames
 from .objects import Objects
@@ -322,7 +323,7 @@ def write_timeline_frames(objects: Objects, timeline_id: str, frames: Iterable[F
     check_codec(codec, quality)
     workers = _default_workers() if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise InvalidInputError(f"workers must be an int >= 1, got {workers!r}")
+        raise InvalidInputError(f"workers must be an int >= 1, got {shown(workers)}")
     if shard_frames < 1 or shard_bytes < 1:
         raise InvalidInputError("shard_frames and shard_bytes must be >= 1")
     ikey = index_key(timeline_id)
@@ -534,14 +535,14 @@ class FrameReader:
             return self._by_seq[sequence]
         except (KeyError, TypeError):
             raise NotFoundError(
-                f"timeline {self.timeline_id} has no frame with sequence {sequence!r}"
+                f"timeline {self.timeline_id} has no frame with sequence {shown(sequence)}"
             ) from None
 
     def _select(self, start: int | None, stop: int | None) -> list[FrameMeta]:
         for name, bound in (("start", start), ("stop", stop)):
             if bound is not None and (isinstance(bound, bool)
                                       or not isinstance(bound, numbers.Integral)):
-                raise InvalidInputError(f"{name} must be an int or None, got {bound!r}")
+                raise InvalidInputError(f"{name} must be an int or None, got {shown(bound)}")
         metas = self._index()
         lo = 0 if start is None else bisect.bisect_left(self._seqs, start)
         hi = len(metas) if stop is None else bisect.bisect_left(self._seqs, stop)
@@ -689,7 +690,7 @@ class FrameReader:
         MB at 1000 720p frames); with long-lived threads the memory is reused.
         """
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise InvalidInputError(f"batch must be an int >= 1, got {batch!r}")
+            raise InvalidInputError(f"batch must be an int >= 1, got {shown(batch)}")
         metas = self._select(start, stop)
         batches = [metas[i:i + batch] for i in range(0, len(metas), batch)]
         if not batches:

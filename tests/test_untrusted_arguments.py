@@ -111,6 +111,7 @@ def test_the_reported_api_cases_are_typed(small: tuple[localckpt.Store, str, str
         lambda: store.tag(cid, 10**5000),  # type: ignore[arg-type]
         lambda: store.prune(cid, dry_run=10**5000),  # type: ignore[arg-type]
         lambda: store.verify(storage=10**5000),  # type: ignore[arg-type]
+        lambda: store.get_frame(tid, 10**5000),  # its message once failed to print it
     ]
     for case in cases:
         with pytest.raises(localckpt.LocalckptError):
