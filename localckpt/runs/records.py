@@ -4,14 +4,14 @@ does for timelines and checkpoints).
 Kinds::
 
     run    RunRecord    one stage over one timeline, begun under one parent checkpoint
-    part   PartRecord   the value one run wrote for one frame (an output, by hash)
+    part   PartRecord   the value one run wrote for one frame (by hash; its row holds it)
     memo   MemoEntry    a value any run wrote for a memo key (see ``localckpt.runs.memo``)
 
 The SQL tables (``localckpt.backends.sql.runs``) derive their columns from
 :data:`RUN_FIELDS`, and each row carries a digest of these fields. A run changes state
 (open, committing, committed, aborted) and the fields after ``state`` with it; the
-rest never changes. Parts and memo entries never change: a part is deleted when its
-run is committed or aborted, a memo entry when the memo is cleared.
+rest never changes. Parts and memo entries never change: a part is deleted by gc once
+its run is committed or aborted, a memo entry when the memo is cleared.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ class MemoEntry:
         key: SHA-256 of the key's canonical JSON.
         stage, version, params_hash, frame_hash, inputs: the key's parts (inputs: input
             stage -> hash of that stage's value for the frame, None when it has none).
-        value_hash: the value (an output).
+        value_hash: the value's content hash (its bytes lie in an output, see
+            ``localckpt.backends.sql.runs``).
         run_id: the run that wrote it first.
         created_at: when.
     """
