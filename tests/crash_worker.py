@@ -10,21 +10,15 @@ The operation "conversion" opens an old store (which converts it) and then waits
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from typing import Any
 
 import numpy as np
+from worker_lines import say  # this script's directory is on sys.path
 
 import localckpt
 from localckpt.gc import collect_garbage
-
-
-def _say(*words: str) -> None:
-    """One line in one write(2): a kill cannot leave half of it (with PYTHONUNBUFFERED,
-    print writes each word on its own, and a line cut there ran into the next one)."""
-    os.write(1, (" ".join(words) + "\n").encode())
 
 
 def _frames(rng: np.random.Generator, n: int) -> Any:
@@ -36,16 +30,16 @@ def main() -> None:
     args = json.loads(sys.argv[1])
     op = args["op"]
     if op == "conversion":  # opening an old store converts it: be killed meanwhile
-        _say("ready")
+        say("ready")
         localckpt.open(args["url"], **args["kwargs"]).close()
-        _say("converted")
+        say("converted")
         while True:
             time.sleep(1)
     store = localckpt.open(args["url"], **args["kwargs"])
     rng = np.random.default_rng(args["seed"])
     state = args["state"]
     tid, root = state.get("timeline"), state.get("root")
-    _say("ready")
+    say("ready")
     i = 0
 
     def save(parent: str | None, report: bool = True) -> str:
@@ -55,14 +49,14 @@ def main() -> None:
                                       {"i": i, "pad": "x" * int(rng.integers(0, 3000))},
                                       stats={"i": i})
         if report:  # a checkpoint that must survive the kill
-            _say("checkpoint", cid)
+            say("checkpoint", cid)
         return cid
 
     if op == "create_timeline":
         while True:
             tl = store.create_timeline("v.mp4", "p", _frames(rng, int(rng.integers(1, 60))),
                                        codec="png")
-            _say("timeline", tl.id)
+            say("timeline", tl.id)
     elif op == "save":
         parent = root
         while True:
@@ -72,20 +66,20 @@ def main() -> None:
         while True:
             a, b = save(a), save(b)
             m = store.merge(a, b, "theirs")
-            _say("checkpoint", m)
+            say("checkpoint", m)
             a = m
     elif op == "prune":
         while True:
             c = save(root, report=False)
             save(save(c, report=False), report=False)
             store.prune(c)
-            _say("pruned", c)
+            say("pruned", c)
     elif op == "gc":
         while True:
             tl = store.create_timeline("v.mp4", "p", _frames(rng, 8), codec="png")
             store.save_stage_output(tl.id, None, "s", {"pad": "x" * 100})
             store.delete_timeline(tl.id)
-            _say("deleted", tl.id)
+            say("deleted", tl.id)
             collect_garbage(store, older_than=0, grace=0)
     elif op == "sync":
         src = localckpt.open(state["src_url"], **state["src_kwargs"])
@@ -96,7 +90,7 @@ def main() -> None:
             if i % 5 == 0:  # and now and then a timeline with frames
                 src.create_timeline("w.mp4", "p", _frames(rng, 20), codec="png")
             localckpt.sync(src, store)
-            _say("checkpoint", parent)
+            say("checkpoint", parent)
     else:
         raise SystemExit(f"unknown operation {op!r}")
 

@@ -18,6 +18,8 @@ import sys
 import traceback
 from typing import Any
 
+from worker_lines import say  # this script's directory is on sys.path
+
 import localckpt
 
 
@@ -27,25 +29,19 @@ def value(seq: int) -> dict[str, Any]:
                             "score": (seq % 10) / 10}], "pad": "x" * (seq % 50)}
 
 
-def _say(*words: str) -> None:
-    """One line in one write(2): a kill cannot leave half of it (with PYTHONUNBUFFERED,
-    print writes each word on its own, and a line cut there ran into the next one)."""
-    os.write(1, (" ".join(words) + "\n").encode())
-
-
 def work(job: dict[str, Any]) -> None:
-    _say("pid", str(os.getpid()))
+    say("pid", str(os.getpid()))
     store = localckpt.open(job["url"], **job["kwargs"])
     run = store.get_run(job["run"])
     size = job["chunk"]
-    _say("ready")
+    say("ready")
     todo = run.todo()
     for i in range(0, len(todo), size):
         chunk = todo[i:i + size]
         run.put({s: value(s) for s in chunk})
-        _say("put", str(chunk[0]))
-    _say("commit")
-    _say("committed", run.commit())
+        say("put", str(chunk[0]))
+    say("commit")
+    say("committed", run.commit())
 
 
 def _warm() -> None:
@@ -82,7 +78,7 @@ def main() -> None:
                 sys.stdout.flush()
                 os._exit(code)
         _, status = os.waitpid(pid, 0)
-        _say("exit", str(pid), str(os.waitstatus_to_exitcode(status)))
+        say("exit", str(pid), str(os.waitstatus_to_exitcode(status)))
 
 
 if __name__ == "__main__":
