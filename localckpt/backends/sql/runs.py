@@ -636,13 +636,7 @@ class RunTables:
     def answers(self, keys: Iterable[str], rec: RunRecord) -> dict[str, str]:
         """key -> value hash, for rec's keys the memo answers: its entries, then the parts
         of other open runs of the same stage, version and params."""
-        wanted = set(keys)
-        found = self.memo_values(wanted)
-        for run_id in self._like(rec) if len(found) < len(wanted) else ():
-            for _, h, key, _ in self._keyed(run_id, sorted(wanted - found.keys()), False):
-                if key is not None:
-                    found.setdefault(key, h)
-        return found
+        return self._answered(keys, rec, data=False)
 
     def holder(self, key: str, rec: RunRecord) -> tuple[str, str, bool] | None:
         """(value hash, run id, whether that run is still open) of what answers one of
@@ -657,15 +651,19 @@ class RunTables:
         return None
 
     def answer_bytes(self, keys: Iterable[str], rec: RunRecord) -> dict[str, bytes]:
-        """key -> the value's bytes, as answers() finds them (a run that closes meanwhile
-        moves its parts into the memo: the memo is asked again)."""
+        """key -> the value's bytes, as answers() finds them."""
+        return self._answered(keys, rec, data=True)
+
+    def _answered(self, keys: Iterable[str], rec: RunRecord, data: bool) -> dict[str, Any]:
+        """answers (data False: value hashes) or answer_bytes (data True: bytes)."""
         wanted = set(keys)
-        found = self.memo_data(wanted)
+        found: dict[str, Any] = self.memo_data(wanted) if data else self.memo_values(wanted)
         for run_id in self._like(rec) if len(found) < len(wanted) else ():
-            for _, _, key, data in self._keyed(run_id, sorted(wanted - found.keys()), True):
+            for _, h, key, value in self._keyed(run_id, sorted(wanted - found.keys()), data):
                 if key is not None:
-                    found.setdefault(key, data)
-        if len(found) < len(wanted):
+                    found.setdefault(key, value if data else h)
+        if data and len(found) < len(wanted):
+            # a run that closed meanwhile moved its parts into the memo: ask it again
             found.update(self.memo_data(wanted - found.keys()))
         return found
 
