@@ -268,6 +268,18 @@ def test_usage_errors(argv: list[str], world: tuple[dict[str, str], dict]) -> No
     assert run(*argv, env=env).returncode == 2
 
 
+def test_version_prints_the_installed_version(world: tuple[dict[str, str], dict]) -> None:
+    """`localckpt --version` as other tools answer it: the version the package metadata
+    holds, exit 0, no store needed or created."""
+    from importlib.metadata import version
+
+    ctx, env = world
+    result = run("--version", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"localckpt {version('localckpt')}"
+    assert localckpt.__version__ == version("localckpt")
+
+
 def test_errors_speak_cli_flags(world: tuple[dict[str, str], dict]) -> None:
     ctx, env = world
     store = ["--store", ctx["store"]]

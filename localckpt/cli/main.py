@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .. import __version__
 from ..errors import LocalckptError
 from .common import EXIT_ERROR, EXIT_OK, storage_options_arg
 
@@ -80,6 +81,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                         help="objects URL of this store (e.g. s3://bucket/prefix)")
     parser.add_argument("--storage-options", metavar="JSON",
                         help="fsspec options of this store's objects, as a JSON object")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups = (COMMANDS[command],) if command in COMMANDS else GROUPS
     for group in groups:
