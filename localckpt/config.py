@@ -45,7 +45,6 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from ._toml import dumps, write_atomic
 from .arguments import text
 from .errors import InvalidInputError, NotFoundError
 from .registry import has_password
@@ -362,6 +361,8 @@ def add_remote(
     check_depth(dict(storage_options or {}), "storage options")
     new = Remote(name, _absolute(url), None if objects is None else _absolute(objects),
                  dict(storage_options or {}), storage_options_from)
+    from ._toml import dumps, write_atomic  # the writer (tempfile, shutil): only here
+
     try:
         dumps(new.to_table()).encode("utf-8")  # what TOML cannot hold: refused before writing
     except (TypeError, ValueError) as exc:
@@ -387,6 +388,8 @@ def add_remote(
 
 def remove_remote(name: str) -> Remote:
     """Delete a remote from the config file; NotFoundError when there is none."""
+    from ._toml import dumps, write_atomic
+
     path = config_path()
     with _locked(path):
         data = load()

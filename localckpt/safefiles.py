@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tomllib
 from collections.abc import Sequence
 from typing import Any
 
@@ -191,6 +190,8 @@ def load_toml_file(path: str | os.PathLike[str], what: str, *, max_bytes: int = 
     data = read_regular(path, what, max_bytes=max_bytes, error=error, private=private)
     if data is None:
         return {}
+    import tomllib  # here: opening a store without a config file never parses TOML
+
     where = f"{what} {os.fspath(path)}"
     try:
         value = tomllib.loads(data.decode("utf-8"))

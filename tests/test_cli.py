@@ -273,7 +273,7 @@ def test_version_prints_the_installed_version(world: tuple[dict[str, str], dict]
     holds, exit 0, no store needed or created."""
     from importlib.metadata import version
 
-    ctx, env = world
+    _, env = world
     result = run("--version", env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"localckpt {version('localckpt')}"

@@ -18,9 +18,8 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-import attrs
 import orjson
 
 __all__ = ["DUCKDB", "POSTGRES", "SQLITE", "Dialect"]
@@ -28,8 +27,7 @@ __all__ = ["DUCKDB", "POSTGRES", "SQLITE", "Dialect"]
 _XOR = re.compile(r"\{xor:([^,{}]+),([^{}]+)\}")
 
 
-@attrs.frozen
-class Dialect:
+class Dialect(NamedTuple):
     """The differences between engines, as data.
 
     Attributes:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from ...errors import LocalckptError
 from .dialects import Dialect
@@ -37,8 +35,7 @@ class Refused(LocalckptError):
         self.code = code
 
 
-@attrs.frozen
-class Step:
+class Step(NamedTuple):
     """One statement of a write.
 
     many: params is a list of rows (executemany). refuse: (code, message): the statement

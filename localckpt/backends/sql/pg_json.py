@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from ...canonical import canonical_bytes
@@ -71,6 +70,8 @@ def _as_jsonb_reads(text: str) -> int | float:
     JSONB stores numbers as numeric with the input's scale: no fractional digits left
     after the exponent means an integer on output; numeric has no negative zero.
     """
+    from decimal import Decimal  # PostgreSQL writes only: not on every store's open
+
     number = Decimal(text)
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and exponent >= 0:

@@ -27,9 +27,7 @@ Why these tables:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
-
-import attrs
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...errors import NotFoundError, SchemaVersionError
 from ...schema import FIELDS
@@ -43,8 +41,7 @@ __all__ = ["BASE_VERSION", "LATEST_VERSION", "MIGRATIONS", "TABLES", "Migration"
            "create_statements", "migrate"]
 
 
-@attrs.frozen
-class Table:
+class Table(NamedTuple):
     """A table in neutral types (``Dialect.types``): columns are (name, type, nullable)."""
 
     name: str
@@ -92,8 +89,7 @@ TABLES: tuple[Table, ...] = (
 BASE_VERSION = 6
 
 
-@attrs.frozen
-class Migration:
+class Migration(NamedTuple):
     """Statements run once, in order, in one transaction; python runs after them."""
 
     version: int
