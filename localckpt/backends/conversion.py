@@ -117,7 +117,7 @@ def convert(root: str) -> None:
                 catalog.engine.query("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 catalog.close()
-            for suffix in ("-wal", "-shm"):
+            for suffix in ("-wal", "-shm", "-writers"):
                 with contextlib.suppress(OSError):
                     os.remove(tmp + suffix)
             with open(tmp, "rb") as fh:
@@ -125,7 +125,7 @@ def convert(root: str) -> None:
             os.replace(tmp, os.path.join(root, CATALOG_FILE))
             _fsync_dir(root)
         except BaseException:
-            for path in (tmp, tmp + "-wal", tmp + "-shm"):
+            for path in (tmp, tmp + "-wal", tmp + "-shm", tmp + "-writers"):
                 with contextlib.suppress(OSError):
                     os.remove(path)
             raise

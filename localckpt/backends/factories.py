@@ -3,7 +3,8 @@
 The embedded store is a directory::
 
     DIR/LOCALCKPT.json     the marker: {"format": 3, ...}
-    DIR/catalog.sqlite     the catalog (SQLite, WAL: -wal and -shm files beside it)
+    DIR/catalog.sqlite     the catalog (SQLite, WAL: -wal and -shm files beside it, and
+                           -writers, the lock file writing processes queue on)
     DIR/objects/           frame shards and indexes (unless objects= says otherwise)
 
 Formats 1 and 2 (a catalog of our own log files under ``DIR/catalog/``) convert on the

@@ -7,7 +7,9 @@ saves from 8 processes at once with no errors; nothing to install or start.
 - WAL: readers never wait for writers; one writer at a time. A write transaction is a
   few statements (``BEGIN IMMEDIATE`` takes the lock at once, so two writers never both
   start and then deadlock), and a writer that finds the lock taken waits up to
-  ``timeout`` seconds, then gets BackendUnavailableError naming the file.
+  ``timeout`` seconds, then gets BackendUnavailableError naming the file. Writing
+  processes queue for it on a lock file (``writer_queue``): the kernel hands the turn
+  on, where SQLite's own waiting would poll.
 - ``synchronous=FULL`` with fsync=True (a committed save survives power loss),
   ``NORMAL`` with fsync=False (it survives the process being killed).
 - Group commit: threads of one process that write at once share one transaction and
@@ -38,6 +40,7 @@ from ...errors import (
 )
 from .dialects import SQLITE
 from .engine import Duplicate, Engine, Refused, Step, Tx
+from .writer_queue import WriterQueue
 
 __all__ = ["SqliteEngine"]
 
@@ -132,9 +135,14 @@ class SqliteEngine(Engine):
         self._closed = False
         #: write transactions committed (a counter for tests of group commit)
         self.commits = 0
+        #: statements that found the database locked and waited (a counter for tests of
+        #: the writers' queue: writers that queue never meet SQLite's lock taken)
+        self.busy_waits = 0
         self.memory = path == ":memory:"
         self._shared: sqlite3.Connection | None = None
         self._turn = threading.RLock() if self.memory else contextlib.nullcontext()
+        #: writing processes take turns here before SQLite's lock (see writer_queue)
+        self._writers = None if self.memory or read_only else WriterQueue(path, timeout)
         self._last_transaction = 0.0
 
     # -- connections ------------------------------------------------------------------------
@@ -201,6 +209,8 @@ class SqliteEngine(Engine):
 
     def close(self) -> None:
         self._closed = True
+        if self._writers is not None:
+            self._writers.close()
         with self._lock:
             conns, self._all = self._all, []
         if os.getpid() != self._pid:
@@ -296,15 +306,19 @@ class SqliteEngine(Engine):
             gap = self._last_transaction + _GIVE_WAY - time.monotonic()
             if gap > 0 and not self.memory:
                 time.sleep(gap)
-            self._begin_immediate(conn)
+            self._take_turn()
             try:
-                yield _Tx(self, conn)
-            except BaseException:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                raise
-            with self.translated():
-                conn.execute("COMMIT")
+                self._begin_immediate(conn)
+                try:
+                    yield _Tx(self, conn)
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                with self.translated():
+                    conn.execute("COMMIT")
+            finally:
+                self._give_turn()
             self.commits += 1
             self._last_transaction = time.monotonic()
 
@@ -327,6 +341,7 @@ class SqliteEngine(Engine):
             raise self.translate(exc) from None
         except (UnicodeDecodeError, UnicodeEncodeError) as exc:
             raise self.unicode_error(exc) from None
+        self.busy_waits += 1
         with self.translated():
             deadline = time.monotonic() + self.timeout
             pause = _FIRST_POLL
@@ -366,7 +381,27 @@ class SqliteEngine(Engine):
         if entry.error is not None:
             raise entry.error
 
+    def _take_turn(self) -> None:
+        if self._writers is not None:
+            self._writers.take()
+
+    def _give_turn(self) -> None:
+        if self._writers is not None:
+            self._writers.give()
+
     def _flush(self, conn: sqlite3.Connection, group: list[_Entry]) -> None:
+        try:
+            self._take_turn()
+        except BaseException as exc:
+            for e in group:
+                e.error, e.done = exc, True
+            return
+        try:
+            self._flush_in_turn(conn, group)
+        finally:
+            self._give_turn()
+
+    def _flush_in_turn(self, conn: sqlite3.Connection, group: list[_Entry]) -> None:
         tx = _Tx(self, conn)
         try:
             self._begin_immediate(conn)
