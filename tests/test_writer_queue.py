@@ -133,3 +133,26 @@ def test_threads_of_one_process_take_turns_and_forked_children_have_their_own(
         child.join(timeout=60)
         assert child.exitcode == 0
         assert len(st.checkpoints(tid)) == 5
+
+
+def test_without_a_usable_lock_file_writers_still_take_turns_on_sqlites_lock(
+        tmp_path: Path) -> None:
+    """Where the queue's file cannot be opened (here a directory is in its place), saves
+    go on without the queue: SQLite's lock alone orders them."""
+    ids = _store(tmp_path / "s", 2)
+    (tmp_path / "s" / "catalog.sqlite-writers").unlink()
+    (tmp_path / "s" / "catalog.sqlite-writers").mkdir()
+    ctx = multiprocessing.get_context("fork")
+    go, out = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_saver, args=(str(tmp_path / "s"), tid, 30, go, out))
+             for tid in ids]
+    for p in procs:
+        p.start()
+    go.set()
+    for _ in procs:
+        out.get(timeout=120)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    with localckpt.open(tmp_path / "s") as st:
+        assert [len(st.checkpoints(tid)) for tid in ids] == [31, 31]

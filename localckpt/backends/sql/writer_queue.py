@@ -168,6 +168,9 @@ class WriterQueue:
             return fd
         except BlockingIOError:
             pass
+        except OSError:  # a filesystem without flock: SQLite's lock alone orders writers
+            self._unusable = True
+            return None
         if self._waiter is None:
             self._waiter = _Waiter(self.path)
         request = self._waiter.ask()
@@ -181,7 +184,7 @@ class WriterQueue:
                 self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
             except OSError:  # a read-only directory: SQLite's lock alone orders writers
                 self._unusable = True
-        return self._fd
+        return None if self._unusable else self._fd
 
     def _unavailable(self, holder: str) -> BackendUnavailableError:
         return BackendUnavailableError(
