@@ -5,16 +5,19 @@ Why: SQLite has no queue. A writer that finds the write lock taken sleeps and tr
 again, so with many writing processes the lock sits free between one commit and the
 next waiter's wake-up, and waiters lose turns to luckier ones. Measured here, 8
 processes saving durably into one store: 0.7-0.9x the rate of one process by polling,
-1.0-1.4x with this queue (a waiter blocked in ``flock`` wakes the moment the holder
+1.1-1.6x with this queue (a waiter blocked in ``flock`` wakes the moment the holder
 lets go).
 
 - A file lock dies with its process: a killed writer never blocks the others.
 - The wait is bounded: past ``timeout`` seconds, BackendUnavailableError names the
-  file. The uncontended path is one non-blocking ``flock``; a contended one waits in
-  a helper thread, so that the caller can give up on time.
+  file. The uncontended path is one non-blocking ``flock``; a contended one is handed
+  to the store's waiter thread (one per store and process, started at the first
+  contended turn; a thread per wait measured slower than polling), so that the caller
+  can give up on time.
 - SQLite's lock stays the truth: a writer that does not queue (the sqlite3 shell, an
   older localckpt) is still waited for by polling, and where the lock file cannot be
-  made (a read-only directory) there is no queue.
+  made (a read-only directory) or locked (a filesystem without flock) there is no
+  queue.
 - One thread of a process holds its turn at a time (the group commit already makes
   one thread write for all); a fork starts the child with a queue of its own.
 """
