@@ -39,14 +39,12 @@ def _saver(path: str, timeline_id: str, saves: int, go: Any, out: Any) -> None:
         out.put(st.catalog.engine.busy_waits)
 
 
-def test_writing_processes_take_turns_without_meeting_sqlites_lock(tmp_path: Path) -> None:
-    """4 processes saving at once: every save is there, and none of them ever found
-    SQLite's write lock taken (each waited in the queue instead of polling the lock)."""
-    ids = _store(tmp_path / "s", 4)
+def _save_at_once(path: Path, ids: list[str], saves: int) -> list[int]:
+    """One process per timeline saving a chain of saves, released together; each one's
+    count of waits on SQLite's lock."""
     ctx = multiprocessing.get_context("fork")
     go, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_saver, args=(str(tmp_path / "s"), tid, 60, go, out))
-             for tid in ids]
+    procs = [ctx.Process(target=_saver, args=(str(path), tid, saves, go, out)) for tid in ids]
     for p in procs:
         p.start()
     go.set()
@@ -54,7 +52,14 @@ def test_writing_processes_take_turns_without_meeting_sqlites_lock(tmp_path: Pat
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    assert waits == [0, 0, 0, 0]
+    return waits
+
+
+def test_writing_processes_take_turns_without_meeting_sqlites_lock(tmp_path: Path) -> None:
+    """4 processes saving at once: every save is there, and none of them ever found
+    SQLite's write lock taken (each waited in the queue instead of polling the lock)."""
+    ids = _store(tmp_path / "s", 4)
+    assert _save_at_once(tmp_path / "s", ids, 60) == [0, 0, 0, 0]
     with localckpt.open(tmp_path / "s") as st:
         assert [len(st.checkpoints(tid)) for tid in ids] == [61] * 4
 
@@ -142,17 +147,6 @@ def test_without_a_usable_lock_file_writers_still_take_turns_on_sqlites_lock(
     ids = _store(tmp_path / "s", 2)
     (tmp_path / "s" / "catalog.sqlite-writers").unlink()
     (tmp_path / "s" / "catalog.sqlite-writers").mkdir()
-    ctx = multiprocessing.get_context("fork")
-    go, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_saver, args=(str(tmp_path / "s"), tid, 30, go, out))
-             for tid in ids]
-    for p in procs:
-        p.start()
-    go.set()
-    for _ in procs:
-        out.get(timeout=120)
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    _save_at_once(tmp_path / "s", ids, 30)
     with localckpt.open(tmp_path / "s") as st:
         assert [len(st.checkpoints(tid)) for tid in ids] == [31, 31]
