@@ -149,8 +149,7 @@ WAYS_KIND = "postgres-s3" if "postgres-s3" in KINDS else None
 def test_one_process_a_process_pool_and_dask_commit_equal_outputs(
         new_store: Any, monkeypatch: Any, s3_base: Any) -> None:
     """The same stage three ways over PostgreSQL + S3 (one Dask cluster start: slow)."""
-    pytest.importorskip("distributed")
-    import cloudpickle
+    import cloudpickle  # the test extra installs dask[distributed]: a missing one fails here
     from distributed import Client, LocalCluster
 
     store = new_store(WAYS_KIND)
