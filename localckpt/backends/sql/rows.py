@@ -117,7 +117,39 @@ class Codec:
         init = [a.name for a in attrs.fields(self._type) if a.init]
         self._order = [self._at[name] for name in init if name in self._at]
         assert init[:len(self._order)] == [self._names[i] for i in self._order], init
+        self._decode = self._decoder()
 
+    def _decoder(self) -> Callable[[Row, Any, dict[str, Any] | None], Any]:
+        """A function made for this kind and dialect that turns a row into its record (exact:
+        the values of the row's exact column, or None): one line per field instead of loops
+        over index lists, as attrs writes its __init__; reads of trees spend their time
+        here."""
+        lines = ["def decode(row, fetch, exact):"]
+        for i, f in enumerate(self.fields):
+            lines.append(f"    v{i} = row[{i}]")
+            if f.type == "json":
+                lines += [f"    if v{i} is not None:", f"        v{i} = loads(v{i})",
+                          f"        if type(v{i}) is not dict:",
+                          f"            raise ValueError('{f.name} is not a JSON object')"]
+            elif f.type == "time":
+                lines.append(f"    if v{i} is not None: v{i} = to_time(v{i})")
+            elif f.type == "bool":
+                lines.append(f"    if v{i} is not None: v{i} = bool(v{i})")
+        lines.append("    if exact is not None:")
+        lines += [f"        v{i} = exact.get({name!r}, v{i})"
+                  for i, name in enumerate(self._names)]
+        args = ", ".join(f"v{i}" for i in self._order)
+        if "stage_hashes" in self._at:
+            lines += ["    if fetch is not None:",
+                      f"        return make({args}, "
+                      f"lazy(v{self._at['stage_hashes']}, fetch))"]
+        lines.append(f"    return make({args})")
+        scope: dict[str, Any] = {
+            "loads": orjson.loads if self.dialect.json_exact else load_json,
+            "to_time": self._time, "make": self._type, "lazy": LazyOutputs}
+        exec("\n".join(lines), scope)  # the source is made above from FIELDS alone
+        decode: Callable[[Row, Any, dict[str, Any] | None], Any] = scope["decode"]
+        return decode
     # -- writing --------------------------------------------------------------------------
 
     def row(self, record: Any) -> Row:
@@ -175,30 +207,10 @@ class Codec:
         False only to compute the digests of rows written before there were any)."""
         n = self._n
         try:
-            values = list(row[:n])
-            loads = orjson.loads if self.dialect.json_exact else load_json
-            for i in self._json:
-                value = values[i]
-                if value is not None:
-                    value = loads(value)
-                    if type(value) is not dict:
-                        raise ValueError(f"{self._names[i]} is not a JSON object")
-                    values[i] = value
-            for i in self._times:
-                value = values[i]
-                if value is not None:
-                    values[i] = self._time(value)
-            for i in self._bools:
-                value = values[i]
-                if value is not None:
-                    values[i] = bool(value)
-            if self.has_exact and row[n]:
-                for name, value in pg_json.read_exact(row[n]).items():
-                    values[self._at[name]] = value
-            args = [values[i] for i in self._order]
-            if fetch is not None:
-                args.append(LazyOutputs(values[self._at["stage_hashes"]], fetch))
-            record = self._type(*args)
+            exact = pg_json.read_exact(row[n]) if self.has_exact and row[n] else None
+            if exact is not None and not exact.keys() <= self._at.keys():
+                raise KeyError(f"exact names no field {sorted(exact.keys() - self._at.keys())}")
+            record = self._decode(row, fetch, exact)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise self.damaged(row, where, f"does not parse ({exc})") from None
         if check and (_digest_of(row[:n]) if self._raw else digest(self.kind, record)
