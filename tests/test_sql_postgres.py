@@ -34,12 +34,13 @@ import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
-from sql_records import child, make_output, make_timeline, schema_url
+from sql_records import child, make_output, make_timeline, rows, schema_url
 
 import localckpt
 from localckpt import Store
 from localckpt.backends.sql import SqlCatalog, postgres_catalog
 from localckpt.backends.sql.dialects import POSTGRES
+from localckpt.backends.sql.engine import Step
 from localckpt.backends.sql.pg_json import format_1_bytes
 from localckpt.backends.sql.pg_legacy import LEGACY
 from localckpt.backends.sql.postgres import PostgresEngine
@@ -469,10 +470,54 @@ def test_a_save_is_one_round_trip_and_reads_its_parent_from_memory(
     second = store.save_stage_output(timeline.id, first, "track", {"n": 2})
     third = store.save_stage_output(timeline.id, second, "ocr", {"n": 3})
     assert calls == ["call", "call"], calls  # one commit each; parents remembered
-    assert unpipelined == [], unpipelined  # each commit's statements went in one pipeline
+    # each commit is one statement (the guard and the INSERTs as common table expressions)
+    assert len(unpipelined) == 2 and all(q.startswith("WITH ") for q in unpipelined), \
+        unpipelined
     monkeypatch.undo()
     assert [c.id for c in store.lineage(third)] == [timeline.root_checkpoint_id, first,
                                                     second, third]
+
+
+def test_a_refused_save_sent_as_one_statement_writes_nothing(catalog: SqlCatalog) -> None:
+    """The guard of a one-statement save aborts the INSERTs beside it: no checkpoint, no
+    output, no reference, and the timeline's sums unchanged."""
+    timeline, root = make_timeline()
+    catalog.commit(Batch([timeline], [root]))
+    catalog.commit(Batch(tombstones=[Tombstone(new_id(), root.id, "tag", timeline.id,
+                                               utcnow())]))
+    h, data = make_output({"refused": 1})
+    ckpt = child(root, "detect", h)
+    sums = rows(catalog, "SELECT shard, n, x FROM {s}tree_sums ORDER BY shard")
+    with pytest.raises(LocalckptError, match="new tombstones"):
+        catalog.commit_guarded(Batch((), [ckpt], {h: data}), timeline.id, [])
+    assert catalog.checkpoints([ckpt.id]) == []
+    assert catalog.missing_outputs([h]) == {h}
+    assert rows(catalog, "SELECT count(*) FROM {s}output_refs WHERE hash = ?", (h,)) == [(0,)]
+    assert rows(catalog, "SELECT shard, n, x FROM {s}tree_sums ORDER BY shard") == sums
+    catalog.commit_guarded(Batch((), [ckpt], {h: data}), timeline.id,
+                           [t.id for t in catalog.tombstones([timeline.id])])
+    assert [c.id for c in catalog.checkpoints([ckpt.id])] == [ckpt.id]
+    assert catalog.storage_problems() == []
+
+
+def test_only_guards_then_inserts_become_one_statement() -> None:
+    from localckpt.backends.sql.postgres import _multi_row, _one_statement
+
+    guard = Step("SELECT 1 FROM t WHERE a = %s", ("x",), refuse=("LC001", "no"))
+    insert = Step("INSERT INTO t (a, b) VALUES (%s, %s) ON CONFLICT (a) DO NOTHING",
+                  [(1, 2), (3, 4)], many=True)
+    text, params = _one_statement("s.", [guard, insert]) or ("", [])
+    assert text == ("WITH w0 AS (SELECT s.fail(%s, %s) AS f WHERE EXISTS (SELECT 1 FROM t "
+                    "WHERE a = %s)), w1 AS (INSERT INTO t (a, b) VALUES (%s, %s), (%s, %s) "
+                    "ON CONFLICT (a) DO NOTHING) SELECT f FROM w0")
+    assert params == ["LC001", "no", "x", 1, 2, 3, 4]
+    update = Step("UPDATE t SET b = b + 1 WHERE a = %s", (1,))
+    assert _one_statement("s.", [update, insert]) is None  # not an INSERT
+    assert _one_statement("s.", [insert, guard]) is None  # a guard would not see the rows
+    assert _multi_row("INSERT INTO t (a, b) VALUES (%s, now())", [(1,)]) is None
+    assert _multi_row("INSERT INTO t (a) SELECT %s", [(1,)]) is None
+    assert _one_statement("s.", [Step(insert.statement, [(i, i) for i in range(300)],
+                                      many=True)]) is None  # too many parameters
 
 
 def test_a_process_holds_one_connection_however_many_reads_and_saves(store: Store) -> None:

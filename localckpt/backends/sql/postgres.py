@@ -4,8 +4,9 @@
   several threads of the process use the catalog at once, up to ``max_size``. A pool
   of our own, in the calling thread: a server that refuses (down, wrong password,
   ``too many clients``) fails the call at once with the server's own reason.
-- **One round trip per write**: the steps of a write go in pipeline mode inside one
-  transaction; a guard runs as ``SELECT fail(code, message) WHERE EXISTS (...)``,
+- **One round trip per write**: a save's steps (guards, then INSERTs) are one
+  statement of common table expressions; other writes go in pipeline mode inside one
+  transaction. A guard runs as ``SELECT fail(code, message) WHERE EXISTS (...)``,
   which aborts the transaction on the server.
 - **Transaction-mode poolers** (pgbouncer): every statement runs inside a transaction
   and no session state is kept (no SET, no session advisory lock, no LISTEN); the one
@@ -250,7 +251,14 @@ class PostgresEngine(Engine):
         tx.execute(f"CREATE SCHEMA IF NOT EXISTS {self.prefix[:-1]}")
 
     def write(self, steps: Sequence[Step]) -> None:
-        """Every step in one transaction, sent in one round trip (pipeline mode)."""
+        """Every step in one transaction, sent in one round trip: as one statement when
+        the steps are guards and INSERTs (a save), else in pipeline mode."""
+        one = _one_statement(self.prefix, steps)
+        if one is not None:
+            text, params = one
+            self._call(lambda conn: conn.execute(text, params))
+            return
+
         def run(conn: psycopg.Connection) -> None:
             with conn.pipeline(), conn.transaction():
                 for step in steps:
@@ -313,6 +321,63 @@ class PostgresEngine(Engine):
 
     def _redact(self, text: str) -> str:
         return text.replace(self._password, "***") if self._password else text
+
+
+#: most parameters a write sent as one statement binds: a save needs ~40; a large batch
+#: (a sync) goes in pipeline mode, where the server runs the same prepared INSERT for
+#: each row faster than it plans a VALUES list of hundreds (a stage run's put of 100
+#: rows as one statement: 0.81 -> 1.0 s for 100 puts)
+_MAX_COMBINED_PARAMS = 500
+
+
+def _multi_row(statement: str, rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]] | None:
+    """``INSERT ... VALUES (%s, ...) [ON CONFLICT ...]`` for rows as one statement with a
+    multi-row VALUES (within _MAX_COMBINED_PARAMS); None for any other statement."""
+    head, values, tail = statement.partition(" VALUES (")
+    group, _, rest = tail.partition(")")
+    if (not head.startswith("INSERT INTO ") or not values or not rows
+            or group.replace("%s", "").strip(", ")):  # only placeholders repeat as rows
+        return None
+    params = [value for row in rows for value in row]
+    if len(params) > _MAX_COMBINED_PARAMS:
+        return None
+    return f"{head} VALUES " + ", ".join([f"({group})"] * len(rows)) + rest, params
+
+
+def _one_statement(prefix: str, steps: Sequence[Step]) -> tuple[str, list[Any]] | None:
+    """The steps as one statement, when they are guards followed by INSERTs: each a
+    common table expression (an INSERT of several rows as one multi-row VALUES), and the
+    guards read by the main query, so that they run (an unread SELECT in WITH does not)
+    and any guard that finds a row aborts the whole statement. One statement in
+    autocommit is one transaction with one snapshot: no step sees another's rows, so
+    steps that read what an earlier step wrote (a stage run's put checks the parts it
+    wrote after taking its run's row lock) are not combined. None: send them as they are.
+
+    Why: each statement costs ~100 us of client CPU in psycopg, and a save sent as a
+    pipeline of BEGIN, five statements and COMMIT took 1.22 ms (1.02 ms of CPU) on
+    loopback; as one statement 0.72 ms (0.46 ms of CPU), same machine and run."""
+    parts: list[str] = []
+    params: list[Any] = []
+    guards: list[str] = []
+    for step in steps:
+        name = f"w{len(parts)}"
+        if step.refuse is not None:
+            if len(guards) < len(parts):  # a guard after an INSERT would not see its rows
+                return None
+            parts.append(f"{name} AS (SELECT {prefix}fail(%s, %s) AS f WHERE EXISTS "
+                         f"({step.statement}))")
+            params += [*step.refuse, *step.params]
+            guards.append(name)
+            continue
+        one = _multi_row(step.statement, step.params if step.many else [step.params])
+        if one is None or len(params) + len(one[1]) > _MAX_COMBINED_PARAMS:
+            return None
+        parts.append(f"{name} AS ({one[0]})")
+        params += one[1]
+    if not parts:
+        return None
+    read = " UNION ALL ".join(f"SELECT f FROM {g}" for g in guards) or "SELECT NULL"
+    return "WITH " + ", ".join(parts) + " " + read, params
 
 
 def _retryable(exc: BaseException, conn: psycopg.Connection | None, attempt: int) -> bool:
