@@ -9,6 +9,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
@@ -230,3 +231,73 @@ def test_two_workers_writing_the_same_chunk_at_once(new_store: Any, kind: str) -
             assert parts == {s: content_hash(canonical_bytes(values[winner][s]))
                              for s in chunk}
         run.abort()
+
+
+@pytest.mark.skipif("postgres-local" not in KINDS, reason="needs the PostgreSQL store kind")
+def test_a_put_queued_behind_an_abort_writes_nothing(new_store: Any) -> None:
+    """PostgreSQL: a put that waits on the run's row while an abort holds it must see the
+    abort once it commits (the put's statement locks the row before it checks the state
+    and writes its parts), never slip its parts into the closed run."""
+    import psycopg
+
+    store = new_store("postgres-local")
+    tl = store.create_timeline("v.mp4", "p", frames(4), codec="png")
+    run = store.begin_run(tl.id, None, "detect")
+    engine = store.catalog.engine
+    others = [localckpt.open(store.url, objects=store.objects.describe(),
+                             schema=engine.schema) for _ in range(2)]
+    outcome: dict[str, Any] = {}
+
+    def act(name: str, fn: Any) -> None:
+        try:
+            fn()
+            outcome[name] = "done"
+        except Exception as exc:  # recorded, asserted below
+            outcome[name] = exc
+
+    holder = psycopg.connect(engine._dsn, autocommit=False)
+    try:
+        holder.execute(f"SELECT 1 FROM {engine.prefix}runs WHERE id = %s FOR UPDATE",
+                       [run.id])
+        aborter = threading.Thread(target=act, args=(
+            "abort", lambda: others[0].get_run(run.id).abort()))
+        aborter.start()
+        waiting = psycopg.connect(engine._dsn, autocommit=True)
+
+        holder_pid = holder.info.backend_pid
+
+        def queued() -> int:
+            """Backends waiting on the holder, directly or behind another waiter."""
+            blocked: dict[int, list[int]] = dict(waiting.execute(
+                "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock'").fetchall())
+            behind, grew = {holder_pid}, True
+            while grew:
+                more = {pid for pid, by in blocked.items() if behind & set(by)} - behind
+                behind |= more
+                grew = bool(more)
+            return len(behind) - 1
+
+        deadline = time.monotonic() + 10
+        while queued() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        mine = others[1].get_run(run.id)
+        putter = threading.Thread(target=act, args=(
+            "put", lambda: mine.put({0: {"n": 1}, 1: {"n": 2}})))
+        putter.start()
+        while queued() < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert queued() == 2, "the abort and the put should both wait on the run's row"
+        waiting.close()
+    finally:
+        holder.commit()
+        holder.close()
+    aborter.join(30)
+    putter.join(30)
+    for other in others:
+        other.close()
+    assert outcome["abort"] == "done", outcome
+    assert isinstance(outcome["put"], localckpt.errors.InvalidInputError), outcome
+    assert "aborted" in str(outcome["put"])
+    assert store._run_tables().parts(run.id) == {}
+    assert store.get_run(run.id).state == "aborted"
