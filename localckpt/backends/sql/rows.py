@@ -22,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from types import CodeType
 from typing import Any
 
 import attrs
@@ -46,6 +47,10 @@ TABLES = {"timeline": "timelines", "checkpoint": "checkpoints", "tombstone": "to
 _WITH_EXACT = frozenset({"timeline", "checkpoint"})
 _blake2b = hashlib.blake2b
 _fromiso = datetime.fromisoformat
+
+
+#: decoder source -> its compiled code (Codec._decoder), shared by every engine's codecs
+_COMPILED: dict[str, CodeType] = {}
 
 
 def _digest_of(values: Sequence[Any]) -> int:
@@ -117,7 +122,7 @@ class Codec:
         init = [a.name for a in attrs.fields(self._type) if a.init]
         self._order = [self._at[name] for name in init if name in self._at]
         assert init[:len(self._order)] == [self._names[i] for i in self._order], init
-        self._decode = self._decoder()
+        self._decode: Callable[[Row, Any, dict[str, Any] | None], Any] | None = None
 
     def _decoder(self) -> Callable[[Row, Any, dict[str, Any] | None], Any]:
         """A function made for this kind and dialect that turns a row into its record (exact:
@@ -147,8 +152,13 @@ class Codec:
         scope: dict[str, Any] = {
             "loads": orjson.loads if self.dialect.json_exact else load_json,
             "to_time": self._time, "make": self._type, "lazy": LazyOutputs}
-        exec("\n".join(lines), scope)  # the source is made above from FIELDS alone
+        source = "\n".join(lines)  # made above from FIELDS alone
+        code = _COMPILED.get(source)
+        if code is None:  # compiling costs ~0.5 ms: once a kind, on its first read
+            code = _COMPILED[source] = compile(source, f"<decode {self.kind}>", "exec")
+        exec(code, scope)
         decode: Callable[[Row, Any, dict[str, Any] | None], Any] = scope["decode"]
+        self._decode = decode
         return decode
     # -- writing --------------------------------------------------------------------------
 
@@ -210,7 +220,7 @@ class Codec:
             exact = pg_json.read_exact(row[n]) if self.has_exact and row[n] else None
             if exact is not None and not exact.keys() <= self._at.keys():
                 raise KeyError(f"exact names no field {sorted(exact.keys() - self._at.keys())}")
-            record = self._decode(row, fetch, exact)
+            record = (self._decode or self._decoder())(row, fetch, exact)
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             raise self.damaged(row, where, f"does not parse ({exc})") from None
         if check and (_digest_of(row[:n]) if self._raw else digest(self.kind, record)
