@@ -5,9 +5,8 @@ schema, a DuckDB file) and runs rendered statements. A write is a list of
 :class:`Step` run in one transaction: on SQLite several threads' writes share one
 transaction and one fsync (group commit); on PostgreSQL the steps go to the server in
 one round trip (one statement, or pipeline mode), a guard aborting the transaction
-there. The catalog
-never sees a driver exception: engines translate them here, into the errors of
-``localckpt.errors`` and the two signals below.
+there. The catalog never sees a driver exception: engines translate them here, into
+the errors of ``localckpt.errors`` and the two signals below.
 """
 
 from __future__ import annotations

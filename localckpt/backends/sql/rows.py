@@ -114,9 +114,6 @@ class Codec:
         self._raw = dialect.name == "sqlite"
         self._names = [f.name for f in self.fields]
         self._at = {name: i for i, name in enumerate(self._names)}
-        self._json = [i for i, f in enumerate(self.fields) if f.type == "json"]
-        self._times = [i for i, f in enumerate(self.fields) if f.type == "time"]
-        self._bools = [i for i, f in enumerate(self.fields) if f.type == "bool"]
         #: the record's constructor takes its fields positionally, in its own order: the
         #: row index of each (stage_outputs, not a column, comes last when given)
         init = [a.name for a in attrs.fields(self._type) if a.init]
@@ -160,6 +157,7 @@ class Codec:
         decode: Callable[[Row, Any, dict[str, Any] | None], Any] = scope["decode"]
         self._decode = decode
         return decode
+
     # -- writing --------------------------------------------------------------------------
 
     def row(self, record: Any) -> Row:
