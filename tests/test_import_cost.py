@@ -95,14 +95,16 @@ def test_the_command_is_found_past_the_options_and_their_values(argv: list[str],
 def test_opening_a_store_without_a_config_file_loads_no_toml_and_no_writer(
         tmp_path: object) -> None:
     """Every process opens a store: the TOML parser loads only for a config file that
-    exists, the config writer (tempfile, shutil) and decimal (PostgreSQL values) never."""
+    exists, the config writer (tempfile, shutil) and decimal (PostgreSQL values) never,
+    nor the queue of the writers' waiter thread (only a contended write starts it)."""
     store = f"{tmp_path}/s"
     _loaded(f"import localckpt; localckpt.open({store!r}, create=True).close()")
     loaded = _loaded("import os\n"
                      f"os.environ['LOCALCKPT_CONFIG'] = {str(tmp_path)!r} + '/none.toml'\n"
                      "import localckpt\n"
                      f"localckpt.open({store!r}).list_timelines()")
-    assert sorted(m for m in ("tomllib", "tomli_w", "tempfile", "decimal") if m in loaded) == []
+    assert sorted(m for m in ("tomllib", "tomli_w", "tempfile", "decimal", "queue")
+                  if m in loaded) == []
     with_config = _loaded("import os\n"
                           f"open({str(tmp_path)!r} + '/c.toml', 'w').write('[store]\\n')\n"
                           f"os.environ['LOCALCKPT_CONFIG'] = {str(tmp_path)!r} + '/c.toml'\n"

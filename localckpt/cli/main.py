@@ -121,8 +121,6 @@ def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
     opens that remote with its own settings, else ``--store`` is a URL or directory."""
     import os
 
-    import attrs
-
     options = storage_options_arg(args.storage_options, "--storage-options")
     ref = args.store
     if ref and "/" not in ref and ":" not in ref and not os.path.exists(ref):
@@ -131,8 +129,9 @@ def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
         named = remote(ref)
         if named is not None:
             if args.objects or options:  # the flags win over the remote's entry
-                named = attrs.evolve(named, objects=args.objects or named.objects,
-                                     storage_options={**named.storage_options, **(options or {})})
+                named = named._replace(objects=args.objects or named.objects,
+                                       storage_options={**named.storage_options,
+                                                        **(options or {})})
             return named.open(create=args.creates)
     return open_store(ref, objects=args.objects, storage_options=options,
                       create=args.creates)

@@ -27,10 +27,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import queue
 import threading
+from typing import TYPE_CHECKING
 
 from ...errors import BackendUnavailableError
+
+if TYPE_CHECKING:
+    import queue
 
 __all__ = ["WriterQueue"]
 
@@ -75,6 +78,8 @@ class _Waiter:
     One per queue and process, started at the first contended turn."""
 
     def __init__(self, path: str) -> None:
+        import queue  # here: most processes never wait for a turn
+
         self._path = path
         self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         threading.Thread(target=self._serve, name="localckpt-writer-queue",
