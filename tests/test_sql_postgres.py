@@ -514,8 +514,8 @@ def test_only_guards_then_inserts_become_one_statement() -> None:
     update = Step("UPDATE t SET b = b + 1 WHERE a = %s", (1,))
     assert _one_statement("s.", [update, insert]) is None  # not an INSERT
     assert _one_statement("s.", [insert, guard]) is None  # a guard would not see the rows
-    assert _multi_row("INSERT INTO t (a, b) VALUES (%s, now())", [(1,)]) is None
-    assert _multi_row("INSERT INTO t (a) SELECT %s", [(1,)]) is None
+    assert _multi_row("INSERT INTO t (a, b) VALUES (%s, now())", 1) is None
+    assert _multi_row("INSERT INTO t (a) SELECT %s", 1) is None
     assert _one_statement("s.", [Step(insert.statement, [(i, i) for i in range(300)],
                                       many=True)]) is None  # too many parameters
 
