@@ -233,7 +233,8 @@ def test_two_workers_writing_the_same_chunk_at_once(new_store: Any, kind: str) -
         run.abort()
 
 
-@pytest.mark.skipif("postgres-local" not in KINDS, reason="needs the PostgreSQL store kind")
+@pytest.mark.skipif("postgres-local" not in KINDS,
+                    reason="LOCALCKPT_TEST_KINDS leaves out postgres-local, which this needs")
 def test_a_put_queued_behind_an_abort_writes_nothing(new_store: Any) -> None:
     """PostgreSQL: a put that waits on the run's row while an abort holds it must see the
     abort once it commits (the put's statement locks the row before it checks the state
@@ -256,14 +257,13 @@ def test_a_put_queued_behind_an_abort_writes_nothing(new_store: Any) -> None:
             outcome[name] = exc
 
     holder = psycopg.connect(engine._dsn, autocommit=False)
+    waiting = psycopg.connect(engine._dsn, autocommit=True)
     try:
         holder.execute(f"SELECT 1 FROM {engine.prefix}runs WHERE id = %s FOR UPDATE",
                        [run.id])
         aborter = threading.Thread(target=act, args=(
             "abort", lambda: others[0].get_run(run.id).abort()))
         aborter.start()
-        waiting = psycopg.connect(engine._dsn, autocommit=True)
-
         holder_pid = holder.info.backend_pid
 
         def queued() -> int:
@@ -288,8 +288,8 @@ def test_a_put_queued_behind_an_abort_writes_nothing(new_store: Any) -> None:
         while queued() < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert queued() == 2, "the abort and the put should both wait on the run's row"
-        waiting.close()
     finally:
+        waiting.close()
         holder.commit()
         holder.close()
     aborter.join(30)
