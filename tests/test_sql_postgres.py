@@ -22,8 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
 import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -747,13 +749,17 @@ def test_two_purges_at_once_take_each_row_out_of_the_sums_once(
     assert [t.id for t in store.catalog.timelines()] == [tl.id]
 
 
-def _saver(url: str, objects: str, tid: str, root: str, n: int, seed: int) -> list[str]:
-    """Save chains below root whose outputs repeat ones that purged checkpoints held."""
+def _saver(url: str, objects: str, tid: str, root: str, most: int, seed: int,
+           stop: str) -> list[str]:
+    """Save chains below root whose outputs repeat ones that purged checkpoints held,
+    until the file stop exists (or most saves: a bound should the test fail)."""
     rnd = random.Random(seed)
     saved = []
     with localckpt.open(url, objects=objects) as store:
         parent = root
-        for i in range(n):
+        for i in range(most):
+            if i % 10 == 0 and os.path.exists(stop):
+                break
             out = {"shared": rnd.randrange(6)}
             parent = store.save_stage_output(tid, root if i % 4 == 0 else parent,
                                              f"s{i % 3}", out)
@@ -769,9 +775,14 @@ def test_purge_while_another_process_saves_loses_nothing_live(
     ctx = multiprocessing.get_context("fork")
     doomed: list[str] = []
     overlapped = r = 0
+    stop = tmp_path / "stop"  # the writer saves until the purges have overlapped it
+    deadline = time.monotonic() + 120
     with ctx.Pool(1) as pool:
-        pending = pool.apply_async(_saver, (url, objects, tl.id, tl.root_checkpoint_id, 150, 1))
+        pending = pool.apply_async(_saver, (url, objects, tl.id, tl.root_checkpoint_id,
+                                            20_000, 1, str(stop)))
         while not pending.ready() or r < 3:
+            if (overlapped >= 3 and r >= 3) or time.monotonic() > deadline:
+                stop.touch()
             # checkpoints holding the outputs the writer saves too, then deleted and purged
             for k in range(6):
                 doomed.append(store.save_stage_output(tl.id, None, f"d{r}", {"shared": k}))
