@@ -506,6 +506,11 @@ class SqlCatalog(Catalog):
         if unknown:
             for p in self.checkpoints(unknown):
                 parents[p.id] = dict(p.stage_hashes)
+            absent = sorted(set(unknown) - parents.keys())
+            if absent:  # PostgreSQL's foreign key says the same; SQLite and DuckDB have none
+                raise InvalidInputError(
+                    f"a checkpoint names parent {', '.join(absent)}, which neither the batch "
+                    f"nor {self.describe()} holds; nothing was written")
         refs: set[tuple[str, str]] = set()
         for c in checkpoints:
             parent = parents.get(c.parent_id) if c.parent_id is not None else None
