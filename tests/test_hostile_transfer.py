@@ -191,6 +191,19 @@ def _hostile_bundle(scene: Scene, batch: Batch, path: Path) -> Path:
     return path
 
 
+def _write_as_a_liar(scene: Scene, batch: Batch) -> None:
+    """Write the hostile records into the source behind the API's back. Its catalog
+    refuses a checkpoint whose parent it does not hold, so while it writes it is let to
+    see the victim's checkpoints too: a parent in V counts as held, as a lying peer
+    would claim."""
+    src = scene.src.catalog
+    own = src.checkpoints
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(src, "checkpoints",
+                      lambda ids: own(ids) + scene.dst.catalog.checkpoints(ids))
+        src.commit(batch)
+
+
 def _attack(scene: Scene, batches: list[Batch], mode: str, tmp: Path) -> None:
     merged = Batch(
         timelines=[t for b in batches for t in b.timelines],
@@ -199,7 +212,7 @@ def _attack(scene: Scene, batches: list[Batch], mode: str, tmp: Path) -> None:
         tombstones=[x for b in batches for x in b.tombstones],
         tags=[g for b in batches for g in b.tags])
     if mode == "sync":
-        scene.src.catalog.commit(merged)  # behind the API's back: no checks
+        _write_as_a_liar(scene, merged)
         localckpt.sync(scene.src, scene.dst)
     else:
         import_bundle(scene.dst, _hostile_bundle(scene, merged, tmp / f"{new_id()}.zip"))
