@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .arguments import shown
 from .catalog import Catalog
 from .errors import InvalidInputError
 from .objects import Objects
@@ -175,7 +176,7 @@ def open(
         url = os.fspath(url)
     if not isinstance(url, str) or not url:
         raise InvalidInputError(
-            f"store URL must be a non-empty string or path, not {type(url).__name__} {url!r}"
+            f"store URL must be a non-empty string or path, not {shown(url)}"
         )
     if objects is None and environ:
         objects = os.environ.get("LOCALCKPT_OBJECTS") or store_cfg.get("objects")
