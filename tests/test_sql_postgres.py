@@ -583,7 +583,7 @@ def test_tampered_rows_are_refused_by_the_store_and_the_cli(
          "WHERE id = %s", [a])
     _sql(pg_dsn, schema, "UPDATE {s}.timelines SET exact = '{{\"source_video\": \"w\"}}' "
          "WHERE id = %s", [tl.id])
-    store.catalog._peeked.clear()
+    store.catalog.forget()
     with pytest.raises(CorruptDataError, match=a):
         store.get_checkpoint(a)
     with pytest.raises(CorruptDataError, match=tl.id):

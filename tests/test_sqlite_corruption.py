@@ -149,7 +149,7 @@ def _answers(store: localckpt.Store, reads: dict[str, Read]) -> dict[str, Any]:
             got[name] = read(store)
         except CorruptDataError:
             got[name] = CORRUPT
-        store.catalog._peeked.clear()  # each read goes to the file
+        store.catalog.forget()  # each read goes to the file
     return got
 
 
@@ -270,7 +270,7 @@ def _trials(shape: str, trials: int, pristine: dict[str, Any], tmp: Path) -> dic
                     got[name] = CORRUPT
                     escapes.append(f"{shape} trial {n}, {where} ^ {xor:#04x}: {name} raised "
                                    f"{type(exc).__name__}: {exc}")
-                store.catalog._peeked.clear()
+                store.catalog.forget()
             changed = [name for name, value in got.items()
                        if value != CORRUPT and value != expected[name]]
             damaged = CORRUPT in got.values()

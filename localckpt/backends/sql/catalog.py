@@ -53,6 +53,7 @@ _DELETED = {
            "AND x.kind = 'tag' AND x.timeline_id = g.timeline_id WHERE g.id{in}",
 }
 _PEEKED = 1024  # checkpoints remembered per catalog (saves read their parent from here)
+_VERIFIED = 4096  # timelines whose rows were all checked, remembered per catalog
 _SLOW_RETRIES = 4
 _ALL_TIMELINES = ""  # tree_sums row of the timelines table itself
 #: kind -> the table of ids with an indexed tail (short ids)
@@ -64,6 +65,11 @@ def _xor(values: Iterable[int]) -> int:
     for v in values:
         acc ^= v
     return acc
+
+
+def _totals(sums: Sequence[tuple[Any, ...]]) -> tuple[int, int]:
+    """The count and digest of a timeline's rows from its sums rows (..., n, x)."""
+    return sum(int(r[-2]) for r in sums), _xor(int(r[-1]) for r in sums)
 
 
 def _added(c: Checkpoint, parent_hashes: dict[str, str] | None) -> set[str]:
@@ -94,6 +100,8 @@ class SqlCatalog(Catalog):
         self.read_only: str | None = None
         self._peeked: OrderedDict[str, Checkpoint] = OrderedDict()
         self._peek_lock = threading.Lock()
+        #: timeline id -> its sums (count, xor) when every row of it was last checked
+        self._verified: dict[str, tuple[int, int]] = {}
         self._one: dict[str, str] = {}  # statement name -> its form for one key ("": none)
         c = self.codecs
         tl, ck, tb, tg = (c[k].read for k in ("timeline", "checkpoint", "tombstone", "tag"))
@@ -106,6 +114,8 @@ class SqlCatalog(Catalog):
             "children": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = (SELECT "
                         "timeline_id FROM {s}checkpoints WHERE id = ?) AND parent_id = ? "
                         "ORDER BY id",
+            "family_sums": "SELECT timeline_id, n, x FROM {s}tree_sums WHERE timeline_id = "
+                           "(SELECT timeline_id FROM {s}checkpoints WHERE id = ?)",
             "tree": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = ? ORDER BY id",
             "sums": "SELECT n, x FROM {s}tree_sums WHERE timeline_id = ?",
             "lineage": (
@@ -240,10 +250,48 @@ class SqlCatalog(Catalog):
             while len(self._peeked) > _PEEKED:
                 self._peeked.popitem(last=False)
 
+    def forget(self) -> None:
+        """Drop what this catalog remembers of earlier reads (checkpoints peeked,
+        timelines whose rows were all checked): later reads check the database again,
+        as a new process would."""
+        with self._peek_lock:
+            self._peeked.clear()
+        self._verified.clear()
+
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
-        found = self._records("checkpoint",
-                              self._rows("children", (checkpoint_id, checkpoint_id)))
+        """Only the rows naming the parent are made records, but a row whose parent link
+        was damaged would not name it: so the first read of a timeline's children checks
+        every row of it (digests and sums, without making records), and later reads only
+        that its sums have not changed since."""
+        rows, sums = self.engine.snapshot([
+            (self._q["children"], (checkpoint_id, checkpoint_id)),
+            (self._q["family_sums"], (checkpoint_id,))])
+        if sums and self._verified.get(sums[0][0]) != _totals(sums):
+            at = self.codecs["checkpoint"].column("parent_id")
+            rows = [r for r in self._checked_rows(sums[0][0]) if r[at] == checkpoint_id]
+        found = self._records("checkpoint", rows)
         return [c for c in found if c.parent_id == checkpoint_id]
+
+    def _checked_rows(self, timeline_id: str) -> list[tuple[Any, ...]]:
+        """Every checkpoint row of a timeline, each checked against its digest and all
+        against the timeline's sums (which are remembered as checked)."""
+        rows, sums = self.engine.snapshot([(self._q["tree"], (timeline_id,)),
+                                           (self._q["sums"], (timeline_id,))])
+        codec = self.codecs["checkpoint"]
+        where, at = self.engine.describe(), codec.column("timeline_id")
+        for row in rows:
+            codec.check(row, where)
+            if row[at] != timeline_id:
+                raise CorruptDataError(f"the tree of timeline {timeline_id} in {where} holds "
+                                       "rows of another timeline; the catalog is damaged")
+        self._check_sums(f"the tree of timeline {timeline_id}", rows, sums)
+        self._remember_checked(timeline_id, sums)
+        return rows
+
+    def _remember_checked(self, timeline_id: str, sums: Sequence[tuple[Any, ...]]) -> None:
+        if len(self._verified) >= _VERIFIED:
+            self._verified.clear()
+        self._verified[timeline_id] = _totals(sums)
 
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
         rows = self._rows("lineage", (checkpoint_id,))
@@ -276,12 +324,12 @@ class SqlCatalog(Catalog):
             raise CorruptDataError(f"the tree of timeline {timeline_id} in {self.describe()} "
                                    "holds rows of another timeline; the catalog is damaged")
         self._check_sums(f"the tree of timeline {timeline_id}", rows, sums)
+        self._remember_checked(timeline_id, sums)
         return found
 
     def _check_sums(self, what: str, rows: Sequence[tuple[Any, ...]],
                     sums: Sequence[tuple[Any, ...]]) -> None:
-        n = sum(int(r[0]) for r in sums)
-        x = _xor(int(r[1]) for r in sums)
+        n, x = _totals(sums)
         if n != len(rows) or x != _xor(row[-1] for row in rows):
             raise CorruptDataError(
                 f"{what} in {self.describe()} has {len(rows)} rows where its sums say {n} (or "
@@ -587,7 +635,6 @@ class SqlCatalog(Catalog):
         removed = purge(self)
         if self.runs.available:
             removed += self.runs.drop_closed_parts()
-        with self._peek_lock:
-            self._peeked.clear()
+        self.forget()
         return removed
 

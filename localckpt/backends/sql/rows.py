@@ -226,6 +226,23 @@ class Codec:
             raise self.damaged(row, where, "does not match its digest")
         return record
 
+    def check(self, row: Row, where: str) -> None:
+        """CorruptDataError unless a row matches its digest, without making its record
+        where the row holds the neutral values (SQLite)."""
+        if not self._raw:
+            self.record(row, None, where)
+            return
+        try:
+            ok = _digest_of(row[:self._n]) == row[-1]
+        except (TypeError, ValueError) as exc:
+            raise self.damaged(row, where, f"does not parse ({exc})") from None
+        if not ok:
+            raise self.damaged(row, where, "does not match its digest")
+
+    def column(self, name: str) -> int:
+        """The position of a field in a row read with ``read``."""
+        return self._at[name]
+
     def _time(self, value: Any) -> datetime:
         if type(value) is str:
             when = _fromiso(value)
