@@ -725,6 +725,15 @@ def test_children_notice_a_child_whose_parent_link_changed(
         catalog.children(parent.id)
 
 
+def test_children_notice_that_a_timeline_lost_its_sums(
+        catalog: SqlCatalog, populated: dict[str, Any]) -> None:
+    tip, parent = populated["chain"][-1], populated["chain"][-2]
+    raw(catalog, "DELETE FROM {s}tree_sums WHERE timeline_id = ?", (tip.timeline_id,))
+    catalog.forget()
+    with pytest.raises(CorruptDataError, match=tip.timeline_id):
+        catalog.children(parent.id)
+
+
 def test_children_check_a_timeline_once_until_it_changes(
         catalog: SqlCatalog, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first children() of a timeline reads all its rows; later ones read the

@@ -266,9 +266,12 @@ class SqlCatalog(Catalog):
         rows, sums = self.engine.snapshot([
             (self._q["children"], (checkpoint_id, checkpoint_id)),
             (self._q["family_sums"], (checkpoint_id,))])
-        if sums and self._verified.get(sums[0][0]) != _totals(sums):
-            at = self.codecs["checkpoint"].column("parent_id")
-            rows = [r for r in self._checked_rows(sums[0][0]) if r[at] == checkpoint_id]
+        codec = self.codecs["checkpoint"]
+        timeline_id = sums[0][0] if sums else rows[0][codec.column("timeline_id")] if rows \
+            else None  # rows without sums: the check below reports the damage
+        if timeline_id is not None and self._verified.get(timeline_id) != _totals(sums):
+            at = codec.column("parent_id")
+            rows = [r for r in self._checked_rows(timeline_id) if r[at] == checkpoint_id]
         found = self._records("checkpoint", rows)
         return [c for c in found if c.parent_id == checkpoint_id]
 
