@@ -10,8 +10,10 @@ of the transfer is written. The rules:
   is refused: a source can never touch another timeline's records.
 - **Tombstones delete their own kind in their own timeline.** Kind ``timeline`` targets
   the timeline it is filed under; kind ``checkpoint`` a checkpoint and kind ``tag`` a
-  tag of that timeline. Wherever the target id is found (in the source or in the
-  destination) it must be a record of that kind and that timeline. A target found
+  tag of that timeline, but never a timeline's root checkpoint (a root goes only with
+  its timeline: ``prune`` refuses it too). Wherever the target id is found (in the
+  source or in the destination) it must be a record of that kind and that timeline. A
+  target found
   nowhere (a purged record) is admitted: reads only ever let a tombstone delete a record
   of its own kind in its own timeline (``Catalog.deleted``), so it cannot reach others.
 - **Tags** have a name of the tag-name rule and name a checkpoint of their own timeline.
@@ -142,6 +144,7 @@ def _check_kinds(bad: Bad, offer: Offer, tombstones: Iterable[Tombstone], tags: 
     the timeline the record is filed under, wherever it is found."""
     from .maintenance.tags import check_name
 
+    roots = {t.root_checkpoint_id: t.id for t in offer.timelines.values()}
     for x in tombstones:
         target, tid = x.target_id, x.timeline_id
         if x.kind == "timeline":
@@ -149,6 +152,9 @@ def _check_kinds(bad: Bad, offer: Offer, tombstones: Iterable[Tombstone], tags: 
                 raise bad(f"tombstone {x.id} deletes timeline {target} but is filed under "
                           f"timeline {tid}")
             continue
+        if target in roots:
+            raise bad(f"tombstone {x.id} deletes checkpoint {target}, the root of timeline "
+                      f"{roots[target]}; a root goes only with its timeline")
         found = ("timeline" if target in timeline_ids else
                  "checkpoint" if target in checkpoint_where else
                  "tag" if target in tag_where else None)

@@ -244,7 +244,7 @@ def test_hostile_sources_never_touch_another_timeline(mode: str, new_store: Stor
 
 @pytest.mark.parametrize("edit", [
     ("tombstone", "checkpoint", "V", "A"), ("tombstone", "tag", "V", "A"),
-    ("tombstone", "checkpoint", "V.c", "V"),
+    ("tombstone", "checkpoint", "V.c", "V"), ("tombstone", "checkpoint", "A.root", "A"),
     ("tombstone", "tag", "V.c", "A"), ("tag", "../../<script>", "A.c", "A"),
     ("tag", "fine-name", "V.c", "A"), ("tree", "cycle"), ("tree", "self-parent"),
     ("tree", "merge-from-V"), ("tree", "root-with-parent"), ("tree", "parent-in-V"),
