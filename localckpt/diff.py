@@ -145,12 +145,14 @@ def frame_diff_checkpoints(store: Store, a: str, b: str, stage: str, *,
     """Store.frame_diff, for two checkpoint ids: refuses checkpoints of different
     timelines unless align="time", which pairs frames by the timestamps of the two
     timelines' frame indexes (localckpt.framediff.align_by_time)."""
+    from .arguments import shown
     from .errors import InvalidInputError
     from .framediff import ALIGNMENTS, align_by_time, diff_outputs, frame_interval
 
     if align is not None and align not in ALIGNMENTS:
-        raise InvalidInputError(f"align must be None, 'sequence' or 'time', not {align!r}",
-                                cli=f"--align must be 'time', not {align!r}")
+        raise InvalidInputError(
+            f"align must be None, 'sequence' or 'time', not {shown(align)}",
+            cli=f"--align must be 'time', not {shown(align)}")
     checkpoints = [store.get_checkpoint(a), store.get_checkpoint(b)]
     ta, tb = (c.timeline_id for c in checkpoints)
     if ta != tb and align != "time":

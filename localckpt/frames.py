@@ -17,6 +17,7 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
+from .arguments import shown
 from .errors import CorruptDataError, InvalidInputError
 from .pixels import as_rgb, check_color, check_image
 from .types import Frame
@@ -47,7 +48,7 @@ _GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 def _check_int(value: object, name: str, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidInputError(f"{where}: {name} must be an int, got {value!r}")
+        raise InvalidInputError(f"{where}: {name} must be an int, got {shown(value)}")
     number = int(value)
     if not -(2**63) <= number < 2**63:  # the index stores int64
         raise InvalidInputError(f"{where}: {name} {number} does not fit in 64 bits")
@@ -73,7 +74,7 @@ def coerce_frames(
         or not math.isfinite(fps)
         or fps <= 0
     ):
-        raise InvalidInputError(f"fps must be a finite number > 0, got {fps!r}")
+        raise InvalidInputError(f"fps must be a finite number > 0, got {shown(fps)}")
     return _coerce(frames, float(fps), check_color(color))
 
 
@@ -114,7 +115,7 @@ def _coerce_items(frames: Iterator[Any], fps: float | None, color: str) -> Itera
 
 def _check_hash(phash: object, where: str) -> str:
     if not isinstance(phash, str):
-        raise InvalidInputError(f"{where}: perceptual_hash must be a str, got {phash!r}")
+        raise InvalidInputError(f"{where}: perceptual_hash must be a str, got {shown(phash)}")
     if not phash.isascii():
         from .schema import _check_text  # the one check of text that records will hold
 
@@ -130,7 +131,7 @@ def _check_frame(frame: Frame, where: str, color: str = "rgb") -> Frame:
     chunk_id = _check_int(frame.chunk_id, "chunk_id", where)
     ts = frame.timestamp
     if isinstance(ts, bool) or not isinstance(ts, numbers.Real) or not math.isfinite(ts):
-        raise InvalidInputError(f"{where}: timestamp must be a finite number, got {ts!r}")
+        raise InvalidInputError(f"{where}: timestamp must be a finite number, got {shown(ts)}")
     phash = _check_hash(frame.perceptual_hash, where) or perceptual_hash(image)
     if (
         type(frame.sequence) is int
@@ -170,12 +171,12 @@ def perceptual_hash(image: np.ndarray) -> str:
 
 def check_codec(codec: str, quality: int) -> None:
     """Reject unknown codecs and out-of-range JPEG quality before anything is written."""
-    if codec not in _PIL_FORMAT:
-        raise InvalidInputError(f"unknown codec {codec!r}; use one of {', '.join(CODECS)}")
+    if not isinstance(codec, str) or codec not in _PIL_FORMAT:
+        raise InvalidInputError(f"unknown codec {shown(codec)}; use one of {', '.join(CODECS)}")
     if codec == "jpeg" and (
         isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95
     ):
-        raise InvalidInputError(f"JPEG quality must be an int in 1..95, got {quality!r}")
+        raise InvalidInputError(f"JPEG quality must be an int in 1..95, got {shown(quality)}")
 
 
 def check_size(image: np.ndarray, codec: str, where: str) -> None:
@@ -225,7 +226,7 @@ def decode(data: bytes | memoryview, codec: str) -> np.ndarray:
     """Decode stored bytes to an HxWx3 uint8 RGB array; CorruptDataError if they are not one."""
     fmt = _PIL_FORMAT.get(codec)
     if fmt is None:
-        raise InvalidInputError(f"unknown codec {codec!r}; use one of {', '.join(CODECS)}")
+        raise InvalidInputError(f"unknown codec {shown(codec)}; use one of {', '.join(CODECS)}")
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as im:
             im.load()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from .arguments import shown
 from .canonical import canonical_bytes, content_hash, json_object
 from .catalog import Batch
 from .errors import InvalidInputError, MergeConflict, NotFoundError
@@ -160,7 +161,7 @@ def _check_strategy(strategy: Any) -> Callable[[Conflict], Any] | None:
         return None
     raise InvalidInputError(
         f"strategy must be 'fail', 'ours', 'theirs' or a function "
-        f"resolver(kind, key, base, ours, theirs) -> value, not {strategy!r}"
+        f"resolver(kind, key, base, ours, theirs) -> value, not {shown(strategy)}"
     )
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from .arguments import shown
 from .canonical import canonical_bytes
 from .errors import CorruptDataError, InvalidInputError
 from .types import Checkpoint, Tag, Timeline, Tombstone
@@ -134,9 +135,9 @@ def kind_of(record: Any) -> str:
 def check_id(value: Any, what: str) -> str:
     """value if it is a well-formed id, else InvalidInputError naming what."""
     if type(value) is not str or not _ID.fullmatch(value):
-        shown = value if type(value) is str else type(value).__name__
+        given = value if type(value) is str else type(value).__name__
         raise InvalidInputError(
-            f"{what} {shown!r} is not a valid id (ids are 1-128 letters, digits, '-' or '_', "
+            f"{what} {given!r} is not a valid id (ids are 1-128 letters, digits, '-' or '_', "
             "e.g. a UUID)"
         )
     return value
@@ -165,7 +166,7 @@ def _check_value(f: Field, value: Any, what: str) -> None:
         check_id(value, what)
     elif t == "hash":
         if type(value) is not str or not _HASH.fullmatch(value):
-            raise InvalidInputError(f"{what} must be a SHA-256 hex digest, not {value!r}")
+            raise InvalidInputError(f"{what} must be a SHA-256 hex digest, not {shown(value)}")
     elif t == "text":
         _check_text(value, what)
     elif t == "bool":
@@ -173,15 +174,15 @@ def _check_value(f: Field, value: Any, what: str) -> None:
             raise InvalidInputError(f"{what} must be a bool, not {type(value).__name__}")
     elif t == "int":
         if type(value) is not int or value < 0:
-            raise InvalidInputError(f"{what} must be a non-negative int, not {value!r}")
+            raise InvalidInputError(f"{what} must be a non-negative int, not {shown(value)}")
     elif t == "float":
         if type(value) not in (float, int) or value != value or value in (
             float("inf"), float("-inf")
         ):
-            raise InvalidInputError(f"{what} must be a finite number, not {value!r}")
+            raise InvalidInputError(f"{what} must be a finite number, not {shown(value)}")
     elif t == "time":
         if not isinstance(value, datetime) or value.tzinfo is None:
-            raise InvalidInputError(f"{what} must be a timezone-aware datetime, not {value!r}")
+            raise InvalidInputError(f"{what} must be a timezone-aware datetime, not {shown(value)}")
     elif t == "json":
         if not isinstance(value, Mapping):
             raise InvalidInputError(f"{what} must be a JSON object, not {type(value).__name__}")
@@ -199,7 +200,7 @@ def validate(record: Any) -> None:
         for stage, h in record.stage_hashes.items():
             if type(h) is not str or not _HASH.fullmatch(h):
                 raise InvalidInputError(
-                    f"checkpoint {ident!r}: stage {stage!r} refers to {h!r}, not a SHA-256 "
+                    f"checkpoint {ident!r}: stage {stage!r} refers to {shown(h)}, not a SHA-256 "
                     "hex digest"
                 )
     elif kind == "tag" and "\x00" in record.name:
@@ -208,7 +209,8 @@ def validate(record: Any) -> None:
         raise InvalidInputError(f"tag {ident!r}: name {record.name!r} holds a NUL character")
     elif kind == "tombstone" and record.kind not in TOMBSTONE_TARGETS:
         raise InvalidInputError(
-            f"tombstone {ident!r}: kind must be one of {TOMBSTONE_TARGETS}, not {record.kind!r}"
+            f"tombstone {ident!r}: kind must be one of {TOMBSTONE_TARGETS}, not "
+            f"{shown(record.kind)}"
         )
 
 

@@ -32,6 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from ..arguments import shown
 from ..errors import InvalidInputError
 from .app import SECURITY_HEADERS, App, is_loopback
 from .wire import (
@@ -355,9 +356,9 @@ def check_listen_address(host: Any, port: Any) -> tuple[str, int]:
     host name in ASCII letters, digits, '-' and '.'."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise InvalidInputError(f"port must be a whole number from 0 to 65535 (0: any free "
-                                f"port), not {port!r}")
+                                f"port), not {shown(port)}")
     if not isinstance(host, str) or not host:
-        raise InvalidInputError(f"host must be an IP address or a host name, not {host!r}")
+        raise InvalidInputError(f"host must be an IP address or a host name, not {shown(host)}")
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     try:
         return str(ipaddress.ip_address(bare)), port
