@@ -271,25 +271,34 @@ class SqlCatalog(Catalog):
             else None  # rows without sums: the check below reports the damage
         if timeline_id is not None and self._verified.get(timeline_id) != _totals(sums):
             at = codec.column("parent_id")
-            rows = [r for r in self._checked_rows(timeline_id) if r[at] == checkpoint_id]
+            family, _ = self._read_tree(timeline_id, records=False)
+            rows = [r for r in family if r[at] == checkpoint_id]
         found = self._records("checkpoint", rows)
         return [c for c in found if c.parent_id == checkpoint_id]
 
-    def _checked_rows(self, timeline_id: str) -> list[tuple[Any, ...]]:
-        """Every checkpoint row of a timeline, each checked against its digest and all
-        against the timeline's sums (which are remembered as checked)."""
+    def _read_tree(self, timeline_id: str, records: bool
+                   ) -> tuple[list[tuple[Any, ...]], list[Checkpoint]]:
+        """Every checkpoint row of a timeline, each checked against its digest (made into
+        records when asked, else checked from its columns) and all of them against the
+        timeline's sums, which are remembered as checked (see children)."""
         rows, sums = self.engine.snapshot([(self._q["tree"], (timeline_id,)),
                                            (self._q["sums"], (timeline_id,))])
         codec = self.codecs["checkpoint"]
-        where, at = self.engine.describe(), codec.column("timeline_id")
-        for row in rows:
-            codec.check(row, where)
-            if row[at] != timeline_id:
-                raise CorruptDataError(f"the tree of timeline {timeline_id} in {where} holds "
-                                       "rows of another timeline; the catalog is damaged")
+        found: list[Checkpoint] = []
+        if records:
+            found = self._records("checkpoint", rows)
+            owners = {c.timeline_id for c in found}
+        else:
+            where, at = self.engine.describe(), codec.column("timeline_id")
+            for row in rows:
+                codec.check(row, where)
+            owners = {row[at] for row in rows}
+        if owners - {timeline_id}:
+            raise CorruptDataError(f"the tree of timeline {timeline_id} in {self.describe()} "
+                                   "holds rows of another timeline; the catalog is damaged")
         self._check_sums(f"the tree of timeline {timeline_id}", rows, sums)
         self._remember_checked(timeline_id, sums)
-        return rows
+        return rows, found
 
     def _remember_checked(self, timeline_id: str, sums: Sequence[tuple[Any, ...]]) -> None:
         if len(self._verified) >= _VERIFIED:
@@ -320,15 +329,7 @@ class SqlCatalog(Catalog):
         return chain
 
     def tree(self, timeline_id: str) -> list[Checkpoint]:
-        rows, sums = self.engine.snapshot([(self._q["tree"], (timeline_id,)),
-                                           (self._q["sums"], (timeline_id,))])
-        found = self._records("checkpoint", rows)
-        if any(c.timeline_id != timeline_id for c in found):
-            raise CorruptDataError(f"the tree of timeline {timeline_id} in {self.describe()} "
-                                   "holds rows of another timeline; the catalog is damaged")
-        self._check_sums(f"the tree of timeline {timeline_id}", rows, sums)
-        self._remember_checked(timeline_id, sums)
-        return found
+        return self._read_tree(timeline_id, records=True)[1]
 
     def _check_sums(self, what: str, rows: Sequence[tuple[Any, ...]],
                     sums: Sequence[tuple[Any, ...]]) -> None:
@@ -561,7 +562,8 @@ class SqlCatalog(Catalog):
             if absent:  # PostgreSQL's foreign key says the same; SQLite and DuckDB have none
                 raise InvalidInputError(
                     f"a checkpoint names parent {', '.join(absent)}, which neither the batch "
-                    f"nor {self.describe()} holds; nothing was written")
+                    f"nor {self.describe()} holds; nothing was written (commit a parent "
+                    "before its children, or in the same batch)")
         refs: set[tuple[str, str]] = set()
         for c in checkpoints:
             parent = parents.get(c.parent_id) if c.parent_id is not None else None
