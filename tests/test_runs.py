@@ -407,7 +407,7 @@ def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
                     tx.execute("INSERT INTO output_refs (hash, owner) VALUES (?, ?), (?, ?)",
                                (h, run.id, h, key.digest))
     with localckpt.open(tmp_path / "old") as store:
-        assert schema.version_of(store.catalog.engine) == schema.LATEST_VERSION == 9
+        assert schema.version_of(store.catalog.engine) == schema.LATEST_VERSION >= 9
         owners = store.catalog.engine.query("SELECT owner FROM output_refs WHERE hash IN "
                                             "(?, ?, ?)", hashes)
         assert run.id not in {o for (o,) in owners} and len(owners) == 3  # the keys' refs

@@ -31,9 +31,11 @@ from ...errors import (
     CorruptDataError,
     InvalidInputError,
 )
+from ...ids import id_tail
 from ...types import Checkpoint, Tag, Timeline, Tombstone
 from .engine import Duplicate, Engine, Refused, Step
 from .rows import Codec, codecs, digest
+from .schema import DELETED_TIMELINES_INDEX, TIMELINE_TOMBSTONE
 
 if TYPE_CHECKING:
     from .runs import RunTables
@@ -56,7 +58,25 @@ _PEEKED = 1024  # checkpoints remembered per catalog (saves read their parent fr
 _VERIFIED = 4096  # timelines whose rows were all checked, remembered per catalog
 _SLOW_RETRIES = 4
 _ALL_TIMELINES = ""  # tree_sums row of the timelines table itself
+#: an id search of up to this many ids is checked against the table's rows (SQLite): the
+#: lookups that resolve what a user typed, not the listings of every id
+_CROSS_CHECKED = 1000
+#: up to this many timelines, deleted ones are looked up by id in both indexes; above it,
+#: the partial index of deleted timelines is read whole
+_PROBED_AT_MOST = 64
 #: kind -> the table of ids with an indexed tail (short ids)
+#: SQLite: the deleted timelines among some ids through the target_id index (0) and
+#: through the partial index (1; its terms are the query's, so it answers from the index
+#: alone)
+_DELETED_THROUGH = (f"SELECT target_id, %d FROM {{s}}tombstones INDEXED BY %s "
+                    f"WHERE target_id{{in}} AND {TIMELINE_TOMBSTONE}")
+_DELETED_TWICE = (f"{_DELETED_THROUGH % (0, 'tombstones_target_id')} UNION ALL "
+                  f"{_DELETED_THROUGH % (1, DELETED_TIMELINES_INDEX)}")
+#: the same, for many ids: the partial index read whole (it holds only the deleted
+#: timelines) instead of looked up once an id
+_DELETED_TWICE_MANY = (f"{_DELETED_THROUGH % (0, 'tombstones_target_id')} UNION ALL "
+                       f"SELECT target_id, 1 FROM {{s}}tombstones INDEXED BY "
+                       f"{DELETED_TIMELINES_INDEX} WHERE {TIMELINE_TOMBSTONE}")
 _ID_TABLES = {"timeline": "timelines", "checkpoint": "checkpoints", "run": "runs"}
 
 
@@ -103,6 +123,11 @@ class SqlCatalog(Catalog):
         #: timeline id -> its sums (count, xor) when every row of it was last checked
         self._verified: dict[str, tuple[int, int]] = {}
         self._one: dict[str, str] = {}  # statement name -> its form for one key ("": none)
+        #: SQLite has no checksum on a page: a damaged index entry reads as a missing row
+        #: or a wrong id without an error, so answers from one index are checked against
+        #: another path (DuckDB checksums its blocks; PostgreSQL its pages when the
+        #: cluster was made with data checksums)
+        self._checks_indexes = engine.dialect.name == "sqlite"
         c = self.codecs
         tl, ck, tb, tg = (c[k].read for k in ("timeline", "checkpoint", "tombstone", "tag"))
         self._q = {
@@ -217,7 +242,7 @@ class SqlCatalog(Catalog):
         if ids is not None:
             wanted = set(self._ids(ids))
             found = self._records("timeline", self._list("timelines", wanted))
-            return [t for t in found if t.id in wanted]
+            return self._all_found("timelines", wanted, found)
         rows, sums = self.engine.snapshot([(self._q["all_timelines"], ()),
                                            (self._q["sums"], (_ALL_TIMELINES,))])
         found = self._records("timeline", rows)
@@ -227,7 +252,26 @@ class SqlCatalog(Catalog):
     def checkpoints(self, ids: Iterable[str]) -> list[Checkpoint]:
         wanted = set(self._ids(ids))
         found = self._records("checkpoint", self._list("checkpoints", wanted))
-        return [c for c in found if c.id in wanted]
+        return self._all_found("checkpoints", wanted, found)
+
+    def _all_found(self, table: str, wanted: set[str], found: list[Any]) -> list[Any]:
+        """found, the records of wanted ids read by id; on SQLite an id not found is
+        looked up again through the table's tail index, a B-tree of its own: a damaged
+        entry of the id index (or of the table's key) reads as a missing record without
+        an error, and a record is never reported absent while it is stored."""
+        found = [r for r in found if r.id in wanted]
+        if not self._checks_indexes or len(found) == len(wanted):
+            return found
+        absent = wanted.difference(r.id for r in found)
+        tails = sorted({id_tail(i) for i in absent})
+        there = {row[0] for row in self._rows(
+            f"SELECT id FROM {{s}}{table} WHERE tail{{in}}", (self.dialect.list_param(tails),))}
+        if there & absent:
+            raise CorruptDataError(
+                f"{table} {', '.join(sorted(there & absent)[:3])} of {self.describe()} "
+                "cannot be read by id, though the table holds them: the catalog is damaged "
+                "(run `localckpt verify`; restore the store or re-sync it from another)")
+        return found
 
     def peek_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
         with self._peek_lock:
@@ -392,8 +436,41 @@ class SqlCatalog(Catalog):
             return set()
         found: set[str] = set()
         for name in _DELETED if kind is None else (kind,):
+            if name == "timeline" and self._second_path_to_deleted:
+                found |= self._deleted_timelines(wanted)
+                continue
             found.update(r[0] for r in self._rows(_DELETED[name],
                                                   (self.dialect.list_param(wanted),)))
+        return found
+
+    @functools.cached_property
+    def _second_path_to_deleted(self) -> bool:
+        """Whether this SQLite catalog has the partial index of deleted timelines (a
+        catalog of an older version opened read-only has not)."""
+        return self._checks_indexes and bool(self._rows(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+            (DELETED_TIMELINES_INDEX,)))
+
+    def _deleted_timelines(self, wanted: list[str]) -> set[str]:
+        """The deleted timelines among wanted, read through the target_id index and
+        through the partial index of timeline tombstones, in one snapshot: a damaged entry
+        of either (or a damaged kind or timeline_id in a tombstone row) makes them
+        disagree instead of bringing a deleted timeline back."""
+        param = self.dialect.list_param(wanted)
+        if len(wanted) > _PROBED_AT_MOST:
+            rows = self._rows(_DELETED_TWICE_MANY, (param,))
+            asked = set(wanted)
+            rows = [r for r in rows if r[0] in asked]
+        else:
+            rows = self._rows(_DELETED_TWICE, (param, param))  # one statement: one snapshot
+        found = {i for i, second in rows if not second}
+        if found != {i for i, second in rows if second}:
+            odd = sorted(found ^ {i for i, second in rows if second})
+            raise CorruptDataError(
+                f"the tombstones of {self.describe()} disagree on whether timeline "
+                f"{', '.join(odd[:3])} is deleted (its tombstone row or an index entry is "
+                "damaged): the catalog is damaged (run `localckpt verify`; restore the "
+                "store or re-sync it from another)")
         return found
 
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
@@ -434,13 +511,36 @@ class SqlCatalog(Catalog):
         # a key range, not LIKE: ids are ASCII tokens and '~' sorts after all of them
         query = (f"SELECT id FROM {{s}}{tables[kind]} WHERE {column} >= ? AND {column} < ? "
                  "ORDER BY id LIMIT ?")
-        return [r[0] for r in self.engine.query(query, (prefix, prefix + "~", int(limit)))]
+        params = (prefix, prefix + "~", int(limit))
+        if not self._checks_indexes or limit > _CROSS_CHECKED:
+            return [r[0] for r in self.engine.query(query, params)]
+        # The ids come from the index alone. A damaged entry would give an id no row has
+        # (SQLite has no checksum on a page): the same range read through the rows (the
+        # digest is in no index) must give the same ids.
+        by_index, by_rows = self.engine.snapshot(
+            [(query, params), (query.replace("WHERE", "WHERE digest IS NOT NULL AND"), params)])
+        if by_index != by_rows:
+            odd = sorted({r[0] for r in by_index} ^ {r[0] for r in by_rows})
+            raise CorruptDataError(
+                f"the {column} index of table {tables[kind]} of {self.describe()} and the "
+                f"table's rows disagree ({', '.join(map(repr, odd[:3]))}): the catalog is "
+                "damaged (run `localckpt verify`; restore the store or re-sync it from "
+                "another)")
+        return [r[0] for r in by_index]
 
     def timeline_page(self, offset: int, limit: int, newest_first: bool = False,
                       ) -> tuple[list[Timeline], dict[str, int], int]:
         page = self._q["page"] % ("DESC" if newest_first else "ASC")
         rows = self._rows(page, (int(limit), int(offset)))
         found = self._records("timeline", [row[:-1] for row in rows])
+        if found and self._second_path_to_deleted:  # the page left deleted ones out
+            back = self._deleted_timelines([t.id for t in found])
+            if back:
+                raise CorruptDataError(
+                    f"the timelines page of {self.describe()} lists deleted timeline "
+                    f"{', '.join(sorted(back)[:3])} (an index entry of its tombstone is "
+                    "damaged): the catalog is damaged (run `localckpt verify`; restore the "
+                    "store or re-sync it from another)")
         counts = {t.id: int(row[-1] or 0) for t, row in zip(found, rows, strict=True)}
         (stored, gone), = self._rows("page_total")
         return found, counts, int(stored or 0) - int(gone or 0)

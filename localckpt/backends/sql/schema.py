@@ -126,11 +126,32 @@ def _run_values(tx: Tx, engine: Engine) -> None:
     add_value_columns(tx, engine)
 
 
+#: SQLite's second path to the deleted timelines (see _deleted_timelines_index)
+DELETED_TIMELINES_INDEX = "tombstones_deleted_timelines"
+#: what a tombstone of a whole timeline is: the partial index's WHERE, and the terms a
+#: query that reads the index must carry
+TIMELINE_TOMBSTONE = "kind = 'timeline' AND timeline_id = target_id"
+
+
+def _deleted_timelines_index(tx: Tx, engine: Engine) -> None:
+    """SQLite only: a partial index of the tombstones that delete whole timelines. SQLite
+    has no checksum on a page, and a damaged entry of the target_id index made a deleted
+    timeline read as live; listings check that index's answer against this one."""
+    if engine.dialect.name != "sqlite":
+        return
+    # kind and timeline_id in the entries: the index answers its own terms, without the
+    # row (a damaged kind in a row then shows as a disagreement)
+    tx.execute(engine.sql(f"CREATE INDEX {DELETED_TIMELINES_INDEX} ON {{s}}tombstones "
+                          f"(target_id, kind, timeline_id) WHERE {TIMELINE_TOMBSTONE}"))
+
+
 #: Changes after the base, for every engine (neutral SQL, rendered per dialect).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "stage runs, their parts and the per-frame memo", python=_stage_runs),
     Migration(8, "outputs in a rowid table on SQLite (large rows)", python=_outputs_rowid),
     Migration(9, "stage-run parts and memo entries hold their values", python=_run_values),
+    Migration(10, "an index of the deleted timelines on SQLite (a second path to them)",
+              python=_deleted_timelines_index),
 )
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)
