@@ -725,6 +725,27 @@ def test_children_notice_a_child_whose_parent_link_changed(
         catalog.children(parent.id)
 
 
+def test_a_lost_tombstone_is_an_error_not_a_pruned_checkpoint_back(
+        catalog: SqlCatalog, populated: dict[str, Any]) -> None:
+    """A tombstone a read misses (its row gone, or skipped by a damaged index) would
+    bring what it deletes back: tombstone reads are checked against their sums."""
+    tid, tomb = populated["timeline"].id, populated["tomb"]
+    assert [t.id for t in catalog.tombstones([tid])] == [tomb.id]
+    raw(catalog, "DELETE FROM {s}tombstones WHERE id = ?", (tomb.id,))
+    for read in (lambda: catalog.tombstones([tid]), lambda: catalog.tombstones(None)):
+        with pytest.raises(CorruptDataError, match=f"tombstones of timeline {tid}"):
+            read()
+    assert any("tombstones of timeline" in what for _, what in catalog.storage_problems())
+
+
+def test_a_timeline_whose_tombstone_sums_are_lost_is_reported(
+        catalog: SqlCatalog, populated: dict[str, Any]) -> None:
+    tid = populated["timeline"].id
+    raw(catalog, "DELETE FROM {s}tree_sums WHERE timeline_id = ?", (tid + "~tombstones",))
+    with pytest.raises(CorruptDataError, match=f"tombstones of timeline {tid}"):
+        catalog.tombstones([tid])
+
+
 def test_children_notice_that_a_timeline_lost_its_sums(
         catalog: SqlCatalog, populated: dict[str, Any]) -> None:
     tip, parent = populated["chain"][-1], populated["chain"][-2]

@@ -16,12 +16,13 @@ store). A read that returns other data is listed with the page it hit (its table
 index, and the page type, from SQLite's ``dbstat``) so the class of damage can be told.
 
 One class is known and counted, not failed: a damaged entry of an index makes some
-lookups it serves miss, without an error (an output by hash, a tag or tombstone by
-timeline, a checkpoint's deletion by target), and verify reports every one of those
-(SQLite's integrity check). Where a miss would bring deleted data back or lose a record,
-the catalog reads a second path and compares (tests at the end): a checkpoint or
-timeline not found by id is looked up through the tail index, an id search is read
-again through the rows, and deleted timelines are read through two indexes.
+lookups it serves miss, without an error (an output by hash, a tag by timeline, a
+checkpoint's deletion by target), and verify reports every one of those (SQLite's
+integrity check). Where a miss would bring deleted data back or lose a record, the
+catalog reads a second path and compares (tests at the end): a checkpoint or timeline
+not found by id is looked up through the tail index, an id search is read again through
+the rows, deleted timelines are read through two indexes, and a timeline's tombstones
+are checked against their count and digest in tree_sums.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ def _reads(store: localckpt.Store, rng: random.Random) -> dict[str, Read]:
         reads[f"timeline {tid}"] = lambda s, t=tid: s.catalog.timelines([t])
         reads[f"tree {tid}"] = lambda s, t=tid: s.catalog.tree(t)
         reads[f"tags of {tid}"] = lambda s, t=tid: s.catalog.tags([t])
+        reads[f"tombstones of {tid}"] = lambda s, t=tid: s.catalog.tombstones([t])
     for cid in sample:
         reads[f"checkpoint {cid}"] = lambda s, c=cid: s.catalog.checkpoints([c])
         reads[f"children of {cid}"] = lambda s, c=cid: s.catalog.children(c)
@@ -204,7 +206,7 @@ CLUSTERED = tuple(f": {t.name} " for t in TABLES if t.name != "outputs")
 
 #: reads the catalog checks against a second path: a damaged key must not change them
 _CHECKED_TWICE = ("prefix of", "live timelines", "timeline page", "checkpoint ", "timeline ",
-                  "all checkpoints by id")
+                  "all checkpoints by id", "tombstones")
 
 
 def _fewer(value: Any, expected: Any) -> bool:
@@ -443,6 +445,23 @@ def test_a_damaged_tombstone_index_entry_does_not_bring_a_deleted_timeline_back(
         assert errors >= 1  # at least one read went through the damaged entry
 
 
+def test_a_damaged_tombstone_index_entry_does_not_bring_a_pruned_checkpoint_back(
+        tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with localckpt.open(root, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+        kept = store.save_stage_output(tl.id, None, "s", {"x": 1})
+        pruned = store.save_stage_output(tl.id, kept, "t", {"x": 2})
+        store.prune(pruned)
+        (tomb,) = store.catalog.tombstones([tl.id])
+    with _damaged(root, "tombstones_timeline_id", tl.id) as store:
+        with pytest.raises(CorruptDataError, match="tombstones of timeline"):
+            store.checkpoints(tl.id)
+        with pytest.raises(CorruptDataError, match="tombstones of timeline"):
+            store.get_checkpoint(pruned)
+    assert tomb.target_id == pruned
+
+
 def test_a_damaged_kind_in_a_tombstone_row_does_not_bring_a_deleted_timeline_back(
         small_store: tuple[Path, dict[str, str]]) -> None:
     root, _ = small_store  # the one tombstone's kind column: "timeline" made "timel0ne"
@@ -461,7 +480,7 @@ def test_a_damaged_id_index_entry_is_not_given_as_an_id(
             store.get_checkpoint(ids["checkpoint"][:20])  # a prefix, as a user types it
 
 
-def test_a_store_of_before_the_deleted_timelines_index_gets_it_and_reads_without_it(
+def test_a_store_of_before_the_second_paths_gets_them_and_reads_without_them(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from localckpt.backends.sql import schema
 
@@ -473,16 +492,25 @@ def test_a_store_of_before_the_deleted_timelines_index_gets_it_and_reads_without
             gone = old.create_timeline("w.mp4", "p", [FRAME])
             old.delete_timeline(gone.id)
             kept = old.create_timeline("v.mp4", "p", [FRAME])
+            pruned = old.save_stage_output(kept.id, None, "s", {"x": 1})
+            old.prune(pruned)
+            with old.catalog.engine.transaction() as tx:  # the code of before kept no
+                tx.execute("DELETE FROM tree_sums WHERE timeline_id LIKE '%~tombstones'")
     reader = sqlite_catalog(str(root / "catalog.sqlite"), read_only=True)
     try:  # a reader that cannot migrate (a read-only directory): no second path
         assert schema.version_of(reader.engine) == 9 and not reader._second_path_to_deleted
         assert reader.deleted([gone.id, kept.id]) == {gone.id}
+        assert [t.target_id for t in reader.tombstones([kept.id])] == [pruned]  # no sums
     finally:
         reader.close()
     with localckpt.open(root) as store:  # a writer migrates
         assert schema.version_of(store.catalog.engine) == schema.LATEST_VERSION
         assert store.catalog._second_path_to_deleted
         assert [t.id for t in store.list_timelines()] == [kept.id]
+        assert {t.target_id for t in store.catalog.tombstones([kept.id, gone.id])} == {
+            gone.id, pruned}  # checked against the sums the migration made
+        assert [c.id for c in store.checkpoints(kept.id)] == [kept.root_checkpoint_id]
+        assert store.verify().ok
     _flip_key(root / "catalog.sqlite", "tombstones_target_id", gone.id)
     with localckpt.open(root) as store, pytest.raises(CorruptDataError, match="deleted"):
         store.list_timelines()

@@ -35,7 +35,13 @@ from ...ids import id_tail
 from ...types import Checkpoint, Tag, Timeline, Tombstone
 from .engine import Duplicate, Engine, Refused, Step
 from .rows import Codec, codecs, digest
-from .schema import DELETED_TIMELINES_INDEX, TIMELINE_TOMBSTONE
+from .schema import (
+    DELETED_TIMELINES_INDEX,
+    SECOND_PATHS,
+    TIMELINE_TOMBSTONE,
+    TOMBSTONE_SUMS,
+    version_of,
+)
 
 if TYPE_CHECKING:
     from .runs import RunTables
@@ -143,6 +149,9 @@ class SqlCatalog(Catalog):
                            "(SELECT timeline_id FROM {s}checkpoints WHERE id = ?)",
             "tree": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = ? ORDER BY id",
             "sums": "SELECT n, x FROM {s}tree_sums WHERE timeline_id = ?",
+            "sums_of": "SELECT timeline_id, n, x FROM {s}tree_sums WHERE timeline_id{in}",
+            "tombstone_sums": "SELECT timeline_id, n, x FROM {s}tree_sums "
+                              "WHERE timeline_id LIKE ?",
             "lineage": (
                 f"WITH RECURSIVE chain(id, depth) AS (SELECT id, 0 FROM {{s}}checkpoints "
                 "WHERE id = ? UNION ALL SELECT c.parent_id, chain.depth + 1 FROM "
@@ -417,9 +426,34 @@ class SqlCatalog(Catalog):
         return wanted - {r[0] for r in self._list("missing", wanted)}
 
     def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
+        """Checked against each timeline's tombstone sums (read in the same snapshot): a
+        tombstone a damaged index leaves out would bring what it deletes back."""
+        if not self._second_paths:
+            return self._records("tombstone", self._rows("all_tombstones") if timeline_ids
+                                 is None else self._list("tombstones", timeline_ids))
         if timeline_ids is None:
-            return self._records("tombstone", self._rows("all_tombstones"))
-        return self._records("tombstone", self._list("tombstones", timeline_ids))
+            rows, sums = self.engine.snapshot([
+                (self._q["all_tombstones"], ()),
+                (self._q["tombstone_sums"], ("%" + TOMBSTONE_SUMS,))])
+        else:
+            wanted = self._ids(timeline_ids)
+            if not wanted:
+                return []
+            rows, sums = self.engine.snapshot([
+                (self._q["tombstones"], (self.dialect.list_param(wanted),)),
+                (self._q["sums_of"], (self.dialect.list_param(
+                    [t + TOMBSTONE_SUMS for t in wanted]),))])
+        found = self._records("tombstone", rows)
+        by_timeline: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for t, row in zip(found, rows, strict=True):
+            by_timeline[t.timeline_id].append(row)
+        said: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for row in sums:
+            said[row[0][:-len(TOMBSTONE_SUMS)]].append(row)
+        for tid in sorted(set(by_timeline) | set(said)):
+            self._check_sums(f"the tombstones of timeline {tid}", by_timeline.get(tid, []),
+                             said.get(tid, []))
+        return found
 
     def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
         if timeline_ids is None:
@@ -444,12 +478,14 @@ class SqlCatalog(Catalog):
         return found
 
     @functools.cached_property
+    def _second_paths(self) -> bool:
+        """Whether this catalog has the tombstone sums and (SQLite) the partial index of
+        deleted timelines: a catalog of an older version opened read-only has not."""
+        return version_of(self.engine) >= SECOND_PATHS
+
+    @property
     def _second_path_to_deleted(self) -> bool:
-        """Whether this SQLite catalog has the partial index of deleted timelines (a
-        catalog of an older version opened read-only has not)."""
-        return self._checks_indexes and bool(self._rows(
-            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
-            (DELETED_TIMELINES_INDEX,)))
+        return self._checks_indexes and self._second_paths
 
     def _deleted_timelines(self, wanted: list[str]) -> set[str]:
         """The deleted timelines among wanted, read through the target_id index and
@@ -617,9 +653,10 @@ class SqlCatalog(Catalog):
             ordered = sorted(records, key=_record_id)  # rows in key order: no deadlocks
             rows = [codec.row(r) for r in ordered]
             steps.append(_step(e.sql(self._inserts[kind]), rows))
-            if kind in ("timeline", "checkpoint"):
+            if kind != "tag":
+                suffix = TOMBSTONE_SUMS if kind == "tombstone" else ""
                 for r, row in zip(ordered, rows, strict=True):
-                    key = (_ALL_TIMELINES if kind == "timeline" else r.timeline_id,
+                    key = (_ALL_TIMELINES if kind == "timeline" else r.timeline_id + suffix,
                            row[-1] % shards)
                     acc = sums[key]
                     acc[0] += 1

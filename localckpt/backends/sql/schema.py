@@ -18,8 +18,10 @@ Why these tables:
   ``hash`` stops a purge from removing an output a concurrent save refers to;
 - ``tree_sums``: per timeline, the count and XOR of the digests of its checkpoints,
   kept in the transaction of every write: a tree read that misses a row (a damaged
-  index) notices. Timeline id '' holds the same for the timelines table. Several shards
-  per timeline on PostgreSQL, so that writers of one timeline do not queue on one row;
+  index) notices. Timeline id '' holds the same for the timelines table, and the
+  timeline's id + ``TOMBSTONE_SUMS`` for its tombstones (migration 10: a tombstone a
+  read misses would bring back what it deletes). Several shards per timeline on
+  PostgreSQL, so that writers of one timeline do not queue on one row;
 - ``unreferenced``: outputs the last purge found used by nothing (the next one removes
   them: a sync stages outputs before the rows that use them).
 """
@@ -133,10 +135,27 @@ DELETED_TIMELINES_INDEX = "tombstones_deleted_timelines"
 TIMELINE_TOMBSTONE = "kind = 'timeline' AND timeline_id = target_id"
 
 
-def _deleted_timelines_index(tx: Tx, engine: Engine) -> None:
-    """SQLite only: a partial index of the tombstones that delete whole timelines. SQLite
-    has no checksum on a page, and a damaged entry of the target_id index made a deleted
-    timeline read as live; listings check that index's answer against this one."""
+#: tree_sums key of a timeline's tombstones: its id + this ('~' is in no id)
+TOMBSTONE_SUMS = "~tombstones"
+#: the version that made them (a catalog below it, opened read-only, reads without them)
+SECOND_PATHS = 10
+
+
+def _second_paths(tx: Tx, engine: Engine) -> None:
+    """Every engine: the tombstones' count and digest per timeline in tree_sums, as its
+    checkpoints have had (a tombstone a damaged index leaves out of a read would bring
+    back what it deletes). SQLite: a partial index of the tombstones that delete whole
+    timelines, a second path to them (SQLite has no checksum on a page: a damaged entry
+    of the target_id index made a deleted timeline read as live)."""
+    sums: dict[str, list[int]] = {}
+    for tid, d in tx.query(engine.sql("SELECT timeline_id, digest FROM {s}tombstones")):
+        acc = sums.setdefault(tid + TOMBSTONE_SUMS, [0, 0])
+        acc[0] += 1
+        acc[1] ^= int(d)
+    if sums:
+        tx.execute(engine.sql("INSERT INTO {s}tree_sums (timeline_id, shard, n, x) "
+                              "VALUES (?, 0, ?, ?)"),
+                   [(t, n, x) for t, (n, x) in sorted(sums.items())], True)
     if engine.dialect.name != "sqlite":
         return
     # kind and timeline_id in the entries: the index answers its own terms, without the
@@ -150,8 +169,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "stage runs, their parts and the per-frame memo", python=_stage_runs),
     Migration(8, "outputs in a rowid table on SQLite (large rows)", python=_outputs_rowid),
     Migration(9, "stage-run parts and memo entries hold their values", python=_run_values),
-    Migration(10, "an index of the deleted timelines on SQLite (a second path to them)",
-              python=_deleted_timelines_index),
+    Migration(10, "tombstone sums per timeline; an index of deleted timelines on SQLite",
+              python=_second_paths),
 )
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)

@@ -28,6 +28,7 @@ from ...catalog import Garbage
 from ...errors import InvalidInputError, LocalckptError
 from ...schema import validate
 from ...types import Tombstone
+from .schema import TOMBSTONE_SUMS
 
 if TYPE_CHECKING:
     from .catalog import SqlCatalog
@@ -272,7 +273,7 @@ def storage_problems(catalog: SqlCatalog) -> list[tuple[str, str]]:
     problems = [(where, f"integrity check: {p}") for p in e.integrity_problems()]
     sums: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
     for kind, codec in catalog.codecs.items():
-        extra = ", timeline_id" if kind == "checkpoint" else ""
+        extra = ", timeline_id" if kind in ("checkpoint", "tombstone") else ""
         query = (f"SELECT {codec.read}{extra} FROM {{s}}{codec.table} WHERE id > ? "
                  "ORDER BY id LIMIT 2000")
         try:
@@ -292,7 +293,9 @@ def storage_problems(catalog: SqlCatalog) -> list[tuple[str, str]]:
     for tid in sorted(set(sums) | set(totals)):
         have, want = sums.get(tid, [0, 0]), totals.get(tid, [0, 0])
         if have != want:
-            what = "the timelines table" if tid == "" else f"the tree of timeline {tid}"
+            what = ("the timelines table" if tid == "" else
+                    f"the tombstones of timeline {tid[:-len(TOMBSTONE_SUMS)]}"
+                    if tid.endswith(TOMBSTONE_SUMS) else f"the tree of timeline {tid}")
             problems.append((f"{where} tree_sums {tid or 'timelines'}",
                              f"{what} holds {have[0]} rows where its sums say {want[0]} (or "
                              "their digests differ): a row is missing, extra or damaged"))
@@ -315,8 +318,12 @@ def _check_row(problems: list[tuple[str, str]], catalog: SqlCatalog, kind: str,
     except LocalckptError as exc:
         problems.append((f"{where} {codec.table} row {row[0]}", str(exc)))
         return
-    if kind in ("timeline", "checkpoint"):
-        acc = sums["" if kind == "timeline" else row[-1]]
+    if kind != "tag":
+        if kind == "timeline":
+            key = ""
+        else:  # the timeline_id read after the row
+            key = row[-1] + (TOMBSTONE_SUMS if kind == "tombstone" else "")
+        acc = sums[key]
         acc[0] += 1
         acc[1] ^= data[-1]
 
