@@ -47,7 +47,7 @@ from sql_records import (
 
 from localckpt import Store
 from localckpt.backends.sql import SqlCatalog
-from localckpt.backends.sql.schema import LATEST_VERSION
+from localckpt.backends.sql.schema import LATEST_VERSION, SUMS_OF
 from localckpt.canonical import canonical_bytes, content_hash
 from localckpt.catalog import Batch
 from localckpt.errors import (
@@ -57,6 +57,7 @@ from localckpt.errors import (
     LocalckptError,
     SchemaVersionError,
 )
+from localckpt.gc import collect_garbage
 from localckpt.ids import new_id
 from localckpt.objects import Objects
 from localckpt.records import utcnow
@@ -725,25 +726,51 @@ def test_children_notice_a_child_whose_parent_link_changed(
         catalog.children(parent.id)
 
 
-def test_a_lost_tombstone_is_an_error_not_a_pruned_checkpoint_back(
-        catalog: SqlCatalog, populated: dict[str, Any]) -> None:
+@pytest.mark.parametrize("kind", ["tomb", "tag"])
+def test_a_lost_tombstone_or_tag_is_an_error_not_absent(
+        catalog: SqlCatalog, populated: dict[str, Any], kind: str) -> None:
     """A tombstone a read misses (its row gone, or skipped by a damaged index) would
-    bring what it deletes back: tombstone reads are checked against their sums."""
-    tid, tomb = populated["timeline"].id, populated["tomb"]
-    assert [t.id for t in catalog.tombstones([tid])] == [tomb.id]
-    raw(catalog, "DELETE FROM {s}tombstones WHERE id = ?", (tomb.id,))
-    for read in (lambda: catalog.tombstones([tid]), lambda: catalog.tombstones(None)):
-        with pytest.raises(CorruptDataError, match=f"tombstones of timeline {tid}"):
-            read()
-    assert any("tombstones of timeline" in what for _, what in catalog.storage_problems())
+    bring what it deletes back, and a tag would vanish: reads of them by timeline, or
+    all of them, are checked against their sums."""
+    tid, record = populated["timeline"].id, populated[kind]
+    table = "tombstones" if kind == "tomb" else "tags"
+    read = catalog.tombstones if kind == "tomb" else catalog.tags
+    assert [r.id for r in read([tid])] == [record.id]
+    raw(catalog, f"DELETE FROM {{s}}{table} WHERE id = ?", (record.id,))
+    for each in (lambda: read([tid]), lambda: read(None)):
+        with pytest.raises(CorruptDataError, match=f"{table} of timeline {tid}"):
+            each()
+    assert any(f"{table} of timeline" in what for _, what in catalog.storage_problems())
 
 
-def test_a_timeline_whose_tombstone_sums_are_lost_is_reported(
-        catalog: SqlCatalog, populated: dict[str, Any]) -> None:
+@pytest.mark.parametrize("kind", ["tombstone", "tag"])
+def test_a_timeline_whose_tombstone_or_tag_sums_are_lost_is_reported(
+        catalog: SqlCatalog, populated: dict[str, Any], kind: str) -> None:
     tid = populated["timeline"].id
-    raw(catalog, "DELETE FROM {s}tree_sums WHERE timeline_id = ?", (tid + "~tombstones",))
-    with pytest.raises(CorruptDataError, match=f"tombstones of timeline {tid}"):
-        catalog.tombstones([tid])
+    raw(catalog, "DELETE FROM {s}tree_sums WHERE timeline_id = ?", (SUMS_OF[kind] + tid,))
+    with pytest.raises(CorruptDataError, match=f"{kind}s of timeline {tid}"):
+        (catalog.tombstones if kind == "tombstone" else catalog.tags)([tid])
+
+
+def test_purged_tags_leave_their_sums_right(open_catalog: Opener, tmp_path: Path) -> None:
+    """gc's purge deletes tags three ways (of a purged checkpoint, tombstoned, of a
+    deleted timeline): each takes its rows out of the sums once."""
+    store = Store(open_catalog(), Objects.from_url(str(tmp_path / "objects")))
+    kept = store.create_timeline("v.mp4", "p", [np.zeros((4, 4, 3), np.uint8)])
+    gone = store.create_timeline("w.mp4", "p", [np.zeros((4, 4, 3), np.uint8)])
+    a = store.save_stage_output(kept.id, None, "s", {"x": 1})
+    b = store.save_stage_output(kept.id, a, "t", {"x": 2})
+    store.tag(a, "stays")
+    store.tag(a, "untagged")
+    store.tag(b, "pruned")
+    store.tag(gone.root_checkpoint_id, "with-its-timeline")
+    store.untag("untagged")
+    store.prune(b)
+    store.delete_timeline(gone.id)
+    collect_garbage(store, older_than=0, grace=0)
+    assert [g.name for g in store.catalog.tags(None)] == ["stays"]
+    assert [g.name for g in store.catalog.tags([kept.id, gone.id])] == ["stays"]
+    assert store.catalog.storage_problems() == []
 
 
 def test_children_notice_that_a_timeline_lost_its_sums(

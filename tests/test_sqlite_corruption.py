@@ -16,13 +16,12 @@ store). A read that returns other data is listed with the page it hit (its table
 index, and the page type, from SQLite's ``dbstat``) so the class of damage can be told.
 
 One class is known and counted, not failed: a damaged entry of an index makes some
-lookups it serves miss, without an error (an output by hash, a tag by timeline, a
-checkpoint's deletion by target), and verify reports every one of those (SQLite's
-integrity check). Where a miss would bring deleted data back or lose a record, the
+lookups it serves miss, without an error (an output by hash, a checkpoint's deletion
+by target), and verify reports every one of those (SQLite's integrity check). Where a miss would bring deleted data back or lose a record, the
 catalog reads a second path and compares (tests at the end): a checkpoint or timeline
 not found by id is looked up through the tail index, an id search is read again through
 the rows, deleted timelines are read through two indexes, and a timeline's tombstones
-are checked against their count and digest in tree_sums.
+and tags are checked against their count and digest in tree_sums.
 """
 
 from __future__ import annotations
@@ -206,7 +205,7 @@ CLUSTERED = tuple(f": {t.name} " for t in TABLES if t.name != "outputs")
 
 #: reads the catalog checks against a second path: a damaged key must not change them
 _CHECKED_TWICE = ("prefix of", "live timelines", "timeline page", "checkpoint ", "timeline ",
-                  "all checkpoints by id", "tombstones")
+                  "all checkpoints by id", "tombstones", "tags")
 
 
 def _fewer(value: Any, expected: Any) -> bool:
@@ -494,8 +493,9 @@ def test_a_store_of_before_the_second_paths_gets_them_and_reads_without_them(
             kept = old.create_timeline("v.mp4", "p", [FRAME])
             pruned = old.save_stage_output(kept.id, None, "s", {"x": 1})
             old.prune(pruned)
+            old.tag(kept.root_checkpoint_id, "first")
             with old.catalog.engine.transaction() as tx:  # the code of before kept no
-                tx.execute("DELETE FROM tree_sums WHERE timeline_id LIKE '%~tombstones'")
+                tx.execute("DELETE FROM tree_sums WHERE timeline_id >= '~'")  # such sums
     reader = sqlite_catalog(str(root / "catalog.sqlite"), read_only=True)
     try:  # a reader that cannot migrate (a read-only directory): no second path
         assert schema.version_of(reader.engine) == 9 and not reader._second_path_to_deleted
@@ -510,6 +510,7 @@ def test_a_store_of_before_the_second_paths_gets_them_and_reads_without_them(
         assert {t.target_id for t in store.catalog.tombstones([kept.id, gone.id])} == {
             gone.id, pruned}  # checked against the sums the migration made
         assert [c.id for c in store.checkpoints(kept.id)] == [kept.root_checkpoint_id]
+        assert [g.name for g in store.catalog.tags(None)] == ["first"]
         assert store.verify().ok
     _flip_key(root / "catalog.sqlite", "tombstones_target_id", gone.id)
     with localckpt.open(root) as store, pytest.raises(CorruptDataError, match="deleted"):

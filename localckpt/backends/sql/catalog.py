@@ -38,8 +38,8 @@ from .rows import Codec, codecs, digest
 from .schema import (
     DELETED_TIMELINES_INDEX,
     SECOND_PATHS,
+    SUMS_OF,
     TIMELINE_TOMBSTONE,
-    TOMBSTONE_SUMS,
     version_of,
 )
 
@@ -150,8 +150,8 @@ class SqlCatalog(Catalog):
             "tree": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = ? ORDER BY id",
             "sums": "SELECT n, x FROM {s}tree_sums WHERE timeline_id = ?",
             "sums_of": "SELECT timeline_id, n, x FROM {s}tree_sums WHERE timeline_id{in}",
-            "tombstone_sums": "SELECT timeline_id, n, x FROM {s}tree_sums "
-                              "WHERE timeline_id LIKE ?",
+            "sums_range": "SELECT timeline_id, n, x FROM {s}tree_sums "
+                          "WHERE timeline_id >= ? AND timeline_id < ?",
             "lineage": (
                 f"WITH RECURSIVE chain(id, depth) AS (SELECT id, 0 FROM {{s}}checkpoints "
                 "WHERE id = ? UNION ALL SELECT c.parent_id, chain.depth + 1 FROM "
@@ -426,39 +426,41 @@ class SqlCatalog(Catalog):
         return wanted - {r[0] for r in self._list("missing", wanted)}
 
     def tombstones(self, timeline_ids: Iterable[str] | None = None) -> list[Tombstone]:
-        """Checked against each timeline's tombstone sums (read in the same snapshot): a
-        tombstone a damaged index leaves out would bring what it deletes back."""
-        if not self._second_paths:
-            return self._records("tombstone", self._rows("all_tombstones") if timeline_ids
-                                 is None else self._list("tombstones", timeline_ids))
+        return self._by_timeline("tombstone", timeline_ids)
+
+    def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
+        return self._by_timeline("tag", timeline_ids)
+
+    def _by_timeline(self, kind: str, timeline_ids: Iterable[str] | None) -> list[Any]:
+        """The tombstones or tags of some timelines (all when None), checked against each
+        timeline's sums of that kind, read in the same snapshot: a tombstone a damaged
+        index leaves out would bring back what it deletes, and a tag would vanish."""
+        table = self.codecs[kind].table
+        if not self._second_paths:  # an older catalog opened read-only: no sums
+            return self._records(kind, self._rows(f"all_{table}") if timeline_ids is None
+                                 else self._list(table, timeline_ids))
+        prefix = SUMS_OF[kind]
         if timeline_ids is None:
             rows, sums = self.engine.snapshot([
-                (self._q["all_tombstones"], ()),
-                (self._q["tombstone_sums"], ("%" + TOMBSTONE_SUMS,))])
+                (self._q[f"all_{table}"], ()),
+                (self._q["sums_range"], (prefix, prefix[:-1] + ";"))])  # ';' follows ':'
         else:
             wanted = self._ids(timeline_ids)
             if not wanted:
                 return []
             rows, sums = self.engine.snapshot([
-                (self._q["tombstones"], (self.dialect.list_param(wanted),)),
-                (self._q["sums_of"], (self.dialect.list_param(
-                    [t + TOMBSTONE_SUMS for t in wanted]),))])
-        found = self._records("tombstone", rows)
-        by_timeline: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        for t, row in zip(found, rows, strict=True):
-            by_timeline[t.timeline_id].append(row)
-        said: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+                (self._q[table], (self.dialect.list_param(wanted),)),
+                (self._q["sums_of"], (self.dialect.list_param([prefix + t for t in wanted]),))])
+        found = self._records(kind, rows)
+        held: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for record, row in zip(found, rows, strict=True):
+            held[record.timeline_id].append(row)
+        said: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for row in sums:
-            said[row[0][:-len(TOMBSTONE_SUMS)]].append(row)
-        for tid in sorted(set(by_timeline) | set(said)):
-            self._check_sums(f"the tombstones of timeline {tid}", by_timeline.get(tid, []),
-                             said.get(tid, []))
+            said[row[0][len(prefix):]].append(row)
+        for tid in sorted(held.keys() | said.keys()):
+            self._check_sums(f"the {table} of timeline {tid}", held[tid], said[tid])
         return found
-
-    def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
-        if timeline_ids is None:
-            return self._records("tag", self._rows("all_tags"))
-        return self._records("tag", self._list("tags", timeline_ids))
 
     def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
         """Catalog.deleted's contract, one query per kind asked."""
@@ -653,14 +655,13 @@ class SqlCatalog(Catalog):
             ordered = sorted(records, key=_record_id)  # rows in key order: no deadlocks
             rows = [codec.row(r) for r in ordered]
             steps.append(_step(e.sql(self._inserts[kind]), rows))
-            if kind != "tag":
-                suffix = TOMBSTONE_SUMS if kind == "tombstone" else ""
-                for r, row in zip(ordered, rows, strict=True):
-                    key = (_ALL_TIMELINES if kind == "timeline" else r.timeline_id + suffix,
-                           row[-1] % shards)
-                    acc = sums[key]
-                    acc[0] += 1
-                    acc[1] ^= row[-1]
+            prefix = SUMS_OF.get(kind, "")
+            for r, row in zip(ordered, rows, strict=True):
+                key = (_ALL_TIMELINES if kind == "timeline" else prefix + r.timeline_id,
+                       row[-1] % shards)
+                acc = sums[key]
+                acc[0] += 1
+                acc[1] ^= row[-1]
         if checkpoints:
             if refs is None:
                 refs = self._refs(checkpoints)

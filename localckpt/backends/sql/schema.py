@@ -18,10 +18,11 @@ Why these tables:
   ``hash`` stops a purge from removing an output a concurrent save refers to;
 - ``tree_sums``: per timeline, the count and XOR of the digests of its checkpoints,
   kept in the transaction of every write: a tree read that misses a row (a damaged
-  index) notices. Timeline id '' holds the same for the timelines table, and the
-  timeline's id + ``TOMBSTONE_SUMS`` for its tombstones (migration 10: a tombstone a
-  read misses would bring back what it deletes). Several shards per timeline on
-  PostgreSQL, so that writers of one timeline do not queue on one row;
+  index) notices. Timeline id '' holds the same for the timelines table, and
+  ``SUMS_OF[kind]`` + the timeline's id for its tombstones and its tags (migration 10:
+  a tombstone a read misses would bring back what it deletes, a tag would vanish).
+  Several shards per timeline on PostgreSQL, so that writers of one timeline do not
+  queue on one row;
 - ``unreferenced``: outputs the last purge found used by nothing (the next one removes
   them: a sync stages outputs before the rows that use them).
 """
@@ -135,23 +136,26 @@ DELETED_TIMELINES_INDEX = "tombstones_deleted_timelines"
 TIMELINE_TOMBSTONE = "kind = 'timeline' AND timeline_id = target_id"
 
 
-#: tree_sums key of a timeline's tombstones: its id + this ('~' is in no id)
-TOMBSTONE_SUMS = "~tombstones"
+#: tree_sums keys of a timeline's tombstones and tags: this + its id ('~' is in no id and
+#: sorts after every id character, so each kind's rows are one key range)
+SUMS_OF = {"tombstone": "~tombstones:", "tag": "~tags:"}
 #: the version that made them (a catalog below it, opened read-only, reads without them)
 SECOND_PATHS = 10
 
 
 def _second_paths(tx: Tx, engine: Engine) -> None:
-    """Every engine: the tombstones' count and digest per timeline in tree_sums, as its
-    checkpoints have had (a tombstone a damaged index leaves out of a read would bring
-    back what it deletes). SQLite: a partial index of the tombstones that delete whole
-    timelines, a second path to them (SQLite has no checksum on a page: a damaged entry
-    of the target_id index made a deleted timeline read as live)."""
+    """Every engine: the count and digest of each timeline's tombstones and tags in
+    tree_sums, as its checkpoints have had (a tombstone a damaged index leaves out of a
+    read would bring back what it deletes; a tag would vanish). SQLite: a partial index
+    of the tombstones that delete whole timelines, a second path to them (SQLite has no
+    checksum on a page: a damaged entry of the target_id index made a deleted timeline
+    read as live)."""
     sums: dict[str, list[int]] = {}
-    for tid, d in tx.query(engine.sql("SELECT timeline_id, digest FROM {s}tombstones")):
-        acc = sums.setdefault(tid + TOMBSTONE_SUMS, [0, 0])
-        acc[0] += 1
-        acc[1] ^= int(d)
+    for kind, prefix in SUMS_OF.items():
+        for tid, d in tx.query(engine.sql(f"SELECT timeline_id, digest FROM {{s}}{kind}s")):
+            acc = sums.setdefault(prefix + tid, [0, 0])
+            acc[0] += 1
+            acc[1] ^= int(d)
     if sums:
         tx.execute(engine.sql("INSERT INTO {s}tree_sums (timeline_id, shard, n, x) "
                               "VALUES (?, 0, ?, ?)"),
@@ -169,7 +173,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "stage runs, their parts and the per-frame memo", python=_stage_runs),
     Migration(8, "outputs in a rowid table on SQLite (large rows)", python=_outputs_rowid),
     Migration(9, "stage-run parts and memo entries hold their values", python=_run_values),
-    Migration(10, "tombstone sums per timeline; an index of deleted timelines on SQLite",
+    Migration(10, "tombstone and tag sums per timeline; deleted timelines indexed on SQLite",
               python=_second_paths),
 )
 

@@ -28,7 +28,7 @@ from ...catalog import Garbage
 from ...errors import InvalidInputError, LocalckptError
 from ...schema import validate
 from ...types import Tombstone
-from .schema import TOMBSTONE_SUMS
+from .schema import SUMS_OF
 
 if TYPE_CHECKING:
     from .catalog import SqlCatalog
@@ -183,14 +183,14 @@ def purge(catalog: SqlCatalog) -> int:
             # by key (hash, owner): every output a checkpoint added is in its stage_hashes
             tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND owner = ?"),
                        refs, True)
-            removed += _deleted(tx.execute(e.sql("DELETE FROM {s}tags WHERE checkpoint_id{in}"),
-                                           (in_(ids),)))
-            removed += len(ids)
-            _subtract(tx, catalog, [(r[1], r[2]) for r in rows])
+            tags = _delete_tags(tx, catalog, "checkpoint_id{in}", (in_(ids),))
+            removed += len(ids) + len(tags)
+            _subtract(tx, catalog, [(r[1], r[2]) for r in rows] + tags)
     for batch in _chunks(sorted(dead.tags)):
         with e.transaction() as tx:
-            removed += _deleted(tx.execute(e.sql("DELETE FROM {s}tags WHERE id{in}"),
-                                           (in_(batch),)))
+            tags = _delete_tags(tx, catalog, "id{in}", (in_(batch),))
+            removed += len(tags)
+            _subtract(tx, catalog, tags)
     for tid in sorted(dead.timelines):
         with e.transaction() as tx:
             left = tx.query(e.sql("SELECT count(*) FROM {s}checkpoints WHERE timeline_id = ?"),
@@ -201,12 +201,21 @@ def purge(catalog: SqlCatalog) -> int:
                             (tid,))
             if not rows:
                 continue  # gone already (another purge)
-            removed += _deleted(tx.execute(e.sql("DELETE FROM {s}tags WHERE timeline_id = ?"),
-                                           (tid,)))
+            tags = _delete_tags(tx, catalog, "timeline_id = ?", (tid,))
+            removed += len(tags)
             tx.execute(e.sql("DELETE FROM {s}tree_sums WHERE timeline_id = ?"), (tid,))
-            _subtract(tx, catalog, [("", rows[0][0])])
+            _subtract(tx, catalog, [("", rows[0][0]), *tags])
             removed += 1
     return removed + _purge_outputs(catalog, freed)
+
+
+def _delete_tags(tx: Any, catalog: SqlCatalog, where: str, params: Sequence[Any]
+                 ) -> list[tuple[str, int]]:
+    """Delete the tags matching where; (their sums key, digest), to take out of the sums
+    (the rows this purge deleted: see the checkpoints above)."""
+    rows = tx.query(catalog.engine.sql(f"DELETE FROM {{s}}tags WHERE {where} "
+                                       "RETURNING timeline_id, digest"), params)
+    return [(SUMS_OF["tag"] + tid, int(d)) for tid, d in rows]
 
 
 def _json(value: Any) -> Any:
@@ -219,8 +228,10 @@ def _deleted(rowcount: int) -> int:
 
 
 def _subtract(tx: Any, catalog: SqlCatalog, rows: list[tuple[str, int]]) -> None:
-    """Take rows (timeline id or '', digest) out of tree_sums (XOR undoes XOR; the
+    """Take rows (their tree_sums key, digest) out of tree_sums (XOR undoes XOR; the
     check sums every shard, so the shard they were counted in does not matter)."""
+    if not rows:
+        return
     e = catalog.engine
     sums: defaultdict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
     for tid, d in rows:
@@ -273,7 +284,7 @@ def storage_problems(catalog: SqlCatalog) -> list[tuple[str, str]]:
     problems = [(where, f"integrity check: {p}") for p in e.integrity_problems()]
     sums: defaultdict[str, list[int]] = defaultdict(lambda: [0, 0])
     for kind, codec in catalog.codecs.items():
-        extra = ", timeline_id" if kind in ("checkpoint", "tombstone") else ""
+        extra = ", timeline_id" if kind != "timeline" else ""
         query = (f"SELECT {codec.read}{extra} FROM {{s}}{codec.table} WHERE id > ? "
                  "ORDER BY id LIMIT 2000")
         try:
@@ -293,9 +304,10 @@ def storage_problems(catalog: SqlCatalog) -> list[tuple[str, str]]:
     for tid in sorted(set(sums) | set(totals)):
         have, want = sums.get(tid, [0, 0]), totals.get(tid, [0, 0])
         if have != want:
-            what = ("the timelines table" if tid == "" else
-                    f"the tombstones of timeline {tid[:-len(TOMBSTONE_SUMS)]}"
-                    if tid.endswith(TOMBSTONE_SUMS) else f"the tree of timeline {tid}")
+            what = "the timelines table" if tid == "" else f"the tree of timeline {tid}"
+            for kind, prefix in SUMS_OF.items():
+                if tid.startswith(prefix):
+                    what = f"the {kind}s of timeline {tid[len(prefix):]}"
             problems.append((f"{where} tree_sums {tid or 'timelines'}",
                              f"{what} holds {have[0]} rows where its sums say {want[0]} (or "
                              "their digests differ): a row is missing, extra or damaged"))
@@ -318,14 +330,11 @@ def _check_row(problems: list[tuple[str, str]], catalog: SqlCatalog, kind: str,
     except LocalckptError as exc:
         problems.append((f"{where} {codec.table} row {row[0]}", str(exc)))
         return
-    if kind != "tag":
-        if kind == "timeline":
-            key = ""
-        else:  # the timeline_id read after the row
-            key = row[-1] + (TOMBSTONE_SUMS if kind == "tombstone" else "")
-        acc = sums[key]
-        acc[0] += 1
-        acc[1] ^= data[-1]
+    # the timeline_id is read after the row
+    key = "" if kind == "timeline" else SUMS_OF.get(kind, "") + row[-1]
+    acc = sums[key]
+    acc[0] += 1
+    acc[1] ^= data[-1]
 
 
 def _pages(e: Any, query: str) -> Iterable[tuple[Any, ...]]:
