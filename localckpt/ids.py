@@ -7,15 +7,17 @@ stores can be merged without renumbering. Python 3.11 has no ``uuid.uuid7``.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
-__all__ = ["SHORT_MIN", "id_tail", "new_id"]
+__all__ = ["SHORT_MIN", "id_tail", "is_full_uuid", "new_id"]
 
 #: Fewest characters of a short id (git's default abbreviation is 7).
 SHORT_MIN = 8
 _TAIL = 12
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
@@ -54,3 +56,9 @@ def id_tail(record_id: str) -> str:
     shortest prefix of the tail, at least SHORT_MIN long, that no other id of its kind
     in the store shares (see ``Catalog.find_short``)."""
     return record_id.replace("-", "")[-_TAIL:]
+
+
+def is_full_uuid(ref: str) -> bool:
+    """Whether ref is a UUID in canonical form (lower-case hex, dashed): an id given
+    whole, which needs no resolving."""
+    return len(ref) == 36 and _UUID.fullmatch(ref) is not None

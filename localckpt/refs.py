@@ -43,14 +43,13 @@ over the *kind* of record: a new kind (stage runs) is one :func:`register_kind` 
 from __future__ import annotations
 
 import bisect
-import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import arguments
 from .catalog import Catalog
 from .errors import InvalidInputError, NotFoundError
-from .ids import SHORT_MIN, id_tail
+from .ids import SHORT_MIN, id_tail, is_full_uuid
 
 if TYPE_CHECKING:
     from .store import Store
@@ -72,12 +71,6 @@ MIN_PREFIX = 6
 _LISTED = 10
 _PROBE = 64  # ids fetched per find_short call while computing a short id
 _TAIL = 12
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def is_full_uuid(ref: str) -> bool:
-    """Whether ref is a UUID in canonical form (lower-case hex, dashed): the fast path."""
-    return len(ref) == 36 and _UUID.fullmatch(ref) is not None
 
 
 class Kind(NamedTuple):

@@ -21,7 +21,7 @@ from .arguments import boolean, integer, shown, text
 from .canonical import canonical_bytes, content_hash, json_object
 from .catalog import Batch, Catalog
 from .errors import InvalidInputError, LocalckptError, NotFoundError, StoreClosedError
-from .ids import new_id
+from .ids import is_full_uuid, new_id
 from .objects import Objects
 from .records import utcnow
 from .types import Checkpoint, Frame, FrameMeta, Tag, Timeline
@@ -326,10 +326,13 @@ class Store:
 
     def _ref(self, ref: Any, kind: str, what: str) -> str:
         """A reference resolved at a public method's boundary; a full UUID costs no
-        catalog call (the method's own lookup says NotFoundError)."""
+        catalog call (the method's own lookup says NotFoundError), nor the import of the
+        resolver (~1 ms, on the first read of a process)."""
+        self._check_open()
+        if type(ref) is str and is_full_uuid(ref):
+            return ref
         from .refs import resolve
 
-        self._check_open()
         return resolve(self, ref, kind, what=what, check=False)
 
     # -- deleting, tags, verify (localckpt.maintenance) -----------------------------------
