@@ -33,7 +33,7 @@ from ...errors import CorruptDataError
 from ...ids import id_tail
 from ...schema import FIELDS, TYPES
 from ...types import LazyOutputs
-from . import pg_json
+from . import _decoders, pg_json
 from .dialects import Dialect
 
 __all__ = ["TABLES", "Codec", "codecs", "digest"]
@@ -114,47 +114,27 @@ class Codec:
         self._raw = dialect.name == "sqlite"
         self._names = [f.name for f in self.fields]
         self._at = {name: i for i, name in enumerate(self._names)}
-        #: the record's constructor takes its fields positionally, in its own order: the
-        #: row index of each (stage_outputs, not a column, comes last when given)
-        init = [a.name for a in attrs.fields(self._type) if a.init]
-        self._order = [self._at[name] for name in init if name in self._at]
-        assert init[:len(self._order)] == [self._names[i] for i in self._order], init
         self._decode: Callable[[Row, Any, dict[str, Any] | None], Any] | None = None
 
     def _decoder(self) -> Callable[[Row, Any, dict[str, Any] | None], Any]:
         """A function made for this kind and dialect that turns a row into its record (exact:
         the values of the row's exact column, or None): one line per field instead of loops
         over index lists, as attrs writes its __init__; reads of trees spend their time
-        here."""
-        lines = ["def decode(row, fetch, exact):"]
-        for i, f in enumerate(self.fields):
-            lines.append(f"    v{i} = row[{i}]")
-            if f.type == "json":
-                lines += [f"    if v{i} is not None:", f"        v{i} = loads(v{i})",
-                          f"        if type(v{i}) is not dict:",
-                          f"            raise ValueError('{f.name} is not a JSON object')"]
-            elif f.type == "time":
-                lines.append(f"    if v{i} is not None: v{i} = to_time(v{i})")
-            elif f.type == "bool":
-                lines.append(f"    if v{i} is not None: v{i} = bool(v{i})")
-        lines.append("    if exact is not None:")
-        lines += [f"        v{i} = exact.get({name!r}, v{i})"
-                  for i, name in enumerate(self._names)]
-        args = ", ".join(f"v{i}" for i in self._order)
-        if "stage_hashes" in self._at:
-            lines += ["    if fetch is not None:",
-                      f"        return make({args}, "
-                      f"lazy(v{self._at['stage_hashes']}, fetch))"]
-        lines.append(f"    return make({args})")
-        scope: dict[str, Any] = {
-            "loads": orjson.loads if self.dialect.json_exact else load_json,
-            "to_time": self._time, "make": self._type, "lazy": LazyOutputs}
-        source = "\n".join(lines)  # made above from FIELDS alone
-        code = _COMPILED.get(source)
-        if code is None:  # compiling costs ~0.5 ms: once a kind, on its first read
-            code = _COMPILED[source] = compile(source, f"<decode {self.kind}>", "exec")
-        exec(code, scope)
-        decode: Callable[[Row, Any, dict[str, Any] | None], Any] = scope["decode"]
+        here. Its code is ``_decoders``'s (Python's bytecode cache loads it for nothing)
+        while that module is what this kind's fields make, else compiled here (~0.5 ms)."""
+        source = decoder_source(self.kind)
+        if _decoders.DIGESTS.get(self.kind) == _source_digest(source):
+            factory = getattr(_decoders, self.kind)
+        else:  # FIELDS changed without the module being made again (a test says so)
+            code = _COMPILED.get(source)
+            if code is None:
+                code = _COMPILED[source] = compile(source, f"<decode {self.kind}>", "exec")
+            scope: dict[str, Any] = {"Any": Any}
+            exec(code, scope)
+            factory = scope[self.kind]
+        decode: Callable[[Row, Any, dict[str, Any] | None], Any] = factory(
+            orjson.loads if self.dialect.json_exact else load_json, self._time, self._type,
+            LazyOutputs)
         self._decode = decode
         return decode
 
@@ -256,6 +236,57 @@ class Codec:
             f"{self.kind} row {ident!r} in table {self.table} of {where} {what}: the catalog "
             "is damaged (run `localckpt verify`; restore the store or re-sync it from another)"
         )
+
+
+def decoder_source(kind: str) -> str:
+    """The source of the decoder factory of a record kind, from its FIELDS alone:
+    ``kind(loads, to_time, make, lazy)`` returns ``decode(row, fetch, exact)``."""
+    fields = FIELDS[kind]
+    names = [f.name for f in fields]
+    at = {name: i for i, name in enumerate(names)}
+    # the record's constructor takes its fields positionally, in its own order: the row
+    # index of each (stage_outputs, not a column, comes last when given)
+    init = [a.name for a in attrs.fields(TYPES[kind]) if a.init]
+    order = [at[name] for name in init if name in at]
+    assert init[:len(order)] == [names[i] for i in order], init
+    lines = [f"def {kind}(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:",
+             "    def decode(row: Any, fetch: Any, exact: Any) -> Any:"]
+    for i, f in enumerate(fields):
+        lines.append(f"        v{i} = row[{i}]")
+        if f.type == "json":
+            lines += [f"        if v{i} is not None:", f"            v{i} = loads(v{i})",
+                      f"            if type(v{i}) is not dict:",
+                      f"                raise ValueError('{f.name} is not a JSON object')"]
+        elif f.type == "time":
+            lines += [f"        if v{i} is not None:", f"            v{i} = to_time(v{i})"]
+        elif f.type == "bool":
+            lines += [f"        if v{i} is not None:", f"            v{i} = bool(v{i})"]
+    lines.append("        if exact is not None:")
+    lines += [f"            v{i} = exact.get({name!r}, v{i})" for i, name in enumerate(names)]
+    args = ", ".join(f"v{i}" for i in order)
+    if "stage_hashes" in at:
+        lines += ["        if fetch is not None:",
+                  f"            return make({args}, lazy(v{at['stage_hashes']}, fetch))"]
+    lines += [f"        return make({args})", "", "    return decode", ""]
+    return "\n".join(lines)
+
+
+def _source_digest(source: str) -> str:
+    return _blake2b(source.encode(), digest_size=16).hexdigest()
+
+
+def decoders_module() -> str:
+    """The text of ``_decoders.py``: every kind's decoder factory and the digest of its
+    source (tests/test_row_decoders.py keeps the file equal to this)."""
+    head = ('"""Row decoders of every record kind, made by ``rows.decoders_module()`` from '
+            "``schema.FIELDS``:\ndo not edit (tests/test_row_decoders.py checks that this "
+            "file is what FIELDS make). Python's\nbytecode cache loads them, where "
+            'compiling them cost ~0.5 ms a kind on each process\'s first read."""\n\n'
+            "from __future__ import annotations\n\nfrom typing import Any\n")
+    sources = {kind: decoder_source(kind) for kind in TABLES}
+    digests = "".join(f"    {kind!r}: {_source_digest(src)!r},\n" for kind, src in sources.items())
+    return (head + "".join(f"\n\n{src}" for src in sources.values())
+            + f"\n\nDIGESTS = {{\n{digests}}}\n")
 
 
 def codecs(dialect: Dialect) -> dict[str, Codec]:
