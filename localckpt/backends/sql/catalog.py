@@ -269,9 +269,13 @@ class SqlCatalog(Catalog):
         entry of the id index (or of the table's key) reads as a missing record without
         an error, and a record is never reported absent while it is stored."""
         found = [r for r in found if r.id in wanted]
-        if not self._checks_indexes or len(found) == len(wanted):
-            return found
-        absent = wanted.difference(r.id for r in found)
+        if self._checks_indexes and len(found) < len(wanted):
+            self._truly_absent(table, wanted.difference(r.id for r in found))
+        return found
+
+    def _truly_absent(self, table: str, absent: set[str]) -> None:
+        """SQLite: CorruptDataError if the tail index holds any of these ids, which a
+        lookup by id did not find (see _all_found)."""
         tails = sorted({id_tail(i) for i in absent})
         there = {row[0] for row in self._rows(
             f"SELECT id FROM {{s}}{table} WHERE tail{{in}}", (self.dialect.list_param(tails),))}
@@ -280,7 +284,6 @@ class SqlCatalog(Catalog):
                 f"{table} {', '.join(sorted(there & absent)[:3])} of {self.describe()} "
                 "cannot be read by id, though the table holds them: the catalog is damaged "
                 "(run `localckpt verify`; restore the store or re-sync it from another)")
-        return found
 
     def peek_checkpoint(self, checkpoint_id: str) -> Checkpoint | None:
         with self._peek_lock:
@@ -322,6 +325,8 @@ class SqlCatalog(Catalog):
         codec = self.codecs["checkpoint"]
         timeline_id = sums[0][0] if sums else rows[0][codec.column("timeline_id")] if rows \
             else None  # rows without sums: the check below reports the damage
+        if timeline_id is None and self._checks_indexes:  # the parent was not found by id
+            self._truly_absent("checkpoints", {checkpoint_id})
         if timeline_id is not None and self._verified.get(timeline_id) != _totals(sums):
             at = codec.column("parent_id")
             family, _ = self._read_tree(timeline_id, records=False)
@@ -362,6 +367,8 @@ class SqlCatalog(Catalog):
         rows = self._rows("lineage", (checkpoint_id,))
         chain = self._records("checkpoint", [row[:-1] for row in rows])
         if not chain:
+            if self._checks_indexes:  # not found by id: absent, or the id index damaged
+                self._truly_absent("checkpoints", {checkpoint_id})
             return []
         if len({c.id for c in chain}) != len(chain) or len(chain) >= 1_000_000:
             raise CorruptDataError(
@@ -474,6 +481,9 @@ class SqlCatalog(Catalog):
         for name in _DELETED if kind is None else (kind,):
             if name == "timeline" and self._second_path_to_deleted:
                 found |= self._deleted_timelines(wanted)
+                continue
+            if self._second_path_to_deleted:  # through the timelines' checked tombstones,
+                found |= Catalog.deleted(self, wanted, name)  # not the target_id index
                 continue
             found.update(r[0] for r in self._rows(_DELETED[name],
                                                   (self.dialect.list_param(wanted),)))
