@@ -70,7 +70,6 @@ _CROSS_CHECKED = 1000
 #: up to this many timelines, deleted ones are looked up by id in both indexes; above it,
 #: the partial index of deleted timelines is read whole
 _PROBED_AT_MOST = 64
-#: kind -> the table of ids with an indexed tail (short ids)
 #: SQLite: the deleted timelines among some ids through the target_id index (0) and
 #: through the partial index (1; its terms are the query's, so it answers from the index
 #: alone)
@@ -83,6 +82,7 @@ _DELETED_TWICE = (f"{_DELETED_THROUGH % (0, 'tombstones_target_id')} UNION ALL "
 _DELETED_TWICE_MANY = (f"{_DELETED_THROUGH % (0, 'tombstones_target_id')} UNION ALL "
                        f"SELECT target_id, 1 FROM {{s}}tombstones INDEXED BY "
                        f"{DELETED_TIMELINES_INDEX} WHERE {TIMELINE_TOMBSTONE}")
+#: kind -> the table of ids with an indexed tail (short ids)
 _ID_TABLES = {"timeline": "timelines", "checkpoint": "checkpoints", "run": "runs"}
 
 
