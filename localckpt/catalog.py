@@ -189,10 +189,14 @@ class Catalog(ABC):
         if kind is not None and kind not in _TOMBSTONE_KINDS:
             raise ValueError(f"deleted kind must be one of {_TOMBSTONE_KINDS} or None, "
                              f"not {kind!r}")
-        wanted = set(target_ids)
+        return self._deleted_by_tombstones(set(target_ids),
+                                           _TOMBSTONE_KINDS if kind is None else (kind,))
+
+    def _deleted_by_tombstones(self, wanted: set[str], kinds: Sequence[str]) -> set[str]:
+        """deleted() for these kinds, from the tombstones of the records' timelines (one
+        tombstones read for every kind asked)."""
         if not wanted:
             return set()
-        kinds = _TOMBSTONE_KINDS if kind is None else (kind,)
         owner: dict[tuple[str, str], str] = {}  # (kind, id) -> the record's timeline
         if "timeline" in kinds:
             owner.update({("timeline", i): i for i in wanted})

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..catalog import Batch
 from ..errors import ConflictError, InvalidInputError, NotFoundError
-from ..ids import new_id
+from ..ids import is_full_uuid, new_id
 from ..records import utcnow
 from ..types import Tag, Tombstone
 
@@ -31,8 +31,6 @@ def is_tag_name(name: object) -> bool:
     """Whether name is a valid tag name: 1-100 letters, digits, '.', '_' or '-', starting
     with a letter or digit, and not shaped like a full UUID (references take those as
     ids without asking the catalog; see localckpt.refs)."""
-    from ..refs import is_full_uuid
-
     return isinstance(name, str) and bool(_NAME.fullmatch(name)) and not is_full_uuid(name)
 
 

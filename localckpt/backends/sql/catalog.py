@@ -477,14 +477,14 @@ class SqlCatalog(Catalog):
         wanted = self._ids(target_ids)
         if not wanted:
             return set()
-        found: set[str] = set()
-        for name in _DELETED if kind is None else (kind,):
-            if name == "timeline" and self._second_path_to_deleted:
-                found |= self._deleted_timelines(wanted)
-                continue
-            if self._second_path_to_deleted:  # through the timelines' checked tombstones,
-                found |= Catalog.deleted(self, wanted, name)  # not the target_id index
-                continue
+        kinds = tuple(_DELETED) if kind is None else (kind,)
+        if self._second_path_to_deleted:  # not one index's answer (see _deleted_timelines)
+            found = self._deleted_timelines(wanted) if "timeline" in kinds else set()
+            others = [k for k in kinds if k != "timeline"]  # from the checked tombstones
+            return found | self._deleted_by_tombstones(set(wanted), others) if others \
+                else found
+        found = set()
+        for name in kinds:
             found.update(r[0] for r in self._rows(_DELETED[name],
                                                   (self.dialect.list_param(wanted),)))
         return found
@@ -565,8 +565,9 @@ class SqlCatalog(Catalog):
         # The ids come from the index alone. A damaged entry would give an id no row has
         # (SQLite has no checksum on a page): the same range read through the rows (the
         # digest is in no index) must give the same ids.
-        by_index, by_rows = self.engine.snapshot(
-            [(query, params), (query.replace("WHERE", "WHERE digest IS NOT NULL AND"), params)])
+        through_rows = (f"SELECT id FROM {{s}}{tables[kind]} WHERE digest IS NOT NULL AND "
+                        f"{column} >= ? AND {column} < ? ORDER BY id LIMIT ?")
+        by_index, by_rows = self.engine.snapshot([(query, params), (through_rows, params)])
         if by_index != by_rows:
             odd = sorted({r[0] for r in by_index} ^ {r[0] for r in by_rows})
             raise CorruptDataError(
