@@ -136,7 +136,7 @@ def _existing_merge(
     ]
     if not same:
         return None
-    dead = store.catalog.deleted({c.id for c in same})
+    dead = store.catalog.deleted({c.id for c in same}, "checkpoint")
     live = [c for c in same if c.id not in dead]
     return min(live, key=lambda c: c.id).id if live else None
 

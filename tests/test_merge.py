@@ -210,6 +210,29 @@ def test_clean_merge_writes_one_checkpoint_with_both_changes(store) -> None:
     assert len(store.checkpoints(tid)) == 5
 
 
+def test_a_repeated_merge_reads_no_tags(store) -> None:
+    """Finding the earlier merge asks whether those checkpoints were deleted, and only
+    that: no tag of the store is read on the way (a store may hold many)."""
+    from localckpt.sync import CountingCatalog
+
+    _, _, ours, theirs = _fork(store)
+    store.tag(ours, "keep")
+    mid = store.merge(ours, theirs)
+    counting = CountingCatalog(store.catalog)
+    inner_tags = type(store.catalog).tags
+    reads: list[object] = []
+
+    def tags(self, timeline_ids=None):  # the catalog's own reads of tags, counted too
+        reads.append(timeline_ids)
+        return inner_tags(self, timeline_ids)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(store.catalog), "tags", tags)
+        again = localckpt.Store(counting, store.objects, url=store.url).merge(ours, theirs)
+    assert again == mid
+    assert "deleted" in counting.calls and not reads, (counting.calls, reads)
+
+
 def test_merge_with_an_ancestor_writes_nothing(store) -> None:
     tid, base, ours, _ = _fork(store)
     assert store.merge(ours, base) == ours
