@@ -398,7 +398,7 @@ def test_ls_and_tree_show_the_sampled_length(tmp_path: Path,
 @pytest.mark.parametrize("argv", [["--fps", "0"], ["--fps", "-2"], ["--end", "1",
                                                                    "--start", "2"],
                                   ["--max-frames", "0"], ["--skip-similar", "65"],
-                                  ["--quality", "0"]])
+                                  ["--quality", "0"], ["--start", "5"]])
 def test_a_failed_ingest_creates_no_store(tmp_path: Path, argv: list[str],
                                           capsys: pytest.CaptureFixture[str]) -> None:
     video, store = tmp_path / "clip.mp4", tmp_path / "s"
@@ -406,6 +406,15 @@ def test_a_failed_ingest_creates_no_store(tmp_path: Path, argv: list[str],
     assert _main("--store", str(store), "ingest", str(video), *argv) == 1
     err = capsys.readouterr().err
     assert (argv[0] in err and str(video) in err) or "quality" in err
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("frames", ["0", "10001"])
+def test_a_failed_demo_creates_no_store(tmp_path: Path, frames: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    store = tmp_path / "s"
+    assert _main("--store", str(store), "demo", "--frames", frames) == 1
+    assert "--frames" in capsys.readouterr().err
     assert not store.exists()
 
 

@@ -156,8 +156,21 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
     _check_numbers(args)
     check_codec(args.codec, args.quality)
     with VideoSource(args.file, source_name(args.file),
-                     _storage_options(args.source_storage_options)):
-        pass
+                     _storage_options(args.source_storage_options)) as source:
+        lasts = source.duration()
+    if args.start is not None and lasts is not None and args.start >= lasts:
+        raise InvalidInputError(
+            f"--start {args.start:g} is past the end of {args.file}: its header says it lasts "
+            f"{float(lasts):.3f} s; nothing was stored (choose a start inside the video)")
+
+
+def _check_demo(args: argparse.Namespace, stack: Any) -> None:
+    """The demo's arguments, checked before the store is created (a failed demo creates
+    no store)."""
+    from ..arguments import integer
+    from ..demo import MAX_DEMO_FRAMES
+
+    integer(args.frames, "the demo's frame count (--frames)", low=1, high=MAX_DEMO_FRAMES)
 
 
 def register(sub: Any) -> None:
@@ -195,4 +208,5 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "demo", "run a toy two-stage pipeline with two config tries",
                     cmd_demo, creates=True)
+    p.set_defaults(prepare=_check_demo)
     p.add_argument("--frames", type=int, default=24, help="frames in the synthetic video")
