@@ -154,6 +154,19 @@ def test_compare_errors(world: Any) -> None:
     assert cli(where, "compare", "--against", ids["good"], "--metric", "best").returncode == 2
 
 
+def test_compare_names_labels_no_box_has(world: Any) -> None:
+    """A label asked that neither side has is a typo more often than not: said, not
+    shown as a row of dashes."""
+    where, ids = world
+    r = cli(where, "compare", ids["good"], "--against", ids["poor"], "--labels", "cra")
+    assert r.returncode == 1 and not r.stdout
+    assert "--labels 'cra'" in r.stderr and "spelling" in r.stderr
+    r = cli(where, "compare", ids["good"], "--against", ids["poor"], "--labels", "car,cra",
+            "--json")
+    assert r.returncode == 0 and "label 'cra'" in r.stderr
+    assert json.loads(r.stdout)["labels"] == ["car", "cra"]
+
+
 def test_sql_prints_tables_json_and_csv(world: Any) -> None:
     where, ids = world
     q = "SELECT scenario_label, count(*) AS n FROM checkpoints GROUP BY ALL ORDER BY ALL"

@@ -64,6 +64,25 @@ def cmd_labels_export(store: Store, args: argparse.Namespace) -> int:
 # -- compare ------------------------------------------------------------------------------
 
 
+def _check_labels_found(ev: Any, asked: list[str]) -> None:
+    """--labels that no box has, in the reference or any try, are most likely typos:
+    an error when every label asked is such, else a note on stderr (the API evaluates
+    them as asked: rows without boxes)."""
+    absent = [x for x in dict.fromkeys(asked)
+              if all(t.by_label[x].boxes == 0 and t.by_label[x].reference_boxes == 0
+                     for t in ev.tries)]
+    if not absent:
+        return
+    what = ", ".join(repr(x) for x in absent)
+    if len(absent) == len(dict.fromkeys(asked)):
+        raise InvalidInputError(
+            f"--labels {what}: no box of the reference or of any try has "
+            f"{'that label' if len(absent) == 1 else 'these labels'}; check the spelling "
+            "(without --labels, --per-label gives a row per label there)")
+    print(f"localckpt: note: no box of the reference or of any try has label {what}",
+          file=sys.stderr)
+
+
 def cmd_compare(store: Store, args: argparse.Namespace) -> int:
     reference = checkpoint_ref(store, args.against)
     if args.tries:
@@ -79,6 +98,8 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
     labels = None if args.labels is None else [x for x in args.labels.split(",") if x]
     ev = store.evaluate(tries, reference, args.stage, iou=args.iou, labels=labels,
                         reference_stage=args.reference_stage, metric=args.metric)
+    if labels:
+        _check_labels_found(ev, labels)
     rows = ev.rows(per_label=args.per_label)
     shorts = store.short_ids([ev.reference, *(r["checkpoint_id"] for r in rows)])
     if args.json:
