@@ -52,6 +52,12 @@ def test_gc_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # ty
 
     with localckpt.open(tmp_path / "s", create=True) as store:
         orphan = _leave_orphan_shards(store)
+    assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "2h", "--dry-run"]) == 0
+    assert orphan not in capsys.readouterr().out  # left a moment ago: not 2 hours old
+    assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "7days"]) == 1
+    assert "--older-than '7days' is neither seconds" in capsys.readouterr().err
+    assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "0s", "--dry-run"]) == 0
+    assert orphan in capsys.readouterr().out
     assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "0", "--dry-run"]) == 0
     assert orphan in capsys.readouterr().out
     assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "0"]) == 0

@@ -85,6 +85,23 @@ def parse_age(text: str, option: str) -> datetime | timedelta:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def parse_seconds(text: str, option: str) -> float:
+    """A span as seconds (``3600``) or as an age like parse_age's (``1h``, ``7d``), so
+    that every option about how old something is reads the same; InvalidInputError
+    naming option otherwise."""
+    m = _AGE.fullmatch(text.strip())
+    if m:
+        return float(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise InvalidInputError(f"{option} {text!r} is neither seconds (3600) nor an age "
+                                "(45s, 30m, 12h, 7d, 2w)")
+    return seconds
+
+
 def timeline_or_newest(store: Store, ref: str | None) -> str:
     """ref resolved; when ref is None, the store's newest timeline (the one just ingested:
     a store of one video need not be told which), saying on stderr which one it took when

@@ -16,6 +16,7 @@ from .common import (
     add_short_ids,
     checkpoint_ref,
     parse_age,
+    parse_seconds,
     print_json,
     print_report,
     short_id_map,
@@ -168,7 +169,8 @@ def cmd_tags(store: Store, args: argparse.Namespace) -> int:
 def cmd_gc(store: Store, args: argparse.Namespace) -> int:
     from ..gc import collect_garbage
 
-    report = collect_garbage(store, older_than=args.older_than, dry_run=args.dry_run)
+    older_than = parse_seconds(args.older_than, "--older-than")
+    report = collect_garbage(store, older_than=older_than, dry_run=args.dry_run)
     if args.json:
         import attrs
 
@@ -233,7 +235,8 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "gc", "free what nothing live refers to: deleted timelines' frames, "
                     "failed ingests, deleted records", cmd_gc)
-    p.add_argument("--older-than", type=float, default=3600.0, metavar="SECONDS",
-                   help="objects of unfinished writes without a lease must be this old "
-                   "(default 3600); writes in progress keep a lease and are never touched")
+    p.add_argument("--older-than", default="1h", metavar="AGE",
+                   help="objects of unfinished writes without a lease must be this old: "
+                   "seconds or an age like 30m, 12h, 7d (default 1h); writes in progress keep "
+                   "a lease and are never touched")
     p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
