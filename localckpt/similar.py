@@ -73,6 +73,11 @@ def similar_frames(
         limit = _check_count(limit, "limit", 1)
     wanted = _query(index, query, timeline_id)
     q, width = int(wanted, 16), len(wanted)
+    widths = {len(m.perceptual_hash) for m in index if parse_hash(m.perceptual_hash) is not None}
+    if widths and width not in widths:  # it would match nothing: a digit dropped or added?
+        raise InvalidInputError(
+            f"perceptual hash {wanted!r} has {width} hex digits; the frames of timeline "
+            f"{timeline_id} have hashes of {' or '.join(map(str, sorted(widths)))}")
     found = []
     for meta in index:
         h = meta.perceptual_hash

@@ -409,6 +409,36 @@ def test_a_failed_ingest_creates_no_store(tmp_path: Path, argv: list[str],
     assert not store.exists()
 
 
+@pytest.mark.parametrize(("argv", "flag"), [
+    (["retain", "T", "--keep-last", "-1"], "--keep-last"),
+    (["similar", "T", "0", "--max-distance", "65"], "--max-distance"),
+    (["similar", "T", "0", "--limit", "0"], "--limit"),
+    (["diff", "A", "B", "--match-iou", "0"], "--match-iou"),
+    (["diff", "A", "B", "--match-iou", "x"], "--match-iou")])
+def test_numbers_out_of_range_are_usage_errors_naming_the_flag(
+        tmp_path: Path, argv: list[str], flag: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Checked by the parser: the message names the flag, never the API's keyword."""
+    with pytest.raises(SystemExit) as exit_:
+        _main("--store", str(tmp_path / "s"), *argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: must be" in err and "_" not in err.split("error:")[1]
+
+
+def test_quality_is_checked_as_a_flag_and_only_for_jpeg(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    video, store = tmp_path / "clip.mp4", tmp_path / "s"
+    write_video(video, 10, fps=10.0, size=(64, 48))
+    assert _main("--store", str(store), "ingest", str(video), "--quality", "96") == 1
+    assert "--quality must be a whole number in 1..95, not 96" in capsys.readouterr().err
+    assert _main("--store", str(store), "ingest", str(video), "--codec", "png",
+                 "--quality", "50") == 1
+    assert "--quality is for --codec jpeg" in capsys.readouterr().err
+    assert not store.exists()
+    assert _main("--store", str(store), "ingest", str(video), "--codec", "png") == 0
+
+
 @pytest.mark.parametrize("frames", ["0", "10001"])
 def test_a_failed_demo_creates_no_store(tmp_path: Path, frames: str,
                                         capsys: pytest.CaptureFixture[str]) -> None:

@@ -102,6 +102,8 @@ def test_bad_queries(new_store: Any) -> None:
     for query in ("xyz", "", 1.5, None, True):
         with pytest.raises(InvalidInputError):
             store.similar_frames(tl.id, query)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"has 17 hex digits; .* hashes of 16"):
+        store.similar_frames(tl.id, "0" * 17)  # one digit too many: would match nothing
     for bad in ({"max_distance": -1}, {"max_distance": 2.0}, {"limit": 0}, {"limit": "3"}):
         with pytest.raises(InvalidInputError):
             store.similar_frames(tl.id, 1, **bad)  # type: ignore[arg-type]

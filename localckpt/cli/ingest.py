@@ -9,7 +9,15 @@ from ..errors import InvalidInputError
 from ..render import plural, render_tree
 from ..similar import parse_hash
 from ..store import Store
-from .common import TIMELINE_HELP, add_command, add_short_ids, print_json, progress, timeline_ref
+from .common import (
+    TIMELINE_HELP,
+    add_command,
+    add_short_ids,
+    print_json,
+    progress,
+    timeline_ref,
+    whole,
+)
 
 __all__ = ["register"]
 
@@ -48,6 +56,12 @@ def _check_numbers(args: argparse.Namespace) -> None:
                       else f"a whole number in {least}..{most}")
     if args.end is not None and args.end <= (args.start or 0):
         raise bad("--end", args.end, f"after --start ({args.start or 0:g})")
+    if args.quality is not None:
+        if args.codec != "jpeg":
+            raise InvalidInputError(f"--quality is for --codec jpeg; {args.codec} is lossless "
+                                    f"(ingest of {args.file}; nothing was created)")
+        if not 1 <= args.quality <= 95:
+            raise bad("--quality", args.quality, "a whole number in 1..95")
 
 
 def _storage_options(text: str | None) -> dict[str, Any] | None:
@@ -60,7 +74,8 @@ def cmd_ingest(store: Store, args: argparse.Namespace) -> int:
     tl = store.ingest_video(
         args.file, args.profile, fps=args.fps, start=args.start, end=args.end,
         max_frames=args.max_frames, chunk_seconds=args.chunk_seconds,
-        skip_similar=args.skip_similar, codec=args.codec, quality=args.quality,
+        skip_similar=args.skip_similar, codec=args.codec,
+        quality=90 if args.quality is None else args.quality,
         workers=args.workers, source_asset_id=args.source_asset_id,
         storage_options=_storage_options(args.source_storage_options),
         progress=progress(),
@@ -154,7 +169,7 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
     if "://" not in args.file and not os.path.isfile(args.file):
         raise NotFoundError(f"no video file {args.file}")
     _check_numbers(args)
-    check_codec(args.codec, args.quality)
+    check_codec(args.codec, 90 if args.quality is None else args.quality)
     with VideoSource(args.file, source_name(args.file),
                      _storage_options(args.source_storage_options)) as source:
         lasts = source.duration()
@@ -191,7 +206,8 @@ def register(sub: Any) -> None:
                    help="drop a frame within BITS (Hamming) of the last kept frame's hash")
     p.add_argument("--codec", choices=("jpeg", "png"), default="jpeg",
                    help="how frames are stored (default jpeg; png is lossless)")
-    p.add_argument("--quality", type=int, default=90, help="JPEG quality 1..95 (default 90)")
+    p.add_argument("--quality", type=int, metavar="Q",
+                   help="JPEG quality 1..95 (default 90; jpeg only)")
     p.add_argument("--workers", type=int, metavar="N", help="encoder threads (default 2)")
     p.add_argument("--source-asset-id", metavar="ID", help="the video's id in another system")
     p.add_argument("--source-storage-options", metavar="JSON",
@@ -202,9 +218,9 @@ def register(sub: Any) -> None:
     p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
     p.add_argument("query", metavar="SEQ_OR_HASH",
                    help="a frame's sequence number, or a perceptual hash (16 hex digits)")
-    p.add_argument("--max-distance", type=int, default=8, metavar="BITS",
+    p.add_argument("--max-distance", type=whole(0, 64), default=8, metavar="BITS",
                    help="largest Hamming distance to list (default 8)")
-    p.add_argument("--limit", type=int, metavar="N", help="list at most N frames")
+    p.add_argument("--limit", type=whole(1), metavar="N", help="list at most N frames")
 
     p = add_command(sub, "demo", "run a toy two-stage pipeline with two config tries",
                     cmd_demo, creates=True)

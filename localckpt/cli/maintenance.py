@@ -21,6 +21,7 @@ from .common import (
     print_report,
     short_id_map,
     timeline_ref,
+    whole,
 )
 
 if TYPE_CHECKING:
@@ -209,7 +210,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "retain", "prune what no rule keeps (the root and tags stay)",
                     cmd_retain)
     p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
-    p.add_argument("--keep-last", type=int, metavar="N",
+    p.add_argument("--keep-last", type=whole(0), metavar="N",
                    help="keep the N most recent checkpoints (and what they derive from)")
     p.add_argument("--keep-label", action="append", metavar="LABEL",
                    help="keep checkpoints with this scenario label (repeatable)")

@@ -7,7 +7,14 @@ from typing import Any
 
 from ..store import Store
 from ..tree import Marker
-from .common import CHECKPOINT_HELP, add_command, add_short_ids, checkpoint_ref, print_json
+from .common import (
+    CHECKPOINT_HELP,
+    add_command,
+    add_short_ids,
+    checkpoint_ref,
+    print_json,
+    unit_fraction,
+)
 
 __all__ = ["register"]
 
@@ -89,7 +96,7 @@ def register(sub: Any) -> None:
                    help="compare one stage's frame-keyed output frame by frame")
     p.add_argument("--stage", metavar="NAME",
                    help="the stage --frames compares (default: the one stage that differs)")
-    p.add_argument("--match-iou", metavar="IOU", type=float, default=0.5,
+    p.add_argument("--match-iou", metavar="IOU", type=unit_fraction, default=0.5,
                    help="IoU at which two boxes are the same detection (default 0.5)")
     p.add_argument("--align", choices=("time",),
                    help="with --frames, for checkpoints of different timelines: pair each "
