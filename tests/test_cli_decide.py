@@ -192,6 +192,8 @@ def test_sql_refuses_writes(world: Any) -> None:
     assert r.returncode == 1 and "read-only" in r.stderr
     r = cli(where, "sql", "SELECT 1", "--param", "oops")
     assert r.returncode == 1 and "NAME=VALUE" in r.stderr
+    r = cli(where, "sql", "SELECT 1 AS one", "--json", "--csv")
+    assert r.returncode == 1 and "choose one" in r.stderr and not r.stdout
     assert checkpoints(where) == before
 
 

@@ -177,6 +177,8 @@ def _params(pairs: list[str] | None) -> dict[str, str] | None:
 
 
 def cmd_sql(store: Store, args: argparse.Namespace) -> int:
+    if args.json and args.csv:
+        raise InvalidInputError("--json and --csv both given: choose one output format")
     table: pa.Table = store.sql(args.query, _params(args.param))
     rows = table.to_pylist()
     if args.json:
@@ -249,6 +251,6 @@ def register(sub: Any) -> None:
                     cmd_sql, description="Tables: timelines, checkpoints, stage_outputs, "
                     "frames, detections (see docs/deciding.md).")
     p.add_argument("query", metavar="QUERY", help="one SELECT statement")
-    p.add_argument("--csv", action="store_true", help="print CSV")
+    p.add_argument("--csv", action="store_true", help="print CSV (not with --json)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
                    help="a value for $NAME in the query (repeatable)")

@@ -118,10 +118,14 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
 
 def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
     run = store.get_run(args.run)
+    already = run.state == "aborted"
     run.abort()
     short = store.short_id(run.id, "run")
     if args.json:
-        print_json({"id": run.id, "short_id": short, "state": run.state})
+        print_json({"id": run.id, "short_id": short, "state": run.state,
+                    "already_aborted": already})
+    elif already:
+        print(f"run {short} ({run.stage}) was already aborted; nothing changed")
     else:
         print(f"aborted run {short} ({run.stage}); its values stay in the memo (unless it "
               "ran with memo=False), its parts go at the next gc")
