@@ -11,7 +11,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .common import add_command, parse_age, print_json, timeline_ref
+from .common import TIMELINE_HELP, add_command, parse_age, print_json, timeline_ref
 
 if TYPE_CHECKING:
     from ..runs import RunStatus, StageRun
@@ -175,7 +175,7 @@ def pending_nodes(store: Store, timeline_id: str) -> dict[str, list[str]]:
 def register(sub: Any) -> None:
     p = add_command(sub, "runs", "list stage runs: state, progress, memo hits", cmd_runs)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
-                   help="only this timeline's runs (id or unique prefix)")
+                   help=TIMELINE_HELP + "; only its runs (default: every timeline's)")
     p.add_argument("--state", choices=("open", "committing", "committed", "aborted"),
                    help="only runs in this state")
 
