@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -116,12 +117,25 @@ def _relation_names(tree: Any, found: set[str]) -> set[str]:
     return found
 
 
+#: DuckDB's message for a table it does not know
+_MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist")
+
+
 def _translate(exc: Exception, query: str) -> LocalckptError:
     import duckdb
 
     text = str(exc).strip()
     if isinstance(exc, duckdb.PermissionException):
         return ReadOnlyQueryError(f"store.sql may read only the store's tables ({text})")
+    missing = _MISSING_TABLE.search(text)
+    if missing:  # DuckDB's hint names its own system tables (pg_settings...), never ours
+        import difflib
+
+        name = missing.group(1)
+        near = difflib.get_close_matches(name.lower(), TABLES, n=1)
+        hint = f"did you mean {near[0]}? " if near else ""
+        return InvalidInputError(f"the query failed: there is no table {name!r}; {hint}the "
+                                 f"store's tables are {', '.join(TABLES)}")
     return InvalidInputError(f"the query failed: {text}")
 
 

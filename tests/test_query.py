@@ -177,8 +177,12 @@ def test_bad_queries_are_typed_errors(new_store: Any) -> None:
     store = new_store("memory")
     with pytest.raises(InvalidInputError, match="surrogate"):  # DuckDB's parser raised TypeError
         store.sql("SELECT '\ud800'")
-    with pytest.raises(InvalidInputError, match="does not exist"):
+    with pytest.raises(InvalidInputError, match="no table 'nope'; the store's tables are "
+                       "timelines, checkpoints,"):
         store.sql("SELECT * FROM nope")
+    with pytest.raises(InvalidInputError, match=r"no table 'detection'; did you mean "
+                       r"detections\?"):  # DuckDB's own hint named its pg_ system tables
+        store.sql("SELECT * FROM detection")
     with pytest.raises(InvalidInputError, match="Parser Error"):
         store.sql("SELEC 1")
     with pytest.raises(InvalidInputError, match="non-empty"):
