@@ -2,9 +2,10 @@
 
 Run several at once (one process per try): the embedded store takes their saves
 together. Each try is a scenario under the root of the newest timeline, tagged
-``thr-THRESHOLD`` so that the CLI can name it. The output is frame-keyed (see
-docs/results.md), so `localckpt diff --frames`, `localckpt compare` and `localckpt serve`
-read it per frame. A real stage of many frames runs as a stage run (docs/runs.md): it
+``thr-THRESHOLD`` so that the CLI can name it; run again, it saves a new try and moves
+that tag to it (the earlier try stays in the tree, untagged). The output is frame-keyed
+(see docs/results.md), so `localckpt diff --frames`, `localckpt compare` and `localckpt
+serve` read it per frame. A real stage of many frames runs as a stage run (docs/runs.md): it
 resumes after a crash, spreads over workers and skips frames already computed.
 """
 
@@ -47,5 +48,7 @@ if __name__ == "__main__":
             stats={"boxes": sum(len(f["detections"]) for f in frames)},
             is_scenario=True, scenario_label=f"thr={threshold}",
         )
-        store.tag(checkpoint, f"thr-{threshold}")
+        # force=True moves the tag if an earlier run of this threshold set it: the tag
+        # names the newest try (without it a second run fails here, ConflictError)
+        store.tag(checkpoint, f"thr-{threshold}", force=True)
         print(f"thr={threshold}: checkpoint {checkpoint}")

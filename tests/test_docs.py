@@ -2,9 +2,11 @@
 marked ``{.skip}``) is executed, page by page, and the site builds with ``--strict``.
 
 A page's blocks run in order in one namespace (a page reads as one session), in a fresh
-temporary directory that holds an empty embedded store (``./.localckpt``, what
-``localckpt.open()`` opens) and nothing of the user's settings: no ``LOCALCKPT_*``
-variables, and HOME, the config and the credentials file point into that directory.
+empty temporary directory, as a reader's, with nothing of the user's settings: no
+``LOCALCKPT_*`` variables, and HOME, the config and the credentials file point into that
+directory. There is no store there (``localckpt.open()`` is NotFoundError): a page makes
+one (``create=True``), or states that it runs where ``localckpt init`` made one and marks
+its first block ``{.after-init}``; the test then runs ``localckpt init`` first.
 A failure names the page and its line (each block is compiled at its line of the page).
 """
 
@@ -22,6 +24,7 @@ from typing import Any, NamedTuple
 import pytest
 
 import localckpt
+from localckpt.cli import main as cli_main
 from localckpt.testing.ci import unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,13 +69,32 @@ def fenced_blocks(page: Path) -> Iterator[Block]:
         i = j + 1
 
 
+def _attrs(block: Block) -> list[str]:
+    """The attributes of a block's fence: ``python {.skip}`` -> ``[".skip"]``."""
+    words = block.info.split(None, 1)
+    return words[1].strip("{} ").split() if len(words) > 1 else []
+
+
 def runnable(block: Block) -> bool:
     """```python and ```python {...} blocks run, but for those whose attributes say .skip."""
     words = block.info.split(None, 1)
     if not words or words[0] != "python":
         return False
-    attrs = words[1] if len(words) > 1 else ""
-    return ".skip" not in attrs
+    return ".skip" not in _attrs(block)
+
+
+def after_init(page: Path) -> bool:
+    """Whether a page's blocks run where ``localckpt init`` made a store: its first runnable
+    block says ``{.after-init}``, and the page says so to the reader before it."""
+    blocks = [b for b in fenced_blocks(page) if runnable(b)]
+    if not blocks or ".after-init" not in _attrs(blocks[0]):
+        assert not any(".after-init" in _attrs(b) for b in blocks), \
+            f"{_name(page)}: only a page's first block can say {{.after-init}}"
+        return False
+    before = "\n".join(page.read_text().splitlines()[:blocks[0].line - 2])
+    assert "`localckpt init`" in before, \
+        f"{_name(page)}: a page whose blocks need a store says `localckpt init` before them"
+    return True
 
 
 def pages() -> list[Path]:
@@ -88,8 +110,8 @@ RUNNABLE = [p for p in pages() if any(runnable(b) for b in fenced_blocks(p))]
 
 @pytest.fixture
 def docs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh directory with an empty embedded store, and no trace of the user's
-    settings (the blocks open stores as users would)."""
+    """A fresh empty directory, as a reader's, and no trace of the user's settings (the
+    blocks open stores as users would)."""
     for name in list(os.environ):
         if name.startswith("LOCALCKPT_"):
             monkeypatch.delenv(name)
@@ -97,7 +119,6 @@ def docs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LOCALCKPT_CONFIG", str(tmp_path / "home" / "config.toml"))
     monkeypatch.setenv("LOCALCKPT_CREDENTIALS", str(tmp_path / "home" / "credentials.toml"))
     monkeypatch.chdir(tmp_path)
-    localckpt.open(create=True).close()
     return tmp_path
 
 
@@ -110,6 +131,8 @@ def _close_stores(namespace: dict[str, Any]) -> None:
 @pytest.mark.parametrize("page", RUNNABLE, ids=_name)
 def test_the_code_blocks_of_a_page_run(page: Path, docs_dir: Path) -> None:
     namespace: dict[str, Any] = {"__name__": f"docs:{_name(page)}"}
+    if after_init(page):  # the precondition the page states: `localckpt init` ran here
+        assert cli_main(["init"]) == 0
     try:
         for block in fenced_blocks(page):
             if runnable(block):
@@ -130,6 +153,8 @@ def test_the_docs_have_runnable_blocks_and_the_parser_sees_them() -> None:
     assert any(b.info == "sh" for b in blocks)
     assert not runnable(Block(DOCS, 1, "python {.skip}", ""))
     assert runnable(Block(DOCS, 1, "python {title='x'}", ""))
+    assert runnable(Block(DOCS, 1, "python {.after-init}", ""))
+    assert after_init(DOCS / "stores.md") and not after_init(DOCS / "python-api.md")
 
 
 def _walkthrough(page: Path, heading: str) -> str:
