@@ -660,16 +660,17 @@ class Store:
 
     def import_labels(self, timeline_id: str, path: str | os.PathLike[str], format: str, *,
                       stage: str = "labels", parent: str | None = None, tag: str | None = None,
-                      frames: str = "sequence") -> str:
+                      frames: str = "sequence", force_tag: bool = False) -> str:
         """Save a COCO, YOLO or MOT label file as a checkpoint (stage "labels" by default,
-        a child of parent, else of the root; tag names it); return its id. Frames match
+        a child of parent, else of the root; tag names it, force_tag moves it here from
+        another checkpoint); return its id. Frames match
         by sequence or by source frame number (frames="source"); see localckpt.labels.
         The checkpoint's stats count boxes, frames and unmatched entries."""
         from .labels import import_labels
 
         self._check_open()
         return import_labels(self, timeline_id, path, format, stage=stage, parent=parent,
-                             tag=tag, frames=frames).checkpoint_id
+                             tag=tag, frames=frames, force_tag=force_tag).checkpoint_id
 
     def export_labels(self, checkpoint_id: str, stage: str, path: str | os.PathLike[str],
                       format: str, *, frames: str = "sequence") -> LabelExport:

@@ -80,6 +80,15 @@ def test_labels_import_reports_what_it_saved(world: Any) -> None:
     assert out["checkpoint_id"].replace("-", "")[-12:].startswith(out["short_id"])
     with localckpt.open(where / "store") as s:
         assert s.tag_target("gt") == out["checkpoint_id"]
+    before = checkpoints(where)
+    again = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--tag", "gt")
+    assert again.returncode == 1 and "pass --force-tag to move it" in again.stderr
+    assert checkpoints(where) == before  # refused before anything was written
+    moved = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--tag", "gt",
+                "--force-tag", "--json")
+    assert moved.returncode == 0, moved.stderr
+    with localckpt.open(where / "store") as s:
+        assert s.tag_target("gt") == json.loads(moved.stdout)["checkpoint_id"]
 
 
 def test_labels_import_refuses_frames_past_the_timeline(world: Any) -> None:

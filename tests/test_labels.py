@@ -342,7 +342,11 @@ def test_a_taken_tag_is_refused_before_anything_is_written(store: Any, timeline:
         store.import_labels(timeline.id, path, "voc")
     with pytest.raises(InvalidInputError, match="frames must be"):
         store.import_labels(timeline.id, path, "coco", frames="time")
+    with pytest.raises(InvalidInputError, match="force_tag must be True or False"):
+        store.import_labels(timeline.id, path, "coco", tag="gt", force_tag="yes")
     assert state(store) == before
+    moved = store.import_labels(timeline.id, path, "coco", tag="gt", force_tag=True)
+    assert store.tag_target("gt") == moved != timeline.root_checkpoint_id
 
 
 def test_crowd_regions_are_reported_not_dropped(store: Any, timeline: Any,

@@ -36,7 +36,7 @@ def cmd_labels_import(store: Store, args: argparse.Namespace) -> int:
                            stage=args.stage,
                            parent=None if args.parent is None else checkpoint_ref(
                                store, args.parent),
-                           tag=args.tag, frames=args.frames)
+                           tag=args.tag, frames=args.frames, force_tag=args.force_tag)
     if args.json:
         data = result.to_dict()
         data["short_id"] = store.short_id(result.checkpoint_id)
@@ -216,6 +216,8 @@ def register(sub: Any) -> None:
     p.add_argument("--parent", metavar="CHECKPOINT",
                    help="parent checkpoint (default: the timeline's root)")
     p.add_argument("--tag", metavar="NAME", help="tag the new checkpoint")
+    p.add_argument("--force-tag", action="store_true",
+                   help="move --tag here if it names another checkpoint")
     p.add_argument("--frames", default="sequence", choices=FRAME_MODES,
                    help="frame numbers are timeline sequences (default) or source video "
                         "frames, matched by time")

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..arguments import shown
+from ..arguments import boolean, shown
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..flatten import flatten
 from ..label_formats import FORMATS, FRAME_MODES
@@ -274,10 +274,11 @@ def _matched(parsed: Parsed, frames: _Frames, path: Path,
 
 def import_labels(store: Store, timeline_id: str, path: str | os.PathLike[str], format: str,
                   *, stage: str = "labels", parent: str | None = None, tag: str | None = None,
-                  frames: str = "sequence") -> LabelImport:
+                  frames: str = "sequence", force_tag: bool = False) -> LabelImport:
     """Read a label file and save its boxes as a checkpoint of the timeline (a child of
-    parent, by default the root); tag names it. See the module docstring. All checks run
-    before anything is written; the tag is written right after the checkpoint."""
+    parent, by default the root); tag names it (force_tag moves a tag of that name that
+    names another checkpoint, as Store.tag's force). See the module docstring. All checks
+    run before anything is written; the tag is written right after the checkpoint."""
     from ..maintenance.tags import check_name
     from ..refs import resolve_checkpoint, resolve_timeline
 
@@ -286,11 +287,16 @@ def import_labels(store: Store, timeline_id: str, path: str | os.PathLike[str], 
         raise InvalidInputError(f"stage must be a non-empty string, not {shown(stage)}")
     timeline = store.get_timeline(resolve_timeline(store, timeline_id))
     parent_id = None if parent is None else resolve_checkpoint(store, parent)
+    boolean(force_tag, "force_tag")
     if tag is not None:
         check_name(tag)
-        if store.tag_target(tag) is not None:
-            raise ConflictError(f"tag {tag!r} already names checkpoint "
-                                f"{store.tag_target(tag)}; choose another name")
+        named = store.tag_target(tag)
+        if named is not None and not force_tag:
+            raise ConflictError(
+                f"tag {tag!r} already names checkpoint {named}; choose another name, or pass "
+                "force_tag=True to move it to the import",
+                cli=f"tag {tag!r} already names checkpoint {named}; choose another --tag, or "
+                    "pass --force-tag to move it to the import")
     matcher = _Frames(timeline, store.frame_index(timeline.id), mode)
     parsed = _READERS[fmt](where)
     labelled, unmatched = _matched(parsed, matcher, where)
@@ -306,7 +312,7 @@ def import_labels(store: Store, timeline_id: str, path: str | os.PathLike[str], 
              "label_unmatched": len(unmatched), "label_skipped": len(parsed.skipped)}
     cid = store.save_stage_output(timeline.id, parent_id, stage, output, stats=stats)
     if tag is not None:
-        store.tag(cid, tag)
+        store.tag(cid, tag, force=force_tag)
     return LabelImport(cid, timeline.id, stage, fmt, os.fspath(where), len(labelled), boxes,
                        tuple(unmatched), parsed.skipped)
 
