@@ -71,3 +71,16 @@ def test_the_readme_walkthrough_runs_end_to_end(
     team_tree = out.rstrip().splitlines()[-3:]  # `--store team tree`: two tries, the truth
     assert sum(line.count("[tag thr-0.") for line in team_tree) == 2
     assert "[tag truth]" in team_tree[-1]
+    # run again in the same clone (the remote exists already, as after git remote add):
+    # the tags move to the new tries and the new truth, and the push adds the new timeline
+    again = "\n".join(["set -euo pipefail",
+                       *(line for line in walkthrough_lines() if "remote add" not in line)])
+    done = subprocess.run(["bash", "-c", again], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "prune: deleted 2 checkpoints, 2 tags (thr-0.3, thr-0.9)" in done.stdout
+    with localckpt.open(team_url, objects=team_objects, storage_options=options,
+                        environ=False) as team:
+        newest = max(team.list_timelines(), key=lambda t: t.id)
+        assert {team.get_checkpoint(t.checkpoint_id).timeline_id for t in team.tags()} == {
+            newest.id}
