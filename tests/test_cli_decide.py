@@ -120,6 +120,15 @@ def test_labels_export_writes_each_format(world: Any, fmt: str, name: str) -> No
     assert "imported 10 boxes on 5 frames" in again.stdout
 
 
+def test_labels_export_refuses_a_missing_directory(world: Any) -> None:
+    where, ids = world
+    r = cli(where, "labels", "export", ids["good"], "typo-dir/sub/out.json", "--format",
+            "coco", "--stage", "detect")
+    assert r.returncode == 1
+    assert "typo-dir/sub is not a directory" in r.stderr and "Traceback" not in r.stderr
+    assert not (where / "typo-dir").exists()
+
+
 def test_compare_ranks_tries_against_a_tagged_reference(world: Any) -> None:
     where, ids = world
     assert cli(where, "labels", "import", ids["timeline"], "gt5.json", "--format", "coco",

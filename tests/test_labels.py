@@ -370,3 +370,29 @@ def test_export_refuses_a_non_empty_yolo_directory_and_writes_nothing(
             {"sequence": 0, "detections": [{"box": [5, 1, 2, 2]}]}]})
         store.export_labels(bad, "detect", tmp_path / "x.json", "coco")
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("fmt,name", [("coco", "out.json"), ("mot", "out.txt"), ("yolo", "out")])
+def test_export_into_a_missing_directory_is_refused_and_creates_nothing(
+        store: Any, timeline: Any, tmp_path: Path, fmt: str, name: str) -> None:
+    """A mistyped directory is reported, never created (as bundle export does)."""
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})
+    with pytest.raises(LabelFileError, match=r"typo-dir/sub is not a directory"):
+        store.export_labels(cid, "detect", tmp_path / "typo-dir" / "sub" / name, fmt)
+    assert not (tmp_path / "typo-dir").exists()
+
+
+@pytest.mark.parametrize("fmt", ["coco", "mot"])
+def test_exported_files_get_the_mode_the_umask_gives(store: Any, timeline: Any, tmp_path: Path,
+                                                    fmt: str) -> None:
+    """A label file was 0600 whatever the umask (mkstemp): unreadable to a team."""
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / f"out.{fmt}"
+        store.export_labels(cid, "detect", path, fmt)
+        assert os.stat(path).st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)

@@ -315,7 +315,8 @@ def export_labels(store: Store, checkpoint: str, stage: str, path: str | os.Path
                   format: str, *, frames: str = "sequence") -> LabelExport:
     """Write the detections of a checkpoint's stage as a label file (a directory for
     YOLO), numbering frames by sequence or by source frame (``frames=``). Written
-    atomically; an existing YOLO directory must be empty."""
+    atomically into an existing directory (a missing one is a LabelFileError, never
+    created: it is most likely mistyped); an existing YOLO directory must be empty."""
     from ..refs import resolve_checkpoint
 
     fmt, mode, where = _format(format), _mode(frames), _path(path)

@@ -32,6 +32,7 @@ __all__ = [
     "RawFrame",
     "atomic_write",
     "check_label",
+    "check_parent",
     "finite",
     "last_digits",
     "number_text",
@@ -190,21 +191,38 @@ class OutFrame:
     dets: tuple[Det, ...]
 
 
+def check_parent(path: Path) -> None:
+    """LabelFileError unless path's directory exists: a mistyped directory is reported,
+    never created (as bundle export does)."""
+    if not os.path.isdir(path.parent):
+        raise LabelFileError(path, "", f"cannot write it: {path.parent} is not a directory; "
+                                       "create it first, or name a path in an existing one")
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write data to path through a temporary file in the same directory and a rename:
-    a reader never sees half a file, and a failure leaves no file behind."""
+    a reader never sees half a file, and a failure leaves no file behind. The file gets
+    the mode the umask gives (mkstemp's 0600 would hide it from the user's team)."""
     import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from ..shards import file_mode
+
+    check_parent(path)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), file_mode())
             fh.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        tmp = None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL or lone surrogate in the name
+        raise LabelFileError(path, "", f"cannot write it: "
+                                       f"{getattr(exc, 'strerror', None) or exc}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def number_text(value: float) -> str:
