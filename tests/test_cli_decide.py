@@ -129,6 +129,23 @@ def test_labels_export_refuses_a_missing_directory(world: Any) -> None:
     assert not (where / "typo-dir").exists()
 
 
+@pytest.mark.parametrize("fmt", ["coco", "mot"])
+def test_labels_export_replaces_a_file_only_with_force(world: Any, fmt: str) -> None:
+    """Like YOLO's directory, an existing file is not overwritten unless asked."""
+    where, ids = world
+    before = (where / "gt.json").read_bytes()
+    argv = ["labels", "export", ids["good"], "gt.json", "--format", fmt, "--stage", "detect"]
+    r = cli(where, *argv)
+    assert r.returncode == 1
+    assert "gt.json: already exists" in r.stderr and "pass --force to replace it" in r.stderr
+    assert "overwrite=" not in r.stderr
+    assert (where / "gt.json").read_bytes() == before
+    assert not [p for p in where.iterdir() if p.name.startswith(".gt.json")]
+    r = cli(where, *argv, "--force")
+    assert r.returncode == 0, r.stderr
+    assert (where / "gt.json").read_bytes() != before
+
+
 def test_compare_ranks_tries_against_a_tagged_reference(world: Any) -> None:
     where, ids = world
     assert cli(where, "labels", "import", ids["timeline"], "gt5.json", "--format", "coco",

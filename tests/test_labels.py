@@ -396,3 +396,33 @@ def test_exported_files_get_the_mode_the_umask_gives(store: Any, timeline: Any, 
         assert os.stat(path).st_mode & 0o777 == 0o644
     finally:
         os.umask(old)
+
+
+@pytest.mark.parametrize("fmt", ["coco", "mot"])
+def test_export_refuses_an_existing_file_unless_overwrite(store: Any, timeline: Any,
+                                                         tmp_path: Path, fmt: str) -> None:
+    """A user's file was silently replaced, while YOLO refused a non-empty directory."""
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})
+    path = tmp_path / "gt.json"
+    path.write_text("mine")
+    with pytest.raises(LabelFileError, match=r"gt\.json: already exists; .*overwrite=True"):
+        store.export_labels(cid, "detect", path, fmt)
+    assert path.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.json", "store"]  # no temporary
+    with pytest.raises(InvalidInputError, match="overwrite must be True or False"):
+        store.export_labels(cid, "detect", path, fmt, overwrite="yes")
+    assert path.read_text() == "mine"
+    store.export_labels(cid, "detect", path, fmt, overwrite=True)
+    assert path.read_text() != "mine"
+    assert store.import_labels(timeline.id, path, fmt)
+
+
+def test_export_to_a_directory_names_it(store: Any, timeline: Any, tmp_path: Path) -> None:
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})
+    (tmp_path / "d").mkdir()
+    for overwrite in (False, True):
+        with pytest.raises(LabelFileError, match="is a directory; name a file in it"):
+            store.export_labels(cid, "detect", tmp_path / "d", "coco", overwrite=overwrite)
+    assert list((tmp_path / "d").iterdir()) == []

@@ -33,6 +33,7 @@ __all__ = [
     "atomic_write",
     "check_label",
     "check_parent",
+    "check_target",
     "finite",
     "last_digits",
     "number_text",
@@ -54,14 +55,17 @@ Det = dict[str, Any]
 
 class LabelFileError(InvalidInputError):
     """A label file that cannot be imported: ``path`` names the file, ``where`` the line
-    or entry (empty when the whole file is at fault). Nothing was written."""
+    or entry (empty when the whole file is at fault). Nothing was written. cli_problem:
+    the problem as the command line says it, where it names a flag."""
 
-    def __init__(self, path: str | os.PathLike[str], where: str, problem: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], where: str, problem: str, *,
+                 cli_problem: str | None = None) -> None:
         self.path = os.fspath(path)
         self.where = where
         self.problem = problem
         at = f"{self.path}, {where}" if where else self.path
-        super().__init__(f"{at}: {problem}")
+        super().__init__(f"{at}: {problem}",
+                         cli=None if cli_problem is None else f"{at}: {cli_problem}")
 
 
 @attrs.frozen
@@ -199,15 +203,29 @@ def check_parent(path: Path) -> None:
                                        "create it first, or name a path in an existing one")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def check_target(path: Path, overwrite: bool) -> None:
+    """LabelFileError unless a label file may be written at path: its directory exists,
+    it is not a directory, and it is no existing file unless overwrite (a user's file is
+    not replaced by a typo, as a YOLO directory is not)."""
+    check_parent(path)
+    if os.path.isdir(path):
+        raise LabelFileError(path, "", "is a directory; name a file in it")
+    if not overwrite and os.path.lexists(path):
+        raise LabelFileError(
+            path, "", "already exists; choose a new path, or pass overwrite=True to replace it",
+            cli_problem="already exists; choose a new path, or pass --force to replace it")
+
+
+def atomic_write(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Write data to path through a temporary file in the same directory and a rename:
-    a reader never sees half a file, and a failure leaves no file behind. The file gets
-    the mode the umask gives (mkstemp's 0600 would hide it from the user's team)."""
+    a reader never sees half a file, and a failure leaves no file behind. An existing
+    file is replaced only if overwrite (:func:`check_target`). The file gets the mode
+    the umask gives (mkstemp's 0600 would hide it from the user's team)."""
     import tempfile
 
     from ..shards import file_mode
 
-    check_parent(path)
+    check_target(path, overwrite)
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -200,13 +200,20 @@ def read(directory: Path) -> Parsed:
     return Parsed(tuple(frames))
 
 
-def write(directory: Path, frames: Sequence[OutFrame]) -> None:
-    """A YOLO directory of these frames (see the module docstring). All or nothing: the
-    files are written into a temporary directory that is then renamed into place."""
+def check_target(directory: Path) -> None:
+    """LabelFileError unless directory's parent exists and it is new or empty."""
     check_parent(directory)
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise LabelFileError(directory, "", "exists and is not an empty directory; choose a "
                                             "new one (nothing is overwritten)")
+
+
+def write(directory: Path, frames: Sequence[OutFrame], *, overwrite: bool = False) -> None:
+    """A YOLO directory of these frames (see the module docstring). All or nothing: the
+    files are written into a temporary directory that is then renamed into place.
+    overwrite (for the file formats) changes nothing: a user's directory is never
+    replaced."""
+    check_target(directory)
     labels = sorted({d["label"] or "" for f in frames for d in f.dets})
     index = {name: i for i, name in enumerate(labels)}
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
