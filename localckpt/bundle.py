@@ -71,6 +71,8 @@ def export_bundle(
     path: str | os.PathLike[str],
     checkpoint_id: str | None = None,
     progress: Any = None,
+    *,
+    overwrite: bool = True,
 ) -> SyncReport:
     """Write a live timeline to one bundle file at path; return what it holds.
 
@@ -82,7 +84,9 @@ def export_bundle(
     the exported checkpoints' live tags go along; outputs are streamed into the file a
     row group at a time (memory stays bounded whatever their size). The file appears
     atomically (written aside, then renamed; mode as the umask says); an existing file
-    is replaced. InvalidInputError, with no file left behind, for a path that cannot be
+    is replaced, unless overwrite is False (``localckpt export`` without ``--force``):
+    then it is an InvalidInputError, checked before anything is read and again before
+    the rename. InvalidInputError, with no file left behind, for a path that cannot be
     written (a directory, a missing directory, a name too long, ...).
     progress as for :func:`localckpt.sync`.
     """
@@ -94,7 +98,9 @@ def export_bundle(
     if checkpoint_id is not None and not isinstance(checkpoint_id, str):
         raise InvalidInputError(f"checkpoint_id must be an id string or None, not "
                                 f"{type(checkpoint_id).__name__}")
-    target = _export_target(path)
+    if not isinstance(overwrite, bool):
+        raise InvalidInputError(f"overwrite must be True or False, not {shown(overwrite)}")
+    target = _export_target(path, overwrite)
     timeline = store.get_timeline(timeline_id)
     catalog = CountingCatalog(store.catalog)
     tombstones = catalog.tombstones([timeline_id])
@@ -146,6 +152,8 @@ def export_bundle(
             }
             zf.writestr(_info(MANIFEST), json.dumps(manifest, indent=2).encode("utf-8"))
         reporter.step("rows", 1, 1)
+        if not overwrite:  # a file may have appeared while the bundle was written
+            _refuse_existing(target)
         os.replace(tmp, target)
     except OSError as exc:
         raise InvalidInputError(f"cannot write the bundle {target}: {exc}") from None
@@ -159,9 +167,10 @@ def export_bundle(
                       tombstones=len(tombstones), tags=len(tags))
 
 
-def _export_target(path: Any) -> str:
+def _export_target(path: Any, overwrite: bool) -> str:
     """The absolute file path a bundle goes to, checked before anything is read or
-    written: its directory exists, and it is not itself a directory."""
+    written: its directory exists, it is not itself a directory, and it is no existing
+    file unless overwrite."""
     target = os.path.abspath(bundle_path(path, "bundle"))
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
@@ -170,7 +179,19 @@ def _export_target(path: Any) -> str:
     if os.path.isdir(target):
         raise InvalidInputError(f"cannot write a bundle to {target}: it is a directory; name "
                                 "a file in it")
+    if not overwrite:
+        _refuse_existing(target)
     return target
+
+
+def _refuse_existing(target: str) -> None:
+    """InvalidInputError if target exists (a file, or a symlink even dangling)."""
+    if os.path.lexists(target):
+        raise InvalidInputError(
+            f"cannot write a bundle to {target}: it already exists; choose a new name, or "
+            "pass overwrite=True to replace it",
+            cli=f"cannot write a bundle to {target}: it already exists; choose a new name, or "
+            "pass --force to replace it")
 
 
 def _write_objects(zf: zipfile.ZipFile, store: Store, timeline_id: str, keys: list[str],

@@ -673,12 +673,16 @@ class Store:
                              tag=tag, frames=frames, force_tag=force_tag).checkpoint_id
 
     def export_labels(self, checkpoint_id: str, stage: str, path: str | os.PathLike[str],
-                      format: str, *, frames: str = "sequence") -> LabelExport:
-        """Write a checkpoint's detections of stage as a COCO, YOLO or MOT label file."""
+                      format: str, *, frames: str = "sequence",
+                      overwrite: bool = False) -> LabelExport:
+        """Write a checkpoint's detections of stage as a COCO, YOLO or MOT label file.
+        An existing file is refused unless overwrite; a YOLO directory must be new or
+        empty. See localckpt.labels.export_labels."""
         from .labels import export_labels
 
         self._check_open()
-        return export_labels(self, checkpoint_id, stage, path, format, frames=frames)
+        return export_labels(self, checkpoint_id, stage, path, format, frames=frames,
+                             overwrite=overwrite)
 
     def evaluate(self, checkpoints: Iterable[str], reference: str, stage: str = "detect", *,
                  iou: float = 0.5, labels: Iterable[str] | None = None,

@@ -295,6 +295,27 @@ def test_errors_speak_cli_flags(world: tuple[dict[str, str], dict]) -> None:
     assert secret.returncode == 1 and "--storage-options-from" in secret.stderr
 
 
+def test_export_replaces_an_existing_file_only_with_force(
+        world: tuple[dict[str, str], dict]) -> None:
+    """A user's gt.json was silently replaced by a zip."""
+    import zipfile
+
+    ctx, env = world
+    target = Path(ctx["tmp"]) / "gt.json"
+    target.write_text("mine")
+    argv = ["--store", ctx["store"], "export", ctx["timeline"], str(target)]
+    refused = run(*argv, env=env)
+    assert refused.returncode == 1
+    assert f"{target}: it already exists" in refused.stderr
+    assert "pass --force to replace it" in refused.stderr
+    assert "overwrite=" not in refused.stderr and "Traceback" not in refused.stderr
+    assert target.read_text() == "mine"
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".tmp-bundle-")]
+    forced = run(*argv, "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert zipfile.is_zipfile(target)
+
+
 def test_merge_twice_makes_one_merge_checkpoint(world: tuple[dict[str, str], dict]) -> None:
     ctx, env = world
     argv = ["--store", ctx["store"], "merge", ctx["ours"], ctx["theirs"], "--strategy",

@@ -129,6 +129,32 @@ def test_labels_export_writes_each_format(world: Any, fmt: str, name: str) -> No
     assert "imported 10 boxes on 5 frames" in again.stdout
 
 
+def test_labels_export_refuses_a_missing_directory(world: Any) -> None:
+    where, ids = world
+    r = cli(where, "labels", "export", ids["good"], "typo-dir/sub/out.json", "--format",
+            "coco", "--stage", "detect")
+    assert r.returncode == 1
+    assert "typo-dir/sub is not a directory" in r.stderr and "Traceback" not in r.stderr
+    assert not (where / "typo-dir").exists()
+
+
+@pytest.mark.parametrize("fmt", ["coco", "mot"])
+def test_labels_export_replaces_a_file_only_with_force(world: Any, fmt: str) -> None:
+    """Like YOLO's directory, an existing file is not overwritten unless asked."""
+    where, ids = world
+    before = (where / "gt.json").read_bytes()
+    argv = ["labels", "export", ids["good"], "gt.json", "--format", fmt, "--stage", "detect"]
+    r = cli(where, *argv)
+    assert r.returncode == 1
+    assert "gt.json: already exists" in r.stderr and "pass --force to replace it" in r.stderr
+    assert "overwrite=" not in r.stderr
+    assert (where / "gt.json").read_bytes() == before
+    assert not [p for p in where.iterdir() if p.name.startswith(".gt.json")]
+    r = cli(where, *argv, "--force")
+    assert r.returncode == 0, r.stderr
+    assert (where / "gt.json").read_bytes() != before
+
+
 def test_compare_ranks_tries_against_a_tagged_reference(world: Any) -> None:
     where, ids = world
     assert cli(where, "labels", "import", ids["timeline"], "gt5.json", "--format", "coco",

@@ -85,8 +85,8 @@ class World:
             "fps": st.sampled_from([1.0, 2.0]), "batch": st.integers(1, 4),
             "workers": st.integers(1, 2) | st.none(), "codec": st.sampled_from(["png", "jpeg"]),
             "quality": st.integers(1, 95), "keep_last": st.integers(0, 3) | st.none(),
-            "dry_run": st.booleans(), "force": st.booleans(), "strategy":
-            st.sampled_from(["fail", "ours", "theirs"]), "path": st.sampled_from(
+            "dry_run": st.booleans(), "force": st.booleans(), "overwrite": st.booleans(),
+            "strategy": st.sampled_from(["fail", "ours", "theirs"]), "path": st.sampled_from(
                 [str(self.tmp / "out.zip"), self.bundle, str(self.tmp)]),
             "match_iou": st.floats(0, 1), "max_distance": st.integers(0, 64),
             "dst": st.just(self.other), "src": st.just(self.other),

@@ -374,3 +374,59 @@ def test_export_refuses_a_non_empty_yolo_directory_and_writes_nothing(
             {"sequence": 0, "detections": [{"box": [5, 1, 2, 2]}]}]})
         store.export_labels(bad, "detect", tmp_path / "x.json", "coco")
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("fmt,name", [("coco", "out.json"), ("mot", "out.txt"), ("yolo", "out")])
+def test_export_into_a_missing_directory_is_refused_and_creates_nothing(
+        store: Any, timeline: Any, tmp_path: Path, fmt: str, name: str) -> None:
+    """A mistyped directory is reported, never created (as bundle export does)."""
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})
+    with pytest.raises(LabelFileError, match=r"typo-dir/sub is not a directory"):
+        store.export_labels(cid, "detect", tmp_path / "typo-dir" / "sub" / name, fmt)
+    assert not (tmp_path / "typo-dir").exists()
+
+
+@pytest.mark.parametrize("fmt", ["coco", "mot"])
+def test_exported_files_get_the_mode_the_umask_gives(store: Any, timeline: Any, tmp_path: Path,
+                                                    fmt: str) -> None:
+    """A label file was 0600 whatever the umask (mkstemp): unreadable to a team."""
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / f"out.{fmt}"
+        store.export_labels(cid, "detect", path, fmt)
+        assert os.stat(path).st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.parametrize("fmt", ["coco", "mot"])
+def test_export_refuses_an_existing_file_unless_overwrite(store: Any, timeline: Any,
+                                                         tmp_path: Path, fmt: str) -> None:
+    """A user's file was silently replaced, while YOLO refused a non-empty directory."""
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})
+    path = tmp_path / "gt.json"
+    path.write_text("mine")
+    with pytest.raises(LabelFileError, match=r"gt\.json: already exists; .*overwrite=True"):
+        store.export_labels(cid, "detect", path, fmt)
+    assert path.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.json", "store"]  # no temporary
+    with pytest.raises(InvalidInputError, match="overwrite must be True or False"):
+        store.export_labels(cid, "detect", path, fmt, overwrite="yes")
+    assert path.read_text() == "mine"
+    store.export_labels(cid, "detect", path, fmt, overwrite=True)
+    assert path.read_text() != "mine"
+    assert store.import_labels(timeline.id, path, fmt)
+
+
+def test_export_to_a_directory_names_it(store: Any, timeline: Any, tmp_path: Path) -> None:
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})
+    (tmp_path / "d").mkdir()
+    for overwrite in (False, True):
+        with pytest.raises(LabelFileError, match="is a directory; name a file in it"):
+            store.export_labels(cid, "detect", tmp_path / "d", "coco", overwrite=overwrite)
+    assert list((tmp_path / "d").iterdir()) == []

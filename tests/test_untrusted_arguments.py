@@ -164,6 +164,42 @@ def test_bundle_paths_are_checked_before_anything_is_written(
         export_bundle(store, tid, tmp_path / "b.zip", checkpoint_id=[])  # type: ignore[arg-type]
 
 
+def test_export_bundle_keeps_an_existing_file_when_told_to(
+        small: tuple[localckpt.Store, str, str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """overwrite=False (what `localckpt export` passes without --force) refuses an
+    existing file before anything is read, and one that appears while the bundle is
+    written; the default replaces it, as documented."""
+    import zipfile
+
+    from localckpt import bundle
+    from localckpt.bundle import export_bundle
+
+    store, tid, _ = small
+    target = tmp_path / "gt.json"
+    target.write_text("mine")
+    with pytest.raises(InvalidInputError, match=r"gt\.json: it already exists; .*overwrite=True"):
+        export_bundle(store, tid, target, overwrite=False)
+    with pytest.raises(InvalidInputError, match="overwrite must be True or False"):
+        export_bundle(store, tid, target, overwrite="no")  # type: ignore[arg-type]
+    assert target.read_text() == "mine" and list(tmp_path.iterdir()) == [target]
+    export_bundle(store, tid, target)
+    assert zipfile.is_zipfile(target)
+
+    late = tmp_path / "late.zip"
+    write_outputs = bundle._write_outputs
+
+    def appear(*args: Any, **kwargs: Any) -> Any:
+        late.write_text("theirs")
+        return write_outputs(*args, **kwargs)
+
+    monkeypatch.setattr(bundle, "_write_outputs", appear)
+    with pytest.raises(InvalidInputError, match=r"late\.zip: it already exists"):
+        export_bundle(store, tid, late, overwrite=False)
+    assert late.read_text() == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gt.json", "late.zip"]
+
+
 @pytest.mark.parametrize("argv", [
     ["--store", "x" * 300, "init"], ["export", "T", ""], ["export", "T", "/"],
     ["export", "T", "y" * 300], ["import", "/"], ["import", ""], ["--store", "\udcff", "init"],

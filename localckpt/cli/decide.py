@@ -51,7 +51,8 @@ def cmd_labels_export(store: Store, args: argparse.Namespace) -> int:
     from ..labels import export_labels
 
     cid = checkpoint_ref(store, args.checkpoint)
-    result = export_labels(store, cid, args.stage, args.path, args.format, frames=args.frames)
+    result = export_labels(store, cid, args.stage, args.path, args.format, frames=args.frames,
+                           overwrite=args.force)
     if args.json:
         import attrs
 
@@ -231,6 +232,9 @@ def register(sub: Any) -> None:
                    "(default labels)")
     p.add_argument("--frames", default="sequence", choices=FRAME_MODES,
                    help="number frames by sequence (default) or by source video frame")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing label file (a YOLO directory must still be new "
+                        "or empty)")
 
     p = add_command(sub, "compare", "rank tries by precision, recall, F1 and COCO AP "
                     "against a reference", cmd_compare)

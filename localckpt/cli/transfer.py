@@ -118,7 +118,8 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
 
     tid = timeline_ref(store, args.timeline)
     cid = None if args.checkpoint is None else checkpoint_ref(store, args.checkpoint)
-    report = export_bundle(store, tid, args.file, checkpoint_id=cid, progress=progress())
+    report = export_bundle(store, tid, args.file, checkpoint_id=cid, progress=progress(),
+                           overwrite=args.force)
     print_report(report, args, f"export to {args.file}", file=args.file)
     return 0
 
@@ -163,6 +164,7 @@ def register(sub: Any) -> None:
     p.add_argument("file", metavar="FILE", help="bundle file to write (a zip)")
     p.add_argument("--checkpoint", metavar="CHECKPOINT",
                    help=CHECKPOINT_HELP + "; only its subtree (and what it derives from)")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
     p = add_command(sub, "import", "add a bundle's timeline to this store (union)", cmd_import,
                     creates=True)

@@ -40,7 +40,7 @@ from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..flatten import flatten
 from ..label_formats import FORMATS, FRAME_MODES
 from . import coco, mot, yolo
-from ._common import MAX_BYTES, Det, LabelFileError, OutFrame, Parsed, RawBox
+from ._common import MAX_BYTES, Det, LabelFileError, OutFrame, Parsed, RawBox, check_target
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -318,13 +318,23 @@ def import_labels(store: Store, timeline_id: str, path: str | os.PathLike[str], 
 
 
 def export_labels(store: Store, checkpoint: str, stage: str, path: str | os.PathLike[str],
-                  format: str, *, frames: str = "sequence") -> LabelExport:
+                  format: str, *, frames: str = "sequence",
+                  overwrite: bool = False) -> LabelExport:
     """Write the detections of a checkpoint's stage as a label file (a directory for
     YOLO), numbering frames by sequence or by source frame (``frames=``). Written
-    atomically; an existing YOLO directory must be empty."""
+    atomically into an existing directory (a missing one is a LabelFileError, never
+    created: it is most likely mistyped). An existing file is a LabelFileError unless
+    overwrite (then it is replaced); an existing YOLO directory must be empty, whatever
+    overwrite. Checked before anything is read; nothing is written on refusal."""
     from ..refs import resolve_checkpoint
 
     fmt, mode, where = _format(format), _mode(frames), _path(path)
+    if not isinstance(overwrite, bool):
+        raise InvalidInputError(f"overwrite must be True or False, not {shown(overwrite)}")
+    if fmt == "yolo":
+        yolo.check_target(where)
+    else:
+        check_target(where, overwrite)
     c = store.get_checkpoint(resolve_checkpoint(store, checkpoint))
     output = store.load_stage_output(c.id, stage)
     if output is None:
@@ -350,5 +360,5 @@ def export_labels(store: Store, checkpoint: str, stage: str, path: str | os.Path
                                     f"{timeline.id} does not have: its size is unknown")
         out.append(OutFrame(matcher.number_of(meta), meta.width, meta.height,
                             tuple(dets[seq])))
-    _WRITERS[fmt](where, out)
+    _WRITERS[fmt](where, out, overwrite=overwrite)
     return LabelExport(c.id, stage, fmt, os.fspath(where), len(out), len(flat))

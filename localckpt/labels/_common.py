@@ -32,6 +32,8 @@ __all__ = [
     "RawFrame",
     "atomic_write",
     "check_label",
+    "check_parent",
+    "check_target",
     "finite",
     "last_digits",
     "number_text",
@@ -53,14 +55,17 @@ Det = dict[str, Any]
 
 class LabelFileError(InvalidInputError):
     """A label file that cannot be imported: ``path`` names the file, ``where`` the line
-    or entry (empty when the whole file is at fault). Nothing was written."""
+    or entry (empty when the whole file is at fault). Nothing was written. cli_problem:
+    the problem as the command line says it, where it names a flag."""
 
-    def __init__(self, path: str | os.PathLike[str], where: str, problem: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], where: str, problem: str, *,
+                 cli_problem: str | None = None) -> None:
         self.path = os.fspath(path)
         self.where = where
         self.problem = problem
         at = f"{self.path}, {where}" if where else self.path
-        super().__init__(f"{at}: {problem}")
+        super().__init__(f"{at}: {problem}",
+                         cli=None if cli_problem is None else f"{at}: {cli_problem}")
 
 
 @attrs.frozen
@@ -190,21 +195,52 @@ class OutFrame:
     dets: tuple[Det, ...]
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def check_parent(path: Path) -> None:
+    """LabelFileError unless path's directory exists: a mistyped directory is reported,
+    never created (as bundle export does)."""
+    if not os.path.isdir(path.parent):
+        raise LabelFileError(path, "", f"cannot write it: {path.parent} is not a directory; "
+                                       "create it first, or name a path in an existing one")
+
+
+def check_target(path: Path, overwrite: bool) -> None:
+    """LabelFileError unless a label file may be written at path: its directory exists,
+    it is not a directory, and it is no existing file unless overwrite (a user's file is
+    not replaced by a typo, as a YOLO directory is not)."""
+    check_parent(path)
+    if os.path.isdir(path):
+        raise LabelFileError(path, "", "is a directory; name a file in it")
+    if not overwrite and os.path.lexists(path):
+        raise LabelFileError(
+            path, "", "already exists; choose a new path, or pass overwrite=True to replace it",
+            cli_problem="already exists; choose a new path, or pass --force to replace it")
+
+
+def atomic_write(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Write data to path through a temporary file in the same directory and a rename:
-    a reader never sees half a file, and a failure leaves no file behind."""
+    a reader never sees half a file, and a failure leaves no file behind. An existing
+    file is replaced only if overwrite (:func:`check_target`). The file gets the mode
+    the umask gives (mkstemp's 0600 would hide it from the user's team)."""
     import tempfile
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    from ..shards import file_mode
+
+    check_target(path, overwrite)
+    tmp: str | None = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), file_mode())
             fh.write(data)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        tmp = None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL or lone surrogate in the name
+        raise LabelFileError(path, "", f"cannot write it: "
+                                       f"{getattr(exc, 'strerror', None) or exc}") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def number_text(value: float) -> str:

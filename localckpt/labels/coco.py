@@ -140,8 +140,9 @@ def read(path: Path) -> Parsed:
                         for k, (number, where) in frames.items()), tuple(skipped))
 
 
-def write(path: Path, frames: Sequence[OutFrame]) -> None:
-    """A COCO file of these frames (see the module docstring), written atomically."""
+def write(path: Path, frames: Sequence[OutFrame], *, overwrite: bool = False) -> None:
+    """A COCO file of these frames (see the module docstring), written atomically;
+    an existing file is replaced only if overwrite."""
     labels = sorted({d["label"] or "" for f in frames for d in f.dets})
     cat_id = {name: i for i, name in enumerate(labels, 1)}
     images: list[dict[str, Any]] = []
@@ -165,4 +166,5 @@ def write(path: Path, frames: Sequence[OutFrame]) -> None:
     doc = {"info": {"description": "exported by localckpt"}, "images": images,
            "annotations": annotations,
            "categories": [{"id": i, "name": n, "supercategory": ""} for n, i in cat_id.items()]}
-    atomic_write(path, json.dumps(doc, ensure_ascii=False, allow_nan=False).encode())
+    atomic_write(path, json.dumps(doc, ensure_ascii=False, allow_nan=False).encode(),
+                 overwrite=overwrite)

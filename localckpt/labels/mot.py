@@ -80,8 +80,9 @@ def read(path: Path) -> Parsed:
                   span=(min(by_frame), max(by_frame)) if by_frame else None)
 
 
-def write(path: Path, frames: Sequence[OutFrame]) -> None:
-    """A MOT file of these frames (see the module docstring), written atomically."""
+def write(path: Path, frames: Sequence[OutFrame], *, overwrite: bool = False) -> None:
+    """A MOT file of these frames (see the module docstring), written atomically;
+    an existing file is replaced only if overwrite."""
     lines = []
     for f in sorted(frames, key=lambda f: f.number):
         for d in f.dets:
@@ -92,4 +93,4 @@ def write(path: Path, frames: Sequence[OutFrame]) -> None:
                 str(f.number + 1), str(-1 if track is None else track),
                 *(number_text(v) for v in (x1, y1, x2 - x1, y2 - y1)),
                 "-1" if score is None else number_text(score), "-1", "-1", "-1"]))
-    atomic_write(path, "".join(f"{x}\n" for x in lines).encode())
+    atomic_write(path, "".join(f"{x}\n" for x in lines).encode(), overwrite=overwrite)

@@ -8,7 +8,8 @@ one per line, else from the ``names`` of ``data.yaml``. An empty file is a frame
 empty. YOLO has no track ids.
 
 Writing: ``classes.txt`` (labels in order) and ``<number>.txt`` per frame, six digits.
-The directory must not exist or be empty: nothing is overwritten.
+The directory must not exist or be empty: nothing is overwritten. Its parent must exist:
+a mistyped path is an error, not a new directory.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ._common import (
     RawBox,
     RawFrame,
     check_label,
+    check_parent,
     last_digits,
     number_text,
     read_bounded,
@@ -198,15 +200,22 @@ def read(directory: Path) -> Parsed:
     return Parsed(tuple(frames))
 
 
-def write(directory: Path, frames: Sequence[OutFrame]) -> None:
-    """A YOLO directory of these frames (see the module docstring). All or nothing: the
-    files are written into a temporary directory that is then renamed into place."""
+def check_target(directory: Path) -> None:
+    """LabelFileError unless directory's parent exists and it is new or empty."""
+    check_parent(directory)
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise LabelFileError(directory, "", "exists and is not an empty directory; choose a "
                                             "new one (nothing is overwritten)")
+
+
+def write(directory: Path, frames: Sequence[OutFrame], *, overwrite: bool = False) -> None:
+    """A YOLO directory of these frames (see the module docstring). All or nothing: the
+    files are written into a temporary directory that is then renamed into place.
+    overwrite (for the file formats) changes nothing: a user's directory is never
+    replaced."""
+    check_target(directory)
     labels = sorted({d["label"] or "" for f in frames for d in f.dets})
     index = {name: i for i, name in enumerate(labels)}
-    directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         (tmp / "classes.txt").write_text("".join(f"{n}\n" for n in labels), encoding="utf-8")
