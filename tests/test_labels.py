@@ -387,17 +387,22 @@ def test_export_into_a_missing_directory_is_refused_and_creates_nothing(
     assert not (tmp_path / "typo-dir").exists()
 
 
-@pytest.mark.parametrize("fmt", ["coco", "mot"])
+@pytest.mark.parametrize("fmt", ["coco", "mot", "yolo"])
 def test_exported_files_get_the_mode_the_umask_gives(store: Any, timeline: Any, tmp_path: Path,
                                                     fmt: str) -> None:
-    """A label file was 0600 whatever the umask (mkstemp): unreadable to a team."""
+    """A label file was 0600 whatever the umask (mkstemp), and a YOLO directory 0700
+    (mkdtemp): unreadable to a team."""
     cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
         {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})
     old = os.umask(0o022)
     try:
         path = tmp_path / f"out.{fmt}"
         store.export_labels(cid, "detect", path, fmt)
-        assert os.stat(path).st_mode & 0o777 == 0o644
+        if fmt == "yolo":
+            assert os.stat(path).st_mode & 0o777 == 0o755
+            assert {os.stat(f).st_mode & 0o777 for f in path.iterdir()} == {0o644}
+        else:
+            assert os.stat(path).st_mode & 0o777 == 0o644
     finally:
         os.umask(old)
 

@@ -213,11 +213,15 @@ def write(directory: Path, frames: Sequence[OutFrame], *, overwrite: bool = Fals
     files are written into a temporary directory that is then renamed into place.
     overwrite (for the file formats) changes nothing: a user's directory is never
     replaced."""
+    from ..shards import file_mode
+
     check_target(directory)
     labels = sorted({d["label"] or "" for f in frames for d in f.dets})
     index = {name: i for i, name in enumerate(labels)}
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
+        mode = file_mode()  # mkdtemp makes 0700; a directory is searchable where readable
+        tmp.chmod(mode | (mode & 0o444) >> 2)
         (tmp / "classes.txt").write_text("".join(f"{n}\n" for n in labels), encoding="utf-8")
         for f in frames:
             lines = []
