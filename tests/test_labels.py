@@ -435,3 +435,18 @@ def test_export_to_a_directory_names_it(store: Any, timeline: Any, tmp_path: Pat
         with pytest.raises(LabelFileError, match="is a directory; name a file in it"):
             store.export_labels(cid, "detect", tmp_path / "d", "coco", overwrite=overwrite)
     assert list((tmp_path / "d").iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["coco", "mot", "yolo"])
+@pytest.mark.parametrize("name", ["x" * 300, "a\x00b"])
+def test_a_path_the_system_refuses_is_a_label_file_error(store: Any, timeline: Any,
+                                                         tmp_path: Path, fmt: str,
+                                                         name: str) -> None:
+    """A name too long or holding a NUL: a typed error naming the path, nothing left."""
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(LabelFileError, match=r"cannot write it|is not"):
+        store.export_labels(cid, "detect", out / name, fmt)
+    assert list(out.iterdir()) == []

@@ -203,7 +203,12 @@ def read(directory: Path) -> Parsed:
 def check_target(directory: Path) -> None:
     """LabelFileError unless directory's parent exists and it is new or empty."""
     check_parent(directory)
-    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+    try:
+        taken = directory.exists() and (not directory.is_dir() or any(directory.iterdir()))
+    except (OSError, ValueError) as exc:  # a name too long, a NUL, no permission
+        raise LabelFileError(directory, "", f"cannot write it: "
+                                            f"{getattr(exc, 'strerror', None) or exc}") from None
+    if taken:
         raise LabelFileError(directory, "", "exists and is not an empty directory; choose a "
                                             "new one (nothing is overwritten)")
 
@@ -218,7 +223,11 @@ def write(directory: Path, frames: Sequence[OutFrame], *, overwrite: bool = Fals
     check_target(directory)
     labels = sorted({d["label"] or "" for f in frames for d in f.dets})
     index = {name: i for i, name in enumerate(labels)}
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    except (OSError, ValueError) as exc:  # ValueError: a NUL or lone surrogate in the name
+        raise LabelFileError(directory, "", f"cannot write it: "
+                                            f"{getattr(exc, 'strerror', None) or exc}") from None
     try:
         mode = file_mode()  # mkdtemp makes 0700; a directory is searchable where readable
         tmp.chmod(mode | (mode & 0o444) >> 2)
@@ -238,6 +247,9 @@ def write(directory: Path, frames: Sequence[OutFrame], *, overwrite: bool = Fals
         if directory.exists():
             directory.rmdir()
         os.replace(tmp, directory)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise LabelFileError(directory, "", f"cannot write it: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
