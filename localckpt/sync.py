@@ -55,6 +55,10 @@ class SyncReport:
             sync with nothing to copy it is 7 + the number of timelines synced, whatever
             the number of checkpoints.
         tombstones, tags: deletion and tag records written.
+        withheld: ids of the source's live checkpoints not copied because dst deleted what
+            they derive from (or their timeline); hidden: ids of dst's checkpoints that
+            the deletions copied now cover and the source does not hold. Both are work
+            done on one side below what the other deleted: the summary names them.
     A report that copied nothing is falsy.
     """
 
@@ -66,25 +70,55 @@ class SyncReport:
     round_trips: int = 0
     tombstones: int = 0
     tags: int = 0
+    withheld: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.timelines or self.checkpoints or self.outputs or self.objects
                     or self.tombstones or self.tags)
 
-    def summary(self) -> str:
+    def warnings(self) -> list[str]:
+        """What this transfer did not do, or undid, of work on one side (see withheld)."""
+        from .render import plural
+
+        said = []
+        if self.withheld:
+            said.append(f"{plural(len(self.withheld), 'checkpoint')} not copied: the "
+                        f"destination deleted what {_they(self.withheld)} from "
+                        f"({_first(self.withheld)})")
+        if self.hidden:
+            said.append(f"the deletions copied also delete "
+                        f"{plural(len(self.hidden), 'checkpoint')} the source does not "
+                        f"hold, below what it deleted ({_first(self.hidden)})")
+        return said
+
+    def summary(self, warnings: bool = True) -> str:
+        """One line of what was copied, then a line per warning (unless warnings=False)."""
         from .render import plural
 
         if not self:
-            return f"up to date ({plural(self.round_trips, 'catalog round trip')})"
-        marks = ""
-        if self.tombstones or self.tags:
-            marks = f"{plural(self.tombstones, 'deletion')}, {plural(self.tags, 'tag')}, "
-        return (
-            f"copied {plural(self.timelines, 'timeline')}, "
-            f"{plural(self.checkpoints, 'checkpoint')}, {marks}"
-            f"{plural(self.outputs, 'output')}, {plural(self.objects, 'object')}, "
-            f"{human_bytes(self.bytes)} ({plural(self.round_trips, 'catalog round trip')})"
-        )
+            head = f"up to date ({plural(self.round_trips, 'catalog round trip')})"
+        else:
+            marks = ""
+            if self.tombstones or self.tags:
+                marks = f"{plural(self.tombstones, 'deletion')}, {plural(self.tags, 'tag')}, "
+            head = (
+                f"copied {plural(self.timelines, 'timeline')}, "
+                f"{plural(self.checkpoints, 'checkpoint')}, {marks}"
+                f"{plural(self.outputs, 'output')}, {plural(self.objects, 'object')}, "
+                f"{human_bytes(self.bytes)} ({plural(self.round_trips, 'catalog round trip')})"
+            )
+        if warnings:
+            head += "".join(f"\nwarning: {w}" for w in self.warnings())
+        return head
+
+
+def _they(ids: Sequence[str]) -> str:
+    return "it derives" if len(ids) == 1 else "they derive"
+
+
+def _first(ids: Sequence[str], n: int = 3) -> str:
+    return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
 
 
 class CountingCatalog(Catalog):

@@ -94,6 +94,11 @@ class _Plan:
     rows: Batch
     outputs: list[str]
     frames: list[_Frames]
+    #: the source's live checkpoints that dst's deletions cover (never copied), and dst's
+    #: live checkpoints the copied deletions cover that the source does not hold: work
+    #: one side did below what the other deleted, said rather than dropped silently
+    withheld: tuple[str, ...] = ()
+    hidden: tuple[str, ...] = ()
 
 
 def _bad(source: Source, what: str) -> CorruptDataError:
@@ -122,6 +127,9 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         plan = _plan(source, dcat, dst, timeline_ids)
         if plan is None:
             return SyncReport(round_trips=source.round_trips + dcat.round_trips)
+        if not plan.rows:  # nothing to copy, only work the other side's deletions cover
+            return SyncReport(round_trips=source.round_trips + dcat.round_trips,
+                              withheld=plan.withheld)
         n_objects = sum(len(f.todo) for f in plan.frames)
         reporter.start(n_objects + len(plan.outputs) + 1)
         held: list[IngestLease] = []
@@ -150,6 +158,7 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
             outputs=len(plan.outputs), objects=copied, bytes=object_bytes + output_bytes,
             round_trips=source.round_trips + dcat.round_trips,
             tombstones=len(rows.tombstones), tags=len(rows.tags),
+            withheld=plan.withheld, hidden=plan.hidden,
         )
     finally:
         reporter.close()
@@ -234,8 +243,16 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     new_c: list[Checkpoint] = []
     fresh_by: dict[str, list[Checkpoint]] = {}
     live: dict[str, set[str]] = {}  # by timeline: live under both stores' deletions
+    withheld: list[str] = []
     for t in timelines:
         marks = union[t.id]
+        if t.id in trees:  # live at the source, covered by dst's deletions, not in dst
+            covered = (set() if not (marks.checkpoints or marks.timeline_dead) else
+                       {c.id for c in trees[t.id]} if marks.timeline_dead else
+                       dead_in_tree(trees[t.id], marks.checkpoints))
+            if covered:
+                mine = dead_in_tree(trees[t.id], own[t.id].checkpoints)
+                withheld += sorted(c for c in covered - mine if c not in have_c)
         if marks.timeline_dead:
             continue
         tree = trees[t.id]
@@ -254,12 +271,36 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     new_g = [g for g in cand_g if g.checkpoint_id in live.get(g.timeline_id, ())
              and g.id not in union[g.timeline_id].tags]
     if not (new_t or new_c or new_x or new_g):
-        return None
+        return _Plan(Batch(), [], [], tuple(withheld)) if withheld else None
+    hidden = _hidden(dcat, tids, trees, have_t, dst_marks, new_x, union)
     needed = sorted({h for c in new_c for h in c.stage_hashes.values()})
     missing = sorted(dcat.missing_outputs(needed)) if needed else []
     frames = [_frames_of(source, dst, t) for t in new_t]
     return _Plan(Batch(timelines=new_t, checkpoints=new_c, tombstones=new_x, tags=new_g),
-                 missing, [f for f in frames if f.todo])
+                 missing, [f for f in frames if f.todo], tuple(withheld), hidden)
+
+
+def _hidden(dcat: Catalog, tids: Sequence[str], trees: dict[str, list[Checkpoint]],
+            have_t: dict[str, Timeline], dst_marks: Sequence[Tombstone],
+            new_x: Sequence[Tombstone], union: dict[str, Marks]) -> tuple[str, ...]:
+    """dst's live checkpoints that the new tombstones will cover and the source does not
+    hold (work done in dst below what the source deleted). Reads the trees of the
+    timelines that receive a deletion only."""
+    hit = sorted({x.timeline_id for x in new_x if x.kind != "tag"} & set(have_t))
+    found: list[str] = []
+    for tid in hit:
+        tree = dcat.tree(tid)
+        before = Marks.of(tid, dst_marks)
+        if before.timeline_dead:
+            continue
+        was_dead = dead_in_tree(tree, before.checkpoints)
+        after = union[tid]
+        now_dead = ({c.id for c in tree} if after.timeline_dead else
+                    dead_in_tree(tree, after.checkpoints))
+        targets = {x.target_id for x in new_x}
+        theirs = {c.id for c in trees.get(tid, ())}
+        found += sorted(c for c in now_dead - was_dead if c not in theirs and c not in targets)
+    return tuple(found)
 
 
 def _conflicts(source: Source, dst: Store, pairs: list[tuple[Sequence[Any], dict[str, Any]]],

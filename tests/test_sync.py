@@ -93,6 +93,35 @@ def test_only_what_is_missing_travels(new_store: StoreFactory) -> None:
     assert {extra_a, extra_b} <= {c.id for c in a.checkpoints(tid)}
 
 
+def test_work_below_what_the_other_side_deleted_is_named(new_store: StoreFactory,
+                                                          store_kind: str) -> None:
+    """A teammate prunes what my unpushed checkpoint derives from: my push does not copy
+    it and my pull deletes it (a deletion never comes back), and both say which, where
+    they said "up to date" and "1 deletion"."""
+    laptop, team, other = new_store(store_kind), new_store("embedded"), new_store("memory")
+    tid, ids = _tree(laptop)
+    localckpt.sync(laptop, team)
+    mine = laptop.save_stage_output(tid, ids[2], "mine", {"m": 1})  # not pushed
+    deeper = laptop.save_stage_output(tid, mine, "deeper", {"d": 1})
+    localckpt.sync(team, other)
+    other.prune(ids[2])
+    localckpt.sync(other, team)
+
+    push = localckpt.sync(laptop, team)
+    assert push.withheld == tuple(sorted((mine, deeper))) and not push.hidden
+    assert "warning: 2 checkpoints not copied: the destination deleted what they derive " \
+           f"from ({min(mine, deeper)}" in push.summary()
+    assert {mine, deeper}.isdisjoint(c.id for c in team.checkpoints(tid))
+
+    pull = localckpt.sync(team, laptop)
+    assert pull.tombstones == 1 and pull.hidden == tuple(sorted((mine, deeper)))
+    assert "also delete 2 checkpoints the source does not hold" in pull.summary()
+    assert {mine, deeper}.isdisjoint(c.id for c in laptop.checkpoints(tid))
+    again = localckpt.sync(team, laptop)  # said once: now both sides agree
+    assert not again and not again.hidden and not again.withheld
+    assert "warning" not in again.summary() + localckpt.sync(laptop, team).summary()
+
+
 def test_round_trips_do_not_grow_with_the_tree(new_store: StoreFactory) -> None:
     small, big = new_store("memory"), new_store("memory")
     for store, n in ((small, 5), (big, 300)):
@@ -400,3 +429,17 @@ def test_cli_diff_merge_push_pull_export_import(tmp_path, capsys: pytest.Capture
     assert "up to date" in capsys.readouterr().out
     with localckpt.open(b, create=True) as sb, localckpt.open(c, create=True) as sc:
         assert _dump(sb) == _dump(sc)
+    # c prunes x, below which a saves more: a's push and pull say so on stderr
+    with localckpt.open(a) as store:
+        mine = store.save_stage_output(tid, x, "mine", {"m": 1})
+    with localckpt.open(c) as store:
+        store.prune(x, force=True)  # the merge of x stays
+    assert main(["--store", c, "push", b]) == 0
+    capsys.readouterr()
+    assert main(["--store", a, "push", b]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith(f"push to {b}: up to date") and "warning" not in out
+    assert f"localckpt: warning: push to {b}: 1 checkpoint not copied" in err and mine in err
+    assert main(["--store", a, "pull", b, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["hidden"] == [mine] and "also delete 1 checkpoint" in err

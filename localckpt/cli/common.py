@@ -231,13 +231,17 @@ def print_json(value: Any) -> None:
 
 
 def print_report(report: Any, args: argparse.Namespace, what: str, **extra: Any) -> None:
-    """An attrs report: as JSON with --json (with extra keys), else its one-line summary()."""
+    """An attrs report: as JSON with --json (with extra keys), else its one-line summary();
+    a report's warnings(), when it has them, go to stderr either way."""
+    warnings = report.warnings() if hasattr(report, "warnings") else []
     if args.json:
         import attrs
 
         print_json({**attrs.asdict(report), **extra})
     else:
-        print(f"{what}: {report.summary()}")
+        print(f"{what}: {report.summary(warnings=False) if warnings else report.summary()}")
+    for warning in warnings:
+        print(f"localckpt: warning: {what}: {warning}", file=sys.stderr)
 
 
 def progress() -> bool | None:
