@@ -79,6 +79,11 @@ def test_named_directory_remote(local_env: dict[str, str], tmp_path: Path) -> No
     assert not (tmp_path / "laptop2" / "objects").exists()
     assert _files(remote) == remote_files
 
+    # --store with a mistyped remote's name: the error names the remotes
+    typo = run("--store", "sharde", "tree", env=env)
+    assert typo.returncode == 1 and "no localckpt store at" in typo.stderr
+    assert "did you mean remote 'shared'? remotes: shared" in typo.stderr
+
     # a name that is no remote (removed, or mistyped) is refused, not created here
     assert run("remote", "remove", "shared", env=env).returncode == 0
     typo = run("push", "shared", env=env)

@@ -133,8 +133,33 @@ def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
                                        storage_options={**named.storage_options,
                                                         **(options or {})})
             return named.open(create=args.creates)
+        if not args.creates:
+            return _or_a_remote(ref, lambda: open_store(
+                ref, objects=args.objects, storage_options=options, create=False))
     return open_store(ref, objects=args.objects, storage_options=options,
                       create=args.creates)
+
+
+def _or_a_remote(name: str, opening: Any) -> Any:
+    """A bare --store name that is neither a directory nor a remote: the error names the
+    remotes there are, as push and pull do (a remote's name mistyped, most likely)."""
+    from ..errors import NotFoundError
+
+    try:
+        return opening()
+    except NotFoundError as exc:
+        import difflib
+
+        from ..config import remotes
+
+        names = [r.name for r in remotes()]
+        if not names:
+            raise
+        near = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean remote {near[0]!r}? " if near else ""
+        raise NotFoundError(
+            str(exc), cli=f"{exc.for_cli()} ({hint}remotes: {', '.join(names)}; `--store "
+                          "NAME` opens a remote by its name)") from None
 
 
 if __name__ == "__main__":
