@@ -312,10 +312,12 @@ class PostgresEngine(Engine):
                 "max_connections on the server, put pgbouncer in transaction mode in front of "
                 "it (docs: team setup), or run fewer processes")
         if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            said = " ".join(text.split())  # libpq's text spans lines and may end in "?"
             return BackendUnavailableError(
-                f"cannot use the PostgreSQL server {self.where}: {text}. Check that the "
-                "server is running and reachable from here, and that the user, password and "
-                "database in the URL are right.")
+                f"cannot use the PostgreSQL server {self.where}: {said.rstrip('.')}"
+                f"{'' if said.endswith('?') else '.'} Check that the server is running and "
+                "reachable from here, and that the user, database and password (in the URL, "
+                "$PGPASSWORD or ~/.pgpass) are right.")
         return LocalckptError(f"{self.describe()} failed: {type(exc).__name__}: "
                               f"{self._redact(_message(exc))}")
 
