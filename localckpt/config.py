@@ -16,10 +16,13 @@
     storage_options_from = "PROD_S3"
     storage_options = { endpoint_url = "https://minio.internal" }
 
-Secrets never go into this file: a URL with a password, a storage option such as
-``key``, ``secret`` or ``token``, or one whose value is a URL with credentials
-(``http://KEY:SECRET@host``), is refused when a remote is added and when the file is
-read. Both files are read as control files (``localckpt.safefiles``): regular files of
+Secrets never go into this file: a URL with a password, an objects URL with credentials
+(``s3://KEY:SECRET@bucket``), a storage option named like a secret (``key``, ``secret``,
+``token``, ``password``, ``credential``, ``Authorization``, ``Cookie``, ... in any case,
+nested tables such as ``headers`` included), or one whose value is a URL with credentials
+(``http://KEY:SECRET@host``) or an HTTP credential (``Bearer ...``, ``Basic ...``), is
+refused when a remote is added and when the file is read (naming the key, never the
+value). Both files are read as control files (``localckpt.safefiles``): regular files of
 at most 1 MB, nested at most 32 levels.
 
 ``storage_options_from = NAME`` names where the secrets are instead, looked up when the
@@ -69,9 +72,13 @@ __all__ = [
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 #: Option names that hold secrets (matched case-insensitively, also as parts of a name).
-_SECRET_WORDS = ("secret", "password", "passwd", "token", "credential", "private")
+_SECRET_WORDS = ("secret", "password", "passwd", "token", "credential", "private",
+                 "authorization", "cookie", "apikey", "api_key", "api-key")
 _SECRET_NAMES = frozenset({"key", "access_key", "access_key_id", "aws_access_key_id",
                            "account_key", "connection_string", "anon_key"})
+#: Values that are HTTP credentials whatever their option's name (an Authorization header's)
+_HTTP_CREDENTIAL = re.compile(r"\s*(bearer|basic|digest|negotiate|aws4-hmac-sha256)\s+\S",
+                              re.IGNORECASE)
 
 
 def config_path() -> str:
@@ -91,8 +98,13 @@ def _read_toml(path: str, what: str, *, private: bool = False) -> dict[str, Any]
 
 
 def _url_credentials(value: Any) -> bool:
-    """Whether value is a URL that carries a user or a password (``http://K:S@host``)."""
-    if not isinstance(value, str) or "://" not in value:
+    """Whether value is a URL that carries a user or a password (``http://K:S@host``; for
+    s3 the user is the access key), or an HTTP credential (``Bearer ...``)."""
+    if not isinstance(value, str):
+        return False
+    if _HTTP_CREDENTIAL.match(value):
+        return True
+    if "://" not in value:
         return False
     if has_password(value):
         return True
@@ -104,7 +116,8 @@ def _url_credentials(value: Any) -> bool:
 
 def secret_keys(options: Any, prefix: str = "") -> list[str]:
     """The (dotted) names of options that look like secrets, nested mappings included:
-    by their name (key, secret, token, ...) or by their value (a URL with credentials)."""
+    by their name (key, secret, token, Authorization, ... in any case) or by their value
+    (a URL with credentials, ``Bearer ...``); names only, so messages never show a value."""
     found: list[str] = []
     if isinstance(options, Mapping):
         for k, v in options.items():
@@ -128,6 +141,14 @@ def _check_no_secrets(section: str, table: Mapping[str, Any], path: str,
         raise InvalidInputError(
             f"{path} holds a password in the url of [{section}]; secrets never go into the "
             "config file: remove it and keep the password in ~/.pgpass (libpq reads it)"
+        )
+    if _url_credentials(table.get("objects")):
+        raise InvalidInputError(
+            f"{path} holds credentials in the objects URL of [{section}]; secrets never go "
+            "into the config file: remove them from the URL (the KEY:SECRET@ before the "
+            "bucket) and keep the key and secret in a table of the credentials file "
+            f"({credentials_path()}) or an environment variable, named with "
+            "storage_options_from"
         )
     leaked = secret_keys(table.get("storage_options", {}))
     if leaked:
@@ -313,7 +334,8 @@ def add_remote(
     """Save a remote in the config file (atomically); nothing is opened or checked online.
 
     Refused, with the file unchanged: a name in use or not a token, a URL with a
-    password, secret storage options, a PostgreSQL URL without objects.
+    password, an objects URL with credentials, secret storage options (by name or
+    value), a PostgreSQL URL without objects.
     """
     from .registry import known_scheme, scheme_of
 
@@ -332,6 +354,17 @@ def add_remote(
         raise InvalidInputError(
             "the remote URL holds a password; secrets never go into the config file: give "
             "the URL without it and keep the password in ~/.pgpass (libpq reads it)"
+        )
+    if objects is not None and _url_credentials(objects):
+        where = ('put them ({"key": ..., "secret": ...}) in an environment variable holding '
+                 f"that JSON object or in a table of {credentials_path()}")
+        raise InvalidInputError(
+            "the remote's objects URL holds credentials (KEY:SECRET@ before the bucket), "
+            "which never go into the config file: give the URL without them, "
+            f"{where}, and name it with storage_options_from",
+            cli="the remote's objects URL holds credentials (KEY:SECRET@ before the bucket), "
+            "which never go into the config file: give --objects without them, "
+            f"{where}, and name it with --storage-options-from NAME",
         )
     leaked = secret_keys(storage_options or {})
     if leaked:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,9 +38,11 @@ __all__ = [
     "has_password",
     "known_scheme",
     "open",
+    "reads_environ",
     "redact",
     "register_backend",
     "registered_schemes",
+    "resolve_storage_options",
     "scheme_of",
 ]
 
@@ -189,6 +192,21 @@ def open(
     _check_location(url, "store URL")
     if objects is not None:
         _check_location(objects, "objects URL")
+    storage_options = resolve_storage_options(storage_options, environ=environ)
+    factory = _load_factory(scheme_of(url))
+    catalog, objs = factory(url, objects, dict(storage_options), {**options, "create": create})
+    store = Store(catalog, objs, url=redact(url))
+    if not environ:
+        _WITHOUT_ENVIRON.add(store)
+    return store
+
+
+def resolve_storage_options(storage_options: Mapping[str, Any] | None, *,
+                            environ: bool) -> Mapping[str, Any]:
+    """The fsspec options a store is opened with: the given ones, else (environ)
+    ``$LOCALCKPT_STORAGE_OPTIONS``, else the config file's ``[store]`` options; {} for
+    a store opened without the environment. One rule for ``open`` and for the workers
+    of a run (localckpt.runs.location), so both resolve a store's options alike."""
     if storage_options is None and not environ:
         storage_options = {}
     if storage_options is None:
@@ -211,9 +229,19 @@ def open(
             storage_options = store_storage_options()
     if not isinstance(storage_options, Mapping):
         raise InvalidInputError("storage_options must be a mapping of fsspec options")
-    factory = _load_factory(scheme_of(url))
-    catalog, objs = factory(url, objects, dict(storage_options), {**options, "create": create})
-    return Store(catalog, objs, url=redact(url))
+    return storage_options
+
+
+#: stores opened with environ=False (a remote's): they read neither $LOCALCKPT_* nor the
+#: config's [store], and neither do the workers of their runs (see reads_environ)
+_WITHOUT_ENVIRON: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def reads_environ(store: Store) -> bool:
+    """Whether store was opened reading ``$LOCALCKPT_*`` and ``[store]`` for what was not
+    given (False for a remote's store, opened with ``environ=False``): a run of it pickles
+    this, so a worker resolves the store's options as the process that opened it did."""
+    return store not in _WITHOUT_ENVIRON
 
 
 def _check_location(location: str, what: str) -> None:

@@ -135,3 +135,51 @@ def test_named_postgres_s3_remote_with_secrets_from_the_environment(
     no_secret = run("push", "prod", env={k: v for k, v in env.items() if k != "PROD_S3"})
     assert no_secret.returncode == 1
     assert "PROD_S3" in no_secret.stderr and options["secret"] not in no_secret.stderr
+
+
+@pytest.mark.parametrize(("flags", "names"), [
+    (["--objects", "s3://AKIAXX:ObjPW@frames/ckpt"], ["objects URL", "--storage-options-from"]),
+    (["--storage-options", '{"headers": {"Authorization": "Bearer HdrPW"}}'],
+     ["headers.Authorization", "--storage-options-from"]),
+    (["--storage-options", '{"client_kwargs": {"X-AMZ-SECURITY-TOKEN": "HdrPW"}}'],
+     ["client_kwargs.X-AMZ-SECURITY-TOKEN", "--storage-options-from"]),
+])
+def test_remote_add_refuses_credentials_outside_option_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        flags: list[str], names: list[str]) -> None:
+    """`remote add` refuses credentials in the objects URL and in headers, with the file
+    untouched; the message says where they go and never shows them."""
+    from localckpt.cli import main
+
+    config = tmp_path / "config.toml"
+    monkeypatch.setenv("LOCALCKPT_CONFIG", str(config))
+    assert main(["remote", "add", "x4", str(tmp_path / "s"), *flags]) != 0
+    err = capsys.readouterr().err
+    assert all(name in err for name in names), err
+    assert "ObjPW" not in err and "HdrPW" not in err and "AKIAXX" not in err
+    assert not config.exists()
+    assert main(["remote", "list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+
+def test_remote_list_refuses_a_file_holding_credentials(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A config file that already holds them (written before these checks) is refused by
+    `remote list --json`, which would otherwise print them, naming remote and key."""
+    from localckpt.cli import main
+
+    config = tmp_path / "config.toml"
+    monkeypatch.setenv("LOCALCKPT_CONFIG", str(config))
+    config.write_text('[remotes.x4]\nurl = "/data/s"\nobjects = "s3://AKIAXX:ObjPW@frames/c"\n'
+                      '[remotes.x4.storage_options.headers]\nAuthorization = "Bearer HdrPW"\n')
+    assert main(["remote", "list", "--json"]) != 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "remotes.x4" in captured.err and "objects" in captured.err
+    assert "ObjPW" not in captured.err and "AKIAXX" not in captured.err
+    config.write_text('[remotes.x5]\nurl = "/data/s"\n'
+                      '[remotes.x5.storage_options.headers]\nAuthorization = "Bearer HdrPW"\n')
+    assert main(["remote", "list", "--json"]) != 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "headers.Authorization" in captured.err
+    assert "remotes.x5" in captured.err and "HdrPW" not in captured.err

@@ -61,6 +61,68 @@ def test_a_pickled_run_holds_its_location_and_no_secret(new_store: Any, monkeypa
     assert run.done == 1
 
 
+#: what a laptop's shell may hold: another endpoint (a dead port) and the laptop's key
+_LAPTOP_OPTIONS = json.dumps({"endpoint_url": "http://127.0.0.1:1", "key": "laptop-key",
+                              "secret": "laptop-secret"})
+
+
+def _spawned(workers: int = 2) -> ProcessPoolExecutor:
+    """Fresh worker processes (spawn): their own environment and config, nothing inherited."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def test_workers_of_a_remote_never_read_this_stores_environment(
+        tmp_path: Any, monkeypatch: Any, s3_base: Any) -> None:
+    """A remote opened with its own settings (config.remote(NAME).open()): its workers take
+    the remote's options and secrets (storage_options_from), as the opening process did;
+    a hostile $LOCALCKPT_STORAGE_OPTIONS redirects neither its objects nor its key."""
+    from localckpt import config
+
+    base, options = s3_base
+    monkeypatch.setenv("LOCALCKPT_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("LOCALCKPT_CREDENTIALS", str(tmp_path / "credentials.toml"))
+    public = {k: v for k, v in options.items() if k not in ("key", "secret")}
+    monkeypatch.setenv("TEAM_S3", json.dumps({"key": options["key"],
+                                              "secret": options["secret"]}))
+    objects = f"{base}/{os.urandom(6).hex()}"
+    config.add_remote("team", str(tmp_path / "team"), objects=objects,
+                      storage_options=public, storage_options_from="TEAM_S3")
+    monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", _LAPTOP_OPTIONS)
+    team = config.remote("team")
+    assert team is not None
+    with team.open(create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", frames(12), codec="png")
+        run = store.begin_run(tl.id, None, "bright", memo=False)
+        location = StoreLocation.of(store)
+        assert location.environ is False
+        assert location.secret_options()["key"] == options["key"]  # not the laptop's
+        with _spawned() as pool:
+            assert run.map(opened_stores, pool, chunk_size=3) == 12
+        out = store.get_checkpoint(run.commit()).stage_outputs["bright"]["frames"]
+        assert os.getpid() not in {v["pid"] for v in out.values()}  # workers wrote them
+    # the frames are where the remote says (its objects, its endpoint)
+    with localckpt.open(str(tmp_path / "team"), objects=objects, storage_options=options,
+                        environ=False) as again:
+        assert [f.sequence for f in again.get_timeline_frames(tl.id)] == list(range(12))
+
+
+def test_a_workers_environment_never_redirects_a_stores_own_options(
+        new_store: Any, monkeypatch: Any, s3_base: Any) -> None:
+    """A store opened with explicit storage options: a worker takes its secrets from its
+    own environment, but the store's endpoint travels with the run and wins."""
+    store = new_store("embedded-s3")
+    _, options = s3_base
+    tl = store.create_timeline("v.mp4", "p", frames(8), codec="png")
+    run = store.begin_run(tl.id, None, "bright", memo=False)
+    monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", json.dumps(
+        {"endpoint_url": "http://127.0.0.1:1", "key": options["key"],
+         "secret": options["secret"]}))
+    with _spawned() as pool:
+        assert run.map(brightness, pool, chunk_size=2) == 8
+    assert store.get_checkpoint(run.commit()).stage_hashes["bright"] == expected_hash(
+        store, tl.id)
+
+
 def test_a_postgresql_location_drops_the_password() -> None:
     assert _without_password("postgresql://u:pw@h:5/db?schema=x") == "postgresql://u@h:5/db?schema=x"
     assert _without_password("postgresql://u@h/db?password=pw&sslmode=require") == \

@@ -2,22 +2,26 @@
 
 A location holds the store's URL (an embedded store's absolute directory; a PostgreSQL
 URL without its password), its objects URL, the storage options that are not secrets,
-and the catalog options (the PostgreSQL schema). Secrets never travel: the process that
-opens a location takes them from its own environment, as ``localckpt.open`` does:
+and the catalog options (the PostgreSQL schema), and whether the process that opened the
+store read its environment. Secrets never travel: the process that opens a location takes
+them from its own settings, by the rule the opening process followed:
 
-1. ``$LOCALCKPT_STORAGE_OPTIONS`` (a JSON object of fsspec options), else
-2. the config file: a remote whose url and objects are this store's
-   (``storage_options_from`` names an environment variable or a credentials table),
-   else the ``[store]`` section's storage options;
+- a store opened with ``environ=False`` (a remote's, ``localckpt.config.remote(NAME).open()``,
+  ``--store NAME``): the config file's remote whose url and objects are this store's (its
+  ``storage_options_from`` names an environment variable or a credentials table), never
+  ``$LOCALCKPT_*`` nor ``[store]``, which are another store's settings;
+- any other: ``localckpt.open``'s rule (``localckpt.registry.resolve_storage_options``):
+  ``$LOCALCKPT_STORAGE_OPTIONS`` (a JSON object of fsspec options), else the config
+  file's ``[store]`` storage options.
 
-merged over the location's own options. A PostgreSQL password comes from libpq's own
-places (``PGPASSWORD``, ``~/.pgpass``). A store that only its own process can open (in
+The location's own options win over what this process supplies, so a worker's environment
+never redirects a store (another ``endpoint_url``). A PostgreSQL password comes from libpq's
+own places (``PGPASSWORD``, ``~/.pgpass``). A store that only its own process can open (in
 memory, a DuckDB file, objects in ``memory://``) has no location: InvalidInputError.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -41,12 +45,14 @@ _PROCESS_LOCAL = frozenset({"skip_instance_cache", "use_listings_cache", "listin
 
 
 def _public(options: Mapping[str, Any]) -> dict[str, Any]:
-    """options without the ones that look like secrets (nested tables included)."""
+    """options without the ones that look like secrets by name or value (nested tables
+    included)."""
     from ..config import secret_keys
 
     out: dict[str, Any] = {}
     for key, value in options.items():
-        if secret_keys({key: None}) or key in _PROCESS_LOCAL:
+        if key in _PROCESS_LOCAL or secret_keys(
+                {key: None if isinstance(value, Mapping) else value}):
             continue
         out[key] = _public(value) if isinstance(value, Mapping) else value
     return out
@@ -74,6 +80,8 @@ class StoreLocation:
     objects: str
     storage_options: Mapping[str, Any] = attrs.field(factory=dict)
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    #: whether the opening process read $LOCALCKPT_* and [store] (False: a remote's store)
+    environ: bool = True
 
     @classmethod
     def of(cls, store: Store) -> StoreLocation:
@@ -102,33 +110,29 @@ class StoreLocation:
                 f"the objects of {store.url} are in this process's memory "
                 f"({objects.describe()}); other processes cannot read its frames: use a "
                 "directory or s3:// for objects when runs go to workers")
+        from ..registry import reads_environ
+
         public = _public(objects.fs.storage_options) if not objects.is_local else {}
-        return cls(url, objects.describe(), public, options)
+        return cls(url, objects.describe(), public, options, reads_environ(store))
 
     def secret_options(self) -> dict[str, Any]:
-        """The storage options this process supplies (see the module docstring)."""
-        text = os.environ.get("LOCALCKPT_STORAGE_OPTIONS")
-        if text:
-            try:
-                value = json.loads(text)
-            except ValueError as exc:
-                raise InvalidInputError(
-                    f"LOCALCKPT_STORAGE_OPTIONS is not a JSON object: {exc}") from None
-            if not isinstance(value, dict):
-                raise InvalidInputError("LOCALCKPT_STORAGE_OPTIONS must be a JSON object of "
-                                        "fsspec options")
-            return value
-        from ..config import remotes, store_storage_options
+        """The storage options this process supplies, by the rule the opening process
+        followed (see the module docstring)."""
+        if self.environ:
+            from ..registry import resolve_storage_options
+
+            return dict(resolve_storage_options(None, environ=True))
+        from ..config import remotes
 
         for remote in remotes():
             if remote.url == self.url and remote.objects in (None, self.objects):
                 return remote.resolved_options()
-        return store_storage_options()
+        return {}
 
     def open(self) -> Store:
-        """Open the store here, with this process's secrets."""
+        """Open the store here, with this process's secrets under the location's options."""
         from ..registry import open as open_store
 
-        options = {**self.storage_options, **self.secret_options()}
+        options = {**self.secret_options(), **self.storage_options}
         return open_store(self.url, objects=self.objects, storage_options=options,
                           environ=False, **dict(self.options))
