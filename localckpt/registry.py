@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,7 +37,6 @@ __all__ = [
     "has_password",
     "known_scheme",
     "open",
-    "reads_environ",
     "redact",
     "register_backend",
     "registered_schemes",
@@ -195,10 +193,7 @@ def open(
     storage_options = resolve_storage_options(storage_options, environ=environ)
     factory = _load_factory(scheme_of(url))
     catalog, objs = factory(url, objects, dict(storage_options), {**options, "create": create})
-    store = Store(catalog, objs, url=redact(url))
-    if not environ:
-        _WITHOUT_ENVIRON.add(store)
-    return store
+    return Store(catalog, objs, url=redact(url), reads_environ=environ)
 
 
 def resolve_storage_options(storage_options: Mapping[str, Any] | None, *,
@@ -231,17 +226,6 @@ def resolve_storage_options(storage_options: Mapping[str, Any] | None, *,
         raise InvalidInputError("storage_options must be a mapping of fsspec options")
     return storage_options
 
-
-#: stores opened with environ=False (a remote's): they read neither $LOCALCKPT_* nor the
-#: config's [store], and neither do the workers of their runs (see reads_environ)
-_WITHOUT_ENVIRON: weakref.WeakSet[Store] = weakref.WeakSet()
-
-
-def reads_environ(store: Store) -> bool:
-    """Whether store was opened reading ``$LOCALCKPT_*`` and ``[store]`` for what was not
-    given (False for a remote's store, opened with ``environ=False``): a run of it pickles
-    this, so a worker resolves the store's options as the process that opened it did."""
-    return store not in _WITHOUT_ENVIRON
 
 
 def _check_location(location: str, what: str) -> None:

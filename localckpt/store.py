@@ -60,10 +60,14 @@ class Store:
     :mod:`localckpt.refs`); a full id costs no lookup of its own.
     """
 
-    def __init__(self, catalog: Catalog, objects: Objects, *, url: str = "") -> None:
+    def __init__(self, catalog: Catalog, objects: Objects, *, url: str = "",
+                 reads_environ: bool = True) -> None:
         self.catalog = catalog
         self.objects = objects
         self.url = url
+        #: whether it was opened reading $LOCALCKPT_* and [store] for what was not given
+        #: (False for a remote's store): the workers of its runs resolve options alike
+        self.reads_environ = reads_environ
         #: what tombstones hide (localckpt.visibility): every read and save asks it
         self.visibility = Visibility(catalog)
         self._closed = False

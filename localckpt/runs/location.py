@@ -110,10 +110,8 @@ class StoreLocation:
                 f"the objects of {store.url} are in this process's memory "
                 f"({objects.describe()}); other processes cannot read its frames: use a "
                 "directory or s3:// for objects when runs go to workers")
-        from ..registry import reads_environ
-
         public = _public(objects.fs.storage_options) if not objects.is_local else {}
-        return cls(url, objects.describe(), public, options, reads_environ(store))
+        return cls(url, objects.describe(), public, options, store.reads_environ)
 
     def secret_options(self) -> dict[str, Any]:
         """The storage options this process supplies, by the rule the opening process
