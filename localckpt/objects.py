@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from . import _s3
 from .errors import BackendUnavailableError, InvalidInputError, LocalckptError, NotFoundError
 
 if TYPE_CHECKING:
@@ -112,6 +113,14 @@ class Objects:
         import fsspec
         from fsspec.implementations.local import LocalFileSystem
 
+        s3 = "::" not in url and url.split("://", 1)[0].lower() in _s3.S3_PROTOCOLS
+        attempts = 0
+        if s3:
+            try:
+                _s3.check_options(options, _redact(url, secrets))
+            except ImportError:  # s3fs not installed: url_to_fs says so below
+                pass
+            options, attempts = _s3.with_defaults(options)
         try:
             fs, root = fsspec.core.url_to_fs(url, **options)
         except ValueError as exc:  # "Protocol not known: foo"
@@ -127,6 +136,8 @@ class Objects:
             ) from None
         if isinstance(fs, LocalFileSystem):
             _make_dir(root)
+        if s3:
+            _s3.prepare(fs, attempts)
         return cls(fs, root, secrets)
 
     def redact(self, text: str) -> str:
@@ -200,8 +211,17 @@ class Objects:
         return out
 
     def exists(self, key: str) -> bool:
+        """Whether key holds an object; a missing bucket is an error, not False."""
         with _translate(self, key):
-            return bool(self.fs.exists(self.path(key)))
+            if self.is_local:
+                return bool(self.fs.exists(self.path(key)))
+            try:  # fs.exists says False for a missing bucket too
+                self.fs.info(self.path(key))
+            except FileNotFoundError as exc:
+                if _s3.missing_bucket(exc) is not None:
+                    raise
+                return False
+            return True
 
     def list(self, prefix: str) -> list[str]:
         """Keys under prefix (relative to the root), sorted; [] when there are none."""
@@ -209,7 +229,9 @@ class Objects:
         with _translate(self, prefix):
             try:
                 found = self.fs.find(base)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                if _s3.missing_bucket(exc) is not None:
+                    raise
                 return []
         cut = len(self.root) + 1
         return sorted(p[cut:] if p.startswith(self.root) else p for p in found)
@@ -223,8 +245,9 @@ class Objects:
             for path in paths:
                 try:
                     self.fs.rm_file(path)
-                except FileNotFoundError:
-                    pass
+                except FileNotFoundError as exc:
+                    if _s3.missing_bucket(exc) is not None:
+                        raise
 
     def stat(self, prefix: str) -> dict[str, tuple[int, float]]:
         """key -> (size in bytes, modification time) of every object under prefix, in one
@@ -233,7 +256,9 @@ class Objects:
         with _translate(self, prefix):
             try:
                 found = self.fs.find(base, detail=True)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                if _s3.missing_bucket(exc) is not None:
+                    raise
                 return {}
         cut = len(self.root) + 1
         out = {}
@@ -294,6 +319,17 @@ def _redact(text: str, secrets: Iterable[str]) -> str:
     return _URL_CREDENTIALS.sub(lambda m: f"{m.group('scheme')}***@", text)
 
 
+def _is_s3(fs: Any) -> bool:
+    protocols = (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+    return any(p in _s3.S3_PROTOCOLS for p in protocols)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether exc is a connect / read timeout (botocore's, aiohttp's, the socket's)."""
+    names = {type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None}
+    return isinstance(exc, TimeoutError) or any("Timeout" in n for n in names)
+
+
 def _local_dir(url: str) -> str | None:
     """The absolute directory of a plain path or file:// URL (None for other schemes)."""
     if url.startswith("file://"):
@@ -304,15 +340,39 @@ def _local_dir(url: str) -> str | None:
 
 
 def _map_error(objects: Objects, key: str, exc: BaseException) -> Exception:
+    s3 = not objects.is_local and _is_s3(objects.fs)
+    bucket = _s3.missing_bucket(exc) if s3 else None
+    if bucket is not None:
+        bucket = bucket or objects.root.split("/", 1)[0]
+        return BackendUnavailableError(
+            f"the bucket {bucket!r} of {objects.describe()} does not exist on "
+            f"{objects.redact(_s3.endpoint_of(objects.fs))}: create it (aws s3 mb "
+            f"s3://{bucket}, mc mb ALIAS/{bucket}) or fix the objects URL and endpoint_url")
     if isinstance(exc, FileNotFoundError):
         return NotFoundError(f"object {key!r} is missing from {objects.describe()}")
+    if s3 and isinstance(exc, (TypeError, ValueError)) and getattr(objects.fs, "_s3",
+                                                                   True) is None:
+        # the client was never made: s3fs / botocore refused an option (the open checks
+        # names and the endpoint; this is what they could not see, such as a value's type)
+        return InvalidInputError(
+            f"the storage options of {objects.describe()} were refused by s3fs/botocore: "
+            f"{type(exc).__name__}: {objects.redact(str(exc))}; fix the storage options")
+    if s3 and _timed_out(exc):
+        config = getattr(objects.fs, "config_kwargs", None) or {}
+        return BackendUnavailableError(
+            f"the S3 server {objects.redact(_s3.endpoint_of(objects.fs))} did not answer in "
+            f"time for {objects.describe()} on {key!r} ({type(exc).__name__}; each attempt "
+            f"waits {config.get('connect_timeout', '?')} s to connect, "
+            f"{config.get('read_timeout', '?')} s for an answer). Check that the server is "
+            "running and answering, and that endpoint_url names it")
     if isinstance(exc, (OSError, ConnectionError, TimeoutError)) or "botocore" in type(
         exc
     ).__module__ or "aiohttp" in type(exc).__module__:
+        where = f" ({objects.redact(_s3.endpoint_of(objects.fs))})" if s3 else ""
         return BackendUnavailableError(
-            f"object store {objects.describe()} failed on {key!r}: {type(exc).__name__}: "
-            f"{objects.redact(str(exc))}. Check that the server is running and the endpoint, "
-            "bucket and credentials are right."
+            f"object store {objects.describe()}{where} failed on {key!r}: "
+            f"{type(exc).__name__}: {objects.redact(str(exc))}. Check that the server is "
+            "running and the endpoint, bucket and credentials are right."
         )
     return exc if isinstance(exc, Exception) else RuntimeError(objects.redact(str(exc)))
 

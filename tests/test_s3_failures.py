@@ -1,0 +1,249 @@
+"""S3 that is down, stalled, misnamed or misconfigured: typed errors, in bounded time.
+
+Real servers only: moto (the s3_base fixture) and, for a stalled endpoint, a loopback
+listener that accepts connections and never answers.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import localckpt
+from localckpt import _s3
+from localckpt.errors import BackendUnavailableError, InvalidInputError, NotFoundError
+from localckpt.objects import Objects
+
+pytest.importorskip("s3fs")
+
+FRAMES = [np.zeros((4, 4, 3), np.uint8)]
+SANITY = 90.0  # s: generous; the defaults give up in about 30 s
+SECRET = "stall-test-secret-value"
+
+
+class Stalled:
+    """A TCP listener that accepts every connection and never sends a byte."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(128)
+        self.sock.settimeout(0.1)  # accept() wakes up to see close()
+        self.port = self.sock.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # closed
+                return
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(5)
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.fixture
+def stalled() -> Iterator[Stalled]:
+    server = Stalled()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _stalled_options(server: Stalled, **extra: Any) -> dict[str, Any]:
+    return {"key": "stall-test-key", "secret": SECRET, "endpoint_url": server.url,
+            "config_kwargs": {"s3": {"addressing_style": "path"}}, **extra}
+
+
+# -- 1. a stalled endpoint fails in bounded time --------------------------------------------
+
+
+def test_a_stalled_endpoint_fails_a_write_in_bounded_time(stalled: Stalled,
+                                                          tmp_path: Path) -> None:
+    with localckpt.open(str(tmp_path / "s"), objects="s3://stalled-bucket/ckpt",
+                        storage_options=_stalled_options(stalled), create=True) as store:
+        start = time.monotonic()
+        with pytest.raises(BackendUnavailableError) as info:
+            store.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+        elapsed = time.monotonic() - start
+    text = str(info.value)
+    assert elapsed < SANITY, elapsed
+    assert stalled.url in text and "s3://stalled-bucket/ckpt" in text, text
+    assert "did not answer" in text and SECRET not in text, text
+    assert stalled.accepted  # it did reach the listener (not refused somewhere else)
+
+
+def test_a_stalled_endpoint_fails_a_read_in_bounded_time(stalled: Stalled) -> None:
+    objects = Objects.from_url("s3://stalled-bucket/ckpt", _stalled_options(stalled))
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailableError) as info:
+        objects.get("frames/x/index.parquet")
+    assert time.monotonic() - start < SANITY
+    assert stalled.url in str(info.value) and SECRET not in str(info.value)
+
+
+def test_the_users_timeouts_and_retries_win(stalled: Stalled) -> None:
+    """config_kwargs given by the user are merged over the defaults, key by key."""
+    options = _stalled_options(stalled)
+    options["config_kwargs"].update(read_timeout=1, retries={"max_attempts": 0})
+    objects = Objects.from_url("s3://stalled-bucket/ckpt", options)
+    config = objects.fs.config_kwargs
+    assert config["s3"] == {"addressing_style": "path"}  # the user's, kept
+    assert config["connect_timeout"] == _s3.CONNECT_TIMEOUT  # a default, added
+    assert config["read_timeout"] == 1
+    assert config["retries"] == {"mode": "standard", "max_attempts": 0}
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailableError):
+        objects.put("frames/x/ingest.lease", b"lease")
+    assert time.monotonic() - start < 30  # one attempt of 1 s, far from the default's
+
+
+def test_the_users_s3fs_retries_win(stalled: Stalled) -> None:
+    objects = Objects.from_url("s3://stalled-bucket/ckpt", _stalled_options(stalled, retries=3))
+    assert objects.fs.retries == 3
+    default = Objects.from_url("s3://stalled-bucket/ckpt", _stalled_options(stalled))
+    assert default.fs.retries == _s3.S3FS_RETRIES  # not the shared instance of the other
+
+
+def test_a_refused_endpoint_is_backend_unavailable() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    objects = Objects.from_url("s3://refused-bucket/ckpt", {
+        "key": "k", "secret": SECRET, "endpoint_url": f"http://127.0.0.1:{port}"})
+    start = time.monotonic()
+    with pytest.raises(BackendUnavailableError) as info:
+        objects.put("a", b"x")
+    assert time.monotonic() - start < SANITY
+    assert f"127.0.0.1:{port}" in str(info.value) and SECRET not in str(info.value)
+
+
+# -- 2. a missing bucket is not a missing object --------------------------------------------
+
+
+def _missing(s3_base: tuple[str, dict[str, Any]]) -> tuple[Objects, str]:
+    _, opts = s3_base
+    bucket = f"nosuchbucket-{uuid.uuid4().hex[:10]}"
+    return Objects.from_url(f"s3://{bucket}/ckpt", opts), bucket
+
+
+def test_a_missing_bucket_is_named_on_every_operation(
+        s3_base: tuple[str, dict[str, Any]]) -> None:
+    objects, bucket = _missing(s3_base)
+    operations = {
+        "put": lambda: objects.put("frames/t/ingest.lease", b"x"),
+        "get": lambda: objects.get("frames/t/index.parquet"),
+        "get_range": lambda: objects.get_range("frames/t/s.bin", 0, 2),
+        "get_ranges": lambda: objects.get_ranges("frames/t/s.bin", [(0, 2)]),
+        "exists": lambda: objects.exists("frames/t/index.parquet"),
+        "list": lambda: objects.list("frames"),
+        "stat": lambda: objects.stat("frames"),
+        "delete": lambda: objects.delete(["frames/t/index.parquet"]),
+    }
+    for name, call in operations.items():
+        with pytest.raises(BackendUnavailableError) as info:
+            call()
+        text = str(info.value)
+        assert f"bucket {bucket!r}" in text and "does not exist" in text, (name, text)
+        assert "create it" in text and "is missing from" not in text, (name, text)
+
+
+def test_a_missing_object_is_still_a_missing_object(
+        s3_base: tuple[str, dict[str, Any]]) -> None:
+    base, opts = s3_base
+    objects = Objects.from_url(f"{base}/missing-{uuid.uuid4().hex[:8]}", opts)
+    with pytest.raises(NotFoundError, match="is missing from"):
+        objects.get("frames/t/index.parquet")
+    with pytest.raises(NotFoundError, match="is missing from"):
+        objects.get_range("frames/t/s.bin", 0, 2)
+    assert objects.exists("frames/t/index.parquet") is False
+    assert objects.list("frames") == [] and objects.stat("frames") == {}
+    objects.delete(["frames/t/index.parquet"])  # missing keys are ignored
+    objects.put("frames/t/a", b"abc")
+    assert objects.exists("frames/t/a") and objects.list("frames") == ["frames/t/a"]
+
+
+def test_pushing_to_a_missing_bucket_names_the_bucket(
+        s3_base: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
+    _, opts = s3_base
+    bucket = f"nosuchbucket-{uuid.uuid4().hex[:10]}"
+    with localckpt.open(str(tmp_path / "s"), objects=f"s3://{bucket}/ckpt",
+                        storage_options=opts, create=True) as store, \
+            pytest.raises(BackendUnavailableError, match=f"bucket '{bucket}'"):
+        store.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+
+
+def test_verify_against_a_wrong_bucket_reports_no_missing_objects(
+        s3_base: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
+    base, opts = s3_base
+    with localckpt.open(str(tmp_path / "s"), objects=f"{base}/v-{uuid.uuid4().hex[:8]}",
+                        storage_options=opts, create=True) as store:
+        store.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+    bucket = f"nosuchbucket-{uuid.uuid4().hex[:10]}"
+    with localckpt.open(str(tmp_path / "s"), objects=f"s3://{bucket}/ckpt",
+                        storage_options=opts) as wrong:
+        report = wrong.verify()
+    kinds = {p.kind for p in report.problems}
+    assert "missing-object" not in kinds, report.problems
+    assert any(bucket in p.message and "does not exist" in p.message
+               for p in report.problems), report.problems
+
+
+# -- 3. a misspelt option is bad input, found when the objects are opened ---------------------
+
+
+@pytest.mark.parametrize(("options", "named", "hint"), [
+    ({"endpoint": "http://127.0.0.1:9"}, "'endpoint'", "'endpoint_url'"),
+    ({"endpoint_url": 9000}, "endpoint_url", "http://"),
+    ({"endpoint_url": "127.0.0.1:9000"}, "endpoint_url", "http://"),
+    ({"client_kwargs": {"endpoint_url": ["x"]}}, "client_kwargs.endpoint_url", "http://"),
+    ({"config_kwargs": {"connection_timeout": 3}}, "'connection_timeout'", "'connect_timeout'"),
+    ({"client_kwargs": {"region": "eu-west-1"}}, "'region'", "'region_name'"),
+    ({"config_kwargs": "fast"}, "config_kwargs", "JSON object"),
+    ({"config_kwargs": {"retries": 3}}, "retries", "max_attempts"),
+    ({"retries": 0}, "retries", "at least 1"),
+    ({"secret": SECRET, "no_such_option_at_all": 1}, "'no_such_option_at_all'", "spelling"),
+])
+def test_a_bad_option_is_invalid_input_at_open(options: dict[str, Any], named: str, hint: str,
+                                               tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        Objects.from_url("s3://some-bucket/ckpt", options)
+    text = str(info.value)
+    assert named in text and hint in text and SECRET not in text, text
+    with pytest.raises(InvalidInputError):
+        localckpt.open(str(tmp_path / "s"), objects="s3://some-bucket/ckpt",
+                       storage_options=options, create=True)
+
+
+def test_valid_options_of_every_layer_are_accepted() -> None:
+    """Names s3fs takes itself, through fsspec, and through the aiobotocore session."""
+    Objects.from_url("s3://some-bucket/ckpt", {
+        "anon": True, "use_listings_cache": False, "profile": None,
+        "client_kwargs": {"region_name": "eu-west-1"},
+        "config_kwargs": {"connect_timeout": 2, "max_pool_connections": 4,
+                          "retries": {"total_max_attempts": 2}},
+    })
