@@ -1,7 +1,7 @@
 """S3 (s3fs) specifics of Objects: bounded waits, option checks, a missing bucket.
 
 s3fs waits long by default: botocore's 5 attempts inside s3fs's own 5, each allowed a
-15 s read, so a stalled endpoint held a command for about 7 minutes. And a PUT sends
+15 s read, so a stalled endpoint held a command for about 7 minutes (now ~50 s). And a PUT sends
 ``Expect: 100-continue`` and waits for the server's go-ahead, a wait that aiohttp bounds
 with no timeout at all. Here the client gets per-connection timeouts (never per transfer:
 a large upload over a slow link still works), a few retries in one place (botocore), and
@@ -23,10 +23,11 @@ __all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "S3_PROTOCOLS", "check_options", "
 
 S3_PROTOCOLS = ("s3", "s3a")
 CONNECT_TIMEOUT = 5  # s: a TCP (and TLS) connection; a refused one fails at once
-READ_TIMEOUT = 8  # s: from the request sent (body included) to the next bytes of the answer
+READ_TIMEOUT = 15  # s: from the request sent (body included) to the next bytes of the
+# answer: room for a busy MinIO completing a large upload, where botocore allows 60
 # botocore's retries (standard mode: timeouts, refused connections, 5xx, SlowDown), after the
 # first attempt; s3fs then tries once (its loop would multiply botocore's attempts, and
-# nests a second time around whole-object reads). Stalled: 3 x 8 s + backoff, under 30 s.
+# nests a second time around whole-object reads). Stalled: 3 x 15 s + backoff, ~50 s.
 BOTOCORE_RETRIES = {"mode": "standard", "max_attempts": 2}
 S3FS_RETRIES = 1
 

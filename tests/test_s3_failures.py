@@ -25,7 +25,7 @@ from localckpt.objects import Objects
 pytest.importorskip("s3fs")
 
 FRAMES = [np.zeros((4, 4, 3), np.uint8)]
-SANITY = 90.0  # s: generous; the defaults give up in about 30 s
+SANITY = 120.0  # s: generous; the defaults give up in about 50 s
 SECRET = "stall-test-secret-value"
 
 
@@ -98,7 +98,10 @@ def test_a_stalled_endpoint_fails_a_write_in_bounded_time(stalled: Stalled,
 
 
 def test_a_stalled_endpoint_fails_a_read_in_bounded_time(stalled: Stalled) -> None:
-    objects = Objects.from_url("s3://stalled-bucket/ckpt", _stalled_options(stalled))
+    """With the user's shorter read timeout (the write above takes the defaults')."""
+    options = _stalled_options(stalled)
+    options["config_kwargs"]["read_timeout"] = 2
+    objects = Objects.from_url("s3://stalled-bucket/ckpt", options)
     start = time.monotonic()
     with pytest.raises(BackendUnavailableError) as info:
         objects.get("frames/x/index.parquet")
