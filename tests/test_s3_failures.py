@@ -200,6 +200,26 @@ def test_pushing_to_a_missing_bucket_names_the_bucket(
         store.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
 
 
+def test_a_first_push_to_a_missing_bucket_makes_no_tables(
+        s3_base: tuple[str, dict[str, Any]], pg_dsn: str, tmp_path: Path) -> None:
+    """The team store's catalog is made by the first push: not when its bucket is
+    missing (it left an empty catalog behind, and the push failed later anyway)."""
+    import psycopg
+
+    _, opts = s3_base
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    bucket = f"nosuchbucket-{uuid.uuid4().hex[:10]}"
+    with localckpt.open(str(tmp_path / "laptop"), create=True) as laptop:
+        laptop.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+        with pytest.raises(BackendUnavailableError, match=f"bucket '{bucket}'"):
+            localckpt.open(f"{pg_dsn}?schema={schema}", objects=f"s3://{bucket}/ckpt",
+                           storage_options=opts, create=True)
+    with psycopg.connect(pg_dsn) as conn:
+        found = conn.execute("SELECT count(*) FROM information_schema.tables "
+                             "WHERE table_schema = %s", (schema,)).fetchone()
+    assert found == (0,)
+
+
 def test_verify_against_a_wrong_bucket_reports_no_missing_objects(
         s3_base: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
     base, opts = s3_base

@@ -167,8 +167,10 @@ def postgres(
     create = bool(options.pop("create", False))
     _checked_options(options, frozenset({"schema", "max_size", "timeout", "prepare_threshold"}),
                      "a PostgreSQL store")
-    return (postgres_catalog(url, create=create, **options),
-            Objects.from_url(objects, storage_options))
+    objs = Objects.from_url(objects, storage_options)
+    if create and not objs.is_local:  # a first push: a missing bucket or a dead endpoint
+        objs.exists("frames")        # fails here, before the catalog's tables are made
+    return postgres_catalog(url, create=create, **options), objs
 
 
 def duckdb(
