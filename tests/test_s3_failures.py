@@ -225,15 +225,28 @@ def test_verify_against_a_wrong_bucket_reports_no_missing_objects(
     base, opts = s3_base
     with localckpt.open(str(tmp_path / "s"), objects=f"{base}/v-{uuid.uuid4().hex[:8]}",
                         storage_options=opts, create=True) as store:
-        store.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+        for _ in range(3):
+            store.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
     bucket = f"nosuchbucket-{uuid.uuid4().hex[:10]}"
     with localckpt.open(str(tmp_path / "s"), objects=f"s3://{bucket}/ckpt",
                         storage_options=opts) as wrong:
+        reads: list[str] = []
+        real_get = wrong.objects.get
+
+        def get(key: str) -> bytes:
+            reads.append(key)
+            return real_get(key)
+
+        wrong.objects.get = get  # type: ignore[method-assign]
         report = wrong.verify()
     kinds = {p.kind for p in report.problems}
     assert "missing-object" not in kinds, report.problems
     assert any(bucket in p.message and "does not exist" in p.message
                for p in report.problems), report.problems
+    # the first failure stops the object reads (a stalled endpoint waits once, not per
+    # object), and the rest are counted
+    assert len(reads) == 1, reads
+    assert any("2 more frame object(s) not read" in p.message for p in report.problems)
 
 
 # -- 3. a misspelt option is bad input, found when the objects are opened ---------------------

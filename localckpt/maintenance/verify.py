@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from ..canonical import check_stored, content_hash
-from ..errors import CorruptDataError, InvalidInputError, NotFoundError
+from ..errors import BackendUnavailableError, CorruptDataError, InvalidInputError, NotFoundError
 from ..lease import LEASE_NAME
 from ..shards import index_key, keys_of, parse_index, shard_key, verify_index, verify_shard
 from ..types import Checkpoint, Timeline
@@ -61,6 +61,11 @@ class _Check:
         self.store = store
         self.problems: list[Problem] = []
         self.counts: defaultdict[str, int] = defaultdict(int)
+        #: the objects' store could not be reached: the first error, and how many object
+        #: reads were skipped after it (a stalled endpoint costs its timeout once, not
+        #: once per shard of every timeline)
+        self.unreachable: BackendUnavailableError | None = None
+        self.skipped = 0
 
     def add(self, kind: str, record: str | None, obj: str | None, message: str) -> None:
         self.problems.append(Problem(kind, record, obj, message))
@@ -156,11 +161,20 @@ class _Check:
     # -- frames -------------------------------------------------------------------------------
 
     def _get(self, t: Timeline, key: str, what: str) -> bytes | None:
-        """An object's bytes, counted; None (and a problem) when it is missing."""
+        """An object's bytes, counted; None (and a problem) when it is missing or the
+        objects cannot be reached (then no other object is tried)."""
+        if self.unreachable is not None:
+            self.skipped += 1
+            return None
         try:
             data = self.store.objects.get(key)
         except NotFoundError:
             self.add("missing-object", t.id, key, f"timeline {t.id}: {what} {key} is missing")
+            return None
+        except BackendUnavailableError as exc:
+            self.unreachable = exc
+            self.add("unreadable", t.id, key, f"timeline {t.id}: {what} {key} could not be "
+                     f"read, and no other object is tried: {exc}")
             return None
         self.counts["objects"] += 1
         self.counts["bytes"] += len(data)
@@ -277,7 +291,10 @@ def verify(store: Store, timeline_id: str | None = None, *, storage: bool | None
         expected[t.id] = check.guarded(f"the frames of timeline {t.id}", t.id,
                                        functools.partial(check.frames, t))
     check.outputs(hashes)
-    if whole and listed is not None:
+    if check.skipped:
+        check.add("unreadable", None, None, f"{check.skipped} more frame object(s) not read: "
+                  "the objects could not be reached (above)")
+    if whole and listed is not None and check.unreachable is None:
         check.guarded("the frame objects", None,
                       lambda: check.leftovers({t.id: t for t in timelines}, expected))
     c = check.counts
