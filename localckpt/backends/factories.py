@@ -168,8 +168,11 @@ def postgres(
     _checked_options(options, frozenset({"schema", "max_size", "timeout", "prepare_threshold"}),
                      "a PostgreSQL store")
     objs = Objects.from_url(objects, storage_options)
-    if create and not objs.is_local:  # a first push: a missing bucket or a dead endpoint
-        objs.exists("frames")        # fails here, before the catalog's tables are made
+    if create and not objs.is_local:
+        try:
+            return postgres_catalog(url, create=False, **options), objs
+        except NotFoundError:  # a new store (a first push): a missing bucket or a dead
+            objs.exists("frames")  # endpoint fails here, before its tables are made
     return postgres_catalog(url, create=create, **options), objs
 
 
