@@ -55,10 +55,12 @@ class SyncReport:
             sync with nothing to copy it is 7 + the number of timelines synced, whatever
             the number of checkpoints.
         tombstones, tags: deletion and tag records written.
-        withheld: ids of the source's live checkpoints not copied because dst deleted what
-            they derive from (or their timeline); hidden: ids of dst's checkpoints that
-            the deletions copied now cover and the source does not hold. Both are work
-            done on one side below what the other deleted: the summary names them.
+        withheld: ids of the source's live checkpoints not copied because dst pruned what
+            they derive from and never held them; hidden: ids of dst's checkpoints that a
+            pruning copied takes and the source never held. Both are work one side did
+            below what the other pruned, unseen by it: the summary names them. (Where
+            the pruning side purged the pruned rows, or for a bundle, which carries live
+            rows only, seen cannot be told from unseen, and nothing is named.)
     A report that copied nothing is falsy.
     """
 
@@ -114,10 +116,12 @@ class SyncReport:
 
 
 def _they(ids: Sequence[str]) -> str:
+    """The verb of a warning, agreeing with how many ids it names."""
     return "it derives" if len(ids) == 1 else "they derive"
 
 
 def _first(ids: Sequence[str], n: int = 3) -> str:
+    """The first n ids of a warning and how many more (a sync may name thousands)."""
     return ", ".join(ids[:n]) + (f" and {len(ids) - n} more" if len(ids) > n else "")
 
 
@@ -262,9 +266,11 @@ def sync(
     NotFoundError when src lacks timeline_id. progress: None, True (a tqdm bar on stderr;
     needs tqdm), a tqdm bar, or a function(phase, done, total).
     Catalog round trips: 7 + one per timeline when nothing is missing, plus at most
-    2 + one per 64 MB of outputs when something is. Tombstones travel (deletions win)
-    and deleted records are not copied; a source whose records, keys or bytes do not
-    check out raises CorruptDataError and leaves nothing in dst.
+    2 + one per 64 MB of outputs when something is, + one per timeline in which a
+    pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``).
+    Tombstones travel (deletions win) and deleted records are not copied; a source
+    whose records, keys or bytes do not check out raises CorruptDataError and leaves
+    nothing in dst.
     """
     from .store import Store
 

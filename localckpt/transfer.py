@@ -24,7 +24,7 @@ never comes back and a deleted timeline's frames are not copied.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -246,13 +246,9 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     withheld: list[str] = []
     for t in timelines:
         marks = union[t.id]
-        if t.id in trees:  # live at the source, covered by dst's deletions, not in dst
-            covered = (set() if not (marks.checkpoints or marks.timeline_dead) else
-                       {c.id for c in trees[t.id]} if marks.timeline_dead else
-                       dead_in_tree(trees[t.id], marks.checkpoints))
-            if covered:
-                mine = dead_in_tree(trees[t.id], own[t.id].checkpoints)
-                withheld += sorted(c for c in covered - mine if c not in have_c)
+        if t.id in trees and not marks.timeline_dead:
+            withheld += _unseen_below(trees[t.id], dst_marks, t.id, set(found_c),
+                                      own[t.id].checkpoints, set(have_c))
         if marks.timeline_dead:
             continue
         tree = trees[t.id]
@@ -272,7 +268,7 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
              and g.id not in union[g.timeline_id].tags]
     if not (new_t or new_c or new_x or new_g):
         return _Plan(Batch(), [], [], tuple(withheld)) if withheld else None
-    hidden = _hidden(dcat, tids, trees, have_t, dst_marks, new_x, union)
+    hidden = _hidden(dcat, trees, have_t, dst_marks, new_x)
     needed = sorted({h for c in new_c for h in c.stage_hashes.values()})
     missing = sorted(dcat.missing_outputs(needed)) if needed else []
     frames = [_frames_of(source, dst, t) for t in new_t]
@@ -280,26 +276,34 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
                  missing, [f for f in frames if f.todo], tuple(withheld), hidden)
 
 
-def _hidden(dcat: Catalog, tids: Sequence[str], trees: dict[str, list[Checkpoint]],
-            have_t: dict[str, Timeline], dst_marks: Sequence[Tombstone],
-            new_x: Sequence[Tombstone], union: dict[str, Marks]) -> tuple[str, ...]:
-    """dst's live checkpoints that the new tombstones will cover and the source does not
-    hold (work done in dst below what the source deleted). Reads the trees of the
-    timelines that receive a deletion only."""
-    hit = sorted({x.timeline_id for x in new_x if x.kind != "tag"} & set(have_t))
+def _unseen_below(tree: Sequence[Checkpoint], marks: Sequence[Tombstone], timeline_id: str,
+                  held: set[str], already: Iterable[str], present: set[str]) -> list[str]:
+    """The checkpoints of tree below a checkpoint that the other side pruned and still
+    holds the row of, which the other side does not hold: work it never saw (a pruned
+    row it purged, or a bundle, which carries live rows only, cannot tell seen from
+    unseen, so those say nothing). already: what tree's own side deleted; a deleted
+    timeline is a deletion of everything, not work lost below one."""
+    targets = {x.target_id for x in marks if x.kind == "checkpoint"
+               and x.timeline_id == timeline_id and x.target_id in held}
+    if not targets:
+        return []
+    below = dead_in_tree(tree, targets) - targets - dead_in_tree(tree, already)
+    return sorted(below - present)
+
+
+def _hidden(dcat: Catalog, trees: dict[str, list[Checkpoint]], have_t: dict[str, Timeline],
+            dst_marks: Sequence[Tombstone], new_x: Sequence[Tombstone]) -> tuple[str, ...]:
+    """dst's live checkpoints that the new tombstones take and the source never held
+    (see _unseen_below). Reads the trees of the timelines receiving a pruning only."""
+    hit = sorted({x.timeline_id for x in new_x if x.kind == "checkpoint"} & set(have_t))
     found: list[str] = []
     for tid in hit:
-        tree = dcat.tree(tid)
         before = Marks.of(tid, dst_marks)
-        if before.timeline_dead:
+        if before.timeline_dead or tid not in trees:
             continue
-        was_dead = dead_in_tree(tree, before.checkpoints)
-        after = union[tid]
-        now_dead = ({c.id for c in tree} if after.timeline_dead else
-                    dead_in_tree(tree, after.checkpoints))
-        targets = {x.target_id for x in new_x}
-        theirs = {c.id for c in trees.get(tid, ())}
-        found += sorted(c for c in now_dead - was_dead if c not in theirs and c not in targets)
+        theirs = {c.id for c in trees[tid]}
+        found += _unseen_below(dcat.tree(tid), new_x, tid, theirs, before.checkpoints,
+                               theirs)
     return tuple(found)
 
 

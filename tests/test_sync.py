@@ -122,6 +122,29 @@ def test_work_below_what_the_other_side_deleted_is_named(new_store: StoreFactory
     assert "warning" not in again.summary() + localckpt.sync(laptop, team).summary()
 
 
+def test_what_the_other_side_saw_is_not_named(new_store: StoreFactory, tmp_path) -> None:
+    """No warning for checkpoints the other side held: pruned where rows are kept or
+    purged, a whole timeline deleted, or a bundle (which carries live rows only)."""
+    a, b = new_store("embedded"), new_store("memory")
+    tid, ids = _tree(a)
+    tid2, _ = _tree(a)
+    localckpt.sync(a, b)
+    c = new_store("memory")
+    localckpt.sync(a, c)  # before any deletion: c holds the whole tree
+    b.prune(ids[2], force=True)
+    b.delete_timeline(tid2)
+    for _ in range(2):  # as the rows are, then with b's deleted rows purged
+        push = localckpt.sync(a, b)
+        assert not push.withheld and not push.hidden, push
+        b.catalog.purge_deleted()
+    pull = localckpt.sync(b, a)
+    assert pull.tombstones == 2 and not pull.hidden and not pull.withheld
+    bundle = tmp_path / "t.zip"
+    export_bundle(a, tid, bundle)  # live rows only: the pruned ones are not in it
+    report = import_bundle(c, bundle)
+    assert report.tombstones == 1 and not report.hidden and not report.withheld
+
+
 def test_round_trips_do_not_grow_with_the_tree(new_store: StoreFactory) -> None:
     small, big = new_store("memory"), new_store("memory")
     for store, n in ((small, 5), (big, 300)):
