@@ -363,3 +363,16 @@ def test_a_put_queued_behind_an_abort_writes_nothing(new_store: Any) -> None:
     assert "aborted" in str(outcome["put"])
     assert store._run_tables().parts(run.id) == {}
     assert store.get_run(run.id).state == "aborted"
+
+
+def test_a_workers_nested_credentials_survive_the_locations_options() -> None:
+    """The location's client_kwargs (an endpoint, secrets stripped) go over the worker's
+    key by key: its own credentials in client_kwargs stay."""
+    from localckpt.runs.location import _merged
+
+    mine = {"client_kwargs": {"aws_access_key_id": "k", "aws_secret_access_key": "s",
+                              "endpoint_url": "http://laptop:1"}, "anon": False}
+    theirs = {"client_kwargs": {"endpoint_url": "http://team:9000"}, "use_ssl": False}
+    assert _merged(mine, theirs) == {
+        "client_kwargs": {"aws_access_key_id": "k", "aws_secret_access_key": "s",
+                          "endpoint_url": "http://team:9000"}, "anon": False, "use_ssl": False}

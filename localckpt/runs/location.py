@@ -44,6 +44,18 @@ _CONNINFO_PASSWORD = re.compile(r"\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 _PROCESS_LOCAL = frozenset({"skip_instance_cache", "use_listings_cache", "listings_expiry_time"})
 
 
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """over's options on base's, key by key into nested tables: the location's
+    client_kwargs (its endpoint, without secrets) must not drop the credentials this
+    process keeps in its own client_kwargs."""
+    out = dict(base)
+    for key, value in over.items():
+        mine = out.get(key)
+        out[key] = (_merged(mine, value) if isinstance(mine, Mapping)
+                    and isinstance(value, Mapping) else value)
+    return out
+
+
 def _public(options: Mapping[str, Any]) -> dict[str, Any]:
     """options without the ones that look like secrets by name or value (nested tables
     included)."""
@@ -131,6 +143,6 @@ class StoreLocation:
         """Open the store here, with this process's secrets under the location's options."""
         from ..registry import open as open_store
 
-        options = {**self.secret_options(), **self.storage_options}
+        options = _merged(self.secret_options(), self.storage_options)
         return open_store(self.url, objects=self.objects, storage_options=options,
                           environ=False, **dict(self.options))
