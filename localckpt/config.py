@@ -97,12 +97,13 @@ def _read_toml(path: str, what: str, *, private: bool = False) -> dict[str, Any]
     return load_toml_file(path, f"localckpt {what}", private=private)
 
 
-def _url_credentials(value: Any) -> bool:
-    """Whether value is a URL that carries a user or a password (``http://K:S@host``; for
-    s3 the user is the access key), or an HTTP credential (``Bearer ...``)."""
+def _url_credentials(value: Any, header: bool = False) -> bool:
+    """Whether value is a URL that carries a user or a password (``http://K:S@host``), or,
+    for a header's value (header), an HTTP credential (``Bearer ...``: elsewhere a value
+    may well start with "Basic ")."""
     if not isinstance(value, str):
         return False
-    if _HTTP_CREDENTIAL.match(value):
+    if header and _HTTP_CREDENTIAL.match(value):
         return True
     if "://" not in value:
         return False
@@ -114,24 +115,38 @@ def _url_credentials(value: Any) -> bool:
         return True
 
 
-def secret_keys(options: Any, prefix: str = "") -> list[str]:
+def secret_keys(options: Any, prefix: str = "", header: bool = False) -> list[str]:
     """The (dotted) names of options that look like secrets, nested mappings included:
     by their name (key, secret, token, Authorization, ... in any case) or by their value
-    (a URL with credentials, ``Bearer ...``); names only, so messages never show a value."""
+    (a URL with credentials; ``Bearer ...`` in a table of headers); names only, so
+    messages never show a value."""
     found: list[str] = []
     if isinstance(options, Mapping):
         for k, v in options.items():
             name = str(k).lower()
+            inner = header or "header" in name
             if name in _SECRET_NAMES or any(w in name for w in _SECRET_WORDS) or \
-                    _url_credentials(v):
+                    _url_credentials(v, inner):
                 found.append(f"{prefix}{k}")
-            found.extend(secret_keys(v, f"{prefix}{k}."))
+            found.extend(secret_keys(v, f"{prefix}{k}.", inner))
     elif isinstance(options, list | tuple):
         for i, v in enumerate(options):
-            if _url_credentials(v):
+            if _url_credentials(v, header):
                 found.append(f"{prefix}{i}")
-            found.extend(secret_keys(v, f"{prefix}{i}."))
+            found.extend(secret_keys(v, f"{prefix}{i}.", header))
     return found
+
+
+def _objects_credentials(url: Any) -> bool:
+    """Whether an objects URL carries credentials: a password, or for S3 any user (the
+    user is the access key). Other filesystems' URLs name an account or a login there
+    (``abfs://container@account...``, ``sftp://deploy@host``), which is no secret."""
+    if not isinstance(url, str) or "://" not in url:
+        return False
+    if has_password(url):
+        return True
+    scheme = url.split("://", 1)[0].lower()
+    return scheme in ("s3", "s3a", "gs", "gcs") and _url_credentials(url)
 
 
 def _check_no_secrets(section: str, table: Mapping[str, Any], path: str,
@@ -142,7 +157,7 @@ def _check_no_secrets(section: str, table: Mapping[str, Any], path: str,
             f"{path} holds a password in the url of [{section}]; secrets never go into the "
             "config file: remove it and keep the password in ~/.pgpass (libpq reads it)"
         )
-    if _url_credentials(table.get("objects")):
+    if _objects_credentials(table.get("objects")):
         raise InvalidInputError(
             f"{path} holds credentials in the objects URL of [{section}]; secrets never go "
             "into the config file: remove them from the URL (the KEY:SECRET@ before the "
@@ -355,7 +370,7 @@ def add_remote(
             "the remote URL holds a password; secrets never go into the config file: give "
             "the URL without it and keep the password in ~/.pgpass (libpq reads it)"
         )
-    if objects is not None and _url_credentials(objects):
+    if objects is not None and _objects_credentials(objects):
         where = ('put them ({"key": ..., "secret": ...}) in an environment variable holding '
                  f"that JSON object or in a table of {credentials_path()}")
         raise InvalidInputError(

@@ -105,7 +105,8 @@ def test_add_list_remove(config_file: Path, tmp_path: Path, monkeypatch: pytest.
     (("prod", "/data/s"), {"storage_options": {"X-Api-Key": "hunter2"}}, "X-Api-Key"),
     (("prod", "/data/s"), {"storage_options": {"DB_Credential_File": "hunter2"}},
      "DB_Credential_File"),
-    (("prod", "/data/s"), {"storage_options": {"extra": ["basic aHVudGVyMg=="]}}, r"extra\.0"),
+    (("prod", "/data/s"), {"storage_options": {"headers": {"X-Auth": ["basic aHVudGVyMg=="]}}},
+     r"headers\.X-Auth\.0"),
     (("prod", "nosuch://x"), {}, "unknown store URL scheme"),
     (("../up", "/data/s"), {}, "remote name"),
     (("", "/data/s"), {}, "remote name"),
@@ -130,9 +131,15 @@ def test_non_secret_options_are_kept(config_file: Path) -> None:
     options = {"endpoint_url": "https://minio.internal", "anon": False,
                "config_kwargs": {"signature_version": "s3v4"},
                "client_kwargs": {"region_name": "eu-1", "verify": True},
-               "headers": {"Accept": "application/json", "User-Agent": "basic"}}
+               "headers": {"Accept": "application/json", "User-Agent": "basic"},
+               "note": "Basic pipeline/1"}  # a "Basic ..." value outside headers is text
     cfg.add_remote("r", "/data/s", objects="s3://frames/ckpt", storage_options=options)
     assert cfg.remote("r") == cfg.Remote("r", "/data/s", "s3://frames/ckpt", options)
+    # a user in a URL that is no S3 key: an Azure container, an SSH login
+    for i, objects in enumerate(("abfs://frames@account.dfs.core.windows.net/ckpt",
+                                 "sftp://deploy@host/srv/ckpt")):
+        cfg.add_remote(f"o{i}", "/data/s", objects=objects)
+        assert cfg.remote(f"o{i}") == cfg.Remote(f"o{i}", "/data/s", objects, {})
 
 
 @pytest.mark.parametrize(("text", "names"), [
