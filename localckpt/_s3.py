@@ -1,11 +1,12 @@
 """S3 (s3fs) specifics of Objects: bounded waits, option checks, a missing bucket.
 
-s3fs waits long by default: botocore's 5 attempts inside s3fs's own 5, each allowed a
-15 s read, so a stalled endpoint held a command for about 7 minutes (now ~50 s). And a PUT sends
-``Expect: 100-continue`` and waits for the server's go-ahead, a wait that aiohttp bounds
-with no timeout at all. Here the client gets per-connection timeouts (never per transfer:
-a large upload over a slow link still works), a few retries in one place (botocore), and
-no 100-continue; options the user gives win over every default.
+s3fs waits long by default: its 5 s to connect and 15 s to read are tried by botocore up
+to 5 times inside s3fs's own 5 attempts, so a stalled endpoint held a command for about
+7 minutes (now ~50 s). And a PUT sends ``Expect: 100-continue`` and waits for the
+server's go-ahead, a wait that aiohttp bounds with no timeout at all. Here the timeouts
+are stated (per connection and read, never per transfer: a large upload over a slow
+link still works), the retries are few and in one place (botocore), and there is no
+100-continue; options the user gives win over every default.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "S3_PROTOCOLS", "check_options", "
 S3_PROTOCOLS = ("s3", "s3a")
 CONNECT_TIMEOUT = 5  # s: a TCP (and TLS) connection; a refused one fails at once
 READ_TIMEOUT = 15  # s: from the request sent (body included) to the next bytes of the
-# answer: room for a busy MinIO completing a large upload, where botocore allows 60
+# answer (s3fs's own default; botocore's is 60)
 # botocore's retries (standard mode: timeouts, refused connections, 5xx, SlowDown), after the
 # first attempt; s3fs then tries once (its loop would multiply botocore's attempts, and
 # nests a second time around whole-object reads). Stalled: 3 x 15 s + backoff, ~50 s.
@@ -74,12 +75,12 @@ def check_options(options: Mapping[str, Any], url: str) -> None:
     for where, value in (("endpoint_url", options.get("endpoint_url")),
                          ("client_kwargs.endpoint_url", client.get("endpoint_url"))):
         if value is not None and not (isinstance(value, str)
-                                      and value.startswith(("http://", "https://"))
+                                      and value.lower().startswith(("http://", "https://"))
                                       and len(value.split("://", 1)[1]) > 0):
-            shown = f"{value!r:.60}" if isinstance(value, str) else type(value).__name__
-            raise InvalidInputError(
+            raise InvalidInputError(  # the value is not shown: it may hold a user:password
                 f"storage option {where} for {url} must be the S3 server's URL, "
-                f"http://host:port or https://host, not {shown}")
+                f"http://host:port or https://host, not a {type(value).__name__} of another "
+                "form")
     retries = config.get("retries")
     if retries is not None and not isinstance(retries, Mapping):
         raise InvalidInputError(
