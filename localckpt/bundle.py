@@ -43,6 +43,7 @@ from . import bundle_limits as limits
 from . import schema
 from .arguments import shown
 from .errors import CorruptDataError, InvalidInputError, LocalckptError, NotFoundError
+from .placefile import place
 from .progress import Reporter
 from .records import utcnow
 from .sync import CountingCatalog, SyncReport, transfer
@@ -152,9 +153,11 @@ def export_bundle(
             }
             zf.writestr(_info(MANIFEST), json.dumps(manifest, indent=2).encode("utf-8"))
         reporter.step("rows", 1, 1)
-        if not overwrite:  # a file may have appeared while the bundle was written
+        try:  # without overwrite, not over a file that appeared while it was written
+            place(tmp, target, overwrite=overwrite)
+        except FileExistsError:
             _refuse_existing(target)
-        os.replace(tmp, target)
+            raise
     except OSError as exc:
         raise InvalidInputError(f"cannot write the bundle {target}: {exc}") from None
     finally:

@@ -223,6 +223,7 @@ def atomic_write(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     the umask gives (mkstemp's 0600 would hide it from the user's team)."""
     import tempfile
 
+    from ..placefile import place
     from ..shards import file_mode
 
     check_target(path, overwrite)
@@ -232,7 +233,11 @@ def atomic_write(path: Path, data: bytes, *, overwrite: bool = False) -> None:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), file_mode())
             fh.write(data)
-        os.replace(tmp, path)
+        try:  # without overwrite, not over a file that appeared meanwhile
+            place(tmp, path, overwrite=overwrite)
+        except FileExistsError:
+            check_target(path, overwrite)  # says so
+            raise
         tmp = None
     except (OSError, ValueError) as exc:  # ValueError: a NUL or lone surrogate in the name
         raise LabelFileError(path, "", f"cannot write it: "
