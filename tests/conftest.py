@@ -27,6 +27,7 @@ unless it is set).
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib.util
 import json
 import os
@@ -48,6 +49,14 @@ if str(ROOT) not in sys.path:  # the top-level `backends` package (servers) is n
     sys.path.insert(0, str(ROOT))
 
 IN_CI = in_ci()  # the one rule, shared with test files and the pytest plugin
+
+# Tests fork worker processes from a pytest process that earlier tests left garbage in
+# (pyarrow buffers, sqlite3 connections, ...). Collected in a child, such an object is
+# finalized with C state other threads held at the fork: a child segfaulted so in a
+# stress test's garbage collection. Frozen at each fork, the parent's objects are never
+# collected in the child (the parent unfreezes its own at once).
+gc.collect()
+os.register_at_fork(before=gc.freeze, after_in_parent=gc.unfreeze)
 
 # -- hypothesis profiles --------------------------------------------------------------------
 

@@ -53,6 +53,12 @@ _FIRST_POLL, _LAST_POLL = 0.0005, 0.004
 _GIVE_WAY = 1.5 * _LAST_POLL
 
 
+#: a forked child's references to its parent's connections: SQLite says a connection must
+#: not be used across a fork, closing included, so the child keeps them unclosed until
+#: it exits rather than letting its garbage collection close them
+_INHERITED: list[Any] = []
+
+
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
     text = str(exc)
     return "locked" in text or "busy" in text
@@ -195,6 +201,7 @@ class SqliteEngine(Engine):
             return self._shared
         if os.getpid() != self._pid:  # forked: the parent's connections are not ours
             self._pid = os.getpid()
+            _INHERITED.append((self._local, self._all))  # never closed here (see below)
             self._local = threading.local()
             self._all = []
             self._cond = threading.Condition(threading.Lock())
