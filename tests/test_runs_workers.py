@@ -376,3 +376,13 @@ def test_a_workers_nested_credentials_survive_the_locations_options() -> None:
     assert _merged(mine, theirs) == {
         "client_kwargs": {"aws_access_key_id": "k", "aws_secret_access_key": "s",
                           "endpoint_url": "http://team:9000"}, "anon": False, "use_ssl": False}
+
+
+def test_a_remote_is_found_however_its_urls_are_spelt() -> None:
+    """A worker finds the remote of its store by url and objects: s3a://, a trailing
+    slash or sqlite:/// must not hide it (the worker would get no secrets)."""
+    from localckpt.runs.location import _same
+
+    assert _same("s3a://frames/ckpt/", "s3://frames/ckpt")
+    assert _same("sqlite:///data/team", "/data/team")
+    assert not _same("s3://frames/ckpt", "s3://frames/other")

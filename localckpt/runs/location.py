@@ -44,6 +44,19 @@ _CONNINFO_PASSWORD = re.compile(r"\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 _PROCESS_LOCAL = frozenset({"skip_instance_cache", "use_listings_cache", "listings_expiry_time"})
 
 
+def _same(a: str, b: str) -> bool:
+    """Whether two URLs name one place as a remote's entry and a store may spell it:
+    s3a:// is s3://, a trailing slash and sqlite:/// before a directory say nothing."""
+    def norm(url: str) -> str:
+        url = url.rstrip("/") or url
+        for alias, scheme in (("s3a://", "s3://"), ("sqlite:///", "/")):
+            if url.startswith(alias):
+                url = scheme + url[len(alias):]
+        return url
+
+    return norm(a) == norm(b)
+
+
 def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     """over's options on base's, key by key into nested tables: the location's
     client_kwargs (its endpoint, without secrets) must not drop the credentials this
@@ -135,9 +148,10 @@ class StoreLocation:
         from ..config import remotes
 
         for remote in remotes():
-            if remote.url == self.url and remote.objects in (None, self.objects):
+            if _same(remote.url, self.url) and (remote.objects is None
+                                                or _same(remote.objects, self.objects)):
                 return remote.resolved_options()
-        return {}
+        return {}  # none here: the filesystem's own chain (AWS env, instance role) applies
 
     def open(self) -> Store:
         """Open the store here, with this process's secrets under the location's options."""
