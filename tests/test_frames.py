@@ -540,7 +540,9 @@ def test_streaming_input_is_written_while_it_arrives(objs: Objects) -> None:
             yield img
 
     write_frames(objs, "t1", coerce_frames(frames(), 1.0), codec="png", shard_frames=2)
-    assert seen_published[0] >= 5
+    # published before the input ended; how many depends on how the threads were
+    # scheduled (5 of 15 possible here on a quiet machine, 4 under CI's load)
+    assert seen_published[0] >= 1
 
 
 def test_jpeg_size_limit_is_checked_before_writing(objs: Objects) -> None:
