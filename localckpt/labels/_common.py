@@ -195,6 +195,12 @@ class OutFrame:
     dets: tuple[Det, ...]
 
 
+def cannot_write(path: Path, exc: BaseException) -> LabelFileError:
+    """What the system refused when path was written (a name too long, a NUL or a lone
+    surrogate in it, no permission), as the LabelFileError every format raises."""
+    return LabelFileError(path, "", f"cannot write it: {getattr(exc, 'strerror', None) or exc}")
+
+
 def check_parent(path: Path) -> None:
     """LabelFileError unless path's directory exists: a mistyped directory is reported,
     never created (as bundle export does)."""
@@ -240,8 +246,7 @@ def atomic_write(path: Path, data: bytes, *, overwrite: bool = False) -> None:
             raise
         tmp = None
     except (OSError, ValueError) as exc:  # ValueError: a NUL or lone surrogate in the name
-        raise LabelFileError(path, "", f"cannot write it: "
-                                       f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise cannot_write(path, exc) from None
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):

@@ -29,6 +29,7 @@ from ._common import (
     Parsed,
     RawBox,
     RawFrame,
+    cannot_write,
     check_label,
     check_parent,
     last_digits,
@@ -206,8 +207,7 @@ def check_target(directory: Path) -> None:
     try:
         taken = directory.exists() and (not directory.is_dir() or any(directory.iterdir()))
     except (OSError, ValueError) as exc:  # a name too long, a NUL, no permission
-        raise LabelFileError(directory, "", f"cannot write it: "
-                                            f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise cannot_write(directory, exc) from None
     if taken:
         raise LabelFileError(directory, "", "exists and is not an empty directory; choose a "
                                             "new one (nothing is overwritten)")
@@ -226,8 +226,7 @@ def write(directory: Path, frames: Sequence[OutFrame], *, overwrite: bool = Fals
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     except (OSError, ValueError) as exc:  # ValueError: a NUL or lone surrogate in the name
-        raise LabelFileError(directory, "", f"cannot write it: "
-                                            f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise cannot_write(directory, exc) from None
     try:
         mode = file_mode()  # mkdtemp makes 0700; a directory is searchable where readable
         tmp.chmod(mode | (mode & 0o444) >> 2)
@@ -249,7 +248,7 @@ def write(directory: Path, frames: Sequence[OutFrame], *, overwrite: bool = Fals
         os.replace(tmp, directory)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise LabelFileError(directory, "", f"cannot write it: {exc.strerror or exc}") from None
+        raise cannot_write(directory, exc) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
