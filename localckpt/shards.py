@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import io
 import itertools
+import math
 import numbers
 import os
 import queue
@@ -40,7 +41,16 @@ import pyarrow.parquet as pq
 
 from .arguments import shown
 from .errors import BackendUnavailableError, CorruptDataError, InvalidInputError, NotFoundError
-from .frames import check_codec, check_size, decode, encode, encode_into, to_pil, validate_frames
+from .frames import (
+    CODECS,
+    check_codec,
+    check_size,
+    decode,
+    encode,
+    encode_into,
+    to_pil,
+    validate_frames,
+)
 from .objects import Objects
 from .types import Frame, FrameMeta
 
@@ -435,11 +445,14 @@ def parse_index(data: bytes, where: str) -> list[FrameMeta]:
         table = read_parquet(data)
         cols = [table.column(name).to_pylist() for name in _COLUMNS]
         metas = [FrameMeta(*row) for row in zip(*cols, strict=True)]
+        sound = _columns_sound(table, dict(zip(_COLUMNS, cols, strict=True)))
     except Exception as exc:  # damaged Parquet raises many kinds (UnicodeDecodeError, ...)
         raise CorruptDataError(
             f"frame index {where} cannot be read ({type(exc).__name__}: {exc}); the store is "
             "damaged (restore it from a copy or re-sync it from another store)"
         ) from exc
+    if sound:
+        return metas if _ascending(cols[0]) else sorted(metas, key=lambda m: m.sequence)
     seen: set[int] = set()
     for m in metas:
         problem = _bad_row(m)
@@ -454,9 +467,41 @@ def parse_index(data: bytes, where: str) -> list[FrameMeta]:
     return metas
 
 
-def _bad_row(m: FrameMeta) -> str | None:
-    from .frames import CODECS
+_INT_COLUMNS = ("sequence", "chunk_id", "width", "height", "shard", "offset", "length")
+_TEXT_COLUMNS = ("perceptual_hash", "codec", "content_hash")
+_NOT_HEX = re.compile(r"[^0-9a-f]")
 
+
+def _columns_sound(table: pa.Table, cols: dict[str, list[Any]]) -> bool:
+    """Whether every row passes _bad_row and no sequence repeats, told column by column
+    (C loops: a tenth of the time of the row-by-row check on a two-hour video's index).
+    False says only "look row by row": that check finds the row and says what is wrong."""
+    if not cols["sequence"]:
+        return True
+    for name in _COLUMNS:
+        if table.column(name).null_count:
+            return False
+    types = {name: table.schema.field(name).type for name in _COLUMNS}
+    if any(types[n] != pa.int64() for n in _INT_COLUMNS) or \
+            types["timestamp"] != pa.float64() or \
+            any(types[n] != pa.string() for n in _TEXT_COLUMNS):
+        return False
+    hashes = cols["content_hash"]
+    return (min(cols["width"]) >= 1 and min(cols["height"]) >= 1
+            and min(cols["offset"]) >= 0 and min(cols["length"]) >= 1
+            and min(cols["shard"]) >= 0 and max(cols["shard"]) <= _MAX_SHARD
+            and not any(map(math.isnan, cols["timestamp"]))
+            and set(cols["codec"]) <= set(CODECS)
+            and set(map(len, hashes)) == {64}
+            and _NOT_HEX.search("".join(hashes)) is None
+            and len(set(cols["sequence"])) == len(cols["sequence"]))
+
+
+def _ascending(values: list[int]) -> bool:
+    return all(a < b for a, b in itertools.pairwise(values))
+
+
+def _bad_row(m: FrameMeta) -> str | None:
     ints = (m.sequence, m.chunk_id, m.width, m.height, m.shard, m.offset, m.length)
     if any(type(v) is not int for v in ints):
         return "a null or non-integer field"

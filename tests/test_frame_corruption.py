@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import StoreFactory
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from localckpt import Store
 from localckpt.catalog import Batch
@@ -158,3 +160,75 @@ def test_index_rows_that_cannot_be_right_are_corrupt(field: str, value: list[obj
     pq.write_table(pa.table(cols), buf)
     with pytest.raises(CorruptDataError, match=message):
         parse_index(buf.getvalue(), "idx")
+
+
+_GOOD_ROW = {"sequence": 0, "timestamp": 0.0, "chunk_id": 0, "perceptual_hash": "0" * 16,
+             "width": 4, "height": 4, "codec": "png", "content_hash": "a" * 64, "shard": 0,
+             "offset": 0, "length": 10}
+#: per field, values a damaged or foreign index may hold (good and bad)
+_VALUES: dict[str, list[object]] = {
+    "sequence": [0, 1, 2, -1, None],
+    "timestamp": [0.0, 1.5, float("nan"), float("inf"), None],
+    "chunk_id": [0, 7, None],
+    "perceptual_hash": ["0" * 16, "", None],
+    "width": [4, 0, -3, None], "height": [4, 1, 0, None],
+    "codec": ["png", "jpeg", "gif", "PNG", None],
+    "content_hash": ["a" * 64, "0123456789abcdef" * 4, "A" * 64, "a" * 63, "a" * 65,
+                     "g" + "a" * 63, "a" * 63 + "\n", None],
+    "shard": [0, 999_999, 1_000_000, -1, None],
+    "offset": [0, 5, -1, None], "length": [1, 10, 0, None],
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(sorted(_VALUES)), st.integers(0, 7),
+                                max_size=3), max_size=6))
+@example([{"timestamp": 2}])  # NaN
+@example([{"content_hash": 6}])  # a trailing newline
+@example([{"codec": 3}, {"sequence": 1}])  # "PNG"; a repeated sequence
+def test_the_column_check_agrees_with_the_row_check(changes: list[dict[str, int]]) -> None:
+    """parse_index checks whole columns first (fast) and row by row only when that
+    fails: both must call the same indexes sound, else a damaged row would be read."""
+    from localckpt.shards import _bad_row, _columns_sound
+
+    rows = []
+    for i, change in enumerate(changes):
+        row = {**_GOOD_ROW, "sequence": i, "offset": 10 * i}
+        for field, pick in change.items():
+            row[field] = _VALUES[field][pick % len(_VALUES[field])]
+        rows.append(row)
+    cols = {name: [r[name] for r in rows] for name in _GOOD_ROW}
+    table = pa.table({name: pa.array(values, type=pa.int64() if name in (
+        "sequence", "chunk_id", "width", "height", "shard", "offset", "length") else
+        pa.float64() if name == "timestamp" else pa.string()) for name, values in cols.items()})
+    metas = [FrameMeta(*(r[name] for name in _GOOD_ROW)) for r in rows]
+    by_rows = all(_bad_row(m) is None for m in metas) and \
+        len({m.sequence for m in metas}) == len(metas)
+    assert _columns_sound(table, cols) == by_rows
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    if by_rows:
+        assert [m.sequence for m in parse_index(buf.getvalue(), "idx")] == sorted(
+            m.sequence for m in metas)
+    else:
+        with pytest.raises(CorruptDataError):
+            parse_index(buf.getvalue(), "idx")
+
+
+@pytest.mark.parametrize("types", [{"width": pa.float64()}, {"timestamp": pa.int64()},
+                                   {"codec": pa.large_string()}])
+def test_an_index_of_other_column_types_is_checked_row_by_row(types: dict[str, object]
+                                                              ) -> None:
+    """A foreign writer's types (floats for sizes, integers for times) are not taken on
+    trust by the column check: the row check decides (and refuses what is not an int or
+    a float where the index needs one)."""
+    cols = {name: [value] for name, value in _GOOD_ROW.items()}
+    table = pa.table({name: pa.array(values, type=types.get(name)) for name, values in
+                      cols.items()})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    if "codec" in types:  # a large string is still text: read as before
+        assert parse_index(buf.getvalue(), "idx")[0].codec == "png"
+    else:
+        with pytest.raises(CorruptDataError):
+            parse_index(buf.getvalue(), "idx")
