@@ -373,6 +373,45 @@ def test_a_part_holding_another_values_bytes_is_an_error(new_store: Any) -> None
     assert run.state == "open" and run.checkpoint_id is None  # refused before it began
 
 
+def test_a_part_moved_to_another_value_is_an_error_in_the_process_that_put_it(
+        new_store: Any) -> None:
+    """The putting process remembers what it wrote (its commit does not hash those bytes
+    again): a row that now names another value, consistently, still fails its digest."""
+    store = new_store("embedded")
+    tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+    run = store.begin_run(tl.id, None, "detect")
+    run.put({s: value(s) for s in range(3)})
+    other = canonical_bytes(value(2))
+    with store.catalog.engine.transaction() as tx:
+        tx.execute("UPDATE run_parts SET data = ?, value_hash = ? WHERE sequence = 1",
+                   (other, content_hash(other)))
+    with pytest.raises(CorruptDataError, match="does not match its digest"):
+        run.commit()
+
+
+def test_a_commit_hashes_only_the_values_another_process_put(tmp_path: Any,
+                                                           monkeypatch: Any) -> None:
+    """Cost: the parts a process put are compared with what it wrote, not hashed again;
+    parts it did not write (another worker's, or a store opened again) are hashed."""
+    from localckpt.backends.sql import runs as run_tables
+
+    hashed: list[str] = []
+    holds = run_tables._holds
+    monkeypatch.setattr(run_tables, "_holds",
+                        lambda data, h: hashed.append(h) or holds(data, h))
+    store = localckpt.open(tmp_path / "s", create=True)
+    tl = store.create_timeline("v.mp4", "p", frames(6), codec="png")
+    mine = store.begin_run(tl.id, None, "detect", memo=False)
+    mine.put({s: value(s) for s in range(6)})
+    assert mine.commit() and hashed == []
+    theirs = store.begin_run(tl.id, None, "classify", memo=False)
+    with localckpt.open(tmp_path / "s") as other:  # another worker's puts
+        other.get_run(theirs.id).put({s: value(s) for s in range(6)})
+    theirs.commit()
+    store.close()
+    assert len(hashed) == 6
+
+
 def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
         tmp_path: Any, monkeypatch: Any) -> None:
     """Migration 9: a store whose parts and memo entries named outputs (with references

@@ -38,6 +38,7 @@ import functools
 import hashlib
 import json
 import operator
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,7 @@ _MemoOf = Callable[[int], tuple[str, Mapping[str, str | None]]]
 #: parts it holds: sequence -> (value hash, memo key)
 _Source = tuple[str, Mapping[int, tuple[int, int]], Mapping[int, tuple[str, str | None]]]
 _CHECKED_AT_MOST = 1_000_000  # part rows remembered as checked (RunTables._parts)
+_WRITTEN_AT_MOST = 64 << 20  # bytes of values remembered as put here (RunTables._written)
 
 
 def _table(kind: str, key: tuple[str, ...], extra: Sequence[tuple[str, str, bool]] = (),
@@ -323,6 +325,10 @@ class RunTables:
         self.part = _Codec("part", self.dialect, ("key", "data"))
         self.memo = _Codec("memo", self.dialect, ("value_in", "value_at", "value_size"))
         self._checked: set[tuple[Any, ...]] = set()
+        #: run id -> sequence -> the bytes this process put there (see _parts)
+        self._written: dict[str, dict[int, bytes]] = {}
+        self._written_size = 0
+        self._written_lock = threading.Lock()
         r, m = self.run.read, self.memo.read
         self._q = {
             "run": f"SELECT {r} FROM {{s}}runs WHERE id = ?",
@@ -414,8 +420,11 @@ class RunTables:
                ) -> Iterable[tuple[int, str, str | None, bytes]]:
         """(sequence, value hash, key, bytes or b"") of part rows read with _PART (and
         data), each checked against its digest (and its bytes against the hash). A part
-        never changes, so a row read again with the same columns is not checked again."""
+        never changes, so a row read again with the same columns is not checked again,
+        and bytes equal to what this process put there are not hashed again (a commit
+        reads back what its puts wrote)."""
         checked = self._checked
+        written: dict[int, bytes] = {}
         for row in rows:
             rid, seq, h, key, d = fields = tuple(row[:5])
             if fields not in checked:
@@ -425,8 +434,12 @@ class RunTables:
                 if len(checked) >= _CHECKED_AT_MOST:
                     checked.clear()
                 checked.add(fields)
-            if data and not _holds(row[5], h):
-                raise self.part._damaged(row, self.where, "holds bytes of another value")
+            if data:
+                if not written and rid in self._written:
+                    written = self._written[rid]
+                mine = written.get(seq)
+                if (mine is None or mine != row[5]) and not _holds(row[5], h):
+                    raise self.part._damaged(row, self.where, "holds bytes of another value")
             yield seq, h, key, bytes(row[5]) if data else b""
 
     def parts(self, run_id: str, sequences: Sequence[int] | None = None) -> dict[int, str]:
@@ -472,6 +485,33 @@ class RunTables:
             if exc.code == _DIFFERS:
                 raise self._conflict(run_id, {seq: h for seq, h, _, _ in parts}) from None
             raise
+        self._remember(run_id, parts, digests)
+
+    def _remember(self, run_id: str, parts: Sequence[tuple[int, str, bytes, str | None]],
+                  digests: Sequence[int]) -> None:
+        """The rows a put wrote are what _parts will read back: their columns count as
+        checked, and their bytes are kept (up to _WRITTEN_AT_MOST in all) to be compared
+        instead of hashed again. An equal part stored before holds the same columns and,
+        its hash being equal, the same bytes."""
+        checked = self._checked
+        if len(checked) + len(parts) >= _CHECKED_AT_MOST:
+            checked.clear()
+        checked.update((run_id, s, h, k, d) for (s, h, _, k), d in
+                       zip(parts, digests, strict=True))
+        size = sum(len(data) for _, _, data, _ in parts)
+        with self._written_lock:
+            if self._written_size + size > _WRITTEN_AT_MOST:
+                return
+            self._written_size += size
+            self._written.setdefault(run_id, {}).update(
+                (s, data) for s, _, data, _ in parts)
+
+    def _forget(self, run_id: str) -> None:
+        """A closed run's parts are read no more: its remembered bytes go."""
+        with self._written_lock:
+            gone = self._written.pop(run_id, None)
+            if gone:
+                self._written_size -= sum(map(len, gone.values()))
 
     def _conflict(self, run_id: str, wanted: dict[int, str]) -> ConflictError:
         stored = self.parts(run_id, sorted(wanted))
@@ -514,7 +554,9 @@ class RunTables:
                                                 "memo_hits")), digest, run_id))
             if close(new) and memo_of is not None and new.memo:
                 self._memo_from_parts(tx, new, memo_of, source)
-            return new
+        if close(new):
+            self._forget(run_id)
+        return new
 
     def _memo_from_parts(self, tx: Tx, rec: RunRecord, memo_of: _MemoOf,
                          source: _Source | None) -> None:
