@@ -314,6 +314,17 @@ HOSTILE = {
                        r"notes\.txt: holds no frame number"),
     "yolo a file": ("yolo", _text("0 0.5 0.5 0.1 0.1\n"), "is not a directory"),
     "missing": ("coco", lambda p: p / "nope.json", "no such file"),
+    # numbers Python cannot hold as the store does: each was an uncaught exception
+    "mot infinite id": ("mot", _text("1,inf,1,1,1,1,1\n"), "line 1: id 'inf' is not a whole"),
+    "mot infinite frame": ("mot", _text("1,1,1,1,1,1,1\n1e999,1,1,1,1,1,1\n"),
+                           "line 2: frame '1e999' is not a whole number"),
+    "mot huge track": ("mot", _text("1,1e30,1,1,1,1,1\n"),
+                       "line 1: track id 1e30 is beyond the 64-bit integers"),
+    "coco huge track": ("coco", _coco({**BASE, "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 1, 1], "track_id": 2**63}]}),
+        r"annotations\[0\] \(id 1\): track id 9223372036854775808 is beyond"),
+    "coco long integer": ("coco", _text('{"images": [], "categories": [], "x": ' + "7" * 5000
+                                        + "}", ".json"), "is not JSON this reader can take"),
 }
 
 

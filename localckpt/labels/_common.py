@@ -34,6 +34,7 @@ __all__ = [
     "check_label",
     "check_parent",
     "check_target",
+    "check_track",
     "finite",
     "last_digits",
     "number_text",
@@ -168,6 +169,21 @@ def check_label(path: Path, where: str, label: Any) -> str:
         raise LabelFileError(path, where, f"label {label!r:.60} is not a string of at most "
                                           f"{MAX_LABEL} characters")
     return label
+
+
+#: Track ids a file may give: what a 64-bit integer column (SQL, Parquet) holds.
+TRACK_RANGE = (-(2**63), 2**63 - 1)
+
+
+def check_track(path: Path, where: str, track: int, text: str | None = None) -> int:
+    """A track id (an int) within TRACK_RANGE; LabelFileError otherwise (the store's
+    tables could not hold it, and a track id that large is no tool's). text: the id
+    as the file writes it, for the message."""
+    if not TRACK_RANGE[0] <= track <= TRACK_RANGE[1]:
+        shown = repr(track) if text is None else text.strip()
+        raise LabelFileError(path, where, f"track id {shown:.40} is beyond the 64-bit "
+                                          "integers a track id may be")
+    return track
 
 
 def last_digits(name: str) -> int | None:
