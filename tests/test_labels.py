@@ -325,6 +325,19 @@ HOSTILE = {
         r"annotations\[0\] \(id 1\): track id 9223372036854775808 is beyond"),
     "coco long integer": ("coco", _text('{"images": [], "categories": [], "x": ' + "7" * 5000
                                         + "}", ".json"), "is not JSON this reader can take"),
+    # a corner x + w past the largest float: it was saved, and the save refused "inf"
+    # naming output_json, not the file and line
+    "coco box overflow": ("coco", _coco({**BASE, "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1e308, 1, 1e308, 1]}]}),
+        r"annotations\[0\] \(id 1\): box .* reaches beyond the largest number"),
+    "mot box overflow": ("mot", _text("1,1,1e308,1,1e308,1,1\n"),
+                         "line 1: box .* reaches beyond the largest number"),
+    "coco integer box overflow": ("coco", _coco({**BASE, "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10**400, 1, 1, 1], "score": 1}]}),
+        r"annotations\[0\] \(id 1\): box .* not a finite number"),
+    "coco integer score overflow": ("coco", _coco({**BASE, "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 1, 1], "score": 10**400}]}),
+        "score 1000.* is not a finite number"),
 }
 
 
