@@ -413,6 +413,23 @@ def test_export_refuses_a_non_empty_yolo_directory_and_writes_nothing(
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.parametrize("odd", ["a\nb", " car", "car ", "x\u2028y", "a\rb"])
+def test_a_label_classes_txt_cannot_give_back_is_refused_by_yolo_export(
+        store: Any, timeline: Any, tmp_path: Path, odd: str) -> None:
+    """classes.txt is one name a line, stripped: a label "a\nb" took two lines and moved
+    every later class by one, so a "car" box read back as "b", silently."""
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 9, 9], "label": odd},
+                                       {"box": [2, 2, 8, 8], "label": "car"},
+                                       {"box": [3, 3, 7, 7], "label": "zebra"}]}]})
+    with pytest.raises(LabelFileError, match="cannot be a YOLO class name"):
+        store.export_labels(cid, "detect", tmp_path / "out", "yolo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]  # nothing written
+    store.export_labels(cid, "detect", tmp_path / "out.json", "coco")  # COCO keeps it
+    back = store.import_labels(timeline.id, tmp_path / "out.json", "coco", stage="back")
+    assert [d["label"] for d in boxes_of(store, back, "back")[1]] == [odd, "car", "zebra"]
+
+
 @pytest.mark.parametrize("fmt,name", [("coco", "out.json"), ("mot", "out.txt"), ("yolo", "out")])
 def test_export_into_a_missing_directory_is_refused_and_creates_nothing(
         store: Any, timeline: Any, tmp_path: Path, fmt: str, name: str) -> None:

@@ -8,6 +8,8 @@ one per line, else from the ``names`` of ``data.yaml``. An empty file is a frame
 empty. YOLO has no track ids.
 
 Writing: ``classes.txt`` (labels in order) and ``<number>.txt`` per frame, six digits.
+A label that a line of ``classes.txt`` cannot give back (a line break in it, spaces
+around it) is refused: it would read back as another label.
 The directory must not exist or be empty: nothing is overwritten. Its parent must exist:
 a mistyped path is an error, not a new directory.
 """
@@ -233,6 +235,12 @@ def write(directory: Path, frames: Sequence[OutFrame], *, overwrite: bool = Fals
 
     check_target(directory)
     labels = sorted({d["label"] or "" for f in frames for d in f.dets})
+    for name in labels:  # what classes.txt would give back as another name, or two
+        if name and (name.splitlines() != [name] or name.strip() != name):
+            raise LabelFileError(directory, "", f"label {name!r:.60} cannot be a YOLO class "
+                                                "name (classes.txt holds one name a line, "
+                                                "read without the spaces around it); export "
+                                                "as coco, which keeps any label")
     index = {name: i for i, name in enumerate(labels)}
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
