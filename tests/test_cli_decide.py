@@ -200,6 +200,10 @@ def test_compare_names_labels_no_box_has(world: Any) -> None:
             "--json")
     assert r.returncode == 0 and "label 'cra'" in r.stderr
     assert json.loads(r.stdout)["labels"] == ["car", "cra"]
+    for empty in ("", ","):  # was a table of dashes, every try "0 boxes", exit status 0
+        r = cli(where, "compare", ids["good"], "--against", ids["poor"], "--labels", empty)
+        assert r.returncode == 1 and not r.stdout
+        assert "names no label" in r.stderr
 
 
 def test_sql_prints_tables_json_and_csv(world: Any) -> None:

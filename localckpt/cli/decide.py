@@ -97,6 +97,10 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
                                     f"stage {args.stage!r} besides the reference; name the "
                                     "tries to compare")
     labels = None if args.labels is None else [x for x in args.labels.split(",") if x]
+    if labels == []:  # --labels "" or ",": not "every label", and no label to judge
+        raise InvalidInputError(f"--labels {args.labels!r} names no label; give labels "
+                                "separated by commas (--labels car,person), or leave "
+                                "--labels out to judge every label")
     ev = store.evaluate(tries, reference, args.stage, iou=args.iou, labels=labels,
                         reference_stage=args.reference_stage, metric=args.metric)
     if labels:
