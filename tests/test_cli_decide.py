@@ -189,6 +189,27 @@ def test_compare_errors(world: Any) -> None:
     assert cli(where, "compare", "--against", ids["good"], "--metric", "best").returncode == 2
 
 
+def test_a_missing_stage_is_told_by_its_flag(world: Any) -> None:
+    """The API's "give reference_stage=" on the command line said nothing a user can
+    type; exporting a try under the default --stage labels did not say which flag."""
+    where, ids = world
+    with localckpt.open(where / "store") as s:
+        root = s.get_timeline(ids["timeline"]).root_checkpoint_id
+    r = cli(where, "compare", ids["good"], "--against", root)
+    assert r.returncode == 1
+    assert "has no stage 'labels' (it has: none); name its stage with --reference-stage" \
+        in r.stderr and "reference_stage=" not in r.stderr
+    r = cli(where, "compare", ids["good"], "--against", ids["poor"], "--stage", "track",
+            "--reference-stage", "detect")
+    assert r.returncode == 1
+    assert "has no stage 'track' (it has: detect); name the tries' stage with --stage" \
+        in r.stderr
+    r = cli(where, "labels", "export", ids["good"], "out.json", "--format", "coco")
+    assert r.returncode == 1 and not (where / "out.json").exists()
+    assert "has no stage 'labels' (it has: detect); name the stage to write with --stage" \
+        in r.stderr
+
+
 def test_compare_names_labels_no_box_has(world: Any) -> None:
     """A label asked that neither side has is a typo more often than not: said, not
     shown as a row of dashes."""
