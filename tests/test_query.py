@@ -189,6 +189,12 @@ def test_bad_queries_are_typed_errors(new_store: Any) -> None:
         store.sql("  ")
     with pytest.raises(InvalidInputError, match="params must be"):
         store.sql("SELECT ?", params=5)  # type: ignore[arg-type]
+    # DuckDB says "Parameter/argument count mismatch for prepared statement"
+    with pytest.raises(InvalidInputError, match=r"it has 0 parameters \(\$name or \?\) but "
+                       "1 value was given"):
+        store.sql("SELECT 1", {"n": 1})
+    with pytest.raises(InvalidInputError, match="no placeholder for the values given as m"):
+        store.sql("SELECT $n", {"n": 1, "m": 2})
 
 
 def test_each_output_is_flattened_once_into_one_file_keyed_by_its_hash(

@@ -263,4 +263,5 @@ def register(sub: Any) -> None:
     p.add_argument("query", metavar="QUERY", help="one SELECT statement")
     p.add_argument("--csv", action="store_true", help="print CSV (not with --json)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="a value for $NAME in the query (repeatable)")
+                   help="a value for $NAME in the query (repeatable); it is text: cast "
+                        "it where a number is wanted ($NAME::INTEGER)")
