@@ -295,3 +295,22 @@ def test_the_parser_offers_every_metric_evaluate_ranks_by() -> None:
     from localckpt.evaluate import METRICS
 
     assert tuple(METRICS) == METRIC_NAMES
+
+
+def test_the_pages_write_labels_usage_as_the_parser_takes_it() -> None:
+    """docs/command-line.md listed no `labels export`, and docs/deciding.md wrote
+    `labels import TIMELINE PATH` where TIMELINE may be left out (the newest)."""
+    import re
+
+    from localckpt.cli import build_parser
+
+    sub = next(a for a in build_parser("labels")._actions if a.dest == "command")
+    labels = sub.choices["labels"]  # type: ignore[index]
+    actions = next(a for a in labels._actions if a.dest == "labels_command")
+    for page in ("command-line.md", "deciding.md"):
+        text = " ".join((ROOT / "docs" / page).read_text().split())
+        for name, parser in actions.choices.items():  # type: ignore[union-attr]
+            usage = " ".join(parser.format_usage().split())
+            positional = re.search(r"\] ((?:\[?[A-Z]+\]? ?)+)$", usage)
+            assert positional, usage
+            assert f"labels {name} {positional.group(1).strip()} " in text, (page, name)
