@@ -78,6 +78,8 @@ def test_labels_import_reports_what_it_saved(world: Any) -> None:
     assert (out["boxes"], out["frames"], out["unmatched"]) == (5, 5, [])
     assert len(out["short_id"]) >= 8
     assert out["checkpoint_id"].replace("-", "")[-12:].startswith(out["short_id"])
+    assert out["checkpoint_short_id"] == out["short_id"]  # X_id has X_short_id beside it
+    assert out["timeline_id"].replace("-", "")[-12:].startswith(out["timeline_short_id"])
     with localckpt.open(where / "store") as s:
         assert s.tag_target("gt") == out["checkpoint_id"]
     before = checkpoints(where)
@@ -121,7 +123,9 @@ def test_labels_export_writes_each_format(world: Any, fmt: str, name: str) -> No
     r = cli(where, "labels", "export", ids["good"], name, "--format", fmt, "--stage", "detect",
             "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["boxes"] == 10
+    exported = json.loads(r.stdout)
+    assert exported["boxes"] == 10
+    assert exported["checkpoint_short_id"] == exported["short_id"]
     assert (where / name).exists()
     again = cli(where, "labels", "import", ids["timeline"], name, "--format", fmt, "--stage",
                 f"back_{fmt}")
@@ -166,6 +170,8 @@ def test_compare_ranks_tries_against_a_tagged_reference(world: Any) -> None:
     assert [row["checkpoint_id"] for row in out["rows"]] == [ids["good"], ids["poor"]]
     assert [row["name"] for row in out["rows"]] == ["thr=0.3", "thr=0.9"]
     assert all(row["short_id"] for row in out["rows"]) and out["reference_short_id"]
+    # docs/command-line.md: a field X_id has X_short_id beside it, in every --json
+    assert all(row["checkpoint_short_id"] == row["short_id"] for row in out["rows"])
     assert out["reference_stage"] == "labels"
     assert out["rows"][0]["recall"] == 1.0 and out["rows"][1]["tp"] == 0
     text = cli(where, "compare", "--against", "gt").stdout  # every try of the stage
