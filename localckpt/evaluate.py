@@ -368,14 +368,17 @@ def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: st
     ref = store.get_checkpoint(resolve_checkpoint(store, reference))
     ref_stage = reference_stage or (stage if stage in ref.stage_hashes else "labels")
     if ref_stage not in ref.stage_hashes:
-        raise NotFoundError(f"reference {ref.id} has no stage {ref_stage!r} (it has: "
-                            f"{', '.join(sorted(ref.stage_hashes)) or 'none'}); give "
-                            "reference_stage=")
+        has = f"reference {ref.id} has no stage {ref_stage!r} (it has: " \
+              f"{', '.join(sorted(ref.stage_hashes)) or 'none'})"
+        raise NotFoundError(f"{has}; give reference_stage=",
+                            cli=f"{has}; name its stage with --reference-stage")
     tries = [store.get_checkpoint(i) for i in ids]
     for c in tries:
         if stage not in c.stage_hashes:
-            raise NotFoundError(f"checkpoint {c.id} has no stage {stage!r} (it has: "
-                                f"{', '.join(sorted(c.stage_hashes)) or 'none'})")
+            has = f"checkpoint {c.id} has no stage {stage!r} (it has: " \
+                  f"{', '.join(sorted(c.stage_hashes)) or 'none'})"
+            raise NotFoundError(f"{has}; give the tries' stage as stage=",
+                                cli=f"{has}; name the tries' stage with --stage")
         if c.timeline_id != ref.timeline_id:
             raise InvalidInputError(f"checkpoint {c.id} is of timeline {c.timeline_id}, the "
                                     f"reference {ref.id} of {ref.timeline_id}: frames of "

@@ -4,7 +4,8 @@ The shapes are :mod:`localckpt.framediff`'s (and parsed by its functions): an ou
 frame-keyed (``{"frames": [{"sequence": n, ...}]}`` or ``{"frames": {"<n>": ...}}``) and
 a frame's value holds detections under ``"detections"`` (else ``"boxes"``), each
 ``{"box": [x1, y1, x2, y2], "label": str, "score": float}`` or a bare box. Here a
-detection may also carry an integer ``"track_id"`` (MOT).
+detection may also carry an integer ``"track_id"`` (MOT); one that is not an integer, or
+is beyond 64 bits (no column, SQL or Parquet, holds it), counts as absent.
 
 A frame whose value is an object without either key is a frame with no boxes. Any other
 frame value (not an object, or a detections list that is not in the documented form) is
@@ -113,6 +114,14 @@ def flatten(output: Any, where: str, *, strict: bool = True, tracks: bool = True
 
 
 _NONE = type(None)
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _track(value: Any) -> int | None:
+    """A track id as a column holds it: an int of 64 bits, else None (absent)."""
+    return value if type(value) is int and _INT64[0] <= value <= _INT64[1] else None
+
+
 _NUMS = frozenset({int, float})  # not bool: True is no coordinate (as parse_detections)
 _LABELS = frozenset({str, _NONE})
 _SCORES = frozenset({int, float, _NONE})
@@ -151,8 +160,7 @@ def _all_at_once(seqs: list[int], values: list[Any], tracks: bool) -> Flat | Non
         return None
     track_ids: list[int | None] = []
     if tracks:
-        track_ids = [t if type(t) is int else None
-                     for t in [item.get("track_id") for item in items]]
+        track_ids = [_track(t) for t in [item.get("track_id") for item in items]]
     sequence = list(itertools.chain.from_iterable(map(itertools.repeat, seqs, counts)))
     index = list(itertools.chain.from_iterable(map(range, counts)))
     return Flat(tuple(seqs), sequence, index, label, score, x1, y1, x2, y2, track_ids, 0)
@@ -200,6 +208,6 @@ def _frame_by_frame(seqs: list[int], frames: dict[int, Any], where: str, strict:
     x1, y1, x2, y2, label, score, index = zip(*dets, strict=True) if dets else ((),) * 7
     sequence = list(itertools.chain.from_iterable(
         itertools.repeat(s, n) for s, n in zip(boxed, counts, strict=True)))
-    track_ids = [t if type(t) is int else None for t in track] if tracks else []
+    track_ids = [_track(t) for t in track] if tracks else []
     return Flat(tuple(seqs_out), sequence, index, label, score, x1, y1, x2, y2, track_ids,
                 opaque)

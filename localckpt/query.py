@@ -121,10 +121,36 @@ def _relation_names(tree: Any, found: set[str]) -> set[str]:
 _MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist")
 
 
+#: DuckDB's message for values given that the query has no placeholder for
+_PARAM_COUNT = re.compile(r"Parameter/argument count mismatch for prepared statement\. "
+                          r"Expected (\d+), got (\d+)")
+
+_PARAM_EXCESS = re.compile(r"Parameter argument/count mismatch, identifiers of the excess "
+                           r"parameters: (.*)$", re.S)
+
+
 def _translate(exc: Exception, query: str) -> LocalckptError:
     import duckdb
 
     text = str(exc).strip()
+    excess = _PARAM_EXCESS.search(text)
+    if excess:
+        names = excess.group(1).strip()
+        return InvalidInputError(
+            f"the query failed: it has no placeholder for the values given as {names} "
+            "($name or ?); give a value for each placeholder the query uses, and no other",
+            cli=f"the query failed: --param {names}: the query has no such $NAME; give "
+                "--param NAME=VALUE for each $NAME the query uses, and no other")
+    count = _PARAM_COUNT.search(text)
+    if count:
+        wanted, given = (int(n) for n in count.groups())
+        return InvalidInputError(
+            f"the query failed: it has {wanted} parameter{'' if wanted == 1 else 's'} ($name "
+            f"or ?) but {given} value{' was' if given == 1 else 's were'} given; give a "
+            "value for each placeholder the query uses, and no other",
+            cli=f"the query failed: it has {wanted} parameter{'' if wanted == 1 else 's'} "
+                f"($NAME) but {given} --param value{' was' if given == 1 else 's were'} "
+                "given; give --param NAME=VALUE for each $NAME the query uses, and no other")
     if isinstance(exc, duckdb.PermissionException):
         return ReadOnlyQueryError(f"store.sql may read only the store's tables ({text})")
     missing = _MISSING_TABLE.search(text)

@@ -78,6 +78,8 @@ def test_labels_import_reports_what_it_saved(world: Any) -> None:
     assert (out["boxes"], out["frames"], out["unmatched"]) == (5, 5, [])
     assert len(out["short_id"]) >= 8
     assert out["checkpoint_id"].replace("-", "")[-12:].startswith(out["short_id"])
+    assert out["checkpoint_short_id"] == out["short_id"]  # X_id has X_short_id beside it
+    assert out["timeline_id"].replace("-", "")[-12:].startswith(out["timeline_short_id"])
     with localckpt.open(where / "store") as s:
         assert s.tag_target("gt") == out["checkpoint_id"]
     before = checkpoints(where)
@@ -121,7 +123,9 @@ def test_labels_export_writes_each_format(world: Any, fmt: str, name: str) -> No
     r = cli(where, "labels", "export", ids["good"], name, "--format", fmt, "--stage", "detect",
             "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["boxes"] == 10
+    exported = json.loads(r.stdout)
+    assert exported["boxes"] == 10
+    assert exported["checkpoint_short_id"] == exported["short_id"]
     assert (where / name).exists()
     again = cli(where, "labels", "import", ids["timeline"], name, "--format", fmt, "--stage",
                 f"back_{fmt}")
@@ -166,6 +170,8 @@ def test_compare_ranks_tries_against_a_tagged_reference(world: Any) -> None:
     assert [row["checkpoint_id"] for row in out["rows"]] == [ids["good"], ids["poor"]]
     assert [row["name"] for row in out["rows"]] == ["thr=0.3", "thr=0.9"]
     assert all(row["short_id"] for row in out["rows"]) and out["reference_short_id"]
+    # docs/command-line.md: a field X_id has X_short_id beside it, in every --json
+    assert all(row["checkpoint_short_id"] == row["short_id"] for row in out["rows"])
     assert out["reference_stage"] == "labels"
     assert out["rows"][0]["recall"] == 1.0 and out["rows"][1]["tp"] == 0
     text = cli(where, "compare", "--against", "gt").stdout  # every try of the stage
@@ -189,6 +195,27 @@ def test_compare_errors(world: Any) -> None:
     assert cli(where, "compare", "--against", ids["good"], "--metric", "best").returncode == 2
 
 
+def test_a_missing_stage_is_told_by_its_flag(world: Any) -> None:
+    """The API's "give reference_stage=" on the command line said nothing a user can
+    type; exporting a try under the default --stage labels did not say which flag."""
+    where, ids = world
+    with localckpt.open(where / "store") as s:
+        root = s.get_timeline(ids["timeline"]).root_checkpoint_id
+    r = cli(where, "compare", ids["good"], "--against", root)
+    assert r.returncode == 1
+    assert "has no stage 'labels' (it has: none); name its stage with --reference-stage" \
+        in r.stderr and "reference_stage=" not in r.stderr
+    r = cli(where, "compare", ids["good"], "--against", ids["poor"], "--stage", "track",
+            "--reference-stage", "detect")
+    assert r.returncode == 1
+    assert "has no stage 'track' (it has: detect); name the tries' stage with --stage" \
+        in r.stderr
+    r = cli(where, "labels", "export", ids["good"], "out.json", "--format", "coco")
+    assert r.returncode == 1 and not (where / "out.json").exists()
+    assert "has no stage 'labels' (it has: detect); name the stage to write with --stage" \
+        in r.stderr
+
+
 def test_compare_names_labels_no_box_has(world: Any) -> None:
     """A label asked that neither side has is a typo more often than not: said, not
     shown as a row of dashes."""
@@ -200,6 +227,10 @@ def test_compare_names_labels_no_box_has(world: Any) -> None:
             "--json")
     assert r.returncode == 0 and "label 'cra'" in r.stderr
     assert json.loads(r.stdout)["labels"] == ["car", "cra"]
+    for empty in ("", ","):  # was a table of dashes, every try "0 boxes", exit status 0
+        r = cli(where, "compare", ids["good"], "--against", ids["poor"], "--labels", empty)
+        assert r.returncode == 1 and not r.stdout
+        assert "names no label" in r.stderr
 
 
 def test_sql_prints_tables_json_and_csv(world: Any) -> None:
@@ -227,6 +258,12 @@ def test_sql_refuses_writes(world: Any) -> None:
     assert r.returncode == 1 and "read-only" in r.stderr
     r = cli(where, "sql", "SELECT 1", "--param", "oops")
     assert r.returncode == 1 and "NAME=VALUE" in r.stderr
+    r = cli(where, "sql", "SELECT 1 AS one", "--param", "n=1")
+    assert r.returncode == 1 and "it has 0 parameters ($NAME) but 1 --param value" in r.stderr
+    r = cli(where, "sql", "SELECT $n AS one", "--param", "n=1", "--param", "nn=2")
+    assert r.returncode == 1 and "--param nn: the query has no such $NAME" in r.stderr
+    r = cli(where, "sql", "SELECT $n::INTEGER + 1 AS two", "--param", "n=1", "--json")
+    assert json.loads(r.stdout) == [{"two": 2}]  # as the help says: cast the text
     r = cli(where, "sql", "SELECT 1 AS one", "--json", "--csv")
     assert r.returncode == 1 and "choose one" in r.stderr and not r.stdout
     assert checkpoints(where) == before
@@ -264,3 +301,22 @@ def test_the_parser_offers_every_metric_evaluate_ranks_by() -> None:
     from localckpt.evaluate import METRICS
 
     assert tuple(METRICS) == METRIC_NAMES
+
+
+def test_the_pages_write_labels_usage_as_the_parser_takes_it() -> None:
+    """docs/command-line.md listed no `labels export`, and docs/deciding.md wrote
+    `labels import TIMELINE PATH` where TIMELINE may be left out (the newest)."""
+    import re
+
+    from localckpt.cli import build_parser
+
+    sub = next(a for a in build_parser("labels")._actions if a.dest == "command")
+    labels = sub.choices["labels"]  # type: ignore[index]
+    actions = next(a for a in labels._actions if a.dest == "labels_command")
+    for page in ("command-line.md", "deciding.md"):
+        text = " ".join((ROOT / "docs" / page).read_text().split())
+        for name, parser in actions.choices.items():  # type: ignore[union-attr]
+            usage = " ".join(parser.format_usage().split())
+            positional = re.search(r"\] ((?:\[?[A-Z]+\]? ?)+)$", usage)
+            assert positional, usage
+            assert f"labels {name} {positional.group(1).strip()} " in text, (page, name)

@@ -22,7 +22,8 @@ odd_value = st.one_of(st.none(), st.booleans(), st.text(max_size=3), st.integers
 good_item = st.fixed_dictionaries(
     {"box": good_box},
     optional={"label": st.sampled_from(["person", "car"]), "score": st.floats(0, 1),
-              "track_id": st.one_of(st.integers(0, 9), st.booleans())})
+              "track_id": st.one_of(st.integers(0, 9), st.booleans(), st.sampled_from(
+                  [2**63 - 1, 2**63, -(2**63), -(2**63) - 1, 10**30]))})
 bad_item = st.one_of(
     good_box,  # a bare box: read frame by frame
     st.fixed_dictionaries({"box": odd_value}),

@@ -306,6 +306,19 @@ HOSTILE = {
                    "line 1: class '3' is not an index of the 1 class names"),
     "yolo nan": ("yolo", _yolo({"classes.txt": "a\n", "2.txt": "0 nan 0.5 0.1 0.1\n"}),
                  "line 1: 'nan' is not a finite number"),
+    # str.isdigit takes '²', int() does not; int() refuses 4,300 digits: tracebacks
+    "yolo superscript class": ("yolo", _yolo({"classes.txt": "a\n",
+                                              "1.txt": "² 0.5 0.5 0.1 0.1\n"}),
+                               "line 1: class '²' is not an index of the 1 class names"),
+    "yolo endless class": ("yolo", _yolo({"classes.txt": "a\n",
+                                          "1.txt": "9" * 5000 + " 0.5 0.5 0.1 0.1\n"}),
+                           "line 1: class '9999.* is not an index of the 1 class names"),
+    "yolo superscript name": ("yolo", _yolo({"data.yaml": "names:\n  ²: a\n",
+                                             "1.txt": "0 0.5 0.5 0.1 0.1\n"}),
+                              "line 1: names mapping keys must be class indexes"),
+    "yolo endless name": ("yolo", _yolo({"data.yaml": "names: {" + "1" * 5000 + ": a}\n",
+                                         "1.txt": "0 0.5 0.5 0.1 0.1\n"}),
+                          "line 1: names mapping keys must be class indexes"),
     "yolo fields": ("yolo", _yolo({"classes.txt": "a\n", "2.txt": "0 0.5 0.5\n"}),
                     "line 1: has 3 fields"),
     "yolo no names": ("yolo", _yolo({"2.txt": "0 0.5 0.5 0.1 0.1\n"}),
@@ -314,6 +327,30 @@ HOSTILE = {
                        r"notes\.txt: holds no frame number"),
     "yolo a file": ("yolo", _text("0 0.5 0.5 0.1 0.1\n"), "is not a directory"),
     "missing": ("coco", lambda p: p / "nope.json", "no such file"),
+    # numbers Python cannot hold as the store does: each was an uncaught exception
+    "mot infinite id": ("mot", _text("1,inf,1,1,1,1,1\n"), "line 1: id 'inf' is not a whole"),
+    "mot infinite frame": ("mot", _text("1,1,1,1,1,1,1\n1e999,1,1,1,1,1,1\n"),
+                           "line 2: frame '1e999' is not a whole number"),
+    "mot huge track": ("mot", _text("1,1e30,1,1,1,1,1\n"),
+                       "line 1: track id 1e30 is beyond the 64-bit integers"),
+    "coco huge track": ("coco", _coco({**BASE, "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 1, 1], "track_id": 2**63}]}),
+        r"annotations\[0\] \(id 1\): track id 9223372036854775808 is beyond"),
+    "coco long integer": ("coco", _text('{"images": [], "categories": [], "x": ' + "7" * 5000
+                                        + "}", ".json"), "is not JSON this reader can take"),
+    # a corner x + w past the largest float: it was saved, and the save refused "inf"
+    # naming output_json, not the file and line
+    "coco box overflow": ("coco", _coco({**BASE, "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1e308, 1, 1e308, 1]}]}),
+        r"annotations\[0\] \(id 1\): box .* reaches beyond the largest number"),
+    "mot box overflow": ("mot", _text("1,1,1e308,1,1e308,1,1\n"),
+                         "line 1: box .* reaches beyond the largest number"),
+    "coco integer box overflow": ("coco", _coco({**BASE, "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10**400, 1, 1, 1], "score": 1}]}),
+        r"annotations\[0\] \(id 1\): box .* not a finite number"),
+    "coco integer score overflow": ("coco", _coco({**BASE, "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 1, 1], "score": 10**400}]}),
+        "score 1000.* is not a finite number"),
 }
 
 
@@ -374,6 +411,23 @@ def test_export_refuses_a_non_empty_yolo_directory_and_writes_nothing(
             {"sequence": 0, "detections": [{"box": [5, 1, 2, 2]}]}]})
         store.export_labels(bad, "detect", tmp_path / "x.json", "coco")
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("odd", ["a\nb", " car", "car ", "x\u2028y", "a\rb"])
+def test_a_label_classes_txt_cannot_give_back_is_refused_by_yolo_export(
+        store: Any, timeline: Any, tmp_path: Path, odd: str) -> None:
+    """classes.txt is one name a line, stripped: a label "a\nb" took two lines and moved
+    every later class by one, so a "car" box read back as "b", silently."""
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 9, 9], "label": odd},
+                                       {"box": [2, 2, 8, 8], "label": "car"},
+                                       {"box": [3, 3, 7, 7], "label": "zebra"}]}]})
+    with pytest.raises(LabelFileError, match="cannot be a YOLO class name"):
+        store.export_labels(cid, "detect", tmp_path / "out", "yolo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store"]  # nothing written
+    store.export_labels(cid, "detect", tmp_path / "out.json", "coco")  # COCO keeps it
+    back = store.import_labels(timeline.id, tmp_path / "out.json", "coco", stage="back")
+    assert [d["label"] for d in boxes_of(store, back, "back")[1]] == [odd, "car", "zebra"]
 
 
 @pytest.mark.parametrize("fmt,name", [("coco", "out.json"), ("mot", "out.txt"), ("yolo", "out")])

@@ -189,6 +189,12 @@ def test_bad_queries_are_typed_errors(new_store: Any) -> None:
         store.sql("  ")
     with pytest.raises(InvalidInputError, match="params must be"):
         store.sql("SELECT ?", params=5)  # type: ignore[arg-type]
+    # DuckDB says "Parameter/argument count mismatch for prepared statement"
+    with pytest.raises(InvalidInputError, match=r"it has 0 parameters \(\$name or \?\) but "
+                       "1 value was given"):
+        store.sql("SELECT 1", {"n": 1})
+    with pytest.raises(InvalidInputError, match="no placeholder for the values given as m"):
+        store.sql("SELECT $n", {"n": 1, "m": 2})
 
 
 def test_each_output_is_flattened_once_into_one_file_keyed_by_its_hash(
@@ -293,3 +299,20 @@ def test_remote_objects_are_read_from_copies_made_once(
     with open(os.path.join(mirror, f"{h}.parquet"), "wb") as fh:
         fh.write(b"damaged")
     assert store.sql("SELECT * FROM detections ORDER BY hash, sequence, index").equals(expected)
+
+
+def test_a_track_id_beyond_64_bits_is_no_track_and_no_failure(new_store: Any) -> None:
+    """Any try may save any JSON: one box whose track_id no int64 column holds made
+    every query of detections, evaluate and the web's tries page fail (OverflowError
+    from Arrow), for the whole store. It counts as no track id, as a non-integer does."""
+    store = new_store("embedded")
+    tl = store.create_timeline("v.mp4", "p", [np.zeros((16, 16, 3), np.uint8)] * 2, fps=2.0)
+    big = store.save_stage_output(tl.id, None, "detect", {"frames": [
+        {"sequence": 0, "detections": [
+            {"box": [1, 2, 5, 6], "label": "a", "track_id": 10**30},
+            {"box": [1, 2, 5, 6], "label": "a", "track_id": 2**63 - 1},
+            {"box": [1, 2, 5, 6], "label": "a", "track_id": -(2**63) - 1}]}]})
+    got = store.sql("SELECT track_id FROM detections ORDER BY index")
+    assert got.column("track_id").to_pylist() == [None, 2**63 - 1, None]
+    ev = store.evaluate([big], big)
+    assert ev.rows()[0]["tp"] == 3

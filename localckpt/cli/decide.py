@@ -10,7 +10,13 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
-from .common import add_command, checkpoint_ref, print_json, timeline_or_newest
+from .common import (
+    add_command,
+    add_short_ids,
+    checkpoint_ref,
+    print_json,
+    timeline_or_newest,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,8 +45,9 @@ def cmd_labels_import(store: Store, args: argparse.Namespace) -> int:
                            tag=args.tag, frames=args.frames, force_tag=args.force_tag)
     if args.json:
         data = result.to_dict()
-        data["short_id"] = store.short_id(result.checkpoint_id)
         data["unmatched_boxes"] = result.unmatched_boxes
+        data = add_short_ids(store, [data], None)[0]  # checkpoint_ and timeline_short_id
+        data["short_id"] = data["checkpoint_short_id"]  # as it was first written
         print_json(data)
     else:
         print(result.summary())
@@ -56,7 +63,8 @@ def cmd_labels_export(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         import attrs
 
-        print_json({**attrs.asdict(result), "short_id": store.short_id(cid)})
+        data = add_short_ids(store, [attrs.asdict(result)], None)[0]
+        print_json({**data, "short_id": data["checkpoint_short_id"]})
     else:
         print(result.summary())
     return 0
@@ -97,6 +105,10 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
                                     f"stage {args.stage!r} besides the reference; name the "
                                     "tries to compare")
     labels = None if args.labels is None else [x for x in args.labels.split(",") if x]
+    if labels == []:  # --labels "" or ",": not "every label", and no label to judge
+        raise InvalidInputError(f"--labels {args.labels!r} names no label; give labels "
+                                "separated by commas (--labels car,person), or leave "
+                                "--labels out to judge every label")
     ev = store.evaluate(tries, reference, args.stage, iou=args.iou, labels=labels,
                         reference_stage=args.reference_stage, metric=args.metric)
     if labels:
@@ -108,7 +120,8 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
             "reference": ev.reference, "reference_short_id": shorts[ev.reference],
             "reference_stage": ev.reference_stage, "stage": ev.stage, "iou": ev.iou,
             "metric": ev.metric, "frames": ev.frames, "labels": list(ev.labels),
-            "rows": [{**r, "short_id": shorts[r["checkpoint_id"]]} for r in rows]})
+            "rows": [{**r, "checkpoint_short_id": shorts[r["checkpoint_id"]],
+                      "short_id": shorts[r["checkpoint_id"]]} for r in rows]})
         return 0
     print(f"stage {ev.stage!r} of {len(ev.tries)} tries against {shorts[ev.reference]} "
           f"({ev.reference_stage}), {ev.frames:,} frames; TP at IoU >= {ev.iou:g}; best "
@@ -259,4 +272,5 @@ def register(sub: Any) -> None:
     p.add_argument("query", metavar="QUERY", help="one SELECT statement")
     p.add_argument("--csv", action="store_true", help="print CSV (not with --json)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE",
-                   help="a value for $NAME in the query (repeatable)")
+                   help="a value for $NAME in the query (repeatable); it is text: cast "
+                        "it where a number is wanted ($NAME::INTEGER)")

@@ -338,8 +338,9 @@ def export_labels(store: Store, checkpoint: str, stage: str, path: str | os.Path
     c = store.get_checkpoint(resolve_checkpoint(store, checkpoint))
     output = store.load_stage_output(c.id, stage)
     if output is None:
-        raise NotFoundError(f"checkpoint {c.id} has no stage {stage!r} (it has: "
-                            f"{', '.join(sorted(c.stage_hashes)) or 'none'})")
+        has = (f"checkpoint {c.id} has no stage {stage!r} (it has: "
+               f"{', '.join(sorted(c.stage_hashes)) or 'none'})")
+        raise NotFoundError(has, cli=f"{has}; name the stage to write with --stage")
     flat = flatten(output, f"stage {stage!r} at {c.id}")
     timeline = store.get_timeline(c.timeline_id)
     matcher = _Frames(timeline, store.frame_index(timeline.id), mode)

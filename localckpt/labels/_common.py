@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import stat
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "check_label",
     "check_parent",
     "check_target",
+    "check_track",
     "finite",
     "last_digits",
     "number_text",
@@ -143,8 +145,10 @@ def text_of(path: Path, data: bytes) -> str:
 
 
 def finite(value: Any) -> bool:
-    """A real number (not bool, NaN or infinity)."""
-    return (type(value) in (int, float)) and math.isfinite(value)
+    """A real number (not bool, NaN or infinity, nor an int beyond a float's range)."""
+    if type(value) is int:  # math.isfinite would raise OverflowError past 1.8e308
+        return -sys.float_info.max <= value <= sys.float_info.max
+    return type(value) is float and math.isfinite(value)
 
 
 def xywh_box(path: Path, where: str, values: Iterable[Any]) -> tuple[float, float, float, float]:
@@ -158,9 +162,17 @@ def xywh_box(path: Path, where: str, values: Iterable[Any]) -> tuple[float, floa
     if w < 0 or h < 0:
         raise LabelFileError(path, where, f"box {[x, y, w, h]!r} has a negative width or "
                                           "height")
-    x, y = float(x), float(y)
-    # rounded to 1e-9 pixel: corners exported as [x, y, x2 - x, y2 - y] read back equal
-    return (x, y, max(x, round(x + float(w), 9)), max(y, round(y + float(h), 9)))
+    try:
+        x, y = float(x), float(y)
+        # rounded to 1e-9 pixel: corners exported as [x, y, x2 - x, y2 - y] read back equal
+        x2, y2 = max(x, round(x + float(w), 9)), max(y, round(y + float(h), 9))
+    except OverflowError:  # an int too large for a float
+        x2 = y2 = math.inf
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(x2)
+            and math.isfinite(y2)):
+        raise LabelFileError(path, where, f"box {[x, y, w, h]!r:.120} reaches beyond the "
+                                          "largest number a coordinate may be")
+    return (x, y, x2, y2)
 
 
 def check_label(path: Path, where: str, label: Any) -> str:
@@ -168,6 +180,21 @@ def check_label(path: Path, where: str, label: Any) -> str:
         raise LabelFileError(path, where, f"label {label!r:.60} is not a string of at most "
                                           f"{MAX_LABEL} characters")
     return label
+
+
+#: Track ids a file may give: what a 64-bit integer column (SQL, Parquet) holds.
+TRACK_RANGE = (-(2**63), 2**63 - 1)
+
+
+def check_track(path: Path, where: str, track: int, text: str | None = None) -> int:
+    """A track id (an int) within TRACK_RANGE; LabelFileError otherwise (the store's
+    tables could not hold it, and a track id that large is no tool's). text: the id
+    as the file writes it, for the message."""
+    if not TRACK_RANGE[0] <= track <= TRACK_RANGE[1]:
+        shown = repr(track) if text is None else text.strip()
+        raise LabelFileError(path, where, f"track id {shown:.40} is beyond the 64-bit "
+                                          "integers a track id may be")
+    return track
 
 
 def last_digits(name: str) -> int | None:

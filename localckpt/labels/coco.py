@@ -26,6 +26,7 @@ from ._common import (
     RawFrame,
     atomic_write,
     check_label,
+    check_track,
     finite,
     last_digits,
     read_bounded,
@@ -45,6 +46,8 @@ def _json(path: Path) -> Any:
                              f"is not valid JSON ({exc.msg})") from None
     except RecursionError:
         raise LabelFileError(path, "", "nests JSON too deeply to be a COCO file") from None
+    except ValueError as exc:  # an integer of more digits than Python converts (4,300)
+        raise LabelFileError(path, "", f"is not JSON this reader can take ({exc})") from None
 
 
 def _list(path: Path, doc: dict[str, Any], key: str, required: bool) -> list[Any]:
@@ -132,8 +135,10 @@ def read(path: Path) -> Parsed:
         attributes = ann.get("attributes")
         if track is None and isinstance(attributes, dict):
             track = attributes.get("track_id")
-        if track is not None and type(track) is not int:
-            raise LabelFileError(path, where, f"track_id {track!r:.40} is not an integer")
+        if track is not None:
+            if type(track) is not int:
+                raise LabelFileError(path, where, f"track_id {track!r:.40} is not an integer")
+            check_track(path, where, track)
         boxes[image].append(RawBox(xywh_box(path, where, bbox), names[cat],
                                    None if score is None else float(score), track))
     return Parsed(tuple(RawFrame(number, where, tuple(boxes[k]))

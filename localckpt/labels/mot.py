@@ -13,6 +13,7 @@ Writing: ``frame,id,x,y,w,h,conf,-1,-1,-1`` lines sorted by frame (the detection
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ._common import (
     RawBox,
     RawFrame,
     atomic_write,
+    check_track,
     number_text,
     read_bounded,
     text_of,
@@ -45,7 +47,7 @@ def _float(path: Path, where: str, text: str) -> float:
 
 def _integer(path: Path, where: str, text: str, what: str) -> int:
     value = _float(path, where, text)
-    if value != value or value != int(value):
+    if not math.isfinite(value) or value != int(value):
         raise LabelFileError(path, where, f"{what} {text.strip()!r:.40} is not a whole number")
     return int(value)
 
@@ -67,7 +69,7 @@ def read(path: Path) -> Parsed:
         if not 1 <= frame <= _MAX_FRAME:
             raise LabelFileError(path, where, f"frame {frame} is not a frame number (MOT "
                                               "numbers frames from 1)")
-        track = _integer(path, where, fields[1], "id")
+        track = check_track(path, where, _integer(path, where, fields[1], "id"), fields[1])
         box = xywh_box(path, where, [_float(path, where, f) for f in fields[2:6]])
         conf = _float(path, where, fields[6])
         if conf != conf or conf in (float("inf"), float("-inf")):

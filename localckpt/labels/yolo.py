@@ -8,6 +8,8 @@ one per line, else from the ``names`` of ``data.yaml``. An empty file is a frame
 empty. YOLO has no track ids.
 
 Writing: ``classes.txt`` (labels in order) and ``<number>.txt`` per frame, six digits.
+A label that a line of ``classes.txt`` cannot give back (a line break in it, spaces
+around it) is refused: it would read back as another label.
 The directory must not exist or be empty: nothing is overwritten. Its parent must exist:
 a mistyped path is an error, not a new directory.
 """
@@ -112,12 +114,22 @@ def _names_from_yaml(path: Path) -> list[str]:
     raise LabelFileError(path, "", "has no 'names:' naming the classes")
 
 
+def _index(text: str) -> int | None:
+    """A class index: ASCII digits only (str.isdigit also takes '²', which int refuses),
+    at most 18 of them (int refuses 4,300), else None."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > 18:
+        return None
+    return int(text)
+
+
 def _from_pairs(path: Path, where: str, pairs: list[list[str]]) -> list[str]:
     found: dict[int, str] = {}
     for pair in pairs:
-        if len(pair) != 2 or not pair[0].strip().isdigit():
+        index = _index(pair[0])
+        if len(pair) != 2 or index is None:
             raise LabelFileError(path, where, "names mapping keys must be class indexes")
-        found[int(pair[0])] = check_label(path, where, _scalar(pair[1]))
+        found[index] = check_label(path, where, _scalar(pair[1]))
     if sorted(found) != list(range(len(found))):
         raise LabelFileError(path, where, "names mapping must number classes 0, 1, 2, ...")
     return [found[k] for k in range(len(found))]
@@ -153,7 +165,8 @@ def _frame(path: Path, names: list[str], number: int, data: bytes) -> RawFrame:
         if len(fields) not in (5, 6):
             raise LabelFileError(path, where, f"has {len(fields)} fields; a YOLO line is "
                                               "'class cx cy w h [score]'")
-        if not fields[0].isdigit() or int(fields[0]) >= len(names):
+        index = _index(fields[0])
+        if index is None or index >= len(names):
             raise LabelFileError(path, where, f"class {fields[0]!r:.20} is not an index of "
                                               f"the {len(names)} class names")
         cx, cy, w, h = (_number(path, where, f) for f in fields[1:5])
@@ -162,7 +175,7 @@ def _frame(path: Path, names: list[str], number: int, data: bytes) -> RawFrame:
                                               "frame (0 to 1): this box is not normalised")
         score = _number(path, where, fields[5]) if len(fields) == 6 else None
         boxes.append(RawBox((cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2),
-                            names[int(fields[0])], score, None, normalised=True))
+                            names[index], score, None, normalised=True))
     return RawFrame(number, path.name, tuple(boxes))
 
 
@@ -222,6 +235,12 @@ def write(directory: Path, frames: Sequence[OutFrame], *, overwrite: bool = Fals
 
     check_target(directory)
     labels = sorted({d["label"] or "" for f in frames for d in f.dets})
+    for name in labels:  # what classes.txt would give back as another name, or two
+        if name and (name.splitlines() != [name] or name.strip() != name):
+            raise LabelFileError(directory, "", f"label {name!r:.60} cannot be a YOLO class "
+                                                "name (classes.txt holds one name a line, "
+                                                "read without the spaces around it); export "
+                                                "as coco, which keeps any label")
     index = {name: i for i, name in enumerate(labels)}
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
