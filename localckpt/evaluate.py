@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from .store import Store
+    from .types import Checkpoint
 
 __all__ = [
     "IOU_THRESHOLDS",
@@ -146,6 +147,8 @@ class Evaluation:
         stage: the tries' stage. iou: the threshold of TP/FP/FN. metric: the default
         ranking. labels: every label evaluated, sorted. frames: frames evaluated.
         tries: the results, best first by metric.
+        skipped: (checkpoint id, why) of the tries left out because their stage output
+            holds no boxes to judge (only with ``skip_unreadable``).
     """
 
     reference: str
@@ -156,6 +159,7 @@ class Evaluation:
     labels: tuple[str, ...]
     frames: int
     tries: tuple[TryResult, ...]
+    skipped: tuple[tuple[str, str], ...] = ()
 
     def ranked(self, metric: str | None = None) -> list[TryResult]:
         """The tries, best first by metric (default: the evaluation's); ties keep the
@@ -347,7 +351,7 @@ def _name(tags: list[str], scenario_label: str, stage: str, short: str) -> str:
 def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: str = "detect",
              *, iou: float = 0.5, labels: Iterable[str] | None = None,
              reference_stage: str | None = None, metric: str = "ap50",
-             write: bool = True) -> Evaluation:
+             write: bool = True, skip_unreadable: bool = False) -> Evaluation:
     """Store.evaluate: the tries (checkpoint references) against reference's boxes.
 
     The reference's boxes come from reference_stage, by default stage when the
@@ -355,7 +359,11 @@ def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: st
     have stage and be of the reference's timeline. Each output is parsed once: from its
     derived Parquet file (:mod:`localckpt.derived`) when there, else from its JSON, and
     with write the file is stored for the next evaluation or query (a read-only caller
-    passes write=False).
+    passes write=False). A try whose output holds no boxes to judge (not frame-keyed,
+    or a frame not in the detections form) is an InvalidInputError, or with
+    skip_unreadable is left out and named in ``Evaluation.skipped`` (a ranking of every
+    try of a stage is not refused for one odd save; still an error when every try is
+    such).
     """
     from .refs import reference_list, resolve_checkpoint
 
@@ -393,14 +401,33 @@ def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: st
 
     with ThreadPoolExecutor(min(4, len(hashes))) as pool:  # Arrow parses without the GIL
         parsed = dict(zip(hashes, pool.map(made, hashes), strict=True))
-    checked: dict[str, Derived] = {}
+    checked: dict[str, Derived | InvalidInputError] = {}
     for c, s, where in wanted:
         h = c.stage_hashes[s]
         if h not in checked:
-            checked[h] = _strict(parsed[h], functools.partial(store.load_stage_output, c.id, s),
-                                 where)
-    found_tries = [checked[c.stage_hashes[stage]] for c in tries]
+            try:
+                checked[h] = _strict(parsed[h], functools.partial(
+                    store.load_stage_output, c.id, s), where)
+            except InvalidInputError as exc:
+                if not skip_unreadable or c is ref:
+                    raise
+                checked[h] = exc
     ref_found = checked[ref.stage_hashes[ref_stage]]
+    assert isinstance(ref_found, Derived)
+    skipped: list[tuple[str, str]] = []
+    judged: list[tuple[Checkpoint, Derived]] = []
+    for c in tries:
+        got = checked[c.stage_hashes[stage]]
+        if isinstance(got, Derived):
+            judged.append((c, got))
+        else:
+            skipped.append((c.id, str(got)))
+    if not judged:
+        first = checked[tries[0].stage_hashes[stage]]
+        assert isinstance(first, InvalidInputError)
+        raise first
+    tries = [c for c, _ in judged]
+    found_tries = [d for _, d in judged]
     results, names = evaluate_derived(found_tries, ref_found, iou=iou, labels=labels)
     tags: dict[str, list[str]] = {}
     for g in store.tags(ref.timeline_id):
@@ -411,4 +438,4 @@ def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: st
                        c.scenario_label)
              for c, (s, per, ignored) in zip(tries, results, strict=True)]
     return Evaluation(ref.id, ref_stage, stage, float(iou), metric, names,
-                      len(ref_found.frames), tuple(_ranked(found, metric)))
+                      len(ref_found.frames), tuple(_ranked(found, metric)), tuple(skipped))

@@ -690,15 +690,19 @@ class Store:
 
     def evaluate(self, checkpoints: Iterable[str], reference: str, stage: str = "detect", *,
                  iou: float = 0.5, labels: Iterable[str] | None = None,
-                 reference_stage: str | None = None, metric: str = "ap50") -> Evaluation:
+                 reference_stage: str | None = None, metric: str = "ap50",
+                 skip_unreadable: bool = False) -> Evaluation:
         """Precision, recall, F1, AP50 and AP of each try's stage against a reference's
         boxes (reference_stage: by default stage when it has it, else "labels"), per try
-        and per label, ranked best first by metric. See localckpt.evaluate."""
+        and per label, ranked best first by metric. A try without boxes to judge is an
+        error, or with skip_unreadable is left out and named in the result's
+        ``skipped``. See localckpt.evaluate."""
         from .evaluate import evaluate
 
         self._check_open()
         return evaluate(self, checkpoints, reference, stage, iou=iou, labels=labels,
-                        reference_stage=reference_stage, metric=metric)
+                        reference_stage=reference_stage, metric=metric,
+                        skip_unreadable=skip_unreadable)
 
     def sql(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
             ) -> pa.Table:

@@ -185,6 +185,25 @@ def test_compare_ranks_tries_against_a_tagged_reference(world: Any) -> None:
     assert fps == sorted(fps) == [5, 5]  # fewest false positives first; ties keep order
 
 
+def test_compare_leaves_out_a_try_without_boxes_and_says_so(world: Any) -> None:
+    """Every try of the stage (none named): one whose output holds no boxes was an
+    error for the whole ranking; it is left out with a note. Named, it is an error."""
+    where, ids = world
+    with localckpt.open(where / "store") as s:
+        odd = s.save_stage_output(ids["timeline"], None, "detect", {"count": 3})
+        short = s.short_ids([odd])[odd]
+    r = cli(where, "compare", "--against", ids["poor"], "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert [row["checkpoint_id"] for row in out["rows"]] == [ids["good"]]
+    assert [(x["checkpoint_id"], x["checkpoint_short_id"]) for x in out["skipped"]] == [
+        (odd, short)]
+    assert "not frame-keyed" in out["skipped"][0]["reason"]
+    assert f"note: try {short} left out:" in r.stderr
+    r = cli(where, "compare", ids["good"], odd, "--against", ids["poor"])
+    assert r.returncode == 1 and "not frame-keyed" in r.stderr and not r.stdout
+
+
 def test_compare_errors(world: Any) -> None:
     where, ids = world
     r = cli(where, "compare", ids["good"], "--against", "nope-no-such")

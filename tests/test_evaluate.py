@@ -395,6 +395,26 @@ def test_store_evaluate_errors(tries: Any) -> None:
         store.evaluate([], labels)
 
 
+def test_a_try_without_boxes_to_judge_is_an_error_or_left_out(tries: Any) -> None:
+    """One odd save of the stage (a summary, not frame-keyed) refused a ranking of every
+    try; with skip_unreadable it is left out and named. Named alone, or the reference,
+    it is still an error."""
+    store, tl, labels, good, bad = tries
+    odd = store.save_stage_output(tl.id, None, "detect", {"count": 3})
+    with pytest.raises(InvalidInputError, match="not frame-keyed"):
+        store.evaluate([good, odd, bad], labels)
+    ev = store.evaluate([good, odd, bad], labels, skip_unreadable=True)
+    assert [r["checkpoint_id"] for r in ev.rows()] == [good, bad]
+    assert [cid for cid, _ in ev.skipped] == [odd]
+    assert "not frame-keyed" in ev.skipped[0][1]
+    assert ev.rows() == store.evaluate([good, bad], labels).rows()
+    assert store.evaluate([good, bad], labels, skip_unreadable=True).skipped == ()
+    with pytest.raises(InvalidInputError, match="not frame-keyed"):  # nothing left
+        store.evaluate([odd], labels, skip_unreadable=True)
+    with pytest.raises(InvalidInputError, match="not frame-keyed"):  # the reference
+        store.evaluate([good], odd, skip_unreadable=True)
+
+
 def test_a_tie_in_iou_goes_to_the_later_reference_box_as_in_coco() -> None:
     # the first box overlaps both reference boxes equally (IoU 0.818); COCO gives it the
     # later one, which leaves the earlier one to the second box (IoU 0.9): two hits at

@@ -208,3 +208,27 @@ def test_picking_tries_on_the_page_opens_them_side_by_side(site: Any, page: Any,
     assert page.count(".panes.n3") == 1
     page.goto(f"{base}/t/{s.timeline}/side?c={gt}")
     assert page.status == 400 and "pick 2 to 4" in page.texts("p.error")[0]
+
+
+def test_a_try_without_boxes_is_left_out_of_the_ranking_and_named(
+        tmp_path: Path, page: Any, shots: Path) -> None:
+    """One save of the stage that holds no boxes (not frame-keyed) made the whole page
+    an error; the other tries are ranked and it is named, with why, above them."""
+    store = localckpt.open(str(tmp_path / "s"), create=True)
+    s = build(store, frames=6)
+    gt = store.save_stage_output(s.timeline, None, "labels", {"frames": [
+        {"sequence": n, "detections": labels_of(n)} for n in range(6)]})
+    odd = store.save_stage_output(s.timeline, None, "detect", {"count": 12},
+                                  is_scenario=True, scenario_label="summary")
+    short = store.short_ids([odd])[odd]
+    with serving(store) as (base, _):
+        page.goto(f"{base}/t/{s.timeline}/tries?against={gt}")
+        assert page.status == 200 and page.problems() == []
+        assert [r["id"] for r in shown(page)] == [
+            r["checkpoint_id"] for r in store.evaluate([s.try1, s.try2, s.try3], gt).rows()]
+        note = page.eval("document.getElementById('skipped').innerText")
+        assert "1 try of detect left out" in note and short in note
+        assert "not frame-keyed" in note
+        assert page.count(f"#skipped a[href='/c/{odd}']") == 1
+        page.screenshot(shots / "tries-skipped.png", width=1400, max_height=900)
+    store.close()

@@ -109,19 +109,26 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
         raise InvalidInputError(f"--labels {args.labels!r} names no label; give labels "
                                 "separated by commas (--labels car,person), or leave "
                                 "--labels out to judge every label")
+    # the tries found (not named): one whose output holds no boxes is left out, said
     ev = store.evaluate(tries, reference, args.stage, iou=args.iou, labels=labels,
-                        reference_stage=args.reference_stage, metric=args.metric)
+                        reference_stage=args.reference_stage, metric=args.metric,
+                        skip_unreadable=not args.tries)
     if labels:
         _check_labels_found(ev, labels)
     rows = ev.rows(per_label=args.per_label)
-    shorts = store.short_ids([ev.reference, *(r["checkpoint_id"] for r in rows)])
+    shorts = store.short_ids([ev.reference, *(r["checkpoint_id"] for r in rows),
+                              *(cid for cid, _ in ev.skipped)])
+    for cid, why in ev.skipped:
+        print(f"localckpt: note: try {shorts[cid]} left out: {why}", file=sys.stderr)
     if args.json:
         print_json({
             "reference": ev.reference, "reference_short_id": shorts[ev.reference],
             "reference_stage": ev.reference_stage, "stage": ev.stage, "iou": ev.iou,
             "metric": ev.metric, "frames": ev.frames, "labels": list(ev.labels),
             "rows": [{**r, "checkpoint_short_id": shorts[r["checkpoint_id"]],
-                      "short_id": shorts[r["checkpoint_id"]]} for r in rows]})
+                      "short_id": shorts[r["checkpoint_id"]]} for r in rows],
+            "skipped": [{"checkpoint_id": cid, "checkpoint_short_id": shorts[cid],
+                         "reason": why} for cid, why in ev.skipped]})
         return 0
     print(f"stage {ev.stage!r} of {len(ev.tries)} tries against {shorts[ev.reference]} "
           f"({ev.reference_stage}), {ev.frames:,} frames; TP at IoU >= {ev.iou:g}; best "

@@ -200,7 +200,7 @@ def tries_page(store: Store, req: Request) -> str:
         return _page(title, body, store, crumbs)
     try:
         ev = evaluate(store, [c.id for c in tries], reference, stage, iou=iou,
-                      metric=metric, write=False)
+                      metric=metric, write=False, skip_unreadable=True)
     except LocalckptError as exc:
         body = form + f'<p class="error" id="message">{esc(exc)}</p>'
         return _page(title, body, store, crumbs)
@@ -213,6 +213,13 @@ def tries_page(store: Store, req: Request) -> str:
     ignored = sum(x.ignored for x in ev.tries)
     note = (f'<p class="muted">{ignored:,} boxes on frames the reference does not list were '
             "not judged.</p>" if ignored else "")
+    if ev.skipped:
+        left = "".join(f'<li>{link(f"/c/{cid}", _label(by_id[cid], tags))} '
+                       f'<code>{esc(shorts[cid])}</code>: {esc(why)}</li>'
+                       for cid, why in ev.skipped)
+        note += (f'<div class="skipped" id="skipped"><p>{len(ev.skipped)} '
+                 f'{"try" if len(ev.skipped) == 1 else "tries"} of {esc(stage)} left out: '
+                 f"their output holds no boxes to judge.</p><ul>{left}</ul></div>")
     table = (
         f'<form class="side-form" action={attr(f"/t/{tid}/side")} method="get">'
         f'<input type="hidden" name="stage" value={attr(stage)}>'
