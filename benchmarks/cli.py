@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,17 @@ def _commit() -> str:
     return head + (" + uncommitted changes in localckpt/" if dirty else "")
 
 
+def _noted(notes: list[str]) -> Callable[[str], None]:
+    """A note of the report that is also said on stderr at once (a configuration whose
+    server cannot start is left out: the user should not learn it from the report only)."""
+
+    def note(text: str) -> None:
+        notes.append(text)
+        log(text)
+
+    return note
+
+
 def _durability(ctx: Context) -> list[str]:
     from .peers.langgraph import sqlite_synchronous
 
@@ -149,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         default = [EMBEDDED] if args.quick else list(ALL_CONFIGS)
         configs = available_configs(_split(args.configs) or default, root, services,
-                                    notes.append)
+                                    _noted(notes))
+        if not configs:
+            log("no configuration of this run could start, so nothing was measured "
+                "(the reasons are above); choose others with --configs")
+            return 1
         ctx = Context(root=root, quick=args.quick, configs=configs, peers=not args.no_peers,
                       notes=notes, frames=FramePool(4 if args.quick else 8))
         durability = _durability(ctx)

@@ -4,6 +4,8 @@ nothing; --list prints every workload. Never runs a measurement."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +51,40 @@ def test_list_names_every_workload_and_configuration(tmp_path: Path) -> None:
     for line, w in zip(lines, WORKLOADS.values(), strict=False):
         assert line.split(None, 1)[1] == w.title
     assert lines[-1] == "configs: " + ", ".join(ALL_CONFIGS)
+
+
+def _without_psycopg(tmp_path: Path) -> dict[str, str]:
+    """The environment of a user without the postgres extra: psycopg cannot be imported
+    (None in sys.modules is Python's own way to block an import), outside CI."""
+    blocker = tmp_path / "no-psycopg"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['psycopg'] = None\n")
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["PYTHONPATH"] = os.pathsep.join([str(blocker), str(REPO)])
+    return env
+
+
+def test_a_configuration_that_cannot_start_is_said_on_stderr(tmp_path: Path) -> None:
+    """Left out with a note (outside CI), said at once on stderr, not only in the report;
+    when no configuration of the run is left, nothing is measured and the exit status is 1
+    rather than a report of empty tables."""
+    env = _without_psycopg(tmp_path)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "benchmarks", "--quick", "--no-plots", "--only", "storage",
+           "--out", str(out)]
+    proc = subprocess.run([*cmd, "--configs", "postgres+local"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "configuration postgres+local skipped" in proc.stderr
+    assert "localckpt[postgres]" in proc.stderr
+    assert "no configuration of this run could start" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+    proc = subprocess.run([*cmd, "--configs", "sqlite+local,postgres+local"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "configuration postgres+local skipped" in proc.stderr
+    report = json.loads(next(out.glob("*-quick.json")).read_text())
+    assert report["meta"]["configs"] == ["sqlite+local"]
+    assert any(n.startswith("configuration postgres+local skipped") for n in report["notes"])
