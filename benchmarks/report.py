@@ -50,6 +50,8 @@ def fmt_figure(v: dict[str, Any]) -> str:
         return f"k={fig:.2f}"
     if kind == "max":
         return f"{fig:.3g}"
+    if kind == "cost":
+        return f"{fig:.3g}x"  # a cost ratio: may be small (a memo's 2%) or large
     return f"{fig:.2f}x"
 
 

@@ -161,6 +161,9 @@ def _verdict(w: Workload, g: Goal, results: dict[str, Any], label: str,
                 "met": None if fig is None else fig <= g.threshold}
     against = g.against(label) if g.against else w.baseline_of(label)
     ratio = _ratio(w, results, label, against, size)
+    if ratio is not None and g.kind == "cost":
+        # the goal's own terms: this row's cost over the other's (the rate ratio inverted)
+        ratio = 1.0 / ratio if ratio > 0 else None
     if ratio is None:
         return {"goal": g.text, "kind": g.kind, "figure": None, "met": None,
                 "against": against}
