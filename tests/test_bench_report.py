@@ -69,3 +69,41 @@ def test_goals_stated_as_at_most_are_not_judged_as_rates() -> None:
     assert not wrong
     costs = [g for w in WORKLOADS.values() for g in w.goals if g.kind == "cost"]
     assert costs and all("<=" in g.text for g in costs)
+
+
+def test_every_goal_without_a_verdict_says_why(tmp_path: Path) -> None:
+    """A missing peer row, one size only, a figure never measured: each unjudged goal names
+    its reason (the report said "no baseline" for all three, also where a growth exponent
+    had one size to work with)."""
+    w = Workload(
+        name="w", title="t", unit="saves", size_name="saves", sizes=(10,), quick_sizes=(10,),
+        build=lambda ctx, n: [_fixed("sqlite+local", 0.01)],
+        baseline="sqlite-saver",
+        goals=(Goal(">= 1.1x SqliteSaver", lambda s: True, "rate", 1.1),
+               Goal("growth exponent <= 0.1", lambda s: True, "flat", 0.1),
+               Goal("no errors", lambda s: True, "max", 0.0, key="errors")))
+    text = _report(tmp_path, {"w": _run(w, tmp_path)}, peers=False)
+    assert "| w | sqlite+local | >= 1.1x SqliteSaver | 10: n/a | — no sqlite-saver row |" in text
+    assert "| w | sqlite+local | growth exponent <= 0.1 | n/a | — needs two sizes |" in text
+    assert "| w | sqlite+local | no errors | 10: n/a | — not measured |" in text
+    assert "no baseline" not in text
+    assert "— no sqlite-saver row<br>— needs two sizes<br>— not measured |" in text
+    assert "needs two sizes or more of a row" in text  # the exponent line is not empty
+    assert "- peers: not run (--no-peers)" in text
+
+
+def test_a_workload_with_no_rows_says_so_instead_of_an_empty_table(tmp_path: Path) -> None:
+    """pg_writers on a run without PostgreSQL printed a table header with no rows and
+    "Growth exponent (...): ." """
+    w = Workload(name="pg_only", title="t", unit="saves", size_name="processes", sizes=(1,),
+                 quick_sizes=(1,), build=lambda ctx, n: [])
+    text = _report(tmp_path, {"pg_only": _run(w, tmp_path)})
+    section = text.split("## pg_only: t", 1)[1]
+    assert "| config | size |" not in section
+    assert "): ." not in section
+    assert "No rows: nothing of this workload ran on this run's configurations" in section
+    for name in ("pg_writers", "pg_save_parts", "pg_unavailable"):  # and the notes say why
+        ctx = Context(root=tmp_path, quick=True, configs=[], peers=True, notes=[],
+                      frames=None)
+        assert WORKLOADS[name].build(ctx, 1) == []
+        assert ctx.notes == [f"{name}: no PostgreSQL configuration in this run"]
