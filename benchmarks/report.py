@@ -148,9 +148,9 @@ def write_markdown(path: Path, data: dict[str, Any], plots: dict[str, str]) -> N
         out += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]
     out += ["## Goals", "", *goal_summary(data), ""]
     out += ["Median cost is per repetition unless the workload says per call/frame; rate is "
-            "work units per second (median over repetitions); x baseline is rate / baseline "
-            "rate for times (higher is faster) and value / baseline value for bytes and RSS "
-            "(lower is smaller).", ""]
+            "work units per second of the median repetition (median units over median "
+            "seconds); x baseline is rate / baseline rate for times (higher is faster) and "
+            "value / baseline value for bytes and RSS (lower is smaller).", ""]
     for name, w in data["workloads"].items():
         out += [f"## {name}: {w['title']}", ""]
         cost = w["cost_label"]
