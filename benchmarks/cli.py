@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,21 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
+def _repetitions(text: str) -> int:
+    """--reps: a whole number of at least 1 (0 or less would measure nothing)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, checked as argparse checks them: an unknown workload or configuration
+    name is a usage error (exit status 2, the valid names on stderr) before anything
+    starts."""
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true",
                    help=f"tiny sizes, fewer repetitions, {EMBEDDED} only unless --configs "
@@ -53,13 +68,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-peers", action="store_true", help="skip the peers (baselines)")
     p.add_argument("--no-plots", action="store_true",
                    help="skip the PNG plots (about 0.5 s of matplotlib per workload)")
-    p.add_argument("--reps", type=int, help="repetitions per size (default per workload)")
+    p.add_argument("--reps", type=_repetitions, metavar="N",
+                   help="repetitions per size, at least 1 (default per workload)")
     p.add_argument("--out", type=Path, default=RESULTS, help="report directory")
     p.add_argument("--list", action="store_true", help="list workloads and configurations")
     p.add_argument("--regoal", type=Path, metavar="REPORT.json",
                    help="evaluate the goals of a stored report again with the goals as "
                         "defined now (figures unchanged) and rewrite its Markdown")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    unknown = [n for n in _split(args.only) if n not in WORKLOADS]
+    if unknown:
+        p.error(f"unknown workload{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                f"known: {', '.join(WORKLOADS)} (python -m benchmarks --list)")
+    unknown = [n for n in _split(args.configs) if n not in ALL_CONFIGS]
+    if unknown:
+        p.error(f"unknown configuration{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(unknown)}; known: {', '.join(ALL_CONFIGS)}")
+    return args
 
 
 def _versions() -> dict[str, str]:
@@ -82,6 +107,17 @@ def _commit() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + (" + uncommitted changes in localckpt/" if dirty else "")
+
+
+def _noted(notes: list[str]) -> Callable[[str], None]:
+    """A note of the report that is also said on stderr at once (a configuration whose
+    server cannot start is left out: the user should not learn it from the report only)."""
+
+    def note(text: str) -> None:
+        notes.append(text)
+        log(text)
+
+    return note
 
 
 def _durability(ctx: Context) -> list[str]:
@@ -109,17 +145,14 @@ def _durability(ctx: Context) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
+        width = max(map(len, WORKLOADS))
         for name, w in WORKLOADS.items():
-            print(f"{name:16s} {w.title}")
+            print(f"{name:{width}s}  {w.title}")
         print("configs:", ", ".join(ALL_CONFIGS))
         return 0
     if args.regoal:
         return _regoal(args.regoal)
     only = _split(args.only) or list(WORKLOADS)
-    unknown = [n for n in only if n not in WORKLOADS]
-    if unknown:
-        print(f"unknown workload(s) {unknown}; known: {', '.join(WORKLOADS)}", file=sys.stderr)
-        return 2
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _terminate)  # tear servers down when killed
     root = Path(tempfile.mkdtemp(prefix="lckpt-bench-"))
@@ -128,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         default = [EMBEDDED] if args.quick else list(ALL_CONFIGS)
         configs = available_configs(_split(args.configs) or default, root, services,
-                                    notes.append)
+                                    _noted(notes))
+        if not configs:
+            log("no configuration of this run could start, so nothing was measured "
+                "(the reasons are above); choose others with --configs")
+            return 1
         ctx = Context(root=root, quick=args.quick, configs=configs, peers=not args.no_peers,
                       notes=notes, frames=FramePool(4 if args.quick else 8))
         durability = _durability(ctx)

@@ -14,7 +14,6 @@ landed) drops its configurations with a visible note; with CI=true it is an erro
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -53,8 +52,11 @@ class Services:
     def private_postgres(self, max_connections: int) -> Any:
         """A cluster of its own (started now, stopped by close()): for workloads that
         count connections, so that nothing else of the run holds any."""
-        if importlib.util.find_spec("psycopg") is None:
-            raise RuntimeError("psycopg is not installed (pip install 'localckpt[postgres]')")
+        try:
+            import psycopg  # noqa: F401
+        except ImportError as exc:
+            raise RuntimeError(f"psycopg cannot be imported ({exc}): pip install "
+                               "'localckpt[postgres]'") from None
         from backends.postgres import ThrowawayPostgres
 
         # durable=True: fsync and synchronous_commit on, as in production.

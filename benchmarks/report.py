@@ -50,7 +50,23 @@ def fmt_figure(v: dict[str, Any]) -> str:
         return f"k={fig:.2f}"
     if kind == "max":
         return f"{fig:.3g}"
+    if kind == "cost":
+        return f"{fig:.3g}x"  # a cost ratio: may be small (a memo's 2%) or large
     return f"{fig:.2f}x"
+
+
+def unjudged(v: dict[str, Any]) -> str:
+    """Why a goal has no verdict, in a few words: the row it compares with is missing (a
+    peer not installed, --no-peers, a configuration left out), a growth exponent needs
+    two sizes, or the figure it reads was not measured."""
+    kind = _kind(v)
+    if kind == "flat":
+        return "needs two sizes"
+    if kind == "max":
+        return "not measured"
+    if v.get("against"):
+        return f"no {v['against']} row"
+    return "no baseline"
 
 
 def _fmt_goal(verdicts: list[dict[str, Any]]) -> tuple[str, str]:
@@ -59,9 +75,10 @@ def _fmt_goal(verdicts: list[dict[str, Any]]) -> tuple[str, str]:
     texts, marks = [], []
     for v in verdicts:
         texts.append(v["goal"])
-        shown = fmt_figure(v)
-        mark = {True: "✅", False: "❌", None: "—"}[v["met"]]
-        marks.append(f"{mark} {shown}")
+        if v["met"] is None:
+            marks.append(f"— {unjudged(v)}")
+            continue
+        marks.append(f"{'✅' if v['met'] else '❌'} {fmt_figure(v)}")
     return "<br>".join(texts), "<br>".join(marks)
 
 
@@ -86,6 +103,9 @@ def _table(w: dict[str, Any]) -> list[str]:
 def _exponents(w: dict[str, Any]) -> str:
     parts = [f"{label} **{res['exponent']:.2f}**" for label, res in w["results"].items()
              if res["exponent"] is not None]
+    if not parts:
+        return ("Growth exponent (slope of log cost vs log size): none, it needs two sizes "
+                "or more of a row.")
     return "Growth exponent (slope of log cost vs log size): " + "; ".join(parts) + "."
 
 
@@ -103,7 +123,9 @@ def goal_summary(data: dict[str, Any]) -> list[str]:
                     figs = fmt_figure(per[-1][1])
                 else:
                     figs = ", ".join(f"{s}: {fmt_figure(v)}" for s, v in per)
-                met = {True: "✅ met", False: "❌ missed", None: "— no baseline"}[per[-1][1]["met"]]
+                last = per[-1][1]
+                met = {True: "✅ met", False: "❌ missed", None: f"— {unjudged(last)}"}[
+                    last["met"]]
                 lines.append(f"| {name} | {label} | {goal} | {figs} | {met} |")
     return lines
 
@@ -117,6 +139,8 @@ def write_markdown(path: Path, data: dict[str, Any], plots: dict[str, str]) -> N
             f"- machine: {meta['platform']}, {meta['cpus']} CPUs, Python {meta['python']}",
             f"- commit: {meta['commit']}",
             f"- configurations run: {', '.join(meta['configs']) or 'none'}",
+            "- peers: " + ("run where installed (see the notes)" if meta.get("peers", True)
+                           else "not run (--no-peers): goals against them are not judged"),
             "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
             ""]
     out += ["## Durability", ""] + [f"- {d}" for d in meta["durability"]] + [""]
@@ -124,9 +148,9 @@ def write_markdown(path: Path, data: dict[str, Any], plots: dict[str, str]) -> N
         out += ["## Notes", ""] + [f"- {n}" for n in data["notes"]] + [""]
     out += ["## Goals", "", *goal_summary(data), ""]
     out += ["Median cost is per repetition unless the workload says per call/frame; rate is "
-            "work units per second (median over repetitions); x baseline is rate / baseline "
-            "rate for times (higher is faster) and value / baseline value for bytes and RSS "
-            "(lower is smaller).", ""]
+            "work units per second of the median repetition (median units over median "
+            "seconds); x baseline is rate / baseline rate for times (higher is faster) and "
+            "value / baseline value for bytes and RSS (lower is smaller).", ""]
     for name, w in data["workloads"].items():
         out += [f"## {name}: {w['title']}", ""]
         cost = w["cost_label"]
@@ -135,8 +159,12 @@ def write_markdown(path: Path, data: dict[str, Any], plots: dict[str, str]) -> N
             if la else ""
         out += [f"Size: {w['size_name']}. Cost: {cost}. Baseline: {w['baseline'] or 'per row'}."
                 f"{load}", ""]
-        out += [*_table(w), ""]
-        out += [_exponents(w), ""]
+        if not w["results"]:
+            out += ["No rows: nothing of this workload ran on this run's configurations "
+                    f"({', '.join(meta['configs']) or 'none'}); the notes say why.", ""]
+        else:
+            out += [*_table(w), ""]
+            out += [_exponents(w), ""]
         if name in plots:
             out += [f"![{name}]({plots[name]})", ""]
         out += [f"- {n}" for n in w["notes"]] + [""]

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from localckpt.testing.ci import unavailable
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.workloads import WORKLOADS  # noqa: E402
@@ -53,6 +55,12 @@ def _run(group: str, out: Path) -> tuple[str, Path]:
         cmd.append("--no-plots")
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                           check=False)
+    skipped = [line for line in proc.stderr.splitlines()
+               if line.startswith(f"configuration {config} skipped")]
+    if proc.returncode != 0 and skipped:
+        # its server cannot start here (the harness raises instead under CI): skip, as the
+        # suite's other PostgreSQL tests do, rather than fail on an empty report
+        unavailable(skipped[0])
     assert proc.returncode == 0, proc.stderr[-4000:]
     # A workload whose subject raised is logged with its traceback and left without rows.
     assert "Traceback" not in proc.stderr, proc.stderr[-4000:]

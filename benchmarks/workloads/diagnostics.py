@@ -81,6 +81,7 @@ _STAGE_HASHES = '{"' + '": "0123456789abcdef0123456789abcdef", "'.join(
 def _pg_parts(ctx: Context, n: int) -> list[Subject]:
     pg = [c for c in ctx.configs if c.catalog == "postgres"]
     if not pg:
+        ctx.note("pg_save_parts: no PostgreSQL configuration in this run")
         return []
     import json as _json
 

@@ -125,6 +125,7 @@ def _killed(ctx: Context) -> Sample:
 
 def _build_pg(ctx: Context, _: int) -> list[Subject]:
     if not any(c.catalog == "postgres" for c in ctx.configs):
+        ctx.note("pg_unavailable: no PostgreSQL configuration in this run")
         return []
     return [
         Subject("budget: 3 s (timeout 5 s)", lambda: Sample(3.0), role="reference"),
