@@ -37,8 +37,10 @@ from .engine import Duplicate, Engine, Refused, Step
 from .rows import Codec, codecs, digest
 from .schema import (
     DELETED_TIMELINES_INDEX,
+    NAME_SUMS,
     SECOND_PATHS,
     SUMS_OF,
+    TAG_NAMES,
     TIMELINE_TOMBSTONE,
     version_of,
 )
@@ -167,6 +169,7 @@ class SqlCatalog(Catalog):
                           "ORDER BY id",
             "all_tags": f"SELECT {tg} FROM {{s}}tags ORDER BY id",
             "tags": f"SELECT {tg} FROM {{s}}tags WHERE timeline_id{{in}} ORDER BY id",
+            "tags_named": f"SELECT {tg} FROM {{s}}tags WHERE name = ? ORDER BY id",
             "page": (
                 f"SELECT {', '.join('t.' + x.strip() for x in tl.split(','))}, "
                 "(SELECT sum(n) FROM {s}tree_sums s WHERE s.timeline_id = t.id) "
@@ -438,6 +441,27 @@ class SqlCatalog(Catalog):
     def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
         return self._by_timeline("tag", timeline_ids)
 
+    def tags_named(self, name: str) -> list[Tag]:
+        """The name's rows read through the name index and checked against the name's
+        sums (``TAG_NAMES``) in one snapshot: a row the index leaves out, or gives for
+        another name, is CorruptDataError, as in a read of a timeline's tags."""
+        if not isinstance(name, str):
+            raise InvalidInputError(f"a tag name must be a str, not {type(name).__name__}")
+        if "\x00" in name:  # no tag holds one (schema.validate), and PostgreSQL's text cannot
+            return []
+        if not self._name_sums:  # an older catalog opened read-only: no sums of names
+            return [g for g in self.tags(None) if g.name == name]
+        rows, sums = self.engine.snapshot([(self._q["tags_named"], (name,)),
+                                           (self._q["sums"], (TAG_NAMES + name,))])
+        found = self._records("tag", rows)
+        if any(g.name != name for g in found):
+            raise CorruptDataError(
+                f"the name index of table tags of {self.describe()} gives a tag of another "
+                f"name for {name!r}: the catalog is damaged (run `localckpt verify`; restore "
+                "the store or re-sync it from another)")
+        self._check_sums(f"the tags named {name!r}", rows, sums)
+        return found
+
     def _by_timeline(self, kind: str, timeline_ids: Iterable[str] | None) -> list[Any]:
         """The tombstones or tags of some timelines (all when None), checked against each
         timeline's sums of that kind, read in the same snapshot: a tombstone a damaged
@@ -490,10 +514,19 @@ class SqlCatalog(Catalog):
         return found
 
     @functools.cached_property
+    def _version(self) -> int:
+        return version_of(self.engine)
+
+    @property
     def _second_paths(self) -> bool:
         """Whether this catalog has the tombstone sums and (SQLite) the partial index of
         deleted timelines: a catalog of an older version opened read-only has not."""
-        return version_of(self.engine) >= SECOND_PATHS
+        return self._version >= SECOND_PATHS
+
+    @property
+    def _name_sums(self) -> bool:
+        """Whether this catalog has the sums of the tags of each name (see tags_named)."""
+        return self._version >= NAME_SUMS
 
     @property
     def _second_path_to_deleted(self) -> bool:
@@ -668,11 +701,15 @@ class SqlCatalog(Catalog):
             steps.append(_step(e.sql(self._inserts[kind]), rows))
             prefix = SUMS_OF.get(kind, "")
             for r, row in zip(ordered, rows, strict=True):
-                key = (_ALL_TIMELINES if kind == "timeline" else prefix + r.timeline_id,
-                       row[-1] % shards)
-                acc = sums[key]
-                acc[0] += 1
-                acc[1] ^= row[-1]
+                shard = row[-1] % shards
+                keys = [(_ALL_TIMELINES if kind == "timeline" else prefix + r.timeline_id,
+                         shard)]
+                if kind == "tag":  # and the tags of its name (see tags_named)
+                    keys.append((TAG_NAMES + r.name, shard))
+                for key in keys:
+                    acc = sums[key]
+                    acc[0] += 1
+                    acc[1] ^= row[-1]
         if checkpoints:
             if refs is None:
                 refs = self._refs(checkpoints)

@@ -28,7 +28,7 @@ from ...catalog import Garbage
 from ...errors import InvalidInputError, LocalckptError
 from ...schema import validate
 from ...types import Tombstone
-from .schema import SUMS_OF
+from .schema import SUMS_OF, TAG_NAMES
 
 if TYPE_CHECKING:
     from .catalog import SqlCatalog
@@ -183,13 +183,13 @@ def purge(catalog: SqlCatalog) -> int:
             # by key (hash, owner): every output a checkpoint added is in its stage_hashes
             tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND owner = ?"),
                        refs, True)
-            tags = _delete_tags(tx, catalog, "checkpoint_id{in}", (in_(ids),))
-            removed += len(ids) + len(tags)
+            n, tags = _delete_tags(tx, catalog, "checkpoint_id{in}", (in_(ids),))
+            removed += len(ids) + n
             _subtract(tx, catalog, [(r[1], r[2]) for r in rows] + tags)
     for batch in _chunks(sorted(dead.tags)):
         with e.transaction() as tx:
-            tags = _delete_tags(tx, catalog, "id{in}", (in_(batch),))
-            removed += len(tags)
+            n, tags = _delete_tags(tx, catalog, "id{in}", (in_(batch),))
+            removed += n
             _subtract(tx, catalog, tags)
     for tid in sorted(dead.timelines):
         with e.transaction() as tx:
@@ -201,8 +201,8 @@ def purge(catalog: SqlCatalog) -> int:
                             (tid,))
             if not rows:
                 continue  # gone already (another purge)
-            tags = _delete_tags(tx, catalog, "timeline_id = ?", (tid,))
-            removed += len(tags)
+            n, tags = _delete_tags(tx, catalog, "timeline_id = ?", (tid,))
+            removed += n
             tx.execute(e.sql("DELETE FROM {s}tree_sums WHERE timeline_id = ?"), (tid,))
             _subtract(tx, catalog, [("", rows[0][0]), *tags])
             removed += 1
@@ -210,12 +210,14 @@ def purge(catalog: SqlCatalog) -> int:
 
 
 def _delete_tags(tx: Any, catalog: SqlCatalog, where: str, params: Sequence[Any]
-                 ) -> list[tuple[str, int]]:
-    """Delete the tags matching where; (their sums key, digest), to take out of the sums
-    (the rows this purge deleted: see the checkpoints above)."""
+                 ) -> tuple[int, list[tuple[str, int]]]:
+    """Delete the tags matching where: how many went, and (sums key, digest) to take out
+    of the sums, their timeline's and their name's (the rows this purge deleted: see
+    the checkpoints above)."""
     rows = tx.query(catalog.engine.sql(f"DELETE FROM {{s}}tags WHERE {where} "
-                                       "RETURNING timeline_id, digest"), params)
-    return [(SUMS_OF["tag"] + tid, int(d)) for tid, d in rows]
+                                       "RETURNING timeline_id, name, digest"), params)
+    return len(rows), [(key, int(d)) for tid, name, d in rows
+                       for key in (SUMS_OF["tag"] + tid, TAG_NAMES + name)]
 
 
 def _json(value: Any) -> Any:
@@ -308,6 +310,8 @@ def storage_problems(catalog: SqlCatalog) -> list[tuple[str, str]]:
             for kind, prefix in SUMS_OF.items():
                 if tid.startswith(prefix):
                     what = f"the {kind}s of timeline {tid[len(prefix):]}"
+            if tid.startswith(TAG_NAMES):
+                what = f"the tags named {tid[len(TAG_NAMES):]!r}"
             problems.append((f"{where} tree_sums {tid or 'timelines'}",
                              f"{what} holds {have[0]} rows where its sums say {want[0]} (or "
                              "their digests differ): a row is missing, extra or damaged"))
@@ -331,10 +335,13 @@ def _check_row(problems: list[tuple[str, str]], catalog: SqlCatalog, kind: str,
         problems.append((f"{where} {codec.table} row {row[0]}", str(exc)))
         return
     # the timeline_id is read after the row
-    key = "" if kind == "timeline" else SUMS_OF.get(kind, "") + row[-1]
-    acc = sums[key]
-    acc[0] += 1
-    acc[1] ^= data[-1]
+    keys = ["" if kind == "timeline" else SUMS_OF.get(kind, "") + row[-1]]
+    if kind == "tag" and catalog._name_sums:
+        keys.append(TAG_NAMES + data[codec.column("name")])
+    for key in keys:
+        acc = sums[key]
+        acc[0] += 1
+        acc[1] ^= data[-1]
 
 
 def _pages(e: Any, query: str) -> Iterable[tuple[Any, ...]]:

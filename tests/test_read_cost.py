@@ -1,0 +1,158 @@
+"""Reads cost what they return: an answer about one timeline, tag or checkpoint reads that
+timeline's rows, not the store's. Counted (never timed) at the engine: every statement a
+read runs and the rows each returns (``engine_reads``), on each engine.
+
+Each case asks the same question of a store of 20 timelines and of one of 80 (each
+timeline: a root, a kept try with a tag, a pruned try, an untagged tag; and a quarter
+more timelines deleted): the statements must be the same and the rows may differ by a
+few sums rows only (PostgreSQL spreads a timeline's sums over 16 shards, so how many a
+timeline has depends on its digests). Before, a tag name, a reference that could be one,
+``deleted(..., "tag")`` and the short id of a timeline each read every tag or every
+timeline of the store (rows grew by 2 or 1 a timeline: 120 or 60 here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+from engine_reads import Reads, counting
+from sql_records import ENGINES, opener
+
+from localckpt.catalog import Batch
+from localckpt.ids import new_id
+from localckpt.objects import Objects
+from localckpt.records import utcnow
+from localckpt.store import Store
+from localckpt.types import Checkpoint, Tag, Timeline, Tombstone
+from localckpt.visibility import Visibility
+
+SMALL, LARGE = 20, 80
+#: rows two stores may differ by where they read the same timelines (sums shards)
+SLACK = 8
+
+
+class Made(NamedTuple):
+    """One timeline of the store, with the names a question uses."""
+
+    timeline: str
+    root: str
+    kept: str
+    pruned: str
+    best: Tag  # on kept
+    gone: Tag  # untagged
+
+
+def _fill(catalog: Any, n: int) -> list[Made]:
+    """n timelines of rows (no frames: none of these reads opens one), in one commit."""
+    timelines, checkpoints, tags, tombstones, made = [], [], [], [], []
+    for i in range(n):
+        tid, root, kept, pruned = new_id(), new_id(), new_id(), new_id()
+        timelines.append(Timeline(tid, f"v{i}.mp4", "p", 2.0, None, root, 1, utcnow()))
+        checkpoints += [
+            Checkpoint(root, tid, None, {}, {}, {}, False, "", utcnow()),
+            Checkpoint(kept, tid, root, {}, {}, {"i": i}, True, "try", utcnow(), stage="s"),
+            Checkpoint(pruned, tid, root, {}, {}, {"i": -i}, True, "try", utcnow(), stage="s"),
+        ]
+        best = Tag(new_id(), f"best-{i}", kept, tid, utcnow())
+        gone = Tag(new_id(), f"gone-{i}", kept, tid, utcnow())
+        tags += [best, gone]
+        tombstones += [Tombstone(new_id(), pruned, "checkpoint", tid, utcnow()),
+                       Tombstone(new_id(), gone.id, "tag", tid, utcnow())]
+        made.append(Made(tid, root, kept, pruned, best, gone))
+    for i in range(n // 4):
+        tid, root = new_id(), new_id()
+        timelines.append(Timeline(tid, f"d{i}.mp4", "p", 2.0, None, root, 1, utcnow()))
+        checkpoints.append(Checkpoint(root, tid, None, {}, {}, {}, False, "", utcnow()))
+        tombstones.append(Tombstone(new_id(), tid, "timeline", tid, utcnow()))
+    catalog.commit(Batch(timelines=timelines, checkpoints=checkpoints, tags=tags,
+                         tombstones=tombstones))
+    return made
+
+
+class Sized(NamedTuple):
+    store: Store
+    made: list[Made]
+
+
+@pytest.fixture(params=ENGINES)
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> dict[int, Sized]:
+    out = {}
+    for n in (SMALL, LARGE):
+        catalog = opener(str(request.param), request, tmp_path, f"c{n}")()
+        store = Store(catalog, Objects.from_url(f"memory://read-cost-{new_id()}"))
+        out[n] = Sized(store, _fill(catalog, n))
+    return out
+
+
+Read = Callable[[Store, Made], Any]
+
+
+def _cost(sized: Sized, read: Read) -> tuple[Reads, Any]:
+    """What read reads of a timeline in the middle of the store, as a new process would
+    (nothing remembered)."""
+    store = sized.store
+    one = sized.made[len(sized.made) // 2]
+    store.catalog.forget()
+    store.visibility = Visibility(store.catalog)
+    with counting(store.catalog.engine) as reads:
+        answer = read(store, one)
+    return reads, answer
+
+
+def _same_cost(stores: dict[int, Sized], read: Read) -> Reads:
+    small, _ = _cost(stores[SMALL], read)
+    large, _ = _cost(stores[LARGE], read)
+    assert len(large.statements) == len(small.statements), (small, large)
+    assert large.rows <= small.rows + SLACK, (
+        f"{large.rows} rows at {LARGE} timelines, {small.rows} at {SMALL}: it reads the "
+        f"whole store ({large.largest()})")
+    return large
+
+
+# -- tags by name, and references that may be tags ------------------------------------------
+
+
+def test_a_tag_name_is_resolved_from_its_own_rows(stores: dict[int, Sized]) -> None:
+    def read(s: Store, m: Made) -> None:
+        assert s.tag_target(m.best.name) == m.kept
+        assert s.tag_target(m.gone.name) is None
+
+    large = _same_cost(stores, read)
+    assert large.rows <= 30, large
+
+
+@pytest.mark.parametrize("how", ["checkpoint by tag", "timeline by tag",
+                                 "checkpoint by short id", "timeline by short id"])
+def test_a_reference_reads_what_it_names(stores: dict[int, Sized], how: str) -> None:
+    """A reference that could be a tag name (a short id could: both are short words)
+    asks for the tag first: that read was of every tag."""
+    def read(s: Store, m: Made) -> None:
+        if how == "checkpoint by tag":
+            assert s.get_checkpoint(m.best.name).id == m.kept
+        elif how == "timeline by tag":
+            assert s.get_timeline(m.best.name).id == m.timeline
+        elif how == "checkpoint by short id":
+            assert s.get_checkpoint(shorts[m.kept]).id == m.kept
+        else:
+            assert s.get_timeline(shorts[m.timeline]).id == m.timeline
+
+    shorts: dict[str, str] = {}
+    for sized in stores.values():
+        one = sized.made[len(sized.made) // 2]
+        shorts[one.kept] = sized.store.short_id(one.kept)
+        shorts[one.timeline] = sized.store.short_id(one.timeline, "timeline")
+    _same_cost(stores, read)
+
+
+def test_tagging_and_untagging_read_the_name_only(stores: dict[int, Sized]) -> None:
+    def read(s: Store, m: Made) -> None:
+        name = f"new-{new_id()[-8:]}"
+        assert s.tag(m.kept, name).checkpoint_id == m.kept
+        assert s.tag(m.root, m.best.name, force=True).checkpoint_id == m.root  # moved
+        assert s.untag(name).checkpoint_id == m.kept
+        assert s.tag_target(m.best.name) == m.root
+
+    _same_cost(stores, read)
