@@ -156,3 +156,17 @@ def test_tagging_and_untagging_read_the_name_only(stores: dict[int, Sized]) -> N
         assert s.tag_target(m.best.name) == m.root
 
     _same_cost(stores, read)
+
+
+# -- deleted() ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["tag", None])
+def test_whether_a_tag_is_deleted_reads_its_timeline_only(stores: dict[int, Sized],
+                                                          kind: str | None) -> None:
+    def read(s: Store, m: Made) -> None:
+        ids = [m.best.id, m.gone.id, m.kept, m.pruned, new_id()]
+        want = {m.gone.id} if kind == "tag" else {m.gone.id, m.pruned}
+        assert s.catalog.deleted(ids, kind) == want
+
+    _same_cost(stores, read)

@@ -511,6 +511,28 @@ def test_a_damaged_name_index_entry_does_not_lose_a_tag(tmp_path: Path) -> None:
         assert [g.name for g in store.tags(tl.id)] == ["best"]  # its timeline's read
 
 
+@pytest.mark.parametrize("where", ["tags", "tombstones_target_id", "tombstones_timeline_id"])
+def test_a_removed_tag_whose_record_or_tombstone_an_index_misses_stays_removed(
+        tmp_path: Path, where: str) -> None:
+    """Catalog.deleted(ids, "tag") finds a tag's timeline through the tags' key and
+    through the tombstones' target_id index, then reads that timeline's tags and
+    tombstones, checked: a damaged entry of either index still finds it."""
+    root = tmp_path / "store"
+    with localckpt.open(root, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+        store.tag(tl.root_checkpoint_id, "gone")
+        gone = store.untag("gone")
+    key = tl.id if where == "tombstones_timeline_id" else gone.id
+    with _damaged(root, where, key) as store:
+        for read in (lambda: store.catalog.deleted([gone.id], "tag") == {gone.id},
+                     lambda: store.catalog.deleted([gone.id]) == {gone.id},
+                     lambda: store.tag_target("gone") is None):
+            try:  # the right answer, or the damage named
+                assert read()
+            except CorruptDataError as exc:
+                assert "timeline" in str(exc) or "tags named" in str(exc), exc
+
+
 def test_a_damaged_kind_in_a_tombstone_row_does_not_bring_a_deleted_timeline_back(
         small_store: tuple[Path, dict[str, str]]) -> None:
     root, _ = small_store  # the one tombstone's kind column: "timeline" made "timel0ne"

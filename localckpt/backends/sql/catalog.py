@@ -170,6 +170,11 @@ class SqlCatalog(Catalog):
             "all_tags": f"SELECT {tg} FROM {{s}}tags ORDER BY id",
             "tags": f"SELECT {tg} FROM {{s}}tags WHERE timeline_id{{in}} ORDER BY id",
             "tags_named": f"SELECT {tg} FROM {{s}}tags WHERE name = ? ORDER BY id",
+            "tags_by_id": f"SELECT {tg} FROM {{s}}tags WHERE id{{in}}",
+            # the timelines whose tag tombstones target some ids (a second path to the
+            # timelines of those tags: see _deleted_by_tombstones)
+            "tag_tombstone_timelines": "SELECT DISTINCT timeline_id FROM {s}tombstones "
+                                       "WHERE target_id{in} AND kind = 'tag'",
             "page": (
                 f"SELECT {', '.join('t.' + x.strip() for x in tl.split(','))}, "
                 "(SELECT sum(n) FROM {s}tree_sums s WHERE s.timeline_id = t.id) "
@@ -470,18 +475,41 @@ class SqlCatalog(Catalog):
         if not self._second_paths:  # an older catalog opened read-only: no sums
             return self._records(kind, self._rows(f"all_{table}") if timeline_ids is None
                                  else self._list(table, timeline_ids))
+        if timeline_ids is not None:
+            return self._checked({kind: timeline_ids})[kind]
         prefix = SUMS_OF[kind]
-        if timeline_ids is None:
-            rows, sums = self.engine.snapshot([
-                (self._q[f"all_{table}"], ()),
-                (self._q["sums_range"], (prefix, prefix[:-1] + ";"))])  # ';' follows ':'
-        else:
-            wanted = self._ids(timeline_ids)
-            if not wanted:
-                return []
-            rows, sums = self.engine.snapshot([
-                (self._q[table], (self.dialect.list_param(wanted),)),
-                (self._q["sums_of"], (self.dialect.list_param([prefix + t for t in wanted]),))])
+        rows, sums = self.engine.snapshot([
+            (self._q[f"all_{table}"], ()),
+            (self._q["sums_range"], (prefix, prefix[:-1] + ";"))])  # ';' follows ':'
+        return self._checked_rows(kind, rows, sums)
+
+    def _checked(self, wanted: dict[str, Iterable[str]]) -> dict[str, list[Any]]:
+        """kind -> the records of that kind (tombstones, tags) of some timelines, every
+        kind read in one snapshot with the timelines' sums of it and checked against them
+        (see _by_timeline). Needs the sums (_second_paths)."""
+        queries: list[tuple[str, Sequence[Any]]] = []
+        kinds = []
+        for kind, timeline_ids in wanted.items():
+            ids = self._ids(timeline_ids)
+            if not ids:
+                continue
+            kinds.append(kind)
+            queries += [(self._q[self.codecs[kind].table], (self.dialect.list_param(ids),)),
+                        (self._q["sums_of"],
+                         (self.dialect.list_param([SUMS_OF[kind] + t for t in ids]),))]
+        found: dict[str, list[Any]] = {kind: [] for kind in wanted}
+        if not queries:
+            return found
+        got = self.engine.snapshot(queries)
+        for i, kind in enumerate(kinds):
+            found[kind] = self._checked_rows(kind, got[2 * i], got[2 * i + 1])
+        return found
+
+    def _checked_rows(self, kind: str, rows: Sequence[tuple[Any, ...]],
+                      sums: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """The records of rows (tombstones or tags), each timeline's rows checked against
+        its sums rows (key, n, x) of that kind."""
+        table, prefix = self.codecs[kind].table, SUMS_OF[kind]
         found = self._records(kind, rows)
         held: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for record, row in zip(found, rows, strict=True):
@@ -512,6 +540,36 @@ class SqlCatalog(Catalog):
             found.update(r[0] for r in self._rows(_DELETED[name],
                                                   (self.dialect.list_param(wanted),)))
         return found
+
+    def _deleted_by_tombstones(self, wanted: set[str], kinds: Sequence[str]) -> set[str]:
+        """Catalog._deleted_by_tombstones (deleted() on SQLite, for checkpoints and tags),
+        reading only the timelines the ids need: a checkpoint's timeline is its row's
+        (found by id, or through the tail index: checkpoints()); a tag's is found through
+        the tags' key and through the tombstones that target it (two indexes, read in one
+        snapshot: a damaged entry of one still finds it), and that timeline's tags are
+        read with its tombstones, both checked against their sums."""
+        if not wanted:
+            return set()
+        owner: dict[tuple[str, str], str] = {}
+        if "timeline" in kinds:
+            owner.update({("timeline", i): i for i in wanted})
+        if "checkpoint" in kinds:
+            owner.update({("checkpoint", c.id): c.timeline_id for c in self.checkpoints(wanted)})
+        tagged: set[str] = set()
+        if "tag" in kinds:
+            param = self.dialect.list_param(sorted(wanted))
+            by_id, filed = self.engine.snapshot([
+                (self._q["tags_by_id"], (param,)),
+                (self._q["tag_tombstone_timelines"], (param,))])
+            tagged = {g.timeline_id for g in self._records("tag", by_id)}
+            tagged.update(r[0] for r in filed)
+        timelines = set(owner.values()) | tagged
+        if not timelines:
+            return set()
+        read = self._checked({"tombstone": timelines, "tag": tagged})
+        owner.update({("tag", g.id): g.timeline_id for g in read["tag"] if g.id in wanted})
+        return {x.target_id for x in read["tombstone"]
+                if owner.get((x.kind, x.target_id)) == x.timeline_id}
 
     @functools.cached_property
     def _version(self) -> int:
