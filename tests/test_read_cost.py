@@ -158,7 +158,7 @@ def test_tagging_and_untagging_read_the_name_only(stores: dict[int, Sized]) -> N
     _same_cost(stores, read)
 
 
-# -- deleted() ------------------------------------------------------------------------------
+# -- deleted(), short ids -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["tag", None])
@@ -169,4 +169,21 @@ def test_whether_a_tag_is_deleted_reads_its_timeline_only(stores: dict[int, Size
         want = {m.gone.id} if kind == "tag" else {m.gone.id, m.pruned}
         assert s.catalog.deleted(ids, kind) == want
 
+    _same_cost(stores, read)
+
+
+def test_the_short_id_of_a_timeline_reads_its_neighbours(stores: dict[int, Sized]) -> None:
+    """Two index seeks (SQLite, PostgreSQL), not every timeline's tail; DuckDB's indexes
+    answer no range, so there the tails are one ordered read (cheaper than its scans)."""
+    engine = stores[SMALL].store.catalog.dialect.name
+
+    def read(s: Store, m: Made) -> None:
+        assert s.short_ids([m.timeline], "timeline") == {
+            m.timeline: s.short_id(m.timeline, "timeline")}
+
+    if engine == "duckdb":
+        for sized in stores.values():
+            reads, _ = _cost(sized, lambda s, m: s.short_ids([m.timeline], "timeline"))
+            assert len(reads.statements) == 1
+        return
     _same_cost(stores, read)

@@ -84,6 +84,9 @@ _DELETED_TWICE = (f"{_DELETED_THROUGH % (0, 'tombstones_target_id')} UNION ALL "
 _DELETED_TWICE_MANY = (f"{_DELETED_THROUGH % (0, 'tombstones_target_id')} UNION ALL "
                        f"SELECT target_id, 1 FROM {{s}}tombstones INDEXED BY "
                        f"{DELETED_TIMELINES_INDEX} WHERE {TIMELINE_TOMBSTONE}")
+#: ids whose neighbours in tail order one statement seeks (two index seeks each); more
+#: timelines than this are most of a store's: their tails are read in order instead
+_SEEKS = 500
 #: kind -> the table of ids with an indexed tail (short ids)
 _ID_TABLES = {"timeline": "timelines", "checkpoint": "checkpoints", "run": "runs"}
 
@@ -623,7 +626,10 @@ class SqlCatalog(Catalog):
         table = _ID_TABLES.get(kind)
         if table is None:
             raise ValueError(f"kind must be 'timeline', 'checkpoint' or 'run', not {kind!r}")
-        if kind == "timeline":  # a store's timelines are few: read their tails in order
+        wanted = sorted(set(ids))
+        if kind == "timeline" and (len(wanted) > _SEEKS or not self.dialect.seeks_ranges):
+            # most of a store's timelines (a listing of them), or an engine whose range
+            # reads are scans anyway: their tails in one ordered read
             tails = self.engine.query("SELECT id, tail FROM {s}timelines ORDER BY tail, id")
             at = {rid: i for i, (rid, _) in enumerate(tails)}
             return {rid: (tails[i - 1][1] if i > 0 else None,
@@ -635,9 +641,8 @@ class SqlCatalog(Catalog):
                  "t WHERE t.tail >= w.tail AND t.id <> w.id ORDER BY t.tail LIMIT 1) "
                  f"FROM {{s}}{table} w WHERE w.id{{in}}")
         found: dict[str, tuple[str | None, str | None]] = {}
-        wanted = sorted(set(ids))
-        for i in range(0, len(wanted), 500):
-            lp = self.dialect.list_param(wanted[i:i + 500])
+        for i in range(0, len(wanted), _SEEKS):
+            lp = self.dialect.list_param(wanted[i:i + _SEEKS])
             found.update((r[0], (r[1], r[2])) for r in self.engine.query(query, (lp,)))
         return found
 
