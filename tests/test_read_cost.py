@@ -13,15 +13,19 @@ timeline of the store (rows grew by 2 or 1 a timeline: 120 or 60 here).
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from engine_reads import Reads, counting
+from engine_reads import Reads, counting, counting_class
 from sql_records import ENGINES, opener
 
+import localckpt
 from localckpt.catalog import Batch
+from localckpt.cli.main import main
 from localckpt.ids import new_id
 from localckpt.objects import Objects
 from localckpt.records import utcnow
@@ -187,3 +191,30 @@ def test_the_short_id_of_a_timeline_reads_its_neighbours(stores: dict[int, Sized
             assert len(reads.statements) == 1
         return
     _same_cost(stores, read)
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+
+def test_tree_without_a_timeline_reads_the_newest_only(tmp_path: Path) -> None:
+    """`localckpt tree` with no TIMELINE shows the newest: one page of one timeline
+    (and the count beside it), not a listing of every timeline."""
+    from localckpt.backends.sql.sqlite import SqliteEngine
+
+    rows = {}
+    for n in (SMALL, LARGE):
+        path = str(tmp_path / f"s{n}")
+        with localckpt.open(path, create=True) as store:
+            made = _fill(store.catalog, n)
+        out, err = io.StringIO(), io.StringIO()
+        with counting_class(SqliteEngine) as reads, contextlib.redirect_stdout(out), \
+                contextlib.redirect_stderr(err):
+            assert main(["--store", path, "tree"]) == 0
+        rows[n] = reads
+        with localckpt.open(path) as store:
+            short = store.short_id(made[-1].timeline, "timeline")
+        assert out.getvalue().startswith(f"timeline {short}  v{n - 1}.mp4"), out.getvalue()
+        assert f"{n} timelines in this store; using the newest, {short}" in err.getvalue()
+    small, large = rows[SMALL], rows[LARGE]
+    assert len(large.statements) == len(small.statements)
+    assert large.rows <= small.rows + SLACK, (small, large)
