@@ -162,7 +162,7 @@ def test_tagging_and_untagging_read_the_name_only(stores: dict[int, Sized]) -> N
     _same_cost(stores, read)
 
 
-# -- deleted(), short ids -----------------------------------------------------------------------
+# -- deleted(), short ids, children ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["tag", None])
@@ -191,6 +191,32 @@ def test_the_short_id_of_a_timeline_reads_its_neighbours(stores: dict[int, Sized
             assert len(reads.statements) == 1
         return
     _same_cost(stores, read)
+
+
+def test_the_first_children_of_a_process_are_one_read(stores: dict[int, Sized]) -> None:
+    """The first children() in a timeline checks its every row (a child whose parent
+    link is damaged names no parent); when the catalog has checked nothing yet that is
+    its only read: one snapshot of the timeline's rows and sums."""
+    sized = stores[SMALL]
+    catalog = sized.store.catalog
+    one = sized.made[3]
+    catalog.forget()
+    with counting(catalog.engine) as reads:
+        kids = catalog.children(one.root)
+    assert sorted(c.id for c in kids) == sorted([one.kept, one.pruned])
+    tree, sums = len(catalog.tree(one.timeline)), catalog.dialect.sum_shards
+    assert len(reads.statements) == 2 and reads.rows <= tree + sums, reads  # one snapshot
+    reads.reset()
+    with counting(catalog.engine) as reads:
+        assert len(catalog.children(one.root)) == 2  # checked: the children and the sums
+    assert len(reads.statements) == 2 and reads.rows <= 2 + sums, reads
+    # a save under it changes its sums: the next children() checks it again, in one read
+    # too (the parent is remembered, and this catalog wrote to its timeline)
+    catalog.tree(sized.made[4].timeline)  # another timeline checked meanwhile
+    sized.store.save_stage_output(one.timeline, one.root, "x", {"x": 1})
+    with counting(catalog.engine) as reads:
+        assert len(catalog.children(one.root)) == 3
+    assert len(reads.statements) == 2 and reads.rows <= tree + 1 + sums, reads
 
 
 # -- commands -----------------------------------------------------------------------------------

@@ -152,6 +152,8 @@ class SqlCatalog(Catalog):
                         "ORDER BY id",
             "family_sums": "SELECT timeline_id, n, x FROM {s}tree_sums WHERE timeline_id = "
                            "(SELECT timeline_id FROM {s}checkpoints WHERE id = ?)",
+            "family": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = (SELECT "
+                      "timeline_id FROM {s}checkpoints WHERE id = ?) ORDER BY id",
             "tree": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = ? ORDER BY id",
             "sums": "SELECT n, x FROM {s}tree_sums WHERE timeline_id = ?",
             "sums_of": "SELECT timeline_id, n, x FROM {s}tree_sums WHERE timeline_id{in}",
@@ -327,9 +329,39 @@ class SqlCatalog(Catalog):
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
         """Only the rows naming the parent are made records, but a row whose parent link
-        was damaged would not name it: so the first read of a timeline's children checks
-        every row of it (digests and sums, without making records), and later reads only
-        that its sums have not changed since."""
+        was damaged would not name it, and only its digest tells (the sums are of the
+        stored digests, which a damaged column leaves as they were): so the first read of
+        a timeline's children checks every row of it (digests and sums, without making
+        records), and later reads only that its sums have not changed since. When that
+        first read is sure to be needed (this catalog has checked no timeline yet, or it
+        holds the parent and has not checked its timeline since it last wrote to it), it
+        is the only read: the timeline's rows and sums, in one snapshot."""
+        codec = self.codecs["checkpoint"]
+        at = codec.column("parent_id")
+        with self._peek_lock:
+            peeked = self._peeked.get(checkpoint_id)
+        if peeked is not None and peeked.timeline_id not in self._verified:
+            family, _ = self._read_tree(peeked.timeline_id, records=False)
+        elif not self._verified:
+            family, sums = self.engine.snapshot([
+                (self._q["family"], (checkpoint_id,)),
+                (self._q["family_sums"], (checkpoint_id,))])
+            timeline_id = sums[0][0] if sums else \
+                family[0][codec.column("timeline_id")] if family else None
+            if timeline_id is None:  # the parent was not found by id
+                if self._checks_indexes:
+                    self._truly_absent("checkpoints", {checkpoint_id})
+                return []
+            self._check_tree(timeline_id, family, sums, records=False)
+        else:
+            family = self._checked_children(checkpoint_id)
+        found = self._records("checkpoint", [r for r in family if r[at] == checkpoint_id])
+        return [c for c in found if c.parent_id == checkpoint_id]
+
+    def _checked_children(self, checkpoint_id: str) -> list[tuple[Any, ...]]:
+        """The rows of a checkpoint's children, read with its timeline's sums; every row
+        of the timeline (rows of other parents too) when the sums are not those this
+        catalog last checked it at."""
         rows, sums = self.engine.snapshot([
             (self._q["children"], (checkpoint_id, checkpoint_id)),
             (self._q["family_sums"], (checkpoint_id,))])
@@ -339,19 +371,22 @@ class SqlCatalog(Catalog):
         if timeline_id is None and self._checks_indexes:  # the parent was not found by id
             self._truly_absent("checkpoints", {checkpoint_id})
         if timeline_id is not None and self._verified.get(timeline_id) != _totals(sums):
-            at = codec.column("parent_id")
-            family, _ = self._read_tree(timeline_id, records=False)
-            rows = [r for r in family if r[at] == checkpoint_id]
-        found = self._records("checkpoint", rows)
-        return [c for c in found if c.parent_id == checkpoint_id]
+            rows, _ = self._read_tree(timeline_id, records=False)
+        return rows
 
     def _read_tree(self, timeline_id: str, records: bool
                    ) -> tuple[list[tuple[Any, ...]], list[Checkpoint]]:
-        """Every checkpoint row of a timeline, each checked against its digest (made into
-        records when asked, else checked from its columns) and all of them against the
-        timeline's sums, which are remembered as checked (see children)."""
+        """Every checkpoint row of a timeline, checked (see _check_tree)."""
         rows, sums = self.engine.snapshot([(self._q["tree"], (timeline_id,)),
                                            (self._q["sums"], (timeline_id,))])
+        return rows, self._check_tree(timeline_id, rows, sums, records)
+
+    def _check_tree(self, timeline_id: str, rows: list[tuple[Any, ...]],
+                    sums: Sequence[tuple[Any, ...]], records: bool) -> list[Checkpoint]:
+        """The rows of a timeline's tree, each checked against its digest (made into
+        records when asked, else checked from its columns) and all of them against the
+        timeline's sums (rows ending n, x), which are remembered as checked (see
+        children)."""
         codec = self.codecs["checkpoint"]
         found: list[Checkpoint] = []
         if records:
@@ -367,7 +402,7 @@ class SqlCatalog(Catalog):
                                    "holds rows of another timeline; the catalog is damaged")
         self._check_sums(f"the tree of timeline {timeline_id}", rows, sums)
         self._remember_checked(timeline_id, sums)
-        return rows, found
+        return found
 
     def _remember_checked(self, timeline_id: str, sums: Sequence[tuple[Any, ...]]) -> None:
         if len(self._verified) >= _VERIFIED:
@@ -715,6 +750,8 @@ class SqlCatalog(Catalog):
             self._commit_slowly(batch, guard)
         except Refused as exc:
             raise self._refused(exc, guard) from None
+        for tid in {c.timeline_id for c in batch.checkpoints}:  # their sums changed
+            self._verified.pop(tid, None)
         self._remember(batch.checkpoints)
 
     def _one_per_id(self, kind: str, records: Sequence[Any]) -> None:
