@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 import pytest
 from engine_reads import Reads, counting, counting_class
-from sql_records import ENGINES, opener
+from sql_records import ENGINES, make_output, opener
 
 import localckpt
 from localckpt.catalog import Batch
@@ -49,6 +49,10 @@ class Made(NamedTuple):
     gone: Tag  # untagged
 
 
+#: an output every timeline's kept try has (an empty result): each try owns it
+SHARED, SHARED_DATA = make_output({"frames": []})
+
+
 def _fill(catalog: Any, n: int) -> list[Made]:
     """n timelines of rows (no frames: none of these reads opens one), in one commit."""
     timelines, checkpoints, tags, tombstones, made = [], [], [], [], []
@@ -57,7 +61,8 @@ def _fill(catalog: Any, n: int) -> list[Made]:
         timelines.append(Timeline(tid, f"v{i}.mp4", "p", 2.0, None, root, 1, utcnow()))
         checkpoints += [
             Checkpoint(root, tid, None, {}, {}, {}, False, "", utcnow()),
-            Checkpoint(kept, tid, root, {}, {}, {"i": i}, True, "try", utcnow(), stage="s"),
+            Checkpoint(kept, tid, root, {"s": SHARED}, {}, {"i": i}, True, "try", utcnow(),
+                       stage="s"),
             Checkpoint(pruned, tid, root, {}, {}, {"i": -i}, True, "try", utcnow(), stage="s"),
         ]
         best = Tag(new_id(), f"best-{i}", kept, tid, utcnow())
@@ -72,7 +77,7 @@ def _fill(catalog: Any, n: int) -> list[Made]:
         checkpoints.append(Checkpoint(root, tid, None, {}, {}, {}, False, "", utcnow()))
         tombstones.append(Tombstone(new_id(), tid, "timeline", tid, utcnow()))
     catalog.commit(Batch(timelines=timelines, checkpoints=checkpoints, tags=tags,
-                         tombstones=tombstones))
+                         tombstones=tombstones, outputs={SHARED: SHARED_DATA}))
     return made
 
 
@@ -217,6 +222,29 @@ def test_the_first_children_of_a_process_are_one_read(stores: dict[int, Sized]) 
     with counting(catalog.engine) as reads:
         assert len(catalog.children(one.root)) == 3
     assert len(reads.statements) == 2 and reads.rows <= tree + 1 + sums, reads
+
+
+# -- what a deletion frees -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["prune", "rm"])
+def test_what_a_deletion_frees_is_asked_of_one_owner_of_a_shared_output(
+        stores: dict[int, Sized], how: str) -> None:
+    """An output every timeline shares is kept by any one live owner: the report asks
+    one of them, not every sharing timeline's tombstones and tree. What still grows is
+    the list of the output's owners (its output_refs rows: two short columns each, read
+    by both garbage measures a report compares)."""
+    def read(s: Store, m: Made) -> None:
+        if how == "prune":
+            report = s.prune(m.kept, dry_run=True)
+        else:
+            report = s.delete_timeline(m.timeline, dry_run=True)
+        assert m.kept in report.checkpoints and report.outputs == 0  # the others keep it
+
+    small, _ = _cost(stores[SMALL], read)
+    large, _ = _cost(stores[LARGE], read)
+    assert len(large.statements) == len(small.statements), (small, large)
+    assert large.rows <= small.rows + 2 * (LARGE - SMALL) + SLACK, (small, large)
 
 
 # -- commands -----------------------------------------------------------------------------------

@@ -120,8 +120,10 @@ def _dead(catalog: SqlCatalog, timeline_ids: Iterable[str] | None,
 
 def _freed_outputs(catalog: SqlCatalog, dead: _Dead) -> dict[str, int]:
     """Outputs only dead checkpoints refer to: hash -> bytes. Owners outside dead
-    (another timeline's checkpoints) are asked whether tombstones of their own timeline
-    delete them."""
+    (another timeline's checkpoints, a run) are asked whether tombstones of their own
+    timeline delete them, a few at a time: one live owner keeps an output, so an output
+    every timeline shares (an empty result) costs a look at one of them, not at every
+    timeline of the store."""
     e = catalog.engine
     in_ = catalog.dialect.list_param
     gone = {cid for cid, _ in dead.checkpoints}
@@ -135,17 +137,32 @@ def _freed_outputs(catalog: SqlCatalog, dead: _Dead) -> dict[str, int]:
         for h, owner in e.query("SELECT hash, owner FROM {s}output_refs WHERE hash{in}",
                                 (in_(chunk),)):
             owners[h].add(owner)
-    others = {o for h in candidates for o in owners[h]} - gone
-    if others:  # are they deleted too, by tombstones of their own timelines?
-        tids = {r[0] for chunk in _chunks(sorted(others), 500) for r in e.query(
-            "SELECT DISTINCT timeline_id FROM {s}checkpoints WHERE id{in}", (in_(chunk),))}
-        gone |= {cid for cid, _ in _dead(catalog, tids).checkpoints}
+    live: set[str] = set()
+    undecided = sorted(h for h in candidates if owners[h] - gone)
+    ask = 1  # owners asked about per output this round (doubling: a few rounds at most)
+    while undecided:
+        asked = sorted({o for h in undecided for o in sorted(owners[h] - gone)[:ask]})
+        found = _dead_among(catalog, asked)
+        gone |= found
+        live.update(o for o in asked if o not in found)
+        undecided = [h for h in undecided if not owners[h] & live and owners[h] - gone]
+        ask *= 2
     freed = sorted(h for h in candidates if owners[h] <= gone)
     sizes: dict[str, int] = {}
     for chunk in _chunks(freed, 500):
         sizes.update(e.query(f"SELECT hash, {catalog.dialect.blob_length}(data) FROM "
                              "{s}outputs WHERE hash{in}", (in_(chunk),)))
     return {h: int(sizes[h]) for h in freed if h in sizes}
+
+
+def _dead_among(catalog: SqlCatalog, ids: list[str]) -> set[str]:
+    """The checkpoints among ids that tombstones of their own timelines delete (with
+    their ancestors, or their whole timeline); an id of no checkpoint (a run's) is not."""
+    e = catalog.engine
+    tids = {r[0] for chunk in _chunks(ids, 500) for r in e.query(
+        "SELECT DISTINCT timeline_id FROM {s}checkpoints WHERE id{in}",
+        (catalog.dialect.list_param(chunk),))}
+    return {cid for cid, _ in _dead(catalog, tids).checkpoints} & set(ids) if tids else set()
 
 
 def garbage(catalog: SqlCatalog, timeline_ids: Iterable[str] | None = None,
