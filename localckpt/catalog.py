@@ -164,6 +164,12 @@ class Catalog(ABC):
         """Tag records of these timelines (every one when None, tombstoned ones too),
         ordered by id."""
 
+    def tags_named(self, name: str) -> list[Tag]:
+        """The tag records called name, of every timeline (tombstoned ones too), ordered
+        by id: what a lookup by name reads. The default reads every tag; backends
+        override with an index."""
+        return [g for g in self.tags(None) if g.name == name]
+
     def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
         """Which of these ids a tombstone deletes, as a record of the tombstone's own kind
         in the tombstone's own timeline. The contract (every backend answers the same):

@@ -184,6 +184,10 @@ class CountingCatalog(Catalog):
         self._count("tags")
         return self.inner.tags(timeline_ids)
 
+    def tags_named(self, name: str) -> list[Tag]:
+        self._count("tags_named")
+        return self.inner.tags_named(name)
+
     def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
         self._count("deleted")
         return self.inner.deleted(target_ids, kind)

@@ -250,9 +250,9 @@ class Visibility:
         return live_tags(self.live_tag_records(records), (), {g.checkpoint_id for g in records})
 
     def tag_target(self, name: str) -> str | None:
-        """The checkpoint a live tag of this name names, or None."""
-        records = [g for g in self.catalog.tags(None) if g.name == name]
-        live = self.live_tag_records(records)
+        """The checkpoint a live tag of this name names, or None. Reads the records of
+        that name (Catalog.tags_named), then the tombstones of their timelines only."""
+        live = self.live_tag_records(self.catalog.tags_named(name))
         winners = live_tags(live, (), {g.checkpoint_id for g in live})
         return winners[0].checkpoint_id if winners else None
 

@@ -132,6 +132,21 @@ def test_gc_dry_run_after_a_prune_says_what_gc_frees(store_kind: str, new_store)
     assert store.load_stage_output(c, "detect") == {"frames": []}
 
 
+def test_an_output_timelines_share_is_freed_with_its_last_owner(store_kind: str,  # type: ignore[no-untyped-def]
+                                                                 new_store) -> None:
+    """One live owner keeps an output, so a report asks the other owners a few at a time
+    (one, two, four...): only the deletion of the last timeline that has it frees it,
+    and gc then agrees."""
+    store = new_store(store_kind)
+    tls = [store.create_timeline(f"{i}.mp4", "p", _frames(1)) for i in range(7)]
+    for t in tls:
+        store.save_stage_output(t.id, None, "detect", {"frames": []})
+    assert [store.delete_timeline(t.id).outputs for t in tls] == [0] * 6 + [1]
+    dry = collect_garbage(store, dry_run=True)
+    assert dry.outputs_purged == 1
+    assert collect_garbage(store).outputs_purged == 1
+
+
 @pytest.mark.parametrize("where", ["directory", "postgresql"])
 def test_gc_dry_run_command_matches_the_real_run(  # type: ignore[no-untyped-def]
         tmp_path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest,

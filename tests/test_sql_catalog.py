@@ -47,7 +47,7 @@ from sql_records import (
 
 from localckpt import Store
 from localckpt.backends.sql import SqlCatalog
-from localckpt.backends.sql.schema import LATEST_VERSION, SUMS_OF
+from localckpt.backends.sql.schema import LATEST_VERSION, SUMS_OF, TAG_NAMES
 from localckpt.canonical import canonical_bytes, content_hash
 from localckpt.catalog import Batch
 from localckpt.errors import (
@@ -655,7 +655,13 @@ def _reads(cat: SqlCatalog, p: dict[str, Any]) -> dict[str, Callable[[], Any]]:
         "tombstones by timeline": lambda: cat.tombstones([tid]),
         "tags": lambda: cat.tags(None),
         "tags by timeline": lambda: cat.tags([tid]),
+        "tags by name": lambda: cat.tags_named(p["tag"].name),
     }
+
+
+#: reads checked against sums only (a count and a digest), whose errors cannot name the
+#: record they miss
+BY_SUMS = {"tags by name"}
 
 
 TAMPERING = {
@@ -675,7 +681,7 @@ MUST_FAIL = {
     "root": {"checkpoints", "peek", "lineage", "tree"},
     "timeline": {"timelines", "timelines by id", "timeline page"},
     "tombstone": {"tombstones", "tombstones by timeline"},
-    "tag": {"tags", "tags by timeline"},
+    "tag": {"tags", "tags by timeline", "tags by name"},
 }
 
 
@@ -700,7 +706,8 @@ def test_a_changed_row_is_refused_on_every_read_path(
         try:
             got = read()
         except CorruptDataError as exc:
-            assert ident in str(exc) and table in str(exc), f"{name}: {exc}"
+            assert table in str(exc) and (ident in str(exc) or name in BY_SUMS), \
+                f"{name}: {exc}"
             failed.add(name)
             continue
         assert got == before[name], f"{name} read other data without an error"
@@ -752,6 +759,57 @@ def test_a_timeline_whose_tombstone_or_tag_sums_are_lost_is_reported(
         (catalog.tombstones if kind == "tombstone" else catalog.tags)([tid])
 
 
+@pytest.mark.parametrize("lost", ["row", "sums"])
+def test_a_tag_a_lookup_by_name_misses_is_an_error_not_absent(
+        catalog: SqlCatalog, populated: dict[str, Any], lost: str, tmp_path: Path) -> None:
+    """A lookup by name (what a reference that is a tag resolves through) reads the
+    name's rows through its index, checked against the name's sums: a tag it misses
+    (its row gone, or skipped by a damaged index entry) is an error, not a name that
+    names nothing."""
+    tag = populated["tag"]
+    assert catalog.tags_named(tag.name) == [tag] and catalog.tags_named("worst") == []
+    if lost == "row":
+        raw(catalog, "DELETE FROM {s}tags WHERE id = ?", (tag.id,))
+    else:
+        raw(catalog, "DELETE FROM {s}tree_sums WHERE timeline_id = ?", (TAG_NAMES + tag.name,))
+    store = Store(catalog, Objects.from_url(str(tmp_path / "objects")))
+    for read in (lambda: catalog.tags_named(tag.name), lambda: store.tag_target(tag.name),
+                 lambda: store.resolve(tag.name)):
+        with pytest.raises(CorruptDataError, match=f"tags named '{tag.name}'"):
+            read()
+    assert any(f"tags named '{tag.name}'" in what for _, what in catalog.storage_problems())
+
+
+def test_a_catalog_of_before_the_name_sums_gets_them(open_catalog: Opener,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 11 adds the sums of every tag name; a catalog below it (one opened
+    read-only where it cannot be migrated) finds a name by reading every tag."""
+    from localckpt.backends.sql import schema
+
+    (timeline, root), (other, other_root) = make_timeline(), make_timeline()
+    best = Tag(new_id(), "best", root.id, timeline.id, utcnow())
+    moved = Tag(new_id(), "best", other_root.id, other.id, utcnow())
+    solo = Tag(new_id(), "solo", root.id, timeline.id, utcnow())
+    names = (TAG_NAMES, TAG_NAMES[:-1] + ";")  # ';' follows ':'
+    with monkeypatch.context() as m:  # the code of before: migrations up to 10
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:4])
+        m.setattr(schema, "LATEST_VERSION", 10)
+        old = open_catalog()
+        old.commit(Batch([timeline, other], [root, other_root], {}, [], [best, moved, solo]))
+        raw(old, "DELETE FROM {s}tree_sums WHERE timeline_id >= ? AND timeline_id < ?",
+            names)  # the code of before kept none
+        assert schema.version_of(old.engine) == 10
+        assert old.tags_named("best") == sorted([best, moved], key=lambda g: g.id)
+        old.close()
+    catalog = open_catalog()
+    assert schema.version_of(catalog.engine) == LATEST_VERSION
+    assert len(rows(catalog, "SELECT 1 FROM {s}tree_sums WHERE timeline_id >= ? AND "
+                    "timeline_id < ?", names)) == 2
+    assert catalog.tags_named("best") == sorted([best, moved], key=lambda g: g.id)
+    assert catalog.tags_named("solo") == [solo] and catalog.tags_named("none") == []
+    assert catalog.storage_problems() == []
+
+
 def test_purged_tags_leave_their_sums_right(open_catalog: Opener, tmp_path: Path) -> None:
     """gc's purge deletes tags three ways (of a purged checkpoint, tombstoned, of a
     deleted timeline): each takes its rows out of the sums once."""
@@ -770,6 +828,9 @@ def test_purged_tags_leave_their_sums_right(open_catalog: Opener, tmp_path: Path
     collect_garbage(store, older_than=0, grace=0)
     assert [g.name for g in store.catalog.tags(None)] == ["stays"]
     assert [g.name for g in store.catalog.tags([kept.id, gone.id])] == ["stays"]
+    for name in ("untagged", "pruned", "with-its-timeline"):  # and out of their names' sums
+        assert store.catalog.tags_named(name) == []
+    assert [g.name for g in store.catalog.tags_named("stays")] == ["stays"]
     assert store.catalog.storage_problems() == []
 
 

@@ -140,6 +140,12 @@ def _reads(store: localckpt.Store, rng: random.Random) -> dict[str, Read]:
         reads[f"checkpoint {cid}"] = lambda s, c=cid: s.catalog.checkpoints([c])
         reads[f"children of {cid}"] = lambda s, c=cid: s.catalog.children(c)
         reads[f"prefix of {cid}"] = lambda s, c=cid: s.catalog.find_ids("checkpoint", c[:21])
+    for name in sorted({g.name for g in cat.tags(None)}):
+        reads[f"tag {name}"] = lambda s, n=name: s.tag_target(n)
+        reads[f"tags named {name}"] = lambda s, n=name: s.catalog.tags_named(n)
+    tags = sorted(g.id for g in cat.tags(None))
+    if tags:
+        reads["deleted tags"] = lambda s: s.catalog.deleted(tags, "tag")
     for tip in tips[:12]:
         reads[f"lineage {tip}"] = lambda s, c=tip: s.catalog.lineage(c)
         reads[f"outputs of {tip}"] = lambda s, c=tip: [
@@ -206,8 +212,8 @@ CLUSTERED = tuple(f": {t.name} " for t in TABLES if t.name != "outputs")
 
 #: reads the catalog checks against a second path: a damaged key must not change them
 _CHECKED_TWICE = ("live timelines", "timeline page", "checkpoint ", "timeline ",
-                  "all checkpoints by id", "tombstones", "tags", "deleted", "lineage",
-                  "children")
+                  "all checkpoints by id", "tombstones", "tags", "tag ", "deleted",
+                  "lineage", "children")
 
 
 def _fewer(value: Any, expected: Any) -> bool:
@@ -486,6 +492,45 @@ def test_a_checkpoint_whose_tombstone_an_index_misses_is_not_called_live(
                 assert store.catalog.deleted([pruned], kind) == {pruned}
             except CorruptDataError as exc:
                 assert "tombstones of timeline" in str(exc)
+
+
+def test_a_damaged_name_index_entry_does_not_lose_a_tag(tmp_path: Path) -> None:
+    """A tag name is looked up through the name index: an entry whose name was damaged
+    would make the name name nothing (or an older tag of it), so the rows found are
+    checked against the name's sums."""
+    root = tmp_path / "store"
+    with localckpt.open(root, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+        cid = store.save_stage_output(tl.id, None, "s", {"x": 1})
+        store.tag(cid, "best")
+    with _damaged(root, "tags_name", "best") as store:
+        for read in (lambda: store.tag_target("best"), lambda: store.get_checkpoint("best"),
+                     lambda: store.catalog.tags_named("best")):
+            with pytest.raises(CorruptDataError, match="tags named 'best'"):
+                read()
+        assert [g.name for g in store.tags(tl.id)] == ["best"]  # its timeline's read
+
+
+@pytest.mark.parametrize("where", ["tags", "tombstones_target_id", "tombstones_timeline_id"])
+def test_a_removed_tag_whose_record_or_tombstone_an_index_misses_stays_removed(
+        tmp_path: Path, where: str) -> None:
+    """Catalog.deleted(ids, "tag") finds a tag's timeline through the tags' key and
+    through the tombstones' target_id index, then reads that timeline's tags and
+    tombstones, checked: a damaged entry of either index still finds it."""
+    root = tmp_path / "store"
+    with localckpt.open(root, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+        store.tag(tl.root_checkpoint_id, "gone")
+        gone = store.untag("gone")
+    key = tl.id if where == "tombstones_timeline_id" else gone.id
+    with _damaged(root, where, key) as store:
+        for read in (lambda: store.catalog.deleted([gone.id], "tag") == {gone.id},
+                     lambda: store.catalog.deleted([gone.id]) == {gone.id},
+                     lambda: store.tag_target("gone") is None):
+            try:  # the right answer, or the damage named
+                assert read()
+            except CorruptDataError as exc:
+                assert "timeline" in str(exc) or "tags named" in str(exc), exc
 
 
 def test_a_damaged_kind_in_a_tombstone_row_does_not_bring_a_deleted_timeline_back(

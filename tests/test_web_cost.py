@@ -3,7 +3,9 @@
 The timelines index must cost what one page shows (issue 21): one ``timeline_page``
 query for the page (and one to learn the total), one ``tombstones`` query for the
 page's timelines, and a tree only for a timeline of the page that a prune has touched.
-The same page of a store of 1,000 timelines reads as many rows as of 100.
+The same page of a store of 1,000 timelines reads as many rows as of 100: catalog calls
+are counted through a catalog that counts, and the rows the database returns at its
+engine (a short id of a timeline once read every timeline's tail, for each row shown).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pytest
+from engine_reads import Reads, counting
 
 from localckpt.backends.sql import memory_catalog
 from localckpt.catalog import Batch, Catalog
@@ -170,3 +173,20 @@ def test_index_pages_go_from_newest_to_oldest(start: int, first: int) -> None:
                                         "localhost").body)
     assert page["timelines"][0]["source_video"] == f"video-{first}.mp4"
     assert len(page["timelines"]) == min(TIMELINE_PAGE, 200 - start)
+
+
+@pytest.mark.parametrize("path", ["/api/timelines", "/", "/api/timelines/{timeline}"])
+def test_pages_read_as_many_database_rows_at_1000_timelines_as_at_100(path: str) -> None:
+    """At the engine, under the short ids the pages show: a timeline's short id is two
+    index seeks, and the index asks for its page's in one statement."""
+    reads: dict[int, Reads] = {}
+    for n in (100, 1000):
+        store, counted, made = _store(n)
+        bare = Store(counted.inner, store.objects)  # as served: short_neighbours too
+        url = path.format(timeline=made[n // 2].id)
+        with counting(bare.catalog.engine) as reads[n]:
+            assert App(bare).handle("GET", url, "localhost").status == 200
+        bare.close()
+    small, large = reads[100], reads[1000]
+    assert len(large.statements) == len(small.statements), (small, large)
+    assert large.rows <= small.rows + 8, (small, large)

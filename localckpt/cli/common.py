@@ -131,19 +131,20 @@ def parse_seconds(text: str, option: str) -> float:
 
 
 def timeline_or_newest(store: Store, ref: str | None) -> str:
-    """ref resolved; when ref is None, the store's newest timeline (the one just ingested:
-    a store of one video need not be told which), saying on stderr which one it took when
-    the store holds several."""
+    """ref resolved; when ref is None, the store's newest timeline (the one created last,
+    as ids are time-ordered: the last that `localckpt ls` lists; a store of one video
+    need not be told which), saying on stderr which one it took when the store holds
+    several. One page of one timeline is read, not every timeline."""
     if ref is not None:
         return timeline_ref(store, ref)
-    timelines = store.list_timelines()
-    if not timelines:
+    page, _, total = store.catalog.timeline_page(0, 1, newest_first=True)
+    if not page:
         where = store.url or store.catalog.describe()
         raise NotFoundError(f"no timelines in {where}; add one with `localckpt ingest FILE`")
-    newest = max(timelines, key=lambda t: (t.created_at, t.id))
-    if len(timelines) > 1:
+    newest = page[0]
+    if total > 1:
         short = store.short_id(newest.id, "timeline")
-        print(f"note: {len(timelines)} timelines in this store; using the newest, {short} "
+        print(f"note: {total} timelines in this store; using the newest, {short} "
               f"({newest.source_video}); name another as TIMELINE (`localckpt ls` lists them)",
               file=sys.stderr)
     return newest.id

@@ -79,8 +79,7 @@ def tag(store: Store, checkpoint_id: str, name: str, force: bool = False) -> Tag
 
 
 def _live_records(store: Store, name: str) -> list[Tag]:
-    return store.visibility.live_tag_records(
-        g for g in store.catalog.tags(None) if g.name == name)
+    return store.visibility.live_tag_records(store.catalog.tags_named(name))
 
 
 def untag(store: Store, name: str) -> Tag:

@@ -98,6 +98,7 @@ def timeline_rows(store: Store, names: Names, start: int = 0,
         for t in page:  # a prune hides checkpoints gc has not purged yet: count those trees
             if marks[t.id].checkpoints:
                 counts[t.id] = len(store.visibility.live_tree(t.id, marks[t.id]))
+    names.shorts([t.id for t in page], "timeline")  # in one statement, not one a row
     rows = [timeline_row(t, names, counts.get(t.id, 0)) for t in page]
     return {"total": total, "start": start, "limit": limit, "timelines": rows}
 

@@ -37,8 +37,10 @@ from .engine import Duplicate, Engine, Refused, Step
 from .rows import Codec, codecs, digest
 from .schema import (
     DELETED_TIMELINES_INDEX,
+    NAME_SUMS,
     SECOND_PATHS,
     SUMS_OF,
+    TAG_NAMES,
     TIMELINE_TOMBSTONE,
     version_of,
 )
@@ -82,6 +84,9 @@ _DELETED_TWICE = (f"{_DELETED_THROUGH % (0, 'tombstones_target_id')} UNION ALL "
 _DELETED_TWICE_MANY = (f"{_DELETED_THROUGH % (0, 'tombstones_target_id')} UNION ALL "
                        f"SELECT target_id, 1 FROM {{s}}tombstones INDEXED BY "
                        f"{DELETED_TIMELINES_INDEX} WHERE {TIMELINE_TOMBSTONE}")
+#: ids whose neighbours in tail order one statement seeks (two index seeks each); more
+#: timelines than this are most of a store's: their tails are read in order instead
+_SEEKS = 500
 #: kind -> the table of ids with an indexed tail (short ids)
 _ID_TABLES = {"timeline": "timelines", "checkpoint": "checkpoints", "run": "runs"}
 
@@ -147,6 +152,8 @@ class SqlCatalog(Catalog):
                         "ORDER BY id",
             "family_sums": "SELECT timeline_id, n, x FROM {s}tree_sums WHERE timeline_id = "
                            "(SELECT timeline_id FROM {s}checkpoints WHERE id = ?)",
+            "family": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = (SELECT "
+                      "timeline_id FROM {s}checkpoints WHERE id = ?) ORDER BY id",
             "tree": f"SELECT {ck} FROM {{s}}checkpoints WHERE timeline_id = ? ORDER BY id",
             "sums": "SELECT n, x FROM {s}tree_sums WHERE timeline_id = ?",
             "sums_of": "SELECT timeline_id, n, x FROM {s}tree_sums WHERE timeline_id{in}",
@@ -167,6 +174,12 @@ class SqlCatalog(Catalog):
                           "ORDER BY id",
             "all_tags": f"SELECT {tg} FROM {{s}}tags ORDER BY id",
             "tags": f"SELECT {tg} FROM {{s}}tags WHERE timeline_id{{in}} ORDER BY id",
+            "tags_named": f"SELECT {tg} FROM {{s}}tags WHERE name = ? ORDER BY id",
+            "tags_by_id": f"SELECT {tg} FROM {{s}}tags WHERE id{{in}}",
+            # the timelines whose tag tombstones target some ids (a second path to the
+            # timelines of those tags: see _deleted_by_tombstones)
+            "tag_tombstone_timelines": "SELECT DISTINCT timeline_id FROM {s}tombstones "
+                                       "WHERE target_id{in} AND kind = 'tag'",
             "page": (
                 f"SELECT {', '.join('t.' + x.strip() for x in tl.split(','))}, "
                 "(SELECT sum(n) FROM {s}tree_sums s WHERE s.timeline_id = t.id) "
@@ -316,9 +329,39 @@ class SqlCatalog(Catalog):
 
     def children(self, checkpoint_id: str) -> list[Checkpoint]:
         """Only the rows naming the parent are made records, but a row whose parent link
-        was damaged would not name it: so the first read of a timeline's children checks
-        every row of it (digests and sums, without making records), and later reads only
-        that its sums have not changed since."""
+        was damaged would not name it, and only its digest tells (the sums are of the
+        stored digests, which a damaged column leaves as they were): so the first read of
+        a timeline's children checks every row of it (digests and sums, without making
+        records), and later reads only that its sums have not changed since. When that
+        first read is sure to be needed (this catalog has checked no timeline yet, or it
+        holds the parent and has not checked its timeline since it last wrote to it), it
+        is the only read: the timeline's rows and sums, in one snapshot."""
+        codec = self.codecs["checkpoint"]
+        at = codec.column("parent_id")
+        with self._peek_lock:
+            peeked = self._peeked.get(checkpoint_id)
+        if peeked is not None and peeked.timeline_id not in self._verified:
+            family, _ = self._read_tree(peeked.timeline_id, records=False)
+        elif not self._verified:
+            family, sums = self.engine.snapshot([
+                (self._q["family"], (checkpoint_id,)),
+                (self._q["family_sums"], (checkpoint_id,))])
+            timeline_id = sums[0][0] if sums else \
+                family[0][codec.column("timeline_id")] if family else None
+            if timeline_id is None:  # the parent was not found by id
+                if self._checks_indexes:
+                    self._truly_absent("checkpoints", {checkpoint_id})
+                return []
+            self._check_tree(timeline_id, family, sums, records=False)
+        else:
+            family = self._checked_children(checkpoint_id)
+        found = self._records("checkpoint", [r for r in family if r[at] == checkpoint_id])
+        return [c for c in found if c.parent_id == checkpoint_id]
+
+    def _checked_children(self, checkpoint_id: str) -> list[tuple[Any, ...]]:
+        """The rows of a checkpoint's children, read with its timeline's sums; every row
+        of the timeline (rows of other parents too) when the sums are not those this
+        catalog last checked it at."""
         rows, sums = self.engine.snapshot([
             (self._q["children"], (checkpoint_id, checkpoint_id)),
             (self._q["family_sums"], (checkpoint_id,))])
@@ -328,19 +371,22 @@ class SqlCatalog(Catalog):
         if timeline_id is None and self._checks_indexes:  # the parent was not found by id
             self._truly_absent("checkpoints", {checkpoint_id})
         if timeline_id is not None and self._verified.get(timeline_id) != _totals(sums):
-            at = codec.column("parent_id")
-            family, _ = self._read_tree(timeline_id, records=False)
-            rows = [r for r in family if r[at] == checkpoint_id]
-        found = self._records("checkpoint", rows)
-        return [c for c in found if c.parent_id == checkpoint_id]
+            rows, _ = self._read_tree(timeline_id, records=False)
+        return rows
 
     def _read_tree(self, timeline_id: str, records: bool
                    ) -> tuple[list[tuple[Any, ...]], list[Checkpoint]]:
-        """Every checkpoint row of a timeline, each checked against its digest (made into
-        records when asked, else checked from its columns) and all of them against the
-        timeline's sums, which are remembered as checked (see children)."""
+        """Every checkpoint row of a timeline, checked (see _check_tree)."""
         rows, sums = self.engine.snapshot([(self._q["tree"], (timeline_id,)),
                                            (self._q["sums"], (timeline_id,))])
+        return rows, self._check_tree(timeline_id, rows, sums, records)
+
+    def _check_tree(self, timeline_id: str, rows: list[tuple[Any, ...]],
+                    sums: Sequence[tuple[Any, ...]], records: bool) -> list[Checkpoint]:
+        """The rows of a timeline's tree, each checked against its digest (made into
+        records when asked, else checked from its columns) and all of them against the
+        timeline's sums (rows ending n, x), which are remembered as checked (see
+        children)."""
         codec = self.codecs["checkpoint"]
         found: list[Checkpoint] = []
         if records:
@@ -356,7 +402,7 @@ class SqlCatalog(Catalog):
                                    "holds rows of another timeline; the catalog is damaged")
         self._check_sums(f"the tree of timeline {timeline_id}", rows, sums)
         self._remember_checked(timeline_id, sums)
-        return rows, found
+        return found
 
     def _remember_checked(self, timeline_id: str, sums: Sequence[tuple[Any, ...]]) -> None:
         if len(self._verified) >= _VERIFIED:
@@ -438,6 +484,27 @@ class SqlCatalog(Catalog):
     def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
         return self._by_timeline("tag", timeline_ids)
 
+    def tags_named(self, name: str) -> list[Tag]:
+        """The name's rows read through the name index and checked against the name's
+        sums (``TAG_NAMES``) in one snapshot: a row the index leaves out, or gives for
+        another name, is CorruptDataError, as in a read of a timeline's tags."""
+        if not isinstance(name, str):
+            raise InvalidInputError(f"a tag name must be a str, not {type(name).__name__}")
+        if "\x00" in name:  # no tag holds one (schema.validate), and PostgreSQL's text cannot
+            return []
+        if not self._name_sums:  # an older catalog opened read-only: no sums of names
+            return [g for g in self.tags(None) if g.name == name]
+        rows, sums = self.engine.snapshot([(self._q["tags_named"], (name,)),
+                                           (self._q["sums"], (TAG_NAMES + name,))])
+        found = self._records("tag", rows)
+        if any(g.name != name for g in found):
+            raise CorruptDataError(
+                f"the name index of table tags of {self.describe()} gives a tag of another "
+                f"name for {name!r}: the catalog is damaged (run `localckpt verify`; restore "
+                "the store or re-sync it from another)")
+        self._check_sums(f"the tags named {name!r}", rows, sums)
+        return found
+
     def _by_timeline(self, kind: str, timeline_ids: Iterable[str] | None) -> list[Any]:
         """The tombstones or tags of some timelines (all when None), checked against each
         timeline's sums of that kind, read in the same snapshot: a tombstone a damaged
@@ -446,18 +513,41 @@ class SqlCatalog(Catalog):
         if not self._second_paths:  # an older catalog opened read-only: no sums
             return self._records(kind, self._rows(f"all_{table}") if timeline_ids is None
                                  else self._list(table, timeline_ids))
+        if timeline_ids is not None:
+            return self._checked({kind: timeline_ids})[kind]
         prefix = SUMS_OF[kind]
-        if timeline_ids is None:
-            rows, sums = self.engine.snapshot([
-                (self._q[f"all_{table}"], ()),
-                (self._q["sums_range"], (prefix, prefix[:-1] + ";"))])  # ';' follows ':'
-        else:
-            wanted = self._ids(timeline_ids)
-            if not wanted:
-                return []
-            rows, sums = self.engine.snapshot([
-                (self._q[table], (self.dialect.list_param(wanted),)),
-                (self._q["sums_of"], (self.dialect.list_param([prefix + t for t in wanted]),))])
+        rows, sums = self.engine.snapshot([
+            (self._q[f"all_{table}"], ()),
+            (self._q["sums_range"], (prefix, prefix[:-1] + ";"))])  # ';' follows ':'
+        return self._checked_rows(kind, rows, sums)
+
+    def _checked(self, wanted: dict[str, Iterable[str]]) -> dict[str, list[Any]]:
+        """kind -> the records of that kind (tombstones, tags) of some timelines, every
+        kind read in one snapshot with the timelines' sums of it and checked against them
+        (see _by_timeline). Needs the sums (_second_paths)."""
+        queries: list[tuple[str, Sequence[Any]]] = []
+        kinds = []
+        for kind, timeline_ids in wanted.items():
+            ids = self._ids(timeline_ids)
+            if not ids:
+                continue
+            kinds.append(kind)
+            queries += [(self._q[self.codecs[kind].table], (self.dialect.list_param(ids),)),
+                        (self._q["sums_of"],
+                         (self.dialect.list_param([SUMS_OF[kind] + t for t in ids]),))]
+        found: dict[str, list[Any]] = {kind: [] for kind in wanted}
+        if not queries:
+            return found
+        got = self.engine.snapshot(queries)
+        for i, kind in enumerate(kinds):
+            found[kind] = self._checked_rows(kind, got[2 * i], got[2 * i + 1])
+        return found
+
+    def _checked_rows(self, kind: str, rows: Sequence[tuple[Any, ...]],
+                      sums: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """The records of rows (tombstones or tags), each timeline's rows checked against
+        its sums rows (key, n, x) of that kind."""
+        table, prefix = self.codecs[kind].table, SUMS_OF[kind]
         found = self._records(kind, rows)
         held: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for record, row in zip(found, rows, strict=True):
@@ -489,11 +579,50 @@ class SqlCatalog(Catalog):
                                                   (self.dialect.list_param(wanted),)))
         return found
 
+    def _deleted_by_tombstones(self, wanted: set[str], kinds: Sequence[str]) -> set[str]:
+        """Catalog._deleted_by_tombstones (deleted() on SQLite, for checkpoints and tags),
+        reading only the timelines the ids need: a checkpoint's timeline is its row's
+        (found by id, or through the tail index: checkpoints()); a tag's is found through
+        the tags' key and through the tombstones that target it (two indexes, read in one
+        snapshot: a damaged entry of one still finds it), and that timeline's tags are
+        read with its tombstones, both checked against their sums."""
+        if not wanted:
+            return set()
+        owner: dict[tuple[str, str], str] = {}
+        if "timeline" in kinds:
+            owner.update({("timeline", i): i for i in wanted})
+        if "checkpoint" in kinds:
+            owner.update({("checkpoint", c.id): c.timeline_id for c in self.checkpoints(wanted)})
+        tagged: set[str] = set()
+        if "tag" in kinds:
+            param = self.dialect.list_param(sorted(wanted))
+            by_id, filed = self.engine.snapshot([
+                (self._q["tags_by_id"], (param,)),
+                (self._q["tag_tombstone_timelines"], (param,))])
+            tagged = {g.timeline_id for g in self._records("tag", by_id)}
+            tagged.update(r[0] for r in filed)
+        timelines = set(owner.values()) | tagged
+        if not timelines:
+            return set()
+        read = self._checked({"tombstone": timelines, "tag": tagged})
+        owner.update({("tag", g.id): g.timeline_id for g in read["tag"] if g.id in wanted})
+        return {x.target_id for x in read["tombstone"]
+                if owner.get((x.kind, x.target_id)) == x.timeline_id}
+
     @functools.cached_property
+    def _version(self) -> int:
+        return version_of(self.engine)
+
+    @property
     def _second_paths(self) -> bool:
         """Whether this catalog has the tombstone sums and (SQLite) the partial index of
         deleted timelines: a catalog of an older version opened read-only has not."""
-        return version_of(self.engine) >= SECOND_PATHS
+        return self._version >= SECOND_PATHS
+
+    @property
+    def _name_sums(self) -> bool:
+        """Whether this catalog has the sums of the tags of each name (see tags_named)."""
+        return self._version >= NAME_SUMS
 
     @property
     def _second_path_to_deleted(self) -> bool:
@@ -532,7 +661,10 @@ class SqlCatalog(Catalog):
         table = _ID_TABLES.get(kind)
         if table is None:
             raise ValueError(f"kind must be 'timeline', 'checkpoint' or 'run', not {kind!r}")
-        if kind == "timeline":  # a store's timelines are few: read their tails in order
+        wanted = sorted(set(ids))
+        if kind == "timeline" and (len(wanted) > _SEEKS or not self.dialect.seeks_ranges):
+            # most of a store's timelines (a listing of them), or an engine whose range
+            # reads are scans anyway: their tails in one ordered read
             tails = self.engine.query("SELECT id, tail FROM {s}timelines ORDER BY tail, id")
             at = {rid: i for i, (rid, _) in enumerate(tails)}
             return {rid: (tails[i - 1][1] if i > 0 else None,
@@ -544,9 +676,8 @@ class SqlCatalog(Catalog):
                  "t WHERE t.tail >= w.tail AND t.id <> w.id ORDER BY t.tail LIMIT 1) "
                  f"FROM {{s}}{table} w WHERE w.id{{in}}")
         found: dict[str, tuple[str | None, str | None]] = {}
-        wanted = sorted(set(ids))
-        for i in range(0, len(wanted), 500):
-            lp = self.dialect.list_param(wanted[i:i + 500])
+        for i in range(0, len(wanted), _SEEKS):
+            lp = self.dialect.list_param(wanted[i:i + _SEEKS])
             found.update((r[0], (r[1], r[2])) for r in self.engine.query(query, (lp,)))
         return found
 
@@ -619,6 +750,8 @@ class SqlCatalog(Catalog):
             self._commit_slowly(batch, guard)
         except Refused as exc:
             raise self._refused(exc, guard) from None
+        for tid in {c.timeline_id for c in batch.checkpoints}:  # their sums changed
+            self._verified.pop(tid, None)
         self._remember(batch.checkpoints)
 
     def _one_per_id(self, kind: str, records: Sequence[Any]) -> None:
@@ -668,11 +801,15 @@ class SqlCatalog(Catalog):
             steps.append(_step(e.sql(self._inserts[kind]), rows))
             prefix = SUMS_OF.get(kind, "")
             for r, row in zip(ordered, rows, strict=True):
-                key = (_ALL_TIMELINES if kind == "timeline" else prefix + r.timeline_id,
-                       row[-1] % shards)
-                acc = sums[key]
-                acc[0] += 1
-                acc[1] ^= row[-1]
+                shard = row[-1] % shards
+                keys = [(_ALL_TIMELINES if kind == "timeline" else prefix + r.timeline_id,
+                         shard)]
+                if kind == "tag":  # and the tags of its name (see tags_named)
+                    keys.append((TAG_NAMES + r.name, shard))
+                for key in keys:
+                    acc = sums[key]
+                    acc[0] += 1
+                    acc[1] ^= row[-1]
         if checkpoints:
             if refs is None:
                 refs = self._refs(checkpoints)

@@ -42,6 +42,9 @@ class Dialect(NamedTuple):
             update different rows (a single-writer engine needs one).
         server_refusals: a guard can abort a transaction on the server (PostgreSQL's
             ``fail()``), so a write is sent in one round trip; else the catalog checks it.
+        seeks_ranges: an index answers a key range (``ORDER BY key LIMIT 1`` from a
+            point) without reading the table; DuckDB's indexes serve equality only, so
+            there a range is a scan.
     """
 
     name: str
@@ -52,6 +55,7 @@ class Dialect(NamedTuple):
     time_as_text: bool = True
     sum_shards: int = 1
     server_refusals: bool = False
+    seeks_ranges: bool = True
     in_list: str = ""
     xor_form: str = ""
     #: the function that gives a blob's length in bytes
@@ -120,4 +124,5 @@ DUCKDB = Dialect(
            "digest": "BIGINT"},
     in_list=" IN (SELECT unnest(?))",
     xor_form="xor({a}, {b})",
+    seeks_ranges=False,
 )

@@ -20,7 +20,9 @@ Why these tables:
   kept in the transaction of every write: a tree read that misses a row (a damaged
   index) notices. Timeline id '' holds the same for the timelines table, and
   ``SUMS_OF[kind]`` + the timeline's id for its tombstones and its tags (migration 10:
-  a tombstone a read misses would bring back what it deletes, a tag would vanish).
+  a tombstone a read misses would bring back what it deletes, a tag would vanish), and
+  ``TAG_NAMES`` + a tag name for the tags of that name, in every timeline (migration 11:
+  a lookup by name reads that name's rows, not every tag, and notices one it misses).
   Several shards per timeline on PostgreSQL, so that writers of one timeline do not
   queue on one row;
 - ``unreferenced``: outputs the last purge found used by nothing (the next one removes
@@ -141,6 +143,11 @@ TIMELINE_TOMBSTONE = "kind = 'timeline' AND timeline_id = target_id"
 SUMS_OF = {"tombstone": "~tombstones:", "tag": "~tags:"}
 #: the version that made them (a catalog below it, opened read-only, reads without them)
 SECOND_PATHS = 10
+#: tree_sums key of the tags of one name, in every timeline: this + the name (sorts
+#: before both SUMS_OF prefixes, so their key ranges hold none of these)
+TAG_NAMES = "~names:"
+#: the version that made them (below it, a lookup by name reads every tag)
+NAME_SUMS = 11
 
 
 def _second_paths(tx: Tx, engine: Engine) -> None:
@@ -168,6 +175,22 @@ def _second_paths(tx: Tx, engine: Engine) -> None:
                           f"(target_id, kind, timeline_id) WHERE {TIMELINE_TOMBSTONE}"))
 
 
+def _name_sums(tx: Tx, engine: Engine) -> None:
+    """Every engine: the count and digest of the tags of each name in tree_sums, so that
+    a lookup by name (what a reference that is a tag resolves through) reads the rows of
+    that name through its index and notices one that the index misses, instead of
+    reading every tag of the store."""
+    sums: dict[str, list[int]] = {}
+    for name, d in tx.query(engine.sql("SELECT name, digest FROM {s}tags")):
+        acc = sums.setdefault(TAG_NAMES + name, [0, 0])
+        acc[0] += 1
+        acc[1] ^= int(d)
+    if sums:
+        tx.execute(engine.sql("INSERT INTO {s}tree_sums (timeline_id, shard, n, x) "
+                              "VALUES (?, 0, ?, ?)"),
+                   [(t, n, x) for t, (n, x) in sorted(sums.items())], True)
+
+
 #: Changes after the base, for every engine (neutral SQL, rendered per dialect).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "stage runs, their parts and the per-frame memo", python=_stage_runs),
@@ -175,6 +198,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "stage-run parts and memo entries hold their values", python=_run_values),
     Migration(10, "tombstone and tag sums per timeline; deleted timelines indexed on SQLite",
               python=_second_paths),
+    Migration(11, "tag sums per name", python=_name_sums),
 )
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)

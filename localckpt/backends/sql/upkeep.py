@@ -28,7 +28,7 @@ from ...catalog import Garbage
 from ...errors import InvalidInputError, LocalckptError
 from ...schema import validate
 from ...types import Tombstone
-from .schema import SUMS_OF
+from .schema import SUMS_OF, TAG_NAMES
 
 if TYPE_CHECKING:
     from .catalog import SqlCatalog
@@ -120,8 +120,10 @@ def _dead(catalog: SqlCatalog, timeline_ids: Iterable[str] | None,
 
 def _freed_outputs(catalog: SqlCatalog, dead: _Dead) -> dict[str, int]:
     """Outputs only dead checkpoints refer to: hash -> bytes. Owners outside dead
-    (another timeline's checkpoints) are asked whether tombstones of their own timeline
-    delete them."""
+    (another timeline's checkpoints, a run) are asked whether tombstones of their own
+    timeline delete them, a few at a time: one live owner keeps an output, so an output
+    every timeline shares (an empty result) costs a look at one of them, not at every
+    timeline of the store."""
     e = catalog.engine
     in_ = catalog.dialect.list_param
     gone = {cid for cid, _ in dead.checkpoints}
@@ -135,17 +137,32 @@ def _freed_outputs(catalog: SqlCatalog, dead: _Dead) -> dict[str, int]:
         for h, owner in e.query("SELECT hash, owner FROM {s}output_refs WHERE hash{in}",
                                 (in_(chunk),)):
             owners[h].add(owner)
-    others = {o for h in candidates for o in owners[h]} - gone
-    if others:  # are they deleted too, by tombstones of their own timelines?
-        tids = {r[0] for chunk in _chunks(sorted(others), 500) for r in e.query(
-            "SELECT DISTINCT timeline_id FROM {s}checkpoints WHERE id{in}", (in_(chunk),))}
-        gone |= {cid for cid, _ in _dead(catalog, tids).checkpoints}
+    live: set[str] = set()
+    undecided = sorted(h for h in candidates if owners[h] - gone)
+    ask = 1  # owners asked about per output this round (doubling: a few rounds at most)
+    while undecided:
+        asked = sorted({o for h in undecided for o in sorted(owners[h] - gone)[:ask]})
+        found = _dead_among(catalog, asked)
+        gone |= found
+        live.update(o for o in asked if o not in found)
+        undecided = [h for h in undecided if not owners[h] & live and owners[h] - gone]
+        ask *= 2
     freed = sorted(h for h in candidates if owners[h] <= gone)
     sizes: dict[str, int] = {}
     for chunk in _chunks(freed, 500):
         sizes.update(e.query(f"SELECT hash, {catalog.dialect.blob_length}(data) FROM "
                              "{s}outputs WHERE hash{in}", (in_(chunk),)))
     return {h: int(sizes[h]) for h in freed if h in sizes}
+
+
+def _dead_among(catalog: SqlCatalog, ids: list[str]) -> set[str]:
+    """The checkpoints among ids that tombstones of their own timelines delete (with
+    their ancestors, or their whole timeline); an id of no checkpoint (a run's) is not."""
+    e = catalog.engine
+    tids = {r[0] for chunk in _chunks(ids, 500) for r in e.query(
+        "SELECT DISTINCT timeline_id FROM {s}checkpoints WHERE id{in}",
+        (catalog.dialect.list_param(chunk),))}
+    return {cid for cid, _ in _dead(catalog, tids).checkpoints} & set(ids) if tids else set()
 
 
 def garbage(catalog: SqlCatalog, timeline_ids: Iterable[str] | None = None,
@@ -183,13 +200,13 @@ def purge(catalog: SqlCatalog) -> int:
             # by key (hash, owner): every output a checkpoint added is in its stage_hashes
             tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND owner = ?"),
                        refs, True)
-            tags = _delete_tags(tx, catalog, "checkpoint_id{in}", (in_(ids),))
-            removed += len(ids) + len(tags)
+            n, tags = _delete_tags(tx, catalog, "checkpoint_id{in}", (in_(ids),))
+            removed += len(ids) + n
             _subtract(tx, catalog, [(r[1], r[2]) for r in rows] + tags)
     for batch in _chunks(sorted(dead.tags)):
         with e.transaction() as tx:
-            tags = _delete_tags(tx, catalog, "id{in}", (in_(batch),))
-            removed += len(tags)
+            n, tags = _delete_tags(tx, catalog, "id{in}", (in_(batch),))
+            removed += n
             _subtract(tx, catalog, tags)
     for tid in sorted(dead.timelines):
         with e.transaction() as tx:
@@ -201,8 +218,8 @@ def purge(catalog: SqlCatalog) -> int:
                             (tid,))
             if not rows:
                 continue  # gone already (another purge)
-            tags = _delete_tags(tx, catalog, "timeline_id = ?", (tid,))
-            removed += len(tags)
+            n, tags = _delete_tags(tx, catalog, "timeline_id = ?", (tid,))
+            removed += n
             tx.execute(e.sql("DELETE FROM {s}tree_sums WHERE timeline_id = ?"), (tid,))
             _subtract(tx, catalog, [("", rows[0][0]), *tags])
             removed += 1
@@ -210,12 +227,14 @@ def purge(catalog: SqlCatalog) -> int:
 
 
 def _delete_tags(tx: Any, catalog: SqlCatalog, where: str, params: Sequence[Any]
-                 ) -> list[tuple[str, int]]:
-    """Delete the tags matching where; (their sums key, digest), to take out of the sums
-    (the rows this purge deleted: see the checkpoints above)."""
+                 ) -> tuple[int, list[tuple[str, int]]]:
+    """Delete the tags matching where: how many went, and (sums key, digest) to take out
+    of the sums, their timeline's and their name's (the rows this purge deleted: see
+    the checkpoints above)."""
     rows = tx.query(catalog.engine.sql(f"DELETE FROM {{s}}tags WHERE {where} "
-                                       "RETURNING timeline_id, digest"), params)
-    return [(SUMS_OF["tag"] + tid, int(d)) for tid, d in rows]
+                                       "RETURNING timeline_id, name, digest"), params)
+    return len(rows), [(key, int(d)) for tid, name, d in rows
+                       for key in (SUMS_OF["tag"] + tid, TAG_NAMES + name)]
 
 
 def _json(value: Any) -> Any:
@@ -308,6 +327,8 @@ def storage_problems(catalog: SqlCatalog) -> list[tuple[str, str]]:
             for kind, prefix in SUMS_OF.items():
                 if tid.startswith(prefix):
                     what = f"the {kind}s of timeline {tid[len(prefix):]}"
+            if tid.startswith(TAG_NAMES):
+                what = f"the tags named {tid[len(TAG_NAMES):]!r}"
             problems.append((f"{where} tree_sums {tid or 'timelines'}",
                              f"{what} holds {have[0]} rows where its sums say {want[0]} (or "
                              "their digests differ): a row is missing, extra or damaged"))
@@ -331,10 +352,13 @@ def _check_row(problems: list[tuple[str, str]], catalog: SqlCatalog, kind: str,
         problems.append((f"{where} {codec.table} row {row[0]}", str(exc)))
         return
     # the timeline_id is read after the row
-    key = "" if kind == "timeline" else SUMS_OF.get(kind, "") + row[-1]
-    acc = sums[key]
-    acc[0] += 1
-    acc[1] ^= data[-1]
+    keys = ["" if kind == "timeline" else SUMS_OF.get(kind, "") + row[-1]]
+    if kind == "tag" and catalog._name_sums:
+        keys.append(TAG_NAMES + data[codec.column("name")])
+    for key in keys:
+        acc = sums[key]
+        acc[0] += 1
+        acc[1] ^= data[-1]
 
 
 def _pages(e: Any, query: str) -> Iterable[tuple[Any, ...]]:
