@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import chromium_browser
 from websample import CHANGED, SCRIPT, Sample, ball_boxes, big_tree, build, serving
@@ -434,8 +435,6 @@ def test_an_open_run_is_a_pending_node_with_its_progress(tmp_path: Path, browser
                                                          page: Any, shots: Path) -> None:
     """docs/runs.md: an open run shows as a pending node under its parent, with its
     progress, in the tree; the web view draws it too (a dashed card and a bar)."""
-    import numpy as np
-
     store = localckpt.open(str(tmp_path / "runs"), create=True)
     rng = np.random.default_rng(3)
     frames = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(40)]
@@ -477,4 +476,25 @@ def test_an_open_run_is_a_pending_node_with_its_progress(tmp_path: Path, browser
         page.goto(f"{base}/t/{tl.id}")
         assert page.count("svg.tree g.pending") == 0
         assert page.count("svg.tree g.node") == 4
+    store.close()
+
+
+def test_a_nodes_collapse_button_never_covers_its_id(tmp_path: Path, page: Any) -> None:
+    """A node with children and no config, stats, tags or label to show was one title row
+    high: its collapse button sat on its short id."""
+    store = localckpt.open(str(tmp_path / "plain"), create=True)
+    tl = store.create_timeline("v.mp4", "p", [np.zeros((8, 8, 3), np.uint8)] * 2, codec="png")
+    detect = store.save_stage_output(tl.id, None, "detect", {"x": 1})
+    store.save_stage_output(tl.id, detect, "track", {"y": 2})
+    with serving(store) as (base, _):
+        page.goto(f"{base}/t/{tl.id}")
+        overlaps = page.eval("""Array.from(document.querySelectorAll('svg.tree g.node'))
+            .filter(g => g.querySelector('a.tog')).map(g => {
+                const t = g.querySelector('a.tog rect').getBoundingClientRect();
+                const i = g.querySelector('text.id').getBoundingClientRect();
+                return [g.getAttribute('data-title'),
+                        !(t.right <= i.left || i.right <= t.left || t.bottom <= i.top
+                          || i.bottom <= t.top)];
+            })""")
+        assert sorted(overlaps) == [["detect", False], ["root", False]]
     store.close()

@@ -294,7 +294,9 @@ def render_tree(checkpoints: Sequence[Checkpoint], ol: Outline,
     by_id = {c.id: c for c in checkpoints}
     lines = {cid: node_lines(by_id[cid], by_id.get(by_id[cid].parent_id or ""),
                              tags.get(cid, ()), short) for cid in ol.drawn}
-    heights: dict[str, float] = {cid: _height(len(v)) for cid, v in lines.items()}
+    # a node with a collapse button (bottom right) has a line under its title for it
+    heights: dict[str, float] = {cid: _height(max(len(v), 1 if ol.kids.get(cid) else 0))
+                                 for cid, v in lines.items()}
     heights.update({"+" + p: float(STUB_H) for p in ol.hidden})
     drawn = set(ol.drawn)
     open_runs = {"~" + r["id"]: r for r in runs if r["parent_id"] in drawn}
