@@ -289,7 +289,7 @@ class StageRun:
     def memo_key(self, sequence: int) -> MemoKey:
         """The memo key of one frame, part by part (what a hit or a miss depends on)."""
         ctx = self._ctx()
-        seq = _sequence(sequence)
+        seq = _sequence(sequence, "")
         if seq not in ctx.known:
             raise NotFoundError(f"timeline {self.timeline_id} has no frame {seq}")
         if ctx.keys is None:
@@ -354,7 +354,7 @@ class StageRun:
         known = frozenset(allowed) if allowed is not None else self._ctx().known
         items: dict[int, Any] = {}
         for k, value in values.items():
-            seq = _sequence(k)
+            seq = _sequence(k, "; nothing of this put was written")
             if seq not in known:
                 raise InvalidInputError(
                     f"timeline {rec.timeline_id} has no frame {seq} to put a value for"
@@ -557,13 +557,15 @@ def _begin_commit(chosen: str, when: datetime) -> Callable[[RunRecord, Any], Run
     return decide
 
 
-def _sequence(value: Any) -> int:
+def _sequence(value: Any, after: str) -> int:
+    """value as a frame sequence; InvalidInputError (its message ending in after) when it
+    is not an int."""
     if type(value) is int:
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidInputError(
-            f"a frame sequence must be an int, not {type(value).__name__} {shown(value)}; "
-            "nothing of this put was written")
+            f"a frame sequence must be an int, not {type(value).__name__} {shown(value)}"
+            + after)
     return int(value)
 
 
