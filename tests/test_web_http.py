@@ -99,6 +99,23 @@ def test_api_timeline_lists_its_open_runs_as_the_page_draws_them(tmp_path: Any) 
     store.close()
 
 
+def test_an_open_run_under_a_checkpoint_not_drawn_is_counted_apart(tmp_path: Any) -> None:
+    from localckpt.web.outline import DEPTH
+
+    store = localckpt.open(str(tmp_path / "deep"), create=True)
+    tl = store.create_timeline("v.mp4", "p", [np.zeros((8, 8, 3), np.uint8)] * 2, codec="png")
+    parent = None
+    for i in range(DEPTH + 2):  # deeper than the page draws
+        parent = store.save_stage_output(tl.id, parent, f"s{i}", {"i": i})
+    store.begin_run(tl.id, parent, "deep")
+    store.begin_run(tl.id, None, "shallow")
+    with serving(store) as (base, _):
+        page = get(base, f"/t/{tl.id}")[2].decode()
+    assert "2 open stage runs (dashed; 1 under checkpoints not drawn)" in page
+    assert page.count('class="pending"') == 1
+    store.close()
+
+
 def test_api_frames_are_paged(site: Any) -> None:
     base, _, s, _ = site
     page = get_json(base, f"/api/timelines/{s.timeline}/frames?start=10&limit=5")

@@ -233,7 +233,10 @@ def timeline_page(store: Store, req: Request) -> str:
     from ..runs.store_api import pending_runs
 
     runs = pending_runs(store, tid)  # open stage runs: pending nodes under their parents
-    runs_said = (f" · {len(runs):,} open stage run{'' if len(runs) == 1 else 's'} (dashed)"
+    drawn = set(ol.drawn)
+    unseen = sum(1 for r in runs if r["parent_id"] not in drawn)
+    runs_said = (f" · {len(runs):,} open stage run{'' if len(runs) == 1 else 's'} (dashed"
+                 + (f"; {unseen:,} under checkpoints not drawn" if unseen else "") + ")"
                  if runs else "")
     drawing = render_tree(checkpoints, ol, tags, names.short, state,
                           frozenset(h.checkpoint for h in hits), runs)
