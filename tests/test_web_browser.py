@@ -498,3 +498,29 @@ def test_a_nodes_collapse_button_never_covers_its_id(tmp_path: Path, page: Any) 
             })""")
         assert sorted(overlaps) == [["detect", False], ["root", False]]
     store.close()
+
+
+def test_a_long_stage_name_never_runs_into_the_id_beside_it(tmp_path: Path, page: Any) -> None:
+    store = localckpt.open(str(tmp_path / "long"), create=True)
+    tl = store.create_timeline("v.mp4", "p", [np.zeros((8, 8, 3), np.uint8)] * 2, codec="png")
+    names = ("classify_players_by_jersey_number", "WWWWWWWWWWWWWWWWWWWWWWWWWW", "ocr")
+    parent = None
+    for stage in names:
+        store.begin_run(tl.id, None, stage)
+        parent = store.save_stage_output(tl.id, parent, stage, {"x": 1})
+    with serving(store) as (base, _):
+        page.goto(f"{base}/t/{tl.id}")
+        # what shows of a title: its text, cut where the box holding it ends
+        gaps = page.eval("""Array.from(document.querySelectorAll(
+                'svg.tree g.pending, svg.tree g.node')).map(g => {
+            const t = g.querySelector('text.stage').getBoundingClientRect();
+            const i = g.querySelector('text.id').getBoundingClientRect();
+            const card = g.querySelector('rect.card').getBoundingClientRect();
+            const head = g.querySelector('svg.head');  // clips what it holds (1 px = 1 px)
+            const clip = head ? card.left + Number(head.getAttribute('width')) : t.right;
+            return [g.querySelector('text.stage').textContent,
+                    i.left - Math.min(t.right, clip), card.right - i.right];
+        })""")
+        assert len(gaps) == 7  # 3 runs; the root and 3 checkpoints
+        assert all(gap >= 4 and inside >= 0 for _, gap, inside in gaps), gaps
+    store.close()

@@ -35,6 +35,7 @@ LINE, HEAD = 16, 28
 ANCHOR = 14  # edges meet a box this far below its top (its title row)
 STUB_H = 46
 _CHARS = 33  # characters that fit on a node's line at 12 px
+_ID_CHAR = 6.7  # width of a character of an id (11 px monospace: 0.6 em, and a little)
 _MAX_KEYS = 4  # changed config / stats keys listed on a node; the rest are counted
 _ABSENT = object()
 
@@ -196,11 +197,18 @@ def _node(c: Checkpoint, parent: Checkpoint | None, box: Box, lines: list[tuple[
         f"<title>{esc(tip)}</title>"
         f'<rect class="card" width="{w:g}" height="{h:g}" rx="7"/>'
         f'<svg width="{w:g}" height="{h:g}">'
-        f'<a href={attr("/c/" + c.id)}><text x="10" y="19" class="stage">'
-        f"{esc(shorten(title, 22))}</text>"
-        f'<text x="{w - 10:g}" y="19" class="id" text-anchor="end">{esc(short)}</text></a>'
+        f'<a href={attr("/c/" + c.id)}>{_head(title, short, w)}</a>'
         f"{body}</svg>{toggle}</g>"
     )
+
+
+def _head(title: str, ident: str, w: float) -> str:
+    """A card's title row: the title (bold, left) clipped short of the id (mono, right),
+    so a long or wide name never runs into the id."""
+    room = w - 10 - _ID_CHAR * len(ident) - 8  # where the id begins, less a gap
+    return (f'<svg class="head" width="{room:g}" height="{HEAD}"><text x="10" y="19" '
+            f'class="stage">{esc(shorten(title, 22))}</text></svg>'
+            f'<text x="{w - 10:g}" y="19" class="id" text-anchor="end">{esc(ident)}</text>')
 
 
 def _stub(parent: str, hidden: Hidden, box: Box, state: TreeState) -> str:
@@ -262,10 +270,8 @@ def _pending(run: Mapping[str, Any], box: Box, lines: list[tuple[str, str]]) -> 
         f'data-done="{shown}" data-total="{total}" transform="translate({x:g},{y:g})">'
         f"<title>{esc(tip)}</title>"
         f'<rect class="card" width="{w:g}" height="{h:g}" rx="7"/>'
-        f'<svg width="{w:g}" height="{h:g}"><text x="10" y="19" class="stage">'
-        f"{esc(shorten(run['stage'], 22))}</text>"
-        f'<text x="{w - 10:g}" y="19" class="id" text-anchor="end">run '
-        f"{esc(run['short_id'])}</text>{body}"
+        f'<svg width="{w:g}" height="{h:g}">{_head(run["stage"], "run " + run["short_id"], w)}'
+        f"{body}"
         f'<rect class="bar" x="10" y="{bar_y:g}" width="{bar_w:g}" height="6" rx="3"/>'
         f'<rect class="done" x="10" y="{bar_y:g}" width="{filled:.1f}" height="6" rx="3"/>'
         f"</svg></g>"
