@@ -202,6 +202,16 @@ def test_a_bad_sequence_for_memo_key_is_said_in_its_terms(store: localckpt.Store
         run.put({1.5: {}})
 
 
+def test_todo_takes_a_numpy_integer_limit_as_put_takes_numpy_sequences(
+        store: localckpt.Store, tl: Any) -> None:
+    run = store.begin_run(tl.id, None, "detect")
+    run.put({np.int64(0): {}})
+    assert run.todo(limit=np.int64(3)) == [1, 2, 3]
+    for bad in (-1, np.int64(-1), 2.0, np.float64(2), True, "3"):
+        with pytest.raises(InvalidInputError, match="limit must be a non-negative integer"):
+            run.todo(limit=bad)
+
+
 def test_every_error_is_a_localckpt_error(store: localckpt.Store, tl: Any) -> None:
     run = store.begin_run(tl.id, None, "detect")
     for call in (lambda: run.todo(limit=-1), lambda: run.commit(partial="no"),

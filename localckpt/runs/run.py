@@ -356,9 +356,11 @@ class StageRun:
     def todo(self, limit: int | None = None) -> list[int]:
         """Sequences neither written nor answered by the memo, ascending (at most limit);
         [] once the run is committed or aborted."""
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit < 0):
-            raise InvalidInputError(f"limit must be a non-negative int or None, not {shown(limit)}")
+        if limit is not None:  # an int, or another integer type (numpy's), as sequences are
+            if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 0:
+                raise InvalidInputError(f"limit must be a non-negative integer or None, not "
+                                        f"{type(limit).__name__} {shown(limit)}")
+            limit = int(limit)
         rec = self.record
         if rec.state not in ("open", "committing"):
             return []
