@@ -131,6 +131,45 @@ def test_resume_from_another_store_object(new_store: Any, store_kind: str) -> No
     assert store.load_stage_output(again.commit(), "detect") == expected(range(30))
 
 
+def test_a_run_whose_parent_was_pruned_or_timeline_deleted_is_listed_and_refused_clearly(
+        new_store: Any, store_kind: str) -> None:
+    """An open run under a checkpoint that is pruned (or of a timeline that is deleted)
+    can never be committed. Its status still reads (every listing of runs, the tree and
+    the web view read it: one such run made them all fail), commit and todo say what is
+    gone and change nothing, and abort closes it."""
+    store = new_store()
+    tl = store.create_timeline("v.mp4", "p", frames(6), codec="png")
+    other = store.create_timeline("w.mp4", "p", frames(4, seed=1), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(6)))
+    keyed = store.begin_run(tl.id, det, "classify", inputs=("detect",))
+    keyed.put({0: value(0)})
+    plain = store.begin_run(tl.id, det, "ocr")  # memo on, no inputs
+    plain.put({1: value(1), 2: value(2)})
+    lost = store.begin_run(other.id, None, "detect")
+    lost.put({0: value(0)})
+    fine = store.begin_run(tl.id, None, "track", memo=False)
+    store.prune(det)
+    store.delete_timeline(other.id)
+    if new_store.can_reopen(store_kind):  # as another process sees it: nothing cached
+        store = new_store.reopen(store)
+    statuses = {r.id: r.status() for r in store.runs()}
+    assert "was pruned" in (statuses[keyed.id].orphaned or "")
+    assert "was pruned" in (statuses[plain.id].orphaned or "")
+    assert "was deleted" in (statuses[lost.id].orphaned or "")
+    assert statuses[fine.id].orphaned is None and statuses[fine.id].todo == 6
+    assert (statuses[plain.id].done, statuses[plain.id].todo) == (2, 4)
+    assert statuses[keyed.id].to_dict()["orphaned"] == statuses[keyed.id].orphaned
+    for run_id in (keyed.id, plain.id, lost.id):
+        run = store.get_run(run_id)
+        for call in (run.commit, lambda run=run: run.commit(partial=True), run.todo):
+            with pytest.raises(NotFoundError, match="can never be committed; abort it"):
+                call()
+        assert run.state == "open" and run.checkpoint_id is None
+        run.abort()
+        assert run.state == "aborted"
+    assert [r.id for r in store.runs(state="open")] == [fine.id]
+
+
 def test_abort(store: localckpt.Store, tl: Any) -> None:
     run = store.begin_run(tl.id, None, "detect")
     run.put({0: value(0)})

@@ -113,3 +113,33 @@ def test_tree_shows_an_open_run_as_a_pending_node(made: dict[str, Any],
     assert lines[at + 1].endswith(f"classify  [pending 4/10; run {short}]")
     assert lines[at + 1].index("└──") > lines[at].index("──")  # drawn as its child
     assert not any("ocr" in line for line in lines)  # aborted: not pending
+
+
+def test_a_run_under_a_pruned_checkpoint_is_listed_with_what_to_do(
+        made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """Pruning the checkpoint an open run sits under made `runs`, `run show` and `tree`
+    fail (exit 1, "no checkpoint ... (it was deleted)") for every run of the store."""
+    path, short = made["path"], made["shorts"][made["pending"]]
+    with localckpt.open(path) as store:  # one that reads its parent's detect values
+        keyed = store.begin_run(made["tl"], made["cid"], "classify", inputs=("detect",))
+        keyed.put({0: {"c": 0}})
+        keyed_short = store.short_id(keyed.id, "run")
+    assert main(["--store", path, "prune", made["shorts"][made["cid"]]]) == 0
+    capsys.readouterr()
+    assert main(["--store", path, "runs"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split() for line in out[1:]}
+    assert rows[short][2:5] == ["classify", "open!", "4/10"]
+    assert rows[keyed_short][2:5] == ["classify", "open!", "1/10"]
+    assert f"! run {short}: its parent checkpoint {made['cid']} was pruned; it can never be " \
+           f"committed: `localckpt run abort {short}` closes it" in out
+    assert main(["--store", path, "run", "show", short]) == 0
+    text = capsys.readouterr().out
+    assert "orphaned   its parent checkpoint" in text and "to do      " not in text
+    assert main(["--store", path, "tree", made["tl"]]) == 0
+    assert "pending" not in capsys.readouterr().out  # its parent is not in the tree
+    for run in (short, keyed_short):
+        assert main(["--store", path, "run", "abort", run]) == 0
+    capsys.readouterr()
+    assert main(["--store", path, "runs", "--state", "open", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []

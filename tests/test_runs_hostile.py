@@ -190,6 +190,28 @@ def test_runs_of_a_memory_store_do_not_leave_the_process(new_store: Any) -> None
         pickle.dumps(run)
 
 
+def test_a_bad_sequence_for_memo_key_is_said_in_its_terms(store: localckpt.Store,
+                                                          tl: Any) -> None:
+    """memo_key writes nothing: its error does not speak of a put."""
+    run = store.begin_run(tl.id, None, "detect")
+    for bad in (1.0, True, "1", float("nan")):
+        with pytest.raises(InvalidInputError, match="a frame sequence must be an int") as e:
+            run.memo_key(bad)
+        assert "put" not in str(e.value)
+    with pytest.raises(InvalidInputError, match="nothing of this put was written"):
+        run.put({1.5: {}})
+
+
+def test_todo_takes_a_numpy_integer_limit_as_put_takes_numpy_sequences(
+        store: localckpt.Store, tl: Any) -> None:
+    run = store.begin_run(tl.id, None, "detect")
+    run.put({np.int64(0): {}})
+    assert run.todo(limit=np.int64(3)) == [1, 2, 3]
+    for bad in (-1, np.int64(-1), 2.0, np.float64(2), True, "3"):
+        with pytest.raises(InvalidInputError, match="limit must be a non-negative integer"):
+            run.todo(limit=bad)
+
+
 def test_every_error_is_a_localckpt_error(store: localckpt.Store, tl: Any) -> None:
     run = store.begin_run(tl.id, None, "detect")
     for call in (lambda: run.todo(limit=-1), lambda: run.commit(partial="no"),

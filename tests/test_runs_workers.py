@@ -106,6 +106,42 @@ def test_workers_of_a_remote_never_read_this_stores_environment(
         assert [f.sequence for f in again.get_timeline_frames(tl.id)] == list(range(12))
 
 
+def _forget(names: list[str]) -> None:
+    """A worker's initializer: its environment lacks these variables."""
+    for name in names:
+        os.environ.pop(name, None)
+
+
+def test_a_worker_without_the_secrets_gets_a_typed_error_and_writes_nothing(
+        tmp_path: Any, monkeypatch: Any, s3_base: Any) -> None:
+    """A run sent to a worker whose environment lacks what the remote's
+    storage_options_from names: NotFoundError naming the variable, at once (no hang, no
+    botocore traceback), and nothing of the chunk is written."""
+    from localckpt import config
+    from localckpt.errors import NotFoundError
+
+    base, options = s3_base
+    monkeypatch.setenv("LOCALCKPT_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("LOCALCKPT_CREDENTIALS", str(tmp_path / "credentials.toml"))
+    public = {k: v for k, v in options.items() if k not in ("key", "secret")}
+    monkeypatch.setenv("TEAM_S3", json.dumps({"key": options["key"],
+                                              "secret": options["secret"]}))
+    config.add_remote("team", str(tmp_path / "team"), objects=f"{base}/{os.urandom(6).hex()}",
+                      storage_options=public, storage_options_from="TEAM_S3")
+    team = config.remote("team")
+    assert team is not None
+    with team.open(create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", frames(6), codec="png")
+        run = store.begin_run(tl.id, None, "bright", memo=False)
+        started = time.monotonic()
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_forget, initargs=(["TEAM_S3"],)) as pool, \
+                pytest.raises(NotFoundError, match="TEAM_S3"):
+            run.map(brightness, pool, chunk_size=3)
+        assert time.monotonic() - started < 60
+        assert run.done == 0 and run.state == "open"
+
+
 def test_a_workers_environment_never_redirects_a_stores_own_options(
         new_store: Any, monkeypatch: Any, s3_base: Any) -> None:
     """A store opened with explicit storage options: a worker takes its secrets from its

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from conftest import chromium_browser
 from websample import CHANGED, SCRIPT, Sample, ball_boxes, big_tree, build, serving
@@ -428,3 +429,98 @@ def test_the_tree_search_finds_a_tag_among_5000(trees: Any, page: Any, shots: Pa
     })()""")
     assert inside
     page.screenshot(shots / "tree-search.png", selector="#tree", max_height=900)
+
+
+def test_an_open_run_is_a_pending_node_with_its_progress(tmp_path: Path, browser: Any,
+                                                         page: Any, shots: Path) -> None:
+    """docs/runs.md: an open run shows as a pending node under its parent, with its
+    progress, in the tree; the web view draws it too (a dashed card and a bar)."""
+    store = localckpt.open(str(tmp_path / "runs"), create=True)
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(40)]
+    tl = store.create_timeline("match.mp4", "broadcast", frames, codec="png")
+    copy = store.create_timeline("copy.mp4", "broadcast", frames, codec="png")
+    detect = store.save_stage_output(tl.id, None, "detect", {"frames": {}})
+    first = store.begin_run(copy.id, None, "classify", version="v2")
+    first.put({s: {"label": "x"} for s in range(12)})  # answers the run below from the memo
+    run = store.begin_run(tl.id, None, "classify", version="v2")
+    run.put({s: {"label": "x"} for s in range(20, 24)})
+    done = store.begin_run(tl.id, detect, "track", memo=False)
+    done.put({s: 1 for s in range(40)})
+    done.commit()
+    short = store.short_id(run.id, "run")
+    with serving(store) as (base, _):
+        page.goto(f"{base}/t/{tl.id}")
+        assert page.status == 200 and page.problems() == []
+        page.screenshot(shots / "pending-run.png", max_height=900)
+        assert page.attrs("svg.tree g.pending", "data-run") == [run.id]
+        assert page.texts("svg.tree g.pending text.id") == [f"run {short}"]
+        assert page.texts("svg.tree g.pending text.progress") == ["pending 16/40, 12 from memo"]
+        assert "1 open stage run" in page.texts("h2 small")[0]
+        bar = page.eval("(() => { const g = document.querySelector('svg.tree g.pending');"
+                        " return [g.querySelector('rect.done').getBBox().width,"
+                        " g.querySelector('rect.bar').getBBox().width]; })()")
+        assert bar[0] == pytest.approx(bar[1] * 16 / 40, abs=0.2)
+        # under its parent (the root), beside the root's checkpoint children, overlapping none
+        boxes = page.eval("Array.from(document.querySelectorAll('svg.tree rect.card'))"
+                          ".map(r => { const b = r.getBoundingClientRect(); "
+                          "return [b.left, b.top, b.right, b.bottom]; })")
+        assert len(boxes) == 4  # root, detect, track, the pending run
+        for i, p in enumerate(boxes):
+            for q in boxes[i + 1:]:
+                assert p[2] <= q[0] or q[2] <= p[0] or p[3] <= q[1] or q[3] <= p[1]
+        assert page.count("svg.tree path.edge.to-pending") == 1
+        # clicking it picks nothing for the compare form (it is no checkpoint)
+        assert page.count("svg.tree g.node.pending, svg.tree g.pending.node") == 0
+        run.commit(partial=True)
+        page.goto(f"{base}/t/{tl.id}")
+        assert page.count("svg.tree g.pending") == 0
+        assert page.count("svg.tree g.node") == 4
+    store.close()
+
+
+def test_a_nodes_collapse_button_never_covers_its_id(tmp_path: Path, page: Any) -> None:
+    """A node with children and no config, stats, tags or label to show was one title row
+    high: its collapse button sat on its short id."""
+    store = localckpt.open(str(tmp_path / "plain"), create=True)
+    tl = store.create_timeline("v.mp4", "p", [np.zeros((8, 8, 3), np.uint8)] * 2, codec="png")
+    detect = store.save_stage_output(tl.id, None, "detect", {"x": 1})
+    store.save_stage_output(tl.id, detect, "track", {"y": 2})
+    with serving(store) as (base, _):
+        page.goto(f"{base}/t/{tl.id}")
+        overlaps = page.eval("""Array.from(document.querySelectorAll('svg.tree g.node'))
+            .filter(g => g.querySelector('a.tog')).map(g => {
+                const t = g.querySelector('a.tog rect').getBoundingClientRect();
+                const i = g.querySelector('text.id').getBoundingClientRect();
+                return [g.getAttribute('data-title'),
+                        !(t.right <= i.left || i.right <= t.left || t.bottom <= i.top
+                          || i.bottom <= t.top)];
+            })""")
+        assert sorted(overlaps) == [["detect", False], ["root", False]]
+    store.close()
+
+
+def test_a_long_stage_name_never_runs_into_the_id_beside_it(tmp_path: Path, page: Any) -> None:
+    store = localckpt.open(str(tmp_path / "long"), create=True)
+    tl = store.create_timeline("v.mp4", "p", [np.zeros((8, 8, 3), np.uint8)] * 2, codec="png")
+    names = ("classify_players_by_jersey_number", "WWWWWWWWWWWWWWWWWWWWWWWWWW", "ocr")
+    parent = None
+    for stage in names:
+        store.begin_run(tl.id, None, stage)
+        parent = store.save_stage_output(tl.id, parent, stage, {"x": 1})
+    with serving(store) as (base, _):
+        page.goto(f"{base}/t/{tl.id}")
+        # what shows of a title: its text, cut where the box holding it ends
+        gaps = page.eval("""Array.from(document.querySelectorAll(
+                'svg.tree g.pending, svg.tree g.node')).map(g => {
+            const t = g.querySelector('text.stage').getBoundingClientRect();
+            const i = g.querySelector('text.id').getBoundingClientRect();
+            const card = g.querySelector('rect.card').getBoundingClientRect();
+            const head = g.querySelector('svg.head');  // clips what it holds (1 px = 1 px)
+            const clip = head ? card.left + Number(head.getAttribute('width')) : t.right;
+            return [g.querySelector('text.stage').textContent,
+                    i.left - Math.min(t.right, clip), card.right - i.right];
+        })""")
+        assert len(gaps) == 7  # 3 runs; the root and 3 checkpoints
+        assert all(gap >= 4 and inside >= 0 for _, gap, inside in gaps), gaps
+    store.close()

@@ -79,6 +79,43 @@ def test_api_timelines_and_timeline(site: Any) -> None:
     assert len(set(shorts)) == len(shorts) and all(len(x) >= 8 for x in shorts)
 
 
+def test_api_timeline_lists_its_open_runs_as_the_page_draws_them(tmp_path: Any) -> None:
+    store = localckpt.open(str(tmp_path / "runs"), create=True)
+    frames = [np.full((8, 8, 3), i, np.uint8) for i in range(6)]
+    tl = store.create_timeline("v.mp4", "p", frames, codec="png")
+    run = store.begin_run(tl.id, None, "detect", version="v1")
+    run.put({0: {"n": 0}, 1: {"n": 1}})
+    closed = store.begin_run(tl.id, None, "track", memo=False)
+    closed.put({s: 1 for s in range(6)})
+    closed.commit()
+    with serving(store) as (base, _):
+        view = get_json(base, f"/api/timelines/{tl.id}")
+        page = get(base, f"/t/{tl.id}")[2].decode()
+    assert [(r["id"], r["stage"], r["state"], r["done"], r["total"], r["todo"])
+            for r in view["runs"]] == [(run.id, "detect", "open", 2, 6, 4)]
+    assert view["runs"][0]["parent_id"] == tl.root_checkpoint_id
+    assert view["runs"][0]["short_id"] == store.short_id(run.id, "run")
+    assert f'data-run="{run.id}"' in page and "pending 2/6" in page
+    store.close()
+
+
+def test_an_open_run_under_a_checkpoint_not_drawn_is_counted_apart(tmp_path: Any) -> None:
+    from localckpt.web.outline import DEPTH
+
+    store = localckpt.open(str(tmp_path / "deep"), create=True)
+    tl = store.create_timeline("v.mp4", "p", [np.zeros((8, 8, 3), np.uint8)] * 2, codec="png")
+    parent = None
+    for i in range(DEPTH + 2):  # deeper than the page draws
+        parent = store.save_stage_output(tl.id, parent, f"s{i}", {"i": i})
+    store.begin_run(tl.id, parent, "deep")
+    store.begin_run(tl.id, None, "shallow")
+    with serving(store) as (base, _):
+        page = get(base, f"/t/{tl.id}")[2].decode()
+    assert "2 open stage runs (dashed; 1 under checkpoints not drawn)" in page
+    assert page.count('class="pending"') == 1
+    store.close()
+
+
 def test_api_frames_are_paged(site: Any) -> None:
     base, _, s, _ = site
     page = get_json(base, f"/api/timelines/{s.timeline}/frames?start=10&limit=5")

@@ -58,7 +58,13 @@ def cmd_runs(store: Store, args: argparse.Namespace) -> int:
         memo = str(s.memo_hits) if s.memo else "off"
         timeline = tshorts.get(s.timeline_id, s.timeline_id)
         print(f"{shorts.get(s.id, s.id):12}  {timeline:8}  {s.stage:{width}}  "
-              f"{s.state:10}  {done:>11}  {memo:>6}  {age(s.created_at, now)}")
+              f"{s.state + ('!' if s.orphaned else ''):10}  {done:>11}  {memo:>6}  "
+              f"{age(s.created_at, now)}")
+    for s in statuses:
+        if s.orphaned:
+            short = shorts.get(s.id, s.id)
+            print(f"! run {short}: {s.orphaned}; it can never be committed: `localckpt run "
+                  f"abort {short}` closes it")
     return 0
 
 
@@ -78,7 +84,10 @@ def _show(run: StageRun, status: RunStatus, short: str) -> list[str]:
         f"to do, of {status.total}",
         f"created    {rec.created_at.isoformat()} ({age(rec.created_at)} ago)",
     ]
-    if status.todo:
+    if status.orphaned:
+        lines.append(f"orphaned   {status.orphaned}: it can never be committed; `localckpt "
+                     f"run abort {short}` closes it")
+    elif status.todo:
         first = run.todo(limit=10)
         lines.append(f"to do      {', '.join(map(str, first))}"
                      + (", ..." if status.todo > len(first) else ""))

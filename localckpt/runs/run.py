@@ -72,6 +72,9 @@ class RunStatus:
 
     done: frames written; memo_hits: frames the memo answers (and no put wrote);
     todo: what is left (total - done - memo_hits while open, 0 once closed).
+    orphaned: for an open run whose timeline was deleted or whose parent checkpoint was
+    pruned, what is gone (it can never be committed: abort it); else None. Its memo hits
+    are not looked up (0).
     """
 
     id: str
@@ -87,6 +90,7 @@ class RunStatus:
     memo: bool
     created_at: datetime
     checkpoint_id: str | None
+    orphaned: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = attrs.asdict(self)
@@ -243,20 +247,45 @@ class StageRun:
         rec = self.record
         if rec.state not in ("open", "committing"):
             return rec.memo_hits or 0
+        if self._orphaned(rec):
+            return 0
         return len(self._answers()[1])
 
     def status(self) -> RunStatus:
         """The counts and state at one moment (a few reads; keys for memo runs)."""
         rec = self.record
+        orphaned = None
         if rec.state in ("open", "committing"):
-            parts, hits = self._answers()
-            done, memo_hits = len(parts), len(hits)
+            orphaned = self._orphaned(rec)
+            if orphaned:  # nothing to key frames by: its parts only
+                done, memo_hits = self._tables.done(rec.id), 0
+            else:
+                parts, hits = self._answers()
+                done, memo_hits = len(parts), len(hits)
             left = rec.total - done - memo_hits
         else:
             done, memo_hits, left = rec.done or 0, rec.memo_hits or 0, 0
         return RunStatus(rec.id, rec.timeline_id, rec.parent_id, rec.stage, rec.version,
                          rec.state, done, memo_hits, rec.total, left, rec.memo,
-                         rec.created_at, rec.checkpoint_id)
+                         rec.created_at, rec.checkpoint_id, orphaned)
+
+    def _orphaned(self, rec: RunRecord) -> str | None:
+        """What an open run lost that its commit needs (its timeline was deleted, its parent
+        checkpoint pruned), or None."""
+        store = self.store
+        if not store.live_timelines([rec.timeline_id]):
+            return f"its timeline {rec.timeline_id} was deleted"
+        if not store.live_checkpoints([rec.parent_id]):
+            return f"its parent checkpoint {rec.parent_id} was pruned"
+        return None
+
+    def _refuse_orphaned(self, rec: RunRecord) -> None:
+        """NotFoundError saying what is gone, for a run that can never be committed."""
+        why = self._orphaned(rec)
+        if why:
+            short = self.store.short_id(rec.id, "run")
+            raise NotFoundError(f"run {rec.id}: {why}, so it can never be committed; abort it "
+                                f"(run.abort(), or `localckpt run abort {short}`)")
 
     # -- what is left -----------------------------------------------------------------------
 
@@ -289,7 +318,7 @@ class StageRun:
     def memo_key(self, sequence: int) -> MemoKey:
         """The memo key of one frame, part by part (what a hit or a miss depends on)."""
         ctx = self._ctx()
-        seq = _sequence(sequence)
+        seq = _sequence(sequence, "")
         if seq not in ctx.known:
             raise NotFoundError(f"timeline {self.timeline_id} has no frame {seq}")
         if ctx.keys is None:
@@ -327,11 +356,15 @@ class StageRun:
     def todo(self, limit: int | None = None) -> list[int]:
         """Sequences neither written nor answered by the memo, ascending (at most limit);
         [] once the run is committed or aborted."""
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit < 0):
-            raise InvalidInputError(f"limit must be a non-negative int or None, not {shown(limit)}")
-        if self.record.state not in ("open", "committing"):
+        if limit is not None:  # an int, or another integer type (numpy's), as sequences are
+            if isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 0:
+                raise InvalidInputError(f"limit must be a non-negative integer or None, not "
+                                        f"{type(limit).__name__} {shown(limit)}")
+            limit = int(limit)
+        rec = self.record
+        if rec.state not in ("open", "committing"):
             return []
+        self._refuse_orphaned(rec)
         parts, hits = self._answers(limit)
         todo = [s for s in self._ctx().sequences if s not in parts and s not in hits]
         return todo if limit is None else todo[:limit]
@@ -354,7 +387,7 @@ class StageRun:
         known = frozenset(allowed) if allowed is not None else self._ctx().known
         items: dict[int, Any] = {}
         for k, value in values.items():
-            seq = _sequence(k)
+            seq = _sequence(k, "; nothing of this put was written")
             if seq not in known:
                 raise InvalidInputError(
                     f"timeline {rec.timeline_id} has no frame {seq} to put a value for"
@@ -392,6 +425,9 @@ class StageRun:
             if rec.state == "aborted":
                 raise InvalidInputError(f"run {rec.id} was aborted; it cannot be committed "
                                         "(begin a new run)")
+            if rec.state == "open" or not self.store.catalog.checkpoints(
+                    [rec.checkpoint_id or ""]):
+                self._refuse_orphaned(rec)  # before the state changes: nothing is written
             if rec.state == "open":
                 values = self._tables.part_values(rec.id)
                 answers = self._answers(parts={s: v[0] for s, v in values.items()})
@@ -557,13 +593,15 @@ def _begin_commit(chosen: str, when: datetime) -> Callable[[RunRecord, Any], Run
     return decide
 
 
-def _sequence(value: Any) -> int:
+def _sequence(value: Any, after: str) -> int:
+    """value as a frame sequence; InvalidInputError (its message ending in after) when it
+    is not an int."""
     if type(value) is int:
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidInputError(
-            f"a frame sequence must be an int, not {type(value).__name__} {shown(value)}; "
-            "nothing of this put was written")
+            f"a frame sequence must be an int, not {type(value).__name__} {shown(value)}"
+            + after)
     return int(value)
 
 

@@ -114,7 +114,8 @@ def list_runs(store: Store, timeline_id: str | None, state: str | None) -> list[
 
 def pending_runs(store: Store, timeline_id: str) -> list[dict[str, Any]]:
     """The open runs of a timeline (committing ones too), as JSON-ready dicts: RunStatus
-    fields (parent_id, stage, done, memo_hits, total, todo, ...) and ``short_id``. What
+    fields (parent_id, stage, done, memo_hits, total, todo, ...) and ``short_id``; not
+    those whose parent checkpoint was pruned (``localckpt runs`` lists them). What
     ``tree`` and the web view draw as pending nodes under their parents. [] for a
     catalog without runs (an old one opened read-only)."""
     tables = getattr(store.catalog, "runs", None)
@@ -128,6 +129,8 @@ def pending_runs(store: Store, timeline_id: str) -> list[dict[str, Any]]:
     out = []
     for run in runs:
         d = run.status().to_dict()
+        if d["orphaned"]:  # under a pruned checkpoint: nowhere in the tree
+            continue
         d["short_id"] = shorts.get(run.id, run.id)
         out.append(d)
     return out

@@ -7,7 +7,8 @@ or query may be any reference (id, short id, unique prefix, tag).
 ``/api/timelines?start=0&limit=50``            a page of timelines, newest first, with
                                                checkpoint counts and durations:
                                                ``{"total", "start", "limit", "timelines"}``
-``/api/timelines/{id}``                        one timeline and its whole checkpoint tree
+``/api/timelines/{id}``                        one timeline, its whole checkpoint tree and
+                                               its open stage runs (``runs``)
 ``/api/timelines/{id}/frames``                 frame index rows, paged: ``?start=0&limit=100``
 ``/api/checkpoints/{id}``                      one checkpoint, its lineage ids and children
 ``/api/checkpoints/{id}/outputs/{stage}``      one stage's output as stored

@@ -119,11 +119,15 @@ def checkpoint_row(c: Checkpoint, names: Names, tags: list[str]) -> dict[str, An
 
 
 def timeline_view(store: Store, timeline_id: str, names: Names) -> dict[str, Any]:
+    """The timeline, its whole tree and its open stage runs (the page's pending nodes)."""
+    from ..runs.store_api import pending_runs
+
     t = store.get_timeline(timeline_id)
     tags = tag_names(store, t.id)
     return {"timeline": timeline_row(t, names),
             "checkpoints": [checkpoint_row(c, names, tags.get(c.id, []))
-                            for c in store.checkpoints(t.id)]}
+                            for c in store.checkpoints(t.id)],
+            "runs": pending_runs(store, t.id)}
 
 
 def frame_row(timeline_id: str, m: FrameMeta, position: int | None = None) -> dict[str, Any]:

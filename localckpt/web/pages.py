@@ -230,8 +230,16 @@ def timeline_page(store: Store, req: Request) -> str:
         top = (f'<p class="at">the tree from {here} · '
                f"{link(state.href(start=None), '↑ from the root')}</p>")
     strip_start = req.int("start", pos // STRIP_PAGE * STRIP_PAGE)
+    from ..runs.store_api import pending_runs
+
+    runs = pending_runs(store, tid)  # open stage runs: pending nodes under their parents
+    drawn = set(ol.drawn)
+    unseen = sum(1 for r in runs if r["parent_id"] not in drawn)
+    runs_said = (f" · {len(runs):,} open stage run{'' if len(runs) == 1 else 's'} (dashed"
+                 + (f"; {unseen:,} under checkpoints not drawn" if unseen else "") + ")"
+                 if runs else "")
     drawing = render_tree(checkpoints, ol, tags, names.short, state,
-                          frozenset(h.checkpoint for h in hits))
+                          frozenset(h.checkpoint for h in hits), runs)
 
     def frame_link(p: int) -> str:
         return state.href(extra={"i": p, "start": strip_start or None})
@@ -240,6 +248,7 @@ def timeline_page(store: Store, req: Request) -> str:
         f'<table class="facts">{facts_html}</table>'
         f"<details><summary>source video details</summary>{info}</details>"
         f"<h2>Checkpoint tree <small>{len(checkpoints):,} checkpoints · {esc(shown)}"
+        f"{runs_said}"
         f' · {link(f"/t/{tid}/tries", "rank the tries against a reference")}'
         "</small></h2>"
         f'<div class="tools">{_search_box(state)}{_compare_form(checkpoints, names)}</div>'

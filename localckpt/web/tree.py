@@ -10,6 +10,10 @@ marker under its parent that opens it.
 A merge's second parent (``merged_from``) is joined by a dashed arrow routed around the
 nodes: it runs only in the gaps between columns, and crosses a column at a height where
 no node of that column is.
+
+An open stage run (``localckpt.runs``) is a dashed node under the checkpoint its commit
+will save a child of: its stage, the run's short id, "pending 16/40, 12 from memo" and a
+progress bar; its tooltip says how to see it from the shell (``localckpt run show``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from ..types import Checkpoint
 from .html import attr, compact, esc, shorten, url
 from .outline import OPEN_CHILDREN, Hidden, Outline
 
-__all__ = ["NODE_W", "TreeState", "node_lines", "render_tree", "route_merge"]
+__all__ = ["NODE_W", "TreeState", "node_lines", "pending_lines", "render_tree", "route_merge"]
 
 NODE_W = 244
 COL_GAP, ROW_GAP, PAD = 52, 12, 14
@@ -31,6 +35,7 @@ LINE, HEAD = 16, 28
 ANCHOR = 14  # edges meet a box this far below its top (its title row)
 STUB_H = 46
 _CHARS = 33  # characters that fit on a node's line at 12 px
+_ID_CHAR = 6.7  # width of a character of an id (11 px monospace: 0.6 em, and a little)
 _MAX_KEYS = 4  # changed config / stats keys listed on a node; the rest are counted
 _ABSENT = object()
 
@@ -103,14 +108,19 @@ def _height(lines: int) -> float:
 # -- layout -------------------------------------------------------------------------------
 
 
-def _layout(ol: Outline, heights: Mapping[str, float]) -> dict[str, Box]:
-    """item -> (x, y, w, h); items are checkpoint ids and "+<id>" (what is hidden under
-    <id>). A parent is level with its first child, so the top of a tall tree (the
-    part read first) is where the page opens it: at its top left corner."""
+def _layout(ol: Outline, heights: Mapping[str, float],
+            pending: Mapping[str, Sequence[str]] | None = None) -> dict[str, Box]:
+    """item -> (x, y, w, h); items are checkpoint ids, "+<id>" (what is hidden under
+    <id>) and "~<run id>" (an open run; pending: parent id -> those items). A parent is
+    level with its first child, so the top of a tall tree (the part read first) is where
+    the page opens it: at its top left corner."""
+    pending = pending or {}
+
     def kids(item: str) -> list[str]:
-        if item.startswith("+"):
+        if item[0] in "+~":
             return []
-        return ol.kids.get(item, []) + (["+" + item] if item in ol.hidden else [])
+        return (ol.kids.get(item, []) + list(pending.get(item, ()))
+                + (["+" + item] if item in ol.hidden else []))
 
     extent: dict[str, float] = {}
     stack = [(ol.start, False)]
@@ -187,11 +197,18 @@ def _node(c: Checkpoint, parent: Checkpoint | None, box: Box, lines: list[tuple[
         f"<title>{esc(tip)}</title>"
         f'<rect class="card" width="{w:g}" height="{h:g}" rx="7"/>'
         f'<svg width="{w:g}" height="{h:g}">'
-        f'<a href={attr("/c/" + c.id)}><text x="10" y="19" class="stage">'
-        f"{esc(shorten(title, 22))}</text>"
-        f'<text x="{w - 10:g}" y="19" class="id" text-anchor="end">{esc(short)}</text></a>'
+        f'<a href={attr("/c/" + c.id)}>{_head(title, short, w)}</a>'
         f"{body}</svg>{toggle}</g>"
     )
+
+
+def _head(title: str, ident: str, w: float) -> str:
+    """A card's title row: the title (bold, left) clipped short of the id (mono, right),
+    so a long or wide name never runs into the id."""
+    room = w - 10 - _ID_CHAR * len(ident) - 8  # where the id begins, less a gap
+    return (f'<svg class="head" width="{room:g}" height="{HEAD}"><text x="10" y="19" '
+            f'class="stage">{esc(shorten(title, 22))}</text></svg>'
+            f'<text x="{w - 10:g}" y="19" class="id" text-anchor="end">{esc(ident)}</text>')
 
 
 def _stub(parent: str, hidden: Hidden, box: Box, state: TreeState) -> str:
@@ -220,6 +237,47 @@ def _stub(parent: str, hidden: Hidden, box: Box, state: TreeState) -> str:
             f'<text x="10" y="17">{esc(head)}</text>{"".join(anchors)}</svg></g>')
 
 
+def pending_lines(run: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(css class, text) of each line an open run's node shows under its title."""
+    what = "committing" if run["state"] == "committing" else "pending"
+    memo = f", {run['memo_hits']:,} from memo" if run["memo_hits"] else ""
+    lines = [("progress", f"{what} {run['done'] + run['memo_hits']:,}/{run['total']:,}{memo}")]
+    if run.get("version"):
+        lines.append(("stats", f"version {run['version']}"))
+    return lines
+
+
+def _pending(run: Mapping[str, Any], box: Box, lines: list[tuple[str, str]]) -> str:
+    """An open run: a dashed card with its progress (done + memo hits of total) as a bar."""
+    x, y, w, h = box
+    total = run["total"]
+    shown = run["done"] + run["memo_hits"]
+    bar_w = w - 20
+    filled = bar_w * min(1.0, shown / total) if total else 0.0
+    tip = "\n".join([
+        f"open run {run['id']} of stage {run['stage']}" + (
+            " (its commit began)" if run["state"] == "committing" else ""),
+        f"{run['done']:,} written, {run['memo_hits']:,} from the memo, {run['todo']:,} to do, "
+        f"of {total:,} frames", f"version {run['version']!r}",
+        f"see it with: localckpt run show {run['short_id']}"])
+    body = "".join(
+        f'<text x="10" y="{HEAD + 12 + LINE * i}" class={attr(cls)}>'
+        f"{esc(shorten(text, _CHARS))}</text>" for i, (cls, text) in enumerate(lines))
+    bar_y = HEAD + LINE * len(lines) + 4
+    return (
+        f'<g class="pending" id={attr("r-" + run["id"])} data-run={attr(run["id"])} '
+        f'data-short={attr(run["short_id"])} data-state={attr(run["state"])} '
+        f'data-done="{shown}" data-total="{total}" transform="translate({x:g},{y:g})">'
+        f"<title>{esc(tip)}</title>"
+        f'<rect class="card" width="{w:g}" height="{h:g}" rx="7"/>'
+        f'<svg width="{w:g}" height="{h:g}">{_head(run["stage"], "run " + run["short_id"], w)}'
+        f"{body}"
+        f'<rect class="bar" x="10" y="{bar_y:g}" width="{bar_w:g}" height="6" rx="3"/>'
+        f'<rect class="done" x="10" y="{bar_y:g}" width="{filled:.1f}" height="6" rx="3"/>'
+        f"</svg></g>"
+    )
+
+
 def _elbow(a: Box, b: Box, cls: str) -> str:
     """Parent a to child b: right from a's title row, down the gap, right into b's title
     row (children of one parent share the vertical run, as in a file tree)."""
@@ -232,17 +290,33 @@ def _elbow(a: Box, b: Box, cls: str) -> str:
 
 def render_tree(checkpoints: Sequence[Checkpoint], ol: Outline,
                 tags: Mapping[str, Sequence[str]], short: Callable[[str], str],
-                state: TreeState, hits: frozenset[str] = frozenset()) -> str:
-    """The drawn part of the tree as one ``<svg>`` element sized to fit."""
+                state: TreeState, hits: frozenset[str] = frozenset(),
+                runs: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The drawn part of the tree as one ``<svg>`` element sized to fit. runs: open
+    stage runs (``localckpt.runs.store_api.pending_runs``), each drawn under its parent
+    checkpoint when that one is drawn."""
     if not ol.drawn:
         return '<p class="muted">no checkpoints</p>'
     by_id = {c.id: c for c in checkpoints}
     lines = {cid: node_lines(by_id[cid], by_id.get(by_id[cid].parent_id or ""),
                              tags.get(cid, ()), short) for cid in ol.drawn}
-    heights: dict[str, float] = {cid: _height(len(v)) for cid, v in lines.items()}
+    # a node with a collapse button (bottom right) has a line under its title for it
+    heights: dict[str, float] = {cid: _height(max(len(v), 1 if ol.kids.get(cid) else 0))
+                                 for cid, v in lines.items()}
     heights.update({"+" + p: float(STUB_H) for p in ol.hidden})
-    boxes = _layout(ol, heights)
-    edges, merges, items = [], [], []
+    drawn = set(ol.drawn)
+    open_runs = {"~" + r["id"]: r for r in runs if r["parent_id"] in drawn}
+    pending: dict[str, list[str]] = {}
+    run_lines: dict[str, list[tuple[str, str]]] = {}
+    for item, r in open_runs.items():
+        pending.setdefault(r["parent_id"], []).append(item)
+        run_lines[item] = pending_lines(r)
+        heights[item] = _height(len(run_lines[item])) + 10  # and the progress bar
+    boxes = _layout(ol, heights, pending)
+    # edges to open runs first: the solid edges drawn over them keep the shared run solid
+    edges = [_elbow(boxes[p], boxes[k], "edge to-pending") for p, ks in pending.items()
+             for k in ks]
+    merges, items = [], []
     for cid in ol.drawn:
         for k in ol.kids.get(cid, []):
             edges.append(_elbow(boxes[cid], boxes[k], "edge"))
@@ -262,14 +336,19 @@ def render_tree(checkpoints: Sequence[Checkpoint], ol: Outline,
                            short(cid), tags.get(cid, ()), state, ol, cid in hits))
     for p, hidden in ol.hidden.items():
         items.append(_stub(p, hidden, boxes["+" + p], state))
+    for item, r in open_runs.items():
+        items.append(_pending(r, boxes[item], run_lines[item]))
     width = max(b[0] + b[2] for b in all_boxes) + PAD
     height = max(b[1] + b[3] for b in all_boxes) + PAD
     defs = ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
             'markerHeight="7" orient="auto-start-reverse"><path d="M0 0 L10 5 L0 10 z" '
             'class="arrow"/></marker></defs>')
+    runs_said = (f", {len(open_runs)} open run" + ("" if len(open_runs) == 1 else "s")
+                 if open_runs else "")
     return (
         f'<svg class="tree" xmlns="http://www.w3.org/2000/svg" width="{width:g}" '
         f'height="{height:g}" viewBox="0 0 {width:g} {height:g}" role="img" '
         f'aria-label="checkpoint tree, {len(ol.drawn)} of {len(checkpoints)} checkpoints '
-        f'drawn">{defs}' + "".join(edges) + "".join(merges) + "".join(items) + "</svg>"
+        f'drawn{runs_said}">{defs}' + "".join(edges) + "".join(merges) + "".join(items)
+        + "</svg>"
     )
