@@ -22,6 +22,9 @@ class Reporter:
         self.callback: Progress | None = None
         self.bar: Any = None
         self.own_bar = False
+        #: makes our own bar, once the total is known (made before it, tqdm drew a
+        #: "0item" bar that stayed in logs)
+        self._make: Callable[[int], Any] | None = None
         if progress is None or progress is False:
             return
         if progress is True:
@@ -31,7 +34,8 @@ class Reporter:
                 raise InvalidInputError(
                     "progress=True needs tqdm: pip install 'localckpt[progress]'"
                 ) from exc
-            self.bar = tqdm(total=0, desc=desc, unit="item", file=sys.stderr, leave=False)
+            self._make = lambda total: tqdm(total=total, desc=desc, unit="item",
+                                            file=sys.stderr, leave=False)
             self.own_bar = True
         elif hasattr(progress, "update") and hasattr(progress, "total"):
             self.bar = progress
@@ -44,6 +48,9 @@ class Reporter:
             )
 
     def start(self, total: int) -> None:
+        if self._make is not None and self.bar is None:
+            self.bar = self._make(total)
+            return
         if self.bar is not None:
             self.bar.total = total
             if hasattr(self.bar, "refresh"):
@@ -52,11 +59,13 @@ class Reporter:
     def step(self, phase: str, done: int, total: int, advance: int = 1) -> None:
         if self.callback is not None:
             self.callback(phase, done, total)
+        if self.bar is None and self._make is not None:
+            self.bar = self._make(total)
         if self.bar is not None and advance:
             self.bar.update(advance)
             if hasattr(self.bar, "set_postfix_str"):
                 self.bar.set_postfix_str(phase, refresh=False)
 
     def close(self) -> None:
-        if self.own_bar:
+        if self.own_bar and self.bar is not None:
             self.bar.close()

@@ -292,7 +292,7 @@ def test_corrupt_source_output_is_refused(new_store: StoreFactory) -> None:
     assert dst.list_timelines() == []
 
 
-def test_progress_reports(new_store: StoreFactory) -> None:
+def test_progress_reports(new_store: StoreFactory, capsys: pytest.CaptureFixture[str]) -> None:
     src = new_store("memory")
     _tree(src)
     seen: list[tuple[str, int, int]] = []
@@ -314,8 +314,11 @@ def test_progress_reports(new_store: StoreFactory) -> None:
     if importlib.util.find_spec("tqdm") is None:
         with pytest.raises(InvalidInputError, match="tqdm"):
             localckpt.sync(src, new_store("memory"), progress=True)
-    else:  # a real bar, on stderr
+    else:  # a real bar, on stderr, drawn once its total is known (no "0item" line first)
+        capsys.readouterr()
         assert localckpt.sync(src, new_store("memory"), progress=True).checkpoints == 6
+        drawn = capsys.readouterr().err
+        assert f"/{len(seen)} " in drawn and "0item" not in drawn
     with pytest.raises(InvalidInputError):
         localckpt.sync(src, new_store("memory"), progress=42)
 
