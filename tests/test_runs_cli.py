@@ -24,7 +24,8 @@ def made(tmp_path: Path) -> dict[str, Any]:
         done = store.begin_run(tl.id, None, "detect", version="v1")
         done.put({s: {"n": s} for s in range(10)})
         cid = done.commit()
-        pending = store.begin_run(tl.id, cid, "classify", inputs=(), version="v1")
+        pending = store.begin_run(tl.id, cid, "classify", inputs=(), version="v1",
+                                  params={"thr": 0.5, "model": "b\u00e4r"})
         pending.put({s: {"c": s} for s in range(4)})
         gone = store.begin_run(tl.id, None, "ocr", memo=False)
         gone.abort()
@@ -58,6 +59,7 @@ def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
     text = capsys.readouterr().out
     assert f"run        {made['pending']} ({short})" in text
     assert "4 written, 0 from the memo, 6 to do, of 10" in text and "to do      4, 5" in text
+    assert 'params     {"model": "b\u00e4r", "thr": 0.5}' in text  # JSON, as `show` gives config
     assert main(["--store", made["path"], "run", "show", made["done"], "--frame", "3",
                  "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)

@@ -8,6 +8,7 @@ JSON output carries ``short_id`` beside every full id.
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +76,7 @@ def _show(run: StageRun, status: RunStatus, short: str) -> list[str]:
         f"timeline   {rec.timeline_id}",
         f"parent     {rec.parent_id}",
         f"stage      {rec.stage}  version {rec.version!r}",
-        f"params     {dict(rec.params)}",
+        f"params     {json.dumps(dict(rec.params), sort_keys=True, ensure_ascii=False)}",
         f"inputs     {', '.join(rec.inputs) or '-'}",
         f"memo       {'on' if rec.memo else 'off'}",
         f"state      {rec.state}" + (f"  checkpoint {rec.checkpoint_id}"
