@@ -198,6 +198,8 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     src_marks = source.tombstones(wanted)
     _checked(source, timelines)
     _checked(source, src_marks)
+    if len({t.id for t in timelines}) != len(timelines):
+        raise bad("it holds two timeline records with the same id")
     tids = sorted(admit.carried_timelines(bad, timelines, src_marks))
     if wanted is not None:
         lacking = set(wanted) - set(tids)

@@ -26,7 +26,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import localckpt
-from localckpt import Store
 from localckpt.bundle import export_bundle, import_bundle
 from localckpt.errors import LocalckptError
 from localckpt.records import utcnow
@@ -240,3 +239,32 @@ def test_times_are_still_taken_in_any_zone(scene: Scene) -> None:
     later = utcnow().astimezone(timezone(timedelta(hours=-5)))
     tl = scene.dst.get_timeline(scene.v.id)
     localckpt.Batch(timelines=[attrs.evolve(tl, created_at=later)])  # validates
+
+
+# -- ids twice ---------------------------------------------------------------------------
+
+
+def _twice(name: str, field: str, value: str) -> Callable[[Members], None]:
+    def edit(m: Members) -> None:
+        import json
+
+        rows, schema = rows_of(m, f"{name}s.parquet")
+        rows.append({**rows[-1], field: value})
+        set_rows(m, f"{name}s.parquet", rows, schema)
+        manifest = json.loads(m["localckpt-bundle.json"])
+        manifest["counts"][f"{name}s"] += 1
+        m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+    edit.__name__ = f"{name}_twice"
+    return edit
+
+
+@pytest.mark.parametrize("edit", [_twice("checkpoint", "stage", "other"),
+                                  _twice("tag", "name", "other-name"),
+                                  _twice("checkpoint", "stage", "detect")],
+                         ids=["checkpoint", "tag", "checkpoint-same"])
+def test_a_bundle_holding_an_id_twice_is_refused(edit: Callable[[Members], None],
+                                                 scene: Scene, tmp_path: Path) -> None:
+    """It was a ConflictError from the commit, after the frames and outputs were
+    written; now refused as what it is, before anything is written."""
+    refused(scene, import_edited(scene, tmp_path, edit), "two .* records with id")
