@@ -241,7 +241,34 @@ def test_times_are_still_taken_in_any_zone(scene: Scene) -> None:
     localckpt.Batch(timelines=[attrs.evolve(tl, created_at=later)])  # validates
 
 
-# -- ids twice ---------------------------------------------------------------------------
+# -- ids the destination holds in another timeline, and ids twice -----------------------
+
+
+def _insert_tag(scene: Scene, tag_id: str) -> tuple[str, tuple[Any, ...]]:
+    return ("INSERT INTO tags (id, name, checkpoint_id, timeline_id, created_at, digest) "
+            "VALUES (?, ?, ?, ?, ?, 0)",
+            (tag_id, "stolen", scene.a_ids[1], scene.a.id, utcnow().isoformat()))
+
+
+def _insert_tombstone(scene: Scene, tombstone_id: str) -> tuple[str, tuple[Any, ...]]:
+    return ("INSERT INTO tombstones (id, target_id, kind, timeline_id, created_at, digest) "
+            "VALUES (?, ?, 'tag', ?, ?, 0)",
+            (tombstone_id, scene.a_tag.id, scene.a.id, utcnow().isoformat()))
+
+
+@pytest.mark.parametrize("kind", ["tag", "tombstone"])
+def test_a_peer_record_with_the_id_of_another_timelines_record(kind: str,
+                                                                scene: Scene) -> None:
+    """A peer's tag (tombstone) of its own timeline A, with the id of a tag (tombstone)
+    of V: the destination's commit refused it, but only after A's frames and outputs
+    were written, and they stayed."""
+    statement = (_insert_tag(scene, scene.v_tag.id) if kind == "tag"
+                 else _insert_tombstone(scene, scene.v_tombstone.id))
+    before = scene.dst.catalog.tags([scene.v.id]), scene.dst.catalog.tombstones([scene.v.id])
+    refused(scene, sync_forged(scene, [statement]), "other content",
+            localckpt.ConflictError)
+    assert (scene.dst.catalog.tags([scene.v.id]),
+            scene.dst.catalog.tombstones([scene.v.id])) == before
 
 
 def _twice(name: str, field: str, value: str) -> Callable[[Members], None]:
@@ -268,3 +295,16 @@ def test_a_bundle_holding_an_id_twice_is_refused(edit: Callable[[Members], None]
     """It was a ConflictError from the commit, after the frames and outputs were
     written; now refused as what it is, before anything is written."""
     refused(scene, import_edited(scene, tmp_path, edit), "two .* records with id")
+
+
+def test_a_bundle_refused_after_its_objects_leaves_no_directory(scene: Scene,
+                                                                tmp_path: Path) -> None:
+    """An output that does not match its hash is found after the frames were copied:
+    they are removed, and so is the timeline's directory their lease made."""
+    def edit(m: Members) -> None:
+        rows, schema = rows_of(m, "outputs.parquet")
+        rows[0]["json"] = '{"a": 2}'
+        set_rows(m, "outputs.parquet", rows, schema)
+
+    refused(scene, import_edited(scene, tmp_path, edit), "does not match its hash")
+    assert not (scene.dst_path / "objects" / "frames" / scene.a.id).exists()
