@@ -308,3 +308,40 @@ def test_a_bundle_refused_after_its_objects_leaves_no_directory(scene: Scene,
 
     refused(scene, import_edited(scene, tmp_path, edit), "does not match its hash")
     assert not (scene.dst_path / "objects" / "frames" / scene.a.id).exists()
+
+
+# -- ids that are not UUIDs -----------------------------------------------------------------
+
+
+def test_an_imported_id_cannot_take_over_a_tag_or_a_short_id(scene: Scene,
+                                                              tmp_path: Path) -> None:
+    """Ids need not be UUIDs (records from other systems), and an exact id was looked up
+    before tags and short ids: a bundle adding checkpoints with the ids "victim-best" (a
+    tag of V) and V's short id made both names resolve to its own checkpoints, so that
+    ``show``, ``diff``, ``merge`` or a run from that name used the attacker's work."""
+    from localckpt.refs import resolve
+
+    short = scene.dst.short_id(scene.v_ids[2])
+    assert resolve(scene.dst, "victim-best") == scene.v_ids[1]
+    assert resolve(scene.dst, short) == scene.v_ids[2]
+
+    def edit(m: Members) -> None:
+        import json
+
+        rows, schema = rows_of(m, "checkpoints.parquet")
+        rows += [{**rows[-1], "id": "victim-best", "stage": "poisoned"},
+                 {**rows[-1], "id": short, "stage": "poisoned"}]
+        set_rows(m, "checkpoints.parquet", rows, schema)
+        manifest = json.loads(m["localckpt-bundle.json"])
+        manifest["counts"]["checkpoints"] += 2
+        m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+    assert import_edited(scene, tmp_path, edit)().checkpoints == 4  # imported: ids may be
+    for name in ("victim-best", short):
+        with pytest.raises(localckpt.InvalidInputError, match="ambiguous"):
+            resolve(scene.dst, name)
+        with pytest.raises(localckpt.InvalidInputError, match="ambiguous"):
+            scene.dst.get_checkpoint(name)
+    assert scene.dst.get_checkpoint(scene.v_ids[1]).stage == "detect"
+    longer = scene.dst.short_id(scene.v_ids[2])  # the short id shown now is unique again
+    assert longer != short and resolve(scene.dst, longer) == scene.v_ids[2]
