@@ -23,6 +23,7 @@ of the transfer is written. The rules:
   ``merged_from`` names a checkpoint of the same timeline, or a missing one only where
   that timeline has prunes (as ``verify`` says).
 - **Timelines** have a frame rate a timeline can be created with (1e-6 to 1e6).
+- **Ids are unique**: no two records of one kind share an id.
 
 Outputs are checked as they are copied (``localckpt.transfer.verified_outputs``): each
 must match its hash and decode as stored JSON (``localckpt.canonical.check_stored``).
@@ -81,6 +82,7 @@ def check_offer(bad: Bad, offer: Offer, carried: set[str]) -> None:
     """The source's own records agree with one another (no destination reads)."""
     from .store import FPS_RANGE
 
+    _check_unique(bad, offer)
     for t in offer.timelines.values():
         if not (isinstance(t.fps, int | float) and FPS_RANGE[0] <= t.fps <= FPS_RANGE[1]):
             raise bad(f"timeline {t.id} has frame rate {t.fps!r}; it must be from "
@@ -135,6 +137,20 @@ def check_links(bad: Bad, offer: Offer, tombstones: Sequence[Tombstone], tags: S
                 if m not in where and not pruned.get(tid, False):
                     raise bad(f"merge {c.id} of timeline {tid} names {m} as merged_from, "
                               "which neither the source nor the destination holds")
+
+
+def _check_unique(bad: Bad, offer: Offer) -> None:
+    """No id twice among the records of one kind (a store cannot hold that; a bundle's
+    table can, and a catalog refuses it only at the commit)."""
+    kinds: list[tuple[str, Iterable[Timeline | Checkpoint | Tombstone | Tag]]] = [
+        ("checkpoint", (c for tree in offer.trees.values() for c in tree)),
+        ("tombstone", offer.tombstones), ("tag", offer.tags)]
+    for kind, records in kinds:
+        seen: set[str] = set()
+        for r in records:
+            if r.id in seen:
+                raise bad(f"it holds two {kind} records with id {r.id}")
+            seen.add(r.id)
 
 
 def _check_kinds(bad: Bad, offer: Offer, tombstones: Iterable[Tombstone], tags: Iterable[Tag],

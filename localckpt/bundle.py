@@ -363,7 +363,8 @@ class BundleSource:
             rows = limits.read_table(data, kind, declared).to_pylist()
         except limits.TooLarge as exc:
             raise self._bad(f"{name}: {exc}") from None
-        except (pa.ArrowException, OSError, ValueError) as exc:
+        except (pa.ArrowException, OSError, ValueError, OverflowError) as exc:
+            # OverflowError: a time beyond year 9999 in the column's time zone
             raise self._bad(f"{name} cannot be read: {exc}") from None
         records = schema.from_rows(kind, rows)
         for r in records:

@@ -9,7 +9,9 @@ they are tried:
    well-formed UUID as an id without asking the catalog (the fast path: its own lookup
    says NotFoundError if no such record is live; ``Store.resolve`` itself checks), so
    tag names cannot look like UUIDs. Other ids (records from other systems may use any
-   id of 1-128 letters, digits, ``-`` and ``_``) are found by an exact match.
+   id of 1-128 letters, digits, ``-`` and ``_``) are found by an exact match, which
+   wins over a prefix but not over a tag or another record's short id spelled the same:
+   that is ambiguous (an imported record cannot take over a name of yours).
 2. **TIMELINE:stage** (checkpoints only): the newest checkpoint of that timeline (itself
    any reference to a timeline) that added ``stage``, e.g. ``9c1f07e2:detect``.
 3. **A tag** (see :meth:`Store.tag <localckpt.Store.tag>`): the checkpoint it names; for
@@ -259,21 +261,31 @@ def resolve(store: Store, ref: str, kind: str = "checkpoint", *, what: str | Non
         timeline_ref, _, stage = ref.rpartition(":")
         return _latest_of_stage(store, resolve(store, timeline_ref, "timeline"), stage)
     by_prefix = k.live(store, store.catalog.find_ids(kind, ref, limit=_LISTED + 1))
-    if ref in by_prefix:
-        return ref  # an id that is not a UUID, given whole
+    # an id that is not a UUID, given whole: exact, unless it is also a tag's name or
+    # another record's short id (a record imported with the id "best", or with the short
+    # id of one of yours, must not take over what that name meant: ambiguous)
+    exact = ref in by_prefix
     if kind in ("checkpoint", "timeline"):
         tagged = store.tag_target(ref) if _could_be_tag(ref) else None
         if tagged is not None:
-            if kind == "checkpoint":
-                return tagged
-            return store.visibility.checkpoint(tagged).timeline_id
+            named = tagged if kind == "checkpoint" else \
+                store.visibility.checkpoint(tagged).timeline_id
+            if exact and named != ref:
+                _ambiguous(store, kind, ref, sorted({ref, named}),
+                           "are named by the id or the tag")
+            return named
     if SHORT_MIN <= len(ref) <= _TAIL and "-" not in ref:
         by_tail = k.live(store, store.catalog.find_short(kind, ref, limit=_LISTED + 1))
+        if exact and set(by_tail) - {ref}:
+            _ambiguous(store, kind, ref, sorted(set(by_tail) | {ref}),
+                       "have the id or short ids that start with")
         if len(by_tail) == 1:
             return by_tail[0]
         if by_tail:
             _ambiguous(store, kind, ref, sorted(set(by_tail) | set(by_prefix)),
                        "have ids or short ids that start with")
+    if exact:
+        return ref
     if len(ref) < MIN_PREFIX:
         raise NotFoundError(
             f"no {k.noun} {ref!r}: give its id, its short id ({SHORT_MIN}+ characters, as "

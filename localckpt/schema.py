@@ -181,8 +181,13 @@ def _check_value(f: Field, value: Any, what: str) -> None:
         ):
             raise InvalidInputError(f"{what} must be a finite number, not {shown(value)}")
     elif t == "time":
-        if not isinstance(value, datetime) or value.tzinfo is None:
+        if not isinstance(value, datetime) or value.utcoffset() is None:
             raise InvalidInputError(f"{what} must be a timezone-aware datetime, not {shown(value)}")
+        try:  # every backend stores it in UTC: 9999-12-31T23:00-05:00 has no UTC form
+            value.astimezone(UTC)
+        except OverflowError:
+            raise InvalidInputError(f"{what} {value.isoformat()} is out of range in UTC (years "
+                                    "1 to 9999)") from None
     elif t == "json":
         if not isinstance(value, Mapping):
             raise InvalidInputError(f"{what} must be a JSON object, not {type(value).__name__}")
@@ -266,7 +271,7 @@ def from_dict(kind: str, d: Mapping[str, Any]) -> Any:
                 value = bool(value)
             values[f.name] = value
         return TYPES[kind](**values)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         ident = d.get("id") if isinstance(d, Mapping) else None
         raise CorruptDataError(f"malformed {kind} record {ident!r}: {type(exc).__name__}: "
                                f"{exc}") from exc

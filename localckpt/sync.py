@@ -270,7 +270,8 @@ def sync(
     NotFoundError when src lacks timeline_id. progress: None, True (a tqdm bar on stderr;
     needs tqdm), a tqdm bar, or a function(phase, done, total).
     Catalog round trips: 7 + one per timeline when nothing is missing, plus at most
-    2 + one per 64 MB of outputs when something is, + one per timeline in which a
+    2 + one per 64 MB of outputs beyond the first 64 MB (which go with the rows) when
+    something is, + one per timeline in which a
     pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``).
     Tombstones travel (deletions win) and deleted records are not copied; a source
     whose records, keys or bytes do not check out raises CorruptDataError and leaves

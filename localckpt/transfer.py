@@ -134,23 +134,32 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         reporter.start(n_objects + len(plan.outputs) + 1)
         held: list[IngestLease] = []
         written: list[str] = []
+        refused = False
         try:
             try:
                 copied, object_bytes = _copy_objects(source, dst, plan.frames, reporter,
                                                      n_objects, held, written)
-                output_bytes = _copy_outputs(source, dcat, plan.outputs, reporter)
+                output_bytes, last = _copy_outputs(source, dcat, plan.outputs, reporter)
                 for lease in held:
                     lease.confirm()  # gc must not have taken the objects meanwhile
+                r = plan.rows  # its records were validated when the plan made it
+                dcat.commit(Batch(timelines=r.timelines, checkpoints=r.checkpoints,
+                                  tombstones=r.tombstones, tags=r.tags, outputs=last,
+                                  validated=True))
             except (CorruptDataError, InvalidInputError, ConflictError):
-                # a refused source leaves nothing (an I/O failure leaves what was copied,
-                # as a crash would: the next transfer completes it)
+                # a refused source leaves nothing, also when the commit refuses it (an id
+                # that a record of a timeline it does not carry holds already): the last
+                # outputs travel with the rows (an I/O failure leaves what was copied, as
+                # a crash would: the next transfer completes it)
+                refused = True
                 _remove(dst, written)
                 raise
-            dcat.commit(plan.rows)
             _repair_after_slow_commit(source, dst, plan.frames, held)
         finally:
             for lease in held:
                 lease.release()
+            if refused:  # the directories its leases made, now empty
+                _remove_dirs(dst, plan.frames)
         reporter.step("rows", 1, 1)
         rows = plan.rows
         return SyncReport(
@@ -198,6 +207,8 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     src_marks = source.tombstones(wanted)
     _checked(source, timelines)
     _checked(source, src_marks)
+    if len({t.id for t in timelines}) != len(timelines):
+        raise bad("it holds two timeline records with the same id")
     tids = sorted(admit.carried_timelines(bad, timelines, src_marks))
     if wanted is not None:
         lacking = set(wanted) - set(tids)
@@ -354,6 +365,15 @@ def _remove(dst: Store, keys: list[str]) -> None:
             dst.objects.delete(list(keys))
 
 
+def _remove_dirs(dst: Store, frames: list[_Frames]) -> None:
+    """Local stores: the directories of a refused transfer's timelines, if empty (its
+    ingest leases made them; object stores have none)."""
+    from .shards import _remove_empty_dir
+
+    for f in frames:
+        _remove_empty_dir(dst.objects, f.timeline_id)
+
+
 def _copy_objects(source: Source, dst: Store, frames: list[_Frames], reporter: Reporter,
                   total: int, held: list[IngestLease], written: list[str]) -> tuple[int, int]:
     """Copy frame objects under an ingest lease per timeline: shards (concurrently on
@@ -438,8 +458,12 @@ def verified_outputs(fetch: Callable[[list[str]], dict[str, bytes]], hashes: Seq
             yield h, data
 
 
-def _copy_outputs(source: Source, dcat: Catalog, hashes: list[str], reporter: Reporter) -> int:
-    """Copy outputs in commits of at most OUTPUT_CHUNK_BYTES, verifying each hash."""
+def _copy_outputs(source: Source, dcat: Catalog, hashes: list[str], reporter: Reporter,
+                  ) -> tuple[int, dict[str, bytes]]:
+    """Copy outputs in commits of at most OUTPUT_CHUNK_BYTES, verifying each hash; the
+    last chunk is returned, not committed: it goes with the rows (so a transfer whose
+    outputs fit one chunk writes none of them unless its rows are written too). Returns
+    (bytes of every output, the last chunk)."""
     nbytes = 0
     batch: dict[str, bytes] = {}
     size = 0
@@ -452,6 +476,4 @@ def _copy_outputs(source: Source, dcat: Catalog, hashes: list[str], reporter: Re
             dcat.commit(Batch(outputs=batch))
             batch, size = {}, 0
         reporter.step("outputs", done, len(hashes))
-    if batch:
-        dcat.commit(Batch(outputs=batch))
-    return nbytes
+    return nbytes, batch

@@ -1,0 +1,347 @@
+"""Bundles and sync peers crafted by hand, from the attacker's side: refused with a typed
+error, and the destination left exactly as it was.
+
+Each case alters what the code writes: a bundle's members rewritten (its Parquet tables,
+its manifest), or a peer store's SQLite catalog written directly, with every row digest
+and per-timeline sum made to agree again (as a careful forger would, so that the rows
+read as sound and only the transfer's own checks stand in the way). The destination is
+an embedded store holding a victim timeline; it is dumped whole before and after
+(every catalog row, every file under the store with its SHA-256), and the two dumps
+must be equal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sqlite3
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import localckpt
+from localckpt.bundle import export_bundle, import_bundle
+from localckpt.errors import LocalckptError
+from localckpt.records import utcnow
+from localckpt.schema import FIELDS
+
+FRAMES = [np.full((4, 4, 3), i * 80, np.uint8) for i in range(3)]
+
+Members = dict[str, bytes]
+
+
+# -- the scene: a victim timeline V in dst, a timeline A in src ---------------------------
+
+
+class Scene:
+    def __init__(self, tmp: Path) -> None:
+        self.src_path, self.dst_path = tmp / "src", tmp / "dst"
+        src = localckpt.open(str(self.src_path), create=True)
+        a = src.create_timeline("a.mp4", "p", FRAMES, codec="png", workers=1)
+        a1 = src.save_stage_output(a.id, None, "detect", {"a": 1})
+        self.a, self.a_ids, self.a_tag = a, [a.root_checkpoint_id, a1], src.tag(a1, "a-best")
+        self.bundle = tmp / "a.lckpt"
+        export_bundle(src, a.id, self.bundle)
+        src.close()
+        self.dst = localckpt.open(str(self.dst_path), create=True)
+        v = self.dst.create_timeline("victim.mp4", "p", FRAMES, codec="png", workers=1)
+        v1 = self.dst.save_stage_output(v.id, None, "detect", {"v": 1})
+        v2 = self.dst.save_stage_output(v.id, v1, "track", {"v": 2})
+        self.v, self.v_ids = v, [v.root_checkpoint_id, v1, v2]
+        self.v_tag = self.dst.tag(v1, "victim-best")
+        gone = self.dst.save_stage_output(v.id, v1, "track", {"v": 3})
+        self.dst.prune(gone)  # a tombstone of V
+        self.v_tombstone = self.dst.catalog.tombstones([v.id])[0]
+
+    def close(self) -> None:
+        self.dst.close()
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> Any:
+    s = Scene(tmp_path)
+    yield s
+    s.close()
+
+
+def dump(root: Path) -> tuple[list[str], dict[str, str]]:
+    """Every catalog row and every file (with its SHA-256) of an embedded store."""
+    con = sqlite3.connect(f"file:{root / 'catalog.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = sorted(line for line in con.iterdump()
+                      if not line.startswith(("BEGIN", "COMMIT")))
+    finally:
+        con.close()
+    files = {}
+    for p in sorted(root.rglob("*")):
+        rel = str(p.relative_to(root))
+        if not rel.startswith("catalog.sqlite"):
+            files[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+    return rows, files
+
+
+def refused(scene: Scene, attack: Callable[[], object], match: str,
+            error: type[LocalckptError] = localckpt.CorruptDataError) -> None:
+    """attack raises error (matching match) and dst is exactly as it was."""
+    before = dump(scene.dst_path)
+    with pytest.raises(error, match=match):
+        attack()
+    assert dump(scene.dst_path) == before
+    assert scene.dst.verify().ok
+
+
+# -- bundles, rewritten ---------------------------------------------------------------------
+
+
+def members(path: Path) -> Members:
+    with zipfile.ZipFile(path) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
+
+
+def write(path: Path, m: Members) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in m.items():
+            zf.writestr(name, data)
+    return path
+
+
+def rows_of(m: Members, name: str) -> tuple[list[dict[str, Any]], pa.Schema]:
+    table = pq.read_table(io.BytesIO(m[name]))
+    return table.to_pylist(), table.schema
+
+
+def set_rows(m: Members, name: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
+    m[name] = buf.getvalue()
+
+
+def with_column(schema: pa.Schema, name: str, type_: pa.DataType) -> pa.Schema:
+    return pa.schema([pa.field(name, type_) if f.name == name else f for f in schema])
+
+
+def import_edited(scene: Scene, tmp: Path, edit: Callable[[Members], None]) -> Callable[[], Any]:
+    m = members(scene.bundle)
+    edit(m)
+    path = write(tmp / "edited.lckpt", m)
+    return lambda: import_bundle(scene.dst, path)
+
+
+def test_the_unedited_bundle_imports(scene: Scene, tmp_path: Path) -> None:
+    """The cases below fail because of their edit, not because of the rewriting."""
+    report = import_edited(scene, tmp_path, lambda m: None)()
+    assert (report.timelines, report.checkpoints, report.tags) == (1, 2, 1)
+
+
+def _time_as_text(m: Members) -> None:
+    rows, schema = rows_of(m, "checkpoints.parquet")
+    for r in rows:
+        r["created_at"] = "9999-12-31T23:59:59-05:00"  # 10000-01-01 in UTC
+    set_rows(m, "checkpoints.parquet", rows, with_column(schema, "created_at", pa.string()))
+
+
+def _time_in_a_far_zone(m: Members) -> None:
+    rows, schema = rows_of(m, "tags.parquet")
+    from datetime import UTC, datetime
+
+    for r in rows:  # in the column's own zone (+14:00) it is year 10000
+        r["created_at"] = datetime(9999, 12, 31, 20, 0, tzinfo=UTC)
+    set_rows(m, "tags.parquet", rows,
+             with_column(schema, "created_at", pa.timestamp("us", tz="+14:00")))
+
+
+@pytest.mark.parametrize("edit", [_time_as_text, _time_in_a_far_zone],
+                         ids=lambda f: f.__name__)
+def test_a_time_out_of_range_is_refused(edit: Callable[[Members], None], scene: Scene,
+                                        tmp_path: Path) -> None:
+    """It was an OverflowError (a foreign exception) out of the bundle reader."""
+    refused(scene, import_edited(scene, tmp_path, edit), "out of range")
+
+
+# -- sync peers, forged in their SQLite catalog ---------------------------------------------
+
+
+def forge(root: Path, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """Run statements on a store's SQLite catalog, then make every row's digest and every
+    sum agree with the rows again."""
+    from localckpt.backends.sql.rows import _digest_of
+
+    con = sqlite3.connect(str(root / "catalog.sqlite"))
+    try:
+        for sql, args in statements:
+            con.execute(sql, args)
+        for kind, table in (("timeline", "timelines"), ("checkpoint", "checkpoints"),
+                            ("tombstone", "tombstones"), ("tag", "tags")):
+            n = len(FIELDS[kind])
+            for row in con.execute(f"SELECT * FROM {table}").fetchall():
+                con.execute(f"UPDATE {table} SET digest = ? WHERE id = ?",
+                            (_digest_of(list(row[:n])), row[0]))
+        con.execute("DELETE FROM tree_sums")
+        sums: dict[str, tuple[int, int]] = {}
+
+        def add(key: str, digest: int) -> None:
+            n, x = sums.get(key, (0, 0))
+            sums[key] = (n + 1, x ^ digest)
+
+        for (d,) in con.execute("SELECT digest FROM timelines"):
+            add("", d)
+        for tid, d in con.execute("SELECT timeline_id, digest FROM checkpoints"):
+            add(tid, d)
+        for tid, d in con.execute("SELECT timeline_id, digest FROM tombstones"):
+            add(f"~tombstones:{tid}", d)
+        for tid, name, d in con.execute("SELECT timeline_id, name, digest FROM tags"):
+            add(f"~tags:{tid}", d)
+            add(f"~names:{name}", d)
+        con.executemany("INSERT INTO tree_sums (timeline_id, shard, n, x) VALUES (?, 0, ?, ?)",
+                        [(k, n, x) for k, (n, x) in sums.items()])
+        con.commit()
+    finally:
+        con.close()
+
+
+def sync_forged(scene: Scene, statements: list[tuple[str, tuple[Any, ...]]]
+                ) -> Callable[[], Any]:
+    forge(scene.src_path, statements)
+
+    def attack() -> Any:
+        with localckpt.open(str(scene.src_path)) as src:
+            return localckpt.sync(src, scene.dst)
+
+    return attack
+
+
+def test_an_unforged_peer_syncs(scene: Scene) -> None:
+    """The forger's rewrite alone changes nothing a sync can see."""
+    report = sync_forged(scene, [])()
+    assert (report.timelines, report.checkpoints, report.tags) == (1, 2, 1)
+
+
+@pytest.mark.parametrize("table", ["tags", "checkpoints", "timelines"])
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"])
+def test_a_peer_time_out_of_range_is_refused(table: str, when: str, scene: Scene) -> None:
+    """A time with no UTC form read as sound from the peer's rows, and the destination's
+    commit raised OverflowError after the frames and outputs were written."""
+    refused(scene, sync_forged(scene, [(f"UPDATE {table} SET created_at = ?", (when,))]),
+            "out of range")
+
+
+def test_times_are_still_taken_in_any_zone(scene: Scene) -> None:
+    from datetime import timedelta, timezone
+
+    import attrs
+
+    later = utcnow().astimezone(timezone(timedelta(hours=-5)))
+    tl = scene.dst.get_timeline(scene.v.id)
+    localckpt.Batch(timelines=[attrs.evolve(tl, created_at=later)])  # validates
+
+
+# -- ids the destination holds in another timeline, and ids twice -----------------------
+
+
+def _insert_tag(scene: Scene, tag_id: str) -> tuple[str, tuple[Any, ...]]:
+    return ("INSERT INTO tags (id, name, checkpoint_id, timeline_id, created_at, digest) "
+            "VALUES (?, ?, ?, ?, ?, 0)",
+            (tag_id, "stolen", scene.a_ids[1], scene.a.id, utcnow().isoformat()))
+
+
+def _insert_tombstone(scene: Scene, tombstone_id: str) -> tuple[str, tuple[Any, ...]]:
+    return ("INSERT INTO tombstones (id, target_id, kind, timeline_id, created_at, digest) "
+            "VALUES (?, ?, 'tag', ?, ?, 0)",
+            (tombstone_id, scene.a_tag.id, scene.a.id, utcnow().isoformat()))
+
+
+@pytest.mark.parametrize("kind", ["tag", "tombstone"])
+def test_a_peer_record_with_the_id_of_another_timelines_record(kind: str,
+                                                                scene: Scene) -> None:
+    """A peer's tag (tombstone) of its own timeline A, with the id of a tag (tombstone)
+    of V: the destination's commit refused it, but only after A's frames and outputs
+    were written, and they stayed."""
+    statement = (_insert_tag(scene, scene.v_tag.id) if kind == "tag"
+                 else _insert_tombstone(scene, scene.v_tombstone.id))
+    before = scene.dst.catalog.tags([scene.v.id]), scene.dst.catalog.tombstones([scene.v.id])
+    refused(scene, sync_forged(scene, [statement]), "other content",
+            localckpt.ConflictError)
+    assert (scene.dst.catalog.tags([scene.v.id]),
+            scene.dst.catalog.tombstones([scene.v.id])) == before
+
+
+def _twice(name: str, field: str, value: str) -> Callable[[Members], None]:
+    def edit(m: Members) -> None:
+        import json
+
+        rows, schema = rows_of(m, f"{name}s.parquet")
+        rows.append({**rows[-1], field: value})
+        set_rows(m, f"{name}s.parquet", rows, schema)
+        manifest = json.loads(m["localckpt-bundle.json"])
+        manifest["counts"][f"{name}s"] += 1
+        m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+    edit.__name__ = f"{name}_twice"
+    return edit
+
+
+@pytest.mark.parametrize("edit", [_twice("checkpoint", "stage", "other"),
+                                  _twice("tag", "name", "other-name"),
+                                  _twice("checkpoint", "stage", "detect")],
+                         ids=["checkpoint", "tag", "checkpoint-same"])
+def test_a_bundle_holding_an_id_twice_is_refused(edit: Callable[[Members], None],
+                                                 scene: Scene, tmp_path: Path) -> None:
+    """It was a ConflictError from the commit, after the frames and outputs were
+    written; now refused as what it is, before anything is written."""
+    refused(scene, import_edited(scene, tmp_path, edit), "two .* records with id")
+
+
+def test_a_bundle_refused_after_its_objects_leaves_no_directory(scene: Scene,
+                                                                tmp_path: Path) -> None:
+    """An output that does not match its hash is found after the frames were copied:
+    they are removed, and so is the timeline's directory their lease made."""
+    def edit(m: Members) -> None:
+        rows, schema = rows_of(m, "outputs.parquet")
+        rows[0]["json"] = '{"a": 2}'
+        set_rows(m, "outputs.parquet", rows, schema)
+
+    refused(scene, import_edited(scene, tmp_path, edit), "does not match its hash")
+    assert not (scene.dst_path / "objects" / "frames" / scene.a.id).exists()
+
+
+# -- ids that are not UUIDs -----------------------------------------------------------------
+
+
+def test_an_imported_id_cannot_take_over_a_tag_or_a_short_id(scene: Scene,
+                                                              tmp_path: Path) -> None:
+    """Ids need not be UUIDs (records from other systems), and an exact id was looked up
+    before tags and short ids: a bundle adding checkpoints with the ids "victim-best" (a
+    tag of V) and V's short id made both names resolve to its own checkpoints, so that
+    ``show``, ``diff``, ``merge`` or a run from that name used the attacker's work."""
+    from localckpt.refs import resolve
+
+    short = scene.dst.short_id(scene.v_ids[2])
+    assert resolve(scene.dst, "victim-best") == scene.v_ids[1]
+    assert resolve(scene.dst, short) == scene.v_ids[2]
+
+    def edit(m: Members) -> None:
+        import json
+
+        rows, schema = rows_of(m, "checkpoints.parquet")
+        rows += [{**rows[-1], "id": "victim-best", "stage": "poisoned"},
+                 {**rows[-1], "id": short, "stage": "poisoned"}]
+        set_rows(m, "checkpoints.parquet", rows, schema)
+        manifest = json.loads(m["localckpt-bundle.json"])
+        manifest["counts"]["checkpoints"] += 2
+        m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+    assert import_edited(scene, tmp_path, edit)().checkpoints == 4  # imported: ids may be
+    for name in ("victim-best", short):
+        with pytest.raises(localckpt.InvalidInputError, match="ambiguous"):
+            resolve(scene.dst, name)
+        with pytest.raises(localckpt.InvalidInputError, match="ambiguous"):
+            scene.dst.get_checkpoint(name)
+    assert scene.dst.get_checkpoint(scene.v_ids[1]).stage == "detect"
+    longer = scene.dst.short_id(scene.v_ids[2])  # the short id shown now is unique again
+    assert longer != short and resolve(scene.dst, longer) == scene.v_ids[2]
