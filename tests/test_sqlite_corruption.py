@@ -27,6 +27,7 @@ against their count and digest in tree_sums.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import sqlite3
@@ -587,3 +588,23 @@ def test_a_store_of_before_the_second_paths_gets_them_and_reads_without_them(
     _flip_key(root / "catalog.sqlite", "tombstones_target_id", gone.id)
     with localckpt.open(root) as store, pytest.raises(CorruptDataError, match="deleted"):
         store.list_timelines()
+
+
+@pytest.mark.parametrize("table,column", [("tags", "name"), ("checkpoints", "stage"),
+                                          ("timelines", "profile_name")])
+def test_a_text_column_holding_bytes_is_corrupt_data(tmp_path: Path, table: str,
+                                                     column: str) -> None:
+    """SQLite lets any column hold any type: bytes where text belongs (a damaged row,
+    or a peer's catalog written by hand) have no digest, and were a TypeError."""
+    import sqlite3
+
+    root = tmp_path / "store"
+    with localckpt.open(root, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+        cid = store.save_stage_output(tl.id, None, "s", {"x": 1})
+        store.tag(cid, "best")
+    with contextlib.closing(sqlite3.connect(root / "catalog.sqlite")) as con, con:
+        con.execute(f"UPDATE {table} SET {column} = CAST({column} AS BLOB)")
+    with localckpt.open(root) as store, pytest.raises(CorruptDataError, match=table):
+        {"tags": lambda: store.tags(tl.id), "checkpoints": lambda: store.checkpoints(tl.id),
+         "timelines": store.list_timelines}[table]()
