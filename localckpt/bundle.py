@@ -201,16 +201,18 @@ def _write_objects(zf: zipfile.ZipFile, store: Store, timeline_id: str, keys: li
                    index: bytes, metas: list[Any], reporter: Reporter,
                    ) -> tuple[dict[str, str], int]:
     """Every frame object, each shard checked against the index; their SHA-256 by key."""
-    from .shards import index_key, verify_shard
+    from .shards import by_shard, index_key, verify_shard
 
     ikey = index_key(timeline_id)
+    rows = by_shard(metas)
     digests: dict[str, str] = {}
     nbytes = 0
     for n, key in enumerate(keys, start=1):
         data = index if key == ikey else store.objects.get(key)
         if key != ikey:
             shard = int(key.rsplit("-", 1)[1].split(".")[0])
-            verify_shard(timeline_id, shard, data, metas, store.objects.describe())
+            verify_shard(timeline_id, shard, data, rows.get(shard, []),
+                         store.objects.describe())
         digests[key] = hashlib.sha256(data).hexdigest()
         nbytes += len(data)
         zf.writestr(_info(_OBJECTS + key), data)

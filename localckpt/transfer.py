@@ -85,7 +85,7 @@ class _Frames:
 
     timeline_id: str
     index: bytes
-    metas: list[Any]
+    metas: dict[int, list[Any]]  # the index's rows by shard
     todo: list[str]  # shards first, the index last
 
 
@@ -334,7 +334,7 @@ def _conflicts(source: Source, dst: Store, pairs: list[tuple[Sequence[Any], dict
 
 def _frames_of(source: Source, dst: Store, t: Timeline) -> _Frames:
     """Read and check the index of a timeline dst lacks; what of it dst lacks."""
-    from .shards import index_key, keys_of, parse_index, verify_index
+    from .shards import by_shard, index_key, keys_of, parse_index, verify_index
 
     ikey = index_key(t.id)
     try:
@@ -355,7 +355,7 @@ def _frames_of(source: Source, dst: Store, t: Timeline) -> _Frames:
     # A timeline row in dst means its frames are complete (rows travel last), so only
     # timelines dst lacks need their objects compared and copied.
     present = set(dst.objects.list(f"frames/{t.id}"))
-    return _Frames(t.id, data, metas, [k for k in keys if k not in present])
+    return _Frames(t.id, data, by_shard(metas), [k for k in keys if k not in present])
 
 
 def _remove(dst: Store, keys: list[str]) -> None:
@@ -424,7 +424,7 @@ def _shard(source: Source, f: _Frames, key: str) -> bytes:
 
     shard = int(key.rsplit("-", 1)[1].split(".")[0])
     data = source.read_object(key)
-    verify_shard(f.timeline_id, shard, data, f.metas, source.describe())
+    verify_shard(f.timeline_id, shard, data, f.metas.get(shard, []), source.describe())
     return data
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import os
 import random
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -232,3 +234,35 @@ def test_an_index_of_other_column_types_is_checked_row_by_row(types: dict[str, o
     else:
         with pytest.raises(CorruptDataError):
             parse_index(buf.getvalue(), "idx")
+
+
+def test_each_shard_is_checked_against_its_own_rows_only(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cost: verify, a sync and a bundle export check each shard against the index rows
+    of that shard, each row once (every row for every shard cost frames x shards: a
+    hostile bundle of 100,000 one-frame shards took minutes)."""
+    import localckpt
+    from localckpt import shards
+    from localckpt.bundle import export_bundle
+    from localckpt.maintenance import verify
+
+    seen: list[tuple[int, list[FrameMeta]]] = []
+    real = shards.verify_shard
+
+    def counted(tid: str, shard: int, data: bytes, metas: Any, where: str) -> None:
+        seen.append((shard, list(metas)))
+        real(tid, shard, data, metas, where)
+
+    for module in (shards, verify):  # verify.py holds its own name for it
+        monkeypatch.setattr(module, "verify_shard", counted)
+    frames = np.random.default_rng(3).integers(0, 256, (600, 4, 4, 3), dtype=np.uint8)
+    with localckpt.open(tmp_path / "a", create=True) as a, \
+            localckpt.open(tmp_path / "b", create=True) as b:
+        tl = a.create_timeline("v.mp4", "p", frames, codec="png")
+        for check in (lambda: a.verify(tl.id), lambda: localckpt.sync(a, b),
+                      lambda: export_bundle(a, tl.id, tmp_path / "x.lcz")):
+            seen.clear()
+            check()
+            assert len(seen) >= 3 and len({shard for shard, _ in seen}) == len(seen)
+            assert all(m.shard == shard for shard, metas in seen for m in metas)
+            assert sum(len(metas) for _, metas in seen) == 600

@@ -36,7 +36,15 @@ from typing import TYPE_CHECKING, TypeVar
 from ..canonical import check_stored, content_hash
 from ..errors import BackendUnavailableError, CorruptDataError, InvalidInputError, NotFoundError
 from ..lease import LEASE_NAME
-from ..shards import index_key, keys_of, parse_index, shard_key, verify_index, verify_shard
+from ..shards import (
+    by_shard,
+    index_key,
+    keys_of,
+    parse_index,
+    shard_key,
+    verify_index,
+    verify_shard,
+)
 from ..types import Checkpoint, Timeline
 from ..visibility import Marks, dead_in_tree
 from .reports import Problem, VerifyReport
@@ -200,15 +208,15 @@ class _Check:
         if len(metas) != t.frame_count:
             self.add("frame-count", t.id, ikey, f"timeline {t.id} records {t.frame_count} "
                      f"frames but its index holds {len(metas)}")
-        for shard in sorted({m.shard for m in metas}):
+        rows = by_shard(metas)
+        for shard in sorted(rows):
             key = shard_key(t.id, shard)
             blob = self.guarded(f"shard {key}", t.id,
                                 functools.partial(self._get, t, key, "shard"))
             if blob is None:
                 continue
-            mine = [m for m in metas if m.shard == shard]
             try:
-                verify_shard(t.id, shard, blob, mine, objects.describe())
+                verify_shard(t.id, shard, blob, rows[shard], objects.describe())
             except CorruptDataError as exc:
                 self.add("frame-hash", t.id, key, str(exc))
         return set(keys_of(t.id, metas))
