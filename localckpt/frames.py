@@ -222,13 +222,22 @@ def encode(image: np.ndarray, codec: str = "jpeg", quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def decode(data: bytes | memoryview, codec: str) -> np.ndarray:
-    """Decode stored bytes to an HxWx3 uint8 RGB array; CorruptDataError if they are not one."""
+def decode(data: bytes | memoryview, codec: str, size: tuple[int, int] | None = None,
+           ) -> np.ndarray:
+    """Decode stored bytes to an HxWx3 uint8 RGB array; CorruptDataError if they are not one,
+    or (size: the index's width and height) not one of that size, told from the image's
+    header before its pixels are decoded: a frame of a bundle or another store whose
+    index says 4x4 cannot make a reader decode 13,000x13,000 pixels (about 0.5 GB)."""
     fmt = _PIL_FORMAT.get(codec)
     if fmt is None:
         raise InvalidInputError(f"unknown codec {shown(codec)}; use one of {', '.join(CODECS)}")
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+            if size is not None and im.size != size:
+                raise CorruptDataError(
+                    f"stored {codec} frame is {im.size[0]}x{im.size[1]} where its frame index "
+                    f"says {size[0]}x{size[1]}; the store is damaged (restore it from a copy "
+                    "or re-sync it)")
             im.load()
             rgb = im if im.mode == "RGB" else im.convert("RGB")
             return np.array(rgb)  # writable: callers may edit pixels in place

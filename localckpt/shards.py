@@ -665,7 +665,7 @@ class FrameReader:
         return result
 
     def _frame(self, meta: FrameMeta, data: _Buf) -> Frame:
-        image = decode(self._check(meta, data), meta.codec)
+        image = decode(self._check(meta, data), meta.codec, (meta.width, meta.height))
         return Frame(meta.sequence, meta.timestamp, meta.chunk_id, meta.perceptual_hash, image)
 
     def _decode(self, metas: list[FrameMeta], parts: Iterable[list[tuple[int, _Buf]]],
@@ -792,7 +792,7 @@ class FrameReader:
         def row(m: FrameMeta, data: _Buf) -> dict[str, Any]:
             jpeg = self._check(m, data)
             if m.codec != "jpeg":
-                jpeg = encode(decode(jpeg, m.codec), "jpeg", 90)
+                jpeg = encode(decode(jpeg, m.codec, (m.width, m.height)), "jpeg", 90)
             return {
                 "sequence": m.sequence, "chunk_id": m.chunk_id, "timestamp": m.timestamp,
                 "perceptual_hash": m.perceptual_hash, "width": m.width, "height": m.height,

@@ -676,3 +676,19 @@ def test_processes_that_read_an_index_exit_cleanly(tmp_path: Path) -> None:
         codes += [(p.wait(timeout=60), p.stderr.read().decode() if p.stderr else "")
                   for p in procs]
     assert [c for c in codes if c[0] != 0] == []
+
+
+def test_a_frame_of_another_size_than_its_index_says_is_not_decoded() -> None:
+    """The size is read from the image's header first: a stored frame (from a bundle or
+    another store) much larger than its index row says is CorruptDataError before its
+    pixels are decoded."""
+    from localckpt.errors import CorruptDataError
+    from localckpt.frames import decode, encode
+
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    for codec in ("png", "jpeg"):
+        data = encode(big, codec, 90)
+        assert decode(data, codec, (4000, 3000)).shape == (3000, 4000, 3)
+        with pytest.raises(CorruptDataError, match="is 4000x3000 where its frame index says "
+                                                    "4x4"):
+            decode(data, codec, (4, 4))
