@@ -116,7 +116,10 @@ class VideoSource:
                     raise InvalidInputError(f"{self.name} is a directory, not a video file")
                 if os.path.isfile(path) and os.path.getsize(path) == 0:
                     raise InvalidInputError(f"{self.name} is empty (0 bytes), not a video")
-                target = path
+                # FFmpeg reads "name:rest" as protocol "name": a file called
+                # cam-2024-05-01T10:00:00.mp4 was "Protocol not found", and one called
+                # concat:a.mp4 read a.mp4. "file:" makes every path a local file.
+                target = "file:" + path
         elif isinstance(src, io.TextIOBase):
             raise InvalidInputError(
                 f"{self.name} is open in text mode; open the video with open(path, 'rb')"

@@ -366,6 +366,21 @@ def test_bad_arguments_are_typed_errors_and_write_nothing(
     assert listing(store) == before
 
 
+def test_file_names_with_a_colon_are_local_files(videos: Any, store: Any, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """FFmpeg reads "name:rest" as a protocol: a camera's cam-2024-05-01T10:00:00.mp4 was
+    refused ("Protocol not found") and a file named concat:a.mp4 ingested a.mp4."""
+    monkeypatch.chdir(tmp_path)
+    src = videos["cfr-libx264"][0]
+    Path("cam-2024-05-01T10:00:00.mp4").write_bytes(src.read_bytes())
+    write_video("a.mp4", 5)
+    Path("concat:a.mp4").write_bytes(src.read_bytes())  # 60 frames; a.mp4 has 5
+    for name in ("cam-2024-05-01T10:00:00.mp4", "concat:a.mp4"):
+        tl = store.ingest_video(name, fps=None)
+        assert tl.source_video == name
+        assert tl.frame_count == 60, name
+
+
 def test_a_text_mode_file_or_other_object_is_refused(videos: Any, store: Any) -> None:
     with open(videos["cfr-libx264"][0]) as text, pytest.raises(InvalidInputError, match="'rb'"):
         store.ingest_video(text)
