@@ -309,12 +309,13 @@ class VideoSource:
                     if skipping and frame.pts is not None:
                         skipping.pop(frame.pts, None)  # decoded after all: a reference
                     pts = frame.pts if frame.pts is not None else frame.dts
-                    if pts is None:  # no timestamp at all: one frame after the last
-                        if last is None or self.rate is None:
+                    if pts is None:  # no timestamp at all (a raw .h264 / .hevc stream):
+                        if self.rate is None:  # the first at 0, the next one frame later
                             raise InvalidInputError(
-                                f"{self.name}: its video frames carry no timestamps"
+                                f"{self.name}: its video frames carry no timestamps and "
+                                "it states no frame rate"
                             )
-                        t = last + 1 / self.rate
+                        t = Fraction(0) if last is None else last + 1 / self.rate
                     else:
                         if first is None:
                             first = self._first_pts = pts

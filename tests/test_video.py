@@ -381,6 +381,23 @@ def test_file_names_with_a_colon_are_local_files(videos: Any, store: Any, tmp_pa
         assert tl.frame_count == 60, name
 
 
+@pytest.mark.parametrize("codec, ext", [("libx264", "h264"), ("libx265", "hevc")])
+def test_raw_elementary_streams_are_timed_at_their_frame_rate(
+    tmp_path: Path, store: Any, codec: str, ext: str,
+) -> None:
+    """A raw .h264 / .hevc stream (a camera's or a Raspberry Pi's) has no timestamps at
+    all: it was refused ("its video frames carry no timestamps"); frame i is at i / rate."""
+    path = tmp_path / f"camera.{ext}"
+    options = {"x265-params": "log-level=error"} if codec == "libx265" else None
+    times = write_video(path, 30, codec=codec, options=options)
+    reference = decoded(path)
+    every = store.ingest_video(path, fps=None)
+    check_timeline(store, every, times, reference, expected(times, None))
+    assert every.source_info["duration"] == pytest.approx(1.2)
+    window = store.ingest_video(path, fps=5, start=0.5, end=1.0)
+    check_timeline(store, window, times, reference, expected(times, 5, 0.5, 1.0))
+
+
 def test_a_text_mode_file_or_other_object_is_refused(videos: Any, store: Any) -> None:
     with open(videos["cfr-libx264"][0]) as text, pytest.raises(InvalidInputError, match="'rb'"):
         store.ingest_video(text)

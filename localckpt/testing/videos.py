@@ -155,8 +155,12 @@ def iter_decoded(path: str | os.PathLike[str]) -> Iterator[tuple[float, np.ndarr
     with av.open(os.fspath(path)) as container:
         stream: Any = container.streams.video[0]
         first = stream.start_time
-        for frame in container.decode(stream):
+        for i, frame in enumerate(container.decode(stream)):
+            pixels = frame.to_ndarray(format="rgb24")
             pts: Any = frame.pts
+            if pts is None:  # a raw .h264 stream has no timestamps: frame i is at i / rate
+                yield float(i / stream.guessed_rate), pixels
+                continue
             if first is None:
                 first = pts
-            yield float((pts - first) * stream.time_base), frame.to_ndarray(format="rgb24")
+            yield float((pts - first) * stream.time_base), pixels
