@@ -13,8 +13,9 @@ What a timeline made here holds:
   trackers at chunk edges, or load one window with ``get_timeline_frames``.
 - ``skip_similar=d``: a sampled frame whose perceptual hash is within d bits of the last
   kept frame's is dropped (static scenes); its sequence number is not reused.
+- frames upright: a display matrix's rotation (phones) is applied, as players do.
 - ``Timeline.source_info``: ``fps`` (the stream's average frame rate), ``width``,
-  ``height``, ``codec`` (FFmpeg's decoder name, e.g. h264), ``duration`` (seconds the
+  ``height`` (as displayed), ``rotation`` (degrees clockwise applied), ``codec`` (FFmpeg's decoder name, e.g. h264), ``duration`` (seconds the
   stream lasts as the file states it, else as decoded), ``container``, ``pixel_format``,
   ``start_time`` (seconds of the first frame's PTS, which timestamps are measured from),
   ``frames`` (the count the file states, or None), and ``sampling``: the arguments
@@ -142,9 +143,8 @@ class _Ingest:
             seq = s.sequence(t)
             if seq is None:
                 continue
-            # Only sampled frames pay for RGB, converted to RGBX: Pillow encodes that in
-            # place, where 3-byte RGB would be copied into 4-byte pixels first.
-            image = vf.to_ndarray(format="rgba")[:, :, :3]
+            # Only sampled frames pay for RGB (upright, a view of RGBX: see pixels).
+            image = self.source.pixels(vf)
             phash = perceptual_hash(image)
             if self.skip is not None:
                 value = int(phash, 16)

@@ -97,6 +97,7 @@ class VideoSource:
             # PTS -> time of packets sent with skip_frame NONREF whose frame has not come
             # out (yet): at the end, the frames the decoder skipped.
             self._skipping: dict[int, Fraction] = {}
+            self.rotation = 0  # degrees clockwise frames are turned (see pixels)
         except BaseException:
             self.close()
             raise
@@ -215,9 +216,12 @@ class VideoSource:
         ctx = self.stream.codec_context
         duration = self.duration()
         start = _seconds(self._first_pts, self.time_base)
+        width, height = ctx.width, ctx.height
+        if self.rotation in (90, 270):
+            width, height = height, width
         return {
             "fps": None if self.rate is None else round(float(self.rate), 6),
-            "width": ctx.width, "height": ctx.height, "codec": ctx.name,
+            "width": width, "height": height, "rotation": self.rotation, "codec": ctx.name,
             "duration": None if duration is None else round(float(duration), 6),
             "container": self.container.format.name,
             "pixel_format": ctx.format.name if ctx.format is not None else None,
@@ -246,6 +250,22 @@ class VideoSource:
         else:
             yield from self._decode_from(seek_to, needless)
         self.eof = True
+
+    def pixels(self, frame: Any) -> Any:
+        """A frame's RGB pixels (HxWx3 uint8) upright, as players and the ffmpeg command
+        show them: a display matrix's rotation (a phone held upright records landscape
+        pixels and a 90 degree rotation) is applied, and ``rotation`` says by how much.
+
+        The result is a view of an RGBX array, which Pillow encodes in place (where
+        3-byte RGB would be copied into 4-byte pixels first)."""
+        rgbx = frame.to_ndarray(format="rgba")
+        quarter = round(getattr(frame, "rotation", 0) / 90) % 4  # counterclockwise
+        if quarter:
+            import numpy as np
+
+            rgbx = np.ascontiguousarray(np.rot90(rgbx, quarter))
+            self.rotation = (360 - 90 * quarter) % 360
+        return rgbx[:, :, :3]
 
     def skipped(self) -> list[Fraction]:
         """Times of the frames the decoder skipped as needless (never decoded): after

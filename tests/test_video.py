@@ -159,7 +159,7 @@ def test_source_info_describes_the_video(videos: dict[str, tuple[Path, list[floa
     tl = store.ingest_video(path, fps=5, chunk_seconds=1.0)
     info = dict(tl.source_info)
     assert info["codec"] == "h264" and info["container"].startswith("mov,mp4")
-    assert (info["width"], info["height"]) == (320, 240)
+    assert (info["width"], info["height"], info["rotation"]) == (320, 240, 0)
     assert info["start_time"] == pytest.approx(0.7)  # first PTS; timestamps count from it
     assert info["duration"] == pytest.approx(times[-1] + 0.04, abs=0.06)
     assert info["sampling"] == {"fps": 5.0, "start": 0.0, "end": None, "max_frames": None,
@@ -379,6 +379,27 @@ def test_file_names_with_a_colon_are_local_files(videos: Any, store: Any, tmp_pa
         tl = store.ingest_video(name, fps=None)
         assert tl.source_video == name
         assert tl.frame_count == 60, name
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotated_phone_videos_are_stored_upright(tmp_path: Path, store: Any,
+                                                 degrees: int) -> None:
+    """A phone held upright records landscape pixels and a display matrix that turns
+    them 90 degrees clockwise; players and the ffmpeg command show them turned. Ingest
+    stored them as coded: a portrait video's frames lay on their side."""
+    path = tmp_path / f"phone-{degrees}.mp4"
+    times = write_video(path, 6, size=(64, 48), rotation=degrees)
+    tl = store.ingest_video(path, fps=None, codec="png")
+    info = tl.source_info
+    assert info["rotation"] == degrees
+    upright = (48, 64) if degrees == 180 else (64, 48)  # (height, width) as displayed
+    assert (info["height"], info["width"]) == upright
+    frames = store.get_timeline_frames(tl.id)
+    assert [f.timestamp for f in frames] == pytest.approx(times)
+    for (_, coded), f in zip(iter_decoded(path), frames, strict=True):
+        assert f.image.shape == (*upright, 3)
+        assert np.array_equal(f.image, np.rot90(coded, -degrees // 90))  # clockwise
+        assert f.perceptual_hash == perceptual_hash(f.image)
 
 
 @pytest.mark.parametrize("codec, ext", [("libx264", "h264"), ("libx265", "hevc")])
