@@ -22,6 +22,9 @@ __all__ = ["VideoSource", "import_av", "source_name"]
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # FFmpeg renders text files (.txt, .nfo, ANSI art) as video through these decoders.
 _TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
+# FFmpeg opens a still image as a one-frame video through these demuxers (and the
+# *_pipe ones: png_pipe, jpeg_pipe, webp_pipe, ...); an animated GIF or APNG is a video.
+_IMAGE_FORMATS = frozenset({"image2", "image2pipe"})
 # Decoding that stops this long (plus two frames) before the stated end is truncation.
 _TRUNCATION_SLACK = Fraction(1, 2)
 _AV_TIME_BASE = Fraction(1, 1_000_000)  # unit of container.start_time / duration
@@ -176,6 +179,12 @@ class VideoSource:
                 "ingest_video needs a video, not an audio-only or data file"
             )
         stream = streams.video[0]
+        form = self.container.format.name
+        if form in _IMAGE_FORMATS or form.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...
+            raise InvalidInputError(
+                f"{self.name} is a still image ({stream.codec_context.name}), not a video; "
+                "create_timeline takes images"
+            )
         if stream.codec_context.name in _TEXT_CODECS:
             raise InvalidInputError(
                 f"{self.name} is a text file (FFmpeg would draw it as "

@@ -28,7 +28,14 @@ import localckpt
 from localckpt.errors import InvalidInputError, NotFoundError
 from localckpt.frames import perceptual_hash
 from localckpt.sampling import Needless, Sampler
-from localckpt.testing.videos import CODECS, iter_decoded, read_number, write_audio, write_video
+from localckpt.testing.videos import (
+    CODECS,
+    frame_image,
+    iter_decoded,
+    read_number,
+    write_audio,
+    write_video,
+)
 
 TOL = 1e-3
 # Irregular frame times (seconds from the first frame): gaps shorter and longer than
@@ -307,6 +314,10 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "notes.mp4").write_text("not a video either\n" * 200)
     (root / "empty.mp4").write_bytes(b"")
     (root / "noise.mkv").write_bytes(np.random.default_rng(0).bytes(50_000))
+    from PIL import Image
+
+    Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(root / "frame.png")
+    Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(root / "frame.jpg")
     write_audio(root / "speech.m4a", 2.0)
     long_mkv, long_webm, long_mp4 = root / "long.mkv", root / "long.webm", root / "long.mp4"
     write_video(long_mkv, 200, codec="mpeg4", size=(640, 360))
@@ -315,6 +326,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "text": root / "notes.txt", "text-as-mp4": root / "notes.mp4",
         "empty": root / "empty.mp4", "noise": root / "noise.mkv",
+        "png": root / "frame.png", "jpeg": root / "frame.jpg",
         "audio-only": root / "speech.m4a",
         "truncated-mkv": _truncated(long_mkv, root / "cut.mkv", 0.6),
         "truncated-webm": _truncated(long_webm, root / "cut.webm", 0.5),
@@ -325,7 +337,8 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("kind", ["embedded", "memory"])
-@pytest.mark.parametrize("bad", ["text", "text-as-mp4", "empty", "noise", "audio-only",
+@pytest.mark.parametrize("bad", ["text", "text-as-mp4", "empty", "noise", "png", "jpeg",
+                                 "audio-only",
                                  "truncated-mkv", "truncated-webm", "truncated-mp4",
                                  "directory", "missing"])
 def test_bad_files_are_typed_errors_and_write_nothing(
@@ -342,6 +355,23 @@ def test_bad_files_are_typed_errors_and_write_nothing(
     assert listing(store) == before
     # the shards a truncated file got to are gone, and the store still works
     assert len(store.list_timelines()) == 1
+
+
+def test_a_still_image_is_refused_but_an_animated_gif_is_a_video(
+    bad_files: dict[str, Path], tmp_path: Path, store: Any,
+) -> None:
+    """FFmpeg opens a PNG or JPEG as a one-frame video: ingest stored it as a timeline."""
+    from PIL import Image
+
+    for still in ("png", "jpeg"):
+        with pytest.raises(InvalidInputError, match="still image"):
+            store.ingest_video(bad_files[still])
+    gif = tmp_path / "anim.gif"
+    images = [Image.fromarray(frame_image(i, 64, 48)) for i in range(4)]
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=100, loop=0)
+    tl = store.ingest_video(gif, fps=None)
+    assert tl.frame_count == 4 and tl.source_info["codec"] == "gif"
+    assert [f.timestamp for f in store.frame_index(tl.id)] == pytest.approx([0, .1, .2, .3])
 
 
 @pytest.mark.parametrize("kwargs, match", [
