@@ -449,6 +449,44 @@ def test_raw_elementary_streams_are_timed_at_their_frame_rate(
     check_timeline(store, window, times, reference, expected(times, 5, 0.5, 1.0))
 
 
+@pytest.mark.parametrize("kwargs, flag", [
+    ({"fps": 1e300}, "--fps"), ({"fps": 1e19}, "--fps"),
+    ({"chunk_seconds": 1e-300}, "--chunk-seconds"), ({"chunk_seconds": 5e-324}, "--chunk-seconds"),
+])
+def test_numbers_past_int64_are_refused_naming_the_file_and_argument(
+    videos: Any, store: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    kwargs: dict[str, float], flag: str,
+) -> None:
+    """fps=1e300 gave 'frame 1: sequence 1000...(300 digits) does not fit in 64 bits',
+    naming neither the file nor the argument (and --fps 1e308 an OverflowError)."""
+    path, _ = videos["cfr-libx264"]  # 2.4 s: at 1e19 fps only frames after 0.92 s overflow
+    before = listing(store)
+    (name,) = kwargs
+    with pytest.raises(InvalidInputError, match=f"{name}=.*64-bit") as info:
+        store.ingest_video(path, **kwargs)
+    assert str(path) in str(info.value) and len(str(info.value)) < 300
+    assert listing(store) == before
+    root = tmp_path / "fresh"
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(path), flag,
+                        repr(kwargs[name]))
+    assert code == 1 and flag in err and str(path) in err and "64-bit" in err
+    assert not root.exists()  # refused before the store was created
+    # a high rate whose numbers fit is fine: every frame is kept, the last as 9.6e16
+    tl = store.ingest_video(path, fps=1e17, end=1.0)
+    assert tl.frame_count == 25
+
+
+def test_numbers_past_int64_in_a_stream_of_unknown_length(tmp_path: Path, store: Any) -> None:
+    """A raw stream states no length: the frame that overflows is refused as it comes."""
+    path = tmp_path / "camera.h264"
+    write_video(path, 10)
+    before = listing(store)
+    # frame 1 (0.04 s) answers instant 1; frame 2 (0.08 s) gets the next unanswered one
+    with pytest.raises(InvalidInputError, match=r"fps=3e\+20 gives the frame at 0.080 s"):
+        store.ingest_video(path, fps=3e20)
+    assert listing(store) == before
+
+
 def test_a_text_mode_file_or_other_object_is_refused(videos: Any, store: Any) -> None:
     with open(videos["cfr-libx264"][0]) as text, pytest.raises(InvalidInputError, match="'rb'"):
         store.ingest_video(text)

@@ -164,15 +164,19 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
 
     from ..errors import NotFoundError
     from ..frames import check_codec
+    from ..video import check_reach, window_sampler
     from ..videosource import VideoSource, source_name
 
     if "://" not in args.file and not os.path.isfile(args.file):
         raise NotFoundError(f"no video file {args.file}")
     _check_numbers(args)
     check_codec(args.codec, 90 if args.quality is None else args.quality)
-    with VideoSource(args.file, source_name(args.file),
+    name = source_name(args.file)
+    with VideoSource(args.file, name,
                      _storage_options(args.source_storage_options)) as source:
         lasts = source.duration()
+    check_reach(name, window_sampler(name, args.fps, args.start, args.end, args.chunk_seconds),
+                lasts)
     if args.start is not None and lasts is not None and args.start >= lasts:
         raise InvalidInputError(
             f"--start {args.start:g} is past the end of {args.file}: its header says it lasts "
