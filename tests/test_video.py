@@ -331,7 +331,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "truncated-mkv": _truncated(long_mkv, root / "cut.mkv", 0.6),
         "truncated-webm": _truncated(long_webm, root / "cut.webm", 0.5),
         "truncated-mp4": _truncated(long_mp4, root / "cut.mp4", 0.8),
-        "directory": root,
+        "directory": root, "long-mp4": long_mp4,
         "missing": root / "missing.mp4",
     }
 
@@ -735,4 +735,13 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
     code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["audio-only"]))
     assert code == 1 and "no video stream" in err
     assert not root.exists()  # the file is checked before the store is created
+    # a directory is said to be one (it was 'no video file DIR', as if missing), and
+    # --workers past 64 is refused by the flag's check (it named workers=, after the
+    # store was created)
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["directory"]))
+    assert code == 1 and "is a directory" in err
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["long-mp4"]),
+                        "--workers", "65")
+    assert code == 1 and "--workers must be a whole number in 1..64, not 65" in err
+    assert not root.exists()
 
