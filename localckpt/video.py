@@ -214,6 +214,10 @@ class _Ingest:
         s = self.sampler
         window = f"[{float(s.start):g} s, {'end' if s.end is None else f'{float(s.end):g} s'})"
         duration = self.source.duration()
+        if not self.decoded and s.start == 0 and s.end is None:  # not a window's fault
+            lasts = "" if duration is None else f" (the file lasts {float(duration):.3f} s)"
+            return (f"{self.source.name} has a video stream with no frames in it{lasts}: "
+                    "nothing to ingest")
         lasts = "" if duration is None else f"; the video lasts {float(duration):.3f} s"
         return (f"no frames of {self.source.name} in {window} (decoded {self.decoded}{lasts}); "
                 "choose a start and end inside the video")

@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av  # noqa: F401  # the [video] extra is part of [test]: a missing PyAV fails here
+import av  # the [video] extra is part of [test]: a missing PyAV fails here
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -355,6 +355,25 @@ def test_bad_files_are_typed_errors_and_write_nothing(
     assert listing(store) == before
     # the shards a truncated file got to are gone, and the store still works
     assert len(store.list_timelines()) == 1
+
+
+def test_a_video_stream_without_frames_is_said_to_have_none(tmp_path: Path,
+                                                            store: Any) -> None:
+    """A Matroska file whose video track holds no frames (beside audio) was 'no frames of
+    F in [0 s, end) ...; choose a start and end inside the video', though none was given."""
+    from localckpt.testing.videos import _add_audio, _silence
+
+    path = tmp_path / "empty-track.mkv"
+    with av.open(str(path), "w") as out:
+        video: Any = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        _silence(out, _add_audio(out), 1.0)
+        out.mux(video.encode(None))
+    before = listing(store)
+    with pytest.raises(InvalidInputError, match="has a video stream with no frames") as info:
+        store.ingest_video(path)
+    assert str(path) in str(info.value) and "start" not in str(info.value)
+    assert listing(store) == before
 
 
 def test_a_still_image_is_refused_but_an_animated_gif_is_a_video(
