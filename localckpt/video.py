@@ -158,7 +158,7 @@ class _Ingest:
         finally:
             self.progress.close()
         if not stopped:
-            self.source.check_complete()
+            self.source.check_complete(self.sampler.end)
         if not self.kept:
             raise InvalidInputError(self._nothing())
 

@@ -9,6 +9,7 @@ that the rest of localckpt works without the ``[video]`` extra.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -357,19 +358,27 @@ class VideoSource:
                 f"{self.name} is damaged or truncated: decoding failed{where}: {exc}"
             ) from None
 
-    def check_complete(self) -> None:
+    def check_complete(self, until: Fraction | None = None) -> None:
         """After decoding to the end: InvalidInputError when the file stops well before
-        the end its header states (a truncated download or copy)."""
+        the end its header states (a truncated download or copy), or before ``until``
+        (seconds from the first frame: the end of the window asked for) when that is
+        earlier. The message says where the data stops, as an end= that works."""
         stated = self.container.duration
         if not self.eof or not stated or self.stream_end is None:
             return
         # container.duration is the end of the longest stream; Matroska counts it from 0,
         # MP4 from the first frame: compare with the smaller reading (never a false alarm).
         stated_end = stated * _AV_TIME_BASE
+        first = _seconds(self._first_pts, self.time_base) or Fraction(0)
+        if until is not None:
+            stated_end = min(stated_end, first + until)
         frame = 1 / self.rate if self.rate else Fraction(0)
         if self.stream_end + _TRUNCATION_SLACK + 2 * frame < stated_end:
+            lasts = self.duration()
+            header = "" if lasts is None else f"its header says it lasts {float(lasts):.3f} s but "
+            stop = math.floor(max(self.stream_end - first, Fraction(0)) * 1000) / 1000
+            said = f"{self.name} is truncated or damaged: {header}its data stops at {stop:.3f} s"
             raise InvalidInputError(
-                f"{self.name} is truncated or damaged: its header says it lasts "
-                f"{float(stated_end):.3f} s but its data stops at {float(self.stream_end):.3f} "
-                "s; copy it again, or pass end= to ingest only what is there"
-            )
+                f"{said}; copy it again, or pass end={stop:g} to ingest only what is there",
+                cli=f"{said}; copy it again, or pass --end {stop:g} to ingest only what is "
+                    "there")

@@ -376,6 +376,31 @@ def test_a_video_stream_without_frames_is_said_to_have_none(tmp_path: Path,
     assert listing(store) == before
 
 
+def test_a_truncated_file_says_an_end_that_ingests_what_is_there(
+    tmp_path: Path, store: Any, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The message advised end= with the data's end in the file's own clock: for a video
+    whose first PTS is 5 s, 'data stops at 6.880 s' (end= counts from the first frame,
+    so end=6.88 read to the cut and was refused again), and the CLI said end= for --end."""
+    import re
+
+    whole = tmp_path / "whole.mkv"
+    times = write_video(whole, 100, codec="mpeg4", first_pts=5.0)
+    cut = _truncated(whole, tmp_path / "cut.mkv", 0.5)
+    with pytest.raises(InvalidInputError, match=r"lasts 4\.000 s") as info:
+        store.ingest_video(cut, fps=None)
+    found = re.search(r"pass end=([0-9.]+) ", str(info.value))
+    assert found, str(info.value)
+    end = float(found.group(1))
+    assert 1.0 < end < 2.5
+    tl = store.ingest_video(cut, fps=None, end=end)
+    frames = store.get_timeline_frames(tl.id)
+    assert [f.timestamp for f in frames] == pytest.approx([t for t in times if t < end - TOL])
+    assert [read_number(f.image) for f in frames] == list(range(len(frames)))
+    code, _, err = _cli(capsys, "--store", str(tmp_path / "s"), "ingest", str(cut))
+    assert code == 1 and f"pass --end {found.group(1)} " in err
+
+
 def test_a_still_image_is_refused_but_an_animated_gif_is_a_video(
     bad_files: dict[str, Path], tmp_path: Path, store: Any,
 ) -> None:
