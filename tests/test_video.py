@@ -789,3 +789,35 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
     assert code == 1 and "--workers must be a whole number in 1..64, not 65" in err
     assert not root.exists()
 
+
+
+def test_cli_ingest_stopped_by_sigterm_leaves_nothing(tmp_path: Path) -> None:
+    """SIGTERM (kill, docker stop, a CI timeout) ended the process where it was: the
+    ingest's temporary shards and its lease stayed until gc, which spares a lease for
+    its TTL. It now unwinds as Ctrl-C does: exit status 143, nothing left behind."""
+    import signal
+    import subprocess
+    import time
+
+    video = tmp_path / "long.mp4"
+    write_video(video, 400, size=(640, 360))
+    root = tmp_path / "store"
+    with localckpt.open(str(root), create=True) as store:
+        store.create_timeline("keep.mp4", "", [np.zeros((8, 8, 3), np.uint8)])
+        before = listing(store)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localckpt.cli", "--store", str(root), "ingest", str(video),
+         "--fps", "all", "--codec", "png"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(root.rglob("ingest.lease")):  # writing frames
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with localckpt.open(str(root)) as store:
+        assert listing(store) == before  # no timeline, no shard, no temp file, no lease
