@@ -63,6 +63,14 @@ def _seconds(value: int | None, time_base: Fraction | None) -> Fraction | None:
     return None if value is None or time_base is None else value * time_base
 
 
+_ATTACHED_PIC = 0x0400  # AV_DISPOSITION_ATTACHED_PIC
+
+
+def _is_cover(stream: Any) -> bool:
+    """True for a video stream that is an attached picture (cover art), not a video."""
+    return bool(int(getattr(stream, "disposition", 0)) & _ATTACHED_PIC)
+
+
 def _rate(stream: Any) -> Fraction | None:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate:
@@ -173,13 +181,17 @@ class VideoSource:
 
     def _video_stream(self) -> Any:
         streams = self.container.streams
-        if not streams.video:
-            kinds = ", ".join(sorted({s.type for s in streams})) or "none"
+        # A cover picture (an MP3's or M4A's album art) is a one-frame "video" stream:
+        # an audio file with one is audio-only, and a video's cover is not its video.
+        moving = [s for s in streams.video if not _is_cover(s)]
+        if not moving:
+            kinds = ", ".join(sorted({"cover picture" if _is_cover(s) else s.type
+                                      for s in streams})) or "none"
             raise InvalidInputError(
                 f"{self.name} has no video stream (its streams: {kinds}); "
                 "ingest_video needs a video, not an audio-only or data file"
             )
-        stream = streams.video[0]
+        stream = moving[0]
         form = self.container.format.name
         if form in _IMAGE_FORMATS or form.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...
             raise InvalidInputError(

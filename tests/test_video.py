@@ -307,6 +307,26 @@ def _truncated(src: Path, dst: Path, share: float) -> Path:
     return dst
 
 
+def _audio_with_cover(path: Path) -> None:
+    """An MP3 with album art: FFmpeg lists the picture as a one-frame video stream."""
+    from PIL import Image
+
+    from localckpt.testing.videos import _silence
+
+    cover = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 0, 0)).save(cover, "JPEG")
+    with av.open(str(path), "w") as out:
+        sound: Any = out.add_stream("mp3", rate=16000)
+        picture: Any = out.add_stream("mjpeg")
+        picture.width = picture.height = 64
+        picture.pix_fmt = "yuvj420p"
+        picture.disposition = av.stream.Disposition.attached_pic
+        packet = av.Packet(cover.getvalue())
+        packet.stream, packet.pts, packet.dts = picture, 0, 0
+        out.mux(packet)
+        _silence(out, sound, 1.0)
+
+
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad")
@@ -319,6 +339,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(root / "frame.png")
     Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(root / "frame.jpg")
     write_audio(root / "speech.m4a", 2.0)
+    _audio_with_cover(root / "song.mp3")
     long_mkv, long_webm, long_mp4 = root / "long.mkv", root / "long.webm", root / "long.mp4"
     write_video(long_mkv, 200, codec="mpeg4", size=(640, 360))
     write_video(long_webm, 100, codec="libvpx-vp9")
@@ -327,7 +348,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "text": root / "notes.txt", "text-as-mp4": root / "notes.mp4",
         "empty": root / "empty.mp4", "noise": root / "noise.mkv",
         "png": root / "frame.png", "jpeg": root / "frame.jpg",
-        "audio-only": root / "speech.m4a",
+        "audio-only": root / "speech.m4a", "audio-with-cover": root / "song.mp3",
         "truncated-mkv": _truncated(long_mkv, root / "cut.mkv", 0.6),
         "truncated-webm": _truncated(long_webm, root / "cut.webm", 0.5),
         "truncated-mp4": _truncated(long_mp4, root / "cut.mp4", 0.8),
@@ -338,7 +359,7 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("kind", ["embedded", "memory"])
 @pytest.mark.parametrize("bad", ["text", "text-as-mp4", "empty", "noise", "png", "jpeg",
-                                 "audio-only",
+                                 "audio-only", "audio-with-cover",
                                  "truncated-mkv", "truncated-webm", "truncated-mp4",
                                  "directory", "missing"])
 def test_bad_files_are_typed_errors_and_write_nothing(
@@ -778,6 +799,9 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
     root = tmp_path / "fresh"
     code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["audio-only"]))
     assert code == 1 and "no video stream" in err
+    code, _, err = _cli(capsys, "--store", str(root), "ingest",
+                        str(bad_files["audio-with-cover"]))
+    assert code == 1 and "no video stream (its streams: audio, cover picture)" in err
     assert not root.exists()  # the file is checked before the store is created
     # a directory is said to be one (it was 'no video file DIR', as if missing), and
     # --workers past 64 is refused by the flag's check (it named workers=, after the
