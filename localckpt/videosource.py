@@ -17,6 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from .errors import InvalidInputError, NotFoundError
+from .sampling import TOLERANCE
 
 __all__ = ["VideoSource", "import_av", "source_name"]
 
@@ -362,6 +363,8 @@ class VideoSource:
                         if first is None:
                             first = self._first_pts = pts
                         t = (pts - first) * tb
+                        if last is not None and t + TOLERANCE < last:
+                            self._backwards(last, t)
                     last = t
                     yield t, frame
         except av.FFmpegError as exc:
@@ -369,6 +372,18 @@ class VideoSource:
             raise InvalidInputError(
                 f"{self.name} is damaged or truncated: decoding failed{where}: {exc}"
             ) from None
+
+    def _backwards(self, last: Fraction, t: Fraction) -> None:
+        """Frames come out of the decoder in presentation order: a time earlier than the
+        last one's is a second clock (recordings joined end to end, as `cat a.ts b.ts`
+        makes) or damage. Sampled by time, every frame after it was silently dropped."""
+        said = (f"{self.name}: its frame times go back from {float(last):.3f} s to "
+                f"{float(t):.3f} s (recordings joined end to end, or a damaged file), so "
+                "the frames after that have no place in one timeline")
+        stop = math.floor(last * 1000) / 1000
+        raise InvalidInputError(
+            f"{said}; end={stop:g} ingests what comes before, or split the file",
+            cli=f"{said}; --end {stop:g} ingests what comes before, or split the file")
 
     def check_complete(self, until: Fraction | None = None) -> None:
         """After decoding to the end: InvalidInputError when the file stops well before

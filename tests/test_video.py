@@ -422,6 +422,32 @@ def test_a_truncated_file_says_an_end_that_ingests_what_is_there(
     assert code == 1 and f"pass --end {found.group(1)} " in err
 
 
+@pytest.mark.parametrize("fps", [5.0, None])
+def test_recordings_joined_end_to_end_are_refused_not_cut_short(
+    tmp_path: Path, store: Any, fps: float | None,
+) -> None:
+    """`cat a.ts b.ts` (camera segments) restarts the clock halfway: sampled by time, every
+    frame of b was silently dropped (a 4 s file gave 2 s of timeline); with fps=None the
+    timestamps went 0 .. 1.96, 0 .. 1.96."""
+    import re
+
+    a, b, joined = tmp_path / "a.ts", tmp_path / "b.ts", tmp_path / "joined.ts"
+    times = write_video(a, 50)
+    write_video(b, 50)
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    before = listing(store)
+    with pytest.raises(InvalidInputError, match=r"go back from 1\.960 s to 0\.000 s") as info:
+        store.ingest_video(joined, fps=fps)
+    assert str(joined) in str(info.value)
+    assert listing(store) == before
+    found = re.search(r"end=([0-9.]+) ingests what comes before", str(info.value))
+    assert found, str(info.value)
+    tl = store.ingest_video(joined, fps=fps, end=float(found.group(1)))
+    frames = store.get_timeline_frames(tl.id)
+    want = expected(times, fps, 0.0, float(found.group(1)))
+    assert [read_number(f.image) for f in frames] == list(want.values())
+
+
 def test_a_still_image_is_refused_but_an_animated_gif_is_a_video(
     bad_files: dict[str, Path], tmp_path: Path, store: Any,
 ) -> None:
