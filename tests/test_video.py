@@ -578,6 +578,26 @@ def test_numbers_past_int64_in_a_stream_of_unknown_length(tmp_path: Path, store:
     assert listing(store) == before
 
 
+def test_a_file_name_that_is_not_utf8_is_ingested(
+    videos: Any, store: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Latin-1 name (b"caf\xe9.mp4") reaches Python as lone surrogates (sys.argv,
+    os.listdir): 'localckpt ingest' refused it ("holds a lone surrogate, which is not
+    valid Unicode") after creating the store, and so did ingest_video(str)."""
+    named = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.mp4")
+    Path(named).write_bytes(videos["cfr-libx264"][0].read_bytes())
+    tl = store.ingest_video(named, fps=None)
+    assert tl.frame_count == 60 and tl.source_video.endswith("caf\ufffd.mp4")
+    root = str(tmp_path / "s")
+    code, _, err = _cli(capsys, "--store", root, "ingest", named)
+    assert code == 0, err
+    with localckpt.open(root) as cli_store:
+        (made,) = cli_store.list_timelines()
+        assert made.frame_count == 5 and made.source_video.endswith("caf\ufffd.mp4")
+    with pytest.raises(InvalidInputError, match="surrogate"):  # no file name decodes to it
+        store.ingest_video("\ud800.mp4")
+
+
 def test_a_text_mode_file_or_other_object_is_refused(videos: Any, store: Any) -> None:
     with open(videos["cfr-libx264"][0]) as text, pytest.raises(InvalidInputError, match="'rb'"):
         store.ingest_video(text)
