@@ -66,6 +66,13 @@ class Sampler:
         self._next = max(seq, covered) + 1
         return seq
 
+    def sequence_at(self, t: Fraction) -> int:
+        """The largest sequence number a frame at time t can get (a pure reading: the
+        sampler's state does not change)."""
+        if self.fps is None:
+            return 0
+        return max(math.floor((t + TOLERANCE - self.start) * self.fps), 0)
+
     def past_end(self, t: Fraction) -> bool:
         """True once t is at or after the window's end: nothing later can be kept."""
         return self.end is not None and t + TOLERANCE >= self.end

@@ -253,7 +253,20 @@ class Store:
 
         self._check_open()
         if isinstance(path, str):
-            text(path, "path", empty=False)
+            # not text(): a file name that is not UTF-8 comes from sys.argv or os.listdir
+            # as lone surrogates (os.fsdecode), and opens as the bytes it was; the record
+            # says it with U+FFFD (videosource.source_name)
+            if not path:
+                raise InvalidInputError("path must not be empty")
+            if "\x00" in path:
+                raise InvalidInputError(f"path {shown(path)} holds a NUL character")
+            import os
+
+            try:
+                os.fsencode(path)
+            except UnicodeEncodeError:
+                raise InvalidInputError(f"path {shown(path)} holds a lone surrogate that "
+                                        "no file name decodes to") from None
         elif isinstance(path, bytes) and b"\x00" in path:
             raise InvalidInputError("path holds a NUL byte")
         text(profile_name, "profile_name")

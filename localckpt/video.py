@@ -13,8 +13,10 @@ What a timeline made here holds:
   trackers at chunk edges, or load one window with ``get_timeline_frames``.
 - ``skip_similar=d``: a sampled frame whose perceptual hash is within d bits of the last
   kept frame's is dropped (static scenes); its sequence number is not reused.
+- frames upright: a display matrix's rotation (phones) is applied, as players do.
 - ``Timeline.source_info``: ``fps`` (the stream's average frame rate), ``width``,
-  ``height``, ``codec`` (FFmpeg's decoder name, e.g. h264), ``duration`` (seconds the
+  ``height`` (as displayed), ``rotation`` (degrees clockwise applied), ``codec``
+  (FFmpeg's decoder name, e.g. h264), ``duration`` (seconds the
   stream lasts as the file states it, else as decoded), ``container``, ``pixel_format``,
   ``start_time`` (seconds of the first frame's PTS, which timestamps are measured from),
   ``frames`` (the count the file states, or None), and ``sampling``: the arguments
@@ -48,7 +50,7 @@ from .videosource import VideoSource, import_av, source_name
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["ingest_video"]
+__all__ = ["check_reach", "ingest_video", "window_sampler"]
 
 _SEEK_MIN = 1.0  # seconds: a start later than this seeks instead of decoding the way there
 
@@ -85,8 +87,9 @@ def _count(value: object, what: str, name: str, low: int, high: int | None = Non
     return number
 
 
-def _sampler(name: str, fps: object, start: object, end: object,
-             chunk_seconds: object) -> Sampler:
+def window_sampler(name: str, fps: object, start: object, end: object,
+                   chunk_seconds: object) -> Sampler:
+    """The Sampler of ingest_video's arguments, each checked (InvalidInputError)."""
     rate = None if fps is None else _seconds(fps, "fps", name, positive=True)
     t0 = Fraction(0) if start is None else _seconds(start, "start", name)
     t1 = None if end is None else _seconds(end, "end", name)
@@ -96,6 +99,41 @@ def _sampler(name: str, fps: object, start: object, end: object,
     chunk = None if chunk_seconds is None else _seconds(chunk_seconds, "chunk_seconds", name,
                                                         positive=True)
     return Sampler(rate, t0, t1, chunk)
+
+
+_INDEX_INT = 2**63  # sequence and chunk_id are int64 in the frame index
+
+
+def check_reach(name: str, sampler: Sampler, duration: Fraction | None) -> None:
+    """InvalidInputError when a frame at ``duration`` would get a sequence or chunk_id
+    past int64 (fps=1e300, chunk_seconds=1e-300): said before anything is decoded."""
+    if duration is None:
+        return
+    last = duration if sampler.end is None else min(duration, sampler.end)
+    _check_numbers(name, sampler, last, sampler.sequence_at(last), sampler.chunk_id(last))
+
+
+def _big(number: int) -> str:
+    return f"{float(number):.3g}" if number < 10**300 else f"about 1e{len(str(number)) - 1}"
+
+
+def _check_numbers(name: str, sampler: Sampler, t: Fraction, seq: int, chunk: int) -> None:
+    at = f"{float(t):.3f} s"
+    if seq >= _INDEX_INT:
+        fps = float(sampler.fps or 0)
+        what = (f"the frame at {at} sequence number {_big(seq)}, past the 64-bit numbers a "
+                "timeline holds")
+        raise InvalidInputError(
+            f"ingest_video({name}): fps={fps:g} gives {what}; sample at a lower fps",
+            cli=f"--fps {fps:g} gives {what} ({name}); use a lower --fps (nothing was stored)")
+    if chunk >= _INDEX_INT:
+        length = float(sampler.chunk_seconds or 0)
+        what = (f"the frame at {at} chunk id {_big(chunk)}, past the 64-bit numbers a "
+                "timeline holds")
+        raise InvalidInputError(
+            f"ingest_video({name}): chunk_seconds={length:g} gives {what}; use longer chunks",
+            cli=f"--chunk-seconds {length:g} gives {what} ({name}); use longer chunks "
+                "(nothing was stored)")
 
 
 class _Ingest:
@@ -120,7 +158,7 @@ class _Ingest:
         finally:
             self.progress.close()
         if not stopped:
-            self.source.check_complete()
+            self.source.check_complete(self.sampler.end)
         if not self.kept:
             raise InvalidInputError(self._nothing())
 
@@ -142,9 +180,9 @@ class _Ingest:
             seq = s.sequence(t)
             if seq is None:
                 continue
-            # Only sampled frames pay for RGB, converted to RGBX: Pillow encodes that in
-            # place, where 3-byte RGB would be copied into 4-byte pixels first.
-            image = vf.to_ndarray(format="rgba")[:, :, :3]
+            _check_numbers(self.source.name, s, t, seq, s.chunk_id(t))
+            # Only sampled frames pay for RGB (upright, a view of RGBX: see pixels).
+            image = self.source.pixels(vf)
             phash = perceptual_hash(image)
             if self.skip is not None:
                 value = int(phash, 16)
@@ -176,6 +214,10 @@ class _Ingest:
         s = self.sampler
         window = f"[{float(s.start):g} s, {'end' if s.end is None else f'{float(s.end):g} s'})"
         duration = self.source.duration()
+        if not self.decoded and s.start == 0 and s.end is None:  # not a window's fault
+            lasts = "" if duration is None else f" (the file lasts {float(duration):.3f} s)"
+            return (f"{self.source.name} has a video stream with no frames in it{lasts}: "
+                    "nothing to ingest")
         lasts = "" if duration is None else f"; the video lasts {float(duration):.3f} s"
         return (f"no frames of {self.source.name} in {window} (decoded {self.decoded}{lasts}); "
                 "choose a start and end inside the video")
@@ -249,7 +291,7 @@ def ingest_video(
 
     name = source_name(path)
     _require_str(profile_name, "profile_name")
-    sampler = _sampler(name, fps, start, end, chunk_seconds)
+    sampler = window_sampler(name, fps, start, end, chunk_seconds)
     limit = None if max_frames is None else _count(max_frames, "max_frames", name, 1)
     skip = None if skip_similar is None else _count(skip_similar, "skip_similar", name, 0, 64)
     check_codec(codec, quality)
@@ -259,6 +301,7 @@ def ingest_video(
         )
     import_av()
     with VideoSource(path, name, storage_options) as source:
+        check_reach(name, sampler, source.duration())
         run = _Ingest(source, sampler, limit, skip, progress)
         run.sampling = {
             "fps": None if fps is None else float(fps), "start": float(sampler.start),

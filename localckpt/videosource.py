@@ -9,6 +9,7 @@ that the rest of localckpt works without the ``[video]`` extra.
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from collections.abc import Callable, Generator, Iterator, Mapping
@@ -16,12 +17,16 @@ from fractions import Fraction
 from typing import Any
 
 from .errors import InvalidInputError, NotFoundError
+from .sampling import TOLERANCE
 
 __all__ = ["VideoSource", "import_av", "source_name"]
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # FFmpeg renders text files (.txt, .nfo, ANSI art) as video through these decoders.
 _TEXT_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
+# FFmpeg opens a still image as a one-frame video through these demuxers (and the
+# *_pipe ones: png_pipe, jpeg_pipe, webp_pipe, ...); an animated GIF or APNG is a video.
+_IMAGE_FORMATS = frozenset({"image2", "image2pipe"})
 # Decoding that stops this long (plus two frames) before the stated end is truncation.
 _TRUNCATION_SLACK = Fraction(1, 2)
 _AV_TIME_BASE = Fraction(1, 1_000_000)  # unit of container.start_time / duration
@@ -57,6 +62,14 @@ def source_name(src: object) -> str:
 
 def _seconds(value: int | None, time_base: Fraction | None) -> Fraction | None:
     return None if value is None or time_base is None else value * time_base
+
+
+_ATTACHED_PIC = 0x0400  # AV_DISPOSITION_ATTACHED_PIC
+
+
+def _is_cover(stream: Any) -> bool:
+    """True for a video stream that is an attached picture (cover art), not a video."""
+    return bool(int(getattr(stream, "disposition", 0)) & _ATTACHED_PIC)
 
 
 def _rate(stream: Any) -> Fraction | None:
@@ -97,6 +110,7 @@ class VideoSource:
             # PTS -> time of packets sent with skip_frame NONREF whose frame has not come
             # out (yet): at the end, the frames the decoder skipped.
             self._skipping: dict[int, Fraction] = {}
+            self.rotation = 0  # degrees clockwise frames are turned (see pixels)
         except BaseException:
             self.close()
             raise
@@ -116,7 +130,10 @@ class VideoSource:
                     raise InvalidInputError(f"{self.name} is a directory, not a video file")
                 if os.path.isfile(path) and os.path.getsize(path) == 0:
                     raise InvalidInputError(f"{self.name} is empty (0 bytes), not a video")
-                target = path
+                # FFmpeg reads "name:rest" as protocol "name": a file called
+                # cam-2024-05-01T10:00:00.mp4 was "Protocol not found", and one called
+                # concat:a.mp4 read a.mp4. "file:" makes every path a local file.
+                target = "file:" + path
         elif isinstance(src, io.TextIOBase):
             raise InvalidInputError(
                 f"{self.name} is open in text mode; open the video with open(path, 'rb')"
@@ -165,13 +182,23 @@ class VideoSource:
 
     def _video_stream(self) -> Any:
         streams = self.container.streams
-        if not streams.video:
-            kinds = ", ".join(sorted({s.type for s in streams})) or "none"
+        # A cover picture (an MP3's or M4A's album art) is a one-frame "video" stream:
+        # an audio file with one is audio-only, and a video's cover is not its video.
+        moving = [s for s in streams.video if not _is_cover(s)]
+        if not moving:
+            kinds = ", ".join(sorted({"cover picture" if _is_cover(s) else s.type
+                                      for s in streams})) or "none"
             raise InvalidInputError(
                 f"{self.name} has no video stream (its streams: {kinds}); "
                 "ingest_video needs a video, not an audio-only or data file"
             )
-        stream = streams.video[0]
+        stream = moving[0]
+        form = self.container.format.name
+        if form in _IMAGE_FORMATS or form.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...
+            raise InvalidInputError(
+                f"{self.name} is a still image ({stream.codec_context.name}), not a video; "
+                "create_timeline takes images"
+            )
         if stream.codec_context.name in _TEXT_CODECS:
             raise InvalidInputError(
                 f"{self.name} is a text file (FFmpeg would draw it as "
@@ -212,9 +239,12 @@ class VideoSource:
         ctx = self.stream.codec_context
         duration = self.duration()
         start = _seconds(self._first_pts, self.time_base)
+        width, height = ctx.width, ctx.height
+        if self.rotation in (90, 270):
+            width, height = height, width
         return {
             "fps": None if self.rate is None else round(float(self.rate), 6),
-            "width": ctx.width, "height": ctx.height, "codec": ctx.name,
+            "width": width, "height": height, "rotation": self.rotation, "codec": ctx.name,
             "duration": None if duration is None else round(float(duration), 6),
             "container": self.container.format.name,
             "pixel_format": ctx.format.name if ctx.format is not None else None,
@@ -243,6 +273,22 @@ class VideoSource:
         else:
             yield from self._decode_from(seek_to, needless)
         self.eof = True
+
+    def pixels(self, frame: Any) -> Any:
+        """A frame's RGB pixels (HxWx3 uint8) upright, as players and the ffmpeg command
+        show them: a display matrix's rotation (a phone held upright records landscape
+        pixels and a 90 degree rotation) is applied, and ``rotation`` says by how much.
+
+        The result is a view of an RGBX array, which Pillow encodes in place (where
+        3-byte RGB would be copied into 4-byte pixels first)."""
+        rgbx = frame.to_ndarray(format="rgba")
+        quarter = round(getattr(frame, "rotation", 0) / 90) % 4  # counterclockwise
+        if quarter:
+            import numpy as np
+
+            rgbx = np.ascontiguousarray(np.rot90(rgbx, quarter))
+            self.rotation = (360 - 90 * quarter) % 360
+        return rgbx[:, :, :3]
 
     def skipped(self) -> list[Fraction]:
         """Times of the frames the decoder skipped as needless (never decoded): after
@@ -306,16 +352,19 @@ class VideoSource:
                     if skipping and frame.pts is not None:
                         skipping.pop(frame.pts, None)  # decoded after all: a reference
                     pts = frame.pts if frame.pts is not None else frame.dts
-                    if pts is None:  # no timestamp at all: one frame after the last
-                        if last is None or self.rate is None:
+                    if pts is None:  # no timestamp at all (a raw .h264 / .hevc stream):
+                        if self.rate is None:  # the first at 0, the next one frame later
                             raise InvalidInputError(
-                                f"{self.name}: its video frames carry no timestamps"
+                                f"{self.name}: its video frames carry no timestamps and "
+                                "it states no frame rate"
                             )
-                        t = last + 1 / self.rate
+                        t = Fraction(0) if last is None else last + 1 / self.rate
                     else:
                         if first is None:
                             first = self._first_pts = pts
                         t = (pts - first) * tb
+                        if last is not None and t + TOLERANCE < last:
+                            self._backwards(last, t)
                     last = t
                     yield t, frame
         except av.FFmpegError as exc:
@@ -324,19 +373,39 @@ class VideoSource:
                 f"{self.name} is damaged or truncated: decoding failed{where}: {exc}"
             ) from None
 
-    def check_complete(self) -> None:
+    def _backwards(self, last: Fraction, t: Fraction) -> None:
+        """Frames come out of the decoder in presentation order: a time earlier than the
+        last one's is a second clock (recordings joined end to end, as `cat a.ts b.ts`
+        makes) or damage. Sampled by time, every frame after it was silently dropped."""
+        said = (f"{self.name}: its frame times go back from {float(last):.3f} s to "
+                f"{float(t):.3f} s (recordings joined end to end, or a damaged file), so "
+                "the frames after that have no place in one timeline")
+        stop = math.floor(last * 1000) / 1000
+        raise InvalidInputError(
+            f"{said}; end={stop:g} ingests what comes before, or split the file",
+            cli=f"{said}; --end {stop:g} ingests what comes before, or split the file")
+
+    def check_complete(self, until: Fraction | None = None) -> None:
         """After decoding to the end: InvalidInputError when the file stops well before
-        the end its header states (a truncated download or copy)."""
+        the end its header states (a truncated download or copy), or before ``until``
+        (seconds from the first frame: the end of the window asked for) when that is
+        earlier. The message says where the data stops, as an end= that works."""
         stated = self.container.duration
         if not self.eof or not stated or self.stream_end is None:
             return
         # container.duration is the end of the longest stream; Matroska counts it from 0,
         # MP4 from the first frame: compare with the smaller reading (never a false alarm).
         stated_end = stated * _AV_TIME_BASE
+        first = _seconds(self._first_pts, self.time_base) or Fraction(0)
+        if until is not None:
+            stated_end = min(stated_end, first + until)
         frame = 1 / self.rate if self.rate else Fraction(0)
         if self.stream_end + _TRUNCATION_SLACK + 2 * frame < stated_end:
+            lasts = self.duration()
+            header = "" if lasts is None else f"its header says it lasts {float(lasts):.3f} s but "
+            stop = math.floor(max(self.stream_end - first, Fraction(0)) * 1000) / 1000
+            said = f"{self.name} is truncated or damaged: {header}its data stops at {stop:.3f} s"
             raise InvalidInputError(
-                f"{self.name} is truncated or damaged: its header says it lasts "
-                f"{float(stated_end):.3f} s but its data stops at {float(self.stream_end):.3f} "
-                "s; copy it again, or pass end= to ingest only what is there"
-            )
+                f"{said}; copy it again, or pass end={stop:g} to ingest only what is there",
+                cli=f"{said}; copy it again, or pass --end {stop:g} to ingest only what is "
+                    "there")

@@ -18,7 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av  # noqa: F401  # the [video] extra is part of [test]: a missing PyAV fails here
+import av  # the [video] extra is part of [test]: a missing PyAV fails here
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -28,7 +28,14 @@ import localckpt
 from localckpt.errors import InvalidInputError, NotFoundError
 from localckpt.frames import perceptual_hash
 from localckpt.sampling import Needless, Sampler
-from localckpt.testing.videos import CODECS, iter_decoded, read_number, write_audio, write_video
+from localckpt.testing.videos import (
+    CODECS,
+    frame_image,
+    iter_decoded,
+    read_number,
+    write_audio,
+    write_video,
+)
 
 TOL = 1e-3
 # Irregular frame times (seconds from the first frame): gaps shorter and longer than
@@ -159,7 +166,7 @@ def test_source_info_describes_the_video(videos: dict[str, tuple[Path, list[floa
     tl = store.ingest_video(path, fps=5, chunk_seconds=1.0)
     info = dict(tl.source_info)
     assert info["codec"] == "h264" and info["container"].startswith("mov,mp4")
-    assert (info["width"], info["height"]) == (320, 240)
+    assert (info["width"], info["height"], info["rotation"]) == (320, 240, 0)
     assert info["start_time"] == pytest.approx(0.7)  # first PTS; timestamps count from it
     assert info["duration"] == pytest.approx(times[-1] + 0.04, abs=0.06)
     assert info["sampling"] == {"fps": 5.0, "start": 0.0, "end": None, "max_frames": None,
@@ -300,6 +307,26 @@ def _truncated(src: Path, dst: Path, share: float) -> Path:
     return dst
 
 
+def _audio_with_cover(path: Path) -> None:
+    """An MP3 with album art: FFmpeg lists the picture as a one-frame video stream."""
+    from PIL import Image
+
+    from localckpt.testing.videos import _silence
+
+    cover = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 0, 0)).save(cover, "JPEG")
+    with av.open(str(path), "w") as out:
+        sound: Any = out.add_stream("mp3", rate=16000)
+        picture: Any = out.add_stream("mjpeg")
+        picture.width = picture.height = 64
+        picture.pix_fmt = "yuvj420p"
+        picture.disposition = av.stream.Disposition.attached_pic
+        packet = av.Packet(cover.getvalue())
+        packet.stream, packet.pts, packet.dts = picture, 0, 0
+        out.mux(packet)
+        _silence(out, sound, 1.0)
+
+
 @pytest.fixture(scope="module")
 def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad")
@@ -307,7 +334,12 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (root / "notes.mp4").write_text("not a video either\n" * 200)
     (root / "empty.mp4").write_bytes(b"")
     (root / "noise.mkv").write_bytes(np.random.default_rng(0).bytes(50_000))
+    from PIL import Image
+
+    Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(root / "frame.png")
+    Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(root / "frame.jpg")
     write_audio(root / "speech.m4a", 2.0)
+    _audio_with_cover(root / "song.mp3")
     long_mkv, long_webm, long_mp4 = root / "long.mkv", root / "long.webm", root / "long.mp4"
     write_video(long_mkv, 200, codec="mpeg4", size=(640, 360))
     write_video(long_webm, 100, codec="libvpx-vp9")
@@ -315,17 +347,19 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "text": root / "notes.txt", "text-as-mp4": root / "notes.mp4",
         "empty": root / "empty.mp4", "noise": root / "noise.mkv",
-        "audio-only": root / "speech.m4a",
+        "png": root / "frame.png", "jpeg": root / "frame.jpg",
+        "audio-only": root / "speech.m4a", "audio-with-cover": root / "song.mp3",
         "truncated-mkv": _truncated(long_mkv, root / "cut.mkv", 0.6),
         "truncated-webm": _truncated(long_webm, root / "cut.webm", 0.5),
         "truncated-mp4": _truncated(long_mp4, root / "cut.mp4", 0.8),
-        "directory": root,
+        "directory": root, "long-mp4": long_mp4,
         "missing": root / "missing.mp4",
     }
 
 
 @pytest.mark.parametrize("kind", ["embedded", "memory"])
-@pytest.mark.parametrize("bad", ["text", "text-as-mp4", "empty", "noise", "audio-only",
+@pytest.mark.parametrize("bad", ["text", "text-as-mp4", "empty", "noise", "png", "jpeg",
+                                 "audio-only", "audio-with-cover",
                                  "truncated-mkv", "truncated-webm", "truncated-mp4",
                                  "directory", "missing"])
 def test_bad_files_are_typed_errors_and_write_nothing(
@@ -342,6 +376,93 @@ def test_bad_files_are_typed_errors_and_write_nothing(
     assert listing(store) == before
     # the shards a truncated file got to are gone, and the store still works
     assert len(store.list_timelines()) == 1
+
+
+def test_a_video_stream_without_frames_is_said_to_have_none(tmp_path: Path,
+                                                            store: Any) -> None:
+    """A Matroska file whose video track holds no frames (beside audio) was 'no frames of
+    F in [0 s, end) ...; choose a start and end inside the video', though none was given."""
+    from localckpt.testing.videos import _add_audio, _silence
+
+    path = tmp_path / "empty-track.mkv"
+    with av.open(str(path), "w") as out:
+        video: Any = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        _silence(out, _add_audio(out), 1.0)
+        out.mux(video.encode(None))
+    before = listing(store)
+    with pytest.raises(InvalidInputError, match="has a video stream with no frames") as info:
+        store.ingest_video(path)
+    assert str(path) in str(info.value) and "start" not in str(info.value)
+    assert listing(store) == before
+
+
+def test_a_truncated_file_says_an_end_that_ingests_what_is_there(
+    tmp_path: Path, store: Any, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The message advised end= with the data's end in the file's own clock: for a video
+    whose first PTS is 5 s, 'data stops at 6.880 s' (end= counts from the first frame,
+    so end=6.88 read to the cut and was refused again), and the CLI said end= for --end."""
+    import re
+
+    whole = tmp_path / "whole.mkv"
+    times = write_video(whole, 100, codec="mpeg4", first_pts=5.0)
+    cut = _truncated(whole, tmp_path / "cut.mkv", 0.5)
+    with pytest.raises(InvalidInputError, match=r"lasts 4\.000 s") as info:
+        store.ingest_video(cut, fps=None)
+    found = re.search(r"pass end=([0-9.]+) ", str(info.value))
+    assert found, str(info.value)
+    end = float(found.group(1))
+    assert 1.0 < end < 2.5
+    tl = store.ingest_video(cut, fps=None, end=end)
+    frames = store.get_timeline_frames(tl.id)
+    assert [f.timestamp for f in frames] == pytest.approx([t for t in times if t < end - TOL])
+    assert [read_number(f.image) for f in frames] == list(range(len(frames)))
+    code, _, err = _cli(capsys, "--store", str(tmp_path / "s"), "ingest", str(cut))
+    assert code == 1 and f"pass --end {found.group(1)} " in err
+
+
+@pytest.mark.parametrize("fps", [5.0, None])
+def test_recordings_joined_end_to_end_are_refused_not_cut_short(
+    tmp_path: Path, store: Any, fps: float | None,
+) -> None:
+    """`cat a.ts b.ts` (camera segments) restarts the clock halfway: sampled by time, every
+    frame of b was silently dropped (a 4 s file gave 2 s of timeline); with fps=None the
+    timestamps went 0 .. 1.96, 0 .. 1.96."""
+    import re
+
+    a, b, joined = tmp_path / "a.ts", tmp_path / "b.ts", tmp_path / "joined.ts"
+    times = write_video(a, 50)
+    write_video(b, 50)
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    before = listing(store)
+    with pytest.raises(InvalidInputError, match=r"go back from 1\.960 s to 0\.000 s") as info:
+        store.ingest_video(joined, fps=fps)
+    assert str(joined) in str(info.value)
+    assert listing(store) == before
+    found = re.search(r"end=([0-9.]+) ingests what comes before", str(info.value))
+    assert found, str(info.value)
+    tl = store.ingest_video(joined, fps=fps, end=float(found.group(1)))
+    frames = store.get_timeline_frames(tl.id)
+    want = expected(times, fps, 0.0, float(found.group(1)))
+    assert [read_number(f.image) for f in frames] == list(want.values())
+
+
+def test_a_still_image_is_refused_but_an_animated_gif_is_a_video(
+    bad_files: dict[str, Path], tmp_path: Path, store: Any,
+) -> None:
+    """FFmpeg opens a PNG or JPEG as a one-frame video: ingest stored it as a timeline."""
+    from PIL import Image
+
+    for still in ("png", "jpeg"):
+        with pytest.raises(InvalidInputError, match="still image"):
+            store.ingest_video(bad_files[still])
+    gif = tmp_path / "anim.gif"
+    images = [Image.fromarray(frame_image(i, 64, 48)) for i in range(4)]
+    images[0].save(gif, save_all=True, append_images=images[1:], duration=100, loop=0)
+    tl = store.ingest_video(gif, fps=None)
+    assert tl.frame_count == 4 and tl.source_info["codec"] == "gif"
+    assert [f.timestamp for f in store.frame_index(tl.id)] == pytest.approx([0, .1, .2, .3])
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -364,6 +485,117 @@ def test_bad_arguments_are_typed_errors_and_write_nothing(
     if match not in ("codec", "quality", "workers", "progress", "source_asset_id"):
         assert str(path) in str(info.value)
     assert listing(store) == before
+
+
+def test_file_names_with_a_colon_are_local_files(videos: Any, store: Any, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """FFmpeg reads "name:rest" as a protocol: a camera's cam-2024-05-01T10:00:00.mp4 was
+    refused ("Protocol not found") and a file named concat:a.mp4 ingested a.mp4."""
+    monkeypatch.chdir(tmp_path)
+    src = videos["cfr-libx264"][0]
+    Path("cam-2024-05-01T10:00:00.mp4").write_bytes(src.read_bytes())
+    write_video("a.mp4", 5)
+    Path("concat:a.mp4").write_bytes(src.read_bytes())  # 60 frames; a.mp4 has 5
+    for name in ("cam-2024-05-01T10:00:00.mp4", "concat:a.mp4"):
+        tl = store.ingest_video(name, fps=None)
+        assert tl.source_video == name
+        assert tl.frame_count == 60, name
+
+
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotated_phone_videos_are_stored_upright(tmp_path: Path, store: Any,
+                                                 degrees: int) -> None:
+    """A phone held upright records landscape pixels and a display matrix that turns
+    them 90 degrees clockwise; players and the ffmpeg command show them turned. Ingest
+    stored them as coded: a portrait video's frames lay on their side."""
+    path = tmp_path / f"phone-{degrees}.mp4"
+    times = write_video(path, 6, size=(64, 48), rotation=degrees)
+    tl = store.ingest_video(path, fps=None, codec="png")
+    info = tl.source_info
+    assert info["rotation"] == degrees
+    upright = (48, 64) if degrees == 180 else (64, 48)  # (height, width) as displayed
+    assert (info["height"], info["width"]) == upright
+    frames = store.get_timeline_frames(tl.id)
+    assert [f.timestamp for f in frames] == pytest.approx(times)
+    for (_, coded), f in zip(iter_decoded(path), frames, strict=True):
+        assert f.image.shape == (*upright, 3)
+        assert np.array_equal(f.image, np.rot90(coded, -degrees // 90))  # clockwise
+        assert f.perceptual_hash == perceptual_hash(f.image)
+
+
+@pytest.mark.parametrize("codec, ext", [("libx264", "h264"), ("libx265", "hevc")])
+def test_raw_elementary_streams_are_timed_at_their_frame_rate(
+    tmp_path: Path, store: Any, codec: str, ext: str,
+) -> None:
+    """A raw .h264 / .hevc stream (a camera's or a Raspberry Pi's) has no timestamps at
+    all: it was refused ("its video frames carry no timestamps"); frame i is at i / rate."""
+    path = tmp_path / f"camera.{ext}"
+    options = {"x265-params": "log-level=error"} if codec == "libx265" else None
+    times = write_video(path, 30, codec=codec, options=options)
+    reference = decoded(path)
+    every = store.ingest_video(path, fps=None)
+    check_timeline(store, every, times, reference, expected(times, None))
+    assert every.source_info["duration"] == pytest.approx(1.2)
+    window = store.ingest_video(path, fps=5, start=0.5, end=1.0)
+    check_timeline(store, window, times, reference, expected(times, 5, 0.5, 1.0))
+
+
+@pytest.mark.parametrize("kwargs, flag", [
+    ({"fps": 1e300}, "--fps"), ({"fps": 1e19}, "--fps"),
+    ({"chunk_seconds": 1e-300}, "--chunk-seconds"), ({"chunk_seconds": 5e-324}, "--chunk-seconds"),
+])
+def test_numbers_past_int64_are_refused_naming_the_file_and_argument(
+    videos: Any, store: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    kwargs: dict[str, float], flag: str,
+) -> None:
+    """fps=1e300 gave 'frame 1: sequence 1000...(300 digits) does not fit in 64 bits',
+    naming neither the file nor the argument (and --fps 1e308 an OverflowError)."""
+    path, _ = videos["cfr-libx264"]  # 2.4 s: at 1e19 fps only frames after 0.92 s overflow
+    before = listing(store)
+    (name,) = kwargs
+    with pytest.raises(InvalidInputError, match=f"{name}=.*64-bit") as info:
+        store.ingest_video(path, **kwargs)
+    assert str(path) in str(info.value) and len(str(info.value)) < 300
+    assert listing(store) == before
+    root = tmp_path / "fresh"
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(path), flag,
+                        repr(kwargs[name]))
+    assert code == 1 and flag in err and str(path) in err and "64-bit" in err
+    assert not root.exists()  # refused before the store was created
+    # a high rate whose numbers fit is fine: every frame is kept, the last as 9.6e16
+    tl = store.ingest_video(path, fps=1e17, end=1.0)
+    assert tl.frame_count == 25
+
+
+def test_numbers_past_int64_in_a_stream_of_unknown_length(tmp_path: Path, store: Any) -> None:
+    """A raw stream states no length: the frame that overflows is refused as it comes."""
+    path = tmp_path / "camera.h264"
+    write_video(path, 10)
+    before = listing(store)
+    # frame 1 (0.04 s) answers instant 1; frame 2 (0.08 s) gets the next unanswered one
+    with pytest.raises(InvalidInputError, match=r"fps=3e\+20 gives the frame at 0.080 s"):
+        store.ingest_video(path, fps=3e20)
+    assert listing(store) == before
+
+
+def test_a_file_name_that_is_not_utf8_is_ingested(
+    videos: Any, store: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A Latin-1 name (b"caf\xe9.mp4") reaches Python as lone surrogates (sys.argv,
+    os.listdir): 'localckpt ingest' refused it ("holds a lone surrogate, which is not
+    valid Unicode") after creating the store, and so did ingest_video(str)."""
+    named = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.mp4")
+    Path(named).write_bytes(videos["cfr-libx264"][0].read_bytes())
+    tl = store.ingest_video(named, fps=None)
+    assert tl.frame_count == 60 and tl.source_video.endswith("caf\ufffd.mp4")
+    root = str(tmp_path / "s")
+    code, _, err = _cli(capsys, "--store", root, "ingest", named)
+    assert code == 0, err
+    with localckpt.open(root) as cli_store:
+        (made,) = cli_store.list_timelines()
+        assert made.frame_count == 5 and made.source_video.endswith("caf\ufffd.mp4")
+    with pytest.raises(InvalidInputError, match="surrogate"):  # no file name decodes to it
+        store.ingest_video("\ud800.mp4")
 
 
 def test_a_text_mode_file_or_other_object_is_refused(videos: Any, store: Any) -> None:
@@ -613,5 +845,49 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
     root = tmp_path / "fresh"
     code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["audio-only"]))
     assert code == 1 and "no video stream" in err
+    code, _, err = _cli(capsys, "--store", str(root), "ingest",
+                        str(bad_files["audio-with-cover"]))
+    assert code == 1 and "no video stream (its streams: audio, cover picture)" in err
     assert not root.exists()  # the file is checked before the store is created
+    # a directory is said to be one (it was 'no video file DIR', as if missing), and
+    # --workers past 64 is refused by the flag's check (it named workers=, after the
+    # store was created)
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["directory"]))
+    assert code == 1 and "is a directory" in err
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["long-mp4"]),
+                        "--workers", "65")
+    assert code == 1 and "--workers must be a whole number in 1..64, not 65" in err
+    assert not root.exists()
 
+
+
+def test_cli_ingest_stopped_by_sigterm_leaves_nothing(tmp_path: Path) -> None:
+    """SIGTERM (kill, docker stop, a CI timeout) ended the process where it was: the
+    ingest's temporary shards and its lease stayed until gc, which spares a lease for
+    its TTL. It now unwinds as Ctrl-C does: exit status 143, nothing left behind."""
+    import signal
+    import subprocess
+    import time
+
+    video = tmp_path / "long.mp4"
+    write_video(video, 400, size=(640, 360))
+    root = tmp_path / "store"
+    with localckpt.open(str(root), create=True) as store:
+        store.create_timeline("keep.mp4", "", [np.zeros((8, 8, 3), np.uint8)])
+        before = listing(store)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localckpt.cli", "--store", str(root), "ingest", str(video),
+         "--fps", "all", "--codec", "png"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(root.rglob("ingest.lease")):  # writing frames
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    with localckpt.open(str(root)) as store:
+        assert listing(store) == before  # no timeline, no shard, no temp file, no lease

@@ -37,6 +37,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
     """The numeric flags in range (what ingest_video checks, said in flags)."""
     import math
 
+    from ..store import MAX_WORKERS
+
     def bad(flag: str, value: object, rule: str) -> InvalidInputError:
         return InvalidInputError(f"{flag} must be {rule}, not {value} (ingest of {args.file}; "
                                  "nothing was created)")
@@ -50,7 +52,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise bad(flag, value, "a number above 0" if strict else "a number >= 0")
     for flag, count, least, most in (("--max-frames", args.max_frames, 1, None),
                                      ("--skip-similar", args.skip_similar, 0, 64),
-                                     ("--workers", args.workers, 1, None)):
+                                     ("--workers", args.workers, 1, MAX_WORKERS)):
         if count is not None and (count < least or (most is not None and count > most)):
             raise bad(flag, count, f"a whole number >= {least}" if most is None
                       else f"a whole number in {least}..{most}")
@@ -164,15 +166,21 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
 
     from ..errors import NotFoundError
     from ..frames import check_codec
+    from ..video import check_reach, window_sampler
     from ..videosource import VideoSource, source_name
 
+    if "://" not in args.file and os.path.isdir(args.file):
+        raise InvalidInputError(f"{args.file} is a directory, not a video file")
     if "://" not in args.file and not os.path.isfile(args.file):
         raise NotFoundError(f"no video file {args.file}")
     _check_numbers(args)
     check_codec(args.codec, 90 if args.quality is None else args.quality)
-    with VideoSource(args.file, source_name(args.file),
+    name = source_name(args.file)
+    with VideoSource(args.file, name,
                      _storage_options(args.source_storage_options)) as source:
         lasts = source.duration()
+    check_reach(name, window_sampler(name, args.fps, args.start, args.end, args.chunk_seconds),
+                lasts)
     if args.start is not None and lasts is not None and args.start >= lasts:
         raise InvalidInputError(
             f"--start {args.start:g} is past the end of {args.file}: its header says it lasts "
@@ -208,7 +216,8 @@ def register(sub: Any) -> None:
                    help="how frames are stored (default jpeg; png is lossless)")
     p.add_argument("--quality", type=int, metavar="Q",
                    help="JPEG quality 1..95 (default 90; jpeg only)")
-    p.add_argument("--workers", type=int, metavar="N", help="encoder threads (default 2)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="encoder threads, 1..64 (default 2)")
     p.add_argument("--source-asset-id", metavar="ID", help="the video's id in another system")
     p.add_argument("--source-storage-options", metavar="JSON",
                    help="fsspec options for reading FILE when it is a URL, as a JSON object")

@@ -89,12 +89,53 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, docker stop, a CI timeout) while a command runs: unwound as Ctrl-C
+    is, so an ingest deletes what it wrote and releases its lease, instead of
+    leaving temporary shards and a lease that gc may only remove after the lease's TTL."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the cleanup
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Any:
+    """SIGTERM raises Terminated in the main thread while the command runs (only where
+    nobody set a handler of their own: an embedding program keeps its)."""
+    import signal
+    import threading
+
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # a non-UTF-8 path from argv prints escaped,
         if hasattr(stream, "reconfigure"):   # never as a UnicodeEncodeError
             stream.reconfigure(errors="backslashreplace")
     words = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command_in(words)).parse_args(words)
+    try:
+        with _sigterm_unwinds():
+            return _run(args)
+    except Terminated:
+        return 128 + 15  # as a shell reports a process SIGTERM ended
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if not args.needs_store:
             return int(args.func(None, args))
@@ -112,8 +153,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `localckpt tree X | head`
         sys.stderr.close()
         return EXIT_OK
-    except KeyboardInterrupt:
-        return 130
 
 
 def _open_store(args: argparse.Namespace, open_store: Any) -> Any:

@@ -87,13 +87,14 @@ def write_video(path: str | os.PathLike[str], frames: int | None = None, *,
                 size: tuple[int, int] = (320, 240), codec: str = "libx264",
                 first_pts: float = 0.0, pictures: Sequence[int] | None = None,
                 gop: int | None = None, options: dict[str, str] | None = None,
-                audio: bool = False) -> list[float]:
+                audio: bool = False, rotation: int = 0) -> list[float]:
     """Write a video whose frame i shows number i; return each frame's time in seconds
     from the first frame. times: irregular frame times (variable frame rate), else
     `frames` frames at fps. first_pts: the first frame's presentation time (0 for most
     files). pictures: the number each frame shows instead (repeat one for a static
     stretch). gop: frames between key frames (seeks land on those). audio: add a silent
-    audio track (a file with more than one stream)."""
+    audio track (a file with more than one stream). rotation: degrees clockwise (90, 180,
+    270) a player turns the frames, as a phone held upright records (MP4 only)."""
     import av
 
     w, h = size
@@ -117,7 +118,34 @@ def write_video(path: str | os.PathLike[str], frames: int | None = None, *,
         out.mux(stream.encode(None))
         if sound is not None:
             _silence(out, sound, float((pts[-1] - pts[0]) * tb) + 1 / fps)
+    if rotation:
+        _rotate_mp4(path, rotation)
     return [float((p - pts[0]) * tb) for p in pts]
+
+
+# The display matrix (a, b, c, d of [a b u; c d v; x y w], 16.16 fixed point) of an MP4
+# track a player turns clockwise by so many degrees: 90 is an iPhone's portrait video.
+_TURNS = {90: (0, 1, -1, 0), 180: (-1, 0, 0, -1), 270: (0, -1, 1, 0)}
+
+
+def _rotate_mp4(path: str | os.PathLike[str], degrees: int) -> None:
+    """Set the video track's display matrix in the tkhd box, as phones write it."""
+    import struct
+
+    if degrees not in _TURNS:
+        raise ValueError(f"rotation must be one of {sorted(_TURNS)}, not {degrees}")
+    with open(path, "rb") as file:
+        data = bytearray(file.read())
+    at = data.find(b"tkhd")
+    if at < 0 or data[at + 4] != 0:
+        raise ValueError(f"{path} has no version-0 tkhd box (rotation needs an MP4)")
+    # after the type: version+flags 4, times and track id 20, reserved 8, layer..volume 8
+    matrix = at + 4 + 4 + 20 + 8 + 8
+    a, b, c, d = _TURNS[degrees]
+    data[matrix:matrix + 36] = struct.pack(">9i", a << 16, b << 16, 0, c << 16, d << 16, 0,
+                                           0, 0, 1 << 30)
+    with open(path, "wb") as out:
+        out.write(data)
 
 
 def _add_audio(out: Any) -> Any:
@@ -155,8 +183,12 @@ def iter_decoded(path: str | os.PathLike[str]) -> Iterator[tuple[float, np.ndarr
     with av.open(os.fspath(path)) as container:
         stream: Any = container.streams.video[0]
         first = stream.start_time
-        for frame in container.decode(stream):
+        for i, frame in enumerate(container.decode(stream)):
+            pixels = frame.to_ndarray(format="rgb24")
             pts: Any = frame.pts
+            if pts is None:  # a raw .h264 stream has no timestamps: frame i is at i / rate
+                yield float(i / stream.guessed_rate), pixels
+                continue
             if first is None:
                 first = pts
-            yield float((pts - first) * stream.time_base), frame.to_ndarray(format="rgb24")
+            yield float((pts - first) * stream.time_base), pixels
