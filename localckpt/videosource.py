@@ -282,7 +282,7 @@ class VideoSource:
         The result is a view of an RGBX array, which Pillow encodes in place (where
         3-byte RGB would be copied into 4-byte pixels first)."""
         rgbx = frame.to_ndarray(format="rgba")
-        quarter = round(getattr(frame, "rotation", 0) / 90) % 4  # counterclockwise
+        quarter = round(frame.rotation / 90) % 4  # counterclockwise
         if quarter:
             import numpy as np
 
