@@ -418,3 +418,15 @@ def test_the_comparison_aligned_by_time(tmp_path: Any) -> None:
     assert bad[0] == 400 and "align must be &#x27;time&#x27;" in bad[2].decode()
     assert status == 200 and 'id="aligned"' in page and "aligned by time" in page
     assert api_status == 200 and json.loads(api_body)["align"] == "time"
+
+
+@pytest.mark.parametrize("iou", ["5", "0", "-1", "nan", "abc"])
+def test_the_tries_page_refuses_an_iou_out_of_range_as_a_bad_request(site: Any,
+                                                                     iou: str) -> None:
+    """?iou=abc was a 400 and ?iou=5 a 200 with the error inside the page: both are the
+    request's fault."""
+    base, _, s, _ = site
+    code, headers, body = get(base, f"/t/{s.timeline}/tries?iou={iou}")
+    assert code == 400 and headers["content-type"].startswith("text/html")
+    assert b"iou must be a number" in body
+    assert get(base, f"/t/{s.timeline}/tries?iou=0.75")[0] == 200

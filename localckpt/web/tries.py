@@ -181,6 +181,8 @@ def tries_page(store: Store, req: Request) -> str:
     if metric not in METRICS:
         raise InvalidInputError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
     iou = req.float("iou", 0.5)
+    if not 0.0 < iou <= 1.0:  # as a malformed number is: the request, not the evaluation
+        raise InvalidInputError(f"iou must be a number in (0, 1], not {iou:g}")
     shorts = req.names.shorts(by_id)
     form = _form(tid, checkpoints, tags, shorts, stage, reference, metric, iou)
     crumbs = [(f"/t/{tid}", req.names.short(tid, "timeline")), (f"/t/{tid}/tries", "tries")]
