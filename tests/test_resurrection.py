@@ -116,6 +116,47 @@ def test_a_save_under_a_parent_another_process_purged_is_refused(
         assert [c.id for c in saver.checkpoints(tl.id)] == [tl.root_checkpoint_id]
 
 
+def test_a_purge_meeting_a_child_saved_meanwhile_leaves_both_to_the_next(
+        request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    """PostgreSQL (read committed): a save whose guard ran before a prune of its parent
+    commits a child under it; a purge that read the dead before that child then met the
+    foreign key and failed the whole gc (the 30 s stress test, under load). It now
+    leaves that batch, and the next purge takes parent and child."""
+    from localckpt.backends.sql import upkeep
+    from localckpt.catalog import Batch
+    from localckpt.ids import new_id
+    from localckpt.records import utcnow
+    from localckpt.types import Checkpoint
+
+    url, kw = _store_args("postgres", request, tmp_path)
+    with localckpt.open(url, create=True, **kw) as store:
+        tl = store.create_timeline("v", "p", [FRAME])
+        a = store.save_stage_output(tl.id, None, "s", {"a": 1})
+        store.prune(a)
+        child = Checkpoint(new_id(), tl.id, a, {}, {}, {}, False, "", utcnow())
+        real_dead, real_purge = upkeep._dead, upkeep.purge
+        purging: list[int] = []
+
+        def dead_then_a_save(*args: Any, **kwargs: Any) -> Any:
+            found = real_dead(*args, **kwargs)
+            if purging == [1]:  # the save that passed its guard before the prune commits
+                store.catalog.commit(Batch(checkpoints=[child]))  # between read and delete
+            return found
+
+        def counted(catalog: Any) -> int:
+            purging.append(1)
+            return real_purge(catalog)
+
+        monkeypatch.setattr(upkeep, "_dead", dead_then_a_save)
+        monkeypatch.setattr(upkeep, "purge", counted)
+        collect_garbage(store, older_than=0, grace=0)  # raised InvalidInputError
+        assert {c.id for c in store.catalog.tree(tl.id)} >= {a, child.id}
+        collect_garbage(store, older_than=0, grace=0)
+        assert [c.id for c in store.catalog.tree(tl.id)] == [tl.root_checkpoint_id]
+        assert [c.id for c in store.checkpoints(tl.id)] == [tl.root_checkpoint_id]
+
+
 # -- 2. the stress test -----------------------------------------------------------------------
 
 

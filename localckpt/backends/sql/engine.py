@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
-from ...errors import LocalckptError
+from ...errors import InvalidInputError, LocalckptError
 from .dialects import Dialect
 
 __all__ = ["Duplicate", "Engine", "Refused", "Step", "Tx"]
@@ -25,6 +25,13 @@ __all__ = ["Duplicate", "Engine", "Refused", "Step", "Tx"]
 class Duplicate(LocalckptError):
     """A plain INSERT met a key already stored: nothing of the write was kept. The
     catalog then compares the stored records with the batch (never escapes it)."""
+
+
+class Dangling(InvalidInputError):
+    """A write left a row referring to one that is not there (PostgreSQL's foreign
+    keys): nothing of it was kept. A purge meets it when a save under a checkpoint it
+    deletes committed first (read committed: the save's guard ran before the pruning
+    that made it dead); the next purge takes both."""
 
 
 class Refused(LocalckptError):

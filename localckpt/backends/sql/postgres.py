@@ -43,7 +43,7 @@ from ...errors import (
     StoreClosedError,
 )
 from .dialects import POSTGRES
-from .engine import Duplicate, Engine, Refused, Step, Tx
+from .engine import Dangling, Duplicate, Engine, Refused, Step, Tx
 
 __all__ = ["PostgresEngine", "parse_url"]
 
@@ -295,7 +295,7 @@ class PostgresEngine(Engine):
             return Refused(state, _message(exc))
         if isinstance(exc, psycopg.errors.ForeignKeyViolation):
             detail = exc.diag.message_detail or _message(exc)
-            return InvalidInputError(
+            return Dangling(
                 f"a record refers to a parent, timeline or output that {self.describe()} "
                 f"does not hold ({self._redact(detail)}); nothing was written (a gc may have "
                 "removed it meanwhile: try again)")

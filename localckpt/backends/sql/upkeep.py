@@ -28,6 +28,7 @@ from ...catalog import Garbage
 from ...errors import InvalidInputError, LocalckptError
 from ...schema import validate
 from ...types import Tombstone
+from .engine import Dangling
 from .schema import SUMS_OF, TAG_NAMES
 
 if TYPE_CHECKING:
@@ -185,24 +186,10 @@ def purge(catalog: SqlCatalog) -> int:
     removed = 0
     freed: set[str] = set()
     for batch in _chunks([cid for cid, _ in dead.checkpoints]):
-        with e.transaction() as tx:
-            # the rows this purge deleted, not the rows it saw: a concurrent purge
-            # (PostgreSQL, read committed) may delete them first, and each deleted row
-            # must leave tree_sums once
-            rows = tx.query(e.sql("DELETE FROM {s}checkpoints WHERE id{in} "
-                                  "RETURNING id, timeline_id, digest, stage_hashes"),
-                            (in_(batch),))
-            if not rows:
-                continue
-            ids = [r[0] for r in rows]
-            refs = sorted({(h, r[0]) for r in rows for h in _json(r[3]).values()})
-            freed.update(h for h, _ in refs)
-            # by key (hash, owner): every output a checkpoint added is in its stage_hashes
-            tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND owner = ?"),
-                       refs, True)
-            n, tags = _delete_tags(tx, catalog, "checkpoint_id{in}", (in_(ids),))
-            removed += len(ids) + n
-            _subtract(tx, catalog, [(r[1], r[2]) for r in rows] + tags)
+        try:
+            removed += _purge_checkpoints(catalog, batch, freed)
+        except Dangling:  # a child saved under one of them meanwhile (see Dangling):
+            continue  # it is dead too, and the next purge takes both
     for batch in _chunks(sorted(dead.tags)):
         with e.transaction() as tx:
             n, tags = _delete_tags(tx, catalog, "id{in}", (in_(batch),))
@@ -224,6 +211,31 @@ def purge(catalog: SqlCatalog) -> int:
             _subtract(tx, catalog, [("", rows[0][0]), *tags])
             removed += 1
     return removed + _purge_outputs(catalog, freed)
+
+
+def _purge_checkpoints(catalog: SqlCatalog, batch: list[str], freed: set[str]) -> int:
+    """Delete one batch of dead checkpoints with their output references and tags, in one
+    transaction; how many rows went (freed: the outputs they referred to, added)."""
+    e = catalog.engine
+    in_ = catalog.dialect.list_param
+    with e.transaction() as tx:
+        # the rows this purge deleted, not the rows it saw: a concurrent purge
+        # (PostgreSQL, read committed) may delete them first, and each deleted row
+        # must leave tree_sums once
+        rows = tx.query(e.sql("DELETE FROM {s}checkpoints WHERE id{in} "
+                              "RETURNING id, timeline_id, digest, stage_hashes"),
+                        (in_(batch),))
+        if not rows:
+            return 0
+        ids = [r[0] for r in rows]
+        refs = sorted({(h, r[0]) for r in rows for h in _json(r[3]).values()})
+        # by key (hash, owner): every output a checkpoint added is in its stage_hashes
+        tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND owner = ?"),
+                   refs, True)
+        n, tags = _delete_tags(tx, catalog, "checkpoint_id{in}", (in_(ids),))
+        _subtract(tx, catalog, [(r[1], r[2]) for r in rows] + tags)
+    freed.update(h for h, _ in refs)  # only once the transaction is committed
+    return len(ids) + n
 
 
 def _delete_tags(tx: Any, catalog: SqlCatalog, where: str, params: Sequence[Any]
