@@ -185,3 +185,28 @@ def test_gc_dry_run_command_matches_the_real_run(  # type: ignore[no-untyped-def
     assert run("gc", "--dry-run") == 0
     assert capsys.readouterr().out.startswith(
         "would remove 0 frame objects (0 B) and 0 catalog records (0 outputs, 0 B of JSON)")
+
+
+def test_the_purge_deletes_children_before_their_parents_with_targets_one_under_another(
+        tmp_path: object) -> None:
+    """The dead are deleted deepest first, in batches; the depth was counted below the
+    target reached first, so with a pruned checkpoint under another pruned one, the
+    parent of the lower target sorted before it: on PostgreSQL a purge in two batches
+    met the foreign key, every time (the 30 s stress test's last gc)."""
+    import localckpt
+    from localckpt.backends.sql.upkeep import _dead
+
+    with localckpt.open(f"{tmp_path}/s", create=True) as store:
+        tl = store.create_timeline("v", "p", [np.zeros((4, 4, 3), np.uint8)])
+        chain = [tl.root_checkpoint_id]
+        for i in range(6):
+            chain.append(store.save_stage_output(tl.id, chain[-1], f"s{i}", {"i": i}))
+        store.prune(chain[4])  # the lower target first (its id is the later one)
+        store.prune(chain[2])
+        order = [cid for cid, _ in _dead(store.catalog, None).checkpoints]
+        assert sorted(order) == sorted(chain[2:])
+        at = {cid: i for i, cid in enumerate(order)}
+        for child, parent in zip(chain[3:], chain[2:-1], strict=True):
+            assert at[child] < at[parent], "a parent would be deleted before its child"
+        assert collect_garbage(store).records_purged >= 5
+        assert [c.id for c in store.catalog.tree(tl.id)] == chain[:2]

@@ -88,20 +88,33 @@ def _dead(catalog: SqlCatalog, timeline_ids: Iterable[str] | None,
         kids: defaultdict[str | None, list[str]] = defaultdict(list)
         for cid, pid in rows:
             kids[pid].append(cid)
+        roots = [cid for cid, pid in rows if pid is None or pid not in known]
+        # depth in the timeline's tree, not below a target: with one target under
+        # another, depth below the target reached first put a child after its parent
+        # (two batches: the parent's delete met the child's foreign key, every purge)
+        depth: dict[str, int] = {}
+        level, d = roots, 0
+        while level:
+            nxt: list[str] = []
+            for cid in level:
+                if cid not in depth:
+                    depth[cid] = d
+                    nxt.extend(kids.get(cid, ()))
+            level, d = nxt, d + 1
         if whole:
             timelines.add(tid)
-            tops = [cid for cid, pid in rows if pid is None or pid not in known]
+            tops = roots
         else:
             tops = sorted(targets & known)
-        stack = [(c, 0) for c in tops]
+        stack = list(tops)
         seen: set[str] = set()
         while stack:
-            cid, depth = stack.pop()
+            cid = stack.pop()
             if cid in seen:
                 continue
             seen.add(cid)
-            dead.append((depth, cid, tid))
-            stack.extend((k, depth + 1) for k in kids.get(cid, ()))
+            dead.append((depth.get(cid, 0), cid, tid))
+            stack.extend(kids.get(cid, ()))
     dead.sort(key=lambda d: -d[0])
     if timelines:  # only those still stored (a purge took the others already)
         timelines = {r[0] for chunk in _chunks(sorted(timelines), 500) for r in e.query(
