@@ -31,7 +31,7 @@ Why these tables:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...errors import NotFoundError, SchemaVersionError
@@ -157,16 +157,9 @@ def _second_paths(tx: Tx, engine: Engine) -> None:
     of the tombstones that delete whole timelines, a second path to them (SQLite has no
     checksum on a page: a damaged entry of the target_id index made a deleted timeline
     read as live)."""
-    sums: dict[str, list[int]] = {}
-    for kind, prefix in SUMS_OF.items():
-        for tid, d in tx.query(engine.sql(f"SELECT timeline_id, digest FROM {{s}}{kind}s")):
-            acc = sums.setdefault(prefix + tid, [0, 0])
-            acc[0] += 1
-            acc[1] ^= int(d)
-    if sums:
-        tx.execute(engine.sql("INSERT INTO {s}tree_sums (timeline_id, shard, n, x) "
-                              "VALUES (?, 0, ?, ?)"),
-                   [(t, n, x) for t, (n, x) in sorted(sums.items())], True)
+    _insert_sums(tx, engine, [
+        (prefix + tid, d) for kind, prefix in SUMS_OF.items()
+        for tid, d in tx.query(engine.sql(f"SELECT timeline_id, digest FROM {{s}}{kind}s"))])
     if engine.dialect.name != "sqlite":
         return
     # kind and timeline_id in the entries: the index answers its own terms, without the
@@ -180,9 +173,16 @@ def _name_sums(tx: Tx, engine: Engine) -> None:
     a lookup by name (what a reference that is a tag resolves through) reads the rows of
     that name through its index and notices one that the index misses, instead of
     reading every tag of the store."""
+    _insert_sums(tx, engine, [(TAG_NAMES + name, d) for name, d in tx.query(
+        engine.sql("SELECT name, digest FROM {s}tags"))])
+
+
+def _insert_sums(tx: Tx, engine: Engine, rows: Iterable[tuple[str, Any]]) -> None:
+    """tree_sums rows (shard 0) of the count and XOR of digests of each key's rows
+    (key, digest): what a migration that adds a kind of sums computes once."""
     sums: dict[str, list[int]] = {}
-    for name, d in tx.query(engine.sql("SELECT name, digest FROM {s}tags")):
-        acc = sums.setdefault(TAG_NAMES + name, [0, 0])
+    for key, d in rows:
+        acc = sums.setdefault(key, [0, 0])
         acc[0] += 1
         acc[1] ^= int(d)
     if sums:
