@@ -71,11 +71,10 @@ def _spawned(workers: int = 2) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-def test_workers_of_a_remote_never_read_this_stores_environment(
-        tmp_path: Any, monkeypatch: Any, s3_base: Any) -> None:
-    """A remote opened with its own settings (config.remote(NAME).open()): its workers take
-    the remote's options and secrets (storage_options_from), as the opening process did;
-    a hostile $LOCALCKPT_STORAGE_OPTIONS redirects neither its objects nor its key."""
+def _team_remote(tmp_path: Any, monkeypatch: Any, s3_base: Any) -> str:
+    """A remote "team" in a config of this test's own: the S3 server's endpoint as its
+    storage options, its key and secret in $TEAM_S3 (storage_options_from); its objects
+    URL."""
     from localckpt import config
 
     base, options = s3_base
@@ -87,6 +86,18 @@ def test_workers_of_a_remote_never_read_this_stores_environment(
     objects = f"{base}/{os.urandom(6).hex()}"
     config.add_remote("team", str(tmp_path / "team"), objects=objects,
                       storage_options=public, storage_options_from="TEAM_S3")
+    return objects
+
+
+def test_workers_of_a_remote_never_read_this_stores_environment(
+        tmp_path: Any, monkeypatch: Any, s3_base: Any) -> None:
+    """A remote opened with its own settings (config.remote(NAME).open()): its workers take
+    the remote's options and secrets (storage_options_from), as the opening process did;
+    a hostile $LOCALCKPT_STORAGE_OPTIONS redirects neither its objects nor its key."""
+    from localckpt import config
+
+    objects = _team_remote(tmp_path, monkeypatch, s3_base)
+    options = s3_base[1]
     monkeypatch.setenv("LOCALCKPT_STORAGE_OPTIONS", _LAPTOP_OPTIONS)
     team = config.remote("team")
     assert team is not None
@@ -120,14 +131,7 @@ def test_a_worker_without_the_secrets_gets_a_typed_error_and_writes_nothing(
     from localckpt import config
     from localckpt.errors import NotFoundError
 
-    base, options = s3_base
-    monkeypatch.setenv("LOCALCKPT_CONFIG", str(tmp_path / "config.toml"))
-    monkeypatch.setenv("LOCALCKPT_CREDENTIALS", str(tmp_path / "credentials.toml"))
-    public = {k: v for k, v in options.items() if k not in ("key", "secret")}
-    monkeypatch.setenv("TEAM_S3", json.dumps({"key": options["key"],
-                                              "secret": options["secret"]}))
-    config.add_remote("team", str(tmp_path / "team"), objects=f"{base}/{os.urandom(6).hex()}",
-                      storage_options=public, storage_options_from="TEAM_S3")
+    _team_remote(tmp_path, monkeypatch, s3_base)
     team = config.remote("team")
     assert team is not None
     with team.open(create=True) as store:
