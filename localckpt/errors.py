@@ -9,7 +9,8 @@ catch these::
      |    '-- TimelineNotFoundError (also ValueError; compat, as the seed raised)
      +-- InvalidInputError (also ValueError)    bad frames, non-JSON outputs, unknown URL scheme
      +-- ConflictError                          same id, other content (sync, import)
-     |    '-- MergeConflict                     .conflicts lists every stage / key in conflict
+     |    +-- MergeConflict                     .conflicts lists every stage / key in conflict
+     |    '-- HiddenWorkError                   a transfer's deletions would take unseen work
      +-- CorruptDataError                       bytes that do not match their hash
      +-- SchemaVersionError                     a store written by a newer localckpt
      +-- StoreClosedError                       a call on a store after close()
@@ -29,6 +30,7 @@ __all__ = [
     "BackendUnavailableError",
     "ConflictError",
     "CorruptDataError",
+    "HiddenWorkError",
     "InvalidInputError",
     "LocalckptError",
     "MergeConflict",
@@ -88,6 +90,20 @@ class MergeConflict(ConflictError):
     ) -> None:
         super().__init__(message, cli=cli)
         self.conflicts: list[tuple[str, str, Any, Any]] = list(conflicts)
+
+
+class HiddenWorkError(ConflictError):
+    """The deletions a transfer would copy take checkpoints of the destination that the
+    source never held (work saved below what the source deleted), and the caller asked
+    to refuse that (``hide_unseen=False``; ``push`` and ``pull`` without ``--force``).
+
+    ``checkpoints`` lists their ids. Nothing was copied.
+    """
+
+    def __init__(self, message: str, checkpoints: Sequence[str], *,
+                 cli: str | None = None) -> None:
+        super().__init__(message, cli=cli)
+        self.checkpoints: list[str] = list(checkpoints)
 
 
 class CorruptDataError(LocalckptError):

@@ -260,7 +260,8 @@ class StoreSource:
 
 
 def sync(
-    src: Store, dst: Store, timeline_id: str | None = None, progress: Any = None
+    src: Store, dst: Store, timeline_id: str | None = None, progress: Any = None, *,
+    hide_unseen: bool = True,
 ) -> SyncReport:
     """Make dst hold the union of its trees and src's (one timeline, or all when None).
 
@@ -275,7 +276,9 @@ def sync(
     pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``).
     Tombstones travel (deletions win) and deleted records are not copied; a source
     whose records, keys or bytes do not check out raises CorruptDataError and leaves
-    nothing in dst.
+    nothing in dst. hide_unseen=False refuses (HiddenWorkError, nothing copied) a sync
+    whose deletions would take dst's checkpoints that src never held (``hidden``): what
+    ``push`` and ``pull`` do without ``--force``.
     """
     from .store import Store
 
@@ -292,4 +295,5 @@ def sync(
     ids = None if timeline_id is None else [timeline_id]
     src._check_open()
     dst._check_open()
-    return transfer(StoreSource(src), dst, ids, progress, desc="sync")
+    return transfer(StoreSource(src), dst, ids, progress, desc="sync",
+                    hide_unseen=hide_unseen)

@@ -34,6 +34,7 @@ from .catalog import Batch, Catalog
 from .errors import (
     ConflictError,
     CorruptDataError,
+    HiddenWorkError,
     InvalidInputError,
     LocalckptError,
     NotFoundError,
@@ -116,15 +117,23 @@ def _checked(source: Source, records: Sequence[Any]) -> None:
 
 
 def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = None,
-             progress: Any = None, desc: str = "sync") -> SyncReport:
+             progress: Any = None, desc: str = "sync", hide_unseen: bool = True
+             ) -> SyncReport:
     """Copy into dst what it lacks of source's timelines (all when None); see the module
-    docstring for what is checked. Shared by sync and bundle import."""
+    docstring for what is checked. Shared by sync and bundle import. hide_unseen=False:
+    HiddenWorkError, before anything is copied, when the deletions copied would take
+    checkpoints of dst that the source never held."""
     from .sync import CountingCatalog, SyncReport
 
+    if not isinstance(hide_unseen, bool):
+        raise InvalidInputError(f"hide_unseen must be True or False, not "
+                                f"{type(hide_unseen).__name__}")
     reporter = Reporter(progress, desc)
     dcat = CountingCatalog(dst.catalog)
     try:
         plan = _plan(source, dcat, dst, timeline_ids)
+        if plan is not None and plan.hidden and not hide_unseen:
+            raise _hiding(source, dst, plan.hidden)
         if plan is None:
             return SyncReport(round_trips=source.round_trips + dcat.round_trips)
         if not plan.rows:  # nothing to copy, only work the other side's deletions cover
@@ -171,6 +180,18 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         )
     finally:
         reporter.close()
+
+
+def _hiding(source: Source, dst: Store, hidden: Sequence[str]) -> HiddenWorkError:
+    from .render import plural
+
+    where = dst.url or dst.catalog.describe()
+    said = (f"the deletions of {source.describe()} would delete "
+            f"{plural(len(hidden), 'checkpoint')} of {where} that it never held, saved "
+            f"below what it deleted (first: {hidden[0]}); nothing was copied. To keep "
+            "that work, save its outputs again under a live checkpoint; to let it go, ")
+    return HiddenWorkError(said + "pass hide_unseen=True", hidden,
+                           cli=said + "run the command again with --force")
 
 
 def _repair_after_slow_commit(source: Source, dst: Store, frames: list[_Frames],

@@ -21,6 +21,7 @@ from localckpt.catalog import Batch
 from localckpt.errors import (
     ConflictError,
     CorruptDataError,
+    HiddenWorkError,
     InvalidInputError,
     NotFoundError,
 )
@@ -124,6 +125,28 @@ def test_work_below_what_the_other_side_deleted_is_named(new_store: StoreFactory
     again = localckpt.sync(team, laptop)  # said once: now both sides agree
     assert not again and not again.hidden and not again.withheld
     assert "warning" not in again.summary() + localckpt.sync(laptop, team).summary()
+
+
+def test_hide_unseen_false_refuses_before_copying(new_store: StoreFactory,
+                                                   store_kind: str) -> None:
+    """hide_unseen=False: a sync whose deletions would take work dst holds and the
+    source never held raises HiddenWorkError naming it, and dst stays as it was; a sync
+    that hides nothing is not refused."""
+    laptop, team = new_store(store_kind), new_store("embedded")
+    tid, ids = _tree(laptop)
+    localckpt.sync(laptop, team)
+    mine = laptop.save_stage_output(tid, ids[2], "mine", {"m": 1})
+    team.prune(ids[2], force=True)
+    before = _dump(laptop)
+    with pytest.raises(HiddenWorkError, match="hide_unseen=True") as exc:
+        localckpt.sync(team, laptop, hide_unseen=False)
+    assert exc.value.checkpoints == [mine] and mine in str(exc.value)
+    assert _dump(laptop) == before
+    assert not localckpt.sync(laptop, team, hide_unseen=False).hidden  # withheld, not hidden
+    with pytest.raises(InvalidInputError, match="hide_unseen must be True or False"):
+        localckpt.sync(team, laptop, hide_unseen="no")  # type: ignore[arg-type]
+    assert _dump(laptop) == before
+    assert localckpt.sync(team, laptop).hidden == (mine,)  # the default lets it go
 
 
 def test_what_the_other_side_saw_is_not_named(new_store: StoreFactory, tmp_path) -> None:
@@ -472,6 +495,12 @@ def test_cli_diff_merge_push_pull_export_import(tmp_path, capsys: pytest.Capture
     out, err = capsys.readouterr()
     assert out.startswith(f"push to {b}: up to date") and "warning" not in out
     assert f"localckpt: warning: push to {b}: 1 checkpoint not copied" in err and mine in err
-    assert main(["--store", a, "pull", b, "--json"]) == 0
+    # a's pull would delete mine, which b never held: refused, nothing copied, unless --force
+    before = _dump(localckpt.open(a))
+    assert main(["--store", a, "pull", b, "--json"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and mine in err and "run the command again with --force" in err
+    assert _dump(localckpt.open(a)) == before
+    assert main(["--store", a, "pull", b, "--json", "--force"]) == 0
     out, err = capsys.readouterr()
     assert json.loads(out)["hidden"] == [mine] and "also delete 1 checkpoint" in err

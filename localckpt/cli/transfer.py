@@ -83,7 +83,7 @@ def cmd_push(store: Store, args: argparse.Namespace) -> int:
     tid = None if args.timeline is None else timeline_ref(store, args.timeline)
     dest, label = open_remote(args, create=True)
     with dest:
-        report = sync(store, dest, tid, progress=progress())
+        report = sync(store, dest, tid, progress=progress(), hide_unseen=args.force)
     print_report(report, args, f"push to {label}", remote=label)
     return 0
 
@@ -100,7 +100,8 @@ def cmd_pull(store: Store, args: argparse.Namespace) -> int:
     from ..sync import sync
 
     source, label = args.source_store, args.source_label
-    report = sync(source, store, args.timeline, progress=progress())
+    report = sync(source, store, args.timeline, progress=progress(),
+                  hide_unseen=args.force)
     print_report(report, args, f"pull from {label}", remote=label)
     return 0
 
@@ -145,6 +146,14 @@ def _remote_options(p: argparse.ArgumentParser, role: str) -> None:
     p.add_argument("--remote-storage-options-from", metavar="NAME",
                    help=f"secret fsspec options of the {role} store: an environment variable "
                    "holding JSON, or a table of the credentials file")
+    _force_option(p)
+
+
+def _force_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="let the deletions copied delete checkpoints the other side never "
+                   "held (work saved below what it deleted); without it, such a transfer "
+                   "copies nothing and exits 1, naming them")
 
 
 def register(sub: Any) -> None:
