@@ -451,3 +451,34 @@ def _age(pid: int) -> float:
     ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
     uptime = float(Path("/proc/uptime").read_text().split()[0])
     return uptime - ticks / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_a_stage_run_put_does_not_wait_for_the_disk_and_the_commit_does(
+        tmp_path: Path, fsync: bool) -> None:
+    """A put can be computed again, so with fsync=True its transaction alone commits
+    with synchronous=NORMAL (no fsync of the WAL); saves and the run's commit stay
+    FULL, which syncs the puts before them. With fsync=False nothing is switched."""
+    with localckpt.open(tmp_path, create=True, fsync=fsync) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME, FRAME])
+        run = store.begin_run(tl.id, None, "s")
+        said: list[str] = []
+        conn = store.catalog.engine._conn()  # this thread's connection, the writers'
+        conn.set_trace_callback(said.append)
+
+        def modes(during: list[str]) -> list[str]:
+            return [s.split("=")[1] for s in during if s.startswith("PRAGMA synchronous")]
+
+        run.put({0: {"v": 0}})
+        put = said[:]
+        assert "COMMIT" in put and modes(put) == (["NORMAL", "FULL"] if fsync else [])
+        assert put.index("PRAGMA synchronous=NORMAL") < put.index("BEGIN IMMEDIATE") < \
+            put.index("COMMIT") < put.index("PRAGMA synchronous=FULL") if fsync else True
+        del said[:]
+        run.put({1: {"v": 1}})
+        cid = run.commit()
+        store.save_stage_output(tl.id, cid, "t", {"x": 1})
+        after_put = said[said.index("PRAGMA synchronous=FULL") + 1:] if fsync else said
+        assert modes(after_put) == [] and after_put.count("COMMIT") >= 2
+        conn.set_trace_callback(None)
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == (2 if fsync else 1)

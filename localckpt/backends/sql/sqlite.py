@@ -111,10 +111,11 @@ class _Tx(Tx):
 
 
 class _Entry:
-    __slots__ = ("done", "error", "steps")
+    __slots__ = ("done", "durable", "error", "steps")
 
-    def __init__(self, steps: Sequence[Step]) -> None:
+    def __init__(self, steps: Sequence[Step], durable: bool) -> None:
         self.steps = steps
+        self.durable = durable
         self.done = False
         self.error: BaseException | None = None
 
@@ -361,14 +362,14 @@ class SqliteEngine(Engine):
                     if not _is_busy(exc) or time.monotonic() >= deadline:
                         raise
 
-    def write(self, steps: Sequence[Step]) -> None:
+    def write(self, steps: Sequence[Step], durable: bool = True) -> None:
         """Join the group of writes that commit together (see the module docstring)."""
         if self.memory:
             with self.transaction() as tx:
                 tx.run(steps)
             return
         conn = self._conn()
-        entry = _Entry(steps)
+        entry = _Entry(steps, durable)
         cond = self._cond
         with cond:
             self._queue.append(entry)
@@ -409,6 +410,19 @@ class SqliteEngine(Engine):
             self._give_turn()
 
     def _flush_in_turn(self, conn: sqlite3.Connection, group: list[_Entry]) -> None:
+        """One transaction for the group; not synced when no write of it asks to be
+        (with fsync=True: synchronous=NORMAL for this commit only, which WAL keeps
+        consistent; the next synced commit makes it durable with its own)."""
+        if self.fsync and not any(e.durable for e in group):
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._flush_group(conn, group)
+            finally:
+                conn.execute("PRAGMA synchronous=FULL")
+        else:
+            self._flush_group(conn, group)
+
+    def _flush_group(self, conn: sqlite3.Connection, group: list[_Entry]) -> None:
         tx = _Tx(self, conn)
         try:
             self._begin_immediate(conn)
