@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import StoreFactory
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 import localckpt
 from localckpt import Store
@@ -147,6 +149,42 @@ def test_hide_unseen_false_refuses_before_copying(new_store: StoreFactory,
         localckpt.sync(team, laptop, hide_unseen="no")  # type: ignore[arg-type]
     assert _dump(laptop) == before
     assert localckpt.sync(team, laptop).hidden == (mine,)  # the default lets it go
+
+
+def _state(store: Store) -> Any:
+    tids = [t.id for t in store.list_timelines()]
+    return _dump(store), sorted(x.id for x in store.catalog.tombstones(tids))
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_hide_unseen_false_refuses_exactly_what_the_default_hides(data: Any) -> None:
+    """For any work saved on dst and any prunes on src: sync(hide_unseen=False) either
+    copies what the default copies and hides nothing, or refuses naming exactly the
+    checkpoints the default hides, dst unchanged."""
+    src = localckpt.open("memory://")
+    tid, ids = _tree(src)
+    dst = localckpt.open("memory://")
+    localckpt.sync(src, dst)
+    for i, parent in enumerate(data.draw(st.lists(st.sampled_from(ids), max_size=3))):
+        ids.append(dst.save_stage_output(tid, parent, f"w{i}", {"w": i}))  # unseen by src
+    for target in data.draw(st.lists(st.sampled_from(ids[1:]), max_size=2)):
+        if src.catalog.checkpoints([target]) and target in {c.id for c in src.checkpoints(tid)}:
+            src.prune(target, force=True)
+    twin = localckpt.open("memory://")
+    localckpt.sync(dst, twin)
+    before = _state(dst)
+    default = localckpt.sync(src, twin)
+    try:
+        strict = localckpt.sync(src, dst, hide_unseen=False)
+    except HiddenWorkError as exc:
+        event("refused")
+        assert default.hidden and tuple(exc.checkpoints) == default.hidden
+        assert _state(dst) == before
+    else:
+        event("copied")
+        assert not default.hidden and not strict.hidden
+        assert _state(dst) == _state(twin)
 
 
 def test_what_the_other_side_saw_is_not_named(new_store: StoreFactory, tmp_path) -> None:
