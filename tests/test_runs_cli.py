@@ -81,7 +81,8 @@ def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
 
 def test_run_abort(made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--store", made["path"], "run", "abort", made["pending"], "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["state"] == "aborted"
+    aborted = json.loads(capsys.readouterr().out)
+    assert (aborted["state"], aborted["memo_kept"]) == ("aborted", True)
     assert main(["--store", made["path"], "run", "abort", made["pending"]]) == 0
     assert "was already aborted; nothing changed" in capsys.readouterr().out
     assert main(["--store", made["path"], "run", "abort", made["done"]]) == 1
