@@ -9,6 +9,7 @@ parts. A put into such a run is refused saying why, and writes nothing.
 from __future__ import annotations
 
 import json
+import pickle
 from typing import Any
 
 import pytest
@@ -64,7 +65,7 @@ def test_prune_closes_the_runs_under_what_it_deletes_and_gc_takes_their_parts(
 
 
 def test_rm_closes_the_timelines_runs_and_gc_takes_their_parts_and_frames(
-        store: localckpt.Store) -> None:
+        store: localckpt.Store, new_store: Any, store_kind: str) -> None:
     tl = store.create_timeline("v.mp4", "p", frames(5), codec="png")
     other = store.create_timeline("w.mp4", "p", frames(3, seed=1), codec="png")
     lost = store.begin_run(tl.id, None, "detect", memo=False)
@@ -77,6 +78,10 @@ def test_rm_closes_the_timelines_runs_and_gc_takes_their_parts_and_frames(
     assert report.closed_runs == (lost.id,) and lost.state == "aborted"
     with pytest.raises(InvalidInputError, match=f"because its timeline {tl.id} was deleted"):
         lost.put({0: value(0)})
+    if new_store.can_reopen(store_kind):  # a worker's copy: it opens the store itself
+        with pickle.loads(pickle.dumps(lost)) as worker, \
+                pytest.raises(InvalidInputError, match="because its timeline"):
+            worker.put({1: value(1)})
     objects = len(store.objects.stat(f"frames/{tl.id}"))
     assert objects and count(store, "run_parts") == 6
     gc(store)
@@ -192,3 +197,17 @@ def test_the_cli_names_the_runs_a_deletion_closes(tmp_path: Any,
     out = capsys.readouterr().out
     assert "and closed 1 open stage run that depended on them;" in out
     assert f"  closed run {other_short}: what it depended on is deleted" in out
+
+
+def test_prune_closes_runs_on_a_duckdb_catalog(new_store: Any) -> None:
+    """DuckDB (one process; not a store_kind): the same one transaction."""
+    store = new_store("duckdb")
+    tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(3)))
+    run = store.begin_run(tl.id, det, "ocr")
+    run.put({0: value(0)})
+    fine = store.begin_run(tl.id, None, "ocr", version="other")
+    assert store.prune(det).closed_runs == (run.id,)
+    assert (run.state, fine.state) == ("aborted", "open")
+    gc(store)
+    assert count(store, "run_parts") == 0 and store.memo_stats().entries == 1

@@ -14,7 +14,8 @@ columns after the digest-covered fields)::
 Why this layout (measured: a put of 100 frames wrote ~400 B-tree pages when each value
 was an output with references, and a memo entry): a put writes only its run's rows,
 which sit together in the (run_id, sequence) range. The memo is written once per run,
-in the transaction that commits or aborts it: each keyed part becomes an entry pointing
+in the transaction that commits or aborts it (a deletion that orphans an open run aborts
+it in the transaction of its tombstones: change_in): each keyed part becomes an entry pointing
 at its value inside the checkpoint's output (an aborted run's values are written as an
 output of their own), and one reference owned by the run keeps that output through gc
 until clear_memo removes the run's last entry. Until then an open run's parts answer
