@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["aborting", "close_orphans", "closed_because", "delete_closing", "dependents",
            "orphaned_by", "orphans"]
 
-_OPEN = ("open", "committing")
-
 
 def _tables(store: Store) -> RunTables | None:
     tables: RunTables | None = getattr(store.catalog, "runs", None)
@@ -75,12 +73,11 @@ def dependents(store: Store, timeline_id: str, gone: Collection[str] | None
                ) -> list[RunRecord]:
     """The runs of a timeline that deleting gone (checkpoint ids; None: the whole
     timeline) orphans: open ones, and committing ones whose checkpoint is not saved,
-    whose parent checkpoint is among gone. One read of the timeline's runs."""
+    whose parent checkpoint is among gone. One read of the timeline's open runs."""
     tables = _tables(store)
     if tables is None:
         return []
-    found = [r for r in tables.listing(timeline_id)
-             if r.state in _OPEN and (gone is None or r.parent_id in gone)]
+    found = [r for r in tables.open_runs(timeline_id) if gone is None or r.parent_id in gone]
     return _unsaved(store, found)
 
 

@@ -337,6 +337,8 @@ class RunTables:
             "runs_of": f"SELECT {r} FROM {{s}}runs WHERE timeline_id = ? ORDER BY id",
             "open_runs": f"SELECT {r} FROM {{s}}runs WHERE state IN ('open', 'committing') "
                          "ORDER BY id",
+            "open_of": f"SELECT {r} FROM {{s}}runs WHERE timeline_id = ? AND state IN "
+                       "('open', 'committing') ORDER BY id",
             "by_prefix": "SELECT id FROM {s}runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
             "by_tail": "SELECT id FROM {s}runs WHERE tail >= ? AND tail < ? ORDER BY id LIMIT ?",
             "tails": "SELECT id, tail FROM {s}runs",
@@ -406,10 +408,11 @@ class RunTables:
                 else self.engine.query(self._q["runs_of"], (timeline_id,)))
         return [self.run.record(row, self.where) for row in rows]
 
-    def open_runs(self) -> list[RunRecord]:
-        """The open and committing runs of the store."""
-        return [self.run.record(row, self.where) for row in self.engine.query(
-            self._q["open_runs"])]
+    def open_runs(self, timeline_id: str | None = None) -> list[RunRecord]:
+        """The open and committing runs of the store (of one timeline)."""
+        rows = (self.engine.query(self._q["open_runs"]) if timeline_id is None
+                else self.engine.query(self._q["open_of"], (timeline_id,)))
+        return [self.run.record(row, self.where) for row in rows]
 
     def find(self, prefix: str, *, tail: bool, limit: int = 11) -> list[str]:
         """Ids of runs whose id (or tail) starts with prefix ('~' sorts after every id
