@@ -11,7 +11,11 @@ a store accumulates bytes nothing live refers to. ``collect_garbage`` removes th
 - objects in a live timeline's directory that its index does not name (temporary files of
   killed writes, a lease left behind), once older than ``older_than``;
 - catalog records tombstones delete, and outputs no live checkpoint refers to
-  (``Catalog.purge_deleted``; tombstones themselves stay, so sync keeps deleting).
+  (``Catalog.purge_deleted``; tombstones themselves stay, so sync keeps deleting);
+- the parts of closed stage runs; open runs whose timeline or parent checkpoint is
+  deleted are closed first (``localckpt.runs.closing``: a deletion closes those it
+  orphans itself, gc those it did not, e.g. under tombstones a sync brought), so their
+  parts go in the same collection.
 
 Safe while writers run: objects are listed before the catalog is read, so a timeline
 that commits meanwhile is seen as committed or as leased, never as garbage.
@@ -33,6 +37,8 @@ from .errors import InvalidInputError, LocalckptError
 from .lease import GRACE, LEASE_NAME, TTL
 from .maintenance.freed import catalog_garbage
 from .maintenance.reports import freed_text
+from .runs.closing import close_orphans
+from .runs.closing import orphans as orphans_of
 from .schema import check_id
 from .store import Store
 
@@ -61,6 +67,8 @@ class GcReport:
         outputs_purged: stage outputs among records_purged (those only deleted
             checkpoints referred to).
         output_bytes: bytes of those outputs' canonical JSON.
+        closed_runs: ids of the open stage runs closed (aborted) because their timeline
+            or parent checkpoint is deleted; with dry_run, those it would close.
     """
 
     orphan_timelines: tuple[str, ...]
@@ -75,6 +83,7 @@ class GcReport:
     system_temp_files: int = 0
     outputs_purged: int = 0
     output_bytes: int = 0
+    closed_runs: tuple[str, ...] = ()
 
     def summary(self) -> str:
         from .render import plural
@@ -90,6 +99,9 @@ class GcReport:
         parts.append(f"{self.skipped_recent} too recent to touch")
         if self.leased:
             parts.append(f"{plural(len(self.leased), 'write')} in progress left alone")
+        if self.closed_runs:
+            parts.append(f"{'would close' if self.dry_run else 'closed'} "
+                         f"{plural(len(self.closed_runs), 'orphaned stage run')}")
         return "; ".join(parts)
 
 
@@ -156,6 +168,10 @@ def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool =
         for tid, keys in plan.revoke.items():
             plan.orphans.append(tid)
             _take(plan, {k: groups[tid][k] for k in keys})
+    orphans = orphans_of(store)
+    closed = tuple(sorted(r.id for r in orphans))
+    if orphans and not dry_run:  # before the purge, which then takes their parts
+        closed = close_orphans(store, orphans)
     garbage = catalog_garbage(store)
     purged, outputs = garbage.records, dict(garbage.outputs)
     system_temp = _system_temp(now - max(older_than, TTL), dry_run)
@@ -170,7 +186,7 @@ def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool =
         bytes_removed=sum(plan.sizes.values()), skipped_recent=plan.recent, dry_run=dry_run,
         deleted_timelines=tuple(plan.deleted), temporary_files=plan.temporary,
         leased=tuple(plan.leased), records_purged=purged, system_temp_files=system_temp,
-        outputs_purged=len(outputs), output_bytes=sum(outputs.values()),
+        outputs_purged=len(outputs), output_bytes=sum(outputs.values()), closed_runs=closed,
     )
 
 

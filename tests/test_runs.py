@@ -136,7 +136,8 @@ def test_a_run_whose_parent_was_pruned_or_timeline_deleted_is_listed_and_refused
     """An open run under a checkpoint that is pruned (or of a timeline that is deleted)
     can never be committed. Its status still reads (every listing of runs, the tree and
     the web view read it: one such run made them all fail), commit and todo say what is
-    gone and change nothing, and abort closes it."""
+    gone and change nothing, and abort closes it. (prune and rm close the runs they
+    orphan; these are deleted as a sync brings deletions made elsewhere: tombstones.)"""
     store = new_store()
     tl = store.create_timeline("v.mp4", "p", frames(6), codec="png")
     other = store.create_timeline("w.mp4", "p", frames(4, seed=1), codec="png")
@@ -148,8 +149,7 @@ def test_a_run_whose_parent_was_pruned_or_timeline_deleted_is_listed_and_refused
     lost = store.begin_run(other.id, None, "detect")
     lost.put({0: value(0)})
     fine = store.begin_run(tl.id, None, "track", memo=False)
-    store.prune(det)
-    store.delete_timeline(other.id)
+    tombstones(store, (det, "checkpoint", tl.id), (other.id, "timeline", other.id))
     if new_store.can_reopen(store_kind):  # as another process sees it: nothing cached
         store = new_store.reopen(store)
     statuses = {r.id: r.status() for r in store.runs()}
@@ -168,6 +168,18 @@ def test_a_run_whose_parent_was_pruned_or_timeline_deleted_is_listed_and_refused
         run.abort()
         assert run.state == "aborted"
     assert [r.id for r in store.runs(state="open")] == [fine.id]
+
+
+def tombstones(store: localckpt.Store, *marks: tuple[str, str, str]) -> None:
+    """Deletions (target, kind, timeline) committed as a sync commits those it brings:
+    tombstones only, no run closed."""
+    from localckpt.catalog import Batch
+    from localckpt.ids import new_id
+    from localckpt.records import utcnow
+    from localckpt.types import Tombstone
+
+    store.catalog.commit(Batch(tombstones=[Tombstone(new_id(), target, kind, tid, utcnow())
+                                           for target, kind, tid in marks]))
 
 
 def test_abort(store: localckpt.Store, tl: Any) -> None:

@@ -81,7 +81,8 @@ def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
 
 def test_run_abort(made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--store", made["path"], "run", "abort", made["pending"], "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["state"] == "aborted"
+    aborted = json.loads(capsys.readouterr().out)
+    assert (aborted["state"], aborted["memo_kept"]) == ("aborted", True)
     assert main(["--store", made["path"], "run", "abort", made["pending"]]) == 0
     assert "was already aborted; nothing changed" in capsys.readouterr().out
     assert main(["--store", made["path"], "run", "abort", made["done"]]) == 1
@@ -120,14 +121,18 @@ def test_tree_shows_an_open_run_as_a_pending_node(made: dict[str, Any],
 def test_a_run_under_a_pruned_checkpoint_is_listed_with_what_to_do(
         made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     """Pruning the checkpoint an open run sits under made `runs`, `run show` and `tree`
-    fail (exit 1, "no checkpoint ... (it was deleted)") for every run of the store."""
+    fail (exit 1, "no checkpoint ... (it was deleted)") for every run of the store.
+    (prune closes the runs it orphans; this one is pruned as a sync brings a prune made
+    elsewhere: a tombstone.) `run abort` says whether its values stay in the memo: not
+    when its keys read inputs of the pruned checkpoint."""
+    from test_runs import tombstones
+
     path, short = made["path"], made["shorts"][made["pending"]]
     with localckpt.open(path) as store:  # one that reads its parent's detect values
         keyed = store.begin_run(made["tl"], made["cid"], "classify", inputs=("detect",))
         keyed.put({0: {"c": 0}})
         keyed_short = store.short_id(keyed.id, "run")
-    assert main(["--store", path, "prune", made["shorts"][made["cid"]]]) == 0
-    capsys.readouterr()
+        tombstones(store, (made["cid"], "checkpoint", made["tl"]))
     assert main(["--store", path, "runs"]) == 0
     out = capsys.readouterr().out.splitlines()
     rows = {line.split()[0]: line.split() for line in out[1:]}
@@ -140,8 +145,13 @@ def test_a_run_under_a_pruned_checkpoint_is_listed_with_what_to_do(
     assert "orphaned   its parent checkpoint" in text and "to do      " not in text
     assert main(["--store", path, "tree", made["tl"]]) == 0
     assert "pending" not in capsys.readouterr().out  # its parent is not in the tree
-    for run in (short, keyed_short):
-        assert main(["--store", path, "run", "abort", run]) == 0
-    capsys.readouterr()
+    assert main(["--store", path, "run", "abort", short]) == 0
+    assert capsys.readouterr().out == f"aborted run {short} (classify); its values stay in " \
+        "the memo, its parts go at the next gc\n"  # its keys read no input
+    assert main(["--store", path, "run", "abort", keyed_short]) == 0
+    assert capsys.readouterr().out == (
+        f"aborted run {keyed_short} (classify); its values do not stay in the memo (its "
+        f"parent checkpoint {made['cid']} was pruned, so its frames' memo keys cannot be "
+        "made), its parts go at the next gc\n")
     assert main(["--store", path, "runs", "--state", "open", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []

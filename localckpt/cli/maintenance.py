@@ -62,8 +62,22 @@ def cmd_verify(store: Store, args: argparse.Namespace) -> int:
 def _print_deletion(store: Store, report: PruneReport, args: argparse.Namespace,
                     what: str) -> None:
     shorts = short_id_map(store, {"timeline": report.timelines,
-                                  "checkpoint": report.checkpoints}) if args.json else {}
+                                  "checkpoint": report.checkpoints,
+                                  "run": report.closed_runs}) if args.json else {}
     print_report(report, args, what, short_ids=shorts)
+    if not args.json:
+        _print_closed(store, report.closed_runs, report.dry_run)
+
+
+def _print_closed(store: Store, runs: tuple[str, ...], dry_run: bool) -> None:
+    """A line per stage run a deletion (or gc) closed: what it was, what becomes of it."""
+    if not runs:
+        return
+    shorts = store.short_ids(runs, "run")
+    verb = "would close" if dry_run else "closed"
+    for run_id in runs:
+        print(f"  {verb} run {shorts.get(run_id, run_id)}: what it depended on is deleted; "
+              "its parts go at the next gc")
 
 
 def cmd_rm(store: Store, args: argparse.Namespace) -> int:
@@ -103,6 +117,7 @@ def _combined(reports: list[PruneReport]) -> PruneReport:
         records=sum(r.records for r in reports),
         output_bytes=sum(r.output_bytes for r in reports),
         object_bytes=sum(r.object_bytes for r in reports),
+        closed_runs=tuple(sorted({r for report in reports for r in report.closed_runs})),
     )
 
 
@@ -175,12 +190,14 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         import attrs
 
-        shorts = short_id_map(store, {"timeline": report.deleted_timelines})
+        shorts = short_id_map(store, {"timeline": report.deleted_timelines,
+                                      "run": report.closed_runs})
         print_json({**attrs.asdict(report), "short_ids": shorts})
         return 0
     print(report.summary())
     for tid in (*report.deleted_timelines, *report.orphan_timelines):
         print(f"  {tid}")
+    _print_closed(store, report.closed_runs, report.dry_run)
     return 0
 
 

@@ -129,17 +129,28 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
 def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
     run = store.get_run(args.run)
     already = run.state == "aborted"
-    run.abort()
+    kept = run._abort()
     short = store.short_id(run.id, "run")
     if args.json:
         print_json({"id": run.id, "short_id": short, "state": run.state,
-                    "already_aborted": already})
+                    "already_aborted": already, "memo_kept": kept})
     elif already:
         print(f"run {short} ({run.stage}) was already aborted; nothing changed")
     else:
-        print(f"aborted run {short} ({run.stage}); its values stay in the memo (unless it "
-              "ran with memo=False), its parts go at the next gc")
+        print(f"aborted run {short} ({run.stage}); {_memo_fate(run, kept)}, its parts go at "
+              "the next gc")
     return 0
+
+
+def _memo_fate(run: StageRun, kept: bool) -> str:
+    """What became of an aborted run's values, as abort() left them."""
+    if kept:
+        return "its values stay in the memo"
+    if not run.memo:
+        return "it ran with memo=False, so none of its values stay in the memo"
+    why = run._orphaned(run.record)
+    return ("its values do not stay in the memo (" + (f"{why}, so " if why else "")
+            + "its frames' memo keys cannot be made)")
 
 
 def cmd_memo_stats(store: Store, args: argparse.Namespace) -> int:

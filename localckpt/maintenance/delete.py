@@ -7,6 +7,11 @@ per pruned subtree suffices (descendants die with their ancestor), plus one for 
 checkpoint a kept merge names as ``merged_from`` (with ``force``), so that a dangling
 ``merged_from`` always points at a checkpoint deleted by name.
 
+A deletion also closes the stage runs it orphans (open runs whose timeline or parent
+checkpoint it deletes), in the same transaction as its tombstones
+(``localckpt.runs.closing``); the report names them (a dry run names those it would
+close).
+
 What each report says gc will free is measured as gc measures it
 (``localckpt.maintenance.freed``): the catalog records the new tombstones add to the
 purge, the bytes of the outputs among them, and (for a timeline) its frame objects.
@@ -24,6 +29,7 @@ from ..ids import new_id
 from ..lease import LeaseLost
 from ..records import utcnow
 from ..render import plural
+from ..runs.closing import delete_closing, dependents
 from ..types import Checkpoint, Timeline, Tombstone
 from ..visibility import dead_in_tree
 from .freed import freed_by
@@ -57,14 +63,16 @@ def delete_timeline(store: Store, timeline_id: str, dry_run: bool = False) -> Pr
     freed = freed_by(store, [mark])
     frames = store.objects.stat(f"frames/{timeline.id}")  # gc takes them all
     object_bytes = sum(size for size, _ in frames.values())
+    runs = dependents(store, timeline.id, None)
+    closed = tuple(r.id for r in runs)
     if not dry_run:
-        store.catalog.commit(Batch(tombstones=[mark]))
+        closed = delete_closing(store, Batch(tombstones=[mark]), runs)
     return PruneReport(
         timelines=(timeline.id,), checkpoints=tuple(sorted(c.id for c in tree)), tags=tags,
         outputs=len(freed.outputs), objects=len(frames),
         bytes=freed.output_bytes + object_bytes, tombstones=0 if dry_run else 1,
         dry_run=dry_run, records=freed.records, output_bytes=freed.output_bytes,
-        object_bytes=object_bytes,
+        object_bytes=object_bytes, closed_runs=closed,
     )
 
 
@@ -213,9 +221,11 @@ def _commit(store: Store, timeline_id: str, tree: list[Checkpoint], gone: set[st
         return PruneReport(dry_run=dry_run)
     tags = tuple(g.name for g in store.visibility.tags(timeline_id) if g.checkpoint_id in gone)
     freed = freed_by(store, tombstones)
+    runs = dependents(store, timeline_id, gone)
+    closed = tuple(r.id for r in runs)
     if not dry_run:
-        store.catalog.commit(Batch(tombstones=tombstones))
+        closed = delete_closing(store, Batch(tombstones=tombstones), runs)
     return PruneReport(checkpoints=tuple(sorted(gone)), tags=tags, outputs=len(freed.outputs),
                        bytes=freed.output_bytes, tombstones=0 if dry_run else len(tombstones),
                        dry_run=dry_run, records=freed.records,
-                       output_bytes=freed.output_bytes)
+                       output_bytes=freed.output_bytes, closed_runs=closed)

@@ -36,6 +36,8 @@ class PruneReport:
             checkpoints, tags, outputs; see localckpt.maintenance.freed for the measure).
         output_bytes: bytes of those outputs' canonical JSON.
         object_bytes: bytes of those frame objects.
+        closed_runs: ids of the open stage runs the deletion closed (aborted), because
+            their timeline or parent checkpoint went; with dry_run, those it would close.
     """
 
     timelines: tuple[str, ...] = ()
@@ -49,6 +51,7 @@ class PruneReport:
     records: int = 0
     output_bytes: int = 0
     object_bytes: int = 0
+    closed_runs: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.timelines or self.checkpoints)
@@ -63,8 +66,13 @@ class PruneReport:
         parts.append(plural(len(self.checkpoints), "checkpoint"))
         if self.tags:
             parts.append(f"{plural(len(self.tags), 'tag')} ({', '.join(self.tags)})")
+        closed = ""
+        if self.closed_runs:
+            closes = "would close" if self.dry_run else "closed"
+            closed = (f" and {closes} {plural(len(self.closed_runs), 'open stage run')} "
+                      "that depended on them")
         when = "then frees" if not self.dry_run else "would then free"
-        return (f"{verb} {', '.join(parts)}; gc {when} "
+        return (f"{verb} {', '.join(parts)}{closed}; gc {when} "
                 + freed_text(self.objects, self.object_bytes, self.records, self.outputs,
                              self.output_bytes))
 

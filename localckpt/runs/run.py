@@ -33,8 +33,12 @@ Semantics:
   entries, pointing at their values inside the checkpoint's output; the parts are read
   no more, and gc deletes them.
 - ``abort()``: the run takes no more values. Its parts become memo entries as at a commit
-  (their values written as an output of their own: a value depends only on its key), and
+  (their values written as an output of their own: a value depends only on its key;
+  none once the keys cannot be made, its timeline or its parent checkpoint gone), and
   gc deletes the parts. Memo entries are kept until ``clear_memo``.
+- A deletion (``prune``, ``retain``, ``rm``) of a run's timeline or parent checkpoint
+  aborts the run in the same transaction (``localckpt.runs.closing``; gc closes those a
+  deletion did not); a later put or commit is refused saying so.
 """
 
 from __future__ import annotations
@@ -277,12 +281,22 @@ class StageRun:
     def _orphaned(self, rec: RunRecord) -> str | None:
         """What an open run lost that its commit needs (its timeline was deleted, its parent
         checkpoint pruned), or None."""
-        store = self.store
-        if not store.live_timelines([rec.timeline_id]):
-            return f"its timeline {rec.timeline_id} was deleted"
-        if not store.live_checkpoints([rec.parent_id]):
-            return f"its parent checkpoint {rec.parent_id} was pruned"
-        return None
+        from .closing import orphaned_by
+
+        return orphaned_by(self.store, rec)
+
+    def _refuse_closed(self, what: str) -> None:
+        """InvalidInputError for a put or commit (what) into a run that a deletion of
+        its base closed, saying so; else nothing (the caller's own error stands)."""
+        from .closing import closed_because
+
+        rec = self.record
+        why = closed_because(self.store, rec)
+        if why:
+            raise InvalidInputError(
+                f"run {rec.id} was aborted because {why} (a deletion closes the runs that "
+                f"depend on what it deletes): it takes no more values; {what}. Begin a new "
+                "run on a live checkpoint")
 
     def _refuse_orphaned(self, rec: RunRecord) -> None:
         """NotFoundError saying what is gone, for a run that can never be committed."""
@@ -390,6 +404,16 @@ class StageRun:
             raise InvalidInputError(f"put takes a mapping of sequence -> value, not "
                                     f"{type(values).__name__}")
         rec = self._fixed()
+        try:
+            return self._put_in(rec, values, keys, allowed)
+        except LocalckptError as exc:
+            if isinstance(exc, InvalidInputError | NotFoundError):
+                # a closed run (its context may be gone with its base): say why
+                self._refuse_closed("nothing of this put was written")
+            raise
+
+    def _put_in(self, rec: RunRecord, values: Mapping[int, Any],
+                keys: Mapping[int, MemoKey] | None, allowed: Iterable[int] | None) -> int:
         known = frozenset(allowed) if allowed is not None else self._ctx().known
         items: dict[int, Any] = {}
         for k, value in values.items():
@@ -429,6 +453,7 @@ class StageRun:
                 assert rec.checkpoint_id is not None
                 return rec.checkpoint_id
             if rec.state == "aborted":
+                self._refuse_closed("it cannot be committed")
                 raise InvalidInputError(f"run {rec.id} was aborted; it cannot be committed "
                                         "(begin a new run)")
             if rec.state == "open" or not self.store.catalog.checkpoints(
@@ -518,28 +543,29 @@ class StageRun:
         return frames_output(data)
 
     def abort(self) -> None:
-        """Stop the run: it takes no more values, its parts become memo entries and gc
-        deletes them. Aborting twice is a no-op; a committed run cannot
-        be aborted (prune its checkpoint instead)."""
+        """Stop the run: it takes no more values, its parts become memo entries (when
+        their keys can be made: not once its timeline, or the parent checkpoint its
+        inputs are read from, is deleted) and gc deletes them. Aborting twice is a no-op;
+        a committed run cannot be aborted (prune its checkpoint instead)."""
+        self._abort()
+
+    def _abort(self) -> bool:
+        """abort(); whether this call put the run's values into the memo (memo on, and
+        the keys of its frames could be made; False when it was aborted already)."""
+        from .closing import aborting
+
         rec = self.record
         if rec.state == "committing" and rec.checkpoint_id and \
                 self.store.catalog.checkpoints([rec.checkpoint_id]):
             raise InvalidInputError(
                 f"run {rec.id} already saved its checkpoint {rec.checkpoint_id}: call "
                 "commit() to finish it, then prune that checkpoint if you do not want it")
-
-        def decide(old: RunRecord, tx: Any) -> RunRecord | None:
-            if old.state == "aborted":
-                return None
-            if old.state == "committed":
-                raise InvalidInputError(
-                    f"run {old.id} is committed (checkpoint {old.checkpoint_id}); prune that "
-                    "checkpoint instead of aborting the run")
-            return attrs.evolve(old, state="aborted", closed_at=utcnow(),
-                                done=self._tables.count_parts(tx, old.id))
-
-        self._tables.change(self.id, decide, close=lambda new: new.state == "aborted",
-                            memo_of=self._memo_of(best_effort=True))
+        if rec.state == "aborted":
+            return False  # nothing changed
+        memo_of = self._memo_of(best_effort=True)
+        self._tables.change(self.id, aborting(self._tables),
+                            close=lambda new: new.state == "aborted", memo_of=memo_of)
+        return memo_of is not None
 
     # -- workers ----------------------------------------------------------------------------
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...canonical import content_hash, load_json
 from ...catalog import Batch, Catalog, Garbage, TombstonesChanged
@@ -46,9 +46,12 @@ from .schema import (
 )
 
 if TYPE_CHECKING:
+    from .engine import Tx
     from .runs import RunTables
 
 __all__ = ["SqlCatalog"]
+
+T = TypeVar("T")
 
 _TOMBSTONES_CHANGED = "LC411"
 _REFUSAL = (_TOMBSTONES_CHANGED, "new tombstones")
@@ -729,6 +732,23 @@ class SqlCatalog(Catalog):
 
     def commit(self, batch: Batch) -> None:
         self._commit(batch, None)
+
+    def commit_with(self, batch: Batch, first: Callable[[Tx], T]) -> T:
+        """first(tx), then the records of batch, in one transaction: all or nothing (a
+        deletion closes the stage runs it orphans: localckpt.runs.closing). The batch's
+        records are new (fresh ids), so there is no slow path for stored ones."""
+        if self.read_only:
+            raise BackendUnavailableError(self.read_only)
+        try:
+            with self.engine.transaction() as tx:
+                result = first(tx)
+                tx.run(self._steps(batch, None, batch.checkpoints, batch.timelines))
+        except Refused as exc:
+            raise self._refused(exc, None) from None
+        for tid in {c.timeline_id for c in batch.checkpoints}:  # their sums changed
+            self._verified.pop(tid, None)
+        self._remember(batch.checkpoints)
+        return result
 
     def commit_guarded(self, batch: Batch, timeline_id: str, seen: Iterable[str]) -> None:
         """The guard is a step of the commit's own transaction: no extra round trip."""

@@ -14,7 +14,8 @@ columns after the digest-covered fields)::
 Why this layout (measured: a put of 100 frames wrote ~400 B-tree pages when each value
 was an output with references, and a memo entry): a put writes only its run's rows,
 which sit together in the (run_id, sequence) range. The memo is written once per run,
-in the transaction that commits or aborts it: each keyed part becomes an entry pointing
+in the transaction that commits or aborts it (a deletion that orphans an open run aborts
+it in the transaction of its tombstones: change_in): each keyed part becomes an entry pointing
 at its value inside the checkpoint's output (an aborted run's values are written as an
 output of their own), and one reference owned by the run keeps that output through gc
 until clear_memo removes the run's last entry. Until then an open run's parts answer
@@ -334,6 +335,10 @@ class RunTables:
             "run": f"SELECT {r} FROM {{s}}runs WHERE id = ?",
             "runs": f"SELECT {r} FROM {{s}}runs ORDER BY id",
             "runs_of": f"SELECT {r} FROM {{s}}runs WHERE timeline_id = ? ORDER BY id",
+            "open_runs": f"SELECT {r} FROM {{s}}runs WHERE state IN ('open', 'committing') "
+                         "ORDER BY id",
+            "open_of": f"SELECT {r} FROM {{s}}runs WHERE timeline_id = ? AND state IN "
+                       "('open', 'committing') ORDER BY id",
             "by_prefix": "SELECT id FROM {s}runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
             "by_tail": "SELECT id FROM {s}runs WHERE tail >= ? AND tail < ? ORDER BY id LIMIT ?",
             "tails": "SELECT id, tail FROM {s}runs",
@@ -401,6 +406,12 @@ class RunTables:
     def listing(self, timeline_id: str | None = None) -> list[RunRecord]:
         rows = (self.engine.query(self._q["runs"]) if timeline_id is None
                 else self.engine.query(self._q["runs_of"], (timeline_id,)))
+        return [self.run.record(row, self.where) for row in rows]
+
+    def open_runs(self, timeline_id: str | None = None) -> list[RunRecord]:
+        """The open and committing runs of the store (of one timeline)."""
+        rows = (self.engine.query(self._q["open_runs"]) if timeline_id is None
+                else self.engine.query(self._q["open_of"], (timeline_id,)))
         return [self.run.record(row, self.where) for row in rows]
 
     def find(self, prefix: str, *, tail: bool, limit: int = 11) -> list[str]:
@@ -506,7 +517,7 @@ class RunTables:
             self._written.setdefault(run_id, {}).update(
                 (s, data) for s, _, data, _ in parts)
 
-    def _forget(self, run_id: str) -> None:
+    def forget(self, run_id: str) -> None:
         """A closed run's parts are read no more: its remembered bytes go."""
         with self._written_lock:
             gone = self._written.pop(run_id, None)
@@ -537,26 +548,44 @@ class RunTables:
         read no more; the next purge deletes them (drop_closed_parts). Returns the record
         as it now is."""
         self._writable()
-        e, q = self.engine, self._q
-        with e.transaction() as tx:
-            tx.execute(e.sql(q["lock"]), (run_id,))  # PostgreSQL: waits for puts in flight
-            rows = tx.query(e.sql(q["run"]), (run_id,))
-            if not rows:
-                raise NotFoundError(f"no run {run_id!r} in {self.where}")
-            old = self.run.record(rows[0], self.where)
-            new = decide(old, tx)
-            if new is None or new == old:
-                return old
-            values, digest = self.run.row(new)
-            at = {name: i for i, name in enumerate(self.run.names)}
-            tx.execute(e.sql(q["update"]), (
-                *(values[at[name]] for name in ("state", "checkpoint_id", "closed_at", "done",
-                                                "memo_hits")), digest, run_id))
-            if close(new) and memo_of is not None and new.memo:
-                self._memo_from_parts(tx, new, memo_of, source)
-        if close(new):
-            self._forget(run_id)
+        with self.engine.transaction() as tx:
+            old, new = self.change_in(tx, run_id, decide, close, memo_of, source)
+        if new is not old and close(new):
+            self.forget(run_id)
         return new
+
+    def change_in(self, tx: Tx, run_id: str,
+                  decide: Callable[[RunRecord, Tx], RunRecord | None],
+                  close: Callable[[RunRecord], bool] = lambda r: False,
+                  memo_of: _MemoOf | None = None,
+                  source: _Source | None = None) -> tuple[RunRecord, RunRecord]:
+        """change() inside a transaction the caller holds (a deletion closes the runs it
+        orphans in its own: localckpt.runs.closing): (the record as it was, as it now
+        is; the same object when nothing changed). The caller calls forget(run_id) for a
+        run that closed, once the transaction is committed."""
+        self._writable()
+        e, q = self.engine, self._q
+        tx.execute(e.sql(q["lock"]), (run_id,))  # PostgreSQL: waits for puts in flight
+        rows = tx.query(e.sql(q["run"]), (run_id,))
+        if not rows:
+            raise NotFoundError(f"no run {run_id!r} in {self.where}")
+        old = self.run.record(rows[0], self.where)
+        new = decide(old, tx)
+        if new is None or new == old:
+            return old, old
+        values, digest = self.run.row(new)
+        at = {name: i for i, name in enumerate(self.run.names)}
+        tx.execute(e.sql(q["update"]), (
+            *(values[at[name]] for name in ("state", "checkpoint_id", "closed_at", "done",
+                                            "memo_hits")), digest, run_id))
+        if close(new) and memo_of is not None and new.memo:
+            self._memo_from_parts(tx, new, memo_of, source)
+        return old, new
+
+    def saved(self, tx: Tx, checkpoint_id: str | None) -> bool:
+        """Whether the catalog holds this checkpoint (a commit that began saved it)."""
+        return bool(checkpoint_id) and bool(tx.query(self.engine.sql(
+            "SELECT 1 FROM {s}checkpoints WHERE id = ?"), (checkpoint_id,)))
 
     def _memo_from_parts(self, tx: Tx, rec: RunRecord, memo_of: _MemoOf,
                          source: _Source | None) -> None:

@@ -1,0 +1,213 @@
+"""Deletions close the stage runs they orphan (localckpt.runs.closing), on every store kind.
+
+prune, retain and rm close, in the transaction of their tombstones, the open runs whose
+parent checkpoint or timeline they delete, and name them in their report; gc closes
+those no deletion closed (tombstones a sync brought) and then takes every closed run's
+parts. A put into such a run is refused saying why, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from typing import Any
+
+import pytest
+from test_runs import count, expected, frames, tombstones, value
+
+import localckpt
+from localckpt.cli import main
+from localckpt.errors import InvalidInputError
+from localckpt.gc import collect_garbage
+
+
+@pytest.fixture
+def store(new_store: Any, store_kind: str) -> localckpt.Store:
+    return new_store(store_kind)
+
+
+def gc(store: localckpt.Store) -> Any:
+    return collect_garbage(store, older_than=0, grace=0)
+
+
+def test_prune_closes_the_runs_under_what_it_deletes_and_gc_takes_their_parts(
+        store: localckpt.Store) -> None:
+    tl = store.create_timeline("v.mp4", "p", frames(6), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(6)))
+    below = store.save_stage_output(tl.id, det, "track", {"t": 1})
+    keyed = store.begin_run(tl.id, det, "classify", inputs=("detect",))
+    keyed.put({s: value(s) for s in range(3)})
+    deep = store.begin_run(tl.id, below, "ocr", memo=False)  # under a descendant
+    deep.put({0: value(0)})
+    fine = store.begin_run(tl.id, None, "classify")  # on the root: not below det
+    fine.put({s: value(s) for s in range(6)})
+    assert store.prune(det, dry_run=True).closed_runs == tuple(sorted((keyed.id, deep.id)))
+    assert {r.id for r in store.runs(state="open")} == {keyed.id, deep.id, fine.id}
+    parts = count(store, "run_parts")
+    report = store.prune(det)
+    assert report.closed_runs == tuple(sorted((keyed.id, deep.id)))
+    assert "and closed 2 open stage runs that depended on them;" in report.summary()
+    assert (keyed.state, deep.state, fine.state) == ("aborted", "aborted", "open")
+    assert (keyed.record.done, deep.record.done) == (3, 1)
+    with pytest.raises(InvalidInputError, match=f"run {keyed.id} was aborted because its "
+                       f"parent checkpoint {det} was pruned"):
+        keyed.put({4: value(4)})
+    with pytest.raises(InvalidInputError, match="because its parent checkpoint"):
+        store.get_run(deep.id).put({1: value(1)})
+    with pytest.raises(InvalidInputError, match=r"was aborted because .* it cannot be commit"):
+        keyed.commit(partial=True)
+    assert count(store, "run_parts") == parts  # nothing of those puts was written
+    report = gc(store)
+    assert report.closed_runs == ()  # the prune closed them already
+    assert count(store, "run_parts") == 6  # the open run's parts only
+    assert fine.state == "open" and fine.todo() == []
+    assert store.load_stage_output(fine.commit(), "classify") == expected(range(6))
+
+
+def test_rm_closes_the_timelines_runs_and_gc_takes_their_parts_and_frames(
+        store: localckpt.Store, new_store: Any, store_kind: str) -> None:
+    tl = store.create_timeline("v.mp4", "p", frames(5), codec="png")
+    other = store.create_timeline("w.mp4", "p", frames(3, seed=1), codec="png")
+    lost = store.begin_run(tl.id, None, "detect", memo=False)
+    lost.put({s: value(s) for s in range(5)})
+    kept = store.begin_run(other.id, None, "detect", memo=False)
+    kept.put({0: value(0)})
+    assert store.delete_timeline(tl.id, dry_run=True).closed_runs == (lost.id,)
+    assert lost.state == "open"
+    report = store.delete_timeline(tl.id)
+    assert report.closed_runs == (lost.id,) and lost.state == "aborted"
+    with pytest.raises(InvalidInputError, match=f"because its timeline {tl.id} was deleted"):
+        lost.put({0: value(0)})
+    if new_store.can_reopen(store_kind):  # a worker's copy: it opens the store itself
+        with pickle.loads(pickle.dumps(lost)) as worker, \
+                pytest.raises(InvalidInputError, match="because its timeline"):
+            worker.put({1: value(1)})
+    objects = len(store.objects.stat(f"frames/{tl.id}"))
+    assert objects and count(store, "run_parts") == 6
+    gc(store)
+    assert count(store, "run_parts") == 1 and not store.objects.stat(f"frames/{tl.id}")
+    assert kept.state == "open" and kept.done == 1
+
+
+def test_retain_closes_the_runs_under_what_it_deletes(store: localckpt.Store) -> None:
+    tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+    old = store.save_stage_output(tl.id, None, "detect", expected(range(3)))
+    new = store.save_stage_output(tl.id, None, "detect", expected(range(3), "new"))
+    under_old = store.begin_run(tl.id, old, "track")
+    under_new = store.begin_run(tl.id, new, "track")
+    assert store.retain(tl.id, keep_last=1).closed_runs == (under_old.id,)
+    assert (under_old.state, under_new.state) == ("aborted", "open")
+
+
+def test_a_closed_runs_values_stay_in_the_memo(store: localckpt.Store) -> None:
+    """Its keys are made before the deletion, while what they read is live."""
+    tl = store.create_timeline("v.mp4", "p", frames(4), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(4)))
+    run = store.begin_run(tl.id, det, "ocr", version="v")
+    run.put({s: value(s) for s in range(3)})
+    store.prune(det)
+    gc(store)
+    assert count(store, "run_parts") == 0  # the hits below are memo entries
+    again = store.begin_run(tl.id, None, "ocr", version="v")  # the same keys: no inputs
+    assert again.todo() == [3] and again.memo_hits == 3
+
+
+def test_the_deletion_and_the_closing_are_one_write(store: localckpt.Store,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closing that fails leaves no tombstone behind, and every run as it was."""
+    from localckpt.backends.sql.runs import RunTables
+
+    tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(3)))
+    first = store.begin_run(tl.id, det, "a", memo=False)
+    second = store.begin_run(tl.id, det, "b", memo=False)
+    change_in = RunTables.change_in
+    calls = []
+
+    def failing(self: Any, tx: Any, run_id: str, *args: Any) -> Any:
+        calls.append(run_id)
+        if len(calls) == 2:
+            raise InvalidInputError("injected")
+        return change_in(self, tx, run_id, *args)
+
+    monkeypatch.setattr(RunTables, "change_in", failing)
+    with pytest.raises(InvalidInputError, match="injected"):
+        store.prune(det)
+    monkeypatch.undo()
+    assert store.live_checkpoints([det]) and not store.catalog.tombstones([tl.id])
+    assert (first.state, second.state) == ("open", "open")
+    assert store.prune(det).closed_runs == tuple(sorted((first.id, second.id)))
+
+
+def test_gc_closes_the_runs_no_deletion_closed(store: localckpt.Store) -> None:
+    """Tombstones a sync brings close nothing: gc closes those runs, then takes their
+    parts in the same collection (a dry run names them and closes nothing)."""
+    tl = store.create_timeline("v.mp4", "p", frames(4), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(4)))
+    orphan = store.begin_run(tl.id, det, "ocr", memo=False)
+    orphan.put({s: value(s) for s in range(4)})
+    fine = store.begin_run(tl.id, None, "ocr", memo=False)
+    fine.put({0: value(0)})
+    tombstones(store, (det, "checkpoint", tl.id))
+    assert orphan.state == "open"
+    dry = collect_garbage(store, older_than=0, grace=0, dry_run=True)
+    assert dry.closed_runs == (orphan.id,) and "would close 1 orphaned stage run" in \
+        dry.summary()
+    assert orphan.state == "open" and count(store, "run_parts") == 5
+    report = gc(store)
+    assert report.closed_runs == (orphan.id,) and "closed 1 orphaned stage run" in \
+        report.summary()
+    assert (orphan.state, fine.state) == ("aborted", "open")
+    assert count(store, "run_parts") == 1
+    with pytest.raises(InvalidInputError, match="because its parent checkpoint"):
+        orphan.put({0: value(0)})
+
+
+def test_an_abort_before_the_deletion_is_not_blamed_on_it(store: localckpt.Store) -> None:
+    tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(3)))
+    run = store.begin_run(tl.id, det, "ocr", memo=False)
+    run.abort()
+    assert store.prune(det).closed_runs == ()
+    with pytest.raises(InvalidInputError, match=r"is aborted: it takes no more values") as e:
+        run.put({0: value(0)})
+    assert "because" not in str(e.value)
+
+
+def test_the_cli_names_the_runs_a_deletion_closes(tmp_path: Any,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "s")
+    with localckpt.open(path, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+        det = store.save_stage_output(tl.id, None, "detect", expected(range(3)))
+        run = store.begin_run(tl.id, det, "ocr", memo=False)
+        run.put({0: value(0)})
+        other = store.begin_run(tl.id, None, "ocr", memo=False)
+        short, other_short = store.short_id(run.id, "run"), store.short_id(other.id, "run")
+    assert main(["--store", path, "prune", det, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "and would close 1 open stage run that depended on them;" in out
+    assert f"  would close run {short}: what it depended on is deleted" in out
+    assert main(["--store", path, "prune", det, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["closed_runs"] == [run.id] and report["short_ids"][run.id] == short
+    assert main(["--store", path, "runs", "--state", "open", "--json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [other.id]
+    assert main(["--store", path, "rm", tl.id]) == 0
+    out = capsys.readouterr().out
+    assert "and closed 1 open stage run that depended on them;" in out
+    assert f"  closed run {other_short}: what it depended on is deleted" in out
+
+
+def test_prune_closes_runs_on_a_duckdb_catalog(new_store: Any) -> None:
+    """DuckDB (one process; not a store_kind): the same one transaction."""
+    store = new_store("duckdb")
+    tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(3)))
+    run = store.begin_run(tl.id, det, "ocr")
+    run.put({0: value(0)})
+    fine = store.begin_run(tl.id, None, "ocr", version="other")
+    assert store.prune(det).closed_runs == (run.id,)
+    assert (run.state, fine.state) == ("aborted", "open")
+    gc(store)
+    assert count(store, "run_parts") == 0 and store.memo_stats().entries == 1
