@@ -78,7 +78,8 @@ def test_rm_closes_the_timelines_runs_and_gc_takes_their_parts_and_frames(
     assert report.closed_runs == (lost.id,) and lost.state == "aborted"
     with pytest.raises(InvalidInputError, match=f"because its timeline {tl.id} was deleted"):
         lost.put({0: value(0)})
-    if new_store.can_reopen(store_kind):  # a worker's copy: it opens the store itself
+    if new_store.can_reopen(store_kind) and store_kind != "embedded-memobjects":
+        # a worker's copy: it opens the store itself (not from this process's memory)
         with pickle.loads(pickle.dumps(lost)) as worker, \
                 pytest.raises(InvalidInputError, match="because its timeline"):
             worker.put({1: value(1)})
