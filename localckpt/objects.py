@@ -359,12 +359,15 @@ def _map_error(objects: Objects, key: str, exc: BaseException) -> Exception:
             f"{type(exc).__name__}: {objects.redact(str(exc))}; fix the storage options")
     if s3 and _timed_out(exc):
         config = getattr(objects.fs, "config_kwargs", None) or {}
+        write = (config.get("connector_args") or {}).get("write_timeout")
+        upload = f", {write} s for an upload that stops moving" if write else ""
         return BackendUnavailableError(
             f"the S3 server {objects.redact(_s3.endpoint_of(objects.fs))} did not answer in "
             f"time for {objects.describe()} on {key!r} ({type(exc).__name__}; each attempt "
             f"waits {config.get('connect_timeout', '?')} s to connect, "
-            f"{config.get('read_timeout', '?')} s for an answer). Check that the server is "
-            "running and answering, and that endpoint_url names it")
+            f"{config.get('read_timeout', '?')} s for an answer{upload}). Check that the "
+            "server is running and answering, and that endpoint_url names it; the storage "
+            "option config_kwargs sets these waits")
     if isinstance(exc, (OSError, ConnectionError, TimeoutError)) or "botocore" in type(
         exc
     ).__module__ or "aiohttp" in type(exc).__module__:
