@@ -360,6 +360,28 @@ def _timed_out(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or any("Timeout" in n for n in names)
 
 
+#: S3 error codes that refuse the credentials or the bucket, whatever the object
+_STORE_WIDE_CODES = frozenset({
+    "AccountProblem", "AllAccessDisabled", "ExpiredToken", "InvalidAccessKeyId",
+    "InvalidBucketName", "InvalidToken", "NoSuchBucket", "RequestTimeTooSkewed",
+    "SignatureDoesNotMatch", "TokenRefreshRequired"})
+
+
+def _object_only(exc: BaseException) -> bool:
+    """Whether the S3 server answered about this object only (an HTTP error it sent, such
+    as AccessDenied on a key), not about the store: see BackendUnavailableError."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = getattr(current, "response", None)
+        error = response.get("Error") if isinstance(response, Mapping) else None
+        if isinstance(error, Mapping) and error.get("Code"):
+            return str(error["Code"]) not in _STORE_WIDE_CODES
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _missing_credentials(exc: BaseException) -> str | None:
     """What is missing when botocore found no credentials (or part of them) in exc's
     chain, else None. botocore names variables, never values."""
@@ -443,8 +465,8 @@ def _map_error(objects: Objects, key: str, exc: BaseException) -> Exception:
         return BackendUnavailableError(
             f"object store {objects.describe()}{where} failed on {key!r}: "
             f"{type(exc).__name__}: {objects.redact(str(exc))}. Check that the server is "
-            "running and the endpoint, bucket and credentials are right."
-        )
+            "running and the endpoint, bucket and credentials are right.",
+            object_only=s3 and _object_only(exc))
     return exc if isinstance(exc, Exception) else RuntimeError(objects.redact(str(exc)))
 
 
