@@ -97,6 +97,17 @@ def check_options(options: Mapping[str, Any], url: str) -> None:
         raise InvalidInputError(
             f"config_kwargs.retries for {url} must be a JSON object such as "
             '{"max_attempts": 2, "mode": "standard"}, not ' + type(retries).__name__)
+    connector = config.get("connector_args")
+    if connector is not None and not isinstance(connector, Mapping):
+        raise InvalidInputError(
+            f"config_kwargs.connector_args for {url} must be a JSON object such as "
+            '{"write_timeout": 60}, not ' + type(connector).__name__)
+    write = (connector or {}).get("write_timeout")
+    if write is not None and (isinstance(write, bool) or not isinstance(write, int | float)
+                              or write < 0):
+        raise InvalidInputError(
+            f"config_kwargs.connector_args.write_timeout for {url} is how many seconds an "
+            f"upload may stop moving: a number of at least 0, not {write!r:.40}")
     attempts = options.get(_RETRIES)
     if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)
                                  or attempts < 1):

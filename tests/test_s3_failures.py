@@ -336,6 +336,8 @@ def test_verify_against_a_wrong_bucket_reports_no_missing_objects(
     ({"config_kwargs": "fast"}, "config_kwargs", "JSON object"),
     ({"config_kwargs": {"retries": 3}}, "retries", "max_attempts"),
     ({"retries": 0}, "retries", "at least 1"),
+    ({"config_kwargs": {"connector_args": {"write_timeout": "1s"}}}, "write_timeout", "seconds"),
+    ({"config_kwargs": {"connector_args": [1]}}, "connector_args", "JSON object"),
     ({"secret": SECRET, "no_such_option_at_all": 1}, "'no_such_option_at_all'", "spelling"),
 ])
 def test_a_bad_option_is_invalid_input_at_open(options: dict[str, Any], named: str, hint: str,
