@@ -19,6 +19,13 @@ What is checked (every backend; deleted records are not checked, they are gone):
 
 ``verify(timeline)`` reads that timeline's rows, outputs and objects only.
 
+An object the server refuses or fails by itself (``BackendUnavailableError.object_only``:
+a 403 on one key) is a problem and the next object is read; the first LISTED_FAILURES are
+listed, the rest counted. The object store out of reach (down, stalled, the bucket or the
+credentials refused), or FAILURES_IN_A_ROW failed reads in a row, stop the object reads:
+a dead endpoint costs its timeout once, not once per object. ``unread_objects`` and
+``stopped_reading`` in the report say what was not checked and why.
+
 Damage never raises, whatever the catalog engine: each stage is guarded, and a stage
 that fails (a catalog that cannot list its timelines, a tree that does not read) is a
 :class:`Problem` of kind ``"unreadable"`` saying what could not be checked, so the
