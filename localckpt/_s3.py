@@ -3,10 +3,12 @@
 s3fs waits long by default: its 5 s to connect and 15 s to read are tried by botocore up
 to 5 times inside s3fs's own 5 attempts, so a stalled endpoint held a command for about
 7 minutes (now ~50 s). And a PUT sends ``Expect: 100-continue`` and waits for the
-server's go-ahead, a wait that aiohttp bounds with no timeout at all. Here the timeouts
-are stated (per connection and read, never per transfer: a large upload over a slow
-link still works), the retries are few and in one place (botocore), and there is no
-100-continue; options the user gives win over every default.
+server's go-ahead, a wait that aiohttp bounds with no timeout at all, as it bounds no
+write (an upload to a server that stops reading). Here the timeouts are stated (per
+connection, read and write, never per transfer: a large upload over a slow link still
+works; the write timeout is localckpt._s3session's), the retries are few and in one
+place (botocore), and there is no 100-continue; options the user gives win over every
+default.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ from typing import Any
 
 from .errors import InvalidInputError
 
-__all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "S3_PROTOCOLS", "check_options", "endpoint_of",
-           "missing_bucket", "prepare", "with_defaults"]
+__all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "S3_PROTOCOLS", "WRITE_TIMEOUT", "check_options",
+           "endpoint_of", "missing_bucket", "prepare", "with_defaults"]
 
 S3_PROTOCOLS = ("s3", "s3a")
 CONNECT_TIMEOUT = 5  # s: a TCP (and TLS) connection; a refused one fails at once
 READ_TIMEOUT = 15  # s: from the request sent (body included) to the next bytes of the
 # answer (s3fs's own default; botocore's is 60)
+WRITE_TIMEOUT = 15  # s: a request body that moves no bytes (aiohttp has no such bound: ours,
+# localckpt._s3session; config_kwargs.connector_args.write_timeout, as aiobotocore's httpx
+# session spells it)
 # botocore's retries (standard mode: timeouts, refused connections, 5xx, SlowDown), after the
 # first attempt; s3fs then tries once (its loop would multiply botocore's attempts, and
 # nests a second time around whole-object reads). Stalled: 3 x 15 s + backoff, ~50 s.
@@ -48,6 +53,12 @@ def with_defaults(options: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     config: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT,
                               "read_timeout": READ_TIMEOUT, **given}
     config["retries"] = {**BOTOCORE_RETRIES, **(given.get("retries") or {})}
+    if "http_session_cls" not in given:  # the user's own session class has its own bounds
+        from ._s3session import WriteTimeoutSession
+
+        config["http_session_cls"] = WriteTimeoutSession
+        config["connector_args"] = {"write_timeout": WRITE_TIMEOUT,
+                                    **(given.get("connector_args") or {})}
     options["config_kwargs"] = config
     if own_attempts:
         # an S3FileSystem is shared by every store opened with the same options (fsspec's
@@ -86,6 +97,17 @@ def check_options(options: Mapping[str, Any], url: str) -> None:
         raise InvalidInputError(
             f"config_kwargs.retries for {url} must be a JSON object such as "
             '{"max_attempts": 2, "mode": "standard"}, not ' + type(retries).__name__)
+    connector = config.get("connector_args")
+    if connector is not None and not isinstance(connector, Mapping):
+        raise InvalidInputError(
+            f"config_kwargs.connector_args for {url} must be a JSON object such as "
+            '{"write_timeout": 60}, not ' + type(connector).__name__)
+    write = (connector or {}).get("write_timeout")
+    if write is not None and (isinstance(write, bool) or not isinstance(write, int | float)
+                              or write < 0):
+        raise InvalidInputError(
+            f"config_kwargs.connector_args.write_timeout for {url} is how many seconds an "
+            f"upload may stop moving: a number of at least 0, not {write!r:.40}")
     attempts = options.get(_RETRIES)
     if attempts is not None and (isinstance(attempts, bool) or not isinstance(attempts, int)
                                  or attempts < 1):

@@ -66,6 +66,7 @@ __all__ = [
     "remove_remote",
     "secret_keys",
     "storage_options_from",
+    "store_credentials_source",
     "store_settings",
     "store_storage_options",
 ]
@@ -224,6 +225,40 @@ def storage_options_from(name: str) -> dict[str, Any]:
     return table
 
 
+_KEY_SECRET = '{"key": "...", "secret": "..."}'
+_AWS_VARIABLES = "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in its environment"
+
+
+def _where(name: str) -> str:
+    """Where ``storage_options_from = name`` is read in this process, for messages."""
+    if name in os.environ:
+        return f"the environment variable {name} (set here)"
+    return (f"the table [{name}] of {credentials_path()} (the environment variable {name} "
+            "is not set here)")
+
+
+def store_credentials_source(given: bool) -> str:
+    """Where the S3 credentials of a store opened with its environment come from
+    (``localckpt.open``'s rule) and how to set them, for the message when there are
+    none. given: the storage options were passed (storage_options=, --storage-options)."""
+    if given:
+        return ("Its storage options were given (storage_options=, --storage-options): add "
+                f"key and secret to them, {_AWS_VARIABLES}")
+    if os.environ.get("LOCALCKPT_STORAGE_OPTIONS"):
+        return ("It takes its storage options from the environment variable "
+                "LOCALCKPT_STORAGE_OPTIONS: add key and secret to that JSON object, "
+                + _AWS_VARIABLES)
+    source = load().get("store", {}).get("storage_options_from")
+    if isinstance(source, str):
+        return (f"It takes its credentials from storage_options_from = {source!r} of [store] "
+                f"in {config_path()}, which is {_where(source)}: add key and secret there "
+                f"({_KEY_SECRET}), {_AWS_VARIABLES}")
+    return ("It names no credentials: set LOCALCKPT_STORAGE_OPTIONS to "
+            f"{_KEY_SECRET} (with its endpoint_url), or keep them in an environment "
+            f"variable or a table of {credentials_path()} named by storage_options_from in "
+            f"the [store] table of {config_path()}, {_AWS_VARIABLES}")
+
+
 def store_settings() -> dict[str, Any]:
     """url and objects of ``[store]`` (the keys that are set)."""
     store = load().get("store", {})
@@ -263,10 +298,29 @@ class Remote(NamedTuple):
 
     def open(self, *, create: bool = False, **options: Any) -> Store:
         """The remote store, opened with its own settings only (never ``$LOCALCKPT_*``)."""
+        from .objects import credentials_source
         from .registry import open as open_store
 
-        return open_store(self.url, objects=self.objects, storage_options=self.resolved_options(),
-                          create=create, environ=False, **options)
+        with credentials_source(self.credentials_source):
+            return open_store(self.url, objects=self.objects,
+                              storage_options=self.resolved_options(), create=create,
+                              environ=False, **options)
+
+    def credentials_source(self, *, worker: bool = False) -> str:
+        """Where this remote's S3 credentials come from and how to set them, for the
+        message when there are none (worker: said in a run's worker process)."""
+        whose = f"the remote {self.name!r} of {config_path()}"
+        taker = f"This worker takes them from {whose}" if worker else f"They come from {whose}"
+        if self.storage_options_from:
+            return (f"{taker}, whose storage_options_from = {self.storage_options_from!r} "
+                    f"is {_where(self.storage_options_from)}: add key and secret there "
+                    f"({_KEY_SECRET}), {_AWS_VARIABLES}")
+        objects = f" --objects {self.objects}" if self.objects else ""
+        return (f"{taker}, which names no storage_options_from: keep {_KEY_SECRET} in an "
+                f"environment variable NAME or a table [NAME] of {credentials_path()} and "
+                f"name it (`localckpt remote remove {self.name}`, then `localckpt remote add "
+                f"{self.name} {self.url}{objects} --storage-options-from NAME`), "
+                + _AWS_VARIABLES)
 
     def to_table(self) -> dict[str, Any]:
         table: dict[str, Any] = {"url": self.url}

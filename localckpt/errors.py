@@ -119,4 +119,15 @@ class StoreClosedError(LocalckptError):
 
 
 class BackendUnavailableError(LocalckptError):
-    """A server (PostgreSQL, S3) could not be reached; the message names it and what to check."""
+    """A server (PostgreSQL, S3) could not be reached; the message names it and what to check.
+
+    object_only: the server answered, refusing or failing one object (a 403 on a key, a
+    500 for it): others may well read, so a command that reads many (verify) goes on.
+    False (the default) when the server or the whole store is out of reach: it is down,
+    stalled, refuses the credentials, or the bucket is missing.
+    """
+
+    def __init__(self, *args: object, cli: str | None = None, object_only: bool = False,
+                 ) -> None:
+        super().__init__(*args, cli=cli)
+        self.object_only = object_only

@@ -12,7 +12,8 @@ import os
 import posixpath
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from . import _s3
@@ -21,13 +22,40 @@ from .errors import BackendUnavailableError, InvalidInputError, LocalckptError, 
 if TYPE_CHECKING:
     import fsspec
 
-__all__ = ["Objects", "mtime_of", "split_credentials"]
+__all__ = ["Objects", "credentials_source", "mtime_of", "split_credentials"]
 
 # s3://KEY:SECRET@bucket/prefix (the MinIO client's form): the part before '@'.
 _URL_CREDENTIALS = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:]*)"
                               r"(?::(?P<secret>[^/@]*))?@")
 _SECRET_OPTIONS = ("secret", "key", "token", "password", "aws_secret_access_key",
                    "aws_access_key_id", "aws_session_token")
+
+
+#: Where the store being opened takes its S3 credentials from, said when there are none
+#: (set by whoever chose its storage options: open, a remote, a run's worker, push and pull)
+#: (a callable: worked out only then; opening a store is on every command's path)
+Source = str | Callable[[], str]
+_CREDENTIALS_SOURCE: ContextVar[Source | None] = ContextVar("localckpt_credentials_source",
+                                                            default=None)
+#: Where botocore looks when the storage options hold no key (its own chain)
+_BOTOCORE_CHAIN = ("the environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                   "AWS_PROFILE with ~/.aws/credentials, an instance role")
+
+
+@contextlib.contextmanager
+def credentials_source(text: Source | None) -> Iterator[None]:
+    """Objects made inside say text (where their credentials come from, and how to set
+    them; never a credential) when S3 finds none: the one who chose the storage options
+    knows where they were to come from, the objects do not. An outer one wins (a remote
+    opened through localckpt.open)."""
+    if _CREDENTIALS_SOURCE.get() is not None:
+        yield
+        return
+    token = _CREDENTIALS_SOURCE.set(text)
+    try:
+        yield
+    finally:
+        _CREDENTIALS_SOURCE.reset(token)
 
 
 def split_credentials(url: str) -> tuple[str, dict[str, str]]:
@@ -64,6 +92,8 @@ class Objects:
                  secrets: Iterable[str] = ()) -> None:
         self._fs = fs
         self.root = root.rstrip("/") or "/"
+        #: where the credentials come from and how to set them (see credentials_source)
+        self.credentials_source = _CREDENTIALS_SOURCE.get()
         # values that must never appear in a message (credentials given as options)
         self._secrets = tuple(sorted({s for s in secrets if s and len(s) >= 3}, key=len,
                                      reverse=True))
@@ -330,6 +360,52 @@ def _timed_out(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or any("Timeout" in n for n in names)
 
 
+#: S3 error codes that refuse the credentials or the bucket, whatever the object
+_STORE_WIDE_CODES = frozenset({
+    "AccountProblem", "AllAccessDisabled", "ExpiredToken", "InvalidAccessKeyId",
+    "InvalidBucketName", "InvalidToken", "NoSuchBucket", "RequestTimeTooSkewed",
+    "SignatureDoesNotMatch", "TokenRefreshRequired"})
+
+
+def _object_only(exc: BaseException) -> bool:
+    """Whether the S3 server answered about this object only (an HTTP error it sent, such
+    as AccessDenied on a key), not about the store: see BackendUnavailableError."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        response = getattr(current, "response", None)
+        error = response.get("Error") if isinstance(response, Mapping) else None
+        if isinstance(error, Mapping) and error.get("Code"):
+            return str(error["Code"]) not in _STORE_WIDE_CODES
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _missing_credentials(exc: BaseException) -> str | None:
+    """What is missing when botocore found no credentials (or part of them) in exc's
+    chain, else None. botocore names variables, never values."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        name = type(current).__name__
+        if "botocore" in type(current).__module__ and name in ("NoCredentialsError",
+                                                                "PartialCredentialsError"):
+            found = getattr(current, "kwargs", None) or {}
+            if found.get("cred_var"):
+                var = str(found["cred_var"])
+                if found.get("provider") == "explicit":  # the storage options
+                    option = {"aws_access_key_id": "key",
+                              "aws_secret_access_key": "secret"}.get(var, var)
+                    return f"the storage options lack {option} (only part is given)"
+                return f"botocore's {found.get('provider')} credentials lack {var}"
+            return ("the storage options hold no key and secret, and botocore found none of "
+                    f"its own ({_BOTOCORE_CHAIN})")
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _local_dir(url: str) -> str | None:
     """The absolute directory of a plain path or file:// URL (None for other schemes)."""
     if url.startswith("file://"):
@@ -357,14 +433,31 @@ def _map_error(objects: Objects, key: str, exc: BaseException) -> Exception:
         return InvalidInputError(
             f"the storage options of {objects.describe()} were refused by s3fs/botocore: "
             f"{type(exc).__name__}: {objects.redact(str(exc))}; fix the storage options")
+    missing = _missing_credentials(exc) if s3 else None
+    if missing is not None:
+        source = objects.credentials_source
+        if callable(source):
+            try:
+                source = source()
+            except Exception:  # a config file broken since the open: say the rest
+                source = None
+        source = source or (
+            "Give this store the storage options key and secret (an S3 access key), or set "
+            "the environment variables AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        return BackendUnavailableError(
+            f"no S3 credentials for {objects.describe()} "
+            f"({objects.redact(_s3.endpoint_of(objects.fs))}): {missing}. {source}.")
     if s3 and _timed_out(exc):
         config = getattr(objects.fs, "config_kwargs", None) or {}
+        write = (config.get("connector_args") or {}).get("write_timeout")
+        upload = f", {write} s for an upload that stops moving" if write else ""
         return BackendUnavailableError(
             f"the S3 server {objects.redact(_s3.endpoint_of(objects.fs))} did not answer in "
             f"time for {objects.describe()} on {key!r} ({type(exc).__name__}; each attempt "
             f"waits {config.get('connect_timeout', '?')} s to connect, "
-            f"{config.get('read_timeout', '?')} s for an answer). Check that the server is "
-            "running and answering, and that endpoint_url names it")
+            f"{config.get('read_timeout', '?')} s for an answer{upload}). Check that the "
+            "server is running and answering, and that endpoint_url names it; the storage "
+            "option config_kwargs sets these waits")
     if isinstance(exc, (OSError, ConnectionError, TimeoutError)) or "botocore" in type(
         exc
     ).__module__ or "aiohttp" in type(exc).__module__:
@@ -372,8 +465,8 @@ def _map_error(objects: Objects, key: str, exc: BaseException) -> Exception:
         return BackendUnavailableError(
             f"object store {objects.describe()}{where} failed on {key!r}: "
             f"{type(exc).__name__}: {objects.redact(str(exc))}. Check that the server is "
-            "running and the endpoint, bucket and credentials are right."
-        )
+            "running and the endpoint, bucket and credentials are right.",
+            object_only=s3 and _object_only(exc))
     return exc if isinstance(exc, Exception) else RuntimeError(objects.redact(str(exc)))
 
 

@@ -19,6 +19,7 @@ whose settings come from its remote entry, see :mod:`localckpt.config`)::
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -29,7 +30,7 @@ from urllib.parse import urlsplit
 from .arguments import shown
 from .catalog import Catalog
 from .errors import InvalidInputError
-from .objects import Objects
+from .objects import Objects, credentials_source
 from .store import Store
 
 __all__ = [
@@ -190,9 +191,17 @@ def open(
     _check_location(url, "store URL")
     if objects is not None:
         _check_location(objects, "objects URL")
+    given = storage_options is not None
     storage_options = resolve_storage_options(storage_options, environ=environ)
     factory = _load_factory(scheme_of(url))
-    catalog, objs = factory(url, objects, dict(storage_options), {**options, "create": create})
+    source = None
+    if environ:
+        from .config import store_credentials_source
+
+        source = functools.partial(store_credentials_source, given)
+    with credentials_source(source):
+        catalog, objs = factory(url, objects, dict(storage_options),
+                                {**options, "create": create})
     return Store(catalog, objs, url=redact(url), reads_environ=environ)
 
 

@@ -6,11 +6,12 @@ listener that accepts connections and never answers.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ pytest.importorskip("s3fs")
 FRAMES = [np.zeros((4, 4, 3), np.uint8)]
 SANITY = 120.0  # s: generous; the defaults give up in about 50 s
 SECRET = "stall-test-secret-value"
+BIG = 48 << 20  # bytes: more than the kernel's socket buffers hold on loopback
 
 
 class Stalled:
@@ -123,6 +125,78 @@ def test_the_users_timeouts_and_retries_win(stalled: Stalled) -> None:
     with pytest.raises(BackendUnavailableError):
         objects.put("frames/x/ingest.lease", b"lease")
     assert time.monotonic() - start < 30  # one attempt of 1 s, far from the default's
+
+
+def _within(seconds: float, call: Callable[[], object]) -> BaseException | None:
+    """What call raised, run in a thread; fails the test when it is still running after
+    seconds (a hang, on code without a write timeout, ends with the listener's close)."""
+    raised: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+            raised.append(None)
+        except BaseException as exc:  # handed to the test
+            raised.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert raised, f"still waiting after {seconds} s"
+    return raised[0]
+
+
+def test_a_large_upload_to_a_stalled_endpoint_fails_in_bounded_time(stalled: Stalled) -> None:
+    """The listener never reads: the body outgrows the socket's buffers and the write
+    waits; aiohttp bounds only connecting and reading (this waited forever)."""
+    options = _stalled_options(stalled)
+    options["config_kwargs"].update(read_timeout=1, retries={"max_attempts": 0},
+                                    connector_args={"write_timeout": 1})
+    objects = Objects.from_url("s3://stalled-bucket/ckpt", options)
+    big = bytes(BIG)
+    raised = _within(SANITY, lambda: objects.put("frames/t/0.shard", big))
+    assert isinstance(raised, BackendUnavailableError), raised
+    text = str(raised)
+    assert "WriteTimeoutError" in text and "1 s for an upload that stops moving" in text, text
+    assert stalled.url in text and SECRET not in text, text
+
+
+def test_a_remotes_config_sets_the_write_timeout(stalled: Stalled, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The waits are storage options of the remote's entry in the config file (its
+    credentials in an environment variable, never in the file)."""
+    from localckpt import config
+
+    monkeypatch.setenv("LOCALCKPT_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("STALL_S3", json.dumps({"key": "stall-test-key", "secret": SECRET}))
+    config.add_remote("stalled", str(tmp_path / "team"), objects="s3://stalled-bucket/ckpt",
+                      storage_options_from="STALL_S3", storage_options={
+                          "endpoint_url": stalled.url,
+                          "config_kwargs": {"read_timeout": 1, "retries": {"max_attempts": 0},
+                                            "connector_args": {"write_timeout": 1}}})
+    assert "write_timeout = 1" in (tmp_path / "config.toml").read_text()
+    remote = config.remote("stalled")
+    assert remote is not None
+    with remote.open(create=True) as store:
+        raised = _within(SANITY, lambda: store.objects.put("frames/t/0.shard", bytes(BIG)))
+    assert isinstance(raised, BackendUnavailableError), raised
+    assert "upload that stops moving" in str(raised) and SECRET not in str(raised)
+
+
+def test_a_large_upload_arrives_whole(s3_base: tuple[str, dict[str, Any]],
+                                      tmp_path: Path) -> None:
+    """Guard: the body sent in chunks (for the write timeout) is the body, byte for byte,
+    from bytes and from a file."""
+    base, opts = s3_base
+    objects = Objects.from_url(f"{base}/big-{uuid.uuid4().hex[:8]}", opts)
+    data = np.random.default_rng(7).integers(0, 256, BIG, dtype=np.uint8).tobytes()
+    objects.put("frames/t/a", data)
+    assert objects.get("frames/t/a") == data
+    path = tmp_path / "shard"
+    path.write_bytes(data[::-1])
+    objects.put_file(str(path), "frames/t/b")
+    assert objects.get("frames/t/b") == data[::-1]
+    assert objects.get_range("frames/t/b", 5, 9) == data[::-1][5:9]
 
 
 def test_the_users_s3fs_retries_win(stalled: Stalled) -> None:
@@ -262,6 +336,8 @@ def test_verify_against_a_wrong_bucket_reports_no_missing_objects(
     ({"config_kwargs": "fast"}, "config_kwargs", "JSON object"),
     ({"config_kwargs": {"retries": 3}}, "retries", "max_attempts"),
     ({"retries": 0}, "retries", "at least 1"),
+    ({"config_kwargs": {"connector_args": {"write_timeout": "1s"}}}, "write_timeout", "seconds"),
+    ({"config_kwargs": {"connector_args": [1]}}, "connector_args", "JSON object"),
     ({"secret": SECRET, "no_such_option_at_all": 1}, "'no_such_option_at_all'", "spelling"),
 ])
 def test_a_bad_option_is_invalid_input_at_open(options: dict[str, Any], named: str, hint: str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import re
 from typing import Any
 
@@ -70,11 +71,31 @@ def _refuse_unknown_name(ref: str) -> None:
 
 def open_remote(args: argparse.Namespace, *, create: bool) -> tuple[Store, str]:
     """The other store of push / pull (see remote_settings) and its label."""
+    from ..objects import credentials_source
     from ..registry import open as open_store
 
     url, objects, options, label = remote_settings(args)
-    return open_store(url, objects=objects, storage_options=options, create=create,
-                      environ=False), label
+    with credentials_source(functools.partial(_credentials_source, args)):
+        return open_store(url, objects=objects, storage_options=options, create=create,
+                          environ=False), label
+
+
+def _credentials_source(args: argparse.Namespace) -> str:
+    """Where the other store's S3 credentials come from, for the message when S3 finds
+    none (see remote_settings)."""
+    from ..config import remote
+
+    if args.remote_storage_options_from:
+        return (f"They come from --remote-storage-options-from {args.remote_storage_options_from}"
+                ": add key and secret there, or set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY")
+    named = remote(args.remote) if "/" not in args.remote else None
+    if named is not None:
+        return named.credentials_source()
+    return ("Give them with --remote-storage-options-from NAME (an environment variable "
+            "or a table of the credentials file holding key and secret), or save the store "
+            "as a remote with `localckpt remote add ... --storage-options-from NAME`, or set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 
 
 def cmd_push(store: Store, args: argparse.Namespace) -> int:

@@ -122,6 +122,10 @@ class VerifyReport:
     collects (``Problem.collectable``). Counts say how much was checked (frames: those
     the checked indexes hold, damaged ones included). storage_checked: whether the
     catalog's own storage was read through (whole-store runs, or ``--all``).
+    unread_objects: frame objects that could not be read (the server refused or failed
+    them, or they were not tried once it was out of reach), so were not checked; the
+    first ones are problems of kind "unreadable". stopped_reading: why the object reads
+    stopped early (the store out of reach, or too many failures in a row), else None.
     """
 
     problems: tuple[Problem, ...] = ()
@@ -132,6 +136,8 @@ class VerifyReport:
     frames: int = 0
     bytes: int = 0
     storage_checked: bool = True
+    unread_objects: int = 0
+    stopped_reading: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -154,6 +160,10 @@ class VerifyReport:
                    f"{human_bytes(self.bytes)})")
         if not self.storage_checked:
             checked += " (not the catalog's own storage: use --all)"
+        if self.unread_objects:
+            checked += (f"; {plural(self.unread_objects, 'frame object')} could not be read"
+                        + (" (the reads stopped early: the object store is out of reach)"
+                           if self.stopped_reading else ""))
         damage, leftovers = len(self.damage), len(self.collectable)
         verdict = "no damage" if not damage else plural(damage, "problem")
         if leftovers:

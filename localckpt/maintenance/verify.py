@@ -19,6 +19,13 @@ What is checked (every backend; deleted records are not checked, they are gone):
 
 ``verify(timeline)`` reads that timeline's rows, outputs and objects only.
 
+An object the server refuses or fails by itself (``BackendUnavailableError.object_only``:
+a 403 on one key) is a problem and the next object is read; the first LISTED_FAILURES are
+listed, the rest counted. The object store out of reach (down, stalled, the bucket or the
+credentials refused), or FAILURES_IN_A_ROW failed reads in a row, stop the object reads:
+a dead endpoint costs its timeout once, not once per object. ``unread_objects`` and
+``stopped_reading`` in the report say what was not checked and why.
+
 Damage never raises, whatever the catalog engine: each stage is guarded, and a stage
 that fails (a catalog that cannot list its timelines, a tree that does not read) is a
 :class:`Problem` of kind ``"unreadable"`` saying what could not be checked, so the
@@ -55,6 +62,10 @@ if TYPE_CHECKING:
 __all__ = ["is_temporary", "verify"]
 
 _OUTPUT_BATCH = 1000
+#: objects whose read failed listed one by one (problems); those past it are counted
+LISTED_FAILURES = 20
+#: failed object reads in a row after which the object store is taken to be down
+FAILURES_IN_A_ROW = 10
 _T = TypeVar("_T")
 
 
@@ -69,11 +80,16 @@ class _Check:
         self.store = store
         self.problems: list[Problem] = []
         self.counts: defaultdict[str, int] = defaultdict(int)
-        #: the objects' store could not be reached: the first error, and how many object
-        #: reads were skipped after it (a stalled endpoint costs its timeout once, not
-        #: once per shard of every timeline)
+        #: the objects' store is out of reach: the error that said so, and how many
+        #: object reads were skipped after it (a stalled endpoint costs its timeout once,
+        #: not once per shard of every timeline)
         self.unreachable: BackendUnavailableError | None = None
         self.skipped = 0
+        #: object reads the server refused or failed one by one (object_only), those not
+        #: listed as problems (past LISTED_FAILURES), and the failures since the last read
+        self.failed = 0
+        self.unlisted = 0
+        self.in_a_row = 0
 
     def add(self, kind: str, record: str | None, obj: str | None, message: str) -> None:
         self.problems.append(Problem(kind, record, obj, message))
@@ -169,24 +185,41 @@ class _Check:
     # -- frames -------------------------------------------------------------------------------
 
     def _get(self, t: Timeline, key: str, what: str) -> bytes | None:
-        """An object's bytes, counted; None (and a problem) when it is missing or the
-        objects cannot be reached (then no other object is tried)."""
+        """An object's bytes, counted; None (and a problem) when it is missing or cannot
+        be read. A read the server refused or failed for this object alone is a problem
+        and the next object is tried; the store out of reach (down, stalled, the bucket
+        or the credentials refused), or FAILURES_IN_A_ROW such failures, stop the reads."""
         if self.unreachable is not None:
             self.skipped += 1
             return None
         try:
             data = self.store.objects.get(key)
         except NotFoundError:
+            self.in_a_row = 0  # the server answered
             self.add("missing-object", t.id, key, f"timeline {t.id}: {what} {key} is missing")
             return None
         except BackendUnavailableError as exc:
-            self.unreachable = exc
-            self.add("unreadable", t.id, key, f"timeline {t.id}: {what} {key} could not be "
-                     f"read, and no other object is tried: {exc}")
+            self._failed(t, key, what, exc)
             return None
+        self.in_a_row = 0
         self.counts["objects"] += 1
         self.counts["bytes"] += len(data)
         return data
+
+    def _failed(self, t: Timeline, key: str, what: str, exc: BackendUnavailableError) -> None:
+        self.failed += 1
+        self.in_a_row += 1
+        if not exc.object_only or self.in_a_row >= FAILURES_IN_A_ROW:
+            self.unreachable = exc
+            why = ("the object store is out of reach" if not exc.object_only else
+                   f"{self.in_a_row} reads failed in a row: the object store looks down")
+            self.add("unreadable", t.id, key, f"timeline {t.id}: {what} {key} could not be "
+                     f"read, and no other object is tried ({why}): {exc}")
+        elif self.failed - self.unlisted <= LISTED_FAILURES:
+            self.add("unreadable", t.id, key, f"timeline {t.id}: {what} {key} could not be "
+                     f"read: {exc}")
+        else:
+            self.unlisted += 1
 
     def frames(self, t: Timeline) -> set[str] | None:
         """Check t's index and shards; return the keys its index names (None when the
@@ -299,6 +332,9 @@ def verify(store: Store, timeline_id: str | None = None, *, storage: bool | None
         expected[t.id] = check.guarded(f"the frames of timeline {t.id}", t.id,
                                        functools.partial(check.frames, t))
     check.outputs(hashes)
+    if check.unlisted:
+        check.add("unreadable", None, None, f"{check.unlisted} more frame object(s) could "
+                  f"not be read (not listed: the first {LISTED_FAILURES} are, above)")
     if check.skipped:
         check.add("unreadable", None, None, f"{check.skipped} more frame object(s) not read: "
                   "the objects could not be reached (above)")
@@ -309,7 +345,10 @@ def verify(store: Store, timeline_id: str | None = None, *, storage: bool | None
     return VerifyReport(_once(check.problems), timelines=len(timelines),
                         checkpoints=c["checkpoints"], outputs=c["outputs"],
                         objects=c["objects"], frames=c["frames"], bytes=c["bytes"],
-                        storage_checked=storage)
+                        storage_checked=storage,
+                        unread_objects=check.failed + check.skipped,
+                        stopped_reading=None if check.unreachable is None
+                        else str(check.unreachable))
 
 
 def _one_timeline(store: Store, check: _Check, timeline_id: str) -> Timeline | None:

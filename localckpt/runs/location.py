@@ -153,10 +153,36 @@ class StoreLocation:
                 return remote.resolved_options()
         return {}  # none here: the filesystem's own chain (AWS env, instance role) applies
 
+    def credentials_source(self) -> str:
+        """Where this process takes the store's S3 credentials from, by the rule of
+        secret_options, and how to set them: said when S3 finds none."""
+        from ..config import config_path, remotes, store_credentials_source
+
+        if self.environ:
+            return "This worker follows localckpt.open's rule. " + store_credentials_source(
+                False)
+        near = []
+        for remote in remotes():
+            if _same(remote.url, self.url) and (remote.objects is None
+                                                or _same(remote.objects, self.objects)):
+                return remote.credentials_source(worker=True)
+            if _same(remote.url, self.url):
+                near.append(f"{remote.name!r} has this url but objects {remote.objects}")
+        other = f" ({'; '.join(near)}: a store opened with other --objects than its " \
+                "remote's needs a remote of its own)" if near else ""
+        return (f"This worker takes a remote's store's credentials from the remote whose url "
+                f"and objects are the store's ({self.url}, {self.objects}), and "
+                f"{config_path()} holds none here{other}: add one (`localckpt remote add "
+                f"NAME {self.url} --objects {self.objects} --storage-options-from VAR`) with "
+                'VAR set to {"key": "...", "secret": "..."} in the worker\'s environment, '
+                "or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY there")
+
     def open(self) -> Store:
         """Open the store here, with this process's secrets under the location's options."""
+        from ..objects import credentials_source
         from ..registry import open as open_store
 
         options = _merged(self.secret_options(), self.storage_options)
-        return open_store(self.url, objects=self.objects, storage_options=options,
-                          environ=False, **dict(self.options))
+        with credentials_source(self.credentials_source):
+            return open_store(self.url, objects=self.objects, storage_options=options,
+                              environ=False, **dict(self.options))
