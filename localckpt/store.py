@@ -168,7 +168,7 @@ class Store:
         are written under an ingest lease (localckpt.lease), which gc respects and the
         commit checks, and the index's hash goes into the timeline record."""
         from .lease import IngestLease
-        from .shards import delete_frames, write_timeline_frames
+        from .shards import delete_frames, remove_empty_dir, write_timeline_frames
 
         self._check_open()
         _check_encoding(codec, quality, workers)
@@ -182,10 +182,12 @@ class Store:
             source_info, stats = describe() if describe else ({}, {})
         except LocalckptError as exc:
             lease.release()
+            remove_empty_dir(self.objects, tid)  # the lease was the last thing in it
             lease.raise_if_revoked(exc)  # gc took the frames: say so, not "missing"
             raise
         except BaseException:
             lease.release()
+            remove_empty_dir(self.objects, tid)
             raise
         metas = written.metas
         now = utcnow()

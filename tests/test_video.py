@@ -112,10 +112,12 @@ def store(new_store: Any) -> Any:
 
 
 def listing(store: Any) -> tuple[list[str], list[str]]:
-    """Timeline ids and every object key (temp files included on a local store)."""
+    """Timeline ids and every object key (temp files and timelines' directories included
+    on a local store: a failed write left its directory, empty)."""
     ids = [t.id for t in store.list_timelines()]
     if store.objects.is_local:
-        return ids, sorted(str(p) for p in Path(store.objects.root).rglob("*") if p.is_file())
+        root = Path(store.objects.root)
+        return ids, sorted(str(p) for p in root.rglob("*") if p != root / "frames")
     return ids, sorted(store.objects.list(""))
 
 
