@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from .errors import InvalidInputError
-from .frames import check_codec, perceptual_hash
+from .frames import check_codec, lossless_quality, perceptual_hash
 from .sampling import Needless, Sampler
 from .types import Frame, Timeline
 from .videosource import VideoSource, import_av, source_name
@@ -282,7 +282,7 @@ def ingest_video(
     store: Store, path: Any, profile_name: str = "", *, fps: float | None = 2.0,
     start: float | None = None, end: float | None = None, max_frames: int | None = None,
     chunk_seconds: float | None = None, skip_similar: int | None = None,
-    codec: str = "jpeg", quality: int = 90, workers: int | None = None,
+    codec: str = "jpeg", quality: int | None = None, workers: int | None = None,
     source_asset_id: UUID | str | None = None,
     storage_options: Mapping[str, Any] | None = None, progress: Any = None,
 ) -> Timeline:
@@ -294,7 +294,9 @@ def ingest_video(
     sampler = window_sampler(name, fps, start, end, chunk_seconds)
     limit = None if max_frames is None else _count(max_frames, "max_frames", name, 1)
     skip = None if skip_similar is None else _count(skip_similar, "skip_similar", name, 0, 64)
-    check_codec(codec, quality)
+    stored_quality = 90 if quality is None else quality
+    check_codec(codec, stored_quality)
+    lossless_quality(codec, quality)
     if source_asset_id is not None and not isinstance(source_asset_id, (str, UUID)):
         raise InvalidInputError(
             f"source_asset_id must be a str or UUID, not {type(source_asset_id).__name__}"
@@ -315,5 +317,5 @@ def ingest_video(
                                     "pass fps= to sample it")
         return store._store_timeline(
             name, profile_name, run.frames(), rate, source_asset_id, codec=codec,
-            quality=quality, workers=workers, describe=run.described,
+            quality=stored_quality, workers=workers, describe=run.described,
         )

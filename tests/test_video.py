@@ -489,6 +489,19 @@ def test_bad_arguments_are_typed_errors_and_write_nothing(
     assert listing(store) == before
 
 
+def test_png_takes_no_quality(videos: Any, store: Any) -> None:
+    """ingest_video(codec="png", quality=50) was accepted and meant nothing (PNG is
+    lossless); the CLI refused --codec png --quality 50 already."""
+    path = videos["cfr-libx264"][0]
+    before = listing(store)
+    with pytest.raises(InvalidInputError, match=r"quality=50 is for codec='jpeg': png is "
+                                                 r"lossless"):
+        store.ingest_video(path, codec="png", quality=50)
+    assert listing(store) == before
+    assert store.ingest_video(path, codec="png", max_frames=1).frame_count == 1
+    assert store.ingest_video(path, quality=90, max_frames=1).frame_count == 1  # jpeg's
+
+
 def test_file_names_with_a_colon_are_local_files(videos: Any, store: Any, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """FFmpeg reads "name:rest" as a protocol: a camera's cam-2024-05-01T10:00:00.mp4 was

@@ -76,8 +76,7 @@ def cmd_ingest(store: Store, args: argparse.Namespace) -> int:
     tl = store.ingest_video(
         args.file, args.profile, fps=args.fps, start=args.start, end=args.end,
         max_frames=args.max_frames, chunk_seconds=args.chunk_seconds,
-        skip_similar=args.skip_similar, codec=args.codec,
-        quality=90 if args.quality is None else args.quality,
+        skip_similar=args.skip_similar, codec=args.codec, quality=args.quality,
         workers=args.workers, source_asset_id=args.source_asset_id,
         storage_options=_storage_options(args.source_storage_options),
         progress=progress(),
