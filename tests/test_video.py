@@ -876,6 +876,82 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
 
 
 
+def _empty_track(path: Path) -> Path:
+    """A Matroska file whose video track holds no frames (beside a second of audio)."""
+    from localckpt.testing.videos import _add_audio, _silence
+
+    with av.open(str(path), "w") as out:
+        video: Any = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        _silence(out, _add_audio(out), 1.0)
+        out.mux(video.encode(None))
+    return path
+
+
+def _tree(root: Path) -> list[str]:
+    """Every path under root but SQLite's own side files (journal, lock)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if not p.name.endswith(("-wal", "-shm", "-writers")))
+
+
+@pytest.mark.parametrize("bad", ["truncated", "no-frames"])
+def test_cli_ingest_failing_while_decoding_leaves_no_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str,
+) -> None:
+    """The file opens (header, video stream), so the store was created; then decoding
+    failed (the data stops early, or the track has no frame) and the new store stayed:
+    a directory with a marker, a catalog and objects/, the directories above it too."""
+    if bad == "truncated":
+        whole = tmp_path / "whole.mkv"
+        write_video(whole, 50, codec="mpeg4", size=(64, 48))
+        video, said = _truncated(whole, tmp_path / "cut.mkv", 0.5), "is truncated"
+    else:
+        video, said = _empty_track(tmp_path / "empty.mkv"), "no frames in it"
+    nested = tmp_path / "new" / "dirs" / "store"
+    code, _, err = _cli(capsys, "--store", str(nested), "ingest", str(video))
+    assert code == 1 and str(video) in err and said in err
+    assert not (tmp_path / "new").exists()
+    empty = tmp_path / "empty-dir"  # an empty directory is a new store: it stays, empty
+    empty.mkdir()
+    code, _, err = _cli(capsys, "--store", str(empty), "ingest", str(video))
+    assert code == 1 and said in err and _tree(empty) == []
+    # into a store that exists: nothing of the ingest stays, the store stays as it was
+    kept = tmp_path / "kept"
+    with localckpt.open(str(kept), create=True) as store:
+        store.create_timeline("keep.mp4", "", [np.zeros((8, 8, 3), np.uint8)])
+        before = listing(store)
+    files = _tree(kept)
+    code, _, err = _cli(capsys, "--store", str(kept), "ingest", str(video), "--fps", "all")
+    assert code == 1 and said in err
+    assert _tree(kept) == files
+    with localckpt.open(str(kept)) as store:
+        assert listing(store) == before
+
+
+def test_a_new_store_someone_else_wrote_to_is_kept(tmp_path: Path) -> None:
+    """Guard: the failed ingest takes back only a store nobody else used meanwhile (a
+    file under objects/ is another process's frames or lease)."""
+    from localckpt.cli.newstore import StoreIsNew
+
+    root = tmp_path / "a" / "store"
+    undo = StoreIsNew(str(root))
+    assert undo.made == [str(root), str(tmp_path / "a")]
+    with localckpt.open(str(root), create=True) as store:
+        store.create_timeline("other.mp4", "", [np.zeros((8, 8, 3), np.uint8)])
+    files = _tree(root)
+    assert undo(InvalidInputError, None, None) is False  # the error is not swallowed
+    assert _tree(root) == files
+    undo.keep, frames = True, [p for p in root.rglob("*") if p.is_file()
+                               and "objects" in p.parts]
+    for p in frames:
+        p.unlink()
+    undo(InvalidInputError, None, None)  # kept: the command saw a timeline in it
+    assert (root / "catalog.sqlite").exists()
+    undo.keep = False
+    undo(InvalidInputError, None, None)
+    assert not (tmp_path / "a").exists()
+
+
 def test_cli_ingest_stopped_by_sigterm_leaves_nothing(tmp_path: Path) -> None:
     """SIGTERM (kill, docker stop, a CI timeout) ended the process where it was: the
     ingest's temporary shards and its lease stayed until gc, which spares a lease for
