@@ -30,6 +30,9 @@ _IMAGE_FORMATS = frozenset({"image2", "image2pipe"})
 # Decoding that stops this long (plus two frames) before the stated end is truncation.
 _TRUNCATION_SLACK = Fraction(1, 2)
 _AV_TIME_BASE = Fraction(1, 1_000_000)  # unit of container.start_time / duration
+# MPEG-TS packet layouts: (packet size, offset of the 0x47 sync byte in it). A file that
+# ends on a packet boundary has a sync byte one and two packets before its end.
+_TS_PACKETS = ((188, 0), (192, 4), (204, 0))  # plain, M2TS (.m2ts, .mts), with FEC
 # Decoders whose skip_frame="NONREF" drops exactly the frames no other frame references,
 # packet by packet, and whose frames carry their packet's PTS: checked by tests/test_video.py
 # with B-frame streams (x264 and x265 with B-pyramids, MPEG-2). Others decode everything.
@@ -91,6 +94,7 @@ class VideoSource:
         self.av = import_av()
         self.name = name
         self._opened: Any = None  # an fsspec file we opened (closed with the container)
+        self._file: Any = None  # what the data is read from: a local path or a binary file
         self.container = self._open(src, storage_options)
         try:
             self.stream = self._video_stream()
@@ -107,6 +111,7 @@ class VideoSource:
                                       / self.time_base)
             self.eof = False
             self.stream_end: Fraction | None = None  # end of the last packet seen
+            self.last_frame: Fraction | None = None  # time of the last frame decoded
             # PTS -> time of packets sent with skip_frame NONREF whose frame has not come
             # out (yet): at the end, the frames the decoder skipped.
             self._skipping: dict[int, Fraction] = {}
@@ -134,6 +139,7 @@ class VideoSource:
                 # cam-2024-05-01T10:00:00.mp4 was "Protocol not found", and one called
                 # concat:a.mp4 read a.mp4. "file:" makes every path a local file.
                 target = "file:" + path
+                self._file = path
         elif isinstance(src, io.TextIOBase):
             raise InvalidInputError(
                 f"{self.name} is open in text mode; open the video with open(path, 'rb')"
@@ -143,6 +149,8 @@ class VideoSource:
                 "ingest_video takes a path, an fsspec URL (s3://...) or a file open in binary "
                 f"mode, not {type(src).__name__}"
             )
+        if self._file is None:
+            self._file = target  # an fsspec file, or the caller's open file
         try:
             return av.open(target, mode="r")
         except FileNotFoundError:
@@ -365,7 +373,7 @@ class VideoSource:
                         t = (pts - first) * tb
                         if last is not None and t + TOLERANCE < last:
                             self._backwards(last, t)
-                    last = t
+                    last = self.last_frame = t
                     yield t, frame
         except av.FFmpegError as exc:
             where = "" if last is None else f" after {float(last):.3f} s"
@@ -390,6 +398,8 @@ class VideoSource:
         the end its header states (a truncated download or copy), or before ``until``
         (seconds from the first frame: the end of the window asked for) when that is
         earlier. The message says where the data stops, as an end= that works."""
+        if self.eof and self.container.format.name == "mpegts":
+            self._check_ts_end()
         stated = self.container.duration
         if not self.eof or not stated or self.stream_end is None:
             return
@@ -409,3 +419,50 @@ class VideoSource:
                 f"{said}; copy it again, or pass end={stop:g} to ingest only what is there",
                 cli=f"{said}; copy it again, or pass --end {stop:g} to ingest only what is "
                     "there")
+
+    def _check_ts_end(self) -> None:
+        """MPEG-TS states no length (FFmpeg's duration comes from the timestamps where the
+        file ends, cut or not), so a cut one is told by its end: a file written whole
+        ends on a packet boundary, one cut short (a copy or download that stopped, a
+        recording still being written) almost always in the middle of a packet, which
+        FFmpeg drops silently; the frame that packet was part of comes out with its
+        missing part made up."""
+        tail = self._tail(2 * max(size for size, _ in _TS_PACKETS))
+        if tail is None:
+            return
+        n = len(tail)
+        if any(n >= 2 * size and tail[n - size + at] == tail[n - 2 * size + at] == 0x47
+               for size, at in _TS_PACKETS):
+            return
+        last = self.last_frame
+        said = (f"{self.name} is truncated or damaged: it ends in the middle of an MPEG-TS "
+                "packet (a copy or download that stopped, or a recording still being "
+                "written), so its last frame may be incomplete")
+        if last is None or last <= 0:
+            raise InvalidInputError(f"{said}; copy it again")
+        stop = math.floor(last * 1000) / 1000
+        raise InvalidInputError(
+            f"{said}; copy it again, or pass end={stop:g} to ingest the frames before it",
+            cli=f"{said}; copy it again, or pass --end {stop:g} to ingest the frames before "
+                "it")
+
+    def _tail(self, size: int) -> bytes | None:
+        """The last size bytes of the file (None when it cannot be read again: a pipe)."""
+        file = self._file
+        try:
+            if isinstance(file, str):
+                with open(file, "rb") as fh:
+                    fh.seek(max(os.fstat(fh.fileno()).st_size - size, 0))
+                    return fh.read(size)
+            if not getattr(file, "seekable", lambda: False)():
+                return None
+            where = file.tell()
+            try:
+                end = file.seek(0, io.SEEK_END)
+                file.seek(max(end - size, 0))
+                data = file.read(size)
+            finally:
+                file.seek(where)
+            return data if isinstance(data, bytes) else None
+        except (OSError, ValueError):
+            return None

@@ -424,6 +424,57 @@ def test_a_truncated_file_says_an_end_that_ingests_what_is_there(
     assert code == 1 and f"pass --end {found.group(1)} " in err
 
 
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "ts"])
+def test_a_file_cut_mid_packet_is_refused_in_every_container(
+    tmp_path: Path, store: Any, capsys: pytest.CaptureFixture[str], ext: str,
+) -> None:
+    """MP4 and Matroska state their length; MPEG-TS does not (FFmpeg reads one from the
+    timestamps at the file's end), so a .ts cut in the middle ingested what was there
+    silently, its last frame partly made up by the decoder. A cut .ts ends inside a
+    transport packet: refused, with an end= that ingests the frames before the last one,
+    whole. (mp4 and mkv: a guard, they were refused already.)"""
+    whole = tmp_path / f"whole.{ext}"
+    times = write_video(whole, 50, codec="mpeg4" if ext == "mkv" else "libx264",
+                        size=(160, 120))
+    size = whole.stat().st_size
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(whole.read_bytes()[:size // 2 + 5])  # not on a 188-byte boundary
+    before = listing(store)
+    with pytest.raises(InvalidInputError, match="truncated") as info:
+        store.ingest_video(cut, fps=None)
+    assert str(cut) in str(info.value) and listing(store) == before
+    if ext != "ts":
+        return
+    assert "ends in the middle of an MPEG-TS packet" in str(info.value)
+    import re
+
+    found = re.search(r"pass end=([0-9.]+) to ingest", str(info.value))
+    assert found, str(info.value)
+    tl = store.ingest_video(cut, fps=None, end=float(found.group(1)))
+    frames = store.get_timeline_frames(tl.id)
+    assert 10 < len(frames) < 40
+    assert [read_number(f.image) for f in frames] == list(range(len(frames)))
+    for f in frames:  # whole frames, none made up
+        err = np.abs(f.image.astype(np.int16) - frame_image(f.sequence, 160, 120))
+        assert err.mean() < 3.0, f.sequence
+    assert [f.timestamp for f in frames] == pytest.approx(times[:len(frames)])
+    code, _, err = _cli(capsys, "--store", str(tmp_path / "s"), "ingest", str(cut))
+    assert code == 1 and f"pass --end {found.group(1)} " in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_ts_cut_on_a_packet_boundary_is_not_told_from_a_short_one(
+        tmp_path: Path, store: Any) -> None:
+    """Guard of what docs/video.md says: a .ts that ends on a packet boundary reads as a
+    shorter file (MPEG-TS states no length): its whole frames are ingested."""
+    whole, cut = tmp_path / "whole.ts", tmp_path / "cut.ts"
+    write_video(whole, 50, size=(64, 48))
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) // 2 // 188 * 188])
+    tl = store.ingest_video(cut, fps=None)
+    assert 10 < tl.frame_count < 50
+
+
 @pytest.mark.parametrize("fps", [5.0, None])
 def test_recordings_joined_end_to_end_are_refused_not_cut_short(
     tmp_path: Path, store: Any, fps: float | None,
