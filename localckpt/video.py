@@ -23,8 +23,10 @@ What a timeline made here holds:
   (fps, start, end, max_frames, chunk_seconds, skip_similar). ``Timeline.fps`` is the
   sampling rate; with fps=None it is the source's rate.
 - the root checkpoint's stats: ``frames_extracted`` (stored frames, as for every
-  timeline), ``frames_decoded`` (decoded in the window), ``frames_kept`` (stored) and
-  ``frames_skipped`` (dropped by skip_similar).
+  timeline), ``frames_decoded`` (decoded in the window), ``frames_kept`` (stored),
+  ``frames_skipped`` (dropped by skip_similar) and ``frames_undecodable`` (in the window
+  but before the stream's first key frame, which the decoder drops: a file cut from a
+  longer recording; counted for H.264, HEVC and MPEG-2).
 
 Memory is bounded whatever the length: frames stream from the decoder through
 ``shards.write_frames`` (a few frames per encoder thread). Bad input of any kind is a
@@ -206,6 +208,17 @@ class _Ingest:
                 and (self.stop is None or t < self.stop)]
 
     @property
+    def undecodable(self) -> int:
+        """Frames of the window the decoder dropped: the stream starts between key
+        frames (cut from a longer recording), and those before the first key frame
+        cannot be decoded. Counted where frames carry their packet's PTS (H.264, HEVC,
+        MPEG-2)."""
+        s = self.sampler
+        return sum(1 for t in self.source.dropped
+                   if not (s.before_start(t) or s.past_end(t))
+                   and (self.stop is None or t < self.stop))
+
+    @property
     def decoded(self) -> int:
         """Frames of the window up to the stop, decoded or skipped as needless."""
         return self.seen + len(self._skipped_in_window())
@@ -233,7 +246,7 @@ class _Ingest:
             info["duration"] = round(float(max(times) + frame), 6)
         info["sampling"] = self.sampling
         return info, {"frames_decoded": self.decoded, "frames_kept": self.kept,
-                      "frames_skipped": self.skipped}
+                      "frames_skipped": self.skipped, "frames_undecodable": self.undecodable}
 
 
 class _Progress:

@@ -115,6 +115,9 @@ class VideoSource:
             # PTS -> time of packets sent with skip_frame NONREF whose frame has not come
             # out (yet): at the end, the frames the decoder skipped.
             self._skipping: dict[int, Fraction] = {}
+            # Times of the frames the decoder dropped before the first one it could decode
+            # (the stream starts between key frames: cut from a longer recording).
+            self.dropped: list[Fraction] = []
             self.rotation = 0  # degrees clockwise frames are turned (see pixels)
         except BaseException:
             self.close()
@@ -338,6 +341,10 @@ class VideoSource:
         last: Fraction | None = None
         skip = False
         ctx.skip_frame = "DEFAULT"  # a decode stopped early may have left it NONREF
+        # PTS of the packets sent before the first frame came out, for decoders whose
+        # frames carry their packet's PTS: those older than that frame never will.
+        waiting: set[int] | None = set() if ctx.name in _SKIPS_NONREF else None
+        self.dropped = []
         try:
             for packet in self.container.demux():  # every stream: see check_complete
                 if packet.pts is not None and packet.time_base is not None:
@@ -356,7 +363,12 @@ class VideoSource:
                 elif skip:  # no time to judge by: decode it
                     skip = False
                     ctx.skip_frame = "DEFAULT"
+                if waiting is not None and packet.pts is not None and packet.size:
+                    waiting.add(packet.pts)
                 for frame in packet.decode():
+                    if waiting is not None:
+                        self._drop_before(waiting, frame.pts, first)
+                        waiting = None
                     if skipping and frame.pts is not None:
                         skipping.pop(frame.pts, None)  # decoded after all: a reference
                     pts = frame.pts if frame.pts is not None else frame.dts
@@ -375,11 +387,25 @@ class VideoSource:
                             self._backwards(last, t)
                     last = self.last_frame = t
                     yield t, frame
+            if waiting and first is not None:  # not one frame came out
+                self._drop_before(waiting, max(waiting) + 1, first)
         except av.FFmpegError as exc:
             where = "" if last is None else f" after {float(last):.3f} s"
             raise InvalidInputError(
                 f"{self.name} is damaged or truncated: decoding failed{where}: {exc}"
             ) from None
+
+    def _drop_before(self, waiting: set[int], pts: int | None, first: int | None) -> None:
+        """The first frame came out, at pts: every packet sent before it with an earlier
+        PTS is a frame the decoder dropped (no key frame before it to decode it from),
+        NONREF-skipped ones included (those were never decoded either)."""
+        if pts is not None and first is not None:
+            gone = {p for p in waiting if p < pts}
+            gone.update(p for p in self._skipping if p < pts)
+            for p in gone:
+                self._skipping.pop(p, None)
+            self.dropped = sorted((p - first) * self.time_base for p in gone)
+        return None
 
     def _backwards(self, last: Fraction, t: Fraction) -> None:
         """Frames come out of the decoder in presentation order: a time earlier than the

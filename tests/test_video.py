@@ -137,7 +137,7 @@ def test_frames_are_sampled_by_presentation_time(
     check_timeline(store, tl, times, decoded(path), want)
     stats = store.get_checkpoint(tl.root_checkpoint_id).stats
     assert stats == {"frames_extracted": len(want), "frames_decoded": len(times),
-                     "frames_kept": len(want), "frames_skipped": 0}
+                     "frames_kept": len(want), "frames_skipped": 0, "frames_undecodable": 0}
     assert tl.source_video == str(path) and tl.profile_name == "p"
     if fps is not None:
         assert tl.fps == fps and tl.source_info["sampling"]["fps"] == fps
@@ -235,7 +235,7 @@ def test_skip_similar_drops_a_static_stretch(tmp_path: Path, store: Any) -> None
     assert [f.timestamp for f in frames] == pytest.approx([times[s] for s in kept])
     stats = store.get_checkpoint(tl.root_checkpoint_id).stats
     assert stats == {"frames_extracted": 26, "frames_decoded": 45, "frames_kept": 26,
-                     "frames_skipped": 19}
+                     "frames_skipped": 19, "frames_undecodable": 0}
     # the rule, by brute force over PyAV's own frames: drop what is near the last kept
     last, want = None, []
     for j, img in enumerate(reference):
@@ -461,6 +461,35 @@ def test_a_file_cut_mid_packet_is_refused_in_every_container(
     code, _, err = _cli(capsys, "--store", str(tmp_path / "s"), "ingest", str(cut))
     assert code == 1 and f"pass --end {found.group(1)} " in err
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("fps", [None, 5.0])
+def test_frames_before_the_first_key_frame_are_counted(
+    tmp_path: Path, store: Any, capsys: pytest.CaptureFixture[str], fps: float | None,
+) -> None:
+    """A stream cut from a longer recording starts between key frames: the decoder drops
+    the frames before the first one silently, and nothing said so. The root's stats
+    count them (frames_undecodable) and the CLI warns."""
+    whole, head = tmp_path / "whole.ts", tmp_path / "head.ts"
+    write_video(whole, 60, size=(160, 120), gop=20)
+    data = whole.read_bytes()
+    head.write_bytes(data[len(data) // 10 // 188 * 188:])  # a packet boundary
+    with av.open(str(head)) as container:  # the reference: packets before the first key
+        keys = [p.is_keyframe for p in container.demux(video=0) if p.size]
+    before, total = keys.index(True), len(keys)
+    assert 0 < before < 20
+    tl = store.ingest_video(head, fps=fps)
+    stats = store.get_checkpoint(tl.root_checkpoint_id).stats
+    assert stats["frames_undecodable"] == before
+    assert stats["frames_decoded"] == total - before
+    frames = store.get_timeline_frames(tl.id)
+    assert read_number(frames[0].image) % 20 == 0  # the first stored is a key frame
+    code, out, err = _cli(capsys, "--store", str(tmp_path / "s"), "ingest", str(head),
+                          "--json")
+    assert code == 0 and json.loads(out)["undecodable"] == before
+    assert f"warning: ingest: {before} frames of {head} before its first key frame" in err
+    whole_tl = store.ingest_video(whole, fps=fps)  # a whole file: none
+    assert store.get_checkpoint(whole_tl.root_checkpoint_id).stats["frames_undecodable"] == 0
 
 
 def test_a_ts_cut_on_a_packet_boundary_is_not_told_from_a_short_one(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..errors import InvalidInputError
@@ -88,11 +89,18 @@ def cmd_ingest(store: Store, args: argparse.Namespace) -> int:
         keep_if_used(store, getattr(args, "new_store", None))
         raise
     stats = dict(store.get_checkpoint(tl.root_checkpoint_id).stats)
+    if stats.get("frames_undecodable"):  # on stderr, with --json too
+        count = stats["frames_undecodable"]
+        print(f"localckpt: warning: ingest: {plural(count, 'frame')} of {tl.source_video} "
+              f"before its first key frame could not be decoded (it starts between key "
+              f"frames, as a file cut from a longer recording does); the timeline starts "
+              f"at the first key frame", file=sys.stderr)
     if args.json:
         print_json(add_short_ids(store, [{
             "timeline_id": tl.id, "root_checkpoint_id": tl.root_checkpoint_id,
             "frames": tl.frame_count, "decoded": stats.get("frames_decoded"),
-            "skipped": stats.get("frames_skipped"), "fps": tl.fps,
+            "skipped": stats.get("frames_skipped"),
+            "undecodable": stats.get("frames_undecodable"), "fps": tl.fps,
             "source_video": tl.source_video, "source_info": dict(tl.source_info),
         }], None)[0])
         return 0
