@@ -315,17 +315,19 @@ class VideoSource:
     def _decode_from(self, seek_to: Fraction, needless: Callable[[Fraction], bool] | None,
                      ) -> Iterator[tuple[Fraction, Any]]:
         """Decode from the key frame before seek_to; if the demuxer landed after it (an
-        imprecise index), start again from the beginning rather than miss frames."""
+        imprecise index), or at the end (MPEG-TS whose stream starts between key frames:
+        no key frame before the time asked), start again from the beginning rather than
+        miss frames."""
         assert self._first_pts is not None
         self._seek(self._first_pts + int(seek_to / self.time_base))
         frames = self._decode(needless)
         head = next(frames, None)
-        if head is not None and head[0] > seek_to:
+        if head is None or head[0] > seek_to:
             frames.close()
             self._seek(self._first_pts)
             self._skipping.clear()  # every packet comes again
             frames = self._decode(needless)
-        elif head is not None:
+        else:
             yield head
         yield from frames
 

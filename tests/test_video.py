@@ -492,6 +492,22 @@ def test_frames_before_the_first_key_frame_are_counted(
     assert store.get_checkpoint(whole_tl.root_checkpoint_id).stats["frames_undecodable"] == 0
 
 
+def test_a_start_seeks_in_a_stream_that_starts_between_key_frames(
+        tmp_path: Path, store: Any) -> None:
+    """start >= 1 s seeks; in a .ts cut from a longer recording there is no key frame
+    before that time's, FFmpeg's seek went to the end of the file, and the ingest said
+    "no frames of F in [1 s, end)" though the video lasts 1.7 s past it."""
+    whole, head = tmp_path / "whole.ts", tmp_path / "head.ts"
+    write_video(whole, 60, size=(160, 120), gop=20)
+    data = whole.read_bytes()
+    head.write_bytes(data[len(data) * 3 // 10 // 188 * 188:])
+    every = store.get_timeline_frames(store.ingest_video(head, fps=None).id)
+    tl = store.ingest_video(head, fps=None, start=1.0)
+    frames = store.get_timeline_frames(tl.id)
+    want = [read_number(f.image) for f in every if f.timestamp >= 1.0 - TOL]
+    assert want and [read_number(f.image) for f in frames] == want
+
+
 def test_a_ts_cut_on_a_packet_boundary_is_not_told_from_a_short_one(
         tmp_path: Path, store: Any) -> None:
     """Guard of what docs/video.md says: a .ts that ends on a packet boundary reads as a
