@@ -990,17 +990,24 @@ def _tree(root: Path) -> list[str]:
                   if not p.name.endswith(("-wal", "-shm", "-writers")))
 
 
-@pytest.mark.parametrize("bad", ["truncated", "no-frames"])
+@pytest.mark.parametrize("bad", ["truncated", "no-frames", "no-key-frame"])
 def test_cli_ingest_failing_while_decoding_leaves_no_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str,
 ) -> None:
     """The file opens (header, video stream), so the store was created; then decoding
-    failed (the data stops early, or the track has no frame) and the new store stayed:
-    a directory with a marker, a catalog and objects/, the directories above it too."""
+    failed (the data stops early, the track has no frame, or the decoder refuses frames
+    that have no key frame before them) and the new store stayed: a directory with a
+    marker, a catalog and objects/, the directories above it too."""
     if bad == "truncated":
         whole = tmp_path / "whole.mkv"
         write_video(whole, 50, codec="mpeg4", size=(64, 48))
         video, said = _truncated(whole, tmp_path / "cut.mkv", 0.5), "is truncated"
+    elif bad == "no-key-frame":
+        whole, video = tmp_path / "whole.ts", tmp_path / "tail.ts"
+        write_video(whole, 40, size=(64, 48), gop=100)  # one key frame, at the start
+        data = whole.read_bytes()
+        video.write_bytes(data[len(data) // 3 // 188 * 188:])
+        said = "decoding failed"
     else:
         video, said = _empty_track(tmp_path / "empty.mkv"), "no frames in it"
     nested = tmp_path / "new" / "dirs" / "store"
