@@ -31,6 +31,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_into",
+    "lossless_quality",
     "perceptual_hash",
     "to_pil",
     "validate_frames",
@@ -177,6 +178,15 @@ def check_codec(codec: str, quality: int) -> None:
         isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 95
     ):
         raise InvalidInputError(f"JPEG quality must be an int in 1..95, got {shown(quality)}")
+
+
+def lossless_quality(codec: str, quality: object) -> None:
+    """ingest_video's quality= with a lossless codec: InvalidInputError (PNG stores the
+    pixels as they are, so a quality would change nothing and only look as if it did)."""
+    if quality is not None and codec != "jpeg":
+        raise InvalidInputError(
+            f"quality={shown(quality)} is for codec='jpeg': {codec} is lossless (it keeps "
+            "every pixel as decoded), so it takes no quality; leave quality out")
 
 
 def check_size(image: np.ndarray, codec: str, where: str) -> None:

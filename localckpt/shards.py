@@ -66,6 +66,7 @@ __all__ = [
     "index_key",
     "keys_of",
     "parse_index",
+    "remove_empty_dir",
     "shard_key",
     "verify_index",
     "verify_shard",
@@ -353,14 +354,15 @@ def write_timeline_frames(objects: Objects, timeline_id: str, frames: Iterable[F
     except BaseException as exc:
         try:
             objects.delete(w.written)
-            _remove_empty_dir(objects, timeline_id)
+            remove_empty_dir(objects, timeline_id)
         except Exception as cleanup:  # keep the original error; say what was left behind
             exc.add_note(f"cleanup of {len(w.written)} frame objects also failed: {cleanup}")
         raise
 
 
-def _remove_empty_dir(objects: Objects, timeline_id: str) -> None:
-    """Local stores: drop the timeline's directory once empty (object stores have none)."""
+def remove_empty_dir(objects: Objects, timeline_id: str) -> None:
+    """Local stores: drop the timeline's directory once empty (object stores have none):
+    after a failed write, once its lease is gone too, the store is as it was."""
     path = objects.local_path(_prefix(timeline_id))
     if path is not None:
         with contextlib.suppress(OSError):
@@ -822,4 +824,4 @@ def delete_frames(objects: Objects, timeline_id: str) -> None:
     ikey = index_key(timeline_id)
     objects.delete([ikey])
     objects.delete(objects.list(_prefix(timeline_id).rstrip("/")))
-    _remove_empty_dir(objects, timeline_id)
+    remove_empty_dir(objects, timeline_id)

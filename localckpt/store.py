@@ -168,7 +168,7 @@ class Store:
         are written under an ingest lease (localckpt.lease), which gc respects and the
         commit checks, and the index's hash goes into the timeline record."""
         from .lease import IngestLease
-        from .shards import delete_frames, write_timeline_frames
+        from .shards import delete_frames, remove_empty_dir, write_timeline_frames
 
         self._check_open()
         _check_encoding(codec, quality, workers)
@@ -182,10 +182,12 @@ class Store:
             source_info, stats = describe() if describe else ({}, {})
         except LocalckptError as exc:
             lease.release()
+            remove_empty_dir(self.objects, tid)  # the lease was the last thing in it
             lease.raise_if_revoked(exc)  # gc took the frames: say so, not "missing"
             raise
         except BaseException:
             lease.release()
+            remove_empty_dir(self.objects, tid)
             raise
         metas = written.metas
         now = utcnow()
@@ -238,7 +240,7 @@ class Store:
         chunk_seconds: float | None = None,
         skip_similar: int | None = None,
         codec: str = "jpeg",
-        quality: int = 90,
+        quality: int | None = None,
         workers: int | None = None,
         source_asset_id: UUID | str | None = None,
         storage_options: Mapping[str, Any] | None = None,
@@ -248,6 +250,7 @@ class Store:
         file) and store its frames sampled at fps by presentation timestamp; None keeps
         every frame. Needs the [video] extra (PyAV). See localckpt.video for the exact
         sampling rule, chunk_id, skip_similar, source_info and the root's stats.
+        quality: JPEG quality 1..95 (None: 90); codec="png" is lossless and takes none.
         """
         from .video import ingest_video
 
@@ -270,7 +273,10 @@ class Store:
         elif isinstance(path, bytes) and b"\x00" in path:
             raise InvalidInputError("path holds a NUL byte")
         text(profile_name, "profile_name")
-        _check_encoding(codec, quality, workers)
+        from .frames import lossless_quality
+
+        _check_encoding(codec, 90 if quality is None else quality, workers)
+        lossless_quality(codec, quality)
         if storage_options is not None and not isinstance(storage_options, Mapping):
             raise InvalidInputError(f"storage_options must be a mapping of fsspec options, "
                                     f"not {shown(storage_options)}")

@@ -389,10 +389,10 @@ def _remove(dst: Store, keys: list[str]) -> None:
 def _remove_dirs(dst: Store, frames: list[_Frames]) -> None:
     """Local stores: the directories of a refused transfer's timelines, if empty (its
     ingest leases made them; object stores have none)."""
-    from .shards import _remove_empty_dir
+    from .shards import remove_empty_dir
 
     for f in frames:
-        _remove_empty_dir(dst.objects, f.timeline_id)
+        remove_empty_dir(dst.objects, f.timeline_id)
 
 
 def _copy_objects(source: Source, dst: Store, frames: list[_Frames], reporter: Reporter,

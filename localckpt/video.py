@@ -23,8 +23,10 @@ What a timeline made here holds:
   (fps, start, end, max_frames, chunk_seconds, skip_similar). ``Timeline.fps`` is the
   sampling rate; with fps=None it is the source's rate.
 - the root checkpoint's stats: ``frames_extracted`` (stored frames, as for every
-  timeline), ``frames_decoded`` (decoded in the window), ``frames_kept`` (stored) and
-  ``frames_skipped`` (dropped by skip_similar).
+  timeline), ``frames_decoded`` (decoded in the window), ``frames_kept`` (stored),
+  ``frames_skipped`` (dropped by skip_similar) and ``frames_undecodable`` (in the window
+  but before the stream's first key frame, which the decoder drops: a file cut from a
+  longer recording; counted for H.264, HEVC and MPEG-2).
 
 Memory is bounded whatever the length: frames stream from the decoder through
 ``shards.write_frames`` (a few frames per encoder thread). Bad input of any kind is a
@@ -42,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from .errors import InvalidInputError
-from .frames import check_codec, perceptual_hash
+from .frames import check_codec, lossless_quality, perceptual_hash
 from .sampling import Needless, Sampler
 from .types import Frame, Timeline
 from .videosource import VideoSource, import_av, source_name
@@ -206,6 +208,17 @@ class _Ingest:
                 and (self.stop is None or t < self.stop)]
 
     @property
+    def undecodable(self) -> int:
+        """Frames of the window the decoder dropped: the stream starts between key
+        frames (cut from a longer recording), and those before the first key frame
+        cannot be decoded. Counted where frames carry their packet's PTS (H.264, HEVC,
+        MPEG-2)."""
+        s = self.sampler
+        return sum(1 for t in self.source.dropped
+                   if not (s.before_start(t) or s.past_end(t))
+                   and (self.stop is None or t < self.stop))
+
+    @property
     def decoded(self) -> int:
         """Frames of the window up to the stop, decoded or skipped as needless."""
         return self.seen + len(self._skipped_in_window())
@@ -233,7 +246,7 @@ class _Ingest:
             info["duration"] = round(float(max(times) + frame), 6)
         info["sampling"] = self.sampling
         return info, {"frames_decoded": self.decoded, "frames_kept": self.kept,
-                      "frames_skipped": self.skipped}
+                      "frames_skipped": self.skipped, "frames_undecodable": self.undecodable}
 
 
 class _Progress:
@@ -282,7 +295,7 @@ def ingest_video(
     store: Store, path: Any, profile_name: str = "", *, fps: float | None = 2.0,
     start: float | None = None, end: float | None = None, max_frames: int | None = None,
     chunk_seconds: float | None = None, skip_similar: int | None = None,
-    codec: str = "jpeg", quality: int = 90, workers: int | None = None,
+    codec: str = "jpeg", quality: int | None = None, workers: int | None = None,
     source_asset_id: UUID | str | None = None,
     storage_options: Mapping[str, Any] | None = None, progress: Any = None,
 ) -> Timeline:
@@ -294,7 +307,9 @@ def ingest_video(
     sampler = window_sampler(name, fps, start, end, chunk_seconds)
     limit = None if max_frames is None else _count(max_frames, "max_frames", name, 1)
     skip = None if skip_similar is None else _count(skip_similar, "skip_similar", name, 0, 64)
-    check_codec(codec, quality)
+    stored_quality = 90 if quality is None else quality
+    check_codec(codec, stored_quality)
+    lossless_quality(codec, quality)
     if source_asset_id is not None and not isinstance(source_asset_id, (str, UUID)):
         raise InvalidInputError(
             f"source_asset_id must be a str or UUID, not {type(source_asset_id).__name__}"
@@ -315,5 +330,5 @@ def ingest_video(
                                     "pass fps= to sample it")
         return store._store_timeline(
             name, profile_name, run.frames(), rate, source_asset_id, codec=codec,
-            quality=quality, workers=workers, describe=run.described,
+            quality=stored_quality, workers=workers, describe=run.described,
         )

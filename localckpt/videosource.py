@@ -30,6 +30,9 @@ _IMAGE_FORMATS = frozenset({"image2", "image2pipe"})
 # Decoding that stops this long (plus two frames) before the stated end is truncation.
 _TRUNCATION_SLACK = Fraction(1, 2)
 _AV_TIME_BASE = Fraction(1, 1_000_000)  # unit of container.start_time / duration
+# MPEG-TS packet layouts: (packet size, offset of the 0x47 sync byte in it). A file that
+# ends on a packet boundary has a sync byte one and two packets before its end.
+_TS_PACKETS = ((188, 0), (192, 4), (204, 0))  # plain, M2TS (.m2ts, .mts), with FEC
 # Decoders whose skip_frame="NONREF" drops exactly the frames no other frame references,
 # packet by packet, and whose frames carry their packet's PTS: checked by tests/test_video.py
 # with B-frame streams (x264 and x265 with B-pyramids, MPEG-2). Others decode everything.
@@ -91,6 +94,7 @@ class VideoSource:
         self.av = import_av()
         self.name = name
         self._opened: Any = None  # an fsspec file we opened (closed with the container)
+        self._file: Any = None  # what the data is read from: a local path or a binary file
         self.container = self._open(src, storage_options)
         try:
             self.stream = self._video_stream()
@@ -107,9 +111,13 @@ class VideoSource:
                                       / self.time_base)
             self.eof = False
             self.stream_end: Fraction | None = None  # end of the last packet seen
+            self.last_frame: Fraction | None = None  # time of the last frame decoded
             # PTS -> time of packets sent with skip_frame NONREF whose frame has not come
             # out (yet): at the end, the frames the decoder skipped.
             self._skipping: dict[int, Fraction] = {}
+            # Times of the frames the decoder dropped before the first one it could decode
+            # (the stream starts between key frames: cut from a longer recording).
+            self.dropped: list[Fraction] = []
             self.rotation = 0  # degrees clockwise frames are turned (see pixels)
         except BaseException:
             self.close()
@@ -134,6 +142,7 @@ class VideoSource:
                 # cam-2024-05-01T10:00:00.mp4 was "Protocol not found", and one called
                 # concat:a.mp4 read a.mp4. "file:" makes every path a local file.
                 target = "file:" + path
+                self._file = path
         elif isinstance(src, io.TextIOBase):
             raise InvalidInputError(
                 f"{self.name} is open in text mode; open the video with open(path, 'rb')"
@@ -143,6 +152,8 @@ class VideoSource:
                 "ingest_video takes a path, an fsspec URL (s3://...) or a file open in binary "
                 f"mode, not {type(src).__name__}"
             )
+        if self._file is None:
+            self._file = target  # an fsspec file, or the caller's open file
         try:
             return av.open(target, mode="r")
         except FileNotFoundError:
@@ -304,17 +315,19 @@ class VideoSource:
     def _decode_from(self, seek_to: Fraction, needless: Callable[[Fraction], bool] | None,
                      ) -> Iterator[tuple[Fraction, Any]]:
         """Decode from the key frame before seek_to; if the demuxer landed after it (an
-        imprecise index), start again from the beginning rather than miss frames."""
+        imprecise index), or at the end (MPEG-TS whose stream starts between key frames:
+        no key frame before the time asked), start again from the beginning rather than
+        miss frames."""
         assert self._first_pts is not None
         self._seek(self._first_pts + int(seek_to / self.time_base))
         frames = self._decode(needless)
         head = next(frames, None)
-        if head is not None and head[0] > seek_to:
+        if head is None or head[0] > seek_to:
             frames.close()
             self._seek(self._first_pts)
             self._skipping.clear()  # every packet comes again
             frames = self._decode(needless)
-        elif head is not None:
+        else:
             yield head
         yield from frames
 
@@ -330,6 +343,10 @@ class VideoSource:
         last: Fraction | None = None
         skip = False
         ctx.skip_frame = "DEFAULT"  # a decode stopped early may have left it NONREF
+        # PTS of the packets sent before the first frame came out, for decoders whose
+        # frames carry their packet's PTS: those older than that frame never will.
+        waiting: set[int] | None = set() if ctx.name in _SKIPS_NONREF else None
+        self.dropped = []
         try:
             for packet in self.container.demux():  # every stream: see check_complete
                 if packet.pts is not None and packet.time_base is not None:
@@ -348,7 +365,12 @@ class VideoSource:
                 elif skip:  # no time to judge by: decode it
                     skip = False
                     ctx.skip_frame = "DEFAULT"
+                if waiting is not None and packet.pts is not None and packet.size:
+                    waiting.add(packet.pts)
                 for frame in packet.decode():
+                    if waiting is not None:
+                        self._drop_before(waiting, frame.pts, first)
+                        waiting = None
                     if skipping and frame.pts is not None:
                         skipping.pop(frame.pts, None)  # decoded after all: a reference
                     pts = frame.pts if frame.pts is not None else frame.dts
@@ -365,13 +387,27 @@ class VideoSource:
                         t = (pts - first) * tb
                         if last is not None and t + TOLERANCE < last:
                             self._backwards(last, t)
-                    last = t
+                    last = self.last_frame = t
                     yield t, frame
+            if waiting and first is not None:  # not one frame came out
+                self._drop_before(waiting, max(waiting) + 1, first)
         except av.FFmpegError as exc:
             where = "" if last is None else f" after {float(last):.3f} s"
             raise InvalidInputError(
                 f"{self.name} is damaged or truncated: decoding failed{where}: {exc}"
             ) from None
+
+    def _drop_before(self, waiting: set[int], pts: int | None, first: int | None) -> None:
+        """The first frame came out, at pts: every packet sent before it with an earlier
+        PTS is a frame the decoder dropped (no key frame before it to decode it from),
+        NONREF-skipped ones included (those were never decoded either)."""
+        if pts is not None and first is not None:
+            gone = {p for p in waiting if p < pts}
+            gone.update(p for p in self._skipping if p < pts)
+            for p in gone:
+                self._skipping.pop(p, None)
+            self.dropped = sorted((p - first) * self.time_base for p in gone)
+        return None
 
     def _backwards(self, last: Fraction, t: Fraction) -> None:
         """Frames come out of the decoder in presentation order: a time earlier than the
@@ -390,6 +426,8 @@ class VideoSource:
         the end its header states (a truncated download or copy), or before ``until``
         (seconds from the first frame: the end of the window asked for) when that is
         earlier. The message says where the data stops, as an end= that works."""
+        if self.eof and self.container.format.name == "mpegts":
+            self._check_ts_end()
         stated = self.container.duration
         if not self.eof or not stated or self.stream_end is None:
             return
@@ -409,3 +447,50 @@ class VideoSource:
                 f"{said}; copy it again, or pass end={stop:g} to ingest only what is there",
                 cli=f"{said}; copy it again, or pass --end {stop:g} to ingest only what is "
                     "there")
+
+    def _check_ts_end(self) -> None:
+        """MPEG-TS states no length (FFmpeg's duration comes from the timestamps where the
+        file ends, cut or not), so a cut one is told by its end: a file written whole
+        ends on a packet boundary, one cut short (a copy or download that stopped, a
+        recording still being written) almost always in the middle of a packet, which
+        FFmpeg drops silently; the frame that packet was part of comes out with its
+        missing part made up."""
+        tail = self._tail(2 * max(size for size, _ in _TS_PACKETS))
+        if tail is None:
+            return
+        n = len(tail)
+        if any(n >= 2 * size and tail[n - size + at] == tail[n - 2 * size + at] == 0x47
+               for size, at in _TS_PACKETS):
+            return
+        last = self.last_frame
+        said = (f"{self.name} is truncated or damaged: it ends in the middle of an MPEG-TS "
+                "packet (a copy or download that stopped, or a recording still being "
+                "written), so its last frame may be incomplete")
+        if last is None or last <= 0:
+            raise InvalidInputError(f"{said}; copy it again")
+        stop = math.floor(last * 1000) / 1000
+        raise InvalidInputError(
+            f"{said}; copy it again, or pass end={stop:g} to ingest the frames before it",
+            cli=f"{said}; copy it again, or pass --end {stop:g} to ingest the frames before "
+                "it")
+
+    def _tail(self, size: int) -> bytes | None:
+        """The last size bytes of the file (None when it cannot be read again: a pipe)."""
+        file = self._file
+        try:
+            if isinstance(file, str):
+                with open(file, "rb") as fh:
+                    fh.seek(max(os.fstat(fh.fileno()).st_size - size, 0))
+                    return fh.read(size)
+            if not getattr(file, "seekable", lambda: False)():
+                return None
+            where = file.tell()
+            try:
+                end = file.seek(0, io.SEEK_END)
+                file.seek(max(end - size, 0))
+                data = file.read(size)
+            finally:
+                file.seek(where)
+            return data if isinstance(data, bytes) else None
+        except (OSError, ValueError):
+            return None

@@ -112,10 +112,12 @@ def store(new_store: Any) -> Any:
 
 
 def listing(store: Any) -> tuple[list[str], list[str]]:
-    """Timeline ids and every object key (temp files included on a local store)."""
+    """Timeline ids and every object key (temp files and timelines' directories included
+    on a local store: a failed write left its directory, empty)."""
     ids = [t.id for t in store.list_timelines()]
     if store.objects.is_local:
-        return ids, sorted(str(p) for p in Path(store.objects.root).rglob("*") if p.is_file())
+        root = Path(store.objects.root)
+        return ids, sorted(str(p) for p in root.rglob("*") if p != root / "frames")
     return ids, sorted(store.objects.list(""))
 
 
@@ -135,7 +137,7 @@ def test_frames_are_sampled_by_presentation_time(
     check_timeline(store, tl, times, decoded(path), want)
     stats = store.get_checkpoint(tl.root_checkpoint_id).stats
     assert stats == {"frames_extracted": len(want), "frames_decoded": len(times),
-                     "frames_kept": len(want), "frames_skipped": 0}
+                     "frames_kept": len(want), "frames_skipped": 0, "frames_undecodable": 0}
     assert tl.source_video == str(path) and tl.profile_name == "p"
     if fps is not None:
         assert tl.fps == fps and tl.source_info["sampling"]["fps"] == fps
@@ -233,7 +235,7 @@ def test_skip_similar_drops_a_static_stretch(tmp_path: Path, store: Any) -> None
     assert [f.timestamp for f in frames] == pytest.approx([times[s] for s in kept])
     stats = store.get_checkpoint(tl.root_checkpoint_id).stats
     assert stats == {"frames_extracted": 26, "frames_decoded": 45, "frames_kept": 26,
-                     "frames_skipped": 19}
+                     "frames_skipped": 19, "frames_undecodable": 0}
     # the rule, by brute force over PyAV's own frames: drop what is near the last kept
     last, want = None, []
     for j, img in enumerate(reference):
@@ -422,6 +424,102 @@ def test_a_truncated_file_says_an_end_that_ingests_what_is_there(
     assert code == 1 and f"pass --end {found.group(1)} " in err
 
 
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "ts"])
+def test_a_file_cut_mid_packet_is_refused_in_every_container(
+    tmp_path: Path, store: Any, capsys: pytest.CaptureFixture[str], ext: str,
+) -> None:
+    """MP4 and Matroska state their length; MPEG-TS does not (FFmpeg reads one from the
+    timestamps at the file's end), so a .ts cut in the middle ingested what was there
+    silently, its last frame partly made up by the decoder. A cut .ts ends inside a
+    transport packet: refused, with an end= that ingests the frames before the last one,
+    whole. (mp4 and mkv: a guard, they were refused already.)"""
+    whole = tmp_path / f"whole.{ext}"
+    times = write_video(whole, 50, codec="mpeg4" if ext == "mkv" else "libx264",
+                        size=(160, 120))
+    size = whole.stat().st_size
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(whole.read_bytes()[:size // 2 + 5])  # not on a 188-byte boundary
+    before = listing(store)
+    with pytest.raises(InvalidInputError, match="truncated") as info:
+        store.ingest_video(cut, fps=None)
+    assert str(cut) in str(info.value) and listing(store) == before
+    if ext != "ts":
+        return
+    assert "ends in the middle of an MPEG-TS packet" in str(info.value)
+    import re
+
+    found = re.search(r"pass end=([0-9.]+) to ingest", str(info.value))
+    assert found, str(info.value)
+    tl = store.ingest_video(cut, fps=None, end=float(found.group(1)))
+    frames = store.get_timeline_frames(tl.id)
+    assert 10 < len(frames) < 40
+    assert [read_number(f.image) for f in frames] == list(range(len(frames)))
+    for f in frames:  # whole frames, none made up
+        err = np.abs(f.image.astype(np.int16) - frame_image(f.sequence, 160, 120))
+        assert err.mean() < 3.0, f.sequence
+    assert [f.timestamp for f in frames] == pytest.approx(times[:len(frames)])
+    code, _, err = _cli(capsys, "--store", str(tmp_path / "s"), "ingest", str(cut))
+    assert code == 1 and f"pass --end {found.group(1)} " in err
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("fps", [None, 5.0])
+def test_frames_before_the_first_key_frame_are_counted(
+    tmp_path: Path, store: Any, capsys: pytest.CaptureFixture[str], fps: float | None,
+) -> None:
+    """A stream cut from a longer recording starts between key frames: the decoder drops
+    the frames before the first one silently, and nothing said so. The root's stats
+    count them (frames_undecodable) and the CLI warns."""
+    whole, head = tmp_path / "whole.ts", tmp_path / "head.ts"
+    write_video(whole, 60, size=(160, 120), gop=20)
+    data = whole.read_bytes()
+    head.write_bytes(data[len(data) // 10 // 188 * 188:])  # a packet boundary
+    with av.open(str(head)) as container:  # the reference: packets before the first key
+        keys = [p.is_keyframe for p in container.demux(video=0) if p.size]
+    before, total = keys.index(True), len(keys)
+    assert 0 < before < 20
+    tl = store.ingest_video(head, fps=fps)
+    stats = store.get_checkpoint(tl.root_checkpoint_id).stats
+    assert stats["frames_undecodable"] == before
+    assert stats["frames_decoded"] == total - before
+    frames = store.get_timeline_frames(tl.id)
+    assert read_number(frames[0].image) % 20 == 0  # the first stored is a key frame
+    code, out, err = _cli(capsys, "--store", str(tmp_path / "s"), "ingest", str(head),
+                          "--json")
+    assert code == 0 and json.loads(out)["undecodable"] == before
+    assert f"warning: ingest: {before} frames of {head} before its first key frame" in err
+    whole_tl = store.ingest_video(whole, fps=fps)  # a whole file: none
+    assert store.get_checkpoint(whole_tl.root_checkpoint_id).stats["frames_undecodable"] == 0
+
+
+def test_a_start_seeks_in_a_stream_that_starts_between_key_frames(
+        tmp_path: Path, store: Any) -> None:
+    """start >= 1 s seeks; in a .ts cut from a longer recording there is no key frame
+    before that time's, FFmpeg's seek went to the end of the file, and the ingest said
+    "no frames of F in [1 s, end)" though the video lasts 1.7 s past it."""
+    whole, head = tmp_path / "whole.ts", tmp_path / "head.ts"
+    write_video(whole, 60, size=(160, 120), gop=20)
+    data = whole.read_bytes()
+    head.write_bytes(data[len(data) * 3 // 10 // 188 * 188:])
+    every = store.get_timeline_frames(store.ingest_video(head, fps=None).id)
+    tl = store.ingest_video(head, fps=None, start=1.0)
+    frames = store.get_timeline_frames(tl.id)
+    want = [read_number(f.image) for f in every if f.timestamp >= 1.0 - TOL]
+    assert want and [read_number(f.image) for f in frames] == want
+
+
+def test_a_ts_cut_on_a_packet_boundary_is_not_told_from_a_short_one(
+        tmp_path: Path, store: Any) -> None:
+    """Guard of what docs/video.md says: a .ts that ends on a packet boundary reads as a
+    shorter file (MPEG-TS states no length): its whole frames are ingested."""
+    whole, cut = tmp_path / "whole.ts", tmp_path / "cut.ts"
+    write_video(whole, 50, size=(64, 48))
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) // 2 // 188 * 188])
+    tl = store.ingest_video(cut, fps=None)
+    assert 10 < tl.frame_count < 50
+
+
 @pytest.mark.parametrize("fps", [5.0, None])
 def test_recordings_joined_end_to_end_are_refused_not_cut_short(
     tmp_path: Path, store: Any, fps: float | None,
@@ -485,6 +583,19 @@ def test_bad_arguments_are_typed_errors_and_write_nothing(
     if match not in ("codec", "quality", "workers", "progress", "source_asset_id"):
         assert str(path) in str(info.value)
     assert listing(store) == before
+
+
+def test_png_takes_no_quality(videos: Any, store: Any) -> None:
+    """ingest_video(codec="png", quality=50) was accepted and meant nothing (PNG is
+    lossless); the CLI refused --codec png --quality 50 already."""
+    path = videos["cfr-libx264"][0]
+    before = listing(store)
+    with pytest.raises(InvalidInputError, match=r"quality=50 is for codec='jpeg': png is "
+                                                 r"lossless"):
+        store.ingest_video(path, codec="png", quality=50)
+    assert listing(store) == before
+    assert store.ingest_video(path, codec="png", max_frames=1).frame_count == 1
+    assert store.ingest_video(path, quality=90, max_frames=1).frame_count == 1  # jpeg's
 
 
 def test_file_names_with_a_colon_are_local_files(videos: Any, store: Any, tmp_path: Path,
@@ -859,6 +970,89 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
     assert code == 1 and "--workers must be a whole number in 1..64, not 65" in err
     assert not root.exists()
 
+
+
+def _empty_track(path: Path) -> Path:
+    """A Matroska file whose video track holds no frames (beside a second of audio)."""
+    from localckpt.testing.videos import _add_audio, _silence
+
+    with av.open(str(path), "w") as out:
+        video: Any = out.add_stream("mpeg4", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        _silence(out, _add_audio(out), 1.0)
+        out.mux(video.encode(None))
+    return path
+
+
+def _tree(root: Path) -> list[str]:
+    """Every path under root but SQLite's own side files (journal, lock)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if not p.name.endswith(("-wal", "-shm", "-writers")))
+
+
+@pytest.mark.parametrize("bad", ["truncated", "no-frames", "no-key-frame"])
+def test_cli_ingest_failing_while_decoding_leaves_no_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str,
+) -> None:
+    """The file opens (header, video stream), so the store was created; then decoding
+    failed (the data stops early, the track has no frame, or the decoder refuses frames
+    that have no key frame before them) and the new store stayed: a directory with a
+    marker, a catalog and objects/, the directories above it too."""
+    if bad == "truncated":
+        whole = tmp_path / "whole.mkv"
+        write_video(whole, 50, codec="mpeg4", size=(64, 48))
+        video, said = _truncated(whole, tmp_path / "cut.mkv", 0.5), "is truncated"
+    elif bad == "no-key-frame":
+        whole, video = tmp_path / "whole.ts", tmp_path / "tail.ts"
+        write_video(whole, 40, size=(64, 48), gop=100)  # one key frame, at the start
+        data = whole.read_bytes()
+        video.write_bytes(data[len(data) // 3 // 188 * 188:])
+        said = "decoding failed"
+    else:
+        video, said = _empty_track(tmp_path / "empty.mkv"), "no frames in it"
+    nested = tmp_path / "new" / "dirs" / "store"
+    code, _, err = _cli(capsys, "--store", str(nested), "ingest", str(video))
+    assert code == 1 and str(video) in err and said in err
+    assert not (tmp_path / "new").exists()
+    empty = tmp_path / "empty-dir"  # an empty directory is a new store: it stays, empty
+    empty.mkdir()
+    code, _, err = _cli(capsys, "--store", str(empty), "ingest", str(video))
+    assert code == 1 and said in err and _tree(empty) == []
+    # into a store that exists: nothing of the ingest stays, the store stays as it was
+    kept = tmp_path / "kept"
+    with localckpt.open(str(kept), create=True) as store:
+        store.create_timeline("keep.mp4", "", [np.zeros((8, 8, 3), np.uint8)])
+        before = listing(store)
+    files = _tree(kept)
+    code, _, err = _cli(capsys, "--store", str(kept), "ingest", str(video), "--fps", "all")
+    assert code == 1 and said in err
+    assert _tree(kept) == files
+    with localckpt.open(str(kept)) as store:
+        assert listing(store) == before
+
+
+def test_a_new_store_someone_else_wrote_to_is_kept(tmp_path: Path) -> None:
+    """Guard: the failed ingest takes back only a store nobody else used meanwhile (a
+    file under objects/ is another process's frames or lease)."""
+    from localckpt.cli.newstore import StoreIsNew
+
+    root = tmp_path / "a" / "store"
+    undo = StoreIsNew(str(root))
+    assert undo.made == [str(root), str(tmp_path / "a")]
+    with localckpt.open(str(root), create=True) as store:
+        store.create_timeline("other.mp4", "", [np.zeros((8, 8, 3), np.uint8)])
+    files = _tree(root)
+    assert undo(InvalidInputError, None, None) is False  # the error is not swallowed
+    assert _tree(root) == files
+    undo.keep, frames = True, [p for p in root.rglob("*") if p.is_file()
+                               and "objects" in p.parts]
+    for p in frames:
+        p.unlink()
+    undo(InvalidInputError, None, None)  # kept: the command saw a timeline in it
+    assert (root / "catalog.sqlite").exists()
+    undo.keep = False
+    undo(InvalidInputError, None, None)
+    assert not (tmp_path / "a").exists()
 
 
 def test_cli_ingest_stopped_by_sigterm_leaves_nothing(tmp_path: Path) -> None:

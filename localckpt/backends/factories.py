@@ -26,7 +26,7 @@ from ..catalog import Catalog
 from ..errors import BackendUnavailableError, InvalidInputError, NotFoundError
 from ..objects import Objects
 
-__all__ = ["duckdb", "embedded", "memory", "postgres"]
+__all__ = ["directory_of", "duckdb", "embedded", "memory", "postgres"]
 
 #: Format of the embedded store this code writes (3: the SQLite catalog).
 FORMAT = 3
@@ -47,6 +47,11 @@ def _path_of(url: str) -> str:
     return path
 
 
+def directory_of(url: str) -> str:
+    """The absolute directory of an embedded store's URL (a path, file:// or sqlite://)."""
+    return os.path.abspath(os.path.expanduser(_path_of(url)))
+
+
 def _checked_options(options: dict[str, Any], allowed: frozenset[str], what: str) -> None:
     unknown = set(options) - allowed
     if unknown:
@@ -62,7 +67,7 @@ def embedded(
 
     create = bool(options.pop("create", False))
     _checked_options(options, _OPTIONS, "the embedded store")
-    root = os.path.abspath(os.path.expanduser(_path_of(url)))
+    root = directory_of(url)
     if "\x00" in root:
         raise InvalidInputError("the store path holds a NUL character")
     if os.path.exists(root) and not os.path.isdir(root):

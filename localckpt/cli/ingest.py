@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from ..errors import InvalidInputError
@@ -73,21 +74,33 @@ def _storage_options(text: str | None) -> dict[str, Any] | None:
 
 
 def cmd_ingest(store: Store, args: argparse.Namespace) -> int:
-    tl = store.ingest_video(
-        args.file, args.profile, fps=args.fps, start=args.start, end=args.end,
-        max_frames=args.max_frames, chunk_seconds=args.chunk_seconds,
-        skip_similar=args.skip_similar, codec=args.codec,
-        quality=90 if args.quality is None else args.quality,
-        workers=args.workers, source_asset_id=args.source_asset_id,
-        storage_options=_storage_options(args.source_storage_options),
-        progress=progress(),
-    )
+    from .newstore import keep_if_used
+
+    try:
+        tl = store.ingest_video(
+            args.file, args.profile, fps=args.fps, start=args.start, end=args.end,
+            max_frames=args.max_frames, chunk_seconds=args.chunk_seconds,
+            skip_similar=args.skip_similar, codec=args.codec, quality=args.quality,
+            workers=args.workers, source_asset_id=args.source_asset_id,
+            storage_options=_storage_options(args.source_storage_options),
+            progress=progress(),
+        )
+    except BaseException:  # a failure seen while decoding: a store made for it goes again
+        keep_if_used(store, getattr(args, "new_store", None))
+        raise
     stats = dict(store.get_checkpoint(tl.root_checkpoint_id).stats)
+    if stats.get("frames_undecodable"):  # on stderr, with --json too
+        count = stats["frames_undecodable"]
+        print(f"localckpt: warning: ingest: {plural(count, 'frame')} of {tl.source_video} "
+              f"before its first key frame could not be decoded (it starts between key "
+              f"frames, as a file cut from a longer recording does); the timeline starts "
+              f"at the first key frame", file=sys.stderr)
     if args.json:
         print_json(add_short_ids(store, [{
             "timeline_id": tl.id, "root_checkpoint_id": tl.root_checkpoint_id,
             "frames": tl.frame_count, "decoded": stats.get("frames_decoded"),
-            "skipped": stats.get("frames_skipped"), "fps": tl.fps,
+            "skipped": stats.get("frames_skipped"),
+            "undecodable": stats.get("frames_undecodable"), "fps": tl.fps,
             "source_video": tl.source_video, "source_info": dict(tl.source_info),
         }], None)[0])
         return 0
@@ -161,7 +174,9 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
 def _check_file(args: argparse.Namespace, stack: Any) -> None:
     """What can be checked before the store is created, so that a failed ingest creates
     no store: the arguments (argparse checked each number), and that FILE opens as a
-    video (its container and first video stream; frames are decoded later)."""
+    video (its container and first video stream). Frames are decoded later: a failure
+    then (a truncated file, frames that do not decode) removes the store again when
+    this ingest created it (localckpt.cli.newstore)."""
     import os
 
     from ..errors import NotFoundError
@@ -185,6 +200,12 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
         raise InvalidInputError(
             f"--start {args.start:g} is past the end of {args.file}: its header says it lasts "
             f"{float(lasts):.3f} s; nothing was stored (choose a start inside the video)")
+    from .newstore import StoreIsNew, new_directory
+
+    root = new_directory(args)
+    if root is not None:
+        args.new_store = StoreIsNew(root)
+        stack.push(args.new_store)  # pushed before the store opens: runs after it closes
 
 
 def _check_demo(args: argparse.Namespace, stack: Any) -> None:

@@ -8,7 +8,9 @@ sent. Only commands that
 create (init, demo, ingest, import, pull) may create a missing store; every other one
 fails with exit status 1 and creates nothing. A creating command may set a ``prepare(args,
 exit_stack)`` default that runs before the store is opened (pull opens its source there,
-import checks its file), so that its failure creates nothing either.
+import checks its file), so that its failure creates nothing either; what shows only
+later (ingest's video cut short) removes a store directory the command created
+(``newstore``).
 """
 
 from __future__ import annotations
