@@ -393,12 +393,14 @@ class QueryEngine:
         except duckdb.Error as exc:
             raise _translate(exc, query) from None
         if len(statements) != 1:
-            raise ReadOnlyQueryError(f"store.sql runs one SELECT statement at a time, not "
-                                     f"{len(statements)}")
+            raise ReadOnlyQueryError(
+                f"store.sql runs one SELECT statement at a time, not {len(statements)}",
+                cli=f"localckpt sql runs one SELECT statement at a time, not {len(statements)}")
         kind = statements[0].type
         if kind != duckdb.StatementType.SELECT:
-            raise ReadOnlyQueryError(f"store.sql is read-only: it runs SELECT statements, "
-                                     f"not {kind.name}")
+            raise ReadOnlyQueryError(
+                f"store.sql is read-only: it runs SELECT statements, not {kind.name}",
+                cli=f"localckpt sql is read-only: it runs SELECT statements, not {kind.name}")
         try:
             names = self._parser.get_table_names(query)
         except duckdb.Error:  # a statement with parameters cannot be bound alone

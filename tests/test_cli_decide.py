@@ -274,7 +274,10 @@ def test_sql_refuses_writes(world: Any) -> None:
     where, _ = world
     before = checkpoints(where)
     r = cli(where, "sql", "DELETE FROM checkpoints")
-    assert r.returncode == 1 and "read-only" in r.stderr
+    assert r.returncode == 1 and "localckpt sql is read-only" in r.stderr
+    assert "store.sql" not in r.stderr  # the command's name, not the Python method's
+    r = cli(where, "sql", "SELECT 1; SELECT 2")
+    assert r.returncode == 1 and "localckpt sql runs one SELECT" in r.stderr
     r = cli(where, "sql", "SELECT 1", "--param", "oops")
     assert r.returncode == 1 and "NAME=VALUE" in r.stderr
     r = cli(where, "sql", "SELECT 1 AS one", "--param", "n=1")
