@@ -296,6 +296,25 @@ def test_python_dash_m_localckpt_is_the_command(world: tuple[dict[str, str], dic
     assert usage.returncode == 2 and usage.stderr.startswith("usage: localckpt ")
 
 
+def test_a_missing_catalog_is_told_in_the_command_lines_terms(
+        world: tuple[dict[str, str], dict], tmp_path: Path, request: pytest.FixtureRequest,
+) -> None:
+    """`--store duckdb:///x ls` and `--store postgresql://.../?schema=new ls` said "open it
+    with create=True", a Python keyword, to a shell user; they name `init` and --store."""
+    _, env = world
+    duck = tmp_path / "no.duckdb"
+    result = run("--store", f"duckdb://{duck}", "ls", env=env)
+    assert result.returncode == 1 and "create=True" not in result.stderr
+    assert f"`localckpt --store duckdb://{duck} init`" in result.stderr
+    assert not duck.exists()
+    pg_dsn = request.getfixturevalue("pg_dsn")
+    result = run("--store", f"{pg_dsn}?schema=t_{os.getpid()}_missing", "--objects",
+                 str(tmp_path / "objects"), "ls", env=env)
+    assert result.returncode == 1 and "create=True" not in result.stderr
+    assert "no localckpt catalog at PostgreSQL" in result.stderr
+    assert "`localckpt --store URL init`" in result.stderr
+
+
 def test_errors_speak_cli_flags(world: tuple[dict[str, str], dict]) -> None:
     ctx, env = world
     store = ["--store", ctx["store"]]
