@@ -93,6 +93,21 @@ def test_labels_import_reports_what_it_saved(world: Any) -> None:
         assert s.tag_target("gt") == json.loads(moved.stdout)["checkpoint_id"]
 
 
+def test_labels_text_output_names_the_checkpoint_by_its_short_id(world: Any) -> None:
+    """The text output named the new checkpoint by its full id only (ingest and merge give
+    the short id that tree shows first) and said nothing of --tag."""
+    where, _ = world
+    r = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--tag", "gt-text")
+    assert r.returncode == 0, r.stderr
+    with localckpt.open(where / "store") as s:
+        cid = s.resolve("gt-text")
+        short = s.short_id(cid)
+    assert f"checkpoint {short}  ({cid}), tagged gt-text" in r.stdout
+    r = cli(where, "labels", "export", "gt-text", str(where / "out.json"), "--format", "coco")
+    assert r.returncode == 0, r.stderr
+    assert f"at {short} to " in r.stdout and cid not in r.stdout
+
+
 def test_labels_import_refuses_frames_past_the_timeline(world: Any) -> None:
     where, ids = world
     before = checkpoints(where)

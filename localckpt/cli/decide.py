@@ -50,8 +50,10 @@ def cmd_labels_import(store: Store, args: argparse.Namespace) -> int:
         data = add_short_ids(store, [data], None)[0]  # checkpoint_ and timeline_short_id
         data["short_id"] = data["checkpoint_short_id"]  # as it was first written
         print_json(data)
-    else:
-        print(result.summary())
+    else:  # as ingest and merge name what they made: its short id, then its id
+        tagged = f", tagged {args.tag}" if args.tag else ""
+        print(result.summary(f"{store.short_id(result.checkpoint_id)}  "
+                             f"({result.checkpoint_id}){tagged}"))
     return 0
 
 
@@ -67,7 +69,7 @@ def cmd_labels_export(store: Store, args: argparse.Namespace) -> int:
         data = add_short_ids(store, [attrs.asdict(result)], None)[0]
         print_json({**data, "short_id": data["checkpoint_short_id"]})
     else:
-        print(result.summary())
+        print(result.summary(store.short_id(cid)))
     return 0
 
 
