@@ -199,6 +199,18 @@ def test_a_creating_command_whose_input_is_missing_creates_nothing(
     assert not missing.exists() and not Path(bad["other_store"]).exists()
 
 
+def test_a_missing_pull_source_is_named_as_pulls_remote(
+        world: tuple[dict[str, str], dict], tmp_path: Path) -> None:
+    """`pull ./typo` said to create the store with `--store ./typo init` or to "check the
+    --store path": --store names the store pulled into, not the source."""
+    ctx, env = world
+    result = run("--store", ctx["store"], "pull", str(tmp_path / "typo"), env=env)
+    assert result.returncode == 1
+    assert f"nothing to pull: no localckpt store at {tmp_path / 'typo'}" in result.stderr
+    assert "pull's REMOTE" in result.stderr and "--store" not in result.stderr
+    assert not (tmp_path / "typo").exists()
+
+
 def _shortest_unique(ident: str, others: list[str]) -> str:
     for n in range(6, len(ident) + 1):
         if not any(o != ident and o.startswith(ident[:n]) for o in others):
