@@ -152,7 +152,9 @@ def _translate(exc: Exception, query: str) -> LocalckptError:
                 f"($NAME) but {given} --param value{' was' if given == 1 else 's were'} "
                 "given; give --param NAME=VALUE for each $NAME the query uses, and no other")
     if isinstance(exc, duckdb.PermissionException):
-        return ReadOnlyQueryError(f"store.sql may read only the store's tables ({text})")
+        return ReadOnlyQueryError(f"store.sql may read only the store's tables ({text})",
+                                  cli=f"localckpt sql may read only the store's tables "
+                                      f"({text})")
     missing = _MISSING_TABLE.search(text)
     if missing:  # DuckDB's hint names its own system tables (pg_settings...), never ours
         import difflib
@@ -477,7 +479,8 @@ class QueryEngine:
              ) -> pa.Table:
         rel = self._con.sql(query, params=params)
         if rel is None:  # not a query after all
-            raise ReadOnlyQueryError("store.sql runs SELECT statements only")
+            raise ReadOnlyQueryError("store.sql runs SELECT statements only",
+                                     cli="localckpt sql runs SELECT statements only")
         return rel.to_arrow_table()
 
     def _repair(self, store: Store, checkpoints: list[Checkpoint]) -> None:

@@ -293,6 +293,8 @@ def test_sql_refuses_writes(world: Any) -> None:
     assert "store.sql" not in r.stderr  # the command's name, not the Python method's
     r = cli(where, "sql", "SELECT 1; SELECT 2")
     assert r.returncode == 1 and "localckpt sql runs one SELECT" in r.stderr
+    r = cli(where, "sql", "SELECT * FROM read_csv($p)", "--param", "p=/etc/passwd")
+    assert r.returncode == 1 and "localckpt sql may read only the store's tables" in r.stderr
     r = cli(where, "sql", "SELECT 1", "--param", "oops")
     assert r.returncode == 1 and "NAME=VALUE" in r.stderr
     r = cli(where, "sql", "SELECT 1 AS one", "--param", "n=1")
