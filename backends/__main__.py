@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -72,7 +73,15 @@ def _refuse_if_running(state_file: Path) -> None:
     state = read_state(state_file)
     if state is not None and pid_alive(int(state["pid"])):
         raise SystemExit(f"backends already running (pid {state['pid']}, state file "
-                         f"{state_file}); stop them with `python -m backends down`")
+                         f"{state_file}); stop them with `{_down_command(state_file)}`")
+
+
+def _down_command(state_file: Path) -> str:
+    """What stops the servers of state_file: `down` reads the default state file unless
+    told another, so a message naming only `down` would stop nothing."""
+    if state_file == Path(default_state_file()):
+        return "python -m backends down"
+    return f"python -m backends down --state-file {shlex.quote(str(state_file))}"
 
 
 def _detach(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -91,7 +100,7 @@ def _detach(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if state is not None and state.get("pid") == child.pid:
             print(exports(state["env"]), flush=True)
             print(f"# running in the background (pid {child.pid}); stop both and delete their "
-                  f"data with: python -m backends down", file=sys.stderr)
+                  f"data with: {_down_command(state_file)}", file=sys.stderr)
             return 0
         if child.poll() is not None:
             print(f"backends failed to start (exit {child.returncode}):\n"

@@ -391,8 +391,9 @@ def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: st
             raise InvalidInputError(f"checkpoint {c.id} is of timeline {c.timeline_id}, the "
                                     f"reference {ref.id} of {ref.timeline_id}: frames of "
                                     "different timelines cannot be compared")
-    wanted = [*((c, stage, f"stage {stage!r} at {c.id}") for c in tries),
-              (ref, ref_stage, f"reference stage {ref_stage!r} at {ref.id}")]
+    # the reference first: a try that shares its output must not leave it an error to skip
+    wanted = [(ref, ref_stage, f"reference stage {ref_stage!r} at {ref.id}"),
+              *((c, stage, f"stage {stage!r} at {c.id}") for c in tries)]
     hashes = list(dict.fromkeys(c.stage_hashes[s] for c, s, _ in wanted))
 
     def made(h: str) -> Derived:

@@ -152,7 +152,9 @@ def _translate(exc: Exception, query: str) -> LocalckptError:
                 f"($NAME) but {given} --param value{' was' if given == 1 else 's were'} "
                 "given; give --param NAME=VALUE for each $NAME the query uses, and no other")
     if isinstance(exc, duckdb.PermissionException):
-        return ReadOnlyQueryError(f"store.sql may read only the store's tables ({text})")
+        return ReadOnlyQueryError(f"store.sql may read only the store's tables ({text})",
+                                  cli=f"localckpt sql may read only the store's tables "
+                                      f"({text})")
     missing = _MISSING_TABLE.search(text)
     if missing:  # DuckDB's hint names its own system tables (pg_settings...), never ours
         import difflib
@@ -393,12 +395,14 @@ class QueryEngine:
         except duckdb.Error as exc:
             raise _translate(exc, query) from None
         if len(statements) != 1:
-            raise ReadOnlyQueryError(f"store.sql runs one SELECT statement at a time, not "
-                                     f"{len(statements)}")
+            raise ReadOnlyQueryError(
+                f"store.sql runs one SELECT statement at a time, not {len(statements)}",
+                cli=f"localckpt sql runs one SELECT statement at a time, not {len(statements)}")
         kind = statements[0].type
         if kind != duckdb.StatementType.SELECT:
-            raise ReadOnlyQueryError(f"store.sql is read-only: it runs SELECT statements, "
-                                     f"not {kind.name}")
+            raise ReadOnlyQueryError(
+                f"store.sql is read-only: it runs SELECT statements, not {kind.name}",
+                cli=f"localckpt sql is read-only: it runs SELECT statements, not {kind.name}")
         try:
             names = self._parser.get_table_names(query)
         except duckdb.Error:  # a statement with parameters cannot be bound alone
@@ -475,7 +479,8 @@ class QueryEngine:
              ) -> pa.Table:
         rel = self._con.sql(query, params=params)
         if rel is None:  # not a query after all
-            raise ReadOnlyQueryError("store.sql runs SELECT statements only")
+            raise ReadOnlyQueryError("store.sql runs SELECT statements only",
+                                     cli="localckpt sql runs SELECT statements only")
         return rel.to_arrow_table()
 
     def _repair(self, store: Store, checkpoints: list[Checkpoint]) -> None:

@@ -43,7 +43,8 @@ def test_up_detach_then_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     if up.returncode != 0 and "initdb" in up.stderr:
         unavailable(f"no PostgreSQL here: {up.stderr[-300:]}")
     assert up.returncode == 0, up.stderr
-    try:
+    try:  # the stop command given names this state file: a bare `down` would stop nothing
+        assert f"python -m backends down --state-file {state}" in up.stderr
         groups = _groups(up.stdout)
         assert [set(g) for _, g in groups] == [
             {"LOCALCKPT_URL", "LOCALCKPT_OBJECTS", "LOCALCKPT_STORAGE_OPTIONS"},
@@ -62,6 +63,7 @@ def test_up_detach_then_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         info = json.loads(state.read_text())
         again = _backends("up", "--detach", "--state-file", str(state))
         assert again.returncode != 0 and "already running" in again.stderr
+        assert f"python -m backends down --state-file {state}`" in again.stderr
     finally:
         down = _backends("down", "--state-file", str(state))
     assert down.returncode == 0, down.stderr

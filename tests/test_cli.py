@@ -34,6 +34,7 @@ from localckpt.bundle import export_bundle
 from localckpt.testing.videos import write_video
 
 Check = Callable[[Any, dict[str, str]], bool]
+ROOT = Path(__file__).resolve().parents[1]
 DETECT = {"frames": [{"sequence": 0, "detections": [
     {"box": [1, 2, 3, 4], "label": "ball", "score": 0.9}]}]}
 
@@ -136,7 +137,8 @@ def world(template: tuple[Path, dict[str, str]], tmp_path: Path) -> tuple[dict[s
     shutil.copy(root / "tl3.lckpt", tmp_path / "tl3.lckpt")
     shutil.copy(root / "clip.mp4", tmp_path / "clip.mp4")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"),
-           "LOCALCKPT_CONFIG": str(tmp_path / "config.toml")}
+           "LOCALCKPT_CONFIG": str(tmp_path / "config.toml"),
+           "PYTHONPATH": str(ROOT)}  # this checkout's localckpt, not an installed one
     (tmp_path / "config.toml").write_text(f'[remotes.prod]\nurl = "{tmp_path / "other"}"\n')
     ctx = {**ids, "tmp": str(tmp_path), "store": str(tmp_path / "store"),
            "other_store": str(tmp_path / "other"), "bundle": str(tmp_path / "tl3.lckpt"),
@@ -195,6 +197,18 @@ def test_a_creating_command_whose_input_is_missing_creates_nothing(
     result = run("--store", str(missing), *_argv(row, ctx, **bad), env=env)
     assert result.returncode == 1
     assert not missing.exists() and not Path(bad["other_store"]).exists()
+
+
+def test_a_missing_pull_source_is_named_as_pulls_remote(
+        world: tuple[dict[str, str], dict], tmp_path: Path) -> None:
+    """`pull ./typo` said to create the store with `--store ./typo init` or to "check the
+    --store path": --store names the store pulled into, not the source."""
+    ctx, env = world
+    result = run("--store", ctx["store"], "pull", str(tmp_path / "typo"), env=env)
+    assert result.returncode == 1
+    assert f"nothing to pull: no localckpt store at {tmp_path / 'typo'}" in result.stderr
+    assert "pull's REMOTE" in result.stderr and "--store" not in result.stderr
+    assert not (tmp_path / "typo").exists()
 
 
 def _shortest_unique(ident: str, others: list[str]) -> str:
@@ -278,6 +292,39 @@ def test_version_prints_the_installed_version(world: tuple[dict[str, str], dict]
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"localckpt {version('localckpt')}"
     assert localckpt.__version__ == version("localckpt")
+
+
+def test_python_dash_m_localckpt_is_the_command(world: tuple[dict[str, str], dict]) -> None:
+    """`python -m localckpt` (as `python -m pip`) runs the command line; it was "No module
+    named localckpt.__main__", exit 1."""
+    ctx, env = world
+    for argv in (["--version"], ["--store", ctx["store"], "ls", "--json"]):
+        via_m = subprocess.run([sys.executable, "-m", "localckpt", *argv], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert via_m.returncode == 0, via_m.stderr
+        assert via_m.stdout == run(*argv, env=env).stdout
+    usage = subprocess.run([sys.executable, "-m", "localckpt"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: localckpt ")
+
+
+def test_a_missing_catalog_is_told_in_the_command_lines_terms(
+        world: tuple[dict[str, str], dict], tmp_path: Path, request: pytest.FixtureRequest,
+) -> None:
+    """`--store duckdb:///x ls` and `--store postgresql://.../?schema=new ls` said "open it
+    with create=True", a Python keyword, to a shell user; they name `init` and --store."""
+    _, env = world
+    duck = tmp_path / "no.duckdb"
+    result = run("--store", f"duckdb://{duck}", "ls", env=env)
+    assert result.returncode == 1 and "create=True" not in result.stderr
+    assert f"`localckpt --store duckdb://{duck} init`" in result.stderr
+    assert not duck.exists()
+    pg_dsn = request.getfixturevalue("pg_dsn")
+    result = run("--store", f"{pg_dsn}?schema=t_{os.getpid()}_missing", "--objects",
+                 str(tmp_path / "objects"), "ls", env=env)
+    assert result.returncode == 1 and "create=True" not in result.stderr
+    assert "no localckpt catalog at PostgreSQL" in result.stderr
+    assert "`localckpt --store URL init`" in result.stderr
 
 
 def test_errors_speak_cli_flags(world: tuple[dict[str, str], dict]) -> None:

@@ -93,6 +93,21 @@ def test_labels_import_reports_what_it_saved(world: Any) -> None:
         assert s.tag_target("gt") == json.loads(moved.stdout)["checkpoint_id"]
 
 
+def test_labels_text_output_names_the_checkpoint_by_its_short_id(world: Any) -> None:
+    """The text output named the new checkpoint by its full id only (ingest and merge give
+    the short id that tree shows first) and said nothing of --tag."""
+    where, _ = world
+    r = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--tag", "gt-text")
+    assert r.returncode == 0, r.stderr
+    with localckpt.open(where / "store") as s:
+        cid = s.resolve("gt-text")
+        short = s.short_id(cid)
+    assert f"checkpoint {short}  ({cid}), tagged gt-text" in r.stdout
+    r = cli(where, "labels", "export", "gt-text", str(where / "out.json"), "--format", "coco")
+    assert r.returncode == 0, r.stderr
+    assert f"at {short} to " in r.stdout and cid not in r.stdout
+
+
 def test_labels_import_refuses_frames_past_the_timeline(world: Any) -> None:
     where, ids = world
     before = checkpoints(where)
@@ -274,7 +289,12 @@ def test_sql_refuses_writes(world: Any) -> None:
     where, _ = world
     before = checkpoints(where)
     r = cli(where, "sql", "DELETE FROM checkpoints")
-    assert r.returncode == 1 and "read-only" in r.stderr
+    assert r.returncode == 1 and "localckpt sql is read-only" in r.stderr
+    assert "store.sql" not in r.stderr  # the command's name, not the Python method's
+    r = cli(where, "sql", "SELECT 1; SELECT 2")
+    assert r.returncode == 1 and "localckpt sql runs one SELECT" in r.stderr
+    r = cli(where, "sql", "SELECT * FROM read_csv($p)", "--param", "p=/etc/passwd")
+    assert r.returncode == 1 and "localckpt sql may read only the store's tables" in r.stderr
     r = cli(where, "sql", "SELECT 1", "--param", "oops")
     assert r.returncode == 1 and "NAME=VALUE" in r.stderr
     r = cli(where, "sql", "SELECT 1 AS one", "--param", "n=1")

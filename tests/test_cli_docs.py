@@ -3,6 +3,7 @@ says they do."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -58,3 +59,49 @@ def test_every_command_is_on_the_page() -> None:
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     missing = [name for name in sub.choices if f"`{name}" not in text]  # type: ignore[union-attr]
     assert not missing, f"docs/cli.md does not describe: {missing}"
+
+
+def test_the_command_summary_lists_every_option_of_every_command() -> None:
+    """docs/command-line.md's block of commands lacked `export --checkpoint` and push and
+    pull's `--remote-*` flags, which `--help` offers: each command's entry (its lines and
+    their continuation lines) names every option of that command."""
+    from localckpt.cli import build_parser
+
+    text = (ROOT / "docs" / "command-line.md").read_text()
+    block = re.search(r"```text\n(.*?)```", text, re.S)
+    assert block
+    entries: dict[str, str] = {}
+    current = ""
+    for line in block.group(1).splitlines():
+        words = line.split("#", 1)[0].split()
+        if line.startswith("localckpt "):
+            names = [w for w in words[1:] if re.fullmatch(r"[a-z]+", w)][:1]
+            command = names[0] if names else ""
+            rest = words[words.index(command) + 1:] if command else []
+            if command in {"remote", "run", "memo", "labels"} and rest:
+                command = f"{command} {rest[0].split('|')[0]}"
+            current = command
+            for part in line.split(";")[1:]:  # `tag ...; localckpt untag NAME; ...`
+                other = part.split()[1:2]
+                if other:
+                    entries[other[0]] = entries.get(other[0], "") + part
+        entries[current] = entries.get(current, "") + " " + line.split("#", 1)[0]
+    root = build_parser()
+    commands = next(a for a in root._actions if a.dest == "command").choices
+    missing: list[str] = []
+    for name, parser in commands.items():  # type: ignore[union-attr]
+        groups = [a for a in parser._actions
+                  if a.dest.endswith("_command") or a.dest == "action"]  # remote add, ...
+        subparsers = (
+            {f"{name} {sub}": p for sub, p in groups[0].choices.items()} if groups
+            else {name: parser}
+        )
+        for full, sub_parser in subparsers.items():
+            entry = entries.get(full, "") + entries.get(full.split()[0], "")
+            for action in sub_parser._actions:
+                if action.help == argparse.SUPPRESS:  # an old spelling kept working
+                    continue
+                missing += [f"{full} {flag}" for flag in action.option_strings
+                            if flag.startswith("--") and flag not in ("--help", "--json")
+                            and not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", entry)]
+    assert not missing, missing

@@ -15,10 +15,13 @@ import pytest
 
 import localckpt
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def run(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """The CLI in the directory env["HOME"] (created), never in the repository."""
     Path(env["HOME"]).mkdir(exist_ok=True)
+    env = {**env, "PYTHONPATH": str(ROOT)}  # this checkout's localckpt, not an installed one
     return subprocess.run([sys.executable, "-m", "localckpt.cli", *argv], env=env,
                           cwd=env["HOME"], capture_output=True, text=True, timeout=180)
 

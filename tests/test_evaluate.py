@@ -415,6 +415,18 @@ def test_a_try_without_boxes_to_judge_is_an_error_or_left_out(tries: Any) -> Non
         store.evaluate([good], odd, skip_unreadable=True)
 
 
+def test_a_reference_that_shares_an_unreadable_output_with_a_try_is_an_error(
+        tries: Any) -> None:
+    """`localckpt compare --against TRACK --stage track`, the reference's {"tracks": []}
+    saved by a try too: the try was left out first, then the reference met its stored
+    error and the command died on an AssertionError traceback."""
+    store, tl, _, good, _ = tries
+    ref = store.save_stage_output(tl.id, good, "track", {"tracks": []})
+    same = store.save_stage_output(tl.id, None, "track", {"tracks": []})
+    with pytest.raises(InvalidInputError, match=r"reference stage 'track'.*not frame-keyed"):
+        store.evaluate([same], ref, "track", skip_unreadable=True)
+
+
 def test_a_tie_in_iou_goes_to_the_later_reference_box_as_in_coco() -> None:
     # the first box overlaps both reference boxes equally (IoU 0.818); COCO gives it the
     # later one, which leaves the earlier one to the second box (IoU 0.9): two hits at

@@ -200,7 +200,10 @@ def duckdb(
     create = bool(options.pop("create", False))
     _checked_options(options, frozenset(), "a DuckDB catalog")
     if not os.path.exists(path) and not create:
-        raise NotFoundError(f"no DuckDB catalog at {path}; open it with create=True (or "
-                            "`localckpt --store duckdb://... init`)")
+        raise NotFoundError(
+            f"no DuckDB catalog at {path}; open it with create=True (or "
+            "`localckpt --store duckdb://... init`)",
+            cli=f"no DuckDB catalog at {path}; create one with `localckpt --store "
+            f"duckdb://{path} init`, or check the --store path")
     catalog = duckdb_catalog(path, create=create)
     return catalog, Objects.from_url(objects or f"{path}.objects", storage_options)

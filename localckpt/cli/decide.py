@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
 from .common import (
+    CHECKPOINT_HELP,
     add_command,
     add_short_ids,
     checkpoint_ref,
@@ -49,8 +50,10 @@ def cmd_labels_import(store: Store, args: argparse.Namespace) -> int:
         data = add_short_ids(store, [data], None)[0]  # checkpoint_ and timeline_short_id
         data["short_id"] = data["checkpoint_short_id"]  # as it was first written
         print_json(data)
-    else:
-        print(result.summary())
+    else:  # as ingest and merge name what they made: its short id, then its id
+        tagged = f", tagged {args.tag}" if args.tag else ""
+        print(result.summary(f"{store.short_id(result.checkpoint_id)}  "
+                             f"({result.checkpoint_id}){tagged}"))
     return 0
 
 
@@ -66,7 +69,7 @@ def cmd_labels_export(store: Store, args: argparse.Namespace) -> int:
         data = add_short_ids(store, [attrs.asdict(result)], None)[0]
         print_json({**data, "short_id": data["checkpoint_short_id"]})
     else:
-        print(result.summary())
+        print(result.summary(store.short_id(cid)))
     return 0
 
 
@@ -232,7 +235,9 @@ def register(sub: Any) -> None:
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
                    help="timeline id, short id or tag (default: the newest)")
     p.add_argument("path", metavar="PATH", help="COCO .json, MOT .txt, or a YOLO directory")
-    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--format", required=True, choices=FORMATS,
+                   help="the file's format: coco (one JSON file), yolo (a directory of "
+                        "<frame>.txt files), mot (one CSV text file)")
     p.add_argument("--stage", default="labels", help="stage name to save as (default labels)")
     p.add_argument("--parent", metavar="CHECKPOINT",
                    help="parent checkpoint (default: the timeline's root)")
@@ -244,10 +249,10 @@ def register(sub: Any) -> None:
                         "frames, matched by time")
     p = add_command(lsub, "export", "write a checkpoint's detections as a label file",
                     cmd_labels_export)
-    p.add_argument("checkpoint", metavar="CHECKPOINT",
-                   help="checkpoint id, unique prefix, tag, or TIMELINE:stage")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
     p.add_argument("path", metavar="PATH", help="file to write (a new directory for YOLO)")
-    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--format", required=True, choices=FORMATS,
+                   help="the format to write: coco, yolo or mot")
     p.add_argument("--stage", default="labels", help="stage whose boxes to write "
                    "(default labels)")
     p.add_argument("--frames", default="sequence", choices=FRAME_MODES,

@@ -107,4 +107,5 @@ def register(sub: Any) -> None:
 
     p = add_command(actions, "remove", "forget a named remote (the store is untouched)",
                     cmd_remove, needs_store=False)
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="the remote's name, as `localckpt remote list` "
+                   "shows it")

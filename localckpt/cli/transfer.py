@@ -111,7 +111,13 @@ def cmd_push(store: Store, args: argparse.Namespace) -> int:
 
 def _open_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     """pull's source, opened before this store: a missing source creates nothing here."""
-    source, args.source_label = open_remote(args, create=False)
+    try:
+        source, args.source_label = open_remote(args, create=False)
+    except NotFoundError as exc:  # its message told to fix --store, which named this store
+        what = exc.for_cli().split(";", 1)[0]
+        raise NotFoundError(
+            str(exc), cli=f"nothing to pull: {what}; check pull's REMOTE (a remote's name, "
+            "see `localckpt remote list`, a URL or a directory)") from None
     args.source_store = stack.enter_context(source)
     if args.timeline is not None:
         args.timeline = timeline_ref(source, args.timeline)

@@ -108,9 +108,12 @@ class LabelImport:
     def unmatched_boxes(self) -> int:
         return sum(u.boxes for u in self.unmatched)
 
-    def summary(self) -> str:
+    def summary(self, checkpoint: str | None = None) -> str:
+        """What was saved, in lines; checkpoint: how to name it (the command line gives its
+        short id and tag), else its id."""
         lines = [f"imported {self.boxes:,} boxes on {self.frames:,} frames from {self.path} "
-                 f"({self.format}) as stage {self.stage!r}: checkpoint {self.checkpoint_id}"]
+                 f"({self.format}) as stage {self.stage!r}: checkpoint "
+                 f"{checkpoint or self.checkpoint_id}"]
         if self.unmatched:
             lines.append(f"{len(self.unmatched):,} labelled frames ({self.unmatched_boxes:,} "
                          "boxes) matched no timeline frame:")
@@ -139,9 +142,11 @@ class LabelExport:
     frames: int
     boxes: int
 
-    def summary(self) -> str:
+    def summary(self, checkpoint: str | None = None) -> str:
+        """One line; checkpoint: how to name it (default its id)."""
         return (f"exported {self.boxes:,} boxes on {self.frames:,} frames of stage "
-                f"{self.stage!r} at {self.checkpoint_id} to {self.path} ({self.format})")
+                f"{self.stage!r} at {checkpoint or self.checkpoint_id} to {self.path} "
+                f"({self.format})")
 
 
 def _format(value: Any) -> str:

@@ -274,7 +274,9 @@ def migrate(engine: Engine, *, create: bool, extras: Sequence[str] = (),
     if current == 0 and not create:
         raise NotFoundError(
             f"no localckpt catalog at {where}; create one with `localckpt --store URL init`, "
-            "or open it with create=True"
+            "or open it with create=True",
+            cli=f"no localckpt catalog at {where}; create one with `localckpt --store URL "
+            "init` (the first push to it creates one too), or check the --store URL",
         )
     from ...records import utcnow
 
