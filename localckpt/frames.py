@@ -181,8 +181,9 @@ def check_codec(codec: str, quality: int) -> None:
 
 
 def lossless_quality(codec: str, quality: object) -> None:
-    """ingest_video's quality= with a lossless codec: InvalidInputError (PNG stores the
-    pixels as they are, so a quality would change nothing and only look as if it did)."""
+    """A quality= with a lossless codec (create_timeline, ingest_video): InvalidInputError
+    (PNG stores the pixels as they are, so a quality would change nothing and only look
+    as if it did)."""
     if quality is not None and codec != "jpeg":
         raise InvalidInputError(
             f"quality={shown(quality)} is for codec='jpeg': {codec} is lossless (it keeps "

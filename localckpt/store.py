@@ -120,7 +120,7 @@ class Store:
         source_asset_id: UUID | str | None = None,
         *,
         codec: str = "jpeg",
-        quality: int = 90,
+        quality: int | None = None,
         workers: int | None = None,
         color: str = "rgb",
     ) -> Timeline:
@@ -129,12 +129,13 @@ class Store:
         frames: Frame objects, or bare images (numpy HxWx3 uint8 arrays, PIL images of any
         mode, av.VideoFrame) that get sequence i and timestamp i / fps; color "bgr" for
         OpenCV arrays. frames may be a generator: they are encoded and packed into shards
-        as they come (bounded memory). The root checkpoint has stats
+        as they come (bounded memory). quality: JPEG quality 1..95 (None: 90);
+        codec="png" is lossless and takes none. The root checkpoint has stats
         ``{"frames_extracted": n}``. All or nothing: on bad input or failure no timeline
         is visible and the shards written so far are removed. For a video file, see
         ingest_video (real timestamps).
         """
-        from .frames import coerce_frames
+        from .frames import coerce_frames, lossless_quality
 
         self._check_open()
         _require_str(source_video, "source_video")
@@ -152,9 +153,12 @@ class Store:
             raise InvalidInputError(
                 "frames is a single HxWx3 image; pass a list (or an NxHxWx3 array) of frames"
             )
+        stored_quality = 90 if quality is None else quality
+        _check_encoding(codec, stored_quality, workers)
+        lossless_quality(codec, quality)
         return self._store_timeline(
             source_video, profile_name, coerce_frames(frames, float(fps), color), float(fps),
-            source_asset_id, codec=codec, quality=quality, workers=workers,
+            source_asset_id, codec=codec, quality=stored_quality, workers=workers,
         )
 
     def _store_timeline(

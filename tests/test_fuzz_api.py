@@ -84,7 +84,7 @@ class World:
             "start": st.integers(0, 3) | st.none(), "stop": st.integers(0, 3) | st.none(),
             "fps": st.sampled_from([1.0, 2.0]), "batch": st.integers(1, 4),
             "workers": st.integers(1, 2) | st.none(), "codec": st.sampled_from(["png", "jpeg"]),
-            "quality": st.integers(1, 95), "keep_last": st.integers(0, 3) | st.none(),
+            "quality": st.integers(1, 95) | st.none(), "keep_last": st.integers(0, 3) | st.none(),
             "dry_run": st.booleans(), "force": st.booleans(), "overwrite": st.booleans(),
             "strategy": st.sampled_from(["fail", "ours", "theirs"]), "path": st.sampled_from(
                 [str(self.tmp / "out.zip"), self.bundle, str(self.tmp)]),
