@@ -227,6 +227,8 @@ class _Ingest:
         s = self.sampler
         window = f"[{float(s.start):g} s, {'end' if s.end is None else f'{float(s.end):g} s'})"
         duration = self.source.duration()
+        if not self.decoded and (said := self.source.no_key_frame()):
+            return said
         if not self.decoded and s.start == 0 and s.end is None:  # not a window's fault
             lasts = "" if duration is None else f" (the file lasts {float(duration):.3f} s)"
             return (f"{self.source.name} has a video stream with no frames in it{lasts}: "

@@ -118,6 +118,9 @@ class VideoSource:
             # Times of the frames the decoder dropped before the first one it could decode
             # (the stream starts between key frames: cut from a longer recording).
             self.dropped: list[Fraction] = []
+            # Video packets demuxed by the last decode, and how many were key frames: a
+            # stream with none has nothing a decoder can start from (no_key_frame).
+            self.packets = self.key_packets = 0
             self.rotation = 0  # degrees clockwise frames are turned (see pixels)
         except BaseException:
             self.close()
@@ -347,6 +350,7 @@ class VideoSource:
         # frames carry their packet's PTS: those older than that frame never will.
         waiting: set[int] | None = set() if ctx.name in _SKIPS_NONREF else None
         self.dropped = []
+        self.packets = self.key_packets = 0
         try:
             for packet in self.container.demux():  # every stream: see check_complete
                 if packet.pts is not None and packet.time_base is not None:
@@ -355,6 +359,9 @@ class VideoSource:
                         self.stream_end = end
                 if packet.stream.index != stream.index:
                     continue
+                if packet.size:
+                    self.packets += 1
+                    self.key_packets += packet.is_keyframe
                 if needless is not None and packet.pts is not None and first is not None:
                     when = (packet.pts - first) * tb
                     if skip != needless(when):
@@ -392,10 +399,38 @@ class VideoSource:
             if waiting and first is not None:  # not one frame came out
                 self._drop_before(waiting, max(waiting) + 1, first)
         except av.FFmpegError as exc:
+            keyless = last is None and not self.key_packets and self._no_key_frame_after()
+            if keyless and (said := self.no_key_frame()):
+                raise InvalidInputError(said) from None
             where = "" if last is None else f" after {float(last):.3f} s"
             raise InvalidInputError(
                 f"{self.name} is damaged or truncated: decoding failed{where}: {exc}"
             ) from None
+
+    def _no_key_frame_after(self) -> bool:
+        """After the decoder failed before any frame and any key frame: whether the
+        rest of the stream has no key frame either (its packets read, not decoded)."""
+        try:
+            for packet in self.container.demux(self.stream):
+                if packet.size:
+                    self.packets += 1
+                    if packet.is_keyframe:
+                        return False
+        except self.av.FFmpegError:
+            return False  # damaged further on: cannot tell
+        return True
+
+    def no_key_frame(self) -> str | None:
+        """What to say when the stream came to its end, no frame decoded, and not one of
+        its packets is a key frame (the piece of a recording between two key frames, or
+        a stream whose key frames are missing): a decoder starts only from a key frame.
+        None when there was one (or no packet at all)."""
+        if not self.packets or self.key_packets:
+            return None
+        return (f"{self.name} has no key frame to start decoding from: none of its "
+                f"{self.packets} video packets is one, and the others are decoded from a "
+                "key frame before them that is not in the file (a piece cut from between "
+                "two key frames of a longer recording?); nothing to ingest")
 
     def _drop_before(self, waiting: set[int], pts: int | None, first: int | None) -> None:
         """The first frame came out, at pts: every packet sent before it with an earlier

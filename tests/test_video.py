@@ -492,6 +492,37 @@ def test_frames_before_the_first_key_frame_are_counted(
     assert store.get_checkpoint(whole_tl.root_checkpoint_id).stats["frames_undecodable"] == 0
 
 
+def _keyless(tmp_path: Path, codec: str = "libx264") -> Path:
+    """A .ts cut from the middle of a recording with one key frame, at its start: the
+    piece holds no key frame (tested here, so that the premise holds)."""
+    whole, piece = tmp_path / f"whole-{codec}.ts", tmp_path / f"piece-{codec}.ts"
+    write_video(whole, 40, size=(64, 48), codec=codec, gop=100)
+    data = whole.read_bytes()
+    piece.write_bytes(data[len(data) // 3 // 188 * 188:])  # a packet boundary
+    with av.open(str(piece)) as container:
+        keys = [p.is_keyframe for p in container.demux(video=0) if p.size]
+    assert keys and not any(keys)
+    return piece
+
+
+@pytest.mark.parametrize("codec", ["libx264", "mpeg2video", "libx265"])
+@pytest.mark.parametrize("start", [None, 1.0])
+def test_a_stream_with_no_key_frame_is_told_so(
+    tmp_path: Path, store: Any, codec: str, start: float | None,
+) -> None:
+    """Not one packet is a key frame, so nothing decodes: H.264 and MPEG-2 failed with
+    "damaged or truncated: decoding failed: Invalid data found when processing input",
+    HEVC with "a video stream with no frames in it". Both now say what is missing."""
+    if codec not in av.codecs_available:
+        pytest.skip(f"this PyAV has no {codec} encoder")
+    piece = _keyless(tmp_path, codec)
+    before = listing(store)
+    with pytest.raises(InvalidInputError, match="has no key frame to start decoding from: "
+                                                r"none of its \d+ video packets is one"):
+        store.ingest_video(piece, fps=None, start=start)
+    assert listing(store) == before
+
+
 def test_a_start_seeks_in_a_stream_that_starts_between_key_frames(
         tmp_path: Path, store: Any) -> None:
     """start >= 1 s seeks; in a .ts cut from a longer recording there is no key frame
@@ -1003,11 +1034,7 @@ def test_cli_ingest_failing_while_decoding_leaves_no_store(
         write_video(whole, 50, codec="mpeg4", size=(64, 48))
         video, said = _truncated(whole, tmp_path / "cut.mkv", 0.5), "is truncated"
     elif bad == "no-key-frame":
-        whole, video = tmp_path / "whole.ts", tmp_path / "tail.ts"
-        write_video(whole, 40, size=(64, 48), gop=100)  # one key frame, at the start
-        data = whole.read_bytes()
-        video.write_bytes(data[len(data) // 3 // 188 * 188:])
-        said = "decoding failed"
+        video, said = _keyless(tmp_path), "has no key frame to start decoding from"
     else:
         video, said = _empty_track(tmp_path / "empty.mkv"), "no frames in it"
     nested = tmp_path / "new" / "dirs" / "store"
