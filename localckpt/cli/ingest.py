@@ -175,8 +175,9 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
     """What can be checked before the store is created, so that a failed ingest creates
     no store: the arguments (argparse checked each number), and that FILE opens as a
     video (its container and first video stream). Frames are decoded later: a failure
-    then (a truncated file, frames that do not decode) removes the store again when
-    this ingest created it (localckpt.cli.newstore)."""
+    then (a truncated file, frames that do not decode) removes what this ingest created
+    of the store: its directory or DuckDB file, a local objects directory
+    (localckpt.cli.newstore)."""
     import os
 
     from ..errors import NotFoundError
@@ -200,11 +201,10 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
         raise InvalidInputError(
             f"--start {args.start:g} is past the end of {args.file}: its header says it lasts "
             f"{float(lasts):.3f} s; nothing was stored (choose a start inside the video)")
-    from .newstore import StoreIsNew, new_directory
+    from .newstore import new_store
 
-    root = new_directory(args)
-    if root is not None:
-        args.new_store = StoreIsNew(root)
+    args.new_store = new_store(args)
+    if args.new_store is not None:
         stack.push(args.new_store)  # pushed before the store opens: runs after it closes
 
 
