@@ -26,6 +26,7 @@ the object's modification time with gc's wall clock, and TTL is long next to any
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -122,11 +123,23 @@ class IngestLease:
                            "host": socket.gethostname(), "refreshed": time.time()}).encode()
 
     def acquire(self) -> IngestLease:
-        self.objects.put(self.key, self._body())
-        self._renewed = time.monotonic()
-        self._thread = threading.Thread(target=self._beat, daemon=True,
-                                        name="localckpt-lease")
-        self._thread.start()
+        """Write the lease and start its heartbeat; interrupted (SIGTERM, Ctrl-C, a
+        failed start) after the lease was written, it removes it again."""
+        try:
+            self.objects.put(self.key, self._body())
+            self._renewed = time.monotonic()
+            self._thread = threading.Thread(target=self._beat, daemon=True,
+                                            name="localckpt-lease")
+            self._thread.start()
+        except BaseException:
+            self._stop.set()
+            if self._thread is not None and self._thread.is_alive():
+                self._thread.join()
+            self._thread = None
+            with contextlib.suppress(LocalckptError):
+                if self._holds():
+                    self.objects.delete([self.key])
+            raise
         return self
 
     def __enter__(self) -> IngestLease:

@@ -177,7 +177,12 @@ class Store:
         self._check_open()
         _check_encoding(codec, quality, workers)
         tid = new_id()
-        lease = IngestLease(self.objects, tid).acquire()  # gc spares frames being written
+        lease = IngestLease(self.objects, tid)
+        try:
+            lease.acquire()  # gc spares frames being written
+        except BaseException:  # SIGTERM, a refused write: not even its directory stays
+            remove_empty_dir(self.objects, tid)
+            raise
         try:
             written = write_timeline_frames(
                 self.objects, tid, frames, codec=codec, quality=quality, workers=workers,
