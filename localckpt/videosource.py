@@ -201,8 +201,9 @@ class VideoSource:
                                       for s in streams})) or "none"
             raise InvalidInputError(
                 f"{self.name} has no video stream (its streams: {kinds}); "
-                "ingest_video needs a video, not an audio-only or data file"
-            )
+                "ingest_video needs a video, not an audio-only or data file",
+                cli=f"{self.name} has no video stream (its streams: {kinds}); "
+                "`localckpt ingest` needs a video, not an audio-only or data file")
         stream = moving[0]
         form = self.container.format.name
         if form in _IMAGE_FORMATS or form.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...

@@ -523,3 +523,21 @@ def test_ingest_of_what_is_not_a_video_creates_no_store(
     assert _main("--store", str(store), "ingest", str(text)) == 1
     assert str(text) in capsys.readouterr().err
     assert not store.exists()
+
+
+def test_ingest_of_an_audio_file_speaks_the_command_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ingest audio.wav` said "ingest_video needs a video": the Python method's name."""
+    import wave
+
+    audio, store = tmp_path / "audio.wav", tmp_path / "s"
+    with wave.open(str(audio), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 800)
+    assert _main("--store", str(store), "ingest", str(audio)) == 1
+    err = capsys.readouterr().err
+    assert "has no video stream" in err and "`localckpt ingest` needs a video" in err
+    assert "ingest_video" not in err
+    assert not store.exists()
