@@ -188,7 +188,11 @@ class VideoSource:
 
             raise BackendUnavailableError(
                 f"cannot open {url}: {type(exc).__name__}: {exc}; check its storage options "
-                "and credentials") from None
+                "and credentials",
+                cli=f"cannot open {url}: {type(exc).__name__}: {exc}; check its storage "
+                "options, given with --source-storage-options JSON (key, secret, "
+                "endpoint_url), and its credentials (AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)") from None
         return self._opened
 
     def _video_stream(self) -> Any:

@@ -541,3 +541,22 @@ def test_ingest_of_an_audio_file_speaks_the_command_line(
     assert "has no video stream" in err and "`localckpt ingest` needs a video" in err
     assert "ingest_video" not in err
     assert not store.exists()
+
+
+def test_ingest_of_a_url_without_credentials_names_the_flag_for_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """It ended "check its storage options and credentials" without naming the flag that
+    gives a video URL's options (they are not the store's --storage-options)."""
+    pytest.importorskip("s3fs")
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role looked for
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    store = tmp_path / "s"
+    assert _main("--store", str(store), "ingest", "s3://bucket/v.mp4") == 1
+    err = capsys.readouterr().err
+    assert "cannot open s3://bucket/v.mp4" in err and "--source-storage-options" in err
+    assert not store.exists()
