@@ -560,3 +560,31 @@ def test_ingest_of_a_url_without_credentials_names_the_flag_for_them(
     err = capsys.readouterr().err
     assert "cannot open s3://bucket/v.mp4" in err and "--source-storage-options" in err
     assert not store.exists()
+
+
+def _actions(parser: Any, path: tuple[str, ...] = ("localckpt",)) -> Any:
+    """(command path, action) for every argument of every command and subcommand."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:  # a command's line in its parent's help
+                yield (*path, choice.dest), choice
+            for name, sub in action.choices.items():
+                yield from _actions(sub, (*path, name))
+        else:
+            yield path, action
+
+
+def test_help_shows_every_numeric_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """`demo --help` showed `--frames FRAMES` without its default (24)."""
+    from localckpt.cli.main import build_parser
+
+    hidden = [f"{' '.join(path)} {'/'.join(a.option_strings)}"
+              for path, a in _actions(build_parser())
+              if isinstance(a.default, int | float) and not isinstance(a.default, bool)
+              and "default" not in (a.help or "")]
+    assert not hidden, hidden
+    with pytest.raises(SystemExit):
+        _main("demo", "--help")
+    assert "--frames N  frames in the synthetic video (default 24)" in capsys.readouterr().out
