@@ -588,3 +588,16 @@ def test_help_shows_every_numeric_default(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit):
         _main("demo", "--help")
     assert "--frames N  frames in the synthetic video (default 24)" in capsys.readouterr().out
+
+
+def test_memo_clear_help_says_iso_dates_work(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--older-than takes an ISO date as retain --newer-than does (docs/cli.md); its help
+    listed ages only."""
+    with pytest.raises(SystemExit):
+        _main("memo", "clear", "--help")
+    assert "ISO date" in " ".join(capsys.readouterr().out.split())
+    store = str(tmp_path / "s")
+    assert _main("--store", store, "init") == 0
+    assert _main("--store", store, "memo", "clear", "--older-than", "2026-11-30") == 0
+    assert "removed 0 memo entries" in capsys.readouterr().out

@@ -220,4 +220,5 @@ def register(sub: Any) -> None:
                     cmd_memo_clear)
     p.add_argument("--stage", metavar="NAME", help="only this stage's entries")
     p.add_argument("--older-than", metavar="AGE",
-                   help="only entries older than AGE (90s, 30m, 12h, 7d, 2w)")
+                   help="only entries older than AGE (90s, 30m, 12h, 7d, 2w) or made before "
+                        "an ISO date or time (2026-11-30, UTC unless it names a zone)")
