@@ -601,3 +601,13 @@ def test_memo_clear_help_says_iso_dates_work(tmp_path: Path,
     assert _main("--store", store, "init") == 0
     assert _main("--store", store, "memo", "clear", "--older-than", "2026-11-30") == 0
     assert "removed 0 memo entries" in capsys.readouterr().out
+
+
+def test_every_argument_and_command_has_a_help_line() -> None:
+    """`untag --help` listed NAME with no line saying what it is. Options kept only as
+    old spellings are hidden (help=SUPPRESS) on purpose."""
+    from localckpt.cli.main import build_parser
+
+    bare = [f"{' '.join(path)} {'/'.join(a.option_strings) or a.metavar or a.dest}"
+            for path, a in _actions(build_parser()) if not a.help]
+    assert not bare, bare
