@@ -611,3 +611,29 @@ def test_every_argument_and_command_has_a_help_line() -> None:
     bare = [f"{' '.join(path)} {'/'.join(a.option_strings) or a.metavar or a.dest}"
             for path, a in _actions(build_parser()) if not a.help]
     assert not bare, bare
+
+
+@pytest.mark.parametrize("damage", ["not-a-database", "pages"])
+def test_a_catalog_that_does_not_open_is_no_reason_to_run_verify(
+        tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command, verify included, said "run `localckpt verify`" of a catalog file
+    that no command (verify neither) can open: circular advice."""
+    store = tmp_path / "s"
+    assert _main("--store", str(store), "demo", "--frames", "3") == 0
+    catalog = store / "catalog.sqlite"
+    if damage == "not-a-database":
+        catalog.write_text("a text file that took the catalog's place\n" * 200)
+    else:  # every page but the first (the schema's): what opening reads is gone
+        data = bytearray(catalog.read_bytes())
+        size = int.from_bytes(data[16:18], "big")
+        for start in range(size, len(data), size):
+            data[start:start + 8] = b"\xff" * 8
+        catalog.write_bytes(bytes(data))
+    capsys.readouterr()
+    for command in ("ls", "verify"):
+        assert _main("--store", str(store), command) == 1
+        err = capsys.readouterr().err
+        assert str(catalog) in err and "Restore the store directory from a copy" in err
+        assert "run `localckpt verify`" not in err
+        if damage == "not-a-database":
+            assert "is not an SQLite database" in err and "not a localckpt catalog" in err
