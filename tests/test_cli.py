@@ -637,3 +637,28 @@ def test_a_catalog_that_does_not_open_is_no_reason_to_run_verify(
         assert "run `localckpt verify`" not in err
         if damage == "not-a-database":
             assert "is not an SQLite database" in err and "not a localckpt catalog" in err
+
+
+@pytest.mark.parametrize("origin", ["config", "environment", "default"])
+def test_a_missing_default_store_says_where_its_url_came_from(
+        tmp_path: Path, origin: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A store named by the config file's [store] url (or $LOCALCKPT_URL, or the default)
+    that is missing said "check the --store path", though no --store was given."""
+    missing = tmp_path / "gone"
+    config = tmp_path / "config.toml"
+    monkeypatch.setenv("LOCALCKPT_CONFIG", str(config))
+    monkeypatch.chdir(tmp_path)
+    if origin == "config":
+        config.write_text(f'[store]\nurl = "{missing}"\n')
+        said = f"[store] url in {config}"
+    elif origin == "environment":
+        monkeypatch.setenv("LOCALCKPT_URL", str(missing))
+        said = "$LOCALCKPT_URL"
+    else:
+        missing, said = tmp_path / ".localckpt", "the default store"
+    assert _main("ls") == 1
+    err = capsys.readouterr().err
+    assert f"no localckpt store at {missing}" in err and said in err
+    assert "--store path" not in err and "`localckpt init`" in err
+    assert not missing.exists()
