@@ -662,3 +662,22 @@ def test_a_missing_default_store_says_where_its_url_came_from(
     assert f"no localckpt store at {missing}" in err and said in err
     assert "--store path" not in err and "`localckpt init`" in err
     assert not missing.exists()
+
+
+def test_sql_refuses_a_parameter_given_twice(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`--param p=1 --param p=2` kept the last value silently: a usage error now, naming
+    the parameter, before any store is opened."""
+    store = tmp_path / "s"
+    with pytest.raises(SystemExit) as exit_:
+        _main("--store", str(store), "sql", "SELECT $p::INTEGER AS p", "--param", "p=1",
+              "--param", "q=3", "--param", "p=2")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --param: $p given twice" in err and "usage: localckpt sql" in err
+    assert not store.exists()
+    assert _main("--store", str(store), "init") == 0
+    capsys.readouterr()
+    assert _main("--store", str(store), "sql", "SELECT $p::INTEGER + $q::INTEGER AS n",
+                 "--param", "p=1", "--param", "q=3", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 4}]
