@@ -35,6 +35,7 @@ from .store import Store
 
 __all__ = [
     "DEFAULT_URL",
+    "default_url",
     "has_password",
     "known_scheme",
     "open",
@@ -172,8 +173,7 @@ def open(
     else:
         store_cfg = {}
     if url is None:
-        url = (os.environ.get("LOCALCKPT_URL") if environ else None) or store_cfg.get(
-            "url") or DEFAULT_URL
+        url = default_url(store_cfg)[0] if environ else DEFAULT_URL
     if isinstance(url, os.PathLike):
         url = os.fspath(url)
     if not isinstance(url, str) or not url:
@@ -203,6 +203,20 @@ def open(
         catalog, objs = factory(url, objects, dict(storage_options),
                                 {**options, "create": create})
     return Store(catalog, objs, url=redact(url), reads_environ=environ)
+
+
+def default_url(settings: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """The store URL :func:`open` takes when given none (reading the environment), and
+    where it comes from: ``$LOCALCKPT_URL``, ``[store] url in FILE`` or ``the default``
+    (``./.localckpt``), for a message that must say where to correct it. settings: the
+    config file's ``[store]`` settings, when they were read already."""
+    if url := os.environ.get("LOCALCKPT_URL"):
+        return url, "$LOCALCKPT_URL"
+    from .config import config_path, store_settings
+
+    if url := (store_settings() if settings is None else settings).get("url"):
+        return url, f"[store] url in {config_path()}"
+    return DEFAULT_URL, "the default"
 
 
 def resolve_storage_options(storage_options: Mapping[str, Any] | None, *,

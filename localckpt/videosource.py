@@ -191,7 +191,11 @@ class VideoSource:
 
             raise BackendUnavailableError(
                 f"cannot open {url}: {type(exc).__name__}: {exc}; check its storage options "
-                "and credentials") from None
+                "and credentials",
+                cli=f"cannot open {url}: {type(exc).__name__}: {exc}; check its storage "
+                "options, given with --source-storage-options JSON (key, secret, "
+                "endpoint_url), and its credentials (AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)") from None
         return self._opened
 
     def _video_stream(self) -> Any:
@@ -204,8 +208,9 @@ class VideoSource:
                                       for s in streams})) or "none"
             raise InvalidInputError(
                 f"{self.name} has no video stream (its streams: {kinds}); "
-                "ingest_video needs a video, not an audio-only or data file"
-            )
+                "ingest_video needs a video, not an audio-only or data file",
+                cli=f"{self.name} has no video stream (its streams: {kinds}); "
+                "`localckpt ingest` needs a video, not an audio-only or data file")
         stream = moving[0]
         form = self.container.format.name
         if form in _IMAGE_FORMATS or form.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...

@@ -523,3 +523,161 @@ def test_ingest_of_what_is_not_a_video_creates_no_store(
     assert _main("--store", str(store), "ingest", str(text)) == 1
     assert str(text) in capsys.readouterr().err
     assert not store.exists()
+
+
+def test_ingest_of_an_audio_file_speaks_the_command_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ingest audio.wav` said "ingest_video needs a video": the Python method's name."""
+    import wave
+
+    audio, store = tmp_path / "audio.wav", tmp_path / "s"
+    with wave.open(str(audio), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(b"\0\0" * 800)
+    assert _main("--store", str(store), "ingest", str(audio)) == 1
+    err = capsys.readouterr().err
+    assert "has no video stream" in err and "`localckpt ingest` needs a video" in err
+    assert "ingest_video" not in err
+    assert not store.exists()
+
+
+def test_ingest_of_a_url_without_credentials_names_the_flag_for_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """It ended "check its storage options and credentials" without naming the flag that
+    gives a video URL's options (they are not the store's --storage-options)."""
+    pytest.importorskip("s3fs")
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance role looked for
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    store = tmp_path / "s"
+    assert _main("--store", str(store), "ingest", "s3://bucket/v.mp4") == 1
+    err = capsys.readouterr().err
+    assert "cannot open s3://bucket/v.mp4" in err and "--source-storage-options" in err
+    assert not store.exists()
+
+
+def _actions(parser: Any, path: tuple[str, ...] = ("localckpt",)) -> Any:
+    """(command path, action) for every argument of every command and subcommand."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:  # a command's line in its parent's help
+                yield (*path, choice.dest), choice
+            for name, sub in action.choices.items():
+                yield from _actions(sub, (*path, name))
+        else:
+            yield path, action
+
+
+def test_help_shows_every_numeric_default(capsys: pytest.CaptureFixture[str]) -> None:
+    """`demo --help` showed `--frames FRAMES` without its default (24)."""
+    from localckpt.cli.main import build_parser
+
+    hidden = [f"{' '.join(path)} {'/'.join(a.option_strings)}"
+              for path, a in _actions(build_parser())
+              if isinstance(a.default, int | float) and not isinstance(a.default, bool)
+              and "default" not in (a.help or "")]
+    assert not hidden, hidden
+    with pytest.raises(SystemExit):
+        _main("demo", "--help")
+    assert "--frames N  frames in the synthetic video (default 24)" in capsys.readouterr().out
+
+
+def test_memo_clear_help_says_iso_dates_work(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--older-than takes an ISO date as retain --newer-than does (docs/cli.md); its help
+    listed ages only."""
+    with pytest.raises(SystemExit):
+        _main("memo", "clear", "--help")
+    assert "ISO date" in " ".join(capsys.readouterr().out.split())
+    store = str(tmp_path / "s")
+    assert _main("--store", store, "init") == 0
+    assert _main("--store", store, "memo", "clear", "--older-than", "2026-11-30") == 0
+    assert "removed 0 memo entries" in capsys.readouterr().out
+
+
+def test_every_argument_and_command_has_a_help_line() -> None:
+    """`untag --help` listed NAME with no line saying what it is. Options kept only as
+    old spellings are hidden (help=SUPPRESS) on purpose."""
+    from localckpt.cli.main import build_parser
+
+    bare = [f"{' '.join(path)} {'/'.join(a.option_strings) or a.metavar or a.dest}"
+            for path, a in _actions(build_parser()) if not a.help]
+    assert not bare, bare
+
+
+@pytest.mark.parametrize("damage", ["not-a-database", "pages"])
+def test_a_catalog_that_does_not_open_is_no_reason_to_run_verify(
+        tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every command, verify included, said "run `localckpt verify`" of a catalog file
+    that no command (verify neither) can open: circular advice."""
+    store = tmp_path / "s"
+    assert _main("--store", str(store), "demo", "--frames", "3") == 0
+    catalog = store / "catalog.sqlite"
+    if damage == "not-a-database":
+        catalog.write_text("a text file that took the catalog's place\n" * 200)
+    else:  # every page but the first (the schema's): what opening reads is gone
+        data = bytearray(catalog.read_bytes())
+        size = int.from_bytes(data[16:18], "big")
+        for start in range(size, len(data), size):
+            data[start:start + 8] = b"\xff" * 8
+        catalog.write_bytes(bytes(data))
+    capsys.readouterr()
+    for command in ("ls", "verify"):
+        assert _main("--store", str(store), command) == 1
+        err = capsys.readouterr().err
+        assert str(catalog) in err and "Restore the store directory from a copy" in err
+        assert "run `localckpt verify`" not in err
+        if damage == "not-a-database":
+            assert "is not an SQLite database" in err and "not a localckpt catalog" in err
+
+
+@pytest.mark.parametrize("origin", ["config", "environment", "default"])
+def test_a_missing_default_store_says_where_its_url_came_from(
+        tmp_path: Path, origin: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A store named by the config file's [store] url (or $LOCALCKPT_URL, or the default)
+    that is missing said "check the --store path", though no --store was given."""
+    missing = tmp_path / "gone"
+    config = tmp_path / "config.toml"
+    monkeypatch.setenv("LOCALCKPT_CONFIG", str(config))
+    monkeypatch.chdir(tmp_path)
+    if origin == "config":
+        config.write_text(f'[store]\nurl = "{missing}"\n')
+        said = f"[store] url in {config}"
+    elif origin == "environment":
+        monkeypatch.setenv("LOCALCKPT_URL", str(missing))
+        said = "$LOCALCKPT_URL"
+    else:
+        missing, said = tmp_path / ".localckpt", "the default store"
+    assert _main("ls") == 1
+    err = capsys.readouterr().err
+    assert f"no localckpt store at {missing}" in err and said in err
+    assert "--store path" not in err and "`localckpt init`" in err
+    assert not missing.exists()
+
+
+def test_sql_refuses_a_parameter_given_twice(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`--param p=1 --param p=2` kept the last value silently: a usage error now, naming
+    the parameter, before any store is opened."""
+    store = tmp_path / "s"
+    with pytest.raises(SystemExit) as exit_:
+        _main("--store", str(store), "sql", "SELECT $p::INTEGER AS p", "--param", "p=1",
+              "--param", "q=3", "--param", "p=2")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --param: $p given twice" in err and "usage: localckpt sql" in err
+    assert not store.exists()
+    assert _main("--store", str(store), "init") == 0
+    capsys.readouterr()
+    assert _main("--store", str(store), "sql", "SELECT $p::INTEGER + $q::INTEGER AS n",
+                 "--param", "p=1", "--param", "q=3", "--json") == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 4}]

@@ -57,7 +57,7 @@ def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
     short = made["shorts"][made["pending"]]
     assert main(["--store", made["path"], "run", "show", short]) == 0
     text = capsys.readouterr().out
-    assert f"run        {made['pending']} ({short})" in text
+    assert f"run        {short}  ({made['pending']})" in text  # as `show` gives ids
     assert "4 written, 0 from the memo, 6 to do, of 10" in text and "to do      4, 5" in text
     assert 'params     {"model": "b\u00e4r", "thr": 0.5}' in text  # JSON, as `show` gives config
     assert main(["--store", made["path"], "run", "show", made["done"], "--frame", "3",
@@ -155,3 +155,22 @@ def test_a_run_under_a_pruned_checkpoint_is_listed_with_what_to_do(
         "made), its parts go at the next gc\n")
     assert main(["--store", path, "runs", "--state", "open", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_run_show_gives_short_ids_beside_the_timeline_and_parent(
+        made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """They were full ids only (and the run's own id came before its short id); `show`
+    prints a short id, then the full id."""
+    with localckpt.open(made["path"]) as store:
+        tshort = store.short_id(made["tl"], "timeline")
+        root = store.get_timeline(made["tl"]).root_checkpoint_id
+        rshort = store.short_id(root)
+    cshort = made["shorts"][made["cid"]]
+    assert main(["--store", made["path"], "run", "show", made["pending"]]) == 0
+    text = capsys.readouterr().out
+    assert f"timeline   {tshort}  ({made['tl']})" in text
+    assert f"parent     {cshort}  ({made['cid']})" in text
+    assert main(["--store", made["path"], "run", "show", made["done"]]) == 0
+    text = capsys.readouterr().out
+    assert f"parent     {rshort}  ({root})" in text
+    assert f"state      committed  checkpoint {cshort}  ({made['cid']})" in text

@@ -41,6 +41,7 @@ def test_the_readme_walkthrough_runs_end_to_end(
     env = {
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
         "HOME": str(tmp_path / "home"),
+        "PYTHONPATH": str(ROOT),  # this checkout's localckpt, in the console script too
         "TEAM_URL": team_url, "TEAM_OBJECTS": team_objects, "TEAM_S3": json.dumps(options),
     }
     script = "\n".join(["set -euo pipefail", *walkthrough_lines()])

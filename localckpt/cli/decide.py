@@ -187,6 +187,20 @@ def _text(v: Any) -> str:
     return str(_value(v))
 
 
+class _Param(argparse.Action):
+    """--param NAME=VALUE, repeatable: a NAME given twice is a usage error (exit 2), as
+    the last value silently winning would run another query than the one asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        pairs = list(getattr(namespace, self.dest) or [])
+        name, sep, _ = str(values).partition("=")
+        if sep and any(p.startswith(f"{name}=") for p in pairs):
+            parser.error(f"argument --param: ${name} given twice; give each parameter one "
+                         "value")
+        setattr(namespace, self.dest, [*pairs, values])
+
+
 def _params(pairs: list[str] | None) -> dict[str, str] | None:
     if not pairs:
         return None
@@ -283,6 +297,6 @@ def register(sub: Any) -> None:
                     "frames, detections (see docs/deciding.md).")
     p.add_argument("query", metavar="QUERY", help="one SELECT statement")
     p.add_argument("--csv", action="store_true", help="print CSV (not with --json)")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+    p.add_argument("--param", action=_Param, metavar="NAME=VALUE",
                    help="a value for $NAME in the query (repeatable); it is text: cast "
                         "it where a number is wanted ($NAME::INTEGER)")

@@ -255,4 +255,5 @@ def register(sub: Any) -> None:
     p = add_command(sub, "demo", "run a toy two-stage pipeline with two config tries",
                     cmd_demo, creates=True)
     p.set_defaults(prepare=_check_demo)
-    p.add_argument("--frames", type=int, default=24, help="frames in the synthetic video")
+    p.add_argument("--frames", type=int, default=24, metavar="N",
+                   help="frames in the synthetic video (default 24)")

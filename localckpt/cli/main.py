@@ -177,8 +177,36 @@ def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
         if not args.creates:
             return _or_a_remote(ref, lambda: open_store(
                 ref, objects=args.objects, storage_options=options, create=False))
+    if ref is None and not args.creates:
+        return _named_by_default(lambda: open_store(
+            None, objects=args.objects, storage_options=options, create=False))
     return open_store(ref, objects=args.objects, storage_options=options,
                       create=args.creates)
+
+
+def _named_by_default(opening: Any) -> Any:
+    """A missing store that no --store named: the error says where its URL came from
+    ($LOCALCKPT_URL, the config file's [store] url, or the default), not "check the
+    --store path" of a flag nobody gave."""
+    from ..errors import NotFoundError
+
+    try:
+        return opening()
+    except NotFoundError as exc:
+        from ..config import config_path
+        from ..registry import default_url
+
+        what = exc.for_cli().split(";", 1)[0]
+        origin = default_url()[1]
+        if origin == "the default":
+            hint = (f"the default store, as neither --store, $LOCALCKPT_URL nor [store] url "
+                    f"in {config_path()} names one; create it here with `localckpt init`, "
+                    "or name a store with --store")
+        else:
+            fix = origin if origin.startswith("$") else "that url"
+            hint = (f"the store {origin} names; create it with `localckpt init`, or correct "
+                    f"{fix}, or name another store with --store")
+        raise NotFoundError(str(exc), cli=f"{what} ({hint})") from None
 
 
 def _or_a_remote(name: str, opening: Any) -> Any:

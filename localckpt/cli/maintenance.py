@@ -245,7 +245,8 @@ def register(sub: Any) -> None:
                    help="move the tag here if it names another checkpoint")
 
     p = add_command(sub, "untag", "remove a tag", cmd_untag)
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("name", metavar="NAME", help="the tag to remove (`localckpt tags` lists "
+                   "them); its checkpoint stays")
 
     p = add_command(sub, "tags", "list tags", cmd_tags)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",

@@ -69,17 +69,25 @@ def cmd_runs(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(run: StageRun, status: RunStatus, short: str) -> list[str]:
+def _both(record_id: str, shorts: dict[str, str]) -> str:
+    """A record's short id, then its full id (as ``show`` prints them); the full id alone
+    when it has no short id (a checkpoint since pruned)."""
+    short = shorts.get(record_id)
+    return f"{short}  ({record_id})" if short and short != record_id else record_id
+
+
+def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str]) -> list[str]:
+    """shorts: the short ids of the run's timeline, parent and checkpoint."""
     rec = run.record
     lines = [
-        f"run        {rec.id} ({short})",
-        f"timeline   {rec.timeline_id}",
-        f"parent     {rec.parent_id}",
+        f"run        {_both(rec.id, {rec.id: short})}",
+        f"timeline   {_both(rec.timeline_id, shorts)}",
+        f"parent     {_both(rec.parent_id, shorts)}",
         f"stage      {rec.stage}  version {rec.version!r}",
         f"params     {json.dumps(dict(rec.params), sort_keys=True, ensure_ascii=False)}",
         f"inputs     {', '.join(rec.inputs) or '-'}",
         f"memo       {'on' if rec.memo else 'off'}",
-        f"state      {rec.state}" + (f"  checkpoint {rec.checkpoint_id}"
+        f"state      {rec.state}" + (f"  checkpoint {_both(rec.checkpoint_id, shorts)}"
                                     if rec.checkpoint_id else ""),
         f"frames     {status.done} written, {status.memo_hits} from the memo, {status.todo} "
         f"to do, of {status.total}",
@@ -115,7 +123,10 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
                              "pending": held[2] if held else None}
         print_json(d)
         return 0
-    lines = _show(run, status, short)
+    rec = run.record
+    shorts = {**store.short_ids([rec.timeline_id], "timeline"),
+              **store.short_ids([i for i in (rec.parent_id, rec.checkpoint_id) if i])}
+    lines = _show(run, status, short, shorts)
     if key is not None:
         lines.append(f"memo key of frame {args.frame}: {key.digest}"
                      + (f" (held: value {held[0][:12]} from run {held[1]}"
@@ -220,4 +231,5 @@ def register(sub: Any) -> None:
                     cmd_memo_clear)
     p.add_argument("--stage", metavar="NAME", help="only this stage's entries")
     p.add_argument("--older-than", metavar="AGE",
-                   help="only entries older than AGE (90s, 30m, 12h, 7d, 2w)")
+                   help="only entries older than AGE (90s, 30m, 12h, 7d, 2w) or made before "
+                        "an ISO date or time (2026-11-30, UTC unless it names a zone)")

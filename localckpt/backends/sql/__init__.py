@@ -26,7 +26,9 @@ def sqlite_catalog(path: str, *, create: bool = True, fsync: bool = True,
     engine = SqliteEngine(path, fsync=fsync, timeout=timeout, read_only=read_only)
     try:
         if not read_only:
+            engine.opening = True  # damage met now: no command can open it (translate)
             migrate(engine, create=create)
+            engine.opening = False
         return SqlCatalog(engine)
     except BaseException:
         engine.close()

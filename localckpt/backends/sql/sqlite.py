@@ -64,6 +64,10 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return "locked" in text or "busy" in text
 
 
+#: what to do when the catalog file cannot be opened at all
+_RESTORE = ("Restore the store directory from a copy, or pull its timelines from a store "
+            "that holds them into a new directory (`localckpt --store NEW_DIR pull OTHER`)")
+
 _CORRUPT = ("malformed", "not a database", "database corrupt", "file is encrypted",
             "Could not decode to UTF-8",
             # a column the schema's migrations made is gone: the schema's text is damaged
@@ -151,6 +155,9 @@ class SqliteEngine(Engine):
         #: writing processes take turns here before SQLite's lock (see writer_queue)
         self._writers = None if self.memory or read_only else WriterQueue(path, timeout)
         self._last_transaction = 0.0
+        #: True while the store opens (sqlite_catalog): damage met then stops every
+        #: command, verify too, so the message must not send the user to verify
+        self.opening = False
 
     # -- connections ------------------------------------------------------------------------
 
@@ -259,6 +266,17 @@ class SqliteEngine(Engine):
             if "UNIQUE" in text or "PRIMARY KEY" in text:
                 return Duplicate(text)
             return CorruptDataError(f"{self.describe()}: {exc}")
+        if "not a database" in text or "file is encrypted" in text:
+            # no SQLite header: nothing opens it, verify neither, so verify is no advice
+            return CorruptDataError(
+                f"the catalog file {self.path} is not an SQLite database ({text}): it is "
+                "not a localckpt catalog, or something overwrote it; no command can read "
+                f"this store, `localckpt verify` neither. {_RESTORE}")
+        if any(mark in text for mark in _CORRUPT) and self.opening:
+            return CorruptDataError(
+                f"the catalog file {self.path} is damaged ({text}) where opening the store "
+                f"reads it: no command can open this store, `localckpt verify` neither. "
+                f"{_RESTORE}")
         if any(mark in text for mark in _CORRUPT):
             return CorruptDataError(
                 f"the catalog file {self.path} is damaged ({text}); run `localckpt verify`, "
