@@ -23,8 +23,8 @@ from ..types import FrameMeta
 from .colours import label_colour, label_key, track_colour, track_text
 from .html import attr, esc
 
-__all__ = ["KINDS", "TEXT", "Shape", "change_boxes", "frame_figure", "kind_legend", "label_counts",
-           "label_legend", "overlay", "place_chips", "plain_boxes"]
+__all__ = ["KINDS", "TEXT", "Shape", "change_boxes", "count_boxes", "frame_figure", "kind_legend",
+           "label_counts", "label_legend", "overlay", "place_chips", "plain_boxes"]
 
 #: Box classes of a comparison and what they mean (the CSS colours them).
 KINDS = {
@@ -90,6 +90,11 @@ def change_boxes(change: FrameChange, side: str) -> list[Shape]:
     for box in change.removed if side == "a" else change.added:
         kind[box.position] = "removed" if side == "a" else "added"
     return [Shape(Box._make(d), kind.get(d[6], "same"), tracks[d[6]]) for d in dets]
+
+
+def count_boxes(n: int) -> str:
+    """"1 box", "3 boxes": as every caption says it."""
+    return f"{n:,} box" + ("" if n == 1 else "es")
 
 
 def label_counts(frames: Iterable[Any]) -> dict[str | None, int]:
@@ -235,7 +240,7 @@ def frame_figure(timeline_id: str, sequence: int, meta: FrameMeta | None,
     if position is not None:
         cls += " pick"
         ident += f' data-pos="{position}"'
-    n = f"{len(shapes)} box" + ("" if len(shapes) == 1 else "es")
+    n = count_boxes(len(shapes))
     if meta is None:
         shot = (f'<div class="shot missing">frame {sequence} is not in the timeline '
                 f"({n})</div>")

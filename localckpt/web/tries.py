@@ -23,7 +23,7 @@ from ..errors import InvalidInputError, LocalckptError, NotFoundError
 from ..evaluate import METRICS, Evaluation, evaluate
 from ..framediff import Box
 from ..types import Checkpoint, FrameMeta
-from .boxes import Shape, frame_figure
+from .boxes import Shape, count_boxes, frame_figure
 from .html import attr, compact, esc, layout, link, shorten, url
 from .names import Names, check_ref, resolve
 
@@ -307,8 +307,7 @@ def _panes(store: Store, names: Names, tid: str, picked: list[Checkpoint], stage
             d = _OUTPUTS.get(store, c, s)
             boxes = _boxes(d.table, seq) if d.frame_keyed else []
             listed = seq in set(d.frames) if d.frame_keyed else False
-            caption = (f"{len(boxes)} box" + ("" if len(boxes) == 1 else "es")
-                       if listed else "frame not in this output")
+            caption = (count_boxes(len(boxes)) if listed else "frame not in this output")
             figure = frame_figure(tid, seq, meta, boxes, caption)
         cells.append(f'<div class="pane" data-id={attr(c.id)} data-seq="{seq}">{head}'
                      f"{figure}</div>")
