@@ -194,7 +194,9 @@ def overlay(width: int, height: int, shapes: Sequence[Shape], *, by_kind: bool =
     """The SVG drawn over a width x height frame: boxes coloured by label or track (by
     what changed when by_kind), each with its text chip; text sized for the frame shown
     small (a grid of frames), at half the page's width, or big (the viewer)."""
-    font = max(8.0, width * TEXT[size])
+    font = width * TEXT[size]  # in the frame's pixels, which the page scales to its width:
+    # a floor here (it was 8 px) made text on a small frame (160 px wide, shown 960 px
+    # wide) six times the size it is on a large one, covering the frame
     clipped = []
     for s in shapes:
         b = s.box
@@ -216,12 +218,12 @@ def overlay(width: int, height: int, shapes: Sequence[Shape], *, by_kind: bool =
         if chip is not None:
             pad = font * 0.3
             items.append(
-                f'<rect class="chip" x="{chip.x:.1f}" y="{chip.y:.1f}" width="{chip.w:.1f}" '
-                f'height="{chip.h:.1f}"/><rect class="key" x="{chip.x:.1f}" '
-                f'y="{chip.y:.1f}" width="{pad * 0.8:.1f}" height="{chip.h:.1f}" '
-                f'fill="{colour}"/><text x="{chip.x + pad:.1f}" '
-                f'y="{chip.y + chip.h * 0.77:.1f}" font-size="{font:.1f}" '
-                f'textLength="{chip.w - 2 * pad:.1f}" lengthAdjust="spacingAndGlyphs">'
+                f'<rect class="chip" x="{chip.x:.2f}" y="{chip.y:.2f}" width="{chip.w:.2f}" '
+                f'height="{chip.h:.2f}"/><rect class="key" x="{chip.x:.2f}" '
+                f'y="{chip.y:.2f}" width="{pad * 0.8:.2f}" height="{chip.h:.2f}" '
+                f'fill="{colour}"/><text x="{chip.x + pad:.2f}" '
+                f'y="{chip.y + chip.h * 0.77:.2f}" font-size="{font:.2f}" '
+                f'textLength="{chip.w - 2 * pad:.2f}" lengthAdjust="spacingAndGlyphs">'
                 f"{esc(chip.text)}</text>")
         items.append("</g>")
     cls = "overlay kinds" if by_kind else "overlay"

@@ -86,8 +86,8 @@ def timelines_page(store: Store, req: Request) -> str:
         )
         nav = (pager("/", start, data.TIMELINE_PAGE, found["total"], "timelines")
                if found["total"] > data.TIMELINE_PAGE or start else "")
-        body = (f'{nav}<table class="list timelines">{head}{body_rows}</table>{nav}'
-                if rows else nav)
+        body = (f'{nav}<div class="wide"><table class="list timelines">{head}{body_rows}'
+                f"</table></div>{nav}" if rows else nav)
     return layout("Timelines", body, store=_store_name(store))
 
 

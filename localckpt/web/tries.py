@@ -167,7 +167,8 @@ def _per_label(ev: Evaluation, metric: str) -> str:
                                                       for _, t in _COLUMNS)
             + '<th class="num">boxes</th><th class="num">reference</th></tr>')
     return (f'<details class="per-label"><summary>per label</summary>'
-            f'<table class="list">{head}{"".join(rows)}</table></details>')
+            f'<div class="wide"><table class="list">{head}{"".join(rows)}</table></div>'
+            "</details>")
 
 
 def tries_page(store: Store, req: Request) -> str:
@@ -225,8 +226,8 @@ def tries_page(store: Store, req: Request) -> str:
     table = (
         f'<form class="side-form" action={attr(f"/t/{tid}/side")} method="get">'
         f'<input type="hidden" name="stage" value={attr(stage)}>'
-        f'<table class="list tries" id="tries">{_header(tid, query, metric)}'
-        f"{_rows(tid, ev, by_id, shorts, stage, metric)}</table>"
+        f'<div class="wide"><table class="list tries" id="tries">{_header(tid, query, metric)}'
+        f"{_rows(tid, ev, by_id, shorts, stage, metric)}</table></div>"
         f'<p class="side-pick"><label><input type="checkbox" name="c" value={attr(ref.id)} '
         "checked> with the reference</label> "
         '<button type="submit">view the picked side by side</button> '
