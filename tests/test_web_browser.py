@@ -580,6 +580,13 @@ def test_no_page_scrolls_sideways_in_an_800_px_window(narrow_site: Any, page: An
     right = page.eval("Math.max(...Array.from(document.querySelectorAll('table.timelines td'))"
                       ".map(td => td.getBoundingClientRect().right))")
     assert right <= 800
+    lines = page.eval("""Array.from(document.querySelectorAll(
+            'table.timelines td:nth-child(7)')).map(td => {
+        const r = document.createRange();
+        r.selectNodeContents(td);
+        return new Set(Array.from(r.getClientRects()).map(b => Math.round(b.top))).size;
+    })""")
+    assert lines and max(lines) <= 2, lines  # a date and a time, not "2026-12-" "06" ...
     page.resize(1280, 900)
 
 

@@ -45,6 +45,11 @@ def when(d: datetime | str) -> str:
     return d.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _nowrap_words(text: str) -> str:
+    """Text that may wrap between its words, never inside one ("2026-12-\n06")."""
+    return " ".join(f'<span class="nb">{esc(w)}</span>' for w in text.split(" "))
+
+
 def _title(c: Checkpoint) -> str:
     if c.parent_id is None:
         return "root"
@@ -80,7 +85,7 @@ def timelines_page(store: Store, req: Request) -> str:
             f"<td>{esc(secs(r['duration']) if r['duration'] is not None else '—')}</td>"
             f"<td>{r['fps']:g}</td><td>{r['frame_count']:,}</td>"
             f"<td>{r['checkpoints']:,}</td>"
-            f"<td>{esc(when(r['created_at']))}</td>"
+            f"<td>{_nowrap_words(when(r['created_at']))}</td>"
             f"<td><code title={attr(r['id'])}>{esc(r['short_id'])}</code></td></tr>"
             for r in rows
         )
