@@ -520,3 +520,34 @@ def test_a_checkpoint_page_names_its_video_its_open_runs_and_its_tries(tmp_path:
     assert 'id="runs"' not in truth and 'id="runs"' not in root
     assert "/tries?" not in root
     store.close()
+
+
+def test_a_link_to_a_pruned_try_says_it_was_pruned(tmp_path: Any) -> None:
+    """A bookmarked try that was pruned read "no checkpoint '...': give its id, short id,
+    a unique prefix or a tag", as if the id were mistyped."""
+    store = localckpt.open(str(tmp_path / "gone"), create=True)
+    tl = store.create_timeline("v.mp4", "p", np.zeros((2, 36, 64, 3), np.uint8), fps=2.0)
+    gone = store.save_stage_output(tl.id, None, "detect", {"x": 1}, is_scenario=True,
+                                   scenario_label="thr=0.9")
+    below = store.save_stage_output(tl.id, gone, "track", {"y": 1})
+    other = store.create_timeline("w.mp4", "p", np.zeros((2, 36, 64, 3), np.uint8), fps=2.0)
+    on_other = store.save_stage_output(other.id, None, "detect", {"x": 2})
+    store.prune(gone)
+    store.delete_timeline(other.id)
+    with serving(store) as (base, _):
+        pages = {target: get(base, target) for target in (
+            f"/c/{gone}", f"/c/{below}", f"/api/checkpoints/{gone}", f"/c/{on_other}",
+            f"/t/{other.id}", f"/t/{tl.id}/tries?against={gone}", "/c/0123456789abcdef")}
+    texts = {t: body.decode() for t, (_, _, body) in pages.items()}
+    assert {t: status for t, (status, _, _) in pages.items()} == dict.fromkeys(pages, 404)
+    short = store.short_id(tl.id, "timeline")
+    assert (f"checkpoint {gone} (detect, thr=0.9) was deleted: pruned from timeline {short}"
+            in texts[f"/c/{gone}"])
+    assert f"/t/{tl.id}" in texts[f"/c/{gone}"]
+    assert f"checkpoint {below} (track) was deleted: pruned" in texts[f"/c/{below}"]
+    assert "was deleted: pruned" in json.loads(texts[f"/api/checkpoints/{gone}"])["message"]
+    assert f"was deleted with its timeline {other.id}" in texts[f"/c/{on_other}"]
+    assert f"timeline {other.id} was deleted" in texts[f"/t/{other.id}"]
+    assert "was deleted: pruned" in texts[f"/t/{tl.id}/tries?against={gone}"]
+    assert "give its id, short id" in texts["/c/0123456789abcdef"]  # never existed
+    store.close()
