@@ -318,8 +318,8 @@ def test_the_compare_page_lists_exactly_the_changed_frames(site: Any, page: Any)
     assert page.attrs("section.pair", "id") == [f"f{k}" for k in sorted(CHANGED)]
     for seq, kind in CHANGED.items():
         text = page.texts(f"ol.changes li[data-seq='{seq}'] span")[0]
-        assert {"moved": "~1 moved", "added": "+1", "relabelled": "~1 relabelled",
-                "rescored": "~1 rescored", "removed": "-1"}[kind] == text, (seq, text)
+        assert {"moved": "~1 moved", "added": "+1 added", "relabelled": "~1 relabelled",
+                "rescored": "~1 rescored", "removed": "-1 removed"}[kind] == text, (seq, text)
     # differences are coloured on the side they belong to
     assert page.count("section.pair .sides > div:nth-child(2) g.box.added") == 1
     assert page.count("section.pair .sides > div:nth-child(1) g.box.removed") == 1
@@ -524,3 +524,119 @@ def test_a_long_stage_name_never_runs_into_the_id_beside_it(tmp_path: Path, page
         assert len(gaps) == 7  # 3 runs; the root and 3 checkpoints
         assert all(gap >= 4 and inside >= 0 for _, gap, inside in gaps), gaps
     store.close()
+
+
+# -- a narrow window, small frames (review in a browser, as a new user) -------------------
+
+LONG_NAME = ("s3://broadcast-archive-eu-west-1/2026/season-12/camera-07-tactical-wide/"
+             "full_match_recording_1080p_50fps_final_v3_REVIEWED_" + "x" * 40 + ".mp4")
+
+
+@pytest.fixture(scope="module")
+def narrow_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """A timeline with a long source name, three tries of detect and imported labels."""
+    store = localckpt.open(str(tmp_path_factory.mktemp("narrow")), create=True)
+    tl = store.create_timeline(LONG_NAME, "tactical-wide", np.zeros((4, 360, 640, 3), np.uint8),
+                               fps=2.0)
+
+    def out(shift: float) -> dict[str, Any]:
+        return {"frames": [{"sequence": s, "detections": [
+            {"box": [40 + 20 * s + shift, 60, 100 + 20 * s + shift, 200], "label": "player",
+             "score": 0.9}]} for s in range(4)]}
+
+    made = {"timeline": tl.id, "labels": store.save_stage_output(tl.id, None, "labels", out(0))}
+    for name, shift in (("thr=0.3", 2.0), ("thr=0.5", 9.0), ("thr=0.7", 30.0)):
+        made[name] = store.save_stage_output(
+            tl.id, None, "detect", out(shift), is_scenario=True, scenario_label=name,
+            config_overrides={"thr": float(name[4:]), "model": "yolo-sports-finetuned-v3"})
+    with serving(store) as (base, _):
+        yield base, made
+    store.close()
+
+
+def test_no_page_scrolls_sideways_in_an_800_px_window(narrow_site: Any, page: Any,
+                                                     shots: Path) -> None:
+    """At 800 px the index cut off its checkpoints, created and id columns (the long
+    source name held its column wide) and the tries page its boxes and look columns: the
+    page scrolled sideways. Now long names wrap and a wide table scrolls in its own box."""
+    base, made = narrow_site
+    targets = {
+        "timelines": "/",
+        "timeline": f"/t/{made['timeline']}",
+        "checkpoint": f"/c/{made['thr=0.5']}",
+        "compare": f"/compare?a={made['thr=0.3']}&b={made['thr=0.5']}",
+        "tries": f"/t/{made['timeline']}/tries",
+    }
+    page.resize(800, 900)
+    for name, target in targets.items():
+        page.goto(base + target)
+        assert page.status == 200 and page.problems() == [], name
+        over = page.eval("[document.documentElement.scrollWidth, "
+                         "document.documentElement.clientWidth]")
+        assert over[0] <= over[1], (name, over)
+        page.screenshot(shots / f"narrow-{name}.png", width=800, max_height=1400)
+        page.resize(800, 900)
+    page.goto(base + "/")  # every column of the index is in the window
+    right = page.eval("Math.max(...Array.from(document.querySelectorAll('table.timelines td'))"
+                      ".map(td => td.getBoundingClientRect().right))")
+    assert right <= 800
+    lines = page.eval("""Array.from(document.querySelectorAll(
+            'table.timelines td:nth-child(7)')).map(td => {
+        const r = document.createRange();
+        r.selectNodeContents(td);
+        return new Set(Array.from(r.getClientRects()).map(b => Math.round(b.top))).size;
+    })""")
+    assert lines and max(lines) <= 2, lines  # a date and a time, not "2026-12-" "06" ...
+    page.resize(1280, 900)
+
+
+def test_a_title_breaks_between_words_where_it_can(narrow_site: Any, page: Any) -> None:
+    """h1 had word-break: break-all, so "(thr=0.5)" was cut in two at 800 px."""
+    base, made = narrow_site
+    page.resize(800, 900)
+    page.goto(f"{base}/compare?a={made['thr=0.3']}&b={made['thr=0.5']}")
+    split = page.eval("""(() => {
+        const h = document.querySelector('h1'), text = h.firstChild, out = [];
+        const re = /\\S+/g;
+        let m;
+        while ((m = re.exec(text.data)) !== null) {
+            const r = document.createRange();
+            r.setStart(text, m.index);
+            r.setEnd(text, m.index + m[0].length);
+            const tops = new Set(Array.from(r.getClientRects()).map(b => Math.round(b.top)));
+            if (tops.size > 1) out.push(m[0]);
+        }
+        return [h.getBoundingClientRect().height, out];
+    })()""")
+    height, broken = split
+    assert height > 40  # it does take two lines at this width
+    assert broken == []
+    page.resize(1280, 900)
+
+
+def test_label_text_is_the_same_size_on_a_small_frame_as_on_a_large_one(
+        tmp_path: Path, page: Any) -> None:
+    """Text was at least 8 of the frame's pixels: on a 160 x 90 frame shown 960 px wide
+    that is 48 px, six times the text of a large frame, and a few chips covered it."""
+    store = localckpt.open(str(tmp_path / "small"), create=True)
+    found = {}
+    for w, h in ((160, 90), (640, 360)):
+        tl = store.create_timeline(f"{w}.mp4", "p", np.zeros((2, h, w, 3), np.uint8), fps=2.0)
+        k = w / 160
+        found[w] = store.save_stage_output(tl.id, None, "detect", {"frames": [
+            {"sequence": s, "detections": [
+                {"box": [k * (10 + 30 * i), k * 30, k * (30 + 30 * i), k * 80],
+                 "label": "player", "score": 0.9} for i in range(4)]} for s in range(2)]})
+    sizes = {}
+    with serving(store) as (base, _):
+        for w, cid in found.items():
+            page.goto(f"{base}/c/{cid}")
+            assert page.problems() == []
+            sizes[w] = page.eval("Array.from(document.querySelectorAll("
+                                 "'#viewer svg.overlay text')).map(t => "
+                                 "t.getBoundingClientRect().height)")
+    store.close()
+    assert len(sizes[160]) == len(sizes[640]) == 4
+    ratio = max(sizes[160]) / max(sizes[640])
+    assert 0.8 < ratio < 1.25, sizes
+    assert max(sizes[640]) < 30  # about 18 px: text, not a banner

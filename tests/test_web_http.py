@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -347,8 +348,6 @@ def test_pretty_json_on_pages_is_the_same_json(value: Any, width: int) -> None:
 
 
 def test_compare_pages_long_lists(site: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import re
-
     from localckpt.web import compare
 
     base, _, s, _ = site
@@ -430,3 +429,125 @@ def test_the_tries_page_refuses_an_iou_out_of_range_as_a_bad_request(site: Any,
     assert code == 400 and headers["content-type"].startswith("text/html")
     assert b"iou must be a number" in body
     assert get(base, f"/t/{s.timeline}/tries?iou=0.75")[0] == 200
+
+
+# -- what a reader of the pages is told (review in a browser, as a new user) ---------------
+
+
+@pytest.mark.parametrize(("target", "says"), [
+    ("/?start=999", "no timelines from 999: there are 1"),
+    ("/?start=99999999999999999999", "no timelines from 1,000,000,000,000: there are 1"),
+    ("/t/{timeline}?start=5000", "no frames from 5,000: there are 12"),
+    ("/c/{try1}?start=999999", "no frames from 999,999: there are 12"),
+    ("/compare?a={try1}&b={try2}&start=99999", "no changed frames from 99,999: there are 5"),
+])
+def test_a_start_past_the_end_says_so_and_leads_back(site: Any, target: str,
+                                                      says: str) -> None:
+    """An edited URL (or a list that shrank) once said "frames 999,999-11 of 12" (or,
+    on the index, showed an empty table with no way back, or refused a long number as
+    "not a whole number")."""
+    base, _, s, _ = site
+    status, _, body = get(base, target.format(**attrs_of(s)))
+    page = body.decode()
+    assert status == 200, page[:300]
+    assert says in page
+    pagers = re.findall(r'<p class="pager">(.*?)</p>', page)
+    assert pagers and all(says in p and 'class="first"' in p and 'class="last"' in p
+                          for p in pagers), pagers
+    assert "-11 of" not in page and "-4 of" not in page and "-0 of" not in page
+    if target.startswith("/compare"):  # the changed frames are still listed
+        assert page.count('<li data-seq="') == len(CHANGED)
+
+
+def test_a_frame_number_past_the_end_shows_the_last_frame(site: Any) -> None:
+    base, _, s, _ = site
+    for i in ("12", "99999999999999999999"):
+        status, _, body = get(base, f"/t/{s.timeline}?i={i}")
+        page = body.decode()
+        assert status == 200
+        assert 'id="viewer"' in page and 'data-pos="11" data-seq="11"' in page
+        assert page.count('class="thumb') == 12  # the strip of the page that frame is on
+    assert get(base, f"/t/{s.timeline}?i=-1")[0] == 400
+
+
+def test_captions_count_one_box_and_name_each_change(tmp_path: Any) -> None:
+    """"1 boxes" in captions; "+1" and "-1" in the list of changed frames, which left a
+    reader to guess what was counted."""
+    store = localckpt.open(str(tmp_path / "one"), create=True)
+    tl = store.create_timeline("v.mp4", "p", np.zeros((2, 36, 64, 3), np.uint8), fps=2.0)
+    box = {"box": [4, 4, 20, 20], "label": "ball", "score": 0.9}
+    far = {"box": [40, 10, 60, 30], "label": "ball", "score": 0.8}
+    a = store.save_stage_output(tl.id, None, "detect", {"frames": [
+        {"sequence": 0, "detections": [box]}, {"sequence": 1, "detections": [box, far]}]})
+    b = store.save_stage_output(tl.id, None, "detect", {"frames": [
+        {"sequence": 0, "detections": [box, far]}, {"sequence": 1, "detections": [box]}]})
+    with serving(store) as (base, _):
+        one = get(base, f"/c/{a}")[2].decode()
+        both = get(base, f"/compare?a={a}&b={b}")[2].decode()
+    assert "1 boxes" not in one and "1 boxes" not in both
+    assert "#0 · 0.00 s · 1 box</figcaption>" in one
+    assert "#1 · 0.50 s · 2 boxes</figcaption>" in one
+    assert "A · 1 box · frame #0" in both and "B · 2 boxes · frame #0" in both
+    assert '<li data-seq="0"><a href="#f0">frame 0</a> <span>+1 added</span>' in both
+    assert '<li data-seq="1"><a href="#f1">frame 1</a> <span>-1 removed</span>' in both
+    store.close()
+
+
+def test_a_checkpoint_page_names_its_video_its_open_runs_and_its_tries(tmp_path: Any) -> None:
+    """What a reader could not find out on a checkpoint page: which video it is of (the
+    timeline was a short id only), that a stage run is under way below it (the tree drew
+    it, the page said "children: none"), and where its tries are ranked."""
+    store = localckpt.open(str(tmp_path / "ck"), create=True)
+    tl = store.create_timeline("match-final.mp4", "p", np.zeros((4, 36, 64, 3), np.uint8),
+                               fps=2.0)
+    out = {"frames": [{"sequence": s, "detections": []} for s in range(4)]}
+    detect = store.save_stage_output(tl.id, None, "detect", out)
+    labels = store.save_stage_output(tl.id, None, "labels", out)
+    run = store.begin_run(tl.id, detect, "classify", version="v1")
+    run.put({0: {"n": 0}, 1: {"n": 1}})
+    with serving(store) as (base, _):
+        page = get(base, f"/c/{detect}")[2].decode()
+        truth = get(base, f"/c/{labels}")[2].decode()
+        root = get(base, f"/c/{tl.root_checkpoint_id}")[2].decode()
+        assert get(base, f"/t/{tl.id}/tries?stage=detect")[0] == 200
+        assert get(base, f"/t/{tl.id}/tries?against={labels}")[0] == 200
+    assert '<span class="muted">match-final.mp4</span>' in page
+    short = store.short_id(run.id, "run")
+    assert page.count('<p class="runs" id="runs">') == 1
+    assert f"<b>classify</b> <code>run {short}</code> pending 2/4" in page
+    assert f'href="/t/{tl.id}/tries?stage=detect"' in page
+    assert f'href="/t/{tl.id}/tries?against={labels}"' in truth
+    assert 'id="runs"' not in truth and 'id="runs"' not in root
+    assert "/tries?" not in root
+    store.close()
+
+
+def test_a_link_to_a_pruned_try_says_it_was_pruned(tmp_path: Any) -> None:
+    """A bookmarked try that was pruned read "no checkpoint '...': give its id, short id,
+    a unique prefix or a tag", as if the id were mistyped."""
+    store = localckpt.open(str(tmp_path / "gone"), create=True)
+    tl = store.create_timeline("v.mp4", "p", np.zeros((2, 36, 64, 3), np.uint8), fps=2.0)
+    gone = store.save_stage_output(tl.id, None, "detect", {"x": 1}, is_scenario=True,
+                                   scenario_label="thr=0.9")
+    below = store.save_stage_output(tl.id, gone, "track", {"y": 1})
+    other = store.create_timeline("w.mp4", "p", np.zeros((2, 36, 64, 3), np.uint8), fps=2.0)
+    on_other = store.save_stage_output(other.id, None, "detect", {"x": 2})
+    store.prune(gone)
+    store.delete_timeline(other.id)
+    with serving(store) as (base, _):
+        pages = {target: get(base, target) for target in (
+            f"/c/{gone}", f"/c/{below}", f"/api/checkpoints/{gone}", f"/c/{on_other}",
+            f"/t/{other.id}", f"/t/{tl.id}/tries?against={gone}", "/c/0123456789abcdef")}
+    texts = {t: body.decode() for t, (_, _, body) in pages.items()}
+    assert {t: status for t, (status, _, _) in pages.items()} == dict.fromkeys(pages, 404)
+    short = store.short_id(tl.id, "timeline")
+    assert (f"checkpoint {gone} (detect, thr=0.9) was deleted: pruned from timeline {short}"
+            in texts[f"/c/{gone}"])
+    assert f"/t/{tl.id}" in texts[f"/c/{gone}"]
+    assert f"checkpoint {below} (track) was deleted: pruned" in texts[f"/c/{below}"]
+    assert "was deleted: pruned" in json.loads(texts[f"/api/checkpoints/{gone}"])["message"]
+    assert f"was deleted with its timeline {other.id}" in texts[f"/c/{on_other}"]
+    assert f"timeline {other.id} was deleted" in texts[f"/t/{other.id}"]
+    assert "was deleted: pruned" in texts[f"/t/{tl.id}/tries?against={gone}"]
+    assert "give its id, short id" in texts["/c/0123456789abcdef"]  # never existed
+    store.close()

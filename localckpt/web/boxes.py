@@ -23,8 +23,8 @@ from ..types import FrameMeta
 from .colours import label_colour, label_key, track_colour, track_text
 from .html import attr, esc
 
-__all__ = ["KINDS", "TEXT", "Shape", "change_boxes", "frame_figure", "kind_legend", "label_counts",
-           "label_legend", "overlay", "place_chips", "plain_boxes"]
+__all__ = ["KINDS", "TEXT", "Shape", "change_boxes", "count_boxes", "frame_figure", "kind_legend",
+           "label_counts", "label_legend", "overlay", "place_chips", "plain_boxes"]
 
 #: Box classes of a comparison and what they mean (the CSS colours them).
 KINDS = {
@@ -90,6 +90,11 @@ def change_boxes(change: FrameChange, side: str) -> list[Shape]:
     for box in change.removed if side == "a" else change.added:
         kind[box.position] = "removed" if side == "a" else "added"
     return [Shape(Box._make(d), kind.get(d[6], "same"), tracks[d[6]]) for d in dets]
+
+
+def count_boxes(n: int) -> str:
+    """"1 box", "3 boxes": as every caption says it."""
+    return f"{n:,} box" + ("" if n == 1 else "es")
 
 
 def label_counts(frames: Iterable[Any]) -> dict[str | None, int]:
@@ -189,7 +194,9 @@ def overlay(width: int, height: int, shapes: Sequence[Shape], *, by_kind: bool =
     """The SVG drawn over a width x height frame: boxes coloured by label or track (by
     what changed when by_kind), each with its text chip; text sized for the frame shown
     small (a grid of frames), at half the page's width, or big (the viewer)."""
-    font = max(8.0, width * TEXT[size])
+    font = width * TEXT[size]  # in the frame's pixels, which the page scales to its width:
+    # a floor here (it was 8 px) made text on a small frame (160 px wide, shown 960 px
+    # wide) six times the size it is on a large one, covering the frame
     clipped = []
     for s in shapes:
         b = s.box
@@ -211,12 +218,12 @@ def overlay(width: int, height: int, shapes: Sequence[Shape], *, by_kind: bool =
         if chip is not None:
             pad = font * 0.3
             items.append(
-                f'<rect class="chip" x="{chip.x:.1f}" y="{chip.y:.1f}" width="{chip.w:.1f}" '
-                f'height="{chip.h:.1f}"/><rect class="key" x="{chip.x:.1f}" '
-                f'y="{chip.y:.1f}" width="{pad * 0.8:.1f}" height="{chip.h:.1f}" '
-                f'fill="{colour}"/><text x="{chip.x + pad:.1f}" '
-                f'y="{chip.y + chip.h * 0.77:.1f}" font-size="{font:.1f}" '
-                f'textLength="{chip.w - 2 * pad:.1f}" lengthAdjust="spacingAndGlyphs">'
+                f'<rect class="chip" x="{chip.x:.2f}" y="{chip.y:.2f}" width="{chip.w:.2f}" '
+                f'height="{chip.h:.2f}"/><rect class="key" x="{chip.x:.2f}" '
+                f'y="{chip.y:.2f}" width="{pad * 0.8:.2f}" height="{chip.h:.2f}" '
+                f'fill="{colour}"/><text x="{chip.x + pad:.2f}" '
+                f'y="{chip.y + chip.h * 0.77:.2f}" font-size="{font:.2f}" '
+                f'textLength="{chip.w - 2 * pad:.2f}" lengthAdjust="spacingAndGlyphs">'
                 f"{esc(chip.text)}</text>")
         items.append("</g>")
     cls = "overlay kinds" if by_kind else "overlay"
@@ -235,7 +242,7 @@ def frame_figure(timeline_id: str, sequence: int, meta: FrameMeta | None,
     if position is not None:
         cls += " pick"
         ident += f' data-pos="{position}"'
-    n = f"{len(shapes)} box" + ("" if len(shapes) == 1 else "es")
+    n = count_boxes(len(shapes))
     if meta is None:
         shot = (f'<div class="shot missing">frame {sequence} is not in the timeline '
                 f"({n})</div>")

@@ -16,7 +16,7 @@ from ..errors import InvalidInputError
 from ..framediff import FrameChange, FrameDiff
 from ..types import Checkpoint, FrameMeta, Timeline
 from . import data
-from .boxes import change_boxes, frame_figure, kind_legend, label_legend
+from .boxes import change_boxes, count_boxes, frame_figure, kind_legend, label_legend
 from .html import attr, esc, json_text, layout, link, pager, tabs, url
 from .names import Names
 from .pages import checkpoint_title
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..store import Store
     from .request import Request
 
-__all__ = ["compare_api", "compare_page", "run_diff"]
+__all__ = ["compare_api", "compare_page", "describe", "run_diff"]
 
 COMPARE_PAGE = 12  # side-by-side frames per page of a comparison
 LIST_PAGE = 1000  # changed frames listed at once
@@ -107,6 +107,15 @@ class _Frames:
         return self._index_b[min(near, key=lambda j: abs(self._times[j] - t))]
 
 
+def describe(change: FrameChange) -> str:
+    """What changed on one frame, each count named ("+1 added -2 removed ~1 moved"): the
+    CLI's terser "+1 -2" left a reader of the page to guess what -2 counts."""
+    text = change.describe().split(" ")
+    words = {"+": "added", "-": "removed"}
+    return " ".join(f"{t} {words[t[0]]}" if t[:1] in words and t[1:].isdigit() else t
+                    for t in text)
+
+
 def _side(change: FrameChange, side: str, tid: str, meta: FrameMeta | None) -> str:
     value = change.a if side == "a" else change.b
     name = side.upper()
@@ -114,7 +123,7 @@ def _side(change: FrameChange, side: str, tid: str, meta: FrameMeta | None) -> s
         return f'<div class="absent">frame {change.sequence} is not in {name}</div>'
     shapes = change_boxes(change, side)
     seq = meta.sequence if meta is not None else change.sequence
-    caption = f"{name} · {len(shapes)} boxes" + (
+    caption = f"{name} · {count_boxes(len(shapes))}" + (
         f" · frame #{seq} at {secs(meta.timestamp)}" if meta is not None else "")
     fig = frame_figure(tid, seq, meta, shapes, esc(caption), by_kind=True, size="half")
     if change.kind == "value":
@@ -157,11 +166,13 @@ def compare_page(store: Store, req: Request) -> str:
     start = req.int("start", 0)
     per_page = COMPARE_PAGE
     first = start // LIST_PAGE * LIST_PAGE
+    if first >= len(fd.changed):  # start past the end: list from the first (the pager says)
+        first = 0
     listed = fd.changed[first:first + LIST_PAGE]
     items = "".join(
         f'<li data-seq="{seq}"><a href='
         f'{attr(_at(base, query, i, start, per_page) + f"#f{seq}")}>'
-        f"frame {seq}</a> <span>{esc(fd.frames[seq].describe())}</span></li>"
+        f"frame {seq}</a> <span>{esc(describe(fd.frames[seq]))}</span></li>"
         for i, seq in enumerate(listed, first))
     more = "" if len(listed) == len(fd.changed) else (
         f'<p class="muted">listing changed frames {first:,}-{first + len(listed) - 1:,} of '
@@ -172,7 +183,7 @@ def compare_page(store: Store, req: Request) -> str:
         change = fd.frames[seq]
         rows.append(
             f'<section class="pair" id="f{seq}"><h3>frame {seq} '
-            f"<small>{esc(change.describe())}</small></h3><div class=\"sides\">"
+            f"<small>{esc(describe(change))}</small></h3><div class=\"sides\">"
             f"<div>{_side(change, 'a', a.timeline_id, where.a.get(seq))}</div>"
             f"<div>{_side(change, 'b', b.timeline_id, where.side_b(change))}</div>"
             "</div></section>")

@@ -106,6 +106,12 @@ def pager(base: str, start: int, count: int, total: int, what: str, **query: Any
     """'frames 0-99 of 10,000 · first · previous · next · last' links of a paged list."""
     if total == 0:
         return f'<p class="pager muted">no {esc(what)}</p>'
+    if start >= total:  # a URL past the end (edited, or the list shrank): say so, lead back
+        last = (total - 1) // count * count
+        return ('<p class="pager">' + " · ".join([
+            f"no {esc(what)} from {start:,}: there are {total:,}",
+            link(url(base, start=0, **query), "first", "first"),
+            link(url(base, start=last, **query), "last", "last")]) + "</p>")
     end = min(start + count, total)
     parts = [f"{esc(what)} {start:,}-{end - 1:,} of {total:,}"]
     if start > 0:

@@ -62,5 +62,29 @@ def resolve(store: Store, ref: str, kind: str = "checkpoint") -> str:
     try:
         return refs.resolve(store, ref, kind)
     except NotFoundError:
-        raise NotFoundError(f"no {kind} {ref!r}: give its id, short id, a unique prefix"
-                            + (" or a tag" if kind == "checkpoint" else "")) from None
+        gone = _deleted(store, ref, kind)
+        raise NotFoundError(gone or f"no {kind} {ref!r}: give its id, short id, a unique "
+                            "prefix" + (" or a tag" if kind == "checkpoint" else "")) from None
+
+
+def _deleted(store: Store, ref: str, kind: str) -> str | None:
+    """What to say of a full id whose record the catalog still holds but no longer
+    shows (pruned, or its timeline deleted, and not yet purged by gc): a link to a
+    pruned try otherwise read as a mistyped id. None when it is not such an id."""
+    if kind == "checkpoint":
+        found = store.catalog.checkpoints([ref])
+        if not found:
+            return None
+        c = found[0]
+        what = f"checkpoint {ref} ({c.stage or 'root'}" + (
+            f", {c.scenario_label})" if c.scenario_label else ")")
+        try:
+            store.get_timeline(c.timeline_id)
+        except NotFoundError:
+            return f"{what} was deleted with its timeline {c.timeline_id}"
+        return (f"{what} was deleted: pruned from timeline "
+                f"{refs.short_id(store, c.timeline_id, 'timeline')} (its tree is at "
+                f"/t/{c.timeline_id})")
+    if kind == "timeline" and store.catalog.timelines([ref]):
+        return f"timeline {ref} was deleted (localckpt rm)"
+    return None

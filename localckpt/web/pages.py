@@ -18,11 +18,12 @@ from ..errors import InvalidInputError
 from ..schema import check_id
 from ..types import Checkpoint
 from . import data
-from .boxes import frame_figure, label_legend, plain_boxes
+from .boxes import count_boxes, frame_figure, label_legend, plain_boxes
 from .html import attr, compact, esc, json_text, kv_table, layout, link, pager, tabs, url
 from .names import Names
 from .outline import BUDGET, CHILDREN, DEPTH, SEARCH_DEPTH, outline, search
-from .tree import TreeState, render_tree
+from .tree import TreeState, pending_lines, render_tree
+from .tries import REFERENCE_STAGE
 from .viewer import detection_frames, secs, stage_labels, viewer
 
 if TYPE_CHECKING:
@@ -42,6 +43,11 @@ def when(d: datetime | str) -> str:
     if isinstance(d, str):
         d = datetime.fromisoformat(d)
     return d.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _nowrap_words(text: str) -> str:
+    """Text that may wrap between its words, never inside one ("2026-12-\n06")."""
+    return " ".join(f'<span class="nb">{esc(w)}</span>' for w in text.split(" "))
 
 
 def _title(c: Checkpoint) -> str:
@@ -79,13 +85,14 @@ def timelines_page(store: Store, req: Request) -> str:
             f"<td>{esc(secs(r['duration']) if r['duration'] is not None else '—')}</td>"
             f"<td>{r['fps']:g}</td><td>{r['frame_count']:,}</td>"
             f"<td>{r['checkpoints']:,}</td>"
-            f"<td>{esc(when(r['created_at']))}</td>"
+            f"<td>{_nowrap_words(when(r['created_at']))}</td>"
             f"<td><code title={attr(r['id'])}>{esc(r['short_id'])}</code></td></tr>"
             for r in rows
         )
         nav = (pager("/", start, data.TIMELINE_PAGE, found["total"], "timelines")
-               if found["total"] > data.TIMELINE_PAGE else "")
-        body = f'{nav}<table class="list timelines">{head}{body_rows}</table>{nav}'
+               if found["total"] > data.TIMELINE_PAGE or start else "")
+        body = (f'{nav}<div class="wide"><table class="list timelines">{head}{body_rows}'
+                f"</table></div>{nav}" if rows else nav)
     return layout("Timelines", body, store=_store_name(store))
 
 
@@ -197,7 +204,7 @@ def timeline_page(store: Store, req: Request) -> str:
     ol = outline(checkpoints, start=state.start, opened=state.opened, shut=state.shut,
                  focus=[h.checkpoint for h in hits])
     index = store.frame_index(tid)
-    pos = req.int("i", 0)
+    pos = min(req.int("i", 0), max(len(index) - 1, 0))  # past the end: the last frame
     sampled = (index[-1].timestamp - index[0].timestamp + 1 / t.fps
                if index and data.duration(t) is not None else None)
     facts = {
@@ -319,7 +326,7 @@ def _boxes_section(store: Store, c: Checkpoint, req: Request) -> str:
     figures = "".join(
         frame_figure(c.timeline_id, seq, metas.get(seq), shapes := plain_boxes(frames[seq]),
                      f"#{seq}" + (f" · {secs(metas[seq].timestamp)}" if seq in metas else "")
-                     + f" · {len(shapes)} boxes", position=positions.get(seq))
+                     + f" · {count_boxes(len(shapes))}", position=positions.get(seq))
         for seq in seqs[start:start + BOX_PAGE]
     )
     nav = pager(f"/c/{c.id}", start, BOX_PAGE, len(seqs), "frames", stage=stage)
@@ -338,26 +345,41 @@ def checkpoint_page(store: Store, req: Request) -> str:
     tags = data.tag_names(store, c.timeline_id).get(c.id, [])
     outputs: dict[str, Any] = dict(c.stage_outputs)
     ref = names.short
+    video = store.get_timeline(c.timeline_id).source_video
     facts = [("id", f"<code>{esc(ref(c.id))}</code> <span class=\"muted\">{esc(c.id)}</span>"),
              ("tags", " ".join(f'<span class="tag">⚑ {esc(n)}</span>' for n in tags)
               or '<span class="muted">none</span>'),
-             ("timeline", link(f"/t/{c.timeline_id}", ref(c.timeline_id, "timeline"))),
+             ("timeline", link(f"/t/{c.timeline_id}", ref(c.timeline_id, "timeline"))
+              + f' <span class="muted">{esc(video or "(unnamed)")}</span>'),
              ("parent", link(f"/c/{c.parent_id}", ref(c.parent_id)) if c.parent_id else "—"),
              ("stage added", esc(c.stage or "—")), ("created", esc(when(c.created_at)))]
     if c.is_scenario:
         facts.append(("scenario", esc(c.scenario_label or "(unlabelled)")))
     if c.merged_from:
         facts.append(("merged from", link(f"/c/{c.merged_from}", ref(c.merged_from))))
+    tries = f"/t/{c.timeline_id}/tries"
+    if c.stage == REFERENCE_STAGE:  # imported ground truth: what it is for
+        facts.append(("tries", link(url(tries, against=c.id), "rank the tries against it")))
+    elif c.stage and not c.merged_from:
+        facts.append(("tries", link(url(tries, stage=c.stage),
+                                    f"rank the tries of {c.stage} against a reference")))
     facts_html = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
     chain = " → ".join(
         link(f"/c/{x.id}", checkpoint_title(x, names)) if x.id != c.id else
         f"<strong>{esc(checkpoint_title(x, names))}</strong>" for x in lineage)
     kids = ", ".join(link(f"/c/{k.id}", checkpoint_title(k, names)) for k in children) or "none"
+    from ..runs.store_api import pending_runs
+
+    runs = [r for r in pending_runs(store, c.timeline_id) if r["parent_id"] == c.id]
+    pending = ('<p class="runs" id="runs">open stage runs (a commit saves a child here): '
+               + ", ".join(f"<b>{esc(r['stage'])}</b> <code>run {esc(r['short_id'])}</code> "
+                           f"{esc(pending_lines(r)[0][1])}" for r in runs) + "</p>"
+               if runs else "")  # children to come, drawn dashed in the tree
     stages = "".join(_stage_block(c, s, outputs[s]) for s in sorted(outputs)) or (
         '<p class="muted">no stage outputs (a root checkpoint)</p>')
     body = (
         f'<table class="facts">{facts_html}</table>'
-        f'<h2>Lineage</h2><p class="lineage">{chain}</p><p>children: {kids}</p>'
+        f'<h2>Lineage</h2><p class="lineage">{chain}</p><p>children: {kids}</p>{pending}'
         f'<div class="cols"><div><h2>Config</h2>{kv_table(dict(c.config_overrides))}</div>'
         f"<div><h2>Stats</h2>{kv_table(dict(c.stats))}</div></div>"
         f"<h2>Frames and detections</h2>{_boxes_section(store, c, req)}"

@@ -23,7 +23,7 @@ from ..errors import InvalidInputError, LocalckptError, NotFoundError
 from ..evaluate import METRICS, Evaluation, evaluate
 from ..framediff import Box
 from ..types import Checkpoint, FrameMeta
-from .boxes import Shape, frame_figure
+from .boxes import Shape, count_boxes, frame_figure
 from .html import attr, compact, esc, layout, link, shorten, url
 from .names import Names, check_ref, resolve
 
@@ -167,7 +167,8 @@ def _per_label(ev: Evaluation, metric: str) -> str:
                                                       for _, t in _COLUMNS)
             + '<th class="num">boxes</th><th class="num">reference</th></tr>')
     return (f'<details class="per-label"><summary>per label</summary>'
-            f'<table class="list">{head}{"".join(rows)}</table></details>')
+            f'<div class="wide"><table class="list">{head}{"".join(rows)}</table></div>'
+            "</details>")
 
 
 def tries_page(store: Store, req: Request) -> str:
@@ -225,8 +226,8 @@ def tries_page(store: Store, req: Request) -> str:
     table = (
         f'<form class="side-form" action={attr(f"/t/{tid}/side")} method="get">'
         f'<input type="hidden" name="stage" value={attr(stage)}>'
-        f'<table class="list tries" id="tries">{_header(tid, query, metric)}'
-        f"{_rows(tid, ev, by_id, shorts, stage, metric)}</table>"
+        f'<div class="wide"><table class="list tries" id="tries">{_header(tid, query, metric)}'
+        f"{_rows(tid, ev, by_id, shorts, stage, metric)}</table></div>"
         f'<p class="side-pick"><label><input type="checkbox" name="c" value={attr(ref.id)} '
         "checked> with the reference</label> "
         '<button type="submit">view the picked side by side</button> '
@@ -307,8 +308,7 @@ def _panes(store: Store, names: Names, tid: str, picked: list[Checkpoint], stage
             d = _OUTPUTS.get(store, c, s)
             boxes = _boxes(d.table, seq) if d.frame_keyed else []
             listed = seq in set(d.frames) if d.frame_keyed else False
-            caption = (f"{len(boxes)} box" + ("" if len(boxes) == 1 else "es")
-                       if listed else "frame not in this output")
+            caption = (count_boxes(len(boxes)) if listed else "frame not in this output")
             figure = frame_figure(tid, seq, meta, boxes, caption)
         cells.append(f'<div class="pane" data-id={attr(c.id)} data-seq="{seq}">{head}'
                      f"{figure}</div>")

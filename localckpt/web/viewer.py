@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInputError, NotFoundError
 from ..framediff import frames_of
 from ..types import Checkpoint, FrameMeta
-from .boxes import Shape, frame_figure, label_counts, plain_boxes
+from .boxes import Shape, count_boxes, frame_figure, label_counts, plain_boxes
 from .html import attr, esc, url
 
 if TYPE_CHECKING:
@@ -84,8 +84,7 @@ def viewer(timeline_id: str, index: list[FrameMeta], pos: int, link: Callable[[i
     if frames is not None:
         value = frames.get(meta.sequence)
         shapes = plain_boxes(value) if value is not None else []
-        drawn = (f" · {len(shapes)} box" + ("" if len(shapes) == 1 else "es")
-                 if value is not None else " · not in this output")
+        drawn = (f" · {count_boxes(len(shapes))}" if value is not None else " · not in this output")
     caption = (f"frame #{meta.sequence} · {esc(secs(meta.timestamp))} · {pos + 1:,} of "
                f"{len(index):,}{drawn}")
     figure = frame_figure(timeline_id, meta.sequence, meta, shapes, caption, cls="frame big",
