@@ -551,3 +551,23 @@ def test_a_link_to_a_pruned_try_says_it_was_pruned(tmp_path: Any) -> None:
     assert "was deleted: pruned" in texts[f"/t/{tl.id}/tries?against={gone}"]
     assert "give its id, short id" in texts["/c/0123456789abcdef"]  # never existed
     store.close()
+
+
+def test_a_pruned_trys_404_links_to_the_tree_it_was_pruned_from(tmp_path: Any) -> None:
+    """The 404 of a pruned try gave the timeline's address as plain text ("its tree is
+    at /t/..."), to be copied by hand; the page now offers it as a link, the JSON too."""
+    store = localckpt.open(str(tmp_path / "gone"), create=True)
+    tl = store.create_timeline("v.mp4", "p", np.zeros((2, 36, 64, 3), np.uint8), fps=2.0)
+    gone = store.save_stage_output(tl.id, None, "detect", {"x": 1})
+    store.prune(gone)
+    with serving(store) as (base, _):
+        status, _, body = get(base, f"/c/{gone}")
+        api_status, _, api = get(base, f"/api/checkpoints/{gone}")
+    page = body.decode()
+    short = store.short_id(tl.id, "timeline")
+    assert (status, api_status) == (404, 404)
+    assert page.count(f'<a href="/t/{tl.id}">the tree of timeline {short}, without it</a>') == 1
+    assert f"/t/{tl.id}" not in re.sub(r"<a href=[^>]*>", "", page)  # no address as text
+    assert json.loads(api)["links"] == [
+        {"href": f"/t/{tl.id}", "text": f"the tree of timeline {short}, without it"}]
+    store.close()

@@ -123,8 +123,8 @@ class App:
                                f"there is no page at {target.partition('?')[0]!r}")
         except Refused as exc:
             return self._error(kind, exc.status, exc.title, str(exc), exc.links)
-        except NotFoundError as exc:
-            return self._error(kind, 404, "Not found", str(exc))
+        except NotFoundError as exc:  # a Gone one says where to go instead
+            return self._error(kind, 404, "Not found", str(exc), getattr(exc, "links", None))
         except (InvalidInputError, UnicodeDecodeError) as exc:
             return self._error(kind, 400, "Bad request", _says(exc))
         except LocalckptError as exc:

@@ -19,9 +19,18 @@ from ..schema import check_id
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["Names", "check_ref", "resolve"]
+__all__ = ["Gone", "Names", "check_ref", "resolve"]
 
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class Gone(NotFoundError):
+    """A reference to something deleted, with where to go instead: links [(href, text)]
+    that the error page (and the JSON error) offers."""
+
+    def __init__(self, message: str, links: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.links = links
 
 
 def check_ref(value: str, what: str) -> str:
@@ -63,14 +72,17 @@ def resolve(store: Store, ref: str, kind: str = "checkpoint") -> str:
         return refs.resolve(store, ref, kind)
     except NotFoundError:
         gone = _deleted(store, ref, kind)
+        if isinstance(gone, Gone):
+            raise gone from None
         raise NotFoundError(gone or f"no {kind} {ref!r}: give its id, short id, a unique "
                             "prefix" + (" or a tag" if kind == "checkpoint" else "")) from None
 
 
-def _deleted(store: Store, ref: str, kind: str) -> str | None:
+def _deleted(store: Store, ref: str, kind: str) -> str | Gone | None:
     """What to say of a full id whose record the catalog still holds but no longer
     shows (pruned, or its timeline deleted, and not yet purged by gc): a link to a
-    pruned try otherwise read as a mistyped id. None when it is not such an id."""
+    pruned try otherwise read as a mistyped id, with a link to the tree it was pruned
+    from. None when it is not such an id."""
     if kind == "checkpoint":
         found = store.catalog.checkpoints([ref])
         if not found:
@@ -82,9 +94,9 @@ def _deleted(store: Store, ref: str, kind: str) -> str | None:
             store.get_timeline(c.timeline_id)
         except NotFoundError:
             return f"{what} was deleted with its timeline {c.timeline_id}"
-        return (f"{what} was deleted: pruned from timeline "
-                f"{refs.short_id(store, c.timeline_id, 'timeline')} (its tree is at "
-                f"/t/{c.timeline_id})")
+        short = refs.short_id(store, c.timeline_id, "timeline")
+        return Gone(f"{what} was deleted: pruned from timeline {short}",
+                    [(f"/t/{c.timeline_id}", f"the tree of timeline {short}, without it")])
     if kind == "timeline" and store.catalog.timelines([ref]):
         return f"timeline {ref} was deleted (localckpt rm)"
     return None
