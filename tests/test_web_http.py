@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
-from websample import CHANGED, SCRIPT, Sample, build, serving
+from websample import CHANGED, SCRIPT, Sample, ball_boxes, build, serving
 
 import localckpt
 from localckpt.ids import id_tail
@@ -571,3 +571,42 @@ def test_a_pruned_trys_404_links_to_the_tree_it_was_pruned_from(tmp_path: Any) -
     assert json.loads(api)["links"] == [
         {"href": f"/t/{tl.id}", "text": f"the tree of timeline {short}, without it"}]
     store.close()
+
+
+def _selected(page: str, name: str) -> list[str]:
+    """The values of the selected options of the select called name."""
+    found = re.search(rf'<select name="{name}"[^>]*>(.*?)</select>', page, re.S)
+    assert found, name
+    return re.findall(r'<option value="([^"]*)" selected>', found.group(1))
+
+
+def test_the_tries_form_shows_the_stage_asked_for_when_none_has_it(site: Any) -> None:
+    """?stage=<unknown> said "no checkpoint added stage <unknown>" while its dropdown had
+    nothing selected, so the browser showed the first stage: the form and the message
+    disagreed. The asked stage is now the one selected, as the message names it."""
+    base, _, s, _ = site
+    for asked, message in (("segment", "added stage segment besides"),
+                           ("detect", "Choose a reference above")):
+        status, _, body = get(base, f"/t/{s.timeline}/tries?stage={asked}")
+        page = body.decode()
+        assert status == 200 and message in page, asked
+        assert _selected(page, "stage") == [asked], asked
+    page = get(base, f"/t/{s.timeline}/tries?stage=segment")[2].decode()
+    assert page.count('<option value="segment"') == 1  # once, even asked for
+
+
+def test_the_viewer_of_a_checkpoint_without_a_stage_shows_its_first_stage(site: Any) -> None:
+    """/view/X?c=ID without stage= was a 404 "no stage ''": it now shows the stage the
+    checkpoint's page opens with (its first stage with detections)."""
+    base, _, s, _ = site
+    status, _, body = get(base, f"/view/{s.timeline}?c={s.mot}&i=3")
+    page = body.decode()
+    assert status == 200, page
+    assert f'data-src="/view/{s.timeline}?c={s.mot}&amp;stage=detect"' in page
+    assert page.count('class="box') == len(ball_boxes(3))
+    same = get(base, f"/view/{s.timeline}?c={s.mot}&stage=detect&i=3")[2].decode()
+    assert page == same
+    status, _, body = get(base, f"/view/{s.timeline}?c={s.track}&stage=")
+    assert status == 200  # the track checkpoint still carries try 1's detect output
+    status, _, body = get(base, f"/view/{s.timeline}?c={s.root}")
+    assert status == 404 and "has no stage with detections to draw" in body.decode()

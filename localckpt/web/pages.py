@@ -24,7 +24,7 @@ from .names import Names
 from .outline import BUDGET, CHILDREN, DEPTH, SEARCH_DEPTH, outline, search
 from .tree import TreeState, pending_lines, render_tree
 from .tries import REFERENCE_STAGE
-from .viewer import detection_frames, secs, stage_labels, viewer
+from .viewer import detection_frames, detection_stages, secs, stage_labels, viewer
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -273,19 +273,6 @@ def timeline_page(store: Store, req: Request) -> str:
 # -- one checkpoint -----------------------------------------------------------------------
 
 
-def _detection_stages(store: Store, req: Request, c: Checkpoint) -> list[str]:
-    """Stages whose output is frame-keyed with at least one frame holding detections."""
-    found = []
-    for stage in sorted(c.stage_hashes):
-        try:
-            frames = detection_frames(store, req, c, stage)
-        except InvalidInputError:
-            continue
-        if any(plain_boxes(v) for v in frames.values()):
-            found.append(stage)
-    return found
-
-
 def _stage_block(c: Checkpoint, stage: str, value: Any) -> str:
     size = len(compact(value))  # the C encoder: cheap even for a 10,000-frame output
     where = url(f"/api/checkpoints/{c.id}/outputs/{quote(stage, safe='')}")
@@ -301,7 +288,7 @@ def _stage_block(c: Checkpoint, stage: str, value: Any) -> str:
 
 
 def _boxes_section(store: Store, c: Checkpoint, req: Request) -> str:
-    stages = _detection_stages(store, req, c)
+    stages = detection_stages(store, req, c)
     if not stages:
         return ('<p class="muted">No stage output of this checkpoint holds detections '
                 '(frame-keyed: <code>{"frames": [{"sequence": n, "detections": [...]}]}</code>).'

@@ -96,6 +96,8 @@ def _form(tid: str, checkpoints: list[Checkpoint], tags: dict[str, list[str]],
           shorts: dict[str, str], stage: str | None,
           reference: str | None, metric: str, iou: float) -> str:
     stages = sorted({c.stage for c in checkpoints if c.stage})
+    if stage and stage not in stages:  # asked for, none here: shown as the message says
+        stages.insert(0, stage)
     stage_opts = "".join(f"<option value={attr(s)}{' selected' if s == stage else ''}>"
                          f"{esc(s)}</option>" for s in stages)
     refs = sorted((c for c in checkpoints if c.parent_id is not None),

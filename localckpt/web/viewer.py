@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from ..store import Store
     from .request import Request
 
-__all__ = ["detection_frames", "fragment", "secs", "stage_labels", "viewer"]
+__all__ = ["detection_frames", "detection_stages", "fragment", "secs", "stage_labels",
+           "viewer"]
 
 _PREV, _NEXT = "\u2039 previous", "next \u203a"
 
@@ -52,6 +53,28 @@ def detection_frames(store: Store, req: Request, c: Checkpoint, stage: str) -> d
     if isinstance(found, InvalidInputError):
         raise found
     return found
+
+
+def detection_stages(store: Store, req: Request, c: Checkpoint) -> list[str]:
+    """Stages whose output is frame-keyed with at least one frame holding detections."""
+    found = []
+    for stage in sorted(c.stage_hashes):
+        try:
+            frames = detection_frames(store, req, c, stage)
+        except InvalidInputError:
+            continue
+        if any(plain_boxes(v) for v in frames.values()):
+            found.append(stage)
+    return found
+
+
+def _first_detection_stage(store: Store, req: Request, c: Checkpoint) -> str:
+    """The stage a checkpoint page shows first, for a viewer asked without one."""
+    stages = detection_stages(store, req, c)
+    if not stages:
+        raise NotFoundError(f"checkpoint {c.id} has no stage with detections to draw (it "
+                            f"has: {', '.join(sorted(c.stage_hashes)) or 'none'})")
+    return stages[0]
 
 
 def stage_labels(req: Request, c: Checkpoint, stage: str, frames: dict[int, Any]
@@ -108,7 +131,8 @@ def viewer(timeline_id: str, index: list[FrameMeta], pos: int, link: Callable[[i
 
 
 def fragment(store: Store, req: Request) -> str:
-    """/view/{timeline}?i=&c=&stage=: the viewer alone (what app.js swaps in)."""
+    """/view/{timeline}?i=&c=&stage=: the viewer alone (what app.js swaps in); without
+    stage, a checkpoint's first stage with detections (as its page shows first)."""
     tid = req.timeline()
     index = store.frame_index(tid)
     pos = req.int("i", 0)
@@ -118,7 +142,7 @@ def fragment(store: Store, req: Request) -> str:
         c = store.get_checkpoint(req.checkpoint("c"))
         if c.timeline_id != tid:
             raise InvalidInputError(f"checkpoint {c.id} is not of timeline {tid}")
-        stage = req.text("stage") or ""
+        stage = req.text("stage") or _first_detection_stage(store, req, c)
         frames = detection_frames(store, req, c, stage)
         src = url(f"/view/{tid}", c=c.id, stage=stage)
 
