@@ -526,6 +526,40 @@ def test_a_long_stage_name_never_runs_into_the_id_beside_it(tmp_path: Path, page
     store.close()
 
 
+def test_a_long_stage_name_is_cut_with_an_ellipsis_that_shows(tmp_path: Path, page: Any,
+                                                              shots: Path) -> None:
+    """A long stage name was cut at the id by the clip alone, with no "…" in sight (the
+    "…" came after 22 characters, past the clip): read as the whole name. It is now cut
+    where it fits, and its "…" is drawn inside the box; a short name stays whole."""
+    store = localckpt.open(str(tmp_path / "cut"), create=True)
+    tl = store.create_timeline("v.mp4", "p", [np.zeros((8, 8, 3), np.uint8)] * 2, codec="png")
+    names = ("classify_players_by_jersey_number", "WWWWWWWWWWWWWWWWWWWWWWWWWW",
+             "segment_and_track_v2", "ocr")
+    parent = None
+    for stage in names:
+        store.begin_run(tl.id, None, stage)
+        parent = store.save_stage_output(tl.id, parent, stage, {"x": 1})
+    with serving(store) as (base, _):
+        page.goto(f"{base}/t/{tl.id}")
+        shown = page.eval("""Array.from(document.querySelectorAll(
+                'svg.tree g.pending, svg.tree g.node')).map(g => {
+            const t = g.querySelector('text.stage');
+            const card = g.querySelector('rect.card').getBoundingClientRect();
+            const head = g.querySelector('svg.head');
+            return [t.textContent, card.left + Number(head.getAttribute('width'))
+                    - t.getBoundingClientRect().right];
+        })""")
+        page.screenshot(shots / "tree-long-names.png", selector="#tree")
+    store.close()
+    for text, room_left in shown:
+        assert room_left >= 0, (text, room_left)  # the whole text shows, "…" and all
+        whole = text in (*names, "root")
+        assert whole or (text.endswith("…") and any(n.startswith(text[:-1]) for n in names)
+                         and len(text) > 5), text
+    assert sorted(t for t, _ in shown if not t.endswith("…")) == ["ocr", "ocr", "root"]
+    assert len(shown) == 9  # 4 runs; the root and 4 checkpoints (ocr: a lone leaf, drawn)
+
+
 # -- a narrow window, small frames (review in a browser, as a new user) -------------------
 
 LONG_NAME = ("s3://broadcast-archive-eu-west-1/2026/season-12/camera-07-tactical-wide/"

@@ -121,6 +121,28 @@ def test_many_siblings_are_paged_when_opened() -> None:
     assert second.hidden[root].after == 130 - 2 * OPEN_CHILDREN
 
 
+def test_a_marker_never_stands_for_a_single_checkpoint() -> None:
+    """"+1 more (1 checkpoint)" took the room of the node it hid: a lone leaf left out (by
+    the count of children, the depth or the budget) is drawn instead. Two, or one with
+    children of its own, or one under a node the reader shut, keep their marker."""
+    from localckpt.web.outline import CHILDREN
+
+    cps = star(CHILDREN + 1)
+    one = outline(cps)
+    assert one.drawn == [c.id for c in cps] and one.hidden == {}
+    two = outline(star(CHILDREN + 2))
+    assert (two.hidden[two.start].children, two.hidden[two.start].checkpoints) == (2, 2)
+    deep = chain(DEPTH + 2)
+    assert outline(deep).drawn == [c.id for c in deep] and outline(deep).hidden == {}
+    deeper = chain(DEPTH + 3)
+    cut = outline(deeper)
+    assert len(cut.drawn) == DEPTH + 1 and cut.hidden[deeper[DEPTH].id].checkpoints == 2
+    lone = star(1)
+    assert outline(lone, shut=[lone[0].id]).hidden[lone[0].id].checkpoints == 1
+    svg = render_tree(cps, one, {}, lambda i: i[-8:], TreeState("/t/t"))
+    assert "more (" not in svg and svg.count('<g class="node') == CHILDREN + 2
+
+
 # -- drawing ------------------------------------------------------------------------------
 
 _NODE = re.compile(r'<g class="(node[^"]*|hidden)"[^>]*transform="translate\(([-0-9.e]+),'

@@ -5,7 +5,9 @@ and draws, breadth first, :data:`DEPTH` levels below the start, :data:`BUDGET` n
 all, and at most :data:`CHILDREN` children of the start, half as many of each of its
 children, and so on down to 2 (so the first screen shows the shape of every level).
 Whatever is left out is summed up in a :class:`Hidden` marker under its parent ("+12
-more, 340 checkpoints") that opens it. The reader's choices travel in the URL:
+more, 340 checkpoints") that opens it; a lone leaf is drawn instead of a marker for it
+(which would take its room), even past the depth or the budget. The
+reader's choices travel in the URL:
 
 - ``open``: nodes whose children are all drawn, a page of :data:`OPEN_CHILDREN` at a
   time (``id`` or ``id@offset``), and whose subtrees get :data:`DEPTH` levels again;
@@ -147,6 +149,9 @@ def outline(checkpoints: Sequence[Checkpoint], *, start: str | None = None,
         else:
             window = children[:max(0, min(children_at(level), BUDGET - len(drawn)))]
         chosen = set(window) | {k for k in children if k in forced}
+        rest = [k for k in children if k not in chosen]
+        if len(rest) == 1 and sizes[rest[0]] == 1 and node not in closed:
+            chosen.add(rest[0])  # a marker for one leaf would take the room of the leaf
         picked = [k for k in children if k in chosen]
         shown_kids[node] = picked
         for k in picked:

@@ -36,6 +36,8 @@ ANCHOR = 14  # edges meet a box this far below its top (its title row)
 STUB_H = 46
 _CHARS = 33  # characters that fit on a node's line at 12 px
 _ID_CHAR = 6.7  # width of a character of an id (11 px monospace: 0.6 em, and a little)
+_TITLE_PX = 14  # a title's font size; its characters' widths in em, rounded up:
+_NARROW, _HALF, _USUAL, _UPPER, _WIDE = 0.38, 0.52, 0.72, 0.86, 1.11
 _MAX_KEYS = 4  # changed config / stats keys listed on a node; the rest are counted
 _ABSENT = object()
 
@@ -202,12 +204,31 @@ def _node(c: Checkpoint, parent: Checkpoint | None, box: Box, lines: list[tuple[
     )
 
 
+def _title_width(text: str) -> float:
+    """About how wide text is as a card's title (14 px bold), in px: DejaVu Sans Bold's
+    widths, the widest of the usual fonts, so a title cut to fit fits elsewhere too."""
+    return _TITLE_PX * sum(_WIDE if ch in "mwMW@%=…" else _NARROW if ch in "ijlI.,:;'!| "
+                           else _HALF if ch in "frt-_()[]" else _UPPER if ch.isupper()
+                           else _USUAL for ch in text)
+
+
+def fit_title(text: str, px: float) -> str:
+    """text, or as much of it as fits in px followed by "…" (a title cut where its box
+    ends, with no sign that it goes on, read as the whole name)."""
+    if _title_width(text) <= px:
+        return text
+    keep = len(text)
+    while keep and _title_width(text[:keep] + "…") > px:
+        keep -= 1
+    return text[:keep] + "…"
+
+
 def _head(title: str, ident: str, w: float) -> str:
-    """A card's title row: the title (bold, left) clipped short of the id (mono, right),
-    so a long or wide name never runs into the id."""
+    """A card's title row: the title (bold, left) cut short of the id (mono, right) with
+    "…", and clipped there too, so a long or wide name never runs into the id."""
     room = w - 10 - _ID_CHAR * len(ident) - 8  # where the id begins, less a gap
     return (f'<svg class="head" width="{room:g}" height="{HEAD}"><text x="10" y="19" '
-            f'class="stage">{esc(shorten(title, 22))}</text></svg>'
+            f'class="stage">{esc(fit_title(title, room - 10))}</text></svg>'
             f'<text x="{w - 10:g}" y="19" class="id" text-anchor="end">{esc(ident)}</text>')
 
 
