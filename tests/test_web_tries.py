@@ -232,3 +232,14 @@ def test_a_try_without_boxes_is_left_out_of_the_ranking_and_named(
         assert page.count(f"#skipped a[href='/c/{odd}']") == 1
         page.screenshot(shots / "tries-skipped.png", width=1400, max_height=900)
     store.close()
+
+
+def test_the_form_shows_the_stage_the_message_names(site: Any, page: Any, shots: Path) -> None:
+    """?stage=segment (no try has it) said "no checkpoint added stage segment" above a
+    stage dropdown showing detect (nothing was selected: the browser shows the first)."""
+    base, s, _, _ = site
+    page.goto(f"{base}/t/{s.timeline}/tries?stage=segment")
+    assert page.status == 200 and page.problems() == []
+    assert "added stage segment" in page.texts("#message")[0]
+    assert page.eval("document.querySelector('select[name=stage]').value") == "segment"
+    page.screenshot(shots / "tries-unknown-stage.png", width=1400, max_height=400)
