@@ -190,31 +190,3 @@ def test_pages_read_as_many_database_rows_at_1000_timelines_as_at_100(path: str)
     small, large = reads[100], reads[1000]
     assert len(large.statements) == len(small.statements), (small, large)
     assert large.rows <= small.rows + 8, (small, large)
-
-
-def test_a_checkpoint_offers_to_rank_its_stages_tries_only_when_there_are_two() -> None:
-    """A checkpoint linked "rank the tries of track" though it was the only try of track
-    (the tries page then had nothing to rank). Whether there are two is read from the
-    tree the page now reads once in place of its lineage and its children: fewer catalog
-    calls than before (18 and 21 for these two pages), its rows the tree's."""
-    store, counting, made = _store(1)
-    tid = made[0].id
-    first, _ = [c.id for c in store.checkpoints(tid) if c.stage == "detect"]
-    track = store.save_stage_output(tid, first, "track", {"t": 1})
-    size = len(store.checkpoints(tid))
-    app = App(store)
-    pages = {}
-    before = {first: 18, track: 21}  # catalog calls of the pages before the change
-    for cid in (first, track):
-        counting.reset()
-        resp = app.handle("GET", f"/c/{cid}", "localhost")
-        assert resp.status == 200
-        pages[cid] = resp.body.decode()
-        assert sum(counting.calls.values()) < before[cid], counting.calls
-        assert counting.calls["tree"] == 1 and counting.rows["tree"] == size
-        assert "lineage" not in counting.calls and "children" not in counting.calls
-    assert f'href="/t/{tid}/tries?stage=detect"' in pages[first]
-    assert "/tries?stage=track" not in pages[track]
-    assert "the only try of track: nothing to rank" in pages[track]
-    assert f'<a href="/c/{track}">' in pages[first]  # the children, as before
-    assert pages[track].count(f'<a href="/c/{first}">') >= 1  # the lineage, as before

@@ -502,8 +502,7 @@ def test_a_checkpoint_page_names_its_video_its_open_runs_and_its_tries(tmp_path:
                                fps=2.0)
     out = {"frames": [{"sequence": s, "detections": []} for s in range(4)]}
     detect = store.save_stage_output(tl.id, None, "detect", out)
-    store.save_stage_output(tl.id, None, "detect", out, config_overrides={"thr": 0.7})
-    labels = store.save_stage_output(tl.id, None, "labels", out)  # 2 tries to rank
+    labels = store.save_stage_output(tl.id, None, "labels", out)
     run = store.begin_run(tl.id, detect, "classify", version="v1")
     run.put({0: {"n": 0}, 1: {"n": 1}})
     with serving(store) as (base, _):

@@ -324,21 +324,11 @@ def _boxes_section(store: Store, c: Checkpoint, req: Request) -> str:
             f'{nav}<div class="frames">{figures}</div>{nav}')
 
 
-def _family(tree: list[Checkpoint], c: Checkpoint) -> tuple[list[Checkpoint],
-                                                             list[Checkpoint]]:
-    """c's lineage (root first) and live children (oldest first), from its live tree."""
-    by_id = {x.id: x for x in tree}
-    lineage = [c]
-    while lineage[-1].parent_id in by_id:
-        lineage.append(by_id[lineage[-1].parent_id or ""])
-    return lineage[::-1], [x for x in tree if x.parent_id == c.id]
-
-
 def checkpoint_page(store: Store, req: Request) -> str:
     c = store.get_checkpoint(req.checkpoint())
     names = req.names
-    tree = store.checkpoints(c.timeline_id)  # lineage, children and tries in one read
-    lineage, children = _family(tree, c)
+    lineage = store.lineage(c.id)
+    children = store.children(c.id)
     tags = data.tag_names(store, c.timeline_id).get(c.id, [])
     outputs: dict[str, Any] = dict(c.stage_outputs)
     ref = names.short
@@ -358,12 +348,8 @@ def checkpoint_page(store: Store, req: Request) -> str:
     if c.stage == REFERENCE_STAGE:  # imported ground truth: what it is for
         facts.append(("tries", link(url(tries, against=c.id), "rank the tries against it")))
     elif c.stage and not c.merged_from:
-        if sum(1 for x in tree if x.stage == c.stage) > 1:  # as the tries page counts them
-            facts.append(("tries", link(url(tries, stage=c.stage),
-                                        f"rank the tries of {c.stage} against a reference")))
-        else:
-            facts.append(("tries", f'<span class="muted">the only try of {esc(c.stage)}: '
-                                   "nothing to rank</span>"))
+        facts.append(("tries", link(url(tries, stage=c.stage),
+                                    f"rank the tries of {c.stage} against a reference")))
     facts_html = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in facts)
     chain = " → ".join(
         link(f"/c/{x.id}", checkpoint_title(x, names)) if x.id != c.id else
