@@ -174,3 +174,33 @@ def test_run_show_gives_short_ids_beside_the_timeline_and_parent(
     text = capsys.readouterr().out
     assert f"parent     {rshort}  ({root})" in text
     assert f"state      committed  checkpoint {cshort}  ({made['cid']})" in text
+
+
+def test_runs_and_run_show_json_give_short_ids_beside_every_id(
+        made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """`runs --json` and `run show --json` gave timeline_id, parent_id and checkpoint_id
+    (and memo_key's held_by) as full ids only, against the JSON convention of
+    localckpt/cli/common.py that `show --json` and `tree --json` follow."""
+    with localckpt.open(made["path"]) as store:
+        tshort = store.short_id(made["tl"], "timeline")
+        root = store.get_timeline(made["tl"]).root_checkpoint_id
+        rshort = store.short_id(root)
+    s = made["shorts"]
+    assert main(["--store", made["path"], "runs", "--json"]) == 0
+    listed = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    done, pending = listed[made["done"]], listed[made["pending"]]
+    assert (done["short_id"], done["timeline_short_id"], done["parent_short_id"],
+            done["checkpoint_short_id"]) == (s[made["done"]], tshort, rshort, s[made["cid"]])
+    assert (pending["parent_id"], pending["parent_short_id"]) == (made["cid"], s[made["cid"]])
+    assert (pending["checkpoint_id"], pending["checkpoint_short_id"]) == (None, None)
+    assert main(["--store", made["path"], "run", "show", s[made["done"]], "--frame", "3",
+                 "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["short_id"], shown["timeline_short_id"], shown["parent_short_id"],
+            shown["checkpoint_short_id"]) == (s[made["done"]], tshort, rshort, s[made["cid"]])
+    assert (shown["memo_key"]["held_by"], shown["memo_key"]["held_by_short_id"]) == (
+        made["done"], s[made["done"]])
+    assert main(["--store", made["path"], "run", "show", s[made["pending"]], "--frame", "7",
+                 "--json"]) == 0
+    key = json.loads(capsys.readouterr().out)["memo_key"]
+    assert (key["hit"], key["held_by"], key["held_by_short_id"]) == (False, None, None)

@@ -166,7 +166,7 @@ ID_FIELDS: dict[str, str] = {
     "timeline_id": "timeline", "root_checkpoint_id": "checkpoint",
     "checkpoint_id": "checkpoint", "parent_id": "checkpoint", "merged_from": "checkpoint",
     "a": "checkpoint", "b": "checkpoint", "ours": "checkpoint", "theirs": "checkpoint",
-    "result": "checkpoint", "run_id": "run",
+    "result": "checkpoint", "run_id": "run", "held_by": "run",
 }
 
 

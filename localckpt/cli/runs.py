@@ -12,7 +12,14 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .common import TIMELINE_HELP, add_command, parse_age, print_json, timeline_ref
+from .common import (
+    TIMELINE_HELP,
+    add_command,
+    add_short_ids,
+    parse_age,
+    print_json,
+    timeline_ref,
+)
 
 if TYPE_CHECKING:
     from ..runs import RunStatus, StageRun
@@ -31,20 +38,14 @@ def age(when: datetime, now: datetime | None = None) -> str:
     return f"{int(seconds)}s"
 
 
-def _status_dict(status: RunStatus, shorts: dict[str, str]) -> dict[str, Any]:
-    d = status.to_dict()
-    d["short_id"] = shorts.get(status.id, status.id)
-    return d
-
-
 def cmd_runs(store: Store, args: argparse.Namespace) -> int:
     tid = timeline_ref(store, args.timeline) if args.timeline else None
     runs = store.runs(tid, state=args.state)
     statuses = [r.status() for r in runs]
-    shorts = store.short_ids([s.id for s in statuses], "run")
     if args.json:
-        print_json([_status_dict(s, shorts) for s in statuses])
+        print_json(add_short_ids(store, [s.to_dict() for s in statuses], "run"))
         return 0
+    shorts = store.short_ids([s.id for s in statuses], "run")
     if not statuses:
         print("no runs" + (f" on timeline {tid}" if tid else "") + " (begin one with "
               "store.begin_run)")
@@ -106,24 +107,24 @@ def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str]) 
 def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
     run = store.get_run(args.run)
     status = run.status()
-    short = store.short_id(run.id, "run")
     key, held = None, None
     if args.frame is not None:
         key = run.memo_key(args.frame)
         held = store._run_tables().holder(key.digest, run.record)
     if args.json:
-        d = _status_dict(status, {run.id: short})
+        d = add_short_ids(store, [status.to_dict()], "run")[0]
         rec = run.record
         d.update(params=dict(rec.params), inputs=list(rec.inputs))
         if key is not None:
-            d["memo_key"] = {"sequence": args.frame, "digest": key.digest, "parts": key.parts(),
-                             "hit": held is not None,
-                             "value_hash": held[0] if held else None,
-                             "held_by": held[1] if held else None,
-                             "pending": held[2] if held else None}
+            d["memo_key"] = add_short_ids(store, [{
+                "sequence": args.frame, "digest": key.digest, "parts": key.parts(),
+                "hit": held is not None, "value_hash": held[0] if held else None,
+                "held_by": held[1] if held else None,
+                "pending": held[2] if held else None}], None)[0]
         print_json(d)
         return 0
     rec = run.record
+    short = store.short_id(run.id, "run")
     shorts = {**store.short_ids([rec.timeline_id], "timeline"),
               **store.short_ids([i for i in (rec.parent_id, rec.checkpoint_id) if i])}
     lines = _show(run, status, short, shorts)
