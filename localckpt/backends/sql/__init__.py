@@ -20,15 +20,17 @@ __all__ = ["SqlCatalog", "duckdb_catalog", "memory_catalog", "postgres_catalog",
 def sqlite_catalog(path: str, *, create: bool = True, fsync: bool = True,
                    timeout: float = 10.0, read_only: bool = False) -> SqlCatalog:
     """The catalog in an SQLite file (created, with its tables, when create is True)."""
-    from .schema import migrate
+    from .schema import migrate, version_of
     from .sqlite import SqliteEngine
 
     engine = SqliteEngine(path, fsync=fsync, timeout=timeout, read_only=read_only)
     try:
-        if not read_only:
-            engine.opening = True  # damage met now: no command can open it (translate)
+        engine.opening = True  # damage met now: no command can open it (translate)
+        if read_only:  # nothing to migrate, but the same first read: damage met there
+            version_of(engine)  # stops every command, as it does a writer's open
+        else:
             migrate(engine, create=create)
-            engine.opening = False
+        engine.opening = False
         return SqlCatalog(engine)
     except BaseException:
         engine.close()
