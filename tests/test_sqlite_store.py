@@ -215,6 +215,27 @@ def test_a_damaged_catalog_opened_read_only_says_it_cannot_be_opened(tmp_path: P
     assert "run `localckpt verify`" not in str(info.value)
 
 
+def test_a_catalog_of_a_newer_localckpt_is_refused_read_only_too(tmp_path: Path) -> None:
+    """A writer's open refuses a catalog whose schema is newer than this code knows; one
+    opened read-only (a directory this process may not write) skipped that check and
+    read it as if it knew its tables."""
+    import sqlite3
+
+    from localckpt.backends.sql import sqlite_catalog
+    from localckpt.errors import SchemaVersionError
+
+    with localckpt.open(tmp_path, create=True) as store:
+        store.create_timeline("v.mp4", "p", [FRAME])
+    catalog = tmp_path / "catalog.sqlite"
+    with sqlite3.connect(catalog) as conn:
+        conn.execute("INSERT INTO schema_migrations (version, description, applied_at) "
+                     "VALUES (999, 'from the future', '2030-01-01')")
+    conn.close()
+    for read_only in (False, True):
+        with pytest.raises(SchemaVersionError, match=r"schema version 999.*upgrade"):
+            sqlite_catalog(str(catalog), read_only=read_only).close()
+
+
 # -- descriptors and imports --------------------------------------------------------------------
 
 
