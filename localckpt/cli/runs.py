@@ -18,6 +18,7 @@ from .common import (
     add_short_ids,
     parse_age,
     print_json,
+    printable,
     timeline_ref,
 )
 
@@ -50,7 +51,8 @@ def cmd_runs(store: Store, args: argparse.Namespace) -> int:
         print("no runs" + (f" on timeline {tid}" if tid else "") + " (begin one with "
               "store.begin_run)")
         return 0
-    width = max(len("STAGE"), *(len(s.stage) for s in statuses))
+    stages = {s.id: printable(s.stage) for s in statuses}
+    width = max(len("STAGE"), *map(len, stages.values()))
     tshorts = store.short_ids({s.timeline_id for s in statuses}, "timeline")
     print(f"{'RUN':12}  {'TIMELINE':8}  {'STAGE':{width}}  {'STATE':10}  {'DONE/TOTAL':>11}  "
           f"{'MEMO':>6}  AGE")
@@ -59,7 +61,7 @@ def cmd_runs(store: Store, args: argparse.Namespace) -> int:
         done = f"{s.done + s.memo_hits}/{s.total}"
         memo = str(s.memo_hits) if s.memo else "off"
         timeline = tshorts.get(s.timeline_id, s.timeline_id)
-        print(f"{shorts.get(s.id, s.id):12}  {timeline:8}  {s.stage:{width}}  "
+        print(f"{shorts.get(s.id, s.id):12}  {timeline:8}  {stages[s.id]:{width}}  "
               f"{s.state + ('!' if s.orphaned else ''):10}  {done:>11}  {memo:>6}  "
               f"{age(s.created_at, now)}")
     for s in statuses:
@@ -84,9 +86,9 @@ def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str]) 
         f"run        {_both(rec.id, {rec.id: short})}",
         f"timeline   {_both(rec.timeline_id, shorts)}",
         f"parent     {_both(rec.parent_id, shorts)}",
-        f"stage      {rec.stage}  version {rec.version!r}",
+        f"stage      {printable(rec.stage)}  version {rec.version!r}",
         f"params     {json.dumps(dict(rec.params), sort_keys=True, ensure_ascii=False)}",
-        f"inputs     {', '.join(rec.inputs) or '-'}",
+        f"inputs     {', '.join(map(printable, rec.inputs)) or '-'}",
         f"memo       {'on' if rec.memo else 'off'}",
         f"state      {rec.state}" + (f"  checkpoint {_both(rec.checkpoint_id, shorts)}"
                                     if rec.checkpoint_id else ""),
@@ -133,7 +135,7 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
                      + (f" (held: value {held[0][:12]} from run {held[1]}"
                         + (", open: not yet a memo entry)" if held[2] else ")")
                         if held else " (not in the memo)"))
-        lines += [f"  {name:8} {value}" for name, value in key.parts().items()]
+        lines += [f"  {name:8} {printable(str(value))}" for name, value in key.parts().items()]
     print("\n".join(lines))
     return 0
 
@@ -147,10 +149,10 @@ def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
         print_json({"id": run.id, "short_id": short, "state": run.state,
                     "already_aborted": already, "memo_kept": kept})
     elif already:
-        print(f"run {short} ({run.stage}) was already aborted; nothing changed")
+        print(f"run {short} ({printable(run.stage)}) was already aborted; nothing changed")
     else:
-        print(f"aborted run {short} ({run.stage}); {_memo_fate(run, kept)}, its parts go at "
-              "the next gc")
+        print(f"aborted run {short} ({printable(run.stage)}); {_memo_fate(run, kept)}, its "
+              "parts go at the next gc")
     return 0
 
 
@@ -171,11 +173,14 @@ def cmd_memo_stats(store: Store, args: argparse.Namespace) -> int:
         print_json(stats.to_dict())
         return 0
     print(stats.summary())
-    if stats.stages:
-        width = max(len("STAGE"), *(len(s.stage) for s in stats.stages))
-        print(f"{'STAGE':{width}}  {'VERSION':20}  {'ENTRIES':>8}  NEWEST")
-        for s in stats.stages:
-            print(f"{s.stage:{width}}  {s.version[:20]:20}  {s.entries:8d}  {age(s.newest)} ago")
+    if stats.stages:  # whole versions (two may share their first 20 characters), the
+        # default one (empty) as '', so that every row has its four columns
+        rows = [(printable(s.stage), printable(s.version) or "''", s) for s in stats.stages]
+        width = max(len("STAGE"), *(len(stage) for stage, _, _ in rows))
+        vwidth = max(len("VERSION"), *(len(version) for _, version, _ in rows))
+        print(f"{'STAGE':{width}}  {'VERSION':{vwidth}}  {'ENTRIES':>8}  NEWEST")
+        for stage, version, s in rows:
+            print(f"{stage:{width}}  {version:{vwidth}}  {s.entries:8d}  {age(s.newest)} ago")
     return 0
 
 
@@ -200,8 +205,8 @@ def pending_nodes(store: Store, timeline_id: str) -> dict[str, list[str]]:
         memo = f", {s['memo_hits']} from memo" if s["memo_hits"] else ""
         what = "committing" if s["state"] == "committing" else "pending"
         nodes.setdefault(s["parent_id"], []).append(
-            f"{s['stage']}  [{what} {s['done'] + s['memo_hits']}/{s['total']}{memo}; run "
-            f"{s['short_id']}]")
+            f"{printable(s['stage'])}  [{what} {s['done'] + s['memo_hits']}/{s['total']}"
+            f"{memo}; run {s['short_id']}]")
     return nodes
 
 
