@@ -214,10 +214,12 @@ class VideoSource:
         stream = moving[0]
         form = self.container.format.name
         if form in _IMAGE_FORMATS or form.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...
+            said = f"{self.name} is a still image ({stream.codec_context.name}), not a video"
             raise InvalidInputError(
-                f"{self.name} is a still image ({stream.codec_context.name}), not a video; "
-                "create_timeline takes images"
-            )
+                f"{said}; create_timeline takes images",
+                cli=f"{said}; `localckpt ingest` needs a video (an animated GIF is one): "
+                "join the images into one (ffmpeg -framerate 2 -i %04d.png frames.mp4), or "
+                "store them from Python with store.create_timeline")
         if stream.codec_context.name in _TEXT_CODECS:
             raise InvalidInputError(
                 f"{self.name} is a text file (FFmpeg would draw it as "

@@ -31,6 +31,7 @@ import pytest
 
 import localckpt
 from localckpt.bundle import export_bundle
+from localckpt.errors import InvalidInputError
 from localckpt.testing.videos import write_video
 
 Check = Callable[[Any, dict[str, str]], bool]
@@ -541,6 +542,24 @@ def test_ingest_of_an_audio_file_speaks_the_command_line(
     assert "has no video stream" in err and "`localckpt ingest` needs a video" in err
     assert "ingest_video" not in err
     assert not store.exists()
+
+
+def test_ingest_of_a_still_image_speaks_the_command_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ingest still.png` said "create_timeline takes images": a Python name, and no way
+    the command line has. Python keeps its wording."""
+    from PIL import Image
+
+    still, store = tmp_path / "still.png", tmp_path / "s"
+    Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(still)
+    assert _main("--store", str(store), "ingest", str(still)) == 1
+    err = capsys.readouterr().err
+    assert "is a still image (png), not a video; `localckpt ingest` needs a video" in err
+    assert "create_timeline takes images" not in err
+    assert not store.exists()
+    with localckpt.open(str(tmp_path / "py"), create=True) as s, \
+            pytest.raises(InvalidInputError, match="not a video; create_timeline takes images"):
+        s.ingest_video(still)
 
 
 def test_ingest_of_a_url_without_credentials_names_the_flag_for_them(

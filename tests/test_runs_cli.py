@@ -174,3 +174,69 @@ def test_run_show_gives_short_ids_beside_the_timeline_and_parent(
     text = capsys.readouterr().out
     assert f"parent     {rshort}  ({root})" in text
     assert f"state      committed  checkpoint {cshort}  ({made['cid']})" in text
+
+
+def test_runs_and_run_show_json_give_short_ids_beside_every_id(
+        made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """`runs --json` and `run show --json` gave timeline_id, parent_id and checkpoint_id
+    (and memo_key's held_by) as full ids only, against the JSON convention of
+    localckpt/cli/common.py that `show --json` and `tree --json` follow."""
+    with localckpt.open(made["path"]) as store:
+        tshort = store.short_id(made["tl"], "timeline")
+        root = store.get_timeline(made["tl"]).root_checkpoint_id
+        rshort = store.short_id(root)
+    s = made["shorts"]
+    assert main(["--store", made["path"], "runs", "--json"]) == 0
+    listed = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    done, pending = listed[made["done"]], listed[made["pending"]]
+    assert (done["short_id"], done["timeline_short_id"], done["parent_short_id"],
+            done["checkpoint_short_id"]) == (s[made["done"]], tshort, rshort, s[made["cid"]])
+    assert (pending["parent_id"], pending["parent_short_id"]) == (made["cid"], s[made["cid"]])
+    assert (pending["checkpoint_id"], pending["checkpoint_short_id"]) == (None, None)
+    assert main(["--store", made["path"], "run", "show", s[made["done"]], "--frame", "3",
+                 "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["short_id"], shown["timeline_short_id"], shown["parent_short_id"],
+            shown["checkpoint_short_id"]) == (s[made["done"]], tshort, rshort, s[made["cid"]])
+    assert (shown["memo_key"]["held_by"], shown["memo_key"]["held_by_short_id"]) == (
+        made["done"], s[made["done"]])
+    assert main(["--store", made["path"], "run", "show", s[made["pending"]], "--frame", "7",
+                 "--json"]) == 0
+    key = json.loads(capsys.readouterr().out)["memo_key"]
+    assert (key["hit"], key["held_by"], key["held_by_short_id"]) == (False, None, None)
+
+
+def test_text_output_piped_keeps_one_row_per_record_and_whole_values(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Piped to a file (capsys is no terminal), `memo stats` cut versions to 20
+    characters (two versions that share them printed the same) and left the default
+    version (empty) a blank column, so `awk '{print $2}'` read the entries; a stage name
+    holding a newline or a colour code printed it raw in `runs`, `run show`, `memo stats`
+    (a second line, a coloured terminal). Nothing draws a bar or colours on its own."""
+    path = str(tmp_path / "s")
+    long = ("resnet50-2026-12-01-lr0.001", "resnet50-2026-12-01-lr0.01")
+    hostile = "det\x1b[31mect\nx"
+    with localckpt.open(path, create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", np.zeros((3, 4, 4, 3), np.uint8), codec="png")
+        ids = []
+        for stage, version in ((hostile, ""), ("detect", long[0]), ("detect", long[1])):
+            run = store.begin_run(tl.id, None, stage, version=version, inputs=())
+            run.put({s: {"v": version, "s": s} for s in range(3)})
+            run.commit()
+            ids.append(store.short_id(run.id, "run"))
+    escaped = "det\\x1b[31mect\\nx"
+    assert main(["--store", path, "memo", "stats"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines()[2:]]
+    assert sorted(r[:2] for r in rows) == [[escaped, "''"], ["detect", long[0]],
+                                           ["detect", long[1]]]
+    assert all(len(r) == 5 for r in rows), rows  # stage version entries age "ago"
+    assert main(["--store", path, "runs"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 4 and "\x1b" not in out
+    assert [line.split()[2] for line in out.splitlines()[1:]] == [escaped, "detect", "detect"]
+    assert main(["--store", path, "run", "show", ids[0], "--frame", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and f"stage      {escaped}  version ''" in out
+    assert f"  stage    {escaped}\n" in out
+    assert "\r" not in out and "\x1b" not in capsys.readouterr().err

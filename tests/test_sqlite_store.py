@@ -168,6 +168,74 @@ def test_an_unconverted_format_2_store_reads_read_only(read_only: tuple[Path, Pa
     assert (src / "catalog").is_dir() and not (src / "catalog.sqlite").exists()
 
 
+def _damage_all_but_the_first_page(catalog: Path) -> None:
+    """Every page but the first (sqlite_master's root) overwritten at its start: what
+    opening the store reads is gone."""
+    data = bytearray(catalog.read_bytes())
+    size = int.from_bytes(data[16:18], "big")
+    for start in range(size, len(data), size):
+        data[start:start + 8] = b"\xff" * 8
+    catalog.write_bytes(bytes(data))
+
+
+def test_a_damaged_catalog_read_only_is_no_reason_to_run_verify(
+        read_only: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """A read-only store skipped the open-time read (the migration's), so its damage was
+    met by the command's first query, which said "run `localckpt verify`"; verify, which
+    cannot read it either, said so of itself nine times. A writer's open says that no
+    command can open the store and how to restore it: so does a reader's now."""
+    from localckpt.cli import main
+
+    src, ro = read_only
+    with localckpt.open(src, create=True) as store:
+        store.create_timeline("v.mp4", "p", [FRAME])
+    _damage_all_but_the_first_page(src / "catalog.sqlite")
+    before = _snapshot(src)
+    for command in ("ls", "verify"):
+        assert main(["--store", str(ro), command]) == 1
+        err = capsys.readouterr().err
+        assert f"the catalog file {ro / 'catalog.sqlite'} is damaged" in err
+        assert "where opening the store reads it: no command can open this store, " \
+               "`localckpt verify` neither. Restore the store directory from a copy" in err
+        assert "run `localckpt verify`" not in err
+    assert _snapshot(src) == before, "nothing was written"
+
+
+def test_a_damaged_catalog_opened_read_only_says_it_cannot_be_opened(tmp_path: Path) -> None:
+    """The same as the read-only mount above, on any machine: the catalog opened
+    read-only (as a directory this process may not write opens it)."""
+    from localckpt.backends.sql import sqlite_catalog
+    from localckpt.errors import CorruptDataError
+
+    with localckpt.open(tmp_path, create=True) as store:
+        store.create_timeline("v.mp4", "p", [FRAME])
+    _damage_all_but_the_first_page(tmp_path / "catalog.sqlite")
+    with pytest.raises(CorruptDataError, match="no command can open this store") as info:
+        sqlite_catalog(str(tmp_path / "catalog.sqlite"), read_only=True).close()
+    assert "run `localckpt verify`" not in str(info.value)
+
+
+def test_a_catalog_of_a_newer_localckpt_is_refused_read_only_too(tmp_path: Path) -> None:
+    """A writer's open refuses a catalog whose schema is newer than this code knows; one
+    opened read-only (a directory this process may not write) skipped that check and
+    read it as if it knew its tables."""
+    import sqlite3
+
+    from localckpt.backends.sql import sqlite_catalog
+    from localckpt.errors import SchemaVersionError
+
+    with localckpt.open(tmp_path, create=True) as store:
+        store.create_timeline("v.mp4", "p", [FRAME])
+    catalog = tmp_path / "catalog.sqlite"
+    with sqlite3.connect(catalog) as conn:
+        conn.execute("INSERT INTO schema_migrations (version, description, applied_at) "
+                     "VALUES (999, 'from the future', '2030-01-01')")
+    conn.close()
+    for read_only in (False, True):
+        with pytest.raises(SchemaVersionError, match=r"schema version 999.*upgrade"):
+            sqlite_catalog(str(catalog), read_only=read_only).close()
+
+
 # -- descriptors and imports --------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "checkpoint_ref",
     "print_json",
     "print_report",
+    "printable",
     "progress",
     "short_id_map",
     "storage_options_arg",
@@ -166,7 +167,7 @@ ID_FIELDS: dict[str, str] = {
     "timeline_id": "timeline", "root_checkpoint_id": "checkpoint",
     "checkpoint_id": "checkpoint", "parent_id": "checkpoint", "merged_from": "checkpoint",
     "a": "checkpoint", "b": "checkpoint", "ours": "checkpoint", "theirs": "checkpoint",
-    "result": "checkpoint", "run_id": "run",
+    "result": "checkpoint", "run_id": "run", "held_by": "run",
 }
 
 
@@ -225,6 +226,16 @@ def storage_options_arg(text: str | None, flag: str) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise InvalidInputError(f"{flag} must be a JSON object of fsspec options")
     return value
+
+
+def printable(text: str) -> str:
+    """Stored text (a stage name, a version: any str, from another store too) for a line
+    of text output: control characters (a newline, a tab, an escape sequence that colours
+    a terminal) escaped as Python writes them, so it prints as itself, on its line, in
+    its column, whether on a terminal or piped to grep or cut."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def print_json(value: Any) -> None:

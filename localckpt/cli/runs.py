@@ -12,7 +12,15 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .common import TIMELINE_HELP, add_command, parse_age, print_json, timeline_ref
+from .common import (
+    TIMELINE_HELP,
+    add_command,
+    add_short_ids,
+    parse_age,
+    print_json,
+    printable,
+    timeline_ref,
+)
 
 if TYPE_CHECKING:
     from ..runs import RunStatus, StageRun
@@ -31,25 +39,20 @@ def age(when: datetime, now: datetime | None = None) -> str:
     return f"{int(seconds)}s"
 
 
-def _status_dict(status: RunStatus, shorts: dict[str, str]) -> dict[str, Any]:
-    d = status.to_dict()
-    d["short_id"] = shorts.get(status.id, status.id)
-    return d
-
-
 def cmd_runs(store: Store, args: argparse.Namespace) -> int:
     tid = timeline_ref(store, args.timeline) if args.timeline else None
     runs = store.runs(tid, state=args.state)
     statuses = [r.status() for r in runs]
-    shorts = store.short_ids([s.id for s in statuses], "run")
     if args.json:
-        print_json([_status_dict(s, shorts) for s in statuses])
+        print_json(add_short_ids(store, [s.to_dict() for s in statuses], "run"))
         return 0
+    shorts = store.short_ids([s.id for s in statuses], "run")
     if not statuses:
         print("no runs" + (f" on timeline {tid}" if tid else "") + " (begin one with "
               "store.begin_run)")
         return 0
-    width = max(len("STAGE"), *(len(s.stage) for s in statuses))
+    stages = {s.id: printable(s.stage) for s in statuses}
+    width = max(len("STAGE"), *map(len, stages.values()))
     tshorts = store.short_ids({s.timeline_id for s in statuses}, "timeline")
     print(f"{'RUN':12}  {'TIMELINE':8}  {'STAGE':{width}}  {'STATE':10}  {'DONE/TOTAL':>11}  "
           f"{'MEMO':>6}  AGE")
@@ -58,7 +61,7 @@ def cmd_runs(store: Store, args: argparse.Namespace) -> int:
         done = f"{s.done + s.memo_hits}/{s.total}"
         memo = str(s.memo_hits) if s.memo else "off"
         timeline = tshorts.get(s.timeline_id, s.timeline_id)
-        print(f"{shorts.get(s.id, s.id):12}  {timeline:8}  {s.stage:{width}}  "
+        print(f"{shorts.get(s.id, s.id):12}  {timeline:8}  {stages[s.id]:{width}}  "
               f"{s.state + ('!' if s.orphaned else ''):10}  {done:>11}  {memo:>6}  "
               f"{age(s.created_at, now)}")
     for s in statuses:
@@ -83,9 +86,9 @@ def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str]) 
         f"run        {_both(rec.id, {rec.id: short})}",
         f"timeline   {_both(rec.timeline_id, shorts)}",
         f"parent     {_both(rec.parent_id, shorts)}",
-        f"stage      {rec.stage}  version {rec.version!r}",
+        f"stage      {printable(rec.stage)}  version {rec.version!r}",
         f"params     {json.dumps(dict(rec.params), sort_keys=True, ensure_ascii=False)}",
-        f"inputs     {', '.join(rec.inputs) or '-'}",
+        f"inputs     {', '.join(map(printable, rec.inputs)) or '-'}",
         f"memo       {'on' if rec.memo else 'off'}",
         f"state      {rec.state}" + (f"  checkpoint {_both(rec.checkpoint_id, shorts)}"
                                     if rec.checkpoint_id else ""),
@@ -106,24 +109,24 @@ def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str]) 
 def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
     run = store.get_run(args.run)
     status = run.status()
-    short = store.short_id(run.id, "run")
     key, held = None, None
     if args.frame is not None:
         key = run.memo_key(args.frame)
         held = store._run_tables().holder(key.digest, run.record)
     if args.json:
-        d = _status_dict(status, {run.id: short})
+        d = add_short_ids(store, [status.to_dict()], "run")[0]
         rec = run.record
         d.update(params=dict(rec.params), inputs=list(rec.inputs))
         if key is not None:
-            d["memo_key"] = {"sequence": args.frame, "digest": key.digest, "parts": key.parts(),
-                             "hit": held is not None,
-                             "value_hash": held[0] if held else None,
-                             "held_by": held[1] if held else None,
-                             "pending": held[2] if held else None}
+            d["memo_key"] = add_short_ids(store, [{
+                "sequence": args.frame, "digest": key.digest, "parts": key.parts(),
+                "hit": held is not None, "value_hash": held[0] if held else None,
+                "held_by": held[1] if held else None,
+                "pending": held[2] if held else None}], None)[0]
         print_json(d)
         return 0
     rec = run.record
+    short = store.short_id(run.id, "run")
     shorts = {**store.short_ids([rec.timeline_id], "timeline"),
               **store.short_ids([i for i in (rec.parent_id, rec.checkpoint_id) if i])}
     lines = _show(run, status, short, shorts)
@@ -132,7 +135,7 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
                      + (f" (held: value {held[0][:12]} from run {held[1]}"
                         + (", open: not yet a memo entry)" if held[2] else ")")
                         if held else " (not in the memo)"))
-        lines += [f"  {name:8} {value}" for name, value in key.parts().items()]
+        lines += [f"  {name:8} {printable(str(value))}" for name, value in key.parts().items()]
     print("\n".join(lines))
     return 0
 
@@ -146,10 +149,10 @@ def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
         print_json({"id": run.id, "short_id": short, "state": run.state,
                     "already_aborted": already, "memo_kept": kept})
     elif already:
-        print(f"run {short} ({run.stage}) was already aborted; nothing changed")
+        print(f"run {short} ({printable(run.stage)}) was already aborted; nothing changed")
     else:
-        print(f"aborted run {short} ({run.stage}); {_memo_fate(run, kept)}, its parts go at "
-              "the next gc")
+        print(f"aborted run {short} ({printable(run.stage)}); {_memo_fate(run, kept)}, its "
+              "parts go at the next gc")
     return 0
 
 
@@ -170,11 +173,14 @@ def cmd_memo_stats(store: Store, args: argparse.Namespace) -> int:
         print_json(stats.to_dict())
         return 0
     print(stats.summary())
-    if stats.stages:
-        width = max(len("STAGE"), *(len(s.stage) for s in stats.stages))
-        print(f"{'STAGE':{width}}  {'VERSION':20}  {'ENTRIES':>8}  NEWEST")
-        for s in stats.stages:
-            print(f"{s.stage:{width}}  {s.version[:20]:20}  {s.entries:8d}  {age(s.newest)} ago")
+    if stats.stages:  # whole versions (two may share their first 20 characters), the
+        # default one (empty) as '', so that every row has its four columns
+        rows = [(printable(s.stage), printable(s.version) or "''", s) for s in stats.stages]
+        width = max(len("STAGE"), *(len(stage) for stage, _, _ in rows))
+        vwidth = max(len("VERSION"), *(len(version) for _, version, _ in rows))
+        print(f"{'STAGE':{width}}  {'VERSION':{vwidth}}  {'ENTRIES':>8}  NEWEST")
+        for stage, version, s in rows:
+            print(f"{stage:{width}}  {version:{vwidth}}  {s.entries:8d}  {age(s.newest)} ago")
     return 0
 
 
@@ -199,8 +205,8 @@ def pending_nodes(store: Store, timeline_id: str) -> dict[str, list[str]]:
         memo = f", {s['memo_hits']} from memo" if s["memo_hits"] else ""
         what = "committing" if s["state"] == "committing" else "pending"
         nodes.setdefault(s["parent_id"], []).append(
-            f"{s['stage']}  [{what} {s['done'] + s['memo_hits']}/{s['total']}{memo}; run "
-            f"{s['short_id']}]")
+            f"{printable(s['stage'])}  [{what} {s['done'] + s['memo_hits']}/{s['total']}"
+            f"{memo}; run {s['short_id']}]")
     return nodes
 
 

@@ -20,15 +20,19 @@ __all__ = ["SqlCatalog", "duckdb_catalog", "memory_catalog", "postgres_catalog",
 def sqlite_catalog(path: str, *, create: bool = True, fsync: bool = True,
                    timeout: float = 10.0, read_only: bool = False) -> SqlCatalog:
     """The catalog in an SQLite file (created, with its tables, when create is True)."""
-    from .schema import migrate
+    from .schema import _check_not_newer, migrate, version_of
     from .sqlite import SqliteEngine
 
     engine = SqliteEngine(path, fsync=fsync, timeout=timeout, read_only=read_only)
     try:
-        if not read_only:
-            engine.opening = True  # damage met now: no command can open it (translate)
+        engine.opening = True  # damage met now: no command can open it (translate)
+        if read_only:  # nothing to migrate, but the same first read and check: damage
+            # met there stops every command, and a newer catalog is refused, as a
+            # writer's open refuses them
+            _check_not_newer(version_of(engine), engine.describe())
+        else:
             migrate(engine, create=create)
-            engine.opening = False
+        engine.opening = False
         return SqlCatalog(engine)
     except BaseException:
         engine.close()
