@@ -365,3 +365,35 @@ def test_gc_closes_a_run_no_earlier_than_its_deletion(store: localckpt.Store) ->
     with pytest.raises(InvalidInputError, match="because its parent checkpoint"):
         run.put({0: value(0)})
 
+
+def test_the_cli_names_the_runs_a_pull_or_import_closes(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    laptop, team, bundle = (str(tmp_path / n) for n in ("laptop", "team", "t.lckpt"))
+    with localckpt.open(laptop, create=True) as store, \
+            localckpt.open(team, create=True) as team_store:
+        tid, det, sibling = _pushed(store, team_store)
+        pulled = store.begin_run(tid, det, "ocr", memo=False)
+        imported = store.begin_run(tid, sibling, "ocr", memo=False)
+        shorts = store.short_ids([pulled.id, imported.id], "run")
+    assert main(["--store", team, "prune", det]) == 0
+    capsys.readouterr()
+    assert main(["--store", laptop, "pull", team]) == 0
+    out = capsys.readouterr().out
+    assert "; closed 1 open stage run that depended on what the deletions took" in out
+    assert f"  closed run {shorts[pulled.id]}: a deletion copied took what it depended " \
+           "on; its parts go at the next gc" in out
+    assert main(["--store", team, "prune", sibling]) == 0
+    assert main(["--store", team, "export", tid, bundle]) == 0
+    capsys.readouterr()
+    assert main(["--store", laptop, "import", bundle, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["closed_runs"] == [imported.id]
+    assert main(["--store", laptop, "pull", team, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["closed_runs"] == []
+    with localckpt.open(team) as store:  # push closes the receiving store's runs
+        run = store.begin_run(tid, None, "ocr", memo=False)
+        short = store.short_id(run.id, "run")
+    with localckpt.open(laptop) as store:
+        store.delete_timeline(tid)
+    assert main(["--store", laptop, "push", team]) == 0
+    out = capsys.readouterr().out
+    assert f"  closed run {short} in {team}: a deletion copied took" in out
