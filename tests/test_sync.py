@@ -236,19 +236,23 @@ def _run_reads(reads: Any) -> list[str]:
 
 def test_runs_are_read_only_when_deletions_arrive(new_store: StoreFactory,
                                                   store_kind: str) -> None:
-    """A transfer that copies no deletion does not read the runs' tables; one that
-    does reads its timelines' open runs once (and, finding none orphaned, no more),
-    however many timelines the deletions touch."""
+    """A transfer that copies no deletion (of a timeline or checkpoint: a tag's deletes
+    no run's base) does not read the runs' tables; one that does reads its timelines'
+    open runs once (and, finding none orphaned, no more), however many timelines the
+    deletions touch."""
     from engine_reads import counting
 
     src, dst = new_store("memory"), new_store(store_kind)
     (tid, ids), (_, ids2) = _tree(src), _tree(src)
+    src.tag(ids[1], "best")
     localckpt.sync(src, dst)
     dst.begin_run(tid, ids[1], "ocr", memo=False)  # on what the deletions keep
     src.save_stage_output(tid, ids[1], "new", {"n": 1})
+    src.untag("best")
     with counting(dst.catalog.engine) as reads:
         report = localckpt.sync(src, dst)
-    assert report.checkpoints == 1 and reads.statements and _run_reads(reads) == []
+    assert (report.checkpoints, report.tombstones) == (1, 1) and reads.statements
+    assert _run_reads(reads) == []
     for victims in ([ids[3]], [ids[2], ids2[2]]):
         for victim in victims:
             src.prune(victim, force=True)
