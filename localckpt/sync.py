@@ -61,7 +61,13 @@ class SyncReport:
             below what the other pruned, unseen by it: the summary names them. (Where
             the pruning side purged the pruned rows, or for a bundle, which carries live
             rows only, seen cannot be told from unseen, and nothing is named.)
-    A report that copied nothing is falsy.
+        closed_runs: ids of dst's open stage runs that the deletions copied orphan
+            (their parent checkpoint or timeline deleted), closed (aborted) right after
+            the copy's commit, in transactions of their own (a crash between leaves
+            them to gc). Their base is gone, so their values seldom stay in the memo.
+            Not counted in round_trips: the runs' table is read once when deletions
+            of checkpoints or timelines arrive, and not at all otherwise.
+    A report that copied nothing is falsy (a run is closed only by a deletion copied).
     """
 
     timelines: int = 0
@@ -74,6 +80,7 @@ class SyncReport:
     tags: int = 0
     withheld: tuple[str, ...] = ()
     hidden: tuple[str, ...] = ()
+    closed_runs: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.timelines or self.checkpoints or self.outputs or self.objects
@@ -110,6 +117,9 @@ class SyncReport:
                 f"{plural(self.outputs, 'output')}, {plural(self.objects, 'object')}, "
                 f"{human_bytes(self.bytes)} ({plural(self.round_trips, 'catalog round trip')})"
             )
+            if self.closed_runs:
+                head += (f"; closed {plural(len(self.closed_runs), 'open stage run')} "
+                         "that depended on what the deletions took")
         if warnings:
             head += "".join(f"\nwarning: {w}" for w in self.warnings())
         return head
@@ -274,7 +284,9 @@ def sync(
     2 + one per 64 MB of outputs beyond the first 64 MB (which go with the rows) when
     something is, + one per timeline in which a
     pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``).
-    Tombstones travel (deletions win) and deleted records are not copied; a source
+    Tombstones travel (deletions win) and deleted records are not copied; dst's open
+    stage runs that they orphan are closed right after the commit (``closed_runs``;
+    a crash between the two leaves them for gc to close); a source
     whose records, keys or bytes do not check out raises CorruptDataError and leaves
     nothing in dst. hide_unseen=False refuses (HiddenWorkError, nothing copied) a sync
     whose deletions would take dst's checkpoints that src never held (``hidden``): what

@@ -19,6 +19,11 @@ as a crash would: the next transfer completes it.)
 What travels: tombstones and tags of the transferred timelines that dst lacks, and only
 the live records (live under the union of both stores' tombstones): a pruned checkpoint
 never comes back and a deleted timeline's frames are not copied.
+
+Tombstones that arrive orphan dst's open stage runs on what they delete: right after
+the commit those runs are closed (``localckpt.runs.closing.close_transferred``; a
+separate transaction, so a crash between the two leaves them to ``gc``). A run is not a
+checkpoint: it never makes a transfer hide work (``hidden``) nor be refused.
 """
 
 from __future__ import annotations
@@ -122,7 +127,9 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
     """Copy into dst what it lacks of source's timelines (all when None); see the module
     docstring for what is checked. Shared by sync and bundle import. hide_unseen=False:
     HiddenWorkError, before anything is copied, when the deletions copied would take
-    checkpoints of dst that the source never held."""
+    checkpoints of dst that the source never held. The open runs of dst that the
+    deletions copied orphan are closed after the commit (``closed_runs``)."""
+    from .runs.closing import close_transferred  # here: it costs every command's start
     from .sync import CountingCatalog, SyncReport
 
     if not isinstance(hide_unseen, bool):
@@ -169,14 +176,16 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
                 lease.release()
             if refused:  # the directories its leases made, now empty
                 _remove_dirs(dst, plan.frames)
-        reporter.step("rows", 1, 1)
         rows = plan.rows
+        # after the commit, never before: what it deletes is what orphans them
+        closed = close_transferred(dst, rows.tombstones) if rows.tombstones else ()
+        reporter.step("rows", 1, 1)
         return SyncReport(
             timelines=len(rows.timelines), checkpoints=len(rows.checkpoints),
             outputs=len(plan.outputs), objects=copied, bytes=object_bytes + output_bytes,
             round_trips=source.round_trips + dcat.round_trips,
             tombstones=len(rows.tombstones), tags=len(rows.tags),
-            withheld=plan.withheld, hidden=plan.hidden,
+            withheld=plan.withheld, hidden=plan.hidden, closed_runs=closed,
         )
     finally:
         reporter.close()

@@ -1,9 +1,11 @@
 """Deletions close the stage runs they orphan (localckpt.runs.closing), on every store kind.
 
 prune, retain and rm close, in the transaction of their tombstones, the open runs whose
-parent checkpoint or timeline they delete, and name them in their report; gc closes
-those no deletion closed (tombstones a sync brought) and then takes every closed run's
-parts. A put into such a run is refused saying why, and writes nothing.
+parent checkpoint or timeline they delete, and name them in their report; a transfer
+(sync, pull, push, import) closes those its tombstones orphan right after its commit;
+gc closes those no deletion closed (a crash between a transfer's commit and its
+closing) and then takes every closed run's parts. A put into such a run is refused
+saying why, and writes nothing.
 """
 
 from __future__ import annotations
@@ -212,3 +214,186 @@ def test_prune_closes_runs_on_a_duckdb_catalog(new_store: Any) -> None:
     assert (run.state, fine.state) == ("aborted", "open")
     gc(store)
     assert count(store, "run_parts") == 0 and store.memo_stats().entries == 1
+
+
+# -- deletions that arrive by a transfer (localckpt.runs.closing.close_transferred) ---------
+
+
+def _laptop_and_team(store: localckpt.Store, new_store: Any
+                     ) -> tuple[localckpt.Store, str, str, str]:
+    """store (the laptop) with a timeline, det and a sibling of it on the root, all
+    pushed to a new embedded store (the team's): (team, timeline, det, sibling)."""
+    team = new_store("embedded")
+    return (team, *_pushed(store, team))
+
+
+def _pushed(store: localckpt.Store, team: localckpt.Store) -> tuple[str, str, str]:
+    tl = store.create_timeline("v.mp4", "p", frames(4), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(4)))
+    sibling = store.save_stage_output(tl.id, None, "detect", expected(range(4), "b"))
+    localckpt.sync(store, team)
+    return tl.id, det, sibling
+
+
+def test_a_pulled_deletion_closes_the_runs_it_orphans(store: localckpt.Store,
+                                                      new_store: Any) -> None:
+    """The team prunes det: the laptop's pull closes its open run on det right after
+    the commit and names it, a put into it is refused saying why; a run on another
+    checkpoint stays open and commits. hide_unseen=False (push / pull without --force)
+    does not refuse it: a run is not a checkpoint."""
+    team, tid, det, sibling = _laptop_and_team(store, new_store)
+    lost = store.begin_run(tid, det, "ocr", inputs=("detect",))
+    lost.put({s: value(s) for s in range(2)})
+    fine = store.begin_run(tid, sibling, "ocr", memo=False)
+    fine.put({s: value(s) for s in range(4)})
+    team.prune(det)
+    parts = count(store, "run_parts")
+    report = localckpt.sync(team, store, hide_unseen=False)
+    assert report.tombstones == 1 and report.closed_runs == (lost.id,)
+    assert not report.hidden and not report.warnings()
+    assert report.summary().endswith(
+        "; closed 1 open stage run that depended on what the deletions took")
+    assert (lost.state, fine.state) == ("aborted", "open")
+    assert lost.record.done == 2 and lost.record.closed_at is not None
+    with pytest.raises(InvalidInputError, match=f"run {lost.id} was aborted because its "
+                       f"parent checkpoint {det} was pruned"):
+        lost.put({2: value(2)})
+    with pytest.raises(InvalidInputError, match="because its parent checkpoint"):
+        store.get_run(lost.id).commit(partial=True)
+    assert count(store, "run_parts") == parts  # the refused put wrote nothing
+    assert store.memo_stats().entries == 0  # its keys cannot be made: det is gone
+    again = localckpt.sync(team, store)
+    assert not again and again.closed_runs == () and "closed" not in again.summary()
+    assert gc(store).closed_runs == ()  # the pull closed it already
+    assert count(store, "run_parts") == 4  # the open run's parts only
+    assert store.load_stage_output(fine.commit(), "ocr") == expected(range(4))
+
+
+def test_a_pulled_timeline_deletion_closes_the_timelines_runs(store: localckpt.Store,
+                                                              new_store: Any) -> None:
+    team, tid, det, _ = _laptop_and_team(store, new_store)
+    other = store.create_timeline("w.mp4", "p", frames(2, seed=1), codec="png")
+    on_root = store.begin_run(tid, None, "detect", memo=False)
+    on_det = store.begin_run(tid, det, "ocr", memo=False)
+    elsewhere = store.begin_run(other.id, None, "detect", memo=False)
+    team.delete_timeline(tid)
+    report = localckpt.sync(team, store)
+    assert report.closed_runs == tuple(sorted((on_root.id, on_det.id)))
+    assert (on_root.state, on_det.state, elsewhere.state) == ("aborted", "aborted", "open")
+    with pytest.raises(InvalidInputError, match=f"because its timeline {tid} was deleted"):
+        on_det.put({0: value(0)})
+
+
+def test_an_imported_deletion_closes_the_runs_it_orphans(store: localckpt.Store,
+                                                         new_store: Any, tmp_path: Any
+                                                         ) -> None:
+    from localckpt.bundle import export_bundle, import_bundle
+
+    team, tid, det, sibling = _laptop_and_team(store, new_store)
+    lost = store.begin_run(tid, det, "ocr", memo=False)
+    lost.put({0: value(0)})
+    fine = store.begin_run(tid, sibling, "ocr", memo=False)
+    team.prune(det)
+    bundle = tmp_path / "t.lckpt"
+    export_bundle(team, tid, bundle)
+    report = import_bundle(store, bundle)
+    assert report.tombstones == 1 and report.closed_runs == (lost.id,)
+    assert (lost.state, fine.state) == ("aborted", "open")
+    with pytest.raises(InvalidInputError, match=f"because its parent checkpoint {det}"):
+        lost.put({1: value(1)})
+    assert import_bundle(store, bundle).closed_runs == ()
+
+
+def test_a_refused_pull_closes_nothing(store: localckpt.Store, new_store: Any) -> None:
+    """Work the team never held below what it pruned (a checkpoint) refuses the pull
+    (hide_unseen=False) and leaves every run open; --force (True) closes the runs on det
+    and on that work."""
+    from localckpt.errors import HiddenWorkError
+
+    team, tid, det, _ = _laptop_and_team(store, new_store)
+    mine = store.save_stage_output(tid, det, "mine", {"m": 1})
+    on_det = store.begin_run(tid, det, "ocr", memo=False)
+    on_mine = store.begin_run(tid, mine, "ocr", memo=False)
+    team.prune(det)
+    with pytest.raises(HiddenWorkError) as exc:
+        localckpt.sync(team, store, hide_unseen=False)
+    assert exc.value.checkpoints == [mine]  # the checkpoint, not the runs
+    assert (on_det.state, on_mine.state) == ("open", "open")
+    report = localckpt.sync(team, store)
+    assert report.hidden == (mine,)
+    assert report.closed_runs == tuple(sorted((on_det.id, on_mine.id)))
+
+
+def test_a_deletion_made_on_a_clock_ahead_still_says_why(store: localckpt.Store,
+                                                         new_store: Any) -> None:
+    """The tombstone's time is the other machine's: the run is closed no earlier, so the
+    refusal still names the deletion (it is not taken for an abort before it)."""
+    from datetime import timedelta
+
+    from localckpt.catalog import Batch
+    from localckpt.ids import new_id
+    from localckpt.records import utcnow
+    from localckpt.types import Tombstone
+
+    team, tid, det, _ = _laptop_and_team(store, new_store)
+    run = store.begin_run(tid, det, "ocr", memo=False)
+    ahead = utcnow() + timedelta(hours=1)
+    team.catalog.commit(Batch(tombstones=[Tombstone(new_id(), det, "checkpoint", tid, ahead)]))
+    assert localckpt.sync(team, store).closed_runs == (run.id,)
+    assert run.record.closed_at == ahead
+    with pytest.raises(InvalidInputError, match="because its parent checkpoint"):
+        run.put({0: value(0)})
+
+
+def test_gc_closes_a_run_no_earlier_than_its_deletion(store: localckpt.Store) -> None:
+    """A deletion a transfer brought on a clock ahead, the run left open (a crash after
+    the transfer's commit): gc closes it no earlier than the deletion either."""
+    from datetime import timedelta
+
+    from localckpt.catalog import Batch
+    from localckpt.ids import new_id
+    from localckpt.records import utcnow
+    from localckpt.types import Tombstone
+
+    tl = store.create_timeline("v.mp4", "p", frames(2), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(2)))
+    run = store.begin_run(tl.id, det, "ocr", memo=False)
+    ahead = utcnow() + timedelta(hours=1)
+    store.catalog.commit(Batch(tombstones=[Tombstone(new_id(), det, "checkpoint", tl.id,
+                                                     ahead)]))
+    assert gc(store).closed_runs == (run.id,) and run.record.closed_at == ahead
+    with pytest.raises(InvalidInputError, match="because its parent checkpoint"):
+        run.put({0: value(0)})
+
+
+def test_the_cli_names_the_runs_a_pull_or_import_closes(
+        tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    laptop, team, bundle = (str(tmp_path / n) for n in ("laptop", "team", "t.lckpt"))
+    with localckpt.open(laptop, create=True) as store, \
+            localckpt.open(team, create=True) as team_store:
+        tid, det, sibling = _pushed(store, team_store)
+        pulled = store.begin_run(tid, det, "ocr", memo=False)
+        imported = store.begin_run(tid, sibling, "ocr", memo=False)
+        shorts = store.short_ids([pulled.id, imported.id], "run")
+    assert main(["--store", team, "prune", det]) == 0
+    capsys.readouterr()
+    assert main(["--store", laptop, "pull", team]) == 0
+    out = capsys.readouterr().out
+    assert "; closed 1 open stage run that depended on what the deletions took" in out
+    assert f"  closed run {shorts[pulled.id]}: a deletion copied took what it depended " \
+           "on; its parts go at the next gc" in out
+    assert main(["--store", team, "prune", sibling]) == 0
+    assert main(["--store", team, "export", tid, bundle]) == 0
+    capsys.readouterr()
+    assert main(["--store", laptop, "import", bundle, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["closed_runs"] == [imported.id]
+    assert main(["--store", laptop, "pull", team, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["closed_runs"] == []
+    with localckpt.open(team) as store:  # push closes the receiving store's runs
+        run = store.begin_run(tid, None, "ocr", memo=False)
+        short = store.short_id(run.id, "run")
+    with localckpt.open(laptop) as store:
+        store.delete_timeline(tid)
+    assert main(["--store", laptop, "push", team]) == 0
+    out = capsys.readouterr().out
+    assert f"  closed run {short} in {team}: a deletion copied took" in out

@@ -227,6 +227,80 @@ def test_round_trips_do_not_grow_with_the_tree(new_store: StoreFactory) -> None:
     assert trips[0] == trips[1] == (11, 8)  # the outputs are committed with the rows
 
 
+def _run_reads(reads: Any) -> list[str]:
+    """The statements of reads that read a stage run table."""
+    import re
+
+    return [q for q, _ in reads.statements if re.search(r"\b(runs|run_parts|memo_entries)\b", q)]
+
+
+def test_runs_are_read_only_when_deletions_arrive(new_store: StoreFactory,
+                                                  store_kind: str) -> None:
+    """A transfer that copies no deletion (of a timeline or checkpoint: a tag's deletes
+    no run's base) does not read the runs' tables; one that does reads its timelines'
+    open runs once (and, finding none orphaned, no more), however many timelines the
+    deletions touch."""
+    from engine_reads import counting
+
+    src, dst = new_store("memory"), new_store(store_kind)
+    (tid, ids), (_, ids2) = _tree(src), _tree(src)
+    src.tag(ids[1], "best")
+    localckpt.sync(src, dst)
+    dst.begin_run(tid, ids[1], "ocr", memo=False)  # on what the deletions keep
+    src.save_stage_output(tid, ids[1], "new", {"n": 1})
+    src.untag("best")
+    with counting(dst.catalog.engine) as reads:
+        report = localckpt.sync(src, dst)
+    assert (report.checkpoints, report.tombstones) == (1, 1) and reads.statements
+    assert _run_reads(reads) == []
+    for victims in ([ids[3]], [ids[2], ids2[2]]):
+        for victim in victims:
+            src.prune(victim, force=True)
+        with counting(dst.catalog.engine) as reads:
+            report = localckpt.sync(src, dst)
+        assert report.tombstones == len(victims) and report.closed_runs == ()
+        assert len(_run_reads(reads)) == 1, reads.statements
+    with counting(dst.catalog.engine) as reads:
+        assert not localckpt.sync(src, dst)
+    assert _run_reads(reads) == []
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_after_a_transfer_no_open_run_is_orphaned(data: Any) -> None:
+    """For any open runs on dst and any deletions on src: after the sync (refused or
+    not) dst's open runs are exactly those whose base is live, and closed_runs names
+    those of them the sync closed."""
+    from localckpt.runs.closing import orphans
+
+    src = localckpt.open("memory://")
+    tid, ids = _tree(src)
+    dst = localckpt.open("memory://")
+    localckpt.sync(src, dst)
+    for i, parent in enumerate(data.draw(st.lists(st.sampled_from(ids), max_size=3))):
+        ids.append(dst.save_stage_output(tid, parent, f"w{i}", {"w": i}))  # unseen by src
+    runs = [dst.begin_run(tid, parent, f"r{i}", memo=False)
+            for i, parent in enumerate(data.draw(st.lists(st.sampled_from(ids), max_size=4)))]
+    for target in data.draw(st.lists(st.sampled_from(ids[1:]), max_size=2)):
+        if target in {c.id for c in src.checkpoints(tid)}:
+            src.prune(target, force=True)
+    if data.draw(st.booleans()):
+        src.delete_timeline(tid)
+    strict = data.draw(st.booleans())
+    try:
+        report = localckpt.sync(src, dst, hide_unseen=not strict)
+    except HiddenWorkError:
+        event("refused")
+        assert {r.id for r in runs} == {r.id for r in dst.runs(state="open")}
+        return
+    live = {c.id for c in dst.checkpoints(tid)} if dst.live_timelines([tid]) else set()
+    assert report.closed_runs == tuple(sorted(r.id for r in runs if r.parent_id not in live))
+    assert {r.id for r in dst.runs(state="open")} == {r.id for r in runs
+                                                       if r.parent_id in live}
+    assert orphans(dst) == []
+    event(f"closed {len(report.closed_runs)}")
+
+
 def test_one_timeline_or_all(new_store: StoreFactory) -> None:
     a, b = new_store("memory"), new_store("memory")
     t1, _ = _tree(a)

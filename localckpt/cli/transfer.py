@@ -4,6 +4,9 @@ The other store of push and pull is a named remote (``localckpt remote add``) or
 described by its own settings (the remote's entry in the config file, and
 ``--remote-objects``, ``--remote-storage-options``, ``--remote-storage-options-from``,
 which win over the entry), never by this store's flags, ``$LOCALCKPT_*`` or ``[store]``.
+
+push, pull and import print, after their report, a line per stage run of the receiving
+store that the deletions they copied closed (as prune does).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import argparse
 import contextlib
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
 from ..store import Store
@@ -25,6 +28,9 @@ from .common import (
     storage_options_arg,
     timeline_ref,
 )
+
+if TYPE_CHECKING:
+    from ..sync import SyncReport
 
 __all__ = ["open_remote", "register", "remote_settings"]
 
@@ -105,7 +111,8 @@ def cmd_push(store: Store, args: argparse.Namespace) -> int:
     dest, label = open_remote(args, create=True)
     with dest:
         report = sync(store, dest, tid, progress=progress(), hide_unseen=args.force)
-    print_report(report, args, f"push to {label}", remote=label)
+        print_report(report, args, f"push to {label}", remote=label)
+        _print_closed(dest, report, args, f" in {label}")
     return 0
 
 
@@ -130,6 +137,7 @@ def cmd_pull(store: Store, args: argparse.Namespace) -> int:
     report = sync(source, store, args.timeline, progress=progress(),
                   hide_unseen=args.force)
     print_report(report, args, f"pull from {label}", remote=label)
+    _print_closed(store, report, args)
     return 0
 
 
@@ -157,7 +165,20 @@ def cmd_import(store: Store, args: argparse.Namespace) -> int:
 
     report = import_bundle(store, args.file, progress=progress())
     print_report(report, args, f"import from {args.file}", file=args.file)
+    _print_closed(store, report, args)
     return 0
+
+
+def _print_closed(store: Store, report: SyncReport, args: argparse.Namespace,
+                  where: str = "") -> None:
+    """A line per stage run of store (the receiving one) that the deletions copied
+    closed, and what becomes of it (with --json: the report's closed_runs only)."""
+    if args.json or not report.closed_runs:
+        return
+    shorts = store.short_ids(report.closed_runs, "run")
+    for run_id in report.closed_runs:
+        print(f"  closed run {shorts.get(run_id, run_id)}{where}: a deletion copied took "
+              "what it depended on; its parts go at the next gc")
 
 
 def _remote_options(p: argparse.ArgumentParser, role: str) -> None:

@@ -10,10 +10,18 @@ parts):
   writes their tombstones (:func:`delete_closing`): both happen or neither. The memo
   keys are made before, while the base is still live, so the values stay in the memo;
   the run's ``closed_at`` is the deletion's time.
+- a transfer (``sync``, ``push``, ``pull``, bundle ``import``) whose commit brings
+  tombstones closes the open runs they orphan right after that commit
+  (:func:`close_transferred`), in transactions of their own: a crash between the two
+  leaves those runs open (orphaned) until ``gc`` closes them.
 - ``gc`` closes, before it purges, the open runs whose base is not live
-  (:func:`close_orphans`): tombstones a sync brought, runs orphaned before deletions
-  closed them, a run begun while its base was being deleted. Their memo keys can
-  seldom be made any more, so their values mostly do not stay in the memo.
+  (:func:`close_orphans`): runs a transfer left open (a crash after its commit),
+  runs orphaned before deletions closed them, a run begun while its base was being
+  deleted.
+
+Those two close runs whose base is already gone: their memo keys can seldom be made
+any more, so their values mostly do not stay in the memo (``abort()``'s ``memo_kept``
+is False for them).
 
 A committing run whose checkpoint is saved is left alone (its next ``commit()``
 finishes it, as ``abort()`` says). Catalogs without runs (legacy, or read-only and older
@@ -22,7 +30,7 @@ than runs) have none to close.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +44,10 @@ if TYPE_CHECKING:
     from ..backends.sql.runs import RunTables
     from ..catalog import Batch
     from ..store import Store
+    from ..types import Tombstone
 
-__all__ = ["aborting", "close_orphans", "closed_because", "delete_closing", "dependents",
-           "orphaned_by", "orphans"]
+__all__ = ["aborting", "close_orphans", "close_transferred", "closed_because",
+           "delete_closing", "dependents", "orphaned_by", "orphans"]
 
 
 def _tables(store: Store) -> RunTables | None:
@@ -131,13 +140,22 @@ def orphaned_by(store: Store, rec: RunRecord) -> str | None:
     return None
 
 
-def orphans(store: Store) -> list[RunRecord]:
+def orphans(store: Store, timeline_ids: Collection[str] | None = None) -> list[RunRecord]:
     """The open runs of the store (committing ones whose checkpoint is not saved too)
-    whose timeline or parent checkpoint is not live: what gc closes."""
+    whose timeline or parent checkpoint is not live: what gc closes. timeline_ids: of
+    those timelines only (none read for an empty collection). One read of the runs
+    table, then (only when it finds open runs) the liveness of what they depend on."""
+    if timeline_ids is not None and not timeline_ids:
+        return []
     tables = _tables(store)
     if tables is None:
         return []
-    runs = tables.open_runs()
+    if timeline_ids is None:
+        runs = tables.open_runs()
+    elif len(timeline_ids) == 1:
+        runs = tables.open_runs(next(iter(timeline_ids)))
+    else:  # one read of every open run beats one per timeline: open runs are few
+        runs = [r for r in tables.open_runs() if r.timeline_id in timeline_ids]
     if not runs:
         return []
     live_t = {t.id for t in store.live_timelines({r.timeline_id for r in runs})}
@@ -146,24 +164,57 @@ def orphans(store: Store) -> list[RunRecord]:
                             if r.timeline_id not in live_t or r.parent_id not in live_c])
 
 
-def close_orphans(store: Store, runs: Iterable[RunRecord]) -> tuple[str, ...]:
+def close_orphans(store: Store, runs: Iterable[RunRecord],
+                  not_before: Mapping[str, datetime] | None = None) -> tuple[str, ...]:
     """Close runs (orphans()), each in a transaction of its own, as abort() does: their
-    values stay in the memo where their keys can still be made. The ids closed."""
+    values stay in the memo where their keys can still be made. The ids closed.
+
+    A run's ``closed_at`` is now, or the time of the earliest deletion of a timeline or
+    checkpoint in its timeline if that is later (not_before: timeline id -> that time;
+    None: read from the runs' timelines' tombstones). Tombstones a transfer brought were
+    made on another clock, maybe ahead of this one: closed no earlier than them, the run
+    refuses a put saying which deletion closed it (closed_because), not as if it had
+    been aborted before."""
     from .run import StageRun
 
     tables = _tables(store)
-    if tables is None:
+    todo = sorted(runs, key=lambda r: r.id)
+    if tables is None or not todo:
         return ()
+    if not_before is None:
+        not_before = _floors(store.catalog.tombstones(sorted({r.timeline_id for r in todo})))
     closed = []
-    for rec in sorted(runs, key=lambda r: r.id):
+    for rec in todo:
         memo_of = StageRun(store, rec.id, record=rec)._memo_of(best_effort=True)
+        floor = not_before.get(rec.timeline_id)
+        when = None if floor is None else max(utcnow(), floor)
         with tables.engine.transaction() as tx:
-            old, new = tables.change_in(tx, rec.id, aborting(tables, strict=False),
+            old, new = tables.change_in(tx, rec.id, aborting(tables, when, strict=False),
                                         _is_aborted, memo_of)
         if new is not old:
             tables.forget(rec.id)
             closed.append(rec.id)
     return tuple(closed)
+
+
+def _floors(tombstones: Iterable[Tombstone]) -> dict[str, datetime]:
+    """timeline id -> the time of its earliest deletion of a timeline or checkpoint."""
+    floor: dict[str, datetime] = {}
+    for t in tombstones:
+        if t.kind in ("timeline", "checkpoint"):
+            floor[t.timeline_id] = min(floor.get(t.timeline_id, t.created_at), t.created_at)
+    return floor
+
+
+def close_transferred(store: Store, tombstones: Sequence[Tombstone]) -> tuple[str, ...]:
+    """Close the open runs of store that tombstones, just committed by a transfer,
+    orphan: one read of those timelines' open runs, none without deletions of timelines
+    or checkpoints. The ids closed (their closed_at: see close_orphans)."""
+    floor = _floors(tombstones)
+    if not floor:
+        return ()
+    runs = orphans(store, floor.keys())
+    return close_orphans(store, runs, floor) if runs else ()
 
 
 def closed_because(store: Store, rec: RunRecord) -> str | None:
