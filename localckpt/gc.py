@@ -14,8 +14,8 @@ a store accumulates bytes nothing live refers to. ``collect_garbage`` removes th
   (``Catalog.purge_deleted``; tombstones themselves stay, so sync keeps deleting);
 - the parts of closed stage runs; open runs whose timeline or parent checkpoint is
   deleted are closed first (``localckpt.runs.closing``: a deletion closes those it
-  orphans itself, gc those it did not, e.g. under tombstones a sync brought), so their
-  parts go in the same collection.
+  orphans itself, gc those it did not: a crash between a sync's commit and its closing,
+  a run begun while its base was being deleted), so their parts go in the same collection.
 
 Safe while writers run: objects are listed before the catalog is read, so a timeline
 that commits meanwhile is seen as committed or as leased, never as garbage.
