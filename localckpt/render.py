@@ -95,6 +95,16 @@ def _source(timeline: Timeline) -> str:
     return ", from " + " ".join(parts)
 
 
+def printable(text: str) -> str:
+    """Stored text (a stage name, a version, a tag: any str, from another store too) for
+    a line of text output: control characters (a newline, a tab, an escape sequence that
+    colours a terminal) and lone surrogates escaped as Python writes them, so it prints
+    as itself, on its line, in its column, whether on a terminal or piped to grep or cut."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _fmt(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return text if len(text) <= 40 else text[:37] + "..."
@@ -108,12 +118,13 @@ def _describe(c: Checkpoint, parent: Checkpoint | None, names: Sequence[str] = (
     elif c.merged_from:
         label = f"merge of {short(c.merged_from, c.merged_from)}"
     else:
-        label = c.stage or "?"
+        label = printable(c.stage) if c.stage else "?"
     parts = [f"{short(c.id, c.id)}  {label}"]
     if names:
-        parts.append(" ".join(f"[tag {n}]" for n in names))
+        parts.append(" ".join(f"[tag {printable(n)}]" for n in names))
     if c.is_scenario:
-        parts.append(f"[scenario {c.scenario_label}]" if c.scenario_label else "[scenario]")
+        parts.append(f"[scenario {printable(c.scenario_label)}]" if c.scenario_label
+                     else "[scenario]")
     # Show only what this checkpoint changed; the rest is inherited from its parent.
     base_cfg = parent.config_overrides if parent else {}
     base_stats = parent.stats if parent else {}
@@ -178,12 +189,12 @@ def render_checkpoint(c: Checkpoint, outputs: dict[str, Any], tags: Sequence[str
         f"checkpoint {both(c.id)}",
         f"timeline   {both(c.timeline_id)}",
         f"parent     {both(c.parent_id)}",
-        f"stage      {c.stage or '-'}",
-        f"tags       {', '.join(tags) if tags else '-'}",
+        f"stage      {printable(c.stage) if c.stage else '-'}",
+        f"tags       {', '.join(map(printable, tags)) if tags else '-'}",
         f"created    {c.created_at.isoformat()}",
     ]
     if c.is_scenario:
-        lines.append(f"scenario   {c.scenario_label or '(unlabelled)'}")
+        lines.append(f"scenario   {printable(c.scenario_label) or '(unlabelled)'}")
     if c.merged_from:
         lines.append(f"merged     {both(c.merged_from)}")
     lines.append("config     " + json.dumps(dict(c.config_overrides), sort_keys=True))
@@ -193,7 +204,7 @@ def render_checkpoint(c: Checkpoint, outputs: dict[str, Any], tags: Sequence[str
         text = json.dumps(value, sort_keys=True, ensure_ascii=False)
         if len(text) > 200:
             text = text[:197] + "..."
-        lines.append(f"  {stage} ({c.stage_hashes[stage][:12]}): {text}")
+        lines.append(f"  {printable(stage)} ({c.stage_hashes[stage][:12]}): {text}")
     if not outputs:
         lines.append("  (none)")
     return "\n".join(lines)

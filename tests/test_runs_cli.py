@@ -218,11 +218,11 @@ def test_text_output_piped_keeps_one_row_per_record_and_whole_values(
     hostile = "det\x1b[31mect\nx"
     with localckpt.open(path, create=True) as store:
         tl = store.create_timeline("v.mp4", "p", np.zeros((3, 4, 4, 3), np.uint8), codec="png")
-        ids = []
+        ids, cids = [], []
         for stage, version in ((hostile, ""), ("detect", long[0]), ("detect", long[1])):
             run = store.begin_run(tl.id, None, stage, version=version, inputs=())
             run.put({s: {"v": version, "s": s} for s in range(3)})
-            run.commit()
+            cids.append(run.commit())
             ids.append(store.short_id(run.id, "run"))
     escaped = "det\\x1b[31mect\\nx"
     assert main(["--store", path, "memo", "stats"]) == 0
@@ -240,3 +240,12 @@ def test_text_output_piped_keeps_one_row_per_record_and_whole_values(
     assert "\x1b" not in out and f"stage      {escaped}  version ''" in out
     assert f"  stage    {escaped}\n" in out
     assert "\r" not in out and "\x1b" not in capsys.readouterr().err
+    # tree and show print stored stage names the same way (they printed them raw)
+    assert main(["--store", path, "tree", tl.id]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and len(out.splitlines()) == 5
+    assert f"  {escaped}\n" in out
+    assert main(["--store", path, "show", cids[0]]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and f"stage      {escaped}\n" in out
+    assert f"  {escaped} (" in out

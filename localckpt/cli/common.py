@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, NotFoundError
 from ..refs import resolve
+from ..render import printable
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -226,16 +227,6 @@ def storage_options_arg(text: str | None, flag: str) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise InvalidInputError(f"{flag} must be a JSON object of fsspec options")
     return value
-
-
-def printable(text: str) -> str:
-    """Stored text (a stage name, a version: any str, from another store too) for a line
-    of text output: control characters (a newline, a tab, an escape sequence that colours
-    a terminal) escaped as Python writes them, so it prints as itself, on its line, in
-    its column, whether on a terminal or piped to grep or cut."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def print_json(value: Any) -> None:

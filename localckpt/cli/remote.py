@@ -11,9 +11,10 @@ import argparse
 from typing import Any
 
 from ..config import Remote
+from ..render import printable
 from .common import add_command, print_json, storage_options_arg
 
-__all__ = ["register", "shown"]
+__all__ = ["register"]
 
 
 def _as_json(r: Remote) -> dict[str, Any]:
@@ -27,20 +28,6 @@ def _as_json(r: Remote) -> dict[str, Any]:
             "storage_options_from": r.storage_options_from}
 
 
-def shown(text: str) -> str:
-    """Text from the config file for a terminal: control characters (a newline, an
-    escape sequence) and lone surrogates are escaped, so a name prints as one name."""
-    if text.isprintable() and text.isascii():
-        return text
-    out = []
-    for ch in text:
-        if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF:
-            out.append(ch)
-        else:
-            out.append(ascii(ch)[1:-1])
-    return "".join(out)
-
-
 def cmd_add(_: None, args: argparse.Namespace) -> int:
     from ..config import add_remote, config_path
 
@@ -51,7 +38,8 @@ def cmd_add(_: None, args: argparse.Namespace) -> int:
     if args.json:
         print_json(_as_json(r))
     else:
-        print(f"remote {shown(r.name)} -> {shown(r.url)} saved in {shown(config_path())}")
+        print(f"remote {printable(r.name)} -> {printable(r.url)} saved in "
+              f"{printable(config_path())}")
     return 0
 
 
@@ -65,10 +53,10 @@ def cmd_list(_: None, args: argparse.Namespace) -> int:
     from ..registry import redact
 
     for r in found:
-        extra = f"  objects {shown(redact(r.objects))}" if r.objects else ""
+        extra = f"  objects {printable(redact(r.objects))}" if r.objects else ""
         if r.storage_options_from:
-            extra += f"  options from {shown(r.storage_options_from)}"
-        print(f"{shown(r.name)}\t{shown(redact(r.url))}{extra}")
+            extra += f"  options from {printable(r.storage_options_from)}"
+        print(f"{printable(r.name)}\t{printable(redact(r.url))}{extra}")
     return 0
 
 
@@ -79,7 +67,7 @@ def cmd_remove(_: None, args: argparse.Namespace) -> int:
     if args.json:
         print_json(_as_json(r))
     else:
-        print(f"remote {shown(r.name)} removed")
+        print(f"remote {printable(r.name)} removed")
     return 0
 
 
