@@ -73,7 +73,7 @@ def export_bundle(
     checkpoint_id: str | None = None,
     progress: Any = None,
     *,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> SyncReport:
     """Write a live timeline to one bundle file at path; return what it holds.
 
@@ -84,11 +84,11 @@ def export_bundle(
     the index against its recorded hash) as it is read; the timeline's tombstones and
     the exported checkpoints' live tags go along; outputs are streamed into the file a
     row group at a time (memory stays bounded whatever their size). The file appears
-    atomically (written aside, then renamed; mode as the umask says); an existing file
-    is replaced, unless overwrite is False (``localckpt export`` without ``--force``):
-    then it is an InvalidInputError, checked before anything is read and again before
-    the rename. InvalidInputError, with no file left behind, for a path that cannot be
-    written (a directory, a missing directory, a name too long, ...).
+    atomically (written aside, then renamed; mode as the umask says). An existing file
+    is an InvalidInputError unless overwrite is True (``localckpt export --force``; as
+    ``export_labels``), checked before anything is read and again before the rename.
+    InvalidInputError, with no file left behind, for a path that cannot be written (a
+    directory, a missing directory, a name too long, ...).
     progress as for :func:`localckpt.sync`.
     """
     from .shards import index_key, keys_of, parse_index, verify_index

@@ -167,9 +167,9 @@ def test_bundle_paths_are_checked_before_anything_is_written(
 def test_export_bundle_keeps_an_existing_file_when_told_to(
         small: tuple[localckpt.Store, str, str], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """overwrite=False (what `localckpt export` passes without --force) refuses an
+    """overwrite=False (the default, and `localckpt export` without --force) refuses an
     existing file before anything is read, and one that appears while the bundle is
-    written; the default replaces it, as documented."""
+    written; overwrite=True replaces it."""
     import zipfile
 
     from localckpt import bundle
@@ -183,7 +183,10 @@ def test_export_bundle_keeps_an_existing_file_when_told_to(
     with pytest.raises(InvalidInputError, match="overwrite must be True or False"):
         export_bundle(store, tid, target, overwrite="no")  # type: ignore[arg-type]
     assert target.read_text() == "mine" and list(tmp_path.iterdir()) == [target]
-    export_bundle(store, tid, target)
+    with pytest.raises(InvalidInputError, match="it already exists"):
+        export_bundle(store, tid, target)  # the default keeps it, as export_labels does
+    assert target.read_text() == "mine"
+    export_bundle(store, tid, target, overwrite=True)
     assert zipfile.is_zipfile(target)
 
     late = tmp_path / "late.zip"
