@@ -610,3 +610,21 @@ def test_the_viewer_of_a_checkpoint_without_a_stage_shows_its_first_stage(site: 
     assert status == 200  # the track checkpoint still carries try 1's detect output
     status, _, body = get(base, f"/view/{s.timeline}?c={s.root}")
     assert status == 404 and "has no stage with detections to draw" in body.decode()
+
+
+def test_the_timeline_page_offers_to_rank_tries_only_when_a_stage_has_two(
+        tmp_path: Any) -> None:
+    """The link led to a page saying there was nothing to rank; the page read the tree
+    anyway, so it counts the tries of each stage and says so instead."""
+    store = localckpt.open(str(tmp_path / "tr"), create=True)
+    tl = store.create_timeline("v.mp4", "p", np.zeros((2, 36, 64, 3), np.uint8), fps=2.0)
+    out = {"frames": [{"sequence": s, "detections": []} for s in range(2)]}
+    first = store.save_stage_output(tl.id, None, "detect", out)
+    store.save_stage_output(tl.id, first, "track", out)
+    with serving(store) as (base, _):
+        one = get(base, f"/t/{tl.id}")[2].decode()
+        store.save_stage_output(tl.id, None, "detect", out, config_overrides={"thr": 0.9})
+        two = get(base, f"/t/{tl.id}")[2].decode()
+    assert "no stage has two tries to rank yet" in one and f"/t/{tl.id}/tries" not in one
+    assert f'href="/t/{tl.id}/tries"' in two and "no stage has two" not in two
+    store.close()

@@ -10,6 +10,7 @@ The comparison page is :mod:`localckpt.web.compare`.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -255,8 +256,7 @@ def timeline_page(store: Store, req: Request) -> str:
         f'<table class="facts">{facts_html}</table>'
         f"<details><summary>source video details</summary>{info}</details>"
         f"<h2>Checkpoint tree <small>{len(checkpoints):,} checkpoints · {esc(shown)}"
-        f"{runs_said}"
-        f' · {link(f"/t/{tid}/tries", "rank the tries against a reference")}'
+        f"{runs_said} · {_tries_link(tid, checkpoints)}"
         "</small></h2>"
         f'<div class="tools">{_search_box(state)}{_compare_form(checkpoints, names)}</div>'
         f"{_hits_list(hits, by_id, names, state, set(ol.drawn))}{top}"
@@ -322,6 +322,15 @@ def _boxes_section(store: Store, c: Checkpoint, req: Request) -> str:
     return (f"{row}{label_legend(counts, tracked)}{view}"
             f'<h3>Every frame of {esc(stage)} <small>click one to view it above</small></h3>'
             f'{nav}<div class="frames">{figures}</div>{nav}')
+
+
+def _tries_link(tid: str, checkpoints: list[Checkpoint]) -> str:
+    """The link to the tries page when some stage has two tries to rank (counted as the
+    tries page counts them, from the tree this page read anyway), else why not."""
+    stages = Counter(c.stage for c in checkpoints if c.stage and not c.merged_from)
+    if any(n > 1 for n in stages.values()):
+        return link(f"/t/{tid}/tries", "rank the tries against a reference")
+    return "no stage has two tries to rank yet"
 
 
 def checkpoint_page(store: Store, req: Request) -> str:
