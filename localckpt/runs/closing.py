@@ -24,7 +24,9 @@ any more, so their values mostly do not stay in the memo (``abort()``'s ``memo_k
 is False for them).
 
 A committing run whose checkpoint is saved is left alone (its next ``commit()``
-finishes it, as ``abort()`` says). Catalogs without runs (legacy, or read-only and older
+finishes it, as ``abort()`` says). A commit saves that checkpoint holding the run's row
+(``RunTables.hold_commit``), so a deletion closing the run either waits and finds it
+saved, or closes the run first and the save is refused: never both. Catalogs without runs (legacy, or read-only and older
 than runs) have none to close.
 """
 

@@ -582,6 +582,24 @@ class RunTables:
             self._memo_from_parts(tx, new, memo_of, source)
         return old, new
 
+    def hold_commit(self, tx: Tx, run_id: str, checkpoint_id: str) -> None:
+        """In the transaction that saves a run's checkpoint: lock the run, so that a
+        deletion closing it (change_in) either waits for the save, then finds the
+        checkpoint saved, or closes it first, and the save is refused here (on
+        PostgreSQL neither would see the other's write in flight). ConflictError,
+        nothing written, when the run no longer commits to checkpoint_id or the
+        checkpoint is saved already."""
+        e, q = self.engine, self._q
+        tx.execute(e.sql(q["lock"]), (run_id,))
+        rows = tx.query(e.sql(q["run"]), (run_id,))
+        rec = self.run.record(rows[0], self.where) if rows else None
+        if rec is None or rec.state != "committing" or rec.checkpoint_id != checkpoint_id:
+            raise ConflictError(f"run {run_id} is no longer committing to checkpoint "
+                                f"{checkpoint_id} (now {rec.state if rec else 'gone'}); "
+                                "nothing was saved")
+        if self.saved(tx, checkpoint_id):
+            raise ConflictError(f"run {run_id}: checkpoint {checkpoint_id} is saved already")
+
     def saved(self, tx: Tx, checkpoint_id: str | None) -> bool:
         """Whether the catalog holds this checkpoint (a commit that began saved it)."""
         return bool(checkpoint_id) and bool(tx.query(self.engine.sql(
