@@ -459,3 +459,32 @@ def test_a_prune_and_a_commit_saving_its_checkpoint_meanwhile_agree(
     state = store.get_run(run.id).state
     assert (run.id in report.closed_runs, state) in ((True, "aborted"), (False, "committed"))
     assert kept == (state == "committed"), (report.closed_runs, state, kept, outcome)
+
+
+def test_a_transfer_deleting_in_two_timelines_reads_their_runs_by_index(
+        new_store: Any) -> None:
+    """Deletions arriving in several timelines: the open runs of those timelines are
+    read through the timeline index, not by a scan of every run the store ever had
+    (no index on state: closed runs pile up)."""
+    laptop, team = new_store("embedded"), new_store("embedded")
+    tls = [laptop.create_timeline(f"{n}.mp4", "p", frames(2, seed=n), codec="png")
+           for n in range(3)]
+    lost = laptop.begin_run(tls[0].id, None, "ocr", memo=False)
+    localckpt.sync(laptop, team)
+    team.delete_timeline(tls[0].id)
+    team.delete_timeline(tls[1].id)
+    conn = laptop.catalog.engine._conn()  # this thread's connection
+    said: list[str] = []
+    conn.set_trace_callback(said.append)
+    try:
+        report = localckpt.sync(team, laptop)
+    finally:
+        conn.set_trace_callback(None)
+    assert report.closed_runs == (lost.id,)
+    reads = [s for s in said if s.startswith("SELECT") and " runs " in f"{s} "
+             and "FROM runs" in s]
+    assert reads
+    for statement in reads:
+        plan = " ".join(str(r[-1]) for r in conn.execute(
+            "EXPLAIN QUERY PLAN " + statement.replace("?", "NULL")).fetchall())
+        assert "SCAN runs" not in plan, (statement, plan)
