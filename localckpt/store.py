@@ -851,8 +851,10 @@ class Store:
             scenario_label=run.scenario_label,
             created_at=run.closed_at or utcnow(),
         )
+        tables = self._run_tables()
         self.visibility.commit(Batch(checkpoints=[child], outputs={h: data}, validated=True),
-                               run.timeline_id, [parent], new=[child.id])
+                               run.timeline_id, [parent], new=[child.id],
+                               first=lambda tx: tables.hold_commit(tx, run.id, child.id))
 
 
 def _release_unclosed(catalog: Catalog, where: str) -> None:

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
 
 import attrs
 
@@ -259,15 +260,21 @@ class Visibility:
     # -- writes ---------------------------------------------------------------------------
 
     def commit(self, batch: Batch, timeline_id: str, parents: Sequence[Checkpoint],
-               new: Sequence[str] = ()) -> None:
+               new: Sequence[str] = (), first: Callable[[Any], object] | None = None
+               ) -> None:
         """Commit a batch of checkpoints under parents (all of timeline_id), refusing with
         NotFoundError, nothing written, if a parent is (or becomes) deleted. new: ids of
-        the batch's checkpoints, remembered as live for the next save under them."""
+        the batch's checkpoints, remembered as live for the next save under them.
+        first: run first in the commit's transaction (an SQL catalog's commit_with)."""
         marks = self.seen(timeline_id)
         for _ in range(_RETRIES):
             self._require_live(parents, marks)
             try:
-                self.catalog.commit_guarded(batch, timeline_id, marks.ids)
+                if first is None:
+                    self.catalog.commit_guarded(batch, timeline_id, marks.ids)
+                else:
+                    cast(Any, self.catalog).commit_with(batch, first,
+                                                        (timeline_id, marks.ids))
             except TombstonesChanged as exc:
                 marks = (self._remember(Marks.of(timeline_id, exc.tombstones))
                          if exc.tombstones else self.marks(timeline_id))

@@ -397,3 +397,94 @@ def test_the_cli_names_the_runs_a_pull_or_import_closes(
     assert main(["--store", laptop, "push", team]) == 0
     out = capsys.readouterr().out
     assert f"  closed run {short} in {team}: a deletion copied took" in out
+
+
+@pytest.mark.parametrize("kind", ["postgres-local"])
+def test_a_prune_and_a_commit_saving_its_checkpoint_meanwhile_agree(
+        new_store: Any, kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run whose commit began (another process) saves its checkpoint while a prune
+    of its parent is closing it: either the prune closed it and no checkpoint was
+    saved, or the checkpoint was saved and the run is not among those the prune closed.
+    On PostgreSQL (read committed) the prune's check that the checkpoint is not saved
+    does not see the save in flight, nor does the save's guard see the prune's
+    tombstone: both commit."""
+    import threading
+    import time
+
+    from localckpt.ids import new_id
+    from localckpt.records import utcnow
+    from localckpt.runs.run import _begin_commit
+
+    store = new_store(kind)
+    tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(3)))
+    run = store.begin_run(tl.id, det, "classify", memo=False)
+    run.put({s: value(s) for s in range(3)})
+    other = new_store._open_store(*new_store._how[id(store)])  # the committing process
+    theirs = other.get_run(run.id)
+    chosen = new_id()
+    other.catalog.runs.change(run.id, _begin_commit(chosen, utcnow()))  # a commit began
+    tables, saved = store.catalog.runs, store.catalog.runs.saved
+    outcome: list[Any] = []
+
+    def commit() -> None:
+        try:
+            outcome.append(theirs.commit())
+        except Exception as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=commit)
+
+    def saved_meanwhile(tx: Any, cid: str | None) -> bool:
+        answer = saved(tx, cid)
+        if not worker.is_alive() and not outcome:  # the other process saves now
+            worker.start()
+            deadline = time.monotonic() + 10
+            while not (other.catalog.checkpoints([chosen]) or waiting()) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return answer
+
+    def waiting() -> bool:  # the save waits for a lock this transaction holds
+        return bool(probe.catalog.engine.query(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND "
+            "datname = current_database()"))
+
+    probe = new_store._open_store(*new_store._how[id(store)])
+    monkeypatch.setattr(tables, "saved", saved_meanwhile)
+    report = store.prune(det)
+    worker.join(10)
+    assert not worker.is_alive()
+    kept = bool(store.catalog.checkpoints([chosen]))
+    state = store.get_run(run.id).state
+    assert (run.id in report.closed_runs, state) in ((True, "aborted"), (False, "committed"))
+    assert kept == (state == "committed"), (report.closed_runs, state, kept, outcome)
+
+
+def test_a_transfer_deleting_in_two_timelines_reads_their_runs_by_index(
+        new_store: Any) -> None:
+    """Deletions arriving in several timelines: the open runs of those timelines are
+    read through the timeline index, not by a scan of every run the store ever had
+    (no index on state: closed runs pile up)."""
+    laptop, team = new_store("embedded"), new_store("embedded")
+    tls = [laptop.create_timeline(f"{n}.mp4", "p", frames(2, seed=n), codec="png")
+           for n in range(3)]
+    lost = laptop.begin_run(tls[0].id, None, "ocr", memo=False)
+    localckpt.sync(laptop, team)
+    team.delete_timeline(tls[0].id)
+    team.delete_timeline(tls[1].id)
+    conn = laptop.catalog.engine._conn()  # this thread's connection
+    said: list[str] = []
+    conn.set_trace_callback(said.append)
+    try:
+        report = localckpt.sync(team, laptop)
+    finally:
+        conn.set_trace_callback(None)
+    assert report.closed_runs == (lost.id,)
+    reads = [s for s in said if s.startswith("SELECT") and " runs " in f"{s} "
+             and "FROM runs" in s]
+    assert reads
+    for statement in reads:
+        plan = " ".join(str(r[-1]) for r in conn.execute(
+            "EXPLAIN QUERY PLAN " + statement.replace("?", "NULL")).fetchall())
+        assert "SCAN runs" not in plan, (statement, plan)

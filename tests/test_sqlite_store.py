@@ -550,3 +550,24 @@ def test_a_stage_run_put_does_not_wait_for_the_disk_and_the_commit_does(
         assert modes(after_put) == [] and after_put.count("COMMIT") >= 2
         conn.set_trace_callback(None)
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == (2 if fsync else 1)
+
+
+def test_a_group_commit_that_cannot_relax_its_sync_fails_every_write_of_it(
+        tmp_path: Path) -> None:
+    """A non-durable group whose ``PRAGMA synchronous=NORMAL`` fails (here: the leader's
+    connection was closed under it) gives every write of the group a translated error:
+    none is left waiting for a flush that will never come."""
+    from localckpt.backends.sql.engine import Step
+    from localckpt.backends.sql.sqlite import _Entry
+
+    with localckpt.open(tmp_path, create=True, fsync=True) as store:
+        engine = store.catalog.engine
+        conn = engine._conn()
+        conn.close()
+        group = [_Entry([Step("SELECT 1")], False), _Entry([Step("SELECT 1")], False)]
+        engine._flush_in_turn(conn, group)
+        assert all(e.done for e in group)
+        assert all(isinstance(e.error, LocalckptError) for e in group)
+        # the closed connection is dropped: the thread's next write opens another
+        engine.write([Step("SELECT 1")], durable=False)
+        assert engine._conn().execute("PRAGMA synchronous").fetchone()[0] == 2

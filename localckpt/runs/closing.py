@@ -24,8 +24,10 @@ any more, so their values mostly do not stay in the memo (``abort()``'s ``memo_k
 is False for them).
 
 A committing run whose checkpoint is saved is left alone (its next ``commit()``
-finishes it, as ``abort()`` says). Catalogs without runs (legacy, or read-only and older
-than runs) have none to close.
+finishes it, as ``abort()`` says). A commit saves that checkpoint holding the run's row
+(``RunTables.hold_commit``), so a deletion closing the run either waits and finds it
+saved, or closes the run first and the save is refused: never both. Catalogs without
+runs (legacy, or read-only and older than runs) have none to close.
 """
 
 from __future__ import annotations
@@ -154,8 +156,8 @@ def orphans(store: Store, timeline_ids: Collection[str] | None = None) -> list[R
         runs = tables.open_runs()
     elif len(timeline_ids) == 1:
         runs = tables.open_runs(next(iter(timeline_ids)))
-    else:  # one read of every open run beats one per timeline: open runs are few
-        runs = [r for r in tables.open_runs() if r.timeline_id in timeline_ids]
+    else:  # one read through the timeline index (a read of every open run scans all runs)
+        runs = tables.open_runs_in(timeline_ids)
     if not runs:
         return []
     live_t = {t.id for t in store.live_timelines({r.timeline_id for r in runs})}

@@ -511,8 +511,9 @@ class StageRun:
             source = (content_hash(data), where)
             try:
                 store._save_run_checkpoint(rec, data, source[0])
-            except ConflictError:
+            except ConflictError:  # saved by another call, or closed by a deletion
                 if not store.catalog.checkpoints([chosen]):
+                    self._refuse_closed("it cannot be committed")
                     raise
         done = self._tables.change(rec.id, lambda old, tx: attrs.evolve(
             old, state="committed", done=len(parts), memo_hits=len(hits))

@@ -733,18 +733,22 @@ class SqlCatalog(Catalog):
     def commit(self, batch: Batch) -> None:
         self._commit(batch, None)
 
-    def commit_with(self, batch: Batch, first: Callable[[Tx], T]) -> T:
+    def commit_with(self, batch: Batch, first: Callable[[Tx], T],
+                    guard: tuple[str, Iterable[str]] | None = None) -> T:
         """first(tx), then the records of batch, in one transaction: all or nothing (a
-        deletion closes the stage runs it orphans: localckpt.runs.closing). The batch's
-        records are new (fresh ids), so there is no slow path for stored ones."""
+        deletion closes the stage runs it orphans: localckpt.runs.closing; a run's
+        commit holds its run while it saves the checkpoint). The batch's records are
+        new (fresh ids), so there is no slow path for stored ones. guard: (timeline id,
+        tombstone ids seen), as commit_guarded's."""
         if self.read_only:
             raise BackendUnavailableError(self.read_only)
+        seen = None if guard is None else (guard[0], sorted(set(guard[1])))
         try:
             with self.engine.transaction() as tx:
                 result = first(tx)
-                tx.run(self._steps(batch, None, batch.checkpoints, batch.timelines))
+                tx.run(self._steps(batch, seen, batch.checkpoints, batch.timelines))
         except Refused as exc:
-            raise self._refused(exc, None) from None
+            raise self._refused(exc, seen) from None
         for tid in {c.timeline_id for c in batch.checkpoints}:  # their sums changed
             self._verified.pop(tid, None)
         self._remember(batch.checkpoints)

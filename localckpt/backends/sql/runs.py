@@ -40,7 +40,7 @@ import hashlib
 import json
 import operator
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -339,6 +339,8 @@ class RunTables:
                          "ORDER BY id",
             "open_of": f"SELECT {r} FROM {{s}}runs WHERE timeline_id = ? AND state IN "
                        "('open', 'committing') ORDER BY id",
+            "open_in": f"SELECT {r} FROM {{s}}runs WHERE timeline_id{{in}} AND state IN "
+                       "('open', 'committing') ORDER BY id",
             "by_prefix": "SELECT id FROM {s}runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
             "by_tail": "SELECT id FROM {s}runs WHERE tail >= ? AND tail < ? ORDER BY id LIMIT ?",
             "tails": "SELECT id, tail FROM {s}runs",
@@ -413,6 +415,14 @@ class RunTables:
         rows = (self.engine.query(self._q["open_runs"]) if timeline_id is None
                 else self.engine.query(self._q["open_of"], (timeline_id,)))
         return [self.run.record(row, self.where) for row in rows]
+
+    def open_runs_in(self, timeline_ids: Collection[str]) -> list[RunRecord]:
+        """The open and committing runs of those timelines, read through the timeline
+        index (state has none: a read of every open run scans every run ever begun)."""
+        ids = sorted(set(timeline_ids))
+        rows = [row for i in range(0, len(ids), _BATCH) for row in self.engine.query(
+            self._q["open_in"], (self.dialect.list_param(ids[i:i + _BATCH]),))]
+        return sorted((self.run.record(row, self.where) for row in rows), key=lambda r: r.id)
 
     def find(self, prefix: str, *, tail: bool, limit: int = 11) -> list[str]:
         """Ids of runs whose id (or tail) starts with prefix ('~' sorts after every id
@@ -581,6 +591,24 @@ class RunTables:
         if close(new) and memo_of is not None and new.memo:
             self._memo_from_parts(tx, new, memo_of, source)
         return old, new
+
+    def hold_commit(self, tx: Tx, run_id: str, checkpoint_id: str) -> None:
+        """In the transaction that saves a run's checkpoint: lock the run, so that a
+        deletion closing it (change_in) either waits for the save, then finds the
+        checkpoint saved, or closes it first, and the save is refused here (on
+        PostgreSQL neither would see the other's write in flight). ConflictError,
+        nothing written, when the run no longer commits to checkpoint_id or the
+        checkpoint is saved already."""
+        e, q = self.engine, self._q
+        tx.execute(e.sql(q["lock"]), (run_id,))
+        rows = tx.query(e.sql(q["run"]), (run_id,))
+        rec = self.run.record(rows[0], self.where) if rows else None
+        if rec is None or rec.state != "committing" or rec.checkpoint_id != checkpoint_id:
+            raise ConflictError(f"run {run_id} is no longer committing to checkpoint "
+                                f"{checkpoint_id} (now {rec.state if rec else 'gone'}); "
+                                "nothing was saved")
+        if self.saved(tx, checkpoint_id):
+            raise ConflictError(f"run {run_id}: checkpoint {checkpoint_id} is saved already")
 
     def saved(self, tx: Tx, checkpoint_id: str | None) -> bool:
         """Whether the catalog holds this checkpoint (a commit that began saved it)."""

@@ -431,14 +431,33 @@ class SqliteEngine(Engine):
         """One transaction for the group; not synced when no write of it asks to be
         (with fsync=True: synchronous=NORMAL for this commit only, which WAL keeps
         consistent; the next synced commit makes it durable with its own)."""
-        if self.fsync and not any(e.durable for e in group):
-            conn.execute("PRAGMA synchronous=NORMAL")
-            try:
-                self._flush_group(conn, group)
-            finally:
-                conn.execute("PRAGMA synchronous=FULL")
-        else:
+        if not self.fsync or any(e.durable for e in group):
             self._flush_group(conn, group)
+            return
+        try:
+            with self.translated():
+                conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException as exc:  # every write of the group is told, none waits on
+            for e in group:
+                e.error, e.done = exc, True
+            self._drop(conn)
+            return
+        try:
+            self._flush_group(conn, group)
+        finally:
+            try:
+                conn.execute("PRAGMA synchronous=FULL")
+            except sqlite3.Error:  # left NORMAL: no later durable write may commit on it
+                self._drop(conn)
+
+    def _drop(self, conn: sqlite3.Connection) -> None:
+        """Close this thread's connection conn; its next read or write opens another."""
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        with self._lock:
+            self._all = [c for c in self._all if c is not conn]
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
 
     def _flush_group(self, conn: sqlite3.Connection, group: list[_Entry]) -> None:
         tx = _Tx(self, conn)
