@@ -4,12 +4,7 @@ A run is a record in the catalog; what it has been given so far are its parts, e
 frame's value in a row of the run (``localckpt.backends.sql.runs``). So a run survives
 its process: ``store.get_run(id)`` in any process that opens the same store (any machine,
 on PostgreSQL + S3) continues it, and after a crash ``todo()`` is exactly what is
-missing. ``put`` is one short transaction, all of it or none: when it returns it
-survives its process being killed, and it is on disk for good (a power loss) after the
-next synced write of the store, at the latest the run's commit. A put is work that can
-be done again (a power loss takes at most the last puts, and ``todo()`` lists them), so
-it does not wait for the disk: on the embedded store it commits with
-``synchronous=NORMAL``, on PostgreSQL with ``synchronous_commit`` off; the commit waits.
+missing. ``put`` is one short transaction: durable when it returns, all of it or none.
 
 Semantics:
 
@@ -391,9 +386,8 @@ class StageRun:
     # -- writing ----------------------------------------------------------------------------
 
     def put(self, values: Mapping[int, Any]) -> None:
-        """Write values of frames ({sequence: JSON value}), all or nothing; safe from a
-        crash of this process when it returns, synced by the next durable write (see
-        the module docstring, also for what is refused)."""
+        """Write values of frames ({sequence: JSON value}); durable when it returns, all
+        or nothing (see the module docstring for what is refused)."""
         self._put(values)
 
     def _put(self, values: Mapping[int, Any], keys: Mapping[int, MemoKey] | None = None,

@@ -150,6 +150,6 @@ class DuckdbEngine(Engine):
             with self.translated():
                 cur.execute("COMMIT")
 
-    def write(self, steps: Sequence[Step], durable: bool = True) -> None:
-        with self.transaction() as tx:  # DuckDB's commit: its own WAL, always the same
+    def write(self, steps: Sequence[Step]) -> None:
+        with self.transaction() as tx:
             tx.run(steps)

@@ -114,12 +114,9 @@ class Engine(ABC):
         """Inside a migration's transaction: keep other processes from migrating too."""
 
     @abstractmethod
-    def write(self, steps: Sequence[Step], durable: bool = True) -> None:
+    def write(self, steps: Sequence[Step]) -> None:
         """Run steps (statements rendered by the caller) in one transaction, all or
-        nothing. Raises Duplicate or Refused, nothing written. durable=False: a write
-        that can be made again (a stage run's put), committed without waiting for the
-        disk where the engine can (it survives the process being killed, and a power
-        loss once a later durable write has synced the log)."""
+        nothing. Raises Duplicate or Refused, nothing written."""
 
     @abstractmethod
     @contextlib.contextmanager

@@ -250,12 +250,10 @@ class PostgresEngine(Engine):
                                                                        signed=True),))
         tx.execute(f"CREATE SCHEMA IF NOT EXISTS {self.prefix[:-1]}")
 
-    def write(self, steps: Sequence[Step], durable: bool = True) -> None:
+    def write(self, steps: Sequence[Step]) -> None:
         """Every step in one transaction, sent in one round trip: as one statement when
-        the steps are guards and INSERTs (a save), else in pipeline mode. durable=False:
-        ``SET LOCAL synchronous_commit TO off``, so the commit does not wait for the
-        server's WAL flush (a server crash may lose it; it is never half there)."""
-        one = _one_statement(self.prefix, steps) if durable else None
+        the steps are guards and INSERTs (a save), else in pipeline mode."""
+        one = _one_statement(self.prefix, steps)
         if one is not None:
             text, params = one
             self._call(lambda conn: conn.execute(text, params))
@@ -263,8 +261,6 @@ class PostgresEngine(Engine):
 
         def run(conn: psycopg.Connection) -> None:
             with conn.pipeline(), conn.transaction():
-                if not durable:
-                    conn.execute("SET LOCAL synchronous_commit TO off")
                 for step in steps:
                     if step.refuse is not None:
                         conn.execute(f"SELECT {self.prefix}fail(%s, %s) WHERE EXISTS "

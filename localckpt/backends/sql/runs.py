@@ -495,7 +495,7 @@ class RunTables:
                  refuse=(_DIFFERS, "a frame already holds another value")),
         ]
         try:
-            e.write(steps, durable=False)  # a lost put is computed again; commit syncs all
+            e.write(steps)
         except Refused as exc:
             if exc.code == _CLOSED:
                 found = self.get(run_id)

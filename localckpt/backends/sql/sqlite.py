@@ -115,11 +115,10 @@ class _Tx(Tx):
 
 
 class _Entry:
-    __slots__ = ("done", "durable", "error", "steps")
+    __slots__ = ("done", "error", "steps")
 
-    def __init__(self, steps: Sequence[Step], durable: bool) -> None:
+    def __init__(self, steps: Sequence[Step]) -> None:
         self.steps = steps
-        self.durable = durable
         self.done = False
         self.error: BaseException | None = None
 
@@ -380,14 +379,14 @@ class SqliteEngine(Engine):
                     if not _is_busy(exc) or time.monotonic() >= deadline:
                         raise
 
-    def write(self, steps: Sequence[Step], durable: bool = True) -> None:
+    def write(self, steps: Sequence[Step]) -> None:
         """Join the group of writes that commit together (see the module docstring)."""
         if self.memory:
             with self.transaction() as tx:
                 tx.run(steps)
             return
         conn = self._conn()
-        entry = _Entry(steps, durable)
+        entry = _Entry(steps)
         cond = self._cond
         with cond:
             self._queue.append(entry)
@@ -428,38 +427,6 @@ class SqliteEngine(Engine):
             self._give_turn()
 
     def _flush_in_turn(self, conn: sqlite3.Connection, group: list[_Entry]) -> None:
-        """One transaction for the group; not synced when no write of it asks to be
-        (with fsync=True: synchronous=NORMAL for this commit only, which WAL keeps
-        consistent; the next synced commit makes it durable with its own)."""
-        if not self.fsync or any(e.durable for e in group):
-            self._flush_group(conn, group)
-            return
-        try:
-            with self.translated():
-                conn.execute("PRAGMA synchronous=NORMAL")
-        except BaseException as exc:  # every write of the group is told, none waits on
-            for e in group:
-                e.error, e.done = exc, True
-            self._drop(conn)
-            return
-        try:
-            self._flush_group(conn, group)
-        finally:
-            try:
-                conn.execute("PRAGMA synchronous=FULL")
-            except sqlite3.Error:  # left NORMAL: no later durable write may commit on it
-                self._drop(conn)
-
-    def _drop(self, conn: sqlite3.Connection) -> None:
-        """Close this thread's connection conn; its next read or write opens another."""
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
-        with self._lock:
-            self._all = [c for c in self._all if c is not conn]
-        if getattr(self._local, "conn", None) is conn:
-            self._local.conn = None
-
-    def _flush_group(self, conn: sqlite3.Connection, group: list[_Entry]) -> None:
         tx = _Tx(self, conn)
         try:
             self._begin_immediate(conn)
