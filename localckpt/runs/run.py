@@ -465,8 +465,12 @@ class StageRun:
                 self._refuse_missing(rec, *answers, partial)
                 chosen = new_id()
                 rec = self._tables.change(rec.id, _begin_commit(chosen, utcnow()))
-                if rec.checkpoint_id == chosen and not partial:
-                    # every frame was answered: later puts can only repeat equal values
+                if rec.checkpoint_id == chosen and not partial and \
+                        self._tables.done(rec.id) == len(values):
+                    # every frame was answered, and no put landed since the parts were
+                    # read (parts only grow, and none come once the commit began); a put
+                    # of a frame the memo answered may have (another value wins over the
+                    # memo's): then _finish reads the parts again
                     return self._finish(rec, partial, answers, values)
                 continue
             return self._finish(rec, partial)
