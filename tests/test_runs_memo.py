@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -211,3 +212,28 @@ def test_code_version_ignores_comments_docstrings_and_layout(tmp_path: Any) -> N
         made[name] = code_version(namespace["stage"])
     assert made["plain"] == made["commented"] != made["changed"]
     assert made["plain"].startswith("bytecode:")
+
+
+def test_a_code_version_without_source_is_the_same_in_every_process() -> None:
+    """exec'd code (no source to read) is versioned by its compiled code, whose
+    constants include a frozenset for ``x in {"a", "b", ...}``: its repr orders strings
+    by hash, which each process seeds anew. The version must not depend on it, or a
+    memo made in one process misses in the next."""
+    import subprocess
+    import sys
+
+    script = (
+        "from localckpt import code_version\n"
+        "ns = {}\n"
+        "exec('def stage(frames):\\n"
+        "    return {f.sequence: f.label in {\"ball\", \"player\", \"referee\", \"goal\", "
+        "\"line\"} for f in frames}\\n', ns)\n"
+        "print(code_version(ns['stage']))\n")
+    versions = set()
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                             capture_output=True, text=True).stdout.strip()
+        assert out.startswith("bytecode:")
+        versions.add(out)
+    assert len(versions) == 1, versions

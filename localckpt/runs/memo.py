@@ -167,4 +167,16 @@ def _hash_code(code: Any, function: bool, digest: Any) -> None:
         if hasattr(const, "co_code"):
             _hash_code(const, False, digest)
         else:
-            digest.update(repr(const).encode())
+            digest.update(_constant(const).encode())
+
+
+def _constant(const: Any) -> str:
+    """A code constant as text that is the same in every process: a frozenset's (``x in
+    {"a", "b"}``) elements sorted, as its repr orders them by hash, which differs from
+    one process to the next for strings (PYTHONHASHSEED). Any other constant: its repr,
+    so the versions of code without frozensets are what they were."""
+    if isinstance(const, frozenset):
+        return "frozenset({" + ", ".join(sorted(map(_constant, const))) + "})"
+    if isinstance(const, tuple):  # as its repr, but for the frozensets inside
+        return "(" + ", ".join(map(_constant, const)) + ("," if len(const) == 1 else "") + ")"
+    return repr(const)
