@@ -237,3 +237,35 @@ def test_a_code_version_without_source_is_the_same_in_every_process() -> None:
         assert out.startswith("bytecode:")
         versions.add(out)
     assert len(versions) == 1, versions
+
+
+def test_two_lambdas_on_one_line_have_their_own_versions(tmp_path: Any,
+                                                          new_store: Any) -> None:
+    """A lambda's source is its whole line: two stages written as lambdas there (or one
+    nested in another) got one version, so the second ran on the first's memo and
+    committed its values."""
+    import importlib.util
+
+    path = tmp_path / "two_stages.py"
+    path.write_text(
+        "ONE, TWO = (lambda fr: {f.sequence: 1 for f in fr}), "
+        "(lambda fr: {f.sequence: 2 for f in fr})\n"
+        "def make():\n"
+        "    return [lambda fr: (lambda f: f.sequence), lambda fr: fr]\n"
+        "ALONE = lambda fr: {f.sequence: 3 for f in fr}\n")
+    spec = importlib.util.spec_from_file_location("two_stages", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    outer, other = module.make()
+    versions = [code_version(module.ONE), code_version(module.TWO), code_version(outer),
+                code_version(outer(None)), code_version(other), code_version(module.ALONE)]
+    assert len(set(versions)) == len(versions)
+    assert code_version(module.ONE) == versions[0]  # the same one each time
+    store = new_store("memory")
+    tl = store.create_timeline("v.mp4", "p", frames(4), codec="png")
+    for fn in (module.ONE, module.TWO):
+        run = store.begin_run(tl.id, None, "detect", version=code_version(fn))
+        assert run.todo() == [0, 1, 2, 3]  # the second lambda is not the first's memo
+        run.map(fn)
+        run.commit()
