@@ -249,3 +249,32 @@ def test_text_output_piped_keeps_one_row_per_record_and_whole_values(
     out = capsys.readouterr().out
     assert "\x1b" not in out and f"stage      {escaped}\n" in out
     assert f"  {escaped} (" in out
+
+
+def test_a_run_aborted_after_its_commit_began_names_no_checkpoint(
+        made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A commit chose its checkpoint's id, then the process died before saving it; the
+    run was aborted. That id names no checkpoint, and never will: neither the run, nor
+    `run show`, nor the JSON of `runs` give it (show said `checkpoint 2921bf7e`, which
+    `localckpt show` did not find)."""
+    from localckpt.ids import new_id
+    from localckpt.records import utcnow
+    from localckpt.runs.run import _begin_commit
+
+    chosen = new_id()
+    with localckpt.open(made["path"]) as store:
+        store.catalog.runs.change(made["pending"], _begin_commit(chosen, utcnow()))
+        run = store.get_run(made["pending"])
+        assert run.checkpoint_id == chosen  # committing: the id it will have
+        run.abort()
+        assert (run.state, run.checkpoint_id, run.status().checkpoint_id) == (
+            "aborted", None, None)
+    assert main(["--store", made["path"], "run", "show", made["pending"]]) == 0
+    text = capsys.readouterr().out
+    assert "state      aborted\n" in text and chosen[-8:] not in text
+    assert main(["--store", made["path"], "runs", "--json", "--state", "aborted"]) == 0
+    listed = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed[made["pending"]]["checkpoint_id"] is None
+    assert main(["--store", made["path"], "run", "show", made["done"]]) == 0
+    assert f"state      committed  checkpoint {made['shorts'][made['cid']]}" in \
+        capsys.readouterr().out

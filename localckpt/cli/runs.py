@@ -90,8 +90,8 @@ def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str]) 
         f"params     {json.dumps(dict(rec.params), sort_keys=True, ensure_ascii=False)}",
         f"inputs     {', '.join(map(printable, rec.inputs)) or '-'}",
         f"memo       {'on' if rec.memo else 'off'}",
-        f"state      {rec.state}" + (f"  checkpoint {_both(rec.checkpoint_id, shorts)}"
-                                    if rec.checkpoint_id else ""),
+        f"state      {rec.state}" + (f"  checkpoint {_both(status.checkpoint_id, shorts)}"
+                                    if status.checkpoint_id else ""),
         f"frames     {status.done} written, {status.memo_hits} from the memo, {status.todo} "
         f"to do, of {status.total}",
         f"created    {rec.created_at.isoformat()} ({age(rec.created_at)} ago)",
@@ -128,7 +128,7 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
     rec = run.record
     short = store.short_id(run.id, "run")
     shorts = {**store.short_ids([rec.timeline_id], "timeline"),
-              **store.short_ids([i for i in (rec.parent_id, rec.checkpoint_id) if i])}
+              **store.short_ids([i for i in (rec.parent_id, status.checkpoint_id) if i])}
     lines = _show(run, status, short, shorts)
     if key is not None:
         lines.append(f"memo key of frame {args.frame}: {key.digest}"
