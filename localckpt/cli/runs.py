@@ -190,8 +190,9 @@ def cmd_memo_clear(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         print_json({"removed": removed})
     else:
-        print(f"removed {removed} memo entries and their values (open runs' values stay "
-              "until those runs are committed or aborted)")
+        print(f"removed {removed} memo entries; the values only they kept go at the next "
+              "gc (a checkpoint's stay with it; open runs' values answer until those runs "
+              "are committed or aborted)")
     return 0
 
 
