@@ -87,6 +87,12 @@ def test_run_abort(made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> 
     assert "was already aborted; nothing changed" in capsys.readouterr().out
     assert main(["--store", made["path"], "run", "abort", made["done"]]) == 1
     assert "prune that checkpoint" in capsys.readouterr().err
+    with localckpt.open(made["path"]) as store:  # a run that wrote nothing keeps nothing
+        empty = store.begin_run(made["tl"], None, "segment", version="v1").id
+    assert main(["--store", made["path"], "run", "abort", empty]) == 0
+    said = capsys.readouterr().out
+    assert "it wrote no values, its parts go" not in said  # nor has it parts
+    assert "it wrote no values" in said and "stay in the memo" not in said
 
 
 def test_memo_stats_and_clear(made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:

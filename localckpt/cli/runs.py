@@ -151,13 +151,15 @@ def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
     elif already:
         print(f"run {short} ({printable(run.stage)}) was already aborted; nothing changed")
     else:
-        print(f"aborted run {short} ({printable(run.stage)}); {_memo_fate(run, kept)}, its "
-              "parts go at the next gc")
+        print(f"aborted run {short} ({printable(run.stage)}); {_memo_fate(run, kept)}"
+              + (", its parts go at the next gc" if run.done else ""))
     return 0
 
 
 def _memo_fate(run: StageRun, kept: bool) -> str:
     """What became of an aborted run's values, as abort() left them."""
+    if not run.done:
+        return "it wrote no values"
     if kept:
         return "its values stay in the memo"
     if not run.memo:
