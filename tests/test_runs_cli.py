@@ -74,7 +74,14 @@ def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
     assert main(["--store", made["path"], "run", "show", short, "--frame", "7"]) == 0
     assert "(not in the memo)" in capsys.readouterr().out
     assert main(["--store", made["path"], "run", "show", made["done"], "--frame", "3"]) == 0
-    assert "memo key of frame 3:" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "memo key of frame 3:" in text
+    assert "  inputs   {}\n" in text and "  version  v1\n" in text
+    with localckpt.open(made["path"]) as store:
+        classify = store.begin_run(made["tl"], made["cid"], "classify", inputs=("detect",))
+        detect_hash = classify.memo_key(3).parts()["inputs"]["detect"]
+    assert main(["--store", made["path"], "run", "show", classify.id, "--frame", "3"]) == 0
+    assert f'  inputs   {{"detect": "{detect_hash}"}}\n' in capsys.readouterr().out  # JSON
     assert main(["--store", made["path"], "run", "show", "ffffffff"]) == 1
     assert "no run" in capsys.readouterr().err
 
