@@ -54,6 +54,9 @@ def test_a_second_timeline_of_the_same_frames_costs_nothing(store: localckpt.Sto
     changed[4] = changed[4] ^ 1
     c = store.create_timeline("c.mp4", "p", changed, codec="png")
     assert store.begin_run(c.id, None, "detect", params={"t": 1}, version="v1").todo() == [4]
+    # the same pixels encoded otherwise: other bytes, so a miss (the key is the bytes' hash)
+    d = store.create_timeline("d.mp4", "p", frames(20), codec="jpeg")
+    assert len(store.begin_run(d.id, None, "detect", params={"t": 1}, version="v1").todo()) == 20
 
 
 def test_version_params_and_stage_name_are_part_of_the_key(store: localckpt.Store) -> None:
