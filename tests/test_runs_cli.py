@@ -294,3 +294,42 @@ def test_a_run_aborted_after_its_commit_began_names_no_checkpoint(
     assert main(["--store", made["path"], "run", "show", made["done"]]) == 0
     assert f"state      committed  checkpoint {made['shorts'][made['cid']]}" in \
         capsys.readouterr().out
+
+
+def test_run_show_frame_says_what_todo_and_commit_use(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    """`run show --frame N` says what gives frame N its value as todo() and commit()
+    see it: the run's own value for N first (it wins over a memo entry), and never the
+    run's value for another frame with an equal key (a still picture: todo() lists N, and
+    show said it was held)."""
+    from localckpt.canonical import canonical_bytes, content_hash
+
+    path = str(tmp_path / "s")
+    still = [np.zeros((6, 6, 3), dtype=np.uint8)] * 3  # three equal frames: one key
+    with localckpt.open(path, create=True) as store:
+        a = store.create_timeline("a.mp4", "p", still, codec="png")
+        first = store.begin_run(a.id, None, "detect", version="v1")
+        first.put({s: {"n": 1} for s in range(3)})
+        first.commit()
+        b = store.create_timeline("b.mp4", "p", still, codec="png")
+        run = store.begin_run(b.id, None, "detect", version="v2")  # no memo entry
+        run.put({0: {"n": 2}})
+        assert run.todo() == [1, 2]
+        again = store.begin_run(b.id, None, "detect", version="v1")  # the entry answers
+        again.put({0: {"n": 3}})  # its own value wins over it
+    mine = content_hash(canonical_bytes({"n": 3}))
+
+    def shown(run_id: str, frame: int) -> dict[str, Any]:
+        assert main(["--store", path, "run", "show", run_id, "--frame", str(frame),
+                     "--json"]) == 0
+        return json.loads(capsys.readouterr().out)["memo_key"]
+
+    assert shown(run.id, 0)["held_by"] == run.id
+    key = shown(run.id, 1)
+    assert (key["hit"], key["held_by"]) == (False, None)  # todo() lists frame 1
+    assert main(["--store", path, "run", "show", run.id, "--frame", "1"]) == 0
+    assert "(not in the memo)" in capsys.readouterr().out
+    key = shown(again.id, 0)
+    assert (key["value_hash"], key["held_by"], key["pending"]) == (mine, again.id, True)
+    assert shown(again.id, 1)["held_by"] == first.id  # the entry, as todo() sees it

@@ -106,13 +106,36 @@ def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str]) 
     return lines
 
 
+def _held(store: Store, run: StageRun, sequence: int, digest: str
+          ) -> tuple[str, str, bool] | None:
+    """What gives an open run's frame its value, as todo() and commit() see it: (value
+    hash, run id, whether that run is open), or None. The run's own value for this frame
+    first (a put wins over the memo), then a memo entry, then a part of another open run
+    like it; not the run's value for another frame with the same key (a run's parts
+    answer other runs only: todo() lists that frame)."""
+    tables = store._run_tables()
+    rec = run.record
+    if rec.state in ("open", "committing"):
+        own = tables.parts(rec.id, [int(sequence)])
+        if sequence in own:
+            return own[sequence], rec.id, True
+    held = tables.holder(digest, rec)
+    if held is None or held[1] != rec.id or not held[2]:
+        return held
+    for other in tables._like(rec):  # past the run's own parts: the next holder, if any
+        for _, h, found, _ in tables._keyed(other, [digest], False):
+            if found == digest:
+                return h, other, True
+    return None
+
+
 def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
     run = store.get_run(args.run)
     status = run.status()
     key, held = None, None
     if args.frame is not None:
         key = run.memo_key(args.frame)
-        held = store._run_tables().holder(key.digest, run.record)
+        held = _held(store, run, args.frame, key.digest)
     if args.json:
         d = add_short_ids(store, [status.to_dict()], "run")[0]
         rec = run.record
