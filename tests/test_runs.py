@@ -117,6 +117,33 @@ def test_equal_put_is_a_no_op_and_another_value_a_conflict(store: localckpt.Stor
     assert store.load_stage_output(run.commit(), "detect") == expected(range(30))
 
 
+def test_a_put_that_returned_before_the_commit_began_is_in_its_checkpoint(
+        store: localckpt.Store, tl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every frame answered by the memo, a worker puts another value for one of them
+    (a put wins over the memo) after the commit read the parts and before it began:
+    the put returned while the run was open, so the checkpoint holds its value (the
+    commit read the parts again), not the memo's."""
+    first = store.begin_run(tl.id, None, "detect")
+    first.put({s: value(s) for s in range(30)})
+    first.commit()
+    copy = store.create_timeline("copy.mp4", "p", frames(30), codec="png")
+    run = store.begin_run(copy.id, None, "detect")
+    assert run.todo() == [] and run.memo_hits == 30
+    worker = store.get_run(run.id)
+    refuse_missing = run._refuse_missing
+
+    def a_put_meanwhile(*args: Any) -> None:
+        refuse_missing(*args)
+        worker.put({2: value(2, "mine")})  # the run is still open: it is taken
+
+    monkeypatch.setattr(run, "_refuse_missing", a_put_meanwhile)
+    cid = run.commit()
+    assert store.load_stage_output(cid, "detect") == {
+        "frames": {**expected(range(30))["frames"], "2": value(2, "mine")}}
+    status = run.status()
+    assert (status.done, status.memo_hits) == (1, 29)
+
+
 def test_resume_from_another_store_object(new_store: Any, store_kind: str) -> None:
     if not new_store.can_reopen(store_kind):
         pytest.skip("a memory store lives in one process and cannot be reopened")

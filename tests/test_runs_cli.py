@@ -74,7 +74,14 @@ def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
     assert main(["--store", made["path"], "run", "show", short, "--frame", "7"]) == 0
     assert "(not in the memo)" in capsys.readouterr().out
     assert main(["--store", made["path"], "run", "show", made["done"], "--frame", "3"]) == 0
-    assert "memo key of frame 3:" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "memo key of frame 3:" in text
+    assert "  inputs   {}\n" in text and "  version  v1\n" in text
+    with localckpt.open(made["path"]) as store:
+        classify = store.begin_run(made["tl"], made["cid"], "classify", inputs=("detect",))
+        detect_hash = classify.memo_key(3).parts()["inputs"]["detect"]
+    assert main(["--store", made["path"], "run", "show", classify.id, "--frame", "3"]) == 0
+    assert f'  inputs   {{"detect": "{detect_hash}"}}\n' in capsys.readouterr().out  # JSON
     assert main(["--store", made["path"], "run", "show", "ffffffff"]) == 1
     assert "no run" in capsys.readouterr().err
 
@@ -87,6 +94,12 @@ def test_run_abort(made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> 
     assert "was already aborted; nothing changed" in capsys.readouterr().out
     assert main(["--store", made["path"], "run", "abort", made["done"]]) == 1
     assert "prune that checkpoint" in capsys.readouterr().err
+    with localckpt.open(made["path"]) as store:  # a run that wrote nothing keeps nothing
+        empty = store.begin_run(made["tl"], None, "segment", version="v1").id
+    assert main(["--store", made["path"], "run", "abort", empty]) == 0
+    said = capsys.readouterr().out
+    assert "it wrote no values, its parts go" not in said  # nor has it parts
+    assert "it wrote no values" in said and "stay in the memo" not in said
 
 
 def test_memo_stats_and_clear(made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,7 +111,10 @@ def test_memo_stats_and_clear(made: dict[str, Any], capsys: pytest.CaptureFixtur
     assert "10 memo entries over 1 stage version(s), 10 distinct values (70 bytes); 4 more " \
         "values in open runs" in capsys.readouterr().out
     assert main(["--store", made["path"], "memo", "clear", "--older-than", "1h"]) == 0
-    assert "removed 0 memo entries" in capsys.readouterr().out
+    cleared = capsys.readouterr().out
+    assert "removed 0 memo entries" in cleared
+    # the values are not removed with them: a checkpoint keeps its own, gc takes the rest
+    assert "and their values" not in cleared and "go at the next gc" in cleared
     assert main(["--store", made["path"], "memo", "clear", "--older-than", "soon"]) == 1
     assert "--older-than 'soon' is neither an age" in capsys.readouterr().err
     assert main(["--store", made["path"], "memo", "clear", "--older-than", "9" * 15 + "d"]) == 1
@@ -249,3 +265,71 @@ def test_text_output_piped_keeps_one_row_per_record_and_whole_values(
     out = capsys.readouterr().out
     assert "\x1b" not in out and f"stage      {escaped}\n" in out
     assert f"  {escaped} (" in out
+
+
+def test_a_run_aborted_after_its_commit_began_names_no_checkpoint(
+        made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """A commit chose its checkpoint's id, then the process died before saving it; the
+    run was aborted. That id names no checkpoint, and never will: neither the run, nor
+    `run show`, nor the JSON of `runs` give it (show said `checkpoint 2921bf7e`, which
+    `localckpt show` did not find)."""
+    from localckpt.ids import new_id
+    from localckpt.records import utcnow
+    from localckpt.runs.run import _begin_commit
+
+    chosen = new_id()
+    with localckpt.open(made["path"]) as store:
+        store.catalog.runs.change(made["pending"], _begin_commit(chosen, utcnow()))
+        run = store.get_run(made["pending"])
+        assert run.checkpoint_id == chosen  # committing: the id it will have
+        run.abort()
+        assert (run.state, run.checkpoint_id, run.status().checkpoint_id) == (
+            "aborted", None, None)
+    assert main(["--store", made["path"], "run", "show", made["pending"]]) == 0
+    text = capsys.readouterr().out
+    assert "state      aborted\n" in text and chosen[-8:] not in text
+    assert main(["--store", made["path"], "runs", "--json", "--state", "aborted"]) == 0
+    listed = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert listed[made["pending"]]["checkpoint_id"] is None
+    assert main(["--store", made["path"], "run", "show", made["done"]]) == 0
+    assert f"state      committed  checkpoint {made['shorts'][made['cid']]}" in \
+        capsys.readouterr().out
+
+
+def test_run_show_frame_says_what_todo_and_commit_use(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    """`run show --frame N` says what gives frame N its value as todo() and commit()
+    see it: the run's own value for N first (it wins over a memo entry), and never the
+    run's value for another frame with an equal key (a still picture: todo() lists N, and
+    show said it was held)."""
+    from localckpt.canonical import canonical_bytes, content_hash
+
+    path = str(tmp_path / "s")
+    still = [np.zeros((6, 6, 3), dtype=np.uint8)] * 3  # three equal frames: one key
+    with localckpt.open(path, create=True) as store:
+        a = store.create_timeline("a.mp4", "p", still, codec="png")
+        first = store.begin_run(a.id, None, "detect", version="v1")
+        first.put({s: {"n": 1} for s in range(3)})
+        first.commit()
+        b = store.create_timeline("b.mp4", "p", still, codec="png")
+        run = store.begin_run(b.id, None, "detect", version="v2")  # no memo entry
+        run.put({0: {"n": 2}})
+        assert run.todo() == [1, 2]
+        again = store.begin_run(b.id, None, "detect", version="v1")  # the entry answers
+        again.put({0: {"n": 3}})  # its own value wins over it
+    mine = content_hash(canonical_bytes({"n": 3}))
+
+    def shown(run_id: str, frame: int) -> dict[str, Any]:
+        assert main(["--store", path, "run", "show", run_id, "--frame", str(frame),
+                     "--json"]) == 0
+        return json.loads(capsys.readouterr().out)["memo_key"]
+
+    assert shown(run.id, 0)["held_by"] == run.id
+    key = shown(run.id, 1)
+    assert (key["hit"], key["held_by"]) == (False, None)  # todo() lists frame 1
+    assert main(["--store", path, "run", "show", run.id, "--frame", "1"]) == 0
+    assert "(not in the memo)" in capsys.readouterr().out
+    key = shown(again.id, 0)
+    assert (key["value_hash"], key["held_by"], key["pending"]) == (mine, again.id, True)
+    assert shown(again.id, 1)["held_by"] == first.id  # the entry, as todo() sees it

@@ -488,3 +488,27 @@ def test_a_transfer_deleting_in_two_timelines_reads_their_runs_by_index(
         plan = " ".join(str(r[-1]) for r in conn.execute(
             "EXPLAIN QUERY PLAN " + statement.replace("?", "NULL")).fetchall())
         assert "SCAN runs" not in plan, (statement, plan)
+
+
+def test_an_abort_after_another_branchs_deletion_is_not_blamed_on_its_own(
+        store: localckpt.Store) -> None:
+    """Another branch pruned first, then the run aborted, then its parent pruned: the
+    run was aborted by its caller, not closed by a deletion (the put said "was aborted
+    because its parent checkpoint ... was pruned", from the other branch's tombstone)."""
+    tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+    other = store.save_stage_output(tl.id, None, "other", expected(range(3)))
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(3)))
+    store.prune(other)
+    run = store.begin_run(tl.id, det, "ocr", memo=False)
+    run.abort()
+    assert store.prune(det).closed_runs == ()
+    with pytest.raises(InvalidInputError, match=r"is aborted: it takes no more values") as e:
+        run.put({0: value(0)})
+    assert "because" not in str(e.value)
+    # a run the deletion of its parent's ancestor closed still says so
+    mid = store.save_stage_output(tl.id, None, "detect", expected(range(3)))
+    top = store.save_stage_output(tl.id, mid, "classify", expected(range(3)))
+    closed = store.begin_run(tl.id, top, "ocr", memo=False)
+    assert store.prune(mid).closed_runs == (closed.id,)
+    with pytest.raises(InvalidInputError, match=r"was aborted because its parent checkpoint"):
+        closed.put({0: value(0)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -53,6 +54,9 @@ def test_a_second_timeline_of_the_same_frames_costs_nothing(store: localckpt.Sto
     changed[4] = changed[4] ^ 1
     c = store.create_timeline("c.mp4", "p", changed, codec="png")
     assert store.begin_run(c.id, None, "detect", params={"t": 1}, version="v1").todo() == [4]
+    # the same pixels encoded otherwise: other bytes, so a miss (the key is the bytes' hash)
+    d = store.create_timeline("d.mp4", "p", frames(20), codec="jpeg")
+    assert len(store.begin_run(d.id, None, "detect", params={"t": 1}, version="v1").todo()) == 20
 
 
 def test_version_params_and_stage_name_are_part_of_the_key(store: localckpt.Store) -> None:
@@ -211,3 +215,60 @@ def test_code_version_ignores_comments_docstrings_and_layout(tmp_path: Any) -> N
         made[name] = code_version(namespace["stage"])
     assert made["plain"] == made["commented"] != made["changed"]
     assert made["plain"].startswith("bytecode:")
+
+
+def test_a_code_version_without_source_is_the_same_in_every_process() -> None:
+    """exec'd code (no source to read) is versioned by its compiled code, whose
+    constants include a frozenset for ``x in {"a", "b", ...}``: its repr orders strings
+    by hash, which each process seeds anew. The version must not depend on it, or a
+    memo made in one process misses in the next."""
+    import subprocess
+    import sys
+
+    script = (
+        "from localckpt import code_version\n"
+        "ns = {}\n"
+        "exec('def stage(frames):\\n"
+        "    return {f.sequence: f.label in {\"ball\", \"player\", \"referee\", \"goal\", "
+        "\"line\"} for f in frames}\\n', ns)\n"
+        "print(code_version(ns['stage']))\n")
+    versions = set()
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                             capture_output=True, text=True).stdout.strip()
+        assert out.startswith("bytecode:")
+        versions.add(out)
+    assert len(versions) == 1, versions
+
+
+def test_two_lambdas_on_one_line_have_their_own_versions(tmp_path: Any,
+                                                          new_store: Any) -> None:
+    """A lambda's source is its whole line: two stages written as lambdas there (or one
+    nested in another) got one version, so the second ran on the first's memo and
+    committed its values."""
+    import importlib.util
+
+    path = tmp_path / "two_stages.py"
+    path.write_text(
+        "ONE, TWO = (lambda fr: {f.sequence: 1 for f in fr}), "
+        "(lambda fr: {f.sequence: 2 for f in fr})\n"
+        "def make():\n"
+        "    return [lambda fr: (lambda f: f.sequence), lambda fr: fr]\n"
+        "ALONE = lambda fr: {f.sequence: 3 for f in fr}\n")
+    spec = importlib.util.spec_from_file_location("two_stages", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    outer, other = module.make()
+    versions = [code_version(module.ONE), code_version(module.TWO), code_version(outer),
+                code_version(outer(None)), code_version(other), code_version(module.ALONE)]
+    assert len(set(versions)) == len(versions)
+    assert code_version(module.ONE) == versions[0]  # the same one each time
+    store = new_store("memory")
+    tl = store.create_timeline("v.mp4", "p", frames(4), codec="png")
+    for fn in (module.ONE, module.TWO):
+        run = store.begin_run(tl.id, None, "detect", version=code_version(fn))
+        assert run.todo() == [0, 1, 2, 3]  # the second lambda is not the first's memo
+        run.map(fn)
+        run.commit()

@@ -90,8 +90,8 @@ def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str]) 
         f"params     {json.dumps(dict(rec.params), sort_keys=True, ensure_ascii=False)}",
         f"inputs     {', '.join(map(printable, rec.inputs)) or '-'}",
         f"memo       {'on' if rec.memo else 'off'}",
-        f"state      {rec.state}" + (f"  checkpoint {_both(rec.checkpoint_id, shorts)}"
-                                    if rec.checkpoint_id else ""),
+        f"state      {rec.state}" + (f"  checkpoint {_both(status.checkpoint_id, shorts)}"
+                                    if status.checkpoint_id else ""),
         f"frames     {status.done} written, {status.memo_hits} from the memo, {status.todo} "
         f"to do, of {status.total}",
         f"created    {rec.created_at.isoformat()} ({age(rec.created_at)} ago)",
@@ -106,13 +106,36 @@ def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str]) 
     return lines
 
 
+def _held(store: Store, run: StageRun, sequence: int, digest: str
+          ) -> tuple[str, str, bool] | None:
+    """What gives an open run's frame its value, as todo() and commit() see it: (value
+    hash, run id, whether that run is open), or None. The run's own value for this frame
+    first (a put wins over the memo), then a memo entry, then a part of another open run
+    like it; not the run's value for another frame with the same key (a run's parts
+    answer other runs only: todo() lists that frame)."""
+    tables = store._run_tables()
+    rec = run.record
+    if rec.state in ("open", "committing"):
+        own = tables.parts(rec.id, [int(sequence)])
+        if sequence in own:
+            return own[sequence], rec.id, True
+    held = tables.holder(digest, rec)
+    if held is None or held[1] != rec.id or not held[2]:
+        return held
+    for other in tables._like(rec):  # past the run's own parts: the next holder, if any
+        for _, h, found, _ in tables._keyed(other, [digest], False):
+            if found == digest:
+                return h, other, True
+    return None
+
+
 def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
     run = store.get_run(args.run)
     status = run.status()
     key, held = None, None
     if args.frame is not None:
         key = run.memo_key(args.frame)
-        held = store._run_tables().holder(key.digest, run.record)
+        held = _held(store, run, args.frame, key.digest)
     if args.json:
         d = add_short_ids(store, [status.to_dict()], "run")[0]
         rec = run.record
@@ -128,14 +151,15 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
     rec = run.record
     short = store.short_id(run.id, "run")
     shorts = {**store.short_ids([rec.timeline_id], "timeline"),
-              **store.short_ids([i for i in (rec.parent_id, rec.checkpoint_id) if i])}
+              **store.short_ids([i for i in (rec.parent_id, status.checkpoint_id) if i])}
     lines = _show(run, status, short, shorts)
     if key is not None:
         lines.append(f"memo key of frame {args.frame}: {key.digest}"
                      + (f" (held: value {held[0][:12]} from run {held[1]}"
                         + (", open: not yet a memo entry)" if held[2] else ")")
                         if held else " (not in the memo)"))
-        lines += [f"  {name:8} {printable(str(value))}" for name, value in key.parts().items()]
+        lines += [f"  {name:8} " + printable(value if isinstance(value, str) else json.dumps(
+            value, sort_keys=True, ensure_ascii=False)) for name, value in key.parts().items()]
     print("\n".join(lines))
     return 0
 
@@ -151,13 +175,15 @@ def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
     elif already:
         print(f"run {short} ({printable(run.stage)}) was already aborted; nothing changed")
     else:
-        print(f"aborted run {short} ({printable(run.stage)}); {_memo_fate(run, kept)}, its "
-              "parts go at the next gc")
+        print(f"aborted run {short} ({printable(run.stage)}); {_memo_fate(run, kept)}"
+              + (", its parts go at the next gc" if run.done else ""))
     return 0
 
 
 def _memo_fate(run: StageRun, kept: bool) -> str:
     """What became of an aborted run's values, as abort() left them."""
+    if not run.done:
+        return "it wrote no values"
     if kept:
         return "its values stay in the memo"
     if not run.memo:
@@ -190,8 +216,9 @@ def cmd_memo_clear(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         print_json({"removed": removed})
     else:
-        print(f"removed {removed} memo entries and their values (open runs' values stay "
-              "until those runs are committed or aborted)")
+        print(f"removed {removed} memo entries; the values only they kept go at the next "
+              "gc (a checkpoint's stay with it; open runs' values answer until those runs "
+              "are committed or aborted)")
     return 0
 
 

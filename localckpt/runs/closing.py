@@ -221,15 +221,20 @@ def close_transferred(store: Store, tombstones: Sequence[Tombstone]) -> tuple[st
 
 def closed_because(store: Store, rec: RunRecord) -> str | None:
     """Why an aborted run was closed by a deletion ("its parent checkpoint ... was
-    pruned"), or None: its base is live, or it was aborted before anything of its
-    timeline was deleted. Read when a put or commit is refused (tombstones stay after gc,
-    so this still answers then)."""
+    pruned"), or None: its base is live, or it was aborted before its base was deleted
+    (another branch's deletion before its abort is not its base's). Read when a put or
+    commit is refused (tombstones stay after gc, so this still answers then)."""
     if rec.state != "aborted" or rec.closed_at is None:
         return None
     why = orphaned_by(store, rec)
     if why is None:
         return None
     closed_at = rec.closed_at
+    # the deletions that took its base: of its timeline, or of its parent checkpoint or
+    # an ancestor (not of another branch); any checkpoint's once gc took the records
+    chain = {c.id for c in store.catalog.lineage(rec.parent_id)} or None
     marks = [t for t in store.catalog.tombstones([rec.timeline_id])
-             if t.kind in ("timeline", "checkpoint") and t.created_at <= closed_at]
+             if t.created_at <= closed_at and (
+                 t.kind == "timeline"
+                 or (t.kind == "checkpoint" and (chain is None or t.target_id in chain)))]
     return why if marks else None

@@ -127,14 +127,17 @@ def code_version(fn: Callable[..., Any]) -> str:
     """A version string for a stage function: the SHA-256 of its source with comments,
     docstrings and formatting taken out (what Hamilton does), so editing a comment keeps
     the memo and editing the code does not. Only fn's own source counts: a change in a
-    function it calls is not seen (pass version= yourself when that matters).
+    function it calls is not seen (pass version= yourself when that matters). A lambda's
+    source is its whole line (statement): its version is that line's, with which of the
+    line's lambdas it is when there are several.
 
     Code whose source cannot be read (run with exec, typed at a plain prompt) is versioned
     by its compiled code instead ("bytecode:" + SHA-256, without the docstring; stable
     for one Python version). InvalidInputError for what has neither (builtins)."""
     target = inspect.unwrap(getattr(fn, "func", fn))  # functools.partial / wraps
     try:
-        source = textwrap.dedent(inspect.getsource(target))
+        lines, first = inspect.getsourcelines(target)
+        source = textwrap.dedent("".join(lines))
         tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError, IndentationError) as exc:
         code = getattr(target, "__code__", None)
@@ -152,7 +155,41 @@ def code_version(fn: Callable[..., Any]) -> str:
                 and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(ast.unparse(tree).encode("utf-8")).hexdigest()
+    text = ast.unparse(tree)
+    if getattr(target, "__name__", None) == "<lambda>":
+        # a lambda's source is its whole line: two lambdas there must not share a version
+        shift = len(lines[0]) - len(source.splitlines(keepends=True)[0])
+        text += _which_lambda(target, tree, first, shift)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _which_lambda(fn: Any, tree: ast.AST, first: int, shift: int) -> str:
+    """What tells a lambda from the others of its source lines (tree, parsed from the
+    lines from line first on, dedented by shift columns): "" when it is the only one
+    (its version is its lines'), else which one it is, found by the positions of its
+    code's instructions (inside its body, and in no lambda nested in it), or failing
+    that (no positions), its compiled code."""
+    lambdas = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Lambda)),
+                     key=lambda n: (n.lineno, n.col_offset))
+    if len(lambdas) < 2:
+        return ""
+    spots = [(line - first + 1, col - shift, end - first + 1, end_col - shift)
+             for line, end, col, end_col in fn.__code__.co_positions()
+             if None not in (line, end, col, end_col) and (line, col) != (end, end_col)]
+
+    def holds(node: ast.Lambda) -> bool:
+        body = node.body
+        start = (body.lineno, body.col_offset)
+        stop = (body.end_lineno or body.lineno, body.end_col_offset or 0)
+        return all(start <= (a, b) and (c, d) <= stop for a, b, c, d in spots)
+
+    found = [i for i, node in enumerate(lambdas) if holds(node)] if spots else []
+    if found:  # the innermost: a lambda nested in another is inside its body too
+        i = max(found, key=lambda i: (lambdas[i].body.lineno, lambdas[i].body.col_offset))
+        return f"\n# lambda {i + 1} of {len(lambdas)}"
+    digest = hashlib.sha256()
+    _hash_code(fn.__code__, True, digest)
+    return f"\n# lambda {digest.hexdigest()}"
 
 
 def _hash_code(code: Any, function: bool, digest: Any) -> None:
@@ -167,4 +204,16 @@ def _hash_code(code: Any, function: bool, digest: Any) -> None:
         if hasattr(const, "co_code"):
             _hash_code(const, False, digest)
         else:
-            digest.update(repr(const).encode())
+            digest.update(_constant(const).encode())
+
+
+def _constant(const: Any) -> str:
+    """A code constant as text that is the same in every process: a frozenset's (``x in
+    {"a", "b"}``) elements sorted, as its repr orders them by hash, which differs from
+    one process to the next for strings (PYTHONHASHSEED). Any other constant: its repr,
+    so the versions of code without frozensets are what they were."""
+    if isinstance(const, frozenset):
+        return "frozenset({" + ", ".join(sorted(map(_constant, const))) + "})"
+    if isinstance(const, tuple):  # as its repr, but for the frozensets inside
+        return "(" + ", ".join(map(_constant, const)) + ("," if len(const) == 1 else "") + ")"
+    return repr(const)

@@ -76,6 +76,8 @@ class RunStatus:
 
     done: frames written; memo_hits: frames the memo answers (and no put wrote);
     todo: what is left (total - done - memo_hits while open, 0 once closed).
+    checkpoint_id: chosen when the commit began; None before, and for an aborted run
+    whose checkpoint was never saved.
     orphaned: for an open run whose timeline was deleted or whose parent checkpoint was
     pruned, what is gone (it can never be committed: abort it); else None. Its memo hits
     are not looked up (0).
@@ -234,8 +236,18 @@ class StageRun:
 
     @property
     def checkpoint_id(self) -> str | None:
-        """The committed checkpoint's id (chosen when the commit began), else None."""
-        return self.record.checkpoint_id
+        """The committed checkpoint's id (chosen when the commit began), else None (also
+        for a run aborted after its commit began: that checkpoint was never saved)."""
+        return self._checkpoint_of(self.record)
+
+    def _checkpoint_of(self, rec: RunRecord) -> str | None:
+        """rec's checkpoint id, None for an aborted run whose checkpoint is not saved (its
+        commit began, then a crash, an abort or a deletion stopped it: the id names no
+        checkpoint, and never will)."""
+        if rec.state == "aborted" and rec.checkpoint_id is not None and \
+                not self.store.catalog.checkpoints([rec.checkpoint_id]):
+            return None
+        return rec.checkpoint_id
 
     @property
     def done(self) -> int:
@@ -271,7 +283,7 @@ class StageRun:
             done, memo_hits, left = rec.done or 0, rec.memo_hits or 0, 0
         return RunStatus(rec.id, rec.timeline_id, rec.parent_id, rec.stage, rec.version,
                          rec.state, done, memo_hits, rec.total, left, rec.memo,
-                         rec.created_at, rec.checkpoint_id, orphaned)
+                         rec.created_at, self._checkpoint_of(rec), orphaned)
 
     def _orphaned(self, rec: RunRecord) -> str | None:
         """What an open run lost that its commit needs (its timeline was deleted, its parent
@@ -459,8 +471,12 @@ class StageRun:
                 self._refuse_missing(rec, *answers, partial)
                 chosen = new_id()
                 rec = self._tables.change(rec.id, _begin_commit(chosen, utcnow()))
-                if rec.checkpoint_id == chosen and not partial:
-                    # every frame was answered: later puts can only repeat equal values
+                if rec.checkpoint_id == chosen and not partial and \
+                        self._tables.done(rec.id) == len(values):
+                    # every frame was answered, and no put landed since the parts were
+                    # read (parts only grow, and none come once the commit began); a put
+                    # of a frame the memo answered may have (another value wins over the
+                    # memo's): then _finish reads the parts again
                     return self._finish(rec, partial, answers, values)
                 continue
             return self._finish(rec, partial)
