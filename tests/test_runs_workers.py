@@ -426,3 +426,25 @@ def test_a_remote_is_found_however_its_urls_are_spelt() -> None:
     assert _same("s3a://frames/ckpt/", "s3://frames/ckpt")
     assert _same("sqlite:///data/team", "/data/team")
     assert not _same("s3://frames/ckpt", "s3://frames/other")
+
+
+@pytest.mark.parametrize("kind", ["embedded", "postgres-local"])
+def test_a_worker_opens_the_store_with_the_options_it_was_opened_with(
+        new_store: Any, kind: str) -> None:
+    """The catalog options a store was opened with travel with its runs: a worker of a
+    store opened with fsync=False and a short timeout (embedded), or through a
+    transaction-mode pooler (prepare_threshold=None, PostgreSQL) opens it the same way,
+    not with the defaults."""
+    store = new_store(kind)
+    _, url, kwargs = new_store._how[id(store)]
+    chosen: dict[str, Any] = ({"fsync": False, "timeout": 3.0} if kind == "embedded" else
+                              {"max_size": 2, "timeout": 4.0, "prepare_threshold": None})
+    with localckpt.open(url, **kwargs, **chosen) as opened:
+        tl = opened.create_timeline("v.mp4", "p", frames(2), codec="png")
+        run = opened.begin_run(tl.id, None, "bright", memo=False)
+        with pickle.loads(pickle.dumps(run)) as there:
+            engine = there.store.catalog.engine
+            for name, value in chosen.items():
+                assert getattr(engine, name) == value, name
+            there.put({0: {"x": 1}})
+        assert run.done == 1

@@ -2,9 +2,11 @@
 
 A location holds the store's URL (an embedded store's absolute directory; a PostgreSQL
 URL without its password), its objects URL, the storage options that are not secrets,
-and the catalog options (the PostgreSQL schema), and whether the process that opened the
-store read its environment. Secrets never travel: the process that opens a location takes
-them from its own settings, by the rule the opening process followed:
+and the catalog options the store was opened with (embedded: fsync, timeout; PostgreSQL:
+schema, max_size, timeout, prepare_threshold, which a transaction-mode pooler needs at
+None), and whether the process that opened the store read its environment. Secrets never
+travel: the process that opens a location takes them from its own settings, by the rule
+the opening process followed:
 
 - a store opened with ``environ=False`` (a remote's, ``localckpt.config.remote(NAME).open()``,
   ``--store NAME``): the config file's remote whose url and objects are this store's (its
@@ -120,10 +122,12 @@ class StoreLocation:
             else tuple(objects.fs.protocol))
         if kind == "SqliteEngine" and not engine.memory:  # type: ignore[union-attr]
             url = os.path.dirname(os.path.abspath(engine.path))  # type: ignore[union-attr]
-            options: dict[str, Any] = {}
+            options: dict[str, Any] = {"fsync": engine.fsync,  # type: ignore[union-attr]
+                                       "timeout": engine.timeout}  # type: ignore[union-attr]
         elif kind == "PostgresEngine":
             url = _without_password(store.url)
-            options = {"schema": engine.schema}  # type: ignore[union-attr]
+            options = {name: getattr(engine, name) for name in  # a pooler's prepare_threshold
+                       ("schema", "max_size", "timeout", "prepare_threshold")}
         else:
             raise InvalidInputError(
                 f"the store {store.url or store.catalog.describe()} can be used by this "

@@ -119,6 +119,7 @@ class PostgresEngine(Engine):
         }
         self.max_size = max_size
         self.timeout = float(timeout)
+        self.prepare_threshold = prepare_threshold
         self._idle: list[psycopg.Connection] = []
         self._open = 0
         self._cond = threading.Condition()
