@@ -33,7 +33,8 @@ so they must always work). A reference that matches several records is an
 :class:`~localckpt.errors.InvalidInputError` listing the candidates, each with its short
 id, so the next attempt can be exact; one that matches nothing is a
 :class:`~localckpt.errors.NotFoundError` that says where to list ids. Deleted records
-never match.
+never match. Ids, short ids and prefixes match in either case (ids are stored lower-case);
+tags are case-sensitive and are tried first as given.
 
 Short ids are shown by :meth:`Store.short_id <localckpt.Store.short_id>` and
 :meth:`Store.short_ids <localckpt.Store.short_ids>` (one catalog call per id on a
@@ -45,6 +46,7 @@ over the *kind* of record: a new kind (stage runs) is one :func:`register_kind` 
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -249,8 +251,22 @@ def resolve(store: Store, ref: str, kind: str = "checkpoint", *, what: str | Non
     well-formed UUID comes back as it is, without a catalog call (the Store's methods
     look the record up anyway, and say NotFoundError themselves).
     """
-    k = _kind(kind)
     ref = _check_ref(ref, kind, what)
+    try:
+        return _resolve(store, ref, kind, check)
+    except NotFoundError:
+        if ref == ref.lower() or not _HEXISH.fullmatch(ref):
+            raise
+    # ids are stored lower-case; a short id or prefix typed (or copied) in upper case
+    # names the same record, as git takes an abbreviated hash in either case
+    return _resolve(store, ref.lower(), kind, check)
+
+
+_HEXISH = re.compile(r"[0-9A-Fa-f-]+")
+
+
+def _resolve(store: Store, ref: str, kind: str, check: bool) -> str:
+    k = _kind(kind)
     if len(ref) == 36 and is_full_uuid(ref.lower()):
         ref = ref.lower()  # UUIDs are case-insensitive (RFC 9562); ids are stored lower-case
     if is_full_uuid(ref):

@@ -136,6 +136,9 @@ def test_short_ids_and_prefixes_work_too(
     short, tshort = store.short_id(a), store.short_id(tid, "timeline")
     assert call(store, short, b, tshort) == want
     assert call(store, a[:-3], b, tid[:-3]) == want  # a unique prefix of the full id
+    # typed or copied in upper case, as git takes an abbreviated hash either way
+    assert call(store, short.upper(), b, tshort.upper()) == want
+    assert call(store, a[:-3].upper(), b, tid[:-3].upper()) == want
 
 
 def test_timeline_colon_stage(tagged: tuple[Store, str, str, str], store_kind: str) -> None:
