@@ -13,8 +13,9 @@ A source (another store, a bundle file) is untrusted input. Before anything is w
 and while copying, the frame index must match the hash its timeline records and every
 shard's frames must match their content hashes; outputs must match theirs. A source
 that fails any check raises CorruptDataError and the objects this transfer had written
-are removed again: nothing of it stays. (An I/O failure midway leaves what was copied,
-as a crash would: the next transfer completes it.)
+are removed again: nothing of it stays (outputs too many for one commit are all checked
+before the first is committed). (An I/O failure midway leaves what was copied, as a
+crash would: the next transfer completes it.)
 
 What travels: tombstones and tags of the transferred timelines that dst lacks, and only
 the live records (live under the union of both stores' tombstones): a pruned checkpoint
@@ -492,17 +493,26 @@ def _copy_outputs(source: Source, dcat: Catalog, hashes: list[str], reporter: Re
                   ) -> tuple[int, dict[str, bytes]]:
     """Copy outputs in commits of at most OUTPUT_CHUNK_BYTES, verifying each hash; the
     last chunk is returned, not committed: it goes with the rows (so a transfer whose
-    outputs fit one chunk writes none of them unless its rows are written too). Returns
-    (bytes of every output, the last chunk)."""
+    outputs fit one chunk writes none of them unless its rows are written too). Before
+    the first commit of a transfer whose outputs need more than one, every output not
+    yet read is read and checked once (and again as it is copied): a source refused for
+    an output far down the list has had none committed. Returns (bytes of every output,
+    the last chunk)."""
     nbytes = 0
     batch: dict[str, bytes] = {}
     size = 0
-    for done, (h, data) in enumerate(
-            verified_outputs(source.outputs, hashes, source.describe()), start=1):
+    checked = False
+    where = source.describe()
+    for done, (h, data) in enumerate(verified_outputs(source.outputs, hashes, where),
+                                     start=1):
         batch[h] = data
         size += len(data)
         nbytes += len(data)
         if size >= OUTPUT_CHUNK_BYTES:
+            if not checked:  # memory stays bounded: each is let go once checked
+                for _ in verified_outputs(source.outputs, hashes[done:], where):
+                    pass
+                checked = True
             dcat.commit(Batch(outputs=batch))
             batch, size = {}, 0
         reporter.step("outputs", done, len(hashes))

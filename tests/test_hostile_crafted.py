@@ -345,3 +345,72 @@ def test_an_imported_id_cannot_take_over_a_tag_or_a_short_id(scene: Scene,
     assert scene.dst.get_checkpoint(scene.v_ids[1]).stage == "detect"
     longer = scene.dst.short_id(scene.v_ids[2])  # the short id shown now is unique again
     assert longer != short and resolve(scene.dst, longer) == scene.v_ids[2]
+
+
+# -- outputs too many for one commit ----------------------------------------------------------
+
+
+def _many_outputs(root: Path) -> list[str]:
+    """1,001 tries under A's root in the source store at root, each with an output of
+    its own (a transfer fetches outputs 1,000 at a time), written in one commit; their
+    hashes, in the order a transfer copies them."""
+    import attrs
+
+    from localckpt.canonical import canonical_bytes, content_hash
+    from localckpt.ids import new_id
+
+    with localckpt.open(str(root)) as src:
+        a = src.list_timelines()[0]
+        root_checkpoint = src.get_checkpoint(a.root_checkpoint_id)
+        outputs = {}
+        tries = []
+        for i in range(1001):
+            data = canonical_bytes({"i": i, "pad": "x" * 50})
+            h = content_hash(data)
+            outputs[h] = data
+            tries.append(attrs.evolve(root_checkpoint, id=new_id(), stage="s",
+                                      parent_id=root_checkpoint.id, stage_hashes={"s": h},
+                                      is_scenario=True, created_at=utcnow()))
+        src.catalog.commit(localckpt.Batch(checkpoints=tries, outputs=outputs))
+    return sorted(outputs)
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+def test_a_damaged_output_past_the_first_commit_leaves_no_output(
+        mode: str, scene: Scene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outputs too many for one commit were committed a chunk at a time as they were
+    read, so a source refused for an output further down the list left the chunks
+    before it in the destination (unreferenced rows, "Nothing was copied" said). Now
+    every output is checked before the first chunk is committed."""
+    import localckpt.transfer as transfer
+
+    monkeypatch.setattr(transfer, "OUTPUT_CHUNK_BYTES", 1000)  # about 15 outputs a chunk
+    hashes = _many_outputs(scene.src_path)
+    last = hashes[-1]
+    if mode == "sync":
+        attack = sync_forged(scene, [])
+        con = sqlite3.connect(str(scene.src_path / "catalog.sqlite"))
+        with con:
+            con.execute("UPDATE outputs SET data = ? WHERE hash = ?",
+                        (b'{"i":1,"pad":"damaged"}', last))
+        con.close()
+    else:
+        with localckpt.open(str(scene.src_path)) as src:
+            path = tmp_path / "many.lckpt"
+            export_bundle(src, scene.a.id, path)
+
+        def damage(m: Members) -> None:
+            rows, schema = rows_of(m, "outputs.parquet")
+            for r in rows:
+                if r["hash"] == last:
+                    r["json"] = r["json"].replace("x", "y", 1)
+            set_rows(m, "outputs.parquet", rows, schema)
+
+        m = members(path)
+        damage(m)
+        bad = write(tmp_path / "damaged.lckpt", m)
+
+        def attack() -> Any:
+            return import_bundle(scene.dst, bad)
+
+    refused(scene, attack, f"{last} .*does not match its hash")
