@@ -4,6 +4,12 @@ A bundle is untrusted: a 1 MB zip can declare a 1 GB member (deflate expands 1,0
 times), and a small Parquet file can decode to gigabytes (its own compression, or one
 long dictionary value repeated on every row). Before anything is allocated:
 
+- **the zip directory** (one entry per member, read whole by ``zipfile`` before any
+  member, each entry becoming a Python object of some 600 bytes however short it is):
+  at most :data:`MAX_DIRECTORY` bytes, checked from the archive's end record before
+  the directory is read. A bundle's manifest lists every member it reads (and, from
+  format 2, its SHA-256), in more bytes than the member's directory entry takes, so a
+  directory larger than the largest manifest is no bundle's.
 - **zip members**: a member whose declared size is above its cap is refused, and so is
   one that expands more than :data:`MAX_RATIO` times its stored bytes beyond
   :data:`RATIO_FLOOR` (export stores members uncompressed: ratio 1; a bundle zipped
@@ -27,13 +33,14 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 __all__ = [
+    "MAX_DIRECTORY",
     "MAX_MANIFEST",
     "MAX_OBJECT",
     "MAX_OUTPUT_GROUP",
@@ -41,12 +48,14 @@ __all__ = [
     "OUTPUT_GROUP_BYTES",
     "OutputTable",
     "TooLarge",
+    "check_directory",
     "read_member",
     "read_table",
     "table_cap",
 ]
 
 MAX_MANIFEST = 16 << 20
+MAX_DIRECTORY = MAX_MANIFEST
 MAX_RATIO = 16
 RATIO_FLOOR = 4 << 20
 TABLE_FLOOR = 4 << 20
@@ -72,6 +81,22 @@ def table_cap(kind: str, declared: int | None) -> int:
     size, so the decoded cap bounds it too)."""
     rows = 1 if declared is None else declared
     return min(MAX_TABLE, TABLE_FLOOR + RECORD_BYTES[kind] * rows)
+
+
+def check_directory(fh: BinaryIO) -> None:
+    """TooLarge if the zip archive open in fh declares a directory of more than
+    MAX_DIRECTORY bytes (zipfile would read it whole and make an object of every entry:
+    a 1 GB file of empty members takes gigabytes). Reads the end record only, as
+    ``zipfile.ZipFile`` reads it (so both see the same directory); an archive without
+    one is left for zipfile to refuse."""
+    end = getattr(zipfile, "_EndRecData", None)
+    if end is None:  # pragma: no cover - every CPython since 2.x has it
+        return
+    record = end(fh)
+    fh.seek(0)
+    if record and record[5] > MAX_DIRECTORY:  # zipfile._ECD_SIZE
+        raise TooLarge(f"its zip directory takes {record[5]} bytes, more than the "
+                       f"{MAX_DIRECTORY} any bundle's needs (millions of members?)")
 
 
 def _check_member(info: zipfile.ZipInfo, cap: int) -> None:

@@ -237,3 +237,34 @@ def test_outputs_stream_in_row_groups_both_ways(new_store: StoreFactory, tmp_pat
     assert sorted(set(reads)) == list(range(groups)) and len(reads) <= 2 * groups
     assert dst.load_stage_output(parent, "s3") == src.load_stage_output(parent, "s3")
     assert dst.verify().ok
+
+
+def _directory_bomb(path: Path, entries: int) -> Path:
+    """A zip of one empty member named entries times in its directory: 47 bytes an
+    entry on disk, a Python object of some 600 bytes each once zipfile reads them."""
+    import struct
+
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, 1, 0) + b"a"
+    entry = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+                        0, 0, 0, 0, 0) + b"a"
+    directory = entry * entries
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, len(directory),
+                      len(local), 0)
+    path.write_bytes(local + directory + end)
+    return path
+
+
+def test_a_zip_directory_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    """zipfile reads an archive's whole directory into objects before any member is
+    read: a 40 MB file of 850,000 empty members made an import take some 500 MB (and
+    a 1 GB one gigabytes). A directory larger than any bundle's is refused from the
+    archive's end record."""
+    entries = (bundle_limits.MAX_DIRECTORY * 5 // 2) // 47
+    path = _directory_bomb(tmp_path / "directory-bomb.zip", entries)
+    with zipfile.ZipFile(_directory_bomb(tmp_path / "small.zip", 3)) as zf:
+        assert zf.namelist() == ["a"] * 3  # the bomb is a zip zipfile reads
+    result = _import_in_a_fresh_process(path, tmp_path / "dst")
+    kind, typed, message = result["error"]
+    assert typed and kind == "CorruptDataError" and "zip directory" in message, result
+    assert result["added"] < RSS_BUDGET, f"the import added {result['added'] >> 20} MB"
+    assert result["timelines"] == 0 and result["objects"] == []
