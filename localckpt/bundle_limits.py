@@ -23,7 +23,13 @@ long dictionary value repeated on every row). Before anything is allocated:
   one row group at a time (export writes groups of about :data:`OUTPUT_GROUP_BYTES`),
   and each group may decode to at most :data:`MAX_OUTPUT_GROUP` bytes, or
   :data:`MAX_RATIO` times its compressed bytes for older bundles written in one group.
-- **frame objects** (shards and indexes) are read whole, up to :data:`MAX_OBJECT`.
+- **frame objects** (shards and indexes) are read whole, up to :data:`MAX_OBJECT`; a
+  frame index (from a bundle or another store) is measured as the tables are, at most
+  :data:`RECORD_BYTES` ``["index"]`` a frame, before it is decoded whole.
+- **Parquet codecs**: only those localckpt writes with (:data:`CODECS`), which expand
+  a page at most some 20 times. Others (ZSTD, GZIP, BROTLI, LZ4) expand a few KB to
+  gigabytes as a page is read, whatever sizes the file's own metadata declares (its
+  writer chose them).
 
 Every refusal is :class:`TooLarge`, which the bundle reader turns into CorruptDataError
 naming the member.
@@ -40,6 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 __all__ = [
+    "CODECS",
     "MAX_DIRECTORY",
     "MAX_MANIFEST",
     "MAX_OBJECT",
@@ -63,7 +70,9 @@ TABLE_FLOOR = 4 << 20
 #: most: a bundle whose checkpoints decode to more would not fit the memory of the
 #: import that holds them anyway.
 RECORD_BYTES = {"timeline": 16 << 20, "checkpoint": 64 << 10, "tombstone": 4 << 10,
-                "tag": 4 << 10}
+                "tag": 4 << 10, "index": 4 << 10}
+#: The Parquet codecs of what localckpt writes (pyarrow's default is Snappy).
+CODECS = ("UNCOMPRESSED", "SNAPPY")
 MAX_TABLE = 1 << 30
 MAX_OBJECT = 1 << 30
 MAX_OUTPUT_GROUP = 256 << 20
@@ -145,9 +154,22 @@ def _string_columns(pf: pq.ParquetFile) -> list[str]:
     return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
 
 
+def _check_codecs(md: pq.FileMetaData) -> None:
+    for group in range(md.num_row_groups):
+        rg = md.row_group(group)
+        for i in range(rg.num_columns):
+            column = rg.column(i)
+            if column.compression not in CODECS:
+                raise TooLarge(f"its column {column.path_in_schema} is compressed with "
+                               f"{column.compression}, which localckpt never writes (it "
+                               f"expands without bound; {' or '.join(CODECS)} only)")
+
+
 def read_table(data: bytes, kind: str, declared: int | None) -> pa.Table:
-    """A record table from a member's bytes, within the caps of the module docstring."""
+    """A record table (or, kind "index", a frame index) from a member's bytes, within
+    the caps of the module docstring."""
     probe = pq.ParquetFile(pa.BufferReader(data), pre_buffer=False)
+    _check_codecs(probe.metadata)
     rows = probe.metadata.num_rows
     if declared is not None and rows != declared:
         raise TooLarge(f"it holds {rows} rows but the manifest counts {declared}")
@@ -179,6 +201,7 @@ class OutputTable:
             self._pf = pq.ParquetFile(pa.PythonFile(self._fh, mode="r"), pre_buffer=False,
                                       read_dictionary=["json"])
             md = self._pf.metadata
+            _check_codecs(md)
             if declared is not None and md.num_rows != declared:
                 raise TooLarge(f"it holds {md.num_rows} rows but the manifest counts "
                                f"{declared} outputs")

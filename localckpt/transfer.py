@@ -374,6 +374,7 @@ def _frames_of(source: Source, dst: Store, t: Timeline) -> _Frames:
         raise _bad(source, f"timeline {t.id} has no frame index ({exc})") from None
     where = f"{source.describe()}: {ikey}"
     verify_index(data, t.index_hash, where)
+    _measure_index(source, t, data)
     metas = parse_index(data, where)
     if len(metas) != t.frame_count:
         raise _bad(source, f"timeline {t.id} records {t.frame_count} frames but its index "
@@ -387,6 +388,22 @@ def _frames_of(source: Source, dst: Store, t: Timeline) -> _Frames:
     # timelines dst lacks need their objects compared and copied.
     present = set(dst.objects.list(f"frames/{t.id}"))
     return _Frames(t.id, data, by_shard(metas), [k for k in keys if k not in present])
+
+
+def _measure_index(source: Source, t: Timeline, data: bytes) -> None:
+    """CorruptDataError unless the index decodes within the caps a bundle's tables have
+    (``localckpt.bundle_limits``), told before it is decoded whole: the index comes
+    with its timeline's hash, so a source may hand over any bytes, and a few hundred KB
+    of Parquet can decode to gigabytes (then on every read of the timeline's frames)."""
+    from . import bundle_limits as limits
+
+    try:
+        limits.read_table(data, "index", None)
+    except limits.TooLarge as exc:
+        raise _bad(source, f"the frame index of timeline {t.id}: {exc}") from None
+    except Exception as exc:  # damaged Parquet raises many kinds (as parse_index says)
+        raise _bad(source, f"the frame index of timeline {t.id} cannot be read "
+                           f"({type(exc).__name__}: {exc})") from None
 
 
 def _remove(dst: Store, keys: list[str]) -> None:
