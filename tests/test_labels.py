@@ -351,6 +351,19 @@ HOSTILE = {
     "coco integer score overflow": ("coco", _coco({**BASE, "annotations": [
         {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 1, 1], "score": 10**400}]}),
         "score 1000.* is not a finite number"),
+    # float() reads these as numbers: '1_0' as frame 10, other scripts' digits as ours
+    "mot underscore": ("mot", _text("1_0,1,1,1,1,1,1\n"), "line 1: '1_0' is not a number"),
+    "mot arabic-indic digit": ("mot", _text("1,1,\u0661,1,1,1,1\n"),
+                               "line 1: '\u0661' is not a number"),
+    "yolo full-width digit": ("yolo", _yolo({"classes.txt": "a\n",
+                                             "1.txt": "0 \uff10.5 0.5 0.1 0.1\n"}),
+                              "line 1: '\uff10.5' is not a number"),
+    # a JSON escape of half a surrogate pair: the save refused it naming output_json
+    "coco lone surrogate label": ("coco", _text(
+        '{"images": [{"id": 1, "file_name": "f1.jpg"}], "annotations": [{"id": 1, '
+        '"image_id": 1, "category_id": 1, "bbox": [1, 1, 1, 1]}], '
+        '"categories": [{"id": 1, "name": "a\\ud800"}]}', ".json"),
+        r"categories\[0\]: label .* holds a lone surrogate"),
 }
 
 

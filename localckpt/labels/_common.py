@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterable
@@ -39,6 +40,7 @@ __all__ = [
     "finite",
     "last_digits",
     "number_text",
+    "parse_number",
     "read_bounded",
     "text_of",
     "xywh_box",
@@ -179,7 +181,28 @@ def check_label(path: Path, where: str, label: Any) -> str:
     if not isinstance(label, str) or len(label) > MAX_LABEL:
         raise LabelFileError(path, where, f"label {label!r:.60} is not a string of at most "
                                           f"{MAX_LABEL} characters")
+    if not label.isascii():
+        try:
+            label.encode("utf-8")
+        except UnicodeEncodeError:  # a JSON escape such as "\ud800": no store holds it
+            raise LabelFileError(path, where, f"label {label!r:.60} holds a lone surrogate, "
+                                              "which is not valid Unicode") from None
     return label
+
+
+#: A number as label files write one: ASCII digits, an optional sign, point and
+#: exponent (float() also takes '1_000', Arabic-Indic and full-width digits).
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
+def parse_number(text: str) -> float | None:
+    """The number a field of a text label file (MOT, YOLO) writes, NaN and infinities
+    included (callers say those are not finite), or None when it is not one."""
+    text = text.strip()
+    if not (_NUMBER.fullmatch(text) or _NOT_FINITE.fullmatch(text)):
+        return None
+    return float(text)
 
 
 #: Track ids a file may give: what a 64-bit integer column (SQL, Parquet) holds.

@@ -26,6 +26,7 @@ from ._common import (
     atomic_write,
     check_track,
     number_text,
+    parse_number,
     read_bounded,
     text_of,
     xywh_box,
@@ -39,10 +40,10 @@ _MAX_FRAME = 10**9
 
 
 def _float(path: Path, where: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise LabelFileError(path, where, f"{text.strip()!r:.40} is not a number") from None
+    value = parse_number(text)
+    if value is None:
+        raise LabelFileError(path, where, f"{text.strip()!r:.40} is not a number")
+    return value
 
 
 def _integer(path: Path, where: str, text: str, what: str) -> int:

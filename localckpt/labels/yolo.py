@@ -36,6 +36,7 @@ from ._common import (
     check_parent,
     last_digits,
     number_text,
+    parse_number,
     read_bounded,
     text_of,
 )
@@ -146,10 +147,9 @@ def _class_names(directory: Path) -> list[str]:
 
 
 def _number(path: Path, where: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise LabelFileError(path, where, f"{text!r:.40} is not a number") from None
+    value = parse_number(text)
+    if value is None:
+        raise LabelFileError(path, where, f"{text!r:.40} is not a number")
     if value != value or value in (float("inf"), float("-inf")):
         raise LabelFileError(path, where, f"{text!r:.40} is not a finite number")
     return value
