@@ -30,6 +30,7 @@ checkpoint: it never makes a transfer hide work (``hidden``) nor be refused.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -376,6 +377,10 @@ def _frames_of(source: Source, dst: Store, t: Timeline) -> _Frames:
     verify_index(data, t.index_hash, where)
     _measure_index(source, t, data)
     metas = parse_index(data, where)
+    for m in metas:  # what create_timeline refuses (readers matching times overflow)
+        if not math.isfinite(m.timestamp):
+            raise _bad(source, f"frame {m.sequence} of timeline {t.id} has timestamp "
+                               f"{m.timestamp}; a frame's time is a finite number")
     if len(metas) != t.frame_count:
         raise _bad(source, f"timeline {t.id} records {t.frame_count} frames but its index "
                    f"holds {len(metas)}")

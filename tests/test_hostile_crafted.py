@@ -414,3 +414,40 @@ def test_a_damaged_output_past_the_first_commit_leaves_no_output(
             return import_bundle(scene.dst, bad)
 
     refused(scene, attack, f"{last} .*does not match its hash")
+
+
+# -- frame indexes --------------------------------------------------------------------------
+
+
+def _index_timestamps(scene: Scene, times: list[float]) -> Callable[[Members], None]:
+    """An edit giving A's frame index these timestamps, the hashes made to agree."""
+    def edit(m: Members) -> None:
+        import json
+
+        key = f"frames/{scene.a.id}/index.parquet"
+        table = pq.read_table(io.BytesIO(m[f"objects/{key}"]))
+        table = table.set_column(table.schema.get_field_index("timestamp"), "timestamp",
+                                 pa.array(times, pa.float64()))
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        m[f"objects/{key}"] = buf.getvalue()
+        digest = hashlib.sha256(buf.getvalue()).hexdigest()
+        rows, schema = rows_of(m, "timelines.parquet")
+        rows[0]["index_hash"] = digest
+        set_rows(m, "timelines.parquet", rows, schema)
+        manifest = json.loads(m["localckpt-bundle.json"])
+        manifest["hashes"][key] = digest
+        m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+    return edit
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf")])
+def test_a_frame_index_with_an_infinite_time_is_refused(bad: float, scene: Scene,
+                                                        tmp_path: Path) -> None:
+    """create_timeline refuses a frame time that is not finite; an index from a bundle
+    (or a peer) holding one imported, and exporting labels by source frame number then
+    raised OverflowError."""
+    refused(scene, import_edited(scene, tmp_path, _index_timestamps(scene, [0.0, bad, 1.0])),
+            "has timestamp -?inf")
+    assert import_edited(scene, tmp_path, _index_timestamps(scene, [0.0, 0.5, 9.0]))()
