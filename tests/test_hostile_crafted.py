@@ -451,3 +451,25 @@ def test_a_frame_index_with_an_infinite_time_is_refused(bad: float, scene: Scene
     refused(scene, import_edited(scene, tmp_path, _index_timestamps(scene, [0.0, bad, 1.0])),
             "has timestamp -?inf")
     assert import_edited(scene, tmp_path, _index_timestamps(scene, [0.0, 0.5, 9.0]))()
+
+
+def test_a_frame_time_past_any_source_frame_number_is_a_typed_error(
+        scene: Scene, tmp_path: Path) -> None:
+    """A timeline (from a bundle or a peer) may hold any finite frame time and any
+    source frame rate: exporting labels by source frame number multiplied the two, and
+    round() raised OverflowError on the infinite product."""
+    from localckpt.labels import export_labels
+
+    def edit(m: Members) -> None:
+        _index_timestamps(scene, [0.0, 1e307, 2e307])(m)
+        rows, schema = rows_of(m, "timelines.parquet")
+        rows[0]["source_info"] = '{"fps": 25.0}'
+        set_rows(m, "timelines.parquet", rows, schema)
+
+    assert import_edited(scene, tmp_path, edit)()
+    boxes = scene.dst.save_stage_output(scene.a.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [0, 0, 2, 2], "label": "x"}]}]})
+    out = tmp_path / "out.json"
+    with pytest.raises(localckpt.InvalidInputError, match="past any source frame number"):
+        export_labels(scene.dst, boxes, "detect", out, "coco", frames="source")
+    assert not out.exists()

@@ -203,8 +203,20 @@ class _Frames:
                 not isinstance(duration, bool) else None
 
     def number_of(self, m: FrameMeta) -> int:
-        """The file's number for a timeline frame."""
-        return m.sequence if self.mode == "sequence" else round(m.timestamp * self.fps)
+        """The file's number for a timeline frame (InvalidInputError for a time no source
+        frame number can be: a timeline from a bundle or another store may hold any
+        finite time and source frame rate)."""
+        if self.mode == "sequence":
+            return m.sequence
+        number = m.timestamp * self.fps
+        if not math.isfinite(number):
+            raise InvalidInputError(
+                f"frame {m.sequence} of timeline {self.timeline.id} is at {m.timestamp:g} s, "
+                f"past any source frame number at {self.fps:g} frames per second; export "
+                "with frames='sequence'", cli=f"frame {m.sequence} of timeline "
+                f"{self.timeline.id} is at {m.timestamp:g} s, past any source frame number "
+                f"at {self.fps:g} frames per second; use --frames sequence")
+        return round(number)
 
     def match(self, number: int, path: Path, where: str) -> tuple[FrameMeta | None, str]:
         """(the timeline frame, "") or (None, why unmatched); LabelFileError when the
