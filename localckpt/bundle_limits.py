@@ -199,7 +199,7 @@ class OutputTable:
         self._fh = zf.open(info)
         try:
             self._pf = pq.ParquetFile(pa.PythonFile(self._fh, mode="r"), pre_buffer=False,
-                                      read_dictionary=["json"])
+                                      read_dictionary=["hash", "json"])
             md = self._pf.metadata
             _check_codecs(md)
             if declared is not None and md.num_rows != declared:

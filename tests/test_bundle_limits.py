@@ -373,3 +373,30 @@ def test_a_zstd_page_bomb_with_understated_sizes_is_refused_in_bounded_memory(
     assert typed and kind == "CorruptDataError" and "ZSTD" in message, result
     assert result["added"] < RSS_BUDGET, f"the import added {result['added'] >> 20} MB"
     assert result["timelines"] == 0 and result["objects"] == []
+
+
+def test_a_dictionary_bomb_in_the_output_hash_column_is_refused_in_bounded_memory(
+        tmp_path: Path) -> None:
+    """outputs.parquet whose hash column is one 5 MB string on 200 rows, dictionary
+    encoded, written without the Arrow schema that says so: the hash column was read
+    expanded (1 GB; the import took 1.7 GB) before it was measured."""
+    with localckpt.open("memory://") as store:
+        _, members = _members(store, tmp_path)
+    rows = 200
+    table = pa.table({
+        "hash": pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int32)),
+                                               pa.array(["f" * (5 << 20)])),
+        "json": pa.array(["{}"] * rows)})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, use_dictionary=True, store_schema=False)
+    assert len(buf.getvalue()) < 1 << 20
+    members["outputs.parquet"] = buf.getvalue()
+    manifest = json.loads(members["localckpt-bundle.json"])
+    manifest["counts"]["outputs"] = rows
+    members["localckpt-bundle.json"] = json.dumps(manifest).encode()
+    result = _import_in_a_fresh_process(_write(tmp_path / "hash-bomb.zip", members),
+                                        tmp_path / "dst")
+    kind, typed, message = result["error"]
+    assert typed and kind == "CorruptDataError" and "outputs.parquet" in message, result
+    assert result["added"] < RSS_BUDGET, f"the import added {result['added'] >> 20} MB"
+    assert result["timelines"] == 0 and result["objects"] == []
