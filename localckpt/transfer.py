@@ -13,9 +13,10 @@ A source (another store, a bundle file) is untrusted input. Before anything is w
 and while copying, the frame index must match the hash its timeline records and every
 shard's frames must match their content hashes; outputs must match theirs. A source
 that fails any check raises CorruptDataError and the objects this transfer had written
-are removed again: nothing of it stays (outputs too many for one commit are all checked
-before the first is committed). (An I/O failure midway leaves what was copied, as a
-crash would: the next transfer completes it.)
+are removed again: nothing of it stays (outputs too many for one commit are all checked,
+and the new records' ids against all of dst's, before the first is committed). (An I/O
+failure midway leaves what was copied, as a crash would: the next transfer completes
+it.)
 
 What travels: tombstones and tags of the transferred timelines that dst lacks, and only
 the live records (live under the union of both stores' tombstones): a pruned checkpoint
@@ -157,7 +158,9 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
             try:
                 copied, object_bytes = _copy_objects(source, dst, plan.frames, reporter,
                                                      n_objects, held, written)
-                output_bytes, last = _copy_outputs(source, dcat, plan.outputs, reporter)
+                output_bytes, last = _copy_outputs(
+                    source, dcat, plan.outputs, reporter,
+                    lambda: _held_elsewhere(source, dst, dcat, plan.rows))
                 for lease in held:
                     lease.confirm()  # gc must not have taken the objects meanwhile
                 r = plan.rows  # its records were validated when the plan made it
@@ -511,15 +514,30 @@ def verified_outputs(fetch: Callable[[list[str]], dict[str, bytes]], hashes: Seq
             yield h, data
 
 
+def _held_elsewhere(source: Source, dst: Store, dcat: Catalog, rows: Batch) -> None:
+    """ConflictError, before anything is committed, if a new tombstone's or tag's id is
+    held by a record of a timeline the transfer does not carry (the plan compared the
+    carried ones only; the rows' commit would refuse it, after the outputs before it
+    were committed). Reads every tombstone or tag of dst: done only for transfers whose
+    outputs need more than one commit."""
+    pairs: list[tuple[Sequence[Any], dict[str, Any]]] = []
+    if rows.tombstones:
+        pairs.append((rows.tombstones, {x.id: x for x in dcat.tombstones(None)}))
+    if rows.tags:
+        pairs.append((rows.tags, {g.id: g for g in dcat.tags(None)}))
+    _conflicts(source, dst, pairs)
+
+
 def _copy_outputs(source: Source, dcat: Catalog, hashes: list[str], reporter: Reporter,
-                  ) -> tuple[int, dict[str, bytes]]:
+                  first: Callable[[], None]) -> tuple[int, dict[str, bytes]]:
     """Copy outputs in commits of at most OUTPUT_CHUNK_BYTES, verifying each hash; the
     last chunk is returned, not committed: it goes with the rows (so a transfer whose
     outputs fit one chunk writes none of them unless its rows are written too). Before
     the first commit of a transfer whose outputs need more than one, every output not
-    yet read is read and checked once (and again as it is copied): a source refused for
-    an output far down the list has had none committed. Returns (bytes of every output,
-    the last chunk)."""
+    yet read is read and checked once (and again as it is copied), and first() is
+    called (it raises to refuse the transfer): a source refused for an output far
+    down the list, or for a record the rows' commit would refuse, has had none
+    committed. Returns (bytes of every output, the last chunk)."""
     nbytes = 0
     batch: dict[str, bytes] = {}
     size = 0
@@ -534,6 +552,7 @@ def _copy_outputs(source: Source, dcat: Catalog, hashes: list[str], reporter: Re
             if not checked:  # memory stays bounded: each is let go once checked
                 for _ in verified_outputs(source.outputs, hashes[done:], where):
                     pass
+                first()
                 checked = True
             dcat.commit(Batch(outputs=batch))
             batch, size = {}, 0

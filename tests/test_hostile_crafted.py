@@ -473,3 +473,18 @@ def test_a_frame_time_past_any_source_frame_number_is_a_typed_error(
     with pytest.raises(localckpt.InvalidInputError, match="past any source frame number"):
         export_labels(scene.dst, boxes, "detect", out, "coco", frames="source")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["tag", "tombstone"])
+def test_an_id_of_another_timeline_leaves_no_output_past_the_first_commit(
+        kind: str, scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer's tag (tombstone) with the id of one of V's, and outputs too many for one
+    commit: the rows' commit refused it, but the output chunks before it stayed."""
+    import localckpt.transfer as transfer
+
+    monkeypatch.setattr(transfer, "OUTPUT_CHUNK_BYTES", 1000)
+    _many_outputs(scene.src_path)
+    statement = (_insert_tag(scene, scene.v_tag.id) if kind == "tag"
+                 else _insert_tombstone(scene, scene.v_tombstone.id))
+    refused(scene, sync_forged(scene, [statement]), "(other|different) content",
+            localckpt.ConflictError)
