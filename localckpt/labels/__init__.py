@@ -21,7 +21,8 @@ How frame numbers are matched (``frames=``):
 Unmatched entries are counted and listed in the result (:class:`LabelImport`), never
 dropped silently. Any problem with the file is a :class:`LabelFileError` naming the file
 and the line or entry, and nothing is written. Files are read up to
-:data:`~localckpt.labels._common.MAX_BYTES`.
+:data:`~localckpt.labels._common.MAX_BYTES`, and hold at most
+:data:`~localckpt.labels._common.MAX_BOXES` boxes.
 """
 
 from __future__ import annotations

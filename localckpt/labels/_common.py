@@ -24,6 +24,7 @@ import attrs
 from ..errors import InvalidInputError
 
 __all__ = [
+    "MAX_BOXES",
     "MAX_BYTES",
     "MAX_FILES",
     "Det",
@@ -43,6 +44,7 @@ __all__ = [
     "parse_number",
     "read_bounded",
     "text_of",
+    "too_many_boxes",
     "xywh_box",
 ]
 
@@ -50,6 +52,10 @@ __all__ = [
 MAX_BYTES = 256 << 20
 #: Most files read from a YOLO directory.
 MAX_FILES = 1_000_000
+#: Most boxes read from one label file (or YOLO directory): an import holds each as
+#: Python objects, some 900 bytes a box, and a 256 MB MOT file of 14-byte lines is 19
+#: million of them (17 GB). The largest MOTChallenge sequence has 0.75 million.
+MAX_BOXES = 2_000_000
 #: Longest label name accepted.
 MAX_LABEL = 1000
 
@@ -134,6 +140,12 @@ def read_bounded(path: Path, limit: int = MAX_BYTES) -> bytes:
         raise LabelFileError(path, "", f"holds more than the {limit:,} bytes a label file "
                                        "may have; split it")
     return data
+
+
+def too_many_boxes(path: Path, count: int) -> LabelFileError:
+    """The error for a file of count boxes, more than MAX_BOXES."""
+    return LabelFileError(path, "", f"holds {count:,} boxes or more, more than the "
+                                    f"{MAX_BOXES:,} one import takes; split it")
 
 
 def text_of(path: Path, data: bytes) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._common import (
+    MAX_BOXES,
     LabelFileError,
     OutFrame,
     Parsed,
@@ -29,6 +30,7 @@ from ._common import (
     parse_number,
     read_bounded,
     text_of,
+    too_many_boxes,
     xywh_box,
 )
 
@@ -58,7 +60,12 @@ def read(path: Path) -> Parsed:
     text = text_of(path, read_bounded(path))
     by_frame: dict[int, list[RawBox]] = {}
     first_line: dict[int, int] = {}
-    for n, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    if len(lines) > MAX_BOXES:  # counted before any is parsed: a box a line
+        boxes = sum(1 for line in lines if line.strip())
+        if boxes > MAX_BOXES:
+            raise too_many_boxes(path, boxes)
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         where = f"line {n}"

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._common import (
+    MAX_BOXES,
     MAX_BYTES,
     MAX_FILES,
     LabelFileError,
@@ -39,6 +40,7 @@ from ._common import (
     parse_number,
     read_bounded,
     text_of,
+    too_many_boxes,
 )
 
 __all__ = ["read", "write"]
@@ -155,9 +157,13 @@ def _number(path: Path, where: str, text: str) -> float:
     return value
 
 
-def _frame(path: Path, names: list[str], number: int, data: bytes) -> RawFrame:
-    boxes = []
-    for n, line in enumerate(text_of(path, data).splitlines(), 1):
+def _frame(path: Path, names: list[str], number: int, data: bytes, room: int) -> RawFrame:
+    """The boxes of one label file; room: how many more boxes the import takes."""
+    boxes: list[RawBox] = []
+    lines = text_of(path, data).splitlines()
+    if len(lines) > room and sum(1 for line in lines if line.strip()) > room:
+        raise too_many_boxes(path.parent, MAX_BOXES + 1)  # counted before any is parsed
+    for n, line in enumerate(lines, 1):
         fields = line.split()
         if not fields:
             continue
@@ -196,6 +202,7 @@ def read(directory: Path) -> Parsed:
     frames: list[RawFrame] = []
     seen: dict[int, str] = {}
     budget = MAX_BYTES
+    room = MAX_BOXES
     for entry in files:
         path = Path(entry.path)
         number = last_digits(entry.name[:-4])
@@ -210,7 +217,8 @@ def read(directory: Path) -> Parsed:
                                                 f"{MAX_BYTES:,} bytes read at most; split it")
         data = read_bounded(path, budget)
         budget -= len(data)
-        frames.append(_frame(path, names, number, data))
+        frames.append(_frame(path, names, number, data, room))
+        room -= len(frames[-1].boxes)
     return Parsed(tuple(frames))
 
 
