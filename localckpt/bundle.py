@@ -280,7 +280,12 @@ class BundleSource:
             raise NotFoundError(f"no bundle file {self.path}")
         fh = os.fdopen(fd, "rb")
         try:
+            limits.check_directory(fh)
             self.zf = zipfile.ZipFile(fh, "r")
+        except limits.TooLarge as exc:
+            fh.close()
+            raise CorruptDataError(f"{self.path} is not a localckpt bundle: {exc}; refusing "
+                                   "it, nothing was imported") from None
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
             fh.close()
             raise CorruptDataError(f"{self.path} is not a localckpt bundle (zip): {exc}") from None

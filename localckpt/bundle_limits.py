@@ -4,6 +4,12 @@ A bundle is untrusted: a 1 MB zip can declare a 1 GB member (deflate expands 1,0
 times), and a small Parquet file can decode to gigabytes (its own compression, or one
 long dictionary value repeated on every row). Before anything is allocated:
 
+- **the zip directory** (one entry per member, read whole by ``zipfile`` before any
+  member, each entry becoming a Python object of some 600 bytes however short it is):
+  at most :data:`MAX_DIRECTORY` bytes, checked from the archive's end record before
+  the directory is read. A bundle's manifest lists every member it reads (and, from
+  format 2, its SHA-256), in more bytes than the member's directory entry takes, so a
+  directory larger than the largest manifest is no bundle's.
 - **zip members**: a member whose declared size is above its cap is refused, and so is
   one that expands more than :data:`MAX_RATIO` times its stored bytes beyond
   :data:`RATIO_FLOOR` (export stores members uncompressed: ratio 1; a bundle zipped
@@ -17,7 +23,13 @@ long dictionary value repeated on every row). Before anything is allocated:
   one row group at a time (export writes groups of about :data:`OUTPUT_GROUP_BYTES`),
   and each group may decode to at most :data:`MAX_OUTPUT_GROUP` bytes, or
   :data:`MAX_RATIO` times its compressed bytes for older bundles written in one group.
-- **frame objects** (shards and indexes) are read whole, up to :data:`MAX_OBJECT`.
+- **frame objects** (shards and indexes) are read whole, up to :data:`MAX_OBJECT`; a
+  frame index (from a bundle or another store) is measured as the tables are, at most
+  :data:`RECORD_BYTES` ``["index"]`` a frame, before it is decoded whole.
+- **Parquet codecs**: only those localckpt writes with (:data:`CODECS`), which expand
+  a page at most some 20 times. Others (ZSTD, GZIP, BROTLI, LZ4) expand a few KB to
+  gigabytes as a page is read, whatever sizes the file's own metadata declares (its
+  writer chose them).
 
 Every refusal is :class:`TooLarge`, which the bundle reader turns into CorruptDataError
 naming the member.
@@ -27,13 +39,15 @@ from __future__ import annotations
 
 import zipfile
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 __all__ = [
+    "CODECS",
+    "MAX_DIRECTORY",
     "MAX_MANIFEST",
     "MAX_OBJECT",
     "MAX_OUTPUT_GROUP",
@@ -41,12 +55,14 @@ __all__ = [
     "OUTPUT_GROUP_BYTES",
     "OutputTable",
     "TooLarge",
+    "check_directory",
     "read_member",
     "read_table",
     "table_cap",
 ]
 
 MAX_MANIFEST = 16 << 20
+MAX_DIRECTORY = MAX_MANIFEST
 MAX_RATIO = 16
 RATIO_FLOOR = 4 << 20
 TABLE_FLOOR = 4 << 20
@@ -54,7 +70,9 @@ TABLE_FLOOR = 4 << 20
 #: most: a bundle whose checkpoints decode to more would not fit the memory of the
 #: import that holds them anyway.
 RECORD_BYTES = {"timeline": 16 << 20, "checkpoint": 64 << 10, "tombstone": 4 << 10,
-                "tag": 4 << 10}
+                "tag": 4 << 10, "index": 4 << 10}
+#: The Parquet codecs of what localckpt writes (pyarrow's default is Snappy).
+CODECS = ("UNCOMPRESSED", "SNAPPY")
 MAX_TABLE = 1 << 30
 MAX_OBJECT = 1 << 30
 MAX_OUTPUT_GROUP = 256 << 20
@@ -72,6 +90,22 @@ def table_cap(kind: str, declared: int | None) -> int:
     size, so the decoded cap bounds it too)."""
     rows = 1 if declared is None else declared
     return min(MAX_TABLE, TABLE_FLOOR + RECORD_BYTES[kind] * rows)
+
+
+def check_directory(fh: BinaryIO) -> None:
+    """TooLarge if the zip archive open in fh declares a directory of more than
+    MAX_DIRECTORY bytes (zipfile would read it whole and make an object of every entry:
+    a 1 GB file of empty members takes gigabytes). Reads the end record only, as
+    ``zipfile.ZipFile`` reads it (so both see the same directory); an archive without
+    one is left for zipfile to refuse."""
+    end = getattr(zipfile, "_EndRecData", None)
+    if end is None:  # pragma: no cover - every CPython since 2.x has it
+        return
+    record = end(fh)
+    fh.seek(0)
+    if record and record[5] > MAX_DIRECTORY:  # zipfile._ECD_SIZE
+        raise TooLarge(f"its zip directory takes {record[5]} bytes, more than the "
+                       f"{MAX_DIRECTORY} any bundle's needs (millions of members?)")
 
 
 def _check_member(info: zipfile.ZipInfo, cap: int) -> None:
@@ -120,9 +154,22 @@ def _string_columns(pf: pq.ParquetFile) -> list[str]:
     return [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
 
 
+def _check_codecs(md: pq.FileMetaData) -> None:
+    for group in range(md.num_row_groups):
+        rg = md.row_group(group)
+        for i in range(rg.num_columns):
+            column = rg.column(i)
+            if column.compression not in CODECS:
+                raise TooLarge(f"its column {column.path_in_schema} is compressed with "
+                               f"{column.compression}, which localckpt never writes (it "
+                               f"expands without bound; {' or '.join(CODECS)} only)")
+
+
 def read_table(data: bytes, kind: str, declared: int | None) -> pa.Table:
-    """A record table from a member's bytes, within the caps of the module docstring."""
+    """A record table (or, kind "index", a frame index) from a member's bytes, within
+    the caps of the module docstring."""
     probe = pq.ParquetFile(pa.BufferReader(data), pre_buffer=False)
+    _check_codecs(probe.metadata)
     rows = probe.metadata.num_rows
     if declared is not None and rows != declared:
         raise TooLarge(f"it holds {rows} rows but the manifest counts {declared}")
@@ -152,8 +199,9 @@ class OutputTable:
         self._fh = zf.open(info)
         try:
             self._pf = pq.ParquetFile(pa.PythonFile(self._fh, mode="r"), pre_buffer=False,
-                                      read_dictionary=["json"])
+                                      read_dictionary=["hash", "json"])
             md = self._pf.metadata
+            _check_codecs(md)
             if declared is not None and md.num_rows != declared:
                 raise TooLarge(f"it holds {md.num_rows} rows but the manifest counts "
                                f"{declared} outputs")

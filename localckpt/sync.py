@@ -282,7 +282,8 @@ def sync(
     needs tqdm), a tqdm bar, or a function(phase, done, total).
     Catalog round trips: 7 + one per timeline when nothing is missing, plus at most
     2 + one per 64 MB of outputs beyond the first 64 MB (which go with the rows) when
-    something is, + one per timeline in which a
+    something is (those outputs are read twice: all are checked before the first is
+    committed), + one per timeline in which a
     pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``).
     Tombstones travel (deletions win) and deleted records are not copied; dst's open
     stage runs that they orphan are closed right after the commit (``closed_runs``;

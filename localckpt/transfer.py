@@ -13,8 +13,10 @@ A source (another store, a bundle file) is untrusted input. Before anything is w
 and while copying, the frame index must match the hash its timeline records and every
 shard's frames must match their content hashes; outputs must match theirs. A source
 that fails any check raises CorruptDataError and the objects this transfer had written
-are removed again: nothing of it stays. (An I/O failure midway leaves what was copied,
-as a crash would: the next transfer completes it.)
+are removed again: nothing of it stays (outputs too many for one commit are all checked,
+and the new records' ids against all of dst's, before the first is committed). (An I/O
+failure midway leaves what was copied, as a crash would: the next transfer completes
+it.)
 
 What travels: tombstones and tags of the transferred timelines that dst lacks, and only
 the live records (live under the union of both stores' tombstones): a pruned checkpoint
@@ -29,6 +31,7 @@ checkpoint: it never makes a transfer hide work (``hidden``) nor be refused.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -155,7 +158,9 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
             try:
                 copied, object_bytes = _copy_objects(source, dst, plan.frames, reporter,
                                                      n_objects, held, written)
-                output_bytes, last = _copy_outputs(source, dcat, plan.outputs, reporter)
+                output_bytes, last = _copy_outputs(
+                    source, dcat, plan.outputs, reporter,
+                    lambda: _held_elsewhere(source, dst, dcat, plan.rows))
                 for lease in held:
                     lease.confirm()  # gc must not have taken the objects meanwhile
                 r = plan.rows  # its records were validated when the plan made it
@@ -373,7 +378,12 @@ def _frames_of(source: Source, dst: Store, t: Timeline) -> _Frames:
         raise _bad(source, f"timeline {t.id} has no frame index ({exc})") from None
     where = f"{source.describe()}: {ikey}"
     verify_index(data, t.index_hash, where)
+    _measure_index(source, t, data)
     metas = parse_index(data, where)
+    for m in metas:  # what create_timeline refuses (readers matching times overflow)
+        if not math.isfinite(m.timestamp):
+            raise _bad(source, f"frame {m.sequence} of timeline {t.id} has timestamp "
+                               f"{m.timestamp}; a frame's time is a finite number")
     if len(metas) != t.frame_count:
         raise _bad(source, f"timeline {t.id} records {t.frame_count} frames but its index "
                    f"holds {len(metas)}")
@@ -386,6 +396,22 @@ def _frames_of(source: Source, dst: Store, t: Timeline) -> _Frames:
     # timelines dst lacks need their objects compared and copied.
     present = set(dst.objects.list(f"frames/{t.id}"))
     return _Frames(t.id, data, by_shard(metas), [k for k in keys if k not in present])
+
+
+def _measure_index(source: Source, t: Timeline, data: bytes) -> None:
+    """CorruptDataError unless the index decodes within the caps a bundle's tables have
+    (``localckpt.bundle_limits``), told before it is decoded whole: the index comes
+    with its timeline's hash, so a source may hand over any bytes, and a few hundred KB
+    of Parquet can decode to gigabytes (then on every read of the timeline's frames)."""
+    from . import bundle_limits as limits
+
+    try:
+        limits.read_table(data, "index", None)
+    except limits.TooLarge as exc:
+        raise _bad(source, f"the frame index of timeline {t.id}: {exc}") from None
+    except Exception as exc:  # damaged Parquet raises many kinds (as parse_index says)
+        raise _bad(source, f"the frame index of timeline {t.id} cannot be read "
+                           f"({type(exc).__name__}: {exc})") from None
 
 
 def _remove(dst: Store, keys: list[str]) -> None:
@@ -488,21 +514,46 @@ def verified_outputs(fetch: Callable[[list[str]], dict[str, bytes]], hashes: Seq
             yield h, data
 
 
+def _held_elsewhere(source: Source, dst: Store, dcat: Catalog, rows: Batch) -> None:
+    """ConflictError, before anything is committed, if a new tombstone's or tag's id is
+    held by a record of a timeline the transfer does not carry (the plan compared the
+    carried ones only; the rows' commit would refuse it, after the outputs before it
+    were committed). Reads every tombstone or tag of dst: done only for transfers whose
+    outputs need more than one commit."""
+    pairs: list[tuple[Sequence[Any], dict[str, Any]]] = []
+    if rows.tombstones:
+        pairs.append((rows.tombstones, {x.id: x for x in dcat.tombstones(None)}))
+    if rows.tags:
+        pairs.append((rows.tags, {g.id: g for g in dcat.tags(None)}))
+    _conflicts(source, dst, pairs)
+
+
 def _copy_outputs(source: Source, dcat: Catalog, hashes: list[str], reporter: Reporter,
-                  ) -> tuple[int, dict[str, bytes]]:
+                  first: Callable[[], None]) -> tuple[int, dict[str, bytes]]:
     """Copy outputs in commits of at most OUTPUT_CHUNK_BYTES, verifying each hash; the
     last chunk is returned, not committed: it goes with the rows (so a transfer whose
-    outputs fit one chunk writes none of them unless its rows are written too). Returns
-    (bytes of every output, the last chunk)."""
+    outputs fit one chunk writes none of them unless its rows are written too). Before
+    the first commit of a transfer whose outputs need more than one, every output not
+    yet read is read and checked once (and again as it is copied), and first() is
+    called (it raises to refuse the transfer): a source refused for an output far
+    down the list, or for a record the rows' commit would refuse, has had none
+    committed. Returns (bytes of every output, the last chunk)."""
     nbytes = 0
     batch: dict[str, bytes] = {}
     size = 0
-    for done, (h, data) in enumerate(
-            verified_outputs(source.outputs, hashes, source.describe()), start=1):
+    checked = False
+    where = source.describe()
+    for done, (h, data) in enumerate(verified_outputs(source.outputs, hashes, where),
+                                     start=1):
         batch[h] = data
         size += len(data)
         nbytes += len(data)
         if size >= OUTPUT_CHUNK_BYTES:
+            if not checked:  # memory stays bounded: each is let go once checked
+                for _ in verified_outputs(source.outputs, hashes[done:], where):
+                    pass
+                first()
+                checked = True
             dcat.commit(Batch(outputs=batch))
             batch, size = {}, 0
         reporter.step("outputs", done, len(hashes))

@@ -237,3 +237,166 @@ def test_outputs_stream_in_row_groups_both_ways(new_store: StoreFactory, tmp_pat
     assert sorted(set(reads)) == list(range(groups)) and len(reads) <= 2 * groups
     assert dst.load_stage_output(parent, "s3") == src.load_stage_output(parent, "s3")
     assert dst.verify().ok
+
+
+def _directory_bomb(path: Path, entries: int) -> Path:
+    """A zip of one empty member named entries times in its directory: 47 bytes an
+    entry on disk, a Python object of some 600 bytes each once zipfile reads them."""
+    import struct
+
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, 1, 0) + b"a"
+    entry = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, 1, 0,
+                        0, 0, 0, 0, 0) + b"a"
+    directory = entry * entries
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, len(directory),
+                      len(local), 0)
+    path.write_bytes(local + directory + end)
+    return path
+
+
+def test_a_zip_directory_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    """zipfile reads an archive's whole directory into objects before any member is
+    read: a 40 MB file of 850,000 empty members made an import take some 500 MB (and
+    a 1 GB one gigabytes). A directory larger than any bundle's is refused from the
+    archive's end record."""
+    entries = (bundle_limits.MAX_DIRECTORY * 5 // 2) // 47
+    path = _directory_bomb(tmp_path / "directory-bomb.zip", entries)
+    with zipfile.ZipFile(_directory_bomb(tmp_path / "small.zip", 3)) as zf:
+        assert zf.namelist() == ["a"] * 3  # the bomb is a zip zipfile reads
+    result = _import_in_a_fresh_process(path, tmp_path / "dst")
+    kind, typed, message = result["error"]
+    assert typed and kind == "CorruptDataError" and "zip directory" in message, result
+    assert result["added"] < RSS_BUDGET, f"the import added {result['added'] >> 20} MB"
+    assert result["timelines"] == 0 and result["objects"] == []
+
+
+def _with_index(members: dict[str, bytes], tid: str, index: bytes) -> None:
+    """members with timeline tid's frame index replaced by index, and the timeline's
+    index hash and the manifest's hash of it made to agree (as a forger would)."""
+    import hashlib
+
+    key = f"frames/{tid}/index.parquet"
+    members[f"objects/{key}"] = index
+    digest = hashlib.sha256(index).hexdigest()
+    table = pq.read_table(io.BytesIO(members["timelines.parquet"]))
+    rows = table.to_pylist()
+    rows[0]["index_hash"] = digest
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), buf)
+    members["timelines.parquet"] = buf.getvalue()
+    manifest = json.loads(members["localckpt-bundle.json"])
+    manifest["hashes"][key] = digest
+    members["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+
+def test_a_frame_index_dictionary_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    """A frame index comes with its timeline's hash of it, so a bundle may hand over
+    any index: one whose perceptual hash column is one 5 MB string on 200 rows (a
+    240 KB file) was decoded whole, 1 GB, before anything else looked at it. Now it is
+    measured as the bundle's tables are."""
+    with localckpt.open("memory://") as store:
+        tid, members = _members(store, tmp_path)
+    key = f"objects/frames/{tid}/index.parquet"
+    index = pq.read_table(io.BytesIO(members[key]))
+    rows = 200
+    cols = {name: pa.array([index.column(name)[0].as_py()] * rows, index.schema.field(name).type)
+            for name in index.column_names}
+    cols["sequence"] = pa.array(range(rows), pa.int64())
+    cols["perceptual_hash"] = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, np.int32)), pa.array(["0" * (5 << 20)]))
+    buf = io.BytesIO()
+    pq.write_table(pa.table(cols), buf, use_dictionary=True)
+    assert len(buf.getvalue()) < 1 << 20
+    _with_index(members, tid, buf.getvalue())
+    result = _import_in_a_fresh_process(_write(tmp_path / "index-bomb.zip", members),
+                                        tmp_path / "dst")
+    kind, typed, message = result["error"]
+    assert typed and kind == "CorruptDataError" and "frame index" in message, result
+    assert "decodes to" in message
+    assert result["added"] < RSS_BUDGET, f"the import added {result['added'] >> 20} MB"
+    assert result["timelines"] == 0 and result["objects"] == []
+
+
+def _varint(value: int, length: int | None = None) -> bytes:
+    """value as a Thrift compact varint (of length bytes, padded, if given)."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        last = value == 0 if length is None else len(out) == length - 1
+        out.append(byte if last else byte | 0x80)
+        if last:
+            assert value == 0
+            return bytes(out)
+
+
+def _understated(table: pa.Table, **options: object) -> bytes:
+    """table as Parquet whose footer declares every size over 1 MB as 1,000 bytes (the
+    footer's sizes are the writer's word; a forger's says what it likes)."""
+    buf = io.BytesIO()
+    pq.write_table(table, buf, **options)
+    data = buf.getvalue()
+    md = pq.ParquetFile(io.BytesIO(data)).metadata
+    end = len(data) - 8
+    start = end - int.from_bytes(data[end:end + 4], "little")
+    footer = data[start:end]
+    sizes = {md.row_group(0).total_byte_size} | {
+        md.row_group(0).column(i).total_uncompressed_size for i in range(md.num_columns)}
+    for size in sizes:
+        if size > 1 << 20:  # zigzag, as Thrift writes an i64
+            honest = _varint(2 * size)
+            assert honest in footer
+            footer = footer.replace(honest, _varint(2 * 1000, len(honest)))
+    forged = data[:start] + footer + data[end:]
+    assert pq.ParquetFile(io.BytesIO(forged)).metadata.row_group(0).total_byte_size == 1000
+    return forged
+
+
+def test_a_zstd_page_bomb_with_understated_sizes_is_refused_in_bounded_memory(
+        tmp_path: Path) -> None:
+    """checkpoints.parquet whose stats hold 200 MB that ZSTD stores in 7 KB, its footer
+    declaring 1,000 bytes: the sizes passed and the page was decompressed whole (about
+    three times 200 MB) before its decoded size was measured. localckpt writes Snappy, which
+    cannot expand so far; other codecs are refused from the footer."""
+    with localckpt.open("memory://") as store:
+        _, members = _members(store, tmp_path)
+    table = pq.read_table(io.BytesIO(members["checkpoints.parquet"]))
+    rows = table.to_pylist()
+    rows[0]["stats"] = json.dumps({"x": "0" * (200 << 20)})
+    members["checkpoints.parquet"] = _understated(
+        pa.Table.from_pylist(rows, schema=table.schema), compression="zstd",
+        use_dictionary=False)
+    del rows
+    assert len(members["checkpoints.parquet"]) < 1 << 20
+    result = _import_in_a_fresh_process(_write(tmp_path / "zstd-bomb.zip", members),
+                                        tmp_path / "dst")
+    kind, typed, message = result["error"]
+    assert typed and kind == "CorruptDataError" and "ZSTD" in message, result
+    assert result["added"] < RSS_BUDGET, f"the import added {result['added'] >> 20} MB"
+    assert result["timelines"] == 0 and result["objects"] == []
+
+
+def test_a_dictionary_bomb_in_the_output_hash_column_is_refused_in_bounded_memory(
+        tmp_path: Path) -> None:
+    """outputs.parquet whose hash column is one 5 MB string on 200 rows, dictionary
+    encoded, written without the Arrow schema that says so: the hash column was read
+    expanded (1 GB; the import took 1.7 GB) before it was measured."""
+    with localckpt.open("memory://") as store:
+        _, members = _members(store, tmp_path)
+    rows = 200
+    table = pa.table({
+        "hash": pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int32)),
+                                               pa.array(["f" * (5 << 20)])),
+        "json": pa.array(["{}"] * rows)})
+    buf = io.BytesIO()
+    pq.write_table(table, buf, use_dictionary=True, store_schema=False)
+    assert len(buf.getvalue()) < 1 << 20
+    members["outputs.parquet"] = buf.getvalue()
+    manifest = json.loads(members["localckpt-bundle.json"])
+    manifest["counts"]["outputs"] = rows
+    members["localckpt-bundle.json"] = json.dumps(manifest).encode()
+    result = _import_in_a_fresh_process(_write(tmp_path / "hash-bomb.zip", members),
+                                        tmp_path / "dst")
+    kind, typed, message = result["error"]
+    assert typed and kind == "CorruptDataError" and "outputs.parquet" in message, result
+    assert result["added"] < RSS_BUDGET, f"the import added {result['added'] >> 20} MB"
+    assert result["timelines"] == 0 and result["objects"] == []

@@ -345,3 +345,146 @@ def test_an_imported_id_cannot_take_over_a_tag_or_a_short_id(scene: Scene,
     assert scene.dst.get_checkpoint(scene.v_ids[1]).stage == "detect"
     longer = scene.dst.short_id(scene.v_ids[2])  # the short id shown now is unique again
     assert longer != short and resolve(scene.dst, longer) == scene.v_ids[2]
+
+
+# -- outputs too many for one commit ----------------------------------------------------------
+
+
+def _many_outputs(root: Path) -> list[str]:
+    """1,001 tries under A's root in the source store at root, each with an output of
+    its own (a transfer fetches outputs 1,000 at a time), written in one commit; their
+    hashes, in the order a transfer copies them."""
+    import attrs
+
+    from localckpt.canonical import canonical_bytes, content_hash
+    from localckpt.ids import new_id
+
+    with localckpt.open(str(root)) as src:
+        a = src.list_timelines()[0]
+        root_checkpoint = src.get_checkpoint(a.root_checkpoint_id)
+        outputs = {}
+        tries = []
+        for i in range(1001):
+            data = canonical_bytes({"i": i, "pad": "x" * 50})
+            h = content_hash(data)
+            outputs[h] = data
+            tries.append(attrs.evolve(root_checkpoint, id=new_id(), stage="s",
+                                      parent_id=root_checkpoint.id, stage_hashes={"s": h},
+                                      is_scenario=True, created_at=utcnow()))
+        src.catalog.commit(localckpt.Batch(checkpoints=tries, outputs=outputs))
+    return sorted(outputs)
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+def test_a_damaged_output_past_the_first_commit_leaves_no_output(
+        mode: str, scene: Scene, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outputs too many for one commit were committed a chunk at a time as they were
+    read, so a source refused for an output further down the list left the chunks
+    before it in the destination (unreferenced rows, "Nothing was copied" said). Now
+    every output is checked before the first chunk is committed."""
+    import localckpt.transfer as transfer
+
+    monkeypatch.setattr(transfer, "OUTPUT_CHUNK_BYTES", 1000)  # about 15 outputs a chunk
+    hashes = _many_outputs(scene.src_path)
+    last = hashes[-1]
+    if mode == "sync":
+        attack = sync_forged(scene, [])
+        con = sqlite3.connect(str(scene.src_path / "catalog.sqlite"))
+        with con:
+            con.execute("UPDATE outputs SET data = ? WHERE hash = ?",
+                        (b'{"i":1,"pad":"damaged"}', last))
+        con.close()
+    else:
+        with localckpt.open(str(scene.src_path)) as src:
+            path = tmp_path / "many.lckpt"
+            export_bundle(src, scene.a.id, path)
+
+        def damage(m: Members) -> None:
+            rows, schema = rows_of(m, "outputs.parquet")
+            for r in rows:
+                if r["hash"] == last:
+                    r["json"] = r["json"].replace("x", "y", 1)
+            set_rows(m, "outputs.parquet", rows, schema)
+
+        m = members(path)
+        damage(m)
+        bad = write(tmp_path / "damaged.lckpt", m)
+
+        def attack() -> Any:
+            return import_bundle(scene.dst, bad)
+
+    refused(scene, attack, f"{last} .*does not match its hash")
+
+
+# -- frame indexes --------------------------------------------------------------------------
+
+
+def _index_timestamps(scene: Scene, times: list[float]) -> Callable[[Members], None]:
+    """An edit giving A's frame index these timestamps, the hashes made to agree."""
+    def edit(m: Members) -> None:
+        import json
+
+        key = f"frames/{scene.a.id}/index.parquet"
+        table = pq.read_table(io.BytesIO(m[f"objects/{key}"]))
+        table = table.set_column(table.schema.get_field_index("timestamp"), "timestamp",
+                                 pa.array(times, pa.float64()))
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        m[f"objects/{key}"] = buf.getvalue()
+        digest = hashlib.sha256(buf.getvalue()).hexdigest()
+        rows, schema = rows_of(m, "timelines.parquet")
+        rows[0]["index_hash"] = digest
+        set_rows(m, "timelines.parquet", rows, schema)
+        manifest = json.loads(m["localckpt-bundle.json"])
+        manifest["hashes"][key] = digest
+        m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+    return edit
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf")])
+def test_a_frame_index_with_an_infinite_time_is_refused(bad: float, scene: Scene,
+                                                        tmp_path: Path) -> None:
+    """create_timeline refuses a frame time that is not finite; an index from a bundle
+    (or a peer) holding one imported, and exporting labels by source frame number then
+    raised OverflowError."""
+    refused(scene, import_edited(scene, tmp_path, _index_timestamps(scene, [0.0, bad, 1.0])),
+            "has timestamp -?inf")
+    assert import_edited(scene, tmp_path, _index_timestamps(scene, [0.0, 0.5, 9.0]))()
+
+
+def test_a_frame_time_past_any_source_frame_number_is_a_typed_error(
+        scene: Scene, tmp_path: Path) -> None:
+    """A timeline (from a bundle or a peer) may hold any finite frame time and any
+    source frame rate: exporting labels by source frame number multiplied the two, and
+    round() raised OverflowError on the infinite product."""
+    from localckpt.labels import export_labels
+
+    def edit(m: Members) -> None:
+        _index_timestamps(scene, [0.0, 1e307, 2e307])(m)
+        rows, schema = rows_of(m, "timelines.parquet")
+        rows[0]["source_info"] = '{"fps": 25.0}'
+        set_rows(m, "timelines.parquet", rows, schema)
+
+    assert import_edited(scene, tmp_path, edit)()
+    boxes = scene.dst.save_stage_output(scene.a.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [0, 0, 2, 2], "label": "x"}]}]})
+    out = tmp_path / "out.json"
+    with pytest.raises(localckpt.InvalidInputError, match="past any source frame number"):
+        export_labels(scene.dst, boxes, "detect", out, "coco", frames="source")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("kind", ["tag", "tombstone"])
+def test_an_id_of_another_timeline_leaves_no_output_past_the_first_commit(
+        kind: str, scene: Scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer's tag (tombstone) with the id of one of V's, and outputs too many for one
+    commit: the rows' commit refused it, but the output chunks before it stayed."""
+    import localckpt.transfer as transfer
+
+    monkeypatch.setattr(transfer, "OUTPUT_CHUNK_BYTES", 1000)
+    _many_outputs(scene.src_path)
+    statement = (_insert_tag(scene, scene.v_tag.id) if kind == "tag"
+                 else _insert_tombstone(scene, scene.v_tombstone.id))
+    refused(scene, sync_forged(scene, [statement]), "(other|different) content",
+            localckpt.ConflictError)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import localckpt
 from localckpt.errors import ConflictError, InvalidInputError
 from localckpt.labels import LabelFileError, import_labels
-from localckpt.labels._common import MAX_BYTES
+from localckpt.labels._common import MAX_BOXES, MAX_BYTES
 
 W, H = 64, 48
 
@@ -351,6 +351,28 @@ HOSTILE = {
     "coco integer score overflow": ("coco", _coco({**BASE, "annotations": [
         {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 1, 1], "score": 10**400}]}),
         "score 1000.* is not a finite number"),
+    # float() reads these as numbers: '1_0' as frame 10, other scripts' digits as ours
+    "mot underscore": ("mot", _text("1_0,1,1,1,1,1,1\n"), "line 1: '1_0' is not a number"),
+    "mot arabic-indic digit": ("mot", _text("1,1,\u0661,1,1,1,1\n"),
+                               "line 1: '\u0661' is not a number"),
+    "yolo full-width digit": ("yolo", _yolo({"classes.txt": "a\n",
+                                             "1.txt": "0 \uff10.5 0.5 0.1 0.1\n"}),
+                              "line 1: '\uff10.5' is not a number"),
+    # counts an import would hold as Python objects, told before parsing: a 28 MB MOT
+    # file of 14-byte lines took 2 GB (a 256 MB one 17 GB), 7 GB a 256 MB COCO of "{},"
+    "mot too many boxes": ("mot", lambda p: _text("1,1,1,1,1,1,1\n" * (MAX_BOXES + 1))(p),
+                           "holds 2,000,001 boxes or more, more than the 2,000,000"),
+    "yolo too many boxes": ("yolo", lambda p: _yolo({"classes.txt": "a\n", "1.txt": (
+        "0 0.5 0.5 0.1 0.1\n" * (MAX_BOXES + 1))})(p), "more than the 2,000,000 one import"),
+    "coco too many objects": ("coco", lambda p: _text(
+        '{"images": [' + "{}," * 3 * MAX_BOXES + '{}], "categories": []}', ".json")(p),
+        r"holds 6,000,004 JSON objects and arrays, more than the 6,000,000"),
+    # a JSON escape of half a surrogate pair: the save refused it naming output_json
+    "coco lone surrogate label": ("coco", _text(
+        '{"images": [{"id": 1, "file_name": "f1.jpg"}], "annotations": [{"id": 1, '
+        '"image_id": 1, "category_id": 1, "bbox": [1, 1, 1, 1]}], '
+        '"categories": [{"id": 1, "name": "a\\ud800"}]}', ".json"),
+        r"categories\[0\]: label .* holds a lone surrogate"),
 }
 
 

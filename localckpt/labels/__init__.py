@@ -21,7 +21,8 @@ How frame numbers are matched (``frames=``):
 Unmatched entries are counted and listed in the result (:class:`LabelImport`), never
 dropped silently. Any problem with the file is a :class:`LabelFileError` naming the file
 and the line or entry, and nothing is written. Files are read up to
-:data:`~localckpt.labels._common.MAX_BYTES`.
+:data:`~localckpt.labels._common.MAX_BYTES`, and hold at most
+:data:`~localckpt.labels._common.MAX_BOXES` boxes.
 """
 
 from __future__ import annotations
@@ -203,8 +204,20 @@ class _Frames:
                 not isinstance(duration, bool) else None
 
     def number_of(self, m: FrameMeta) -> int:
-        """The file's number for a timeline frame."""
-        return m.sequence if self.mode == "sequence" else round(m.timestamp * self.fps)
+        """The file's number for a timeline frame (InvalidInputError for a time no source
+        frame number can be: a timeline from a bundle or another store may hold any
+        finite time and source frame rate)."""
+        if self.mode == "sequence":
+            return m.sequence
+        number = m.timestamp * self.fps
+        if not math.isfinite(number):
+            raise InvalidInputError(
+                f"frame {m.sequence} of timeline {self.timeline.id} is at {m.timestamp:g} s, "
+                f"past any source frame number at {self.fps:g} frames per second; export "
+                "with frames='sequence'", cli=f"frame {m.sequence} of timeline "
+                f"{self.timeline.id} is at {m.timestamp:g} s, past any source frame number "
+                f"at {self.fps:g} frames per second; use --frames sequence")
+        return round(number)
 
     def match(self, number: int, path: Path, where: str) -> tuple[FrameMeta | None, str]:
         """(the timeline frame, "") or (None, why unmatched); LabelFileError when the

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import stat
 import sys
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ import attrs
 from ..errors import InvalidInputError
 
 __all__ = [
+    "MAX_BOXES",
     "MAX_BYTES",
     "MAX_FILES",
     "Det",
@@ -39,8 +41,10 @@ __all__ = [
     "finite",
     "last_digits",
     "number_text",
+    "parse_number",
     "read_bounded",
     "text_of",
+    "too_many_boxes",
     "xywh_box",
 ]
 
@@ -48,6 +52,10 @@ __all__ = [
 MAX_BYTES = 256 << 20
 #: Most files read from a YOLO directory.
 MAX_FILES = 1_000_000
+#: Most boxes read from one label file (or YOLO directory): an import holds each as
+#: Python objects, some 900 bytes a box, and a 256 MB MOT file of 14-byte lines is 19
+#: million of them (17 GB). The largest MOTChallenge sequence has 0.75 million.
+MAX_BOXES = 2_000_000
 #: Longest label name accepted.
 MAX_LABEL = 1000
 
@@ -134,6 +142,12 @@ def read_bounded(path: Path, limit: int = MAX_BYTES) -> bytes:
     return data
 
 
+def too_many_boxes(path: Path, count: int) -> LabelFileError:
+    """The error for a file of count boxes, more than MAX_BOXES."""
+    return LabelFileError(path, "", f"holds {count:,} boxes or more, more than the "
+                                    f"{MAX_BOXES:,} one import takes; split it")
+
+
 def text_of(path: Path, data: bytes) -> str:
     """UTF-8 text (a byte order mark is dropped); LabelFileError naming the line of the
     first byte that is not UTF-8."""
@@ -179,7 +193,28 @@ def check_label(path: Path, where: str, label: Any) -> str:
     if not isinstance(label, str) or len(label) > MAX_LABEL:
         raise LabelFileError(path, where, f"label {label!r:.60} is not a string of at most "
                                           f"{MAX_LABEL} characters")
+    if not label.isascii():
+        try:
+            label.encode("utf-8")
+        except UnicodeEncodeError:  # a JSON escape such as "\ud800": no store holds it
+            raise LabelFileError(path, where, f"label {label!r:.60} holds a lone surrogate, "
+                                              "which is not valid Unicode") from None
     return label
+
+
+#: A number as label files write one: ASCII digits, an optional sign, point and
+#: exponent (float() also takes '1_000', Arabic-Indic and full-width digits).
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NOT_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
+def parse_number(text: str) -> float | None:
+    """The number a field of a text label file (MOT, YOLO) writes, NaN and infinities
+    included (callers say those are not finite), or None when it is not one."""
+    text = text.strip()
+    if not (_NUMBER.fullmatch(text) or _NOT_FINITE.fullmatch(text)):
+        return None
+    return float(text)
 
 
 #: Track ids a file may give: what a 64-bit integer column (SQL, Parquet) holds.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import (
+    MAX_BOXES,
     LabelFileError,
     OutFrame,
     Parsed,
@@ -31,14 +32,28 @@ from ._common import (
     last_digits,
     read_bounded,
     text_of,
+    too_many_boxes,
     xywh_box,
 )
 
 __all__ = ["read", "write"]
 
 
+#: JSON objects and arrays a COCO file may hold (a box is an annotation and its bbox,
+#: an image one more): json.loads makes each a Python object of 56 bytes at least, so
+#: a 256 MB file of "{}," took 7 GB. Counted before parsing (brackets inside strings
+#: too: at worst a file is refused that holds more than a million of them).
+MAX_CONTAINERS = 3 * MAX_BOXES
+
+
 def _json(path: Path) -> Any:
-    text = text_of(path, read_bounded(path))
+    data = read_bounded(path)
+    containers = data.count(b"{") + data.count(b"[")
+    if containers > MAX_CONTAINERS:
+        raise LabelFileError(path, "", f"holds {containers:,} JSON objects and arrays, more "
+                                       f"than the {MAX_CONTAINERS:,} one import takes "
+                                       f"({MAX_BOXES:,} boxes); split it")
+    text = text_of(path, data)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -106,6 +121,8 @@ def read(path: Path) -> Parsed:
         frames[img["id"]] = (number, where)
         by_number[number] = where
 
+    if len(annotations) > MAX_BOXES:
+        raise too_many_boxes(path, len(annotations))
     boxes: dict[Any, list[RawBox]] = {k: [] for k in frames}
     skipped: list[tuple[str, str]] = []
     for i, ann in enumerate(annotations):

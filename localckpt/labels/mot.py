@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._common import (
+    MAX_BOXES,
     LabelFileError,
     OutFrame,
     Parsed,
@@ -26,8 +27,10 @@ from ._common import (
     atomic_write,
     check_track,
     number_text,
+    parse_number,
     read_bounded,
     text_of,
+    too_many_boxes,
     xywh_box,
 )
 
@@ -39,10 +42,10 @@ _MAX_FRAME = 10**9
 
 
 def _float(path: Path, where: str, text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise LabelFileError(path, where, f"{text.strip()!r:.40} is not a number") from None
+    value = parse_number(text)
+    if value is None:
+        raise LabelFileError(path, where, f"{text.strip()!r:.40} is not a number")
+    return value
 
 
 def _integer(path: Path, where: str, text: str, what: str) -> int:
@@ -57,7 +60,12 @@ def read(path: Path) -> Parsed:
     text = text_of(path, read_bounded(path))
     by_frame: dict[int, list[RawBox]] = {}
     first_line: dict[int, int] = {}
-    for n, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    if len(lines) > MAX_BOXES:  # counted before any is parsed: a box a line
+        boxes = sum(1 for line in lines if line.strip())
+        if boxes > MAX_BOXES:
+            raise too_many_boxes(path, boxes)
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         where = f"line {n}"

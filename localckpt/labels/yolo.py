@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._common import (
+    MAX_BOXES,
     MAX_BYTES,
     MAX_FILES,
     LabelFileError,
@@ -36,8 +37,10 @@ from ._common import (
     check_parent,
     last_digits,
     number_text,
+    parse_number,
     read_bounded,
     text_of,
+    too_many_boxes,
 )
 
 __all__ = ["read", "write"]
@@ -146,18 +149,21 @@ def _class_names(directory: Path) -> list[str]:
 
 
 def _number(path: Path, where: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise LabelFileError(path, where, f"{text!r:.40} is not a number") from None
+    value = parse_number(text)
+    if value is None:
+        raise LabelFileError(path, where, f"{text!r:.40} is not a number")
     if value != value or value in (float("inf"), float("-inf")):
         raise LabelFileError(path, where, f"{text!r:.40} is not a finite number")
     return value
 
 
-def _frame(path: Path, names: list[str], number: int, data: bytes) -> RawFrame:
-    boxes = []
-    for n, line in enumerate(text_of(path, data).splitlines(), 1):
+def _frame(path: Path, names: list[str], number: int, data: bytes, room: int) -> RawFrame:
+    """The boxes of one label file; room: how many more boxes the import takes."""
+    boxes: list[RawBox] = []
+    lines = text_of(path, data).splitlines()
+    if len(lines) > room and sum(1 for line in lines if line.strip()) > room:
+        raise too_many_boxes(path.parent, MAX_BOXES + 1)  # counted before any is parsed
+    for n, line in enumerate(lines, 1):
         fields = line.split()
         if not fields:
             continue
@@ -196,6 +202,7 @@ def read(directory: Path) -> Parsed:
     frames: list[RawFrame] = []
     seen: dict[int, str] = {}
     budget = MAX_BYTES
+    room = MAX_BOXES
     for entry in files:
         path = Path(entry.path)
         number = last_digits(entry.name[:-4])
@@ -210,7 +217,8 @@ def read(directory: Path) -> Parsed:
                                                 f"{MAX_BYTES:,} bytes read at most; split it")
         data = read_bounded(path, budget)
         budget -= len(data)
-        frames.append(_frame(path, names, number, data))
+        frames.append(_frame(path, names, number, data, room))
+        room -= len(frames[-1].boxes)
     return Parsed(tuple(frames))
 
 
