@@ -333,3 +333,34 @@ def test_run_show_frame_says_what_todo_and_commit_use(tmp_path: Path,
     key = shown(again.id, 0)
     assert (key["value_hash"], key["held_by"], key["pending"]) == (mine, again.id, True)
     assert shown(again.id, 1)["held_by"] == first.id  # the entry, as todo() sees it
+
+
+def test_run_commit_finishes_a_run_from_the_shell(
+        made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """run commit is the shell's run.commit(): refused (exit 1, nothing saved) while
+    frames are missing, --partial saves what is there, a second commit says so and gives
+    the same checkpoint; the checkpoint equals save_stage_output's of the same frames."""
+    path, short = made["path"], made["shorts"][made["pending"]]
+    with localckpt.open(path) as store:
+        before = len(store.checkpoints(made["tl"]))
+    assert main(["--store", path, "run", "commit", short]) == 1
+    err = capsys.readouterr().err
+    assert "6 of 10 frames still to do" in err and "--partial" in err and "run show" in err
+    with localckpt.open(path) as store:
+        assert len(store.checkpoints(made["tl"])) == before
+        assert store.get_run(made["pending"]).state == "open"
+    assert main(["--store", path, "run", "commit", short, "--partial", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["id"], shown["short_id"], shown["state"]) == (made["pending"], short,
+                                                                "committed")
+    assert (shown["done"], shown["total"], shown["already_committed"]) == (4, 10, False)
+    with localckpt.open(path) as store:
+        c = store.get_checkpoint(shown["checkpoint_id"])
+        assert shown["checkpoint_short_id"] == store.short_id(c.id)
+        assert c.parent_id == made["cid"]
+        assert c.stage_outputs["classify"] == {"frames": {str(s): {"c": s} for s in range(4)}}
+    assert main(["--store", path, "run", "commit", short]) == 0
+    assert f"run {short} (classify) was already committed: checkpoint " \
+        f"{shown['checkpoint_short_id']}" in capsys.readouterr().out
+    assert main(["--store", path, "run", "commit", made["gone"]]) == 1
+    assert "aborted" in capsys.readouterr().err

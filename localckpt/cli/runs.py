@@ -1,4 +1,4 @@
-"""Commands for stage runs and the memo: runs, run show|abort, memo stats|clear.
+"""Commands for stage runs and the memo: runs, run show|commit|abort, memo stats|clear.
 
 Runs are shown by short id (the shortest unique start of the id's random tail, 8+
 characters) and every command takes a full id, a short id or a unique id prefix.
@@ -180,6 +180,28 @@ def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run_commit(store: Store, args: argparse.Namespace) -> int:
+    """The shell's run.commit(): finish a run whose workers are done (or whose commit a
+    crash left half way), without a Python driver."""
+    run = store.get_run(args.run)
+    already = run.state == "committed"
+    checkpoint = run.commit(partial=args.partial)
+    status = run.status()
+    if args.json:
+        print_json(add_short_ids(store, [{
+            "id": run.id, "state": run.state, "checkpoint_id": checkpoint,
+            "already_committed": already, "done": status.done,
+            "memo_hits": status.memo_hits, "total": status.total}], "run")[0])
+        return 0
+    shorts = store.short_ids([checkpoint])
+    what = "was already committed" if already else "committed"
+    print(f"run {store.short_id(run.id, 'run')} ({printable(run.stage)}) {what}: checkpoint "
+          f"{shorts[checkpoint]}  ({checkpoint}); {status.done} "
+          f"frame{'' if status.done == 1 else 's'} put, "
+          f"{status.memo_hits} from the memo, of {status.total}")
+    return 0
+
+
 def _memo_fate(run: StageRun, kept: bool) -> str:
     """What became of an aborted run's values, as abort() left them."""
     if not run.done:
@@ -244,7 +266,7 @@ def register(sub: Any) -> None:
     p.add_argument("--state", choices=("open", "committing", "committed", "aborted"),
                    help="only runs in this state")
 
-    group = sub.add_parser("run", help="one stage run: show, abort",
+    group = sub.add_parser("run", help="one stage run: show, commit, abort",
                            description="One stage run, by id, short id or unique prefix.")
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = add_command(actions, "show", "a run's state, progress and what is left", cmd_run_show)
@@ -252,6 +274,11 @@ def register(sub: Any) -> None:
     p.add_argument("--frame", metavar="N", type=int,
                    help="also show this frame's memo key, part by part, and whether the memo "
                    "holds it")
+    p = add_command(actions, "commit", "save a run's checkpoint, as run.commit() does",
+                    cmd_run_commit)
+    p.add_argument("run", metavar="RUN", help="run id, short id or unique prefix")
+    p.add_argument("--partial", action="store_true",
+                   help="commit the frames written so far even if some are missing")
     p = add_command(actions, "abort", "stop a run: it takes no more values", cmd_run_abort)
     p.add_argument("run", metavar="RUN", help="run id, short id or unique prefix")
 

@@ -490,10 +490,13 @@ class StageRun:
         missing = rec.total - len(parts) - len(hits)
         if missing > 0:
             first = [s for s in self._ctx().sequences if s not in parts and s not in hits][:5]
+            said = (f"run {rec.id} has {missing} of {rec.total} frames still to do (first: "
+                    f"{', '.join(map(str, first))}); ")
             raise InvalidInputError(
-                f"run {rec.id} has {missing} of {rec.total} frames still to do (first: "
-                f"{', '.join(map(str, first))}); put them (run.todo() lists them), or "
-                "commit(partial=True) to save what is there")
+                said + "put them (run.todo() lists them), or commit(partial=True) to save "
+                "what is there",
+                cli=said + f"put them (`localckpt run show {rec.id}` lists them), or give "
+                "--partial to save what is there")
 
     def _finish(self, rec: RunRecord, partial: bool,
                 answers: tuple[dict[int, str], dict[int, str]] | None = None,
@@ -570,7 +573,10 @@ class StageRun:
                 self.store.catalog.checkpoints([rec.checkpoint_id]):
             raise InvalidInputError(
                 f"run {rec.id} already saved its checkpoint {rec.checkpoint_id}: call "
-                "commit() to finish it, then prune that checkpoint if you do not want it")
+                "commit() to finish it, then prune that checkpoint if you do not want it",
+                cli=f"run {rec.id} already saved its checkpoint {rec.checkpoint_id}: finish "
+                f"it with `localckpt run commit {rec.id}`, then `localckpt prune "
+                f"{rec.checkpoint_id}` if you do not want it")
         if rec.state == "aborted":
             return False  # nothing changed
         memo_of = self._memo_of(best_effort=True)
