@@ -364,6 +364,49 @@ def test_export_replaces_an_existing_file_only_with_force(
     assert zipfile.is_zipfile(target)
 
 
+@pytest.mark.parametrize("command", ["export", "labels export"])
+def test_force_never_puts_a_file_in_place_of_a_pipe_or_a_link(
+        command: str, world: tuple[dict[str, str], dict]) -> None:
+    """`labels export CKPT /dev/stdout --force`, run as root, replaced the /dev/stdout
+    link with a regular file of boxes (the write goes aside, then renames over the
+    path): a pipe, a device or a socket is refused, nothing written; a symlink to a file
+    is written through, the link stays (as cp does)."""
+    ctx, env = world
+    tmp = Path(ctx["tmp"])
+    if command == "export":
+        argv = ["--store", ctx["store"], "export", ctx["timeline"]]
+        written: Callable[[Path], bool] = _is_zip
+    else:
+        argv = ["--store", ctx["store"], "labels", "export", ctx["leaf"]]
+        written = _holds_coco
+    fmt = [] if command == "export" else ["--format", "coco", "--stage", "detect"]
+    pipe = tmp / "pipe"
+    os.mkfifo(pipe)
+    refused = run(*argv, str(pipe), *fmt, "--force", env=env)
+    assert refused.returncode == 1 and not refused.stdout
+    assert f"{pipe} is not a regular file" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert pipe.is_fifo()
+    assert sorted(p.name for p in tmp.iterdir() if p.name.startswith(".")) == []
+    target, link = tmp / "target.out", tmp / "link.out"
+    target.write_text("mine")
+    link.symlink_to(target.name)
+    forced = run(*argv, str(link), *fmt, "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert link.is_symlink() and os.readlink(link) == target.name
+    assert written(target)
+
+
+def _is_zip(path: Path) -> bool:
+    import zipfile
+
+    return zipfile.is_zipfile(path)
+
+
+def _holds_coco(path: Path) -> bool:
+    return "annotations" in json.loads(path.read_text())
+
+
 def test_merge_twice_makes_one_merge_checkpoint(world: tuple[dict[str, str], dict]) -> None:
     ctx, env = world
     argv = ["--store", ctx["store"], "merge", ctx["ours"], ctx["theirs"], "--strategy",

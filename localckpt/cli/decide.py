@@ -15,6 +15,7 @@ from .common import (
     add_command,
     add_short_ids,
     checkpoint_ref,
+    output_file,
     print_json,
     timeline_or_newest,
 )
@@ -61,8 +62,8 @@ def cmd_labels_export(store: Store, args: argparse.Namespace) -> int:
     from ..labels import export_labels
 
     cid = checkpoint_ref(store, args.checkpoint)
-    result = export_labels(store, cid, args.stage, args.path, args.format, frames=args.frames,
-                           overwrite=args.force)
+    result = export_labels(store, cid, args.stage, output_file(args.path, "labels export"),
+                           args.format, frames=args.frames, overwrite=args.force)
     if args.json:
         import attrs
 

@@ -23,6 +23,7 @@ from .common import (
     CHECKPOINT_HELP,
     TIMELINE_HELP,
     add_command,
+    output_file,
     print_report,
     progress,
     storage_options_arg,
@@ -154,8 +155,8 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
 
     tid = timeline_ref(store, args.timeline)
     cid = None if args.checkpoint is None else checkpoint_ref(store, args.checkpoint)
-    report = export_bundle(store, tid, args.file, checkpoint_id=cid, progress=progress(),
-                           overwrite=args.force)
+    report = export_bundle(store, tid, output_file(args.file, "export"), checkpoint_id=cid,
+                           progress=progress(), overwrite=args.force)
     print_report(report, args, f"export to {args.file}", file=args.file)
     return 0
 
