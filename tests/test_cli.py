@@ -212,6 +212,24 @@ def test_a_missing_pull_source_is_named_as_pulls_remote(
     assert not (tmp_path / "typo").exists()
 
 
+def test_a_mistyped_remote_of_pull_is_named_whole(
+        world: tuple[dict[str, str], dict], tmp_path: Path) -> None:
+    """`pull prdo` cut its own message at the ";" inside "(remotes: prod; see ...)",
+    leaving a parenthesis open and the remote list half said; push and pull now also
+    name the remote it most likely meant."""
+    ctx, env = world
+    for command in ("pull", "push"):
+        result = run("--store", ctx["store"], command, "prdo", env=env, cwd=tmp_path)
+        assert result.returncode == 1 and not result.stdout
+        err = result.stderr.strip()
+        assert "no remote named 'prdo' (did you mean 'prod'? remotes: prod; see " \
+               "`localckpt remote list`), and no directory 'prdo' here" in err
+        assert err.count("(") == err.count(")")
+        assert err.startswith("localckpt: error: nothing to pull: ") == (command == "pull")
+        assert ("./prdo" in err) == (command == "push")  # pull makes no store of it
+        assert not (tmp_path / "prdo").exists()
+
+
 def _shortest_unique(ident: str, others: list[str]) -> str:
     for n in range(6, len(ident) + 1):
         if not any(o != ident and o.startswith(ident[:n]) for o in others):
