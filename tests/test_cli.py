@@ -230,6 +230,29 @@ def test_a_mistyped_remote_of_pull_is_named_whole(
         assert not (tmp_path / "prdo").exists()
 
 
+def test_an_id_of_the_other_kind_is_said_to_be_one(
+        world: tuple[dict[str, str], dict]) -> None:
+    """`ls` shows timeline ids first; `show <that id>` said only "no checkpoint matches",
+    as if the id were mistyped. It now says what the id is and where to go from it."""
+    ctx, env = world
+    store = ["--store", ctx["store"]]
+    with localckpt.open(ctx["store"]) as s:
+        tl_short = s.short_id(ctx["timeline"], "timeline")
+        root_short = s.short_id(ctx["root_checkpoint"])
+        leaf_short = s.short_id(ctx["leaf"])
+    for ref in (tl_short, ctx["timeline"]):
+        r = run(*store, "show", ref, env=env)
+        assert r.returncode == 1 and not r.stdout
+        assert f"'{ref}' is a timeline ({tl_short}), not a checkpoint; `localckpt tree " \
+               f"{tl_short}` lists its checkpoints (its root is {root_short}" in r.stderr
+    r = run(*store, "tree", leaf_short, env=env)
+    assert r.returncode == 1 and not r.stdout
+    assert f"'{leaf_short}' is a checkpoint ({leaf_short}, of timeline {tl_short}), not a " \
+           "timeline" in r.stderr
+    r = run(*store, "show", "nosuchref", env=env)  # neither: as before
+    assert r.returncode == 1 and "no checkpoint matches 'nosuchref'" in r.stderr
+
+
 def _shortest_unique(ident: str, others: list[str]) -> str:
     for n in range(6, len(ident) + 1):
         if not any(o != ident and o.startswith(ident[:n]) for o in others):

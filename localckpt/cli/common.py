@@ -155,13 +155,48 @@ def timeline_or_newest(store: Store, ref: str | None) -> str:
 
 def timeline_ref(store: Store, ref: str) -> str:
     """A timeline id from what a user typed: an id, short id, unique prefix, or a tag
-    (its checkpoint's timeline); see localckpt.refs."""
-    return resolve(store, ref, "timeline")
+    (its checkpoint's timeline); see localckpt.refs. A checkpoint's id is not found,
+    saying which timeline that checkpoint is on."""
+    try:
+        return resolve(store, ref, "timeline")
+    except NotFoundError as exc:
+        checkpoint = _other_kind(store, ref, "checkpoint")
+        if checkpoint is None:
+            raise
+        tid = store.get_checkpoint(checkpoint).timeline_id
+        raise NotFoundError(str(exc), cli=(
+            f"{ref!r} is a checkpoint ({store.short_id(checkpoint)}, of timeline "
+            f"{store.short_id(tid, 'timeline')}), not a timeline; `localckpt ls` lists the "
+            "timelines")) from None
 
 
 def checkpoint_ref(store: Store, ref: str) -> str:
-    """A checkpoint id from an id, short id, unique prefix, tag or ``TIMELINE:stage``."""
-    return resolve(store, ref, "checkpoint")
+    """A checkpoint id from an id, short id, unique prefix, tag or ``TIMELINE:stage``.
+    A timeline's id is not found, saying where that timeline's checkpoints are listed
+    (``localckpt ls`` shows timeline ids, the first a user sees)."""
+    try:
+        return resolve(store, ref, "checkpoint")
+    except NotFoundError as exc:
+        timeline = _other_kind(store, ref, "timeline")
+        if timeline is None:
+            raise
+        short = store.short_id(timeline, "timeline")
+        root = store.short_id(store.get_timeline(timeline).root_checkpoint_id)
+        raise NotFoundError(str(exc), cli=(
+            f"{ref!r} is a timeline ({short}), not a checkpoint; `localckpt tree {short}` "
+            f"lists its checkpoints (its root is {root}; {short}:STAGE names the newest "
+            "that ran STAGE)")) from None
+
+
+def _other_kind(store: Store, ref: str, kind: str) -> str | None:
+    """The id of the record of kind that ref names, or None (not found, ambiguous,
+    malformed): only to say what a reference of the wrong kind is."""
+    from ..errors import LocalckptError
+
+    try:
+        return resolve(store, ref, kind)
+    except LocalckptError:
+        return None
 
 
 #: The kind of record each id-valued JSON field names ("id" is given per call).
