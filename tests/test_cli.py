@@ -314,7 +314,16 @@ def test_bad_usage_is_exit_2(row: Row, world: tuple[dict[str, str], dict]) -> No
     ctx, env = world
     result = run("--store", ctx["store"], *_argv(row, ctx), "--no-such-option", env=env)
     assert result.returncode == 2
-    assert "unrecognized arguments: --no-such-option" in result.stderr
+    # said with the command's usage (it was the top level's, which names no argument of it)
+    words = row.argv.split()
+    command = " ".join(words[:2] if words[0] in ("remote", "labels", "run", "memo") else
+                       words[:1])
+    assert result.stderr.startswith(f"usage: localckpt {command} [-h]"), result.stderr
+    assert f"localckpt {command}: error: unrecognized arguments: --no-such-option" \
+        in result.stderr
+    top = run("--no-such-option", *_argv(row, ctx), env=env)  # before the command: the top's
+    assert top.returncode == 2 and top.stderr.startswith("usage: localckpt [-h]")
+    assert "localckpt: error: unrecognized arguments: --no-such-option" in top.stderr
 
 
 @pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],

@@ -60,7 +60,8 @@ def add_command(
     ingest, import and pull do); needs_store False: the command opens no store itself."""
     p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description or help)
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    p.set_defaults(func=func, creates=creates, needs_store=needs_store)
+    # _parser: the parser whose usage an unrecognized argument is shown with (main)
+    p.set_defaults(func=func, creates=creates, needs_store=needs_store, _parser=p)
     return p
 
 

@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):   # never as a UnicodeEncodeError
             stream.reconfigure(errors="backslashreplace")
     words = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(_command_in(words)).parse_args(words)
+    args = _parse(build_parser(_command_in(words)), words)
     try:
         with _sigterm_unwinds():
             return _run(args)
@@ -135,6 +135,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + 15  # as a shell reports a process SIGTERM ended
     except KeyboardInterrupt:
         return 130
+
+
+def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:
+    """parse_args, but an unrecognized argument after the command is shown with that
+    command's usage (``localckpt diff: error: unrecognized arguments: X`` under
+    ``usage: localckpt diff ...``), not with the top-level usage, which lists no
+    argument of the command."""
+    args, extra = parser.parse_known_args(words)
+    if extra:
+        command = getattr(args, "_parser", None)
+        before = words[:words.index(args.command)] if args.command in words else words
+        if command is None or any(word in before for word in extra):
+            command = parser  # an unknown option before the command is the top level's
+        command.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def _run(args: argparse.Namespace) -> int:
