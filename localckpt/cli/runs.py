@@ -135,7 +135,8 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
                      + (f" (held: value {held[0][:12]} from run {held[1]}"
                         + (", open: not yet a memo entry)" if held[2] else ")")
                         if held else " (not in the memo)"))
-        lines += [f"  {name:8} {printable(str(value))}" for name, value in key.parts().items()]
+        lines += [f"  {name:8} {printable(str(value)) if value != '' else repr('')}"
+                  for name, value in key.parts().items()]  # the default version: ''
     print("\n".join(lines))
     return 0
 
