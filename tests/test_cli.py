@@ -253,6 +253,33 @@ def test_an_id_of_the_other_kind_is_said_to_be_one(
     assert r.returncode == 1 and "no checkpoint matches 'nosuchref'" in r.stderr
 
 
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_a_reader_gone_leaves_the_exit_status_the_commands_own(
+        unbuffered: bool, world: tuple[dict[str, str], dict]) -> None:
+    """`localckpt verify | head -1` of a damaged store exited 0 when the write met the
+    closed pipe (the BrokenPipeError was taken for success), and exited 120 printing
+    "Exception ignored ... BrokenPipeError" when the write was left to the flush at exit:
+    now the output goes nowhere and the command ends as it would have."""
+    ctx, env = world
+    env = {**env, **({"PYTHONUNBUFFERED": "1"} if unbuffered else {})}
+    shard = next(Path(ctx["store"]).rglob("shard-*.bin"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 8] = b"\xff" * 8
+    shard.write_bytes(bytes(data))
+    for argv, status in ((["verify"], 1), (["verify", "--json"], 1),
+                         (["tree", ctx["timeline"]], 0),
+                         (["--help"], 0), (["show", "nope-no-such"], 1)):
+        proc = subprocess.Popen([sys.executable, "-m", "localckpt.cli", "--store",
+                                 ctx["store"], *argv], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before anything is written
+        err = proc.stderr.read()
+        assert proc.wait(120) == status, (argv, err)
+        assert "Traceback" not in err and "Exception ignored" not in err, err
+        assert bool(err) == (argv[0] == "show"), err  # the error still said, on stderr
+
+
 def _shortest_unique(ident: str, others: list[str]) -> str:
     for n in range(6, len(ident) + 1):
         if not any(o != ident and o.startswith(ident[:n]) for o in others):
