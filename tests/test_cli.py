@@ -353,6 +353,20 @@ def test_bad_usage_is_exit_2(row: Row, world: tuple[dict[str, str], dict]) -> No
     assert "localckpt: error: unrecognized arguments: --no-such-option" in top.stderr
 
 
+def test_a_global_option_after_the_command_says_where_it_goes(
+        world: tuple[dict[str, str], dict]) -> None:
+    """`localckpt tree --store team` (as `git log -C dir` is written by habit) said only
+    "unrecognized arguments: --store"."""
+    ctx, env = world
+    for argv in (["tree", ctx["timeline"], "--store", ctx["store"]],
+                 ["ls", f"--objects={ctx['tmp']}"]):
+        result = run(*argv, env=env)
+        flag = argv[-1].split("=")[0] if argv[0] == "ls" else "--store"
+        assert result.returncode == 2 and not result.stdout
+        assert f"({flag} goes before the command: localckpt {flag} ... {argv[0]} ...)" \
+            in result.stderr
+
+
 @pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],
                                   ["merge", "a", "b", "--strategy", "nope"], ["remote"]])
 def test_usage_errors(argv: list[str], world: tuple[dict[str, str], dict]) -> None:

@@ -197,7 +197,10 @@ def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namesp
         before = words[:words.index(args.command)] if args.command in words else words
         if command is None or any(word in before for word in extra):
             command = parser  # an unknown option before the command is the top level's
-        command.error(f"unrecognized arguments: {' '.join(extra)}")
+        misplaced = [w.split("=", 1)[0] for w in extra if w.split("=", 1)[0] in _VALUED]
+        hint = (f" ({misplaced[0]} goes before the command: localckpt {misplaced[0]} ... "
+                f"{args.command} ...)" if misplaced else "")
+        command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     return args
 
 
