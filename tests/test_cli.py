@@ -280,6 +280,21 @@ def test_a_reader_gone_leaves_the_exit_status_the_commands_own(
         assert bool(err) == (argv[0] == "show"), err  # the error still said, on stderr
 
 
+def test_gc_says_what_the_timelines_it_lists_are(world: tuple[dict[str, str], dict]) -> None:
+    """gc's text output listed the timelines whose frames it freed as bare full ids
+    under its summary, saying neither what they were nor their short ids."""
+    ctx, env = world
+    store = ["--store", ctx["store"]]
+    with localckpt.open(ctx["store"]) as s:
+        short = s.short_id(ctx["timeline2"], "timeline")
+    assert run(*store, "rm", ctx["timeline2"], env=env).returncode == 0
+    for dry in (["--dry-run"], []):
+        result = run(*store, "gc", "--older-than", "0", *dry, env=env)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[1:] == [f"  frames of deleted timeline {short}  ({ctx['timeline2']})"]
+
+
 def _shortest_unique(ident: str, others: list[str]) -> str:
     for n in range(6, len(ident) + 1):
         if not any(o != ident and o.startswith(ident[:n]) for o in others):
