@@ -662,7 +662,9 @@ def test_a_failed_demo_creates_no_store(tmp_path: Path, frames: str,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     store = tmp_path / "s"
     assert _main("--store", str(store), "demo", "--frames", frames) == 1
-    assert "--frames" in capsys.readouterr().err
+    err = capsys.readouterr().err  # in the flag's terms, as ingest's (was "an int")
+    assert f"--frames must be a whole number in 1..10000, not {frames} (nothing was " \
+        "created)" in err
     assert not store.exists()
 
 
