@@ -212,6 +212,89 @@ def test_a_missing_pull_source_is_named_as_pulls_remote(
     assert not (tmp_path / "typo").exists()
 
 
+def test_a_mistyped_remote_of_pull_is_named_whole(
+        world: tuple[dict[str, str], dict], tmp_path: Path) -> None:
+    """`pull prdo` cut its own message at the ";" inside "(remotes: prod; see ...)",
+    leaving a parenthesis open and the remote list half said; push and pull now also
+    name the remote it most likely meant."""
+    ctx, env = world
+    for command in ("pull", "push"):
+        result = run("--store", ctx["store"], command, "prdo", env=env, cwd=tmp_path)
+        assert result.returncode == 1 and not result.stdout
+        err = result.stderr.strip()
+        assert "no remote named 'prdo' (did you mean 'prod'? remotes: prod; see " \
+               "`localckpt remote list`), and no directory 'prdo' here" in err
+        assert err.count("(") == err.count(")")
+        assert err.startswith("localckpt: error: nothing to pull: ") == (command == "pull")
+        assert ("./prdo" in err) == (command == "push")  # pull makes no store of it
+        assert not (tmp_path / "prdo").exists()
+
+
+def test_an_id_of_the_other_kind_is_said_to_be_one(
+        world: tuple[dict[str, str], dict]) -> None:
+    """`ls` shows timeline ids first; `show <that id>` said only "no checkpoint matches",
+    as if the id were mistyped. It now says what the id is and where to go from it."""
+    ctx, env = world
+    store = ["--store", ctx["store"]]
+    with localckpt.open(ctx["store"]) as s:
+        tl_short = s.short_id(ctx["timeline"], "timeline")
+        root_short = s.short_id(ctx["root_checkpoint"])
+        leaf_short = s.short_id(ctx["leaf"])
+    for ref in (tl_short, ctx["timeline"]):
+        r = run(*store, "show", ref, env=env)
+        assert r.returncode == 1 and not r.stdout
+        assert f"'{ref}' is a timeline ({tl_short}), not a checkpoint; `localckpt tree " \
+               f"{tl_short}` lists its checkpoints (its root is {root_short}" in r.stderr
+    r = run(*store, "tree", leaf_short, env=env)
+    assert r.returncode == 1 and not r.stdout
+    assert f"'{leaf_short}' is a checkpoint ({leaf_short}, of timeline {tl_short}), not a " \
+           "timeline" in r.stderr
+    r = run(*store, "show", "nosuchref", env=env)  # neither: as before
+    assert r.returncode == 1 and "no checkpoint matches 'nosuchref'" in r.stderr
+
+
+@pytest.mark.parametrize("unbuffered", [False, True])
+def test_a_reader_gone_leaves_the_exit_status_the_commands_own(
+        unbuffered: bool, world: tuple[dict[str, str], dict]) -> None:
+    """`localckpt verify | head -1` of a damaged store exited 0 when the write met the
+    closed pipe (the BrokenPipeError was taken for success), and exited 120 printing
+    "Exception ignored ... BrokenPipeError" when the write was left to the flush at exit:
+    now the output goes nowhere and the command ends as it would have."""
+    ctx, env = world
+    env = {**env, **({"PYTHONUNBUFFERED": "1"} if unbuffered else {})}
+    shard = next(Path(ctx["store"]).rglob("shard-*.bin"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2:len(data) // 2 + 8] = b"\xff" * 8
+    shard.write_bytes(bytes(data))
+    for argv, status in ((["verify"], 1), (["verify", "--json"], 1),
+                         (["tree", ctx["timeline"]], 0),
+                         (["--help"], 0), (["show", "nope-no-such"], 1)):
+        proc = subprocess.Popen([sys.executable, "-m", "localckpt.cli", "--store",
+                                 ctx["store"], *argv], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before anything is written
+        err = proc.stderr.read()
+        assert proc.wait(120) == status, (argv, err)
+        assert "Traceback" not in err and "Exception ignored" not in err, err
+        assert bool(err) == (argv[0] == "show"), err  # the error still said, on stderr
+
+
+def test_gc_says_what_the_timelines_it_lists_are(world: tuple[dict[str, str], dict]) -> None:
+    """gc's text output listed the timelines whose frames it freed as bare full ids
+    under its summary, saying neither what they were nor their short ids."""
+    ctx, env = world
+    store = ["--store", ctx["store"]]
+    with localckpt.open(ctx["store"]) as s:
+        short = s.short_id(ctx["timeline2"], "timeline")
+    assert run(*store, "rm", ctx["timeline2"], env=env).returncode == 0
+    for dry in (["--dry-run"], []):
+        result = run(*store, "gc", "--older-than", "0", *dry, env=env)
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[1:] == [f"  frames of deleted timeline {short}  ({ctx['timeline2']})"]
+
+
 def _shortest_unique(ident: str, others: list[str]) -> str:
     for n in range(6, len(ident) + 1):
         if not any(o != ident and o.startswith(ident[:n]) for o in others):
@@ -273,7 +356,30 @@ def test_bad_usage_is_exit_2(row: Row, world: tuple[dict[str, str], dict]) -> No
     ctx, env = world
     result = run("--store", ctx["store"], *_argv(row, ctx), "--no-such-option", env=env)
     assert result.returncode == 2
-    assert "unrecognized arguments: --no-such-option" in result.stderr
+    # said with the command's usage (it was the top level's, which names no argument of it)
+    words = row.argv.split()
+    command = " ".join(words[:2] if words[0] in ("remote", "labels", "run", "memo") else
+                       words[:1])
+    assert result.stderr.startswith(f"usage: localckpt {command} [-h]"), result.stderr
+    assert f"localckpt {command}: error: unrecognized arguments: --no-such-option" \
+        in result.stderr
+    top = run("--no-such-option", *_argv(row, ctx), env=env)  # before the command: the top's
+    assert top.returncode == 2 and top.stderr.startswith("usage: localckpt [-h]")
+    assert "localckpt: error: unrecognized arguments: --no-such-option" in top.stderr
+
+
+def test_a_global_option_after_the_command_says_where_it_goes(
+        world: tuple[dict[str, str], dict]) -> None:
+    """`localckpt tree --store team` (as `git log -C dir` is written by habit) said only
+    "unrecognized arguments: --store"."""
+    ctx, env = world
+    for argv in (["tree", ctx["timeline"], "--store", ctx["store"]],
+                 ["ls", f"--objects={ctx['tmp']}"]):
+        result = run(*argv, env=env)
+        flag = argv[-1].split("=")[0] if argv[0] == "ls" else "--store"
+        assert result.returncode == 2 and not result.stdout
+        assert f"({flag} goes before the command: localckpt {flag} ... {argv[0]} ...)" \
+            in result.stderr
 
 
 @pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],
@@ -362,6 +468,49 @@ def test_export_replaces_an_existing_file_only_with_force(
     forced = run(*argv, "--force", env=env)
     assert forced.returncode == 0, forced.stderr
     assert zipfile.is_zipfile(target)
+
+
+@pytest.mark.parametrize("command", ["export", "labels export"])
+def test_force_never_puts_a_file_in_place_of_a_pipe_or_a_link(
+        command: str, world: tuple[dict[str, str], dict]) -> None:
+    """`labels export CKPT /dev/stdout --force`, run as root, replaced the /dev/stdout
+    link with a regular file of boxes (the write goes aside, then renames over the
+    path): a pipe, a device or a socket is refused, nothing written; a symlink to a file
+    is written through, the link stays (as cp does)."""
+    ctx, env = world
+    tmp = Path(ctx["tmp"])
+    if command == "export":
+        argv = ["--store", ctx["store"], "export", ctx["timeline"]]
+        written: Callable[[Path], bool] = _is_zip
+    else:
+        argv = ["--store", ctx["store"], "labels", "export", ctx["leaf"]]
+        written = _holds_coco
+    fmt = [] if command == "export" else ["--format", "coco", "--stage", "detect"]
+    pipe = tmp / "pipe"
+    os.mkfifo(pipe)
+    refused = run(*argv, str(pipe), *fmt, "--force", env=env)
+    assert refused.returncode == 1 and not refused.stdout
+    assert f"{pipe} is not a regular file" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert pipe.is_fifo()
+    assert sorted(p.name for p in tmp.iterdir() if p.name.startswith(".")) == []
+    target, link = tmp / "target.out", tmp / "link.out"
+    target.write_text("mine")
+    link.symlink_to(target.name)
+    forced = run(*argv, str(link), *fmt, "--force", env=env)
+    assert forced.returncode == 0, forced.stderr
+    assert link.is_symlink() and os.readlink(link) == target.name
+    assert written(target)
+
+
+def _is_zip(path: Path) -> bool:
+    import zipfile
+
+    return zipfile.is_zipfile(path)
+
+
+def _holds_coco(path: Path) -> bool:
+    return "annotations" in json.loads(path.read_text())
 
 
 def test_merge_twice_makes_one_merge_checkpoint(world: tuple[dict[str, str], dict]) -> None:
@@ -513,7 +662,9 @@ def test_a_failed_demo_creates_no_store(tmp_path: Path, frames: str,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     store = tmp_path / "s"
     assert _main("--store", str(store), "demo", "--frames", frames) == 1
-    assert "--frames" in capsys.readouterr().err
+    err = capsys.readouterr().err  # in the flag's terms, as ingest's (was "an int")
+    assert f"--frames must be a whole number in 1..10000, not {frames} (nothing was " \
+        "created)" in err
     assert not store.exists()
 
 

@@ -226,6 +226,12 @@ def test_compare_errors(world: Any) -> None:
     r = cli(where, "compare", ids["good"], "--against", ids["poor"], "--iou", "2")
     assert r.returncode == 1 and "--iou must be a number in (0, 1]" in r.stderr
     assert cli(where, "compare", ids["good"]).returncode == 2  # --against is required
+    r = cli(where, "compare", "--against", ids["good"], "--stage", "detcet")
+    with localckpt.open(where / "store") as s:
+        short = s.short_id(ids["timeline"], "timeline")
+    assert r.returncode == 1 and not r.stdout  # the timeline by its short id (was the full)
+    assert f"timeline {short} has no checkpoint that added stage 'detcet' besides the " \
+        "reference (stages there: 'detect'); name the tries' stage with --stage" in r.stderr
     assert cli(where, "compare", "--against", ids["good"], "--metric", "best").returncode == 2
 
 

@@ -146,9 +146,15 @@ def test_serve_says_it_is_read_only_on_loopback_and_stops_on_ctrl_c(made: Any) -
         first = proc.stdout.readline()
         assert "read-only at http://127.0.0.1:" in first
         assert proc.stdout.readline().startswith("loopback only: other machines cannot connect")
+        with urllib.request.urlopen(first.split(" at ", 1)[1].split()[0] + "api/timelines",
+                                    timeout=30) as resp:  # serving: no longer starting
+            assert resp.status == 200
+        proc.send_signal(signal.SIGTERM)  # docker stop, systemd: a clean stop too
+        assert proc.wait(30) == 0
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(30)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.stderr is not None and "warning" not in proc.stderr.read()
 
 

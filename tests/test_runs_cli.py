@@ -255,6 +255,7 @@ def test_text_output_piped_keeps_one_row_per_record_and_whole_values(
     out = capsys.readouterr().out
     assert "\x1b" not in out and f"stage      {escaped}  version ''" in out
     assert f"  stage    {escaped}\n" in out
+    assert "  version  ''\n" in out  # the default version in the memo key too (was blank)
     assert "\r" not in out and "\x1b" not in capsys.readouterr().err
     # tree and show print stored stage names the same way (they printed them raw)
     assert main(["--store", path, "tree", tl.id]) == 0

@@ -8,8 +8,11 @@ of commands with a ``register(subparsers)`` function:
     merge        diff, merge
     transfer     push, pull, export, import
     remote       remote add, remote list, remote remove
-    maintenance  init, gc
+    maintenance  init, verify, tag, untag, tags, prune, retain, rm, gc
     ingest       ingest, similar, demo
+    web          serve
+    runs         runs, run show|abort, memo stats|clear
+    decide       labels import|export, compare, sql
 """
 
 from .main import build_parser, main

@@ -35,6 +35,7 @@ __all__ = [
     "add_command",
     "add_short_ids",
     "checkpoint_ref",
+    "output_file",
     "print_json",
     "print_report",
     "printable",
@@ -59,7 +60,8 @@ def add_command(
     ingest, import and pull do); needs_store False: the command opens no store itself."""
     p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description or help)
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    p.set_defaults(func=func, creates=creates, needs_store=needs_store)
+    # _parser: the parser whose usage an unrecognized argument is shown with (main)
+    p.set_defaults(func=func, creates=creates, needs_store=needs_store, _parser=p)
     return p
 
 
@@ -154,13 +156,48 @@ def timeline_or_newest(store: Store, ref: str | None) -> str:
 
 def timeline_ref(store: Store, ref: str) -> str:
     """A timeline id from what a user typed: an id, short id, unique prefix, or a tag
-    (its checkpoint's timeline); see localckpt.refs."""
-    return resolve(store, ref, "timeline")
+    (its checkpoint's timeline); see localckpt.refs. A checkpoint's id is not found,
+    saying which timeline that checkpoint is on."""
+    try:
+        return resolve(store, ref, "timeline")
+    except NotFoundError as exc:
+        checkpoint = _other_kind(store, ref, "checkpoint")
+        if checkpoint is None:
+            raise
+        tid = store.get_checkpoint(checkpoint).timeline_id
+        raise NotFoundError(str(exc), cli=(
+            f"{ref!r} is a checkpoint ({store.short_id(checkpoint)}, of timeline "
+            f"{store.short_id(tid, 'timeline')}), not a timeline; `localckpt ls` lists the "
+            "timelines")) from None
 
 
 def checkpoint_ref(store: Store, ref: str) -> str:
-    """A checkpoint id from an id, short id, unique prefix, tag or ``TIMELINE:stage``."""
-    return resolve(store, ref, "checkpoint")
+    """A checkpoint id from an id, short id, unique prefix, tag or ``TIMELINE:stage``.
+    A timeline's id is not found, saying where that timeline's checkpoints are listed
+    (``localckpt ls`` shows timeline ids, the first a user sees)."""
+    try:
+        return resolve(store, ref, "checkpoint")
+    except NotFoundError as exc:
+        timeline = _other_kind(store, ref, "timeline")
+        if timeline is None:
+            raise
+        short = store.short_id(timeline, "timeline")
+        root = store.short_id(store.get_timeline(timeline).root_checkpoint_id)
+        raise NotFoundError(str(exc), cli=(
+            f"{ref!r} is a timeline ({short}), not a checkpoint; `localckpt tree {short}` "
+            f"lists its checkpoints (its root is {root}; {short}:STAGE names the newest "
+            "that ran STAGE)")) from None
+
+
+def _other_kind(store: Store, ref: str, kind: str) -> str | None:
+    """The id of the record of kind that ref names, or None (not found, ambiguous,
+    malformed): only to say what a reference of the wrong kind is."""
+    from ..errors import LocalckptError
+
+    try:
+        return resolve(store, ref, kind)
+    except LocalckptError:
+        return None
 
 
 #: The kind of record each id-valued JSON field names ("id" is given per call).
@@ -227,6 +264,30 @@ def storage_options_arg(text: str | None, flag: str) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise InvalidInputError(f"{flag} must be a JSON object of fsspec options")
     return value
+
+
+def output_file(path: str, command: str) -> str:
+    """The path an export (``export``, ``labels export``) writes its file to, written
+    aside and renamed over path: InvalidInputError when path exists and is neither a
+    regular file nor a directory (the directory case is the API's to judge), since the
+    rename would put a file in place of a device, a pipe or a socket (``--force`` over
+    ``/dev/stdout``, run as root, replaced that link with a file of boxes). A symlink to
+    a file is followed, so that ``--force`` replaces the file it names and the link stays,
+    as ``cp`` writes through a link."""
+    import os
+    import stat
+
+    try:
+        st = os.stat(path)  # follows a symlink; a dangling one is no file yet
+    except (OSError, ValueError):  # missing, dangling, a NUL in the name: the API says
+        return path
+    if stat.S_ISDIR(st.st_mode):
+        return path
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInputError(
+            f"{path} is not a regular file (a device, a pipe or a socket): {command} writes "
+            "its file aside and renames it into place, which would replace it; name a file")
+    return os.path.realpath(path) if os.path.islink(path) else path
 
 
 def print_json(value: Any) -> None:

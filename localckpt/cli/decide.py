@@ -15,6 +15,7 @@ from .common import (
     add_command,
     add_short_ids,
     checkpoint_ref,
+    output_file,
     print_json,
     timeline_or_newest,
 )
@@ -61,8 +62,8 @@ def cmd_labels_export(store: Store, args: argparse.Namespace) -> int:
     from ..labels import export_labels
 
     cid = checkpoint_ref(store, args.checkpoint)
-    result = export_labels(store, cid, args.stage, args.path, args.format, frames=args.frames,
-                           overwrite=args.force)
+    result = export_labels(store, cid, args.stage, output_file(args.path, "labels export"),
+                           args.format, frames=args.frames, overwrite=args.force)
     if args.json:
         import attrs
 
@@ -101,12 +102,15 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
         tries = [checkpoint_ref(store, t) for t in args.tries]
     else:  # every try of the stage on the reference's timeline
         ref = store.get_checkpoint(reference)
-        tries = [c.id for c in store.checkpoints(ref.timeline_id)
-                 if c.stage == args.stage and c.id != reference]
+        found = store.checkpoints(ref.timeline_id)
+        tries = [c.id for c in found if c.stage == args.stage and c.id != reference]
         if not tries:
-            raise InvalidInputError(f"timeline {ref.timeline_id} has no checkpoint that added "
-                                    f"stage {args.stage!r} besides the reference; name the "
-                                    "tries to compare")
+            stages = sorted({c.stage for c in found if c.stage and c.id != reference})
+            raise InvalidInputError(
+                f"timeline {store.short_id(ref.timeline_id, 'timeline')} has no checkpoint "
+                f"that added stage {args.stage!r} besides the reference (stages there: "
+                f"{', '.join(map(repr, stages)) or 'none'}); name the tries' stage with "
+                "--stage, or name the tries to compare")
     labels = None if args.labels is None else [x for x in args.labels.split(",") if x]
     if labels == []:  # --labels "" or ",": not "every label", and no label to judge
         raise InvalidInputError(f"--labels {args.labels!r} names no label; give labels "

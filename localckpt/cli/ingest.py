@@ -211,10 +211,11 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
 def _check_demo(args: argparse.Namespace, stack: Any) -> None:
     """The demo's arguments, checked before the store is created (a failed demo creates
     no store)."""
-    from ..arguments import integer
     from ..demo import MAX_DEMO_FRAMES
 
-    integer(args.frames, "the demo's frame count (--frames)", low=1, high=MAX_DEMO_FRAMES)
+    if not 1 <= args.frames <= MAX_DEMO_FRAMES:  # said as ingest says its numbers
+        raise InvalidInputError(f"--frames must be a whole number in 1..{MAX_DEMO_FRAMES}, "
+                                f"not {args.frames} (nothing was created)")
 
 
 def register(sub: Any) -> None:

@@ -19,11 +19,11 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO, cast
 
 from .. import __version__
 from ..errors import LocalckptError
-from .common import EXIT_ERROR, EXIT_OK, storage_options_arg
+from .common import EXIT_ERROR, storage_options_arg
 
 __all__ = ["build_parser", "main"]
 
@@ -127,14 +127,81 @@ def main(argv: Sequence[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):   # never as a UnicodeEncodeError
             stream.reconfigure(errors="backslashreplace")
     words = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(_command_in(words)).parse_args(words)
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = cast(TextIO, _ReaderGone(stdout)), cast(TextIO, _ReaderGone(stderr))
     try:
+        args = _parse(build_parser(_command_in(words)), words)  # --help prints, exits here
         with _sigterm_unwinds():
             return _run(args)
     except Terminated:
         return 128 + 15  # as a shell reports a process SIGTERM ended
     except KeyboardInterrupt:
         return 130
+    finally:
+        sys.stdout.flush()  # here, not at exit: a reader gone by then is told apart too
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+class _ReaderGone:
+    """sys.stdout (and sys.stderr) while a command runs. Once the reader of its pipe is
+    gone (`localckpt verify | head -1`), the rest of the output goes to /dev/null and the
+    command runs to its end, so that its exit status is its own: the BrokenPipeError
+    ended the command and was taken for success (`verify` of a damaged store, cut by
+    `head`, exited 0), or, raised by the flush at exit, printed "Exception ignored ...
+    BrokenPipeError" and exited 120."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self) -> None:
+        """/dev/null in place of the pipe, under the same descriptor: what the stream
+        still holds, and writes to come, go there (at exit too: no "Exception ignored")."""
+        import os
+
+        try:
+            fd = self._stream.fileno()
+        except (OSError, ValueError, AttributeError):  # no descriptor: nothing to redirect
+            return
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, encoding, buffer, ...
+        return getattr(self._stream, name)
+
+
+def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namespace:
+    """parse_args, but an unrecognized argument after the command is shown with that
+    command's usage (``localckpt diff: error: unrecognized arguments: X`` under
+    ``usage: localckpt diff ...``), not with the top-level usage, which lists no
+    argument of the command."""
+    args, extra = parser.parse_known_args(words)
+    if extra:
+        command = getattr(args, "_parser", None)
+        before = words[:words.index(args.command)] if args.command in words else words
+        if command is None or any(word in before for word in extra):
+            command = parser  # an unknown option before the command is the top level's
+        misplaced = [w.split("=", 1)[0] for w in extra if w.split("=", 1)[0] in _VALUED]
+        hint = (f" ({misplaced[0]} goes before the command: localckpt {misplaced[0]} ... "
+                f"{args.command} ...)" if misplaced else "")
+        command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -152,9 +219,9 @@ def _run(args: argparse.Namespace) -> int:
     except LocalckptError as exc:
         print(f"localckpt: error: {exc.for_cli()}", file=sys.stderr)
         return EXIT_ERROR
-    except BrokenPipeError:  # `localckpt tree X | head`
-        sys.stderr.close()
-        return EXIT_OK
+    except BrokenPipeError as exc:  # not from stdout or stderr (_ReaderGone): a failure
+        print(f"localckpt: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _open_store(args: argparse.Namespace, open_store: Any) -> Any:

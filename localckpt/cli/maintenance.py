@@ -195,8 +195,13 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> int:
         print_json({**attrs.asdict(report), "short_ids": shorts})
         return 0
     print(report.summary())
-    for tid in (*report.deleted_timelines, *report.orphan_timelines):
-        print(f"  {tid}")
+    listed = (*report.deleted_timelines, *report.orphan_timelines)
+    shorts = store.short_ids(listed, "timeline") if listed else {}
+    for tid in report.deleted_timelines:  # each said for what it is (they were bare ids)
+        print(f"  frames of deleted timeline {shorts.get(tid, tid)}  ({tid})")
+    for tid in report.orphan_timelines:
+        print(f"  frames of unreferenced timeline {shorts.get(tid, tid)}  ({tid}): a write "
+              "that never committed")
     _print_closed(store, report.closed_runs, report.dry_run)
     return 0
 

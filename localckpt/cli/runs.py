@@ -158,8 +158,10 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
                      + (f" (held: value {held[0][:12]} from run {held[1]}"
                         + (", open: not yet a memo entry)" if held[2] else ")")
                         if held else " (not in the memo)"))
-        lines += [f"  {name:8} " + printable(value if isinstance(value, str) else json.dumps(
-            value, sort_keys=True, ensure_ascii=False)) for name, value in key.parts().items()]
+        lines += [f"  {name:8} " + (repr("") if value == "" else printable(  # version ''
+            value if isinstance(value, str) else json.dumps(
+                value, sort_keys=True, ensure_ascii=False)))
+            for name, value in key.parts().items()]
     print("\n".join(lines))
     return 0
 

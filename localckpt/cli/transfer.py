@@ -23,6 +23,7 @@ from .common import (
     CHECKPOINT_HELP,
     TIMELINE_HELP,
     add_command,
+    output_file,
     print_report,
     progress,
     storage_options_arg,
@@ -46,7 +47,7 @@ def remote_settings(args: argparse.Namespace) -> tuple[str, str | None, dict[str
 
     named = remote(args.remote) if "/" not in args.remote else None
     if named is None:
-        _refuse_unknown_name(args.remote)
+        _refuse_unknown_name(args.remote, args.command)
     flag_options = storage_options_arg(args.remote_storage_options, "--remote-storage-options")
     if named is not None:
         url, objects, options = named.url, named.objects, named.resolved_options()
@@ -59,19 +60,29 @@ def remote_settings(args: argparse.Namespace) -> tuple[str, str | None, dict[str
     return url, args.remote_objects or objects, options, label
 
 
-def _refuse_unknown_name(ref: str) -> None:
+class _UnknownRemote(NotFoundError):
+    """REMOTE is a bare word naming no remote and no directory: said whole, as it is."""
+
+
+def _refuse_unknown_name(ref: str, command: str) -> None:
     """A bare word that is no remote and no existing directory is a mistyped remote name
     (as git says), not a new store to create in the working directory."""
+    import difflib
     import os
 
     from ..config import remotes
     from ..registry import scheme_of
 
     if _BARE.fullmatch(ref) and scheme_of(ref) == "" and not os.path.exists(ref):
-        known = ", ".join(r.name for r in remotes()) or "none yet"
-        raise NotFoundError(
-            f"no remote named {ref!r} (remotes: {known}; see `localckpt remote list`), and no "
-            f"directory {ref!r} here; for a new store in a directory, write ./{ref}"
+        names = [r.name for r in remotes()]
+        near = difflib.get_close_matches(ref, names, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        known = ", ".join(names) or "none yet"
+        new = "" if command == "pull" else \
+            f"; for a new store in a directory, write ./{ref}"
+        raise _UnknownRemote(
+            f"no remote named {ref!r} ({hint}remotes: {known}; see `localckpt remote list`), "
+            f"and no directory {ref!r} here{new}"
         )
 
 
@@ -120,6 +131,8 @@ def _open_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     """pull's source, opened before this store: a missing source creates nothing here."""
     try:
         source, args.source_label = open_remote(args, create=False)
+    except _UnknownRemote as exc:  # whole: its parentheses hold a ";"
+        raise NotFoundError(str(exc), cli=f"nothing to pull: {exc}") from None
     except NotFoundError as exc:  # its message told to fix --store, which named this store
         what = exc.for_cli().split(";", 1)[0]
         raise NotFoundError(
@@ -154,8 +167,8 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
 
     tid = timeline_ref(store, args.timeline)
     cid = None if args.checkpoint is None else checkpoint_ref(store, args.checkpoint)
-    report = export_bundle(store, tid, args.file, checkpoint_id=cid, progress=progress(),
-                           overwrite=args.force)
+    report = export_bundle(store, tid, output_file(args.file, "export"), checkpoint_id=cid,
+                           progress=progress(), overwrite=args.force)
     print_report(report, args, f"export to {args.file}", file=args.file)
     return 0
 
