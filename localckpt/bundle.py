@@ -43,7 +43,7 @@ from . import bundle_limits as limits
 from . import schema
 from .arguments import shown
 from .errors import CorruptDataError, InvalidInputError, LocalckptError, NotFoundError
-from .placefile import place
+from .placefile import place, regular_target
 from .progress import Reporter
 from .records import utcnow
 from .sync import CountingCatalog, SyncReport, transfer
@@ -174,7 +174,7 @@ def _export_target(path: Any, overwrite: bool) -> str:
     """The absolute file path a bundle goes to, checked before anything is read or
     written: its directory exists, it is not itself a directory, and it is no existing
     file unless overwrite."""
-    target = os.path.abspath(bundle_path(path, "bundle"))
+    target = regular_target(os.path.abspath(bundle_path(path, "bundle")), "export_bundle")
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):
         raise InvalidInputError(f"cannot write a bundle to {target}: {directory} is not a "

@@ -503,6 +503,40 @@ def test_export_refuses_an_existing_file_unless_overwrite(store: Any, timeline: 
     assert store.import_labels(timeline.id, path, fmt)
 
 
+def test_overwrite_never_puts_a_file_in_place_of_a_pipe_or_a_link(
+        store: Any, timeline: Any, tmp_path: Path) -> None:
+    """export_labels and export_bundle with overwrite=True write aside and rename: a pipe
+    (a device, a socket) at the path is refused, nothing written; a symlink to a file is
+    written through and stays a link (the CLI did so, the API renamed over both)."""
+    import zipfile
+
+    from localckpt.bundle import export_bundle
+
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(InvalidInputError, match="is not a regular file"):
+        store.export_labels(cid, "detect", pipe, "coco", overwrite=True)
+    with pytest.raises(InvalidInputError, match="is not a regular file"):
+        export_bundle(store, timeline.id, pipe, overwrite=True)
+    assert pipe.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "store"]  # no temporary
+    for name, export, written in (
+            ("gt.json", lambda p: store.export_labels(cid, "detect", p, "coco",
+                                                      overwrite=True),
+             lambda p: "annotations" in json.loads(p.read_text())),
+            ("b.zip", lambda p: export_bundle(store, timeline.id, p,
+                                                        overwrite=True),
+             zipfile.is_zipfile)):
+        target, link = tmp_path / name, tmp_path / f"link-{name}"
+        target.write_text("mine")
+        link.symlink_to(target.name)
+        export(link)
+        assert link.is_symlink() and os.readlink(link) == target.name
+        assert written(target)
+
+
 def test_export_to_a_directory_names_it(store: Any, timeline: Any, tmp_path: Path) -> None:
     cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
         {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}]}]})

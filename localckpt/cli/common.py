@@ -267,27 +267,12 @@ def storage_options_arg(text: str | None, flag: str) -> dict[str, Any] | None:
 
 
 def output_file(path: str, command: str) -> str:
-    """The path an export (``export``, ``labels export``) writes its file to, written
-    aside and renamed over path: InvalidInputError when path exists and is neither a
-    regular file nor a directory (the directory case is the API's to judge), since the
-    rename would put a file in place of a device, a pipe or a socket (``--force`` over
-    ``/dev/stdout``, run as root, replaced that link with a file of boxes). A symlink to
-    a file is followed, so that ``--force`` replaces the file it names and the link stays,
-    as ``cp`` writes through a link."""
-    import os
-    import stat
+    """The path an export (``export``, ``labels export``) writes its file to
+    (``localckpt.placefile.regular_target``: never over a device, a pipe or a socket; a
+    symlink to a file is written through)."""
+    from ..placefile import regular_target
 
-    try:
-        st = os.stat(path)  # follows a symlink; a dangling one is no file yet
-    except (OSError, ValueError):  # missing, dangling, a NUL in the name: the API says
-        return path
-    if stat.S_ISDIR(st.st_mode):
-        return path
-    if not stat.S_ISREG(st.st_mode):
-        raise InvalidInputError(
-            f"{path} is not a regular file (a device, a pipe or a socket): {command} writes "
-            "its file aside and renames it into place, which would replace it; name a file")
-    return os.path.realpath(path) if os.path.islink(path) else path
+    return regular_target(path, command)
 
 
 def print_json(value: Any) -> None:

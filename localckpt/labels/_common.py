@@ -291,9 +291,10 @@ def atomic_write(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     the umask gives (mkstemp's 0600 would hide it from the user's team)."""
     import tempfile
 
-    from ..placefile import place
+    from ..placefile import place, regular_target
     from ..shards import file_mode
 
+    path = Path(regular_target(str(path), "export_labels"))
     check_target(path, overwrite)
     tmp: str | None = None
     try:
