@@ -512,3 +512,25 @@ def test_an_abort_after_another_branchs_deletion_is_not_blamed_on_its_own(
     assert store.prune(mid).closed_runs == (closed.id,)
     with pytest.raises(InvalidInputError, match=r"was aborted because its parent checkpoint"):
         closed.put({0: value(0)})
+
+
+def test_a_commit_whose_parent_a_deletion_took_meanwhile_says_the_run_was_closed(
+        new_store: Any) -> None:
+    """A commit that read its run (committing) before a prune of its parent closed it,
+    then saved: the save meets the deleted parent. It says the run was aborted because
+    of the prune, as a commit begun after it does, not 'checkpoint ... not found'."""
+    from localckpt.records import utcnow
+    from localckpt.runs.run import _begin_commit
+
+    store = new_store("embedded")
+    tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
+    det = store.save_stage_output(tl.id, None, "detect", expected(range(3)))
+    run = store.begin_run(tl.id, det, "classify", memo=False)
+    run.put({s: value(s) for s in range(3)})
+    rec = store.catalog.runs.change(run.id, _begin_commit(localckpt.ids.new_id(), utcnow()))
+    store.prune(det)  # closes the committing run: its checkpoint is not saved
+    left = [c.id for c in store.checkpoints(tl.id)]
+    with pytest.raises(InvalidInputError, match=r"was aborted because .*pruned"):
+        run._finish(rec, False)  # the commit goes on with what it read
+    assert store.get_run(run.id).state == "aborted"
+    assert [c.id for c in store.checkpoints(tl.id)] == left

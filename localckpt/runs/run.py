@@ -528,6 +528,9 @@ class StageRun:
                 if not store.catalog.checkpoints([chosen]):
                     self._refuse_closed("it cannot be committed")
                     raise
+            except NotFoundError:  # its parent deleted since this commit read the run
+                self._refuse_closed("it cannot be committed")
+                raise
         done = self._tables.change(rec.id, lambda old, tx: attrs.evolve(
             old, state="committed", done=len(parts), memo_hits=len(hits))
             if old.checkpoint_id == chosen and old.state in ("committing", "aborted") else None,
