@@ -84,10 +84,25 @@ def _stalled_options(server: Stalled, **extra: Any) -> dict[str, Any]:
 # -- 1. a stalled endpoint fails in bounded time --------------------------------------------
 
 
+@pytest.mark.slow  # 50-95 s: the defaults' timeouts times their retries
 def test_a_stalled_endpoint_fails_a_write_in_bounded_time(stalled: Stalled,
                                                           tmp_path: Path) -> None:
+    """With the defaults (the default run has the same with shorter timeouts, below)."""
+    _stalled_write(stalled, tmp_path, _stalled_options(stalled))
+
+
+def test_a_stalled_endpoint_fails_a_write_with_short_timeouts(stalled: Stalled,
+                                                              tmp_path: Path) -> None:
+    """The whole save path against a listener that never answers, as above, with a user's
+    shorter read timeout and one retry: a typed error naming the endpoint, in time."""
+    options = _stalled_options(stalled)
+    options["config_kwargs"].update(read_timeout=2, retries={"max_attempts": 1})
+    _stalled_write(stalled, tmp_path, options)
+
+
+def _stalled_write(stalled: Stalled, tmp_path: Path, options: dict[str, Any]) -> None:
     with localckpt.open(str(tmp_path / "s"), objects="s3://stalled-bucket/ckpt",
-                        storage_options=_stalled_options(stalled), create=True) as store:
+                        storage_options=options, create=True) as store:
         start = time.monotonic()
         with pytest.raises(BackendUnavailableError) as info:
             store.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
