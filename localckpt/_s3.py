@@ -16,13 +16,13 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .errors import InvalidInputError
 
 __all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "S3_PROTOCOLS", "WRITE_TIMEOUT", "check_options",
-           "endpoint_of", "missing_bucket", "prepare", "with_defaults"]
+           "endpoint_of", "missing_bucket", "prepare", "s3_errors", "with_defaults"]
 
 S3_PROTOCOLS = ("s3", "s3a")
 CONNECT_TIMEOUT = 5  # s: a TCP (and TLS) connection; a refused one fails at once
@@ -196,20 +196,27 @@ def endpoint_of(fs: Any) -> str:
     return str(endpoint) if endpoint else "AWS S3 (no endpoint_url)"
 
 
-def missing_bucket(exc: BaseException) -> str | None:
-    """The bucket named by a NoSuchBucket answer in exc's chain ("" when unnamed), else
-    None. s3fs turns NoSuchBucket and NoSuchKey alike into FileNotFoundError; botocore's
-    ClientError, kept as the cause, says which."""
+def s3_errors(exc: BaseException) -> Iterator[tuple[BaseException, Mapping[str, Any] | None]]:
+    """exc and each exception of its chain (causes, then contexts; each once), with the
+    error the S3 server answered (botocore's ``response["Error"]``) where it carries one."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         response = getattr(current, "response", None)
         error = response.get("Error") if isinstance(response, Mapping) else None
-        if isinstance(error, Mapping) and error.get("Code") == "NoSuchBucket":
+        yield current, error if isinstance(error, Mapping) else None
+        current = current.__cause__ or current.__context__
+
+
+def missing_bucket(exc: BaseException) -> str | None:
+    """The bucket named by a NoSuchBucket answer in exc's chain ("" when unnamed), else
+    None. s3fs turns NoSuchBucket and NoSuchKey alike into FileNotFoundError; botocore's
+    ClientError, kept as the cause, says which."""
+    for current, error in s3_errors(exc):
+        if error is not None and error.get("Code") == "NoSuchBucket":
             return str(error.get("BucketName") or "")
         if isinstance(current, FileNotFoundError) and (
                 "specified bucket does not exist" in str(current)):
             return ""
-        current = current.__cause__ or current.__context__
     return None

@@ -375,15 +375,9 @@ _STORE_WIDE_CODES = frozenset({
 def _object_only(exc: BaseException) -> bool:
     """Whether the S3 server answered about this object only (an HTTP error it sent, such
     as AccessDenied on a key), not about the store: see BackendUnavailableError."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        response = getattr(current, "response", None)
-        error = response.get("Error") if isinstance(response, Mapping) else None
-        if isinstance(error, Mapping) and error.get("Code"):
+    for _, error in _s3.s3_errors(exc):
+        if error is not None and error.get("Code"):
             return str(error["Code"]) not in _STORE_WIDE_CODES
-        current = current.__cause__ or current.__context__
     return False
 
 
