@@ -157,17 +157,24 @@ def _state(store: Store) -> Any:
 
 
 @settings(max_examples=20, deadline=None)
-@given(data=st.data())
-def test_hide_unseen_false_refuses_exactly_what_the_default_hides(data: Any) -> None:
-    """For any work saved on dst and any prunes on src: sync(hide_unseen=False) either
-    copies what the default copies and hides nothing, or refuses naming exactly the
-    checkpoints the default hides, dst unchanged."""
+def _synced_then_unseen_work(data: Any) -> tuple[Store, Store, str, list[str]]:
+    """src with _tree's timeline, dst synced from it, then up to 3 saves on dst that src
+    never sees; their ids are appended to ids."""
     src = localckpt.open("memory://")
     tid, ids = _tree(src)
     dst = localckpt.open("memory://")
     localckpt.sync(src, dst)
     for i, parent in enumerate(data.draw(st.lists(st.sampled_from(ids), max_size=3))):
         ids.append(dst.save_stage_output(tid, parent, f"w{i}", {"w": i}))  # unseen by src
+    return src, dst, tid, ids
+
+
+@given(data=st.data())
+def test_hide_unseen_false_refuses_exactly_what_the_default_hides(data: Any) -> None:
+    """For any work saved on dst and any prunes on src: sync(hide_unseen=False) either
+    copies what the default copies and hides nothing, or refuses naming exactly the
+    checkpoints the default hides, dst unchanged."""
+    src, dst, tid, ids = _synced_then_unseen_work(data)
     for target in data.draw(st.lists(st.sampled_from(ids[1:]), max_size=2)):
         if src.catalog.checkpoints([target]) and target in {c.id for c in src.checkpoints(tid)}:
             src.prune(target, force=True)
@@ -273,12 +280,7 @@ def test_after_a_transfer_no_open_run_is_orphaned(data: Any) -> None:
     those of them the sync closed."""
     from localckpt.runs.closing import orphans
 
-    src = localckpt.open("memory://")
-    tid, ids = _tree(src)
-    dst = localckpt.open("memory://")
-    localckpt.sync(src, dst)
-    for i, parent in enumerate(data.draw(st.lists(st.sampled_from(ids), max_size=3))):
-        ids.append(dst.save_stage_output(tid, parent, f"w{i}", {"w": i}))  # unseen by src
+    src, dst, tid, ids = _synced_then_unseen_work(data)
     runs = [dst.begin_run(tid, parent, f"r{i}", memo=False)
             for i, parent in enumerate(data.draw(st.lists(st.sampled_from(ids), max_size=4)))]
     for target in data.draw(st.lists(st.sampled_from(ids[1:]), max_size=2)):
