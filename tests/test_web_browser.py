@@ -500,14 +500,21 @@ def test_a_nodes_collapse_button_never_covers_its_id(tmp_path: Path, page: Any) 
     store.close()
 
 
-def test_a_long_stage_name_never_runs_into_the_id_beside_it(tmp_path: Path, page: Any) -> None:
-    store = localckpt.open(str(tmp_path / "long"), create=True)
+def _runs_and_chain(path: Path, names: tuple[str, ...]) -> tuple[Any, Any]:
+    """A store whose timeline has an open run of each stage under its root and a chain
+    of one checkpoint per stage: the tree's nodes with those names, pending and saved."""
+    store = localckpt.open(str(path), create=True)
     tl = store.create_timeline("v.mp4", "p", [np.zeros((8, 8, 3), np.uint8)] * 2, codec="png")
-    names = ("classify_players_by_jersey_number", "WWWWWWWWWWWWWWWWWWWWWWWWWW", "ocr")
     parent = None
     for stage in names:
         store.begin_run(tl.id, None, stage)
         parent = store.save_stage_output(tl.id, parent, stage, {"x": 1})
+    return store, tl
+
+
+def test_a_long_stage_name_never_runs_into_the_id_beside_it(tmp_path: Path, page: Any) -> None:
+    store, tl = _runs_and_chain(tmp_path / "long", (
+        "classify_players_by_jersey_number", "WWWWWWWWWWWWWWWWWWWWWWWWWW", "ocr"))
     with serving(store) as (base, _):
         page.goto(f"{base}/t/{tl.id}")
         # what shows of a title: its text, cut where the box holding it ends
@@ -531,14 +538,9 @@ def test_a_long_stage_name_is_cut_with_an_ellipsis_that_shows(tmp_path: Path, pa
     """A long stage name was cut at the id by the clip alone, with no "…" in sight (the
     "…" came after 22 characters, past the clip): read as the whole name. It is now cut
     where it fits, and its "…" is drawn inside the box; a short name stays whole."""
-    store = localckpt.open(str(tmp_path / "cut"), create=True)
-    tl = store.create_timeline("v.mp4", "p", [np.zeros((8, 8, 3), np.uint8)] * 2, codec="png")
     names = ("classify_players_by_jersey_number", "WWWWWWWWWWWWWWWWWWWWWWWWWW",
              "segment_and_track_v2", "ocr")
-    parent = None
-    for stage in names:
-        store.begin_run(tl.id, None, stage)
-        parent = store.save_stage_output(tl.id, parent, stage, {"x": 1})
+    store, tl = _runs_and_chain(tmp_path / "cut", names)
     with serving(store) as (base, _):
         page.goto(f"{base}/t/{tl.id}")
         shown = page.eval("""Array.from(document.querySelectorAll(
