@@ -718,7 +718,6 @@ def test_ingest_of_a_url_without_credentials_names_the_flag_for_them(
         capsys: pytest.CaptureFixture[str]) -> None:
     """It ended "check its storage options and credentials" without naming the flag that
     gives a video URL's options (they are not the store's --storage-options)."""
-    pytest.importorskip("s3fs")
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)

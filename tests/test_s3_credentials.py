@@ -19,8 +19,6 @@ from localckpt import config
 from localckpt.cli.main import main
 from localckpt.errors import BackendUnavailableError
 
-pytest.importorskip("s3fs")
-
 FRAMES = [np.zeros((4, 4, 3), np.uint8)]
 #: botocore's own places, emptied so that only the store's settings could hold credentials
 _AWS_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",

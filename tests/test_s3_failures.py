@@ -23,8 +23,6 @@ from localckpt import _s3
 from localckpt.errors import BackendUnavailableError, InvalidInputError, NotFoundError
 from localckpt.objects import Objects
 
-pytest.importorskip("s3fs")
-
 FRAMES = [np.zeros((4, 4, 3), np.uint8)]
 SANITY = 120.0  # s: generous; the defaults give up in about 50 s
 SECRET = "stall-test-secret-value"
