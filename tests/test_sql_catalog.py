@@ -1106,3 +1106,48 @@ def _outputs_sql(store: Store) -> str:
     (sql,), = store.catalog.engine.query(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outputs'")
     return str(sql)
+
+
+def test_sqlite_purge_and_memo_reads_find_tags_and_open_runs_by_index(tmp_path: Path,
+                                                                      monkeypatch: Any) -> None:
+    """Migration 12: every statement of a purge (which deletes the tags of the checkpoints
+    it deletes) and of a run's todo (which reads the open runs like it) reads tags and
+    runs through an index; before, each of these read every tag, or every run ever
+    begun, of the store. Checked on the plans of the statements they run, and on a
+    catalog written before the migration, which opens with it."""
+    import localckpt
+    from localckpt.backends.sql import schema
+
+    frames = [np.full((4, 4, 3), 60 * i, np.uint8) for i in range(3)]
+    with monkeypatch.context() as m:  # the code of before: migrations up to 11
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:5])
+        m.setattr(schema, "LATEST_VERSION", 11)
+        with localckpt.open(tmp_path / "s", create=True) as old:
+            tid = old.create_timeline("v.mp4", "p", frames).id
+    with localckpt.open(tmp_path / "s") as store:
+        assert schema.version_of(store.catalog.engine) == LATEST_VERSION
+        gone = store.save_stage_output(tid, None, "detect", {"n": 1})
+        store.tag(gone, "old")
+        store.prune(gone)
+        first = store.begin_run(tid, None, "detect", version="1")
+        second = store.begin_run(tid, None, "detect", version="1")
+        first.put({0: {"n": 0}})
+        conn = store.catalog.engine._conn()
+        ran: list[str] = []
+        conn.set_trace_callback(ran.append)
+        try:
+            assert second.todo() == [1, 2]  # frame 0: the open run like it answers
+            collect_garbage(store)
+        finally:
+            conn.set_trace_callback(None)
+        assert store.tags() == []
+        scans = {}
+        for statement in ran:
+            if statement.lstrip().split(" ", 1)[0].upper() not in ("SELECT", "DELETE", "WITH"):
+                continue
+            plan = conn.execute("EXPLAIN QUERY PLAN " + statement).fetchall()
+            for *_, step in plan:
+                if step.startswith(("SCAN tags", "SCAN runs")):
+                    scans[step] = statement
+        assert any("FROM tags" in s for s in ran) and any("FROM runs" in s for s in ran)
+        assert scans == {}

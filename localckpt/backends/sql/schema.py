@@ -199,6 +199,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "tombstone and tag sums per timeline; deleted timelines indexed on SQLite",
               python=_second_paths),
     Migration(11, "tag sums per name", python=_name_sums),
+    # a purge deletes the tags of the checkpoints it deletes, and a run reads the open
+    # runs like it: without these, each read every tag, or every run ever begun
+    Migration(12, "tags indexed by checkpoint, runs by state", statements=(
+        "CREATE INDEX tags_checkpoint_id ON {s}tags (checkpoint_id)",
+        "CREATE INDEX runs_state ON {s}runs (state)")),
 )
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)
