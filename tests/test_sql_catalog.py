@@ -349,16 +349,18 @@ def test_a_tag_name_with_nul_is_refused_whole(catalog: SqlCatalog) -> None:
 
 
 def test_records_keep_values_the_columns_would_change(catalog: SqlCatalog) -> None:
-    """NUL in text, and numbers JSONB normalises, read back exactly."""
+    """NUL in text, numbers JSONB normalises, and integers beyond a double (which orjson
+    reads as floats, or refuses) read back exactly."""
     timeline, root = make_timeline()
     timeline = attrs.evolve(timeline, source_video="a\x00b.mp4", source_asset_id="\x00",
-                            source_info={"fps": 1e16, "z": -0.0, "big": 2**70})
+                            source_info={"fps": 1e16, "z": -0.0, "big": 2**70,
+                                         "huge": -(10**400)})
     h, data = make_output({"ok": 1})
     odd = attrs.evolve(
         child(root, "st\x00age", h),
         scenario_label="try \x00 1",
         config_overrides={"thr": -0.0, "big": 1e16, "k\x00": ["\x00", 1e300], "i": 2**64},
-        stats={"frames_extracted": 3, "ratio": 0.5},
+        stats={"frames_extracted": 3, "ratio": 0.5, "huge": 10**400},
     )
     plain = child(root, "detect", h, stats={"x": 1.0})
     catalog.commit(Batch([timeline], [root, odd, plain], {h: data}))

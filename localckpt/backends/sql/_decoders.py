@@ -20,7 +20,7 @@ def timeline(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:
         if v7 is not None:
             v7 = to_time(v7)
         v8 = row[8]
-        if v8 is not None:
+        if v8 is not None and (exact is None or 'source_info' not in exact):
             v8 = loads(v8)
             if type(v8) is not dict:
                 raise ValueError('source_info is not a JSON object')
@@ -48,17 +48,17 @@ def checkpoint(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:
         v2 = row[2]
         v3 = row[3]
         v4 = row[4]
-        if v4 is not None:
+        if v4 is not None and (exact is None or 'stage_hashes' not in exact):
             v4 = loads(v4)
             if type(v4) is not dict:
                 raise ValueError('stage_hashes is not a JSON object')
         v5 = row[5]
-        if v5 is not None:
+        if v5 is not None and (exact is None or 'config_overrides' not in exact):
             v5 = loads(v5)
             if type(v5) is not dict:
                 raise ValueError('config_overrides is not a JSON object')
         v6 = row[6]
-        if v6 is not None:
+        if v6 is not None and (exact is None or 'stats' not in exact):
             v6 = loads(v6)
             if type(v6) is not dict:
                 raise ValueError('stats is not a JSON object')
@@ -130,8 +130,8 @@ def tag(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:
 
 
 DIGESTS = {
-    'timeline': '99c5568ceae7d45c52844e2e0ab5df7e',
-    'checkpoint': '332efccf5c21bb2231eff2b68889f1cf',
+    'timeline': '70d822a54406eb78fe03ab94f2cf4666',
+    'checkpoint': 'bd1b45a1c07b288ffee28e1012ca3741',
     'tombstone': '3c49dadaec071ac2c23e9cacb647bb22',
     'tag': 'aa1190be8ef1c423c45602994e6a2597',
 }
