@@ -1115,8 +1115,10 @@ def test_sqlite_purge_and_memo_reads_find_tags_and_open_runs_by_index(tmp_path: 
     """Migration 12: every statement of a purge (which deletes the tags of the checkpoints
     it deletes) and of a run's todo (which reads the open runs like it) reads tags and
     runs through an index; before, each of these read every tag, or every run ever
-    begun, of the store. Checked on the plans of the statements they run, and on a
-    catalog written before the migration, which opens with it."""
+    begun, of the store. And clear_memo finds the references its entries kept by key
+    (it read every output reference of the store). Checked on the plans of the
+    statements they run, and on a catalog written before the migration, which opens
+    with it."""
     import localckpt
     from localckpt.backends.sql import schema
 
@@ -1140,6 +1142,8 @@ def test_sqlite_purge_and_memo_reads_find_tags_and_open_runs_by_index(tmp_path: 
         try:
             assert second.todo() == [1, 2]  # frame 0: the open run like it answers
             collect_garbage(store)
+            first.abort()
+            assert store.clear_memo() == 1
         finally:
             conn.set_trace_callback(None)
         assert store.tags() == []
@@ -1149,7 +1153,7 @@ def test_sqlite_purge_and_memo_reads_find_tags_and_open_runs_by_index(tmp_path: 
                 continue
             plan = conn.execute("EXPLAIN QUERY PLAN " + statement).fetchall()
             for *_, step in plan:
-                if step.startswith(("SCAN tags", "SCAN runs")):
+                if step.startswith(("SCAN tags", "SCAN runs", "SCAN output_refs")):
                     scans[step] = statement
         assert any("FROM tags" in s for s in ran) and any("FROM runs" in s for s in ran)
         assert scans == {}

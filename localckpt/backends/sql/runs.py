@@ -834,8 +834,11 @@ class RunTables:
                 lp = self.dialect.list_param([r[0] for r in rows])
                 tx.execute(e.sql("DELETE FROM {s}memo_entries WHERE key{in}"), (lp,))
                 # the references that kept their values: a key's own (entries written
-                # before migration 9), a run's once no entry points into its output
-                tx.execute(e.sql("DELETE FROM {s}output_refs WHERE owner{in}"), (lp,))
+                # before migration 9: (value_hash, key), and migration 9 set value_in to
+                # value_hash), looked up by key, where `owner IN keys` read every
+                # reference of the store; a run's once no entry points into its output
+                tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND owner = ?"),
+                           [(r[1], r[0]) for r in rows], True)
                 for source, run_id in sorted({(r[1], r[2]) for r in rows}):
                     if not tx.query(e.sql(self._q["memo_of_run"]), (run_id, source)):
                         tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND "
