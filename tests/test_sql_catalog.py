@@ -1157,3 +1157,44 @@ def test_sqlite_purge_and_memo_reads_find_tags_and_open_runs_by_index(tmp_path: 
                     scans[step] = statement
         assert any("FROM tags" in s for s in ran) and any("FROM runs" in s for s in ran)
         assert scans == {}
+
+
+def test_clear_memo_picks_entries_outside_its_write_transactions(tmp_path: Path) -> None:
+    """clear_memo(older_than) over a memo whose entries are mostly newer: its write
+    transactions (which hold the lock savers wait for) only delete; the entries to
+    delete are picked by reads, each from where the last batch ended, not by a read
+    inside every transaction that passes over every newer entry again. The same
+    entries go either way."""
+    import localckpt
+    from localckpt.backends.sql import runs as run_tables
+
+    frames = [np.full((4, 4, 3), i, np.uint8) for i in range(12)]
+    with localckpt.open(tmp_path / "s", create=True) as store:
+        tid = store.create_timeline("v.mp4", "p", frames).id
+        old = store.begin_run(tid, None, "detect", version="old")
+        old.put({i: {"i": i} for i in range(12)})
+        old.commit()
+        cut = datetime.now(UTC)
+        new = store.begin_run(tid, None, "detect", version="new")
+        new.put({i: {"i": -i} for i in range(12)})
+        new.commit()
+        conn = store.catalog.engine._conn()
+        ran: list[str] = []
+        conn.set_trace_callback(ran.append)
+        try:
+            with pytest.MonkeyPatch.context() as m:
+                m.setattr(run_tables, "_BATCH", 5)  # several batches
+                assert store.clear_memo(older_than=cut) == 12
+        finally:
+            conn.set_trace_callback(None)
+        assert [s.version for s in store.memo_stats().stages] == ["new"]
+    inside, writing = [], False
+    for statement in ran:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            writing = True
+        elif statement in ("COMMIT", "ROLLBACK"):
+            writing = False
+        elif writing:
+            inside.append(statement)
+    assert inside and not [s for s in inside if s.startswith("SELECT key")]
+    assert sum(s.startswith("BEGIN IMMEDIATE") for s in ran) == 3  # 5 + 5 + 2

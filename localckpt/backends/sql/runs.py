@@ -822,17 +822,22 @@ class RunTables:
         if before is not None:
             where.append("created_at < ?")
             params.append(self.dialect.time_param(before))
-        cond = f" WHERE {' AND '.join(where)}" if where else ""
-        pick = (f"SELECT key, value_in, run_id FROM {{s}}memo_entries{cond} ORDER BY key "
-                f"LIMIT {_BATCH}")
-        removed = 0
+        # picked by a read, in key order from the last batch on (entries never change,
+        # so one that is still there still matches): the write transactions only delete,
+        # where picking in them held the write lock while it read past every entry
+        # that does not match, again for every batch
+        pick = (f"SELECT key FROM {{s}}memo_entries WHERE {' AND '.join([*where, 'key > ?'])} "
+                f"ORDER BY key LIMIT {_BATCH}")
+        removed, last = 0, ""
         while True:
+            keys = [r[0] for r in e.query(pick, (*params, last))]
+            if not keys:
+                return removed
+            last = keys[-1]
             with e.transaction() as tx:
-                rows = tx.query(e.sql(pick), params)
-                if not rows:
-                    return removed
-                lp = self.dialect.list_param([r[0] for r in rows])
-                tx.execute(e.sql("DELETE FROM {s}memo_entries WHERE key{in}"), (lp,))
+                rows = tx.query(e.sql("DELETE FROM {s}memo_entries WHERE key{in} "
+                                      "RETURNING key, value_in, run_id"),
+                                (self.dialect.list_param(keys),))
                 # the references that kept their values: a key's own (entries written
                 # before migration 9: (value_hash, key), and migration 9 set value_in to
                 # value_hash), looked up by key, where `owner IN keys` read every
