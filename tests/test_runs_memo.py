@@ -119,6 +119,41 @@ def test_an_open_runs_values_answer_and_a_put_wins_over_the_memo(
     assert (later.done, later.memo_hits) == (4, 2)
 
 
+def test_a_commit_inserts_its_entries_without_reading_the_memos_keys(
+        new_store: Any) -> None:
+    """Cost: a commit's memo entries are inserted as they are, with no query of which
+    keys the memo holds first (the insert skips a key held already: the first value
+    written under a key keeps answering it); a run none of whose entries landed holds
+    no reference to its output."""
+    store = new_store("embedded")
+    tl = store.create_timeline("a.mp4", "p", frames(6), codec="png")
+    first = store.begin_run(tl.id, None, "detect", version="v1")
+    first.put({s: value(s) for s in range(3)})
+    first.commit(partial=True)
+    run = store.begin_run(tl.id, None, "detect", version="v1")
+    run.put({0: value(0, "again"), **{s: value(s) for s in range(3, 6)}})
+    conn = store.catalog.engine._conn()  # this thread's connection
+    said: list[str] = []
+    conn.set_trace_callback(said.append)
+    try:
+        run.commit()
+    finally:
+        conn.set_trace_callback(None)
+    assert not [s for s in said if s.startswith("SELECT key FROM memo_entries")], said
+    keys = {s: run.memo_key(s).digest for s in range(6)}
+    entries = store._run_tables().lookup(keys.values())
+    assert [entries[keys[s]].run_id for s in range(6)] == [first.id] * 3 + [run.id] * 3
+    late = store.begin_run(tl.id, None, "detect", version="v1")
+    assert late.todo() == []
+    assert store.load_stage_output(late.commit(), "detect")["frames"]["0"] == value(0)
+    held = store.begin_run(tl.id, None, "detect", version="v1")
+    held.put({1: value(1, "again")})
+    held.commit(partial=True)
+    assert store.catalog.engine.query("SELECT count(*) FROM {s}output_refs WHERE owner = ?",
+                                      (held.id,)) == [(0,)]
+    assert store._run_tables().lookup([keys[1]])[keys[1]].run_id == first.id
+
+
 def test_memo_off_neither_reads_nor_writes(new_store: Any) -> None:
     store = new_store("memory")
     tl = store.create_timeline("a.mp4", "p", frames(5), codec="png")

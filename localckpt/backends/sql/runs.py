@@ -624,39 +624,41 @@ class RunTables:
                          source: _Source | None) -> None:
         """Memo entries of a closing run's parts, each pointing at its value inside one
         output that a reference owned by the run keeps (an entry already held for a key
-        stays: the first value written under a key answers it)."""
+        stays: the first value written under a key answers it; the insert skips it).
+
+        A commit's values are in its checkpoint's output already: every keyed part is
+        inserted, without first asking which keys the memo holds (a run rarely puts a
+        frame the memo answers: todo() leaves those out). An aborted run's values are
+        written as an output of their own, of the fresh keys only."""
         from ...records import utcnow
         from ...runs.memo import params_hash
 
         e, q = self.engine, self._q
-        if source is None:
-            rows = tx.query(e.sql(q["memo_parts"]), (rec.id,))
-            parts = {seq: (h, key, data) for seq, h, key, data in self._parts(rows, True)}
-        else:
-            parts = {seq: (h, key, b"") for seq, (h, key) in source[2].items()
-                     if key is not None}
-        held: set[str] = set()
-        keys = sorted({key for _, key, _ in parts.values() if key is not None})
-        for i in range(0, len(keys), _BATCH):
-            held.update(r[0] for r in tx.query(e.sql(q["memo_held"]),
-                                               (self.dialect.list_param(keys[i:i + _BATCH]),)))
-        fresh = {seq: p for seq, p in parts.items() if p[1] not in held}
-        if not fresh:
-            return
         where: Mapping[int, tuple[int, int]]
         if source is None:  # an aborted run: its values become an output of their own
-            data, where = frames_output({seq: d for seq, (_, _, d) in fresh.items()})
+            rows = tx.query(e.sql(q["memo_parts"]), (rec.id,))
+            parts = {seq: (h, key, d) for seq, h, key, d in self._parts(rows, True)}
+            held: set[str] = set()
+            keys = sorted({key for _, key, _ in parts.values() if key is not None})
+            for i in range(0, len(keys), _BATCH):
+                held.update(r[0] for r in tx.query(
+                    e.sql(q["memo_held"]), (self.dialect.list_param(keys[i:i + _BATCH]),)))
+            fresh = {seq: (h, key) for seq, (h, key, _) in parts.items() if key not in held}
+            if not fresh:
+                return
+            data, where = frames_output({seq: parts[seq][2] for seq in fresh})
             output = content_hash(data)
             tx.execute(e.sql(q["output"]), (output, data))
         else:
-            output, where, _ = source
+            output, where, in_output = source
+            fresh = {seq: p for seq, p in in_output.items() if p[1] is not None}
         now = utcnow()
         head = [rec.stage, rec.version, params_hash(rec.params)]
         when: Any = _iso(now)
         at = self.dialect.time_as_text
         texts: dict[tuple[tuple[str, str | None], ...], str] = {}
         entries = []
-        for seq, (h, key, _) in fresh.items():
+        for seq, (h, key) in fresh.items():
             frame, inputs = memo_of(seq)
             pairs = tuple(inputs.items())
             if pairs not in texts:
