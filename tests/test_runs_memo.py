@@ -252,6 +252,36 @@ def test_code_version_ignores_comments_docstrings_and_layout(tmp_path: Any) -> N
     assert made["plain"].startswith("bytecode:")
 
 
+def test_a_partials_code_version_includes_what_it_binds(tmp_path: Any) -> None:
+    """partial(f, thr=0.5) and partial(f, thr=0.7) compute different values: their
+    versions differ (they were f's, both), equal bindings give equal versions, a partial
+    binding nothing is f's, and a binding that is not JSON is refused, saying what to do."""
+    import functools
+    import importlib.util
+
+    path = tmp_path / "stage_bound.py"
+    path.write_text("def stage(frames, thr=0.5, *, mode='a'):\n    return {}\n")
+    spec = importlib.util.spec_from_file_location("stage_bound", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    f, partial = module.stage, functools.partial
+    versions = [code_version(p) for p in (
+        partial(f, thr=0.5), partial(f, thr=0.7), partial(f, 0.5), partial(f, thr=0.5, mode="b"),
+        partial(partial(f, thr=0.5), mode="b"))]
+    assert len(set(versions[:4])) == 4 and versions[4] == versions[3]
+    assert code_version(partial(f, mode="b", thr=0.5)) == versions[3]  # keyword order aside
+    assert code_version(partial(f, thr=0.5)) == versions[0] != code_version(f)
+    assert code_version(partial(f)) == code_version(f) and len(versions[0]) == 64
+    with pytest.raises(InvalidInputError, match=r"partial of stage: bound keywords\['model'\] "
+                       r".*ndarray.*version="):
+        code_version(partial(f, model=np.zeros(3)))
+    namespace: dict[str, Any] = {}  # no source: the compiled code's version, bound too
+    exec(compile(_SOURCES["plain"], "<typed>", "exec"), namespace)
+    typed = code_version(partial(namespace["stage"], thr=1))
+    assert typed.startswith("bytecode:") and typed != code_version(namespace["stage"])
+
+
 def test_a_code_version_without_source_is_the_same_in_every_process() -> None:
     """exec'd code (no source to read) is versioned by its compiled code, whose
     constants include a frozenset for ``x in {"a", "b", ...}``: its repr orders strings
