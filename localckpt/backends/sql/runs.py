@@ -362,6 +362,7 @@ class RunTables:
             "memo_held": "SELECT key FROM {s}memo_entries WHERE key{in}",
             "memo_of_run": "SELECT 1 FROM {s}memo_entries WHERE run_id = ? AND value_in = ? "
                            "LIMIT 1",
+            "memo_of": "SELECT 1 FROM {s}memo_entries WHERE run_id = ? LIMIT 1",
             "output": "INSERT INTO {s}outputs (hash, data) VALUES (?, ?) "
                       "ON CONFLICT (hash) DO NOTHING",
             "ref": "INSERT INTO {s}output_refs (hash, owner) VALUES (?, ?) "
@@ -676,6 +677,10 @@ class RunTables:
             # the run's last entry
             if tx.query(e.sql(q["memo_of_run"]), (rec.id, output)):
                 tx.execute(e.sql(q["ref"]), (output, rec.id))
+
+    def wrote_memo(self, run_id: str) -> bool:
+        """Whether the memo holds an entry a run wrote (at its commit or abort)."""
+        return bool(self.engine.query(self._q["memo_of"], (run_id,)))
 
     def drop_closed_parts(self) -> int:
         """Delete the parts of committed and aborted runs (gc's purge), in short
