@@ -404,7 +404,7 @@ def test_a_put_of_new_frames_reads_no_frame_back(new_store: Any, kind: str,
     """Cost: a put of new frames checks only that the run is open, then inserts them;
     the guard that reads its frames back (another value there?) runs only when one is
     there already (the insert met its key, and nothing of it was kept). That read was a
-    third of the time of a put's statements on SQLite."""
+    third of the time of a put's statements before its COMMIT on SQLite."""
     store = new_store(kind)
     tl = store.create_timeline("v.mp4", "p", frames(10), codec="png")
     run = store.begin_run(tl.id, None, "detect")

@@ -29,8 +29,9 @@ Duplicate, nothing kept) does a second write follow, inserting with ``ON CONFLIC
 NOTHING`` and a guard refusing it when a frame holds another value (``LC422``: the
 stored part's digest differs from the one this put would write; a part's digest covers
 run id, sequence, value hash and key, so equal digests mean equal values). That guard
-read the frames of every put back (a third of a put's time in SQLite, measured); a
-put of new frames, the usual one, needs no such read.
+read the frames of every put back (measured on SQLite: 0.28 ms of a put of 100 frames,
+a third of its statements' time before the COMMIT); a put of new frames, the usual one,
+needs no such read.
 
 Every row read is checked against its digest, and a value's bytes against its hash
 (CorruptDataError names the table).
