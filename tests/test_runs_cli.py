@@ -92,6 +92,14 @@ def test_run_abort(made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> 
     assert (aborted["state"], aborted["memo_kept"]) == ("aborted", True)
     assert main(["--store", made["path"], "run", "abort", made["pending"]]) == 0
     assert "was already aborted; nothing changed" in capsys.readouterr().out
+    for run_id, kept in ((made["pending"], True), (made["gone"], False)):  # memo=False
+        assert main(["--store", made["path"], "run", "abort", run_id, "--json"]) == 0
+        again = json.loads(capsys.readouterr().out)  # what the first abort kept
+        assert (again["already_aborted"], again["memo_kept"]) == (True, kept)
+    with localckpt.open(made["path"]) as store:
+        assert store.clear_memo(stage="classify") == 4
+    assert main(["--store", made["path"], "run", "abort", made["pending"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["memo_kept"] is False  # cleared since
     assert main(["--store", made["path"], "run", "abort", made["done"]]) == 1
     assert "prune that checkpoint" in capsys.readouterr().err
     with localckpt.open(made["path"]) as store:  # a run that wrote nothing keeps nothing

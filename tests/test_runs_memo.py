@@ -119,6 +119,41 @@ def test_an_open_runs_values_answer_and_a_put_wins_over_the_memo(
     assert (later.done, later.memo_hits) == (4, 2)
 
 
+def test_a_commit_inserts_its_entries_without_reading_the_memos_keys(
+        new_store: Any) -> None:
+    """Cost: a commit's memo entries are inserted as they are, with no query of which
+    keys the memo holds first (the insert skips a key held already: the first value
+    written under a key keeps answering it); a run none of whose entries landed holds
+    no reference to its output."""
+    store = new_store("embedded")
+    tl = store.create_timeline("a.mp4", "p", frames(6), codec="png")
+    first = store.begin_run(tl.id, None, "detect", version="v1")
+    first.put({s: value(s) for s in range(3)})
+    first.commit(partial=True)
+    run = store.begin_run(tl.id, None, "detect", version="v1")
+    run.put({0: value(0, "again"), **{s: value(s) for s in range(3, 6)}})
+    conn = store.catalog.engine._conn()  # this thread's connection
+    said: list[str] = []
+    conn.set_trace_callback(said.append)
+    try:
+        run.commit()
+    finally:
+        conn.set_trace_callback(None)
+    assert not [s for s in said if s.startswith("SELECT key FROM memo_entries")], said
+    keys = {s: run.memo_key(s).digest for s in range(6)}
+    entries = store._run_tables().lookup(keys.values())
+    assert [entries[keys[s]].run_id for s in range(6)] == [first.id] * 3 + [run.id] * 3
+    late = store.begin_run(tl.id, None, "detect", version="v1")
+    assert late.todo() == []
+    assert store.load_stage_output(late.commit(), "detect")["frames"]["0"] == value(0)
+    held = store.begin_run(tl.id, None, "detect", version="v1")
+    held.put({1: value(1, "again")})
+    held.commit(partial=True)
+    assert store.catalog.engine.query("SELECT count(*) FROM {s}output_refs WHERE owner = ?",
+                                      (held.id,)) == [(0,)]
+    assert store._run_tables().lookup([keys[1]])[keys[1]].run_id == first.id
+
+
 def test_memo_off_neither_reads_nor_writes(new_store: Any) -> None:
     store = new_store("memory")
     tl = store.create_timeline("a.mp4", "p", frames(5), codec="png")
@@ -215,6 +250,36 @@ def test_code_version_ignores_comments_docstrings_and_layout(tmp_path: Any) -> N
         made[name] = code_version(namespace["stage"])
     assert made["plain"] == made["commented"] != made["changed"]
     assert made["plain"].startswith("bytecode:")
+
+
+def test_a_partials_code_version_includes_what_it_binds(tmp_path: Any) -> None:
+    """partial(f, thr=0.5) and partial(f, thr=0.7) compute different values: their
+    versions differ (they were f's, both), equal bindings give equal versions, a partial
+    binding nothing is f's, and a binding that is not JSON is refused, saying what to do."""
+    import functools
+    import importlib.util
+
+    path = tmp_path / "stage_bound.py"
+    path.write_text("def stage(frames, thr=0.5, *, mode='a'):\n    return {}\n")
+    spec = importlib.util.spec_from_file_location("stage_bound", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    f, partial = module.stage, functools.partial
+    versions = [code_version(p) for p in (
+        partial(f, thr=0.5), partial(f, thr=0.7), partial(f, 0.5), partial(f, thr=0.5, mode="b"),
+        partial(partial(f, thr=0.5), mode="b"))]
+    assert len(set(versions[:4])) == 4 and versions[4] == versions[3]
+    assert code_version(partial(f, mode="b", thr=0.5)) == versions[3]  # keyword order aside
+    assert code_version(partial(f, thr=0.5)) == versions[0] != code_version(f)
+    assert code_version(partial(f)) == code_version(f) and len(versions[0]) == 64
+    with pytest.raises(InvalidInputError, match=r"partial of stage: bound keywords\['model'\] "
+                       r".*ndarray.*version="):
+        code_version(partial(f, model=np.zeros(3)))
+    namespace: dict[str, Any] = {}  # no source: the compiled code's version, bound too
+    exec(compile(_SOURCES["plain"], "<typed>", "exec"), namespace)
+    typed = code_version(partial(namespace["stage"], thr=1))
+    assert typed.startswith("bytecode:") and typed != code_version(namespace["stage"])
 
 
 def test_a_code_version_without_source_is_the_same_in_every_process() -> None:

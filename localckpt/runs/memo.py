@@ -22,6 +22,7 @@ its own, which the key does not name; such stages pass ``memo=False``.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
 import textwrap
@@ -133,7 +134,29 @@ def code_version(fn: Callable[..., Any]) -> str:
 
     Code whose source cannot be read (run with exec, typed at a plain prompt) is versioned
     by its compiled code instead ("bytecode:" + SHA-256, without the docstring; stable
-    for one Python version). InvalidInputError for what has neither (builtins)."""
+    for one Python version). InvalidInputError for what has neither (builtins).
+
+    A ``functools.partial`` is its function's version with the arguments it binds: the
+    SHA-256 of that version and the canonical JSON of ``{"args": [...], "keywords":
+    {...}}`` (so ``partial(f, thr=0.5)`` and ``partial(f, thr=0.7)`` differ, and equal
+    bindings give equal versions in every process); a partial that binds nothing is its
+    function's version. InvalidInputError when a bound argument is not JSON (a model
+    object: pass version= yourself, naming its weights)."""
+    if isinstance(fn, functools.partial) and (fn.args or fn.keywords):
+        base = code_version(fn.func)
+        try:  # the canonical JSON of {"args": [...], "keywords": {...}}, keys in order
+            bound = b'{"args":%s,"keywords":%s}' % (
+                canonical_bytes(list(fn.args), "bound args"),
+                canonical_bytes(dict(fn.keywords), "bound keywords"))
+        except InvalidInputError as exc:
+            name = getattr(fn.func, "__qualname__", None) or repr(fn.func)
+            raise InvalidInputError(
+                f"cannot make the code version of a partial of {name}: {exc}. Pass "
+                "version='...' to begin_run yourself (naming what the argument is, "
+                "such as a model's weights)") from None
+        kind, _, _ = base.rpartition(":")
+        mixed = hashlib.sha256(base.encode("utf-8") + b"\n" + bound).hexdigest()
+        return f"{kind}:{mixed}" if kind else mixed
     target = inspect.unwrap(getattr(fn, "func", fn))  # functools.partial / wraps
     try:
         lines, first = inspect.getsourcelines(target)

@@ -567,8 +567,9 @@ class StageRun:
         self._abort()
 
     def _abort(self) -> bool:
-        """abort(); whether this call put the run's values into the memo (memo on, and
-        the keys of its frames could be made; False when it was aborted already)."""
+        """abort(); whether the run's values stay in the memo: for this call's abort, memo
+        on and the keys of its frames could be made; for a run aborted before, whether
+        the memo holds values it wrote (what that abort kept, unless cleared since)."""
         from .closing import aborting
 
         rec = self.record
@@ -580,8 +581,8 @@ class StageRun:
                 cli=f"run {rec.id} already saved its checkpoint {rec.checkpoint_id}: finish "
                 f"it with `localckpt run commit {rec.id}`, then `localckpt prune "
                 f"{rec.checkpoint_id}` if you do not want it")
-        if rec.state == "aborted":
-            return False  # nothing changed
+        if rec.state == "aborted":  # nothing changes
+            return rec.memo and self._tables.wrote_memo(rec.id)
         memo_of = self._memo_of(best_effort=True)
         self._tables.change(self.id, aborting(self._tables),
                             close=lambda new: new.state == "aborted", memo_of=memo_of)
