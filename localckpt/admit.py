@@ -24,6 +24,19 @@ of the transfer is written. The rules:
   that timeline has prunes (as ``verify`` says).
 - **Timelines** have a frame rate a timeline can be created with (1e-6 to 1e6).
 - **Ids are unique**: no two records of one kind share an id.
+- **No records from the future** (:func:`check_times`): a record the transfer would
+  write whose ``created_at``, or whose id's UUIDv7 time, lies more than
+  :data:`MAX_CLOCK_SKEW` (one day) ahead of this machine's clock is refused, naming
+  the record and the time. The newest tag of a name wins it everywhere (by id, which
+  for a UUIDv7 is its creation time), ``TIMELINE:stage`` names the newest checkpoint
+  that added the stage, ``retain`` keeps the newest: a record dated in the year 9999
+  would win all of them for good. A day covers clocks that are off by minutes or
+  hours (a time zone taken for UTC is at most 14 hours); a peer whose clock runs
+  further ahead is refused until it is set right (or until the local clock catches up:
+  nothing else changes, so a later sync completes). A tag's id must be a UUIDv7
+  (what ``tag`` makes): any other id has no time, and would sort by its characters
+  (``zzz`` after every UUID). Records the destination holds already are not written,
+  so they are not checked.
 
 Outputs are checked as they are copied (``localckpt.transfer.verified_outputs``): each
 must match its hash and decode as stored JSON (``localckpt.canonical.check_stored``).
@@ -32,15 +45,20 @@ must match its hash and decode as stored JSON (``localckpt.canonical.check_store
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 
 import attrs
 
 from .errors import CorruptDataError, InvalidInputError
 from .types import Checkpoint, Tag, Timeline, Tombstone
 
-__all__ = ["Offer", "carried_timelines", "check_links", "check_offer"]
+__all__ = ["MAX_CLOCK_SKEW", "Offer", "carried_timelines", "check_links", "check_offer",
+           "check_times"]
 
 Bad = Callable[[str], CorruptDataError]
+
+#: How far ahead of the local clock a transferred record's time may lie (see check_times).
+MAX_CLOCK_SKEW = timedelta(days=1)
 
 
 @attrs.frozen
@@ -137,6 +155,30 @@ def check_links(bad: Bad, offer: Offer, tombstones: Sequence[Tombstone], tags: S
                 if m not in where and not pruned.get(tid, False):
                     raise bad(f"merge {c.id} of timeline {tid} names {m} as merged_from, "
                               "which neither the source nor the destination holds")
+
+
+def check_times(bad: Bad, records: Iterable[Timeline | Checkpoint | Tombstone | Tag],
+                now: datetime | None = None) -> None:
+    """No record dated more than MAX_CLOCK_SKEW after now (the local clock), by its
+    created_at or by the time its UUIDv7 id records; a tag's id is a UUIDv7 (see the
+    module docstring)."""
+    from .ids import uuid7_time
+    from .schema import kind_of
+
+    now = datetime.now(UTC) if now is None else now
+    limit = now + MAX_CLOCK_SKEW
+    for r in records:
+        kind = kind_of(r)
+        stamp = uuid7_time(r.id)
+        if stamp is None and isinstance(r, Tag):
+            raise bad(f"tag {r.id} ({r.name!r}) has an id that is not a UUIDv7; a tag's id "
+                      "is the time it was made, which decides the tag that wins its name")
+        for what, when in (("was created at", r.created_at), ("has an id dated", stamp)):
+            if when is not None and when > limit:
+                raise bad(f"{kind} {r.id} {what} {when.astimezone(UTC).isoformat()}, more "
+                          f"than a day after this machine's clock ({now.isoformat()}); a "
+                          "record from the future would outrank every one made here until "
+                          "then (is the source's clock wrong?)")
 
 
 def _check_unique(bad: Bad, offer: Offer) -> None:

@@ -488,3 +488,123 @@ def test_an_id_of_another_timeline_leaves_no_output_past_the_first_commit(
                  else _insert_tombstone(scene, scene.v_tombstone.id))
     refused(scene, sync_forged(scene, [statement]), "(other|different) content",
             localckpt.ConflictError)
+
+
+# -- records from the future --------------------------------------------------------------
+
+
+def _uuid7_at(when: Any) -> str:
+    """A well-formed UUIDv7 recording the time when (as a forger makes one)."""
+    import os
+
+    ms = int(when.timestamp() * 1000) & ((1 << 48) - 1)
+    value = ms << 80 | 0x7 << 76 | 0b10 << 62 | int.from_bytes(os.urandom(8)) >> 2
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_FAR = "ffffffff-ffff-7fff-bfff-ffffffffffff"  # the largest UUIDv7: the year 10889
+
+
+def _retag(scene: Scene, mode: str, tmp: Path, **fields: Any) -> Callable[[], Any]:
+    """A's tag rewritten (in the bundle's table, or in the peer's catalog) with fields."""
+    if mode == "sync":
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        values = tuple(v.isoformat() if hasattr(v, "isoformat") else v
+                       for v in fields.values())
+        return sync_forged(scene, [(f"UPDATE tags SET {sets}", values)])
+
+    def edit(m: Members) -> None:
+        rows, schema = rows_of(m, "tags.parquet")
+        set_rows(m, "tags.parquet", [{**r, **fields} for r in rows], schema)
+
+    return import_edited(scene, tmp, edit)
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+def test_a_tag_from_the_future_cannot_take_over_a_name(mode: str, scene: Scene,
+                                                      tmp_path: Path) -> None:
+    """The newest tag of a name (by id: a UUIDv7 is its time) wins it everywhere, so a
+    tag of A named "victim-best" with a forged id from the year 10889 made that name
+    resolve to A's checkpoint in the destination, for good (untag removed both; any tag
+    made later lost to it again once synced back)."""
+    attack = _retag(scene, mode, tmp_path, id=_FAR, name="victim-best")
+    refused(scene, attack, f"tag {_FAR} has an id dated 9999-12-31.*more than a day after")
+    assert scene.dst.tag_target("victim-best") == scene.v_ids[1]
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+def test_a_tag_id_that_is_not_a_uuid7_is_refused(mode: str, scene: Scene,
+                                                 tmp_path: Path) -> None:
+    """Ids need not be UUIDs, but a tag's decides the winner of its name by sorting:
+    "zzzzzzzz" sorts after every UUID, a forged tag that never ages."""
+    attack = _retag(scene, mode, tmp_path, id="zzzzzzzz", name="victim-best")
+    refused(scene, attack, "tag zzzzzzzz .* not a UUIDv7")
+    assert scene.dst.tag_target("victim-best") == scene.v_ids[1]
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+@pytest.mark.parametrize("table", ["checkpoints", "tags", "timelines"])
+def test_a_created_at_from_the_future_is_refused(mode: str, table: str, scene: Scene,
+                                                 tmp_path: Path) -> None:
+    """A checkpoint dated 9999 is the newest of its stage forever (``A:detect``), one
+    that ``retain(keep_last=..., newer_than=...)`` always keeps; the same for every
+    kind of record: refused, naming the record and the time."""
+    from datetime import timedelta
+
+    later = utcnow() + timedelta(days=2)
+    if mode == "sync":
+        attack = sync_forged(scene, [(f"UPDATE {table} SET created_at = ?",
+                                      (later.isoformat(),))])
+    else:
+        def edit(m: Members) -> None:
+            rows, schema = rows_of(m, f"{table}.parquet")
+            set_rows(m, f"{table}.parquet", [{**r, "created_at": later} for r in rows],
+                     schema)
+
+        attack = import_edited(scene, tmp_path, edit)
+    refused(scene, attack, f"{table[:-1]} .* was created at {later.year}-.*more than a day")
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+def test_a_tombstone_from_the_future_is_refused(mode: str, scene: Scene,
+                                                tmp_path: Path) -> None:
+    """The peer untagged its tag with a tombstone whose id and time are from 2100."""
+    from datetime import UTC, datetime
+
+    when = datetime(2100, 1, 1, tzinfo=UTC)
+    forged = _uuid7_at(when)
+    if mode == "sync":
+        attack = sync_forged(scene, [(
+            "INSERT INTO tombstones (id, target_id, kind, timeline_id, created_at, digest) "
+            "VALUES (?, ?, 'tag', ?, ?, 0)",
+            (forged, scene.a_tag.id, scene.a.id, utcnow().isoformat()))])
+    else:
+        def edit(m: Members) -> None:
+            import json
+
+            rows, schema = rows_of(m, "tombstones.parquet")
+            rows.append({"id": forged, "target_id": scene.a_tag.id, "kind": "tag",
+                         "timeline_id": scene.a.id, "created_at": utcnow()})
+            set_rows(m, "tombstones.parquet", rows, schema)
+            manifest = json.loads(m["localckpt-bundle.json"])
+            manifest["counts"]["tombstones"] += 1
+            m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+        attack = import_edited(scene, tmp_path, edit)
+    refused(scene, attack, f"tombstone {forged} has an id dated 2100-01-01")
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+def test_a_peer_whose_clock_is_hours_ahead_still_syncs(mode: str, scene: Scene,
+                                                      tmp_path: Path) -> None:
+    """A clock off by hours (a time zone taken for UTC) is within the day allowed: its
+    tag, made "later" than the destination's, wins the name as it would have."""
+    from datetime import timedelta
+
+    ahead = utcnow() + timedelta(hours=14)
+    forged = _uuid7_at(ahead)
+    report = _retag(scene, mode, tmp_path, id=forged, created_at=ahead)()
+    assert report.tags == 1
+    assert [g.id for g in scene.dst.tags(scene.a.id)] == [forged]
+    assert scene.dst.tag_target("a-best") == scene.a_ids[1]
