@@ -608,3 +608,42 @@ def test_a_peer_whose_clock_is_hours_ahead_still_syncs(mode: str, scene: Scene,
     assert report.tags == 1
     assert [g.id for g in scene.dst.tags(scene.a.id)] == [forged]
     assert scene.dst.tag_target("a-best") == scene.a_ids[1]
+
+
+# -- a timeline's text and source details, shown ----------------------------------------------
+
+
+def _timeline_fields(**fields: Any) -> Callable[[Members], None]:
+    def edit(m: Members) -> None:
+        import json
+
+        rows, schema = rows_of(m, "timelines.parquet")
+        values = {k: json.dumps(v) if k == "source_info" else v for k, v in fields.items()}
+        set_rows(m, "timelines.parquet", [{**r, **values} for r in rows], schema)
+
+    return edit
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from localckpt.cli.main import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("info", [
+    {"fps": {"num": 25}, "duration": 3}, {"fps": "25", "duration": "long", "codec": ["h264"]},
+    {"fps": 25, "duration": 5, "sampling": {"start": "a", "end": [1], "max_frames": "x"}},
+    {"sampling": [1, 2], "width": {"w": 1}, "height": None},
+], ids=["fps-object", "fps-text", "sampling-text", "sampling-list"])
+def test_source_details_of_any_json_type_still_show(info: dict[str, Any], scene: Scene,
+                                                   tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A timeline's source_info is any JSON object (from a bundle or a peer too), and
+    ``localckpt tree`` formatted its fps with ``:g``: a traceback for text or an object."""
+    import_edited(scene, tmp_path, _timeline_fields(source_info=info))()
+    code, out, err = _cli(capsys, "--store", str(scene.dst_path), "tree", scene.a.id)
+    assert (code, err) == (0, "") and out.startswith("timeline ")
+    assert _cli(capsys, "--store", str(scene.dst_path), "ls")[0] == 0
+
