@@ -84,7 +84,7 @@ def sampled_duration(timeline: Timeline) -> str:
 
 def describe_timeline(timeline: Timeline) -> str:
     """A few words that tell two timelines apart: source, frames, rate, length."""
-    return (f"{timeline.source_video}, {plural(timeline.frame_count, 'frame')} at "
+    return (f"{printable(timeline.source_video)}, {plural(timeline.frame_count, 'frame')} at "
             f"{sampling_fps(timeline)} fps over {sampled_duration(timeline)}")
 
 
@@ -98,9 +98,9 @@ def _source(timeline: Timeline) -> str:
     if fps:
         parts.append(f"at {fps:g} fps")
     if info.get("width") and info.get("height"):
-        parts.append(f"{info['width']}x{info['height']}")
+        parts.append(printable(f"{info['width']}x{info['height']}"))
     if info.get("codec"):
-        parts.append(str(info["codec"]))
+        parts.append(printable(str(info["codec"])))
     return ", from " + " ".join(parts)
 
 
@@ -158,10 +158,10 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
     kids: defaultdict[str | None, list[Checkpoint]] = defaultdict(list)
     for c in checkpoints:
         kids[c.parent_id if c.parent_id in by_id else None].append(c)
-    profile = f"{timeline.profile_name}, " if timeline.profile_name else ""
+    profile = f"{printable(timeline.profile_name)}, " if timeline.profile_name else ""
     name = (shorts or {}).get(timeline.id, timeline.id)
     lines = [
-        f"timeline {name}  {timeline.source_video}  "
+        f"timeline {name}  {printable(timeline.source_video)}  "
         f"({profile}{sampled_duration(timeline)} sampled, "
         f"{plural(timeline.frame_count, 'frame')} @ {sampling_fps(timeline)} fps"
         f"{_source(timeline)}, {plural(len(checkpoints), 'checkpoint')})"

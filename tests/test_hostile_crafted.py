@@ -647,3 +647,21 @@ def test_source_details_of_any_json_type_still_show(info: dict[str, Any], scene:
     assert (code, err) == (0, "") and out.startswith("timeline ")
     assert _cli(capsys, "--store", str(scene.dst_path), "ls")[0] == 0
 
+
+def test_a_timelines_text_cannot_write_escape_sequences_to_a_terminal(
+        scene: Scene, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Stage names, tags and scenario labels print with control characters escaped
+    (render.printable); a timeline's source video, profile and codec printed raw, so a
+    bundle could retitle the terminal, or clear and redraw what ``ls`` showed."""
+    evil = "a.mp4\x1b]0;pwned\x07\x1b[2J\r\nfake line"
+    import_edited(scene, tmp_path, _timeline_fields(
+        source_video=evil, profile_name="p\x1b[31m",
+        source_info={"codec": "h264\x1b[8m", "width": "1\n2", "height": 2}))()
+    store = str(scene.dst_path)
+    for argv in (("ls",), ("tree", scene.a.id), ("diff", scene.a_ids[1], scene.v_ids[1])):
+        code, out, err = _cli(capsys, "--store", store, *argv)
+        assert code == 0, err
+        assert "\x1b" not in out + err and "\x07" not in out + err and "\r" not in out
+        assert "fake line" not in out.replace("\\r\\nfake line", "")  # on its own line
+    code, out, _ = _cli(capsys, "--store", store, "ls")
+    assert "a.mp4\\x1b]0;pwned\\x07" in out
