@@ -24,6 +24,12 @@ of the transfer is written. The rules:
   that timeline has prunes (as ``verify`` says).
 - **Timelines** have a frame rate a timeline can be created with (1e-6 to 1e6).
 - **Ids are unique**: no two records of one kind share an id.
+- **A deleted id never comes back** (:func:`check_undeleted`): a checkpoint or tag the
+  transfer would write whose id a tombstone of its kind targets in another timeline (in
+  the destination, also where gc purged the deleted record, or in the source) is
+  refused: filed under its new timeline it would be live again, with other content,
+  for every reference and script that named it. (In its own timeline the tombstone
+  hides it, and it is not copied.)
 - **No records from the future** (:func:`check_times`): a record the transfer would
   write whose ``created_at``, or whose id's UUIDv7 time, lies more than
   :data:`MAX_CLOCK_SKEW` (one day) ahead of this machine's clock is refused, naming
@@ -53,7 +59,7 @@ from .errors import CorruptDataError, InvalidInputError
 from .types import Checkpoint, Tag, Timeline, Tombstone
 
 __all__ = ["MAX_CLOCK_SKEW", "Offer", "carried_timelines", "check_links", "check_offer",
-           "check_times"]
+           "check_times", "check_undeleted"]
 
 Bad = Callable[[str], CorruptDataError]
 
@@ -179,6 +185,20 @@ def check_times(bad: Bad, records: Iterable[Timeline | Checkpoint | Tombstone | 
                           f"than a day after this machine's clock ({now.isoformat()}); a "
                           "record from the future would outrank every one made here until "
                           "then (is the source's clock wrong?)")
+
+
+def check_undeleted(bad: Bad, records: Iterable[Checkpoint | Tag],
+                    tombstones: Iterable[Tombstone]) -> None:
+    """No checkpoint or tag whose id a tombstone of its kind targets in another timeline
+    (see the module docstring)."""
+    deleted = {(x.kind, x.target_id): x for x in tombstones}
+    for r in records:
+        kind = "tag" if isinstance(r, Tag) else "checkpoint"
+        x = deleted.get((kind, r.id))
+        if x is not None and x.timeline_id != r.timeline_id:
+            raise bad(f"{kind} {r.id} of timeline {r.timeline_id} has the id of a {kind} "
+                      f"deleted in timeline {x.timeline_id} (tombstone {x.id}); a deleted "
+                      "record never comes back, not even in another timeline")
 
 
 def _check_unique(bad: Bad, offer: Offer) -> None:

@@ -314,6 +314,10 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     new_g = [g for g in cand_g if g.checkpoint_id in live.get(g.timeline_id, ())
              and g.id not in union[g.timeline_id].tags]
     admit.check_times(bad, [*new_t, *new_c, *new_x, *new_g])
+    if new_c or new_g:  # one read: dst's deletions of these ids, in any timeline
+        written: list[Checkpoint | Tag] = [*new_c, *new_g]
+        admit.check_undeleted(bad, written, [
+            *dcat.tombstones_targeting(sorted({r.id for r in written})), *src_marks])
     if not (new_t or new_c or new_x or new_g):
         return _Plan(Batch(), [], [], tuple(withheld)) if withheld else None
     hidden = _hidden(dcat, trees, have_t, dst_marks, new_x)

@@ -678,3 +678,46 @@ def test_an_integer_beyond_a_double_in_a_record_reads_back(scene: Scene,
     embedded catalog calls its own row damaged, and ``ls`` fails for the whole store."""
     import_edited(scene, tmp_path, _timeline_fields(source_info={"duration": 10**400}))()
     assert scene.dst.get_timeline(scene.a.id).source_info == {"duration": 10**400}
+
+
+# -- the id of a record deleted (and purged) elsewhere ---------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+@pytest.mark.parametrize("kind", ["checkpoint", "tag"])
+def test_a_deleted_id_never_comes_back_in_another_timeline(kind: str, mode: str,
+                                                          scene: Scene,
+                                                          tmp_path: Path) -> None:
+    """V's checkpoint (tag) was deleted and gc purged its row; the tombstone stays, filed
+    under V. A source carrying A brought a checkpoint (tag) of A with that id: nothing
+    compared it with V's deletions, so the deleted id was live again, with the
+    attacker's content, for every reference and script that named it."""
+    from localckpt.gc import collect_garbage
+
+    if kind == "tag":
+        scene.dst.untag("victim-best")
+    gone = next(x.target_id for x in scene.dst.catalog.tombstones([scene.v.id])
+                if x.kind == kind)
+    assert collect_garbage(scene.dst).records_purged
+    assert not (scene.dst.catalog.checkpoints([gone]) if kind == "checkpoint"
+                else [g for g in scene.dst.catalog.tags(None) if g.id == gone])
+    old = scene.a_ids[1] if kind == "checkpoint" else scene.a_tag.id
+    if mode == "sync":
+        statements = [(f"UPDATE {kind}s SET id = ? WHERE id = ?", (gone, old))]
+        if kind == "checkpoint":
+            statements.append(("UPDATE tags SET checkpoint_id = ? WHERE checkpoint_id = ?",
+                               (gone, old)))
+        attack = sync_forged(scene, statements)
+    else:
+        def edit(m: Members) -> None:
+            for table, field in (("checkpoints", "id"), ("tags", "id"),
+                                 ("tags", "checkpoint_id")):
+                rows, schema = rows_of(m, f"{table}.parquet")
+                rows = [{**r, field: gone} if r[field] == old else r for r in rows]
+                set_rows(m, f"{table}.parquet", rows, schema)
+
+        attack = import_edited(scene, tmp_path, edit)
+    refused(scene, attack, f"{kind} {gone} .*deleted in timeline {scene.v.id}")
+    if kind == "checkpoint":
+        with pytest.raises(localckpt.NotFoundError):
+            scene.dst.get_checkpoint(gone)
