@@ -721,3 +721,50 @@ def test_a_deleted_id_never_comes_back_in_another_timeline(kind: str, mode: str,
     if kind == "checkpoint":
         with pytest.raises(localckpt.NotFoundError):
             scene.dst.get_checkpoint(gone)
+
+
+# -- frames whose bytes are not what their codec says ----------------------------------------
+
+
+def test_a_jpeg_frame_that_is_not_one_is_a_typed_error_in_the_web_view(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bundle's frame may hold any bytes, its index, hashes and manifest made to agree.
+    JPEG frames are served as stored, but a thumbnail decodes them: Pillow's error went
+    out as "Internal error" with a traceback in the server's log, not a typed error
+    saying which frame of which timeline is damaged."""
+    import json
+
+    from localckpt.web.app import App
+
+    with localckpt.open(str(tmp_path / "src"), create=True) as src:
+        tl = src.create_timeline("j.mp4", "p", FRAMES, codec="jpeg", workers=1)
+        export_bundle(src, tl.id, tmp_path / "j.lckpt")
+    m = members(tmp_path / "j.lckpt")
+    shard_key, index_key = (f"frames/{tl.id}/shard-000000.bin", f"frames/{tl.id}/index.parquet")
+    table = pq.read_table(io.BytesIO(m[f"objects/{index_key}"]))
+    first = table.to_pylist()[0]
+    shard = bytearray(m[f"objects/{shard_key}"])
+    junk = b"not a jpeg".ljust(first["length"], b"!")
+    shard[first["offset"]:first["offset"] + first["length"]] = junk
+    hashes = table.column("content_hash").to_pylist()
+    hashes[0] = hashlib.sha256(junk).hexdigest()
+    table = table.set_column(table.schema.get_field_index("content_hash"), "content_hash",
+                             pa.array(hashes, pa.string()))
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    m[f"objects/{shard_key}"], m[f"objects/{index_key}"] = bytes(shard), buf.getvalue()
+    manifest = json.loads(m["localckpt-bundle.json"])
+    for key in (shard_key, index_key):
+        manifest["hashes"][key] = hashlib.sha256(m[f"objects/{key}"]).hexdigest()
+    m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+    rows, schema = rows_of(m, "timelines.parquet")
+    rows[0]["index_hash"] = manifest["hashes"][index_key]
+    set_rows(m, "timelines.parquet", rows, schema)
+    with localckpt.open(str(tmp_path / "dst"), create=True) as dst:
+        import_bundle(dst, write(tmp_path / "edited.lckpt", m))
+        capsys.readouterr()
+        app = App(dst)
+        assert app.handle("GET", f"/thumbs/{tl.id}/1.jpg", "localhost").status == 200
+        r = app.handle("GET", f"/thumbs/{tl.id}/0.jpg", "localhost")
+        assert r.status == 500 and b"frame 0 of timeline" in r.body
+        assert b"cannot be decoded" in r.body and capsys.readouterr().err == ""
