@@ -768,3 +768,31 @@ def test_a_jpeg_frame_that_is_not_one_is_a_typed_error_in_the_web_view(
         r = app.handle("GET", f"/thumbs/{tl.id}/0.jpg", "localhost")
         assert r.status == 500 and b"frame 0 of timeline" in r.body
         assert b"cannot be decoded" in r.body and capsys.readouterr().err == ""
+
+
+def test_a_bundle_never_deletes_a_timeline_not_even_its_own(scene: Scene,
+                                                           tmp_path: Path) -> None:
+    """Export writes live timelines only, so a bundle never holds a timeline's deletion
+    (docs/trust.md: a sync peer may pass one on, a bundle cannot). One that carried V's
+    record (exported from the victim once) and a tombstone of V deleted all of V."""
+    import json
+
+    from localckpt.ids import new_id
+
+    export_bundle(scene.dst, scene.v.id, tmp_path / "v.lckpt")
+
+    def edit(m: Members) -> None:
+        rows, schema = rows_of(m, "tombstones.parquet")
+        rows.append({"id": new_id(), "target_id": scene.v.id, "kind": "timeline",
+                     "timeline_id": scene.v.id, "created_at": utcnow()})
+        set_rows(m, "tombstones.parquet", rows, schema)
+        manifest = json.loads(m["localckpt-bundle.json"])
+        manifest["counts"]["tombstones"] += 1
+        m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+    m = members(tmp_path / "v.lckpt")
+    edit(m)
+    path = write(tmp_path / "delete-v.lckpt", m)
+    refused(scene, lambda: import_bundle(scene.dst, path),
+            f"deletes its timeline {scene.v.id}.*never")
+    assert scene.dst.get_timeline(scene.v.id).id == scene.v.id
