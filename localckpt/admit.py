@@ -39,7 +39,9 @@ of the transfer is written. The rules:
   would win all of them for good. A day covers clocks that are off by minutes or
   hours (a time zone taken for UTC is at most 14 hours); a peer whose clock runs
   further ahead is refused until it is set right (or until the local clock catches up:
-  nothing else changes, so a later sync completes). A tag's id must be a UUIDv7
+  nothing else changes, so a later sync completes); a deleted record does not travel,
+  so deleting it in the source (prune, untag, rm) lets the rest through. A tag's id
+  must be a UUIDv7
   (what ``tag`` makes): any other id has no time, and would sort by its characters
   (``zzz`` after every UUID). Records the destination holds already are not written,
   so they are not checked.
@@ -184,7 +186,8 @@ def check_times(bad: Bad, records: Iterable[Timeline | Checkpoint | Tombstone | 
                 raise bad(f"{kind} {r.id} {what} {when.astimezone(UTC).isoformat()}, more "
                           f"than a day after this machine's clock ({now.isoformat()}); a "
                           "record from the future would outrank every one made here until "
-                          "then (is the source's clock wrong?)")
+                          "then (is the source's clock wrong? a record deleted there, "
+                          "by prune, untag or rm, does not travel)")
 
 
 def check_undeleted(bad: Bad, records: Iterable[Checkpoint | Tag],

@@ -595,6 +595,22 @@ def test_a_tombstone_from_the_future_is_refused(mode: str, scene: Scene,
     refused(scene, attack, f"tombstone {forged} has an id dated 2100-01-01")
 
 
+def test_a_record_from_the_future_deleted_at_the_source_lets_the_rest_through(
+        scene: Scene) -> None:
+    """What the refusal says: a record deleted in the source does not travel, so
+    untagging the tag from the future there lets the sync go through."""
+    from datetime import timedelta
+
+    attack = sync_forged(scene, [("UPDATE tags SET created_at = ?",
+                                  ((utcnow() + timedelta(days=2)).isoformat(),))])
+    with pytest.raises(localckpt.CorruptDataError, match="deleted there, by prune, untag"):
+        attack()
+    with localckpt.open(str(scene.src_path)) as src:
+        src.untag("a-best")
+    report = attack()
+    assert (report.checkpoints, report.tags, report.tombstones) == (2, 0, 1)
+
+
 @pytest.mark.parametrize("mode", ["bundle", "sync"])
 def test_a_peer_whose_clock_is_hours_ahead_still_syncs(mode: str, scene: Scene,
                                                       tmp_path: Path) -> None:
