@@ -270,6 +270,9 @@ class BundleSource:
 
     round_trips = 0
     local = True
+    #: every output its checkpoints name is in the file (export writes them all), also
+    #: those the destination holds: the transfer checks so (localckpt.admit)
+    holds_its_outputs = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         from .safefiles import open_regular

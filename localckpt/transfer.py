@@ -323,6 +323,14 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     hidden = _hidden(dcat, trees, have_t, dst_marks, new_x)
     needed = sorted({h for c in new_c for h in c.stage_hashes.values()})
     missing = sorted(dcat.missing_outputs(needed)) if needed else []
+    if getattr(source, "holds_its_outputs", False):
+        # a bundle holds every output its checkpoints name (export writes them all): one
+        # that names an output of dst by hash alone would take it out again with its
+        # timeline (export, push); read and checked, never written
+        lacking = set(missing)
+        for _ in verified_outputs(source.outputs, [h for h in needed if h not in lacking],
+                                  source.describe()):
+            pass
     frames = [_frames_of(source, dst, t) for t in new_t]
     return _Plan(Batch(timelines=new_t, checkpoints=new_c, tombstones=new_x, tags=new_g),
                  missing, [f for f in frames if f.todo], tuple(withheld), hidden)

@@ -28,6 +28,7 @@ import pytest
 import localckpt
 from localckpt.bundle import export_bundle, import_bundle
 from localckpt.errors import LocalckptError
+from localckpt.ids import new_id
 from localckpt.records import utcnow
 from localckpt.schema import FIELDS
 
@@ -812,3 +813,34 @@ def test_a_bundle_never_deletes_a_timeline_not_even_its_own(scene: Scene,
     refused(scene, lambda: import_bundle(scene.dst, path),
             f"deletes its timeline {scene.v.id}.*never")
     assert scene.dst.get_timeline(scene.v.id).id == scene.v.id
+
+
+# -- outputs named by hash alone ---------------------------------------------------------------
+
+
+def test_a_bundle_cannot_name_an_output_of_the_destination_it_does_not_hold(
+        scene: Scene, tmp_path: Path) -> None:
+    """Outputs are stored once by hash, and an import copied only those the destination
+    lacked: a bundle whose checkpoint named the hash of one of V's outputs (seen in a
+    log, or guessed), without holding it, was admitted, and that output then left with
+    A's timeline when it was exported (or pushed) back to the sender."""
+    import json
+
+    from localckpt.canonical import canonical_bytes, content_hash
+
+    secret = content_hash(canonical_bytes({"v": 1}))  # v1's detect output
+    assert scene.dst.get_checkpoint(scene.v_ids[1]).stage_hashes["detect"] == secret
+
+    def edit(m: Members) -> None:
+        rows, schema = rows_of(m, "checkpoints.parquet")
+        leaf = next(r for r in rows if r["id"] == scene.a_ids[1])
+        rows.append({**leaf, "id": new_id(), "parent_id": leaf["id"], "stage": "steal",
+                     "stage_hashes": json.dumps({**json.loads(leaf["stage_hashes"]),
+                                                 "steal": secret})})
+        set_rows(m, "checkpoints.parquet", rows, schema)
+        manifest = json.loads(m["localckpt-bundle.json"])
+        manifest["counts"]["checkpoints"] += 1
+        m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+    refused(scene, import_edited(scene, tmp_path, edit),
+            f"lacks stage output {secret} that its checkpoints refer to")
