@@ -71,10 +71,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def uuid7_time(record_id: str) -> datetime | None:
     """The creation time a UUIDv7 id records (its first 48 bits: milliseconds since the
     Unix epoch, UTC), or None for an id that is not a UUIDv7 in canonical form (other
-    versions, upper case, ids from other systems). Untrusted ids may record any time up
-    to the year 10889; one past 9999 (beyond ``datetime``) reads as its last microsecond.
-    ``localckpt.admit`` says what bound transfers put on it."""
-    if not is_full_uuid(record_id) or record_id[14] != "7" or record_id[19] not in "89ab":
+    versions, upper case, ids from other systems, anything but a str). Untrusted ids
+    may record any time up to the year 10889; one past 9999 (beyond ``datetime``) reads
+    as its last microsecond. ``localckpt.admit`` says what bound transfers put on it."""
+    if not isinstance(record_id, str) or not is_full_uuid(record_id) \
+            or record_id[14] != "7" or record_id[19] not in "89ab":
         return None
     try:
         return _EPOCH + timedelta(milliseconds=int(record_id[:8] + record_id[9:13], 16))

@@ -30,6 +30,6 @@ def test_uuid7_time_reads_the_time_an_id_records() -> None:
     # the largest UUIDv7 records the year 10889, past what datetime holds
     assert uuid7_time("ffffffff-ffff-7fff-bfff-ffffffffffff") == datetime.max.replace(
         tzinfo=UTC)
-    for other in ("zzz", str(uuid.uuid4()), new_id().upper(),
+    for other in ("zzz", str(uuid.uuid4()), new_id().upper(), None, 7, b"x" * 36,
                   "01a24e18-6716-700a-c674-bb876b87c584"):  # variant 110: not RFC 9562
         assert uuid7_time(other) is None
