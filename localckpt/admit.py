@@ -29,7 +29,9 @@ of the transfer is written. The rules:
   the destination, also where gc purged the deleted record, or in the source) is
   refused: filed under its new timeline it would be live again, with other content,
   for every reference and script that named it. (In its own timeline the tombstone
-  hides it, and it is not copied.)
+  hides it, and it is not copied.) A tombstone names its target only: the descendants
+  of a pruned checkpoint and the checkpoints of a deleted timeline, once gc purged
+  them, leave no trace of their ids.
 - **No records from the future** (:func:`check_times`): a record the transfer would
   write whose ``created_at``, or whose id's UUIDv7 time, lies more than
   :data:`MAX_CLOCK_SKEW` (one day) ahead of this machine's clock is refused, naming
