@@ -24,23 +24,57 @@ of the transfer is written. The rules:
   that timeline has prunes (as ``verify`` says).
 - **Timelines** have a frame rate a timeline can be created with (1e-6 to 1e6).
 - **Ids are unique**: no two records of one kind share an id.
+- **A deleted id never comes back** (:func:`check_undeleted`): a checkpoint or tag the
+  transfer would write whose id a tombstone of its kind targets in another timeline (in
+  the destination, also where gc purged the deleted record, or in the source) is
+  refused: filed under its new timeline it would be live again, with other content,
+  for every reference and script that named it. (In its own timeline the tombstone
+  hides it, and it is not copied.) A tombstone names its target only: the descendants
+  of a pruned checkpoint and the checkpoints of a deleted timeline, once gc purged
+  them, leave no trace of their ids.
+- **No records from the future** (:func:`check_times`): a record the transfer would
+  write whose ``created_at``, or whose id's UUIDv7 time, lies more than
+  :data:`MAX_CLOCK_SKEW` (one day) ahead of this machine's clock is refused, naming
+  the record and the time. The newest tag of a name wins it everywhere (by id, which
+  for a UUIDv7 is its creation time), ``TIMELINE:stage`` names the newest checkpoint
+  that added the stage, ``retain`` keeps the newest: a record dated in the year 9999
+  would win all of them for good. A day covers clocks that are off by minutes or
+  hours (a time zone taken for UTC is at most 14 hours); a peer whose clock runs
+  further ahead is refused until it is set right (or until the local clock catches up:
+  nothing else changes, so a later sync completes); a deleted record does not travel,
+  so deleting it in the source (prune, untag, rm) lets the rest through. A tag's id
+  must be a UUIDv7
+  (what ``tag`` makes): any other id has no time, and would sort by its characters
+  (``zzz`` after every UUID). Records the destination holds already are not written,
+  so they are not checked.
 
 Outputs are checked as they are copied (``localckpt.transfer.verified_outputs``): each
 must match its hash and decode as stored JSON (``localckpt.canonical.check_stored``).
+A bundle must hold every output its new checkpoints name, also those the destination
+has already (read and checked, not written): outputs are stored once by hash, so a
+checkpoint naming one by its hash alone would read the destination's output, and take
+it out again when its timeline is exported or pushed back. (A sync peer is not held to
+it: reading the outputs dst has from a store would cost a transfer of each; see
+docs/trust.md.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 
 import attrs
 
 from .errors import CorruptDataError, InvalidInputError
 from .types import Checkpoint, Tag, Timeline, Tombstone
 
-__all__ = ["Offer", "carried_timelines", "check_links", "check_offer"]
+__all__ = ["MAX_CLOCK_SKEW", "Offer", "carried_timelines", "check_links", "check_offer",
+           "check_times", "check_undeleted"]
 
 Bad = Callable[[str], CorruptDataError]
+
+#: How far ahead of the local clock a transferred record's time may lie (see check_times).
+MAX_CLOCK_SKEW = timedelta(days=1)
 
 
 @attrs.frozen
@@ -137,6 +171,45 @@ def check_links(bad: Bad, offer: Offer, tombstones: Sequence[Tombstone], tags: S
                 if m not in where and not pruned.get(tid, False):
                     raise bad(f"merge {c.id} of timeline {tid} names {m} as merged_from, "
                               "which neither the source nor the destination holds")
+
+
+def check_times(bad: Bad, records: Iterable[Timeline | Checkpoint | Tombstone | Tag],
+                now: datetime | None = None) -> None:
+    """No record dated more than MAX_CLOCK_SKEW after now (the local clock), by its
+    created_at or by the time its UUIDv7 id records; a tag's id is a UUIDv7 (see the
+    module docstring)."""
+    from .ids import uuid7_time
+    from .schema import kind_of
+
+    now = datetime.now(UTC) if now is None else now
+    limit = now + MAX_CLOCK_SKEW
+    for r in records:
+        kind = kind_of(r)
+        stamp = uuid7_time(r.id)
+        if stamp is None and isinstance(r, Tag):
+            raise bad(f"tag {r.id} ({r.name!r}) has an id that is not a UUIDv7; a tag's id "
+                      "is the time it was made, which decides the tag that wins its name")
+        for what, when in (("was created at", r.created_at), ("has an id dated", stamp)):
+            if when is not None and when > limit:
+                raise bad(f"{kind} {r.id} {what} {when.astimezone(UTC).isoformat()}, more "
+                          f"than a day after this machine's clock ({now.isoformat()}); a "
+                          "record from the future would outrank every one made here until "
+                          "then (is the source's clock wrong? a record deleted there, "
+                          "by prune, untag or rm, does not travel)")
+
+
+def check_undeleted(bad: Bad, records: Iterable[Checkpoint | Tag],
+                    tombstones: Iterable[Tombstone]) -> None:
+    """No checkpoint or tag whose id a tombstone of its kind targets in another timeline
+    (see the module docstring)."""
+    deleted = {(x.kind, x.target_id): x for x in tombstones}
+    for r in records:
+        kind = "tag" if isinstance(r, Tag) else "checkpoint"
+        x = deleted.get((kind, r.id))
+        if x is not None and x.timeline_id != r.timeline_id:
+            raise bad(f"{kind} {r.id} of timeline {r.timeline_id} has the id of a {kind} "
+                      f"deleted in timeline {x.timeline_id} (tombstone {x.id}); a deleted "
+                      "record never comes back, not even in another timeline")
 
 
 def _check_unique(bad: Bad, offer: Offer) -> None:

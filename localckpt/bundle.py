@@ -270,6 +270,9 @@ class BundleSource:
 
     round_trips = 0
     local = True
+    #: every output its checkpoints name is in the file (export writes them all), also
+    #: those the destination holds: the transfer checks so (localckpt.admit)
+    holds_its_outputs = True
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         from .safefiles import open_regular
@@ -400,7 +403,8 @@ class BundleSource:
 
     def _check_links(self) -> None:
         """Every record is of the bundle's timeline (a bundle carries one timeline: it
-        can never touch another's records); parents resolve inside the bundle."""
+        can never touch another's records), and no tombstone deletes that timeline (a
+        bundle is of a live one); parents resolve inside the bundle."""
         tids = {t.id for t in self._timelines}
         ids = {c.id for c in self._checkpoints}
         for t in self._timelines:
@@ -416,6 +420,11 @@ class BundleSource:
             if record.timeline_id not in tids:
                 raise self._bad(f"{type(record).__name__.lower()} {record.id} belongs to "
                                 f"timeline {record.timeline_id}, not to the bundle's")
+        for x in self._tombstones:  # export writes live timelines only
+            if x.kind == "timeline":
+                raise self._bad(f"tombstone {x.id} deletes its timeline {x.target_id}; a "
+                                "bundle holds a live timeline and never passes on a "
+                                "timeline's deletion (sync with the store that deleted it)")
 
     def _read(self, name: str, cap: int) -> bytes:
         try:

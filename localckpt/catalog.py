@@ -164,6 +164,18 @@ class Catalog(ABC):
         """Tag records of these timelines (every one when None, tombstoned ones too),
         ordered by id."""
 
+    def tombstones_targeting(self, target_ids: Iterable[str]) -> list[Tombstone]:
+        """The tombstones, of any timeline and kind, whose target is one of these ids
+        (also when the target's record was purged), ordered by id. A transfer asks it
+        for the ids of the records it would write: a deleted id never comes back, not
+        even in another timeline (``localckpt.admit``). The default filters every
+        tombstone (one read); a backend with an index on target_id overrides it with one
+        query."""
+        wanted = set(target_ids)
+        if not wanted:
+            return []
+        return [x for x in self.tombstones(None) if x.target_id in wanted]
+
     def tags_named(self, name: str) -> list[Tag]:
         """The tag records called name, of every timeline (tombstoned ones too), ordered
         by id: what a lookup by name reads. The default reads every tag; backends

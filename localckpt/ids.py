@@ -10,8 +10,9 @@ import os
 import re
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
-__all__ = ["SHORT_MIN", "id_tail", "is_full_uuid", "new_id"]
+__all__ = ["SHORT_MIN", "id_tail", "is_full_uuid", "new_id", "uuid7_time"]
 
 #: Fewest characters of a short id (git's default abbreviation is 7).
 SHORT_MIN = 8
@@ -62,3 +63,21 @@ def is_full_uuid(ref: str) -> bool:
     """Whether ref is a UUID in canonical form (lower-case hex, dashed): an id given
     whole, which needs no resolving."""
     return len(ref) == 36 and _UUID.fullmatch(ref) is not None
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def uuid7_time(record_id: str) -> datetime | None:
+    """The creation time a UUIDv7 id records (its first 48 bits: milliseconds since the
+    Unix epoch, UTC), or None for an id that is not a UUIDv7 in canonical form (other
+    versions, upper case, ids from other systems, anything but a str). Untrusted ids
+    may record any time up to the year 10889; one past 9999 (beyond ``datetime``) reads
+    as its last microsecond. ``localckpt.admit`` says what bound transfers put on it."""
+    if not isinstance(record_id, str) or not is_full_uuid(record_id) \
+            or record_id[14] != "7" or record_id[19] not in "89ab":
+        return None
+    try:
+        return _EPOCH + timedelta(milliseconds=int(record_id[:8] + record_id[9:13], 16))
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)

@@ -6,6 +6,7 @@ Ids are shown as short ids (:mod:`localckpt.refs`) where a mapping of them is gi
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,8 +39,15 @@ def sampling_fps(timeline: Timeline) -> str:
 
 
 def _number(value: Any) -> float | None:
+    """A finite number of source_info, else None: source_info is any JSON object (a
+    bundle's or another store's too), so a field may hold text, a list, or an integer
+    beyond a float."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+        return number if math.isfinite(number) else None
     return None
 
 
@@ -76,7 +84,7 @@ def sampled_duration(timeline: Timeline) -> str:
 
 def describe_timeline(timeline: Timeline) -> str:
     """A few words that tell two timelines apart: source, frames, rate, length."""
-    return (f"{timeline.source_video}, {plural(timeline.frame_count, 'frame')} at "
+    return (f"{printable(timeline.source_video)}, {plural(timeline.frame_count, 'frame')} at "
             f"{sampling_fps(timeline)} fps over {sampled_duration(timeline)}")
 
 
@@ -86,12 +94,13 @@ def _source(timeline: Timeline) -> str:
     if not info:
         return ""
     parts = [f"{source_duration(timeline)} of video"]
-    if info.get("fps"):
-        parts.append(f"at {info['fps']:g} fps")
+    fps = _number(info.get("fps"))
+    if fps:
+        parts.append(f"at {fps:g} fps")
     if info.get("width") and info.get("height"):
-        parts.append(f"{info['width']}x{info['height']}")
+        parts.append(printable(f"{info['width']}x{info['height']}"))
     if info.get("codec"):
-        parts.append(str(info["codec"]))
+        parts.append(printable(str(info["codec"])))
     return ", from " + " ".join(parts)
 
 
@@ -149,11 +158,12 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
     kids: defaultdict[str | None, list[Checkpoint]] = defaultdict(list)
     for c in checkpoints:
         kids[c.parent_id if c.parent_id in by_id else None].append(c)
-    profile = f"{timeline.profile_name}, " if timeline.profile_name else ""
+    profile = f"{printable(timeline.profile_name)}, " if timeline.profile_name else ""
     name = (shorts or {}).get(timeline.id, timeline.id)
     lines = [
-        f"timeline {name}  {timeline.source_video}  ({profile}{sampled_duration(timeline)} "
-        f"sampled, {plural(timeline.frame_count, 'frame')} @ {sampling_fps(timeline)} fps"
+        f"timeline {name}  {printable(timeline.source_video)}  "
+        f"({profile}{sampled_duration(timeline)} sampled, "
+        f"{plural(timeline.frame_count, 'frame')} @ {sampling_fps(timeline)} fps"
         f"{_source(timeline)}, {plural(len(checkpoints), 'checkpoint')})"
     ]
     roots: list[Checkpoint | str] = list(kids[None])

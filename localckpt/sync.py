@@ -190,6 +190,10 @@ class CountingCatalog(Catalog):
         self._count("tombstones")
         return self.inner.tombstones(timeline_ids)
 
+    def tombstones_targeting(self, target_ids: Iterable[str]) -> list[Tombstone]:
+        self._count("tombstones_targeting")
+        return self.inner.tombstones_targeting(target_ids)
+
     def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
         self._count("tags")
         return self.inner.tags(timeline_ids)
@@ -283,7 +287,8 @@ def sync(
     Catalog round trips: 7 + one per timeline when nothing is missing, plus at most
     2 + one per 64 MB of outputs beyond the first 64 MB (which go with the rows) when
     something is (those outputs are read twice: all are checked before the first is
-    committed), + one per timeline in which a
+    committed), + one when checkpoints or tags arrive (dst's deletions of their ids, in
+    any timeline: a deleted id never comes back), + one per timeline in which a
     pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``).
     Tombstones travel (deletions win) and deleted records are not copied; dst's open
     stage runs that they orphan are closed right after the commit (``closed_runs``;

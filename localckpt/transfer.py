@@ -6,7 +6,8 @@ A source (another store, a bundle file) is untrusted input. Before anything is w
   read as paths) and the rules of :mod:`localckpt.admit`: a source only touches the
   timelines it carries; tombstones delete their own kind in their own timeline; tags
   name checkpoints of their own timeline; trees are trees (one root, parents and
-  merges in the same timeline, no cycles);
+  merges in the same timeline, no cycles); no record it writes is dated more than a
+  day ahead of the local clock;
 - object keys are derived from the timeline id and the frame index, never taken raw
   (``shards.check_frame_key`` for keys a bundle names);
 
@@ -312,11 +313,24 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
                       {t: bool(union[t].checkpoints) for t in tids})
     new_g = [g for g in cand_g if g.checkpoint_id in live.get(g.timeline_id, ())
              and g.id not in union[g.timeline_id].tags]
+    admit.check_times(bad, [*new_t, *new_c, *new_x, *new_g])
+    if new_c or new_g:  # one read: dst's deletions of these ids, in any timeline
+        written: list[Checkpoint | Tag] = [*new_c, *new_g]
+        admit.check_undeleted(bad, written, [
+            *dcat.tombstones_targeting(sorted({r.id for r in written})), *src_marks])
     if not (new_t or new_c or new_x or new_g):
         return _Plan(Batch(), [], [], tuple(withheld)) if withheld else None
     hidden = _hidden(dcat, trees, have_t, dst_marks, new_x)
     needed = sorted({h for c in new_c for h in c.stage_hashes.values()})
     missing = sorted(dcat.missing_outputs(needed)) if needed else []
+    if getattr(source, "holds_its_outputs", False):
+        # a bundle holds every output its checkpoints name (export writes them all): one
+        # that names an output of dst by hash alone would take it out again with its
+        # timeline (export, push); read and checked, never written
+        lacking = set(missing)
+        for _ in verified_outputs(source.outputs, [h for h in needed if h not in lacking],
+                                  source.describe()):
+            pass
     frames = [_frames_of(source, dst, t) for t in new_t]
     return _Plan(Batch(timelines=new_t, checkpoints=new_c, tombstones=new_x, tags=new_g),
                  missing, [f for f in frames if f.todo], tuple(withheld), hidden)

@@ -200,6 +200,25 @@ def test_compare_ranks_tries_against_a_tagged_reference(world: Any) -> None:
     assert fps == sorted(fps) == [5, 5]  # fewest false positives first; ties keep order
 
 
+def test_compare_prints_stored_labels_and_names_with_control_characters_escaped(
+        world: Any) -> None:
+    """Box labels and scenario labels are stored text (from a bundle or a peer too): the
+    compare table wrote them raw but for line breaks, so an escape sequence in one could
+    clear the terminal or redraw the ranking it printed."""
+    where, ids = world
+    evil = "car\x1b[2J\x1b[1;1H\rfake"
+    with localckpt.open(where / "store") as s:
+        s.save_stage_output(ids["timeline"], None, "detect", {"frames": [
+            {"sequence": n, "detections": [{**d, "label": evil} for d in _dets(0)]}
+            for n in range(5)]}, is_scenario=True, scenario_label="try\x1b]0;x\x07")
+    assert cli(where, "labels", "import", ids["timeline"], "gt5.json", "--format", "coco",
+               "--tag", "gt").returncode == 0
+    r = cli(where, "compare", "--against", "gt", "--per-label")
+    assert r.returncode == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\x07" not in r.stdout and "\r" not in r.stdout
+    assert "car\\x1b[2J" in r.stdout and "try\\x1b]0;x\\x07" in r.stdout
+
+
 def test_compare_leaves_out_a_try_without_boxes_and_says_so(world: Any) -> None:
     """Every try of the stage (none named): one whose output holds no boxes was an
     error for the whole ranking; it is left out with a note. Named, it is an error."""

@@ -28,6 +28,7 @@ import pytest
 import localckpt
 from localckpt.bundle import export_bundle, import_bundle
 from localckpt.errors import LocalckptError
+from localckpt.ids import new_id
 from localckpt.records import utcnow
 from localckpt.schema import FIELDS
 
@@ -488,3 +489,358 @@ def test_an_id_of_another_timeline_leaves_no_output_past_the_first_commit(
                  else _insert_tombstone(scene, scene.v_tombstone.id))
     refused(scene, sync_forged(scene, [statement]), "(other|different) content",
             localckpt.ConflictError)
+
+
+# -- records from the future --------------------------------------------------------------
+
+
+def _uuid7_at(when: Any) -> str:
+    """A well-formed UUIDv7 recording the time when (as a forger makes one)."""
+    import os
+
+    ms = int(when.timestamp() * 1000) & ((1 << 48) - 1)
+    value = ms << 80 | 0x7 << 76 | 0b10 << 62 | int.from_bytes(os.urandom(8)) >> 2
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_FAR = "ffffffff-ffff-7fff-bfff-ffffffffffff"  # the largest UUIDv7: the year 10889
+
+
+def _retag(scene: Scene, mode: str, tmp: Path, **fields: Any) -> Callable[[], Any]:
+    """A's tag rewritten (in the bundle's table, or in the peer's catalog) with fields."""
+    if mode == "sync":
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        values = tuple(v.isoformat() if hasattr(v, "isoformat") else v
+                       for v in fields.values())
+        return sync_forged(scene, [(f"UPDATE tags SET {sets}", values)])
+
+    def edit(m: Members) -> None:
+        rows, schema = rows_of(m, "tags.parquet")
+        set_rows(m, "tags.parquet", [{**r, **fields} for r in rows], schema)
+
+    return import_edited(scene, tmp, edit)
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+def test_a_tag_from_the_future_cannot_take_over_a_name(mode: str, scene: Scene,
+                                                      tmp_path: Path) -> None:
+    """The newest tag of a name (by id: a UUIDv7 is its time) wins it everywhere, so a
+    tag of A named "victim-best" with a forged id from the year 10889 made that name
+    resolve to A's checkpoint in the destination, for good (untag removed both; any tag
+    made later lost to it again once synced back)."""
+    attack = _retag(scene, mode, tmp_path, id=_FAR, name="victim-best")
+    refused(scene, attack, f"tag {_FAR} has an id dated 9999-12-31.*more than a day after")
+    assert scene.dst.tag_target("victim-best") == scene.v_ids[1]
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+def test_a_tag_id_that_is_not_a_uuid7_is_refused(mode: str, scene: Scene,
+                                                 tmp_path: Path) -> None:
+    """Ids need not be UUIDs, but a tag's decides the winner of its name by sorting:
+    "zzzzzzzz" sorts after every UUID, a forged tag that never ages."""
+    attack = _retag(scene, mode, tmp_path, id="zzzzzzzz", name="victim-best")
+    refused(scene, attack, "tag zzzzzzzz .* not a UUIDv7")
+    assert scene.dst.tag_target("victim-best") == scene.v_ids[1]
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+@pytest.mark.parametrize("table", ["checkpoints", "tags", "timelines"])
+def test_a_created_at_from_the_future_is_refused(mode: str, table: str, scene: Scene,
+                                                 tmp_path: Path) -> None:
+    """A checkpoint dated 9999 is the newest of its stage forever (``A:detect``), one
+    that ``retain(keep_last=..., newer_than=...)`` always keeps; the same for every
+    kind of record: refused, naming the record and the time."""
+    from datetime import timedelta
+
+    later = utcnow() + timedelta(days=2)
+    if mode == "sync":
+        attack = sync_forged(scene, [(f"UPDATE {table} SET created_at = ?",
+                                      (later.isoformat(),))])
+    else:
+        def edit(m: Members) -> None:
+            rows, schema = rows_of(m, f"{table}.parquet")
+            set_rows(m, f"{table}.parquet", [{**r, "created_at": later} for r in rows],
+                     schema)
+
+        attack = import_edited(scene, tmp_path, edit)
+    refused(scene, attack, f"{table[:-1]} .* was created at {later.year}-.*more than a day")
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+def test_a_tombstone_from_the_future_is_refused(mode: str, scene: Scene,
+                                                tmp_path: Path) -> None:
+    """The peer untagged its tag with a tombstone whose id and time are from 2100."""
+    from datetime import UTC, datetime
+
+    when = datetime(2100, 1, 1, tzinfo=UTC)
+    forged = _uuid7_at(when)
+    if mode == "sync":
+        attack = sync_forged(scene, [(
+            "INSERT INTO tombstones (id, target_id, kind, timeline_id, created_at, digest) "
+            "VALUES (?, ?, 'tag', ?, ?, 0)",
+            (forged, scene.a_tag.id, scene.a.id, utcnow().isoformat()))])
+    else:
+        def edit(m: Members) -> None:
+            import json
+
+            rows, schema = rows_of(m, "tombstones.parquet")
+            rows.append({"id": forged, "target_id": scene.a_tag.id, "kind": "tag",
+                         "timeline_id": scene.a.id, "created_at": utcnow()})
+            set_rows(m, "tombstones.parquet", rows, schema)
+            manifest = json.loads(m["localckpt-bundle.json"])
+            manifest["counts"]["tombstones"] += 1
+            m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+        attack = import_edited(scene, tmp_path, edit)
+    refused(scene, attack, f"tombstone {forged} has an id dated 2100-01-01")
+
+
+def test_a_record_from_the_future_deleted_at_the_source_lets_the_rest_through(
+        scene: Scene) -> None:
+    """What the refusal says: a record deleted in the source does not travel, so
+    untagging the tag from the future there lets the sync go through."""
+    from datetime import timedelta
+
+    attack = sync_forged(scene, [("UPDATE tags SET created_at = ?",
+                                  ((utcnow() + timedelta(days=2)).isoformat(),))])
+    with pytest.raises(localckpt.CorruptDataError, match="deleted there, by prune, untag"):
+        attack()
+    with localckpt.open(str(scene.src_path)) as src:
+        src.untag("a-best")
+    report = attack()
+    assert (report.checkpoints, report.tags, report.tombstones) == (2, 0, 1)
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+def test_a_peer_whose_clock_is_hours_ahead_still_syncs(mode: str, scene: Scene,
+                                                      tmp_path: Path) -> None:
+    """A clock off by hours (a time zone taken for UTC) is within the day allowed: its
+    tag, made "later" than the destination's, wins the name as it would have."""
+    from datetime import timedelta
+
+    ahead = utcnow() + timedelta(hours=14)
+    forged = _uuid7_at(ahead)
+    report = _retag(scene, mode, tmp_path, id=forged, created_at=ahead)()
+    assert report.tags == 1
+    assert [g.id for g in scene.dst.tags(scene.a.id)] == [forged]
+    assert scene.dst.tag_target("a-best") == scene.a_ids[1]
+
+
+# -- a timeline's text and source details, shown ----------------------------------------------
+
+
+def _timeline_fields(**fields: Any) -> Callable[[Members], None]:
+    def edit(m: Members) -> None:
+        import json
+
+        rows, schema = rows_of(m, "timelines.parquet")
+        values = {k: json.dumps(v) if k == "source_info" else v for k, v in fields.items()}
+        set_rows(m, "timelines.parquet", [{**r, **values} for r in rows], schema)
+
+    return edit
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from localckpt.cli.main import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("info", [
+    {"fps": {"num": 25}, "duration": 3}, {"fps": "25", "duration": "long", "codec": ["h264"]},
+    {"fps": 25, "duration": 5, "sampling": {"start": "a", "end": [1], "max_frames": "x"}},
+    {"sampling": [1, 2], "width": {"w": 1}, "height": None},
+], ids=["fps-object", "fps-text", "sampling-text", "sampling-list"])
+def test_source_details_of_any_json_type_still_show(info: dict[str, Any], scene: Scene,
+                                                   tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A timeline's source_info is any JSON object (from a bundle or a peer too), and
+    ``localckpt tree`` formatted its fps with ``:g``: a traceback for text or an object."""
+    import_edited(scene, tmp_path, _timeline_fields(source_info=info))()
+    code, out, err = _cli(capsys, "--store", str(scene.dst_path), "tree", scene.a.id)
+    assert (code, err) == (0, "") and out.startswith("timeline ")
+    assert _cli(capsys, "--store", str(scene.dst_path), "ls")[0] == 0
+
+
+def test_a_timelines_text_cannot_write_escape_sequences_to_a_terminal(
+        scene: Scene, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Stage names, tags and scenario labels print with control characters escaped
+    (render.printable); a timeline's source video, profile and codec printed raw, so a
+    bundle could retitle the terminal, or clear and redraw what ``ls`` showed."""
+    evil = "a.mp4\x1b]0;pwned\x07\x1b[2J\r\nfake line"
+    import_edited(scene, tmp_path, _timeline_fields(
+        source_video=evil, profile_name="p\x1b[31m",
+        source_info={"codec": "h264\x1b[8m", "width": "1\n2", "height": 2}))()
+    store = str(scene.dst_path)
+    for argv in (("ls",), ("tree", scene.a.id), ("diff", scene.a_ids[1], scene.v_ids[1])):
+        code, out, err = _cli(capsys, "--store", store, *argv)
+        assert code == 0, err
+        assert "\x1b" not in out + err and "\x07" not in out + err and "\r" not in out
+        assert "fake line" not in out.replace("\\r\\nfake line", "")  # on its own line
+    code, out, _ = _cli(capsys, "--store", store, "ls")
+    assert "a.mp4\\x1b]0;pwned\\x07" in out
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "localckpt/backends/sql/rows.py decodes JSON fields of embedded catalogs (json_exact "
+    "dialects) with orjson.loads, which reads an integer beyond a double as infinity and "
+    "refuses it; canonical.load_json reads it exactly (PostgreSQL's path already does)"))
+def test_an_integer_beyond_a_double_in_a_record_reads_back(scene: Scene,
+                                                          tmp_path: Path) -> None:
+    """schema.validate takes integers of up to 4,300 digits in config, stats and
+    source_info (docs/trust.md), and a bundle's timeline with one imports; then the
+    embedded catalog calls its own row damaged, and ``ls`` fails for the whole store."""
+    import_edited(scene, tmp_path, _timeline_fields(source_info={"duration": 10**400}))()
+    assert scene.dst.get_timeline(scene.a.id).source_info == {"duration": 10**400}
+
+
+# -- the id of a record deleted (and purged) elsewhere ---------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["bundle", "sync"])
+@pytest.mark.parametrize("kind", ["checkpoint", "tag"])
+def test_a_deleted_id_never_comes_back_in_another_timeline(kind: str, mode: str,
+                                                          scene: Scene,
+                                                          tmp_path: Path) -> None:
+    """V's checkpoint (tag) was deleted and gc purged its row; the tombstone stays, filed
+    under V. A source carrying A brought a checkpoint (tag) of A with that id: nothing
+    compared it with V's deletions, so the deleted id was live again, with the
+    attacker's content, for every reference and script that named it."""
+    from localckpt.gc import collect_garbage
+
+    if kind == "tag":
+        scene.dst.untag("victim-best")
+    gone = next(x.target_id for x in scene.dst.catalog.tombstones([scene.v.id])
+                if x.kind == kind)
+    assert collect_garbage(scene.dst).records_purged
+    assert not (scene.dst.catalog.checkpoints([gone]) if kind == "checkpoint"
+                else [g for g in scene.dst.catalog.tags(None) if g.id == gone])
+    old = scene.a_ids[1] if kind == "checkpoint" else scene.a_tag.id
+    if mode == "sync":
+        statements = [(f"UPDATE {kind}s SET id = ? WHERE id = ?", (gone, old))]
+        if kind == "checkpoint":
+            statements.append(("UPDATE tags SET checkpoint_id = ? WHERE checkpoint_id = ?",
+                               (gone, old)))
+        attack = sync_forged(scene, statements)
+    else:
+        def edit(m: Members) -> None:
+            for table, field in (("checkpoints", "id"), ("tags", "id"),
+                                 ("tags", "checkpoint_id")):
+                rows, schema = rows_of(m, f"{table}.parquet")
+                rows = [{**r, field: gone} if r[field] == old else r for r in rows]
+                set_rows(m, f"{table}.parquet", rows, schema)
+
+        attack = import_edited(scene, tmp_path, edit)
+    refused(scene, attack, f"{kind} {gone} .*deleted in timeline {scene.v.id}")
+    if kind == "checkpoint":
+        with pytest.raises(localckpt.NotFoundError):
+            scene.dst.get_checkpoint(gone)
+
+
+# -- frames whose bytes are not what their codec says ----------------------------------------
+
+
+def test_a_jpeg_frame_that_is_not_one_is_a_typed_error_in_the_web_view(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bundle's frame may hold any bytes, its index, hashes and manifest made to agree.
+    JPEG frames are served as stored, but a thumbnail decodes them: Pillow's error went
+    out as "Internal error" with a traceback in the server's log, not a typed error
+    saying which frame of which timeline is damaged."""
+    import json
+
+    from localckpt.web.app import App
+
+    with localckpt.open(str(tmp_path / "src"), create=True) as src:
+        tl = src.create_timeline("j.mp4", "p", FRAMES, codec="jpeg", workers=1)
+        export_bundle(src, tl.id, tmp_path / "j.lckpt")
+    m = members(tmp_path / "j.lckpt")
+    shard_key, index_key = (f"frames/{tl.id}/shard-000000.bin", f"frames/{tl.id}/index.parquet")
+    table = pq.read_table(io.BytesIO(m[f"objects/{index_key}"]))
+    first = table.to_pylist()[0]
+    shard = bytearray(m[f"objects/{shard_key}"])
+    junk = b"not a jpeg".ljust(first["length"], b"!")
+    shard[first["offset"]:first["offset"] + first["length"]] = junk
+    hashes = table.column("content_hash").to_pylist()
+    hashes[0] = hashlib.sha256(junk).hexdigest()
+    table = table.set_column(table.schema.get_field_index("content_hash"), "content_hash",
+                             pa.array(hashes, pa.string()))
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    m[f"objects/{shard_key}"], m[f"objects/{index_key}"] = bytes(shard), buf.getvalue()
+    manifest = json.loads(m["localckpt-bundle.json"])
+    for key in (shard_key, index_key):
+        manifest["hashes"][key] = hashlib.sha256(m[f"objects/{key}"]).hexdigest()
+    m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+    rows, schema = rows_of(m, "timelines.parquet")
+    rows[0]["index_hash"] = manifest["hashes"][index_key]
+    set_rows(m, "timelines.parquet", rows, schema)
+    with localckpt.open(str(tmp_path / "dst"), create=True) as dst:
+        import_bundle(dst, write(tmp_path / "edited.lckpt", m))
+        capsys.readouterr()
+        app = App(dst)
+        assert app.handle("GET", f"/thumbs/{tl.id}/1.jpg", "localhost").status == 200
+        r = app.handle("GET", f"/thumbs/{tl.id}/0.jpg", "localhost")
+        assert r.status == 500 and b"frame 0 of timeline" in r.body
+        assert b"cannot be decoded" in r.body and capsys.readouterr().err == ""
+
+
+def test_a_bundle_never_deletes_a_timeline_not_even_its_own(scene: Scene,
+                                                           tmp_path: Path) -> None:
+    """Export writes live timelines only, so a bundle never holds a timeline's deletion
+    (docs/trust.md: a sync peer may pass one on, a bundle cannot). One that carried V's
+    record (exported from the victim once) and a tombstone of V deleted all of V."""
+    import json
+
+    from localckpt.ids import new_id
+
+    export_bundle(scene.dst, scene.v.id, tmp_path / "v.lckpt")
+
+    def edit(m: Members) -> None:
+        rows, schema = rows_of(m, "tombstones.parquet")
+        rows.append({"id": new_id(), "target_id": scene.v.id, "kind": "timeline",
+                     "timeline_id": scene.v.id, "created_at": utcnow()})
+        set_rows(m, "tombstones.parquet", rows, schema)
+        manifest = json.loads(m["localckpt-bundle.json"])
+        manifest["counts"]["tombstones"] += 1
+        m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+    m = members(tmp_path / "v.lckpt")
+    edit(m)
+    path = write(tmp_path / "delete-v.lckpt", m)
+    refused(scene, lambda: import_bundle(scene.dst, path),
+            f"deletes its timeline {scene.v.id}.*never")
+    assert scene.dst.get_timeline(scene.v.id).id == scene.v.id
+
+
+# -- outputs named by hash alone ---------------------------------------------------------------
+
+
+def test_a_bundle_cannot_name_an_output_of_the_destination_it_does_not_hold(
+        scene: Scene, tmp_path: Path) -> None:
+    """Outputs are stored once by hash, and an import copied only those the destination
+    lacked: a bundle whose checkpoint named the hash of one of V's outputs (seen in a
+    log, or guessed), without holding it, was admitted, and that output then left with
+    A's timeline when it was exported (or pushed) back to the sender."""
+    import json
+
+    from localckpt.canonical import canonical_bytes, content_hash
+
+    secret = content_hash(canonical_bytes({"v": 1}))  # v1's detect output
+    assert scene.dst.get_checkpoint(scene.v_ids[1]).stage_hashes["detect"] == secret
+
+    def edit(m: Members) -> None:
+        rows, schema = rows_of(m, "checkpoints.parquet")
+        leaf = next(r for r in rows if r["id"] == scene.a_ids[1])
+        rows.append({**leaf, "id": new_id(), "parent_id": leaf["id"], "stage": "steal",
+                     "stage_hashes": json.dumps({**json.loads(leaf["stage_hashes"]),
+                                                 "steal": secret})})
+        set_rows(m, "checkpoints.parquet", rows, schema)
+        manifest = json.loads(m["localckpt-bundle.json"])
+        manifest["counts"]["checkpoints"] += 1
+        m["localckpt-bundle.json"] = json.dumps(manifest).encode()
+
+    refused(scene, import_edited(scene, tmp_path, edit),
+            f"lacks stage output {secret} that its checkpoints refer to")

@@ -18,3 +18,18 @@ def test_ids_are_canonical_uuid7_strings_that_increase() -> None:
         assert u.version == 7 and u.variant == uuid.RFC_4122
         assert abs((u.int >> 80) - now_ms) < 60_000  # the first 48 bits are the time in ms
     assert id_tail(ids[0]) == ids[0][-12:]
+
+
+def test_uuid7_time_reads_the_time_an_id_records() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from localckpt.ids import uuid7_time
+
+    made = uuid7_time(new_id())
+    assert made is not None and abs(made - datetime.now(UTC)) < timedelta(minutes=1)
+    # the largest UUIDv7 records the year 10889, past what datetime holds
+    assert uuid7_time("ffffffff-ffff-7fff-bfff-ffffffffffff") == datetime.max.replace(
+        tzinfo=UTC)
+    for other in ("zzz", str(uuid.uuid4()), new_id().upper(), None, 7, b"x" * 36,
+                  "01a24e18-6716-700a-c674-bb876b87c584"):  # variant 110: not RFC 9562
+        assert uuid7_time(other) is None

@@ -149,7 +149,8 @@ def timeline_or_newest(store: Store, ref: str | None) -> str:
     if total > 1:
         short = store.short_id(newest.id, "timeline")
         print(f"note: {total} timelines in this store; using the newest, {short} "
-              f"({newest.source_video}); name another as TIMELINE (`localckpt ls` lists them)",
+              f"({printable(newest.source_video)}); name another as TIMELINE (`localckpt ls` "
+              "lists them)",
               file=sys.stderr)
     return newest.id
 

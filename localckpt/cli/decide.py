@@ -17,6 +17,7 @@ from .common import (
     checkpoint_ref,
     output_file,
     print_json,
+    printable,
     timeline_or_newest,
 )
 
@@ -168,7 +169,9 @@ def _print_table(head: list[str], body: list[list[str]], right_from: int) -> Non
 
 
 def _clip(text: str) -> str:
-    text = text.replace("\n", " ")
+    """A cell: stored text (labels, scenario labels: from a bundle or a peer too) with
+    control characters escaped (render.printable), so none moves the cursor."""
+    text = printable(text.replace("\n", " "))
     return text if len(text) <= _CELL else text[:_CELL - 1] + "…"
 
 

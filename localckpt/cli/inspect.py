@@ -8,7 +8,13 @@ from typing import Any
 
 from ..errors import NotFoundError
 from ..records import checkpoint_to_dict, timeline_to_dict
-from ..render import render_checkpoint, render_tree, sampled_duration, sampling_fps
+from ..render import (
+    printable,
+    render_checkpoint,
+    render_tree,
+    sampled_duration,
+    sampling_fps,
+)
 from ..store import Store
 from .common import (
     CHECKPOINT_HELP,
@@ -33,15 +39,16 @@ def cmd_ls(store: Store, args: argparse.Namespace) -> int:
         return 0
     shorts = store.short_ids([t.id for t in timelines], "timeline")
     idw = max(len("TIMELINE"), *(len(v) for v in shorts.values()))
-    width = max(len("PROFILE"), *(len(t.profile_name) for t in timelines))
+    profiles = {t.id: printable(t.profile_name) for t in timelines}  # from any store
+    width = max(len("PROFILE"), *(len(p) for p in profiles.values()))
     lines = [f"{'TIMELINE':{idw}}  {'FRAMES':>6}  {'FPS':>5}  {'LENGTH':>8}  {'CREATED':19}  "
              f"{'PROFILE':{width}}  SOURCE"]
     for t in timelines:
         created = t.created_at.isoformat(" ", "seconds")[:19]  # UTC, to the second
         lines.append(
             f"{shorts[t.id]:{idw}}  {t.frame_count:6d}  {sampling_fps(t):>5}  "
-            f"{sampled_duration(t):>8}  {created:19}  {t.profile_name:{width}}  "
-            f"{t.source_video}"
+            f"{sampled_duration(t):>8}  {created:19}  {profiles[t.id]:{width}}  "
+            f"{printable(t.source_video)}"
         )
     print("\n".join(lines))
     return 0

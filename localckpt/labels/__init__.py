@@ -176,6 +176,18 @@ def read_labels(path: str | os.PathLike[str], format: str) -> Parsed:
     return _READERS[_format(format)](_path(path))
 
 
+def _finite(value: Any) -> float | None:
+    """A number of source_info as a finite float, else None: source_info is any JSON
+    object (a bundle's or another store's too), an integer beyond a float included."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 class _Frames:
     """Matches a file's frame numbers to a timeline's frames (see the module docstring)."""
 
@@ -186,22 +198,19 @@ class _Frames:
         self.last = max(self.by_seq, default=-1)
         self.fps = 0.0
         if mode == "source":
-            fps = timeline.source_info.get("fps") if isinstance(timeline.source_info,
-                                                                Mapping) else None
-            if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (
-                    math.isfinite(fps) and fps > 0):
+            info = timeline.source_info if isinstance(timeline.source_info, Mapping) else {}
+            fps = _finite(info.get("fps"))
+            if fps is None or fps <= 0:
                 raise InvalidInputError(
                     f"timeline {timeline.id} records no source frame rate (source_info fps), "
                     "so source frame numbers cannot be matched by time; import with "
                     "frames='sequence', or ingest the video with ingest_video",
                     cli=f"timeline {timeline.id} records no source frame rate; use "
                     "--frames sequence")
-            self.fps = float(fps)
+            self.fps = fps
             self.by_time = sorted(metas, key=lambda m: (m.timestamp, m.sequence))
             self.times = [m.timestamp for m in self.by_time]
-            duration = timeline.source_info.get("duration")
-            self.duration = float(duration) if isinstance(duration, (int, float)) and \
-                not isinstance(duration, bool) else None
+            self.duration = _finite(info.get("duration"))
 
     def number_of(self, m: FrameMeta) -> int:
         """The file's number for a timeline frame (InvalidInputError for a time no source

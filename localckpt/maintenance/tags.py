@@ -4,7 +4,9 @@ A tag is a record (:class:`localckpt.Tag`); untagging writes a tombstone for it,
 tagging the name again makes a new record, so tags travel with sync like everything
 else. Names are unique among a store's live tags; if sync brings two live tags of one
 name together (each store tagged a different checkpoint), the newest one wins
-everywhere (ids are time-ordered), and ``untag`` removes both.
+everywhere (ids are time-ordered), and ``untag`` removes both. Transfers admit only tags
+whose id is a UUIDv7 dated at most a day ahead of the local clock
+(``localckpt.admit.check_times``), so a forged tag cannot win a name.
 """
 
 from __future__ import annotations

@@ -53,6 +53,26 @@ class RecordConformance:
             assert s.catalog.tags() == [tag]
             assert s.catalog.deleted([cid, timeline.id, new_id()]) == {cid}
 
+    def test_tombstones_targeting_finds_deletions_of_any_timeline_and_kind(
+        self, store: Store, timeline: Timeline, reopen: Reopen | None
+    ) -> None:
+        """Catalog.tombstones_targeting: every tombstone whose target is one of the ids,
+        whatever its timeline and kind, also where no record of the target is stored
+        (gc purged it): transfers ask it so that a deleted id never comes back."""
+        cid = store.save_stage_output(timeline.id, None, "detect", {"n": 1})
+        purged, elsewhere = new_id(), new_id()
+        now = utcnow()
+        marks = [Tombstone(new_id(), cid, "checkpoint", timeline.id, now),
+                 Tombstone(new_id(), purged, "tag", timeline.id, now),
+                 Tombstone(new_id(), purged, "checkpoint", elsewhere, now)]
+        store.catalog.commit(Batch(tombstones=marks))
+        for s in _views(store, reopen):
+            found = s.catalog.tombstones_targeting([purged, cid, new_id()])
+            assert found == sorted(marks, key=lambda x: x.id)
+            assert s.catalog.tombstones_targeting([purged]) == sorted(marks[1:],
+                                                                      key=lambda x: x.id)
+            assert s.catalog.tombstones_targeting([]) == []
+
     def test_deleted_is_kind_and_timeline_aware(
         self, store: Store, timeline: Timeline, reopen: Reopen | None
     ) -> None:

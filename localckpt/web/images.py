@@ -16,7 +16,7 @@ from collections.abc import Callable
 from io import BytesIO
 from typing import TYPE_CHECKING
 
-from ..errors import NotFoundError
+from ..errors import CorruptDataError, NotFoundError
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -88,19 +88,27 @@ class FrameImages:
 
     def thumbnail(self, timeline_id: str, sequence: int) -> bytes:
         """A THUMB_WIDTH-wide JPEG of the frame, made once per process."""
-        return self.thumbs.get((timeline_id, sequence),
-                               lambda: _thumbnail(self.jpeg(timeline_id, sequence)))
+        return self.thumbs.get((timeline_id, sequence), lambda: _thumbnail(
+            self.jpeg(timeline_id, sequence), f"frame {sequence} of timeline {timeline_id}"))
 
 
-def _thumbnail(jpeg: bytes) -> bytes:
+def _thumbnail(jpeg: bytes, what: str) -> bytes:
+    """A thumbnail of JPEG bytes; CorruptDataError naming what when they are not a JPEG
+    image (a frame's bytes are checked against its hash, but a bundle or another store
+    chose both)."""
     from PIL import Image
 
-    with Image.open(BytesIO(jpeg)) as im:
-        w, h = im.size
-        size = (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / max(w, 1))))
-        im.draft("RGB", size)  # decode at 1/2, 1/4 or 1/8 scale when that is enough
-        small = im.convert("RGB")
-        small.thumbnail(size)
-        out = BytesIO()
-        small.save(out, "JPEG", quality=_THUMB_QUALITY)
-        return out.getvalue()
+    try:
+        with Image.open(BytesIO(jpeg), formats=["JPEG"]) as im:
+            w, h = im.size
+            size = (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / max(w, 1))))
+            im.draft("RGB", size)  # decode at 1/2, 1/4 or 1/8 scale when that is enough
+            small = im.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise CorruptDataError(f"{what} cannot be decoded as a JPEG image ({exc}); the "
+                               "store is damaged (restore it from a copy or re-sync it)"
+                               ) from None
+    small.thumbnail(size)
+    out = BytesIO()
+    small.save(out, "JPEG", quality=_THUMB_QUALITY)
+    return out.getvalue()
