@@ -684,15 +684,12 @@ def test_a_timelines_text_cannot_write_escape_sequences_to_a_terminal(
     assert "a.mp4\\x1b]0;pwned\\x07" in out
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "localckpt/backends/sql/rows.py decodes JSON fields of embedded catalogs (json_exact "
-    "dialects) with orjson.loads, which reads an integer beyond a double as infinity and "
-    "refuses it; canonical.load_json reads it exactly (PostgreSQL's path already does)"))
 def test_an_integer_beyond_a_double_in_a_record_reads_back(scene: Scene,
                                                           tmp_path: Path) -> None:
     """schema.validate takes integers of up to 4,300 digits in config, stats and
-    source_info (docs/trust.md), and a bundle's timeline with one imports; then the
-    embedded catalog calls its own row damaged, and ``ls`` fails for the whole store."""
+    source_info (docs/trust.md), and a bundle's timeline with one imports: it reads back
+    exactly (the embedded catalog's row decoder called the row damaged, and ``ls``
+    failed for the whole store)."""
     import_edited(scene, tmp_path, _timeline_fields(source_info={"duration": 10**400}))()
     assert scene.dst.get_timeline(scene.a.id).source_info == {"duration": 10**400}
 

@@ -181,6 +181,17 @@ def test_whether_a_tag_is_deleted_reads_its_timeline_only(stores: dict[int, Size
     _same_cost(stores, read)
 
 
+def test_the_deletions_targeting_ids_read_their_timelines_only(
+        stores: dict[int, Sized]) -> None:
+    """What a transfer asks before it writes checkpoints and tags (a deleted id never
+    comes back, in any timeline): it read and checked every tombstone of the store."""
+    def read(s: Store, m: Made) -> None:
+        found = s.catalog.tombstones_targeting([m.pruned, m.gone.id, m.kept, new_id()])
+        assert sorted(x.target_id for x in found) == sorted([m.pruned, m.gone.id])
+
+    _same_cost(stores, read)
+
+
 def test_the_short_id_of_a_timeline_reads_its_neighbours(stores: dict[int, Sized]) -> None:
     """Two index seeks (SQLite, PostgreSQL), not every timeline's tail; DuckDB's indexes
     answer no range, so there the tails are one ordered read (cheaper than its scans)."""
