@@ -603,3 +603,37 @@ def test_source_details_beyond_a_float_are_a_typed_error_or_unknown(
     else:
         with pytest.raises(InvalidInputError, match="no source frame rate"):
             import_labels(dst, tl.id, gt, "coco", frames="source")
+
+
+def test_a_label_file_swapped_for_a_pipe_after_its_stat_is_refused_not_waited_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_bounded stats the path, then opens it: a FIFO put there in between (the
+    stat is made to see a regular file here, as it would have a moment before) blocked
+    the open until something wrote to the pipe. It opens without blocking and checks
+    what it opened."""
+    import threading
+
+    from localckpt.labels import _common
+
+    regular, pipe = tmp_path / "labels.json", tmp_path / "pipe.json"
+    regular.write_text("{}")
+    os.mkfifo(pipe)
+    monkeypatch.setattr(_common, "_check_regular", lambda path, what: os.stat(regular))
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            _common.read_bounded(pipe)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(10)
+    if reader.is_alive():  # blocked in open(): let it go, then fail
+        with open(pipe, "wb"):
+            pass
+        reader.join(10)
+        pytest.fail("reading a label file that became a pipe blocked in open()")
+    assert len(outcome) == 1 and isinstance(outcome[0], _common.LabelFileError)
+    assert "not a regular file" in str(outcome[0])
