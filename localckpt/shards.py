@@ -136,7 +136,7 @@ def check_frame_key(key: object, timeline_id: str) -> str:
     if m is None or m.group(1) != timeline_id:
         raise CorruptDataError(
             f"object key {key!r} is not a frame object of timeline {timeline_id} (expected "
-            f"frames/{timeline_id}/shard-NNNNNN.bin or .../index.parquet); refusing it"
+            f"frames/{timeline_id}/shard-NNNNNN.bin or .../index.parquet)"
         )
     return m.group(0)
 
