@@ -52,6 +52,22 @@ def test_runs_lists_short_ids_states_and_progress(made: dict[str, Any],
         (made["pending"], s[made["pending"]], 4, 6)]
 
 
+def test_runs_says_which_filter_found_none(made: dict[str, Any],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A filter that matches no run says so, the timeline by its short id: it was "no runs
+    on timeline <full id>" whatever --state asked, as if the store held none."""
+    assert main(["--store", made["path"], "runs", "--state", "committing"]) == 0
+    assert capsys.readouterr().out == "no committing runs; `localckpt runs` lists every run\n"
+    with localckpt.open(made["path"]) as store:
+        other = store.create_timeline("w.mp4", "p", np.zeros((2, 6, 6, 3), np.uint8))
+        short = store.short_id(other.id, "timeline")
+    assert main(["--store", made["path"], "runs", other.id]) == 0
+    assert capsys.readouterr().out == (f"no runs on timeline {short}; `localckpt runs` lists "
+                                       "every run\n")
+    assert main(["--store", made["path"], "runs", made["tl"], "--state", "committing"]) == 0
+    assert "no committing runs on timeline " in capsys.readouterr().out
+
+
 def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
                                         capsys: pytest.CaptureFixture[str]) -> None:
     short = made["shorts"][made["pending"]]

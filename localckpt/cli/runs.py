@@ -48,8 +48,13 @@ def cmd_runs(store: Store, args: argparse.Namespace) -> int:
         return 0
     shorts = store.short_ids([s.id for s in statuses], "run")
     if not statuses:
-        print("no runs" + (f" on timeline {tid}" if tid else "") + " (begin one with "
-              "store.begin_run)")
+        # the filter said as the user gave it (a state, the timeline's short id): "no runs"
+        # alone, when other runs exist, would say the store holds none
+        which = f"no {args.state} runs" if args.state else "no runs"
+        where = f" on timeline {store.short_id(tid, 'timeline')}" if tid else ""
+        hint = ("; `localckpt runs` lists every run" if args.state or tid
+                else " (begin one with store.begin_run)")
+        print(f"{which}{where}{hint}")
         return 0
     stages = {s.id: printable(s.stage) for s in statuses}
     width = max(len("STAGE"), *map(len, stages.values()))
