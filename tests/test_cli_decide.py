@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import localckpt
+from localckpt.labels import LabelFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,7 +115,13 @@ def test_labels_import_refuses_frames_past_the_timeline(world: Any) -> None:
     r = cli(where, "labels", "import", ids["timeline"], "gt.json", "--format", "coco")
     assert r.returncode == 1
     assert "gt.json, images[5] (id 6): frame 5 is not a frame of timeline" in r.stderr
+    # the way out in the command line's terms (it said "with frames source", neither the
+    # flag nor the Python argument)
+    assert "source video frame numbers are matched by time with --frames source)" in r.stderr
     assert checkpoints(where) == before
+    with localckpt.open(where / "store") as s, pytest.raises(LabelFileError) as err:
+        s.import_labels(ids["timeline"], where / "gt.json", "coco")
+    assert "matched by time with frames='source')" in str(err.value)
 
 
 def test_labels_import_lists_unmatched_entries(world: Any) -> None:

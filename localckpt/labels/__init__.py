@@ -224,11 +224,11 @@ class _Frames:
         number cannot be a frame of this timeline's video at all."""
         if self.mode == "sequence":
             if number > self.last:
-                raise LabelFileError(path, where, f"frame {number} is not a frame of timeline "
-                                                  f"{self.timeline.id}, whose last sequence "
-                                                  f"is {self.last} (another video's file? "
-                                                  "source video frame numbers are matched "
-                                                  "with frames source)")
+                problem = (f"frame {number} is not a frame of timeline {self.timeline.id}, "
+                           f"whose last sequence is {self.last} (another video's file? "
+                           "source video frame numbers are matched by time with ")
+                raise LabelFileError(path, where, problem + "frames='source')",
+                                     cli_problem=problem + "--frames source)")
             found = self.by_seq.get(number)
             return (found, "") if found else (None, "the timeline has no frame of that "
                                                     "sequence")
