@@ -382,6 +382,20 @@ def test_a_global_option_after_the_command_says_where_it_goes(
             in result.stderr
 
 
+def test_json_before_the_command_says_where_it_goes(
+        world: tuple[dict[str, str], dict]) -> None:
+    """`localckpt --json ls` said only "unrecognized arguments: --json", under the top
+    level's usage, which shows no --json: every command takes it, after its name."""
+    ctx, env = world
+    for argv, command in ((["--json", "ls"], "ls"),
+                          (["--store", ctx["store"], "--json", "tree"], "tree"),
+                          (["--json", "remote", "list"], "remote")):
+        result = run(*argv, env=env)
+        assert result.returncode == 2 and not result.stdout
+        assert "localckpt: error: unrecognized arguments: --json (--json goes after the " \
+            f"command: localckpt {command} ... --json)" in result.stderr
+
+
 @pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],
                                   ["merge", "a", "b", "--strategy", "nope"], ["remote"]])
 def test_usage_errors(argv: list[str], world: tuple[dict[str, str], dict]) -> None:
