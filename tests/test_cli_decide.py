@@ -200,6 +200,9 @@ def test_compare_ranks_tries_against_a_tagged_reference(world: Any) -> None:
     lines = [x for x in text.splitlines() if x[:1].isdigit()]
     assert [x.split()[2] for x in lines] == ["thr=0.3", "thr=0.9"]
     assert "PRECISION" in text and "AP50" in text
+    assert text.startswith("stage 'detect' of 2 tries against ")
+    one = cli(where, "compare", ids["good"], "--against", "gt").stdout  # was "of 1 tries"
+    assert one.startswith("stage 'detect' of 1 try against ") and ", 5 frames;" in one
     by_fp = json.loads(cli(where, "compare", "--against", "gt", "--metric", "fp",
                            "--per-label", "--json").stdout)
     assert [r["label"] for r in by_fp["rows"][:3]] == [None, "car", "person"]

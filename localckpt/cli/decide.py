@@ -137,8 +137,10 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
             "skipped": [{"checkpoint_id": cid, "checkpoint_short_id": shorts[cid],
                          "reason": why} for cid, why in ev.skipped]})
         return 0
-    print(f"stage {ev.stage!r} of {len(ev.tries)} tries against {shorts[ev.reference]} "
-          f"({ev.reference_stage}), {ev.frames:,} frames; TP at IoU >= {ev.iou:g}; best "
+    counted = f"{len(ev.tries)} {'try' if len(ev.tries) == 1 else 'tries'}"
+    frames = f"{ev.frames:,} {'frame' if ev.frames == 1 else 'frames'}"
+    print(f"stage {ev.stage!r} of {counted} against {shorts[ev.reference]} "
+          f"({ev.reference_stage}), {frames}; TP at IoU >= {ev.iou:g}; best "
           f"{ev.metric} first")
     head = ["#", "TRY", "NAME", *(["LABEL"] if args.per_label else []), "PRECISION",
             "RECALL", "F1", "AP50", "AP", "BOXES"]
