@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import localckpt
-from localckpt.bundle import export_bundle
+from localckpt.bundle import export_bundle, import_bundle
 from localckpt.errors import InvalidInputError
 from localckpt.testing.videos import write_video
 
@@ -394,6 +394,24 @@ def test_json_before_the_command_says_where_it_goes(
         assert result.returncode == 2 and not result.stdout
         assert "localckpt: error: unrecognized arguments: --json (--json goes after the " \
             f"command: localckpt {command} ... --json)" in result.stderr
+
+
+def test_import_of_a_store_directory_points_to_pull(
+        world: tuple[dict[str, str], dict]) -> None:
+    """`localckpt import ./other` (a store, where a bundle was meant) said "the bundle file
+    other is a directory, not a regular file; replace it with a regular file": pull copies
+    from a store; nothing is created."""
+    ctx, env = world
+    tmp = Path(ctx["tmp"])
+    result = run("--store", str(tmp / "new"), "import", "other", env=env, cwd=tmp)
+    assert result.returncode == 1 and not result.stdout
+    assert result.stderr == ("localckpt: error: other is a directory, not a bundle file (the "
+                             "one file `localckpt export` writes); to copy from a store in a "
+                             "directory, pull from it: `localckpt pull ./other`\n")
+    assert not (tmp / "new").exists()
+    with localckpt.open(ctx["store"]) as store, \
+            pytest.raises(InvalidInputError, match=r"sync from it: localckpt.sync"):
+        import_bundle(store, ctx["other_store"])
 
 
 @pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],
