@@ -473,7 +473,15 @@ def test_errors_speak_cli_flags(world: tuple[dict[str, str], dict]) -> None:
     assert conflict.returncode == 1
     assert "--strategy ours" in conflict.stderr and "strategy=" not in conflict.stderr
     bad_options = run(*store, "--storage-options", "{nope", "ls", env=env)
-    assert bad_options.returncode == 1 and "--storage-options is not a JSON" in bad_options.stderr
+    assert bad_options.returncode == 1  # once, not "is not a JSON object: the ... value is
+    # not valid JSON"
+    assert bad_options.stderr.startswith("localckpt: error: the --storage-options value is "
+                                         "not valid JSON: ")
+    assert bad_options.stderr.count("JSON") == 1
+    listed = run(*store, "--storage-options", "[1]", "ls", env=env)  # said only "must be"
+    assert listed.returncode == 1 and "--storage-options must be a JSON object of fsspec " \
+        """options (such as '{"endpoint_url": "http://127.0.0.1:9000"}'), not an array""" \
+        in listed.stderr
     pg = run(*store, "push", "postgresql://u@127.0.0.1:1/db", env=env)
     assert pg.returncode == 1
     assert "--remote-objects" in pg.stderr and "objects=" not in pg.stderr
