@@ -356,7 +356,11 @@ def _latest_of_stage(store: Store, timeline_id: str, stage: str) -> str:
         raise InvalidInputError(
             "TIMELINE:stage needs a stage name after the colon (e.g. 9c1f07e2:detect)"
         )
-    found = [c for c in store.checkpoints(timeline_id) if c.stage == stage]
-    if not found:
-        raise NotFoundError(f"no checkpoint of timeline {timeline_id} added stage {stage!r}")
+    tree = store.checkpoints(timeline_id)
+    found = [c for c in tree if c.stage == stage]
+    if not found:  # by the short id the user typed, with the stages there are (a typo?)
+        stages = ", ".join(sorted({repr(c.stage) for c in tree if c.stage})) or "none"
+        raise NotFoundError(f"no checkpoint of timeline "
+                            f"{store.short_id(timeline_id, 'timeline')} added stage "
+                            f"{stage!r} (stages there: {stages})")
     return max(found, key=lambda c: (c.created_at, c.id)).id
