@@ -1000,6 +1000,17 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
                         "--workers", "65")
     assert code == 1 and "--workers must be a whole number in 1..64, not 65" in err
     assert not root.exists()
+    # a pipe is said to be one, and an empty name to be empty: both were "no video file X"
+    # (X empty for the one), as if the pipe were missing
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(pipe))
+    assert code == 1 and f"{pipe} is not a regular file (a pipe, a device or a socket)" in err
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", "")
+    assert code == 1 and "the video file name is empty" in err
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(tmp_path / "nope.mp4"))
+    assert code == 1 and f"no video file {tmp_path / 'nope.mp4'}" in err
+    assert not root.exists()
 
 
 

@@ -185,10 +185,16 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
     from ..video import check_reach, window_sampler
     from ..videosource import VideoSource, source_name
 
+    if not args.file:
+        raise InvalidInputError("the video file name is empty; name a video file")
     if "://" not in args.file and os.path.isdir(args.file):
         raise InvalidInputError(f"{args.file} is a directory, not a video file")
-    if "://" not in args.file and not os.path.isfile(args.file):
+    if "://" not in args.file and not os.path.exists(args.file):
         raise NotFoundError(f"no video file {args.file}")
+    if "://" not in args.file and not os.path.isfile(args.file):  # it said "no video file"
+        raise InvalidInputError(f"{args.file} is not a regular file (a pipe, a device or a "
+                                "socket): ingest reads a video file; save the stream to a "
+                                "file first")
     _check_numbers(args)
     check_codec(args.codec, 90 if args.quality is None else args.quality)
     name = source_name(args.file)
