@@ -90,12 +90,15 @@ def merge_checkpoints(
     if result.conflicts:
         if choose_side is None and not callable(strategy):
             listing = _conflict_listing(ours, theirs, result.conflicts)
+            shorts = store.short_ids([ours, theirs])  # the command line names them as tree
+            cli_listing = _conflict_listing(shorts.get(ours, ours), shorts.get(theirs, theirs),
+                                            result.conflicts)
             raise MergeConflict(
                 f"{listing}\nPass strategy='ours' or 'theirs' to keep one side, or a "
                 "function resolver(kind, key, base, ours, theirs) -> value.",
                 [c.as_tuple() for c in result.conflicts],
-                cli=f"{listing}\nRun again with --strategy ours or --strategy theirs to keep "
-                "one side.",
+                cli=f"{cli_listing}\nRun again with --strategy ours or --strategy theirs to "
+                "keep one side.",
             )
         if choose_side is not None:
             state = resolve(result, choose_side)

@@ -472,6 +472,10 @@ def test_errors_speak_cli_flags(world: tuple[dict[str, str], dict]) -> None:
     conflict = run(*store, "merge", ctx["ours"], ctx["theirs"], env=env)  # both changed thr
     assert conflict.returncode == 1
     assert "--strategy ours" in conflict.stderr and "strategy=" not in conflict.stderr
+    with localckpt.open(ctx["store"]) as s:  # by the short ids tree shows (were full ids)
+        shorts = s.short_ids([ctx["ours"], ctx["theirs"]])
+    assert conflict.stderr.startswith(f"localckpt: error: merging {shorts[ctx['theirs']]} "
+                                      f"into {shorts[ctx['ours']]}: ")
     bad_options = run(*store, "--storage-options", "{nope", "ls", env=env)
     assert bad_options.returncode == 1  # once, not "is not a JSON object: the ... value is
     # not valid JSON"
