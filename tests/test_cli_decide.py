@@ -86,6 +86,8 @@ def test_labels_import_reports_what_it_saved(world: Any) -> None:
     before = checkpoints(where)
     again = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--tag", "gt")
     assert again.returncode == 1 and "pass --force-tag to move it" in again.stderr
+    short = json.loads(r.stdout)["short_id"]  # as `tag` names it (it gave the full id)
+    assert f"tag 'gt' already names checkpoint {short}; choose another --tag" in again.stderr
     assert checkpoints(where) == before  # refused before anything was written
     moved = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--tag", "gt",
                 "--force-tag", "--json")

@@ -313,8 +313,8 @@ def import_labels(store: Store, timeline_id: str, path: str | os.PathLike[str], 
             raise ConflictError(
                 f"tag {tag!r} already names checkpoint {named}; choose another name, or pass "
                 "force_tag=True to move it to the import",
-                cli=f"tag {tag!r} already names checkpoint {named}; choose another --tag, or "
-                    "pass --force-tag to move it to the import")
+                cli=f"tag {tag!r} already names checkpoint {store.short_id(named)}; choose "
+                    "another --tag, or pass --force-tag to move it to the import")
     matcher = _Frames(timeline, store.frame_index(timeline.id), mode)
     parsed = _READERS[fmt](where)
     labelled, unmatched = _matched(parsed, matcher, where)
