@@ -826,6 +826,21 @@ def test_every_argument_and_command_has_a_help_line() -> None:
     assert not bare, bare
 
 
+def test_every_reference_argument_says_which_forms_it_takes() -> None:
+    """`compare --help` said REF is an "id, prefix, tag" and TRY nothing at all, and
+    `labels import --help` gave TIMELINE and --parent shorter lists than every other
+    command: each takes what `localckpt.refs` resolves, short ids and TIMELINE:stage too."""
+    from localckpt.cli.common import CHECKPOINT_HELP, TIMELINE_HELP
+    from localckpt.cli.main import build_parser
+
+    takes = {"CHECKPOINT": CHECKPOINT_HELP, "CKPT": CHECKPOINT_HELP, "TRY": CHECKPOINT_HELP,
+             "REF": CHECKPOINT_HELP, "OURS": CHECKPOINT_HELP, "THEIRS": CHECKPOINT_HELP,
+             "A": CHECKPOINT_HELP, "B": CHECKPOINT_HELP, "TIMELINE": TIMELINE_HELP}
+    short = [f"{' '.join(path)} {a.metavar}" for path, a in _actions(build_parser())
+             if a.metavar in takes and not str(a.help).startswith(takes[a.metavar])]
+    assert not short, short
+
+
 @pytest.mark.parametrize("damage", ["not-a-database", "pages"])
 def test_a_catalog_that_does_not_open_is_no_reason_to_run_verify(
         tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]) -> None:
