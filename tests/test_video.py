@@ -977,6 +977,9 @@ def test_cli_ingest_similar_ls_tree(videos: Any, tmp_path: Path,
     assert code == 1 and "fps" in err and str(path) in err
     code, _, err = _cli(capsys, "--store", root, "similar", tid, "zz")
     assert code == 1 and "perceptual hash" in err
+    code, _, err = _cli(capsys, "--store", root, "similar", tid, "-1")  # the Python name:
+    assert code == 1 and "sequence_or_hash" not in err  # "sequence_or_hash must be ..."
+    assert "'-1' is neither a frame's sequence number (0 or more" in err
     with localckpt.open(root) as store:
         assert len(store.list_timelines()) == 3
 

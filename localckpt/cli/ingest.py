@@ -122,7 +122,10 @@ def _duration(seconds: Any) -> str:
 
 def _query(text: str) -> int | str:
     """A frame's sequence number (digits), else a hex perceptual hash."""
-    if text.lstrip("-").isdigit() and len(text) != 16:
+    if text.startswith("-") and text[1:].isdigit():  # not "sequence_or_hash must be ..."
+        raise InvalidInputError(f"{text!r} is neither a frame's sequence number (0 or more) "
+                                "nor a perceptual hash (16 hex digits)")
+    if text.isdigit() and len(text) != 16:
         return int(text)
     if parse_hash(text) is None:
         raise InvalidInputError(
