@@ -414,6 +414,17 @@ def test_import_of_a_store_directory_points_to_pull(
         import_bundle(store, ctx["other_store"])
 
 
+@pytest.mark.parametrize("command", ["verify", "tags", "runs"])
+def test_an_empty_timeline_is_refused_not_taken_for_every_timeline(
+        command: str, world: tuple[dict[str, str], dict]) -> None:
+    """`localckpt verify "$T"` with T unset checked (and `tags`, `runs` listed) every
+    timeline, exit 0, where tree, push, rm and the rest refuse an empty reference."""
+    ctx, env = world
+    result = run("--store", ctx["store"], command, "", env=env)
+    assert result.returncode == 1 and not result.stdout
+    assert "no timeline '' (an empty reference names nothing)" in result.stderr
+
+
 @pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],
                                   ["merge", "a", "b", "--strategy", "nope"], ["remote"]])
 def test_usage_errors(argv: list[str], world: tuple[dict[str, str], dict]) -> None:

@@ -40,7 +40,7 @@ def age(when: datetime, now: datetime | None = None) -> str:
 
 
 def cmd_runs(store: Store, args: argparse.Namespace) -> int:
-    tid = timeline_ref(store, args.timeline) if args.timeline else None
+    tid = timeline_ref(store, args.timeline) if args.timeline is not None else None
     runs = store.runs(tid, state=args.state)
     statuses = [r.status() for r in runs]
     if args.json:
