@@ -302,7 +302,8 @@ def import_labels(store: Store, timeline_id: str, path: str | os.PathLike[str], 
 
     fmt, mode, where = _format(format), _mode(frames), _path(path)
     if not isinstance(stage, str) or not stage:
-        raise InvalidInputError(f"stage must be a non-empty string, not {shown(stage)}")
+        raise InvalidInputError(f"stage must be a non-empty string, not {shown(stage)}",
+                                cli=f"--stage must name a stage, not {shown(stage)}")
     timeline = store.get_timeline(resolve_timeline(store, timeline_id))
     parent_id = None if parent is None else resolve_checkpoint(store, parent)
     boolean(force_tag, "force_tag")
