@@ -1009,6 +1009,10 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
     os.mkfifo(pipe)
     code, _, err = _cli(capsys, "--store", str(root), "ingest", str(pipe))
     assert code == 1 and f"{pipe} is not a regular file (a pipe, a device or a socket)" in err
+    for flag in ("--fps", "--end", "--start"):  # "must be a number above 0, not inf"
+        code, _, err = _cli(capsys, "--store", str(root), "ingest",
+                            str(bad_files["long-mp4"]), flag, "inf")
+        assert code == 1 and f"{flag} must be a finite number " in err
     code, _, err = _cli(capsys, "--store", str(root), "ingest", "")
     assert code == 1 and "the video file name is empty" in err
     code, _, err = _cli(capsys, "--store", str(root), "ingest", str(tmp_path / "nope.mp4"))

@@ -50,7 +50,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
                                      ("--chunk-seconds", args.chunk_seconds, 0.0, True)):
         if value is not None and not (math.isfinite(value)
                                       and (value > low if strict else value >= low)):
-            raise bad(flag, value, "a number above 0" if strict else "a number >= 0")
+            finite = "" if math.isfinite(value) else "finite "  # inf is above 0: say why not
+            raise bad(flag, value, f"a {finite}number above 0" if strict
+                      else f"a {finite}number >= 0")
     for flag, count, least, most in (("--max-frames", args.max_frames, 1, None),
                                      ("--skip-similar", args.skip_similar, 0, 64),
                                      ("--workers", args.workers, 1, MAX_WORKERS)):
