@@ -425,6 +425,22 @@ def test_an_empty_timeline_is_refused_not_taken_for_every_timeline(
     assert "no timeline '' (an empty reference names nothing)" in result.stderr
 
 
+def test_an_unknown_id_says_how_to_list_the_store_it_was_looked_for_in(
+        world: tuple[dict[str, str], dict], tmp_path: Path) -> None:
+    """`localckpt --store team tree T` with T mistyped said "see `localckpt ls`", which
+    lists another store (the default one): the listing names the store that was read."""
+    ctx, env = world
+    for argv, listing in ((["tree", "nosuchxx"], "ls"), (["show", "nosuchxx"],
+                                                         "tree TIMELINE")):
+        result = run("--store", ctx["store"], *argv, env=env)
+        assert result.returncode == 1 and not result.stdout
+        assert result.stderr.endswith(f"; see `localckpt --store {ctx['store']} {listing}`\n")
+    shutil.copytree(ctx["store"], tmp_path / ".localckpt")  # the default store: as it was
+    result = run("show", "nosuchxx", env=env, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.endswith("; see `localckpt tree "
+                                                              "TIMELINE`\n")
+
+
 @pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],
                                   ["merge", "a", "b", "--strategy", "nope"], ["remote"]])
 def test_usage_errors(argv: list[str], world: tuple[dict[str, str], dict]) -> None:
