@@ -441,6 +441,28 @@ def test_an_unknown_id_says_how_to_list_the_store_it_was_looked_for_in(
                                                               "TIMELINE`\n")
 
 
+def test_merge_again_says_the_earlier_merge_was_returned(
+        world: tuple[dict[str, str], dict]) -> None:
+    """The second `merge OURS THEIRS` of the same result returns the first merge and
+    writes nothing, but said "merged ... : X" as the first did."""
+    ctx, env = world
+    argv = ("--store", ctx["store"], "merge", ctx["ours"], ctx["theirs"], "--strategy", "ours")
+    first = run(*argv, env=env)
+    assert first.returncode == 0 and first.stdout.startswith("merged "), first.stderr
+    with localckpt.open(ctx["store"]) as s:
+        before = len(s.checkpoints(s.get_checkpoint(ctx["ours"]).timeline_id))
+        shorts = s.short_ids([ctx["ours"], ctx["theirs"]])
+    again = run(*argv, env=env)
+    assert again.returncode == 0
+    assert again.stdout.startswith(f"already merged: {shorts[ctx['theirs']]} into "
+                                   f"{shorts[ctx['ours']]} is ")
+    assert again.stdout.rstrip().endswith("an earlier merge with the same result; nothing "
+                                          "written")
+    assert first.stdout.split(": ", 1)[1].split()[0] in again.stdout  # the same checkpoint
+    with localckpt.open(ctx["store"]) as s:
+        assert len(s.checkpoints(s.get_checkpoint(ctx["ours"]).timeline_id)) == before
+
+
 @pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],
                                   ["merge", "a", "b", "--strategy", "nope"], ["remote"]])
 def test_usage_errors(argv: list[str], world: tuple[dict[str, str], dict]) -> None:

@@ -72,6 +72,9 @@ def _frame_diff(store: Store, args: argparse.Namespace, a: str, b: str) -> int:
 
 def cmd_merge(store: Store, args: argparse.Namespace) -> int:
     ours, theirs = checkpoint_ref(store, args.ours), checkpoint_ref(store, args.theirs)
+    # an earlier merge of the same result is returned, nothing written: say so (the text
+    # said "merged", as if a new checkpoint had been made)
+    earlier = {c.id for c in store.children(ours) if c.merged_from == theirs}
     result = store.merge(ours, theirs, strategy=args.strategy)
     s = store.short_ids([ours, theirs, result])
     if result == ours:
@@ -80,6 +83,10 @@ def cmd_merge(store: Store, args: argparse.Namespace) -> int:
     elif result == theirs:
         outcome = "fast-forward"
         text = f"fast-forward: {s[ours]} is an ancestor of {s[theirs]}; nothing written"
+    elif result in earlier:
+        outcome = "merged"
+        text = (f"already merged: {s[theirs]} into {s[ours]} is {s[result]}  ({result}), "
+                "an earlier merge with the same result; nothing written")
     else:
         outcome = "merged"
         text = f"merged {s[theirs]} into {s[ours]}: {s[result]}  ({result})"
