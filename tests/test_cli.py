@@ -463,6 +463,23 @@ def test_merge_again_says_the_earlier_merge_was_returned(
         assert len(s.checkpoints(s.get_checkpoint(ctx["ours"]).timeline_id)) == before
 
 
+def test_export_of_a_checkpoint_of_another_timeline_says_which_it_is_on(
+        world: tuple[dict[str, str], dict]) -> None:
+    """`export T2 FILE --checkpoint first` (a tag on T) said "no checkpoint '<full id>' in
+    timeline <full id> of SQLite catalog <path>"; nothing is written."""
+    ctx, env = world
+    out = Path(ctx["tmp"]) / "sub.lckpt"
+    result = run("--store", ctx["store"], "export", ctx["timeline2"], str(out),
+                 "--checkpoint", "first", env=env)
+    with localckpt.open(ctx["store"]) as s:
+        t, t2 = s.short_id(ctx["timeline"], "timeline"), s.short_id(ctx["timeline2"], "timeline")
+        leaf = s.short_id(ctx["leaf"])
+    assert result.returncode == 1 and not result.stdout and not out.exists()
+    assert result.stderr == (f"localckpt: error: --checkpoint first ({leaf}) is on timeline "
+                             f"{t}, not on {t2}; export {t} with it, or name a checkpoint of "
+                             f"{t2}\n")
+
+
 @pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],
                                   ["merge", "a", "b", "--strategy", "nope"], ["remote"]])
 def test_usage_errors(argv: list[str], world: tuple[dict[str, str], dict]) -> None:
