@@ -71,9 +71,14 @@ def merge_checkpoints(
             raise NotFoundError(f"no checkpoint {cid!r} in {store.catalog.describe()}")
     o, t = found[ours], found[theirs]
     if o.timeline_id != t.timeline_id:
+        shorts = store.short_ids([ours, theirs])  # the command line's: as tree shows them
+        tshorts = store.short_ids([o.timeline_id, t.timeline_id], "timeline")
         raise InvalidInputError(
             f"cannot merge checkpoint {theirs} (timeline {t.timeline_id}) into {ours} "
-            f"(timeline {o.timeline_id}): merges stay inside one timeline's tree"
+            f"(timeline {o.timeline_id}): merges stay inside one timeline's tree",
+            cli=f"cannot merge checkpoint {shorts[theirs]} (timeline "
+                f"{tshorts[t.timeline_id]}) into {shorts[ours]} (timeline "
+                f"{tshorts[o.timeline_id]}): merges stay inside one timeline's tree",
         )
     if ours == theirs:
         return ours

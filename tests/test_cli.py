@@ -480,6 +480,22 @@ def test_export_of_a_checkpoint_of_another_timeline_says_which_it_is_on(
                              f"{t2}\n")
 
 
+def test_merge_across_timelines_names_both_by_short_id(
+        world: tuple[dict[str, str], dict]) -> None:
+    """It gave four full ids for two short ids typed."""
+    ctx, env = world
+    with localckpt.open(ctx["store"]) as s:
+        root2 = s.get_timeline(ctx["timeline2"]).root_checkpoint_id
+        c = s.short_ids([ctx["leaf"], root2])
+        t = s.short_ids([ctx["timeline"], ctx["timeline2"]], "timeline")
+    result = run("--store", ctx["store"], "merge", c[ctx["leaf"]], c[root2], env=env)
+    assert result.returncode == 1 and not result.stdout
+    assert result.stderr == (f"localckpt: error: cannot merge checkpoint {c[root2]} (timeline "
+                             f"{t[ctx['timeline2']]}) into {c[ctx['leaf']]} (timeline "
+                             f"{t[ctx['timeline']]}): merges stay inside one timeline's "
+                             "tree\n")
+
+
 @pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],
                                   ["merge", "a", "b", "--strategy", "nope"], ["remote"]])
 def test_usage_errors(argv: list[str], world: tuple[dict[str, str], dict]) -> None:
