@@ -250,6 +250,21 @@ def test_compare_errors(world: Any) -> None:
     assert cli(where, "compare", "--against", ids["good"], "--metric", "best").returncode == 2
 
 
+def test_compare_across_timelines_names_both_by_short_id(world: Any) -> None:
+    """It gave four full ids for the two short ids or tags typed."""
+    where, ids = world
+    with localckpt.open(where / "store") as s:
+        other = s.create_timeline("w.mp4", "p", [np.zeros((48, 64, 3), np.uint8)] * 2)
+        far = s.save_stage_output(other.id, None, "detect", {"frames": []})
+        c = s.short_ids([ids["good"], far])
+        t = s.short_ids([ids["timeline"], other.id], "timeline")
+    r = cli(where, "compare", c[ids["good"]], "--against", c[far])
+    assert r.returncode == 1 and not r.stdout
+    assert r.stderr == (f"localckpt: error: try {c[ids['good']]} is of timeline "
+                        f"{t[ids['timeline']]}, the reference {c[far]} of {t[other.id]}: "
+                        "frames of different timelines cannot be compared\n")
+
+
 def test_a_missing_stage_is_told_by_its_flag(world: Any) -> None:
     """The API's "give reference_stage=" on the command line said nothing a user can
     type; exporting a try under the default --stage labels did not say which flag."""
