@@ -113,6 +113,13 @@ def test_diff_frames_across_timelines_needs_align_time(tmp_path: Path, capsys: A
     code, out, _ = run(capsys, "--store", where, "diff", *tries, "--stage", "detect",
                        "--match-iou", "0.3", "--align", "time")  # --stage gives --frames
     assert code == 0 and "(matched at IoU >= 0.3)" in out
+    code, out, err = run(capsys, "--store", where, "diff", *tries, "--stage", "detcet",
+                         "--align", "time")
+    assert code == 1 and not out  # by the short id tree shows (it gave the full id)
+    with localckpt.open(where) as st:
+        short = st.short_id(st.resolve(tries[0]))
+    assert f"checkpoint {short} has no stage 'detcet' (it has: " in err
+    assert err.rstrip().endswith("; name one with --stage")
 
 
 def test_show_stage_prints_the_whole_output(made: Any, capsys: Any) -> None:
