@@ -278,6 +278,15 @@ class BundleSource:
         from .safefiles import open_regular
 
         self.path = bundle_path(path, "bundle file")
+        if os.path.isdir(self.path):  # a store's directory, most likely: say what copies it
+            shown = self.path if os.sep in self.path else os.path.join(".", self.path)
+            raise InvalidInputError(
+                f"the bundle file {self.path} is a directory: a bundle is the one file "
+                "export_bundle writes; to copy from a store in a directory, sync from it: "
+                f"localckpt.sync(localckpt.open({shown!r}), store)",
+                cli=f"{self.path} is a directory, not a bundle file (the one file `localckpt "
+                    f"export` writes); to copy from a store in a directory, pull from it: "
+                    f"`localckpt pull {shown}`")
         fd = open_regular(self.path, "bundle file", error=InvalidInputError)
         if fd is None:
             raise NotFoundError(f"no bundle file {self.path}")

@@ -161,7 +161,9 @@ def frame_diff_checkpoints(store: Store, a: str, b: str, stage: str, *,
     for c in checkpoints:
         if stage not in c.stage_hashes:
             stages = ", ".join(sorted(c.stage_hashes)) or "none"
-            raise NotFoundError(f"checkpoint {c.id} has no stage {stage!r} (it has: {stages})")
+            raise NotFoundError(f"checkpoint {c.id} has no stage {stage!r} (it has: {stages})",
+                                cli=f"checkpoint {store.short_id(c.id)} has no stage "
+                                f"{stage!r} (it has: {stages}); name one with --stage")
         outputs.append(store.load_stage_output(c.id, stage))
     if align != "time":
         return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b,

@@ -388,9 +388,14 @@ def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: st
             raise NotFoundError(f"{has}; give the tries' stage as stage=",
                                 cli=f"{has}; name the tries' stage with --stage")
         if c.timeline_id != ref.timeline_id:
+            cs = store.short_ids([c.id, ref.id])  # the command line's: as tree shows them
+            ts = store.short_ids([c.timeline_id, ref.timeline_id], "timeline")
             raise InvalidInputError(f"checkpoint {c.id} is of timeline {c.timeline_id}, the "
                                     f"reference {ref.id} of {ref.timeline_id}: frames of "
-                                    "different timelines cannot be compared")
+                                    "different timelines cannot be compared",
+                                    cli=f"try {cs[c.id]} is of timeline {ts[c.timeline_id]}, "
+                                    f"the reference {cs[ref.id]} of {ts[ref.timeline_id]}: frames "
+                                    "of different timelines cannot be compared")
     # the reference first: a try that shares its output must not leave it an error to skip
     wanted = [(ref, ref_stage, f"reference stage {ref_stage!r} at {ref.id}"),
               *((c, stage, f"stage {stage!r} at {c.id}") for c in tries)]

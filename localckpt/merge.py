@@ -71,9 +71,14 @@ def merge_checkpoints(
             raise NotFoundError(f"no checkpoint {cid!r} in {store.catalog.describe()}")
     o, t = found[ours], found[theirs]
     if o.timeline_id != t.timeline_id:
+        shorts = store.short_ids([ours, theirs])  # the command line's: as tree shows them
+        tshorts = store.short_ids([o.timeline_id, t.timeline_id], "timeline")
         raise InvalidInputError(
             f"cannot merge checkpoint {theirs} (timeline {t.timeline_id}) into {ours} "
-            f"(timeline {o.timeline_id}): merges stay inside one timeline's tree"
+            f"(timeline {o.timeline_id}): merges stay inside one timeline's tree",
+            cli=f"cannot merge checkpoint {shorts[theirs]} (timeline "
+                f"{tshorts[t.timeline_id]}) into {shorts[ours]} (timeline "
+                f"{tshorts[o.timeline_id]}): merges stay inside one timeline's tree",
         )
     if ours == theirs:
         return ours
@@ -90,12 +95,15 @@ def merge_checkpoints(
     if result.conflicts:
         if choose_side is None and not callable(strategy):
             listing = _conflict_listing(ours, theirs, result.conflicts)
+            shorts = store.short_ids([ours, theirs])  # the command line names them as tree
+            cli_listing = _conflict_listing(shorts.get(ours, ours), shorts.get(theirs, theirs),
+                                            result.conflicts)
             raise MergeConflict(
                 f"{listing}\nPass strategy='ours' or 'theirs' to keep one side, or a "
                 "function resolver(kind, key, base, ours, theirs) -> value.",
                 [c.as_tuple() for c in result.conflicts],
-                cli=f"{listing}\nRun again with --strategy ours or --strategy theirs to keep "
-                "one side.",
+                cli=f"{cli_listing}\nRun again with --strategy ours or --strategy theirs to "
+                "keep one side.",
             )
         if choose_side is not None:
             state = resolve(result, choose_side)

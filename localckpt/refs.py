@@ -46,13 +46,14 @@ over the *kind* of record: a new kind (stage runs) is one :func:`register_kind` 
 from __future__ import annotations
 
 import bisect
+import os
 import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import arguments
 from .catalog import Catalog
-from .errors import InvalidInputError, NotFoundError
+from .errors import InvalidInputError, LocalckptError, NotFoundError
 from .ids import SHORT_MIN, id_tail, is_full_uuid
 
 if TYPE_CHECKING:
@@ -318,7 +319,28 @@ def _missing(store: Store, kind: str, ref: str) -> str:
     k = _kind(kind)
     tag = ", tag" if kind == "checkpoint" else ""
     return (f"no {k.noun} matches {ref!r} (no live id, short id, prefix{tag}) in "
-            f"{store.url or store.catalog.describe()}; see {k.listing}")
+            f"{store.url or store.catalog.describe()}; see {_listing_here(store, k)}")
+
+
+def _listing_here(store: Store, k: Kind) -> str:
+    """The command that lists this store's ids: with ``--store URL`` when the store is
+    not the one a bare command opens (`localckpt ls` after `localckpt --store team tree
+    T` mistyped would list another store's)."""
+    from .registry import default_url, redact
+
+    url = store.url
+    if not url or url.startswith("memory://") or not k.listing.startswith("`localckpt "):
+        return k.listing
+    try:
+        default = default_url()[0]
+    except LocalckptError:  # a config file that does not read: say the plain command
+        return k.listing
+    if os.path.abspath(url) == os.path.abspath(default) if "://" not in url + default \
+            else url == default:
+        return k.listing
+    import shlex
+
+    return f"`localckpt --store {shlex.quote(redact(url))} {k.listing[len('`localckpt '):]}"
 
 
 def _could_be_tag(ref: str) -> bool:
@@ -356,7 +378,11 @@ def _latest_of_stage(store: Store, timeline_id: str, stage: str) -> str:
         raise InvalidInputError(
             "TIMELINE:stage needs a stage name after the colon (e.g. 9c1f07e2:detect)"
         )
-    found = [c for c in store.checkpoints(timeline_id) if c.stage == stage]
-    if not found:
-        raise NotFoundError(f"no checkpoint of timeline {timeline_id} added stage {stage!r}")
+    tree = store.checkpoints(timeline_id)
+    found = [c for c in tree if c.stage == stage]
+    if not found:  # by the short id the user typed, with the stages there are (a typo?)
+        stages = ", ".join(sorted({repr(c.stage) for c in tree if c.stage})) or "none"
+        raise NotFoundError(f"no checkpoint of timeline "
+                            f"{store.short_id(timeline_id, 'timeline')} added stage "
+                            f"{stage!r} (stages there: {stages})")
     return max(found, key=lambda c: (c.created_at, c.id)).id

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import localckpt
-from localckpt.bundle import export_bundle
+from localckpt.bundle import export_bundle, import_bundle
 from localckpt.errors import InvalidInputError
 from localckpt.testing.videos import write_video
 
@@ -382,6 +382,120 @@ def test_a_global_option_after_the_command_says_where_it_goes(
             in result.stderr
 
 
+def test_json_before_the_command_says_where_it_goes(
+        world: tuple[dict[str, str], dict]) -> None:
+    """`localckpt --json ls` said only "unrecognized arguments: --json", under the top
+    level's usage, which shows no --json: every command takes it, after its name."""
+    ctx, env = world
+    for argv, command in ((["--json", "ls"], "ls"),
+                          (["--store", ctx["store"], "--json", "tree"], "tree"),
+                          (["--json", "remote", "list"], "remote")):
+        result = run(*argv, env=env)
+        assert result.returncode == 2 and not result.stdout
+        assert "localckpt: error: unrecognized arguments: --json (--json goes after the " \
+            f"command: localckpt {command} ... --json)" in result.stderr
+
+
+def test_import_of_a_store_directory_points_to_pull(
+        world: tuple[dict[str, str], dict]) -> None:
+    """`localckpt import ./other` (a store, where a bundle was meant) said "the bundle file
+    other is a directory, not a regular file; replace it with a regular file": pull copies
+    from a store; nothing is created."""
+    ctx, env = world
+    tmp = Path(ctx["tmp"])
+    result = run("--store", str(tmp / "new"), "import", "other", env=env, cwd=tmp)
+    assert result.returncode == 1 and not result.stdout
+    assert result.stderr == ("localckpt: error: other is a directory, not a bundle file (the "
+                             "one file `localckpt export` writes); to copy from a store in a "
+                             "directory, pull from it: `localckpt pull ./other`\n")
+    assert not (tmp / "new").exists()
+    with localckpt.open(ctx["store"]) as store, \
+            pytest.raises(InvalidInputError, match=r"sync from it: localckpt.sync"):
+        import_bundle(store, ctx["other_store"])
+
+
+@pytest.mark.parametrize("command", ["verify", "tags", "runs"])
+def test_an_empty_timeline_is_refused_not_taken_for_every_timeline(
+        command: str, world: tuple[dict[str, str], dict]) -> None:
+    """`localckpt verify "$T"` with T unset checked (and `tags`, `runs` listed) every
+    timeline, exit 0, where tree, push, rm and the rest refuse an empty reference."""
+    ctx, env = world
+    result = run("--store", ctx["store"], command, "", env=env)
+    assert result.returncode == 1 and not result.stdout
+    assert "no timeline '' (an empty reference names nothing)" in result.stderr
+
+
+def test_an_unknown_id_says_how_to_list_the_store_it_was_looked_for_in(
+        world: tuple[dict[str, str], dict], tmp_path: Path) -> None:
+    """`localckpt --store team tree T` with T mistyped said "see `localckpt ls`", which
+    lists another store (the default one): the listing names the store that was read."""
+    ctx, env = world
+    for argv, listing in ((["tree", "nosuchxx"], "ls"), (["show", "nosuchxx"],
+                                                         "tree TIMELINE")):
+        result = run("--store", ctx["store"], *argv, env=env)
+        assert result.returncode == 1 and not result.stdout
+        assert result.stderr.endswith(f"; see `localckpt --store {ctx['store']} {listing}`\n")
+    shutil.copytree(ctx["store"], tmp_path / ".localckpt")  # the default store: as it was
+    result = run("show", "nosuchxx", env=env, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.endswith("; see `localckpt tree "
+                                                              "TIMELINE`\n")
+
+
+def test_merge_again_says_the_earlier_merge_was_returned(
+        world: tuple[dict[str, str], dict]) -> None:
+    """The second `merge OURS THEIRS` of the same result returns the first merge and
+    writes nothing, but said "merged ... : X" as the first did."""
+    ctx, env = world
+    argv = ("--store", ctx["store"], "merge", ctx["ours"], ctx["theirs"], "--strategy", "ours")
+    first = run(*argv, env=env)
+    assert first.returncode == 0 and first.stdout.startswith("merged "), first.stderr
+    with localckpt.open(ctx["store"]) as s:
+        before = len(s.checkpoints(s.get_checkpoint(ctx["ours"]).timeline_id))
+        shorts = s.short_ids([ctx["ours"], ctx["theirs"]])
+    again = run(*argv, env=env)
+    assert again.returncode == 0
+    assert again.stdout.startswith(f"already merged: {shorts[ctx['theirs']]} into "
+                                   f"{shorts[ctx['ours']]} is ")
+    assert again.stdout.rstrip().endswith("an earlier merge with the same result; nothing "
+                                          "written")
+    assert first.stdout.split(": ", 1)[1].split()[0] in again.stdout  # the same checkpoint
+    with localckpt.open(ctx["store"]) as s:
+        assert len(s.checkpoints(s.get_checkpoint(ctx["ours"]).timeline_id)) == before
+
+
+def test_export_of_a_checkpoint_of_another_timeline_says_which_it_is_on(
+        world: tuple[dict[str, str], dict]) -> None:
+    """`export T2 FILE --checkpoint first` (a tag on T) said "no checkpoint '<full id>' in
+    timeline <full id> of SQLite catalog <path>"; nothing is written."""
+    ctx, env = world
+    out = Path(ctx["tmp"]) / "sub.lckpt"
+    result = run("--store", ctx["store"], "export", ctx["timeline2"], str(out),
+                 "--checkpoint", "first", env=env)
+    with localckpt.open(ctx["store"]) as s:
+        t, t2 = s.short_id(ctx["timeline"], "timeline"), s.short_id(ctx["timeline2"], "timeline")
+        leaf = s.short_id(ctx["leaf"])
+    assert result.returncode == 1 and not result.stdout and not out.exists()
+    assert result.stderr == (f"localckpt: error: --checkpoint first ({leaf}) is on timeline "
+                             f"{t}, not on {t2}; export {t} with it, or name a checkpoint of "
+                             f"{t2}\n")
+
+
+def test_merge_across_timelines_names_both_by_short_id(
+        world: tuple[dict[str, str], dict]) -> None:
+    """It gave four full ids for two short ids typed."""
+    ctx, env = world
+    with localckpt.open(ctx["store"]) as s:
+        root2 = s.get_timeline(ctx["timeline2"]).root_checkpoint_id
+        c = s.short_ids([ctx["leaf"], root2])
+        t = s.short_ids([ctx["timeline"], ctx["timeline2"]], "timeline")
+    result = run("--store", ctx["store"], "merge", c[ctx["leaf"]], c[root2], env=env)
+    assert result.returncode == 1 and not result.stdout
+    assert result.stderr == (f"localckpt: error: cannot merge checkpoint {c[root2]} (timeline "
+                             f"{t[ctx['timeline2']]}) into {c[ctx['leaf']]} (timeline "
+                             f"{t[ctx['timeline']]}): merges stay inside one timeline's "
+                             "tree\n")
+
+
 @pytest.mark.parametrize("argv", [[], ["nosuch"], ["show"], ["merge", "a"],
                                   ["merge", "a", "b", "--strategy", "nope"], ["remote"]])
 def test_usage_errors(argv: list[str], world: tuple[dict[str, str], dict]) -> None:
@@ -440,8 +554,20 @@ def test_errors_speak_cli_flags(world: tuple[dict[str, str], dict]) -> None:
     conflict = run(*store, "merge", ctx["ours"], ctx["theirs"], env=env)  # both changed thr
     assert conflict.returncode == 1
     assert "--strategy ours" in conflict.stderr and "strategy=" not in conflict.stderr
+    with localckpt.open(ctx["store"]) as s:  # by the short ids tree shows (were full ids)
+        shorts = s.short_ids([ctx["ours"], ctx["theirs"]])
+    assert conflict.stderr.startswith(f"localckpt: error: merging {shorts[ctx['theirs']]} "
+                                      f"into {shorts[ctx['ours']]}: ")
     bad_options = run(*store, "--storage-options", "{nope", "ls", env=env)
-    assert bad_options.returncode == 1 and "--storage-options is not a JSON" in bad_options.stderr
+    assert bad_options.returncode == 1  # once, not "is not a JSON object: the ... value is
+    # not valid JSON"
+    assert bad_options.stderr.startswith("localckpt: error: the --storage-options value is "
+                                         "not valid JSON: ")
+    assert bad_options.stderr.count("JSON") == 1
+    listed = run(*store, "--storage-options", "[1]", "ls", env=env)  # said only "must be"
+    assert listed.returncode == 1 and "--storage-options must be a JSON object of fsspec " \
+        """options (such as '{"endpoint_url": "http://127.0.0.1:9000"}'), not an array""" \
+        in listed.stderr
     pg = run(*store, "push", "postgresql://u@127.0.0.1:1/db", env=env)
     assert pg.returncode == 1
     assert "--remote-objects" in pg.stderr and "objects=" not in pg.stderr
@@ -780,6 +906,21 @@ def test_every_argument_and_command_has_a_help_line() -> None:
     bare = [f"{' '.join(path)} {'/'.join(a.option_strings) or a.metavar or a.dest}"
             for path, a in _actions(build_parser()) if not a.help]
     assert not bare, bare
+
+
+def test_every_reference_argument_says_which_forms_it_takes() -> None:
+    """`compare --help` said REF is an "id, prefix, tag" and TRY nothing at all, and
+    `labels import --help` gave TIMELINE and --parent shorter lists than every other
+    command: each takes what `localckpt.refs` resolves, short ids and TIMELINE:stage too."""
+    from localckpt.cli.common import CHECKPOINT_HELP, TIMELINE_HELP
+    from localckpt.cli.main import build_parser
+
+    takes = {"CHECKPOINT": CHECKPOINT_HELP, "CKPT": CHECKPOINT_HELP, "TRY": CHECKPOINT_HELP,
+             "REF": CHECKPOINT_HELP, "OURS": CHECKPOINT_HELP, "THEIRS": CHECKPOINT_HELP,
+             "A": CHECKPOINT_HELP, "B": CHECKPOINT_HELP, "TIMELINE": TIMELINE_HELP}
+    short = [f"{' '.join(path)} {a.metavar}" for path, a in _actions(build_parser())
+             if a.metavar in takes and not str(a.help).startswith(takes[a.metavar])]
+    assert not short, short
 
 
 @pytest.mark.parametrize("damage", ["not-a-database", "pages"])

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import localckpt
+from localckpt.labels import LabelFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,7 +86,12 @@ def test_labels_import_reports_what_it_saved(world: Any) -> None:
     before = checkpoints(where)
     again = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--tag", "gt")
     assert again.returncode == 1 and "pass --force-tag to move it" in again.stderr
+    short = json.loads(r.stdout)["short_id"]  # as `tag` names it (it gave the full id)
+    assert f"tag 'gt' already names checkpoint {short}; choose another --tag" in again.stderr
     assert checkpoints(where) == before  # refused before anything was written
+    unnamed = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--stage", "")
+    assert unnamed.returncode == 1 and "--stage must name a stage, not ''" in unnamed.stderr
+    assert "stage must be a non-empty string" not in unnamed.stderr  # Python's words
     moved = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--tag", "gt",
                 "--force-tag", "--json")
     assert moved.returncode == 0, moved.stderr
@@ -114,7 +120,13 @@ def test_labels_import_refuses_frames_past_the_timeline(world: Any) -> None:
     r = cli(where, "labels", "import", ids["timeline"], "gt.json", "--format", "coco")
     assert r.returncode == 1
     assert "gt.json, images[5] (id 6): frame 5 is not a frame of timeline" in r.stderr
+    # the way out in the command line's terms (it said "with frames source", neither the
+    # flag nor the Python argument)
+    assert "source video frame numbers are matched by time with --frames source)" in r.stderr
     assert checkpoints(where) == before
+    with localckpt.open(where / "store") as s, pytest.raises(LabelFileError) as err:
+        s.import_labels(ids["timeline"], where / "gt.json", "coco")
+    assert "matched by time with frames='source')" in str(err.value)
 
 
 def test_labels_import_lists_unmatched_entries(world: Any) -> None:
@@ -193,6 +205,9 @@ def test_compare_ranks_tries_against_a_tagged_reference(world: Any) -> None:
     lines = [x for x in text.splitlines() if x[:1].isdigit()]
     assert [x.split()[2] for x in lines] == ["thr=0.3", "thr=0.9"]
     assert "PRECISION" in text and "AP50" in text
+    assert text.startswith("stage 'detect' of 2 tries against ")
+    one = cli(where, "compare", ids["good"], "--against", "gt").stdout  # was "of 1 tries"
+    assert one.startswith("stage 'detect' of 1 try against ") and ", 5 frames;" in one
     by_fp = json.loads(cli(where, "compare", "--against", "gt", "--metric", "fp",
                            "--per-label", "--json").stdout)
     assert [r["label"] for r in by_fp["rows"][:3]] == [None, "car", "person"]
@@ -252,6 +267,21 @@ def test_compare_errors(world: Any) -> None:
     assert f"timeline {short} has no checkpoint that added stage 'detcet' besides the " \
         "reference (stages there: 'detect'); name the tries' stage with --stage" in r.stderr
     assert cli(where, "compare", "--against", ids["good"], "--metric", "best").returncode == 2
+
+
+def test_compare_across_timelines_names_both_by_short_id(world: Any) -> None:
+    """It gave four full ids for the two short ids or tags typed."""
+    where, ids = world
+    with localckpt.open(where / "store") as s:
+        other = s.create_timeline("w.mp4", "p", [np.zeros((48, 64, 3), np.uint8)] * 2)
+        far = s.save_stage_output(other.id, None, "detect", {"frames": []})
+        c = s.short_ids([ids["good"], far])
+        t = s.short_ids([ids["timeline"], other.id], "timeline")
+    r = cli(where, "compare", c[ids["good"]], "--against", c[far])
+    assert r.returncode == 1 and not r.stdout
+    assert r.stderr == (f"localckpt: error: try {c[ids['good']]} is of timeline "
+                        f"{t[ids['timeline']]}, the reference {c[far]} of {t[other.id]}: "
+                        "frames of different timelines cannot be compared\n")
 
 
 def test_a_missing_stage_is_told_by_its_flag(world: Any) -> None:

@@ -50,6 +50,16 @@ def _demo(env: dict[str, str]) -> str:
     return json.loads(result.stdout)["timeline_id"]
 
 
+def test_remote_list_says_when_there_is_none(local_env: dict[str, str]) -> None:
+    """It printed nothing, where ls, tags and runs say there is none; the config file it
+    read is the one to look at."""
+    listed = run("remote", "list", env=local_env)
+    assert listed.returncode == 0
+    assert listed.stdout == (f"no remotes in {local_env['LOCALCKPT_CONFIG']} (add one with "
+                             "`localckpt remote add NAME URL`)\n")
+    assert json.loads(run("remote", "list", "--json", env=local_env).stdout) == []
+
+
 def test_named_directory_remote(local_env: dict[str, str], tmp_path: Path) -> None:
     env = local_env
     remote = tmp_path / "shared"
@@ -61,6 +71,7 @@ def test_named_directory_remote(local_env: dict[str, str], tmp_path: Path) -> No
     assert json.loads(added.stdout)["url"] == str(remote)
     listing = json.loads(run("remote", "list", "--json", env=env).stdout)
     assert [(r["name"], r["url"]) for r in listing] == [("shared", str(remote))]
+    assert run("remote", "list", env=env).stdout.startswith(f"shared\t{remote}")
 
     pushed = run("push", "shared", "--json", env=env)
     assert pushed.returncode == 0, pushed.stderr

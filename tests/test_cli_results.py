@@ -106,6 +106,20 @@ def test_diff_frames_across_timelines_needs_align_time(tmp_path: Path, capsys: A
     assert data["align"] == "time" and len(data["pairs"]) == 8 and data["pairs"]["2"] == 5
     code, _, err = run(capsys, "--store", where, "diff", *tries, "--align", "time")
     assert code == 1 and "--frames" in err
+    # --match-iou without --frames was ignored: a whole-checkpoint diff, exit 0
+    code, out, err = run(capsys, "--store", where, "diff", *tries, "--match-iou", "0.3")
+    assert code == 1 and not out
+    assert "--match-iou matches boxes frame by frame: it goes with --frames" in err
+    code, out, _ = run(capsys, "--store", where, "diff", *tries, "--stage", "detect",
+                       "--match-iou", "0.3", "--align", "time")  # --stage gives --frames
+    assert code == 0 and "(matched at IoU >= 0.3)" in out
+    code, out, err = run(capsys, "--store", where, "diff", *tries, "--stage", "detcet",
+                         "--align", "time")
+    assert code == 1 and not out  # by the short id tree shows (it gave the full id)
+    with localckpt.open(where) as st:
+        short = st.short_id(st.resolve(tries[0]))
+    assert f"checkpoint {short} has no stage 'detcet' (it has: " in err
+    assert err.rstrip().endswith("; name one with --stage")
 
 
 def test_show_stage_prints_the_whole_output(made: Any, capsys: Any) -> None:

@@ -93,6 +93,22 @@ def test_prune_several_checks_them_all_first(tree: tuple[str, str, list[str]],
     assert _live(path, tid) == {root}
 
 
+def test_prune_of_a_root_names_it_and_its_timeline_by_short_id(
+        tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    """It gave both full ids, and `localckpt rm <full id>`, to one who typed the short id
+    that tree shows."""
+    path, tid, (root, *_) = tree
+    (short,) = _short(path, root)
+    with localckpt.open(path) as store:
+        tshort = store.short_id(tid, "timeline")
+    assert main(["--store", path, "prune", short]) == 1
+    assert capsys.readouterr().err == (
+        f"localckpt: error: checkpoint {short} is the root of timeline {tshort}; a root "
+        f"cannot be pruned. Delete the whole timeline with `localckpt rm {tshort}` "
+        "instead.\n")
+    assert root in _live(path, tid)
+
+
 def test_retain(tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
     path, tid, (root, a, b, c) = tree
     assert main(["--store", path, "retain", tid]) == 1

@@ -147,8 +147,12 @@ def test_timeline_colon_stage(tagged: tuple[Store, str, str, str], store_kind: s
     assert store.resolve(f"{store.short_id(tid, 'timeline')}:detect") == b
     assert store.load_stage_output("best:detect", "detect") == {
         "frames": DETECT["frames"][:2]}  # a tag names a timeline too
-    with pytest.raises(NotFoundError, match="no checkpoint of timeline"):
+    with pytest.raises(NotFoundError, match="no checkpoint of timeline") as err:
         store.resolve(f"{tid}:track")
+    # the timeline by the short id tree shows, and the stages there are (a typo?): it gave
+    # the full id, and nothing to pick from
+    assert str(err.value) == (f"no checkpoint of timeline {store.short_id(tid, 'timeline')} "
+                              "added stage 'track' (stages there: 'detect')")
 
 
 def test_references_that_name_nothing_or_too_much(new_store: Any) -> None:

@@ -52,6 +52,51 @@ def test_runs_lists_short_ids_states_and_progress(made: dict[str, Any],
         (made["pending"], s[made["pending"]], 4, 6)]
 
 
+def test_runs_says_which_filter_found_none(made: dict[str, Any],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A filter that matches no run says so, the timeline by its short id: it was "no runs
+    on timeline <full id>" whatever --state asked, as if the store held none."""
+    assert main(["--store", made["path"], "runs", "--state", "committing"]) == 0
+    assert capsys.readouterr().out == "no committing runs; `localckpt runs` lists every run\n"
+    with localckpt.open(made["path"]) as store:
+        other = store.create_timeline("w.mp4", "p", np.zeros((2, 6, 6, 3), np.uint8))
+        short = store.short_id(other.id, "timeline")
+    assert main(["--store", made["path"], "runs", other.id]) == 0
+    assert capsys.readouterr().out == (f"no runs on timeline {short}; `localckpt runs` lists "
+                                       "every run\n")
+    assert main(["--store", made["path"], "runs", made["tl"], "--state", "committing"]) == 0
+    assert "no committing runs on timeline " in capsys.readouterr().out
+
+
+def test_run_given_a_checkpoint_or_timeline_says_what_it_names(
+        made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """`run show CKPT` (the id tree shows for a committed run's checkpoint) said only "no
+    run matches", and a tag "a run id is hex digits": they name the checkpoint, the run
+    that committed it, the timeline's run listing."""
+    s = made["shorts"]
+    with localckpt.open(made["path"]) as store:
+        tshort = store.short_id(made["tl"], "timeline")
+        store.tag(made["cid"], "best")
+    assert main(["--store", made["path"], "run", "show", s[made["cid"]]]) == 1
+    assert capsys.readouterr().err == (
+        f"localckpt: error: {s[made['cid']]!r} is a checkpoint ({s[made['cid']]}), not a run; "
+        f"run {s[made['done']]} committed it; `localckpt runs {tshort}` lists that "
+        "timeline's runs\n")
+    assert main(["--store", made["path"], "run", "abort", "best"]) == 1
+    assert f"'best' is a checkpoint ({s[made['cid']]}), not a run; run {s[made['done']]} " \
+        "committed it" in capsys.readouterr().err
+    with localckpt.open(made["path"]) as store:  # a checkpoint no run made: no run named
+        plain = store.save_stage_output(made["tl"], None, "note", {"n": 1})
+        short = store.short_id(plain)
+    assert main(["--store", made["path"], "run", "show", plain]) == 1
+    assert f"{plain!r} is a checkpoint ({short}), not a run; `localckpt runs" in \
+        capsys.readouterr().err
+    assert main(["--store", made["path"], "run", "commit", tshort]) == 1
+    assert f"{tshort!r} is a timeline ({tshort}), not a run" in capsys.readouterr().err
+    assert main(["--store", made["path"], "run", "show", "deadbeef"]) == 1
+    assert "no run matches 'deadbeef'" in capsys.readouterr().err
+
+
 def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
                                         capsys: pytest.CaptureFixture[str]) -> None:
     short = made["shorts"][made["pending"]]

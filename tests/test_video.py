@@ -977,6 +977,9 @@ def test_cli_ingest_similar_ls_tree(videos: Any, tmp_path: Path,
     assert code == 1 and "fps" in err and str(path) in err
     code, _, err = _cli(capsys, "--store", root, "similar", tid, "zz")
     assert code == 1 and "perceptual hash" in err
+    code, _, err = _cli(capsys, "--store", root, "similar", tid, "-1")  # the Python name:
+    assert code == 1 and "sequence_or_hash" not in err  # "sequence_or_hash must be ..."
+    assert "'-1' is neither a frame's sequence number (0 or more" in err
     with localckpt.open(root) as store:
         assert len(store.list_timelines()) == 3
 
@@ -999,6 +1002,21 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
     code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["long-mp4"]),
                         "--workers", "65")
     assert code == 1 and "--workers must be a whole number in 1..64, not 65" in err
+    assert not root.exists()
+    # a pipe is said to be one, and an empty name to be empty: both were "no video file X"
+    # (X empty for the one), as if the pipe were missing
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(pipe))
+    assert code == 1 and f"{pipe} is not a regular file (a pipe, a device or a socket)" in err
+    for flag in ("--fps", "--end", "--start"):  # "must be a number above 0, not inf"
+        code, _, err = _cli(capsys, "--store", str(root), "ingest",
+                            str(bad_files["long-mp4"]), flag, "inf")
+        assert code == 1 and f"{flag} must be a finite number " in err
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", "")
+    assert code == 1 and "the video file name is empty" in err
+    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(tmp_path / "nope.mp4"))
+    assert code == 1 and f"no video file {tmp_path / 'nope.mp4'}" in err
     assert not root.exists()
 
 

@@ -258,12 +258,16 @@ def storage_options_arg(text: str | None, flag: str) -> dict[str, Any] | None:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInputError(f"{flag} is not valid text") from None
-    try:  # size and nesting capped: never a RecursionError
-        value = parse_json(data, f"{flag} value")
-    except InvalidInputError as exc:
-        raise InvalidInputError(f"{flag} is not a JSON object: {exc}") from None
+    example = """(such as '{"endpoint_url": "http://127.0.0.1:9000"}')"""
+    # size and nesting capped: never a RecursionError; one message, not "is not a JSON
+    # object: the ... value is not valid JSON"
+    value = parse_json(data, f"{flag} value")
     if not isinstance(value, dict):
-        raise InvalidInputError(f"{flag} must be a JSON object of fsspec options")
+        kind = ("null" if value is None else "true or false" if isinstance(value, bool)
+                else "a string" if isinstance(value, str) else "an array"
+                if isinstance(value, list) else "a number")
+        raise InvalidInputError(f"{flag} must be a JSON object of fsspec options {example}, "
+                                f"not {kind}")
     return value
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidInputError
 from .common import (
     CHECKPOINT_HELP,
+    TIMELINE_HELP,
     add_command,
     add_short_ids,
     checkpoint_ref,
@@ -138,8 +139,10 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
             "skipped": [{"checkpoint_id": cid, "checkpoint_short_id": shorts[cid],
                          "reason": why} for cid, why in ev.skipped]})
         return 0
-    print(f"stage {ev.stage!r} of {len(ev.tries)} tries against {shorts[ev.reference]} "
-          f"({ev.reference_stage}), {ev.frames:,} frames; TP at IoU >= {ev.iou:g}; best "
+    counted = f"{len(ev.tries)} {'try' if len(ev.tries) == 1 else 'tries'}"
+    frames = f"{ev.frames:,} {'frame' if ev.frames == 1 else 'frames'}"
+    print(f"stage {ev.stage!r} of {counted} against {shorts[ev.reference]} "
+          f"({ev.reference_stage}), {frames}; TP at IoU >= {ev.iou:g}; best "
           f"{ev.metric} first")
     head = ["#", "TRY", "NAME", *(["LABEL"] if args.per_label else []), "PRECISION",
             "RECALL", "F1", "AP50", "AP", "BOXES"]
@@ -254,14 +257,15 @@ def register(sub: Any) -> None:
     p = add_command(lsub, "import", "save a label file as a checkpoint of a timeline",
                     cmd_labels_import)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
-                   help="timeline id, short id or tag (default: the newest)")
+                   help=TIMELINE_HELP + " (default: the newest)")
     p.add_argument("path", metavar="PATH", help="COCO .json, MOT .txt, or a YOLO directory")
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="the file's format: coco (one JSON file), yolo (a directory of "
                         "<frame>.txt files), mot (one CSV text file)")
     p.add_argument("--stage", default="labels", help="stage name to save as (default labels)")
     p.add_argument("--parent", metavar="CHECKPOINT",
-                   help="parent checkpoint (default: the timeline's root)")
+                   help=CHECKPOINT_HELP + "; the import's parent (default: the timeline's "
+                        "root)")
     p.add_argument("--tag", metavar="NAME", help="tag the new checkpoint")
     p.add_argument("--force-tag", action="store_true",
                    help="move --tag here if it names another checkpoint")
@@ -285,10 +289,10 @@ def register(sub: Any) -> None:
     p = add_command(sub, "compare", "rank tries by precision, recall, F1 and COCO AP "
                     "against a reference", cmd_compare)
     p.add_argument("tries", metavar="TRY", nargs="*",
-                   help="checkpoints to judge (default: every checkpoint of the reference's "
-                        "timeline that added --stage)")
+                   help=CHECKPOINT_HELP + "; the tries to judge (default: every checkpoint "
+                        "of the reference's timeline that added --stage)")
     p.add_argument("--against", required=True, metavar="REF",
-                   help="the reference: imported labels or any try (id, prefix, tag)")
+                   help=CHECKPOINT_HELP + "; the reference: imported labels or any try")
     p.add_argument("--stage", default="detect", help="the tries' stage (default detect)")
     p.add_argument("--reference-stage", metavar="STAGE",
                    help="the reference's stage (default: --stage if it has it, else labels)")

@@ -50,7 +50,9 @@ def _check_numbers(args: argparse.Namespace) -> None:
                                      ("--chunk-seconds", args.chunk_seconds, 0.0, True)):
         if value is not None and not (math.isfinite(value)
                                       and (value > low if strict else value >= low)):
-            raise bad(flag, value, "a number above 0" if strict else "a number >= 0")
+            finite = "" if math.isfinite(value) else "finite "  # inf is above 0: say why not
+            raise bad(flag, value, f"a {finite}number above 0" if strict
+                      else f"a {finite}number >= 0")
     for flag, count, least, most in (("--max-frames", args.max_frames, 1, None),
                                      ("--skip-similar", args.skip_similar, 0, 64),
                                      ("--workers", args.workers, 1, MAX_WORKERS)):
@@ -122,7 +124,10 @@ def _duration(seconds: Any) -> str:
 
 def _query(text: str) -> int | str:
     """A frame's sequence number (digits), else a hex perceptual hash."""
-    if text.lstrip("-").isdigit() and len(text) != 16:
+    if text.startswith("-") and text[1:].isdigit():  # not "sequence_or_hash must be ..."
+        raise InvalidInputError(f"{text!r} is neither a frame's sequence number (0 or more) "
+                                "nor a perceptual hash (16 hex digits)")
+    if text.isdigit() and len(text) != 16:
         return int(text)
     if parse_hash(text) is None:
         raise InvalidInputError(
@@ -185,10 +190,16 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
     from ..video import check_reach, window_sampler
     from ..videosource import VideoSource, source_name
 
+    if not args.file:
+        raise InvalidInputError("the video file name is empty; name a video file")
     if "://" not in args.file and os.path.isdir(args.file):
         raise InvalidInputError(f"{args.file} is a directory, not a video file")
-    if "://" not in args.file and not os.path.isfile(args.file):
+    if "://" not in args.file and not os.path.exists(args.file):
         raise NotFoundError(f"no video file {args.file}")
+    if "://" not in args.file and not os.path.isfile(args.file):  # it said "no video file"
+        raise InvalidInputError(f"{args.file} is not a regular file (a pipe, a device or a "
+                                "socket): ingest reads a video file; save the stream to a "
+                                "file first")
     _check_numbers(args)
     check_codec(args.codec, 90 if args.quality is None else args.quality)
     name = source_name(args.file)

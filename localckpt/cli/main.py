@@ -200,6 +200,9 @@ def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namesp
         misplaced = [w.split("=", 1)[0] for w in extra if w.split("=", 1)[0] in _VALUED]
         hint = (f" ({misplaced[0]} goes before the command: localckpt {misplaced[0]} ... "
                 f"{args.command} ...)" if misplaced else "")
+        if not hint and command is parser and "--json" in extra and args.command:
+            # `localckpt --json ls`: every command takes --json, after its name
+            hint = f" (--json goes after the command: localckpt {args.command} ... --json)"
         command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     return args
 

@@ -39,7 +39,7 @@ def cmd_init(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(store: Store, args: argparse.Namespace) -> int:
-    tid = timeline_ref(store, args.timeline) if args.timeline else None
+    tid = timeline_ref(store, args.timeline) if args.timeline is not None else None
     report = store.verify(tid, storage=True if args.all else None)
     if args.json:
         import attrs
@@ -162,7 +162,8 @@ def cmd_untag(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_tags(store: Store, args: argparse.Namespace) -> int:
-    tags = store.tags(timeline_ref(store, args.timeline) if args.timeline else None)
+    tags = store.tags(timeline_ref(store, args.timeline) if args.timeline is not None
+                      else None)
     if args.json:
         print_json(_tag_dicts(store, tags))
         return 0

@@ -27,10 +27,12 @@ def cmd_diff(store: Store, args: argparse.Namespace) -> int:
     a, b = checkpoint_ref(store, args.a), checkpoint_ref(store, args.b)
     if args.frames or args.stage is not None:
         return _frame_diff(store, args, a, b)
-    if args.align is not None:
+    if args.align is not None or args.match_iou is not None:  # never ignored silently
         from ..errors import InvalidInputError
 
-        raise InvalidInputError("--align pairs frames: it goes with --frames (and --stage)")
+        flag, does = (("--align", "pairs frames") if args.align is not None else
+                      ("--match-iou", "matches boxes frame by frame"))
+        raise InvalidInputError(f"{flag} {does}: it goes with --frames (and --stage)")
     d = store.diff(a, b)
     if args.json:
         print_json(add_short_ids(store, [{
@@ -59,7 +61,8 @@ def _frame_diff(store: Store, args: argparse.Namespace, a: str, b: str) -> int:
             raise InvalidInputError(f"diff --frames needs --stage NAME ({which} between "
                                     f"{shorts[a]} and {shorts[b]})")
         stage = changed[0]
-    fd = store.frame_diff(a, b, stage, match_iou=args.match_iou, align=args.align)
+    fd = store.frame_diff(a, b, stage, match_iou=0.5 if args.match_iou is None else
+                          args.match_iou, align=args.align)
     if args.json:
         print_json(add_short_ids(store, [fd.to_dict()], None)[0])
     else:
@@ -69,6 +72,9 @@ def _frame_diff(store: Store, args: argparse.Namespace, a: str, b: str) -> int:
 
 def cmd_merge(store: Store, args: argparse.Namespace) -> int:
     ours, theirs = checkpoint_ref(store, args.ours), checkpoint_ref(store, args.theirs)
+    # an earlier merge of the same result is returned, nothing written: say so (the text
+    # said "merged", as if a new checkpoint had been made)
+    earlier = {c.id for c in store.children(ours) if c.merged_from == theirs}
     result = store.merge(ours, theirs, strategy=args.strategy)
     s = store.short_ids([ours, theirs, result])
     if result == ours:
@@ -77,6 +83,10 @@ def cmd_merge(store: Store, args: argparse.Namespace) -> int:
     elif result == theirs:
         outcome = "fast-forward"
         text = f"fast-forward: {s[ours]} is an ancestor of {s[theirs]}; nothing written"
+    elif result in earlier:
+        outcome = "merged"
+        text = (f"already merged: {s[theirs]} into {s[ours]} is {s[result]}  ({result}), "
+                "an earlier merge with the same result; nothing written")
     else:
         outcome = "merged"
         text = f"merged {s[theirs]} into {s[ours]}: {s[result]}  ({result})"
@@ -95,9 +105,11 @@ def register(sub: Any) -> None:
     p.add_argument("--frames", action="store_true",
                    help="compare one stage's frame-keyed output frame by frame")
     p.add_argument("--stage", metavar="NAME",
-                   help="the stage --frames compares (default: the one stage that differs)")
-    p.add_argument("--match-iou", metavar="IOU", type=unit_fraction, default=0.5,
-                   help="IoU at which two boxes are the same detection (default 0.5)")
+                   help="the stage --frames compares (gives --frames; default: the one "
+                   "stage that differs)")
+    p.add_argument("--match-iou", metavar="IOU", type=unit_fraction,
+                   help="with --frames: IoU at which two boxes are the same detection "
+                   "(default 0.5)")
     p.add_argument("--align", choices=("time",),
                    help="with --frames, for checkpoints of different timelines: pair each "
                    "frame with the other timeline's nearest in time (within half the "

@@ -52,6 +52,12 @@ def cmd_list(_: None, args: argparse.Namespace) -> int:
         return 0
     from ..registry import redact
 
+    if not found:  # as ls, tags and runs say so; it printed nothing
+        from ..config import config_path
+
+        print(f"no remotes in {printable(config_path())} (add one with `localckpt remote add "
+              "NAME URL`)")
+        return 0
     for r in found:
         extra = f"  objects {printable(redact(r.objects))}" if r.objects else ""
         if r.storage_options_from:

@@ -40,7 +40,7 @@ def age(when: datetime, now: datetime | None = None) -> str:
 
 
 def cmd_runs(store: Store, args: argparse.Namespace) -> int:
-    tid = timeline_ref(store, args.timeline) if args.timeline else None
+    tid = timeline_ref(store, args.timeline) if args.timeline is not None else None
     runs = store.runs(tid, state=args.state)
     statuses = [r.status() for r in runs]
     if args.json:
@@ -48,8 +48,13 @@ def cmd_runs(store: Store, args: argparse.Namespace) -> int:
         return 0
     shorts = store.short_ids([s.id for s in statuses], "run")
     if not statuses:
-        print("no runs" + (f" on timeline {tid}" if tid else "") + " (begin one with "
-              "store.begin_run)")
+        # the filter said as the user gave it (a state, the timeline's short id): "no runs"
+        # alone, when other runs exist, would say the store holds none
+        which = f"no {args.state} runs" if args.state else "no runs"
+        where = f" on timeline {store.short_id(tid, 'timeline')}" if tid else ""
+        hint = ("; `localckpt runs` lists every run" if args.state or tid
+                else " (begin one with store.begin_run)")
+        print(f"{which}{where}{hint}")
         return 0
     stages = {s.id: printable(s.stage) for s in statuses}
     width = max(len("STAGE"), *map(len, stages.values()))
@@ -129,8 +134,35 @@ def _held(store: Store, run: StageRun, sequence: int, digest: str
     return None
 
 
+def run_ref(store: Store, ref: str) -> StageRun:
+    """The run ref names; a checkpoint's or a timeline's id (or a tag) is not found,
+    saying what it names instead and, for a checkpoint a run committed, that run."""
+    from ..errors import InvalidInputError, NotFoundError
+    from .common import _other_kind
+
+    try:
+        return store.get_run(ref)
+    except (NotFoundError, InvalidInputError) as exc:
+        checkpoint = _other_kind(store, ref, "checkpoint")
+        timeline = None if checkpoint else _other_kind(store, ref, "timeline")
+        if checkpoint is None and timeline is None:
+            raise
+        if checkpoint is not None:
+            cshort = store.short_id(checkpoint)
+            tid = store.get_checkpoint(checkpoint).timeline_id
+            made = [r.id for r in store.runs(tid) if r.checkpoint_id == checkpoint]
+            what = (f"a checkpoint ({cshort}), not a run; run {store.short_id(made[0], 'run')}"
+                    " committed it" if made else f"a checkpoint ({cshort}), not a run")
+        else:
+            tid = str(timeline)
+            what = f"a timeline ({store.short_id(tid, 'timeline')}), not a run"
+        raise NotFoundError(str(exc), cli=(
+            f"{ref!r} is {what}; `localckpt runs {store.short_id(tid, 'timeline')}` lists "
+            "that timeline's runs")) from None
+
+
 def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
-    run = store.get_run(args.run)
+    run = run_ref(store, args.run)
     status = run.status()
     key, held = None, None
     if args.frame is not None:
@@ -167,7 +199,7 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
-    run = store.get_run(args.run)
+    run = run_ref(store, args.run)
     already = run.state == "aborted"
     kept = run._abort()
     short = store.short_id(run.id, "run")
@@ -185,7 +217,7 @@ def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
 def cmd_run_commit(store: Store, args: argparse.Namespace) -> int:
     """The shell's run.commit(): finish a run whose workers are done (or whose commit a
     crash left half way), without a Python driver."""
-    run = store.get_run(args.run)
+    run = run_ref(store, args.run)
     already = run.state == "committed"
     checkpoint = run.commit(partial=args.partial)
     status = run.status()

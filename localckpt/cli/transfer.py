@@ -167,6 +167,15 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
 
     tid = timeline_ref(store, args.timeline)
     cid = None if args.checkpoint is None else checkpoint_ref(store, args.checkpoint)
+    if cid is not None and (on := store.get_checkpoint(cid).timeline_id) != tid:
+        from ..errors import InvalidInputError
+
+        # it said "no checkpoint '<full id>' in timeline <full id> of SQLite catalog ..."
+        raise InvalidInputError(
+            f"--checkpoint {args.checkpoint} ({store.short_id(cid)}) is on timeline "
+            f"{store.short_id(on, 'timeline')}, not on {store.short_id(tid, 'timeline')}; "
+            f"export {store.short_id(on, 'timeline')} with it, or name a checkpoint of "
+            f"{store.short_id(tid, 'timeline')}")
     report = export_bundle(store, tid, output_file(args.file, "export"), checkpoint_id=cid,
                            progress=progress(), overwrite=args.force)
     print_report(report, args, f"export to {args.file}", file=args.file)

@@ -233,11 +233,11 @@ class _Frames:
         number cannot be a frame of this timeline's video at all."""
         if self.mode == "sequence":
             if number > self.last:
-                raise LabelFileError(path, where, f"frame {number} is not a frame of timeline "
-                                                  f"{self.timeline.id}, whose last sequence "
-                                                  f"is {self.last} (another video's file? "
-                                                  "source video frame numbers are matched "
-                                                  "with frames source)")
+                problem = (f"frame {number} is not a frame of timeline {self.timeline.id}, "
+                           f"whose last sequence is {self.last} (another video's file? "
+                           "source video frame numbers are matched by time with ")
+                raise LabelFileError(path, where, problem + "frames='source')",
+                                     cli_problem=problem + "--frames source)")
             found = self.by_seq.get(number)
             return (found, "") if found else (None, "the timeline has no frame of that "
                                                     "sequence")
@@ -311,7 +311,8 @@ def import_labels(store: Store, timeline_id: str, path: str | os.PathLike[str], 
 
     fmt, mode, where = _format(format), _mode(frames), _path(path)
     if not isinstance(stage, str) or not stage:
-        raise InvalidInputError(f"stage must be a non-empty string, not {shown(stage)}")
+        raise InvalidInputError(f"stage must be a non-empty string, not {shown(stage)}",
+                                cli=f"--stage must name a stage, not {shown(stage)}")
     timeline = store.get_timeline(resolve_timeline(store, timeline_id))
     parent_id = None if parent is None else resolve_checkpoint(store, parent)
     boolean(force_tag, "force_tag")
@@ -322,8 +323,8 @@ def import_labels(store: Store, timeline_id: str, path: str | os.PathLike[str], 
             raise ConflictError(
                 f"tag {tag!r} already names checkpoint {named}; choose another name, or pass "
                 "force_tag=True to move it to the import",
-                cli=f"tag {tag!r} already names checkpoint {named}; choose another --tag, or "
-                    "pass --force-tag to move it to the import")
+                cli=f"tag {tag!r} already names checkpoint {store.short_id(named)}; choose "
+                    "another --tag, or pass --force-tag to move it to the import")
     matcher = _Frames(timeline, store.frame_index(timeline.id), mode)
     parsed = _READERS[fmt](where)
     labelled, unmatched = _matched(parsed, matcher, where)

@@ -91,9 +91,10 @@ def prune(store: Store, checkpoint_id: str, dry_run: bool = False, force: bool =
         raise InvalidInputError(
             f"checkpoint {target.id} is the root of timeline {target.timeline_id}; a root "
             "cannot be pruned. Delete the whole timeline with delete_timeline() instead.",
-            cli=f"checkpoint {target.id} is the root of timeline {target.timeline_id}; a "
-            f"root cannot be pruned. Delete the whole timeline with `localckpt rm "
-            f"{target.timeline_id}` instead.",
+            cli=f"checkpoint {store.short_id(target.id)} is the root of timeline "
+            f"{store.short_id(target.timeline_id, 'timeline')}; a root cannot be pruned. "
+            "Delete the whole timeline with `localckpt rm "
+            f"{store.short_id(target.timeline_id, 'timeline')}` instead.",
         )
     tree = store.visibility.live_tree(target.timeline_id)
     gone = dead_in_tree(tree, [target.id]) & {c.id for c in tree}
