@@ -129,6 +129,9 @@ def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
     assert f'  inputs   {{"detect": "{detect_hash}"}}\n' in capsys.readouterr().out  # JSON
     assert main(["--store", made["path"], "run", "show", "ffffffff"]) == 1
     assert "no run" in capsys.readouterr().err
+    assert main(["--store", made["path"], "run", "show", short, "--frame", "99"]) == 1
+    err = capsys.readouterr().err
+    assert "has no frame 99 (it has 10, sequences 0 to 9)" in err and made["tl"] not in err
 
 
 def test_run_abort(made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -399,7 +402,9 @@ def test_run_commit_finishes_a_run_from_the_shell(
         before = len(store.checkpoints(made["tl"]))
     assert main(["--store", path, "run", "commit", short]) == 1
     err = capsys.readouterr().err
-    assert "6 of 10 frames still to do" in err and "--partial" in err and "run show" in err
+    assert "6 of 10 frames still to do" in err and "--partial" in err
+    assert f"run {short} has" in err and f"`localckpt run show {short}`" in err
+    assert made["pending"] not in err  # short ids on the command line, as tree gives them
     with localckpt.open(path) as store:
         assert len(store.checkpoints(made["tl"])) == before
         assert store.get_run(made["pending"]).state == "open"

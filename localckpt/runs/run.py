@@ -346,7 +346,11 @@ class StageRun:
         ctx = self._ctx()
         seq = _sequence(sequence, "")
         if seq not in ctx.known:
-            raise NotFoundError(f"timeline {self.timeline_id} has no frame {seq}")
+            short = self.store.short_id(self.timeline_id, "timeline")
+            raise NotFoundError(f"timeline {self.timeline_id} has no frame {seq}",
+                                cli=f"timeline {short} has no frame {seq} (it has "
+                                f"{len(ctx.known)}, sequences {min(ctx.known, default=0)} to "
+                                f"{max(ctx.known, default=-1)})")
         if ctx.keys is None:
             raise InvalidInputError(f"run {self.id} has the memo off (memo=False): its "
                                     "frames have no memo keys")
@@ -490,13 +494,14 @@ class StageRun:
         missing = rec.total - len(parts) - len(hits)
         if missing > 0:
             first = [s for s in self._ctx().sequences if s not in parts and s not in hits][:5]
-            said = (f"run {rec.id} has {missing} of {rec.total} frames still to do (first: "
+            left = (f"has {missing} of {rec.total} frames still to do (first: "
                     f"{', '.join(map(str, first))}); ")
+            short = self.store.short_id(rec.id, "run")
             raise InvalidInputError(
-                said + "put them (run.todo() lists them), or commit(partial=True) to save "
-                "what is there",
-                cli=said + f"put them (`localckpt run show {rec.id}` lists them), or give "
-                "--partial to save what is there")
+                f"run {rec.id} {left}put them (run.todo() lists them), or "
+                "commit(partial=True) to save what is there",
+                cli=f"run {short} {left}put them (`localckpt run show {short}` lists them), "
+                "or give --partial to save what is there")
 
     def _finish(self, rec: RunRecord, partial: bool,
                 answers: tuple[dict[int, str], dict[int, str]] | None = None,
