@@ -223,6 +223,13 @@ def _check_ref(ref: object, kind: str, what: str | None) -> str:
             f"{type(ref).__name__}")
     if not ref:
         raise NotFoundError(f"no {kind} '' (an empty reference names nothing)")
+    if not ref.isascii():  # ids and short ids are; a tag name is valid Unicode
+        try:
+            ref.encode("utf-8")
+        except UnicodeEncodeError:  # bytes of an argument that are not UTF-8, or so
+            raise NotFoundError(
+                f"no {kind} {ref!r}: ids, short ids and tag names are text, and this "
+                "reference holds something that is not (bytes that are not UTF-8?)") from None
     return ref
 
 

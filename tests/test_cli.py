@@ -425,6 +425,21 @@ def test_an_empty_timeline_is_refused_not_taken_for_every_timeline(
     assert "no timeline '' (an empty reference names nothing)" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["show", "tree"])
+def test_a_reference_of_bytes_that_are_not_utf8_names_nothing(
+        command: str, world: tuple[dict[str, str], dict]) -> None:
+    """An argument of bytes that are not UTF-8 reached the catalog, which said "a value
+    given to the SQLite catalog is not valid Unicode ... pass proper text": no word of
+    which argument, nor that nothing has such a name."""
+    ctx, env = world
+    result = run("--store", ctx["store"], command, os.fsdecode(b"\xff\xfe"), env=env)
+    kind = "checkpoint" if command == "show" else "timeline"
+    assert result.returncode == 1 and not result.stdout
+    assert f"no {kind} '\\udcff\\udcfe': ids, short ids and tag names are text" in \
+        result.stderr
+    assert "SQLite" not in result.stderr
+
+
 def test_an_unknown_id_says_how_to_list_the_store_it_was_looked_for_in(
         world: tuple[dict[str, str], dict], tmp_path: Path) -> None:
     """`localckpt --store team tree T` with T mistyped said "see `localckpt ls`", which
