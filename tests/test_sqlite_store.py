@@ -24,8 +24,9 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -285,18 +286,32 @@ def test_reads_import_neither_duckdb_nor_pyarrow(tmp_path: Path) -> None:
 # -- writers sharing the database ---------------------------------------------------------------
 
 
+def _commits_of(engine: Any, threads: int, work: Callable[[int], None]) -> int:
+    """The transactions engine commits while threads run work(n), all started at once."""
+    barrier = threading.Barrier(threads)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        work(n)
+
+    before = engine.commits
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return int(engine.commits - before)
+
+
 def test_threads_saving_at_once_share_transactions(tmp_path: Path) -> None:
     threads, per_thread = 8, 10
     with localckpt.open(tmp_path, create=True, fsync=True) as store:
         tl = store.create_timeline("v.mp4", "p", [FRAME])
-        engine = store.catalog.engine
-        barrier = threading.Barrier(threads)
         saved: list[str] = []
         errors: list[BaseException] = []
 
         def saver(n: int) -> None:
             try:
-                barrier.wait()
                 parent = None
                 for i in range(per_thread):
                     parent = store.save_stage_output(tl.id, parent, f"t{n}", {"i": i})
@@ -304,13 +319,7 @@ def test_threads_saving_at_once_share_transactions(tmp_path: Path) -> None:
             except BaseException as exc:
                 errors.append(exc)
 
-        before = engine.commits
-        workers = [threading.Thread(target=saver, args=(n,)) for n in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        commits = engine.commits - before
+        commits = _commits_of(store.catalog.engine, threads, saver)
         assert errors == []
         assert len(saved) == threads * per_thread
         assert commits < len(saved), f"{commits} transactions for {len(saved)} saves"
@@ -321,21 +330,14 @@ def _commits_per_write(engine: SqliteEngine, threads: int, writes: int) -> float
     """threads writing one small row at a time, as fast as they can: commits per write."""
     engine.query("CREATE TABLE IF NOT EXISTS t (n INTEGER, pad TEXT)")
     engine.query("DELETE FROM t")
-    barrier = threading.Barrier(threads)
 
     def writer(n: int) -> None:
-        barrier.wait()
         for _ in range(writes):
             engine.write([Step("INSERT INTO t VALUES (?, ?)", (n, "x" * 100))])
 
-    before = engine.commits
-    workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    commits = _commits_of(engine, threads, writer)
     assert engine.query("SELECT count(*) FROM t") == [(threads * writes,)]
-    return (engine.commits - before) / (threads * writes)
+    return commits / (threads * writes)
 
 
 def test_a_commit_waits_for_the_writes_of_threads_that_write_too(tmp_path: Path) -> None:
