@@ -6,8 +6,7 @@ share the database:
   unconverted format-2 store (``conversion.read_only_catalog``);
 - descriptors stay few over many open/close cycles;
 - reading a store imports neither duckdb nor pyarrow;
-- threads saving at once share transactions (group commit), and a commit waits a
-  moment for the writes of the other threads that write;
+- threads saving at once share transactions (group commit);
 - a writer that finds the database locked past its ``timeout`` gets
   BackendUnavailableError naming the file; readers are never blocked by a writer;
 - a process that forks keeps working, and so does its child.
@@ -24,16 +23,13 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 import localckpt
-from localckpt.backends.sql.engine import Step
-from localckpt.backends.sql.sqlite import SqliteEngine
 from localckpt.errors import BackendUnavailableError, LocalckptError
 from localckpt.schema import to_dict
 
@@ -286,32 +282,18 @@ def test_reads_import_neither_duckdb_nor_pyarrow(tmp_path: Path) -> None:
 # -- writers sharing the database ---------------------------------------------------------------
 
 
-def _commits_of(engine: Any, threads: int, work: Callable[[int], None]) -> int:
-    """The transactions engine commits while threads run work(n), all started at once."""
-    barrier = threading.Barrier(threads)
-
-    def run(n: int) -> None:
-        barrier.wait()
-        work(n)
-
-    before = engine.commits
-    workers = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return int(engine.commits - before)
-
-
 def test_threads_saving_at_once_share_transactions(tmp_path: Path) -> None:
     threads, per_thread = 8, 10
     with localckpt.open(tmp_path, create=True, fsync=True) as store:
         tl = store.create_timeline("v.mp4", "p", [FRAME])
+        engine = store.catalog.engine
+        barrier = threading.Barrier(threads)
         saved: list[str] = []
         errors: list[BaseException] = []
 
         def saver(n: int) -> None:
             try:
+                barrier.wait()
                 parent = None
                 for i in range(per_thread):
                     parent = store.save_stage_output(tl.id, parent, f"t{n}", {"i": i})
@@ -319,39 +301,17 @@ def test_threads_saving_at_once_share_transactions(tmp_path: Path) -> None:
             except BaseException as exc:
                 errors.append(exc)
 
-        commits = _commits_of(store.catalog.engine, threads, saver)
+        before = engine.commits
+        workers = [threading.Thread(target=saver, args=(n,)) for n in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        commits = engine.commits - before
         assert errors == []
         assert len(saved) == threads * per_thread
         assert commits < len(saved), f"{commits} transactions for {len(saved)} saves"
         assert {c.id for c in store.checkpoints(tl.id)} == {tl.root_checkpoint_id, *saved}
-
-
-def _commits_per_write(engine: SqliteEngine, threads: int, writes: int) -> float:
-    """threads writing one small row at a time, as fast as they can: commits per write."""
-    engine.query("CREATE TABLE IF NOT EXISTS t (n INTEGER, pad TEXT)")
-    engine.query("DELETE FROM t")
-
-    def writer(n: int) -> None:
-        for _ in range(writes):
-            engine.write([Step("INSERT INTO t VALUES (?, ?)", (n, "x" * 100))])
-
-    commits = _commits_of(engine, threads, writer)
-    assert engine.query("SELECT count(*) FROM t") == [(threads * writes,)]
-    return commits / (threads * writes)
-
-
-def test_a_commit_waits_for_the_writes_of_threads_that_write_too(tmp_path: Path) -> None:
-    """Gathering (sqlite._GATHER): 4 threads writing back to back share a commit ~4 by 4,
-    where taking whatever was queued at the moment grouped them ~2 by 2 (0.47 commits a
-    write, measured); a thread writing alone never waits (one commit a write)."""
-    engine = SqliteEngine(str(tmp_path / "c.sqlite"), fsync=True)
-    try:
-        alone = _commits_per_write(engine, 1, 50)
-        together = _commits_per_write(engine, 4, 50)
-    finally:
-        engine.close()
-    assert alone == 1.0
-    assert together <= 0.4, f"{together:.2f} commits a write"
 
 
 def test_a_refused_write_in_a_group_does_not_take_the_others_with_it(tmp_path: Path) -> None:

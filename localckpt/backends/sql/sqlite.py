@@ -14,8 +14,7 @@ saves from 8 processes at once with no errors; nothing to install or start.
   ``NORMAL`` with fsync=False (it survives the process being killed).
 - Group commit: threads of one process that write at once share one transaction and
   one fsync; each thread's write runs in a savepoint of its own, so one refused write
-  does not take the others with it. A commit waits a moment for the writes of the
-  other threads that write (``_GATHER``).
+  does not take the others with it.
 - One connection per thread (sqlite3 connections are not shared between threads);
   after a fork the child opens its own. An in-memory database (``:memory:``, the
   ``memory://`` store) is one connection that threads take turns on.
@@ -52,15 +51,6 @@ _FIRST_POLL, _LAST_POLL = 0.0005, 0.004
 #: The gap left between two back-to-back transactions of one engine: longer than a
 #: waiting writer's poll, so it takes the lock in between.
 _GIVE_WAY = 1.5 * _LAST_POLL
-
-
-#: Group commit's gathering (PostgreSQL's commit_delay, made adaptive): a thread about to
-#: commit while other threads of the process wrote within _LATELY waits up to _GATHER
-#: for their writes to join its group, so that they share its fsync (~0.3 ms here, where
-#: a save's own work is ~0.3 ms). A wait that gathers nobody turns gathering off for
-#: _LATELY: threads that write now and then never wait for one another twice in a row.
-_GATHER = 0.001
-_LATELY = 0.005
 
 
 #: a forked child's references to its parent's connections: SQLite says a connection must
@@ -151,9 +141,6 @@ class SqliteEngine(Engine):
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Entry] = []
         self._flushing = False
-        #: thread id -> when it last wrote, and until when gathering is off (see _GATHER)
-        self._lately: dict[int, float] = {}
-        self._gather_off_until = 0.0
         self._pid = os.getpid()
         self._closed = False
         #: write transactions committed (a counter for tests of group commit)
@@ -226,7 +213,6 @@ class SqliteEngine(Engine):
             self._all = []
             self._cond = threading.Condition(threading.Lock())
             self._queue, self._flushing = [], False
-            self._lately = {}
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
@@ -402,24 +388,12 @@ class SqliteEngine(Engine):
         conn = self._conn()
         entry = _Entry(steps)
         cond = self._cond
-        now = time.monotonic()
         with cond:
             self._queue.append(entry)
-            if len(self._queue) > 1:
-                cond.notify_all()  # a thread gathering its group counts this write
-            gather_until = now + _GATHER if self._gather_for(now) else 0.0
             while not entry.done:
                 if self._flushing:
                     cond.wait()
                     continue
-                if gather_until:
-                    left = gather_until - time.monotonic()
-                    if left > 0 and len(self._queue) < len(self._lately):
-                        cond.wait(left)
-                        continue
-                    if len(self._queue) == 1:  # nobody came: stop waiting for a while
-                        self._gather_off_until = time.monotonic() + _LATELY
-                    gather_until = 0.0
                 group, self._queue = self._queue, []
                 self._flushing = True
                 cond.release()
@@ -431,17 +405,6 @@ class SqliteEngine(Engine):
                     cond.notify_all()
         if entry.error is not None:
             raise entry.error
-
-    def _gather_for(self, now: float) -> bool:
-        """Whether this write waits for other threads' (see _GATHER); called holding
-        the queue's lock. Counts the threads that wrote within _LATELY, this one too."""
-        lately = self._lately
-        lately[threading.get_ident()] = now
-        if len(lately) > 1:
-            for ident, when in list(lately.items()):
-                if now - when > _LATELY:
-                    del lately[ident]
-        return self.fsync and len(lately) > 1 and now >= self._gather_off_until
 
     def _take_turn(self) -> None:
         if self._writers is not None:
