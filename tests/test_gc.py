@@ -56,6 +56,9 @@ def test_gc_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # ty
     assert orphan not in capsys.readouterr().out  # left a moment ago: not 2 hours old
     assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "7days"]) == 1
     assert "--older-than '7days' is neither seconds" in capsys.readouterr().err
+    assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "-5"]) == 1
+    assert "--older-than '-5' is not a span of time: give seconds of 0 or more" in \
+        capsys.readouterr().err  # it said "neither seconds nor an age", which -5 is
     assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "0s", "--dry-run"]) == 0
     assert orphan in capsys.readouterr().out
     assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "0", "--dry-run"]) == 0

@@ -127,10 +127,11 @@ def parse_seconds(text: str, option: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):
         raise InvalidInputError(f"{option} {text!r} is neither seconds (3600) nor an age "
-                                "(45s, 30m, 12h, 7d, 2w)")
+                                "(45s, 30m, 12h, 7d, 2w)") from None
+    if not 0 <= seconds < float("inf"):  # NaN too
+        raise InvalidInputError(f"{option} {text!r} is not a span of time: give seconds "
+                                "of 0 or more (3600) or an age (45s, 30m, 12h, 7d, 2w)")
     return seconds
 
 
