@@ -227,9 +227,9 @@ def _check_ref(ref: object, kind: str, what: str | None) -> str:
         try:
             ref.encode("utf-8")
         except UnicodeEncodeError:  # bytes of an argument that are not UTF-8, or so
-            raise NotFoundError(
-                f"no {kind} {ref!r}: ids, short ids and tag names are text, and this "
-                "reference holds something that is not (bytes that are not UTF-8?)") from None
+            raise InvalidInputError(
+                f"the {kind} reference {ref!r} is not text (bytes that are not UTF-8?), so "
+                "it names nothing: ids, short ids and tag names are text") from None
     return ref
 
 

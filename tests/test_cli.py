@@ -435,8 +435,8 @@ def test_a_reference_of_bytes_that_are_not_utf8_names_nothing(
     result = run("--store", ctx["store"], command, os.fsdecode(b"\xff\xfe"), env=env)
     kind = "checkpoint" if command == "show" else "timeline"
     assert result.returncode == 1 and not result.stdout
-    assert f"no {kind} '\\udcff\\udcfe': ids, short ids and tag names are text" in \
-        result.stderr
+    assert f"the {kind} reference '\\udcff\\udcfe' is not text (bytes that are not " \
+        "UTF-8?), so it names nothing" in result.stderr
     assert "SQLite" not in result.stderr
 
 
