@@ -37,6 +37,7 @@ __all__ = [
     "load_json_file",
     "load_toml_file",
     "open_regular",
+    "open_without_waiting",
     "parse_json",
     "read_marker",
     "read_regular",
@@ -65,6 +66,14 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def open_without_waiting(path: str | os.PathLike[str]) -> int:
+    """A read-only descriptor of path, opened without blocking: a FIFO (or a device)
+    put where a regular file was checked to be would block a plain open until something
+    wrote to it. Callers fstat the descriptor to see what they opened. OSError as os.open."""
+    return os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                   | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0))
+
+
 def open_regular(path: str | os.PathLike[str], what: str, *, error: Error = InvalidInputError,
                  private: bool = False) -> int | None:
     """A read-only descriptor of the regular file at path (None when there is none):
@@ -81,10 +90,8 @@ def open_regular(path: str | os.PathLike[str], what: str, *, error: Error = Inva
     if not stat.S_ISREG(before.st_mode):
         raise error(f"the {what} {path} is {_kind(before.st_mode)}, not a regular file; "
                     "replace it with a regular file")
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) \
-        | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(path, flags)
+        fd = open_without_waiting(path)
     except FileNotFoundError:
         return None
     except OSError as exc:

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from ..errors import InvalidInputError
+from ..safefiles import open_without_waiting
 
 __all__ = [
     "MAX_BOXES",
@@ -131,11 +132,8 @@ def read_bounded(path: Path, limit: int = MAX_BYTES) -> bytes:
     if st.st_size > limit:
         raise LabelFileError(path, "", f"is {st.st_size:,} bytes, more than the {limit:,} "
                                        "bytes a label file may have; split it")
-    # opened without blocking and checked again once open: a FIFO put in its place after
-    # the stat above would block the open (and the import) until something wrote to it
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-    try:
-        with open(os.open(path, flags), "rb") as fh:
+    try:  # checked again once open: a FIFO may have taken its place since the stat
+        with open(open_without_waiting(path), "rb") as fh:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 raise LabelFileError(path, "", "is not a regular file (it was replaced "
                                                "while being opened)")
