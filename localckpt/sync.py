@@ -289,7 +289,9 @@ def sync(
     something is (those outputs are read twice: all are checked before the first is
     committed), + one when checkpoints or tags arrive (dst's deletions of their ids, in
     any timeline: a deleted id never comes back), + one per timeline in which a
-    pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``).
+    pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``),
+    + one of src per 1,000 outputs the new checkpoints name that dst holds but uses in
+    none of the timelines synced (src must prove it holds them: see localckpt.admit).
     Tombstones travel (deletions win) and deleted records are not copied; dst's open
     stage runs that they orphan are closed right after the commit (``closed_runs``;
     a crash between the two leaves them for gc to close); a source

@@ -1,0 +1,133 @@
+"""Transfers trusting nothing (stop 36): outputs a sync peer names by hash alone, frame
+headers, timelines dated by their id, tags whose names an import moves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import numpy as np
+import pytest
+from conftest import StoreFactory
+
+import localckpt
+from localckpt import Batch, Store
+from localckpt.canonical import canonical_bytes, content_hash
+from localckpt.errors import CorruptDataError
+from localckpt.ids import new_id
+from localckpt.records import utcnow
+from localckpt.sync import StoreSource
+from localckpt.transfer import transfer
+
+FRAMES = [np.full((4, 4, 3), i * 80, np.uint8) for i in range(2)]
+
+
+def _everything(store: Store) -> tuple[object, ...]:
+    cat = store.catalog
+    tls = sorted(cat.timelines(None), key=lambda t: t.id)
+    trees = [sorted(cat.tree(t.id), key=lambda c: c.id) for t in tls]
+    hashes = sorted({h for tree in trees for c in tree for h in c.stage_hashes.values()})
+    objects = {k: store.objects.get(k) for k in store.objects.list("frames")}
+    return (tls, trees, sorted(cat.tombstones(None), key=lambda x: x.id),
+            sorted(cat.tags(None), key=lambda g: g.id), sorted(cat.outputs(hashes)), objects)
+
+
+# -- 1. outputs a sync peer names by hash alone --------------------------------------------
+
+
+class Outputs:
+    """dst holds victim V, whose detect output is the secret; src holds timeline A."""
+
+    def __init__(self, new_store: StoreFactory) -> None:
+        self.src, self.dst = new_store("memory"), new_store("memory")
+        v = self.dst.create_timeline("victim.mp4", "p", FRAMES, codec="png", workers=1)
+        self.v1 = self.dst.save_stage_output(v.id, None, "detect", {"v": 1})
+        self.v = v
+        self.secret = content_hash(canonical_bytes({"v": 1}))
+        a = self.src.create_timeline("a.mp4", "p", FRAMES, codec="png", workers=1)
+        self.a1 = self.src.save_stage_output(a.id, None, "detect", {"a": 1})
+        self.a = a
+
+    def stealer(self, h: str) -> str:
+        """A checkpoint of A, written into the source's catalog, that names output h by
+        its hash alone (the catalog does not ask for outputs: the peer is hostile)."""
+        base = self.src.get_checkpoint(self.a1)
+        c = attrs.evolve(base, id=new_id(), parent_id=self.a1, created_at=utcnow(),
+                         stage="steal", stage_hashes={**base.stage_hashes, "steal": h})
+        self.src.catalog.commit(Batch(checkpoints=[c]))
+        return c.id
+
+
+def test_a_sync_peer_cannot_name_an_output_of_another_timeline_by_hash(
+        new_store: StoreFactory) -> None:
+    """Before: the stealing checkpoint was admitted, and pulling A back handed the
+    secret output of V (a timeline the peer never carried) to the peer."""
+    s = Outputs(new_store)
+    cid = s.stealer(s.secret)
+    before = _everything(s.dst)
+    with pytest.raises(CorruptDataError, match=(
+            f"lacks stage output {s.secret} that its checkpoints refer to: checkpoint "
+            f"{cid} of timeline {s.a.id} names stage output {s.secret} \\(stage 'steal'\\)"
+            ".* in no timeline this transfer carries")):
+        localckpt.sync(s.src, s.dst)
+    assert _everything(s.dst) == before
+    assert s.dst.catalog.timelines([s.a.id]) == []  # nothing to pull back
+
+
+def test_a_sync_peer_cannot_name_an_output_of_its_own_timeline_it_lacks(
+        new_store: StoreFactory) -> None:
+    """Also in a timeline both hold: V's output, named in A after dst holds A."""
+    s = Outputs(new_store)
+    localckpt.sync(s.src, s.dst)
+    s.stealer(s.secret)
+    before = _everything(s.dst)
+    with pytest.raises(CorruptDataError, match=f"lacks stage output {s.secret}"):
+        localckpt.sync(s.src, s.dst)
+    assert _everything(s.dst) == before
+
+
+def test_a_sync_peer_holding_the_bytes_proves_them(new_store: StoreFactory) -> None:
+    """A peer that made the same output itself (content-addressed: same bytes, same
+    hash) syncs as before; the proof costs one read of the source's outputs, and a
+    damaged copy of the source (other bytes) is refused."""
+    s = Outputs(new_store)
+    honest = new_store("memory")
+    localckpt.sync(s.src, honest)
+    localckpt.sync(s.src, s.dst)
+    c = s.src.save_stage_output(s.a.id, s.a1, "same", {"v": 1})  # the secret's bytes
+    with_proof = localckpt.sync(s.src, s.dst)
+    assert with_proof.checkpoints == 1 and with_proof.outputs == 0
+    assert s.dst.get_checkpoint(c).stage_hashes["same"] == s.secret
+    # the same sync into a store that lacks the output copies it, reading it as the
+    # proof did: the proof costs what the copy would (one read per 1,000 outputs)
+    without = localckpt.sync(s.src, honest)
+    assert without.outputs == 1
+    assert with_proof.round_trips == without.round_trips
+
+
+def test_an_incremental_sync_reads_no_output_of_a_shared_timeline(
+        new_store: StoreFactory) -> None:
+    """Outputs dst's own checkpoints use in the timelines carried need no proof: a
+    child inherits its parent's outputs, so every sync would otherwise read them."""
+    s = Outputs(new_store)
+    localckpt.sync(s.src, s.dst)
+    child = s.src.save_stage_output(s.a.id, s.a1, "track", {"t": 1})
+    src_reads = StoreSource(s.src)
+    report = transfer(src_reads, s.dst)
+    assert report.checkpoints == 1
+    assert "outputs" not in src_reads.catalog.calls or \
+        src_reads.catalog.calls["outputs"] == 1  # the copy of the new output only
+    assert s.dst.get_checkpoint(child).stage_hashes["detect"] == \
+        s.src.get_checkpoint(s.a1).stage_hashes["detect"]
+
+
+def test_the_proof_names_a_forged_output(new_store: StoreFactory, tmp_path: Path) -> None:
+    """A peer holding other bytes under the hash (a damaged or forged copy)."""
+    s = Outputs(new_store)
+    s.stealer(s.secret)
+    s.src.catalog.commit(Batch(outputs={s.secret: canonical_bytes({"forged": 1})}))
+    before = _everything(s.dst)
+    with pytest.raises(CorruptDataError, match=f"stage output {s.secret} in .* does not "
+                       "match its hash"):
+        localckpt.sync(s.src, s.dst)
+    assert _everything(s.dst) == before
