@@ -12,7 +12,10 @@ A source (another store, a bundle file) is untrusted input. Before anything is w
   (``shards.check_frame_key`` for keys a bundle names);
 
 and while copying, the frame index must match the hash its timeline records and every
-shard's frames must match their content hashes; outputs must match theirs. A source
+shard's frames must match their content hashes and open as images of the codec and
+size their index rows give (``frames.check_header``); outputs must match theirs, and
+the outputs dst holds that new checkpoints name must be in the source
+(``_prove_held``). A source
 that fails any check raises CorruptDataError and the objects this transfer had written
 are removed again: nothing of it stays (outputs too many for one commit are all checked,
 and the new records' ids against all of dst's, before the first is committed). (An I/O
@@ -530,11 +533,23 @@ def _copy_objects(source: Source, dst: Store, frames: list[_Frames], reporter: R
 
 
 def _shard(source: Source, f: _Frames, key: str) -> bytes:
+    """A shard's bytes, each of its frames checked against the index: its content hash,
+    and its image's header (codec, width and height, a size decode accepts: see
+    ``frames.check_header``) before anything uses the sizes the index gives."""
+    from .frames import check_header
     from .shards import verify_shard
 
     shard = int(key.rsplit("-", 1)[1].split(".")[0])
     data = source.read_object(key)
-    verify_shard(f.timeline_id, shard, data, f.metas.get(shard, []), source.describe())
+    metas = f.metas.get(shard, [])
+    verify_shard(f.timeline_id, shard, data, metas, source.describe())
+    view = memoryview(data)
+    for m in metas:
+        try:
+            check_header(view[m.offset:m.offset + m.length], m.codec, (m.width, m.height))
+        except CorruptDataError as exc:
+            raise _bad(source, f"frame {m.sequence} of timeline {f.timeline_id} (shard "
+                               f"{shard}): {exc}") from None
     return data
 
 

@@ -131,3 +131,75 @@ def test_the_proof_names_a_forged_output(new_store: StoreFactory, tmp_path: Path
                        "match its hash"):
         localckpt.sync(s.src, s.dst)
     assert _everything(s.dst) == before
+
+
+# -- 2. frame headers ------------------------------------------------------------------------
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header says width x height, with one tiny IDAT (never decoded here)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b""))
+
+
+def _hostile_timeline(src: Store, frame: bytes, codec: str, size: tuple[int, int]) -> str:
+    """A timeline written into src behind the API: one frame of these bytes whose index
+    row says codec and size; every hash (content, index) matches."""
+    import hashlib
+
+    from localckpt.shards import index_bytes, index_hash, index_key, shard_key
+    from localckpt.types import FrameMeta
+
+    good = src.create_timeline("good.mp4", "p", FRAMES[:1], codec="png", workers=1)
+    tid = new_id()
+    meta = FrameMeta(0, 0.0, 0, "0" * 16, size[0], size[1], codec,
+                     hashlib.sha256(frame).hexdigest(), 0, 0, len(frame))
+    index = index_bytes([meta])
+    src.objects.put(shard_key(tid, 0), frame)
+    src.objects.put(index_key(tid), index)
+    root = attrs.evolve(src.get_checkpoint(good.root_checkpoint_id), id=new_id(),
+                        timeline_id=tid, created_at=utcnow())
+    t = attrs.evolve(good, id=tid, root_checkpoint_id=root.id, frame_count=1,
+                     index_hash=index_hash(index), created_at=utcnow())
+    src.catalog.commit(Batch(timelines=[t], checkpoints=[root]))
+    return tid
+
+
+@pytest.mark.parametrize("case", ["bigger", "bomb", "other-codec", "not-an-image"])
+def test_a_frame_whose_header_disagrees_with_its_index_is_refused(
+        case: str, new_store: StoreFactory, tmp_path: Path) -> None:
+    """Before: only the frame's content hash was checked, so a frame whose image is
+    8x8 (or 100,000 x 100,000: a decompression bomb) where the index says 4x4 was
+    imported, and every read of it failed, while labels, exports and pages used the 4x4
+    of the index. Also as a bundle."""
+    from localckpt.bundle import export_bundle, import_bundle
+    from localckpt.frames import encode
+
+    src, dst = new_store("memory"), new_store("memory")
+    frame, codec, size = {
+        "bigger": (encode(np.zeros((8, 8, 3), np.uint8), "png"), "png", (4, 4)),
+        "bomb": (_png_header_only(100_000, 100_000), "png", (100_000, 100_000)),
+        "other-codec": (encode(np.zeros((4, 4, 3), np.uint8), "jpeg"), "png", (4, 4)),
+        "not-an-image": (b"\x89PNG not really", "png", (4, 4)),
+    }[case]
+    tid = _hostile_timeline(src, frame, codec, size)
+    said = {"bigger": "is 8x8 where its frame index says 4x4", "bomb": "decompression bomb",
+            "other-codec": "not a png image", "not-an-image": "not a png image"}[case]
+    before = _everything(dst)
+    with pytest.raises(CorruptDataError, match=f"frame 0 of timeline {tid} \\(shard 0\\): "
+                       f".*{said}"):
+        localckpt.sync(src, dst, tid)
+    assert _everything(dst) == before
+    path = tmp_path / "hostile.lckpt"
+    export_bundle(src, tid, path)
+    with pytest.raises(CorruptDataError, match=f"frame 0 of timeline {tid}.*{said}"):
+        import_bundle(dst, path)
+    assert _everything(dst) == before
