@@ -58,7 +58,7 @@ from .visibility import Marks, dead_in_tree
 if TYPE_CHECKING:
     from .lease import IngestLease
     from .store import Store
-    from .sync import SyncReport
+    from .sync import SyncReport, TagMove
 
 __all__ = ["Source", "transfer"]
 
@@ -158,6 +158,7 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         held: list[IngestLease] = []
         written: list[str] = []
         refused = False
+        named = _tag_targets(dcat, {g.name for g in plan.rows.tags})  # before the copy
         try:
             try:
                 copied, object_bytes = _copy_objects(source, dst, plan.frames, reporter,
@@ -188,6 +189,7 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         rows = plan.rows
         # after the commit, never before: what it deletes is what orphans them
         closed = close_transferred(dst, rows.tombstones) if rows.tombstones else ()
+        moved = _moved_tags(dcat, named)
         reporter.step("rows", 1, 1)
         return SyncReport(
             timelines=len(rows.timelines), checkpoints=len(rows.checkpoints),
@@ -195,9 +197,30 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
             round_trips=source.round_trips + dcat.round_trips,
             tombstones=len(rows.tombstones), tags=len(rows.tags),
             withheld=plan.withheld, hidden=plan.hidden, closed_runs=closed,
+            moved_tags=moved,
         )
     finally:
         reporter.close()
+
+
+def _tag_targets(dcat: Catalog, names: Iterable[str]) -> dict[str, str]:
+    """The checkpoint each of these tag names names in dst now (names naming nothing
+    left out): a catalog read per name (``Visibility.tag_target``)."""
+    from .visibility import Visibility
+
+    seen = Visibility(dcat)  # its own: what dst's reads remember must not answer
+    found = {n: seen.tag_target(n) for n in sorted(names)}
+    return {n: cid for n, cid in found.items() if cid is not None}
+
+
+def _moved_tags(dcat: Catalog, before: dict[str, str]) -> tuple[TagMove, ...]:
+    """The tag names that named a checkpoint of dst before the copy and name another
+    now: the newest tag of a name wins it (by design), and the report says so."""
+    from .sync import TagMove
+
+    after = _tag_targets(dcat, before)
+    return tuple(TagMove(n, was, after.get(n)) for n, was in sorted(before.items())
+                 if after.get(n) != was)
 
 
 def _hiding(source: Source, dst: Store, hidden: Sequence[str]) -> HiddenWorkError:

@@ -257,3 +257,58 @@ def test_a_peer_timeline_whose_id_is_not_a_uuid7_is_not_the_newest(
         localckpt.sync(peer, dst, "aaaa-later")
     assert main(["--store", str(tmp_path / "s"), "tree"]) == 0
     assert "peer.mp4" in capsys.readouterr().err
+
+
+# -- 4. tag names an import moves --------------------------------------------------------------
+
+
+def test_an_import_says_which_tag_names_it_moved(new_store: StoreFactory, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a bundle's tag of a name in use took the name (the newest wins, by
+    design) and the report said nothing, so `best` named another video's checkpoint
+    unseen. The rule stands; the report (text and --json) names the move."""
+    import json
+
+    from localckpt.bundle import export_bundle, import_bundle
+    from localckpt.cli.main import main
+    from localckpt.sync import TagMove
+
+    src = new_store("memory")
+    old = src.create_timeline("old.mp4", "p", FRAMES, codec="png", workers=1)
+    older = src.tag(src.save_stage_output(old.id, None, "detect", {"o": 1}), "kept")
+    with localckpt.open(str(tmp_path / "s"), create=True) as dst:
+        v = dst.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+        v1 = dst.save_stage_output(v.id, None, "detect", {"v": 1})
+        dst.tag(v1, "best")
+        dst.tag(v1, "kept")  # newer than the bundle's "kept": stays
+    for other in ("t", "u"):
+        with localckpt.open(str(tmp_path / other), create=True) as s:
+            s.tag(s.save_stage_output(s.create_timeline(
+                "w.mp4", "p", FRAMES, codec="png", workers=1).id, None, "detect", {"w": 1}),
+                "best")
+    a = src.create_timeline("a.mp4", "p", FRAMES, codec="png", workers=1)
+    a1 = src.save_stage_output(a.id, None, "detect", {"a": 1})
+    src.tag(a1, "best")
+    src.tag(a1, "fresh")  # a new name: nothing moved
+    export_bundle(src, a.id, tmp_path / "a.lckpt")
+    export_bundle(src, old.id, tmp_path / "old.lckpt")
+    assert older.name == "kept"
+    with localckpt.open(str(tmp_path / "s")) as dst:
+        report = import_bundle(dst, tmp_path / "old.lckpt")
+        assert report.tags == 1 and report.moved_tags == ()
+        assert dst.tag_target("kept") == v1
+        report = import_bundle(dst, tmp_path / "a.lckpt")
+        assert report.moved_tags == (TagMove("best", v1, a1),)
+        assert dst.tag_target("best") == a1  # the rule is unchanged
+        assert f"tag 'best' moved from checkpoint {v1} to {a1}" in report.summary()
+    # the CLI: text and --json (other stores, whose "best" is older, the same import)
+    capsys.readouterr()
+    assert main(["--store", str(tmp_path / "t"), "import", str(tmp_path / "a.lckpt"),
+                 "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert [m["name"] for m in said["moved_tags"]] == ["best"]
+    assert said["moved_tags"][0]["after"] == a1
+    assert main(["--store", str(tmp_path / "u"), "import", str(tmp_path / "a.lckpt")]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("import from")
+    assert "tag 'best' moved from checkpoint" in err and f"to {a1}" in err
