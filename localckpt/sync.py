@@ -80,9 +80,10 @@ class SyncReport:
             of checkpoints or timelines arrive, and not at all otherwise.
         moved_tags: the tag names that named a checkpoint of dst before and another one
             after (:class:`TagMove`): a tag copied took the name, being its newest (by
-            design); named so that a script's ``best`` does not change unseen. Costs a
-            few reads of dst per name of the tags copied (its records, their
-            timelines' deletions and checkpoints; before and after), counted.
+            design); named so that a script's ``best`` does not change unseen. Costs
+            one read of dst per name of the tags copied (its records), and for a name
+            in use a few more (their deletions and checkpoints, before and after),
+            counted.
     A report that copied nothing is falsy (a run is closed only by a deletion copied).
     """
 
@@ -314,8 +315,9 @@ def sync(
     pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``),
     + one of src per 1,000 outputs the new checkpoints name that dst holds but uses in
     none of the timelines synced (src must prove it holds them: see localckpt.admit),
-    + a few per name of the tags copied (whom it named before and after: the report's
-    ``moved_tags`` says which names a newer tag took; the rule is unchanged).
+    + one per name of the tags copied and a few more per such name in use (whom it
+    named before and after: the report's ``moved_tags`` says which names a newer tag
+    took; the rule is unchanged).
     Tombstones travel (deletions win) and deleted records are not copied; dst's open
     stage runs that they orphan are closed right after the commit (``closed_runs``;
     a crash between the two leaves them for gc to close); a source

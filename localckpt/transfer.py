@@ -205,12 +205,19 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
 
 def _tag_targets(dcat: Catalog, names: Iterable[str]) -> dict[str, str]:
     """The checkpoint each of these tag names names in dst now (names naming nothing
-    left out): a catalog read per name (``Visibility.tag_target``)."""
-    from .visibility import Visibility
+    left out), as ``Visibility.tag_target`` says: one catalog read per name, and a few
+    more (the deletions and checkpoints of its records) per name in use."""
+    from .visibility import Visibility, live_tags
 
     seen = Visibility(dcat)  # its own: what dst's reads remember must not answer
-    found = {n: seen.tag_target(n) for n in sorted(names)}
-    return {n: cid for n, cid in found.items() if cid is not None}
+    found: dict[str, str] = {}
+    for name in sorted(names):
+        records = dcat.tags_named(name)
+        live = seen.live_tag_records(records) if records else []
+        winners = live_tags(live, (), {g.checkpoint_id for g in live})
+        if winners:
+            found[name] = winners[0].checkpoint_id
+    return found
 
 
 def _moved_tags(dcat: Catalog, before: dict[str, str]) -> tuple[TagMove, ...]:

@@ -312,3 +312,18 @@ def test_an_import_says_which_tag_names_it_moved(new_store: StoreFactory, tmp_pa
     out, err = capsys.readouterr()
     assert out.startswith("import from")
     assert "tag 'best' moved from checkpoint" in err and f"to {a1}" in err
+
+
+def test_names_not_in_use_cost_one_read_each(new_store: StoreFactory) -> None:
+    """What the moved-tags report costs: one read of dst per name of the tags copied
+    that dst does not use (the catalog has no read of many names at once)."""
+    plain, tagged = new_store("memory"), new_store("memory")
+    for src, names in ((plain, []), (tagged, ["x", "y", "z"])):
+        t = src.create_timeline("a.mp4", "p", FRAMES, codec="png", workers=1)
+        c = src.save_stage_output(t.id, None, "detect", {"a": 1})
+        for name in names:
+            src.tag(c, name)
+    without = localckpt.sync(plain, new_store("memory"))
+    with_tags = localckpt.sync(tagged, new_store("memory"))
+    assert with_tags.tags == 3 and with_tags.moved_tags == ()
+    assert with_tags.round_trips == without.round_trips + 3
