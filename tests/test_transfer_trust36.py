@@ -38,8 +38,10 @@ def _everything(store: Store) -> tuple[object, ...]:
 class Outputs:
     """dst holds victim V, whose detect output is the secret; src holds timeline A."""
 
-    def __init__(self, new_store: StoreFactory) -> None:
-        self.src, self.dst = new_store("memory"), new_store("memory")
+    def __init__(self, new_store: StoreFactory, kind: str = "memory") -> None:
+        # the peer: a store whose catalog lets a checkpoint name an output it lacks
+        # (PostgreSQL's does not); the destination: each kind
+        self.src, self.dst = new_store("memory"), new_store(kind)
         v = self.dst.create_timeline("victim.mp4", "p", FRAMES, codec="png", workers=1)
         self.v1 = self.dst.save_stage_output(v.id, None, "detect", {"v": 1})
         self.v = v
@@ -59,10 +61,10 @@ class Outputs:
 
 
 def test_a_sync_peer_cannot_name_an_output_of_another_timeline_by_hash(
-        new_store: StoreFactory) -> None:
+        new_store: StoreFactory, store_kind: str) -> None:
     """Before: the stealing checkpoint was admitted, and pulling A back handed the
     secret output of V (a timeline the peer never carried) to the peer."""
-    s = Outputs(new_store)
+    s = Outputs(new_store, store_kind)
     cid = s.stealer(s.secret)
     before = _everything(s.dst)
     with pytest.raises(CorruptDataError, match=(
@@ -121,9 +123,9 @@ def test_an_incremental_sync_reads_no_output_of_a_shared_timeline(
         s.src.get_checkpoint(s.a1).stage_hashes["detect"]
 
 
-def test_the_proof_names_a_forged_output(new_store: StoreFactory, tmp_path: Path) -> None:
+def test_the_proof_names_a_forged_output(new_store: StoreFactory, store_kind: str) -> None:
     """A peer holding other bytes under the hash (a damaged or forged copy)."""
-    s = Outputs(new_store)
+    s = Outputs(new_store, store_kind)
     s.stealer(s.secret)
     s.src.catalog.commit(Batch(outputs={s.secret: canonical_bytes({"forged": 1})}))
     before = _everything(s.dst)
@@ -175,7 +177,7 @@ def _hostile_timeline(src: Store, frame: bytes, codec: str, size: tuple[int, int
 
 @pytest.mark.parametrize("case", ["bigger", "bomb", "other-codec", "not-an-image"])
 def test_a_frame_whose_header_disagrees_with_its_index_is_refused(
-        case: str, new_store: StoreFactory, tmp_path: Path) -> None:
+        case: str, new_store: StoreFactory, store_kind: str, tmp_path: Path) -> None:
     """Before: only the frame's content hash was checked, so a frame whose image is
     8x8 (or 100,000 x 100,000: a decompression bomb) where the index says 4x4 was
     imported, and every read of it failed, while labels, exports and pages used the 4x4
@@ -183,7 +185,7 @@ def test_a_frame_whose_header_disagrees_with_its_index_is_refused(
     from localckpt.bundle import export_bundle, import_bundle
     from localckpt.frames import encode
 
-    src, dst = new_store("memory"), new_store("memory")
+    src, dst = new_store("memory"), new_store(store_kind)
     frame, codec, size = {
         "bigger": (encode(np.zeros((8, 8, 3), np.uint8), "png"), "png", (4, 4)),
         "bomb": (_png_header_only(100_000, 100_000), "png", (100_000, 100_000)),
