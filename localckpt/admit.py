@@ -55,9 +55,10 @@ already (read from the source and hashed, not written;
 ``localckpt.transfer._prove_held``): outputs are stored once by hash, so a checkpoint
 naming one by its hash alone would read the destination's output, and take it out
 again when its timeline is exported or pushed back. A bundle proves every one; a sync
-peer is spared those the destination's own checkpoints use in the timelines the
-transfer carries (an incremental sync's new checkpoints name their parents' outputs),
-so the proof reads only outputs new to those timelines, never every output dst has.
+peer is spared those that the destination's checkpoints the transfer names (those
+both hold, the parents the new ones name) use in the timelines it carries (an
+incremental sync's new checkpoints name their parents' outputs), so the proof reads
+only the others, never every output dst has.
 """
 
 from __future__ import annotations

@@ -313,8 +313,9 @@ def sync(
     committed), + one when checkpoints or tags arrive (dst's deletions of their ids, in
     any timeline: a deleted id never comes back), + one per timeline in which a
     pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``),
-    + one of src per 1,000 outputs the new checkpoints name that dst holds but uses in
-    none of the timelines synced (src must prove it holds them: see localckpt.admit),
+    + one of src per 1,000 outputs the new checkpoints name that dst holds but that
+    none of dst's checkpoints the sync names uses (src must prove it holds them: see
+    localckpt.admit),
     + one per name of the tags copied and a few more per such name in use (whom it
     named before and after: the report's ``moved_tags`` says which names a newer tag
     took; the rule is unchanged).

@@ -370,10 +370,13 @@ def _prove_held(source: Source, dst: Store, new_c: Sequence[Checkpoint], missing
     would be handed that output by whoever exports or pushes its timeline back. Read
     from the source and hashed, never written. A bundle proves every one (it holds
     them all: export writes them). A sync peer is spared the outputs dst's own
-    checkpoints already use in the timelines the transfer carries (known: dst's
-    checkpoints among the ids the new records name, read by the plan anyway), which
+    checkpoints already use in the timelines the transfer carries, among those the
+    transfer names (known: dst's checkpoints among the ids the new records name, read
+    by the plan anyway: the checkpoints both hold and the parents they name), which
     are what an incremental sync names: the timeline is shared, so are its outputs.
-    Costs one source read per 1,000 outputs proved, nothing for dst."""
+    (An output only dst's other checkpoints of those timelines use is proved: reading
+    their trees would cost about what the proof does.) Costs one source read per
+    1,000 outputs proved, nothing for dst."""
     spared: set[str] | None = None  # a bundle: none spared
     if not getattr(source, "holds_its_outputs", False):
         spared = {h for c in known if c.timeline_id in carried
@@ -385,7 +388,8 @@ def _prove_held(source: Source, dst: Store, new_c: Sequence[Checkpoint], missing
                 named.setdefault(h, (c, stage))
     hashes = sorted(named)
     where = source.describe()
-    outside = "" if spared is None else " in no timeline this transfer carries"
+    outside = "" if spared is None else (
+        ", and none of its checkpoints that this transfer names uses it")
     for i in range(0, len(hashes), 1000):
         chunk = hashes[i : i + 1000]
         found = source.outputs(chunk)

@@ -70,7 +70,7 @@ def test_a_sync_peer_cannot_name_an_output_of_another_timeline_by_hash(
     with pytest.raises(CorruptDataError, match=(
             f"lacks stage output {s.secret} that its checkpoints refer to: checkpoint "
             f"{cid} of timeline {s.a.id} names stage output {s.secret} \\(stage 'steal'\\)"
-            ".* in no timeline this transfer carries")):
+            ".*none of its checkpoints that this transfer names uses it")):
         localckpt.sync(s.src, s.dst)
     assert _everything(s.dst) == before
     assert s.dst.catalog.timelines([s.a.id]) == []  # nothing to pull back
