@@ -50,12 +50,15 @@ of the transfer is written. The rules:
 
 Outputs are checked as they are copied (``localckpt.transfer.verified_outputs``): each
 must match its hash and decode as stored JSON (``localckpt.canonical.check_stored``).
-A bundle must hold every output its new checkpoints name, also those the destination
-has already (read and checked, not written): outputs are stored once by hash, so a
-checkpoint naming one by its hash alone would read the destination's output, and take
-it out again when its timeline is exported or pushed back. (A sync peer is not held to
-it: reading the outputs dst has from a store would cost a transfer of each; see
-docs/trust.md.)
+A source must hold the outputs its new checkpoints name that the destination has
+already (read from the source and hashed, not written;
+``localckpt.transfer._prove_held``): outputs are stored once by hash, so a checkpoint
+naming one by its hash alone would read the destination's output, and take it out
+again when its timeline is exported or pushed back. A bundle proves every one; a sync
+peer is spared those that the destination's checkpoints the transfer names (those
+both hold, the parents the new ones name) use in the timelines it carries (an
+incremental sync's new checkpoints name their parents' outputs), so the proof reads
+only the others, never every output dst has.
 """
 
 from __future__ import annotations

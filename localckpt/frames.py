@@ -25,6 +25,7 @@ from .types import Frame
 __all__ = [
     "CODECS",
     "check_codec",
+    "check_header",
     "check_image",
     "check_size",
     "coerce_frames",
@@ -44,6 +45,8 @@ _JPEG_MAX_SIDE = 65500  # libjpeg's hard limit
 _PNG_LEVEL = 1
 # dHash grid: 8 rows x 9 columns of cells, each averaged from _CELL x _CELL sampled pixels.
 _CELL = 4
+#: the bytes of a frame check_header reads first (then all, if its header lies beyond)
+_HEADER_BYTES = 64 << 10
 _GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -257,3 +260,29 @@ def decode(data: bytes | memoryview, codec: str, size: tuple[int, int] | None = 
             f"stored {codec} frame ({len(data)} bytes) cannot be decoded: {exc}; "
             "the store is damaged (restore it from a copy or re-sync it)"
         ) from exc
+
+
+def check_header(data: bytes | memoryview, codec: str, size: tuple[int, int]) -> None:
+    """CorruptDataError unless data opens as a codec image (the index's codec) whose
+    header says size (the index's width and height) and that decode would decode (no
+    more pixels than Pillow's decompression-bomb limit). Reads the header only, not the
+    pixels: what a transfer checks of every frame it copies, so a frame of a bundle or
+    another store is refused on import rather than on every read, and the sizes its
+    index gives (labels, exports and pages use them without decoding) are the image's."""
+    fmt = _PIL_FORMAT.get(codec)
+    if fmt is None:
+        raise CorruptDataError(f"unknown codec {shown(codec)}")
+    found = None
+    for part in (data[:_HEADER_BYTES], data) if len(data) > _HEADER_BYTES else (data,):
+        try:  # the header is near the start: no copy of a whole frame for most
+            with Image.open(io.BytesIO(part), formats=[fmt]) as im:
+                found = im.size  # open refuses twice Pillow's MAX_IMAGE_PIXELS, as decode
+            break
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            if part is data:
+                raise CorruptDataError(f"its {len(data)} bytes are not a {codec} image "
+                                       f"decode accepts ({exc})") from None
+    assert found is not None
+    if found != size:
+        raise CorruptDataError(f"the {codec} image is {found[0]}x{found[1]} where its "
+                               f"frame index says {size[0]}x{size[1]}")

@@ -39,7 +39,18 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["OUTPUT_CHUNK_BYTES", "CountingCatalog", "Progress", "Reporter", "Source",
-           "StoreSource", "SyncReport", "sync", "transfer"]
+           "StoreSource", "SyncReport", "TagMove", "sync", "transfer"]
+
+
+@attrs.frozen
+class TagMove:
+    """A tag name a transfer moved: it named checkpoint ``before`` in the destination
+    and names ``after`` now (None: nothing), because a tag copied is the newest of its
+    name (the newest tag of a name wins it everywhere, by id)."""
+
+    name: str
+    before: str
+    after: str | None
 
 
 @attrs.frozen
@@ -67,6 +78,12 @@ class SyncReport:
             them to gc). Their base is gone, so their values seldom stay in the memo.
             Not counted in round_trips: the runs' table is read once when deletions
             of checkpoints or timelines arrive, and not at all otherwise.
+        moved_tags: the tag names that named a checkpoint of dst before and another one
+            after (:class:`TagMove`): a tag copied took the name, being its newest (by
+            design); named so that a script's ``best`` does not change unseen. Costs
+            one read of dst per name of the tags copied (its records), and for a name
+            in use a few more (their deletions and checkpoints, before and after),
+            counted.
     A report that copied nothing is falsy (a run is closed only by a deletion copied).
     """
 
@@ -81,13 +98,15 @@ class SyncReport:
     withheld: tuple[str, ...] = ()
     hidden: tuple[str, ...] = ()
     closed_runs: tuple[str, ...] = ()
+    moved_tags: tuple[TagMove, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.timelines or self.checkpoints or self.outputs or self.objects
                     or self.tombstones or self.tags)
 
     def warnings(self) -> list[str]:
-        """What this transfer did not do, or undid, of work on one side (see withheld)."""
+        """What this transfer did not do, or undid, of work on one side (see withheld),
+        and the tag names it moved (see moved_tags)."""
         from .render import plural
 
         said = []
@@ -99,6 +118,10 @@ class SyncReport:
             said.append(f"the deletions copied also delete "
                         f"{plural(len(self.hidden), 'checkpoint')} the source does not "
                         f"hold, below what it deleted ({_first(self.hidden)})")
+        for m in self.moved_tags:
+            now = "nothing" if m.after is None else m.after
+            said.append(f"tag {m.name!r} moved from checkpoint {m.before} to {now}: a tag "
+                        "copied is the newest of that name, and the newest wins it")
         return said
 
     def summary(self, warnings: bool = True) -> str:
@@ -289,7 +312,13 @@ def sync(
     something is (those outputs are read twice: all are checked before the first is
     committed), + one when checkpoints or tags arrive (dst's deletions of their ids, in
     any timeline: a deleted id never comes back), + one per timeline in which a
-    pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``).
+    pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``),
+    + one of src per 1,000 outputs the new checkpoints name that dst holds but that
+    none of dst's checkpoints the sync names uses (src must prove it holds them: see
+    localckpt.admit),
+    + one per name of the tags copied and a few more per such name in use (whom it
+    named before and after: the report's ``moved_tags`` says which names a newer tag
+    took; the rule is unchanged).
     Tombstones travel (deletions win) and deleted records are not copied; dst's open
     stage runs that they orphan are closed right after the commit (``closed_runs``;
     a crash between the two leaves them for gc to close); a source

@@ -12,7 +12,10 @@ A source (another store, a bundle file) is untrusted input. Before anything is w
   (``shards.check_frame_key`` for keys a bundle names);
 
 and while copying, the frame index must match the hash its timeline records and every
-shard's frames must match their content hashes; outputs must match theirs. A source
+shard's frames must match their content hashes and open as images of the codec and
+size their index rows give (``frames.check_header``); outputs must match theirs, and
+the outputs dst holds that new checkpoints name must be in the source
+(``_prove_held``). A source
 that fails any check raises CorruptDataError and the objects this transfer had written
 are removed again: nothing of it stays (outputs too many for one commit are all checked,
 and the new records' ids against all of dst's, before the first is committed). (An I/O
@@ -55,7 +58,7 @@ from .visibility import Marks, dead_in_tree
 if TYPE_CHECKING:
     from .lease import IngestLease
     from .store import Store
-    from .sync import SyncReport
+    from .sync import SyncReport, TagMove
 
 __all__ = ["Source", "transfer"]
 
@@ -155,6 +158,7 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         held: list[IngestLease] = []
         written: list[str] = []
         refused = False
+        named = _tag_targets(dcat, {g.name for g in plan.rows.tags})  # before the copy
         try:
             try:
                 copied, object_bytes = _copy_objects(source, dst, plan.frames, reporter,
@@ -185,6 +189,7 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         rows = plan.rows
         # after the commit, never before: what it deletes is what orphans them
         closed = close_transferred(dst, rows.tombstones) if rows.tombstones else ()
+        moved = _moved_tags(dcat, named)
         reporter.step("rows", 1, 1)
         return SyncReport(
             timelines=len(rows.timelines), checkpoints=len(rows.checkpoints),
@@ -192,9 +197,37 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
             round_trips=source.round_trips + dcat.round_trips,
             tombstones=len(rows.tombstones), tags=len(rows.tags),
             withheld=plan.withheld, hidden=plan.hidden, closed_runs=closed,
+            moved_tags=moved,
         )
     finally:
         reporter.close()
+
+
+def _tag_targets(dcat: Catalog, names: Iterable[str]) -> dict[str, str]:
+    """The checkpoint each of these tag names names in dst now (names naming nothing
+    left out), as ``Visibility.tag_target`` says: one catalog read per name, and a few
+    more (the deletions and checkpoints of its records) per name in use."""
+    from .visibility import Visibility, live_tags
+
+    seen = Visibility(dcat)  # its own: what dst's reads remember must not answer
+    found: dict[str, str] = {}
+    for name in sorted(names):
+        records = dcat.tags_named(name)
+        live = seen.live_tag_records(records) if records else []
+        winners = live_tags(live, (), {g.checkpoint_id for g in live})
+        if winners:
+            found[name] = winners[0].checkpoint_id
+    return found
+
+
+def _moved_tags(dcat: Catalog, before: dict[str, str]) -> tuple[TagMove, ...]:
+    """The tag names that named a checkpoint of dst before the copy and name another
+    now: the newest tag of a name wins it (by design), and the report says so."""
+    from .sync import TagMove
+
+    after = _tag_targets(dcat, before)
+    return tuple(TagMove(n, was, after.get(n)) for n, was in sorted(before.items())
+                 if after.get(n) != was)
 
 
 def _hiding(source: Source, dst: Store, hidden: Sequence[str]) -> HiddenWorkError:
@@ -323,17 +356,61 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     hidden = _hidden(dcat, trees, have_t, dst_marks, new_x)
     needed = sorted({h for c in new_c for h in c.stage_hashes.values()})
     missing = sorted(dcat.missing_outputs(needed)) if needed else []
-    if getattr(source, "holds_its_outputs", False):
-        # a bundle holds every output its checkpoints name (export writes them all): one
-        # that names an output of dst by hash alone would take it out again with its
-        # timeline (export, push); read and checked, never written
-        lacking = set(missing)
-        for _ in verified_outputs(source.outputs, [h for h in needed if h not in lacking],
-                                  source.describe()):
-            pass
+    _prove_held(source, dst, new_c, set(missing), found_c.values(), set(tids))
     frames = [_frames_of(source, dst, t) for t in new_t]
     return _Plan(Batch(timelines=new_t, checkpoints=new_c, tombstones=new_x, tags=new_g),
                  missing, [f for f in frames if f.todo], tuple(withheld), hidden)
+
+
+def _prove_held(source: Source, dst: Store, new_c: Sequence[Checkpoint], missing: set[str],
+                known: Iterable[Checkpoint], carried: set[str]) -> None:
+    """CorruptDataError unless the source holds, with their bytes, the outputs its new
+    checkpoints name that dst holds already (so they are not copied): outputs are
+    stored once by hash, and a checkpoint naming one by its hash alone (seen in a log)
+    would be handed that output by whoever exports or pushes its timeline back. Read
+    from the source and hashed, never written. A bundle proves every one (it holds
+    them all: export writes them). A sync peer is spared the outputs dst's own
+    checkpoints already use in the timelines the transfer carries, among those the
+    transfer names (known: dst's checkpoints among the ids the new records name, read
+    by the plan anyway: the checkpoints both hold and the parents they name), which
+    are what an incremental sync names: the timeline is shared, so are its outputs.
+    (An output only dst's other checkpoints of those timelines use is proved: reading
+    their trees would cost about what the proof does.) Costs one source read per
+    1,000 outputs proved, nothing for dst."""
+    spared: set[str] | None = None  # a bundle: none spared
+    if not getattr(source, "holds_its_outputs", False):
+        spared = {h for c in known if c.timeline_id in carried
+                  for h in c.stage_hashes.values()}
+    named: dict[str, tuple[Checkpoint, str]] = {}
+    for c in new_c:
+        for stage, h in sorted(c.stage_hashes.items()):
+            if h not in missing and (spared is None or h not in spared):
+                named.setdefault(h, (c, stage))
+    hashes = sorted(named)
+    where = source.describe()
+    outside = "" if spared is None else (
+        ", and none of its checkpoints that this transfer names uses it")
+    for i in range(0, len(hashes), 1000):
+        chunk = hashes[i : i + 1000]
+        found = source.outputs(chunk)
+        for h in chunk:
+            c, stage = named[h]
+            data = found.get(h)
+            said = (f"checkpoint {c.id} of timeline {c.timeline_id} names stage output "
+                    f"{h} (stage {stage!r}), which {dst.url or dst.catalog.describe()} "
+                    "holds")
+            if data is None:
+                raise CorruptDataError(
+                    f"{where} lacks stage output {h} that its checkpoints refer to: "
+                    f"{said}{outside}. A source must "
+                    "hold the outputs it names: one named by its hash alone would be "
+                    "handed out with that timeline when it is exported or pushed back. "
+                    "Refusing it, nothing was copied.")
+            if content_hash(data) != h:
+                raise CorruptDataError(
+                    f"stage output {h} in {where} does not match its hash: {said}, and "
+                    "the source must hold its bytes to name it; it is damaged or forged. "
+                    "Refusing it, nothing was copied.")
 
 
 def _unseen_below(tree: Sequence[Checkpoint], marks: Sequence[Tombstone], timeline_id: str,
@@ -490,11 +567,23 @@ def _copy_objects(source: Source, dst: Store, frames: list[_Frames], reporter: R
 
 
 def _shard(source: Source, f: _Frames, key: str) -> bytes:
+    """A shard's bytes, each of its frames checked against the index: its content hash,
+    and its image's header (codec, width and height, a size decode accepts: see
+    ``frames.check_header``) before anything uses the sizes the index gives."""
+    from .frames import check_header
     from .shards import verify_shard
 
     shard = int(key.rsplit("-", 1)[1].split(".")[0])
     data = source.read_object(key)
-    verify_shard(f.timeline_id, shard, data, f.metas.get(shard, []), source.describe())
+    metas = f.metas.get(shard, [])
+    verify_shard(f.timeline_id, shard, data, metas, source.describe())
+    view = memoryview(data)
+    for m in metas:
+        try:
+            check_header(view[m.offset:m.offset + m.length], m.codec, (m.width, m.height))
+        except CorruptDataError as exc:
+            raise _bad(source, f"frame {m.sequence} of timeline {f.timeline_id} (shard "
+                               f"{shard}): {exc}") from None
     return data
 
 
