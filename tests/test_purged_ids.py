@@ -19,6 +19,7 @@ import attrs
 import numpy as np
 import pytest
 from conftest import CONFORMANCE_KINDS, StoreFactory
+from sql_records import raw
 
 import localckpt
 from localckpt import Store
@@ -286,3 +287,22 @@ def test_a_purge_remembers_each_id_with_one_insert_a_batch(tmp_path: Path) -> No
                                                                     ("tag", 1)]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind", DST_KINDS)
+def test_verify_checks_the_purged_ids(kind: str, new_store: StoreFactory) -> None:
+    """verify (Catalog.storage_problems) reports a purged id stored again as a record of
+    its kind, and a purged id whose tombstone its timeline does not hold."""
+    p = purged_store(new_store(kind))
+    cat = p.store.catalog
+    assert cat.storage_problems() == []
+    live = p.store.checkpoints(p.kept)[-1].id
+    stray = new_id()
+    raw(cat, "INSERT INTO {s}purged (id, kind, timeline_id, tombstone_id) VALUES "
+        "(?, 'checkpoint', ?, ?)", (live, p.kept, stray))
+    found = [what for _, what in cat.storage_problems()]
+    assert any(f"checkpoint {live} was purged by gc but is stored again" in what
+               for what in found)
+    assert any(f"names tombstone {stray}, which that timeline does not hold" in what
+               for what in found)
+    assert not p.store.verify().ok

@@ -406,6 +406,11 @@ def storage_problems(catalog: SqlCatalog) -> list[tuple[str, str]]:
             problems.append((f"{where} tree_sums {tid or 'timelines'}",
                              f"{what} holds {have[0]} rows where its sums say {want[0]} (or "
                              "their digests differ): a row is missing, extra or damaged"))
+    if catalog._version >= PURGED_IDS:
+        try:
+            _check_purged(problems, catalog)
+        except LocalckptError as exc:
+            problems.append((f"{where} table purged", f"cannot be read: {exc}"))
     try:
         for h, data in _pages(e, "SELECT hash, data FROM {s}outputs WHERE hash > ? "
                                  "ORDER BY hash LIMIT 64"):
@@ -413,6 +418,31 @@ def storage_problems(catalog: SqlCatalog) -> list[tuple[str, str]]:
     except LocalckptError as exc:
         problems.append((f"{where} table outputs", f"cannot be read: {exc}"))
     return problems
+
+
+#: purged ids stored again as a record of their kind, and purged ids whose tombstone
+#: their timeline does not hold
+_PURGED_BACK = (
+    "SELECT p.id, p.kind FROM {s}purged p JOIN {s}checkpoints c ON c.id = p.id "
+    "WHERE p.kind = 'checkpoint' UNION ALL "
+    "SELECT p.id, p.kind FROM {s}purged p JOIN {s}tags g ON g.id = p.id WHERE p.kind = 'tag'")
+_PURGED_UNEXPLAINED = (
+    "SELECT p.id, p.kind, p.timeline_id, p.tombstone_id FROM {s}purged p WHERE NOT EXISTS "
+    "(SELECT 1 FROM {s}tombstones x WHERE x.id = p.tombstone_id AND "
+    "x.timeline_id = p.timeline_id)")
+
+
+def _check_purged(problems: list[tuple[str, str]], catalog: SqlCatalog) -> None:
+    """The ids gc purged (table ``purged``) are stored as no record of their kind (a
+    deleted record never comes back), and each names a tombstone of its timeline."""
+    e = catalog.engine
+    where = e.describe()
+    for rid, kind in sorted(e.query(_PURGED_BACK)):
+        problems.append((f"{where} purged row {rid}", f"{kind} {rid} was purged by gc but "
+                         f"is stored again: a deleted {kind} came back"))
+    for rid, kind, tid, xid in sorted(e.query(_PURGED_UNEXPLAINED)):
+        problems.append((f"{where} purged row {rid}", f"{kind} {rid}, purged from timeline "
+                         f"{tid}, names tombstone {xid}, which that timeline does not hold"))
 
 
 def _check_row(problems: list[tuple[str, str]], catalog: SqlCatalog, kind: str,
