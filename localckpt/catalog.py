@@ -168,9 +168,15 @@ class Catalog(ABC):
         """The tombstones, of any timeline and kind, whose target is one of these ids
         (also when the target's record was purged), ordered by id. A transfer asks it
         for the ids of the records it would write: a deleted id never comes back, not
-        even in another timeline (``localckpt.admit``). The default filters every
-        tombstone (one read); a backend with an index on target_id overrides it with one
-        query."""
+        even in another timeline (``localckpt.admit``).
+
+        A catalog whose :meth:`purge_deleted` removes records must also answer for the
+        ids it purged that no tombstone names (a checkpoint below a pruned one, one of a
+        deleted timeline, a tag that went with either): with the tombstone that deleted
+        it, aimed at that id (``target_id`` the id, ``kind`` its kind, the tombstone's
+        own id, timeline and time), so it is refused like a direct target. The default
+        filters every tombstone (one read): right for a catalog that purges nothing (the
+        default); a backend with an index on target_id overrides it with one query."""
         wanted = set(target_ids)
         if not wanted:
             return []
@@ -326,9 +332,11 @@ class Catalog(ABC):
     def purge_deleted(self) -> int:
         """Physically remove what tombstones delete (timelines, checkpoints, tags; never
         the tombstones) and outputs no live checkpoint refers to; return how many records
-        went. Safe while other writers run: an output a concurrent save refers to stays.
-        Readers never see a difference (tombstones already hide these records). The
-        default removes nothing (the records stay, hidden)."""
+        went. The id of every checkpoint and tag removed stays known to
+        :meth:`tombstones_targeting`, written with its removal (all or nothing). Safe
+        while other writers run: an output a concurrent save refers to stays. Readers
+        never see a difference (tombstones already hide these records). The default
+        removes nothing (the records stay, hidden)."""
         return 0
 
     def close(self) -> None:  # noqa: B027 - optional hook

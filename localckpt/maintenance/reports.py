@@ -95,8 +95,10 @@ class Problem:
     Attributes:
         kind: what is wrong, e.g. "catalog-storage", "output-hash", "output-json",
             "missing-output", "parent", "merged-from", "root", "missing-object",
-            "index-hash", "index", "frame-hash", "frame-count", "unreadable" (a part of
-            the store that could not be read, so it was not checked); or a leftover gc
+            "index-hash", "index", "frame-hash", "frame-count", "future" (a record dated
+            more than a day after this machine's clock, which transfers refuse),
+            "unreadable" (a part of the store that could not be read, so it was not
+            checked); or a leftover gc
             removes ("unreferenced-object", "temporary-file": see :data:`COLLECTABLE`).
         record: the id of the record concerned (timeline, checkpoint), or None.
         object: the object key, output hash or catalog file concerned, or None.

@@ -13,6 +13,13 @@ What is checked (every backend; deleted records are not checked, they are gone):
   hash the timeline records (``Timeline.index_hash``) and parses; every shard it names
   exists and every frame's bytes match their content hash; the index holds
   ``frame_count`` frames;
+- no record is dated more than ``localckpt.admit.MAX_CLOCK_SKEW`` (a day) after this
+  machine's clock, by its ``created_at`` or by the time its UUIDv7 id records: live
+  timelines, checkpoints and tags, the tombstones (of deleted timelines too: they
+  travel) and stage runs. Transfers refuse such records (``admit.check_times``): a store
+  holding one cannot push it, and it outranks every record made here until then (the
+  newest tag of a name wins it, ``retain`` keeps the newest). Kind ``future``: made on
+  a machine whose clock ran ahead, or written past the transfers' check;
 - leftovers (whole-store runs only): frame objects no live timeline refers to (deleted
   timelines, failed or killed ingests, extra shards) and temporary files. They are
   reported as collectable (``gc`` removes them), not as damage.
@@ -37,8 +44,9 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..canonical import check_stored, content_hash
 from ..errors import BackendUnavailableError, CorruptDataError, InvalidInputError, NotFoundError
@@ -52,7 +60,7 @@ from ..shards import (
     verify_index,
     verify_shard,
 )
-from ..types import Checkpoint, Timeline
+from ..types import Checkpoint, Tag, Timeline
 from ..visibility import Marks, dead_in_tree
 from .reports import Problem, VerifyReport
 
@@ -78,6 +86,8 @@ def is_temporary(key: str) -> bool:
 class _Check:
     def __init__(self, store: Store) -> None:
         self.store = store
+        #: records dated after this are from the future (see the module docstring)
+        self.limit = _future_limit()
         self.problems: list[Problem] = []
         self.counts: defaultdict[str, int] = defaultdict(int)
         #: the objects' store is out of reach: the error that said so, and how many
@@ -112,6 +122,7 @@ class _Check:
         dead = dead_in_tree(everything.values(), marks.checkpoints)
         live = [c for c in everything.values() if c.id not in dead]
         self.counts["checkpoints"] += len(live)
+        self.future("checkpoint", live)
         root = everything.get(t.root_checkpoint_id)
         if root is None or root.parent_id is not None:
             self.add("root", t.id, None,
@@ -143,6 +154,40 @@ class _Check:
             elif not marks.checkpoints:  # with prunes, it may be a deleted, purged one
                 self.add("merged-from", c.id, None,
                          f"merge {c.id}: merged_from {m} is missing")
+
+    def future(self, kind: str, records: Iterable[Any]) -> None:
+        """A problem of kind "future" for each record dated after self.limit (by its
+        created_at or its UUIDv7 id; for a run, also its closed_at)."""
+        from ..ids import uuid7_time
+
+        for r in records:
+            stamps = [("was created at", r.created_at), ("has an id dated", uuid7_time(r.id))]
+            if getattr(r, "closed_at", None) is not None:
+                stamps.append(("was closed at", r.closed_at))
+            for what, when in stamps:
+                if when is not None and when > self.limit:
+                    self.add("future", r.id, None, _future_message(kind, r.id, what, when,
+                                                                   self.limit))
+                    break
+
+    def other_records(self, timelines: list[Timeline], marks: dict[str, Marks],
+                      whole: bool) -> None:
+        """The times of the records verify reads nowhere else: the live timelines, their
+        live tags and stage runs, and the tombstones (every one of the store when whole:
+        a deleted timeline's deletion travels too)."""
+        self.future("timeline", timelines)
+        cat = self.store.catalog
+        ids = [t.id for t in timelines]
+        tags = cat.tags(ids) if ids else []
+        self.future("tag", [g for g in tags if isinstance(g, Tag)
+                            and g.id not in marks.get(g.timeline_id, Marks(g.timeline_id)).tags])
+        self.future("tombstone", cat.tombstones(None if whole else ids) if whole or ids
+                    else [])
+        tables = getattr(cat, "runs", None)
+        if tables is not None and tables.available:
+            runs = tables.listing(None) if whole else \
+                [r for t in ids for r in tables.listing(t)]
+            self.future("stage run", runs)
 
     def outputs(self, hashes: set[str]) -> None:
         ordered = sorted(hashes)
@@ -331,6 +376,8 @@ def verify(store: Store, timeline_id: str | None = None, *, storage: bool | None
             hashes |= found_hashes or set()
         expected[t.id] = check.guarded(f"the frames of timeline {t.id}", t.id,
                                        functools.partial(check.frames, t))
+    check.guarded("the records' times", None,
+                  lambda: check.other_records(timelines, marks, whole))
     check.outputs(hashes)
     if check.unlisted:
         check.add("unreadable", None, None, f"{check.unlisted} more frame object(s) could "
@@ -349,6 +396,27 @@ def verify(store: Store, timeline_id: str | None = None, *, storage: bool | None
                         unread_objects=check.failed + check.skipped,
                         stopped_reading=None if check.unreachable is None
                         else str(check.unreachable))
+
+
+def _future_limit() -> datetime:
+    """The latest time a record may carry: this machine's clock plus the skew transfers
+    allow (``localckpt.admit.MAX_CLOCK_SKEW``)."""
+    from ..admit import MAX_CLOCK_SKEW
+
+    return datetime.now(UTC) + MAX_CLOCK_SKEW
+
+
+def _future_message(kind: str, record_id: str, what: str, when: datetime,
+                    limit: datetime) -> str:
+    from ..admit import MAX_CLOCK_SKEW
+
+    now = limit - MAX_CLOCK_SKEW
+    return (f"{kind} {record_id} {what} {when.astimezone(UTC).isoformat()}, more than a day "
+            f"after this machine's clock ({now.isoformat()}): transfers refuse it (a push of "
+            "this store is refused until then), and it outranks every record made here until "
+            "then (the newest tag of a name wins it, retain keeps the newest). Was the clock "
+            "of the machine that made it ahead? Delete it (prune, untag, rm: the deletion "
+            "travels, the record does not), or wait until the clock passes its time")
 
 
 def _one_timeline(store: Store, check: _Check, timeline_id: str) -> Timeline | None:

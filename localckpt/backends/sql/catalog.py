@@ -38,6 +38,7 @@ from .rows import Codec, codecs, digest
 from .schema import (
     DELETED_TIMELINES_INDEX,
     NAME_SUMS,
+    PURGED_IDS,
     SECOND_PATHS,
     SUMS_OF,
     TAG_NAMES,
@@ -55,6 +56,8 @@ T = TypeVar("T")
 
 _TOMBSTONES_CHANGED = "LC411"
 _REFUSAL = (_TOMBSTONES_CHANGED, "new tombstones")
+_PURGED = "LC412"
+_PURGED_REFUSAL = (_PURGED, "purged ids")
 #: kind -> the ids a tombstone of that kind, of the record's own timeline, targets
 _DELETED = {
     "timeline": "SELECT DISTINCT target_id FROM {s}tombstones WHERE target_id{in} "
@@ -185,6 +188,8 @@ class SqlCatalog(Catalog):
                                        "WHERE target_id{in} AND kind = 'tag'",
             "tombstone_timelines": "SELECT DISTINCT timeline_id FROM {s}tombstones "
                                    "WHERE target_id{in}",
+            "purged": "SELECT id, kind, timeline_id, tombstone_id FROM {s}purged "
+                      "WHERE id{in} ORDER BY id",
             "page": (
                 f"SELECT {', '.join('t.' + x.strip() for x in tl.split(','))}, "
                 "(SELECT sum(n) FROM {s}tree_sums s WHERE s.timeline_id = t.id) "
@@ -208,6 +213,7 @@ class SqlCatalog(Catalog):
                 "x = {xor:t.x,excluded.x}"
             ),
             "guard": "SELECT 1 FROM {s}tombstones WHERE timeline_id = ? AND NOT (id{in})",
+            "purged_guard": "SELECT 1 FROM {s}purged WHERE id{in}",
             "guard_none": "SELECT 1 FROM {s}tombstones WHERE timeline_id = ? LIMIT 1",
         }
         self._inserts = {
@@ -511,21 +517,44 @@ class SqlCatalog(Catalog):
         return found
 
     def tombstones_targeting(self, target_ids: Iterable[str]) -> list[Tombstone]:
-        """Catalog.tombstones_targeting through the index on target_id: the timelines of
-        the tombstones it finds are read and checked against their sums, as any read of
-        a timeline's tombstones is (the default read and checked every tombstone of the
-        store, for each transfer). A tombstone a damaged target index leaves out is not
-        noticed here: verify's integrity check reports the index."""
+        """Catalog.tombstones_targeting through the index on target_id, and the ids gc
+        purged (table ``purged``: the checkpoints below a pruned one, those of a deleted
+        timeline, their tags), in one snapshot: for a purged id, the tombstone that
+        deleted it, aimed at that id (``target_id`` the id, ``kind`` its kind; the
+        tombstone's own id, timeline and time). The timelines of the tombstones found
+        are read and checked against their sums, as any read of a timeline's tombstones
+        is (the default read and checked every tombstone of the store, for each
+        transfer). A tombstone a damaged target index leaves out is not noticed here:
+        verify's integrity check reports the index."""
         wanted = self._ids(target_ids)
         if not wanted:
             return []
         if not self._second_paths:  # an older catalog opened read-only: no sums
             return super().tombstones_targeting(wanted)
-        timelines = {r[0] for r in self._rows("tombstone_timelines",
-                                               (self.dialect.list_param(wanted),))}
+        param = (self.dialect.list_param(wanted),)
+        if self._version >= PURGED_IDS:
+            filed, purged = self.engine.snapshot([(self._q["tombstone_timelines"], param),
+                                                  (self._q["purged"], param)])
+        else:  # an older catalog opened read-only: it remembers no purged id
+            filed, purged = self._rows("tombstone_timelines", param), []
+        timelines = {r[0] for r in filed} | {r[2] for r in purged}
         targets = set(wanted)
-        return [x for x in self._checked({"tombstone": timelines})["tombstone"]
-                if x.target_id in targets]
+        marks = self._checked({"tombstone": timelines})["tombstone"]
+        found = [x for x in marks if x.target_id in targets]
+        by_id = {x.id: x for x in marks}
+        direct = {(x.id, x.target_id) for x in found}
+        for pid, kind, tid, xid in purged:
+            if (xid, pid) in direct:  # a tombstone's own target: found already
+                continue
+            x = by_id.get(xid)
+            if x is None or x.timeline_id != tid:
+                raise CorruptDataError(
+                    f"{kind} {pid}, purged from timeline {tid} of {self.describe()}, names "
+                    f"tombstone {xid}, which that timeline does not hold: the catalog is "
+                    "damaged (run `localckpt verify`; restore the store or re-sync it from "
+                    "another)")
+            found.append(Tombstone(x.id, pid, kind, tid, x.created_at))
+        return sorted(found, key=lambda x: (x.id, x.target_id))
 
     def _by_timeline(self, kind: str, timeline_ids: Iterable[str] | None) -> list[Any]:
         """The tombstones or tags of some timelines (all when None), checked against each
@@ -767,7 +796,7 @@ class SqlCatalog(Catalog):
                 result = first(tx)
                 tx.run(self._steps(batch, seen, batch.checkpoints, batch.timelines))
         except Refused as exc:
-            raise self._refused(exc, seen) from None
+            raise self._refused(exc, seen, batch) from None
         for tid in {c.timeline_id for c in batch.checkpoints}:  # their sums changed
             self._verified.pop(tid, None)
         self._remember(batch.checkpoints)
@@ -788,11 +817,13 @@ class SqlCatalog(Catalog):
             if len(set(ids)) != len(ids):
                 self._one_per_id(kind, records)
         try:
-            self.engine.write(self._steps(batch, guard, batch.checkpoints, batch.timelines))
-        except Duplicate:
-            self._commit_slowly(batch, guard)
+            try:
+                self.engine.write(self._steps(batch, guard, batch.checkpoints,
+                                              batch.timelines))
+            except Duplicate:
+                self._commit_slowly(batch, guard)
         except Refused as exc:
-            raise self._refused(exc, guard) from None
+            raise self._refused(exc, guard, batch) from None
         for tid in {c.timeline_id for c in batch.checkpoints}:  # their sums changed
             self._verified.pop(tid, None)
         self._remember(batch.checkpoints)
@@ -804,10 +835,27 @@ class SqlCatalog(Catalog):
                 raise ConflictError(f"the batch holds two different {kind} records with id "
                                     f"{r.id}; nothing was written")
 
-    def _refused(self, exc: Refused, guard: tuple[str, list[str]] | None) -> Exception:
+    def _refused(self, exc: Refused, guard: tuple[str, list[str]] | None,
+                 batch: Batch) -> Exception:
         if exc.code == _TOMBSTONES_CHANGED and guard is not None:
             return TombstonesChanged(f"timeline {guard[0]} has new tombstones; nothing was "
                                      "written")
+        if exc.code == _PURGED:
+            records: list[Checkpoint | Tag] = [*batch.checkpoints, *batch.tags]
+            deleted = {(x.kind, x.target_id): x
+                       for x in self.tombstones_targeting(r.id for r in records)}
+            for r in records:
+                kind = "tag" if isinstance(r, Tag) else "checkpoint"
+                x = deleted.get((kind, r.id))
+                if x is not None:
+                    return CorruptDataError(
+                        f"{kind} {r.id} of timeline {r.timeline_id} has the id of a {kind} "
+                        f"deleted in timeline {x.timeline_id} (tombstone {x.id}) and purged "
+                        f"by gc from {self.describe()}; a deleted record never comes back, "
+                        "not even in its own timeline: nothing was written")
+            return CorruptDataError(f"a record of this batch has the id of a record gc "
+                                    f"purged from {self.describe()}; a deleted record never "
+                                    "comes back: nothing was written")
         return exc
 
     def _steps(self, batch: Batch, guard: tuple[str, list[str]] | None,
@@ -825,6 +873,9 @@ class SqlCatalog(Catalog):
                               (guard[0], self.dialect.list_param(guard[1])),
                               refuse=_REFUSAL) if guard[1] else
                          Step(e.sql(self._q["guard_none"]), (guard[0],), refuse=_REFUSAL))
+        else:  # see _purged_guard
+            steps.extend(self._purged_guard(checkpoints,
+                                            batch.tags if tags is None else tags))
         if batch.outputs:
             steps.append(_step(e.sql(self._q["insert_output"]),
                                [(h, d if type(d) is bytes else bytes(d))
@@ -865,6 +916,21 @@ class SqlCatalog(Catalog):
             steps.append(_step(e.sql(self._q["add_sums"]),
                                [(t, s, n, x) for (t, s), (n, x) in sorted(sums.items())]))
         return steps
+
+    def _purged_guard(self, checkpoints: Sequence[Checkpoint], tags: Sequence[Tag]
+                      ) -> list[Step]:
+        """The step that refuses (Refused _PURGED) a write of a checkpoint or tag whose id
+        gc purged (table ``purged``): a deleted id never comes back, also in the timeline
+        it was deleted from, where no tombstone names it any more (a checkpoint below a
+        pruned one, re-parented under a live one by a forged source). Transfers ask
+        ``tombstones_targeting`` first and refuse it in another timeline; this is the
+        check every other write meets, in the write's own transaction. Guarded commits
+        (saves and merges: fresh ids made here) skip it, so a save costs no more."""
+        ids = [r.id for r in checkpoints] + [g.id for g in tags]
+        if not ids or self._version < PURGED_IDS:
+            return []
+        return [Step(self.engine.sql(self._q["purged_guard"]),
+                     (self.dialect.list_param(sorted(set(ids))),), refuse=_PURGED_REFUSAL)]
 
     def _refs(self, checkpoints: Sequence[Checkpoint]) -> list[tuple[str, str]]:
         """(hash, checkpoint id) for every output a checkpoint adds (see schema)."""

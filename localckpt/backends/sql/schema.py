@@ -26,7 +26,12 @@ Why these tables:
   Several shards per timeline on PostgreSQL, so that writers of one timeline do not
   queue on one row;
 - ``unreferenced``: outputs the last purge found used by nothing (the next one removes
-  them: a sync stages outputs before the rows that use them).
+  them: a sync stages outputs before the rows that use them);
+- ``purged`` (migration 13): the id of every checkpoint and tag a purge deleted, with
+  its kind, its timeline and the tombstone that deleted it (``PURGED_IDS``). A
+  tombstone names its target only; the checkpoints below a pruned one, those of a
+  deleted timeline and their tags leave nothing else once purged, and a transfer asks
+  this table (``tombstones_targeting``) so that their ids never come back.
 """
 
 from __future__ import annotations
@@ -143,6 +148,9 @@ TIMELINE_TOMBSTONE = "kind = 'timeline' AND timeline_id = target_id"
 SUMS_OF = {"tombstone": "~tombstones:", "tag": "~tags:"}
 #: the version that made them (a catalog below it, opened read-only, reads without them)
 SECOND_PATHS = 10
+#: the version that made the table of purged ids (below it, a catalog opened read-only
+#: remembers none: see SqlCatalog.tombstones_targeting)
+PURGED_IDS = 13
 #: tree_sums key of the tags of one name, in every timeline: this + the name (sorts
 #: before both SUMS_OF prefixes, so their key ranges hold none of these)
 TAG_NAMES = "~names:"
@@ -177,6 +185,17 @@ def _name_sums(tx: Tx, engine: Engine) -> None:
         engine.sql("SELECT name, digest FROM {s}tags"))])
 
 
+def _purged_table(tx: Tx, engine: Engine) -> None:
+    """Every engine: the ids a purge deleted (see the module docstring). Ids purged
+    before this migration left no trace, so the table starts empty."""
+    d = engine.dialect
+    without_rowid = " WITHOUT ROWID" if d.name == "sqlite" else ""
+    tx.execute(engine.sql(
+        f"CREATE TABLE {{s}}purged (id {d.types['id']} NOT NULL, kind {d.types['text']} "
+        f"NOT NULL, timeline_id {d.types['id']} NOT NULL, tombstone_id {d.types['id']} "
+        f"NOT NULL, PRIMARY KEY (id)){without_rowid}"))
+
+
 def _insert_sums(tx: Tx, engine: Engine, rows: Iterable[tuple[str, Any]]) -> None:
     """tree_sums rows (shard 0) of the count and XOR of digests of each key's rows
     (key, digest): what a migration that adds a kind of sums computes once."""
@@ -204,6 +223,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "tags indexed by checkpoint, runs by state", statements=(
         "CREATE INDEX tags_checkpoint_id ON {s}tags (checkpoint_id)",
         "CREATE INDEX runs_state ON {s}runs (state)")),
+    Migration(13, "the ids of purged checkpoints and tags", python=_purged_table),
 )
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)

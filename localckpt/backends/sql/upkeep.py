@@ -6,6 +6,14 @@ transaction, and takes no table lock. Deleted rows are found from the tombstone 
 stored keeps its whole parent chain: a descendant of a pruned checkpoint is still seen
 as pruned while the purge runs, whatever batch it is in.
 
+Every checkpoint and tag a purge deletes leaves its id in ``purged`` (kind, timeline and
+the tombstone that deleted it), written in the transaction that deletes its row: a
+tombstone names only its target, and the ids of what went with it (the checkpoints
+below a pruned one, those of a deleted timeline, their tags) would otherwise be
+forgotten, and a transfer could bring them back live in another timeline
+(``SqlCatalog.tombstones_targeting`` reads this table). One row per row deleted, by one
+more statement per batch.
+
 Outputs go when nothing refers to them: no ``output_refs`` row (see ``schema``). On
 PostgreSQL a save that refers to an output at the moment a purge deletes it cannot
 both succeed: the foreign key from ``output_refs`` makes one of them fail (the purge's
@@ -18,7 +26,7 @@ when two purges in a row found it unused (``unreferenced``).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -29,7 +37,7 @@ from ...errors import InvalidInputError, LocalckptError
 from ...schema import validate
 from ...types import Tombstone
 from .engine import Dangling
-from .schema import SUMS_OF, TAG_NAMES
+from .schema import PURGED_IDS, SUMS_OF, TAG_NAMES
 
 if TYPE_CHECKING:
     from .catalog import SqlCatalog
@@ -56,11 +64,14 @@ def _chunks(items: list[Any], size: int = BATCH) -> Iterable[list[Any]]:
 
 @attrs.frozen
 class _Dead:
-    """What tombstones delete: checkpoints (id, timeline) deepest first, timelines, tags."""
+    """What tombstones delete: checkpoints (id, timeline) deepest first, timelines, tags;
+    causes: the id of each (and of each deleted timeline) -> the tombstone that deletes
+    it (its own, an ancestor's, its checkpoint's or its timeline's)."""
 
     checkpoints: tuple[tuple[str, str], ...] = ()
     timelines: frozenset[str] = frozenset()
     tags: frozenset[str] = frozenset()
+    causes: Mapping[str, str] = attrs.field(factory=dict)
 
 
 def _dead(catalog: SqlCatalog, timeline_ids: Iterable[str] | None,
@@ -78,9 +89,15 @@ def _dead(catalog: SqlCatalog, timeline_ids: Iterable[str] | None,
         by_timeline[t.timeline_id].append(t)
     dead: list[tuple[int, str, str]] = []
     timelines: set[str] = set()
+    causes: dict[str, str] = {}
     for tid, mine in sorted(by_timeline.items()):
-        whole = any(t.kind == "timeline" and t.target_id == tid for t in mine)
-        targets = {t.target_id for t in mine if t.kind == "checkpoint"}
+        mine.sort(key=lambda t: t.id)  # the first deletion of a target is its cause
+        whole = next((t.id for t in mine if t.kind == "timeline" and t.target_id == tid),
+                     None)
+        targets: dict[str, str] = {}
+        for t in mine:
+            if t.kind == "checkpoint":
+                targets.setdefault(t.target_id, t.id)
         if not whole and not targets:
             continue
         rows = e.query("SELECT id, parent_id FROM {s}checkpoints WHERE timeline_id = ?", (tid,))
@@ -103,33 +120,40 @@ def _dead(catalog: SqlCatalog, timeline_ids: Iterable[str] | None,
             level, d = nxt, d + 1
         if whole:
             timelines.add(tid)
-            tops = roots
+            causes[tid] = whole
+            stack = [(cid, whole) for cid in roots]
         else:
-            tops = sorted(targets & known)
-        stack = list(tops)
+            stack = [(cid, targets[cid]) for cid in sorted(targets.keys() & known)]
         seen: set[str] = set()
         while stack:
-            cid = stack.pop()
+            cid, cause = stack.pop()
             if cid in seen:
                 continue
             seen.add(cid)
+            causes[cid] = whole or targets.get(cid, cause)
             dead.append((depth.get(cid, 0), cid, tid))
-            stack.extend(kids.get(cid, ()))
+            stack.extend((kid, causes[cid]) for kid in kids.get(cid, ()))
     dead.sort(key=lambda d: -d[0])
     if timelines:  # only those still stored (a purge took the others already)
         timelines = {r[0] for chunk in _chunks(sorted(timelines), 500) for r in e.query(
             "SELECT id FROM {s}timelines WHERE id{in}", (in_(chunk),))}
     gone = {cid for _, cid, _ in dead}
-    tag_marks = {(t.target_id, t.timeline_id) for t in marks if t.kind == "tag"}
+    tag_marks: dict[tuple[str, str], str] = {}
+    for t in sorted(marks, key=lambda t: t.id):
+        if t.kind == "tag":
+            tag_marks.setdefault((t.target_id, t.timeline_id), t.id)
     tags: set[str] = set()
     tids = sorted(by_timeline)
     for chunk in _chunks(tids, 500):
         for gid, cid, tid in e.query("SELECT id, checkpoint_id, timeline_id FROM {s}tags "
                                      "WHERE timeline_id{in}", (in_(chunk),)):
-            if (gid, tid) in tag_marks or cid in gone or tid in timelines:
+            why = tag_marks.get((gid, tid)) or (causes.get(cid) if cid in gone else None) \
+                or (causes.get(tid) if tid in timelines else None)
+            if why is not None:
                 tags.add(gid)
+                causes[gid] = why
     return _Dead(tuple((cid, tid) for _, cid, tid in dead), frozenset(timelines),
-                 frozenset(tags))
+                 frozenset(tags), causes)
 
 
 def _freed_outputs(catalog: SqlCatalog, dead: _Dead) -> dict[str, int]:
@@ -200,14 +224,16 @@ def purge(catalog: SqlCatalog) -> int:
     freed: set[str] = set()
     for batch in _chunks([cid for cid, _ in dead.checkpoints]):
         try:
-            removed += _purge_checkpoints(catalog, batch, freed)
+            removed += _purge_checkpoints(catalog, batch, freed, dead.causes)
         except Dangling:  # a child saved under one of them meanwhile (see Dangling):
             continue  # it is dead too, and the next purge takes both
     for batch in _chunks(sorted(dead.tags)):
         with e.transaction() as tx:
-            n, tags = _delete_tags(tx, catalog, "id{in}", (in_(batch),))
+            n, tags, went = _delete_tags(tx, catalog, "id{in}", (in_(batch),))
             removed += n
             _subtract(tx, catalog, tags)
+            _remember(tx, catalog, [("tag", gid, tid, dead.causes[gid])
+                                    for gid, tid, _ in went])
     for tid in sorted(dead.timelines):
         with e.transaction() as tx:
             left = tx.query(e.sql("SELECT count(*) FROM {s}checkpoints WHERE timeline_id = ?"),
@@ -218,17 +244,20 @@ def purge(catalog: SqlCatalog) -> int:
                             (tid,))
             if not rows:
                 continue  # gone already (another purge)
-            n, tags = _delete_tags(tx, catalog, "timeline_id = ?", (tid,))
+            n, tags, went = _delete_tags(tx, catalog, "timeline_id = ?", (tid,))
             removed += n
             tx.execute(e.sql("DELETE FROM {s}tree_sums WHERE timeline_id = ?"), (tid,))
             _subtract(tx, catalog, [("", rows[0][0]), *tags])
+            _remember(tx, catalog, [("tag", gid, tid, dead.causes[tid]) for gid, _, _ in went])
             removed += 1
     return removed + _purge_outputs(catalog, freed)
 
 
-def _purge_checkpoints(catalog: SqlCatalog, batch: list[str], freed: set[str]) -> int:
+def _purge_checkpoints(catalog: SqlCatalog, batch: list[str], freed: set[str],
+                       causes: Mapping[str, str]) -> int:
     """Delete one batch of dead checkpoints with their output references and tags, in one
-    transaction; how many rows went (freed: the outputs they referred to, added)."""
+    transaction, remembering their ids; how many rows went (freed: the outputs they
+    referred to, added)."""
     e = catalog.engine
     in_ = catalog.dialect.list_param
     with e.transaction() as tx:
@@ -245,21 +274,41 @@ def _purge_checkpoints(catalog: SqlCatalog, batch: list[str], freed: set[str]) -
         # by key (hash, owner): every output a checkpoint added is in its stage_hashes
         tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND owner = ?"),
                    refs, True)
-        n, tags = _delete_tags(tx, catalog, "checkpoint_id{in}", (in_(ids),))
+        n, tags, went = _delete_tags(tx, catalog, "checkpoint_id{in}", (in_(ids),))
         _subtract(tx, catalog, [(r[1], r[2]) for r in rows] + tags)
+        # a tag saved on one of them after the purge looked is deleted with it: its
+        # checkpoint's cause is its own
+        _remember(tx, catalog, [("checkpoint", r[0], r[1], causes[r[0]]) for r in rows]
+                  + [("tag", gid, tid, causes.get(gid) or causes[cid])
+                     for gid, tid, cid in went])
     freed.update(h for h, _ in refs)  # only once the transaction is committed
     return len(ids) + n
 
 
 def _delete_tags(tx: Any, catalog: SqlCatalog, where: str, params: Sequence[Any]
-                 ) -> tuple[int, list[tuple[str, int]]]:
-    """Delete the tags matching where: how many went, and (sums key, digest) to take out
-    of the sums, their timeline's and their name's (the rows this purge deleted: see
-    the checkpoints above)."""
+                 ) -> tuple[int, list[tuple[str, int]], list[tuple[str, str, str]]]:
+    """Delete the tags matching where: how many went, (sums key, digest) to take out of
+    the sums, their timeline's and their name's (the rows this purge deleted: see the
+    checkpoints above), and (id, timeline, checkpoint) of each."""
     rows = tx.query(catalog.engine.sql(f"DELETE FROM {{s}}tags WHERE {where} "
-                                       "RETURNING timeline_id, name, digest"), params)
-    return len(rows), [(key, int(d)) for tid, name, d in rows
-                       for key in (SUMS_OF["tag"] + tid, TAG_NAMES + name)]
+                                       "RETURNING timeline_id, name, digest, id, "
+                                       "checkpoint_id"), params)
+    return len(rows), [(key, int(d)) for tid, name, d, _, _ in rows
+                       for key in (SUMS_OF["tag"] + tid, TAG_NAMES + name)], \
+        [(gid, tid, cid) for tid, _, _, gid, cid in rows]
+
+
+def _remember(tx: Any, catalog: SqlCatalog, rows: list[tuple[str, str, str, str]]) -> None:
+    """Keep the ids of purged records (kind, id, timeline, the tombstone that deleted
+    it) in ``purged``, in the transaction that deletes them (see the module docstring).
+    A catalog below PURGED_IDS is never purged (a writable one is migrated)."""
+    if not rows or catalog._version < PURGED_IDS:
+        return
+    tx.execute(catalog.engine.sql("INSERT INTO {s}purged (id, kind, timeline_id, "
+                                  "tombstone_id) VALUES (?, ?, ?, ?) "
+                                  "ON CONFLICT (id) DO NOTHING"),
+               [(i, kind, tid, x) for kind, i, tid, x in sorted(rows, key=lambda r: r[1])],
+               True)
 
 
 def _json(value: Any) -> Any:
@@ -357,6 +406,11 @@ def storage_problems(catalog: SqlCatalog) -> list[tuple[str, str]]:
             problems.append((f"{where} tree_sums {tid or 'timelines'}",
                              f"{what} holds {have[0]} rows where its sums say {want[0]} (or "
                              "their digests differ): a row is missing, extra or damaged"))
+    if catalog._version >= PURGED_IDS:
+        try:
+            _check_purged(problems, catalog)
+        except LocalckptError as exc:
+            problems.append((f"{where} table purged", f"cannot be read: {exc}"))
     try:
         for h, data in _pages(e, "SELECT hash, data FROM {s}outputs WHERE hash > ? "
                                  "ORDER BY hash LIMIT 64"):
@@ -364,6 +418,31 @@ def storage_problems(catalog: SqlCatalog) -> list[tuple[str, str]]:
     except LocalckptError as exc:
         problems.append((f"{where} table outputs", f"cannot be read: {exc}"))
     return problems
+
+
+#: purged ids stored again as a record of their kind, and purged ids whose tombstone
+#: their timeline does not hold
+_PURGED_BACK = (
+    "SELECT p.id, p.kind FROM {s}purged p JOIN {s}checkpoints c ON c.id = p.id "
+    "WHERE p.kind = 'checkpoint' UNION ALL "
+    "SELECT p.id, p.kind FROM {s}purged p JOIN {s}tags g ON g.id = p.id WHERE p.kind = 'tag'")
+_PURGED_UNEXPLAINED = (
+    "SELECT p.id, p.kind, p.timeline_id, p.tombstone_id FROM {s}purged p WHERE NOT EXISTS "
+    "(SELECT 1 FROM {s}tombstones x WHERE x.id = p.tombstone_id AND "
+    "x.timeline_id = p.timeline_id)")
+
+
+def _check_purged(problems: list[tuple[str, str]], catalog: SqlCatalog) -> None:
+    """The ids gc purged (table ``purged``) are stored as no record of their kind (a
+    deleted record never comes back), and each names a tombstone of its timeline."""
+    e = catalog.engine
+    where = e.describe()
+    for rid, kind in sorted(e.query(_PURGED_BACK)):
+        problems.append((f"{where} purged row {rid}", f"{kind} {rid} was purged by gc but "
+                         f"is stored again: a deleted {kind} came back"))
+    for rid, kind, tid, xid in sorted(e.query(_PURGED_UNEXPLAINED)):
+        problems.append((f"{where} purged row {rid}", f"{kind} {rid}, purged from timeline "
+                         f"{tid}, names tombstone {xid}, which that timeline does not hold"))
 
 
 def _check_row(problems: list[tuple[str, str]], catalog: SqlCatalog, kind: str,
