@@ -29,9 +29,11 @@ of the transfer is written. The rules:
   the destination, also where gc purged the deleted record, or in the source) is
   refused: filed under its new timeline it would be live again, with other content,
   for every reference and script that named it. (In its own timeline the tombstone
-  hides it, and it is not copied.) A tombstone names its target only: the descendants
-  of a pruned checkpoint and the checkpoints of a deleted timeline, once gc purged
-  them, leave no trace of their ids.
+  hides it, and it is not copied.) The descendants of a pruned checkpoint and the
+  checkpoints of a deleted timeline, which no tombstone names, are remembered when gc
+  purges them (``tombstones_targeting`` answers for them with the tombstone that
+  deleted them): those are refused in their own timeline too, before anything is
+  copied.
 - **No records from the future** (:func:`check_times`): a record the transfer would
   write whose ``created_at``, or whose id's UUIDv7 time, lies more than
   :data:`MAX_CLOCK_SKEW` (one day) ahead of this machine's clock is refused, naming
@@ -203,16 +205,18 @@ def check_times(bad: Bad, records: Iterable[Timeline | Checkpoint | Tombstone | 
 
 def check_undeleted(bad: Bad, records: Iterable[Checkpoint | Tag],
                     tombstones: Iterable[Tombstone]) -> None:
-    """No checkpoint or tag whose id a tombstone of its kind targets in another timeline
-    (see the module docstring)."""
+    """No checkpoint or tag whose id a tombstone of its kind targets (see the module
+    docstring). records are what the transfer would write: one its own timeline's
+    tombstone hides is left out before this, so a match in its own timeline is an id
+    gc purged, put back under a live parent by a forged source."""
     deleted = {(x.kind, x.target_id): x for x in tombstones}
     for r in records:
         kind = "tag" if isinstance(r, Tag) else "checkpoint"
         x = deleted.get((kind, r.id))
-        if x is not None and x.timeline_id != r.timeline_id:
+        if x is not None:
             raise bad(f"{kind} {r.id} of timeline {r.timeline_id} has the id of a {kind} "
                       f"deleted in timeline {x.timeline_id} (tombstone {x.id}); a deleted "
-                      "record never comes back, not even in another timeline")
+                      "record never comes back, in any timeline")
 
 
 def _check_unique(bad: Bad, offer: Offer) -> None:
