@@ -657,3 +657,40 @@ def test_puts_and_commits_run_with_the_cyclic_gc_paused(new_store: Any) -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_put_encodes_each_value_once(new_store: Any, monkeypatch: Any) -> None:
+    """Cost: a put writes each value's canonical bytes once (orjson, then the census of
+    the whole output over them): the output itself is encoded only for a value that is
+    not plain JSON, to refuse it naming where (or to take an unusual but valid one)."""
+    import orjson as real
+
+    from localckpt import canonical
+
+    store = new_store("memory")
+    tl = store.create_timeline("v.mp4", "p", frames(4), codec="png")
+    run = store.begin_run(tl.id, None, "detect", memo=False)
+    run.todo()
+    wrapped: list[Any] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        @staticmethod
+        def dumps(value: Any, *args: Any, **kwargs: Any) -> bytes:
+            if isinstance(value, dict) and "frames" in value:
+                wrapped.append(value)
+            return real.dumps(value, *args, **kwargs)
+
+    monkeypatch.setattr(canonical, "orjson", Counting())
+    run.put({s: value(s) for s in range(2)})
+    assert wrapped == []
+    run.put({2: {"score": np.float32(0.5)}})  # valid, not plain: encoded as before
+    assert len(wrapped) == 1
+    with pytest.raises(InvalidInputError, match=r"the output\['frames'\]\['3'\]"):
+        run.put({3: {"score": float("nan")}})
+    monkeypatch.undo()
+    run.put({3: value(3)})
+    out = store.load_stage_output(run.commit(), "detect")
+    assert out["frames"]["2"] == {"score": 0.5} and out["frames"]["1"] == value(1)

@@ -49,7 +49,13 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..arguments import shown
-from ..canonical import canonical_bytes, checked_bytes, content_hash
+from ..canonical import (
+    _census_is_plain,
+    canonical_bytes,
+    checked_bytes,
+    content_hash,
+    record_bytes,
+)
 from ..errors import (
     ConflictError,
     CorruptDataError,
@@ -692,11 +698,24 @@ def _encode(items: dict[int, Any]) -> list[tuple[int, str, bytes]]:
 
     The values are checked together, inside the output the commit will make
     ({"frames": {"<sequence>": value}}: one pass over every object, and a value too deep
-    to nest there is refused now, not at the commit), then each is encoded alone (the
-    same bytes canonical_bytes gives, without checking again)."""
-    canonical_bytes({"frames": {str(s): v for s, v in items.items()}}, "the output")
-    out = []
-    for seq in sorted(items):
-        data = checked_bytes(items[seq])
-        out.append((seq, content_hash(data), data))
-    return out
+    to nest there is refused now, not at the commit). Each value is encoded alone, once:
+    when orjson writes every one by itself (nothing deeper than it nests) and the census
+    of the output finds only plain JSON in them (its nulls counted in their bytes, which
+    are the output's values), those are the canonical bytes; else the output is encoded
+    as canonical_bytes does it (refusing what is not JSON, naming where), then each value
+    again (an unusual but valid value: a numpy scalar, a str subclass)."""
+    order = sorted(items)
+    datas: list[bytes] = []
+    try:
+        for seq in order:
+            data, plain = record_bytes(items[seq])
+            if not plain:
+                break
+            datas.append(data)
+    except (InvalidInputError, RecursionError):  # refused below, saying where
+        pass
+    wrapped = {"frames": {str(s): v for s, v in items.items()}}
+    if len(datas) < len(order) or not _census_is_plain(wrapped, b",".join(datas)):
+        canonical_bytes(wrapped, "the output")
+        datas = [checked_bytes(items[seq]) for seq in order]
+    return [(seq, content_hash(data), data) for seq, data in zip(order, datas, strict=True)]
