@@ -337,36 +337,3 @@ def test_two_lambdas_on_one_line_have_their_own_versions(tmp_path: Any,
         assert run.todo() == [0, 1, 2, 3]  # the second lambda is not the first's memo
         run.map(fn)
         run.commit()
-
-
-def test_a_memo_entrys_digest_is_that_of_its_fields() -> None:
-    """A commit digests its entries from the fields they share, encoded once, and each
-    entry's hashes as they are: the digest _Codec.row takes of the fields, for any
-    stage, version or text (escapes, non-ASCII, not hex)."""
-    import orjson
-
-    from localckpt.backends.sql.runs import _digest_of, _EntryDigest
-
-    when = "2026-12-07T04:00:00.123456+00:00"
-    for stage, version in (("detect", ""), ('dé"t\\ect', "v\u2028 1\n"), ("s", "x" * 300)):
-        digest = _EntryDigest(stage, version, "ab" * 32, "0193a1b2-run", when)
-        for key, frame, inputs, h in (("a" * 64, "b" * 64, "{}", "c" * 64),
-                                      ("a" * 64, "b" * 64, '{"det\\"ect":"d1"}', "c" * 64),
-                                      ("not hex!", "b", '{"x":null}', "é")):
-            assert digest(key, frame, (inputs, orjson.dumps(inputs)), h) == _digest_of(
-                [key, stage, version, "ab" * 32, frame, inputs, h, "0193a1b2-run", when])
-
-
-def test_entries_of_a_stage_named_with_escapes_read_back(store: localckpt.Store) -> None:
-    """The entries of a stage and version whose names JSON escapes, with inputs, pass
-    their digests when read (a second run is answered by every one)."""
-    tl = store.create_timeline("a.mp4", "p", frames(4), codec="png")
-    a = full(store.begin_run(tl.id, None, "det\"é"))
-    for _ in range(2):
-        run = store.begin_run(tl.id, a, 'cls\\"\u2028', inputs=("det\"é",), version="v\n2")
-        if run.todo():
-            full(run)
-        else:
-            assert run.memo_hits == 4 and run.commit()
-    keys = [run.memo_key(s).digest for s in range(4)]
-    assert len(store._run_tables().lookup(keys)) == 4

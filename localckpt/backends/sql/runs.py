@@ -185,39 +185,6 @@ def _digest_of(values: Sequence[Any]) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
 
 
-def _plain_text(text: Any) -> bool:
-    """Whether orjson writes text as itself between quotes (ASCII letters and digits: the
-    hex of a hash)."""
-    return type(text) is str and text.isascii() and text.isalnum()
-
-
-class _EntryDigest:
-    """The digests of one closing run's memo entries: _digest_of of each entry's field
-    values (what _Codec.row takes it of: [key, stage, version, params, frame, inputs,
-    value hash, run id, created at]), the fields all entries share encoded once and the
-    hex hashes of each written as they are (the same bytes orjson writes; any other
-    text takes _digest_of itself)."""
-
-    def __init__(self, stage: str, version: str, params: str, run_id: str, when: str) -> None:
-        self.head = [stage, version, params]
-        self.tail = [run_id, when]
-        try:
-            self.shared: tuple[bytes, bytes] | None = (
-                orjson.dumps(self.head)[1:-1], orjson.dumps(self.tail)[1:-1])
-        except TypeError:
-            self.shared = None
-
-    def __call__(self, key: str | None, frame: str, inputs: tuple[str, bytes], h: str) -> int:
-        if key is None or self.shared is None or not (
-                _plain_text(key) and _plain_text(frame) and _plain_text(h)):
-            return _digest_of([key, *self.head, frame, inputs[0], h, *self.tail])
-        data = b'["%s",%s,"%s",%s,"%s",%s]' % (key.encode("ascii"), self.shared[0],
-                                                frame.encode("ascii"), inputs[1],
-                                                h.encode("ascii"), self.shared[1])
-        return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big",
-                              signed=True)
-
-
 class _Fields:
     """One kind's field values in order, as neutral values: JSON as its canonical text,
     times as ISO 8601 UTC text. A digest is taken of these, so that a row is checked from
@@ -713,23 +680,22 @@ class RunTables:
             output, where, in_output = source
             fresh = {seq: p for seq, p in in_output.items() if p[1] is not None}
         now = utcnow()
-        ph = params_hash(rec.params)
+        head = [rec.stage, rec.version, params_hash(rec.params)]
         when: Any = _iso(now)
-        stamp: Any = when if self.dialect.time_as_text else now
-        digest = _EntryDigest(rec.stage, rec.version, ph, rec.id, when)
-        texts: dict[tuple[tuple[str, str | None], ...], tuple[str, bytes]] = {}
+        at = self.dialect.time_as_text
+        texts: dict[tuple[tuple[str, str | None], ...], str] = {}
         entries = []
         for seq, (h, key) in fresh.items():
             frame, inputs = memo_of(seq)
             pairs = tuple(inputs.items())
-            text = texts.get(pairs)
-            if text is None:
-                inputs_text = _json_text(dict(inputs))
-                text = texts[pairs] = (inputs_text, orjson.dumps(inputs_text))
-            # MemoEntry(key, stage, version, ph, frame, inputs, h, rec.id, now) as
-            # _Codec.row makes it
-            entries.append((key, rec.stage, rec.version, ph, frame, text[0], h, rec.id, stamp,
-                            output, *where[seq], digest(key, frame, text, h)))
+            if pairs not in texts:
+                texts[pairs] = _json_text(dict(inputs))
+            # MemoEntry(key, *head, frame, inputs, h, rec.id, now) as _Codec.row makes it
+            values = [key, *head, frame, texts[pairs], h, rec.id, when]
+            d = _digest_of(values)
+            if not at:
+                values[-1] = now
+            entries.append((*values, output, *where[seq], d))
         if entries:
             tx.execute(e.sql(q["memo_entry"]), sorted(entries), many=True)
             # a reference only when an entry of this run landed (on PostgreSQL another
