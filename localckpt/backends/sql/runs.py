@@ -330,9 +330,9 @@ class RunTables:
         self.part = _Codec("part", self.dialect, ("key", "data"))
         self.memo = _Codec("memo", self.dialect, ("value_in", "value_at", "value_size"))
         self._checked: set[tuple[Any, ...]] = set()
-        #: run id -> sequence -> (value hash, the bytes this process put there): see
-        #: _parts and part_values
-        self._written: dict[str, dict[int, tuple[str, bytes]]] = {}
+        #: run id -> sequence -> (value hash, memo key, the bytes) of the parts this
+        #: process put: see _parts and part_values
+        self._written: dict[str, dict[int, tuple[str, str | None, bytes]]] = {}
         self._written_size = 0
         self._written_lock = threading.Lock()
         r, m = self.run.read, self.memo.read
@@ -453,7 +453,7 @@ class RunTables:
         never changes, so a row read again with the same columns is not checked again,
         and bytes equal to what this process put there are not hashed again."""
         checked = self._checked
-        written: dict[int, tuple[str, bytes]] = {}
+        written: dict[int, tuple[str, str | None, bytes]] = {}
         for row in rows:
             rid, seq, h, key, d = fields = tuple(row[:5])
             if fields not in checked:
@@ -467,7 +467,7 @@ class RunTables:
                 if not written and rid in self._written:
                     written = self._written[rid]
                 mine = written.get(seq)
-                if (mine is None or mine[0] != h or mine[1] != row[5]) and \
+                if (mine is None or mine[0] != h or mine[2] != row[5]) and \
                         not _holds(row[5], h):
                     raise self.part._damaged(row, self.where, "holds bytes of another value")
             yield seq, h, key, bytes(row[5]) if data else b""
@@ -483,21 +483,27 @@ class RunTables:
 
     def part_values(self, run_id: str) -> dict[int, tuple[str, str | None, bytes]]:
         """sequence -> (value hash, memo key, canonical bytes) of a run's parts, each
-        checked. The bytes of a part this process put are the ones it put (they hash to
-        the part's value hash, which the row's digest covers): only the other parts'
-        bytes are read (a commit in the process that put every frame reads no value
-        back: a sixth of its time, measured on SQLite)."""
+        checked. The parts this process put are the ones it put (their rows hold what it
+        wrote, or an equal part: the put's guard compares digests, which cover value hash
+        and key, and the bytes hash to the value hash): when they are all the run's
+        parts (as many as count(*) finds: parts are never deleted while a run is open)
+        nothing more is read; else the rows are read and checked, and only the bytes of
+        the parts another process put are fetched (and hashed). A commit in the process
+        that put every frame read them all back: a sixth of its time, measured on
+        SQLite."""
         with self._written_lock:
             mine = dict(self._written.get(run_id, ()))
         if not mine:
             rows = self.engine.query(self._q["part_values"], (run_id,))
             return {seq: (h, key, data) for seq, h, key, data in self._parts(rows, data=True)}
+        if self.done(run_id) == len(mine):
+            return mine
         found: dict[int, tuple[str, str | None, bytes]] = {}
         other: list[int] = []
         for seq, h, key, _ in self._parts(self.engine.query(self._q["parts"], (run_id,))):
             held = mine.get(seq)
-            if held is not None and held[0] == h:
-                found[seq] = (h, key, held[1])
+            if held is not None and held[0] == h and held[1] == key:
+                found[seq] = held
             else:
                 other.append(seq)
         for i in range(0, len(other), _BATCH):
@@ -552,8 +558,8 @@ class RunTables:
                        zip(parts, digests, strict=True))
         with self._written_lock:
             mine = self._written.setdefault(run_id, {})
-            fresh = [(s, (h, data)) for s, h, data, _ in parts if s not in mine]
-            size = sum(len(held[1]) for _, held in fresh)
+            fresh = [(s, (h, k, data)) for s, h, data, k in parts if s not in mine]
+            size = sum(len(held[2]) for _, held in fresh)
             if self._written_size + size > _WRITTEN_AT_MOST:
                 return
             self._written_size += size
@@ -564,7 +570,7 @@ class RunTables:
         with self._written_lock:
             gone = self._written.pop(run_id, None)
             if gone:
-                self._written_size -= sum(len(data) for _, data in gone.values())
+                self._written_size -= sum(len(data) for _, _, data in gone.values())
 
     def _conflict(self, run_id: str, wanted: dict[int, str]) -> ConflictError:
         stored = self.parts(run_id, sorted(wanted))
