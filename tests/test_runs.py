@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 from conftest import KINDS
 from hypothesis import given, settings
@@ -467,24 +468,69 @@ def test_a_catalog_made_before_runs_gets_their_tables_on_open(tmp_path: Any,
         assert store.load_stage_output(run.commit(), "detect") == expected(range(3))
 
 
-def test_a_part_holding_another_values_bytes_is_an_error(new_store: Any) -> None:
-    store = new_store("embedded")
+def test_a_part_holding_another_values_bytes_is_an_error(tmp_path: Any) -> None:
+    """Read by a process that did not put it (the putting process takes the bytes it
+    put, which hash to the part's value hash: it never reads the damaged ones)."""
+    store = localckpt.open(tmp_path / "s", create=True)
     tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
     run = store.begin_run(tl.id, None, "detect")
     run.put({s: value(s) for s in range(3)})
     with store.catalog.engine.transaction() as tx:
         tx.execute("UPDATE run_parts SET data = ? WHERE sequence = 1",
                    (canonical_bytes(value(2)),))
-    with pytest.raises(CorruptDataError, match="run_parts"):
-        run.commit()
-    assert run.state == "open" and run.checkpoint_id is None  # refused before it began
+    with localckpt.open(tmp_path / "s") as other:
+        again = other.get_run(run.id)
+        with pytest.raises(CorruptDataError, match="run_parts"):
+            again.commit()
+        assert again.state == "open" and again.checkpoint_id is None  # refused before it began
+    assert store.load_stage_output(run.commit(), "detect") == expected(range(3))
+    store.close()
 
 
-def test_a_part_moved_to_another_value_is_an_error_in_the_process_that_put_it(
-        new_store: Any) -> None:
-    """The putting process remembers what it wrote (its commit does not hash those bytes
-    again): a row that now names another value, consistently, still fails its digest."""
-    store = new_store("embedded")
+@pytest.mark.parametrize("kind", [k for k in ("embedded", "postgres-local") if k in KINDS]
+                         + ["duckdb"])
+def test_a_commit_reads_back_no_value_this_process_put(new_store: Any, kind: str,
+                                                       monkeypatch: Any) -> None:
+    """Cost: the commit of a run whose frames this process put reads no part (it has
+    them: their bytes hash to each part's value hash, which the part's digest covers, and
+    count(*) says there are no others); when another process put some, the rows are read
+    and only those parts' bytes are fetched, and checked."""
+    store = new_store(kind)
+    tl = store.create_timeline("v.mp4", "p", frames(6), codec="png")
+    run = store.begin_run(tl.id, None, "detect", memo=False)
+    run.put({s: value(s) for s in range(4)})
+    engine = store.catalog.engine
+    said: list[tuple[str, Any]] = []
+    query = engine.query
+    monkeypatch.setattr(engine, "query", lambda q, p=(): (said.append((q, p)), query(q, p))[1])
+    tables = store._run_tables()
+    assert {s: v[2] for s, v in tables.part_values(run.id).items()} == {
+        s: canonical_bytes(value(s)) for s in range(4)}
+    # every part is one it put (count(*) says so): no row is read
+    assert said and not [q for q, _ in said if "SELECT run_id, sequence" in q], said
+    with tables._written_lock:  # as if frames 4 and 5 were put by another process
+        tables._written[run.id].pop(3)
+    tables.put(run.id, [(s, content_hash(canonical_bytes(value(s))),
+                         canonical_bytes(value(s)), None) for s in (4, 5)])
+    with tables._written_lock:
+        tables._written[run.id].pop(4)
+    said.clear()
+    assert {s: v[2] for s, v in tables.part_values(run.id).items()} == {
+        s: canonical_bytes(value(s)) for s in range(6)}
+    fetched = [p for q, p in said if "data FROM" in q]
+    assert len(fetched) == 1, said
+    seqs = fetched[0][1]  # SQLite binds a list as JSON text
+    assert sorted(orjson.loads(seqs) if isinstance(seqs, str) else seqs) == [3, 4]
+    monkeypatch.undo()
+    assert store.load_stage_output(run.commit(), "detect") == expected(range(6))
+
+
+def test_a_part_moved_to_another_value_is_an_error_where_it_is_read(tmp_path: Any) -> None:
+    """A row that now names another value, consistently, fails its digest in a process
+    that reads it; the process that put every frame reads no row back at its commit (it
+    holds what it wrote, and count(*) says the run has no other part): it saves the
+    values it put, and nothing damaged is served."""
+    store = localckpt.open(tmp_path / "s", create=True)
     tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
     run = store.begin_run(tl.id, None, "detect")
     run.put({s: value(s) for s in range(3)})
@@ -492,8 +538,11 @@ def test_a_part_moved_to_another_value_is_an_error_in_the_process_that_put_it(
     with store.catalog.engine.transaction() as tx:
         tx.execute("UPDATE run_parts SET data = ?, value_hash = ? WHERE sequence = 1",
                    (other, content_hash(other)))
-    with pytest.raises(CorruptDataError, match="does not match its digest"):
-        run.commit()
+    with localckpt.open(tmp_path / "s") as second, \
+            pytest.raises(CorruptDataError, match="does not match its digest"):
+        second.get_run(run.id).commit()
+    assert store.load_stage_output(run.commit(), "detect") == expected(range(3))
+    store.close()
 
 
 def test_a_commit_hashes_only_the_values_another_process_put(tmp_path: Any,
@@ -569,3 +618,85 @@ def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
         for _ in range(2):
             collect_garbage(store, older_than=0, grace=0)
         assert store.catalog.missing_outputs(set(hashes)) == set(hashes)
+
+
+def test_puts_and_commits_run_with_the_cyclic_gc_paused(new_store: Any) -> None:
+    """Cost: no collection runs inside a put or a commit (each would rescan every object
+    the process holds, the caller's values included); the GC is enabled again after
+    them, also after one refused, and a GC the caller disabled stays disabled."""
+    import gc
+
+    store = new_store("embedded")
+    n = 1500
+    tl = store.create_timeline("v.mp4", "p", frames(n), codec="png")
+    run = store.begin_run(tl.id, None, "detect")
+    run.todo()
+    values, other = {s: value(s) for s in range(n)}, {0: value(0, "other")}
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    def counted(call: Any, *args: Any) -> int:
+        """Collections during call (the one that the first allocation after the GC is
+        enabled again may start, at most, with a pause)."""
+        gc.collect()
+        collections.clear()
+        gc.callbacks.append(seen)
+        try:
+            call(*args)
+        finally:
+            gc.callbacks.remove(seen)
+        return len(collections)
+
+    assert counted(run.put, values) <= 1
+    with pytest.raises(ConflictError):
+        counted(run.put, other)
+    assert len(collections) <= 1 and gc.isenabled()
+    assert counted(run.commit) <= 1 and gc.isenabled()
+    gc.disable()
+    try:
+        again = store.begin_run(tl.id, None, "detect", memo=False)
+        again.put(values)
+        again.commit()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_put_encodes_each_value_once(new_store: Any, monkeypatch: Any) -> None:
+    """Cost: a put writes each value's canonical bytes once (orjson, then the census of
+    the whole output over them): the output itself is encoded only for a value that is
+    not plain JSON, to refuse it naming where (or to take an unusual but valid one)."""
+    import orjson as real
+
+    from localckpt import canonical
+
+    store = new_store("memory")
+    tl = store.create_timeline("v.mp4", "p", frames(4), codec="png")
+    run = store.begin_run(tl.id, None, "detect", memo=False)
+    run.todo()
+    wrapped: list[Any] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        @staticmethod
+        def dumps(value: Any, *args: Any, **kwargs: Any) -> bytes:
+            if isinstance(value, dict) and "frames" in value:
+                wrapped.append(value)
+            return real.dumps(value, *args, **kwargs)
+
+    monkeypatch.setattr(canonical, "orjson", Counting())
+    run.put({s: value(s) for s in range(2)})
+    assert wrapped == []
+    run.put({2: {"score": np.float32(0.5)}})  # valid, not plain: encoded as before
+    assert len(wrapped) == 1
+    with pytest.raises(InvalidInputError, match=r"the output\['frames'\]\['3'\]"):
+        run.put({3: {"score": float("nan")}})
+    monkeypatch.undo()
+    run.put({3: value(3)})
+    out = store.load_stage_output(run.commit(), "detect")
+    assert out["frames"]["2"] == {"score": 0.5} and out["frames"]["1"] == value(1)
