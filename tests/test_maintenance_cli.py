@@ -138,8 +138,9 @@ def test_rm_and_gc(tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixtu
     assert "1 deleted" in out and tid in out
     with localckpt.open(path) as store:
         assert store.objects.list("frames") == []
-    assert main(["--store", path, "gc", "--older-than", "-5"]) == 1
-    assert "--older-than" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # bad usage: exit 2 (was 1)
+        main(["--store", path, "gc", "--older-than", "-5"])
+    assert exit_.value.code == 2 and "--older-than" in capsys.readouterr().err
 
 
 def test_parse_age() -> None:

@@ -13,6 +13,7 @@ from ..errors import InvalidInputError
 from .common import (
     CHECKPOINT_HELP,
     TIMELINE_HELP,
+    UsageError,
     add_command,
     add_short_ids,
     checkpoint_ref,
@@ -20,6 +21,7 @@ from .common import (
     print_json,
     printable,
     timeline_or_newest,
+    unit_fraction,
 )
 
 if TYPE_CHECKING:
@@ -98,6 +100,15 @@ def _check_labels_found(ev: Any, asked: list[str]) -> None:
           file=sys.stderr)
 
 
+def _labels(args: argparse.Namespace) -> list[str] | None:
+    labels = None if args.labels is None else [x for x in args.labels.split(",") if x]
+    if labels == []:  # --labels "" or ",": not "every label", and no label to judge
+        raise UsageError(f"--labels {args.labels!r} names no label; give labels separated "
+                         "by commas (--labels car,person), or leave --labels out to judge "
+                         "every label")
+    return labels
+
+
 def cmd_compare(store: Store, args: argparse.Namespace) -> int:
     reference = checkpoint_ref(store, args.against)
     if args.tries:
@@ -113,11 +124,7 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
                 f"that added stage {args.stage!r} besides the reference (stages there: "
                 f"{', '.join(map(repr, stages)) or 'none'}); name the tries' stage with "
                 "--stage, or name the tries to compare")
-    labels = None if args.labels is None else [x for x in args.labels.split(",") if x]
-    if labels == []:  # --labels "" or ",": not "every label", and no label to judge
-        raise InvalidInputError(f"--labels {args.labels!r} names no label; give labels "
-                                "separated by commas (--labels car,person), or leave "
-                                "--labels out to judge every label")
+    labels = _labels(args)
     # the tries found (not named): one whose output holds no boxes is left out, said
     ev = store.evaluate(tries, reference, args.stage, iou=args.iou, labels=labels,
                         reference_stage=args.reference_stage, metric=args.metric,
@@ -218,15 +225,19 @@ def _params(pairs: list[str] | None) -> dict[str, str] | None:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.isidentifier():
-            raise InvalidInputError(f"--param takes NAME=VALUE (used as $NAME in the query), "
+            raise UsageError(f"--param takes NAME=VALUE (used as $NAME in the query), "
                                     f"not {pair!r}")
         out[name] = value
     return out
 
 
-def cmd_sql(store: Store, args: argparse.Namespace) -> int:
+def _check_sql(args: argparse.Namespace) -> None:
     if args.json and args.csv:
-        raise InvalidInputError("--json and --csv both given: choose one output format")
+        raise UsageError("--json and --csv both given: choose one output format")
+    _params(args.param)
+
+
+def cmd_sql(store: Store, args: argparse.Namespace) -> int:
     table: pa.Table = store.sql(args.query, _params(args.param))
     rows = table.to_pylist()
     if args.json:
@@ -288,6 +299,7 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "compare", "rank tries by precision, recall, F1 and COCO AP "
                     "against a reference", cmd_compare)
+    p.set_defaults(check=_labels)
     p.add_argument("tries", metavar="TRY", nargs="*",
                    help=CHECKPOINT_HELP + "; the tries to judge (default: every checkpoint "
                         "of the reference's timeline that added --stage)")
@@ -298,7 +310,7 @@ def register(sub: Any) -> None:
                    help="the reference's stage (default: --stage if it has it, else labels)")
     p.add_argument("--metric", default="ap50", choices=METRIC_NAMES,
                    help="rank by this (default ap50)")
-    p.add_argument("--iou", type=float, default=0.5,
+    p.add_argument("--iou", type=unit_fraction, default=0.5, metavar="IOU",
                    help="IoU at which a box counts as found, for TP/FP/FN (default 0.5)")
     p.add_argument("--labels", metavar="A,B", help="evaluate these labels only")
     p.add_argument("--per-label", action="store_true", help="a row per label too")
@@ -306,6 +318,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "sql", "run a read-only SQL query (DuckDB) over the store",
                     cmd_sql, description="Tables: timelines, checkpoints, stage_outputs, "
                     "frames, detections (see docs/deciding.md).")
+    p.set_defaults(check=_check_sql)
     p.add_argument("query", metavar="QUERY", help="one SELECT statement")
     p.add_argument("--csv", action="store_true", help="print CSV (not with --json)")
     p.add_argument("--param", action=_Param, metavar="NAME=VALUE",

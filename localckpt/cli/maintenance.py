@@ -14,11 +14,11 @@ from .common import (
     TIMELINE_HELP,
     add_command,
     add_short_ids,
+    age_arg,
     checkpoint_ref,
-    parse_age,
-    parse_seconds,
     print_json,
     print_report,
+    seconds_arg,
     short_id_map,
     timeline_ref,
     whole,
@@ -125,7 +125,7 @@ def cmd_retain(store: Store, args: argparse.Namespace) -> int:
     report = store.retain(
         timeline_ref(store, args.timeline), keep_last=args.keep_last,
         keep_labels=args.keep_label or (),
-        newer_than=parse_age(args.newer_than, "--newer-than") if args.newer_than else None,
+        newer_than=args.newer_than,
         keep_tagged=not args.no_keep_tagged, dry_run=args.dry_run,
     )
     _print_deletion(store, report, args, "retain")
@@ -186,8 +186,7 @@ def cmd_tags(store: Store, args: argparse.Namespace) -> int:
 def cmd_gc(store: Store, args: argparse.Namespace) -> int:
     from ..gc import collect_garbage
 
-    older_than = parse_seconds(args.older_than, "--older-than")
-    report = collect_garbage(store, older_than=older_than, dry_run=args.dry_run)
+    report = collect_garbage(store, older_than=args.older_than, dry_run=args.dry_run)
     if args.json:
         import attrs
 
@@ -237,7 +236,7 @@ def register(sub: Any) -> None:
                    help="keep the N most recent checkpoints (and what they derive from)")
     p.add_argument("--keep-label", action="append", metavar="LABEL",
                    help="keep checkpoints with this scenario label (repeatable)")
-    p.add_argument("--newer-than", metavar="AGE",
+    p.add_argument("--newer-than", metavar="AGE", type=age_arg("--newer-than"),
                    help="keep checkpoints newer than 7d / 12h / 30m, or an ISO date (UTC)")
     p.add_argument("--no-keep-tagged", action="store_true",
                    help="let tagged checkpoints go too")
@@ -261,6 +260,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "gc", "free what nothing live refers to: deleted timelines' frames, "
                     "failed ingests, deleted records", cmd_gc)
     p.add_argument("--older-than", default="1h", metavar="AGE",
+                   type=seconds_arg("--older-than"),
                    help="objects of unfinished writes without a lease must be this old: "
                    "seconds or an age like 30m, 12h, 7d (default 1h); writes in progress keep "
                    "a lease and are never touched")

@@ -9,6 +9,7 @@ from ..store import Store
 from ..tree import Marker
 from .common import (
     CHECKPOINT_HELP,
+    UsageError,
     add_command,
     add_short_ids,
     checkpoint_ref,
@@ -23,16 +24,19 @@ def _json_pairs(pairs: Any) -> Any:
     return {k: [None if isinstance(v, Marker) else v for v in pair] for k, pair in pairs.items()}
 
 
+def _check_diff(args: argparse.Namespace) -> None:
+    if args.frames or args.stage is not None:
+        return
+    if args.align is not None or args.match_iou is not None:  # never ignored silently
+        flag, does = (("--align", "pairs frames") if args.align is not None else
+                      ("--match-iou", "matches boxes frame by frame"))
+        raise UsageError(f"{flag} {does}: it goes with --frames (and --stage)")
+
+
 def cmd_diff(store: Store, args: argparse.Namespace) -> int:
     a, b = checkpoint_ref(store, args.a), checkpoint_ref(store, args.b)
     if args.frames or args.stage is not None:
         return _frame_diff(store, args, a, b)
-    if args.align is not None or args.match_iou is not None:  # never ignored silently
-        from ..errors import InvalidInputError
-
-        flag, does = (("--align", "pairs frames") if args.align is not None else
-                      ("--match-iou", "matches boxes frame by frame"))
-        raise InvalidInputError(f"{flag} {does}: it goes with --frames (and --stage)")
     d = store.diff(a, b)
     if args.json:
         print_json(add_short_ids(store, [{
@@ -100,6 +104,7 @@ def cmd_merge(store: Store, args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = add_command(sub, "diff", "what differs between two checkpoints", cmd_diff)
+    p.set_defaults(check=_check_diff)
     p.add_argument("a", metavar="A", help=CHECKPOINT_HELP)
     p.add_argument("b", metavar="B", help=CHECKPOINT_HELP)
     p.add_argument("--frames", action="store_true",

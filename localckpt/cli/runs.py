@@ -16,10 +16,11 @@ from .common import (
     TIMELINE_HELP,
     add_command,
     add_short_ids,
-    parse_age,
+    age_arg,
     print_json,
     printable,
     timeline_ref,
+    whole,
 )
 
 if TYPE_CHECKING:
@@ -267,8 +268,7 @@ def cmd_memo_stats(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_memo_clear(store: Store, args: argparse.Namespace) -> int:
-    older = parse_age(args.older_than, "--older-than") if args.older_than is not None else None
-    removed = store.clear_memo(stage=args.stage, older_than=older)
+    removed = store.clear_memo(stage=args.stage, older_than=args.older_than)
     if args.json:
         print_json({"removed": removed})
     else:
@@ -305,7 +305,7 @@ def register(sub: Any) -> None:
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = add_command(actions, "show", "a run's state, progress and what is left", cmd_run_show)
     p.add_argument("run", metavar="RUN", help="run id, short id or unique prefix")
-    p.add_argument("--frame", metavar="N", type=int,
+    p.add_argument("--frame", metavar="N", type=whole(0),
                    help="also show this frame's memo key, part by part, and whether the memo "
                    "holds it")
     p = add_command(actions, "commit", "save a run's checkpoint, as run.commit() does",
@@ -324,6 +324,6 @@ def register(sub: Any) -> None:
     p = add_command(actions, "clear", "delete memo entries (their values go at gc)",
                     cmd_memo_clear)
     p.add_argument("--stage", metavar="NAME", help="only this stage's entries")
-    p.add_argument("--older-than", metavar="AGE",
+    p.add_argument("--older-than", metavar="AGE", type=age_arg("--older-than"),
                    help="only entries older than AGE (90s, 30m, 12h, 7d, 2w) or made before "
                         "an ISO date or time (2026-11-30, UTC unless it names a zone)")
