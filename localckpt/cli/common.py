@@ -18,15 +18,16 @@ or an id-valued field ``X`` (``a_short_id``, ``merged_from_short_id``), and a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import InvalidInputError, LocalckptError, NotFoundError
 from ..refs import resolve
 from ..render import printable
 
@@ -53,6 +54,7 @@ __all__ = [
     "real",
     "seconds_arg",
     "short_id_map",
+    "short_ids_in_errors",
     "storage_options_arg",
     "timeline_ref",
 ]
@@ -194,6 +196,27 @@ def _as_type(parse: Callable[[str, str], Any], option: str) -> Callable[[str], A
 
     as_type.__name__ = parse.__name__  # argparse's "invalid <name> value" never shows
     return as_type
+
+
+@contextlib.contextmanager
+def short_ids_in_errors(store: Store, ids: Mapping[str, str]) -> Iterator[None]:
+    """An error raised inside names the records of ids ({full id: kind}) by their short
+    ids on the command line, as the rest of it does: for a message made where only the
+    full id is at hand (localckpt.similar works on a frame index, not a store). The API's
+    message keeps the full id; short ids are looked up only when an error is raised."""
+    try:
+        yield
+    except LocalckptError as exc:
+        text = exc.for_cli()
+        for full, kind in ids.items():
+            if full and full in text:
+                try:
+                    short = store.short_id(full, kind)
+                except LocalckptError:  # the store gone, say: the full id stays
+                    continue
+                text = text.replace(full, short)
+        exc.cli = text
+        raise
 
 
 def timeline_or_newest(store: Store, ref: str | None) -> str:

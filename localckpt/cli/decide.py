@@ -20,6 +20,7 @@ from .common import (
     output_file,
     print_json,
     printable,
+    short_ids_in_errors,
     timeline_or_newest,
     unit_fraction,
 )
@@ -126,9 +127,10 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
                 "--stage, or name the tries to compare")
     labels = _labels(args)
     # the tries found (not named): one whose output holds no boxes is left out, said
-    ev = store.evaluate(tries, reference, args.stage, iou=args.iou, labels=labels,
-                        reference_stage=args.reference_stage, metric=args.metric,
-                        skip_unreadable=not args.tries)
+    with short_ids_in_errors(store, dict.fromkeys([reference, *tries], "checkpoint")):
+        ev = store.evaluate(tries, reference, args.stage, iou=args.iou, labels=labels,
+                            reference_stage=args.reference_stage, metric=args.metric,
+                            skip_unreadable=not args.tries)
     if labels:
         _check_labels_found(ev, labels)
     rows = ev.rows(per_label=args.per_label)

@@ -19,6 +19,7 @@ from .common import (
     print_json,
     progress,
     real,
+    short_ids_in_errors,
     timeline_ref,
     whole,
 )
@@ -109,8 +110,9 @@ def _query(text: str) -> int | str:
 
 def cmd_similar(store: Store, args: argparse.Namespace) -> int:
     tid = timeline_ref(store, args.timeline)
-    found = store.similar_frames(tid, args.query, max_distance=args.max_distance,
-                                 limit=args.limit)
+    with short_ids_in_errors(store, {tid: "timeline"}):  # similar's messages have the id
+        found = store.similar_frames(tid, args.query, max_distance=args.max_distance,
+                                     limit=args.limit)
     if args.json:
         print_json([{"sequence": m.sequence, "timestamp": m.timestamp, "chunk_id": m.chunk_id,
                      "perceptual_hash": m.perceptual_hash, "distance": d,

@@ -19,6 +19,7 @@ from .common import (
     age_arg,
     print_json,
     printable,
+    short_ids_in_errors,
     timeline_ref,
     whole,
 )
@@ -162,12 +163,23 @@ def run_ref(store: Store, ref: str) -> StageRun:
             "that timeline's runs")) from None
 
 
+def _by_short_id(store: Store, run: StageRun) -> Any:
+    """Errors of the run's own methods (localckpt.runs) name the run, its timeline, parent
+    and checkpoint by short id on the command line, as `runs` and `tree` show them."""
+    rec = run.record
+    ids = {rec.id: "run", rec.timeline_id: "timeline", rec.parent_id: "checkpoint"}
+    if rec.checkpoint_id:
+        ids[rec.checkpoint_id] = "checkpoint"
+    return short_ids_in_errors(store, ids)
+
+
 def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
     run = run_ref(store, args.run)
     status = run.status()
     key, held = None, None
     if args.frame is not None:
-        key = run.memo_key(args.frame)
+        with _by_short_id(store, run):
+            key = run.memo_key(args.frame)
         held = _held(store, run, args.frame, key.digest)
     if args.json:
         d = add_short_ids(store, [status.to_dict()], "run")[0]
@@ -202,7 +214,8 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
 def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
     run = run_ref(store, args.run)
     already = run.state == "aborted"
-    kept = run._abort()
+    with _by_short_id(store, run):
+        kept = run._abort()
     short = store.short_id(run.id, "run")
     if args.json:
         print_json({"id": run.id, "short_id": short, "state": run.state,
@@ -220,7 +233,8 @@ def cmd_run_commit(store: Store, args: argparse.Namespace) -> int:
     crash left half way), without a Python driver."""
     run = run_ref(store, args.run)
     already = run.state == "committed"
-    checkpoint = run.commit(partial=args.partial)
+    with _by_short_id(store, run):
+        checkpoint = run.commit(partial=args.partial)
     status = run.status()
     if args.json:
         print_json(add_short_ids(store, [{
