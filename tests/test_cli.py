@@ -468,11 +468,10 @@ def test_merge_again_says_the_earlier_merge_was_returned(
         before = len(s.checkpoints(s.get_checkpoint(ctx["ours"]).timeline_id))
         shorts = s.short_ids([ctx["ours"], ctx["theirs"]])
     again = run(*argv, env=env)
-    assert again.returncode == 0
-    assert again.stdout.startswith(f"already merged: {shorts[ctx['theirs']]} into "
-                                   f"{shorts[ctx['ours']]} is ")
-    assert again.stdout.rstrip().endswith("an earlier merge with the same result; nothing "
-                                          "written")
+    assert again.returncode == 0  # as git's "Already up to date." (it said "already merged")
+    assert again.stdout.startswith(f"already up to date: {shorts[ctx['theirs']]} was merged "
+                                   f"into {shorts[ctx['ours']]} before, as ")
+    assert again.stdout.rstrip().endswith("with the same result; nothing written")
     assert first.stdout.split(": ", 1)[1].split()[0] in again.stdout  # the same checkpoint
     with localckpt.open(ctx["store"]) as s:
         assert len(s.checkpoints(s.get_checkpoint(ctx["ours"]).timeline_id)) == before
@@ -661,6 +660,17 @@ def test_merge_twice_makes_one_merge_checkpoint(world: tuple[dict[str, str], dic
             "theirs", "--json"]
     first, second = (json.loads(run(*argv, env=env).stdout) for _ in range(2))
     assert first["outcome"] == "merged" and second["result"] == first["result"]
+    assert first["written"] is True
+    # the second wrote nothing: it said outcome "merged" as the first did
+    assert (second["outcome"], second["written"]) == ("up-to-date", False)
+    back = json.loads(run("--store", ctx["store"], "merge", first["result"], ctx["theirs"],
+                          "--json", env=env).stdout)  # THEIRS is part of OURS
+    assert (back["outcome"], back["result"], back["written"]) == ("up-to-date",
+                                                                  first["result"], False)
+    ahead = json.loads(run("--store", ctx["store"], "merge", ctx["ours"], first["result"],
+                           "--json", env=env).stdout)
+    assert (ahead["outcome"], ahead["result"], ahead["written"]) == ("fast-forward",
+                                                                   first["result"], False)
     tree = json.loads(run("--store", ctx["store"], "tree", ctx["timeline"], "--json",
                           env=env).stdout)
     assert [c["id"] for c in tree if c["merged_from"] == ctx["theirs"]] == [first["result"]]

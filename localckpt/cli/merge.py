@@ -81,22 +81,25 @@ def cmd_merge(store: Store, args: argparse.Namespace) -> int:
     earlier = {c.id for c in store.children(ours) if c.merged_from == theirs}
     result = store.merge(ours, theirs, strategy=args.strategy)
     s = store.short_ids([ours, theirs, result])
+    # outcome: what happened, as git says it; nothing is written but for "merged"
     if result == ours:
         outcome = "up-to-date"
-        text = f"already merged: {s[theirs]} is already part of {s[ours]}; nothing written"
+        text = (f"already up to date: {s[theirs]} is already part of {s[ours]}; nothing "
+                "written")
     elif result == theirs:
         outcome = "fast-forward"
         text = f"fast-forward: {s[ours]} is an ancestor of {s[theirs]}; nothing written"
-    elif result in earlier:
-        outcome = "merged"
-        text = (f"already merged: {s[theirs]} into {s[ours]} is {s[result]}  ({result}), "
-                "an earlier merge with the same result; nothing written")
+    elif result in earlier:  # it said outcome "merged", as if it had merged again
+        outcome = "up-to-date"
+        text = (f"already up to date: {s[theirs]} was merged into {s[ours]} before, as "
+                f"{s[result]}  ({result}), with the same result; nothing written")
     else:
         outcome = "merged"
         text = f"merged {s[theirs]} into {s[ours]}: {s[result]}  ({result})"
     if args.json:
         print_json(add_short_ids(store, [{"ours": ours, "theirs": theirs, "result": result,
-                                          "outcome": outcome}], None)[0])
+                                          "outcome": outcome,
+                                          "written": outcome == "merged"}], None)[0])
     else:
         print(text)
     return 0
