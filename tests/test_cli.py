@@ -849,6 +849,11 @@ def test_numbers_out_of_range_are_usage_errors_naming_the_flag(
     (["remote", "add", "r", "/d", "--storage-options", "[]"], "remote add: error: argument "
      "--storage-options: must be a JSON object"),
     (["demo", "--frames", "0"], "demo: error: argument --frames: must be a whole number"),
+    (["tag", "A", "a b"], "tag: error: argument NAME: tag name 'a b' is not valid: use "),
+    (["untag", "-x"], "untag: error: "),  # argparse's own: an option, not a tag
+    (["untag", "x/y"], "untag: error: argument NAME: tag name 'x/y' is not valid"),
+    (["labels", "import", "T", "gt.json", "--format", "coco", "--tag", "a b"],
+     "labels import: error: argument --tag: tag name 'a b' is not valid"),
 ])
 def test_a_value_wrong_by_its_form_is_bad_usage_before_any_store_opens(
         tmp_path: Path, argv: list[str], said: str,

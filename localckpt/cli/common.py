@@ -56,6 +56,7 @@ __all__ = [
     "short_id_map",
     "short_ids_in_errors",
     "storage_options_arg",
+    "tag_name",
     "timeline_ref",
 ]
 
@@ -124,6 +125,17 @@ def real(low: float = 0.0, *, above: bool = True) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def tag_name(text: str) -> str:
+    """An argparse type: a tag's name as tags are named (localckpt.maintenance.tags), so
+    that one no tag can have is a usage error (exit 2) before any store is opened."""
+    from ..maintenance.tags import check_name
+
+    try:
+        return check_name(text)
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def unit_fraction(text: str) -> float:

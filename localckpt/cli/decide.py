@@ -21,6 +21,7 @@ from .common import (
     print_json,
     printable,
     short_ids_in_errors,
+    tag_name,
     timeline_or_newest,
     unit_fraction,
 )
@@ -279,7 +280,7 @@ def register(sub: Any) -> None:
     p.add_argument("--parent", metavar="CHECKPOINT",
                    help=CHECKPOINT_HELP + "; the import's parent (default: the timeline's "
                         "root)")
-    p.add_argument("--tag", metavar="NAME", help="tag the new checkpoint")
+    p.add_argument("--tag", metavar="NAME", type=tag_name, help="tag the new checkpoint")
     p.add_argument("--force-tag", action="store_true",
                    help="move --tag here if it names another checkpoint")
     p.add_argument("--frames", default="sequence", choices=FRAME_MODES,

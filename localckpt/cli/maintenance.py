@@ -20,6 +20,7 @@ from .common import (
     print_report,
     seconds_arg,
     short_id_map,
+    tag_name,
     timeline_ref,
     whole,
 )
@@ -245,13 +246,15 @@ def register(sub: Any) -> None:
     p = add_command(sub, "tag", "name a checkpoint (usable wherever an id is)", cmd_tag)
     p.add_argument("checkpoint", metavar="CKPT",
                    help=CHECKPOINT_HELP)
-    p.add_argument("name", metavar="NAME", help="letters, digits, '.', '_', '-'")
+    p.add_argument("name", metavar="NAME", type=tag_name,
+                   help="letters, digits, '.', '_', '-'")
     p.add_argument("--force", action="store_true",
                    help="move the tag here if it names another checkpoint")
 
     p = add_command(sub, "untag", "remove a tag", cmd_untag)
-    p.add_argument("name", metavar="NAME", help="the tag to remove (`localckpt tags` lists "
-                   "them); its checkpoint stays")
+    p.add_argument("name", metavar="NAME", type=tag_name,
+                   help="the tag to remove (`localckpt tags` lists them); its checkpoint "
+                        "stays")
 
     p = add_command(sub, "tags", "list tags", cmd_tags)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
