@@ -866,6 +866,25 @@ def test_a_value_wrong_by_its_form_is_bad_usage_before_any_store_opens(
     assert not store.exists()
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["tre"], "localckpt: error: argument COMMAND: invalid choice: 'tre', maybe you meant "
+              "'tree'? (choose from 'ls', 'tree',"),
+    (["labels", "imprt", "x"], "labels: error: argument ACTION: invalid choice: 'imprt', "
+                               "maybe you meant 'import'? (choose from 'import', 'export')"),
+    (["memo", "clr"], "invalid choice: 'clr', maybe you meant 'clear'?"),
+    (["compare", "--against", "x", "--metric", "AP"], "invalid choice: 'AP', maybe you meant "
+                                                      "'ap'?"),
+    (["stauts"], "invalid choice: 'stauts' (choose from"),  # nothing near: no guess
+])
+def test_a_mistyped_command_or_choice_names_the_nearest(
+        tmp_path: Path, argv: list[str], said: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """As git's "did you mean": the choices alone left the user to spot the typo."""
+    with pytest.raises(SystemExit) as exit_:
+        _main("--store", str(tmp_path / "s"), *argv)
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
 def test_a_well_formed_value_naming_nothing_stays_an_error(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """What the store does not hold is exit 1, not bad usage."""

@@ -22,7 +22,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO, cast
+from typing import Any, NoReturn, TextIO, cast
 
 from .. import __version__
 from ..errors import LocalckptError
@@ -72,7 +72,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     (anything else, --help included, gets every group)."""
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="localckpt",
         description="Local-first store for video-pipeline state: timelines and checkpoint trees.",
         epilog="Exit status: 0 success, 1 an error (message on stderr), 2 bad usage.",
@@ -93,6 +93,27 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for group in groups:
         importlib.import_module(f"{__package__}.{group}").register(sub)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose "invalid choice" names the nearest choice, as git does for
+    a mistyped command (`localckpt tre`: "maybe you meant 'tree'?", as Python 3.14's
+    argparse says it). Its subparsers are of this class too (add_subparsers' default)."""
+
+    def error(self, message: str) -> NoReturn:
+        import re
+
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if m:
+            import difflib
+
+            word, choices = m.group(1), re.findall(r"'([^']*)'", m.group(2))
+            near = ([c for c in choices if c.lower() == word.lower()]  # --metric AP
+                    or difflib.get_close_matches(word, choices, n=1, cutoff=0.7))
+            if near:
+                message = (f"{message[:m.end(1) + 1]}, maybe you meant {near[0]!r}?"
+                           f"{message[m.end(1) + 1:]}")
+        super().error(message)
 
 
 class Terminated(KeyboardInterrupt):
