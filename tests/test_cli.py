@@ -829,6 +829,8 @@ def test_numbers_out_of_range_are_usage_errors_naming_the_flag(
 
 
 @pytest.mark.parametrize(("argv", "said"), [
+    (["retain", "T"], "retain: error: retain needs a rule: --keep-last N, --keep-label "
+                      "LABEL or --newer-than AGE"),  # it was exit 1 once the store was open
     (["retain", "T", "--newer-than", "7x"],
      "retain: error: argument --newer-than: '7x' is neither an age (7d"),
     (["gc", "--older-than", "soon"], "gc: error: argument --older-than: 'soon' is neither"),

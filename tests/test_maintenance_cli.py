@@ -111,8 +111,9 @@ def test_prune_of_a_root_names_it_and_its_timeline_by_short_id(
 
 def test_retain(tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
     path, tid, (root, a, b, c) = tree
-    assert main(["--store", path, "retain", tid]) == 1
-    assert "--keep-last" in capsys.readouterr().err  # a rule is required
+    with pytest.raises(SystemExit) as exit_:  # a rule is required: bad usage, exit 2
+        main(["--store", path, "retain", tid])
+    assert exit_.value.code == 2 and "--keep-last" in capsys.readouterr().err
     assert main(["--store", path, "retain", tid, "--keep-label", "keep-me", "--dry-run"]) == 0
     assert _live(path, tid) == {root, a, b, c}
     assert main(["--store", path, "retain", tid, "--keep-label", "keep-me"]) == 0

@@ -12,6 +12,7 @@ from .common import (
     EXIT_ERROR,
     EXIT_OK,
     TIMELINE_HELP,
+    UsageError,
     add_command,
     add_short_ids,
     age_arg,
@@ -120,6 +121,15 @@ def _combined(reports: list[PruneReport]) -> PruneReport:
         object_bytes=sum(r.object_bytes for r in reports),
         closed_runs=tuple(sorted({r for report in reports for r in report.closed_runs})),
     )
+
+
+def _check_retain(args: argparse.Namespace) -> None:
+    """A rule is needed: without one, retain would delete every checkpoint but the root
+    and the tagged ones (the API refuses it too; said here as bad usage, exit 2)."""
+    if args.keep_last is None and not args.keep_label and args.newer_than is None:
+        raise UsageError("retain needs a rule: --keep-last N, --keep-label LABEL or "
+                         "--newer-than AGE (without one it would delete every checkpoint "
+                         "but the root and the tagged ones)")
 
 
 def cmd_retain(store: Store, args: argparse.Namespace) -> int:
@@ -232,6 +242,7 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "retain", "prune what no rule keeps (the root and tags stay)",
                     cmd_retain)
+    p.set_defaults(check=_check_retain)
     p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
     p.add_argument("--keep-last", type=whole(0), metavar="N",
                    help="keep the N most recent checkpoints (and what they derive from)")
