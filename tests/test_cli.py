@@ -829,6 +829,11 @@ def test_numbers_out_of_range_are_usage_errors_naming_the_flag(
 
 
 @pytest.mark.parametrize(("argv", "said"), [
+    (["show", "C", "--stage", ""], "show: error: argument --stage: must name a stage, not ''"),
+    (["memo", "clear", "--stage", ""], "argument --stage: must name a stage"),  # removed 0
+    (["labels", "import", "T", "gt.json", "--format", "coco", "--stage", ""],
+     "labels import: error: argument --stage: must name a stage"),
+    (["compare", "--against", "C", "--reference-stage", ""], "argument --reference-stage: "),
     (["retain", "T"], "retain: error: retain needs a rule: --keep-last N, --keep-label "
                       "LABEL or --newer-than AGE"),  # it was exit 1 once the store was open
     (["retain", "T", "--newer-than", "7x"],

@@ -90,7 +90,8 @@ def test_labels_import_reports_what_it_saved(world: Any) -> None:
     assert f"tag 'gt' already names checkpoint {short}; choose another --tag" in again.stderr
     assert checkpoints(where) == before  # refused before anything was written
     unnamed = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--stage", "")
-    assert unnamed.returncode == 1 and "--stage must name a stage, not ''" in unnamed.stderr
+    assert unnamed.returncode == 2  # bad usage (was 1)
+    assert "argument --stage: must name a stage, not ''" in unnamed.stderr
     assert "stage must be a non-empty string" not in unnamed.stderr  # Python's words
     moved = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--tag", "gt",
                 "--force-tag", "--json")

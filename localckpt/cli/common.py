@@ -55,6 +55,7 @@ __all__ = [
     "seconds_arg",
     "short_id_map",
     "short_ids_in_errors",
+    "stage_name",
     "storage_options_arg",
     "tag_name",
     "timeline_ref",
@@ -125,6 +126,15 @@ def real(low: float = 0.0, *, above: bool = True) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def stage_name(text: str) -> str:
+    """An argparse type: a stage's name, which is never empty (``--stage ""``, from an
+    unset shell variable most likely, is bad usage rather than a stage no checkpoint has,
+    or, for memo clear, a filter that matches nothing)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must name a stage, not ''")
+    return text
 
 
 def tag_name(text: str) -> str:

@@ -14,6 +14,7 @@ from .common import (
     add_short_ids,
     checkpoint_ref,
     print_json,
+    stage_name,
     unit_fraction,
 )
 
@@ -112,7 +113,7 @@ def register(sub: Any) -> None:
     p.add_argument("b", metavar="B", help=CHECKPOINT_HELP)
     p.add_argument("--frames", action="store_true",
                    help="compare one stage's frame-keyed output frame by frame")
-    p.add_argument("--stage", metavar="NAME",
+    p.add_argument("--stage", metavar="NAME", type=stage_name,
                    help="the stage --frames compares (gives --frames; default: the one "
                    "stage that differs)")
     p.add_argument("--match-iou", metavar="IOU", type=unit_fraction,

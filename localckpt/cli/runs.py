@@ -20,6 +20,7 @@ from .common import (
     print_json,
     printable,
     short_ids_in_errors,
+    stage_name,
     timeline_ref,
     whole,
 )
@@ -337,7 +338,8 @@ def register(sub: Any) -> None:
                 cmd_memo_stats)
     p = add_command(actions, "clear", "delete memo entries (their values go at gc)",
                     cmd_memo_clear)
-    p.add_argument("--stage", metavar="NAME", help="only this stage's entries")
+    p.add_argument("--stage", metavar="NAME", type=stage_name,
+                   help="only this stage's entries")
     p.add_argument("--older-than", metavar="AGE", type=age_arg("--older-than"),
                    help="only entries older than AGE (90s, 30m, 12h, 7d, 2w) or made before "
                         "an ISO date or time (2026-11-30, UTC unless it names a zone)")
