@@ -85,3 +85,17 @@ def test_run_commit_names_the_run_by_short_id(made: dict[str, Any],
                                               capsys: pytest.CaptureFixture[str]) -> None:
     err = _error(capsys, made, "run", "commit", made["r"])
     assert f"run {made['r']} was aborted" in err
+
+
+def test_prune_refused_for_a_kept_merge_names_both_by_short_id(
+        made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    with localckpt.open(made["path"]) as s:
+        ours = s.save_stage_output(made["tid"], made["cid"], "track", {"t": 1})
+        theirs = s.save_stage_output(made["tid"], made["cid"], "ocr", {"o": 1})
+        merge = s.merge(ours, theirs)
+        short = s.short_ids([theirs, merge])
+    assert main(["--store", made["path"], "prune", theirs]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot prune {short[theirs]}: 1 kept merge names a checkpoint of its subtree " \
+        f"as merged_from: {short[merge]} (merged from {short[theirs]})" in err
+    assert theirs not in err and merge not in err

@@ -221,22 +221,30 @@ def _as_type(parse: Callable[[str, str], Any], option: str) -> Callable[[str], A
 
 
 @contextlib.contextmanager
-def short_ids_in_errors(store: Store, ids: Mapping[str, str]) -> Iterator[None]:
+def short_ids_in_errors(store: Store, ids: Mapping[str, str], *,
+                        every: str | None = None) -> Iterator[None]:
     """An error raised inside names the records of ids ({full id: kind}) by their short
     ids on the command line, as the rest of it does: for a message made where only the
-    full id is at hand (localckpt.similar works on a frame index, not a store). The API's
-    message keeps the full id; short ids are looked up only when an error is raised."""
+    full id is at hand (localckpt.similar works on a frame index, not a store). every:
+    the kind of any other full id the message holds (prune's refusal names merges that
+    the command never saw). The API's message keeps the full ids; short ids are looked
+    up only when an error is raised."""
     try:
         yield
     except LocalckptError as exc:
+        import re
+
         text = exc.for_cli()
-        for full, kind in ids.items():
-            if full and full in text:
-                try:
-                    short = store.short_id(full, kind)
-                except LocalckptError:  # the store gone, say: the full id stays
-                    continue
-                text = text.replace(full, short)
+        found = dict.fromkeys(re.findall(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", text))
+        for full in found:
+            kind = ids.get(full, every)
+            if kind is None:
+                continue
+            try:
+                short = store.short_id(full, kind)
+            except LocalckptError:  # the store gone, say: the full id stays
+                continue
+            text = text.replace(full, short)
         exc.cli = text
         raise
 

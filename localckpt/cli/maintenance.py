@@ -21,6 +21,7 @@ from .common import (
     print_report,
     seconds_arg,
     short_id_map,
+    short_ids_in_errors,
     tag_name,
     timeline_ref,
     whole,
@@ -93,8 +94,9 @@ def cmd_prune(store: Store, args: argparse.Namespace) -> int:
     mistyped or refused one deletes nothing; then each is pruned in turn (one commit
     each), skipping those an earlier one took with it. One report for all of them."""
     ids = list(dict.fromkeys(checkpoint_ref(store, ref) for ref in args.checkpoints))
-    for cid in ids:
-        store.prune(cid, dry_run=True, force=args.force)
+    with short_ids_in_errors(store, {}, every="checkpoint"):  # its refusals name only those
+        for cid in ids:
+            store.prune(cid, dry_run=True, force=args.force)
     reports: list[PruneReport] = []
     gone: set[str] = set()
     for cid in ids:
