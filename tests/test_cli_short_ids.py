@@ -99,3 +99,19 @@ def test_prune_refused_for_a_kept_merge_names_both_by_short_id(
     assert f"cannot prune {short[theirs]}: 1 kept merge names a checkpoint of its subtree " \
         f"as merged_from: {short[merge]} (merged from {short[theirs]})" in err
     assert theirs not in err and merge not in err
+
+
+def test_labels_import_with_a_parent_on_another_timeline_says_so_by_short_id(
+        made: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with localckpt.open(made["path"]) as s:
+        other = s.create_timeline("b.mp4", "p", [np.zeros((4, 4, 3), np.uint8)], codec="png")
+        before = len(s.checkpoints(other.id))
+        t2 = s.short_id(other.id, "timeline")
+    gt = tmp_path / "gt.txt"
+    gt.write_text("1,1,1,1,2,2,1,-1,-1,-1\n")
+    err = _error(capsys, made, "labels", "import", t2, str(gt), "--format", "mot",
+                 "--parent", made["c"])
+    assert f"--parent {made['c']} ({made['c']}) is on timeline {made['t']}, not on {t2}" \
+        in err and other.id not in err
+    with localckpt.open(made["path"]) as s:
+        assert len(s.checkpoints(other.id)) == before

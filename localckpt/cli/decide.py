@@ -47,11 +47,19 @@ METRIC_NAMES = ("ap50", "ap", "f1", "precision", "recall", "tp", "fp", "fn")
 def cmd_labels_import(store: Store, args: argparse.Namespace) -> int:
     from ..labels import import_labels
 
-    result = import_labels(store, timeline_or_newest(store, args.timeline), args.path, args.format,
-                           stage=args.stage,
-                           parent=None if args.parent is None else checkpoint_ref(
-                               store, args.parent),
-                           tag=args.tag, frames=args.frames, force_tag=args.force_tag)
+    tid = timeline_or_newest(store, args.timeline)
+    parent = None if args.parent is None else checkpoint_ref(store, args.parent)
+    if parent is not None and (on := store.get_checkpoint(parent).timeline_id) != tid:
+        # as export --checkpoint says it: the store said "parent checkpoint <full id>
+        # belongs to timeline <full id>, not <full id>"
+        t = store.short_ids([on, tid], "timeline")
+        raise InvalidInputError(
+            f"--parent {args.parent} ({store.short_id(parent)}) is on timeline {t[on]}, not "
+            f"on {t[tid]}; import onto {t[on]} (name it as TIMELINE), or name a parent on "
+            f"{t[tid]}")
+    result = import_labels(store, tid, args.path, args.format, stage=args.stage,
+                           parent=parent, tag=args.tag, frames=args.frames,
+                           force_tag=args.force_tag)
     if args.json:
         data = result.to_dict()
         data["unmatched_boxes"] = result.unmatched_boxes
