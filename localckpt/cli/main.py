@@ -104,10 +104,12 @@ class _Parser(argparse.ArgumentParser):
         import re
 
         m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
-        if m:
+        if m:  # (with suggest_on_error, Python 3.14's own, the message has another shape)
             import difflib
 
-            word, choices = m.group(1), re.findall(r"'([^']*)'", m.group(2))
+            word = m.group(1)  # choices are quoted by some Pythons, bare in others
+            choices = (re.findall(r"'([^']*)'", m.group(2))
+                       or [c.strip() for c in m.group(2).split(",")])
             near = ([c for c in choices if c.lower() == word.lower()]  # --metric AP
                     or difflib.get_close_matches(word, choices, n=1, cutoff=0.7))
             if near:
