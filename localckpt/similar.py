@@ -59,7 +59,10 @@ def _query(index: Sequence[FrameMeta], query: int | str, timeline_id: str) -> st
                     f"{meta.perceptual_hash!r}, which is not hex digits; nothing compares to it"
                 )
             return meta.perceptual_hash.lower()
-    raise NotFoundError(f"timeline {timeline_id} has no frame with sequence {sequence}")
+    sequences = [m.sequence for m in index]  # what there is, as `run show --frame` says it
+    raise NotFoundError(f"timeline {timeline_id} has no frame with sequence {sequence} (it has "
+                        f"{len(sequences):,}, sequences {min(sequences, default=0)} to "
+                        f"{max(sequences, default=-1)})")
 
 
 def similar_frames(

@@ -468,11 +468,10 @@ def test_merge_again_says_the_earlier_merge_was_returned(
         before = len(s.checkpoints(s.get_checkpoint(ctx["ours"]).timeline_id))
         shorts = s.short_ids([ctx["ours"], ctx["theirs"]])
     again = run(*argv, env=env)
-    assert again.returncode == 0
-    assert again.stdout.startswith(f"already merged: {shorts[ctx['theirs']]} into "
-                                   f"{shorts[ctx['ours']]} is ")
-    assert again.stdout.rstrip().endswith("an earlier merge with the same result; nothing "
-                                          "written")
+    assert again.returncode == 0  # as git's "Already up to date." (it said "already merged")
+    assert again.stdout.startswith(f"already up to date: {shorts[ctx['theirs']]} was merged "
+                                   f"into {shorts[ctx['ours']]} before, as ")
+    assert again.stdout.rstrip().endswith("with the same result; nothing written")
     assert first.stdout.split(": ", 1)[1].split()[0] in again.stdout  # the same checkpoint
     with localckpt.open(ctx["store"]) as s:
         assert len(s.checkpoints(s.get_checkpoint(ctx["ours"]).timeline_id)) == before
@@ -574,15 +573,16 @@ def test_errors_speak_cli_flags(world: tuple[dict[str, str], dict]) -> None:
     assert conflict.stderr.startswith(f"localckpt: error: merging {shorts[ctx['theirs']]} "
                                       f"into {shorts[ctx['ours']]}: ")
     bad_options = run(*store, "--storage-options", "{nope", "ls", env=env)
-    assert bad_options.returncode == 1  # once, not "is not a JSON object: the ... value is
+    # bad usage (exit 2, was 1), said once, not "is not a JSON object: the ... value is
     # not valid JSON"
-    assert bad_options.stderr.startswith("localckpt: error: the --storage-options value is "
-                                         "not valid JSON: ")
-    assert bad_options.stderr.count("JSON") == 1
+    assert bad_options.returncode == 2
+    assert "localckpt: error: argument --storage-options: the value is not valid JSON: " \
+        in bad_options.stderr
+    assert bad_options.stderr.count("JSON") == 2  # the usage's [--storage-options JSON]
     listed = run(*store, "--storage-options", "[1]", "ls", env=env)  # said only "must be"
-    assert listed.returncode == 1 and "--storage-options must be a JSON object of fsspec " \
-        """options (such as '{"endpoint_url": "http://127.0.0.1:9000"}'), not an array""" \
-        in listed.stderr
+    assert listed.returncode == 2 and "argument --storage-options: must be a JSON object " \
+        """of fsspec options (such as '{"endpoint_url": "http://127.0.0.1:9000"}'), not an """ \
+        "array" in listed.stderr
     pg = run(*store, "push", "postgresql://u@127.0.0.1:1/db", env=env)
     assert pg.returncode == 1
     assert "--remote-objects" in pg.stderr and "objects=" not in pg.stderr
@@ -660,6 +660,17 @@ def test_merge_twice_makes_one_merge_checkpoint(world: tuple[dict[str, str], dic
             "theirs", "--json"]
     first, second = (json.loads(run(*argv, env=env).stdout) for _ in range(2))
     assert first["outcome"] == "merged" and second["result"] == first["result"]
+    assert first["written"] is True
+    # the second wrote nothing: it said outcome "merged" as the first did
+    assert (second["outcome"], second["written"]) == ("up-to-date", False)
+    back = json.loads(run("--store", ctx["store"], "merge", first["result"], ctx["theirs"],
+                          "--json", env=env).stdout)  # THEIRS is part of OURS
+    assert (back["outcome"], back["result"], back["written"]) == ("up-to-date",
+                                                                  first["result"], False)
+    ahead = json.loads(run("--store", ctx["store"], "merge", ctx["ours"], first["result"],
+                           "--json", env=env).stdout)
+    assert (ahead["outcome"], ahead["result"], ahead["written"]) == ("fast-forward",
+                                                                   first["result"], False)
     tree = json.loads(run("--store", ctx["store"], "tree", ctx["timeline"], "--json",
                           env=env).stdout)
     assert [c["id"] for c in tree if c["merged_from"] == ctx["theirs"]] == [first["result"]]
@@ -738,6 +749,17 @@ def _main(*argv: str) -> int:
     return main(list(argv))
 
 
+def _usage(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """stderr of a command line that is bad usage: exit status 2, as argparse's own
+    errors, with the command's usage and ``localckpt COMMAND: error: ...``."""
+    with pytest.raises(SystemExit) as exit_:
+        _main(*argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: localckpt") and "error: " in err, err
+    return err
+
+
 def test_ls_and_tree_show_the_sampled_length(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     video, store = tmp_path / "clip.mp4", str(tmp_path / "s")
@@ -754,17 +776,38 @@ def test_ls_and_tree_show_the_sampled_length(tmp_path: Path,
     assert header.endswith(", 1 checkpoint)")  # one, not "1 checkpoints"
 
 
-@pytest.mark.parametrize("argv", [["--fps", "0"], ["--fps", "-2"], ["--end", "1",
-                                                                   "--start", "2"],
-                                  ["--max-frames", "0"], ["--skip-similar", "65"],
-                                  ["--quality", "0"], ["--start", "5"]])
-def test_a_failed_ingest_creates_no_store(tmp_path: Path, argv: list[str],
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--fps", "0"], "argument --fps: must be a finite number of frames per second above 0"),
+    (["--fps", "-2"], "argument --fps: must be"), (["--fps", "inf"], "argument --fps: must"),
+    (["--end", "1", "--start", "2"], "ingest: error: --end 1 must be after --start (2)"),
+    (["--start", "-1"], "argument --start: must be a number >= 0, not '-1'"),
+    (["--max-frames", "0"], "argument --max-frames: must be a whole number >= 1, not '0'"),
+    (["--skip-similar", "65"], "argument --skip-similar: must be a whole number in 0..64"),
+    (["--chunk-seconds", "0"], "argument --chunk-seconds: must be a number above 0"),
+    (["--quality", "0"], "argument --quality: must be a whole number in 1..95, not '0'"),
+    (["--workers", "65"], "argument --workers: must be a whole number in 1..64, not '65'"),
+    (["--source-storage-options", "[]"], "argument --source-storage-options: must be a "
+                                         "JSON object")])
+def test_ingest_options_wrong_by_their_form_are_usage_errors(
+        tmp_path: Path, argv: list[str], said: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 2 as argparse's own errors, the message naming the flag (they were exit 1,
+    'localckpt: error: --fps must be ...'); nothing is created."""
     video, store = tmp_path / "clip.mp4", tmp_path / "s"
     write_video(video, 10, fps=10.0, size=(64, 48))
-    assert _main("--store", str(store), "ingest", str(video), *argv) == 1
+    assert said in _usage(capsys, "--store", str(store), "ingest", str(video), *argv)
+    assert not store.exists()
+
+
+def test_a_failed_ingest_creates_no_store(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A start past the video's end is a well-formed value the file does not reach: an
+    error (exit 1), found before the store is created."""
+    video, store = tmp_path / "clip.mp4", tmp_path / "s"
+    write_video(video, 10, fps=10.0, size=(64, 48))
+    assert _main("--store", str(store), "ingest", str(video), "--start", "5") == 1
     err = capsys.readouterr().err
-    assert (argv[0] in err and str(video) in err) or "quality" in err
+    assert "--start 5 is past the end of" in err and str(video) in err
     assert not store.exists()
 
 
@@ -785,15 +828,95 @@ def test_numbers_out_of_range_are_usage_errors_naming_the_flag(
     assert f"argument {flag}: must be" in err and "_" not in err.split("error:")[1]
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["show", "C", "--stage", ""], "show: error: argument --stage: must name a stage, not ''"),
+    (["memo", "clear", "--stage", ""], "argument --stage: must name a stage"),  # removed 0
+    (["labels", "import", "T", "gt.json", "--format", "coco", "--stage", ""],
+     "labels import: error: argument --stage: must name a stage"),
+    (["compare", "--against", "C", "--reference-stage", ""], "argument --reference-stage: "),
+    (["retain", "T"], "retain: error: retain needs a rule: --keep-last N, --keep-label "
+                      "LABEL or --newer-than AGE"),  # it was exit 1 once the store was open
+    (["retain", "T", "--newer-than", "7x"],
+     "retain: error: argument --newer-than: '7x' is neither an age (7d"),
+    (["gc", "--older-than", "soon"], "gc: error: argument --older-than: 'soon' is neither"),
+    (["memo", "clear", "--older-than", "-1d"], "memo clear: error: argument --older-than: "),
+    (["similar", "T", "zz"], "similar: error: argument SEQ_OR_HASH: 'zz' is neither"),
+    (["run", "show", "R", "--frame", "-1"], "run show: error: argument --frame: must be a "
+                                            "whole number >= 0"),
+    (["compare", "A", "--against", "B", "--iou", "0"], "argument --iou: must be a number in"),
+    (["compare", "A", "--against", "B", "--labels", ","], "compare: error: --labels ','"),
+    (["sql", "SELECT 1", "--json", "--csv"], "sql: error: --json and --csv both given"),
+    (["sql", "SELECT 1", "--param", "x"], "sql: error: --param takes NAME=VALUE"),
+    (["diff", "A", "B", "--align", "time"], "diff: error: --align pairs frames: it goes with "
+                                            "--frames"),
+    (["--storage-options", "{x", "ls"], "localckpt: error: argument --storage-options: the "
+                                        "value is not valid JSON"),
+    (["push", "R", "--remote-storage-options", "1"], "push: error: argument "
+     "--remote-storage-options: must be a JSON object of fsspec options"),
+    (["remote", "add", "r", "/d", "--storage-options", "[]"], "remote add: error: argument "
+     "--storage-options: must be a JSON object"),
+    (["demo", "--frames", "0"], "demo: error: argument --frames: must be a whole number"),
+    (["tag", "A", "a b"], "tag: error: argument NAME: tag name 'a b' is not valid: use "),
+    (["untag", "-x"], "untag: error: "),  # argparse's own: an option, not a tag
+    (["untag", "x/y"], "untag: error: argument NAME: tag name 'x/y' is not valid"),
+    (["labels", "import", "T", "gt.json", "--format", "coco", "--tag", "a b"],
+     "labels import: error: argument --tag: tag name 'a b' is not valid"),
+])
+def test_a_value_wrong_by_its_form_is_bad_usage_before_any_store_opens(
+        tmp_path: Path, argv: list[str], said: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 2 with the command's usage and ``localckpt COMMAND: error: ...``, as argparse
+    says its own (these were exit 1, 'localckpt: error: ...', some only once a store was
+    open): the store named need not exist, and none is created."""
+    store = tmp_path / "missing"
+    assert said in _usage(capsys, "--store", str(store), *argv)
+    assert not store.exists()
+
+
+@pytest.mark.parametrize(("argv", "said"), [
+    (["tre"], "localckpt: error: argument COMMAND: invalid choice: 'tre', maybe you meant "
+              "'tree'? (choose from "),
+    (["labels", "imprt", "x"], "labels: error: argument ACTION: invalid choice: 'imprt', "
+                               "maybe you meant 'import'? (choose from "),
+    (["memo", "clr"], "invalid choice: 'clr', maybe you meant 'clear'?"),
+    (["compare", "--against", "x", "--metric", "AP"], "invalid choice: 'AP', maybe you meant "
+                                                      "'ap'?"),
+    (["stauts"], "invalid choice: 'stauts' (choose from"),  # nothing near: no guess
+])
+def test_a_mistyped_command_or_choice_names_the_nearest(
+        tmp_path: Path, argv: list[str], said: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """As git's "did you mean": the choices alone left the user to spot the typo."""
+    with pytest.raises(SystemExit) as exit_:
+        _main("--store", str(tmp_path / "s"), *argv)
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_a_well_formed_value_naming_nothing_stays_an_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """What the store does not hold is exit 1, not bad usage."""
+    store = str(tmp_path / "s")
+    with localckpt.open(store, create=True) as s:
+        tid = s.create_timeline("clip.mp4", "p", _frames(), codec="png").id
+    for argv, said in ((["retain", "nope-tl", "--newer-than", "7d"], "nope-tl"),
+                       (["similar", tid, "99"], "99"),
+                       (["compare", "--against", "nope-ck"], "nope-ck"),
+                       (["memo", "clear", "--older-than", "1d", "--stage", "nope"], None)):
+        code = _main("--store", store, *argv)
+        err = capsys.readouterr().err
+        assert code == (0 if said is None else 1), (argv, err)
+        assert said is None or (said in err and "usage:" not in err)
+
+
 def test_quality_is_checked_as_a_flag_and_only_for_jpeg(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     video, store = tmp_path / "clip.mp4", tmp_path / "s"
     write_video(video, 10, fps=10.0, size=(64, 48))
-    assert _main("--store", str(store), "ingest", str(video), "--quality", "96") == 1
-    assert "--quality must be a whole number in 1..95, not 96" in capsys.readouterr().err
-    assert _main("--store", str(store), "ingest", str(video), "--codec", "png",
-                 "--quality", "50") == 1
-    assert "--quality is for --codec jpeg" in capsys.readouterr().err
+    assert "argument --quality: must be a whole number in 1..95, not '96'" in _usage(
+        capsys, "--store", str(store), "ingest", str(video), "--quality", "96")
+    assert "ingest: error: --quality is for --codec jpeg; png is lossless" in _usage(
+        capsys, "--store", str(store), "ingest", str(video), "--codec", "png",
+        "--quality", "50")
     assert not store.exists()
     assert _main("--store", str(store), "ingest", str(video), "--codec", "png") == 0
 
@@ -802,10 +925,10 @@ def test_quality_is_checked_as_a_flag_and_only_for_jpeg(
 def test_a_failed_demo_creates_no_store(tmp_path: Path, frames: str,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     store = tmp_path / "s"
-    assert _main("--store", str(store), "demo", "--frames", frames) == 1
-    err = capsys.readouterr().err  # in the flag's terms, as ingest's (was "an int")
-    assert f"--frames must be a whole number in 1..10000, not {frames} (nothing was " \
-        "created)" in err
+    err = _usage(capsys, "--store", str(store), "demo", "--frames", frames)
+    # in the flag's terms, as ingest's (was "an int"); bad usage, exit 2 (was 1)
+    assert f"demo: error: argument --frames: must be a whole number in 1..10000, not " \
+        f"'{frames}'" in err
     assert not store.exists()
 
 

@@ -90,7 +90,8 @@ def test_labels_import_reports_what_it_saved(world: Any) -> None:
     assert f"tag 'gt' already names checkpoint {short}; choose another --tag" in again.stderr
     assert checkpoints(where) == before  # refused before anything was written
     unnamed = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--stage", "")
-    assert unnamed.returncode == 1 and "--stage must name a stage, not ''" in unnamed.stderr
+    assert unnamed.returncode == 2  # bad usage (was 1)
+    assert "argument --stage: must name a stage, not ''" in unnamed.stderr
     assert "stage must be a non-empty string" not in unnamed.stderr  # Python's words
     moved = cli(where, "labels", "import", "gt5.json", "--format", "coco", "--tag", "gt",
                 "--force-tag", "--json")
@@ -258,7 +259,9 @@ def test_compare_errors(world: Any) -> None:
     r = cli(where, "compare", ids["good"], "--against", "nope-no-such")
     assert r.returncode == 1 and "no checkpoint" in r.stderr
     r = cli(where, "compare", ids["good"], "--against", ids["poor"], "--iou", "2")
-    assert r.returncode == 1 and "--iou must be a number in (0, 1]" in r.stderr
+    # bad usage, as argparse's own errors: exit 2 (was 1), under compare's usage
+    assert r.returncode == 2 and r.stderr.startswith("usage: localckpt compare")
+    assert "compare: error: argument --iou: must be a number in (0, 1], not '2'" in r.stderr
     assert cli(where, "compare", ids["good"]).returncode == 2  # --against is required
     r = cli(where, "compare", "--against", ids["good"], "--stage", "detcet")
     with localckpt.open(where / "store") as s:
@@ -318,8 +321,8 @@ def test_compare_names_labels_no_box_has(world: Any) -> None:
     assert json.loads(r.stdout)["labels"] == ["car", "cra"]
     for empty in ("", ","):  # was a table of dashes, every try "0 boxes", exit status 0
         r = cli(where, "compare", ids["good"], "--against", ids["poor"], "--labels", empty)
-        assert r.returncode == 1 and not r.stdout
-        assert "names no label" in r.stderr
+        assert r.returncode == 2 and not r.stdout  # wrong by its form: bad usage
+        assert "compare: error: --labels" in r.stderr and "names no label" in r.stderr
 
 
 def test_sql_prints_tables_json_and_csv(world: Any) -> None:
@@ -351,15 +354,19 @@ def test_sql_refuses_writes(world: Any) -> None:
     r = cli(where, "sql", "SELECT * FROM read_csv($p)", "--param", "p=/etc/passwd")
     assert r.returncode == 1 and "localckpt sql may read only the store's tables" in r.stderr
     r = cli(where, "sql", "SELECT 1", "--param", "oops")
-    assert r.returncode == 1 and "NAME=VALUE" in r.stderr
+    assert r.returncode == 2 and "sql: error: --param takes NAME=VALUE" in r.stderr
     r = cli(where, "sql", "SELECT 1 AS one", "--param", "n=1")
     assert r.returncode == 1 and "it has 0 parameters ($NAME) but 1 --param value" in r.stderr
     r = cli(where, "sql", "SELECT $n AS one", "--param", "n=1", "--param", "nn=2")
     assert r.returncode == 1 and "--param nn: the query has no such $NAME" in r.stderr
     r = cli(where, "sql", "SELECT $n::INTEGER + 1 AS two", "--param", "n=1", "--json")
     assert json.loads(r.stdout) == [{"two": 2}]  # as the help says: cast the text
-    r = cli(where, "sql", "SELECT 1 AS one", "--json", "--csv")
-    assert r.returncode == 1 and "choose one" in r.stderr and not r.stdout
+    r = cli(where, "sql", "SELECT 1 AS one", "--json", "--csv")  # exit 2 (was 1), as
+    # argparse's own errors, and before any store is opened
+    assert r.returncode == 2 and not r.stdout and r.stderr.startswith("usage: localckpt sql")
+    assert "localckpt sql: error: --json and --csv both given: choose one" in r.stderr
+    r = cli(where, "--store", str(where / "nowhere"), "sql", "SELECT 1", "--json", "--csv")
+    assert r.returncode == 2 and "choose one" in r.stderr  # not "no store at ..."
     assert checkpoints(where) == before
 
 

@@ -104,12 +104,16 @@ def test_diff_frames_across_timelines_needs_align_time(tmp_path: Path, capsys: A
                        "--frames", "--align", "time", "--json")
     data = json.loads(out)
     assert data["align"] == "time" and len(data["pairs"]) == 8 and data["pairs"]["2"] == 5
-    code, _, err = run(capsys, "--store", where, "diff", *tries, "--align", "time")
-    assert code == 1 and "--frames" in err
+    with pytest.raises(SystemExit) as exit_:  # bad usage, exit 2 (was 1)
+        run(capsys, "--store", where, "diff", *tries, "--align", "time")
+    assert exit_.value.code == 2 and "diff: error: --align" in capsys.readouterr().err
     # --match-iou without --frames was ignored: a whole-checkpoint diff, exit 0
-    code, out, err = run(capsys, "--store", where, "diff", *tries, "--match-iou", "0.3")
-    assert code == 1 and not out
-    assert "--match-iou matches boxes frame by frame: it goes with --frames" in err
+    with pytest.raises(SystemExit) as exit_:
+        run(capsys, "--store", where, "diff", *tries, "--match-iou", "0.3")
+    out, err = capsys.readouterr()
+    assert exit_.value.code == 2 and not out
+    assert "diff: error: --match-iou matches boxes frame by frame: it goes with --frames" \
+        in err
     code, out, _ = run(capsys, "--store", where, "diff", *tries, "--stage", "detect",
                        "--match-iou", "0.3", "--align", "time")  # --stage gives --frames
     assert code == 0 and "(matched at IoU >= 0.3)" in out

@@ -54,11 +54,12 @@ def test_gc_command(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # ty
         orphan = _leave_orphan_shards(store)
     assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "2h", "--dry-run"]) == 0
     assert orphan not in capsys.readouterr().out  # left a moment ago: not 2 hours old
-    assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "7days"]) == 1
-    assert "--older-than '7days' is neither seconds" in capsys.readouterr().err
-    assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "-5"]) == 1
-    assert "--older-than '-5' is not a span of time: give seconds of 0 or more" in \
-        capsys.readouterr().err  # it said "neither seconds nor an age", which -5 is
+    for age, said in (("7days", "'7days' is neither seconds"),  # bad usage: exit 2
+                      ("-5", "'-5' is not a span of time: give seconds of 0 or more")):
+        with pytest.raises(SystemExit) as exit_:  # -5 said "neither seconds nor an age"
+            main(["--store", str(tmp_path / "s"), "gc", "--older-than", age])
+        assert exit_.value.code == 2
+        assert f"gc: error: argument --older-than: {said}" in capsys.readouterr().err
     assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "0s", "--dry-run"]) == 0
     assert orphan in capsys.readouterr().out
     assert main(["--store", str(tmp_path / "s"), "gc", "--older-than", "0", "--dry-run"]) == 0

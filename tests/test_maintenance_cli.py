@@ -111,8 +111,9 @@ def test_prune_of_a_root_names_it_and_its_timeline_by_short_id(
 
 def test_retain(tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
     path, tid, (root, a, b, c) = tree
-    assert main(["--store", path, "retain", tid]) == 1
-    assert "--keep-last" in capsys.readouterr().err  # a rule is required
+    with pytest.raises(SystemExit) as exit_:  # a rule is required: bad usage, exit 2
+        main(["--store", path, "retain", tid])
+    assert exit_.value.code == 2 and "--keep-last" in capsys.readouterr().err
     assert main(["--store", path, "retain", tid, "--keep-label", "keep-me", "--dry-run"]) == 0
     assert _live(path, tid) == {root, a, b, c}
     assert main(["--store", path, "retain", tid, "--keep-label", "keep-me"]) == 0
@@ -138,8 +139,9 @@ def test_rm_and_gc(tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixtu
     assert "1 deleted" in out and tid in out
     with localckpt.open(path) as store:
         assert store.objects.list("frames") == []
-    assert main(["--store", path, "gc", "--older-than", "-5"]) == 1
-    assert "--older-than" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # bad usage: exit 2 (was 1)
+        main(["--store", path, "gc", "--older-than", "-5"])
+    assert exit_.value.code == 2 and "--older-than" in capsys.readouterr().err
 
 
 def test_parse_age() -> None:

@@ -171,10 +171,13 @@ def test_memo_stats_and_clear(made: dict[str, Any], capsys: pytest.CaptureFixtur
     assert "removed 0 memo entries" in cleared
     # the values are not removed with them: a checkpoint keeps its own, gc takes the rest
     assert "and their values" not in cleared and "go at the next gc" in cleared
-    assert main(["--store", made["path"], "memo", "clear", "--older-than", "soon"]) == 1
-    assert "--older-than 'soon' is neither an age" in capsys.readouterr().err
-    assert main(["--store", made["path"], "memo", "clear", "--older-than", "9" * 15 + "d"]) == 1
-    assert "further back than any date" in capsys.readouterr().err
+    for age, said in (("soon", "'soon' is neither an age"),  # bad usage: exit 2
+                      ("9" * 15 + "d", "further back than any date")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--store", made["path"], "memo", "clear", "--older-than", age])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert "memo clear: error: argument --older-than: " in err and said in err
     assert main(["--store", made["path"], "memo", "clear", "--stage", "detect", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"removed": 10}
 

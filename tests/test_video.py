@@ -973,13 +973,15 @@ def test_cli_ingest_similar_ls_tree(videos: Any, tmp_path: Path,
     code, _, err = _cli(capsys, "--store", root, "ingest", str(path))
     assert code == 0 and "ingest" in err  # the bar, on a terminal
 
-    code, _, err = _cli(capsys, "--store", root, "ingest", str(path), "--fps", "0")
-    assert code == 1 and "fps" in err and str(path) in err
-    code, _, err = _cli(capsys, "--store", root, "similar", tid, "zz")
-    assert code == 1 and "perceptual hash" in err
-    code, _, err = _cli(capsys, "--store", root, "similar", tid, "-1")  # the Python name:
-    assert code == 1 and "sequence_or_hash" not in err  # "sequence_or_hash must be ..."
-    assert "'-1' is neither a frame's sequence number (0 or more" in err
+    for argv, said in ((["ingest", str(path), "--fps", "0"], "argument --fps: must be"),
+                       (["similar", tid, "zz"], "perceptual hash"),
+                       # the Python name: "sequence_or_hash must be ..."
+                       (["similar", tid, "-1"], "'-1' is neither a frame's sequence number "
+                                                "(0 or more")):
+        with pytest.raises(SystemExit) as exit_:  # bad usage: exit 2 (was 1)
+            _cli(capsys, "--store", root, *argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and said in err and "sequence_or_hash" not in err
     with localckpt.open(root) as store:
         assert len(store.list_timelines()) == 3
 
@@ -999,9 +1001,12 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
     # store was created)
     code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["directory"]))
     assert code == 1 and "is a directory" in err
-    code, _, err = _cli(capsys, "--store", str(root), "ingest", str(bad_files["long-mp4"]),
-                        "--workers", "65")
-    assert code == 1 and "--workers must be a whole number in 1..64, not 65" in err
+    with pytest.raises(SystemExit) as exit_:  # bad usage: exit 2 (was 1)
+        _cli(capsys, "--store", str(root), "ingest", str(bad_files["long-mp4"]),
+             "--workers", "65")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "argument --workers: must be a whole number in 1..64, not '65'" in err
     assert not root.exists()
     # a pipe is said to be one, and an empty name to be empty: both were "no video file X"
     # (X empty for the one), as if the pipe were missing
@@ -1010,9 +1015,11 @@ def test_cli_ingest_refuses_before_creating_nothing_on_bad_file(
     code, _, err = _cli(capsys, "--store", str(root), "ingest", str(pipe))
     assert code == 1 and f"{pipe} is not a regular file (a pipe, a device or a socket)" in err
     for flag in ("--fps", "--end", "--start"):  # "must be a number above 0, not inf"
-        code, _, err = _cli(capsys, "--store", str(root), "ingest",
-                            str(bad_files["long-mp4"]), flag, "inf")
-        assert code == 1 and f"{flag} must be a finite number " in err
+        with pytest.raises(SystemExit) as exit_:  # bad usage: exit 2 (was 1)
+            _cli(capsys, "--store", str(root), "ingest", str(bad_files["long-mp4"]), flag,
+                 "inf")
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and f"argument {flag}: must be a finite number " in err
     code, _, err = _cli(capsys, "--store", str(root), "ingest", "")
     assert code == 1 and "the video file name is empty" in err
     code, _, err = _cli(capsys, "--store", str(root), "ingest", str(tmp_path / "nope.mp4"))

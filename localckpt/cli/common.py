@@ -2,6 +2,12 @@
 
 Exit status, as the README says: 0 success, 1 a localckpt error (message on stderr, or a
 check such as ``verify`` that found problems), 2 bad usage (argparse's own convention).
+Bad usage is a command line wrong by its form, whatever the store holds: an unknown
+option, a missing argument, a value that is not of its kind or out of its range (an
+argparse ``type`` here: :func:`whole`, :func:`real`, :func:`unit_fraction`,
+:func:`age_arg`, :func:`seconds_arg`), options that exclude each other
+(:class:`UsageError`). A well-formed value that names nothing the store holds (an
+unknown id, a stage no checkpoint has) is an error, 1.
 
 JSON output carries a short id beside every full id (:func:`add_short_ids`): ``short_id``
 beside a record's ``id``, ``X_short_id`` beside a field ``X_id`` (``timeline_short_id``)
@@ -12,14 +18,16 @@ or an id-valued field ``X`` (``a_short_id``, ``merged_from_short_id``), and a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, NotFoundError
+from ..errors import InvalidInputError, LocalckptError, NotFoundError
 from ..refs import resolve
 from ..render import printable
 
@@ -32,20 +40,36 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "TIMELINE_HELP",
+    "UsageError",
     "add_command",
     "add_short_ids",
+    "age_arg",
     "checkpoint_ref",
+    "options_arg",
     "output_file",
     "print_json",
     "print_report",
     "printable",
     "progress",
+    "real",
+    "seconds_arg",
     "short_id_map",
+    "short_ids_in_errors",
+    "stage_name",
     "storage_options_arg",
+    "tag_name",
     "timeline_ref",
 ]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(InvalidInputError):
+    """A command line wrong by its form that argparse cannot see alone: options that
+    exclude each other (``sql --json --csv``), one that goes only with another. Raised by
+    a command's ``check(args)`` (run before any store is opened) or by the command
+    itself; main shows it as argparse shows its own errors, under the command's usage
+    (``localckpt sql: error: ...``), and exits 2."""
 
 #: Help of every argument that takes a reference (localckpt.refs lists the forms).
 CHECKPOINT_HELP = "checkpoint: id, short id, unique prefix, tag, or TIMELINE:stage"
@@ -84,6 +108,44 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def real(low: float = 0.0, *, above: bool = True) -> Callable[[str], float]:
+    """An argparse type: a finite number above low (above) or from low up, so that a value
+    out of range is a usage error naming the flag."""
+    span = f"{'above' if above else '>='} {low:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (value > low if above else value >= low) or value == math.inf:
+            finite = "finite " if math.isinf(value) else ""  # inf is above 0: say why not
+            raise argparse.ArgumentTypeError(f"must be a {finite}number {span}, not {text!r}")
+        return value
+
+    return parse
+
+
+def stage_name(text: str) -> str:
+    """An argparse type: a stage's name, which is never empty (``--stage ""``, from an
+    unset shell variable most likely, is bad usage rather than a stage no checkpoint has,
+    or, for memo clear, a filter that matches nothing)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must name a stage, not ''")
+    return text
+
+
+def tag_name(text: str) -> str:
+    """An argparse type: a tag's name as tags are named (localckpt.maintenance.tags), so
+    that one no tag can have is a usage error (exit 2) before any store is opened."""
+    from ..maintenance.tags import check_name
+
+    try:
+        return check_name(text)
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def unit_fraction(text: str) -> float:
@@ -133,6 +195,58 @@ def parse_seconds(text: str, option: str) -> float:
         raise InvalidInputError(f"{option} {text!r} is not a span of time: give seconds "
                                 "of 0 or more (3600) or an age (45s, 30m, 12h, 7d, 2w)")
     return seconds
+
+
+def age_arg(option: str) -> Callable[[str], datetime | timedelta]:
+    """An argparse type: :func:`parse_age` of option's value, so that an age that is none
+    is a usage error (exit 2) naming the flag."""
+    return _as_type(parse_age, option)
+
+
+def seconds_arg(option: str) -> Callable[[str], float]:
+    """An argparse type: :func:`parse_seconds` of option's value (exit 2 when it is no
+    span of time)."""
+    return _as_type(parse_seconds, option)
+
+
+def _as_type(parse: Callable[[str, str], Any], option: str) -> Callable[[str], Any]:
+    def as_type(text: str) -> Any:
+        try:
+            return parse(text, option)
+        except InvalidInputError as exc:  # argparse puts "argument --x: " before it
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{option} ")) from None
+
+    as_type.__name__ = parse.__name__  # argparse's "invalid <name> value" never shows
+    return as_type
+
+
+@contextlib.contextmanager
+def short_ids_in_errors(store: Store, ids: Mapping[str, str], *,
+                        every: str | None = None) -> Iterator[None]:
+    """An error raised inside names the records of ids ({full id: kind}) by their short
+    ids on the command line, as the rest of it does: for a message made where only the
+    full id is at hand (localckpt.similar works on a frame index, not a store). every:
+    the kind of any other full id the message holds (prune's refusal names merges that
+    the command never saw). The API's message keeps the full ids; short ids are looked
+    up only when an error is raised."""
+    try:
+        yield
+    except LocalckptError as exc:
+        import re
+
+        text = exc.for_cli()
+        found = dict.fromkeys(re.findall(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", text))
+        for full in found:
+            kind = ids.get(full, every)
+            if kind is None:
+                continue
+            try:
+                short = store.short_id(full, kind)
+            except LocalckptError:  # the store gone, say: the full id stays
+                continue
+            text = text.replace(full, short)
+        exc.cli = text
+        raise
 
 
 def timeline_or_newest(store: Store, ref: str | None) -> str:
@@ -278,6 +392,21 @@ def storage_options_arg(text: str | None, flag: str) -> dict[str, Any] | None:
         raise InvalidInputError(f"{flag} must be a JSON object of fsspec options {example}, "
                                 f"not {kind}")
     return value
+
+
+def options_arg(flag: str) -> Callable[[str], dict[str, Any]]:
+    """An argparse type: :func:`storage_options_arg` of flag's value, so that text that is
+    no JSON object is a usage error (exit 2) naming the flag."""
+    def json_object(text: str) -> dict[str, Any]:
+        try:
+            value = storage_options_arg(text, flag)
+        except InvalidInputError as exc:  # argparse puts "argument FLAG: " before it
+            message = str(exc).replace(f"the {flag} value", "the value", 1)
+            raise argparse.ArgumentTypeError(message.removeprefix(f"{flag} ")) from None
+        assert value is not None
+        return value
+
+    return json_object
 
 
 def output_file(path: str, command: str) -> str:

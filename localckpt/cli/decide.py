@@ -13,13 +13,18 @@ from ..errors import InvalidInputError
 from .common import (
     CHECKPOINT_HELP,
     TIMELINE_HELP,
+    UsageError,
     add_command,
     add_short_ids,
     checkpoint_ref,
     output_file,
     print_json,
     printable,
+    short_ids_in_errors,
+    stage_name,
+    tag_name,
     timeline_or_newest,
+    unit_fraction,
 )
 
 if TYPE_CHECKING:
@@ -42,11 +47,19 @@ METRIC_NAMES = ("ap50", "ap", "f1", "precision", "recall", "tp", "fp", "fn")
 def cmd_labels_import(store: Store, args: argparse.Namespace) -> int:
     from ..labels import import_labels
 
-    result = import_labels(store, timeline_or_newest(store, args.timeline), args.path, args.format,
-                           stage=args.stage,
-                           parent=None if args.parent is None else checkpoint_ref(
-                               store, args.parent),
-                           tag=args.tag, frames=args.frames, force_tag=args.force_tag)
+    tid = timeline_or_newest(store, args.timeline)
+    parent = None if args.parent is None else checkpoint_ref(store, args.parent)
+    if parent is not None and (on := store.get_checkpoint(parent).timeline_id) != tid:
+        # as export --checkpoint says it: the store said "parent checkpoint <full id>
+        # belongs to timeline <full id>, not <full id>"
+        t = store.short_ids([on, tid], "timeline")
+        raise InvalidInputError(
+            f"--parent {args.parent} ({store.short_id(parent)}) is on timeline {t[on]}, not "
+            f"on {t[tid]}; import onto {t[on]} (name it as TIMELINE), or name a parent on "
+            f"{t[tid]}")
+    result = import_labels(store, tid, args.path, args.format, stage=args.stage,
+                           parent=parent, tag=args.tag, frames=args.frames,
+                           force_tag=args.force_tag)
     if args.json:
         data = result.to_dict()
         data["unmatched_boxes"] = result.unmatched_boxes
@@ -98,6 +111,15 @@ def _check_labels_found(ev: Any, asked: list[str]) -> None:
           file=sys.stderr)
 
 
+def _labels(args: argparse.Namespace) -> list[str] | None:
+    labels = None if args.labels is None else [x for x in args.labels.split(",") if x]
+    if labels == []:  # --labels "" or ",": not "every label", and no label to judge
+        raise UsageError(f"--labels {args.labels!r} names no label; give labels separated "
+                         "by commas (--labels car,person), or leave --labels out to judge "
+                         "every label")
+    return labels
+
+
 def cmd_compare(store: Store, args: argparse.Namespace) -> int:
     reference = checkpoint_ref(store, args.against)
     if args.tries:
@@ -113,15 +135,12 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
                 f"that added stage {args.stage!r} besides the reference (stages there: "
                 f"{', '.join(map(repr, stages)) or 'none'}); name the tries' stage with "
                 "--stage, or name the tries to compare")
-    labels = None if args.labels is None else [x for x in args.labels.split(",") if x]
-    if labels == []:  # --labels "" or ",": not "every label", and no label to judge
-        raise InvalidInputError(f"--labels {args.labels!r} names no label; give labels "
-                                "separated by commas (--labels car,person), or leave "
-                                "--labels out to judge every label")
+    labels = _labels(args)
     # the tries found (not named): one whose output holds no boxes is left out, said
-    ev = store.evaluate(tries, reference, args.stage, iou=args.iou, labels=labels,
-                        reference_stage=args.reference_stage, metric=args.metric,
-                        skip_unreadable=not args.tries)
+    with short_ids_in_errors(store, dict.fromkeys([reference, *tries], "checkpoint")):
+        ev = store.evaluate(tries, reference, args.stage, iou=args.iou, labels=labels,
+                            reference_stage=args.reference_stage, metric=args.metric,
+                            skip_unreadable=not args.tries)
     if labels:
         _check_labels_found(ev, labels)
     rows = ev.rows(per_label=args.per_label)
@@ -218,15 +237,19 @@ def _params(pairs: list[str] | None) -> dict[str, str] | None:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.isidentifier():
-            raise InvalidInputError(f"--param takes NAME=VALUE (used as $NAME in the query), "
+            raise UsageError(f"--param takes NAME=VALUE (used as $NAME in the query), "
                                     f"not {pair!r}")
         out[name] = value
     return out
 
 
-def cmd_sql(store: Store, args: argparse.Namespace) -> int:
+def _check_sql(args: argparse.Namespace) -> None:
     if args.json and args.csv:
-        raise InvalidInputError("--json and --csv both given: choose one output format")
+        raise UsageError("--json and --csv both given: choose one output format")
+    _params(args.param)
+
+
+def cmd_sql(store: Store, args: argparse.Namespace) -> int:
     table: pa.Table = store.sql(args.query, _params(args.param))
     rows = table.to_pylist()
     if args.json:
@@ -262,11 +285,12 @@ def register(sub: Any) -> None:
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="the file's format: coco (one JSON file), yolo (a directory of "
                         "<frame>.txt files), mot (one CSV text file)")
-    p.add_argument("--stage", default="labels", help="stage name to save as (default labels)")
+    p.add_argument("--stage", default="labels", type=stage_name,
+                   help="stage name to save as (default labels)")
     p.add_argument("--parent", metavar="CHECKPOINT",
                    help=CHECKPOINT_HELP + "; the import's parent (default: the timeline's "
                         "root)")
-    p.add_argument("--tag", metavar="NAME", help="tag the new checkpoint")
+    p.add_argument("--tag", metavar="NAME", type=tag_name, help="tag the new checkpoint")
     p.add_argument("--force-tag", action="store_true",
                    help="move --tag here if it names another checkpoint")
     p.add_argument("--frames", default="sequence", choices=FRAME_MODES,
@@ -278,7 +302,8 @@ def register(sub: Any) -> None:
     p.add_argument("path", metavar="PATH", help="file to write (a new directory for YOLO)")
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="the format to write: coco, yolo or mot")
-    p.add_argument("--stage", default="labels", help="stage whose boxes to write "
+    p.add_argument("--stage", default="labels", type=stage_name,
+                   help="stage whose boxes to write "
                    "(default labels)")
     p.add_argument("--frames", default="sequence", choices=FRAME_MODES,
                    help="number frames by sequence (default) or by source video frame")
@@ -288,17 +313,19 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "compare", "rank tries by precision, recall, F1 and COCO AP "
                     "against a reference", cmd_compare)
+    p.set_defaults(check=_labels)
     p.add_argument("tries", metavar="TRY", nargs="*",
                    help=CHECKPOINT_HELP + "; the tries to judge (default: every checkpoint "
                         "of the reference's timeline that added --stage)")
     p.add_argument("--against", required=True, metavar="REF",
                    help=CHECKPOINT_HELP + "; the reference: imported labels or any try")
-    p.add_argument("--stage", default="detect", help="the tries' stage (default detect)")
-    p.add_argument("--reference-stage", metavar="STAGE",
+    p.add_argument("--stage", default="detect", type=stage_name,
+                   help="the tries' stage (default detect)")
+    p.add_argument("--reference-stage", metavar="STAGE", type=stage_name,
                    help="the reference's stage (default: --stage if it has it, else labels)")
     p.add_argument("--metric", default="ap50", choices=METRIC_NAMES,
                    help="rank by this (default ap50)")
-    p.add_argument("--iou", type=float, default=0.5,
+    p.add_argument("--iou", type=unit_fraction, default=0.5, metavar="IOU",
                    help="IoU at which a box counts as found, for TP/FP/FN (default 0.5)")
     p.add_argument("--labels", metavar="A,B", help="evaluate these labels only")
     p.add_argument("--per-label", action="store_true", help="a row per label too")
@@ -306,6 +333,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "sql", "run a read-only SQL query (DuckDB) over the store",
                     cmd_sql, description="Tables: timelines, checkpoints, stage_outputs, "
                     "frames, detections (see docs/deciding.md).")
+    p.set_defaults(check=_check_sql)
     p.add_argument("query", metavar="QUERY", help="one SELECT statement")
     p.add_argument("--csv", action="store_true", help="print CSV (not with --json)")
     p.add_argument("--param", action=_Param, metavar="NAME=VALUE",

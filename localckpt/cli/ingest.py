@@ -9,13 +9,17 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..render import plural, render_tree
 from ..similar import parse_hash
-from ..store import Store
+from ..store import MAX_WORKERS, Store
 from .common import (
     TIMELINE_HELP,
+    UsageError,
     add_command,
     add_short_ids,
+    options_arg,
     print_json,
     progress,
+    real,
+    short_ids_in_errors,
     timeline_ref,
     whole,
 )
@@ -27,52 +31,19 @@ def _fps(text: str) -> float | None:
     if text.lower() in ("all", "native", "none"):
         return None
     try:
-        return float(text)
-    except ValueError:
+        return real(0.0)(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of frames per second (or 'all' for every frame)"
-        ) from None
+            f"must be a finite number of frames per second above 0 (or 'all' for every "
+            f"frame), not {text!r}") from None
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
-    """The numeric flags in range (what ingest_video checks, said in flags)."""
-    import math
-
-    from ..store import MAX_WORKERS
-
-    def bad(flag: str, value: object, rule: str) -> InvalidInputError:
-        return InvalidInputError(f"{flag} must be {rule}, not {value} (ingest of {args.file}; "
-                                 "nothing was created)")
-
-    for flag, value, low, strict in (("--fps", args.fps, 0.0, True),
-                                     ("--start", args.start, 0.0, False),
-                                     ("--end", args.end, 0.0, True),
-                                     ("--chunk-seconds", args.chunk_seconds, 0.0, True)):
-        if value is not None and not (math.isfinite(value)
-                                      and (value > low if strict else value >= low)):
-            finite = "" if math.isfinite(value) else "finite "  # inf is above 0: say why not
-            raise bad(flag, value, f"a {finite}number above 0" if strict
-                      else f"a {finite}number >= 0")
-    for flag, count, least, most in (("--max-frames", args.max_frames, 1, None),
-                                     ("--skip-similar", args.skip_similar, 0, 64),
-                                     ("--workers", args.workers, 1, MAX_WORKERS)):
-        if count is not None and (count < least or (most is not None and count > most)):
-            raise bad(flag, count, f"a whole number >= {least}" if most is None
-                      else f"a whole number in {least}..{most}")
+def _check_options(args: argparse.Namespace) -> None:
+    """The options that go together (argparse checked each alone): bad usage, exit 2."""
     if args.end is not None and args.end <= (args.start or 0):
-        raise bad("--end", args.end, f"after --start ({args.start or 0:g})")
-    if args.quality is not None:
-        if args.codec != "jpeg":
-            raise InvalidInputError(f"--quality is for --codec jpeg; {args.codec} is lossless "
-                                    f"(ingest of {args.file}; nothing was created)")
-        if not 1 <= args.quality <= 95:
-            raise bad("--quality", args.quality, "a whole number in 1..95")
-
-
-def _storage_options(text: str | None) -> dict[str, Any] | None:
-    from .common import storage_options_arg
-
-    return storage_options_arg(text, "--source-storage-options")
+        raise UsageError(f"--end {args.end:g} must be after --start ({args.start or 0:g})")
+    if args.quality is not None and args.codec != "jpeg":
+        raise UsageError(f"--quality is for --codec jpeg; {args.codec} is lossless")
 
 
 def cmd_ingest(store: Store, args: argparse.Namespace) -> int:
@@ -84,7 +55,7 @@ def cmd_ingest(store: Store, args: argparse.Namespace) -> int:
             max_frames=args.max_frames, chunk_seconds=args.chunk_seconds,
             skip_similar=args.skip_similar, codec=args.codec, quality=args.quality,
             workers=args.workers, source_asset_id=args.source_asset_id,
-            storage_options=_storage_options(args.source_storage_options),
+            storage_options=args.source_storage_options,
             progress=progress(),
         )
     except BaseException:  # a failure seen while decoding: a store made for it goes again
@@ -123,14 +94,15 @@ def _duration(seconds: Any) -> str:
 
 
 def _query(text: str) -> int | str:
-    """A frame's sequence number (digits), else a hex perceptual hash."""
+    """An argparse type: a frame's sequence number (digits), else a hex perceptual hash."""
     if text.startswith("-") and text[1:].isdigit():  # not "sequence_or_hash must be ..."
-        raise InvalidInputError(f"{text!r} is neither a frame's sequence number (0 or more) "
-                                "nor a perceptual hash (16 hex digits)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a frame's sequence number (0 or more) nor a perceptual "
+            "hash (16 hex digits)")
     if text.isdigit() and len(text) != 16:
         return int(text)
     if parse_hash(text) is None:
-        raise InvalidInputError(
+        raise argparse.ArgumentTypeError(
             f"{text!r} is neither a frame's sequence number nor a perceptual hash (hex digits)"
         )
     return text
@@ -138,8 +110,9 @@ def _query(text: str) -> int | str:
 
 def cmd_similar(store: Store, args: argparse.Namespace) -> int:
     tid = timeline_ref(store, args.timeline)
-    found = store.similar_frames(tid, _query(args.query), max_distance=args.max_distance,
-                                 limit=args.limit)
+    with short_ids_in_errors(store, {tid: "timeline"}):  # similar's messages have the id
+        found = store.similar_frames(tid, args.query, max_distance=args.max_distance,
+                                     limit=args.limit)
     if args.json:
         print_json([{"sequence": m.sequence, "timestamp": m.timestamp, "chunk_id": m.chunk_id,
                      "perceptual_hash": m.perceptual_hash, "distance": d,
@@ -178,7 +151,7 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
 
 def _check_file(args: argparse.Namespace, stack: Any) -> None:
     """What can be checked before the store is created, so that a failed ingest creates
-    no store: the arguments (argparse checked each number), and that FILE opens as a
+    no store (argparse and _check_options checked the options): that FILE opens as a
     video (its container and first video stream). Frames are decoded later: a failure
     then (a truncated file, frames that do not decode) removes what this ingest created
     of the store: its directory or DuckDB file, a local objects directory
@@ -200,11 +173,10 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
         raise InvalidInputError(f"{args.file} is not a regular file (a pipe, a device or a "
                                 "socket): ingest reads a video file; save the stream to a "
                                 "file first")
-    _check_numbers(args)
     check_codec(args.codec, 90 if args.quality is None else args.quality)
     name = source_name(args.file)
     with VideoSource(args.file, name,
-                     _storage_options(args.source_storage_options)) as source:
+                     args.source_storage_options) as source:
         lasts = source.duration()
     check_reach(name, window_sampler(name, args.fps, args.start, args.end, args.chunk_seconds),
                 lasts)
@@ -219,46 +191,48 @@ def _check_file(args: argparse.Namespace, stack: Any) -> None:
         stack.push(args.new_store)  # pushed before the store opens: runs after it closes
 
 
-def _check_demo(args: argparse.Namespace, stack: Any) -> None:
+def _check_demo(args: argparse.Namespace) -> None:
     """The demo's arguments, checked before the store is created (a failed demo creates
     no store)."""
     from ..demo import MAX_DEMO_FRAMES
 
-    if not 1 <= args.frames <= MAX_DEMO_FRAMES:  # said as ingest says its numbers
-        raise InvalidInputError(f"--frames must be a whole number in 1..{MAX_DEMO_FRAMES}, "
-                                f"not {args.frames} (nothing was created)")
+    if not 1 <= args.frames <= MAX_DEMO_FRAMES:  # said as whole() says it: bad usage
+        raise UsageError(f"argument --frames: must be a whole number in "
+                         f"1..{MAX_DEMO_FRAMES}, not {str(args.frames)!r}")
 
 
 def register(sub: Any) -> None:
     p = add_command(sub, "ingest", "sample a video file into a new timeline (needs PyAV)",
                     cmd_ingest, creates=True)
-    p.set_defaults(prepare=_check_file)
+    p.set_defaults(prepare=_check_file, check=_check_options)
     p.add_argument("file", metavar="FILE", help="video file, or an fsspec URL (s3://...)")
     p.add_argument("--profile", default="", metavar="NAME", help="sampling profile name")
     p.add_argument("--fps", type=_fps, default=2.0, metavar="FPS",
                    help="frames per second, by presentation time (default 2); 'all' keeps "
                         "every decoded frame")
-    p.add_argument("--start", type=float, metavar="SECONDS", help="skip the video before this")
-    p.add_argument("--end", type=float, metavar="SECONDS", help="stop before this time")
-    p.add_argument("--max-frames", type=int, metavar="N", help="store at most N frames")
-    p.add_argument("--chunk-seconds", type=float, metavar="SECONDS",
+    p.add_argument("--start", type=real(0.0, above=False), metavar="SECONDS",
+                   help="skip the video before this")
+    p.add_argument("--end", type=real(0.0), metavar="SECONDS", help="stop before this time")
+    p.add_argument("--max-frames", type=whole(1), metavar="N", help="store at most N frames")
+    p.add_argument("--chunk-seconds", type=real(0.0), metavar="SECONDS",
                    help="chunk_id = index of the window of this many seconds a frame is in")
-    p.add_argument("--skip-similar", type=int, metavar="BITS",
+    p.add_argument("--skip-similar", type=whole(0, 64), metavar="BITS",
                    help="drop a frame within BITS (Hamming) of the last kept frame's hash")
     p.add_argument("--codec", choices=("jpeg", "png"), default="jpeg",
                    help="how frames are stored (default jpeg; png is lossless)")
-    p.add_argument("--quality", type=int, metavar="Q",
+    p.add_argument("--quality", type=whole(1, 95), metavar="Q",
                    help="JPEG quality 1..95 (default 90; jpeg only)")
-    p.add_argument("--workers", type=int, metavar="N",
+    p.add_argument("--workers", type=whole(1, MAX_WORKERS), metavar="N",
                    help="encoder threads, 1..64 (default 2)")
     p.add_argument("--source-asset-id", metavar="ID", help="the video's id in another system")
     p.add_argument("--source-storage-options", metavar="JSON",
+                   type=options_arg("--source-storage-options"),
                    help="fsspec options for reading FILE when it is a URL, as a JSON object")
 
     p = add_command(sub, "similar", "frames whose perceptual hash is near a frame's or a hash",
                     cmd_similar)
     p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
-    p.add_argument("query", metavar="SEQ_OR_HASH",
+    p.add_argument("query", metavar="SEQ_OR_HASH", type=_query,
                    help="a frame's sequence number, or a perceptual hash (16 hex digits)")
     p.add_argument("--max-distance", type=whole(0, 64), default=8, metavar="BITS",
                    help="largest Hamming distance to list (default 8)")
@@ -266,6 +240,6 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "demo", "run a toy two-stage pipeline with two config tries",
                     cmd_demo, creates=True)
-    p.set_defaults(prepare=_check_demo)
+    p.set_defaults(check=_check_demo)
     p.add_argument("--frames", type=int, default=24, metavar="N",
                    help="frames in the synthetic video (default 24)")

@@ -23,6 +23,7 @@ from .common import (
     add_short_ids,
     checkpoint_ref,
     print_json,
+    stage_name,
     timeline_or_newest,
 )
 
@@ -117,5 +118,5 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "show", "show one checkpoint: outputs, config, stats", cmd_show)
     p.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
-    p.add_argument("--stage", metavar="NAME",
+    p.add_argument("--stage", metavar="NAME", type=stage_name,
                    help="print only this stage's output, in full (pretty JSON)")

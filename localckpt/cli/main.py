@@ -6,7 +6,10 @@ the name of a remote (``localckpt remote add``) and no directory of that name op
 remote with its own settings, so ``localckpt --store team tree T`` looks at what a push
 sent. Only commands that
 create (init, demo, ingest, import, pull) may create a missing store; every other one
-fails with exit status 1 and creates nothing. A creating command may set a ``prepare(args,
+fails with exit status 1 and creates nothing. A command line wrong by its form is
+bad usage, exit 2, as argparse's own errors are: a command's ``check(args)`` default (or
+the command itself) raises common.UsageError, shown under the command's usage, before
+any store is opened. A creating command may set a ``prepare(args,
 exit_stack)`` default that runs before the store is opened (pull opens its source there,
 import checks its file), so that its failure creates nothing either; what shows only
 later (ingest's video cut short) removes a store directory the command created
@@ -19,11 +22,11 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO, cast
+from typing import Any, NoReturn, TextIO, cast
 
 from .. import __version__
 from ..errors import LocalckptError
-from .common import EXIT_ERROR, storage_options_arg
+from .common import EXIT_ERROR, UsageError, options_arg
 
 __all__ = ["build_parser", "main"]
 
@@ -69,7 +72,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     (anything else, --help included, gets every group)."""
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="localckpt",
         description="Local-first store for video-pipeline state: timelines and checkpoint trees.",
         epilog="Exit status: 0 success, 1 an error (message on stderr), 2 bad usage.",
@@ -82,6 +85,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--objects", metavar="URL",
                         help="objects URL of this store (e.g. s3://bucket/prefix)")
     parser.add_argument("--storage-options", metavar="JSON",
+                        type=options_arg("--storage-options"),
                         help="fsspec options of this store's objects, as a JSON object")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -89,6 +93,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for group in groups:
         importlib.import_module(f"{__package__}.{group}").register(sub)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose "invalid choice" names the nearest choice, as git does for
+    a mistyped command (`localckpt tre`: "maybe you meant 'tree'?", as Python 3.14's
+    argparse says it). Its subparsers are of this class too (add_subparsers' default)."""
+
+    def error(self, message: str) -> NoReturn:
+        import re
+
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if m:  # (with suggest_on_error, Python 3.14's own, the message has another shape)
+            import difflib
+
+            word = m.group(1)  # choices are quoted by some Pythons, bare in others
+            choices = (re.findall(r"'([^']*)'", m.group(2))
+                       or [c.strip() for c in m.group(2).split(",")])
+            near = ([c for c in choices if c.lower() == word.lower()]  # --metric AP
+                    or difflib.get_close_matches(word, choices, n=1, cutoff=0.7))
+            if near:
+                message = (f"{message[:m.end(1) + 1]}, maybe you meant {near[0]!r}?"
+                           f"{message[m.end(1) + 1:]}")
+        super().error(message)
 
 
 class Terminated(KeyboardInterrupt):
@@ -209,6 +236,9 @@ def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namesp
 
 def _run(args: argparse.Namespace) -> int:
     try:
+        # the command line's form, checked before anything is opened or created
+        if (check := getattr(args, "check", None)) is not None:
+            check(args)
         if not args.needs_store:
             return int(args.func(None, args))
         from ..registry import open as open_store
@@ -219,6 +249,9 @@ def _run(args: argparse.Namespace) -> int:
                 prepare(args, stack)
             store = stack.enter_context(_open_store(args, open_store))
             return int(args.func(store, args))
+    except UsageError as exc:  # as argparse's own: the command's usage, then exit 2
+        command: argparse.ArgumentParser = args._parser
+        command.error(exc.for_cli())
     except LocalckptError as exc:
         print(f"localckpt: error: {exc.for_cli()}", file=sys.stderr)
         return EXIT_ERROR
@@ -232,7 +265,7 @@ def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
     opens that remote with its own settings, else ``--store`` is a URL or directory."""
     import os
 
-    options = storage_options_arg(args.storage_options, "--storage-options")
+    options = args.storage_options  # a dict (options_arg)
     ref = args.store
     if ref and "/" not in ref and ":" not in ref and not os.path.exists(ref):
         from ..config import remote

@@ -12,14 +12,17 @@ from .common import (
     EXIT_ERROR,
     EXIT_OK,
     TIMELINE_HELP,
+    UsageError,
     add_command,
     add_short_ids,
+    age_arg,
     checkpoint_ref,
-    parse_age,
-    parse_seconds,
     print_json,
     print_report,
+    seconds_arg,
     short_id_map,
+    short_ids_in_errors,
+    tag_name,
     timeline_ref,
     whole,
 )
@@ -91,8 +94,9 @@ def cmd_prune(store: Store, args: argparse.Namespace) -> int:
     mistyped or refused one deletes nothing; then each is pruned in turn (one commit
     each), skipping those an earlier one took with it. One report for all of them."""
     ids = list(dict.fromkeys(checkpoint_ref(store, ref) for ref in args.checkpoints))
-    for cid in ids:
-        store.prune(cid, dry_run=True, force=args.force)
+    with short_ids_in_errors(store, {}, every="checkpoint"):  # its refusals name only those
+        for cid in ids:
+            store.prune(cid, dry_run=True, force=args.force)
     reports: list[PruneReport] = []
     gone: set[str] = set()
     for cid in ids:
@@ -121,11 +125,20 @@ def _combined(reports: list[PruneReport]) -> PruneReport:
     )
 
 
+def _check_retain(args: argparse.Namespace) -> None:
+    """A rule is needed: without one, retain would delete every checkpoint but the root
+    and the tagged ones (the API refuses it too; said here as bad usage, exit 2)."""
+    if args.keep_last is None and not args.keep_label and args.newer_than is None:
+        raise UsageError("retain needs a rule: --keep-last N, --keep-label LABEL or "
+                         "--newer-than AGE (without one it would delete every checkpoint "
+                         "but the root and the tagged ones)")
+
+
 def cmd_retain(store: Store, args: argparse.Namespace) -> int:
     report = store.retain(
         timeline_ref(store, args.timeline), keep_last=args.keep_last,
         keep_labels=args.keep_label or (),
-        newer_than=parse_age(args.newer_than, "--newer-than") if args.newer_than else None,
+        newer_than=args.newer_than,
         keep_tagged=not args.no_keep_tagged, dry_run=args.dry_run,
     )
     _print_deletion(store, report, args, "retain")
@@ -186,8 +199,7 @@ def cmd_tags(store: Store, args: argparse.Namespace) -> int:
 def cmd_gc(store: Store, args: argparse.Namespace) -> int:
     from ..gc import collect_garbage
 
-    older_than = parse_seconds(args.older_than, "--older-than")
-    report = collect_garbage(store, older_than=older_than, dry_run=args.dry_run)
+    report = collect_garbage(store, older_than=args.older_than, dry_run=args.dry_run)
     if args.json:
         import attrs
 
@@ -232,12 +244,13 @@ def register(sub: Any) -> None:
 
     p = add_command(sub, "retain", "prune what no rule keeps (the root and tags stay)",
                     cmd_retain)
+    p.set_defaults(check=_check_retain)
     p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
     p.add_argument("--keep-last", type=whole(0), metavar="N",
                    help="keep the N most recent checkpoints (and what they derive from)")
     p.add_argument("--keep-label", action="append", metavar="LABEL",
                    help="keep checkpoints with this scenario label (repeatable)")
-    p.add_argument("--newer-than", metavar="AGE",
+    p.add_argument("--newer-than", metavar="AGE", type=age_arg("--newer-than"),
                    help="keep checkpoints newer than 7d / 12h / 30m, or an ISO date (UTC)")
     p.add_argument("--no-keep-tagged", action="store_true",
                    help="let tagged checkpoints go too")
@@ -246,13 +259,15 @@ def register(sub: Any) -> None:
     p = add_command(sub, "tag", "name a checkpoint (usable wherever an id is)", cmd_tag)
     p.add_argument("checkpoint", metavar="CKPT",
                    help=CHECKPOINT_HELP)
-    p.add_argument("name", metavar="NAME", help="letters, digits, '.', '_', '-'")
+    p.add_argument("name", metavar="NAME", type=tag_name,
+                   help="letters, digits, '.', '_', '-'")
     p.add_argument("--force", action="store_true",
                    help="move the tag here if it names another checkpoint")
 
     p = add_command(sub, "untag", "remove a tag", cmd_untag)
-    p.add_argument("name", metavar="NAME", help="the tag to remove (`localckpt tags` lists "
-                   "them); its checkpoint stays")
+    p.add_argument("name", metavar="NAME", type=tag_name,
+                   help="the tag to remove (`localckpt tags` lists them); its checkpoint "
+                        "stays")
 
     p = add_command(sub, "tags", "list tags", cmd_tags)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
@@ -261,6 +276,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "gc", "free what nothing live refers to: deleted timelines' frames, "
                     "failed ingests, deleted records", cmd_gc)
     p.add_argument("--older-than", default="1h", metavar="AGE",
+                   type=seconds_arg("--older-than"),
                    help="objects of unfinished writes without a lease must be this old: "
                    "seconds or an age like 30m, 12h, 7d (default 1h); writes in progress keep "
                    "a lease and are never touched")

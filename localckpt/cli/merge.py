@@ -9,10 +9,12 @@ from ..store import Store
 from ..tree import Marker
 from .common import (
     CHECKPOINT_HELP,
+    UsageError,
     add_command,
     add_short_ids,
     checkpoint_ref,
     print_json,
+    stage_name,
     unit_fraction,
 )
 
@@ -23,16 +25,19 @@ def _json_pairs(pairs: Any) -> Any:
     return {k: [None if isinstance(v, Marker) else v for v in pair] for k, pair in pairs.items()}
 
 
+def _check_diff(args: argparse.Namespace) -> None:
+    if args.frames or args.stage is not None:
+        return
+    if args.align is not None or args.match_iou is not None:  # never ignored silently
+        flag, does = (("--align", "pairs frames") if args.align is not None else
+                      ("--match-iou", "matches boxes frame by frame"))
+        raise UsageError(f"{flag} {does}: it goes with --frames (and --stage)")
+
+
 def cmd_diff(store: Store, args: argparse.Namespace) -> int:
     a, b = checkpoint_ref(store, args.a), checkpoint_ref(store, args.b)
     if args.frames or args.stage is not None:
         return _frame_diff(store, args, a, b)
-    if args.align is not None or args.match_iou is not None:  # never ignored silently
-        from ..errors import InvalidInputError
-
-        flag, does = (("--align", "pairs frames") if args.align is not None else
-                      ("--match-iou", "matches boxes frame by frame"))
-        raise InvalidInputError(f"{flag} {does}: it goes with --frames (and --stage)")
     d = store.diff(a, b)
     if args.json:
         print_json(add_short_ids(store, [{
@@ -77,22 +82,25 @@ def cmd_merge(store: Store, args: argparse.Namespace) -> int:
     earlier = {c.id for c in store.children(ours) if c.merged_from == theirs}
     result = store.merge(ours, theirs, strategy=args.strategy)
     s = store.short_ids([ours, theirs, result])
+    # outcome: what happened, as git says it; nothing is written but for "merged"
     if result == ours:
         outcome = "up-to-date"
-        text = f"already merged: {s[theirs]} is already part of {s[ours]}; nothing written"
+        text = (f"already up to date: {s[theirs]} is already part of {s[ours]}; nothing "
+                "written")
     elif result == theirs:
         outcome = "fast-forward"
         text = f"fast-forward: {s[ours]} is an ancestor of {s[theirs]}; nothing written"
-    elif result in earlier:
-        outcome = "merged"
-        text = (f"already merged: {s[theirs]} into {s[ours]} is {s[result]}  ({result}), "
-                "an earlier merge with the same result; nothing written")
+    elif result in earlier:  # it said outcome "merged", as if it had merged again
+        outcome = "up-to-date"
+        text = (f"already up to date: {s[theirs]} was merged into {s[ours]} before, as "
+                f"{s[result]}  ({result}), with the same result; nothing written")
     else:
         outcome = "merged"
         text = f"merged {s[theirs]} into {s[ours]}: {s[result]}  ({result})"
     if args.json:
         print_json(add_short_ids(store, [{"ours": ours, "theirs": theirs, "result": result,
-                                          "outcome": outcome}], None)[0])
+                                          "outcome": outcome,
+                                          "written": outcome == "merged"}], None)[0])
     else:
         print(text)
     return 0
@@ -100,11 +108,12 @@ def cmd_merge(store: Store, args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     p = add_command(sub, "diff", "what differs between two checkpoints", cmd_diff)
+    p.set_defaults(check=_check_diff)
     p.add_argument("a", metavar="A", help=CHECKPOINT_HELP)
     p.add_argument("b", metavar="B", help=CHECKPOINT_HELP)
     p.add_argument("--frames", action="store_true",
                    help="compare one stage's frame-keyed output frame by frame")
-    p.add_argument("--stage", metavar="NAME",
+    p.add_argument("--stage", metavar="NAME", type=stage_name,
                    help="the stage --frames compares (gives --frames; default: the one "
                    "stage that differs)")
     p.add_argument("--match-iou", metavar="IOU", type=unit_fraction,

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import Remote
 from ..render import printable
-from .common import add_command, print_json, storage_options_arg
+from .common import add_command, options_arg, print_json
 
 __all__ = ["register"]
 
@@ -32,8 +32,7 @@ def cmd_add(_: None, args: argparse.Namespace) -> int:
     from ..config import add_remote, config_path
 
     r = add_remote(args.name, args.url, objects=args.remote_objects,
-                   storage_options=storage_options_arg(args.remote_storage_options,
-                                                       "--storage-options"),
+                   storage_options=args.remote_storage_options,
                    storage_options_from=args.remote_storage_options_from)
     if args.json:
         print_json(_as_json(r))
@@ -90,6 +89,7 @@ def register(sub: Any) -> None:
     p.add_argument("--objects", metavar="URL", dest="remote_objects",
                    help="its objects URL (e.g. s3://bucket/prefix; a postgresql remote needs it)")
     p.add_argument("--storage-options", metavar="JSON", dest="remote_storage_options",
+                   type=options_arg("--storage-options"),
                    help="non-secret fsspec options of its objects (e.g. endpoint_url)")
     p.add_argument("--storage-options-from", metavar="NAME",
                    dest="remote_storage_options_from",

@@ -16,10 +16,13 @@ from .common import (
     TIMELINE_HELP,
     add_command,
     add_short_ids,
-    parse_age,
+    age_arg,
     print_json,
     printable,
+    short_ids_in_errors,
+    stage_name,
     timeline_ref,
+    whole,
 )
 
 if TYPE_CHECKING:
@@ -161,12 +164,23 @@ def run_ref(store: Store, ref: str) -> StageRun:
             "that timeline's runs")) from None
 
 
+def _by_short_id(store: Store, run: StageRun) -> Any:
+    """Errors of the run's own methods (localckpt.runs) name the run, its timeline, parent
+    and checkpoint by short id on the command line, as `runs` and `tree` show them."""
+    rec = run.record
+    ids = {rec.id: "run", rec.timeline_id: "timeline", rec.parent_id: "checkpoint"}
+    if rec.checkpoint_id:
+        ids[rec.checkpoint_id] = "checkpoint"
+    return short_ids_in_errors(store, ids)
+
+
 def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
     run = run_ref(store, args.run)
     status = run.status()
     key, held = None, None
     if args.frame is not None:
-        key = run.memo_key(args.frame)
+        with _by_short_id(store, run):
+            key = run.memo_key(args.frame)
         held = _held(store, run, args.frame, key.digest)
     if args.json:
         d = add_short_ids(store, [status.to_dict()], "run")[0]
@@ -201,7 +215,8 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
 def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
     run = run_ref(store, args.run)
     already = run.state == "aborted"
-    kept = run._abort()
+    with _by_short_id(store, run):
+        kept = run._abort()
     short = store.short_id(run.id, "run")
     if args.json:
         print_json({"id": run.id, "short_id": short, "state": run.state,
@@ -219,7 +234,8 @@ def cmd_run_commit(store: Store, args: argparse.Namespace) -> int:
     crash left half way), without a Python driver."""
     run = run_ref(store, args.run)
     already = run.state == "committed"
-    checkpoint = run.commit(partial=args.partial)
+    with _by_short_id(store, run):
+        checkpoint = run.commit(partial=args.partial)
     status = run.status()
     if args.json:
         print_json(add_short_ids(store, [{
@@ -267,8 +283,7 @@ def cmd_memo_stats(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_memo_clear(store: Store, args: argparse.Namespace) -> int:
-    older = parse_age(args.older_than, "--older-than") if args.older_than is not None else None
-    removed = store.clear_memo(stage=args.stage, older_than=older)
+    removed = store.clear_memo(stage=args.stage, older_than=args.older_than)
     if args.json:
         print_json({"removed": removed})
     else:
@@ -305,7 +320,7 @@ def register(sub: Any) -> None:
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = add_command(actions, "show", "a run's state, progress and what is left", cmd_run_show)
     p.add_argument("run", metavar="RUN", help="run id, short id or unique prefix")
-    p.add_argument("--frame", metavar="N", type=int,
+    p.add_argument("--frame", metavar="N", type=whole(0),
                    help="also show this frame's memo key, part by part, and whether the memo "
                    "holds it")
     p = add_command(actions, "commit", "save a run's checkpoint, as run.commit() does",
@@ -323,7 +338,8 @@ def register(sub: Any) -> None:
                 cmd_memo_stats)
     p = add_command(actions, "clear", "delete memo entries (their values go at gc)",
                     cmd_memo_clear)
-    p.add_argument("--stage", metavar="NAME", help="only this stage's entries")
-    p.add_argument("--older-than", metavar="AGE",
+    p.add_argument("--stage", metavar="NAME", type=stage_name,
+                   help="only this stage's entries")
+    p.add_argument("--older-than", metavar="AGE", type=age_arg("--older-than"),
                    help="only entries older than AGE (90s, 30m, 12h, 7d, 2w) or made before "
                         "an ISO date or time (2026-11-30, UTC unless it names a zone)")

@@ -23,10 +23,10 @@ from .common import (
     CHECKPOINT_HELP,
     TIMELINE_HELP,
     add_command,
+    options_arg,
     output_file,
     print_report,
     progress,
-    storage_options_arg,
     timeline_ref,
 )
 
@@ -48,7 +48,7 @@ def remote_settings(args: argparse.Namespace) -> tuple[str, str | None, dict[str
     named = remote(args.remote) if "/" not in args.remote else None
     if named is None:
         _refuse_unknown_name(args.remote, args.command)
-    flag_options = storage_options_arg(args.remote_storage_options, "--remote-storage-options")
+    flag_options = args.remote_storage_options  # a dict (options_arg)
     if named is not None:
         url, objects, options = named.url, named.objects, named.resolved_options()
         label = f"{named.name} ({redact(url)})"
@@ -212,6 +212,7 @@ def _remote_options(p: argparse.ArgumentParser, role: str) -> None:
     p.add_argument("--remote-objects", metavar="URL",
                    help=f"objects URL of the {role} store (e.g. s3://bucket/prefix)")
     p.add_argument("--remote-storage-options", metavar="JSON",
+                   type=options_arg("--remote-storage-options"),
                    help=f"fsspec options of the {role} store's objects, as a JSON object")
     p.add_argument("--remote-storage-options-from", metavar="NAME",
                    help=f"secret fsspec options of the {role} store: an environment variable "

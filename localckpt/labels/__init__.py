@@ -191,8 +191,10 @@ def _finite(value: Any) -> float | None:
 class _Frames:
     """Matches a file's frame numbers to a timeline's frames (see the module docstring)."""
 
-    def __init__(self, timeline: Timeline, metas: list[FrameMeta], mode: str) -> None:
+    def __init__(self, timeline: Timeline, metas: list[FrameMeta], mode: str,
+                 store: Store) -> None:
         self.timeline = timeline
+        self.store = store  # for the timeline's short id, which the command line shows
         self.mode = mode
         self.by_seq = {m.sequence: m for m in metas}
         self.last = max(self.by_seq, default=-1)
@@ -205,12 +207,17 @@ class _Frames:
                     f"timeline {timeline.id} records no source frame rate (source_info fps), "
                     "so source frame numbers cannot be matched by time; import with "
                     "frames='sequence', or ingest the video with ingest_video",
-                    cli=f"timeline {timeline.id} records no source frame rate; use "
+                    cli=f"timeline {self.short} records no source frame rate; use "
                     "--frames sequence")
             self.fps = fps
             self.by_time = sorted(metas, key=lambda m: (m.timestamp, m.sequence))
             self.times = [m.timestamp for m in self.by_time]
             self.duration = _finite(info.get("duration"))
+
+    @property
+    def short(self) -> str:
+        """The timeline's short id, for a message (computed only when one is said)."""
+        return self.store.short_id(self.timeline.id, "timeline")
 
     def number_of(self, m: FrameMeta) -> int:
         """The file's number for a timeline frame (InvalidInputError for a time no source
@@ -224,7 +231,7 @@ class _Frames:
                 f"frame {m.sequence} of timeline {self.timeline.id} is at {m.timestamp:g} s, "
                 f"past any source frame number at {self.fps:g} frames per second; export "
                 "with frames='sequence'", cli=f"frame {m.sequence} of timeline "
-                f"{self.timeline.id} is at {m.timestamp:g} s, past any source frame number "
+                f"{self.short} is at {m.timestamp:g} s, past any source frame number "
                 f"at {self.fps:g} frames per second; use --frames sequence")
         return round(number)
 
@@ -233,11 +240,12 @@ class _Frames:
         number cannot be a frame of this timeline's video at all."""
         if self.mode == "sequence":
             if number > self.last:
-                problem = (f"frame {number} is not a frame of timeline {self.timeline.id}, "
-                           f"whose last sequence is {self.last} (another video's file? "
-                           "source video frame numbers are matched by time with ")
-                raise LabelFileError(path, where, problem + "frames='source')",
-                                     cli_problem=problem + "--frames source)")
+                problem = (f"frame {number} is not a frame of timeline {{}}, whose last "
+                           f"sequence is {self.last} (another video's file? source video "
+                           "frame numbers are matched by time with ")
+                raise LabelFileError(
+                    path, where, problem.format(self.timeline.id) + "frames='source')",
+                    cli_problem=problem.format(self.short) + "--frames source)")
             found = self.by_seq.get(number)
             return (found, "") if found else (None, "the timeline has no frame of that "
                                                     "sequence")
@@ -325,14 +333,14 @@ def import_labels(store: Store, timeline_id: str, path: str | os.PathLike[str], 
                 "force_tag=True to move it to the import",
                 cli=f"tag {tag!r} already names checkpoint {store.short_id(named)}; choose "
                     "another --tag, or pass --force-tag to move it to the import")
-    matcher = _Frames(timeline, store.frame_index(timeline.id), mode)
+    matcher = _Frames(timeline, store.frame_index(timeline.id), mode, store)
     parsed = _READERS[fmt](where)
     labelled, unmatched = _matched(parsed, matcher, where)
     if not labelled:
-        raise LabelFileError(where, "", f"none of its {len(parsed.frames):,} labelled frames is "
-                                        f"a frame of timeline {timeline.id}"
-                                        + (" (matching by source frame number)"
-                                           if mode == "source" else ""))
+        none = (f"none of its {len(parsed.frames):,} labelled frames is a frame of timeline "
+                "{}" + (" (matching by source frame number)" if mode == "source" else ""))
+        raise LabelFileError(where, "", none.format(timeline.id),
+                             cli_problem=none.format(matcher.short))
     boxes = sum(len(v) for v in labelled.values())
     output = {"format": fmt, "frames": [{"sequence": s, "detections": labelled[s]}
                                         for s in sorted(labelled)]}
@@ -366,12 +374,20 @@ def export_labels(store: Store, checkpoint: str, stage: str, path: str | os.Path
     c = store.get_checkpoint(resolve_checkpoint(store, checkpoint))
     output = store.load_stage_output(c.id, stage)
     if output is None:
-        has = (f"checkpoint {c.id} has no stage {stage!r} (it has: "
-               f"{', '.join(sorted(c.stage_hashes)) or 'none'})")
-        raise NotFoundError(has, cli=f"{has}; name the stage to write with --stage")
-    flat = flatten(output, f"stage {stage!r} at {c.id}")
+        def has(cid: str) -> str:  # the stage as given: format() would read its braces
+            return (f"checkpoint {cid} has no stage {stage!r} (it has: "
+                    f"{', '.join(sorted(c.stage_hashes)) or 'none'})")
+
+        raise NotFoundError(has(c.id), cli=f"{has(store.short_id(c.id))}; name the stage to "
+                            "write with --stage")
+    try:
+        flat = flatten(output, f"stage {stage!r} at {c.id}")
+    except InvalidInputError as exc:  # the command line names the checkpoint by short id
+        if exc.cli is None:
+            exc.cli = str(exc).replace(c.id, store.short_id(c.id))
+        raise
     timeline = store.get_timeline(c.timeline_id)
-    matcher = _Frames(timeline, store.frame_index(timeline.id), mode)
+    matcher = _Frames(timeline, store.frame_index(timeline.id), mode, store)
     dets: dict[int, list[Det]] = {s: [] for s in flat.frames}
     for i, seq in enumerate(flat.sequence):
         det: Det = {"box": [flat.x1[i], flat.y1[i], flat.x2[i], flat.y2[i]],
@@ -385,8 +401,11 @@ def export_labels(store: Store, checkpoint: str, stage: str, path: str | os.Path
     for seq in flat.frames:
         meta = matcher.by_seq.get(seq)
         if meta is None:
-            raise InvalidInputError(f"stage {stage!r} at {c.id} has frame {seq}, which timeline "
-                                    f"{timeline.id} does not have: its size is unknown")
+            lacks = (f"has frame {seq}, which timeline {{}} does not have: its size is "
+                     "unknown")  # the stage, as given, is kept out of format()
+            raise InvalidInputError(
+                f"stage {stage!r} at {c.id} " + lacks.format(timeline.id),
+                cli=f"stage {stage!r} at {store.short_id(c.id)} " + lacks.format(matcher.short))
         out.append(OutFrame(matcher.number_of(meta), meta.width, meta.height,
                             tuple(dets[seq])))
     _WRITERS[fmt](where, out, overwrite=overwrite)
