@@ -188,6 +188,13 @@ class Catalog(ABC):
         override with an index."""
         return [g for g in self.tags(None) if g.name == name]
 
+    def tags_named_in(self, names: Iterable[str]) -> dict[str, list[Tag]]:
+        """tags_named of each of these names: name -> its records ordered by id (a name
+        no record has maps to []). One read for many names where the backend can (a
+        transfer asks what each name of the tags it copies names); the default asks
+        tags_named once per name."""
+        return {name: self.tags_named(name) for name in sorted(set(names))}
+
     def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
         """Which of these ids a tombstone deletes, as a record of the tombstone's own kind
         in the tombstone's own timeline. The contract (every backend answers the same):

@@ -225,6 +225,10 @@ class CountingCatalog(Catalog):
         self._count("tags_named")
         return self.inner.tags_named(name)
 
+    def tags_named_in(self, names: Iterable[str]) -> dict[str, list[Tag]]:
+        self._count("tags_named_in")
+        return self.inner.tags_named_in(names)
+
     def deleted(self, target_ids: Iterable[str], kind: str | None = None) -> set[str]:
         self._count("deleted")
         return self.inner.deleted(target_ids, kind)

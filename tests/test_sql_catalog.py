@@ -770,13 +770,16 @@ def test_a_tag_a_lookup_by_name_misses_is_an_error_not_absent(
     names nothing."""
     tag = populated["tag"]
     assert catalog.tags_named(tag.name) == [tag] and catalog.tags_named("worst") == []
+    assert catalog.tags_named_in([tag.name, "worst", "a\x00b"]) == {
+        tag.name: [tag], "worst": [], "a\x00b": []}
     if lost == "row":
         raw(catalog, "DELETE FROM {s}tags WHERE id = ?", (tag.id,))
     else:
         raw(catalog, "DELETE FROM {s}tree_sums WHERE timeline_id = ?", (TAG_NAMES + tag.name,))
     store = Store(catalog, Objects.from_url(str(tmp_path / "objects")))
     for read in (lambda: catalog.tags_named(tag.name), lambda: store.tag_target(tag.name),
-                 lambda: store.resolve(tag.name)):
+                 lambda: store.resolve(tag.name),
+                 lambda: catalog.tags_named_in(["worst", tag.name])):
         with pytest.raises(CorruptDataError, match=f"tags named '{tag.name}'"):
             read()
     assert any(f"tags named '{tag.name}'" in what for _, what in catalog.storage_problems())

@@ -104,6 +104,10 @@ def _xor(values: Iterable[int]) -> int:
     return acc
 
 
+#: tag names per read of tags_named_in (each is a bound list element)
+_NAMES_AT_ONCE = 1000
+
+
 def _totals(sums: Sequence[tuple[Any, ...]]) -> tuple[int, int]:
     """The count and digest of a timeline's rows from its sums rows (..., n, x)."""
     return sum(int(r[-2]) for r in sums), _xor(int(r[-1]) for r in sums)
@@ -181,6 +185,7 @@ class SqlCatalog(Catalog):
             "all_tags": f"SELECT {tg} FROM {{s}}tags ORDER BY id",
             "tags": f"SELECT {tg} FROM {{s}}tags WHERE timeline_id{{in}} ORDER BY id",
             "tags_named": f"SELECT {tg} FROM {{s}}tags WHERE name = ? ORDER BY id",
+            "tags_named_in": f"SELECT {tg} FROM {{s}}tags WHERE name{{in}} ORDER BY id",
             "tags_by_id": f"SELECT {tg} FROM {{s}}tags WHERE id{{in}}",
             # the timelines whose tag tombstones target some ids (a second path to the
             # timelines of those tags: see _deleted_by_tombstones)
@@ -514,6 +519,40 @@ class SqlCatalog(Catalog):
                 f"name for {name!r}: the catalog is damaged (run `localckpt verify`; restore "
                 "the store or re-sync it from another)")
         self._check_sums(f"the tags named {name!r}", rows, sums)
+        return found
+
+    def tags_named_in(self, names: Iterable[str]) -> dict[str, list[Tag]]:
+        """tags_named of many names: per batch of names, their rows through the name
+        index and their sums in one snapshot, each name checked as tags_named checks it."""
+        wanted = sorted(set(names))
+        if any(not isinstance(n, str) for n in wanted):
+            bad = next(n for n in wanted if not isinstance(n, str))
+            raise InvalidInputError(f"a tag name must be a str, not {type(bad).__name__}")
+        found: dict[str, list[Tag]] = {n: [] for n in wanted}
+        asked = [n for n in wanted if "\x00" not in n]  # no tag holds one (see tags_named)
+        if not self._name_sums:  # an older catalog opened read-only: no sums of names
+            return {n: self.tags_named(n) for n in wanted}
+        lp = self.dialect.list_param
+        for i in range(0, len(asked), _NAMES_AT_ONCE):
+            batch = asked[i:i + _NAMES_AT_ONCE]
+            rows, sums = self.engine.snapshot([
+                (self._q["tags_named_in"], (lp(batch),)),
+                (self._q["sums_of"], (lp([TAG_NAMES + n for n in batch]),))])
+            by_name: dict[str, list[tuple[Any, ...]]] = {n: [] for n in batch}
+            records = self._records("tag", rows)
+            for g, row in zip(records, rows, strict=True):
+                if g.name not in by_name:
+                    raise CorruptDataError(
+                        f"the name index of table tags of {self.describe()} gives a tag of "
+                        f"a name not asked for ({g.name!r}): the catalog is damaged (run "
+                        "`localckpt verify`; restore the store or re-sync it from another)")
+                by_name[g.name].append(row)
+                found[g.name].append(g)
+            sums_by: dict[str, list[tuple[Any, ...]]] = {n: [] for n in batch}
+            for row in sums:
+                sums_by[str(row[0])[len(TAG_NAMES):]].append(tuple(row))
+            for n in batch:
+                self._check_sums(f"the tags named {n!r}", by_name[n], sums_by[n])
         return found
 
     def tombstones_targeting(self, target_ids: Iterable[str]) -> list[Tombstone]:
