@@ -81,9 +81,9 @@ class SyncReport:
         moved_tags: the tag names that named a checkpoint of dst before and another one
             after (:class:`TagMove`): a tag copied took the name, being its newest (by
             design); named so that a script's ``best`` does not change unseen. Costs
-            one read of dst per name of the tags copied (its records), and for a name
-            in use a few more (their deletions and checkpoints, before and after),
-            counted.
+            one read of dst for the names of the tags copied (their records, per
+            1,000 names), and when some are in use a few more for all of them (their
+            deletions and checkpoints, before and after), counted.
     A report that copied nothing is falsy (a run is closed only by a deletion copied).
     """
 
@@ -320,8 +320,8 @@ def sync(
     + one of src per 1,000 outputs the new checkpoints name that dst holds but that
     none of dst's checkpoints the sync names uses (src must prove it holds them: see
     localckpt.admit),
-    + one per name of the tags copied and a few more per such name in use (whom it
-    named before and after: the report's ``moved_tags`` says which names a newer tag
+    + one for the names of the tags copied (per 1,000) and a few more when some are
+    in use (whom they named before and after: the report's ``moved_tags`` says which names a newer tag
     took; the rule is unchanged).
     Tombstones travel (deletions win) and deleted records are not copied; dst's open
     stage runs that they orphan are closed right after the commit (``closed_runs``;
