@@ -321,8 +321,8 @@ def sync(
     none of dst's checkpoints the sync names uses (src must prove it holds them: see
     localckpt.admit),
     + one for the names of the tags copied (per 1,000) and a few more when some are
-    in use (whom they named before and after: the report's ``moved_tags`` says which names a newer tag
-    took; the rule is unchanged).
+    in use (whom they named before and after: the report's ``moved_tags`` says which
+    names a newer tag took; the rule is unchanged).
     Tombstones travel (deletions win) and deleted records are not copied; dst's open
     stage runs that they orphan are closed right after the commit (``closed_runs``;
     a crash between the two leaves them for gc to close); a source
