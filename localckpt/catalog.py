@@ -276,16 +276,18 @@ class Catalog(ABC):
 
     def timeline_page(self, offset: int, limit: int, newest_first: bool = False,
                       ) -> tuple[list[Timeline], dict[str, int], int]:
-        """One page of the timelines no timeline tombstone deletes, ordered by id (UUIDv7:
-        by creation; newest_first reverses it, so the newest page reads O(page) rows):
-        (the timelines, their stored checkpoint counts by id, how many such timelines
-        there are in all). Counts include checkpoints that a prune hides but gc has not
-        purged yet (the Store corrects them). The default reads every timeline and tree;
-        backends override with one query of O(page) rows."""
+        """One page of the timelines no timeline tombstone deletes, in the order they were
+        made: by created_at, then id (ids are tokens: one that is not a UUIDv7, an old
+        store's or a peer's ``zzzz``, has no time and would sort after every UUID);
+        newest_first reverses it, so the newest page reads O(page) rows: (the timelines,
+        their stored checkpoint counts by id, how many such timelines there are in all).
+        Counts include checkpoints that a prune hides but gc has not purged yet (the
+        Store corrects them). The default reads every timeline and tree; backends
+        override with one query of O(page) rows."""
         gone = {t.target_id for t in self.tombstones(None)
                 if t.kind == "timeline" and t.target_id == t.timeline_id}
         live = sorted((t for t in self.timelines(None) if t.id not in gone),
-                      key=lambda t: t.id, reverse=newest_first)
+                      key=lambda t: (t.created_at, t.id), reverse=newest_first)
         page = live[offset:offset + limit]
         return page, {t.id: len(self.tree(t.id)) for t in page}, len(live)
 

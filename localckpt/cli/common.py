@@ -252,14 +252,12 @@ def short_ids_in_errors(store: Store, ids: Mapping[str, str], *,
 def timeline_or_newest(store: Store, ref: str | None) -> str:
     """ref resolved; when ref is None, the store's newest timeline (the one created last;
     a store of one video need not be told which), saying on stderr which one it took
-    when the store holds several. One page of one timeline is read, not every timeline,
-    when the greatest id is a UUIDv7 (its creation time: the ids localckpt makes). Ids
-    are tokens, and one that is not a UUIDv7 (an old store's, or a peer's ``zzzz``) has
-    no time and sorts by its characters, after every UUID: then every live timeline is
-    read and the newest by created_at (then id) taken, which a transfer admits no
-    more than a day ahead of the local clock (``localckpt.admit.check_times``)."""
-    from ..ids import uuid7_time
-
+    when the store holds several. It is the newest by created_at, then id
+    (``Catalog.timeline_page``: one page of one timeline is read, not every timeline):
+    ids are tokens, and one that is not a UUIDv7 (an old store's, or a peer's ``zzzz``)
+    has no time and sorts by its characters, after every UUID, but is not taken for the
+    newest for that. A transfer admits a created_at no more than a day ahead of the
+    local clock (``localckpt.admit.check_times``)."""
     if ref is not None:
         return timeline_ref(store, ref)
     page, _, total = store.catalog.timeline_page(0, 1, newest_first=True)
@@ -267,8 +265,6 @@ def timeline_or_newest(store: Store, ref: str | None) -> str:
         where = store.url or store.catalog.describe()
         raise NotFoundError(f"no timelines in {where}; add one with `localckpt ingest FILE`")
     newest = page[0]
-    if total > 1 and uuid7_time(newest.id) is None:
-        newest = max(store.list_timelines(), key=lambda t: (t.created_at, t.id))
     if total > 1:
         short = store.short_id(newest.id, "timeline")
         print(f"note: {total} timelines in this store; using the newest, {short} "

@@ -87,8 +87,8 @@ def timeline_row(t: Timeline, names: Names, checkpoints: int | None = None
 
 def timeline_rows(store: Store, names: Names, start: int = 0,
                   limit: int = TIMELINE_PAGE) -> dict[str, Any]:
-    """One page of the live timelines, newest first, each with its live checkpoint
-    count: {"total", "start", "limit", "timelines"}."""
+    """One page of the live timelines, newest first (by created_at, then id), each with
+    its live checkpoint count: {"total", "start", "limit", "timelines"}."""
     catalog = store.catalog
     limit = max(1, min(limit, MAX_PAGE))
     page, counts, total = catalog.timeline_page(start, limit, newest_first=True)

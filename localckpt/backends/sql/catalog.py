@@ -200,7 +200,7 @@ class SqlCatalog(Catalog):
                 "(SELECT sum(n) FROM {s}tree_sums s WHERE s.timeline_id = t.id) "
                 "FROM {s}timelines t WHERE NOT EXISTS (SELECT 1 FROM {s}tombstones d "
                 "WHERE d.target_id = t.id AND d.kind = 'timeline' AND d.timeline_id = t.id) "
-                "ORDER BY t.id %s LIMIT ? OFFSET ?"
+                "ORDER BY t.created_at %s, t.id %s LIMIT ? OFFSET ?"
             ),
             "page_total": (
                 "SELECT (SELECT sum(n) FROM {s}tree_sums WHERE timeline_id = ''), "
@@ -800,7 +800,8 @@ class SqlCatalog(Catalog):
 
     def timeline_page(self, offset: int, limit: int, newest_first: bool = False,
                       ) -> tuple[list[Timeline], dict[str, int], int]:
-        page = self._q["page"] % ("DESC" if newest_first else "ASC")
+        direction = "DESC" if newest_first else "ASC"
+        page = self._q["page"] % (direction, direction)
         rows = self._rows(page, (int(limit), int(offset)))
         found = self._records("timeline", [row[:-1] for row in rows])
         if found and self._second_path_to_deleted:  # the page left deleted ones out

@@ -32,6 +32,10 @@ Why these tables:
   tombstone names its target only; the checkpoints below a pruned one, those of a
   deleted timeline and their tags leave nothing else once purged, and a transfer asks
   this table (``tombstones_targeting``) so that their ids never come back.
+
+Timelines are listed in the order they were made, by (created_at, id) (migration 14
+indexes it): ids are tokens, and one that is not a UUIDv7 (an old store's, a peer's
+``zzzz``) has no time and would sort after every UUID.
 """
 
 from __future__ import annotations
@@ -224,6 +228,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX tags_checkpoint_id ON {s}tags (checkpoint_id)",
         "CREATE INDEX runs_state ON {s}runs (state)")),
     Migration(13, "the ids of purged checkpoints and tags", python=_purged_table),
+    # the timelines page (the web index, the newest timeline) in creation order reads
+    # its page's rows from one end of this index, not every timeline sorted; below it
+    # (a catalog opened read-only) the same query sorts what it reads
+    Migration(14, "timelines indexed by creation", statements=(
+        "CREATE INDEX timelines_created_at_id ON {s}timelines (created_at, id)",)),
 )
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)
