@@ -301,9 +301,11 @@ class Store:
         return self.visibility.timeline(self._ref(timeline_id, "timeline", "timeline_id"))
 
     def list_timelines(self) -> list[Timeline]:
-        """Every live timeline, oldest first."""
+        """Every live timeline, oldest first: by created_at, then id (a timeline id need
+        not be a UUIDv7, whose order is its creation's: a peer's ``zzzz`` made an hour
+        ago is not the newest)."""
         self._check_open()
-        return self.visibility.live_timelines(None)
+        return sorted(self.visibility.live_timelines(None), key=lambda t: (t.created_at, t.id))
 
     # -- what is live (not deleted) -------------------------------------------------------
 

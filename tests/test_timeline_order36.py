@@ -237,3 +237,11 @@ def test_ls_lists_by_creation_and_tree_takes_the_newest(
     assert "b.mp4" in err and "3 timelines" in err
     assert out.startswith(f"timeline {b[-12:-4]}  b.mp4")
     assert every == []
+
+
+def test_list_timelines_is_oldest_first_by_creation(tmp_path: Path) -> None:
+    """Store.list_timelines says oldest first: it was by id ('zzzz' last, as if the
+    newest)."""
+    b, a = _store_with_an_old_zzzz(tmp_path / "s")
+    with localckpt.open(str(tmp_path / "s")) as store:
+        assert [t.id for t in store.list_timelines()] == ["zzzz", a, b]

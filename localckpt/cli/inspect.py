@@ -33,7 +33,7 @@ __all__ = ["register"]
 def cmd_ls(store: Store, args: argparse.Namespace) -> int:
     # in the order they were made: ids are tokens, and one that is not a UUIDv7 (an old
     # store's, a peer's `zzzz`) sorts after every UUID by its characters
-    timelines = sorted(store.list_timelines(), key=lambda t: (t.created_at, t.id))
+    timelines = store.list_timelines()  # oldest first
     if args.json:
         print_json(add_short_ids(store, [timeline_to_dict(t) for t in timelines], "timeline"))
         return 0
