@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import localckpt
+from localckpt.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+DETECT = {"frames": [{"sequence": 0, "detections": []}]}
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -38,3 +41,45 @@ def test_detect_tries_prints_the_short_id_the_cli_takes(tmp_path: Path) -> None:
         short = store.short_id(cid)
     assert done.stdout == f"thr=0.5: checkpoint {short}, tagged thr-0.5\n"
     assert cid not in done.stdout
+
+
+def test_a_reference_that_names_nothing_is_told_in_one_form_with_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A pruned tag said "no checkpoint matches 'thr-0.3' (no live id, short id, prefix,
+    tag) in ...", a short miss "no checkpoint 'nope': give its id, ...": two forms, and
+    neither said the tag had been there. One form now: `no KIND matches REF in STORE:
+    why; see LISTING`, why saying what became of the tag."""
+    path = str(tmp_path / "s")
+    with localckpt.open(path, create=True) as s:
+        tl = s.create_timeline("clip.mp4", "p", [np.zeros((4, 4, 3), np.uint8)],
+                               codec="png")
+        gone = s.save_stage_output(tl.id, None, "detect", DETECT, is_scenario=True)
+        kept = s.save_stage_output(tl.id, None, "detect", DETECT, is_scenario=True)
+        s.tag(gone, "thr-0.3")
+        s.tag(kept, "keep")
+        s.prune(gone)
+        s.untag("keep")
+        short = s.short_id(kept)
+    listing = f"see `localckpt --store {path} tree TIMELINE`\n"
+    cases = {
+        "thr-0.3": "the tag thr-0.3 went with the checkpoint it named (pruned, or its "
+                   "timeline deleted)",
+        "keep": f"the tag keep was removed (untag); it named {short}, which is still there "
+                f"(`localckpt tag {short} keep` tags it again)",
+        "nope": "no live tag is named 'nope', and an id prefix needs 6+ characters (a short "
+                "id 8+)",
+        "nopenope": "no live checkpoint has that id, short id or id prefix, and no live tag "
+                    "that name",
+    }
+    for ref, why in cases.items():
+        assert main(["--store", path, "show", ref]) == 1
+        assert capsys.readouterr().err == \
+            f"localckpt: error: no checkpoint matches {ref!r} in {path}: {why}; {listing}"
+    assert main(["--store", path, "tree", "thr-0.3"]) == 1  # a timeline by a gone tag
+    assert capsys.readouterr().err == (
+        f"localckpt: error: no timeline matches 'thr-0.3' in {path}: {cases['thr-0.3']}; "
+        f"see `localckpt --store {path} ls`\n")
+    assert main(["--store", path, "run", "show", "abc"]) == 1  # runs have no tags
+    assert capsys.readouterr().err == (
+        f"localckpt: error: no run matches 'abc' in {path}: an id prefix needs 6+ characters "
+        f"(a short id 8+); see `localckpt --store {path} runs`\n")
