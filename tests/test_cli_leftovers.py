@@ -83,3 +83,29 @@ def test_a_reference_that_names_nothing_is_told_in_one_form_with_why(
     assert capsys.readouterr().err == (
         f"localckpt: error: no run matches 'abc' in {path}: an id prefix needs 6+ characters "
         f"(a short id 8+); see `localckpt --store {path} runs`\n")
+
+
+def test_a_remote_name_wrong_by_its_form_is_bad_usage(tmp_path: Path) -> None:
+    """`remote add 'bad name' URL` exited 1 ('localckpt: error: ...'); a name wrong by its
+    form is bad usage: exit 2 under the command's usage, the config file not written.
+    --storage-options-from's name likewise; a well-formed name `remote remove` does not
+    find stays 1."""
+    env = _env(tmp_path)
+    config = tmp_path / "config.toml"
+    for argv, said in (
+            (["add", "bad name", str(tmp_path / "s")],
+             "argument NAME: a remote name is letters, digits, '_', '.' or '-' (starting "
+             "with a letter or digit, at most 64), not 'bad name'"),
+            (["add", "ok", str(tmp_path / "s"), "--storage-options-from", "a b"],
+             "argument --storage-options-from: names an environment variable or a "
+             "credentials table (letters, digits, '_', '.', '-'), not 'a b'")):
+        done = subprocess.run([sys.executable, "-m", "localckpt.cli", "remote", *argv],
+                              cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("usage: localckpt remote add ")
+        assert done.stderr.endswith(f"localckpt remote add: error: {said}\n"), done.stderr
+        assert not done.stdout and not config.exists()
+    done = subprocess.run([sys.executable, "-m", "localckpt.cli", "remote", "remove", "nope"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "no remote named 'nope'" in done.stderr
