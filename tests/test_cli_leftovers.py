@@ -109,3 +109,23 @@ def test_a_remote_name_wrong_by_its_form_is_bad_usage(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "localckpt.cli", "remote", "remove", "nope"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "no remote named 'nope'" in done.stderr
+
+
+def test_init_of_a_bare_name_near_a_remote_notes_the_remote(tmp_path: Path) -> None:
+    """`--store tem init` with a remote 'team' made ./tem silently: it still does (as
+    `git init tem` would), with a one-line note on stderr naming the remote; a second init
+    of it, or a name near no remote, says nothing."""
+    env = _env(tmp_path)
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "localckpt.cli", *argv], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    assert cli("remote", "add", "team", "./team-store").returncode == 0
+    done = cli("--store", "tem", "init")
+    assert done.returncode == 0 and done.stdout.startswith("localckpt store ready at tem ")
+    assert done.stderr == "note: 'tem' is a new store here; did you mean the remote 'team'?\n"
+    assert (tmp_path / "tem").is_dir()
+    for argv in (("--store", "tem", "init"), ("--store", "zzz", "init"), ("init",)):
+        done = cli(*argv)
+        assert done.returncode == 0 and done.stderr == "", (argv, done.stderr)
