@@ -129,3 +129,23 @@ def test_init_of_a_bare_name_near_a_remote_notes_the_remote(tmp_path: Path) -> N
     for argv in (("--store", "tem", "init"), ("--store", "zzz", "init"), ("init",)):
         done = cli(*argv)
         assert done.returncode == 0 and done.stderr == "", (argv, done.stderr)
+
+
+def test_help_says_the_config_files_store_url_is_a_default(tmp_path: Path) -> None:
+    """--help said the default store is "$LOCALCKPT_URL, else ./.localckpt" and init's
+    "--store, else ./.localckpt", leaving out the config file's [store] url, which a
+    command (init too) opens before ./.localckpt."""
+    env = _env(tmp_path)
+    (tmp_path / "config.toml").write_text(f'[store]\nurl = "{tmp_path / "configured"}"\n')
+
+    def cli(*argv: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "localckpt.cli", *argv], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return " ".join(done.stdout.split())
+
+    assert "(default: $LOCALCKPT_URL, else the config file's [store] url, else " \
+        "./.localckpt)" in cli("--help")
+    assert "else ./.localckpt" not in cli("init", "--help")
+    cli("init")
+    assert (tmp_path / "configured").is_dir() and not (tmp_path / ".localckpt").exists()

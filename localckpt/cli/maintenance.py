@@ -248,7 +248,7 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = add_command(sub, "init", "create a store (at --store, else ./.localckpt)", cmd_init,
+    p = add_command(sub, "init", "create a store (at --store, else the default store)", cmd_init,
                     creates=True)
     p.set_defaults(prepare=_new_bare_name)
 
