@@ -122,6 +122,8 @@ def test_init_of_a_bare_name_near_a_remote_notes_the_remote(tmp_path: Path) -> N
                               env=env, capture_output=True, text=True, timeout=60)
 
     assert cli("remote", "add", "team", "./team-store").returncode == 0
+    done = cli("--store", "team", "init")  # the remote itself: made there, no note
+    assert done.returncode == 0 and done.stderr == "" and (tmp_path / "team-store").is_dir()
     done = cli("--store", "tem", "init")
     assert done.returncode == 0 and done.stdout.startswith("localckpt store ready at tem ")
     assert done.stderr == "note: 'tem' is a new store here; did you mean the remote 'team'?\n"

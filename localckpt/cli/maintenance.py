@@ -53,8 +53,9 @@ def _near_remote_note(args: argparse.Namespace) -> None:
 
     from ..config import remotes
 
-    near = difflib.get_close_matches(args.store, [r.name for r in remotes()], n=1)
-    if near:
+    names = [r.name for r in remotes()]
+    near = difflib.get_close_matches(args.store, names, n=1)
+    if near and args.store not in names:  # a remote's own name: init opened the remote
         print(f"note: {args.store!r} is a new store here; did you mean the remote "
               f"{near[0]!r}?", file=sys.stderr)
 
