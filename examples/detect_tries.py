@@ -51,4 +51,6 @@ if __name__ == "__main__":
         # force=True moves the tag if an earlier run of this threshold set it: the tag
         # names the newest try (without it a second run fails here, ConflictError)
         store.tag(checkpoint, f"thr-{threshold}", force=True)
-        print(f"thr={threshold}: checkpoint {checkpoint}")
+        # the short id, as `localckpt tree` shows it and any command takes it
+        print(f"thr={threshold}: checkpoint {store.short_id(checkpoint)}, tagged "
+              f"thr-{threshold}")

@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Remote",
     "add_remote",
+    "check_remote_name",
+    "check_storage_options_from",
     "config_path",
     "credentials_path",
     "load",
@@ -193,14 +195,34 @@ def load() -> dict[str, Any]:
     return data
 
 
-def storage_options_from(name: str) -> dict[str, Any]:
-    """The fsspec options named ``name``: the environment variable ``name`` (a JSON
-    object), else the table ``[name]`` of the credentials file (owner-only)."""
+def check_remote_name(name: object) -> str:
+    """name, if it is of a remote name's form (letters, digits, '_', '.' or '-', starting
+    with a letter or digit, at most 64); else InvalidInputError. What add_remote checks
+    first, for a caller (the CLI) to tell a name wrong by its form before anything is
+    read or written."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidInputError(
+            f"a remote name is letters, digits, '_', '.' or '-' (starting with a letter or "
+            f"digit, at most 64), not {name!r}"
+        )
+    return name
+
+
+def check_storage_options_from(name: object) -> str:
+    """name, if it is of the form of a storage_options_from name (an environment
+    variable's or a credentials table's: as a remote name); else InvalidInputError."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidInputError(
             f"storage_options_from must name an environment variable or a credentials "
             f"table (letters, digits, '_', '.', '-'), not {name!r}"
         )
+    return name
+
+
+def storage_options_from(name: str) -> dict[str, Any]:
+    """The fsspec options named ``name``: the environment variable ``name`` (a JSON
+    object), else the table ``[name]`` of the credentials file (owner-only)."""
+    check_storage_options_from(name)
     text = os.environ.get(name)
     if text is not None:
         try:
@@ -408,11 +430,7 @@ def add_remote(
     """
     from .registry import known_scheme, scheme_of
 
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise InvalidInputError(
-            f"a remote name is letters, digits, '_', '.' or '-' (starting with a letter or "
-            f"digit, at most 64), not {name!r}"
-        )
+    check_remote_name(name)
     if not isinstance(url, str) or not url:
         raise InvalidInputError("a remote needs a store URL or directory")
     _plain_text(url, "the remote URL")
@@ -445,11 +463,8 @@ def add_remote(
             f"file: put them in an environment variable or a table of {credentials_path()} "
             "and name it with --storage-options-from",
         )
-    if storage_options_from is not None and not _NAME.fullmatch(storage_options_from):
-        raise InvalidInputError(
-            f"storage_options_from must name an environment variable or a credentials table "
-            f"(letters, digits, '_', '.', '-'), not {storage_options_from!r}"
-        )
+    if storage_options_from is not None:
+        check_storage_options_from(storage_options_from)
     if scheme_of(url) in ("postgresql", "postgres") and not objects:
         raise InvalidInputError(
             "a postgresql remote needs an objects URL for frame shards: pass objects="

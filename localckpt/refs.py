@@ -32,7 +32,9 @@ reading the same characters as a prefix of full ids (short ids are what the CLI 
 so they must always work). A reference that matches several records is an
 :class:`~localckpt.errors.InvalidInputError` listing the candidates, each with its short
 id, so the next attempt can be exact; one that matches nothing is a
-:class:`~localckpt.errors.NotFoundError` that says where to list ids. Deleted records
+:class:`~localckpt.errors.NotFoundError` in one form, ``no KIND matches REF in STORE: why;
+see LISTING``: why names a tag of that name that was removed (with its checkpoint, or by
+untag: then the checkpoint it named) or a prefix too short to try. Deleted records
 never match. Ids, short ids and prefixes match in either case (ids are stored lower-case);
 tags are case-sensitive and are tried first as given.
 
@@ -311,10 +313,7 @@ def _resolve(store: Store, ref: str, kind: str, check: bool) -> str:
     if exact:
         return ref
     if len(ref) < MIN_PREFIX:
-        raise NotFoundError(
-            f"no {k.noun} {ref!r}: give its id, its short id ({SHORT_MIN}+ characters, as "
-            f"{k.listing} shows), a prefix of at least {MIN_PREFIX} characters"
-            + (", or a tag" if kind == "checkpoint" else ""))
+        raise NotFoundError(_missing(store, kind, ref))
     if len(by_prefix) == 1:
         return by_prefix[0]
     if by_prefix:
@@ -323,10 +322,36 @@ def _resolve(store: Store, ref: str, kind: str, check: bool) -> str:
 
 
 def _missing(store: Store, kind: str, ref: str) -> str:
+    """What a reference that names nothing is told, in one form: ``no KIND matches REF in
+    STORE: why; see LISTING`` (why: the tag of that name was removed, with its checkpoint
+    or by untag; a prefix too short to be tried; or no form matched)."""
     k = _kind(kind)
-    tag = ", tag" if kind == "checkpoint" else ""
-    return (f"no {k.noun} matches {ref!r} (no live id, short id, prefix{tag}) in "
-            f"{store.url or store.catalog.describe()}; see {_listing_here(store, k)}")
+    where = store.url or store.catalog.describe()
+    tags = kind != "run"  # a timeline reference takes a tag too (its checkpoint's timeline)
+    why = _removed_tag(store, ref) if tags and _could_be_tag(ref) else None
+    if why is None:
+        no_tag = f"no live tag is named {ref!r}, and " if tags else ""
+        why = (f"{no_tag}an id prefix needs {MIN_PREFIX}+ characters (a short id "
+               f"{SHORT_MIN}+)" if len(ref) < MIN_PREFIX else
+               f"no {'live ' * tags}{k.noun} has that id, short id or id prefix"
+               + (", and no live tag that name" if tags else ""))
+    return f"no {k.noun} matches {ref!r} in {where}: {why}; see {_listing_here(store, k)}"
+
+
+def _removed_tag(store: Store, ref: str) -> str | None:
+    """Why a tag of this name names nothing now, if one did (the catalog keeps a removed
+    tag's record until gc purges it): it went with its checkpoint, or untag removed it
+    (then which checkpoint it named, still there). None when no tag had this name."""
+    records = store.catalog.tags_named(ref)
+    if not records:
+        return None
+    last = max(records, key=lambda g: (g.created_at, g.id))  # what it named most lately
+    if not _live_checkpoints(store, [last.checkpoint_id]):
+        return (f"the tag {ref} went with the checkpoint it named (pruned, or its timeline "
+                "deleted)")
+    short = short_id(store, last.checkpoint_id, "checkpoint")
+    return (f"the tag {ref} was removed (untag); it named {short}, which is still there "
+            f"(`localckpt tag {short} {ref}` tags it again)")
 
 
 def _listing_here(store: Store, k: Kind) -> str:

@@ -79,8 +79,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--store", metavar="URL",
-        help="store URL, directory or remote name (default: $LOCALCKPT_URL, else "
-             "./.localckpt)",
+        help="store URL, directory or remote name (default: $LOCALCKPT_URL, else the "
+             "config file's [store] url, else ./.localckpt)",
     )
     parser.add_argument("--objects", metavar="URL",
                         help="objects URL of this store (e.g. s3://bucket/prefix)")

@@ -4,6 +4,7 @@ untag, tags, gc."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ..store import Store
@@ -32,12 +33,40 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
+def _new_bare_name(args: argparse.Namespace, _: Any) -> None:
+    """Before init opens anything: whether --store is a bare name (no '/' or ':') that
+    names nothing here yet, which init makes a new directory of, as `git init tem` does."""
+    import os
+
+    ref = args.store
+    args.new_bare_name = bool(ref) and "/" not in ref and ":" not in ref and \
+        not os.path.exists(ref)
+
+
+def _near_remote_note(args: argparse.Namespace) -> None:
+    """`--store tem init` with a remote 'team' configured made ./tem, as asked, where
+    the remote was most likely meant: a one-line note on stderr names it (after the
+    store is made; the config file is read only for a new store of a bare name)."""
+    if not getattr(args, "new_bare_name", False):
+        return
+    import difflib
+
+    from ..config import remotes
+
+    names = [r.name for r in remotes()]
+    near = difflib.get_close_matches(args.store, names, n=1)
+    if near and args.store not in names:  # a remote's own name: init opened the remote
+        print(f"note: {args.store!r} is a new store here; did you mean the remote "
+              f"{near[0]!r}?", file=sys.stderr)
+
+
 def cmd_init(store: Store, args: argparse.Namespace) -> int:
     if args.json:
         print_json({"store": store.url, "catalog": store.catalog.describe(),
                     "objects": store.objects.describe()})
     else:
         print(f"localckpt store ready at {store.url} (objects in {store.objects.describe()})")
+    _near_remote_note(args)
     return 0
 
 
@@ -220,8 +249,9 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    add_command(sub, "init", "create a store (at --store, else ./.localckpt)", cmd_init,
-                creates=True)
+    p = add_command(sub, "init", "create a store (at --store, else the default store)", cmd_init,
+                    creates=True)
+    p.set_defaults(prepare=_new_bare_name)
 
     p = add_command(sub, "verify", "check every byte and link; exit 1 on damage", cmd_verify)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",

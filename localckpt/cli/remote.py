@@ -12,7 +12,7 @@ from typing import Any
 
 from ..config import Remote
 from ..render import printable
-from .common import add_command, options_arg, print_json
+from .common import UsageError, add_command, options_arg, print_json
 
 __all__ = ["register"]
 
@@ -26,6 +26,28 @@ def _as_json(r: Remote) -> dict[str, Any]:
             "objects": None if r.objects is None else redact(r.objects),
             "storage_options": dict(r.storage_options),
             "storage_options_from": r.storage_options_from}
+
+
+def _check_name(args: argparse.Namespace) -> None:
+    """A name (or --storage-options-from name) wrong by its form is bad usage (exit 2),
+    said as argparse says its own errors before the config file is read or written.
+    remove takes any name, as a hand-edited file may hold one of another form."""
+    from ..config import check_remote_name, check_storage_options_from
+    from ..errors import InvalidInputError
+
+    try:
+        check_remote_name(args.name)
+    except InvalidInputError as exc:
+        raise UsageError(f"argument NAME: {exc}") from None
+    given = getattr(args, "remote_storage_options_from", None)
+    if given is not None:
+        try:
+            check_storage_options_from(given)
+        except InvalidInputError:
+            raise UsageError(
+                f"argument --storage-options-from: names an environment variable or a "
+                f"credentials table (letters, digits, '_', '.', '-'), not {given!r}"
+            ) from None
 
 
 def cmd_add(_: None, args: argparse.Namespace) -> int:
@@ -96,6 +118,7 @@ def register(sub: Any) -> None:
                    help="where its secret options are: an environment variable holding a "
                    "JSON object, or a table of the credentials file "
                    "($LOCALCKPT_CREDENTIALS, default ~/.config/localckpt/credentials.toml)")
+    p.set_defaults(check=_check_name)
 
     add_command(actions, "list", "list the named remotes", cmd_list, needs_store=False)
 
