@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = ["Store"]
 
 _READER_CACHE = 64
+#: timelines whose root id a store remembers for saves under the root (see _parent_for)
+_ROOTS = 1024
 #: Frame rates a timeline may have: beyond them timestamps (sequence / fps) overflow or
 #: lose all precision.
 FPS_RANGE = (1e-6, 1e6)
@@ -73,6 +75,9 @@ class Store:
         self._closed = False
         self._readers: OrderedDict[str, Any] = OrderedDict()
         self._readers_lock = threading.Lock()
+        #: timeline id -> its root checkpoint's id (a timeline record never changes), so
+        #: a save under the root reads no timeline row; bounded, see _parent_for
+        self._roots: dict[str, str] = {}
         # a store dropped without close() releases its files and locks when collected,
         # and says so as a ResourceWarning (as an unclosed file does)
         self._finalizer = weakref.finalize(self, _release_unclosed, catalog,
@@ -583,11 +588,21 @@ class Store:
     def _parent_for(self, timeline_id: str, parent_id: str | None) -> Checkpoint:
         _id(timeline_id, "timeline_id")
         if parent_id is None:
-            # deleted or not: the commit's guard sees a timeline tombstone
+            # a root read before: its checkpoint, if still there (a purge in this process
+            # forgets it), is the parent; deleted or not, the commit's guard sees a
+            # timeline tombstone
+            root = self._roots.get(timeline_id)
+            if root is not None:
+                parent = self.catalog.peek_checkpoint(root)
+                if parent is not None and parent.timeline_id == timeline_id:
+                    return parent
             found = self.catalog.timelines([timeline_id])
             if not found:
                 raise NotFoundError(f"no timeline {timeline_id!r} in {self.catalog.describe()}")
             parent_id = found[0].root_checkpoint_id
+            if len(self._roots) >= _ROOTS:
+                self._roots.clear()
+            self._roots[timeline_id] = parent_id
         parent = self.catalog.peek_checkpoint(_id(parent_id, "parent_checkpoint_id"))
         if parent is None:
             raise NotFoundError(f"no checkpoint {parent_id!r} in {self.catalog.describe()}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ...canonical import content_hash, load_json
@@ -113,7 +113,7 @@ def _totals(sums: Sequence[tuple[Any, ...]]) -> tuple[int, int]:
     return sum(int(r[-2]) for r in sums), _xor(int(r[-1]) for r in sums)
 
 
-def _added(c: Checkpoint, parent_hashes: dict[str, str] | None) -> set[str]:
+def _added(c: Checkpoint, parent_hashes: Mapping[str, str] | None) -> set[str]:
     """The outputs c refers to that its parent does not (what c adds)."""
     if parent_hashes is None:
         return set(c.stage_hashes.values())
@@ -853,8 +853,7 @@ class SqlCatalog(Catalog):
             raise BackendUnavailableError(self.read_only)
         for kind, records in (("timeline", batch.timelines), ("checkpoint", batch.checkpoints),
                               ("tombstone", batch.tombstones), ("tag", batch.tags)):
-            ids = [r.id for r in records]
-            if len(set(ids)) != len(ids):
+            if len(records) > 1 and len({r.id for r in records}) != len(records):
                 self._one_per_id(kind, records)
         try:
             try:
@@ -924,26 +923,31 @@ class SqlCatalog(Catalog):
             ("timeline", timelines), ("checkpoint", checkpoints),
             ("tombstone", batch.tombstones if tombstones is None else tombstones),
             ("tag", batch.tags if tags is None else tags))
-        sums: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+        sums: dict[tuple[str, int], list[int]] = {}
         shards = self.dialect.sum_shards
         for kind, records in groups:
             if not records:
                 continue
             codec = self.codecs[kind]
-            ordered = sorted(records, key=_record_id)  # rows in key order: no deadlocks
+            # rows in key order: no deadlocks
+            ordered = sorted(records, key=_record_id) if len(records) > 1 else records
             rows = [codec.row(r) for r in ordered]
             steps.append(_step(e.sql(self._inserts[kind]), rows))
             prefix = SUMS_OF.get(kind, "")
             for r, row in zip(ordered, rows, strict=True):
-                shard = row[-1] % shards
+                d = row[-1]
+                shard = d % shards
                 keys = [(_ALL_TIMELINES if kind == "timeline" else prefix + r.timeline_id,
                          shard)]
                 if kind == "tag":  # and the tags of its name (see tags_named)
                     keys.append((TAG_NAMES + r.name, shard))
                 for key in keys:
-                    acc = sums[key]
-                    acc[0] += 1
-                    acc[1] ^= row[-1]
+                    acc = sums.get(key)
+                    if acc is None:
+                        sums[key] = [1, d]
+                    else:
+                        acc[0] += 1
+                        acc[1] ^= d
         if checkpoints:
             if refs is None:
                 refs = self._refs(checkpoints)
@@ -975,30 +979,34 @@ class SqlCatalog(Catalog):
     def _refs(self, checkpoints: Sequence[Checkpoint]) -> list[tuple[str, str]]:
         """(hash, checkpoint id) for every output a checkpoint adds (see schema)."""
         by_id = {c.id: c for c in checkpoints}
-        parents: dict[str, dict[str, str] | None] = {}
+        parents: dict[str, Mapping[str, str] | None] = {}  # read, never changed
         unknown = []
         for c in checkpoints:
             pid = c.parent_id
             if pid is None or pid in parents:
                 continue
             if pid in by_id:
-                parents[pid] = dict(by_id[pid].stage_hashes)
+                parents[pid] = by_id[pid].stage_hashes
                 continue
             with self._peek_lock:
                 hit = self._peeked.get(pid)
             if hit is not None:
-                parents[pid] = dict(hit.stage_hashes)
+                parents[pid] = hit.stage_hashes
             else:
                 unknown.append(pid)
         if unknown:
             for p in self.checkpoints(unknown):
-                parents[p.id] = dict(p.stage_hashes)
+                parents[p.id] = p.stage_hashes
             absent = sorted(set(unknown) - parents.keys())
             if absent:  # PostgreSQL's foreign key says the same; SQLite and DuckDB have none
                 raise InvalidInputError(
                     f"a checkpoint names parent {', '.join(absent)}, which neither the batch "
                     f"nor {self.describe()} holds; nothing was written (commit a parent "
                     "before its children, or in the same batch)")
+        if len(checkpoints) == 1:  # a save: its one checkpoint's new outputs
+            c = checkpoints[0]
+            added = _added(c, parents.get(c.parent_id) if c.parent_id is not None else None)
+            return [(h, c.id) for h in sorted(added)]
         refs: set[tuple[str, str]] = set()
         for c in checkpoints:
             parent = parents.get(c.parent_id) if c.parent_id is not None else None

@@ -113,6 +113,11 @@ class Codec:
         #: a row read back holds the neutral values the digest covers (SQLite)
         self._raw = dialect.name == "sqlite"
         self._names = [f.name for f in self.fields]
+        #: (name, type) of each field, and the dialect's choices: what row() asks per field
+        self._plan = [(f.name, f.type) for f in self.fields]
+        self._json_exact = dialect.json_exact
+        self._text_nul = dialect.text_holds_nul
+        self._time_text = dialect.time_as_text
         self._at = {name: i for i, name in enumerate(self._names)}
         self._decode: Callable[[Row, Any, dict[str, Any] | None], Any] | None = None
 
@@ -142,46 +147,48 @@ class Codec:
 
     def row(self, record: Any) -> Row:
         """The row of a record (checked by schema.validate when its Batch was made)."""
-        d = self.dialect
+        json_exact = self._json_exact
         values: list[Any] = []
         neutral: list[Any] = []
         exact: dict[str, Any] = {}
-        for f in self.fields:
-            value = getattr(record, f.name)
+        for name, t in self._plan:
+            value = getattr(record, name)
             if value is None:
                 values.append(None)
                 neutral.append(None)
                 continue
-            t = f.type
             plain = value
             if t == "json":
                 data, fast = record_bytes(value if type(value) is dict else dict(value))
                 plain = data.decode("utf-8")
-                if d.json_exact:
+                if json_exact:
                     value = plain
                     if not fast:  # read back through the exact column's slower decoder
-                        exact[f.name] = dict(getattr(record, f.name))
+                        exact[name] = dict(getattr(record, name))
                 else:
                     value, changed = pg_json.jsonb_column(data)
                     if changed:
-                        exact[f.name] = dict(getattr(record, f.name))
+                        exact[name] = dict(getattr(record, name))
             elif t == "text":
-                if not d.text_holds_nul:
+                if not self._text_nul:
                     value, changed = pg_json.text_column(value)
                     if changed:
-                        exact[f.name] = plain
+                        exact[name] = plain
             elif t == "time":
-                plain = value.astimezone(UTC).isoformat()
-                value = plain if d.time_as_text else value.astimezone(UTC)
+                if value.tzinfo is not UTC:  # utcnow's times are UTC already
+                    value = value.astimezone(UTC)
+                plain = value.isoformat()
+                if self._time_text:
+                    value = plain
             elif t == "bool":
                 plain = int(value)
-                value = plain if d.name == "sqlite" else bool(value)
+                value = plain if self._raw else bool(value)
             elif t == "float":
                 value = plain = float(value)
             values.append(value)
             neutral.append(plain)
         if self.has_exact:
-            values.append(pg_json.exact_text(exact))
+            values.append(pg_json.exact_text(exact) if exact else None)
             values.append(id_tail(record.id))
         values.append(_digest_of(neutral))
         return tuple(values)

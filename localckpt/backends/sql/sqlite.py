@@ -451,8 +451,10 @@ class SqliteEngine(Engine):
                         e.error = exc
                         conn.execute("ROLLBACK TO w")
                     conn.execute("RELEASE w")
-            with self.translated():
+            try:  # not `with translated()`: this is the path of every save
                 conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self.translate(exc) from None
             self.commits += 1
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
