@@ -1,34 +1,25 @@
 """The stage_runs workload's overhead rows alone: 10,000 frames x 5 boxes put in chunks
 of 100 and committed (memo on, then off) against one save_stage_output of the same
 output, 3 repetitions each, in a fresh embedded store (fsync on). Prints JSON: per row,
-(wall s, CPU s) of each repetition. Run with PYTHONPATH set to the head measured;
+(wall s, CPU s) of each repetition. Run with PYTHONPATH set to the checkout measured
+(its localckpt, and its benchmarks package for the values);
 argv[1] is the round (it keeps stage versions distinct between rounds)."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import sys
 import tempfile
 import time
-from typing import Any
 
 import numpy as np
 
 import localckpt
+from benchmarks.workloads.stage_runs import _values as values
 
 N = 10_000
 CHUNK = 100
-
-
-def values(n: int, rep: int) -> dict[int, Any]:
-    """n frames x 5 boxes, as the stage_runs workload makes them, distinct per rep."""
-    rnd = random.Random(n)
-    return {i: {"rep": rep, "detections": [
-        {"box": [rnd.uniform(0, 1280), rnd.uniform(0, 720), rnd.uniform(0, 1280),
-                 rnd.uniform(0, 720)], "label": rnd.choice(("player", "ball", "ref")),
-         "score": rnd.random()} for _ in range(5)]} for i in range(n)}
 
 
 def main() -> None:
