@@ -388,31 +388,22 @@ def _prove_held(source: Source, dst: Store, new_c: Sequence[Checkpoint], missing
         for stage, h in sorted(c.stage_hashes.items()):
             if h not in missing and (spared is None or h not in spared):
                 named.setdefault(h, (c, stage))
-    hashes = sorted(named)
-    where = source.describe()
     outside = "" if spared is None else (
         ", and none of its checkpoints that this transfer names uses it")
-    for i in range(0, len(hashes), 1000):
-        chunk = hashes[i : i + 1000]
-        found = source.outputs(chunk)
-        for h in chunk:
-            c, stage = named[h]
-            data = found.get(h)
-            said = (f"checkpoint {c.id} of timeline {c.timeline_id} names stage output "
-                    f"{h} (stage {stage!r}), which {dst.url or dst.catalog.describe()} "
-                    "holds")
-            if data is None:
-                raise CorruptDataError(
-                    f"{where} lacks stage output {h} that its checkpoints refer to: "
-                    f"{said}{outside}. A source must "
-                    "hold the outputs it names: one named by its hash alone would be "
-                    "handed out with that timeline when it is exported or pushed back. "
-                    "Refusing it, nothing was copied.")
-            if content_hash(data) != h:
-                raise CorruptDataError(
-                    f"stage output {h} in {where} does not match its hash: {said}, and "
-                    "the source must hold its bytes to name it; it is damaged or forged. "
-                    "Refusing it, nothing was copied.")
+    held_by = dst.url or dst.catalog.describe()
+
+    def why(h: str) -> str:
+        c, stage = named[h]
+        return (f"checkpoint {c.id} of timeline {c.timeline_id} names stage output {h} "
+                f"(stage {stage!r}), which {held_by} holds{outside}. A source must hold the "
+                "bytes of the outputs it names: one named by its hash alone would be handed "
+                "out with that timeline when it is exported or pushed back. Refusing it, "
+                "nothing was copied.")
+
+    # not written (dst holds them), so not decoded: only their bytes are in question
+    for _ in verified_outputs(source.outputs, sorted(named), source.describe(),
+                              decodes=False, why=why):
+        pass
 
 
 def _unseen_below(tree: Sequence[Checkpoint], marks: Sequence[Tombstone], timeline_id: str,
@@ -590,10 +581,13 @@ def _shard(source: Source, f: _Frames, key: str) -> bytes:
 
 
 def verified_outputs(fetch: Callable[[list[str]], dict[str, bytes]], hashes: Sequence[str],
-                     where: str) -> Iterator[tuple[str, bytes]]:
+                     where: str, *, decodes: bool = True,
+                     why: Callable[[str], str] | None = None) -> Iterator[tuple[str, bytes]]:
     """(hash, bytes) of each output in order, fetched 1,000 at a time, each checked
-    against its hash and decoded as reads decode it (``canonical.check_stored``):
-    CorruptDataError names where for one that is missing, damaged or unreadable."""
+    against its hash and (decodes) decoded as reads decode it (``canonical.check_stored``):
+    CorruptDataError names where for one that is missing, damaged or unreadable, and
+    why(hash) says what that means, when the caller knows better than "damaged"."""
+    damaged = "it is damaged (restore it or sync from another copy). Nothing was copied."
     for i in range(0, len(hashes), 1000):
         chunk = list(hashes[i : i + 1000])
         found = fetch(chunk)
@@ -601,21 +595,19 @@ def verified_outputs(fetch: Callable[[list[str]], dict[str, bytes]], hashes: Seq
             data = found.get(h)
             if data is None:
                 raise CorruptDataError(
-                    f"{where} lacks stage output {h} that its checkpoints refer to; it is "
-                    "damaged (restore it or sync from another copy). Nothing was copied."
-                )
+                    f"{where} lacks stage output {h} that its checkpoints refer to"
+                    + (f": {why(h)}" if why else f"; {damaged}"))
             if content_hash(data) != h:
-                raise CorruptDataError(
-                    f"stage output {h} in {where} does not match its hash; it is damaged "
-                    "(restore it or sync from another copy). Nothing was copied."
-                )
-            try:
-                check_stored(data, h)  # what reads accept, no more (localckpt.canonical)
-            except CorruptDataError as exc:
-                raise CorruptDataError(
-                    f"{where}: {exc}; it is not an output localckpt can read, so it is "
-                    "refused. Nothing was copied."
-                ) from None
+                raise CorruptDataError(f"stage output {h} in {where} does not match its hash"
+                                       + (f": {why(h)}" if why else f"; {damaged}"))
+            if decodes:
+                try:
+                    check_stored(data, h)  # what reads accept, no more (localckpt.canonical)
+                except CorruptDataError as exc:
+                    raise CorruptDataError(
+                        f"{where}: {exc}; it is not an output localckpt can read, so it is "
+                        "refused. Nothing was copied."
+                    ) from None
             yield h, data
 
 
