@@ -504,43 +504,35 @@ class SqlCatalog(Catalog):
         """The name's rows read through the name index and checked against the name's
         sums (``TAG_NAMES``) in one snapshot: a row the index leaves out, or gives for
         another name, is CorruptDataError, as in a read of a timeline's tags."""
-        if not isinstance(name, str):
-            raise InvalidInputError(f"a tag name must be a str, not {type(name).__name__}")
-        if "\x00" in name:  # no tag holds one (schema.validate), and PostgreSQL's text cannot
-            return []
-        if not self._name_sums:  # an older catalog opened read-only: no sums of names
-            return [g for g in self.tags(None) if g.name == name]
-        rows, sums = self.engine.snapshot([(self._q["tags_named"], (name,)),
-                                           (self._q["sums"], (TAG_NAMES + name,))])
-        found = self._records("tag", rows)
-        if any(g.name != name for g in found):
-            raise CorruptDataError(
-                f"the name index of table tags of {self.describe()} gives a tag of another "
-                f"name for {name!r}: the catalog is damaged (run `localckpt verify`; restore "
-                "the store or re-sync it from another)")
-        self._check_sums(f"the tags named {name!r}", rows, sums)
-        return found
+        return self.tags_named_in([name])[name]
 
     def tags_named_in(self, names: Iterable[str]) -> dict[str, list[Tag]]:
-        """tags_named of many names: per batch of names, their rows through the name
-        index and their sums in one snapshot, each name checked as tags_named checks it."""
-        wanted = sorted(set(names))
-        if any(not isinstance(n, str) for n in wanted):
-            bad = next(n for n in wanted if not isinstance(n, str))
-            raise InvalidInputError(f"a tag name must be a str, not {type(bad).__name__}")
-        found: dict[str, list[Tag]] = {n: [] for n in wanted}
-        asked = [n for n in wanted if "\x00" not in n]  # no tag holds one (see tags_named)
+        """tags_named of many names: per batch of names (one name: by ``= ?``), their
+        rows through the name index and their sums in one snapshot, each name's rows
+        checked against its sums."""
+        wanted = list(names)
+        for n in wanted:
+            if not isinstance(n, str):
+                raise InvalidInputError(f"a tag name must be a str, not {type(n).__name__}")
+        wanted = sorted(set(wanted))
         if not self._name_sums:  # an older catalog opened read-only: no sums of names
-            return {n: self.tags_named(n) for n in wanted}
+            every = self.tags(None)
+            return {n: [g for g in every if g.name == n] for n in wanted}
+        found: dict[str, list[Tag]] = {n: [] for n in wanted}
+        # no tag holds a NUL (schema.validate), and PostgreSQL's text cannot
+        asked = [n for n in wanted if "\x00" not in n]
         lp = self.dialect.list_param
         for i in range(0, len(asked), _NAMES_AT_ONCE):
             batch = asked[i:i + _NAMES_AT_ONCE]
-            rows, sums = self.engine.snapshot([
-                (self._q["tags_named_in"], (lp(batch),)),
-                (self._q["sums_of"], (lp([TAG_NAMES + n for n in batch]),))])
+            if len(batch) == 1:
+                reads = [(self._q["tags_named"], (batch[0],)),
+                         (self._q["sums_of"].replace("{in}", " = ?"), (TAG_NAMES + batch[0],))]
+            else:
+                reads = [(self._q["tags_named_in"], (lp(batch),)),
+                         (self._q["sums_of"], (lp([TAG_NAMES + n for n in batch]),))]
+            rows, sums = self.engine.snapshot(reads)
             by_name: dict[str, list[tuple[Any, ...]]] = {n: [] for n in batch}
-            records = self._records("tag", rows)
-            for g, row in zip(records, rows, strict=True):
+            for g, row in zip(self._records("tag", rows), rows, strict=True):
                 if g.name not in by_name:
                     raise CorruptDataError(
                         f"the name index of table tags of {self.describe()} gives a tag of "
