@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from .errors import CorruptDataError, InvalidInputError
+from .gcpause import gc_paused
 
 __all__ = [
     "FORMAT",
@@ -351,13 +352,10 @@ def load_json(data: bytes | str) -> Any:
         data = data.encode("utf-8")
     if _has_long_integer(data):
         return _load_exact(data)
-    if len(data) < _BIG or not gc.isenabled():
+    if len(data) < _BIG:
         return orjson.loads(data)
-    gc.disable()
-    try:
+    with gc_paused():
         return orjson.loads(data)
-    finally:
-        gc.enable()
 
 
 def _refuse_constant(name: str) -> Any:

@@ -27,7 +27,8 @@ import attrs
 from .arrow_flatten import detections_table
 from .canonical import load_canonical
 from .errors import CorruptDataError, InvalidInputError, LocalckptError
-from .flatten import Flat, flatten, no_gc
+from .flatten import Flat, flatten
+from .gcpause import gc_paused
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -215,7 +216,7 @@ def fetch(objects: Objects, output_hash: str, text: Callable[[], bytes], *,
     found = decode(output_hash, data) if data is not None else None
     if found is not None and data is not None:
         return found, data
-    with no_gc():
+    with gc_paused():
         made = make_from_text(output_hash, text())
         data = encode(output_hash, made)
         if write:

@@ -44,7 +44,8 @@ from .coco_metrics import (
 )
 from .derived import Derived, load, make, output_text
 from .errors import InvalidInputError, NotFoundError
-from .flatten import flatten, no_gc
+from .flatten import flatten
+from .gcpause import gc_paused
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -330,7 +331,7 @@ def evaluate_outputs(tries: Mapping[str, Any], reference: Any, *, iou: float = 0
     """Evaluate frame-keyed outputs held in memory (name -> output) against a reference
     output: the pure core of :func:`evaluate` (no store)."""
     metric = _check_metric(metric)
-    with no_gc():  # see flatten.no_gc: the outputs are millions of objects
+    with gc_paused():  # the outputs are millions of objects (see localckpt.gcpause)
         ref = _strict(make("", reference), reference, "the reference")
         parsed = [_strict(make("", v), v, f"try {k!r}") for k, v in tries.items()]
     results, names = evaluate_derived(parsed, ref, iou=iou, labels=labels)

@@ -20,19 +20,18 @@ for every other output.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import itertools
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
 from .errors import InvalidInputError
 from .framediff import frames_of, parse_detections
+from .gcpause import gc_paused
 
-__all__ = ["Flat", "describe_bad_detection", "flatten", "no_gc"]
+__all__ = ["Flat", "describe_bad_detection", "flatten"]
 
 
 @attrs.frozen
@@ -84,20 +83,6 @@ def describe_bad_detection(items: Any) -> str:
     return "not in the documented form"
 
 
-@contextlib.contextmanager
-def no_gc() -> Iterator[None]:
-    """Automatic garbage collection off: building a large output allocates ~10 small
-    acyclic objects per box, and each generation-2 pass they trigger walks all of them
-    (it doubled the cost of a 50,000-box output)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
 def flatten(output: Any, where: str, *, strict: bool = True, tracks: bool = True) -> Flat:
     """The detections of a frame-keyed output as columns (see the module docstring).
 
@@ -106,7 +91,7 @@ def flatten(output: Any, where: str, *, strict: bool = True, tracks: bool = True
     evaluation has no use for it)."""
     frames = frames_of(output, where)
     seqs = sorted(frames)
-    with no_gc():
+    with gc_paused():
         flat = _all_at_once(seqs, [frames[s] for s in seqs], tracks)
         if flat is None:  # an opaque frame, bare boxes or a bad item somewhere
             flat = _frame_by_frame(seqs, frames, where, strict, tracks)

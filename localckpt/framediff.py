@@ -34,7 +34,6 @@ checkpoints of different timelines unless asked to align them (``align="time"``)
 
 from __future__ import annotations
 
-import gc
 import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
@@ -42,6 +41,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from .errors import InvalidInputError
+from .gcpause import gc_paused
 from .tree import MISSING
 
 __all__ = [
@@ -533,9 +533,7 @@ def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A"
     changes: dict[int, FrameChange] = {}
     # The loop allocates ~10 small acyclic objects per box; each generation-2 collection
     # they trigger would walk both outputs (millions of objects), nearly doubling the cost.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         for seq in sorted(fa.keys() | fb.keys()):
             va, vb = fa.get(seq, MISSING), fb.get(seq, MISSING)
             if va is not MISSING and vb is not MISSING and va == vb:
@@ -543,9 +541,6 @@ def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A"
             change = _compare(seq, va, vb, match_iou, aligned)
             if change is not None:
                 changes[seq] = change
-    finally:
-        if collecting:
-            gc.enable()
     if pairs is not None:
         changes = {s: attrs.evolve(c, b_sequence=pairs[s]) for s, c in changes.items()}
     summary = attrs.evolve(_summarise(frames_a, frames_b, changes.values()),

@@ -38,11 +38,9 @@ Semantics:
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import numbers
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +61,7 @@ from ..errors import (
     LocalckptError,
     NotFoundError,
 )
+from ..gcpause import gc_paused
 from ..ids import new_id
 from ..records import utcnow
 from .location import StoreLocation
@@ -423,7 +422,7 @@ class StageRun:
                                     f"{type(values).__name__}")
         rec = self._fixed()
         try:
-            with _gc_paused():
+            with gc_paused():
                 return self._put_in(rec, values, keys, allowed)
         except LocalckptError as exc:
             if isinstance(exc, InvalidInputError | NotFoundError):
@@ -466,7 +465,7 @@ class StageRun:
         """Save the run's checkpoint and return its id (see the module docstring)."""
         if not isinstance(partial, bool):
             raise InvalidInputError(f"partial must be True or False, not {shown(partial)}")
-        with _gc_paused():
+        with gc_paused():
             return self._commit(partial)
 
     def _commit(self, partial: bool) -> str:
@@ -652,23 +651,6 @@ class StageRun:
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic GC paused while a put or a commit runs (as load_json pauses it for big
-    texts): they make an object or more per frame (rows, digests, memo entries), and
-    each collection those trigger rescans every object the process holds (the caller's
-    values included), which made a third of a commit's time of 10,000 frames measured on
-    SQLite. Nothing they make holds a cycle; a GC the caller disabled stays disabled."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _begin_commit(chosen: str, when: datetime) -> Callable[[RunRecord, Any], RunRecord | None]:
