@@ -12,7 +12,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-__all__ = ["SHORT_MIN", "id_tail", "is_full_uuid", "new_id", "uuid7_time"]
+__all__ = ["SHORT_MIN", "full_ids_in", "id_tail", "is_full_uuid", "new_id", "uuid7_time"]
 
 #: Fewest characters of a short id (git's default abbreviation is 7).
 SHORT_MIN = 8
@@ -57,6 +57,11 @@ def id_tail(record_id: str) -> str:
     shortest prefix of the tail, at least SHORT_MIN long, that no other id of its kind
     in the store shares (see ``Catalog.find_short``)."""
     return record_id.replace("-", "")[-_TAIL:]
+
+
+def full_ids_in(text: str) -> list[str]:
+    """The full ids (UUID text) a message holds, each once, in order."""
+    return list(dict.fromkeys(_UUID.findall(text)))
 
 
 def is_full_uuid(ref: str) -> bool:

@@ -232,11 +232,10 @@ def short_ids_in_errors(store: Store, ids: Mapping[str, str], *,
     try:
         yield
     except LocalckptError as exc:
-        import re
+        from ..ids import full_ids_in
 
         text = exc.for_cli()
-        found = dict.fromkeys(re.findall(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}", text))
-        for full in found:
+        for full in full_ids_in(text):
             kind = ids.get(full, every)
             if kind is None:
                 continue
