@@ -67,6 +67,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 
@@ -74,7 +75,7 @@ from .errors import CorruptDataError, InvalidInputError
 from .types import Checkpoint, Tag, Timeline, Tombstone
 
 __all__ = ["MAX_CLOCK_SKEW", "Offer", "carried_timelines", "check_links", "check_offer",
-           "check_times", "check_undeleted"]
+           "check_times", "check_undeleted", "from_the_future"]
 
 Bad = Callable[[str], CorruptDataError]
 
@@ -194,13 +195,29 @@ def check_times(bad: Bad, records: Iterable[Timeline | Checkpoint | Tombstone | 
         if stamp is None and isinstance(r, Tag):
             raise bad(f"tag {r.id} ({r.name!r}) has an id that is not a UUIDv7; a tag's id "
                       "is the time it was made, which decides the tag that wins its name")
-        for what, when in (("was created at", r.created_at), ("has an id dated", stamp)):
-            if when is not None and when > limit:
-                raise bad(f"{kind} {r.id} {what} {when.astimezone(UTC).isoformat()}, more "
-                          f"than a day after this machine's clock ({now.isoformat()}); a "
-                          "record from the future would outrank every one made here until "
-                          "then (is the source's clock wrong? a record deleted there, "
-                          "by prune, untag or rm, does not travel)")
+        late = from_the_future(r, limit)
+        if late is not None:
+            what, when = late
+            raise bad(f"{kind} {r.id} {what} {when.astimezone(UTC).isoformat()}, more "
+                      f"than a day after this machine's clock ({now.isoformat()}); a "
+                      "record from the future would outrank every one made here until "
+                      "then (is the source's clock wrong? a record deleted there, "
+                      "by prune, untag or rm, does not travel)")
+
+
+def from_the_future(record: Any, limit: datetime) -> tuple[str, datetime] | None:
+    """(what, when) of the first of a record's times after limit: its created_at, the
+    time its UUIDv7 id records, and a stage run's closed_at; None when none is (what
+    transfers refuse, and verify reports, with limit the clock plus MAX_CLOCK_SKEW)."""
+    from .ids import uuid7_time
+
+    stamps = [("was created at", record.created_at),
+              ("has an id dated", uuid7_time(record.id)),
+              ("was closed at", getattr(record, "closed_at", None))]
+    for what, when in stamps:
+        if when is not None and when > limit:
+            return what, when
+    return None
 
 
 def check_undeleted(bad: Bad, records: Iterable[Checkpoint | Tag],

@@ -158,17 +158,12 @@ class _Check:
     def future(self, kind: str, records: Iterable[Any]) -> None:
         """A problem of kind "future" for each record dated after self.limit (by its
         created_at or its UUIDv7 id; for a run, also its closed_at)."""
-        from ..ids import uuid7_time
+        from ..admit import from_the_future
 
         for r in records:
-            stamps = [("was created at", r.created_at), ("has an id dated", uuid7_time(r.id))]
-            if getattr(r, "closed_at", None) is not None:
-                stamps.append(("was closed at", r.closed_at))
-            for what, when in stamps:
-                if when is not None and when > self.limit:
-                    self.add("future", r.id, None, _future_message(kind, r.id, what, when,
-                                                                   self.limit))
-                    break
+            late = from_the_future(r, self.limit)
+            if late is not None:
+                self.add("future", r.id, None, _future_message(kind, r.id, *late, self.limit))
 
     def other_records(self, timelines: list[Timeline], marks: dict[str, Marks],
                       whole: bool) -> None:
