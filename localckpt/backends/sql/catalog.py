@@ -871,19 +871,16 @@ class SqlCatalog(Catalog):
         if exc.code == _TOMBSTONES_CHANGED and guard is not None:
             return TombstonesChanged(f"timeline {guard[0]} has new tombstones; nothing was "
                                      "written")
-        if exc.code == _PURGED:
+        if exc.code == _PURGED:  # which record, said as a transfer's check says it
+            from ...admit import check_undeleted
+
             records: list[Checkpoint | Tag] = [*batch.checkpoints, *batch.tags]
-            deleted = {(x.kind, x.target_id): x
-                       for x in self.tombstones_targeting(r.id for r in records)}
-            for r in records:
-                kind = "tag" if isinstance(r, Tag) else "checkpoint"
-                x = deleted.get((kind, r.id))
-                if x is not None:
-                    return CorruptDataError(
-                        f"{kind} {r.id} of timeline {r.timeline_id} has the id of a {kind} "
-                        f"deleted in timeline {x.timeline_id} (tombstone {x.id}) and purged "
-                        f"by gc from {self.describe()}; a deleted record never comes back, "
-                        "not even in its own timeline: nothing was written")
+            try:
+                check_undeleted(lambda said: CorruptDataError(
+                    f"{said} (purged by gc from {self.describe()}): nothing was written"),
+                    records, self.tombstones_targeting(r.id for r in records))
+            except CorruptDataError as refused:
+                return refused
             return CorruptDataError(f"a record of this batch has the id of a record gc "
                                     f"purged from {self.describe()}; a deleted record never "
                                     "comes back: nothing was written")
