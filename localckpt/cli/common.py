@@ -44,6 +44,7 @@ __all__ = [
     "add_command",
     "add_short_ids",
     "age_arg",
+    "bare_name",
     "checkpoint_ref",
     "options_arg",
     "output_file",
@@ -246,6 +247,15 @@ def short_ids_in_errors(store: Store, ids: Mapping[str, str], *,
             text = text.replace(full, short)
         exc.cli = text
         raise
+
+
+def bare_name(ref: str | None) -> bool:
+    """Whether ``--store`` is a bare name (no '/' or ':') that names no file or directory
+    here: a remote's name when one is configured, else a new store directory."""
+    import os
+
+    return ref is not None and ref != "" and "/" not in ref and ":" not in ref \
+        and not os.path.exists(ref)
 
 
 def timeline_or_newest(store: Store, ref: str | None) -> str:

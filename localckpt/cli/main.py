@@ -26,7 +26,7 @@ from typing import Any, NoReturn, TextIO, cast
 
 from .. import __version__
 from ..errors import LocalckptError
-from .common import EXIT_ERROR, UsageError, options_arg
+from .common import EXIT_ERROR, UsageError, bare_name, options_arg
 
 __all__ = ["build_parser", "main"]
 
@@ -263,11 +263,9 @@ def _run(args: argparse.Namespace) -> int:
 def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
     """The store the global flags name: a remote's name (when no such directory exists)
     opens that remote with its own settings, else ``--store`` is a URL or directory."""
-    import os
-
     options = args.storage_options  # a dict (options_arg)
     ref = args.store
-    if ref and "/" not in ref and ":" not in ref and not os.path.exists(ref):
+    if bare_name(ref):
         from ..config import remote
 
         named = remote(ref)

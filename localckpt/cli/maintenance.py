@@ -17,6 +17,7 @@ from .common import (
     add_command,
     add_short_ids,
     age_arg,
+    bare_name,
     checkpoint_ref,
     print_json,
     print_report,
@@ -36,11 +37,7 @@ __all__ = ["register"]
 def _new_bare_name(args: argparse.Namespace, _: Any) -> None:
     """Before init opens anything: whether --store is a bare name (no '/' or ':') that
     names nothing here yet, which init makes a new directory of, as `git init tem` does."""
-    import os
-
-    ref = args.store
-    args.new_bare_name = bool(ref) and "/" not in ref and ":" not in ref and \
-        not os.path.exists(ref)
+    args.new_bare_name = bare_name(args.store)
 
 
 def _near_remote_note(args: argparse.Namespace) -> None:

@@ -38,10 +38,10 @@ def _url(args: argparse.Namespace) -> str | None:
     its own)."""
     from ..config import remote, store_settings
     from ..registry import DEFAULT_URL
+    from .common import bare_name
 
     ref = args.store
-    if ref and "/" not in ref and ":" not in ref and not os.path.exists(ref) \
-            and remote(ref) is not None:
+    if bare_name(ref) and remote(ref) is not None:
         return None
     return ref or os.environ.get("LOCALCKPT_URL") or store_settings().get("url") or DEFAULT_URL
 
