@@ -105,3 +105,31 @@ def test_the_command_summary_lists_every_option_of_every_command() -> None:
                             if flag.startswith("--") and flag not in ("--help", "--json")
                             and not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", entry)]
     assert not missing, missing
+
+
+def test_the_summary_spells_each_option_value_as_help_does() -> None:
+    """`compare --help` said `--stage STAGE` and `labels import --help` `--stage STAGE`
+    while the summary and the other commands say `--stage NAME`: where the summary gives a
+    capitalised value word after an option, that command's `--help` shows the same word."""
+    from localckpt.cli import build_parser
+
+    text = (ROOT / "docs" / "command-line.md").read_text()
+    block = re.search(r"```text\n(.*?)```", text, re.S)
+    assert block
+    root = build_parser()
+    commands = next(a for a in root._actions if a.dest == "command").choices
+    wrong: list[str] = []
+    for line in block.group(1).splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) < 2 or words[0] != "localckpt" or words[1] not in commands:  # type: ignore[operator]
+            continue
+        parser = commands[words[1]]  # type: ignore[index]
+        groups = [a for a in parser._actions if a.dest.endswith("_command") or a.dest == "action"]
+        if groups and len(words) > 2:
+            parser = groups[0].choices.get(words[2].split("|")[0], parser)  # type: ignore[union-attr]
+        shown = {flag: (a.metavar or a.dest.upper()) for a in parser._actions
+                 for flag in a.option_strings if a.nargs != 0 and not a.choices}
+        for flag, value in re.findall(r"(--[a-z-]+) ([A-Z][A-Z_,=]*)\b", line):
+            if flag in shown and shown[flag] != value:
+                wrong.append(f"{' '.join(words[1:3])} {flag}: summary {value}, help {shown[flag]}")
+    assert not wrong, wrong

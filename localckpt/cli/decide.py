@@ -285,7 +285,7 @@ def register(sub: Any) -> None:
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="the file's format: coco (one JSON file), yolo (a directory of "
                         "<frame>.txt files), mot (one CSV text file)")
-    p.add_argument("--stage", default="labels", type=stage_name,
+    p.add_argument("--stage", default="labels", metavar="NAME", type=stage_name,
                    help="stage name to save as (default labels)")
     p.add_argument("--parent", metavar="CHECKPOINT",
                    help=CHECKPOINT_HELP + "; the import's parent (default: the timeline's "
@@ -302,7 +302,7 @@ def register(sub: Any) -> None:
     p.add_argument("path", metavar="PATH", help="file to write (a new directory for YOLO)")
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="the format to write: coco, yolo or mot")
-    p.add_argument("--stage", default="labels", type=stage_name,
+    p.add_argument("--stage", default="labels", metavar="NAME", type=stage_name,
                    help="stage whose boxes to write "
                    "(default labels)")
     p.add_argument("--frames", default="sequence", choices=FRAME_MODES,
@@ -319,9 +319,9 @@ def register(sub: Any) -> None:
                         "of the reference's timeline that added --stage)")
     p.add_argument("--against", required=True, metavar="REF",
                    help=CHECKPOINT_HELP + "; the reference: imported labels or any try")
-    p.add_argument("--stage", default="detect", type=stage_name,
+    p.add_argument("--stage", default="detect", metavar="NAME", type=stage_name,
                    help="the tries' stage (default detect)")
-    p.add_argument("--reference-stage", metavar="STAGE", type=stage_name,
+    p.add_argument("--reference-stage", metavar="NAME", type=stage_name,
                    help="the reference's stage (default: --stage if it has it, else labels)")
     p.add_argument("--metric", default="ap50", choices=METRIC_NAMES,
                    help="rank by this (default ap50)")
