@@ -241,6 +241,16 @@ class Catalog(ABC):
         return {x.target_id for x in self.tombstones(timelines)
                 if owner.get((x.kind, x.target_id)) == x.timeline_id}
 
+    def timelines_folding_to(self, ids: Iterable[str]) -> list[str]:
+        """The ids of stored timelines (deleted ones too) equal to one of ids but for
+        letter case, and not equal to it: a timeline's frames lie under its id, which
+        one directory on a case-insensitive filesystem (macOS, Windows) would hold for
+        both. The default reads every timeline; backends override with one query."""
+        given = set(ids)
+        folded = {i.lower() for i in given}
+        return sorted(t.id for t in self.timelines(None)
+                      if t.id.lower() in folded and t.id not in given)
+
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         """Up to limit ids of timelines or checkpoints (kind) that start with prefix,
         sorted. The default reads every record; backends override with an index."""

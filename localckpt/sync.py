@@ -233,6 +233,10 @@ class CountingCatalog(Catalog):
         self._count("deleted")
         return self.inner.deleted(target_ids, kind)
 
+    def timelines_folding_to(self, ids: Iterable[str]) -> list[str]:
+        self._count("timelines_folding_to")
+        return self.inner.timelines_folding_to(ids)
+
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         self._count("find_ids")
         return self.inner.find_ids(kind, prefix, limit)

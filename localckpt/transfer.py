@@ -316,6 +316,7 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
                | {x for c in all_c for x in (c.parent_id, c.merged_from) if x is not None})
     found_c = {c.id: c for c in dcat.checkpoints(sorted(probe_c))} if probe_c else {}
     have_t = {t.id: found_t[t.id] for t in timelines if t.id in found_t}
+    _check_case(source, dcat, dst, [t.id for t in timelines], set(have_t) | gone)
     have_c = {c.id: found_c[c.id] for c in all_c if c.id in found_c}
     _conflicts(source, dst, [(timelines, have_t), (all_c, have_c),
                              (src_marks, {x.id: x for x in dst_marks}),
@@ -435,6 +436,35 @@ def _hidden(dcat: Catalog, trees: dict[str, list[Checkpoint]], have_t: dict[str,
         found += _unseen_below(dcat.tree(tid), new_x, tid, theirs, before.checkpoints,
                                theirs)
     return tuple(found)
+
+
+def _check_case(source: Source, dcat: Catalog, dst: Store, tids: Sequence[str],
+                skip: set[str]) -> None:
+    """ConflictError when a timeline this transfer would add has the id of another
+    (the destination's or one it carries too) but for letter case: its frames lie under
+    frames/<id>/, one directory for both on a case-insensitive filesystem (macOS,
+    Windows), where one timeline's shards would overwrite the other's. One read, only
+    when the transfer adds timelines (skip: those held already or deleted on a side)."""
+    new = [t for t in tids if t not in skip]
+    if not new:
+        return
+    seen: dict[str, str] = {}
+    for tid in tids:
+        other = seen.setdefault(tid.lower(), tid)
+        if other != tid:
+            clash = (other, tid, source.describe())
+            break
+    else:
+        found = dcat.timelines_folding_to(new)
+        if not found:
+            return
+        mine = next(t for t in new if t.lower() == found[0].lower())
+        clash = (mine, found[0], dst.url or dst.catalog.describe())
+    raise ConflictError(
+        f"timeline {clash[0]} and timeline {clash[1]} (in {clash[2]}) have the same id but "
+        "for letter case; their frames would share one directory on a case-insensitive "
+        "filesystem (macOS, Windows) and overwrite each other. Nothing was copied."
+    )
 
 
 def _conflicts(source: Source, dst: Store, pairs: list[tuple[Sequence[Any], dict[str, Any]]],

@@ -154,6 +154,8 @@ class SqlCatalog(Catalog):
         self._q = {
             "all_timelines": f"SELECT {tl} FROM {{s}}timelines ORDER BY id",
             "timelines": f"SELECT {tl} FROM {{s}}timelines WHERE id{{in}} ORDER BY id",
+            # ids are ASCII (schema.check_id), which lower() folds on every engine
+            "folding_to": "SELECT id FROM {s}timelines WHERE lower(id){in} ORDER BY id",
             "checkpoints": f"SELECT {ck} FROM {{s}}checkpoints WHERE id{{in}} ORDER BY id",
             # within the parent's timeline: its rows lie together (no parent_id index to
             # update on every save)
@@ -731,6 +733,14 @@ class SqlCatalog(Catalog):
                 "damaged): the catalog is damaged (run `localckpt verify`; restore the "
                 "store or re-sync it from another)")
         return found
+
+    def timelines_folding_to(self, ids: Iterable[str]) -> list[str]:
+        given = set(self._ids(ids))
+        if not given:
+            return []
+        rows = self._rows("folding_to", (self.dialect.list_param(sorted({i.lower()
+                                                                        for i in given})),))
+        return [r[0] for r in rows if r[0] not in given]
 
     def find_ids(self, kind: str, prefix: str, limit: int = 10) -> list[str]:
         return self._find(kind, "id", prefix, limit)
