@@ -13,8 +13,10 @@ saves from 8 processes at once with no errors; nothing to install or start.
 - ``synchronous=FULL`` with fsync=True (a committed save survives power loss),
   ``NORMAL`` with fsync=False (it survives the process being killed).
 - Group commit: threads of one process that write at once share one transaction and
-  one fsync; each thread's write runs in a savepoint of its own, so one refused write
-  does not take the others with it.
+  one fsync. Their writes run one after the other in it; when one is refused (rare: a
+  guard, a stored id), the transaction is rolled back and the group runs again with
+  each write in a savepoint of its own, so one refused write does not take the others
+  with it (a savepoint around every write cost two statements each).
 - One connection per thread (sqlite3 connections are not shared between threads);
   after a fork the child opens its own. An in-memory database (``:memory:``, the
   ``memory://`` store) is one connection that threads take turns on.
@@ -138,9 +140,11 @@ class SqliteEngine(Engine):
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._cond = threading.Condition(threading.Lock())
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
         self._queue: list[_Entry] = []
         self._flushing = False
+        self._waiting = 0  # threads waiting in write() for a group to be flushed
         self._pid = os.getpid()
         self._closed = False
         #: write transactions committed (a counter for tests of group commit)
@@ -211,8 +215,9 @@ class SqliteEngine(Engine):
             _INHERITED.append((self._local, self._all))  # never closed here (see below)
             self._local = threading.local()
             self._all = []
-            self._cond = threading.Condition(threading.Lock())
-            self._queue, self._flushing = [], False
+            self._mutex = threading.Lock()
+            self._cond = threading.Condition(self._mutex)
+            self._queue, self._flushing, self._waiting = [], False, 0
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
@@ -387,22 +392,27 @@ class SqliteEngine(Engine):
             return
         conn = self._conn()
         entry = _Entry(steps)
-        cond = self._cond
-        with cond:
+        cond, mutex = self._cond, self._mutex
+        with mutex:  # the condition's lock: `with cond` is two Python calls more
             self._queue.append(entry)
             while not entry.done:
                 if self._flushing:
-                    cond.wait()
+                    self._waiting += 1
+                    try:
+                        cond.wait()
+                    finally:
+                        self._waiting -= 1
                     continue
                 group, self._queue = self._queue, []
                 self._flushing = True
-                cond.release()
+                mutex.release()
                 try:
                     self._flush(conn, group)
                 finally:
-                    cond.acquire()
+                    mutex.acquire()
                     self._flushing = False
-                    cond.notify_all()
+                    if self._waiting:  # a lone writer has no one to wake
+                        cond.notify_all()
         if entry.error is not None:
             raise entry.error
 
@@ -415,8 +425,12 @@ class SqliteEngine(Engine):
             self._writers.give()
 
     def _flush(self, conn: sqlite3.Connection, group: list[_Entry]) -> None:
+        writers = self._writers
+        if writers is None:
+            self._flush_in_turn(conn, group)
+            return
         try:
-            self._take_turn()
+            writers.take()
         except BaseException as exc:
             for e in group:
                 e.error, e.done = exc, True
@@ -424,12 +438,15 @@ class SqliteEngine(Engine):
         try:
             self._flush_in_turn(conn, group)
         finally:
-            self._give_turn()
+            writers.give()
 
     def _flush_in_turn(self, conn: sqlite3.Connection, group: list[_Entry]) -> None:
         tx = _Tx(self, conn)
         try:
-            self._begin_immediate(conn)
+            try:  # uncontended (this process's turn is taken): no wait to set up
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError:
+                self._begin_immediate(conn)
         except BaseException as exc:
             for e in group:
                 e.error, e.done = exc, True
@@ -442,7 +459,10 @@ class SqliteEngine(Engine):
                     group[0].error = exc
                     conn.execute("ROLLBACK")
                     return
-            else:
+            elif not self._run_all(tx, conn, group):
+                # one write was refused: the group again, each write in a savepoint, so
+                # that only the refused ones are left out
+                self._begin_immediate(conn)
                 for e in group:
                     conn.execute("SAVEPOINT w")
                     try:
@@ -465,6 +485,19 @@ class SqliteEngine(Engine):
         finally:
             for e in group:
                 e.done = True
+
+    @staticmethod
+    def _run_all(tx: _Tx, conn: sqlite3.Connection, group: list[_Entry]) -> bool:
+        """Every write of a group in the open transaction, without savepoints (each costs
+        two statements, and writes are almost never refused); False, the transaction
+        rolled back, when one was refused."""
+        try:
+            for e in group:
+                tx.run(e.steps)
+        except (Duplicate, Refused, LocalckptError):
+            conn.execute("ROLLBACK")
+            return False
+        return True
 
     def integrity_problems(self) -> list[str]:
         try:
