@@ -115,7 +115,8 @@ def test_a_save_makes_no_call_it_does_not_need(tmp_path: Path) -> None:
         python = sum(n for name, n in calls.items() if not name.startswith("C "))
         assert python <= 70, sorted(calls.items())
         # the write: no loop over record kinds, no import, no wait set up for the lock
-        for needless in ("_steps", "parent", "_wait_for_lock", "_take_turn", "notify_all"):
+        for needless in ("_steps", "parent", "_wait_for_lock", "_take_turn", "notify_all",
+                         "_gather", "wait"):
             assert calls[needless] == 0, (needless, calls)
 
 

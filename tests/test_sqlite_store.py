@@ -315,6 +315,41 @@ def test_threads_saving_at_once_share_transactions(tmp_path: Path) -> None:
         assert {c.id for c in store.checkpoints(tl.id)} == {tl.root_checkpoint_id, *saved}
 
 
+def test_threads_saving_in_turn_seldom_wait_for_each_other(tmp_path: Path) -> None:
+    """A committing thread waits briefly for the threads that wrote in the last groups
+    (group commit gathers them); threads that write in turn, never at once, find nobody
+    joining, and each such wait doubles the groups that skip it: a few waits, not one a
+    save."""
+    saves = 64
+    with localckpt.open(tmp_path, create=True, fsync=False) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+        engine = store.catalog.engine  # type: ignore[attr-defined]
+        turns = [threading.Event(), threading.Event()]
+        errors: list[BaseException] = []
+
+        def saver(n: int) -> None:
+            try:
+                for i in range(saves // 2):
+                    turns[n].wait()
+                    turns[n].clear()
+                    store.save_stage_output(tl.id, None, f"t{n}", {"i": i})
+                    turns[1 - n].set()
+            except BaseException as exc:
+                errors.append(exc)
+                turns[1 - n].set()
+
+        workers = [threading.Thread(target=saver, args=(n,)) for n in range(2)]
+        for w in workers:
+            w.start()
+        turns[0].set()
+        for w in workers:
+            w.join()
+        assert errors == []
+        assert engine.commits >= saves  # in turn: a commit each
+        assert 1 <= engine.lone_gathers <= 7, engine.lone_gathers
+        assert len(store.checkpoints(tl.id)) == saves + 1
+
+
 def test_a_refused_write_in_a_group_does_not_take_the_others_with_it(tmp_path: Path) -> None:
     """Writes of a group commit share a transaction: one that conflicts is refused alone."""
     import attrs

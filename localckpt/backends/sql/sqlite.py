@@ -16,7 +16,10 @@ saves from 8 processes at once with no errors; nothing to install or start.
   one fsync. Their writes run one after the other in it; when one is refused (rare: a
   guard, a stored id), the transaction is rolled back and the group runs again with
   each write in a savepoint of its own, so one refused write does not take the others
-  with it (a savepoint around every write cost two statements each).
+  with it (a savepoint around every write cost two statements each). The thread that
+  commits for a group first waits up to 1 ms for the other threads that wrote in the
+  last two groups (``_GATHER``): without it, four threads saving at once committed ~2
+  writes a transaction, their Python turns under the GIL arriving one by one.
 - One connection per thread (sqlite3 connections are not shared between threads);
   after a fork the child opens its own. An in-memory database (``:memory:``, the
   ``memory://`` store) is one connection that threads take turns on.
@@ -25,6 +28,7 @@ saves from 8 processes at once with no errors; nothing to install or start.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import sqlite3
 import threading
@@ -53,6 +57,14 @@ _FIRST_POLL, _LAST_POLL = 0.0005, 0.004
 #: The gap left between two back-to-back transactions of one engine: longer than a
 #: waiting writer's poll, so it takes the lock in between.
 _GIVE_WAY = 1.5 * _LAST_POLL
+#: How long a thread about to commit for a group waits for the other threads that wrote
+#: in the last two groups to join it (group commit): four threads saving at once
+#: committed ~2.1 writes a transaction without it, ~4 with it (measured: 0.5 ms gave
+#: ~2.9, 1 ms all four). A wait that nobody joins doubles the number of groups that
+#: skip it (up to _SKIP_MOST), so threads that write in turn, not at once, pay it rarely.
+_GATHER = 0.001
+_SKIP_MOST = 1024
+_THREAD = operator.attrgetter("thread")
 
 
 #: a forked child's references to its parent's connections: SQLite says a connection must
@@ -117,12 +129,15 @@ class _Tx(Tx):
 
 
 class _Entry:
-    __slots__ = ("done", "error", "steps")
+    """One thread's write waiting in the group commit's queue."""
+
+    __slots__ = ("done", "error", "steps", "thread")
 
     def __init__(self, steps: Sequence[Step]) -> None:
         self.steps = steps
         self.done = False
         self.error: BaseException | None = None
+        self.thread = threading.get_ident()
 
 
 class SqliteEngine(Engine):
@@ -145,6 +160,15 @@ class SqliteEngine(Engine):
         self._queue: list[_Entry] = []
         self._flushing = False
         self._waiting = 0  # threads waiting in write() for a group to be flushed
+        #: group commit's gathering (see _GATHER): threads of the last group, how many
+        #: threads wrote in the last two, groups left to flush without gathering, and
+        #: how many those are after the next wait that nobody joins
+        self._last_threads: set[int] = set()
+        self._writers_seen = 1
+        self._skip = 0
+        self._skip_next = 1
+        #: gathering waits that nobody joined (a counter for tests)
+        self.lone_gathers = 0
         self._pid = os.getpid()
         self._closed = False
         #: write transactions committed (a counter for tests of group commit)
@@ -218,6 +242,7 @@ class SqliteEngine(Engine):
             self._mutex = threading.Lock()
             self._cond = threading.Condition(self._mutex)
             self._queue, self._flushing, self._waiting = [], False, 0
+            self._last_threads, self._writers_seen, self._skip, self._skip_next = set(), 1, 0, 1
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
@@ -393,8 +418,12 @@ class SqliteEngine(Engine):
         conn = self._conn()
         entry = _Entry(steps)
         cond, mutex = self._cond, self._mutex
+        gathered = False
         with mutex:  # the condition's lock: `with cond` is two Python calls more
-            self._queue.append(entry)
+            queue = self._queue
+            queue.append(entry)
+            if self._waiting and len(queue) >= self._writers_seen:
+                cond.notify_all()  # a gathering thread: every writer expected is here
             while not entry.done:
                 if self._flushing:
                     self._waiting += 1
@@ -403,7 +432,17 @@ class SqliteEngine(Engine):
                     finally:
                         self._waiting -= 1
                     continue
+                if not gathered and len(self._queue) < self._writers_seen:
+                    gathered = True
+                    if self._skip:
+                        self._skip -= 1
+                    else:
+                        self._gather(cond, entry)
+                        continue
                 group, self._queue = self._queue, []
+                threads = set(map(_THREAD, group))
+                self._writers_seen = len(threads | self._last_threads)
+                self._last_threads = threads
                 self._flushing = True
                 mutex.release()
                 try:
@@ -415,6 +454,22 @@ class SqliteEngine(Engine):
                         cond.notify_all()
         if entry.error is not None:
             raise entry.error
+
+    def _gather(self, cond: threading.Condition, entry: _Entry) -> None:
+        """Wait (holding cond's lock, given up while waiting) up to _GATHER for the
+        other threads expected to write to join the queue; see _GATHER."""
+        before = len(self._queue)
+        self._waiting += 1
+        try:
+            cond.wait(_GATHER)
+        finally:
+            self._waiting -= 1
+        if entry.done or self._flushing or len(self._queue) > before:
+            self._skip_next = 1
+        else:  # nobody came: skip the wait for a while, longer each time
+            self.lone_gathers += 1
+            self._skip = self._skip_next
+            self._skip_next = min(2 * self._skip_next, _SKIP_MOST)
 
     def _take_turn(self) -> None:
         if self._writers is not None:
