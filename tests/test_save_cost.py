@@ -89,7 +89,7 @@ def test_a_rows_digest_is_the_records_on_every_dialect(tz: timezone) -> None:
 
 
 def test_a_save_makes_no_call_it_does_not_need(tmp_path: Path) -> None:
-    """The Python calls of one save, counted (a save is CPU-bound: ~100 functions
+    """The Python calls of one save, counted (a save is CPU-bound: ~65 functions
     called): no context manager around its COMMIT, no time zone conversion of a UTC
     time, no sort of one record, no exact column made for a row that needs none."""
     with localckpt.open(tmp_path / "s", create=True, fsync=False) as store:
