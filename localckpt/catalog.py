@@ -100,10 +100,10 @@ class Batch:
     validated: bool = attrs.field(default=False, kw_only=True, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.validated:  # before the import: a save's batch, on the path of every save
+            return
         from .schema import validate
 
-        if self.validated:
-            return
         for group in (self.timelines, self.checkpoints, self.tombstones, self.tags):
             for record in group:
                 validate(record)

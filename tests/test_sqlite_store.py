@@ -25,6 +25,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -314,6 +315,41 @@ def test_threads_saving_at_once_share_transactions(tmp_path: Path) -> None:
         assert {c.id for c in store.checkpoints(tl.id)} == {tl.root_checkpoint_id, *saved}
 
 
+def test_threads_saving_in_turn_seldom_wait_for_each_other(tmp_path: Path) -> None:
+    """A committing thread waits briefly for the threads that wrote in the last groups
+    (group commit gathers them); threads that write in turn, never at once, find nobody
+    joining, and each such wait doubles the groups that skip it: a few waits, not one a
+    save."""
+    saves = 64
+    with localckpt.open(tmp_path, create=True, fsync=False) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME])
+        engine = store.catalog.engine  # type: ignore[attr-defined]
+        turns = [threading.Event(), threading.Event()]
+        errors: list[BaseException] = []
+
+        def saver(n: int) -> None:
+            try:
+                for i in range(saves // 2):
+                    turns[n].wait()
+                    turns[n].clear()
+                    store.save_stage_output(tl.id, None, f"t{n}", {"i": i})
+                    turns[1 - n].set()
+            except BaseException as exc:
+                errors.append(exc)
+                turns[1 - n].set()
+
+        workers = [threading.Thread(target=saver, args=(n,)) for n in range(2)]
+        for w in workers:
+            w.start()
+        turns[0].set()
+        for w in workers:
+            w.join()
+        assert errors == []
+        assert engine.commits >= saves  # in turn: a commit each
+        assert 1 <= engine.lone_gathers <= 7, engine.lone_gathers
+        assert len(store.checkpoints(tl.id)) == saves + 1
+
+
 def test_a_refused_write_in_a_group_does_not_take_the_others_with_it(tmp_path: Path) -> None:
     """Writes of a group commit share a transaction: one that conflicts is refused alone."""
     import attrs
@@ -348,6 +384,84 @@ def test_a_refused_write_in_a_group_does_not_take_the_others_with_it(tmp_path: P
         assert len(store.checkpoints(tl.id)) == 6
         assert store.get_checkpoint(root.id) == root
         assert store.catalog.storage_problems() == []
+
+
+def _save_batches(store: localckpt.Store, n: int) -> list[Any]:
+    """n save-shaped batches under a new timeline's root (one checkpoint and its output
+    each), not committed."""
+    import attrs
+
+    from localckpt.canonical import canonical_bytes, content_hash
+    from localckpt.catalog import Batch
+    from localckpt.ids import new_id
+
+    tl = store.create_timeline("v.mp4", "p", [FRAME])
+    root = store.get_checkpoint(tl.root_checkpoint_id)
+    batches = []
+    for i in range(n):
+        data = canonical_bytes({"i": i})
+        h = content_hash(data)
+        child = attrs.evolve(root, id=new_id(), parent_id=root.id, stage="s",
+                             stage_hashes={"s": h})
+        batches.append(Batch(checkpoints=[child], outputs={h: data}))
+    return batches
+
+
+def _flush_group(store: localckpt.Store, batches: list[Any]) -> tuple[list[Any], list[str]]:
+    """The batches written as one group of the engine's group commit (what threads
+    saving at once make): (each write's error or None, the statements run)."""
+    from localckpt.backends.sql.sqlite import _Entry
+
+    catalog = store.catalog
+    engine = catalog.engine  # type: ignore[attr-defined]
+    group = [_Entry(catalog._steps(b, None, b.checkpoints, b.timelines))  # type: ignore[attr-defined]
+             for b in batches]
+    conn = engine._conn()
+    said: list[str] = []
+    conn.set_trace_callback(said.append)
+    try:
+        engine._flush(conn, group)
+    finally:
+        conn.set_trace_callback(None)
+    assert all(e.done for e in group)
+    return [e.error for e in group], said
+
+
+def test_a_group_of_writes_runs_without_a_savepoint_each(tmp_path: Path) -> None:
+    """The writes of a group commit run one after the other in its transaction: a
+    savepoint around each cost two statements a write, for the rare refused one."""
+    with localckpt.open(tmp_path, create=True) as store:
+        batches = _save_batches(store, 3)
+        errors, said = _flush_group(store, batches)
+        assert errors == [None, None, None]
+        assert not [s for s in said if "SAVEPOINT" in s or "RELEASE" in s], said
+        assert said.count("BEGIN IMMEDIATE") == 1 and said.count("COMMIT") == 1, said
+        for b in batches:
+            assert store.get_checkpoint(b.checkpoints[0].id) == b.checkpoints[0]
+        assert store.catalog.storage_problems() == []
+
+
+def test_a_refused_write_of_a_group_leaves_the_others_committed(tmp_path: Path) -> None:
+    """A write of the group refused (here a stored id with other content): the group runs
+    again with each write in a savepoint, and only the refused one is left out."""
+    import attrs
+
+    from localckpt.backends.sql.engine import Duplicate
+
+    with localckpt.open(tmp_path, create=True) as store:
+        batches = _save_batches(store, 4)
+        store.catalog.commit(batches[2])
+        stored = batches[2].checkpoints[0]
+        clash = attrs.evolve(batches[2], checkpoints=[attrs.evolve(stored, stage="t")])
+        errors, said = _flush_group(store, [batches[0], batches[1], clash, batches[3]])
+        assert [type(e) if e else None for e in errors] == [None, None, Duplicate, None]
+        assert said.count("COMMIT") == 1 and "ROLLBACK" in said, said
+        assert said.count("SAVEPOINT w") == 4, said
+        for b in (batches[0], batches[1], batches[3]):
+            assert store.get_checkpoint(b.checkpoints[0].id) == b.checkpoints[0]
+        assert store.get_checkpoint(stored.id) == stored
+        assert store.catalog.storage_problems() == []
+        assert store.verify().ok
 
 
 _HOLD_LOCK = """

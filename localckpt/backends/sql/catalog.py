@@ -144,6 +144,7 @@ class SqlCatalog(Catalog):
         #: timeline id -> its sums (count, xor) when every row of it was last checked
         self._verified: dict[str, tuple[int, int]] = {}
         self._one: dict[str, str] = {}  # statement name -> its form for one key ("": none)
+        self._save_sql: tuple[str, ...] | None = None  # rendered by _save_steps
         #: SQLite has no checksum on a page: a damaged index entry reads as a missing row
         #: or a wrong id without an error, so answers from one index are checked against
         #: another path (DuckDB checksums its blocks; PostgreSQL its pages when the
@@ -859,8 +860,13 @@ class SqlCatalog(Catalog):
                 self._one_per_id(kind, records)
         try:
             try:
-                self.engine.write(self._steps(batch, guard, batch.checkpoints,
-                                              batch.timelines))
+                if (guard is not None and len(batch.checkpoints) == 1 and not batch.timelines
+                        and not batch.tombstones and not batch.tags
+                        and len(batch.outputs) <= 1):
+                    steps = self._save_steps(batch, guard)
+                else:
+                    steps = self._steps(batch, guard, batch.checkpoints, batch.timelines)
+                self.engine.write(steps)
             except Duplicate:
                 self._commit_slowly(batch, guard)
         except Refused as exc:
@@ -958,6 +964,30 @@ class SqlCatalog(Catalog):
         if sums:
             steps.append(_step(e.sql(self._q["add_sums"]),
                                [(t, s, n, x) for (t, s), (n, x) in sorted(sums.items())]))
+        return steps
+
+    def _save_steps(self, batch: Batch, guard: tuple[str, list[str]]) -> list[Step]:
+        """The steps of a save (one checkpoint, at most one output, guarded): what _steps
+        makes of it, without its loops over record kinds, groups and sums (a save is
+        CPU-bound, and this is its shape; tests/test_save_cost.py holds the two equal)."""
+        q = self._save_sql
+        if q is None:
+            e = self.engine
+            q = self._save_sql = (*[e.sql(self._q[name]) for name in (
+                "guard", "guard_none", "insert_output", "insert_ref", "add_sums")],
+                e.sql(self._inserts["checkpoint"]))
+        c = batch.checkpoints[0]
+        steps = [Step(q[0], (guard[0], self.dialect.list_param(guard[1])), refuse=_REFUSAL)
+                 if guard[1] else Step(q[1], (guard[0],), refuse=_REFUSAL)]
+        for h, d in batch.outputs.items():
+            steps.append(Step(q[2], (h, d if type(d) is bytes else bytes(d))))
+        row = self.codecs["checkpoint"].row(c)
+        steps.append(Step(q[5], row))
+        refs = self._refs((c,))
+        if refs:
+            steps.append(_step(q[3], refs))
+        d = row[-1]
+        steps.append(Step(q[4], (c.timeline_id, d % self.dialect.sum_shards, 1, d)))
         return steps
 
     def _purged_guard(self, checkpoints: Sequence[Checkpoint], tags: Sequence[Tag]
