@@ -253,12 +253,9 @@ class SqlCatalog(Catalog):
         return wanted
 
     def _records(self, kind: str, rows: Iterable[tuple[Any, ...]]) -> list[Any]:
-        codec = self.codecs[kind]
-        where = self.engine.describe()
-        if kind == "checkpoint":
-            fetch = self._load_values
-            return [codec.record(row, fetch, where) for row in rows]
-        return [codec.record(row, None, where) for row in rows]
+        return self.codecs[kind].records(
+            rows if isinstance(rows, list) else list(rows),
+            self._load_values if kind == "checkpoint" else None, self.engine.describe())
 
     def _list(self, name: str, ids: Iterable[str]) -> list[tuple[Any, ...]]:
         wanted = self._ids(ids)
