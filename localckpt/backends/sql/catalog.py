@@ -120,6 +120,15 @@ def _added(c: Checkpoint, parent_hashes: Mapping[str, str] | None) -> set[str]:
     return {h for s, h in c.stage_hashes.items() if parent_hashes.get(s) != h}
 
 
+def _names(columns: str) -> str:
+    """The names of a SELECT list's columns (``stage_hashes::text`` -> stage_hashes)."""
+    return ", ".join(c.split("::")[0].strip() for c in columns.split(","))
+
+
+def _depth(row: tuple[Any, ...]) -> Any:
+    return row[-1]
+
+
 def _record_id(record: Any) -> str:
     return str(record.id)
 
@@ -169,13 +178,16 @@ class SqlCatalog(Catalog):
             "sums_of": "SELECT timeline_id, n, x FROM {s}tree_sums WHERE timeline_id{in}",
             "sums_range": "SELECT timeline_id, n, x FROM {s}tree_sums "
                           "WHERE timeline_id >= ? AND timeline_id < ?",
+            # each step reads the parent's row by the table's key (timeline_id, id; a
+            # parent is of its child's timeline) and carries its columns: one lookup a
+            # row, where joining ids back to the table took two by the id index. Rows come
+            # in any order: lineage() sorts them by depth
             "lineage": (
-                f"WITH RECURSIVE chain(id, depth) AS (SELECT id, 0 FROM {{s}}checkpoints "
-                "WHERE id = ? UNION ALL SELECT c.parent_id, chain.depth + 1 FROM "
-                "{s}checkpoints c JOIN chain ON c.id = chain.id WHERE c.parent_id IS NOT "
-                "NULL AND chain.depth < 1000000) "
-                f"SELECT {', '.join('k.' + x.strip() for x in ck.split(','))}, chain.depth "
-                "FROM chain JOIN {s}checkpoints k ON k.id = chain.id ORDER BY chain.depth DESC"
+                f"WITH RECURSIVE chain({_names(ck)}, depth) AS (SELECT {ck}, 0 FROM "
+                "{s}checkpoints WHERE id = ? UNION ALL SELECT "
+                f"{', '.join('c.' + x.strip() for x in ck.split(','))}, chain.depth + 1 "
+                "FROM {s}checkpoints c JOIN chain ON c.timeline_id = chain.timeline_id AND "
+                "c.id = chain.parent_id WHERE chain.depth < 1000000) SELECT * FROM chain"
             ),
             "outputs": "SELECT hash, data FROM {s}outputs WHERE hash{in}",
             "missing": "SELECT hash FROM {s}outputs WHERE hash{in}",
@@ -424,6 +436,7 @@ class SqlCatalog(Catalog):
 
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
         rows = self._rows("lineage", (checkpoint_id,))
+        rows.sort(key=_depth, reverse=True)  # root first (they come by depth: a reversal)
         chain = self._records("checkpoint", [row[:-1] for row in rows])
         if not chain:
             if self._checks_indexes:  # not found by id: absent, or the id index damaged
@@ -436,8 +449,8 @@ class SqlCatalog(Catalog):
         expected = None
         for c in chain:
             if c.parent_id != expected:
-                raise CorruptDataError(
-                    f"checkpoint {c.id if expected is None else expected} in "
+                raise CorruptDataError(  # first: its parent is not in its timeline's rows
+                    f"checkpoint {c.parent_id if expected is None else expected} in "
                     f"{self.describe()} is missing from its chain (its child "
                     f"{c.id} names parent {c.parent_id}); the catalog is damaged (run "
                     "`localckpt verify`)")
