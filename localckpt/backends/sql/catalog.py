@@ -18,6 +18,7 @@ timeline's count and XOR of digests, so a row that a damaged index hides is noti
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -98,10 +99,11 @@ _ID_TABLES = {"timeline": "timelines", "checkpoint": "checkpoints", "run": "runs
 
 
 def _xor(values: Iterable[int]) -> int:
-    acc = 0
-    for v in values:
-        acc ^= v
-    return acc
+    return functools.reduce(operator.xor, values, 0)
+
+
+#: a row's digest (its last column)
+_digest_column = operator.itemgetter(-1)
 
 
 #: tag names per read of tags_named_in (each is a bound list element)
@@ -126,7 +128,8 @@ def _names(columns: str) -> str:
 
 
 def _depth(row: tuple[Any, ...]) -> Any:
-    return row[-1]
+    """The depth of a row of the lineage statement (before its digest)."""
+    return row[-2]
 
 
 def _record_id(record: Any) -> str:
@@ -181,13 +184,16 @@ class SqlCatalog(Catalog):
             # each step reads the parent's row by the table's key (timeline_id, id; a
             # parent is of its child's timeline) and carries its columns: one lookup a
             # row, where joining ids back to the table took two by the id index. Rows come
-            # in any order: lineage() sorts them by depth
+            # in any order: lineage() sorts them by depth, which comes just before the
+            # digest (a row read with ``read``, and a column after exact, which a codec
+            # does not look at)
             "lineage": (
                 f"WITH RECURSIVE chain({_names(ck)}, depth) AS (SELECT {ck}, 0 FROM "
                 "{s}checkpoints WHERE id = ? UNION ALL SELECT "
                 f"{', '.join('c.' + x.strip() for x in ck.split(','))}, chain.depth + 1 "
                 "FROM {s}checkpoints c JOIN chain ON c.timeline_id = chain.timeline_id AND "
-                "c.id = chain.parent_id WHERE chain.depth < 1000000) SELECT * FROM chain"
+                "c.id = chain.parent_id WHERE chain.depth < 1000000) "
+                f"SELECT {_names(ck).rsplit(', ', 1)[0]}, depth, digest FROM chain"
             ),
             "outputs": "SELECT hash, data FROM {s}outputs WHERE hash{in}",
             "missing": "SELECT hash FROM {s}outputs WHERE hash{in}",
@@ -437,7 +443,7 @@ class SqlCatalog(Catalog):
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
         rows = self._rows("lineage", (checkpoint_id,))
         rows.sort(key=_depth, reverse=True)  # root first (they come by depth: a reversal)
-        chain = self._records("checkpoint", [row[:-1] for row in rows])
+        chain = self._records("checkpoint", rows)
         if not chain:
             if self._checks_indexes:  # not found by id: absent, or the id index damaged
                 self._truly_absent("checkpoints", {checkpoint_id})
@@ -466,7 +472,7 @@ class SqlCatalog(Catalog):
     def _check_sums(self, what: str, rows: Sequence[tuple[Any, ...]],
                     sums: Sequence[tuple[Any, ...]]) -> None:
         n, x = _totals(sums)
-        if n != len(rows) or x != _xor(row[-1] for row in rows):
+        if n != len(rows) or x != _xor(map(_digest_column, rows)):
             raise CorruptDataError(
                 f"{what} in {self.describe()} has {len(rows)} rows where its sums say {n} (or "
                 "their digests differ): a row is missing or damaged; the catalog is damaged "
