@@ -96,7 +96,7 @@ def test_records_of_many_rows_name_a_damaged_one(request: pytest.FixtureRequest,
 
 def test_slot_setters_only_for_records_that_init_sets_plainly() -> None:
     """A decoder sets slots only where attrs' __init__ would do nothing more: no
-    converter, validator, hook, nor an attribute the fields do not give."""
+    converter, validator, hook, nor a slot the fields do not give (a cached hash)."""
     assert rows_module._slot_setters(Checkpoint) is not None
 
     @attrs.frozen
@@ -114,5 +114,9 @@ def test_slot_setters_only_for_records_that_init_sets_plainly() -> None:
     class Plain:
         a: int
 
-    for cls in (Checked, Hooked, Plain, int):
+    @attrs.frozen(cache_hash=True)
+    class CachedHash:
+        a: int
+
+    for cls in (Checked, Hooked, Plain, CachedHash, int):
         assert rows_module._slot_setters(cls) is None

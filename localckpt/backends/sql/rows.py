@@ -372,15 +372,16 @@ def _slot_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...] | None:
     """The setters of the slots of a record type's attributes (in __init__'s order), for a
     decoder to make its records as attrs' __init__ would (a frozen class's __init__
     sets each slot through object.__setattr__): None unless that is all its __init__
-    does (a slotted class, no converter, validator or hook)."""
+    does (a slotted class whose slots are its fields, no converter, validator or hook)."""
     if not attrs.has(cls) or "__slots__" not in cls.__dict__ or any(
             hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")):
         return None
     fields = [a for a in attrs.fields(cls) if a.init]
+    slots = {s for c in cls.__mro__ for s in c.__dict__.get("__slots__", ())}
     if len(fields) != len(attrs.fields(cls)) or any(
             a.converter is not None or a.validator is not None or a.alias != a.name
-            for a in fields):
-        return None
+            for a in fields) or slots - {a.name for a in fields} - {"__weakref__"}:
+        return None  # (a slot that is no field: a cached hash, which __init__ clears)
     return tuple(cls.__dict__[a.name].__set__ for a in fields)
 
 
