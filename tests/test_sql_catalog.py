@@ -266,6 +266,21 @@ def test_lineage_and_tree_of_a_1000_deep_chain_are_one_statement_each(
     assert lineage[-1].stage_outputs["s0"] == {"step": 1}
 
 
+def test_a_lineage_stays_in_its_timeline(catalog: SqlCatalog) -> None:
+    """A lineage follows parents through the rows of its checkpoint's timeline (the
+    table's key): a parent id that names a checkpoint of another timeline (which no
+    store writes: a damaged or forged catalog) is a missing parent, not a lineage that
+    runs through the other tree."""
+    one, root_one = make_timeline()
+    two, root_two = make_timeline()
+    h, data = make_output({"v": 1})
+    stray = attrs.evolve(child(root_one, "s", h), timeline_id=two.id)
+    below = child(stray, "s", h)
+    catalog.commit(Batch([one, two], [root_one, root_two, stray, below], {h: data}))
+    with pytest.raises(CorruptDataError, match=f"{root_one.id}.* is missing from its chain"):
+        catalog.lineage(below.id)
+
+
 def test_records_returned_are_the_callers_to_change(catalog: SqlCatalog) -> None:
     timeline, root = make_timeline()
     h, data = make_output({"v": 1})

@@ -7,7 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 
-def timeline(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:
+def timeline(loads: Any, to_time: Any, make: Any, lazy: Any, slots: Any = None) -> Any:
+    if slots is not None:
+        new = object.__new__
+        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 = slots
     def decode(row: Any, fetch: Any, exact: Any) -> Any:
         v0 = row[0]
         v1 = row[1]
@@ -36,12 +39,28 @@ def timeline(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:
             v7 = exact.get('created_at', v7)
             v8 = exact.get('source_info', v8)
             v9 = exact.get('index_hash', v9)
+        if slots is not None:
+            r = new(make)
+            s0(r, v0)
+            s1(r, v1)
+            s2(r, v2)
+            s3(r, v3)
+            s4(r, v4)
+            s5(r, v5)
+            s6(r, v6)
+            s7(r, v7)
+            s8(r, v8)
+            s9(r, v9)
+            return r
         return make(v0, v1, v2, v3, v4, v5, v6, v7, v8, v9)
 
     return decode
 
 
-def checkpoint(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:
+def checkpoint(loads: Any, to_time: Any, make: Any, lazy: Any, slots: Any = None) -> Any:
+    if slots is not None:
+        new = object.__new__
+        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11 = slots
     def decode(row: Any, fetch: Any, exact: Any) -> Any:
         v0 = row[0]
         v1 = row[1]
@@ -83,13 +102,31 @@ def checkpoint(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:
             v9 = exact.get('created_at', v9)
             v10 = exact.get('merged_from', v10)
         if fetch is not None:
+            if slots is not None:
+                r = new(make)
+                s0(r, v0)
+                s1(r, v1)
+                s2(r, v2)
+                s3(r, v4)
+                s4(r, v5)
+                s5(r, v6)
+                s6(r, v7)
+                s7(r, v8)
+                s8(r, v9)
+                s9(r, v10)
+                s10(r, v3)
+                s11(r, lazy(v4, fetch))
+                return r
             return make(v0, v1, v2, v4, v5, v6, v7, v8, v9, v10, v3, lazy(v4, fetch))
         return make(v0, v1, v2, v4, v5, v6, v7, v8, v9, v10, v3)
 
     return decode
 
 
-def tombstone(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:
+def tombstone(loads: Any, to_time: Any, make: Any, lazy: Any, slots: Any = None) -> Any:
+    if slots is not None:
+        new = object.__new__
+        s0, s1, s2, s3, s4 = slots
     def decode(row: Any, fetch: Any, exact: Any) -> Any:
         v0 = row[0]
         v1 = row[1]
@@ -104,12 +141,23 @@ def tombstone(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:
             v2 = exact.get('kind', v2)
             v3 = exact.get('timeline_id', v3)
             v4 = exact.get('created_at', v4)
+        if slots is not None:
+            r = new(make)
+            s0(r, v0)
+            s1(r, v1)
+            s2(r, v2)
+            s3(r, v3)
+            s4(r, v4)
+            return r
         return make(v0, v1, v2, v3, v4)
 
     return decode
 
 
-def tag(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:
+def tag(loads: Any, to_time: Any, make: Any, lazy: Any, slots: Any = None) -> Any:
+    if slots is not None:
+        new = object.__new__
+        s0, s1, s2, s3, s4 = slots
     def decode(row: Any, fetch: Any, exact: Any) -> Any:
         v0 = row[0]
         v1 = row[1]
@@ -124,14 +172,22 @@ def tag(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:
             v2 = exact.get('checkpoint_id', v2)
             v3 = exact.get('timeline_id', v3)
             v4 = exact.get('created_at', v4)
+        if slots is not None:
+            r = new(make)
+            s0(r, v0)
+            s1(r, v1)
+            s2(r, v2)
+            s3(r, v3)
+            s4(r, v4)
+            return r
         return make(v0, v1, v2, v3, v4)
 
     return decode
 
 
 DIGESTS = {
-    'timeline': '70d822a54406eb78fe03ab94f2cf4666',
-    'checkpoint': 'bd1b45a1c07b288ffee28e1012ca3741',
-    'tombstone': '3c49dadaec071ac2c23e9cacb647bb22',
-    'tag': 'aa1190be8ef1c423c45602994e6a2597',
+    'timeline': 'c625079d199d9a3270d3edf2cd7d00e0',
+    'checkpoint': '51c2fd5751744326c75a6194b05b8cb7',
+    'tombstone': '941f199a6066791f8bc448bebfbf408c',
+    'tag': '23bc7eb052e074eae29b7189fd87bd61',
 }

@@ -18,6 +18,7 @@ timeline's count and XOR of digests, so a row that a damaged index hides is noti
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -98,10 +99,11 @@ _ID_TABLES = {"timeline": "timelines", "checkpoint": "checkpoints", "run": "runs
 
 
 def _xor(values: Iterable[int]) -> int:
-    acc = 0
-    for v in values:
-        acc ^= v
-    return acc
+    return functools.reduce(operator.xor, values, 0)
+
+
+#: a row's digest (its last column)
+_digest_column = operator.itemgetter(-1)
 
 
 #: tag names per read of tags_named_in (each is a bound list element)
@@ -118,6 +120,16 @@ def _added(c: Checkpoint, parent_hashes: Mapping[str, str] | None) -> set[str]:
     if parent_hashes is None:
         return set(c.stage_hashes.values())
     return {h for s, h in c.stage_hashes.items() if parent_hashes.get(s) != h}
+
+
+def _names(columns: str) -> str:
+    """The names of a SELECT list's columns (``stage_hashes::text`` -> stage_hashes)."""
+    return ", ".join(c.split("::")[0].strip() for c in columns.split(","))
+
+
+def _depth(row: tuple[Any, ...]) -> Any:
+    """The depth of a row of the lineage statement (before its digest)."""
+    return row[-2]
 
 
 def _record_id(record: Any) -> str:
@@ -172,13 +184,19 @@ class SqlCatalog(Catalog):
             "sums_of": "SELECT timeline_id, n, x FROM {s}tree_sums WHERE timeline_id{in}",
             "sums_range": "SELECT timeline_id, n, x FROM {s}tree_sums "
                           "WHERE timeline_id >= ? AND timeline_id < ?",
+            # each step reads the parent's row by the table's key (timeline_id, id; a
+            # parent is of its child's timeline) and carries its columns: one lookup a
+            # row, where joining ids back to the table took two by the id index. Rows come
+            # in any order: lineage() sorts them by depth, which comes just before the
+            # digest (a row read with ``read``, and a column after exact, which a codec
+            # does not look at)
             "lineage": (
-                f"WITH RECURSIVE chain(id, depth) AS (SELECT id, 0 FROM {{s}}checkpoints "
-                "WHERE id = ? UNION ALL SELECT c.parent_id, chain.depth + 1 FROM "
-                "{s}checkpoints c JOIN chain ON c.id = chain.id WHERE c.parent_id IS NOT "
-                "NULL AND chain.depth < 1000000) "
-                f"SELECT {', '.join('k.' + x.strip() for x in ck.split(','))}, chain.depth "
-                "FROM chain JOIN {s}checkpoints k ON k.id = chain.id ORDER BY chain.depth DESC"
+                f"WITH RECURSIVE chain({_names(ck)}, depth) AS (SELECT {ck}, 0 FROM "
+                "{s}checkpoints WHERE id = ? UNION ALL SELECT "
+                f"{', '.join('c.' + x.strip() for x in ck.split(','))}, chain.depth + 1 "
+                "FROM {s}checkpoints c JOIN chain ON c.timeline_id = chain.timeline_id AND "
+                "c.id = chain.parent_id WHERE chain.depth < 1000000) "
+                f"SELECT {_names(ck).rsplit(', ', 1)[0]}, depth, digest FROM chain"
             ),
             "outputs": "SELECT hash, data FROM {s}outputs WHERE hash{in}",
             "missing": "SELECT hash FROM {s}outputs WHERE hash{in}",
@@ -256,12 +274,9 @@ class SqlCatalog(Catalog):
         return wanted
 
     def _records(self, kind: str, rows: Iterable[tuple[Any, ...]]) -> list[Any]:
-        codec = self.codecs[kind]
-        where = self.engine.describe()
-        if kind == "checkpoint":
-            fetch = self._load_values
-            return [codec.record(row, fetch, where) for row in rows]
-        return [codec.record(row, None, where) for row in rows]
+        return self.codecs[kind].records(
+            rows if isinstance(rows, list) else list(rows),
+            self._load_values if kind == "checkpoint" else None, self.engine.describe())
 
     def _list(self, name: str, ids: Iterable[str]) -> list[tuple[Any, ...]]:
         wanted = self._ids(ids)
@@ -430,7 +445,8 @@ class SqlCatalog(Catalog):
 
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
         rows = self._rows("lineage", (checkpoint_id,))
-        chain = self._records("checkpoint", [row[:-1] for row in rows])
+        rows.sort(key=_depth, reverse=True)  # root first (they come by depth: a reversal)
+        chain = self._records("checkpoint", rows)
         if not chain:
             if self._checks_indexes:  # not found by id: absent, or the id index damaged
                 self._truly_absent("checkpoints", {checkpoint_id})
@@ -442,8 +458,8 @@ class SqlCatalog(Catalog):
         expected = None
         for c in chain:
             if c.parent_id != expected:
-                raise CorruptDataError(
-                    f"checkpoint {c.id if expected is None else expected} in "
+                raise CorruptDataError(  # first: its parent is not in its timeline's rows
+                    f"checkpoint {c.parent_id if expected is None else expected} in "
                     f"{self.describe()} is missing from its chain (its child "
                     f"{c.id} names parent {c.parent_id}); the catalog is damaged (run "
                     "`localckpt verify`)")
@@ -459,7 +475,7 @@ class SqlCatalog(Catalog):
     def _check_sums(self, what: str, rows: Sequence[tuple[Any, ...]],
                     sums: Sequence[tuple[Any, ...]]) -> None:
         n, x = _totals(sums)
-        if n != len(rows) or x != _xor(row[-1] for row in rows):
+        if n != len(rows) or x != _xor(map(_digest_column, rows)):
             raise CorruptDataError(
                 f"{what} in {self.describe()} has {len(rows)} rows where its sums say {n} (or "
                 "their digests differ): a row is missing or damaged; the catalog is damaged "

@@ -30,6 +30,7 @@ import orjson
 
 from ...canonical import checked_bytes, load_json, record_bytes
 from ...errors import CorruptDataError
+from ...gcpause import gc_paused
 from ...ids import id_tail
 from ...schema import FIELDS, TYPES
 from ...types import LazyOutputs
@@ -46,7 +47,12 @@ TABLES = {"timeline": "timelines", "checkpoint": "checkpoints", "tombstone": "to
 #: kinds whose table has the exact and tail columns.
 _WITH_EXACT = frozenset({"timeline", "checkpoint"})
 _blake2b = hashlib.blake2b
+#: the digest's hasher before any data: a copy costs less than a new one with its options
+_DIGEST_HASHER = _blake2b(digest_size=8)
 _fromiso = datetime.fromisoformat
+#: rows from which Codec.records takes its own loop with the GC paused (fewer: one record()
+#: each)
+_MANY = 16
 
 
 #: decoder source -> its compiled code (Codec._decoder), shared by every engine's codecs
@@ -138,8 +144,8 @@ class Codec:
             exec(code, scope)
             factory = scope[self.kind]
         decode: Callable[[Row, Any, dict[str, Any] | None], Any] = factory(
-            orjson.loads if self.dialect.json_exact else load_json, self._time, self._type,
-            LazyOutputs)
+            orjson.loads if self.dialect.json_exact else load_json, self._to_time(),
+            self._type, LazyOutputs, _slot_setters(self._type))
         self._decode = decode
         return decode
 
@@ -217,6 +223,45 @@ class Codec:
                 raise self.damaged(row, where, "does not match its digest")
         return record
 
+    def records(self, rows: Sequence[Row],
+                fetch: Callable[[list[str]], Mapping[str, Any]] | None = None,
+                where: str = "") -> list[Any]:
+        """``record`` of each row, with the same checks and errors, in one loop: a tree's
+        thousand rows spend their time here. A row with an ``exact`` column, or one the
+        quick path refuses (it does not parse, its digest differs, a column of another
+        type), goes through ``record``, which reads it or raises the error naming it. The
+        cyclic GC is paused while many rows are made (records hold no cycle; see
+        ``localckpt.gcpause``)."""
+        if len(rows) < _MANY:
+            return [self.record(row, fetch, where) for row in rows]
+        with gc_paused():
+            return self._records(rows, fetch, where)
+
+    def _records(self, rows: Sequence[Row],
+                 fetch: Callable[[list[str]], Mapping[str, Any]] | None, where: str
+                 ) -> list[Any]:
+        decode = self._decode or self._decoder()
+        n, with_exact, raw, kind = self._n, self.has_exact, self._raw, self.kind
+        dumps, hasher, from_bytes = orjson.dumps, _DIGEST_HASHER.copy, int.from_bytes
+        out: list[Any] = []
+        append = out.append
+        for row in rows:
+            if with_exact and row[n]:
+                append(self.record(row, fetch, where))
+                continue
+            try:
+                record = decode(row, fetch, None)
+                if raw:  # _digest_of's, from a copy of an empty hasher (no arguments)
+                    h = hasher()
+                    h.update(dumps(row[:n]))
+                    ok = from_bytes(h.digest(), "big", signed=True) == row[-1]
+                else:
+                    ok = digest(kind, record) == row[-1]
+            except (ValueError, TypeError, AttributeError, KeyError):
+                ok = False
+            append(record if ok else self.record(row, fetch, where))
+        return out
+
     def check(self, row: Row, where: str) -> None:
         """CorruptDataError unless a row matches its digest, without making its record
         where the row holds the neutral values (SQLite)."""
@@ -241,6 +286,22 @@ class Codec:
                 return when if self.dialect.time_as_text else when.astimezone(UTC)
         return self.dialect.time_value(value)
 
+    def _to_time(self) -> Callable[[Any], datetime]:
+        """_time, as a function that asks the dialect nothing per value where times are
+        text (each row of a tree has one)."""
+        if not self.dialect.time_as_text:
+            return self._time
+        time_value = self.dialect.time_value
+
+        def to_time(value: Any) -> datetime:
+            if type(value) is str:
+                when = _fromiso(value)
+                if when.tzinfo is not None:
+                    return when
+            return time_value(value)
+
+        return to_time
+
     def damaged(self, row: Row, where: str, what: str) -> CorruptDataError:
         ident = row[0] if row and isinstance(row[0], str) else "?"
         return CorruptDataError(
@@ -251,7 +312,9 @@ class Codec:
 
 def decoder_source(kind: str) -> str:
     """The source of the decoder factory of a record kind, from its FIELDS alone:
-    ``kind(loads, to_time, make, lazy)`` returns ``decode(row, fetch, exact)``."""
+    ``kind(loads, to_time, make, lazy, slots=None)`` returns ``decode(row, fetch,
+    exact)``, which makes its records with ``make`` (the record type), or, given
+    ``slots`` (``_slot_setters``), by setting their slots."""
     fields = FIELDS[kind]
     names = [f.name for f in fields]
     at = {name: i for i, name in enumerate(names)}
@@ -260,8 +323,16 @@ def decoder_source(kind: str) -> str:
     init = [a.name for a in attrs.fields(TYPES[kind]) if a.init]
     order = [at[name] for name in init if name in at]
     assert init[:len(order)] == [names[i] for i in order], init
-    lines = [f"def {kind}(loads: Any, to_time: Any, make: Any, lazy: Any) -> Any:",
-             "    def decode(row: Any, fetch: Any, exact: Any) -> Any:"]
+    # with every attribute a field (stage_outputs given), a record may be made by setting
+    # its slots (see _slot_setters): what attrs' __init__ does, without its calls
+    every = len(order) == len(init) - ("stage_hashes" in at)
+    setters = [f"s{i}" for i in range(len(init))]
+    lines = [f"def {kind}(loads: Any, to_time: Any, make: Any, lazy: Any, slots: Any = None"
+             ") -> Any:"]
+    if every:
+        lines += ["    if slots is not None:", "        new = object.__new__",
+                  f"        {', '.join(setters)} = slots"]
+    lines.append("    def decode(row: Any, fetch: Any, exact: Any) -> Any:")
     for i, f in enumerate(fields):
         lines.append(f"        v{i} = row[{i}]")
         if f.type == "json":
@@ -278,11 +349,40 @@ def decoder_source(kind: str) -> str:
     lines.append("        if exact is not None:")
     lines += [f"            v{i} = exact.get({name!r}, v{i})" for i, name in enumerate(names)]
     args = ", ".join(f"v{i}" for i in order)
+
+    def by_slots(indent: str, values: list[str]) -> list[str]:
+        return [f"{indent}if slots is not None:", f"{indent}    r = new(make)",
+                *(f"{indent}    {f}(r, {v})" for f, v in zip(setters, values, strict=True)),
+                f"{indent}    return r"]
+
+    values = [f"v{i}" for i in order]
     if "stage_hashes" in at:
-        lines += ["        if fetch is not None:",
-                  f"            return make({args}, lazy(v{at['stage_hashes']}, fetch))"]
+        lines.append("        if fetch is not None:")
+        lazy = f"lazy(v{at['stage_hashes']}, fetch)"
+        if every:
+            lines += by_slots("            ", [*values, lazy])
+        lines.append(f"            return make({args}, {lazy})")
+    elif every:
+        lines += by_slots("        ", values)
     lines += [f"        return make({args})", "", "    return decode", ""]
     return "\n".join(lines)
+
+
+def _slot_setters(cls: type) -> tuple[Callable[[Any, Any], None], ...] | None:
+    """The setters of the slots of a record type's attributes (in __init__'s order), for a
+    decoder to make its records as attrs' __init__ would (a frozen class's __init__
+    sets each slot through object.__setattr__): None unless that is all its __init__
+    does (a slotted class whose slots are its fields, no converter, validator or hook)."""
+    if not attrs.has(cls) or "__slots__" not in cls.__dict__ or any(
+            hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")):
+        return None
+    fields = [a for a in attrs.fields(cls) if a.init]
+    slots = {s for c in cls.__mro__ for s in c.__dict__.get("__slots__", ())}
+    if len(fields) != len(attrs.fields(cls)) or any(
+            a.converter is not None or a.validator is not None or a.alias != a.name
+            for a in fields) or slots - {a.name for a in fields} - {"__weakref__"}:
+        return None  # (a slot that is no field: a cached hash, which __init__ clears)
+    return tuple(cls.__dict__[a.name].__set__ for a in fields)
 
 
 def _source_digest(source: str) -> str:
