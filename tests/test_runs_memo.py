@@ -337,3 +337,33 @@ def test_two_lambdas_on_one_line_have_their_own_versions(tmp_path: Any,
         assert run.todo() == [0, 1, 2, 3]  # the second lambda is not the first's memo
         run.map(fn)
         run.commit()
+
+
+@pytest.mark.parametrize("kind", ["embedded", "duckdb"])
+def test_memo_entries_of_any_stage_name_and_inputs_read_back_checked(new_store: Any,
+                                                                     kind: str) -> None:
+    """A commit writes each entry's digest from text it puts together (the parts every
+    entry shares encoded once): entries of a stage and version that JSON escapes, with
+    inputs, read back as the same records, their digests checked, on every engine."""
+    store = new_store(kind)
+    tl = store.create_timeline("a.mp4", "p", frames(6), codec="png")
+    base = store.save_stage_output(tl.id, None, "raw", {"frames": {
+        str(s): {"n": s} for s in range(5)}})  # frame 5 has no input value
+    stage, version = 'dé"tect\\\n\u2028', 'v"1\\'
+    first = store.begin_run(tl.id, base, stage, version=version, inputs=("raw",),
+                            params={"q": "\"x\""})
+    full(first)
+    again = store.begin_run(tl.id, base, stage, version=version, inputs=("raw",),
+                            params={"q": "\"x\""})
+    assert again.todo() == [] and again.memo_hits == 6
+    keys = {s: again.memo_key(s) for s in range(6)}
+    found = store._run_tables().lookup(k.digest for k in keys.values())
+    for s, key in keys.items():
+        entry = found[key.digest]
+        assert (entry.stage, entry.version, entry.params_hash, entry.frame_hash) == (
+            stage, version, key.params, key.frame)
+        assert dict(entry.inputs) == dict(key.inputs) and entry.run_id == first.id
+        assert entry.value_hash == content_hash(canonical_bytes(value(s)))
+    assert (entry.inputs["raw"] is None) and found[keys[0].digest].inputs["raw"]
+    assert store.load_stage_output(again.commit(), stage) == {
+        "frames": {str(s): value(s) for s in range(6)}}

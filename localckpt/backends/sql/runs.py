@@ -228,19 +228,25 @@ def frames_output(values: Mapping[int, bytes]) -> tuple[bytes, dict[int, tuple[i
     """The canonical bytes of {"frames": {"<seq>": value}} from each value's canonical
     bytes (keys sorted as canonical JSON sorts them: as text; nothing re-encoded), and
     where each value lies in them: sequence -> (offset, length)."""
-    out = [b'{"frames":{']
-    at = len(out[0])
+    order = sorted(values, key=str)
+    heads = [b',"%d":' % seq for seq in order]
+    if heads:
+        heads[0] = heads[0][1:]
+    datas = [values[seq] for seq in order]
     where: dict[int, tuple[int, int]] = {}
-    for i, text in enumerate(sorted(str(seq) for seq in values)):
-        seq = int(text)
-        head = b'%s"%s":' % (b"," if i else b"", text.encode("ascii"))
+    at = len(_FRAMES_OPEN)
+    for seq, head, data in zip(order, heads, datas, strict=True):
         at += len(head)
-        data = values[seq]
         where[seq] = (at, len(data))
         at += len(data)
-        out += (head, data)
-    out.append(b"}}")
-    return b"".join(out), where
+    pieces = [_FRAMES_OPEN] * (2 * len(order) + 2)
+    pieces[1:-1:2] = heads
+    pieces[2:-1:2] = datas
+    pieces[-1] = b"}}"
+    return b"".join(pieces), where
+
+
+_FRAMES_OPEN = b'{"frames":{'
 
 
 # -- rows -----------------------------------------------------------------------------------
@@ -415,6 +421,7 @@ class RunTables:
         #: process put: see _cut and part_values
         self._written: dict[str, dict[int, tuple[str, str | None, bytes]]] = {}
         self._written_size = 0
+        self._written_sizes: dict[str, int] = {}  # run id -> bytes of _written[run id]
         self._written_lock = threading.Lock()
         r, m = self.run.read, self.memo.read
         self._q = {
@@ -710,14 +717,14 @@ class RunTables:
             if self._written_size + size > _WRITTEN_AT_MOST:
                 return
             self._written_size += size
+            self._written_sizes[run_id] = self._written_sizes.get(run_id, 0) + size
             mine.update(fresh)
 
     def forget(self, run_id: str) -> None:
         """A closed run's parts are read no more: its remembered bytes go."""
         with self._written_lock:
-            gone = self._written.pop(run_id, None)
-            if gone:
-                self._written_size -= sum(len(data) for _, _, data in gone.values())
+            self._written.pop(run_id, None)
+            self._written_size -= self._written_sizes.pop(run_id, 0)
 
     def _conflict(self, run_id: str, differ: Sequence[int]) -> ConflictError:
         shown = ", ".join(map(str, differ[:10])) + (", ..." if len(differ) > 10 else "")
@@ -835,20 +842,32 @@ class RunTables:
         now = utcnow()
         head = [rec.stage, rec.version, params_hash(rec.params)]
         when: Any = _iso(now)
-        at = self.dialect.time_as_text
-        texts: dict[tuple[tuple[str, str | None], ...], str] = {}
+        stored_when = when if self.dialect.time_as_text else now
+        # MemoEntry(key, *head, frame, inputs, h, rec.id, now) as _Codec.row makes it:
+        # its digest is _digest_of(those values), whose JSON is put together here from
+        # the parts every entry shares, encoded once, and the hashes (hex: nothing in
+        # them is escaped); another text takes _digest_of itself
+        shared = orjson.dumps(head)[1:-1], orjson.dumps([rec.id, when])[1:-1]
+        texts: dict[tuple[tuple[str, str | None], ...], tuple[str, bytes]] = {}
         entries = []
         for seq, (h, key) in fresh.items():
+            if key is None:  # kept out above
+                continue
             frame, inputs = memo_of(seq)
             pairs = tuple(inputs.items())
-            if pairs not in texts:
-                texts[pairs] = _json_text(dict(inputs))
-            # MemoEntry(key, *head, frame, inputs, h, rec.id, now) as _Codec.row makes it
-            values = [key, *head, frame, texts[pairs], h, rec.id, when]
-            d = _digest_of(values)
-            if not at:
-                values[-1] = now
-            entries.append((*values, output, *where[seq], d))
+            text = texts.get(pairs)
+            if text is None:
+                plain = _json_text(dict(inputs))
+                text = texts[pairs] = plain, orjson.dumps(plain)
+            if key.isalnum() and frame.isalnum() and h.isalnum() and key.isascii() and \
+                    frame.isascii() and h.isascii():
+                d = int.from_bytes(hashlib.blake2b(b'["%s",%s,"%s",%s,"%s",%s]' % (
+                    key.encode(), shared[0], frame.encode(), text[1], h.encode(), shared[1]),
+                    digest_size=8).digest(), "big", signed=True)
+            else:
+                d = _digest_of([key, *head, frame, text[0], h, rec.id, when])
+            entries.append((key, *head, frame, text[0], h, rec.id, stored_when, output,
+                            *where[seq], d))
         if entries:
             tx.execute(e.sql(q["memo_entry"]), sorted(entries), many=True)
             # a reference only when an entry of this run landed (on PostgreSQL another
