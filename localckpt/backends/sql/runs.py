@@ -846,28 +846,31 @@ class RunTables:
         # MemoEntry(key, *head, frame, inputs, h, rec.id, now) as _Codec.row makes it:
         # its digest is _digest_of(those values), whose JSON is put together here from
         # the parts every entry shares, encoded once, and the hashes (hex: nothing in
-        # them is escaped); another text takes _digest_of itself
+        # them is escaped); when one is not hex, every entry's takes _digest_of itself
         shared = orjson.dumps(head)[1:-1], orjson.dumps([rec.id, when])[1:-1]
         texts: dict[tuple[tuple[str, str | None], ...], tuple[str, bytes]] = {}
-        entries = []
-        for seq, (h, key) in fresh.items():
-            if key is None:  # kept out above
-                continue
-            frame, inputs = memo_of(seq)
+        got = [(seq, h, key, *memo_of(seq)) for seq, (h, key) in fresh.items()
+               if key is not None]
+        made = []
+        for seq, h, key, frame, inputs in got:
             pairs = tuple(inputs.items())
             text = texts.get(pairs)
             if text is None:
                 plain = _json_text(dict(inputs))
                 text = texts[pairs] = plain, orjson.dumps(plain)
-            if key.isalnum() and frame.isalnum() and h.isalnum() and key.isascii() and \
-                    frame.isascii() and h.isascii():
-                d = int.from_bytes(hashlib.blake2b(b'["%s",%s,"%s",%s,"%s",%s]' % (
-                    key.encode(), shared[0], frame.encode(), text[1], h.encode(), shared[1]),
-                    digest_size=8).digest(), "big", signed=True)
-            else:
-                d = _digest_of([key, *head, frame, text[0], h, rec.id, when])
-            entries.append((key, *head, frame, text[0], h, rec.id, stored_when, output,
-                            *where[seq], d))
+            made.append((key, frame, text, h, where[seq]))
+        hexes = "".join([f"{key}{frame}{h}" for key, frame, _, h, _ in made])
+        if hexes.isascii() and hexes.isalnum():
+            blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+            digests = [from_bytes(blake2b(b'["%s",%s,"%s",%s,"%s",%s]' % (
+                key.encode(), shared[0], frame.encode(), text[1], h.encode(), shared[1]),
+                digest_size=8).digest(), "big", signed=True)
+                for key, frame, text, h, _ in made]
+        else:
+            digests = [_digest_of([key, *head, frame, text[0], h, rec.id, when])
+                       for key, frame, text, h, _ in made]
+        entries = [(key, *head, frame, text[0], h, rec.id, stored_when, output, *at, d)
+                   for (key, frame, text, h, at), d in zip(made, digests, strict=True)]
         if entries:
             tx.execute(e.sql(q["memo_entry"]), sorted(entries), many=True)
             # a reference only when an entry of this run landed (on PostgreSQL another
