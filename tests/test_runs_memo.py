@@ -192,9 +192,10 @@ def test_the_key_reads_part_by_part_and_the_fast_digest_agrees() -> None:
     inputs = {"detect": {0: {"boxes": [1.5, 2]}, 2: [1e16, "é\u2028"]}}
     keys = FrameKeys("stage \"q\"", "v\u00e9", {"t": 0.1}, {0: "a" * 64, 1: "b" * 64,
                                                            2: "c" * 64}, inputs)
-    for seq in (0, 1, 2):
-        key = keys.key(seq)
-        assert keys.digest(seq) == key.digest == content_hash(canonical_bytes(key.parts()))
+    bare = FrameKeys("stage \"q\"", "v\u00e9", {"t": 0.1}, {0: "a" * 64}, {})  # no inputs
+    for made, seq in [(keys, 0), (keys, 1), (keys, 2), (bare, 0)]:
+        key = made.key(seq)
+        assert made.digest(seq) == key.digest == content_hash(canonical_bytes(key.parts()))
     key = keys.key(1)
     assert key.parts() == {"stage": "stage \"q\"", "version": "v\u00e9",
                            "params": content_hash(canonical_bytes({"t": 0.1})),
