@@ -385,6 +385,55 @@ def test_assembled_bytes_equal_canonical_bytes(values: dict[int, Any]) -> None:
         assert stored_hash(store, cid, "s") == content_hash(canonical_bytes(whole))
 
 
+def test_a_put_row_of_parts_given_in_any_order_reads_back() -> None:
+    """RunTables.put orders the parts itself (a row's lo and hi are its least and
+    greatest frames)."""
+    with localckpt.open("memory://") as store:
+        tl = store.create_timeline("v.mp4", "p", frames(6), codec="png")
+        run = store.begin_run(tl.id, None, "s", memo=False)
+        datas = {s: canonical_bytes(value(s)) for s in (5, 1, 3)}
+        store._run_tables().put(run.id, [(s, content_hash(d), d, None)
+                                         for s, d in datas.items()])
+        assert run.todo() == [0, 2, 4]
+        with pytest.raises(ConflictError, match=r"frame\(s\) 3 already hold"):
+            run.put({3: value(3, "other")})  # the row spans 3: found by its range
+        assert store.load_stage_output(run.commit(partial=True), "s") == expected((1, 3, 5))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.dictionaries(st.integers(0, 24), st.integers(0, 2), min_size=1,
+                                max_size=8), min_size=1, max_size=8))
+def test_puts_that_interleave_or_repeat_agree_with_a_model(puts: list[dict[int, int]]
+                                                           ) -> None:
+    """Puts whose sequences interleave with rows already put (a row spans the range
+    of its least to its greatest frame), repeat frames or conflict: an equal value is a
+    no-op, another one refuses the whole put; the parts, todo() and the committed
+    output are the model's, also read back from the rows (the bytes this process
+    remembered dropped)."""
+    with localckpt.open("memory://") as store:
+        tl = store.create_timeline("v.mp4", "p", frames(25), codec="png")
+        run = store.begin_run(tl.id, None, "s", memo=False)
+        tables = store._run_tables()
+        model: dict[int, int] = {}
+        for put in puts:
+            values = {seq: {"v": v} for seq, v in put.items()}
+            if any(model.get(seq, v) != v for seq, v in put.items()):
+                with pytest.raises(ConflictError, match="nothing of this put was written"):
+                    run.put(values)
+            else:
+                run.put(values)
+                model.update(put)
+            assert tables.parts(run.id) == {
+                seq: content_hash(canonical_bytes({"v": v})) for seq, v in model.items()}
+        assert run.todo() == [s for s in range(25) if s not in model]
+        tables.forget(run.id)
+        assert {s: v[2] for s, v in tables.part_values(run.id).items()} == {
+            seq: canonical_bytes({"v": v}) for seq, v in model.items()}
+        cid = run.commit(partial=True)
+        assert store.load_stage_output(cid, "s") == {
+            "frames": {str(seq): {"v": v} for seq, v in model.items()}}
+
+
 @pytest.mark.parametrize("kind", [k for k in ("embedded", "postgres-local") if k in KINDS])
 def test_a_put_is_one_write_and_no_read(new_store: Any, kind: str) -> None:
     """One engine.write per put (PostgreSQL sends it in one round trip), whatever its

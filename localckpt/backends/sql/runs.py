@@ -646,8 +646,8 @@ class RunTables:
         return found
 
     def put(self, run_id: str, parts: Sequence[tuple[int, str, bytes, str | None]]) -> None:
-        """Write parts (sequence, value hash, canonical bytes, memo key or None;
-        ascending sequences, none twice) in one transaction (one round trip on
+        """Write parts (sequence, value hash, canonical bytes, memo key or None; no
+        sequence twice) in one transaction (one round trip on
         PostgreSQL when no row of the run spans them: see the module docstring).
         InvalidInputError when the run is not open, ConflictError naming the frames that
         hold other values; nothing written. Frames that hold equal values stay as they
@@ -655,6 +655,7 @@ class RunTables:
         self._writable()
         if not parts:
             return
+        parts = sorted(parts, key=operator.itemgetter(0))  # already so: linear
         e, q = self.engine, self._q
         row = put_row(run_id, parts)
         lo, hi = row[1], row[2]
