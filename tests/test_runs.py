@@ -7,7 +7,9 @@ and memo entries hold and collects what aborted runs and cleared entries leave.
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -680,70 +682,84 @@ def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
         assert store.catalog.missing_outputs(set(hashes)) == set(hashes)
 
 
-def _store_at_14_with_parts(path: Any, monkeypatch: Any, damaged: bool = False
-                            ) -> tuple[str, str, str]:
-    """A store of the code of before migration 15: an open run with frames 0-4 put as
-    one part row each (frame 2's bytes damaged, when damaged), and an aborted run of
-    6 frames whose parts gc has not purged yet.
-    (timeline id, open run id, aborted run id)."""
-    import attrs
-
+@contextlib.contextmanager
+def _code_of_14(monkeypatch: Any) -> Iterator[None]:
+    """Stores opened inside are made (or opened) at version 14, before migration 15."""
     from localckpt.backends.sql import schema
-    from localckpt.backends.sql.runs import RunTables, part_digest
-    from localckpt.records import utcnow
+    from localckpt.backends.sql.runs import RunTables
 
     with monkeypatch.context() as m:
         m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:8])
         m.setattr(schema, "LATEST_VERSION", 14)
         # this code begins and closes runs there (its tables of runs are those of before)
         m.setattr(RunTables, "available", True)
-        with localckpt.open(path, create=True) as old:
-            assert schema.version_of(old.catalog.engine) == 14
-            tl = old.create_timeline("v.mp4", "p", frames(6), codec="png")
-            run = old.begin_run(tl.id, None, "detect")
-            done = old.begin_run(tl.id, None, "classify", memo=False)
-            with old.catalog.engine.transaction() as tx:  # what a put of before wrote
-                for rid, seqs in ((run.id, range(5)), (done.id, range(6))):
-                    for s in seqs:
-                        data = canonical_bytes(value(s))
-                        h = content_hash(data)
-                        key = run.memo_key(s).digest if rid == run.id else None
-                        if damaged and s == 2 and rid == run.id:
-                            data = data.replace(b"2.5", b"2.6")
-                        tx.execute("INSERT INTO run_parts (run_id, sequence, value_hash, key, "
-                                   "data, digest) VALUES (?, ?, ?, ?, ?, ?)",
-                                   (rid, s, h, key, data, part_digest(rid, s, h, key)))
-            old._run_tables().change(done.id, lambda rec, tx: attrs.evolve(
-                rec, state="aborted", closed_at=utcnow(), done=6))  # its parts stay
+        yield
+
+
+def _parts_of_14(old: localckpt.Store, damaged: bool = False) -> tuple[str, str, str]:
+    """In a store at version 14, what the code of before wrote: an open run with frames
+    0-4 put as one part row each (frame 2's bytes damaged, when damaged), and an aborted
+    run of 6 frames whose parts gc has not purged yet. (timeline id, open run id,
+    aborted run id)."""
+    import attrs
+
+    from localckpt.backends.sql import schema
+    from localckpt.backends.sql.runs import part_digest
+    from localckpt.records import utcnow
+
+    e = old.catalog.engine
+    assert schema.version_of(e) == 14
+    tl = old.create_timeline("v.mp4", "p", frames(6), codec="png")
+    run = old.begin_run(tl.id, None, "detect")
+    done = old.begin_run(tl.id, None, "classify", memo=False)
+    with e.transaction() as tx:
+        for rid, seqs in ((run.id, range(5)), (done.id, range(6))):
+            for s in seqs:
+                data = canonical_bytes(value(s))
+                h = content_hash(data)
+                key = run.memo_key(s).digest if rid == run.id else None
+                if damaged and s == 2 and rid == run.id:
+                    data = data.replace(b"2.5", b"2.6")
+                tx.execute(e.sql("INSERT INTO {s}run_parts (run_id, sequence, value_hash, "
+                                 "key, data, digest) VALUES (?, ?, ?, ?, ?, ?)"),
+                           (rid, s, h, key, data, part_digest(rid, s, h, key)))
+    old._run_tables().change(done.id, lambda rec, tx: attrs.evolve(
+        rec, state="aborted", closed_at=utcnow(), done=6))  # its parts stay
     return tl.id, run.id, done.id
 
 
-def test_migration_15_moves_the_parts_of_open_runs_into_put_rows(tmp_path: Any,
-                                                                 monkeypatch: Any) -> None:
+MIGRATING_KINDS = [k for k in ("embedded", "postgres-local") if k in KINDS] + ["duckdb"]
+
+
+@pytest.mark.parametrize("kind", MIGRATING_KINDS)
+def test_migration_15_moves_the_parts_of_open_runs_into_put_rows(
+        new_store: Any, kind: str, monkeypatch: Any) -> None:
     """An open run's parts, one row per frame, become put rows: todo() is what was
     missing, a put of an equal value is a no-op and of another value a conflict, and
     the commit is save_stage_output's bytes; a closed run's parts (read no more) go."""
     from localckpt.backends.sql import schema
 
-    tid, run_id, done_id = _store_at_14_with_parts(tmp_path / "s", monkeypatch)
-    with localckpt.open(tmp_path / "s") as store:
-        engine = store.catalog.engine
-        assert schema.version_of(engine) == schema.LATEST_VERSION >= 15
-        assert not engine.has_table("run_parts")
-        assert engine.query("SELECT run_id, lo, hi, n FROM run_puts") == [(run_id, 0, 4, 5)]
-        run = store.get_run(run_id)
-        assert run.todo() == [5] and run.done == 5
-        run.put({s: value(s) for s in (2, 3)})  # equal values: a no-op
-        with pytest.raises(ConflictError, match=r"frame\(s\) 4 already hold"):
-            run.put({4: value(4, "other"), 5: value(5)})
-        assert run.todo() == [5]
-        run.put({5: value(5)})
-        cid = run.commit()
-        assert store.load_stage_output(cid, "detect") == expected(range(6))
-        saved = store.save_stage_output(tid, None, "detect", expected(range(6)))
-        assert stored_hash(store, cid) == stored_hash(store, saved)
-        assert store.begin_run(tid, None, "detect").todo() == []  # the memo holds them
-        assert store.get_run(done_id).state == "aborted"
+    with _code_of_14(monkeypatch):
+        old = new_store(kind)
+        tid, run_id, done_id = _parts_of_14(old)
+    store = new_store.reopen(old)
+    engine = store.catalog.engine
+    assert schema.version_of(engine) == schema.LATEST_VERSION >= 15
+    assert not engine.has_table("run_parts")
+    assert engine.query("SELECT run_id, lo, hi, n FROM {s}run_puts") == [(run_id, 0, 4, 5)]
+    run = store.get_run(run_id)
+    assert run.todo() == [5] and run.done == 5
+    run.put({s: value(s) for s in (2, 3)})  # equal values: a no-op
+    with pytest.raises(ConflictError, match=r"frame\(s\) 4 already hold"):
+        run.put({4: value(4, "other"), 5: value(5)})
+    assert run.todo() == [5]
+    run.put({5: value(5)})
+    cid = run.commit()
+    assert store.load_stage_output(cid, "detect") == expected(range(6))
+    saved = store.save_stage_output(tid, None, "detect", expected(range(6)))
+    assert stored_hash(store, cid) == stored_hash(store, saved)
+    assert store.begin_run(tid, None, "detect").todo() == []  # the memo holds them
+    assert store.get_run(done_id).state == "aborted"
 
 
 def test_a_catalog_of_before_migration_15_opened_read_only_has_no_runs_to_read(
@@ -752,7 +768,8 @@ def test_a_catalog_of_before_migration_15_opened_read_only_has_no_runs_to_read(
     missing table), as a catalog older than runs."""
     from localckpt.backends.sql import sqlite_catalog
 
-    _store_at_14_with_parts(tmp_path / "s", monkeypatch)
+    with _code_of_14(monkeypatch), localckpt.open(tmp_path / "s", create=True) as old:
+        _parts_of_14(old)
     ro = sqlite_catalog(str(tmp_path / "s" / "catalog.sqlite"), read_only=True)
     try:
         assert ro.engine.has_table("runs") and not ro.runs.available
@@ -760,21 +777,22 @@ def test_a_catalog_of_before_migration_15_opened_read_only_has_no_runs_to_read(
         ro.close()
 
 
-def test_migration_15_refuses_a_damaged_part_and_changes_nothing(tmp_path: Any,
-                                                                 monkeypatch: Any) -> None:
+@pytest.mark.parametrize("kind", MIGRATING_KINDS)
+def test_migration_15_refuses_a_damaged_part_and_changes_nothing(
+        new_store: Any, kind: str, monkeypatch: Any) -> None:
     from localckpt.backends.sql import schema
 
-    _store_at_14_with_parts(tmp_path / "s", monkeypatch, damaged=True)
+    with _code_of_14(monkeypatch):
+        old = new_store(kind)
+        _parts_of_14(old, damaged=True)
     with pytest.raises(CorruptDataError, match="run_parts"):
-        localckpt.open(tmp_path / "s")
-    with monkeypatch.context() as m:
-        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:8])
-        m.setattr(schema, "LATEST_VERSION", 14)
-        with localckpt.open(tmp_path / "s") as old:
-            engine = old.catalog.engine
-            assert schema.version_of(engine) == 14 and not engine.has_table("run_puts")
-            assert count(old, "runs") == 2
-            assert int(engine.query("SELECT count(*) FROM run_parts")[0][0]) == 11
+        new_store.reopen(old)
+    with _code_of_14(monkeypatch):
+        again = new_store.reopen(old)
+        engine = again.catalog.engine
+        assert schema.version_of(engine) == 14 and not engine.has_table("run_puts")
+        assert count(again, "runs") == 2
+        assert int(engine.query("SELECT count(*) FROM {s}run_parts")[0][0]) == 11
 
 
 def test_puts_and_commits_run_with_the_cyclic_gc_paused(new_store: Any) -> None:
