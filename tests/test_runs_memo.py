@@ -368,3 +368,26 @@ def test_memo_entries_of_any_stage_name_and_inputs_read_back_checked(new_store: 
     assert (entry.inputs["raw"] is None) and found[keys[0].digest].inputs["raw"]
     assert store.load_stage_output(again.commit(), stage) == {
         "frames": {str(s): value(s) for s in range(6)}}
+
+
+def test_memo_entries_whose_parts_are_not_hex_take_the_plain_digest(
+        new_store: Any) -> None:
+    """An entry's digest is put together from its hashes as text that needs no JSON
+    escaping; a part that would (not a hash: here a frame hash with a quote) makes every
+    entry of the batch take _digest_of itself, and they read back, checked."""
+    from localckpt.runs.closing import aborting
+
+    store = new_store("embedded")
+    tl = store.create_timeline("a.mp4", "p", frames(3), codec="png")
+    run = store.begin_run(tl.id, None, "detect")
+    run.put({s: value(s) for s in range(3)})
+    keys = {s: run.memo_key(s).digest for s in range(3)}
+    tables = store._run_tables()
+    odd = {0: 'fr"\\é\n', 1: "f" * 64, 2: "é" * 3}
+    tables.change(run.id, aborting(tables), close=lambda new: new.state == "aborted",
+                  memo_of=lambda s: (odd[s], {"in\"put": None}))
+    found = tables.lookup(keys.values())
+    assert {s: (found[k].frame_hash, dict(found[k].inputs)) for s, k in keys.items()} == {
+        s: (odd[s], {"in\"put": None}) for s in range(3)}
+    assert tables.memo_data(keys.values()) == {
+        k: canonical_bytes(value(s)) for s, k in keys.items()}

@@ -247,6 +247,9 @@ def frames_output(values: Mapping[int, bytes]) -> tuple[bytes, dict[int, tuple[i
 
 
 _FRAMES_OPEN = b'{"frames":{'
+#: letters and digits: text of only these needs no escaping in JSON (what is left when
+#: bytes.translate deletes them tells; str.isalnum reads each character's category)
+_ALNUM = bytes(range(48, 58)) + bytes(range(65, 91)) + bytes(range(97, 123))
 
 
 # -- rows -----------------------------------------------------------------------------------
@@ -861,7 +864,7 @@ class RunTables:
                 text = texts[pairs] = plain, orjson.dumps(plain)
             made.append((key, frame, text, h, where[seq]))
         hexes = "".join([f"{key}{frame}{h}" for key, frame, _, h, _ in made])
-        if hexes.isascii() and hexes.isalnum():
+        if hexes.isascii() and not hexes.encode("ascii").translate(None, _ALNUM):
             blake2b, from_bytes = hashlib.blake2b, int.from_bytes
             digests = [from_bytes(blake2b(b'["%s",%s,"%s",%s,"%s",%s]' % (
                 key.encode(), shared[0], frame.encode(), text[1], h.encode(), shared[1]),
