@@ -387,6 +387,52 @@ def test_assembled_bytes_equal_canonical_bytes(values: dict[int, Any]) -> None:
         assert stored_hash(store, cid, "s") == content_hash(canonical_bytes(whole))
 
 
+@pytest.mark.parametrize("kind", [k for k in ("embedded", "postgres-local") if k in KINDS])
+def test_puts_of_threads_that_overlap_keep_each_frame_in_one_row(new_store: Any,
+                                                                 kind: str) -> None:
+    """Threads put chunks that overlap, now and then with another value (on PostgreSQL
+    in transactions of their own at once): a frame is never in two rows, each holds the
+    value of the put that landed first, and a refused put wrote nothing."""
+    import threading
+
+    store = new_store(kind)
+    n = 300
+    tl = store.create_timeline("v.mp4", "p", frames(n), codec="png")
+    run = store.begin_run(tl.id, None, "detect")
+    run.todo()
+    errors: list[BaseException] = []
+    landed: list[dict[int, str]] = []
+
+    def work(seed: int) -> None:
+        rnd = random.Random(seed)
+        try:
+            for _ in range(25):
+                a = rnd.randrange(n)
+                seqs = sorted({min(n - 1, a + rnd.randrange(20)) for _ in range(10)})
+                salt = "x" if rnd.random() < 0.1 else ""
+                try:
+                    run.put({s: value(s, salt) for s in seqs})
+                    landed.append(dict.fromkeys(seqs, salt))
+                except ConflictError:
+                    pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    tables = store._run_tables()
+    tables.forget(run.id)  # read back from the rows
+    parts = tables.part_values(run.id)
+    assert count(store, "run_parts") == len(parts)  # no frame in two rows
+    for put in landed:
+        assert all(parts[s][2] == canonical_bytes(value(s, salt)) for s, salt in put.items())
+    assert sorted(parts) == sorted({s for put in landed for s in put})
+
+
 def test_a_put_row_of_parts_given_in_any_order_reads_back() -> None:
     """RunTables.put orders the parts itself (a row's lo and hi are its least and
     greatest frames)."""
