@@ -847,8 +847,9 @@ class Store:
                                     "memory://, PostgreSQL or DuckDB)")
         if not tables.available:
             raise InvalidInputError(f"the catalog {self.catalog.describe()} is open read-only "
-                                    "and predates stage runs; open it where it can be "
-                                    "written once (that adds their tables)")
+                                    "and predates stage runs as this version keeps them; "
+                                    "open it where it can be written once (that adds "
+                                    "their tables)")
         return tables
 
     def _save_run_checkpoint(self, run: RunRecord, data: bytes, h: str) -> None:

@@ -7,7 +7,9 @@ and memo entries hold and collects what aborted runs and cleared entries leave.
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -50,6 +52,11 @@ def stored_hash(store: localckpt.Store, cid: str, stage: str = "detect") -> str:
 
 
 def count(store: localckpt.Store, table: str) -> int:
+    """Rows of a table; for "run_parts", the frames the puts of open runs hold (a put is
+    one row of run_puts)."""
+    if table == "run_parts":
+        return int(store.catalog.engine.query(
+            "SELECT coalesce(sum(n), 0) FROM {s}run_puts")[0][0])
     return int(store.catalog.engine.query(f"SELECT count(*) FROM {{s}}{table}")[0][0])
 
 
@@ -302,8 +309,9 @@ def test_the_catalog_is_at_the_latest_version_with_the_run_tables(store: localck
     from localckpt.backends.sql.schema import LATEST_VERSION, version_of
 
     assert LATEST_VERSION >= 7 and version_of(store.catalog.engine) == LATEST_VERSION
-    for table in ("runs", "run_parts", "memo_entries"):
+    for table in ("runs", "run_puts", "memo_entries"):
         assert store.catalog.engine.has_table(table)
+    assert not store.catalog.engine.has_table("run_parts")  # migration 15 replaced it
 
 
 def test_gc_keeps_open_runs_and_memo_values_and_collects_the_rest(store: localckpt.Store,
@@ -380,6 +388,101 @@ def test_assembled_bytes_equal_canonical_bytes(values: dict[int, Any]) -> None:
 
 
 @pytest.mark.parametrize("kind", [k for k in ("embedded", "postgres-local") if k in KINDS])
+def test_puts_of_threads_that_overlap_keep_each_frame_in_one_row(new_store: Any,
+                                                                 kind: str) -> None:
+    """Threads put chunks that overlap, now and then with another value (on PostgreSQL
+    in transactions of their own at once): a frame is never in two rows, each holds the
+    value of the put that landed first, and a refused put wrote nothing."""
+    import threading
+
+    store = new_store(kind)
+    n = 300
+    tl = store.create_timeline("v.mp4", "p", frames(n), codec="png")
+    run = store.begin_run(tl.id, None, "detect")
+    run.todo()
+    errors: list[BaseException] = []
+    landed: list[dict[int, str]] = []
+
+    def work(seed: int) -> None:
+        rnd = random.Random(seed)
+        try:
+            for _ in range(25):
+                a = rnd.randrange(n)
+                seqs = sorted({min(n - 1, a + rnd.randrange(20)) for _ in range(10)})
+                salt = "x" if rnd.random() < 0.1 else ""
+                try:
+                    run.put({s: value(s, salt) for s in seqs})
+                    landed.append(dict.fromkeys(seqs, salt))
+                except ConflictError:
+                    pass
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    tables = store._run_tables()
+    tables.forget(run.id)  # read back from the rows
+    parts = tables.part_values(run.id)
+    assert count(store, "run_parts") == len(parts)  # no frame in two rows
+    for put in landed:
+        assert all(parts[s][2] == canonical_bytes(value(s, salt)) for s, salt in put.items())
+    assert sorted(parts) == sorted({s for put in landed for s in put})
+
+
+def test_a_put_row_of_parts_given_in_any_order_reads_back() -> None:
+    """RunTables.put orders the parts itself (a row's lo and hi are its least and
+    greatest frames)."""
+    with localckpt.open("memory://") as store:
+        tl = store.create_timeline("v.mp4", "p", frames(6), codec="png")
+        run = store.begin_run(tl.id, None, "s", memo=False)
+        datas = {s: canonical_bytes(value(s)) for s in (5, 1, 3)}
+        store._run_tables().put(run.id, [(s, content_hash(d), d, None)
+                                         for s, d in datas.items()])
+        assert run.todo() == [0, 2, 4]
+        with pytest.raises(ConflictError, match=r"frame\(s\) 3 already hold"):
+            run.put({3: value(3, "other")})  # the row spans 3: found by its range
+        assert store.load_stage_output(run.commit(partial=True), "s") == expected((1, 3, 5))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.dictionaries(st.integers(0, 24), st.integers(0, 2), min_size=1,
+                                max_size=8), min_size=1, max_size=8))
+def test_puts_that_interleave_or_repeat_agree_with_a_model(puts: list[dict[int, int]]
+                                                           ) -> None:
+    """Puts whose sequences interleave with rows already put (a row spans the range
+    of its least to its greatest frame), repeat frames or conflict: an equal value is a
+    no-op, another one refuses the whole put; the parts, todo() and the committed
+    output are the model's, also read back from the rows (the bytes this process
+    remembered dropped)."""
+    with localckpt.open("memory://") as store:
+        tl = store.create_timeline("v.mp4", "p", frames(25), codec="png")
+        run = store.begin_run(tl.id, None, "s", memo=False)
+        tables = store._run_tables()
+        model: dict[int, int] = {}
+        for put in puts:
+            values = {seq: {"v": v} for seq, v in put.items()}
+            if any(model.get(seq, v) != v for seq, v in put.items()):
+                with pytest.raises(ConflictError, match="nothing of this put was written"):
+                    run.put(values)
+            else:
+                run.put(values)
+                model.update(put)
+            assert tables.parts(run.id) == {
+                seq: content_hash(canonical_bytes({"v": v})) for seq, v in model.items()}
+        assert run.todo() == [s for s in range(25) if s not in model]
+        tables.forget(run.id)
+        assert {s: v[2] for s, v in tables.part_values(run.id).items()} == {
+            seq: canonical_bytes({"v": v}) for seq, v in model.items()}
+        cid = run.commit(partial=True)
+        assert store.load_stage_output(cid, "s") == {
+            "frames": {str(seq): {"v": v} for seq, v in model.items()}}
+
+
+@pytest.mark.parametrize("kind", [k for k in ("embedded", "postgres-local") if k in KINDS])
 def test_a_put_is_one_write_and_no_read(new_store: Any, kind: str) -> None:
     """One engine.write per put (PostgreSQL sends it in one round trip), whatever its
     size, once the run knows its frames; nothing read."""
@@ -402,24 +505,27 @@ def test_a_put_is_one_write_and_no_read(new_store: Any, kind: str) -> None:
 @pytest.mark.parametrize("kind", [k for k in ("embedded", "postgres-local") if k in KINDS])
 def test_a_put_of_new_frames_reads_no_frame_back(new_store: Any, kind: str,
                                                   monkeypatch: Any) -> None:
-    """Cost: a put of new frames checks only that the run is open, then inserts them;
-    the guard that reads its frames back (another value there?) runs only when one is
-    there already (the insert met its key, and nothing of it was kept). That read was a
-    third of the time of a put's statements before its COMMIT on SQLite."""
+    """Cost: a put of new frames checks that the run is open and that no put row of the
+    run spans its sequences (an index range), then inserts its one row, in one write;
+    the frames already put are read (another value there?) only when a row spans them,
+    in a transaction of its own. Reading the frames of every put back was a third of
+    the time of a put's statements before its COMMIT on SQLite."""
     store = new_store(kind)
     tl = store.create_timeline("v.mp4", "p", frames(10), codec="png")
     run = store.begin_run(tl.id, None, "detect")
     run.todo()
     engine = store.catalog.engine
     guards: list[list[str]] = []
-    write = engine.write
+    write, transaction = engine.write, engine.transaction
     monkeypatch.setattr(engine, "write", lambda steps: (
         guards.append([st.refuse[0] for st in steps if st.refuse]), write(steps))[1])
+    monkeypatch.setattr(engine, "transaction", lambda: (
+        guards.append(["transaction"]), transaction())[1])
     run.put({s: value(s) for s in range(5)})
-    assert guards == [["LC421"]]
+    assert guards == [["LC421", "LC423"]]
     guards.clear()
     run.put({s: value(s) for s in range(3, 8)})  # 3 and 4 are there, equal: a no-op
-    assert guards == [["LC421"], ["LC421", "LC422"]]
+    assert guards == [["LC421", "LC423"], ["transaction"]]
     with pytest.raises(ConflictError, match=r"frame\(s\) 1 already hold"):
         run.put({1: value(1, "other"), 9: value(9)})
     monkeypatch.undo()
@@ -475,12 +581,13 @@ def test_a_part_holding_another_values_bytes_is_an_error(tmp_path: Any) -> None:
     tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
     run = store.begin_run(tl.id, None, "detect")
     run.put({s: value(s) for s in range(3)})
+    datas = [canonical_bytes(value(s)) for s in range(3)]
+    datas[1] = datas[1].replace(b"1.5", b"1.6")  # another value, of the same size
     with store.catalog.engine.transaction() as tx:
-        tx.execute("UPDATE run_parts SET data = ? WHERE sequence = 1",
-                   (canonical_bytes(value(2)),))
+        tx.execute("UPDATE run_puts SET data = ?", (b"".join(datas),))
     with localckpt.open(tmp_path / "s") as other:
         again = other.get_run(run.id)
-        with pytest.raises(CorruptDataError, match="run_parts"):
+        with pytest.raises(CorruptDataError, match="run_puts"):
             again.commit()
         assert again.state == "open" and again.checkpoint_id is None  # refused before it began
     assert store.load_stage_output(run.commit(), "detect") == expected(range(3))
@@ -506,8 +613,8 @@ def test_a_commit_reads_back_no_value_this_process_put(new_store: Any, kind: str
     tables = store._run_tables()
     assert {s: v[2] for s, v in tables.part_values(run.id).items()} == {
         s: canonical_bytes(value(s)) for s in range(4)}
-    # every part is one it put (count(*) says so): no row is read
-    assert said and not [q for q, _ in said if "SELECT run_id, sequence" in q], said
+    # every part is one it put (sum(n) says so): no row is read
+    assert said and not [q for q, _ in said if "SELECT run_id, lo" in q], said
     with tables._written_lock:  # as if frames 4 and 5 were put by another process
         tables._written[run.id].pop(3)
     tables.put(run.id, [(s, content_hash(canonical_bytes(value(s))),
@@ -519,8 +626,8 @@ def test_a_commit_reads_back_no_value_this_process_put(new_store: Any, kind: str
         s: canonical_bytes(value(s)) for s in range(6)}
     fetched = [p for q, p in said if "data FROM" in q]
     assert len(fetched) == 1, said
-    seqs = fetched[0][1]  # SQLite binds a list as JSON text
-    assert sorted(orjson.loads(seqs) if isinstance(seqs, str) else seqs) == [3, 4]
+    los = fetched[0][1]  # SQLite binds a list as JSON text: the rows holding 3 and 4
+    assert sorted(orjson.loads(los) if isinstance(los, str) else los) == [0, 4]
     monkeypatch.undo()
     assert store.load_stage_output(run.commit(), "detect") == expected(range(6))
 
@@ -534,10 +641,10 @@ def test_a_part_moved_to_another_value_is_an_error_where_it_is_read(tmp_path: An
     tl = store.create_timeline("v.mp4", "p", frames(3), codec="png")
     run = store.begin_run(tl.id, None, "detect")
     run.put({s: value(s) for s in range(3)})
-    other = canonical_bytes(value(2))
+    datas = [canonical_bytes(value(s)) for s in (0, 2, 2)]  # frame 1 names frame 2's value
     with store.catalog.engine.transaction() as tx:
-        tx.execute("UPDATE run_parts SET data = ?, value_hash = ? WHERE sequence = 1",
-                   (other, content_hash(other)))
+        tx.execute("UPDATE run_puts SET data = ?, value_hashes = ?",
+                   (b"".join(datas), ",".join(map(content_hash, datas))))
     with localckpt.open(tmp_path / "s") as second, \
             pytest.raises(CorruptDataError, match="does not match its digest"):
         second.get_run(run.id).commit()
@@ -574,7 +681,7 @@ def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
     keeping them) opens with the parts' values in their rows and the entries pointing at
     their outputs, which go at gc once the memo is cleared."""
     from localckpt.backends.sql import schema
-    from localckpt.backends.sql.runs import part_digest
+    from localckpt.backends.sql.runs import RunTables, part_digest
     from localckpt.records import utcnow
     from localckpt.runs.records import MemoEntry
 
@@ -582,6 +689,7 @@ def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
     with monkeypatch.context() as m:  # the code of before: migrations up to 8
         m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:2])
         m.setattr(schema, "LATEST_VERSION", 8)
+        m.setattr(RunTables, "available", True)  # runs begun here, without put rows
         with localckpt.open(tmp_path / "old", create=True) as old:
             tl = old.create_timeline("v.mp4", "p", frames(3), codec="png")
             run = old.begin_run(tl.id, None, "detect")
@@ -618,6 +726,119 @@ def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
         for _ in range(2):
             collect_garbage(store, older_than=0, grace=0)
         assert store.catalog.missing_outputs(set(hashes)) == set(hashes)
+
+
+@contextlib.contextmanager
+def _code_of_14(monkeypatch: Any) -> Iterator[None]:
+    """Stores opened inside are made (or opened) at version 14, before migration 15."""
+    from localckpt.backends.sql import schema
+    from localckpt.backends.sql.runs import RunTables
+
+    with monkeypatch.context() as m:
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:8])
+        m.setattr(schema, "LATEST_VERSION", 14)
+        # this code begins and closes runs there (its tables of runs are those of before)
+        m.setattr(RunTables, "available", True)
+        yield
+
+
+def _parts_of_14(old: localckpt.Store, damaged: bool = False) -> tuple[str, str, str]:
+    """In a store at version 14, what the code of before wrote: an open run with frames
+    0-4 put as one part row each (frame 2's bytes damaged, when damaged), and an aborted
+    run of 6 frames whose parts gc has not purged yet. (timeline id, open run id,
+    aborted run id)."""
+    import attrs
+
+    from localckpt.backends.sql import schema
+    from localckpt.backends.sql.runs import part_digest
+    from localckpt.records import utcnow
+
+    e = old.catalog.engine
+    assert schema.version_of(e) == 14
+    tl = old.create_timeline("v.mp4", "p", frames(6), codec="png")
+    run = old.begin_run(tl.id, None, "detect")
+    done = old.begin_run(tl.id, None, "classify", memo=False)
+    with e.transaction() as tx:
+        for rid, seqs in ((run.id, range(5)), (done.id, range(6))):
+            for s in seqs:
+                data = canonical_bytes(value(s))
+                h = content_hash(data)
+                key = run.memo_key(s).digest if rid == run.id else None
+                if damaged and s == 2 and rid == run.id:
+                    data = data.replace(b"2.5", b"2.6")
+                tx.execute(e.sql("INSERT INTO {s}run_parts (run_id, sequence, value_hash, "
+                                 "key, data, digest) VALUES (?, ?, ?, ?, ?, ?)"),
+                           (rid, s, h, key, data, part_digest(rid, s, h, key)))
+    old._run_tables().change(done.id, lambda rec, tx: attrs.evolve(
+        rec, state="aborted", closed_at=utcnow(), done=6))  # its parts stay
+    return tl.id, run.id, done.id
+
+
+MIGRATING_KINDS = [k for k in ("embedded", "postgres-local") if k in KINDS] + ["duckdb"]
+
+
+@pytest.mark.parametrize("kind", MIGRATING_KINDS)
+def test_migration_15_moves_the_parts_of_open_runs_into_put_rows(
+        new_store: Any, kind: str, monkeypatch: Any) -> None:
+    """An open run's parts, one row per frame, become put rows: todo() is what was
+    missing, a put of an equal value is a no-op and of another value a conflict, and
+    the commit is save_stage_output's bytes; a closed run's parts (read no more) go."""
+    from localckpt.backends.sql import schema
+
+    with _code_of_14(monkeypatch):
+        old = new_store(kind)
+        tid, run_id, done_id = _parts_of_14(old)
+    store = new_store.reopen(old)
+    engine = store.catalog.engine
+    assert schema.version_of(engine) == schema.LATEST_VERSION >= 15
+    assert not engine.has_table("run_parts")
+    assert engine.query("SELECT run_id, lo, hi, n FROM {s}run_puts") == [(run_id, 0, 4, 5)]
+    run = store.get_run(run_id)
+    assert run.todo() == [5] and run.done == 5
+    run.put({s: value(s) for s in (2, 3)})  # equal values: a no-op
+    with pytest.raises(ConflictError, match=r"frame\(s\) 4 already hold"):
+        run.put({4: value(4, "other"), 5: value(5)})
+    assert run.todo() == [5]
+    run.put({5: value(5)})
+    cid = run.commit()
+    assert store.load_stage_output(cid, "detect") == expected(range(6))
+    saved = store.save_stage_output(tid, None, "detect", expected(range(6)))
+    assert stored_hash(store, cid) == stored_hash(store, saved)
+    assert store.begin_run(tid, None, "detect").todo() == []  # the memo holds them
+    assert store.get_run(done_id).state == "aborted"
+
+
+def test_a_catalog_of_before_migration_15_opened_read_only_has_no_runs_to_read(
+        tmp_path: Any, monkeypatch: Any) -> None:
+    """Never migrated, it has no put rows: its runs are not read (not an error of a
+    missing table), as a catalog older than runs."""
+    from localckpt.backends.sql import sqlite_catalog
+
+    with _code_of_14(monkeypatch), localckpt.open(tmp_path / "s", create=True) as old:
+        _parts_of_14(old)
+    ro = sqlite_catalog(str(tmp_path / "s" / "catalog.sqlite"), read_only=True)
+    try:
+        assert ro.engine.has_table("runs") and not ro.runs.available
+    finally:
+        ro.close()
+
+
+@pytest.mark.parametrize("kind", MIGRATING_KINDS)
+def test_migration_15_refuses_a_damaged_part_and_changes_nothing(
+        new_store: Any, kind: str, monkeypatch: Any) -> None:
+    from localckpt.backends.sql import schema
+
+    with _code_of_14(monkeypatch):
+        old = new_store(kind)
+        _parts_of_14(old, damaged=True)
+    with pytest.raises(CorruptDataError, match="run_parts"):
+        new_store.reopen(old)
+    with _code_of_14(monkeypatch):
+        again = new_store.reopen(old)
+        engine = again.catalog.engine
+        assert schema.version_of(engine) == 14 and not engine.has_table("run_puts")
+        assert count(again, "runs") == 2
+        assert int(engine.query("SELECT count(*) FROM {s}run_parts")[0][0]) == 11
 
 
 def test_puts_and_commits_run_with_the_cyclic_gc_paused(new_store: Any) -> None:

@@ -25,7 +25,7 @@ def snapshot(store: localckpt.Store) -> dict[str, Any]:
     """Every row of the tables a run writes, and the runs' states."""
     q = store.catalog.engine.query
     return {table: sorted(map(repr, q(f"SELECT * FROM {{s}}{table}")))
-            for table in ("runs", "run_parts", "memo_entries", "outputs", "output_refs",
+            for table in ("runs", "run_puts", "memo_entries", "outputs", "output_refs",
                           "checkpoints")}
 
 

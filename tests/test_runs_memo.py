@@ -192,9 +192,10 @@ def test_the_key_reads_part_by_part_and_the_fast_digest_agrees() -> None:
     inputs = {"detect": {0: {"boxes": [1.5, 2]}, 2: [1e16, "é\u2028"]}}
     keys = FrameKeys("stage \"q\"", "v\u00e9", {"t": 0.1}, {0: "a" * 64, 1: "b" * 64,
                                                            2: "c" * 64}, inputs)
-    for seq in (0, 1, 2):
-        key = keys.key(seq)
-        assert keys.digest(seq) == key.digest == content_hash(canonical_bytes(key.parts()))
+    bare = FrameKeys("stage \"q\"", "v\u00e9", {"t": 0.1}, {0: "a" * 64}, {})  # no inputs
+    for made, seq in [(keys, 0), (keys, 1), (keys, 2), (bare, 0)]:
+        key = made.key(seq)
+        assert made.digest(seq) == key.digest == content_hash(canonical_bytes(key.parts()))
     key = keys.key(1)
     assert key.parts() == {"stage": "stage \"q\"", "version": "v\u00e9",
                            "params": content_hash(canonical_bytes({"t": 0.1})),
@@ -337,3 +338,56 @@ def test_two_lambdas_on_one_line_have_their_own_versions(tmp_path: Any,
         assert run.todo() == [0, 1, 2, 3]  # the second lambda is not the first's memo
         run.map(fn)
         run.commit()
+
+
+@pytest.mark.parametrize("kind", ["embedded", "duckdb"])
+def test_memo_entries_of_any_stage_name_and_inputs_read_back_checked(new_store: Any,
+                                                                     kind: str) -> None:
+    """A commit writes each entry's digest from text it puts together (the parts every
+    entry shares encoded once): entries of a stage and version that JSON escapes, with
+    inputs, read back as the same records, their digests checked, on every engine."""
+    store = new_store(kind)
+    tl = store.create_timeline("a.mp4", "p", frames(6), codec="png")
+    base = store.save_stage_output(tl.id, None, "raw", {"frames": {
+        str(s): {"n": s} for s in range(5)}})  # frame 5 has no input value
+    stage, version = 'dé"tect\\\n\u2028', 'v"1\\'
+    first = store.begin_run(tl.id, base, stage, version=version, inputs=("raw",),
+                            params={"q": "\"x\""})
+    full(first)
+    again = store.begin_run(tl.id, base, stage, version=version, inputs=("raw",),
+                            params={"q": "\"x\""})
+    assert again.todo() == [] and again.memo_hits == 6
+    keys = {s: again.memo_key(s) for s in range(6)}
+    found = store._run_tables().lookup(k.digest for k in keys.values())
+    for s, key in keys.items():
+        entry = found[key.digest]
+        assert (entry.stage, entry.version, entry.params_hash, entry.frame_hash) == (
+            stage, version, key.params, key.frame)
+        assert dict(entry.inputs) == dict(key.inputs) and entry.run_id == first.id
+        assert entry.value_hash == content_hash(canonical_bytes(value(s)))
+    assert (entry.inputs["raw"] is None) and found[keys[0].digest].inputs["raw"]
+    assert store.load_stage_output(again.commit(), stage) == {
+        "frames": {str(s): value(s) for s in range(6)}}
+
+
+def test_memo_entries_whose_parts_are_not_hex_take_the_plain_digest(
+        new_store: Any) -> None:
+    """An entry's digest is put together from its hashes as text that needs no JSON
+    escaping; a part that would (not a hash: here a frame hash with a quote) makes every
+    entry of the batch take _digest_of itself, and they read back, checked."""
+    from localckpt.runs.closing import aborting
+
+    store = new_store("embedded")
+    tl = store.create_timeline("a.mp4", "p", frames(3), codec="png")
+    run = store.begin_run(tl.id, None, "detect")
+    run.put({s: value(s) for s in range(3)})
+    keys = {s: run.memo_key(s).digest for s in range(3)}
+    tables = store._run_tables()
+    odd = {0: 'fr"\\é\n', 1: "f" * 64, 2: "é" * 3}
+    tables.change(run.id, aborting(tables), close=lambda new: new.state == "aborted",
+                  memo_of=lambda s: (odd[s], {"in\"put": None}))
+    found = tables.lookup(keys.values())
+    assert {s: (found[k].frame_hash, dict(found[k].inputs)) for s, k in keys.items()} == {
+        s: (odd[s], {"in\"put": None}) for s in range(3)}
+    assert tables.memo_data(keys.values()) == {
+        k: canonical_bytes(value(s)) for s, k in keys.items()}

@@ -89,6 +89,8 @@ class FrameKeys:
         enc = lambda text: canonical_bytes(text).decode("utf-8")  # noqa: E731
         self._names = [enc(name) for name in self._inputs]
         self._tail = f',"params":"{self.params}","stage":{enc(stage)},"version":{enc(version)}}}'
+        #: after the frame's hash, for a stage without inputs (the usual one)
+        self._bare = ('","inputs":{}' + self._tail).encode("utf-8")
 
     def input_hash(self, name: str, sequence: int) -> str | None:
         cache = self._input_hashes[name]
@@ -105,6 +107,9 @@ class FrameKeys:
 
     def digest(self, sequence: int) -> str:
         """MemoKey.digest of one frame, fast."""
+        if not self._names:
+            return hashlib.sha256(b'{"frame":"%s%s' % (self.frames[sequence].encode(),
+                                                       self._bare)).hexdigest()
         pairs = []
         for enc, name in zip(self._names, self._inputs, strict=True):
             h = self.input_hash(name, sequence)

@@ -4,11 +4,13 @@ does for timelines and checkpoints).
 Kinds::
 
     run    RunRecord    one stage over one timeline, begun under one parent checkpoint
-    part   PartRecord   the value one run wrote for one frame (by hash; its row holds it)
+    part   PartRecord   the value one run wrote for one frame (by hash; its put's row holds it)
     memo   MemoEntry    a value any run wrote for a memo key (see ``localckpt.runs.memo``)
 
 The SQL tables (``localckpt.backends.sql.runs``) derive their columns from
-:data:`RUN_FIELDS`, and each row carries a digest of these fields. A run changes state
+:data:`RUN_FIELDS` (parts: the table of migration 7, replaced by one row per put in
+migration 15, whose digest covers its lists), and each row carries a digest of these
+fields. A run changes state
 (open, committing, committed, aborted) and the fields after ``state`` with it; the
 rest never changes. Parts and memo entries never change: a part is deleted by gc once
 its run is committed or aborted, a memo entry when the memo is cleared.

@@ -1,10 +1,11 @@
 """StageRun: one stage over one timeline, written frame by frame, committed once.
 
 A run is a record in the catalog; what it has been given so far are its parts, each a
-frame's value in a row of the run (``localckpt.backends.sql.runs``). So a run survives
-its process: ``store.get_run(id)`` in any process that opens the same store (any machine,
-on PostgreSQL + S3) continues it, and after a crash ``todo()`` is exactly what is
-missing. ``put`` is one short transaction: durable when it returns, all of it or none.
+frame's value in the row of the put that wrote it (``localckpt.backends.sql.runs``). So
+a run survives its process: ``store.get_run(id)`` in any process that opens the same
+store (any machine, on PostgreSQL + S3) continues it, and after a crash ``todo()`` is
+exactly what is missing. ``put`` is one short transaction: durable when it returns,
+all of it or none.
 
 Semantics:
 

@@ -1,40 +1,48 @@
-"""Stage runs, their parts and the per-frame memo: three tables of the one catalog.
+"""Stage runs, their puts and the per-frame memo: three tables of the one catalog.
 
 Schema (migration 7, rendered per dialect from :data:`TABLES`; migration 9 adds the
-columns after the digest-covered fields)::
+columns after the digest-covered fields; migration 15 replaces the parts, one row per
+frame, with :data:`PUTS`, one row per put)::
 
     runs          one row per run (``localckpt.runs.records.RunRecord``), its ``tail``
                   for short ids, ``puts`` (a counter every put increments: on PostgreSQL
                   it is what makes a put and a commit of one run take turns) and digest
-    run_parts     (run_id, sequence) -> value_hash, the frame's memo ``key`` and the
-                  value's canonical bytes (``data``)
+    run_puts      (run_id, lo) -> one put: its frames' sequences (lo and hi the least
+                  and the greatest), value hashes, memo keys (NULL for a run with the
+                  memo off) and byte sizes, each list as comma-separated text, and
+                  ``data``, the values' canonical bytes one after the other
     memo_entries  key -> value_hash, the key's parts and the run that wrote it; the value
                   lies in output ``value_in`` at ``value_at`` (``value_size`` bytes)
 
-Why this layout (measured: a put of 100 frames wrote ~400 B-tree pages when each value
-was an output with references, and a memo entry): a put writes only its run's rows,
-which sit together in the (run_id, sequence) range. The memo is written once per run,
+A frame's value in a run is its *part*: the put row that holds it, cut at the sizes.
+
+Why this layout (measured on SQLite: a put of 100 frames wrote ~400 B-tree pages when
+each value was an output with references, and a memo entry; with a row per frame, the
+10,000 rows of a run of 10,000 frames cost a third of its puts' time to insert, and a
+Python digest each): a put writes one row of its run, beside the run's others in the
+(run_id, lo) range. The memo is written once per run,
 in the transaction that commits or aborts it (a deletion that orphans an open run aborts
 it in the transaction of its tombstones: change_in): each keyed part becomes an entry pointing
 at its value inside the checkpoint's output (an aborted run's values are written as an
 output of their own), and one reference owned by the run keeps that output through gc
 until clear_memo removes the run's last entry. Until then an open run's parts answer
-other open runs of the same stage, version and params. A closed run's parts are read no
+other open runs of the same stage, version and params. A closed run's puts are read no
 more; gc's purge deletes them (drop_closed_parts).
 
 Why a put is one round trip on PostgreSQL (``Engine.write``): its statements are a guard
-that refuses the whole write on the server when the run is not open (``LC421``) and a
-plain insert of its parts. Only when a frame is there already (the insert meets its key:
-Duplicate, nothing kept) does a second write follow, inserting with ``ON CONFLICT DO
-NOTHING`` and a guard refusing it when a frame holds another value (``LC422``: the
-stored part's digest differs from the one this put would write; a part's digest covers
-run id, sequence, value hash and key, so equal digests mean equal values). That guard
-read the frames of every put back (measured on SQLite: 0.28 ms of a put of 100 frames,
-a third of its statements' time before the COMMIT); a put of new frames, the usual one,
-needs no such read.
+that refuses the whole write on the server when the run is not open (``LC421``), a
+guard refusing it when a put row of the run spans one of its sequences (``LC423``: lo
+<= its greatest and hi >= its least) and a plain insert of its row. Only when such a
+row is there (a frame put again, or puts whose sequences interleave) does a second
+write follow, in a transaction that holds the run's row (the ``puts`` counter, which
+every put updates first: puts of one run take turns) and compares the frames already
+put with this put's values: an equal value is left as it is, another one refuses the
+whole put (ConflictError), the rest are inserted as one row. A put of new frames in
+ascending order, the usual one, reads no row back.
 
 Every row read is checked against its digest, and a value's bytes against its hash
-(CorruptDataError names the table).
+(CorruptDataError names the table). A put row's digest covers the run id, lo, hi, the
+count and the four lists; the bytes are checked per value against the hashes.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ import operator
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import attrs
 import orjson
@@ -69,22 +77,23 @@ if TYPE_CHECKING:
     from .dialects import Dialect
     from .engine import Engine, Tx
 
-__all__ = ["TABLES", "MemoStageStats", "RunTables", "add_value_columns", "create_tables",
-           "frames_output", "part_digest", "record_digest"]
+__all__ = ["PUTS", "TABLES", "MemoStageStats", "RunTables", "add_puts", "add_value_columns",
+           "create_tables", "frames_output", "part_digest", "put_row", "record_digest"]
 
 _CLOSED = "LC421"
-_DIFFERS = "LC422"
+_SPANNED = "LC423"
 _BATCH = 4096  # keys per memo lookup, rows per clearing transaction
 _NEUTRAL = {"id": "id", "hash": "id", "text": "text", "json": "text", "bool": "bool",
             "int": "int", "time": "time"}
 _TABLE = {"run": "runs", "part": "run_parts", "memo": "memo_entries"}
-_PART = "run_id, sequence, value_hash, key, digest"  # a part as read (RunTables._parts)
+#: a put row as read (RunTables._puts); its data after these when read too
+_PUT = "run_id, lo, hi, n, sequences, value_hashes, keys, sizes, digest"
+_PUT_DATA = 9  # where data is in a row read with _PUT, data
 #: sequence -> (frame hash, inputs) of a run's frame: the parts of its memo key
 _MemoOf = Callable[[int], tuple[str, Mapping[str, str | None]]]
 #: a committed output's hash, sequence -> (offset, length) of each value in it, and the
 #: parts it holds: sequence -> (value hash, memo key)
 _Source = tuple[str, Mapping[int, tuple[int, int]], Mapping[int, tuple[str, str | None]]]
-_CHECKED_AT_MOST = 1_000_000  # part rows remembered as checked (RunTables._parts)
 _WRITTEN_AT_MOST = 64 << 20  # bytes of values remembered as put here (RunTables._written)
 
 
@@ -103,17 +112,31 @@ TABLES: tuple[Table, ...] = (
 )
 
 
+#: The put rows of migration 15 (see the module docstring), in neutral types. The
+#: index on (run_id, hi, lo) finds the rows a put's sequences fall among reading only
+#: the rows from its least sequence on.
+PUTS = Table("run_puts", (
+    ("run_id", "id", False), ("lo", "int", False), ("hi", "int", False), ("n", "int", False),
+    ("sequences", "text", False), ("value_hashes", "text", False), ("keys", "text", True),
+    ("sizes", "text", False), ("data", "blob", False), ("digest", "digest", False)),
+    ("run_id", "lo"), (("run_id", "hi", "lo"),))
+
+
+def _create(tx: Tx, engine: Engine, table: Table) -> None:
+    d = engine.dialect
+    cols = [f"{name} {d.types[kind]}{'' if nullable else ' NOT NULL'}"
+            for name, kind, nullable in table.columns]
+    cols.append(f"PRIMARY KEY ({', '.join(table.key)})")
+    tx.execute(engine.sql(f"CREATE TABLE {{s}}{table.name} ({', '.join(cols)})"))
+    for index in table.indexes:
+        tx.execute(engine.sql(f"CREATE INDEX {table.name}_{'_'.join(index)} ON "
+                              f"{{s}}{table.name} ({', '.join(index)})"))
+
+
 def create_tables(tx: Tx, engine: Engine) -> None:
     """Migration 7: the tables above, rendered for the engine's dialect."""
-    d = engine.dialect
     for table in TABLES:
-        cols = [f"{name} {d.types[kind]}{'' if nullable else ' NOT NULL'}"
-                for name, kind, nullable in table.columns]
-        cols.append(f"PRIMARY KEY ({', '.join(table.key)})")
-        tx.execute(engine.sql(f"CREATE TABLE {{s}}{table.name} ({', '.join(cols)})"))
-        for index in table.indexes:
-            tx.execute(engine.sql(f"CREATE INDEX {table.name}_{'_'.join(index)} ON "
-                                  f"{{s}}{table.name} ({', '.join(index)})"))
+        _create(tx, engine, table)
 
 
 def add_value_columns(tx: Tx, engine: Engine) -> None:
@@ -141,23 +164,92 @@ def add_value_columns(tx: Tx, engine: Engine) -> None:
         tx.execute(engine.sql(statement))
 
 
+def add_puts(tx: Tx, engine: Engine) -> None:
+    """Migration 15: run_puts replaces run_parts (see the module docstring). The parts of
+    open and committing runs move into put rows, up to _BATCH frames a row, each part
+    checked first (CorruptDataError naming run_parts, nothing changed); those of closed
+    runs are read no more (their values are memo entries), and go with the table, as
+    gc's purge would have deleted them."""
+    _create(tx, engine, PUTS)
+    where = engine.describe()
+    runs = [r[0] for r in tx.query(engine.sql(
+        "SELECT DISTINCT p.run_id FROM {s}run_parts p JOIN {s}runs r ON r.id = p.run_id "
+        "WHERE r.state IN ('open', 'committing') ORDER BY p.run_id"))]
+    insert = engine.sql(_INSERT_PUT)
+    for run_id in runs:
+        parts: list[tuple[int, str, bytes, str | None]] = []
+        for rid, seq, h, key, d, data in tx.query(engine.sql(
+                "SELECT run_id, sequence, value_hash, key, digest, data FROM {s}run_parts "
+                "WHERE run_id = ? ORDER BY sequence"), (run_id,)):
+            ok = isinstance(seq, int) and isinstance(h, str) and _holds(data, h)
+            if not ok or part_digest(rid, seq, h, key) != d:
+                raise CorruptDataError(
+                    f"part row {rid!r} (frame {seq}) in table run_parts of {where} does not "
+                    "match its digest or holds bytes of another value: the catalog is damaged "
+                    "(restore the store, or abort the run); nothing was changed")
+            parts.append((seq, h, bytes(data), key))
+        for i in range(0, len(parts), _BATCH):
+            tx.execute(insert, put_row(run_id, parts[i:i + _BATCH]))
+    tx.execute(engine.sql("DROP TABLE {s}run_parts"))
+
+
+_INSERT_PUT = ("INSERT INTO {s}run_puts (run_id, lo, hi, n, sequences, value_hashes, keys, "
+               "sizes, data, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def put_row(run_id: str, parts: Sequence[tuple[int, str, bytes, str | None]]
+            ) -> tuple[Any, ...]:
+    """The run_puts row of parts (sequence, value hash, canonical bytes, memo key or None;
+    ascending sequences, none twice): column values, digest last."""
+    seqs = [p[0] for p in parts]
+    sequences = ",".join(map(str, seqs))
+    hashes = ",".join([p[1] for p in parts])
+    keys = None if parts[0][3] is None and all(p[3] is None for p in parts) else \
+        ",".join([p[3] or "" for p in parts])
+    sizes = ",".join([str(len(p[2])) for p in parts])
+    lo, hi, n = seqs[0], seqs[-1], len(seqs)
+    digest = _digest_of([run_id, lo, hi, n, sequences, hashes, keys, sizes])
+    return (run_id, lo, hi, n, sequences, hashes, keys, sizes,
+            b"".join([p[2] for p in parts]), digest)
+
+
+class _Put(NamedTuple):
+    """A put row read back and checked against its digest (its lists parsed)."""
+
+    run_id: str
+    lo: int
+    sequences: list[int]
+    hashes: list[str]
+    keys: list[str | None]
+    sizes: list[int]
+
+
 def frames_output(values: Mapping[int, bytes]) -> tuple[bytes, dict[int, tuple[int, int]]]:
     """The canonical bytes of {"frames": {"<seq>": value}} from each value's canonical
     bytes (keys sorted as canonical JSON sorts them: as text; nothing re-encoded), and
     where each value lies in them: sequence -> (offset, length)."""
-    out = [b'{"frames":{']
-    at = len(out[0])
+    order = sorted(values, key=str)
+    heads = [b',"%d":' % seq for seq in order]
+    if heads:
+        heads[0] = heads[0][1:]
+    datas = [values[seq] for seq in order]
     where: dict[int, tuple[int, int]] = {}
-    for i, text in enumerate(sorted(str(seq) for seq in values)):
-        seq = int(text)
-        head = b'%s"%s":' % (b"," if i else b"", text.encode("ascii"))
+    at = len(_FRAMES_OPEN)
+    for seq, head, data in zip(order, heads, datas, strict=True):
         at += len(head)
-        data = values[seq]
         where[seq] = (at, len(data))
         at += len(data)
-        out += (head, data)
-    out.append(b"}}")
-    return b"".join(out), where
+    pieces = [_FRAMES_OPEN] * (2 * len(order) + 2)
+    pieces[1:-1:2] = heads
+    pieces[2:-1:2] = datas
+    pieces[-1] = b"}}"
+    return b"".join(pieces), where
+
+
+_FRAMES_OPEN = b'{"frames":{'
+#: letters and digits: text of only these needs no escaping in JSON (what is left when
+#: bytes.translate deletes them tells; str.isalnum reads each character's category)
+_ALNUM = bytes(range(48, 58)) + bytes(range(65, 91)) + bytes(range(97, 123))
 
 
 # -- rows -----------------------------------------------------------------------------------
@@ -327,13 +419,12 @@ class RunTables:
         self.engine = catalog.engine
         self.dialect = catalog.dialect
         self.run = _Codec("run", self.dialect, ("tail", "puts"))
-        self.part = _Codec("part", self.dialect, ("key", "data"))
         self.memo = _Codec("memo", self.dialect, ("value_in", "value_at", "value_size"))
-        self._checked: set[tuple[Any, ...]] = set()
         #: run id -> sequence -> (value hash, memo key, the bytes) of the parts this
-        #: process put: see _parts and part_values
+        #: process put: see _cut and part_values
         self._written: dict[str, dict[int, tuple[str, str | None, bytes]]] = {}
         self._written_size = 0
+        self._written_sizes: dict[str, int] = {}  # run id -> bytes of _written[run id]
         self._written_lock = threading.Lock()
         r, m = self.run.read, self.memo.read
         self._q = {
@@ -349,16 +440,15 @@ class RunTables:
             "by_prefix": "SELECT id FROM {s}runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
             "by_tail": "SELECT id FROM {s}runs WHERE tail >= ? AND tail < ? ORDER BY id LIMIT ?",
             "tails": "SELECT id, tail FROM {s}runs",
-            "parts": f"SELECT {_PART} FROM {{s}}run_parts WHERE run_id = ?",
-            "parts_at": f"SELECT {_PART} FROM {{s}}run_parts WHERE run_id = ? AND sequence{{in}}",
-            "part_values": f"SELECT {_PART}, data FROM {{s}}run_parts WHERE run_id = ?",
-            "part_values_at": f"SELECT {_PART}, data FROM {{s}}run_parts WHERE run_id = ? AND "
-                              "sequence{in}",
-            "keyed_parts": f"SELECT {_PART} FROM {{s}}run_parts WHERE run_id = ? AND key{{in}}",
-            "keyed_values": f"SELECT {_PART}, data FROM {{s}}run_parts WHERE run_id = ? AND "
-                            "key{in}",
-            "memo_parts": f"SELECT {_PART}, data FROM {{s}}run_parts WHERE run_id = ? AND "
-                          "key IS NOT NULL",
+            "puts": f"SELECT {_PUT} FROM {{s}}run_puts WHERE run_id = ? ORDER BY lo",
+            "puts_data": f"SELECT {_PUT}, data FROM {{s}}run_puts WHERE run_id = ? ORDER BY lo",
+            "puts_at": f"SELECT {_PUT}, data FROM {{s}}run_puts WHERE run_id = ? AND lo{{in}} "
+                       "ORDER BY lo",
+            # the rows whose sequences a range [least, greatest] falls among
+            "spanning": f"SELECT {_PUT} FROM {{s}}run_puts WHERE run_id = ? AND hi >= ? AND "
+                        "lo <= ? ORDER BY lo",
+            "memo_parts": f"SELECT {_PUT}, data FROM {{s}}run_puts WHERE run_id = ? AND "
+                          "keys IS NOT NULL ORDER BY lo",
             "open_like": f"SELECT {r} FROM {{s}}runs WHERE stage = ? AND version = ? AND "
                          "state IN ('open', 'committing') ORDER BY id",
             "memo_data": f"SELECT {m}, value_in, value_at, value_size FROM {{s}}memo_entries WHERE "
@@ -371,16 +461,16 @@ class RunTables:
                       "ON CONFLICT (hash) DO NOTHING",
             "ref": "INSERT INTO {s}output_refs (hash, owner) VALUES (?, ?) "
                    "ON CONFLICT (hash, owner) DO NOTHING",
-            "done": "SELECT count(*) FROM {s}run_parts WHERE run_id = ?",
+            "done": "SELECT coalesce(sum(n), 0) FROM {s}run_puts WHERE run_id = ?",
             "memo": f"SELECT {m} FROM {{s}}memo_entries WHERE key{{in}}",
             # a put: see the module docstring
             "touch": "UPDATE {s}runs SET puts = puts + 1 WHERE id = ? AND state = 'open'",
             "closed": "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM {s}runs WHERE id = ? "
                       "AND state = 'open')",
-            "new_parts": self.part.insert,
-            "part": self.part.insert + " ON CONFLICT (run_id, sequence) DO NOTHING",
-            "differs": "SELECT 1 FROM {s}run_parts WHERE run_id = ? AND sequence{in} "
-                       "AND NOT (digest{in})",
+            "spanned": "SELECT 1 FROM {s}run_puts WHERE run_id = ? AND hi >= ? AND lo <= ? "
+                       "LIMIT 1",
+            "insert_put": _INSERT_PUT,
+            "state": "SELECT state FROM {s}runs WHERE id = ?",
             "memo_entry": self.memo.insert + " ON CONFLICT (key) DO NOTHING",
             # state changes (interactive transactions)
             "lock": "UPDATE {s}runs SET puts = puts + 0 WHERE id = ?",
@@ -394,8 +484,9 @@ class RunTables:
 
     @functools.cached_property
     def available(self) -> bool:
-        """Whether the tables exist (a catalog opened read-only is never migrated)."""
-        return self.engine.has_table("runs")
+        """Whether the tables exist, as this code reads them (a catalog opened read-only
+        is never migrated: one older than migration 15 has no put rows to read)."""
+        return self.engine.has_table("run_puts")
 
     def _writable(self) -> None:
         if self.catalog.read_only:
@@ -446,116 +537,183 @@ class RunTables:
     def done(self, run_id: str) -> int:
         return int(self.engine.query(self._q["done"], (run_id,))[0][0])
 
-    def _parts(self, rows: Iterable[Sequence[Any]], data: bool = False
-               ) -> Iterable[tuple[int, str, str | None, bytes]]:
-        """(sequence, value hash, key, bytes or b"") of part rows read with _PART (and
-        data), each checked against its digest (and its bytes against the hash). A part
-        never changes, so a row read again with the same columns is not checked again,
-        and bytes equal to what this process put there are not hashed again."""
-        checked = self._checked
-        written: dict[int, tuple[str, str | None, bytes]] = {}
+    def _puts(self, rows: Iterable[Sequence[Any]]) -> Iterable[_Put]:
+        """Put rows read with _PUT, each checked against its digest and parsed
+        (CorruptDataError naming run_puts when one does not match or parse)."""
         for row in rows:
-            rid, seq, h, key, d = fields = tuple(row[:5])
-            if fields not in checked:
-                if not (isinstance(seq, int) and isinstance(h, str)) or \
-                        part_digest(rid, seq, h, key) != d:
-                    raise self.part._damaged(row, self.where, "does not match its digest")
-                if len(checked) >= _CHECKED_AT_MOST:
-                    checked.clear()
-                checked.add(fields)
-            if data:
-                if not written and rid in self._written:
-                    written = self._written[rid]
-                mine = written.get(seq)
-                if (mine is None or mine[0] != h or mine[2] != row[5]) and \
-                        not _holds(row[5], h):
-                    raise self.part._damaged(row, self.where, "holds bytes of another value")
-            yield seq, h, key, bytes(row[5]) if data else b""
+            rid, lo, hi, n, sequences, hashes, keys, sizes, d = row[:_PUT_DATA]
+            try:
+                ok = _digest_of([rid, lo, hi, n, sequences, hashes, keys, sizes]) == d
+                if ok:
+                    put = _Put(rid, lo, [int(x) for x in sequences.split(",")],
+                               hashes.split(","),
+                               [None] * n if keys is None else
+                               [k or None for k in keys.split(",")],
+                               [int(x) for x in sizes.split(",")])
+                    ok = len(put.sequences) == len(put.hashes) == len(put.keys) == \
+                        len(put.sizes) == n and put.sequences[0] == lo and \
+                        put.sequences[-1] == hi
+            except (TypeError, ValueError, AttributeError, IndexError):
+                ok = False
+            if not ok:
+                raise self._damaged(row, "does not match its digest")
+            yield put
+
+    def _damaged(self, row: Sequence[Any], what: str) -> CorruptDataError:
+        rid = row[0] if row and isinstance(row[0], str) else "?"
+        lo = row[1] if len(row) > 1 else "?"
+        return CorruptDataError(
+            f"put row {rid!r} (from frame {lo}) in table run_puts of {self.where} {what}: "
+            "the catalog is damaged (restore the store, or abort the run)")
+
+    def _cut(self, put: _Put, row: Sequence[Any], skip: Collection[int] = ()
+             ) -> Iterable[tuple[int, str, str | None, bytes]]:
+        """(sequence, value hash, key, bytes) of a checked put row read with its data
+        (row), but those in skip: each value cut at the row's sizes and checked against
+        its hash, unless it equals the bytes this process put there (_remember: those
+        hash to it)."""
+        data = row[_PUT_DATA]
+        if not isinstance(data, bytes | bytearray | memoryview) or \
+                len(data) != sum(put.sizes):
+            raise self._damaged(row, "holds bytes of another value")
+        data = bytes(data)
+        with self._written_lock:
+            mine = self._written.get(put.run_id, {})
+        at = 0
+        for seq, h, key, size in zip(put.sequences, put.hashes, put.keys, put.sizes,
+                                     strict=True):
+            value = data[at:at + size]
+            at += size
+            if seq in skip:
+                continue
+            held = mine.get(seq)
+            if (held is None or held[0] != h or held[2] != value) and not _holds(value, h):
+                raise self._damaged(row, "holds bytes of another value")
+            yield seq, h, key, value
+
+    def _values(self, run_id: str, puts: Iterable[_Put],
+                skip: Collection[int] = ()) -> dict[int, tuple[str, str | None, bytes]]:
+        """sequence -> (value hash, key, bytes) of the frames of puts (but those in skip),
+        their rows' data fetched (only those rows), checked."""
+        los = [p.lo for p in puts if any(s not in skip for s in p.sequences)]
+        found: dict[int, tuple[str, str | None, bytes]] = {}
+        for i in range(0, len(los), _BATCH):
+            rows = self.engine.query(self._q["puts_at"],
+                                     (run_id, self.dialect.list_param(los[i:i + _BATCH])))
+            for row, put in zip(rows, self._puts(rows), strict=True):
+                found.update((seq, (h, key, value))
+                             for seq, h, key, value in self._cut(put, row, skip))
+        return found
 
     def parts(self, run_id: str, sequences: Sequence[int] | None = None) -> dict[int, str]:
         """sequence -> value hash of a run's parts (of these sequences, when given)."""
         if sequences is None:
-            rows = self.engine.query(self._q["parts"], (run_id,))
+            rows = self.engine.query(self._q["puts"], (run_id,))
+        elif not sequences:
+            return {}
         else:
-            rows = self.engine.query(self._q["parts_at"],
-                                     (run_id, self.dialect.list_param(list(sequences))))
-        return {seq: h for seq, h, _, _ in self._parts(rows)}
+            rows = self.engine.query(self._q["spanning"],
+                                     (run_id, min(sequences), max(sequences)))
+        found = {s: h for put in self._puts(rows)
+                 for s, h in zip(put.sequences, put.hashes, strict=True)}
+        if sequences is not None:
+            wanted = set(sequences)
+            found = {s: h for s, h in found.items() if s in wanted}
+        return found
 
     def part_values(self, run_id: str) -> dict[int, tuple[str, str | None, bytes]]:
         """sequence -> (value hash, memo key, canonical bytes) of a run's parts, each
         checked. The parts this process put are the ones it put (their rows hold what it
-        wrote, or an equal part: the put's guard compares digests, which cover value hash
-        and key, and the bytes hash to the value hash): when they are all the run's
-        parts (as many as count(*) finds: parts are never deleted while a run is open)
-        nothing more is read; else the rows are read and checked, and only the bytes of
-        the parts another process put are fetched (and hashed). A commit in the process
-        that put every frame read them all back: a sixth of its time, measured on
-        SQLite."""
+        wrote, or an equal part: a put compares value hashes, and the bytes hash to the
+        value hash): when they are all the run's parts (as many as the rows count: parts
+        are never deleted while a run is open) nothing more is read; else the rows are
+        read and checked, and only the data of the rows holding parts another process put
+        are fetched (and those parts hashed). A commit in the process that put every
+        frame read them all back: a sixth of its time, measured on SQLite."""
         with self._written_lock:
             mine = dict(self._written.get(run_id, ()))
         if not mine:
-            rows = self.engine.query(self._q["part_values"], (run_id,))
-            return {seq: (h, key, data) for seq, h, key, data in self._parts(rows, data=True)}
+            rows = self.engine.query(self._q["puts_data"], (run_id,))
+            return {seq: (h, key, data) for row, put in zip(rows, self._puts(rows), strict=True)
+                    for seq, h, key, data in self._cut(put, row)}
         if self.done(run_id) == len(mine):
             return mine
         found: dict[int, tuple[str, str | None, bytes]] = {}
-        other: list[int] = []
-        for seq, h, key, _ in self._parts(self.engine.query(self._q["parts"], (run_id,))):
-            held = mine.get(seq)
-            if held is not None and held[0] == h and held[1] == key:
-                found[seq] = held
-            else:
-                other.append(seq)
-        for i in range(0, len(other), _BATCH):
-            rows = self.engine.query(self._q["part_values_at"],
-                                     (run_id, self.dialect.list_param(other[i:i + _BATCH])))
-            found.update((seq, (h, key, data)) for seq, h, key, data in
-                         self._parts(rows, data=True))
+        puts = list(self._puts(self.engine.query(self._q["puts"], (run_id,))))
+        for put in puts:
+            for seq, h, key in zip(put.sequences, put.hashes, put.keys, strict=True):
+                held = mine.get(seq)
+                if held is not None and held[0] == h and held[1] == key:
+                    found[seq] = held
+        found.update(self._values(run_id, puts, found.keys()))
         return found
 
     def put(self, run_id: str, parts: Sequence[tuple[int, str, bytes, str | None]]) -> None:
-        """Write parts (sequence, value hash, canonical bytes, memo key or None) in one
-        transaction (one round trip on PostgreSQL). InvalidInputError when the run is not
-        open, ConflictError naming the frames that hold other values; nothing written."""
+        """Write parts (sequence, value hash, canonical bytes, memo key or None; no
+        sequence twice) in one transaction (one round trip on
+        PostgreSQL when no row of the run spans them: see the module docstring).
+        InvalidInputError when the run is not open, ConflictError naming the frames that
+        hold other values; nothing written. Frames that hold equal values stay as they
+        are."""
         self._writable()
-        e, q, lp = self.engine, self._q, self.dialect.list_param
-        digests = [part_digest(run_id, s, h, k) for s, h, _, k in parts]
-        rows = [(run_id, s, h, k, data, d) for (s, h, data, k), d in
-                zip(parts, digests, strict=True)]
-        guard = [Step(e.sql(q["touch"]), (run_id,)),
-                 Step(e.sql(q["closed"]), (run_id,), refuse=(_CLOSED, "the run is not open"))]
+        if not parts:
+            return
+        parts = sorted(parts, key=operator.itemgetter(0))  # already so: linear
+        e, q = self.engine, self._q
+        row = put_row(run_id, parts)
+        lo, hi = row[1], row[2]
         try:
-            try:  # new frames, the usual put: no conflict to look for
-                e.write([*guard, Step(e.sql(q["new_parts"]), rows, many=True)])
-            except Duplicate:  # a frame is there already: equal values are a no-op
-                seqs = [s for s, _, _, _ in parts]
-                e.write([*guard, Step(e.sql(q["part"]), rows, many=True),
-                         Step(e.sql(q["differs"]), (run_id, lp(seqs), lp(digests)),
-                              refuse=(_DIFFERS, "a frame already holds another value"))])
+            e.write([Step(e.sql(q["touch"]), (run_id,)),
+                     Step(e.sql(q["closed"]), (run_id,),
+                          refuse=(_CLOSED, "the run is not open")),
+                     Step(e.sql(q["spanned"]), (run_id, lo, hi),
+                          refuse=(_SPANNED, "a put row spans these frames")),
+                     Step(e.sql(q["insert_put"]), row)])
+        except Duplicate:  # a row with the same least frame came first
+            self._put_among(run_id, parts)
         except Refused as exc:
             if exc.code == _CLOSED:
-                found = self.get(run_id)
-                state = found.state if found is not None else "gone"
-                raise InvalidInputError(
-                    f"run {run_id} is {state}: it takes no more values; nothing of this put "
-                    "was written") from None
-            if exc.code == _DIFFERS:
-                raise self._conflict(run_id, {seq: h for seq, h, _, _ in parts}) from None
-            raise
-        self._remember(run_id, parts, digests)
+                raise self._not_open(run_id) from None
+            if exc.code != _SPANNED:
+                raise
+            self._put_among(run_id, parts)
+        self._remember(run_id, parts)
 
-    def _remember(self, run_id: str, parts: Sequence[tuple[int, str, bytes, str | None]],
-                  digests: Sequence[int]) -> None:
-        """The rows a put wrote are what _parts will read back: their columns count as
-        checked, and their bytes are kept with their hash (up to _WRITTEN_AT_MOST in all):
-        part_values takes them instead of reading them back, _parts compares them instead
-        of hashing again. An equal part stored before holds the same columns and, its
-        hash being equal, the same bytes."""
-        checked = self._checked
-        if len(checked) + len(parts) >= _CHECKED_AT_MOST:
-            checked.clear()
-        checked.update((run_id, s, h, k, d) for (s, h, _, k), d in
-                       zip(parts, digests, strict=True))
+    def _put_among(self, run_id: str, parts: Sequence[tuple[int, str, bytes, str | None]]
+                   ) -> None:
+        """put() where rows of the run span the frames: in a transaction that holds the
+        run's row, the frames already put are compared with parts, and the new ones
+        written as one row."""
+        e, q = self.engine, self._q
+        with e.transaction() as tx:
+            tx.execute(e.sql(q["lock"]), (run_id,))  # PostgreSQL: puts take turns
+            state = tx.query(e.sql(q["state"]), (run_id,))
+            if not state or state[0][0] != "open":
+                raise self._not_open(run_id)
+            stored: dict[int, str] = {}
+            for put in self._puts(tx.query(e.sql(q["spanning"]),
+                                           (run_id, parts[0][0], parts[-1][0]))):
+                stored.update(zip(put.sequences, put.hashes, strict=True))
+            differ = [s for s, h, _, _ in parts if s in stored and stored[s] != h]
+            if differ:
+                raise self._conflict(run_id, differ)
+            fresh = [p for p in parts if p[0] not in stored]
+            if fresh:
+                tx.execute(e.sql(q["insert_put"]), put_row(run_id, fresh))
+                tx.execute(e.sql(q["touch"]), (run_id,))
+
+    def _not_open(self, run_id: str) -> InvalidInputError:
+        found = self.get(run_id)
+        state = found.state if found is not None else "gone"
+        return InvalidInputError(f"run {run_id} is {state}: it takes no more values; nothing "
+                                 "of this put was written")
+
+    def _remember(self, run_id: str, parts: Sequence[tuple[int, str, bytes, str | None]]
+                  ) -> None:
+        """The bytes of the parts a put wrote are kept with their hash (up to
+        _WRITTEN_AT_MOST in all): part_values takes them instead of reading them back,
+        _cut compares them instead of hashing again. An equal part stored before holds
+        the same hash, so the same bytes."""
         with self._written_lock:
             mine = self._written.setdefault(run_id, {})
             fresh = [(s, (h, k, data)) for s, h, data, k in parts if s not in mine]
@@ -563,18 +721,16 @@ class RunTables:
             if self._written_size + size > _WRITTEN_AT_MOST:
                 return
             self._written_size += size
+            self._written_sizes[run_id] = self._written_sizes.get(run_id, 0) + size
             mine.update(fresh)
 
     def forget(self, run_id: str) -> None:
         """A closed run's parts are read no more: its remembered bytes go."""
         with self._written_lock:
-            gone = self._written.pop(run_id, None)
-            if gone:
-                self._written_size -= sum(len(data) for _, _, data in gone.values())
+            self._written.pop(run_id, None)
+            self._written_size -= self._written_sizes.pop(run_id, 0)
 
-    def _conflict(self, run_id: str, wanted: dict[int, str]) -> ConflictError:
-        stored = self.parts(run_id, sorted(wanted))
-        differ = sorted(s for s, h in stored.items() if wanted.get(s) != h)
+    def _conflict(self, run_id: str, differ: Sequence[int]) -> ConflictError:
         shown = ", ".join(map(str, differ[:10])) + (", ..." if len(differ) > 10 else "")
         return ConflictError(
             f"run {run_id}: frame(s) {shown} already hold other values (another worker wrote "
@@ -670,13 +826,15 @@ class RunTables:
         where: Mapping[int, tuple[int, int]]
         if source is None:  # an aborted run: its values become an output of their own
             rows = tx.query(e.sql(q["memo_parts"]), (rec.id,))
-            parts = {seq: (h, key, d) for seq, h, key, d in self._parts(rows, True)}
+            parts = {seq: (h, key, d) for row, put in zip(rows, self._puts(rows), strict=True)
+                     for seq, h, key, d in self._cut(put, row) if key is not None}
             held: set[str] = set()
             keys = sorted({key for _, key, _ in parts.values() if key is not None})
             for i in range(0, len(keys), _BATCH):
                 held.update(r[0] for r in tx.query(
                     e.sql(q["memo_held"]), (self.dialect.list_param(keys[i:i + _BATCH]),)))
-            fresh = {seq: (h, key) for seq, (h, key, _) in parts.items() if key not in held}
+            fresh: dict[int, tuple[str, str | None]] = {
+                seq: (h, key) for seq, (h, key, _) in parts.items() if key not in held}
             if not fresh:
                 return
             data, where = frames_output({seq: parts[seq][2] for seq in fresh})
@@ -688,20 +846,35 @@ class RunTables:
         now = utcnow()
         head = [rec.stage, rec.version, params_hash(rec.params)]
         when: Any = _iso(now)
-        at = self.dialect.time_as_text
-        texts: dict[tuple[tuple[str, str | None], ...], str] = {}
-        entries = []
-        for seq, (h, key) in fresh.items():
-            frame, inputs = memo_of(seq)
+        stored_when = when if self.dialect.time_as_text else now
+        # MemoEntry(key, *head, frame, inputs, h, rec.id, now) as _Codec.row makes it:
+        # its digest is _digest_of(those values), whose JSON is put together here from
+        # the parts every entry shares, encoded once, and the hashes (hex: nothing in
+        # them is escaped); when one is not hex, every entry's takes _digest_of itself
+        shared = orjson.dumps(head)[1:-1], orjson.dumps([rec.id, when])[1:-1]
+        texts: dict[tuple[tuple[str, str | None], ...], tuple[str, bytes]] = {}
+        got = [(seq, h, key, *memo_of(seq)) for seq, (h, key) in fresh.items()
+               if key is not None]
+        made = []
+        for seq, h, key, frame, inputs in got:
             pairs = tuple(inputs.items())
-            if pairs not in texts:
-                texts[pairs] = _json_text(dict(inputs))
-            # MemoEntry(key, *head, frame, inputs, h, rec.id, now) as _Codec.row makes it
-            values = [key, *head, frame, texts[pairs], h, rec.id, when]
-            d = _digest_of(values)
-            if not at:
-                values[-1] = now
-            entries.append((*values, output, *where[seq], d))
+            text = texts.get(pairs)
+            if text is None:
+                plain = _json_text(dict(inputs))
+                text = texts[pairs] = plain, orjson.dumps(plain)
+            made.append((key, frame, text, h, where[seq]))
+        hexes = "".join([f"{key}{frame}{h}" for key, frame, _, h, _ in made])
+        if hexes.isascii() and not hexes.encode("ascii").translate(None, _ALNUM):
+            blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+            digests = [from_bytes(blake2b(b'["%s",%s,"%s",%s,"%s",%s]' % (
+                key.encode(), shared[0], frame.encode(), text[1], h.encode(), shared[1]),
+                digest_size=8).digest(), "big", signed=True)
+                for key, frame, text, h, _ in made]
+        else:
+            digests = [_digest_of([key, *head, frame, text[0], h, rec.id, when])
+                       for key, frame, text, h, _ in made]
+        entries = [(key, *head, frame, text[0], h, rec.id, stored_when, output, *at, d)
+                   for (key, frame, text, h, at), d in zip(made, digests, strict=True)]
         if entries:
             tx.execute(e.sql(q["memo_entry"]), sorted(entries), many=True)
             # a reference only when an entry of this run landed (on PostgreSQL another
@@ -715,23 +888,29 @@ class RunTables:
         return bool(self.engine.query(self._q["memo_of"], (run_id,)))
 
     def drop_closed_parts(self) -> int:
-        """Delete the parts of committed and aborted runs (gc's purge), in short
-        transactions of at most _BATCH frames; how many went. A closed run takes no puts,
-        so nothing is added behind the purge."""
+        """Delete the puts of committed and aborted runs (gc's purge), in short
+        transactions of at most _BATCH frames (a row's, when it holds more); how many
+        frames went. A closed run takes no puts, so nothing is added behind the purge."""
         self._writable()
         e = self.engine
         closed = [r[0] for r in e.query(
             "SELECT id FROM {s}runs WHERE state IN ('committed', 'aborted') AND EXISTS "
-            "(SELECT 1 FROM {s}run_parts p WHERE p.run_id = {s}runs.id) ORDER BY id")]
+            "(SELECT 1 FROM {s}run_puts p WHERE p.run_id = {s}runs.id) ORDER BY id")]
         removed = 0
         for run_id in closed:
-            (lo, hi), = e.query("SELECT min(sequence), max(sequence) FROM {s}run_parts "
-                                "WHERE run_id = ?", (run_id,))
-            for start in range(int(lo), int(hi) + 1, _BATCH) if lo is not None else ():
-                with e.transaction() as tx:
-                    removed += max(0, tx.execute(e.sql(
-                        "DELETE FROM {s}run_parts WHERE run_id = ? AND sequence >= ? AND "
-                        "sequence < ?"), (run_id, start, start + _BATCH)))
+            rows = e.query("SELECT lo, n FROM {s}run_puts WHERE run_id = ? ORDER BY lo",
+                           (run_id,))
+            batch: list[int] = []
+            frames = 0
+            for i, (lo, n) in enumerate(rows):
+                batch.append(lo)
+                frames += int(n)
+                if frames >= _BATCH or i == len(rows) - 1:
+                    with e.transaction() as tx:
+                        tx.execute(e.sql("DELETE FROM {s}run_puts WHERE run_id = ? AND "
+                                         "lo{in}"), (run_id, self.dialect.list_param(batch)))
+                    removed += frames
+                    batch, frames = [], 0
         return removed
 
     def count_parts(self, tx: Tx, run_id: str) -> int:
@@ -771,10 +950,22 @@ class RunTables:
 
     def _keyed(self, run_id: str, keys: list[str], data: bool
                ) -> Iterable[tuple[int, str, str | None, bytes]]:
-        query = self._q["keyed_values" if data else "keyed_parts"]
-        for i in range(0, len(keys), _BATCH):
-            rows = self.engine.query(query, (run_id, self.dialect.list_param(keys[i:i + _BATCH])))
-            yield from self._parts(rows, data)
+        """(sequence, value hash, key, bytes or b"") of a run's parts whose keys are
+        among keys: its put rows read (a key is in no index), and with data, only the
+        data of the rows holding such parts."""
+        wanted = set(keys)
+        puts = list(self._puts(self.engine.query(self._q["puts"], (run_id,))))
+        if not data:
+            for put in puts:
+                for seq, h, key in zip(put.sequences, put.hashes, put.keys, strict=True):
+                    if key in wanted:
+                        yield seq, h, key, b""
+            return
+        other = {seq for put in puts for seq, key in zip(put.sequences, put.keys, strict=True)
+                 if key not in wanted}
+        holding = [put for put in puts if len(other.intersection(put.sequences)) < len(put.keys)]
+        for seq, (h, key, value) in self._values(run_id, holding, other).items():
+            yield seq, h, key, value
 
     def answers(self, keys: Iterable[str], rec: RunRecord) -> dict[str, str]:
         """key -> value hash, for rec's keys the memo answers: its entries, then the parts
@@ -847,8 +1038,8 @@ class RunTables:
             "SELECT count(*), coalesce(sum(n), 0) FROM (SELECT value_hash, max(value_size) n "
             "FROM {s}memo_entries GROUP BY value_hash) m")
         (pending,), = self.engine.query(
-            "SELECT count(*) FROM {s}run_parts p JOIN {s}runs r ON r.id = p.run_id WHERE "
-            "p.key IS NOT NULL AND r.state IN ('open', 'committing')")
+            "SELECT coalesce(sum(p.n), 0) FROM {s}run_puts p JOIN {s}runs r ON r.id = "
+            "p.run_id WHERE p.keys IS NOT NULL AND r.state IN ('open', 'committing')")
         d = self.dialect
         stages = [MemoStageStats(s, v, int(n), d.time_value(lo), d.time_value(hi))
                   for s, v, n, lo, hi in per]

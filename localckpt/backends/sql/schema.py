@@ -140,6 +140,12 @@ def _run_values(tx: Tx, engine: Engine) -> None:
     add_value_columns(tx, engine)
 
 
+def _run_puts(tx: Tx, engine: Engine) -> None:
+    from .runs import add_puts
+
+    add_puts(tx, engine)
+
+
 #: SQLite's second path to the deleted timelines (see _deleted_timelines_index)
 DELETED_TIMELINES_INDEX = "tombstones_deleted_timelines"
 #: what a tombstone of a whole timeline is: the partial index's WHERE, and the terms a
@@ -233,6 +239,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     # (a catalog opened read-only) the same query sorts what it reads
     Migration(14, "timelines indexed by creation", statements=(
         "CREATE INDEX timelines_created_at_id ON {s}timelines (created_at, id)",)),
+    # a stage run's put is one row (its frames' values side by side), not one row per
+    # frame: see localckpt.backends.sql.runs
+    Migration(15, "stage-run puts as one row each", python=_run_puts),
 )
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)
