@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 import pytest
 from conftest import StoreFactory
+from forged import timeline_with_id
 
 import localckpt
 from localckpt import Batch, Store
@@ -210,29 +211,6 @@ def test_a_frame_whose_header_disagrees_with_its_index_is_refused(
 # -- 3. timelines whose id is not a UUIDv7 -------------------------------------------------
 
 
-def _timeline_with_id(src: Store, tid: str, created_at: object) -> None:
-    """A timeline of one real frame with id tid (ids are tokens: an old store's or a
-    peer's need not be UUIDv7), written into src's catalog and objects directly."""
-    import hashlib
-
-    from localckpt.frames import encode
-    from localckpt.shards import index_bytes, index_hash, index_key, shard_key
-    from localckpt.types import FrameMeta
-
-    frame = encode(FRAMES[0], "png")
-    good = src.create_timeline("good.mp4", "p", FRAMES[:1], codec="png", workers=1)
-    meta = FrameMeta(0, 0.0, 0, "0" * 16, 4, 4, "png", hashlib.sha256(frame).hexdigest(),
-                     0, 0, len(frame))
-    index = index_bytes([meta])
-    src.objects.put(shard_key(tid, 0), frame)
-    src.objects.put(index_key(tid), index)
-    root = attrs.evolve(src.get_checkpoint(good.root_checkpoint_id), id=new_id(),
-                        timeline_id=tid, created_at=created_at)
-    t = attrs.evolve(good, id=tid, source_video="peer.mp4", root_checkpoint_id=root.id,
-                     frame_count=1, index_hash=index_hash(index), created_at=created_at)
-    src.catalog.commit(Batch(timelines=[t], checkpoints=[root]))
-
-
 def test_a_peer_timeline_whose_id_is_not_a_uuid7_is_not_the_newest(
         new_store: StoreFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Before: `tree` took the greatest id as the newest timeline, and `zzzz` sorts
@@ -244,7 +222,7 @@ def test_a_peer_timeline_whose_id_is_not_a_uuid7_is_not_the_newest(
     from localckpt.cli.main import main
 
     peer = new_store("memory")
-    _timeline_with_id(peer, "zzzz", utcnow() - timedelta(hours=1))
+    timeline_with_id(peer, "zzzz", utcnow() - timedelta(hours=1))
     with localckpt.open(str(tmp_path / "s"), create=True) as dst:
         localckpt.sync(peer, dst, "zzzz")
         mine = dst.create_timeline("mine.mp4", "p", FRAMES, codec="png", workers=1)
@@ -255,7 +233,7 @@ def test_a_peer_timeline_whose_id_is_not_a_uuid7_is_not_the_newest(
     assert out.startswith(f"timeline {mine.id[-12:-4]}  mine.mp4")
     # the newest by created_at, whatever its id: the peer's, once it is the newest
     with localckpt.open(str(tmp_path / "s")) as dst:
-        _timeline_with_id(peer, "aaaa-later", utcnow())
+        timeline_with_id(peer, "aaaa-later", utcnow())
         localckpt.sync(peer, dst, "aaaa-later")
     assert main(["--store", str(tmp_path / "s"), "tree"]) == 0
     assert "peer.mp4" in capsys.readouterr().err
