@@ -463,7 +463,9 @@ def _check_case(source: Source, dcat: Catalog, dst: Store, tids: Sequence[str],
     raise ConflictError(
         f"timeline {clash[0]} and timeline {clash[1]} (in {clash[2]}) have the same id but "
         "for letter case; their frames would share one directory on a case-insensitive "
-        "filesystem (macOS, Windows) and overwrite each other. Nothing was copied."
+        "filesystem (macOS, Windows) and overwrite each other. Nothing was copied: keep "
+        f"timeline {clash[0]} in another store, or remove one of the two first "
+        "(`localckpt rm TIMELINE`)."
     )
 
 
