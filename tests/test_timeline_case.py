@@ -56,3 +56,18 @@ def test_a_source_carrying_both_cases_is_refused(new_store: StoreFactory,
     assert _state(dst) == before
     localckpt.sync(src, dst, "twin")  # one of them alone goes
     assert "twin" in _state(dst)[0] and "Twin" not in _state(dst)[0]
+
+
+def test_the_default_lookup_agrees_with_the_sql_one(new_store: StoreFactory) -> None:
+    """Catalog.timelines_folding_to (a backend without its own query reads every
+    timeline) and the SQL catalog's one query give the same ids."""
+    from localckpt.catalog import Catalog
+
+    store = new_store("embedded")
+    for tid in ("Twin", "other"):
+        timeline_with_id(store, tid, utcnow())
+    cat = store.catalog
+    for ids in (["twin"], ["TWIN", "other"], ["Twin"], ["OTHER", "none"], []):
+        assert cat.timelines_folding_to(ids) == Catalog.timelines_folding_to(cat, ids)
+    assert cat.timelines_folding_to(["twin", "OTHER"]) == ["Twin", "other"]
+    assert cat.timelines_folding_to(["Twin", "other"]) == []
