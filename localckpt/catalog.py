@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from .canonical import load_canonical
-from .errors import LocalckptError
+from .errors import InvalidInputError, LocalckptError
 from .types import Checkpoint, Tag, Timeline, Tombstone
 
 __all__ = ["Batch", "Catalog", "Garbage", "TombstonesChanged", "refuse_unseen"]
@@ -181,6 +181,17 @@ class Catalog(ABC):
         if not wanted:
             return []
         return [x for x in self.tombstones(None) if x.target_id in wanted]
+
+    def with_ids(self, kind: str, ids: Iterable[str]) -> list[Any]:
+        """The stored tombstones (kind "tombstone") or tags (kind "tag") whose ids are
+        among ids, of any timeline, ordered by id: what a transfer compares the records
+        it brings with. The default filters every record of the kind (one read); a
+        backend with an index on the id overrides it with a read of those ids only."""
+        if kind not in ("tombstone", "tag"):
+            raise InvalidInputError(f"with_ids reads tombstones or tags, not {kind!r}")
+        wanted = set(ids)
+        every = self.tombstones(None) if kind == "tombstone" else self.tags(None)
+        return [r for r in every if r.id in wanted] if wanted else []
 
     def tags_named(self, name: str) -> list[Tag]:
         """The tag records called name, of every timeline (tombstoned ones too), ordered

@@ -221,6 +221,10 @@ class CountingCatalog(Catalog):
         self._count("tags")
         return self.inner.tags(timeline_ids)
 
+    def with_ids(self, kind: str, ids: Iterable[str]) -> list[Any]:
+        self._count("with_ids")
+        return self.inner.with_ids(kind, ids)
+
     def tags_named(self, name: str) -> list[Tag]:
         self._count("tags_named")
         return self.inner.tags_named(name)

@@ -647,13 +647,13 @@ def _held_elsewhere(source: Source, dst: Store, dcat: Catalog, rows: Batch) -> N
     """ConflictError, before anything is committed, if a new tombstone's or tag's id is
     held by a record of a timeline the transfer does not carry (the plan compared the
     carried ones only; the rows' commit would refuse it, after the outputs before it
-    were committed). Reads every tombstone or tag of dst: done only for transfers whose
-    outputs need more than one commit."""
+    were committed). Reads the records of dst with those ids only: done only for
+    transfers whose outputs need more than one commit."""
     pairs: list[tuple[Sequence[Any], dict[str, Any]]] = []
-    if rows.tombstones:
-        pairs.append((rows.tombstones, {x.id: x for x in dcat.tombstones(None)}))
-    if rows.tags:
-        pairs.append((rows.tags, {g.id: g for g in dcat.tags(None)}))
+    for kind, records in (("tombstone", rows.tombstones), ("tag", rows.tags)):
+        if records:
+            stored = dcat.with_ids(kind, [r.id for r in records])
+            pairs.append((records, {r.id: r for r in stored}))
     _conflicts(source, dst, pairs)
 
 

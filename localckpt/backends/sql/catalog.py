@@ -208,6 +208,7 @@ class SqlCatalog(Catalog):
             "tags_named": f"SELECT {tg} FROM {{s}}tags WHERE name = ? ORDER BY id",
             "tags_named_in": f"SELECT {tg} FROM {{s}}tags WHERE name{{in}} ORDER BY id",
             "tags_by_id": f"SELECT {tg} FROM {{s}}tags WHERE id{{in}}",
+            "tombstones_by_id": f"SELECT {tb} FROM {{s}}tombstones WHERE id{{in}}",
             # the timelines whose tag tombstones target some ids (a second path to the
             # timelines of those tags: see _deleted_by_tombstones)
             "tag_tombstone_timelines": "SELECT DISTINCT timeline_id FROM {s}tombstones "
@@ -518,6 +519,15 @@ class SqlCatalog(Catalog):
 
     def tags(self, timeline_ids: Iterable[str] | None = None) -> list[Tag]:
         return self._by_timeline("tag", timeline_ids)
+
+    def with_ids(self, kind: str, ids: Iterable[str]) -> list[Any]:
+        """Read through the primary key: the rows of those ids only, each checked
+        against its digest (a row an index leaves out is one the commit of the same
+        records would not find either: it compares through the same key)."""
+        if kind not in ("tombstone", "tag"):
+            raise InvalidInputError(f"with_ids reads tombstones or tags, not {kind!r}")
+        found = self._records(kind, self._list(f"{self.codecs[kind].table}_by_id", ids))
+        return sorted(found, key=_record_id)
 
     def tags_named(self, name: str) -> list[Tag]:
         """The name's rows read through the name index and checked against the name's
