@@ -650,10 +650,10 @@ class Store:
     def checkpoints(self, timeline_id: str) -> list[Checkpoint]:
         """The live tree of a timeline, root included, oldest first."""
         timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
-        marks = self.visibility.marks(timeline_id)
-        if marks.timeline_dead or not self.catalog.timelines([timeline_id]):
+        tree = self.visibility.live_tree(timeline_id)  # [] when deleted
+        if not tree:  # a live timeline has its root: a missing or deleted one, then
             self.visibility.timeline(timeline_id)  # the NotFoundError
-        return self.visibility.live_tree(timeline_id, marks)
+        return tree
 
     # -- diff and merge (localckpt.diff, localckpt.merge) -------------------------------------
 

@@ -192,6 +192,29 @@ def test_the_deletions_targeting_ids_read_their_timelines_only(
     _same_cost(stores, read)
 
 
+def test_the_records_of_some_ids_are_read_by_id(stores: dict[int, Sized]) -> None:
+    """What a transfer whose outputs need several commits asks before the first: the
+    destination's tombstones and tags with the ids it brings (it read every one)."""
+    def read(s: Store, m: Made) -> None:
+        tags = s.catalog.with_ids("tag", [m.best.id, m.gone.id, new_id()])
+        assert [g.id for g in tags] == sorted([m.best.id, m.gone.id])
+        mine = s.catalog.tombstones_targeting([m.pruned])
+        assert s.catalog.with_ids("tombstone", [x.id for x in mine]) == mine
+
+    _same_cost(stores, read)
+
+
+def test_a_tree_reads_its_marks_rows_and_sums(stores: dict[int, Sized]) -> None:
+    """Store.checkpoints read the timeline's row too, to tell a missing timeline from
+    an empty tree; a live timeline's tree has its root, so only an empty answer asks."""
+    def read(s: Store, m: Made) -> None:
+        assert {c.id for c in s.checkpoints(m.timeline)} == {m.root, m.kept}
+
+    large = _same_cost(stores, read)
+    assert not [q for q, _ in large.statements if "FROM timelines" in q], large.statements
+    assert len(large.statements) == 4, large.statements  # two snapshots: marks, tree
+
+
 def test_the_short_id_of_a_timeline_reads_its_neighbours(stores: dict[int, Sized]) -> None:
     """Two index seeks (SQLite, PostgreSQL), not every timeline's tail; DuckDB's indexes
     answer no range, so there the tails are one ordered read (cheaper than its scans)."""
