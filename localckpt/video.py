@@ -15,7 +15,9 @@ What a timeline made here holds:
   kept frame's is dropped (static scenes); its sequence number is not reused.
 - frames upright: a display matrix's rotation (phones) is applied, as players do.
 - ``Timeline.source_info``: ``fps`` (the stream's average frame rate), ``width``,
-  ``height`` (as displayed), ``rotation`` (degrees clockwise applied), ``codec``
+  ``height`` (upright, in coded pixels: the stored frames' size), ``rotation`` (degrees
+  clockwise applied), ``sample_aspect_ratio`` (one pixel's width over its height as the
+  file states it, e.g. "8:9", else None; frames stay at the coded size), ``codec``
   (FFmpeg's decoder name, e.g. h264), ``duration`` (seconds the
   stream lasts as the file states it, else as decoded), ``container``, ``pixel_format``,
   ``start_time`` (seconds of the first frame's PTS, which timestamps are measured from),

@@ -261,17 +261,34 @@ class VideoSource:
         duration = self.duration()
         start = _seconds(self._first_pts, self.time_base)
         width, height = ctx.width, ctx.height
+        pixel = self._pixel_aspect()
         if self.rotation in (90, 270):
             width, height = height, width
+            pixel = None if pixel is None else 1 / pixel
         return {
             "fps": None if self.rate is None else round(float(self.rate), 6),
             "width": width, "height": height, "rotation": self.rotation, "codec": ctx.name,
+            "sample_aspect_ratio": None if pixel is None else
+            f"{pixel.numerator}:{pixel.denominator}",
             "duration": None if duration is None else round(float(duration), 6),
             "container": self.container.format.name,
             "pixel_format": ctx.format.name if ctx.format is not None else None,
             "start_time": None if start is None else round(float(start), 6),
             "frames": self.stream.frames or None,
         }
+
+    def _pixel_aspect(self) -> Fraction | None:
+        """The stream's sample (pixel) aspect ratio, width over height of one pixel as
+        the file states it (DV, DVD and broadcast SD have non-square pixels); None when
+        it states none (0:1), or a ratio no display uses (beyond 1:10 or 10:1)."""
+        stated = self.stream.sample_aspect_ratio or self.stream.codec_context.sample_aspect_ratio
+        try:
+            ratio = Fraction(stated) if stated else None
+        except (TypeError, ValueError, ZeroDivisionError):
+            return None
+        if ratio is None or not Fraction(1, 10) <= ratio <= 10:
+            return None
+        return ratio
 
     # -- decoding -------------------------------------------------------------------------
 

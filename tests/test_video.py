@@ -1231,3 +1231,21 @@ def test_cli_ingest_stopped_by_sigterm_leaves_nothing(tmp_path: Path) -> None:
             proc.wait()
     with localckpt.open(str(root)) as store:
         assert listing(store) == before  # no timeline, no shard, no temp file, no lease
+
+
+@pytest.mark.parametrize("degrees, stated", [(0, "8:9"), (90, "9:8")])
+def test_non_square_pixels_are_recorded_and_frames_kept_as_coded(
+        tmp_path: Path, store: Any, degrees: int, stated: str) -> None:
+    """NTSC DV, DVD and broadcast SD video have non-square pixels (a 720x480 frame shown
+    4:3): frames are stored at the coded size, as decoders give them to a pipeline, and
+    source_info says how wide a pixel is shown (turned with the frames)."""
+    path = tmp_path / f"dv-{degrees}.mp4"
+    write_video(path, 4, size=(64, 48), rotation=degrees, pixel_aspect=Fraction(8, 9))
+    info = store.ingest_video(path, fps=None, codec="png").source_info
+    assert info["sample_aspect_ratio"] == stated
+    size = (48, 64) if degrees else (64, 48)
+    assert (info["width"], info["height"]) == size
+    plain = tmp_path / "square.mp4"
+    write_video(plain, 2, size=(64, 48))
+    assert store.ingest_video(plain, fps=None).source_info["sample_aspect_ratio"] in (
+        None, "1:1")  # what libx264 states for square pixels

@@ -87,14 +87,16 @@ def write_video(path: str | os.PathLike[str], frames: int | None = None, *,
                 size: tuple[int, int] = (320, 240), codec: str = "libx264",
                 first_pts: float = 0.0, pictures: Sequence[int] | None = None,
                 gop: int | None = None, options: dict[str, str] | None = None,
-                audio: bool = False, rotation: int = 0) -> list[float]:
+                audio: bool = False, rotation: int = 0,
+                pixel_aspect: Fraction | None = None) -> list[float]:
     """Write a video whose frame i shows number i; return each frame's time in seconds
     from the first frame. times: irregular frame times (variable frame rate), else
     `frames` frames at fps. first_pts: the first frame's presentation time (0 for most
     files). pictures: the number each frame shows instead (repeat one for a static
     stretch). gop: frames between key frames (seeks land on those). audio: add a silent
     audio track (a file with more than one stream). rotation: degrees clockwise (90, 180,
-    270) a player turns the frames, as a phone held upright records (MP4 only)."""
+    270) a player turns the frames, as a phone held upright records (MP4 only).
+    pixel_aspect: the sample aspect ratio the stream states (8/9: NTSC DV's pixels)."""
     import av
 
     w, h = size
@@ -106,6 +108,8 @@ def write_video(path: str | os.PathLike[str], frames: int | None = None, *,
         stream: Any = out.add_stream(codec, rate=round(fps))
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         stream.codec_context.time_base = tb
+        if pixel_aspect is not None:
+            stream.codec_context.sample_aspect_ratio = pixel_aspect
         stream.options = {**CODECS.get(codec, ("", {}))[1], **(options or {})}
         if gop is not None:
             stream.codec_context.gop_size = gop

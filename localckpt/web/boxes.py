@@ -190,10 +190,12 @@ TEXT = {"small": 1 / 30, "half": 1 / 42, "big": 1 / 54}
 
 
 def overlay(width: int, height: int, shapes: Sequence[Shape], *, by_kind: bool = False,
-            size: str = "small") -> str:
+            size: str = "small", aspect: float = 1.0) -> str:
     """The SVG drawn over a width x height frame: boxes coloured by label or track (by
     what changed when by_kind), each with its text chip; text sized for the frame shown
-    small (a grid of frames), at half the page's width, or big (the viewer)."""
+    small (a grid of frames), at half the page's width, or big (the viewer). aspect != 1
+    (non-square pixels): the SVG states the frame's shape as shown, width times aspect
+    by height, and sizes the figure (app.css, ``.shot.anamorphic``)."""
     font = width * TEXT[size]  # in the frame's pixels, which the page scales to its width:
     # a floor here (it was 8 px) made text on a small frame (160 px wide, shown 960 px
     # wide) six times the size it is on a large one, covering the frame
@@ -227,17 +229,21 @@ def overlay(width: int, height: int, shapes: Sequence[Shape], *, by_kind: bool =
                 f"{esc(chip.text)}</text>")
         items.append("</g>")
     cls = "overlay kinds" if by_kind else "overlay"
-    return (f'<svg class="{cls}" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
-            f'xmlns="http://www.w3.org/2000/svg">{"".join(items)}</svg>')
+    shown = "" if aspect == 1.0 else f' width="{width * aspect:.2f}" height="{height}"'
+    return (f'<svg class="{cls}" viewBox="0 0 {width} {height}"{shown} '
+            f'preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg">'
+            f'{"".join(items)}</svg>')
 
 
 def frame_figure(timeline_id: str, sequence: int, meta: FrameMeta | None,
                  shapes: Sequence[Shape], caption: str, *, anchor: str = "",
                  by_kind: bool = False, cls: str = "frame", lazy: bool = True,
-                 position: int | None = None, size: str = "small") -> str:
+                 position: int | None = None, size: str = "small", aspect: float = 1.0
+                 ) -> str:
     """A figure: the frame image with boxes over it, and a caption (markup).
     position: the frame's place in the timeline's index, when a click on the figure
-    should show it in the viewer."""
+    should show it in the viewer. aspect: width over height of one pixel (see
+    data.pixel_aspect): the image, and the boxes with it, are drawn that much wider."""
     ident = f" id={attr(anchor)}" if anchor else ""
     if position is not None:
         cls += " pick"
@@ -249,10 +255,12 @@ def frame_figure(timeline_id: str, sequence: int, meta: FrameMeta | None,
     else:
         src = attr(f"/frames/{timeline_id}/{sequence}.jpg")
         loading = ' loading="lazy"' if lazy else ""
-        shot = (f'<div class="shot"><img src={src}{loading} width="{meta.width}" '
-                f'height="{meta.height}" alt={attr(f"frame {sequence}")}>'
-                f"{overlay(meta.width, meta.height, shapes, by_kind=by_kind, size=size)}"
-                "</div>")
+        shot = (f'<div class="{"shot" if aspect == 1.0 else "shot anamorphic"}"><img '
+                f'src={src}{loading} width="{meta.width}" height="{meta.height}" '
+                f'alt={attr(f"frame {sequence}")}>'
+                + overlay(meta.width, meta.height, shapes, by_kind=by_kind, size=size,
+                          aspect=aspect)
+                + "</div>")
     return (f'<figure class={attr(cls)} data-seq="{sequence}" data-boxes="{len(shapes)}"'
             f"{ident}>{shot}<figcaption>{caption}</figcaption></figure>")
 

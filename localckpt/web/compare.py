@@ -94,6 +94,9 @@ class _Frames:
                    else list(self.a.values()))
         self.b = {m.sequence: m for m in index_b}
         self.aligned = aligned
+        self.aspect_a = data.pixel_aspect(store.get_timeline(a.timeline_id))
+        self.aspect_b = (self.aspect_a if b.timeline_id == a.timeline_id
+                         else data.pixel_aspect(store.get_timeline(b.timeline_id)))
         self._times = [m.timestamp for m in index_b]
         self._index_b = index_b
 
@@ -116,7 +119,8 @@ def describe(change: FrameChange) -> str:
                     for t in text)
 
 
-def _side(change: FrameChange, side: str, tid: str, meta: FrameMeta | None) -> str:
+def _side(change: FrameChange, side: str, tid: str, meta: FrameMeta | None,
+          aspect: float = 1.0) -> str:
     value = change.a if side == "a" else change.b
     name = side.upper()
     if change.only_b if side == "a" else change.only_a:
@@ -125,7 +129,8 @@ def _side(change: FrameChange, side: str, tid: str, meta: FrameMeta | None) -> s
     seq = meta.sequence if meta is not None else change.sequence
     caption = f"{name} · {count_boxes(len(shapes))}" + (
         f" · frame #{seq} at {secs(meta.timestamp)}" if meta is not None else "")
-    fig = frame_figure(tid, seq, meta, shapes, esc(caption), by_kind=True, size="half")
+    fig = frame_figure(tid, seq, meta, shapes, esc(caption), by_kind=True, size="half",
+                       aspect=aspect)
     if change.kind == "value":
         text = json_text(value)
         text = text if len(text) <= 4000 else text[:3999] + "…"
@@ -184,8 +189,9 @@ def compare_page(store: Store, req: Request) -> str:
         rows.append(
             f'<section class="pair" id="f{seq}"><h3>frame {seq} '
             f"<small>{esc(describe(change))}</small></h3><div class=\"sides\">"
-            f"<div>{_side(change, 'a', a.timeline_id, where.a.get(seq))}</div>"
-            f"<div>{_side(change, 'b', b.timeline_id, where.side_b(change))}</div>"
+            f"<div>{_side(change, 'a', a.timeline_id, where.a.get(seq), where.aspect_a)}</div>"
+            f"<div>{_side(change, 'b', b.timeline_id, where.side_b(change), where.aspect_b)}"
+            "</div>"
             "</div></section>")
     nav = pager(base, start, per_page, len(fd.changed), "changed frames", **query)
     common = sorted(a.stage_hashes.keys() & b.stage_hashes.keys())

@@ -87,12 +87,19 @@ class FrameImages:
         return binascii.a2b_base64(rows[0]["jpeg_b64"])
 
     def thumbnail(self, timeline_id: str, sequence: int) -> bytes:
-        """A THUMB_WIDTH-wide JPEG of the frame, made once per process."""
-        return self.thumbs.get((timeline_id, sequence), lambda: _thumbnail(
-            self.jpeg(timeline_id, sequence), f"frame {sequence} of timeline {timeline_id}"))
+        """A THUMB_WIDTH-wide JPEG of the frame as shown (non-square pixels made square:
+        see data.pixel_aspect), made once per process."""
+        def make() -> bytes:
+            from .data import pixel_aspect
+
+            aspect = pixel_aspect(self.store.get_timeline(timeline_id))
+            return _thumbnail(self.jpeg(timeline_id, sequence),
+                              f"frame {sequence} of timeline {timeline_id}", aspect)
+
+        return self.thumbs.get((timeline_id, sequence), make)
 
 
-def _thumbnail(jpeg: bytes, what: str) -> bytes:
+def _thumbnail(jpeg: bytes, what: str, aspect: float = 1.0) -> bytes:
     """A thumbnail of JPEG bytes; CorruptDataError naming what when they are not a JPEG
     image (a frame's bytes are checked against its hash, but a bundle or another store
     chose both)."""
@@ -101,14 +108,17 @@ def _thumbnail(jpeg: bytes, what: str) -> bytes:
     try:
         with Image.open(BytesIO(jpeg), formats=["JPEG"]) as im:
             w, h = im.size
-            size = (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / max(w, 1))))
+            size = (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / max(w * aspect, 1))))
             im.draft("RGB", size)  # decode at 1/2, 1/4 or 1/8 scale when that is enough
             small = im.convert("RGB")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise CorruptDataError(f"{what} cannot be decoded as a JPEG image ({exc}); the "
                                "store is damaged (restore it from a copy or re-sync it)"
                                ) from None
-    small.thumbnail(size)
+    if aspect == 1.0:
+        small.thumbnail(size)
+    else:  # stretched to the shape shown
+        small = small.resize(size)
     out = BytesIO()
     small.save(out, "JPEG", quality=_THUMB_QUALITY)
     return out.getvalue()

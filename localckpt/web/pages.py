@@ -131,13 +131,13 @@ def _compare_form(checkpoints: list[Checkpoint], names: Names) -> str:
 
 
 def _strip(timeline_id: str, index: list[Any], start: int, current: int,
-           link_to: Any) -> str:
+           link_to: Any, aspect: float = 1.0) -> str:
     page = index[start:start + STRIP_PAGE]
     cells = "".join(
         f'<a class={attr("thumb on" if i == current else "thumb")} '
         f'href={attr(link_to(i) + "#viewer")} data-pos="{i}" data-seq="{m.sequence}">'
         f'<img src={attr(f"/thumbs/{timeline_id}/{m.sequence}.jpg")} loading="lazy" '
-        f'width="192" height="{max(1, round(m.height * 192 / max(m.width, 1)))}" '
+        f'width="192" height="{max(1, round(m.height * 192 / max(m.width * aspect, 1)))}" '
         f'alt={attr("frame " + str(m.sequence))}>'
         f'<span>#{m.sequence} · {esc(secs(m.timestamp))}</span></a>'
         for i, m in enumerate(page, start)
@@ -196,6 +196,7 @@ def _hits_list(hits: list[Any], by_id: dict[str, Checkpoint], names: Names,
 def timeline_page(store: Store, req: Request) -> str:
     tid = req.timeline()
     t = store.get_timeline(tid)
+    aspect = data.pixel_aspect(t)
     names = req.names
     checkpoints = store.checkpoints(tid)
     by_id = {c.id: c for c in checkpoints}
@@ -262,8 +263,8 @@ def timeline_page(store: Store, req: Request) -> str:
         f"{_hits_list(hits, by_id, names, state, set(ol.drawn))}{top}"
         f'<div class="tree-wrap" id="tree">{drawing}</div>'
         f"<h2>Frames</h2>"
-        f"{viewer(tid, index, pos, frame_link, url(f'/view/{tid}'))}"
-        f"{_strip(tid, index, strip_start, max(0, min(pos, len(index) - 1)), frame_link)}"
+        f"{viewer(tid, index, pos, frame_link, url(f'/view/{tid}'), aspect=aspect)}"
+        f"{_strip(tid, index, strip_start, max(0, min(pos, len(index) - 1)), frame_link, aspect)}"
     )
     return layout(t.source_video or t.id, body,
                   crumbs=[(f"/t/{tid}", names.short(tid, "timeline"))],
@@ -301,6 +302,7 @@ def _boxes_section(store: Store, c: Checkpoint, req: Request) -> str:
     frames = detection_frames(store, req, c, stage)
     counts, tracked = stage_labels(req, c, stage, frames)
     index = store.frame_index(c.timeline_id)
+    aspect = data.pixel_aspect(store.get_timeline(c.timeline_id))
     metas = {m.sequence: m for m in index}
     positions = {m.sequence: i for i, m in enumerate(index)}
     seqs = sorted(frames)
@@ -313,12 +315,13 @@ def _boxes_section(store: Store, c: Checkpoint, req: Request) -> str:
     figures = "".join(
         frame_figure(c.timeline_id, seq, metas.get(seq), shapes := plain_boxes(frames[seq]),
                      f"#{seq}" + (f" · {secs(metas[seq].timestamp)}" if seq in metas else "")
-                     + f" · {count_boxes(len(shapes))}", position=positions.get(seq))
+                     + f" · {count_boxes(len(shapes))}", position=positions.get(seq),
+                     aspect=aspect)
         for seq in seqs[start:start + BOX_PAGE]
     )
     nav = pager(f"/c/{c.id}", start, BOX_PAGE, len(seqs), "frames", stage=stage)
     view = viewer(c.timeline_id, index, pos, frame_link,
-                  url(f"/view/{c.timeline_id}", c=c.id, stage=stage), frames)
+                  url(f"/view/{c.timeline_id}", c=c.id, stage=stage), frames, aspect=aspect)
     return (f"{row}{label_legend(counts, tracked)}{view}"
             f'<h3>Every frame of {esc(stage)} <small>click one to view it above</small></h3>'
             f'{nav}<div class="frames">{figures}</div>{nav}')

@@ -24,6 +24,7 @@ from ..evaluate import METRICS, Evaluation, evaluate
 from ..framediff import Box
 from ..types import Checkpoint, FrameMeta
 from .boxes import Shape, count_boxes, frame_figure
+from .data import pixel_aspect
 from .html import attr, compact, esc, layout, link, shorten, url
 from .names import Names, check_ref, resolve
 
@@ -299,19 +300,20 @@ def _boxes(table: pa.Table, sequence: int) -> list[Shape]:
 
 def _panes(store: Store, names: Names, tid: str, picked: list[Checkpoint], stage: str | None,
            seq: int, meta: FrameMeta | None, tags: dict[str, list[str]]) -> str:
+    aspect = pixel_aspect(store.get_timeline(tid))
     cells = []
     for c in picked:
         s = _stage_of(c, stage)
         head = (f'<div class="pane-head">{link(f"/c/{c.id}", _label(c, tags))} '
                 f'<code>{esc(names.short(c.id))}</code> · {esc(s or "no boxes")}</div>')
         if s is None:
-            figure = frame_figure(tid, seq, meta, [], "no stage with boxes")
+            figure = frame_figure(tid, seq, meta, [], "no stage with boxes", aspect=aspect)
         else:
             d = _OUTPUTS.get(store, c, s)
             boxes = _boxes(d.table, seq) if d.frame_keyed else []
             listed = seq in set(d.frames) if d.frame_keyed else False
             caption = (count_boxes(len(boxes)) if listed else "frame not in this output")
-            figure = frame_figure(tid, seq, meta, boxes, caption)
+            figure = frame_figure(tid, seq, meta, boxes, caption, aspect=aspect)
         cells.append(f'<div class="pane" data-id={attr(c.id)} data-seq="{seq}">{head}'
                      f"{figure}</div>")
     return (f'<div class={attr(f"panes n{len(picked)}")} id="panes" data-seq="{seq}">'

@@ -16,6 +16,7 @@ from ..errors import InvalidInputError, NotFoundError
 from ..framediff import frames_of
 from ..types import Checkpoint, FrameMeta
 from .boxes import Shape, count_boxes, frame_figure, label_counts, plain_boxes
+from .data import pixel_aspect
 from .html import attr, esc, url
 
 if TYPE_CHECKING:
@@ -93,11 +94,11 @@ def stage_labels(req: Request, c: Checkpoint, stage: str, frames: dict[int, Any]
 
 
 def viewer(timeline_id: str, index: list[FrameMeta], pos: int, link: Callable[[int], str],
-           src: str, frames: dict[int, Any] | None = None) -> str:
+           src: str, frames: dict[int, Any] | None = None, aspect: float = 1.0) -> str:
     """The viewer at index position pos (clamped). link(pos): the page URL showing that
     position (for use without script); src: the fragment URL (without ``i``) that app.js
     asks for the next position; frames: a checkpoint's frame values, whose boxes are
-    drawn (None on a timeline page)."""
+    drawn (None on a timeline page); aspect: see data.pixel_aspect."""
     if not index:
         return '<div class="viewer" id="viewer"><p class="muted">no frames</p></div>'
     pos = max(0, min(pos, len(index) - 1))
@@ -111,7 +112,7 @@ def viewer(timeline_id: str, index: list[FrameMeta], pos: int, link: Callable[[i
     caption = (f"frame #{meta.sequence} · {esc(secs(meta.timestamp))} · {pos + 1:,} of "
                f"{len(index):,}{drawn}")
     figure = frame_figure(timeline_id, meta.sequence, meta, shapes, caption, cls="frame big",
-                          lazy=False, size="big")
+                          lazy=False, size="big", aspect=aspect)
     last = len(index) - 1
 
     def step(to: int, text: str, cls: str) -> str:
@@ -153,4 +154,5 @@ def fragment(store: Store, req: Request) -> str:
 
         def link(p: int) -> str:
             return url(f"/t/{tid}", i=p)
-    return viewer(tid, index, pos, link, src, frames)
+    return viewer(tid, index, pos, link, src, frames,
+                  aspect=pixel_aspect(store.get_timeline(tid)))
