@@ -15,6 +15,7 @@ from .types import Checkpoint, Timeline
 
 __all__ = [
     "describe_timeline",
+    "pixel_aspect",
     "plural",
     "render_checkpoint",
     "render_tree",
@@ -88,8 +89,28 @@ def describe_timeline(timeline: Timeline) -> str:
             f"{sampling_fps(timeline)} fps over {sampled_duration(timeline)}")
 
 
+def pixel_aspect(t: Timeline) -> float:
+    """Width over height of one stored pixel, from the ``sample_aspect_ratio`` that
+    ``ingest_video`` records ("8:9" for NTSC DV): frames are stored at the size coded,
+    and shown at the shape players show. 1.0 when none is recorded, or what is recorded
+    is not "N:D" with N and D integers from 1 to 65535 making 1:10 to 10:1 (a synced
+    store's source_info may hold anything)."""
+    stated = t.source_info.get("sample_aspect_ratio") if isinstance(t.source_info, Mapping) \
+        else None
+    if not isinstance(stated, str) or len(stated) > 11:
+        return 1.0
+    n, sep, d = stated.partition(":")
+    if not (sep and n.isascii() and n.isdigit() and d.isascii() and d.isdigit()):
+        return 1.0
+    num, den = int(n), int(d)
+    if not (1 <= num <= 65535 and 1 <= den <= 65535 and den <= 10 * num and num <= 10 * den):
+        return 1.0
+    return num / den
+
+
 def _source(timeline: Timeline) -> str:
-    """", from 7.6s of video at 25 fps 320x240 h264" (empty for frames given as arrays)."""
+    """", from 7.6s of video at 25 fps 320x240 h264" (empty for frames given as arrays;
+    "720x480 (8:9 pixels)" where pixels are not square)."""
     info = timeline.source_info
     if not info:
         return ""
@@ -99,6 +120,8 @@ def _source(timeline: Timeline) -> str:
         parts.append(f"at {fps:g} fps")
     if info.get("width") and info.get("height"):
         parts.append(printable(f"{info['width']}x{info['height']}"))
+        if pixel_aspect(timeline) != 1.0:
+            parts.append(f"({info['sample_aspect_ratio']} pixels)")
     if info.get("codec"):
         parts.append(printable(str(info["codec"])))
     return ", from " + " ".join(parts)

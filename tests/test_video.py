@@ -1241,8 +1241,13 @@ def test_non_square_pixels_are_recorded_and_frames_kept_as_coded(
     source_info says how wide a pixel is shown (turned with the frames)."""
     path = tmp_path / f"dv-{degrees}.mp4"
     write_video(path, 4, size=(64, 48), rotation=degrees, pixel_aspect=Fraction(8, 9))
-    info = store.ingest_video(path, fps=None, codec="png").source_info
+    tl = store.ingest_video(path, fps=None, codec="png")
+    info = tl.source_info
     assert info["sample_aspect_ratio"] == stated
+    from localckpt.render import render_tree
+
+    header = render_tree(tl, store.checkpoints(tl.id)).splitlines()[0]
+    assert f"x{info['height']} ({stated} pixels) h264" in header, header
     size = (48, 64) if degrees else (64, 48)
     assert (info["width"], info["height"]) == size
     plain = tmp_path / "square.mp4"

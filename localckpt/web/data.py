@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, NotFoundError
 from ..records import checkpoint_to_dict, timeline_to_dict
+from ..render import pixel_aspect
 from ..types import Checkpoint, FrameMeta, Timeline
 
 if TYPE_CHECKING:
@@ -73,25 +74,6 @@ def source_duration(t: Timeline) -> float | None:
         except OverflowError:
             return None
     return None
-
-
-def pixel_aspect(t: Timeline) -> float:
-    """Width over height of one stored pixel, from the ``sample_aspect_ratio`` that
-    ``ingest_video`` records ("8:9" for NTSC DV): frames are stored at the size coded,
-    and shown at the shape players show. 1.0 when none is recorded, or what is recorded
-    is not "N:D" with N and D integers from 1 to 65535 making 1:10 to 10:1 (a synced
-    store's source_info may hold anything)."""
-    stated = t.source_info.get("sample_aspect_ratio") if isinstance(t.source_info, Mapping) \
-        else None
-    if not isinstance(stated, str) or len(stated) > 11:
-        return 1.0
-    n, sep, d = stated.partition(":")
-    if not (sep and n.isascii() and n.isdigit() and d.isascii() and d.isdigit()):
-        return 1.0
-    num, den = int(n), int(d)
-    if not (1 <= num <= 65535 and 1 <= den <= 65535 and den <= 10 * num and num <= 10 * den):
-        return 1.0
-    return num / den
 
 
 def timeline_row(t: Timeline, names: Names, checkpoints: int | None = None
