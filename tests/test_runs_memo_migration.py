@@ -192,8 +192,9 @@ def test_a_damaged_memo_frame_is_an_error_naming_its_table(new_store: Any, kind:
 def test_a_damaged_memo_run_is_an_error_naming_its_table(new_store: Any, kind: str,
                                                         column: str) -> None:
     """The run's fields are checked where an entry is read with them (its bytes, a
-    lookup), its keys where they are read (clearing): nothing is deleted on the word
-    of a damaged row."""
+    lookup), its keys where they are read (clearing): a clear by stage deletes nothing
+    on the word of a damaged row; clearing the whole memo (what the error advises)
+    finds its entries without it."""
     store = new_store(kind)
     tl, keys = _memo(store)
     e = store.catalog.engine
@@ -208,9 +209,13 @@ def test_a_damaged_memo_run_is_an_error_naming_its_table(new_store: Any, kind: s
         with pytest.raises(CorruptDataError, match="memo_runs"):
             store.load_stage_output(store.begin_run(tl.id, None, "detect").commit(),
                                     "detect")
-    with pytest.raises(CorruptDataError, match="memo_runs"):
-        store.clear_memo()
+    with pytest.raises(CorruptDataError, match=r"memo_runs.*localckpt memo clear"):
+        store.clear_memo(stage="detecT" if column == "stage" else "detect")
     assert e.query("SELECT count(*) FROM {s}memo_frames") == [(5,)]
+    assert store.clear_memo() == 5
+    assert e.query("SELECT count(*) FROM {s}memo_frames") == [(0,)]
+    assert e.query("SELECT count(*) FROM {s}memo_runs") == [(0,)]
+    assert store.begin_run(tl.id, None, "detect").todo() == list(range(5))
 
 
 def test_an_entry_whose_run_row_is_gone_is_an_error(new_store: Any) -> None:
@@ -221,6 +226,9 @@ def test_an_entry_whose_run_row_is_gone_is_an_error(new_store: Any) -> None:
         tx.execute("DELETE FROM memo_runs")
     with pytest.raises(CorruptDataError, match="memo_runs"):
         store._run_tables().memo_data(keys.values())
+    assert store.clear_memo(stage="detect") == 0  # nothing lists them
+    assert store.clear_memo() == 5  # what the error advises
+    assert store.memo_stats().entries == 0 and not store._run_tables().lookup(keys.values())
 
 
 @pytest.mark.parametrize("kind", ["embedded", "duckdb", "postgres-local"])

@@ -1115,7 +1115,7 @@ class RunTables:
         ident = row[0] if row and isinstance(row[0], str) else "?"
         return CorruptDataError(
             f"memo row {ident!r} in table {table} of {self.where} {what}: the catalog is "
-            "damaged (restore the store, or clear the memo)")
+            "damaged (restore the store, or clear the whole memo: localckpt memo clear)")
 
     def lookup(self, keys: Iterable[str]) -> dict[str, MemoEntry]:
         """key -> memo entry, for the keys the memo holds."""
@@ -1251,19 +1251,32 @@ class RunTables:
         # transactions only delete what each row lists
         pick = (f"SELECT id FROM {{s}}memo_runs WHERE {' AND '.join([*where, 'id > ?'])} "
                 f"ORDER BY id LIMIT {_BATCH}")
+        everything = not where
         removed, last = 0, ""
         while True:
             ids = [r[0] for r in e.query(pick, (*params, last))]
             if not ids:
-                return removed
+                break
             last = ids[-1]
             for memo_run in ids:
-                removed += self._clear_memo_run(memo_run)
+                removed += self._clear_memo_run(memo_run, everything)
+        if everything:
+            # entries whose memo_runs row is gone (a damaged catalog: reading them is an
+            # error, whose advice is this); on PostgreSQL a commit under way, whose row
+            # is not seen yet, has entries not seen yet either
+            with e.transaction() as tx:
+                removed += len(tx.query(e.sql(
+                    "DELETE FROM {s}memo_frames WHERE NOT EXISTS (SELECT 1 FROM "
+                    "{s}memo_runs r WHERE r.id = {s}memo_frames.memo_run) RETURNING key")))
+        return removed
 
-    def _clear_memo_run(self, memo_run: str) -> int:
+    def _clear_memo_run(self, memo_run: str, damaged_too: bool = False) -> int:
         """Delete the entries of one memo_runs row, _BATCH a transaction, each cutting
         them from its key list (the row goes with its last, and, when no other row of
-        its run points into its output, the run's reference to it); how many went."""
+        its run points into its output, the run's reference to it); how many went. A
+        row that does not match its digest is CorruptDataError, unless damaged_too (the
+        whole memo is cleared): then its entries are found by a scan, in one
+        transaction."""
         e, q = self.engine, self._q
         removed = 0
         while True:
@@ -1274,13 +1287,22 @@ class RunTables:
                 if not rows:
                     return removed
                 row = rows[0]
-                self._memo_run_check(row[:10], row[10])
-                listed = bytes(row[10])
-                batch, rest = listed[:32 * _BATCH], listed[32 * _BATCH:]
-                keys = [batch[i:i + 32].hex() for i in range(0, len(batch), 32)]
-                gone = [r[0] for r in tx.query(e.sql(
-                    "DELETE FROM {s}memo_frames WHERE key{in} AND memo_run = ? RETURNING key"),
-                    (self.dialect.list_param(keys), memo_run))]
+                try:
+                    self._memo_run_check(row[:10], row[10])
+                except CorruptDataError:
+                    if not damaged_too:
+                        raise
+                    rest = b""
+                    gone = [r[0] for r in tx.query(e.sql(
+                        "DELETE FROM {s}memo_frames WHERE memo_run = ? RETURNING key"),
+                        (memo_run,))]
+                else:
+                    listed = bytes(row[10])
+                    batch, rest = listed[:32 * _BATCH], listed[32 * _BATCH:]
+                    keys = [batch[i:i + 32].hex() for i in range(0, len(batch), 32)]
+                    gone = [r[0] for r in tx.query(e.sql(
+                        "DELETE FROM {s}memo_frames WHERE key{in} AND memo_run = ? "
+                        "RETURNING key"), (self.dialect.list_param(keys), memo_run))]
                 _, run_id, output = row[0], row[1], row[6]
                 # the references a key owned (entries written before migration 9 point
                 # at their value's own output, which a reference owned by their key kept)
