@@ -58,7 +58,9 @@ keyed by its key; what its run gives it is one memo_runs row. What the indexes s
 served per run: clearing (by stage, by age, all) picks memo_runs rows through their
 (stage, created_at) index and deletes each one's entries by the keys it lists, up to
 _BATCH a transaction that cuts them from its list (the row goes with the last, with the
-run's reference to its output); ``memo stats`` sums n per stage and version; whether a
+run's reference to its output; clearing the whole memo, what a damaged memo row's error
+advises, takes a row that does not match its digest by a scan for its entries, and
+last the entries no row holds); ``memo stats`` sums n per stage and version; whether a
 run wrote entries is its row, through the run_id index. A commit inserts its entries
 (a key held already stays), counts the rows inserted (SQLite, PostgreSQL: when every
 one was, nothing is read back; else, and on DuckDB, it reads which keys are its own),
