@@ -262,6 +262,9 @@ MEMO_FRAMES = Table("memo_frames", (
 #: a memo_runs row as read (_MemoRuns.check), without its keys
 _MEMO_RUN = "id, run_id, stage, version, params_hash, created_at, output, n, keys_digest, digest"
 _MEMO_FRAME = "key, memo_run, value_hash, value_at, value_size, digest"
+#: lowercase hex digits: text of only these needs no escaping in JSON, and is a SHA-256's
+#: when 64 long (what is left when bytes.translate deletes them tells; str.isalnum reads
+#: each character's category)
 _HEX = b"0123456789abcdef"
 
 
@@ -385,9 +388,6 @@ def frames_output(values: Mapping[int, bytes]) -> tuple[bytes, dict[int, tuple[i
 
 
 _FRAMES_OPEN = b'{"frames":{'
-#: letters and digits: text of only these needs no escaping in JSON (what is left when
-#: bytes.translate deletes them tells; str.isalnum reads each character's category)
-_ALNUM = bytes(range(48, 58)) + bytes(range(65, 91)) + bytes(range(97, 123))
 
 
 # -- rows -----------------------------------------------------------------------------------
