@@ -18,6 +18,7 @@ import pytest
 from conftest import KINDS
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from old_memo import old_memo_entry
 
 import localckpt
 from localckpt.canonical import canonical_bytes, content_hash
@@ -309,9 +310,10 @@ def test_the_catalog_is_at_the_latest_version_with_the_run_tables(store: localck
     from localckpt.backends.sql.schema import LATEST_VERSION, version_of
 
     assert LATEST_VERSION >= 7 and version_of(store.catalog.engine) == LATEST_VERSION
-    for table in ("runs", "run_puts", "memo_entries"):
+    for table in ("runs", "run_puts", "memo_runs", "memo_frames"):
         assert store.catalog.engine.has_table(table)
     assert not store.catalog.engine.has_table("run_parts")  # migration 15 replaced it
+    assert not store.catalog.engine.has_table("memo_entries")  # and 16 this one
 
 
 def test_gc_keeps_open_runs_and_memo_values_and_collects_the_rest(store: localckpt.Store,
@@ -352,7 +354,7 @@ def test_gc_keeps_open_runs_and_memo_values_and_collects_the_rest(store: localck
     store.prune(same)
     gc_twice()
     assert store.catalog.missing_outputs({held}) == {held}
-    assert store.memo_stats().entries == 5 == count(store, "memo_entries")
+    assert store.memo_stats().entries == 5 == count(store, "memo_frames")
     assert store.begin_run(tl.id, None, "detect", version="m").todo() == list(range(30))
     assert store.load_stage_output(store.begin_run(tl.id, None, "ocr").commit(partial=True),
                                    "ocr") == expected(range(5), "aborted")
@@ -683,7 +685,6 @@ def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
     from localckpt.backends.sql import schema
     from localckpt.backends.sql.runs import RunTables, part_digest
     from localckpt.records import utcnow
-    from localckpt.runs.records import MemoEntry
 
     hashes = [content_hash(canonical_bytes(value(s))) for s in range(3)]
     with monkeypatch.context() as m:  # the code of before: migrations up to 8
@@ -693,8 +694,7 @@ def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
         with localckpt.open(tmp_path / "old", create=True) as old:
             tl = old.create_timeline("v.mp4", "p", frames(3), codec="png")
             run = old.begin_run(tl.id, None, "detect")
-            tables, e = old._run_tables(), old.catalog.engine
-            memo_columns = ", ".join([*tables.memo.names, "digest"])
+            e = old.catalog.engine
             with e.transaction() as tx:  # what a put of before wrote
                 for s, h in enumerate(hashes):
                     key = run.memo_key(s)
@@ -702,11 +702,8 @@ def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
                                (h, canonical_bytes(value(s))))
                     tx.execute("INSERT INTO run_parts (run_id, sequence, value_hash, digest) "
                                "VALUES (?, ?, ?, ?)", (run.id, s, h, part_digest(run.id, s, h)))
-                    entry = MemoEntry(key.digest, "detect", "", key.params, key.frame, {}, h,
-                                      run.id, utcnow())
-                    cols, digest = tables.memo.row(entry)
-                    tx.execute(f"INSERT INTO memo_entries ({memo_columns}) VALUES "
-                               f"({', '.join('?' * (len(cols) + 1))})", (*cols, digest))
+                    old_memo_entry(tx, e, key.digest, "detect", "", key.params, key.frame,
+                                   {}, h, run.id, utcnow())
                     tx.execute("INSERT INTO output_refs (hash, owner) VALUES (?, ?), (?, ?)",
                                (h, run.id, h, key.digest))
     with localckpt.open(tmp_path / "old") as store:

@@ -25,8 +25,8 @@ def snapshot(store: localckpt.Store) -> dict[str, Any]:
     """Every row of the tables a run writes, and the runs' states."""
     q = store.catalog.engine.query
     return {table: sorted(map(repr, q(f"SELECT * FROM {{s}}{table}")))
-            for table in ("runs", "run_puts", "memo_entries", "outputs", "output_refs",
-                          "checkpoints")}
+            for table in ("runs", "run_puts", "memo_runs", "memo_frames", "outputs",
+                          "output_refs", "checkpoints")}
 
 
 def _cyclic() -> Any:

@@ -123,23 +123,28 @@ def test_a_commit_inserts_its_entries_without_reading_the_memos_keys(
         new_store: Any) -> None:
     """Cost: a commit's memo entries are inserted as they are, with no query of which
     keys the memo holds first (the insert skips a key held already: the first value
-    written under a key keeps answering it); a run none of whose entries landed holds
-    no reference to its output."""
+    written under a key keeps answering it), and when every row was inserted (SQLite
+    counts them), none read back; a run none of whose entries landed holds no reference
+    to its output."""
     store = new_store("embedded")
     tl = store.create_timeline("a.mp4", "p", frames(6), codec="png")
     first = store.begin_run(tl.id, None, "detect", version="v1")
     first.put({s: value(s) for s in range(3)})
-    first.commit(partial=True)
     run = store.begin_run(tl.id, None, "detect", version="v1")
     run.put({0: value(0, "again"), **{s: value(s) for s in range(3, 6)}})
     conn = store.catalog.engine._conn()  # this thread's connection
     said: list[str] = []
     conn.set_trace_callback(said.append)
     try:
-        run.commit()
+        first.commit(partial=True)
+        assert [s for s in said if s.startswith("INSERT INTO memo_frames")]
+        assert not [s for s in said if s.startswith("SELECT key FROM memo_frames")]
+        said.clear()
+        run.commit()  # frame 0's key is held: the keys it took are read back
     finally:
         conn.set_trace_callback(None)
-    assert not [s for s in said if s.startswith("SELECT key FROM memo_entries")], said
+    reads = [s for s in said if s.startswith("SELECT key FROM memo_frames")]
+    assert len(reads) == 1 and "memo_run" in reads[0], said
     keys = {s: run.memo_key(s).digest for s in range(6)}
     entries = store._run_tables().lookup(keys.values())
     assert [entries[keys[s]].run_id for s in range(6)] == [first.id] * 3 + [run.id] * 3
@@ -343,9 +348,9 @@ def test_two_lambdas_on_one_line_have_their_own_versions(tmp_path: Any,
 @pytest.mark.parametrize("kind", ["embedded", "duckdb"])
 def test_memo_entries_of_any_stage_name_and_inputs_read_back_checked(new_store: Any,
                                                                      kind: str) -> None:
-    """A commit writes each entry's digest from text it puts together (the parts every
-    entry shares encoded once): entries of a stage and version that JSON escapes, with
-    inputs, read back as the same records, their digests checked, on every engine."""
+    """A commit writes each entry's digest from text it puts together (the run's id
+    encoded once): entries of a stage and version that JSON escapes, with inputs, read
+    back with their run's fields, their digests checked, on every engine."""
     store = new_store(kind)
     tl = store.create_timeline("a.mp4", "p", frames(6), codec="png")
     base = store.save_stage_output(tl.id, None, "raw", {"frames": {
@@ -359,35 +364,51 @@ def test_memo_entries_of_any_stage_name_and_inputs_read_back_checked(new_store: 
     assert again.todo() == [] and again.memo_hits == 6
     keys = {s: again.memo_key(s) for s in range(6)}
     found = store._run_tables().lookup(k.digest for k in keys.values())
+    made = store.get_run(first.id).record.closed_at
     for s, key in keys.items():
         entry = found[key.digest]
-        assert (entry.stage, entry.version, entry.params_hash, entry.frame_hash) == (
-            stage, version, key.params, key.frame)
-        assert dict(entry.inputs) == dict(key.inputs) and entry.run_id == first.id
+        assert (entry.stage, entry.version, entry.params_hash, entry.run_id) == (
+            stage, version, key.params, first.id)
         assert entry.value_hash == content_hash(canonical_bytes(value(s)))
-    assert (entry.inputs["raw"] is None) and found[keys[0].digest].inputs["raw"]
+        assert made is not None and entry.created_at >= made
     assert store.load_stage_output(again.commit(), stage) == {
         "frames": {str(s): value(s) for s in range(6)}}
 
 
-def test_memo_entries_whose_parts_are_not_hex_take_the_plain_digest(
+def test_the_fast_frame_digests_are_the_plain_ones() -> None:
+    """memo_frames digests put together from hex text equal _digest_of of each row; a
+    hash that is not hex (it would need no escaping here, but the check is for any)
+    makes the batch take _digest_of itself."""
+    from localckpt.backends.sql.runs import _digest_of, frame_digests
+
+    run = "0190a000-0000-7000-8000-00000000000a"
+    hexed = [("a" * 64, "b" * 64, 0, 5), ("c" * 64, "d" * 64, 12, 2 ** 40)]
+    odd = [("a" * 64, 'x"\\é', 3, 4), *hexed]
+    for entries, memo_run in ((hexed, run), (odd, run), (hexed, 'r"/\\1')):
+        assert frame_digests(memo_run, entries) == [
+            _digest_of([key, memo_run, h, at, size]) for key, h, at, size in entries]
+
+
+def test_a_put_row_with_a_key_that_is_not_a_sha256_is_refused_at_commit(
         new_store: Any) -> None:
-    """An entry's digest is put together from its hashes as text that needs no JSON
-    escaping; a part that would (not a hash: here a frame hash with a quote) makes every
-    entry of the batch take _digest_of itself, and they read back, checked."""
-    from localckpt.runs.closing import aborting
+    """A put row written behind the API (its digest made to match) whose memo key is not
+    a SHA-256 cannot be listed among its run's keys: the commit refuses it, naming
+    run_puts, and writes no memo entry."""
+    from localckpt.backends.sql.runs import put_row
+    from localckpt.errors import CorruptDataError
 
     store = new_store("embedded")
-    tl = store.create_timeline("a.mp4", "p", frames(3), codec="png")
+    tl = store.create_timeline("a.mp4", "p", frames(2), codec="png")
     run = store.begin_run(tl.id, None, "detect")
-    run.put({s: value(s) for s in range(3)})
-    keys = {s: run.memo_key(s).digest for s in range(3)}
-    tables = store._run_tables()
-    odd = {0: 'fr"\\é\n', 1: "f" * 64, 2: "é" * 3}
-    tables.change(run.id, aborting(tables), close=lambda new: new.state == "aborted",
-                  memo_of=lambda s: (odd[s], {"in\"put": None}))
-    found = tables.lookup(keys.values())
-    assert {s: (found[k].frame_hash, dict(found[k].inputs)) for s, k in keys.items()} == {
-        s: (odd[s], {"in\"put": None}) for s in range(3)}
-    assert tables.memo_data(keys.values()) == {
-        k: canonical_bytes(value(s)) for s, k in keys.items()}
+    datas = [canonical_bytes(value(s)) for s in range(2)]
+    row = put_row(run.id, [(s, content_hash(d), d, k) for s, (d, k) in enumerate(
+        zip(datas, [run.memo_key(0).digest, "not, a key"], strict=True))])
+    e = store.catalog.engine
+    with e.transaction() as tx:
+        tx.execute("INSERT INTO run_puts (run_id, lo, hi, n, sequences, value_hashes, keys, "
+                   "sizes, data, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+    other = new_store.reopen(store)  # no bytes of this process remembered
+    with pytest.raises(CorruptDataError, match="run_puts"):
+        other.get_run(run.id).commit()
+    assert other.memo_stats().entries == 0
+    assert other.catalog.engine.query("SELECT count(*) FROM memo_frames") == [(0,)]

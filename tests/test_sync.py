@@ -240,7 +240,8 @@ def _run_reads(reads: Any) -> list[str]:
     """The statements of reads that read a stage run table."""
     import re
 
-    return [q for q, _ in reads.statements if re.search(r"\b(runs|run_parts|memo_entries)\b", q)]
+    tables = r"\b(runs|run_puts|run_parts|memo_entries|memo_runs|memo_frames)\b"
+    return [q for q, _ in reads.statements if re.search(tables, q)]
 
 
 def test_runs_are_read_only_when_deletions_arrive(new_store: StoreFactory,

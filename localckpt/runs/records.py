@@ -9,8 +9,9 @@ Kinds::
 
 The SQL tables (``localckpt.backends.sql.runs``) derive their columns from
 :data:`RUN_FIELDS` (parts: the table of migration 7, replaced by one row per put in
-migration 15, whose digest covers its lists), and each row carries a digest of these
-fields. A run changes state
+migration 15, whose digest covers its lists; memo: the memo_entries table of migration 7,
+replaced by memo_runs and memo_frames in migration 16, which reads it one last time),
+and each row carries a digest of these fields. A run changes state
 (open, committing, committed, aborted) and the fields after ``state`` with it; the
 rest never changes. Parts and memo entries never change: a part is deleted by gc once
 its run is committed or aborted, a memo entry when the memo is cleared.
@@ -91,13 +92,13 @@ class PartRecord:
 @attrs.frozen
 class MemoEntry:
     """A per-frame value any run wrote, under the key its parts make (see
-    ``localckpt.runs.memo.MemoKey``): the key's parts are kept beside it, so an entry
-    can be read back as what it depends on.
+    ``localckpt.runs.memo.MemoKey``). The parts every frame of the run shares are kept
+    once for the run; the frame's own parts (its content hash, its inputs' hashes) are
+    in the key only (since migration 16: ``run.memo_key(seq)`` shows them).
 
     Attributes:
         key: SHA-256 of the key's canonical JSON.
-        stage, version, params_hash, frame_hash, inputs: the key's parts (inputs: input
-            stage -> hash of that stage's value for the frame, None when it has none).
+        stage, version, params_hash: the key's parts that the run gives.
         value_hash: the value's content hash (its bytes lie in an output, see
             ``localckpt.backends.sql.runs``).
         run_id: the run that wrote it first.
@@ -108,8 +109,6 @@ class MemoEntry:
     stage: str
     version: str
     params_hash: str
-    frame_hash: str
-    inputs: Mapping[str, str | None]
     value_hash: str
     run_id: str
     created_at: datetime
@@ -129,10 +128,12 @@ RUN_FIELDS: dict[str, tuple[Field, ...]] = {
         F("done", "int", optional=True), F("memo_hits", "int", optional=True),
     ),
     "part": (F("run_id", "id"), F("sequence", "int"), F("value_hash", "hash")),
+    # the memo_entries table of migrations 7-15 (migration 16 checks its rows, then drops
+    # it): MemoEntry is what a lookup reads now
     "memo": (
         F("key", "hash"), F("stage", "text"), F("version", "text"), F("params_hash", "hash"),
         F("frame_hash", "hash"), F("inputs", "json"), F("value_hash", "hash"),
         F("run_id", "id"), F("created_at", "time"),
     ),
 }
-RUN_TYPES: dict[str, type] = {"run": RunRecord, "part": PartRecord, "memo": MemoEntry}
+RUN_TYPES: dict[str, type] = {"run": RunRecord, "part": PartRecord}

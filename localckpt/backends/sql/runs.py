@@ -1,8 +1,9 @@
-"""Stage runs, their puts and the per-frame memo: three tables of the one catalog.
+"""Stage runs, their puts and the per-frame memo: four tables of the one catalog.
 
 Schema (migration 7, rendered per dialect from :data:`TABLES`; migration 9 adds the
 columns after the digest-covered fields; migration 15 replaces the parts, one row per
-frame, with :data:`PUTS`, one row per put)::
+frame, with :data:`PUTS`, one row per put; migration 16 replaces memo_entries with
+:data:`MEMO_RUNS` and :data:`MEMO_FRAMES`)::
 
     runs          one row per run (``localckpt.runs.records.RunRecord``), its ``tail``
                   for short ids, ``puts`` (a counter every put increments: on PostgreSQL
@@ -11,10 +12,19 @@ frame, with :data:`PUTS`, one row per put)::
                   and the greatest), value hashes, memo keys (NULL for a run with the
                   memo off) and byte sizes, each list as comma-separated text, and
                   ``data``, the values' canonical bytes one after the other
-    memo_entries  key -> value_hash, the key's parts and the run that wrote it; the value
-                  lies in output ``value_in`` at ``value_at`` (``value_size`` bytes)
+    memo_runs     id -> the fields an entry's run gives it, once per run that wrote
+                  entries: run_id, stage, version, params_hash, created_at, ``output``
+                  (where its values lie), ``n`` and ``keys`` (its entries' keys, 32
+                  bytes each, in order; ``keys_digest`` covers them), digest
+    memo_frames   key -> memo_run (a memo_runs id), value_hash, and where the value lies
+                  in that row's output: value_at, value_size; digest. On SQLite a
+                  WITHOUT ROWID table: an entry is one B-tree entry
 
 A frame's value in a run is its *part*: the put row that holds it, cut at the sizes.
+
+A memo_runs id is the run's id; a run whose entries were written at several times or
+into several outputs (entries written one put at a time, before migration 9) has a row
+per (time, output), its id the run's id, "/" and a number (migration 16).
 
 Why this layout (measured on SQLite: a put of 100 frames wrote ~400 B-tree pages when
 each value was an output with references, and a memo entry; with a row per frame, the
@@ -40,9 +50,29 @@ put with this put's values: an equal value is left as it is, another one refuses
 whole put (ConflictError), the rest are inserted as one row. A put of new frames in
 ascending order, the usual one, reads no row back.
 
+Why the memo is two tables (migration 16; before it, an entry was a row of ~450 bytes
+with its run's fields and its key's parts, in a rowid table with three indexes: its key,
+(stage, created_at) and run_id, so 10,000 entries cost ~175 ms of SQLite work at a
+commit, half of the run): an entry holds only what a lookup needs, in one B-tree
+keyed by its key; what its run gives it is one memo_runs row. What the indexes served is
+served per run: clearing (by stage, by age, all) picks memo_runs rows through their
+(stage, created_at) index and deletes each one's entries by the keys it lists, up to
+_BATCH a transaction that cuts them from its list (the row goes with the last, with the
+run's reference to its output; clearing the whole memo, what a damaged memo row's error
+advises, takes a row that does not match its digest by a scan for its entries, and
+last the entries no row holds); ``memo stats`` sums n per stage and version; whether a
+run wrote entries is its row, through the run_id index. A commit inserts its entries
+(a key held already stays), counts the rows inserted (SQLite, PostgreSQL: when every
+one was, nothing is read back; else, and on DuckDB, it reads which keys are its own),
+then writes its row. A key in a put row that is not a SHA-256 cannot be listed: the
+commit refuses it (CorruptDataError naming run_puts) and writes nothing.
+
 Every row read is checked against its digest, and a value's bytes against its hash
 (CorruptDataError names the table). A put row's digest covers the run id, lo, hi, the
-count and the four lists; the bytes are checked per value against the hashes.
+count and the four lists; the bytes are checked per value against the hashes. A
+memo_frames row's digest covers its five columns; a memo_runs row's covers its columns
+but keys, and keys_digest covers the keys, checked where they are read (clearing). An
+entry whose memo_runs row is missing is an error where it is read with it.
 """
 
 from __future__ import annotations
@@ -122,12 +152,15 @@ PUTS = Table("run_puts", (
     ("run_id", "lo"), (("run_id", "hi", "lo"),))
 
 
-def _create(tx: Tx, engine: Engine, table: Table) -> None:
+def _create(tx: Tx, engine: Engine, table: Table, without_rowid: bool = False) -> None:
+    """CREATE TABLE (without_rowid: on SQLite, the table is its key's B-tree) and its
+    indexes, for the engine's dialect."""
     d = engine.dialect
     cols = [f"{name} {d.types[kind]}{'' if nullable else ' NOT NULL'}"
             for name, kind, nullable in table.columns]
     cols.append(f"PRIMARY KEY ({', '.join(table.key)})")
-    tx.execute(engine.sql(f"CREATE TABLE {{s}}{table.name} ({', '.join(cols)})"))
+    rowid = " WITHOUT ROWID" if without_rowid and d.name == "sqlite" else ""
+    tx.execute(engine.sql(f"CREATE TABLE {{s}}{table.name} ({', '.join(cols)}){rowid}"))
     for index in table.indexes:
         tx.execute(engine.sql(f"CREATE INDEX {table.name}_{'_'.join(index)} ON "
                               f"{{s}}{table.name} ({', '.join(index)})"))
@@ -213,6 +246,114 @@ def put_row(run_id: str, parts: Sequence[tuple[int, str, bytes, str | None]]
             b"".join([p[2] for p in parts]), digest)
 
 
+#: The memo of migration 16 (see the module docstring), in neutral types: a run's
+#: fields once, in memo_runs (``keys`` last: a row read without it reads no overflow
+#: page), and per entry only what a lookup needs, in memo_frames.
+MEMO_RUNS = Table("memo_runs", (
+    ("id", "id", False), ("run_id", "id", False), ("stage", "text", False),
+    ("version", "text", False), ("params_hash", "id", False), ("created_at", "time", False),
+    ("output", "id", False), ("n", "int", False), ("keys_digest", "digest", False),
+    ("digest", "digest", False), ("keys", "blob", False)),
+    ("id",), (("run_id",), ("stage", "created_at")))
+MEMO_FRAMES = Table("memo_frames", (
+    ("key", "id", False), ("memo_run", "id", False), ("value_hash", "id", False),
+    ("value_at", "int", False), ("value_size", "int", False), ("digest", "digest", False)),
+    ("key",))
+#: a memo_runs row as read (_MemoRuns.check), without its keys
+_MEMO_RUN = "id, run_id, stage, version, params_hash, created_at, output, n, keys_digest, digest"
+_MEMO_FRAME = "key, memo_run, value_hash, value_at, value_size, digest"
+#: lowercase hex digits: text of only these needs no escaping in JSON, and is a SHA-256's
+#: when 64 long (what is left when bytes.translate deletes them tells; str.isalnum reads
+#: each character's category)
+_HEX = b"0123456789abcdef"
+
+
+def _is_hex(text: str) -> bool:
+    """Whether text is lowercase hex digits only (a SHA-256's, joined)."""
+    return text.isascii() and not text.encode("ascii").translate(None, _HEX)
+
+
+def _keys_digest(keys: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(keys, digest_size=8).digest(), "big", signed=True)
+
+
+def memo_run_digest(values: Sequence[Any]) -> int:
+    """The digest of a memo_runs row: of its columns but keys and digest, in order (the
+    time as ISO 8601 UTC text); keys_digest covers the keys."""
+    return _digest_of(values)
+
+
+def frame_digests(memo_run: str, entries: Sequence[tuple[str, str, int, int]]) -> list[int]:
+    """The digests of memo_frames rows (key, memo_run, value_hash, value_at, value_size)
+    of entries (key, value hash, offset, size): _digest_of each row, whose JSON is put
+    together here from the run id encoded once and the hashes (hex: nothing in them is
+    escaped); when one is not hex, each row's takes _digest_of itself."""
+    if _is_hex("".join([e[0] for e in entries])) and _is_hex("".join([e[1] for e in entries])):
+        blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+        run = orjson.dumps(memo_run)
+        return [from_bytes(blake2b(b'["%s",%s,"%s",%d,%d]' % (key.encode(), run, h.encode(),
+                                                              at, size),
+                                   digest_size=8).digest(), "big", signed=True)
+                for key, h, at, size in entries]
+    return [_digest_of([key, memo_run, h, at, size]) for key, h, at, size in entries]
+
+
+def slim_memo(tx: Tx, engine: Engine) -> None:
+    """Migration 16: memo_entries becomes memo_runs and memo_frames (see the module
+    docstring). Each entry is checked first (CorruptDataError naming memo_entries,
+    nothing changed: a row that does not match its digest, a key that is not a SHA-256,
+    an entry that points at no value). The entries of one run that share their key's
+    stage, version and params, their time and their output become one memo_runs row (the
+    run's id; when a run has several such groups, entries written one put at a time
+    before migration 9: the run's id, "/" and the group's number), each entry a
+    memo_frames row pointing at it. The references keeping the outputs stay as they are."""
+    _create(tx, engine, MEMO_RUNS)
+    _create(tx, engine, MEMO_FRAMES, without_rowid=True)
+    d, where = engine.dialect, engine.describe()
+    legacy = _Codec("memo", d)
+    read = engine.sql(f"SELECT {legacy.read}, value_in, value_at, value_size FROM "
+                      "{s}memo_entries WHERE run_id = ? ORDER BY key")
+    insert_run = engine.sql(_INSERT_MEMO_RUN)
+    insert_frame = engine.sql(_INSERT_FRAME)
+    n = len(legacy.fields)
+    for (run_id,) in tx.query(engine.sql(
+            "SELECT DISTINCT run_id FROM {s}memo_entries ORDER BY run_id")):
+        groups: dict[tuple[Any, ...], list[tuple[str, str, int, int]]] = {}
+        stored: dict[tuple[Any, ...], Any] = {}
+        for row in tx.query(read, (run_id,)):
+            legacy.check(row, where)
+            key, stage, version, ph, _, _, h, _, created = row[:n]
+            value_in, at, size = row[n + 1:n + 4]
+            if not (isinstance(key, str) and len(key) == 64 and _is_hex(key)):
+                raise legacy._damaged(row, where, "holds a key that is not a SHA-256")
+            if not (isinstance(value_in, str) and isinstance(at, int) and
+                    isinstance(size, int) and at >= 0 and size >= 0):
+                raise legacy._damaged(row, where, "points at no value")
+            group = (stage, version, ph, legacy.plain.of_row(row[:n])[8], value_in)
+            groups.setdefault(group, []).append((key, h, at, size))
+            stored.setdefault(group, created)
+        for i, group in enumerate(sorted(groups)):
+            memo_run = run_id if len(groups) == 1 else f"{run_id}/{i}"
+            entries = groups[group]
+            tx.execute(insert_frame, [
+                (key, memo_run, h, at, size, digest) for (key, h, at, size), digest in
+                zip(entries, frame_digests(memo_run, entries), strict=True)], True)
+            stage, version, ph, when, value_in = group
+            keys = bytes.fromhex("".join([e[0] for e in entries]))
+            values = [memo_run, run_id, stage, version, ph, when, value_in, len(entries),
+                      _keys_digest(keys)]
+            digest = memo_run_digest(values)
+            values[5] = stored[group]
+            tx.execute(insert_run, (*values, digest, keys))
+    tx.execute(engine.sql("DROP TABLE {s}memo_entries"))
+
+
+_INSERT_MEMO_RUN = ("INSERT INTO {s}memo_runs (id, run_id, stage, version, params_hash, "
+                    "created_at, output, n, keys_digest, digest, keys) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_FRAME = ("INSERT INTO {s}memo_frames (key, memo_run, value_hash, value_at, "
+                 "value_size, digest) VALUES (?, ?, ?, ?, ?, ?)")
+
 class _Put(NamedTuple):
     """A put row read back and checked against its digest (its lists parsed)."""
 
@@ -247,9 +388,6 @@ def frames_output(values: Mapping[int, bytes]) -> tuple[bytes, dict[int, tuple[i
 
 
 _FRAMES_OPEN = b'{"frames":{'
-#: letters and digits: text of only these needs no escaping in JSON (what is left when
-#: bytes.translate deletes them tells; str.isalnum reads each character's category)
-_ALNUM = bytes(range(48, 58)) + bytes(range(65, 91)) + bytes(range(97, 123))
 
 
 # -- rows -----------------------------------------------------------------------------------
@@ -419,14 +557,13 @@ class RunTables:
         self.engine = catalog.engine
         self.dialect = catalog.dialect
         self.run = _Codec("run", self.dialect, ("tail", "puts"))
-        self.memo = _Codec("memo", self.dialect, ("value_in", "value_at", "value_size"))
         #: run id -> sequence -> (value hash, memo key, the bytes) of the parts this
         #: process put: see _cut and part_values
         self._written: dict[str, dict[int, tuple[str, str | None, bytes]]] = {}
         self._written_size = 0
         self._written_sizes: dict[str, int] = {}  # run id -> bytes of _written[run id]
         self._written_lock = threading.Lock()
-        r, m = self.run.read, self.memo.read
+        r = self.run.read
         self._q = {
             "run": f"SELECT {r} FROM {{s}}runs WHERE id = ?",
             "runs": f"SELECT {r} FROM {{s}}runs ORDER BY id",
@@ -451,18 +588,18 @@ class RunTables:
                           "keys IS NOT NULL ORDER BY lo",
             "open_like": f"SELECT {r} FROM {{s}}runs WHERE stage = ? AND version = ? AND "
                          "state IN ('open', 'committing') ORDER BY id",
-            "memo_data": f"SELECT {m}, value_in, value_at, value_size FROM {{s}}memo_entries WHERE "
-                         "key{in}",
-            "memo_held": "SELECT key FROM {s}memo_entries WHERE key{in}",
-            "memo_of_run": "SELECT 1 FROM {s}memo_entries WHERE run_id = ? AND value_in = ? "
+            "memo_held": "SELECT key FROM {s}memo_frames WHERE key{in}",
+            "memo_of_run": "SELECT 1 FROM {s}memo_runs WHERE run_id = ? AND output = ? "
                            "LIMIT 1",
-            "memo_of": "SELECT 1 FROM {s}memo_entries WHERE run_id = ? LIMIT 1",
+            "memo_of": "SELECT 1 FROM {s}memo_runs WHERE run_id = ? LIMIT 1",
+            "memo_runs": f"SELECT {_MEMO_RUN} FROM {{s}}memo_runs WHERE id{{in}}",
+            "memo_run_keys": f"SELECT {_MEMO_RUN}, keys FROM {{s}}memo_runs WHERE id = ?",
             "output": "INSERT INTO {s}outputs (hash, data) VALUES (?, ?) "
                       "ON CONFLICT (hash) DO NOTHING",
             "ref": "INSERT INTO {s}output_refs (hash, owner) VALUES (?, ?) "
                    "ON CONFLICT (hash, owner) DO NOTHING",
             "done": "SELECT coalesce(sum(n), 0) FROM {s}run_puts WHERE run_id = ?",
-            "memo": f"SELECT {m} FROM {{s}}memo_entries WHERE key{{in}}",
+            "memo": f"SELECT {_MEMO_FRAME} FROM {{s}}memo_frames WHERE key{{in}}",
             # a put: see the module docstring
             "touch": "UPDATE {s}runs SET puts = puts + 1 WHERE id = ? AND state = 'open'",
             "closed": "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM {s}runs WHERE id = ? "
@@ -471,7 +608,9 @@ class RunTables:
                        "LIMIT 1",
             "insert_put": _INSERT_PUT,
             "state": "SELECT state FROM {s}runs WHERE id = ?",
-            "memo_entry": self.memo.insert + " ON CONFLICT (key) DO NOTHING",
+            "memo_run": _INSERT_MEMO_RUN,
+            "memo_frames": _INSERT_FRAME + " ON CONFLICT (key) DO NOTHING",
+            "memo_own": "SELECT key FROM {s}memo_frames WHERE key{in} AND memo_run = ?",
             # state changes (interactive transactions)
             "lock": "UPDATE {s}runs SET puts = puts + 0 WHERE id = ?",
             "update": "UPDATE {s}runs SET state = ?, checkpoint_id = ?, closed_at = ?, "
@@ -485,8 +624,9 @@ class RunTables:
     @functools.cached_property
     def available(self) -> bool:
         """Whether the tables exist, as this code reads them (a catalog opened read-only
-        is never migrated: one older than migration 15 has no put rows to read)."""
-        return self.engine.has_table("run_puts")
+        is never migrated: one older than migration 16 has no memo_frames to read, nor,
+        older than migration 15, put rows)."""
+        return self.engine.has_table("memo_frames")
 
     def _writable(self) -> None:
         if self.catalog.read_only:
@@ -744,13 +884,14 @@ class RunTables:
                source: _Source | None = None) -> RunRecord:
         """Change a run's state in one transaction: its row is locked and read, decide(old,
         tx) returns the new record (None: leave it), and when close(new) its parts with
-        memo keys become memo entries in the same transaction (memo_of:
-        sequence -> the frame hash and inputs of its key, as FrameKeys.frame_inputs;
-        source: the committed output's hash, where each value lies in it and the parts it
-        holds (sequence -> value hash, key), else the parts are read and their values
-        written as an output of their own). The parts of a closed run are
-        read no more; the next purge deletes them (drop_closed_parts). Returns the record
-        as it now is."""
+        memo keys become memo entries in the same transaction (memo_of: sequence -> the
+        frame hash and inputs of its key, as FrameKeys.frame_inputs; None when the keys
+        can no longer be made, and then no entry is written; an entry keeps no part but
+        the key itself since migration 16; source: the committed output's hash, where
+        each value lies in it and the parts it holds (sequence -> value hash, key), else
+        the parts are read and their values written as an output of their own). The
+        parts of a closed run are read no more; the next purge deletes them
+        (drop_closed_parts). Returns the record as it now is."""
         self._writable()
         with self.engine.transaction() as tx:
             old, new = self.change_in(tx, run_id, decide, close, memo_of, source)
@@ -783,7 +924,7 @@ class RunTables:
             *(values[at[name]] for name in ("state", "checkpoint_id", "closed_at", "done",
                                             "memo_hits")), digest, run_id))
         if close(new) and memo_of is not None and new.memo:
-            self._memo_from_parts(tx, new, memo_of, source)
+            self._memo_from_parts(tx, new, source)
         return old, new
 
     def hold_commit(self, tx: Tx, run_id: str, checkpoint_id: str) -> None:
@@ -809,8 +950,7 @@ class RunTables:
         return bool(checkpoint_id) and bool(tx.query(self.engine.sql(
             "SELECT 1 FROM {s}checkpoints WHERE id = ?"), (checkpoint_id,)))
 
-    def _memo_from_parts(self, tx: Tx, rec: RunRecord, memo_of: _MemoOf,
-                         source: _Source | None) -> None:
+    def _memo_from_parts(self, tx: Tx, rec: RunRecord, source: _Source | None) -> None:
         """Memo entries of a closing run's parts, each pointing at its value inside one
         output that a reference owned by the run keeps (an entry already held for a key
         stays: the first value written under a key answers it; the insert skips it).
@@ -818,7 +958,8 @@ class RunTables:
         A commit's values are in its checkpoint's output already: every keyed part is
         inserted, without first asking which keys the memo holds (a run rarely puts a
         frame the memo answers: todo() leaves those out). An aborted run's values are
-        written as an output of their own, of the fresh keys only."""
+        written as an output of their own, of the fresh keys only. The run's fields go
+        once into its memo_runs row, with the keys of the entries that landed."""
         from ...records import utcnow
         from ...runs.memo import params_hash
 
@@ -843,45 +984,50 @@ class RunTables:
         else:
             output, where, in_output = source
             fresh = {seq: p for seq, p in in_output.items() if p[1] is not None}
+        # one entry a key (equal frames of a run share theirs: the least frame's stays),
+        # in key order
+        made = sorted([(key, seq, h) for seq, (h, key) in fresh.items() if key is not None])
+        entries: list[tuple[str, str, int, int]] = []
+        last = None
+        for key, seq, h in made:
+            if key != last:
+                entries.append((key, h, *where[seq]))
+                last = key
+        if not entries:
+            return
+        keys = [entry[0] for entry in entries]
+        if set(map(len, keys)) != {64} or not _is_hex("".join(keys)):
+            raise CorruptDataError(
+                f"a put row of run {rec.id} in table run_puts of {self.where} holds a memo "
+                "key that is not a SHA-256: the catalog is damaged (restore the store, or "
+                "begin the run again with the memo off); nothing was changed")
+        rows = [(key, rec.id, h, at, size, d) for (key, h, at, size), d in
+                zip(entries, frame_digests(rec.id, entries), strict=True)]
+        inserted = tx.execute(e.sql(q["memo_frames"]), rows, True)
+        landed = keys
+        if inserted != len(rows):
+            # a key held already stays (on PostgreSQL another run's commit may take one
+            # meanwhile: the first value under a key answers it): the run lists the
+            # entries that are its own (SQLite and PostgreSQL count the rows inserted, so
+            # when every row was, nothing is read; DuckDB does not count them: -1)
+            landed = []
+            for i in range(0, len(keys), _BATCH):
+                landed += [r[0] for r in tx.query(e.sql(q["memo_own"]), (
+                    self.dialect.list_param(keys[i:i + _BATCH]), rec.id))]
+        if not landed:
+            return
+        landed.sort()
+        listed = bytes.fromhex("".join(landed))
         now = utcnow()
-        head = [rec.stage, rec.version, params_hash(rec.params)]
-        when: Any = _iso(now)
-        stored_when = when if self.dialect.time_as_text else now
-        # MemoEntry(key, *head, frame, inputs, h, rec.id, now) as _Codec.row makes it:
-        # its digest is _digest_of(those values), whose JSON is put together here from
-        # the parts every entry shares, encoded once, and the hashes (hex: nothing in
-        # them is escaped); when one is not hex, every entry's takes _digest_of itself
-        shared = orjson.dumps(head)[1:-1], orjson.dumps([rec.id, when])[1:-1]
-        texts: dict[tuple[tuple[str, str | None], ...], tuple[str, bytes]] = {}
-        got = [(seq, h, key, *memo_of(seq)) for seq, (h, key) in fresh.items()
-               if key is not None]
-        made = []
-        for seq, h, key, frame, inputs in got:
-            pairs = tuple(inputs.items())
-            text = texts.get(pairs)
-            if text is None:
-                plain = _json_text(dict(inputs))
-                text = texts[pairs] = plain, orjson.dumps(plain)
-            made.append((key, frame, text, h, where[seq]))
-        hexes = "".join([f"{key}{frame}{h}" for key, frame, _, h, _ in made])
-        if hexes.isascii() and not hexes.encode("ascii").translate(None, _ALNUM):
-            blake2b, from_bytes = hashlib.blake2b, int.from_bytes
-            digests = [from_bytes(blake2b(b'["%s",%s,"%s",%s,"%s",%s]' % (
-                key.encode(), shared[0], frame.encode(), text[1], h.encode(), shared[1]),
-                digest_size=8).digest(), "big", signed=True)
-                for key, frame, text, h, _ in made]
-        else:
-            digests = [_digest_of([key, *head, frame, text[0], h, rec.id, when])
-                       for key, frame, text, h, _ in made]
-        entries = [(key, *head, frame, text[0], h, rec.id, stored_when, output, *at, d)
-                   for (key, frame, text, h, at), d in zip(made, digests, strict=True)]
-        if entries:
-            tx.execute(e.sql(q["memo_entry"]), sorted(entries), many=True)
-            # a reference only when an entry of this run landed (on PostgreSQL another
-            # run's commit may have taken every key meanwhile): clear_memo drops it with
-            # the run's last entry
-            if tx.query(e.sql(q["memo_of_run"]), (rec.id, output)):
-                tx.execute(e.sql(q["ref"]), (output, rec.id))
+        values: list[Any] = [rec.id, rec.id, rec.stage, rec.version, params_hash(rec.params),
+                             _iso(now), output, len(landed), _keys_digest(listed)]
+        digest = memo_run_digest(values)
+        if not self.dialect.time_as_text:
+            values[5] = now
+        tx.execute(e.sql(q["memo_run"]), (*values, digest, listed))
+        # the reference that keeps the output: clear_memo drops it with the run's last
+        # entry
+        tx.execute(e.sql(q["ref"]), (output, rec.id))
 
     def wrote_memo(self, run_id: str) -> bool:
         """Whether the memo holds an entry a run wrote (at its commit or abort)."""
@@ -918,25 +1064,75 @@ class RunTables:
 
     # -- the memo -------------------------------------------------------------------------
 
-    def _memo_rows(self, keys: Iterable[str]) -> Iterable[tuple[Any, ...]]:
+    def _memo_rows(self, keys: Iterable[str]) -> list[tuple[Any, ...]]:
+        """The memo_frames rows of keys (those the memo holds), each checked against its
+        digest (CorruptDataError naming memo_frames)."""
         wanted = sorted(set(keys))
+        rows: list[tuple[Any, ...]] = []
         for i in range(0, len(wanted), _BATCH):
             batch = wanted[i:i + _BATCH]
-            yield from self.engine.query(self._q["memo"], (self.dialect.list_param(batch),))
+            rows += self.engine.query(self._q["memo"], (self.dialect.list_param(batch),))
+        for row in rows:
+            try:
+                ok = _digest_of(row[:5]) == row[5]
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise self._memo_damaged("memo_frames", row, "does not match its digest")
+        return rows
+
+    def _memo_runs(self, ids: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+        """id -> memo_runs row (without its keys), each checked against its digest;
+        CorruptDataError naming memo_runs when one of ids has none (an entry points at
+        it)."""
+        wanted = sorted(set(ids))
+        found: dict[str, tuple[Any, ...]] = {}
+        for i in range(0, len(wanted), _BATCH):
+            for row in self.engine.query(self._q["memo_runs"], (
+                    self.dialect.list_param(wanted[i:i + _BATCH]),)):
+                self._memo_run_check(row)
+                found[row[0]] = row
+        for missing in set(wanted) - found.keys():
+            raise self._memo_damaged("memo_runs", (missing,), "is missing: entries of "
+                                     "memo_frames point at it")
+        return found
+
+    def _memo_run_check(self, row: Sequence[Any], keys: Any = None) -> None:
+        """CorruptDataError unless a memo_runs row read with _MEMO_RUN matches its digest
+        (and, given its keys, they match keys_digest and its count)."""
+        try:
+            values = list(row[:9])
+            if isinstance(values[5], datetime):
+                values[5] = _iso(values[5])
+            ok = memo_run_digest(values) == row[9]
+            if ok and keys is not None:
+                ok = isinstance(keys, bytes | bytearray | memoryview) and \
+                    len(keys) == 32 * int(row[7]) and _keys_digest(bytes(keys)) == row[8]
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise self._memo_damaged("memo_runs", row, "does not match its digest")
+
+    def _memo_damaged(self, table: str, row: Sequence[Any], what: str) -> CorruptDataError:
+        ident = row[0] if row and isinstance(row[0], str) else "?"
+        return CorruptDataError(
+            f"memo row {ident!r} in table {table} of {self.where} {what}: the catalog is "
+            "damaged (restore the store, or clear the whole memo: localckpt memo clear)")
 
     def lookup(self, keys: Iterable[str]) -> dict[str, MemoEntry]:
         """key -> memo entry, for the keys the memo holds."""
-        found = [self.memo.record(row, self.where) for row in self._memo_rows(keys)]
-        return {entry.key: entry for entry in found}
+        rows = self._memo_rows(keys)
+        runs = self._memo_runs(row[1] for row in rows)
+        found: dict[str, MemoEntry] = {}
+        for key, memo_run, h, _, _, _ in rows:
+            _, run_id, stage, version, ph, created = runs[memo_run][:6]
+            found[key] = MemoEntry(key, stage, version, ph, h, run_id,
+                                   self.dialect.time_value(created))
+        return found
 
     def memo_values(self, keys: Iterable[str]) -> dict[str, str]:
-        """key -> value hash, for the keys the memo holds (rows checked, not parsed)."""
-        found: dict[str, str] = {}
-        at = self.memo.names.index("value_hash")
-        for row in self._memo_rows(keys):
-            self.memo.check(row, self.where)
-            found[row[0]] = row[at]
-        return found
+        """key -> value hash, for the keys the memo holds (rows checked)."""
+        return {row[0]: row[2] for row in self._memo_rows(keys)}
 
     def _like(self, rec: RunRecord) -> list[str]:
         """Ids of the other open runs whose parts answer rec's memo keys: memo on, the
@@ -1003,40 +1199,34 @@ class RunTables:
 
     def memo_data(self, keys: Iterable[str]) -> dict[str, bytes]:
         """key -> the value's canonical bytes, for the keys the memo holds: cut from the
-        output each entry points into (read once per output), checked against its hash."""
-        n = len(self.memo.names) + 1
-        at = self.memo.names.index("value_hash")
-        rows = []
-        wanted = sorted(set(keys))
-        for i in range(0, len(wanted), _BATCH):
-            lp = self.dialect.list_param(wanted[i:i + _BATCH])
-            rows += self.engine.query(self._q["memo_data"], (lp,))
-        for row in rows:
-            self.memo.check(row[:n], self.where)
-        sources = self.catalog.outputs(sorted({row[n] for row in rows if row[n]}))
+        output each entry's run points into (read once per output), checked against its
+        hash."""
+        rows = self._memo_rows(keys)
+        runs = self._memo_runs(row[1] for row in rows)
+        sources = self.catalog.outputs(sorted({runs[row[1]][6] for row in rows}))
         found: dict[str, bytes] = {}
         for row in rows:
-            source, start, size = row[n:n + 3]
-            whole = sources.get(source)
+            key, memo_run, h, start, size = row[:5]
+            whole = sources.get(runs[memo_run][6])
             if whole is None:
                 continue  # collected meanwhile (its entries cleared): no longer held
-            value = whole[start:start + size] if isinstance(start, int) and \
-                isinstance(size, int) else b""
-            if content_hash(value) != row[at]:
-                raise self.memo._damaged(row, self.where, "points at bytes of another value")
-            found[row[0]] = value
+            value = whole[start:start + size]
+            if content_hash(value) != h:
+                raise self._memo_damaged("memo_frames", row,
+                                         "points at bytes of another value")
+            found[key] = value
         return found
 
     def memo_stats(self) -> tuple[list[MemoStageStats], int, int, int, int]:
         """(per stage and version, entries, distinct values, their bytes, keyed parts of
         open runs)."""
         per = self.engine.query(
-            "SELECT stage, version, count(*), min(created_at), max(created_at) "
-            "FROM {s}memo_entries GROUP BY stage, version ORDER BY stage, version")
-        (entries,), = self.engine.query("SELECT count(*) FROM {s}memo_entries")
+            "SELECT stage, version, sum(n), min(created_at), max(created_at) "
+            "FROM {s}memo_runs GROUP BY stage, version ORDER BY stage, version")
+        (entries,), = self.engine.query("SELECT coalesce(sum(n), 0) FROM {s}memo_runs")
         (values, size_of), = self.engine.query(
             "SELECT count(*), coalesce(sum(n), 0) FROM (SELECT value_hash, max(value_size) n "
-            "FROM {s}memo_entries GROUP BY value_hash) m")
+            "FROM {s}memo_frames GROUP BY value_hash) m")
         (pending,), = self.engine.query(
             "SELECT coalesce(sum(p.n), 0) FROM {s}run_puts p JOIN {s}runs r ON r.id = "
             "p.run_id WHERE p.keys IS NOT NULL AND r.state IN ('open', 'committing')")
@@ -1046,8 +1236,9 @@ class RunTables:
         return stages, int(entries), int(values), int(size_of), int(pending)
 
     def clear_memo(self, stage: str | None, before: datetime | None) -> int:
-        """Delete memo entries (of stage, older than before), in batches of short
-        transactions; how many went."""
+        """Delete memo entries (of stage, older than before): those of one memo_runs row
+        after the other, in short transactions of at most _BATCH entries each, the row's
+        key list cut in the same transaction; how many went."""
         self._writable()
         e = self.engine
         where, params = [], []
@@ -1057,30 +1248,81 @@ class RunTables:
         if before is not None:
             where.append("created_at < ?")
             params.append(self.dialect.time_param(before))
-        # picked by a read, in key order from the last batch on (entries never change,
-        # so one that is still there still matches): the write transactions only delete,
-        # where picking in them held the write lock while it read past every entry
-        # that does not match, again for every batch
-        pick = (f"SELECT key FROM {{s}}memo_entries WHERE {' AND '.join([*where, 'key > ?'])} "
-                f"ORDER BY key LIMIT {_BATCH}")
+        # picked by a read, in id order from the last batch on (a row's stage and time
+        # never change, so one that is still there still matches): the write
+        # transactions only delete what each row lists
+        pick = (f"SELECT id FROM {{s}}memo_runs WHERE {' AND '.join([*where, 'id > ?'])} "
+                f"ORDER BY id LIMIT {_BATCH}")
+        everything = not where
         removed, last = 0, ""
         while True:
-            keys = [r[0] for r in e.query(pick, (*params, last))]
-            if not keys:
-                return removed
-            last = keys[-1]
+            ids = [r[0] for r in e.query(pick, (*params, last))]
+            if not ids:
+                break
+            last = ids[-1]
+            for memo_run in ids:
+                removed += self._clear_memo_run(memo_run, everything)
+        if everything:
+            # entries whose memo_runs row is gone (a damaged catalog: reading them is an
+            # error, whose advice is this); on PostgreSQL a commit under way, whose row
+            # is not seen yet, has entries not seen yet either
             with e.transaction() as tx:
-                rows = tx.query(e.sql("DELETE FROM {s}memo_entries WHERE key{in} "
-                                      "RETURNING key, value_in, run_id"),
-                                (self.dialect.list_param(keys),))
-                # the references that kept their values: a key's own (entries written
-                # before migration 9: (value_hash, key), and migration 9 set value_in to
-                # value_hash), looked up by key, where `owner IN keys` read every
-                # reference of the store; a run's once no entry points into its output
+                removed += len(tx.query(e.sql(
+                    "DELETE FROM {s}memo_frames WHERE NOT EXISTS (SELECT 1 FROM "
+                    "{s}memo_runs r WHERE r.id = {s}memo_frames.memo_run) RETURNING key")))
+        return removed
+
+    def _clear_memo_run(self, memo_run: str, damaged_too: bool = False) -> int:
+        """Delete the entries of one memo_runs row, _BATCH a transaction, each cutting
+        them from its key list (the row goes with its last, and, when no other row of
+        its run points into its output, the run's reference to it); how many went. A
+        row that does not match its digest is CorruptDataError, unless damaged_too (the
+        whole memo is cleared): then its entries are found by a scan, in one
+        transaction."""
+        e, q = self.engine, self._q
+        removed = 0
+        while True:
+            with e.transaction() as tx:
+                # PostgreSQL: a clear of the same row at once waits here
+                tx.execute(e.sql("UPDATE {s}memo_runs SET n = n WHERE id = ?"), (memo_run,))
+                rows = tx.query(e.sql(q["memo_run_keys"]), (memo_run,))
+                if not rows:
+                    return removed
+                row = rows[0]
+                try:
+                    self._memo_run_check(row[:10], row[10])
+                except CorruptDataError:
+                    if not damaged_too:
+                        raise
+                    rest = b""
+                    gone = [r[0] for r in tx.query(e.sql(
+                        "DELETE FROM {s}memo_frames WHERE memo_run = ? RETURNING key"),
+                        (memo_run,))]
+                else:
+                    listed = bytes(row[10])
+                    batch, rest = listed[:32 * _BATCH], listed[32 * _BATCH:]
+                    keys = [batch[i:i + 32].hex() for i in range(0, len(batch), 32)]
+                    gone = [r[0] for r in tx.query(e.sql(
+                        "DELETE FROM {s}memo_frames WHERE key{in} AND memo_run = ? "
+                        "RETURNING key"), (self.dialect.list_param(keys), memo_run))]
+                _, run_id, output = row[0], row[1], row[6]
+                # the references a key owned (entries written before migration 9 point
+                # at their value's own output, which a reference owned by their key kept)
                 tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND owner = ?"),
-                           [(r[1], r[0]) for r in rows], True)
-                for source, run_id in sorted({(r[1], r[2]) for r in rows}):
-                    if not tx.query(e.sql(self._q["memo_of_run"]), (run_id, source)):
-                        tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND "
-                                         "owner = ?"), (source, run_id))
-                removed += len(rows)
+                           [(output, key) for key in gone], True)
+                removed += len(gone)
+                if rest:
+                    values = list(row[:9])
+                    if isinstance(values[5], datetime):
+                        values[5] = _iso(values[5])
+                    values[7], values[8] = len(rest) // 32, _keys_digest(rest)
+                    tx.execute(e.sql("UPDATE {s}memo_runs SET n = ?, keys_digest = ?, "
+                                     "digest = ?, keys = ? WHERE id = ?"),
+                               (values[7], values[8], memo_run_digest(values), rest,
+                                memo_run))
+                    continue
+                tx.execute(e.sql("DELETE FROM {s}memo_runs WHERE id = ?"), (memo_run,))
+                if not tx.query(e.sql(q["memo_of_run"]), (run_id, output)):
+                    tx.execute(e.sql("DELETE FROM {s}output_refs WHERE hash = ? AND "
+                                     "owner = ?"), (output, run_id))
+                return removed

@@ -146,6 +146,12 @@ def _run_puts(tx: Tx, engine: Engine) -> None:
     add_puts(tx, engine)
 
 
+def _slim_memo(tx: Tx, engine: Engine) -> None:
+    from .runs import slim_memo
+
+    slim_memo(tx, engine)
+
+
 #: SQLite's second path to the deleted timelines (see _deleted_timelines_index)
 DELETED_TIMELINES_INDEX = "tombstones_deleted_timelines"
 #: what a tombstone of a whole timeline is: the partial index's WHERE, and the terms a
@@ -242,6 +248,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     # a stage run's put is one row (its frames' values side by side), not one row per
     # frame: see localckpt.backends.sql.runs
     Migration(15, "stage-run puts as one row each", python=_run_puts),
+    # a memo entry is one small row (its run's fields once, in memo_runs), where it was
+    # a wide row and three indexes: see localckpt.backends.sql.runs
+    Migration(16, "memo entries as one slim row each, their runs' fields once",
+              python=_slim_memo),
 )
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)
