@@ -814,3 +814,43 @@ def test_outputs_are_json_objects_in_the_view_even_when_not_dicts(catalog: SqlCa
     catalog.commit(Batch(outputs=outputs))
     got = _sql(pg_dsn, schema, "SELECT hash, {s}.output_value(data) FROM {s}.outputs")
     assert {h: v for h, v in got} == {h: json.loads(d) for h, d in outputs.items()}
+
+
+def _outputs_out_of_line(pg_dsn: str, schema: str) -> tuple[int, list[str] | None]:
+    """Bytes in the outputs table's TOAST relation, and the table's storage options."""
+    (toast, options), = _sql(pg_dsn, schema, (
+        "SELECT pg_relation_size(c.reltoastrelid), c.reloptions FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = 'outputs'"), [schema])
+    return toast, options
+
+
+def test_an_output_up_to_a_page_stays_inline(pg_dsn: str, schema: str, url: str,
+                                             tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 6 KB output went to the TOAST table (compressed, out of line: two more
+    insertions a save); migration 17 keeps rows up to a page in the table, also in a
+    catalog made before it."""
+    from localckpt.backends.sql import schema as schemas
+
+    rnd = random.Random(0)  # hex compresses to about half: still out of line at 6 KB
+    big = {"items": [{"label": f"{rnd.getrandbits(128):032x}", "score": rnd.random()}
+                     for i in range(100)]}  # ~6 KB of canonical JSON
+    with monkeypatch.context() as m:  # the code of before
+        m.setattr(schemas, "MIGRATIONS", schemas.MIGRATIONS[:-1])
+        m.setattr(schemas, "LATEST_VERSION", 16)
+        with localckpt.open(url, objects=str(tmp_path / "objects"), create=True) as old:
+            tl = old.create_timeline("v.mp4", "p", [np.zeros((2, 2, 3), np.uint8)])
+            old.save_stage_output(tl.id, None, "a", big)
+    toast, options = _outputs_out_of_line(pg_dsn, schema)
+    assert toast > 0 and not options  # the old layout: out of line
+    with localckpt.open(url, objects=str(tmp_path / "objects")) as store:
+        assert schemas.version_of(store.catalog.engine) == LATEST_VERSION
+        cid = store.save_stage_output(tl.id, None, "b", {**big, "b": 1})
+        assert store.load_stage_output(cid, "b") == {**big, "b": 1}
+    assert _outputs_out_of_line(pg_dsn, schema) == (toast, ["toast_tuple_target=8160"])
+
+
+def test_a_new_catalog_keeps_outputs_up_to_a_page_inline(pg_dsn: str, schema: str,
+                                                         store: Store) -> None:
+    assert _outputs_out_of_line(pg_dsn, schema)[1] == ["toast_tuple_target=8160"]

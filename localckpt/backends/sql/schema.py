@@ -152,6 +152,18 @@ def _slim_memo(tx: Tx, engine: Engine) -> None:
     slim_memo(tx, engine)
 
 
+def _outputs_inline(tx: Tx, engine: Engine) -> None:
+    """PostgreSQL only: an output row up to a page long stays in its table's page,
+    uncompressed. By default a row over ~2 KB is compressed and, when still too long,
+    moved out of line to the TOAST table, with its own index: a 2.8 KB output was three
+    index and heap insertions, and a save ~15% slower (measured with the same saves
+    alternated). Longer outputs are still compressed and moved. Rows written before stay
+    as they are."""
+    if engine.dialect.name != "postgresql":
+        return
+    tx.execute(engine.sql("ALTER TABLE {s}outputs SET (toast_tuple_target = 8160)"))
+
+
 #: SQLite's second path to the deleted timelines (see _deleted_timelines_index)
 DELETED_TIMELINES_INDEX = "tombstones_deleted_timelines"
 #: what a tombstone of a whole timeline is: the partial index's WHERE, and the terms a
@@ -252,6 +264,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # a wide row and three indexes: see localckpt.backends.sql.runs
     Migration(16, "memo entries as one slim row each, their runs' fields once",
               python=_slim_memo),
+    Migration(17, "outputs up to a page kept inline on PostgreSQL", python=_outputs_inline),
 )
 
 LATEST_VERSION = BASE_VERSION + len(MIGRATIONS)
