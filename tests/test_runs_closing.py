@@ -534,3 +534,32 @@ def test_a_commit_whose_parent_a_deletion_took_meanwhile_says_the_run_was_closed
         run._finish(rec, False)  # the commit goes on with what it read
     assert store.get_run(run.id).state == "aborted"
     assert [c.id for c in store.checkpoints(tl.id)] == left
+
+
+def test_two_purges_at_once_count_each_deleted_put_once(tmp_path: Any) -> None:
+    """gc's purge of closed runs' puts counted the frames of the rows it meant to delete:
+    a purge by another process in between (it takes the same rows first) was counted
+    twice. Now each counts the rows its own deletes returned."""
+    path = tmp_path / "s"
+    with localckpt.open(path, create=True) as first, localckpt.open(path) as second:
+        tid = first.create_timeline("v.mp4", "p", frames(6), codec="png").id
+        for chunk in ((0, 1, 2), (3, 4, 5)):
+            run = first.begin_run(tid, None, f"detect{chunk[0]}", memo=False)
+            run.put({s: value(s) for s in chunk})
+            run.commit(partial=True)
+        engine = first.catalog.engine
+        query = engine.query
+        others: list[int] = []
+
+        def racing(statement: str, params: Any = ()) -> Any:
+            rows = query(statement, params)
+            if "SELECT lo, n FROM" in statement and not others:
+                others.append(second.catalog.runs.drop_closed_parts())  # first to delete
+            return rows
+
+        engine.query = racing  # type: ignore[method-assign]
+        try:
+            mine = first.catalog.runs.drop_closed_parts()
+        finally:
+            del engine.query
+        assert others[0] + mine == 6, (others, mine)

@@ -1036,7 +1036,9 @@ class RunTables:
     def drop_closed_parts(self) -> int:
         """Delete the puts of committed and aborted runs (gc's purge), in short
         transactions of at most _BATCH frames (a row's, when it holds more); how many
-        frames went. A closed run takes no puts, so nothing is added behind the purge."""
+        frames went (counted from the rows each transaction deleted: a gc running at
+        the same time takes some first). A closed run takes no puts, so nothing is added
+        behind the purge."""
         self._writable()
         e = self.engine
         closed = [r[0] for r in e.query(
@@ -1053,9 +1055,10 @@ class RunTables:
                 frames += int(n)
                 if frames >= _BATCH or i == len(rows) - 1:
                     with e.transaction() as tx:
-                        tx.execute(e.sql("DELETE FROM {s}run_puts WHERE run_id = ? AND "
-                                         "lo{in}"), (run_id, self.dialect.list_param(batch)))
-                    removed += frames
+                        gone = tx.query(e.sql("DELETE FROM {s}run_puts WHERE run_id = ? AND "
+                                              "lo{in} RETURNING n"),
+                                        (run_id, self.dialect.list_param(batch)))
+                    removed += sum(int(g[0]) for g in gone)
                     batch, frames = [], 0
         return removed
 
