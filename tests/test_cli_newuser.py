@@ -40,3 +40,40 @@ def test_a_run_reference_wrong_by_its_form_is_told_as_every_miss(
             f"localckpt: error: no run matches {ref!r} in {path}: {why}; {listing}"
     with localckpt.open(path) as s:
         assert [r.state for r in s.runs()] == ["open"]
+
+
+def test_the_web_view_says_a_miss_as_the_command_line_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The web view answered a reference that names nothing with wording of its own, "no
+    checkpoint 'nope': give its id, short id, a unique prefix or a tag", where `localckpt
+    show nope` says why ("no live tag is named 'nope', and an id prefix needs 6+
+    characters"), and says a removed tag was removed. Now the command line's message,
+    without the store (the page's header names it) and the command that lists ids."""
+    import json
+
+    from localckpt.web.app import App
+
+    path = _store(tmp_path)
+    with localckpt.open(path) as s:
+        gone = s.save_stage_output(s.list_timelines()[0].id, None, "detect", DETECT,
+                                   is_scenario=True)
+        s.tag(gone, "thr-0.3")
+        s.prune(gone)
+        app = App(s)
+        for kind, target, ref in (("checkpoint", "/c/{}", "nope"),
+                                  ("checkpoint", "/api/checkpoints/{}", "nopenope"),
+                                  ("checkpoint", "/c/{}", "thr-0.3"),
+                                  ("timeline", "/t/{}", "nope"),
+                                  ("timeline", "/api/timelines/{}", "0123456789abcdef")):
+            assert main(["--store", path, "show" if kind == "checkpoint" else "tree", ref]) == 1
+            said = capsys.readouterr().err.removeprefix("localckpt: error: ")
+            why = said.split(f" in {path}: ", 1)[1].rsplit("; see `localckpt", 1)[0]
+            resp = app.handle("GET", target.format(ref))
+            assert resp.status == 404
+            body = resp.body.decode()
+            message = f"no {kind} matches {ref!r}: {why}"
+            if target.startswith("/api/"):
+                assert json.loads(body)["message"] == message
+            else:
+                assert message.replace("'", "&#x27;") in body
+            assert path not in body.split("</header>")[-1] and "localckpt tree" not in body

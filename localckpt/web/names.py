@@ -70,12 +70,27 @@ def resolve(store: Store, ref: str, kind: str = "checkpoint") -> str:
     nothing matches; InvalidInputError listing the candidates when several do."""
     try:
         return refs.resolve(store, ref, kind)
-    except NotFoundError:
+    except NotFoundError as exc:
         gone = _deleted(store, ref, kind)
         if isinstance(gone, Gone):
             raise gone from None
-        raise NotFoundError(gone or f"no {kind} {ref!r}: give its id, short id, a unique "
-                            "prefix" + (" or a tag" if kind == "checkpoint" else "")) from None
+        raise NotFoundError(gone or _missing(store, str(exc))) from None
+
+
+#: the end of localckpt.refs' message for a reference that names nothing: the command
+#: that lists the ids there are
+_LISTING = re.compile(r"; see `localckpt [^`]*`$")
+
+
+def _missing(store: Store, message: str) -> str:
+    """localckpt.refs' one form for a reference that names nothing, ``no KIND matches REF
+    in STORE: why; see LISTING``, as a page says it: the why is the command line's (a tag
+    of that name removed, a prefix too short to try), where the web view said "no
+    checkpoint 'nope': give its id, short id, a unique prefix or a tag" of its own; the
+    store and the command that lists ids left out (the page's header names the store,
+    and it links to the timelines)."""
+    where = store.url or store.catalog.describe()
+    return _LISTING.sub("", message.replace(f" in {where}: ", ": ", 1))
 
 
 def _deleted(store: Store, ref: str, kind: str) -> str | Gone | None:
