@@ -77,3 +77,24 @@ def test_the_web_view_says_a_miss_as_the_command_line_does(
             else:
                 assert message.replace("'", "&#x27;") in body
             assert path not in body.split("</header>")[-1] and "localckpt tree" not in body
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["ls", "--jsno"], "localckpt ls: error: unrecognized arguments: --jsno (maybe you meant "
+                       "'--json'?)"),
+    (["prune", "x", "--dryrun"], "localckpt prune: error: unrecognized arguments: --dryrun "
+                                 "(maybe you meant '--dry-run'?)"),
+    (["tag", "--forse=1", "a", "b"], "unrecognized arguments: --forse=1 (maybe you meant "
+                                     "'--force'?)"),
+    (["ls", "--xyz"], "localckpt ls: error: unrecognized arguments: --xyz\n"),  # near none
+])
+def test_a_mistyped_option_names_the_nearest(tmp_path: Path, argv: list[str], said: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/command-line.md says bad usage names the nearest command or option; a
+    mistyped command did ("maybe you meant 'ls'?"), a mistyped option only "unrecognized
+    arguments: --jsno". Exit 2, before any store is opened."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--store", str(tmp_path / "s"), *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and said in err, err
+    assert not (tmp_path / "s").exists()

@@ -230,8 +230,25 @@ def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namesp
         if not hint and command is parser and "--json" in extra and args.command:
             # `localckpt --json ls`: every command takes --json, after its name
             hint = f" (--json goes after the command: localckpt {args.command} ... --json)"
+        if not hint:  # `ls --jsno`: the nearest option named, as a mistyped command is
+            hint = _nearest_option(command, extra)
         command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     return args
+
+
+def _nearest_option(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """" (maybe you meant '--json'?)" for the first unknown long option near one of
+    parser's (`localckpt ls --jsno`), else ""."""
+    import difflib
+
+    options = [o for o in parser._option_string_actions if o.startswith("--")]
+    for word in extra:
+        if word.startswith("--") and word != "--":
+            near = difflib.get_close_matches(word.split("=", 1)[0], options, n=1,
+                                             cutoff=0.7)
+            if near:
+                return f" (maybe you meant {near[0]!r}?)"
+    return ""
 
 
 def _run(args: argparse.Namespace) -> int:
