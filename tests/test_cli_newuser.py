@@ -98,3 +98,31 @@ def test_a_mistyped_option_names_the_nearest(tmp_path: Path, argv: list[str], sa
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and said in err, err
     assert not (tmp_path / "s").exists()
+
+
+def test_untag_of_a_name_no_tag_has_is_told_as_every_miss(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`untag best` a second time said "no tag 'best' in STORE (see `localckpt tags`)",
+    a form of its own, and not that the first untag removed it, which `show best` says.
+    Now the one form, `no tag matches NAME in STORE: why; see LISTING`, exit 1."""
+    path = _store(tmp_path)
+    with localckpt.open(path) as s:
+        cid = s.save_stage_output(s.list_timelines()[0].id, None, "detect", DETECT)
+        s.tag(cid, "best")
+        short = s.short_id(cid)
+    assert main(["--store", path, "untag", "best"]) == 0
+    capsys.readouterr()
+    assert main(["--store", path, "tag", short, "keep"]) == 0
+    capsys.readouterr()
+    listing = f"see `localckpt --store {path} tags`\n"
+    for name, why in (
+            ("best", f"the tag best was removed (untag); it named {short}, which is still "
+                     f"there (`localckpt tag {short} best` tags it again)"),
+            ("Keep", "no live tag has that name (tag names are case-sensitive: there is "
+                     "'keep')"),
+            ("nope", "no live tag has that name")):
+        assert main(["--store", path, "untag", name]) == 1
+        assert capsys.readouterr().err == \
+            f"localckpt: error: no tag matches {name!r} in {path}: {why}; {listing}"
+    with localckpt.open(path) as s:
+        assert [g.name for g in s.tags()] == ["keep"]
