@@ -126,3 +126,32 @@ def test_untag_of_a_name_no_tag_has_is_told_as_every_miss(
             f"localckpt: error: no tag matches {name!r} in {path}: {why}; {listing}"
     with localckpt.open(path) as s:
         assert [g.name for g in s.tags()] == ["keep"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["export", "TL", "-"],
+    ["labels", "export", "CK", "-", "--format", "coco", "--stage", "detect"],
+])
+def test_a_file_named_dash_is_not_written_in_place_of_stdout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        argv: list[str]) -> None:
+    """`export T -` (stdout, as for tar or git bundle) wrote a zip named '-' in the
+    working directory and said "export to -: copied ...". Bad usage now, exit 2 before
+    the store is opened; `./-` still names that file."""
+    path = _store(tmp_path)
+    with localckpt.open(path) as s:
+        tl = s.list_timelines()[0]
+        cid = s.save_stage_output(tl.id, None, "detect", DETECT)
+    words = [{"TL": tl.id, "CK": cid}.get(w, w) for w in argv]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--store", path, *words])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "error: argument " + ("FILE" if argv[0] == "export" else "PATH") + ": '-' is not "
+        "standard output here: this command writes a file, so give its path (./- for a "
+        "file named '-')\n")
+    assert not (tmp_path / "-").exists()
+    assert main(["--store", path, *words[:-1 if argv[0] == "export" else 3], "./-",
+                 *words[4:]]) == 0
+    assert (tmp_path / "-").is_file()
