@@ -155,3 +155,36 @@ def test_a_file_named_dash_is_not_written_in_place_of_stdout(
     assert main(["--store", path, *words[:-1 if argv[0] == "export" else 3], "./-",
                  *words[4:]]) == 0
     assert (tmp_path / "-").is_file()
+
+
+def test_a_command_started_with_stdout_or_stderr_closed_runs_to_its_own_status(
+        tmp_path: Path) -> None:
+    """`localckpt ls >&-` (a daemon's job, a cron line) printed a traceback,
+    "AttributeError: 'NoneType' object has no attribute 'write'", and exited 120: Python
+    leaves sys.stdout None when descriptor 1 is closed. The output is dropped now, as for
+    a reader gone, and the status is the command's own."""
+    import os
+    import subprocess
+    import sys
+
+    path = _store(tmp_path)
+    root = Path(__file__).resolve().parents[1]
+    env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/bin", "/bin"]),
+           "PYTHONPATH": str(root), "HOME": str(tmp_path / "home"),
+           "LOCALCKPT_CONFIG": str(tmp_path / "config.toml")}
+
+    def closed(fd: int, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "localckpt.cli", "--store", path, *argv], env=env,
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            preexec_fn=lambda: os.close(fd))
+
+    for argv, status in ((["ls"], 0), (["ls", "--json"], 0), (["runs"], 0),
+                         (["show", "nope"], 1), (["ls", "--jsno"], 2)):
+        done = closed(1, *argv)
+        assert done.returncode == status, (argv, done.stderr)
+        assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+        assert (done.stderr != "") == (status != 0)
+        done = closed(2, *argv)
+        assert done.returncode == status, (argv, done.stdout)
+        assert (done.stdout != "") == (status == 0)

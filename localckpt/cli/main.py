@@ -155,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     words = sys.argv[1:] if argv is None else list(argv)
     stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = cast(TextIO, _ReaderGone(stdout)), cast(TextIO, _ReaderGone(stderr))
+    nowhere = _nowhere() if stdout is None or stderr is None else None
+    sys.stdout, sys.stderr = (cast(TextIO, _ReaderGone(cast(TextIO, stdout or nowhere))),
+                              cast(TextIO, _ReaderGone(cast(TextIO, stderr or nowhere))))
     try:
         args = _parse(build_parser(_command_in(words)), words)  # --help prints, exits here
         with _sigterm_unwinds():
@@ -168,6 +170,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, not at exit: a reader gone by then is told apart too
         sys.stderr.flush()
         sys.stdout, sys.stderr = stdout, stderr
+        if nowhere is not None:
+            nowhere.close()
+
+
+def _nowhere() -> TextIO:
+    """Where output goes when the command started with stdout or stderr closed
+    (`localckpt ls >&-`, a daemon's job): Python leaves sys.stdout None, and the first
+    print raised AttributeError (a traceback, exit 120). The output is dropped, as for a
+    reader gone, and the command's status is its own. Opened first, /dev/null takes the
+    closed descriptor, so no file the command opens later (a catalog) is descriptor 1."""
+    import os
+
+    return cast(TextIO, open(os.devnull, "w", encoding="utf-8"))
 
 
 class _ReaderGone:
