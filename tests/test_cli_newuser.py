@@ -77,6 +77,10 @@ def test_the_web_view_says_a_miss_as_the_command_line_does(
             else:
                 assert message.replace("'", "&#x27;") in body
             assert path not in body.split("</header>")[-1] and "localckpt tree" not in body
+        resp = app.handle("GET", "/frames/nope/0.jpg")  # the Store resolves an image's
+        assert resp.status == 404 and resp.body.decode() == (  # timeline, not the view
+            "no timeline matches 'nope': no live tag is named 'nope', and an id prefix "
+            "needs 6+ characters (a short id 8+)")
 
 
 @pytest.mark.parametrize("argv, said", [

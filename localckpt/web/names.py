@@ -19,7 +19,7 @@ from ..schema import check_id
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["Gone", "Names", "check_ref", "resolve"]
+__all__ = ["Gone", "Names", "check_ref", "missing", "resolve"]
 
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -74,7 +74,7 @@ def resolve(store: Store, ref: str, kind: str = "checkpoint") -> str:
         gone = _deleted(store, ref, kind)
         if isinstance(gone, Gone):
             raise gone from None
-        raise NotFoundError(gone or _missing(store, str(exc))) from None
+        raise NotFoundError(gone or missing(store, str(exc))) from None
 
 
 #: the end of localckpt.refs' message for a reference that names nothing: the command
@@ -82,13 +82,15 @@ def resolve(store: Store, ref: str, kind: str = "checkpoint") -> str:
 _LISTING = re.compile(r"; see `localckpt [^`]*`$")
 
 
-def _missing(store: Store, message: str) -> str:
+def missing(store: Store, message: str) -> str:
     """localckpt.refs' one form for a reference that names nothing, ``no KIND matches REF
     in STORE: why; see LISTING``, as a page says it: the why is the command line's (a tag
     of that name removed, a prefix too short to try), where the web view said "no
     checkpoint 'nope': give its id, short id, a unique prefix or a tag" of its own; the
     store and the command that lists ids left out (the page's header names the store,
-    and it links to the timelines)."""
+    and it links to the timelines). Any other message is returned as it is: the App
+    says every NotFoundError through this, whatever path raised it (a frame's image
+    resolves its timeline through the Store)."""
     where = store.url or store.catalog.describe()
     return _LISTING.sub("", message.replace(f" in {where}: ", ": ", 1))
 
