@@ -192,3 +192,24 @@ def test_a_command_started_with_stdout_or_stderr_closed_runs_to_its_own_status(
         done = closed(2, *argv)
         assert done.returncode == status, (argv, done.stdout)
         assert (done.stdout != "") == (status == 0)
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["run"], "localckpt run: error: the following arguments are required: ACTION (show, "
+              "commit or abort)\n"),
+    (["memo"], "localckpt memo: error: the following arguments are required: ACTION (stats "
+               "or clear)\n"),
+    (["labels"], "localckpt labels: error: the following arguments are required: ACTION "
+                 "(import or export)\n"),
+    (["remote"], "localckpt remote: error: the following arguments are required: ACTION "
+                 "(add, list or remove)\n"),
+    ([], "localckpt: error: the following arguments are required: COMMAND (`localckpt "
+         "--help` lists them)\n"),
+])
+def test_a_missing_action_names_the_actions(tmp_path: Path, argv: list[str], said: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`localckpt run` said "the following arguments are required: ACTION" under a usage
+    of "ACTION ...": which actions there are was left to --help."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["--store", str(tmp_path / "s"), *argv])
+    assert exit_.value.code == 2 and capsys.readouterr().err.endswith(said)

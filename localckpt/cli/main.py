@@ -115,7 +115,19 @@ class _Parser(argparse.ArgumentParser):
             if near:
                 message = (f"{message[:m.end(1) + 1]}, maybe you meant {near[0]!r}?"
                            f"{message[m.end(1) + 1:]}")
+        elif message.endswith(("required: ACTION", "required: COMMAND")):
+            message += self._choices()
         super().error(message)
+
+    def _choices(self) -> str:
+        """What `localckpt run` (no action) may be followed by: its usage says only
+        "ACTION ...", so the user was left to guess or to ask --help."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                names = list(action.choices)
+                if 2 <= len(names) <= 5:
+                    return f" ({', '.join(names[:-1])} or {names[-1]})"
+        return f" (`{self.prog} --help` lists them)"
 
 
 class Terminated(KeyboardInterrupt):
