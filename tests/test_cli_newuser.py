@@ -33,11 +33,13 @@ def test_a_run_reference_wrong_by_its_form_is_told_as_every_miss(
     listing = f"see `localckpt --store {path} runs`\n"
     form = ("a run's id, short id or id prefix is hex digits and dashes, 36 characters at "
             "most (runs have no tags)")
-    for ref, why in (("nope", form), ("a b", form), ("0123456789" * 4, form),
-                     ("", "an empty reference names nothing")):
+    for ref, why in (("nope", form), ("a b", form), ("0123456789" * 4, form)):
         assert main(["--store", path, "run", action, ref]) == 1
         assert capsys.readouterr().err == \
             f"localckpt: error: no run matches {ref!r} in {path}: {why}; {listing}"
+    assert main(["--store", path, "run", action, ""]) == 1  # as `show ''`, `tree ''` say
+    assert capsys.readouterr().err == \
+        "localckpt: error: no run '' (an empty reference names nothing)\n"
     with localckpt.open(path) as s:
         assert [r.state for r in s.runs()] == ["open"]
 

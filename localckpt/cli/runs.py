@@ -179,8 +179,9 @@ def _no_run(store: Store, ref: str) -> str:
     run is answered with what it names instead (run_ref), so it is no bad usage."""
     from .. import refs
 
-    why = ("an empty reference names nothing" if not ref else
-           "a run's id, short id or id prefix is hex digits and dashes, 36 characters at "
+    if not ref:  # as localckpt.refs says an empty checkpoint or timeline reference
+        return "no run '' (an empty reference names nothing)"
+    why = ("a run's id, short id or id prefix is hex digits and dashes, 36 characters at "
            "most (runs have no tags)")
     where = store.url or store.catalog.describe()
     return (f"no run matches {ref!r} in {where}: {why}; "
