@@ -215,3 +215,27 @@ def test_a_missing_action_names_the_actions(tmp_path: Path, argv: list[str], sai
     with pytest.raises(SystemExit) as exit_:
         main(["--store", str(tmp_path / "s"), *argv])
     assert exit_.value.code == 2 and capsys.readouterr().err.endswith(said)
+
+
+def test_a_timeline_of_every_frame_is_not_said_at_all_fps(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """After `ingest --fps all`, `tree` said "75 frames @ all fps" (and diff's refusal of
+    two timelines "75 frames at all fps"), as if "all" were a rate; `ls` says `all` in
+    its FPS column, which is right there."""
+    from localckpt.render import describe_timeline
+    from localckpt.testing.videos import write_video
+
+    video, path = tmp_path / "clip.mp4", str(tmp_path / "s")
+    write_video(video, 10, fps=10.0, size=(64, 48))
+    assert main(["--store", path, "ingest", str(video), "--fps", "all"]) == 0
+    assert main(["--store", path, "ingest", str(video), "--fps", "5"]) == 0
+    capsys.readouterr()
+    with localckpt.open(path) as s:
+        every, five = s.list_timelines()
+        assert describe_timeline(every) == f"{video}, 10 frames, every frame, over 1.0s"
+        assert describe_timeline(five) == f"{video}, 5 frames at 5 fps over 1.0s"
+    assert main(["--store", path, "tree", every.id]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "(1.0s sampled, 10 frames, every frame, from 1.0s of video at 10 fps" in header
+    assert main(["--store", path, "tree", five.id]) == 0
+    assert "(1.0s sampled, 5 frames @ 5 fps, from" in capsys.readouterr().out
