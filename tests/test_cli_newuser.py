@@ -239,3 +239,44 @@ def test_a_timeline_of_every_frame_is_not_said_at_all_fps(
     assert "(1.0s sampled, 10 frames, every frame, from 1.0s of video at 10 fps" in header
     assert main(["--store", path, "tree", five.id]) == 0
     assert "(1.0s sampled, 5 frames @ 5 fps, from" in capsys.readouterr().out
+
+
+def test_output_that_cannot_be_written_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    """`localckpt show CKPT --stage detect > out.json` on a full disk (here: a file size
+    limit) printed a traceback ("OSError: [Errno 27] File too large") from the middle of
+    the command; `sql --csv > out.csv` likewise. Now one line says the output is
+    incomplete, exit 1, and the store is as it was."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    path = _store(tmp_path)
+    boxes = [{"box": [i, i, i + 10, i + 10], "label": "player", "score": 0.5}
+             for i in range(3000)]
+    with localckpt.open(path) as s:
+        cid = s.save_stage_output(s.list_timelines()[0].id, None, "detect",
+                                  {"frames": [{"sequence": 0, "detections": boxes}]})
+    root = Path(__file__).resolve().parents[1]
+    env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/bin", "/bin"]),
+           "PYTHONPATH": str(root), "HOME": str(tmp_path / "home"),
+           "LOCALCKPT_CONFIG": str(tmp_path / "config.toml")}
+    limit = 64 << 10  # above SQLite's shared-memory file (32 KiB), below the output
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, as ENOSPC is an error
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    out = tmp_path / "out.json"
+    with out.open("w") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "localckpt.cli", "--store", path, "show", cid, "--stage",
+             "detect"], env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
+            timeout=60, cwd=tmp_path, preexec_fn=limited)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ("localckpt: error: could not write the output (File too large); "
+                           "what was printed is incomplete\n")
+    assert out.stat().st_size == limit
+    with localckpt.open(path) as s:
+        assert s.load_stage_output(cid, "detect")["frames"][0]["detections"] == boxes

@@ -168,22 +168,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     stdout, stderr = sys.stdout, sys.stderr
     nowhere = _nowhere() if stdout is None or stderr is None else None
-    sys.stdout, sys.stderr = (cast(TextIO, _ReaderGone(cast(TextIO, stdout or nowhere))),
+    out = _ReaderGone(cast(TextIO, stdout or nowhere))
+    sys.stdout, sys.stderr = (cast(TextIO, out),
                               cast(TextIO, _ReaderGone(cast(TextIO, stderr or nowhere))))
     try:
-        args = _parse(build_parser(_command_in(words)), words)  # --help prints, exits here
-        with _sigterm_unwinds():
-            return _run(args)
-    except Terminated:
-        return 128 + 15  # as a shell reports a process SIGTERM ended
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        sys.stdout.flush()  # here, not at exit: a reader gone by then is told apart too
-        sys.stderr.flush()
-        sys.stdout, sys.stderr = stdout, stderr
-        if nowhere is not None:
-            nowhere.close()
+        try:
+            args = _parse(build_parser(_command_in(words)), words)  # --help prints, exits
+            with _sigterm_unwinds():
+                status = _run(args)
+        except Terminated:
+            status = 128 + 15  # as a shell reports a process SIGTERM ended
+        except KeyboardInterrupt:
+            status = 130
+        finally:
+            sys.stdout.flush()  # here, not at exit: a reader gone by then is told apart too
+            sys.stderr.flush()
+            sys.stdout, sys.stderr = stdout, stderr
+            if nowhere is not None:
+                nowhere.close()
+    except SystemExit:  # --help, bad usage: argparse's exit, unless the output failed
+        if out.failed is None:
+            raise
+        status = EXIT_ERROR
+    return _output_failed(out.failed) if out.failed is not None else status
+
+
+def _output_failed(exc: OSError) -> int:
+    """Standard output that could not be written (a full disk, a file size limit): the
+    command went on with it dropped, as for a reader gone, but what was printed is
+    incomplete, so it is an error, not the command's own status (`sql --csv > out.csv`
+    exited 0 with half a file, or with a traceback)."""
+    try:
+        print(f"localckpt: error: could not write the output ({exc.strerror or exc}); "
+              "what was printed is incomplete", file=sys.stderr)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return EXIT_ERROR
 
 
 def _nowhere() -> TextIO:
@@ -207,6 +227,9 @@ class _ReaderGone:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        #: the error of a write that failed otherwise (ENOSPC, EFBIG, EIO): the output
+        #: is dropped from then on too, and main says so and exits 1
+        self.failed: OSError | None = None
 
     def write(self, text: str) -> int:
         try:
@@ -214,12 +237,26 @@ class _ReaderGone:
         except BrokenPipeError:
             self._gone()
             return len(text)
+        except OSError as exc:
+            self._failed(exc)
+            return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
         except BrokenPipeError:
             self._gone()
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        if self.failed is None:
+            self.failed = exc
+        self._gone()
+        try:  # what the stream still holds goes to /dev/null now, not raised again
+            self._stream.flush()
+        except OSError:
+            pass
 
     def _gone(self) -> None:
         """/dev/null in place of the pipe, under the same descriptor: what the stream
