@@ -43,7 +43,7 @@ def _rate(timeline: Timeline, at: str) -> str:
     "at"), or ", every frame" (of the video, as `ingest --fps all` keeps), where
     "75 frames @ all fps" read as if "all" were a rate."""
     fps = sampling_fps(timeline)
-    return ", every frame," if fps == "all" else f" {at} {fps} fps"
+    return ", every frame" if fps == "all" else f" {at} {fps} fps"
 
 
 def _number(value: Any) -> float | None:
@@ -92,8 +92,9 @@ def sampled_duration(timeline: Timeline) -> str:
 
 def describe_timeline(timeline: Timeline) -> str:
     """A few words that tell two timelines apart: source, frames, rate, length."""
+    rate = _rate(timeline, "at")
     return (f"{printable(timeline.source_video)}, {plural(timeline.frame_count, 'frame')}"
-            f"{_rate(timeline, 'at')} over {sampled_duration(timeline)}")
+            f"{rate}{',' * rate.startswith(',')} over {sampled_duration(timeline)}")
 
 
 def _source(timeline: Timeline) -> str:
@@ -171,7 +172,7 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
     lines = [
         f"timeline {name}  {printable(timeline.source_video)}  "
         f"({profile}{sampled_duration(timeline)} sampled, "
-        f"{plural(timeline.frame_count, 'frame')}{_rate(timeline, '@').rstrip(',')}"
+        f"{plural(timeline.frame_count, 'frame')}{_rate(timeline, '@')}"
         f"{_source(timeline)}, {plural(len(checkpoints), 'checkpoint')})"
     ]
     roots: list[Checkpoint | str] = list(kids[None])
