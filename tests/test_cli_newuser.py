@@ -280,3 +280,14 @@ def test_output_that_cannot_be_written_is_an_error_not_a_traceback(tmp_path: Pat
     assert out.stat().st_size == limit
     with localckpt.open(path) as s:
         assert s.load_stage_output(cid, "detect")["frames"][0]["detections"] == boxes
+
+
+def test_a_reference_of_any_form_that_names_nothing_is_exit_1(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/command-line.md: bad usage (2) is a command line wrong by its form, but a
+    reference that names nothing is 1 whatever its form, as the page's examples say."""
+    path = _store(tmp_path)
+    for argv in (["show", "a b"], ["tree", "a b"], ["run", "show", "nope"]):
+        assert main(["--store", path, *argv]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("localckpt: error: no ") and "usage:" not in err
