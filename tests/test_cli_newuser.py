@@ -291,3 +291,31 @@ def test_a_reference_of_any_form_that_names_nothing_is_exit_1(
         assert main(["--store", path, *argv]) == 1
         err = capsys.readouterr().err
         assert err.startswith("localckpt: error: no ") and "usage:" not in err
+
+
+def test_remote_remove_of_a_mistyped_name_names_the_nearest(tmp_path: Path) -> None:
+    """`remote remove tem` said "no remote named 'tem' in FILE (remotes: team)", where
+    `push tem` says "did you mean 'team'?" and where to list them. Exit 1, the file
+    untouched."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    config = tmp_path / "config.toml"
+    env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/bin", "/bin"]),
+           "PYTHONPATH": str(root), "HOME": str(tmp_path / "home"),
+           "LOCALCKPT_CONFIG": str(config)}
+
+    def cli(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "localckpt.cli", *argv], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=60)
+
+    assert cli("remote", "add", "team", "./team-store").returncode == 0
+    before = config.read_bytes()
+    for name, hint in (("tem", "did you mean 'team'? "), ("zzz", "")):
+        done = cli("remote", "remove", name)
+        assert done.returncode == 1 and not done.stdout
+        assert done.stderr == (f"localckpt: error: no remote named {name!r} in {config} "
+                               f"({hint}remotes: team; see `localckpt remote list`)\n")
+    assert config.read_bytes() == before
