@@ -319,3 +319,24 @@ def test_remote_remove_of_a_mistyped_name_names_the_nearest(tmp_path: Path) -> N
         assert done.stderr == (f"localckpt: error: no remote named {name!r} in {config} "
                                f"({hint}remotes: team; see `localckpt remote list`)\n")
     assert config.read_bytes() == before
+
+
+def test_the_web_view_says_a_missing_frame_as_the_command_line_does(tmp_path: Path) -> None:
+    """A frame number past the end said "timeline T has no frame 99" (an image) and "the
+    timeline has no frame 99" (tries side by side), where `run show --frame 99` and
+    `similar T 99` say how many frames there are and which sequences."""
+    from localckpt.web.app import App
+
+    path = _store(tmp_path)
+    with localckpt.open(path) as s:
+        tl = s.list_timelines()[0]
+        a = s.save_stage_output(tl.id, None, "detect", DETECT, is_scenario=True)
+        b = s.save_stage_output(tl.id, None, "detect", DETECT, is_scenario=True)
+        short = s.short_id(tl.id, "timeline")
+        app = App(s)
+        resp = app.handle("GET", f"/frames/{short}/99.jpg")
+        assert (resp.status, resp.body.decode()) == (
+            404, f"timeline {short} has no frame 99 (it has 1, sequences 0 to 0)")
+        resp = app.handle("GET", f"/t/{short}/side?c={a}&c={b}&seq=99")
+        assert resp.status == 404
+        assert "the timeline has no frame 99 (it has 1, sequences 0 to 0)" in resp.body.decode()

@@ -19,7 +19,7 @@ from ..schema import check_id
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["Gone", "Names", "check_ref", "missing", "resolve"]
+__all__ = ["Gone", "Names", "check_ref", "missing", "no_frame", "resolve"]
 
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -117,3 +117,12 @@ def _deleted(store: Store, ref: str, kind: str) -> str | Gone | None:
     if kind == "timeline" and store.catalog.timelines([ref]):
         return f"timeline {ref} was deleted (localckpt rm)"
     return None
+
+
+def no_frame(timeline: str, sequence: int, sequences: Iterable[int]) -> str:
+    """A frame number the timeline lacks, said as `localckpt run show --frame` and
+    `similar` say it: "timeline T has no frame 99 (it has 24, sequences 0 to 23)", where
+    the view said only "has no frame 99"."""
+    have = list(sequences)
+    return (f"{timeline} has no frame {sequence} (it has {len(have):,}, sequences "
+            f"{min(have, default=0)} to {max(have, default=-1)})")

@@ -25,7 +25,7 @@ from ..framediff import Box
 from ..types import Checkpoint, FrameMeta
 from .boxes import Shape, count_boxes, frame_figure
 from .html import attr, compact, esc, layout, link, shorten, url
-from .names import Names, check_ref, resolve
+from .names import Names, check_ref, no_frame, resolve
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -324,7 +324,7 @@ def _sequence(req: Request, metas: list[FrameMeta]) -> tuple[int, FrameMeta | No
     seq = req.int("seq", metas[0].sequence)
     found = next((m for m in metas if m.sequence == seq), None)
     if found is None:
-        raise NotFoundError(f"the timeline has no frame {seq}")
+        raise NotFoundError(no_frame("the timeline", seq, (m.sequence for m in metas)))
     return seq, found
 
 
