@@ -39,6 +39,14 @@ def sampling_fps(timeline: Timeline) -> str:
     return f"{timeline.fps:g}"
 
 
+def _rate(timeline: Timeline, at: str) -> str:
+    """How its frames were sampled, right after their count: " @ 2 fps" (at: "@" or
+    "at"), or ", every frame" (of the video, as `ingest --fps all` keeps), where
+    "75 frames @ all fps" read as if "all" were a rate."""
+    fps = sampling_fps(timeline)
+    return ", every frame" if fps == "all" else f" {at} {fps} fps"
+
+
 def _number(value: Any) -> float | None:
     """A finite number of source_info, else None: source_info is any JSON object (a
     bundle's or another store's too), so a field may hold text, a list, or an integer
@@ -85,8 +93,9 @@ def sampled_duration(timeline: Timeline) -> str:
 
 def describe_timeline(timeline: Timeline) -> str:
     """A few words that tell two timelines apart: source, frames, rate, length."""
-    return (f"{printable(timeline.source_video)}, {plural(timeline.frame_count, 'frame')} at "
-            f"{sampling_fps(timeline)} fps over {sampled_duration(timeline)}")
+    rate = _rate(timeline, "at")
+    return (f"{printable(timeline.source_video)}, {plural(timeline.frame_count, 'frame')}"
+            f"{rate}{',' * rate.startswith(',')} over {sampled_duration(timeline)}")
 
 
 def pixel_aspect(t: Timeline) -> float:
@@ -186,7 +195,7 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
     lines = [
         f"timeline {name}  {printable(timeline.source_video)}  "
         f"({profile}{sampled_duration(timeline)} sampled, "
-        f"{plural(timeline.frame_count, 'frame')} @ {sampling_fps(timeline)} fps"
+        f"{plural(timeline.frame_count, 'frame')}{_rate(timeline, '@')}"
         f"{_source(timeline)}, {plural(len(checkpoints), 'checkpoint')})"
     ]
     roots: list[Checkpoint | str] = list(kids[None])

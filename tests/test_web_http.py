@@ -160,7 +160,7 @@ def test_api_checkpoint_output_and_compare(site: Any) -> None:
     ("/api/timelines/{timeline}/frames?start=-1", 400, "start must be a whole number"),
     ("/api/compare?a={try3}&b={try3}&stage=nosuch", 404, "has no stage 'nosuch'"),
     ("/api/compare?a={track}&b={track}&stage=track", 400, "not frame-keyed"),
-    ("/api/checkpoints/nosuchtag/outputs/detect", 404, "no checkpoint 'nosuchtag'"),
+    ("/api/checkpoints/nosuchtag/outputs/detect", 404, "no checkpoint matches 'nosuchtag'"),
     ("/api/nothing", 404, "there is no page at '/api/nothing'"),
 ])
 def test_api_errors_are_json_that_say_what_was_wrong(site: Any, target: str, status: int,
@@ -549,7 +549,7 @@ def test_a_link_to_a_pruned_try_says_it_was_pruned(tmp_path: Any) -> None:
     assert f"was deleted with its timeline {other.id}" in texts[f"/c/{on_other}"]
     assert f"timeline {other.id} was deleted" in texts[f"/t/{other.id}"]
     assert "was deleted: pruned" in texts[f"/t/{tl.id}/tries?against={gone}"]
-    assert "give its id, short id" in texts["/c/0123456789abcdef"]  # never existed
+    assert "no live checkpoint has that id" in texts["/c/0123456789abcdef"]  # never existed
     store.close()
 
 

@@ -60,6 +60,7 @@ __all__ = [
     "storage_options_arg",
     "tag_name",
     "timeline_ref",
+    "written_path",
 ]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -135,6 +136,18 @@ def stage_name(text: str) -> str:
     or, for memo clear, a filter that matches nothing)."""
     if not text:
         raise argparse.ArgumentTypeError("must name a stage, not ''")
+    return text
+
+
+def written_path(text: str) -> str:
+    """An argparse type: the path of a file a command writes (export's FILE, labels
+    export's PATH). ``-`` is bad usage: it reads as standard output, as for many tools,
+    but these write a file (a zip, or a directory for YOLO), and a file named ``-`` was
+    left in the working directory without a word; ``./-`` names that file."""
+    if text == "-":
+        raise argparse.ArgumentTypeError(
+            "'-' is not standard output here: this command writes a file, so give its path "
+            "(./- for a file named '-')")
     return text
 
 

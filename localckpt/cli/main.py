@@ -115,7 +115,19 @@ class _Parser(argparse.ArgumentParser):
             if near:
                 message = (f"{message[:m.end(1) + 1]}, maybe you meant {near[0]!r}?"
                            f"{message[m.end(1) + 1:]}")
+        elif message.endswith(("required: ACTION", "required: COMMAND")):
+            message += self._choices()
         super().error(message)
+
+    def _choices(self) -> str:
+        """What `localckpt run` (no action) may be followed by: its usage says only
+        "ACTION ...", so the user was left to guess or to ask --help."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                names = list(action.choices)
+                if 2 <= len(names) <= 5:
+                    return f" ({', '.join(names[:-1])} or {names[-1]})"
+        return f" (`{self.prog} --help` lists them)"
 
 
 class Terminated(KeyboardInterrupt):
@@ -155,19 +167,54 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     words = sys.argv[1:] if argv is None else list(argv)
     stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = cast(TextIO, _ReaderGone(stdout)), cast(TextIO, _ReaderGone(stderr))
+    nowhere = _nowhere() if stdout is None or stderr is None else None
+    out = _ReaderGone(cast(TextIO, stdout or nowhere))
+    sys.stdout, sys.stderr = (cast(TextIO, out),
+                              cast(TextIO, _ReaderGone(cast(TextIO, stderr or nowhere))))
     try:
-        args = _parse(build_parser(_command_in(words)), words)  # --help prints, exits here
-        with _sigterm_unwinds():
-            return _run(args)
-    except Terminated:
-        return 128 + 15  # as a shell reports a process SIGTERM ended
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        sys.stdout.flush()  # here, not at exit: a reader gone by then is told apart too
-        sys.stderr.flush()
-        sys.stdout, sys.stderr = stdout, stderr
+        try:
+            args = _parse(build_parser(_command_in(words)), words)  # --help prints, exits
+            with _sigterm_unwinds():
+                status = _run(args)
+        except Terminated:
+            status = 128 + 15  # as a shell reports a process SIGTERM ended
+        except KeyboardInterrupt:
+            status = 130
+        finally:
+            sys.stdout.flush()  # here, not at exit: a reader gone by then is told apart too
+            sys.stderr.flush()
+            sys.stdout, sys.stderr = stdout, stderr
+            if nowhere is not None:
+                nowhere.close()
+    except SystemExit:  # --help, bad usage: argparse's exit, unless the output failed
+        if out.failed is None:
+            raise
+        status = EXIT_ERROR
+    return _output_failed(out.failed) if out.failed is not None else status
+
+
+def _output_failed(exc: OSError) -> int:
+    """Standard output that could not be written (a full disk, a file size limit): the
+    command went on with it dropped, as for a reader gone, but what was printed is
+    incomplete, so it is an error, not the command's own status (`sql --csv > out.csv`
+    exited 0 with half a file, or with a traceback)."""
+    try:
+        print(f"localckpt: error: could not write the output ({exc.strerror or exc}); "
+              "what was printed is incomplete", file=sys.stderr)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return EXIT_ERROR
+
+
+def _nowhere() -> TextIO:
+    """Where output goes when the command started with stdout or stderr closed
+    (`localckpt ls >&-`, a daemon's job): Python leaves sys.stdout None, and the first
+    print raised AttributeError (a traceback, exit 120). The output is dropped, as for a
+    reader gone, and the command's status is its own. Opened first, /dev/null takes the
+    closed descriptor, so no file the command opens later (a catalog) is descriptor 1."""
+    import os
+
+    return cast(TextIO, open(os.devnull, "w", encoding="utf-8"))
 
 
 class _ReaderGone:
@@ -180,6 +227,9 @@ class _ReaderGone:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
+        #: the error of a write that failed otherwise (ENOSPC, EFBIG, EIO): the output
+        #: is dropped from then on too, and main says so and exits 1
+        self.failed: OSError | None = None
 
     def write(self, text: str) -> int:
         try:
@@ -187,12 +237,26 @@ class _ReaderGone:
         except BrokenPipeError:
             self._gone()
             return len(text)
+        except OSError as exc:
+            self._failed(exc)
+            return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
         except BrokenPipeError:
             self._gone()
+        except OSError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        if self.failed is None:
+            self.failed = exc
+        self._gone()
+        try:  # what the stream still holds goes to /dev/null now, not raised again
+            self._stream.flush()
+        except OSError:
+            pass
 
     def _gone(self) -> None:
         """/dev/null in place of the pipe, under the same descriptor: what the stream
@@ -230,8 +294,25 @@ def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namesp
         if not hint and command is parser and "--json" in extra and args.command:
             # `localckpt --json ls`: every command takes --json, after its name
             hint = f" (--json goes after the command: localckpt {args.command} ... --json)"
+        if not hint:  # `ls --jsno`: the nearest option named, as a mistyped command is
+            hint = _nearest_option(command, extra)
         command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     return args
+
+
+def _nearest_option(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """" (maybe you meant '--json'?)" for the first unknown long option near one of
+    parser's (`localckpt ls --jsno`), else ""."""
+    import difflib
+
+    options = [o for o in parser._option_string_actions if o.startswith("--")]
+    for word in extra:
+        if word.startswith("--") and word != "--":
+            near = difflib.get_close_matches(word.split("=", 1)[0], options, n=1,
+                                             cutoff=0.7)
+            if near:
+                return f" (maybe you meant {near[0]!r}?)"
+    return ""
 
 
 def _run(args: argparse.Namespace) -> int:

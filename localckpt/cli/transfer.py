@@ -28,6 +28,7 @@ from .common import (
     print_report,
     progress,
     timeline_ref,
+    written_path,
 )
 
 if TYPE_CHECKING:
@@ -241,7 +242,8 @@ def register(sub: Any) -> None:
     p = add_command(sub, "export", "write a timeline (frames, tree, outputs) to one file",
                     cmd_export)
     p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
-    p.add_argument("file", metavar="FILE", help="bundle file to write (a zip)")
+    p.add_argument("file", metavar="FILE", type=written_path,
+                   help="bundle file to write (a zip)")
     p.add_argument("--checkpoint", metavar="CHECKPOINT",
                    help=CHECKPOINT_HELP + "; only its subtree (and what it derives from)")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")

@@ -27,7 +27,7 @@ import attrs
 from ..errors import InvalidInputError, LocalckptError, NotFoundError
 from . import routes
 from .images import FrameImages
-from .names import Names
+from .names import Names, missing
 from .request import OutputCache, Refused, Request, match, split_path
 
 if TYPE_CHECKING:
@@ -124,7 +124,8 @@ class App:
         except Refused as exc:
             return self._error(kind, exc.status, exc.title, str(exc), exc.links)
         except NotFoundError as exc:  # a Gone one says where to go instead
-            return self._error(kind, 404, "Not found", str(exc), getattr(exc, "links", None))
+            return self._error(kind, 404, "Not found", missing(self.store, str(exc)),
+                               getattr(exc, "links", None))
         except (InvalidInputError, UnicodeDecodeError) as exc:
             return self._error(kind, 400, "Bad request", _says(exc))
         except LocalckptError as exc:

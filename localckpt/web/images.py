@@ -83,7 +83,10 @@ class FrameImages:
         """The frame as JPEG (NotFoundError for an unknown timeline or sequence)."""
         rows = self.store.get_timeline_frames_b64(timeline_id, sequence, sequence + 1)
         if not rows or rows[0]["sequence"] != sequence:
-            raise NotFoundError(f"timeline {timeline_id} has no frame {sequence}")
+            from .names import no_frame
+
+            raise NotFoundError(no_frame(f"timeline {timeline_id}", sequence, (
+                m.sequence for m in self.store.frame_index(timeline_id))))
         return binascii.a2b_base64(rows[0]["jpeg_b64"])
 
     def thumbnail(self, timeline_id: str, sequence: int) -> bytes:

@@ -19,7 +19,7 @@ from ..schema import check_id
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["Gone", "Names", "check_ref", "resolve"]
+__all__ = ["Gone", "Names", "check_ref", "missing", "no_frame", "resolve"]
 
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -70,12 +70,29 @@ def resolve(store: Store, ref: str, kind: str = "checkpoint") -> str:
     nothing matches; InvalidInputError listing the candidates when several do."""
     try:
         return refs.resolve(store, ref, kind)
-    except NotFoundError:
+    except NotFoundError as exc:
         gone = _deleted(store, ref, kind)
         if isinstance(gone, Gone):
             raise gone from None
-        raise NotFoundError(gone or f"no {kind} {ref!r}: give its id, short id, a unique "
-                            "prefix" + (" or a tag" if kind == "checkpoint" else "")) from None
+        raise NotFoundError(gone or missing(store, str(exc))) from None
+
+
+#: the end of localckpt.refs' message for a reference that names nothing: the command
+#: that lists the ids there are
+_LISTING = re.compile(r"; see `localckpt [^`]*`$")
+
+
+def missing(store: Store, message: str) -> str:
+    """localckpt.refs' one form for a reference that names nothing, ``no KIND matches REF
+    in STORE: why; see LISTING``, as a page says it: the why is the command line's (a tag
+    of that name removed, a prefix too short to try), where the web view said "no
+    checkpoint 'nope': give its id, short id, a unique prefix or a tag" of its own; the
+    store and the command that lists ids left out (the page's header names the store,
+    and it links to the timelines). Any other message is returned as it is: the App
+    says every NotFoundError through this, whatever path raised it (a frame's image
+    resolves its timeline through the Store)."""
+    where = store.url or store.catalog.describe()
+    return _LISTING.sub("", message.replace(f" in {where}: ", ": ", 1))
 
 
 def _deleted(store: Store, ref: str, kind: str) -> str | Gone | None:
@@ -100,3 +117,12 @@ def _deleted(store: Store, ref: str, kind: str) -> str | Gone | None:
     if kind == "timeline" and store.catalog.timelines([ref]):
         return f"timeline {ref} was deleted (localckpt rm)"
     return None
+
+
+def no_frame(timeline: str, sequence: int, sequences: Iterable[int]) -> str:
+    """A frame number the timeline lacks, said as `localckpt run show --frame` and
+    `similar` say it: "timeline T has no frame 99 (it has 24, sequences 0 to 23)", where
+    the view said only "has no frame 99"."""
+    have = list(sequences)
+    return (f"{timeline} has no frame {sequence} (it has {len(have):,}, sequences "
+            f"{min(have, default=0)} to {max(have, default=-1)})")

@@ -26,7 +26,7 @@ from ..types import Checkpoint, FrameMeta
 from .boxes import Shape, count_boxes, frame_figure
 from .data import pixel_aspect
 from .html import attr, compact, esc, layout, link, shorten, url
-from .names import Names, check_ref, resolve
+from .names import Names, check_ref, no_frame, resolve
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -326,7 +326,7 @@ def _sequence(req: Request, metas: list[FrameMeta]) -> tuple[int, FrameMeta | No
     seq = req.int("seq", metas[0].sequence)
     found = next((m for m in metas if m.sequence == seq), None)
     if found is None:
-        raise NotFoundError(f"the timeline has no frame {seq}")
+        raise NotFoundError(no_frame("the timeline", seq, (m.sequence for m in metas)))
     return seq, found
 
 
