@@ -156,9 +156,9 @@ def _outputs_inline(tx: Tx, engine: Engine) -> None:
     """PostgreSQL only: an output row up to a page long stays in its table's page,
     uncompressed. By default a row over ~2 KB is compressed and, when still too long,
     moved out of line to the TOAST table, with its own index: a 2.8 KB output was three
-    index and heap insertions, and a save ~15% slower (measured with the same saves
-    alternated). Longer outputs are still compressed and moved. Rows written before stay
-    as they are."""
+    index and heap insertions, and a save 8% slower (892 against 824 us, the same saves
+    alternated: benchmarks/results/2026-12-07-stop37). Longer outputs are still
+    compressed and moved. Rows written before stay as they are."""
     if engine.dialect.name != "postgresql":
         return
     tx.execute(engine.sql("ALTER TABLE {s}outputs SET (toast_tuple_target = 8160)"))
