@@ -125,6 +125,9 @@ _MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist")
 _PARAM_COUNT = re.compile(r"Parameter/argument count mismatch for prepared statement\. "
                           r"Expected (\d+), got (\d+)")
 
+_PARAM_MISSING = re.compile(r"Values were not provided for the following parameters: "
+                            r"(.*)$", re.S)
+
 _PARAM_EXCESS = re.compile(r"Parameter argument/count mismatch, identifiers of the excess "
                            r"parameters: (.*)$", re.S)
 
@@ -140,6 +143,15 @@ def _translate(exc: Exception, query: str) -> LocalckptError:
             f"the query failed: it has no placeholder for the values given as {names} "
             "($name or ?); give a value for each placeholder the query uses, and no other",
             cli=f"the query failed: --param {names}: the query has no such $NAME; give "
+                "--param NAME=VALUE for each $NAME the query uses, and no other")
+    missing_values = _PARAM_MISSING.search(text)
+    if missing_values:
+        names = sorted(n.strip() for n in missing_values.group(1).split(","))
+        return InvalidInputError(
+            f"the query failed: no value was given for its placeholder(s) "
+            f"{', '.join(names)} ($name or ?); give a value for each placeholder the query "
+            "uses, and no other",
+            cli=f"the query failed: no --param for {', '.join('$' + n for n in names)}; give "
                 "--param NAME=VALUE for each $NAME the query uses, and no other")
     count = _PARAM_COUNT.search(text)
     if count:

@@ -359,6 +359,8 @@ def test_sql_refuses_writes(world: Any) -> None:
     assert r.returncode == 1 and "it has 0 parameters ($NAME) but 1 --param value" in r.stderr
     r = cli(where, "sql", "SELECT $n AS one", "--param", "n=1", "--param", "nn=2")
     assert r.returncode == 1 and "--param nn: the query has no such $NAME" in r.stderr
+    r = cli(where, "sql", "SELECT $n AS one, $m AS two")  # said in DuckDB's own words
+    assert r.returncode == 1 and "no --param for $m, $n; give --param NAME=VALUE" in r.stderr
     r = cli(where, "sql", "SELECT $n::INTEGER + 1 AS two", "--param", "n=1", "--json")
     assert json.loads(r.stdout) == [{"two": 2}]  # as the help says: cast the text
     r = cli(where, "sql", "SELECT 1 AS one", "--json", "--csv")  # exit 2 (was 1), as

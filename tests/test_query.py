@@ -195,6 +195,10 @@ def test_bad_queries_are_typed_errors(new_store: Any) -> None:
         store.sql("SELECT 1", {"n": 1})
     with pytest.raises(InvalidInputError, match="no placeholder for the values given as m"):
         store.sql("SELECT $n", {"n": 1, "m": 2})
+    # DuckDB said "Invalid Input Error: Values were not provided for the following ..."
+    with pytest.raises(InvalidInputError, match=r"no value was given for its placeholder\(s\) "
+                       r"m \(\$name or \?\)"):
+        store.sql("SELECT $n, $m", {"n": 1})
 
 
 def test_each_output_is_flattened_once_into_one_file_keyed_by_its_hash(
