@@ -340,3 +340,20 @@ def test_the_web_view_says_a_missing_frame_as_the_command_line_does(tmp_path: Pa
         resp = app.handle("GET", f"/t/{short}/side?c={a}&c={b}&seq=99")
         assert resp.status == 404
         assert "the timeline has no frame 99 (it has 1, sequences 0 to 0)" in resp.body.decode()
+
+
+def test_the_api_says_a_run_reference_wrong_by_its_form_as_every_miss(tmp_path: Path) -> None:
+    """store.get_run("nope") raised InvalidInputError ("a run id is hex digits ..."),
+    where get_checkpoint("nope") and get_timeline("nope") raise NotFoundError in the one
+    form of a reference that names nothing; the command line alone said it that way."""
+    path = _store(tmp_path)
+    with localckpt.open(path) as s:
+        for ref in ("nope", "a b", "0123456789" * 4):
+            with pytest.raises(localckpt.NotFoundError, match=(
+                    rf"^no run matches '{ref}' in {path}: a run's id, short id or id prefix "
+                    r"is hex digits and dashes.*; see `localckpt --store .* runs`$")):
+                s.get_run(ref)
+        with pytest.raises(localckpt.NotFoundError, match="an empty reference names nothing"):
+            s.get_run("")
+        with pytest.raises(localckpt.NotFoundError, match=r"^no run matches 'abcdef12'"):
+            s.get_run("abcdef12")  # the right form, no such run: as before

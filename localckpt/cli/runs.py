@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -150,8 +149,6 @@ def run_ref(store: Store, ref: str) -> StageRun:
         checkpoint = _other_kind(store, ref, "checkpoint")
         timeline = None if checkpoint else _other_kind(store, ref, "timeline")
         if checkpoint is None and timeline is None:
-            if isinstance(exc, InvalidInputError) and not _RUN_FORM.fullmatch(ref):
-                raise NotFoundError(str(exc), cli=_no_run(store, ref)) from None
             raise
         if checkpoint is not None:
             cshort = store.short_id(checkpoint)
@@ -165,27 +162,6 @@ def run_ref(store: Store, ref: str) -> StageRun:
         raise NotFoundError(str(exc), cli=(
             f"{ref!r} is {what}; `localckpt runs {store.short_id(tid, 'timeline')}` lists "
             "that timeline's runs")) from None
-
-
-#: what a run's id, short id or prefix is made of (runs have no tags)
-_RUN_FORM = re.compile(r"[0-9a-fA-F-]{1,36}")
-
-
-def _no_run(store: Store, ref: str) -> str:
-    """A run reference wrong by its form (`run show nope`), said in the one form of a
-    reference that names nothing (localckpt.refs): the API's InvalidInputError said "a
-    run id is hex digits and dashes ..." where every other miss says "no KIND matches
-    REF in STORE: why; see LISTING". Exit status 1 as for those: a tag name typed for a
-    run is answered with what it names instead (run_ref), so it is no bad usage."""
-    from .. import refs
-
-    if not ref:  # as localckpt.refs says an empty checkpoint or timeline reference
-        return "no run '' (an empty reference names nothing)"
-    why = ("a run's id, short id or id prefix is hex digits and dashes, 36 characters at "
-           "most (runs have no tags)")
-    where = store.url or store.catalog.describe()
-    return (f"no run matches {ref!r} in {where}: {why}; "
-            f"see {refs._listing_here(store, refs._kind('run'))}")
 
 
 def _by_short_id(store: Store, run: StageRun) -> Any:

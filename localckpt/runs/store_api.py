@@ -86,15 +86,22 @@ def begin_run(store: Store, timeline_id: str, parent_checkpoint_id: str | None,
 
 def get_run(store: Store, ref: str) -> StageRun:
     """The run ref names: a full id, a short id (as ``runs`` shows), or a unique prefix of
-    its id (see localckpt.refs); NotFoundError when there is none, InvalidInputError
-    listing the candidates when several match."""
-    from ..refs import resolve
+    its id (see localckpt.refs); NotFoundError when there is none (also for a ref no run
+    id could be, said in the form of every reference that names nothing: "no run matches
+    REF in STORE: why; see LISTING"), InvalidInputError listing the candidates when
+    several match."""
+    from .. import refs
 
     tables = store._run_tables()
     if isinstance(ref, str) and not _RUN_REF.fullmatch(ref):
-        raise InvalidInputError(f"a run id is hex digits and dashes (36 characters at most), "
-                                f"such as `localckpt runs` shows, not {ref[:40]!r}")
-    found = tables.get(resolve(store, ref, "run", what="a run id"))
+        if not ref:  # as localckpt.refs says an empty checkpoint or timeline reference
+            raise NotFoundError("no run '' (an empty reference names nothing)")
+        where = store.url or store.catalog.describe()
+        raise NotFoundError(
+            f"no run matches {ref[:80]!r} in {where}: a run's id, short id or id prefix is "
+            "hex digits and dashes, 36 characters at most (runs have no tags); see "
+            f"{refs._listing_here(store, refs._kind('run'))}")
+    found = tables.get(refs.resolve(store, ref, "run", what="a run id"))
     if found is None:
         raise NotFoundError(f"no run {ref!r} in {store.catalog.describe()} (`localckpt runs` "
                             "lists them)")
