@@ -86,11 +86,18 @@ def known_scheme(url: str) -> str:
     if scheme not in _REGISTRY and not any(
         ep.name == scheme for ep in entry_points(group="localckpt.backends")
     ):
+        objects = (f"; an object store URL ({scheme}://...) goes in objects= (--objects), "
+                   "beside a catalog: a directory, or postgresql://..."
+                   if scheme in _OBJECT_SCHEMES else "")
         raise InvalidInputError(
             f"unknown store URL scheme {scheme!r}; known schemes: "
-            f"{', '.join(registered_schemes())} (or a plain directory path)"
+            f"{', '.join(registered_schemes())} (or a plain directory path){objects}"
         )
     return scheme
+
+
+#: schemes of object stores (fsspec's), which name where frames go, not a catalog
+_OBJECT_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs"})
 
 
 def _load_factory(scheme: str) -> Factory:

@@ -224,3 +224,19 @@ def test_env_does_not_leak_between_tests() -> None:
     # conftest's autouse fixture isolates every test from the developer's settings
     assert "LOCALCKPT_URL" not in os.environ
     assert not Path(os.environ["LOCALCKPT_CONFIG"]).exists()
+
+
+@pytest.mark.parametrize("url", ["s3://bucket/store", "gs://bucket/store"])
+def test_an_object_store_url_given_as_the_store_says_where_it_goes(url: str) -> None:
+    """`--store s3://b/x` said only "unknown store URL scheme 's3'": an S3 bucket holds a
+    store's objects, beside a catalog (a directory or PostgreSQL)."""
+    with pytest.raises(InvalidInputError, match=r"unknown store URL scheme .*; an object "
+                       r"store URL \(\w+://\.\.\.\) goes in objects= \(--objects\), beside a "
+                       "catalog"):
+        localckpt.open(url)
+
+
+def test_an_unknown_scheme_gets_no_object_store_hint() -> None:
+    with pytest.raises(InvalidInputError) as err:
+        localckpt.open("nosuch://x")
+    assert "objects=" not in str(err.value)
