@@ -114,14 +114,15 @@ def test_run_show_and_a_frames_memo_key(made: dict[str, Any],
     assert set(key["parts"]) == {"stage", "version", "params", "frame", "inputs"}
     # the open run's own value: it answers, though it is no memo entry yet
     assert main(["--store", made["path"], "run", "show", short, "--frame", "2"]) == 0
-    assert f"from run {made['pending']}, open: not yet a memo entry)" in \
-        capsys.readouterr().out
+    assert f"from run {short}, open: not yet a memo entry)" in \
+        capsys.readouterr().out  # the short id, as the run line gives it (was the full id)
     assert main(["--store", made["path"], "run", "show", short, "--frame", "7"]) == 0
     assert "(not in the memo)" in capsys.readouterr().out
     assert main(["--store", made["path"], "run", "show", made["done"], "--frame", "3"]) == 0
     text = capsys.readouterr().out
     assert "memo key of frame 3:" in text
-    assert "  inputs   {}\n" in text and "  version  v1\n" in text
+    assert "  inputs   {}\n" in text and "  version  'v1'\n" in text  # as the header's
+    assert "stage      detect  version 'v1'" in text
     with localckpt.open(made["path"]) as store:
         classify = store.begin_run(made["tl"], made["cid"], "classify", inputs=("detect",))
         detect_hash = classify.memo_key(3).parts()["inputs"]["detect"]

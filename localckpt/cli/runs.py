@@ -201,11 +201,12 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
     lines = _show(run, status, short, shorts)
     if key is not None:
         lines.append(f"memo key of frame {args.frame}: {key.digest}"
-                     + (f" (held: value {held[0][:12]} from run {held[1]}"
+                     + (f" (held: value {held[0][:12]} from run "
+                        f"{store.short_id(held[1], 'run')}"
                         + (", open: not yet a memo entry)" if held[2] else ")")
                         if held else " (not in the memo)"))
-        lines += [f"  {name:8} " + (repr("") if value == "" else printable(  # version ''
-            value if isinstance(value, str) else json.dumps(
+        lines += [f"  {name:8} " + (repr(value) if name == "version" else printable(
+            value if isinstance(value, str) else json.dumps(  # version: as the header's
                 value, sort_keys=True, ensure_ascii=False)))
             for name, value in key.parts().items()]
     print("\n".join(lines))
