@@ -357,3 +357,20 @@ def test_the_api_says_a_run_reference_wrong_by_its_form_as_every_miss(tmp_path: 
             s.get_run("")
         with pytest.raises(localckpt.NotFoundError, match=r"^no run matches 'abcdef12'"):
             s.get_run("abcdef12")  # the right form, no such run: as before
+
+
+@pytest.mark.parametrize("words", [["--store", "", "ls"], ["--objects", " ", "ls"],
+                                   ["sql", ""], ["sql", "  "]])
+def test_an_empty_store_or_query_is_bad_usage(tmp_path: Path, words: list[str],
+                                              capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--store ""` (an unset shell variable) and `sql ''` were errors of the command, exit
+    1, after the store was looked for; a value wrong by its form is bad usage: 2, said
+    under the usage, before anything is opened."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(words)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: localckpt" in err and "error: argument" in err and "not '" in err
+    assert not (tmp_path / ".localckpt").exists()

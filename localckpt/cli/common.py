@@ -130,6 +130,17 @@ def real(low: float = 0.0, *, above: bool = True) -> Callable[[str], float]:
     return parse
 
 
+def nonempty(what: str) -> Callable[[str], str]:
+    """An argparse type: text that is never empty (``--store ""`` or ``sql ''``, from an
+    unset shell variable most likely, is bad usage, exit 2, before any store is opened)."""
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(f"must be {what}, not {text!r}")
+        return text
+
+    return parse
+
+
 def stage_name(text: str) -> str:
     """An argparse type: a stage's name, which is never empty (``--stage ""``, from an
     unset shell variable most likely, is bad usage rather than a stage no checkpoint has,

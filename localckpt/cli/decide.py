@@ -17,6 +17,7 @@ from .common import (
     add_command,
     add_short_ids,
     checkpoint_ref,
+    nonempty,
     output_file,
     print_json,
     printable,
@@ -336,7 +337,8 @@ def register(sub: Any) -> None:
                     cmd_sql, description="Tables: timelines, checkpoints, stage_outputs, "
                     "frames, detections (see docs/deciding.md).")
     p.set_defaults(check=_check_sql)
-    p.add_argument("query", metavar="QUERY", help="one SELECT statement")
+    p.add_argument("query", metavar="QUERY", type=nonempty("one SELECT statement"),
+                   help="one SELECT statement")
     p.add_argument("--csv", action="store_true", help="print CSV (not with --json)")
     p.add_argument("--param", action=_Param, metavar="NAME=VALUE",
                    help="a value for $NAME in the query (repeatable); it is text: cast "

@@ -26,7 +26,7 @@ from typing import Any, NoReturn, TextIO, cast
 
 from .. import __version__
 from ..errors import LocalckptError
-from .common import EXIT_ERROR, UsageError, bare_name, options_arg
+from .common import EXIT_ERROR, UsageError, bare_name, nonempty, options_arg
 
 __all__ = ["build_parser", "main"]
 
@@ -78,11 +78,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         epilog="Exit status: 0 success, 1 an error (message on stderr), 2 bad usage.",
     )
     parser.add_argument(
-        "--store", metavar="URL",
+        "--store", metavar="URL", type=nonempty("a store URL, directory or remote name"),
         help="store URL, directory or remote name (default: $LOCALCKPT_URL, else the "
              "config file's [store] url, else ./.localckpt)",
     )
-    parser.add_argument("--objects", metavar="URL",
+    parser.add_argument("--objects", metavar="URL", type=nonempty("an objects URL"),
                         help="objects URL of this store (e.g. s3://bucket/prefix)")
     parser.add_argument("--storage-options", metavar="JSON",
                         type=options_arg("--storage-options"),
