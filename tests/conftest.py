@@ -345,6 +345,15 @@ def chromium_browser() -> Iterator[Any]:
         b.close()
 
 
+def browser_page(browser: Any, *size: int) -> Iterator[Any]:
+    """A new tab of a chromium_browser (size: width, height), closed after use (a page
+    fixture's body)."""
+    p = browser.new_page(*size)
+    yield p
+    browser.send("Target.closeTarget", {"targetId": p.target})
+    browser.sessions.pop(p.session, None)
+
+
 def _no_browser(why: str) -> None:
     if IN_CI:
         pytest.fail(f"{why} (CI=true: a missing browser is a failure)", pytrace=False)

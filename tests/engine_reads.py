@@ -1,7 +1,8 @@
 """What a SQL catalog reads from its database, counted (never timed): every statement it
 runs outside a write, and how many rows each returns.
 
-``counting(engine)`` wraps one engine's ``query`` and ``snapshot`` (each statement of a
+``traced(store)`` lists every statement an embedded store's connection runs, writes
+included. ``counting(engine)`` wraps one engine's ``query`` and ``snapshot`` (each statement of a
 snapshot counted on its own); ``counting_class(cls)`` wraps them for every engine of a
 class, for code that opens its own store (the CLI).
 """
@@ -12,7 +13,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["Reads", "counting", "counting_class"]
+__all__ = ["Reads", "counting", "counting_class", "traced"]
 
 
 class Reads:
@@ -77,3 +78,16 @@ def counting_class(cls: type) -> Iterator[Reads]:
         yield reads
     finally:
         cls.query, cls.snapshot = query, snapshot  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def traced(store: Any) -> Iterator[list[str]]:
+    """Every SQL statement this thread's connection to an embedded store's catalog runs
+    while the block runs (writes too: SQLite's trace callback), in order."""
+    conn = store.catalog.engine._conn()  # this thread's connection
+    said: list[str] = []
+    conn.set_trace_callback(said.append)
+    try:
+        yield said
+    finally:
+        conn.set_trace_callback(None)

@@ -27,14 +27,20 @@ def old_memo_entry(tx: Any, e: Any, key: str, stage: str, version: str, params: 
 
 
 @contextlib.contextmanager
-def code_of_15(monkeypatch: Any) -> Iterator[None]:
-    """Stores opened inside are made (or opened) at version 15, before migration 16."""
+def code_of(monkeypatch: Any, version: int) -> Iterator[None]:
+    """Stores opened inside are made (or opened) at version (14: before migration 15,
+    15: before 16, ...); this code begins, puts and closes runs there (its tables of runs
+    are those of before)."""
     from localckpt.backends.sql import schema
     from localckpt.backends.sql.runs import RunTables
 
     with monkeypatch.context() as m:
-        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:9])
-        m.setattr(schema, "LATEST_VERSION", 15)
-        # this code begins runs and puts there (runs and run_puts are those of before)
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:version - schema.BASE_VERSION])
+        m.setattr(schema, "LATEST_VERSION", version)
         m.setattr(RunTables, "available", True)
         yield
+
+
+def code_of_15(monkeypatch: Any) -> contextlib.AbstractContextManager[None]:
+    """Stores opened inside are made (or opened) at version 15, before migration 16."""
+    return code_of(monkeypatch, 15)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -725,18 +724,11 @@ def test_parts_and_memo_entries_of_values_kept_as_outputs_move_into_their_rows(
         assert store.catalog.missing_outputs(set(hashes)) == set(hashes)
 
 
-@contextlib.contextmanager
-def _code_of_14(monkeypatch: Any) -> Iterator[None]:
+def _code_of_14(monkeypatch: Any) -> contextlib.AbstractContextManager[None]:
     """Stores opened inside are made (or opened) at version 14, before migration 15."""
-    from localckpt.backends.sql import schema
-    from localckpt.backends.sql.runs import RunTables
+    from old_memo import code_of
 
-    with monkeypatch.context() as m:
-        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:8])
-        m.setattr(schema, "LATEST_VERSION", 14)
-        # this code begins and closes runs there (its tables of runs are those of before)
-        m.setattr(RunTables, "available", True)
-        yield
+    return code_of(monkeypatch, 14)
 
 
 def _parts_of_14(old: localckpt.Store, damaged: bool = False) -> tuple[str, str, str]:

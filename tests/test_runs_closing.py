@@ -15,6 +15,7 @@ import pickle
 from typing import Any
 
 import pytest
+from engine_reads import traced
 from test_runs import count, expected, frames, tombstones, value
 
 import localckpt
@@ -473,19 +474,14 @@ def test_a_transfer_deleting_in_two_timelines_reads_their_runs_by_index(
     localckpt.sync(laptop, team)
     team.delete_timeline(tls[0].id)
     team.delete_timeline(tls[1].id)
-    conn = laptop.catalog.engine._conn()  # this thread's connection
-    said: list[str] = []
-    conn.set_trace_callback(said.append)
-    try:
+    with traced(laptop) as said:
         report = localckpt.sync(team, laptop)
-    finally:
-        conn.set_trace_callback(None)
     assert report.closed_runs == (lost.id,)
     reads = [s for s in said if s.startswith("SELECT") and " runs " in f"{s} "
              and "FROM runs" in s]
     assert reads
     for statement in reads:
-        plan = " ".join(str(r[-1]) for r in conn.execute(
+        plan = " ".join(str(r[-1]) for r in laptop.catalog.engine._conn().execute(
             "EXPLAIN QUERY PLAN " + statement.replace("?", "NULL")).fetchall())
         assert "SCAN runs" not in plan, (statement, plan)
 

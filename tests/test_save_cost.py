@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from engine_reads import traced
 
 import localckpt
 from localckpt.backends.sql.rows import digest
@@ -22,13 +23,8 @@ FRAME = np.zeros((2, 2, 3), np.uint8)
 
 
 def _statements(store: localckpt.Store, save: object) -> list[str]:
-    conn = store.catalog.engine._conn()  # type: ignore[attr-defined]
-    said: list[str] = []
-    conn.set_trace_callback(said.append)
-    try:
+    with traced(store) as said:
         save()  # type: ignore[operator]
-    finally:
-        conn.set_trace_callback(None)
     return said
 
 

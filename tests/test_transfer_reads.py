@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from engine_reads import traced
 
 import localckpt
 import localckpt.transfer as transfer
@@ -39,13 +40,8 @@ def test_a_chunked_transfer_reads_the_destination_records_of_its_ids_only(
                  for i in range(12)]
         src.tag(tries[0], "best")
         src.prune(tries[-1])
-        conn = dst.catalog.engine._conn()  # type: ignore[attr-defined]
-        said: list[str] = []
-        conn.set_trace_callback(said.append)
-        try:
+        with traced(dst) as said:
             report = localckpt.sync(src, dst)
-        finally:
-            conn.set_trace_callback(None)
         assert (report.tombstones, report.tags, report.outputs) == (1, 1, 11)
         assert dst.tag_target("best") == tries[0]
         assert dst.tag_target("other-3") is not None

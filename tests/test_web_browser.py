@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import chromium_browser
+from conftest import browser_page, chromium_browser
 from websample import CHANGED, SCRIPT, Sample, ball_boxes, big_tree, build, serving
 
 import localckpt
@@ -63,10 +63,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    p = browser.new_page()
-    yield p
-    browser.send("Target.closeTarget", {"targetId": p.target})
-    browser.sessions.pop(p.session, None)
+    yield from browser_page(browser)
 
 
 def pages_of(s: Sample) -> dict[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import chromium_browser
+from conftest import browser_page, chromium_browser
 from PIL import Image
 from websample import serving
 
@@ -32,10 +32,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    p = browser.new_page()
-    yield p
-    browser.send("Target.closeTarget", {"targetId": p.target})
-    browser.sessions.pop(p.session, None)
+    yield from browser_page(browser)
 
 
 def _timeline(info: Any) -> Timeline:

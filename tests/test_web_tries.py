@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import chromium_browser
+from conftest import browser_page, chromium_browser
 from websample import N, Sample, ball_boxes, build, serving
 
 import localckpt
@@ -58,10 +58,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    p = browser.new_page(1400, 900)
-    yield p
-    browser.send("Target.closeTarget", {"targetId": p.target})
-    browser.sessions.pop(p.session, None)
+    yield from browser_page(browser, 1400, 900)
 
 
 def shown(page: Any) -> list[dict[str, Any]]:
