@@ -56,10 +56,13 @@ def fmt_figure(v: dict[str, Any]) -> str:
 
 
 def unjudged(v: dict[str, Any]) -> str:
-    """Why a goal has no verdict, in a few words: the row it compares with is missing (a
-    peer not installed, --no-peers, a configuration left out), a growth exponent needs
-    two sizes, or the figure it reads was not measured."""
+    """Why a goal has no verdict, in a few words: it is set at a larger size than this
+    one, the row it compares with is missing (a peer not installed, --no-peers, a
+    configuration left out), a growth exponent needs two sizes, or the figure it reads
+    was not measured."""
     kind = _kind(v)
+    if v.get("at_size"):
+        return f"set at {v['at_size']:,}"
     if kind == "flat":
         return "needs two sizes"
     if kind == "max":
@@ -76,7 +79,8 @@ def _fmt_goal(verdicts: list[dict[str, Any]]) -> tuple[str, str]:
     for v in verdicts:
         texts.append(v["goal"])
         if v["met"] is None:
-            marks.append(f"— {unjudged(v)}")
+            marks.append(f"— {unjudged(v)}" if v["figure"] is None
+                         else f"— {fmt_figure(v)} ({unjudged(v)})")
             continue
         marks.append(f"{'✅' if v['met'] else '❌'} {fmt_figure(v)}")
     return "<br>".join(texts), "<br>".join(marks)

@@ -155,6 +155,14 @@ def _ratio(w: Workload, results: dict[str, Any], label: str, other: str | None,
 
 def _verdict(w: Workload, g: Goal, results: dict[str, Any], label: str,
              size: str) -> dict[str, Any]:
+    verdict = _judged(w, g, results, label, size)
+    if g.at_size and int(size) < g.at_size:  # the figure, unjudged: see Goal.at_size
+        verdict.update(met=None, at_size=g.at_size)
+    return verdict
+
+
+def _judged(w: Workload, g: Goal, results: dict[str, Any], label: str,
+            size: str) -> dict[str, Any]:
     if g.kind == "flat":
         exp = (_exponent_of(results[label], g.key) if g.key
                else results[label]["exponent"])

@@ -92,6 +92,27 @@ def test_every_goal_without_a_verdict_says_why(tmp_path: Path) -> None:
     assert "- peers: not run (--no-peers)" in text
 
 
+def test_a_goal_set_at_a_size_is_not_judged_below_it(tmp_path: Path) -> None:
+    """catalog_scale's budgets ("tree < 10 ms", at 1,000,000 checkpoints) were judged at
+    every size: --quick's 500 checkpoints met them, and the summary said "met"."""
+    w = Workload(
+        name="w", title="t", unit="reads", size_name="checkpoints", sizes=(10,),
+        quick_sizes=(10,), build=lambda ctx, n: [_fixed("ours", 0.01), _fixed("budget", 0.02)],
+        baseline="budget",
+        goals=(Goal("< budget at 100", lambda s: s == "ours", "rate", 1.0,
+                    against=lambda _: "budget", at_size=100),
+               Goal("< budget", lambda s: s == "ours", "rate", 1.0,
+                    against=lambda _: "budget")))
+    text = _report(tmp_path, {"w": _run(w, tmp_path)})
+    assert "| w | ours | < budget at 100 | 10: 2.00x | — set at 100 |" in text
+    assert "| w | ours | < budget | 10: 2.00x | ✅ met |" in text
+    assert "— 2.00x (set at 100)<br>✅ 2.00x" in text
+    from benchmarks.workloads.catalog_scale import CATALOG_SCALE
+
+    budgets = [g for g in CATALOG_SCALE.goals if g.kind in ("rate", "max")]
+    assert budgets and all(g.at_size == 1_000_000 for g in budgets)
+
+
 def test_a_workload_with_no_rows_says_so_instead_of_an_empty_table(tmp_path: Path) -> None:
     """pg_writers on a run without PostgreSQL printed a table header with no rows and
     "Growth exponent (...): ." """
