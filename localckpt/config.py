@@ -510,9 +510,18 @@ def remove_remote(name: str) -> Remote:
     with _locked(path):
         data = load()
         table = data.get("remotes", {})
-        if name not in table:
-            known = ", ".join(sorted(table)) or "none"
-            raise NotFoundError(f"no remote named {name!r} in {path} (remotes: {known})")
+        if name not in table:  # the nearest named, as push and pull name it
+            import difflib
+
+            from .render import printable
+
+            names = sorted(table)
+            near = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            raise NotFoundError(
+                f"no remote named {name!r} in {path} ({hint}remotes: "
+                f"{', '.join(map(printable, names)) or 'none yet'}; see `localckpt remote "
+                "list`)")
         gone = _remote_of(name, table.pop(name))
         if not table:
             data.pop("remotes")

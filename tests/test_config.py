@@ -83,6 +83,10 @@ def test_add_list_remove(config_file: Path, tmp_path: Path, monkeypatch: pytest.
     assert cfg.remote("lap") is None
     with pytest.raises(NotFoundError, match="prod"):
         cfg.remove_remote("lap")
+    # the nearest named, as push, pull and the command line name it (the API did not)
+    with pytest.raises(NotFoundError, match=r"\(did you mean 'prod'\? remotes: prod; see "
+                       r"`localckpt remote list`\)$"):
+        cfg.remove_remote("prd")
     cfg.remove_remote("prod")
     assert tomllib.loads(config_file.read_text()) == {"store": {"url": "memory://"}}
 

@@ -64,20 +64,6 @@ def cmd_add(_: None, args: argparse.Namespace) -> int:
     return 0
 
 
-def _no_remote(name: str) -> str:
-    """`remote remove tem` said "no remote named 'tem' in FILE (remotes: team)", where
-    `push tem` names the nearest ("did you mean 'team'?") and the listing command."""
-    import difflib
-
-    from ..config import config_path, remotes
-
-    names = [r.name for r in remotes()]
-    near = difflib.get_close_matches(name, names, n=1)
-    hint = f"did you mean {near[0]!r}? " if near else ""
-    return (f"no remote named {name!r} in {config_path()} ({hint}remotes: "
-            f"{', '.join(map(printable, names)) or 'none yet'}; see `localckpt remote list`)")
-
-
 def cmd_list(_: None, args: argparse.Namespace) -> int:
     from ..config import remotes
 
@@ -103,12 +89,8 @@ def cmd_list(_: None, args: argparse.Namespace) -> int:
 
 def cmd_remove(_: None, args: argparse.Namespace) -> int:
     from ..config import remove_remote
-    from ..errors import NotFoundError
 
-    try:
-        r = remove_remote(args.name)
-    except NotFoundError as exc:
-        raise NotFoundError(str(exc), cli=_no_remote(args.name)) from None
+    r = remove_remote(args.name)
     if args.json:
         print_json(_as_json(r))
     else:
