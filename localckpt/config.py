@@ -507,6 +507,9 @@ def remove_remote(name: str) -> Remote:
     from ._toml import dumps, write_atomic
 
     path = config_path()
+    if not os.path.exists(path):  # nothing to remove: no directory made for a lock
+        raise NotFoundError(f"no remote named {name!r} in {path} (remotes: none yet; see "
+                            "`localckpt remote list`)")
     with _locked(path):
         data = load()
         table = data.get("remotes", {})

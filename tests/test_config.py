@@ -300,3 +300,13 @@ def test_a_libpq_string_is_postgresql_and_creates_no_directory(
 def test_config_mode_is_private(config_file: Path) -> None:
     cfg.add_remote("r", "/data/s")
     assert stat.S_IMODE(os.stat(config_file).st_mode) == 0o600
+
+
+def test_removing_a_remote_without_a_config_file_creates_nothing(config_file: Path) -> None:
+    """`remote remove tem` on a machine with no config file made ~/.config/localckpt (the
+    directory its lock is taken on) and then said there was no such remote."""
+    assert not config_file.parent.exists()
+    with pytest.raises(NotFoundError, match=r"no remote named 'tem' in .* \(remotes: none "
+                       r"yet; see `localckpt remote list`\)"):
+        cfg.remove_remote("tem")
+    assert not config_file.parent.exists()
