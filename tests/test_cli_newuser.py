@@ -132,6 +132,9 @@ def test_untag_of_a_name_no_tag_has_is_told_as_every_miss(
             f"localckpt: error: no tag matches {name!r} in {path}: {why}; {listing}"
     with localckpt.open(path) as s:
         assert [g.name for g in s.tags()] == ["keep"]
+        with pytest.raises(localckpt.NotFoundError, match=(  # the API says it so too
+                r"^no tag matches 'best' in .*: the tag best was removed \(untag\)")):
+            s.untag("best")
 
 
 @pytest.mark.parametrize("argv", [

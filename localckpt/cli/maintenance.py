@@ -195,30 +195,9 @@ def cmd_tag(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_untag(store: Store, args: argparse.Namespace) -> int:
-    from ..errors import NotFoundError
-
-    try:
-        g = store.untag(args.name)
-    except NotFoundError as exc:
-        raise NotFoundError(str(exc), cli=_no_tag(store, args.name)) from None
+    g = store.untag(args.name)
     return _print_tag(store, g, args,
                       f"removed tag {g.name} (was on {store.short_id(g.checkpoint_id)})")
-
-
-def _no_tag(store: Store, name: str) -> str:
-    """`untag NAME` of a name no live tag has, in the one form of a reference that names
-    nothing (localckpt.refs): it said "no tag 'best' in STORE (see `localckpt tags`)",
-    and not that `untag best` had already removed it, as `show best` says."""
-    from .. import refs
-
-    why = refs._removed_tag(store, name)
-    if why is None:
-        near = sorted({g.name for g in store.tags() if g.name.lower() == name.lower()})
-        why = "no live tag has that name" + (
-            f" (tag names are case-sensitive: there is {near[0]!r})" if near else "")
-    listing = refs._listing_here(store, refs.Kind("tag", "`localckpt tags`", lambda s, i: i))
-    return (f"no tag matches {name!r} in {store.url or store.catalog.describe()}: {why}; "
-            f"see {listing}")
 
 
 def cmd_tags(store: Store, args: argparse.Namespace) -> int:

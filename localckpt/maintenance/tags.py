@@ -84,14 +84,31 @@ def _live_records(store: Store, name: str) -> list[Tag]:
     return store.visibility.live_tag_records(store.catalog.tags_named(name))
 
 
+def _no_tag(store: Store, name: str) -> str:
+    """The message of untag for a name no live tag has: it said "no tag 'best' in STORE
+    (see `localckpt tags`)", and not that `untag best` had already removed it, as `show
+    best` says."""
+    from .. import refs
+
+    why = refs._removed_tag(store, name)
+    if why is None:
+        near = sorted({g.name for g in store.tags() if g.name.lower() == name.lower()})
+        why = "no live tag has that name" + (
+            f" (tag names are case-sensitive: there is {near[0]!r})" if near else "")
+    listing = refs._listing_here(store, refs.Kind("tag", "`localckpt tags`", lambda s, i: i))
+    return (f"no tag matches {name!r} in {store.url or store.catalog.describe()}: {why}; "
+            f"see {listing}")
+
+
 def untag(store: Store, name: str) -> Tag:
     """Remove the live tag called name (every live record of it); return the one the
-    name resolved to. NotFoundError when no live tag has that name."""
+    name resolved to. NotFoundError when no live tag has that name, in the one form of a
+    reference that names nothing (localckpt.refs): why (an untag removed it, and what it
+    named; a tag differs only in case), and the command that lists tags."""
     check_name(name)
     target = store.tag_target(name)
     if target is None:
-        raise NotFoundError(f"no tag {name!r} in {store.url or store.catalog.describe()} "
-                            "(see `localckpt tags`)")
+        raise NotFoundError(_no_tag(store, name))
     live = _live_records(store, name)
     shown = max((g for g in live if g.checkpoint_id == target), key=lambda g: g.id)
     now = utcnow()
