@@ -288,7 +288,7 @@ def _stage_block(c: Checkpoint, stage: str, value: Any) -> str:
             f'<span class="muted">{size:,} characters</span></summary>{inner}</details>')
 
 
-def _boxes_section(store: Store, c: Checkpoint, req: Request) -> str:
+def _boxes_section(store: Store, c: Checkpoint, req: Request, aspect: float) -> str:
     stages = detection_stages(store, req, c)
     if not stages:
         return ('<p class="muted">No stage output of this checkpoint holds detections '
@@ -302,7 +302,6 @@ def _boxes_section(store: Store, c: Checkpoint, req: Request) -> str:
     frames = detection_frames(store, req, c, stage)
     counts, tracked = stage_labels(req, c, stage, frames)
     index = store.frame_index(c.timeline_id)
-    aspect = data.pixel_aspect(store.get_timeline(c.timeline_id))
     metas = {m.sequence: m for m in index}
     positions = {m.sequence: i for i, m in enumerate(index)}
     seqs = sorted(frames)
@@ -344,7 +343,8 @@ def checkpoint_page(store: Store, req: Request) -> str:
     tags = data.tag_names(store, c.timeline_id).get(c.id, [])
     outputs: dict[str, Any] = dict(c.stage_outputs)
     ref = names.short
-    video = store.get_timeline(c.timeline_id).source_video
+    timeline = store.get_timeline(c.timeline_id)
+    video = timeline.source_video
     facts = [("id", f"<code>{esc(ref(c.id))}</code> <span class=\"muted\">{esc(c.id)}</span>"),
              ("tags", " ".join(f'<span class="tag">⚑ {esc(n)}</span>' for n in tags)
               or '<span class="muted">none</span>'),
@@ -381,7 +381,8 @@ def checkpoint_page(store: Store, req: Request) -> str:
         f'<h2>Lineage</h2><p class="lineage">{chain}</p><p>children: {kids}</p>{pending}'
         f'<div class="cols"><div><h2>Config</h2>{kv_table(dict(c.config_overrides))}</div>'
         f"<div><h2>Stats</h2>{kv_table(dict(c.stats))}</div></div>"
-        f"<h2>Frames and detections</h2>{_boxes_section(store, c, req)}"
+        f"<h2>Frames and detections</h2>"
+        f"{_boxes_section(store, c, req, data.pixel_aspect(timeline))}"
         f"<h2>Stage outputs</h2>{stages}"
     )
     return layout(f"Checkpoint {checkpoint_title(c, names)}", body, store=_store_name(store),

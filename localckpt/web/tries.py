@@ -299,8 +299,8 @@ def _boxes(table: pa.Table, sequence: int) -> list[Shape]:
 
 
 def _panes(store: Store, names: Names, tid: str, picked: list[Checkpoint], stage: str | None,
-           seq: int, meta: FrameMeta | None, tags: dict[str, list[str]]) -> str:
-    aspect = pixel_aspect(store.get_timeline(tid))
+           seq: int, meta: FrameMeta | None, tags: dict[str, list[str]],
+           aspect: float) -> str:
     cells = []
     for c in picked:
         s = _stage_of(c, stage)
@@ -336,12 +336,13 @@ def panes_fragment(store: Store, req: Request) -> str:
     picked = _picked(store, req, tid)
     metas = store.frame_index(tid)
     seq, meta = _sequence(req, metas)
-    return _panes(store, req.names, tid, picked, req.text("stage"), seq, meta, _tags(store, tid))
+    return _panes(store, req.names, tid, picked, req.text("stage"), seq, meta, _tags(store, tid),
+                  pixel_aspect(store.get_timeline(tid)))
 
 
 def side_page(store: Store, req: Request) -> str:
     tid = req.timeline()
-    store.get_timeline(tid)
+    aspect = pixel_aspect(store.get_timeline(tid))
     picked = _picked(store, req, tid)
     stage = req.text("stage") or None
     metas = store.frame_index(tid)
@@ -361,7 +362,7 @@ def side_page(store: Store, req: Request) -> str:
         f'<button type="button" id="next" title="next frame (→)">▶</button>'
         f'<output id="where">frame {seq} · {times[seq]:.2f} s</output>'
         f'<span class="hint">← → move every pane</span></div>')
-    body = controls + _panes(store, req.names, tid, picked, stage, seq, meta, tags)
+    body = controls + _panes(store, req.names, tid, picked, stage, seq, meta, tags, aspect)
     crumbs = [(f"/t/{tid}", req.names.short(tid, "timeline")), (f"/t/{tid}/tries", "tries"),
               (url(f"/t/{tid}/side", c=ids, stage=stage), "side by side")]
     return _page(f"{len(picked)} checkpoints side by side", body, store, crumbs,
