@@ -326,7 +326,6 @@ def _missing(store: Store, kind: str, ref: str) -> str:
     STORE: why; see LISTING`` (why: the tag of that name was removed, with its checkpoint
     or by untag; a prefix too short to be tried; or no form matched)."""
     k = _kind(kind)
-    where = store.url or store.catalog.describe()
     tags = kind != "run"  # a timeline reference takes a tag too (its checkpoint's timeline)
     why = _removed_tag(store, ref) if tags and _could_be_tag(ref) else None
     if why is None:
@@ -335,6 +334,14 @@ def _missing(store: Store, kind: str, ref: str) -> str:
                f"{SHORT_MIN}+)" if len(ref) < MIN_PREFIX else
                f"no {'live ' * tags}{k.noun} has that id, short id or id prefix"
                + (", and no live tag that name" if tags else ""))
+    return names_nothing(store, k, ref, why)
+
+
+def names_nothing(store: Store, k: Kind, ref: str, why: str) -> str:
+    """The one form of a reference that names nothing, ``no KIND matches REF in STORE:
+    why; see LISTING``, for every kind a message names (the web view strips the store
+    and the listing: localckpt.web.names.missing)."""
+    where = store.url or store.catalog.describe()
     return f"no {k.noun} matches {ref!r} in {where}: {why}; see {_listing_here(store, k)}"
 
 

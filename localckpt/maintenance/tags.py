@@ -95,9 +95,8 @@ def _no_tag(store: Store, name: str) -> str:
         near = sorted({g.name for g in store.tags() if g.name.lower() == name.lower()})
         why = "no live tag has that name" + (
             f" (tag names are case-sensitive: there is {near[0]!r})" if near else "")
-    listing = refs._listing_here(store, refs.Kind("tag", "`localckpt tags`", lambda s, i: i))
-    return (f"no tag matches {name!r} in {store.url or store.catalog.describe()}: {why}; "
-            f"see {listing}")
+    return refs.names_nothing(store, refs.Kind("tag", "`localckpt tags`", lambda s, i: i),
+                              name, why)
 
 
 def untag(store: Store, name: str) -> Tag:

@@ -96,11 +96,9 @@ def get_run(store: Store, ref: str) -> StageRun:
     if isinstance(ref, str) and not _RUN_REF.fullmatch(ref):
         if not ref:  # as localckpt.refs says an empty checkpoint or timeline reference
             raise NotFoundError("no run '' (an empty reference names nothing)")
-        where = store.url or store.catalog.describe()
-        raise NotFoundError(
-            f"no run matches {ref[:80]!r} in {where}: a run's id, short id or id prefix is "
-            "hex digits and dashes, 36 characters at most (runs have no tags); see "
-            f"{refs._listing_here(store, refs._kind('run'))}")
+        raise NotFoundError(refs.names_nothing(
+            store, refs._kind("run"), ref[:80], "a run's id, short id or id prefix is hex "
+            "digits and dashes, 36 characters at most (runs have no tags)"))
     found = tables.get(refs.resolve(store, ref, "run", what="a run id"))
     if found is None:
         raise NotFoundError(f"no run {ref!r} in {store.catalog.describe()} (`localckpt runs` "
