@@ -323,7 +323,10 @@ def sync(
     2 + one per 64 MB of outputs beyond the first 64 MB (which go with the rows) when
     something is (those outputs are read twice: all are checked before the first is
     committed), + one when checkpoints or tags arrive (dst's deletions of their ids, in
-    any timeline: a deleted id never comes back), + one per timeline in which a
+    any timeline: a deleted id never comes back), + one when deletions arrive whose
+    targets are neither records the sync reads anyway nor tags of its timelines (dst's
+    tags with those ids, in any timeline: a deletion only names a record of its own
+    timeline), + one per timeline in which a
     pruning arrives (its tree, to name work of dst's the pruning takes: ``hidden``),
     + one of src per 1,000 outputs the new checkpoints name that dst holds but that
     none of dst's checkpoints the sync names uses (src must prove it holds them: see

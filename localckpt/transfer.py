@@ -315,6 +315,13 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
     probe_c = ({c.id for c in all_c} | aimed | {g.checkpoint_id for g in cand_g}
                | {x for c in all_c for x in (c.parent_id, c.merged_from) if x is not None})
     found_c = {c.id: c for c in dcat.checkpoints(sorted(probe_c))} if probe_c else {}
+    # a tag of dst that a new tombstone names may be of any timeline, where it must not
+    # count as purged (admitted): the tombstone would stay, filed under a carried timeline
+    # and naming another's tag, and every later transfer of both would be refused
+    unknown = aimed - seen_g - set(offer.tag_timeline) - set(found_t) - set(found_c) - set(
+        offer.checkpoint_timeline)
+    far_g = [g for g in dcat.with_ids("tag", sorted(unknown)) if g.timeline_id not in tids
+             ] if unknown else []
     have_t = {t.id: found_t[t.id] for t in timelines if t.id in found_t}
     _check_case(source, dcat, dst, [t.id for t in timelines], set(have_t) | gone)
     have_c = {c.id: found_c[c.id] for c in all_c if c.id in found_c}
@@ -345,8 +352,8 @@ def _plan(source: Source, dcat: Catalog, dst: Store, timeline_ids: Sequence[str]
             new_t.append(t)
         new_c.extend(fresh)
         fresh_by[t.id] = fresh
-    admit.check_links(bad, offer, new_x, cand_g, fresh_by, set(found_t), found_c, dst_tags,
-                      {t: bool(union[t].checkpoints) for t in tids})
+    admit.check_links(bad, offer, new_x, cand_g, fresh_by, set(found_t), found_c,
+                      [*dst_tags, *far_g], {t: bool(union[t].checkpoints) for t in tids})
     new_g = [g for g in cand_g if g.checkpoint_id in live.get(g.timeline_id, ())
              and g.id not in union[g.timeline_id].tags]
     admit.check_times(bad, [*new_t, *new_c, *new_x, *new_g])

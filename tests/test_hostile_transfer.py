@@ -155,6 +155,14 @@ def _everything_reads(store: Store) -> bool:
     return True
 
 
+def _passes_on(store: Store) -> None:
+    """What a transfer admitted never poisons the store: it still syncs all it holds to
+    a new store (a tombstone filed under A naming V's tag, admitted as if it named a
+    purged record, made every later transfer of A and V refuse the store)."""
+    with localckpt.open("memory://") as other:
+        localckpt.sync(store, other)
+
+
 # -- bundles ---------------------------------------------------------------------------
 
 
@@ -236,6 +244,7 @@ def test_hostile_sources_never_touch_another_timeline(mode: str, new_store: Stor
         assert _reads(scene.dst, scene) == before_reads
         reads = _everything_reads(scene.dst)
         assert reads and scene.dst.verify().ok, scene.dst.verify().problems
+        _passes_on(scene.dst)
         scene.src.close()
         scene.dst.close()
 
@@ -245,7 +254,8 @@ def test_hostile_sources_never_touch_another_timeline(mode: str, new_store: Stor
 @pytest.mark.parametrize("edit", [
     ("tombstone", "checkpoint", "V", "A"), ("tombstone", "tag", "V", "A"),
     ("tombstone", "checkpoint", "V.c", "V"), ("tombstone", "checkpoint", "A.root", "A"),
-    ("tombstone", "tag", "V.c", "A"), ("tag", "../../<script>", "A.c", "A"),
+    ("tombstone", "tag", "V.c", "A"), ("tombstone", "tag", "V.tag", "A"),
+    ("tombstone", "checkpoint", "V.tag", "A"), ("tag", "../../<script>", "A.c", "A"),
     ("tag", "fine-name", "V.c", "A"), ("tree", "cycle"), ("tree", "self-parent"),
     ("tree", "merge-from-V"), ("tree", "root-with-parent"), ("tree", "parent-in-V"),
     ("output", 0), ("output", 1), ("output", 2), ("output", 3), ("output", 4),
