@@ -503,6 +503,30 @@ def test_export_refuses_an_existing_file_unless_overwrite(store: Any, timeline: 
     assert store.import_labels(timeline.id, path, fmt)
 
 
+@pytest.mark.parametrize("fmt", ["coco", "mot", "yolo"])
+@pytest.mark.parametrize("det", [
+    {"box": [0, 0, 1e308, 1e308], "label": "a"},  # COCO's area
+    {"box": [-1.7e308, 0, 1.7e308, 1], "label": "a"},  # the width
+    {"box": [1.7e308, 0, 1.7e308, 1], "label": "a"},  # YOLO's centre
+    {"box": [0, 0, 10**400, 1], "label": "a"},  # an integer beyond a float
+    {"box": [0, 0, 1, 1], "label": "a", "score": 10**400},
+], ids=["area", "width", "centre", "integer", "score"])
+def test_a_box_no_label_file_can_hold_is_a_typed_error_and_writes_nothing(
+        store: Any, timeline: Any, tmp_path: Path, fmt: str, det: dict[str, Any]) -> None:
+    """A stored output holds any finite JSON number (a bundle's or a peer's too): a box
+    whose width, centre or area overflows a float made json.dumps raise ValueError
+    (COCO) and number_text OverflowError (MOT, YOLO) out of export_labels."""
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 1, "detections": [{"box": [1, 1, 2, 2], "label": "a"}, det]}]})
+    out = tmp_path / "out"
+    out.mkdir()
+    path = out / {"coco": "gt.json", "mot": "gt.txt", "yolo": "gt"}[fmt]
+    with pytest.raises(InvalidInputError, match=r"cannot be written as a label file: frame 1 "
+                                                r"has a detection whose .* beyond the largest"):
+        store.export_labels(cid, "detect", path, fmt)
+    assert list(out.iterdir()) == []
+
+
 def test_overwrite_never_puts_a_file_in_place_of_a_pipe_or_a_link(
         store: Any, timeline: Any, tmp_path: Path) -> None:
     """export_labels and export_bundle with overwrite=True write aside and rename: a pipe

@@ -262,6 +262,25 @@ class _Frames:
         return None, f"no timeline frame within half a source frame of {t:.3f} s"
 
 
+def _unwritable(box: list[Any], score: Any) -> str:
+    """Why a stored detection cannot be written in a label file, or "": every format
+    writes its numbers as floats, and the width and height (MOT, COCO), the centre
+    (YOLO) and the area (COCO) derived from its corners, so each must be a finite float
+    (a stored output may hold any finite JSON number: an integer beyond a float, corners
+    whose difference or sum is beyond the largest float)."""
+    try:
+        x1, y1, x2, y2 = (float(v) for v in box)
+        if score is not None:
+            float(score)
+    except OverflowError:
+        return "numbers are beyond the largest floating-point number"
+    derived = (x2 - x1, y2 - y1, x1 + x2, y1 + y2, (x2 - x1) * (y2 - y1))
+    if not all(math.isfinite(v) for v in derived):
+        return ("width, height, centre or area is beyond the largest floating-point "
+                "number")
+    return ""
+
+
 def _det(box: RawBox, meta: FrameMeta) -> Det:
     x1, y1, x2, y2 = box.coords
     if box.normalised:
@@ -361,7 +380,8 @@ def export_labels(store: Store, checkpoint: str, stage: str, path: str | os.Path
     atomically into an existing directory (a missing one is a LabelFileError, never
     created: it is most likely mistyped). An existing file is a LabelFileError unless
     overwrite (then it is replaced); an existing YOLO directory must be empty, whatever
-    overwrite. Checked before anything is read; nothing is written on refusal."""
+    overwrite. Checked before anything is read; nothing is written on refusal (also of a
+    box no label file can hold: see ``_unwritable``)."""
     from ..refs import resolve_checkpoint
 
     fmt, mode, where = _format(format), _mode(frames), _path(path)
@@ -390,8 +410,15 @@ def export_labels(store: Store, checkpoint: str, stage: str, path: str | os.Path
     matcher = _Frames(timeline, store.frame_index(timeline.id), mode, store)
     dets: dict[int, list[Det]] = {s: [] for s in flat.frames}
     for i, seq in enumerate(flat.sequence):
-        det: Det = {"box": [flat.x1[i], flat.y1[i], flat.x2[i], flat.y2[i]],
-                    "label": flat.label[i]}
+        box = [flat.x1[i], flat.y1[i], flat.x2[i], flat.y2[i]]
+        problem = _unwritable(box, flat.score[i])
+        if problem:
+            said = f"frame {seq} has a detection whose {problem} (box {box!r:.120})"
+            raise InvalidInputError(
+                f"stage {stage!r} at {c.id} cannot be written as a label file: {said}",
+                cli=f"stage {stage!r} at {store.short_id(c.id)} cannot be written as a "
+                    f"label file: {said}")
+        det: Det = {"box": box, "label": flat.label[i]}
         if flat.score[i] is not None:
             det["score"] = flat.score[i]
         if flat.track_id[i] is not None:
