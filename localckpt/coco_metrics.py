@@ -105,27 +105,47 @@ class Matched:
     regular: np.ndarray
 
 
+#: Past this, label * span + frame could leave int64 (numpy wraps around silently).
+_KEY_LIMIT = 1 << 62
+
+
+def _frame_keys(d: np.ndarray, g: np.ndarray, n_labels: int,
+                ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The frame numbers of both sides as match keys them (label * span + frame), and
+    span: the numbers themselves, or, where a frame number is so large (an output may
+    name any sequence up to 2**63 - 1) that the key would leave int64 (an OverflowError,
+    or keys wrapped around into another label's), their ranks among both sides' frames
+    (same order, same equalities)."""
+    span = int(max(d.max(initial=0), g.max(initial=0))) + 1
+    if span * max(n_labels, 1) < _KEY_LIMIT:
+        return d, g, span
+    frames, ranks = np.unique(np.concatenate([d, g]), return_inverse=True)
+    ranks = ranks.astype(np.int64).reshape(-1)
+    return ranks[:len(d)], ranks[len(d):], len(frames)
+
+
 def match(dt: Boxes, gt: Boxes, thresholds: np.ndarray, max_dets: int | None,
            n_labels: int) -> Matched:
-    span = int(max(dt.frame.max(initial=0), gt.frame.max(initial=0))) + 1
+    d_frame, g_frame, span = _frame_keys(dt.frame, gt.frame, n_labels)
+    ranked = d_frame is not dt.frame  # else the frames taken with the boxes are the keys'
     # lexsort is stable: boxes already in frame and list order need fewer keys
     if _in_list_order(dt):
-        d_order = np.lexsort((-dt.score, dt.label * span + dt.frame))
+        d_order = np.lexsort((-dt.score, dt.label * span + d_frame))
     else:
         d_order = np.lexsort((dt.pos, -dt.score, dt.frame, dt.label))
     dt = dt.take(d_order)
-    d_key = dt.label * span + dt.frame
+    d_key = dt.label * span + (d_frame[d_order] if ranked else dt.frame)
     d_rank = _ranks(d_key)
     if max_dets is not None:
         keep = d_rank < max_dets
         dt, d_key, d_rank = dt.take(keep), d_key[keep], d_rank[keep]
     g_ignored = gt.area > AREA_MAX
     if _in_list_order(gt):
-        g_order = np.lexsort((g_ignored, gt.label * span + gt.frame))
+        g_order = np.lexsort((g_ignored, gt.label * span + g_frame))
     else:
         g_order = np.lexsort((gt.pos, g_ignored, gt.frame, gt.label))
     gt, g_ignored = gt.take(g_order), g_ignored[g_order]
-    g_key = gt.label * span + gt.frame
+    g_key = gt.label * span + (g_frame[g_order] if ranked else gt.frame)
 
     # every (box, reference box) pair of one frame and label
     lo = np.searchsorted(g_key, d_key, "left")

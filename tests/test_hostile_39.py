@@ -1,0 +1,55 @@
+"""Hostile values that reach evaluation through stored outputs (a bundle's, a sync
+peer's, an import's): frame numbers near the end of int64."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import localckpt
+
+FRAMES = [np.full((4, 4, 3), i * 60, np.uint8) for i in range(2)]
+BOX = [1.0, 1.0, 3.0, 3.0]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Any:
+    with localckpt.open(str(tmp_path / "store"), create=True) as s:
+        yield s
+
+
+def _frames(boxes: dict[int, list[tuple[str, list[float]]]]) -> dict[str, Any]:
+    return {"frames": [{"sequence": seq, "detections": [{"box": box, "label": label}
+                                                        for label, box in dets]}
+                       for seq, dets in sorted(boxes.items())]}
+
+
+def test_a_frame_number_at_the_end_of_int64_is_evaluated(store: Any) -> None:
+    """match keyed boxes by label * (largest frame + 1) + frame: with frame 2**63 - 1
+    numpy raised OverflowError out of evaluate."""
+    tl = store.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+    last = 2**63 - 1
+    ref = store.save_stage_output(tl.id, None, "detect",
+                                  _frames({last: [("a", BOX), ("b", BOX)]}))
+    result = store.evaluate([ref], ref, "detect")
+    scores = result.tries[0].scores
+    assert (scores.tp, scores.fp, scores.fn) == (2, 0, 0)
+
+
+def test_frame_numbers_near_the_end_of_int64_never_match_another_label(store: Any) -> None:
+    """Below the OverflowError, the int64 keys wrapped around silently: with four labels
+    and a frame 2**62 listed, a box of label d at frame 2**62 - 3 had the key of label
+    a at frame 0 and was matched with its box, a true positive it is not."""
+    tl = store.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+    far = 2**62
+    ref = store.save_stage_output(tl.id, None, "detect", _frames(
+        {0: [("a", BOX)], far - 3: [], far: [("b", BOX), ("c", BOX)]}))
+    tried = store.save_stage_output(tl.id, None, "detect", _frames({far - 3: [("d", BOX)]}))
+    result = store.evaluate([tried], ref, "detect")
+    d = result.tries[0].by_label["d"]
+    assert (d.tp, d.fp) == (0, 1)
+    scores = result.tries[0].scores
+    assert (scores.tp, scores.fp, scores.fn) == (0, 1, 3)
