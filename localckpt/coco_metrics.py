@@ -153,15 +153,17 @@ def match(dt: Boxes, gt: Boxes, thresholds: np.ndarray, max_dets: int | None,
     pair_d = np.repeat(np.arange(len(dt)), counts)
     offsets = np.arange(len(pair_d)) - np.repeat(np.cumsum(counts) - counts, counts)
     pair_g = np.repeat(lo, counts) + offsets
-    # IoU as cocoeval's bbIou: right = x + w; no overlap (or touching) is 0
-    iw = np.minimum(dt.x[pair_d] + dt.w[pair_d], gt.x[pair_g] + gt.w[pair_g]) - np.maximum(
-        dt.x[pair_d], gt.x[pair_g])
-    ih = np.minimum(dt.y[pair_d] + dt.h[pair_d], gt.y[pair_g] + gt.h[pair_g]) - np.maximum(
-        dt.y[pair_d], gt.y[pair_g])
-    overlap = (iw > 0) & (ih > 0)
-    inter = np.where(overlap, iw * ih, 0.0)
-    union = dt.area[pair_d] + gt.area[pair_g] - inter
-    ious = np.divide(inter, union, out=np.zeros_like(inter), where=overlap)
+    # IoU as cocoeval's bbIou: right = x + w; no overlap (or touching) is 0. A box at
+    # infinity (an output's integer beyond a double) makes NaN here: no overlap, quietly
+    with np.errstate(invalid="ignore", over="ignore"):
+        iw = np.minimum(dt.x[pair_d] + dt.w[pair_d], gt.x[pair_g] + gt.w[pair_g]) - np.maximum(
+            dt.x[pair_d], gt.x[pair_g])
+        ih = np.minimum(dt.y[pair_d] + dt.h[pair_d], gt.y[pair_g] + gt.h[pair_g]) - np.maximum(
+            dt.y[pair_d], gt.y[pair_g])
+        overlap = (iw > 0) & (ih > 0)
+        inter = np.where(overlap, iw * ih, 0.0)
+        union = dt.area[pair_d] + gt.area[pair_g] - inter
+        ious = np.divide(inter, union, out=np.zeros_like(inter), where=overlap)
     # a pair below the lowest threshold never matches: most pairs of a frame are such
     near = ious >= min(float(thresholds.min()), 1 - 1e-10)
     pair_d, pair_g, ious = pair_d[near], pair_g[near], ious[near]

@@ -128,8 +128,8 @@ def _doubles(values: Sequence[float | None]) -> pa.Array:
 def _double(value: float) -> float:
     try:
         return float(value)
-    except OverflowError:
-        return math.copysign(math.inf, value)
+    except OverflowError:  # an int beyond a double (copysign would convert it too)
+        return math.inf if value > 0 else -math.inf
 
 
 def make_from_text(output_hash: str, text: bytes) -> Derived:

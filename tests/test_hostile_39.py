@@ -53,3 +53,23 @@ def test_frame_numbers_near_the_end_of_int64_never_match_another_label(store: An
     assert (d.tp, d.fp) == (0, 1)
     scores = result.tries[0].scores
     assert (scores.tp, scores.fp, scores.fn) == (0, 1, 3)
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["detections", "bare-boxes"])
+@pytest.mark.parametrize("big", [10**400, -(10**400)], ids=["positive", "negative"])
+def test_an_integer_beyond_a_double_in_a_box_reads_as_infinity(store: Any, big: int,
+                                                               bare: bool) -> None:
+    """A stored output may hold any JSON integer: derived tables read one beyond a double
+    as infinity, but where the output is flattened in Python (bare boxes, shapes Arrow's
+    reader does not take) math.copysign converted the integer too, and detections,
+    evaluate and the tries page raised OverflowError."""
+    tl = store.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+    box = [0, 0, 2, big] if big > 0 else [big, 0, 2, 2]
+    frame = {"sequence": 0, "boxes": [box]} if bare else {
+        "sequence": 0, "detections": [{"box": box, "label": "a"}]}
+    cid = store.save_stage_output(tl.id, None, "detect", {"frames": [frame]})
+    row = store.detections([cid], "detect").to_pylist()[0]
+    assert (row["y2"], row["x1"]) == ((float("inf"), 0.0) if big > 0 else (2.0, float("-inf")))
+    ref = store.save_stage_output(tl.id, None, "detect", {"frames": [
+        {"sequence": 0, "detections": [{"box": [0, 0, 2, 2], "label": "a"}]}]})
+    assert store.evaluate([cid], ref, "detect").tries[0].scores.tp == 0
