@@ -49,7 +49,8 @@ class Boxes:
 
     @property
     def area(self) -> np.ndarray:
-        return self.w * self.h
+        with np.errstate(over="ignore", invalid="ignore"):  # a box at or near infinity
+            return self.w * self.h
 
     def take(self, idx: np.ndarray) -> Boxes:
         return Boxes(*(getattr(self, f.name)[idx] for f in attrs.fields(Boxes)))
@@ -68,11 +69,12 @@ def boxes(table: pa.Table, codes: dict[str, int]) -> Boxes:
     labels = pc.dictionary_encode(pc.fill_null(table.column("label"), "")).combine_chunks()
     lookup = np.array([codes[x] for x in labels.dictionary.to_pylist()] or [0], np.int64)
     x1, y1 = col("x1", np.float64), col("y1", np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # corners far apart, or infinite
+        w, h = col("x2", np.float64) - x1, col("y2", np.float64) - y1
     return Boxes(col("sequence", np.int64),
                   lookup[np.asarray(labels.indices.to_numpy(zero_copy_only=False), np.int64)],
                   np.asarray(pc.fill_null(table.column("score"), 1.0).to_numpy(), np.float64),
-                  col("index", np.int64), x1, y1, col("x2", np.float64) - x1,
-                  col("y2", np.float64) - y1)
+                  col("index", np.int64), x1, y1, w, h)
 
 
 def _in_list_order(b: Boxes) -> bool:

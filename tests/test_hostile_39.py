@@ -73,3 +73,24 @@ def test_an_integer_beyond_a_double_in_a_box_reads_as_infinity(store: Any, big: 
     ref = store.save_stage_output(tl.id, None, "detect", {"frames": [
         {"sequence": 0, "detections": [{"box": [0, 0, 2, 2], "label": "a"}]}]})
     assert store.evaluate([cid], ref, "detect").tries[0].scores.tp == 0
+
+
+@pytest.mark.parametrize("box", [[0, 0, 2, 10**400], [-(10**400), 0, 2, 2],
+                                 [-1.7e308, -1.7e308, 1.7e308, 1.7e308], [0, 0, 1e308, 1e308]],
+                         ids=["infinite", "minus-infinite", "wider-than-a-double", "huge-area"])
+def test_boxes_at_the_ends_of_a_double_are_judged_without_warnings(store: Any,
+                                                                  box: list[Any]) -> None:
+    """Their width, area or IoU overflows or is NaN: no overlap, and no RuntimeWarning
+    on the user's stderr for numbers a stored output may hold."""
+    import warnings
+
+    tl = store.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+    tried = store.save_stage_output(tl.id, None, "detect", {"frames": [
+        {"sequence": 0, "boxes": [box, [0, 0, 2, 2]]}]})
+    ref = store.save_stage_output(tl.id, None, "detect", {"frames": [
+        {"sequence": 0, "boxes": [[0, 0, 2, 2], box]}]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = store.evaluate([tried], ref, "detect").tries[0].scores
+        assert scores.tp >= 1
+        store.evaluate([ref], tried, "detect")
