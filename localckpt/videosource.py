@@ -212,6 +212,10 @@ class VideoSource:
                 cli=f"{self.name} has no video stream (its streams: {kinds}); "
                 "`localckpt ingest` needs a video, not an audio-only or data file")
         stream = moving[0]
+        if stream.codec_context is None:  # no codec FFmpeg knows: a damaged or cut header
+            raise InvalidInputError(
+                f"{self.name}: its video stream names no codec FFmpeg can decode (a damaged "
+                "or truncated file, or a codec this FFmpeg lacks); nothing was ingested")
         form = self.container.format.name
         if form in _IMAGE_FORMATS or form.endswith("_pipe"):  # png_pipe, jpeg_pipe, ...
             said = f"{self.name} is a still image ({stream.codec_context.name}), not a video"

@@ -1,5 +1,6 @@
-"""Hostile values that reach evaluation through stored outputs (a bundle's, a sync
-peer's, an import's): frame numbers near the end of int64."""
+"""Hostile input the other hostile tests do not reach: numbers at the ends of int64 and
+of a double in stored outputs (a bundle's, a sync peer's, an import's), as evaluate and
+the derived tables read them; a video file whose header was cut."""
 
 from __future__ import annotations
 
@@ -94,3 +95,29 @@ def test_boxes_at_the_ends_of_a_double_are_judged_without_warnings(store: Any,
         scores = store.evaluate([tried], ref, "detect").tries[0].scores
         assert scores.tp >= 1
         store.evaluate([ref], tried, "detect")
+
+
+def test_a_video_whose_stream_has_no_codec_is_a_typed_error(store: Any,
+                                                            tmp_path: Path) -> None:
+    """An MP4 cut inside its header, before the sample description: PyAV opens it with a
+    video stream whose codec_context is None, and ingest_video raised AttributeError."""
+    av = pytest.importorskip("av")
+    path = tmp_path / "v.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), i * 20, np.uint8),
+                                               format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[:data.index(b"stsd") - 4])
+    with av.open(str(cut)) as probe:
+        assert probe.streams.video[0].codec_context is None  # what the test is about
+    with pytest.raises(localckpt.InvalidInputError, match="names no codec FFmpeg can decode"):
+        store.ingest_video(str(cut))
+    assert store.list_timelines() == []
