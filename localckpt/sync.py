@@ -305,7 +305,24 @@ class StoreSource:
         return None  # derived from the (verified) frame index
 
     def read_object(self, key: str) -> bytes:
-        return self.store.objects.get(key)
+        """An object of the source. In a local directory (a peer's store anyone may have
+        put there) it must be a regular file of at most ``bundle_limits.MAX_OBJECT``
+        bytes, told before it is read: a FIFO put in place of a shard or an index made
+        the sync wait for ever, and a device or a sparse file of terabytes was read into
+        memory whole."""
+        from .bundle_limits import MAX_OBJECT
+        from .errors import CorruptDataError, NotFoundError
+        from .safefiles import read_regular
+
+        path = self.store.objects.local_path(key)
+        if path is None:
+            return self.store.objects.get(key)
+        data = read_regular(path, "frame object", max_bytes=MAX_OBJECT,
+                            error=CorruptDataError)
+        if data is None:
+            raise NotFoundError(f"object {key!r} is missing from "
+                                f"{self.store.objects.describe()}")
+        return data
 
 
 def sync(

@@ -121,3 +121,63 @@ def test_a_video_whose_stream_has_no_codec_is_a_typed_error(store: Any,
     with pytest.raises(localckpt.InvalidInputError, match="names no codec FFmpeg can decode"):
         store.ingest_video(str(cut))
     assert store.list_timelines() == []
+
+
+def _peer_with_object(tmp_path: Path, which: str) -> tuple[Any, Path]:
+    peer = localckpt.open(str(tmp_path / "peer"), create=True)
+    tl = peer.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+    path = Path(peer.objects.local_path(f"frames/{tl.id}/{which}"))
+    path.unlink()
+    return peer, path
+
+
+@pytest.mark.parametrize("which", ["index.parquet", "shard-000000.bin"])
+def test_a_peer_whose_frame_object_is_a_fifo_is_refused_without_waiting(
+        tmp_path: Path, which: str) -> None:
+    """A sync peer is a directory anyone may have written: a FIFO in place of its frame
+    index or a shard made sync wait for ever (the open blocks until a writer comes)."""
+    import os
+    import threading
+
+    peer, path = _peer_with_object(tmp_path, which)
+    os.mkfifo(path)
+    dst = localckpt.open("memory://")
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            localckpt.sync(peer, dst)
+        except BaseException as exc:  # the test looks at what it was
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(30)
+    if thread.is_alive():  # let the blocked open go, then fail
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(30)
+        pytest.fail("sync waited on a FIFO put in place of a peer's frame object")
+    assert len(outcome) == 1 and isinstance(outcome[0], localckpt.CorruptDataError)
+    assert "is a FIFO, not a regular file" in str(outcome[0])
+    assert dst.list_timelines() == []
+    peer.close()
+
+
+def test_a_peer_frame_object_larger_than_any_is_refused_before_it_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sparse file of terabytes takes no disk and was read into memory whole; the cap
+    is the bundles' (MAX_OBJECT, made small here), told from its size before a read."""
+    import os
+
+    from localckpt import bundle_limits
+
+    monkeypatch.setattr(bundle_limits, "MAX_OBJECT", 1 << 20)
+    peer, path = _peer_with_object(tmp_path, "shard-000000.bin")
+    with open(path, "wb") as fh:
+        fh.truncate((1 << 20) + 1)
+    assert os.stat(path).st_blocks * 512 < (1 << 20)  # sparse: nothing to read on disk
+    dst = localckpt.open("memory://")
+    with pytest.raises(localckpt.CorruptDataError, match="more than the 1048576"):
+        localckpt.sync(peer, dst)
+    assert dst.list_timelines() == []
+    peer.close()
