@@ -305,18 +305,24 @@ class StoreSource:
         return None  # derived from the (verified) frame index
 
     def read_object(self, key: str) -> bytes:
-        """An object of the source. In a local directory (a peer's store anyone may have
-        put there) it must be a regular file of at most ``bundle_limits.MAX_OBJECT``
-        bytes, told before it is read: a FIFO put in place of a shard or an index made
-        the sync wait for ever, and a device or a sparse file of terabytes was read into
-        memory whole."""
+        """An object of the source, of at most ``bundle_limits.MAX_OBJECT`` bytes (the
+        cap bundles have). In a local directory (a peer's store anyone may have put
+        there) it must be a regular file, its size told before it is read: a FIFO put in
+        place of a shard or an index made the sync wait for ever, and a device or a
+        sparse file of terabytes was read into memory whole. From an object store, reads
+        stop past the cap (one ranged GET, as the whole object's was)."""
         from .bundle_limits import MAX_OBJECT
         from .errors import CorruptDataError, NotFoundError
         from .safefiles import read_regular
 
         path = self.store.objects.local_path(key)
         if path is None:
-            return self.store.objects.get(key)
+            remote = self.store.objects.get_range(key, 0, MAX_OBJECT + 1)
+            if len(remote) > MAX_OBJECT:
+                raise CorruptDataError(
+                    f"the frame object {key} of {self.describe()} holds more than "
+                    f"{MAX_OBJECT} bytes, more than any localckpt writes; refusing it")
+            return remote
         data = read_regular(path, "frame object", max_bytes=MAX_OBJECT,
                             error=CorruptDataError)
         if data is None:

@@ -181,3 +181,19 @@ def test_a_peer_frame_object_larger_than_any_is_refused_before_it_is_read(
         localckpt.sync(peer, dst)
     assert dst.list_timelines() == []
     peer.close()
+
+
+def test_a_remote_peer_frame_object_larger_than_any_is_refused_reading_no_more(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """From an object store the object is read whole (Objects.get has no cap): a peer
+    serving a shard of 100 GB would be read into memory. Reads stop past the cap."""
+    from localckpt import bundle_limits
+
+    monkeypatch.setattr(bundle_limits, "MAX_OBJECT", 1 << 20)
+    peer = localckpt.open("memory://")
+    tl = peer.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+    peer.objects.put(f"frames/{tl.id}/shard-000000.bin", bytes((1 << 20) + 2))
+    dst = localckpt.open("memory://")
+    with pytest.raises(localckpt.CorruptDataError, match="holds more than 1048576 bytes"):
+        localckpt.sync(peer, dst)
+    assert dst.list_timelines() == []
