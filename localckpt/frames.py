@@ -132,6 +132,9 @@ def _check_frame(frame: Frame, where: str, color: str = "rgb") -> Frame:
     if image is None:
         image = check_image(frame.image, where)  # raises: says what an image must be
     sequence = _check_int(frame.sequence, "sequence", where)
+    if sequence < 0:  # get_frame, outputs and runs know frames from 0 up
+        raise InvalidInputError(f"{where}: sequence must be >= 0 (frames are numbered from 0), "
+                                f"got {sequence}")
     chunk_id = _check_int(frame.chunk_id, "chunk_id", where)
     ts = frame.timestamp
     if isinstance(ts, bool) or not isinstance(ts, numbers.Real) or not math.isfinite(ts):

@@ -490,7 +490,7 @@ def _columns_sound(table: pa.Table, cols: dict[str, list[Any]]) -> bool:
             any(types[n] != pa.string() for n in _TEXT_COLUMNS):
         return False
     hashes = cols["content_hash"]
-    return (min(cols["width"]) >= 1 and min(cols["height"]) >= 1
+    return (min(cols["sequence"]) >= 0 and min(cols["width"]) >= 1 and min(cols["height"]) >= 1
             and min(cols["offset"]) >= 0 and min(cols["length"]) >= 1
             and min(cols["shard"]) >= 0 and max(cols["shard"]) <= _MAX_SHARD
             and not any(map(math.isnan, cols["timestamp"]))
@@ -508,6 +508,8 @@ def _bad_row(m: FrameMeta) -> str | None:
     ints = (m.sequence, m.chunk_id, m.width, m.height, m.shard, m.offset, m.length)
     if any(type(v) is not int for v in ints):
         return "a null or non-integer field"
+    if m.sequence < 0:
+        return f"a negative sequence number ({m.sequence})"
     if m.width < 1 or m.height < 1 or m.offset < 0 or m.length < 1:
         return "a size, offset or length out of range"
     if not 0 <= m.shard <= _MAX_SHARD:

@@ -147,7 +147,8 @@ def test_an_unsorted_index_is_read_in_sequence_order() -> None:
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("sequence", [0, 0], "twice"), ("offset", [0, -1], "out of range"),
+    ("sequence", [0, 0], "twice"), ("sequence", [-1, 0], "negative sequence"),
+    ("offset", [0, -1], "out of range"),
     ("shard", [0, 10_000_000], "out of range"), ("codec", ["png", "gif"], "codec"),
     ("content_hash", ["a" * 64, "../x"], "SHA-256"),
 ])

@@ -330,6 +330,7 @@ BAD_ITEMS: list[tuple[str, Any, str]] = [
     ("frame with bad image", Frame(9, 0.0, 0, "", _OK[:, :, 0]), "dimensions"),
     ("float sequence", Frame(1.5, 0.0, 0, "", _OK), "sequence"),  # type: ignore[arg-type]
     ("huge sequence", Frame(2**63, 0.0, 0, "", _OK), "64 bits"),
+    ("negative sequence", Frame(-1, 0.0, 0, "", _OK), "sequence must be >= 0"),
     ("nan timestamp", Frame(9, float("nan"), 0, "", _OK), "timestamp"),
     ("bad chunk_id", Frame(9, 0.0, "a", "", _OK), "chunk_id"),  # type: ignore[arg-type]
     ("bad hash", Frame(9, 0.0, 0, None, _OK), "perceptual_hash"),  # type: ignore[arg-type]
