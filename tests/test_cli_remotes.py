@@ -197,3 +197,52 @@ def test_remote_list_refuses_a_file_holding_credentials(
     captured = capsys.readouterr()
     assert captured.out == "" and "headers.Authorization" in captured.err
     assert "remotes.x5" in captured.err and "HdrPW" not in captured.err
+
+
+def test_a_miss_in_a_remote_names_it_as_typed(local_env: dict[str, str],
+                                              tmp_path: Path) -> None:
+    """`localckpt pull shared nope` said "no timeline matches 'nope' in /abs/shared: ...;
+    see `localckpt --store /abs/shared ls`", where push and pull name the remote ("pull
+    from shared (/abs/shared)"): the remote is named as typed, its URL beside it, and so
+    is it by `--store shared`. A reference of the wrong kind pointed to `localckpt ls`,
+    which lists the default store, not the one it was looked for in."""
+    env = local_env
+    remote = tmp_path / "shared"
+    _demo(env)
+    assert run("remote", "add", "shared", str(remote), env=env).returncode == 0
+    assert run("push", "shared", env=env).returncode == 0
+    tree = json.loads(run("--store", "shared", "tree", "--json", env=env).stdout)
+    timeline, checkpoint = tree[0]["timeline_short_id"], tree[-1]["short_id"]
+    before = _files(tmp_path / "laptop")
+    why = "no live tag is named 'nope', and an id prefix needs 6+ characters (a short id 8+)"
+    for argv, miss in (
+            (["pull", "shared", "nope"],
+             f"no timeline matches 'nope' in shared ({remote}): {why}; see `localckpt "
+             "--store shared ls`"),
+            (["--store", "shared", "tree", "nope"],
+             f"no timeline matches 'nope' in shared ({remote}): {why}; see `localckpt "
+             "--store shared ls`"),
+            (["--store", "shared", "show", "nope"],
+             f"no checkpoint matches 'nope' in shared ({remote}): {why}; see `localckpt "
+             "--store shared tree TIMELINE`"),
+            (["pull", "shared", checkpoint],
+             f"'{checkpoint}' is a checkpoint ({checkpoint}, of timeline {timeline}), not a "
+             "timeline; `localckpt --store shared ls` lists the timelines"),
+            (["--store", "shared", "show", timeline],
+             f"'{timeline}' is a timeline ({timeline}), not a checkpoint; `localckpt --store "
+             f"shared tree {timeline}` lists its checkpoints"),
+            (["--store", str(remote), "show", timeline],  # a directory: said by its path
+             f"'{timeline}' is a timeline ({timeline}), not a checkpoint; `localckpt --store "
+             f"{remote} tree {timeline}` lists its checkpoints"),
+            (["pull", str(remote), "nope"],
+             f"no timeline matches 'nope' in {remote}: {why}; see `localckpt --store "
+             f"{remote} ls`")):
+        result = run(*argv, env=env)
+        assert (result.returncode, result.stdout) == (1, ""), (argv, result.stderr)
+        assert result.stderr.startswith(f"localckpt: error: {miss}"), (argv, result.stderr)
+    assert _files(tmp_path / "laptop") == before
+    # a directory of the remote's name here: --store opens it, so the URL is said
+    (Path(env["HOME"]) / "shared").mkdir()
+    result = run("pull", "shared", "nope", env=env)
+    assert result.returncode == 1
+    assert result.stderr.endswith(f"; see `localckpt --store {remote} ls`\n")

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, LocalckptError, NotFoundError
-from ..refs import resolve
+from ..refs import listing_here, resolve
 from ..render import printable
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ __all__ = [
     "printable",
     "progress",
     "real",
+    "remote_in_errors",
     "seconds_arg",
     "short_id_map",
     "short_ids_in_errors",
@@ -273,6 +274,28 @@ def short_ids_in_errors(store: Store, ids: Mapping[str, str], *,
         raise
 
 
+@contextlib.contextmanager
+def remote_in_errors(store: Store, name: str) -> Iterator[None]:
+    """An error raised inside names store, a remote opened by its name, as the user typed
+    it: ``in team (URL)`` and ``see `localckpt --store team ls``` where the API's message
+    (``localckpt.refs.names_nothing``) says the remote's URL, as push's and pull's reports
+    name it ("pull from team (URL)"). For a name that ``--store`` opens as that remote
+    (:func:`bare_name`: no file or directory of that name here), so that the listing
+    given lists the same store."""
+    try:
+        yield
+    except LocalckptError as exc:
+        import shlex
+
+        url = store.url
+        if url and url != name:
+            text = exc.for_cli()
+            text = text.replace(f"`localckpt --store {shlex.quote(url)} ",
+                                f"`localckpt --store {shlex.quote(name)} ")
+            exc.cli = text.replace(f" in {url}: ", f" in {name} ({url}): ")
+        raise
+
+
 def bare_name(ref: str | None) -> bool:
     """Whether ``--store`` is a bare name (no '/' or ':') that names no file or directory
     here: a remote's name when one is configured, else a new store directory."""
@@ -320,8 +343,8 @@ def timeline_ref(store: Store, ref: str) -> str:
         tid = store.get_checkpoint(checkpoint).timeline_id
         raise NotFoundError(str(exc), cli=(
             f"{ref!r} is a checkpoint ({store.short_id(checkpoint)}, of timeline "
-            f"{store.short_id(tid, 'timeline')}), not a timeline; `localckpt ls` lists the "
-            "timelines")) from None
+            f"{store.short_id(tid, 'timeline')}), not a timeline; "
+            f"{listing_here(store, '`localckpt ls`')} lists the timelines")) from None
 
 
 def checkpoint_ref(store: Store, ref: str) -> str:
@@ -337,9 +360,9 @@ def checkpoint_ref(store: Store, ref: str) -> str:
         short = store.short_id(timeline, "timeline")
         root = store.short_id(store.get_timeline(timeline).root_checkpoint_id)
         raise NotFoundError(str(exc), cli=(
-            f"{ref!r} is a timeline ({short}), not a checkpoint; `localckpt tree {short}` "
-            f"lists its checkpoints (its root is {root}; {short}:STAGE names the newest "
-            "that ran STAGE)")) from None
+            f"{ref!r} is a timeline ({short}), not a checkpoint; "
+            f"{listing_here(store, f'`localckpt tree {short}`')} lists its checkpoints (its "
+            f"root is {root}; {short}:STAGE names the newest that ran STAGE)")) from None
 
 
 def _other_kind(store: Store, ref: str, kind: str) -> str | None:

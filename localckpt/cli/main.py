@@ -26,7 +26,14 @@ from typing import Any, NoReturn, TextIO, cast
 
 from .. import __version__
 from ..errors import LocalckptError
-from .common import EXIT_ERROR, UsageError, bare_name, nonempty, options_arg
+from .common import (
+    EXIT_ERROR,
+    UsageError,
+    bare_name,
+    nonempty,
+    options_arg,
+    remote_in_errors,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -329,6 +336,8 @@ def _run(args: argparse.Namespace) -> int:
             if (prepare := getattr(args, "prepare", None)) is not None:
                 prepare(args, stack)
             store = stack.enter_context(_open_store(args, open_store))
+            if getattr(args, "store_is_remote", False):  # errors name it as typed
+                stack.enter_context(remote_in_errors(store, args.store))
             return int(args.func(store, args))
     except UsageError as exc:  # as argparse's own: the command's usage, then exit 2
         command: argparse.ArgumentParser = args._parser
@@ -351,6 +360,7 @@ def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
 
         named = remote(ref)
         if named is not None:
+            args.store_is_remote = True
             if args.objects or options:  # the flags win over the remote's entry
                 named = named._replace(objects=args.objects or named.objects,
                                        storage_options={**named.storage_options,

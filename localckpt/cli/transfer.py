@@ -23,10 +23,12 @@ from .common import (
     CHECKPOINT_HELP,
     TIMELINE_HELP,
     add_command,
+    bare_name,
     options_arg,
     output_file,
     print_report,
     progress,
+    remote_in_errors,
     timeline_ref,
     written_path,
 )
@@ -141,7 +143,19 @@ def _open_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
             "see `localckpt remote list`, a URL or a directory)") from None
     args.source_store = stack.enter_context(source)
     if args.timeline is not None:
-        args.timeline = timeline_ref(source, args.timeline)
+        with _as_typed(source, args):
+            args.timeline = timeline_ref(source, args.timeline)
+
+
+def _as_typed(source: Store, args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """Errors about pull's source name it as REMOTE was typed, when it is a remote's name
+    that `localckpt --store NAME` opens too (see common.remote_in_errors): a TIMELINE it
+    does not have said "see `localckpt --store /abs/path ls`"."""
+    from ..config import remote
+
+    if bare_name(args.remote) and remote(args.remote) is not None:
+        return remote_in_errors(source, args.remote)
+    return contextlib.nullcontext()
 
 
 def cmd_pull(store: Store, args: argparse.Namespace) -> int:
