@@ -57,6 +57,7 @@ __all__ = [
     "seconds_arg",
     "short_id_map",
     "short_ids_in_errors",
+    "short_ids_in_text",
     "stage_name",
     "storage_options_arg",
     "tag_name",
@@ -294,6 +295,42 @@ def remote_in_errors(store: Store, name: str) -> Iterator[None]:
                                 f"`localckpt --store {shlex.quote(name)} ")
             exc.cli = text.replace(f" in {url}: ", f" in {name} ({url}): ")
         raise
+
+
+#: A full id standing as a word, not part of an object key (``frames/<id>/index.parquet``
+#: is a path, said whole) nor of a longer token.
+_WORD_ID = re.compile(r"(?<![\w/-])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+                      r"(?![\w/-])")
+
+
+def short_ids_in_text(store: Store, texts: Iterable[str]) -> list[str]:
+    """texts with each full id of a timeline, checkpoint or stage run of the store that
+    stands as a word replaced by its short id, as ls and tree print them: for messages
+    made where only full ids are at hand (verify's problems name records of several
+    kinds). An id the store holds no record of (a missing parent) stays whole, and so do
+    object keys; a catalog that cannot say leaves the ids whole (verify reads damaged
+    stores)."""
+    texts = list(texts)
+    found = dict.fromkeys(m.group() for t in texts for m in _WORD_ID.finditer(t))
+    kinds: dict[str, list[str]] = {}
+    for full in found:
+        for kind in ("timeline", "checkpoint", "run"):
+            try:
+                held = full in store.catalog.find_ids(kind, full, limit=1)
+            except Exception:  # any engine's error on a damaged store: said whole
+                held = False
+            if held:
+                kinds.setdefault(kind, []).append(full)
+                break
+    shorts: dict[str, str] = {}
+    for kind, group in kinds.items():
+        try:
+            shorts.update(store.short_ids(group, kind))
+        except Exception:  # as above
+            continue
+    if not shorts:
+        return texts
+    return [_WORD_ID.sub(lambda m: shorts.get(m.group(), m.group()), t) for t in texts]
 
 
 def bare_name(ref: str | None) -> bool:
