@@ -23,7 +23,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -303,34 +303,38 @@ _WORD_ID = re.compile(r"(?<![\w/-])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
                       r"(?![\w/-])")
 
 
-def short_ids_in_text(store: Store, texts: Iterable[str]) -> list[str]:
-    """texts with each full id of a timeline, checkpoint or stage run of the store that
-    stands as a word replaced by its short id, as ls and tree print them: for messages
-    made where only full ids are at hand (verify's problems name records of several
-    kinds). An id the store holds no record of (a missing parent) stays whole, and so do
-    object keys; a catalog that cannot say leaves the ids whole (verify reads damaged
-    stores)."""
+def short_ids_in_text(texts: Iterable[str], *stores: Store) -> list[str]:
+    """texts with each full id of a timeline, checkpoint or stage run that stands as a
+    word replaced by its short id in the first of stores that holds it, as ls and tree
+    print them: for messages made where only full ids are at hand (verify's problems
+    name records of several kinds; a transfer's warnings, records of either side). An
+    id no store holds a record of (a missing parent) stays whole, and so do object keys;
+    a catalog that cannot say leaves the ids whole (verify reads damaged stores)."""
     texts = list(texts)
     found = dict.fromkeys(m.group() for t in texts for m in _WORD_ID.finditer(t))
-    kinds: dict[str, list[str]] = {}
+    wanted: dict[tuple[int, str], list[str]] = {}
     for full in found:
-        for kind in ("timeline", "checkpoint", "run"):
-            try:
-                held = full in store.catalog.find_ids(kind, full, limit=1)
-            except Exception:  # any engine's error on a damaged store: said whole
-                held = False
-            if held:
-                kinds.setdefault(kind, []).append(full)
-                break
+        held = next(((n, kind) for n, store in enumerate(stores)
+                     for kind in ("timeline", "checkpoint", "run")
+                     if _holds(store, kind, full)), None)
+        if held is not None:
+            wanted.setdefault(held, []).append(full)
     shorts: dict[str, str] = {}
-    for kind, group in kinds.items():
+    for (n, kind), group in wanted.items():
         try:
-            shorts.update(store.short_ids(group, kind))
-        except Exception:  # as above
+            shorts.update(stores[n].short_ids(group, kind))
+        except Exception:  # any engine's error on a damaged store: said whole
             continue
     if not shorts:
         return texts
     return [_WORD_ID.sub(lambda m: shorts.get(m.group(), m.group()), t) for t in texts]
+
+
+def _holds(store: Store, kind: str, full: str) -> bool:
+    try:
+        return full in store.catalog.find_ids(kind, full, limit=1)
+    except Exception:  # any engine's error on a damaged store: the id said whole
+        return False
 
 
 def bare_name(ref: str | None) -> bool:
@@ -511,10 +515,14 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str))
 
 
-def print_report(report: Any, args: argparse.Namespace, what: str, **extra: Any) -> None:
+def print_report(report: Any, args: argparse.Namespace, what: str, *,
+                 stores: Sequence[Store] = (), **extra: Any) -> None:
     """An attrs report: as JSON with --json (with extra keys), else its one-line summary();
-    a report's warnings(), when it has them, go to stderr either way."""
+    a report's warnings(), when it has them, go to stderr either way, naming records by
+    their short ids in the first of stores that holds them."""
     warnings = report.warnings() if hasattr(report, "warnings") else []
+    if warnings and stores:
+        warnings = short_ids_in_text(warnings, *stores)
     if args.json:
         import attrs
 

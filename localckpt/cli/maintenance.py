@@ -81,7 +81,7 @@ def cmd_verify(store: Store, args: argparse.Namespace) -> int:
         print_json(data)
     else:
         print(report.summary())
-        messages = short_ids_in_text(store, (p.message for p in report.problems))
+        messages = short_ids_in_text((p.message for p in report.problems), store)
         for p, message in zip(report.problems, messages, strict=True):
             tag = "leftover" if p.collectable else "PROBLEM "
             print(f"  {tag} {p.kind}: {message}")

@@ -15,9 +15,10 @@ import argparse
 import contextlib
 import functools
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFoundError
+from ..errors import HiddenWorkError, NotFoundError
 from ..store import Store
 from .common import (
     CHECKPOINT_HELP,
@@ -29,6 +30,7 @@ from .common import (
     print_report,
     progress,
     remote_in_errors,
+    short_ids_in_text,
     timeline_ref,
     written_path,
 )
@@ -124,8 +126,9 @@ def cmd_push(store: Store, args: argparse.Namespace) -> int:
     tid = None if args.timeline is None else timeline_ref(store, args.timeline)
     dest, label = open_remote(args, create=True)
     with dest:
-        report = sync(store, dest, tid, progress=progress(), hide_unseen=args.force)
-        print_report(report, args, f"push to {label}", remote=label)
+        with _hidden_by_short_ids(dest):
+            report = sync(store, dest, tid, progress=progress(), hide_unseen=args.force)
+        print_report(report, args, f"push to {label}", stores=(dest, store), remote=label)
         _print_closed(dest, report, args, f" in {label}")
     return 0
 
@@ -162,11 +165,24 @@ def cmd_pull(store: Store, args: argparse.Namespace) -> int:
     from ..sync import sync
 
     source, label = args.source_store, args.source_label
-    report = sync(source, store, args.timeline, progress=progress(),
-                  hide_unseen=args.force)
-    print_report(report, args, f"pull from {label}", remote=label)
+    with _hidden_by_short_ids(store):
+        report = sync(source, store, args.timeline, progress=progress(),
+                      hide_unseen=args.force)
+    print_report(report, args, f"pull from {label}", stores=(store, source), remote=label)
     _print_closed(store, report, args)
     return 0
+
+
+@contextlib.contextmanager
+def _hidden_by_short_ids(dst: Store) -> Iterator[None]:
+    """A transfer refused for the work its deletions would take names that work by its
+    short id in dst, where it is (it said "first: 01a2503c-e092-73f7-88f6-371c355e770b"),
+    as its warnings do (print_report's stores)."""
+    try:
+        yield
+    except HiddenWorkError as exc:
+        exc.cli = short_ids_in_text([exc.for_cli()], dst)[0]
+        raise
 
 
 def _check_bundle(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
@@ -200,8 +216,9 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
 def cmd_import(store: Store, args: argparse.Namespace) -> int:
     from ..bundle import import_bundle
 
-    report = import_bundle(store, args.file, progress=progress())
-    print_report(report, args, f"import from {args.file}", file=args.file)
+    with _hidden_by_short_ids(store):
+        report = import_bundle(store, args.file, progress=progress())
+    print_report(report, args, f"import from {args.file}", stores=(store,), file=args.file)
     _print_closed(store, report, args)
     return 0
 
