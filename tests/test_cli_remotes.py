@@ -241,6 +241,20 @@ def test_a_miss_in_a_remote_names_it_as_typed(local_env: dict[str, str],
         assert (result.returncode, result.stdout) == (1, ""), (argv, result.stderr)
         assert result.stderr.startswith(f"localckpt: error: {miss}"), (argv, result.stderr)
     assert _files(tmp_path / "laptop") == before
+    # the newest timeline taken, and a store with none: the commands said run there
+    assert run("demo", "--frames", "3", env=env).returncode == 0
+    assert run("push", "shared", env=env).returncode == 0
+    result = run("--store", "shared", "tree", env=env)
+    assert result.returncode == 0 and result.stderr.endswith(
+        "name another as TIMELINE (`localckpt --store shared ls` lists them)\n")
+    empty = tmp_path / "empty"
+    assert run("--store", str(empty), "init", env=env).returncode == 0
+    assert run("remote", "add", "bare", str(empty), env=env).returncode == 0
+    for store, said in (("bare", f"bare ({empty})"), (str(empty), str(empty))):
+        result = run("--store", store, "tree", env=env)
+        assert (result.returncode, result.stderr) == (1, (
+            f"localckpt: error: no timelines in {said}; add one with `localckpt --store "
+            f"{store} ingest FILE`\n"))
     # a directory of the remote's name here: --store opens it, so the URL is said
     (Path(env["HOME"]) / "shared").mkdir()
     result = run("pull", "shared", "nope", env=env)

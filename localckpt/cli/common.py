@@ -23,6 +23,7 @@ import json
 import math
 import re
 import sys
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ __all__ = [
     "age_arg",
     "bare_name",
     "checkpoint_ref",
+    "here",
     "options_arg",
     "output_file",
     "print_json",
@@ -60,6 +62,7 @@ __all__ = [
     "short_ids_in_text",
     "stage_name",
     "storage_options_arg",
+    "store_named",
     "tag_name",
     "timeline_ref",
     "written_path",
@@ -275,26 +278,56 @@ def short_ids_in_errors(store: Store, ids: Mapping[str, str], *,
         raise
 
 
+#: The stores this command opened by a remote's name, and that name (remote_in_errors).
+_TYPED: weakref.WeakKeyDictionary[Store, str] = weakref.WeakKeyDictionary()
+
+
 @contextlib.contextmanager
 def remote_in_errors(store: Store, name: str) -> Iterator[None]:
-    """An error raised inside names store, a remote opened by its name, as the user typed
-    it: ``in team (URL)`` and ``see `localckpt --store team ls``` where the API's message
-    (``localckpt.refs.names_nothing``) says the remote's URL, as push's and pull's reports
-    name it ("pull from team (URL)"). For a name that ``--store`` opens as that remote
-    (:func:`bare_name`: no file or directory of that name here), so that the listing
-    given lists the same store."""
+    """Inside, store is a remote the user named by its name, and is said as typed: in
+    the messages the command line makes (:func:`store_named`, :func:`here`), and in an
+    error raised inside whose message (``localckpt.refs.names_nothing``) says the
+    remote's URL: ``in team (URL)`` and ``see `localckpt --store team ls```, as push's
+    and pull's reports name it ("pull from team (URL)"). For a name that ``--store``
+    opens as that remote (:func:`bare_name`: no file or directory of that name here),
+    so that the listing given lists the same store."""
+    url = store.url
+    if not url or url == name:
+        yield
+        return
+    _TYPED[store] = name
     try:
         yield
     except LocalckptError as exc:
-        import shlex
-
-        url = store.url
-        if url and url != name:
-            text = exc.for_cli()
-            text = text.replace(f"`localckpt --store {shlex.quote(url)} ",
-                                f"`localckpt --store {shlex.quote(name)} ")
-            exc.cli = text.replace(f" in {url}: ", f" in {name} ({url}): ")
+        exc.cli = _as_typed(exc.for_cli(), url, name).replace(
+            f" in {url}: ", f" in {name} ({url}): ")
         raise
+    finally:
+        _TYPED.pop(store, None)
+
+
+def _as_typed(text: str, url: str, name: str) -> str:
+    import shlex
+
+    return text.replace(f"`localckpt --store {shlex.quote(url)} ",
+                        f"`localckpt --store {shlex.quote(name)} ")
+
+
+def store_named(store: Store) -> str:
+    """The store as messages name it: a remote opened by its name as ``team (URL)``,
+    else its URL (or its catalog's description)."""
+    where = store.url or store.catalog.describe()
+    name = _TYPED.get(store)
+    return where if name is None else f"{name} ({where})"
+
+
+def here(store: Store, listing: str) -> str:
+    """The command listing (```localckpt ls```) run on store: with ``--store`` when store
+    is not the default one (``localckpt.refs.listing_here``), naming a remote opened by
+    its name as it was typed."""
+    said = listing_here(store, listing)
+    name = _TYPED.get(store)
+    return said if name is None or not store.url else _as_typed(said, store.url, name)
 
 
 #: A full id standing as a word, not part of an object key (``frames/<id>/index.parquet``
@@ -358,15 +391,15 @@ def timeline_or_newest(store: Store, ref: str | None) -> str:
     if ref is not None:
         return timeline_ref(store, ref)
     page, _, total = store.catalog.timeline_page(0, 1, newest_first=True)
-    if not page:
-        where = store.url or store.catalog.describe()
-        raise NotFoundError(f"no timelines in {where}; add one with `localckpt ingest FILE`")
+    if not page:  # the commands said for the store read, not the default one
+        raise NotFoundError(f"no timelines in {store_named(store)}; add one with "
+                            f"{here(store, '`localckpt ingest FILE`')}")
     newest = page[0]
     if total > 1:
         short = store.short_id(newest.id, "timeline")
         print(f"note: {total} timelines in this store; using the newest, {short} "
-              f"({printable(newest.source_video)}); name another as TIMELINE (`localckpt ls` "
-              "lists them)",
+              f"({printable(newest.source_video)}); name another as TIMELINE "
+              f"({here(store, '`localckpt ls`')} lists them)",
               file=sys.stderr)
     return newest.id
 
@@ -385,7 +418,7 @@ def timeline_ref(store: Store, ref: str) -> str:
         raise NotFoundError(str(exc), cli=(
             f"{ref!r} is a checkpoint ({store.short_id(checkpoint)}, of timeline "
             f"{store.short_id(tid, 'timeline')}), not a timeline; "
-            f"{listing_here(store, '`localckpt ls`')} lists the timelines")) from None
+            f"{here(store, '`localckpt ls`')} lists the timelines")) from None
 
 
 def checkpoint_ref(store: Store, ref: str) -> str:
@@ -402,7 +435,7 @@ def checkpoint_ref(store: Store, ref: str) -> str:
         root = store.short_id(store.get_timeline(timeline).root_checkpoint_id)
         raise NotFoundError(str(exc), cli=(
             f"{ref!r} is a timeline ({short}), not a checkpoint; "
-            f"{listing_here(store, f'`localckpt tree {short}`')} lists its checkpoints (its "
+            f"{here(store, f'`localckpt tree {short}`')} lists its checkpoints (its "
             f"root is {root}; {short}:STAGE names the newest that ran STAGE)")) from None
 
 
