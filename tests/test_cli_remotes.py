@@ -260,3 +260,33 @@ def test_a_miss_in_a_remote_names_it_as_typed(local_env: dict[str, str],
     result = run("pull", "shared", "nope", env=env)
     assert result.returncode == 1
     assert result.stderr.endswith(f"; see `localckpt --store {remote} ls`\n")
+
+
+def test_commands_a_message_suggests_run_on_the_store_it_is_about(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """`localckpt --store shared prune ROOT` said "Delete the whole timeline with
+    `localckpt rm T`": run as said, that deletes T from the default store (which a pull
+    made a copy of shared's, most likely). Every command a message suggests names the
+    store the command ran on, when it is not the default one; on the default, as before."""
+    env = local_env
+    remote = tmp_path / "shared"
+    _demo(env)
+    assert run("remote", "add", "shared", str(remote), env=env).returncode == 0
+    assert run("push", "shared", env=env).returncode == 0
+    root = json.loads(run("tree", "--json", env=env).stdout)[0]
+    t, r = root["timeline_short_id"], root["short_id"]
+    for store, said in (("shared", "--store shared "), (str(remote), f"--store {remote} "),
+                        (env["LOCALCKPT_URL"], "")):
+        result = run("--store", store, "prune", r, env=env)
+        assert result.returncode == 1
+        assert f"Delete the whole timeline with `localckpt {said}rm {t}` instead" \
+            in result.stderr, result.stderr
+        result = run("--store", store, "runs", "--state", "open", env=env)
+        assert result.stdout == f"no open runs; `localckpt {said}runs` lists every run\n"
+    leftover = remote / "objects" / "frames" / str(uuid.uuid4()) / "shard-000000.bin"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"x")
+    result = run("--store", "shared", "verify", env=env)  # (a directory's objects would be
+    assert result.returncode == 0                          # $LOCALCKPT_OBJECTS' here)
+    assert result.stdout.endswith("run `localckpt --store shared gc` to remove the leftovers\n")
+    assert leftover.exists() and json.loads(run("ls", "--json", env=env).stdout)

@@ -19,6 +19,7 @@ from .common import (
     age_arg,
     bare_name,
     checkpoint_ref,
+    here,
     print_json,
     print_report,
     seconds_arg,
@@ -86,7 +87,7 @@ def cmd_verify(store: Store, args: argparse.Namespace) -> int:
             tag = "leftover" if p.collectable else "PROBLEM "
             print(f"  {tag} {p.kind}: {message}")
         if report.collectable:
-            print("run `localckpt gc` to remove the leftovers")
+            print(f"run {here(store, '`localckpt gc`')} to remove the leftovers")
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
