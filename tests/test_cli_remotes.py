@@ -260,6 +260,12 @@ def test_a_miss_in_a_remote_names_it_as_typed(local_env: dict[str, str],
     result = run("pull", "shared", "nope", env=env)
     assert result.returncode == 1
     assert result.stderr.endswith(f"; see `localckpt --store {remote} ls`\n")
+    # and --store shared opens that directory, no store: said so, with the remote's URL
+    result = run("--store", "shared", "ls", env=env)
+    assert result.returncode == 1 and result.stderr.endswith(
+        " (./shared is here, so --store shared opened it, not the remote 'shared'; name the "
+        f"remote by its URL: --store {remote})\n")
+    assert not any((Path(env["HOME"]) / "shared").iterdir())
 
 
 def test_commands_a_message_suggests_run_on_the_store_it_is_about(

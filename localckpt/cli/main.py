@@ -374,8 +374,36 @@ def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
     if ref is None and not args.creates:
         return _named_by_default(lambda: open_store(
             None, objects=args.objects, storage_options=options, create=False))
+    if ref and "/" not in ref and ":" not in ref and not args.creates:
+        return _shadowing_a_remote(ref, lambda: open_store(
+            ref, objects=args.objects, storage_options=options, create=False))
     return open_store(ref, objects=args.objects, storage_options=options,
                       create=args.creates)
+
+
+def _shadowing_a_remote(name: str, opening: Any) -> Any:
+    """A bare --store name that is a file or directory here, but no store, while a remote
+    of that name is configured: the error says the directory was opened, not the remote
+    (`--store team ls` in a directory that has a ./team said only "no localckpt store at
+    .../team", as if the remote were gone)."""
+    from ..errors import NotFoundError
+
+    try:
+        return opening()
+    except NotFoundError as exc:
+        from ..config import remote
+
+        named = remote(name)
+        if named is None:
+            raise
+        import shlex
+
+        from ..registry import redact
+
+        raise NotFoundError(str(exc), cli=(
+            f"{exc.for_cli()} (./{name} is here, so --store {name} opened it, not the remote "
+            f"{name!r}; name the remote by its URL: --store {shlex.quote(redact(named.url))})"
+        )) from None
 
 
 def _named_by_default(opening: Any) -> Any:
