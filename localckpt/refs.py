@@ -65,6 +65,7 @@ __all__ = [
     "MIN_PREFIX",
     "Kind",
     "is_full_uuid",
+    "listing_here",
     "register_kind",
     "resolve",
     "resolve_checkpoint",
@@ -362,24 +363,28 @@ def _removed_tag(store: Store, ref: str) -> str | None:
 
 
 def _listing_here(store: Store, k: Kind) -> str:
-    """The command that lists this store's ids: with ``--store URL`` when the store is
-    not the one a bare command opens (`localckpt ls` after `localckpt --store team tree
-    T` mistyped would list another store's)."""
+    return listing_here(store, k.listing)
+
+
+def listing_here(store: Store, listing: str) -> str:
+    """The command listing (```localckpt ls```) for this store: with ``--store URL`` when
+    the store is not the one a bare command opens (`localckpt ls` after `localckpt --store
+    team tree T` mistyped would list another store's)."""
     from .registry import default_url, redact
 
     url = store.url
-    if not url or url.startswith("memory://") or not k.listing.startswith("`localckpt "):
-        return k.listing
+    if not url or url.startswith("memory://") or not listing.startswith("`localckpt "):
+        return listing
     try:
         default = default_url()[0]
     except LocalckptError:  # a config file that does not read: say the plain command
-        return k.listing
+        return listing
     if os.path.abspath(url) == os.path.abspath(default) if "://" not in url + default \
             else url == default:
-        return k.listing
+        return listing
     import shlex
 
-    return f"`localckpt --store {shlex.quote(redact(url))} {k.listing[len('`localckpt '):]}"
+    return f"`localckpt --store {shlex.quote(redact(url))} {listing[len('`localckpt '):]}"
 
 
 def _could_be_tag(ref: str) -> bool:

@@ -243,12 +243,14 @@ def test_an_id_of_the_other_kind_is_said_to_be_one(
     for ref in (tl_short, ctx["timeline"]):
         r = run(*store, "show", ref, env=env)
         assert r.returncode == 1 and not r.stdout
-        assert f"'{ref}' is a timeline ({tl_short}), not a checkpoint; `localckpt tree " \
-               f"{tl_short}` lists its checkpoints (its root is {root_short}" in r.stderr
+        # the store named: a bare `localckpt tree` would list the default store's
+        assert f"'{ref}' is a timeline ({tl_short}), not a checkpoint; `localckpt --store " \
+               f"{ctx['store']} tree {tl_short}` lists its checkpoints (its root is " \
+               f"{root_short}" in r.stderr
     r = run(*store, "tree", leaf_short, env=env)
     assert r.returncode == 1 and not r.stdout
     assert f"'{leaf_short}' is a checkpoint ({leaf_short}, of timeline {tl_short}), not a " \
-           "timeline" in r.stderr
+           f"timeline; `localckpt --store {ctx['store']} ls` lists the timelines" in r.stderr
     r = run(*store, "show", "nosuchref", env=env)  # neither: as before
     assert r.returncode == 1 and "no checkpoint matches 'nosuchref'" in r.stderr
 

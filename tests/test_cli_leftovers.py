@@ -65,7 +65,7 @@ def test_a_reference_that_names_nothing_is_told_in_one_form_with_why(
         "thr-0.3": "the tag thr-0.3 went with the checkpoint it named (pruned, or its "
                    "timeline deleted)",
         "keep": f"the tag keep was removed (untag); it named {short}, which is still there "
-                f"(`localckpt tag {short} keep` tags it again)",
+                f"(`localckpt --store {path} tag {short} keep` tags it again)",
         "nope": "no live tag is named 'nope', and an id prefix needs 6+ characters (a short "
                 "id 8+)",
         "nopenope": "no live checkpoint has that id, short id or id prefix, and no live tag "

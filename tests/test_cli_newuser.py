@@ -123,7 +123,7 @@ def test_untag_of_a_name_no_tag_has_is_told_as_every_miss(
     listing = f"see `localckpt --store {path} tags`\n"
     for name, why in (
             ("best", f"the tag best was removed (untag); it named {short}, which is still "
-                     f"there (`localckpt tag {short} best` tags it again)"),
+                     f"there (`localckpt --store {path} tag {short} best` tags it again)"),
             ("Keep", "no live tag has that name (tag names are case-sensitive: there is "
                      "'keep')"),
             ("nope", "no live tag has that name")):

@@ -197,3 +197,102 @@ def test_remote_list_refuses_a_file_holding_credentials(
     captured = capsys.readouterr()
     assert captured.out == "" and "headers.Authorization" in captured.err
     assert "remotes.x5" in captured.err and "HdrPW" not in captured.err
+
+
+def test_a_miss_in_a_remote_names_it_as_typed(local_env: dict[str, str],
+                                              tmp_path: Path) -> None:
+    """`localckpt pull shared nope` said "no timeline matches 'nope' in /abs/shared: ...;
+    see `localckpt --store /abs/shared ls`", where push and pull name the remote ("pull
+    from shared (/abs/shared)"): the remote is named as typed, its URL beside it, and so
+    is it by `--store shared`. A reference of the wrong kind pointed to `localckpt ls`,
+    which lists the default store, not the one it was looked for in."""
+    env = local_env
+    remote = tmp_path / "shared"
+    _demo(env)
+    assert run("remote", "add", "shared", str(remote), env=env).returncode == 0
+    assert run("push", "shared", env=env).returncode == 0
+    tree = json.loads(run("--store", "shared", "tree", "--json", env=env).stdout)
+    timeline, checkpoint = tree[0]["timeline_short_id"], tree[-1]["short_id"]
+    before = _files(tmp_path / "laptop")
+    why = "no live tag is named 'nope', and an id prefix needs 6+ characters (a short id 8+)"
+    for argv, miss in (
+            (["pull", "shared", "nope"],
+             f"no timeline matches 'nope' in shared ({remote}): {why}; see `localckpt "
+             "--store shared ls`"),
+            (["--store", "shared", "tree", "nope"],
+             f"no timeline matches 'nope' in shared ({remote}): {why}; see `localckpt "
+             "--store shared ls`"),
+            (["--store", "shared", "show", "nope"],
+             f"no checkpoint matches 'nope' in shared ({remote}): {why}; see `localckpt "
+             "--store shared tree TIMELINE`"),
+            (["pull", "shared", checkpoint],
+             f"'{checkpoint}' is a checkpoint ({checkpoint}, of timeline {timeline}), not a "
+             "timeline; `localckpt --store shared ls` lists the timelines"),
+            (["--store", "shared", "show", timeline],
+             f"'{timeline}' is a timeline ({timeline}), not a checkpoint; `localckpt --store "
+             f"shared tree {timeline}` lists its checkpoints"),
+            (["--store", str(remote), "show", timeline],  # a directory: said by its path
+             f"'{timeline}' is a timeline ({timeline}), not a checkpoint; `localckpt --store "
+             f"{remote} tree {timeline}` lists its checkpoints"),
+            (["pull", str(remote), "nope"],
+             f"no timeline matches 'nope' in {remote}: {why}; see `localckpt --store "
+             f"{remote} ls`")):
+        result = run(*argv, env=env)
+        assert (result.returncode, result.stdout) == (1, ""), (argv, result.stderr)
+        assert result.stderr.startswith(f"localckpt: error: {miss}"), (argv, result.stderr)
+    assert _files(tmp_path / "laptop") == before
+    # the newest timeline taken, and a store with none: the commands said run there
+    assert run("demo", "--frames", "3", env=env).returncode == 0
+    assert run("push", "shared", env=env).returncode == 0
+    result = run("--store", "shared", "tree", env=env)
+    assert result.returncode == 0 and result.stderr.endswith(
+        "name another as TIMELINE (`localckpt --store shared ls` lists them)\n")
+    empty = tmp_path / "empty"
+    assert run("--store", str(empty), "init", env=env).returncode == 0
+    assert run("remote", "add", "bare", str(empty), env=env).returncode == 0
+    for store, said in (("bare", f"bare ({empty})"), (str(empty), str(empty))):
+        result = run("--store", store, "tree", env=env)
+        assert (result.returncode, result.stderr) == (1, (
+            f"localckpt: error: no timelines in {said}; add one with `localckpt --store "
+            f"{store} ingest FILE`\n"))
+    # a directory of the remote's name here: --store opens it, so the URL is said
+    (Path(env["HOME"]) / "shared").mkdir()
+    result = run("pull", "shared", "nope", env=env)
+    assert result.returncode == 1
+    assert result.stderr.endswith(f"; see `localckpt --store {remote} ls`\n")
+    # and --store shared opens that directory, no store: said so, with the remote's URL
+    result = run("--store", "shared", "ls", env=env)
+    assert result.returncode == 1 and result.stderr.endswith(
+        " (./shared is here, so --store shared opened it, not the remote 'shared'; name the "
+        f"remote by its URL: --store {remote})\n")
+    assert not any((Path(env["HOME"]) / "shared").iterdir())
+
+
+def test_commands_a_message_suggests_run_on_the_store_it_is_about(
+        local_env: dict[str, str], tmp_path: Path) -> None:
+    """`localckpt --store shared prune ROOT` said "Delete the whole timeline with
+    `localckpt rm T`": run as said, that deletes T from the default store (which a pull
+    made a copy of shared's, most likely). Every command a message suggests names the
+    store the command ran on, when it is not the default one; on the default, as before."""
+    env = local_env
+    remote = tmp_path / "shared"
+    _demo(env)
+    assert run("remote", "add", "shared", str(remote), env=env).returncode == 0
+    assert run("push", "shared", env=env).returncode == 0
+    root = json.loads(run("tree", "--json", env=env).stdout)[0]
+    t, r = root["timeline_short_id"], root["short_id"]
+    for store, said in (("shared", "--store shared "), (str(remote), f"--store {remote} "),
+                        (env["LOCALCKPT_URL"], "")):
+        result = run("--store", store, "prune", r, env=env)
+        assert result.returncode == 1
+        assert f"Delete the whole timeline with `localckpt {said}rm {t}` instead" \
+            in result.stderr, result.stderr
+        result = run("--store", store, "runs", "--state", "open", env=env)
+        assert result.stdout == f"no open runs; `localckpt {said}runs` lists every run\n"
+    leftover = remote / "objects" / "frames" / str(uuid.uuid4()) / "shard-000000.bin"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_bytes(b"x")
+    result = run("--store", "shared", "verify", env=env)  # (a directory's objects would be
+    assert result.returncode == 0                          # $LOCALCKPT_OBJECTS' here)
+    assert result.stdout.endswith("run `localckpt --store shared gc` to remove the leftovers\n")
+    assert leftover.exists() and json.loads(run("ls", "--json", env=env).stdout)

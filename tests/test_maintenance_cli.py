@@ -46,8 +46,8 @@ def test_tag_untag_tags_and_tree(tree: tuple[str, str, list[str]],
     assert f"tagged {sb} as best" in capsys.readouterr().out
     assert main(["--store", path, "tag", c, "best"]) == 1
     err = capsys.readouterr().err
-    assert f"the tag best exists (on checkpoint {sb}); move it with `localckpt tag --force " \
-        "CKPT best`" in err
+    assert f"the tag best exists (on checkpoint {sb}); move it with `localckpt --store " \
+        f"{path} tag --force CKPT best`" in err
     assert "untag(" not in err and "force=True" not in err  # CLI words, not Python
     assert main(["--store", path, "tags", "--json"]) == 0
     tags = json.loads(capsys.readouterr().out)
@@ -75,7 +75,7 @@ def test_prune_dry_run_then_prune(tree: tuple[str, str, list[str]],
     assert "deleted 1 checkpoint;" in out and "(s)" not in out
     assert _live(path, tid) == {root, a, c}
     assert main(["--store", path, "prune", root]) == 1
-    assert "localckpt rm" in capsys.readouterr().err  # the CLI wording
+    assert f"localckpt --store {path} rm" in capsys.readouterr().err  # the CLI wording
 
 
 def test_prune_several_checks_them_all_first(tree: tuple[str, str, list[str]],
@@ -104,7 +104,8 @@ def test_prune_of_a_root_names_it_and_its_timeline_by_short_id(
     assert main(["--store", path, "prune", short]) == 1
     assert capsys.readouterr().err == (
         f"localckpt: error: checkpoint {short} is the root of timeline {tshort}; a root "
-        f"cannot be pruned. Delete the whole timeline with `localckpt rm {tshort}` "
+        f"cannot be pruned. Delete the whole timeline with `localckpt --store {path} rm "
+        f"{tshort}` "
         "instead.\n")
     assert root in _live(path, tid)
 

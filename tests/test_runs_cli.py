@@ -57,13 +57,14 @@ def test_runs_says_which_filter_found_none(made: dict[str, Any],
     """A filter that matches no run says so, the timeline by its short id: it was "no runs
     on timeline <full id>" whatever --state asked, as if the store held none."""
     assert main(["--store", made["path"], "runs", "--state", "committing"]) == 0
-    assert capsys.readouterr().out == "no committing runs; `localckpt runs` lists every run\n"
+    assert capsys.readouterr().out == (  # the store it read: a bare command reads another
+        f"no committing runs; `localckpt --store {made['path']} runs` lists every run\n")
     with localckpt.open(made["path"]) as store:
         other = store.create_timeline("w.mp4", "p", np.zeros((2, 6, 6, 3), np.uint8))
         short = store.short_id(other.id, "timeline")
     assert main(["--store", made["path"], "runs", other.id]) == 0
-    assert capsys.readouterr().out == (f"no runs on timeline {short}; `localckpt runs` lists "
-                                       "every run\n")
+    assert capsys.readouterr().out == (f"no runs on timeline {short}; `localckpt --store "
+                                       f"{made['path']} runs` lists every run\n")
     assert main(["--store", made["path"], "runs", made["tl"], "--state", "committing"]) == 0
     assert "no committing runs on timeline " in capsys.readouterr().out
 
@@ -80,8 +81,8 @@ def test_run_given_a_checkpoint_or_timeline_says_what_it_names(
     assert main(["--store", made["path"], "run", "show", s[made["cid"]]]) == 1
     assert capsys.readouterr().err == (
         f"localckpt: error: {s[made['cid']]!r} is a checkpoint ({s[made['cid']]}), not a run; "
-        f"run {s[made['done']]} committed it; `localckpt runs {tshort}` lists that "
-        "timeline's runs\n")
+        f"run {s[made['done']]} committed it; `localckpt --store {made['path']} runs "
+        f"{tshort}` lists that timeline's runs\n")
     assert main(["--store", made["path"], "run", "abort", "best"]) == 1
     assert f"'best' is a checkpoint ({s[made['cid']]}), not a run; run {s[made['done']]} " \
         "committed it" in capsys.readouterr().err
@@ -89,7 +90,7 @@ def test_run_given_a_checkpoint_or_timeline_says_what_it_names(
         plain = store.save_stage_output(made["tl"], None, "note", {"n": 1})
         short = store.short_id(plain)
     assert main(["--store", made["path"], "run", "show", plain]) == 1
-    assert f"{plain!r} is a checkpoint ({short}), not a run; `localckpt runs" in \
+    assert f"{plain!r} is a checkpoint ({short}), not a run; `localckpt --store " in \
         capsys.readouterr().err
     assert main(["--store", made["path"], "run", "commit", tshort]) == 1
     assert f"{tshort!r} is a timeline ({tshort}), not a run" in capsys.readouterr().err
@@ -214,11 +215,13 @@ def test_a_run_under_a_pruned_checkpoint_is_listed_with_what_to_do(
     rows = {line.split()[0]: line.split() for line in out[1:]}
     assert rows[short][2:5] == ["classify", "open!", "4/10"]
     assert rows[keyed_short][2:5] == ["classify", "open!", "1/10"]
-    assert f"! run {short}: its parent checkpoint {made['cid']} was pruned; it can never be " \
-           f"committed: `localckpt run abort {short}` closes it" in out
+    cid = made["shorts"][made["cid"]]  # by short id, as tree named it (it said the full id)
+    assert f"! run {short}: its parent checkpoint {cid} was pruned; it can never be " \
+           f"committed: `localckpt --store {path} run abort {short}` closes it" in out
     assert main(["--store", path, "run", "show", short]) == 0
     text = capsys.readouterr().out
-    assert "orphaned   its parent checkpoint" in text and "to do      " not in text
+    assert f"orphaned   its parent checkpoint {cid} was pruned" in text
+    assert "to do      " not in text
     assert main(["--store", path, "tree", made["tl"]]) == 0
     assert "pending" not in capsys.readouterr().out  # its parent is not in the tree
     assert main(["--store", path, "run", "abort", short]) == 0
@@ -227,7 +230,7 @@ def test_a_run_under_a_pruned_checkpoint_is_listed_with_what_to_do(
     assert main(["--store", path, "run", "abort", keyed_short]) == 0
     assert capsys.readouterr().out == (
         f"aborted run {keyed_short} (classify); its values do not stay in the memo (its "
-        f"parent checkpoint {made['cid']} was pruned, so its frames' memo keys cannot be "
+        f"parent checkpoint {cid} was pruned, so its frames' memo keys cannot be "
         "made), its parts go at the next gc\n")
     assert main(["--store", path, "runs", "--state", "open", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
@@ -407,7 +410,7 @@ def test_run_commit_finishes_a_run_from_the_shell(
     assert main(["--store", path, "run", "commit", short]) == 1
     err = capsys.readouterr().err
     assert "6 of 10 frames still to do" in err and "--partial" in err
-    assert f"run {short} has" in err and f"`localckpt run show {short}`" in err
+    assert f"run {short} has" in err and f"`localckpt --store {path} run show {short}`" in err
     assert made["pending"] not in err  # short ids on the command line, as tree gives them
     with localckpt.open(path) as store:
         assert len(store.checkpoints(made["tl"])) == before

@@ -33,6 +33,52 @@ from localckpt.testing import raw
 FRAMES = [np.full((6, 8, 3), i * 40, np.uint8) for i in range(5)]
 
 
+def test_cli_transfers_name_checkpoints_by_short_ids(tmp_path, capsys: pytest.CaptureFixture
+                                                     ) -> None:
+    """push's and pull's warnings and a refusal for hidden work said full 36-character
+    ids ("first: 01a2503c-e092-73f7-88f6-371c355e770b") where the rest of the command
+    line says short ids: each is said by its short id in the store that holds it."""
+    from localckpt.cli import main
+
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    with localckpt.open(a, create=True) as store:
+        tid, ids = _tree(store, 1)
+        store.tag(ids[1], "best")
+    assert main(["--store", a, "push", b]) == 0
+    with localckpt.open(a) as store:  # below ids[1], which b prunes
+        mine = store.save_stage_output(tid, ids[1], "mine", {"m": 1})
+        store.tag(mine, "best", force=True)
+        short = {i: store.short_id(i) for i in (ids[1], mine)}
+    with localckpt.open(b) as store:
+        store.prune(ids[1], force=True)
+    capsys.readouterr()
+    assert main(["--store", a, "push", b]) == 0
+    err = capsys.readouterr().err
+    assert f"1 checkpoint not copied: the destination deleted what it derives from " \
+           f"({short[mine]})\n" in err
+    before = _dump(localckpt.open(a))
+    assert main(["--store", a, "pull", b]) == 1
+    err = capsys.readouterr().err
+    assert f"(first: {short[mine]}); nothing was copied" in err and mine not in err
+    assert _dump(localckpt.open(a)) == before
+    assert main(["--store", a, "pull", b, "--force"]) == 0
+    err = capsys.readouterr().err
+    assert f"below what it deleted ({short[mine]})\n" in err and mine not in err
+    with localckpt.open(a) as store:
+        k = store.save_stage_output(tid, None, "k", {"k": 1})
+        store.tag(k, "pick")
+    assert main(["--store", a, "push", b]) == 0
+    with localckpt.open(b) as store:  # a newer tag of that name: it wins at a
+        k2 = store.save_stage_output(tid, None, "k", {"k": 2})
+        store.tag(k2, "pick", force=True)
+        short |= {i: store.short_id(i) for i in (k, k2)}
+    capsys.readouterr()
+    assert main(["--store", b, "push", a, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert f"tag 'pick' moved from checkpoint {short[k]} to {short[k2]}: " in err, err
+    assert json.loads(out)["moved_tags"][0]["before"] == k  # JSON: full ids
+
+
 def _tree(store: Store, n: int = 3) -> tuple[str, list[str]]:
     """A timeline with a chain of n saves, a scenario fork and a merge of the two."""
     tl = store.create_timeline("v.mp4", "p", FRAMES, fps=2.0, codec="png")
@@ -611,12 +657,14 @@ def test_cli_diff_merge_push_pull_export_import(tmp_path, capsys: pytest.Capture
     assert main(["--store", a, "push", b]) == 0
     out, err = capsys.readouterr()
     assert out.startswith(f"push to {b}: up to date") and "warning" not in out
-    assert f"localckpt: warning: push to {b}: 1 checkpoint not copied" in err and mine in err
+    with localckpt.open(a) as store:  # named by its short id, as the CLI names records
+        said = store.short_id(mine)
+    assert f"localckpt: warning: push to {b}: 1 checkpoint not copied" in err and said in err
     # a's pull would delete mine, which b never held: refused, nothing copied, unless --force
     before = _dump(localckpt.open(a))
     assert main(["--store", a, "pull", b, "--json"]) == 1
     out, err = capsys.readouterr()
-    assert out == "" and mine in err and "run the command again with --force" in err
+    assert out == "" and said in err and "run the command again with --force" in err
     assert _dump(localckpt.open(a)) == before
     assert main(["--store", a, "pull", b, "--json", "--force"]) == 0
     out, err = capsys.readouterr()

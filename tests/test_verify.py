@@ -374,3 +374,35 @@ def test_byte_flips_in_catalog_files_give_a_report(where: float, tmp_path: Path)
                         pytest.fail(f"{f.name}@{i}: verify ok but a read failed: {exc}")
         finally:
             f.write_bytes(data)
+
+
+def test_verify_command_names_records_by_short_ids(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """verify printed full 36-character ids where ls, tree and every other command print
+    short ids: its lines name records by short id, object keys and ids of records the
+    store does not hold stay whole, and --json keeps the full ids."""
+    from localckpt.ids import new_id
+
+    path = str(tmp_path / "s")
+    with localckpt.open(path, create=True) as store:
+        one = store.create_timeline("v", "p", FRAMES, codec="png", workers=1)
+        two = store.create_timeline("w", "p", FRAMES, codec="png", workers=1)
+        other = store.save_stage_output(two.id, None, "detect", {"n": 1})
+        stray, missing = new_id(), new_id()
+        root = store.get_checkpoint(one.root_checkpoint_id)
+        raw.insert(store.catalog, attrs.evolve(root, id=stray, parent_id=other))
+        raw.insert(store.catalog, attrs.evolve(root, id=new_id(), merged_from=missing))
+        store.objects.delete([shard_key(one.id, 0)])
+        short = {i: store.short_id(i) for i in (stray, other)}
+        short |= {i: store.short_id(i, "timeline") for i in (one.id, two.id)}
+    assert main(["--store", path, "verify"]) == 1
+    out = capsys.readouterr().out
+    assert (f"  PROBLEM  parent: checkpoint {short[stray]}: parent {short[other]} belongs to "
+            f"timeline {short[two.id]}, not {short[one.id]}\n") in out
+    assert f"merged_from {missing} is missing\n" in out  # no record to name by a short id
+    assert (f"  PROBLEM  missing-object: timeline {short[one.id]}: shard "
+            f"{shard_key(one.id, 0)} is missing\n") in out  # the key: a path, whole
+    assert main(["--store", path, "verify", "--json"]) == 1
+    messages = [p["message"] for p in json.loads(capsys.readouterr().out)["problems"]]
+    assert (f"checkpoint {stray}: parent {other} belongs to timeline {two.id}, not "
+            f"{one.id}") in messages

@@ -106,6 +106,26 @@ def test_pages_show_short_ids_not_cut_full_ids(site: Any) -> None:
     assert f">{names.short(s.timeline, 'timeline')}<" in index
 
 
+def test_error_pages_name_records_by_short_id(site: Any) -> None:
+    """An error page said "checkpoint 01a2502c-60bb-72ee-9f34-420f8e802707 has no stage
+    'nope'" where every page names records by short id; the API's message keeps the full
+    id, as its records do."""
+    app, store, s, _ = site
+    names = Names(store)
+    short = names.short(s.try1)
+    for target, status, said in (
+            (f"/compare?a={s.try1}&b={s.try2}&stage=nope", 404, f"checkpoint {short} "),
+            (f"/c/{s.try1}?stage=nope", 400, f"checkpoint {short} "),
+            (f"/compare?a={s.root}&b={s.try1}", 400,
+             f"checkpoints {names.short(s.root)} and {short} have no stage in common")):
+        got, page = get(app, target)
+        error = re.search(r'<p class="error">(.*?)</p>', page)
+        assert got == status and error is not None, page
+        assert said in error.group(1) and s.try1 not in error.group(1), error.group(1)
+    got, body = get(app, f"/api/checkpoints/{s.try1}/outputs/nope")
+    assert got == 404 and f"checkpoint {s.try1} " in json.loads(body)["message"]
+
+
 # -- values the pages must draw -----------------------------------------------------------
 
 

@@ -23,12 +23,13 @@ import json
 import math
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, LocalckptError, NotFoundError
-from ..refs import resolve
+from ..refs import listing_here, resolve
 from ..render import printable
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ __all__ = [
     "age_arg",
     "bare_name",
     "checkpoint_ref",
+    "commands_here",
+    "here",
     "options_arg",
     "output_file",
     "print_json",
@@ -53,11 +56,14 @@ __all__ = [
     "printable",
     "progress",
     "real",
+    "remote_in_errors",
     "seconds_arg",
     "short_id_map",
     "short_ids_in_errors",
+    "short_ids_in_text",
     "stage_name",
     "storage_options_arg",
+    "store_named",
     "tag_name",
     "timeline_ref",
     "written_path",
@@ -273,6 +279,118 @@ def short_ids_in_errors(store: Store, ids: Mapping[str, str], *,
         raise
 
 
+#: The stores this command opened by a remote's name, and that name (remote_in_errors).
+_TYPED: weakref.WeakKeyDictionary[Store, str] = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def remote_in_errors(store: Store, name: str) -> Iterator[None]:
+    """Inside, store is a remote the user named by its name, and is said as typed: in
+    the messages the command line makes (:func:`store_named`, :func:`here`), and in an
+    error raised inside whose message (``localckpt.refs.names_nothing``) says the
+    remote's URL: ``in team (URL)`` and ``see `localckpt --store team ls```, as push's
+    and pull's reports name it ("pull from team (URL)"). For a name that ``--store``
+    opens as that remote (:func:`bare_name`: no file or directory of that name here),
+    so that the listing given lists the same store."""
+    url = store.url
+    if not url or url == name:
+        yield
+        return
+    _TYPED[store] = name
+    try:
+        yield
+    except LocalckptError as exc:
+        exc.cli = _as_typed(exc.for_cli(), url, name).replace(
+            f" in {url}: ", f" in {name} ({url}): ")
+        raise
+    finally:
+        _TYPED.pop(store, None)
+
+
+def _as_typed(text: str, url: str, name: str) -> str:
+    import shlex
+
+    return text.replace(f"`localckpt --store {shlex.quote(url)} ",
+                        f"`localckpt --store {shlex.quote(name)} ")
+
+
+def store_named(store: Store) -> str:
+    """The store as messages name it: a remote opened by its name as ``team (URL)``,
+    else its URL (or its catalog's description)."""
+    where = store.url or store.catalog.describe()
+    name = _TYPED.get(store)
+    return where if name is None else f"{name} ({where})"
+
+
+def here(store: Store, listing: str) -> str:
+    """The command listing (```localckpt ls```) run on store: with ``--store`` when store
+    is not the default one (``localckpt.refs.listing_here``), naming a remote opened by
+    its name as it was typed."""
+    said = listing_here(store, listing)
+    name = _TYPED.get(store)
+    return said if name is None or not store.url else _as_typed(said, store.url, name)
+
+
+#: A command an error suggests (`localckpt rm T`) that runs on the store a bare command
+#: opens: not one already naming its store, nor one that opens none.
+_BARE_COMMAND = re.compile(r"`localckpt (?!--store |remote |init`|--help|--version)")
+
+
+@contextlib.contextmanager
+def commands_here(store: Store) -> Iterator[None]:
+    """An error raised inside that suggests a command names the store the command ran
+    on, when that is not the default one (:func:`here`): `localckpt --store team prune
+    ROOT` said "Delete the whole timeline with `localckpt rm T`", which deletes T from
+    the default store, a copy of team's most likely."""
+    try:
+        yield
+    except LocalckptError as exc:
+        prefix = here(store, "`localckpt ")
+        if prefix != "`localckpt ":
+            exc.cli = _BARE_COMMAND.sub(lambda _: prefix, exc.for_cli())
+        raise
+
+
+#: A full id standing as a word, not part of an object key (``frames/<id>/index.parquet``
+#: is a path, said whole) nor of a longer token.
+_WORD_ID = re.compile(r"(?<![\w/-])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+                      r"(?![\w/-])")
+
+
+def short_ids_in_text(texts: Iterable[str], *stores: Store) -> list[str]:
+    """texts with each full id of a timeline, checkpoint or stage run that stands as a
+    word replaced by its short id in the first of stores that holds it, as ls and tree
+    print them: for messages made where only full ids are at hand (verify's problems
+    name records of several kinds; a transfer's warnings, records of either side). An
+    id no store holds a record of (a missing parent) stays whole, and so do object keys;
+    a catalog that cannot say leaves the ids whole (verify reads damaged stores)."""
+    texts = list(texts)
+    found = dict.fromkeys(m.group() for t in texts for m in _WORD_ID.finditer(t))
+    wanted: dict[tuple[int, str], list[str]] = {}
+    for full in found:
+        held = next(((n, kind) for n, store in enumerate(stores)
+                     for kind in ("timeline", "checkpoint", "run")
+                     if _holds(store, kind, full)), None)
+        if held is not None:
+            wanted.setdefault(held, []).append(full)
+    shorts: dict[str, str] = {}
+    for (n, kind), group in wanted.items():
+        try:
+            shorts.update(stores[n].short_ids(group, kind))
+        except Exception:  # any engine's error on a damaged store: said whole
+            continue
+    if not shorts:
+        return texts
+    return [_WORD_ID.sub(lambda m: shorts.get(m.group(), m.group()), t) for t in texts]
+
+
+def _holds(store: Store, kind: str, full: str) -> bool:
+    try:
+        return full in store.catalog.find_ids(kind, full, limit=1)
+    except Exception:  # any engine's error on a damaged store: the id said whole
+        return False
+
+
 def bare_name(ref: str | None) -> bool:
     """Whether ``--store`` is a bare name (no '/' or ':') that names no file or directory
     here: a remote's name when one is configured, else a new store directory."""
@@ -294,15 +412,15 @@ def timeline_or_newest(store: Store, ref: str | None) -> str:
     if ref is not None:
         return timeline_ref(store, ref)
     page, _, total = store.catalog.timeline_page(0, 1, newest_first=True)
-    if not page:
-        where = store.url or store.catalog.describe()
-        raise NotFoundError(f"no timelines in {where}; add one with `localckpt ingest FILE`")
+    if not page:  # the commands said for the store read, not the default one
+        raise NotFoundError(f"no timelines in {store_named(store)}; add one with "
+                            f"{here(store, '`localckpt ingest FILE`')}")
     newest = page[0]
     if total > 1:
         short = store.short_id(newest.id, "timeline")
         print(f"note: {total} timelines in this store; using the newest, {short} "
-              f"({printable(newest.source_video)}); name another as TIMELINE (`localckpt ls` "
-              "lists them)",
+              f"({printable(newest.source_video)}); name another as TIMELINE "
+              f"({here(store, '`localckpt ls`')} lists them)",
               file=sys.stderr)
     return newest.id
 
@@ -320,8 +438,8 @@ def timeline_ref(store: Store, ref: str) -> str:
         tid = store.get_checkpoint(checkpoint).timeline_id
         raise NotFoundError(str(exc), cli=(
             f"{ref!r} is a checkpoint ({store.short_id(checkpoint)}, of timeline "
-            f"{store.short_id(tid, 'timeline')}), not a timeline; `localckpt ls` lists the "
-            "timelines")) from None
+            f"{store.short_id(tid, 'timeline')}), not a timeline; "
+            f"{here(store, '`localckpt ls`')} lists the timelines")) from None
 
 
 def checkpoint_ref(store: Store, ref: str) -> str:
@@ -337,9 +455,9 @@ def checkpoint_ref(store: Store, ref: str) -> str:
         short = store.short_id(timeline, "timeline")
         root = store.short_id(store.get_timeline(timeline).root_checkpoint_id)
         raise NotFoundError(str(exc), cli=(
-            f"{ref!r} is a timeline ({short}), not a checkpoint; `localckpt tree {short}` "
-            f"lists its checkpoints (its root is {root}; {short}:STAGE names the newest "
-            "that ran STAGE)")) from None
+            f"{ref!r} is a timeline ({short}), not a checkpoint; "
+            f"{here(store, f'`localckpt tree {short}`')} lists its checkpoints (its "
+            f"root is {root}; {short}:STAGE names the newest that ran STAGE)")) from None
 
 
 def _other_kind(store: Store, ref: str, kind: str) -> str | None:
@@ -451,10 +569,14 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str))
 
 
-def print_report(report: Any, args: argparse.Namespace, what: str, **extra: Any) -> None:
+def print_report(report: Any, args: argparse.Namespace, what: str, *,
+                 stores: Sequence[Store] = (), **extra: Any) -> None:
     """An attrs report: as JSON with --json (with extra keys), else its one-line summary();
-    a report's warnings(), when it has them, go to stderr either way."""
+    a report's warnings(), when it has them, go to stderr either way, naming records by
+    their short ids in the first of stores that holds them."""
     warnings = report.warnings() if hasattr(report, "warnings") else []
+    if warnings and stores:
+        warnings = short_ids_in_text(warnings, *stores)
     if args.json:
         import attrs
 

@@ -26,7 +26,15 @@ from typing import Any, NoReturn, TextIO, cast
 
 from .. import __version__
 from ..errors import LocalckptError
-from .common import EXIT_ERROR, UsageError, bare_name, nonempty, options_arg
+from .common import (
+    EXIT_ERROR,
+    UsageError,
+    bare_name,
+    commands_here,
+    nonempty,
+    options_arg,
+    remote_in_errors,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -329,6 +337,9 @@ def _run(args: argparse.Namespace) -> int:
             if (prepare := getattr(args, "prepare", None)) is not None:
                 prepare(args, stack)
             store = stack.enter_context(_open_store(args, open_store))
+            if getattr(args, "store_is_remote", False):  # errors name it as typed
+                stack.enter_context(remote_in_errors(store, args.store))
+            stack.enter_context(commands_here(store))  # and the commands they suggest
             return int(args.func(store, args))
     except UsageError as exc:  # as argparse's own: the command's usage, then exit 2
         command: argparse.ArgumentParser = args._parser
@@ -351,6 +362,7 @@ def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
 
         named = remote(ref)
         if named is not None:
+            args.store_is_remote = True
             if args.objects or options:  # the flags win over the remote's entry
                 named = named._replace(objects=args.objects or named.objects,
                                        storage_options={**named.storage_options,
@@ -362,8 +374,36 @@ def _open_store(args: argparse.Namespace, open_store: Any) -> Any:
     if ref is None and not args.creates:
         return _named_by_default(lambda: open_store(
             None, objects=args.objects, storage_options=options, create=False))
+    if ref and "/" not in ref and ":" not in ref and not args.creates:
+        return _shadowing_a_remote(ref, lambda: open_store(
+            ref, objects=args.objects, storage_options=options, create=False))
     return open_store(ref, objects=args.objects, storage_options=options,
                       create=args.creates)
+
+
+def _shadowing_a_remote(name: str, opening: Any) -> Any:
+    """A bare --store name that is a file or directory here, but no store, while a remote
+    of that name is configured: the error says the directory was opened, not the remote
+    (`--store team ls` in a directory that has a ./team said only "no localckpt store at
+    .../team", as if the remote were gone)."""
+    from ..errors import NotFoundError
+
+    try:
+        return opening()
+    except NotFoundError as exc:
+        from ..config import remote
+
+        named = remote(name)
+        if named is None:
+            raise
+        import shlex
+
+        from ..registry import redact
+
+        raise NotFoundError(str(exc), cli=(
+            f"{exc.for_cli()} (./{name} is here, so --store {name} opened it, not the remote "
+            f"{name!r}; name the remote by its URL: --store {shlex.quote(redact(named.url))})"
+        )) from None
 
 
 def _named_by_default(opening: Any) -> Any:

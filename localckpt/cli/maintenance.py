@@ -19,11 +19,13 @@ from .common import (
     age_arg,
     bare_name,
     checkpoint_ref,
+    here,
     print_json,
     print_report,
     seconds_arg,
     short_id_map,
     short_ids_in_errors,
+    short_ids_in_text,
     tag_name,
     timeline_ref,
     whole,
@@ -80,11 +82,12 @@ def cmd_verify(store: Store, args: argparse.Namespace) -> int:
         print_json(data)
     else:
         print(report.summary())
-        for p in report.problems:
+        messages = short_ids_in_text((p.message for p in report.problems), store)
+        for p, message in zip(report.problems, messages, strict=True):
             tag = "leftover" if p.collectable else "PROBLEM "
-            print(f"  {tag} {p.kind}: {p.message}")
+            print(f"  {tag} {p.kind}: {message}")
         if report.collectable:
-            print("run `localckpt gc` to remove the leftovers")
+            print(f"run {here(store, '`localckpt gc`')} to remove the leftovers")
     return EXIT_OK if report.ok else EXIT_ERROR
 
 

@@ -17,9 +17,11 @@ from .common import (
     add_command,
     add_short_ids,
     age_arg,
+    here,
     print_json,
     printable,
     short_ids_in_errors,
+    short_ids_in_text,
     stage_name,
     timeline_ref,
     whole,
@@ -55,7 +57,7 @@ def cmd_runs(store: Store, args: argparse.Namespace) -> int:
         # alone, when other runs exist, would say the store holds none
         which = f"no {args.state} runs" if args.state else "no runs"
         where = f" on timeline {store.short_id(tid, 'timeline')}" if tid else ""
-        hint = ("; `localckpt runs` lists every run" if args.state or tid
+        hint = (f"; {here(store, '`localckpt runs`')} lists every run" if args.state or tid
                 else " (begin one with store.begin_run)")
         print(f"{which}{where}{hint}")
         return 0
@@ -72,11 +74,12 @@ def cmd_runs(store: Store, args: argparse.Namespace) -> int:
         print(f"{shorts.get(s.id, s.id):12}  {timeline:8}  {stages[s.id]:{width}}  "
               f"{s.state + ('!' if s.orphaned else ''):10}  {done:>11}  {memo:>6}  "
               f"{age(s.created_at, now)}")
-    for s in statuses:
-        if s.orphaned:
-            short = shorts.get(s.id, s.id)
-            print(f"! run {short}: {s.orphaned}; it can never be committed: `localckpt run "
-                  f"abort {short}` closes it")
+    orphaned = {s.id: s.orphaned for s in statuses if s.orphaned}  # what was pruned,
+    for rid, why in zip(orphaned, short_ids_in_text(orphaned.values(), store),  # by short id
+                        strict=True):
+        short = shorts.get(rid, rid)
+        print(f"! run {short}: {why}; it can never be committed: "
+              f"{here(store, f'`localckpt run abort {short}`')} closes it")
     return 0
 
 
@@ -87,8 +90,10 @@ def _both(record_id: str, shorts: dict[str, str]) -> str:
     return f"{short}  ({record_id})" if short and short != record_id else record_id
 
 
-def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str]) -> list[str]:
-    """shorts: the short ids of the run's timeline, parent and checkpoint."""
+def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str],
+          abort: str) -> list[str]:
+    """shorts: the short ids of the run's timeline, parent and checkpoint; abort: the
+    command that aborts the run (``localckpt run abort RUN``, with --store if need be)."""
     rec = run.record
     lines = [
         f"run        {_both(rec.id, {rec.id: short})}",
@@ -105,8 +110,8 @@ def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str]) 
         f"created    {rec.created_at.isoformat()} ({age(rec.created_at)} ago)",
     ]
     if status.orphaned:
-        lines.append(f"orphaned   {status.orphaned}: it can never be committed; `localckpt "
-                     f"run abort {short}` closes it")
+        lines.append(f"orphaned   {status.orphaned}: it can never be committed; {abort} "
+                     "closes it")
     elif status.todo:
         first = run.todo(limit=10)
         lines.append(f"to do      {', '.join(map(str, first))}"
@@ -198,7 +203,11 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
     short = store.short_id(run.id, "run")
     shorts = {**store.short_ids([rec.timeline_id], "timeline"),
               **store.short_ids([i for i in (rec.parent_id, status.checkpoint_id) if i])}
-    lines = _show(run, status, short, shorts)
+    if status.orphaned:  # what was pruned, by short id
+        import attrs
+
+        status = attrs.evolve(status, orphaned=short_ids_in_text([status.orphaned], store)[0])
+    lines = _show(run, status, short, shorts, here(store, f"`localckpt run abort {short}`"))
     if key is not None:
         lines.append(f"memo key of frame {args.frame}: {key.digest}"
                      + (f" (held: value {held[0][:12]} from run "
@@ -225,7 +234,8 @@ def cmd_run_abort(store: Store, args: argparse.Namespace) -> int:
     elif already:
         print(f"run {short} ({printable(run.stage)}) was already aborted; nothing changed")
     else:
-        print(f"aborted run {short} ({printable(run.stage)}); {_memo_fate(run, kept)}"
+        fate = short_ids_in_text([_memo_fate(run, kept)], store)[0]  # the pruned by short id
+        print(f"aborted run {short} ({printable(run.stage)}); {fate}"
               + (", its parts go at the next gc" if run.done else ""))
     return 0
 

@@ -15,18 +15,22 @@ import argparse
 import contextlib
 import functools
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..errors import NotFoundError
+from ..errors import HiddenWorkError, NotFoundError
 from ..store import Store
 from .common import (
     CHECKPOINT_HELP,
     TIMELINE_HELP,
     add_command,
+    bare_name,
     options_arg,
     output_file,
     print_report,
     progress,
+    remote_in_errors,
+    short_ids_in_text,
     timeline_ref,
     written_path,
 )
@@ -122,8 +126,9 @@ def cmd_push(store: Store, args: argparse.Namespace) -> int:
     tid = None if args.timeline is None else timeline_ref(store, args.timeline)
     dest, label = open_remote(args, create=True)
     with dest:
-        report = sync(store, dest, tid, progress=progress(), hide_unseen=args.force)
-        print_report(report, args, f"push to {label}", remote=label)
+        with _hidden_by_short_ids(dest):
+            report = sync(store, dest, tid, progress=progress(), hide_unseen=args.force)
+        print_report(report, args, f"push to {label}", stores=(dest, store), remote=label)
         _print_closed(dest, report, args, f" in {label}")
     return 0
 
@@ -141,18 +146,43 @@ def _open_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
             "see `localckpt remote list`, a URL or a directory)") from None
     args.source_store = stack.enter_context(source)
     if args.timeline is not None:
-        args.timeline = timeline_ref(source, args.timeline)
+        with _as_typed(source, args):
+            args.timeline = timeline_ref(source, args.timeline)
+
+
+def _as_typed(source: Store, args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+    """Errors about pull's source name it as REMOTE was typed, when it is a remote's name
+    that `localckpt --store NAME` opens too (see common.remote_in_errors): a TIMELINE it
+    does not have said "see `localckpt --store /abs/path ls`"."""
+    from ..config import remote
+
+    if bare_name(args.remote) and remote(args.remote) is not None:
+        return remote_in_errors(source, args.remote)
+    return contextlib.nullcontext()
 
 
 def cmd_pull(store: Store, args: argparse.Namespace) -> int:
     from ..sync import sync
 
     source, label = args.source_store, args.source_label
-    report = sync(source, store, args.timeline, progress=progress(),
-                  hide_unseen=args.force)
-    print_report(report, args, f"pull from {label}", remote=label)
+    with _hidden_by_short_ids(store):
+        report = sync(source, store, args.timeline, progress=progress(),
+                      hide_unseen=args.force)
+    print_report(report, args, f"pull from {label}", stores=(store, source), remote=label)
     _print_closed(store, report, args)
     return 0
+
+
+@contextlib.contextmanager
+def _hidden_by_short_ids(dst: Store) -> Iterator[None]:
+    """A transfer refused for the work its deletions would take names that work by its
+    short id in dst, where it is (it said "first: 01a2503c-e092-73f7-88f6-371c355e770b"),
+    as its warnings do (print_report's stores)."""
+    try:
+        yield
+    except HiddenWorkError as exc:
+        exc.cli = short_ids_in_text([exc.for_cli()], dst)[0]
+        raise
 
 
 def _check_bundle(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
@@ -186,8 +216,9 @@ def cmd_export(store: Store, args: argparse.Namespace) -> int:
 def cmd_import(store: Store, args: argparse.Namespace) -> int:
     from ..bundle import import_bundle
 
-    report = import_bundle(store, args.file, progress=progress())
-    print_report(report, args, f"import from {args.file}", file=args.file)
+    with _hidden_by_short_ids(store):
+        report = import_bundle(store, args.file, progress=progress())
+    print_report(report, args, f"import from {args.file}", stores=(store,), file=args.file)
     _print_closed(store, report, args)
     return 0
 

@@ -161,7 +161,7 @@ def compare_page(store: Store, req: Request) -> str:
     names: Names = req.names
     a = store.get_checkpoint(req.checkpoint("a"))
     b = store.get_checkpoint(req.checkpoint("b"))
-    stage = data.choose_stage(a, b, req.text("stage"))
+    stage = data.choose_stage(a, b, req.text("stage"), names)
     align = req.text("align") or ""
     match_iou = req.float("match_iou", 0.5)
     fd = run_diff(store, req, a, b, stage, match_iou, align)

@@ -165,20 +165,25 @@ def checkpoint_view(store: Store, checkpoint_id: str, names: Names) -> dict[str,
     return row
 
 
-def choose_stage(a: Checkpoint, b: Checkpoint, stage: str | None) -> str:
+def choose_stage(a: Checkpoint, b: Checkpoint, stage: str | None,
+                 names: Names | None = None) -> str:
     """The stage a comparison looks at: the one asked for, else the stage both have that
-    differs (b's own stage first), else the first both have."""
+    differs (b's own stage first), else the first both have. names: a page's, whose
+    messages name the checkpoints by short id, as the page does (the API's by full id)."""
+    def named(c: Checkpoint) -> str:
+        return c.id if names is None else names.short(c.id)
+
     if stage:
         for c in (a, b):
             if stage not in c.stage_hashes:
                 have = ", ".join(sorted(c.stage_hashes)) or "none"
-                raise NotFoundError(f"checkpoint {c.id} has no stage {stage!r} "
+                raise NotFoundError(f"checkpoint {named(c)} has no stage {stage!r} "
                                     f"(it has: {have})")
         return stage
     common = sorted(a.stage_hashes.keys() & b.stage_hashes.keys())
     if not common:
-        raise InvalidInputError(f"checkpoints {a.id} and {b.id} have no stage in common "
-                                "to compare")
+        raise InvalidInputError(f"checkpoints {named(a)} and {named(b)} have no stage in "
+                                "common to compare")
     differing = [s for s in common if a.stage_hashes[s] != b.stage_hashes[s]]
     if b.stage in differing:
         return b.stage

@@ -296,8 +296,8 @@ def _boxes_section(store: Store, c: Checkpoint, req: Request, aspect: float) -> 
                 "</p>")
     stage = req.text("stage") or stages[0]
     if stage not in stages:
-        raise InvalidInputError(f"stage {stage!r} of checkpoint {c.id} holds no detections "
-                                f"(these do: {', '.join(stages)})")
+        raise InvalidInputError(f"stage {stage!r} of checkpoint {req.names.short(c.id)} "
+                                f"holds no detections (these do: {', '.join(stages)})")
     row = tabs(stages, stage, lambda s: url(f"/c/{c.id}", stage=s))
     frames = detection_frames(store, req, c, stage)
     counts, tracked = stage_labels(req, c, stage, frames)
