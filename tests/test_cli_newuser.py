@@ -377,3 +377,19 @@ def test_an_empty_store_or_query_is_bad_usage(tmp_path: Path, words: list[str],
     err = capsys.readouterr().err
     assert "usage: localckpt" in err and "error: argument" in err and "not '" in err
     assert not (tmp_path / ".localckpt").exists()
+
+
+def test_an_error_message_prints_control_characters_as_escapes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A label file's name (any bytes a directory may hold) is quoted in the error: an
+    escape sequence in it must reach the terminal as text, not as a colour change."""
+    url = _store(tmp_path)
+    tid = localckpt.open(url).list_timelines()[0].id
+    yolo = tmp_path / "yolo"
+    yolo.mkdir()
+    (yolo / "classes.txt").write_text("person\n")
+    (yolo / "\x1b[31m000099.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    assert main(["--store", url, "labels", "import", tid, str(yolo), "--format", "yolo"]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert "\\x1b[31m000099.txt" in err and "frame 99" in err

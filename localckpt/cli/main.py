@@ -323,6 +323,15 @@ def _nearest_option(parser: argparse.ArgumentParser, extra: list[str]) -> str:
     return ""
 
 
+def _terminal_safe(message: str) -> str:
+    """An error message for stderr, line by line as render.printable writes stored text:
+    a name it quotes may come from a file, a store or a peer, and an escape sequence in
+    it must print as itself, not recolour or rewrite the user's terminal."""
+    from ..render import printable
+
+    return "\n".join(map(printable, message.split("\n")))
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         # the command line's form, checked before anything is opened or created
@@ -343,9 +352,9 @@ def _run(args: argparse.Namespace) -> int:
             return int(args.func(store, args))
     except UsageError as exc:  # as argparse's own: the command's usage, then exit 2
         command: argparse.ArgumentParser = args._parser
-        command.error(exc.for_cli())
+        command.error(_terminal_safe(exc.for_cli()))
     except LocalckptError as exc:
-        print(f"localckpt: error: {exc.for_cli()}", file=sys.stderr)
+        print(f"localckpt: error: {_terminal_safe(exc.for_cli())}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError as exc:  # not from stdout or stderr (_ReaderGone): a failure
         print(f"localckpt: error: {exc}", file=sys.stderr)
