@@ -255,6 +255,19 @@ def test_run_show_gives_short_ids_beside_the_timeline_and_parent(
     assert f"state      committed  checkpoint {cshort}  ({made['cid']})" in text
 
 
+def test_run_show_says_a_committed_checkpoint_deleted_since(
+        made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """It named the checkpoint as if it were there, which `show` of it then denied."""
+    assert main(["--store", made["path"], "run", "show", made["done"]]) == 0
+    assert "deleted since" not in capsys.readouterr().out
+    with localckpt.open(made["path"]) as store:
+        store.prune(made["cid"])
+    assert main(["--store", made["path"], "run", "show", made["done"]]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("state"))
+    assert line.startswith("state      committed  checkpoint ")
+    assert line.endswith("  deleted since") and made["cid"] in line
+
+
 def test_runs_and_run_show_json_give_short_ids_beside_every_id(
         made: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     """`runs --json` and `run show --json` gave timeline_id, parent_id and checkpoint_id

@@ -83,6 +83,16 @@ def cmd_runs(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _live(store: Store, checkpoint_id: str) -> bool:
+    from ..errors import NotFoundError
+
+    try:
+        store.get_checkpoint(checkpoint_id)
+    except NotFoundError:
+        return False
+    return True
+
+
 def _both(record_id: str, shorts: dict[str, str]) -> str:
     """A record's short id, then its full id (as ``show`` prints them); the full id alone
     when it has no short id (a checkpoint since pruned)."""
@@ -91,9 +101,10 @@ def _both(record_id: str, shorts: dict[str, str]) -> str:
 
 
 def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str],
-          abort: str) -> list[str]:
+          abort: str, gone: bool = False) -> list[str]:
     """shorts: the short ids of the run's timeline, parent and checkpoint; abort: the
-    command that aborts the run (``localckpt run abort RUN``, with --store if need be)."""
+    command that aborts the run (``localckpt run abort RUN``, with --store if need be);
+    gone: the checkpoint it committed was deleted since (pruned, or its timeline)."""
     rec = run.record
     lines = [
         f"run        {_both(rec.id, {rec.id: short})}",
@@ -104,6 +115,7 @@ def _show(run: StageRun, status: RunStatus, short: str, shorts: dict[str, str],
         f"inputs     {', '.join(map(printable, rec.inputs)) or '-'}",
         f"memo       {'on' if rec.memo else 'off'}",
         f"state      {rec.state}" + (f"  checkpoint {_both(status.checkpoint_id, shorts)}"
+                                    + ("  deleted since" if gone else "")
                                     if status.checkpoint_id else ""),
         f"frames     {status.done} written, {status.memo_hits} from the memo, {status.todo} "
         f"to do, of {status.total}",
@@ -207,7 +219,8 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
         import attrs
 
         status = attrs.evolve(status, orphaned=short_ids_in_text([status.orphaned], store)[0])
-    lines = _show(run, status, short, shorts, here(store, f"`localckpt run abort {short}`"))
+    lines = _show(run, status, short, shorts, here(store, f"`localckpt run abort {short}`"),
+                  gone=bool(status.checkpoint_id) and not _live(store, status.checkpoint_id))
     if key is not None:
         lines.append(f"memo key of frame {args.frame}: {key.digest}"
                      + (f" (held: value {held[0][:12]} from run "
