@@ -220,7 +220,8 @@ def cmd_run_show(store: Store, args: argparse.Namespace) -> int:
 
         status = attrs.evolve(status, orphaned=short_ids_in_text([status.orphaned], store)[0])
     lines = _show(run, status, short, shorts, here(store, f"`localckpt run abort {short}`"),
-                  gone=bool(status.checkpoint_id) and not _live(store, status.checkpoint_id))
+                  gone=status.checkpoint_id is not None
+                  and not _live(store, status.checkpoint_id))
     if key is not None:
         lines.append(f"memo key of frame {args.frame}: {key.digest}"
                      + (f" (held: value {held[0][:12]} from run "
