@@ -262,6 +262,7 @@ def resolve(store: Store, ref: str, kind: str = "checkpoint", *, what: str | Non
     well-formed UUID comes back as it is, without a catalog call (the Store's methods
     look the record up anyway, and say NotFoundError themselves).
     """
+    _kind(kind)  # first: the messages about ref name the kind
     ref = _check_ref(ref, kind, what)
     try:
         return _resolve(store, ref, kind, check)

@@ -197,3 +197,13 @@ def test_a_remote_peer_frame_object_larger_than_any_is_refused_reading_no_more(
     with pytest.raises(localckpt.CorruptDataError, match="holds more than 1048576 bytes"):
         localckpt.sync(peer, dst)
     assert dst.list_timelines() == []
+
+
+@pytest.mark.parametrize("ref", [None, 7, "nope"])
+def test_a_kind_too_large_to_print_is_a_typed_error_whatever_the_ref(store: Any,
+                                                                      ref: Any) -> None:
+    """resolve's message about a ref that is not a string named the kind as given: an
+    integer of more digits than Python prints raised ValueError (found by the slow
+    profile of test_fuzz_api). The kind is checked first now."""
+    with pytest.raises(localckpt.InvalidInputError, match="an integer too large to print"):
+        store.resolve(ref, kind=10**5000)
