@@ -302,10 +302,27 @@ def test_a_missing_stage_is_told_by_its_flag(world: Any) -> None:
     assert r.returncode == 1
     assert "has no stage 'track' (it has: detect); name the tries' stage with --stage" \
         in r.stderr
-    r = cli(where, "labels", "export", ids["good"], "out.json", "--format", "coco")
+    r = cli(where, "labels", "export", ids["good"], "out.json", "--format", "coco",
+            "--stage", "track")
     assert r.returncode == 1 and not (where / "out.json").exists()
-    assert "has no stage 'labels' (it has: detect); name the stage to write with --stage" \
+    assert "has no stage 'track' (it has: detect); name the stage to write with --stage" \
         in r.stderr
+    r = cli(where, "labels", "export", root, "out.json", "--format", "coco")
+    assert r.returncode == 1 and not (where / "out.json").exists()
+    assert "has no stage 'labels' (it has: none)" in r.stderr
+
+
+def test_labels_export_defaults_to_the_stage_the_checkpoint_added(world: Any) -> None:
+    """`labels export TRY FILE` wrote nothing and asked for --stage, where the try's
+    own boxes (the stage it added) are what a user exporting it means."""
+    where, ids = world
+    r = cli(where, "labels", "export", ids["good"], "out.json", "--format", "coco")
+    assert r.returncode == 0, r.stderr
+    r2 = cli(where, "labels", "export", ids["good"], "same.json", "--format", "coco",
+             "--stage", "detect")
+    assert r2.returncode == 0, r2.stderr
+    written = json.loads((where / "out.json").read_text())
+    assert written["annotations"] and written == json.loads((where / "same.json").read_text())
 
 
 def test_compare_names_labels_no_box_has(world: Any) -> None:

@@ -79,7 +79,8 @@ def cmd_labels_export(store: Store, args: argparse.Namespace) -> int:
     from ..labels import export_labels
 
     cid = checkpoint_ref(store, args.checkpoint)
-    result = export_labels(store, cid, args.stage, output_file(args.path, "labels export"),
+    stage = args.stage or store.get_checkpoint(cid).stage or "labels"
+    result = export_labels(store, cid, stage, output_file(args.path, "labels export"),
                            args.format, frames=args.frames, overwrite=args.force)
     if args.json:
         import attrs
@@ -305,9 +306,9 @@ def register(sub: Any) -> None:
                    help="file to write (a new directory for YOLO)")
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="the format to write: coco, yolo or mot")
-    p.add_argument("--stage", default="labels", metavar="NAME", type=stage_name,
-                   help="stage whose boxes to write "
-                   "(default labels)")
+    p.add_argument("--stage", metavar="NAME", type=stage_name,
+                   help="stage whose boxes to write (default: the stage the checkpoint "
+                   "added, a try's detect or an import's labels)")
     p.add_argument("--frames", default="sequence", choices=FRAME_MODES,
                    help="number frames by sequence (default) or by source video frame")
     p.add_argument("--force", action="store_true",
