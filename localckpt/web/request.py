@@ -107,7 +107,7 @@ class Request:
         if raw is None or raw == "":
             return default
         if not raw.isascii() or not raw.isdigit():
-            raise InvalidInputError(f"{name} must be a whole number, not {raw!r}")
+            raise InvalidInputError(f"{name} must be a whole number >= {lo}, not {raw!r}")
         return max(lo, min(int(raw), hi))  # a huge one (the query is <= 4 KiB) is hi
 
     def float(self, name: str, default: float) -> float:
