@@ -360,7 +360,7 @@ def _removed_tag(store: Store, ref: str) -> str | None:
                 "deleted)")
     short = short_id(store, last.checkpoint_id, "checkpoint")
     return (f"the tag {ref} was removed (untag); it named {short}, which is still there "
-            f"(`localckpt tag {short} {ref}` tags it again)")
+            f"({listing_here(store, f'`localckpt tag {short} {ref}`')} tags it again)")
 
 
 def _listing_here(store: Store, k: Kind) -> str:

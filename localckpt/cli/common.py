@@ -47,7 +47,6 @@ __all__ = [
     "age_arg",
     "bare_name",
     "checkpoint_ref",
-    "commands_here",
     "here",
     "options_arg",
     "output_file",
@@ -329,26 +328,6 @@ def here(store: Store, listing: str) -> str:
     said = listing_here(store, listing)
     name = _TYPED.get(store)
     return said if name is None or not store.url else _as_typed(said, store.url, name)
-
-
-#: A command an error suggests (`localckpt rm T`) that runs on the store a bare command
-#: opens: not one already naming its store, nor one that opens none.
-_BARE_COMMAND = re.compile(r"`localckpt (?!--store |remote |init`|--help|--version)")
-
-
-@contextlib.contextmanager
-def commands_here(store: Store) -> Iterator[None]:
-    """An error raised inside that suggests a command names the store the command ran
-    on, when that is not the default one (:func:`here`): `localckpt --store team prune
-    ROOT` said "Delete the whole timeline with `localckpt rm T`", which deletes T from
-    the default store, a copy of team's most likely."""
-    try:
-        yield
-    except LocalckptError as exc:
-        prefix = here(store, "`localckpt ")
-        if prefix != "`localckpt ":
-            exc.cli = _BARE_COMMAND.sub(lambda _: prefix, exc.for_cli())
-        raise
 
 
 #: A full id standing as a word, not part of an object key (``frames/<id>/index.parquet``
