@@ -287,7 +287,7 @@ _HEXISH = re.compile(r"[0-9A-Fa-f-]+")
 
 
 def _resolve(store: Store, ref: str, kind: str, check: bool) -> str:
-    k = _kind(kind)
+    k = _KINDS[kind]  # resolve checked it
     if len(ref) == 36 and is_full_uuid(ref.lower()):
         ref = ref.lower()  # UUIDs are case-insensitive (RFC 9562); ids are stored lower-case
     if is_full_uuid(ref):
