@@ -385,8 +385,8 @@ def listing_here(store: Store, listing: str) -> str:
     url = store.url
     if not url or url.startswith("memory://") or not listing.startswith("`localckpt "):
         return listing
-    try:
-        default = default_url()[0]
+    try:  # said without its password, as the store's url is (registry.open)
+        default = redact(default_url()[0])
     except LocalckptError:  # a config file that does not read: say the plain command
         return listing
     if os.path.abspath(url) == os.path.abspath(default) if "://" not in url + default \

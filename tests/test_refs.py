@@ -256,3 +256,20 @@ def test_a_suggested_command_names_the_store_it_is_about(
                 run.commit()
             r = store.short_id(run.id, "run")
             assert f"(`localckpt {flag}run show {r}` lists them)" in left.value.for_cli()
+
+
+def test_the_default_store_with_a_password_in_its_url_gets_the_bare_command(
+        new_store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store's url is said without its password (localckpt.open redacts it), and the
+    default URL was compared as written: the default store, a PostgreSQL URL with a
+    password, was told `localckpt --store postgresql://u:***@h/db ls`, a command that
+    cannot connect, where `localckpt ls` was right."""
+    from localckpt.refs import listing_here
+
+    inner: Store = new_store("memory")
+    monkeypatch.setenv("LOCALCKPT_URL", "postgresql://u:secret@db.example/ckpt")
+    store = Store(inner.catalog, inner.objects, url="postgresql://u:***@db.example/ckpt")
+    assert listing_here(store, "`localckpt ls`") == "`localckpt ls`"
+    other = Store(inner.catalog, inner.objects, url="postgresql://u:***@db.example/other")
+    assert listing_here(other, "`localckpt ls`") == \
+        "`localckpt --store 'postgresql://u:***@db.example/other' ls`"
