@@ -181,27 +181,36 @@ def short_id(store: Store, record_id: str, kind: str = "checkpoint") -> str:
     return _shortest(record_id, tail, deepest)
 
 
-def short_ids(store: Store, ids: Iterable[str], kind: str = "checkpoint") -> dict[str, str]:
+def short_ids(store: Store, ids: Iterable[str], kind: str = "checkpoint", *,
+              held_only: bool = False) -> dict[str, str]:
     """Short ids of many records: full id -> short id. On a catalog with an index, one
     query for their neighbours in tail order (Catalog.short_neighbours; else one
-    find_short call per id); otherwise one listing of every id of the kind, for all."""
+    find_short call per id); otherwise one listing of every id of the kind, for all.
+    held_only: the ids the store holds no record of (live, or deleted until gc purges
+    it) are left out, told by that same read (no find_short per id then)."""
     wanted = list(dict.fromkeys(ids))
     _kind(kind)
     if not wanted:
         return {}
-    if _indexed(store.catalog):
-        near = store.catalog.short_neighbours(kind, wanted) or {}
+    indexed = _indexed(store.catalog)
+    near = store.catalog.short_neighbours(kind, wanted) if indexed else None
+    if near is not None or (indexed and not held_only):
+        near = near or {}
         out = {}
         for rid in wanted:
             if rid not in near:  # not stored (or no neighbours query): one lookup
-                out[rid] = short_id(store, rid, kind)
+                if not held_only:
+                    out[rid] = short_id(store, rid, kind)
                 continue
             tail = id_tail(rid)
             deepest = max((_common(tail, t) for t in near[rid] if t is not None), default=0)
             out[rid] = _shortest(rid, tail, deepest)
         return out
     every = store.catalog.find_short(kind, "", limit=1 << 62)
-    tails = sorted((id_tail(i), i) for i in set(every) | set(wanted))
+    held = set(every)
+    if held_only:
+        wanted = [i for i in wanted if i in held]
+    tails = sorted((id_tail(i), i) for i in held | set(wanted))
     keys = [t for t, _ in tails]
     out = {}
     for rid in wanted:
@@ -278,7 +287,7 @@ _HEXISH = re.compile(r"[0-9A-Fa-f-]+")
 
 
 def _resolve(store: Store, ref: str, kind: str, check: bool) -> str:
-    k = _kind(kind)
+    k = _KINDS[kind]  # resolve checked it
     if len(ref) == 36 and is_full_uuid(ref.lower()):
         ref = ref.lower()  # UUIDs are case-insensitive (RFC 9562); ids are stored lower-case
     if is_full_uuid(ref):
@@ -360,7 +369,7 @@ def _removed_tag(store: Store, ref: str) -> str | None:
                 "deleted)")
     short = short_id(store, last.checkpoint_id, "checkpoint")
     return (f"the tag {ref} was removed (untag); it named {short}, which is still there "
-            f"(`localckpt tag {short} {ref}` tags it again)")
+            f"({listing_here(store, f'`localckpt tag {short} {ref}`')} tags it again)")
 
 
 def _listing_here(store: Store, k: Kind) -> str:
@@ -376,8 +385,8 @@ def listing_here(store: Store, listing: str) -> str:
     url = store.url
     if not url or url.startswith("memory://") or not listing.startswith("`localckpt "):
         return listing
-    try:
-        default = default_url()[0]
+    try:  # said without its password, as the store's url is (registry.open)
+        default = redact(default_url()[0])
     except LocalckptError:  # a config file that does not read: say the plain command
         return listing
     if os.path.abspath(url) == os.path.abspath(default) if "://" not in url + default \

@@ -115,3 +115,30 @@ def test_labels_import_with_a_parent_on_another_timeline_says_so_by_short_id(
         in err and other.id not in err
     with localckpt.open(made["path"]) as s:
         assert len(s.checkpoints(other.id)) == before
+
+
+def test_ids_in_text_are_shortened_in_one_read_per_kind(new_store: Any,
+                                                        store_kind: str) -> None:
+    """short_ids_in_text (verify's problems, a transfer's warnings) asked the catalog one
+    find_ids per id and kind (three for an id no store holds) before one short_ids per
+    kind: a verify naming hundreds of records made as many round trips to PostgreSQL.
+    Now one read per kind and store says which ids are held and their short ids."""
+    from engine_reads import counting
+
+    from localckpt.cli.common import short_ids_in_text
+
+    store = new_store()
+    frames = [np.full((4, 4, 3), i, np.uint8) for i in range(3)]
+    tl = store.create_timeline("clip.mp4", "p", frames, codec="png")
+    cids = [store.save_stage_output(tl.id, None, "detect", {"n": i}) for i in range(40)]
+    run = store.begin_run(tl.id, None, "track", version="v1")
+    missing = "01234567-89ab-7def-8123-456789abcdef"
+    texts = [f"checkpoint {c} of timeline {tl.id}" for c in cids] + [
+        f"run {run.id} has parent {missing}", f"frames/{tl.id}/index.parquet is missing"]
+    with counting(store.catalog.engine) as reads:
+        got = short_ids_in_text(texts, store)
+    assert len(reads.statements) <= 3, reads.statements  # a timeline, checkpoint, run read
+    t = store.short_id(tl.id, "timeline")
+    assert got == [f"checkpoint {store.short_id(c)} of timeline {t}" for c in cids] + [
+        f"run {store.short_id(run.id, 'run')} has parent {missing}",
+        f"frames/{tl.id}/index.parquet is missing"]

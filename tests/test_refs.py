@@ -220,3 +220,56 @@ def test_full_ids_cost_no_extra_catalog_call(new_store: Any, store_kind: str) ->
     counting.calls.clear()
     store.get_checkpoint(store.short_id(b))  # a short id does look
     assert counting.calls.keys() - {"checkpoints", "tombstones", "deleted"}
+
+
+def test_a_suggested_command_names_the_store_it_is_about(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command a message suggests (prune of a root: `localckpt rm T`; a tag that
+    exists; a removed tag; a run with frames left) is made naming the store, with
+    ``--store PATH`` when that is not the store a bare command opens: a Python caller
+    reading for_cli() gets the command that acts on this store, not on the default one
+    (the command line rewrote the bare command after the fact)."""
+    import localckpt
+    from localckpt import ConflictError
+
+    monkeypatch.setenv("LOCALCKPT_URL", str(tmp_path / "default"))
+    for path, flag in ((tmp_path / "default", ""),
+                       (tmp_path / "other", f"--store {tmp_path / 'other'} ")):
+        with localckpt.open(path, create=True) as store:
+            tl = store.create_timeline("v.mp4", "p", FRAMES, codec="png")
+            a = store.save_stage_output(tl.id, None, "detect", DETECT)
+            store.tag(a, "best")
+            t, c = store.short_id(tl.id, "timeline"), store.short_id(a)
+            with pytest.raises(InvalidInputError) as root:
+                store.prune(tl.root_checkpoint_id)
+            assert f"timeline with `localckpt {flag}rm {t}` instead" in root.value.for_cli()
+            with pytest.raises(ConflictError) as moved:
+                store.tag(tl.root_checkpoint_id, "best")
+            assert f"`localckpt {flag}tag --force CKPT best`" in moved.value.for_cli()
+            assert f"`localckpt {flag}untag best`" in moved.value.for_cli()
+            store.untag("best")
+            with pytest.raises(NotFoundError) as removed:
+                store.get_checkpoint("best")
+            assert f"(`localckpt {flag}tag {c} best` tags it again)" in str(removed.value)
+            run = store.begin_run(tl.id, a, "classify")
+            with pytest.raises(InvalidInputError) as left:
+                run.commit()
+            r = store.short_id(run.id, "run")
+            assert f"(`localckpt {flag}run show {r}` lists them)" in left.value.for_cli()
+
+
+def test_the_default_store_with_a_password_in_its_url_gets_the_bare_command(
+        new_store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store's url is said without its password (localckpt.open redacts it), and the
+    default URL was compared as written: the default store, a PostgreSQL URL with a
+    password, was told `localckpt --store postgresql://u:***@h/db ls`, a command that
+    cannot connect, where `localckpt ls` was right."""
+    from localckpt.refs import listing_here
+
+    inner: Store = new_store("memory")
+    monkeypatch.setenv("LOCALCKPT_URL", "postgresql://u:secret@db.example/ckpt")
+    store = Store(inner.catalog, inner.objects, url="postgresql://u:***@db.example/ckpt")
+    assert listing_here(store, "`localckpt ls`") == "`localckpt ls`"
+    other = Store(inner.catalog, inner.objects, url="postgresql://u:***@db.example/other")
+    assert listing_here(other, "`localckpt ls`") == \
+        "`localckpt --store 'postgresql://u:***@db.example/other' ls`"

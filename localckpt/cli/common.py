@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, LocalckptError, NotFoundError
-from ..refs import listing_here, resolve
+from ..refs import listing_here, resolve, short_ids
 from ..render import printable
 
 if TYPE_CHECKING:
@@ -47,7 +47,6 @@ __all__ = [
     "age_arg",
     "bare_name",
     "checkpoint_ref",
-    "commands_here",
     "here",
     "options_arg",
     "output_file",
@@ -331,26 +330,6 @@ def here(store: Store, listing: str) -> str:
     return said if name is None or not store.url else _as_typed(said, store.url, name)
 
 
-#: A command an error suggests (`localckpt rm T`) that runs on the store a bare command
-#: opens: not one already naming its store, nor one that opens none.
-_BARE_COMMAND = re.compile(r"`localckpt (?!--store |remote |init`|--help|--version)")
-
-
-@contextlib.contextmanager
-def commands_here(store: Store) -> Iterator[None]:
-    """An error raised inside that suggests a command names the store the command ran
-    on, when that is not the default one (:func:`here`): `localckpt --store team prune
-    ROOT` said "Delete the whole timeline with `localckpt rm T`", which deletes T from
-    the default store, a copy of team's most likely."""
-    try:
-        yield
-    except LocalckptError as exc:
-        prefix = here(store, "`localckpt ")
-        if prefix != "`localckpt ":
-            exc.cli = _BARE_COMMAND.sub(lambda _: prefix, exc.for_cli())
-        raise
-
-
 #: A full id standing as a word, not part of an object key (``frames/<id>/index.parquet``
 #: is a path, said whole) nor of a longer token.
 _WORD_ID = re.compile(r"(?<![\w/-])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -363,32 +342,23 @@ def short_ids_in_text(texts: Iterable[str], *stores: Store) -> list[str]:
     print them: for messages made where only full ids are at hand (verify's problems
     name records of several kinds; a transfer's warnings, records of either side). An
     id no store holds a record of (a missing parent) stays whole, and so do object keys;
-    a catalog that cannot say leaves the ids whole (verify reads damaged stores)."""
+    a catalog that cannot say leaves the ids whole (verify reads damaged stores). One
+    read per kind and store, for every id at once (``refs.short_ids(held_only=True)``)."""
     texts = list(texts)
-    found = dict.fromkeys(m.group() for t in texts for m in _WORD_ID.finditer(t))
-    wanted: dict[tuple[int, str], list[str]] = {}
-    for full in found:
-        held = next(((n, kind) for n, store in enumerate(stores)
-                     for kind in ("timeline", "checkpoint", "run")
-                     if _holds(store, kind, full)), None)
-        if held is not None:
-            wanted.setdefault(held, []).append(full)
+    left = list(dict.fromkeys(m.group() for t in texts for m in _WORD_ID.finditer(t)))
     shorts: dict[str, str] = {}
-    for (n, kind), group in wanted.items():
-        try:
-            shorts.update(stores[n].short_ids(group, kind))
-        except Exception:  # any engine's error on a damaged store: said whole
-            continue
+    for store in stores:
+        for kind in ("timeline", "checkpoint", "run"):
+            if not left:
+                break
+            try:
+                shorts.update(short_ids(store, left, kind, held_only=True))
+            except LocalckptError:  # a damaged store (its engine's error translated)
+                continue
+            left = [full for full in left if full not in shorts]
     if not shorts:
         return texts
     return [_WORD_ID.sub(lambda m: shorts.get(m.group(), m.group()), t) for t in texts]
-
-
-def _holds(store: Store, kind: str, full: str) -> bool:
-    try:
-        return full in store.catalog.find_ids(kind, full, limit=1)
-    except Exception:  # any engine's error on a damaged store: the id said whole
-        return False
 
 
 def bare_name(ref: str | None) -> bool:

@@ -30,7 +30,6 @@ from .common import (
     EXIT_ERROR,
     UsageError,
     bare_name,
-    commands_here,
     nonempty,
     options_arg,
     remote_in_errors,
@@ -348,7 +347,6 @@ def _run(args: argparse.Namespace) -> int:
             store = stack.enter_context(_open_store(args, open_store))
             if getattr(args, "store_is_remote", False):  # errors name it as typed
                 stack.enter_context(remote_in_errors(store, args.store))
-            stack.enter_context(commands_here(store))  # and the commands they suggest
             return int(args.func(store, args))
     except UsageError as exc:  # as argparse's own: the command's usage, then exit 2
         command: argparse.ArgumentParser = args._parser

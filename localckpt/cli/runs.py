@@ -176,9 +176,9 @@ def run_ref(store: Store, ref: str) -> StageRun:
         else:
             tid = str(timeline)
             what = f"a timeline ({store.short_id(tid, 'timeline')}), not a run"
+        listing = here(store, f"`localckpt runs {store.short_id(tid, 'timeline')}`")
         raise NotFoundError(str(exc), cli=(
-            f"{ref!r} is {what}; `localckpt runs {store.short_id(tid, 'timeline')}` lists "
-            "that timeline's runs")) from None
+            f"{ref!r} is {what}; {listing} lists that timeline's runs")) from None
 
 
 def _by_short_id(store: Store, run: StageRun) -> Any:

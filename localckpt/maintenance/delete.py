@@ -28,6 +28,7 @@ from ..errors import InvalidInputError
 from ..ids import new_id
 from ..lease import LeaseLost
 from ..records import utcnow
+from ..refs import listing_here
 from ..render import plural
 from ..runs.closing import delete_closing, dependents
 from ..types import Checkpoint, Timeline, Tombstone
@@ -88,13 +89,13 @@ def prune(store: Store, checkpoint_id: str, dry_run: bool = False, force: bool =
     _check_flag(force, "force")
     target = store.get_checkpoint(checkpoint_id)
     if target.parent_id is None:
+        tshort = store.short_id(target.timeline_id, "timeline")
         raise InvalidInputError(
             f"checkpoint {target.id} is the root of timeline {target.timeline_id}; a root "
             "cannot be pruned. Delete the whole timeline with delete_timeline() instead.",
-            cli=f"checkpoint {store.short_id(target.id)} is the root of timeline "
-            f"{store.short_id(target.timeline_id, 'timeline')}; a root cannot be pruned. "
-            "Delete the whole timeline with `localckpt rm "
-            f"{store.short_id(target.timeline_id, 'timeline')}` instead.",
+            cli=f"checkpoint {store.short_id(target.id)} is the root of timeline {tshort}; "
+            "a root cannot be pruned. Delete the whole timeline with "
+            f"{listing_here(store, f'`localckpt rm {tshort}`')} instead.",
         )
     tree = store.visibility.live_tree(target.timeline_id)
     gone = dead_in_tree(tree, [target.id]) & {c.id for c in tree}

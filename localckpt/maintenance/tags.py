@@ -61,7 +61,7 @@ def tag(store: Store, checkpoint_id: str, name: str, force: bool = False) -> Tag
         if current == target.id:
             return next(g for g in store.tags(target.timeline_id) if g.name == name)
         if not force:
-            from ..refs import short_id
+            from ..refs import listing_here, short_id
 
             was = short_id(store, current)
             raise ConflictError(
@@ -69,8 +69,8 @@ def tag(store: Store, checkpoint_id: str, name: str, force: bool = False) -> Tag
                 f"store.tag(checkpoint, {name!r}, force=True), or remove it first with "
                 f"store.untag({name!r})",
                 cli=f"the tag {name} exists (on checkpoint {was}); move it with "
-                f"`localckpt tag --force CKPT {name}`, or remove it first with "
-                f"`localckpt untag {name}`",
+                f"{listing_here(store, f'`localckpt tag --force CKPT {name}`')}, or remove "
+                f"it first with {listing_here(store, f'`localckpt untag {name}`')}",
             )
         now = utcnow()
         moved = [Tombstone(new_id(), g.id, "tag", g.timeline_id, now)

@@ -65,6 +65,7 @@ from ..errors import (
 from ..gcpause import gc_paused
 from ..ids import new_id
 from ..records import utcnow
+from ..refs import listing_here
 from .location import StoreLocation
 from .memo import FrameKeys, MemoKey
 from .records import RunRecord
@@ -319,7 +320,8 @@ class StageRun:
         if why:
             short = self.store.short_id(rec.id, "run")
             raise NotFoundError(f"run {rec.id}: {why}, so it can never be committed; abort it "
-                                f"(run.abort(), or `localckpt run abort {short}`)")
+                                f"(run.abort(), or "
+                                f"{listing_here(self.store, f'`localckpt run abort {short}`')})")
 
     # -- what is left -----------------------------------------------------------------------
 
@@ -513,7 +515,8 @@ class StageRun:
             raise InvalidInputError(
                 f"run {rec.id} {left}put them (run.todo() lists them), or "
                 "commit(partial=True) to save what is there",
-                cli=f"run {short} {left}put them (`localckpt run show {short}` lists them), "
+                cli=f"run {short} {left}put them "
+                f"({listing_here(self.store, f'`localckpt run show {short}`')} lists them), "
                 "or give --partial to save what is there")
 
     def _finish(self, rec: RunRecord, partial: bool,
@@ -597,8 +600,9 @@ class StageRun:
                 f"run {rec.id} already saved its checkpoint {rec.checkpoint_id}: call "
                 "commit() to finish it, then prune that checkpoint if you do not want it",
                 cli=f"run {rec.id} already saved its checkpoint {rec.checkpoint_id}: finish "
-                f"it with `localckpt run commit {rec.id}`, then `localckpt prune "
-                f"{rec.checkpoint_id}` if you do not want it")
+                f"it with {listing_here(self.store, f'`localckpt run commit {rec.id}`')}, then "
+                f"{listing_here(self.store, f'`localckpt prune {rec.checkpoint_id}`')} if you "
+                "do not want it")
         if rec.state == "aborted":  # nothing changes
             return rec.memo and self._tables.wrote_memo(rec.id)
         memo_of = self._memo_of(best_effort=True)

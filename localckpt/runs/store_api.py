@@ -101,8 +101,8 @@ def get_run(store: Store, ref: str) -> StageRun:
             "digits and dashes, 36 characters at most (runs have no tags)"))
     found = tables.get(refs.resolve(store, ref, "run", what="a run id"))
     if found is None:
-        raise NotFoundError(f"no run {ref!r} in {store.catalog.describe()} (`localckpt runs` "
-                            "lists them)")
+        raise NotFoundError(f"no run {ref!r} in {store.catalog.describe()} "
+                            f"({refs.listing_here(store, '`localckpt runs`')} lists them)")
     return StageRun(store, found.id, record=found)
 
 
