@@ -3,8 +3,10 @@ local store (--store) only and never leak into the remote, as issue 13 asked."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -296,3 +298,11 @@ def test_commands_a_message_suggests_run_on_the_store_it_is_about(
     assert result.returncode == 0                          # $LOCALCKPT_OBJECTS' here)
     assert result.stdout.endswith("run `localckpt --store shared gc` to remove the leftovers\n")
     assert leftover.exists() and json.loads(run("ls", "--json", env=env).stdout)
+    # a damaged catalog (a row unlike its digest) is told with the verify of its store
+    with contextlib.closing(sqlite3.connect(remote / "catalog.sqlite")) as db, db:
+        db.execute("UPDATE checkpoints SET stage_hashes = '{\"s0\": 3}' WHERE id = "
+                   "(SELECT id FROM checkpoints WHERE parent_id IS NOT NULL LIMIT 1)")
+    for store, said in (("shared", "--store shared "), (str(remote), f"--store {remote} ")):
+        result = run("--store", store, "tree", t, env=env)
+        assert result.returncode == 1 and "is damaged" in result.stderr, result.stderr
+        assert f"run `localckpt {said}verify`" in result.stderr, result.stderr

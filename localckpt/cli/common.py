@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, LocalckptError, NotFoundError
+from ..errors import CorruptDataError, InvalidInputError, LocalckptError, NotFoundError
 from ..refs import listing_here, resolve, short_ids
 from ..render import printable
 
@@ -65,6 +65,7 @@ __all__ = [
     "store_named",
     "tag_name",
     "timeline_ref",
+    "verify_here",
     "written_path",
 ]
 
@@ -304,6 +305,25 @@ def remote_in_errors(store: Store, name: str) -> Iterator[None]:
         raise
     finally:
         _TYPED.pop(store, None)
+
+
+#: The advice a message about a damaged catalog ends with: made in the catalog, where no
+#: Store (and so no ``--store``) is at hand.
+_VERIFY = "`localckpt verify`"
+
+
+@contextlib.contextmanager
+def verify_here(store: Store) -> Iterator[None]:
+    """A damaged catalog met inside is said with the command that verifies *this* store
+    (:func:`here`): `localckpt --store team tree T` said "run `localckpt verify`", which
+    verifies the default store, not the damaged one."""
+    try:
+        yield
+    except CorruptDataError as exc:
+        said = exc.for_cli()
+        if _VERIFY in said:
+            exc.cli = said.replace(_VERIFY, listing_here(store, _VERIFY))
+        raise
 
 
 def _as_typed(text: str, url: str, name: str) -> str:

@@ -33,6 +33,7 @@ from .common import (
     nonempty,
     options_arg,
     remote_in_errors,
+    verify_here,
 )
 
 __all__ = ["build_parser", "main"]
@@ -347,6 +348,7 @@ def _run(args: argparse.Namespace) -> int:
             store = stack.enter_context(_open_store(args, open_store))
             if getattr(args, "store_is_remote", False):  # errors name it as typed
                 stack.enter_context(remote_in_errors(store, args.store))
+            stack.enter_context(verify_here(store))  # inside: then said as typed
             return int(args.func(store, args))
     except UsageError as exc:  # as argparse's own: the command's usage, then exit 2
         command: argparse.ArgumentParser = args._parser
