@@ -406,3 +406,55 @@ def test_verify_command_names_records_by_short_ids(
     messages = [p["message"] for p in json.loads(capsys.readouterr().out)["problems"]]
     assert (f"checkpoint {stray}: parent {other} belongs to timeline {two.id}, not "
             f"{one.id}") in messages
+
+
+# -- objects no reading should wait on --------------------------------------------------------
+
+
+def _fifo_or_so(path: Path, what: str) -> None:
+    import os
+
+    path.unlink()
+    if what == "fifo":
+        os.mkfifo(path)
+    elif what == "directory":
+        path.mkdir()
+    else:  # sparse: nothing to read on disk, past the cap (made small by the test)
+        with open(path, "wb") as fh:
+            fh.truncate((1 << 20) + 1)
+
+
+@pytest.mark.parametrize("what", ["fifo", "directory", "too-large"])
+@pytest.mark.parametrize("which", ["index.parquet", "shard-000000.bin"])
+def test_an_object_that_is_no_file_localckpt_writes_is_reported_unread(
+        which: str, what: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify read a store's own objects with a plain open: a FIFO in place of a shard
+    or an index made it wait for ever, a device or a sparse file of terabytes was read
+    whole. Each is a problem naming the key, and nothing of it is read."""
+    import os
+    import threading
+
+    from localckpt import bundle_limits
+
+    monkeypatch.setattr(bundle_limits, "MAX_OBJECT", 1 << 20)
+    store = localckpt.open(str(tmp_path / "s"), create=True)
+    tl = store.create_timeline("v", "p", FRAMES, codec="png", workers=1)
+    key = f"frames/{tl.id}/{which}"
+    path = Path(store.objects.local_path(key) or "")
+    _fifo_or_so(path, what)
+    reports: list[Any] = []
+    thread = threading.Thread(target=lambda: reports.append(store.verify()), daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():  # let the blocked open go, then fail
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(60)
+        pytest.fail(f"verify waited on a FIFO put in place of {which}")
+    report = reports[0]
+    assert [(p.kind, p.record, p.object) for p in report.damage] == [
+        ("bad-object", tl.id, key)], report.problems
+    said = {"fifo": "is a FIFO, not a regular file", "directory": "is a directory, not a",
+            "too-large": f"holds {(1 << 20) + 1} bytes, more than the 1048576"}[what]
+    assert said in report.damage[0].message and "it was not read" in report.damage[0].message
+    assert store.verify(tl.id).damage == report.damage
+    store.close()

@@ -13,6 +13,11 @@ What is checked (every backend; deleted records are not checked, they are gone):
   hash the timeline records (``Timeline.index_hash``) and parses; every shard it names
   exists and every frame's bytes match their content hash; the index holds
   ``frame_count`` frames;
+- every object is read whole once, through ``Objects.get_capped`` with the bundles'
+  cap (``bundle_limits.MAX_OBJECT``): in a local directory, one that is not a regular
+  file (a FIFO, which would block the read for ever, a device, a directory) or is
+  larger than the cap is a problem of kind ``bad-object`` naming its key, and is not
+  read;
 - no record is dated more than ``localckpt.admit.MAX_CLOCK_SKEW`` (a day) after this
   machine's clock, by its ``created_at`` or by the time its UUIDv7 id records: live
   timelines, checkpoints and tags, the tombstones (of deleted timelines too: they
@@ -229,14 +234,20 @@ class _Check:
         be read. A read the server refused or failed for this object alone is a problem
         and the next object is tried; the store out of reach (down, stalled, the bucket
         or the credentials refused), or FAILURES_IN_A_ROW such failures, stop the reads."""
+        from ..bundle_limits import MAX_OBJECT  # here: tests make it small
+
         if self.unreachable is not None:
             self.skipped += 1
             return None
         try:
-            data = self.store.objects.get(key)
+            data = self.store.objects.get_capped(key, MAX_OBJECT)
         except NotFoundError:
             self.in_a_row = 0  # the server answered
             self.add("missing-object", t.id, key, f"timeline {t.id}: {what} {key} is missing")
+            return None
+        except CorruptDataError as exc:  # a FIFO, a device, a file past the cap: unread
+            self.in_a_row = 0
+            self.add("bad-object", t.id, key, f"timeline {t.id}: {what} {key}: {exc}")
             return None
         except BackendUnavailableError as exc:
             self._failed(t, key, what, exc)
