@@ -66,6 +66,14 @@ def _replace_index(store: Store, tid: str, ids: list[str]) -> str:
     return "index-hash"
 
 
+def _append_to_shard(store: Store, tid: str, ids: list[str]) -> str:
+    """Bytes after a shard's last frame: every frame reads as before, and verify called
+    the shard sound."""
+    key = shard_key(tid, 0)
+    store.objects.put(key, store.objects.get(key) + b"appended")
+    return "trailing-bytes"
+
+
 def _orphan_checkpoint(store: Store, tid: str, ids: list[str]) -> str:
     """A checkpoint whose parent exists nowhere (a catalog damaged behind our back)."""
     c = store.get_checkpoint(ids[2])
@@ -86,7 +94,7 @@ def _rotten_output(store: Store, tid: str, ids: list[str]) -> str:
 
 
 DAMAGE: list[Callable[[Store, str, list[str]], str]] = [
-    _drop_shard, _drop_index, _flip_shard, _replace_index]
+    _drop_shard, _drop_index, _flip_shard, _replace_index, _append_to_shard]
 CATALOG_DAMAGE = [_orphan_checkpoint, _lost_output, _rotten_output]  # memory catalog only
 
 
@@ -408,7 +416,23 @@ def test_verify_command_names_records_by_short_ids(
             f"{one.id}") in messages
 
 
-# -- objects no reading should wait on --------------------------------------------------------
+# -- what every frame reading misses ---------------------------------------------------------
+
+
+def test_bytes_after_a_shards_last_frame_are_named(new_store: StoreFactory) -> None:
+    store, tid, _ = _store(new_store, "memory")
+    before = [f.image.tobytes() for f in store.get_timeline_frames(tid)]
+    key = shard_key(tid, 0)
+    size = len(store.objects.get(key))
+    _append_to_shard(store, tid, [])
+    assert [f.image.tobytes() for f in store.get_timeline_frames(tid)] == before  # reads unchanged
+    report = store.verify(tid)
+    assert [(p.kind, p.record, p.object) for p in report.damage] == [
+        ("trailing-bytes", tid, key)]
+    message = report.damage[0].message
+    assert f"timeline {tid}: shard {key} holds {size + 8} bytes, 8 after the end of its " \
+        f"last frame (byte {size})" in message
+    assert report.objects == 2 and report.bytes >= size + 8  # each object read once
 
 
 def _fifo_or_so(path: Path, what: str) -> None:

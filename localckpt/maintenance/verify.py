@@ -11,8 +11,9 @@ What is checked (every backend; deleted records are not checked, they are gone):
   none), and so does its merged_from (unless that checkpoint was deleted);
 - every live timeline's root checkpoint exists; its frame index exists, matches the
   hash the timeline records (``Timeline.index_hash``) and parses; every shard it names
-  exists and every frame's bytes match their content hash; the index holds
-  ``frame_count`` frames;
+  exists and every frame's bytes match their content hash, and no bytes follow its last
+  frame (kind ``trailing-bytes``: every frame still reads, but the shard is not as
+  written); the index holds ``frame_count`` frames;
 - every object is read whole once, through ``Objects.get_capped`` with the bundles'
   cap (``bundle_limits.MAX_OBJECT``): in a local directory, one that is not a regular
   file (a FIFO, which would block the read for ever, a device, a directory) or is
@@ -303,6 +304,14 @@ class _Check:
                 verify_shard(t.id, shard, blob, rows[shard], objects.describe())
             except CorruptDataError as exc:
                 self.add("frame-hash", t.id, key, str(exc))
+                continue
+            end = max(m.offset + m.length for m in rows[shard])
+            if len(blob) > end:  # every frame reads, but the shard is not as written
+                self.add("trailing-bytes", t.id, key, f"timeline {t.id}: shard {key} "
+                         f"holds {len(blob)} bytes, {len(blob) - end} after the end of its "
+                         f"last frame (byte {end}), which no frame of the index covers: "
+                         "bytes appended to it or a damaged copy (every frame still reads; "
+                         "restore the shard from a copy of the store)")
         return set(keys_of(t.id, metas))
 
     def leftovers(self, live: dict[str, Timeline], expected: dict[str, set[str] | None],
