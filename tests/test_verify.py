@@ -416,7 +416,7 @@ def test_verify_command_names_records_by_short_ids(
             f"{one.id}") in messages
 
 
-# -- what every frame reading misses ---------------------------------------------------------
+# -- what every frame reading misses, and what a transfer once let in -----------------------
 
 
 def test_bytes_after_a_shards_last_frame_are_named(new_store: StoreFactory) -> None:
@@ -433,6 +433,65 @@ def test_bytes_after_a_shards_last_frame_are_named(new_store: StoreFactory) -> N
     assert f"timeline {tid}: shard {key} holds {size + 8} bytes, 8 after the end of its " \
         f"last frame (byte {size})" in message
     assert report.objects == 2 and report.bytes >= size + 8  # each object read once
+
+
+def _cross_timeline_tombstone(store: Store, aim: str) -> tuple[str, str, str]:
+    """A tombstone filed under A whose target is not a record of its kind in A (what a
+    transfer admitted before it looked the target up in every timeline); made with the
+    catalog's own commit, as a peer's transfer wrote it. (A's id, V's id, the target)."""
+    from localckpt.ids import new_id
+    from localckpt.records import utcnow
+
+    v = store.create_timeline("v", "p", FRAMES, codec="png", workers=1)
+    vc = store.save_stage_output(v.id, None, "detect", {"v": 1})
+    tag = store.tag(vc, "victim")
+    a = store.create_timeline("a", "p", FRAMES, codec="png", workers=1)
+    ac = store.save_stage_output(a.id, None, "detect", {"a": 1})
+    kind, target = {"tag of V": ("tag", tag.id), "checkpoint of V": ("checkpoint", vc),
+                    "tag that is a checkpoint": ("tag", ac),
+                    "timeline V": ("timeline", v.id)}[aim]
+    store.catalog.commit(localckpt.Batch(tombstones=[
+        Tombstone(new_id(), target, kind, a.id, utcnow())]))
+    return a.id, v.id, target
+
+
+@pytest.mark.parametrize("aim", ["tag of V", "checkpoint of V", "tag that is a checkpoint",
+                                 "timeline V"])
+@pytest.mark.parametrize("kind", ["memory", "embedded"])
+def test_a_tombstone_aimed_outside_its_timeline_or_kind_is_reported(
+        aim: str, kind: str, new_store: StoreFactory) -> None:
+    """A store that took a peer's tombstone naming another timeline's tag (before
+    6aa4a59) verified clean, yet could not pass its timelines on: a whole sync is
+    refused. verify names the tombstone, its timeline and what it names."""
+    store = new_store(kind)
+    a, v, target = _cross_timeline_tombstone(store, aim)
+    with pytest.raises(CorruptDataError, match="tombstone"):  # what verify warns of
+        localckpt.sync(store, new_store("memory"))
+    report = store.verify()
+    assert [(p.kind, p.record) for p in report.damage] == [("tombstone", a)], report.problems
+    message = report.damage[0].message
+    assert f"of timeline {a} deletes {target}" in message and "Transfers refuse it" in message
+    if aim != "tag that is a checkpoint":
+        assert f"timeline {v}" in message
+    assert store.verify(a).damage == report.damage  # filed under A: verify(A) finds it
+    if aim != "timeline V":  # a tombstone deleting V itself hides V
+        assert store.verify(v).ok
+
+
+def test_tombstones_of_purged_records_are_not_reported(new_store: StoreFactory) -> None:
+    """A tombstone outlives its target (gc purges the record): nowhere, it is not
+    damage."""
+    from localckpt.gc import collect_garbage
+
+    store = new_store("memory")
+    tids = _many(store, 2)
+    tl = store.get_timeline(tids[0])
+    c = store.save_stage_output(tl.id, None, "detect", {"gone": 1})
+    store.untag(store.tag(c, "gone").name)
+    store.prune(c)
+    collect_garbage(store, older_than=0, grace=0)
+    assert not store.catalog.checkpoints([c])  # purged: the tombstone names nothing here
+    assert store.verify().ok and store.verify(tl.id).ok
 
 
 def _fifo_or_so(path: Path, what: str) -> None:
