@@ -29,7 +29,7 @@ from .errors import (
 if TYPE_CHECKING:
     import fsspec
 
-__all__ = ["Objects", "credentials_source", "mtime_of", "split_credentials"]
+__all__ = ["Objects", "credentials_source", "make_dirs", "mtime_of", "split_credentials"]
 
 # s3://KEY:SECRET@bucket/prefix (the MinIO client's form): the part before '@'.
 _URL_CREDENTIALS = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:]*)"
@@ -204,7 +204,7 @@ class Objects:
         path = self.path(key)
         with _translate(self, key):
             if self.is_local:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+                make_dirs(os.path.dirname(path))
                 tmp = f"{path}.tmp-{uuid.uuid4().hex}"
                 try:
                     with open(tmp, "wb") as fh:
@@ -222,7 +222,7 @@ class Objects:
         path = self.path(key)
         with _translate(self, key):
             if self.is_local:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+                make_dirs(os.path.dirname(path))
                 os.replace(local_file, path)
             else:
                 self.fs.put_file(local_file, path)
@@ -368,6 +368,25 @@ class Objects:
             with _translate(self, key):
                 total += int(self.fs.size(self.path(key)))
         return total
+
+
+#: Times make_dirs makes a directory again when one above it went meanwhile
+_MAKE_DIRS_TRIES = 8
+
+
+def make_dirs(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)``, made again when a directory above it went
+    between makedirs finding it and making the next one in it: a refused transfer
+    removes the ``frames/`` directory its ingest lease made once it is empty again
+    (``IngestLease.remove_dirs``), which a writer of another timeline may just have
+    found there. OSError as os.makedirs."""
+    for _ in range(_MAKE_DIRS_TRIES - 1):
+        try:
+            os.makedirs(path, exist_ok=True)
+            return
+        except FileNotFoundError:
+            continue
+    os.makedirs(path, exist_ok=True)
 
 
 def _make_dir(path: str) -> None:
