@@ -22,6 +22,12 @@ So a paused ingest keeps its shards (defect: gc deleted them once they were olde
 ``--older-than``), and a timeline whose shards gc removed never becomes visible.
 Durations are measured with each process's monotonic clock; only the lease age compares
 the object's modification time with gc's wall clock, and TTL is long next to any skew.
+
+In a local directory the lease makes ``frames/<timeline>/`` (and ``frames/`` in a store
+that held no frames); a write that fails or is refused leaves neither once its objects
+are gone (:meth:`IngestLease.remove_dirs`, which removes ``frames/`` only if this lease
+made it and only while it is empty; writers make a path again when a directory above it
+went meanwhile: ``localckpt.objects.make_dirs``).
 """
 
 from __future__ import annotations
@@ -83,6 +89,19 @@ def read_lease(objects: Objects, key: str) -> Any:
                       error=CorruptDataError)
 
 
+def _make_frames_dir(objects: Objects) -> bool:
+    """Local stores: make the ``frames/`` directory when there is none; whether this
+    call made it (its removal is then this write's to undo: IngestLease.remove_dirs)."""
+    path = objects.local_path("frames")
+    if path is None:
+        return False
+    try:
+        os.mkdir(path)
+    except OSError:  # there already (or the lease's put says what is wrong)
+        return False
+    return True
+
+
 def lease_key(timeline_id: str) -> str:
     from .shards import _prefix
 
@@ -107,6 +126,8 @@ class IngestLease:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._tracked: set[str] = set()  # local temp files of this write (see track)
+        #: this lease made the store's ``frames/`` directory (see remove_dirs)
+        self.made_frames_dir = False
 
     def track(self, path: str) -> None:
         """A local temporary file of this write: the heartbeat keeps its modification time
@@ -126,6 +147,7 @@ class IngestLease:
         """Write the lease and start its heartbeat; interrupted (SIGTERM, Ctrl-C, a
         failed start) after the lease was written, it removes it again."""
         try:
+            self.made_frames_dir = _make_frames_dir(self.objects)
             self.objects.put(self.key, self._body())
             self._renewed = time.monotonic()
             self._thread = threading.Thread(target=self._beat, daemon=True,
@@ -139,8 +161,35 @@ class IngestLease:
             with contextlib.suppress(LocalckptError):
                 if self._holds():
                     self.objects.delete([self.key])
+            self.remove_dirs()
             raise
         return self
+
+    def remove_dirs(self) -> None:
+        """Local stores, once this lease is gone (release calls it): the timeline's
+        directory if it is empty, and the store's ``frames/`` directory if this lease
+        made it (the store held no frames) and it is empty again, so that a failed or
+        refused write whose objects are gone leaves the store as it was; after a commit
+        both hold its frames and stay. Object stores have no directories. A ``frames/``
+        that still holds another timeline's directory is tried again by the next call.
+
+        ``frames/`` is removed only when empty (``rmdir``), so never with another
+        writer's objects in it; a writer of another timeline that found it just before
+        makes it again (``localckpt.objects.make_dirs``, which every writer here uses).
+        Never raises."""
+        from .shards import remove_empty_dir
+
+        with contextlib.suppress(LocalckptError):
+            remove_empty_dir(self.objects, self.timeline_id)
+        path = self.objects.local_path("frames")
+        if self.made_frames_dir and path is not None:
+            try:
+                os.rmdir(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                return  # not empty (another timeline's directory): maybe later
+            self.made_frames_dir = False
 
     def __enter__(self) -> IngestLease:
         return self.acquire()
@@ -215,7 +264,9 @@ class IngestLease:
 
     def release(self) -> None:
         """Stop the heartbeat and remove the lease (the catalog row protects the frames
-        now, or the write failed and its objects are gone). Never raises."""
+        now, or the write failed and its objects are gone), then the directories it
+        made if they are empty (:meth:`remove_dirs`: after a failed write, none stays).
+        Never raises."""
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
@@ -228,3 +279,4 @@ class IngestLease:
                         self.lost = True  # gc revoked it (see raise_if_revoked)
             except LocalckptError:
                 pass  # a leftover lease in a committed timeline: gc removes it
+        self.remove_dirs()

@@ -11,18 +11,25 @@ import inspect
 import os
 import posixpath
 import re
+import stat
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from . import _s3
-from .errors import BackendUnavailableError, InvalidInputError, LocalckptError, NotFoundError
+from .errors import (
+    BackendUnavailableError,
+    CorruptDataError,
+    InvalidInputError,
+    LocalckptError,
+    NotFoundError,
+)
 
 if TYPE_CHECKING:
     import fsspec
 
-__all__ = ["Objects", "credentials_source", "mtime_of", "split_credentials"]
+__all__ = ["Objects", "credentials_source", "make_dirs", "mtime_of", "split_credentials"]
 
 # s3://KEY:SECRET@bucket/prefix (the MinIO client's form): the part before '@'.
 _URL_CREDENTIALS = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:]*)"
@@ -197,7 +204,7 @@ class Objects:
         path = self.path(key)
         with _translate(self, key):
             if self.is_local:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+                make_dirs(os.path.dirname(path))
                 tmp = f"{path}.tmp-{uuid.uuid4().hex}"
                 try:
                     with open(tmp, "wb") as fh:
@@ -215,7 +222,7 @@ class Objects:
         path = self.path(key)
         with _translate(self, key):
             if self.is_local:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
+                make_dirs(os.path.dirname(path))
                 os.replace(local_file, path)
             else:
                 self.fs.put_file(local_file, path)
@@ -223,6 +230,56 @@ class Objects:
     def get(self, key: str) -> bytes:
         with _translate(self, key):
             return bytes(self.fs.cat_file(self.path(key), **self._get_options))
+
+    def get_capped(self, key: str, max_bytes: int) -> bytes:
+        """The whole object at key, of at most max_bytes: a read of objects that anyone
+        able to write the store's directory may have replaced (verify reads a store's
+        every object so).
+
+        In a local directory the object must be a regular file: a FIFO (whose open
+        blocks until something writes to it), a device (endless), a directory or a
+        socket is refused, told from the descriptor opened without waiting; and so is a
+        file larger than max_bytes, told from its size before a byte is read. From an
+        object store (no such files there) the read stops past the cap: one ranged GET,
+        as a whole object's is. CorruptDataError for a refusal, naming the key and what
+        it is; NotFoundError when there is none; other failures as :meth:`get`'s."""
+        path = self.local_path(key)
+        if path is None:
+            data = self.get_range(key, 0, max_bytes + 1)
+            if len(data) > max_bytes:
+                raise CorruptDataError(
+                    f"object {key} in {self.describe()} holds more than {max_bytes} bytes, "
+                    "more than any localckpt writes; it was not read past that")
+            return data
+        from .safefiles import file_kind, open_without_waiting
+
+        with _translate(self, key):  # a missing file, a refused permission: as get's
+            fd = open_without_waiting(path)
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise CorruptDataError(
+                        f"object {key} in {self.describe()} is {file_kind(st.st_mode)}, not "
+                        "a regular file: no object localckpt writes; it was not read")
+                if st.st_size > max_bytes:
+                    raise CorruptDataError(
+                        f"object {key} in {self.describe()} holds {st.st_size} bytes, more "
+                        f"than the {max_bytes} any localckpt object may have; it was not read")
+                chunks: list[bytes] = []
+                size = 0
+                while True:  # the size first (one read as a rule), then what it grew by
+                    chunk = os.read(fd, min(max(st.st_size - size, 0) + (1 << 16),
+                                            max_bytes + 1 - size))
+                    if not chunk:
+                        return b"".join(chunks)
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise CorruptDataError(
+                            f"object {key} in {self.describe()} grew past {max_bytes} bytes "
+                            "while it was read; it was not read further")
+            finally:
+                os.close(fd)
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of key, in one ranged request on remote stores."""
@@ -311,6 +368,25 @@ class Objects:
             with _translate(self, key):
                 total += int(self.fs.size(self.path(key)))
         return total
+
+
+#: Times make_dirs makes a directory again when one above it went meanwhile
+_MAKE_DIRS_TRIES = 8
+
+
+def make_dirs(path: str) -> None:
+    """``os.makedirs(path, exist_ok=True)``, made again when a directory above it went
+    between makedirs finding it and making the next one in it: a refused transfer
+    removes the ``frames/`` directory its ingest lease made once it is empty again
+    (``IngestLease.remove_dirs``), which a writer of another timeline may just have
+    found there. OSError as os.makedirs."""
+    for _ in range(_MAKE_DIRS_TRIES - 1):
+        try:
+            os.makedirs(path, exist_ok=True)
+            return
+        except FileNotFoundError:
+            continue
+    os.makedirs(path, exist_ok=True)
 
 
 def _make_dir(path: str) -> None:

@@ -34,6 +34,7 @@ __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
     "check_depth",
+    "file_kind",
     "load_json_file",
     "load_toml_file",
     "open_regular",
@@ -57,7 +58,8 @@ _MARKER_BYTES = 64 << 10
 Error = type[LocalckptError]
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, by its st_mode ("a FIFO", ...)."""
     for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
                        (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
                        (stat.S_ISSOCK, "a socket")):
@@ -88,7 +90,7 @@ def open_regular(path: str | os.PathLike[str], what: str, *, error: Error = Inva
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
         raise error(f"cannot read the {what} {path!r}: {exc}") from None
     if not stat.S_ISREG(before.st_mode):
-        raise error(f"the {what} {path} is {_kind(before.st_mode)}, not a regular file; "
+        raise error(f"the {what} {path} is {file_kind(before.st_mode)}, not a regular file; "
                     "replace it with a regular file")
     try:
         fd = open_without_waiting(path)

@@ -51,7 +51,7 @@ from .frames import (
     to_pil,
     validate_frames,
 )
-from .objects import Objects
+from .objects import Objects, make_dirs
 from .types import Frame, FrameMeta
 
 __all__ = [
@@ -214,7 +214,7 @@ class _Encoder:
         try:
             if self.fh is None:
                 if w.tmp_dir:
-                    os.makedirs(w.tmp_dir, exist_ok=True)
+                    make_dirs(w.tmp_dir)
                 fd, self.tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{w.timeline_id}-",
                                                 suffix=".bin", dir=w.tmp_dir)
                 os.fchmod(fd, file_mode())  # as the umask says, like every other file

@@ -185,7 +185,7 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
             for lease in held:
                 lease.release()
             if refused:  # the directories its leases made, now empty
-                _remove_dirs(dst, plan.frames)
+                _remove_dirs(dst, plan.frames, held)
         rows = plan.rows
         # after the commit, never before: what it deletes is what orphans them
         closed = close_transferred(dst, rows.tombstones) if rows.tombstones else ()
@@ -544,13 +544,16 @@ def _remove(dst: Store, keys: list[str]) -> None:
             dst.objects.delete(list(keys))
 
 
-def _remove_dirs(dst: Store, frames: list[_Frames]) -> None:
+def _remove_dirs(dst: Store, frames: list[_Frames], held: list[IngestLease]) -> None:
     """Local stores: the directories of a refused transfer's timelines, if empty (its
-    ingest leases made them; object stores have none)."""
+    ingest leases made them; object stores have none), then ``frames/`` if one of its
+    leases made it (``IngestLease.remove_dirs``: a store that held no frames)."""
     from .shards import remove_empty_dir
 
     for f in frames:
         remove_empty_dir(dst.objects, f.timeline_id)
+    for lease in held:
+        lease.remove_dirs()
 
 
 def _copy_objects(source: Source, dst: Store, frames: list[_Frames], reporter: Reporter,

@@ -209,3 +209,63 @@ def test_shards_follow_the_umask(new_store: StoreFactory) -> None:
             assert os.stat(path).st_mode & 0o777 == 0o644, key
     finally:
         os.umask(old)
+
+
+def test_a_writer_survives_frames_dir_going_while_it_makes_its_own(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A refused transfer removes the frames/ directory its lease made once it is empty
+    again (IngestLease.remove_dirs); a writer of another timeline whose makedirs found
+    frames/ just before then failed to make frames/<timeline>/ in it (FileNotFoundError:
+    some 150 of 3,000 makedirs with the directory removed and made again meanwhile, as here).
+    Writers make the path again (objects.make_dirs)."""
+    import sys
+
+    from localckpt.objects import Objects
+
+    objects = Objects.from_url(str(tmp_path / "objects"))
+    frames = os.path.join(objects.root, "frames")
+    stop = threading.Event()
+
+    def remove_and_make() -> None:  # refused transfers into a store without frames
+        while not stop.is_set():
+            for step in (os.rmdir, os.mkdir):
+                try:
+                    step(frames)
+                except OSError:
+                    pass
+            time.sleep(0)  # each does more than this between the two
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # interleave the two threads as two processes would
+    other = threading.Thread(target=remove_and_make, daemon=True)
+    other.start()
+    try:
+        for i in range(1500):
+            key = f"frames/t{i}/{LEASE_NAME}"
+            objects.put(key, b"{}")
+            objects.delete([key])
+            os.rmdir(os.path.dirname(objects.path(key)))
+    finally:
+        stop.set()
+        other.join()
+        sys.setswitchinterval(interval)
+
+
+def test_a_failed_ingest_into_an_empty_store_leaves_no_directory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The ingest lease made objects/frames/ in a store that held no frames, and a
+    failed ingest (here: no frames at all) left it there, empty."""
+    from pathlib import Path
+
+    import localckpt
+
+    def listing(root: Path) -> list[str]:
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                      if not p.name.startswith("catalog.sqlite"))
+
+    path = tmp_path / "s"
+    with localckpt.open(str(path), create=True) as store:
+        before = listing(path)
+        with pytest.raises(InvalidInputError, match="no frames"):
+            store.create_timeline("v.mp4", "p", [], codec="png", workers=1)
+        assert listing(path) == before and not (path / "objects" / "frames").exists()
+        store.create_timeline("v.mp4", "p", _frames(2), codec="png", workers=1)
+        assert store.verify().ok

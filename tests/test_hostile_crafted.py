@@ -312,6 +312,39 @@ def test_a_bundle_refused_after_its_objects_leaves_no_directory(scene: Scene,
     assert not (scene.dst_path / "objects" / "frames" / scene.a.id).exists()
 
 
+def _damaged_output(m: Members) -> None:
+    rows, schema = rows_of(m, "outputs.parquet")
+    rows[0]["json"] = '{"a": 2}'
+    set_rows(m, "outputs.parquet", rows, schema)
+
+
+def _damaged_shard(m: Members) -> None:
+    name = next(n for n in m if n.endswith("shard-000000.bin"))
+    m[name] = m[name][:-1] + bytes([m[name][-1] ^ 1])
+
+
+@pytest.mark.parametrize("edit", [_damaged_output, _damaged_shard],
+                         ids=["output", "shard"])
+def test_a_refused_import_into_an_empty_store_leaves_no_directory(
+        edit: Callable[[Members], None], scene: Scene, tmp_path: Path) -> None:
+    """Into a store that held no timeline, the objects/frames/ directory the ingest
+    lease made stayed behind, empty, whether the bundle was refused while its shards
+    were copied or after (its output); the store is now exactly as it was."""
+    m = members(scene.bundle)
+    edit(m)
+    bundle = write(tmp_path / "edited.lckpt", m)
+    path = tmp_path / "empty"
+    with localckpt.open(str(path), create=True) as store:
+        before = dump(path)
+        with pytest.raises(localckpt.CorruptDataError, match="does not match"):
+            import_bundle(store, bundle)
+        assert dump(path) == before
+        assert not (path / "objects" / "frames").exists()
+        assert store.verify().ok
+        import_bundle(store, scene.bundle)  # and the next import makes it as before
+        assert (path / "objects" / "frames" / scene.a.id).is_dir()
+
+
 # -- ids that are not UUIDs -----------------------------------------------------------------
 
 

@@ -318,13 +318,13 @@ def test_verify_against_a_wrong_bucket_reports_no_missing_objects(
     with localckpt.open(str(tmp_path / "s"), objects=f"s3://{bucket}/ckpt",
                         storage_options=opts) as wrong:
         reads: list[str] = []
-        real_get = wrong.objects.get
+        real_get = wrong.objects.get_capped  # how verify reads an object
 
-        def get(key: str) -> bytes:
+        def get(key: str, max_bytes: int) -> bytes:
             reads.append(key)
-            return real_get(key)
+            return real_get(key, max_bytes)
 
-        wrong.objects.get = get  # type: ignore[method-assign]
+        wrong.objects.get_capped = get  # type: ignore[method-assign]
         report = wrong.verify()
     kinds = {p.kind for p in report.problems}
     assert "missing-object" not in kinds, report.problems

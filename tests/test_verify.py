@@ -66,6 +66,14 @@ def _replace_index(store: Store, tid: str, ids: list[str]) -> str:
     return "index-hash"
 
 
+def _append_to_shard(store: Store, tid: str, ids: list[str]) -> str:
+    """Bytes after a shard's last frame: every frame reads as before, and verify called
+    the shard sound."""
+    key = shard_key(tid, 0)
+    store.objects.put(key, store.objects.get(key) + b"appended")
+    return "trailing-bytes"
+
+
 def _orphan_checkpoint(store: Store, tid: str, ids: list[str]) -> str:
     """A checkpoint whose parent exists nowhere (a catalog damaged behind our back)."""
     c = store.get_checkpoint(ids[2])
@@ -86,7 +94,7 @@ def _rotten_output(store: Store, tid: str, ids: list[str]) -> str:
 
 
 DAMAGE: list[Callable[[Store, str, list[str]], str]] = [
-    _drop_shard, _drop_index, _flip_shard, _replace_index]
+    _drop_shard, _drop_index, _flip_shard, _replace_index, _append_to_shard]
 CATALOG_DAMAGE = [_orphan_checkpoint, _lost_output, _rotten_output]  # memory catalog only
 
 
@@ -406,3 +414,130 @@ def test_verify_command_names_records_by_short_ids(
     messages = [p["message"] for p in json.loads(capsys.readouterr().out)["problems"]]
     assert (f"checkpoint {stray}: parent {other} belongs to timeline {two.id}, not "
             f"{one.id}") in messages
+
+
+# -- what every frame reading misses, and what a transfer once let in -----------------------
+
+
+def test_bytes_after_a_shards_last_frame_are_named(new_store: StoreFactory) -> None:
+    store, tid, _ = _store(new_store, "memory")
+    before = [f.image.tobytes() for f in store.get_timeline_frames(tid)]
+    key = shard_key(tid, 0)
+    size = len(store.objects.get(key))
+    _append_to_shard(store, tid, [])
+    assert [f.image.tobytes() for f in store.get_timeline_frames(tid)] == before  # reads unchanged
+    report = store.verify(tid)
+    assert [(p.kind, p.record, p.object) for p in report.damage] == [
+        ("trailing-bytes", tid, key)]
+    message = report.damage[0].message
+    assert f"timeline {tid}: shard {key} holds {size + 8} bytes, 8 after the end of its " \
+        f"last frame (byte {size})" in message
+    assert report.objects == 2 and report.bytes >= size + 8  # each object read once
+
+
+def _cross_timeline_tombstone(store: Store, aim: str) -> tuple[str, str, str]:
+    """A tombstone filed under A whose target is not a record of its kind in A (what a
+    transfer admitted before it looked the target up in every timeline); made with the
+    catalog's own commit, as a peer's transfer wrote it. (A's id, V's id, the target)."""
+    from localckpt.ids import new_id
+    from localckpt.records import utcnow
+
+    v = store.create_timeline("v", "p", FRAMES, codec="png", workers=1)
+    vc = store.save_stage_output(v.id, None, "detect", {"v": 1})
+    tag = store.tag(vc, "victim")
+    a = store.create_timeline("a", "p", FRAMES, codec="png", workers=1)
+    ac = store.save_stage_output(a.id, None, "detect", {"a": 1})
+    kind, target = {"tag of V": ("tag", tag.id), "checkpoint of V": ("checkpoint", vc),
+                    "tag that is a checkpoint": ("tag", ac),
+                    "timeline V": ("timeline", v.id)}[aim]
+    store.catalog.commit(localckpt.Batch(tombstones=[
+        Tombstone(new_id(), target, kind, a.id, utcnow())]))
+    return a.id, v.id, target
+
+
+@pytest.mark.parametrize("aim", ["tag of V", "checkpoint of V", "tag that is a checkpoint",
+                                 "timeline V"])
+@pytest.mark.parametrize("kind", ["memory", "embedded"])
+def test_a_tombstone_aimed_outside_its_timeline_or_kind_is_reported(
+        aim: str, kind: str, new_store: StoreFactory) -> None:
+    """A store that took a peer's tombstone naming another timeline's tag (before
+    6aa4a59) verified clean, yet could not pass its timelines on: a whole sync is
+    refused. verify names the tombstone, its timeline and what it names."""
+    store = new_store(kind)
+    a, v, target = _cross_timeline_tombstone(store, aim)
+    with pytest.raises(CorruptDataError, match="tombstone"):  # what verify warns of
+        localckpt.sync(store, new_store("memory"))
+    report = store.verify()
+    assert [(p.kind, p.record) for p in report.damage] == [("tombstone", a)], report.problems
+    message = report.damage[0].message
+    assert f"of timeline {a} deletes {target}" in message and "Transfers refuse it" in message
+    if aim != "tag that is a checkpoint":
+        assert f"timeline {v}" in message
+    assert store.verify(a).damage == report.damage  # filed under A: verify(A) finds it
+    if aim != "timeline V":  # a tombstone deleting V itself hides V
+        assert store.verify(v).ok
+
+
+def test_tombstones_of_purged_records_are_not_reported(new_store: StoreFactory) -> None:
+    """A tombstone outlives its target (gc purges the record): nowhere, it is not
+    damage."""
+    from localckpt.gc import collect_garbage
+
+    store = new_store("memory")
+    tids = _many(store, 2)
+    tl = store.get_timeline(tids[0])
+    c = store.save_stage_output(tl.id, None, "detect", {"gone": 1})
+    store.untag(store.tag(c, "gone").name)
+    store.prune(c)
+    collect_garbage(store, older_than=0, grace=0)
+    assert not store.catalog.checkpoints([c])  # purged: the tombstone names nothing here
+    assert store.verify().ok and store.verify(tl.id).ok
+
+
+def _fifo_or_so(path: Path, what: str) -> None:
+    import os
+
+    path.unlink()
+    if what == "fifo":
+        os.mkfifo(path)
+    elif what == "directory":
+        path.mkdir()
+    else:  # sparse: nothing to read on disk, past the cap (made small by the test)
+        with open(path, "wb") as fh:
+            fh.truncate((1 << 20) + 1)
+
+
+@pytest.mark.parametrize("what", ["fifo", "directory", "too-large"])
+@pytest.mark.parametrize("which", ["index.parquet", "shard-000000.bin"])
+def test_an_object_that_is_no_file_localckpt_writes_is_reported_unread(
+        which: str, what: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verify read a store's own objects with a plain open: a FIFO in place of a shard
+    or an index made it wait for ever, a device or a sparse file of terabytes was read
+    whole. Each is a problem naming the key, and nothing of it is read."""
+    import os
+    import threading
+
+    from localckpt import bundle_limits
+
+    monkeypatch.setattr(bundle_limits, "MAX_OBJECT", 1 << 20)
+    store = localckpt.open(str(tmp_path / "s"), create=True)
+    tl = store.create_timeline("v", "p", FRAMES, codec="png", workers=1)
+    key = f"frames/{tl.id}/{which}"
+    path = Path(store.objects.local_path(key) or "")
+    _fifo_or_so(path, what)
+    reports: list[Any] = []
+    thread = threading.Thread(target=lambda: reports.append(store.verify()), daemon=True)
+    thread.start()
+    thread.join(60)
+    if thread.is_alive():  # let the blocked open go, then fail
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(60)
+        pytest.fail(f"verify waited on a FIFO put in place of {which}")
+    report = reports[0]
+    assert [(p.kind, p.record, p.object) for p in report.damage] == [
+        ("bad-object", tl.id, key)], report.problems
+    said = {"fifo": "is a FIFO, not a regular file", "directory": "is a directory, not a",
+            "too-large": f"holds {(1 << 20) + 1} bytes, more than the 1048576"}[what]
+    assert said in report.damage[0].message and "it was not read" in report.damage[0].message
+    assert store.verify(tl.id).damage == report.damage
+    store.close()

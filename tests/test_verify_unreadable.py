@@ -144,13 +144,13 @@ def test_verify_stops_after_failures_in_a_row(iam_s3: IamS3, tmp_path: Path) -> 
     iam_s3.deny(objects.split("/", 3)[3], "*")
     with localckpt.open(path, objects=objects, storage_options=iam_s3.options()) as store:
         reads: list[str] = []
-        real_get = store.objects.get
+        real_get = store.objects.get_capped  # how verify reads an object
 
-        def get(key: str) -> bytes:
+        def get(key: str, max_bytes: int) -> bytes:
             reads.append(key)
-            return real_get(key)
+            return real_get(key, max_bytes)
 
-        store.objects.get = get  # type: ignore[method-assign]
+        store.objects.get_capped = get  # type: ignore[method-assign]
         report = store.verify()
     assert len(reads) == FAILURES_IN_A_ROW, reads
     assert report.unread_objects == n and report.objects == 0

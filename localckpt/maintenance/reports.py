@@ -95,7 +95,11 @@ class Problem:
     Attributes:
         kind: what is wrong, e.g. "catalog-storage", "output-hash", "output-json",
             "missing-output", "parent", "merged-from", "root", "missing-object",
-            "index-hash", "index", "frame-hash", "frame-count", "future" (a record dated
+            "index-hash", "index", "frame-hash", "trailing-bytes" (bytes after a
+            shard's last frame), "bad-object" (an object that is no regular file, or
+            larger than any localckpt writes: not read), "frame-count", "tombstone" (one
+            whose target is of another kind or timeline, which transfers refuse),
+            "future" (a record dated
             more than a day after this machine's clock, which transfers refuse),
             "unreadable" (a part of the store that could not be read, so it was not
             checked); or a leftover gc

@@ -11,8 +11,19 @@ What is checked (every backend; deleted records are not checked, they are gone):
   none), and so does its merged_from (unless that checkpoint was deleted);
 - every live timeline's root checkpoint exists; its frame index exists, matches the
   hash the timeline records (``Timeline.index_hash``) and parses; every shard it names
-  exists and every frame's bytes match their content hash; the index holds
-  ``frame_count`` frames;
+  exists and every frame's bytes match their content hash, and no bytes follow its last
+  frame (kind ``trailing-bytes``: every frame still reads, but the shard is not as
+  written); the index holds ``frame_count`` frames;
+- every object is read whole once, through ``Objects.get_capped`` with the bundles'
+  cap (``bundle_limits.MAX_OBJECT``): in a local directory, one that is not a regular
+  file (a FIFO, which would block the read for ever, a device, a directory) or is
+  larger than the cap is a problem of kind ``bad-object`` naming its key, and is not
+  read;
+- every tombstone verify reads (those of the checked timelines; every one when whole)
+  deletes, where the store holds its target, a record of its kind in the timeline it
+  is filed under, as transfers check (``admit``): kind ``tombstone`` otherwise, such as
+  one filed under A naming a tag of V, which transfers admitted before they looked
+  the target up in every timeline, and which makes a sync of the whole store refused;
 - no record is dated more than ``localckpt.admit.MAX_CLOCK_SKEW`` (a day) after this
   machine's clock, by its ``created_at`` or by the time its UUIDv7 id records: live
   timelines, checkpoints and tags, the tombstones (of deleted timelines too: they
@@ -60,7 +71,7 @@ from ..shards import (
     verify_index,
     verify_shard,
 )
-from ..types import Checkpoint, Tag, Timeline
+from ..types import Checkpoint, Tag, Timeline, Tombstone
 from ..visibility import Marks, dead_in_tree
 from .reports import Problem, VerifyReport
 
@@ -100,6 +111,8 @@ class _Check:
         self.failed = 0
         self.unlisted = 0
         self.in_a_row = 0
+        #: the timeline of every checkpoint of the trees read, deleted ones included
+        self.where: dict[str, str] = {}
 
     def add(self, kind: str, record: str | None, obj: str | None, message: str) -> None:
         self.problems.append(Problem(kind, record, obj, message))
@@ -119,6 +132,7 @@ class _Check:
     def tree(self, t: Timeline, marks: Marks) -> set[str]:
         """Check the live part of t's tree; return the output hashes it refers to."""
         everything = {c.id: c for c in self.store.catalog.tree(t.id)}
+        self.where.update((c.id, c.timeline_id) for c in everything.values())
         dead = dead_in_tree(everything.values(), marks.checkpoints)
         live = [c for c in everything.values() if c.id not in dead]
         self.counts["checkpoints"] += len(live)
@@ -166,23 +180,70 @@ class _Check:
                 self.add("future", r.id, None, _future_message(kind, r.id, *late, self.limit))
 
     def other_records(self, timelines: list[Timeline], marks: dict[str, Marks],
-                      whole: bool) -> None:
+                      whole: bool) -> tuple[list[Tombstone], list[Tag]]:
         """The times of the records verify reads nowhere else: the live timelines, their
         live tags and stage runs, and the tombstones (every one of the store when whole:
-        a deleted timeline's deletion travels too)."""
+        a deleted timeline's deletion travels too). Returns those tombstones and the
+        timelines' tags (deleted ones too)."""
         self.future("timeline", timelines)
         cat = self.store.catalog
         ids = [t.id for t in timelines]
         tags = cat.tags(ids) if ids else []
         self.future("tag", [g for g in tags if isinstance(g, Tag)
                             and g.id not in marks.get(g.timeline_id, Marks(g.timeline_id)).tags])
-        self.future("tombstone", cat.tombstones(None if whole else ids) if whole or ids
-                    else [])
+        tombstones = cat.tombstones(None if whole else ids) if whole or ids else []
+        self.future("tombstone", tombstones)
         tables = getattr(cat, "runs", None)
         if tables is not None and tables.available:
             runs = tables.listing(None) if whole else \
                 [r for t in ids for r in tables.listing(t)]
             self.future("stage run", runs)
+        return tombstones, tags
+
+    def targets(self, timelines: list[Timeline], tombstones: list[Tombstone],
+                tags: list[Tag]) -> None:
+        """Each tombstone deletes, where the store holds its target, a record of its kind
+        in the timeline it is filed under, as transfers check (``admit``): a store that
+        took one aimed across timelines before they did (at another timeline's tag, from
+        a peer, before transfers checked it) cannot pass its timelines on. Targets found neither in
+        the trees and tags read nor in the live timelines are read by id (purged records
+        are nowhere: a tombstone may outlive its target)."""
+        kinds: dict[str, tuple[str, str]] = {t.id: ("timeline", t.id) for t in timelines}
+        kinds.update((cid, ("checkpoint", tid)) for cid, tid in self.where.items())
+        kinds.update((g.id, ("tag", g.timeline_id)) for g in tags)
+        aimed = [x for x in tombstones if x.kind != "timeline"]
+        unknown = sorted({x.target_id for x in aimed} - set(kinds))
+        cat = self.store.catalog
+        for i in range(0, len(unknown), _OUTPUT_BATCH):
+            rest = unknown[i:i + _OUTPUT_BATCH]
+            kinds.update((c.id, ("checkpoint", c.timeline_id)) for c in cat.checkpoints(rest))
+            rest = [r for r in rest if r not in kinds]
+            if rest:
+                kinds.update((g.id, ("tag", g.timeline_id)) for g in cat.with_ids("tag", rest))
+                rest = [r for r in rest if r not in kinds]
+            if rest:
+                kinds.update((t.id, ("timeline", t.id)) for t in cat.timelines(rest))
+        for x in tombstones:
+            tid = x.timeline_id
+            found, owner = ("timeline", x.target_id) if x.kind == "timeline" else \
+                kinds.get(x.target_id, (None, None))
+            if found is None or (found, owner) == (x.kind, tid):
+                continue  # a purged record, or as it should be
+            refused = f"every transfer of timeline {tid} (sync, push, import) is refused"
+            if found == "timeline":
+                what = f"timeline {owner}"
+            elif owner == tid:
+                what = f"a {found} of that timeline"
+            else:
+                what = f"a {found} of timeline {owner}"
+                refused = (f"a sync or push of the whole store is refused, as is a transfer "
+                           f"of timeline {tid} into a store that holds timeline {owner}")
+            why = ("a deletion deletes only in its own timeline" if found == x.kind
+                   else f"a tombstone of kind {x.kind!r} deletes a {x.kind}")
+            self.add("tombstone", tid, None,
+                     f"tombstone {x.id} of timeline {tid} deletes {x.target_id}, {what} "
+                     f"({why}). Transfers refuse it: {refused} (was it taken from a peer "
+                     "before transfers checked this?). The records still read as they did")
 
     def outputs(self, hashes: set[str]) -> None:
         ordered = sorted(hashes)
@@ -229,14 +290,20 @@ class _Check:
         be read. A read the server refused or failed for this object alone is a problem
         and the next object is tried; the store out of reach (down, stalled, the bucket
         or the credentials refused), or FAILURES_IN_A_ROW such failures, stop the reads."""
+        from ..bundle_limits import MAX_OBJECT  # here: tests make it small
+
         if self.unreachable is not None:
             self.skipped += 1
             return None
         try:
-            data = self.store.objects.get(key)
+            data = self.store.objects.get_capped(key, MAX_OBJECT)
         except NotFoundError:
             self.in_a_row = 0  # the server answered
             self.add("missing-object", t.id, key, f"timeline {t.id}: {what} {key} is missing")
+            return None
+        except CorruptDataError as exc:  # a FIFO, a device, a file past the cap: unread
+            self.in_a_row = 0
+            self.add("bad-object", t.id, key, f"timeline {t.id}: {what} {key}: {exc}")
             return None
         except BackendUnavailableError as exc:
             self._failed(t, key, what, exc)
@@ -292,6 +359,14 @@ class _Check:
                 verify_shard(t.id, shard, blob, rows[shard], objects.describe())
             except CorruptDataError as exc:
                 self.add("frame-hash", t.id, key, str(exc))
+                continue
+            end = max(m.offset + m.length for m in rows[shard])
+            if len(blob) > end:  # every frame reads, but the shard is not as written
+                self.add("trailing-bytes", t.id, key, f"timeline {t.id}: shard {key} "
+                         f"holds {len(blob)} bytes, {len(blob) - end} after the end of its "
+                         f"last frame (byte {end}), which no frame of the index covers: "
+                         "bytes appended to it or a damaged copy (every frame still reads; "
+                         "restore the shard from a copy of the store)")
         return set(keys_of(t.id, metas))
 
     def leftovers(self, live: dict[str, Timeline], expected: dict[str, set[str] | None],
@@ -371,8 +446,11 @@ def verify(store: Store, timeline_id: str | None = None, *, storage: bool | None
             hashes |= found_hashes or set()
         expected[t.id] = check.guarded(f"the frames of timeline {t.id}", t.id,
                                        functools.partial(check.frames, t))
-    check.guarded("the records' times", None,
-                  lambda: check.other_records(timelines, marks, whole))
+    read = check.guarded("the records' times", None,
+                         lambda: check.other_records(timelines, marks, whole))
+    if read is not None:
+        check.guarded("the tombstones' targets", None,
+                      functools.partial(check.targets, timelines, *read))
     check.outputs(hashes)
     if check.unlisted:
         check.add("unreadable", None, None, f"{check.unlisted} more frame object(s) could "
