@@ -535,10 +535,13 @@ def by_shard(metas: Iterable[FrameMeta]) -> dict[int, list[FrameMeta]]:
 
 
 def verify_shard(timeline_id: str, shard: int, data: bytes, metas: Iterable[FrameMeta],
-                 where: str) -> None:
+                 where: str, *, trailing: bool = True) -> None:
     """CorruptDataError unless every frame the index puts in this shard has its bytes
-    there, matching its content hash (what sync, bundles and verify check)."""
+    there, matching its content hash, and (trailing) no bytes follow its last frame: a
+    shard is written whole, so such bytes are damage that a copy would carry on (what
+    sync, bundles and verify check; verify reports trailing bytes as a kind of its own)."""
     view = memoryview(data)
+    end = 0
     for m in metas:
         if m.shard != shard:
             continue
@@ -548,6 +551,12 @@ def verify_shard(timeline_id: str, shard: int, data: bytes, metas: Iterable[Fram
                 f"shard {shard} of timeline {timeline_id} in {where}: frame {m.sequence} "
                 "does not match its content hash; refusing the damaged shard"
             )
+        end = max(end, m.offset + m.length)
+    if trailing and end and len(data) > end:
+        raise CorruptDataError(
+            f"shard {shard} of timeline {timeline_id} in {where}: {len(data) - end} bytes "
+            f"follow its last frame (byte {end}), which no frame of the index covers; "
+            "refusing the damaged shard")
 
 
 class FrameReader:

@@ -321,6 +321,23 @@ def test_a_source_with_a_damaged_shard_leaves_nothing(store_kind: str, new_store
     assert _state(dst) == before
 
 
+def test_bytes_after_a_shards_last_frame_are_refused_by_sync_and_bundles(
+        store_kind: str, new_store: StoreFactory, tmp_path: Path) -> None:
+    """Every frame of such a shard reads, so sync, export and import copied the bytes
+    along, and the copy was a store that verify calls damaged (trailing-bytes)."""
+    src, tid = _source(new_store)
+    key = f"frames/{tid}/shard-000000.bin"
+    src.objects.put(key, src.objects.get(key) + b"appended")
+    dst = new_store(store_kind)
+    before = _state(dst)
+    with pytest.raises(CorruptDataError, match="8 bytes follow its last frame"):
+        localckpt.sync(src, dst)
+    assert _state(dst) == before
+    with pytest.raises(CorruptDataError, match="follow its last frame"):
+        export_bundle(src, tid, tmp_path / "b.zip")
+    assert not (tmp_path / "b.zip").exists()
+
+
 def test_a_source_with_a_damaged_index_leaves_nothing(new_store: StoreFactory) -> None:
     src, tid = _source(new_store)
     _tamper_object(src, f"frames/{tid}/index.parquet")

@@ -356,7 +356,8 @@ class _Check:
             if blob is None:
                 continue
             try:
-                verify_shard(t.id, shard, blob, rows[shard], objects.describe())
+                verify_shard(t.id, shard, blob, rows[shard], objects.describe(),
+                             trailing=False)  # said below, as a kind of its own
             except CorruptDataError as exc:
                 self.add("frame-hash", t.id, key, str(exc))
                 continue
