@@ -177,17 +177,15 @@ class Store:
         are written under an ingest lease (localckpt.lease), which gc respects and the
         commit checks, and the index's hash goes into the timeline record."""
         from .lease import IngestLease
-        from .shards import delete_frames, remove_empty_dir, write_timeline_frames
+        from .shards import delete_frames, write_timeline_frames
 
         self._check_open()
         _check_encoding(codec, quality, workers)
         tid = new_id()
         lease = IngestLease(self.objects, tid)
-        try:
-            lease.acquire()  # gc spares frames being written
-        except BaseException:  # SIGTERM, a refused write: not even its directory stays
-            remove_empty_dir(self.objects, tid)
-            raise
+        # gc spares frames being written; a failed acquire or release removes the
+        # directories the lease made once they are empty: a failed write leaves none
+        lease.acquire()
         try:
             written = write_timeline_frames(
                 self.objects, tid, frames, codec=codec, quality=quality, workers=workers,
@@ -196,12 +194,10 @@ class Store:
             source_info, stats = describe() if describe else ({}, {})
         except LocalckptError as exc:
             lease.release()
-            remove_empty_dir(self.objects, tid)  # the lease was the last thing in it
             lease.raise_if_revoked(exc)  # gc took the frames: say so, not "missing"
             raise
         except BaseException:
             lease.release()
-            remove_empty_dir(self.objects, tid)
             raise
         metas = written.metas
         now = utcnow()
@@ -234,6 +230,7 @@ class Store:
         except BaseException:
             lease.release()
             delete_frames(self.objects, tid)
+            lease.remove_dirs()  # now empty
             raise
         if not lease.committed_safely():
             from .maintenance.delete import undo_lost_ingest

@@ -4,17 +4,21 @@ never commits; deleted timelines' frames and temporary files go; dry runs change
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import StoreFactory
 
+import localckpt
 from localckpt import Store
-from localckpt.errors import InvalidInputError
+from localckpt.errors import BackendUnavailableError, InvalidInputError
 from localckpt.gc import collect_garbage
 from localckpt.lease import LEASE_NAME, LeaseLost
 
@@ -211,7 +215,7 @@ def test_shards_follow_the_umask(new_store: StoreFactory) -> None:
         os.umask(old)
 
 
-def test_a_writer_survives_frames_dir_going_while_it_makes_its_own(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_writer_survives_frames_dir_going_while_it_makes_its_own(tmp_path: Path) -> None:
     """A refused transfer removes the frames/ directory its lease made once it is empty
     again (IngestLease.remove_dirs); a writer of another timeline whose makedirs found
     frames/ just before then failed to make frames/<timeline>/ in it (FileNotFoundError:
@@ -250,22 +254,34 @@ def test_a_writer_survives_frames_dir_going_while_it_makes_its_own(tmp_path) -> 
         sys.setswitchinterval(interval)
 
 
-def test_a_failed_ingest_into_an_empty_store_leaves_no_directory(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def _listing(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                  if not p.name.startswith("catalog.sqlite"))
+
+
+def test_a_failed_ingest_into_an_empty_store_leaves_no_directory(tmp_path: Path) -> None:
     """The ingest lease made objects/frames/ in a store that held no frames, and a
     failed ingest (here: no frames at all) left it there, empty."""
-    from pathlib import Path
-
-    import localckpt
-
-    def listing(root: Path) -> list[str]:
-        return sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                      if not p.name.startswith("catalog.sqlite"))
-
     path = tmp_path / "s"
     with localckpt.open(str(path), create=True) as store:
-        before = listing(path)
+        before = _listing(path)
         with pytest.raises(InvalidInputError, match="no frames"):
             store.create_timeline("v.mp4", "p", [], codec="png", workers=1)
-        assert listing(path) == before and not (path / "objects" / "frames").exists()
+        assert _listing(path) == before and not (path / "objects" / "frames").exists()
         store.create_timeline("v.mp4", "p", _frames(2), codec="png", workers=1)
         assert store.verify().ok
+
+
+def test_an_ingest_whose_commit_fails_leaves_no_directory(tmp_path: Path) -> None:
+    """Its frames were written, then the catalog stayed locked by another writer: the
+    frames went, and frames/ (made for them in a store that held none) with them."""
+    path = tmp_path / "s"
+    with localckpt.open(str(path), create=True, timeout=0.2) as store:
+        before = _listing(path)
+        with contextlib.closing(sqlite3.connect(path / "catalog.sqlite")) as other:
+            other.execute("BEGIN IMMEDIATE")  # holds the write lock
+            with pytest.raises(BackendUnavailableError, match="locked"):
+                store.create_timeline("v.mp4", "p", _frames(2), codec="png", workers=1)
+            other.execute("ROLLBACK")
+        assert _listing(path) == before and not (path / "objects" / "frames").exists()
+        assert store.verify().ok and not store.list_timelines()
