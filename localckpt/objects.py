@@ -11,7 +11,6 @@ import inspect
 import os
 import posixpath
 import re
-import stat
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -236,13 +235,14 @@ class Objects:
         able to write the store's directory may have replaced (verify reads a store's
         every object so).
 
-        In a local directory the object must be a regular file: a FIFO (whose open
-        blocks until something writes to it), a device (endless), a directory or a
-        socket is refused, told from the descriptor opened without waiting; and so is a
-        file larger than max_bytes, told from its size before a byte is read. From an
-        object store (no such files there) the read stops past the cap: one ranged GET,
-        as a whole object's is. CorruptDataError for a refusal, naming the key and what
-        it is; NotFoundError when there is none; other failures as :meth:`get`'s."""
+        In a local directory the object must be a regular file
+        (``safefiles.read_regular``): a FIFO (whose open blocks until something writes
+        to it), a device (endless), a directory or a socket is refused without waiting,
+        and so is a file larger than max_bytes, told from its size before a byte is
+        read; CorruptDataError naming its path and what it is, or why it does not read.
+        From an object store (no such files there) the read stops past the cap: one
+        ranged GET, as a whole object's is, failing as :meth:`get`'s. NotFoundError when
+        there is none."""
         path = self.local_path(key)
         if path is None:
             data = self.get_range(key, 0, max_bytes + 1)
@@ -251,35 +251,12 @@ class Objects:
                     f"object {key} in {self.describe()} holds more than {max_bytes} bytes, "
                     "more than any localckpt writes; it was not read past that")
             return data
-        from .safefiles import file_kind, open_without_waiting
+        from .safefiles import read_regular
 
-        with _translate(self, key):  # a missing file, a refused permission: as get's
-            fd = open_without_waiting(path)
-            try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    raise CorruptDataError(
-                        f"object {key} in {self.describe()} is {file_kind(st.st_mode)}, not "
-                        "a regular file: no object localckpt writes; it was not read")
-                if st.st_size > max_bytes:
-                    raise CorruptDataError(
-                        f"object {key} in {self.describe()} holds {st.st_size} bytes, more "
-                        f"than the {max_bytes} any localckpt object may have; it was not read")
-                chunks: list[bytes] = []
-                size = 0
-                while True:  # the size first (one read as a rule), then what it grew by
-                    chunk = os.read(fd, min(max(st.st_size - size, 0) + (1 << 16),
-                                            max_bytes + 1 - size))
-                    if not chunk:
-                        return b"".join(chunks)
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise CorruptDataError(
-                            f"object {key} in {self.describe()} grew past {max_bytes} bytes "
-                            "while it was read; it was not read further")
-            finally:
-                os.close(fd)
+        found = read_regular(path, "object", max_bytes=max_bytes, error=CorruptDataError)
+        if found is None:
+            raise NotFoundError(f"object {key!r} is missing from {self.describe()}")
+        return found
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of key, in one ranged request on remote stores."""

@@ -312,23 +312,8 @@ class StoreSource:
         sparse file of terabytes was read into memory whole. From an object store, reads
         stop past the cap (one ranged GET, as the whole object's was)."""
         from .bundle_limits import MAX_OBJECT
-        from .errors import CorruptDataError, NotFoundError
-        from .safefiles import read_regular
 
-        path = self.store.objects.local_path(key)
-        if path is None:
-            remote = self.store.objects.get_range(key, 0, MAX_OBJECT + 1)
-            if len(remote) > MAX_OBJECT:
-                raise CorruptDataError(
-                    f"the frame object {key} of {self.describe()} holds more than "
-                    f"{MAX_OBJECT} bytes, more than any localckpt writes; refusing it")
-            return remote
-        data = read_regular(path, "frame object", max_bytes=MAX_OBJECT,
-                            error=CorruptDataError)
-        if data is None:
-            raise NotFoundError(f"object {key!r} is missing from "
-                                f"{self.store.objects.describe()}")
-        return data
+        return self.store.objects.get_capped(key, MAX_OBJECT)
 
 
 def sync(

@@ -303,7 +303,7 @@ class _Check:
             return None
         except CorruptDataError as exc:  # a FIFO, a device, a file past the cap: unread
             self.in_a_row = 0
-            self.add("bad-object", t.id, key, f"timeline {t.id}: {what} {key}: {exc}")
+            self.add("bad-object", t.id, key, f"timeline {t.id}, {what}: {exc}")
             return None
         except BackendUnavailableError as exc:
             self._failed(t, key, what, exc)
