@@ -136,10 +136,14 @@ def test_show_stage_prints_the_whole_output(made: Any, capsys: Any) -> None:
 
 
 def _serve(where: str, *extra: str) -> subprocess.Popen[str]:
+    """serve as started from a terminal, where Ctrl-C reaches it: SIGINT as default,
+    whatever this run inherited (a background job of a script ignores it, and Python
+    then leaves it ignored: the test's Ctrl-C would not stop the server)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "localckpt.cli", "--store", where, "serve", "--port", "0",
-         *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+         *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_serve_says_it_is_read_only_on_loopback_and_stops_on_ctrl_c(made: Any) -> None:
