@@ -323,6 +323,14 @@ def test_labels_export_defaults_to_the_stage_the_checkpoint_added(world: Any) ->
     assert r2.returncode == 0, r2.stderr
     written = json.loads((where / "out.json").read_text())
     assert written["annotations"] and written == json.loads((where / "same.json").read_text())
+    with localckpt.open(where / "store") as s:  # a stage of no boxes: which --stage to name
+        track = s.save_stage_output(ids["timeline"], ids["good"], "track", {"tracks": [[0]]})
+        short = s.short_id(track)
+    r = cli(where, "labels", "export", track, "track.json", "--format", "coco")
+    assert r.returncode == 1 and not (where / "track.json").exists()
+    assert "is not frame-keyed" in r.stderr and (
+        f"--stage defaulted to 'track', the stage {short} added; name the stage to write "
+        "with --stage (it has: detect, track)") in r.stderr, r.stderr
 
 
 def test_compare_names_labels_no_box_has(world: Any) -> None:

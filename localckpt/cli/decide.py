@@ -79,9 +79,17 @@ def cmd_labels_export(store: Store, args: argparse.Namespace) -> int:
     from ..labels import export_labels
 
     cid = checkpoint_ref(store, args.checkpoint)
-    stage = args.stage or store.get_checkpoint(cid).stage or "labels"
-    result = export_labels(store, cid, stage, output_file(args.path, "labels export"),
-                           args.format, frames=args.frames, overwrite=args.force)
+    c = store.get_checkpoint(cid)
+    stage = args.stage or c.stage or "labels"
+    try:
+        result = export_labels(store, cid, stage, output_file(args.path, "labels export"),
+                               args.format, frames=args.frames, overwrite=args.force)
+    except InvalidInputError as exc:  # the stage taken by default holds no boxes
+        if args.stage is None and stage in c.stage_hashes:
+            exc.cli = (f"{exc.for_cli()}; --stage defaulted to {stage!r}, the stage "
+                       f"{store.short_id(cid)} added; name the stage to write with --stage "
+                       f"(it has: {', '.join(sorted(c.stage_hashes))})")
+        raise
     if args.json:
         import attrs
 
