@@ -157,7 +157,6 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         reporter.start(n_objects + len(plan.outputs) + 1)
         held: list[IngestLease] = []
         written: list[str] = []
-        refused = False
         named = _tag_targets(dcat, {g.name for g in plan.rows.tags})  # before the copy
         try:
             try:
@@ -177,15 +176,15 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
                 # that a record of a timeline it does not carry holds already): the last
                 # outputs travel with the rows (an I/O failure leaves what was copied, as
                 # a crash would: the next transfer completes it)
-                refused = True
                 _remove(dst, written)
                 raise
             _repair_after_slow_commit(source, dst, plan.frames, held)
         finally:
-            for lease in held:
+            # the last first: each lease removes its directory, and the one that made
+            # frames/ (the first, in a store that held no frames) removes that once it
+            # is empty (IngestLease.remove_dirs), so a refused copy leaves no directory
+            for lease in reversed(held):
                 lease.release()
-            if refused:  # the directories its leases made, now empty
-                _remove_dirs(dst, plan.frames, held)
         rows = plan.rows
         # after the commit, never before: what it deletes is what orphans them
         closed = close_transferred(dst, rows.tombstones) if rows.tombstones else ()
@@ -542,18 +541,6 @@ def _remove(dst: Store, keys: list[str]) -> None:
     if keys:
         with contextlib.suppress(LocalckptError):
             dst.objects.delete(list(keys))
-
-
-def _remove_dirs(dst: Store, frames: list[_Frames], held: list[IngestLease]) -> None:
-    """Local stores: the directories of a refused transfer's timelines, if empty (its
-    ingest leases made them; object stores have none), then ``frames/`` if one of its
-    leases made it (``IngestLease.remove_dirs``: a store that held no frames)."""
-    from .shards import remove_empty_dir
-
-    for f in frames:
-        remove_empty_dir(dst.objects, f.timeline_id)
-    for lease in held:
-        lease.remove_dirs()
 
 
 def _copy_objects(source: Source, dst: Store, frames: list[_Frames], reporter: Reporter,

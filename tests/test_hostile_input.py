@@ -321,6 +321,23 @@ def test_a_source_with_a_damaged_shard_leaves_nothing(store_kind: str, new_store
     assert _state(dst) == before
 
 
+@pytest.mark.parametrize("damaged", [0, 1])
+def test_a_refused_sync_of_two_timelines_into_an_empty_store_leaves_no_directory(
+        damaged: int, new_store: StoreFactory, tmp_path: Path) -> None:
+    """Each timeline's ingest lease makes its directory, the first also frames/; once
+    the refused copy is gone, all of them go, whichever timeline was refused."""
+    src = new_store("memory")
+    tids = [src.create_timeline(f"v{i}", "p", FRAMES, codec="png", workers=1).id
+            for i in range(2)]
+    _tamper_object(src, f"frames/{tids[damaged]}/shard-000000.bin")
+    path = tmp_path / "empty"
+    with localckpt.open(str(path), create=True) as dst:
+        with pytest.raises(CorruptDataError, match="content hash"):
+            localckpt.sync(src, dst)
+        assert not (path / "objects" / "frames").exists()
+        assert dst.list_timelines() == [] and dst.verify().ok
+
+
 def test_bytes_after_a_shards_last_frame_are_refused_by_sync_and_bundles(
         store_kind: str, new_store: StoreFactory, tmp_path: Path) -> None:
     """Every frame of such a shard reads, so sync, export and import copied the bytes
