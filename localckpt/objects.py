@@ -11,6 +11,7 @@ import inspect
 import os
 import posixpath
 import re
+import stat
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -24,6 +25,7 @@ from .errors import (
     LocalckptError,
     NotFoundError,
 )
+from .safefiles import file_kind, open_without_waiting
 
 if TYPE_CHECKING:
     import fsspec
@@ -227,6 +229,8 @@ class Objects:
                 self.fs.put_file(local_file, path)
 
     def get(self, key: str) -> bytes:
+        if self.is_local:
+            return self._read_local(key, None)[0]
         with _translate(self, key):
             return bytes(self.fs.cat_file(self.path(key), **self._get_options))
 
@@ -260,6 +264,8 @@ class Objects:
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of key, in one ranged request on remote stores."""
+        if self.is_local:
+            return self._read_local(key, [(start, end)])[0]
         with _translate(self, key):
             return bytes(self.fs.cat_file(self.path(key), start=start, end=end))
 
@@ -267,6 +273,8 @@ class Objects:
         """Several byte ranges of one object (fetched concurrently where the fs can)."""
         if not ranges:
             return []
+        if self.is_local:
+            return self._read_local(key, ranges)
         path = self.path(key)
         with _translate(self, key):
             parts = self.fs.cat_ranges(
@@ -278,6 +286,28 @@ class Objects:
                 raise _map_error(self, key, part)
             out.append(bytes(part))
         return out
+
+    def _read_local(self, key: str, ranges: Sequence[tuple[int, int]] | None) -> list[bytes]:
+        """The object at key in a local directory, whole (ranges None) or byte ranges
+        [start, end) of it (short at its end), through one descriptor opened without
+        waiting: a FIFO or a device put in an object's place would block a plain open (a
+        frame read, a web request) until something wrote to it; it and a directory are
+        CorruptDataError naming the key. Other failures are translated as any read's."""
+        with _translate(self, key):
+            fd = open_without_waiting(self.path(key))
+            try:
+                st = os.fstat(fd)
+                mode = st.st_mode
+                if not stat.S_ISREG(mode):
+                    raise CorruptDataError(
+                        f"object {key} in {self.describe()} is {file_kind(mode)}, not a "
+                        "regular file: something other than localckpt put it there; the store "
+                        "is damaged (run `localckpt verify`)")
+                if ranges is None:  # objects are replaced whole, never grown in place
+                    return [_pread(fd, 0, st.st_size)]
+                return [_pread(fd, start, end) for start, end in ranges]
+            finally:
+                os.close(fd)
 
     def exists(self, key: str) -> bool:
         """Whether key holds an object; a missing bucket is an error, not False."""
@@ -349,6 +379,17 @@ class Objects:
 
 #: Times make_dirs makes a directory again when one above it went meanwhile
 _MAKE_DIRS_TRIES = 8
+
+
+def _pread(fd: int, start: int, end: int) -> bytes:
+    """Bytes [start, end) of fd, fewer where the file ends first."""
+    chunks: list[bytes] = []
+    size = max(0, end - start)
+    while size > 0 and (chunk := os.pread(fd, size, start)):
+        chunks.append(chunk)
+        start += len(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
 
 
 def make_dirs(path: str) -> None:
