@@ -37,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import attrs
 
@@ -458,21 +458,24 @@ def _check_case(source: Source, dcat: Catalog, dst: Store, tids: Sequence[str],
     for tid in tids:
         other = seen.setdefault(tid.lower(), tid)
         if other != tid:
-            clash = (other, tid, source.describe())
-            break
-    else:
-        found = dcat.timelines_folding_to(new)
-        if not found:
-            return
+            _case_clash(other, tid, source.describe(),
+                        "copy one of the two alone, naming the timeline to copy")
+    found = dcat.timelines_folding_to(new)
+    if found:
+        from .refs import listing_here
+
         mine = next(t for t in new if t.lower() == found[0].lower())
-        clash = (mine, found[0], dst.url or dst.catalog.describe())
+        where = dst.url or dst.catalog.describe()
+        _case_clash(mine, found[0], where,
+                    f"keep timeline {mine} in another store, or delete timeline {found[0]} "
+                    f"from {where} first ({listing_here(dst, f'`localckpt rm {found[0]}`')})")
+
+
+def _case_clash(one: str, other: str, where: str, remedy: str) -> NoReturn:
     raise ConflictError(
-        f"timeline {clash[0]} and timeline {clash[1]} (in {clash[2]}) have the same id but "
-        "for letter case; their frames would share one directory on a case-insensitive "
-        "filesystem (macOS, Windows) and overwrite each other. Nothing was copied: keep "
-        f"timeline {clash[0]} in another store, or remove one of the two first "
-        "(`localckpt rm TIMELINE`)."
-    )
+        f"timeline {one} and timeline {other} (in {where}) have the same id but for letter "
+        "case; their frames would share one directory on a case-insensitive filesystem "
+        f"(macOS, Windows) and overwrite each other. Nothing was copied: {remedy}.")
 
 
 def _conflicts(source: Source, dst: Store, pairs: list[tuple[Sequence[Any], dict[str, Any]]],

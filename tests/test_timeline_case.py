@@ -34,8 +34,12 @@ def test_a_timeline_of_another_case_than_one_held_is_refused(
     localckpt.sync(first, dst, "peer-a")
     before = _state(dst)
     with pytest.raises(ConflictError, match=r"timeline PEER-A and timeline peer-a .*letter "
-                       r"case.*Nothing was copied"):
+                       r"case.*Nothing was copied") as refused:
         localckpt.sync(second, dst, "PEER-A")
+    said = str(refused.value)  # what to run names the destination's timeline and store
+    assert "delete timeline peer-a from" in said and "rm peer-a`" in said, said
+    if dst.url and not dst.url.startswith("memory://"):
+        assert f"`localckpt --store {dst.url} rm peer-a`" in said, said
     assert _state(dst) == before
     path = tmp_path / "upper.lckpt"
     export_bundle(second, "PEER-A", path)
@@ -51,7 +55,8 @@ def test_a_source_carrying_both_cases_is_refused(new_store: StoreFactory,
     timeline_with_id(src, "Twin", utcnow())
     timeline_with_id(src, "twin", utcnow())
     before = _state(dst)
-    with pytest.raises(ConflictError, match=r"Twin and timeline twin .*letter case"):
+    with pytest.raises(ConflictError, match=r"Twin and timeline twin .*letter case.*copy "
+                       r"one of the two alone"):
         localckpt.sync(src, dst)
     assert _state(dst) == before
     localckpt.sync(src, dst, "twin")  # one of them alone goes
