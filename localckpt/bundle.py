@@ -274,19 +274,25 @@ class BundleSource:
     #: those the destination holds: the transfer checks so (localckpt.admit)
     holds_its_outputs = True
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, cli_store: str | None = None
+                 ) -> None:
+        """cli_store: the ``--store`` the command line gave, which the pull it suggests
+        for a directory keeps (a bare `localckpt pull` copies into the default store)."""
         from .safefiles import open_regular
 
         self.path = bundle_path(path, "bundle file")
         if os.path.isdir(self.path):  # a store's directory, most likely: say what copies it
+            import shlex
+
             shown = self.path if os.sep in self.path else os.path.join(".", self.path)
+            into = "" if cli_store is None else f"--store {shlex.quote(cli_store)} "
             raise InvalidInputError(
                 f"the bundle file {self.path} is a directory: a bundle is the one file "
                 "export_bundle writes; to copy from a store in a directory, sync from it: "
                 f"localckpt.sync(localckpt.open({shown!r}), store)",
                 cli=f"{self.path} is a directory, not a bundle file (the one file `localckpt "
                     f"export` writes); to copy from a store in a directory, pull from it: "
-                    f"`localckpt pull {shown}`")
+                    f"`localckpt {into}pull {shlex.quote(shown)}`")
         fd = open_regular(self.path, "bundle file", error=InvalidInputError)
         if fd is None:
             raise NotFoundError(f"no bundle file {self.path}")

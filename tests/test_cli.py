@@ -409,8 +409,12 @@ def test_import_of_a_store_directory_points_to_pull(
     assert result.returncode == 1 and not result.stdout
     assert result.stderr == ("localckpt: error: other is a directory, not a bundle file (the "
                              "one file `localckpt export` writes); to copy from a store in a "
-                             "directory, pull from it: `localckpt pull ./other`\n")
+                             "directory, pull from it: `localckpt --store "
+                             f"{tmp / 'new'} pull ./other`\n")
     assert not (tmp / "new").exists()
+    bare = run("import", "other", env=env, cwd=tmp)  # into the default store: no --store
+    assert bare.returncode == 1 and bare.stderr.endswith("pull from it: `localckpt pull "
+                                                         "./other`\n"), bare.stderr
     with localckpt.open(ctx["store"]) as store, \
             pytest.raises(InvalidInputError, match=r"sync from it: localckpt.sync"):
         import_bundle(store, ctx["other_store"])

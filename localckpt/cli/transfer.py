@@ -189,7 +189,7 @@ def _check_bundle(args: argparse.Namespace, stack: contextlib.ExitStack) -> None
     """import's file is read before this store is opened (a bad file creates nothing)."""
     from ..bundle import BundleSource
 
-    BundleSource(args.file).close()
+    BundleSource(args.file, cli_store=args.store).close()
 
 
 def cmd_export(store: Store, args: argparse.Namespace) -> int:
