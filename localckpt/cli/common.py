@@ -231,16 +231,16 @@ def parse_seconds(text: str, option: str) -> float:
 def age_arg(option: str) -> Callable[[str], datetime | timedelta]:
     """An argparse type: :func:`parse_age` of option's value, so that an age that is none
     is a usage error (exit 2) naming the flag."""
-    return _as_type(parse_age, option)
+    return _argparse_type(parse_age, option)
 
 
 def seconds_arg(option: str) -> Callable[[str], float]:
     """An argparse type: :func:`parse_seconds` of option's value (exit 2 when it is no
     span of time)."""
-    return _as_type(parse_seconds, option)
+    return _argparse_type(parse_seconds, option)
 
 
-def _as_type(parse: Callable[[str, str], Any], option: str) -> Callable[[str], Any]:
+def _argparse_type(parse: Callable[[str, str], Any], option: str) -> Callable[[str], Any]:
     def as_type(text: str) -> Any:
         try:
             return parse(text, option)
@@ -300,7 +300,7 @@ def remote_in_errors(store: Store, name: str) -> Iterator[None]:
     try:
         yield
     except LocalckptError as exc:
-        exc.cli = _as_typed(exc.for_cli(), url, name).replace(
+        exc.cli = _url_as_name(exc.for_cli(), url, name).replace(
             f" in {url}: ", f" in {name} ({url}): ")
         raise
     finally:
@@ -326,7 +326,9 @@ def verify_here(store: Store) -> Iterator[None]:
         raise
 
 
-def _as_typed(text: str, url: str, name: str) -> str:
+def _url_as_name(text: str, url: str, name: str) -> str:
+    """text with each command on the store at url (```localckpt --store URL ...```)
+    given as the remote's name was typed."""
     import shlex
 
     return text.replace(f"`localckpt --store {shlex.quote(url)} ",
@@ -347,7 +349,7 @@ def here(store: Store, listing: str) -> str:
     its name as it was typed."""
     said = listing_here(store, listing)
     name = _TYPED.get(store)
-    return said if name is None or not store.url else _as_typed(said, store.url, name)
+    return said if name is None or not store.url else _url_as_name(said, store.url, name)
 
 
 #: A full id standing as a word, not part of an object key (``frames/<id>/index.parquet``

@@ -146,11 +146,12 @@ def _open_source(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
             "see `localckpt remote list`, a URL or a directory)") from None
     args.source_store = stack.enter_context(source)
     if args.timeline is not None:
-        with _as_typed(source, args):
+        with _source_as_typed(source, args):
             args.timeline = timeline_ref(source, args.timeline)
 
 
-def _as_typed(source: Store, args: argparse.Namespace) -> contextlib.AbstractContextManager[None]:
+def _source_as_typed(source: Store, args: argparse.Namespace
+                     ) -> contextlib.AbstractContextManager[None]:
     """Errors about pull's source name it as REMOTE was typed, when it is a remote's name
     that `localckpt --store NAME` opens too (see common.remote_in_errors): a TIMELINE it
     does not have said "see `localckpt --store /abs/path ls`"."""
