@@ -535,11 +535,12 @@ def by_shard(metas: Iterable[FrameMeta]) -> dict[int, list[FrameMeta]]:
 
 
 def verify_shard(timeline_id: str, shard: int, data: bytes, metas: Iterable[FrameMeta],
-                 where: str, *, trailing: bool = True) -> None:
+                 where: str, *, trailing: bool = True) -> int:
     """CorruptDataError unless every frame the index puts in this shard has its bytes
     there, matching its content hash, and (trailing) no bytes follow its last frame: a
     shard is written whole, so such bytes are damage that a copy would carry on (what
-    sync, bundles and verify check; verify reports trailing bytes as a kind of its own)."""
+    sync and bundles check). Returns where the last frame ends: verify, which passes
+    trailing=False, reports bytes past it as a kind of its own."""
     view = memoryview(data)
     end = 0
     for m in metas:
@@ -557,6 +558,7 @@ def verify_shard(timeline_id: str, shard: int, data: bytes, metas: Iterable[Fram
             f"shard {shard} of timeline {timeline_id} in {where}: {len(data) - end} bytes "
             f"follow its last frame (byte {end}), which no frame of the index covers; "
             "refusing the damaged shard")
+    return end
 
 
 class FrameReader:

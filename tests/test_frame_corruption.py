@@ -251,9 +251,9 @@ def test_each_shard_is_checked_against_its_own_rows_only(tmp_path: Path,
     real = shards.verify_shard
 
     def counted(tid: str, shard: int, data: bytes, metas: Any, where: str,
-                **options: Any) -> None:
+                **options: Any) -> int:
         seen.append((shard, list(metas)))
-        real(tid, shard, data, metas, where, **options)
+        return real(tid, shard, data, metas, where, **options)
 
     for module in (shards, verify):  # verify.py holds its own name for it
         monkeypatch.setattr(module, "verify_shard", counted)

@@ -356,12 +356,11 @@ class _Check:
             if blob is None:
                 continue
             try:
-                verify_shard(t.id, shard, blob, rows[shard], objects.describe(),
-                             trailing=False)  # said below, as a kind of its own
+                end = verify_shard(t.id, shard, blob, rows[shard], objects.describe(),
+                                   trailing=False)  # said below, as a kind of its own
             except CorruptDataError as exc:
                 self.add("frame-hash", t.id, key, str(exc))
                 continue
-            end = max(m.offset + m.length for m in rows[shard])
             if len(blob) > end:  # every frame reads, but the shard is not as written
                 self.add("trailing-bytes", t.id, key, f"timeline {t.id}: shard {key} "
                          f"holds {len(blob)} bytes, {len(blob) - end} after the end of its "
