@@ -239,28 +239,20 @@ class Objects:
         able to write the store's directory may have replaced (verify reads a store's
         every object so).
 
-        In a local directory the object must be a regular file
-        (``safefiles.read_regular``): a FIFO (whose open blocks until something writes
-        to it), a device (endless), a directory or a socket is refused without waiting,
-        and so is a file larger than max_bytes, told from its size before a byte is
-        read; CorruptDataError naming its path and what it is, or why it does not read.
+        In a local directory (``_read_local``) a FIFO, a device, a directory or a socket
+        is refused without waiting, and so is a file larger than max_bytes, told from its
+        size before a byte is read: CorruptDataError naming its path and what it is.
         From an object store (no such files there) the read stops past the cap: one
         ranged GET, as a whole object's is, failing as :meth:`get`'s. NotFoundError when
         there is none."""
-        path = self.local_path(key)
-        if path is None:
-            data = self.get_range(key, 0, max_bytes + 1)
-            if len(data) > max_bytes:
-                raise CorruptDataError(
-                    f"object {key} in {self.describe()} holds more than {max_bytes} bytes, "
-                    "more than any localckpt writes; it was not read past that")
-            return data
-        from .safefiles import read_regular
-
-        found = read_regular(path, "object", max_bytes=max_bytes, error=CorruptDataError)
-        if found is None:
-            raise NotFoundError(f"object {key!r} is missing from {self.describe()}")
-        return found
+        if self.is_local:
+            return self._read_local(key, None, max_bytes)[0]
+        data = self.get_range(key, 0, max_bytes + 1)
+        if len(data) > max_bytes:
+            raise CorruptDataError(
+                f"object {key} in {self.describe()} holds more than {max_bytes} bytes, "
+                "more than any localckpt writes; it was not read past that")
+        return data
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes [start, end) of key, in one ranged request on remote stores."""
@@ -287,22 +279,28 @@ class Objects:
             out.append(bytes(part))
         return out
 
-    def _read_local(self, key: str, ranges: Sequence[tuple[int, int]] | None) -> list[bytes]:
-        """The object at key in a local directory, whole (ranges None) or byte ranges
-        [start, end) of it (short at its end), through one descriptor opened without
-        waiting: a FIFO or a device put in an object's place would block a plain open (a
-        frame read, a web request) until something wrote to it; it and a directory are
-        CorruptDataError naming the key. Other failures are translated as any read's."""
+    def _read_local(self, key: str, ranges: Sequence[tuple[int, int]] | None,
+                    max_bytes: int | None = None) -> list[bytes]:
+        """The object at key in a local directory, whole (ranges None; of at most
+        max_bytes, told from its size) or byte ranges [start, end) of it (short at its
+        end), through one descriptor opened without waiting: a FIFO or a device put in
+        an object's place would block a plain open (a frame read, a web request) until
+        something wrote to it; it and a directory are CorruptDataError naming the path.
+        Other failures are translated as any read's."""
+        path = self.path(key)
         with _translate(self, key):
-            fd = open_without_waiting(self.path(key))
+            fd = open_without_waiting(path)
             try:
                 st = os.fstat(fd)
-                mode = st.st_mode
-                if not stat.S_ISREG(mode):
+                if not stat.S_ISREG(st.st_mode):
                     raise CorruptDataError(
-                        f"object {key} in {self.describe()} is {file_kind(mode)}, not a "
-                        "regular file: something other than localckpt put it there; the store "
-                        "is damaged (run `localckpt verify`)")
+                        f"the object {path} is {file_kind(st.st_mode)}, not a regular file: "
+                        "something other than localckpt put it there; the store is damaged "
+                        "(run `localckpt verify`)")
+                if max_bytes is not None and st.st_size > max_bytes:
+                    raise CorruptDataError(
+                        f"the object {path} holds {st.st_size} bytes, more than the "
+                        f"{max_bytes} any localckpt writes; it was not read")
                 if ranges is None:  # objects are replaced whole, never grown in place
                     return [_pread(fd, 0, st.st_size)]
                 return [_pread(fd, start, end) for start, end in ranges]
