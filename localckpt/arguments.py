@@ -78,7 +78,8 @@ def integer(value: Any, what: str, *, low: int | None = None, high: int | None =
 
 
 def text(value: Any, what: str, *, empty: bool = True) -> str:
-    """A str of valid Unicode without NUL characters."""
+    """A str of valid Unicode without NUL characters, as a plain str (a subclass, numpy's
+    str_ say, as its text: records hold plain str)."""
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a str, not {shown(value)}")
     if not empty and not value:
@@ -91,4 +92,4 @@ def text(value: Any, what: str, *, empty: bool = True) -> str:
         except UnicodeEncodeError:
             raise InvalidInputError(f"{what} {shown(value)} holds a lone surrogate, which is "
                                     "not valid Unicode") from None
-    return value
+    return value if type(value) is str else str.__str__(value)

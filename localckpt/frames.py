@@ -121,9 +121,9 @@ def _check_hash(phash: object, where: str) -> str:
     if not isinstance(phash, str):
         raise InvalidInputError(f"{where}: perceptual_hash must be a str, got {shown(phash)}")
     if not phash.isascii():
-        from .schema import _check_text  # the one check of text that records will hold
+        from .schema import check_text  # the one check of text that records will hold
 
-        _check_text(phash, f"{where}: perceptual_hash")
+        check_text(phash, f"{where}: perceptual_hash")
     return phash
 
 

@@ -143,7 +143,9 @@ def check_id(value: Any, what: str) -> str:
     return value
 
 
-def _check_text(value: Any, what: str) -> None:
+def check_text(value: Any, what: str) -> None:
+    """InvalidInputError unless value is a plain str of valid Unicode (no lone
+    surrogate), which every backend stores."""
     if type(value) is not str:
         raise InvalidInputError(f"{what} must be a str, not {type(value).__name__}")
     if not value.isascii():
@@ -168,7 +170,7 @@ def _check_value(f: Field, value: Any, what: str) -> None:
         if type(value) is not str or not _HASH.fullmatch(value):
             raise InvalidInputError(f"{what} must be a SHA-256 hex digest, not {shown(value)}")
     elif t == "text":
-        _check_text(value, what)
+        check_text(value, what)
     elif t == "bool":
         if type(value) is not bool:
             raise InvalidInputError(f"{what} must be a bool, not {type(value).__name__}")

@@ -24,6 +24,7 @@ from .errors import InvalidInputError, LocalckptError, NotFoundError, StoreClose
 from .ids import is_full_uuid, new_id
 from .objects import Objects
 from .records import utcnow
+from .schema import check_text
 from .types import Checkpoint, Frame, FrameMeta, Tag, Timeline
 from .visibility import Visibility
 
@@ -143,8 +144,8 @@ class Store:
         from .frames import coerce_frames, lossless_quality
 
         self._check_open()
-        _require_str(source_video, "source_video")
-        _require_str(profile_name, "profile_name")
+        source_video = _require_str(source_video, "source_video")
+        profile_name = _require_str(profile_name, "profile_name")
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not (
             FPS_RANGE[0] <= fps <= FPS_RANGE[1]
         ):
@@ -283,7 +284,7 @@ class Store:
                                         "no file name decodes to") from None
         elif isinstance(path, bytes) and b"\x00" in path:
             raise InvalidInputError("path holds a NUL byte")
-        text(profile_name, "profile_name")
+        profile_name = text(profile_name, "profile_name")
         from .frames import lossless_quality
 
         _check_encoding(codec, 90 if quality is None else quality, workers)
@@ -420,7 +421,7 @@ class Store:
         unless force=True, which moves the tag here (one commit)."""
         from .maintenance.tags import tag
 
-        text(name, "tag name")
+        name = text(name, "tag name")
         boolean(force, "force")
         return tag(self, self._ref(checkpoint_id, "checkpoint", "checkpoint_id"), name,
                    force=force)
@@ -545,7 +546,7 @@ class Store:
         a parent of another timeline or non-JSON values; nothing is written then.
         """
         self._check_open()
-        _require_str(stage_name, "stage_name")
+        stage_name = _require_str(stage_name, "stage_name")
         if not stage_name:
             raise InvalidInputError("stage_name must not be empty")
         if not isinstance(output_json, dict):
@@ -557,7 +558,7 @@ class Store:
         new_stats = json_object(stats, "stats")
         if not isinstance(is_scenario, bool):
             raise InvalidInputError(f"is_scenario must be a bool, not {is_scenario!r}")
-        _require_str(scenario_label, "scenario_label")
+        scenario_label = _require_str(scenario_label, "scenario_label")
         timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
         if parent_checkpoint_id is not None:
             parent_checkpoint_id = self._ref(parent_checkpoint_id, "checkpoint",
@@ -911,17 +912,15 @@ def _ids(value: Any, what: str) -> list[str]:
     return ids
 
 
-def _require_str(value: Any, what: str) -> None:
+def _require_str(value: Any, what: str) -> str:
+    """value as a plain str, which records hold (a subclass, numpy's str_ say, is taken
+    as its text: it was refused later, by the record's check, naming the record); not
+    a str or not valid Unicode: InvalidInputError."""
     if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be a str, not {type(value).__name__}")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidInputError(
-                f"{what} holds a lone surrogate ({value!r}), which is not valid Unicode and "
-                "that no backend can store; decode the text properly"
-            ) from None
+    plain = value if type(value) is str else str.__str__(value)
+    check_text(plain, what)
+    return plain
 
 
 def _id(value: Any, what: str) -> str:

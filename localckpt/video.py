@@ -307,7 +307,7 @@ def ingest_video(
     from .store import _require_str
 
     name = source_name(path)
-    _require_str(profile_name, "profile_name")
+    profile_name = _require_str(profile_name, "profile_name")
     sampler = window_sampler(name, fps, start, end, chunk_seconds)
     limit = None if max_frames is None else _count(max_frames, "max_frames", name, 1)
     skip = None if skip_similar is None else _count(skip_similar, "skip_similar", name, 0, 64)

@@ -23,6 +23,38 @@ def test_load_stage_output_with_a_non_string_stage(new_store: StoreFactory) -> N
             store.load_stage_output(tl.root_checkpoint_id, bad)  # type: ignore[arg-type]
 
 
+class _Named(str):
+    """A str subclass with its own __str__, as some libraries' name types are."""
+
+    def __str__(self) -> str:
+        return "not the text"
+
+
+def test_names_of_a_str_subclass_are_stored_as_their_text(new_store: StoreFactory,
+                                                          store_kind: str) -> None:
+    """numpy's str_ (a name read from an array or a DataFrame) passed the API's check,
+    and the record's check then refused it: "timeline '01a2...': source_video must be a
+    str, not str_". Records hold plain str; ids, tags and runs read back equal."""
+    store = new_store(store_kind)
+    tl = store.create_timeline(np.str_("v.mp4"), _Named("p"),
+                               [np.zeros((4, 4, 3), np.uint8)], codec="png")
+    c = store.save_stage_output(tl.id, None, np.str_("detect"), {"n": 1},
+                                is_scenario=True, scenario_label=_Named("thr"))
+    store.tag(c, np.str_("best"))
+    run = store.begin_run(tl.id, None, _Named("classify"), version=np.str_("v1"))
+    run.put({0: {"k": 1}})
+    done = store.get_checkpoint(run.commit())
+    got = store.get_timeline(tl.id), store.get_checkpoint(c)
+    assert (got[0].source_video, got[0].profile_name) == ("v.mp4", "p")
+    assert (got[1].stage, got[1].scenario_label) == ("detect", "thr")
+    assert [(t.name, t.checkpoint_id) for t in store.tags()] == [("best", c)]
+    assert done.stage == "classify" and store.get_run(run.id).version == "v1"
+    values = [got[0].source_video, got[0].profile_name, got[1].stage, got[1].scenario_label,
+              store.tags()[0].name, done.stage]
+    assert {type(v) for v in values} == {str}
+    assert store.verify().ok
+
+
 def test_objects_that_cannot_be_a_directory(tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
