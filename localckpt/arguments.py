@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import InvalidInputError
 
@@ -21,13 +21,22 @@ __all__ = ["boolean", "integer", "number", "shown", "text"]
 def shown(value: Any, limit: int = 60) -> str:
     """A short description of any value for an error message: its repr when that is
     short and printable, else its type (never raises)."""
-    if isinstance(value, str | bytes | int | float | bool | type(None)):
+    if isinstance(value, str | bytes | numbers.Number | type(None)):
         try:
             text = repr(value)
         except (ValueError, RecursionError):  # an int beyond Python's printing limit
             return "an integer too large to print"
+        except Exception:  # a Number type of a repr that fails
+            text = ""
+        if not text:
+            return _a(type(value).__name__)
         return text if len(text) <= limit else text[: limit - 3] + "..."
-    return f"a {type(value).__name__}"
+    return _a(type(value).__name__)
+
+
+def _a(name: str) -> str:
+    """name with its indefinite article: "a dict", "an int64"."""
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def boolean(value: Any, what: str) -> bool:
@@ -63,18 +72,32 @@ def _finite(value: numbers.Real) -> float | None:
     return as_float if math.isfinite(as_float) else None
 
 
+@overload
+def integer(value: Any, what: str, *, low: int | None = None, high: int | None = None,
+            none: Literal[False] = False) -> int: ...
+
+
+@overload
+def integer(value: Any, what: str, *, low: int | None = None, high: int | None = None,
+            none: bool) -> int | None: ...
+
+
 def integer(value: Any, what: str, *, low: int | None = None, high: int | None = None,
             none: bool = False) -> int | None:
-    """An int (not a bool) within [low, high] (None when none allows it)."""
+    """An integer (not a bool) within [low, high] as an int (None when none allows it):
+    numpy's integers too, as Python's own operators take them (a sequence from
+    ``np.arange``, a count from an array's ``sum()``)."""
     if value is None and none:
         return None
-    if (isinstance(value, bool) or not isinstance(value, int)
-            or (low is not None and value < low) or (high is not None and value > high)):
+    number = None if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+        else int(value)
+    if number is None or (low is not None and number < low) or (high is not None
+                                                                 and number > high):
         span = ("" if low is None and high is None else
                 f" >= {low}" if high is None else
                 f" <= {high}" if low is None else f" from {low} to {high}")
         raise InvalidInputError(f"{what} must be an int{span}, not {shown(value)}")
-    return int(value)
+    return number
 
 
 def text(value: Any, what: str, *, empty: bool = True) -> str:

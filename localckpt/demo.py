@@ -121,7 +121,8 @@ def run_demo(store: Store, frame_count: int = 24) -> tuple[Timeline, list[str]]:
     frame_count: 1 to MAX_DEMO_FRAMES (the demo holds every frame in memory)."""
     from .arguments import integer
 
-    integer(frame_count, "the demo's frame count (--frames)", low=1, high=MAX_DEMO_FRAMES)
+    frame_count = integer(frame_count, "the demo's frame count (--frames)", low=1,
+                          high=MAX_DEMO_FRAMES)
     frames = synthetic_frames(frame_count)
     tl = store.create_timeline("synthetic://two-balls", "demo", frames, fps=2.0)
     loaded = [f.image for f in store.get_timeline_frames(tl.id)]

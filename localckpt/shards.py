@@ -39,7 +39,7 @@ import attrs
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .arguments import shown
+from .arguments import integer, shown
 from .errors import BackendUnavailableError, CorruptDataError, InvalidInputError, NotFoundError
 from .frames import (
     CODECS,
@@ -759,8 +759,7 @@ class FrameReader:
         different arena each time and peak RSS grew with the frame count (k=0.5, 723
         MB at 1000 720p frames); with long-lived threads the memory is reused.
         """
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise InvalidInputError(f"batch must be an int >= 1, got {shown(batch)}")
+        batch = integer(batch, "batch", low=1)
         metas = self._select(start, stop)
         batches = [metas[i:i + batch] for i in range(0, len(metas), batch)]
         if not batches:

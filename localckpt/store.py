@@ -403,7 +403,7 @@ class Store:
         from .maintenance.delete import retain
 
         timeline_id = self._ref(timeline_id, "timeline", "timeline_id")
-        integer(keep_last, "keep_last", low=0, none=True)
+        keep_last = integer(keep_last, "keep_last", low=0, none=True)
         if isinstance(keep_labels, str) or not isinstance(keep_labels, Iterable):
             raise InvalidInputError(f"keep_labels must be an iterable of labels, not "
                                     f"{shown(keep_labels)}")
@@ -458,12 +458,10 @@ class Store:
 
     # -- frames ---------------------------------------------------------------------------
 
-    def _reader(self, timeline_ref: str, start: Any = None, stop: Any = None) -> Any:
+    def _reader(self, timeline_ref: str) -> Any:
         """The frame reader of a timeline (any reference to one), cached per id."""
         from .shards import FrameReader
 
-        integer(start, "start", none=True)
-        integer(stop, "stop", none=True)
         timeline = self.get_timeline(timeline_ref)  # NotFoundError for unknown / deleted ids
         timeline_id = timeline.id
         with self._readers_lock:
@@ -492,9 +490,9 @@ class Store:
         from .similar import similar_frames
 
         if not isinstance(sequence_or_hash, str):
-            integer(sequence_or_hash, "sequence_or_hash", low=0)
-        integer(max_distance, "max_distance", low=0, high=64)
-        integer(limit, "limit", low=0, none=True)
+            sequence_or_hash = integer(sequence_or_hash, "sequence_or_hash", low=0)
+        max_distance = integer(max_distance, "max_distance", low=0, high=64)
+        limit = integer(limit, "limit", low=0, none=True)
         tid = self._ref(timeline_id, "timeline", "timeline_id")
         return similar_frames(self.frame_index(tid), sequence_or_hash, max_distance,
                               limit, tid)
@@ -503,26 +501,29 @@ class Store:
         self, timeline_id: str, start: int | None = None, stop: int | None = None
     ) -> list[Frame]:
         """Decoded frames with start <= sequence < stop (all by default), in sequence order."""
-        return list(self._reader(timeline_id, start, stop).frames(start, stop))
+        start, stop = _bounds(start, stop)
+        return list(self._reader(timeline_id).frames(start, stop))
 
     def iter_frames(
         self, timeline_id: str, start: int | None = None, stop: int | None = None,
         batch: int = 64,
     ) -> Iterator[Frame]:
         """Stream decoded frames; memory stays bounded by one batch whatever the count."""
-        integer(batch, "batch", low=1)
-        return iter(self._reader(timeline_id, start, stop).iter_frames(start, stop, batch=batch))
+        start, stop = _bounds(start, stop)
+        batch = integer(batch, "batch", low=1)
+        return iter(self._reader(timeline_id).iter_frames(start, stop, batch=batch))
 
     def get_frame(self, timeline_id: str, sequence: int) -> Frame:
         """One frame by sequence number (NotFoundError when the timeline lacks it)."""
-        integer(sequence, "sequence", low=0)
+        sequence = integer(sequence, "sequence", low=0)
         return self._reader(timeline_id).get(sequence)
 
     def get_timeline_frames_b64(
         self, timeline_id: str, start: int | None = None, stop: int | None = None
     ) -> list[dict[str, Any]]:
         """Frames as dicts with base64 JPEG (``jpeg_b64``) for web front ends."""
-        return list(self._reader(timeline_id, start, stop).b64(start, stop))
+        start, stop = _bounds(start, stop)
+        return list(self._reader(timeline_id).b64(start, stop))
 
     # -- checkpoints ----------------------------------------------------------------------
 
@@ -910,6 +911,11 @@ def _ids(value: Any, what: str) -> list[str]:
     for i in ids:
         _id(i, what)
     return ids
+
+
+def _bounds(start: Any, stop: Any) -> tuple[int | None, int | None]:
+    """A range of frame sequences as ints (numpy's integers too), None for an open end."""
+    return integer(start, "start", none=True), integer(stop, "stop", none=True)
 
 
 def _require_str(value: Any, what: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,34 @@ def test_names_of_a_str_subclass_are_stored_as_their_text(new_store: StoreFactor
               store.tags()[0].name, done.stage]
     assert {type(v) for v in values} == {str}
     assert store.verify().ok
+
+
+def test_numpy_integers_are_taken_as_ints(new_store: StoreFactory) -> None:
+    """A sequence from np.arange, a count from an array: run.put took np.int64 keys, but
+    get_frame said "sequence must be an int >= 0, not a int64", and so did iter_frames'
+    bounds and batch, similar_frames, retain's keep_last and run.map's chunk_size."""
+    store = new_store("embedded")
+    tl = store.create_timeline("v", "p", [np.full((4, 4, 3), i, np.uint8) for i in range(5)],
+                               codec="png")
+    i64, i32 = np.int64, np.int32
+    assert store.get_frame(tl.id, i64(2)).sequence == 2
+    assert [f.sequence for f in store.iter_frames(tl.id, i64(1), i32(4), batch=np.uint8(2))
+            ] == [1, 2, 3]
+    assert [f.sequence for f in store.get_timeline_frames(tl.id, i64(3))] == [3, 4]
+    assert [f["sequence"] for f in store.get_timeline_frames_b64(tl.id, None, i64(2))
+            ] == [0, 1]
+    assert len(store.similar_frames(tl.id, i64(1), i64(64), limit=i64(2))) == 2
+    run = store.begin_run(tl.id, None, "detect")
+    assert run.map(lambda frames: {f.sequence: f.sequence for f in frames},
+                   chunk_size=i64(2)) == 5
+    kept = store.save_stage_output(tl.id, run.commit(), "track", {})
+    assert store.retain(tl.id, keep_last=i64(1), dry_run=True).checkpoints == ()
+    assert store.get_checkpoint(kept).stage == "track"
+    for bad, said in ((np.float64(2.0), repr(np.float64(2.0))), (i64(-1), repr(i64(-1))),
+                      (object(), "an object"), (True, "True")):
+        with pytest.raises(InvalidInputError, match=rf"sequence must be an int >= 0, not "
+                           rf"{re.escape(said)}$"):
+            store.get_frame(tl.id, bad)
 
 
 def test_objects_that_cannot_be_a_directory(tmp_path: Path) -> None:

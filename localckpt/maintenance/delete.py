@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ..arguments import integer
 from ..catalog import Batch
 from ..errors import InvalidInputError
 from ..ids import new_id
@@ -134,9 +135,7 @@ def retain(
     """
     _check_flag(dry_run, "dry_run")
     _check_flag(keep_tagged, "keep_tagged")
-    if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int)
-                                  or keep_last < 0):
-        raise InvalidInputError(f"keep_last must be an int >= 0 or None, not {keep_last!r}")
+    keep_last = integer(keep_last, "keep_last", low=0, none=True)
     if isinstance(keep_labels, str) or not isinstance(keep_labels, Iterable):
         raise InvalidInputError(
             f"keep_labels must be a list of scenario labels, not {keep_labels!r}"

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..arguments import shown
+from ..arguments import integer, shown
 from ..errors import InvalidInputError
 from ..progress import Reporter
 
@@ -104,8 +104,7 @@ def map_run(run: StageRun, fn: Callable[[list[Any]], Mapping[int, Any]], executo
     """See StageRun.map and the module docstring."""
     if not callable(fn):
         raise InvalidInputError(f"fn must be a function of a list of frames, not {shown(fn)}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise InvalidInputError(f"chunk_size must be an int >= 1, not {shown(chunk_size)}")
+    chunk_size = integer(chunk_size, "chunk_size", low=1)
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise InvalidInputError("executor must be a concurrent.futures.Executor (something "
                                 f"with submit), not {type(executor).__name__}")
