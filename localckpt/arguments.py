@@ -16,7 +16,7 @@ from typing import Any, Literal, overload
 
 from .errors import InvalidInputError
 
-__all__ = ["boolean", "integer", "number", "shown", "text"]
+__all__ = ["boolean", "integer", "number", "shown", "text", "with_article"]
 
 def shown(value: Any, limit: int = 60) -> str:
     """A short description of any value for an error message: its repr when that is
@@ -29,12 +29,12 @@ def shown(value: Any, limit: int = 60) -> str:
         except Exception:  # a Number type of a repr that fails
             text = ""
         if not text:
-            return _a(type(value).__name__)
+            return with_article(type(value).__name__)
         return text if len(text) <= limit else text[: limit - 3] + "..."
-    return _a(type(value).__name__)
+    return with_article(type(value).__name__)
 
 
-def _a(name: str) -> str:
+def with_article(name: str) -> str:
     """name with its indefinite article: "a dict", "an int64"."""
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 

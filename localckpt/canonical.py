@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from .arguments import with_article
 from .errors import CorruptDataError, InvalidInputError
 from .gcpause import gc_paused
 
@@ -207,10 +208,18 @@ def _check(value: Any, path: str, open_ids: set[int]) -> None:
                 _check(item, f"{path}[{i}]", open_ids)
         open_ids.discard(id(value))
         return
+    hint = "; convert it with .tolist()" if _has_tolist(value) else ""  # numpy, pandas
     raise InvalidInputError(
-        f"{path} is a {type(value).__name__}, which is not a JSON value "
-        "(use dict, list, str, int, float, bool or None; numpy scalars are converted)"
+        f"{path} is {with_article(type(value).__name__)}, which is not a JSON value (use "
+        f"dict, list, str, int, float, bool or None; numpy scalars are converted){hint}"
     )
+
+
+def _has_tolist(value: Any) -> bool:
+    try:
+        return callable(getattr(value, "tolist", None))
+    except Exception:  # a __getattr__ of its own that fails
+        return False
 
 
 _escape = json.encoder.encode_basestring  # C, and the escapes orjson writes

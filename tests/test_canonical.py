@@ -337,8 +337,11 @@ def test_numpy_scalars_are_stored_as_their_json_equivalents() -> None:
     assert type(json_object(value, "stats")["n"]) is int
     with pytest.raises(InvalidInputError, match="NaN"):
         canonical_bytes({"x": np.float32("nan")})
-    with pytest.raises(InvalidInputError, match="ndarray"):
+    with pytest.raises(InvalidInputError, match=r"\['x'\] is a ndarray, .*convert it with "
+                       r"\.tolist\(\)$"):  # an array is not converted: say how
         canonical_bytes({"x": np.zeros(3)})
+    with pytest.raises(InvalidInputError, match=r"is a set, which .* are converted\)$"):
+        canonical_bytes({"x": {1}})
 
 
 def test_long_fraction_digits_keep_the_fast_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
