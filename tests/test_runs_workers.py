@@ -193,6 +193,26 @@ def test_map_here_resumes_after_a_failed_chunk(new_store: Any) -> None:
         store, tl.id)
 
 
+def test_a_fn_a_process_pool_cannot_send_is_a_typed_error(new_store: Any) -> None:
+    """A lambda or a nested function given to a process pool failed with pickle's own
+    PicklingError (or AttributeError), naming neither fn nor what to do."""
+    store = new_store("embedded")
+    tl = store.create_timeline("v.mp4", "p", frames(6), codec="png")
+    run = store.begin_run(tl.id, None, "bright", memo=False)
+
+    def nested(fs: list[Any]) -> dict[int, Any]:
+        return brightness(fs)
+
+    with _spawned(1) as pool:
+        for fn, name in ((lambda fs: brightness(fs), "<lambda>"), (nested, "nested")):
+            with pytest.raises(localckpt.InvalidInputError, match=rf"fn \S*{name} could not be "
+                               r"sent .*defined at a module's top level") as info:
+                run.map(fn, executor=pool, chunk_size=2)
+            assert "pickle" in str(info.value.__cause__)
+        assert run.done == 0 and run.todo() == list(range(6))
+        assert run.map(brightness, executor=pool, chunk_size=2) == 6  # the pool still works
+
+
 @pytest.mark.parametrize("kind", ["embedded", "memory"])
 def test_map_on_a_thread_pool(new_store: Any, kind: str, monkeypatch: Any) -> None:
     """Threads share the caller's store (a memory:// store too): no store is opened."""

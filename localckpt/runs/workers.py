@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -149,7 +150,7 @@ def _there(run: StageRun, fn: Callable[..., Any], chunks: Sequence[list[int]], e
                 len(chunk)
         written = seen = 0
         for fut in as_completed(futures):
-            written += fut.result()
+            written += _result(fut, fn)
             seen += futures[fut]
             reporter.step("frames", seen, total, futures[fut])
         return written
@@ -157,3 +158,20 @@ def _there(run: StageRun, fn: Callable[..., Any], chunks: Sequence[list[int]], e
         for fut in futures:
             fut.cancel()
         raise
+
+
+def _result(fut: Future[int], fn: Callable[..., Any]) -> int:
+    """A task's result; a fn the executor could not send to its workers (a lambda or a
+    nested function, by a process pool's pickle) is InvalidInputError saying what to
+    do, where pickle's own error named neither fn nor a remedy."""
+    try:
+        return fut.result()
+    except (pickle.PicklingError, AttributeError, TypeError) as exc:
+        if "pickle" not in str(exc):
+            raise
+        raise InvalidInputError(
+            f"fn {getattr(fn, '__qualname__', shown(fn))} could not be sent to the "
+            f"executor's worker processes ({type(exc).__name__}: {exc}): a process pool "
+            "sends fn by pickle, which takes a function defined at a module's top level, "
+            "not a lambda or a function inside another. Define it so, or use Dask's "
+            "executor (cloudpickle), a ThreadPoolExecutor or executor=None") from exc
