@@ -35,8 +35,9 @@ def shown(value: Any, limit: int = 60) -> str:
 
 
 def with_article(name: str) -> str:
-    """name with its indefinite article: "a dict", "an int64"."""
-    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+    """name with its indefinite article: "a dict", "an int64", "a UUID" (by its first
+    letter; a type name starting with u is mostly said "you": uint8, UUID)."""
+    return f"{'an' if name[:1].lower() in 'aeio' else 'a'} {name}"
 
 
 def boolean(value: Any, what: str) -> bool:

@@ -227,12 +227,25 @@ def short_ids(store: Store, ids: Iterable[str], kind: str = "checkpoint", *,
 # -- resolving ------------------------------------------------------------------------------
 
 
+def _how_to_pass(ref: object) -> str:
+    """What to pass instead of a record (its .id) or a UUID (its text)."""
+    import uuid
+
+    if isinstance(ref, uuid.UUID):
+        return f": pass str() of it ({str(ref)!r})"
+    try:
+        rid = getattr(ref, "id", None)
+    except Exception:  # an attribute of its own that fails
+        return ""
+    return f": pass its .id ({rid!r})" if isinstance(rid, str) and len(rid) <= 100 else ""
+
+
 def _check_ref(ref: object, kind: str, what: str | None) -> str:
     if not isinstance(ref, str):
         name = what or f"a {kind} reference"
         raise InvalidInputError(
             f"{name} must be a {kind} id, short id, prefix or tag (a string), not "
-            f"{type(ref).__name__}")
+            f"{arguments.with_article(type(ref).__name__)}{_how_to_pass(ref)}")
     if not ref:
         raise NotFoundError(f"no {kind} '' (an empty reference names nothing)")
     if not ref.isascii():  # ids and short ids are; a tag name is valid Unicode

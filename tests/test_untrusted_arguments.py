@@ -84,6 +84,28 @@ def test_numpy_integers_are_taken_as_ints(new_store: StoreFactory) -> None:
             store.get_frame(tl.id, bad)
 
 
+def test_a_record_or_a_uuid_where_an_id_goes_says_what_to_pass(
+        new_store: StoreFactory) -> None:
+    """A Checkpoint where its id goes (from lineage(), say) was refused with "not
+    Checkpoint"; the message now says to pass its .id, and a UUID its text."""
+    import uuid
+
+    store = new_store("memory")
+    tl = store.create_timeline("v", "p", [np.zeros((4, 4, 3), np.uint8)], codec="png")
+    root = store.get_checkpoint(tl.root_checkpoint_id)
+    cases = ((lambda: store.save_stage_output(tl.id, root, "d", {}),
+              f"not a Checkpoint: pass its .id ('{root.id}')"),
+             (lambda: store.checkpoints(tl), f"not a Timeline: pass its .id ('{tl.id}')"),
+             (lambda: store.get_checkpoint(uuid.UUID(root.id)),
+              f"not a UUID: pass str() of it ('{root.id}')"),
+             (lambda: store.get_checkpoint(7), "(a string), not an int"))
+    for call, said in cases:
+        with pytest.raises(InvalidInputError) as info:
+            call()
+        assert str(info.value).endswith(said), str(info.value)
+    assert len(store.checkpoints(tl.id)) == 1
+
+
 def test_objects_that_cannot_be_a_directory(tmp_path: Path) -> None:
     a_file = tmp_path / "file"
     a_file.write_text("x")
