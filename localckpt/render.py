@@ -181,11 +181,16 @@ def _describe(c: Checkpoint, parent: Checkpoint | None, names: Sequence[str] = (
 def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
                 tags: Mapping[str, Sequence[str]] | None = None,
                 shorts: Mapping[str, str] | None = None,
-                pending: Mapping[str, Sequence[str]] | None = None) -> str:
+                pending: Mapping[str, Sequence[str]] | None = None, *,
+                ascii_only: bool = False) -> str:
     """The tree as indented lines (children oldest first), like `tree` or `git log --graph`;
     tags: checkpoint id -> tag names shown on its line; shorts: id -> short id shown in
     its place (timeline and checkpoints; full ids where missing); pending: checkpoint id ->
-    lines of what is under way there (open stage runs), drawn as its last children."""
+    lines of what is under way there (open stage runs), drawn as its last children.
+    ascii_only: branches drawn as `tree --charset=ascii` draws them (for an output
+    that cannot encode box-drawing characters)."""
+    last_branch, branch_, down = ("`-- ", "|-- ", "|   ") if ascii_only else (
+        "└── ", "├── ", "│   ")
     by_id = {c.id: c for c in checkpoints}
     kids: defaultdict[str | None, list[Checkpoint]] = defaultdict(list)
     for c in checkpoints:
@@ -202,13 +207,13 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
     stack = [(c, "", i == len(roots) - 1) for i, c in enumerate(roots)][::-1]
     while stack:  # iterative: trees may be thousands deep
         node, prefix, last = stack.pop()
-        branch = prefix + ("└── " if last else "├── ")
+        branch = prefix + (last_branch if last else branch_)
         if isinstance(node, str):  # a pending node (an open stage run)
             lines.append(branch + node)
             continue
         parent = by_id.get(node.parent_id) if node.parent_id else None
         lines.append(branch + _describe(node, parent, (tags or {}).get(node.id, ()), shorts))
-        child_prefix = prefix + ("    " if last else "│   ")
+        child_prefix = prefix + ("    " if last else down)
         children: list[Checkpoint | str] = [*kids.get(node.id, []),
                                             *(pending or {}).get(node.id, ())]
         for i in range(len(children) - 1, -1, -1):

@@ -255,6 +255,23 @@ def test_an_id_of_the_other_kind_is_said_to_be_one(
     assert r.returncode == 1 and "no checkpoint matches 'nosuchref'" in r.stderr
 
 
+def test_the_tree_is_drawn_in_ascii_where_the_output_cannot_encode_boxes(
+        world: tuple[dict[str, str], dict]) -> None:
+    """In a C or Latin-1 terminal (PYTHONIOENCODING=ascii here) the tree's box-drawing
+    characters came out as \\u2514\\u2500\\u2500 escapes; they are drawn as
+    `tree --charset=ascii` draws them there."""
+    ctx, env = world
+    store = ("--store", ctx["store"])
+    drawn = {code: run(*store, "tree", ctx["timeline"], env={**env, "PYTHONIOENCODING": code})
+             for code in ("ascii", "utf-8")}
+    assert all(r.returncode == 0 for r in drawn.values())
+    plain, boxes = drawn["ascii"].stdout, drawn["utf-8"].stdout
+    assert "`-- " in plain and "\\u" not in plain and plain.isascii()
+    assert "└── " in boxes
+    trans = str.maketrans({"└": "`", "├": "|", "│": "|", "─": "-"})
+    assert boxes.translate(trans) == plain  # the same tree, line for line
+
+
 @pytest.mark.parametrize("unbuffered", [False, True])
 def test_a_reader_gone_leaves_the_exit_status_the_commands_own(
         unbuffered: bool, world: tuple[dict[str, str], dict]) -> None:

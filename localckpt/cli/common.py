@@ -335,6 +335,18 @@ def _url_as_name(text: str, url: str, name: str) -> str:
                         f"`localckpt --store {shlex.quote(name)} ")
 
 
+def prints_unicode() -> bool:
+    """Whether standard output can encode the tree's box-drawing characters and the
+    ellipsis of a clipped cell (a terminal in a C or Latin-1 locale, or
+    PYTHONIOENCODING=ascii, cannot: they came out as \\u2514 escapes; the command line
+    says them in ASCII there)."""
+    try:
+        "└├│─…".encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
 def store_named(store: Store) -> str:
     """The store as messages name it: a remote opened by its name as ``team (URL)``,
     else its URL (or its catalog's description)."""

@@ -21,6 +21,7 @@ from .common import (
     output_file,
     print_json,
     printable,
+    prints_unicode,
     short_ids_in_errors,
     stage_name,
     tag_name,
@@ -205,7 +206,9 @@ def _clip(text: str) -> str:
     """A cell: stored text (labels, scenario labels: from a bundle or a peer too) with
     control characters escaped (render.printable), so none moves the cursor."""
     text = printable(text.replace("\n", " "))
-    return text if len(text) <= _CELL else text[:_CELL - 1] + "…"
+    if len(text) <= _CELL:
+        return text
+    return text[:_CELL - 1] + "…" if prints_unicode() else text[:_CELL - 3] + "..."
 
 
 # -- sql ----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from .common import (
     add_short_ids,
     options_arg,
     print_json,
+    prints_unicode,
     progress,
     real,
     short_ids_in_errors,
@@ -141,7 +142,7 @@ def cmd_demo(store: Store, args: argparse.Namespace) -> int:
     checkpoints = store.checkpoints(timeline.id)
     shorts = {**store.short_ids([c.id for c in checkpoints]),
               **store.short_ids([timeline.id], "timeline")}
-    print(render_tree(timeline, checkpoints, shorts=shorts))
+    print(render_tree(timeline, checkpoints, shorts=shorts, ascii_only=not prints_unicode()))
     a, b = shorts[leaves[0]], shorts[leaves[-1]]  # short ids differ, made in one ms or not
     print(f"\nnext: localckpt show {b}")
     print(f"      localckpt diff {a} {b} --stage detect --frames")

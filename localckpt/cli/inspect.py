@@ -23,6 +23,7 @@ from .common import (
     add_short_ids,
     checkpoint_ref,
     print_json,
+    prints_unicode,
     stage_name,
     timeline_or_newest,
 )
@@ -81,7 +82,7 @@ def cmd_tree(store: Store, args: argparse.Namespace) -> int:
         from .runs import pending_nodes  # open stage runs, under their parents
 
         print(render_tree(timeline, checkpoints, names, shorts,
-                          pending_nodes(store, timeline.id)))
+                          pending_nodes(store, timeline.id), ascii_only=not prints_unicode()))
     return 0
 
 
