@@ -91,7 +91,7 @@ class _Unusual(Exception):
     """The fast path cannot vouch for this value: take the thorough one."""
 
 
-def _numpy_scalar(value: Any) -> Any:
+def numpy_scalar(value: Any) -> Any:
     """value as a Python scalar if it is a numpy scalar (numpy imported only if used)."""
     np = sys.modules.get("numpy")
     if np is not None:
@@ -113,7 +113,7 @@ def _default(value: Any) -> Any:
         return int.__int__(value)
     if isinstance(value, float):
         return float.__float__(value)
-    scalar = _numpy_scalar(value)
+    scalar = numpy_scalar(value)
     if scalar is not None:
         return scalar
     if isinstance(value, Mapping):
@@ -181,7 +181,7 @@ def _check(value: Any, path: str, open_ids: set[int]) -> None:
         if not math.isfinite(value):
             raise InvalidInputError(f"{path} is {value!r}; JSON has no NaN or Infinity")
         return
-    scalar = _numpy_scalar(value)
+    scalar = numpy_scalar(value)
     if scalar is not None:
         _check(scalar, path, open_ids)
         return
@@ -269,7 +269,7 @@ def _write(value: Any, out: list[str]) -> None:
             _write(item, out)
         out.append("]")
     else:
-        _write(_numpy_scalar(value), out)
+        _write(numpy_scalar(value), out)
 
 
 def reference_bytes(value: Any, what: str = "value") -> bytes:

@@ -432,6 +432,7 @@ class QueryEngine:
         if params is not None and not isinstance(params, (list, tuple, dict)):
             raise InvalidInputError("params must be a list (for ? placeholders) or a dict "
                                     f"(for $name), not {type(params).__name__}")
+        params = _plain_params(params)
         with self._lock:
             wanted = self._check(query)
             timelines = store.list_timelines()
@@ -516,6 +517,24 @@ def engine_of(store: Store) -> QueryEngine:
                 store.__dict__[_ATTR] = engine
     assert isinstance(engine, QueryEngine)
     return engine
+
+
+def _plain_params(params: Sequence[Any] | Mapping[str, Any] | None
+                  ) -> Sequence[Any] | Mapping[str, Any] | None:
+    """params with numpy scalars as the Python values they stand for: DuckDB binds no
+    np.int64 ("Unable to transform python value of type numpy.int64"), and a bound
+    taken from an array is one."""
+    from .canonical import numpy_scalar
+
+    def plain(value: Any) -> Any:
+        scalar = numpy_scalar(value)
+        return value if scalar is None else scalar
+
+    if params is None:
+        return None
+    if isinstance(params, dict):
+        return {key: plain(value) for key, value in params.items()}
+    return [plain(value) for value in params]
 
 
 def sql(store: Store, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None,

@@ -173,6 +173,23 @@ def test_anything_but_one_select_is_refused(new_store: Any, query: str) -> None:
     assert store.sql("SELECT * FROM checkpoints ORDER BY id").equals(before)
 
 
+def test_numpy_scalars_bind_as_params(source: Any) -> None:
+    """A bound taken from an array (np.int64) failed with DuckDB's "Unable to transform
+    python value of type numpy.int64"; numpy scalars bind as the values they stand for."""
+    import numpy as np
+
+    store = source[0]
+    query = ("SELECT count(*) AS n, ? AS f, ? AS b FROM detections WHERE sequence < ? "
+             "AND label = ?")
+    plain = store.sql(query, [0.5, True, 2, "car"]).to_pylist()
+    assert plain[0]["n"] > 0
+    assert store.sql(query, [np.float32(0.5), np.bool_(True), np.int64(2), np.str_("car")]
+                     ).to_pylist() == plain
+    named = "SELECT count(*) AS n FROM detections WHERE sequence < $s"
+    assert store.sql(named, {"s": np.int32(2)}).to_pylist() == store.sql(
+        named, {"s": 2}).to_pylist()
+
+
 def test_bad_queries_are_typed_errors(new_store: Any) -> None:
     store = new_store("memory")
     with pytest.raises(InvalidInputError, match="surrogate"):  # DuckDB's parser raised TypeError
