@@ -448,3 +448,15 @@ def test_the_pages_write_labels_usage_as_the_parser_takes_it() -> None:
             positional = re.search(r"\] ((?:\[?[A-Z]+\]? ?)+)$", usage)
             assert positional, usage
             assert f"labels {name} {positional.group(1).strip()} " in text, (page, name)
+
+
+def test_a_long_cell_is_clipped_to_the_same_width_with_either_ellipsis() -> None:
+    """A table cell past _CELL characters ends in "…", or in "..." where stdout cannot
+    encode it (a C locale printed \\u2026); the cut keeps the column's width."""
+    from localckpt.cli.decide import _CELL, _clip
+
+    long = "scenario-" + "x" * _CELL
+    assert _clip(long, "…") == long[:_CELL - 1] + "…"
+    assert _clip(long, "...") == long[:_CELL - 3] + "..."
+    assert {len(_clip(long, e)) for e in ("…", "...")} == {_CELL}
+    assert _clip("short\nlabel", "...") == "short label"

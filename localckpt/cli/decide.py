@@ -195,20 +195,20 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
 
 
 def _print_table(head: list[str], body: list[list[str]], right_from: int) -> None:
-    cells = [[_clip(c) for c in row] for row in [head, *body]]
+    ellipsis = "…" if prints_unicode() else "..."  # asked once a table, not once a cell
+    cells = [[_clip(c, ellipsis) for c in row] for row in [head, *body]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(head))]
     for row in cells:
         print("  ".join(c.rjust(w) if i >= right_from else c.ljust(w)
                         for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip())
 
 
-def _clip(text: str) -> str:
+def _clip(text: str, ellipsis: str) -> str:
     """A cell: stored text (labels, scenario labels: from a bundle or a peer too) with
-    control characters escaped (render.printable), so none moves the cursor."""
+    control characters escaped (render.printable), so none moves the cursor; cut to
+    _CELL characters, ellipsis included."""
     text = printable(text.replace("\n", " "))
-    if len(text) <= _CELL:
-        return text
-    return text[:_CELL - 1] + "…" if prints_unicode() else text[:_CELL - 3] + "..."
+    return text if len(text) <= _CELL else text[:_CELL - len(ellipsis)] + ellipsis
 
 
 # -- sql ----------------------------------------------------------------------------------
