@@ -26,9 +26,7 @@ def shown(value: Any, limit: int = 60) -> str:
             text = repr(value)
         except (ValueError, RecursionError):  # an int beyond Python's printing limit
             return "an integer too large to print"
-        except Exception:  # a Number type of a repr that fails
-            text = ""
-        if not text:
+        except Exception:  # a Number type of a repr that fails: said by its type
             return with_article(type(value).__name__)
         return text if len(text) <= limit else text[: limit - 3] + "..."
     return with_article(type(value).__name__)
