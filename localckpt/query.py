@@ -27,6 +27,9 @@ holding that output (an output shared by two timelines is one set of rows). Look
 up costs a join over every box, so it is made only for a query that might read the
 column (its parse tree names ``timestamp``, a ``*``, a whole row...).
 
+``SHOW TABLES``, ``DESCRIBE`` and ``information_schema`` list the five as in any DuckDB
+(a table the query does not name is there, empty with its columns).
+
 Read-only: one SELECT statement per call; anything else is :class:`ReadOnlyQueryError`.
 DuckDB may read nothing but the derived files (``enable_external_access`` is off), so
 ``read_csv('/etc/passwd')`` and ``COPY ... TO`` are refused as well.
@@ -193,7 +196,7 @@ class QueryEngine:
         self._rows_state: tuple[str, ...] | None = None
         self._rows_rel: Any = None
         self._ts_state: tuple[Any, ...] | None = None
-        self._registered: set[str] = set()
+        self._ts_table: pa.Table | None = None
         #: whether the last query's detections looked up each box's time (for tests)
         self.timestamps_joined = False
         objects = store.objects
@@ -363,14 +366,10 @@ class QueryEngine:
         self.ensure_derived(store, owners)
         hashes = tuple(sorted(owners))
         if hashes != self._rows_state:
-            if hashes:
-                rel = self._con.read_parquet([self._url(h) for h in hashes])
-                rel.create_view(_ROWS, replace=True)
-                self._rows_rel = rel
-            else:
-                self._con.register(_ROWS, derived.detections_schema().empty_table())
-                self._rows_rel = None
+            self._rows_rel = (self._con.read_parquet([self._url(h) for h in hashes]) if hashes
+                              else self._con.from_arrow(derived.detections_schema().empty_table()))
             self._rows_state = hashes
+        self._rows_rel.create_view(_ROWS, replace=True)
         by_id = {t.id: t for t in timelines}
         state = tuple(sorted((h, c.timeline_id, by_id[c.timeline_id].index_hash)
                              for h, c in owners.items()))
@@ -389,8 +388,9 @@ class QueryEngine:
                 "sequence": pa.array(np.concatenate(parts_s) if parts_s else [], pa.int64()),
                 "timestamp": pa.array(np.concatenate(parts_t) if parts_t else [],
                                       pa.float64())})
-            self._con.register(_TIMESTAMPS, table)
+            self._ts_table = table
             self._ts_state = state
+        self._con.register(_TIMESTAMPS, self._ts_table)
         self._con.execute(_DETECTIONS_VIEW if with_time else _DETECTIONS_NO_TIME)
         self.timestamps_joined = with_time
 
@@ -438,14 +438,7 @@ class QueryEngine:
             timelines = store.list_timelines()
             needs_tree = wanted & {"checkpoints", "stage_outputs", "detections"}
             checkpoints = self._trees(store, timelines) if needs_tree else []
-            for name in TABLES:  # what this query does not name is not left stale
-                if name not in wanted and name in self._registered:
-                    if name == "detections":
-                        self._con.execute("DROP VIEW IF EXISTS detections")
-                    else:
-                        self._con.unregister(name)
-                    self._registered.discard(name)
-            self._registered |= wanted
+            self._stand_ins(store, wanted)
             if "timelines" in wanted:
                 self._con.register("timelines", self._timelines(timelines))
             if "checkpoints" in wanted:
@@ -471,6 +464,28 @@ class QueryEngine:
                 return self._run(query, params)
             except duckdb.Error as exc:
                 raise _translate(exc, query) from None
+
+    def _stand_ins(self, store: Store, wanted: set[str]) -> None:
+        """Each table the query does not name, empty with its columns: SHOW TABLES,
+        DESCRIBE and information_schema list the five (a query reads no table it does
+        not name: DuckDB's parser reports even those in query() and query_table()), and
+        nothing of an earlier query is left stale. The detections view's own tables are
+        dropped with it, so they are listed only to a query of detections."""
+        import pyarrow as pa
+
+        if "detections" not in wanted:
+            self._con.execute(f"DROP VIEW IF EXISTS {_ROWS}")
+            self._con.unregister(_TIMESTAMPS)
+            schema = derived.detections_schema()
+            schema = schema.insert(schema.get_field_index("sequence") + 1,
+                                   pa.field("timestamp", pa.float64()))
+            self._con.from_arrow(schema.empty_table()).create_view("detections", replace=True)
+        for name, make in (("timelines", lambda: self._timelines([])),
+                           ("checkpoints", lambda: self._checkpoints(store, [], [])),
+                           ("stage_outputs", lambda: self._stage_outputs([])),
+                           ("frames", self._empty_frames)):
+            if name not in wanted:
+                self._con.register(name, make())
 
     def _needs_time(self, query: str) -> bool:
         import json

@@ -117,6 +117,26 @@ def test_what_the_tables_hold(source: Any) -> None:
     assert 0 < tracks["t"] < tracks["n"]
 
 
+def test_the_tables_are_listed_as_duckdb_lists_tables(source: Any) -> None:
+    """SHOW TABLES and information_schema, which name no table, list the five with the
+    columns a query of each one reads (they listed none), and never the detections
+    view's own tables; a table read after such a listing has its rows."""
+    store, _, _ = source
+    five = sorted(localckpt.query.TABLES)
+    assert store.sql("SHOW TABLES").column("name").to_pylist() == five
+    listed = store.sql("SELECT table_name, column_name, data_type FROM "
+                       "information_schema.columns ORDER BY table_name, ordinal_position")
+    for name in five:
+        got = [(r["column_name"], r["data_type"]) for r in listed.to_pylist()
+               if r["table_name"] == name]
+        described = store.sql(f"DESCRIBE {name}").to_pylist()
+        assert got == [(r["column_name"], r["column_type"]) for r in described], name
+    assert store.sql("SELECT count(*) AS n FROM detections").column("n")[0].as_py() > 0
+    assert store.sql("SHOW TABLES").column("name").to_pylist() == five
+    assert store.sql("SELECT count(*) AS n FROM checkpoints").column("n")[0].as_py() == \
+        sum(len(store.checkpoints(t.id)) for t in store.list_timelines())
+
+
 def test_only_live_records(new_store: Any) -> None:
     store = new_store("memory")
     ids = build(store)
