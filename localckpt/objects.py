@@ -158,8 +158,9 @@ class Objects:
                 _s3.check_options(options, _redact(url, secrets))
             except ImportError:  # s3fs not installed: url_to_fs says so below
                 pass
-            options, attempts = _s3.with_defaults(options)
         try:
+            if s3:  # its session class needs aiobotocore, which s3fs brings
+                options, attempts = _s3.with_defaults(options)
             fs, root = fsspec.core.url_to_fs(url, **options)
         except ValueError as exc:  # "Protocol not known: foo"
             raise InvalidInputError(
@@ -170,7 +171,8 @@ class Objects:
         except ImportError as exc:
             raise InvalidInputError(
                 f"objects URL {_redact(url, secrets)!r} needs a package that is not installed "
-                f"({exc.name or exc}); for s3:// run pip install 'localckpt[s3]'"
+                f"({(exc.name or str(exc)).split('.')[0]}); for s3:// run pip install "
+                "'localckpt[s3]'"
             ) from None
         if isinstance(fs, LocalFileSystem):
             _make_dir(root)

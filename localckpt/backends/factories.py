@@ -75,24 +75,27 @@ def embedded(
     marker = os.path.join(root, MARKER)
     fmt = read_marker(marker) if os.path.lexists(marker) else _unmarked(root, create)
     writable = os.access(root, os.W_OK) if os.path.isdir(root) else True
+    # objects named elsewhere (s3://...) are opened before anything is written here: one
+    # that cannot be (a package not installed, bad options) leaves no half-made store
+    given = Objects.from_url(objects, storage_options) if objects else None
     catalog: Catalog
     if fmt in LEGACY_FORMATS:
         from .conversion import convert, read_only_catalog
 
         if not writable:
             catalog = read_only_catalog(root)
-            return catalog, _objects(root, objects, storage_options)
+            return catalog, given or _objects(root, storage_options)
         convert(root)
     elif fmt is None:  # a new store
         os.makedirs(root, exist_ok=True)
         _write_marker(marker)
     catalog = sqlite_catalog(os.path.join(root, CATALOG_FILE), create=True,
                              read_only=not writable, **options)
-    return catalog, _objects(root, objects, storage_options)
+    return catalog, given or _objects(root, storage_options)
 
 
-def _objects(root: str, objects: str | None, storage_options: dict[str, Any]) -> Objects:
-    return Objects.from_url(objects or os.path.join(root, "objects"), storage_options)
+def _objects(root: str, storage_options: dict[str, Any]) -> Objects:
+    return Objects.from_url(os.path.join(root, "objects"), storage_options)
 
 
 def _unmarked(root: str, create: bool) -> int | None:
@@ -159,6 +162,12 @@ def postgres(
     url: str, objects: str | None, storage_options: dict[str, Any], options: dict[str, Any]
 ) -> tuple[Catalog, Objects]:
     """PostgreSQL catalog; objects must be named (S3/MinIO in production)."""
+    try:
+        import psycopg  # noqa: F401  (the catalog's modules import it deep inside)
+    except ImportError:
+        raise InvalidInputError(
+            "a PostgreSQL store needs psycopg, which is not installed: pip install "
+            "'localckpt[postgres]'") from None
     if not objects:
         raise InvalidInputError(
             "a postgresql store needs an objects URL for frame shards: pass objects="
@@ -205,5 +214,6 @@ def duckdb(
             "`localckpt --store duckdb://... init`)",
             cli=f"no DuckDB catalog at {path}; create one with `localckpt --store "
             f"duckdb://{path} init`, or check the --store path")
+    given = Objects.from_url(objects, storage_options) if objects else None  # see embedded
     catalog = duckdb_catalog(path, create=create)
-    return catalog, Objects.from_url(objects or f"{path}.objects", storage_options)
+    return catalog, given or Objects.from_url(f"{path}.objects", storage_options)
