@@ -1,6 +1,7 @@
 """The config file: the default store's settings and named remotes; secrets kept apart.
 
-``$LOCALCKPT_CONFIG`` (default ``~/.config/localckpt/config.toml``)::
+``$LOCALCKPT_CONFIG`` (default ``$XDG_CONFIG_HOME/localckpt/config.toml``, and
+``~/.config/localckpt/config.toml`` where XDG_CONFIG_HOME is unset)::
 
     [store]                          # the store used when neither --store nor
     url = "/home/me/work/.localckpt" # $LOCALCKPT_URL names one
@@ -84,14 +85,22 @@ _HTTP_CREDENTIAL = re.compile(r"\s*(bearer|basic|digest|negotiate|aws4-hmac-sha2
                               re.IGNORECASE)
 
 
+def _config_dir() -> str:
+    """$XDG_CONFIG_HOME/localckpt, or ~/.config/localckpt where it is unset (the XDG
+    Base Directory rule: a relative value is ignored too)."""
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.expanduser("~/.config")
+    return os.path.join(base, "localckpt")
+
+
 def config_path() -> str:
-    return os.environ.get("LOCALCKPT_CONFIG") or os.path.expanduser(
-        "~/.config/localckpt/config.toml")
+    return os.environ.get("LOCALCKPT_CONFIG") or os.path.join(_config_dir(), "config.toml")
 
 
 def credentials_path() -> str:
-    return os.environ.get("LOCALCKPT_CREDENTIALS") or os.path.expanduser(
-        "~/.config/localckpt/credentials.toml")
+    return os.environ.get("LOCALCKPT_CREDENTIALS") or os.path.join(_config_dir(),
+                                                                   "credentials.toml")
 
 
 def _read_toml(path: str, what: str, *, private: bool = False) -> dict[str, Any]:

@@ -62,6 +62,22 @@ def test_remote_list_says_when_there_is_none(local_env: dict[str, str]) -> None:
     assert json.loads(run("remote", "list", "--json", env=local_env).stdout) == []
 
 
+def test_the_config_file_follows_xdg_config_home(tmp_path: Path) -> None:
+    """Without $LOCALCKPT_CONFIG, remotes go to $XDG_CONFIG_HOME/localckpt/config.toml as
+    other tools' settings do (it was always ~/.config); a relative value is ignored, as
+    the XDG rule says."""
+    home = tmp_path / "home"
+    env = {"PATH": os.environ["PATH"], "HOME": str(home),
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    assert run("remote", "add", "shared", str(tmp_path / "shared"), env=env).returncode == 0
+    assert (tmp_path / "xdg" / "localckpt" / "config.toml").is_file()
+    assert not (home / ".config").exists()
+    env["XDG_CONFIG_HOME"] = "relative"
+    assert run("remote", "add", "other", str(tmp_path / "other"), env=env).returncode == 0
+    assert (home / ".config" / "localckpt" / "config.toml").is_file()
+    assert not (home / "relative").exists()
+
+
 def test_named_directory_remote(local_env: dict[str, str], tmp_path: Path) -> None:
     env = local_env
     remote = tmp_path / "shared"
