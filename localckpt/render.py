@@ -68,8 +68,8 @@ def source_duration(timeline: Timeline) -> str:
 
 def sampled_seconds(timeline: Timeline) -> float | None:
     """How many seconds of source the timeline's frames cover: the ingest window
-    (start to end, cut at the video's end; shorter when max_frames stopped it early),
-    else frame count / fps (frames given as arrays). None when nothing says."""
+    (start to end, cut at the video's end; up to ``stopped_at`` when max_frames stopped
+    it early), else frame count / fps (frames given as arrays). None when nothing says."""
     info = timeline.source_info
     sampling = info.get("sampling")
     duration = _number(info.get("duration"))
@@ -80,8 +80,14 @@ def sampled_seconds(timeline: Timeline) -> float | None:
     end = _number(sampling.get("end"))
     window = max(0.0, (duration if end is None else min(end, duration)) - start)
     limit = sampling.get("max_frames")
-    if isinstance(limit, int) and timeline.frame_count >= limit and by_rate is not None:
-        return min(window, by_rate)  # stopped at max_frames, maybe before the window ended
+    if isinstance(limit, int) and timeline.frame_count >= limit:
+        # stopped at max_frames, maybe before the window ended: where it stopped (count /
+        # fps falls short where sequences skip: fps above the source's, skip_similar)
+        stopped = _number(sampling.get("stopped_at"))
+        if stopped is not None:
+            return min(window, max(0.0, stopped - start))
+        if by_rate is not None:
+            return min(window, by_rate)
     return window
 
 

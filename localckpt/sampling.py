@@ -73,6 +73,11 @@ class Sampler:
             return 0
         return max(math.floor((t + TOLERANCE - self.start) * self.fps), 0)
 
+    def next_instant(self) -> Fraction | None:
+        """The first sampling instant no kept frame answers yet (None with fps None):
+        where the frames kept so far stop covering the source."""
+        return None if self.fps is None else self.start + self._next / self.fps
+
     def past_end(self, t: Fraction) -> bool:
         """True once t is at or after the window's end: nothing later can be kept."""
         return self.end is not None and t + TOLERANCE >= self.end

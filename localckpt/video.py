@@ -22,8 +22,9 @@ What a timeline made here holds:
   stream lasts as the file states it, else as decoded), ``container``, ``pixel_format``,
   ``start_time`` (seconds of the first frame's PTS, which timestamps are measured from),
   ``frames`` (the count the file states, or None), and ``sampling``: the arguments
-  (fps, start, end, max_frames, chunk_seconds, skip_similar). ``Timeline.fps`` is the
-  sampling rate; with fps=None it is the source's rate.
+  (fps, start, end, max_frames, chunk_seconds, skip_similar), and ``stopped_at`` where
+  max_frames ended the sampling (seconds: the next instant no kept frame answers).
+  ``Timeline.fps`` is the sampling rate; with fps=None it is the source's rate.
 - the root checkpoint's stats: ``frames_extracted`` (stored frames, as for every
   timeline), ``frames_decoded`` (decoded in the window), ``frames_kept`` (stored),
   ``frames_skipped`` (dropped by skip_similar) and ``frames_undecodable`` (in the window
@@ -198,6 +199,9 @@ class _Ingest:
             yield Frame(seq, float(t), s.chunk_id(t), phash, image)
             if self.max_frames is not None and self.kept >= self.max_frames:
                 self.stop = t
+                at = s.next_instant()
+                if at is not None:
+                    self.sampling["stopped_at"] = round(float(at), 6)
                 return True
         return False
 

@@ -207,6 +207,28 @@ def test_max_frames_stops_early(videos: dict[str, tuple[Path, list[float]]], sto
     check_timeline(store, tl, times, decoded(path), first3)
 
 
+def test_the_seconds_sampled_when_max_frames_stops_where_sequences_skip(
+        videos: dict[str, tuple[Path, list[float]]], store: Any) -> None:
+    """Sampled above the source's 25 fps, frames skip sequence numbers: 10 frames at 60
+    fps cover the source up to the first instant after the last frame's time, not 10 /
+    60 s (ls and tree said 0.2s for 0.4s)."""
+    from localckpt.render import sampled_duration, sampled_seconds
+
+    path, _ = videos["cfr-libx264"]
+    for start in (0.0, 0.5):
+        tl = store.ingest_video(path, fps=60, start=start or None, max_frames=10)
+        last = store.frame_index(tl.id)[-1]
+        assert last.sequence > 10  # the case: sequences skip
+        covered = (math.floor((last.timestamp - start) * 60 + 1e-6) + 1) / 60
+        assert sampled_seconds(tl) == pytest.approx(covered, abs=1e-6)
+        assert tl.source_info["sampling"]["stopped_at"] == pytest.approx(start + covered)
+        if not start:
+            assert sampled_duration(tl) == "0.4s"
+    whole = store.ingest_video(path, fps=60)  # not stopped early: the window, no stopped_at
+    assert "stopped_at" not in whole.source_info["sampling"]
+    assert sampled_seconds(whole) == pytest.approx(whole.source_info["duration"])
+
+
 def test_chunk_ids_are_windows_of_source_time(videos: dict[str, tuple[Path, list[float]]],
                                               store: Any) -> None:
     path, times = videos["cfr-libx264"]
