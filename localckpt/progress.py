@@ -18,7 +18,11 @@ Progress = Callable[[str, int, int], None]
 class Reporter:
     """Adapts None, True (a tqdm bar), a tqdm-like object or a callable."""
 
-    def __init__(self, progress: Any, desc: str) -> None:
+    def __init__(self, progress: Any, desc: str, unit: str = "item",
+                 show_phase: bool = True) -> None:
+        """unit: what the bar counts; show_phase False: a phase that only repeats the
+        unit (a run's "frames") is not drawn after the bar (callbacks still get it)."""
+        self.show_phase = show_phase
         self.callback: Progress | None = None
         self.bar: Any = None
         self.own_bar = False
@@ -34,7 +38,7 @@ class Reporter:
                 raise InvalidInputError(
                     "progress=True needs tqdm: pip install 'localckpt[progress]'"
                 ) from exc
-            self._make = lambda total: tqdm(total=total, desc=desc, unit="item",
+            self._make = lambda total: tqdm(total=total, desc=desc, unit=unit,
                                             file=sys.stderr, leave=False)
             self.own_bar = True
         elif hasattr(progress, "update") and hasattr(progress, "total"):
@@ -63,7 +67,7 @@ class Reporter:
             self.bar = self._make(total)
         if self.bar is not None and advance:
             self.bar.update(advance)
-            if hasattr(self.bar, "set_postfix_str"):
+            if self.show_phase and hasattr(self.bar, "set_postfix_str"):
                 self.bar.set_postfix_str(phase, refresh=False)
 
     def close(self) -> None:

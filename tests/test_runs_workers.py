@@ -193,6 +193,24 @@ def test_map_here_resumes_after_a_failed_chunk(new_store: Any) -> None:
         store, tl.id)
 
 
+def test_the_progress_bar_counts_frames(new_store: Any,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """progress=True draws a bar of frames on stderr ("frame/s"); it said "item/s" and
+    ended each line with ", frames", repeating its own title."""
+    store = new_store("embedded")
+    tl = store.create_timeline("v.mp4", "p", frames(12), codec="png")
+    run = store.begin_run(tl.id, None, "bright", memo=False)
+
+    def slow(fs: list[Any]) -> dict[int, Any]:
+        time.sleep(0.15)  # past tqdm's 0.1 s between redraws: each chunk is drawn
+        return brightness(fs)
+
+    assert run.map(slow, chunk_size=4, progress=True) == 12
+    drawn = capsys.readouterr().err
+    assert "bright frames:" in drawn and "8/12 [" in drawn, drawn
+    assert "frame/s]" in drawn and "item/s" not in drawn and "frames]" not in drawn, drawn
+
+
 def test_a_fn_a_process_pool_cannot_send_is_a_typed_error(new_store: Any) -> None:
     """A lambda or a nested function given to a process pool failed with pickle's own
     PicklingError (or AttributeError), naming neither fn nor what to do."""

@@ -113,7 +113,7 @@ def map_run(run: StageRun, fn: Callable[[list[Any]], Mapping[int, Any]], executo
     if not todo:
         return 0
     chunks = [todo[i:i + chunk_size] for i in range(0, len(todo), chunk_size)]
-    reporter = Reporter(progress, f"{run.stage} frames")
+    reporter = Reporter(progress, f"{run.stage} frames", unit="frame", show_phase=False)
     reporter.start(len(todo))
     try:
         if executor is None:
