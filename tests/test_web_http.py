@@ -11,6 +11,7 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,23 @@ def get_json(base: str, target: str) -> Any:
 
 
 # -- JSON endpoints -----------------------------------------------------------------------
+
+
+def test_the_index_says_the_seconds_ls_says(new_store: Any, tmp_path: Path) -> None:
+    """The index's duration is the seconds of source the frames cover, as `localckpt ls`
+    gives them: sampled above the source's rate, 25 frames of a 1 s video at 100 fps cover
+    1 s, where frames / fps said 0.25 s."""
+    from localckpt.render import sampled_seconds
+    from localckpt.testing.videos import write_video
+    from localckpt.web import App
+
+    store = new_store("embedded")
+    path = tmp_path / "clip.mp4"
+    write_video(path, 25)
+    tl = store.ingest_video(path, fps=100)
+    assert tl.frame_count == 25 and sampled_seconds(tl) == pytest.approx(1.0)
+    resp = App(store).handle("GET", "/api/timelines", "localhost")
+    assert json.loads(resp.body)["timelines"][0]["duration"] == pytest.approx(1.0)
 
 
 def test_api_timelines_and_timeline(site: Any) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, NotFoundError
 from ..records import checkpoint_to_dict, timeline_to_dict
-from ..render import pixel_aspect
+from ..render import pixel_aspect, sampled_seconds
 from ..types import Checkpoint, FrameMeta, Timeline
 
 if TYPE_CHECKING:
@@ -55,14 +55,16 @@ def _finite(x: float) -> float | None:
 
 
 def duration(t: Timeline) -> float | None:
-    """Seconds of video the sampled frames cover (frames / fps); None when that is not
+    """Seconds of video the sampled frames cover, as ``localckpt ls`` says them
+    (render.sampled_seconds: the ingest window, else frames / fps); None when that is not
     a number (an fps of 5e-324 gives infinity)."""
     if not t.fps or not math.isfinite(t.fps):
         return None
     try:
-        return _finite(t.frame_count / t.fps)
+        seconds = sampled_seconds(t)
     except OverflowError:
         return None
+    return None if seconds is None else _finite(seconds)
 
 
 def source_duration(t: Timeline) -> float | None:
