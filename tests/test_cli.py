@@ -1046,6 +1046,22 @@ def test_help_shows_every_numeric_default(capsys: pytest.CaptureFixture[str]) ->
     assert "--frames N  frames in the synthetic video (default 24)" in capsys.readouterr().out
 
 
+def test_help_command_gives_a_commands_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """`localckpt help tree`, as git, pip and docker take it, is `tree --help`; it was an
+    invalid choice. An unknown command is the usage error it is without help."""
+    for words in (["tree"], ["run", "show"], []):
+        with pytest.raises(SystemExit) as done:
+            _main(*words, "--help")
+        assert done.value.code == 0
+        want = capsys.readouterr().out
+        with pytest.raises(SystemExit) as done:
+            _main("help", *words)
+        assert done.value.code == 0 and capsys.readouterr().out == want, words
+    with pytest.raises(SystemExit) as done:
+        _main("help", "nope")
+    assert done.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
 def test_memo_clear_help_says_iso_dates_work(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     """--older-than takes an ISO date as retain --newer-than does (docs/cli.md); its help

@@ -100,7 +100,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     groups = (COMMANDS[command],) if command in COMMANDS else GROUPS
     for group in groups:
         importlib.import_module(f"{__package__}.{group}").register(sub)
+    if command not in COMMANDS:
+        helps = sub.add_parser("help", help="show a command's help, as its --help does",
+                               description="show a command's help (`localckpt help run "
+                                           "show` is `localckpt run show --help`)")
+        helps.add_argument("topic", nargs="*", metavar="COMMAND",
+                           help="a command, and its subcommand (none: every command)")
+        helps.set_defaults(func=_help, needs_store=False, _parser=helps)
     return parser
+
+
+def _help(_store: None, args: argparse.Namespace) -> int:
+    """`localckpt help COMMAND...`: that command's --help, as git, pip and docker have it
+    (an unknown command is the same usage error it is without help)."""
+    words = [*args.topic, "--help"]
+    build_parser(_command_in(words)).parse_args(words)  # prints the help and exits 0
+    return 0
 
 
 class _Parser(argparse.ArgumentParser):
