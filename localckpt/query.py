@@ -197,6 +197,10 @@ class QueryEngine:
         self._rows_rel: Any = None
         self._ts_state: tuple[Any, ...] | None = None
         self._ts_table: pa.Table | None = None
+        #: tables registered empty, as stand-ins (see _stand_ins)
+        self._standing: set[str] = set()
+        #: whether the detections view's own tables are registered now
+        self._internal = False
         #: whether the last query's detections looked up each box's time (for tests)
         self.timestamps_joined = False
         objects = store.objects
@@ -365,15 +369,18 @@ class QueryEngine:
                 owners.setdefault(h, c)
         self.ensure_derived(store, owners)
         hashes = tuple(sorted(owners))
-        if hashes != self._rows_state:
+        fresh_rows = hashes != self._rows_state
+        if fresh_rows:
             self._rows_rel = (self._con.read_parquet([self._url(h) for h in hashes]) if hashes
                               else self._con.from_arrow(derived.detections_schema().empty_table()))
             self._rows_state = hashes
-        self._rows_rel.create_view(_ROWS, replace=True)
+        if fresh_rows or not self._internal:  # binding a view reads each file's footer
+            self._rows_rel.create_view(_ROWS, replace=True)
         by_id = {t.id: t for t in timelines}
         state = tuple(sorted((h, c.timeline_id, by_id[c.timeline_id].index_hash)
                              for h, c in owners.items()))
-        if state != self._ts_state:
+        fresh_times = state != self._ts_state
+        if fresh_times:
             names, parts_h, parts_s, parts_t = [], [], [], []
             for i, (h, c) in enumerate(sorted(owners.items())):
                 frames = self._frame_table(store, by_id[c.timeline_id])
@@ -390,7 +397,9 @@ class QueryEngine:
                                       pa.float64())})
             self._ts_table = table
             self._ts_state = state
-        self._con.register(_TIMESTAMPS, self._ts_table)
+        if fresh_times or not self._internal:
+            self._con.register(_TIMESTAMPS, self._ts_table)
+        self._internal = True
         self._con.execute(_DETECTIONS_VIEW if with_time else _DETECTIONS_NO_TIME)
         self.timestamps_joined = with_time
 
@@ -469,23 +478,33 @@ class QueryEngine:
         """Each table the query does not name, empty with its columns: SHOW TABLES,
         DESCRIBE and information_schema list the five (a query reads no table it does
         not name: DuckDB's parser reports even those in query() and query_table()), and
-        nothing of an earlier query is left stale. The detections view's own tables are
-        dropped with it, so they are listed only to a query of detections."""
+        nothing of an earlier query is left stale. The detections view's own tables go
+        with it, so they are listed only to a query of detections. Work is done only
+        where the last query registered another table under a name."""
         import pyarrow as pa
 
-        if "detections" not in wanted:
+        for name in TABLES:
+            if name in wanted:  # the query registers the real table
+                self._standing.discard(name)
+                continue
+            if name in self._standing:
+                continue
+            if name == "detections":
+                schema = derived.detections_schema()
+                schema = schema.insert(schema.get_field_index("sequence") + 1,
+                                       pa.field("timestamp", pa.float64()))
+                self._con.from_arrow(schema.empty_table()).create_view(name, replace=True)
+            else:
+                self._con.register(name, {
+                    "timelines": lambda: self._timelines([]),
+                    "checkpoints": lambda: self._checkpoints(store, [], []),
+                    "stage_outputs": lambda: self._stage_outputs([]),
+                    "frames": self._empty_frames}[name]())
+            self._standing.add(name)
+        if "detections" not in wanted and self._internal:
             self._con.execute(f"DROP VIEW IF EXISTS {_ROWS}")
             self._con.unregister(_TIMESTAMPS)
-            schema = derived.detections_schema()
-            schema = schema.insert(schema.get_field_index("sequence") + 1,
-                                   pa.field("timestamp", pa.float64()))
-            self._con.from_arrow(schema.empty_table()).create_view("detections", replace=True)
-        for name, make in (("timelines", lambda: self._timelines([])),
-                           ("checkpoints", lambda: self._checkpoints(store, [], [])),
-                           ("stage_outputs", lambda: self._stage_outputs([])),
-                           ("frames", self._empty_frames)):
-            if name not in wanted:
-                self._con.register(name, make())
+            self._internal = False
 
     def _needs_time(self, query: str) -> bool:
         import json
