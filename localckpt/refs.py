@@ -22,7 +22,9 @@ they are tried:
    characters long, and as long as it needs to be to be unique in the store among the
    ids of its kind, as git abbreviates hashes (``core.abbrev``). Ids made in the same
    millisecond share their first 13 characters but not their tails, so their short ids
-   differ. Any longer start of the tail works too.
+   differ. Any other start of the tail of :data:`MIN_SHORT` (4) or more characters
+   works too, shorter or longer, when one record's tail starts with it (git takes an
+   abbreviated hash of 4).
 5. **A unique prefix of the full id**, at least :data:`MIN_PREFIX` characters
    (``0193a4c2-7d``).
 
@@ -63,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_PREFIX",
+    "MIN_SHORT",
     "Kind",
     "is_full_uuid",
     "listing_here",
@@ -76,6 +79,9 @@ __all__ = [
 
 #: Shortest prefix of a full id accepted (shorter ones match too much once a store grows).
 MIN_PREFIX = 6
+#: Fewest characters of a short id tried when typed, as git takes an abbreviated hash
+#: of 4 (shown, short ids have SHORT_MIN or more: what is typed may be shorter).
+MIN_SHORT = 4
 _LISTED = 10
 _PROBE = 64  # ids fetched per find_short call while computing a short id
 _TAIL = 12
@@ -324,7 +330,7 @@ def _resolve(store: Store, ref: str, kind: str, check: bool) -> str:
                 _ambiguous(store, kind, ref, sorted({ref, named}),
                            "are named by the id or the tag")
             return named
-    if SHORT_MIN <= len(ref) <= _TAIL and "-" not in ref:
+    if MIN_SHORT <= len(ref) <= _TAIL and "-" not in ref:
         by_tail = k.live(store, store.catalog.find_short(kind, ref, limit=_LISTED + 1))
         if exact and set(by_tail) - {ref}:
             _ambiguous(store, kind, ref, sorted(set(by_tail) | {ref}),
@@ -354,9 +360,12 @@ def _missing(store: Store, kind: str, ref: str) -> str:
     why = _removed_tag(store, ref) if tags and _could_be_tag(ref) else None
     if why is None:
         no_tag = f"no live tag is named {ref!r}, and " if tags else ""
-        why = (f"{no_tag}an id prefix needs {MIN_PREFIX}+ characters (a short id "
-               f"{SHORT_MIN}+)" if len(ref) < MIN_PREFIX else
-               f"no {'live ' * tags}{k.noun} has that id, short id or id prefix"
+        live = "live " * tags
+        why = (f"{no_tag}a short id needs {MIN_SHORT}+ characters, an id prefix "
+               f"{MIN_PREFIX}+" if len(ref) < MIN_SHORT else
+               f"{no_tag}no {live}{k.noun} has a short id that starts with it (an id "
+               f"prefix needs {MIN_PREFIX}+ characters)" if len(ref) < MIN_PREFIX else
+               f"no {live}{k.noun} has that id, short id or id prefix"
                + (", and no live tag that name" if tags else ""))
     return names_nothing(store, k, ref, why)
 

@@ -66,8 +66,8 @@ def test_a_reference_that_names_nothing_is_told_in_one_form_with_why(
                    "timeline deleted)",
         "keep": f"the tag keep was removed (untag); it named {short}, which is still there "
                 f"(`localckpt --store {path} tag {short} keep` tags it again)",
-        "nope": "no live tag is named 'nope', and an id prefix needs 6+ characters (a short "
-                "id 8+)",
+        "nope": "no live tag is named 'nope', and no live checkpoint has a short id that "
+                "starts with it (an id prefix needs 6+ characters)",
         "nopenope": "no live checkpoint has that id, short id or id prefix, and no live tag "
                     "that name",
     }
@@ -81,8 +81,8 @@ def test_a_reference_that_names_nothing_is_told_in_one_form_with_why(
         f"see `localckpt --store {path} ls`\n")
     assert main(["--store", path, "run", "show", "abc"]) == 1  # runs have no tags
     assert capsys.readouterr().err == (
-        f"localckpt: error: no run matches 'abc' in {path}: an id prefix needs 6+ characters "
-        f"(a short id 8+); see `localckpt --store {path} runs`\n")
+        f"localckpt: error: no run matches 'abc' in {path}: a short id needs 4+ characters, "
+        f"an id prefix 6+; see `localckpt --store {path} runs`\n")
 
 
 def test_a_remote_name_wrong_by_its_form_is_bad_usage(tmp_path: Path) -> None:

@@ -81,8 +81,8 @@ def test_the_web_view_says_a_miss_as_the_command_line_does(
             assert path not in body.split("</header>")[-1] and "localckpt tree" not in body
         resp = app.handle("GET", "/frames/nope/0.jpg")  # the Store resolves an image's
         assert resp.status == 404 and resp.body.decode() == (  # timeline, not the view
-            "no timeline matches 'nope': no live tag is named 'nope', and an id prefix "
-            "needs 6+ characters (a short id 8+)")
+            "no timeline matches 'nope': no live tag is named 'nope', and no live timeline "
+            "has a short id that starts with it (an id prefix needs 6+ characters)")
 
 
 @pytest.mark.parametrize("argv, said", [

@@ -232,16 +232,18 @@ def test_a_miss_in_a_remote_names_it_as_typed(local_env: dict[str, str],
     tree = json.loads(run("--store", "shared", "tree", "--json", env=env).stdout)
     timeline, checkpoint = tree[0]["timeline_short_id"], tree[-1]["short_id"]
     before = _files(tmp_path / "laptop")
-    why = "no live tag is named 'nope', and an id prefix needs 6+ characters (a short id 8+)"
+    why = ("no live tag is named 'nope', and no live {} has a short id that starts "
+           "with it (an id prefix needs 6+ characters)")
+    why_t, why_c = why.format("timeline"), why.format("checkpoint")
     for argv, miss in (
             (["pull", "shared", "nope"],
-             f"no timeline matches 'nope' in shared ({remote}): {why}; see `localckpt "
+             f"no timeline matches 'nope' in shared ({remote}): {why_t}; see `localckpt "
              "--store shared ls`"),
             (["--store", "shared", "tree", "nope"],
-             f"no timeline matches 'nope' in shared ({remote}): {why}; see `localckpt "
+             f"no timeline matches 'nope' in shared ({remote}): {why_t}; see `localckpt "
              "--store shared ls`"),
             (["--store", "shared", "show", "nope"],
-             f"no checkpoint matches 'nope' in shared ({remote}): {why}; see `localckpt "
+             f"no checkpoint matches 'nope' in shared ({remote}): {why_c}; see `localckpt "
              "--store shared tree TIMELINE`"),
             (["pull", "shared", checkpoint],
              f"'{checkpoint}' is a checkpoint ({checkpoint}, of timeline {timeline}), not a "
@@ -253,7 +255,7 @@ def test_a_miss_in_a_remote_names_it_as_typed(local_env: dict[str, str],
              f"'{timeline}' is a timeline ({timeline}), not a checkpoint; `localckpt --store "
              f"{remote} tree {timeline}` lists its checkpoints"),
             (["pull", str(remote), "nope"],
-             f"no timeline matches 'nope' in {remote}: {why}; see `localckpt --store "
+             f"no timeline matches 'nope' in {remote}: {why_t}; see `localckpt --store "
              f"{remote} ls`")):
         result = run(*argv, env=env)
         assert (result.returncode, result.stdout) == (1, ""), (argv, result.stderr)

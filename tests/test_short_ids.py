@@ -55,6 +55,29 @@ def test_same_millisecond_ids_resolve_by_short_id_in_the_api(
     assert a in str(info.value) and b in str(info.value)
 
 
+def test_four_characters_of_a_short_id_name_a_record_as_git_takes_a_hash(
+        store_kind: str, new_store: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typed, a short id may be shorter than shown, from 4 characters (git takes an
+    abbreviated hash of 4): the first 6 of `630d2362` said "no checkpoint matches". A
+    start that several tails share is ambiguous, naming them; 3 characters are too few."""
+    store = new_store(store_kind)
+    tl = store.create_timeline("v.mp4", "p", FRAMES, codec="png")
+    crafted = _crafted(["c0de11112222", "c0de33334444", "beef55556666"])
+    import localckpt.store as store_module
+
+    monkeypatch.setattr(store_module, "new_id", lambda: next(crafted))
+    a, b, c = (store.save_stage_output(tl.id, None, "detect", {"n": i}) for i in range(3))
+    assert store.resolve("beef") == c and store.resolve("BEEF55") == c
+    assert store.get_checkpoint("c0de1").id == a and store.resolve("c0de3333") == b
+    with pytest.raises(InvalidInputError, match="ambiguous") as info:
+        store.resolve("c0de")
+    assert store.short_id(a) in str(info.value) and store.short_id(b) in str(info.value)
+    with pytest.raises(NotFoundError, match=r"a short id needs 4\+ characters"):
+        store.resolve("bee")
+    with pytest.raises(NotFoundError, match="no live checkpoint has a short id that starts"):
+        store.resolve("dead")
+
+
 def test_same_millisecond_ids_resolve_by_short_id_in_the_cli(
         tmp_path: Path, frozen_clock: None, capsys: pytest.CaptureFixture[str]) -> None:
     path = str(tmp_path / "s")
