@@ -39,6 +39,7 @@ from .maintenance.freed import catalog_garbage
 from .maintenance.reports import freed_text
 from .runs.closing import close_orphans
 from .runs.closing import orphans as orphans_of
+from .runs.store_api import list_runs
 from .schema import check_id
 from .store import Store
 
@@ -69,6 +70,8 @@ class GcReport:
         output_bytes: bytes of those outputs' canonical JSON.
         closed_runs: ids of the open stage runs closed (aborted) because their timeline
             or parent checkpoint is deleted; with dry_run, those it would close.
+        open_runs: ids of the stage runs left open: their parts are kept (an abandoned
+            run's too, until it is aborted or committed; the next gc then frees them).
     """
 
     orphan_timelines: tuple[str, ...]
@@ -84,6 +87,7 @@ class GcReport:
     outputs_purged: int = 0
     output_bytes: int = 0
     closed_runs: tuple[str, ...] = ()
+    open_runs: tuple[str, ...] = ()
 
     def summary(self) -> str:
         from .render import plural
@@ -102,6 +106,9 @@ class GcReport:
         if self.closed_runs:
             parts.append(f"{'would close' if self.dry_run else 'closed'} "
                          f"{plural(len(self.closed_runs), 'orphaned stage run')}")
+        if self.open_runs:
+            parts.append(f"{plural(len(self.open_runs), 'open stage run')} kept with "
+                         "the parts put so far")
         return "; ".join(parts)
 
 
@@ -181,12 +188,14 @@ def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool =
         purged = store.catalog.purge_deleted()
         gone = store.catalog.missing_outputs(outputs)  # what the purge did take
         outputs = {h: n for h, n in outputs.items() if h in gone}
+    still_open = tuple(r.id for r in list_runs(store, None, "open") if r.id not in closed)
     return GcReport(
         orphan_timelines=tuple(sorted(plan.orphans)), objects_removed=len(plan.remove),
         bytes_removed=sum(plan.sizes.values()), skipped_recent=plan.recent, dry_run=dry_run,
         deleted_timelines=tuple(plan.deleted), temporary_files=plan.temporary,
         leased=tuple(plan.leased), records_purged=purged, system_temp_files=system_temp,
         outputs_purged=len(outputs), output_bytes=sum(outputs.values()), closed_runs=closed,
+        open_runs=still_open,
     )
 
 

@@ -52,6 +52,28 @@ def test_runs_lists_short_ids_states_and_progress(made: dict[str, Any],
         (made["pending"], s[made["pending"]], 4, 6)]
 
 
+def test_gc_says_what_open_runs_keep(made: dict[str, Any],
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """gc leaves an open run's parts, an abandoned run's too, and said nothing of them:
+    the space a crashed script's run holds was not freed, and no line said why."""
+    path = made["path"]
+    assert main(["--store", path, "gc"]) == 0
+    out = capsys.readouterr().out
+    assert "1 open stage run kept with the parts put so far" in out
+    assert (f"open runs keep their parts (an abandoned one's too): `localckpt --store {path} "
+            f"runs --state open` lists them, `localckpt --store {path} run abort RUN` closes "
+            "one, and the next gc frees its parts") in out
+    assert main(["--store", path, "gc", "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert said["open_runs"] == [made["pending"]]
+    assert said["short_ids"][made["pending"]] == made["shorts"][made["pending"]]
+    assert main(["--store", path, "run", "abort", made["shorts"][made["pending"]]]) == 0
+    capsys.readouterr()
+    assert main(["--store", path, "gc"]) == 0
+    out = capsys.readouterr().out
+    assert "open stage run" not in out and "open runs keep" not in out
+
+
 def test_runs_says_which_filter_found_none(made: dict[str, Any],
                                           capsys: pytest.CaptureFixture[str]) -> None:
     """A filter that matches no run says so, the timeline by its short id: it was "no runs

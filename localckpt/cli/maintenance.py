@@ -233,7 +233,7 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> int:
         import attrs
 
         shorts = short_id_map(store, {"timeline": report.deleted_timelines,
-                                      "run": report.closed_runs})
+                                      "run": (*report.closed_runs, *report.open_runs)})
         print_json({**attrs.asdict(report), "short_ids": shorts})
         return 0
     print(report.summary())
@@ -245,6 +245,11 @@ def cmd_gc(store: Store, args: argparse.Namespace) -> int:
         print(f"  frames of unreferenced timeline {shorts.get(tid, tid)}  ({tid}): a write "
               "that never committed")
     _print_closed(store, report.closed_runs, report.dry_run)
+    if report.open_runs:
+        print(f"  open runs keep their parts (an abandoned one's too): "
+              f"{here(store, '`localckpt runs --state open`')} lists them, "
+              f"{here(store, '`localckpt run abort RUN`')} closes one, and the next gc "
+              "frees its parts")
     return 0
 
 
