@@ -37,9 +37,8 @@ from .errors import InvalidInputError, LocalckptError
 from .lease import GRACE, LEASE_NAME, TTL
 from .maintenance.freed import catalog_garbage
 from .maintenance.reports import freed_text
-from .runs.closing import close_orphans
+from .runs.closing import close_orphans, open_runs
 from .runs.closing import orphans as orphans_of
-from .runs.store_api import list_runs
 from .schema import check_id
 from .store import Store
 
@@ -188,7 +187,7 @@ def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool =
         purged = store.catalog.purge_deleted()
         gone = store.catalog.missing_outputs(outputs)  # what the purge did take
         outputs = {h: n for h, n in outputs.items() if h in gone}
-    still_open = tuple(r.id for r in list_runs(store, None, "open") if r.id not in closed)
+    still_open = tuple(r.id for r in open_runs(store) if r.id not in closed)
     return GcReport(
         orphan_timelines=tuple(sorted(plan.orphans)), objects_removed=len(plan.remove),
         bytes_removed=sum(plan.sizes.values()), skipped_recent=plan.recent, dry_run=dry_run,

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ..types import Tombstone
 
 __all__ = ["aborting", "close_orphans", "close_transferred", "closed_because",
-           "delete_closing", "dependents", "orphaned_by", "orphans"]
+           "delete_closing", "dependents", "open_runs", "orphaned_by", "orphans"]
 
 
 def _tables(store: Store) -> RunTables | None:
@@ -140,6 +140,13 @@ def orphaned_by(store: Store, rec: RunRecord) -> str | None:
     if not store.live_checkpoints([rec.parent_id]):
         return f"its parent checkpoint {rec.parent_id} was pruned"
     return None
+
+
+def open_runs(store: Store) -> list[RunRecord]:
+    """The open and committing runs of the store, by the index of open runs; none where
+    the catalog keeps no runs (a read-only catalog from before them)."""
+    tables = _tables(store)
+    return [] if tables is None else tables.open_runs()
 
 
 def orphans(store: Store, timeline_ids: Collection[str] | None = None) -> list[RunRecord]:
