@@ -129,14 +129,23 @@ def _check_metric(metric: Any) -> str:
     return str(metric)
 
 
+#: Metrics that break a tie of the ranking metric, in turn: AP50 saturates at 1.0 on
+#: easy footage, where the stricter AP still tells tries apart.
+_TIE_BREAKS = ("ap", "ap50", "f1", "precision", "recall")
+#: Decimals a metric is compared to: COCO's precision divides by tp + fp + 2.2e-16
+#: (pycocotools' np.spacing(1)), so two perfect tries may differ in the 16th digit.
+_RANK_DECIMALS = 9
+
+
 def _ranked(tries: Iterable[TryResult], metric: str) -> list[TryResult]:
-    higher = METRICS[metric]
+    order = (metric, *(m for m in _TIE_BREAKS if m != metric))
 
-    def key(t: TryResult) -> tuple[bool, float]:
-        v = t.value(metric)
-        return (v is None, 0.0 if v is None else (-v if higher else v))
+    def key(t: TryResult) -> tuple[tuple[bool, float], ...]:
+        values = [(m, t.value(m)) for m in order]
+        return tuple((v is None, 0.0 if v is None else
+                      round(-v if METRICS[m] else v, _RANK_DECIMALS)) for m, v in values)
 
-    return sorted(tries, key=key)  # stable: ties keep the order the tries were given
+    return sorted(tries, key=key)  # stable: full ties keep the order the tries were given
 
 
 @attrs.frozen
@@ -163,8 +172,9 @@ class Evaluation:
     skipped: tuple[tuple[str, str], ...] = ()
 
     def ranked(self, metric: str | None = None) -> list[TryResult]:
-        """The tries, best first by metric (default: the evaluation's); ties keep the
-        order the tries were given; a try without a value for the metric goes last."""
+        """The tries, best first by metric (default: the evaluation's); a tie is broken
+        by AP, then AP50, F1, precision and recall, and a full tie keeps the order the
+        tries were given; a try without a value for the metric goes last."""
         return _ranked(self.tries, _check_metric(metric or self.metric))
 
     def rows(self, metric: str | None = None, *, per_label: bool = False,

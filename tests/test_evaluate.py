@@ -316,6 +316,24 @@ def test_rows_and_arrow_rank_by_the_metric_asked_for() -> None:
         ev.rows("best")
 
 
+def test_a_tie_on_the_metric_is_broken_by_ap() -> None:
+    """AP50 saturates at 1.0 when every box is found at IoU 0.5: the try whose boxes sit
+    closer (higher AP) ranked second when it came second, so `compare`'s "best first"
+    put the worse try on top; a difference in the 16th digit (COCO divides by tp + fp +
+    2.2e-16) ranked them too. A full tie keeps the order the tries were given."""
+    loose = {"frames": [
+        {"sequence": 0, "detections": [{"box": [0, 0, 10, 13], "label": "car", "score": .9}]},
+        {"sequence": 1, "detections": []},
+        {"sequence": 2, "detections": [{"box": [20, 20, 30, 33], "label": "person",
+                                        "score": 0.9}]}]}
+    ev = evaluate_outputs({"loose": loose, "exact": REF, "twin": REF}, REF)
+    by = {t.checkpoint_id: t.scores for t in ev.tries}
+    assert by["loose"].ap50 == pytest.approx(1.0) and by["exact"].ap50 == pytest.approx(1.0)
+    assert by["loose"].ap < by["exact"].ap
+    assert [r["checkpoint_id"] for r in ev.rows()] == ["exact", "twin", "loose"]
+    assert [r["checkpoint_id"] for r in ev.rows("recall")] == ["exact", "twin", "loose"]
+
+
 def test_labels_restrict_both_sides() -> None:
     ev = evaluate_outputs({"t": REF}, REF, labels=["car", "bus"])
     t = ev.tries[0]
