@@ -171,8 +171,8 @@ class Objects:
         except ImportError as exc:
             raise InvalidInputError(
                 f"objects URL {_redact(url, secrets)!r} needs a package that is not installed "
-                f"({(exc.name or str(exc)).split('.')[0]}); for s3:// run pip install "
-                "'localckpt[s3]'"
+                f"({exc.name.split('.')[0] if exc.name else exc}); for s3:// run pip "
+                "install 'localckpt[s3]'"
             ) from None
         if isinstance(fs, LocalFileSystem):
             _make_dir(root)
