@@ -221,6 +221,11 @@ class Evaluation:
                                    for i, (v, w) in enumerate(zip(row, widths, strict=True))))
         return "\n".join(lines)
 
+    def __str__(self) -> str:
+        """The table (``print(store.evaluate(...))``), as a Diff prints; repr() keeps
+        every field."""
+        return self.render()
+
 
 # -- the computation ----------------------------------------------------------------------
 

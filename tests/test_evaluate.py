@@ -312,6 +312,7 @@ def test_rows_and_arrow_rank_by_the_metric_asked_for() -> None:
     assert [(r["checkpoint_id"], r["label"]) for r in per[:3]] == [
         ("perfect", None), ("perfect", "car"), ("perfect", "person")]
     assert "perfect" in ev.render()
+    assert str(ev) == ev.render() and repr(ev).startswith("Evaluation(reference=")
     with pytest.raises(InvalidInputError, match="metric"):
         ev.rows("best")
 
