@@ -88,6 +88,10 @@ class GcReport:
     closed_runs: tuple[str, ...] = ()
     open_runs: tuple[str, ...] = ()
 
+    def __str__(self) -> str:
+        """summary(): what ``print(report)`` shows; repr() keeps every field."""
+        return self.summary()
+
     def summary(self) -> str:
         from .render import plural
 

@@ -124,6 +124,10 @@ class SyncReport:
                         "copied is the newest of that name, and the newest wins it")
         return said
 
+    def __str__(self) -> str:
+        """summary(): what ``print(report)`` shows; repr() keeps every field."""
+        return self.summary()
+
     def summary(self, warnings: bool = True) -> str:
         """One line of what was copied, then a line per warning (unless warnings=False)."""
         from .render import plural

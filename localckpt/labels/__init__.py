@@ -109,6 +109,10 @@ class LabelImport:
     def unmatched_boxes(self) -> int:
         return sum(u.boxes for u in self.unmatched)
 
+    def __str__(self) -> str:
+        """summary(): what ``print(report)`` shows; repr() keeps every field."""
+        return self.summary()
+
     def summary(self, checkpoint: str | None = None) -> str:
         """What was saved, in lines; checkpoint: how to name it (the command line gives its
         short id and tag), else its id."""
@@ -142,6 +146,10 @@ class LabelExport:
     path: str
     frames: int
     boxes: int
+
+    def __str__(self) -> str:
+        """summary(): what ``print(report)`` shows; repr() keeps every field."""
+        return self.summary()
 
     def summary(self, checkpoint: str | None = None) -> str:
         """One line; checkpoint: how to name it (default its id)."""

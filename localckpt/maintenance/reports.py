@@ -56,6 +56,10 @@ class PruneReport:
     def __bool__(self) -> bool:
         return bool(self.timelines or self.checkpoints)
 
+    def __str__(self) -> str:
+        """summary(): what ``print(report)`` shows; repr() keeps every field."""
+        return self.summary()
+
     def summary(self) -> str:
         from ..render import plural
 
@@ -156,6 +160,10 @@ class VerifyReport:
     @property
     def collectable(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.collectable)
+
+    def __str__(self) -> str:
+        """summary(): what ``print(report)`` shows; repr() keeps every field."""
+        return self.summary()
 
     def summary(self) -> str:
         from ..render import plural

@@ -159,6 +159,10 @@ class MemoStats:
     stages: tuple[MemoStageStats, ...] = ()
     pending: int = 0
 
+    def __str__(self) -> str:
+        """summary(): what ``print(report)`` shows; repr() keeps every field."""
+        return self.summary()
+
     def summary(self) -> str:
         return (f"{self.entries} memo entries over {len(self.stages)} stage version(s), "
                 f"{self.values} distinct values ({self.bytes} bytes)"
