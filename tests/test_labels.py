@@ -127,6 +127,27 @@ def test_mot_round_trip(store: Any, timeline: Any, tmp_path: Path, out: dict[str
     same_boxes(back, expected)
 
 
+def test_export_says_what_the_format_cannot_hold(store: Any, timeline: Any,
+                                                tmp_path: Path) -> None:
+    """MOT files hold no class names and YOLO files no track ids: exported, those were
+    dropped without a word, and `compare` against the MOT file read back ranked a
+    perfect try at 0 (every box came back as 'person'). The report says what is lost."""
+    dets = [{"box": [1, 1, 5, 5], "label": "ball", "score": 0.9, "track_id": 3},
+            {"box": [6, 6, 9, 9], "label": "player", "score": 0.8}]
+    cid = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 0, "detections": dets}]})
+    to_mot = store.export_labels(cid, "detect", str(tmp_path / "a.txt"), "mot")
+    assert to_mot.lost == ("MOT files hold no class names: the labels 'ball', 'player' are "
+                           "not in it (it reads back as 'person')")
+    assert to_mot.summary().endswith(f"(mot); {to_mot.lost}")
+    to_yolo = store.export_labels(cid, "detect", str(tmp_path / "y"), "yolo")
+    assert to_yolo.lost == "YOLO files hold no track ids: those of 1 box are not in them"
+    assert store.export_labels(cid, "detect", str(tmp_path / "c.json"), "coco").lost == ""
+    people = store.save_stage_output(timeline.id, None, "detect", {"frames": [
+        {"sequence": 0, "detections": [{"box": [1, 1, 5, 5], "label": "person"}]}]})
+    assert store.export_labels(people, "detect", str(tmp_path / "p.txt"), "mot").lost == ""
+
+
 # -- matching frames -----------------------------------------------------------------------
 
 

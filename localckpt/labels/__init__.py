@@ -138,7 +138,9 @@ class LabelImport:
 
 @attrs.frozen
 class LabelExport:
-    """What ``export_labels`` wrote: frames and boxes of checkpoint_id's stage at path."""
+    """What ``export_labels`` wrote: frames and boxes of checkpoint_id's stage at path;
+    lost: what of the boxes the format cannot hold (MOT: class names, YOLO: track ids),
+    "" when nothing."""
 
     checkpoint_id: str
     stage: str
@@ -146,6 +148,7 @@ class LabelExport:
     path: str
     frames: int
     boxes: int
+    lost: str = ""
 
     def __str__(self) -> str:
         """summary(): what ``print(report)`` shows; repr() keeps every field."""
@@ -155,7 +158,7 @@ class LabelExport:
         """One line; checkpoint: how to name it (default its id)."""
         return (f"exported {self.boxes:,} boxes on {self.frames:,} frames of stage "
                 f"{self.stage!r} at {checkpoint or self.checkpoint_id} to {self.path} "
-                f"({self.format})")
+                f"({self.format})" + (f"; {self.lost}" if self.lost else ""))
 
 
 def _format(value: Any) -> str:
@@ -444,4 +447,22 @@ def export_labels(store: Store, checkpoint: str, stage: str, path: str | os.Path
         out.append(OutFrame(matcher.number_of(meta), meta.width, meta.height,
                             tuple(dets[seq])))
     _WRITERS[fmt](where, out, overwrite=overwrite)
-    return LabelExport(c.id, stage, fmt, os.fspath(where), len(out), len(flat))
+    return LabelExport(c.id, stage, fmt, os.fspath(where), len(out), len(flat),
+                       _lost(fmt, flat))
+
+
+def _lost(fmt: str, flat: Any) -> str:
+    """What of flat's boxes a file of fmt cannot hold, said for the person who will read
+    it back ("" when nothing)."""
+    if fmt == "mot":
+        names = sorted({label for label in flat.label if label not in (None, mot.LABEL)})
+        if names:
+            shown_names = ", ".join(map(repr, names[:5])) + (", ..." if len(names) > 5 else "")
+            return (f"MOT files hold no class names: the labels {shown_names} are not in it "
+                    f"(it reads back as {mot.LABEL!r})")
+    elif fmt == "yolo":
+        tracked = sum(1 for t in flat.track_id if t is not None)
+        if tracked:
+            boxes = f"{tracked:,} box" + ("es" if tracked != 1 else "")
+            return f"YOLO files hold no track ids: those of {boxes} are not in them"
+    return ""
