@@ -37,6 +37,7 @@ from .errors import InvalidInputError, LocalckptError
 from .lease import GRACE, LEASE_NAME, TTL
 from .maintenance.freed import catalog_garbage
 from .maintenance.reports import freed_text
+from .render import Summarised
 from .runs.closing import close_orphans, open_runs
 from .runs.closing import orphans as orphans_of
 from .schema import check_id
@@ -48,7 +49,7 @@ _FRAMES = "frames"
 
 
 @attrs.frozen
-class GcReport:
+class GcReport(Summarised):
     """What a collection removed (or would remove, with dry_run).
 
     Attributes:
@@ -87,10 +88,6 @@ class GcReport:
     output_bytes: int = 0
     closed_runs: tuple[str, ...] = ()
     open_runs: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        """summary(): what ``print(report)`` shows; repr() keeps every field."""
-        return self.summary()
 
     def summary(self) -> str:
         from .render import plural

@@ -26,6 +26,19 @@ __all__ = [
 ]
 
 
+class Summarised:
+    """A report whose ``print()`` is its ``summary()``, the words the command line uses
+    (repr() keeps every field)."""
+
+    __slots__ = ()
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
     """``1 checkpoint``, ``2 checkpoints`` (many: the plural when it is not word + s)."""
     return f"{n} {word if n == 1 else (many or word + 's')}"

@@ -32,6 +32,7 @@ from .catalog import Batch, Catalog
 from .errors import InvalidInputError
 from .maintenance.reports import human_bytes
 from .progress import Progress, Reporter
+from .render import Summarised
 from .transfer import OUTPUT_CHUNK_BYTES, Source, transfer
 from .types import Checkpoint, Tag, Timeline, Tombstone
 
@@ -54,7 +55,7 @@ class TagMove:
 
 
 @attrs.frozen
-class SyncReport:
+class SyncReport(Summarised):
     """What one sync (or bundle import / export) copied.
 
     Attributes:
@@ -123,10 +124,6 @@ class SyncReport:
             said.append(f"tag {m.name!r} moved from checkpoint {m.before} to {now}: a tag "
                         "copied is the newest of that name, and the newest wins it")
         return said
-
-    def __str__(self) -> str:
-        """summary(): what ``print(report)`` shows; repr() keeps every field."""
-        return self.summary()
 
     def summary(self, warnings: bool = True) -> str:
         """One line of what was copied, then a line per warning (unless warnings=False)."""

@@ -40,6 +40,7 @@ from ..arguments import boolean, shown
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..flatten import flatten
 from ..label_formats import FORMATS, FRAME_MODES
+from ..render import Summarised
 from . import coco, mot, yolo
 from ._common import MAX_BYTES, Det, LabelFileError, OutFrame, Parsed, RawBox, check_target
 
@@ -83,7 +84,7 @@ class Unmatched:
 
 
 @attrs.frozen
-class LabelImport:
+class LabelImport(Summarised):
     """What ``import_labels`` saved.
 
     Attributes:
@@ -109,10 +110,6 @@ class LabelImport:
     def unmatched_boxes(self) -> int:
         return sum(u.boxes for u in self.unmatched)
 
-    def __str__(self) -> str:
-        """summary(): what ``print(report)`` shows; repr() keeps every field."""
-        return self.summary()
-
     def summary(self, checkpoint: str | None = None) -> str:
         """What was saved, in lines; checkpoint: how to name it (the command line gives its
         short id and tag), else its id."""
@@ -137,7 +134,7 @@ class LabelImport:
 
 
 @attrs.frozen
-class LabelExport:
+class LabelExport(Summarised):
     """What ``export_labels`` wrote: frames and boxes of checkpoint_id's stage at path;
     lost: what of the boxes the format cannot hold (MOT: class names, YOLO: track ids),
     "" when nothing."""
@@ -149,10 +146,6 @@ class LabelExport:
     frames: int
     boxes: int
     lost: str = ""
-
-    def __str__(self) -> str:
-        """summary(): what ``print(report)`` shows; repr() keeps every field."""
-        return self.summary()
 
     def summary(self, checkpoint: str | None = None) -> str:
         """One line; checkpoint: how to name it (default its id)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from ..render import Summarised
+
 __all__ = ["COLLECTABLE", "Problem", "PruneReport", "VerifyReport", "freed_text", "human_bytes"]
 
 #: Problem kinds that are not damage: leftovers gc removes (verify stays ok).
@@ -20,7 +22,7 @@ def human_bytes(n: int) -> str:
 
 
 @attrs.frozen
-class PruneReport:
+class PruneReport(Summarised):
     """What a deletion (delete_timeline, prune, retain) removed, or would remove.
 
     Attributes:
@@ -55,10 +57,6 @@ class PruneReport:
 
     def __bool__(self) -> bool:
         return bool(self.timelines or self.checkpoints)
-
-    def __str__(self) -> str:
-        """summary(): what ``print(report)`` shows; repr() keeps every field."""
-        return self.summary()
 
     def summary(self) -> str:
         from ..render import plural
@@ -125,7 +123,7 @@ class Problem:
 
 
 @attrs.frozen
-class VerifyReport:
+class VerifyReport(Summarised):
     """What verify checked and found.
 
     ``ok`` is True when nothing is damaged: problems may still list leftovers that gc
@@ -160,10 +158,6 @@ class VerifyReport:
     @property
     def collectable(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.collectable)
-
-    def __str__(self) -> str:
-        """summary(): what ``print(report)`` shows; repr() keeps every field."""
-        return self.summary()
 
     def summary(self) -> str:
         from ..render import plural

@@ -19,6 +19,7 @@ from ..canonical import json_object
 from ..errors import InvalidInputError, NotFoundError
 from ..ids import new_id
 from ..records import utcnow
+from ..render import Summarised
 from .records import STATES, RunRecord
 from .run import StageRun
 
@@ -142,7 +143,7 @@ def pending_runs(store: Store, timeline_id: str) -> list[dict[str, Any]]:
 
 
 @attrs.frozen
-class MemoStats:
+class MemoStats(Summarised):
     """What the memo holds.
 
     Attributes:
@@ -158,10 +159,6 @@ class MemoStats:
     bytes: int
     stages: tuple[MemoStageStats, ...] = ()
     pending: int = 0
-
-    def __str__(self) -> str:
-        """summary(): what ``print(report)`` shows; repr() keeps every field."""
-        return self.summary()
 
     def summary(self) -> str:
         return (f"{self.entries} memo entries over {len(self.stages)} stage version(s), "
