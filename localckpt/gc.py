@@ -38,8 +38,7 @@ from .lease import GRACE, LEASE_NAME, TTL
 from .maintenance.freed import catalog_garbage
 from .maintenance.reports import freed_text
 from .render import Summarised
-from .runs.closing import close_orphans, open_runs
-from .runs.closing import orphans as orphans_of
+from .runs.closing import close_orphans, open_runs, orphans_among
 from .schema import check_id
 from .store import Store
 
@@ -175,7 +174,8 @@ def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool =
         for tid, keys in plan.revoke.items():
             plan.orphans.append(tid)
             _take(plan, {k: groups[tid][k] for k in keys})
-    orphans = orphans_of(store)
+    running = open_runs(store)  # one read: the orphans gc closes, and those it keeps
+    orphans = orphans_among(store, running)
     closed = tuple(sorted(r.id for r in orphans))
     if orphans and not dry_run:  # before the purge, which then takes their parts
         closed = close_orphans(store, orphans)
@@ -188,7 +188,7 @@ def collect_garbage(store: Store, *, older_than: float = 3600.0, dry_run: bool =
         purged = store.catalog.purge_deleted()
         gone = store.catalog.missing_outputs(outputs)  # what the purge did take
         outputs = {h: n for h, n in outputs.items() if h in gone}
-    still_open = tuple(r.id for r in open_runs(store) if r.id not in closed)
+    still_open = tuple(r.id for r in running if r.id not in closed)
     return GcReport(
         orphan_timelines=tuple(sorted(plan.orphans)), objects_removed=len(plan.remove),
         bytes_removed=sum(plan.sizes.values()), skipped_recent=plan.recent, dry_run=dry_run,

@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from ..types import Tombstone
 
 __all__ = ["aborting", "close_orphans", "close_transferred", "closed_because",
-           "delete_closing", "dependents", "open_runs", "orphaned_by", "orphans"]
+           "delete_closing", "dependents", "open_runs", "orphaned_by", "orphans",
+           "orphans_among"]
 
 
 def _tables(store: Store) -> RunTables | None:
@@ -165,6 +166,12 @@ def orphans(store: Store, timeline_ids: Collection[str] | None = None) -> list[R
         runs = tables.open_runs(next(iter(timeline_ids)))
     else:  # one read through the timeline index (a read of every open run scans all runs)
         runs = tables.open_runs_in(timeline_ids)
+    return orphans_among(store, runs)
+
+
+def orphans_among(store: Store, runs: list[RunRecord]) -> list[RunRecord]:
+    """Those of runs (open ones, as read) that orphans() would close: their timeline or
+    parent checkpoint is not live (nothing read when runs is empty)."""
     if not runs:
         return []
     live_t = {t.id for t in store.live_timelines({r.timeline_id for r in runs})}
