@@ -361,12 +361,15 @@ def _missing(store: Store, kind: str, ref: str) -> str:
     if why is None:
         no_tag = f"no live tag is named {ref!r}, and " if tags else ""
         live = "live " * tags
-        why = (f"{no_tag}a short id needs {MIN_SHORT}+ characters, an id prefix "
-               f"{MIN_PREFIX}+" if len(ref) < MIN_SHORT else
-               f"{no_tag}no {live}{k.noun} has a short id that starts with it (an id "
-               f"prefix needs {MIN_PREFIX}+ characters)" if len(ref) < MIN_PREFIX else
-               f"no {live}{k.noun} has that id, short id or id prefix"
-               + (", and no live tag that name" if tags else ""))
+        if len(ref) < MIN_SHORT:
+            why = (f"{no_tag}a short id needs {MIN_SHORT}+ characters, an id prefix "
+                   f"{MIN_PREFIX}+")
+        elif len(ref) < MIN_PREFIX:
+            why = (f"{no_tag}no {live}{k.noun} has a short id that starts with it (an id "
+                   f"prefix needs {MIN_PREFIX}+ characters)")
+        else:
+            why = (f"no {live}{k.noun} has that id, short id or id prefix"
+                   + (", and no live tag that name" if tags else ""))
     return names_nothing(store, k, ref, why)
 
 

@@ -61,11 +61,14 @@ def test_four_characters_of_a_short_id_name_a_record_as_git_takes_a_hash(
     abbreviated hash of 4): the first 6 of `630d2362` said "no checkpoint matches". A
     start that several tails share is ambiguous, naming them; 3 characters are too few."""
     store = new_store(store_kind)
-    tl = store.create_timeline("v.mp4", "p", FRAMES, codec="png")
-    crafted = _crafted(["c0de11112222", "c0de33334444", "beef55556666"])
+    # every checkpoint's tail crafted, the root's too: a random one starts with a given 4
+    # characters once in 65,536
+    crafted = _crafted(["0000aaaabbbb", "1111aaaabbbb", "c0de11112222", "c0de33334444",
+                        "beef55556666"])
     import localckpt.store as store_module
 
     monkeypatch.setattr(store_module, "new_id", lambda: next(crafted))
+    tl = store.create_timeline("v.mp4", "p", FRAMES, codec="png")
     a, b, c = (store.save_stage_output(tl.id, None, "detect", {"n": i}) for i in range(3))
     assert store.resolve("beef") == c and store.resolve("BEEF55") == c
     assert store.get_checkpoint("c0de1").id == a and store.resolve("c0de3333") == b

@@ -38,9 +38,9 @@ import attrs
 
 from ..arguments import boolean, shown
 from ..errors import ConflictError, InvalidInputError, NotFoundError
-from ..flatten import flatten
+from ..flatten import Flat, flatten
 from ..label_formats import FORMATS, FRAME_MODES
-from ..render import Summarised
+from ..render import Summarised, plural
 from . import coco, mot, yolo
 from ._common import MAX_BYTES, Det, LabelFileError, OutFrame, Parsed, RawBox, check_target
 
@@ -444,7 +444,7 @@ def export_labels(store: Store, checkpoint: str, stage: str, path: str | os.Path
                        _lost(fmt, flat))
 
 
-def _lost(fmt: str, flat: Any) -> str:
+def _lost(fmt: str, flat: Flat) -> str:
     """What of flat's boxes a file of fmt cannot hold, said for the person who will read
     it back ("" when nothing)."""
     if fmt == "mot":
@@ -456,6 +456,6 @@ def _lost(fmt: str, flat: Any) -> str:
     elif fmt == "yolo":
         tracked = sum(1 for t in flat.track_id if t is not None)
         if tracked:
-            boxes = f"{tracked:,} box" + ("es" if tracked != 1 else "")
-            return f"YOLO files hold no track ids: those of {boxes} are not in them"
+            return (f"YOLO files hold no track ids: those of {plural(tracked, 'box', 'boxes')} "
+                    "are not in them")
     return ""
