@@ -18,6 +18,7 @@ __all__ = [
     "pixel_aspect",
     "plural",
     "render_checkpoint",
+    "render_log",
     "render_tree",
     "sampled_duration",
     "sampled_seconds",
@@ -171,7 +172,9 @@ def _fmt(value: Any) -> str:
 
 
 def _describe(c: Checkpoint, parent: Checkpoint | None, names: Sequence[str] = (),
-              shorts: Mapping[str, str] | None = None) -> str:
+              shorts: Mapping[str, str] | None = None, *, dated: bool = False) -> str:
+    """A checkpoint's line: id, what made it, tags, and the config and stats it changed
+    (dated: its creation time, UTC to the second, after the id)."""
     short = (shorts or {}).get
     if c.parent_id is None:
         label = "root"
@@ -179,7 +182,8 @@ def _describe(c: Checkpoint, parent: Checkpoint | None, names: Sequence[str] = (
         label = f"merge of {short(c.merged_from, c.merged_from)}"
     else:
         label = printable(c.stage) if c.stage else "?"
-    parts = [f"{short(c.id, c.id)}  {label}"]
+    when = f"  {c.created_at.isoformat(' ', 'seconds')[:19]}" if dated else ""
+    parts = [f"{short(c.id, c.id)}{when}  {label}"]
     if names:
         parts.append(" ".join(f"[tag {printable(n)}]" for n in names))
     if c.is_scenario:
@@ -237,6 +241,20 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
                                             *(pending or {}).get(node.id, ())]
         for i in range(len(children) - 1, -1, -1):
             stack.append((children[i], child_prefix, i == len(children) - 1))
+    return "\n".join(lines)
+
+
+def render_log(lineage: Sequence[Checkpoint], tags: Mapping[str, Sequence[str]] | None = None,
+               shorts: Mapping[str, str] | None = None, limit: int | None = None) -> str:
+    """A lineage (root first) as `git log --oneline` prints history: newest first, a line
+    each, with its time and only what it changed beside its parent; limit: the newest
+    that many."""
+    lines = []
+    last = 0 if limit is None else max(len(lineage) - limit, 0)
+    for i in range(len(lineage) - 1, last - 1, -1):
+        c = lineage[i]
+        lines.append(_describe(c, lineage[i - 1] if i else None, (tags or {}).get(c.id, ()),
+                               shorts, dated=True))
     return "\n".join(lines)
 
 

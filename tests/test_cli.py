@@ -60,6 +60,9 @@ class Row:
 COMMANDS = [
     Row("ls", lambda j, c: [t["id"] for t in j] == [c["timeline"], c["timeline2"]]),
     Row("tree {timeline}", lambda j, c: c["leaf"] in {x["id"] for x in j}, ref="timeline"),
+    Row("log {ours}", lambda j, c: [x["id"] for x in j] == [c["ours"], c["leaf"],
+                                                           c["root_checkpoint"]],
+        ref="ours"),
     Row("show {leaf}", lambda j, c: j["id"] == c["leaf"] and "detect" in j["stage_outputs"],
         ref="leaf"),
     Row("show {leaf} --stage detect", lambda j, c: j == DETECT, ref="leaf"),

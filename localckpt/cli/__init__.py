@@ -4,7 +4,7 @@
 shares (references, JSON output, progress, exit codes); each other module is one group
 of commands with a ``register(subparsers)`` function:
 
-    inspect      ls, tree, show
+    inspect      ls, tree, log, show
     merge        diff, merge
     transfer     push, pull, export, import
     remote       remote add, remote list, remote remove

@@ -1,4 +1,4 @@
-"""Commands that look at a store: ls, tree, show. None of them writes."""
+"""Commands that look at a store: ls, tree, log, show. None of them writes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ..records import checkpoint_to_dict, timeline_to_dict
 from ..render import (
     printable,
     render_checkpoint,
+    render_log,
     render_tree,
     sampled_duration,
     sampling_fps,
@@ -26,6 +27,7 @@ from .common import (
     prints_unicode,
     stage_name,
     timeline_or_newest,
+    whole,
 )
 
 __all__ = ["register"]
@@ -86,6 +88,22 @@ def cmd_tree(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_log(store: Store, args: argparse.Namespace) -> int:
+    """The path from the root to a checkpoint, newest first: how it came to be."""
+    lineage = store.lineage(checkpoint_ref(store, args.checkpoint))
+    names = _tag_names(store, lineage[-1].timeline_id)
+    shown = lineage[::-1][:args.max_count]
+    if args.json:
+        records = add_short_ids(store, [checkpoint_to_dict(c) for c in shown], "checkpoint")
+        for record in records:
+            record["tags"] = names.get(record["id"], [])
+        print_json(records)
+        return 0
+    ids = [c.id for c in shown] + [c.merged_from for c in shown if c.merged_from]
+    print(render_log(lineage, names, store.short_ids(ids), args.max_count))
+    return 0
+
+
 def cmd_show(store: Store, args: argparse.Namespace) -> int:
     c = store.get_checkpoint(checkpoint_ref(store, args.checkpoint))
     if args.stage is not None:
@@ -118,6 +136,12 @@ def register(sub: Any) -> None:
     p = add_command(sub, "tree", "show a timeline's checkpoint tree", cmd_tree)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
                    help=TIMELINE_HELP + " (default: the newest)")
+
+    p = add_command(sub, "log", "show the checkpoints from a timeline's root to one, newest "
+                    "first", cmd_log)
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
+    p.add_argument("-n", "--max-count", metavar="N", type=whole(1),
+                   help="show only the newest N (default: all)")
 
     p = add_command(sub, "show", "show one checkpoint: outputs, config, stats", cmd_show)
     p.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)

@@ -45,7 +45,7 @@ GROUPS = ("inspect", "merge", "transfer", "remote", "maintenance", "ingest", "we
 #: (building all ~40 costs each start ~80 ms); a test holds this equal to what the groups
 #: register
 COMMANDS = {
-    **dict.fromkeys(("ls", "show", "tree"), "inspect"),
+    **dict.fromkeys(("log", "ls", "show", "tree"), "inspect"),
     **dict.fromkeys(("diff", "merge"), "merge"),
     **dict.fromkeys(("export", "import", "pull", "push"), "transfer"),
     "remote": "remote",
