@@ -303,6 +303,7 @@ def resolve(store: Store, ref: str, kind: str = "checkpoint", *, what: str | Non
 
 
 _HEXISH = re.compile(r"[0-9A-Fa-f-]+")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 def _resolve(store: Store, ref: str, kind: str, check: bool) -> str:
@@ -420,6 +421,16 @@ def listing_here(store: Store, listing: str) -> str:
     import shlex
 
     return f"`localckpt --store {shlex.quote(redact(url))} {listing[len('`localckpt '):]}"
+
+
+def shadowed_by(store: Store, name: str) -> list[tuple[str, str]]:
+    """(kind, id) of the live checkpoints and timelines a tag called name would hide:
+    those whose short id starts with it (a tag wins over a short id spelled the same)."""
+    short = name.lower()
+    if not MIN_SHORT <= len(short) <= _TAIL or not _HEX.fullmatch(short):
+        return []
+    return [(kind, rid) for kind in ("checkpoint", "timeline")
+            for rid in _KINDS[kind].live(store, store.catalog.find_short(kind, short, 2))]
 
 
 def _could_be_tag(ref: str) -> bool:

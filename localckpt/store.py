@@ -418,7 +418,8 @@ class Store:
 
     def tag(self, checkpoint_id: str, name: str, force: bool = False) -> Tag:
         """Name a live checkpoint; names are unique among live tags (ConflictError),
-        unless force=True, which moves the tag here (one commit)."""
+        unless force=True, which moves the tag here (one commit). A name that starts a
+        live record's short id is InvalidInputError: a tag wins over a short id."""
         from .maintenance.tags import tag
 
         name = text(name, "tag name")

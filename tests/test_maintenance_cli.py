@@ -215,3 +215,22 @@ def test_tags_in_tree_json_and_show(tree: tuple[str, str, list[str]],
     assert "tags       -" in capsys.readouterr().out
     assert main(["--store", path, "tree", "best"]) == 0  # a tag names its timeline too
     assert "[tag best] [tag v2]" in capsys.readouterr().out
+
+
+def test_tag_in_gits_order_says_the_checkpoint_comes_first(
+        tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    """`git tag NAME COMMIT` habits: `localckpt tag v1 CKPT` said only that no checkpoint
+    matches 'v1'; it now says which order works. Nothing written."""
+    store_path, _, ids = tree
+    with localckpt.open(store_path) as s:
+        short = s.short_id(ids[-1])
+        before = s.tags()
+    assert main(["--store", store_path, "tag", "v1", short]) == 1
+    err = capsys.readouterr().err
+    assert "no checkpoint matches 'v1'" in err
+    assert err.rstrip().endswith(
+        f"; the checkpoint comes first, the name second: `localckpt tag {short} v1`")
+    assert main(["--store", store_path, "tag", "v1", "nope"]) == 1
+    assert "comes first" not in capsys.readouterr().err  # nothing named either way
+    with localckpt.open(store_path) as s:
+        assert s.tags() == before

@@ -181,6 +181,29 @@ def test_a_tag_cannot_look_like_an_id(new_store: Any) -> None:
         store.tag(tl.root_checkpoint_id, "0190a000-0000-7000-8000-000000000000")
 
 
+def test_a_tag_cannot_take_a_live_short_id(store_kind: str, new_store: Any) -> None:
+    """A tag wins over a short id spelled the same, so a tag named like a live record's
+    short id (or its first 4+ characters) made that reference mean another checkpoint:
+    `localckpt tag best 56738d8f`, git's order for moving best, tagged best's checkpoint
+    "56738d8f", and a later `prune 56738d8f` pruned best's. Refused, nothing written."""
+    store: Store = new_store()
+    tl = store.create_timeline("v.mp4", "p", FRAMES, codec="png")
+    a = store.save_stage_output(tl.id, None, "detect", DETECT)
+    b = store.save_stage_output(tl.id, None, "detect", {"frames": []})
+    for kind, rid in (("checkpoint", b), ("timeline", tl.id)):
+        short = store.short_id(rid, kind)
+        for name in (short, short[:4], short.upper(), rid[-12:]):
+            with pytest.raises(InvalidInputError, match=(
+                    f"the tag name '{name}' is the start of {kind} {short}'s short id; a tag "
+                    "wins over a short id")):
+                store.tag(a, name)
+    assert store.tags() == []
+    assert store.resolve(store.short_id(b)) == b
+    free = next(h for h in ("cafe", "beef", "f00d") if not store.short_id(b).startswith(h)
+                and not store.short_id(tl.id, "timeline").startswith(h))
+    assert store.tag(a, free).checkpoint_id == a  # hex that starts no short id: a name
+
+
 def test_a_non_uuid_id_given_whole_wins(new_store: Any, monkeypatch: pytest.MonkeyPatch,
                                         ) -> None:
     """Records from other systems may have any id: given whole, it is exact, even when

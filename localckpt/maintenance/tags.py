@@ -55,6 +55,7 @@ def tag(store: Store, checkpoint_id: str, name: str, force: bool = False) -> Tag
     if not isinstance(force, bool):
         raise InvalidInputError(f"force must be True or False, not {force!r}")
     target = store.get_checkpoint(checkpoint_id)
+    _refuse_shadowing(store, name)
     current = store.tag_target(name)
     moved: list[Tombstone] = []
     if current is not None:
@@ -97,6 +98,25 @@ def _no_tag(store: Store, name: str) -> str:
             f" (tag names are case-sensitive: there is {near[0]!r})" if near else "")
     return refs.names_nothing(store, refs.Kind("tag", "`localckpt tags`", lambda s, i: i),
                               name, why)
+
+
+def _refuse_shadowing(store: Store, name: str) -> None:
+    """InvalidInputError for a name that starts a live record's short id: as a tag wins
+    over a short id, the name would then mean another record, wherever it is typed (the
+    usual way in: `localckpt tag best 56738d8f` for git's `git tag NAME COMMIT`)."""
+    from ..refs import shadowed_by, short_ids
+
+    hidden = shadowed_by(store, name)
+    if not hidden:
+        return
+    kind, rid = hidden[0]
+    short = short_ids(store, [rid], kind)[rid]
+    said = (f"the tag name {name!r} is the start of {kind} {short}'s short id; a tag wins "
+            f"over a short id, so {name!r} would stop naming that {kind}: nothing was "
+            "written. Choose a name that is not hex digits")
+    raise InvalidInputError(
+        said + " (the checkpoint comes first, the name second: store.tag(checkpoint, name))",
+        cli=said + " (the checkpoint comes first, the name second: `localckpt tag CKPT NAME`)")
 
 
 def untag(store: Store, name: str) -> Tag:
