@@ -73,6 +73,7 @@ __all__ = [
     "resolve",
     "resolve_checkpoint",
     "resolve_timeline",
+    "shadowed_by",
     "short_id",
     "short_ids",
 ]

@@ -234,3 +234,28 @@ def test_tag_in_gits_order_says_the_checkpoint_comes_first(
     assert "comes first" not in capsys.readouterr().err  # nothing named either way
     with localckpt.open(store_path) as s:
         assert s.tags() == before
+
+
+def test_rm_refuses_a_tag_and_says_what_deletes_what(
+        tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    """`localckpt rm best` deleted best's whole timeline (a tag names its checkpoint's
+    timeline where a timeline is asked for): a user after the tag or that one try lost
+    every try. rm takes the timeline's id; a tag is refused, naming prune, untag and the
+    rm that would delete the timeline. Nothing deleted."""
+    store_path, tid, ids = tree
+    with localckpt.open(store_path) as s:
+        s.tag(ids[2], "best")
+        short, tshort = s.short_id(ids[2]), s.short_id(tid, "timeline")
+    for argv in (["rm", "best"], ["rm", "best", "--dry-run"]):
+        assert main(["--store", store_path, *argv]) == 1
+        assert capsys.readouterr().err == (
+            f"localckpt: error: 'best' is a tag (of checkpoint {short}, on timeline "
+            f"{tshort}); rm deletes a whole timeline and takes the timeline's id, not a tag: "
+            f"nothing was deleted. Delete that checkpoint and what derives from it with "
+            f"`localckpt --store {store_path} prune best`, remove the tag with `localckpt "
+            f"--store {store_path} untag best`, or the whole timeline with `localckpt "
+            f"--store {store_path} rm {tshort}`\n")
+    assert _live(store_path, tid) == set(ids)
+    assert main(["--store", store_path, "rm", tshort]) == 0  # as it said
+    with localckpt.open(store_path) as s:
+        assert s.list_timelines() == []

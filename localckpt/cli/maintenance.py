@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..errors import LocalckptError, NotFoundError
+from ..errors import InvalidInputError, LocalckptError, NotFoundError
 from ..store import Store
 from .common import (
     CHECKPOINT_HELP,
@@ -114,9 +114,30 @@ def _print_closed(store: Store, runs: tuple[str, ...], dry_run: bool) -> None:
 
 
 def cmd_rm(store: Store, args: argparse.Namespace) -> int:
+    _refuse_tag_for_timeline(store, args.timeline)
     report = store.delete_timeline(timeline_ref(store, args.timeline), dry_run=args.dry_run)
     _print_deletion(store, report, args, "rm")
     return 0
+
+
+def _refuse_tag_for_timeline(store: Store, ref: str) -> None:
+    """`rm best` deleted best's whole timeline (a tag names its checkpoint's timeline
+    where a timeline is asked for), where `docker rm`, `git tag -d` or `prune best` habits
+    expect the tag or that try to go: rm takes the timeline's own id."""
+    from ..maintenance.tags import is_tag_name
+
+    tagged = store.tag_target(ref) if is_tag_name(ref) else None
+    if tagged is None:
+        return
+    tid = store.get_checkpoint(tagged).timeline_id
+    short = store.short_id(tid, "timeline")
+    raise InvalidInputError(
+        f"{ref!r} is a tag (of checkpoint {store.short_id(tagged)}, on timeline {short}); "
+        "rm deletes a whole timeline and takes the timeline's id, not a tag: nothing was "
+        f"deleted. Delete that checkpoint and what derives from it with "
+        f"{here(store, f'`localckpt prune {ref}`')}, remove the tag with "
+        f"{here(store, f'`localckpt untag {ref}`')}, or the whole timeline with "
+        f"{here(store, f'`localckpt rm {short}`')}")
 
 
 def cmd_prune(store: Store, args: argparse.Namespace) -> int:
@@ -280,7 +301,9 @@ def register(sub: Any) -> None:
                    help="with TIMELINE, also read the whole catalog's own storage")
 
     p = add_command(sub, "rm", "delete a timeline with its tree, tags and frames", cmd_rm)
-    p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
+    p.add_argument("timeline", metavar="TIMELINE",
+                   help="timeline: id, short id or unique prefix (not a tag: `prune TAG` "
+                   "deletes a tagged checkpoint)")
     p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
 
     p = add_command(sub, "prune", "delete checkpoints and everything below them", cmd_prune)
