@@ -82,6 +82,9 @@ class UsageError(InvalidInputError):
 #: Help of every argument that takes a reference (localckpt.refs lists the forms).
 CHECKPOINT_HELP = "checkpoint: id, short id, unique prefix, tag, or TIMELINE:stage"
 TIMELINE_HELP = "timeline: id, short id, unique prefix, or tag (its checkpoint's timeline)"
+#: rm's: a tag names a checkpoint, and `rm TAG` deleting its whole timeline surprises
+TIMELINE_ID_HELP = ("timeline: id, short id or unique prefix (not a tag: `prune TAG` deletes "
+                    "a tagged checkpoint)")
 
 
 def add_command(

@@ -14,6 +14,7 @@ from .common import (
     EXIT_ERROR,
     EXIT_OK,
     TIMELINE_HELP,
+    TIMELINE_ID_HELP,
     UsageError,
     add_command,
     add_short_ids,
@@ -301,9 +302,7 @@ def register(sub: Any) -> None:
                    help="with TIMELINE, also read the whole catalog's own storage")
 
     p = add_command(sub, "rm", "delete a timeline with its tree, tags and frames", cmd_rm)
-    p.add_argument("timeline", metavar="TIMELINE",
-                   help="timeline: id, short id or unique prefix (not a tag: `prune TAG` "
-                   "deletes a tagged checkpoint)")
+    p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_ID_HELP)
     p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
 
     p = add_command(sub, "prune", "delete checkpoints and everything below them", cmd_prune)
