@@ -829,14 +829,16 @@ class Store:
         return memo_stats(self)
 
     def clear_memo(self, stage: str | None = None,
-                   older_than: datetime | timedelta | None = None) -> int:
+                   older_than: datetime | timedelta | None = None, dry_run: bool = False
+                   ) -> int:
         """Delete memo entries (of stage; made before older_than, an aware datetime or an
-        age); return how many. Their values go at gc when nothing else uses them. An open
-        run's values are not entries yet: they stay, and answer, until it closes."""
+        age); return how many (dry_run: how many would go, deleting nothing). Their values
+        go at gc when nothing else uses them. An open run's values are not entries yet:
+        they stay, and answer, until it closes."""
         from .runs.store_api import clear_memo
 
         self._check_open()
-        return clear_memo(self, stage, older_than)
+        return clear_memo(self, stage, older_than, dry_run)
 
     def _run_tables(self) -> RunTables:
         self._check_open()

@@ -188,8 +188,17 @@ def test_memo_stats_and_clear(made: dict[str, Any], capsys: pytest.CaptureFixtur
     assert (stats["entries"], stats["pending"]) == (10, 4)  # the open run's 4: not yet
     assert [s["stage"] for s in stats["stages"]] == ["detect"]
     assert main(["--store", made["path"], "memo", "stats"]) == 0
-    assert "10 memo entries over 1 stage version(s), 10 distinct values (70 bytes); 4 more " \
+    assert "10 memo entries over 1 stage version, 10 distinct values (70 B); 4 more " \
         "values in open runs" in capsys.readouterr().out
+    # --dry-run counts what a clear would remove, and removes nothing (as gc's, prune's)
+    for argv, count in ((["--stage", "detect"], 10), (["--stage", "segment"], 0), ([], 10)):
+        assert main(["--store", made["path"], "memo", "clear", *argv, "--dry-run"]) == 0
+        assert capsys.readouterr().out == (
+            f"would remove {count} memo entr{'y' if count == 1 else 'ies'}; nothing removed "
+            "(run again without --dry-run)\n")
+    with localckpt.open(made["path"]) as store:
+        assert store.clear_memo(dry_run=True) == 10
+        assert store.memo_stats().entries == 10
     assert main(["--store", made["path"], "memo", "clear", "--older-than", "1h"]) == 0
     cleared = capsys.readouterr().out
     assert "removed 0 memo entries" in cleared
@@ -203,7 +212,7 @@ def test_memo_stats_and_clear(made: dict[str, Any], capsys: pytest.CaptureFixtur
         err = capsys.readouterr().err
         assert "memo clear: error: argument --older-than: " in err and said in err
     assert main(["--store", made["path"], "memo", "clear", "--stage", "detect", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"removed": 10}
+    assert json.loads(capsys.readouterr().out) == {"removed": 10, "dry_run": False}
 
 
 def test_tree_shows_an_open_run_as_a_pending_node(made: dict[str, Any],

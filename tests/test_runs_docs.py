@@ -36,4 +36,4 @@ def test_the_runs_page_runs_as_a_script(tmp_path: Path) -> None:
     out = result.stdout.splitlines()
     assert "open 40" in out[0] and out[1].startswith("8 [8, 9, 10]")
     assert "[10, 11, 12]" in result.stdout and "[] 40" in result.stdout
-    assert "40 memo entries over 1 stage version(s)" in result.stdout
+    assert "40 memo entries over 1 stage version, " in result.stdout

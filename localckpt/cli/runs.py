@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..render import plural
 from .common import (
     TIMELINE_HELP,
     add_command,
@@ -308,13 +309,17 @@ def cmd_memo_stats(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_memo_clear(store: Store, args: argparse.Namespace) -> int:
-    removed = store.clear_memo(stage=args.stage, older_than=args.older_than)
+    removed = store.clear_memo(stage=args.stage, older_than=args.older_than,
+                               dry_run=args.dry_run)
     if args.json:
-        print_json({"removed": removed})
+        print_json({"removed": removed, "dry_run": args.dry_run})
+    elif args.dry_run:
+        print(f"would remove {plural(removed, 'memo entry', 'memo entries')}; nothing "
+              "removed (run again without --dry-run)")
     else:
-        print(f"removed {removed} memo entries; the values only they kept go at the next "
-              "gc (a checkpoint's stay with it; open runs' values answer until those runs "
-              "are committed or aborted)")
+        print(f"removed {plural(removed, 'memo entry', 'memo entries')}; the values only "
+              "they kept go at the next gc (a checkpoint's stay with it; open runs' values "
+              "answer until those runs are committed or aborted)")
     return 0
 
 
@@ -368,3 +373,4 @@ def register(sub: Any) -> None:
     p.add_argument("--older-than", metavar="AGE", type=age_arg("--older-than"),
                    help="only entries older than AGE (90s, 30m, 12h, 7d, 2w) or made before "
                         "an ISO date or time (2026-11-30, UTC unless it names a zone)")
+    p.add_argument("--dry-run", action="store_true", help="count them, delete nothing")

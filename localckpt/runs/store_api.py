@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..arguments import shown, text
+from ..arguments import boolean, shown, text
 from ..canonical import json_object
 from ..errors import InvalidInputError, NotFoundError
 from ..ids import new_id
+from ..maintenance.reports import human_bytes
 from ..records import utcnow
-from ..render import Summarised
+from ..render import Summarised, plural
 from .records import STATES, RunRecord
 from .run import StageRun
 
@@ -161,9 +162,11 @@ class MemoStats(Summarised):
     pending: int = 0
 
     def summary(self) -> str:
-        return (f"{self.entries} memo entries over {len(self.stages)} stage version(s), "
-                f"{self.values} distinct values ({self.bytes} bytes)"
-                + (f"; {self.pending} more values in open runs" if self.pending else ""))
+        return (f"{plural(self.entries, 'memo entry', 'memo entries')} over "
+                f"{plural(len(self.stages), 'stage version')}, "
+                f"{plural(self.values, 'distinct value')} ({human_bytes(self.bytes)})"
+                + (f"; {plural(self.pending, 'more value')} in open runs" if self.pending
+                   else ""))
 
     def to_dict(self) -> dict[str, Any]:
         d = attrs.asdict(self)
@@ -197,14 +200,16 @@ def _cutoff(older_than: Any) -> datetime | None:
                             f"seconds, not {shown(older_than)}")
 
 
-def clear_memo(store: Store, stage: str | None, older_than: datetime | timedelta | None) -> int:
+def clear_memo(store: Store, stage: str | None, older_than: datetime | timedelta | None,
+               dry_run: bool = False) -> int:
     tables = store._run_tables()
     if stage is not None:
         text(stage, "stage")
+    boolean(dry_run, "dry_run")
     try:
         before = _cutoff(older_than)
     except OverflowError:  # an age before the first datetime, or a number past a float's range
         raise InvalidInputError(f"older_than {shown(older_than)} reaches further back than "
                                 "any date: give an age in seconds, a timedelta or a datetime "
                                 "within the calendar") from None
-    return tables.clear_memo(stage, before)
+    return tables.clear_memo(stage, before, dry_run)

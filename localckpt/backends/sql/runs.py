@@ -1238,11 +1238,12 @@ class RunTables:
                   for s, v, n, lo, hi in per]
         return stages, int(entries), int(values), int(size_of), int(pending)
 
-    def clear_memo(self, stage: str | None, before: datetime | None) -> int:
+    def clear_memo(self, stage: str | None, before: datetime | None, dry_run: bool = False
+                   ) -> int:
         """Delete memo entries (of stage, older than before): those of one memo_runs row
         after the other, in short transactions of at most _BATCH entries each, the row's
-        key list cut in the same transaction; how many went."""
-        self._writable()
+        key list cut in the same transaction; how many went (dry_run: how many match,
+        deleting nothing)."""
         e = self.engine
         where, params = [], []
         if stage is not None:
@@ -1251,6 +1252,11 @@ class RunTables:
         if before is not None:
             where.append("created_at < ?")
             params.append(self.dialect.time_param(before))
+        if dry_run:
+            (n,), = e.query("SELECT coalesce(sum(n), 0) FROM {s}memo_runs"
+                            + (f" WHERE {' AND '.join(where)}" if where else ""), params)
+            return int(n)
+        self._writable()
         # picked by a read, in id order from the last batch on (a row's stage and time
         # never change, so one that is still there still matches): the write
         # transactions only delete what each row lists
