@@ -80,6 +80,9 @@ def test_a_full_disk_gives_typed_errors_and_loses_nothing_committed(small_disk: 
         except LocalckptError as exc:
             assert isinstance(exc, BackendUnavailableError), repr(exc)
             assert "full" in str(exc) and "catalog.sqlite" in str(exc), str(exc)
+            # says it is the disk, that the write is not half there, and what frees space
+            assert "is full (database or disk is full): nothing of this write was saved. " \
+                "Free space" in str(exc) and "localckpt gc" in str(exc), str(exc)
             failures.append(str(exc))
             if len(failures) >= 20:
                 break

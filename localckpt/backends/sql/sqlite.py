@@ -320,6 +320,11 @@ class SqliteEngine(Engine):
             return BackendUnavailableError(
                 f"cannot write the catalog file {self.path}: it is read-only here ({text}); "
                 "check the permissions of the store directory")
+        if "disk is full" in text:  # SQLITE_FULL: the write rolled back whole
+            return BackendUnavailableError(
+                f"the disk holding the catalog file {self.path} is full ({text}): nothing of "
+                "this write was saved. Free space and try again (`localckpt gc` frees what "
+                "no live record uses)")
         return BackendUnavailableError(f"the catalog file {self.path} cannot be used: {text}")
 
     # -- reads and writes -------------------------------------------------------------------
