@@ -323,8 +323,8 @@ class SqliteEngine(Engine):
         if "disk is full" in text:  # SQLITE_FULL: the write rolled back whole
             return BackendUnavailableError(
                 f"the disk holding the catalog file {self.path} is full ({text}): nothing of "
-                "this write was saved. Free space and try again (`localckpt gc` frees what "
-                "no live record uses)")
+                "this write was saved. Free space and try again (`localckpt gc` frees the "
+                "space of what was deleted before)")
         return BackendUnavailableError(f"the catalog file {self.path} cannot be used: {text}")
 
     # -- reads and writes -------------------------------------------------------------------
