@@ -259,3 +259,42 @@ def test_rm_refuses_a_tag_and_says_what_deletes_what(
     assert main(["--store", store_path, "rm", tshort]) == 0  # as it said
     with localckpt.open(store_path) as s:
         assert s.list_timelines() == []
+
+
+def test_tag_alone_lists_the_tags_as_git_tag_does(
+        tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    """`localckpt tag` was a usage error (CKPT and NAME required) where `git tag` lists
+    the tags: it lists them now, as `localckpt tags` does; CKPT without NAME is still
+    bad usage, saying both forms."""
+    store_path, _, ids = tree
+    assert main(["--store", store_path, "tag", ids[1], "best"]) == 0
+    capsys.readouterr()
+    for argv in (["tag"], ["tags"], ["tag", "--json"], ["tags", "--json"]):
+        assert main(["--store", store_path, *argv]) == 0
+        listed = capsys.readouterr().out
+        assert "best" in listed
+        if argv[0] == "tag":
+            first = listed
+        else:
+            assert listed == first
+    with pytest.raises(SystemExit) as exit_:
+        main(["--store", store_path, "tag", ids[2]])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.endswith(
+        "tag needs CKPT and NAME: the checkpoint, then the tag's name (`localckpt tag` alone "
+        "lists the tags)\n")
+
+
+def test_tag_delete_as_git_spells_it_names_untag(
+        tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+    store_path, _, ids = tree
+    assert main(["--store", store_path, "tag", ids[1], "best"]) == 0
+    for flag in ("-d", "--delete"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--store", store_path, "tag", flag, "best"])
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err.endswith(
+            f"unrecognized arguments: {flag} (`localckpt untag NAME` removes a tag, as `git "
+            "tag -d NAME` does)\n")
+    with localckpt.open(store_path) as s:
+        assert [g.name for g in s.tags()] == ["best"]

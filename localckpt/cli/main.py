@@ -317,6 +317,8 @@ def _parse(parser: argparse.ArgumentParser, words: list[str]) -> argparse.Namesp
         if not hint and command is parser and "--json" in extra and args.command:
             # `localckpt --json ls`: every command takes --json, after its name
             hint = f" (--json goes after the command: localckpt {args.command} ... --json)"
+        if not hint and args.command == "tag" and {"-d", "--delete"} & set(extra):
+            hint = " (`localckpt untag NAME` removes a tag, as `git tag -d NAME` does)"
         if not hint:  # `ls --jsno`: the nearest option named, as a mistyped command is
             hint = _nearest_option(command, extra)
         command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")

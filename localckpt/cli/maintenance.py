@@ -211,7 +211,17 @@ def _print_tag(store: Store, g: Any, args: argparse.Namespace, text: str) -> int
     return 0
 
 
+def _check_tag(args: argparse.Namespace) -> None:
+    """CKPT and NAME, or neither (`localckpt tag` lists the tags, as `git tag` does)."""
+    if args.name is None and (args.checkpoint is not None or args.force):
+        raise UsageError("tag needs CKPT and NAME: the checkpoint, then the tag's name "
+                         "(`localckpt tag` alone lists the tags)")
+
+
 def cmd_tag(store: Store, args: argparse.Namespace) -> int:
+    if args.checkpoint is None:  # as `git tag`: the list
+        args.timeline = None
+        return cmd_tags(store, args)
     try:
         cid = checkpoint_ref(store, args.checkpoint)
     except NotFoundError as exc:
@@ -328,13 +338,15 @@ def register(sub: Any) -> None:
                    help="let tagged checkpoints go too")
     p.add_argument("--dry-run", action="store_true", help="report, delete nothing")
 
-    p = add_command(sub, "tag", "name a checkpoint (usable wherever an id is)", cmd_tag)
-    p.add_argument("checkpoint", metavar="CKPT",
+    p = add_command(sub, "tag", "name a checkpoint (usable wherever an id is); alone, list "
+                    "the tags", cmd_tag)
+    p.add_argument("checkpoint", metavar="CKPT", nargs="?",
                    help=CHECKPOINT_HELP)
-    p.add_argument("name", metavar="NAME", type=tag_name,
+    p.add_argument("name", metavar="NAME", type=tag_name, nargs="?",
                    help="letters, digits, '.', '_', '-'")
     p.add_argument("--force", action="store_true",
                    help="move the tag here if it names another checkpoint")
+    p.set_defaults(check=_check_tag)
 
     p = add_command(sub, "untag", "remove a tag", cmd_untag)
     p.add_argument("name", metavar="NAME", type=tag_name,
