@@ -179,6 +179,12 @@ def _translate(exc: Exception, query: str) -> LocalckptError:
         hint = f"did you mean {near[0]}? " if near else ""
         return InvalidInputError(f"the query failed: there is no table {name!r}; {hint}the "
                                  f"store's tables are {', '.join(TABLES)}")
+    if query.lstrip().startswith("."):  # `.tables`, `.schema`: the shells' own commands
+        word = query.split()[0]
+        return InvalidInputError(
+            f"the query failed: {word} is a command of the DuckDB and SQLite shells, not "
+            f"SQL; SHOW TABLES lists the store's tables ({', '.join(TABLES)}), and DESCRIBE "
+            "TABLE its columns")
     return InvalidInputError(f"the query failed: {text}")
 
 

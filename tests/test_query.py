@@ -137,6 +137,19 @@ def test_the_tables_are_listed_as_duckdb_lists_tables(source: Any) -> None:
         sum(len(store.checkpoints(t.id)) for t in store.list_timelines())
 
 
+def test_a_shell_dot_command_names_the_sql_that_does_it(source: Any) -> None:
+    """`localckpt sql .tables`, as the DuckDB and SQLite shells take it, said "Parser
+    Error: syntax error at or near '.'": now what it is, and the SQL that lists."""
+    store, _, _ = source
+    for query, word in ((".tables", ".tables"), ("  .schema checkpoints", ".schema")):
+        with pytest.raises(InvalidInputError) as err:
+            store.sql(query)
+        assert str(err.value) == (
+            f"the query failed: {word} is a command of the DuckDB and SQLite shells, not "
+            f"SQL; SHOW TABLES lists the store's tables ({', '.join(localckpt.query.TABLES)}"
+            "), and DESCRIBE TABLE its columns")
+
+
 def test_only_live_records(new_store: Any) -> None:
     store = new_store("memory")
     ids = build(store)
