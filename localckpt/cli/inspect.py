@@ -137,8 +137,8 @@ def register(sub: Any) -> None:
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
                    help=TIMELINE_HELP + " (default: the newest)")
 
-    p = add_command(sub, "log", "show the checkpoints from a timeline's root to one, newest "
-                    "first", cmd_log)
+    p = add_command(sub, "log", "show a checkpoint's lineage (root to it), newest first",
+                    cmd_log)
     p.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
     p.add_argument("-n", "--max-count", metavar="N", type=whole(1),
                    help="show only the newest N (default: all)")
