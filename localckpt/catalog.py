@@ -312,6 +312,12 @@ class Catalog(ABC):
         page = live[offset:offset + limit]
         return page, {t.id: len(self.tree(t.id)) for t in page}, len(live)
 
+    def checkpoint_counts(self, timeline_ids: Iterable[str]) -> dict[str, int]:
+        """Stored checkpoints per timeline (those a prune hides but gc has not purged yet
+        included: the Store corrects them). The default reads each tree; backends
+        override with one query that reads no checkpoint."""
+        return {tid: len(self.tree(tid)) for tid in set(timeline_ids)}
+
     def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
         """Hashes the catalog lacks. Backends may override with a cheaper existence check."""
         wanted = set(hashes)

@@ -208,6 +208,21 @@ class Visibility:
         dead = dead_in_tree(tree, marks.checkpoints)
         return [c for c in tree if c.id not in dead]
 
+    def live_counts(self, timeline_ids: Iterable[str],
+                    stored: dict[str, int] | None = None) -> dict[str, int]:
+        """Live checkpoints per timeline: the catalog's stored counts (stored, when read
+        already), but the live tree's for a timeline with checkpoint tombstones (its
+        stored count holds what a prune hides until gc purges it): only those trees are
+        read."""
+        tids = sorted(set(timeline_ids))
+        counts = dict(self.catalog.checkpoint_counts(tids) if stored is None else stored)
+        for tid, marks in self.marks_of(tids).items():
+            if marks.timeline_dead:
+                counts[tid] = 0
+            elif marks.checkpoints:
+                counts[tid] = len(self.live_tree(tid, marks))
+        return counts
+
     def lineage(self, checkpoint_id: str) -> list[Checkpoint]:
         chain = self.catalog.lineage(checkpoint_id)
         if chain:

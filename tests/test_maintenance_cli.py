@@ -298,3 +298,32 @@ def test_tag_delete_as_git_spells_it_names_untag(
             "tag -d NAME` does)\n")
     with localckpt.open(store_path) as s:
         assert [g.name for g in s.tags()] == ["best"]
+
+
+def test_ls_counts_live_checkpoints_without_reading_trees(
+        tree: tuple[str, str, list[str]], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ls` said nothing of where the work is: how many checkpoints each timeline has (the
+    web index shows it). It reads the sums kept with each write, and a tree only where a
+    prune's tombstones are (as the web index does)."""
+    from localckpt.backends.sql.catalog import SqlCatalog
+
+    store_path, _, ids = tree
+
+    def counted() -> int:
+        assert main(["--store", store_path, "ls", "--json"]) == 0
+        (record,) = json.loads(capsys.readouterr().out)
+        assert main(["--store", store_path, "ls"]) == 0
+        header, line = capsys.readouterr().out.splitlines()
+        assert line.split()[header.split().index("CHECKPOINTS")] == str(record["checkpoints"])
+        return int(record["checkpoints"])
+
+    with monkeypatch.context() as m:
+        m.setattr(SqlCatalog, "tree", lambda *a, **k: pytest.fail("ls read a tree"))
+        assert counted() == 4
+    assert main(["--store", store_path, "prune", ids[2]]) == 0
+    capsys.readouterr()
+    assert counted() == 3  # pruned, not yet purged
+    assert main(["--store", store_path, "gc", "--older-than", "0"]) == 0
+    capsys.readouterr()
+    assert counted() == 3  # purged: the sums went down with the rows

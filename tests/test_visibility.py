@@ -61,6 +61,10 @@ def test_prune_hides_the_subtree_from_every_read(store_kind: str, new_store: Sto
                                                  ) -> None:
     store = new_store(store_kind)
     tid, ids = _tree(store)
+    other = store.create_timeline("w.mp4", "p", FRAMES[:1], codec="png").id
+    # stored counts, from the sums kept with each write: 6 and a root
+    assert store.catalog.checkpoint_counts([tid, other, "nope"]) == {tid: 6, other: 1,
+                                                                      "nope": 0}
     store.tag(ids["c"], "best")
     assert resolve_checkpoint(store, "best") == ids["c"]
     report = store.prune(ids["b"])  # b, c and m (a child of c) go; d stays
@@ -83,6 +87,8 @@ def test_prune_hides_the_subtree_from_every_read(store_kind: str, new_store: Sto
         # the rest works as before
         assert view.load_stage_output(ids["d"], "track") == {"t": 2}
         assert view.diff(ids["a"], ids["d"]).stages_added == ("track",)
+        # the counts `ls` and the web index show: live checkpoints only
+        assert view.visibility.live_counts([tid]) == {tid: 3}
 
 
 def test_a_child_saved_elsewhere_under_a_pruned_checkpoint_is_gone_too(

@@ -37,8 +37,13 @@ def cmd_ls(store: Store, args: argparse.Namespace) -> int:
     # in the order they were made: ids are tokens, and one that is not a UUIDv7 (an old
     # store's, a peer's `zzzz`) sorts after every UUID by its characters
     timelines = store.list_timelines()  # oldest first
+    # live checkpoints per timeline, from the sums kept with each write (no tree read)
+    counts = store.visibility.live_counts(t.id for t in timelines)
     if args.json:
-        print_json(add_short_ids(store, [timeline_to_dict(t) for t in timelines], "timeline"))
+        records = add_short_ids(store, [timeline_to_dict(t) for t in timelines], "timeline")
+        for record in records:
+            record["checkpoints"] = counts.get(record["id"], 0)
+        print_json(records)
         return 0
     if not timelines:
         print(f"no timelines in {store.url or store.catalog.describe()}")
@@ -47,14 +52,14 @@ def cmd_ls(store: Store, args: argparse.Namespace) -> int:
     idw = max(len("TIMELINE"), *(len(v) for v in shorts.values()))
     profiles = {t.id: printable(t.profile_name) for t in timelines}  # from any store
     width = max(len("PROFILE"), *(len(p) for p in profiles.values()))
-    lines = [f"{'TIMELINE':{idw}}  {'FRAMES':>6}  {'FPS':>5}  {'LENGTH':>8}  {'CREATED':19}  "
-             f"{'PROFILE':{width}}  SOURCE"]
+    lines = [f"{'TIMELINE':{idw}}  {'FRAMES':>6}  {'FPS':>5}  {'LENGTH':>8}  CHECKPOINTS  "
+             f"{'CREATED':19}  {'PROFILE':{width}}  SOURCE"]
     for t in timelines:
         created = t.created_at.isoformat(" ", "seconds")[:19]  # UTC, to the second
         lines.append(
             f"{shorts[t.id]:{idw}}  {t.frame_count:6d}  {sampling_fps(t):>5}  "
-            f"{sampled_duration(t):>8}  {created:19}  {profiles[t.id]:{width}}  "
-            f"{printable(t.source_video)}"
+            f"{sampled_duration(t):>8}  {counts.get(t.id, 0):11d}  {created:19}  "
+            f"{profiles[t.id]:{width}}  {printable(t.source_video)}"
         )
     print("\n".join(lines))
     return 0

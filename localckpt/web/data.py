@@ -95,13 +95,9 @@ def timeline_rows(store: Store, names: Names, start: int = 0,
     its live checkpoint count: {"total", "start", "limit", "timelines"}."""
     catalog = store.catalog
     limit = max(1, min(limit, MAX_PAGE))
-    page, counts, total = catalog.timeline_page(start, limit, newest_first=True)
-    counts = dict(counts)
-    if page:
-        marks = store.visibility.marks_of(t.id for t in page)
-        for t in page:  # a prune hides checkpoints gc has not purged yet: count those trees
-            if marks[t.id].checkpoints:
-                counts[t.id] = len(store.visibility.live_tree(t.id, marks[t.id]))
+    page, stored, total = catalog.timeline_page(start, limit, newest_first=True)
+    # a prune hides checkpoints gc has not purged yet: those trees are counted
+    counts = store.visibility.live_counts([t.id for t in page], stored) if page else {}
     names.shorts([t.id for t in page], "timeline")  # in one statement, not one a row
     rows = [timeline_row(t, names, counts.get(t.id, 0)) for t in page]
     return {"total": total, "start": start, "limit": limit, "timelines": rows}

@@ -224,6 +224,8 @@ class SqlCatalog(Catalog):
                 "WHERE d.target_id = t.id AND d.kind = 'timeline' AND d.timeline_id = t.id) "
                 "ORDER BY t.created_at %s, t.id %s LIMIT ? OFFSET ?"
             ),
+            "checkpoint_counts": ("SELECT timeline_id, sum(n) FROM {s}tree_sums WHERE "
+                                  "timeline_id{in} GROUP BY timeline_id"),
             "page_total": (
                 "SELECT (SELECT sum(n) FROM {s}tree_sums WHERE timeline_id = ''), "
                 "(SELECT count(DISTINCT d.target_id) FROM {s}tombstones d "
@@ -844,6 +846,14 @@ class SqlCatalog(Catalog):
         counts = {t.id: int(row[-1] or 0) for t, row in zip(found, rows, strict=True)}
         (stored, gone), = self._rows("page_total")
         return found, counts, int(stored or 0) - int(gone or 0)
+
+    def checkpoint_counts(self, timeline_ids: Iterable[str]) -> dict[str, int]:
+        """From the per-timeline sums kept with every write (tree_sums): no tree read."""
+        wanted = self._ids(timeline_ids)
+        rows = self._list("checkpoint_counts", wanted)
+        counts = dict.fromkeys(wanted, 0)
+        counts.update({tid: int(n or 0) for tid, n in rows})
+        return counts
 
     # -- writes -----------------------------------------------------------------------------
 
