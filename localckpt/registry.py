@@ -10,7 +10,8 @@ store being opened: ``environ=False`` reads neither, for a push or pull's other 
 whose settings come from its remote entry, see :mod:`localckpt.config`)::
 
     LOCALCKPT_URL               store URL (default ./.localckpt, the embedded store)
-    LOCALCKPT_OBJECTS           objects URL (default: inside the embedded directory)
+    LOCALCKPT_OBJECTS           objects URL (default: inside the embedded directory), of
+                                the store LOCALCKPT_URL names when it is set
     LOCALCKPT_STORAGE_OPTIONS   JSON object of fsspec options (endpoint_url, key, secret, ...)
     LOCALCKPT_CONFIG            TOML file with [store] url / objects / storage_options_from,
                                 [storage_options] and [remotes.NAME]
@@ -188,7 +189,7 @@ def open(
             f"store URL must be a non-empty string or path, not {shown(url)}"
         )
     if objects is None and environ:
-        objects = os.environ.get("LOCALCKPT_OBJECTS") or store_cfg.get("objects")
+        objects = paired_objects(url, store_cfg)
     if objects is not None and not isinstance(objects, str | os.PathLike):
         raise InvalidInputError(
             f"objects must be a URL or directory string, not {type(objects).__name__}"
@@ -210,6 +211,33 @@ def open(
         catalog, objs = factory(url, objects, dict(storage_options),
                                 {**options, "create": create})
     return Store(catalog, objs, url=redact(url), reads_environ=environ)
+
+
+def paired_objects(url: str, settings: Mapping[str, Any]) -> str | None:
+    """The objects URL the environment or the config file's ``[store]`` (settings) gives
+    the store at url: ``$LOCALCKPT_OBJECTS``, else ``[store] objects``, each only where
+    the URL set beside it (``$LOCALCKPT_URL``, ``[store] url``) is unset or names this
+    store. A team's bucket set beside the team's URL must not become the objects of
+    ``--store ./scratch``: the frames of its timelines would go to the team's bucket,
+    where the team store's gc takes them for a failed ingest's and deletes them."""
+    for objects, named in ((os.environ.get("LOCALCKPT_OBJECTS"), os.environ.get("LOCALCKPT_URL")),
+                           (settings.get("objects"), settings.get("url"))):
+        if objects and (not named or _place(named) == _place(url)):
+            return str(objects)
+    return None
+
+
+def _place(url: str) -> str:
+    """What a store URL names, for telling two apart: an embedded store's directory (a
+    path, ``sqlite://``, ``file://``), else the URL itself."""
+    if scheme_of(url) in ("", "sqlite", "file"):
+        from .backends.factories import directory_of
+
+        try:
+            return "dir:" + os.path.realpath(directory_of(url))
+        except (InvalidInputError, OSError, ValueError):
+            return url
+    return url
 
 
 def default_url(settings: Mapping[str, Any] | None = None) -> tuple[str, str]:

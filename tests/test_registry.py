@@ -149,6 +149,37 @@ def test_objects_and_options_from_environment(
         localckpt.open(tmp_path / "store", create=True)
 
 
+def test_objects_set_beside_another_stores_url_stay_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$LOCALCKPT_OBJECTS (or [store] objects) set beside $LOCALCKPT_URL ([store] url)
+    for the team's store became the objects of `--store ./scratch` too: its timelines'
+    frames went to the team's bucket, where the team store's gc takes them for a failed
+    ingest's. They apply only to the store named beside them, or to any when none is."""
+    team, team_objects = tmp_path / "team", tmp_path / "team-objects"
+    monkeypatch.setenv("LOCALCKPT_URL", str(team))
+    monkeypatch.setenv("LOCALCKPT_OBJECTS", str(team_objects))
+    with localckpt.open(create=True) as store:
+        assert store.objects.root == str(team_objects)
+    monkeypatch.chdir(tmp_path)
+    for same in ("team", f"sqlite://{team}", f"{team}/"):  # the same store, spelled so
+        with localckpt.open(same) as store:
+            assert store.objects.root == str(team_objects), same
+    with localckpt.open(tmp_path / "scratch", create=True) as store:
+        assert store.objects.root == str(tmp_path / "scratch" / "objects")
+        _roundtrip(store)
+    assert not team_objects.exists() or not any(team_objects.rglob("index.parquet"))
+    config = tmp_path / "config.toml"  # the same pairing in the config file
+    config.write_text(f'[store]\nurl = "{team}"\nobjects = "{team_objects}"\n')
+    monkeypatch.setenv("LOCALCKPT_CONFIG", str(config))
+    monkeypatch.delenv("LOCALCKPT_URL")
+    monkeypatch.delenv("LOCALCKPT_OBJECTS")
+    with localckpt.open() as store:
+        assert store.objects.root == str(team_objects)
+    with localckpt.open(tmp_path / "scratch") as store:
+        assert store.objects.root == str(tmp_path / "scratch" / "objects")
+
+
 def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[store]\nurl = "{tmp_path / "cfg-store"}"\n'

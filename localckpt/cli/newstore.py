@@ -196,9 +196,11 @@ def _objects_dir(args: argparse.Namespace, default: str | None) -> str | None:
     """The local objects directory the store will have, else None (S3, memory)."""
     from ..config import store_settings
     from ..objects import _local_dir
+    from ..registry import paired_objects
 
-    objects = (args.objects or os.environ.get("LOCALCKPT_OBJECTS")
-               or store_settings().get("objects") or default)
+    url = _url(args)
+    objects = (args.objects or (paired_objects(url, store_settings()) if url else None)
+               or default)
     return _local_dir(objects) if isinstance(objects, str) and objects else None
 
 
