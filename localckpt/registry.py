@@ -190,6 +190,8 @@ def open(
         )
     if objects is None and environ:
         objects = paired_objects(url, store_cfg)
+        if objects is None and scheme_of(url) in ("postgresql", "postgres"):
+            _refuse_unpaired(url, store_cfg)
     if objects is not None and not isinstance(objects, str | os.PathLike):
         raise InvalidInputError(
             f"objects must be a URL or directory string, not {type(objects).__name__}"
@@ -225,6 +227,21 @@ def paired_objects(url: str, settings: Mapping[str, Any]) -> str | None:
         if objects and (not named or _place(named) == _place(url)):
             return str(objects)
     return None
+
+
+def _refuse_unpaired(url: str, settings: Mapping[str, Any]) -> None:
+    """A store that needs an objects URL, where one is set beside another store's URL:
+    say why it is not taken (the backend's own message would say to set it)."""
+    for objects, named, where in (
+            (os.environ.get("LOCALCKPT_OBJECTS"), os.environ.get("LOCALCKPT_URL"),
+             "$LOCALCKPT_OBJECTS goes with $LOCALCKPT_URL"),
+            (settings.get("objects"), settings.get("url"), "[store] objects goes with "
+             "[store] url in the config file")):
+        if objects and named:
+            raise InvalidInputError(
+                f"{where}, which names another store ({redact(str(named))}), so it is not "
+                f"the objects URL of {redact(url)}: pass objects= (--objects) for this "
+                "store, or name it by the same URL")
 
 
 def _place(url: str) -> str:

@@ -180,6 +180,23 @@ def test_objects_set_beside_another_stores_url_stay_with_it(
         assert store.objects.root == str(tmp_path / "scratch" / "objects")
 
 
+def test_a_postgresql_store_without_its_own_objects_says_whose_they_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PostgreSQL store needs an objects URL; one set beside another store's URL is not
+    taken, and the message says so (the backend's would say to set what is set)."""
+    monkeypatch.setenv("LOCALCKPT_URL", "postgresql://ckpt:pw@127.0.0.1:1/team")
+    monkeypatch.setenv("LOCALCKPT_OBJECTS", str(tmp_path / "team-objects"))
+    with pytest.raises(InvalidInputError) as err:
+        localckpt.open("postgresql://ckpt@127.0.0.1:1/other")
+    assert str(err.value) == (
+        "$LOCALCKPT_OBJECTS goes with $LOCALCKPT_URL, which names another store "
+        "(postgresql://ckpt:***@127.0.0.1:1/team), so it is not the objects URL of "
+        "postgresql://ckpt@127.0.0.1:1/other: pass objects= (--objects) for this store, or "
+        "name it by the same URL")
+    assert not (tmp_path / "team-objects").exists()
+
+
 def test_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f'[store]\nurl = "{tmp_path / "cfg-store"}"\n'
