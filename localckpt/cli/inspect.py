@@ -17,6 +17,7 @@ from ..render import (
     sampling_fps,
 )
 from ..store import Store
+from ..types import Checkpoint
 from .common import (
     CHECKPOINT_HELP,
     TIMELINE_HELP,
@@ -73,16 +74,22 @@ def _tag_names(store: Store, timeline_id: str) -> dict[str, list[str]]:
     return names
 
 
+def _checkpoint_records(store: Store, checkpoints: list[Checkpoint],
+                        names: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The JSON of checkpoints (tree, log, show): each record with its short ids and
+    the names of its live tags (names: checkpoint id -> names)."""
+    records = add_short_ids(store, [checkpoint_to_dict(c) for c in checkpoints], "checkpoint")
+    for record in records:
+        record["tags"] = names.get(record["id"], [])
+    return records
+
+
 def cmd_tree(store: Store, args: argparse.Namespace) -> int:
     timeline = store.get_timeline(timeline_or_newest(store, args.timeline))
     checkpoints = store.checkpoints(timeline.id)
     names = _tag_names(store, timeline.id)
     if args.json:
-        records = add_short_ids(store, [checkpoint_to_dict(c) for c in checkpoints],
-                                "checkpoint")
-        for record in records:
-            record["tags"] = names.get(record["id"], [])
-        print_json(records)
+        print_json(_checkpoint_records(store, checkpoints, names))
     else:
         shorts = {**store.short_ids([c.id for c in checkpoints]),
                   **store.short_ids([timeline.id], "timeline")}
@@ -99,10 +106,7 @@ def cmd_log(store: Store, args: argparse.Namespace) -> int:
     names = _tag_names(store, lineage[-1].timeline_id)
     shown = lineage[::-1][:args.max_count]
     if args.json:
-        records = add_short_ids(store, [checkpoint_to_dict(c) for c in shown], "checkpoint")
-        for record in records:
-            record["tags"] = names.get(record["id"], [])
-        print_json(records)
+        print_json(_checkpoint_records(store, shown, names))
         return 0
     ids = [c.id for c in shown] + [c.merged_from for c in shown if c.merged_from]
     print(render_log(lineage, names, store.short_ids(ids), args.max_count))
@@ -124,8 +128,7 @@ def cmd_show(store: Store, args: argparse.Namespace) -> int:
     outputs: dict[str, Any] = dict(c.stage_outputs)
     tags = _tag_names(store, c.timeline_id).get(c.id, [])
     if args.json:
-        record = add_short_ids(store, [checkpoint_to_dict(c)], "checkpoint")[0]
-        record["tags"] = tags
+        record = _checkpoint_records(store, [c], {c.id: tags})[0]
         record["stage_outputs"] = outputs
         print_json(record)
     else:
