@@ -222,21 +222,25 @@ def paired_objects(url: str, settings: Mapping[str, Any]) -> str | None:
     store. A team's bucket set beside the team's URL must not become the objects of
     ``--store ./scratch``: the frames of its timelines would go to the team's bucket,
     where the team store's gc takes them for a failed ingest's and deletes them."""
-    for objects, named in ((os.environ.get("LOCALCKPT_OBJECTS"), os.environ.get("LOCALCKPT_URL")),
-                           (settings.get("objects"), settings.get("url"))):
+    for objects, named, _ in _objects_beside_urls(settings):
         if objects and (not named or _place(named) == _place(url)):
             return str(objects)
     return None
 
 
+def _objects_beside_urls(settings: Mapping[str, Any]) -> list[tuple[Any, Any, str]]:
+    """(objects URL, the store URL set beside it, how to say so), in the order they
+    apply: the environment's, then the config file's [store] (settings)."""
+    return [(os.environ.get("LOCALCKPT_OBJECTS"), os.environ.get("LOCALCKPT_URL"),
+             "$LOCALCKPT_OBJECTS goes with $LOCALCKPT_URL"),
+            (settings.get("objects"), settings.get("url"),
+             "[store] objects goes with [store] url in the config file")]
+
+
 def _refuse_unpaired(url: str, settings: Mapping[str, Any]) -> None:
     """A store that needs an objects URL, where one is set beside another store's URL:
     say why it is not taken (the backend's own message would say to set it)."""
-    for objects, named, where in (
-            (os.environ.get("LOCALCKPT_OBJECTS"), os.environ.get("LOCALCKPT_URL"),
-             "$LOCALCKPT_OBJECTS goes with $LOCALCKPT_URL"),
-            (settings.get("objects"), settings.get("url"), "[store] objects goes with "
-             "[store] url in the config file")):
+    for objects, named, where in _objects_beside_urls(settings):
         if objects and named:
             raise InvalidInputError(
                 f"{where}, which names another store ({redact(str(named))}), so it is not "

@@ -219,8 +219,7 @@ def _check_tag(args: argparse.Namespace) -> None:
 
 
 def cmd_tag(store: Store, args: argparse.Namespace) -> int:
-    if args.checkpoint is None:  # as `git tag`: the list
-        args.timeline = None
+    if args.checkpoint is None:  # as `git tag`: the list (every timeline's tags)
         return cmd_tags(store, args)
     try:
         cid = checkpoint_ref(store, args.checkpoint)
@@ -346,7 +345,7 @@ def register(sub: Any) -> None:
                    help="letters, digits, '.', '_', '-'")
     p.add_argument("--force", action="store_true",
                    help="move the tag here if it names another checkpoint")
-    p.set_defaults(check=_check_tag)
+    p.set_defaults(check=_check_tag, timeline=None)  # timeline: for cmd_tags
 
     p = add_command(sub, "untag", "remove a tag", cmd_untag)
     p.add_argument("name", metavar="NAME", type=tag_name,

@@ -192,15 +192,13 @@ class NewStore:
         return False  # the error goes on to be reported
 
 
-def _objects_dir(args: argparse.Namespace, default: str | None) -> str | None:
-    """The local objects directory the store will have, else None (S3, memory)."""
+def _objects_dir(args: argparse.Namespace, url: str, default: str | None) -> str | None:
+    """The local objects directory the store at url will have, else None (S3, memory)."""
     from ..config import store_settings
     from ..objects import _local_dir
     from ..registry import paired_objects
 
-    url = _url(args)
-    objects = (args.objects or (paired_objects(url, store_settings()) if url else None)
-               or default)
+    objects = args.objects or paired_objects(url, store_settings()) or default
     return _local_dir(objects) if isinstance(objects, str) and objects else None
 
 
@@ -228,7 +226,7 @@ def new_store(args: argparse.Namespace) -> NewStore | None:
             default = f"{path}.objects"
         elif scheme not in ("postgresql", "postgres", "memory"):
             return None
-        place = _objects_dir(args, default)
+        place = _objects_dir(args, url, default)
     except Exception:  # a bad URL: opening it says what is wrong
         return None
     objects = ObjectsAreNew(place) if place is not None and _is_new(place) else None
