@@ -20,7 +20,7 @@ Semantics every backend must keep:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -317,6 +317,14 @@ class Catalog(ABC):
         included: the Store corrects them). The default reads each tree; backends
         override with one query that reads no checkpoint."""
         return {tid: len(self.tree(tid)) for tid in set(timeline_ids)}
+
+    def holding_hidden(self, marked: Mapping[str, Collection[str]]) -> set[str]:
+        """The timelines (marked's keys) that still store a checkpoint their tombstoned
+        checkpoint ids (marked's values) hide: a marked one, or a child of one, where
+        every hidden checkpoint's chain down from a mark begins. Only their stored counts
+        need a tree read to be corrected; once gc has purged what a prune hid, none do.
+        The default says every one does; backends override with one query."""
+        return {tid for tid, ids in marked.items() if ids}
 
     def missing_outputs(self, hashes: Iterable[str]) -> set[str]:
         """Hashes the catalog lacks. Backends may override with a cheaper existence check."""

@@ -211,15 +211,19 @@ class Visibility:
     def live_counts(self, timeline_ids: Iterable[str],
                     stored: dict[str, int] | None = None) -> dict[str, int]:
         """Live checkpoints per timeline: the catalog's stored counts (stored, when read
-        already), but the live tree's for a timeline with checkpoint tombstones (its
-        stored count holds what a prune hides until gc purges it): only those trees are
-        read."""
+        already), but the live tree's for a timeline that still stores a checkpoint a
+        prune hides (its stored count holds it until gc purges it): only those trees
+        are read, not those of every timeline that ever had a prune."""
         tids = sorted(set(timeline_ids))
         counts = dict(self.catalog.checkpoint_counts(tids) if stored is None else stored)
-        for tid, marks in self.marks_of(tids).items():
+        marks_of = self.marks_of(tids)
+        stale = self.catalog.holding_hidden(
+            {tid: m.checkpoints for tid, m in marks_of.items()
+             if m.checkpoints and not m.timeline_dead})
+        for tid, marks in marks_of.items():
             if marks.timeline_dead:
                 counts[tid] = 0
-            elif marks.checkpoints:
+            elif tid in stale:
                 counts[tid] = len(self.live_tree(tid, marks))
         return counts
 

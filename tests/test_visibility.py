@@ -16,6 +16,7 @@ from conftest import StoreFactory
 import localckpt
 from localckpt import Store
 from localckpt.errors import ConflictError, InvalidInputError, NotFoundError
+from localckpt.gc import collect_garbage
 from localckpt.refs import resolve_checkpoint, resolve_timeline
 
 FRAMES = [np.full((8, 8, 3), i * 40, np.uint8) for i in range(3)]
@@ -89,6 +90,32 @@ def test_prune_hides_the_subtree_from_every_read(store_kind: str, new_store: Sto
         assert view.diff(ids["a"], ids["d"]).stages_added == ("track",)
         # the counts `ls` and the web index show: live checkpoints only
         assert view.visibility.live_counts([tid]) == {tid: 3}
+
+
+def test_counts_read_no_tree_once_gc_purged_what_a_prune_hid(
+        store_kind: str, new_store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ls` and the web index count a pruned timeline's tree only while it still stores
+    what the prune hides; after gc, from the sums kept with each write, as any other."""
+    store = new_store(store_kind)
+    tid, ids = _tree(store)
+    other = store.create_timeline("w.mp4", "p", FRAMES[:1], codec="png").id
+    store.prune(ids["b"])  # b, c and m hidden, still stored
+    trees: list[str] = []
+    read_tree = store.catalog.tree
+    monkeypatch.setattr(store.catalog, "tree", lambda t: trees.append(t) or read_tree(t))
+    assert store.catalog.holding_hidden({tid: {ids["b"]}, other: set()}) == {tid}
+    assert store.visibility.live_counts([tid, other]) == {tid: 3, other: 1}
+    assert trees == [tid]  # the one still holding hidden rows, read to correct its count
+    collect_garbage(store, older_than=0, grace=0)
+    trees.clear()
+    assert store.visibility.live_counts([tid, other]) == {tid: 3, other: 1}
+    assert store.catalog.holding_hidden({tid: {ids["b"]}}) == set()
+    assert trees == []
+    # a mark's child still stored (where a purge stopped, say) is read again, and a
+    # mark that names another timeline's checkpoint does not count for this one
+    cid = store.save_stage_output(tid, ids["d"], "x", {})
+    assert store.catalog.holding_hidden({tid: {ids["d"]}}) == {tid}
+    assert store.catalog.holding_hidden({other: {cid}}) == set()
 
 
 def test_a_child_saved_elsewhere_under_a_pruned_checkpoint_is_gone_too(
