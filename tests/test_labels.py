@@ -297,6 +297,9 @@ HOSTILE = {
                               '[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [NaN, 1, 2, '
                               '2]}], "categories": [{"id": 1, "name": "a"}]}', ".json"),
                 r"annotations\[0\] \(id 1\): box .* not a finite number"),
+    "huge number in a box": (  # the message showed all 400 digits
+        "coco", _coco(coco_doc({1: [[10 ** 400, 1, 2, 2]]})),
+        r"box \[10+\.\.\., 1, 2, 2\] holds something that is not a"),
     "broken json": ("coco", _text('{"images": [\n{"id": 1,,}', ".json"),
                     r"line 2 column 10: is not valid JSON"),
     "not json object": ("coco", _coco([1, 2]), "is not a JSON object"),

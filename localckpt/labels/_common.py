@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from ..arguments import shown
 from ..errors import InvalidInputError
 from ..safefiles import open_without_waiting
 
@@ -171,17 +172,23 @@ def finite(value: Any) -> bool:
     return type(value) is float and math.isfinite(value)
 
 
+def _shown_box(*values: Any) -> str:
+    """A box as an error message shows it: each value clipped (a file's 400-digit number
+    made a message of 500 characters)."""
+    return "[" + ", ".join(shown(v, 24) for v in values) + "]"
+
+
 def xywh_box(path: Path, where: str, values: Iterable[Any]) -> tuple[float, float, float, float]:
     """[x, y, w, h] in pixels -> (x1, y1, x2, y2), refusing non-numbers, NaN, infinities
     and negative sizes. Negative x or y are kept: ground truth such as MOT17 has boxes
     that reach past the frame's left or top edge."""
     x, y, w, h = values
     if not all(finite(v) for v in (x, y, w, h)):
-        raise LabelFileError(path, where, f"box {[x, y, w, h]!r} holds something that is not "
-                                          "a finite number")
+        raise LabelFileError(path, where, f"box {_shown_box(x, y, w, h)} holds something "
+                                          "that is not a finite number")
     if w < 0 or h < 0:
-        raise LabelFileError(path, where, f"box {[x, y, w, h]!r} has a negative width or "
-                                          "height")
+        raise LabelFileError(path, where, f"box {_shown_box(x, y, w, h)} has a negative "
+                                          "width or height")
     try:
         x, y = float(x), float(y)
         # rounded to 1e-9 pixel: corners exported as [x, y, x2 - x, y2 - y] read back equal
