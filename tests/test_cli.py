@@ -670,6 +670,39 @@ def test_force_never_puts_a_file_in_place_of_a_pipe_or_a_link(
     assert written(target)
 
 
+@pytest.mark.parametrize("command", ["export", "labels export"])
+def test_the_file_written_may_be_given_as_dash_o(
+        command: str, world: tuple[dict[str, str], dict]) -> None:
+    """`export T -o FILE`, as pg_dump and docker save take it, was "unrecognized
+    arguments: -o": FILE after the other arguments or as -o/--output, one of the two,
+    and wherever it stands among the options."""
+    ctx, env = world
+    tmp = Path(ctx["tmp"])
+    if command == "export":
+        argv = ["--store", ctx["store"], "export", ctx["timeline"], "--force"]
+        written: Callable[[Path], bool] = _is_zip
+    else:
+        argv = ["--store", ctx["store"], "labels", "export", ctx["leaf"], "--format", "coco",
+                "--stage", "detect", "--force"]
+        written = _holds_coco
+    after = argv.index("export") + 1
+    forms = {"-o first": [*argv[:after], "-o", "{out}", *argv[after:]],
+             "--output= last": [*argv, "--output={out}"],
+             "argument last": [*argv, "{out}"],  # after options: as before -o existed
+             "argument first": [*argv[:after + 1], "{out}", *argv[after + 1:]]}
+    for i, (form, words) in enumerate(forms.items()):
+        out = str(tmp / f"dash-o-{i}.out")
+        done = run(*[w.replace("{out}", out) for w in words], env=env)
+        assert done.returncode == 0, (form, done.stderr)
+        assert written(Path(out)) and out in done.stdout, form
+    both = run(*argv, str(tmp / "a.out"), "-o", str(tmp / "b.out"), env=env)
+    assert both.returncode == 2 and "is given twice" in both.stderr
+    neither = run(*argv, env=env)
+    assert neither.returncode == 2 and "is missing" in neither.stderr
+    assert "as an argument or as -o" in neither.stderr
+    assert not (tmp / "a.out").exists() and not (tmp / "b.out").exists()
+
+
 def _is_zip(path: Path) -> bool:
     import zipfile
 

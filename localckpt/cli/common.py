@@ -171,6 +171,47 @@ def written_path(text: str) -> str:
     return text
 
 
+class _Intermixed(argparse.ArgumentParser):
+    """A command's parser that takes its positionals wherever they stand among its
+    options (argparse's intermixed parsing). Plain parsing fills every positional it can
+    at the first option, so an optional one (export's FILE, which -o may give instead)
+    would be taken as absent in ``export T --force FILE``."""
+
+    _inside = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._inside:  # the intermixed parse's own passes
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
+def add_output(p: argparse.ArgumentParser, dest: str, metavar: str, help: str) -> None:
+    """The file a command writes: after its other arguments, or as ``-o/--output`` (as
+    pg_dump, docker save and curl take it), one of the two."""
+    assert p.get_default("check") is None  # one check per command: this one
+    p.__class__ = type(f"Intermixed{type(p).__name__}", (_Intermixed, type(p)), {})
+    p.add_argument(dest, metavar=metavar, nargs="?", type=written_path,
+                   help=f"{help} (or -o {metavar})")
+    p.add_argument("-o", "--output", metavar=metavar, type=written_path,
+                   help=f"{metavar} given as an option")
+
+    def one_of_the_two(args: argparse.Namespace) -> None:
+        given, option = getattr(args, dest), args.output
+        if given is not None and option is not None:
+            raise UsageError(f"{metavar} is given twice ({given} and -o {option}): give it "
+                             "once, as an argument or as -o")
+        if given is None and option is None:
+            raise UsageError(f"{metavar} is missing: the file to write, as an argument or "
+                             f"as -o {metavar}")
+        setattr(args, dest, option if given is None else given)
+
+    p.set_defaults(check=one_of_the_two)
+
+
 def tag_name(text: str) -> str:
     """An argparse type: a tag's name as tags are named (localckpt.maintenance.tags), so
     that one no tag can have is a usage error (exit 2) before any store is opened."""

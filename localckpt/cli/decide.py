@@ -15,6 +15,7 @@ from .common import (
     TIMELINE_HELP,
     UsageError,
     add_command,
+    add_output,
     add_short_ids,
     checkpoint_ref,
     nonempty,
@@ -27,7 +28,6 @@ from .common import (
     tag_name,
     timeline_or_newest,
     unit_fraction,
-    written_path,
 )
 
 if TYPE_CHECKING:
@@ -313,8 +313,7 @@ def register(sub: Any) -> None:
     p = add_command(lsub, "export", "write a checkpoint's detections as a label file",
                     cmd_labels_export)
     p.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
-    p.add_argument("path", metavar="PATH", type=written_path,
-                   help="file to write (a new directory for YOLO)")
+    add_output(p, "path", "PATH", "file to write, a new directory for YOLO")
     p.add_argument("--format", required=True, choices=FORMATS,
                    help="the format to write: coco, yolo or mot")
     p.add_argument("--stage", metavar="NAME", type=stage_name,

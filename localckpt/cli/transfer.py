@@ -24,6 +24,7 @@ from .common import (
     CHECKPOINT_HELP,
     TIMELINE_HELP,
     add_command,
+    add_output,
     bare_name,
     options_arg,
     output_file,
@@ -32,7 +33,6 @@ from .common import (
     remote_in_errors,
     short_ids_in_text,
     timeline_ref,
-    written_path,
 )
 
 if TYPE_CHECKING:
@@ -274,8 +274,7 @@ def register(sub: Any) -> None:
     p = add_command(sub, "export", "write a timeline (frames, tree, outputs) to one file",
                     cmd_export)
     p.add_argument("timeline", metavar="TIMELINE", help=TIMELINE_HELP)
-    p.add_argument("file", metavar="FILE", type=written_path,
-                   help="bundle file to write (a zip)")
+    add_output(p, "file", "FILE", "bundle file to write, a zip")
     p.add_argument("--checkpoint", metavar="CHECKPOINT",
                    help=CHECKPOINT_HELP + "; only its subtree (and what it derives from)")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
