@@ -3,6 +3,7 @@ suite runs it (tests/test_conformance.py); old ``duckdb://`` store URLs still op
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ def test_a_second_process_is_refused_at_once_naming_the_file(tmp_path: Path) -> 
         assert message, out.stderr
         assert float(seconds) < 5
         assert str(tmp_path / "catalog.duckdb") in message and "one process" in message
+        assert f"in another process (pid {os.getpid()})" in message  # which one to close
         assert store.get_timeline(tl.id) == tl  # the first process goes on
     with localckpt.open(url) as store:  # and once it is closed, another one may open it
         assert [t.id for t in store.list_timelines()] == [tl.id]

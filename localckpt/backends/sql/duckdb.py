@@ -10,6 +10,7 @@ and writes take turns.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -63,10 +64,13 @@ class DuckdbEngine(Engine):
         except duckdb.Error as exc:
             text = str(exc)
             if "lock" in text.lower():
+                holder = re.search(r"\(PID (\d+)\)", text)  # DuckDB names the holder
+                which = f" (pid {holder.group(1)})" if holder else ""
                 raise BackendUnavailableError(
-                    f"the DuckDB catalog {path} is open in another process: DuckDB lets one "
-                    "process hold a database file at a time. Close that process, or use the "
-                    "embedded SQLite store (a directory) for several processes") from None
+                    f"the DuckDB catalog {path} is open in another process{which}: DuckDB "
+                    "lets one process hold a database file at a time (a `localckpt serve` "
+                    "of it too). Close that process, or use the embedded SQLite store (a "
+                    "directory) for several processes") from None
             raise BackendUnavailableError(f"cannot open the DuckDB catalog {path}: {text}"
                                           ) from None
         self._con.execute("SET TimeZone = 'UTC'")
