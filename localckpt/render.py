@@ -201,23 +201,45 @@ def _describe(c: Checkpoint, parent: Checkpoint | None, names: Sequence[str] = (
     return "  ".join(parts)
 
 
+def _children(checkpoints: Sequence[Checkpoint]) -> defaultdict[str | None, list[Checkpoint]]:
+    """parent id -> children, in the given order; a checkpoint whose parent is not among
+    them (the root) under None."""
+    ids = {c.id for c in checkpoints}
+    kids: defaultdict[str | None, list[Checkpoint]] = defaultdict(list)
+    for c in checkpoints:
+        kids[c.parent_id if c.parent_id in ids else None].append(c)
+    return kids
+
+
+def tree_levels(checkpoints: Sequence[Checkpoint]) -> dict[str, int]:
+    """Checkpoint id -> its level in the tree, the root's 1 (as `tree -L` counts)."""
+    kids = _children(checkpoints)
+    levels: dict[str, int] = {}
+    stack = [(c, 1) for c in kids[None]]
+    while stack:  # iterative: trees may be thousands deep
+        node, level = stack.pop()
+        levels[node.id] = level
+        stack.extend((c, level + 1) for c in kids.get(node.id, ()))
+    return levels
+
+
 def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
                 tags: Mapping[str, Sequence[str]] | None = None,
                 shorts: Mapping[str, str] | None = None,
                 pending: Mapping[str, Sequence[str]] | None = None, *,
-                ascii_only: bool = False) -> str:
+                ascii_only: bool = False, depth: int | None = None) -> str:
     """The tree as indented lines (children oldest first), like `tree` or `git log --graph`;
     tags: checkpoint id -> tag names shown on its line; shorts: id -> short id shown in
     its place (timeline and checkpoints; full ids where missing); pending: checkpoint id ->
     lines of what is under way there (open stage runs), drawn as its last children.
     ascii_only: branches drawn as `tree --charset=ascii` draws them (for an output
-    that cannot encode box-drawing characters)."""
+    that cannot encode box-drawing characters). depth: the levels drawn (`tree -L`); a
+    checkpoint on the last with more below says how many."""
     last_branch, branch_, down = ("`-- ", "|-- ", "|   ") if ascii_only else (
         "└── ", "├── ", "│   ")
     by_id = {c.id: c for c in checkpoints}
-    kids: defaultdict[str | None, list[Checkpoint]] = defaultdict(list)
-    for c in checkpoints:
-        kids[c.parent_id if c.parent_id in by_id else None].append(c)
+    kids = _children(checkpoints)
+    below = _below(kids, pending or {}) if depth is not None else {}
     profile = f"{printable(timeline.profile_name)}, " if timeline.profile_name else ""
     name = (shorts or {}).get(timeline.id, timeline.id)
     lines = [
@@ -227,9 +249,9 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
         f"{_source(timeline)}, {plural(len(checkpoints), 'checkpoint')})"
     ]
     roots: list[Checkpoint | str] = list(kids[None])
-    stack = [(c, "", i == len(roots) - 1) for i, c in enumerate(roots)][::-1]
+    stack = [(c, "", i == len(roots) - 1, 1) for i, c in enumerate(roots)][::-1]
     while stack:  # iterative: trees may be thousands deep
-        node, prefix, last = stack.pop()
+        node, prefix, last, level = stack.pop()
         branch = prefix + (last_branch if last else branch_)
         if isinstance(node, str):  # a pending node (an open stage run)
             lines.append(branch + node)
@@ -237,11 +259,41 @@ def render_tree(timeline: Timeline, checkpoints: list[Checkpoint],
         parent = by_id.get(node.parent_id) if node.parent_id else None
         lines.append(branch + _describe(node, parent, (tags or {}).get(node.id, ()), shorts))
         child_prefix = prefix + ("    " if last else down)
+        if depth is not None and level >= depth:
+            if any(below[node.id]):
+                lines.append(f"{child_prefix}{last_branch}... {_more(below[node.id])} below")
+            continue
         children: list[Checkpoint | str] = [*kids.get(node.id, []),
                                             *(pending or {}).get(node.id, ())]
         for i in range(len(children) - 1, -1, -1):
-            stack.append((children[i], child_prefix, i == len(children) - 1))
+            stack.append((children[i], child_prefix, i == len(children) - 1, level + 1))
     return "\n".join(lines)
+
+
+def _below(kids: Mapping[str | None, Sequence[Checkpoint]],
+           pending: Mapping[str, Sequence[str]]) -> dict[str, tuple[int, int]]:
+    """Checkpoint id -> (checkpoints, pending runs) below it, for all at once."""
+    order: list[Checkpoint] = []
+    stack = list(kids.get(None, ()))
+    while stack:  # parents before children; counted in reverse, children first
+        node = stack.pop()
+        order.append(node)
+        stack.extend(kids.get(node.id, ()))
+    below: dict[str, tuple[int, int]] = {}
+    for node in reversed(order):
+        n, runs = 0, len(pending.get(node.id, ()))
+        for c in kids.get(node.id, ()):
+            cn, cr = below[c.id]
+            n, runs = n + 1 + cn, runs + cr
+        below[node.id] = (n, runs)
+    return below
+
+
+def _more(counts: tuple[int, int]) -> str:
+    n, runs = counts
+    parts = ([plural(n, "checkpoint")] if n else []) + ([plural(runs, "open run")] if runs
+                                                        else [])
+    return " and ".join(parts)
 
 
 def render_log(lineage: Sequence[Checkpoint], tags: Mapping[str, Sequence[str]] | None = None,

@@ -15,6 +15,7 @@ from ..render import (
     render_tree,
     sampled_duration,
     sampling_fps,
+    tree_levels,
 )
 from ..store import Store
 from ..types import Checkpoint
@@ -88,15 +89,20 @@ def cmd_tree(store: Store, args: argparse.Namespace) -> int:
     timeline = store.get_timeline(timeline_or_newest(store, args.timeline))
     checkpoints = store.checkpoints(timeline.id)
     names = _tag_names(store, timeline.id)
+    drawn = checkpoints
+    if args.depth is not None:  # the levels drawn, in the text and in the JSON
+        levels = tree_levels(checkpoints)
+        drawn = [c for c in checkpoints if levels[c.id] <= args.depth]
     if args.json:
-        print_json(_checkpoint_records(store, checkpoints, names))
+        print_json(_checkpoint_records(store, drawn, names))
     else:
-        shorts = {**store.short_ids([c.id for c in checkpoints]),
+        shorts = {**store.short_ids([c.id for c in drawn]),
                   **store.short_ids([timeline.id], "timeline")}
         from .runs import pending_nodes  # open stage runs, under their parents
 
         print(render_tree(timeline, checkpoints, names, shorts,
-                          pending_nodes(store, timeline.id), ascii_only=not prints_unicode()))
+                          pending_nodes(store, timeline.id), ascii_only=not prints_unicode(),
+                          depth=args.depth))
     return 0
 
 
@@ -144,6 +150,9 @@ def register(sub: Any) -> None:
     p = add_command(sub, "tree", "show a timeline's checkpoint tree", cmd_tree)
     p.add_argument("timeline", metavar="TIMELINE", nargs="?",
                    help=TIMELINE_HELP + " (default: the newest)")
+    p.add_argument("-L", "--depth", metavar="N", type=whole(1),
+                   help="draw N levels, the root's the first (as tree -L); a checkpoint "
+                        "with more below says how many (default: all)")
 
     p = add_command(sub, "log", "show a checkpoint's lineage (root to it), newest first",
                     cmd_log)
