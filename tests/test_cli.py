@@ -66,6 +66,8 @@ COMMANDS = [
     Row("show {leaf}", lambda j, c: j["id"] == c["leaf"] and "detect" in j["stage_outputs"],
         ref="leaf"),
     Row("show {leaf} --stage detect", lambda j, c: j == DETECT, ref="leaf"),
+    Row("show {leaf} --stage detect --frame 0", lambda j, c: j == DETECT["frames"][0],
+        ref="leaf"),
     Row("diff {ours} {theirs}", lambda j, c: j["stages_added"] == ["ocr"], ref="ours"),
     Row("diff {ours} {theirs} --frames --stage detect", lambda j, c: "summary" in j, ref="ours"),
     Row("ingest {video} --fps 5", lambda j, c: j["frames"] == 5, creates=True),
@@ -614,6 +616,21 @@ def test_errors_speak_cli_flags(world: tuple[dict[str, str], dict]) -> None:
     assert "--remote-objects" in pg.stderr and "objects=" not in pg.stderr
     secret = run("remote", "add", "x", "/d", "--storage-options", '{"secret": "s"}', env=env)
     assert secret.returncode == 1 and "--storage-options-from" in secret.stderr
+
+
+def test_show_frame_prints_one_frames_value(world: tuple[dict[str, str], dict]) -> None:
+    """What did the detector say on frame 42? `show --stage detect` printed every frame."""
+    ctx, env = world
+    store = ["--store", ctx["store"]]
+    one = run(*store, "show", ctx["leaf"], "--stage", "detect", "--frame", "0", env=env)
+    assert one.returncode == 0 and json.loads(one.stdout) == DETECT["frames"][0]
+    absent = run(*store, "show", ctx["leaf"], "--stage", "detect", "--frame", "7", env=env)
+    assert absent.returncode == 1 and not absent.stdout
+    assert "has no value for frame 7 (it has frames 0-0, 1 in all)" in absent.stderr
+    root = run(*store, "show", ctx["root_checkpoint"], "--frame", "0", env=env)
+    assert root.returncode == 1 and "added no stage; name the stage" in root.stderr
+    bad = run(*store, "show", ctx["leaf"], "--frame", "-1", env=env)
+    assert bad.returncode == 2 and "must be a whole number >= 0" in bad.stderr
 
 
 def test_export_replaces_an_existing_file_only_with_force(

@@ -119,18 +119,38 @@ def cmd_log(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _frame_value(store: Store, c: Checkpoint, stage: str, output: Any, frame: int) -> Any:
+    """One frame's value of a frame-keyed stage output, or NotFoundError naming the
+    frames it has."""
+    from ..framediff import frames_of
+
+    frames = frames_of(output, f"stage {stage!r} at {store.short_id(c.id)}")
+    if frame not in frames:
+        held = (f"frames {min(frames)}-{max(frames)}, {len(frames)} in all" if frames
+                else "no frame")
+        raise NotFoundError(f"stage {stage!r} at {store.short_id(c.id)} has no value for "
+                            f"frame {frame} (it has {held})")
+    return frames[frame]
+
+
 def cmd_show(store: Store, args: argparse.Namespace) -> int:
     c = store.get_checkpoint(checkpoint_ref(store, args.checkpoint))
-    if args.stage is not None:
-        value = store.load_stage_output(c.id, args.stage)
+    stage = args.stage if args.stage is not None or args.frame is None else c.stage
+    if stage:
+        value = store.load_stage_output(c.id, stage)
         if value is None:
             raise NotFoundError(
-                f"checkpoint {store.short_id(c.id)} has no stage {args.stage!r} (it has: "
+                f"checkpoint {store.short_id(c.id)} has no stage {stage!r} (it has: "
                 f"{', '.join(sorted(c.stage_hashes)) or 'none'})"
             )
+        if args.frame is not None:
+            value = _frame_value(store, c, stage, value, args.frame)
         print(json.dumps(value, indent=None if args.json else 2, sort_keys=True,
                          ensure_ascii=False))
         return 0
+    if args.frame is not None:  # the root: no stage of its own to take by default
+        raise NotFoundError(f"checkpoint {store.short_id(c.id)} added no stage; name the "
+                            "stage whose frame to show with --stage")
     outputs: dict[str, Any] = dict(c.stage_outputs)
     tags = _tag_names(store, c.timeline_id).get(c.id, [])
     if args.json:
@@ -164,3 +184,6 @@ def register(sub: Any) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT", help=CHECKPOINT_HELP)
     p.add_argument("--stage", metavar="NAME", type=stage_name,
                    help="print only this stage's output, in full (pretty JSON)")
+    p.add_argument("--frame", metavar="N", type=whole(0),
+                   help="print only frame N's value of a frame-keyed output (of --stage, "
+                        "else of the stage the checkpoint added)")
