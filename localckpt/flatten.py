@@ -75,12 +75,20 @@ def describe_bad_detection(items: Any) -> str:
                 return f"detection {i}: label {label!r:.40} is not a string"
             if score is not None and (type(score) not in (int, float)):
                 return f"detection {i}: score {score!r:.40} is not a number"
+        if box is None and isinstance(item, dict):  # {"bbox": ...}, {"xyxy": ...}
+            return (f"detection {i} has no \"box\" (its keys: {_keys(item)}); a "
+                    "detection's box is \"box\": [x1, y1, x2, y2] in pixels")
         if not isinstance(box, list) or len(box) != 4 or any(
                 type(v) not in (int, float) for v in box):
             return f"detection {i}: box {box!r:.60} is not [x1, y1, x2, y2] of numbers"
         if box[0] > box[2] or box[1] > box[3]:
             return f"detection {i}: box {box!r:.60} has x1 > x2 or y1 > y2"
     return "not in the documented form"
+
+
+def _keys(item: dict[Any, Any]) -> str:
+    names = sorted(str(k)[:20] for k in item)
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
 
 
 def flatten(output: Any, where: str, *, strict: bool = True, tracks: bool = True) -> Flat:

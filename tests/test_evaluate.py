@@ -349,6 +349,11 @@ def test_a_malformed_try_is_refused_naming_the_frame() -> None:
         evaluate_outputs({"t": bad}, REF)
     with pytest.raises(InvalidInputError, match="not frame-keyed"):
         evaluate_outputs({"t": {"boxes": []}}, REF)
+    # COCO's key: said "box None is not [x1, y1, x2, y2]", naming no key it has
+    coco = {"frames": [{"sequence": 3, "detections": [{"bbox": [1, 1, 4, 4], "score": 1}]}]}
+    with pytest.raises(InvalidInputError, match=r'frame 3: detection 0 has no "box" \(its '
+                                                r'keys: bbox, score\); a detection'):
+        evaluate_outputs({"t": coco}, REF)
     with pytest.raises(InvalidInputError, match="iou"):
         evaluate_outputs({"t": REF}, REF, iou=0)
 
