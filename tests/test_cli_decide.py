@@ -250,6 +250,7 @@ def test_compare_leaves_out_a_try_without_boxes_and_says_so(world: Any) -> None:
         (odd, short)]
     assert "not frame-keyed" in out["skipped"][0]["reason"]
     assert f"note: try {short} left out:" in r.stderr
+    assert odd not in r.stderr and f"at {short} is not" in r.stderr  # short, as the try is
     r = cli(where, "compare", ids["good"], odd, "--against", ids["poor"])
     assert r.returncode == 1 and "not frame-keyed" in r.stderr and not r.stdout
 

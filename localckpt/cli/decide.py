@@ -24,6 +24,7 @@ from .common import (
     printable,
     prints_unicode,
     short_ids_in_errors,
+    short_ids_in_text,
     stage_name,
     tag_name,
     timeline_or_newest,
@@ -158,7 +159,8 @@ def cmd_compare(store: Store, args: argparse.Namespace) -> int:
     rows = ev.rows(per_label=args.per_label)
     shorts = store.short_ids([ev.reference, *(r["checkpoint_id"] for r in rows),
                               *(cid for cid, _ in ev.skipped)])
-    for cid, why in ev.skipped:
+    whys = short_ids_in_text([why for _, why in ev.skipped], store)  # as the try is named
+    for (cid, _), why in zip(ev.skipped, whys, strict=True):
         print(f"localckpt: note: try {shorts[cid]} left out: {why}", file=sys.stderr)
     if args.json:
         print_json({
