@@ -141,10 +141,12 @@ def diff_checkpoints(store: Store, a: str, b: str) -> Diff:
 
 
 def frame_diff_checkpoints(store: Store, a: str, b: str, stage: str, *,
-                           match_iou: float = 0.5, align: str | None = None) -> FrameDiff:
+                           match_iou: float = 0.5, align: str | None = None,
+                           stage_b: str | None = None) -> FrameDiff:
     """Store.frame_diff, for two checkpoint ids: refuses checkpoints of different
     timelines unless align="time", which pairs frames by the timestamps of the two
-    timelines' frame indexes (localckpt.framediff.align_by_time)."""
+    timelines' frame indexes (localckpt.framediff.align_by_time). stage_b: b's stage,
+    when it is another than a's."""
     from .arguments import shown
     from .errors import InvalidInputError
     from .framediff import ALIGNMENTS, align_by_time, diff_outputs, frame_interval
@@ -158,22 +160,23 @@ def frame_diff_checkpoints(store: Store, a: str, b: str, stage: str, *,
     if ta != tb and align != "time":
         _refuse_across_timelines(store, a, b, ta, tb)
     outputs = []
-    for c in checkpoints:
-        if stage not in c.stage_hashes:
+    for c, name, flag in zip(checkpoints, (stage, stage_b or stage),
+                             ("--stage", "--stage-b"), strict=True):
+        if name not in c.stage_hashes:
             stages = ", ".join(sorted(c.stage_hashes)) or "none"
-            raise NotFoundError(f"checkpoint {c.id} has no stage {stage!r} (it has: {stages})",
+            raise NotFoundError(f"checkpoint {c.id} has no stage {name!r} (it has: {stages})",
                                 cli=f"checkpoint {store.short_id(c.id)} has no stage "
-                                f"{stage!r} (it has: {stages}); name one with --stage")
-        outputs.append(store.load_stage_output(c.id, stage))
+                                f"{name!r} (it has: {stages}); name one with {flag}")
+        outputs.append(store.load_stage_output(c.id, name))
     if align != "time":
         return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b,
-                            stage=stage)
+                            stage=stage, stage_b=stage_b)
     times = [{m.sequence: m.timestamp for m in store.frame_index(t)} for t in (ta, tb)]
     tolerance = max(frame_interval(index.values(), 1 / store.get_timeline(t).fps)
                     for index, t in zip(times, (ta, tb), strict=True)) / 2
     return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b, stage=stage,
                         pairs=align_by_time(times[0], times[1], tolerance),
-                        tolerance=tolerance)
+                        tolerance=tolerance, stage_b=stage_b)
 
 
 def _refuse_across_timelines(store: Store, a: str, b: str, ta: str, tb: str) -> None:

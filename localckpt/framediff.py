@@ -222,6 +222,8 @@ class FrameDiff:
 
     Attributes:
         a, b, stage: what was compared; match_iou: the matching threshold used.
+        stage_b: b's stage where it is another than a's (a try's detections against
+            an import's labels), else None.
         changed: every sequence whose frame differs (one-sided frames included), ascending.
         only_a, only_b: sequences present on one side only, ascending.
         frames: sequence -> FrameChange, for exactly the changed sequences.
@@ -250,6 +252,7 @@ class FrameDiff:
     pairs: Mapping[int, int] = attrs.field(factory=dict)
     unpaired_a: tuple[int, ...] = ()
     unpaired_b: tuple[int, ...] = ()
+    stage_b: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.changed)
@@ -258,9 +261,9 @@ class FrameDiff:
         """One line per changed frame, then the totals; shorts: id -> what to show for
         it (short ids)."""
         name = (shorts or {}).get
+        stages = f"{self.stage} -> {self.stage_b}" if self.stage_b else self.stage
         lines = [f"frame diff {name(self.a, self.a)} -> {name(self.b, self.b)}, stage "
-                 f"{self.stage} "
-                 f"(matched at IoU >= {self.match_iou:g})"]
+                 f"{stages} (matched at IoU >= {self.match_iou:g})"]
         if self.align == "time":
             lines.append(self.alignment())
         width = len(str(self.changed[-1])) if self.changed else 1
@@ -287,7 +290,8 @@ class FrameDiff:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "a": self.a, "b": self.b, "stage": self.stage, "match_iou": self.match_iou,
+            "a": self.a, "b": self.b, "stage": self.stage, "stage_b": self.stage_b,
+            "match_iou": self.match_iou,
             "changed": list(self.changed), "only_a": list(self.only_a),
             "only_b": list(self.only_b), "summary": attrs.asdict(self.summary),
             "frames": {str(s): self.frames[s].to_dict() for s in self.changed},
@@ -425,8 +429,10 @@ def _greedy(da: list[_Det], db: list[_Det], free_a: list[bool], free_b: list[boo
 
 
 def _rescored(sa: Any, sb: Any) -> bool:
+    """Both scored, and by more than RESCORE apart. A side without scores (ground truth)
+    rescored nothing: against labels, every matched box was "rescored"."""
     if sa is None or sb is None:
-        return (sa is None) is not (sb is None)
+        return False
     return bool(abs(sa - sb) > RESCORE + 1e-9)  # 0.55 vs 0.5 is 0.050000000000000044
 
 
@@ -509,8 +515,9 @@ def _compare(seq: int, va: Any, vb: Any, threshold: float, aligned: bool = False
 
 def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A",
                  b: str = "B", stage: str = "", pairs: Mapping[int, int] | None = None,
-                 tolerance: float | None = None) -> FrameDiff:
+                 tolerance: float | None = None, stage_b: str | None = None) -> FrameDiff:
     """Compare two frame-keyed outputs frame by frame (see the module docstring).
+    stage_b: b's stage, where it is another than a's.
 
     pairs: frames aligned by time (:func:`align_by_time`, a's sequence -> b's): frame
     ``s`` of a is compared with frame ``pairs[s]`` of b, and frames outside the pairs
@@ -519,7 +526,7 @@ def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A"
     if type(match_iou) not in _NUMS or not 0 < match_iou <= 1:
         raise InvalidInputError(f"match_iou must be a number in (0, 1], not {match_iou!r}")
     fa = frames_of(out_a, f"stage {stage!r} at {a}" if stage else "output a")
-    fb = frames_of(out_b, f"stage {stage!r} at {b}" if stage else "output b")
+    fb = frames_of(out_b, f"stage {stage_b or stage!r} at {b}" if stage else "output b")
     frames_a, frames_b = len(fa), len(fb)
     unpaired_a: tuple[int, ...] = ()
     unpaired_b: tuple[int, ...] = ()
@@ -553,6 +560,7 @@ def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A"
         align="sequence" if pairs is None else "time", tolerance=tolerance,
         pairs=dict(pairs) if pairs is not None else {},
         unpaired_a=unpaired_a, unpaired_b=unpaired_b,
+        stage_b=stage_b if stage_b and stage_b != stage else None,
     )
 
 

@@ -665,8 +665,9 @@ class Store:
                                 self._ref(b, "checkpoint", "b"))
 
     def frame_diff(self, a: str, b: str, stage: str, match_iou: float = 0.5,
-                   align: str | None = None) -> FrameDiff:
-        """Frame by frame, how stage's output differs from checkpoint a to b.
+                   align: str | None = None, *, stage_b: str | None = None) -> FrameDiff:
+        """Frame by frame, how stage's output differs from checkpoint a to b (b's
+        stage_b, when given: a try's detections against an import's ground truth).
 
         The output must be frame-keyed (InvalidInputError says the expected shape);
         detections are matched one to one by IoU >= match_iou. See localckpt.framediff.
@@ -681,13 +682,15 @@ class Store:
         from .diff import frame_diff_checkpoints
 
         _require_str(stage, "stage")
+        if stage_b is not None:
+            _require_str(stage_b, "stage_b")
         if isinstance(match_iou, bool) or not isinstance(match_iou, int | float) \
                 or not 0 < match_iou <= 1:
             raise InvalidInputError(f"match_iou must be a number in (0, 1], not "
                                     f"{shown(match_iou)}")
         return frame_diff_checkpoints(self, self._ref(a, "checkpoint", "a"),
                                       self._ref(b, "checkpoint", "b"), stage,
-                                      match_iou=match_iou, align=align)
+                                      match_iou=match_iou, align=align, stage_b=stage_b)
 
     def merge(self, ours: str, theirs: str, strategy: str | Callable[..., Any] = "fail") -> str:
         """Three-way merge theirs into ours; returns the merge (or fast-forward) id.

@@ -52,6 +52,39 @@ def test_diff_frames_prints_one_line_per_changed_frame_and_totals(made: Any, cap
                          "~1 rescored")
 
 
+def test_diff_frames_of_a_try_against_ground_truth_in_another_stage(
+        tmp_path: Path, capsys: Any) -> None:
+    """A try's detect against an import's labels: `diff --frames` said it needed
+    --stage, and --stage detect that the truth has no stage detect."""
+    from websample import ball_boxes
+
+    where = str(tmp_path / "s")
+    with localckpt.open(where, create=True) as store:
+        s = build(store, frames=6, tag=None)
+        truth = {"frames": {str(q): {"detections": [
+            {"box": b["box"], "label": b["label"]}  # no scores, as a labelling tool's
+            for b in ball_boxes(q)[: 2 if q == 3 else 3]]} for q in range(6)}}
+        gt = store.save_stage_output(s.timeline, None, "labels", truth)
+        fd = store.frame_diff(s.try1, gt, "detect", stage_b="labels")
+        assert fd.changed == (3,) and len(fd.frames[3].removed) == 1
+        assert (fd.stage, fd.stage_b) == ("detect", "labels")
+        assert not fd.frames[3].rescored  # truth has no scores: nothing was rescored
+        short = store.short_ids([s.try1, gt])
+    code, out, _ = run(capsys, "--store", where, "diff", s.try1, gt, "--frames")
+    assert code == 0  # the stage each added, when neither has the other's
+    assert out.splitlines()[0].startswith(
+        f"frame diff {short[s.try1]} -> {short[gt]}, stage detect -> labels")
+    assert out.splitlines()[1:] == [
+        "  frame 3  -1", "1 of 6 frames changed (0 only in A, 0 only in B, 0 values "
+        "changed): +0 added, -1 removed, ~0 moved, ~0 relabelled, ~0 rescored"]
+    code, out, _ = run(capsys, "--store", where, "diff", s.try1, gt, "--stage-b", "labels",
+                       "--json")
+    assert code == 0 and json.loads(out)["stage_b"] == "labels"
+    code, _, err = run(capsys, "--store", where, "diff", s.try1, gt, "--stage", "detect")
+    assert code == 1 and "has no stage 'detect' (it has: labels); name one with --stage-b" \
+        in err
+
+
 def test_diff_frames_json_and_the_stage_that_differs(made: Any, capsys: Any) -> None:
     where, s = made
     code, out, _ = run(capsys, "--store", where, "diff", s.try1, s.try2, "--frames", "--json")

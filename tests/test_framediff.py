@@ -94,10 +94,8 @@ def model_frame(va: Any, vb: Any, thr: float) -> dict | None:
 
         def rescored(i, j):
             sa, sb = a[i][2], b[j][2]
-            if sa is None and sb is None:
+            if sa is None or sb is None:  # a side without scores (ground truth)
                 return False
-            if sa is None or sb is None:
-                return True
             return abs(sa - sb) > 0.05 + 1e-9  # float rounding is no rescore
 
         fields = []
@@ -351,6 +349,10 @@ def test_thresholds_are_inclusive_where_the_issue_says() -> None:
     s = diff_outputs({"frames": {"0": {"boxes": [det([0, 0, 1, 1], score=0.5)]}}},
                      {"frames": {"0": {"boxes": [det([0, 0, 1, 1], score=0.56)]}}})
     assert len(s.frames[0].rescored) == 1
+    # against ground truth, which has no scores, no box was rescored (each one was)
+    truth = diff_outputs({"frames": {"0": {"boxes": [det([0, 0, 1, 1], score=0.5)]}}},
+                         {"frames": {"0": {"boxes": [det([0, 0, 1, 1], score=None)]}}})
+    assert not truth
 
 
 def test_greedy_takes_the_best_pair_first() -> None:

@@ -36,7 +36,7 @@ def _check_diff(args: argparse.Namespace) -> None:
 
 def cmd_diff(store: Store, args: argparse.Namespace) -> int:
     a, b = checkpoint_ref(store, args.a), checkpoint_ref(store, args.b)
-    if args.frames or args.stage is not None:
+    if args.frames or args.stage is not None or args.stage_b is not None:
         return _frame_diff(store, args, a, b)
     d = store.diff(a, b)
     if args.json:
@@ -54,25 +54,39 @@ def cmd_diff(store: Store, args: argparse.Namespace) -> int:
 
 def _frame_diff(store: Store, args: argparse.Namespace, a: str, b: str) -> int:
     """diff --frames: one line per changed frame of one stage, then the totals."""
-    stage = args.stage
+    stage, stage_b = args.stage, args.stage_b
     if stage is None:
-        changed = store.diff(a, b).stages_changed
-        if len(changed) != 1:
-            from ..errors import InvalidInputError
-
-            which = (f"stages {', '.join(changed)} differ" if changed
-                     else "no stage that both have differs")
-            shorts = store.short_ids([a, b])
-            raise InvalidInputError(f"diff --frames needs --stage NAME ({which} between "
-                                    f"{shorts[a]} and {shorts[b]})")
-        stage = changed[0]
+        stage, own_b = _stage_to_compare(store, a, b)
+        stage_b = stage_b or own_b
     fd = store.frame_diff(a, b, stage, match_iou=0.5 if args.match_iou is None else
-                          args.match_iou, align=args.align)
+                          args.match_iou, align=args.align, stage_b=stage_b)
     if args.json:
         print_json(add_short_ids(store, [fd.to_dict()], None)[0])
     else:
         print(fd.render(store.short_ids([a, b])))
     return 0
+
+
+def _stage_to_compare(store: Store, a: str, b: str) -> tuple[str, str | None]:
+    """The stage diff --frames compares when none is named: the one stage that differs
+    between A and B, else the stages each added where neither has the other's (a try's
+    detect against an import's labels: (A's, B's)); else bad usage naming --stage."""
+    changed = store.diff(a, b).stages_changed
+    if len(changed) == 1:
+        return changed[0], None
+    if not changed:
+        ca, cb = store.get_checkpoint(a), store.get_checkpoint(b)
+        if (ca.stage and cb.stage and ca.stage not in cb.stage_hashes
+                and cb.stage not in ca.stage_hashes):
+            return ca.stage, cb.stage
+    from ..errors import InvalidInputError
+
+    which = (f"stages {', '.join(changed)} differ" if changed
+             else "no stage that both have differs")
+    shorts = store.short_ids([a, b])
+    raise InvalidInputError(f"diff --frames needs --stage NAME ({which} between "
+                            f"{shorts[a]} and {shorts[b]}; --stage-b NAME names B's "
+                            "where it is another)")
 
 
 def cmd_merge(store: Store, args: argparse.Namespace) -> int:
@@ -115,7 +129,10 @@ def register(sub: Any) -> None:
                    help="compare one stage's frame-keyed output frame by frame")
     p.add_argument("--stage", metavar="NAME", type=stage_name,
                    help="the stage --frames compares (gives --frames; default: the one "
-                   "stage that differs)")
+                   "stage that differs, else the stage each of A and B added)")
+    p.add_argument("--stage-b", metavar="NAME", type=stage_name,
+                   help="B's stage, where it is another than A's (a try's detect against "
+                   "an import's labels; gives --frames)")
     p.add_argument("--match-iou", metavar="IOU", type=unit_fraction,
                    help="with --frames: IoU at which two boxes are the same detection "
                    "(default 0.5)")
