@@ -623,6 +623,26 @@ def test_no_page_scrolls_sideways_in_an_800_px_window(narrow_site: Any, page: An
     page.resize(1280, 900)
 
 
+def test_the_tries_page_offers_a_frame_diff_against_labels_of_another_stage(
+        narrow_site: Any, page: Any, shots: Path) -> None:
+    """The ranking against imported labels linked no frame diff (the stages differ): the
+    truth's labels are now compared with each try's detect, frame by frame."""
+    base, made = narrow_site
+    page.goto(f"{base}/t/{made['timeline']}/tries?against={made['labels']}")
+    assert page.status == 200 and page.problems() == []
+    href = page.eval("Array.from(document.querySelectorAll('a.diff')).map(a => "
+                     "a.getAttribute('href')).find(h => h.includes('"
+                     f"{made['thr=0.7']}'))")
+    assert "stage=labels" in href and "stage_b=detect" in href
+    page.goto(base + href)
+    assert page.status == 200 and page.problems() == []
+    page.screenshot(shots / "compare-labels-detect.png", max_height=1400)
+    assert "labels → detect (B's)" in page.texts("table.facts td")[2]
+    # thr=0.7 is 30 px off on 60 px wide boxes: each is a miss and a false box
+    changes = page.texts("ol.changes li span")
+    assert changes == ["+1 added -1 removed"] * 4, changes
+
+
 def test_a_title_breaks_between_words_where_it_can(narrow_site: Any, page: Any) -> None:
     """h1 had word-break: break-all, so "(thr=0.5)" was cut in two at 800 px."""
     base, made = narrow_site

@@ -38,7 +38,7 @@ def _about(t: Timeline) -> str:
 
 
 def run_diff(store: Store, req: Request, a: Checkpoint, b: Checkpoint, stage: str,
-             match_iou: float, align: str) -> FrameDiff:
+             match_iou: float, align: str, stage_b: str | None = None) -> FrameDiff:
     """store.frame_diff of a and b, refused (with the aligned comparison offered) when
     they belong to different timelines and align is not "time"."""
     if align not in ("", "time"):
@@ -46,7 +46,8 @@ def run_diff(store: Store, req: Request, a: Checkpoint, b: Checkpoint, stage: st
     names = req.names
     if a.timeline_id != b.timeline_id and align != "time":
         ta, tb = store.get_timeline(a.timeline_id), store.get_timeline(b.timeline_id)
-        aligned = url("/compare", a=a.id, b=b.id, stage=stage, align="time")
+        aligned = url("/compare", a=a.id, b=b.id, stage=stage, align="time",
+                      **({"stage_b": stage_b} if stage_b else {}))
         raise Refused(
             f"A ({checkpoint_title(a, names)}) is on timeline "
             f"{names.short(ta.id, 'timeline')} ({_about(ta)}) and B "
@@ -58,16 +59,16 @@ def run_diff(store: Store, req: Request, a: Checkpoint, b: Checkpoint, stage: st
              (f"/t/{ta.id}", f"A's timeline ({ta.source_video or ta.id})"),
              (f"/t/{tb.id}", f"B's timeline ({tb.source_video or tb.id})")],
             title="Different timelines")
-    if align == "time":
-        return store.frame_diff(a.id, b.id, stage, match_iou=match_iou, align="time")
-    return store.frame_diff(a.id, b.id, stage, match_iou=match_iou)
+    return store.frame_diff(a.id, b.id, stage, match_iou=match_iou, align=align or None,
+                            stage_b=stage_b)
 
 
 def compare_api(store: Store, req: Request) -> Any:
     a = store.get_checkpoint(req.checkpoint("a"))
     b = store.get_checkpoint(req.checkpoint("b"))
-    stage = data.choose_stage(a, b, req.text("stage"))
-    fd = run_diff(store, req, a, b, stage, req.float("match_iou", 0.5), req.text("align") or "")
+    stage, stage_b = data.choose_stages(a, b, req.text("stage"), None, req.text("stage_b"))
+    fd = run_diff(store, req, a, b, stage, req.float("match_iou", 0.5), req.text("align") or "",
+                  stage_b)
     return fd.to_dict()
 
 
@@ -144,14 +145,15 @@ def _at(base: str, query: dict[str, str], i: int, start: int, per_page: int) -> 
     return "" if page == start else url(base, **query, start=page)
 
 
-def _labels(store: Store, req: Request, a: Checkpoint, b: Checkpoint, stage: str) -> str:
+def _labels(store: Store, req: Request, a: Checkpoint, b: Checkpoint, stage: str,
+            stage_b: str | None) -> str:
     counts: dict[str | None, int] = {}
-    for c in (a, b):
+    for c, name in ((a, stage), (b, stage_b or stage)):
         try:
-            frames = detection_frames(store, req, c, stage)
+            frames = detection_frames(store, req, c, name)
         except InvalidInputError:
             return ""
-        found, _ = stage_labels(req, c, stage, frames)
+        found, _ = stage_labels(req, c, name, frames)
         for k, n in found.items():
             counts[k] = counts.get(k, 0) + n
     return label_legend(counts)  # boxes here are coloured by change: swatches are chips
@@ -161,13 +163,14 @@ def compare_page(store: Store, req: Request) -> str:
     names: Names = req.names
     a = store.get_checkpoint(req.checkpoint("a"))
     b = store.get_checkpoint(req.checkpoint("b"))
-    stage = data.choose_stage(a, b, req.text("stage"), names)
+    stage, stage_b = data.choose_stages(a, b, req.text("stage"), names, req.text("stage_b"))
     align = req.text("align") or ""
     match_iou = req.float("match_iou", 0.5)
-    fd = run_diff(store, req, a, b, stage, match_iou, align)
+    fd = run_diff(store, req, a, b, stage, match_iou, align, stage_b)
     aligned = align == "time"
     base = "/compare"
-    query = {"a": a.id, "b": b.id, "stage": stage, **({"align": "time"} if aligned else {})}
+    query = {"a": a.id, "b": b.id, "stage": stage, **({"align": "time"} if aligned else {}),
+             **({"stage_b": stage_b} if stage_b else {})}
     start = req.int("start", 0)
     per_page = COMPARE_PAGE
     first = start // LIST_PAGE * LIST_PAGE
@@ -195,7 +198,7 @@ def compare_page(store: Store, req: Request) -> str:
             "</div></section>")
     nav = pager(base, start, per_page, len(fd.changed), "changed frames", **query)
     common = sorted(a.stage_hashes.keys() & b.stage_hashes.keys())
-    row = tabs(common, stage, lambda s: url(base, **{**query, "stage": s}))
+    row = "" if stage_b else tabs(common, stage, lambda s: url(base, **{**query, "stage": s}))
     note = ""
     if aligned:
         note = ('<p class="aligned" id="aligned"><b>aligned by time</b>: A and B are on '
@@ -204,7 +207,9 @@ def compare_page(store: Store, req: Request) -> str:
     body = (
         f'<table class="facts"><tr><th>A</th><td>{link(f"/c/{a.id}", checkpoint_title(a, names))}'
         f'</td></tr><tr><th>B</th><td>{link(f"/c/{b.id}", checkpoint_title(b, names))}</td></tr>'
-        f"<tr><th>stage</th><td>{esc(stage)} · boxes match at IoU ≥ {fd.match_iou:g}"
+        f"<tr><th>stage</th><td>{esc(stage)}"
+        + (f" → {esc(stage_b)} (B's)" if stage_b else "")
+        + f" · boxes match at IoU ≥ {fd.match_iou:g}"
         "</td></tr></table>"
         f"{note}{row}"
         f"<h2>Summary</h2>{_summary(fd)}"
@@ -212,7 +217,7 @@ def compare_page(store: Store, req: Request) -> str:
         + (f'{more}<ol class="changes" id="changes" start="{first + 1}">{items}</ol>'
            if fd.changed else
            '<p class="muted" id="changes">no frame differs</p>')
-        + f"<h2>Side by side</h2>{kind_legend()}{_labels(store, req, a, b, stage)}{nav}"
+        + f"<h2>Side by side</h2>{kind_legend()}{_labels(store, req, a, b, stage, stage_b)}{nav}"
         f'<div class="sides heads"><div><b>A</b> {esc(checkpoint_title(a, names))}</div>'
         f"<div><b>B</b> {esc(checkpoint_title(b, names))}</div></div>{''.join(rows)}{nav}"
     )

@@ -32,7 +32,7 @@ __all__ = [
     "TIMELINE_PAGE",
     "checkpoint_row",
     "checkpoint_view",
-    "choose_stage",
+    "choose_stages",
     "duration",
     "frame_row",
     "frames_page",
@@ -163,26 +163,41 @@ def checkpoint_view(store: Store, checkpoint_id: str, names: Names) -> dict[str,
     return row
 
 
-def choose_stage(a: Checkpoint, b: Checkpoint, stage: str | None,
-                 names: Names | None = None) -> str:
-    """The stage a comparison looks at: the one asked for, else the stage both have that
-    differs (b's own stage first), else the first both have. names: a page's, whose
-    messages name the checkpoints by short id, as the page does (the API's by full id)."""
+def choose_stages(a: Checkpoint, b: Checkpoint, stage: str | None,
+                  names: Names | None = None, stage_b: str | None = None,
+                  ) -> tuple[str, str | None]:
+    """The stages a comparison looks at, a's and b's where it is another (else None): the
+    ones asked for (stage_b alone: a's own stage against it), else the stage both have
+    that differs (b's own stage first), else the first both have, else the stage each
+    added when neither has the other's (a try's detect against an import's labels).
+    names: a page's, whose messages name the checkpoints by short id, as the page does
+    (the API's by full id)."""
     def named(c: Checkpoint) -> str:
         return c.id if names is None else names.short(c.id)
 
+    def has(c: Checkpoint, name: str) -> None:
+        if name not in c.stage_hashes:
+            have = ", ".join(sorted(c.stage_hashes)) or "none"
+            raise NotFoundError(f"checkpoint {named(c)} has no stage {name!r} "
+                                f"(it has: {have})")
+
+    if stage_b:
+        stage = stage or a.stage
+        has(a, stage)
+        has(b, stage_b)
+        return stage, (stage_b if stage_b != stage else None)
     if stage:
-        for c in (a, b):
-            if stage not in c.stage_hashes:
-                have = ", ".join(sorted(c.stage_hashes)) or "none"
-                raise NotFoundError(f"checkpoint {named(c)} has no stage {stage!r} "
-                                    f"(it has: {have})")
-        return stage
+        has(a, stage)
+        has(b, stage)
+        return stage, None
     common = sorted(a.stage_hashes.keys() & b.stage_hashes.keys())
     if not common:
+        if (a.stage and b.stage and a.stage not in b.stage_hashes
+                and b.stage not in a.stage_hashes):
+            return a.stage, b.stage
         raise InvalidInputError(f"checkpoints {named(a)} and {named(b)} have no stage in "
                                 "common to compare")
     differing = [s for s in common if a.stage_hashes[s] != b.stage_hashes[s]]
     if b.stage in differing:
-        return b.stage
-    return (differing or common)[0]
+        return b.stage, None
+    return (differing or common)[0], None

@@ -132,17 +132,17 @@ def _header(tid: str, query: dict[str, str], metric: str) -> str:
 def _rows(tid: str, ev: Evaluation, by_id: dict[str, Checkpoint], shorts: dict[str, str],
           stage: str,
           metric: str) -> str:
-    ref = by_id.get(ev.reference)
-    same_stage = ref is not None and stage in ref.stage_hashes
+    # the reference's boxes against each try's: its stage (labels) to the tries' (detect)
+    stages = ({"stage": stage} if ev.reference_stage == stage
+              else {"stage": ev.reference_stage, "stage_b": stage})
     out = []
     for r in ev.rows(metric):
         c = by_id[r["checkpoint_id"]]
         config = compact(dict(c.config_overrides))
         looks = [link(url(f"/t/{tid}/side", c=f"{ev.reference},{c.id}", stage=stage),
-                      "frames vs reference", "side")]
-        if same_stage:
-            looks.append(link(url("/compare", a=ev.reference, b=c.id, stage=stage),
-                              "frame diff", "diff"))
+                      "frames vs reference", "side"),
+                 link(url("/compare", a=ev.reference, b=c.id, **stages), "frame diff",
+                      "diff")]
         values = "".join(
             f'<td class="num" data-key={attr(k)} data-value={attr(repr(r[k]))}>'
             f"{_number(r[k])}</td>" for k, _ in _COLUMNS)
