@@ -67,6 +67,7 @@ __all__ = [
     "MIN_PREFIX",
     "MIN_SHORT",
     "Kind",
+    "could_spell_short_id",
     "is_full_uuid",
     "listing_here",
     "register_kind",
@@ -424,11 +425,16 @@ def listing_here(store: Store, listing: str) -> str:
     return f"`localckpt --store {shlex.quote(redact(url))} {listing[len('`localckpt '):]}"
 
 
+def could_spell_short_id(name: str) -> bool:
+    """Whether name could be (the start of) a short id: hex, 4 characters or more."""
+    return MIN_SHORT <= len(name) <= _TAIL and bool(_HEX.fullmatch(name.lower()))
+
+
 def shadowed_by(store: Store, name: str) -> list[tuple[str, str]]:
     """(kind, id) of the live checkpoints and timelines a tag called name would hide:
     those whose short id starts with it (a tag wins over a short id spelled the same)."""
     short = name.lower()
-    if not MIN_SHORT <= len(short) <= _TAIL or not _HEX.fullmatch(short):
+    if not could_spell_short_id(name):
         return []
     return [(kind, rid) for kind in ("checkpoint", "timeline")
             for rid in _KINDS[kind].live(store, store.catalog.find_short(kind, short, 2))]

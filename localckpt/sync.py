@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = ["OUTPUT_CHUNK_BYTES", "CountingCatalog", "Progress", "Reporter", "Source",
-           "StoreSource", "SyncReport", "TagMove", "sync", "transfer"]
+           "StoreSource", "SyncReport", "TagMove", "TagShadow", "sync", "transfer"]
 
 
 @attrs.frozen
@@ -52,6 +52,18 @@ class TagMove:
     name: str
     before: str
     after: str | None
+
+
+@attrs.frozen
+class TagShadow:
+    """A tag name a transfer copied that is spelled like the start of the short id of a
+    live record of the destination (``kind`` "checkpoint" or "timeline", ``id``) other
+    than the tag's own: a tag wins over a short id spelled the same, so that spelling
+    names the tag from now on (``Store.tag`` refuses such a name; a peer's is said)."""
+
+    name: str
+    kind: str
+    id: str
 
 
 @attrs.frozen
@@ -79,6 +91,8 @@ class SyncReport(Summarised):
             them to gc). Their base is gone, so their values seldom stay in the memo.
             Not counted in round_trips: the runs' table is read once when deletions
             of checkpoints or timelines arrive, and not at all otherwise.
+        shadowed: the tag names copied that now hide a short id of dst
+            (:class:`TagShadow`), each said in a warning.
         moved_tags: the tag names that named a checkpoint of dst before and another one
             after (:class:`TagMove`): a tag copied took the name, being its newest (by
             design); named so that a script's ``best`` does not change unseen. Costs
@@ -100,6 +114,7 @@ class SyncReport(Summarised):
     hidden: tuple[str, ...] = ()
     closed_runs: tuple[str, ...] = ()
     moved_tags: tuple[TagMove, ...] = ()
+    shadowed: tuple[TagShadow, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.timelines or self.checkpoints or self.outputs or self.objects
@@ -123,6 +138,10 @@ class SyncReport(Summarised):
             now = "nothing" if m.after is None else m.after
             said.append(f"tag {m.name!r} moved from checkpoint {m.before} to {now}: a tag "
                         "copied is the newest of that name, and the newest wins it")
+        for h in self.shadowed:
+            said.append(f"tag {h.name!r} copied is spelled like the short id of {h.kind} "
+                        f"{h.id}: {h.name!r} names the tag from now on; name the {h.kind} "
+                        "by more of its id (or untag the tag)")
         return said
 
     def summary(self, warnings: bool = True) -> str:

@@ -58,7 +58,7 @@ from .visibility import Marks, dead_in_tree
 if TYPE_CHECKING:
     from .lease import IngestLease
     from .store import Store
-    from .sync import SyncReport, TagMove
+    from .sync import SyncReport, TagMove, TagShadow
 
 __all__ = ["Source", "transfer"]
 
@@ -189,6 +189,7 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         # after the commit, never before: what it deletes is what orphans them
         closed = close_transferred(dst, rows.tombstones) if rows.tombstones else ()
         moved = _moved_tags(dcat, named)
+        shadowed = _shadowing(dst, rows.tags)
         reporter.step("rows", 1, 1)
         return SyncReport(
             timelines=len(rows.timelines), checkpoints=len(rows.checkpoints),
@@ -196,7 +197,7 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
             round_trips=source.round_trips + dcat.round_trips,
             tombstones=len(rows.tombstones), tags=len(rows.tags),
             withheld=plan.withheld, hidden=plan.hidden, closed_runs=closed,
-            moved_tags=moved,
+            moved_tags=moved, shadowed=shadowed,
         )
     finally:
         reporter.close()
@@ -219,6 +220,29 @@ def _tag_targets(dcat: Catalog, names: Iterable[str]) -> dict[str, str]:
     live = seen.live_tag_records(records)
     return {g.name: g.checkpoint_id
             for g in live_tags(live, (), {g.checkpoint_id for g in live})}
+
+
+_SHADOW_CHECKS = 100  # tag names looked up as short ids per transfer, at most
+
+
+def _shadowing(dst: Store, tags: Sequence[Tag]) -> tuple[TagShadow, ...]:
+    """The tags copied whose names now hide a short id of another live record of dst
+    (refs.shadowed_by): Store.tag refuses such a name, a peer's is said. Only names
+    that can spell a short id (hex, 4 characters or more) are looked up, two index
+    seeks each, for at most _SHADOW_CHECKS of them."""
+    from .refs import could_spell_short_id, shadowed_by
+    from .sync import TagShadow
+
+    names = sorted({g.name for g in tags if could_spell_short_id(g.name)})
+    out = []
+    for name in names[:_SHADOW_CHECKS]:
+        target = dst.tag_target(name)
+        if target is None:  # the tag copied is deleted, or names nothing live here
+            continue
+        own = {target, dst.get_checkpoint(target).timeline_id}
+        out += [TagShadow(name, kind, rid) for kind, rid in shadowed_by(dst, name)
+                if rid not in own]
+    return tuple(out)
 
 
 def _moved_tags(dcat: Catalog, before: dict[str, str]) -> tuple[TagMove, ...]:

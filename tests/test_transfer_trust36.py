@@ -3,6 +3,7 @@ headers, timelines dated by their id, tags whose names an import moves."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import attrs
@@ -293,6 +294,43 @@ def test_an_import_says_which_tag_names_it_moved(new_store: StoreFactory, tmp_pa
     assert out.startswith("import from")
     with localckpt.open(str(tmp_path / "u")) as u:  # by short id, as the CLI names them
         assert "tag 'best' moved from checkpoint" in err and f"to {u.short_id(a1)}:" in err
+
+
+def test_a_tag_copied_that_hides_a_short_id_here_is_said(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        new_store: StoreFactory) -> None:
+    """Store.tag refuses a name spelled like a live record's short id (a tag wins over
+    it: `prune 1a2b3c4d` would prune the tag's checkpoint). A peer's tag of such a name
+    hid one of this store's short ids without a word; the transfer now says so."""
+    from localckpt.bundle import export_bundle, import_bundle
+    from localckpt.cli.main import main
+    from localckpt.sync import TagShadow
+
+    with localckpt.open(str(tmp_path / "s"), create=True) as dst:
+        v = dst.create_timeline("v.mp4", "p", FRAMES, codec="png", workers=1)
+        mine = dst.save_stage_output(v.id, None, "detect", {"v": 1})
+        short = dst.short_id(mine)
+    src = new_store("memory")
+    a = src.create_timeline("a.mp4", "p", FRAMES, codec="png", workers=1)
+    theirs = src.save_stage_output(a.id, None, "detect", {"a": 1})
+    src.tag(theirs, short)  # fine there: no record of src has that short id
+    src.tag(theirs, "cafe-not-hex")  # not a short id's spelling: never looked up
+    export_bundle(src, a.id, tmp_path / "a.lckpt")
+    shutil.copytree(tmp_path / "s", tmp_path / "s2")  # for the CLI, below
+    with localckpt.open(str(tmp_path / "s")) as dst:
+        report = import_bundle(dst, tmp_path / "a.lckpt")
+        assert report.shadowed == (TagShadow(short, "checkpoint", mine),)
+        assert f"tag {short!r} copied is spelled like the short id of checkpoint {mine}" \
+            in report.summary()
+        assert dst.resolve(short) == theirs  # what the warning warns of
+    capsys.readouterr()  # the CLI says it on stderr, by short ids
+    assert main(["--store", str(tmp_path / "s2"), "import", str(tmp_path / "a.lckpt")]) == 0
+    assert (f"tag {short!r} copied is spelled like the short id of checkpoint {short}: "
+            f"{short!r} names the tag from now on") in capsys.readouterr().err
+    with localckpt.open(str(tmp_path / "t"), create=True) as t:
+        t.create_timeline("w.mp4", "p", FRAMES, codec="png", workers=1)
+    assert main(["--store", str(tmp_path / "t"), "import", str(tmp_path / "a.lckpt")]) == 0
+    assert "spelled like the short id" not in capsys.readouterr().err  # nothing hidden there
 
 
 def test_the_names_of_the_tags_copied_cost_one_read(new_store: StoreFactory) -> None:
