@@ -68,6 +68,7 @@ __all__ = [
     "MIN_SHORT",
     "Kind",
     "could_spell_short_id",
+    "hidden_by_tags",
     "is_full_uuid",
     "listing_here",
     "register_kind",
@@ -438,6 +439,26 @@ def shadowed_by(store: Store, name: str) -> list[tuple[str, str]]:
         return []
     return [(kind, rid) for kind in ("checkpoint", "timeline")
             for rid in _KINDS[kind].live(store, store.catalog.find_short(kind, short, 2))]
+
+
+#: Tag names looked up as short ids per call of hidden_by_tags, at most.
+HIDDEN_CHECKS = 100
+
+
+def hidden_by_tags(store: Store, names: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(name, kind, id) for each live tag of these names that hides the short id of a
+    live checkpoint or timeline other than its own (its checkpoint and that one's
+    timeline): Store.tag refuses such a name, but a transfer or an older store may hold
+    one. Only names that can spell a short id are looked up (two index seeks each), at
+    most HIDDEN_CHECKS of them."""
+    out = []
+    for name in sorted({n for n in names if could_spell_short_id(n)})[:HIDDEN_CHECKS]:
+        target = store.tag_target(name)
+        if target is None:  # deleted, or naming nothing live
+            continue
+        own = {target, store.get_checkpoint(target).timeline_id}
+        out += [(name, kind, rid) for kind, rid in shadowed_by(store, name) if rid not in own]
+    return out
 
 
 def _could_be_tag(ref: str) -> bool:

@@ -141,7 +141,7 @@ class SyncReport(Summarised):
         for h in self.shadowed:
             said.append(f"tag {h.name!r} copied is spelled like the short id of {h.kind} "
                         f"{h.id}: {h.name!r} names the tag from now on; name the {h.kind} "
-                        "by more of its id (or untag the tag)")
+                        "by its full id (`localckpt tags` prints it), or rename the tag")
         return said
 
     def summary(self, warnings: bool = True) -> str:

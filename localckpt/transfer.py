@@ -222,27 +222,13 @@ def _tag_targets(dcat: Catalog, names: Iterable[str]) -> dict[str, str]:
             for g in live_tags(live, (), {g.checkpoint_id for g in live})}
 
 
-_SHADOW_CHECKS = 100  # tag names looked up as short ids per transfer, at most
-
-
 def _shadowing(dst: Store, tags: Sequence[Tag]) -> tuple[TagShadow, ...]:
-    """The tags copied whose names now hide a short id of another live record of dst
-    (refs.shadowed_by): Store.tag refuses such a name, a peer's is said. Only names
-    that can spell a short id (hex, 4 characters or more) are looked up, two index
-    seeks each, for at most _SHADOW_CHECKS of them."""
-    from .refs import could_spell_short_id, shadowed_by
+    """The tags copied whose names now hide a short id of another live record of dst:
+    Store.tag refuses such a name, a peer's is said (refs.hidden_by_tags)."""
+    from .refs import hidden_by_tags
     from .sync import TagShadow
 
-    names = sorted({g.name for g in tags if could_spell_short_id(g.name)})
-    out = []
-    for name in names[:_SHADOW_CHECKS]:
-        target = dst.tag_target(name)
-        if target is None:  # the tag copied is deleted, or names nothing live here
-            continue
-        own = {target, dst.get_checkpoint(target).timeline_id}
-        out += [TagShadow(name, kind, rid) for kind, rid in shadowed_by(dst, name)
-                if rid not in own]
-    return tuple(out)
+    return tuple(TagShadow(*found) for found in hidden_by_tags(dst, {g.name for g in tags}))
 
 
 def _moved_tags(dcat: Catalog, before: dict[str, str]) -> tuple[TagMove, ...]:

@@ -327,6 +327,12 @@ def test_a_tag_copied_that_hides_a_short_id_here_is_said(
     assert main(["--store", str(tmp_path / "s2"), "import", str(tmp_path / "a.lckpt")]) == 0
     assert (f"tag {short!r} copied is spelled like the short id of checkpoint {short}: "
             f"{short!r} names the tag from now on") in capsys.readouterr().err
+    assert main(["--store", str(tmp_path / "s2"), "tags"]) == 0  # and says how to name it
+    listed = capsys.readouterr()
+    assert any(line.startswith(f"{short} ") for line in listed.out.splitlines())
+    assert (f"note: tag {short!r} is spelled like the short id of checkpoint {short}, so "
+            f"{short!r} names the tag; name the checkpoint by its full id ({mine})") \
+        in listed.err
     with localckpt.open(str(tmp_path / "t"), create=True) as t:
         t.create_timeline("w.mp4", "p", FRAMES, codec="png", workers=1)
     assert main(["--store", str(tmp_path / "t"), "import", str(tmp_path / "a.lckpt")]) == 0

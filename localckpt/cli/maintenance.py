@@ -268,7 +268,21 @@ def cmd_tags(store: Store, args: argparse.Namespace) -> int:
         created = g.created_at.strftime("%Y-%m-%d %H:%M:%S")
         print(f"{g.name:{width}}  {checkpoints[g.checkpoint_id]:{cw}}  "
               f"{timelines[g.timeline_id]:{tw}}  {created}")
+    _say_hidden_short_ids(store, [g.name for g in tags])
     return 0
+
+
+def _say_hidden_short_ids(store: Store, names: list[str]) -> None:
+    """A note on stderr for each tag listed whose name hides a short id of another live
+    record (a transfer's or an older store's: Store.tag refuses such names now)."""
+    from ..refs import hidden_by_tags
+
+    for name, kind, rid in hidden_by_tags(store, names):
+        short = store.short_id(rid, kind)
+        print(f"localckpt: note: tag {name!r} is spelled like the short id of {kind} "
+              f"{short}, so {name!r} names the tag; name the {kind} by its full id "
+              f"({rid}), or rename the tag (`localckpt tag {name} NEW`, then `localckpt "
+              f"untag {name}`)", file=sys.stderr)
 
 
 def cmd_gc(store: Store, args: argparse.Namespace) -> int:
