@@ -55,6 +55,9 @@ def test_the_readme_walkthrough_runs_end_to_end(
     assert re.search(r"^  frame  0  -\d+ ~\d+ moved$", out, re.M)  # the per-frame diff
     assert "100 of 100 frames changed" in out
     assert "imported 4" in out and "matched no timeline frame" not in out
+    # thr-0.9 against the truth, its last lines: labels, so nothing is rescored
+    against = re.findall(r"^100 of 100 frames changed .*, ~(\d+) rescored$", out, re.M)
+    assert len(against) == 2 and against[1] == "0", out
     ranked = re.findall(r"^\d+  \w+  (thr-\S+) ", out, re.M)  # compare, best first
     assert ranked[2:] == ["thr-0.3", "thr-0.9"], out
     assert "prune: deleted 2 checkpoints, 2 tags (thr-0.3, thr-0.9)" in out
