@@ -142,19 +142,21 @@ def diff_checkpoints(store: Store, a: str, b: str) -> Diff:
 
 def frame_diff_checkpoints(store: Store, a: str, b: str, stage: str, *,
                            match_iou: float = 0.5, align: str | None = None,
-                           stage_b: str | None = None) -> FrameDiff:
+                           stage_b: str | None = None, moved_iou: float | None = None,
+                           ) -> FrameDiff:
     """Store.frame_diff, for two checkpoint ids: refuses checkpoints of different
     timelines unless align="time", which pairs frames by the timestamps of the two
     timelines' frame indexes (localckpt.framediff.align_by_time). stage_b: b's stage,
     when it is another than a's."""
     from .arguments import shown
     from .errors import InvalidInputError
-    from .framediff import ALIGNMENTS, align_by_time, diff_outputs, frame_interval
+    from .framediff import ALIGNMENTS, MOVED_IOU, align_by_time, diff_outputs, frame_interval
 
     if align is not None and align not in ALIGNMENTS:
         raise InvalidInputError(
             f"align must be None, 'sequence' or 'time', not {shown(align)}",
             cli=f"--align must be 'time', not {shown(align)}")
+    moved_iou = MOVED_IOU if moved_iou is None else moved_iou
     checkpoints = [store.get_checkpoint(a), store.get_checkpoint(b)]
     ta, tb = (c.timeline_id for c in checkpoints)
     if ta != tb and align != "time":
@@ -170,13 +172,13 @@ def frame_diff_checkpoints(store: Store, a: str, b: str, stage: str, *,
         outputs.append(store.load_stage_output(c.id, name))
     if align != "time":
         return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b,
-                            stage=stage, stage_b=stage_b)
+                            stage=stage, stage_b=stage_b, moved_iou=moved_iou)
     times = [{m.sequence: m.timestamp for m in store.frame_index(t)} for t in (ta, tb)]
     tolerance = max(frame_interval(index.values(), 1 / store.get_timeline(t).fps)
                     for index, t in zip(times, (ta, tb), strict=True)) / 2
     return diff_outputs(outputs[0], outputs[1], match_iou=match_iou, a=a, b=b, stage=stage,
                         pairs=align_by_time(times[0], times[1], tolerance),
-                        tolerance=tolerance, stage_b=stage_b)
+                        tolerance=tolerance, stage_b=stage_b, moved_iou=moved_iou)
 
 
 def _refuse_across_timelines(store: Store, a: str, b: str, ta: str, tb: str) -> None:

@@ -224,6 +224,7 @@ class FrameDiff:
         a, b, stage: what was compared; match_iou: the matching threshold used.
         stage_b: b's stage where it is another than a's (a try's detections against
             an import's labels), else None.
+        moved_iou: the IoU under which a matched pair has moved.
         changed: every sequence whose frame differs (one-sided frames included), ascending.
         only_a, only_b: sequences present on one side only, ascending.
         frames: sequence -> FrameChange, for exactly the changed sequences.
@@ -253,6 +254,7 @@ class FrameDiff:
     unpaired_a: tuple[int, ...] = ()
     unpaired_b: tuple[int, ...] = ()
     stage_b: str | None = None
+    moved_iou: float = MOVED_IOU
 
     def __bool__(self) -> bool:
         return bool(self.changed)
@@ -262,8 +264,10 @@ class FrameDiff:
         it (short ids)."""
         name = (shorts or {}).get
         stages = f"{self.stage} -> {self.stage_b}" if self.stage_b else self.stage
+        moved = ("" if self.moved_iou == MOVED_IOU
+                 else f", moved below IoU {self.moved_iou:g}")
         lines = [f"frame diff {name(self.a, self.a)} -> {name(self.b, self.b)}, stage "
-                 f"{stages} (matched at IoU >= {self.match_iou:g})"]
+                 f"{stages} (matched at IoU >= {self.match_iou:g}{moved})"]
         if self.align == "time":
             lines.append(self.alignment())
         width = len(str(self.changed[-1])) if self.changed else 1
@@ -291,7 +295,7 @@ class FrameDiff:
     def to_dict(self) -> dict[str, Any]:
         return {
             "a": self.a, "b": self.b, "stage": self.stage, "stage_b": self.stage_b,
-            "match_iou": self.match_iou,
+            "match_iou": self.match_iou, "moved_iou": self.moved_iou,
             "changed": list(self.changed), "only_a": list(self.only_a),
             "only_b": list(self.only_b), "summary": attrs.asdict(self.summary),
             "frames": {str(s): self.frames[s].to_dict() for s in self.changed},
@@ -437,7 +441,8 @@ def _rescored(sa: Any, sb: Any) -> bool:
 
 
 def _compare_detections(seq: int, va: Any, vb: Any, key_a: str, da: list[_Det],
-                        key_b: str, db: list[_Det], threshold: float) -> FrameChange | None:
+                        key_b: str, db: list[_Det], threshold: float,
+                        moved_iou: float = MOVED_IOU) -> FrameChange | None:
     free_a, free_b = [True] * len(da), [True] * len(db)
     same = _greedy(da, db, free_a, free_b, True, threshold)
     cross = _greedy(da, db, free_a, free_b, False, threshold) if any(free_a) and any(
@@ -446,7 +451,7 @@ def _compare_detections(seq: int, va: Any, vb: Any, key_a: str, da: list[_Det],
     for pairs, is_cross in ((same, False), (cross, True)):
         for i, j, v in pairs:
             p, q = da[i], db[j]
-            bad_iou, bad_score = v < MOVED_IOU, _rescored(p[5], q[5])
+            bad_iou, bad_score = v < moved_iou, _rescored(p[5], q[5])
             if not (is_cross or bad_iou or bad_score):
                 continue
             m = BoxMatch(_box(p), _box(q), v)
@@ -496,17 +501,17 @@ def _finite(dets: list[_Det]) -> list[_Det]:
 
 
 def _compare(seq: int, va: Any, vb: Any, threshold: float, aligned: bool = False,
-             ) -> FrameChange | None:
+             moved_iou: float = MOVED_IOU) -> FrameChange | None:
     pa = None if va is MISSING else parse_detections(va)
     pb = None if vb is MISSING else parse_detections(vb)
     if (pa is not None or va is MISSING) and (pb is not None or vb is MISSING):
         ka, da = pa if pa is not None else ("", [])
         kb, db = pb if pb is not None else ("", [])
         try:
-            return _compare_detections(seq, va, vb, ka, da, kb, db, threshold)
+            return _compare_detections(seq, va, vb, ka, da, kb, db, threshold, moved_iou)
         except OverflowError:  # an integer past float range: compare at +-1e308 instead
             return _compare_detections(seq, va, vb, ka, _finite(da), kb, _finite(db),
-                                       threshold)
+                                       threshold, moved_iou)
     if va is not MISSING and vb is not MISSING and (
             va == vb or (aligned and _unnumbered(va) == _unnumbered(vb))):
         return None
@@ -515,9 +520,12 @@ def _compare(seq: int, va: Any, vb: Any, threshold: float, aligned: bool = False
 
 def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A",
                  b: str = "B", stage: str = "", pairs: Mapping[int, int] | None = None,
-                 tolerance: float | None = None, stage_b: str | None = None) -> FrameDiff:
+                 tolerance: float | None = None, stage_b: str | None = None,
+                 moved_iou: float = MOVED_IOU) -> FrameDiff:
     """Compare two frame-keyed outputs frame by frame (see the module docstring).
-    stage_b: b's stage, where it is another than a's.
+    stage_b: b's stage, where it is another than a's. moved_iou: a matched pair whose IoU
+    is below it has moved (match_iou or less: none has; against ground truth, only the
+    boxes missed, false or relabelled are then changes).
 
     pairs: frames aligned by time (:func:`align_by_time`, a's sequence -> b's): frame
     ``s`` of a is compared with frame ``pairs[s]`` of b, and frames outside the pairs
@@ -525,6 +533,8 @@ def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A"
     """
     if type(match_iou) not in _NUMS or not 0 < match_iou <= 1:
         raise InvalidInputError(f"match_iou must be a number in (0, 1], not {match_iou!r}")
+    if type(moved_iou) not in _NUMS or not 0 < moved_iou <= 1:
+        raise InvalidInputError(f"moved_iou must be a number in (0, 1], not {moved_iou!r}")
     fa = frames_of(out_a, f"stage {stage!r} at {a}" if stage else "output a")
     fb = frames_of(out_b, f"stage {stage_b or stage!r} at {b}" if stage else "output b")
     frames_a, frames_b = len(fa), len(fb)
@@ -545,7 +555,7 @@ def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A"
             va, vb = fa.get(seq, MISSING), fb.get(seq, MISSING)
             if va is not MISSING and vb is not MISSING and va == vb:
                 continue  # equal values: no box can differ (identity matching, IoU 1)
-            change = _compare(seq, va, vb, match_iou, aligned)
+            change = _compare(seq, va, vb, match_iou, aligned, moved_iou)
             if change is not None:
                 changes[seq] = change
     if pairs is not None:
@@ -561,6 +571,7 @@ def diff_outputs(out_a: Any, out_b: Any, *, match_iou: float = 0.5, a: str = "A"
         pairs=dict(pairs) if pairs is not None else {},
         unpaired_a=unpaired_a, unpaired_b=unpaired_b,
         stage_b=stage_b if stage_b and stage_b != stage else None,
+        moved_iou=float(moved_iou),
     )
 
 

@@ -665,9 +665,12 @@ class Store:
                                 self._ref(b, "checkpoint", "b"))
 
     def frame_diff(self, a: str, b: str, stage: str, match_iou: float = 0.5,
-                   align: str | None = None, *, stage_b: str | None = None) -> FrameDiff:
+                   align: str | None = None, *, stage_b: str | None = None,
+                   moved_iou: float | None = None) -> FrameDiff:
         """Frame by frame, how stage's output differs from checkpoint a to b (b's
         stage_b, when given: a try's detections against an import's ground truth).
+        moved_iou: the IoU under which a matched pair of boxes has moved (default
+        framediff.MOVED_IOU, 0.95; match_iou or less: none has).
 
         The output must be frame-keyed (InvalidInputError says the expected shape);
         detections are matched one to one by IoU >= match_iou. See localckpt.framediff.
@@ -690,7 +693,8 @@ class Store:
                                     f"{shown(match_iou)}")
         return frame_diff_checkpoints(self, self._ref(a, "checkpoint", "a"),
                                       self._ref(b, "checkpoint", "b"), stage,
-                                      match_iou=match_iou, align=align, stage_b=stage_b)
+                                      match_iou=match_iou, align=align, stage_b=stage_b,
+                                      moved_iou=moved_iou)
 
     def merge(self, ours: str, theirs: str, strategy: str | Callable[..., Any] = "fail") -> str:
         """Three-way merge theirs into ours; returns the merge (or fast-forward) id.

@@ -353,6 +353,16 @@ def test_thresholds_are_inclusive_where_the_issue_says() -> None:
     truth = diff_outputs({"frames": {"0": {"boxes": [det([0, 0, 1, 1], score=0.5)]}}},
                          {"frames": {"0": {"boxes": [det([0, 0, 1, 1], score=None)]}}})
     assert not truth
+    # moved_iou: a pair matched at IoU 0.95 is no move at 0.95, one at 0.9 moves, and at
+    # moved_iou <= match_iou nothing matched moves (only misses and false boxes remain)
+    off = ({"frames": {"0": {"boxes": [[0, 0, 100, 100]]}}},
+           {"frames": {"0": {"boxes": [[0, 0, 100, 90]]}}})
+    assert len(diff_outputs(*off).frames[0].moved) == 1
+    calm = diff_outputs(*off, moved_iou=0.5)
+    assert not calm and calm.moved_iou == 0.5 and calm.to_dict()["moved_iou"] == 0.5
+    assert "moved below IoU 0.5" in calm.render()
+    with pytest.raises(InvalidInputError, match="moved_iou must be a number in"):
+        diff_outputs(*off, moved_iou=0)
 
 
 def test_greedy_takes_the_best_pair_first() -> None:

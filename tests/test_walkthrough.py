@@ -55,9 +55,13 @@ def test_the_readme_walkthrough_runs_end_to_end(
     assert re.search(r"^  frame  0  -\d+ ~\d+ moved$", out, re.M)  # the per-frame diff
     assert "100 of 100 frames changed" in out
     assert "imported 4" in out and "matched no timeline frame" not in out
-    # thr-0.9 against the truth, its last lines: labels, so nothing is rescored
-    against = re.findall(r"^100 of 100 frames changed .*, ~(\d+) rescored$", out, re.M)
-    assert len(against) == 2 and against[1] == "0", out
+    # thr-0.9 against the truth, frame by frame: the boxes it missed, none moved (at
+    # --moved-iou 0.5) or rescored (the truth has no scores)
+    against = re.findall(r"^(\d+) of 100 frames changed .*: \+(\d+) added, -\d+ removed, "
+                         r"~(\d+) moved, ~\d+ relabelled, ~(\d+) rescored$", out, re.M)
+    assert len(against) == 2, out
+    frames, missed, moved, rescored = map(int, against[1])
+    assert 0 < frames < 100 and missed >= frames and moved == rescored == 0, against
     ranked = re.findall(r"^\d+  \w+  (thr-\S+) ", out, re.M)  # compare, best first
     assert ranked[2:] == ["thr-0.3", "thr-0.9"], out
     assert "prune: deleted 2 checkpoints, 2 tags (thr-0.3, thr-0.9)" in out

@@ -638,6 +638,7 @@ def test_the_tries_page_offers_a_frame_diff_against_labels_of_another_stage(
     assert page.status == 200 and page.problems() == []
     page.screenshot(shots / "compare-labels-detect.png", max_height=1400)
     assert "labels → detect (B's)" in page.texts("table.facts td")[2]
+    assert "moved below IoU 0.5" in page.texts("table.facts td")[2]  # found is no move
     # thr=0.7 is 30 px off on 60 px wide boxes: each is a miss and a false box
     changes = page.texts("ol.changes li span")
     assert changes == ["+1 added -1 removed"] * 4, changes

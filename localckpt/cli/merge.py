@@ -26,12 +26,13 @@ def _json_pairs(pairs: Any) -> Any:
 
 
 def _check_diff(args: argparse.Namespace) -> None:
-    if args.frames or args.stage is not None:
+    if args.frames or args.stage is not None or args.stage_b is not None:
         return
-    if args.align is not None or args.match_iou is not None:  # never ignored silently
-        flag, does = (("--align", "pairs frames") if args.align is not None else
-                      ("--match-iou", "matches boxes frame by frame"))
-        raise UsageError(f"{flag} {does}: it goes with --frames (and --stage)")
+    for flag, value, does in (("--align", args.align, "pairs frames"),
+                              ("--match-iou", args.match_iou, "matches boxes frame by frame"),
+                              ("--moved-iou", args.moved_iou, "says which boxes moved")):
+        if value is not None:  # never ignored silently
+            raise UsageError(f"{flag} {does}: it goes with --frames (and --stage)")
 
 
 def cmd_diff(store: Store, args: argparse.Namespace) -> int:
@@ -59,7 +60,8 @@ def _frame_diff(store: Store, args: argparse.Namespace, a: str, b: str) -> int:
         stage, own_b = _stage_to_compare(store, a, b)
         stage_b = stage_b or own_b
     fd = store.frame_diff(a, b, stage, match_iou=0.5 if args.match_iou is None else
-                          args.match_iou, align=args.align, stage_b=stage_b)
+                          args.match_iou, align=args.align, stage_b=stage_b,
+                          moved_iou=args.moved_iou)
     if args.json:
         print_json(add_short_ids(store, [fd.to_dict()], None)[0])
     else:
@@ -136,6 +138,10 @@ def register(sub: Any) -> None:
     p.add_argument("--match-iou", metavar="IOU", type=unit_fraction,
                    help="with --frames: IoU at which two boxes are the same detection "
                    "(default 0.5)")
+    p.add_argument("--moved-iou", metavar="IOU", type=unit_fraction,
+                   help="with --frames: IoU under which a matched box has moved (default "
+                   "0.95; at --match-iou or less none has: against ground truth, only "
+                   "missed, false and relabelled boxes are listed)")
     p.add_argument("--align", choices=("time",),
                    help="with --frames, for checkpoints of different timelines: pair each "
                    "frame with the other timeline's nearest in time (within half the "

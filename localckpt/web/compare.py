@@ -13,7 +13,7 @@ import bisect
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError
-from ..framediff import FrameChange, FrameDiff
+from ..framediff import MOVED_IOU, FrameChange, FrameDiff
 from ..types import Checkpoint, FrameMeta, Timeline
 from . import data
 from .boxes import change_boxes, count_boxes, frame_figure, kind_legend, label_legend
@@ -39,8 +39,9 @@ def _about(t: Timeline) -> str:
 
 def run_diff(store: Store, req: Request, a: Checkpoint, b: Checkpoint, stage: str,
              match_iou: float, align: str, stage_b: str | None = None) -> FrameDiff:
-    """store.frame_diff of a and b, refused (with the aligned comparison offered) when
-    they belong to different timelines and align is not "time"."""
+    """store.frame_diff of a and b (moved_iou= of the request: the IoU under which a
+    matched box has moved), refused (with the aligned comparison offered) when they
+    belong to different timelines and align is not "time"."""
     if align not in ("", "time"):
         raise InvalidInputError(f"align must be 'time' or empty, not {align!r}")
     names = req.names
@@ -60,7 +61,7 @@ def run_diff(store: Store, req: Request, a: Checkpoint, b: Checkpoint, stage: st
              (f"/t/{tb.id}", f"B's timeline ({tb.source_video or tb.id})")],
             title="Different timelines")
     return store.frame_diff(a.id, b.id, stage, match_iou=match_iou, align=align or None,
-                            stage_b=stage_b)
+                            stage_b=stage_b, moved_iou=req.float("moved_iou", MOVED_IOU))
 
 
 def compare_api(store: Store, req: Request) -> Any:
@@ -170,7 +171,8 @@ def compare_page(store: Store, req: Request) -> str:
     aligned = align == "time"
     base = "/compare"
     query = {"a": a.id, "b": b.id, "stage": stage, **({"align": "time"} if aligned else {}),
-             **({"stage_b": stage_b} if stage_b else {})}
+             **({"stage_b": stage_b} if stage_b else {}),
+             **({"moved_iou": f"{fd.moved_iou:g}"} if fd.moved_iou != MOVED_IOU else {})}
     start = req.int("start", 0)
     per_page = COMPARE_PAGE
     first = start // LIST_PAGE * LIST_PAGE
@@ -210,7 +212,8 @@ def compare_page(store: Store, req: Request) -> str:
         f"<tr><th>stage</th><td>{esc(stage)}"
         + (f" → {esc(stage_b)} (B's)" if stage_b else "")
         + f" · boxes match at IoU ≥ {fd.match_iou:g}"
-        "</td></tr></table>"
+        + (f", moved below IoU {fd.moved_iou:g}" if fd.moved_iou != MOVED_IOU else "")
+        + "</td></tr></table>"
         f"{note}{row}"
         f"<h2>Summary</h2>{_summary(fd)}"
         f"<h2>Changed frames <small>{len(fd.changed):,}</small></h2>"
