@@ -19,8 +19,9 @@ from .tree import MISSING, Marker, State, changed_keys
 if TYPE_CHECKING:
     from .framediff import FrameDiff
     from .store import Store
+    from .types import Checkpoint
 
-__all__ = ["Diff", "diff_checkpoints", "frame_diff_checkpoints"]
+__all__ = ["Diff", "diff_checkpoints", "frame_diff_checkpoints", "own_stages"]
 
 
 @attrs.frozen
@@ -138,6 +139,16 @@ def diff_checkpoints(store: Store, a: str, b: str) -> Diff:
         if cid not in found:
             raise NotFoundError(f"no checkpoint {cid!r} in {store.catalog.describe()}")
     return Diff.between(a, State.of(found[a]), b, State.of(found[b]))
+
+
+def own_stages(a: Checkpoint, b: Checkpoint) -> tuple[str, str] | None:
+    """(a's stage, b's) when each added a stage the other lacks (a try's detect against
+    an import's labels): what a frame diff of two such checkpoints compares by default.
+    None otherwise."""
+    if (a.stage and b.stage and a.stage not in b.stage_hashes
+            and b.stage not in a.stage_hashes):
+        return a.stage, b.stage
+    return None
 
 
 def frame_diff_checkpoints(store: Store, a: str, b: str, stage: str, *,

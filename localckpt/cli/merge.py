@@ -77,10 +77,11 @@ def _stage_to_compare(store: Store, a: str, b: str) -> tuple[str, str | None]:
     if len(changed) == 1:
         return changed[0], None
     if not changed:
-        ca, cb = store.get_checkpoint(a), store.get_checkpoint(b)
-        if (ca.stage and cb.stage and ca.stage not in cb.stage_hashes
-                and cb.stage not in ca.stage_hashes):
-            return ca.stage, cb.stage
+        from ..diff import own_stages
+
+        own = own_stages(store.get_checkpoint(a), store.get_checkpoint(b))
+        if own is not None:
+            return own
     from ..errors import InvalidInputError
 
     which = (f"stages {', '.join(changed)} differ" if changed

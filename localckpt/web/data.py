@@ -192,9 +192,11 @@ def choose_stages(a: Checkpoint, b: Checkpoint, stage: str | None,
         return stage, None
     common = sorted(a.stage_hashes.keys() & b.stage_hashes.keys())
     if not common:
-        if (a.stage and b.stage and a.stage not in b.stage_hashes
-                and b.stage not in a.stage_hashes):
-            return a.stage, b.stage
+        from ..diff import own_stages
+
+        own = own_stages(a, b)
+        if own is not None:
+            return own
         raise InvalidInputError(f"checkpoints {named(a)} and {named(b)} have no stage in "
                                 "common to compare")
     differing = [s for s in common if a.stage_hashes[s] != b.stage_hashes[s]]
