@@ -389,6 +389,11 @@ def evaluate(store: Store, checkpoints: Iterable[str], reference: str, stage: st
                              for c in reference_list(checkpoints, "checkpoints")))
     if not ids:
         raise InvalidInputError("evaluate needs at least one checkpoint to judge")
+    if not isinstance(reference, str):  # evaluate(reference, tries): the order swapped
+        raise InvalidInputError(
+            f"reference must be one checkpoint reference (a str), not "
+            f"{type(reference).__name__}: evaluate(checkpoints, reference, ...) takes "
+            "the tries first, then the reference")
     ref = store.get_checkpoint(resolve_checkpoint(store, reference))
     ref_stage = reference_stage or (stage if stage in ref.stage_hashes else "labels")
     if ref_stage not in ref.stage_hashes:

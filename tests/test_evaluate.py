@@ -407,6 +407,11 @@ def test_store_evaluate_parses_each_output_once_then_reads_its_parquet(
 
 def test_store_evaluate_errors(tries: Any) -> None:
     store, _, labels, good, _ = tries
+    # the reference first, as compare --against reads: said as a list "reference", with
+    # the order that works (it named no argument)
+    with pytest.raises(InvalidInputError, match=r"reference must be one checkpoint "
+                       r"reference \(a str\), not list: evaluate\(checkpoints, reference"):
+        store.evaluate(labels, [good])
     with pytest.raises(NotFoundError, match="no stage 'track'"):
         store.evaluate([good], labels, stage="track")
     with pytest.raises(NotFoundError, match="reference_stage"):
