@@ -420,12 +420,15 @@ class Store:
         """Name a live checkpoint; names are unique among live tags (ConflictError),
         unless force=True, which moves the tag here (one commit). A name that starts a
         live record's short id is InvalidInputError: a tag wins over a short id."""
-        from .maintenance.tags import tag
+        from .maintenance.tags import swapped, tag
 
         name = text(name, "tag name")
         boolean(force, "force")
-        return tag(self, self._ref(checkpoint_id, "checkpoint", "checkpoint_id"), name,
-                   force=force)
+        try:
+            cid = self._ref(checkpoint_id, "checkpoint", "checkpoint_id")
+        except NotFoundError as exc:
+            raise swapped(self, exc, checkpoint_id, name) from None
+        return tag(self, cid, name, force=force)
 
     def untag(self, name: str) -> Tag:
         """Remove a tag (a tombstone); NotFoundError when no live tag has that name."""

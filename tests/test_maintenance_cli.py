@@ -11,6 +11,7 @@ import pytest
 import localckpt
 from localckpt.cli import main
 from localckpt.cli.common import parse_age
+from localckpt.errors import NotFoundError
 
 FRAMES = [np.full((6, 6, 3), i * 60, np.uint8) for i in range(2)]
 
@@ -233,6 +234,10 @@ def test_tag_in_gits_order_says_the_checkpoint_comes_first(
     assert main(["--store", store_path, "tag", "v1", "nope"]) == 1
     assert "comes first" not in capsys.readouterr().err  # nothing named either way
     with localckpt.open(store_path) as s:
+        assert s.tags() == before
+        with pytest.raises(NotFoundError, match=r"the checkpoint comes first, the name "
+                           rf"second: tag\('{short}', 'v1'\)"):  # the API says it too
+            s.tag("v1", short)
         assert s.tags() == before
 
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidInputError, LocalckptError, NotFoundError
+from ..errors import InvalidInputError, NotFoundError
 from ..store import Store
 from .common import (
     CHECKPOINT_HELP,
@@ -224,23 +224,14 @@ def cmd_tag(store: Store, args: argparse.Namespace) -> int:
     try:
         cid = checkpoint_ref(store, args.checkpoint)
     except NotFoundError as exc:
-        raise NotFoundError(exc.for_cli() + _swapped(store, args)) from None
+        from ..maintenance.tags import swapped
+
+        raise swapped(store, exc, args.checkpoint, args.name) from None
     before = store.tag_target(args.name) if args.force else None
     g = store.tag(cid, args.name, force=args.force)
     short = store.short_id(g.checkpoint_id)
     moved = f" (moved from {store.short_id(before)})" if before not in (None, cid) else ""
     return _print_tag(store, g, args, f"tagged {short} as {g.name}{moved}")
-
-
-def _swapped(store: Store, args: argparse.Namespace) -> str:
-    """A hint for `localckpt tag NAME CKPT`, git's order (`git tag NAME COMMIT`), when
-    the name given second names a checkpoint."""
-    try:
-        checkpoint_ref(store, args.name)
-    except LocalckptError:
-        return ""
-    return (f"; the checkpoint comes first, the name second: `localckpt tag {args.name} "
-            f"{args.checkpoint}`")
 
 
 def cmd_untag(store: Store, args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ..catalog import Batch
-from ..errors import ConflictError, InvalidInputError, NotFoundError
+from ..errors import ConflictError, InvalidInputError, LocalckptError, NotFoundError
 from ..ids import is_full_uuid, new_id
 from ..records import utcnow
 from ..types import Tag, Tombstone
@@ -44,6 +44,19 @@ def check_name(name: object) -> str:
         )
     assert isinstance(name, str)
     return name
+
+
+def swapped(store: Store, exc: NotFoundError, checkpoint: str, name: str) -> NotFoundError:
+    """exc (the checkpoint of a tag not found), with a hint when the name given names a
+    checkpoint: the arguments in git's order (`git tag NAME COMMIT`), swapped."""
+    try:
+        store.resolve(name)
+    except LocalckptError:
+        return exc
+    return NotFoundError(
+        f"{exc}; the checkpoint comes first, the name second: tag({name!r}, {checkpoint!r})",
+        cli=f"{exc.for_cli()}; the checkpoint comes first, the name second: `localckpt tag "
+            f"{name} {checkpoint}`")
 
 
 def tag(store: Store, checkpoint_id: str, name: str, force: bool = False) -> Tag:
