@@ -53,7 +53,12 @@ class Browser:
         self.proc = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={self._profile}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, env={**os.environ, "LANG": "en_US.UTF-8"},
+            # its home in the profile too: Chromium writes crash reports under
+            # ~/.config/chromium and dconf's cache under ~/.cache whatever the profile,
+            # and a test run must write nothing in the user's home
+            text=True, env={**os.environ, "LANG": "en_US.UTF-8", "HOME": self._profile,
+                            "XDG_CONFIG_HOME": os.path.join(self._profile, "config"),
+                            "XDG_CACHE_HOME": os.path.join(self._profile, "cache")},
         )
         self._stderr: list[str] = []
         found: list[str] = []
