@@ -62,6 +62,7 @@ from .ids import SHORT_MIN, id_tail, is_full_uuid
 
 if TYPE_CHECKING:
     from .store import Store
+    from .types import Tag
 
 __all__ = [
     "MIN_PREFIX",
@@ -445,19 +446,18 @@ def shadowed_by(store: Store, name: str) -> list[tuple[str, str]]:
 HIDDEN_CHECKS = 100
 
 
-def hidden_by_tags(store: Store, names: Iterable[str]) -> list[tuple[str, str, str]]:
-    """(name, kind, id) for each live tag of these names that hides the short id of a
-    live checkpoint or timeline other than its own (its checkpoint and that one's
-    timeline): Store.tag refuses such a name, but a transfer or an older store may hold
-    one. Only names that can spell a short id are looked up (two index seeks each), at
-    most HIDDEN_CHECKS of them."""
+def hidden_by_tags(store: Store, tags: Iterable[Tag]) -> list[tuple[str, str, str]]:
+    """(name, kind, id) for each of these tags (the live ones their names resolve to)
+    whose name hides the short id of a live checkpoint or timeline other than its own
+    (its checkpoint and that one's timeline): Store.tag refuses such a name, but a
+    transfer or an older store may hold one. Only names that can spell a short id are
+    looked up (two index seeks each), at most HIDDEN_CHECKS of them."""
     out = []
-    for name in sorted({n for n in names if could_spell_short_id(n)})[:HIDDEN_CHECKS]:
-        target = store.tag_target(name)
-        if target is None:  # deleted, or naming nothing live
-            continue
-        own = {target, store.get_checkpoint(target).timeline_id}
-        out += [(name, kind, rid) for kind, rid in shadowed_by(store, name) if rid not in own]
+    spelled = sorted((g for g in tags if could_spell_short_id(g.name)), key=lambda g: g.name)
+    for g in spelled[:HIDDEN_CHECKS]:
+        own = {g.checkpoint_id, g.timeline_id}
+        out += [(g.name, kind, rid) for kind, rid in shadowed_by(store, g.name)
+                if rid not in own]
     return out
 
 

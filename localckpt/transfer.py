@@ -136,6 +136,7 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
     HiddenWorkError, before anything is copied, when the deletions copied would take
     checkpoints of dst that the source never held. The open runs of dst that the
     deletions copied orphan are closed after the commit (``closed_runs``)."""
+    from .refs import could_spell_short_id
     from .runs.closing import close_transferred  # here: it costs every command's start
     from .sync import CountingCatalog, SyncReport
 
@@ -188,8 +189,12 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         rows = plan.rows
         # after the commit, never before: what it deletes is what orphans them
         closed = close_transferred(dst, rows.tombstones) if rows.tombstones else ()
-        moved = _moved_tags(dcat, named)
-        shadowed = _shadowing(dst, rows.tags)
+        # what the names in use before, and the copied ones that can spell a short id
+        # (see _shadowing), name now: one read, none when there are neither
+        after = _winning_tags(dcat, named.keys() | {g.name for g in rows.tags
+                                                    if could_spell_short_id(g.name)})
+        moved = _moved_tags(named, after)
+        shadowed = _shadowing(dst, after.values())
         reporter.step("rows", 1, 1)
         return SyncReport(
             timelines=len(rows.timelines), checkpoints=len(rows.checkpoints),
@@ -203,11 +208,11 @@ def transfer(source: Source, dst: Store, timeline_ids: Sequence[str] | None = No
         reporter.close()
 
 
-def _tag_targets(dcat: Catalog, names: Iterable[str]) -> dict[str, str]:
-    """The checkpoint each of these tag names names in dst now (names naming nothing
-    left out), as ``Visibility.tag_target`` says: one catalog read for the names (per
-    1,000 of them), and when some are in use, one for the deletions and checkpoints of
-    all their records."""
+def _winning_tags(dcat: Catalog, names: Iterable[str]) -> dict[str, Tag]:
+    """The live tag record each of these names resolves to in dst now (names naming
+    nothing left out), as ``Visibility.tag_target`` says: one catalog read for the names
+    (per 1,000 of them), and when some are in use, one for the deletions and
+    checkpoints of all their records."""
     from .visibility import Visibility, live_tags
 
     wanted = set(names)
@@ -218,27 +223,32 @@ def _tag_targets(dcat: Catalog, names: Iterable[str]) -> dict[str, str]:
         return {}
     seen = Visibility(dcat)  # its own: what dst's reads remember must not answer
     live = seen.live_tag_records(records)
-    return {g.name: g.checkpoint_id
-            for g in live_tags(live, (), {g.checkpoint_id for g in live})}
+    return {g.name: g for g in live_tags(live, (), {g.checkpoint_id for g in live})}
 
 
-def _shadowing(dst: Store, tags: Sequence[Tag]) -> tuple[TagShadow, ...]:
-    """The tags copied whose names now hide a short id of another live record of dst:
-    Store.tag refuses such a name, a peer's is said (refs.hidden_by_tags)."""
+def _tag_targets(dcat: Catalog, names: Iterable[str]) -> dict[str, str]:
+    """The checkpoint each of these tag names names in dst now (see _winning_tags)."""
+    return {n: g.checkpoint_id for n, g in _winning_tags(dcat, names).items()}
+
+
+def _shadowing(dst: Store, winners: Iterable[Tag]) -> tuple[TagShadow, ...]:
+    """Of the tags names resolve to now, those whose names hide a short id of another
+    live record of dst: Store.tag refuses such a name, a copied one is said
+    (refs.hidden_by_tags)."""
     from .refs import hidden_by_tags
     from .sync import TagShadow
 
-    return tuple(TagShadow(*found) for found in hidden_by_tags(dst, {g.name for g in tags}))
+    return tuple(TagShadow(*found) for found in hidden_by_tags(dst, winners))
 
 
-def _moved_tags(dcat: Catalog, before: dict[str, str]) -> tuple[TagMove, ...]:
+def _moved_tags(before: dict[str, str], after: dict[str, Tag]) -> tuple[TagMove, ...]:
     """The tag names that named a checkpoint of dst before the copy and name another
     now: the newest tag of a name wins it (by design), and the report says so."""
     from .sync import TagMove
 
-    after = _tag_targets(dcat, before)
-    return tuple(TagMove(n, was, after.get(n)) for n, was in sorted(before.items())
-                 if after.get(n) != was)
+    now = {n: g.checkpoint_id for n, g in after.items()}
+    return tuple(TagMove(n, was, now.get(n)) for n, was in sorted(before.items())
+                 if now.get(n) != was)
 
 
 def _hiding(source: Source, dst: Store, hidden: Sequence[str]) -> HiddenWorkError:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidInputError, NotFoundError
 from ..store import Store
+from ..types import Tag
 from .common import (
     CHECKPOINT_HELP,
     EXIT_ERROR,
@@ -259,16 +260,16 @@ def cmd_tags(store: Store, args: argparse.Namespace) -> int:
         created = g.created_at.strftime("%Y-%m-%d %H:%M:%S")
         print(f"{g.name:{width}}  {checkpoints[g.checkpoint_id]:{cw}}  "
               f"{timelines[g.timeline_id]:{tw}}  {created}")
-    _say_hidden_short_ids(store, [g.name for g in tags])
+    _say_hidden_short_ids(store, tags)
     return 0
 
 
-def _say_hidden_short_ids(store: Store, names: list[str]) -> None:
+def _say_hidden_short_ids(store: Store, tags: list[Tag]) -> None:
     """A note on stderr for each tag listed whose name hides a short id of another live
     record (a transfer's or an older store's: Store.tag refuses such names now)."""
     from ..refs import hidden_by_tags
 
-    for name, kind, rid in hidden_by_tags(store, names):
+    for name, kind, rid in hidden_by_tags(store, tags):
         short = store.short_id(rid, kind)
         print(f"localckpt: note: tag {name!r} is spelled like the short id of {kind} "
               f"{short}, so {name!r} names the tag; name the {kind} by its full id "
