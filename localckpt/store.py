@@ -690,10 +690,10 @@ class Store:
         _require_str(stage, "stage")
         if stage_b is not None:
             _require_str(stage_b, "stage_b")
-        if isinstance(match_iou, bool) or not isinstance(match_iou, int | float) \
-                or not 0 < match_iou <= 1:
-            raise InvalidInputError(f"match_iou must be a number in (0, 1], not "
-                                    f"{shown(match_iou)}")
+        ious = {"match_iou": match_iou, **({} if moved_iou is None else {"moved_iou": moved_iou})}
+        for what, iou in ious.items():  # checked before either output is read
+            if isinstance(iou, bool) or not isinstance(iou, int | float) or not 0 < iou <= 1:
+                raise InvalidInputError(f"{what} must be a number in (0, 1], not {shown(iou)}")
         return frame_diff_checkpoints(self, self._ref(a, "checkpoint", "a"),
                                       self._ref(b, "checkpoint", "b"), stage,
                                       match_iou=match_iou, align=align, stage_b=stage_b,

@@ -69,6 +69,8 @@ def test_diff_frames_of_a_try_against_ground_truth_in_another_stage(
         assert fd.changed == (3,) and len(fd.frames[3].removed) == 1
         assert (fd.stage, fd.stage_b) == ("detect", "labels")
         assert not fd.frames[3].rescored  # truth has no scores: nothing was rescored
+        with pytest.raises(localckpt.errors.InvalidInputError, match="moved_iou must be"):
+            store.frame_diff(s.try1, gt, "detect", stage_b="labels", moved_iou=True)
         short = store.short_ids([s.try1, gt])
     code, out, _ = run(capsys, "--store", where, "diff", s.try1, gt, "--frames")
     assert code == 0  # the stage each added, when neither has the other's
