@@ -625,6 +625,22 @@ def test_a_writer_gets_the_lock_between_back_to_back_transactions(tmp_path: Path
         assert saver.stdout is not None and saver.stdout.read().strip() == "saved"
     assert len(order) < 199, "the saver got the lock only after every batch"
 
+def test_only_a_loop_of_transactions_leaves_gaps_for_waiting_writers(tmp_path: Path) -> None:
+    """The gap is for loops (a gc's batches): a stage run's commit, two or three
+    transactions in a row, left it twice and slept ~9 ms for nobody."""
+    with localckpt.open(tmp_path / "s", create=True) as store:
+        tl = store.create_timeline("v.mp4", "p", [FRAME, FRAME])
+        engine = store.catalog.engine
+        run = store.begin_run(tl.id, None, "s")
+        run.put({0: {"v": 0}, 1: {"v": 1}})
+        before = engine.gaps
+        run.commit()
+        assert engine.gaps == before
+        for _ in range(10):  # back to back, as purge runs its batches
+            with engine.transaction() as tx:
+                tx.query("SELECT 1", ())
+        assert engine.gaps >= 10 - 3
+
 
 def _waiting_for_lock(proc: subprocess.Popen[str]) -> bool:
     """Whether the process has been running long enough to be past its imports (a
