@@ -625,19 +625,21 @@ def test_no_page_scrolls_sideways_in_an_800_px_window(narrow_site: Any, page: An
 
 def test_the_tries_page_offers_a_frame_diff_against_labels_of_another_stage(
         narrow_site: Any, page: Any, shots: Path) -> None:
-    """The ranking against imported labels linked no frame diff (the stages differ): the
-    truth's labels are now compared with each try's detect, frame by frame."""
+    """The ranking against imported labels linked no frame diff (the stages differ): each
+    try's detect is now compared with the truth's labels, frame by frame, in the order
+    of `localckpt diff TRY truth` (+N: boxes the try missed)."""
     base, made = narrow_site
     page.goto(f"{base}/t/{made['timeline']}/tries?against={made['labels']}")
     assert page.status == 200 and page.problems() == []
     href = page.eval("Array.from(document.querySelectorAll('a.diff')).map(a => "
                      "a.getAttribute('href')).find(h => h.includes('"
                      f"{made['thr=0.7']}'))")
-    assert "stage=labels" in href and "stage_b=detect" in href
+    assert "stage=detect" in href and "stage_b=labels" in href
+    assert href.index(made["thr=0.7"]) < href.index(made["labels"])  # the try is A
     page.goto(base + href)
     assert page.status == 200 and page.problems() == []
     page.screenshot(shots / "compare-labels-detect.png", max_height=1400)
-    assert "labels → detect (B's)" in page.texts("table.facts td")[2]
+    assert "detect → labels (B's)" in page.texts("table.facts td")[2]
     assert "moved below IoU 0.5" in page.texts("table.facts td")[2]  # found is no move
     # thr=0.7 is 30 px off on 60 px wide boxes: each is a miss and a false box
     changes = page.texts("ol.changes li span")

@@ -99,8 +99,8 @@ def test_the_tries_page_shows_the_ranking_of_evaluation_rows(site: Any, page: An
         side = page.attrs(f"#tries tr[data-id='{r['id']}'] a.side", "href")[0]
         assert side.startswith(f"/t/{s.timeline}/side?c={gt}%2C{r['id']}")
         diff = page.attrs(f"#tries tr[data-id='{r['id']}'] a.diff", "href")
-        assert diff == [f"/compare?a={gt}&b={r['id']}&stage=labels&stage_b=detect"
-                        "&moved_iou=0.5"]
+        assert diff == [f"/compare?a={r['id']}&b={gt}&stage=detect&stage_b=labels"
+                        "&moved_iou=0.5"]  # as `localckpt diff TRY truth`
     assert page.eval("document.getElementById('against').value") == gt
     page.screenshot(shots / "tries.png", width=1400, max_height=1100)
 

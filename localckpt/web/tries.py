@@ -132,17 +132,18 @@ def _header(tid: str, query: dict[str, str], metric: str) -> str:
 def _rows(tid: str, ev: Evaluation, by_id: dict[str, Checkpoint], shorts: dict[str, str],
           stage: str,
           metric: str) -> str:
-    # the reference's boxes against each try's: its stage (labels) to the tries' (detect)
+    # each try's boxes against the reference's, as `localckpt diff TRY REFERENCE`: the
+    # tries' stage (detect) to the reference's (labels), +N the boxes the try missed
     # (against ground truth, a box found is no "move": only misses and false boxes)
     stages = ({"stage": stage} if ev.reference_stage == stage
-              else {"stage": ev.reference_stage, "stage_b": stage, "moved_iou": "0.5"})
+              else {"stage": stage, "stage_b": ev.reference_stage, "moved_iou": "0.5"})
     out = []
     for r in ev.rows(metric):
         c = by_id[r["checkpoint_id"]]
         config = compact(dict(c.config_overrides))
         looks = [link(url(f"/t/{tid}/side", c=f"{ev.reference},{c.id}", stage=stage),
                       "frames vs reference", "side"),
-                 link(url("/compare", a=ev.reference, b=c.id, **stages), "frame diff",
+                 link(url("/compare", a=c.id, b=ev.reference, **stages), "frame diff",
                       "diff")]
         values = "".join(
             f'<td class="num" data-key={attr(k)} data-value={attr(repr(r[k]))}>'
