@@ -124,6 +124,13 @@ def _relation_names(tree: Any, found: set[str]) -> set[str]:
 _MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist")
 
 
+#: DuckDB's messages for a column that no table the query reads has (unqualified, and
+#: qualified by a table or an alias)
+_MISSING_COLUMN = (re.compile(r'Referenced column "([^"]+)" not found'),
+                   re.compile(r'(?:Table|Values list) "[^"]+" does not have a column named '
+                              r'"([^"]+)"'))
+
+
 #: DuckDB's message for values given that the query has no placeholder for
 _PARAM_COUNT = re.compile(r"Parameter/argument count mismatch for prepared statement\. "
                           r"Expected (\d+), got (\d+)")
@@ -470,7 +477,8 @@ class QueryEngine:
                 return self._run(query, params)
             except duckdb.Error as exc:
                 if "detections" not in wanted or ".parquet" not in str(exc):
-                    raise _translate(exc, query) from None
+                    raise (self._missing_column(str(exc), wanted)
+                           or _translate(exc, query)) from None
             # a derived file that does not read (damaged, or half gone): check every one,
             # make the bad ones again, then try once more
             self._repair(store, checkpoints)
@@ -479,6 +487,31 @@ class QueryEngine:
                 return self._run(query, params)
             except duckdb.Error as exc:
                 raise _translate(exc, query) from None
+
+    def _missing_column(self, text: str, wanted: set[str]) -> LocalckptError | None:
+        """A column none of the tables read has, said with the columns they have and the
+        tables that have it: DuckDB's own candidates are the nearest names of the tables
+        read (for ``checkpoint_id`` in detections, ``track_id``), never the join to make."""
+        found = [m for m in (r.search(text) for r in _MISSING_COLUMN) if m]
+        if not found:
+            return None
+        read = [t for t in TABLES if t in wanted]
+        if not read:  # a column of the query's own subqueries: DuckDB's text says it
+            return None
+        name = found[0].group(1)
+        columns: dict[str, list[str]] = {t: [] for t in TABLES}
+        for table, column in self._con.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE list_contains(?, table_name) ORDER BY table_name, ordinal_position",
+                [list(TABLES)]).fetchall():
+            columns[table].append(column)
+        has = [t for t in TABLES if name.lower() in (c.lower() for c in columns[t])]
+        said = "; ".join(f"{t} has {', '.join(columns[t])}" for t in read)
+        where = (f"{name} is a column of {' and '.join(has)}: join "
+                 f"{'it' if len(has) == 1 else 'one of them'} (examples in docs/deciding.md)"
+                 if has else f"no table of the store has a column {name}")
+        return InvalidInputError(f"the query failed: no column {name!r} in {', '.join(read)} "
+                                 f"({said}); {where}")
 
     def _stand_ins(self, store: Store, wanted: set[str]) -> None:
         """Each table the query does not name, empty with its columns: SHOW TABLES,

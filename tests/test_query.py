@@ -235,6 +235,18 @@ def test_bad_queries_are_typed_errors(new_store: Any) -> None:
         store.sql("SELECT * FROM detection")
     with pytest.raises(InvalidInputError, match="Parser Error"):
         store.sql("SELEC 1")
+    # DuckDB offered track_id, the nearest name, and no word of the table to join
+    with pytest.raises(InvalidInputError, match=r"no column 'checkpoint_id' in detections "
+                       r"\(detections has hash, sequence, .*\); checkpoint_id is a column of "
+                       "stage_outputs: join it"):
+        store.sql("SELECT checkpoint_id, label FROM detections")
+    with pytest.raises(InvalidInputError, match="hash is a column of stage_outputs and "
+                       "detections: join one of them"):
+        store.sql("SELECT c.hash FROM checkpoints c")
+    with pytest.raises(InvalidInputError, match="no table of the store has a column frame"):
+        store.sql("SELECT d.frame FROM detections d")
+    with pytest.raises(InvalidInputError, match='Referenced column "x" not found'):
+        store.sql("SELECT x FROM (SELECT 1 AS y)")  # no table of the store: DuckDB's words
     with pytest.raises(InvalidInputError, match="non-empty"):
         store.sql("  ")
     with pytest.raises(InvalidInputError, match="params must be"):
