@@ -126,9 +126,9 @@ _MISSING_TABLE = re.compile(r"Table with name (\S+) does not exist")
 
 #: DuckDB's messages for a column that no table the query reads has (unqualified, and
 #: qualified by a table or an alias)
-_MISSING_COLUMN = (re.compile(r'Referenced column "([^"]+)" not found'),
-                   re.compile(r'(?:Table|Values list) "[^"]+" does not have a column named '
-                              r'"([^"]+)"'))
+_MISSING_COLUMN = (re.compile(r'Referenced column "(?P<column>[^"]+)" not found'),
+                   re.compile(r'(?:Table|Values list) "(?P<table>[^"]+)" does not have a '
+                              r'column named "(?P<column>[^"]+)"'))
 
 
 #: DuckDB's message for values given that the query has no placeholder for
@@ -498,7 +498,8 @@ class QueryEngine:
         read = [t for t in TABLES if t in wanted]
         if not read:  # a column of the query's own subqueries: DuckDB's text says it
             return None
-        name = found[0].group(1)
+        name = found[0].group("column")
+        qualifier = found[0].groupdict().get("table")
         columns: dict[str, list[str]] = {t: [] for t in TABLES}
         for table, column in self._con.execute(
                 "SELECT table_name, column_name FROM information_schema.columns "
@@ -507,11 +508,18 @@ class QueryEngine:
             columns[table].append(column)
         has = [t for t in TABLES if name.lower() in (c.lower() for c in columns[t])]
         said = "; ".join(f"{t} has {', '.join(columns[t])}" for t in read)
-        where = (f"{name} is a column of {' and '.join(has)}: join "
-                 f"{'it' if len(has) == 1 else 'one of them'} (examples in docs/deciding.md)"
-                 if has else f"no table of the store has a column {name}")
-        return InvalidInputError(f"the query failed: no column {name!r} in {', '.join(read)} "
-                                 f"({said}); {where}")
+        if any(t in read for t in has):  # qualified by another table's name or alias
+            where = (f"{name} is a column of {' and '.join(t for t in has if t in read)}: "
+                     "qualify it with that table's name or alias")
+        elif has:
+            where = (f"{name} is a column of {' and '.join(has)}: join "
+                     f"{'it' if len(has) == 1 else 'one of them'} (examples in "
+                     "docs/deciding.md)")
+        else:
+            where = f"no table of the store has a column {name}"
+        missing = (f"{qualifier} has no column {name!r}" if qualifier else
+                   f"no column {name!r} in {', '.join(read)}")
+        return InvalidInputError(f"the query failed: {missing} ({said}); {where}")
 
     def _stand_ins(self, store: Store, wanted: set[str]) -> None:
         """Each table the query does not name, empty with its columns: SHOW TABLES,

@@ -243,6 +243,9 @@ def test_bad_queries_are_typed_errors(new_store: Any) -> None:
     with pytest.raises(InvalidInputError, match="hash is a column of stage_outputs and "
                        "detections: join one of them"):
         store.sql("SELECT c.hash FROM checkpoints c")
+    with pytest.raises(InvalidInputError, match=r"c has no column 'hash' .*; hash is a column "
+                       "of stage_outputs: qualify it with that table's name or alias"):
+        store.sql("SELECT c.hash FROM checkpoints c JOIN stage_outputs s ON s.checkpoint_id = c.id")
     with pytest.raises(InvalidInputError, match="no table of the store has a column frame"):
         store.sql("SELECT d.frame FROM detections d")
     with pytest.raises(InvalidInputError, match='Referenced column "x" not found'):
