@@ -59,8 +59,9 @@ _FIRST_POLL, _LAST_POLL = 0.0005, 0.004
 _GIVE_WAY = 1.5 * _LAST_POLL
 #: Back-to-back transactions (each begun within two gaps of the last one's end) that go
 #: without the gap: only a loop of them (a gc's batches) can keep a waiting writer out,
-#: while a stage run's commit takes two or three in a row and paid ~9 ms of gaps for it.
-_FREE_IN_A_ROW = 3
+#: while a stage run's commit takes three in a row (four, right after another write of
+#: the engine) and paid ~9 ms of gaps for them.
+_FREE_IN_A_ROW = 4
 #: How long a thread about to commit for a group waits for the other threads that wrote
 #: in the last two groups to join it (group commit): four threads saving at once
 #: committed ~2.1 writes a transaction without it, ~4 with it (measured: 0.5 ms gave
