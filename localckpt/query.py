@@ -477,8 +477,7 @@ class QueryEngine:
                 return self._run(query, params)
             except duckdb.Error as exc:
                 if "detections" not in wanted or ".parquet" not in str(exc):
-                    raise (self._missing_column(str(exc), wanted)
-                           or _translate(exc, query)) from None
+                    raise self._failed(exc, query, wanted) from None
             # a derived file that does not read (damaged, or half gone): check every one,
             # make the bad ones again, then try once more
             self._repair(store, checkpoints)
@@ -486,7 +485,11 @@ class QueryEngine:
             try:
                 return self._run(query, params)
             except duckdb.Error as exc:
-                raise _translate(exc, query) from None
+                raise self._failed(exc, query, wanted) from None
+
+    def _failed(self, exc: Exception, query: str, wanted: set[str]) -> LocalckptError:
+        """The typed error of a query DuckDB refused, on the first try or after repair."""
+        return self._missing_column(str(exc), wanted) or _translate(exc, query)
 
     def _missing_column(self, text: str, wanted: set[str]) -> LocalckptError | None:
         """A column none of the tables read has, said with the columns they have and the
